@@ -1,0 +1,3 @@
+//! scimd — a self-hosted SCIM 2.0 provisioning appliance.
+
+pub mod scim;

@@ -1,0 +1,543 @@
+//! The SCIM schemas this server speaks (RFC 7643 §4, §7, §8.7.1), as static data.
+//!
+//! One definition serves everything: `/Schemas` discovery renders it, the resource
+//! normaliser validates bodies against it, the filter parser resolves attribute names
+//! through it (case-insensitively, RFC 7643 §2.1) and PATCH checks mutability with it.
+
+use serde_json::{Map, Value, json};
+
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const LIST_RESPONSE_URN: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const PATCH_OP_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const SEARCH_REQUEST_URN: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+pub const SERVICE_PROVIDER_CONFIG_URN: &str =
+    "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
+pub const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+
+/// An attribute's data type (RFC 7643 §2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttrType {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+impl AttrType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttrType::String => "string",
+            AttrType::Boolean => "boolean",
+            AttrType::Decimal => "decimal",
+            AttrType::Integer => "integer",
+            AttrType::DateTime => "dateTime",
+            AttrType::Binary => "binary",
+            AttrType::Reference => "reference",
+            AttrType::Complex => "complex",
+        }
+    }
+}
+
+/// Who may write an attribute (RFC 7643 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+impl Mutability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mutability::ReadOnly => "readOnly",
+            Mutability::ReadWrite => "readWrite",
+            Mutability::Immutable => "immutable",
+            Mutability::WriteOnly => "writeOnly",
+        }
+    }
+}
+
+/// When an attribute appears in responses (RFC 7643 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+impl Returned {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Returned::Always => "always",
+            Returned::Never => "never",
+            Returned::Default => "default",
+            Returned::Request => "request",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uniqueness {
+    None,
+    Server,
+    Global,
+}
+
+impl Uniqueness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Uniqueness::None => "none",
+            Uniqueness::Server => "server",
+            Uniqueness::Global => "global",
+        }
+    }
+}
+
+/// One attribute definition (RFC 7643 §7).
+#[derive(Debug)]
+pub struct Attribute {
+    /// Canonical spelling; lookups ignore case.
+    pub name: &'static str,
+    pub ty: AttrType,
+    pub multi_valued: bool,
+    pub description: &'static str,
+    pub required: bool,
+    /// Whether string comparison (filters, uniqueness) respects case.
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    pub uniqueness: Uniqueness,
+    pub canonical_values: &'static [&'static str],
+    /// For `reference` attributes: what they may point at.
+    pub reference_types: &'static [&'static str],
+    /// For `complex` attributes only.
+    pub sub_attributes: &'static [Attribute],
+}
+
+impl Attribute {
+    /// The sub-attribute called `name`, in any case.
+    pub fn sub(&self, name: &str) -> Option<&'static Attribute>
+    {
+        find(self.sub_attributes, name)
+    }
+
+    fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("name".into(), json!(self.name));
+        out.insert("type".into(), json!(self.ty.as_str()));
+        out.insert("multiValued".into(), json!(self.multi_valued));
+        out.insert("description".into(), json!(self.description));
+        out.insert("required".into(), json!(self.required));
+        if matches!(
+            self.ty,
+            AttrType::String | AttrType::Reference | AttrType::Binary
+        ) {
+            out.insert("caseExact".into(), json!(self.case_exact));
+        } else {
+            out.insert("caseExact".into(), json!(false));
+        }
+        if !self.canonical_values.is_empty() {
+            out.insert("canonicalValues".into(), json!(self.canonical_values));
+        }
+        out.insert("mutability".into(), json!(self.mutability.as_str()));
+        out.insert("returned".into(), json!(self.returned.as_str()));
+        out.insert("uniqueness".into(), json!(self.uniqueness.as_str()));
+        if self.ty == AttrType::Reference {
+            out.insert("referenceTypes".into(), json!(self.reference_types));
+        }
+        if self.ty == AttrType::Complex {
+            let subs: Vec<Value> = self.sub_attributes.iter().map(|a| a.to_json()).collect();
+            out.insert("subAttributes".into(), Value::Array(subs));
+        }
+        Value::Object(out)
+    }
+}
+
+/// A schema: the core of a resource type or one of its extensions.
+#[derive(Debug)]
+pub struct Schema {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attributes: &'static [Attribute],
+}
+
+impl Schema {
+    pub fn attribute(&self, name: &str) -> Option<&'static Attribute>
+    {
+        find(self.attributes, name)
+    }
+
+    /// The RFC 7643 §7 representation served at `/Schemas/{id}`.
+    pub fn to_json(&self, base_url: &str) -> Value {
+        json!({
+            "schemas": [SCHEMA_URN],
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "attributes": self.attributes.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+            "meta": {
+                "resourceType": "Schema",
+                "location": format!("{base_url}/Schemas/{}", self.id),
+            }
+        })
+    }
+}
+
+/// A resource type (RFC 7643 §6): its core schema and the extensions it may carry.
+#[derive(Debug)]
+pub struct ResourceType {
+    pub name: &'static str,
+    pub endpoint: &'static str,
+    pub description: &'static str,
+    pub schema: &'static Schema,
+    pub extensions: &'static [&'static Schema],
+}
+
+impl ResourceType {
+    /// The extension schema whose URN is `urn`, in any case.
+    pub fn extension(&self, urn: &str) -> Option<&'static Schema> {
+        self.extensions
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// The common attribute (`id`, `externalId`, `meta`) or core attribute named `name`.
+    pub fn core_attribute(&self, name: &str) -> Option<&'static Attribute> {
+        find(COMMON_ATTRIBUTES, name).or_else(|| find(self.schema.attributes, name))
+    }
+
+    pub fn to_json(&self, base_url: &str) -> Value {
+        json!({
+            "schemas": [RESOURCE_TYPE_URN],
+            "id": self.name,
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "description": self.description,
+            "schema": self.schema.id,
+            "schemaExtensions": self.extensions.iter()
+                .map(|s| json!({"schema": s.id, "required": false}))
+                .collect::<Vec<_>>(),
+            "meta": {
+                "resourceType": "ResourceType",
+                "location": format!("{base_url}/ResourceTypes/{}", self.name),
+            }
+        })
+    }
+}
+
+/// The attribute called `name` (any case) among `attrs`.
+pub fn find(attrs: &'static [Attribute], name: &str) -> Option<&'static Attribute> {
+    attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
+}
+
+// ---------------------------------------------------------------------------------------
+// Definitions. `attr` keeps each one to a line; the builder methods below adjust the
+// handful of characteristics that differ from the RFC 7643 §2.2 defaults.
+
+const fn attr(name: &'static str, ty: AttrType, description: &'static str) -> Attribute {
+    Attribute {
+        name,
+        ty,
+        multi_valued: false,
+        description,
+        required: false,
+        case_exact: false,
+        mutability: Mutability::ReadWrite,
+        returned: Returned::Default,
+        uniqueness: Uniqueness::None,
+        canonical_values: &[],
+        reference_types: &[],
+        sub_attributes: &[],
+    }
+}
+
+impl Attribute {
+    const fn multi(mut self) -> Self {
+        self.multi_valued = true;
+        self
+    }
+    const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    const fn case_exact(mut self) -> Self {
+        self.case_exact = true;
+        self
+    }
+    const fn mutability(mut self, m: Mutability) -> Self {
+        self.mutability = m;
+        self
+    }
+    const fn returned(mut self, r: Returned) -> Self {
+        self.returned = r;
+        self
+    }
+    const fn unique(mut self, u: Uniqueness) -> Self {
+        self.uniqueness = u;
+        self
+    }
+    const fn canonical(mut self, values: &'static [&'static str]) -> Self {
+        self.canonical_values = values;
+        self
+    }
+    const fn refs(mut self, types: &'static [&'static str]) -> Self {
+        self.reference_types = types;
+        self
+    }
+    const fn subs(mut self, subs: &'static [Attribute]) -> Self {
+        self.sub_attributes = subs;
+        self
+    }
+}
+
+use AttrType::{Binary, Boolean, Complex, DateTime, Reference, String as Str};
+
+/// `id`, `externalId` and `meta` (RFC 7643 §3.1). Not listed in `/Schemas` (as in the
+/// RFC's own §8.7.1 representation) but known to filters, sorting and projection.
+pub static COMMON_ATTRIBUTES: &[Attribute] = &[
+    attr("id", Str, "Unique identifier for the resource, assigned by the service provider.")
+        .case_exact()
+        .mutability(Mutability::ReadOnly)
+        .returned(Returned::Always)
+        .unique(Uniqueness::Server),
+    attr("externalId", Str, "Identifier of the resource as defined by the provisioning client.")
+        .case_exact(),
+    attr("meta", Complex, "Resource metadata.")
+        .mutability(Mutability::ReadOnly)
+        .subs(&[
+            attr("resourceType", Str, "Name of the resource type of the resource.")
+                .case_exact()
+                .mutability(Mutability::ReadOnly),
+            attr("created", DateTime, "When the resource was added to the service provider.")
+                .mutability(Mutability::ReadOnly),
+            attr("lastModified", DateTime, "When the resource was last updated.")
+                .mutability(Mutability::ReadOnly),
+            attr("location", Reference, "URI of the resource.")
+                .case_exact()
+                .mutability(Mutability::ReadOnly)
+                .refs(&["uri"]),
+            attr("version", Str, "Version (weak entity tag) of the resource.")
+                .case_exact()
+                .mutability(Mutability::ReadOnly),
+        ]),
+];
+
+/// `value`, `display`, `type`, `primary`: the shape shared by most multi-valued attributes.
+macro_rules! multi_value_subs {
+    ($value_desc:expr, $types:expr) => {
+        &[
+            attr("value", Str, $value_desc),
+            attr("display", Str, "A human-readable name, primarily used for display purposes."),
+            attr("type", Str, "A label indicating the attribute's function.").canonical($types),
+            attr(
+                "primary",
+                Boolean,
+                "Whether this is the primary or preferred value; at most one may be true.",
+            ),
+        ]
+    };
+}
+
+pub static USER: Schema = Schema {
+    id: USER_URN,
+    name: "User",
+    description: "User Account",
+    attributes: &[
+        attr("userName", Str, "Unique identifier for the User, used to authenticate; case-insensitive.")
+            .required()
+            .unique(Uniqueness::Server),
+        attr("name", Complex, "The components of the user's real name.").subs(&[
+            attr("formatted", Str, "The full name, formatted for display."),
+            attr("familyName", Str, "The family name of the User (last name)."),
+            attr("givenName", Str, "The given name of the User (first name)."),
+            attr("middleName", Str, "The middle name(s) of the User."),
+            attr("honorificPrefix", Str, "The honorific prefix(es) of the User (e.g. 'Ms.')."),
+            attr("honorificSuffix", Str, "The honorific suffix(es) of the User (e.g. 'III')."),
+        ]),
+        attr("displayName", Str, "The name of the User, suitable for display to end-users."),
+        attr("nickName", Str, "The casual way to address the user."),
+        attr("profileUrl", Reference, "A fully qualified URL pointing to the User's online profile.")
+            .refs(&["external"]),
+        attr("title", Str, "The user's title, such as 'Vice President'."),
+        attr("userType", Str, "The relationship between the organization and the user (e.g. 'Employee')."),
+        attr("preferredLanguage", Str, "The User's preferred written or spoken language (e.g. 'en-US')."),
+        attr("locale", Str, "The User's default location for localization (e.g. 'en-US')."),
+        attr("timezone", Str, "The User's time zone in IANA format (e.g. 'America/Los_Angeles')."),
+        attr("active", Boolean, "The User's administrative status."),
+        attr("password", Str, "The User's cleartext password; accepted on write, never returned or stored.")
+            .mutability(Mutability::WriteOnly)
+            .returned(Returned::Never),
+        attr("emails", Complex, "Email addresses for the user.")
+            .multi()
+            .subs(multi_value_subs!("Email address for the user.", &["work", "home", "other"])),
+        attr("phoneNumbers", Complex, "Phone numbers for the User.")
+            .multi()
+            .subs(multi_value_subs!(
+                "Phone number of the User.",
+                &["work", "home", "mobile", "fax", "pager", "other"]
+            )),
+        attr("ims", Complex, "Instant messaging addresses for the User.")
+            .multi()
+            .subs(multi_value_subs!(
+                "Instant messaging address for the User.",
+                &["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]
+            )),
+        attr("photos", Complex, "URLs of photos of the User.")
+            .multi()
+            .subs(&[
+                attr("value", Reference, "URL of a photo of the User.").refs(&["external"]),
+                attr("display", Str, "A human-readable name, primarily used for display purposes."),
+                attr("type", Str, "A label indicating the attribute's function.")
+                    .canonical(&["photo", "thumbnail"]),
+                attr("primary", Boolean, "Whether this is the primary photo; at most one may be true."),
+            ]),
+        attr("addresses", Complex, "A physical mailing address for this User.")
+            .multi()
+            .subs(&[
+                attr("formatted", Str, "The full mailing address, formatted for display."),
+                attr("streetAddress", Str, "The full street address component."),
+                attr("locality", Str, "The city or locality component."),
+                attr("region", Str, "The state or region component."),
+                attr("postalCode", Str, "The zip code or postal code component."),
+                attr("country", Str, "The country name component (ISO 3166-1 alpha-2)."),
+                attr("type", Str, "A label indicating the attribute's function.")
+                    .canonical(&["work", "home", "other"]),
+                attr("primary", Boolean, "Whether this is the primary address; at most one may be true."),
+            ]),
+        attr("groups", Complex, "Groups to which the user belongs; managed through the Group resource.")
+            .multi()
+            .mutability(Mutability::ReadOnly)
+            .subs(&[
+                attr("value", Str, "The identifier of the User's group.")
+                    .mutability(Mutability::ReadOnly),
+                attr("$ref", Reference, "The URI of the corresponding Group resource.")
+                    .mutability(Mutability::ReadOnly)
+                    .refs(&["User", "Group"]),
+                attr("display", Str, "A human-readable name, primarily used for display purposes.")
+                    .mutability(Mutability::ReadOnly),
+                attr("type", Str, "How the membership was derived: direct or indirect.")
+                    .canonical(&["direct", "indirect"])
+                    .mutability(Mutability::ReadOnly),
+            ]),
+        attr("entitlements", Complex, "A list of entitlements for the User.")
+            .multi()
+            .subs(multi_value_subs!("The value of an entitlement.", &[])),
+        attr("roles", Complex, "A list of roles for the User.")
+            .multi()
+            .subs(multi_value_subs!("The value of a role.", &[])),
+        attr("x509Certificates", Complex, "A list of certificates issued to the User.")
+            .multi()
+            .subs(&[
+                attr("value", Binary, "The value of an X.509 certificate (base64 DER)."),
+                attr("display", Str, "A human-readable name, primarily used for display purposes."),
+                attr("type", Str, "A label indicating the attribute's function."),
+                attr("primary", Boolean, "Whether this is the primary certificate; at most one may be true."),
+            ]),
+    ],
+};
+
+pub static ENTERPRISE_USER: Schema = Schema {
+    id: ENTERPRISE_URN,
+    name: "EnterpriseUser",
+    description: "Enterprise User",
+    attributes: &[
+        attr("employeeNumber", Str, "Numeric or alphanumeric identifier assigned to a person by the organization."),
+        attr("costCenter", Str, "Identifies the name of a cost center."),
+        attr("organization", Str, "Identifies the name of an organization."),
+        attr("division", Str, "Identifies the name of a division."),
+        attr("department", Str, "Identifies the name of a department."),
+        attr("manager", Complex, "The User's manager.").subs(&[
+            attr("value", Str, "The id of the SCIM resource representing the User's manager."),
+            attr("$ref", Reference, "The URI of the SCIM resource representing the User's manager.")
+                .refs(&["User"]),
+            attr("displayName", Str, "The displayName of the User's manager.")
+                .mutability(Mutability::ReadOnly),
+        ]),
+    ],
+};
+
+pub static GROUP: Schema = Schema {
+    id: GROUP_URN,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        attr("displayName", Str, "A human-readable name for the Group.").required(),
+        attr("members", Complex, "A list of members of the Group.")
+            .multi()
+            .subs(&[
+                attr("value", Str, "Identifier of the member of this Group.")
+                    .case_exact()
+                    .mutability(Mutability::Immutable),
+                attr("$ref", Reference, "The URI corresponding to a SCIM resource that is a member of this Group.")
+                    .mutability(Mutability::Immutable)
+                    .refs(&["User", "Group"]),
+                attr("display", Str, "A human-readable name, primarily used for display purposes.")
+                    .mutability(Mutability::Immutable),
+                attr("type", Str, "The type of the member: User or Group.")
+                    .canonical(&["User", "Group"])
+                    .mutability(Mutability::Immutable),
+            ]),
+    ],
+};
+
+pub static USER_RESOURCE: ResourceType = ResourceType {
+    name: "User",
+    endpoint: "/Users",
+    description: "User Account",
+    schema: &USER,
+    extensions: &[&ENTERPRISE_USER],
+};
+
+pub static GROUP_RESOURCE: ResourceType = ResourceType {
+    name: "Group",
+    endpoint: "/Groups",
+    description: "Group",
+    schema: &GROUP,
+    extensions: &[],
+};
+
+/// Every schema, in the order `/Schemas` lists them.
+pub static ALL_SCHEMAS: &[&Schema] = &[&USER, &ENTERPRISE_USER, &GROUP];
+
+/// Every resource type, in the order `/ResourceTypes` lists them.
+pub static ALL_RESOURCE_TYPES: &[&ResourceType] = &[&USER_RESOURCE, &GROUP_RESOURCE];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_ignore_case() {
+        assert_eq!(USER.attribute("USERNAME").unwrap().name, "userName");
+        let emails = USER.attribute("Emails").unwrap();
+        assert_eq!(emails.sub("VALUE").unwrap().name, "value");
+        assert!(USER_RESOURCE.extension(&ENTERPRISE_URN.to_uppercase()).is_some());
+        assert_eq!(USER_RESOURCE.core_attribute("ID").unwrap().name, "id");
+    }
+
+    #[test]
+    fn every_complex_attribute_has_sub_attributes() {
+        fn walk(attrs: &[Attribute]) {
+            for a in attrs {
+                assert_eq!(a.ty == Complex, !a.sub_attributes.is_empty(), "{}", a.name);
+                walk(a.sub_attributes);
+            }
+        }
+        for s in ALL_SCHEMAS {
+            walk(s.attributes);
+        }
+        walk(COMMON_ATTRIBUTES);
+    }
+}
