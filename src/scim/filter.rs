@@ -65,7 +65,10 @@ pub enum Filter {
     Or(Box<Filter>, Box<Filter>),
     Not(Box<Filter>),
     /// `emails[type eq "work" and value co "@x"]`
-    ValuePath { attr: AttrRef, filter: Box<Filter> },
+    ValuePath {
+        attr: AttrRef,
+        filter: Box<Filter>,
+    },
 }
 
 /// Parses a `filter` query parameter for resources of type `rt`.

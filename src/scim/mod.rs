@@ -4,6 +4,7 @@
 pub mod datetime;
 pub mod error;
 pub mod filter;
+pub mod resource;
 pub mod schema;
 
 pub use error::{ScimError, ScimType};

@@ -1,0 +1,491 @@
+//! Resources on the wire: validating and canonicalising what a client sends
+//! (RFC 7643 §2, RFC 7644 §3.3, §3.5.1), and rendering what is stored.
+//!
+//! The canonical form ("data") is a JSON object holding every client-writable attribute
+//! under its canonical name — core attributes at the top level, extension attributes under
+//! the extension's URN — and nothing the server owns (`id`, `meta`, `schemas`, `groups`) or
+//! must never keep (`password`). Values are stored exactly as sent once they are valid:
+//! the tolerance for real IdPs lives in [`coerce`] and is listed there.
+
+use serde_json::{Map, Value, json};
+
+use super::error::ScimError;
+use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
+
+/// Validates one attribute value against its definition and returns it in canonical form,
+/// or `None` when the value leaves the attribute unassigned (`null`, `[]`, `{}`).
+///
+/// Tolerated deviations, all seen from real IdPs (idp-behaviour.md §8, §9):
+/// - booleans sent as strings, in any case: `"True"`, `"false"`;
+/// - a single value (e.g. OneLogin's `emails` object) where an array is expected;
+/// - a one-element array where a single complex value is expected (Entra's `manager`);
+/// - a bare string where a complex value with a `value` sub-attribute is expected
+///   (Entra's `"manager": "id"`);
+/// - sub-attribute names in any case; unknown sub-attributes are dropped, read-only
+///   sub-attributes (`manager.displayName`) ignored.
+///
+/// Everything else of the wrong type is `400 invalidValue` naming the attribute.
+pub fn coerce(
+    attr: &'static Attribute,
+    value: Value,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    if attr.multi_valued {
+        let items = match value {
+            Value::Array(items) => items,
+            single => vec![single],
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(v) = coerce_single(attr, item, path)? {
+                out.push(v);
+            }
+        }
+        if attr.ty == AttrType::Complex {
+            let primaries = out
+                .iter()
+                .filter(|v| v["primary"] == Value::Bool(true))
+                .count();
+            if primaries > 1 {
+                return Err(ScimError::invalid_value(format!(
+                    "{path}: at most one value may have \"primary\": true"
+                )));
+            }
+        }
+        return Ok((!out.is_empty()).then_some(Value::Array(out)));
+    }
+    let value = match value {
+        Value::Array(mut items) if attr.ty == AttrType::Complex => match items.len() {
+            0 => return Ok(None),
+            1 => items.remove(0),
+            _ => {
+                return Err(ScimError::invalid_value(format!(
+                    "{path} is single-valued but an array of {} values was sent",
+                    items.len()
+                )));
+            }
+        },
+        Value::Array(_) => {
+            return Err(ScimError::invalid_value(format!(
+                "{path} is single-valued but an array was sent"
+            )));
+        }
+        other => other,
+    };
+    coerce_single(attr, value, path)
+}
+
+/// One value of `attr` (one element, for a multi-valued attribute).
+fn coerce_single(
+    attr: &'static Attribute,
+    value: Value,
+    path: &str,
+) -> Result<Option<Value>, ScimError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    let wrong = |expected: &str| {
+        ScimError::invalid_value(format!(
+            "{path} must be {expected}, got {}",
+            describe(&value)
+        ))
+    };
+    let ok = match attr.ty {
+        AttrType::String | AttrType::Reference | AttrType::Binary => {
+            if !value.is_string() {
+                return Err(wrong("a string"));
+            }
+            value
+        }
+        AttrType::DateTime => match value.as_str() {
+            Some(s) if super::datetime::parse(s).is_some() => value,
+            _ => return Err(wrong("an RFC 3339 date-time string")),
+        },
+        AttrType::Boolean => match &value {
+            Value::Bool(_) => value,
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Value::Bool(true),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Value::Bool(false),
+            _ => return Err(wrong("a boolean")),
+        },
+        AttrType::Integer => {
+            if !(value.is_i64() || value.is_u64()) {
+                return Err(wrong("an integer"));
+            }
+            value
+        }
+        AttrType::Decimal => {
+            if !value.is_number() {
+                return Err(wrong("a number"));
+            }
+            value
+        }
+        AttrType::Complex => {
+            let fields = match value {
+                Value::Object(fields) => fields,
+                Value::String(_) if attr.sub("value").is_some() => {
+                    let mut fields = Map::new();
+                    fields.insert("value".into(), value);
+                    fields
+                }
+                _ => return Err(wrong("an object")),
+            };
+            let mut out = Map::new();
+            for (key, v) in fields {
+                let Some(sub) = attr.sub(&key) else { continue };
+                if sub.mutability == Mutability::ReadOnly {
+                    continue;
+                }
+                if let Some(v) = coerce(sub, v, &format!("{path}.{}", sub.name))? {
+                    out.insert(sub.name.to_string(), v);
+                }
+            }
+            if out.is_empty() {
+                return Ok(None);
+            }
+            Value::Object(out)
+        }
+    };
+    Ok(Some(ok))
+}
+
+fn describe(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Canonicalises a POST or PUT body for resource type `rt` (RFC 7644 §3.3, §3.5.1).
+///
+/// Read-only attributes the client echoes back (`id`, `meta`, `groups`, as Okta's
+/// read-modify-write PUT does) are ignored, `password` is validated and dropped, `schemas`
+/// is not enforced (OneLogin templates may carry SCIM 1.1 URNs, Entra adds its own), and an
+/// attribute this server does not define is `400 invalidSyntax` rather than silently lost.
+pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(fields) = body else {
+        return Err(ScimError::invalid_syntax(format!(
+            "the request body must be a JSON object, got {}",
+            describe(&body)
+        )));
+    };
+    let mut out = Map::new();
+    for (key, value) in fields {
+        if key.eq_ignore_ascii_case("schemas") {
+            if !matches!(&value, Value::Array(items) if items.iter().all(Value::is_string)) {
+                return Err(ScimError::invalid_syntax(
+                    "\"schemas\" must be an array of URI strings",
+                ));
+            }
+        } else if let Some(ext) = rt.extension(&key) {
+            put_extension(&mut out, ext, value)?;
+        } else if key.eq_ignore_ascii_case(rt.schema.id) {
+            // Core attributes wrapped in their own URN: legal (RFC 7644 §3.10), rare.
+            let Value::Object(inner) = value else {
+                return Err(ScimError::invalid_syntax(format!(
+                    "\"{key}\" must be an object"
+                )));
+            };
+            for (k, v) in inner {
+                let attr = rt
+                    .core_attribute(&k)
+                    .ok_or_else(|| unknown(&k, rt.schema))?;
+                put(&mut out, attr, v, attr.name)?;
+            }
+        } else if let Some(attr) = rt.core_attribute(&key) {
+            put(&mut out, attr, value, attr.name)?;
+        } else {
+            return Err(unknown(&key, rt.schema));
+        }
+    }
+    for attr in rt.schema.attributes.iter().filter(|a| a.required) {
+        if is_blank(out.get(attr.name)) {
+            return Err(ScimError::invalid_value(format!(
+                "\"{}\" is required and must not be empty",
+                attr.name
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn put_extension(
+    out: &mut Map<String, Value>,
+    ext: &'static Schema,
+    value: Value,
+) -> Result<(), ScimError> {
+    let fields = match value {
+        Value::Null => return Ok(()),
+        Value::Object(fields) => fields,
+        other => {
+            return Err(ScimError::invalid_value(format!(
+                "\"{}\" must be an object, got {}",
+                ext.id,
+                describe(&other)
+            )));
+        }
+    };
+    let mut inner = Map::new();
+    for (k, v) in fields {
+        let attr = ext.attribute(&k).ok_or_else(|| unknown(&k, ext))?;
+        put(&mut inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
+    }
+    if !inner.is_empty() {
+        out.insert(ext.id.to_string(), Value::Object(inner));
+    }
+    Ok(())
+}
+
+fn put(
+    out: &mut Map<String, Value>,
+    attr: &'static Attribute,
+    value: Value,
+    path: &str,
+) -> Result<(), ScimError> {
+    match attr.mutability {
+        Mutability::ReadOnly => Ok(()),
+        Mutability::WriteOnly => coerce(attr, value, path).map(drop),
+        Mutability::ReadWrite | Mutability::Immutable => {
+            match coerce(attr, value, path)? {
+                Some(v) => out.insert(attr.name.to_string(), v),
+                None => out.remove(attr.name),
+            };
+            Ok(())
+        }
+    }
+}
+
+fn unknown(name: &str, schema: &Schema) -> ScimError {
+    let what = if name.starts_with("urn:") {
+        format!("schema extension \"{name}\" is not supported by this server")
+    } else {
+        format!(
+            "attribute \"{name}\" is not defined in schema {}",
+            schema.id
+        )
+    };
+    ScimError::invalid_syntax(what)
+}
+
+fn is_blank(v: Option<&Value>) -> bool {
+    match v {
+        None => true,
+        Some(Value::String(s)) => s.trim().is_empty(),
+        Some(_) => false,
+    }
+}
+
+/// Server-owned metadata of a stored resource.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub created: String,
+    pub last_modified: String,
+    /// Bumped on every write; the ETag is `W/"<version>"`.
+    pub version: i64,
+    /// Absolute URL of the resource.
+    pub location: String,
+}
+
+impl Meta {
+    pub fn etag(&self) -> String {
+        etag(self.version)
+    }
+}
+
+/// The weak entity tag for a resource version (RFC 7644 §3.14).
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// The full resource as a client reads it: `schemas`, `id`, the stored attributes, any
+/// server-computed attributes (`groups` of a user, `members` of a group) and `meta`.
+pub fn render(
+    rt: &ResourceType,
+    id: &str,
+    data: &Map<String, Value>,
+    computed: Vec<(&str, Value)>,
+    meta: &Meta,
+) -> Value {
+    let mut schemas = vec![json!(rt.schema.id)];
+    schemas.extend(
+        rt.extensions
+            .iter()
+            .filter(|ext| data.contains_key(ext.id))
+            .map(|ext| json!(ext.id)),
+    );
+    let mut out = Map::with_capacity(data.len() + 4);
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), json!(id));
+    for (k, v) in data {
+        out.insert(k.clone(), v.clone());
+    }
+    for (k, v) in computed {
+        out.insert(k.to_string(), v);
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": rt.name,
+            "created": meta.created,
+            "lastModified": meta.last_modified,
+            "location": meta.location,
+            "version": meta.etag(),
+        }),
+    );
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{ENTERPRISE_URN, GROUP_RESOURCE, USER_RESOURCE};
+
+    fn user(body: Value) -> Result<Value, ScimError> {
+        normalize(&USER_RESOURCE, body).map(Value::Object)
+    }
+
+    #[test]
+    fn okta_create_body_keeps_every_attribute_and_drops_password_and_groups() {
+        let data = user(json!({
+            "schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"test.user@okta.local",
+            "name":{"givenName":"Test","familyName":"User"},
+            "emails":[{"primary":true,"value":"test.user@okta.local","type":"work"}],
+            "displayName":"Test User","locale":"en-US","externalId":"00ujl29u0le5T6Aj10h7",
+            "groups":[],"password":"1mz050nq","active":true
+        }))
+        .unwrap();
+        assert_eq!(
+            data,
+            json!({"userName":"test.user@okta.local","name":{"givenName":"Test","familyName":"User"},
+                "emails":[{"primary":true,"value":"test.user@okta.local","type":"work"}],
+                "displayName":"Test User","locale":"en-US","externalId":"00ujl29u0le5T6Aj10h7","active":true})
+        );
+    }
+
+    #[test]
+    fn entra_extras_nulls_and_string_booleans_are_tolerated() {
+        let data = user(json!({
+            "schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","urn:ietf:params:scim:schemas:core:2.0:User"],
+            "UserName":"bob","active":"True","meta":{"resourceType":"User"},"roles":[],
+            "addresses":null,"title":null,
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":null,"Manager":{"Value":"SuzzyQ"}},
+            "emails":[{"Primary":true,"value":"b@x.io"}]
+        }))
+        .unwrap();
+        assert_eq!(data["userName"], "bob");
+        assert_eq!(data["active"], true);
+        assert!(data.get("roles").is_none() && data.get("title").is_none());
+        assert_eq!(data[ENTERPRISE_URN], json!({"manager":{"value":"SuzzyQ"}}));
+        assert_eq!(data["emails"], json!([{"primary":true,"value":"b@x.io"}]));
+    }
+
+    #[test]
+    fn shape_deviations_are_coerced() {
+        let data = user(json!({
+            "userName":"a",
+            "emails":{"value":"a@x.io","type":"work"},
+            ENTERPRISE_URN:{"manager":"m-1"}
+        }))
+        .unwrap();
+        assert_eq!(data["emails"], json!([{"value":"a@x.io","type":"work"}]));
+        assert_eq!(data[ENTERPRISE_URN]["manager"], json!({"value":"m-1"}));
+        let data = user(
+            json!({"userName":"a", ENTERPRISE_URN:{"manager":[{"$ref":"../Users/m","value":"m"}]}}),
+        )
+        .unwrap();
+        assert_eq!(
+            data[ENTERPRISE_URN]["manager"],
+            json!({"$ref":"../Users/m","value":"m"})
+        );
+    }
+
+    #[test]
+    fn bad_input_is_rejected_precisely() {
+        let cases = [
+            (json!([1]), "invalidSyntax"),
+            (json!({"displayName":"x"}), "invalidValue"),
+            (json!({"userName":"  "}), "invalidValue"),
+            (json!({"userName":42}), "invalidValue"),
+            (json!({"userName":"a","active":"yes"}), "invalidValue"),
+            (json!({"userName":"a","name":"Bob"}), "invalidValue"),
+            (
+                json!({"userName":"a","displayName":["x","y"]}),
+                "invalidValue",
+            ),
+            (
+                json!({"userName":"a","favouriteColour":"blue"}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"userName":"a","urn:example:custom":{"x":1}}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"userName":"a","emails":[{"value":"a","primary":true},{"value":"b","primary":"True"}]}),
+                "invalidValue",
+            ),
+            (json!({"userName":"a","schemas":"urn:x"}), "invalidSyntax"),
+        ];
+        for (body, scim_type) in cases {
+            let err = user(body.clone()).unwrap_err();
+            assert_eq!(err.status, 400, "{body}");
+            assert_eq!(
+                err.scim_type.unwrap().as_str(),
+                scim_type,
+                "{body}: {}",
+                err.detail
+            );
+        }
+    }
+
+    #[test]
+    fn groups_require_a_display_name_and_accept_entra_schema_uris() {
+        let data = normalize(
+            &GROUP_RESOURCE,
+            json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group","http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                   "externalId":"8aa1","displayName":"Eng","meta":{"resourceType":"Group"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(data),
+            json!({"externalId":"8aa1","displayName":"Eng"})
+        );
+        assert!(normalize(&GROUP_RESOURCE, json!({"members":[]})).is_err());
+    }
+
+    #[test]
+    fn render_puts_schemas_id_first_and_meta_last() {
+        let data = user(json!({"userName":"a", ENTERPRISE_URN:{"department":"R&D"}})).unwrap();
+        let meta = Meta {
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 3,
+            location: "http://h/scim/v2/Users/1".into(),
+        };
+        let out = render(
+            &USER_RESOURCE,
+            "1",
+            data.as_object().unwrap(),
+            vec![],
+            &meta,
+        );
+        let keys: Vec<&str> = out
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys, ["schemas", "id", "userName", ENTERPRISE_URN, "meta"]);
+        assert_eq!(
+            out["schemas"],
+            json!([crate::scim::schema::USER_URN, ENTERPRISE_URN])
+        );
+        assert_eq!(out["meta"]["version"], "W/\"3\"");
+    }
+}
