@@ -1,3 +1,19 @@
-//! scimd — a self-hosted SCIM 2.0 provisioning appliance.
+//! scimd — a self-hosted SCIM 2.0 provisioning appliance: one binary, one SQLite file.
+//!
+//! # Layout
+//!
+//! - [`cli`]: the `scimd` command line (serve, token, tenant, healthcheck).
+//! - [`config`]: flags and `SCIMD_*` environment, validated once.
+//! - [`server`]: the accept loop and graceful shutdown around the HTTP service.
+//! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.
+//! - [`scim`]: the SCIM protocol, pure: schemas, resources, filters, PATCH, discovery.
+//! - [`db`]: the only module that writes SQL: pool, migrations, tenants, tokens, directory.
+//! - [`auth`]: credentials: token generation and hashing.
 
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
 pub mod scim;
+pub mod server;

@@ -76,3 +76,8 @@ pub fn parse(input: &str, rt: &'static ResourceType) -> Result<Filter, ScimError
     let _ = (input, rt);
     Err(ScimError::invalid_filter("filters are not implemented yet"))
 }
+
+/// The case folding used for every `caseExact: false` comparison, in memory and in SQL.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}

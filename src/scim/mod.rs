@@ -2,8 +2,11 @@
 //! Nothing here performs I/O; `http` parses requests into these types and `db` stores them.
 
 pub mod datetime;
+pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod list;
+pub mod projection;
 pub mod resource;
 pub mod schema;
 

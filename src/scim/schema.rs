@@ -235,6 +235,71 @@ impl ResourceType {
     }
 }
 
+/// An attribute path resolved against a resource type: `[urn:]attr[.sub]`.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolved {
+    /// The extension owning `attr`; `None` for core and common attributes.
+    pub extension: Option<&'static Schema>,
+    pub attr: &'static Attribute,
+    pub sub: Option<&'static Attribute>,
+}
+
+impl ResourceType {
+    /// Resolves `[urn:]attr[.sub]` (any case) to its definition, or `None` if this resource
+    /// type has no such attribute. A bare name is looked up in the common and core
+    /// attributes first, then in the extensions (Entra sends `manager` unqualified).
+    pub fn resolve(&self, path: &str) -> Option<Resolved> {
+        let (extension, rest) = self.split_urn(path)?;
+        let (name, sub) = match rest.split_once('.') {
+            Some((name, sub)) => (name, Some(sub)),
+            None => (rest, None),
+        };
+        let (extension, attr) = match extension {
+            Some(ext) => (Some(ext), ext.attribute(name)?),
+            None => match self.core_attribute(name) {
+                Some(attr) => (None, attr),
+                None => self
+                    .extensions
+                    .iter()
+                    .find_map(|ext| ext.attribute(name).map(|a| (Some(*ext), a)))?,
+            },
+        };
+        let sub = match sub {
+            Some(s) => Some(attr.sub(s)?),
+            None => None,
+        };
+        Some(Resolved {
+            extension,
+            attr,
+            sub,
+        })
+    }
+
+    /// Splits a leading schema URN off `path`: `(Some(ext), "attr")` for an extension,
+    /// `(None, "attr")` for the core schema or an unqualified name. `None` when the URN
+    /// is one this resource type does not carry.
+    pub fn split_urn<'p>(&self, path: &'p str) -> Option<(Option<&'static Schema>, &'p str)> {
+        if !path
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+        {
+            return Some((None, path));
+        }
+        let candidates = std::iter::once((None, self.schema))
+            .chain(self.extensions.iter().map(|e| (Some(*e), *e)));
+        for (ext, schema) in candidates {
+            let id = schema.id;
+            if path.len() > id.len()
+                && path.as_bytes()[id.len()] == b':'
+                && path[..id.len()].eq_ignore_ascii_case(id)
+            {
+                return Some((ext, &path[id.len() + 1..]));
+            }
+        }
+        None
+    }
+}
+
 /// The attribute called `name` (any case) among `attrs`.
 pub fn find(attrs: &'static [Attribute], name: &str) -> Option<&'static Attribute> {
     attrs.iter().find(|a| a.name.eq_ignore_ascii_case(name))
@@ -682,6 +747,27 @@ mod tests {
                 .is_some()
         );
         assert_eq!(USER_RESOURCE.core_attribute("ID").unwrap().name, "id");
+    }
+
+    #[test]
+    fn paths_resolve_with_and_without_urns() {
+        let r = USER_RESOURCE.resolve("name.FamilyName").unwrap();
+        assert_eq!((r.attr.name, r.sub.unwrap().name), ("name", "familyName"));
+        let r = USER_RESOURCE
+            .resolve("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
+            .unwrap();
+        assert_eq!(r.extension.unwrap().id, ENTERPRISE_URN);
+        assert_eq!(r.sub.unwrap().name, "value");
+        let r = USER_RESOURCE.resolve("manager").unwrap();
+        assert_eq!(r.extension.unwrap().id, ENTERPRISE_URN);
+        let r = USER_RESOURCE
+            .resolve("urn:ietf:params:scim:schemas:core:2.0:User:userName")
+            .unwrap();
+        assert!(r.extension.is_none() && r.attr.name == "userName");
+        assert!(USER_RESOURCE.resolve("nope").is_none());
+        assert!(USER_RESOURCE.resolve("name.nope").is_none());
+        assert!(USER_RESOURCE.resolve("urn:example:x:y").is_none());
+        assert!(GROUP_RESOURCE.resolve("members.value").is_some());
     }
 
     #[test]

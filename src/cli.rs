@@ -1,0 +1,277 @@
+//! The `scimd` command line. Every command is a thin shell over the library, so scripts,
+//! support staff and tests all exercise the same code the server runs.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::auth::tokens;
+use crate::config::{DbArgs, ServeArgs};
+use crate::db::{self, Db, DbError, Durability, tenants};
+use crate::scim::datetime;
+
+/// Self-hosted SCIM 2.0 provisioning appliance: one binary, one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "scimd", version, about)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (SCIM at /scim/v2 and /scim, health at /healthz).
+    Serve(ServeArgs),
+    /// Exit 0 when a server answers GET /healthz with 200 (for supervisors and containers).
+    Healthcheck {
+        /// Address of the server to check.
+        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Manage SCIM bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Manage tenants (each IdP connection writes into one tenant).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it (and nothing else) on stdout, once.
+    Create {
+        /// Tenant the token grants access to.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+        /// A name to recognise the token by (e.g. "Okta production").
+        #[arg(long, default_value = "SCIM token")]
+        name: String,
+        /// Make the token stop working after this many days.
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// List tokens: id, tenant, name, visible prefix, created, last used, expiry, state.
+    List {
+        /// Only this tenant's tokens.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a token by id; it stops working at once.
+    Revoke {
+        /// The id shown by `scimd token list`.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// Short name: lowercase letters, digits and dashes.
+        slug: String,
+        /// Display name; defaults to the slug.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tenants.
+    List,
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Serve(args) => serve(&cli.db, args),
+        Command::Healthcheck { listen } => return healthcheck(listen),
+        Command::Token(cmd) => open(&cli.db).and_then(|db| token(&db, cmd)),
+        Command::Tenant(cmd) => open(&cli.db).and_then(|db| tenant(&db, cmd)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("scimd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
+    Db::open(&args.path, Durability::Full)
+        .map_err(|e| format!("cannot open database {}: {e}", args.path.display()).into())
+}
+
+fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
+    init_tracing();
+    let db = Db::open(&db_args.path, args.synchronous)
+        .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let local = listener.local_addr()?;
+        let root = args
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
+        println!(
+            "scimd {} listening on http://{local}",
+            env!("CARGO_PKG_VERSION")
+        );
+        println!("SCIM base URL: {root}/scim/v2");
+        println!("database: {}", db_args.path.display());
+        let conn = db.conn()?;
+        if db::tokens::list(&conn, None)?
+            .iter()
+            .all(|t| t.revoked_at.is_some())
+        {
+            println!(
+                "no SCIM token yet: create one with `scimd token create --db {}`",
+                db_args.path.display()
+            );
+        }
+        drop(conn);
+        let app = crate::http::App::new(db, (&args).into());
+        crate::server::run(listener, app, crate::server::shutdown_signal()).await;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.
+fn healthcheck(addr: SocketAddr) -> ExitCode {
+    let check = || -> std::io::Result<bool> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
+        write!(
+            stream,
+            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response.starts_with("HTTP/1.1 200"))
+    };
+    match check() {
+        Ok(true) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("scimd: {addr} answered /healthz with an error");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("scimd: cannot reach {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tenant_id(conn: &rusqlite::Connection, slug: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    match tenants::by_slug(conn, slug) {
+        Ok(t) => Ok(t.id),
+        Err(DbError::NotFound) => {
+            Err(format!("no tenant {slug:?} (see `scimd tenant list`)").into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn token(db: &Db, cmd: TokenCommand) -> CliResult {
+    let conn = db.conn()?;
+    match cmd {
+        TokenCommand::Create {
+            tenant,
+            name,
+            expires_in_days,
+        } => {
+            let tenant_id = tenant_id(&conn, &tenant)?;
+            let expires_at = expires_in_days.map(|days| {
+                datetime::format(
+                    time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
+                )
+            });
+            let new = tokens::generate();
+            let id = db::tokens::insert(
+                &conn,
+                tenant_id,
+                &name,
+                &new.prefix,
+                &new.hash,
+                expires_at.as_deref(),
+            )?;
+            println!("{}", new.secret);
+            eprintln!(
+                "token {id} ({name}) created for tenant {tenant}; it is shown only this once"
+            );
+        }
+        TokenCommand::List { tenant } => {
+            let filter = tenant.as_deref().map(|t| tenant_id(&conn, t)).transpose()?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "ID\tTENANT\tNAME\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tSTATE"
+            )?;
+            for t in db::tokens::list(&conn, filter)? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}…\t{}\t{}\t{}\t{state}",
+                    t.id,
+                    t.tenant,
+                    t.name,
+                    t.prefix,
+                    t.created_at,
+                    t.last_used_at.as_deref().unwrap_or("never"),
+                    t.expires_at.as_deref().unwrap_or("never"),
+                )?;
+            }
+        }
+        TokenCommand::Revoke { id } => match db::tokens::revoke(&conn, id) {
+            Ok(()) => println!("token {id} revoked"),
+            Err(DbError::NotFound) => return Err(format!("no active token with id {id}").into()),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(())
+}
+
+fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
+    let conn = db.conn()?;
+    match cmd {
+        TenantCommand::Create { slug, name } => {
+            let t = tenants::create(&conn, &slug, name.as_deref().unwrap_or(&slug))?;
+            println!("tenant {} created", t.slug);
+        }
+        TenantCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "SLUG\tNAME\tCREATED")?;
+            for t in tenants::list(&conn)? {
+                writeln!(out, "{}\t{}\t{}", t.slug, t.name, t.created_at)?;
+            }
+        }
+    }
+    Ok(())
+}

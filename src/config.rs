@@ -1,0 +1,96 @@
+//! Server settings from flags and `SCIMD_*` environment variables, validated once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::db::Durability;
+
+/// Settings shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// SQLite database file; created with the default tenant if missing.
+    #[arg(
+        long = "db",
+        env = "SCIMD_DB",
+        default_value = "scimd.db",
+        global = true
+    )]
+    pub path: PathBuf,
+}
+
+/// Settings of `scimd serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Public base URL of this server (e.g. https://scim.example.com), used for
+    /// `meta.location` and `Location`; derived from each request's Host header when unset.
+    #[arg(long, env = "SCIMD_BASE_URL", value_parser = parse_base_url)]
+    pub base_url: Option<String>,
+
+    /// Largest request body accepted, in bytes; larger requests get 413.
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// `full`: a 2xx survives power loss (default). `normal`: faster, may lose the last
+    /// writes on power loss (never on a crash of scimd alone).
+    #[arg(long, env = "SCIMD_SYNCHRONOUS", value_enum, default_value = "full")]
+    pub synchronous: Durability,
+}
+
+/// The validated settings the HTTP layer runs with.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub base_url: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl From<&ServeArgs> for HttpConfig {
+    fn from(a: &ServeArgs) -> Self {
+        HttpConfig {
+            base_url: a.base_url.clone(),
+            max_body_bytes: a.max_body_bytes,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            base_url: None,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// An absolute http(s) URL without a trailing slash.
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let trimmed = s.trim().trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("https://")
+        .or_else(|| trimmed.strip_prefix("http://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) || rest.contains(['?', '#']) {
+        return Err("must be an absolute URL without query or fragment".into());
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_is_validated_and_trimmed() {
+        assert_eq!(
+            parse_base_url("https://scim.example.com/").unwrap(),
+            "https://scim.example.com"
+        );
+        assert!(parse_base_url("scim.example.com").is_err());
+        assert!(parse_base_url("https://x?y").is_err());
+    }
+}

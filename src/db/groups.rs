@@ -1,0 +1,1 @@
+//! Directory groups and their memberships (one row per membership).

@@ -1,0 +1,272 @@
+//! Storage: the only module that speaks SQL.
+//!
+//! One SQLite file in WAL mode behind an r2d2 pool. Every connection gets the same pragmas
+//! and SQL functions in the pool's init hook. Blocking work runs on tokio's blocking pool
+//! through [`Db::read`] and [`Db::write`]; a pooled connection is never held across an
+//! `.await`. Write transactions begin IMMEDIATE so that two writers queue on the database
+//! lock up front instead of failing half way, and commit only when the closure succeeds:
+//! a request's writes land together or not at all.
+
+pub mod filter_sql;
+pub mod groups;
+mod migrations;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+pub use migrations::SCHEMA_VERSION;
+
+/// What storage can fail with: exactly the distinctions callers act on.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool error: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("{0}")]
+    Schema(String),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// How hard a commit waits for the disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// A 2xx survives power loss: an IdP never re-sends a write it saw succeed.
+    Full,
+    /// Survives a crash of scimd but may lose the last commits on power loss; faster.
+    Normal,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        }
+    }
+}
+
+/// The database handle shared by the whole server; cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` and migrates it to this binary's
+    /// schema. A database written by a newer scimd is refused.
+    pub fn open(path: &Path, durability: Durability) -> Result<Db, DbError> {
+        let sync = durability.pragma();
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .with_init(move |c| {
+                c.busy_timeout(Duration::from_secs(10))?;
+                c.execute_batch(&format!(
+                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY;"
+                ))?;
+                filter_sql::register_functions(c)
+            });
+        // WAL must be set before the pool hands out readers; it persists in the file.
+        {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(DbError::Schema(format!(
+                    "{} cannot use WAL journaling (got {mode})",
+                    path.display()
+                )));
+            }
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(8)
+            .connection_timeout(Duration::from_secs(30))
+            .build(manager)?;
+        let db = Db { pool };
+        let mut conn = db.pool.get()?;
+        migrations::run(&mut conn)?;
+        tenants::ensure_default(&conn)?;
+        Ok(db)
+    }
+
+    /// Runs `f` on a pooled connection, on the blocking thread pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        run_blocking(move || {
+            let conn = pool.get().map_err(DbError::from)?;
+            f(&conn)
+        })
+        .await
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction that commits only if `f` returns `Ok`.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        run_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            write_sync(&mut conn, f)
+        })
+        .await
+    }
+
+    /// A connection for synchronous callers (the CLI).
+    pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// The transaction discipline of [`Db::write`], for callers already off the runtime.
+pub fn write_sync<T, E, F>(conn: &mut Connection, f: F) -> Result<T, E>
+where
+    E: From<DbError>,
+    F: FnOnce(&Transaction) -> Result<T, E>,
+{
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(DbError::from)?;
+    let out = f(&tx)?;
+    tx.commit().map_err(DbError::from)?;
+    Ok(out)
+}
+
+/// Runs blocking work on tokio's blocking pool, re-raising a panic in the caller.
+async fn run_blocking<T, E, F>(f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => out,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => Err(DbError::Task(e.to_string()).into()),
+    }
+}
+
+/// Whether `e` is a UNIQUE constraint failure.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+/// A list request after parsing: filter, order and the page wanted.
+#[derive(Default)]
+pub struct ListQuery {
+    pub filter: Option<filter_sql::Compiled>,
+    pub sort_by: Option<crate::scim::filter::AttrRef>,
+    pub descending: bool,
+    /// 1-based index of the first result (RFC 7644 §3.4.2.4); ignored with `after_pk`.
+    pub start_index: u64,
+    /// Page size; 0 asks for the total only.
+    pub count: u64,
+    /// Cursor pagination (RFC 9865): resume after this row in the default order.
+    pub after_pk: Option<i64>,
+}
+
+/// One page of results.
+pub struct Page<T> {
+    /// How many rows match the filter in all.
+    pub total: u64,
+    pub items: Vec<T>,
+    /// The row the next page resumes after, when there is a next page.
+    pub next_after_pk: Option<i64>,
+}
+
+/// The shared list query: `from` is `"<table> <alias>"`, `columns` begin with the pk.
+fn list_page<T>(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    rt: &crate::scim::schema::ResourceType,
+    from: &str,
+    columns: &str,
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Page<T>, DbError>
+where
+    T: HasPk,
+{
+    use rusqlite::types::Value as SqlValue;
+    let alias = from.rsplit(' ').next().unwrap_or(from);
+    let mut cond = format!("{alias}.tenant_id = ?");
+    let mut params: Vec<SqlValue> = vec![SqlValue::Integer(tenant_id)];
+    if let Some(f) = &q.filter {
+        cond.push_str(&format!(" AND ({})", f.sql));
+        params.extend(f.params.iter().cloned());
+    }
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM {from} WHERE {cond}"),
+        rusqlite::params_from_iter(&params),
+        |r| r.get(0),
+    )?;
+    if q.count == 0 {
+        return Ok(Page {
+            total: total as u64,
+            items: Vec::new(),
+            next_after_pk: None,
+        });
+    }
+    let order = filter_sql::order_by(q.sort_by.as_ref(), q.descending, rt);
+    let (mut page_cond, offset) = (cond, q.start_index.saturating_sub(1));
+    let offset = if let Some(after) = q.after_pk {
+        page_cond.push_str(&format!(" AND {alias}.pk > ?"));
+        params.push(SqlValue::Integer(after));
+        0
+    } else {
+        offset
+    };
+    // One extra row tells whether another page follows.
+    params.push(SqlValue::Integer(q.count as i64 + 1));
+    params.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {columns} FROM {from} WHERE {page_cond} {order} LIMIT ? OFFSET ?"
+    ))?;
+    let mut items = stmt
+        .query_map(rusqlite::params_from_iter(&params), map)?
+        .collect::<Result<Vec<T>, _>>()?;
+    let more = items.len() as u64 > q.count;
+    items.truncate(q.count as usize);
+    Ok(Page {
+        total: total as u64,
+        next_after_pk: if more {
+            items.last().map(HasPk::pk)
+        } else {
+            None
+        },
+        items,
+    })
+}
+
+/// Rows that can be paged by keyset.
+pub trait HasPk {
+    fn pk(&self) -> i64;
+}
+
+impl HasPk for users::UserRow {
+    fn pk(&self) -> i64 {
+        self.pk
+    }
+}

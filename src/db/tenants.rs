@@ -1,0 +1,81 @@
+//! Tenants: each SCIM token belongs to one, and every directory row carries its id.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::DbError;
+use crate::scim::datetime;
+
+/// The tenant `scimd serve` creates on first start.
+pub const DEFAULT_SLUG: &str = "default";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub id: i64,
+    pub slug: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Tenant> {
+    Ok(Tenant {
+        id: r.get(0)?,
+        slug: r.get(1)?,
+        name: r.get(2)?,
+        created_at: r.get(3)?,
+    })
+}
+
+/// Creates the default tenant if there is none.
+pub fn ensure_default(conn: &Connection) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO tenants (slug, name, created_at) VALUES (?1, 'Default', ?2)",
+        params![DEFAULT_SLUG, datetime::now()],
+    )?;
+    Ok(())
+}
+
+/// A slug is what admins type on the command line and see in URLs: keep it simple.
+pub fn valid_slug(slug: &str) -> bool {
+    (1..=63).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+}
+
+pub fn create(conn: &Connection, slug: &str, name: &str) -> Result<Tenant, DbError> {
+    if !valid_slug(slug) {
+        return Err(DbError::Conflict(format!(
+            "invalid tenant slug {slug:?}: use 1-63 lowercase letters, digits and dashes"
+        )));
+    }
+    let now = datetime::now();
+    match conn.execute(
+        "INSERT INTO tenants (slug, name, created_at) VALUES (?1, ?2, ?3)",
+        params![slug, name, now],
+    ) {
+        Ok(_) => {}
+        Err(e) if super::is_unique_violation(&e) => {
+            return Err(DbError::Conflict(format!("tenant {slug:?} already exists")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    by_slug(conn, slug)
+}
+
+pub fn by_slug(conn: &Connection, slug: &str) -> Result<Tenant, DbError> {
+    conn.query_row(
+        "SELECT id, slug, name, created_at FROM tenants WHERE slug = ?1",
+        [slug],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
+pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
+    let mut stmt = conn.prepare("SELECT id, slug, name, created_at FROM tenants ORDER BY id")?;
+    let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}

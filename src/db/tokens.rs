@@ -1,0 +1,128 @@
+//! SCIM bearer tokens: hashes, names and timestamps; never the secret.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use super::DbError;
+use crate::scim::datetime;
+
+/// A token as listed to admins.
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub tenant: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// What a valid token grants: access to one tenant.
+#[derive(Debug, Clone, Copy)]
+pub struct Grant {
+    pub token_id: i64,
+    pub tenant_id: i64,
+}
+
+/// How stale `last_used_at` may get before a request refreshes it; keeps reads read-only.
+const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+pub fn insert(
+    conn: &Connection,
+    tenant_id: i64,
+    name: &str,
+    prefix: &str,
+    hash: &[u8; 32],
+    expires_at: Option<&str>,
+) -> Result<i64, DbError> {
+    conn.execute(
+        "INSERT INTO scim_tokens (tenant_id, name, prefix, hash, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            tenant_id,
+            name,
+            prefix,
+            &hash[..],
+            datetime::now(),
+            expires_at
+        ],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn list(conn: &Connection, tenant_id: Option<i64>) -> Result<Vec<TokenInfo>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT t.id, n.slug, t.name, t.prefix, t.created_at, t.last_used_at, t.expires_at, t.revoked_at
+         FROM scim_tokens t JOIN tenants n ON n.id = t.tenant_id
+         WHERE ?1 IS NULL OR t.tenant_id = ?1 ORDER BY t.id",
+    )?;
+    let rows = stmt
+        .query_map([tenant_id], |r| {
+            Ok(TokenInfo {
+                id: r.get(0)?,
+                tenant: r.get(1)?,
+                name: r.get(2)?,
+                prefix: r.get(3)?,
+                created_at: r.get(4)?,
+                last_used_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                revoked_at: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Revokes token `id`; `NotFound` if there is no such live token.
+pub fn revoke(conn: &Connection, id: i64) -> Result<(), DbError> {
+    let n = conn.execute(
+        "UPDATE scim_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, datetime::now()],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// The grant of the live, unexpired token whose hash is `hash`.
+pub fn authenticate(
+    conn: &Connection,
+    hash: &[u8; 32],
+    now: &str,
+) -> Result<Option<Grant>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT id, tenant_id FROM scim_tokens
+             WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+            params![&hash[..], now],
+            |r| {
+                Ok(Grant {
+                    token_id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Whether `last_used_at` of token `id` is older than the resolution we keep.
+pub fn needs_touch(conn: &Connection, id: i64, now: time::OffsetDateTime) -> Result<bool, DbError> {
+    let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
+    let stale: bool = conn.query_row(
+        "SELECT last_used_at IS NULL OR last_used_at < ?2 FROM scim_tokens WHERE id = ?1",
+        params![id, cutoff],
+        |r| r.get(0),
+    )?;
+    Ok(stale)
+}
+
+pub fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE scim_tokens SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! Directory users: one row per SCIM User, its canonical JSON plus indexed copies of the
+//! attributes that lookups, uniqueness and sorting need.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use serde_json::{Map, Value};
+
+use super::{DbError, ListQuery, Page};
+use crate::scim::datetime;
+use crate::scim::filter::fold;
+use crate::scim::schema::USER_RESOURCE;
+
+/// A stored user.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Internal row id: stable order for paging, target of foreign keys.
+    pub pk: i64,
+    /// The SCIM `id` clients see.
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+}
+
+/// A group a user belongs to, for the read-only `User.groups` attribute.
+#[derive(Debug, Clone)]
+pub struct GroupRef {
+    pub id: String,
+    pub display: String,
+}
+
+const COLUMNS: &str = "u.pk, u.id, u.data, u.created, u.last_modified, u.version";
+
+fn from_row(r: &Row) -> rusqlite::Result<UserRow> {
+    let data: String = r.get(2)?;
+    let data = serde_json::from_str(&data).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
+    Ok(UserRow {
+        pk: r.get(0)?,
+        id: r.get(1)?,
+        data,
+        created: r.get(3)?,
+        last_modified: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
+/// The indexed copies of a user's attributes.
+struct Columns<'a> {
+    user_name: &'a str,
+    external_id: Option<&'a str>,
+    display_name: Option<&'a str>,
+    active: Option<bool>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(data: &'a Map<String, Value>) -> Columns<'a> {
+        Columns {
+            user_name: data
+                .get("userName")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+            external_id: data.get("externalId").and_then(Value::as_str),
+            display_name: data.get("displayName").and_then(Value::as_str),
+            active: data.get("active").and_then(Value::as_bool),
+        }
+    }
+}
+
+pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"),
+            params![tenant_id, id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// The id of the user other than `except_pk` whose userName folds to the same value.
+fn user_name_taken(
+    conn: &Connection,
+    tenant_id: i64,
+    user_name: &str,
+    except_pk: i64,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM users WHERE tenant_id = ?1 AND user_name_fold = ?2 AND pk <> ?3",
+            params![tenant_id, fold(user_name), except_pk],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
+}
+
+fn conflict(user_name: &str) -> DbError {
+    DbError::Conflict(format!(
+        "a user with userName \"{user_name}\" already exists"
+    ))
+}
+
+/// Inserts a new user with a fresh `id`; `Conflict` if the userName is taken.
+pub fn create(
+    conn: &Connection,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    let c = Columns::of(data);
+    if user_name_taken(conn, tenant_id, c.user_name, 0)? {
+        return Err(conflict(c.user_name));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = datetime::now();
+    let json = Value::Object(data.clone()).to_string();
+    conn.execute(
+        "INSERT INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
+                            display_name_fold, active, data, created, last_modified, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1)",
+        params![
+            tenant_id,
+            id,
+            c.user_name,
+            fold(c.user_name),
+            c.external_id,
+            c.display_name,
+            c.display_name.map(fold),
+            c.active,
+            json,
+            now
+        ],
+    )
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            conflict(c.user_name)
+        } else {
+            e.into()
+        }
+    })?;
+    let pk = conn.last_insert_rowid();
+    write_emails(conn, tenant_id, pk, data)?;
+    Ok(UserRow {
+        pk,
+        id,
+        data: data.clone(),
+        created: now.clone(),
+        last_modified: now,
+        version: 1,
+    })
+}
+
+/// Stores `data` as the new state of `row`, bumping its version.
+pub fn replace(
+    conn: &Connection,
+    tenant_id: i64,
+    row: &UserRow,
+    data: Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    let c = Columns::of(&data);
+    if user_name_taken(conn, tenant_id, c.user_name, row.pk)? {
+        return Err(conflict(c.user_name));
+    }
+    let now = datetime::now();
+    let version = row.version + 1;
+    conn.execute(
+        "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
+                          display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10
+         WHERE pk = ?1",
+        params![
+            row.pk,
+            c.user_name,
+            fold(c.user_name),
+            c.external_id,
+            c.display_name,
+            c.display_name.map(fold),
+            c.active,
+            Value::Object(data.clone()).to_string(),
+            now,
+            version
+        ],
+    )
+    .map_err(|e| if super::is_unique_violation(&e) { conflict(c.user_name) } else { e.into() })?;
+    conn.execute("DELETE FROM user_emails WHERE user_pk = ?1", [row.pk])?;
+    write_emails(conn, tenant_id, row.pk, &data)?;
+    Ok(UserRow {
+        pk: row.pk,
+        id: row.id.clone(),
+        data,
+        created: row.created.clone(),
+        last_modified: now,
+        version,
+    })
+}
+
+fn write_emails(
+    conn: &Connection,
+    tenant_id: i64,
+    pk: i64,
+    data: &Map<String, Value>,
+) -> Result<(), DbError> {
+    let Some(Value::Array(emails)) = data.get("emails") else {
+        return Ok(());
+    };
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO user_emails (user_pk, tenant_id, value_fold, type_fold, is_primary)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for email in emails {
+        let Some(value) = email.get("value").and_then(Value::as_str) else {
+            continue;
+        };
+        let kind = email.get("type").and_then(Value::as_str).map(fold);
+        let primary = email
+            .get("primary")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        stmt.execute(params![pk, tenant_id, fold(value), kind, primary])?;
+    }
+    Ok(())
+}
+
+/// Deletes the user `id` and its memberships; `NotFound` if there is none.
+pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError> {
+    let pk: i64 = conn
+        .query_row(
+            "SELECT pk FROM users WHERE tenant_id = ?1 AND id = ?2",
+            params![tenant_id, id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or(DbError::NotFound)?;
+    // The groups it leaves change too: their ETags must move.
+    conn.execute(
+        "UPDATE groups SET version = version + 1, last_modified = ?2
+         WHERE pk IN (SELECT group_pk FROM group_members WHERE member_user_pk = ?1)",
+        params![pk, datetime::now()],
+    )?;
+    conn.execute("DELETE FROM users WHERE pk = ?1", [pk])?;
+    Ok(())
+}
+
+/// One page of the tenant's users matching `q`.
+pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<UserRow>, DbError> {
+    super::list_page(
+        conn,
+        tenant_id,
+        q,
+        &USER_RESOURCE,
+        "users u",
+        COLUMNS,
+        from_row,
+    )
+}
+
+/// The direct groups of each user in `pks`, for rendering `User.groups`.
+pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>, DbError> {
+    let mut out: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+             JOIN groups g ON g.pk = gm.group_pk
+             WHERE gm.member_user_pk IN ({marks}) ORDER BY g.pk"
+        ))?;
+        let mut rows = stmt.query(params_from_iter(chunk))?;
+        while let Some(r) = rows.next()? {
+            out.entry(r.get(0)?).or_default().push(GroupRef {
+                id: r.get(1)?,
+                display: r.get(2)?,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,279 @@
+//! HTTP: the only module that knows hyper. Routing, request and response helpers, and the
+//! one place where errors become SCIM Error bodies.
+
+mod scim;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::config::HttpConfig;
+use crate::db::{Db, DbError};
+use crate::scim::ScimError;
+
+pub type Body = Full<Bytes>;
+
+/// The HTTP service: cheap to clone, one clone per connection.
+#[derive(Clone)]
+pub struct App {
+    state: Arc<State>,
+}
+
+/// What every request handler may use.
+struct State {
+    db: Db,
+    config: HttpConfig,
+    /// Distinguishes requests in logs and error bodies; starts from the boot time so ids
+    /// do not repeat across restarts.
+    next_request_id: AtomicU64,
+}
+
+impl App {
+    pub fn new(db: Db, config: HttpConfig) -> App {
+        let boot = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() << 20)
+            .unwrap_or(0);
+        App {
+            state: Arc::new(State {
+                db,
+                config,
+                next_request_id: AtomicU64::new(boot),
+            }),
+        }
+    }
+
+    /// Serves one HTTP/1.1 connection until it closes or `stop` fires, finishing the
+    /// request in flight before closing on shutdown.
+    pub async fn serve_connection(self, stream: TcpStream, mut stop: watch::Receiver<()>) {
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), self);
+        tokio::pin!(conn);
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") }
+            }
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+
+    async fn handle(self, req: Request<Incoming>) -> Response<Body> {
+        let id = format!(
+            "{:x}",
+            self.state.next_request_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let started = std::time::Instant::now();
+        let mut response = self.route(req).await;
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        tracing::info!(
+            request_id = %id,
+            %method,
+            path = %path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+        response
+    }
+
+    async fn route(self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path();
+        if path == "/healthz" {
+            return self.healthz().await;
+        }
+        let prefix = if path == "/scim/v2" || path.starts_with("/scim/v2/") {
+            Some("/scim/v2")
+        } else if path == "/scim" || path.starts_with("/scim/") {
+            Some("/scim")
+        } else {
+            None
+        };
+        match prefix {
+            Some(prefix) => scim::handle(&self.state, req, prefix).await,
+            None => error_response(&ScimError::not_found(format!("no resource at {path}"))),
+        }
+    }
+
+    async fn healthz(&self) -> Response<Body> {
+        let ok = self
+            .state
+            .db
+            .read(|c| {
+                c.query_row("SELECT 1", [], |_| Ok(()))
+                    .map_err(DbError::from)
+            })
+            .await;
+        match ok {
+            Ok(()) => text(StatusCode::OK, "ok\n"),
+            Err(e) => {
+                tracing::error!(error = %e, "health check failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            }
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for App {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let app = self.clone();
+        Box::pin(async move { Ok(app.handle(req).await) })
+    }
+}
+
+/// A failure while handling a request: a protocol error for the client, or an internal
+/// one that is logged and answered with a bare 500.
+#[derive(Debug)]
+pub(crate) enum ApiError {
+    Scim(ScimError),
+    Internal(String),
+}
+
+impl From<ScimError> for ApiError {
+    fn from(e: ScimError) -> Self {
+        ApiError::Scim(e)
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ApiError::Scim(ScimError::not_found("resource not found")),
+            DbError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ApiError {
+    fn into_response(self) -> Response<Body> {
+        match self {
+            ApiError::Scim(e) => error_response(&e),
+            ApiError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                error_response(&ScimError::new(500, None, "internal error"))
+            }
+        }
+    }
+}
+
+pub(crate) const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+
+/// A SCIM JSON response.
+pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(SCIM_CONTENT_TYPE),
+    );
+    r
+}
+
+/// The SCIM Error response for `e`.
+pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = scim_json(status, &e.to_json());
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"scimd\""),
+        );
+    }
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Reads a request body of at most `limit` bytes: 413 beyond it.
+pub(crate) async fn read_body(
+    body: Incoming,
+    declared: Option<u64>,
+    limit: usize,
+) -> Result<Bytes, ScimError> {
+    let too_large = || {
+        ScimError::new(
+            413,
+            None,
+            format!("request body exceeds the limit of {limit} bytes"),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ScimError::invalid_syntax(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+/// The declared `Content-Length`, if any.
+pub(crate) fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Parses a JSON request body; malformed JSON is `400 invalidSyntax` with the position.
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ScimError::invalid_syntax(
+            "the request body is empty; a JSON object is required",
+        ));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the request body is not valid JSON: {e}")))
+}
+
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
+    let mut r = error_response(&ScimError::new(
+        405,
+        None,
+        format!("method not allowed; allowed: {allow}"),
+    ));
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+pub(crate) fn is_get(m: &Method) -> bool {
+    m == Method::GET || m == Method::HEAD
+}

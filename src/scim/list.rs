@@ -1,0 +1,264 @@
+//! List and search parameters (RFC 7644 §3.4.2, §3.4.3; RFC 9865 cursors): parsed once
+//! from a query string or a SearchRequest body into the same struct.
+
+use serde_json::{Map, Value, json};
+
+use super::discovery::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use super::error::{ScimError, ScimType};
+use super::filter::{self, AttrRef, Filter};
+use super::schema::{LIST_RESPONSE_URN, ResourceType};
+
+/// A list request, validated.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub filter: Option<Filter>,
+    pub sort_by: Option<AttrRef>,
+    pub descending: bool,
+    /// 1-based (values below 1 mean 1, RFC 7644 §3.4.2.4).
+    pub start_index: u64,
+    /// Capped at [`MAX_PAGE_SIZE`]; 0 asks for `totalResults` only.
+    pub count: u64,
+    /// RFC 9865: `Some("")` starts cursor paging, `Some(c)` continues after cursor `c`.
+    pub cursor: Option<String>,
+    pub attributes: Option<String>,
+    pub excluded_attributes: Option<String>,
+}
+
+impl ListParams {
+    /// From decoded query pairs; parameter names are matched in any case and unknown
+    /// parameters (such as Entra's `aadOptscim062020` flag) are ignored.
+    pub fn from_query<'a>(
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+        rt: &'static ResourceType,
+    ) -> Result<ListParams, ScimError> {
+        let mut raw = Raw::default();
+        for (k, v) in pairs {
+            let v = Some(v.to_string());
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => raw.filter = v,
+                "sortby" => raw.sort_by = v,
+                "sortorder" => raw.sort_order = v,
+                "startindex" => raw.start_index = v,
+                "count" => raw.count = v,
+                "cursor" => raw.cursor = v,
+                "attributes" => raw.attributes = v,
+                "excludedattributes" => raw.excluded = v,
+                _ => {}
+            }
+        }
+        raw.validate(rt)
+    }
+
+    /// From a `POST /.search` SearchRequest body (RFC 7644 §3.4.3).
+    pub fn from_search(body: &Value, rt: &'static ResourceType) -> Result<ListParams, ScimError> {
+        let Value::Object(fields) = body else {
+            return Err(ScimError::invalid_syntax(
+                "a SearchRequest must be a JSON object",
+            ));
+        };
+        let mut raw = Raw::default();
+        for (k, v) in fields {
+            let text = match v {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Array(items) => Some(
+                    items
+                        .iter()
+                        .map(|i| {
+                            i.as_str().map(str::to_string).ok_or_else(|| {
+                                ScimError::invalid_value(format!(
+                                    "\"{k}\" must be an array of strings"
+                                ))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?
+                        .join(","),
+                ),
+                _ => {
+                    return Err(ScimError::invalid_value(format!(
+                        "\"{k}\" has the wrong type"
+                    )));
+                }
+            };
+            match k.to_ascii_lowercase().as_str() {
+                "filter" => raw.filter = text,
+                "sortby" => raw.sort_by = text,
+                "sortorder" => raw.sort_order = text,
+                "startindex" => raw.start_index = text,
+                "count" => raw.count = text,
+                "cursor" => raw.cursor = text,
+                "attributes" => raw.attributes = text,
+                "excludedattributes" => raw.excluded = text,
+                _ => {}
+            }
+        }
+        raw.validate(rt)
+    }
+}
+
+#[derive(Default)]
+struct Raw {
+    filter: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    cursor: Option<String>,
+    attributes: Option<String>,
+    excluded: Option<String>,
+}
+
+impl Raw {
+    fn validate(self, rt: &'static ResourceType) -> Result<ListParams, ScimError> {
+        let filter = match self.filter.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(f) => Some(filter::parse(f, rt)?),
+        };
+        let sort_by = match self.sort_by.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(name) => {
+                let r = rt.resolve(name).ok_or_else(|| {
+                    ScimError::invalid_value(format!("cannot sort by {name:?}: no such attribute"))
+                })?;
+                Some(AttrRef {
+                    extension: r.extension,
+                    attr: r.attr,
+                    sub: r.sub,
+                })
+            }
+        };
+        let descending = match self.sort_order.as_deref().map(str::trim) {
+            None | Some("") => false,
+            Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+            Some(o) if o.eq_ignore_ascii_case("descending") => true,
+            Some(o) => {
+                return Err(ScimError::invalid_value(format!(
+                    "sortOrder must be \"ascending\" or \"descending\", got {o:?}"
+                )));
+            }
+        };
+        let start_index =
+            integer("startIndex", self.start_index.as_deref())?.map_or(1, |n| n.max(1) as u64);
+        let count = integer("count", self.count.as_deref())?
+            .map_or(DEFAULT_PAGE_SIZE, |n| (n.max(0) as u64).min(MAX_PAGE_SIZE));
+        Ok(ListParams {
+            filter,
+            sort_by,
+            descending,
+            start_index,
+            count,
+            cursor: self.cursor.map(|c| c.trim().to_string()),
+            attributes: self.attributes,
+            excluded_attributes: self.excluded,
+        })
+    }
+}
+
+fn integer(name: &str, v: Option<&str>) -> Result<Option<i64>, ScimError> {
+    match v.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse::<i64>()
+            .map(Some)
+            .or_else(|_| s.parse::<f64>().map(|f| Some(f as i64)).map_err(|_| ()))
+            .map_err(|()| {
+                ScimError::invalid_value(format!("{name} must be an integer, got {s:?}"))
+            }),
+    }
+}
+
+/// Cursors are opaque to clients; this server's are the last row's position in the
+/// default order, so rows deleted meanwhile never shift a page.
+pub fn encode_cursor(pk: i64) -> String {
+    format!("c{pk:x}")
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<i64, ScimError> {
+    cursor
+        .strip_prefix('c')
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
+        .filter(|pk| *pk >= 0)
+        .ok_or_else(|| {
+            ScimError::bad_request(
+                ScimType::InvalidCursor,
+                format!("cursor {cursor:?} is not one this server issued"),
+            )
+        })
+}
+
+/// The ListResponse envelope; numbers are JSON integers (Okta rejects strings).
+pub fn list_response(
+    total: u64,
+    start_index: u64,
+    resources: Vec<Value>,
+    next_cursor: Option<String>,
+) -> Value {
+    let mut out = Map::new();
+    out.insert("schemas".into(), json!([LIST_RESPONSE_URN]));
+    out.insert("totalResults".into(), json!(total));
+    out.insert("startIndex".into(), json!(start_index));
+    out.insert("itemsPerPage".into(), json!(resources.len()));
+    if let Some(c) = next_cursor {
+        out.insert("nextCursor".into(), json!(c));
+    }
+    out.insert("Resources".into(), Value::Array(resources));
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::USER_RESOURCE;
+
+    fn q(pairs: &[(&str, &str)]) -> Result<ListParams, ScimError> {
+        ListParams::from_query(pairs.iter().copied(), &USER_RESOURCE)
+    }
+
+    #[test]
+    fn paging_defaults_and_clamps() {
+        let p = q(&[]).unwrap();
+        assert_eq!((p.start_index, p.count), (1, DEFAULT_PAGE_SIZE));
+        let p = q(&[("startIndex", "0"), ("count", "-5")]).unwrap();
+        assert_eq!((p.start_index, p.count), (1, 0));
+        let p = q(&[("STARTINDEX", "101"), ("count", "100000")]).unwrap();
+        assert_eq!((p.start_index, p.count), (101, MAX_PAGE_SIZE));
+        assert_eq!(
+            q(&[("count", "ten")]).unwrap_err().scim_type,
+            Some(ScimType::InvalidValue)
+        );
+    }
+
+    #[test]
+    fn sorting_is_validated() {
+        let p = q(&[("sortBy", "name.familyName"), ("sortOrder", "Descending")]).unwrap();
+        assert!(p.descending && p.sort_by.unwrap().sub.unwrap().name == "familyName");
+        assert!(q(&[("sortBy", "shoeSize")]).is_err());
+        assert!(q(&[("sortOrder", "sideways")]).is_err());
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_forgeries() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        assert_eq!(
+            decode_cursor("zz").unwrap_err().scim_type,
+            Some(ScimType::InvalidCursor)
+        );
+    }
+
+    #[test]
+    fn search_requests_accept_attribute_arrays() {
+        let p = ListParams::from_search(&json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"attributes":["userName","emails"],"startIndex":2,"count":10}), &USER_RESOURCE).unwrap();
+        assert_eq!(p.attributes.as_deref(), Some("userName,emails"));
+        assert_eq!((p.start_index, p.count), (2, 10));
+    }
+
+    #[test]
+    fn envelope_numbers_are_integers() {
+        let v = list_response(0, 1, vec![], None);
+        assert_eq!(
+            v,
+            json!({"schemas":[LIST_RESPONSE_URN],"totalResults":0,"startIndex":1,"itemsPerPage":0,"Resources":[]})
+        );
+    }
+}
