@@ -1,0 +1,134 @@
+//! The `scimd` binary as an operator uses it: first start, tokens, tenants, signals.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn scimd(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scimd"));
+    c.current_dir(dir)
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_LISTEN")
+        .env_remove("SCIMD_BASE_URL");
+    c
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = scimd(dir).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn token_create_prints_only_the_token_and_stores_only_its_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, _) = run(dir.path(), &["token", "create", "--name", "Okta prod"]);
+    assert!(ok);
+    let token = out.trim_end_matches('\n');
+    assert_eq!(out.lines().count(), 1);
+    assert!(token.starts_with("scimd_") && token.len() == 70, "{token}");
+    assert!(
+        dir.path().join("scimd.db").exists(),
+        "the default database is created beside"
+    );
+
+    let (ok, list, _) = run(dir.path(), &["token", "list"]);
+    assert!(ok);
+    assert!(
+        list.contains("Okta prod") && list.contains(&token[..12]),
+        "{list}"
+    );
+    assert!(!list.contains(token), "the secret is never shown again");
+    let raw = std::fs::read(dir.path().join("scimd.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("scimd.db-wal")).unwrap_or_default();
+    for bytes in [raw, wal] {
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "the secret is not stored"
+        );
+    }
+
+    let (ok, out, _) = run(dir.path(), &["token", "revoke", "1"]);
+    assert!(ok, "{out}");
+    assert!(run(dir.path(), &["token", "list"]).1.contains("revoked"));
+    let (ok, _, err) = run(dir.path(), &["token", "revoke", "1"]);
+    assert!(!ok && err.contains("no active token"), "{err}");
+}
+
+#[test]
+fn tenants_are_created_listed_and_required_for_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("custom.db");
+    let db = db.to_str().unwrap();
+    assert!(
+        run(
+            dir.path(),
+            &["--db", db, "tenant", "create", "acme", "--name", "Acme Inc"]
+        )
+        .0
+    );
+    let (_, out, _) = run(dir.path(), &["--db", db, "tenant", "list"]);
+    assert!(
+        out.contains("default") && out.contains("acme\tAcme Inc"),
+        "{out}"
+    );
+    let (ok, _, err) = run(dir.path(), &["--db", db, "tenant", "create", "acme"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = run(dir.path(), &["--db", db, "tenant", "create", "Bad Slug"]);
+    assert!(!ok && err.contains("invalid tenant slug"), "{err}");
+    assert!(
+        run(
+            dir.path(),
+            &["--db", db, "token", "create", "--tenant", "acme"]
+        )
+        .0
+    );
+    let (ok, _, err) = run(
+        dir.path(),
+        &["--db", db, "token", "create", "--tenant", "nope"],
+    );
+    assert!(!ok && err.contains("no tenant"), "{err}");
+}
+
+#[test]
+fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = scimd(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+    let second = lines.next().unwrap().unwrap();
+    assert_eq!(second, format!("SCIM base URL: http://{addr}/scim/v2"));
+    assert!(dir.path().join("scimd.db").exists());
+
+    let (ok, out, _) = run(dir.path(), &["healthcheck", "--listen", &addr]);
+    assert!(ok && out.trim() == "ok");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+    let (ok, _, _) = run(dir.path(), &["healthcheck", "--listen", &addr]);
+    assert!(!ok, "healthcheck fails once the server is gone");
+}
+
+#[test]
+fn a_database_from_a_newer_scimd_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(run(dir.path(), &["tenant", "list"]).0);
+    let conn = rusqlite::Connection::open(dir.path().join("scimd.db")).unwrap();
+    conn.pragma_update(None, "user_version", 9999).unwrap();
+    drop(conn);
+    let (ok, _, err) = run(dir.path(), &["tenant", "list"]);
+    assert!(!ok && err.contains("newer scimd"), "{err}");
+}

@@ -1,0 +1,215 @@
+//! Test harness: the real server, in-process, on 127.0.0.1:0 with a fresh SQLite file,
+//! driven over real HTTP.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use scimd::config::HttpConfig;
+use scimd::db::{self, Db, Durability};
+
+pub const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The default tenant's token.
+    pub token: String,
+    pub db: Db,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response, with the body parsed as JSON when it is JSON.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a SCIM Error body with this status and scimType.
+    pub fn assert_error(&self, status: u16, scim_type: Option<&str>) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.text);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/scim+json"),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.json["schemas"][0], ERROR_URN, "{}", self.text);
+        assert_eq!(self.json["status"], status.to_string(), "{}", self.text);
+        assert!(
+            self.json["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}",
+            self.text
+        );
+        assert_eq!(self.json["scimType"].as_str(), scim_type, "{}", self.text);
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(HttpConfig::default()).await
+    }
+
+    pub async fn start_with(config: HttpConfig) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("scimd.db"), Durability::Normal).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = scimd::http::App::new(db.clone(), config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(scimd::server::run(listener, app, async {
+            let _ = stopped.await;
+        }));
+        let mut server = TestServer {
+            addr,
+            token: String::new(),
+            db,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        };
+        server.token = server.token_for("default");
+        server
+    }
+
+    /// A new token for `tenant`, creating the tenant if needed.
+    pub fn token_for(&self, tenant: &str) -> String {
+        let conn = self.db.conn().unwrap();
+        let tenant_id = match db::tenants::by_slug(&conn, tenant) {
+            Ok(t) => t.id,
+            Err(_) => db::tenants::create(&conn, tenant, tenant).unwrap().id,
+        };
+        let new = scimd::auth::tokens::generate();
+        db::tokens::insert(&conn, tenant_id, "test", &new.prefix, &new.hash, None).unwrap();
+        new.secret
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a request with full control over headers and body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(self.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self
+            .client
+            .request(req.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
+    }
+
+    /// A JSON request authenticated with `token`.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Resp {
+        let auth = format!("Bearer {token}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        let bytes = match body {
+            Some(b) => {
+                headers.push(("content-type", "application/scim+json"));
+                Bytes::from(b.to_string())
+            }
+            None => Bytes::new(),
+        };
+        self.raw(method, path, &headers, bytes).await
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, &self.token, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::POST, path, &self.token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PUT, path, &self.token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> Resp {
+        self.call(Method::PATCH, path, &self.token, Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, &self.token, None).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, user_name: &str) -> String {
+        let r = self
+            .post(
+                "/scim/v2/Users",
+                &serde_json::json!({"schemas":[USER_URN],"userName":user_name,"name":{"givenName":"G","familyName":"F"},
+                    "emails":[{"value":user_name,"type":"work","primary":true}],"active":true}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["id"].as_str().unwrap().to_string()
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to drain.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,576 @@
+//! SCIM Users over real HTTP against a real SQLite file: what an IdP observes.
+
+mod common;
+
+use common::*;
+use hyper::Method;
+use serde_json::{Value, json};
+
+fn okta_user() -> Value {
+    json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"test.user@okta.local",
+        "name":{"givenName":"Test","familyName":"User"},
+        "emails":[{"primary":true,"value":"test.user@okta.local","type":"work"}],
+        "displayName":"Test User","locale":"en-US","externalId":"00ujl29u0le5T6Aj10h7",
+        "groups":[],"password":"1mz050nq","active":true})
+}
+
+/// idp-behaviour.md §1.3: lookup, create, then the duplicate checks of Okta's suite.
+#[tokio::test]
+async fn okta_create_flow() {
+    let s = TestServer::start().await;
+    let r = s
+        .get("/scim/v2/Users?filter=userName%20eq%20%22test.user%40okta.local%22&startIndex=1&count=100")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/scim+json"));
+    assert_eq!(
+        r.json,
+        json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:ListResponse"],"totalResults":0,"startIndex":1,"itemsPerPage":0,"Resources":[]})
+    );
+
+    let r = s.post("/scim/v2/Users", &okta_user()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        r.header("location").unwrap(),
+        s.url(&format!("/scim/v2/Users/{id}"))
+    );
+    assert_eq!(r.header("etag"), r.json["meta"]["version"].as_str());
+    assert_eq!(r.json["schemas"], json!([USER_URN]));
+    assert_eq!(r.json["userName"], "test.user@okta.local");
+    assert_eq!(
+        r.json["name"],
+        json!({"givenName":"Test","familyName":"User"})
+    );
+    assert_eq!(r.json["emails"], okta_user()["emails"]);
+    assert_eq!(r.json["externalId"], "00ujl29u0le5T6Aj10h7");
+    assert_eq!(r.json["active"], true);
+    assert!(
+        r.json.get("password").is_none(),
+        "password must never be returned"
+    );
+    assert!(r.json.get("groups").is_none());
+    let meta = &r.json["meta"];
+    assert_eq!(meta["resourceType"], "User");
+    assert_eq!(meta["location"], s.url(&format!("/scim/v2/Users/{id}")));
+    assert!(meta["created"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(meta["created"], meta["lastModified"]);
+    assert!(meta["version"].as_str().unwrap().starts_with("W/\""));
+
+    let got = s.get(&format!("/scim/v2/Users/{id}")).await;
+    assert_eq!(got.status, 200);
+    assert_eq!(got.json, r.json);
+
+    // Okta now finds the user by the same lookup, in any case.
+    let r = s
+        .get("/scim/v2/Users?filter=userName+eq+%22TEST.USER%40OKTA.LOCAL%22")
+        .await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    assert_eq!(r.json["Resources"][0]["id"], id.as_str());
+
+    // The same POST again, and one differing only in case: 409 uniqueness.
+    s.post("/scim/v2/Users", &okta_user())
+        .await
+        .assert_error(409, Some("uniqueness"));
+    let mut upper = okta_user();
+    upper["userName"] = json!("TEST.User@Okta.Local");
+    s.post("/scim/v2/Users", &upper)
+        .await
+        .assert_error(409, Some("uniqueness"));
+    s.stop().await;
+}
+
+/// idp-behaviour.md §2.3 and §9 items 2 and 11: Entra's create bodies.
+#[tokio::test]
+async fn entra_create_bodies_with_extras_are_accepted() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User","urn:ietf:params:scim:schemas:core:2.0:User"],
+             "externalId":"0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef","userName":"Test_User_00aa00aa-bb11-cc22-dd33-44ee44ee44ee","active":"True",
+             "emails":[{"Primary":true,"type":"work","value":"Test_User_11bb11bb@testuser.com"}],
+             "meta":{"resourceType":"User"},"name":{"formatted":"givenName familyName","familyName":"familyName","givenName":"givenName"},"roles":[],
+             "addresses":null,"phoneNumbers":null,"preferredLanguage":null,"title":null,
+             "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":null,"Manager":{"Value":"SuzzyQ"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["active"], true);
+    assert_eq!(r.json["emails"][0]["primary"], true);
+    assert!(r.json.get("roles").is_none() && r.json.get("title").is_none());
+    assert_eq!(
+        r.json[ENTERPRISE_URN],
+        json!({"manager":{"value":"SuzzyQ"}})
+    );
+    assert_eq!(r.json["schemas"], json!([USER_URN, ENTERPRISE_URN]));
+}
+
+/// Every attribute of the core and enterprise schemas comes back exactly as sent.
+#[tokio::test]
+async fn every_attribute_round_trips() {
+    let s = TestServer::start().await;
+    let body = json!({
+        "schemas":[USER_URN, ENTERPRISE_URN],
+        "userName":"bjensen@example.com","externalId":"bjensen",
+        "name":{"formatted":"Ms. Barbara J Jensen, III","familyName":"Jensen","givenName":"Barbara","middleName":"Jane","honorificPrefix":"Ms.","honorificSuffix":"III"},
+        "displayName":"Babs Jensen","nickName":"Babs","profileUrl":"https://login.example.com/bjensen","title":"Tour Guide",
+        "userType":"Employee","preferredLanguage":"en-US","locale":"en-US","timezone":"America/Los_Angeles","active":true,
+        "emails":[{"value":"bjensen@example.com","type":"work","primary":true},{"value":"babs@jensen.org","type":"home"}],
+        "phoneNumbers":[{"value":"555-555-5555","type":"work"},{"value":"555-555-4444","type":"mobile"}],
+        "ims":[{"value":"someaimhandle","type":"aim"}],
+        "photos":[{"value":"https://photos.example.com/profilephoto/72930000000Ccne/F","type":"photo"}],
+        "addresses":[{"type":"work","streetAddress":"100 Universal City Plaza","locality":"Hollywood","region":"CA","postalCode":"91608","country":"USA","formatted":"100 Universal City Plaza\nHollywood, CA 91608 USA","primary":true}],
+        "entitlements":[{"value":"Hydraulic lift","display":"Lift"}],
+        "roles":[{"value":"Tour guide","primary":false}],
+        "x509Certificates":[{"value":"MIIDQzCCAqygAwIBAgICEAAwDQYJKoZIhvcNAQEFBQAwTjELMAkGA1UEBhMCVVMx"}],
+        ENTERPRISE_URN:{"employeeNumber":"701984","costCenter":"4130","organization":"Universal Studios","division":"Theme Park","department":"Tour Operations",
+            "manager":{"value":"26118915-6090-4610-87e4-49d8ca9f808d","$ref":"../Users/26118915-6090-4610-87e4-49d8ca9f808d"}}
+    });
+    let r = s.post("/scim/v2/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let got = s
+        .get(&format!(
+            "/scim/v2/Users/{}",
+            r.json["id"].as_str().unwrap()
+        ))
+        .await;
+    for (k, v) in body.as_object().unwrap() {
+        assert_eq!(&got.json[k], v, "attribute {k}");
+    }
+}
+
+#[tokio::test]
+async fn lists_page_with_integers_and_a_stable_order() {
+    let s = TestServer::start().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(s.create_user(&format!("user{i}@example.com")).await);
+    }
+    let r = s.get("/scim/v2/Users?startIndex=1&count=2").await;
+    assert_eq!(
+        (
+            r.json["totalResults"].as_u64(),
+            r.json["itemsPerPage"].as_u64(),
+            r.json["startIndex"].as_u64()
+        ),
+        (Some(5), Some(2), Some(1))
+    );
+    let mut seen = Vec::new();
+    for start in [1, 3, 5] {
+        let r = s
+            .get(&format!("/scim/v2/Users?startIndex={start}&count=2"))
+            .await;
+        assert_eq!(r.json["startIndex"], start);
+        for u in r.json["Resources"].as_array().unwrap() {
+            seen.push(u["id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(seen, ids);
+    let r = s.get("/scim/v2/Users?count=0").await;
+    assert_eq!(r.json["totalResults"], 5);
+    assert_eq!(r.json["Resources"], json!([]));
+    let r = s.get("/scim/v2/Users?startIndex=101&count=100").await;
+    assert_eq!(
+        (
+            r.json["totalResults"].as_u64(),
+            r.json["itemsPerPage"].as_u64()
+        ),
+        (Some(5), Some(0))
+    );
+    s.get("/scim/v2/Users?count=lots")
+        .await
+        .assert_error(400, Some("invalidValue"));
+}
+
+/// idp-behaviour.md §1.4: Okta's read-modify-write PUT.
+#[tokio::test]
+async fn put_replaces_ignoring_read_only_and_keeps_omitted_active() {
+    let s = TestServer::start().await;
+    let created = s.post("/scim/v2/Users", &okta_user()).await.json;
+    let id = created["id"].as_str().unwrap();
+    let r = s
+        .put(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas":[USER_URN],"id":"someone-else","userName":"test.user@okta.local",
+                "name":{"givenName":"Another","middleName":"Excited","familyName":"User"},
+                "emails":[{"primary":true,"value":"test.user@okta.local","type":"work","display":"test.user@okta.local"}],
+                "groups":[],"password":"x","meta":{"resourceType":"User","version":"W/\"99\""}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["id"], id, "id is immutable");
+    assert_eq!(r.json["name"]["middleName"], "Excited");
+    assert_eq!(r.json["active"], true, "an omitted active is not false");
+    assert!(
+        r.json.get("locale").is_none(),
+        "PUT replaces: omitted attributes are cleared"
+    );
+    assert!(r.json.get("password").is_none());
+    assert_ne!(r.json["meta"]["version"], created["meta"]["version"]);
+    assert_eq!(r.json["meta"]["created"], created["meta"]["created"]);
+    assert_eq!(s.get(&format!("/scim/v2/Users/{id}")).await.json, r.json);
+
+    // Deactivation by PUT (Okta AIW apps).
+    let mut body = r.json.clone();
+    body["active"] = json!(false);
+    let r = s.put(&format!("/scim/v2/Users/{id}"), &body).await;
+    assert_eq!(r.json["active"], false);
+
+    // Renaming onto another user's userName is a conflict.
+    s.create_user("other@example.com").await;
+    body["userName"] = json!("OTHER@example.com");
+    s.put(&format!("/scim/v2/Users/{id}"), &body)
+        .await
+        .assert_error(409, Some("uniqueness"));
+    s.put("/scim/v2/Users/nope", &body)
+        .await
+        .assert_error(404, None);
+}
+
+#[tokio::test]
+async fn delete_then_404() {
+    let s = TestServer::start().await;
+    let id = s.create_user("gone@example.com").await;
+    let r = s.delete(&format!("/scim/v2/Users/{id}")).await;
+    assert_eq!(r.status, 204);
+    assert!(r.text.is_empty());
+    s.get(&format!("/scim/v2/Users/{id}"))
+        .await
+        .assert_error(404, None);
+    s.delete(&format!("/scim/v2/Users/{id}"))
+        .await
+        .assert_error(404, None);
+    // The userName is free again.
+    s.create_user("gone@example.com").await;
+}
+
+#[tokio::test]
+async fn etags_guard_writes_and_save_reads() {
+    let s = TestServer::start().await;
+    let created = s.post("/scim/v2/Users", &okta_user()).await;
+    let id = created.json["id"].as_str().unwrap();
+    let etag = created.header("etag").unwrap().to_string();
+    let path = format!("/scim/v2/Users/{id}");
+    let auth = format!("Bearer {}", s.token);
+
+    let r = s
+        .raw(
+            Method::GET,
+            &path,
+            &[("authorization", &auth), ("if-none-match", &etag)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 304);
+    let r = s
+        .raw(
+            Method::GET,
+            &path,
+            &[("authorization", &auth), ("if-none-match", "W/\"999\"")],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+
+    let body = okta_user().to_string();
+    let r = s
+        .raw(
+            Method::PUT,
+            &path,
+            &[("authorization", &auth), ("if-match", "W/\"999\"")],
+            body.clone(),
+        )
+        .await;
+    r.assert_error(412, None);
+    let r = s
+        .raw(
+            Method::PUT,
+            &path,
+            &[("authorization", &auth), ("if-match", &etag)],
+            body.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let newer = r.header("etag").unwrap().to_string();
+    assert_ne!(newer, etag);
+    let r = s
+        .raw(
+            Method::DELETE,
+            &path,
+            &[("authorization", &auth), ("if-match", &etag)],
+            "",
+        )
+        .await;
+    r.assert_error(412, None);
+    let r = s
+        .raw(
+            Method::DELETE,
+            &path,
+            &[("authorization", &auth), ("if-match", &newer)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 204);
+}
+
+#[tokio::test]
+async fn bad_requests_get_precise_scim_errors() {
+    let s = TestServer::start_with(scimd::config::HttpConfig {
+        max_body_bytes: 2048,
+        ..Default::default()
+    })
+    .await;
+    // Authentication.
+    let r = s.raw(Method::GET, "/scim/v2/Users", &[], "").await;
+    r.assert_error(401, None);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    s.call(
+        Method::GET,
+        "/scim/v2/Users",
+        "scimd_not-a-real-token",
+        None,
+    )
+    .await
+    .assert_error(401, None);
+    s.raw(
+        Method::GET,
+        "/scim/v2/Users",
+        &[("authorization", "Basic dXNlcjpwYXNz")],
+        "",
+    )
+    .await
+    .assert_error(401, None);
+
+    let auth = format!("Bearer {}", s.token);
+    let headers = [("authorization", auth.as_str())];
+    let post = |body: &'static str| s.raw(Method::POST, "/scim/v2/Users", &headers, body);
+    post("{\"userName\": ")
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+    post("").await.assert_error(400, Some("invalidSyntax"));
+    post("[]").await.assert_error(400, Some("invalidSyntax"));
+    post("{\"userName\": 7}")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    post("{\"userName\": \"a\", \"active\": \"maybe\"}")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    post("{\"userName\": \"a\", \"emails\": 42}")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    post("{\"displayName\": \"no userName\"}")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    post("{\"userName\": \"a\", \"shoeSize\": 43}")
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+
+    s.get("/scim/v2/Users/010101001010101011001010101011")
+        .await
+        .assert_error(404, None);
+    s.get("/scim/v2/Nope").await.assert_error(404, None);
+    s.raw(Method::GET, "/elsewhere", &[], "")
+        .await
+        .assert_error(404, None);
+    s.post("/scim/v2/Bulk", &json!({}))
+        .await
+        .assert_error(501, None);
+
+    let big = format!(
+        "{{\"userName\":\"big\",\"displayName\":\"{}\"}}",
+        "x".repeat(4096)
+    );
+    let r = s
+        .raw(
+            Method::POST,
+            "/scim/v2/Users",
+            &[("authorization", &auth)],
+            big,
+        )
+        .await;
+    r.assert_error(413, None);
+    // Nothing was half-written by any of the above.
+    assert_eq!(s.get("/scim/v2/Users").await.json["totalResults"], 0);
+}
+
+/// idp-behaviour.md §9 item 20.
+#[tokio::test]
+async fn any_json_content_type_or_none_is_accepted() {
+    let s = TestServer::start().await;
+    let auth = format!("Bearer {}", s.token);
+    for (i, ct) in [
+        "application/scim+json",
+        "application/scim+json; charset=utf-8",
+        "application/json",
+        "",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut headers = vec![("authorization", auth.as_str())];
+        if !ct.is_empty() {
+            headers.push(("content-type", ct));
+        }
+        let body = json!({"userName": format!("ct{i}@example.com")}).to_string();
+        let r = s.raw(Method::POST, "/scim/v2/Users", &headers, body).await;
+        assert_eq!(r.status, 201, "{ct}: {}", r.text);
+        assert_eq!(r.header("content-type"), Some("application/scim+json"));
+        assert_eq!(r.json["active"], true, "active defaults to true");
+    }
+}
+
+#[tokio::test]
+async fn both_mount_points_serve_the_same_directory() {
+    let s = TestServer::start().await;
+    let id = s.create_user("mounted@example.com").await;
+    let r = s.get(&format!("/scim/Users/{id}")).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json["meta"]["location"],
+        s.url(&format!("/scim/Users/{id}"))
+    );
+    let r = s.get("/scim/v2/Users/").await;
+    assert_eq!(r.json["totalResults"], 1);
+}
+
+#[tokio::test]
+async fn a_token_never_reaches_another_tenants_data() {
+    let s = TestServer::start().await;
+    let other = s.token_for("acme");
+    let id = s.create_user("shared@example.com").await;
+    let path = format!("/scim/v2/Users/{id}");
+    s.call(Method::GET, &path, &other, None)
+        .await
+        .assert_error(404, None);
+    s.call(
+        Method::PUT,
+        &path,
+        &other,
+        Some(&json!({"userName":"stolen"})),
+    )
+    .await
+    .assert_error(404, None);
+    s.call(Method::DELETE, &path, &other, None)
+        .await
+        .assert_error(404, None);
+    let r = s.call(Method::GET, "/scim/v2/Users", &other, None).await;
+    assert_eq!(r.json["totalResults"], 0);
+    let r = s
+        .call(
+            Method::GET,
+            "/scim/v2/Users?filter=userName%20eq%20%22shared%40example.com%22",
+            &other,
+            None,
+        )
+        .await;
+    assert_eq!(r.json["totalResults"], 0, "{}", r.text);
+    // The same userName is free in the other tenant, and both users stay separate.
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            &other,
+            Some(&json!({"userName":"shared@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_ne!(r.json["id"], id.as_str());
+    assert_eq!(s.get("/scim/v2/Users").await.json["totalResults"], 1);
+    assert_eq!(s.get(&path).await.status, 200);
+}
+
+#[tokio::test]
+async fn revoked_tokens_stop_working_at_once() {
+    let s = TestServer::start().await;
+    assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+    let conn = s.db.conn().unwrap();
+    let tokens = scimd::db::tokens::list(&conn, None).unwrap();
+    assert!(tokens[0].last_used_at.is_some(), "last use is recorded");
+    scimd::db::tokens::revoke(&conn, tokens[0].id).unwrap();
+    s.get("/scim/v2/Users").await.assert_error(401, None);
+}
+
+#[tokio::test]
+async fn discovery_is_public_complete_and_read_only() {
+    let s = TestServer::start().await;
+    let get = |p: &'static str| s.raw(Method::GET, p, &[], "");
+    let spc = get("/scim/v2/ServiceProviderConfig").await;
+    assert_eq!(spc.status, 200);
+    let j = &spc.json;
+    assert_eq!(
+        j["schemas"][0],
+        "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+    );
+    for key in ["patch", "bulk", "filter", "changePassword", "sort", "etag"] {
+        assert!(j[key]["supported"].is_boolean(), "{key}");
+    }
+    assert_eq!(j["bulk"]["supported"], false);
+    assert_eq!(j["changePassword"]["supported"], false);
+    assert!(
+        j["bulk"]["maxOperations"].as_u64().unwrap() > 0
+            && j["bulk"]["maxPayloadSize"].as_u64().unwrap() > 0
+    );
+    assert!(j["filter"]["maxResults"].as_u64().unwrap() > 0);
+    assert_eq!(j["etag"]["supported"], true);
+    assert!(
+        !j["authenticationSchemes"][0]["type"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !j["authenticationSchemes"][0]["description"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
+
+    let rts = get("/scim/v2/ResourceTypes").await;
+    assert_eq!(rts.json["totalResults"], 2);
+    assert_eq!(rts.json["Resources"][0]["endpoint"], "/Users");
+    assert_eq!(
+        rts.json["Resources"][0]["schemaExtensions"][0]["schema"],
+        ENTERPRISE_URN
+    );
+    assert_eq!(
+        get("/scim/v2/ResourceTypes/Group").await.json["schema"],
+        GROUP_URN
+    );
+
+    let schemas = get("/scim/v2/Schemas").await;
+    let ids: Vec<&str> = schemas.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [USER_URN, ENTERPRISE_URN, GROUP_URN]);
+    let user = get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
+    assert_eq!(user.json["attributes"][0]["name"], "userName");
+    assert_eq!(user.json["attributes"][0]["uniqueness"], "server");
+    get("/scim/v2/Schemas/urn:nope")
+        .await
+        .assert_error(404, None);
+
+    for path in [
+        "/scim/v2/ServiceProviderConfig",
+        "/scim/v2/ResourceTypes",
+        "/scim/v2/Schemas",
+        "/scim/ServiceProviderConfig",
+    ] {
+        for m in [Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+            let r = s.raw(m.clone(), path, &[], "test\r\n\r\n").await;
+            r.assert_error(405, None);
+            assert!(r.header("allow").is_some());
+        }
+    }
+}
+
+#[tokio::test]
+async fn healthz_answers_and_shutdown_drains() {
+    let s = TestServer::start().await;
+    let r = s.raw(Method::GET, "/healthz", &[], "").await;
+    assert_eq!((r.status.as_u16(), r.text.as_str()), (200, "ok\n"));
+    s.stop().await;
+}
