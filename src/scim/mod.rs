@@ -4,6 +4,8 @@
 pub mod datetime;
 pub mod error;
 pub mod filter;
+pub mod patch;
+pub mod path;
 pub mod resource;
 pub mod schema;
 
