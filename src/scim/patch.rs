@@ -45,7 +45,7 @@ use std::str::FromStr;
 use serde_json::{Map, Value};
 
 use super::error::ScimError;
-use super::filter::{CompareOp, Filter};
+use super::filter::{self, CompareOp, Filter};
 use super::path::{self, AttrPath, PatchPath};
 use super::resource::coerce;
 use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
@@ -500,7 +500,12 @@ impl Patcher<'_> {
                     if let (Value::Object(existing), Value::Object(fields)) =
                         (&mut elements[i], item)
                     {
-                        existing.extend(fields);
+                        // The stored `value` and `type` identify it and stay as they were.
+                        existing.extend(
+                            fields
+                                .into_iter()
+                                .filter(|(k, _)| k != "value" && k != "type"),
+                        );
                     }
                     touched.push(i);
                 }
@@ -546,7 +551,7 @@ impl Patcher<'_> {
         let attr = p.attr;
         let mut elements = self.take_elements(p);
         let matched: Vec<usize> = (0..elements.len())
-            .filter(|&i| element_matches(filter, &elements[i]))
+            .filter(|&i| filter::matches_element(filter, &elements[i]))
             .collect();
         let touched = if matched.is_empty() {
             // Entra: no element matches, so create the one the filter describes.
@@ -605,7 +610,7 @@ impl Patcher<'_> {
         if let Some(filter) = &p.filter {
             let mut elements = self.take_elements(p);
             let matched: Vec<usize> = (0..elements.len())
-                .filter(|&i| element_matches(filter, &elements[i]))
+                .filter(|&i| filter::matches_element(filter, &elements[i]))
                 .collect();
             if matched.is_empty() && attr.multi_valued {
                 return Err(ScimError::no_target(format!(
@@ -1038,59 +1043,5 @@ fn parse_member(item: Value) -> Result<Member, ScimError> {
     Ok(member)
 }
 
-/// Whether one element (of a multi-valued attribute, or a single complex value) matches a
-/// value filter whose attribute references are relative to the element.
-fn element_matches(filter: &Filter, element: &Value) -> bool {
-    match filter {
-        Filter::Compare { attr, op, value } => {
-            let Some(actual) = element.get(attr.attr.name) else {
-                return false;
-            };
-            compare(attr.attr, actual, *op, value)
-        }
-        Filter::Present(attr) => element
-            .get(attr.attr.name)
-            .is_some_and(|v| !v.is_null() && v != &Value::String(String::new())),
-        Filter::And(a, b) => element_matches(a, element) && element_matches(b, element),
-        Filter::Or(a, b) => element_matches(a, element) || element_matches(b, element),
-        Filter::Not(f) => !element_matches(f, element),
-        Filter::ValuePath { .. } => false,
-    }
-}
-
-fn compare(attr: &Attribute, actual: &Value, op: CompareOp, expected: &Value) -> bool {
-    match (actual, expected) {
-        (Value::String(a), Value::String(b)) => {
-            let (a, b) = if attr.case_exact {
-                (a.clone(), b.clone())
-            } else {
-                (a.to_lowercase(), b.to_lowercase())
-            };
-            match op {
-                CompareOp::Eq => a == b,
-                CompareOp::Ne => a != b,
-                CompareOp::Co => a.contains(&b),
-                CompareOp::Sw => a.starts_with(&b),
-                CompareOp::Ew => a.ends_with(&b),
-                CompareOp::Gt => a > b,
-                CompareOp::Ge => a >= b,
-                CompareOp::Lt => a < b,
-                CompareOp::Le => a <= b,
-            }
-        }
-        (a, b) => match op {
-            CompareOp::Eq => a == b,
-            CompareOp::Ne => a != b,
-            _ => match (a.as_f64(), b.as_f64()) {
-                (Some(a), Some(b)) => match op {
-                    CompareOp::Gt => a > b,
-                    CompareOp::Ge => a >= b,
-                    CompareOp::Lt => a < b,
-                    CompareOp::Le => a <= b,
-                    _ => false,
-                },
-                _ => false,
-            },
-        },
-    }
-}
+#[cfg(test)]
+mod tests;

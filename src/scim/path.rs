@@ -261,7 +261,10 @@ mod tests {
         }
     }
 
-    fn names(p: &AttrPath) -> (Option<&str>, &str, Option<&str>) {
+    /// (extension URN, attribute, sub-attribute) of a resolved path.
+    type Names<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
+
+    fn names(p: &AttrPath) -> Names<'_> {
         (
             p.extension.map(|s| s.id),
             p.attr.name,
@@ -271,7 +274,7 @@ mod tests {
 
     #[test]
     fn simple_paths_resolve_in_any_case() {
-        let cases: &[(&str, (Option<&str>, &str, Option<&str>))] = &[
+        let cases: &[(&str, Names)] = &[
             ("userName", (None, "userName", None)),
             ("USERNAME", (None, "userName", None)),
             ("name.givenName", (None, "name", Some("givenName"))),
