@@ -37,7 +37,8 @@
 //!   `$ref` and unknown keys are ignored; a bare string is taken as the member's id (the same
 //!   tolerance [`coerce`] gives `"manager": "id"`; the storage layer still checks the id
 //!   exists). `remove` on `members` with a value removes only the listed members (Entra);
-//!   without one it clears the group (RFC). Member sub-attributes are immutable, so a path
+//!   without one it clears the group (RFC); a `"members": null` inside a pathless value is
+//!   ignored rather than read as "empty the group". Member sub-attributes are immutable, so a path
 //!   into a member (`members[…].display`) or a filtered add/replace is `mutability`.
 
 use std::str::FromStr;
@@ -344,20 +345,14 @@ impl Patcher<'_> {
                 Ok(())
             }
             (_, Some(Value::Object(fields))) => {
+                // Keys are paths within the extension, so `manager.value` works here too.
                 for (key, value) in fields {
-                    let attr = ext.attribute(&key).ok_or_else(|| {
-                        ScimError::invalid_path(format!(
-                            "attribute \"{key}\" is not defined in schema {}",
-                            ext.id
-                        ))
-                    })?;
-                    let p = AttrPath {
-                        extension: Some(ext),
-                        attr,
-                        filter: None,
-                        sub: None,
-                    };
-                    self.attribute(op, p, Some(value), Origin::ValueKey)?;
+                    match path::parse(&format!("{}:{key}", ext.id), self.rt)? {
+                        PatchPath::Attribute(p) => {
+                            self.attribute(op, p, Some(value), Origin::ValueKey)?
+                        }
+                        PatchPath::Extension(_) => unreachable!("a key follows the URN"),
+                    }
                 }
                 self.drop_empty_extensions();
                 Ok(())
@@ -377,6 +372,11 @@ impl Patcher<'_> {
         origin: Origin,
     ) -> Result<(), ScimError> {
         if p.extension.is_none() && p.attr.name == "members" && self.rt.name == "Group" {
+            // A `"members": null` echoed in a value object is not a request to empty the
+            // group: clearing by accident costs far more than ignoring it (hard case 6).
+            if origin == Origin::ValueKey && matches!(value, None | Some(Value::Null)) {
+                return Ok(());
+            }
             return self.members(op, p, value);
         }
         let shown = p.display();
@@ -464,6 +464,9 @@ impl Patcher<'_> {
             (Some(sub), false) => {
                 let mut current = self.take_elements(p);
                 let mut obj = current.pop().unwrap_or_else(|| Value::Object(Map::new()));
+                if sub.name == "value" {
+                    retarget(&mut obj, attr, Some(&value));
+                }
                 write_sub(&mut obj, sub, value, shown)?;
                 self.put_elements(p, vec![obj]);
                 Ok(())
@@ -814,17 +817,37 @@ fn merge_fields(
     fields: Map<String, Value>,
     shown: &str,
 ) -> Result<(), ScimError> {
+    let new_value = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+        .map(|(_, v)| v);
+    retarget(target, attr, new_value);
     for (key, value) in fields {
         let Some(sub) = attr.sub(&key) else { continue };
         if sub.mutability == Mutability::ReadOnly {
             continue;
         }
-        write_sub(target, sub, value, shown)?;
+        write_sub(target, sub, value, &format!("{shown}.{}", sub.name))?;
     }
     Ok(())
 }
 
-/// Sets (or with `null`, unassigns) one sub-attribute of a complex value.
+/// Clears a reference (`manager`) that is about to point at another resource: its other
+/// sub-attributes (`$ref`, `displayName`) described the old one. Entra changes a manager by
+/// sending only the new `value`.
+fn retarget(target: &mut Value, attr: &'static Attribute, new_value: Option<&Value>) {
+    if attr.sub("$ref").is_none() {
+        return;
+    }
+    if let (Some(new), Some(old)) = (new_value, target.get("value")) {
+        if new != old {
+            *target = Value::Object(Map::new());
+        }
+    }
+}
+
+/// Sets (or with `null`, unassigns) one sub-attribute of a complex value; `shown` is the
+/// sub-attribute's path, for error messages.
 fn write_sub(
     target: &mut Value,
     sub: &'static Attribute,
@@ -837,12 +860,7 @@ fn write_sub(
     let Value::Object(fields) = target else {
         unreachable!("just made an object")
     };
-    let shown = if shown.ends_with(sub.name) {
-        shown.to_string()
-    } else {
-        format!("{shown}.{}", sub.name)
-    };
-    match coerce(sub, value, &shown)? {
+    match coerce(sub, value, shown)? {
         Some(v) => fields.insert(sub.name.to_string(), v),
         None => fields.remove(sub.name),
     };
@@ -889,7 +907,7 @@ fn contains_fields(attr: &'static Attribute, element: &Value, probe: &Value) -> 
 fn equal_as(attr: &Attribute, a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
         (Some(Value::String(a)), Some(Value::String(b))) if !attr.case_exact => {
-            a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase()
+            filter::fold(a) == filter::fold(b)
         }
         _ => a == b,
     }

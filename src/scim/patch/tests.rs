@@ -878,6 +878,20 @@ fn pathless_value_with_an_extension_object() {
         );
         assert_eq!(data["title"], "Queen", "{op}");
     }
+    let data = patch_user(
+        alice(),
+        json!([{"op": "replace", "value": {
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"manager.value": "m2"}}}]),
+    );
+    assert_eq!(data[ENTERPRISE_URN], json!({"manager": {"value": "m2"}}));
+    assert_eq!(
+        user_error(
+            alice(),
+            json!([{"op": "add", "value": {
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"shoeSize": 9}}}])
+        ),
+        "invalidPath"
+    );
 }
 
 #[test]
@@ -912,7 +926,23 @@ fn entra_manager_variants() {
         json!({"manager": {"$ref": "http://example.com/scim/Users/00aa00aa", "value": "00aa00aa"}})
     );
 
-    // Changed by Replace, sent as a bare string, under the URN or bare.
+    // Changed by Replace, sent as a bare string, under the URN or bare; the old manager's
+    // `$ref` does not survive the change.
+    let moved = patch_user(
+        data.clone(),
+        json!([{"op": "Replace", "path": "manager", "value": {"value": "33dd"}}]),
+    );
+    assert_eq!(moved[ENTERPRISE_URN], json!({"manager": {"value": "33dd"}}));
+    let moved = patch_user(
+        data.clone(),
+        json!([{"op": "Replace", "path": "manager.value", "value": "33dd"}]),
+    );
+    assert_eq!(moved[ENTERPRISE_URN], json!({"manager": {"value": "33dd"}}));
+    let same = patch_user(
+        data.clone(),
+        json!([{"op": "Replace", "path": "manager.value", "value": "00aa00aa"}]),
+    );
+    assert_eq!(same, data);
     let data = patch_user(
         data,
         json!([{"op": "Replace", "path": "manager", "value": "11bb11bb"}]),
@@ -991,6 +1021,17 @@ fn okta_pathless_group_replace_with_id_leaves_members_alone() {
     );
     assert_eq!(data["displayName"], "Renamed");
     assert!(members.is_empty());
+    // An echoed `"members": null` does not empty the group; an explicit path does.
+    let (_, members) = patch_group(
+        group(),
+        json!([{"op": "replace", "value": {"id": GROUP_ID, "displayName": "Eng", "members": null}}]),
+    );
+    assert!(members.is_empty());
+    let (_, members) = patch_group(
+        group(),
+        json!([{"op": "replace", "path": "members", "value": null}]),
+    );
+    assert_eq!(members, [MemberOp::Clear]);
     // A different id is refused.
     assert_eq!(
         group_error(
