@@ -6,6 +6,8 @@ pub mod discovery;
 pub mod error;
 pub mod filter;
 pub mod list;
+pub mod patch;
+pub mod path;
 pub mod projection;
 pub mod resource;
 pub mod schema;

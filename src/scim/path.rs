@@ -1,0 +1,402 @@
+//! PATCH target paths (RFC 7644 §3.5.2, Figure 7: `PATH = attrPath / valuePath [subAttr]`),
+//! resolved against a resource type's schemas.
+//!
+//! Accepted forms, names in any case (RFC 7643 §2.1):
+//! `userName`, `name.givenName`, `emails[type eq "work"]`, `emails[type eq "work"].value`,
+//! each optionally qualified by its schema URN
+//! (`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber`), and a whole
+//! extension URN on its own. Two IdP habits are accepted on top of the grammar:
+//! a bare extension attribute name (Entra's `manager`, which the RFC would read as a core
+//! attribute and reject), and a value filter on a single-valued complex attribute
+//! (Entra's `manager[value eq "id"]`).
+//!
+//! The bracketed filter is parsed by [`filter::parse`], so PATCH and query filters share one
+//! grammar; a malformed filter is `invalidFilter` (RFC 7644 Table 9 lists it for PATCH path
+//! filters), everything else that is wrong with a path is `invalidPath`.
+
+use super::error::ScimError;
+use super::filter::{self, Filter};
+use super::schema::{AttrType, Attribute, ResourceType, Schema};
+
+/// What a PATCH operation's `path` points at.
+#[derive(Debug, Clone)]
+pub enum PatchPath {
+    /// A whole extension object, e.g. `urn:ietf:params:scim:schemas:extension:enterprise:2.0:User`.
+    Extension(&'static Schema),
+    /// An attribute, possibly narrowed by a value filter and/or a sub-attribute.
+    Attribute(AttrPath),
+}
+
+/// `[urn:]attr[.sub]` or `[urn:]attr[filter][.sub]`.
+#[derive(Debug, Clone)]
+pub struct AttrPath {
+    /// The extension schema owning `attr`; `None` for core and common attributes. Decides
+    /// where the value lives in the canonical data (under the URN key or at the top level).
+    pub extension: Option<&'static Schema>,
+    pub attr: &'static Attribute,
+    /// The value filter selecting elements of `attr`; its attribute references are relative
+    /// to one element (`type eq "work"` refers to `emails.type`).
+    pub filter: Option<Filter>,
+    /// The sub-attribute operated on within `attr` (or within each selected element).
+    pub sub: Option<&'static Attribute>,
+}
+
+impl AttrPath {
+    /// The path as the client would spell it canonically, for error messages.
+    pub fn display(&self) -> String {
+        let mut out = match self.extension {
+            Some(ext) => format!("{}:{}", ext.id, self.attr.name),
+            None => self.attr.name.to_string(),
+        };
+        if self.filter.is_some() {
+            out.push_str("[…]");
+        }
+        if let Some(sub) = self.sub {
+            out.push('.');
+            out.push_str(sub.name);
+        }
+        out
+    }
+}
+
+/// Parses and resolves a PATCH `path` for resources of type `rt`.
+pub fn parse(path: &str, rt: &'static ResourceType) -> Result<PatchPath, ScimError> {
+    let trimmed = path.trim();
+    if trimmed.is_empty() {
+        return Err(ScimError::invalid_path("the \"path\" is empty"));
+    }
+    let (schema, rest) = split_urn(trimmed, rt)?;
+    let (schema, rest) = match (schema, rest) {
+        (Some(Scope::Extension(ext)), None) => return Ok(PatchPath::Extension(ext)),
+        (Some(Scope::Core), None) => {
+            return Err(ScimError::invalid_path(format!(
+                "\"{trimmed}\" names the core schema, not an attribute"
+            )));
+        }
+        (scope, Some(rest)) => (scope, rest),
+        (None, None) => unreachable!("split_urn returns the whole path when there is no URN"),
+    };
+
+    let name_end = rest.find(['.', '[']).unwrap_or(rest.len());
+    let name = &rest[..name_end];
+    if name.is_empty() {
+        return Err(ScimError::invalid_path(format!(
+            "\"{trimmed}\" has no attribute name"
+        )));
+    }
+    let (extension, attr) = resolve(name, schema, rt)
+        .ok_or_else(|| ScimError::invalid_path(unknown_attribute(name, schema, rt)))?;
+
+    let mut tail = &rest[name_end..];
+    let mut value_filter = None;
+    if tail.starts_with('[') {
+        let close = closing_bracket(tail).ok_or_else(|| {
+            ScimError::invalid_path(format!(
+                "\"{trimmed}\": the value filter has no closing ']'"
+            ))
+        })?;
+        if attr.ty != AttrType::Complex {
+            return Err(ScimError::invalid_path(format!(
+                "\"{trimmed}\": a value filter needs a complex attribute, and \"{}\" is not one",
+                attr.name
+            )));
+        }
+        value_filter = Some(parse_value_filter(extension, attr, &tail[1..close], rt)?);
+        tail = &tail[close + 1..];
+    }
+
+    let mut sub = None;
+    if let Some(sub_name) = tail.strip_prefix('.') {
+        if attr.ty != AttrType::Complex {
+            return Err(ScimError::invalid_path(format!(
+                "\"{trimmed}\": \"{}\" has no sub-attributes",
+                attr.name
+            )));
+        }
+        sub = Some(attr.sub(sub_name).ok_or_else(|| {
+            ScimError::invalid_path(format!(
+                "\"{trimmed}\": \"{}\" has no sub-attribute \"{sub_name}\"",
+                attr.name
+            ))
+        })?);
+    } else if !tail.is_empty() {
+        return Err(ScimError::invalid_path(format!(
+            "\"{trimmed}\" is not a valid attribute path (unexpected \"{tail}\")"
+        )));
+    }
+
+    Ok(PatchPath::Attribute(AttrPath {
+        extension,
+        attr,
+        filter: value_filter,
+        sub,
+    }))
+}
+
+/// Which schema a URN prefix selected.
+#[derive(Clone, Copy)]
+enum Scope {
+    Core,
+    Extension(&'static Schema),
+}
+
+/// Splits a leading schema URN off `path`. Returns the selected schema (if the path starts
+/// with one) and the remainder after the `:` (`None` when the path is just the URN).
+fn split_urn<'a>(
+    path: &'a str,
+    rt: &'static ResourceType,
+) -> Result<(Option<Scope>, Option<&'a str>), ScimError> {
+    if !starts_with_ignore_case(path, "urn:") {
+        return Ok((None, Some(path)));
+    }
+    let schemas = rt
+        .extensions
+        .iter()
+        .map(|&ext| (ext.id, Scope::Extension(ext)))
+        .chain(std::iter::once((rt.schema.id, Scope::Core)));
+    for (id, scope) in schemas {
+        if path.len() == id.len() && path.eq_ignore_ascii_case(id) {
+            return Ok((Some(scope), None));
+        }
+        if starts_with_ignore_case(path, id) && path[id.len()..].starts_with(':') {
+            return Ok((Some(scope), Some(&path[id.len() + 1..])));
+        }
+    }
+    Err(ScimError::invalid_path(format!(
+        "\"{path}\" does not start with a schema URN of the {} resource",
+        rt.name
+    )))
+}
+
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len()
+        && s.is_char_boundary(prefix.len())
+        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
+}
+
+/// Resolves an attribute name. Unqualified names are looked up in the core schema first and
+/// then in the extensions, because Entra addresses the enterprise `manager` as plain `manager`.
+fn resolve(
+    name: &str,
+    scope: Option<Scope>,
+    rt: &'static ResourceType,
+) -> Option<(Option<&'static Schema>, &'static Attribute)> {
+    match scope {
+        Some(Scope::Core) => rt.core_attribute(name).map(|a| (None, a)),
+        Some(Scope::Extension(ext)) => ext.attribute(name).map(|a| (Some(ext), a)),
+        None => rt.core_attribute(name).map(|a| (None, a)).or_else(|| {
+            rt.extensions
+                .iter()
+                .find_map(|&ext| ext.attribute(name).map(|a| (Some(ext), a)))
+        }),
+    }
+}
+
+fn unknown_attribute(name: &str, scope: Option<Scope>, rt: &ResourceType) -> String {
+    match scope {
+        Some(Scope::Extension(ext)) => {
+            format!("attribute \"{name}\" is not defined in schema {}", ext.id)
+        }
+        _ => format!(
+            "attribute \"{name}\" is not defined for the {} resource",
+            rt.name
+        ),
+    }
+}
+
+/// The index of the `]` closing the value filter that `s` opens with `[`, skipping
+/// brackets inside quoted strings (`emails[value eq "a]b"]`).
+fn closing_bracket(s: &str) -> Option<usize> {
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, c) in s.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_string => escaped = true,
+            '"' => in_string = !in_string,
+            ']' if !in_string => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Parses the inside of `attr[...]` with the query filter grammar by handing the parser the
+/// fully qualified value path, then keeps the element filter.
+fn parse_value_filter(
+    extension: Option<&'static Schema>,
+    attr: &'static Attribute,
+    inner: &str,
+    rt: &'static ResourceType,
+) -> Result<Filter, ScimError> {
+    if inner.trim().is_empty() {
+        return Err(ScimError::invalid_filter(format!(
+            "the value filter of \"{}\" is empty",
+            attr.name
+        )));
+    }
+    let qualified = match extension {
+        Some(ext) => format!("{}:{}[{inner}]", ext.id, attr.name),
+        None => format!("{}[{inner}]", attr.name),
+    };
+    match filter::parse(&qualified, rt)? {
+        Filter::ValuePath { filter, .. } => Ok(*filter),
+        _ => Err(ScimError::invalid_filter(format!(
+            "\"{qualified}\" is not a value filter"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::filter::{AttrRef, CompareOp};
+    use crate::scim::schema::{ENTERPRISE_URN, GROUP_RESOURCE, USER_RESOURCE};
+    use serde_json::json;
+
+    fn attr_path(path: &str) -> AttrPath {
+        match parse(path, &USER_RESOURCE) {
+            Ok(PatchPath::Attribute(p)) => p,
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+
+    /// (extension URN, attribute, sub-attribute) of a resolved path.
+    type Names<'a> = (Option<&'a str>, &'a str, Option<&'a str>);
+
+    fn names(p: &AttrPath) -> Names<'_> {
+        (
+            p.extension.map(|s| s.id),
+            p.attr.name,
+            p.sub.map(|s| s.name),
+        )
+    }
+
+    #[test]
+    fn simple_paths_resolve_in_any_case() {
+        let cases: &[(&str, Names)] = &[
+            ("userName", (None, "userName", None)),
+            ("USERNAME", (None, "userName", None)),
+            ("name.givenName", (None, "name", Some("givenName"))),
+            ("Name.GivenName", (None, "name", Some("givenName"))),
+            ("emails", (None, "emails", None)),
+            ("emails.value", (None, "emails", Some("value"))),
+            ("id", (None, "id", None)),
+            ("meta.created", (None, "meta", Some("created"))),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:User:userName",
+                (None, "userName", None),
+            ),
+            (
+                "urn:ietf:params:scim:schemas:core:2.0:User:name.familyName",
+                (None, "name", Some("familyName")),
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber",
+                (Some(ENTERPRISE_URN), "employeeNumber", None),
+            ),
+            (
+                "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:manager",
+                (Some(ENTERPRISE_URN), "manager", None),
+            ),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+                (Some(ENTERPRISE_URN), "manager", Some("value")),
+            ),
+            // Entra: a bare extension attribute name.
+            ("manager", (Some(ENTERPRISE_URN), "manager", None)),
+            (
+                "manager.value",
+                (Some(ENTERPRISE_URN), "manager", Some("value")),
+            ),
+            (
+                "employeeNumber",
+                (Some(ENTERPRISE_URN), "employeeNumber", None),
+            ),
+        ];
+        for (path, want) in cases {
+            let p = attr_path(path);
+            assert_eq!(names(&p), *want, "{path}");
+            assert!(p.filter.is_none(), "{path}");
+        }
+    }
+
+    #[test]
+    fn a_whole_extension_is_a_path() {
+        for urn in [ENTERPRISE_URN.to_string(), ENTERPRISE_URN.to_lowercase()] {
+            match parse(&urn, &USER_RESOURCE) {
+                Ok(PatchPath::Extension(ext)) => assert_eq!(ext.id, ENTERPRISE_URN),
+                other => panic!("{urn}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn value_filters_are_parsed_by_the_filter_grammar() {
+        let p = attr_path("emails[type eq \"work\"].value");
+        assert_eq!(names(&p), (None, "emails", Some("value")));
+        let emails = USER_RESOURCE.core_attribute("emails").unwrap();
+        assert_eq!(
+            p.filter.unwrap(),
+            Filter::Compare {
+                attr: AttrRef {
+                    extension: None,
+                    attr: emails.sub("type").unwrap(),
+                    sub: None
+                },
+                op: CompareOp::Eq,
+                value: json!("work"),
+            }
+        );
+        let p = attr_path("addresses[type eq \"work\"].streetAddress");
+        assert_eq!(names(&p), (None, "addresses", Some("streetAddress")));
+        let p = attr_path("emails[value eq \"a]b\"]");
+        assert_eq!(names(&p), (None, "emails", None));
+        assert!(p.filter.is_some());
+        // Entra: a filter on a single-valued complex attribute.
+        let p = attr_path("manager[value eq \"id\"]");
+        assert_eq!(names(&p), (Some(ENTERPRISE_URN), "manager", None));
+        assert!(p.filter.is_some());
+        let p = match parse("members[value eq \"x\" or value eq \"y\"]", &GROUP_RESOURCE) {
+            Ok(PatchPath::Attribute(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(p.attr.name, "members");
+        assert!(matches!(p.filter, Some(Filter::Or(..))));
+    }
+
+    #[test]
+    fn bad_paths_are_rejected_precisely() {
+        let cases = [
+            ("", "invalidPath"),
+            ("favouriteColour", "invalidPath"),
+            ("name.nickname", "invalidPath"),
+            ("userName.first", "invalidPath"),
+            ("emails[type eq \"work\"", "invalidPath"),
+            ("emails[type eq \"work\"]x", "invalidPath"),
+            ("active[value eq true]", "invalidPath"),
+            ("urn:example:custom:1.0:User:x", "invalidPath"),
+            ("urn:ietf:params:scim:schemas:core:2.0:User", "invalidPath"),
+            (
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:userName",
+                "invalidPath",
+            ),
+            ("emails[]", "invalidFilter"),
+            ("emails[type eq]", "invalidFilter"),
+            ("emails[type eq \"work\" and]", "invalidFilter"),
+            (".value", "invalidPath"),
+        ];
+        for (path, scim_type) in cases {
+            let err = parse(path, &USER_RESOURCE).unwrap_err();
+            assert_eq!(err.status, 400, "{path}");
+            assert_eq!(
+                err.scim_type.unwrap().as_str(),
+                scim_type,
+                "{path}: {}",
+                err.detail
+            );
+        }
+        assert!(parse("members", &USER_RESOURCE).is_err());
+        assert!(parse("manager", &GROUP_RESOURCE).is_err());
+    }
+}
