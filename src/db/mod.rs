@@ -9,6 +9,7 @@
 
 pub mod filter_sql;
 pub mod groups;
+pub mod sync;
 mod migrations;
 pub mod tenants;
 pub mod tokens;
