@@ -9,8 +9,8 @@
 
 pub mod filter_sql;
 pub mod groups;
-pub mod sync;
 mod migrations;
+pub mod sync;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

@@ -36,16 +36,29 @@ pub fn user_written(_conn: &Connection, _ctx: &WriteContext, _user_pk: i64) -> R
 }
 
 /// Before a user row is deleted by the IdP (DELETE /Users/{id}).
-pub fn user_deleting(_conn: &Connection, _ctx: &WriteContext, _user_pk: i64) -> Result<(), DbError> {
+pub fn user_deleting(
+    _conn: &Connection,
+    _ctx: &WriteContext,
+    _user_pk: i64,
+) -> Result<(), DbError> {
     Ok(())
 }
 
 /// After a group was created or changed.
-pub fn group_written(_conn: &Connection, _ctx: &WriteContext, _group_pk: i64, _change: &GroupChange) -> Result<(), DbError> {
+pub fn group_written(
+    _conn: &Connection,
+    _ctx: &WriteContext,
+    _group_pk: i64,
+    _change: &GroupChange,
+) -> Result<(), DbError> {
     Ok(())
 }
 
 /// Before a group row is deleted.
-pub fn group_deleting(_conn: &Connection, _ctx: &WriteContext, _group_pk: i64) -> Result<(), DbError> {
+pub fn group_deleting(
+    _conn: &Connection,
+    _ctx: &WriteContext,
+    _group_pk: i64,
+) -> Result<(), DbError> {
     Ok(())
 }

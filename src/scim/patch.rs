@@ -985,8 +985,8 @@ fn member_ids(filter: &Filter) -> Option<Vec<String>> {
 }
 
 /// Reads the members an IdP sent: an array (or a single one) of member objects or bare id
-/// strings.
-fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
+/// strings. Also used for the `members` of POST and PUT bodies.
+pub fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
