@@ -15,9 +15,8 @@ pub fn now() -> String {
 
 /// `t` in canonical form.
 pub fn format(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
     t.to_offset(UtcOffset::UTC)
         .format(&fmt)
         .expect("a UTC date between years 0 and 9999 always formats")
@@ -48,6 +47,9 @@ mod tests {
             "2026-01-02T03:04:05.000000Z"
         );
         assert!(canonical("yesterday").is_none());
-        assert!(canonical("2026-01-02T03:04:05.000001Z").unwrap() > canonical("2026-01-02T03:04:05Z").unwrap());
+        assert!(
+            canonical("2026-01-02T03:04:05.000001Z").unwrap()
+                > canonical("2026-01-02T03:04:05Z").unwrap()
+        );
     }
 }

@@ -126,8 +126,7 @@ pub struct Attribute {
 
 impl Attribute {
     /// The sub-attribute called `name`, in any case.
-    pub fn sub(&self, name: &str) -> Option<&'static Attribute>
-    {
+    pub fn sub(&self, name: &str) -> Option<&'static Attribute> {
         find(self.sub_attributes, name)
     }
 
@@ -173,8 +172,7 @@ pub struct Schema {
 }
 
 impl Schema {
-    pub fn attribute(&self, name: &str) -> Option<&'static Attribute>
-    {
+    pub fn attribute(&self, name: &str) -> Option<&'static Attribute> {
         find(self.attributes, name)
     }
 
@@ -307,23 +305,43 @@ use AttrType::{Binary, Boolean, Complex, DateTime, Reference, String as Str};
 /// `id`, `externalId` and `meta` (RFC 7643 §3.1). Not listed in `/Schemas` (as in the
 /// RFC's own §8.7.1 representation) but known to filters, sorting and projection.
 pub static COMMON_ATTRIBUTES: &[Attribute] = &[
-    attr("id", Str, "Unique identifier for the resource, assigned by the service provider.")
-        .case_exact()
-        .mutability(Mutability::ReadOnly)
-        .returned(Returned::Always)
-        .unique(Uniqueness::Server),
-    attr("externalId", Str, "Identifier of the resource as defined by the provisioning client.")
-        .case_exact(),
+    attr(
+        "id",
+        Str,
+        "Unique identifier for the resource, assigned by the service provider.",
+    )
+    .case_exact()
+    .mutability(Mutability::ReadOnly)
+    .returned(Returned::Always)
+    .unique(Uniqueness::Server),
+    attr(
+        "externalId",
+        Str,
+        "Identifier of the resource as defined by the provisioning client.",
+    )
+    .case_exact(),
     attr("meta", Complex, "Resource metadata.")
         .mutability(Mutability::ReadOnly)
         .subs(&[
-            attr("resourceType", Str, "Name of the resource type of the resource.")
-                .case_exact()
-                .mutability(Mutability::ReadOnly),
-            attr("created", DateTime, "When the resource was added to the service provider.")
-                .mutability(Mutability::ReadOnly),
-            attr("lastModified", DateTime, "When the resource was last updated.")
-                .mutability(Mutability::ReadOnly),
+            attr(
+                "resourceType",
+                Str,
+                "Name of the resource type of the resource.",
+            )
+            .case_exact()
+            .mutability(Mutability::ReadOnly),
+            attr(
+                "created",
+                DateTime,
+                "When the resource was added to the service provider.",
+            )
+            .mutability(Mutability::ReadOnly),
+            attr(
+                "lastModified",
+                DateTime,
+                "When the resource was last updated.",
+            )
+            .mutability(Mutability::ReadOnly),
             attr("location", Reference, "URI of the resource.")
                 .case_exact()
                 .mutability(Mutability::ReadOnly)
@@ -339,7 +357,11 @@ macro_rules! multi_value_subs {
     ($value_desc:expr, $types:expr) => {
         &[
             attr("value", Str, $value_desc),
-            attr("display", Str, "A human-readable name, primarily used for display purposes."),
+            attr(
+                "display",
+                Str,
+                "A human-readable name, primarily used for display purposes.",
+            ),
             attr("type", Str, "A label indicating the attribute's function.").canonical($types),
             attr(
                 "primary",
@@ -355,33 +377,80 @@ pub static USER: Schema = Schema {
     name: "User",
     description: "User Account",
     attributes: &[
-        attr("userName", Str, "Unique identifier for the User, used to authenticate; case-insensitive.")
-            .required()
-            .unique(Uniqueness::Server),
+        attr(
+            "userName",
+            Str,
+            "Unique identifier for the User, used to authenticate; case-insensitive.",
+        )
+        .required()
+        .unique(Uniqueness::Server),
         attr("name", Complex, "The components of the user's real name.").subs(&[
             attr("formatted", Str, "The full name, formatted for display."),
-            attr("familyName", Str, "The family name of the User (last name)."),
+            attr(
+                "familyName",
+                Str,
+                "The family name of the User (last name).",
+            ),
             attr("givenName", Str, "The given name of the User (first name)."),
             attr("middleName", Str, "The middle name(s) of the User."),
-            attr("honorificPrefix", Str, "The honorific prefix(es) of the User (e.g. 'Ms.')."),
-            attr("honorificSuffix", Str, "The honorific suffix(es) of the User (e.g. 'III')."),
+            attr(
+                "honorificPrefix",
+                Str,
+                "The honorific prefix(es) of the User (e.g. 'Ms.').",
+            ),
+            attr(
+                "honorificSuffix",
+                Str,
+                "The honorific suffix(es) of the User (e.g. 'III').",
+            ),
         ]),
-        attr("displayName", Str, "The name of the User, suitable for display to end-users."),
+        attr(
+            "displayName",
+            Str,
+            "The name of the User, suitable for display to end-users.",
+        ),
         attr("nickName", Str, "The casual way to address the user."),
-        attr("profileUrl", Reference, "A fully qualified URL pointing to the User's online profile.")
-            .refs(&["external"]),
+        attr(
+            "profileUrl",
+            Reference,
+            "A fully qualified URL pointing to the User's online profile.",
+        )
+        .refs(&["external"]),
         attr("title", Str, "The user's title, such as 'Vice President'."),
-        attr("userType", Str, "The relationship between the organization and the user (e.g. 'Employee')."),
-        attr("preferredLanguage", Str, "The User's preferred written or spoken language (e.g. 'en-US')."),
-        attr("locale", Str, "The User's default location for localization (e.g. 'en-US')."),
-        attr("timezone", Str, "The User's time zone in IANA format (e.g. 'America/Los_Angeles')."),
+        attr(
+            "userType",
+            Str,
+            "The relationship between the organization and the user (e.g. 'Employee').",
+        ),
+        attr(
+            "preferredLanguage",
+            Str,
+            "The User's preferred written or spoken language (e.g. 'en-US').",
+        ),
+        attr(
+            "locale",
+            Str,
+            "The User's default location for localization (e.g. 'en-US').",
+        ),
+        attr(
+            "timezone",
+            Str,
+            "The User's time zone in IANA format (e.g. 'America/Los_Angeles').",
+        ),
         attr("active", Boolean, "The User's administrative status."),
-        attr("password", Str, "The User's cleartext password; accepted on write, never returned or stored.")
-            .mutability(Mutability::WriteOnly)
-            .returned(Returned::Never),
+        attr(
+            "password",
+            Str,
+            "The User's cleartext password; accepted on write, never returned or stored.",
+        )
+        .mutability(Mutability::WriteOnly)
+        .returned(Returned::Never),
         attr("emails", Complex, "Email addresses for the user.")
             .multi()
-            .subs(multi_value_subs!("Email address for the user.", &["work", "home", "other"])),
+            .subs(multi_value_subs!(
+                "Email address for the user.",
+                &["work", "home", "other"]
+            )),
         attr("phoneNumbers", Complex, "Phone numbers for the User.")
             .multi()
             .subs(multi_value_subs!(
@@ -398,53 +467,113 @@ pub static USER: Schema = Schema {
             .multi()
             .subs(&[
                 attr("value", Reference, "URL of a photo of the User.").refs(&["external"]),
-                attr("display", Str, "A human-readable name, primarily used for display purposes."),
+                attr(
+                    "display",
+                    Str,
+                    "A human-readable name, primarily used for display purposes.",
+                ),
                 attr("type", Str, "A label indicating the attribute's function.")
                     .canonical(&["photo", "thumbnail"]),
-                attr("primary", Boolean, "Whether this is the primary photo; at most one may be true."),
+                attr(
+                    "primary",
+                    Boolean,
+                    "Whether this is the primary photo; at most one may be true.",
+                ),
             ]),
-        attr("addresses", Complex, "A physical mailing address for this User.")
-            .multi()
-            .subs(&[
-                attr("formatted", Str, "The full mailing address, formatted for display."),
-                attr("streetAddress", Str, "The full street address component."),
-                attr("locality", Str, "The city or locality component."),
-                attr("region", Str, "The state or region component."),
-                attr("postalCode", Str, "The zip code or postal code component."),
-                attr("country", Str, "The country name component (ISO 3166-1 alpha-2)."),
-                attr("type", Str, "A label indicating the attribute's function.")
-                    .canonical(&["work", "home", "other"]),
-                attr("primary", Boolean, "Whether this is the primary address; at most one may be true."),
-            ]),
-        attr("groups", Complex, "Groups to which the user belongs; managed through the Group resource.")
-            .multi()
+        attr(
+            "addresses",
+            Complex,
+            "A physical mailing address for this User.",
+        )
+        .multi()
+        .subs(&[
+            attr(
+                "formatted",
+                Str,
+                "The full mailing address, formatted for display.",
+            ),
+            attr("streetAddress", Str, "The full street address component."),
+            attr("locality", Str, "The city or locality component."),
+            attr("region", Str, "The state or region component."),
+            attr("postalCode", Str, "The zip code or postal code component."),
+            attr(
+                "country",
+                Str,
+                "The country name component (ISO 3166-1 alpha-2).",
+            ),
+            attr("type", Str, "A label indicating the attribute's function.")
+                .canonical(&["work", "home", "other"]),
+            attr(
+                "primary",
+                Boolean,
+                "Whether this is the primary address; at most one may be true.",
+            ),
+        ]),
+        attr(
+            "groups",
+            Complex,
+            "Groups to which the user belongs; managed through the Group resource.",
+        )
+        .multi()
+        .mutability(Mutability::ReadOnly)
+        .subs(&[
+            attr("value", Str, "The identifier of the User's group.")
+                .mutability(Mutability::ReadOnly),
+            attr(
+                "$ref",
+                Reference,
+                "The URI of the corresponding Group resource.",
+            )
             .mutability(Mutability::ReadOnly)
-            .subs(&[
-                attr("value", Str, "The identifier of the User's group.")
-                    .mutability(Mutability::ReadOnly),
-                attr("$ref", Reference, "The URI of the corresponding Group resource.")
-                    .mutability(Mutability::ReadOnly)
-                    .refs(&["User", "Group"]),
-                attr("display", Str, "A human-readable name, primarily used for display purposes.")
-                    .mutability(Mutability::ReadOnly),
-                attr("type", Str, "How the membership was derived: direct or indirect.")
-                    .canonical(&["direct", "indirect"])
-                    .mutability(Mutability::ReadOnly),
-            ]),
-        attr("entitlements", Complex, "A list of entitlements for the User.")
-            .multi()
-            .subs(multi_value_subs!("The value of an entitlement.", &[])),
+            .refs(&["User", "Group"]),
+            attr(
+                "display",
+                Str,
+                "A human-readable name, primarily used for display purposes.",
+            )
+            .mutability(Mutability::ReadOnly),
+            attr(
+                "type",
+                Str,
+                "How the membership was derived: direct or indirect.",
+            )
+            .canonical(&["direct", "indirect"])
+            .mutability(Mutability::ReadOnly),
+        ]),
+        attr(
+            "entitlements",
+            Complex,
+            "A list of entitlements for the User.",
+        )
+        .multi()
+        .subs(multi_value_subs!("The value of an entitlement.", &[])),
         attr("roles", Complex, "A list of roles for the User.")
             .multi()
             .subs(multi_value_subs!("The value of a role.", &[])),
-        attr("x509Certificates", Complex, "A list of certificates issued to the User.")
-            .multi()
-            .subs(&[
-                attr("value", Binary, "The value of an X.509 certificate (base64 DER)."),
-                attr("display", Str, "A human-readable name, primarily used for display purposes."),
-                attr("type", Str, "A label indicating the attribute's function."),
-                attr("primary", Boolean, "Whether this is the primary certificate; at most one may be true."),
-            ]),
+        attr(
+            "x509Certificates",
+            Complex,
+            "A list of certificates issued to the User.",
+        )
+        .multi()
+        .subs(&[
+            attr(
+                "value",
+                Binary,
+                "The value of an X.509 certificate (base64 DER).",
+            ),
+            attr(
+                "display",
+                Str,
+                "A human-readable name, primarily used for display purposes.",
+            ),
+            attr("type", Str, "A label indicating the attribute's function."),
+            attr(
+                "primary",
+                Boolean,
+                "Whether this is the primary certificate; at most one may be true.",
+            ),
+        ]),
     ],
 };
 
@@ -453,15 +582,31 @@ pub static ENTERPRISE_USER: Schema = Schema {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: &[
-        attr("employeeNumber", Str, "Numeric or alphanumeric identifier assigned to a person by the organization."),
+        attr(
+            "employeeNumber",
+            Str,
+            "Numeric or alphanumeric identifier assigned to a person by the organization.",
+        ),
         attr("costCenter", Str, "Identifies the name of a cost center."),
-        attr("organization", Str, "Identifies the name of an organization."),
+        attr(
+            "organization",
+            Str,
+            "Identifies the name of an organization.",
+        ),
         attr("division", Str, "Identifies the name of a division."),
         attr("department", Str, "Identifies the name of a department."),
         attr("manager", Complex, "The User's manager.").subs(&[
-            attr("value", Str, "The id of the SCIM resource representing the User's manager."),
-            attr("$ref", Reference, "The URI of the SCIM resource representing the User's manager.")
-                .refs(&["User"]),
+            attr(
+                "value",
+                Str,
+                "The id of the SCIM resource representing the User's manager.",
+            ),
+            attr(
+                "$ref",
+                Reference,
+                "The URI of the SCIM resource representing the User's manager.",
+            )
+            .refs(&["User"]),
             attr("displayName", Str, "The displayName of the User's manager.")
                 .mutability(Mutability::ReadOnly),
         ]),
@@ -480,11 +625,19 @@ pub static GROUP: Schema = Schema {
                 attr("value", Str, "Identifier of the member of this Group.")
                     .case_exact()
                     .mutability(Mutability::Immutable),
-                attr("$ref", Reference, "The URI corresponding to a SCIM resource that is a member of this Group.")
-                    .mutability(Mutability::Immutable)
-                    .refs(&["User", "Group"]),
-                attr("display", Str, "A human-readable name, primarily used for display purposes.")
-                    .mutability(Mutability::Immutable),
+                attr(
+                    "$ref",
+                    Reference,
+                    "The URI corresponding to a SCIM resource that is a member of this Group.",
+                )
+                .mutability(Mutability::Immutable)
+                .refs(&["User", "Group"]),
+                attr(
+                    "display",
+                    Str,
+                    "A human-readable name, primarily used for display purposes.",
+                )
+                .mutability(Mutability::Immutable),
                 attr("type", Str, "The type of the member: User or Group.")
                     .canonical(&["User", "Group"])
                     .mutability(Mutability::Immutable),
@@ -523,7 +676,11 @@ mod tests {
         assert_eq!(USER.attribute("USERNAME").unwrap().name, "userName");
         let emails = USER.attribute("Emails").unwrap();
         assert_eq!(emails.sub("VALUE").unwrap().name, "value");
-        assert!(USER_RESOURCE.extension(&ENTERPRISE_URN.to_uppercase()).is_some());
+        assert!(
+            USER_RESOURCE
+                .extension(&ENTERPRISE_URN.to_uppercase())
+                .is_some()
+        );
         assert_eq!(USER_RESOURCE.core_attribute("ID").unwrap().name, "id");
     }
 
