@@ -16,7 +16,10 @@
 //!
 //! Lookups IdPs make on every sync (`userName`, `externalId`, `id`, `displayName`,
 //! `emails.value`, `emails[type eq "work"].value`, `members.value`) use indexed columns; the
-//! rest reads `data` with SQLite's JSON functions. Stored `data` is assumed to conform to the
+//! rest reads `data` with SQLite's JSON functions. The email and member lookups are `pk IN
+//! (subquery)`; SQLite drives the query from them only once `sqlite_stat1` tells it that
+//! `tenant_id = ?` alone is unselective, so the pool should run `PRAGMA optimize`
+//! (SQLite's own advice: on closing connections, or periodically). Stored `data` is assumed to conform to the
 //! schema's types (the resource normaliser guarantees it): a string attribute holds a JSON
 //! string, a multi-valued one an array of objects, and timestamps are canonical.
 //!
@@ -194,8 +197,10 @@ impl Slot {
 /// singular complex attribute, for `manager[value eq "x"]`).
 #[derive(Debug, Clone)]
 enum Elem {
-    /// A JSON object; `path` is an SQL expression for its JSON path within `doc`.
+    /// A singular complex attribute in JSON; `path` is an SQL string literal.
     Json { doc: String, path: String },
+    /// An item of a JSON array iterated by `json_each(doc, …) {alias}`.
+    Item { doc: String, alias: String },
     /// A `groups` element of a user: a `group_members` row joined to its group (`gg`).
     UserGroup { gg: String },
     /// A `members` element of a group: a `group_members` row (`gm`) joined to the member
@@ -213,14 +218,20 @@ impl Elem {
                 owner.name
             )))
         };
-        match self {
-            Elem::Json { doc, path } => Ok(Slot::Json {
-                doc: doc.clone(),
+        let json = |doc: &str, path: String| {
+            Ok(Slot::Json {
+                doc: doc.to_owned(),
                 path: match sub {
                     Some(s) => format!("{path} || {}", sql_str(&format!(".{}", json_key(s.name)))),
-                    None => path.clone(),
+                    None => path,
                 },
-            }),
+            })
+        };
+        match self {
+            Elem::Json { doc, path } => json(doc, path.clone()),
+            // `fullkey` is the item's own path (`$.emails[1]`), so sub-attribute reads stay
+            // valid paths whatever the item holds.
+            Elem::Item { doc, alias } => json(doc, format!("{alias}.fullkey")),
             Elem::UserGroup { gg } => match sub.map(|s| s.name) {
                 Some("value") => Ok(Slot::column(format!("{gg}.id"), false)),
                 Some("display") => Ok(Slot::Column {
@@ -229,7 +240,7 @@ impl Elem {
                     nullable: false,
                 }),
                 Some(other) => unsupported(other),
-                None => unsupported("?"),
+                None => unsupported("(element)"),
             },
             Elem::Member { gm, mu, mg } => match sub.map(|s| s.name) {
                 Some("value") => Ok(Slot::column(format!("COALESCE({mu}.id, {mg}.id)"), false)),
@@ -244,7 +255,7 @@ impl Elem {
                     nullable: false,
                 }),
                 Some(other) => unsupported(other),
-                None => unsupported("?"),
+                None => unsupported("(element)"),
             },
         }
     }
@@ -352,7 +363,7 @@ impl Compiler {
             Target::AlwaysPresent => Ok("1".into()),
             Target::Complex { doc, path } => Ok(json_tree_present(&doc, &path)),
             Target::Each(source) => match (&source.elem, attr.sub) {
-                (Elem::Json { doc, .. }, None) if attr.attr.ty == AttrType::Complex => {
+                (Elem::Item { doc, .. }, None) if attr.attr.ty == AttrType::Complex => {
                     let path =
                         sql_str(&self.json_path(attr.extension.map(|e| e.id), attr.attr, None));
                     Ok(json_tree_present(doc, &path))
@@ -374,11 +385,9 @@ impl Compiler {
         match self.target(attr)? {
             Target::Each(source) => {
                 let predicate = self.element_filter(inner, attr.attr, &source.elem)?;
-                let predicate = match source.elem {
-                    Elem::Json { .. } => {
-                        let alias = source.from.rsplit(' ').next().unwrap_or_default();
-                        format!("{alias}.type = 'object' AND {predicate}")
-                    }
+                let predicate = match &source.elem {
+                    // Like `matches`, a value path only looks at object items.
+                    Elem::Item { alias, .. } => format!("{alias}.type = 'object' AND {predicate}"),
                     _ => predicate,
                 };
                 Ok(source.exists(&predicate))
@@ -685,10 +694,7 @@ impl Compiler {
             return Ok(Target::Each(Source {
                 from: format!("json_each({doc}, {path}) {e}"),
                 condition: format!("typeof({e}.key) = 'integer'"),
-                elem: Elem::Json {
-                    doc,
-                    path: format!("{e}.fullkey"),
-                },
+                elem: Elem::Item { doc, alias: e },
             }));
         }
         if attr.attr.ty == AttrType::Complex && attr.sub.is_none() {
@@ -748,9 +754,9 @@ impl Compiler {
                 let value = key(&slot);
                 Some(match &source.elem {
                     // The primary element's value, else the first element's.
-                    Elem::Json { doc, path } => {
-                        let primary = format!("json_type({doc}, {path} || '.primary') IS 'true'");
-                        let alias = source.from.rsplit(' ').next().unwrap_or_default();
+                    Elem::Item { doc, alias } => {
+                        let primary =
+                            format!("json_type({doc}, {alias}.fullkey || '.primary') IS 'true'");
                         format!(
                             "(SELECT {value} FROM {} WHERE {} ORDER BY {primary} DESC, {alias}.key LIMIT 1)",
                             source.from, source.condition

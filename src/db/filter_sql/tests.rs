@@ -213,9 +213,34 @@ fn scim_fold_matches_rust_fold() {
     assert_eq!(number, None);
 }
 
+/// Plans depend on statistics: without `sqlite_stat1` SQLite guesses that `tenant_id = ?`
+/// alone is selective and walks the tenant's rows. Production runs `PRAGMA optimize`, so
+/// the test plans against a populated, analysed database.
+fn analysed_db() -> Connection {
+    let conn = fresh_db();
+    for i in 0..300 {
+        let user = StoredUser {
+            id: format!("id{i}"),
+            data: json!({
+                "userName": format!("user{i}"), "displayName": format!("User {i}"),
+                "externalId": format!("ext{i}"),
+                "emails": [{"value": format!("user{i}@example.com"), "type": "work", "primary": true}],
+            }),
+            created: TIMES[0].into(),
+            last_modified: TIMES[0].into(),
+            version: 1,
+        };
+        let pk = insert_user(&conn, 1, &user);
+        let g = insert_group(&conn, 1, &format!("g{i}"), &format!("Group {i}"));
+        add_user_member(&conn, g, pk, None);
+    }
+    conn.execute_batch("ANALYZE").unwrap();
+    conn
+}
+
 #[test]
 fn lookups_idps_make_use_an_index() {
-    let conn = fresh_db();
+    let conn = analysed_db();
     let cases: &[(&ResourceType, &str, &str)] = &[
         (
             &USER_RESOURCE,
@@ -276,9 +301,10 @@ fn lookups_idps_make_use_an_index() {
             plan.contains(index),
             "{filter}: expected index {index} in plan:\n{plan}"
         );
+        // The outer table is reached through the lookup, not by walking the tenant.
         let first = plan.lines().next().unwrap_or_default();
         assert!(
-            !first.starts_with(&format!("SCAN {}", Table::of(rt).alias())),
+            !first.starts_with("SCAN") && !first.ends_with("(tenant_id=?)"),
             "{filter}: the outer table is scanned:\n{plan}"
         );
     }
