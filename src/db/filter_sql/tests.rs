@@ -1035,3 +1035,86 @@ proptest! {
         }
     }
 }
+
+fn arb_group_filter() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        4 => string_compare(&["displayName", "members.value", "members.display", "members.type", "members", "id", "externalId", "meta.resourceType"]),
+        1 => pick(&["displayName", "members", "members.display", "externalId", "meta"][..]).prop_map(|a| format!("{a} pr")),
+        2 => (string_compare(&["value", "display", "type"]), string_compare(&["value", "display", "type"]))
+            .prop_map(|(a, b)| format!("members[{a} or not ({b})]")),
+        1 => pick(WORDS).prop_map(|v| format!("members[value eq {}]", quoted(v))),
+    ];
+    leaf.prop_recursive(2, 8, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} or {b})")),
+            inner.prop_map(|a| format!("not ({a})")),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Groups: members are users ("u1", "U1") or nested groups, with or without `display`.
+    #[test]
+    fn group_sql_selects_exactly_what_matches_accepts(
+        names in prop::collection::vec(pick(&["Admins", "admins", "Émile team", "team", "z"][..]), 1..5),
+        user_members in prop::collection::vec((0..5usize, 0..3usize, prop::option::of(pick(WORDS))), 0..8),
+        group_members in prop::collection::vec((0..5usize, 0..5usize), 0..4),
+        filters in prop::collection::vec(arb_group_filter(), 12),
+    ) {
+        let conn = fresh_db();
+        let user_ids = ["u1", "U1", "a"];
+        let user_pks: Vec<i64> = user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let user = StoredUser {
+                    id: (*id).into(),
+                    data: json!({ "userName": format!("user{i}") }),
+                    created: TIMES[0].into(),
+                    last_modified: TIMES[0].into(),
+                    version: 1,
+                };
+                insert_user(&conn, 1, &user)
+            })
+            .collect();
+        let ids: Vec<String> = (0..names.len()).map(|i| format!("g{i}")).collect();
+        let pks: Vec<i64> = names.iter().zip(&ids).map(|(n, id)| insert_group(&conn, 1, id, n)).collect();
+        let mut members: Vec<Vec<Value>> = vec![Vec::new(); names.len()];
+        let mut seen = BTreeSet::new();
+        for (g, u, display) in user_members {
+            let g = g % names.len();
+            if seen.insert((g, "u", u)) {
+                add_user_member(&conn, pks[g], user_pks[u], display);
+                let mut m = json!({"value": user_ids[u], "type": "User"});
+                if let Some(d) = display {
+                    m["display"] = json!(d);
+                }
+                members[g].push(m);
+            }
+        }
+        for (g, h) in group_members {
+            let (g, h) = (g % names.len(), h % names.len());
+            if g != h && seen.insert((g, "g", h)) {
+                add_group_member(&conn, pks[g], pks[h]);
+                members[g].push(json!({"value": ids[h], "type": "Group"}));
+            }
+        }
+        let groups: Vec<Value> = names.iter().zip(&ids).zip(members).map(|((n, id), m)| json!({
+            "id": id, "displayName": n, "members": m,
+            "meta": {"resourceType": "Group", "created": "2026-01-01T00:00:00.000000Z",
+                     "lastModified": "2026-01-01T00:00:00.000000Z", "version": "W/\"1\""},
+        })).collect();
+        for text in &filters {
+            let f = parse(text, &GROUP_RESOURCE)
+                .map_err(|e| TestCaseError::fail(format!("{text:?} did not parse: {}", e.detail)))?;
+            prop_assert_eq!(
+                select(&conn, &GROUP_RESOURCE, &f), expected(&groups, &f),
+                "filter {}\nsql {}\ngroups {}", text, compile(&f, &GROUP_RESOURCE).unwrap().sql,
+                serde_json::to_string_pretty(&groups).unwrap()
+            );
+        }
+    }
+}
