@@ -1118,3 +1118,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_largest_accepted_filter_runs() {
+    let fx = fixture();
+    let term = r#"emails[type eq "work" and not (value co "x")]"#;
+    let half = crate::scim::filter::MAX_TERMS / 3;
+    let text = vec![term; half].join(" or ");
+    let f = parse(&text, &USER_RESOURCE).unwrap();
+    assert_eq!(
+        select(&fx.conn, &USER_RESOURCE, &f),
+        expected(&fx.users, &f)
+    );
+    let nested = format!("{}userName pr{}", "not (".repeat(48), ")".repeat(48));
+    let f = parse(&nested, &USER_RESOURCE).unwrap();
+    assert_eq!(
+        select(&fx.conn, &USER_RESOURCE, &f),
+        expected(&fx.users, &f)
+    );
+}
