@@ -24,8 +24,8 @@
 //! string, a multi-valued one an array of objects, and timestamps are canonical.
 //!
 //! Not filterable in SQL (rejected with `invalidFilter`): `meta.location` and every `$ref`,
-//! which are derived from the server's base URL at response time, and `groups.type` on
-//! users, which is not stored. `pr` on them is answered (always true for `meta.location`).
+//! which are derived from the server's base URL at response time. `meta.location pr` is
+//! answered (always true).
 
 use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
@@ -239,12 +239,24 @@ impl Elem {
                     folded: Some(format!("{gg}.display_name_fold")),
                     nullable: false,
                 }),
+                // Only direct memberships are listed, and rendered as such.
+                Some("type") => Ok(Slot::Column {
+                    expr: "'direct'".into(),
+                    folded: Some("'direct'".into()),
+                    nullable: false,
+                }),
                 Some(other) => unsupported(other),
                 None => unsupported("(element)"),
             },
             Elem::Member { gm, mu, mg } => match sub.map(|s| s.name) {
                 Some("value") => Ok(Slot::column(format!("COALESCE({mu}.id, {mg}.id)"), false)),
-                Some("display") => Ok(Slot::column(format!("{gm}.display"), true)),
+                // As rendered: the display the IdP sent, else the member's own name.
+                Some("display") => Ok(Slot::column(
+                    format!(
+                        "COALESCE({gm}.display, {mu}.display_name, {mu}.user_name, {mg}.display_name)"
+                    ),
+                    false,
+                )),
                 Some("type") => Ok(Slot::Column {
                     expr: format!(
                         "CASE WHEN {gm}.member_user_pk IS NOT NULL THEN 'User' ELSE 'Group' END"
@@ -653,7 +665,7 @@ impl Compiler {
                 (Table::Users, "groups", _) => {
                     let gm = self.alias("gm");
                     let gg = self.alias("gg");
-                    if matches!(attr.sub.map(|s| s.name), Some("type" | "$ref")) {
+                    if matches!(attr.sub.map(|s| s.name), Some("$ref")) {
                         return unsupported();
                     }
                     return Ok(Target::Each(Source {

@@ -134,7 +134,7 @@ fn render_user(u: &StoredUser, groups: &[(&str, &str)]) -> Value {
     if !groups.is_empty() {
         r["groups"] = groups
             .iter()
-            .map(|(id, name)| json!({"value": id, "display": name}))
+            .map(|(id, name)| json!({"value": id, "display": name, "type": "direct"}))
             .collect();
     }
     r
@@ -328,7 +328,6 @@ fn values_are_bound_never_spliced() {
 fn unsupported_attributes_are_invalid_filters() {
     for f in [
         r#"meta.location eq "https://x/Users/1""#,
-        r#"groups.type eq "direct""#,
         r#"groups.$ref eq "x""#,
     ] {
         let parsed = parse(f, &USER_RESOURCE).unwrap();
@@ -429,7 +428,11 @@ fn fixture() -> Fixture {
         group(
             "g2",
             "Engineering",
-            json!([{"value": "u2", "type": "User"}, {"value": "g1", "type": "Group"}]),
+            // Without a stored display, a member shows its displayName, else its userName.
+            json!([
+                {"value": "u2", "display": "ÉMILE", "type": "User"},
+                {"value": "g1", "display": "Admins", "type": "Group"}
+            ]),
         ),
         group("g3", "Empty", json!([])),
     ];
@@ -512,6 +515,8 @@ fn sql_agrees_with_matches_on_fixed_cases() {
         "groups.value eq G1",
         "groups.display co eng",
         "groups[display eq admins]",
+        "groups.type eq DIRECT",
+        "groups[type eq direct and value eq g2]",
         "groups pr",
         "not (groups pr)",
         "groups eq g2",
@@ -537,6 +542,8 @@ fn sql_agrees_with_matches_on_fixed_cases() {
         "members[type eq group]",
         "members[value eq u1 and display eq babs]",
         "members.display pr",
+        "members.display eq émile",
+        "members[display eq admins and type eq group]",
         "members pr",
         "not (members pr)",
         "members.value ne u1",
@@ -899,6 +906,7 @@ const USER_STRING_ATTRS: &[&str] = &[
     "manager",
     "groups.value",
     "groups.display",
+    "groups.type",
     "groups",
     "meta.version",
     "meta.resourceType",
@@ -1088,18 +1096,15 @@ proptest! {
             let g = g % names.len();
             if seen.insert((g, "u", u)) {
                 add_user_member(&conn, pks[g], user_pks[u], display);
-                let mut m = json!({"value": user_ids[u], "type": "User"});
-                if let Some(d) = display {
-                    m["display"] = json!(d);
-                }
-                members[g].push(m);
+                let display = display.map_or_else(|| format!("user{u}"), str::to_owned);
+                members[g].push(json!({"value": user_ids[u], "type": "User", "display": display}));
             }
         }
         for (g, h) in group_members {
             let (g, h) = (g % names.len(), h % names.len());
             if g != h && seen.insert((g, "g", h)) {
                 add_group_member(&conn, pks[g], pks[h]);
-                members[g].push(json!({"value": ids[h], "type": "Group"}));
+                members[g].push(json!({"value": ids[h], "type": "Group", "display": names[h]}));
             }
         }
         let groups: Vec<Value> = names.iter().zip(&ids).zip(members).map(|((n, id), m)| json!({
