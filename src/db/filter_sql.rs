@@ -567,12 +567,15 @@ impl Compiler {
                 if values.is_empty() {
                     return None;
                 }
-                let mut sql = format!(
-                    "{t}.pk IN (SELECT user_pk FROM user_emails WHERE tenant_id = {t}.tenant_id"
-                );
-                for v in values {
+                // Uncorrelated on purpose: SQLite evaluates the subquery once through the
+                // value index, whatever statistics it has; the outer query keeps the tenant.
+                let mut sql = format!("{t}.pk IN (SELECT user_pk FROM user_emails WHERE ");
+                for (i, v) in values.into_iter().enumerate() {
                     let p = self.bind(SqlValue::Text(v));
-                    sql.push_str(&format!(" AND value_fold = {p}"));
+                    if i > 0 {
+                        sql.push_str(" AND ");
+                    }
+                    sql.push_str(&format!("value_fold = {p}"));
                 }
                 for v in types {
                     let p = self.bind(SqlValue::Text(v));
