@@ -3,8 +3,8 @@
 # real scimd binary on a fresh database. Fails if any check fails; see .ci/conformance.py
 # for what counts as a failure, a tolerated skip, or an accepted deviation.
 #
-# Needs python3 (3.10+) with venv and pip, the Rust toolchain, and network access to PyPI
-# and crates.io only. The venv lives in .venv (git-ignored) and is reused when present; the
+# Needs python3 (3.10+) with pip, the Rust toolchain, and network access to PyPI and
+# crates.io only. The venv lives in .venv (git-ignored) and is reused when present; the
 # checker's results are written to target/conformance/report.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,9 +14,20 @@ target_dir=${CARGO_TARGET_DIR:-target}
 report_dir=$target_dir/conformance
 
 echo "== conformance: installing the pinned checker (.ci/conformance-requirements.txt)"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    -r .ci/conformance-requirements.txt
+if [ ! -x "$venv/bin/python" ]; then
+    # Debian ships ensurepip separately (python3-venv); without it, make the venv bare and
+    # let the system pip install into it (pip >= 22.3 has --python).
+    python3 -m venv "$venv" 2>/dev/null || {
+        rm -rf "$venv"
+        python3 -m venv --without-pip "$venv"
+    }
+fi
+if "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    pip=("$venv/bin/python" -m pip)
+else
+    pip=(python3 -m pip --python "$venv/bin/python")
+fi
+"${pip[@]}" install --quiet --disable-pip-version-check -r .ci/conformance-requirements.txt
 
 echo "== conformance: building scimd"
 cargo build --quiet --bin scimd
