@@ -109,7 +109,7 @@ def main() -> int:
     print(
         f"\n{len(results)} checks: "
         + ", ".join(f"{n} {s}" for s, n in sorted(by_status.items()))
-        + f" | per resource type: "
+        + " | per resource type: "
         + ", ".join(f"{t} {n}" for t, n in sorted(by_type.items()))
     )
     missing = EXPECTED_RESOURCE_TYPES - {r.resource_type for r in results}
