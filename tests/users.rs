@@ -487,7 +487,7 @@ async fn revoked_tokens_stop_working_at_once() {
     let conn = s.db.conn().unwrap();
     let tokens = scimd::db::tokens::list(&conn, None).unwrap();
     assert!(tokens[0].last_used_at.is_some(), "last use is recorded");
-    scimd::db::tokens::revoke(&conn, tokens[0].id).unwrap();
+    scimd::db::tokens::revoke(&conn, None, tokens[0].id).unwrap();
     s.get("/scim/v2/Users").await.assert_error(401, None);
 }
 
