@@ -107,7 +107,9 @@ impl Db {
     /// so lookups keep starting from the right index as the directory grows. Cheap when
     /// nothing changed; the server runs it at start and periodically.
     pub fn optimize(&self) -> Result<(), DbError> {
-        self.pool.get()?.execute_batch("PRAGMA optimize = 0x10002;")?;
+        self.pool
+            .get()?
+            .execute_batch("PRAGMA optimize = 0x10002;")?;
         Ok(())
     }
 
