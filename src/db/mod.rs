@@ -63,6 +63,11 @@ impl Durability {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    /// Writers queue here, in arrival order, before taking a connection: SQLite admits one
+    /// writer at a time anyway, and its busy handler would make the others sleep in growing
+    /// steps (1, 2, 5 … 100 ms) while holding pooled connections. Other processes (the CLI)
+    /// still meet the busy timeout.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -95,7 +100,10 @@ impl Db {
             .max_size(8)
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            writer: Default::default(),
+        };
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;
         tenants::ensure_default(&conn)?;
@@ -137,7 +145,9 @@ impl Db {
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let turn = self.writer.clone().lock_owned().await;
         run_blocking(move || {
+            let _turn = turn;
             let mut conn = pool.get().map_err(DbError::from)?;
             write_sync(&mut conn, f)
         })
