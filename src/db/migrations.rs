@@ -9,10 +9,13 @@ use rusqlite::Connection;
 use super::DbError;
 
 /// The migrations, in order; migration `i` moves the database to version `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_directory",
-    include_str!("migrations/0001_directory.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_directory",
+        include_str!("migrations/0001_directory.sql"),
+    ),
+    ("0002_members", include_str!("migrations/0002_members.sql")),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -7,10 +7,14 @@
 //! lock up front instead of failing half way, and commit only when the closure succeeds:
 //! a request's writes land together or not at all.
 
+pub mod audit;
+pub mod events;
 pub mod filter_sql;
 pub mod groups;
-pub mod sync;
+pub mod members;
 mod migrations;
+pub mod settings;
+pub mod sync;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

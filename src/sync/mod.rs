@@ -21,7 +21,9 @@ pub use model::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, Directory, DirectoryGroup, DirectoryUser, Link,
     MatchBy, Member, MemberSource, MemberStatus, Profile, Role, RoleMapping, Settings, TextEnum,
 };
-pub use plan::{Action, Cause, Change, ChangeKind, Field, FieldChange, is_settled, plan};
+pub use plan::{
+    Action, Cause, Change, ChangeKind, Field, FieldChange, is_settled, plan, roles_only,
+};
 pub use report::Report;
 pub use roles::{RoleDecision, RoleReason};
 

@@ -535,6 +535,23 @@ impl<'a> Planner<'a> {
     }
 }
 
+/// The part of a plan a role setting change calls for: role changes and updated role
+/// explanations, nothing else. Changing a mapping must not, say, archive absent members as
+/// a side effect; that is what force sync is for.
+pub fn roles_only(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter_map(|mut c| match &mut c.action {
+            Action::RoleChange { .. } => Some(c),
+            Action::Update { fields } => {
+                fields.retain(|f| f.field == Field::RoleReason);
+                (!fields.is_empty()).then_some(c)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// Field-level before/after of a change, for reports: what a person sees change.
 pub fn fields_of(change: &Change) -> Vec<FieldChange> {
     let status = |before: MemberStatus, after: Option<MemberStatus>| FieldChange {

@@ -26,6 +26,19 @@ pub struct Entry {
     pub reason: Option<String>,
 }
 
+impl Entry {
+    pub fn of(change: &Change) -> Entry {
+        Entry {
+            kind: change.kind(),
+            member_id: change.member.as_ref().map(|m| m.id.clone()),
+            subject: change.subject.clone(),
+            user_id: change.user_id.clone(),
+            fields: fields_of(change),
+            reason: reason_of(change),
+        }
+    }
+}
+
 /// How many changes of each kind, in [`ChangeKind`] order, every kind listed (zeros
 /// included) so scripts need not guess. Serialised as a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,14 +73,7 @@ impl Report {
         let mut changes: BTreeMap<ChangeKind, Vec<Entry>> = BTreeMap::new();
         for change in plan {
             let kind = change.kind();
-            changes.entry(kind).or_default().push(Entry {
-                kind,
-                member_id: change.member.as_ref().map(|m| m.id.clone()),
-                subject: change.subject.clone(),
-                user_id: change.user_id.clone(),
-                fields: fields_of(change),
-                reason: reason_of(change),
-            });
+            changes.entry(kind).or_default().push(Entry::of(change));
         }
         let counts = Counts(
             ChangeKind::ALL
