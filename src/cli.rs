@@ -140,6 +140,18 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             );
         }
         drop(conn);
+        let maintenance = db.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(6 * 3600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let db = maintenance.clone();
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.optimize()).await {
+                    tracing::warn!(error = %e, "PRAGMA optimize failed");
+                }
+            }
+        });
         let app = crate::http::App::new(db, (&args).into());
         crate::server::run(listener, app, crate::server::shutdown_signal()).await;
         Ok::<_, Box<dyn std::error::Error>>(())

@@ -29,30 +29,7 @@ impl HasPk for GroupRow {
     }
 }
 
-/// Whether a member is a user or a nested group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberKind {
-    User,
-    Group,
-}
-
-impl MemberKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberKind::User => "User",
-            MemberKind::Group => "Group",
-        }
-    }
-}
-
-/// A member as a client names it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MemberInput {
-    pub value: String,
-    /// `None`: the client did not say; users are tried first, then groups.
-    pub kind: Option<MemberKind>,
-    pub display: Option<String>,
-}
+pub use crate::scim::patch::{Member as MemberInput, MemberKind};
 
 /// A member resolved to its row.
 #[derive(Debug, Clone)]
@@ -99,10 +76,16 @@ pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<GroupRo
 }
 
 fn display_name(data: &Map<String, Value>) -> &str {
-    data.get("displayName").and_then(Value::as_str).unwrap_or_default()
+    data.get("displayName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
 }
 
-pub fn create(conn: &Connection, tenant_id: i64, data: &Map<String, Value>) -> Result<GroupRow, DbError> {
+pub fn create(
+    conn: &Connection,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+) -> Result<GroupRow, DbError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = datetime::now();
     let name = display_name(data);
@@ -130,7 +113,11 @@ pub fn create(conn: &Connection, tenant_id: i64, data: &Map<String, Value>) -> R
 }
 
 /// Stores `data` as the new state of `row` and bumps its version.
-pub fn update(conn: &Connection, row: &GroupRow, data: Map<String, Value>) -> Result<GroupRow, DbError> {
+pub fn update(
+    conn: &Connection,
+    row: &GroupRow,
+    data: Map<String, Value>,
+) -> Result<GroupRow, DbError> {
     let now = datetime::now();
     let name = display_name(&data);
     conn.execute(
@@ -158,7 +145,10 @@ pub fn update(conn: &Connection, row: &GroupRow, data: Map<String, Value>) -> Re
 
 /// Deletes group `id` (its memberships go with it; the member users stay).
 pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError> {
-    let n = conn.execute("DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2", params![tenant_id, id])?;
+    let n = conn.execute(
+        "DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2",
+        params![tenant_id, id],
+    )?;
     if n == 0 {
         return Err(DbError::NotFound);
     }
@@ -166,27 +156,42 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 }
 
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<GroupRow>, DbError> {
-    super::list_page(conn, tenant_id, q, &GROUP_RESOURCE, "groups g", COLUMNS, from_row)
+    super::list_page(
+        conn,
+        tenant_id,
+        q,
+        &GROUP_RESOURCE,
+        "groups g",
+        COLUMNS,
+        from_row,
+    )
 }
 
 /// Resolves members to rows of this tenant. Returns the resolved members and the values
-/// that name nothing in the tenant.
-pub fn resolve_members(conn: &Connection, tenant_id: i64, members: &[MemberInput]) -> Result<(Vec<ResolvedMember>, Vec<String>), DbError> {
-    let mut user_stmt = conn.prepare_cached("SELECT pk FROM users WHERE tenant_id = ?1 AND id = ?2")?;
-    let mut group_stmt = conn.prepare_cached("SELECT pk FROM groups WHERE tenant_id = ?1 AND id = ?2")?;
+/// that name nothing in the tenant. A member sent without `type` defaults to `User`; if no
+/// user has that id, a group with it is taken instead.
+pub fn resolve_members(
+    conn: &Connection,
+    tenant_id: i64,
+    members: &[MemberInput],
+) -> Result<(Vec<ResolvedMember>, Vec<String>), DbError> {
+    let mut users = conn.prepare_cached("SELECT pk FROM users WHERE tenant_id = ?1 AND id = ?2")?;
+    let mut groups =
+        conn.prepare_cached("SELECT pk FROM groups WHERE tenant_id = ?1 AND id = ?2")?;
     let mut resolved = Vec::with_capacity(members.len());
     let mut unknown = Vec::new();
     for m in members {
-        let find_user = |stmt: &mut rusqlite::CachedStatement| -> Result<Option<i64>, DbError> {
-            Ok(stmt.query_row(params![tenant_id, m.value], |r| r.get(0)).optional()?)
+        let find = |stmt: &mut rusqlite::CachedStatement| -> Result<Option<i64>, DbError> {
+            Ok(stmt
+                .query_row(params![tenant_id, m.value], |r| r.get(0))
+                .optional()?)
         };
         let hit = match m.kind {
-            Some(MemberKind::User) => find_user(&mut user_stmt)?.map(|pk| (MemberKind::User, pk)),
-            Some(MemberKind::Group) => find_user(&mut group_stmt)?.map(|pk| (MemberKind::Group, pk)),
-            None => match find_user(&mut user_stmt)? {
+            MemberKind::User => match find(&mut users)? {
                 Some(pk) => Some((MemberKind::User, pk)),
-                None => find_user(&mut group_stmt)?.map(|pk| (MemberKind::Group, pk)),
+                None => find(&mut groups)?.map(|pk| (MemberKind::Group, pk)),
             },
+            MemberKind::Group => find(&mut groups)?.map(|pk| (MemberKind::Group, pk)),
         };
         match hit {
             Some((kind, pk)) => resolved.push(ResolvedMember {
@@ -201,48 +206,86 @@ pub fn resolve_members(conn: &Connection, tenant_id: i64, members: &[MemberInput
 }
 
 /// Adds members, ignoring ones already present (keeping their stored display).
-/// Returns how many were added.
-pub fn add_members(conn: &Connection, group_pk: i64, members: &[ResolvedMember]) -> Result<usize, DbError> {
+/// Returns the members that were not there before.
+pub fn add_members(
+    conn: &Connection,
+    group_pk: i64,
+    members: &[ResolvedMember],
+) -> Result<Vec<ResolvedMember>, DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO group_members (group_pk, member_user_pk, member_group_pk, display)
          VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut added = 0;
+    let mut added = Vec::new();
     for m in members {
         let (user, group) = match m.kind {
             MemberKind::User => (Some(m.pk), None),
             MemberKind::Group => (None, Some(m.pk)),
         };
-        added += stmt.execute(params![group_pk, user, group, m.display])?;
+        if stmt.execute(params![group_pk, user, group, m.display])? > 0 {
+            added.push(m.clone());
+        }
     }
     Ok(added)
 }
 
-/// Removes the members whose SCIM ids are `values`. Returns how many were removed.
-pub fn remove_members(conn: &Connection, group_pk: i64, values: &[String]) -> Result<usize, DbError> {
+/// A membership that was removed: the member's kind and row.
+pub type Removed = (MemberKind, i64);
+
+fn removed_row(r: &Row) -> rusqlite::Result<Removed> {
+    let user: Option<i64> = r.get(0)?;
+    let group: Option<i64> = r.get(1)?;
+    Ok(match (user, group) {
+        (Some(pk), _) => (MemberKind::User, pk),
+        (None, pk) => (MemberKind::Group, pk.unwrap_or_default()),
+    })
+}
+
+/// Removes the members whose SCIM ids are `values`; absent ones are ignored. One indexed
+/// lookup per value: the rest of the group is never read.
+pub fn remove_members(
+    conn: &Connection,
+    group_pk: i64,
+    values: &[String],
+) -> Result<Vec<Removed>, DbError> {
     let mut by_user = conn.prepare_cached(
-        "DELETE FROM group_members WHERE group_pk = ?1
-         AND member_user_pk = (SELECT pk FROM users WHERE id = ?2)",
+        "DELETE FROM group_members
+          WHERE group_pk = ?1 AND member_user_pk = (SELECT pk FROM users WHERE id = ?2)
+         RETURNING member_user_pk, member_group_pk",
     )?;
     let mut by_group = conn.prepare_cached(
-        "DELETE FROM group_members WHERE group_pk = ?1
-         AND member_group_pk = (SELECT pk FROM groups WHERE id = ?2)",
+        "DELETE FROM group_members
+          WHERE group_pk = ?1 AND member_group_pk = (SELECT pk FROM groups WHERE id = ?2)
+         RETURNING member_user_pk, member_group_pk",
     )?;
-    let mut removed = 0;
+    let mut removed = Vec::new();
     for v in values {
-        removed += by_user.execute(params![group_pk, v])?;
-        removed += by_group.execute(params![group_pk, v])?;
+        for stmt in [&mut by_user, &mut by_group] {
+            for r in stmt.query_map(params![group_pk, v], removed_row)? {
+                removed.push(r?);
+            }
+        }
     }
     Ok(removed)
 }
 
-/// Removes every member. Returns how many were removed.
-pub fn clear_members(conn: &Connection, group_pk: i64) -> Result<usize, DbError> {
-    Ok(conn.execute("DELETE FROM group_members WHERE group_pk = ?1", [group_pk])?)
+/// Removes every member, returning who was removed.
+pub fn clear_members(conn: &Connection, group_pk: i64) -> Result<Vec<Removed>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM group_members WHERE group_pk = ?1 RETURNING member_user_pk, member_group_pk",
+    )?;
+    let rows = stmt
+        .query_map([group_pk], removed_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Up to `limit` members of the group, in insertion order.
-pub fn members(conn: &Connection, group_pk: i64, limit: Option<usize>) -> Result<Vec<Member>, DbError> {
+pub fn members(
+    conn: &Connection,
+    group_pk: i64,
+    limit: Option<usize>,
+) -> Result<Vec<Member>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, 'User', coalesce(gm.display, u.display_name, u.user_name), gm.rowid
            FROM group_members gm JOIN users u ON u.pk = gm.member_user_pk WHERE gm.group_pk = ?1
@@ -257,7 +300,11 @@ pub fn members(conn: &Connection, group_pk: i64, limit: Option<usize>) -> Result
             let kind: String = r.get(1)?;
             Ok(Member {
                 value: r.get(0)?,
-                kind: if kind == "Group" { MemberKind::Group } else { MemberKind::User },
+                kind: if kind == "Group" {
+                    MemberKind::Group
+                } else {
+                    MemberKind::User
+                },
                 display: r.get(2)?,
             })
         })?

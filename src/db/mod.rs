@@ -102,7 +102,19 @@ impl Db {
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;
         tenants::ensure_default(&conn)?;
+        drop(conn);
+        db.optimize()?;
         Ok(db)
+    }
+
+    /// Refreshes the query planner's statistics where they are stale (`PRAGMA optimize`),
+    /// so lookups keep starting from the right index as the directory grows. Cheap when
+    /// nothing changed; the server runs it at start and periodically.
+    pub fn optimize(&self) -> Result<(), DbError> {
+        self.pool
+            .get()?
+            .execute_batch("PRAGMA optimize = 0x10002;")?;
+        Ok(())
     }
 
     /// Runs `f` on a pooled connection, on the blocking thread pool.

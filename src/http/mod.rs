@@ -84,7 +84,7 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let mut response = self.route(req).await;
+        let mut response = self.route(req, &id).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -99,7 +99,7 @@ impl App {
         response
     }
 
-    async fn route(self, req: Request<Incoming>) -> Response<Body> {
+    async fn route(self, req: Request<Incoming>, request_id: &str) -> Response<Body> {
         let path = req.uri().path();
         if path == "/healthz" {
             return self.healthz().await;
@@ -112,7 +112,7 @@ impl App {
             None
         };
         match prefix {
-            Some(prefix) => scim::handle(&self.state, req, prefix).await,
+            Some(prefix) => scim::handle(&self.state, req, prefix, request_id).await,
             None => error_response(&ScimError::not_found(format!("no resource at {path}"))),
         }
     }

@@ -29,7 +29,7 @@
 //! - Removing or nulling a required attribute (`userName`, group `displayName`) is
 //!   `mutability` (RFC 7644 §3.5.2.2); setting it to a blank string is `invalidValue`.
 //! - `password` is validated and dropped; removing it is a no-op. `schemas` is server-owned:
-//!   ignored in a value object, `mutability` as a path.
+//!   ignored in a value object (also inside a whole extension's value), `mutability` as a path.
 //! - Setting `primary: true` on one element clears it on the others (RFC 7643 §2.4).
 //! - `add` of an element equal to an existing one (same `value` and `type`) merges into it
 //!   instead of duplicating.
@@ -347,6 +347,11 @@ impl Patcher<'_> {
             (_, Some(Value::Object(fields))) => {
                 // Keys are paths within the extension, so `manager.value` works here too.
                 for (key, value) in fields {
+                    if key.eq_ignore_ascii_case("schemas") {
+                        // Server-owned, as in a pathless value; scim2-models sends the
+                        // extension's own URN here.
+                        continue;
+                    }
                     match path::parse(&format!("{}:{key}", ext.id), self.rt)? {
                         PatchPath::Attribute(p) => {
                             self.attribute(op, p, Some(value), Origin::ValueKey)?
@@ -985,8 +990,8 @@ fn member_ids(filter: &Filter) -> Option<Vec<String>> {
 }
 
 /// Reads the members an IdP sent: an array (or a single one) of member objects or bare id
-/// strings.
-fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
+/// strings. Also used for the `members` of POST and PUT bodies.
+pub fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,

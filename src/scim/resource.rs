@@ -233,6 +233,11 @@ fn put_extension(
     };
     let mut inner = Map::new();
     for (k, v) in fields {
+        if k.eq_ignore_ascii_case("schemas") {
+            // Not an extension attribute (RFC 7643 §3.3): some clients (scim2-models)
+            // repeat the extension's URN inside it. Ignored like the top-level `schemas`.
+            continue;
+        }
         let attr = ext.attribute(&k).ok_or_else(|| unknown(&k, ext))?;
         put(&mut inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
     }
@@ -383,6 +388,17 @@ mod tests {
         assert!(data.get("roles").is_none() && data.get("title").is_none());
         assert_eq!(data[ENTERPRISE_URN], json!({"manager":{"value":"SuzzyQ"}}));
         assert_eq!(data["emails"], json!([{"primary":true,"value":"b@x.io"}]));
+    }
+
+    #[test]
+    fn an_extension_object_may_repeat_its_schemas() {
+        // scim2-models sends this; `schemas` is server-owned, so it is not stored.
+        let data = user(json!({
+            "userName":"a",
+            ENTERPRISE_URN:{"schemas":[ENTERPRISE_URN],"department":"R&D"}
+        }))
+        .unwrap();
+        assert_eq!(data[ENTERPRISE_URN], json!({"department":"R&D"}));
     }
 
     #[test]

@@ -165,6 +165,10 @@ impl TestServer {
         self.call(Method::GET, path, &self.token, None).await
     }
 
+    pub async fn get_owned(&self, path: String) -> Resp {
+        self.get(&path).await
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.call(Method::POST, path, &self.token, Some(body)).await
     }

@@ -55,7 +55,7 @@ CREATE TABLE user_emails (
     type_fold   TEXT,
     is_primary  INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX user_emails_value ON user_emails(tenant_id, value_fold);
+CREATE INDEX user_emails_value ON user_emails(value_fold);
 CREATE INDEX user_emails_user ON user_emails(user_pk);
 
 CREATE TABLE groups (

@@ -715,6 +715,30 @@ fn the_enterprise_extension_as_a_whole_and_by_attribute() {
     assert_eq!(data, json!({"userName": "a"}));
 }
 
+/// scim2-models serialises an extension object with its own `schemas` inside; like the
+/// top-level `schemas` it is server-owned and ignored, not an unknown attribute.
+#[test]
+fn a_whole_extension_value_may_repeat_its_schemas() {
+    for op in ["add", "replace"] {
+        let data = patch_user(
+            alice(),
+            json!([{"op": op, "path": ENTERPRISE_URN,
+                    "value": {"schemas": [ENTERPRISE_URN], "employeeNumber": "42",
+                              "manager": {"value": "m1"}}}]),
+        );
+        assert_eq!(
+            data[ENTERPRISE_URN],
+            json!({"employeeNumber": "42", "manager": {"value": "m1"}}),
+            "{op}"
+        );
+        let data = patch_user(
+            alice(),
+            json!([{"op": op, "value": {ENTERPRISE_URN: {"schemas": [ENTERPRISE_URN], "division": "X"}}}]),
+        );
+        assert_eq!(data[ENTERPRISE_URN], json!({"division": "X"}), "{op}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // IdP dialects, with the bodies the IdPs send (idp-behaviour.md)
 

@@ -1,0 +1,476 @@
+//! The SCIM endpoints (RFC 7644 §3), mounted at `/scim/v2` and `/scim`.
+//!
+//! Each handler parses the request into `scim` types, runs its storage work in one
+//! `db` call (one transaction for writes) and renders the answer. Discovery is public;
+//! everything else needs a bearer token, and the token alone decides the tenant.
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use serde_json::Value;
+
+use super::{ApiError, Body, State, error_response, is_get, method_not_allowed, scim_json};
+use crate::auth::tokens;
+use crate::db::sync::WriteContext;
+use crate::db::{self, ListQuery, filter_sql};
+use crate::scim::list::{self, ListParams};
+use crate::scim::projection::Projection;
+use crate::scim::resource;
+use crate::scim::schema::{ALL_RESOURCE_TYPES, GROUP_RESOURCE, ResourceType, USER_RESOURCE};
+use crate::scim::{ScimError, datetime, discovery, patch};
+
+mod groups;
+mod users;
+
+/// Who is calling, and how to spell URLs back to them.
+struct Ctx {
+    tenant_id: i64,
+    /// The SCIM base URL as the client reached it, e.g. `https://host/scim/v2`.
+    base: String,
+    /// The caller as the sync hooks, audit log and events record it.
+    write: WriteContext,
+}
+
+pub(in crate::http) async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    prefix: &str,
+    request_id: &str,
+) -> Response<Body> {
+    match dispatch(state, req, prefix, request_id).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn dispatch(
+    state: &State,
+    req: Request<Incoming>,
+    prefix: &str,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let base = base_url(state, &req, prefix);
+    let rest = req.uri().path()[prefix.len()..]
+        .trim_matches('/')
+        .to_string();
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let method = req.method().clone();
+
+    // Discovery: public, read-only.
+    match segments.as_slice() {
+        [s] if s.eq_ignore_ascii_case("ServiceProviderConfig") => {
+            return Ok(discovery_get(&method, || {
+                Ok(discovery::service_provider_config(
+                    &base,
+                    state.config.max_body_bytes,
+                ))
+            }));
+        }
+        [s] if s.eq_ignore_ascii_case("ResourceTypes") => {
+            return Ok(discovery_get(&method, || {
+                Ok(discovery::resource_types(&base))
+            }));
+        }
+        [s, name] if s.eq_ignore_ascii_case("ResourceTypes") => {
+            return Ok(discovery_get(&method, || {
+                discovery::resource_type(&base, name)
+            }));
+        }
+        [s] if s.eq_ignore_ascii_case("Schemas") => {
+            return Ok(discovery_get(&method, || Ok(discovery::schemas(&base))));
+        }
+        [s, id] if s.eq_ignore_ascii_case("Schemas") => {
+            return Ok(discovery_get(&method, || discovery::schema(&base, id)));
+        }
+        _ => {}
+    }
+
+    let grant = authenticate(state, req.headers()).await?;
+    let ctx = Ctx {
+        tenant_id: grant.tenant_id,
+        base,
+        write: WriteContext {
+            tenant_id: grant.tenant_id,
+            actor: format!("token:{}", grant.token_id),
+            request_id: Some(request_id.to_string()),
+        },
+    };
+
+    let rt = segments.first().and_then(|s| {
+        ALL_RESOURCE_TYPES
+            .iter()
+            .copied()
+            .find(|rt| rt.endpoint[1..].eq_ignore_ascii_case(s))
+    });
+    let is_user = rt.is_some_and(|rt| rt.name == USER_RESOURCE.name);
+    match (rt, segments.as_slice()) {
+        (Some(rt), [_]) => match method {
+            m if is_get(&m) => {
+                let pairs = query_pairs(&req);
+                let params = ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), rt)?;
+                search(state, &ctx, &[rt], params).await
+            }
+            Method::POST => {
+                let body = read_json(state, req).await?;
+                if is_user {
+                    users::create(state, &ctx, body).await
+                } else {
+                    groups::create(state, &ctx, body).await
+                }
+            }
+            _ => Ok(method_not_allowed("GET, POST")),
+        },
+        (Some(rt), [_, search_segment]) if *search_segment == ".search" => {
+            if method != Method::POST {
+                return Ok(method_not_allowed("POST"));
+            }
+            let body = read_json(state, req).await?;
+            search(state, &ctx, &[rt], ListParams::from_search(&body, rt)?).await
+        }
+        (Some(rt), [_, id]) => {
+            let id = id.to_string();
+            let projection = projection_of(&req, rt)?;
+            let if_match = header_str(req.headers(), header::IF_MATCH);
+            match method {
+                m if is_get(&m) => {
+                    if is_user {
+                        users::get(state, &ctx, id, &projection, req.headers()).await
+                    } else {
+                        groups::get(state, &ctx, id, &projection, req.headers()).await
+                    }
+                }
+                Method::PUT => {
+                    let body = read_json(state, req).await?;
+                    if is_user {
+                        users::replace(state, &ctx, id, body, if_match, &projection).await
+                    } else {
+                        groups::replace(state, &ctx, id, body, if_match, &projection).await
+                    }
+                }
+                Method::PATCH => {
+                    let body = read_json(state, req).await?;
+                    let ops = patch::parse(body)?;
+                    if is_user {
+                        users::patch(state, &ctx, id, ops, if_match, &projection).await
+                    } else {
+                        groups::patch(state, &ctx, id, ops, if_match, &projection).await
+                    }
+                }
+                Method::DELETE => {
+                    if is_user {
+                        users::delete(state, &ctx, id, if_match).await
+                    } else {
+                        groups::delete(state, &ctx, id, if_match).await
+                    }
+                }
+                _ => Ok(method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
+        }
+        (None, [s]) if *s == ".search" => {
+            if method != Method::POST {
+                return Ok(method_not_allowed("POST"));
+            }
+            let body = read_json(state, req).await?;
+            root_search(state, &ctx, &body).await
+        }
+        (None, [s, ..]) if s.eq_ignore_ascii_case("Bulk") => Err(ScimError::new(
+            501,
+            None,
+            "bulk operations are not supported by this server (see /ServiceProviderConfig)",
+        )
+        .into()),
+        (None, [s, ..]) if s.eq_ignore_ascii_case("Me") => Err(ScimError::new(
+            501,
+            None,
+            "the /Me endpoint is not supported: SCIM tokens belong to an IdP connection, not a user",
+        )
+        .into()),
+        _ => Err(ScimError::not_found(format!("no SCIM endpoint at /{rest}")).into()),
+    }
+}
+
+fn discovery_get(
+    method: &Method,
+    render: impl FnOnce() -> Result<Value, ScimError>,
+) -> Response<Body> {
+    if !is_get(method) {
+        return method_not_allowed("GET");
+    }
+    match render() {
+        Ok(v) => scim_json(StatusCode::OK, &v),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// The SCIM base URL for responses: the configured public URL, else the Host the client used.
+fn base_url(state: &State, req: &Request<Incoming>, prefix: &str) -> String {
+    if let Some(root) = &state.config.base_url {
+        return format!("{root}{prefix}");
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    format!("http://{host}{prefix}")
+}
+
+/// The grant of the presented bearer token, or 401.
+async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::Grant, ApiError> {
+    let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("authentication required: send Authorization: Bearer <token>"))?
+        .to_str()
+        .map_err(|_| unauthorized("malformed Authorization header"))?
+        .trim();
+    let secret = match value.split_once(' ') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        // Some IdP forms take "the header value" and send the bare token.
+        None if value.starts_with(tokens::TOKEN_PREFIX) => value,
+        _ => return Err(unauthorized("unsupported authorization scheme: use Bearer")),
+    };
+    let hash = tokens::hash(secret);
+    let now = time::OffsetDateTime::now_utc();
+    let grant = state
+        .db
+        .read(move |c| {
+            let grant = db::tokens::authenticate(c, &hash, &datetime::format(now))?;
+            let stale = match grant {
+                Some(g) => db::tokens::needs_touch(c, g.token_id, now)?,
+                None => false,
+            };
+            Ok::<_, ApiError>(grant.map(|g| (g, stale)))
+        })
+        .await?;
+    let Some((grant, stale)) = grant else {
+        return Err(unauthorized("invalid, expired or revoked token"));
+    };
+    if stale {
+        let when = datetime::format(now);
+        let id = grant.token_id;
+        state
+            .db
+            .write(move |tx| db::tokens::touch(tx, id, &when).map_err(ApiError::from))
+            .await?;
+    }
+    Ok(grant)
+}
+
+fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn projection_of(req: &Request<Incoming>, rt: &ResourceType) -> Result<Projection, ScimError> {
+    let pairs = query_pairs(req);
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    Projection::parse(get("attributes"), get("excludedAttributes"), rt)
+}
+
+async fn read_json(state: &State, req: Request<Incoming>) -> Result<Value, ApiError> {
+    let declared = super::content_length(&req);
+    let bytes = super::read_body(req.into_body(), declared, state.config.max_body_bytes).await?;
+    Ok(super::parse_json(&bytes)?)
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+// --- ETags (RFC 7644 §3.14) ------------------------------------------------------------
+
+/// Whether an `If-Match`/`If-None-Match` list names `version` (weak comparison).
+fn etag_matches(list: &str, version: i64) -> bool {
+    let ours = resource::etag(version);
+    let strip = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
+    list.split(',')
+        .any(|t| t.trim() == "*" || strip(t) == strip(&ours))
+}
+
+fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(list) if !etag_matches(list, version) => Err(ScimError::new(
+            412,
+            None,
+            format!(
+                "the resource has changed: its version is {}, not {list}",
+                resource::etag(version)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// 304 when the client's `If-None-Match` names the current version.
+fn not_modified(headers: &HeaderMap, version: i64) -> Option<Response<Body>> {
+    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    if !etag_matches(inm, version) {
+        return None;
+    }
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = StatusCode::NOT_MODIFIED;
+    Some(with_etag(r, version))
+}
+
+fn with_etag(mut r: Response<Body>, version: i64) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&resource::etag(version)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r
+}
+
+fn no_content() -> Response<Body> {
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// A resource response with its ETag, and `Location` on 201.
+fn resource_response(status: StatusCode, body: &Value, version: i64) -> Response<Body> {
+    let mut r = with_etag(scim_json(status, body), version);
+    if status == StatusCode::CREATED
+        && let Some(loc) = body["meta"]["location"].as_str()
+        && let Ok(v) = HeaderValue::from_str(loc)
+    {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A precise 404 detail naming the resource the client asked for.
+fn not_found_as(e: ApiError, kind: &str, id: &str) -> ApiError {
+    match e {
+        ApiError::Scim(s) if s.status == 404 => {
+            ApiError::Scim(ScimError::not_found(format!("{kind} {id} not found")))
+        }
+        other => other,
+    }
+}
+
+// --- Lists and searches ------------------------------------------------------------------
+
+/// The storage query for validated list parameters.
+fn list_query(params: &ListParams, rt: &ResourceType) -> Result<ListQuery, ScimError> {
+    let filter = params
+        .filter
+        .as_ref()
+        .map(|f| filter_sql::compile(f, rt))
+        .transpose()?;
+    if params.cursor.is_some() && params.sort_by.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor pagination cannot be combined with sortBy; use startIndex paging to sort",
+        ));
+    }
+    let after_pk = match params.cursor.as_deref() {
+        None => None,
+        Some("") => Some(0),
+        Some(c) => Some(list::decode_cursor(c)?),
+    };
+    Ok(ListQuery {
+        filter,
+        sort_by: params.sort_by,
+        descending: params.descending,
+        start_index: params.start_index,
+        count: params.count,
+        after_pk,
+    })
+}
+
+/// A list or search over one resource type.
+async fn search(
+    state: &State,
+    ctx: &Ctx,
+    rts: &[&'static ResourceType],
+    params: ListParams,
+) -> Result<Response<Body>, ApiError> {
+    let rt = rts[0];
+    let projection = Projection::parse(
+        params.attributes.as_deref(),
+        params.excluded_attributes.as_deref(),
+        rt,
+    )?;
+    let query = list_query(&params, rt)?;
+    let (total, resources, next_pk) = if rt.name == USER_RESOURCE.name {
+        users::list(state, ctx, query, &projection).await?
+    } else {
+        groups::list(state, ctx, query, &projection).await?
+    };
+    let start = if params.cursor.is_some() {
+        1
+    } else {
+        params.start_index
+    };
+    let next = params.cursor.as_ref().and(next_pk).map(list::encode_cursor);
+    Ok(scim_json(
+        StatusCode::OK,
+        &list::list_response(total, start, resources, next),
+    ))
+}
+
+/// `POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list. A filter that
+/// only makes sense for one resource type searches that type alone.
+async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<Body>, ApiError> {
+    let users_params = ListParams::from_search(body, &USER_RESOURCE);
+    let groups_params = ListParams::from_search(body, &GROUP_RESOURCE);
+    let (users_params, groups_params) = match (users_params, groups_params) {
+        (Err(e), Err(_)) => return Err(e.into()),
+        (u, g) => (u.ok(), g.ok()),
+    };
+    let params = users_params
+        .clone()
+        .or(groups_params.clone())
+        .expect("one parsed");
+    if params.cursor.is_some() {
+        return Err(ScimError::invalid_value(
+            "cursor pagination is offered per resource type, not on /.search",
+        )
+        .into());
+    }
+    let (start, count) = (params.start_index, params.count);
+    let mut total = 0;
+    let mut resources = Vec::new();
+    // Skip `start - 1` results across the concatenation, then take `count`.
+    let mut skip = start - 1;
+    for (rt, p) in [
+        (&USER_RESOURCE, users_params),
+        (&GROUP_RESOURCE, groups_params),
+    ] {
+        let Some(mut p) = p else { continue };
+        let projection = Projection::parse(
+            p.attributes.as_deref(),
+            p.excluded_attributes.as_deref(),
+            rt,
+        )?;
+        p.start_index = skip + 1;
+        p.count = count - resources.len() as u64;
+        let query = list_query(&p, rt)?;
+        let (n, page, _) = if rt.name == USER_RESOURCE.name {
+            users::list(state, ctx, query, &projection).await?
+        } else {
+            groups::list(state, ctx, query, &projection).await?
+        };
+        total += n;
+        skip = skip.saturating_sub(n);
+        resources.extend(page);
+    }
+    Ok(scim_json(
+        StatusCode::OK,
+        &list::list_response(total, start, resources, None),
+    ))
+}

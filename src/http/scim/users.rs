@@ -1,0 +1,246 @@
+//! `/Users` (RFC 7644 §3.3–3.6).
+
+use hyper::{HeaderMap, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, check_if_match, no_content, not_found_as, not_modified, resource_response};
+use crate::db::{DbError, ListQuery, sync, users};
+use crate::http::{ApiError, Body, State};
+use crate::scim::patch::{self, Operation};
+use crate::scim::projection::Projection;
+use crate::scim::resource::{self, Meta};
+use crate::scim::schema::USER_RESOURCE;
+
+fn render(ctx: &Ctx, row: &users::UserRow, groups: &[users::GroupRef]) -> Value {
+    let mut computed = Vec::new();
+    if !groups.is_empty() {
+        let list = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.id,
+                    "$ref": format!("{}/Groups/{}", ctx.base, g.id),
+                    "display": g.display,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        computed.push(("groups", Value::Array(list)));
+    }
+    let meta = Meta {
+        created: row.created.clone(),
+        last_modified: row.last_modified.clone(),
+        version: row.version,
+        location: format!("{}/Users/{}", ctx.base, row.id),
+    };
+    resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta)
+}
+
+fn respond(
+    ctx: &Ctx,
+    status: StatusCode,
+    row: &users::UserRow,
+    groups: &[users::GroupRef],
+    projection: &Projection,
+) -> Response<Body> {
+    let mut body = render(ctx, row, groups);
+    projection.apply(&USER_RESOURCE, &mut body);
+    resource_response(status, &body, row.version)
+}
+
+/// `active` defaults to true on create: IdPs that omit it mean an active user, and a user
+/// read back without `active` would be suspended by the next read-modify-write PUT.
+/// On PUT an omitted `active` keeps its value (idp-behaviour.md §9 item 10).
+fn default_active(data: &mut Map<String, Value>, previous: Option<&Value>) {
+    if !data.contains_key("active") {
+        data.insert(
+            "active".into(),
+            previous.cloned().unwrap_or(Value::Bool(true)),
+        );
+    }
+}
+
+/// The direct groups of one user, for `User.groups`.
+fn groups_of(conn: &rusqlite::Connection, pk: i64) -> Result<Vec<users::GroupRef>, DbError> {
+    Ok(users::groups_of(conn, &[pk])?
+        .remove(&pk)
+        .unwrap_or_default())
+}
+
+/// Loads user `id` of the tenant for a write, checking `If-Match`.
+fn load_for_write(
+    conn: &rusqlite::Connection,
+    ctx: &sync::WriteContext,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<users::UserRow, ApiError> {
+    let row = users::get(conn, ctx.tenant_id, id)?.ok_or(DbError::NotFound)?;
+    check_if_match(if_match, row.version)?;
+    Ok(row)
+}
+
+pub(super) async fn create(
+    state: &State,
+    ctx: &Ctx,
+    body: Value,
+) -> Result<Response<Body>, ApiError> {
+    let mut data = resource::normalize(&USER_RESOURCE, body)?;
+    default_active(&mut data, None);
+    let wctx = ctx.write.clone();
+    let row = state
+        .db
+        .write(move |tx| {
+            let row = users::create(tx, wctx.tenant_id, &data)?;
+            sync::user_written(tx, &wctx, row.pk)?;
+            Ok::<_, ApiError>(row)
+        })
+        .await?;
+    Ok(respond(
+        ctx,
+        StatusCode::CREATED,
+        &row,
+        &[],
+        &Projection::default(),
+    ))
+}
+
+pub(super) async fn get(
+    state: &State,
+    ctx: &Ctx,
+    id: String,
+    projection: &Projection,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let tenant = ctx.tenant_id;
+    let want_groups = projection.wants("groups");
+    let shown = id.clone();
+    let (row, groups) = state
+        .db
+        .read(move |c| {
+            let row = users::get(c, tenant, &id)?.ok_or(DbError::NotFound)?;
+            let groups = if want_groups {
+                groups_of(c, row.pk)?
+            } else {
+                Vec::new()
+            };
+            Ok::<_, ApiError>((row, groups))
+        })
+        .await
+        .map_err(|e| not_found_as(e, "User", &shown))?;
+    if let Some(r) = not_modified(headers, row.version) {
+        return Ok(r);
+    }
+    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+}
+
+pub(super) async fn replace(
+    state: &State,
+    ctx: &Ctx,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+    projection: &Projection,
+) -> Result<Response<Body>, ApiError> {
+    let mut data = resource::normalize(&USER_RESOURCE, body)?;
+    let wctx = ctx.write.clone();
+    let shown = id.clone();
+    let (row, groups) = state
+        .db
+        .write(move |tx| {
+            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+            default_active(&mut data, row.data.get("active"));
+            let row = users::replace(tx, wctx.tenant_id, &row, data)?;
+            sync::user_written(tx, &wctx, row.pk)?;
+            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
+        })
+        .await
+        .map_err(|e| not_found_as(e, "User", &shown))?;
+    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+}
+
+/// PATCH answers 200 with the resource (Okta and Entra accept it; RFC 7644 §3.5.2 allows it).
+/// A PATCH that changes nothing (Entra's periodic `active: true`) keeps the version.
+pub(super) async fn patch(
+    state: &State,
+    ctx: &Ctx,
+    id: String,
+    ops: Vec<Operation>,
+    if_match: Option<String>,
+    projection: &Projection,
+) -> Result<Response<Body>, ApiError> {
+    let wctx = ctx.write.clone();
+    let shown = id.clone();
+    let (row, groups) = state
+        .db
+        .write(move |tx| {
+            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+            let mut data = row.data.clone();
+            let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
+            let row = if outcome.data_changed {
+                let row = users::replace(tx, wctx.tenant_id, &row, data)?;
+                sync::user_written(tx, &wctx, row.pk)?;
+                row
+            } else {
+                row
+            };
+            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
+        })
+        .await
+        .map_err(|e| not_found_as(e, "User", &shown))?;
+    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+}
+
+pub(super) async fn delete(
+    state: &State,
+    ctx: &Ctx,
+    id: String,
+    if_match: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let wctx = ctx.write.clone();
+    let shown = id.clone();
+    state
+        .db
+        .write(move |tx| {
+            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+            sync::user_deleting(tx, &wctx, row.pk)?;
+            users::delete(tx, wctx.tenant_id, &row.id)?;
+            Ok::<_, ApiError>(())
+        })
+        .await
+        .map_err(|e| not_found_as(e, "User", &shown))?;
+    Ok(no_content())
+}
+
+/// One page of users, rendered and projected: (total, resources, next cursor row).
+pub(super) async fn list(
+    state: &State,
+    ctx: &Ctx,
+    query: ListQuery,
+    projection: &Projection,
+) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
+    let tenant = ctx.tenant_id;
+    let want_groups = projection.wants("groups");
+    let (page, mut groups) = state
+        .db
+        .read(move |c| {
+            let page = users::list(c, tenant, &query)?;
+            let groups = if want_groups {
+                let pks: Vec<i64> = page.items.iter().map(|r| r.pk).collect();
+                users::groups_of(c, &pks)?
+            } else {
+                Default::default()
+            };
+            Ok::<_, ApiError>((page, groups))
+        })
+        .await?;
+    let resources = page
+        .items
+        .iter()
+        .map(|row| {
+            let mut v = render(ctx, row, &groups.remove(&row.pk).unwrap_or_default());
+            projection.apply(&USER_RESOURCE, &mut v);
+            v
+        })
+        .collect();
+    Ok((page.total, resources, page.next_after_pk))
+}

@@ -1,0 +1,286 @@
+//! SCIM Groups over real HTTP: memberships, User.groups, projections, ETags.
+
+mod common;
+
+use common::*;
+use hyper::Method;
+use serde_json::{Value, json};
+
+async fn create_group(s: &TestServer, name: &str, members: &[&str]) -> Value {
+    let members: Vec<Value> = members.iter().map(|id| json!({"value": id})).collect();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":[GROUP_URN],"displayName":name,"members":members}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json
+}
+
+fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+fn sorted(ids: &[&String]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn create_read_and_user_groups_are_computed() {
+    let s = TestServer::start().await;
+    let alice = s.create_user("alice@example.com").await;
+    let bob = s.create_user("bob@example.com").await;
+    let g = create_group(&s, "Engineering", &[&alice, &bob]).await;
+    let gid = g["id"].as_str().unwrap();
+    assert_eq!(g["schemas"], json!([GROUP_URN]));
+    assert_eq!(g["meta"]["resourceType"], "Group");
+    assert_eq!(member_ids(&g), sorted(&[&alice, &bob]));
+    let m = &g["members"][0];
+    assert_eq!(m["type"], "User", "type defaults to User");
+    assert_eq!(
+        m["$ref"],
+        s.url(&format!("/scim/v2/Users/{}", m["value"].as_str().unwrap()))
+    );
+    assert!(
+        m["display"].is_string(),
+        "display falls back to the user's name"
+    );
+
+    let u = s.get(&format!("/scim/v2/Users/{alice}")).await.json;
+    assert_eq!(
+        u["groups"],
+        json!([{"value": gid, "$ref": s.url(&format!("/scim/v2/Groups/{gid}")), "display": "Engineering", "type": "direct"}])
+    );
+
+    // Entra reads groups without members; the lookup by displayName works in any case.
+    let r = s
+        .get(&format!("/scim/v2/Groups/{gid}?excludedAttributes=members"))
+        .await;
+    assert!(r.json.get("members").is_none());
+    assert_eq!(r.json["displayName"], "Engineering");
+    let r = s.get("/scim/v2/Groups?excludedAttributes=members&filter=displayName%20eq%20%22engineering%22").await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    assert!(r.json["Resources"][0].get("members").is_none());
+    let r = s
+        .get(&format!(
+            "/scim/v2/Groups?filter=members.value%20eq%20%22{bob}%22"
+        ))
+        .await;
+    assert_eq!(r.json["Resources"][0]["id"], gid);
+
+    // Unknown members are refused and nothing is created.
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"displayName":"Ghosts","members":[{"value":"nobody"}]}),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get("/scim/v2/Groups").await.json["totalResults"], 1);
+    s.post("/scim/v2/Groups", &json!({"members":[]}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+}
+
+#[tokio::test]
+async fn deleting_a_user_removes_its_memberships_and_deleting_a_group_keeps_users() {
+    let s = TestServer::start().await;
+    let alice = s.create_user("alice@example.com").await;
+    let bob = s.create_user("bob@example.com").await;
+    let g = create_group(&s, "Team", &[&alice, &bob]).await;
+    let gid = g["id"].as_str().unwrap();
+    let version = g["meta"]["version"].clone();
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Users/{alice}")).await.status,
+        204
+    );
+    let g = s.get(&format!("/scim/v2/Groups/{gid}")).await.json;
+    assert_eq!(member_ids(&g), vec![bob.clone()]);
+    assert_ne!(
+        g["meta"]["version"], version,
+        "the group changed, so its version moved"
+    );
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{gid}")).await.status,
+        204
+    );
+    s.get(&format!("/scim/v2/Groups/{gid}"))
+        .await
+        .assert_error(404, None);
+    let u = s.get(&format!("/scim/v2/Users/{bob}")).await;
+    assert_eq!(u.status, 200);
+    assert!(u.json.get("groups").is_none());
+}
+
+#[tokio::test]
+async fn put_replaces_members_only_when_sent() {
+    let s = TestServer::start().await;
+    let a = s.create_user("a@example.com").await;
+    let b = s.create_user("b@example.com").await;
+    let g = create_group(&s, "G", &[&a]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    // Okta AIW: the full list, with display null.
+    let r = s.put(&path, &json!({"schemas":[GROUP_URN],"displayName":"G","members":[{"value":b,"display":null}]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_ids(&r.json), vec![b.clone()]);
+    // A rename without members keeps them.
+    let r = s.put(&path, &json!({"displayName":"Renamed"})).await;
+    assert_eq!(r.json["displayName"], "Renamed");
+    assert_eq!(member_ids(&r.json), vec![b.clone()]);
+    // An explicit empty list empties the group.
+    let r = s
+        .put(&path, &json!({"displayName":"Renamed","members":[]}))
+        .await;
+    assert!(r.json.get("members").is_none());
+}
+
+#[tokio::test]
+async fn nested_groups_are_members_too() {
+    let s = TestServer::start().await;
+    let a = s.create_user("a@example.com").await;
+    let inner = create_group(&s, "Inner", &[&a]).await;
+    let inner_id = inner["id"].as_str().unwrap();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"displayName":"Outer","members":[{"value":inner_id,"type":"Group"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["members"][0]["type"], "Group");
+    assert_eq!(r.json["members"][0]["display"], "Inner");
+    assert!(
+        r.json["members"][0]["$ref"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/Groups/{inner_id}"))
+    );
+}
+
+#[tokio::test]
+async fn patch_answers_with_the_group_and_etags_guard_it() {
+    let s = TestServer::start().await;
+    let a = s.create_user("a@example.com").await;
+    let g = create_group(&s, "G", &[]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    let etag = g["meta"]["version"].as_str().unwrap().to_string();
+    let auth = format!("Bearer {}", s.token);
+    let add = json!({"schemas":[PATCH_URN],"Operations":[{"op":"add","path":"members","value":[{"value":a}]}]}).to_string();
+    let r = s
+        .raw(
+            Method::PATCH,
+            &path,
+            &[("authorization", &auth), ("if-match", "W/\"41\"")],
+            add.clone(),
+        )
+        .await;
+    r.assert_error(412, None);
+    let r = s
+        .raw(
+            Method::PATCH,
+            &path,
+            &[("authorization", &auth), ("if-match", &etag)],
+            add.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_ids(&r.json), vec![a.clone()]);
+    assert_ne!(r.header("etag"), Some(etag.as_str()));
+    // Adding the same member again changes nothing, not even the version.
+    let again = s
+        .raw(Method::PATCH, &path, &[("authorization", &auth)], add)
+        .await;
+    assert_eq!(again.header("etag"), r.header("etag"));
+    // attributes= on a PATCH response.
+    let r = s
+        .patch(
+            &format!("{path}?attributes=displayName"),
+            &json!({"Operations":[{"op":"replace","path":"displayName","value":"H"}]}),
+        )
+        .await;
+    assert_eq!(r.json["displayName"], "H");
+    assert!(r.json.get("members").is_none());
+    // Bad PATCH bodies.
+    s.patch(
+        &path,
+        &json!({"Operations":[{"op":"jump","path":"displayName","value":"x"}]}),
+    )
+    .await
+    .assert_error(400, Some("invalidSyntax"));
+    s.patch(
+        &path,
+        &json!({"Operations":[{"op":"add","path":"members","value":[{"value":"ghost"}]}]}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    s.patch(
+        &path,
+        &json!({"Operations":[{"op":"replace","path":"nope","value":"x"}]}),
+    )
+    .await
+    .assert_error(400, Some("invalidPath"));
+    s.patch(&path, &json!({"Operations":[{"op":"remove"}]}))
+        .await
+        .assert_error(400, Some("noTarget"));
+    s.patch(&path, &json!({"Operations":[]}))
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+    // A failed PATCH applies none of its operations.
+    let r = s
+        .patch(&path, &json!({"Operations":[{"op":"replace","path":"displayName","value":"Half"},{"op":"add","path":"members","value":[{"value":"ghost"}]}]}))
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get(&path).await.json["displayName"], "H");
+}
+
+#[tokio::test]
+async fn a_tenant_never_sees_or_touches_another_tenants_groups() {
+    let s = TestServer::start().await;
+    let other = s.token_for("acme");
+    let a = s.create_user("a@example.com").await;
+    let g = create_group(&s, "Mine", &[&a]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    s.call(Method::GET, &path, &other, None)
+        .await
+        .assert_error(404, None);
+    s.call(
+        Method::PATCH,
+        &path,
+        &other,
+        Some(&json!({"Operations":[{"op":"remove","path":"members"}]})),
+    )
+    .await
+    .assert_error(404, None);
+    s.call(Method::DELETE, &path, &other, None)
+        .await
+        .assert_error(404, None);
+    assert_eq!(
+        s.call(Method::GET, "/scim/v2/Groups", &other, None)
+            .await
+            .json["totalResults"],
+        0
+    );
+    // Nor can it add this tenant's user to its own group.
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            &other,
+            Some(&json!({"displayName":"Theirs","members":[{"value":a}]})),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    assert_eq!(member_ids(&s.get(&path).await.json), vec![a]);
+}
