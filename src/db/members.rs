@@ -308,3 +308,119 @@ pub fn delete(conn: &Connection, pk: i64) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// The explanation of a role an admin set (by CSV or by hand) rather than sync.
+pub const CSV_ROLE_REASON: &str = "set by CSV import";
+
+/// Imports validated CSV rows (see `sync::member_csv`): a row whose email (any case) is a
+/// member's updates that member with the cells it fills; any other row creates a member
+/// (source `csv`, active, managed unless the row says otherwise). Each member created or
+/// changed gets an audit entry and an event. Run it in one transaction: a row that
+/// collides with another member (`Conflict`, naming the line) leaves nothing imported.
+pub fn import(
+    conn: &Connection,
+    ctx: &super::sync::WriteContext,
+    settings: &crate::sync::Settings,
+    rows: &[crate::sync::member_csv::ImportRow],
+) -> Result<ImportSummary, DbError> {
+    use super::audit::{self, Action as AuditAction};
+    use super::events::{self, EventType};
+    use serde_json::json;
+
+    let mut summary = ImportSummary::default();
+    let at_line = |line: u64| {
+        move |e: DbError| match e {
+            DbError::Conflict(m) => DbError::Conflict(format!("line {line}: {m}")),
+            other => other,
+        }
+    };
+    for row in rows {
+        let (row_after, event, action, detail) = match by_email(conn, ctx.tenant_id, &row.email)? {
+            None => {
+                let new = NewMember {
+                    profile: Profile {
+                        email: Some(row.email.clone()),
+                        user_name: row.user_name.clone(),
+                        given_name: row.given_name.clone(),
+                        family_name: row.family_name.clone(),
+                        display_name: None,
+                    },
+                    role: row.role.clone().unwrap_or_else(|| settings.default_role.clone()),
+                    role_reason: if row.role.is_some() {
+                        CSV_ROLE_REASON.to_string()
+                    } else {
+                        crate::sync::RoleDecision {
+                            role: settings.default_role.clone(),
+                            reason: crate::sync::RoleReason::Default,
+                        }
+                        .to_string()
+                    },
+                    status: MemberStatus::Active,
+                    managed: row.managed.unwrap_or(true),
+                    source: MemberSource::Csv,
+                    user_id: None,
+                };
+                let created = insert(conn, ctx.tenant_id, &new).map_err(at_line(row.line))?;
+                summary.created += 1;
+                (created, EventType::MemberCreated, AuditAction::MemberCreated, json!({}))
+            }
+            Some(existing) => {
+                let mut changes = Vec::new();
+                let fields = [
+                    (Field::UserName, &existing.profile.user_name, &row.user_name),
+                    (Field::GivenName, &existing.profile.given_name, &row.given_name),
+                    (Field::FamilyName, &existing.profile.family_name, &row.family_name),
+                ];
+                for (field, before, after) in fields {
+                    if after.is_some() && before != after {
+                        set_field(conn, existing.pk, field, after.as_deref())
+                            .map_err(at_line(row.line))?;
+                        changes.push(json!({"field": field, "before": before, "after": after}));
+                    }
+                }
+                if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
+                    set_managed(conn, existing.pk, managed)?;
+                    changes.push(json!({"field": "managed", "before": existing.managed, "after": managed}));
+                }
+                if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
+                    set_role(conn, existing.pk, role, CSV_ROLE_REASON)?;
+                    changes.push(json!({"field": "role", "before": existing.role, "after": role}));
+                }
+                if changes.is_empty() {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                summary.updated += 1;
+                let after = get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
+                (after, EventType::MemberUpdated, AuditAction::MemberUpdated, json!({"changes": changes}))
+            }
+        };
+        let mut payload = json!({"member": row_after});
+        payload
+            .as_object_mut()
+            .expect("an object")
+            .extend(detail.as_object().cloned().unwrap_or_default());
+        events::append(conn, ctx.tenant_id, event, &row_after.id, &payload)?;
+        let mut detail = detail;
+        detail["line"] = json!(row.line);
+        audit::append(
+            conn,
+            &audit::Entry::new(ctx.tenant_id, &ctx.actor, action, Some(format!("member/{}", row_after.id)))
+                .with_detail(detail),
+        )?;
+    }
+    audit::append(
+        conn,
+        &audit::Entry::new(ctx.tenant_id, &ctx.actor, AuditAction::MembersImported, Some("members".into()))
+            .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
+    )?;
+    Ok(summary)
+}

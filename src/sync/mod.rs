@@ -11,10 +11,12 @@
 //! - [`roles`]: which role a member's groups give, and the sentence that explains it.
 //! - [`plan`]: matching, policies, the changes.
 //! - [`report`]: a plan grouped by kind with counts and detail, as JSON, CSV or text.
+//! - [`member_csv`]: the members CSV admins import and export (validation with line numbers).
 
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod member_csv;
 pub mod roles;
 
 pub use model::{
