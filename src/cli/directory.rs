@@ -231,8 +231,8 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
     match cmd {
         MembersCommand::Import { file, tenant } => {
             let tenant = tenant_of(db, &tenant)?;
-            let bytes = std::fs::read(&file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
             let settings = settings::get(&*db.conn()?, tenant)?;
             let rows = match member_csv::parse(&bytes, &settings) {
                 Ok(rows) => rows,
@@ -385,10 +385,7 @@ pub fn tenant_show(db: &Db, tenant: &str) -> CliResult {
 fn print_settings(tenant: &str, s: &Settings) {
     let roles: Vec<&str> = s.roles.iter().map(Role::as_str).collect();
     println!("tenant:        {tenant}");
-    println!(
-        "test mode:     {}",
-        if s.test_mode { "on" } else { "off" }
-    );
+    println!("test mode:     {}", if s.test_mode { "on" } else { "off" });
     println!("on deactivate: {}", s.on_deactivate);
     println!("on delete:     {}", s.on_delete);
     println!("absent:        {}", s.absent);
@@ -417,7 +414,14 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
                     ..Update::default()
                 };
                 let after = update.applied_to(&before);
-                save_settings(tx, id, &before, &after, AuditAction::SettingsChanged, json!({}))
+                save_settings(
+                    tx,
+                    id,
+                    &before,
+                    &after,
+                    AuditAction::SettingsChanged,
+                    json!({}),
+                )
             })?;
             print_settings(&tenant, &settings::get(&*db.conn()?, id)?);
             print_reevaluation(run);

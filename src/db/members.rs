@@ -353,7 +353,10 @@ pub fn import(
                         family_name: row.family_name.clone(),
                         display_name: None,
                     },
-                    role: row.role.clone().unwrap_or_else(|| settings.default_role.clone()),
+                    role: row
+                        .role
+                        .clone()
+                        .unwrap_or_else(|| settings.default_role.clone()),
                     role_reason: if row.role.is_some() {
                         CSV_ROLE_REASON.to_string()
                     } else {
@@ -370,14 +373,27 @@ pub fn import(
                 };
                 let created = insert(conn, ctx.tenant_id, &new).map_err(at_line(row.line))?;
                 summary.created += 1;
-                (created, EventType::MemberCreated, AuditAction::MemberCreated, json!({}))
+                (
+                    created,
+                    EventType::MemberCreated,
+                    AuditAction::MemberCreated,
+                    json!({}),
+                )
             }
             Some(existing) => {
                 let mut changes = Vec::new();
                 let fields = [
                     (Field::UserName, &existing.profile.user_name, &row.user_name),
-                    (Field::GivenName, &existing.profile.given_name, &row.given_name),
-                    (Field::FamilyName, &existing.profile.family_name, &row.family_name),
+                    (
+                        Field::GivenName,
+                        &existing.profile.given_name,
+                        &row.given_name,
+                    ),
+                    (
+                        Field::FamilyName,
+                        &existing.profile.family_name,
+                        &row.family_name,
+                    ),
                 ];
                 for (field, before, after) in fields {
                     if after.is_some() && before != after {
@@ -388,7 +404,9 @@ pub fn import(
                 }
                 if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
                     set_managed(conn, existing.pk, managed)?;
-                    changes.push(json!({"field": "managed", "before": existing.managed, "after": managed}));
+                    changes.push(
+                        json!({"field": "managed", "before": existing.managed, "after": managed}),
+                    );
                 }
                 if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
                     set_role(conn, existing.pk, role, CSV_ROLE_REASON)?;
@@ -400,7 +418,12 @@ pub fn import(
                 }
                 summary.updated += 1;
                 let after = get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
-                (after, EventType::MemberUpdated, AuditAction::MemberUpdated, json!({"changes": changes}))
+                (
+                    after,
+                    EventType::MemberUpdated,
+                    AuditAction::MemberUpdated,
+                    json!({"changes": changes}),
+                )
             }
         };
         let mut payload = json!({"member": row_after});
@@ -413,14 +436,24 @@ pub fn import(
         detail["line"] = json!(row.line);
         audit::append(
             conn,
-            &audit::Entry::new(ctx.tenant_id, &ctx.actor, action, Some(format!("member/{}", row_after.id)))
-                .with_detail(detail),
+            &audit::Entry::new(
+                ctx.tenant_id,
+                &ctx.actor,
+                action,
+                Some(format!("member/{}", row_after.id)),
+            )
+            .with_detail(detail),
         )?;
     }
     audit::append(
         conn,
-        &audit::Entry::new(ctx.tenant_id, &ctx.actor, AuditAction::MembersImported, Some("members".into()))
-            .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
+        &audit::Entry::new(
+            ctx.tenant_id,
+            &ctx.actor,
+            AuditAction::MembersImported,
+            Some("members".into()),
+        )
+        .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
     )?;
     Ok(summary)
 }

@@ -138,7 +138,11 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
                 None if value.is_empty() => {}
                 None => errors.push(RowError {
                     line,
-                    message: format!("{} fields but the header has {}", record.len(), headers.len()),
+                    message: format!(
+                        "{} fields but the header has {}",
+                        record.len(),
+                        headers.len()
+                    ),
                 }),
             }
         }
@@ -260,7 +264,10 @@ mod tests {
                 managed: Some(false),
             }
         );
-        assert_eq!((rows[1].line, rows[1].managed, rows[1].role.clone()), (4, None, None));
+        assert_eq!(
+            (rows[1].line, rows[1].managed, rows[1].role.clone()),
+            (4, None, None)
+        );
     }
 
     #[test]
@@ -294,7 +301,9 @@ mod tests {
         );
         assert_eq!(
             messages("email,a\nx@y.z,1,2\n"),
-            ["line 1: unknown column \"a\"; the columns are email, userName, givenName, familyName, role, Provisioning Managed"]
+            [
+                "line 1: unknown column \"a\"; the columns are email, userName, givenName, familyName, role, Provisioning Managed"
+            ]
         );
         assert_eq!(
             messages("email\nx@y.z,extra\n"),

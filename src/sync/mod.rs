@@ -13,10 +13,10 @@
 //! - [`report`]: a plan grouped by kind with counts and detail, as JSON, CSV or text.
 //! - [`member_csv`]: the members CSV admins import and export (validation with line numbers).
 
+pub mod member_csv;
 pub mod model;
 pub mod plan;
 pub mod report;
-pub mod member_csv;
 pub mod roles;
 
 pub use model::{
