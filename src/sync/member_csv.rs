@@ -112,6 +112,15 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         return Err(errors);
     }
 
+    // The physical line of a record, as an editor shows it: a record's position includes
+    // the blank lines before it, which the csv crate's line count does not see.
+    let line_at = |byte: u64| {
+        let mut start = (byte as usize).min(input.len());
+        while start < input.len() && matches!(input[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        input[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    };
     let mut rows = Vec::new();
     let mut emails: HashMap<String, u64> = HashMap::new();
     let mut user_names: HashMap<String, u64> = HashMap::new();
@@ -119,7 +128,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
                 errors.push(RowError {
                     line,
                     message: format!("unreadable row: {e}"),
@@ -127,7 +136,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
                 continue;
             }
         };
-        let line = record.position().map_or(0, |p| p.line());
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
         if record.iter().all(str::is_empty) {
             continue;
         }
