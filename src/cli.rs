@@ -52,6 +52,19 @@ pub enum Command {
     Roles(directory::RolesCommand),
     /// Print the newest audit log entries as JSON lines (and follow new ones).
     Audit(directory::AuditArgs),
+    /// Manage admin accounts of the web UI.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin; the password is read from the first line of standard input.
+    Create { username: String },
+    /// Set a new password (read from standard input) and end the admin's sessions.
+    ResetPassword { username: String },
+    /// List admin accounts.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +127,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Members(cmd) => open(&cli.db).and_then(|db| directory::members_cmd(&db, cmd)),
         Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
         Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
+        Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -154,6 +168,12 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         println!("SCIM base URL: {root}/scim/v2");
         println!("database: {}", db_args.path.display());
         let conn = db.conn()?;
+        if db::admins::count(&conn)? == 0 {
+            let secret = crate::auth::random_hex(32);
+            let expires = datetime::format(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
+            db::admins::create_setup_token(&conn, &crate::auth::tokens::hash(&secret), &expires)?;
+            println!("first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
+        }
         if db::tokens::list(&conn, None)?
             .iter()
             .all(|t| t.revoked_at.is_some())
@@ -285,7 +305,7 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
                 )?;
             }
         }
-        TokenCommand::Revoke { id } => match db::tokens::revoke(&conn, id) {
+        TokenCommand::Revoke { id } => match db::tokens::revoke(&conn, None, id) {
             Ok(()) => println!("token {id} revoked"),
             Err(DbError::NotFound) => return Err(format!("no active token with id {id}").into()),
             Err(e) => return Err(e.into()),
@@ -308,6 +328,64 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
             writeln!(out, "SLUG\tNAME\tCREATED")?;
             for t in tenants::list(&conn)? {
                 writeln!(out, "{}\t{}\t{}", t.slug, t.name, t.created_at)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn read_password() -> Result<String, Box<dyn std::error::Error>> {
+    let mut line = String::new();
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password (input is shown; pipe it in to hide it): ");
+    }
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    crate::auth::passwords::check_policy(&password)?;
+    Ok(password)
+}
+
+fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
+    let conn = db.conn()?;
+    match cmd {
+        AdminCommand::Create { username } => {
+            let password = read_password()?;
+            db::admins::create(
+                &conn,
+                username.trim(),
+                &crate::auth::passwords::hash(&password),
+            )?;
+            println!("admin {} created", username.trim());
+        }
+        AdminCommand::ResetPassword { username } => {
+            let password = read_password()?;
+            match db::admins::set_password(
+                &conn,
+                username.trim(),
+                &crate::auth::passwords::hash(&password),
+            ) {
+                Ok(()) => println!(
+                    "password of {} changed; their sessions ended",
+                    username.trim()
+                ),
+                Err(DbError::NotFound) => {
+                    return Err(format!("no admin called {username:?}").into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        AdminCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "USERNAME\tCREATED\tLAST LOGIN")?;
+            for a in db::admins::list(&conn)? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}",
+                    a.username,
+                    a.created_at,
+                    a.last_login_at.as_deref().unwrap_or("never")
+                )?;
             }
         }
     }

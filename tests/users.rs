@@ -370,9 +370,9 @@ async fn bad_requests_get_precise_scim_errors() {
         .await
         .assert_error(404, None);
     s.get("/scim/v2/Nope").await.assert_error(404, None);
-    s.raw(Method::GET, "/elsewhere", &[], "")
-        .await
-        .assert_error(404, None);
+    s.get("/scim/Users/a/b").await.assert_error(404, None);
+    // Outside the SCIM mount points, unknown URLs get the admin UI's friendly 404 page.
+    assert_eq!(s.raw(Method::GET, "/elsewhere", &[], "").await.status, 404);
     s.post("/scim/v2/Bulk", &json!({}))
         .await
         .assert_error(501, None);
@@ -487,7 +487,7 @@ async fn revoked_tokens_stop_working_at_once() {
     let conn = s.db.conn().unwrap();
     let tokens = scimd::db::tokens::list(&conn, None).unwrap();
     assert!(tokens[0].last_used_at.is_some(), "last use is recorded");
-    scimd::db::tokens::revoke(&conn, tokens[0].id).unwrap();
+    scimd::db::tokens::revoke(&conn, None, tokens[0].id).unwrap();
     s.get("/scim/v2/Users").await.assert_error(401, None);
 }
 

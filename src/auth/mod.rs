@@ -1,4 +1,24 @@
-//! Credentials: SCIM bearer tokens (and, later, admin passwords, sessions and OAuth grants).
-//! Pure: generating and hashing secrets; `db` stores only the hashes.
+//! Credentials, pure: generating and hashing secrets, checking passwords, comparing in
+//! constant time. `db` stores only hashes.
 
+pub mod passwords;
 pub mod tokens;
+
+use rand::RngCore;
+
+/// `n` random bytes from the thread-local CSPRNG, hex-encoded.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    let mut out = String::with_capacity(2 * n);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// Equality that takes the same time wherever the inputs differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}

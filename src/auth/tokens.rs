@@ -4,7 +4,6 @@
 //! secret itself is never compared byte by byte and a timing difference could only reveal
 //! something about a SHA-256 digest, which is useless to an attacker.
 
-use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// Every token starts with this, so secret scanners and humans recognise it.
@@ -31,13 +30,7 @@ impl std::fmt::Debug for NewToken {
 
 /// Generates a token from the operating system's CSPRNG.
 pub fn generate() -> NewToken {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let mut secret = String::with_capacity(TOKEN_PREFIX.len() + 64);
-    secret.push_str(TOKEN_PREFIX);
-    for b in bytes {
-        secret.push_str(&format!("{b:02x}"));
-    }
+    let secret = format!("{TOKEN_PREFIX}{}", super::random_hex(32));
     NewToken {
         prefix: secret[..VISIBLE_CHARS].to_string(),
         hash: hash(&secret),

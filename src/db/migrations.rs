@@ -14,7 +14,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0001_directory",
         include_str!("migrations/0001_directory.sql"),
     ),
-    ("0002_members", include_str!("migrations/0002_members.sql")),
+    ("0002_admin", include_str!("migrations/0002_admin.sql")),
+    ("0003_members", include_str!("migrations/0003_members.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -7,6 +7,7 @@
 //! lock up front instead of failing half way, and commit only when the closure succeeds:
 //! a request's writes land together or not at all.
 
+pub mod admins;
 pub mod audit;
 pub mod events;
 pub mod filter_sql;

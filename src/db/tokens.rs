@@ -52,6 +52,14 @@ pub fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// The live token `id` of the tenant.
+pub fn get(conn: &Connection, tenant_id: i64, id: i64) -> Result<TokenInfo, DbError> {
+    list(conn, Some(tenant_id))?
+        .into_iter()
+        .find(|t| t.id == id && t.revoked_at.is_none())
+        .ok_or(DbError::NotFound)
+}
+
 pub fn list(conn: &Connection, tenant_id: Option<i64>) -> Result<Vec<TokenInfo>, DbError> {
     let mut stmt = conn.prepare(
         "SELECT t.id, n.slug, t.name, t.prefix, t.created_at, t.last_used_at, t.expires_at, t.revoked_at
@@ -75,11 +83,13 @@ pub fn list(conn: &Connection, tenant_id: Option<i64>) -> Result<Vec<TokenInfo>,
     Ok(rows)
 }
 
-/// Revokes token `id`; `NotFound` if there is no such live token.
-pub fn revoke(conn: &Connection, id: i64) -> Result<(), DbError> {
+/// Revokes token `id` (of `tenant_id`, when given); `NotFound` if there is no such live
+/// token.
+pub fn revoke(conn: &Connection, tenant_id: Option<i64>, id: i64) -> Result<(), DbError> {
     let n = conn.execute(
-        "UPDATE scim_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-        params![id, datetime::now()],
+        "UPDATE scim_tokens SET revoked_at = ?2
+         WHERE id = ?1 AND revoked_at IS NULL AND (?3 IS NULL OR tenant_id = ?3)",
+        params![id, datetime::now(), tenant_id],
     )?;
     if n == 0 {
         return Err(DbError::NotFound);

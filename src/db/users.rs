@@ -275,3 +275,22 @@ pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<Grou
     }
     Ok(out)
 }
+
+/// How many users and groups the tenant's directory holds.
+pub fn counts(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
+    Ok(conn.query_row(
+        "SELECT (SELECT count(*) FROM users WHERE tenant_id = ?1),
+                (SELECT count(*) FROM groups WHERE tenant_id = ?1)",
+        [tenant_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?)
+}
+
+/// How many of the tenant's users are active (or say nothing about it).
+pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE tenant_id = ?1 AND coalesce(active, 1) = 1",
+        [tenant_id],
+        |r| r.get(0),
+    )?)
+}

@@ -1,11 +1,12 @@
 //! HTTP: the only module that knows hyper. Routing, request and response helpers, and the
 //! one place where errors become SCIM Error bodies.
 
+mod admin;
+mod assets;
 mod scim;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub struct App {
 struct State {
     db: Db,
     config: HttpConfig,
+    /// The last SCIM request and the last SCIM error per tenant, for the dashboard. Kept in
+    /// memory: it is a live view, and writing it to disk would cost a commit per request.
+    activity: std::sync::Mutex<std::collections::HashMap<i64, Activity>>,
     /// Distinguishes requests in logs and error bodies; starts from the boot time so ids
     /// do not repeat across restarts.
     next_request_id: AtomicU64,
@@ -52,6 +56,7 @@ impl App {
             state: Arc::new(State {
                 db,
                 config,
+                activity: Default::default(),
                 next_request_id: AtomicU64::new(boot),
             }),
         }
@@ -60,10 +65,15 @@ impl App {
     /// Serves one HTTP/1.1 connection until it closes or `stop` fires, finishing the
     /// request in flight before closing on shutdown.
     pub async fn serve_connection(self, stream: TcpStream, mut stop: watch::Receiver<()>) {
+        let peer = stream.peer_addr().ok();
+        let service = hyper::service::service_fn(move |req| {
+            let app = self.clone();
+            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+        });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), self);
+            .serve_connection(TokioIo::new(stream), service);
         tokio::pin!(conn);
         tokio::select! {
             res = conn.as_mut() => {
@@ -76,7 +86,7 @@ impl App {
         }
     }
 
-    async fn handle(self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(self, req: Request<Incoming>, peer: Option<SocketAddr>) -> Response<Body> {
         let id = format!(
             "{:x}",
             self.state.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -84,7 +94,7 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let mut response = self.route(req, &id).await;
+        let mut response = self.route(req, &id, peer).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -99,7 +109,12 @@ impl App {
         response
     }
 
-    async fn route(self, req: Request<Incoming>, request_id: &str) -> Response<Body> {
+    async fn route(
+        self,
+        req: Request<Incoming>,
+        request_id: &str,
+        peer: Option<SocketAddr>,
+    ) -> Response<Body> {
         let path = req.uri().path();
         if path == "/healthz" {
             return self.healthz().await;
@@ -111,10 +126,13 @@ impl App {
         } else {
             None
         };
-        match prefix {
-            Some(prefix) => scim::handle(&self.state, req, prefix, request_id).await,
-            None => error_response(&ScimError::not_found(format!("no resource at {path}"))),
+        if let Some(prefix) = prefix {
+            return scim::handle(&self.state, req, prefix, request_id).await;
         }
+        if let Some(file) = path.strip_prefix("/static/") {
+            return assets::serve(file, req.headers());
+        }
+        admin::handle(&self.state, req, request_id, peer).await
     }
 
     async fn healthz(&self) -> Response<Body> {
@@ -136,14 +154,41 @@ impl App {
     }
 }
 
-impl hyper::service::Service<Request<Incoming>> for App {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+/// One SCIM request as the dashboard shows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Call {
+    pub at: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub user_agent: String,
+    /// The SCIM Error detail, for failures.
+    pub detail: Option<String>,
+}
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let app = self.clone();
-        Box::pin(async move { Ok(app.handle(req).await) })
+/// Recent SCIM traffic of one tenant.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Activity {
+    pub last: Option<Call>,
+    pub last_error: Option<Call>,
+    /// Requests since this process started.
+    pub requests: u64,
+}
+
+impl State {
+    fn record(&self, tenant_id: i64, call: Call) {
+        let mut all = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        let a = all.entry(tenant_id).or_default();
+        a.requests += 1;
+        if call.status >= 400 {
+            a.last_error = Some(call.clone());
+        }
+        a.last = Some(call);
+    }
+
+    fn activity(&self, tenant_id: i64) -> Activity {
+        let all = self.activity.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(&tenant_id).cloned().unwrap_or_default()
     }
 }
 

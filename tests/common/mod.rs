@@ -2,6 +2,8 @@
 //! driven over real HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -197,6 +199,24 @@ impl TestServer {
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
         r.json["id"].as_str().unwrap().to_string()
+    }
+
+    /// A one-time setup link for the first admin, as `scimd serve` prints it.
+    pub fn setup_link(&self) -> String {
+        let secret = scimd::auth::random_hex(32);
+        let expires = scimd::scim::datetime::format(
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        );
+        let conn = self.db.conn().unwrap();
+        db::admins::create_setup_token(&conn, &scimd::auth::tokens::hash(&secret), &expires)
+            .unwrap();
+        self.url(&format!("/setup?token={secret}"))
+    }
+
+    /// Creates an admin directly in the database.
+    pub fn create_admin(&self, username: &str, password: &str) {
+        let conn = self.db.conn().unwrap();
+        db::admins::create(&conn, username, &scimd::auth::passwords::hash(password)).unwrap();
     }
 
     /// Stops the server the way SIGTERM does and waits for it to drain.

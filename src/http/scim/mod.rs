@@ -9,7 +9,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::{ApiError, Body, State, error_response, is_get, method_not_allowed, scim_json};
+use super::{ApiError, Body, Call, State, error_response, is_get, method_not_allowed, scim_json};
 use crate::auth::tokens;
 use crate::db::sync::WriteContext;
 use crate::db::{self, ListQuery, filter_sql};
@@ -86,6 +86,48 @@ async fn dispatch(
     }
 
     let grant = authenticate(state, req.headers()).await?;
+    let call = Call {
+        at: datetime::now(),
+        method: method.to_string(),
+        path: req.uri().path().to_string(),
+        status: 0,
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect(),
+        detail: None,
+    };
+    let outcome = authenticated(state, req, grant, base, segments, method, request_id).await;
+    let (status, detail) = match &outcome {
+        Ok(r) => (r.status().as_u16(), None),
+        Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
+        Err(ApiError::Internal(_)) => (500, Some("internal error".to_string())),
+    };
+    state.record(
+        grant.tenant_id,
+        Call {
+            status,
+            detail,
+            ..call
+        },
+    );
+    outcome
+}
+
+/// Everything past authentication.
+async fn authenticated(
+    state: &State,
+    req: Request<Incoming>,
+    grant: db::tokens::Grant,
+    base: String,
+    segments: Vec<&str>,
+    method: Method,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
     let ctx = Ctx {
         tenant_id: grant.tenant_id,
         base,
@@ -185,7 +227,7 @@ async fn dispatch(
             "the /Me endpoint is not supported: SCIM tokens belong to an IdP connection, not a user",
         )
         .into()),
-        _ => Err(ScimError::not_found(format!("no SCIM endpoint at /{rest}")).into()),
+        _ => Err(ScimError::not_found(format!("no SCIM endpoint at /{}", segments.join("/"))).into()),
     }
 }
 

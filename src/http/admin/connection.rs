@@ -1,0 +1,189 @@
+//! The SCIM connection: the base URL to paste into the IdP, tokens (create, list, revoke,
+//! regenerate) and a setup guide per IdP with this appliance's own URL.
+
+use askama::Template;
+use hyper::StatusCode;
+use hyper::header;
+
+use super::filters;
+use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use crate::auth::tokens;
+use crate::db::{self, tenants::Tenant};
+use crate::http::State;
+use crate::scim::datetime;
+
+/// A token shown once, right after it was made.
+pub(super) struct NewSecret {
+    pub name: String,
+    pub secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "connection.html")]
+struct ConnectionPage {
+    layout: Layout,
+    csrf: String,
+    base_url: String,
+    tokens: Vec<db::tokens::TokenInfo>,
+    new_secret: Option<NewSecret>,
+    error: Option<String>,
+}
+
+/// The public root of this server: the configured base URL, else what the browser used.
+fn root_url(state: &State, req: &Req) -> String {
+    if let Some(root) = &state.config.base_url {
+        return root.clone();
+    }
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    let scheme = if req.secure { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+async fn render(
+    state: &State,
+    req: &Req,
+    tenant: &Tenant,
+    new_secret: Option<NewSecret>,
+    error: Option<String>,
+) -> PageResult {
+    let s = req.session()?;
+    let id = tenant.id;
+    let tokens = state
+        .db
+        .read(move |c| db::tokens::list(c, Some(id)))
+        .await?;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = ConnectionPage {
+        layout: layout(state, req, Some(tenant), "connection").await?,
+        csrf: s.session.csrf.clone(),
+        base_url: format!("{}/scim/v2", root_url(state, req)),
+        tokens,
+        new_secret,
+        error,
+    };
+    html(status, &page)
+}
+
+pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    render(state, req, tenant, None, None).await
+}
+
+/// Creates a token and shows it once, in this response (never stored in clear, never
+/// put in a redirect or a cookie).
+pub(super) async fn create_token(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let name = match form.trimmed("name") {
+        "" => "SCIM token".to_string(),
+        n if n.chars().count() > 100 => {
+            return render(
+                state,
+                req,
+                tenant,
+                None,
+                Some("Keep the token name under 100 characters.".into()),
+            )
+            .await;
+        }
+        n => n.to_string(),
+    };
+    let expires_at = match form.trimmed("expires_in_days") {
+        "" | "never" => None,
+        d => match d.parse::<i64>() {
+            Ok(days) if (1..=3650).contains(&days) => Some(datetime::format(
+                time::OffsetDateTime::now_utc() + time::Duration::days(days),
+            )),
+            _ => {
+                return render(
+                    state,
+                    req,
+                    tenant,
+                    None,
+                    Some("Choose a valid expiry.".into()),
+                )
+                .await;
+            }
+        },
+    };
+    let secret = issue(state, tenant, &name, expires_at).await?;
+    render(state, req, tenant, Some(NewSecret { name, secret }), None).await
+}
+
+async fn issue(
+    state: &State,
+    tenant: &Tenant,
+    name: &str,
+    expires_at: Option<String>,
+) -> Result<String, UiError> {
+    let new = tokens::generate();
+    let (tenant_id, name, prefix, hash) =
+        (tenant.id, name.to_string(), new.prefix.clone(), new.hash);
+    state
+        .db
+        .write(move |tx| {
+            db::tokens::insert(tx, tenant_id, &name, &prefix, &hash, expires_at.as_deref())
+        })
+        .await?;
+    Ok(new.secret)
+}
+
+pub(super) async fn revoke_token(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+) -> PageResult {
+    req.form(state).await?;
+    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let tenant_id = tenant.id;
+    state
+        .db
+        .write(move |tx| db::tokens::revoke(tx, Some(tenant_id), id))
+        .await?;
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/connection", tenant.slug),
+        "Token revoked. It stopped working immediately.",
+    ))
+}
+
+/// Replaces a token: the old one stops working and a new one with the same name and
+/// expiry policy is shown once.
+pub(super) async fn regenerate_token(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+) -> PageResult {
+    req.form(state).await?;
+    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let tenant_id = tenant.id;
+    let old = state
+        .db
+        .write(move |tx| {
+            let old = db::tokens::get(tx, tenant_id, id)?;
+            db::tokens::revoke(tx, Some(tenant_id), id)?;
+            Ok::<_, db::DbError>(old)
+        })
+        .await?;
+    let secret = issue(state, tenant, &old.name, old.expires_at.clone()).await?;
+    render(
+        state,
+        req,
+        tenant,
+        Some(NewSecret {
+            name: old.name,
+            secret,
+        }),
+        None,
+    )
+    .await
+}

@@ -1,0 +1,487 @@
+//! The admin web UI: small server-rendered pages (askama templates compiled into the
+//! binary), working without JavaScript.
+//!
+//! Security: a session cookie (random, stored hashed, HttpOnly, SameSite=Strict, Secure
+//! behind TLS), a per-session CSRF token checked in constant time on every POST (every
+//! state change is a POST), login throttling, and a strict Content-Security-Policy with the
+//! usual headers on every page.
+
+mod access;
+mod connection;
+mod dashboard;
+mod tenants;
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use bytes::Bytes;
+use cookie::{Cookie, SameSite};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+
+use super::{Body, State};
+use crate::auth;
+use crate::db::admins::Session;
+use crate::db::tenants::Tenant;
+use crate::db::{self, DbError};
+use crate::scim::datetime;
+
+const SESSION_COOKIE: &str = "scimd_session";
+const FLASH_COOKIE: &str = "scimd_flash";
+/// Double-submit cookie protecting the login and setup forms, which have no session yet.
+const LOGIN_CSRF_COOKIE: &str = "scimd_login_csrf";
+
+/// The request as the admin pages see it.
+pub(super) struct Req {
+    pub method: Method,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Option<Incoming>,
+    pub request_id: String,
+    pub peer: Option<SocketAddr>,
+    /// Served over TLS (directly or behind a proxy that says so): cookies get `Secure`.
+    pub secure: bool,
+    pub session: Option<LiveSession>,
+    pub flash: Option<String>,
+}
+
+/// A logged-in admin.
+#[derive(Clone)]
+pub(super) struct LiveSession {
+    pub session: Session,
+    pub id_hash: [u8; 32],
+}
+
+impl Req {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|c| c.name() == name)
+            .map(|c| c.value().to_string())
+    }
+
+    /// The submitted form fields; a form without a valid CSRF token is refused.
+    pub async fn form(&mut self, state: &State) -> Result<Form, UiError> {
+        let form = self.form_unchecked(state).await?;
+        let expected = self
+            .session
+            .as_ref()
+            .map(|s| s.session.csrf.clone())
+            .ok_or(UiError::Login)?;
+        if !auth::constant_time_eq(form.get("csrf"), &expected) {
+            return Err(UiError::Forbidden(
+                "the form expired or did not come from this site; reload the page and try again"
+                    .into(),
+            ));
+        }
+        Ok(form)
+    }
+
+    async fn form_unchecked(&mut self, state: &State) -> Result<Form, UiError> {
+        let body = self
+            .body
+            .take()
+            .ok_or_else(|| UiError::BadRequest("no form body".into()))?;
+        let declared = self
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let bytes = super::read_body(body, declared, state.config.max_body_bytes)
+            .await
+            .map_err(|e| UiError::BadRequest(e.detail))?;
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| UiError::BadRequest("the form could not be read".into()))?;
+        Ok(Form(pairs))
+    }
+
+    pub fn session(&self) -> Result<&LiveSession, UiError> {
+        self.session.as_ref().ok_or(UiError::Login)
+    }
+}
+
+/// Decoded form fields.
+pub(super) struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// The field's value, or "" when absent.
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    pub fn trimmed(&self, name: &str) -> &str {
+        self.get(name).trim()
+    }
+}
+
+/// How a page can fail; each becomes a friendly page or a redirect.
+#[derive(Debug)]
+pub(super) enum UiError {
+    NotFound,
+    /// Not logged in: go to the login page and come back.
+    Login,
+    Forbidden(String),
+    BadRequest(String),
+    Internal(String),
+}
+
+impl From<DbError> for UiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => UiError::NotFound,
+            DbError::Conflict(m) => UiError::BadRequest(m),
+            other => UiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<askama::Error> for UiError {
+    fn from(e: askama::Error) -> Self {
+        UiError::Internal(format!("template: {e}"))
+    }
+}
+
+pub(super) type PageResult = Result<Response<Body>, UiError>;
+
+/// What every page's layout shows: who is logged in, the tenant, the section, a notice.
+pub(super) struct Layout {
+    pub session: Option<Session>,
+    pub tenants: Vec<Tenant>,
+    pub tenant_slug: String,
+    pub tenant_name: String,
+    pub section: &'static str,
+    pub test_mode: bool,
+    pub flash: Option<String>,
+    pub version: &'static str,
+}
+
+/// The sections of a tenant, in navigation order: (key, label, path under /t/<slug>).
+const SECTIONS: &[(&str, &str, &str)] = &[
+    ("dashboard", "Dashboard", ""),
+    ("connection", "SCIM connection", "connection"),
+];
+
+/// One entry of the section navigation.
+pub(super) struct NavItem {
+    pub label: &'static str,
+    pub href: String,
+    pub current: bool,
+}
+
+impl Layout {
+    pub fn nav(&self) -> Vec<NavItem> {
+        SECTIONS
+            .iter()
+            .map(|(key, label, path)| NavItem {
+                label,
+                href: format!("/t/{}/{path}", self.tenant_slug),
+                current: *key == self.section,
+            })
+            .collect()
+    }
+}
+
+/// Builds the layout for a page of `tenant` (or of no tenant, with `None`).
+pub(super) async fn layout(
+    state: &State,
+    req: &Req,
+    tenant: Option<&Tenant>,
+    section: &'static str,
+) -> Result<Layout, UiError> {
+    let tenants = state.db.read(db::tenants::list).await?;
+    Ok(Layout {
+        session: req.session.as_ref().map(|s| s.session.clone()),
+        tenants,
+        tenant_slug: tenant.map(|t| t.slug.clone()).unwrap_or_default(),
+        tenant_name: tenant.map(|t| t.name.clone()).unwrap_or_else(|| "—".into()),
+        section,
+        test_mode: false,
+        flash: req.flash.clone(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+pub(in crate::http) async fn handle(
+    state: &State,
+    req: Request<Incoming>,
+    request_id: &str,
+    peer: Option<SocketAddr>,
+) -> Response<Body> {
+    let (parts, body) = req.into_parts();
+    let query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect();
+    let secure = state
+        .config
+        .base_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"))
+        || parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let mut req = Req {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query,
+        headers: parts.headers,
+        body: Some(body),
+        request_id: request_id.to_string(),
+        peer,
+        secure,
+        session: None,
+        flash: None,
+    };
+    let had_flash = req.cookie(FLASH_COOKIE).is_some();
+    req.flash = req.cookie(FLASH_COOKIE).map(|f| {
+        form_urlencoded::parse(format!("m={f}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
+    let outcome = match load_session(state, &mut req).await {
+        Ok(()) => route(state, &mut req).await,
+        Err(e) => Err(e),
+    };
+    let mut response = match outcome {
+        Ok(r) => r,
+        Err(e) => error_page(state, &req, e).await,
+    };
+    if had_flash && req.method == Method::GET && response.status() == StatusCode::OK {
+        set_cookie(&mut response, expired_cookie(FLASH_COOKIE, req.secure));
+    }
+    security_headers(response.headers_mut());
+    response
+}
+
+async fn load_session(state: &State, req: &mut Req) -> Result<(), UiError> {
+    let Some(secret) = req.cookie(SESSION_COOKIE) else {
+        return Ok(());
+    };
+    let id_hash = auth::tokens::hash(&secret);
+    let now = datetime::now();
+    let session = state
+        .db
+        .read(move |c| db::admins::session(c, &id_hash, &now))
+        .await?;
+    req.session = session.map(|session| LiveSession { session, id_hash });
+    Ok(())
+}
+
+async fn route(state: &State, req: &mut Req) -> PageResult {
+    let path = req.path.clone();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let get = req.method == Method::GET || req.method == Method::HEAD;
+    let post = req.method == Method::POST;
+    match (segments.as_slice(), get, post) {
+        ([], true, _) => access::home(state, req).await,
+        (["login"], true, _) => access::login_page(state, req, None).await,
+        (["login"], _, true) => access::login(state, req).await,
+        (["logout"], _, true) => access::logout(state, req).await,
+        (["setup"], true, _) => access::setup_page(state, req, None).await,
+        (["setup"], _, true) => access::setup(state, req).await,
+        (["admins"], true, _) => access::admins_page(state, req, None).await,
+        (["admins"], _, true) => access::create_admin(state, req).await,
+        (["admins", "password"], _, true) => access::change_password(state, req).await,
+        (["admins", id, "delete"], _, true) => access::delete_admin(state, req, id).await,
+        (["tenants"], true, _) => tenants::list_page(state, req, None).await,
+        (["tenants"], _, true) => tenants::create(state, req).await,
+        (["t", slug, rest @ ..], _, _) => {
+            req.session()?;
+            let slug = slug.to_string();
+            let tenant = state
+                .db
+                .read(move |c| db::tenants::by_slug(c, &slug))
+                .await?;
+            match (rest, get, post) {
+                ([], true, _) => dashboard::page(state, req, &tenant).await,
+                (["connection"], true, _) => connection::page(state, req, &tenant).await,
+                (["tokens"], _, true) => connection::create_token(state, req, &tenant).await,
+                (["tokens", id, "revoke"], _, true) => {
+                    connection::revoke_token(state, req, &tenant, id).await
+                }
+                (["tokens", id, "regenerate"], _, true) => {
+                    connection::regenerate_token(state, req, &tenant, id).await
+                }
+                _ => Err(UiError::NotFound),
+            }
+        }
+        _ => Err(UiError::NotFound),
+    }
+}
+
+// --- Responses --------------------------------------------------------------------------
+
+pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
+    let body = page.render()?;
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    Ok(r)
+}
+
+/// 303 See Other to `to` (after a POST, so a reload does not repeat it).
+pub(super) fn redirect(to: &str) -> Response<Body> {
+    let mut r = Response::new(Body::default());
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// A redirect that shows `message` once on the next page.
+pub(super) fn redirect_with_flash(req: &Req, to: &str, message: &str) -> Response<Body> {
+    let mut r = redirect(to);
+    let value: String = form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    let c = Cookie::build((FLASH_COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(req.secure)
+        .max_age(cookie::time::Duration::seconds(60))
+        .build();
+    set_cookie(&mut r, c);
+    r
+}
+
+pub(super) fn set_cookie(r: &mut Response<Body>, c: Cookie<'_>) {
+    if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn expired_cookie(name: &'static str, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, ""))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+}
+
+fn security_headers(h: &mut HeaderMap) {
+    let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
+        h.entry(k).or_insert(HeaderValue::from_static(v));
+    };
+    set(
+        h,
+        "content-security-policy",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(h, "x-frame-options", "DENY");
+    set(h, "x-content-type-options", "nosniff");
+    set(h, "referrer-policy", "no-referrer");
+    set(h, "cache-control", "no-store");
+    set(
+        h,
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=(), payment=()",
+    );
+    set(h, "cross-origin-opener-policy", "same-origin");
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    heading: &'static str,
+    message: String,
+    request_id: String,
+}
+
+async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
+    let (status, heading, message) = match e {
+        UiError::Login => {
+            let next: String = form_urlencoded::byte_serialize(req.path.as_bytes()).collect();
+            return redirect(&format!("/login?next={next}"));
+        }
+        UiError::NotFound => (
+            StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is nothing at this address. It may have moved, or the link may be mistyped."
+                .to_string(),
+        ),
+        UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
+        UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+        UiError::Internal(cause) => {
+            tracing::error!(request_id = %req.request_id, %cause, "admin page failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "scimd could not complete this request. Nothing was changed by the failed step; the log has the details.".to_string(),
+            )
+        }
+    };
+    let layout = layout(state, req, None, "")
+        .await
+        .unwrap_or_else(|_| Layout {
+            session: None,
+            tenants: Vec::new(),
+            tenant_slug: String::new(),
+            tenant_name: String::new(),
+            section: "",
+            test_mode: false,
+            flash: None,
+            version: env!("CARGO_PKG_VERSION"),
+        });
+    let page = ErrorPage {
+        layout,
+        status: status.as_u16(),
+        heading,
+        message,
+        request_id: req.request_id.clone(),
+    };
+    match html(status, &page) {
+        Ok(r) => r,
+        Err(_) => {
+            let mut r = Response::new(Full::new(Bytes::from_static(b"error\n")));
+            *r.status_mut() = status;
+            r
+        }
+    }
+}
+
+/// Template filters (askama looks them up as `filters::name` beside each template).
+pub(super) mod filters {
+    /// `2026-11-23T03:21:24.123456Z` → `2026-11-23 03:21 UTC`; other text unchanged.
+    #[askama::filter_fn]
+    pub fn short_time(
+        value: impl std::fmt::Display,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
+        Ok(super::short_time(&value.to_string()))
+    }
+}
+
+/// A stored timestamp as admins read it: minutes are enough.
+pub(super) fn short_time(t: &str) -> String {
+    match (t.get(..10), t.get(11..16)) {
+        (Some(day), Some(hm)) if t.len() >= 20 => format!("{day} {hm} UTC"),
+        _ => t.to_string(),
+    }
+}

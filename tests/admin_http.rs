@@ -1,0 +1,154 @@
+//! The admin UI's HTTP contract, without a browser: redirects, CSRF, headers, 404s.
+
+mod common;
+
+use common::*;
+use hyper::Method;
+
+fn session_cookie(r: &Resp) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("scimd_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .expect("a session cookie")
+}
+
+/// Logs in over plain HTTP the way a browser would; returns the session cookie.
+async fn login(s: &TestServer) -> String {
+    let page = s.raw(Method::GET, "/login", &[], "").await;
+    let csrf_cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("scimd_login_csrf="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
+    let r = s
+        .raw(
+            Method::POST,
+            "/login",
+            &[
+                ("cookie", &csrf_cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = session_cookie(&r);
+    let set = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
+    cookie
+}
+
+#[tokio::test]
+async fn pages_need_a_login_and_forms_need_the_csrf_token() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let r = s.raw(Method::GET, "/t/default/connection", &[], "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/login?next=%2Ft%2Fdefault%2Fconnection")
+    );
+
+    let cookie = login(&s).await;
+    let r = s
+        .raw(
+            Method::GET,
+            "/t/default/connection",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let r = s
+        .raw(Method::POST, "/t/default/tokens", &form, "name=evil")
+        .await;
+    assert_eq!(r.status, 403, "a form without the CSRF token is refused");
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/tokens",
+            &form,
+            "name=evil&csrf=forged",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let conn = s.db.conn().unwrap();
+    assert_eq!(
+        scimd::db::tokens::list(&conn, None).unwrap().len(),
+        1,
+        "no token was created"
+    );
+
+    // A login form posted without its double-submit cookie is refused too.
+    let r = s
+        .raw(
+            Method::POST,
+            "/login",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "csrf=x&username=alice&password=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[tokio::test]
+async fn every_page_carries_security_headers_and_unknown_pages_are_friendly() {
+    let s = TestServer::start().await;
+    for path in ["/login", "/nope", "/t/default/"] {
+        let r = s.raw(Method::GET, path, &[], "").await;
+        let csp = r.header("content-security-policy").unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    }
+    let r = s.raw(Method::GET, "/nope", &[], "").await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text.contains("Page not found") && r.text.contains(r.header("x-request-id").unwrap())
+    );
+    let css = s.raw(Method::GET, "/static/app.css", &[], "").await;
+    assert_eq!(css.status, 200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    let etag = css.header("etag").unwrap().to_string();
+    let again = s
+        .raw(
+            Method::GET,
+            "/static/app.css",
+            &[("if-none-match", &etag)],
+            "",
+        )
+        .await;
+    assert_eq!(again.status, 304);
+    assert_eq!(
+        s.raw(Method::GET, "/static/nope.css", &[], "").await.status,
+        404
+    );
+}

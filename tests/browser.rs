@@ -1,0 +1,159 @@
+//! The admin UI in a real headless Chromium: what an admin clicks through.
+
+mod common;
+
+use common::browser::Browser;
+use common::*;
+use hyper::Method;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// First run: the setup link creates the admin, who generates a token that an IdP then
+/// uses; revoking it locks the IdP out; logout and login work.
+#[tokio::test]
+async fn setup_token_generation_scim_call_and_revocation() {
+    let s = TestServer::start().await;
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+
+    b.goto(&s.setup_link()).await;
+    assert!(b.title().await.starts_with("First-run setup"));
+    b.screenshot("setup").await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=confirm]", "a different password").await;
+    b.click("button[type=submit]").await;
+    assert!(b.body().await.contains("The two passwords differ."));
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=confirm]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/t/default/");
+    assert!(b.title().await.starts_with("Dashboard"));
+    assert!(b.body().await.contains("Waiting"));
+
+    // The setup link works once.
+    let link = s.setup_link();
+    b.goto(&link).await;
+    b.fill("input[name=username]", "bob").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.fill("input[name=confirm]", PASSWORD).await;
+    b.click("form[action='/setup'] button").await;
+    assert!(b.body().await.contains("bob"), "bob is logged in now");
+    b.goto(&link).await;
+    let body = b.body().await;
+    assert!(body.contains("invalid, already used, or expired"), "{body}");
+
+    // Generate a token; it is shown once.
+    b.goto(&s.url("/t/default/connection")).await;
+    assert_eq!(b.value("#base-url").await, s.url("/scim/v2"));
+    b.fill("input[name=name]", "Okta production").await;
+    b.click("form[action$='/tokens'] button[type=submit]").await;
+    let secret = b.value("#new-token").await;
+    assert!(secret.starts_with("scimd_"), "{secret}");
+    assert!(b.body().await.contains("shown only this once"));
+    b.screenshot("connection").await;
+    b.goto(&s.url("/t/default/connection")).await;
+    assert!(!b.body().await.contains(&secret), "never shown again");
+    assert!(b.body().await.contains("Okta production"));
+
+    // The IdP uses it.
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            &secret,
+            Some(&json!({"userName":"first@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    b.goto(&s.url("/t/default/")).await;
+    let body = b.body().await;
+    assert!(body.contains("Connected"), "{body}");
+    assert!(body.contains("POST /scim/v2/Users"), "{body}");
+    b.screenshot("dashboard").await;
+
+    // Revoke it from the UI: the IdP is locked out at once.
+    b.goto(&s.url("/t/default/connection")).await;
+    let revoke = "//tr[td[text()='Okta production']]//form[contains(@action,'/revoke')]//button";
+    b.click_and_confirm(revoke).await;
+    assert!(b.body().await.contains("Token revoked"));
+    let r = s.call(Method::GET, "/scim/v2/Users", &secret, None).await;
+    r.assert_error(401, None);
+
+    // Log out, then back in.
+    b.click("form[action='/logout'] button").await;
+    assert_eq!(b.path().await, "/login");
+    b.goto(&s.url("/t/default/connection")).await;
+    assert_eq!(b.path().await, "/login", "pages need a login");
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(
+        b.path().await,
+        "/t/default/connection",
+        "back where the admin was going"
+    );
+    b.close().await;
+}
+
+/// Repeated failures lock the account for a while, even with the right password.
+#[tokio::test]
+async fn login_is_throttled_after_repeated_failures() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    b.goto(&s.url("/login")).await;
+    b.screenshot("login").await;
+    for _ in 0..5 {
+        b.fill("input[name=username]", "alice").await;
+        b.fill("input[name=password]", "wrong password!").await;
+        b.click("button[type=submit]").await;
+        assert!(b.body().await.contains("Wrong username or password."));
+    }
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert!(
+        b.body().await.contains("Too many failed attempts"),
+        "{}",
+        b.body().await
+    );
+    assert_eq!(b.path().await, "/login");
+    b.close().await;
+}
+
+/// Tenants and admins are managed from the browser too.
+#[tokio::test]
+async fn tenants_and_admins_from_the_browser() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    b.goto(&s.url("/login")).await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+
+    b.goto(&s.url("/tenants")).await;
+    b.fill("input[name=slug]", "acme").await;
+    b.fill("input[name=name]", "Acme Inc").await;
+    b.click("form[action='/tenants'] button").await;
+    assert_eq!(b.path().await, "/t/acme/connection");
+    assert!(b.body().await.contains("Tenant Acme Inc created"));
+
+    b.goto(&s.url("/admins")).await;
+    b.fill("form[action='/admins'] input[name=username]", "bob")
+        .await;
+    b.fill("form[action='/admins'] input[name=password]", PASSWORD)
+        .await;
+    b.fill("form[action='/admins'] input[name=confirm]", PASSWORD)
+        .await;
+    b.click("form[action='/admins'] button").await;
+    assert!(b.body().await.contains("Admin bob created."));
+    b.close().await;
+}
