@@ -139,7 +139,7 @@ fn apply_member_ops(
             }
             MemberOp::RemoveMatching(f) => {
                 // A filter on member attributes other than `value`: rare, so it reads the list.
-                let ids: Vec<String> = groups::members(conn, group_pk, None)?
+                let ids: Vec<String> = groups::members(conn, group_pk)?
                     .into_iter()
                     .filter(|m| {
                         let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});
@@ -219,7 +219,7 @@ pub(super) async fn create(
                 replace_members(tx, row.pk, &resolved, &mut change)?;
             }
             sync::group_written(tx, &wctx, row.pk, &change)?;
-            Ok::<_, ApiError>((row.clone(), groups::members(tx, row.pk, None)?))
+            Ok::<_, ApiError>((row.clone(), groups::members(tx, row.pk)?))
         })
         .await?;
     Ok(respond(
@@ -246,7 +246,7 @@ pub(super) async fn get(
         .read(move |c| {
             let row = groups::get(c, tenant, &id)?.ok_or(DbError::NotFound)?;
             let members = if want_members {
-                Some(groups::members(c, row.pk, None)?)
+                Some(groups::members(c, row.pk)?)
             } else {
                 None
             };
@@ -297,7 +297,7 @@ pub(super) async fn replace(
             let row = groups::update(tx, &row, data)?;
             sync::group_written(tx, &wctx, row.pk, &change)?;
             let members = if want_members {
-                Some(groups::members(tx, row.pk, None)?)
+                Some(groups::members(tx, row.pk)?)
             } else {
                 None
             };
@@ -348,12 +348,15 @@ pub(super) async fn patch(
             } else {
                 row
             };
-            let members = if want_members {
-                let mut m = groups::members(tx, row.pk, Some(PATCH_RESPONSE_MEMBER_LIMIT + 1))?;
-                (m.len() <= PATCH_RESPONSE_MEMBER_LIMIT).then(|| std::mem::take(&mut m))
-            } else {
-                None
-            };
+            // Count before reading: the first 1001 members in insertion order would
+            // still sort the whole member list of a huge group.
+            let limit = PATCH_RESPONSE_MEMBER_LIMIT;
+            let members =
+                if want_members && groups::count_members_up_to(tx, row.pk, limit + 1)? <= limit {
+                    Some(groups::members(tx, row.pk)?)
+                } else {
+                    None
+                };
             Ok::<_, ApiError>((row, members))
         })
         .await
@@ -404,7 +407,7 @@ pub(super) async fn list(
             let members = if want_members {
                 page.items
                     .iter()
-                    .map(|g| groups::members(c, g.pk, None).map(Some))
+                    .map(|g| groups::members(c, g.pk).map(Some))
                     .collect::<Result<Vec<_>, _>>()?
             } else {
                 vec![None; page.items.len()]
