@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `scimd` command line (serve, token, tenant, healthcheck).
+//! - [`cli`]: the `scimd` command line (serve, token, tenant, admin, sync, members, roles, audit).
 //! - [`config`]: flags and `SCIMD_*` environment, validated once.
 //! - [`server`]: the accept loop and graceful shutdown around the HTTP service.
 //! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.
