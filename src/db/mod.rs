@@ -8,9 +8,13 @@
 //! a request's writes land together or not at all.
 
 pub mod admins;
+pub mod audit;
+pub mod events;
 pub mod filter_sql;
 pub mod groups;
+pub mod members;
 mod migrations;
+pub mod settings;
 pub mod sync;
 pub mod tenants;
 pub mod tokens;
