@@ -59,7 +59,16 @@ async fn dispatch(
 
     // Discovery: public, read-only.
     match segments.as_slice() {
-        [s] if s.eq_ignore_ascii_case("ServiceProviderConfig") => {
+        // Also under SCIM 1.1's plural name and the path Microsoft's reference Postman
+        // collection uses, which some validators replay.
+        [s] if [
+            "ServiceProviderConfig",
+            "ServiceProviderConfigs",
+            "serviceConfiguration",
+        ]
+        .iter()
+        .any(|n| s.eq_ignore_ascii_case(n)) =>
+        {
             return Ok(discovery_get(&method, || {
                 Ok(discovery::service_provider_config(
                     &base,
