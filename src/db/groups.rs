@@ -301,16 +301,19 @@ pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Resu
     Ok((n as usize).min(cap))
 }
 
-/// Every member of the group, in insertion order. Reads (and sorts) the whole member list:
-/// callers that only need to know whether it is small ask [`count_members_up_to`] first.
+/// Every member of the group, in insertion order. Reads the whole member list (walking
+/// `group_members_in_order` in rowid order, so without a sort): callers that only need to
+/// know whether it is small ask [`count_members_up_to`] first.
 pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.id, 'User', coalesce(gm.display, u.display_name, u.user_name), gm.rowid
-           FROM group_members gm JOIN users u ON u.pk = gm.member_user_pk WHERE gm.group_pk = ?1
-         UNION ALL
-         SELECT g.id, 'Group', coalesce(gm.display, g.display_name), gm.rowid
-           FROM group_members gm JOIN groups g ON g.pk = gm.member_group_pk WHERE gm.group_pk = ?1
-         ORDER BY 4",
+        "SELECT coalesce(u.id, g.id),
+                CASE WHEN gm.member_user_pk IS NULL THEN 'Group' ELSE 'User' END,
+                coalesce(gm.display, u.display_name, u.user_name, g.display_name)
+           FROM group_members gm INDEXED BY group_members_in_order
+           LEFT JOIN users u ON u.pk = gm.member_user_pk
+           LEFT JOIN groups g ON g.pk = gm.member_group_pk
+          WHERE gm.group_pk = ?1
+          ORDER BY gm.rowid",
     )?;
     let rows = stmt
         .query_map([group_pk], |r| {
