@@ -250,7 +250,8 @@ impl Filter {
     }
 }
 
-const COLUMNS: &str = "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
+const COLUMNS: &str =
+    "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
 
 /// The entries matching `filter`, oldest first.
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> {

@@ -460,27 +460,24 @@ pub fn member_page(
     };
     let mut stmt = conn.prepare_cached(&member_page_query(cursor))?;
     let rows = stmt
-        .query_map(
-            params![tenant_id, group_pk, key, limit as i64 + 1],
-            |r| {
-                let member_id: Option<String> = r.get(5)?;
-                Ok(MemberEntry {
-                    key: r.get(0)?,
-                    kind: if r.get(1)? {
-                        MemberKind::User
-                    } else {
-                        MemberKind::Group
-                    },
-                    id: r.get(2)?,
-                    display: r.get(3)?,
-                    user_name: r.get(4)?,
-                    member: match member_id {
-                        Some(id) => Some((id, r.get(6)?, r.get(7)?)),
-                        None => None,
-                    },
-                })
-            },
-        )?
+        .query_map(params![tenant_id, group_pk, key, limit as i64 + 1], |r| {
+            let member_id: Option<String> = r.get(5)?;
+            Ok(MemberEntry {
+                key: r.get(0)?,
+                kind: if r.get(1)? {
+                    MemberKind::User
+                } else {
+                    MemberKind::Group
+                },
+                id: r.get(2)?,
+                display: r.get(3)?,
+                user_name: r.get(4)?,
+                member: match member_id {
+                    Some(id) => Some((id, r.get(6)?, r.get(7)?)),
+                    None => None,
+                },
+            })
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Keyset::from_rows(rows, cursor, limit, |m| m.key))
 }

@@ -174,7 +174,12 @@ impl ListFilter {
         if let Some(managed) = self.managed {
             bind("m.managed = ?", SqlValue::Integer(managed.into()));
         }
-        if let Some(term) = self.search.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some(term) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             bind(
                 "(instr(m.email_fold, ?) > 0 OR instr(m.user_name_fold, ?) > 0
                   OR instr(scim_fold(coalesce(m.given_name, '') || ' ' || coalesce(m.family_name, '')

@@ -226,8 +226,8 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
 pub fn export<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(COLUMNS).expect("write to memory");
-    let header = String::from_utf8(w.into_inner().expect("flush to memory"))
-        .expect("CSV of UTF-8 is UTF-8");
+    let header =
+        String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8");
     header + &export_rows(members)
 }
 

@@ -156,7 +156,10 @@ fn pages_walk_every_matching_member_once_both_ways() {
         while let Some(k) = prev {
             back -= 1;
             let p = page(&conn, 1, &filter, Cursor::Before(k), 500).unwrap();
-            assert_eq!(p.items.iter().map(|m| m.pk).collect::<Vec<_>>(), pages[back]);
+            assert_eq!(
+                p.items.iter().map(|m| m.pk).collect::<Vec<_>>(),
+                pages[back]
+            );
             prev = p.prev;
         }
         assert_eq!(back, 0, "{filter:?}");
@@ -181,8 +184,16 @@ fn search_folds_case_and_reads_names() {
             .collect::<Vec<_>>()
     };
     assert_eq!(find("PERSON12345@"), ["m12345"]);
-    assert_eq!(find("ådå"), ["m12345"], "Unicode names fold like SCIM values");
-    assert_eq!(find("ada lovelace").len(), 5, "given and family name together");
+    assert_eq!(
+        find("ådå"),
+        ["m12345"],
+        "Unicode names fold like SCIM values"
+    );
+    assert_eq!(
+        find("ada lovelace").len(),
+        5,
+        "given and family name together"
+    );
     assert!(find("person999@").is_empty(), "another tenant's member");
 }
 
