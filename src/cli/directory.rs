@@ -262,14 +262,13 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
         }
         MembersCommand::Export { tenant, format } => {
             let conn = db.conn()?;
-            let list = members::list(&conn, tenant_id(&conn, &tenant)?)?;
-            let mut out = std::io::stdout().lock();
-            if format == "json" {
-                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            let format = if format == "json" {
+                members::ExportFormat::Json
             } else {
-                let rows = list.iter().map(|m| (&m.profile, &m.role, m.managed));
-                write!(out, "{}", member_csv::export(rows))?;
-            }
+                members::ExportFormat::Csv
+            };
+            let text = members::export(&conn, tenant_id(&conn, &tenant)?, format)?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
         }
     }
     Ok(())

@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0002_admin", include_str!("migrations/0002_admin.sql")),
     ("0003_members", include_str!("migrations/0003_members.sql")),
+    (
+        "0005_member_indexes",
+        include_str!("migrations/0005_member_indexes.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -7,9 +7,14 @@
 //! usual headers on every page.
 
 mod access;
+mod audit;
 mod connection;
 mod dashboard;
+mod groups;
+mod people;
 mod tenants;
+
+pub(super) use people::PendingImports;
 
 use std::net::SocketAddr;
 
@@ -76,7 +81,13 @@ impl Req {
 
     /// The submitted form fields; a form without a valid CSRF token is refused.
     pub async fn form(&mut self, state: &State) -> Result<Form, UiError> {
-        let form = self.form_unchecked(state).await?;
+        self.form_limited(state.config.max_body_bytes).await
+    }
+
+    /// [`Req::form`] for a form that may carry more than the usual body limit (an uploaded
+    /// file), as `application/x-www-form-urlencoded` or `multipart/form-data`.
+    pub async fn form_limited(&mut self, limit: usize) -> Result<Form, UiError> {
+        let form = self.read_form(limit).await?;
         let expected = self
             .session
             .as_ref()
@@ -92,6 +103,22 @@ impl Req {
     }
 
     async fn form_unchecked(&mut self, state: &State) -> Result<Form, UiError> {
+        self.read_form(state.config.max_body_bytes).await
+    }
+
+    async fn read_form(&mut self, limit: usize) -> Result<Form, UiError> {
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Ok(boundary) = multer::parse_boundary(content_type) {
+            let body = self
+                .body
+                .take()
+                .ok_or_else(|| UiError::BadRequest("no form body".into()))?;
+            return people::read_multipart(body, boundary, limit).await;
+        }
         let body = self
             .body
             .take()
@@ -101,7 +128,7 @@ impl Req {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = super::read_body(body, declared, state.config.max_body_bytes)
+        let bytes = super::read_body(body, declared, limit)
             .await
             .map_err(|e| UiError::BadRequest(e.detail))?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
@@ -176,6 +203,9 @@ pub(super) struct Layout {
 const SECTIONS: &[(&str, &str, &str)] = &[
     ("dashboard", "Dashboard", ""),
     ("connection", "SCIM connection", "connection"),
+    ("people", "People", "people"),
+    ("groups", "Groups", "groups"),
+    ("audit", "Audit log", "audit"),
 ];
 
 /// One entry of the section navigation.
@@ -321,6 +351,26 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["tokens", id, "regenerate"], _, true) => {
                     connection::regenerate_token(state, req, &tenant, id).await
                 }
+                (["people"], true, _) => people::list_page(state, req, &tenant).await,
+                (["people", "export.csv"], true, _) => {
+                    people::export(state, req, &tenant, db::members::ExportFormat::Csv).await
+                }
+                (["people", "export.json"], true, _) => {
+                    people::export(state, req, &tenant, db::members::ExportFormat::Json).await
+                }
+                (["people", "import"], true, _) => people::import_page(state, req, &tenant).await,
+                (["people", "import"], _, true) => people::preview(state, req, &tenant).await,
+                (["people", "import", "confirm"], _, true) => {
+                    people::confirm(state, req, &tenant).await
+                }
+                (["people", id], true, _) => people::member_page(state, req, &tenant, id).await,
+                (["people", id, "managed"], _, true) => {
+                    people::set_managed(state, req, &tenant, id).await
+                }
+                (["groups"], true, _) => groups::list_page(state, req, &tenant).await,
+                (["groups", id], true, _) => groups::group_page(state, req, &tenant, id).await,
+                (["audit"], true, _) => audit::page(state, req, &tenant).await,
+                (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
                 _ => Err(UiError::NotFound),
             }
         }
@@ -339,6 +389,18 @@ pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// A file to download: `content_type`, saved as `filename`.
+pub(super) fn download(content_type: &'static str, filename: &str, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 /// 303 See Other to `to` (after a POST, so a reload does not repeat it).
