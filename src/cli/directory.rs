@@ -285,7 +285,14 @@ fn save_settings(
     action: AuditAction,
     detail: Value,
 ) -> Result<Option<SyncRun>, DbError> {
-    settings::change(tx, &WriteContext::cli(tenant), before, after, action, detail)
+    settings::change(
+        tx,
+        &WriteContext::cli(tenant),
+        before,
+        after,
+        action,
+        detail,
+    )
 }
 
 fn print_reevaluation(run: Option<SyncRun>) {

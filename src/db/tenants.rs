@@ -88,7 +88,10 @@ pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<(), DbError> {
             "the tenant name must be 1 to 100 characters".into(),
         ));
     }
-    let n = conn.execute("UPDATE tenants SET name = ?1 WHERE id = ?2", params![name, id])?;
+    let n = conn.execute(
+        "UPDATE tenants SET name = ?1 WHERE id = ?2",
+        params![name, id],
+    )?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

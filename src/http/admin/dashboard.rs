@@ -7,9 +7,9 @@ use super::filters;
 use super::sync::RunRow;
 use super::{Layout, PageResult, Req, html, layout};
 use crate::db::{self, tenants::Tenant};
-use crate::sync::{MemberStatus, TextEnum};
 use crate::http::{Activity, State};
 use crate::scim::datetime;
+use crate::sync::{MemberStatus, TextEnum};
 
 /// How recent the last SCIM call must be for the IdP to count as connected.
 const CONNECTED_WITHIN_MINUTES: i64 = 60;
@@ -52,7 +52,11 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     let by_status = MemberStatus::ALL
         .iter()
         .map(|&st| {
-            let n = counts.iter().filter(|(s, _, _)| *s == st).map(|c| c.2).sum();
+            let n = counts
+                .iter()
+                .filter(|(s, _, _)| *s == st)
+                .map(|c| c.2)
+                .sum();
             (st.as_str(), n)
         })
         .collect();
@@ -60,7 +64,11 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         .roles
         .iter()
         .map(|r| {
-            let n = counts.iter().filter(|(_, role, _)| role == r).map(|c| c.2).sum();
+            let n = counts
+                .iter()
+                .filter(|(_, role, _)| role == r)
+                .map(|c| c.2)
+                .sum();
             (r.to_string(), n)
         })
         .collect();

@@ -364,12 +364,10 @@ pub(super) async fn map(state: &State, req: &mut Req, tenant: &Tenant) -> PageRe
     let edit = if group.is_empty() {
         Err("Choose a group, or type the name of one.".to_string())
     } else {
-        form.trimmed("role")
-            .parse::<Role>()
-            .map(|role| Edit::Map {
-                group: group.clone(),
-                role,
-            })
+        form.trimmed("role").parse::<Role>().map(|role| Edit::Map {
+            group: group.clone(),
+            role,
+        })
     };
     let current = current_inputs(state, tenant).await?;
     let fallback = Inputs {
@@ -408,7 +406,9 @@ async fn submit(
 ) -> PageResult {
     let edit = match edit {
         Ok(e) => e,
-        Err(message) => return render(state, req, tenant, Some(fallback), Some(message), None).await,
+        Err(message) => {
+            return render(state, req, tenant, Some(fallback), Some(message), None).await;
+        }
     };
     let mut inputs = fallback;
     edit.keep_in(&mut inputs);

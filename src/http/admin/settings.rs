@@ -159,25 +159,25 @@ async fn render(
         setting::<DeactivatePolicy>(
             "on_deactivate",
             "When the IdP deactivates someone",
-            "active: false, by PUT or PATCH",
+            "The IdP sends active: false (by PUT or PATCH).",
             &v.on_deactivate,
         ),
         setting::<DeletePolicy>(
             "on_delete",
             "When the IdP deletes someone",
-            "DELETE of the user",
+            "The IdP deletes the user (DELETE /Users/{id}).",
             &v.on_delete,
         ),
         setting::<AbsentPolicy>(
             "absent",
             "People the IdP does not have, at a full sync",
-            "members never linked to an IdP user, or whose user is gone, when Force sync runs",
+            "When Force sync runs, members no IdP user is linked to or matches (for example people added by hand or by CSV). Members whose IdP user was deleted follow the policy above.",
             &v.absent,
         ),
         setting::<MatchBy>(
             "match_by",
             "Matching attribute",
-            "how an IdP user is linked to a member that already exists",
+            "How an IdP user is linked to a member that existed before provisioning.",
             &v.match_by,
         ),
     ];

@@ -289,7 +289,7 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
         .db
         .write(move |tx| db_sync::run(tx, &ctx, Scope::Full, false))
         .await?;
-    let summary = run.report.summary();
+    let summary = summary(&counts_of(|k| run.report.counts.get(k)));
     let message = if run.test_mode {
         format!(
             "Dry run recorded: test mode is on, so nothing was applied ({summary}). Turn test mode off, then Force sync applies it."
@@ -309,10 +309,7 @@ async fn current_report(state: &State, tenant: &Tenant) -> Result<(Report, bool)
     Ok(state
         .db
         .read(move |c| {
-            Ok::<_, DbError>((
-                db_sync::report(c, id)?,
-                db::settings::get(c, id)?.test_mode,
-            ))
+            Ok::<_, DbError>((db_sync::report(c, id)?, db::settings::get(c, id)?.test_mode))
         })
         .await?)
 }
