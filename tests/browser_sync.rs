@@ -84,6 +84,11 @@ async fn test_mode_report_export_force_sync_roles_and_settings() {
         "{report}"
     );
     assert!(b.text("ul.counts").await.contains("1 Create"));
+    b.client
+        .execute("document.getElementById('report').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    b.screenshot("sync-report").await;
 
     // Export it, as a browser would download it: with the session cookie.
     let cookie = b.client.get_named_cookie("scimd_session").await.unwrap();
