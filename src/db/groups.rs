@@ -223,6 +223,10 @@ pub fn add_members(
             MemberKind::Group => (None, Some(m.pk)),
         };
         if stmt.execute(params![group_pk, user, group, m.display])? > 0 {
+            // The IdP putting a seed in a group is its first write to it: adopt it.
+            if m.kind == MemberKind::User {
+                super::users::adopt(conn, m.pk)?;
+            }
             added.push(m.clone());
         }
     }

@@ -321,6 +321,12 @@ pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbEr
         "UPDATE members SET managed = ?2, updated_at = ?3 WHERE pk = ?1",
         params![pk, managed, datetime::now()],
     )?;
+    // Only managed members stand as seeds for the IdP to find.
+    let tenant_id: i64 =
+        conn.query_row("SELECT tenant_id FROM members WHERE pk = ?1", [pk], |r| {
+            r.get(0)
+        })?;
+    super::seeds::refresh(conn, tenant_id)?;
     Ok(())
 }
 
@@ -479,5 +485,7 @@ pub fn import(
         )
         .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
     )?;
+    // Imported members the IdP does not have yet become findable by its lookups.
+    super::seeds::refresh(conn, ctx.tenant_id)?;
     Ok(summary)
 }

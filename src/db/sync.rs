@@ -443,6 +443,7 @@ pub fn run(
     let changes = scoped_plan(conn, ctx.tenant_id, &settings, scope)?;
     if !dry_run {
         apply(conn, ctx, &changes)?;
+        super::seeds::refresh(conn, ctx.tenant_id)?;
     }
     let report = Report::new(&changes);
     let finished_at = datetime::now();
@@ -612,7 +613,7 @@ fn load_users(
             });
         }
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT pk, id, data FROM users WHERE tenant_id = {tenant_id} AND pk IN ({marks}) ORDER BY pk"
+            "SELECT pk, id, data FROM users WHERE tenant_id = {tenant_id} AND origin = 'idp' AND pk IN ({marks}) ORDER BY pk"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
         while let Some(r) = rows.next()? {
@@ -644,8 +645,9 @@ fn load_all_users(conn: &Connection, tenant_id: i64) -> Result<Vec<DirectoryUser
             display_name: r.get(2)?,
         });
     }
-    let mut stmt =
-        conn.prepare("SELECT pk, id, data FROM users WHERE tenant_id = ?1 ORDER BY pk")?;
+    let mut stmt = conn.prepare(
+        "SELECT pk, id, data FROM users WHERE tenant_id = ?1 AND origin = 'idp' ORDER BY pk",
+    )?;
     let mut rows = stmt.query([tenant_id])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {

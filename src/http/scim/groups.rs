@@ -7,7 +7,10 @@
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, check_if_match, no_content, not_found_as, not_modified, resource_response};
+use super::{
+    Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_response,
+};
+use crate::db::audit::Action;
 use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed};
 use crate::db::sync::{self, GroupChange, WriteContext};
 use crate::db::{DbError, ListQuery};
@@ -219,6 +222,13 @@ pub(super) async fn create(
                 replace_members(tx, row.pk, &resolved, &mut change)?;
             }
             sync::group_written(tx, &wctx, row.pk, &change)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPost,
+                &format!("Groups/{}", row.id),
+                StatusCode::CREATED,
+            )?;
             Ok::<_, ApiError>((row.clone(), groups::members(tx, row.pk)?))
         })
         .await?;
@@ -296,6 +306,13 @@ pub(super) async fn replace(
             }
             let row = groups::update(tx, &row, data)?;
             sync::group_written(tx, &wctx, row.pk, &change)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPut,
+                &format!("Groups/{}", row.id),
+                StatusCode::OK,
+            )?;
             let members = if want_members {
                 Some(groups::members(tx, row.pk)?)
             } else {
@@ -348,6 +365,13 @@ pub(super) async fn patch(
             } else {
                 row
             };
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPatch,
+                &format!("Groups/{}", row.id),
+                StatusCode::OK,
+            )?;
             // Count before reading: the first 1001 members in insertion order would
             // still sort the whole member list of a huge group.
             let limit = PATCH_RESPONSE_MEMBER_LIMIT;
@@ -384,6 +408,13 @@ pub(super) async fn delete(
             let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
             sync::group_deleting(tx, &wctx, row.pk)?;
             groups::delete(tx, wctx.tenant_id, &row.id)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimDelete,
+                &format!("Groups/{}", row.id),
+                StatusCode::NO_CONTENT,
+            )?;
             Ok::<_, ApiError>(())
         })
         .await
