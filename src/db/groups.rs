@@ -489,6 +489,25 @@ pub fn member_page(
     Ok(Keyset::from_rows(rows, cursor, limit, |m| m.key))
 }
 
+/// The displayNames of up to `limit` of the tenant's groups, in name order (any case), and
+/// whether there are more: what a picker offers.
+pub fn display_names(
+    conn: &Connection,
+    tenant_id: i64,
+    limit: usize,
+) -> Result<(Vec<String>, bool), DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT display_name FROM groups WHERE tenant_id = ?1
+         ORDER BY display_name_fold, pk LIMIT ?2",
+    )?;
+    let mut names = stmt
+        .query_map(params![tenant_id, limit as i64 + 1], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let more = names.len() > limit;
+    names.truncate(limit);
+    Ok((names, more))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

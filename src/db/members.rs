@@ -132,6 +132,30 @@ pub fn by_email(
         .optional()?)
 }
 
+/// How many of the tenant's members have each (status, role), for the dashboard.
+pub fn counts_by_status_and_role(
+    conn: &Connection,
+    tenant_id: i64,
+) -> Result<Vec<(MemberStatus, Role, i64)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, role, count(*) FROM members WHERE tenant_id = ?1
+         GROUP BY status, role ORDER BY status, role",
+    )?;
+    let mut rows = stmt.query([tenant_id])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let bad = |e: String| DbError::Schema(format!("bad stored member value: {e}"));
+        let status: String = r.get(0)?;
+        let role: String = r.get(1)?;
+        out.push((
+            status.parse().map_err(|e| bad(format!("{e}")))?,
+            role.parse().map_err(bad)?,
+            r.get(2)?,
+        ));
+    }
+    Ok(out)
+}
+
 /// Every member of the tenant, oldest first.
 pub fn list(conn: &Connection, tenant_id: i64) -> Result<Vec<MemberRow>, DbError> {
     let mut stmt = conn.prepare(&format!("{SELECT} WHERE m.tenant_id = ?1 ORDER BY m.pk"))?;

@@ -12,6 +12,9 @@ mod connection;
 mod dashboard;
 mod groups;
 mod people;
+mod roles;
+mod settings;
+mod sync;
 mod tenants;
 
 pub(super) use people::PendingImports;
@@ -139,6 +142,17 @@ impl Req {
     pub fn session(&self) -> Result<&LiveSession, UiError> {
         self.session.as_ref().ok_or(UiError::Login)
     }
+
+    /// The logged-in admin acting on `tenant` in this request (actor `admin:<username>`),
+    /// for the audit entries and sync runs a change writes.
+    pub fn write_context(&self, tenant: &Tenant) -> Result<db::sync::WriteContext, UiError> {
+        let s = self.session()?;
+        Ok(db::sync::WriteContext::admin(
+            tenant.id,
+            &s.session.username,
+            &self.request_id,
+        ))
+    }
 }
 
 /// Decoded form fields.
@@ -205,7 +219,10 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("connection", "SCIM connection", "connection"),
     ("people", "People", "people"),
     ("groups", "Groups", "groups"),
+    ("sync", "Test mode & sync", "sync"),
+    ("roles", "Roles", "roles"),
     ("audit", "Audit log", "audit"),
+    ("settings", "Settings", "settings"),
 ];
 
 /// One entry of the section navigation.
@@ -235,14 +252,24 @@ pub(super) async fn layout(
     tenant: Option<&Tenant>,
     section: &'static str,
 ) -> Result<Layout, UiError> {
-    let tenants = state.db.read(db::tenants::list).await?;
+    let tenant_id = tenant.map(|t| t.id);
+    let (tenants, test_mode) = state
+        .db
+        .read(move |c| {
+            let test_mode = match tenant_id {
+                Some(id) => db::settings::get(c, id)?.test_mode,
+                None => false,
+            };
+            Ok::<_, DbError>((db::tenants::list(c)?, test_mode))
+        })
+        .await?;
     Ok(Layout {
         session: req.session.as_ref().map(|s| s.session.clone()),
         tenants,
         tenant_slug: tenant.map(|t| t.slug.clone()).unwrap_or_default(),
         tenant_name: tenant.map(|t| t.name.clone()).unwrap_or_else(|| "—".into()),
         section,
-        test_mode: false,
+        test_mode,
         flash: req.flash.clone(),
         version: env!("CARGO_PKG_VERSION"),
     })
@@ -371,6 +398,17 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["groups", id], true, _) => groups::group_page(state, req, &tenant, id).await,
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
+                (["sync"], true, _) => sync::page(state, req, &tenant).await,
+                (["sync", "test-mode"], _, true) => sync::set_test_mode(state, req, &tenant).await,
+                (["sync", "run"], _, true) => sync::force(state, req, &tenant).await,
+                (["sync", "report.csv"], true, _) => sync::export_csv(state, &tenant).await,
+                (["sync", "report.json"], true, _) => sync::export_json(state, &tenant).await,
+                (["roles"], true, _) => roles::page(state, req, &tenant).await,
+                (["roles"], _, true) => roles::update(state, req, &tenant).await,
+                (["roles", "map"], _, true) => roles::map(state, req, &tenant).await,
+                (["roles", "unmap"], _, true) => roles::unmap(state, req, &tenant).await,
+                (["settings"], true, _) => settings::page(state, req, &tenant).await,
+                (["settings"], _, true) => settings::update(state, req, &tenant).await,
                 _ => Err(UiError::NotFound),
             }
         }
