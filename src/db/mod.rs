@@ -166,6 +166,11 @@ impl Db {
     }
 }
 
+/// Whether the database answers a query: what `/healthz` reports.
+pub fn ping(conn: &Connection) -> Result<(), DbError> {
+    Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)
+}
+
 /// The transaction discipline of [`Db::write`], for callers already off the runtime.
 pub fn write_sync<T, E, F>(conn: &mut Connection, f: F) -> Result<T, E>
 where

@@ -139,14 +139,7 @@ impl App {
     }
 
     async fn healthz(&self) -> Response<Body> {
-        let ok = self
-            .state
-            .db
-            .read(|c| {
-                c.query_row("SELECT 1", [], |_| Ok(()))
-                    .map_err(DbError::from)
-            })
-            .await;
+        let ok = self.state.db.read(crate::db::ping).await;
         match ok {
             Ok(()) => text(StatusCode::OK, "ok\n"),
             Err(e) => {
