@@ -11,6 +11,7 @@ pub mod admins;
 pub mod filter_sql;
 pub mod groups;
 mod migrations;
+pub mod oauth;
 pub mod sync;
 pub mod tenants;
 pub mod tokens;
