@@ -253,6 +253,11 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
             "redirect URI longer than {MAX_REDIRECT_URI} characters"
         ));
     }
+    if !uri.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "redirect URI {uri:?} must be ASCII without spaces (percent-encode the rest)"
+        ));
+    }
     let parsed =
         url::Url::parse(uri).map_err(|e| format!("redirect URI {uri:?} is not a URL: {e}"))?;
     let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
@@ -308,6 +313,42 @@ pub fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
 pub fn origin(uri: &str) -> Option<String> {
     let o = url::Url::parse(uri).ok()?.origin();
     o.is_tuple().then(|| o.ascii_serialization())
+}
+
+/// Checks a client registration: a name, at least one grant type, and valid redirect URIs
+/// (at least one for the authorization-code grant). Returns the distinct URIs in order.
+pub fn check_registration(
+    name: &str,
+    grants: &[GrantType],
+    redirect_uris: &[String],
+) -> Result<Vec<String>, String> {
+    if name.trim().is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err("give the app a name of 1 to 100 characters".into());
+    }
+    if grants.is_empty() {
+        return Err("choose at least one grant type".into());
+    }
+    if grants.contains(&GrantType::RefreshToken) {
+        return Err("refresh_token comes with authorization_code; register that instead".into());
+    }
+    let mut uris: Vec<String> = Vec::new();
+    for uri in redirect_uris {
+        validate_redirect_uri(uri)?;
+        if !uris.contains(uri) {
+            uris.push(uri.clone());
+        }
+    }
+    if uris.len() > 10 {
+        return Err("register at most 10 redirect URIs".into());
+    }
+    if grants.contains(&GrantType::AuthorizationCode) && uris.is_empty() {
+        return Err(
+            "the authorization-code grant needs a redirect URI (Okta's is \
+             https://system-admin.okta.com/admin/app/cpc/<instance>_<app>/oauth/callback)"
+                .into(),
+        );
+    }
+    Ok(uris)
 }
 
 // --- Scopes ---------------------------------------------------------------------------------
@@ -398,6 +439,8 @@ mod tests {
         assert!(validate_redirect_uri("https://u:p@example.com/cb").is_err());
         assert!(validate_redirect_uri("/relative").is_err());
         assert!(validate_redirect_uri("javascript:alert(1)").is_err());
+        assert!(validate_redirect_uri("https://example.com/caf\u{e9}").is_err());
+        assert!(validate_redirect_uri("https://example.com/a b").is_err());
 
         let registered = vec![okta.to_string(), "https://b.example/cb".to_string()];
         assert_eq!(
@@ -446,6 +489,23 @@ mod tests {
             origin("http://127.0.0.1:8123/cb").as_deref(),
             Some("http://127.0.0.1:8123")
         );
+    }
+
+    #[test]
+    fn registrations_need_a_name_a_grant_and_redirect_uris_for_codes() {
+        let okta =
+            "https://system-admin.okta.com/admin/app/cpc/acme_app/oauth/callback".to_string();
+        let code = [GrantType::AuthorizationCode];
+        assert_eq!(
+            check_registration("Okta", &code, &[okta.clone(), okta.clone()]).unwrap(),
+            vec![okta.clone()]
+        );
+        assert!(check_registration("Okta", &code, &[]).is_err());
+        assert!(check_registration("", &code, &[okta.clone()]).is_err());
+        assert!(check_registration("Entra", &[], &[]).is_err());
+        assert!(check_registration("Entra", &[GrantType::ClientCredentials], &[]).is_ok());
+        assert!(check_registration("x", &[GrantType::RefreshToken], &[okta.clone()]).is_err());
+        assert!(check_registration("Okta", &code, &["http://example.com/cb".to_string()]).is_err());
     }
 
     #[test]
