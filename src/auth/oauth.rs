@@ -501,10 +501,13 @@ mod tests {
             vec![okta.clone()]
         );
         assert!(check_registration("Okta", &code, &[]).is_err());
-        assert!(check_registration("", &code, &[okta.clone()]).is_err());
+        assert!(check_registration("", &code, std::slice::from_ref(&okta)).is_err());
         assert!(check_registration("Entra", &[], &[]).is_err());
         assert!(check_registration("Entra", &[GrantType::ClientCredentials], &[]).is_ok());
-        assert!(check_registration("x", &[GrantType::RefreshToken], &[okta.clone()]).is_err());
+        assert!(
+            check_registration("x", &[GrantType::RefreshToken], std::slice::from_ref(&okta))
+                .is_err()
+        );
         assert!(check_registration("Okta", &code, &["http://example.com/cb".to_string()]).is_err());
     }
 

@@ -670,7 +670,11 @@ mod tests {
     fn tokens_authenticate_until_revoked_with_their_grant_or_client() {
         let c = db();
         let uri = "https://system-admin.okta.com/admin/app/cpc/acme_app/oauth/callback".to_string();
-        let (client, secret) = new_client(&c, &[GrantType::AuthorizationCode], &[uri.clone()]);
+        let (client, secret) = new_client(
+            &c,
+            &[GrantType::AuthorizationCode],
+            std::slice::from_ref(&uri),
+        );
         assert_eq!(client.redirect_uris, vec![uri]);
         assert!(client.allows(GrantType::RefreshToken));
         assert!(!client.allows(GrantType::ClientCredentials));
