@@ -1150,3 +1150,251 @@ async fn metadata_describes_the_authorization_server() {
         .await;
     assert_eq!(r.status, 405);
 }
+
+// --- The command line and the log ------------------------------------------------------------
+
+fn scimd_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .current_dir(dir)
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_LISTEN")
+        .env_remove("SCIMD_BASE_URL")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn credentials(out: &str) -> (String, String) {
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= line in {out:?}"))
+            .to_string()
+    };
+    (get("client_id"), get("client_secret"))
+}
+
+/// `scimd oauth create|list|rotate-secret|revoke`, as the issue specifies them.
+#[test]
+fn the_oauth_cli_registers_lists_rotates_and_revokes_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let okta_uri = "https://system-admin.okta.com/admin/app/cpc/acme_scimd/oauth/callback";
+    let (ok, out, err) = scimd_cli(
+        dir.path(),
+        &[
+            "oauth",
+            "create",
+            "--name",
+            "Okta",
+            "--redirect-uri",
+            okta_uri,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let okta = credentials(&out);
+    assert!(
+        okta.1.starts_with("scimd_cs_") && okta.1.len() == 73,
+        "{out}"
+    );
+    assert!(err.contains("authorization_code"), "{err}");
+
+    // Without a redirect URI the client uses client credentials.
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "create", "--name", "Entra"]);
+    assert!(ok && err.contains("client_credentials"), "{err}");
+    let entra = credentials(&out);
+
+    for (args, needle) in [
+        (
+            vec![
+                "oauth",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                "http://example.com/cb",
+            ],
+            "https",
+        ),
+        (
+            vec![
+                "oauth",
+                "create",
+                "--name",
+                "x",
+                "--grant-type",
+                "authorization_code",
+            ],
+            "redirect URI",
+        ),
+        (
+            vec!["oauth", "create", "--name", "x", "--grant-type", "password"],
+            "unknown grant type",
+        ),
+        (
+            vec!["oauth", "create", "--name", "x", "--tenant", "nope"],
+            "no tenant",
+        ),
+    ] {
+        let (ok, _, err) = scimd_cli(dir.path(), &args);
+        assert!(!ok && err.contains(needle), "{args:?}: {err}");
+    }
+
+    let (_, list, _) = scimd_cli(dir.path(), &["oauth", "list"]);
+    assert!(
+        list.contains(&okta.0) && list.contains(okta_uri) && list.contains(&entra.0),
+        "{list}"
+    );
+    assert!(!list.contains(&okta.1), "{list}");
+
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "rotate-secret", &okta.0]);
+    assert!(ok, "{err}");
+    let rotated = credentials(&out);
+    assert_eq!(rotated.0, okta.0);
+    assert_ne!(rotated.1, okta.1);
+    {
+        let db = db::Db::open(&dir.path().join("scimd.db"), db::Durability::Full).unwrap();
+        let conn = db.conn().unwrap();
+        let (_, hash) = db::oauth::client_by_client_id(&conn, &okta.0)
+            .unwrap()
+            .unwrap();
+        assert!(oauth::secret_matches(&rotated.1, &hash));
+        assert!(!oauth::secret_matches(&okta.1, &hash));
+    }
+    for secret in [&okta.1, &rotated.1, &entra.1] {
+        let raw = std::fs::read(dir.path().join("scimd.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("scimd.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a client secret is never stored"
+            );
+        }
+    }
+
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "revoke", "2"]);
+    assert!(ok && out.contains("revoked"), "{err}");
+    let (_, list, _) = scimd_cli(dir.path(), &["oauth", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&entra.0) && l.ends_with("revoked")),
+        "{list}"
+    );
+    let (ok, _, err) = scimd_cli(dir.path(), &["oauth", "revoke", &entra.0]);
+    assert!(!ok && err.contains("no active OAuth client"), "{err}");
+}
+
+/// One raw HTTP/1.1 request to the real binary; returns status line and body.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("{e}: {request} -> {response}"));
+    response
+}
+
+fn post_form(addr: &str, path: &str, body: &str) -> String {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The real binary at debug log level: grants, refusals and revocations are logged, and
+/// no client secret or token ever is.
+#[test]
+fn nothing_secret_is_logged() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out, _) = scimd_cli(dir.path(), &["oauth", "create", "--name", "Entra"]);
+    let (id, secret) = credentials(&out);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .current_dir(dir.path())
+        .env("SCIMD_LOG", "debug")
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_BASE_URL")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep reading both pipes: the server writes to them until it stops.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    let drain_stdout = std::thread::spawn(move || stdout.count());
+    let mut stderr = child.stderr.take().unwrap();
+    let drain_stderr = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+
+    let creds = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id),
+        ("client_secret", &secret),
+    ]);
+    let answer = post_form(&addr, "/oauth/token", &creds);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let token: serde_json::Value = serde_json::from_str(body).unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+    let wrong = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id),
+        (
+            "client_secret",
+            "scimd_cs_a_wrong_secret_that_must_not_be_logged",
+        ),
+    ]);
+    assert!(post_form(&addr, "/oauth/token", &wrong).starts_with("HTTP/1.1 401"));
+    let scim = http(
+        &addr,
+        &format!(
+            "GET /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {access}\r\n\r\n"
+        ),
+    );
+    assert!(scim.starts_with("HTTP/1.1 200"), "{scim}");
+    let revoke = form(&[
+        ("token", &access),
+        ("client_id", &id),
+        ("client_secret", &secret),
+    ]);
+    assert!(post_form(&addr, "/oauth/revoke", &revoke).starts_with("HTTP/1.1 200"));
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    drain_stdout.join().unwrap();
+    let log = drain_stderr.join().unwrap();
+    for action in [
+        "oauth.token_issued",
+        "oauth.token_refused",
+        "oauth.token_revoked",
+    ] {
+        assert!(log.contains(action), "{action} is logged: {log}");
+    }
+    for secret in [
+        secret.as_str(),
+        access.as_str(),
+        &access[15..],
+        "scimd_cs_a_wrong_secret_that_must_not_be_logged",
+    ] {
+        assert!(!log.contains(secret), "{secret} leaked into the log: {log}");
+    }
+}
