@@ -8,7 +8,8 @@
 //! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.
 //! - [`scim`]: the SCIM protocol, pure: schemas, resources, filters, PATCH, discovery.
 //! - [`db`]: the only module that writes SQL: pool, migrations, tenants, tokens, directory.
-//! - [`auth`]: credentials: token generation and hashing.
+//! - [`auth`]: credentials: token generation and hashing, passwords, OAuth 2.0 (PKCE,
+//!   client authentication, redirect URIs).
 
 pub mod auth;
 pub mod cli;
