@@ -572,8 +572,11 @@ pub(super) async fn authorize_page(state: &State, req: &Req) -> PageResult {
     };
     let s = req.session()?;
     let origin = oauth::origin(&request.redirect_uri).unwrap_or_default();
+    // The tenant is named in the header, without its section tabs: nothing to wander off to.
+    let mut layout = layout(state, req, None, "").await?;
+    layout.tenant_name = request.client.tenant_name.clone();
     let page = ConsentPage {
-        layout: layout(state, req, None, "").await?,
+        layout,
         csrf: s.session.csrf.clone(),
         redirect_host: url_host(&request.redirect_uri),
         redirect_uri: request.redirect_uri,
