@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod directory;
+
 use crate::auth::tokens;
 use crate::config::{DbArgs, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
@@ -37,9 +39,19 @@ pub enum Command {
     /// Manage SCIM bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    /// Manage tenants (each IdP connection writes into one tenant).
+    /// Manage tenants (each IdP connection writes into one tenant) and their sync settings.
     #[command(subcommand)]
     Tenant(TenantCommand),
+    /// Force a full sync of a tenant's members with its directory and print the report.
+    Sync(directory::SyncArgs),
+    /// Import or export members (the people who exist before or beside provisioning).
+    #[command(subcommand)]
+    Members(directory::MembersCommand),
+    /// Manage a tenant's roles and group-to-role mappings.
+    #[command(subcommand)]
+    Roles(directory::RolesCommand),
+    /// Print the newest audit log entries as JSON lines (and follow new ones).
+    Audit(directory::AuditArgs),
     /// Manage admin accounts of the web UI.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -136,6 +148,14 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Change a tenant's sync settings (test mode, policies, matching, roles).
+    Set(directory::TenantSetArgs),
+    /// Show a tenant's sync settings.
+    Show {
+        /// Tenant to show.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
 }
 
 /// Runs the parsed command line.
@@ -145,6 +165,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Healthcheck { listen } => return healthcheck(listen),
         Command::Token(cmd) => open(&cli.db).and_then(|db| token(&db, cmd)),
         Command::Tenant(cmd) => open(&cli.db).and_then(|db| tenant(&db, cmd)),
+        Command::Sync(args) => open(&cli.db).and_then(|db| directory::sync(&db, args)),
+        Command::Members(cmd) => open(&cli.db).and_then(|db| directory::members_cmd(&db, cmd)),
+        Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
+        Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
     };
@@ -340,6 +364,8 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
             let t = tenants::create(&conn, &slug, name.as_deref().unwrap_or(&slug))?;
             println!("tenant {} created", t.slug);
         }
+        TenantCommand::Set(args) => return directory::tenant_set(db, args),
+        TenantCommand::Show { tenant } => return directory::tenant_show(db, &tenant),
         TenantCommand::List => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "SLUG\tNAME\tCREATED")?;

@@ -18,25 +18,6 @@ async fn create_group(s: &TestServer, name: &str, members: &[&str]) -> Value {
     r.json
 }
 
-fn member_ids(group: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = group["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["value"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
-}
-
-fn sorted(ids: &[&String]) -> Vec<String> {
-    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
-
 #[tokio::test]
 async fn create_read_and_user_groups_are_computed() {
     let s = TestServer::start().await;

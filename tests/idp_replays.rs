@@ -11,26 +11,6 @@ fn patch_op(ops: Value) -> Value {
     json!({"schemas":[PATCH_URN],"Operations":ops})
 }
 
-async fn members_of(s: &TestServer, gid: &str) -> Vec<String> {
-    let g = s.get(&format!("/scim/v2/Groups/{gid}")).await.json;
-    let mut ids: Vec<String> = g["members"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .map(|m| m["value"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    ids.sort();
-    ids
-}
-
-fn sorted(ids: &[&str]) -> Vec<String> {
-    let mut v: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
-    v.sort();
-    v
-}
-
 /// §1.5: Okta deactivates and reactivates with a pathless replace; the id never changes.
 #[tokio::test]
 async fn okta_deactivate_and_reactivate() {
@@ -95,7 +75,7 @@ async fn okta_group_push() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["id"], gid.as_str());
-    assert_eq!(members_of(&s, &gid).await, sorted(&[&u1, &u2]));
+    assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u2]));
 
     // One PatchOp mixing a filtered remove and an add, applied in order.
     let r = s
@@ -106,7 +86,7 @@ async fn okta_group_push() {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(members_of(&s, &gid).await, sorted(&[&u2, &u3]));
+    assert_eq!(s.members_of(&gid).await, sorted(&[&u2, &u3]));
     // The stored display is the one Okta sent.
     let g = s.get(&path).await.json;
     let m3 = g["members"]
@@ -127,7 +107,7 @@ async fn okta_group_push() {
         )
         .await;
     assert_eq!(r.status, 200);
-    assert_eq!(members_of(&s, &gid).await, sorted(&[&u1, &u3]));
+    assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u3]));
 
     // Rename, then the import walk that links existing groups (§1.7, §1.2).
     s.patch(
@@ -351,14 +331,14 @@ async fn entra_groups_and_both_member_removals() {
         &patch_op(json!([{"op":"Remove","path":"members","value":[{"$ref":null,"value":a}]}])),
     )
     .await;
-    assert_eq!(members_of(&s, &gid).await, sorted(&[&b, &c]));
+    assert_eq!(s.members_of(&gid).await, sorted(&[&b, &c]));
     // Flag dialect: filtered remove.
     s.patch(
         &path,
         &patch_op(json!([{"op":"remove","path":format!("members[value eq \"{b}\"]")}])),
     )
     .await;
-    assert_eq!(members_of(&s, &gid).await, vec![c.clone()]);
+    assert_eq!(s.members_of(&gid).await, vec![c.clone()]);
     // Rename with a plain string value.
     let r = s
         .patch(
@@ -370,7 +350,7 @@ async fn entra_groups_and_both_member_removals() {
     // RFC: remove members with no value empties the group.
     s.patch(&path, &patch_op(json!([{"op":"remove","path":"members"}])))
         .await;
-    assert!(members_of(&s, &gid).await.is_empty());
+    assert!(s.members_of(&gid).await.is_empty());
     assert_eq!(s.delete(&path).await.status, 204);
 }
 

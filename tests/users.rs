@@ -526,6 +526,13 @@ async fn discovery_is_public_complete_and_read_only() {
             .is_empty()
     );
 
+    for alias in [
+        "/scim/v2/ServiceProviderConfigs",
+        "/scim/serviceConfiguration",
+    ] {
+        assert_eq!(get(alias).await.json["schemas"], j["schemas"], "{alias}");
+    }
+
     let rts = get("/scim/v2/ResourceTypes").await;
     assert_eq!(rts.json["totalResults"], 2);
     assert_eq!(rts.json["Resources"][0]["endpoint"], "/Users");

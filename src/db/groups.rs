@@ -223,6 +223,10 @@ pub fn add_members(
             MemberKind::Group => (None, Some(m.pk)),
         };
         if stmt.execute(params![group_pk, user, group, m.display])? > 0 {
+            // The IdP putting a seed in a group is its first write to it: adopt it.
+            if m.kind == MemberKind::User {
+                super::users::adopt(conn, m.pk)?;
+            }
             added.push(m.clone());
         }
     }
@@ -280,23 +284,36 @@ pub fn clear_members(conn: &Connection, group_pk: i64) -> Result<Vec<Removed>, D
     Ok(rows)
 }
 
-/// Up to `limit` members of the group, in insertion order.
-pub fn members(
-    conn: &Connection,
-    group_pk: i64,
-    limit: Option<usize>,
-) -> Result<Vec<Member>, DbError> {
+/// `IS NOT NULL` lets each half walk its partial membership index and nothing else.
+const COUNT_MEMBERS_UP_TO: &str = "
+    SELECT (SELECT count(*) FROM (SELECT 1 FROM group_members
+             WHERE group_pk = ?1 AND member_user_pk IS NOT NULL LIMIT ?2))
+         + (SELECT count(*) FROM (SELECT 1 FROM group_members
+             WHERE group_pk = ?1 AND member_group_pk IS NOT NULL LIMIT ?2))";
+
+/// How many members the group has, counting no further than `cap`. Reads at most `cap`
+/// entries of each membership index, so asking whether a 100 000-member group is larger
+/// than a response can carry costs the same as asking it of a 10-member group.
+pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Result<usize, DbError> {
+    let mut stmt = conn.prepare_cached(COUNT_MEMBERS_UP_TO)?;
+    let cap_sql = i64::try_from(cap).unwrap_or(i64::MAX);
+    let n: i64 = stmt.query_row(params![group_pk, cap_sql], |r| r.get(0))?;
+    Ok((n as usize).min(cap))
+}
+
+/// Every member of the group, in insertion order. Reads (and sorts) the whole member list:
+/// callers that only need to know whether it is small ask [`count_members_up_to`] first.
+pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT u.id, 'User', coalesce(gm.display, u.display_name, u.user_name), gm.rowid
            FROM group_members gm JOIN users u ON u.pk = gm.member_user_pk WHERE gm.group_pk = ?1
          UNION ALL
          SELECT g.id, 'Group', coalesce(gm.display, g.display_name), gm.rowid
            FROM group_members gm JOIN groups g ON g.pk = gm.member_group_pk WHERE gm.group_pk = ?1
-         ORDER BY 4 LIMIT ?2",
+         ORDER BY 4",
     )?;
-    let limit = limit.map_or(-1, |l| l as i64);
     let rows = stmt
-        .query_map(params![group_pk, limit], |r| {
+        .query_map([group_pk], |r| {
             let kind: String = r.get(1)?;
             Ok(Member {
                 value: r.get(0)?,
@@ -310,4 +327,102 @@ pub fn members(
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::db::{migrations, tenants, users};
+    use crate::scim::resource::normalize;
+    use crate::scim::schema::USER_RESOURCE;
+
+    fn fresh_db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        tenants::ensure_default(&conn).unwrap();
+        conn
+    }
+
+    fn group(conn: &Connection, name: &str) -> GroupRow {
+        create(
+            conn,
+            1,
+            &normalize(&GROUP_RESOURCE, json!({"displayName": name})).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn user(conn: &Connection, name: &str) -> i64 {
+        let data = normalize(&USER_RESOURCE, json!({"userName": name})).unwrap();
+        users::create(conn, 1, &data).unwrap().pk
+    }
+
+    fn add(conn: &Connection, group_pk: i64, kind: MemberKind, pks: &[i64]) {
+        let members: Vec<ResolvedMember> = pks
+            .iter()
+            .map(|&pk| ResolvedMember {
+                kind,
+                pk,
+                display: None,
+            })
+            .collect();
+        add_members(conn, group_pk, &members).unwrap();
+    }
+
+    #[test]
+    fn counting_members_counts_users_and_groups_up_to_the_cap() {
+        let conn = fresh_db();
+        let g = group(&conn, "Engineering");
+        assert_eq!(count_members_up_to(&conn, g.pk, 10).unwrap(), 0);
+        let people: Vec<i64> = (0..5).map(|i| user(&conn, &format!("u{i}"))).collect();
+        add(&conn, g.pk, MemberKind::User, &people);
+        let nested = [group(&conn, "Backend").pk, group(&conn, "Frontend").pk];
+        add(&conn, g.pk, MemberKind::Group, &nested);
+        for (cap, want) in [(100, 7), (7, 7), (6, 6), (3, 3), (0, 0)] {
+            assert_eq!(
+                count_members_up_to(&conn, g.pk, cap).unwrap(),
+                want,
+                "cap {cap}"
+            );
+        }
+        assert_eq!(members(&conn, g.pk).unwrap().len(), 7);
+    }
+
+    /// A one-member PATCH asks whether the group is small enough to list in its answer;
+    /// the question must be answered from the membership indexes, stopping at the cap,
+    /// never by reading or sorting the member list (planned on an analysed database, as
+    /// production runs `PRAGMA optimize`).
+    #[test]
+    fn counting_members_reads_only_the_membership_indexes() {
+        let conn = fresh_db();
+        let big = group(&conn, "Everyone");
+        let people: Vec<i64> = (0..300).map(|i| user(&conn, &format!("u{i}"))).collect();
+        add(&conn, big.pk, MemberKind::User, &people);
+        for (i, pk) in people.iter().enumerate().take(50) {
+            let g = group(&conn, &format!("Team {i}"));
+            add(&conn, g.pk, MemberKind::User, &[*pk]);
+            add(&conn, big.pk, MemberKind::Group, &[g.pk]);
+        }
+        conn.execute_batch("ANALYZE").unwrap();
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_MEMBERS_UP_TO}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params![big.pk, 1001], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("SEARCH group_members USING COVERING INDEX group_members_user")
+                && plan.contains("SEARCH group_members USING COVERING INDEX group_members_group"),
+            "{plan}"
+        );
+        assert!(
+            !plan.contains("SCAN group_members") && !plan.contains("TEMP B-TREE"),
+            "{plan}"
+        );
+    }
 }

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0001_directory.sql"),
     ),
     ("0002_admin", include_str!("migrations/0002_admin.sql")),
+    ("0003_members", include_str!("migrations/0003_members.sql")),
     ("0004_oauth", include_str!("migrations/0004_oauth.sql")),
 ];
 

@@ -103,11 +103,60 @@ fn conflict(user_name: &str) -> DbError {
     ))
 }
 
-/// Inserts a new user with a fresh `id`; `Conflict` if the userName is taken.
+/// Inserts a new user with a fresh `id`; `Conflict` if the userName is taken. A seed
+/// (a pre-provisioned member) with that userName is adopted instead: it keeps its `id`
+/// and takes the IdP's data, so an IdP that creates without looking up first still links
+/// to the person the organisation already had.
 pub fn create(
     conn: &Connection,
     tenant_id: i64,
     data: &Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    let c = Columns::of(data);
+    if let Some(seed) = seed_named(conn, tenant_id, c.user_name)? {
+        return replace(conn, tenant_id, &seed, data.clone());
+    }
+    insert(conn, tenant_id, data, "idp")
+}
+
+/// Inserts a seed: a directory user standing in for a member that existed before
+/// provisioning (see `db::seeds`).
+pub fn create_seed(
+    conn: &Connection,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    insert(conn, tenant_id, data, "seed")
+}
+
+/// The seed whose userName folds like `user_name`.
+fn seed_named(
+    conn: &Connection,
+    tenant_id: i64,
+    user_name: &str,
+) -> Result<Option<UserRow>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.user_name_fold = ?2 AND u.origin = 'seed'"),
+            params![tenant_id, fold(user_name)],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Makes a seed an IdP user (its first write by the IdP); `true` if it was a seed.
+pub fn adopt(conn: &Connection, pk: i64) -> Result<bool, DbError> {
+    Ok(conn.execute(
+        "UPDATE users SET origin = 'idp' WHERE pk = ?1 AND origin = 'seed'",
+        [pk],
+    )? == 1)
+}
+
+fn insert(
+    conn: &Connection,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+    origin: &str,
 ) -> Result<UserRow, DbError> {
     let c = Columns::of(data);
     if user_name_taken(conn, tenant_id, c.user_name, 0)? {
@@ -118,8 +167,8 @@ pub fn create(
     let json = Value::Object(data.clone()).to_string();
     conn.execute(
         "INSERT INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
-                            display_name_fold, active, data, created, last_modified, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1)",
+                            display_name_fold, active, data, created, last_modified, version, origin)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
         params![
             tenant_id,
             id,
@@ -130,7 +179,8 @@ pub fn create(
             c.display_name.map(fold),
             c.active,
             json,
-            now
+            now,
+            origin
         ],
     )
     .map_err(|e| {
@@ -152,12 +202,33 @@ pub fn create(
     })
 }
 
-/// Stores `data` as the new state of `row`, bumping its version.
+/// Stores `data` as the new state of `row`, bumping its version. Any write through here
+/// is the IdP's, so a seed becomes an IdP user.
 pub fn replace(
     conn: &Connection,
     tenant_id: i64,
     row: &UserRow,
     data: Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    store(conn, tenant_id, row, data, "idp")
+}
+
+/// Refreshes a seed from its member, keeping it a seed.
+pub fn refresh_seed(
+    conn: &Connection,
+    tenant_id: i64,
+    row: &UserRow,
+    data: Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    store(conn, tenant_id, row, data, "seed")
+}
+
+fn store(
+    conn: &Connection,
+    tenant_id: i64,
+    row: &UserRow,
+    data: Map<String, Value>,
+    origin: &str,
 ) -> Result<UserRow, DbError> {
     let c = Columns::of(&data);
     if user_name_taken(conn, tenant_id, c.user_name, row.pk)? {
@@ -167,7 +238,8 @@ pub fn replace(
     let version = row.version + 1;
     conn.execute(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
-                          display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10
+                          display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10,
+                          origin = ?11
          WHERE pk = ?1",
         params![
             row.pk,
@@ -179,7 +251,8 @@ pub fn replace(
             c.active,
             Value::Object(data.clone()).to_string(),
             now,
-            version
+            version,
+            origin
         ],
     )
     .map_err(|e| if super::is_unique_violation(&e) { conflict(c.user_name) } else { e.into() })?;

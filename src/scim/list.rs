@@ -33,18 +33,7 @@ impl ListParams {
     ) -> Result<ListParams, ScimError> {
         let mut raw = Raw::default();
         for (k, v) in pairs {
-            let v = Some(v.to_string());
-            match k.to_ascii_lowercase().as_str() {
-                "filter" => raw.filter = v,
-                "sortby" => raw.sort_by = v,
-                "sortorder" => raw.sort_order = v,
-                "startindex" => raw.start_index = v,
-                "count" => raw.count = v,
-                "cursor" => raw.cursor = v,
-                "attributes" => raw.attributes = v,
-                "excludedattributes" => raw.excluded = v,
-                _ => {}
-            }
+            raw.set(k, Some(v.to_string()));
         }
         raw.validate(rt)
     }
@@ -81,17 +70,7 @@ impl ListParams {
                     )));
                 }
             };
-            match k.to_ascii_lowercase().as_str() {
-                "filter" => raw.filter = text,
-                "sortby" => raw.sort_by = text,
-                "sortorder" => raw.sort_order = text,
-                "startindex" => raw.start_index = text,
-                "count" => raw.count = text,
-                "cursor" => raw.cursor = text,
-                "attributes" => raw.attributes = text,
-                "excludedattributes" => raw.excluded = text,
-                _ => {}
-            }
+            raw.set(k, text);
         }
         raw.validate(rt)
     }
@@ -110,6 +89,22 @@ struct Raw {
 }
 
 impl Raw {
+    /// Records parameter `name` (any case); unknown parameters are ignored.
+    fn set(&mut self, name: &str, value: Option<String>) {
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "filter" => &mut self.filter,
+            "sortby" => &mut self.sort_by,
+            "sortorder" => &mut self.sort_order,
+            "startindex" => &mut self.start_index,
+            "count" => &mut self.count,
+            "cursor" => &mut self.cursor,
+            "attributes" => &mut self.attributes,
+            "excludedattributes" => &mut self.excluded,
+            _ => return,
+        };
+        *slot = value;
+    }
+
     fn validate(self, rt: &'static ResourceType) -> Result<ListParams, ScimError> {
         let filter = match self.filter.as_deref().map(str::trim) {
             None | Some("") => None,

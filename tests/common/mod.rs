@@ -24,6 +24,27 @@ pub const ENTERPRISE_URN: &str = "urn:ietf:params:scim:schemas:extension:enterpr
 pub const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 pub const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
+/// The member ids of a rendered group, sorted.
+pub fn member_ids(group: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = group["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .map(|m| m["value"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// `ids`, owned and sorted, to compare with [`member_ids`].
+pub fn sorted<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
+    let mut v: Vec<String> = ids.iter().map(|s| s.as_ref().to_string()).collect();
+    v.sort();
+    v
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     /// The default tenant's token.
@@ -217,6 +238,11 @@ impl TestServer {
     pub fn create_admin(&self, username: &str, password: &str) {
         let conn = self.db.conn().unwrap();
         db::admins::create(&conn, username, &scimd::auth::passwords::hash(password)).unwrap();
+    }
+
+    /// The sorted member ids of group `gid`, as a GET shows them.
+    pub async fn members_of(&self, gid: &str) -> Vec<String> {
+        member_ids(&self.get(&format!("/scim/v2/Groups/{gid}")).await.json)
     }
 
     /// Stops the server the way SIGTERM does and waits for it to drain.

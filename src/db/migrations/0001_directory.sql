@@ -40,8 +40,13 @@ CREATE TABLE users (
     data               TEXT NOT NULL,
     created            TEXT NOT NULL,
     last_modified      TEXT NOT NULL,
-    version            INTEGER NOT NULL
+    version            INTEGER NOT NULL,
+    -- 'idp': pushed by the IdP. 'seed': stands in for a member that existed before
+    -- provisioning (manual or CSV), so the IdP's lookups and imports find and link it; the
+    -- IdP's first write to it adopts it ('idp'). Sync only ever reads 'idp' rows.
+    origin             TEXT NOT NULL DEFAULT 'idp' CHECK (origin IN ('idp', 'seed'))
 );
+CREATE INDEX users_seeds ON users(tenant_id) WHERE origin = 'seed';
 CREATE UNIQUE INDEX users_user_name ON users(tenant_id, user_name_fold);
 CREATE INDEX users_external_id ON users(tenant_id, external_id);
 CREATE INDEX users_display_name ON users(tenant_id, display_name_fold);

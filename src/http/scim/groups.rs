@@ -7,7 +7,10 @@
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, check_if_match, no_content, not_found_as, not_modified, resource_response};
+use super::{
+    Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_response,
+};
+use crate::db::audit::Action;
 use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed};
 use crate::db::sync::{self, GroupChange, WriteContext};
 use crate::db::{DbError, ListQuery};
@@ -139,7 +142,7 @@ fn apply_member_ops(
             }
             MemberOp::RemoveMatching(f) => {
                 // A filter on member attributes other than `value`: rare, so it reads the list.
-                let ids: Vec<String> = groups::members(conn, group_pk, None)?
+                let ids: Vec<String> = groups::members(conn, group_pk)?
                     .into_iter()
                     .filter(|m| {
                         let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});
@@ -219,7 +222,14 @@ pub(super) async fn create(
                 replace_members(tx, row.pk, &resolved, &mut change)?;
             }
             sync::group_written(tx, &wctx, row.pk, &change)?;
-            Ok::<_, ApiError>((row.clone(), groups::members(tx, row.pk, None)?))
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPost,
+                &format!("Groups/{}", row.id),
+                StatusCode::CREATED,
+            )?;
+            Ok::<_, ApiError>((row.clone(), groups::members(tx, row.pk)?))
         })
         .await?;
     Ok(respond(
@@ -246,7 +256,7 @@ pub(super) async fn get(
         .read(move |c| {
             let row = groups::get(c, tenant, &id)?.ok_or(DbError::NotFound)?;
             let members = if want_members {
-                Some(groups::members(c, row.pk, None)?)
+                Some(groups::members(c, row.pk)?)
             } else {
                 None
             };
@@ -296,8 +306,15 @@ pub(super) async fn replace(
             }
             let row = groups::update(tx, &row, data)?;
             sync::group_written(tx, &wctx, row.pk, &change)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPut,
+                &format!("Groups/{}", row.id),
+                StatusCode::OK,
+            )?;
             let members = if want_members {
-                Some(groups::members(tx, row.pk, None)?)
+                Some(groups::members(tx, row.pk)?)
             } else {
                 None
             };
@@ -348,12 +365,22 @@ pub(super) async fn patch(
             } else {
                 row
             };
-            let members = if want_members {
-                let mut m = groups::members(tx, row.pk, Some(PATCH_RESPONSE_MEMBER_LIMIT + 1))?;
-                (m.len() <= PATCH_RESPONSE_MEMBER_LIMIT).then(|| std::mem::take(&mut m))
-            } else {
-                None
-            };
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPatch,
+                &format!("Groups/{}", row.id),
+                StatusCode::OK,
+            )?;
+            // Count before reading: the first 1001 members in insertion order would
+            // still sort the whole member list of a huge group.
+            let limit = PATCH_RESPONSE_MEMBER_LIMIT;
+            let members =
+                if want_members && groups::count_members_up_to(tx, row.pk, limit + 1)? <= limit {
+                    Some(groups::members(tx, row.pk)?)
+                } else {
+                    None
+                };
             Ok::<_, ApiError>((row, members))
         })
         .await
@@ -381,6 +408,13 @@ pub(super) async fn delete(
             let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
             sync::group_deleting(tx, &wctx, row.pk)?;
             groups::delete(tx, wctx.tenant_id, &row.id)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimDelete,
+                &format!("Groups/{}", row.id),
+                StatusCode::NO_CONTENT,
+            )?;
             Ok::<_, ApiError>(())
         })
         .await
@@ -404,7 +438,7 @@ pub(super) async fn list(
             let members = if want_members {
                 page.items
                     .iter()
-                    .map(|g| groups::members(c, g.pk, None).map(Some))
+                    .map(|g| groups::members(c, g.pk).map(Some))
                     .collect::<Result<Vec<_>, _>>()?
             } else {
                 vec![None; page.items.len()]

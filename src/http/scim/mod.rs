@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{ApiError, Body, Call, State, error_response, is_get, method_not_allowed, scim_json};
 use crate::auth::tokens;
+use crate::db::audit::{self, Action};
 use crate::db::sync::WriteContext;
 use crate::db::tokens::Credential;
 use crate::db::{self, ListQuery, filter_sql};
@@ -59,7 +60,16 @@ async fn dispatch(
 
     // Discovery: public, read-only.
     match segments.as_slice() {
-        [s] if s.eq_ignore_ascii_case("ServiceProviderConfig") => {
+        // Also under SCIM 1.1's plural name and the path Microsoft's reference Postman
+        // collection uses, which some validators replay.
+        [s] if [
+            "ServiceProviderConfig",
+            "ServiceProviderConfigs",
+            "serviceConfiguration",
+        ]
+        .iter()
+        .any(|n| s.eq_ignore_ascii_case(n)) =>
+        {
             return Ok(discovery_get(&method, || {
                 Ok(discovery::service_provider_config(
                     &base,
@@ -108,6 +118,21 @@ async fn dispatch(
         Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
         Err(ApiError::Internal(_)) => (500, Some("internal error".to_string())),
     };
+    // A failed write rolled back with everything it did; its audit entry gets a small
+    // transaction of its own. (Successful writes are audited inside their transaction.)
+    let searching = call.path.ends_with("/.search");
+    if let (Some(action), Some(error), false) = (Action::scim(&call.method), &detail, searching) {
+        let ctx = WriteContext {
+            tenant_id: grant.tenant_id,
+            actor: format!("token:{}", grant.token_id),
+            request_id: Some(request_id.to_string()),
+        };
+        let entry = audit::Entry::scim_write(&ctx, action, scim_resource(&call.path), status)
+            .with_detail(serde_json::json!({ "error": error }));
+        if let Err(e) = state.db.write(move |tx| audit::append(tx, &entry)).await {
+            tracing::error!(error = %e, "could not audit a failed SCIM write");
+        }
+    }
     state.record(
         grant.tenant_id,
         Call {
@@ -117,6 +142,30 @@ async fn dispatch(
         },
     );
     outcome
+}
+
+/// The resource part of a SCIM request path: `/scim/v2/Users/42` → `Users/42`.
+fn scim_resource(path: &str) -> &str {
+    let path = path.trim_end_matches('/');
+    ["/Users", "/Groups"]
+        .iter()
+        .find_map(|r| path.find(r).map(|i| &path[i + 1..]))
+        .unwrap_or(path)
+}
+
+/// Records a SCIM write in the audit log, inside the write's own transaction.
+fn audited(
+    conn: &rusqlite::Connection,
+    ctx: &WriteContext,
+    action: Action,
+    resource: &str,
+    status: StatusCode,
+) -> Result<(), db::DbError> {
+    audit::append(
+        conn,
+        &audit::Entry::scim_write(ctx, action, resource, status.as_u16()),
+    )
+    .map(drop)
 }
 
 /// Everything past authentication.

@@ -3,7 +3,10 @@
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, check_if_match, no_content, not_found_as, not_modified, resource_response};
+use super::{
+    Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_response,
+};
+use crate::db::audit::Action;
 use crate::db::{DbError, ListQuery, sync, users};
 use crate::http::{ApiError, Body, State};
 use crate::scim::patch::{self, Operation};
@@ -92,6 +95,13 @@ pub(super) async fn create(
         .write(move |tx| {
             let row = users::create(tx, wctx.tenant_id, &data)?;
             sync::user_written(tx, &wctx, row.pk)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPost,
+                &format!("Users/{}", row.id),
+                StatusCode::CREATED,
+            )?;
             Ok::<_, ApiError>(row)
         })
         .await?;
@@ -151,6 +161,13 @@ pub(super) async fn replace(
             default_active(&mut data, row.data.get("active"));
             let row = users::replace(tx, wctx.tenant_id, &row, data)?;
             sync::user_written(tx, &wctx, row.pk)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPut,
+                &format!("Users/{}", row.id),
+                StatusCode::OK,
+            )?;
             Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
         })
         .await
@@ -183,6 +200,13 @@ pub(super) async fn patch(
             } else {
                 row
             };
+            audited(
+                tx,
+                &wctx,
+                Action::ScimPatch,
+                &format!("Users/{}", row.id),
+                StatusCode::OK,
+            )?;
             Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
         })
         .await
@@ -204,6 +228,13 @@ pub(super) async fn delete(
             let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
             sync::user_deleting(tx, &wctx, row.pk)?;
             users::delete(tx, wctx.tenant_id, &row.id)?;
+            audited(
+                tx,
+                &wctx,
+                Action::ScimDelete,
+                &format!("Users/{}", row.id),
+                StatusCode::NO_CONTENT,
+            )?;
             Ok::<_, ApiError>(())
         })
         .await

@@ -1,0 +1,507 @@
+//! The directory-sync commands: `sync`, `members`, `roles`, `audit` and `tenant set`/`show`.
+//!
+//! Each write runs in one transaction with its audit entry (actor `cli`), and a change to
+//! roles, mappings or the role prefix re-evaluates the tenant's roles in that same
+//! transaction (applied unless the tenant is in test mode).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::{CliResult, tenant_id};
+use crate::db::audit::{self, Action as AuditAction};
+use crate::db::settings::{self, Update};
+use crate::db::sync::{self as db_sync, Scope, SyncRun, WriteContext};
+use crate::db::{self, Db, DbError, members, tenants};
+use crate::scim::datetime;
+use crate::sync::member_csv;
+use crate::sync::{
+    AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Role, Settings, TextEnum,
+};
+
+/// A value parser listing an enum's spellings in `--help` and in errors.
+fn choice<T>() -> impl TypedValueParser<Value = T>
+where
+    T: TextEnum + std::str::FromStr + Clone + Send + Sync,
+    T::Err: std::fmt::Debug,
+{
+    PossibleValuesParser::new(T::ALL.iter().map(|v| v.as_str()))
+        .map(|s| s.parse::<T>().expect("one of the listed spellings"))
+}
+
+fn on_off() -> impl TypedValueParser<Value = bool> {
+    PossibleValuesParser::new(["on", "off"]).map(|s| s == "on")
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse()
+}
+
+/// `scimd sync`.
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Tenant to sync.
+    #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+    tenant: String,
+    /// Report the plan and record the run, but apply nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the run and its report as JSON.
+    #[arg(long, conflicts_with = "csv")]
+    json: bool,
+    /// Print the report as CSV, one row per changed field.
+    #[arg(long)]
+    csv: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// Import members from a CSV file (columns: email, userName, givenName, familyName, role,
+    /// Provisioning Managed). Nothing is imported unless every row is valid.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Tenant to import into.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Print every member of the tenant.
+    Export {
+        /// Tenant to export.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+        /// `csv`: the import format. `json`: every attribute, including status and source.
+        #[arg(long, default_value = "csv", value_parser = PossibleValuesParser::new(["csv", "json"]))]
+        format: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Set the tenant's roles, highest first (e.g. owner,admin,member,viewer).
+    Set {
+        /// Comma-separated roles, highest-ranked first.
+        #[arg(value_delimiter = ',', required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// The role of members no mapped group gives a role to; must be one of the roles.
+        #[arg(long, value_parser = parse_role)]
+        default_role: Option<Role>,
+        /// Tenant to change.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Give members of a directory group (by displayName, any case) a role.
+    Map {
+        /// The group's displayName.
+        group: String,
+        /// The role its members get (the highest of all their groups' roles wins).
+        #[arg(value_parser = parse_role)]
+        role: Role,
+        /// Tenant to change.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Remove a group's mapping.
+    Unmap {
+        /// The group's displayName.
+        group: String,
+        /// Tenant to change.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Show the roles, the default role, the reserved prefix and the mappings.
+    List {
+        /// Tenant to show.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+}
+
+/// `scimd tenant set`.
+#[derive(Debug, Args)]
+pub struct TenantSetArgs {
+    /// Tenant to change.
+    #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+    tenant: String,
+    /// `on`: SCIM writes still land in the directory but change no member; `scimd sync`
+    /// reports instead of applying. Turning it off applies nothing by itself.
+    #[arg(long, value_parser = on_off())]
+    test_mode: Option<bool>,
+    /// What `active: false` from the IdP does to a member.
+    #[arg(long, value_parser = choice::<DeactivatePolicy>())]
+    on_deactivate: Option<DeactivatePolicy>,
+    /// What DELETE /Users/{id} from the IdP does to a member.
+    #[arg(long, value_parser = choice::<DeletePolicy>())]
+    on_delete: Option<DeletePolicy>,
+    /// What a full sync does to members the IdP does not have.
+    #[arg(long, value_parser = choice::<AbsentPolicy>())]
+    absent: Option<AbsentPolicy>,
+    /// How a directory user is matched to an existing member.
+    #[arg(long, value_parser = choice::<MatchBy>())]
+    match_by: Option<MatchBy>,
+    /// The role of members no mapped group gives a role to.
+    #[arg(long, value_parser = parse_role)]
+    default_role: Option<Role>,
+    /// Groups named <prefix><role> always give that role (default scimd-role-).
+    #[arg(long)]
+    role_prefix: Option<String>,
+}
+
+/// `scimd audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only this tenant's entries.
+    #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+    tenant: String,
+    /// How many of the newest entries to print.
+    #[arg(long, default_value_t = 50)]
+    limit: u64,
+    /// Only this actor (`cli`, `token:<id>`, `admin:<name>`).
+    #[arg(long)]
+    actor: Option<String>,
+    /// Only this action (e.g. member.created, scim.patch, sync.run).
+    #[arg(long, value_parser = choice::<AuditAction>())]
+    action: Option<AuditAction>,
+    /// Only this target (`member/<id>`, `Users/<id>`), or every target under a prefix
+    /// ending in `/` (`Users/`).
+    #[arg(long)]
+    target: Option<String>,
+    /// Only entries at or after this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    since: Option<String>,
+    /// Only entries before this RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    until: Option<String>,
+    /// Keep printing new entries as they are written (Ctrl-C stops).
+    #[arg(long)]
+    follow: bool,
+}
+
+fn parse_time(s: &str) -> Result<String, String> {
+    datetime::canonical(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 date-time"))
+}
+
+fn tenant_of(db: &Db, slug: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    let conn = db.conn()?;
+    tenant_id(&conn, slug)
+}
+
+fn write_tx<T>(
+    db: &Db,
+    f: impl FnOnce(&rusqlite::Transaction) -> Result<T, DbError>,
+) -> Result<T, Box<dyn std::error::Error>> {
+    let mut conn = db.conn()?;
+    Ok(db::write_sync(&mut conn, f)?)
+}
+
+pub fn sync(db: &Db, args: SyncArgs) -> CliResult {
+    let tenant = tenant_of(db, &args.tenant)?;
+    let run = write_tx(db, |tx| {
+        db_sync::run(tx, &WriteContext::cli(tenant), Scope::Full, args.dry_run)
+    })?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&run)?)?;
+    } else if args.csv {
+        write!(out, "{}", run.report.to_csv())?;
+    } else {
+        writeln!(out, "{}", run_headline(&run))?;
+        write!(out, "{}", run.report.to_text())?;
+    }
+    Ok(())
+}
+
+fn run_headline(run: &SyncRun) -> String {
+    if run.test_mode {
+        "test mode is on: nothing applied (the report is what a sync would do; \
+         `scimd tenant set --test-mode off` then `scimd sync` applies it)"
+            .to_string()
+    } else if run.dry_run {
+        "dry run: nothing applied".to_string()
+    } else {
+        format!("applied in {} ms", run.duration_ms)
+    }
+}
+
+pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
+    match cmd {
+        MembersCommand::Import { file, tenant } => {
+            let tenant = tenant_of(db, &tenant)?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let settings = settings::get(&*db.conn()?, tenant)?;
+            let rows = match member_csv::parse(&bytes, &settings) {
+                Ok(rows) => rows,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{}: {e}", file.display());
+                    }
+                    return Err(format!(
+                        "{} problem(s) in {}; nothing imported",
+                        errors.len(),
+                        file.display()
+                    )
+                    .into());
+                }
+            };
+            let summary = write_tx(db, |tx| {
+                members::import(tx, &WriteContext::cli(tenant), &settings, &rows)
+            })
+            .map_err(|e| format!("{}: {e}; nothing imported", file.display()))?;
+            println!(
+                "imported {} row(s): {} created, {} updated, {} unchanged",
+                rows.len(),
+                summary.created,
+                summary.updated,
+                summary.unchanged
+            );
+        }
+        MembersCommand::Export { tenant, format } => {
+            let conn = db.conn()?;
+            let list = members::list(&conn, tenant_id(&conn, &tenant)?)?;
+            let mut out = std::io::stdout().lock();
+            if format == "json" {
+                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            } else {
+                let rows = list.iter().map(|m| (&m.profile, &m.role, m.managed));
+                write!(out, "{}", member_csv::export(rows))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a settings change can change anyone's role.
+fn roles_differ(a: &Settings, b: &Settings) -> bool {
+    a.roles != b.roles
+        || a.default_role != b.default_role
+        || a.role_prefix != b.role_prefix
+        || a.mappings != b.mappings
+}
+
+/// The settings that differ, as `{name: {before, after}}`.
+fn settings_diff(before: &Settings, after: &Settings) -> Value {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Value::Null;
+    };
+    let changed: serde_json::Map<String, Value> = a
+        .into_iter()
+        .filter(|(k, v)| b.get(k) != Some(v))
+        .map(|(k, v)| {
+            let old = b.get(&k).cloned().unwrap_or(Value::Null);
+            (k, json!({"before": old, "after": v}))
+        })
+        .collect();
+    Value::Object(changed)
+}
+
+/// Saves `after`, audits the change as `action`, and re-evaluates roles if they can have
+/// changed. Returns the re-evaluation run, if any.
+fn save_settings(
+    tx: &rusqlite::Transaction,
+    tenant: i64,
+    before: &Settings,
+    after: &Settings,
+    action: AuditAction,
+    detail: Value,
+) -> Result<Option<SyncRun>, DbError> {
+    settings::save(tx, tenant, after)?;
+    let ctx = WriteContext::cli(tenant);
+    let mut detail = detail;
+    detail["changes"] = settings_diff(before, after);
+    audit::append(
+        tx,
+        &audit::Entry::new(tenant, &ctx.actor, action, Some("tenant".into())).with_detail(detail),
+    )?;
+    if roles_differ(before, after) {
+        return db_sync::run(tx, &ctx, Scope::Roles, false).map(Some);
+    }
+    Ok(None)
+}
+
+fn print_reevaluation(run: Option<SyncRun>) {
+    let Some(run) = run else { return };
+    if run.test_mode {
+        println!(
+            "roles re-evaluated in test mode, nothing applied: {}",
+            run.report.summary()
+        );
+    } else {
+        println!("roles re-evaluated: {}", run.report.summary());
+    }
+}
+
+pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
+    let tenant = tenant_of(db, &args.tenant)?;
+    let update = Update {
+        test_mode: args.test_mode,
+        on_deactivate: args.on_deactivate,
+        on_delete: args.on_delete,
+        absent: args.absent,
+        match_by: args.match_by,
+        default_role: args.default_role,
+        role_prefix: args.role_prefix,
+        roles: None,
+    };
+    let (before, after, run) = write_tx(db, |tx| {
+        let before = settings::get(tx, tenant)?;
+        let after = update.applied_to(&before);
+        if after == before {
+            return Ok((before, after, None));
+        }
+        let run = save_settings(
+            tx,
+            tenant,
+            &before,
+            &after,
+            AuditAction::SettingsChanged,
+            json!({}),
+        )?;
+        Ok((before, after, run))
+    })?;
+    print_settings(&args.tenant, &after);
+    if before.test_mode && !after.test_mode {
+        println!(
+            "test mode is off: nothing was applied by turning it off; `scimd sync` applies the report"
+        );
+    }
+    print_reevaluation(run);
+    Ok(())
+}
+
+pub fn tenant_show(db: &Db, tenant: &str) -> CliResult {
+    let conn = db.conn()?;
+    let s = settings::get(&conn, tenant_id(&conn, tenant)?)?;
+    print_settings(tenant, &s);
+    Ok(())
+}
+
+fn print_settings(tenant: &str, s: &Settings) {
+    let roles: Vec<&str> = s.roles.iter().map(Role::as_str).collect();
+    println!("tenant:        {tenant}");
+    println!("test mode:     {}", if s.test_mode { "on" } else { "off" });
+    println!("on deactivate: {}", s.on_deactivate);
+    println!("on delete:     {}", s.on_delete);
+    println!("absent:        {}", s.absent);
+    println!("match by:      {}", s.match_by);
+    println!("roles:         {}", roles.join(" > "));
+    println!("default role:  {}", s.default_role);
+    println!("role prefix:   {}", s.role_prefix);
+    for m in &s.mappings {
+        println!("mapping:       {} -> {}", m.group, m.role);
+    }
+}
+
+pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
+    match cmd {
+        RolesCommand::Set {
+            roles,
+            default_role,
+            tenant,
+        } => {
+            let id = tenant_of(db, &tenant)?;
+            let run = write_tx(db, |tx| {
+                let before = settings::get(tx, id)?;
+                let update = Update {
+                    roles: Some(roles),
+                    default_role,
+                    ..Update::default()
+                };
+                let after = update.applied_to(&before);
+                save_settings(
+                    tx,
+                    id,
+                    &before,
+                    &after,
+                    AuditAction::SettingsChanged,
+                    json!({}),
+                )
+            })?;
+            print_settings(&tenant, &settings::get(&*db.conn()?, id)?);
+            print_reevaluation(run);
+        }
+        RolesCommand::Map {
+            group,
+            role,
+            tenant,
+        } => {
+            let id = tenant_of(db, &tenant)?;
+            let run = write_tx(db, |tx| {
+                let before = settings::get(tx, id)?;
+                let after = settings::map_role(tx, id, &group, &role)?;
+                save_settings(
+                    tx,
+                    id,
+                    &before,
+                    &after,
+                    AuditAction::RoleMapped,
+                    json!({"group": group, "role": role}),
+                )
+            })?;
+            println!("members of group {group:?} get role {role}");
+            print_reevaluation(run);
+        }
+        RolesCommand::Unmap { group, tenant } => {
+            let id = tenant_of(db, &tenant)?;
+            let run = write_tx(db, |tx| {
+                let before = settings::get(tx, id)?;
+                let after = match settings::unmap_role(tx, id, &group) {
+                    Err(DbError::NotFound) => {
+                        return Err(DbError::Conflict(format!(
+                            "group {group:?} has no mapping (see `scimd roles list`)"
+                        )));
+                    }
+                    other => other?,
+                };
+                save_settings(
+                    tx,
+                    id,
+                    &before,
+                    &after,
+                    AuditAction::RoleUnmapped,
+                    json!({"group": group}),
+                )
+            })?;
+            println!("group {group:?} no longer maps to a role");
+            print_reevaluation(run);
+        }
+        RolesCommand::List { tenant } => return tenant_show(db, &tenant),
+    }
+    Ok(())
+}
+
+pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
+    let conn = db.conn()?;
+    let mut filter = audit::Filter {
+        tenant_id: Some(tenant_id(&conn, &args.tenant)?),
+        actor: args.actor,
+        action: args.action,
+        target: args.target,
+        since: args.since,
+        until: args.until,
+        after_id: None,
+        last: Some(args.limit),
+    };
+    loop {
+        let records = audit::list(&conn, &filter)?;
+        let mut out = std::io::stdout().lock();
+        for r in &records {
+            writeln!(out, "{}", r.to_json_line())?;
+        }
+        out.flush()?;
+        if !args.follow {
+            return Ok(());
+        }
+        if let Some(last) = records.last() {
+            filter.after_id = Some(last.id);
+        }
+        filter.last = None;
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

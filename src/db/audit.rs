@@ -1,0 +1,264 @@
+//! The audit log: append-only (triggers refuse UPDATE and DELETE), one row per admin
+//! action, SCIM write and applied member change, filterable and exportable as JSON lines.
+//!
+//! [`append`] takes any connection, so a caller logs a successful write inside that
+//! write's transaction (both commit or neither does) and a failed request in a small
+//! transaction of its own once the failed one has rolled back. Entries name actors by id
+//! (`token:<id>`, never the token) and hold no secret.
+
+use rusqlite::{Connection, Row, params_from_iter, types::Value as SqlValue};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::DbError;
+use crate::scim::datetime;
+use crate::sync::model::text_enum;
+
+text_enum! {
+    /// What was done. SCIM writes are named after their method; member changes share the
+    /// names of their events.
+    pub enum Action ("audit action") {
+        ScimPost => "scim.post",
+        ScimPut => "scim.put",
+        ScimPatch => "scim.patch",
+        ScimDelete => "scim.delete",
+        MemberCreated => "member.created",
+        MemberUpdated => "member.updated",
+        MemberRoleChanged => "member.role_changed",
+        MemberSuspended => "member.suspended",
+        MemberReactivated => "member.reactivated",
+        MemberArchived => "member.archived",
+        MemberDeleted => "member.deleted",
+        MembersImported => "members.imported",
+        SettingsChanged => "tenant.settings_changed",
+        RoleMapped => "roles.mapped",
+        RoleUnmapped => "roles.unmapped",
+        SyncRun => "sync.run",
+    }
+}
+
+impl Action {
+    /// The action of a SCIM write by HTTP method; `None` for methods that do not write.
+    pub fn scim(method: &str) -> Option<Action> {
+        match method.to_ascii_uppercase().as_str() {
+            "POST" => Some(Action::ScimPost),
+            "PUT" => Some(Action::ScimPut),
+            "PATCH" => Some(Action::ScimPatch),
+            "DELETE" => Some(Action::ScimDelete),
+            _ => None,
+        }
+    }
+}
+
+text_enum! {
+    pub enum Outcome ("outcome") {
+        Success => "success",
+        Failure => "failure",
+    }
+}
+
+/// One audit entry, owned so it can move into a `Db::write` closure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    /// `None` for actions outside any tenant (a request whose token did not authenticate).
+    pub tenant_id: Option<i64>,
+    /// `token:<id>`, `admin:<name>` or `cli`.
+    pub actor: String,
+    pub action: Action,
+    /// What was acted on: `Users/<id>`, `Groups/<id>`, `member/<id>`, `tenant`.
+    pub target: Option<String>,
+    pub outcome: Outcome,
+    /// The HTTP status, for requests.
+    pub status: Option<u16>,
+    pub request_id: Option<String>,
+    /// Specifics: fields before/after, counts, the error detail of a failure.
+    pub detail: Option<Value>,
+}
+
+impl Entry {
+    /// A successful action with no request behind it.
+    pub fn new(tenant_id: i64, actor: &str, action: Action, target: Option<String>) -> Entry {
+        Entry {
+            tenant_id: Some(tenant_id),
+            actor: actor.to_string(),
+            action,
+            target,
+            outcome: Outcome::Success,
+            status: None,
+            request_id: None,
+            detail: None,
+        }
+    }
+
+    /// A SCIM write: `resource` is the path below the SCIM root (`Users/<id>`, `Groups`),
+    /// `status` the HTTP status answered; 4xx and 5xx are failures.
+    pub fn scim_write(
+        ctx: &super::sync::WriteContext,
+        action: Action,
+        resource: &str,
+        status: u16,
+    ) -> Entry {
+        Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor: ctx.actor.clone(),
+            action,
+            target: Some(resource.trim_matches('/').to_string()),
+            outcome: if status < 400 {
+                Outcome::Success
+            } else {
+                Outcome::Failure
+            },
+            status: Some(status),
+            request_id: ctx.request_id.clone(),
+            detail: None,
+        }
+    }
+
+    pub fn with_detail(mut self, detail: Value) -> Entry {
+        self.detail = Some(detail);
+        self
+    }
+
+    pub fn with_request_id(mut self, request_id: Option<&str>) -> Entry {
+        self.request_id = request_id.map(str::to_string);
+        self
+    }
+}
+
+/// Appends `entry`; returns its id.
+pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO audit_log (tenant_id, at, actor, action, target, outcome, status, request_id, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    stmt.execute(rusqlite::params![
+        entry.tenant_id,
+        datetime::now(),
+        entry.actor,
+        entry.action.as_str(),
+        entry.target,
+        entry.outcome.as_str(),
+        entry.status,
+        entry.request_id,
+        entry.detail.as_ref().map(Value::to_string),
+    ])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// A stored entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub id: i64,
+    pub at: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+}
+
+impl Record {
+    /// The entry as one line of JSON: the export format.
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).expect("an audit record always serialises")
+    }
+}
+
+/// Which entries to read. Empty: all, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub tenant_id: Option<i64>,
+    pub actor: Option<String>,
+    pub action: Option<Action>,
+    /// Exact target, or a prefix ending in `/` (`Users/` for every user).
+    pub target: Option<String>,
+    /// Inclusive, canonical UTC form (see `scim::datetime`).
+    pub since: Option<String>,
+    /// Exclusive.
+    pub until: Option<String>,
+    /// Only entries after this id: how a tail resumes.
+    pub after_id: Option<i64>,
+    /// The newest `last` entries (still listed oldest first).
+    pub last: Option<u64>,
+}
+
+fn from_row(r: &Row) -> rusqlite::Result<Record> {
+    let bad = |i: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
+    };
+    let action: String = r.get(4)?;
+    let outcome: String = r.get(6)?;
+    let detail: Option<String> = r.get(9)?;
+    Ok(Record {
+        id: r.get(0)?,
+        at: r.get(2)?,
+        entry: Entry {
+            tenant_id: r.get(1)?,
+            actor: r.get(3)?,
+            action: action.parse().map_err(|e| bad(4, format!("{e}")))?,
+            target: r.get(5)?,
+            outcome: outcome.parse().map_err(|e| bad(6, format!("{e}")))?,
+            status: r.get(7)?,
+            request_id: r.get(8)?,
+            detail: detail
+                .map(|d| serde_json::from_str(&d))
+                .transpose()
+                .map_err(|e| bad(9, e.to_string()))?,
+        },
+    })
+}
+
+/// The entries matching `filter`, oldest first.
+pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> {
+    let mut cond = vec!["1 = 1"];
+    let mut params: Vec<SqlValue> = Vec::new();
+    if let Some(t) = filter.tenant_id {
+        cond.push("tenant_id = ?");
+        params.push(SqlValue::Integer(t));
+    }
+    if let Some(a) = &filter.actor {
+        cond.push("actor = ?");
+        params.push(SqlValue::Text(a.clone()));
+    }
+    if let Some(a) = filter.action {
+        cond.push("action = ?");
+        params.push(SqlValue::Text(a.as_str().into()));
+    }
+    if let Some(t) = &filter.target {
+        if t.ends_with('/') {
+            cond.push("substr(target, 1, ?) = ?");
+            params.push(SqlValue::Integer(t.chars().count() as i64));
+        } else {
+            cond.push("target = ?");
+        }
+        params.push(SqlValue::Text(t.clone()));
+    }
+    if let Some(s) = &filter.since {
+        cond.push("at >= ?");
+        params.push(SqlValue::Text(s.clone()));
+    }
+    if let Some(u) = &filter.until {
+        cond.push("at < ?");
+        params.push(SqlValue::Text(u.clone()));
+    }
+    if let Some(id) = filter.after_id {
+        cond.push("id > ?");
+        params.push(SqlValue::Integer(id));
+    }
+    let columns = "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
+    let sql = match filter.last {
+        Some(last) => format!(
+            "SELECT * FROM (SELECT {columns} FROM audit_log WHERE {} ORDER BY id DESC LIMIT {last})
+             ORDER BY id",
+            cond.join(" AND ")
+        ),
+        None => format!(
+            "SELECT {columns} FROM audit_log WHERE {} ORDER BY id",
+            cond.join(" AND ")
+        ),
+    };
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(params), from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

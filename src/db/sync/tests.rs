@@ -1,0 +1,626 @@
+//! The hooks, apply, test mode and the report on a fresh SQLite file: what a write leaves
+//! in members, the audit log and the outbox.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::db::{Db, Durability, audit, events, members, settings, tenants, users};
+use crate::sync::{ChangeKind, DeactivatePolicy, DeletePolicy, Settings};
+
+struct Fixture {
+    db: Db,
+    tenant: i64,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+        let tenant = tenants::by_slug(&db.conn().unwrap(), "default").unwrap().id;
+        Fixture {
+            db,
+            tenant,
+            _dir: dir,
+        }
+    }
+
+    fn conn(&self) -> r2d2::PooledConnection<r2d2_sqlite::SqliteConnectionManager> {
+        self.db.conn().unwrap()
+    }
+
+    fn ctx(&self) -> WriteContext {
+        WriteContext {
+            tenant_id: self.tenant,
+            actor: "token:1".into(),
+            request_id: Some("req-1".into()),
+        }
+    }
+
+    /// A SCIM create: the user row and its hook, in one transaction.
+    fn create_user(&self, email: &str, active: bool) -> users::UserRow {
+        let data = json!({"userName": email, "name": {"givenName": "Ada", "familyName": "Lovelace"},
+            "emails": [{"value": email, "primary": true}], "active": active});
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            let row = users::create(tx, self.tenant, data.as_object().unwrap())?;
+            user_written(tx, &self.ctx(), row.pk)?;
+            Ok::<_, DbError>(row)
+        })
+        .unwrap()
+    }
+
+    fn set_active(&self, user: &users::UserRow, active: bool) -> users::UserRow {
+        let mut data = users::get(&self.conn(), self.tenant, &user.id)
+            .unwrap()
+            .unwrap();
+        data.data.insert("active".into(), json!(active));
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            let row = users::replace(tx, self.tenant, &data, data.data.clone())?;
+            user_written(tx, &self.ctx(), row.pk)?;
+            Ok::<_, DbError>(row)
+        })
+        .unwrap()
+    }
+
+    fn delete_user(&self, user: &users::UserRow) {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            user_deleting(tx, &self.ctx(), user.pk)?;
+            users::delete(tx, self.tenant, &user.id)
+        })
+        .unwrap();
+    }
+
+    fn create_group(&self, name: &str) -> i64 {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            let row = crate::db::groups::create(
+                tx,
+                self.tenant,
+                json!({"displayName": name}).as_object().unwrap(),
+            )?;
+            let change = GroupChange {
+                created: true,
+                ..GroupChange::default()
+            };
+            group_written(tx, &self.ctx(), row.pk, &change)?;
+            Ok::<_, DbError>(row.pk)
+        })
+        .unwrap()
+    }
+
+    /// A membership PATCH: one row added or removed, then the hook.
+    fn membership(&self, group_pk: i64, user_pk: i64, add: bool) {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            let mut change = GroupChange::default();
+            if add {
+                tx.execute(
+                    "INSERT INTO group_members (group_pk, member_user_pk) VALUES (?1, ?2)",
+                    [group_pk, user_pk],
+                )?;
+                change.added_user_pks.push(user_pk);
+            } else {
+                tx.execute(
+                    "DELETE FROM group_members WHERE group_pk = ?1 AND member_user_pk = ?2",
+                    [group_pk, user_pk],
+                )?;
+                change.removed_user_pks.push(user_pk);
+            }
+            group_written(tx, &self.ctx(), group_pk, &change)
+        })
+        .unwrap();
+    }
+
+    fn rename_group(&self, group_pk: i64, name: &str) {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            tx.execute(
+                "UPDATE groups SET display_name = ?2, display_name_fold = lower(?2) WHERE pk = ?1",
+                rusqlite::params![group_pk, name],
+            )?;
+            let change = GroupChange {
+                renamed: true,
+                ..GroupChange::default()
+            };
+            group_written(tx, &self.ctx(), group_pk, &change)
+        })
+        .unwrap();
+    }
+
+    fn delete_group(&self, group_pk: i64) {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            group_deleting(tx, &self.ctx(), group_pk)?;
+            tx.execute("DELETE FROM groups WHERE pk = ?1", [group_pk])?;
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+    }
+
+    fn members(&self) -> Vec<members::MemberRow> {
+        members::list(&self.conn(), self.tenant).unwrap()
+    }
+
+    fn member(&self) -> members::MemberRow {
+        let mut all = self.members();
+        assert_eq!(all.len(), 1, "{all:#?}");
+        all.remove(0)
+    }
+
+    fn events(&self) -> Vec<(String, Value)> {
+        events::after(&self.conn(), self.tenant, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind.as_str().to_string(), e.payload))
+            .collect()
+    }
+
+    fn event_types(&self) -> Vec<String> {
+        self.events().into_iter().map(|(k, _)| k).collect()
+    }
+
+    fn audit_actions(&self) -> Vec<String> {
+        audit::list(
+            &self.conn(),
+            &audit::Filter {
+                tenant_id: Some(self.tenant),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.action.as_str().to_string())
+        .collect()
+    }
+
+    fn update_settings(&self, edit: impl FnOnce(&mut Settings)) {
+        let conn = self.conn();
+        let mut s = settings::get(&conn, self.tenant).unwrap();
+        edit(&mut s);
+        settings::save(&conn, self.tenant, &s).unwrap();
+    }
+
+    fn full_sync(&self, dry_run: bool) -> SyncRun {
+        let mut conn = self.conn();
+        crate::db::write_sync(&mut conn, |tx| {
+            run(tx, &WriteContext::cli(self.tenant), Scope::Full, dry_run)
+        })
+        .unwrap()
+    }
+}
+
+#[test]
+fn a_scim_create_makes_a_member_with_its_audit_entry_and_event_once() {
+    let f = Fixture::new();
+    let user = f.create_user("ada@x.io", true);
+    let m = f.member();
+    assert_eq!(m.profile.email.as_deref(), Some("ada@x.io"));
+    assert_eq!(
+        (m.role.as_str(), m.status, m.managed, m.source),
+        ("viewer", MemberStatus::Active, true, MemberSource::Scim)
+    );
+    assert_eq!(m.user_id.as_deref(), Some(user.id.as_str()));
+    assert_eq!(f.event_types(), ["member.created"]);
+    let (_, payload) = &f.events()[0];
+    assert_eq!(payload["member"]["email"], "ada@x.io");
+    assert_eq!(payload["member"]["status"], "active");
+    let log = audit::list(&f.conn(), &audit::Filter::default()).unwrap();
+    assert_eq!(log.len(), 1);
+    let e = &log[0].entry;
+    assert_eq!(
+        (
+            e.actor.as_str(),
+            e.action,
+            e.target.as_deref(),
+            e.request_id.as_deref()
+        ),
+        (
+            "token:1",
+            audit::Action::MemberCreated,
+            Some(format!("member/{}", m.id).as_str()),
+            Some("req-1")
+        )
+    );
+
+    // The same write again (Entra's periodic PUT): nothing more.
+    f.set_active(&user, true);
+    assert_eq!(f.members().len(), 1);
+    assert_eq!(f.event_types().len(), 1);
+    assert_eq!(f.audit_actions().len(), 1);
+}
+
+#[test]
+fn a_manual_member_is_linked_by_email_and_takes_the_idps_values() {
+    let f = Fixture::new();
+    let manual = members::insert(
+        &f.conn(),
+        f.tenant,
+        &members::NewMember {
+            profile: crate::sync::Profile {
+                email: Some("ADA@x.io".into()),
+                given_name: Some("Old".into()),
+                ..Default::default()
+            },
+            role: "member".parse().unwrap(),
+            role_reason: "set manually".into(),
+            status: MemberStatus::Active,
+            managed: true,
+            source: MemberSource::Manual,
+            user_id: None,
+        },
+    )
+    .unwrap();
+    let user = f.create_user("ada@x.io", true);
+    let m = f.member();
+    assert_eq!(m.id, manual.id, "linked, not duplicated");
+    assert_eq!(m.user_id.as_deref(), Some(user.id.as_str()));
+    assert_eq!(m.profile.given_name.as_deref(), Some("Ada"));
+    assert_eq!(m.source, MemberSource::Manual);
+    assert_eq!(m.role.as_str(), "viewer", "the IdP decides the role now");
+    assert_eq!(f.event_types(), ["member.updated", "member.role_changed"]);
+}
+
+#[test]
+fn deactivation_suspends_reactivation_restores_and_idp_delete_archives() {
+    let f = Fixture::new();
+    let user = f.create_user("ada@x.io", true);
+    let id = f.member().id;
+    f.set_active(&user, false);
+    assert_eq!(f.member().status, MemberStatus::Suspended);
+    f.set_active(&user, true);
+    let m = f.member();
+    assert_eq!(
+        (m.id.as_str(), m.status),
+        (id.as_str(), MemberStatus::Active)
+    );
+    f.delete_user(&user);
+    let m = f.member();
+    assert_eq!(m.status, MemberStatus::Archived);
+    assert_eq!(
+        m.user_id.as_deref(),
+        Some(user.id.as_str()),
+        "the link is kept as history"
+    );
+    assert!(!m.user_exists);
+    assert_eq!(
+        f.event_types(),
+        [
+            "member.created",
+            "member.suspended",
+            "member.reactivated",
+            "member.archived"
+        ]
+    );
+    // The IdP re-creates the person: the same member comes back.
+    let again = f.create_user("ada@x.io", true);
+    let m = f.member();
+    assert_eq!(
+        (m.id.as_str(), m.status),
+        (id.as_str(), MemberStatus::Active)
+    );
+    assert_eq!(m.user_id.as_deref(), Some(again.id.as_str()));
+    // A full sync finds nothing left to do.
+    assert_eq!(f.full_sync(false).report.applicable(), 0);
+}
+
+#[test]
+fn delete_policies_remove_the_member_with_an_audit_entry_and_an_event() {
+    for (deactivate, label) in [(true, "deactivate"), (false, "IdP delete")] {
+        let f = Fixture::new();
+        f.update_settings(|s| {
+            s.on_deactivate = DeactivatePolicy::Delete;
+            s.on_delete = DeletePolicy::Delete;
+        });
+        let user = f.create_user("ada@x.io", true);
+        let id = f.member().id;
+        if deactivate {
+            f.set_active(&user, false);
+        } else {
+            f.delete_user(&user);
+        }
+        assert!(f.members().is_empty(), "{label}");
+        let (kind, payload) = f.events().pop().unwrap();
+        assert_eq!(kind, "member.deleted", "{label}");
+        assert_eq!(payload["member"]["id"], id.as_str());
+        let cause = if deactivate {
+            "deactivated"
+        } else {
+            "deleted_by_idp"
+        };
+        assert_eq!(payload["cause"], cause);
+        assert_eq!(f.audit_actions().last().unwrap(), "member.deleted");
+        assert_eq!(f.full_sync(false).report.applicable(), 0, "{label}");
+    }
+}
+
+#[test]
+fn group_writes_re_evaluate_only_the_affected_members_roles() {
+    let f = Fixture::new();
+    let ada = f.create_user("ada@x.io", true);
+    let bob = f.create_user("bob@x.io", true);
+    let admins = f.create_group("scimd-role-admin");
+    let eng = f.create_group("Engineering");
+    f.membership(admins, ada.pk, true);
+    f.membership(eng, bob.pk, true);
+    let role_of = |email: &str| {
+        let m = members::by_email(&f.conn(), f.tenant, email)
+            .unwrap()
+            .unwrap();
+        (m.role.as_str().to_string(), m.role_reason)
+    };
+    assert_eq!(role_of("ada@x.io").0, "admin");
+    assert_eq!(role_of("bob@x.io").0, "viewer");
+
+    // A mapping, then a rename into it and out of it.
+    f.update_settings(|s| {
+        s.mappings.push(crate::sync::RoleMapping {
+            group: "Eng-Admins".into(),
+            role: "owner".parse().unwrap(),
+        })
+    });
+    f.rename_group(eng, "Eng-Admins");
+    assert_eq!(
+        role_of("bob@x.io"),
+        ("owner".into(), "owner, from group Eng-Admins".into())
+    );
+    f.delete_group(eng);
+    assert_eq!(role_of("bob@x.io").0, "viewer");
+    f.membership(admins, ada.pk, false);
+    assert_eq!(role_of("ada@x.io").0, "viewer");
+
+    let types = f.event_types();
+    let groups: Vec<&str> = types
+        .iter()
+        .map(String::as_str)
+        .filter(|t| t.starts_with("group."))
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            "group.created",
+            "group.created",
+            "group.member_added",
+            "group.member_added",
+            "group.updated",
+            "group.deleted",
+            "group.member_removed"
+        ]
+    );
+    let roles = types.iter().filter(|t| *t == "member.role_changed").count();
+    assert_eq!(roles, 4);
+}
+
+#[test]
+fn test_mode_changes_no_member_and_its_report_is_what_force_sync_applies() {
+    let f = Fixture::new();
+    let kept = f.create_user("kept@x.io", true);
+    f.update_settings(|s| s.test_mode = true);
+    let events_before = f.event_types().len();
+    let members_before = f.members();
+
+    let admins = f.create_group("scimd-role-admin");
+    f.membership(admins, kept.pk, true);
+    f.create_user("new@x.io", true);
+    f.set_active(&kept, false);
+    assert_eq!(
+        f.members(),
+        members_before,
+        "test mode leaves members untouched"
+    );
+    let member_events = f.event_types()[events_before..]
+        .iter()
+        .filter(|t| t.starts_with("member."))
+        .count();
+    assert_eq!(member_events, 0);
+
+    let report = report(&f.conn(), f.tenant).unwrap();
+    let dry = f.full_sync(false);
+    assert!(
+        dry.dry_run && dry.test_mode,
+        "force sync in test mode only reports"
+    );
+    assert_eq!(dry.report, report);
+    assert_eq!(f.members(), members_before);
+    assert_eq!(report.summary(), "create 1, role_change 1, suspend 1");
+
+    // Turning test mode off applies nothing by itself; force sync applies the report.
+    f.update_settings(|s| s.test_mode = false);
+    assert_eq!(f.members(), members_before);
+    let applied = f.full_sync(false);
+    assert!(!applied.dry_run);
+    assert_eq!(applied.report, report, "change for change");
+    assert_eq!(f.members().len(), 2);
+    assert_eq!(self::report(&f.conn(), f.tenant).unwrap().applicable(), 0);
+    let runs = runs(&f.conn(), f.tenant, 10).unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(!runs[0].dry_run && runs[1].dry_run);
+    assert_eq!(runs[0].counts["create"], 1);
+}
+
+#[test]
+fn a_roles_run_applies_role_changes_only() {
+    let f = Fixture::new();
+    let user = f.create_user("ada@x.io", true);
+    let eng = f.create_group("Eng");
+    f.membership(eng, user.pk, true);
+    f.update_settings(|s| {
+        s.absent = crate::sync::AbsentPolicy::Archive;
+        s.mappings.push(crate::sync::RoleMapping {
+            group: "Eng".into(),
+            role: "member".parse().unwrap(),
+        });
+    });
+    members::insert(
+        &f.conn(),
+        f.tenant,
+        &members::NewMember {
+            profile: crate::sync::Profile {
+                email: Some("manual@x.io".into()),
+                ..Default::default()
+            },
+            role: "viewer".parse().unwrap(),
+            role_reason: "set manually".into(),
+            status: MemberStatus::Active,
+            managed: true,
+            source: MemberSource::Manual,
+            user_id: None,
+        },
+    )
+    .unwrap();
+    let mut conn = f.conn();
+    let run = crate::db::write_sync(&mut conn, |tx| {
+        run(tx, &WriteContext::cli(f.tenant), Scope::Roles, false)
+    })
+    .unwrap();
+    assert_eq!(run.report.summary(), "role_change 1");
+    let manual = members::by_email(&f.conn(), f.tenant, "manual@x.io")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        manual.status,
+        MemberStatus::Active,
+        "no archival as a side effect"
+    );
+    let full = report(&f.conn(), f.tenant).unwrap();
+    assert_eq!(full.summary(), "archive 1");
+    assert_eq!(full.counts.get(ChangeKind::Archive), 1);
+}
+
+#[test]
+fn the_audit_log_is_append_only_and_filterable() {
+    let f = Fixture::new();
+    let conn = f.conn();
+    let ctx = f.ctx();
+    audit::append(
+        &conn,
+        &audit::Entry::scim_write(&ctx, audit::Action::ScimPost, "/Users", 201),
+    )
+    .unwrap();
+    audit::append(
+        &conn,
+        &audit::Entry::scim_write(&ctx, audit::Action::ScimPatch, "Users/abc", 400)
+            .with_detail(json!({"detail": "bad op"})),
+    )
+    .unwrap();
+    audit::append(
+        &conn,
+        &audit::Entry::new(
+            f.tenant,
+            "cli",
+            audit::Action::SettingsChanged,
+            Some("tenant".into()),
+        ),
+    )
+    .unwrap();
+    for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{err}");
+    }
+    let list = |filter: audit::Filter| {
+        audit::list(&conn, &filter)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry.target.unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(audit::Filter {
+            actor: Some("token:1".into()),
+            ..Default::default()
+        }),
+        ["Users", "Users/abc"]
+    );
+    assert_eq!(
+        list(audit::Filter {
+            target: Some("Users/".into()),
+            ..Default::default()
+        }),
+        ["Users/abc"]
+    );
+    assert_eq!(
+        list(audit::Filter {
+            action: Some(audit::Action::SettingsChanged),
+            ..Default::default()
+        }),
+        ["tenant"]
+    );
+    assert_eq!(
+        list(audit::Filter {
+            last: Some(2),
+            ..Default::default()
+        }),
+        ["Users/abc", "tenant"]
+    );
+    assert_eq!(
+        list(audit::Filter {
+            since: Some("2999-01-01T00:00:00.000000Z".into()),
+            ..Default::default()
+        }),
+        Vec::<String>::new()
+    );
+    let all = audit::list(&conn, &audit::Filter::default()).unwrap();
+    let line: Value = serde_json::from_str(&all[1].to_json_line()).unwrap();
+    assert_eq!(line["outcome"], "failure");
+    assert_eq!(line["status"], 400);
+    assert_eq!(line["action"], "scim.patch");
+    assert_eq!(line["requestId"], "req-1");
+}
+
+#[test]
+fn event_cursors_only_grow() {
+    let f = Fixture::new();
+    let conn = f.conn();
+    let a = events::append(
+        &conn,
+        f.tenant,
+        events::EventType::GroupCreated,
+        "g",
+        &json!({}),
+    )
+    .unwrap();
+    conn.execute("DELETE FROM events", []).unwrap();
+    let b = events::append(
+        &conn,
+        f.tenant,
+        events::EventType::GroupDeleted,
+        "g",
+        &json!({}),
+    )
+    .unwrap();
+    assert!(b > a, "a pruned cursor is never handed out again");
+    assert_eq!(events::after(&conn, f.tenant, a, 10).unwrap().len(), 1);
+    assert!(events::after(&conn, f.tenant, b, 10).unwrap().is_empty());
+}
+
+#[test]
+fn settings_round_trip_and_refuse_inconsistent_changes() {
+    let f = Fixture::new();
+    let conn = f.conn();
+    assert_eq!(settings::get(&conn, f.tenant).unwrap(), Settings::default());
+    let mut s = Settings {
+        roles: vec!["admin".parse().unwrap(), "guest".parse().unwrap()],
+        default_role: "guest".parse().unwrap(),
+        role_prefix: "app-".into(),
+        test_mode: true,
+        ..Settings::default()
+    };
+    settings::save(&conn, f.tenant, &s).unwrap();
+    let s2 = settings::map_role(&conn, f.tenant, "Eng", &"admin".parse().unwrap()).unwrap();
+    assert_eq!(s2.mappings.len(), 1);
+    s.mappings = s2.mappings.clone();
+    assert_eq!(settings::get(&conn, f.tenant).unwrap(), s);
+    let err =
+        settings::map_role(&conn, f.tenant, "App-Guest", &"admin".parse().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("reserved"), "{err}");
+    let err = settings::map_role(&conn, f.tenant, "X", &"owner".parse().unwrap()).unwrap_err();
+    assert!(err.to_string().contains("not one of the roles"), "{err}");
+    assert!(matches!(
+        settings::unmap_role(&conn, f.tenant, "nope"),
+        Err(DbError::NotFound)
+    ));
+    settings::unmap_role(&conn, f.tenant, "ENG").unwrap();
+    assert!(settings::get(&conn, f.tenant).unwrap().mappings.is_empty());
+}

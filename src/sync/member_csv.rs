@@ -1,0 +1,341 @@
+//! The members CSV, import and export alike: `email` (required), `userName`, `givenName`,
+//! `familyName`, `role`, `Provisioning Managed` (true/false, default true).
+//!
+//! This is how admins load the people who existed before provisioning, and how they mark
+//! some as never managed by it (KnowBe4's "Provisioning Managed" column). Parsing checks
+//! every row and returns every problem with its line number, so one run of the import
+//! tells the admin everything to fix; nothing is imported unless every row is valid.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use super::model::{Profile, Role, Settings, looks_like_email};
+use crate::scim::filter::fold;
+
+/// The columns, in export order.
+pub const COLUMNS: [&str; 6] = [
+    "email",
+    "userName",
+    "givenName",
+    "familyName",
+    "role",
+    "Provisioning Managed",
+];
+
+/// One valid row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    /// Line in the file, for messages.
+    pub line: u64,
+    pub email: String,
+    pub user_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub role: Option<Role>,
+    /// `None`: the cell (or column) is empty, i.e. unchanged for an existing member and
+    /// `true` for a new one.
+    pub managed: Option<bool>,
+}
+
+/// A problem with one line of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: u64,
+    pub message: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+/// Header cells compare without case, spaces, `_` or `-`: "Provisioning Managed",
+/// "provisioning_managed" and "PROVISIONINGMANAGED" are the same column.
+fn normalise(header: &str) -> String {
+    header
+        .trim_start_matches('\u{feff}')
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" => Some(true),
+        "false" | "no" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses and validates a members CSV against the tenant's roles.
+pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<RowError>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let header_error = |message: String| vec![RowError { line: 1, message }];
+    let headers = reader
+        .headers()
+        .map_err(|e| header_error(format!("cannot read the header: {e}")))?
+        .clone();
+    let wanted: Vec<String> = COLUMNS.iter().map(|c| normalise(c)).collect();
+    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut errors = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        match wanted.iter().position(|w| *w == normalise(h)) {
+            Some(col) if index.values().any(|&c| c == col) => errors.push(RowError {
+                line: 1,
+                message: format!("column {:?} appears twice", COLUMNS[col]),
+            }),
+            Some(col) => {
+                index.insert(i, col);
+            }
+            None if h.is_empty() => {}
+            None => errors.push(RowError {
+                line: 1,
+                message: format!(
+                    "unknown column {h:?}; the columns are {}",
+                    COLUMNS.join(", ")
+                ),
+            }),
+        }
+    }
+    if !index.values().any(|&c| c == 0) {
+        errors.push(RowError {
+            line: 1,
+            message: "the required column \"email\" is missing".into(),
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    // The physical line of a record, as an editor shows it: a record's position includes
+    // the blank lines before it, which the csv crate's line count does not see.
+    let line_at = |byte: u64| {
+        let mut start = (byte as usize).min(input.len());
+        while start < input.len() && matches!(input[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        input[..start].iter().filter(|&&b| b == b'\n').count() as u64 + 1
+    };
+    let mut rows = Vec::new();
+    let mut emails: HashMap<String, u64> = HashMap::new();
+    let mut user_names: HashMap<String, u64> = HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| line_at(p.byte()));
+                errors.push(RowError {
+                    line,
+                    message: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| line_at(p.byte()));
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let mut cells: [Option<&str>; 6] = [None; 6];
+        for (i, value) in record.iter().enumerate() {
+            match index.get(&i) {
+                Some(&col) => cells[col] = Some(value).filter(|v| !v.is_empty()),
+                None if value.is_empty() => {}
+                None => errors.push(RowError {
+                    line,
+                    message: format!(
+                        "{} fields but the header has {}",
+                        record.len(),
+                        headers.len()
+                    ),
+                }),
+            }
+        }
+        let [email, user_name, given_name, family_name, role, managed] = cells;
+        let mut fail = |message: String| errors.push(RowError { line, message });
+        let email = match email {
+            None => {
+                fail("email is required".into());
+                continue;
+            }
+            Some(e) if !looks_like_email(e) => {
+                fail(format!("{e:?} is not an email address"));
+                continue;
+            }
+            Some(e) => e,
+        };
+        if let Some(first) = emails.insert(fold(email), line) {
+            fail(format!("email {email} is already on line {first}"));
+        }
+        if let Some(u) = user_name
+            && let Some(first) = user_names.insert(fold(u), line)
+        {
+            fail(format!("userName {u} is already on line {first}"));
+        }
+        let role = match role.map(str::parse::<Role>) {
+            None => None,
+            Some(Err(e)) => {
+                fail(e);
+                None
+            }
+            Some(Ok(r)) if settings.rank(&r).is_none() => {
+                let roles: Vec<&str> = settings.roles.iter().map(Role::as_str).collect();
+                fail(format!(
+                    "role {r} is not one of the tenant's roles ({})",
+                    roles.join(", ")
+                ));
+                None
+            }
+            Some(Ok(r)) => Some(r),
+        };
+        let managed = match managed {
+            None => None,
+            Some(v) => match parse_bool(v) {
+                Some(b) => Some(b),
+                None => {
+                    fail(format!(
+                        "Provisioning Managed must be true or false, not {v:?}"
+                    ));
+                    None
+                }
+            },
+        };
+        rows.push(ImportRow {
+            line,
+            email: email.to_string(),
+            user_name: user_name.map(str::to_string),
+            given_name: given_name.map(str::to_string),
+            family_name: family_name.map(str::to_string),
+            role,
+            managed,
+        });
+    }
+    if errors.is_empty() {
+        Ok(rows)
+    } else {
+        errors.sort_by_key(|e| e.line);
+        Err(errors)
+    }
+}
+
+/// Writes members in the import format, so an export can be edited and imported back.
+pub fn export<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(COLUMNS).expect("write to memory");
+    for (p, role, managed) in members {
+        let cell = |v: &'a Option<String>| v.as_deref().unwrap_or("");
+        w.write_record([
+            cell(&p.email),
+            cell(&p.user_name),
+            cell(&p.given_name),
+            cell(&p.family_name),
+            role.as_str(),
+            if managed { "true" } else { "false" },
+        ])
+        .expect("write to memory");
+    }
+    String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(input: &str) -> Vec<String> {
+        parse(input.as_bytes(), &Settings::default())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_file_parses_with_any_header_spelling_and_order() {
+        let input = "\u{feff}Email,provisioning_managed,Role,givenName\n\
+                     ada@x.io,false,Admin,Ada\n\
+                     \n\
+                     bob@x.io,,,\n";
+        let rows = parse(input.as_bytes(), &Settings::default()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            rows[0],
+            ImportRow {
+                line: 2,
+                email: "ada@x.io".into(),
+                user_name: None,
+                given_name: Some("Ada".into()),
+                family_name: None,
+                role: Some("admin".parse().unwrap()),
+                managed: Some(false),
+            }
+        );
+        assert_eq!(
+            (rows[1].line, rows[1].managed, rows[1].role.clone()),
+            (4, None, None)
+        );
+    }
+
+    #[test]
+    fn every_bad_row_is_reported_with_its_line() {
+        let input = "email,userName,role,Provisioning Managed\n\
+                     ada@x.io,ada,admin,true\n\
+                     ,bob,,\n\
+                     not-an-email,,,\n\
+                     ADA@x.io,ada,superuser,maybe\n";
+        assert_eq!(
+            messages(input),
+            [
+                "line 3: email is required",
+                "line 4: \"not-an-email\" is not an email address",
+                "line 5: email ADA@x.io is already on line 2",
+                "line 5: userName ada is already on line 2",
+                "line 5: role superuser is not one of the tenant's roles (owner, admin, member, viewer)",
+                "line 5: Provisioning Managed must be true or false, not \"maybe\"",
+            ]
+        );
+    }
+
+    #[test]
+    fn header_problems_stop_before_the_rows() {
+        assert_eq!(
+            messages("userName,Provisioning Manged\nx,y\n"),
+            [
+                "line 1: unknown column \"Provisioning Manged\"; the columns are email, userName, givenName, familyName, role, Provisioning Managed",
+                "line 1: the required column \"email\" is missing",
+            ]
+        );
+        assert_eq!(
+            messages("email,a\nx@y.z,1,2\n"),
+            [
+                "line 1: unknown column \"a\"; the columns are email, userName, givenName, familyName, role, Provisioning Managed"
+            ]
+        );
+        assert_eq!(
+            messages("email\nx@y.z,extra\n"),
+            ["line 2: 2 fields but the header has 1"]
+        );
+    }
+
+    #[test]
+    fn export_writes_the_import_format() {
+        let p = Profile {
+            email: Some("ada@x.io".into()),
+            given_name: Some("Ada, Countess".into()),
+            ..Profile::default()
+        };
+        let role: Role = "admin".parse().unwrap();
+        let out = export([(&p, &role, false)]);
+        assert_eq!(
+            out,
+            "email,userName,givenName,familyName,role,Provisioning Managed\n\
+             ada@x.io,,\"Ada, Countess\",,admin,false\n"
+        );
+        let rows = parse(out.as_bytes(), &Settings::default()).unwrap();
+        assert_eq!(rows[0].given_name.as_deref(), Some("Ada, Countess"));
+        assert_eq!(rows[0].managed, Some(false));
+    }
+}

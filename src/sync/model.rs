@@ -1,0 +1,460 @@
+//! The vocabulary of sync: member statuses and sources, tenant policies, roles and settings,
+//! and the two sides a plan compares (directory users and members).
+//!
+//! Every value that is stored as text or typed on the command line is an enum with
+//! `as_str`/`FromStr`, so a misspelt policy is an error at the edge, never a silent default.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::scim::filter::fold;
+
+/// A value that is not one of an enum's spellings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {value:?}: expected one of {expected}")]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+    pub expected: String,
+}
+
+/// Enums stored as text: their spellings, for parsers and help texts.
+pub trait TextEnum: Copy + 'static {
+    /// Every variant, in declaration order.
+    const ALL: &'static [Self];
+    fn as_str(self) -> &'static str;
+}
+
+/// Declares a fieldless enum stored as text, with `as_str`, `FromStr` (case-insensitive),
+/// `Display` and `Serialize` as that text. One definition per enum keeps the spelling in
+/// one place; a hand-written match per direction would let the two drift apart.
+macro_rules! text_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+        }
+
+        impl $crate::sync::model::TextEnum for $name {
+            const ALL: &'static [Self] = &[$( $name::$variant, )+];
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::sync::model::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let s = s.trim();
+                <Self as $crate::sync::model::TextEnum>::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
+                    .ok_or_else(|| $crate::sync::model::UnknownValue {
+                        what: $what,
+                        value: s.to_string(),
+                        expected: [$($text),+].join(", "),
+                    })
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum! {
+    /// Where a member stands. Only `active` members have access in the organisation's apps.
+    pub enum MemberStatus ("member status") {
+        Active => "active",
+        /// Deactivated in the IdP; reversible, same member.
+        Suspended => "suspended",
+        /// Deleted by the IdP or gone from it; kept for history, restorable if the person returns.
+        Archived => "archived",
+    }
+}
+
+text_enum! {
+    /// How a member came to exist. It never changes: a manual member linked later by the
+    /// IdP is still known to have been created by hand.
+    pub enum MemberSource ("member source") {
+        Scim => "scim",
+        Manual => "manual",
+        Csv => "csv",
+    }
+}
+
+text_enum! {
+    /// What `active: false` from the IdP does to a member.
+    pub enum DeactivatePolicy ("deactivation policy") {
+        /// Reversible: reactivation restores the same member.
+        Suspend => "suspend",
+        /// The member and everything hanging off it are removed.
+        Delete => "delete",
+    }
+}
+
+text_enum! {
+    /// What `DELETE /Users/{id}` from the IdP does to a member.
+    pub enum DeletePolicy ("deletion policy") {
+        Archive => "archive",
+        Delete => "delete",
+    }
+}
+
+text_enum! {
+    /// What a full sync does to members the IdP does not have (never linked, e.g. manual).
+    pub enum AbsentPolicy ("absent-member policy") {
+        /// They keep access, as before provisioning.
+        Retain => "retain",
+        Archive => "archive",
+    }
+}
+
+text_enum! {
+    /// Which attribute links a directory user to a pre-existing member.
+    pub enum MatchBy ("match attribute") {
+        /// Primary email (or userName when it is an email), case-insensitive.
+        Email => "email",
+        /// userName, case-insensitive.
+        UserName => "username",
+    }
+}
+
+/// A role name: lowercase letters, digits, `-` and `_`, so that `<prefix><role>` group
+/// names are unambiguous and every spelling of a role is the same role.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Role(String);
+
+impl Role {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        let s = s.trim().to_ascii_lowercase();
+        let valid = (1..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if valid {
+            Ok(Role(s))
+        } else {
+            Err(format!(
+                "invalid role {s:?}: use 1-63 letters, digits, '-' and '_'"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Role {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// A custom mapping: members of the directory group named `group` get `role`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleMapping {
+    /// The group's displayName as the admin typed it; matched case-insensitively.
+    pub group: String,
+    pub role: Role,
+}
+
+/// A tenant's sync settings, with the defaults of DESIGN.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Settings {
+    /// Plan and report, but change no member.
+    pub test_mode: bool,
+    pub on_deactivate: DeactivatePolicy,
+    pub on_delete: DeletePolicy,
+    pub absent: AbsentPolicy,
+    pub match_by: MatchBy,
+    /// Highest-ranked first.
+    pub roles: Vec<Role>,
+    /// The role of members no mapped group gives a role to.
+    pub default_role: Role,
+    /// Groups named `<prefix><role>` always give that role.
+    pub role_prefix: String,
+    pub mappings: Vec<RoleMapping>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        let role = |s: &str| Role(s.to_string());
+        Settings {
+            test_mode: false,
+            on_deactivate: DeactivatePolicy::Suspend,
+            on_delete: DeletePolicy::Archive,
+            absent: AbsentPolicy::Retain,
+            match_by: MatchBy::Email,
+            roles: ["owner", "admin", "member", "viewer"]
+                .into_iter()
+                .map(role)
+                .collect(),
+            default_role: role("viewer"),
+            role_prefix: DEFAULT_ROLE_PREFIX.to_string(),
+            mappings: Vec::new(),
+        }
+    }
+}
+
+/// The reserved group-name prefix unless a tenant chooses another.
+pub const DEFAULT_ROLE_PREFIX: &str = "scimd-role-";
+
+impl Settings {
+    /// The rank of `role`: 0 is the highest; `None` for a role the tenant does not have.
+    pub fn rank(&self, role: &Role) -> Option<usize> {
+        self.roles.iter().position(|r| r == role)
+    }
+
+    /// The role a reserved group name `<prefix><role>` stands for, if `group` is one.
+    pub fn reserved_role(&self, group: &str) -> Option<&Role> {
+        let rest = fold(group)
+            .strip_prefix(&fold(&self.role_prefix))?
+            .to_string();
+        self.roles.iter().find(|r| r.as_str() == rest)
+    }
+
+    /// Checks the settings hang together: what `roles set`, `roles map` and `tenant set`
+    /// must keep true. Each message says how to fix it.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.roles.is_empty() {
+            return Err("a tenant needs at least one role".into());
+        }
+        for (i, r) in self.roles.iter().enumerate() {
+            if self.roles[..i].contains(r) {
+                return Err(format!("role {r} is listed twice"));
+            }
+        }
+        if self.rank(&self.default_role).is_none() {
+            return Err(format!(
+                "the default role {} is not one of the roles ({}); choose a default role among them",
+                self.default_role,
+                self.role_list()
+            ));
+        }
+        let prefix = self.role_prefix.trim();
+        if prefix.is_empty() || prefix != self.role_prefix || prefix.chars().count() > 64 {
+            return Err(format!(
+                "invalid role prefix {:?}: use 1-64 characters without surrounding spaces",
+                self.role_prefix
+            ));
+        }
+        for m in &self.mappings {
+            if self.rank(&m.role).is_none() {
+                return Err(format!(
+                    "group {:?} is mapped to role {}, which is not one of the roles ({}); unmap it first",
+                    m.group,
+                    m.role,
+                    self.role_list()
+                ));
+            }
+            if let Some(r) = self.reserved_role(&m.group) {
+                return Err(format!(
+                    "group name {:?} is reserved: it always gives role {r} and cannot be mapped",
+                    m.group
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn role_list(&self) -> String {
+        self.roles
+            .iter()
+            .map(Role::as_str)
+            .collect::<Vec<_>>()
+            .join(" > ")
+    }
+}
+
+/// The person-level attributes a member shares with its directory user. The IdP's values
+/// overwrite these once a member is linked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Profile {
+    pub email: Option<String>,
+    pub user_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+}
+
+/// A directory group, as far as roles are concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryGroup {
+    /// SCIM id.
+    pub id: String,
+    pub display_name: String,
+}
+
+/// A directory user as sync sees it: what the IdP pushed, reduced to what members carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryUser {
+    /// SCIM id: what a member's link holds. Never reused, unlike row numbers.
+    pub id: String,
+    pub user_name: String,
+    /// The primary email, else the first email.
+    pub email: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub display_name: Option<String>,
+    pub active: bool,
+    /// Direct groups only: nested groups do not confer roles (simple to explain in the UI).
+    pub groups: Vec<DirectoryGroup>,
+}
+
+impl DirectoryUser {
+    /// Reads a stored user's canonical data (see `scim::resource`).
+    pub fn from_data(id: &str, data: &Map<String, Value>, groups: Vec<DirectoryGroup>) -> Self {
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let emails = data.get("emails").and_then(Value::as_array);
+        let email = emails.and_then(|list| {
+            list.iter()
+                .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
+                .or_else(|| list.first())
+                .and_then(|e| text(e.get("value")))
+        });
+        let name = data.get("name");
+        DirectoryUser {
+            id: id.to_string(),
+            user_name: text(data.get("userName")).unwrap_or_default(),
+            email,
+            given_name: text(name.and_then(|n| n.get("givenName"))),
+            family_name: text(name.and_then(|n| n.get("familyName"))),
+            display_name: text(data.get("displayName")),
+            // Absent `active` means active: the SCIM layer stores it on create.
+            active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+            groups,
+        }
+    }
+
+    /// The email that links this user to a member: the primary email, or the userName when
+    /// it is an email (Entra's userPrincipalName often is the only one sent).
+    pub fn match_email(&self) -> Option<&str> {
+        self.email
+            .as_deref()
+            .or_else(|| Some(self.user_name.as_str()).filter(|u| looks_like_email(u)))
+    }
+
+    /// What a linked member's profile must become.
+    pub fn profile(&self) -> Profile {
+        Profile {
+            email: self.match_email().map(str::to_string),
+            user_name: Some(self.user_name.clone()),
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+/// Good enough to tell an email from a login name; the IdP, not scimd, validates addresses.
+pub fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// A member's link to the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// Never linked (manual or CSV member not yet seen from the IdP).
+    None,
+    /// Linked to this directory user, which exists.
+    Live(String),
+    /// Linked to a directory user the IdP has deleted; kept as history. A full sync applies
+    /// the IdP-deletion policy to it, and the person may be matched again if re-created.
+    Gone(String),
+}
+
+impl Link {
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Link::None => None,
+            Link::Live(id) | Link::Gone(id) => Some(id),
+        }
+    }
+}
+
+/// A member as sync sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Row id, for apply.
+    pub pk: i64,
+    /// Public id, for reports, events and apps.
+    pub id: String,
+    pub profile: Profile,
+    pub role: Role,
+    /// The explanation shown beside the role ("admin, from group Eng-Admins").
+    pub role_reason: String,
+    pub status: MemberStatus,
+    /// `false`: provisioning never touches this member.
+    pub managed: bool,
+    pub source: MemberSource,
+    pub link: Link,
+}
+
+impl Member {
+    /// Who this is, for a person reading a report.
+    pub fn subject(&self) -> String {
+        self.profile
+            .email
+            .clone()
+            .or_else(|| self.profile.user_name.clone())
+            .unwrap_or_else(|| self.id.clone())
+    }
+}
+
+/// The directory a plan looks at.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    /// Users present in the directory (all of the tenant's, or the ones a write affected).
+    pub users: Vec<DirectoryUser>,
+    /// Users the IdP is deleting right now (`DELETE /Users/{id}`).
+    pub deleted: Vec<DirectoryUser>,
+    /// `users` is the whole directory: only then is a member missing from it "absent".
+    pub complete: bool,
+}

@@ -1,0 +1,611 @@
+//! The plan: from (directory, members, settings) to the list of changes a sync makes.
+//!
+//! The rules are DESIGN.md's "Sync rules", in the order they are decided for each
+//! directory user: match a member (link, else email or userName), skip it if it is not
+//! managed, apply the deactivation or deletion policy, restore it if it was suspended or
+//! archived, copy the IdP's profile over it, and recompute its role. On a complete
+//! directory, members left unmatched are handled last: linked to a user the IdP deleted
+//! (deletion policy) or never linked (absent policy).
+//!
+//! A plan applied leaves nothing for the next plan to do: every change sets a member to
+//! exactly the value the next plan compares against.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::model::{
+    AbsentPolicy, DeactivatePolicy, DeletePolicy, Directory, DirectoryUser, Link, MatchBy, Member,
+    MemberStatus, Profile, Role, Settings, text_enum,
+};
+use super::roles::{self, RoleDecision, RoleReason};
+use crate::scim::filter::fold;
+
+text_enum! {
+    /// The kinds of change, in the order a report lists them.
+    pub enum ChangeKind ("change kind") {
+        Create => "create",
+        Update => "update",
+        RoleChange => "role_change",
+        Suspend => "suspend",
+        Reactivate => "reactivate",
+        Archive => "archive",
+        Delete => "delete",
+        /// Not a change: a member sync would have changed but must not (not managed, or a
+        /// conflict). Listed so the admin sees it.
+        Skip => "skip",
+    }
+}
+
+text_enum! {
+    /// Why a member is archived or deleted.
+    pub enum Cause ("cause") {
+        /// `active: false` from the IdP (deactivation policy `delete`).
+        Deactivated => "deactivated",
+        /// `DELETE /Users/{id}` from the IdP (deletion policy).
+        DeletedByIdp => "deleted_by_idp",
+        /// Not in the IdP at a full sync (absent policy `archive`).
+        Absent => "absent",
+    }
+}
+
+impl Cause {
+    fn describe(self) -> &'static str {
+        match self {
+            Cause::Deactivated => "deactivated in the IdP",
+            Cause::DeletedByIdp => "deleted by the IdP",
+            Cause::Absent => "not in the IdP",
+        }
+    }
+}
+
+text_enum! {
+    /// A member attribute a change can set.
+    pub enum Field ("field") {
+        Email => "email",
+        UserName => "userName",
+        GivenName => "givenName",
+        FamilyName => "familyName",
+        DisplayName => "displayName",
+        /// The SCIM id of the linked directory user.
+        UserId => "userId",
+        Role => "role",
+        /// The explanation of the role; changes when the group giving it does.
+        RoleReason => "roleReason",
+        Status => "status",
+    }
+}
+
+/// One attribute, before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub field: Field,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// What a change does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A new member, linked to `Change::user_id`, active.
+    Create {
+        profile: Profile,
+        role: RoleDecision,
+    },
+    /// Profile fields, the link, or the role's explanation (never role or status).
+    Update {
+        fields: Vec<FieldChange>,
+    },
+    RoleChange {
+        from: Role,
+        to: RoleDecision,
+    },
+    Suspend,
+    Reactivate {
+        from: MemberStatus,
+    },
+    Archive {
+        cause: Cause,
+        from: MemberStatus,
+    },
+    /// The member and everything hanging off it are removed.
+    Delete {
+        cause: Cause,
+        from: MemberStatus,
+    },
+    Skip {
+        reason: String,
+    },
+}
+
+impl Action {
+    pub fn kind(&self) -> ChangeKind {
+        match self {
+            Action::Create { .. } => ChangeKind::Create,
+            Action::Update { .. } => ChangeKind::Update,
+            Action::RoleChange { .. } => ChangeKind::RoleChange,
+            Action::Suspend => ChangeKind::Suspend,
+            Action::Reactivate { .. } => ChangeKind::Reactivate,
+            Action::Archive { .. } => ChangeKind::Archive,
+            Action::Delete { .. } => ChangeKind::Delete,
+            Action::Skip { .. } => ChangeKind::Skip,
+        }
+    }
+}
+
+/// The member a change is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRef {
+    pub pk: i64,
+    pub id: String,
+}
+
+/// One change of one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `None` for a creation.
+    pub member: Option<MemberRef>,
+    /// Who, for people: the email, else the userName.
+    pub subject: String,
+    /// The directory user behind the change, if any.
+    pub user_id: Option<String>,
+    pub action: Action,
+}
+
+impl Change {
+    pub fn kind(&self) -> ChangeKind {
+        self.action.kind()
+    }
+
+    /// Whether applying this change writes anything.
+    pub fn is_applicable(&self) -> bool {
+        self.kind() != ChangeKind::Skip
+    }
+}
+
+/// Whether `changes` would write nothing: what a second plan after apply must be.
+pub fn is_settled(changes: &[Change]) -> bool {
+    !changes.iter().any(Change::is_applicable)
+}
+
+/// Computes the changes that bring `members` in line with `directory` under `settings`.
+///
+/// `members` must include every member the directory users could match (by link, email
+/// or userName) and, for a complete directory, all of the tenant's members.
+pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
+    let mut planner = Planner::new(members, settings);
+    for user in &directory.users {
+        planner.present(user);
+    }
+    for user in &directory.deleted {
+        planner.deleted(user);
+    }
+    if directory.complete {
+        planner.absent();
+    }
+    planner.changes
+}
+
+/// What matching found for a directory user.
+enum Found {
+    Member(usize),
+    Nothing,
+    /// The member with this user's key is linked to another directory user.
+    Conflict(usize),
+}
+
+struct Planner<'a> {
+    members: &'a [Member],
+    settings: &'a Settings,
+    by_link: HashMap<&'a str, usize>,
+    by_email: HashMap<String, usize>,
+    by_user_name: HashMap<String, usize>,
+    /// Members already matched by a directory user of this plan.
+    claimed: HashSet<usize>,
+    /// Emails and userNames (folded) that members created by this plan will use.
+    new_emails: HashSet<String>,
+    new_user_names: HashSet<String>,
+    changes: Vec<Change>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(members: &'a [Member], settings: &'a Settings) -> Self {
+        let mut by_link = HashMap::new();
+        let mut by_email = HashMap::new();
+        let mut by_user_name = HashMap::new();
+        for (i, m) in members.iter().enumerate() {
+            if let Some(id) = m.link.user_id() {
+                by_link.insert(id, i);
+            }
+            if let Some(e) = &m.profile.email {
+                by_email.insert(fold(e), i);
+            }
+            if let Some(u) = &m.profile.user_name {
+                by_user_name.insert(fold(u), i);
+            }
+        }
+        Planner {
+            members,
+            settings,
+            by_link,
+            by_email,
+            by_user_name,
+            claimed: HashSet::new(),
+            new_emails: HashSet::new(),
+            new_user_names: HashSet::new(),
+            changes: Vec::new(),
+        }
+    }
+
+    /// The member linked to `user`, else the one with its email (or userName), if free.
+    fn find(&self, user: &DirectoryUser) -> Found {
+        if let Some(&i) = self.by_link.get(user.id.as_str()) {
+            return Found::Member(i);
+        }
+        let candidate = match self.settings.match_by {
+            MatchBy::Email => [user.email.as_deref(), Some(user.user_name.as_str())]
+                .into_iter()
+                .flatten()
+                .filter(|k| super::model::looks_like_email(k))
+                .find_map(|k| self.by_email.get(&fold(k)).copied()),
+            MatchBy::UserName => self.by_user_name.get(&fold(&user.user_name)).copied(),
+        };
+        match candidate {
+            None => Found::Nothing,
+            Some(i) if self.claimed.contains(&i) => Found::Conflict(i),
+            Some(i) => match &self.members[i].link {
+                Link::Live(other) if *other != user.id => Found::Conflict(i),
+                _ => Found::Member(i),
+            },
+        }
+    }
+
+    fn push(
+        &mut self,
+        member: Option<&Member>,
+        subject: String,
+        user: Option<&str>,
+        action: Action,
+    ) {
+        self.changes.push(Change {
+            member: member.map(|m| MemberRef {
+                pk: m.pk,
+                id: m.id.clone(),
+            }),
+            subject,
+            user_id: user.map(str::to_string),
+            action,
+        });
+    }
+
+    /// A user the directory has: create, link, update, suspend or restore its member.
+    fn present(&mut self, user: &DirectoryUser) {
+        let subject = user.match_email().unwrap_or(&user.user_name).to_string();
+        let i = match self.find(user) {
+            Found::Member(i) => i,
+            Found::Conflict(i) => {
+                self.claimed.insert(i);
+                let reason = format!(
+                    "another member ({}) already has this person's {} and is linked to another directory user",
+                    self.members[i].id,
+                    self.key_name()
+                );
+                self.push(None, subject, Some(&user.id), Action::Skip { reason });
+                return;
+            }
+            Found::Nothing => {
+                self.create(user, subject);
+                return;
+            }
+        };
+        self.claimed.insert(i);
+        let member = &self.members[i];
+        let actions = self.reconcile(member, user);
+        self.emit(member, Some(&user.id), actions);
+    }
+
+    /// A new member for an active user nobody matched. An inactive user gets none: there is
+    /// nobody to suspend, and its member is created if the IdP activates it.
+    fn create(&mut self, user: &DirectoryUser, subject: String) {
+        if !user.active {
+            return;
+        }
+        let profile = user.profile();
+        let email = profile.email.as_deref().map(fold);
+        let user_name = profile.user_name.as_deref().map(fold);
+        let taken = email.as_ref().and_then(|e| {
+            (self.by_email.contains_key(e) || self.new_emails.contains(e)).then_some("email")
+        });
+        let taken = taken.or_else(|| {
+            user_name.as_ref().and_then(|u| {
+                (self.by_user_name.contains_key(u) || self.new_user_names.contains(u))
+                    .then_some("userName")
+            })
+        });
+        if let Some(key) = taken {
+            let reason = format!("another member already has this {key}; no member created");
+            self.push(None, subject, Some(&user.id), Action::Skip { reason });
+            return;
+        }
+        self.new_emails.extend(email);
+        self.new_user_names.extend(user_name);
+        let role = roles::decide(&user.groups, self.settings);
+        self.push(
+            None,
+            subject,
+            Some(&user.id),
+            Action::Create { profile, role },
+        );
+    }
+
+    /// What it takes to bring a matched member in line with its directory user.
+    fn reconcile(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
+        if !user.active {
+            return match self.settings.on_deactivate {
+                DeactivatePolicy::Delete => vec![Action::Delete {
+                    cause: Cause::Deactivated,
+                    from: member.status,
+                }],
+                // Suspension follows the IdP; an archived member stays archived.
+                DeactivatePolicy::Suspend => {
+                    let mut actions = self.profile_and_role(member, user);
+                    if member.status == MemberStatus::Active {
+                        actions.push(Action::Suspend);
+                    }
+                    actions
+                }
+            };
+        }
+        let mut actions = Vec::new();
+        if member.status != MemberStatus::Active {
+            actions.push(Action::Reactivate {
+                from: member.status,
+            });
+        }
+        actions.extend(self.profile_and_role(member, user));
+        actions
+    }
+
+    /// The update and role change that copy the IdP's values onto a member.
+    fn profile_and_role(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
+        let want = user.profile();
+        let have = &member.profile;
+        let mut fields = Vec::new();
+        let mut diff = |field: Field, before: &Option<String>, after: &Option<String>| {
+            if before != after {
+                fields.push(FieldChange {
+                    field,
+                    before: before.clone(),
+                    after: after.clone(),
+                });
+            }
+        };
+        diff(Field::Email, &have.email, &want.email);
+        diff(Field::UserName, &have.user_name, &want.user_name);
+        diff(Field::GivenName, &have.given_name, &want.given_name);
+        diff(Field::FamilyName, &have.family_name, &want.family_name);
+        diff(Field::DisplayName, &have.display_name, &want.display_name);
+        diff(
+            Field::UserId,
+            &member.link.user_id().map(str::to_string),
+            &Some(user.id.clone()),
+        );
+        let mut actions = Vec::new();
+        // An email or userName another member holds cannot be copied: keep the member's own
+        // and say why, rather than fail the IdP's write.
+        fields.retain(|f| {
+            let (index, taken_by_new) = match f.field {
+                Field::Email => (&self.by_email, &self.new_emails),
+                Field::UserName => (&self.by_user_name, &self.new_user_names),
+                _ => return true,
+            };
+            let Some(after) = f.after.as_deref().map(fold) else {
+                return true;
+            };
+            let taken = taken_by_new.contains(&after)
+                || index
+                    .get(&after)
+                    .is_some_and(|&j| self.members[j].pk != member.pk);
+            if taken {
+                actions.push(Action::Skip {
+                    reason: format!(
+                        "{} not changed to {}: another member already has it",
+                        f.field,
+                        f.after.as_deref().unwrap_or_default()
+                    ),
+                });
+            }
+            !taken
+        });
+        let role = roles::decide(&user.groups, self.settings);
+        let reason = role.to_string();
+        if member.role == role.role && member.role_reason != reason {
+            fields.push(FieldChange {
+                field: Field::RoleReason,
+                before: Some(member.role_reason.clone()),
+                after: Some(reason),
+            });
+        }
+        if !fields.is_empty() {
+            actions.insert(0, Action::Update { fields });
+        }
+        if member.role != role.role {
+            actions.push(Action::RoleChange {
+                from: member.role.clone(),
+                to: role,
+            });
+        }
+        actions
+    }
+
+    /// Records `actions` for `member`, or one skip naming them if it is not managed.
+    fn emit(&mut self, member: &Member, user: Option<&str>, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
+        if !member.managed {
+            let would: Vec<&str> = actions
+                .iter()
+                .filter(|a| a.kind() != ChangeKind::Skip)
+                .map(|a| a.kind().as_str())
+                .collect();
+            let reason = format!(
+                "not managed by provisioning (sync would: {})",
+                would.join(", ")
+            );
+            self.push(
+                Some(member),
+                member.subject(),
+                user,
+                Action::Skip { reason },
+            );
+            return;
+        }
+        for action in actions {
+            self.push(Some(member), member.subject(), user, action);
+        }
+    }
+
+    /// A user the IdP is deleting: the deletion policy applies to its member.
+    fn deleted(&mut self, user: &DirectoryUser) {
+        let Found::Member(i) = self.find(user) else {
+            return;
+        };
+        self.claimed.insert(i);
+        let member = &self.members[i];
+        let actions = self.on_idp_delete(member);
+        self.emit(member, Some(&user.id), actions);
+    }
+
+    fn on_idp_delete(&self, member: &Member) -> Vec<Action> {
+        let (cause, from) = (Cause::DeletedByIdp, member.status);
+        match self.settings.on_delete {
+            DeletePolicy::Delete => vec![Action::Delete { cause, from }],
+            DeletePolicy::Archive if from != MemberStatus::Archived => {
+                vec![Action::Archive { cause, from }]
+            }
+            DeletePolicy::Archive => Vec::new(),
+        }
+    }
+
+    /// Members no directory user matched, on a complete directory.
+    fn absent(&mut self) {
+        for (i, member) in self.members.iter().enumerate() {
+            if self.claimed.contains(&i) {
+                continue;
+            }
+            let actions = match &member.link {
+                // Linked to a user that is not in the directory: the IdP deleted it (the
+                // hook's own deletion was not applied, e.g. in test mode).
+                Link::Live(_) | Link::Gone(_) => self.on_idp_delete(member),
+                Link::None => {
+                    let mut actions = Vec::new();
+                    if self.settings.rank(&member.role).is_none() {
+                        actions.push(Action::RoleChange {
+                            from: member.role.clone(),
+                            to: RoleDecision {
+                                role: self.settings.default_role.clone(),
+                                reason: RoleReason::Retired {
+                                    old: member.role.clone(),
+                                },
+                            },
+                        });
+                    }
+                    if self.settings.absent == AbsentPolicy::Archive
+                        && member.status != MemberStatus::Archived
+                    {
+                        actions.push(Action::Archive {
+                            cause: Cause::Absent,
+                            from: member.status,
+                        });
+                    }
+                    actions
+                }
+            };
+            let user = member.link.user_id();
+            self.emit(member, user, actions);
+        }
+    }
+
+    fn key_name(&self) -> &'static str {
+        match self.settings.match_by {
+            MatchBy::Email => "email",
+            MatchBy::UserName => "userName",
+        }
+    }
+}
+
+/// The part of a plan a role setting change calls for: role changes and updated role
+/// explanations, nothing else. Changing a mapping must not, say, archive absent members as
+/// a side effect; that is what force sync is for.
+pub fn roles_only(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter_map(|mut c| match &mut c.action {
+            Action::RoleChange { .. } => Some(c),
+            Action::Update { fields } => {
+                fields.retain(|f| f.field == Field::RoleReason);
+                (!fields.is_empty()).then_some(c)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Field-level before/after of a change, for reports: what a person sees change.
+pub fn fields_of(change: &Change) -> Vec<FieldChange> {
+    let status = |before: MemberStatus, after: Option<MemberStatus>| FieldChange {
+        field: Field::Status,
+        before: Some(before.as_str().to_string()),
+        after: after.map(|s| s.as_str().to_string()),
+    };
+    match &change.action {
+        Action::Create { profile, role } => {
+            let mut out = Vec::new();
+            let mut add = |field, value: &Option<String>| {
+                if value.is_some() {
+                    out.push(FieldChange {
+                        field,
+                        before: None,
+                        after: value.clone(),
+                    });
+                }
+            };
+            add(Field::Email, &profile.email);
+            add(Field::UserName, &profile.user_name);
+            add(Field::GivenName, &profile.given_name);
+            add(Field::FamilyName, &profile.family_name);
+            add(Field::DisplayName, &profile.display_name);
+            add(Field::UserId, &change.user_id);
+            add(Field::Role, &Some(role.role.to_string()));
+            add(Field::Status, &Some(MemberStatus::Active.to_string()));
+            out
+        }
+        Action::Update { fields } => fields.clone(),
+        Action::RoleChange { from, to } => vec![FieldChange {
+            field: Field::Role,
+            before: Some(from.to_string()),
+            after: Some(to.role.to_string()),
+        }],
+        Action::Suspend => vec![status(MemberStatus::Active, Some(MemberStatus::Suspended))],
+        Action::Reactivate { from } => vec![status(*from, Some(MemberStatus::Active))],
+        Action::Archive { from, .. } => vec![status(*from, Some(MemberStatus::Archived))],
+        Action::Delete { from, .. } => vec![status(*from, None)],
+        Action::Skip { .. } => Vec::new(),
+    }
+}
+
+/// The one-line reason of a change, for reports.
+pub fn reason_of(change: &Change) -> Option<String> {
+    match &change.action {
+        Action::Create { role, .. } => Some(format!("role {role}")),
+        Action::RoleChange { to, .. } => Some(to.to_string()),
+        Action::Suspend => Some(Cause::Deactivated.describe().to_string()),
+        Action::Reactivate { .. } => Some("active in the IdP".to_string()),
+        Action::Archive { cause, .. } | Action::Delete { cause, .. } => {
+            Some(cause.describe().to_string())
+        }
+        Action::Skip { reason } => Some(reason.clone()),
+        Action::Update { .. } => None,
+    }
+}

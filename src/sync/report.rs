@@ -1,0 +1,180 @@
+//! The report of a plan: what test mode shows and what force sync prints, grouped by kind of
+//! change with counts and per-person detail, exportable as JSON and CSV.
+//!
+//! A report is built from the plan alone, so the report of a dry run and the report of the
+//! run that applies the same plan are equal, change for change.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::model::TextEnum;
+use super::plan::{Change, ChangeKind, FieldChange, fields_of, reason_of};
+
+/// One change as a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub kind: ChangeKind,
+    /// The member's id; `None` for a member the change creates.
+    pub member_id: Option<String>,
+    /// The email, else the userName.
+    pub subject: String,
+    /// The directory user behind the change.
+    pub user_id: Option<String>,
+    pub fields: Vec<FieldChange>,
+    pub reason: Option<String>,
+}
+
+impl Entry {
+    pub fn of(change: &Change) -> Entry {
+        Entry {
+            kind: change.kind(),
+            member_id: change.member.as_ref().map(|m| m.id.clone()),
+            subject: change.subject.clone(),
+            user_id: change.user_id.clone(),
+            fields: fields_of(change),
+            reason: reason_of(change),
+        }
+    }
+}
+
+/// How many changes of each kind, in [`ChangeKind`] order, every kind listed (zeros
+/// included) so scripts need not guess. Serialised as a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counts(pub Vec<(ChangeKind, usize)>);
+
+impl Counts {
+    pub fn get(&self, kind: ChangeKind) -> usize {
+        self.0
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+}
+
+impl Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, n)| (k.as_str(), n)))
+    }
+}
+
+/// A plan, grouped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub counts: Counts,
+    /// The changes, grouped by kind in [`ChangeKind`] order (kinds without changes left
+    /// out); within a kind, in plan order.
+    pub changes: BTreeMap<ChangeKind, Vec<Entry>>,
+}
+
+impl Report {
+    pub fn new(plan: &[Change]) -> Report {
+        let mut changes: BTreeMap<ChangeKind, Vec<Entry>> = BTreeMap::new();
+        for change in plan {
+            let kind = change.kind();
+            changes.entry(kind).or_default().push(Entry::of(change));
+        }
+        let counts = Counts(
+            ChangeKind::ALL
+                .iter()
+                .map(|&k| (k, changes.get(&k).map_or(0, Vec::len)))
+                .collect(),
+        );
+        Report { counts, changes }
+    }
+
+    /// Every entry, in kind order.
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.changes.values().flatten()
+    }
+
+    /// How many changes would write something (everything but skips).
+    pub fn applicable(&self) -> usize {
+        self.entries()
+            .filter(|e| e.kind != ChangeKind::Skip)
+            .count()
+    }
+
+    /// One line per kind with a count, e.g. `create 2, role_change 1`; "no changes" if none.
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = self
+            .counts
+            .0
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        if parts.is_empty() {
+            "no changes".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    /// CSV, one row per changed field (one row for a change without fields), with the
+    /// columns `kind, memberId, subject, userId, field, before, after, reason`.
+    pub fn to_csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let header = [
+            "kind", "memberId", "subject", "userId", "field", "before", "after", "reason",
+        ];
+        // Writing to a Vec cannot fail.
+        w.write_record(header).expect("write to memory");
+        for e in self.entries() {
+            let base = [
+                e.kind.as_str(),
+                e.member_id.as_deref().unwrap_or(""),
+                &e.subject,
+                e.user_id.as_deref().unwrap_or(""),
+            ];
+            let reason = e.reason.as_deref().unwrap_or("");
+            if e.fields.is_empty() {
+                w.write_record(base.iter().copied().chain(["", "", "", reason]))
+                    .expect("write to memory");
+            }
+            for f in &e.fields {
+                let row = [
+                    f.field.as_str(),
+                    f.before.as_deref().unwrap_or(""),
+                    f.after.as_deref().unwrap_or(""),
+                    reason,
+                ];
+                w.write_record(base.iter().copied().chain(row))
+                    .expect("write to memory");
+            }
+        }
+        String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8")
+    }
+
+    /// A human-readable listing: the summary, then one line per change.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{}\n", self.summary());
+        for e in self.entries() {
+            out.push_str(&format!("{:<12} {}", e.kind.as_str(), e.subject));
+            if let Some(id) = &e.member_id {
+                out.push_str(&format!(" (member {id})"));
+            }
+            let fields: Vec<String> = e
+                .fields
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: {} -> {}",
+                        f.field,
+                        f.before.as_deref().unwrap_or("-"),
+                        f.after.as_deref().unwrap_or("-")
+                    )
+                })
+                .collect();
+            if !fields.is_empty() {
+                out.push_str(&format!(" [{}]", fields.join("; ")));
+            }
+            if let Some(r) = &e.reason {
+                out.push_str(&format!(" — {r}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}

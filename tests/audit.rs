@@ -1,0 +1,126 @@
+//! Every SCIM write lands in the audit log: successes inside the write's transaction,
+//! failures in their own, both naming the token by id and carrying the request id.
+
+mod common;
+
+use common::*;
+use scimd::db::audit::{self, Action, Outcome};
+use serde_json::json;
+
+fn entries(s: &TestServer) -> Vec<audit::Record> {
+    let conn = s.db.conn().unwrap();
+    audit::list(&conn, &audit::Filter::default())
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.entry.action.as_str().starts_with("scim."))
+        .collect()
+}
+
+#[tokio::test]
+async fn scim_writes_are_audited_with_outcome_actor_and_request_id() {
+    let s = TestServer::start().await;
+    let r = s
+        .post("/scim/v2/Users", &json!({"userName":"audited@example.com"}))
+        .await;
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let request_id = r.header("x-request-id").unwrap().to_string();
+    s.patch(
+        &format!("/scim/v2/Users/{id}"),
+        &json!({"Operations":[{"op":"replace","path":"active","value":false}]}),
+    )
+    .await;
+    let g = s
+        .post("/scim/v2/Groups", &json!({"displayName":"Audited"}))
+        .await;
+    let gid = g.json["id"].as_str().unwrap().to_string();
+    s.delete(&format!("/scim/v2/Groups/{gid}")).await;
+    // Failures: a duplicate POST (409), a PATCH of an unknown user (404).
+    let dup = s
+        .post("/scim/v2/Users", &json!({"userName":"AUDITED@example.com"}))
+        .await;
+    s.patch(
+        "/scim/v2/Users/nope",
+        &json!({"Operations":[{"op":"remove","path":"title"}]}),
+    )
+    .await;
+    // Reads and searches are not audited.
+    s.get("/scim/v2/Users").await;
+    s.post("/scim/v2/Users/.search", &json!({"filter":"userName pr"}))
+        .await;
+
+    let log = entries(&s);
+    let summary: Vec<(Action, String, Outcome, Option<u16>)> = log
+        .iter()
+        .map(|r| {
+            (
+                r.entry.action,
+                r.entry.target.clone().unwrap_or_default(),
+                r.entry.outcome,
+                r.entry.status,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                Action::ScimPost,
+                format!("Users/{id}"),
+                Outcome::Success,
+                Some(201)
+            ),
+            (
+                Action::ScimPatch,
+                format!("Users/{id}"),
+                Outcome::Success,
+                Some(200)
+            ),
+            (
+                Action::ScimPost,
+                format!("Groups/{gid}"),
+                Outcome::Success,
+                Some(201)
+            ),
+            (
+                Action::ScimDelete,
+                format!("Groups/{gid}"),
+                Outcome::Success,
+                Some(204)
+            ),
+            (
+                Action::ScimPost,
+                "Users".to_string(),
+                Outcome::Failure,
+                Some(409)
+            ),
+            (
+                Action::ScimPatch,
+                "Users/nope".to_string(),
+                Outcome::Failure,
+                Some(404)
+            ),
+        ]
+    );
+    let token_id = scimd::db::tokens::list(&s.db.conn().unwrap(), None).unwrap()[0].id;
+    assert!(
+        log.iter()
+            .all(|r| r.entry.actor == format!("token:{token_id}"))
+    );
+    assert_eq!(
+        log[0].entry.request_id.as_deref(),
+        Some(request_id.as_str())
+    );
+    assert_eq!(
+        log[4].entry.request_id.as_deref(),
+        dup.header("x-request-id")
+    );
+    assert!(
+        log[4].entry.detail.as_ref().unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+    // Nothing in the log holds the token.
+    let all = audit::list(&s.db.conn().unwrap(), &audit::Filter::default()).unwrap();
+    assert!(all.iter().all(|r| !r.to_json_line().contains(&s.token)));
+}

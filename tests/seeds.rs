@@ -1,0 +1,161 @@
+//! Members that existed before provisioning (CSV or manual) are findable by the IdP's
+//! lookups and listings, and the IdP's first write adopts them (DESIGN.md, sync rules).
+
+mod common;
+
+use common::*;
+use scimd::db::{self, sync::WriteContext};
+use scimd::sync::member_csv;
+use serde_json::json;
+
+fn import(s: &TestServer, csv: &str) {
+    let mut conn = s.db.conn().unwrap();
+    let settings = db::settings::get(&conn, 1).unwrap();
+    let rows = member_csv::parse(csv.as_bytes(), &settings).unwrap_or_else(|e| panic!("{e:?}"));
+    db::write_sync(&mut conn, |tx| {
+        db::members::import(tx, &WriteContext::cli(1), &settings, &rows)
+    })
+    .unwrap();
+}
+
+fn member(s: &TestServer, email: &str) -> db::members::MemberRow {
+    db::members::by_email(&s.db.conn().unwrap(), 1, email)
+        .unwrap()
+        .unwrap()
+}
+
+fn lookup(email: &str) -> String {
+    format!(
+        "/scim/v2/Users?filter=userName%20eq%20%22{}%22",
+        email.replace('@', "%40")
+    )
+}
+
+#[tokio::test]
+async fn imported_members_are_found_by_lookups_and_adopted_by_the_first_idp_write() {
+    let s = TestServer::start().await;
+    import(
+        &s,
+        "email,userName,givenName,familyName,role,Provisioning Managed\n\
+         ada@example.com,ada@example.com,Ada,Lovelace,admin,true\n\
+         bob@example.com,,Bob,Byte,,true\n\
+         carol@example.com,,Carol,Cole,,true\n\
+         dan@example.com,,Dan,Dee,,false\n",
+    );
+
+    // Okta's import walk and lookups find the managed members, not the unmanaged one.
+    let all = s.get("/scim/v2/Users?startIndex=1&count=100").await;
+    assert_eq!(all.json["totalResults"], 3, "{}", all.text);
+    let ada = s.get(&lookup("ADA@example.com")).await;
+    assert_eq!(ada.json["totalResults"], 1);
+    let seed = &ada.json["Resources"][0];
+    assert_eq!(
+        seed["name"],
+        json!({"givenName":"Ada","familyName":"Lovelace"})
+    );
+    assert_eq!(seed["emails"][0]["value"], "ada@example.com");
+    assert_eq!(seed["active"], true);
+    assert_eq!(
+        s.get(&lookup("dan@example.com")).await.json["totalResults"],
+        0
+    );
+    let ada_id = seed["id"].as_str().unwrap().to_string();
+    assert!(
+        member(&s, "ada@example.com").user_id.is_none(),
+        "not linked before the IdP writes"
+    );
+
+    // Okta links to the user it found and pushes the profile with a PUT: adopted.
+    let r = s
+        .put(&format!("/scim/v2/Users/{ada_id}"), &json!({"userName":"ada@example.com","name":{"givenName":"Ada","familyName":"King"},
+            "emails":[{"value":"ada@example.com","primary":true,"type":"work"}],"externalId":"00u1","active":true}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = member(&s, "ada@example.com");
+    assert_eq!(
+        m.user_id.as_deref(),
+        Some(ada_id.as_str()),
+        "the member is linked to the user the IdP adopted"
+    );
+    assert_eq!(
+        m.profile.family_name.as_deref(),
+        Some("King"),
+        "once linked, the IdP's values win"
+    );
+
+    // An IdP that POSTs without looking up first adopts the seed too (same id, 201).
+    let bob_seed = s.get(&lookup("bob@example.com")).await.json["Resources"][0]["id"].clone();
+    let r = s.post("/scim/v2/Users", &json!({"userName":"bob@example.com","emails":[{"value":"bob@example.com"}],"active":true})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["id"], bob_seed);
+    assert_eq!(
+        member(&s, "bob@example.com").user_id.as_deref(),
+        bob_seed.as_str()
+    );
+    // Now the userName is the IdP's: a second POST conflicts as usual.
+    s.post("/scim/v2/Users", &json!({"userName":"bob@example.com"}))
+        .await
+        .assert_error(409, Some("uniqueness"));
+
+    // Carol is still only a seed; a group push that includes her adopts her.
+    let carol_seed = s.get(&lookup("carol@example.com")).await.json["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"displayName":"scimd-role-member","members":[{"value":carol_seed}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let carol = member(&s, "carol@example.com");
+    assert_eq!(carol.user_id.as_deref(), Some(carol_seed.as_str()));
+    assert_eq!(carol.role.to_string(), "member");
+
+    // Marking a member not managed withdraws its seed; managed again brings it back.
+    import(
+        &s,
+        "email,givenName,familyName\nerin@example.com,Erin,Eve\n",
+    );
+    assert_eq!(
+        s.get(&lookup("erin@example.com")).await.json["totalResults"],
+        1
+    );
+    let erin = member(&s, "erin@example.com");
+    db::members::set_managed(&s.db.conn().unwrap(), erin.pk, false).unwrap();
+    assert_eq!(
+        s.get(&lookup("erin@example.com")).await.json["totalResults"],
+        0
+    );
+    db::members::set_managed(&s.db.conn().unwrap(), erin.pk, true).unwrap();
+    assert_eq!(
+        s.get(&lookup("erin@example.com")).await.json["totalResults"],
+        1
+    );
+}
+
+#[tokio::test]
+async fn seeds_never_stand_in_for_people_the_idp_already_has() {
+    let s = TestServer::start().await;
+    s.create_user("ada@example.com").await;
+    import(
+        &s,
+        "email,userName\nada@example.com,ada@example.com\nzed@example.com,zed@example.com\n",
+    );
+    // Ada came from the IdP; only Zed needs a seed.
+    assert_eq!(s.get("/scim/v2/Users").await.json["totalResults"], 2);
+    assert_eq!(
+        s.get(&lookup("zed@example.com")).await.json["totalResults"],
+        1
+    );
+    // Re-importing with a new name refreshes the seed in place.
+    let before = s.get(&lookup("zed@example.com")).await.json["Resources"][0].clone();
+    import(
+        &s,
+        "email,userName,givenName\nzed@example.com,zed@example.com,Zed\n",
+    );
+    let after = s.get(&lookup("zed@example.com")).await.json["Resources"][0].clone();
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["name"]["givenName"], "Zed");
+}
