@@ -449,13 +449,14 @@ fn oauth_client_row(
     }
 }
 
-fn cli_event(client: &db::oauth::Client, action: &'static str) -> db::oauth::Event {
-    db::oauth::Event {
+fn cli_event(client: &db::oauth::Client, action: db::audit::Action) -> db::audit::Entry {
+    db::audit::Entry {
         tenant_id: Some(client.tenant_id),
         actor: "cli".into(),
         action,
         target: Some(format!("oauth-client:{}", client.client_id)),
-        success: true,
+        outcome: db::audit::Outcome::Success,
+        status: None,
         request_id: None,
         detail: None,
     }
@@ -499,7 +500,10 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
                         redirect_uris: &uris,
                     },
                 )?;
-                db::oauth::audit(tx, &cli_event(&client, "oauth.client_created"))?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientCreated),
+                )?;
                 Ok::<_, DbError>(client)
             })?;
             println!("client_id={}", client.client_id);
@@ -541,7 +545,10 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             let row = oauth_client_row(&conn, &id)?;
             match db::write_sync(&mut conn, |tx| {
                 let client = db::oauth::revoke_client(tx, None, row)?;
-                db::oauth::audit(tx, &cli_event(&client, "oauth.client_revoked"))?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientRevoked),
+                )?;
                 Ok::<_, DbError>(client)
             }) {
                 Ok(c) => println!(
@@ -559,7 +566,10 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             let secret = grants::generate_client_secret();
             match db::write_sync(&mut conn, |tx| {
                 let client = db::oauth::set_secret(tx, None, row, &secret.hash)?;
-                db::oauth::audit(tx, &cli_event(&client, "oauth.client_secret_rotated"))?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientSecretRotated),
+                )?;
                 Ok::<_, DbError>(client)
             }) {
                 Ok(c) => {

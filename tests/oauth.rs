@@ -861,6 +861,49 @@ async fn codes_are_single_use_and_bound_to_client_redirect_and_pkce() {
     r.assert_error(401, None);
     // Static SCIM tokens keep working beside OAuth.
     assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+
+    // The audit log has every approval, grant, refresh and refusal, and no secret.
+    let conn = s.db.conn().unwrap();
+    let log = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    let count = |action: db::audit::Action, outcome: db::audit::Outcome| {
+        log.iter()
+            .filter(|r| r.entry.action == action && r.entry.outcome == outcome)
+            .count()
+    };
+    use db::audit::{Action, Outcome};
+    assert_eq!(
+        count(Action::OAuthAuthorizationApproved, Outcome::Success),
+        8
+    );
+    assert_eq!(count(Action::OAuthTokenIssued, Outcome::Success), 3);
+    assert_eq!(count(Action::OAuthTokenRefreshed, Outcome::Success), 2);
+    assert_eq!(
+        count(Action::OAuthGrantRevoked, Outcome::Failure),
+        2,
+        "code reuse and refresh reuse"
+    );
+    assert!(count(Action::OAuthTokenRefused, Outcome::Failure) >= 10);
+    let approved = log
+        .iter()
+        .find(|r| r.entry.action == Action::OAuthAuthorizationApproved)
+        .unwrap();
+    assert_eq!(approved.entry.actor, "admin:alice");
+    assert_eq!(approved.entry.tenant_id, Some(1));
+    let refused = log
+        .iter()
+        .find(|r| r.entry.action == Action::OAuthTokenRefused)
+        .unwrap();
+    assert_eq!(refused.entry.status, Some(400));
+    assert_eq!(refused.entry.actor, format!("oauth-client:{}", okta.0));
+    let all = log
+        .iter()
+        .map(|r| r.to_json_line())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in [okta.1.as_str(), &fresh, &rt, &at, VERIFIER] {
+        assert!(!all.contains(secret), "{secret} is in the audit log");
+    }
+    assert!(!all.contains("scimd_ac_") && !all.contains("scimd_rt_"));
 }
 
 /// Client authentication, malformed requests, client credentials, throttling, revocation.

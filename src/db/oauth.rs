@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::DbError;
+use super::audit::{Entry, Outcome};
 use super::tokens::{Credential, Grant};
 use crate::auth::oauth::{GrantType, TokenKind};
 use crate::auth::tokens::NewToken;
@@ -569,59 +570,38 @@ pub fn sweep(conn: &Connection) -> Result<(), DbError> {
     Ok(())
 }
 
-// --- Audit ----------------------------------------------------------------------------------
+// --- Audit ---------------------------------------------------------------------------------
 
-/// One OAuth event for the audit trail: every grant, refresh, revocation and failure.
-/// Holds no secret (no code, token, secret or verifier), only ids.
-#[derive(Debug, Clone)]
-pub struct Event {
-    pub tenant_id: Option<i64>,
-    /// `admin:<name>`, `cli`, or `oauth-client:<client_id>`.
-    pub actor: String,
-    /// `oauth.client_created`, `oauth.token_issued`, … (see the callers).
-    pub action: &'static str,
-    /// `oauth-client:<client_id>`, `oauth-token:<id>`, `oauth-grant:<id>`.
-    pub target: Option<String>,
-    pub success: bool,
-    pub request_id: Option<String>,
-    /// Specifics: grant type, error code and description, ids.
-    pub detail: Option<Value>,
-}
-
-/// Records `event`. THE single place OAuth events reach the audit log.
-///
-/// TODO(audit): the audit log (`db::audit::append`) is being added on another branch. When
-/// it lands, append an `audit::Entry` built from `event` here (same fields: tenant, actor,
-/// action, target, outcome, request id, detail) on `conn`, which callers pass inside the
-/// transaction of the change (successes) or a small transaction of its own (failures).
-/// Until then the event goes to the log through `tracing`.
-pub fn audit(conn: &Connection, event: &Event) -> Result<(), DbError> {
-    let _ = conn;
-    let detail = event
+/// Records an OAuth event: THE single place every grant, refresh, revocation and failure
+/// reaches the audit log (`db::audit`), and the service log. Entries name clients and
+/// tokens by id and hold no secret, code, token or verifier. Callers pass the transaction
+/// of the change (successes) or a small transaction of its own (failures, after the failed
+/// one rolled back).
+pub fn audit(conn: &Connection, entry: &Entry) -> Result<(), DbError> {
+    super::audit::append(conn, entry)?;
+    let detail = entry
         .detail
         .as_ref()
         .map(Value::to_string)
         .unwrap_or_default();
-    let target = event.target.as_deref().unwrap_or("");
-    let request_id = event.request_id.as_deref().unwrap_or("");
-    if event.success {
+    let target = entry.target.as_deref().unwrap_or("");
+    let request_id = entry.request_id.as_deref().unwrap_or("");
+    if entry.outcome == Outcome::Success {
         tracing::info!(
-            target: "scimd::audit",
-            tenant_id = event.tenant_id,
-            actor = %event.actor,
-            action = event.action,
-            target_id = %target,
+            tenant_id = entry.tenant_id,
+            actor = %entry.actor,
+            action = entry.action.as_str(),
+            target = %target,
             request_id = %request_id,
             detail = %detail,
             "oauth"
         );
     } else {
         tracing::warn!(
-            target: "scimd::audit",
-            tenant_id = event.tenant_id,
-            actor = %event.actor,
-            action = event.action,
-            target_id = %target,
+            tenant_id = entry.tenant_id,
+            actor = %entry.actor,
+            action = entry.action.as_str(),
+            target = %target,
             request_id = %request_id,
             detail = %detail,
             "oauth failure"

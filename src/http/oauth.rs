@@ -20,7 +20,8 @@ use time::OffsetDateTime;
 use super::{Body, State};
 use crate::auth::oauth::{self, ErrorCode, GrantType, TokenKind};
 use crate::auth::tokens;
-use crate::db::oauth::{Client, Event};
+use crate::db::audit::{Action, Entry, Outcome};
+use crate::db::oauth::Client;
 use crate::db::{self, DbError, admins};
 use crate::scim::datetime;
 
@@ -314,8 +315,8 @@ impl Caller {
     }
 }
 
-fn event(caller: &Caller, action: &'static str, request_id: &str, detail: Value) -> Event {
-    Event {
+fn event(caller: &Caller, action: Action, request_id: &str, detail: Value) -> Entry {
+    Entry {
         tenant_id: caller.tenant_id,
         actor: caller.actor(),
         action,
@@ -323,7 +324,8 @@ fn event(caller: &Caller, action: &'static str, request_id: &str, detail: Value)
             .client_id
             .as_ref()
             .map(|id| format!("oauth-client:{id}")),
-        success: true,
+        outcome: Outcome::Success,
+        status: None,
         request_id: Some(request_id.to_string()),
         detail: Some(detail),
     }
@@ -412,7 +414,7 @@ async fn authenticate_client(
 async fn audit_failure(
     state: &State,
     caller: &Caller,
-    action: &'static str,
+    action: Action,
     request_id: &str,
     failure: &Failure,
     grant_type: Option<&str>,
@@ -425,8 +427,14 @@ async fn audit_failure(
         }),
         Failure::Internal(_) => json!({"error": "server_error", "grantType": grant_type}),
     };
-    let e = Event {
-        success: false,
+    let status = match failure {
+        Failure::OAuth(e) if e.retry_after_secs.is_some() => 429,
+        Failure::OAuth(e) => e.status.as_u16(),
+        Failure::Internal(_) => 500,
+    };
+    let e = Entry {
+        outcome: Outcome::Failure,
+        status: Some(status),
         ..event(caller, action, request_id, detail)
     };
     if let Err(err) = state.db.write(move |tx| db::oauth::audit(tx, &e)).await {
@@ -480,7 +488,7 @@ async fn token(state: &State, req: Request<Incoming>, request_id: &str) -> Respo
             audit_failure(
                 state,
                 &caller,
-                "oauth.token_refused",
+                Action::OAuthTokenRefused,
                 request_id,
                 &f,
                 grant_type.as_deref(),
@@ -527,7 +535,7 @@ async fn token_inner(
             let code = params.require("code")?.to_string();
             let redirect_uri = params.get("redirect_uri").map(str::to_string);
             let verifier = params.get("code_verifier").map(str::to_string);
-            let event = event(caller, "oauth.token_issued", request_id, Value::Null);
+            let event = event(caller, Action::OAuthTokenIssued, request_id, Value::Null);
             state
                 .db
                 .write(move |tx| exchange_code(tx, &client, &code, redirect_uri, verifier, event))
@@ -535,7 +543,7 @@ async fn token_inner(
         }
         GrantType::RefreshToken => {
             let refresh = params.require("refresh_token")?.to_string();
-            let event = event(caller, "oauth.token_refreshed", request_id, Value::Null);
+            let event = event(caller, Action::OAuthTokenRefreshed, request_id, Value::Null);
             state
                 .db
                 .write(move |tx| refresh_grant(tx, &client, &refresh, scope, event))
@@ -544,7 +552,7 @@ async fn token_inner(
         GrantType::ClientCredentials => {
             let scope = oauth::grant_scope(scope.as_deref())
                 .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e))?;
-            let event = event(caller, "oauth.token_issued", request_id, Value::Null);
+            let event = event(caller, Action::OAuthTokenIssued, request_id, Value::Null);
             state
                 .db
                 .write(move |tx| {
@@ -581,7 +589,7 @@ fn issue(
     scope: &str,
     with_refresh: bool,
     grant_type: GrantType,
-    mut event: Event,
+    mut event: Entry,
 ) -> Result<Issued, DbError> {
     db::oauth::sweep(tx)?;
     let now = OffsetDateTime::now_utc();
@@ -621,7 +629,7 @@ fn exchange_code(
     code: &str,
     redirect_uri: Option<String>,
     verifier: Option<String>,
-    event: Event,
+    event: Entry,
 ) -> Result<Result<Issued, OAuthError>, DbError> {
     let hash = tokens::hash(code);
     let Some(stored) = db::oauth::code(tx, &hash)? else {
@@ -638,9 +646,9 @@ fn exchange_code(
             db::oauth::revoke_grant(tx, grant)?;
             db::oauth::audit(
                 tx,
-                &Event {
-                    action: "oauth.grant_revoked",
-                    success: false,
+                &Entry {
+                    action: Action::OAuthGrantRevoked,
+                    outcome: Outcome::Failure,
                     detail: Some(json!({"grant": grant, "reason": "authorization code reused"})),
                     ..event.clone()
                 },
@@ -708,7 +716,7 @@ fn refresh_grant(
     client: &Client,
     refresh: &str,
     scope: Option<String>,
-    event: Event,
+    event: Entry,
 ) -> Result<Result<Issued, OAuthError>, DbError> {
     let Some(token) = db::oauth::token_by_hash(tx, &tokens::hash(refresh))? else {
         return Ok(Err(OAuthError::grant("unknown refresh token")));
@@ -737,9 +745,9 @@ fn refresh_grant(
         db::oauth::revoke_grant(tx, token.grant_id)?;
         db::oauth::audit(
             tx,
-            &Event {
-                action: "oauth.grant_revoked",
-                success: false,
+            &Entry {
+                action: Action::OAuthGrantRevoked,
+                outcome: Outcome::Failure,
                 detail: Some(json!({"grant": token.grant_id, "reason": "refresh token reused"})),
                 ..event.clone()
             },
@@ -779,7 +787,15 @@ async fn revoke(state: &State, req: Request<Incoming>, request_id: &str) -> Resp
             r
         }
         Err(f) => {
-            audit_failure(state, &caller, "oauth.revoke_refused", request_id, &f, None).await;
+            audit_failure(
+                state,
+                &caller,
+                Action::OAuthRevokeRefused,
+                request_id,
+                &f,
+                None,
+            )
+            .await;
             failure_response(f, request_id)
         }
     }
@@ -796,7 +812,7 @@ async fn revoke_inner(
     let client = authenticate_client(state, &id, secret, caller).await?;
     let token = params.require("token")?.to_string();
     // token_type_hint is optional and only a hint (§2.1): both kinds are looked up anyway.
-    let event = event(caller, "oauth.token_revoked", request_id, Value::Null);
+    let event = event(caller, Action::OAuthTokenRevoked, request_id, Value::Null);
     state
         .db
         .write(move |tx| {
@@ -809,8 +825,8 @@ async fn revoke_inner(
                 // revealed, but recorded.
                 return db::oauth::audit(
                     tx,
-                    &Event {
-                        success: false,
+                    &Entry {
+                        outcome: Outcome::Failure,
                         detail: Some(
                             json!({"token": found.id, "reason": "token of another client"}),
                         ),
@@ -821,7 +837,7 @@ async fn revoke_inner(
             db::oauth::revoke_token(tx, &found)?;
             db::oauth::audit(
                 tx,
-                &Event {
+                &Entry {
                     target: Some(format!("oauth-token:{}", found.id)),
                     detail: Some(json!({
                         "kind": found.kind.as_str(),

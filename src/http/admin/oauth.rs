@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect, redirect_with_flash};
 use crate::auth::oauth::{self, ErrorCode, GrantType};
-use crate::db::oauth::{Client, Event};
+use crate::db::audit::{Action, Entry, Outcome};
+use crate::db::oauth::Client;
 use crate::db::{self, tenants::Tenant};
 use crate::http::State;
 use crate::http::oauth::{AUTHORIZE_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH, public_root};
@@ -115,8 +116,8 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     render(state, req, tenant, None, None, CreateForm::default()).await
 }
 
-fn admin_event(req: &Req, tenant: &Tenant, action: &'static str, target: String) -> Event {
-    Event {
+fn admin_event(req: &Req, tenant: &Tenant, action: Action, target: String) -> Entry {
+    Entry {
         tenant_id: Some(tenant.id),
         actor: req
             .session
@@ -125,7 +126,8 @@ fn admin_event(req: &Req, tenant: &Tenant, action: &'static str, target: String)
             .unwrap_or_default(),
         action,
         target: Some(target),
-        success: true,
+        outcome: Outcome::Success,
+        status: None,
         request_id: Some(req.request_id.clone()),
         detail: None,
     }
@@ -167,7 +169,7 @@ pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
     let mut event = admin_event(
         req,
         tenant,
-        "oauth.client_created",
+        Action::OAuthClientCreated,
         format!("oauth-client:{client_id}"),
     );
     let client = state
@@ -208,7 +210,7 @@ pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &s
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
     let secret = oauth::generate_client_secret();
     let (tenant_id, hash) = (tenant.id, secret.hash);
-    let mut event = admin_event(req, tenant, "oauth.client_secret_rotated", String::new());
+    let mut event = admin_event(req, tenant, Action::OAuthClientSecretRotated, String::new());
     let client = state
         .db
         .write(move |tx| {
@@ -232,7 +234,7 @@ pub(super) async fn revoke(state: &State, req: &mut Req, tenant: &Tenant, id: &s
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
     let tenant_id = tenant.id;
-    let mut event = admin_event(req, tenant, "oauth.client_revoked", String::new());
+    let mut event = admin_event(req, tenant, Action::OAuthClientRevoked, String::new());
     let client = state
         .db
         .write(move |tx| {
@@ -265,7 +267,7 @@ pub(super) async fn revoke_token(
     let mut event = admin_event(
         req,
         tenant,
-        "oauth.token_revoked",
+        Action::OAuthTokenRevoked,
         format!("oauth-token:{id}"),
     );
     let kind = state
@@ -326,6 +328,8 @@ enum Refusal {
     Page(String),
     /// Sent back to the client's registered redirect URI.
     Redirect {
+        /// The client's tenant.
+        tenant_id: i64,
         redirect_uri: String,
         state: Option<String>,
         code: ErrorCode,
@@ -412,6 +416,7 @@ async fn check(
     };
     let client_state = get("state");
     let refuse = |code: ErrorCode, description: String| Refusal::Redirect {
+        tenant_id: client.tenant_id,
         redirect_uri: redirect_uri.clone(),
         state: client_state.clone(),
         code,
@@ -475,6 +480,7 @@ fn refusal_response(req: &Req, refusal: Refusal) -> PageResult {
             state,
             code,
             description,
+            ..
         } => {
             let mut params = vec![
                 ("error", code.as_str()),
@@ -491,23 +497,27 @@ fn refusal_response(req: &Req, refusal: Refusal) -> PageResult {
 
 /// Audits a refused authorization request (the refusal is still answered).
 async fn audit_refusal(state: &State, req: &Req, client_id: Option<&str>, refusal: &Refusal) {
-    let (error, description) = match refusal {
-        Refusal::Page(m) => ("invalid_request", m.clone()),
+    let (tenant_id, status, error, description) = match refusal {
+        Refusal::Page(m) => (None, 400, "invalid_request", m.clone()),
         Refusal::Redirect {
-            code, description, ..
-        } => (code.as_str(), description.clone()),
+            tenant_id,
+            code,
+            description,
+            ..
+        } => (Some(*tenant_id), 303, code.as_str(), description.clone()),
     };
     let client_id = client_id.map(str::to_string);
-    let e = Event {
-        tenant_id: None,
+    let e = Entry {
+        tenant_id,
         actor: req
             .session
             .as_ref()
             .map(|s| format!("admin:{}", s.session.username))
             .unwrap_or_else(|| "anonymous".into()),
-        action: "oauth.authorization_refused",
+        action: Action::OAuthAuthorizationRefused,
         target: client_id.map(|id| format!("oauth-client:{id}")),
-        success: false,
+        outcome: Outcome::Failure,
+        status: Some(status),
         request_id: Some(req.request_id.clone()),
         detail: Some(json!({"error": error, "description": description})),
     };
@@ -622,12 +632,13 @@ pub(super) async fn authorize_decision(state: &State, req: &mut Req) -> PageResu
         }
     };
     let username = req.session()?.session.username.clone();
-    let mut event = Event {
+    let mut event = Entry {
         tenant_id: Some(request.client.tenant_id),
         actor: format!("admin:{username}"),
-        action: "oauth.authorization_denied",
+        action: Action::OAuthAuthorizationDenied,
         target: Some(format!("oauth-client:{}", request.client.client_id)),
-        success: true,
+        outcome: Outcome::Success,
+        status: None,
         request_id: Some(req.request_id.clone()),
         detail: Some(json!({"redirectUri": request.redirect_uri})),
     };
@@ -660,7 +671,7 @@ pub(super) async fn authorize_decision(state: &State, req: &mut Req) -> PageResu
         used_at: None,
         grant_id: None,
     };
-    event.action = "oauth.authorization_approved";
+    event.action = Action::OAuthAuthorizationApproved;
     event.detail = Some(json!({
         "redirectUri": request.redirect_uri,
         "pkce": request.code_challenge.is_some(),
