@@ -262,47 +262,20 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
         }
         MembersCommand::Export { tenant, format } => {
             let conn = db.conn()?;
-            let list = members::list(&conn, tenant_id(&conn, &tenant)?)?;
-            let mut out = std::io::stdout().lock();
-            if format == "json" {
-                writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+            let format = if format == "json" {
+                members::ExportFormat::Json
             } else {
-                let rows = list.iter().map(|m| (&m.profile, &m.role, m.managed));
-                write!(out, "{}", member_csv::export(rows))?;
-            }
+                members::ExportFormat::Csv
+            };
+            let text = members::export(&conn, tenant_id(&conn, &tenant)?, format)?;
+            std::io::stdout().lock().write_all(text.as_bytes())?;
         }
     }
     Ok(())
 }
 
-/// Whether a settings change can change anyone's role.
-fn roles_differ(a: &Settings, b: &Settings) -> bool {
-    a.roles != b.roles
-        || a.default_role != b.default_role
-        || a.role_prefix != b.role_prefix
-        || a.mappings != b.mappings
-}
-
-/// The settings that differ, as `{name: {before, after}}`.
-fn settings_diff(before: &Settings, after: &Settings) -> Value {
-    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
-        (serde_json::to_value(before), serde_json::to_value(after))
-    else {
-        return Value::Null;
-    };
-    let changed: serde_json::Map<String, Value> = a
-        .into_iter()
-        .filter(|(k, v)| b.get(k) != Some(v))
-        .map(|(k, v)| {
-            let old = b.get(&k).cloned().unwrap_or(Value::Null);
-            (k, json!({"before": old, "after": v}))
-        })
-        .collect();
-    Value::Object(changed)
-}
-
-/// Saves `after`, audits the change as `action`, and re-evaluates roles if they can have
-/// changed. Returns the re-evaluation run, if any.
+/// Saves `after`, audits the change as `action` (actor `cli`), and re-evaluates roles if
+/// they can have changed: `db::settings::change`, which the admin UI uses too.
 fn save_settings(
     tx: &rusqlite::Transaction,
     tenant: i64,
@@ -311,18 +284,14 @@ fn save_settings(
     action: AuditAction,
     detail: Value,
 ) -> Result<Option<SyncRun>, DbError> {
-    settings::save(tx, tenant, after)?;
-    let ctx = WriteContext::cli(tenant);
-    let mut detail = detail;
-    detail["changes"] = settings_diff(before, after);
-    audit::append(
+    settings::change(
         tx,
-        &audit::Entry::new(tenant, &ctx.actor, action, Some("tenant".into())).with_detail(detail),
-    )?;
-    if roles_differ(before, after) {
-        return db_sync::run(tx, &ctx, Scope::Roles, false).map(Some);
-    }
-    Ok(None)
+        &WriteContext::cli(tenant),
+        before,
+        after,
+        action,
+        detail,
+    )
 }
 
 fn print_reevaluation(run: Option<SyncRun>) {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
+use super::paging::{Cursor, Keyset};
 use crate::scim::datetime;
 use crate::sync::model::text_enum;
 
@@ -220,58 +221,125 @@ fn from_row(r: &Row) -> rusqlite::Result<Record> {
     })
 }
 
+impl Filter {
+    /// The WHERE clause and its parameters (`after_id` included, `last` not).
+    fn conditions(&self) -> (String, Vec<SqlValue>) {
+        let mut cond = vec!["1 = 1"];
+        let mut params: Vec<SqlValue> = Vec::new();
+        if let Some(t) = self.tenant_id {
+            cond.push("tenant_id = ?");
+            params.push(SqlValue::Integer(t));
+        }
+        if let Some(a) = &self.actor {
+            cond.push("actor = ?");
+            params.push(SqlValue::Text(a.clone()));
+        }
+        if let Some(a) = self.action {
+            cond.push("action = ?");
+            params.push(SqlValue::Text(a.as_str().into()));
+        }
+        if let Some(t) = &self.target {
+            if t.ends_with('/') {
+                cond.push("substr(target, 1, ?) = ?");
+                params.push(SqlValue::Integer(t.chars().count() as i64));
+            } else {
+                cond.push("target = ?");
+            }
+            params.push(SqlValue::Text(t.clone()));
+        }
+        if let Some(s) = &self.since {
+            cond.push("at >= ?");
+            params.push(SqlValue::Text(s.clone()));
+        }
+        if let Some(u) = &self.until {
+            cond.push("at < ?");
+            params.push(SqlValue::Text(u.clone()));
+        }
+        if let Some(id) = self.after_id {
+            cond.push("id > ?");
+            params.push(SqlValue::Integer(id));
+        }
+        (cond.join(" AND "), params)
+    }
+}
+
+const COLUMNS: &str =
+    "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
+
 /// The entries matching `filter`, oldest first.
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> {
-    let mut cond = vec!["1 = 1"];
-    let mut params: Vec<SqlValue> = Vec::new();
-    if let Some(t) = filter.tenant_id {
-        cond.push("tenant_id = ?");
-        params.push(SqlValue::Integer(t));
-    }
-    if let Some(a) = &filter.actor {
-        cond.push("actor = ?");
-        params.push(SqlValue::Text(a.clone()));
-    }
-    if let Some(a) = filter.action {
-        cond.push("action = ?");
-        params.push(SqlValue::Text(a.as_str().into()));
-    }
-    if let Some(t) = &filter.target {
-        if t.ends_with('/') {
-            cond.push("substr(target, 1, ?) = ?");
-            params.push(SqlValue::Integer(t.chars().count() as i64));
-        } else {
-            cond.push("target = ?");
-        }
-        params.push(SqlValue::Text(t.clone()));
-    }
-    if let Some(s) = &filter.since {
-        cond.push("at >= ?");
-        params.push(SqlValue::Text(s.clone()));
-    }
-    if let Some(u) = &filter.until {
-        cond.push("at < ?");
-        params.push(SqlValue::Text(u.clone()));
-    }
-    if let Some(id) = filter.after_id {
-        cond.push("id > ?");
-        params.push(SqlValue::Integer(id));
-    }
-    let columns = "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
+    let (cond, params) = filter.conditions();
     let sql = match filter.last {
         Some(last) => format!(
-            "SELECT * FROM (SELECT {columns} FROM audit_log WHERE {} ORDER BY id DESC LIMIT {last})
-             ORDER BY id",
-            cond.join(" AND ")
+            "SELECT * FROM (SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id DESC LIMIT {last})
+             ORDER BY id"
         ),
-        None => format!(
-            "SELECT {columns} FROM audit_log WHERE {} ORDER BY id",
-            cond.join(" AND ")
-        ),
+        None => format!("SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id"),
     };
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(params), from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// One page of the entries matching `filter` (its `last` ignored), newest first: the
+/// admin UI's audit log. `Cursor::After(id)` continues with older entries.
+pub fn page(
+    conn: &Connection,
+    filter: &Filter,
+    cursor: Cursor,
+    limit: usize,
+) -> Result<Keyset<Record>, DbError> {
+    let (mut cond, mut params) = filter.conditions();
+    // Newest first: "after" in list order is an older (smaller) id.
+    let order = match cursor {
+        Cursor::First => "DESC",
+        Cursor::After(id) => {
+            cond.push_str(" AND id < ?");
+            params.push(SqlValue::Integer(id));
+            "DESC"
+        }
+        Cursor::Before(id) => {
+            cond.push_str(" AND id > ?");
+            params.push(SqlValue::Integer(id));
+            "ASC"
+        }
+    };
+    params.push(SqlValue::Integer(limit as i64 + 1));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id {order} LIMIT ?"
+    ))?;
+    let rows = stmt
+        .query_map(params_from_iter(params), from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keyset::from_rows(rows, cursor, limit, |r| r.id))
+}
+
+/// Every entry matching `filter`, oldest first, as JSON lines (the format of
+/// `scimd audit`), read a chunk at a time.
+pub fn export_json_lines(conn: &Connection, filter: &Filter) -> Result<String, DbError> {
+    const CHUNK: u64 = 1000;
+    let mut filter = Filter {
+        last: None,
+        ..filter.clone()
+    };
+    let mut out = String::new();
+    loop {
+        let (cond, params) = filter.conditions();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id LIMIT {CHUNK}"
+        ))?;
+        let rows = stmt
+            .query_map(params_from_iter(params), from_row)?
+            .collect::<Result<Vec<Record>, _>>()?;
+        for r in &rows {
+            out.push_str(&r.to_json_line());
+            out.push('\n');
+        }
+        match rows.last() {
+            Some(last) if rows.len() as u64 == CHUNK => filter.after_id = Some(last.id),
+            _ => return Ok(out),
+        }
+    }
 }

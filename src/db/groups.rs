@@ -4,9 +4,11 @@
 //! touches one row whatever the size of the group, and reading a group without its members
 //! never touches them at all.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::paging::{Cursor, Keyset};
 use super::{DbError, HasPk, ListQuery, Page};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
@@ -301,16 +303,19 @@ pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Resu
     Ok((n as usize).min(cap))
 }
 
-/// Every member of the group, in insertion order. Reads (and sorts) the whole member list:
-/// callers that only need to know whether it is small ask [`count_members_up_to`] first.
+/// Every member of the group, in insertion order. Reads the whole member list (walking
+/// `group_members_in_order` in rowid order, so without a sort): callers that only need to
+/// know whether it is small ask [`count_members_up_to`] first.
 pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT u.id, 'User', coalesce(gm.display, u.display_name, u.user_name), gm.rowid
-           FROM group_members gm JOIN users u ON u.pk = gm.member_user_pk WHERE gm.group_pk = ?1
-         UNION ALL
-         SELECT g.id, 'Group', coalesce(gm.display, g.display_name), gm.rowid
-           FROM group_members gm JOIN groups g ON g.pk = gm.member_group_pk WHERE gm.group_pk = ?1
-         ORDER BY 4",
+        "SELECT coalesce(u.id, g.id),
+                CASE WHEN gm.member_user_pk IS NULL THEN 'Group' ELSE 'User' END,
+                coalesce(gm.display, u.display_name, u.user_name, g.display_name)
+           FROM group_members gm INDEXED BY group_members_in_order
+           LEFT JOIN users u ON u.pk = gm.member_user_pk
+           LEFT JOIN groups g ON g.pk = gm.member_group_pk
+          WHERE gm.group_pk = ?1
+          ORDER BY gm.rowid",
     )?;
     let rows = stmt
         .query_map([group_pk], |r| {
@@ -327,6 +332,180 @@ pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError>
         })?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// A group as the admin UI lists it.
+#[derive(Debug, Clone)]
+pub struct GroupSummary {
+    pub pk: i64,
+    pub id: String,
+    pub display_name: String,
+    /// Direct members, users and nested groups, counted from the membership index.
+    pub members: i64,
+    pub last_modified: String,
+}
+
+/// The SQL and parameters of one page of groups by name (`limit + 1` rows).
+fn page_query(
+    tenant_id: i64,
+    search: Option<&str>,
+    cursor: Cursor,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let mut cond = "g.tenant_id = ?1".to_string();
+    let mut params = vec![SqlValue::Integer(tenant_id)];
+    if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
+        params.push(SqlValue::Text(fold(term)));
+        cond.push_str(&format!(
+            " AND instr(g.display_name_fold, ?{}) > 0",
+            params.len()
+        ));
+    }
+    // Keyset on (name, pk): the cursor names a group, whose position the subquery reads.
+    let (op, order) = match cursor {
+        Cursor::First => ("", "ASC"),
+        Cursor::After(_) => (">", "ASC"),
+        Cursor::Before(_) => ("<", "DESC"),
+    };
+    if let Cursor::After(pk) | Cursor::Before(pk) = cursor {
+        params.push(SqlValue::Integer(pk));
+        cond.push_str(&format!(
+            " AND (g.display_name_fold, g.pk) {op} (SELECT display_name_fold, pk FROM groups WHERE pk = ?{})",
+            params.len()
+        ));
+    }
+    params.push(SqlValue::Integer(limit as i64 + 1));
+    let sql = format!(
+        "SELECT g.pk, g.id, g.display_name, g.last_modified,
+                (SELECT count(*) FROM group_members gm WHERE gm.group_pk = g.pk)
+         FROM groups g WHERE {cond}
+         ORDER BY g.display_name_fold {order}, g.pk {order} LIMIT ?{}",
+        params.len()
+    );
+    (sql, params)
+}
+
+/// One page of the tenant's groups, by name, with their member counts; `search` is a
+/// piece of the name in any case.
+pub fn page(
+    conn: &Connection,
+    tenant_id: i64,
+    search: Option<&str>,
+    cursor: Cursor,
+    limit: usize,
+) -> Result<Keyset<GroupSummary>, DbError> {
+    let (sql, params) = page_query(tenant_id, search, cursor, limit);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(params), |r| {
+            Ok(GroupSummary {
+                pk: r.get(0)?,
+                id: r.get(1)?,
+                display_name: r.get(2)?,
+                last_modified: r.get(3)?,
+                members: r.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keyset::from_rows(rows, cursor, limit, |g| g.pk))
+}
+
+/// How many direct members (users and groups) the group has, from the membership index.
+pub fn count_members(conn: &Connection, group_pk: i64) -> Result<i64, DbError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM group_members WHERE group_pk = ?1",
+        [group_pk],
+        |r| r.get(0),
+    )?)
+}
+
+/// One member of a group as the admin UI shows it.
+#[derive(Debug, Clone)]
+pub struct MemberEntry {
+    /// The membership's row id: the page cursor.
+    pub key: i64,
+    pub kind: MemberKind,
+    /// SCIM id of the user or nested group.
+    pub id: String,
+    pub display: String,
+    pub user_name: Option<String>,
+    /// The member (people layer) linked to this user, if any: id, role, status.
+    pub member: Option<(String, String, String)>,
+}
+
+fn member_page_query(cursor: Cursor) -> String {
+    let (cond, order) = match cursor {
+        Cursor::First => ("", "ASC"),
+        Cursor::After(_) => ("AND gm.rowid > ?3", "ASC"),
+        Cursor::Before(_) => ("AND gm.rowid < ?3", "DESC"),
+    };
+    format!(
+        "SELECT gm.rowid, gm.member_user_pk IS NOT NULL, coalesce(u.id, sg.id),
+                coalesce(gm.display, u.display_name, u.user_name, sg.display_name, ''),
+                u.user_name, m.id, m.role, m.status
+         FROM group_members gm
+         LEFT JOIN users u ON u.pk = gm.member_user_pk
+         LEFT JOIN groups sg ON sg.pk = gm.member_group_pk
+         LEFT JOIN members m ON m.tenant_id = ?1 AND m.user_id = u.id
+         WHERE gm.group_pk = ?2 {cond}
+         ORDER BY gm.rowid {order} LIMIT ?4"
+    )
+}
+
+/// One page of a group's members in the order they were added: a 100 000-member group
+/// is read a page of membership rows at a time.
+pub fn member_page(
+    conn: &Connection,
+    tenant_id: i64,
+    group_pk: i64,
+    cursor: Cursor,
+    limit: usize,
+) -> Result<Keyset<MemberEntry>, DbError> {
+    let key = match cursor {
+        Cursor::First => 0,
+        Cursor::After(k) | Cursor::Before(k) => k,
+    };
+    let mut stmt = conn.prepare_cached(&member_page_query(cursor))?;
+    let rows = stmt
+        .query_map(params![tenant_id, group_pk, key, limit as i64 + 1], |r| {
+            let member_id: Option<String> = r.get(5)?;
+            Ok(MemberEntry {
+                key: r.get(0)?,
+                kind: if r.get(1)? {
+                    MemberKind::User
+                } else {
+                    MemberKind::Group
+                },
+                id: r.get(2)?,
+                display: r.get(3)?,
+                user_name: r.get(4)?,
+                member: match member_id {
+                    Some(id) => Some((id, r.get(6)?, r.get(7)?)),
+                    None => None,
+                },
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keyset::from_rows(rows, cursor, limit, |m| m.key))
+}
+
+/// The displayNames of up to `limit` of the tenant's groups, in name order (any case), and
+/// whether there are more: what a picker offers.
+pub fn display_names(
+    conn: &Connection,
+    tenant_id: i64,
+    limit: usize,
+) -> Result<(Vec<String>, bool), DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT display_name FROM groups WHERE tenant_id = ?1
+         ORDER BY display_name_fold, pk LIMIT ?2",
+    )?;
+    let mut names = stmt
+        .query_map(params![tenant_id, limit as i64 + 1], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let more = names.len() > limit;
+    names.truncate(limit);
+    Ok((names, more))
 }
 
 #[cfg(test)]
@@ -424,5 +603,73 @@ mod tests {
             !plan.contains("SCAN group_members") && !plan.contains("TEMP B-TREE"),
             "{plan}"
         );
+    }
+
+    fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows: Vec<String> = stmt
+            .query_map(params_from_iter(params), |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        rows.join("\n")
+    }
+
+    /// The admin UI's pages of a huge group and of the group list start at their cursor
+    /// in an index and stop after a page: no scan, no sort of the members.
+    #[test]
+    fn admin_pages_of_groups_and_members_come_from_indexes() {
+        let conn = fresh_db();
+        let big = group(&conn, "Everyone");
+        let people: Vec<i64> = (0..2000).map(|i| user(&conn, &format!("u{i}"))).collect();
+        add(&conn, big.pk, MemberKind::User, &people);
+        for i in 0..200 {
+            let g = group(&conn, &format!("Team {i}"));
+            add(&conn, g.pk, MemberKind::User, &people[i..i + 3]);
+            add(&conn, big.pk, MemberKind::Group, &[g.pk]);
+        }
+        conn.execute_batch("ANALYZE").unwrap();
+        for cursor in [Cursor::First, Cursor::After(500), Cursor::Before(1500)] {
+            let plan = plan_of(
+                &conn,
+                &member_page_query(cursor),
+                &[1.into(), big.pk.into(), 500.into(), 51.into()],
+            );
+            // The group's index, or the rowid range itself when (as here) one group
+            // holds nearly every membership: both start at the cursor.
+            assert!(
+                plan.contains("SEARCH gm USING INDEX group_members_in_order")
+                    || plan.contains("SEARCH gm USING INTEGER PRIMARY KEY"),
+                "{cursor:?}\n{plan}"
+            );
+            assert!(
+                !plan.contains("SCAN") && !plan.contains("TEMP B-TREE"),
+                "{cursor:?}\n{plan}"
+            );
+            for search in [None, Some("team")] {
+                let (sql, params) = page_query(1, search, cursor, 50);
+                let plan = plan_of(&conn, &sql, &params);
+                assert!(
+                    plan.contains("SEARCH g USING INDEX groups_display_name"),
+                    "{cursor:?}\n{plan}"
+                );
+                assert!(!plan.contains("TEMP B-TREE"), "{cursor:?}\n{plan}");
+            }
+        }
+        // Paging the big group forward visits every member once.
+        let mut seen = 0;
+        let mut cursor = Cursor::First;
+        loop {
+            let p = member_page(&conn, 1, big.pk, cursor, 300).unwrap();
+            seen += p.items.len();
+            match p.next {
+                Some(k) => cursor = Cursor::After(k),
+                None => break,
+            }
+        }
+        assert_eq!(seen, 2200);
+        assert_eq!(count_members(&conn, big.pk).unwrap(), 2200);
+        let p = page(&conn, 1, Some("EVERY"), Cursor::First, 10).unwrap();
+        assert_eq!((p.items.len(), p.items[0].members), (1, 2200));
     }
 }

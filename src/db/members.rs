@@ -6,10 +6,12 @@
 
 use std::collections::HashSet;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use super::DbError;
+use super::paging::{Cursor, Keyset};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
 use crate::sync::{Field, Link, Member, MemberSource, MemberStatus, Profile, Role};
@@ -130,6 +132,30 @@ pub fn by_email(
         .optional()?)
 }
 
+/// How many of the tenant's members have each (status, role), for the dashboard.
+pub fn counts_by_status_and_role(
+    conn: &Connection,
+    tenant_id: i64,
+) -> Result<Vec<(MemberStatus, Role, i64)>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, role, count(*) FROM members WHERE tenant_id = ?1
+         GROUP BY status, role ORDER BY status, role",
+    )?;
+    let mut rows = stmt.query([tenant_id])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let bad = |e: String| DbError::Schema(format!("bad stored member value: {e}"));
+        let status: String = r.get(0)?;
+        let role: String = r.get(1)?;
+        out.push((
+            status.parse().map_err(|e| bad(format!("{e}")))?,
+            role.parse().map_err(bad)?,
+            r.get(2)?,
+        ));
+    }
+    Ok(out)
+}
+
 /// Every member of the tenant, oldest first.
 pub fn list(conn: &Connection, tenant_id: i64) -> Result<Vec<MemberRow>, DbError> {
     let mut stmt = conn.prepare(&format!("{SELECT} WHERE m.tenant_id = ?1 ORDER BY m.pk"))?;
@@ -137,6 +163,192 @@ pub fn list(conn: &Connection, tenant_id: i64) -> Result<Vec<MemberRow>, DbError
         .query_map([tenant_id], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// Which members a list shows; empty shows all.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// A piece of the email, userName or name, in any case.
+    pub search: Option<String>,
+    pub status: Option<MemberStatus>,
+    pub role: Option<Role>,
+    pub managed: Option<bool>,
+}
+
+impl ListFilter {
+    /// The WHERE clause (after the tenant) and its parameters.
+    ///
+    /// The search is a substring test evaluated while the query walks the tenant's members
+    /// in row order, so it stops as soon as a page of matches is found; only a term that
+    /// (almost) nobody matches reads every member of the tenant once. Substrings rather
+    /// than prefixes because admins type a surname and expect `ada.lovelace@…` to match.
+    fn conditions(&self, tenant_id: i64) -> (String, Vec<SqlValue>) {
+        let mut cond = vec!["m.tenant_id = ?1".to_string()];
+        let mut params = vec![SqlValue::Integer(tenant_id)];
+        let mut bind = |sql: &str, value: SqlValue| {
+            params.push(value);
+            cond.push(sql.replace('?', &format!("?{}", params.len())));
+        };
+        if let Some(status) = self.status {
+            bind("m.status = ?", SqlValue::Text(status.as_str().into()));
+        }
+        if let Some(role) = &self.role {
+            bind("m.role = ?", SqlValue::Text(role.as_str().into()));
+        }
+        if let Some(managed) = self.managed {
+            bind("m.managed = ?", SqlValue::Integer(managed.into()));
+        }
+        if let Some(term) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            bind(
+                "(instr(m.email_fold, ?) > 0 OR instr(m.user_name_fold, ?) > 0
+                  OR instr(scim_fold(coalesce(m.given_name, '') || ' ' || coalesce(m.family_name, '')
+                       || ' ' || coalesce(m.display_name, '')), ?) > 0)",
+                SqlValue::Text(fold(term)),
+            );
+        }
+        (cond.join(" AND "), params)
+    }
+}
+
+/// The SQL and parameters of one page of members (`limit + 1` rows, see [`Keyset`]).
+fn page_query(
+    tenant_id: i64,
+    filter: &ListFilter,
+    cursor: Cursor,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let (mut cond, mut params) = filter.conditions(tenant_id);
+    let order = match cursor {
+        Cursor::First => "ASC",
+        Cursor::After(pk) => {
+            cond.push_str(&format!(" AND m.pk > ?{}", params.len() + 1));
+            params.push(SqlValue::Integer(pk));
+            "ASC"
+        }
+        Cursor::Before(pk) => {
+            cond.push_str(&format!(" AND m.pk < ?{}", params.len() + 1));
+            params.push(SqlValue::Integer(pk));
+            "DESC"
+        }
+    };
+    params.push(SqlValue::Integer(limit as i64 + 1));
+    let sql = format!(
+        "{SELECT} WHERE {cond} ORDER BY m.pk {order} LIMIT ?{}",
+        params.len()
+    );
+    (sql, params)
+}
+
+/// One page of the tenant's members matching `filter`, in the order they were added.
+pub fn page(
+    conn: &Connection,
+    tenant_id: i64,
+    filter: &ListFilter,
+    cursor: Cursor,
+    limit: usize,
+) -> Result<Keyset<MemberRow>, DbError> {
+    let (sql, params) = page_query(tenant_id, filter, cursor, limit);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(params), from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Keyset::from_rows(rows, cursor, limit, |m| m.pk))
+}
+
+/// How many members match `filter`, counting no further than `cap` (a search cannot use
+/// an index to count, so the count of a big tenant stops early and says "more than").
+pub fn count(
+    conn: &Connection,
+    tenant_id: i64,
+    filter: &ListFilter,
+    cap: usize,
+) -> Result<usize, DbError> {
+    let (cond, mut params) = filter.conditions(tenant_id);
+    params.push(SqlValue::Integer(cap as i64));
+    let n: i64 = conn.query_row(
+        &format!(
+            "SELECT count(*) FROM (SELECT 1 FROM members m WHERE {cond} LIMIT ?{})",
+            params.len()
+        ),
+        params_from_iter(params),
+        |r| r.get(0),
+    )?;
+    Ok(n as usize)
+}
+
+/// Calls `f` with the tenant's members, oldest first, a chunk at a time: an export of
+/// 100 000 members never holds them all.
+pub fn for_each_chunk(
+    conn: &Connection,
+    tenant_id: i64,
+    mut f: impl FnMut(&[MemberRow]) -> Result<(), DbError>,
+) -> Result<(), DbError> {
+    const CHUNK: usize = 1000;
+    let mut cursor = Cursor::First;
+    loop {
+        let page = page(conn, tenant_id, &ListFilter::default(), cursor, CHUNK)?;
+        f(&page.items)?;
+        match page.next {
+            Some(pk) => cursor = Cursor::After(pk),
+            None => return Ok(()),
+        }
+    }
+}
+
+/// The two export formats of `scimd members export` and the admin UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The import format (see `sync::member_csv`), so an export can be edited and imported.
+    Csv,
+    /// Every attribute, including status, source and the role's explanation: a pretty
+    /// JSON array.
+    Json,
+}
+
+/// Every member of the tenant in `format`, exactly as `scimd members export` prints it.
+pub fn export(conn: &Connection, tenant_id: i64, format: ExportFormat) -> Result<String, DbError> {
+    use crate::sync::member_csv;
+    let mut out = String::new();
+    match format {
+        ExportFormat::Csv => {
+            out.push_str(&member_csv::export([]));
+            for_each_chunk(conn, tenant_id, |chunk| {
+                out.push_str(&member_csv::export_rows(
+                    chunk.iter().map(|m| (&m.profile, &m.role, m.managed)),
+                ));
+                Ok(())
+            })?;
+        }
+        ExportFormat::Json => {
+            // What `serde_json::to_string_pretty` makes of the whole list, built a chunk
+            // at a time: each element pretty-printed and indented one level.
+            out.push('[');
+            let mut empty = true;
+            for_each_chunk(conn, tenant_id, |chunk| {
+                for m in chunk {
+                    out.push_str(if empty { "\n" } else { ",\n" });
+                    empty = false;
+                    let item = serde_json::to_string_pretty(m)
+                        .map_err(|e| DbError::Schema(format!("member JSON: {e}")))?;
+                    for (i, line) in item.lines().enumerate() {
+                        if i > 0 {
+                            out.push('\n');
+                        }
+                        out.push_str("  ");
+                        out.push_str(line);
+                    }
+                }
+                Ok(())
+            })?;
+            out.push_str(if empty { "]\n" } else { "\n]\n" });
+        }
+    }
+    Ok(out)
 }
 
 /// The members a plan for some directory users needs: those linked to `user_ids`, and those
@@ -323,6 +535,147 @@ pub struct ImportSummary {
     pub unchanged: usize,
 }
 
+/// One change an import row makes to an existing member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// A profile field, before and after.
+    Field(Field, Option<String>, Option<String>),
+    Managed(bool, bool),
+    Role(Role, Role),
+}
+
+impl Planned {
+    /// The field's name as the audit log and events spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Planned::Field(f, _, _) => f.as_str(),
+            Planned::Managed(..) => "managed",
+            Planned::Role(..) => "role",
+        }
+    }
+
+    /// (before, after) as people read them.
+    pub fn values(&self) -> (String, String) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        match self {
+            Planned::Field(_, b, a) => (text(b), text(a)),
+            Planned::Managed(b, a) => (b.to_string(), a.to_string()),
+            Planned::Role(b, a) => (b.to_string(), a.to_string()),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Planned::Field(field, before, after) => {
+                json!({"field": field, "before": before, "after": after})
+            }
+            Planned::Managed(before, after) => {
+                json!({"field": "managed", "before": before, "after": after})
+            }
+            Planned::Role(before, after) => {
+                json!({"field": "role", "before": before, "after": after})
+            }
+        }
+    }
+}
+
+/// What importing `row` changes on `existing`: the cells it fills that differ. An empty
+/// cell leaves the member's value as it is.
+pub fn planned_changes(
+    existing: &MemberRow,
+    row: &crate::sync::member_csv::ImportRow,
+) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let fields = [
+        (Field::UserName, &existing.profile.user_name, &row.user_name),
+        (
+            Field::GivenName,
+            &existing.profile.given_name,
+            &row.given_name,
+        ),
+        (
+            Field::FamilyName,
+            &existing.profile.family_name,
+            &row.family_name,
+        ),
+    ];
+    for (field, before, after) in fields {
+        if after.is_some() && before != after {
+            out.push(Planned::Field(field, before.clone(), after.clone()));
+        }
+    }
+    if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
+        out.push(Planned::Managed(existing.managed, managed));
+    }
+    if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
+        out.push(Planned::Role(existing.role.clone(), role.clone()));
+    }
+    out
+}
+
+/// What one import row would do.
+#[derive(Debug, Clone)]
+pub enum RowOutcome {
+    Create,
+    Update {
+        member: MemberRow,
+        changes: Vec<Planned>,
+    },
+    Unchanged {
+        member: MemberRow,
+    },
+}
+
+/// What an import of `rows` would do, row by row, and whether it would succeed.
+#[derive(Debug, Clone)]
+pub struct ImportPreview {
+    pub rows: Vec<(crate::sync::member_csv::ImportRow, RowOutcome)>,
+    pub summary: ImportSummary,
+    /// Why the import would fail (a row colliding with another member), naming the line.
+    pub error: Option<String>,
+}
+
+/// Previews an import without changing anything: each row's outcome, read from the
+/// members as they are, then [`import`] itself run inside a savepoint that is rolled
+/// back, so a collision only the database sees (a userName another member holds) is
+/// reported exactly as the real import would meet it. Needs a write transaction.
+pub fn preview_import(
+    conn: &Connection,
+    ctx: &super::sync::WriteContext,
+    settings: &crate::sync::Settings,
+    rows: &[crate::sync::member_csv::ImportRow],
+) -> Result<ImportPreview, DbError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let outcome = match by_email(conn, ctx.tenant_id, &row.email)? {
+            None => RowOutcome::Create,
+            Some(member) => {
+                let changes = planned_changes(&member, row);
+                if changes.is_empty() {
+                    RowOutcome::Unchanged { member }
+                } else {
+                    RowOutcome::Update { member, changes }
+                }
+            }
+        };
+        out.push((row.clone(), outcome));
+    }
+    conn.execute_batch("SAVEPOINT import_preview")?;
+    let dry = import(conn, ctx, settings, rows);
+    conn.execute_batch("ROLLBACK TO import_preview; RELEASE import_preview")?;
+    let (summary, error) = match dry {
+        Ok(summary) => (summary, None),
+        Err(DbError::Conflict(m)) => (ImportSummary::default(), Some(m)),
+        Err(e) => return Err(e),
+    };
+    Ok(ImportPreview {
+        rows: out,
+        summary,
+        error,
+    })
+}
+
 /// The explanation of a role an admin set (by CSV or by hand) rather than sync.
 pub const CSV_ROLE_REASON: &str = "set by CSV import";
 
@@ -388,35 +741,18 @@ pub fn import(
             }
             Some(existing) => {
                 let mut changes = Vec::new();
-                let fields = [
-                    (Field::UserName, &existing.profile.user_name, &row.user_name),
-                    (
-                        Field::GivenName,
-                        &existing.profile.given_name,
-                        &row.given_name,
-                    ),
-                    (
-                        Field::FamilyName,
-                        &existing.profile.family_name,
-                        &row.family_name,
-                    ),
-                ];
-                for (field, before, after) in fields {
-                    if after.is_some() && before != after {
-                        set_field(conn, existing.pk, field, after.as_deref())
-                            .map_err(at_line(row.line))?;
-                        changes.push(json!({"field": field, "before": before, "after": after}));
+                for change in planned_changes(&existing, row) {
+                    match &change {
+                        Planned::Field(field, _, after) => {
+                            set_field(conn, existing.pk, *field, after.as_deref())
+                                .map_err(at_line(row.line))?;
+                        }
+                        Planned::Managed(_, after) => set_managed(conn, existing.pk, *after)?,
+                        Planned::Role(_, after) => {
+                            set_role(conn, existing.pk, after, CSV_ROLE_REASON)?;
+                        }
                     }
-                }
-                if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
-                    set_managed(conn, existing.pk, managed)?;
-                    changes.push(
-                        json!({"field": "managed", "before": existing.managed, "after": managed}),
-                    );
-                }
-                if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
-                    set_role(conn, existing.pk, role, CSV_ROLE_REASON)?;
-                    changes.push(json!({"field": "role", "before": existing.role, "after": role}));
+                    changes.push(change.to_json());
                 }
                 if changes.is_empty() {
                     summary.unchanged += 1;
@@ -465,3 +801,6 @@ pub fn import(
     super::seeds::refresh(conn, ctx.tenant_id)?;
     Ok(summary)
 }
+
+#[cfg(test)]
+mod tests;

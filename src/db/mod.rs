@@ -15,6 +15,7 @@ pub mod groups;
 pub mod members;
 mod migrations;
 pub mod oauth;
+pub mod paging;
 pub mod seeds;
 pub mod settings;
 pub mod sync;

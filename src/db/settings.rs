@@ -6,7 +6,10 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::DbError;
+use serde_json::{Map, Value, json};
+
+use super::sync::{self, Scope, SyncRun, WriteContext};
+use super::{DbError, audit};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
 use crate::sync::{
@@ -176,28 +179,79 @@ pub fn map_role(
     group: &str,
     role: &Role,
 ) -> Result<Settings, DbError> {
-    let group = group.trim();
-    if group.is_empty() {
+    if group.trim().is_empty() {
         return Err(DbError::Conflict("the group name must not be empty".into()));
     }
-    let mut s = get(conn, tenant_id)?;
-    s.mappings.retain(|m| fold(&m.group) != fold(group));
-    s.mappings.push(RoleMapping {
-        group: group.to_string(),
-        role: role.clone(),
-    });
+    let s = get(conn, tenant_id)?.with_mapping(group, role);
     save(conn, tenant_id, &s)?;
     get(conn, tenant_id)
 }
 
 /// Removes the mapping of `group`; `NotFound` if there is none.
 pub fn unmap_role(conn: &Connection, tenant_id: i64, group: &str) -> Result<Settings, DbError> {
-    let mut s = get(conn, tenant_id)?;
-    let before = s.mappings.len();
-    s.mappings.retain(|m| fold(&m.group) != fold(group.trim()));
-    if s.mappings.len() == before {
-        return Err(DbError::NotFound);
-    }
+    let s = get(conn, tenant_id)?
+        .without_mapping(group)
+        .ok_or(DbError::NotFound)?;
     save(conn, tenant_id, &s)?;
     Ok(s)
+}
+
+/// Whether a settings change can change anyone's role.
+pub fn roles_differ(a: &Settings, b: &Settings) -> bool {
+    a.roles != b.roles
+        || a.default_role != b.default_role
+        || a.role_prefix != b.role_prefix
+        || a.mappings != b.mappings
+}
+
+/// The settings that differ, as `{name: {before, after}}`.
+pub fn diff(before: &Settings, after: &Settings) -> Map<String, Value> {
+    let (Ok(Value::Object(b)), Ok(Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Map::new();
+    };
+    a.into_iter()
+        .filter(|(k, v)| b.get(k) != Some(v))
+        .map(|(k, v)| {
+            let old = b.get(&k).cloned().unwrap_or(Value::Null);
+            (k, json!({"before": old, "after": v}))
+        })
+        .collect()
+}
+
+/// A settings change as the command line and the admin UI make it: saves `after`, audits
+/// the change as `action` by `ctx.actor` (`detail` plus, under `changes`, every setting
+/// that differs, merged with any `changes` the caller already put there), and re-evaluates
+/// roles if they can have changed ([`sync::Scope::Roles`], a dry run in test mode). Returns
+/// that re-evaluation run, if any. Run it in a write transaction.
+pub fn change(
+    conn: &Connection,
+    ctx: &WriteContext,
+    before: &Settings,
+    after: &Settings,
+    action: audit::Action,
+    detail: Value,
+) -> Result<Option<SyncRun>, DbError> {
+    save(conn, ctx.tenant_id, after)?;
+    let mut detail = match detail {
+        Value::Object(d) => d,
+        _ => Map::new(),
+    };
+    let mut changes = match detail.remove("changes") {
+        Some(Value::Object(c)) => c,
+        _ => Map::new(),
+    };
+    changes.extend(diff(before, after));
+    detail.insert("changes".into(), Value::Object(changes));
+    audit::append(
+        conn,
+        &audit::Entry::new(ctx.tenant_id, &ctx.actor, action, Some("tenant".into()))
+            .with_request_id(ctx.request_id.as_deref())
+            .with_detail(Value::Object(detail)),
+    )?;
+    if roles_differ(before, after) {
+        return sync::run(conn, ctx, Scope::Roles, false).map(Some);
+    }
+    Ok(None)
 }

@@ -53,6 +53,15 @@ impl WriteContext {
             request_id: None,
         }
     }
+
+    /// An admin acting on `tenant_id` from the web UI, in request `request_id`.
+    pub fn admin(tenant_id: i64, username: &str, request_id: &str) -> WriteContext {
+        WriteContext {
+            tenant_id,
+            actor: format!("admin:{username}"),
+            request_id: Some(request_id.to_string()),
+        }
+    }
 }
 
 /// What changed in a group, as far as members' roles are concerned.
@@ -376,6 +385,31 @@ pub fn report(conn: &Connection, tenant_id: i64) -> Result<Report, DbError> {
     )?))
 }
 
+/// What the whole tenant's plan under `settings` would be, limited to `scope`, without
+/// saving the settings, applying or recording anything: the admin UI's preview of a
+/// settings change. It is the plan [`run`] would apply once `settings` are saved.
+pub fn preview(
+    conn: &Connection,
+    tenant_id: i64,
+    settings: &sync::Settings,
+    scope: Scope,
+) -> Result<Report, DbError> {
+    Ok(Report::new(&scoped_plan(conn, tenant_id, settings, scope)?))
+}
+
+fn scoped_plan(
+    conn: &Connection,
+    tenant_id: i64,
+    settings: &sync::Settings,
+    scope: Scope,
+) -> Result<Vec<Change>, DbError> {
+    let changes = full_plan(conn, tenant_id, settings)?;
+    Ok(match scope {
+        Scope::Full => changes,
+        Scope::Roles => sync::roles_only(changes),
+    })
+}
+
 fn full_plan(
     conn: &Connection,
     tenant_id: i64,
@@ -406,10 +440,7 @@ pub fn run(
     let started_at = datetime::now();
     let settings = settings::get(conn, ctx.tenant_id)?;
     let dry_run = dry_run || settings.test_mode;
-    let mut changes = full_plan(conn, ctx.tenant_id, &settings)?;
-    if scope == Scope::Roles {
-        changes = sync::roles_only(changes);
-    }
+    let changes = scoped_plan(conn, ctx.tenant_id, &settings, scope)?;
     if !dry_run {
         apply(conn, ctx, &changes)?;
         super::seeds::refresh(conn, ctx.tenant_id)?;
@@ -457,28 +488,44 @@ pub struct RunRecord {
     pub counts: Value,
 }
 
+const RUN_COLUMNS: &str = "id, actor, scope, dry_run, started_at, finished_at, duration_ms, counts";
+
+fn run_from_row(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    let counts: String = r.get(7)?;
+    Ok(RunRecord {
+        id: r.get(0)?,
+        actor: r.get(1)?,
+        scope: r.get(2)?,
+        dry_run: r.get(3)?,
+        started_at: r.get(4)?,
+        finished_at: r.get(5)?,
+        duration_ms: r.get(6)?,
+        counts: serde_json::from_str(&counts).unwrap_or(Value::Null),
+    })
+}
+
 /// The tenant's most recent runs, newest first.
 pub fn runs(conn: &Connection, tenant_id: i64, limit: u32) -> Result<Vec<RunRecord>, DbError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, actor, scope, dry_run, started_at, finished_at, duration_ms, counts
-         FROM sync_runs WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {RUN_COLUMNS} FROM sync_runs WHERE tenant_id = ?1 ORDER BY id DESC LIMIT ?2"
+    ))?;
     let rows = stmt
-        .query_map(params![tenant_id, limit], |r| {
-            let counts: String = r.get(7)?;
-            Ok(RunRecord {
-                id: r.get(0)?,
-                actor: r.get(1)?,
-                scope: r.get(2)?,
-                dry_run: r.get(3)?,
-                started_at: r.get(4)?,
-                finished_at: r.get(5)?,
-                duration_ms: r.get(6)?,
-                counts: serde_json::from_str(&counts).unwrap_or(Value::Null),
-            })
-        })?
+        .query_map(params![tenant_id, limit], run_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// One of the tenant's runs; `NotFound` for another tenant's.
+pub fn get_run(conn: &Connection, tenant_id: i64, id: i64) -> Result<RunRecord, DbError> {
+    conn.query_row(
+        &format!("SELECT {RUN_COLUMNS} FROM sync_runs WHERE tenant_id = ?1 AND id = ?2"),
+        params![tenant_id, id],
+        run_from_row,
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
+        e => e.into(),
+    })
 }
 
 // --- Loading the directory -------------------------------------------------------------

@@ -79,3 +79,21 @@ pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
     let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
+
+/// Renames a tenant (its slug, which URLs and tokens' owners use, never changes).
+pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<(), DbError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(DbError::Conflict(
+            "the tenant name must be 1 to 100 characters".into(),
+        ));
+    }
+    let n = conn.execute(
+        "UPDATE tenants SET name = ?1 WHERE id = ?2",
+        params![name, id],
+    )?;
+    if n == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}

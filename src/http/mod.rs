@@ -45,6 +45,8 @@ struct State {
     /// Distinguishes requests in logs and error bodies; starts from the boot time so ids
     /// do not repeat across restarts.
     next_request_id: AtomicU64,
+    /// CSV files uploaded for import, kept between the preview and the admin's confirmation.
+    pending_imports: admin::PendingImports,
 }
 
 impl App {
@@ -59,6 +61,7 @@ impl App {
                 config,
                 activity: Default::default(),
                 next_request_id: AtomicU64::new(boot),
+                pending_imports: Default::default(),
             }),
         }
     }

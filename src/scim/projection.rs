@@ -86,6 +86,17 @@ impl Projection {
         }
     }
 
+    /// Whether the core attribute `name` appears whole, every sub-attribute included, so the
+    /// caller may render it without going through [`Projection::apply`].
+    pub fn wants_whole(&self, name: &str) -> bool {
+        let names = |i: &Item| i.extension.is_none() && i.attr.is_some_and(|a| a.name == name);
+        match &self.mode {
+            Mode::Default => true,
+            Mode::Include(items) => items.iter().any(|i| names(i) && i.sub.is_none()),
+            Mode::Exclude(items) => !items.iter().any(names),
+        }
+    }
+
     /// Reduces a rendered resource to the selected attributes.
     pub fn apply(&self, rt: &ResourceType, resource: &mut Value) {
         let Value::Object(fields) = resource else {
@@ -293,7 +304,12 @@ mod tests {
         let p = Projection::parse(Some("displayName"), None, &GROUP_RESOURCE).unwrap();
         assert!(!p.wants("members"));
         let p = Projection::parse(Some("members.value"), None, &GROUP_RESOURCE).unwrap();
-        assert!(p.wants("members"));
+        assert!(p.wants("members") && !p.wants_whole("members"));
+        let p = Projection::parse(None, Some("members.display"), &GROUP_RESOURCE).unwrap();
+        assert!(p.wants("members") && !p.wants_whole("members"));
+        let p = Projection::parse(Some("displayName,members"), None, &GROUP_RESOURCE).unwrap();
+        assert!(p.wants_whole("members"));
+        assert!(Projection::default().wants_whole("members"));
         assert!(Projection::default().wants("members"));
     }
 }

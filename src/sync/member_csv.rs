@@ -226,6 +226,14 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
 pub fn export<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(COLUMNS).expect("write to memory");
+    let header =
+        String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8");
+    header + &export_rows(members)
+}
+
+/// The rows of [`export`] without the header: how a long export is written in chunks.
+pub fn export_rows<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
     for (p, role, managed) in members {
         let cell = |v: &'a Option<String>| v.as_deref().unwrap_or("");
         w.write_record([

@@ -295,6 +295,27 @@ impl Settings {
         Ok(())
     }
 
+    /// These settings with `group` (by displayName, case-insensitive) mapped to `role`,
+    /// replacing any mapping of the same group. Not validated: [`Settings::validate`] says
+    /// whether the result may be saved.
+    pub fn with_mapping(&self, group: &str, role: &Role) -> Settings {
+        let group = group.trim();
+        let mut s = self.clone();
+        s.mappings.retain(|m| fold(&m.group) != fold(group));
+        s.mappings.push(RoleMapping {
+            group: group.to_string(),
+            role: role.clone(),
+        });
+        s
+    }
+
+    /// These settings without the mapping of `group`; `None` if it has none.
+    pub fn without_mapping(&self, group: &str) -> Option<Settings> {
+        let mut s = self.clone();
+        s.mappings.retain(|m| fold(&m.group) != fold(group.trim()));
+        (s.mappings.len() != self.mappings.len()).then_some(s)
+    }
+
     fn role_list(&self) -> String {
         self.roles
             .iter()

@@ -90,5 +90,7 @@ CREATE TABLE group_members (
 );
 CREATE UNIQUE INDEX group_members_user ON group_members(group_pk, member_user_pk) WHERE member_user_pk IS NOT NULL;
 CREATE UNIQUE INDEX group_members_group ON group_members(group_pk, member_group_pk) WHERE member_group_pk IS NOT NULL;
+-- A group's members in insertion (rowid) order, for reading a whole group without a sort.
+CREATE INDEX group_members_in_order ON group_members(group_pk);
 CREATE INDEX group_members_by_user ON group_members(member_user_pk) WHERE member_user_pk IS NOT NULL;
 CREATE INDEX group_members_by_group ON group_members(member_group_pk) WHERE member_group_pk IS NOT NULL;

@@ -624,3 +624,58 @@ fn settings_round_trip_and_refuse_inconsistent_changes() {
     settings::unmap_role(&conn, f.tenant, "ENG").unwrap();
     assert!(settings::get(&conn, f.tenant).unwrap().mappings.is_empty());
 }
+
+#[test]
+fn a_preview_saves_nothing_and_is_what_saving_the_settings_applies() {
+    let f = Fixture::new();
+    let user = f.create_user("ada@x.io", true);
+    let eng = f.create_group("Eng");
+    f.membership(eng, user.pk, true);
+    let before = settings::get(&f.conn(), f.tenant).unwrap();
+    let after = before.with_mapping("eng", &"admin".parse().unwrap());
+
+    let preview = preview(&f.conn(), f.tenant, &after, Scope::Roles).unwrap();
+    assert_eq!(preview.summary(), "role_change 1");
+    assert_eq!(settings::get(&f.conn(), f.tenant).unwrap(), before);
+    assert_eq!(f.member().role.as_str(), "viewer");
+    assert!(runs(&f.conn(), f.tenant, 10).unwrap().is_empty());
+
+    let ctx = WriteContext::admin(f.tenant, "alice", "req-9");
+    let mut conn = f.conn();
+    let run = crate::db::write_sync(&mut conn, |tx| {
+        settings::change(
+            tx,
+            &ctx,
+            &before,
+            &after,
+            audit::Action::RoleMapped,
+            json!({"group": "eng"}),
+        )
+    })
+    .unwrap()
+    .expect("a role setting changed: roles are re-evaluated");
+    assert_eq!(run.report, preview, "the preview is what saving applied");
+    assert_eq!(f.member().role.as_str(), "admin");
+    let entries = audit::list(
+        &f.conn(),
+        &audit::Filter {
+            actor: Some("admin:alice".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let first = &entries[0].entry;
+    assert_eq!(first.action, audit::Action::RoleMapped);
+    assert_eq!(first.request_id.as_deref(), Some("req-9"));
+    assert_eq!(
+        first.detail.as_ref().unwrap()["changes"]["mappings"]["after"],
+        json!([{"group": "eng", "role": "admin"}])
+    );
+    let run_record = get_run(&f.conn(), f.tenant, run.id).unwrap();
+    assert_eq!(run_record.actor, "admin:alice");
+    assert_eq!(run_record.scope, "roles");
+    assert!(matches!(
+        get_run(&f.conn(), f.tenant + 1, run.id),
+        Err(DbError::NotFound)
+    ));
+}

@@ -4,10 +4,12 @@ use askama::Template;
 use hyper::StatusCode;
 
 use super::filters;
+use super::sync::RunRow;
 use super::{Layout, PageResult, Req, html, layout};
 use crate::db::{self, tenants::Tenant};
 use crate::http::{Activity, State};
 use crate::scim::datetime;
+use crate::sync::{MemberStatus, TextEnum};
 
 /// How recent the last SCIM call must be for the IdP to count as connected.
 const CONNECTED_WITHIN_MINUTES: i64 = 60;
@@ -24,20 +26,61 @@ struct DashboardPage {
     users: i64,
     active_users: i64,
     groups: i64,
+    /// Members per status, every status listed.
+    by_status: Vec<(&'static str, i64)>,
+    /// Members per role, in rank order, then roles the tenant no longer has.
+    by_role: Vec<(String, i64)>,
+    members: i64,
+    last_run: Option<RunRow>,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
     let id = tenant.id;
-    let (tokens, (users, groups), active_users) = state
+    let (tokens, (users, groups), active_users, counts, settings, last_run) = state
         .db
         .read(move |c| {
             Ok::<_, db::DbError>((
                 db::tokens::list(c, Some(id))?,
                 db::users::counts(c, id)?,
                 db::users::count_active(c, id)?,
+                db::members::counts_by_status_and_role(c, id)?,
+                db::settings::get(c, id)?,
+                db::sync::runs(c, id, 1)?.into_iter().next(),
             ))
         })
         .await?;
+    let by_status = MemberStatus::ALL
+        .iter()
+        .map(|&st| {
+            let n = counts
+                .iter()
+                .filter(|(s, _, _)| *s == st)
+                .map(|c| c.2)
+                .sum();
+            (st.as_str(), n)
+        })
+        .collect();
+    let mut by_role: Vec<(String, i64)> = settings
+        .roles
+        .iter()
+        .map(|r| {
+            let n = counts
+                .iter()
+                .filter(|(_, role, _)| role == r)
+                .map(|c| c.2)
+                .sum();
+            (r.to_string(), n)
+        })
+        .collect();
+    for (_, role, n) in &counts {
+        if settings.rank(role).is_none() {
+            match by_role.iter_mut().find(|(name, _)| name == role.as_str()) {
+                Some(entry) => entry.1 += n,
+                None => by_role.push((role.to_string(), *n)),
+            }
+        }
+    }
+    let members = counts.iter().map(|c| c.2).sum();
     let live: Vec<_> = tokens.iter().filter(|t| t.revoked_at.is_none()).collect();
     let last_used = tokens.iter().filter_map(|t| t.last_used_at.clone()).max();
     let activity = state.activity(id);
@@ -65,6 +108,10 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         users,
         active_users,
         groups,
+        by_status,
+        by_role,
+        members,
+        last_run: last_run.map(RunRow::of),
     };
     html(StatusCode::OK, &page)
 }

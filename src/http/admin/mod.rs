@@ -7,10 +7,18 @@
 //! usual headers on every page.
 
 mod access;
+mod audit;
 mod connection;
 mod dashboard;
+mod groups;
 mod oauth;
+mod people;
+mod roles;
+mod settings;
+mod sync;
 mod tenants;
+
+pub(super) use people::PendingImports;
 
 use std::net::SocketAddr;
 
@@ -77,7 +85,13 @@ impl Req {
 
     /// The submitted form fields; a form without a valid CSRF token is refused.
     pub async fn form(&mut self, state: &State) -> Result<Form, UiError> {
-        let form = self.form_unchecked(state).await?;
+        self.form_limited(state.config.max_body_bytes).await
+    }
+
+    /// [`Req::form`] for a form that may carry more than the usual body limit (an uploaded
+    /// file), as `application/x-www-form-urlencoded` or `multipart/form-data`.
+    pub async fn form_limited(&mut self, limit: usize) -> Result<Form, UiError> {
+        let form = self.read_form(limit).await?;
         let expected = self
             .session
             .as_ref()
@@ -93,6 +107,22 @@ impl Req {
     }
 
     async fn form_unchecked(&mut self, state: &State) -> Result<Form, UiError> {
+        self.read_form(state.config.max_body_bytes).await
+    }
+
+    async fn read_form(&mut self, limit: usize) -> Result<Form, UiError> {
+        let content_type = self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if let Ok(boundary) = multer::parse_boundary(content_type) {
+            let body = self
+                .body
+                .take()
+                .ok_or_else(|| UiError::BadRequest("no form body".into()))?;
+            return people::read_multipart(body, boundary, limit).await;
+        }
         let body = self
             .body
             .take()
@@ -102,7 +132,7 @@ impl Req {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = super::read_body(body, declared, state.config.max_body_bytes)
+        let bytes = super::read_body(body, declared, limit)
             .await
             .map_err(|e| UiError::BadRequest(e.detail))?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
@@ -112,6 +142,17 @@ impl Req {
 
     pub fn session(&self) -> Result<&LiveSession, UiError> {
         self.session.as_ref().ok_or(UiError::Login)
+    }
+
+    /// The logged-in admin acting on `tenant` in this request (actor `admin:<username>`),
+    /// for the audit entries and sync runs a change writes.
+    pub fn write_context(&self, tenant: &Tenant) -> Result<db::sync::WriteContext, UiError> {
+        let s = self.session()?;
+        Ok(db::sync::WriteContext::admin(
+            tenant.id,
+            &s.session.username,
+            &self.request_id,
+        ))
     }
 }
 
@@ -178,6 +219,12 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("dashboard", "Dashboard", ""),
     ("connection", "SCIM connection", "connection"),
     ("oauth", "OAuth apps", "oauth"),
+    ("people", "People", "people"),
+    ("groups", "Groups", "groups"),
+    ("sync", "Test mode & sync", "sync"),
+    ("roles", "Roles", "roles"),
+    ("audit", "Audit log", "audit"),
+    ("settings", "Settings", "settings"),
 ];
 
 /// One entry of the section navigation.
@@ -207,14 +254,24 @@ pub(super) async fn layout(
     tenant: Option<&Tenant>,
     section: &'static str,
 ) -> Result<Layout, UiError> {
-    let tenants = state.db.read(db::tenants::list).await?;
+    let tenant_id = tenant.map(|t| t.id);
+    let (tenants, test_mode) = state
+        .db
+        .read(move |c| {
+            let test_mode = match tenant_id {
+                Some(id) => db::settings::get(c, id)?.test_mode,
+                None => false,
+            };
+            Ok::<_, DbError>((db::tenants::list(c)?, test_mode))
+        })
+        .await?;
     Ok(Layout {
         session: req.session.as_ref().map(|s| s.session.clone()),
         tenants,
         tenant_slug: tenant.map(|t| t.slug.clone()).unwrap_or_default(),
         tenant_name: tenant.map(|t| t.name.clone()).unwrap_or_else(|| "—".into()),
         section,
-        test_mode: false,
+        test_mode,
         flash: req.flash.clone(),
         version: env!("CARGO_PKG_VERSION"),
     })
@@ -332,6 +389,37 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 }
                 (["oauth", id, "rotate"], _, true) => oauth::rotate(state, req, &tenant, id).await,
                 (["oauth", id, "revoke"], _, true) => oauth::revoke(state, req, &tenant, id).await,
+                (["people"], true, _) => people::list_page(state, req, &tenant).await,
+                (["people", "export.csv"], true, _) => {
+                    people::export(state, req, &tenant, db::members::ExportFormat::Csv).await
+                }
+                (["people", "export.json"], true, _) => {
+                    people::export(state, req, &tenant, db::members::ExportFormat::Json).await
+                }
+                (["people", "import"], true, _) => people::import_page(state, req, &tenant).await,
+                (["people", "import"], _, true) => people::preview(state, req, &tenant).await,
+                (["people", "import", "confirm"], _, true) => {
+                    people::confirm(state, req, &tenant).await
+                }
+                (["people", id], true, _) => people::member_page(state, req, &tenant, id).await,
+                (["people", id, "managed"], _, true) => {
+                    people::set_managed(state, req, &tenant, id).await
+                }
+                (["groups"], true, _) => groups::list_page(state, req, &tenant).await,
+                (["groups", id], true, _) => groups::group_page(state, req, &tenant, id).await,
+                (["audit"], true, _) => audit::page(state, req, &tenant).await,
+                (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
+                (["sync"], true, _) => sync::page(state, req, &tenant).await,
+                (["sync", "test-mode"], _, true) => sync::set_test_mode(state, req, &tenant).await,
+                (["sync", "run"], _, true) => sync::force(state, req, &tenant).await,
+                (["sync", "report.csv"], true, _) => sync::export_csv(state, &tenant).await,
+                (["sync", "report.json"], true, _) => sync::export_json(state, &tenant).await,
+                (["roles"], true, _) => roles::page(state, req, &tenant).await,
+                (["roles"], _, true) => roles::update(state, req, &tenant).await,
+                (["roles", "map"], _, true) => roles::map(state, req, &tenant).await,
+                (["roles", "unmap"], _, true) => roles::unmap(state, req, &tenant).await,
+                (["settings"], true, _) => settings::page(state, req, &tenant).await,
+                (["settings"], _, true) => settings::update(state, req, &tenant).await,
                 _ => Err(UiError::NotFound),
             }
         }
@@ -350,6 +438,18 @@ pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     Ok(r)
+}
+
+/// A file to download: `content_type`, saved as `filename`.
+pub(super) fn download(content_type: &'static str, filename: &str, body: String) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
 }
 
 /// 303 See Other to `to` (after a POST, so a reload does not repeat it).

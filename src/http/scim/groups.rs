@@ -8,7 +8,8 @@ use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_response,
+    Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_bytes_response,
+    resource_response,
 };
 use crate::db::audit::Action;
 use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed};
@@ -27,27 +28,36 @@ use crate::scim::schema::GROUP_RESOURCE;
 /// one member of a huge group stays cheap. A GET always returns them all.
 pub const PATCH_RESPONSE_MEMBER_LIMIT: usize = 1000;
 
+/// A member as rendered; borrowed, so a 100 000-member group is written out without a
+/// `Value` tree per member.
+#[derive(serde::Serialize)]
+struct MemberOut<'a> {
+    value: &'a str,
+    #[serde(rename = "$ref")]
+    reference: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display: Option<&'a str>,
+}
+
+fn member_out<'a>(ctx: &Ctx, m: &'a Member) -> MemberOut<'a> {
+    let endpoint = match m.kind {
+        MemberKind::User => "Users",
+        MemberKind::Group => "Groups",
+    };
+    MemberOut {
+        value: &m.value,
+        reference: format!("{}/{endpoint}/{}", ctx.base, m.value),
+        kind: m.kind.as_str(),
+        display: m.display.as_deref(),
+    }
+}
+
 fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[Member]>) -> Value {
     let mut computed = Vec::new();
     if let Some(members) = members.filter(|m| !m.is_empty()) {
-        let list = members
-            .iter()
-            .map(|m| {
-                let endpoint = match m.kind {
-                    MemberKind::User => "Users",
-                    MemberKind::Group => "Groups",
-                };
-                let mut v = json!({
-                    "value": m.value,
-                    "$ref": format!("{}/{endpoint}/{}", ctx.base, m.value),
-                    "type": m.kind.as_str(),
-                });
-                if let Some(d) = &m.display {
-                    v["display"] = json!(d);
-                }
-                v
-            })
-            .collect();
+        let list = members.iter().map(|m| json!(member_out(ctx, m))).collect();
         computed.push(("members", Value::Array(list)));
     }
     let meta = Meta {
@@ -59,6 +69,10 @@ fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[Member]>) -> Value {
     resource::render(&GROUP_RESOURCE, &row.id, &row.data, computed, &meta)
 }
 
+/// The group response. When `members` go out whole (the usual case), they are written
+/// straight into the body after the rest of the group is rendered, which keeps a read of a
+/// huge group to the size of its answer; a projection into member sub-attributes goes
+/// through the general path.
 fn respond(
     ctx: &Ctx,
     status: StatusCode,
@@ -66,9 +80,34 @@ fn respond(
     members: Option<&[Member]>,
     projection: &Projection,
 ) -> Response<Body> {
-    let mut body = render(ctx, row, members);
+    let Some(members) = members.filter(|m| !m.is_empty() && projection.wants_whole("members"))
+    else {
+        let mut body = render(ctx, row, members);
+        projection.apply(&GROUP_RESOURCE, &mut body);
+        return resource_response(status, &body, row.version);
+    };
+    let mut body = render(ctx, row, None);
     projection.apply(&GROUP_RESOURCE, &mut body);
-    resource_response(status, &body, row.version)
+    let location = body["meta"]["location"].as_str().map(str::to_string);
+    let meta = body.as_object_mut().and_then(|o| o.shift_remove("meta"));
+    // Sized for the whole answer up front: growing by doubling would copy it repeatedly.
+    let mut out = Vec::with_capacity(512 + members.len() * (ctx.base.len() + 128));
+    serde_json::to_writer(&mut out, &body).expect("a JSON value always serialises");
+    out.pop(); // the closing brace; `body` always holds at least schemas and id
+    out.extend_from_slice(br#","members":["#);
+    for (i, m) in members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, &member_out(ctx, m)).expect("a member always serialises");
+    }
+    out.push(b']');
+    if let Some(meta) = meta {
+        out.extend_from_slice(br#","meta":"#);
+        serde_json::to_writer(&mut out, &meta).expect("a JSON value always serialises");
+    }
+    out.push(b'}');
+    resource_bytes_response(status, out, location.as_deref(), row.version)
 }
 
 /// Splits `members` off a POST/PUT body: they are stored as rows, not in the JSON.

@@ -448,10 +448,26 @@ fn no_content() -> Response<Body> {
 
 /// A resource response with its ETag, and `Location` on 201.
 fn resource_response(status: StatusCode, body: &Value, version: i64) -> Response<Body> {
-    let mut r = with_etag(scim_json(status, body), version);
+    let bytes = serde_json::to_vec(body).expect("a JSON value always serialises");
+    resource_bytes_response(status, bytes, body["meta"]["location"].as_str(), version)
+}
+
+/// [`resource_response`] for a body serialised by the caller.
+fn resource_bytes_response(
+    status: StatusCode,
+    body: Vec<u8>,
+    location: Option<&str>,
+    version: i64,
+) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::SCIM_CONTENT_TYPE),
+    );
+    let mut r = with_etag(r, version);
     if status == StatusCode::CREATED
-        && let Some(loc) = body["meta"]["location"].as_str()
-        && let Ok(v) = HeaderValue::from_str(loc)
+        && let Some(v) = location.and_then(|l| HeaderValue::from_str(l).ok())
     {
         r.headers_mut().insert(header::LOCATION, v);
     }

@@ -1,0 +1,197 @@
+//! The audit log: newest first, filtered by actor, action, target and time, a page at a
+//! time, and exported as JSON lines (the format of `scimd audit`).
+
+use askama::Template;
+use hyper::StatusCode;
+
+use super::filters;
+use super::people::link;
+use super::{Layout, PageResult, Req, UiError, download, html, layout};
+use crate::db::audit::{self, Action, Record};
+use crate::db::paging::Cursor;
+use crate::db::tenants::Tenant;
+use crate::http::State;
+use crate::scim::datetime;
+use crate::sync::TextEnum;
+
+/// Entries per page.
+const PAGE: usize = 50;
+
+/// The filter fields as typed, kept for the form and the links.
+struct Fields {
+    actor: String,
+    action: String,
+    target: String,
+    since: String,
+    until: String,
+}
+
+impl Fields {
+    fn of(req: &Req) -> Fields {
+        let get = |k: &str| req.query(k).unwrap_or("").trim().to_string();
+        Fields {
+            actor: get("actor"),
+            action: get("action"),
+            target: get("target"),
+            since: get("since"),
+            until: get("until"),
+        }
+    }
+
+    fn pairs(&self) -> [(&'static str, &str); 5] {
+        [
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+            ("since", &self.since),
+            ("until", &self.until),
+        ]
+    }
+
+    /// The storage filter, or what is wrong with the fields.
+    fn filter(&self, tenant_id: i64) -> Result<audit::Filter, String> {
+        let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+        Ok(audit::Filter {
+            tenant_id: Some(tenant_id),
+            actor: some(&self.actor),
+            action: match self.action.as_str() {
+                "" => None,
+                a => Some(a.parse::<Action>().map_err(|e| e.to_string())?),
+            },
+            target: some(&self.target),
+            since: time_bound(&self.since, "From")?,
+            until: time_bound(&self.until, "Until")?,
+            ..audit::Filter::default()
+        })
+    }
+}
+
+/// A time typed in the form (`2026-11-23`, the `datetime-local` form `2026-11-23T03:21`,
+/// or RFC 3339), as the log's canonical UTC text. Times without a zone are UTC, like the
+/// times the page shows.
+fn time_bound(s: &str, label: &str) -> Result<Option<String>, String> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let candidates = [
+        s.to_string(),
+        format!("{s}Z"),
+        format!("{s}:00Z"),
+        format!("{s}T00:00:00Z"),
+    ];
+    candidates
+        .iter()
+        .find_map(|c| datetime::canonical(c))
+        .map(Some)
+        .ok_or_else(|| {
+            format!("{label}: {s:?} is not a date or time (use 2026-11-23 or 2026-11-23T14:30)")
+        })
+}
+
+/// One entry as the page shows it.
+struct Line {
+    r: Record,
+    /// Where the target lives in the UI, if it has a page.
+    href: Option<String>,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    layout: Layout,
+    f: Fields,
+    actions: Vec<&'static str>,
+    error: Option<String>,
+    lines: Vec<Line>,
+    prev: Option<String>,
+    next: Option<String>,
+    export: String,
+}
+
+pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let f = Fields::of(req);
+    let cursor = Cursor::from_query(req.query("after"), req.query("before"));
+    let base = format!("/t/{}/audit", tenant.slug);
+    let (error, page) = match f.filter(tenant.id) {
+        Err(e) => (Some(e), None),
+        Ok(filter) => (
+            None,
+            Some(
+                state
+                    .db
+                    .read(move |c| audit::page(c, &filter, cursor, PAGE))
+                    .await?,
+            ),
+        ),
+    };
+    let slug = tenant.slug.clone();
+    let keep = |k: &'static str, v: i64| {
+        let v = v.to_string();
+        let mut pairs: Vec<(&str, &str)> = f.pairs().to_vec();
+        pairs.push((k, &v));
+        link(&base, &pairs)
+    };
+    let (lines, prev, next) = match page {
+        None => (Vec::new(), None, None),
+        Some(p) => (
+            p.items
+                .into_iter()
+                .map(|r| Line {
+                    href: target_href(&slug, r.entry.target.as_deref()),
+                    detail: r
+                        .entry
+                        .detail
+                        .as_ref()
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                    r,
+                })
+                .collect(),
+            p.prev.map(|k| keep("before", k)),
+            p.next.map(|k| keep("after", k)),
+        ),
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = AuditPage {
+        layout: layout(state, req, Some(tenant), "audit").await?,
+        export: link(&format!("{base}/export.jsonl"), &f.pairs()),
+        f,
+        actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
+        error,
+        lines,
+        prev,
+        next,
+    };
+    html(status, &page)
+}
+
+/// The UI page of an audit target: members and groups have one.
+fn target_href(slug: &str, target: Option<&str>) -> Option<String> {
+    let target = target?;
+    if let Some(id) = target.strip_prefix("member/") {
+        return Some(format!("/t/{slug}/people/{id}"));
+    }
+    let id = target.strip_prefix("Groups/")?;
+    Some(format!("/t/{slug}/groups/{id}")).filter(|_| !id.is_empty() && !id.contains('/'))
+}
+
+/// Every entry matching the filters, oldest first, as JSON lines.
+pub(super) async fn export(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let filter = Fields::of(req)
+        .filter(tenant.id)
+        .map_err(UiError::BadRequest)?;
+    let body = state
+        .db
+        .read(move |c| audit::export_json_lines(c, &filter))
+        .await?;
+    Ok(download(
+        "application/x-ndjson; charset=utf-8",
+        &format!("audit-{}.jsonl", tenant.slug),
+        body,
+    ))
+}

@@ -1,0 +1,692 @@
+//! People: the members list (search, filters by status, role and managed, keyset pages),
+//! a member's page (its fields, its role and why, its directory record and groups, the
+//! managed switch), CSV import with a preview, and the CSV and JSON exports.
+//!
+//! Import is two steps: the upload is parsed and previewed (every row's outcome, every
+//! row's errors) and kept in memory under a random id; only the admin's confirmation
+//! imports it, with the same code as `scimd members import`. Nothing is written when any
+//! row is invalid.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use http_body_util::BodyExt;
+use hyper::StatusCode;
+use hyper::body::Incoming;
+use serde_json::json;
+
+use super::filters;
+use super::{Form, Layout, PageResult, Req, UiError, download, html, layout, redirect_with_flash};
+use crate::db::audit::{self, Action as AuditAction};
+use crate::db::events::{self, EventType};
+use crate::db::members::{self, ExportFormat, ImportPreview, ListFilter, MemberRow, RowOutcome};
+use crate::db::paging::Cursor;
+use crate::db::sync::WriteContext;
+use crate::db::{self, DbError, tenants::Tenant};
+use crate::http::State;
+use crate::sync::member_csv::{self, RowError};
+use crate::sync::roles::{self, RoleDecision};
+use crate::sync::{DirectoryGroup, MemberStatus, Role, Settings, TextEnum};
+
+/// Members per page.
+const PAGE: usize = 50;
+/// Counts stop here: "more than 10 000" is all a list header needs, and a search cannot
+/// count from an index.
+const COUNT_CAP: usize = 10_000;
+/// The largest CSV an admin can upload (about 250 000 rows); the usual request limit is
+/// meant for SCIM bodies.
+pub(super) const IMPORT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// How long an uploaded file waits for its confirmation.
+const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
+/// Uploads kept at once; the oldest goes first.
+const PENDING_MAX: usize = 16;
+/// Preview rows listed on the page; the counts cover all of them.
+const PREVIEW_ROWS: usize = 500;
+
+/// The actor of an admin's writes in the audit log.
+fn context(req: &Req, tenant: &Tenant) -> Result<WriteContext, UiError> {
+    Ok(WriteContext {
+        tenant_id: tenant.id,
+        actor: format!("admin:{}", req.session()?.session.username),
+        request_id: Some(req.request_id.clone()),
+    })
+}
+
+/// `path?k=v&…` with the non-empty pairs, URL-encoded.
+pub(super) fn link(path: &str, pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        q.append_pair(k, v);
+    }
+    let q = q.finish();
+    if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{q}")
+    }
+}
+
+// --- List ------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "people.html")]
+struct PeoplePage {
+    layout: Layout,
+    rows: Vec<MemberRow>,
+    q: String,
+    status: String,
+    role: String,
+    managed: String,
+    statuses: Vec<&'static str>,
+    roles: Vec<String>,
+    /// "12 members", "more than 10 000 members".
+    count: String,
+    prev: Option<String>,
+    next: Option<String>,
+    filtered: bool,
+}
+
+pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let q = req.query("q").unwrap_or("").trim().to_string();
+    let status = req.query("status").unwrap_or("").to_string();
+    let role = req.query("role").unwrap_or("").to_string();
+    let managed = req.query("managed").unwrap_or("").to_string();
+    let filter = ListFilter {
+        search: Some(q.clone()).filter(|q| !q.is_empty()),
+        status: status.parse::<MemberStatus>().ok(),
+        role: Some(role.as_str())
+            .filter(|r| !r.is_empty())
+            .and_then(|r| r.parse::<Role>().ok()),
+        managed: match managed.as_str() {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        },
+    };
+    let cursor = Cursor::from_query(req.query("after"), req.query("before"));
+    let id = tenant.id;
+    let (settings, page, count) = {
+        let filter = filter.clone();
+        state
+            .db
+            .read(move |c| {
+                Ok::<_, DbError>((
+                    db::settings::get(c, id)?,
+                    members::page(c, id, &filter, cursor, PAGE)?,
+                    members::count(c, id, &filter, COUNT_CAP + 1)?,
+                ))
+            })
+            .await?
+    };
+    let base = format!("/t/{}/people", tenant.slug);
+    let keep = |k: &'static str, v: String| {
+        link(
+            &base,
+            &[
+                ("q", &q),
+                ("status", &status),
+                ("role", &role),
+                ("managed", &managed),
+                (k, &v),
+            ],
+        )
+    };
+    let noun = if count == 1 { "member" } else { "members" };
+    let page = PeoplePage {
+        layout: layout(state, req, Some(tenant), "people").await?,
+        count: if count > COUNT_CAP {
+            format!("More than {COUNT_CAP} members")
+        } else {
+            format!("{count} {noun}")
+        },
+        rows: page.items,
+        prev: page.prev.map(|k| keep("before", k.to_string())),
+        next: page.next.map(|k| keep("after", k.to_string())),
+        filtered: filter.search.is_some()
+            || filter.status.is_some()
+            || filter.role.is_some()
+            || filter.managed.is_some(),
+        q,
+        status,
+        role,
+        managed,
+        statuses: MemberStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        roles: settings.roles.iter().map(|r| r.to_string()).collect(),
+    };
+    html(StatusCode::OK, &page)
+}
+
+// --- One member ------------------------------------------------------------------------
+
+/// A directory group of the member, with the role it maps to.
+struct GroupLine {
+    id: String,
+    name: String,
+    /// "admin (reserved name)", "member (mapping)", or "".
+    role: String,
+}
+
+#[derive(Template)]
+#[template(path = "member.html")]
+struct MemberPage {
+    layout: Layout,
+    csrf: String,
+    m: MemberRow,
+    /// The linked directory user's attributes, as stored (pretty JSON).
+    record: Option<String>,
+    groups: Vec<GroupLine>,
+    /// What the member's groups give now, when that differs from the stored role.
+    pending_role: Option<String>,
+    test_mode: bool,
+}
+
+pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &str) -> PageResult {
+    let s = req.session()?;
+    let (tenant_id, id) = (tenant.id, id.to_string());
+    let (m, user, groups, settings) = state
+        .db
+        .read(move |c| {
+            let m = members::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+            let user = match m.user_id.as_deref() {
+                Some(uid) => db::users::get(c, tenant_id, uid)?,
+                None => None,
+            };
+            let groups = match &user {
+                Some(u) => db::users::groups_of(c, &[u.pk])?
+                    .remove(&u.pk)
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok::<_, DbError>((m, user, groups, db::settings::get(c, tenant_id)?))
+        })
+        .await?;
+    let directory_groups: Vec<DirectoryGroup> = groups
+        .iter()
+        .map(|g| DirectoryGroup {
+            id: g.id.clone(),
+            display_name: g.display.clone(),
+        })
+        .collect();
+    // The stored role is what sync last applied; the groups as they are now may say
+    // otherwise (test mode, a member not managed): show both, so the admin is not misled.
+    let pending_role = user
+        .as_ref()
+        .map(|_| roles::decide(&directory_groups, &settings))
+        .filter(|d: &RoleDecision| {
+            d.to_string() != m.role_reason && m.status == MemberStatus::Active
+        })
+        .map(|d| d.to_string());
+    let groups = groups
+        .into_iter()
+        .map(|g| GroupLine {
+            role: group_role(&settings, &g.display),
+            id: g.id,
+            name: g.display,
+        })
+        .collect();
+    let page = MemberPage {
+        layout: layout(state, req, Some(tenant), "people").await?,
+        csrf: s.session.csrf.clone(),
+        record: user.map(|u| {
+            serde_json::to_string_pretty(&serde_json::Value::Object(u.data)).unwrap_or_default()
+        }),
+        groups,
+        pending_role,
+        test_mode: settings.test_mode,
+        m,
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// The role a group gives, said the way the roles page says it.
+pub(super) fn group_role(settings: &Settings, group: &str) -> String {
+    match roles::role_of_group(settings, group) {
+        Some((role, true)) => format!("{role} (reserved name)"),
+        Some((role, false)) => format!("{role} (mapping)"),
+        None => String::new(),
+    }
+}
+
+/// Marks a member managed or not managed by provisioning, audited with an event, like
+/// the CSV column "Provisioning Managed".
+pub(super) async fn set_managed(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+) -> PageResult {
+    let form = req.form(state).await?;
+    let managed = match form.get("managed") {
+        "true" => true,
+        "false" => false,
+        _ => return Err(UiError::BadRequest("choose managed or not managed".into())),
+    };
+    let ctx = context(req, tenant)?;
+    let id = id.to_string();
+    let changed = {
+        let id = id.clone();
+        state
+            .db
+            .write(move |tx| {
+                let m = members::get(tx, ctx.tenant_id, &id)?.ok_or(DbError::NotFound)?;
+                if m.managed == managed {
+                    return Ok::<_, DbError>(false);
+                }
+                members::set_managed(tx, m.pk, managed)?;
+                let after = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
+                let changes = json!([{"field": "managed", "before": m.managed, "after": managed}]);
+                events::append(
+                    tx,
+                    ctx.tenant_id,
+                    EventType::MemberUpdated,
+                    &m.id,
+                    &json!({"member": after, "changes": changes}),
+                )?;
+                audit::append(
+                    tx,
+                    &audit::Entry::new(
+                        ctx.tenant_id,
+                        &ctx.actor,
+                        AuditAction::MemberUpdated,
+                        Some(format!("member/{}", m.id)),
+                    )
+                    .with_request_id(ctx.request_id.as_deref())
+                    .with_detail(json!({"changes": changes})),
+                )?;
+                Ok(true)
+            })
+            .await?
+    };
+    let message = match (changed, managed) {
+        (false, _) => "Nothing to change.",
+        (true, true) => {
+            "Marked as managed: the IdP's next change for this person, or the next force sync, updates it."
+        }
+        (true, false) => "Marked as not managed: provisioning will not change this member.",
+    };
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/people/{id}", tenant.slug),
+        message,
+    ))
+}
+
+// --- Export ----------------------------------------------------------------------------
+
+pub(super) async fn export(
+    state: &State,
+    _req: &Req,
+    tenant: &Tenant,
+    format: ExportFormat,
+) -> PageResult {
+    let id = tenant.id;
+    let body = state
+        .db
+        .read(move |c| members::export(c, id, format))
+        .await?;
+    Ok(match format {
+        ExportFormat::Csv => download(
+            "text/csv; charset=utf-8",
+            &format!("members-{}.csv", tenant.slug),
+            body,
+        ),
+        ExportFormat::Json => download(
+            "application/json",
+            &format!("members-{}.json", tenant.slug),
+            body,
+        ),
+    })
+}
+
+// --- Import ----------------------------------------------------------------------------
+
+/// Uploaded CSV files between their preview and the admin's confirmation. In memory on
+/// purpose: an upload is a draft, and a restart asking for it again loses nothing.
+#[derive(Default)]
+pub(in crate::http) struct PendingImports(Mutex<HashMap<String, Pending>>);
+
+struct Pending {
+    tenant_id: i64,
+    admin: String,
+    file_name: String,
+    csv: String,
+    at: Instant,
+}
+
+impl PendingImports {
+    fn put(&self, pending: Pending) -> String {
+        let id = crate::auth::random_hex(16);
+        let mut all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|_, p| p.at.elapsed() < PENDING_TTL);
+        while all.len() >= PENDING_MAX {
+            let oldest = all.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => all.remove(&k),
+                None => break,
+            };
+        }
+        all.insert(id.clone(), pending);
+        id
+    }
+
+    /// The file and its name, if `id` is this admin's upload for this tenant.
+    fn get(&self, id: &str, tenant_id: i64, admin: &str) -> Option<(String, String)> {
+        let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        all.get(id)
+            .filter(|p| p.tenant_id == tenant_id && p.admin == admin)
+            .filter(|p| p.at.elapsed() < PENDING_TTL)
+            .map(|p| (p.file_name.clone(), p.csv.clone()))
+    }
+
+    fn remove(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// A `multipart/form-data` body as form fields; an uploaded file's field holds its text.
+pub(super) async fn read_multipart(
+    body: Incoming,
+    boundary: String,
+    limit: usize,
+) -> Result<Form, UiError> {
+    let too_big = || {
+        UiError::BadRequest(format!(
+            "the upload is larger than {} MB",
+            limit / (1024 * 1024)
+        ))
+    };
+    let stream = http_body_util::Limited::new(body, limit).into_data_stream();
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit as u64));
+    let mut parts = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut pairs = Vec::new();
+    loop {
+        let field = match parts.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(multer::Error::StreamSizeExceeded { .. }) => return Err(too_big()),
+            Err(e) if e.to_string().contains("length limit") => return Err(too_big()),
+            Err(e) => {
+                return Err(UiError::BadRequest(format!(
+                    "the upload could not be read: {e}"
+                )));
+            }
+        };
+        let name = field.name().unwrap_or_default().to_string();
+        if let Some(file_name) = field.file_name() {
+            pairs.push((format!("{name}.filename"), file_name.to_string()));
+        }
+        let bytes = field.bytes().await.map_err(|e| match e {
+            multer::Error::StreamSizeExceeded { .. } => too_big(),
+            e if e.to_string().contains("length limit") => too_big(),
+            e => UiError::BadRequest(format!("the upload could not be read: {e}")),
+        })?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+            UiError::BadRequest(
+                "the file is not UTF-8 text: save it as \"CSV UTF-8\" and upload it again".into(),
+            )
+        })?;
+        pairs.push((name, text));
+    }
+    Ok(Form(pairs))
+}
+
+/// One previewed row, as the page lists it.
+struct PreviewLine {
+    line: u64,
+    email: String,
+    /// "create", "update" or "unchanged".
+    action: &'static str,
+    member_id: Option<String>,
+    /// "role: viewer → admin", one per changed field; for a creation, the cells given.
+    details: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "import.html")]
+struct ImportPage {
+    layout: Layout,
+    csrf: String,
+    columns: String,
+    roles: String,
+    /// The pasted text, kept when the page comes back with an error.
+    csv: String,
+    file_name: String,
+    /// Per-row problems: nothing can be imported until they are fixed.
+    errors: Vec<RowError>,
+    /// A problem with the upload as a whole.
+    error: Option<String>,
+    preview: Option<PreviewView>,
+}
+
+/// A valid file's preview and the id its confirmation carries.
+struct PreviewView {
+    pending: String,
+    total: usize,
+    created: usize,
+    updated: usize,
+    unchanged: usize,
+    lines: Vec<PreviewLine>,
+    /// How many changed rows are not listed.
+    more: usize,
+}
+
+impl ImportPage {
+    async fn new(state: &State, req: &Req, tenant: &Tenant) -> Result<ImportPage, UiError> {
+        let id = tenant.id;
+        let settings = state.db.read(move |c| db::settings::get(c, id)).await?;
+        Ok(ImportPage {
+            layout: layout(state, req, Some(tenant), "people").await?,
+            csrf: req.session()?.session.csrf.clone(),
+            columns: member_csv::COLUMNS.join(", "),
+            roles: settings
+                .roles
+                .iter()
+                .map(Role::as_str)
+                .collect::<Vec<_>>()
+                .join(", "),
+            csv: String::new(),
+            file_name: String::new(),
+            errors: Vec::new(),
+            error: None,
+            preview: None,
+        })
+    }
+}
+
+pub(super) async fn import_page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    html(StatusCode::OK, &ImportPage::new(state, req, tenant).await?)
+}
+
+fn preview_lines(preview: &ImportPreview) -> (Vec<PreviewLine>, usize) {
+    let mut lines = Vec::new();
+    let mut more = 0;
+    for (row, outcome) in &preview.rows {
+        let (action, member_id, details) = match outcome {
+            RowOutcome::Unchanged { .. } => continue,
+            RowOutcome::Create => {
+                let cells = [
+                    ("userName", row.user_name.clone()),
+                    ("givenName", row.given_name.clone()),
+                    ("familyName", row.family_name.clone()),
+                    ("role", row.role.as_ref().map(Role::to_string)),
+                    ("managed", row.managed.map(|m| m.to_string())),
+                ];
+                let details = cells
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| format!("{k}: {v}")))
+                    .collect();
+                ("create", None, details)
+            }
+            RowOutcome::Update { member, changes } => {
+                let details = changes
+                    .iter()
+                    .map(|c| {
+                        let (before, after) = c.values();
+                        let before = if before.is_empty() {
+                            "—".into()
+                        } else {
+                            before
+                        };
+                        format!("{}: {before} → {after}", c.name())
+                    })
+                    .collect();
+                ("update", Some(member.id.clone()), details)
+            }
+        };
+        if lines.len() == PREVIEW_ROWS {
+            more += 1;
+            continue;
+        }
+        lines.push(PreviewLine {
+            line: row.line,
+            email: row.email.clone(),
+            action,
+            member_id,
+            details,
+        });
+    }
+    (lines, more)
+}
+
+/// Parses and previews an upload; stores it for confirmation only when it would import.
+pub(super) async fn preview(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form_limited(IMPORT_MAX_BYTES).await?;
+    let mut page = ImportPage::new(state, req, tenant).await?;
+    let (file_name, csv) = match form.get("file") {
+        "" => ("pasted text".to_string(), form.get("csv").to_string()),
+        file => (
+            match form.get("file.filename") {
+                "" => "uploaded file".to_string(),
+                n => n.to_string(),
+            },
+            file.to_string(),
+        ),
+    };
+    page.csv = form.get("csv").to_string();
+    if csv.trim().is_empty() {
+        page.error = Some("Choose a CSV file or paste its contents.".into());
+        return html(StatusCode::BAD_REQUEST, &page);
+    }
+    page.file_name = file_name.clone();
+    let ctx = context(req, tenant)?;
+    let admin = req.session()?.session.username.clone();
+    match preview_csv(state, &ctx, csv.clone()).await? {
+        Err(Problems::Rows(errors)) => {
+            page.errors = errors;
+            html(StatusCode::BAD_REQUEST, &page)
+        }
+        Err(Problems::Import(message)) => {
+            page.error = Some(message);
+            html(StatusCode::BAD_REQUEST, &page)
+        }
+        Ok(preview) => {
+            let (lines, more) = preview_lines(&preview);
+            let pending = state.pending_imports.put(Pending {
+                tenant_id: tenant.id,
+                admin,
+                file_name,
+                csv,
+                at: Instant::now(),
+            });
+            page.preview = Some(PreviewView {
+                pending,
+                total: preview.rows.len(),
+                created: preview.summary.created,
+                updated: preview.summary.updated,
+                unchanged: preview.summary.unchanged,
+                lines,
+                more,
+            });
+            html(StatusCode::OK, &page)
+        }
+    }
+}
+
+/// Why a file cannot be imported.
+enum Problems {
+    /// Invalid rows, each with its line.
+    Rows(Vec<RowError>),
+    /// A row the database refuses (a value another member holds), naming its line.
+    Import(String),
+}
+
+async fn preview_csv(
+    state: &State,
+    ctx: &WriteContext,
+    csv: String,
+) -> Result<Result<ImportPreview, Problems>, UiError> {
+    let ctx = ctx.clone();
+    Ok(state
+        .db
+        .write(move |tx| {
+            let settings = db::settings::get(tx, ctx.tenant_id)?;
+            let rows = match member_csv::parse(csv.as_bytes(), &settings) {
+                Ok(rows) => rows,
+                Err(errors) => return Ok::<_, DbError>(Err(Problems::Rows(errors))),
+            };
+            let preview = members::preview_import(tx, &ctx, &settings, &rows)?;
+            Ok(match preview.error {
+                Some(e) => Err(Problems::Import(e)),
+                None => Ok(preview),
+            })
+        })
+        .await?)
+}
+
+/// Imports a previewed upload: parsed and validated again against the tenant as it is
+/// now, then written in one transaction with its audit entries and events.
+pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let pending_id = form.get("import").to_string();
+    let ctx = context(req, tenant)?;
+    let admin = req.session()?.session.username.clone();
+    let Some((file_name, csv)) = state.pending_imports.get(&pending_id, tenant.id, &admin) else {
+        let mut page = ImportPage::new(state, req, tenant).await?;
+        page.error =
+            Some("This preview has expired or was already imported. Upload the file again.".into());
+        return html(StatusCode::BAD_REQUEST, &page);
+    };
+    let outcome = {
+        let ctx = ctx.clone();
+        state
+            .db
+            .write(move |tx| {
+                let settings = db::settings::get(tx, ctx.tenant_id)?;
+                let rows = match member_csv::parse(csv.as_bytes(), &settings) {
+                    Ok(rows) => rows,
+                    Err(errors) => return Ok::<_, DbError>(Err(Problems::Rows(errors))),
+                };
+                match members::import(tx, &ctx, &settings, &rows) {
+                    Ok(summary) => Ok(Ok((rows.len(), summary))),
+                    Err(DbError::Conflict(m)) => Ok(Err(Problems::Import(m))),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?
+    };
+    match outcome {
+        Ok((rows, summary)) => {
+            state.pending_imports.remove(&pending_id);
+            Ok(redirect_with_flash(
+                req,
+                &format!("/t/{}/people", tenant.slug),
+                &format!(
+                    "Imported {rows} row(s) from {file_name}: {} created, {} updated, {} unchanged.",
+                    summary.created, summary.updated, summary.unchanged
+                ),
+            ))
+        }
+        Err(problems) => {
+            let mut page = ImportPage::new(state, req, tenant).await?;
+            page.file_name = file_name;
+            match problems {
+                Problems::Rows(errors) => page.errors = errors,
+                Problems::Import(m) => page.error = Some(format!("{m}; nothing was imported")),
+            }
+            html(StatusCode::BAD_REQUEST, &page)
+        }
+    }
+}

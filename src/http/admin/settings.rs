@@ -1,0 +1,251 @@
+//! Tenant settings: the name, the deprovisioning policies and the matching attribute.
+//!
+//! Saved through `db::settings::change`, as `scimd tenant set` does (audited; a policy
+//! change applies from then on and redoes nothing). Test mode has its own page (sync), roles
+//! theirs (roles).
+
+use askama::Template;
+use hyper::StatusCode;
+use serde_json::json;
+
+use super::{Form, Layout, PageResult, Req, html, layout, redirect_with_flash};
+use crate::db::audit::Action as AuditAction;
+use crate::db::settings::{self, Update};
+use crate::db::{self, DbError, tenants::Tenant};
+use crate::http::State;
+use crate::sync::{AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Settings, TextEnum};
+
+/// One choice of a setting, with what it means.
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+    explain: &'static str,
+    checked: bool,
+}
+
+/// A setting chosen among a few values, shown as radio buttons.
+struct Setting {
+    /// The form field.
+    name: &'static str,
+    legend: &'static str,
+    /// When it applies.
+    when: &'static str,
+    choices: Vec<Choice>,
+}
+
+/// The words beside each value of each policy.
+fn explain(value: &str, name: &str) -> (&'static str, &'static str) {
+    match (name, value) {
+        ("on_deactivate", "suspend") => (
+            "Suspend",
+            "the member loses access but is kept; reactivation in the IdP restores the same member.",
+        ),
+        ("on_deactivate", _) => (
+            "Delete",
+            "the member and everything hanging off it are removed; the audit log records it.",
+        ),
+        ("on_delete", "archive") => (
+            "Archive",
+            "the member is kept for history, without access; if the IdP pushes the person again, the same member is restored.",
+        ),
+        ("on_delete", _) => (
+            "Delete",
+            "the member and everything hanging off it are removed; the audit log records it.",
+        ),
+        ("absent", "retain") => (
+            "Retain",
+            "they keep their access, as before provisioning (for example people added by hand).",
+        ),
+        ("absent", _) => ("Archive", "they lose access and are kept for history."),
+        ("match_by", "email") => (
+            "Email",
+            "the IdP user's primary email (or its userName when that is an email), any case.",
+        ),
+        _ => ("userName", "the IdP user's userName, any case."),
+    }
+}
+
+fn setting<T: TextEnum + PartialEq>(
+    name: &'static str,
+    legend: &'static str,
+    when: &'static str,
+    current: &str,
+) -> Setting {
+    Setting {
+        name,
+        legend,
+        when,
+        choices: T::ALL
+            .iter()
+            .map(|v| {
+                let (label, explain) = explain(v.as_str(), name);
+                Choice {
+                    value: v.as_str(),
+                    label,
+                    explain,
+                    checked: v.as_str() == current,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The form's values: the saved ones, or what was submitted.
+struct Values {
+    name: String,
+    on_deactivate: String,
+    on_delete: String,
+    absent: String,
+    match_by: String,
+}
+
+impl Values {
+    fn of(tenant: &Tenant, s: &Settings) -> Values {
+        Values {
+            name: tenant.name.clone(),
+            on_deactivate: s.on_deactivate.to_string(),
+            on_delete: s.on_delete.to_string(),
+            absent: s.absent.to_string(),
+            match_by: s.match_by.to_string(),
+        }
+    }
+
+    fn from_form(form: &Form) -> Values {
+        Values {
+            name: form.trimmed("name").to_string(),
+            on_deactivate: form.trimmed("on_deactivate").to_string(),
+            on_delete: form.trimmed("on_delete").to_string(),
+            absent: form.trimmed("absent").to_string(),
+            match_by: form.trimmed("match_by").to_string(),
+        }
+    }
+
+    /// The settings update these values make; `Err` names a value that is not allowed.
+    fn update(&self) -> Result<Update, String> {
+        let e = |e: crate::sync::model::UnknownValue| e.to_string();
+        Ok(Update {
+            on_deactivate: Some(self.on_deactivate.parse().map_err(e)?),
+            on_delete: Some(self.on_delete.parse().map_err(e)?),
+            absent: Some(self.absent.parse().map_err(e)?),
+            match_by: Some(self.match_by.parse().map_err(e)?),
+            ..Update::default()
+        })
+    }
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    layout: Layout,
+    csrf: String,
+    name: String,
+    test_mode: bool,
+    policies: Vec<Setting>,
+    error: Option<String>,
+}
+
+async fn render(
+    state: &State,
+    req: &Req,
+    tenant: &Tenant,
+    values: Option<Values>,
+    error: Option<String>,
+) -> PageResult {
+    let s = req.session()?;
+    let id = tenant.id;
+    let saved = state.db.read(move |c| settings::get(c, id)).await?;
+    let v = values.unwrap_or_else(|| Values::of(tenant, &saved));
+    let policies = vec![
+        setting::<DeactivatePolicy>(
+            "on_deactivate",
+            "When the IdP deactivates someone",
+            "The IdP sends active: false (by PUT or PATCH).",
+            &v.on_deactivate,
+        ),
+        setting::<DeletePolicy>(
+            "on_delete",
+            "When the IdP deletes someone",
+            "The IdP deletes the user (DELETE /Users/{id}).",
+            &v.on_delete,
+        ),
+        setting::<AbsentPolicy>(
+            "absent",
+            "People the IdP does not have, at a full sync",
+            "When Force sync runs, members no IdP user is linked to or matches (for example people added by hand or by CSV). Members whose IdP user was deleted follow the policy above.",
+            &v.absent,
+        ),
+        setting::<MatchBy>(
+            "match_by",
+            "Matching attribute",
+            "How an IdP user is linked to a member that existed before provisioning.",
+            &v.match_by,
+        ),
+    ];
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = SettingsPage {
+        layout: layout(state, req, Some(tenant), "settings").await?,
+        csrf: s.session.csrf.clone(),
+        name: v.name,
+        test_mode: saved.test_mode,
+        policies,
+        error,
+    };
+    html(status, &page)
+}
+
+pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    render(state, req, tenant, None, None).await
+}
+
+pub(super) async fn update(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let values = Values::from_form(&form);
+    let update = match values.update() {
+        Ok(u) => u,
+        Err(m) => return render(state, req, tenant, Some(values), Some(m)).await,
+    };
+    let ctx = req.write_context(tenant)?;
+    let (old_name, new_name) = (tenant.name.clone(), values.name.clone());
+    let saved = state
+        .db
+        .write(move |tx| {
+            let before = settings::get(tx, ctx.tenant_id)?;
+            let after = update.applied_to(&before);
+            let renamed = new_name != old_name;
+            if after == before && !renamed {
+                return Ok(false);
+            }
+            let mut detail = json!({});
+            if renamed {
+                db::tenants::rename(tx, ctx.tenant_id, &new_name)?;
+                detail = json!({"changes": {"name": {"before": old_name, "after": new_name}}});
+            }
+            settings::change(
+                tx,
+                &ctx,
+                &before,
+                &after,
+                AuditAction::SettingsChanged,
+                detail,
+            )?;
+            Ok::<_, DbError>(true)
+        })
+        .await;
+    let message = match saved {
+        Ok(true) => "Settings saved. They apply from now on: nothing already done is redone.",
+        Ok(false) => "Nothing to save: these are the current settings.",
+        Err(DbError::Conflict(m)) => {
+            return render(state, req, tenant, Some(values), Some(m)).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/settings", tenant.slug),
+        message,
+    ))
+}

@@ -1,0 +1,354 @@
+//! Test mode and sync: the test-mode switch, the report of what a sync would change now
+//! (grouped, counted, exportable as CSV and JSON), the Force sync button and the history of
+//! sync runs.
+//!
+//! Everything goes through the functions the command line uses: `db::sync::report` for the
+//! report, `db::sync::run` for Force sync (a dry run in test mode), `db::settings::change`
+//! for the switch. The page only renders what they return.
+
+use askama::Template;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::filters;
+use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use crate::db::audit::Action as AuditAction;
+use crate::db::settings::{self, Update};
+use crate::db::sync::{self as db_sync, RunRecord, Scope};
+use crate::db::{self, DbError, tenants::Tenant};
+use crate::http::State;
+use crate::scim::datetime;
+use crate::sync::report::{Entry, Report};
+use crate::sync::{ChangeKind, TextEnum};
+
+/// How many changes of one kind the page lists; the exports always have all of them.
+const SHOWN_PER_KIND: usize = 200;
+/// How many past runs the history shows.
+const HISTORY: u32 = 25;
+
+/// A kind of change as the page names it: (heading, short label, what it means).
+pub(super) fn kind_text(kind: ChangeKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        ChangeKind::Create => (
+            "New members",
+            "Create",
+            "people the IdP pushed who are not members yet",
+        ),
+        ChangeKind::Update => (
+            "Profile updates",
+            "Update",
+            "the IdP's values overwrite the member's",
+        ),
+        ChangeKind::RoleChange => (
+            "Role changes",
+            "Role change",
+            "from the groups the IdP put them in",
+        ),
+        ChangeKind::Suspend => (
+            "Suspensions",
+            "Suspend",
+            "deactivated in the IdP; reversible",
+        ),
+        ChangeKind::Reactivate => (
+            "Reactivations",
+            "Reactivate",
+            "active in the IdP again, same member",
+        ),
+        ChangeKind::Archive => (
+            "Archivals",
+            "Archive",
+            "deleted by the IdP or no longer in it",
+        ),
+        ChangeKind::Delete => (
+            "Deletions",
+            "Delete",
+            "removed with everything hanging off them",
+        ),
+        ChangeKind::Skip => (
+            "Skipped",
+            "Skip",
+            "members sync would change but must not (not managed, or a conflict)",
+        ),
+    }
+}
+
+/// One count of a report or a run, labelled.
+pub(super) struct Count {
+    pub label: &'static str,
+    pub n: usize,
+}
+
+/// Every kind's count, in report order.
+fn counts_of(get: impl Fn(ChangeKind) -> usize) -> Vec<Count> {
+    ChangeKind::ALL
+        .iter()
+        .map(|&k| Count {
+            label: kind_text(k).1,
+            n: get(k),
+        })
+        .collect()
+}
+
+/// A past run as the history lists it.
+pub(super) struct RunRow {
+    pub id: i64,
+    pub actor: String,
+    /// "full" (force sync) or "roles" (after a role setting changed).
+    pub scope: String,
+    pub dry_run: bool,
+    pub started_at: String,
+    pub duration_ms: i64,
+    pub counts: Vec<Count>,
+}
+
+impl RunRow {
+    pub fn of(r: RunRecord) -> RunRow {
+        let counts = counts_of(|k| {
+            r.counts
+                .get(k.as_str())
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize
+        });
+        RunRow {
+            id: r.id,
+            actor: r.actor,
+            scope: r.scope,
+            dry_run: r.dry_run,
+            started_at: r.started_at,
+            duration_ms: r.duration_ms,
+            counts,
+        }
+    }
+
+    /// The non-zero counts, e.g. "Create 2 · Role change 1", or "no changes".
+    pub fn summary(&self) -> String {
+        summary(&self.counts)
+    }
+
+    pub fn what(&self) -> &'static str {
+        if self.scope == Scope::Roles.as_str() {
+            "Roles re-evaluated"
+        } else {
+            "Force sync"
+        }
+    }
+}
+
+pub(super) fn summary(counts: &[Count]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|c| c.n > 0)
+        .map(|c| format!("{} {}", c.label, c.n))
+        .collect();
+    if parts.is_empty() {
+        "no changes".into()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+/// The changes of one kind, as listed.
+pub(super) struct KindGroup {
+    pub key: &'static str,
+    pub heading: &'static str,
+    pub meaning: &'static str,
+    pub total: usize,
+    pub entries: Vec<Entry>,
+}
+
+impl KindGroup {
+    pub fn hidden(&self) -> usize {
+        self.total - self.entries.len()
+    }
+}
+
+/// A report grouped for display, at most [`SHOWN_PER_KIND`] entries per kind.
+pub(super) fn groups_of(report: &Report) -> Vec<KindGroup> {
+    report
+        .changes
+        .iter()
+        .map(|(kind, entries)| {
+            let (heading, _, meaning) = kind_text(*kind);
+            KindGroup {
+                key: kind.as_str(),
+                heading,
+                meaning,
+                total: entries.len(),
+                entries: entries.iter().take(SHOWN_PER_KIND).cloned().collect(),
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "sync.html")]
+struct SyncPage {
+    layout: Layout,
+    csrf: String,
+    counts: Vec<Count>,
+    groups: Vec<KindGroup>,
+    /// Changes Force sync would write (all but skips).
+    applicable: usize,
+    runs: Vec<RunRow>,
+    /// The run just made, shown at the top after Force sync.
+    result: Option<RunRow>,
+}
+
+pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let s = req.session()?;
+    let id = tenant.id;
+    let just_ran: Option<i64> = req.query("run").and_then(|r| r.parse().ok());
+    let (report, runs, result) = state
+        .db
+        .read(move |c| {
+            let result = match just_ran {
+                Some(run) => match db_sync::get_run(c, id, run) {
+                    Ok(r) => Some(r),
+                    Err(DbError::NotFound) => None,
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            Ok((
+                db_sync::report(c, id)?,
+                db_sync::runs(c, id, HISTORY)?,
+                result,
+            ))
+        })
+        .await?;
+    let page = SyncPage {
+        layout: layout(state, req, Some(tenant), "sync").await?,
+        csrf: s.session.csrf.clone(),
+        counts: counts_of(|k| report.counts.get(k)),
+        groups: groups_of(&report),
+        applicable: report.applicable(),
+        runs: runs.into_iter().map(RunRow::of).collect(),
+        result: result.map(RunRow::of),
+    };
+    html(StatusCode::OK, &page)
+}
+
+/// Turns test mode on or off. Turning it off applies nothing by itself.
+pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let on = match form.get("test_mode") {
+        "on" => true,
+        "off" => false,
+        _ => return Err(UiError::BadRequest("choose test mode on or off".into())),
+    };
+    let ctx = req.write_context(tenant)?;
+    let changed = state
+        .db
+        .write(move |tx| {
+            let before = settings::get(tx, ctx.tenant_id)?;
+            let after = Update {
+                test_mode: Some(on),
+                ..Update::default()
+            }
+            .applied_to(&before);
+            if after == before {
+                return Ok(false);
+            }
+            settings::change(
+                tx,
+                &ctx,
+                &before,
+                &after,
+                AuditAction::SettingsChanged,
+                json!({}),
+            )?;
+            Ok::<_, DbError>(true)
+        })
+        .await?;
+    let message = match (on, changed) {
+        (true, true) => {
+            "Test mode is on. The IdP's writes still reach the directory; members stay as they are."
+        }
+        (false, true) => {
+            "Test mode is off. Nothing was applied by turning it off: click Force sync to apply the report."
+        }
+        (true, false) => "Test mode was already on.",
+        (false, false) => "Test mode was already off.",
+    };
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/sync", tenant.slug),
+        message,
+    ))
+}
+
+/// Force sync: applies the plan for the whole tenant (a dry run, recorded as such, in test
+/// mode), then shows the run.
+pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    req.form(state).await?;
+    let ctx = req.write_context(tenant)?;
+    let run = state
+        .db
+        .write(move |tx| db_sync::run(tx, &ctx, Scope::Full, false))
+        .await?;
+    let summary = summary(&counts_of(|k| run.report.counts.get(k)));
+    let message = if run.test_mode {
+        format!(
+            "Dry run recorded: test mode is on, so nothing was applied ({summary}). Turn test mode off, then Force sync applies it."
+        )
+    } else {
+        format!("Sync applied in {} ms: {summary}.", run.duration_ms)
+    };
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/sync?run={}", tenant.slug, run.id),
+        &message,
+    ))
+}
+
+async fn current_report(state: &State, tenant: &Tenant) -> Result<(Report, bool), UiError> {
+    let id = tenant.id;
+    Ok(state
+        .db
+        .read(move |c| {
+            Ok::<_, DbError>((db_sync::report(c, id)?, db::settings::get(c, id)?.test_mode))
+        })
+        .await?)
+}
+
+/// A file download: `Content-Disposition: attachment` with a name saying what and when.
+fn download(content_type: &'static str, tenant: &Tenant, ext: &str, body: String) -> PageResult {
+    let stamp: String = datetime::now()
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    let name = format!("scimd-{}-sync-report-{stamp}.{ext}", tenant.slug);
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The slug is [a-z0-9-], so the name needs no quoting beyond the quotes.
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .map_err(|e| UiError::Internal(e.to_string()))?;
+    h.insert(header::CONTENT_DISPOSITION, disposition);
+    Ok(r)
+}
+
+/// The report as CSV: one row per changed field (`Report::to_csv`, as `scimd sync --csv`).
+pub(super) async fn export_csv(state: &State, tenant: &Tenant) -> PageResult {
+    let (report, _) = current_report(state, tenant).await?;
+    download("text/csv; charset=utf-8", tenant, "csv", report.to_csv())
+}
+
+/// The report as JSON: counts and changes by kind, with when and in which mode.
+pub(super) async fn export_json(state: &State, tenant: &Tenant) -> PageResult {
+    let (report, test_mode) = current_report(state, tenant).await?;
+    let body = json!({
+        "tenant": tenant.slug,
+        "generatedAt": datetime::now(),
+        "testMode": test_mode,
+        "counts": report.counts,
+        "changes": report.changes,
+    });
+    let text = serde_json::to_string_pretty(&body).map_err(|e| UiError::Internal(e.to_string()))?;
+    download("application/json", tenant, "json", text)
+}

@@ -1,0 +1,428 @@
+//! The test mode & sync, roles and settings pages over plain HTTP: CSRF on every POST,
+//! the exports' content types, validation errors, and previews that save nothing.
+
+mod common;
+
+use common::*;
+use hyper::Method;
+use serde_json::json;
+
+use scimd::db;
+
+const PASSWORD: &str = "correct horse battery";
+
+/// An admin's browser: the session cookie and the page's CSRF token.
+struct Admin {
+    cookie: String,
+    csrf: String,
+}
+
+fn cookie_named(r: &Resp, name: &str) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("a {name} cookie"))
+}
+
+/// The value of the first `csrf` hidden field of a page.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+async fn login(s: &TestServer) -> Admin {
+    s.create_admin("alice", PASSWORD);
+    let page = s.raw(Method::GET, "/login", &[], "").await;
+    let csrf_cookie = cookie_named(&page, "scimd_login_csrf");
+    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
+    let r = s
+        .raw(
+            Method::POST,
+            "/login",
+            &[
+                ("cookie", &csrf_cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let cookie = cookie_named(&r, "scimd_session");
+    let page = s
+        .raw(Method::GET, "/t/default/sync", &[("cookie", &cookie)], "")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    Admin {
+        csrf: csrf_of(&page.text),
+        cookie,
+    }
+}
+
+impl Admin {
+    async fn get(&self, s: &TestServer, path: &str) -> Resp {
+        s.raw(Method::GET, path, &[("cookie", &self.cookie)], "")
+            .await
+    }
+
+    /// Posts `body` (url-encoded) with the session's CSRF token.
+    async fn post(&self, s: &TestServer, path: &str, body: &str) -> Resp {
+        let body = format!("csrf={}&{body}", self.csrf);
+        self.post_raw(s, path, body).await
+    }
+
+    /// Posts exactly `body`.
+    async fn post_raw(&self, s: &TestServer, path: &str, body: String) -> Resp {
+        s.raw(
+            Method::POST,
+            path,
+            &[
+                ("cookie", self.cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await
+    }
+}
+
+fn settings(s: &TestServer) -> scimd::sync::Settings {
+    let conn = s.db.conn().unwrap();
+    db::settings::get(&conn, db::tenants::by_slug(&conn, "default").unwrap().id).unwrap()
+}
+
+fn runs(s: &TestServer) -> usize {
+    let conn = s.db.conn().unwrap();
+    let id = db::tenants::by_slug(&conn, "default").unwrap().id;
+    db::sync::runs(&conn, id, 100).unwrap().len()
+}
+
+fn roles_of_members(s: &TestServer) -> Vec<String> {
+    let conn = s.db.conn().unwrap();
+    let id = db::tenants::by_slug(&conn, "default").unwrap().id;
+    db::members::list(&conn, id)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.role.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_post_needs_the_csrf_token() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    let before = settings(&s);
+    let posts = [
+        ("/t/default/sync/test-mode", "test_mode=on"),
+        ("/t/default/sync/run", ""),
+        (
+            "/t/default/roles",
+            "roles=boss%0Aviewer&default_role=viewer&role_prefix=x-&action=save",
+        ),
+        (
+            "/t/default/roles/map",
+            "group_other=Eng&role=admin&action=save",
+        ),
+        ("/t/default/roles/unmap", "group=Eng&action=save"),
+        (
+            "/t/default/settings",
+            "name=Evil&on_deactivate=delete&on_delete=delete&absent=archive&match_by=username",
+        ),
+    ];
+    for (path, body) in posts {
+        let r = admin.post_raw(&s, path, body.to_string()).await;
+        assert_eq!(r.status, 403, "{path} without a token");
+        let r = admin
+            .post_raw(&s, path, format!("csrf=forged&{body}"))
+            .await;
+        assert_eq!(r.status, 403, "{path} with a forged token");
+        // Without a session, the login page.
+        let r = s
+            .raw(
+                Method::POST,
+                path,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                format!("csrf={}&{body}", admin.csrf),
+            )
+            .await;
+        assert_eq!(r.status, 303, "{path} without a session");
+    }
+    assert_eq!(settings(&s), before, "nothing changed");
+    assert_eq!(runs(&s), 0, "no sync ran");
+    let conn = s.db.conn().unwrap();
+    assert_eq!(
+        db::tenants::by_slug(&conn, "default").unwrap().name,
+        "Default"
+    );
+    let audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    assert!(audit.is_empty(), "{audit:?}");
+}
+
+#[tokio::test]
+async fn the_report_exports_as_csv_and_json_downloads() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    assert_eq!(
+        admin
+            .post(&s, "/t/default/sync/test-mode", "test_mode=on")
+            .await
+            .status,
+        303
+    );
+    let id = s.create_user("grace@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":[GROUP_URN],"displayName":"scimd-role-member","members":[{"value":id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+
+    let csv = admin.get(&s, "/t/default/sync/report.csv").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let disposition = csv.header("content-disposition").unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"scimd-default-sync-report-")
+            && disposition.ends_with(".csv\""),
+        "{disposition}"
+    );
+    assert_eq!(csv.header("x-content-type-options"), Some("nosniff"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "kind,memberId,subject,userId,field,before,after,reason"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("create,,grace@example.com,")
+                && l.contains(",role,,member,")
+                && l.ends_with("\"role member, from reserved group scimd-role-member\"")),
+        "{}",
+        csv.text
+    );
+
+    let export = admin.get(&s, "/t/default/sync/report.json").await;
+    assert_eq!(export.status, 200);
+    assert_eq!(export.header("content-type"), Some("application/json"));
+    assert!(
+        export
+            .header("content-disposition")
+            .unwrap()
+            .ends_with(".json\"")
+    );
+    assert_eq!(export.json["tenant"], "default");
+    assert_eq!(export.json["testMode"], true);
+    assert_eq!(export.json["counts"]["create"], 1);
+    assert_eq!(export.json["counts"]["delete"], 0);
+    let entry = &export.json["changes"]["create"][0];
+    assert_eq!(entry["subject"], "grace@example.com");
+    assert_eq!(entry["userId"], id);
+
+    // The exports need a login like every page.
+    let r = s
+        .raw(Method::GET, "/t/default/sync/report.csv", &[], "")
+        .await;
+    assert_eq!(r.status, 303);
+    // A dry run in test mode is recorded and changes no member.
+    let r = admin.post(&s, "/t/default/sync/run", "").await;
+    assert_eq!(r.status, 303);
+    assert!(
+        r.header("location")
+            .unwrap()
+            .starts_with("/t/default/sync?run=")
+    );
+    assert_eq!(runs(&s), 1);
+    assert!(roles_of_members(&s).is_empty());
+    let page = admin.get(&s, r.header("location").unwrap()).await;
+    assert!(page.text.contains("Dry run recorded"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn role_edits_preview_without_saving_and_refuse_invalid_settings() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    let id = s.create_user("linus@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":[GROUP_URN],"displayName":"Eng","members":[{"value":id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert_eq!(roles_of_members(&s), ["viewer"]);
+
+    // The picker offers the directory's groups.
+    let page = admin.get(&s, "/t/default/roles").await;
+    assert!(page.text.contains("<option value=\"Eng\""), "{}", page.text);
+
+    // A preview lists the consequence and saves nothing.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles/map",
+            "group=Eng&role=member&action=preview",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("linus@example.com"), "{}", r.text);
+    assert!(r.text.contains("member, from group Eng"), "{}", r.text);
+    assert!(settings(&s).mappings.is_empty());
+    assert_eq!(roles_of_members(&s), ["viewer"]);
+
+    // Reserved names cannot be mapped; the error is on the page.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles/map",
+            "group_other=scimd-role-owner&role=viewer&action=save",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("is reserved"), "{}", r.text);
+    assert!(
+        r.text.contains("value=\"scimd-role-owner\""),
+        "kept: {}",
+        r.text
+    );
+
+    // Save applies, as `scimd roles map` does.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles/map",
+            "group=Eng&role=member&action=save",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(roles_of_members(&s), ["member"]);
+
+    // A role list without the default role is refused, with what was typed kept.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles",
+            "roles=owner%0Amember&default_role=viewer&role_prefix=scimd-role-&action=preview",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text
+            .contains("the default role viewer is not one of the roles")
+    );
+    assert!(r.text.contains("owner\nmember</textarea>"), "{}", r.text);
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles",
+            "roles=owner%0AAd+min&default_role=owner&role_prefix=x&action=save",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("invalid role"), "{}", r.text);
+
+    // A new prefix shows its reserved names; unmapping reverts the role.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles",
+            "roles=owner%0Aadmin%0Amember%0Aviewer&default_role=viewer&role_prefix=acme-&action=save",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let page = admin.get(&s, "/t/default/roles").await;
+    assert!(
+        page.text.contains("<code>acme-admin</code>"),
+        "{}",
+        page.text
+    );
+    let r = admin
+        .post(&s, "/t/default/roles/unmap", "group=Eng&action=preview")
+        .await;
+    assert!(
+        r.text.contains("Group Eng no longer gives a role"),
+        "{}",
+        r.text
+    );
+    assert_eq!(roles_of_members(&s), ["member"]);
+    let r = admin
+        .post(&s, "/t/default/roles/unmap", "group=Eng&action=save")
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(roles_of_members(&s), ["viewer"]);
+    let r = admin
+        .post(&s, "/t/default/roles/unmap", "group=Eng&action=save")
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("has no mapping"));
+}
+
+#[tokio::test]
+async fn settings_validate_and_save_like_the_cli() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    let page = admin.get(&s, "/t/default/settings").await;
+    assert!(
+        page.text
+            .contains("<title>Settings — Default · scimd</title>")
+    );
+    assert!(
+        page.text
+            .contains("name=\"on_deactivate\" value=\"suspend\" checked"),
+        "{}",
+        page.text
+    );
+
+    let r = admin
+        .post(
+            &s,
+            "/t/default/settings",
+            "name=Acme&on_deactivate=explode&on_delete=archive&absent=retain&match_by=email",
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("invalid deactivation policy"), "{}", r.text);
+    let long = "x".repeat(101);
+    let r = admin
+        .post(
+            &s,
+            "/t/default/settings",
+            &format!(
+                "name={long}&on_deactivate=suspend&on_delete=archive&absent=retain&match_by=email"
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("1 to 100 characters"), "{}", r.text);
+    assert_eq!(settings(&s), scimd::sync::Settings::default());
+
+    let r = admin
+        .post(
+            &s,
+            "/t/default/settings",
+            "name=Acme&on_deactivate=delete&on_delete=delete&absent=archive&match_by=username",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let saved = settings(&s);
+    assert_eq!(saved.on_deactivate.as_str(), "delete");
+    assert_eq!(saved.on_delete.as_str(), "delete");
+    assert_eq!(saved.absent.as_str(), "archive");
+    assert_eq!(saved.match_by.as_str(), "username");
+    let conn = s.db.conn().unwrap();
+    let audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    assert_eq!(audit.len(), 1);
+    let entry = &audit[0].entry;
+    assert_eq!(entry.actor, "admin:alice");
+    assert_eq!(entry.action.as_str(), "tenant.settings_changed");
+    let changes = &entry.detail.as_ref().unwrap()["changes"];
+    assert_eq!(
+        changes["name"],
+        json!({"before": "Default", "after": "Acme"})
+    );
+    assert_eq!(changes["on_deactivate"]["after"], "delete");
+}

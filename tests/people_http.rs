@@ -1,0 +1,283 @@
+//! The People, Groups and Audit pages over plain HTTP: CSRF on every POST, the export
+//! formats and their content types, the import's preview-then-confirm contract.
+
+mod common;
+
+use common::*;
+use hyper::Method;
+use scimd::db::{self, members};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn cookie_of(r: &Resp, name: &str) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("a {name} cookie"))
+}
+
+/// Logs alice in the way a browser does; returns the session cookie.
+async fn login(s: &TestServer) -> String {
+    s.create_admin("alice", PASSWORD);
+    let page = s.raw(Method::GET, "/login", &[], "").await;
+    let csrf_cookie = cookie_of(&page, "scimd_login_csrf");
+    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
+    let r = s
+        .raw(
+            Method::POST,
+            "/login",
+            &[
+                ("cookie", &csrf_cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    cookie_of(&r, "scimd_session")
+}
+
+/// The value of the first hidden input named `name` on the page.
+fn hidden(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+fn multipart(fields: &[(&str, Option<&str>, &str)]) -> (String, String) {
+    let boundary = "----scimdtestboundary";
+    let mut body = String::new();
+    for (name, file, value) in fields {
+        body.push_str(&format!("--{boundary}\r\n"));
+        match file {
+            Some(f) => body.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )),
+            None => body.push_str(&format!(
+                "Content-Disposition: form-data; name=\"{name}\"\r\n\r\n"
+            )),
+        }
+        body.push_str(value);
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn member_count(s: &TestServer) -> usize {
+    members::list(&s.db.conn().unwrap(), 1).unwrap().len()
+}
+
+fn seed_member(s: &TestServer, email: &str) -> String {
+    let conn = s.db.conn().unwrap();
+    let settings = db::settings::get(&conn, 1).unwrap();
+    let rows =
+        scimd::sync::member_csv::parse(format!("email\n{email}\n").as_bytes(), &settings).unwrap();
+    members::import(&conn, &db::sync::WriteContext::cli(1), &settings, &rows).unwrap();
+    members::by_email(&conn, 1, email).unwrap().unwrap().id
+}
+
+#[tokio::test]
+async fn every_people_post_needs_the_session_csrf_token() {
+    let s = TestServer::start().await;
+    let cookie = login(&s).await;
+    let id = seed_member(&s, "ada@example.com");
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    for (path, body) in [
+        (format!("/t/default/people/{id}/managed"), "managed=false"),
+        (
+            format!("/t/default/people/{id}/managed"),
+            "managed=false&csrf=forged",
+        ),
+        (
+            "/t/default/people/import".to_string(),
+            "csv=email%0Abob%40example.com",
+        ),
+        (
+            "/t/default/people/import/confirm".to_string(),
+            "import=whatever",
+        ),
+    ] {
+        let r = s.raw(Method::POST, &path, &form, body).await;
+        assert_eq!(r.status, 403, "{path} {body}: {}", r.text);
+    }
+    let (ct, body) = multipart(&[
+        ("csrf", None, "forged"),
+        ("file", Some("people.csv"), "email\nbob@example.com\n"),
+    ]);
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/people/import",
+            &[("cookie", &cookie), ("content-type", &ct)],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    // Without a session, a POST goes to the login page and changes nothing.
+    let r = s
+        .raw(
+            Method::POST,
+            &format!("/t/default/people/{id}/managed"),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            "managed=false",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(member_count(&s), 1);
+    let m = members::get(&s.db.conn().unwrap(), 1, &id)
+        .unwrap()
+        .unwrap();
+    assert!(m.managed, "nothing changed");
+}
+
+#[tokio::test]
+async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
+    let s = TestServer::start().await;
+    let cookie = login(&s).await;
+    let page = s
+        .raw(
+            Method::GET,
+            "/t/default/people/import",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    let csrf = hidden(&page.text, "csrf");
+    let (ct, body) = multipart(&[
+        ("csrf", None, &csrf),
+        (
+            "file",
+            Some("people.csv"),
+            "email,role,Provisioning Managed\nada@example.com,admin,\nbob@example.com,,false\n",
+        ),
+        ("csv", None, ""),
+    ]);
+    let headers = [("cookie", cookie.as_str()), ("content-type", ct.as_str())];
+    let r = s
+        .raw(Method::POST, "/t/default/people/import", &headers, body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("Preview of people.csv"), "{}", r.text);
+    assert!(
+        r.text.contains("<strong>2</strong> to create"),
+        "{}",
+        r.text
+    );
+    assert_eq!(member_count(&s), 0, "a preview writes nothing");
+    let pending = hidden(&r.text, "import");
+
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/people/import/confirm",
+            &form,
+            format!("csrf={csrf}&import={pending}"),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), Some("/t/default/people"));
+    assert_eq!(member_count(&s), 2);
+    let conn = s.db.conn().unwrap();
+    let bob = members::by_email(&conn, 1, "bob@example.com")
+        .unwrap()
+        .unwrap();
+    assert!(!bob.managed);
+    let log = db::audit::list(
+        &conn,
+        &db::audit::Filter {
+            actor: Some("admin:alice".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let actions: Vec<&str> = log.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["member.created", "member.created", "members.imported"]
+    );
+
+    // A confirmation is used once.
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/people/import/confirm",
+            &form,
+            format!("csrf={csrf}&import={pending}"),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("expired or was already imported"));
+    assert_eq!(member_count(&s), 2);
+}
+
+#[tokio::test]
+async fn exports_are_downloads_with_their_content_types() {
+    let s = TestServer::start().await;
+    let cookie = login(&s).await;
+    seed_member(&s, "ada@example.com");
+    let get = |path: &'static str| {
+        let cookie = cookie.clone();
+        let s = &s;
+        async move {
+            s.raw(Method::GET, path, &[("cookie", cookie.as_str())], "")
+                .await
+        }
+    };
+
+    let csv = get("/t/default/people/export.csv").await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    assert_eq!(
+        csv.header("content-disposition"),
+        Some("attachment; filename=\"members-default.csv\"")
+    );
+    assert_eq!(
+        csv.text,
+        "email,userName,givenName,familyName,role,Provisioning Managed\nada@example.com,,,,viewer,true\n"
+    );
+
+    let json = get("/t/default/people/export.json").await;
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    assert_eq!(json.json[0]["email"], "ada@example.com");
+    assert_eq!(json.json[0]["status"], "active");
+    assert_eq!(json.json[0]["source"], "csv");
+
+    let lines = get("/t/default/audit/export.jsonl").await;
+    assert_eq!(
+        lines.header("content-type"),
+        Some("application/x-ndjson; charset=utf-8")
+    );
+    let entries: Vec<serde_json::Value> = lines
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(entries.len(), 2, "{}", lines.text);
+    assert_eq!(entries[0]["action"], "member.created");
+    assert_eq!(entries[1]["action"], "members.imported");
+
+    let filtered = get("/t/default/audit/export.jsonl?action=members.imported").await;
+    assert_eq!(filtered.text.lines().count(), 1);
+    let bad = get("/t/default/audit/export.jsonl?since=yesterday").await;
+    assert_eq!(bad.status, 400);
+
+    // Exports need a login like every page.
+    let r = s
+        .raw(Method::GET, "/t/default/people/export.csv", &[], "")
+        .await;
+    assert_eq!(r.status, 303);
+}
