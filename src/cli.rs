@@ -55,6 +55,9 @@ pub enum Command {
     /// Manage admin accounts of the web UI.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Manage OAuth 2.0 clients (IdPs that authenticate with OAuth instead of a token).
+    #[command(subcommand)]
+    Oauth(OAuthCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +98,45 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum OAuthCommand {
+    /// Register a client; prints `client_id=…` and `client_secret=…` (the secret only once).
+    Create {
+        /// Tenant whose SCIM API the client's tokens reach.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+        /// A name to recognise the client by (e.g. "Okta provisioning").
+        #[arg(long)]
+        name: String,
+        /// A redirect URI, matched exactly; repeat for several. Okta's is
+        /// https://system-admin.okta.com/admin/app/cpc/<instance>_<app>/oauth/callback
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A grant the client may use: authorization_code (with refresh tokens) or
+        /// client_credentials; repeat for both. Default: authorization_code when a redirect
+        /// URI is given, else client_credentials.
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+    },
+    /// List clients: id, tenant, name, client id, grants, redirect URIs, created, state.
+    List {
+        /// Only this tenant's clients.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Revoke a client (by id or client id): its secret and every token it was issued stop
+    /// working at once.
+    Revoke {
+        /// The id or client id shown by `scimd oauth list`.
+        id: String,
+    },
+    /// Replace a client's secret and print the new one, once; the old one stops working.
+    RotateSecret {
+        /// The id or client id shown by `scimd oauth list`.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant.
     Create {
@@ -128,6 +170,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
         Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
+        Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -386,6 +429,161 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
                     a.created_at,
                     a.last_login_at.as_deref().unwrap_or("never")
                 )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The row id of the client `id` names: a row id or a client id.
+fn oauth_client_row(
+    conn: &rusqlite::Connection,
+    id: &str,
+) -> Result<i64, Box<dyn std::error::Error>> {
+    if let Ok(n) = id.parse::<i64>() {
+        return Ok(n);
+    }
+    match db::oauth::client_by_client_id(conn, id)? {
+        Some((c, _)) => Ok(c.id),
+        None => Err(format!("no OAuth client {id:?} (see `scimd oauth list`)").into()),
+    }
+}
+
+fn cli_event(client: &db::oauth::Client, action: db::audit::Action) -> db::audit::Entry {
+    db::audit::Entry {
+        tenant_id: Some(client.tenant_id),
+        actor: "cli".into(),
+        action,
+        target: Some(format!("oauth-client:{}", client.client_id)),
+        outcome: db::audit::Outcome::Success,
+        status: None,
+        request_id: None,
+        detail: None,
+    }
+}
+
+fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
+    use crate::auth::oauth::{self as grants, GrantType};
+    let mut conn = db.conn()?;
+    match cmd {
+        OAuthCommand::Create {
+            tenant,
+            name,
+            redirect_uris,
+            grant_types,
+        } => {
+            let tenant_id = tenant_id(&conn, &tenant)?;
+            let mut kinds = grant_types
+                .iter()
+                .map(|g| g.parse::<GrantType>())
+                .collect::<Result<Vec<_>, _>>()?;
+            if kinds.is_empty() {
+                kinds.push(if redirect_uris.is_empty() {
+                    GrantType::ClientCredentials
+                } else {
+                    GrantType::AuthorizationCode
+                });
+            }
+            kinds.dedup();
+            let uris = grants::check_registration(&name, &kinds, &redirect_uris)?;
+            let secret = grants::generate_client_secret();
+            let client_id = grants::generate_client_id();
+            let client = db::write_sync(&mut conn, |tx| {
+                let client = db::oauth::create_client(
+                    tx,
+                    &db::oauth::NewClient {
+                        tenant_id,
+                        client_id: &client_id,
+                        name: name.trim(),
+                        secret_hash: &secret.hash,
+                        grant_types: &kinds,
+                        redirect_uris: &uris,
+                    },
+                )?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientCreated),
+                )?;
+                Ok::<_, DbError>(client)
+            })?;
+            println!("client_id={}", client.client_id);
+            println!("client_secret={}", secret.secret);
+            eprintln!(
+                "OAuth client {} ({}) created for tenant {tenant} with {}; the secret is shown only this once",
+                client.id,
+                client.name,
+                client.grant_types_text()
+            );
+        }
+        OAuthCommand::List { tenant } => {
+            let filter = tenant.as_deref().map(|t| tenant_id(&conn, t)).transpose()?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "ID\tTENANT\tNAME\tCLIENT ID\tGRANTS\tREDIRECT URIS\tCREATED\tSTATE"
+            )?;
+            for c in db::oauth::list_clients(&conn, filter)? {
+                let state = if c.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{state}",
+                    c.id,
+                    c.tenant,
+                    c.name,
+                    c.client_id,
+                    c.grant_types_text().replace(' ', ","),
+                    c.redirect_uris.join(" "),
+                    c.created_at,
+                )?;
+            }
+        }
+        OAuthCommand::Revoke { id } => {
+            let row = oauth_client_row(&conn, &id)?;
+            match db::write_sync(&mut conn, |tx| {
+                let client = db::oauth::revoke_client(tx, None, row)?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientRevoked),
+                )?;
+                Ok::<_, DbError>(client)
+            }) {
+                Ok(c) => println!(
+                    "OAuth client {} ({}) revoked with all its tokens",
+                    c.id, c.name
+                ),
+                Err(DbError::NotFound) => {
+                    return Err(format!("no active OAuth client {id:?}").into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        OAuthCommand::RotateSecret { id } => {
+            let row = oauth_client_row(&conn, &id)?;
+            let secret = grants::generate_client_secret();
+            match db::write_sync(&mut conn, |tx| {
+                let client = db::oauth::set_secret(tx, None, row, &secret.hash)?;
+                db::oauth::audit(
+                    tx,
+                    &cli_event(&client, db::audit::Action::OAuthClientSecretRotated),
+                )?;
+                Ok::<_, DbError>(client)
+            }) {
+                Ok(c) => {
+                    println!("client_id={}", c.client_id);
+                    println!("client_secret={}", secret.secret);
+                    eprintln!(
+                        "the secret of OAuth client {} ({}) was replaced; the old one stopped working",
+                        c.id, c.name
+                    );
+                }
+                Err(DbError::NotFound) => {
+                    return Err(format!("no active OAuth client {id:?}").into());
+                }
+                Err(e) => return Err(e.into()),
             }
         }
     }

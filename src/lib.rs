@@ -2,14 +2,16 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the `scimd` command line (serve, token, tenant, admin, sync, members, roles, audit).
+//! - [`cli`]: the `scimd` command line (serve, token, tenant, admin, sync, members, roles, audit,
+//!   oauth).
 //! - [`config`]: flags and `SCIMD_*` environment, validated once.
 //! - [`server`]: the accept loop and graceful shutdown around the HTTP service.
 //! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.
 //! - [`scim`]: the SCIM protocol, pure: schemas, resources, filters, PATCH, discovery.
 //! - [`db`]: the only module that writes SQL: pool, migrations, tenants, tokens, directory.
 //! - [`sync`]: directory sync, pure: matching, roles, policies, the plan and its report.
-//! - [`auth`]: credentials: token generation and hashing.
+//! - [`auth`]: credentials: token generation and hashing, passwords, OAuth 2.0 (PKCE,
+//!   client authentication, redirect URIs).
 
 pub mod auth;
 pub mod cli;

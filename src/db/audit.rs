@@ -35,6 +35,19 @@ text_enum! {
         RoleMapped => "roles.mapped",
         RoleUnmapped => "roles.unmapped",
         SyncRun => "sync.run",
+        OAuthClientCreated => "oauth.client_created",
+        OAuthClientSecretRotated => "oauth.client_secret_rotated",
+        OAuthClientRevoked => "oauth.client_revoked",
+        OAuthAuthorizationApproved => "oauth.authorization_approved",
+        OAuthAuthorizationDenied => "oauth.authorization_denied",
+        OAuthAuthorizationRefused => "oauth.authorization_refused",
+        OAuthTokenIssued => "oauth.token_issued",
+        OAuthTokenRefreshed => "oauth.token_refreshed",
+        OAuthTokenRefused => "oauth.token_refused",
+        OAuthTokenRevoked => "oauth.token_revoked",
+        OAuthRevokeRefused => "oauth.revoke_refused",
+        /// A whole grant revoked because a spent code or refresh token was presented again.
+        OAuthGrantRevoked => "oauth.grant_revoked",
     }
 }
 

@@ -14,6 +14,7 @@ pub mod filter_sql;
 pub mod groups;
 pub mod members;
 mod migrations;
+pub mod oauth;
 pub mod paging;
 pub mod seeds;
 pub mod settings;

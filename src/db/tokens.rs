@@ -22,8 +22,29 @@ pub struct TokenInfo {
 /// What a valid token grants: access to one tenant.
 #[derive(Debug, Clone, Copy)]
 pub struct Grant {
+    /// The id of the token in the table its `credential` names.
     pub token_id: i64,
     pub tenant_id: i64,
+    pub credential: Credential,
+}
+
+/// Which kind of bearer token authenticated a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    /// A SCIM token an admin created (`scim_tokens`).
+    ScimToken,
+    /// An OAuth access token the token endpoint issued (`oauth_tokens`).
+    OAuthAccessToken,
+}
+
+impl Grant {
+    /// The caller as logs and the audit trail name it: never the token itself.
+    pub fn actor(&self) -> String {
+        match self.credential {
+            Credential::ScimToken => format!("token:{}", self.token_id),
+            Credential::OAuthAccessToken => format!("oauth-token:{}", self.token_id),
+        }
+    }
 }
 
 /// How stale `last_used_at` may get before a request refreshes it; keeps reads read-only.
@@ -112,6 +133,7 @@ pub fn authenticate(
                 Ok(Grant {
                     token_id: r.get(0)?,
                     tenant_id: r.get(1)?,
+                    credential: Credential::ScimToken,
                 })
             },
         )

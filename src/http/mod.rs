@@ -3,6 +3,7 @@
 
 mod admin;
 mod assets;
+mod oauth;
 mod scim;
 
 use std::convert::Infallible;
@@ -131,6 +132,9 @@ impl App {
         };
         if let Some(prefix) = prefix {
             return scim::handle(&self.state, req, prefix, request_id).await;
+        }
+        if oauth::serves(path) {
+            return oauth::handle(&self.state, req, request_id).await;
         }
         if let Some(file) = path.strip_prefix("/static/") {
             return assets::serve(file, req.headers());

@@ -11,6 +11,7 @@ mod audit;
 mod connection;
 mod dashboard;
 mod groups;
+mod oauth;
 mod people;
 mod roles;
 mod settings;
@@ -217,6 +218,7 @@ pub(super) struct Layout {
 const SECTIONS: &[(&str, &str, &str)] = &[
     ("dashboard", "Dashboard", ""),
     ("connection", "SCIM connection", "connection"),
+    ("oauth", "OAuth apps", "oauth"),
     ("people", "People", "people"),
     ("groups", "Groups", "groups"),
     ("sync", "Test mode & sync", "sync"),
@@ -361,6 +363,8 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
         (["admins", id, "delete"], _, true) => access::delete_admin(state, req, id).await,
         (["tenants"], true, _) => tenants::list_page(state, req, None).await,
         (["tenants"], _, true) => tenants::create(state, req).await,
+        (["oauth", "authorize"], true, _) => oauth::authorize_page(state, req).await,
+        (["oauth", "authorize"], _, true) => oauth::authorize_decision(state, req).await,
         (["t", slug, rest @ ..], _, _) => {
             req.session()?;
             let slug = slug.to_string();
@@ -378,6 +382,13 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["tokens", id, "regenerate"], _, true) => {
                     connection::regenerate_token(state, req, &tenant, id).await
                 }
+                (["oauth"], true, _) => oauth::page(state, req, &tenant).await,
+                (["oauth"], _, true) => oauth::create(state, req, &tenant).await,
+                (["oauth", "tokens", id, "revoke"], _, true) => {
+                    oauth::revoke_token(state, req, &tenant, id).await
+                }
+                (["oauth", id, "rotate"], _, true) => oauth::rotate(state, req, &tenant, id).await,
+                (["oauth", id, "revoke"], _, true) => oauth::revoke(state, req, &tenant, id).await,
                 (["people"], true, _) => people::list_page(state, req, &tenant).await,
                 (["people", "export.csv"], true, _) => {
                     people::export(state, req, &tenant, db::members::ExportFormat::Csv).await
@@ -482,16 +493,25 @@ fn expired_cookie(name: &'static str, secure: bool) -> Cookie<'static> {
         .build()
 }
 
+/// The admin UI's Content-Security-Policy; `form_action` adds one origin that forms may
+/// post to (and be redirected to), for the OAuth consent page.
+pub(super) fn content_security_policy(form_action: Option<&str>) -> String {
+    let extra = form_action.map(|o| format!(" {o}")).unwrap_or_default();
+    format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+         form-action 'self'{extra}; frame-ancestors 'none'; base-uri 'none'"
+    )
+}
+
 fn security_headers(h: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
     };
-    set(
-        h,
-        "content-security-policy",
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
+    if !h.contains_key("content-security-policy") {
+        if let Ok(v) = HeaderValue::from_str(&content_security_policy(None)) {
+            h.insert("content-security-policy", v);
+        }
+    }
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
@@ -517,7 +537,17 @@ struct ErrorPage {
 async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
     let (status, heading, message) = match e {
         UiError::Login => {
-            let next: String = form_urlencoded::byte_serialize(req.path.as_bytes()).collect();
+            // Come back to the same page with the same query (the OAuth authorization
+            // request lives in it).
+            let mut here = req.path.clone();
+            if !req.query.is_empty() {
+                let mut q = form_urlencoded::Serializer::new(String::new());
+                for (k, v) in &req.query {
+                    q.append_pair(k, v);
+                }
+                here = format!("{here}?{}", q.finish());
+            }
+            let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
             return redirect(&format!("/login?next={next}"));
         }
         UiError::NotFound => (

@@ -13,6 +13,7 @@ use super::{ApiError, Body, Call, State, error_response, is_get, method_not_allo
 use crate::auth::tokens;
 use crate::db::audit::{self, Action};
 use crate::db::sync::WriteContext;
+use crate::db::tokens::Credential;
 use crate::db::{self, ListQuery, filter_sql};
 use crate::scim::list::{self, ListParams};
 use crate::scim::projection::Projection;
@@ -182,7 +183,7 @@ async fn authenticated(
         base,
         write: WriteContext {
             tenant_id: grant.tenant_id,
-            actor: format!("token:{}", grant.token_id),
+            actor: grant.actor(),
             request_id: Some(request_id.to_string()),
         },
     };
@@ -307,7 +308,7 @@ fn base_url(state: &State, req: &Request<Incoming>, prefix: &str) -> String {
     format!("http://{host}{prefix}")
 }
 
-/// The grant of the presented bearer token, or 401.
+/// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401.
 async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::Grant, ApiError> {
     let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
     let value = headers
@@ -327,9 +328,16 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
     let grant = state
         .db
         .read(move |c| {
-            let grant = db::tokens::authenticate(c, &hash, &datetime::format(now))?;
+            let when = datetime::format(now);
+            let grant = match db::tokens::authenticate(c, &hash, &when)? {
+                Some(g) => Some(g),
+                None => db::oauth::authenticate(c, &hash, &when)?,
+            };
             let stale = match grant {
-                Some(g) => db::tokens::needs_touch(c, g.token_id, now)?,
+                Some(g) if g.credential == Credential::ScimToken => {
+                    db::tokens::needs_touch(c, g.token_id, now)?
+                }
+                Some(g) => db::oauth::needs_touch(c, g.token_id, now)?,
                 None => false,
             };
             Ok::<_, ApiError>(grant.map(|g| (g, stale)))
@@ -340,10 +348,16 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
     };
     if stale {
         let when = datetime::format(now);
-        let id = grant.token_id;
+        let (id, credential) = (grant.token_id, grant.credential);
         state
             .db
-            .write(move |tx| db::tokens::touch(tx, id, &when).map_err(ApiError::from))
+            .write(move |tx| {
+                match credential {
+                    Credential::ScimToken => db::tokens::touch(tx, id, &when),
+                    Credential::OAuthAccessToken => db::oauth::touch(tx, id, &when),
+                }
+                .map_err(ApiError::from)
+            })
             .await?;
     }
     Ok(grant)

@@ -1,0 +1,1443 @@
+//! OAuth 2.0: scimd as the authorization server of its own SCIM API. The first test plays
+//! Okta end to end with an admin in a real browser; the others drive every branch of the
+//! authorization, token and revocation endpoints over plain HTTP.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use common::browser::Browser;
+use common::*;
+use hyper::Method;
+use scimd::auth::oauth::{self, GrantType};
+use scimd::config::HttpConfig;
+use scimd::db;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery staple";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+
+/// Registers a client directly in the database; returns (client_id, client_secret).
+fn register(
+    s: &TestServer,
+    tenant: &str,
+    grants: &[GrantType],
+    redirect_uris: &[&str],
+) -> (String, String) {
+    let conn = s.db.conn().unwrap();
+    let tenant_id = match db::tenants::by_slug(&conn, tenant) {
+        Ok(t) => t.id,
+        Err(_) => db::tenants::create(&conn, tenant, tenant).unwrap().id,
+    };
+    let secret = oauth::generate_client_secret();
+    let client_id = oauth::generate_client_id();
+    let uris: Vec<String> = redirect_uris.iter().map(|u| u.to_string()).collect();
+    db::oauth::create_client(
+        &conn,
+        &db::oauth::NewClient {
+            tenant_id,
+            client_id: &client_id,
+            name: "Okta",
+            secret_hash: &secret.hash,
+            grant_types: grants,
+            redirect_uris: &uris,
+        },
+    )
+    .unwrap();
+    (client_id, secret.secret)
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    use base64::Engine;
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+fn form(params: &[(&str, &str)]) -> String {
+    let mut f = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in params {
+        f.append_pair(k, v);
+    }
+    f.finish()
+}
+
+/// A token-endpoint request authenticated with HTTP Basic.
+async fn token(s: &TestServer, client: &(String, String), params: &[(&str, &str)]) -> Resp {
+    let auth = basic(&client.0, &client.1);
+    s.raw(
+        Method::POST,
+        "/oauth/token",
+        &[FORM, ("authorization", &auth)],
+        form(params),
+    )
+    .await
+}
+
+/// Asserts an RFC 6749 §5.2 error.
+fn assert_oauth_error(r: &Resp, status: u16, error: &str) {
+    assert_eq!(r.status.as_u16(), status, "{}", r.text);
+    assert_eq!(r.json["error"], error, "{}", r.text);
+    assert!(
+        r.json["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+fn query_of(location: &str) -> HashMap<String, String> {
+    let q = location.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+fn session_cookie(r: &Resp) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("scimd_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
+}
+
+/// Logs alice in over plain HTTP; returns the session cookie.
+async fn login(s: &TestServer) -> String {
+    s.create_admin("alice", PASSWORD);
+    let page = s.raw(Method::GET, "/login", &[], "").await;
+    let csrf_cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("scimd_login_csrf="))
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
+    let r = s
+        .raw(
+            Method::POST,
+            "/login",
+            &[("cookie", &csrf_cookie), FORM],
+            form(&[
+                ("csrf", &token),
+                ("next", "/"),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    session_cookie(&r).unwrap()
+}
+
+/// The value of the hidden input `name` in an HTML page.
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(
+        html[start..start + end]
+            .replace("&amp;", "&")
+            .replace("&#43;", "+"),
+    )
+}
+
+/// `/oauth/authorize?…` for these parameters.
+fn authorize_path(params: &[(&str, &str)]) -> String {
+    format!("/oauth/authorize?{}", form(params))
+}
+
+/// Shows the consent page to the logged-in admin and posts `decision`; returns the
+/// redirect's Location.
+async fn decide(s: &TestServer, cookie: &str, params: &[(&str, &str)], decision: &str) -> String {
+    let page = s
+        .raw(
+            Method::GET,
+            &authorize_path(params),
+            &[("cookie", cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let mut fields: Vec<(String, String)> = [
+        "csrf",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "scope",
+    ]
+    .iter()
+    .filter_map(|k| hidden(&page.text, k).map(|v| (k.to_string(), v)))
+    .collect();
+    fields.push(("decision".into(), decision.into()));
+    let body = form(
+        &fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let r = s
+        .raw(
+            Method::POST,
+            "/oauth/authorize",
+            &[("cookie", cookie), FORM],
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    r.header("location").unwrap().to_string()
+}
+
+/// Approves an authorization request with PKCE; returns the code.
+async fn approve(s: &TestServer, cookie: &str, client_id: &str, redirect: &str) -> String {
+    let challenge = oauth::s256(VERIFIER);
+    let location = decide(
+        s,
+        cookie,
+        &[
+            ("response_type", "code"),
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("state", "st"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+        "approve",
+    )
+    .await;
+    assert!(location.starts_with(redirect), "{location}");
+    let q = query_of(&location);
+    assert_eq!(q["state"], "st");
+    q["code"].clone()
+}
+
+async fn exchange(s: &TestServer, client: &(String, String), code: &str, redirect: &str) -> Resp {
+    token(
+        s,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await
+}
+
+async fn scim_status(s: &TestServer, access_token: &str) -> u16 {
+    s.call(Method::GET, "/scim/v2/Users?count=1", access_token, None)
+        .await
+        .status
+        .as_u16()
+}
+
+// --- A tiny "IdP" for the browser test ------------------------------------------------------
+
+/// An HTTP listener playing Okta's side: `/` is the admin console with the "Authenticate"
+/// link, `/start` redirects the browser to scimd's authorization endpoint, `/callback` is
+/// the redirect URI.
+struct Idp {
+    addr: SocketAddr,
+}
+
+impl Idp {
+    async fn bind() -> (Idp, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        (Idp { addr }, listener)
+    }
+
+    /// On `localhost`, so it is a different site from scimd on 127.0.0.1, as Okta is.
+    fn url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.addr.port())
+    }
+
+    fn serve(listener: tokio::net::TcpListener, authorize_url: String) {
+        use http_body_util::Full;
+        use hyper_util::rt::TokioIo;
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let authorize_url = authorize_url.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        let authorize_url = authorize_url.clone();
+                        async move {
+                            let page: &'static [u8] = if req.uri().path() == "/" {
+                                b"<!doctype html><title>IdP</title><a id=authenticate href=/start>Authenticate with scimd</a>"
+                            } else {
+                                b"<!doctype html><title>IdP</title><p>Okta got the answer.</p>"
+                            };
+                            let mut r =
+                                hyper::Response::new(Full::new(bytes::Bytes::from_static(page)));
+                            if req.uri().path() == "/start" {
+                                *r.status_mut() = hyper::StatusCode::FOUND;
+                                r.headers_mut()
+                                    .insert("location", authorize_url.parse().unwrap());
+                            }
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    }
+}
+
+async fn wait_for_path(b: &Browser, path: &str) {
+    for _ in 0..250 {
+        if b.path().await == path {
+            let state = b
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .unwrap();
+            if state == "complete" {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the browser did not reach {path}; it is at {}",
+        b.client.current_url().await.unwrap()
+    );
+}
+
+/// Okta's "Authenticate with …": the admin, sent over from the IdP's site, logs in,
+/// approves, and the IdP gets a code; it exchanges the code with PKCE, provisions, refreshes,
+/// and is locked out once the admin revokes the approval. A second app registered in the UI
+/// uses client credentials, and rotating its secret locks the old secret out.
+#[tokio::test]
+async fn okta_connects_with_the_authorization_code_flow_in_a_real_browser() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    let (idp, listener) = Idp::bind().await;
+    let redirect = idp.url("/callback");
+    let okta = register(&s, "default", &[GrantType::AuthorizationCode], &[&redirect]);
+    let challenge = oauth::s256(VERIFIER);
+    let authorize = s.url(&authorize_path(&[
+        ("response_type", "code"),
+        ("client_id", &okta.0),
+        ("redirect_uri", &redirect),
+        ("state", "okta-state-1"),
+        ("code_challenge", &challenge),
+        ("code_challenge_method", "S256"),
+    ]));
+    Idp::serve(listener, authorize);
+
+    // Not logged in: the authorization request survives the login. The admin clicks
+    // "Authenticate" on the IdP's page, so the navigation is cross-site, as with Okta.
+    b.goto(&idp.url("/")).await;
+    b.find("#authenticate").await.click().await.unwrap();
+    wait_for_path(&b, "/login").await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+    assert_eq!(b.path().await, "/oauth/authorize");
+    assert!(
+        b.title().await.starts_with("Authorize Okta"),
+        "{}",
+        b.title().await
+    );
+    let body = b.body().await;
+    assert!(
+        body.contains("Default") && body.contains("localhost"),
+        "{body}"
+    );
+    b.screenshot("oauth-consent").await;
+
+    // Approve: the form posts to scimd, which redirects to the IdP (the consent page's CSP
+    // lets the redirect through).
+    b.click("#approve").await;
+    let at = b.client.current_url().await.unwrap();
+    assert_eq!(at.path(), "/callback", "{at}");
+    let q: HashMap<String, String> = at.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "okta-state-1");
+    let code = q["code"].clone();
+
+    // The IdP exchanges the code, with PKCE and HTTP Basic.
+    let r = exchange(&s, &okta, &code, &redirect).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["token_type"], "Bearer");
+    assert_eq!(r.json["expires_in"], 3600);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let access = r.json["access_token"].as_str().unwrap().to_string();
+    let refresh = r.json["refresh_token"].as_str().unwrap().to_string();
+
+    // It provisions with the access token.
+    let u = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            &access,
+            Some(&json!({"schemas":[USER_URN],"userName":"ada@example.com","active":true})),
+        )
+        .await;
+    assert_eq!(u.status, 201, "{}", u.text);
+
+    // It refreshes, and the new access token works too.
+    let r = token(
+        &s,
+        &okta,
+        &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access2 = r.json["access_token"].as_str().unwrap().to_string();
+    assert_ne!(
+        r.json["refresh_token"].as_str().unwrap(),
+        refresh,
+        "rotated"
+    );
+    assert_eq!(scim_status(&s, &access2).await, 200);
+
+    // Already logged in, a second authorization goes straight to the consent page: the
+    // cross-site arrival is reloaded from scimd's own site, which brings the session.
+    b.goto(&idp.url("/")).await;
+    b.find("#authenticate").await.click().await.unwrap();
+    wait_for_path(&b, "/oauth/authorize").await;
+    assert!(b.title().await.starts_with("Authorize"));
+    b.click("#deny").await;
+    let at = b.client.current_url().await.unwrap();
+    let q: HashMap<String, String> = at.query_pairs().into_owned().collect();
+    assert_eq!(q["error"], "access_denied", "{at}");
+    assert_eq!(q["state"], "okta-state-1");
+
+    // The admin sees the tokens and revokes the approval from the refresh token's row.
+    b.goto(&s.url("/t/default/oauth")).await;
+    let body = b.body().await;
+    assert!(body.contains("approved by alice"), "{body}");
+    assert!(!body.contains(&access2) && !body.contains(&refresh));
+    b.screenshot("oauth-apps").await;
+    b.click_and_confirm("//tr[td[text()='refresh']]//button")
+        .await;
+    assert!(b.body().await.contains("Refresh token revoked"));
+    assert_eq!(scim_status(&s, &access2).await, 401);
+    assert_eq!(scim_status(&s, &access).await, 401);
+
+    // A second app, registered in the UI, uses client credentials.
+    b.fill("input[name=name]", "Entra ID").await;
+    b.find("input[name=authorization_code]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.find("input[name=client_credentials]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.click("form[action$='/oauth'] button[type=submit]").await;
+    let entra = (
+        b.value("#new-client-id").await,
+        b.value("#new-client-secret").await,
+    );
+    assert!(entra.1.starts_with("scimd_cs_"), "{}", b.body().await);
+    b.goto(&s.url("/t/default/oauth")).await;
+    assert!(!b.body().await.contains(&entra.1), "shown only once");
+    let r = s
+        .raw(
+            Method::POST,
+            "/oauth/token",
+            &[FORM],
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &entra.0),
+                ("client_secret", &entra.1),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.json.get("refresh_token").is_none());
+    let cc = r.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &cc).await, 200);
+
+    // Rotating its secret in the UI: the old one stops working, the new one works.
+    b.click_and_confirm("//tr[td[text()='Entra ID']]//form[contains(@action,'/rotate')]//button")
+        .await;
+    let rotated = b.value("#new-client-secret").await;
+    assert_ne!(rotated, entra.1);
+    let r = token(&s, &entra, &[("grant_type", "client_credentials")]).await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    let r = token(
+        &s,
+        &(entra.0.clone(), rotated),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Revoking the app kills its tokens.
+    b.goto(&s.url("/t/default/oauth")).await;
+    b.click_and_confirm("//tr[td[text()='Entra ID']]//form[contains(@action,'/revoke')]//button")
+        .await;
+    assert!(b.body().await.contains("revoked"));
+    assert_eq!(scim_status(&s, &cc).await, 401);
+    b.close().await;
+}
+
+/// The authorization endpoint: login first, errors on the page until the redirect URI is
+/// known, then errors back to the client; deny; CSRF; the consent page's CSP.
+#[tokio::test]
+async fn authorization_requests_are_checked_before_anything_is_redirected() {
+    let s = TestServer::start().await;
+    let redirect = "http://127.0.0.1:9/callback";
+    let okta = register(&s, "default", &[GrantType::AuthorizationCode], &[redirect]);
+    let cc = register(&s, "default", &[GrantType::ClientCredentials], &[redirect]);
+    let base = [
+        ("response_type", "code"),
+        ("client_id", okta.0.as_str()),
+        ("redirect_uri", redirect),
+        ("state", "s 1"),
+    ];
+
+    // No session: to the login page, coming back with the whole request.
+    let r = s.raw(Method::GET, &authorize_path(&base), &[], "").await;
+    assert_eq!(r.status, 303);
+    let location = r.header("location").unwrap();
+    let next = &query_of(location)["next"];
+    assert_eq!(*next, authorize_path(&base), "{location}");
+
+    let cookie = login(&s).await;
+    let get = |params: Vec<(&'static str, String)>| {
+        let path = format!(
+            "/oauth/authorize?{}",
+            form(
+                &params
+                    .iter()
+                    .map(|(k, v)| (*k, v.as_str()))
+                    .collect::<Vec<_>>()
+            )
+        );
+        let cookie = cookie.clone();
+        let s = &s;
+        async move { s.raw(Method::GET, &path, &[("cookie", &cookie)], "").await }
+    };
+    let with = |extra: &[(&'static str, &str)]| {
+        let mut p: Vec<(&'static str, String)> = vec![
+            ("response_type", "code".into()),
+            ("client_id", okta.0.clone()),
+            ("redirect_uri", redirect.into()),
+            ("state", "s 1".into()),
+        ];
+        for (k, v) in extra {
+            p.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                p.push((k, v.to_string()));
+            }
+        }
+        p
+    };
+
+    // Shown on the page, never redirected: unknown client, unregistered redirect URI.
+    for (params, needle) in [
+        (with(&[("client_id", "")]), "no client_id"),
+        (with(&[("client_id", "scimd-nope")]), "no OAuth app"),
+        (
+            with(&[("redirect_uri", "http://127.0.0.1:9/callback/")]),
+            "is not registered",
+        ),
+        (
+            with(&[("redirect_uri", "https://evil.example/callback")]),
+            "is not registered",
+        ),
+    ] {
+        let r = get(params).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.header("location").is_none());
+        assert!(r.text.contains(needle), "{needle}: {}", r.text);
+    }
+
+    // Back to the registered redirect URI, with the state.
+    for (params, error) in [
+        (
+            with(&[("response_type", "token")]),
+            "unsupported_response_type",
+        ),
+        (with(&[("response_type", "")]), "invalid_request"),
+        (
+            with(&[("code_challenge", &oauth::s256(VERIFIER))]),
+            "invalid_request",
+        ),
+        (
+            with(&[
+                ("code_challenge", &oauth::s256(VERIFIER)),
+                ("code_challenge_method", "plain"),
+            ]),
+            "invalid_request",
+        ),
+        (with(&[("scope", "scim admin")]), "invalid_scope"),
+        (with(&[("client_id", &cc.0)]), "unauthorized_client"),
+    ] {
+        let r = get(params).await;
+        assert_eq!(r.status, 303, "{error}: {}", r.text);
+        let location = r.header("location").unwrap();
+        assert!(location.starts_with(redirect), "{location}");
+        let q = query_of(location);
+        assert_eq!(q["error"], error, "{location}");
+        assert_eq!(q["state"], "s 1");
+    }
+    // A repeated parameter.
+    let r = s
+        .raw(
+            Method::GET,
+            &format!("{}&state=again", authorize_path(&base)),
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        query_of(r.header("location").unwrap())["error"],
+        "invalid_request"
+    );
+
+    // The consent page names app and tenant and lets its form lead to the client's origin.
+    let page = get(with(&[])).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("Okta") && page.text.contains("Default"));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("form-action 'self' http://127.0.0.1:9;"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+
+    // The decision needs the session's CSRF token.
+    let r = s
+        .raw(
+            Method::POST,
+            "/oauth/authorize",
+            &[("cookie", &cookie), FORM],
+            form(&[
+                ("client_id", &okta.0),
+                ("redirect_uri", redirect),
+                ("response_type", "code"),
+                ("decision", "approve"),
+                ("csrf", "forged"),
+            ]),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+
+    // Deny.
+    let location = decide(&s, &cookie, &base, "deny").await;
+    let q = query_of(&location);
+    assert_eq!(
+        (q["error"].as_str(), q["state"].as_str()),
+        ("access_denied", "s 1")
+    );
+    assert!(!q.contains_key("code"));
+
+    // Without redirect_uri, the only registered one is used, and then the token request
+    // may omit it too; without PKCE, none is required.
+    let location = decide(
+        &s,
+        &cookie,
+        &[("response_type", "code"), ("client_id", &okta.0)],
+        "approve",
+    )
+    .await;
+    let code = query_of(&location)["code"].clone();
+    let r = token(
+        &s,
+        &okta,
+        &[("grant_type", "authorization_code"), ("code", &code)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Every error branch of the authorization-code and refresh-token grants.
+#[tokio::test]
+async fn codes_are_single_use_and_bound_to_client_redirect_and_pkce() {
+    let s = TestServer::start().await;
+    let redirect = "http://127.0.0.1:9/callback";
+    let okta = register(&s, "default", &[GrantType::AuthorizationCode], &[redirect]);
+    let other = register(&s, "default", &[GrantType::AuthorizationCode], &[redirect]);
+    let cookie = login(&s).await;
+
+    // PKCE mismatch; the failed attempt spends the code.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = token(
+        &s,
+        &okta,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            (
+                "code_verifier",
+                "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            ),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    assert!(
+        r.json["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("PKCE")
+    );
+    assert_oauth_error(
+        &exchange(&s, &okta, &code, redirect).await,
+        400,
+        "invalid_grant",
+    );
+
+    // Missing verifier, other redirect URI, missing redirect URI.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = token(
+        &s,
+        &okta,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = exchange(&s, &okta, &code, "http://127.0.0.1:9/other").await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = token(
+        &s,
+        &okta,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_request");
+
+    // Another client cannot use the code; the right one still can, once. Presenting it
+    // again revokes the tokens it gave.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    assert_oauth_error(
+        &exchange(&s, &other, &code, redirect).await,
+        400,
+        "invalid_grant",
+    );
+    let r = exchange(&s, &okta, &code, redirect).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &access).await, 200);
+    let again = exchange(&s, &okta, &code, redirect).await;
+    assert_oauth_error(&again, 400, "invalid_grant");
+    assert_eq!(
+        scim_status(&s, &access).await,
+        401,
+        "reuse revoked the grant"
+    );
+
+    // An unknown or expired code.
+    assert_oauth_error(
+        &exchange(&s, &okta, "scimd_ac_nope", redirect).await,
+        400,
+        "invalid_grant",
+    );
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE oauth_codes SET expires_at = '2000-01-01T00:00:00.000000Z'",
+            [],
+        )
+        .unwrap();
+    assert_oauth_error(
+        &exchange(&s, &okta, &code, redirect).await,
+        400,
+        "invalid_grant",
+    );
+
+    // Refresh rotation: reusing a spent refresh token revokes the whole family.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = exchange(&s, &okta, &code, redirect).await;
+    let refresh1 = r.json["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |t: String| {
+        let s = &s;
+        let okta = okta.clone();
+        async move {
+            token(
+                s,
+                &okta,
+                &[("grant_type", "refresh_token"), ("refresh_token", &t)],
+            )
+            .await
+        }
+    };
+    let r = refresh(refresh1.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access2 = r.json["access_token"].as_str().unwrap().to_string();
+    let refresh2 = r.json["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &access2).await, 200);
+    assert_oauth_error(&refresh(refresh1).await, 400, "invalid_grant");
+    assert_eq!(
+        scim_status(&s, &access2).await,
+        401,
+        "the family is revoked"
+    );
+    assert_oauth_error(&refresh(refresh2).await, 400, "invalid_grant");
+
+    // A refresh token is bound to its client, and the scope cannot grow.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = exchange(&s, &okta, &code, redirect).await;
+    let rt = r.json["refresh_token"].as_str().unwrap().to_string();
+    let at = r.json["access_token"].as_str().unwrap().to_string();
+    let r = token(
+        &s,
+        &other,
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    let r = token(
+        &s,
+        &okta,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("scope", "scim admin"),
+        ],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_scope");
+    let r = token(
+        &s,
+        &okta,
+        &[("grant_type", "refresh_token"), ("refresh_token", &at)],
+    )
+    .await;
+    assert_oauth_error(&r, 400, "invalid_grant");
+    let r = token(
+        &s,
+        &okta,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("scope", "scim"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // An expired access token is refused by SCIM.
+    let fresh = r.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &fresh).await, 200);
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE oauth_tokens SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE kind = 'access'",
+            [],
+        )
+        .unwrap();
+    let r = s.call(Method::GET, "/scim/v2/Users", &fresh, None).await;
+    r.assert_error(401, None);
+    // Static SCIM tokens keep working beside OAuth.
+    assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+
+    // The audit log has every approval, grant, refresh and refusal, and no secret.
+    let conn = s.db.conn().unwrap();
+    let log = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    let count = |action: db::audit::Action, outcome: db::audit::Outcome| {
+        log.iter()
+            .filter(|r| r.entry.action == action && r.entry.outcome == outcome)
+            .count()
+    };
+    use db::audit::{Action, Outcome};
+    assert_eq!(
+        count(Action::OAuthAuthorizationApproved, Outcome::Success),
+        8
+    );
+    assert_eq!(count(Action::OAuthTokenIssued, Outcome::Success), 3);
+    assert_eq!(count(Action::OAuthTokenRefreshed, Outcome::Success), 2);
+    assert_eq!(
+        count(Action::OAuthGrantRevoked, Outcome::Failure),
+        2,
+        "code reuse and refresh reuse"
+    );
+    assert!(count(Action::OAuthTokenRefused, Outcome::Failure) >= 10);
+    let approved = log
+        .iter()
+        .find(|r| r.entry.action == Action::OAuthAuthorizationApproved)
+        .unwrap();
+    assert_eq!(approved.entry.actor, "admin:alice");
+    assert_eq!(approved.entry.tenant_id, Some(1));
+    let refused = log
+        .iter()
+        .find(|r| r.entry.action == Action::OAuthTokenRefused)
+        .unwrap();
+    assert_eq!(refused.entry.status, Some(400));
+    assert_eq!(refused.entry.actor, format!("oauth-client:{}", okta.0));
+    let all = log
+        .iter()
+        .map(|r| r.to_json_line())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for secret in [okta.1.as_str(), &fresh, &rt, &at, VERIFIER] {
+        assert!(!all.contains(secret), "{secret} is in the audit log");
+    }
+    assert!(!all.contains("scimd_ac_") && !all.contains("scimd_rt_"));
+}
+
+/// Client authentication, malformed requests, client credentials, throttling, revocation.
+#[tokio::test]
+async fn the_token_endpoint_answers_rfc_6749_errors() {
+    let s = TestServer::start().await;
+    let cc = register(&s, "acme", &[GrantType::ClientCredentials], &[]);
+    let post = |headers: Vec<(&'static str, String)>, body: String| {
+        let s = &s;
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            s.raw(Method::POST, "/oauth/token", &h, body).await
+        }
+    };
+    let form_h = || vec![(FORM.0, FORM.1.to_string())];
+
+    // Client credentials with form fields, and with the scope in the token URL's query as
+    // Okta documents for custom scopes.
+    let r = post(
+        form_h(),
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &cc.0),
+            ("client_secret", &cc.1),
+        ]),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["scope"], "scim");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json;charset=UTF-8")
+    );
+    let access = r.json["access_token"].as_str().unwrap().to_string();
+    // The token reaches its own tenant only.
+    s.call(
+        Method::POST,
+        "/scim/v2/Users",
+        &access,
+        Some(&json!({"schemas":[USER_URN],"userName":"acme@example.com"})),
+    )
+    .await;
+    let acme = s.call(Method::GET, "/scim/v2/Users", &access, None).await;
+    assert_eq!(acme.json["totalResults"], 1);
+    assert_eq!(s.get("/scim/v2/Users").await.json["totalResults"], 0);
+    let r = s
+        .raw(
+            Method::POST,
+            "/oauth/token?scope=scim",
+            &[FORM, ("authorization", &basic(&cc.0, &cc.1))],
+            "grant_type=client_credentials",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Wrong secret, by Basic and by form: 401 invalid_client with a Basic challenge.
+    let r = token(
+        &s,
+        &(cc.0.clone(), "scimd_cs_wrong".into()),
+        &[("grant_type", "client_credentials")],
+    )
+    .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+    let r = post(
+        form_h(),
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &cc.0),
+            ("client_secret", "nope"),
+        ]),
+    )
+    .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    for body in [
+        form(&[("grant_type", "client_credentials"), ("client_id", &cc.0)]),
+        form(&[("grant_type", "client_credentials")]),
+        form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "scimd-unknown"),
+            ("client_secret", &cc.1),
+        ]),
+    ] {
+        assert_oauth_error(&post(form_h(), body).await, 401, "invalid_client");
+    }
+    let r = post(
+        vec![
+            (FORM.0, FORM.1.into()),
+            ("authorization", "Basic !!".into()),
+        ],
+        "grant_type=client_credentials".into(),
+    )
+    .await;
+    assert_oauth_error(&r, 401, "invalid_client");
+
+    // Malformed requests.
+    let auth = basic(&cc.0, &cc.1);
+    let with_auth = || {
+        vec![
+            (FORM.0, FORM.1.to_string()),
+            ("authorization", auth.clone()),
+        ]
+    };
+    assert_oauth_error(
+        &post(with_auth(), String::new()).await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            with_auth(),
+            "grant_type=password&username=a&password=b".into(),
+        )
+        .await,
+        400,
+        "unsupported_grant_type",
+    );
+    assert_oauth_error(
+        &post(
+            with_auth(),
+            "grant_type=client_credentials&grant_type=client_credentials".into(),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            with_auth(),
+            format!("grant_type=client_credentials&client_secret={}", cc.1),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            vec![
+                ("content-type", "application/json".into()),
+                ("authorization", auth.clone()),
+            ],
+            r#"{"grant_type":"client_credentials"}"#.into(),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_oauth_error(
+        &post(
+            with_auth(),
+            "grant_type=client_credentials&scope=openid".into(),
+        )
+        .await,
+        400,
+        "invalid_scope",
+    );
+    assert_oauth_error(
+        &post(with_auth(), "grant_type=authorization_code&code=x".into()).await,
+        400,
+        "unauthorized_client",
+    );
+    assert_oauth_error(
+        &post(
+            with_auth(),
+            "grant_type=refresh_token&refresh_token=x".into(),
+        )
+        .await,
+        400,
+        "unauthorized_client",
+    );
+    let code_client = register(
+        &s,
+        "default",
+        &[GrantType::AuthorizationCode],
+        &["https://a.example/cb"],
+    );
+    let r = token(&s, &code_client, &[("grant_type", "authorization_code")]).await;
+    assert_oauth_error(&r, 400, "invalid_request");
+    let r = token(&s, &code_client, &[("grant_type", "refresh_token")]).await;
+    assert_oauth_error(&r, 400, "invalid_request");
+    let r = s.raw(Method::GET, "/oauth/token", &[], "").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    // Revocation (RFC 7009): unknown tokens and other clients' tokens answer 200 and
+    // change nothing; the client's own token stops working.
+    let revoke = |client: (String, String), t: String| {
+        let s = &s;
+        async move {
+            s.raw(
+                Method::POST,
+                "/oauth/revoke",
+                &[FORM, ("authorization", &basic(&client.0, &client.1))],
+                form(&[("token", &t), ("token_type_hint", "access_token")]),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        revoke(cc.clone(), "scimd_at_unknown".into()).await.status,
+        200
+    );
+    assert_eq!(
+        revoke(code_client.clone(), access.clone()).await.status,
+        200
+    );
+    assert_eq!(scim_status(&s, &access).await, 200);
+    let r = revoke(cc.clone(), access.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(scim_status(&s, &access).await, 401);
+    let r = revoke((cc.0.clone(), "wrong".into()), access.clone()).await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    let r = s
+        .raw(
+            Method::POST,
+            "/oauth/revoke",
+            &[FORM, ("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_oauth_error(&r, 400, "invalid_request");
+
+    // Throttling: after ten failures the client is locked, even with the right secret.
+    let victim = register(&s, "default", &[GrantType::ClientCredentials], &[]);
+    for _ in 0..10 {
+        let r = token(
+            &s,
+            &(victim.0.clone(), "wrong".into()),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
+        assert_oauth_error(&r, 401, "invalid_client");
+    }
+    let r = token(&s, &victim, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.json["error"], "invalid_client");
+    assert!(r.header("retry-after").unwrap().parse::<u64>().unwrap() > 0);
+    // Other clients are unaffected.
+    let r = token(&s, &cc, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// RFC 8414 metadata names the public base URL as issuer.
+#[tokio::test]
+async fn metadata_describes_the_authorization_server() {
+    let s = TestServer::start_with(HttpConfig {
+        base_url: Some("https://scim.example.com".into()),
+        ..HttpConfig::default()
+    })
+    .await;
+    let r = s
+        .raw(
+            Method::GET,
+            "/.well-known/oauth-authorization-server",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = &r.json;
+    assert_eq!(m["issuer"], "https://scim.example.com");
+    assert_eq!(
+        m["authorization_endpoint"],
+        "https://scim.example.com/oauth/authorize"
+    );
+    assert_eq!(m["token_endpoint"], "https://scim.example.com/oauth/token");
+    assert_eq!(
+        m["revocation_endpoint"],
+        "https://scim.example.com/oauth/revoke"
+    );
+    assert_eq!(m["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(
+        m["grant_types_supported"],
+        json!(["authorization_code", "refresh_token", "client_credentials"])
+    );
+    assert_eq!(
+        m["token_endpoint_auth_methods_supported"],
+        json!(["client_secret_basic", "client_secret_post"])
+    );
+    let r = s
+        .raw(
+            Method::POST,
+            "/.well-known/oauth-authorization-server",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 405);
+}
+
+// --- The command line and the log ------------------------------------------------------------
+
+fn scimd_cli(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .current_dir(dir)
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_LISTEN")
+        .env_remove("SCIMD_BASE_URL")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn credentials(out: &str) -> (String, String) {
+    let get = |k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}= line in {out:?}"))
+            .to_string()
+    };
+    (get("client_id"), get("client_secret"))
+}
+
+/// `scimd oauth create|list|rotate-secret|revoke`, as the issue specifies them.
+#[test]
+fn the_oauth_cli_registers_lists_rotates_and_revokes_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let okta_uri = "https://system-admin.okta.com/admin/app/cpc/acme_scimd/oauth/callback";
+    let (ok, out, err) = scimd_cli(
+        dir.path(),
+        &[
+            "oauth",
+            "create",
+            "--name",
+            "Okta",
+            "--redirect-uri",
+            okta_uri,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let okta = credentials(&out);
+    assert!(
+        okta.1.starts_with("scimd_cs_") && okta.1.len() == 73,
+        "{out}"
+    );
+    assert!(err.contains("authorization_code"), "{err}");
+
+    // Without a redirect URI the client uses client credentials.
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "create", "--name", "Entra"]);
+    assert!(ok && err.contains("client_credentials"), "{err}");
+    let entra = credentials(&out);
+
+    for (args, needle) in [
+        (
+            vec![
+                "oauth",
+                "create",
+                "--name",
+                "x",
+                "--redirect-uri",
+                "http://example.com/cb",
+            ],
+            "https",
+        ),
+        (
+            vec![
+                "oauth",
+                "create",
+                "--name",
+                "x",
+                "--grant-type",
+                "authorization_code",
+            ],
+            "redirect URI",
+        ),
+        (
+            vec!["oauth", "create", "--name", "x", "--grant-type", "password"],
+            "unknown grant type",
+        ),
+        (
+            vec!["oauth", "create", "--name", "x", "--tenant", "nope"],
+            "no tenant",
+        ),
+    ] {
+        let (ok, _, err) = scimd_cli(dir.path(), &args);
+        assert!(!ok && err.contains(needle), "{args:?}: {err}");
+    }
+
+    let (_, list, _) = scimd_cli(dir.path(), &["oauth", "list"]);
+    assert!(
+        list.contains(&okta.0) && list.contains(okta_uri) && list.contains(&entra.0),
+        "{list}"
+    );
+    assert!(!list.contains(&okta.1), "{list}");
+
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "rotate-secret", &okta.0]);
+    assert!(ok, "{err}");
+    let rotated = credentials(&out);
+    assert_eq!(rotated.0, okta.0);
+    assert_ne!(rotated.1, okta.1);
+    {
+        let db = db::Db::open(&dir.path().join("scimd.db"), db::Durability::Full).unwrap();
+        let conn = db.conn().unwrap();
+        let (_, hash) = db::oauth::client_by_client_id(&conn, &okta.0)
+            .unwrap()
+            .unwrap();
+        assert!(oauth::secret_matches(&rotated.1, &hash));
+        assert!(!oauth::secret_matches(&okta.1, &hash));
+    }
+    for secret in [&okta.1, &rotated.1, &entra.1] {
+        let raw = std::fs::read(dir.path().join("scimd.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("scimd.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a client secret is never stored"
+            );
+        }
+    }
+
+    let (ok, out, err) = scimd_cli(dir.path(), &["oauth", "revoke", "2"]);
+    assert!(ok && out.contains("revoked"), "{err}");
+    let (_, list, _) = scimd_cli(dir.path(), &["oauth", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.contains(&entra.0) && l.ends_with("revoked")),
+        "{list}"
+    );
+    let (ok, _, err) = scimd_cli(dir.path(), &["oauth", "revoke", &entra.0]);
+    assert!(!ok && err.contains("no active OAuth client"), "{err}");
+}
+
+/// One raw HTTP/1.1 request to the real binary; returns status line and body.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .unwrap_or_else(|e| panic!("{e}: {request} -> {response}"));
+    response
+}
+
+fn post_form(addr: &str, path: &str, body: &str) -> String {
+    http(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+/// The real binary at debug log level: grants, refusals and revocations are logged, and
+/// no client secret or token ever is.
+#[test]
+fn nothing_secret_is_logged() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out, _) = scimd_cli(dir.path(), &["oauth", "create", "--name", "Entra"]);
+    let (id, secret) = credentials(&out);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .current_dir(dir.path())
+        .env("SCIMD_LOG", "debug")
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_BASE_URL")
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep reading both pipes: the server writes to them until it stops.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = stdout.next().unwrap().unwrap();
+    let drain_stdout = std::thread::spawn(move || stdout.count());
+    let mut stderr = child.stderr.take().unwrap();
+    let drain_stderr = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+        log
+    });
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+
+    let creds = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id),
+        ("client_secret", &secret),
+    ]);
+    let answer = post_form(&addr, "/oauth/token", &creds);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let token: serde_json::Value = serde_json::from_str(body).unwrap();
+    let access = token["access_token"].as_str().unwrap().to_string();
+    let wrong = form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &id),
+        (
+            "client_secret",
+            "scimd_cs_a_wrong_secret_that_must_not_be_logged",
+        ),
+    ]);
+    assert!(post_form(&addr, "/oauth/token", &wrong).starts_with("HTTP/1.1 401"));
+    let scim = http(
+        &addr,
+        &format!(
+            "GET /scim/v2/Users HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {access}\r\n\r\n"
+        ),
+    );
+    assert!(scim.starts_with("HTTP/1.1 200"), "{scim}");
+    let revoke = form(&[
+        ("token", &access),
+        ("client_id", &id),
+        ("client_secret", &secret),
+    ]);
+    assert!(post_form(&addr, "/oauth/revoke", &revoke).starts_with("HTTP/1.1 200"));
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    drain_stdout.join().unwrap();
+    let log = drain_stderr.join().unwrap();
+    for action in [
+        "oauth.token_issued",
+        "oauth.token_refused",
+        "oauth.token_revoked",
+    ] {
+        assert!(log.contains(action), "{action} is logged: {log}");
+    }
+    for secret in [
+        secret.as_str(),
+        access.as_str(),
+        &access[15..],
+        "scimd_cs_a_wrong_secret_that_must_not_be_logged",
+    ] {
+        assert!(!log.contains(secret), "{secret} leaked into the log: {log}");
+    }
+}
