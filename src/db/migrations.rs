@@ -17,12 +17,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_admin", include_str!("migrations/0002_admin.sql")),
     ("0003_members", include_str!("migrations/0003_members.sql")),
     (
-        "0005_member_indexes",
-        include_str!("migrations/0005_member_indexes.sql"),
+        "0004_member_indexes",
+        include_str!("migrations/0004_member_indexes.sql"),
     ),
-    // 0004 was reserved for OAuth while 0005 landed first: the order of this list, not the
-    // file names, is the schema version, so OAuth comes last.
-    ("0004_oauth", include_str!("migrations/0004_oauth.sql")),
+    ("0005_oauth", include_str!("migrations/0005_oauth.sql")),
 ];
 
 /// The schema version this binary writes.
