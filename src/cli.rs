@@ -217,12 +217,11 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             db::admins::create_setup_token(&conn, &crate::auth::tokens::hash(&secret), &expires)?;
             println!("first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
         }
-        if db::tokens::list(&conn, None)?
-            .iter()
-            .all(|t| t.revoked_at.is_some())
-        {
+        let no_token = db::tokens::list(&conn, None)?.iter().all(|t| t.revoked_at.is_some());
+        let no_client = db::oauth::list_clients(&conn, None)?.iter().all(|c| c.revoked_at.is_some());
+        if no_token && no_client {
             println!(
-                "no SCIM token yet: create one with `scimd token create --db {}`",
+                "no SCIM token yet: create one in the web UI (SCIM connection) or with `scimd token create --db {}`",
                 db_args.path.display()
             );
         }
