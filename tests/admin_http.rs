@@ -5,57 +5,16 @@ mod common;
 use common::*;
 use hyper::Method;
 
-fn session_cookie(r: &Resp) -> String {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("scimd_session="))
-        .map(|c| c.split(';').next().unwrap().to_string())
-        .expect("a session cookie")
-}
-
-/// Logs in over plain HTTP the way a browser would; returns the session cookie.
+/// Logs alice in; the session cookie is HttpOnly and SameSite=Strict.
 async fn login(s: &TestServer) -> String {
-    let page = s.raw(Method::GET, "/login", &[], "").await;
-    let csrf_cookie = page
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("scimd_login_csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
-    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
-    let r = s
-        .raw(
-            Method::POST,
-            "/login",
-            &[
-                ("cookie", &csrf_cookie),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            body,
-        )
-        .await;
+    let r = s.login_response("alice", "correct horse battery").await;
     assert_eq!(r.status, 303, "{}", r.text);
-    let cookie = session_cookie(&r);
-    let set = r
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let set = r.set_cookie("scimd_session").expect("a session cookie");
     assert!(
         set.contains("HttpOnly") && set.contains("SameSite=Strict"),
         "{set}"
     );
-    cookie
+    r.cookie("scimd_session").unwrap()
 }
 
 #[tokio::test]

@@ -17,47 +17,16 @@ struct Admin {
     csrf: String,
 }
 
-fn cookie_named(r: &Resp, name: &str) -> String {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .map(|c| c.split(';').next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("a {name} cookie"))
-}
-
-/// The value of the first `csrf` hidden field of a page.
-fn csrf_of(html: &str) -> String {
-    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
-    html[at..].split('"').next().unwrap().to_string()
-}
-
+/// Logs alice in and reads the CSRF token of a page, as her browser holds them.
 async fn login(s: &TestServer) -> Admin {
     s.create_admin("alice", PASSWORD);
-    let page = s.raw(Method::GET, "/login", &[], "").await;
-    let csrf_cookie = cookie_named(&page, "scimd_login_csrf");
-    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
-    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
-    let r = s
-        .raw(
-            Method::POST,
-            "/login",
-            &[
-                ("cookie", &csrf_cookie),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            body,
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    let cookie = cookie_named(&r, "scimd_session");
+    let cookie = s.login_cookie("alice", PASSWORD).await;
     let page = s
         .raw(Method::GET, "/t/default/sync", &[("cookie", &cookie)], "")
         .await;
     assert_eq!(page.status, 200, "{}", page.text);
     Admin {
-        csrf: csrf_of(&page.text),
+        csrf: hidden_field(&page.text, "csrf").expect("a CSRF field"),
         cookie,
     }
 }

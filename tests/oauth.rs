@@ -97,58 +97,10 @@ fn query_of(location: &str) -> HashMap<String, String> {
     form_urlencoded::parse(q.as_bytes()).into_owned().collect()
 }
 
-fn session_cookie(r: &Resp) -> Option<String> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("scimd_session="))
-        .map(|c| c.split(';').next().unwrap().to_string())
-}
-
 /// Logs alice in over plain HTTP; returns the session cookie.
 async fn login(s: &TestServer) -> String {
     s.create_admin("alice", PASSWORD);
-    let page = s.raw(Method::GET, "/login", &[], "").await;
-    let csrf_cookie = page
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with("scimd_login_csrf="))
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
-    let r = s
-        .raw(
-            Method::POST,
-            "/login",
-            &[("cookie", &csrf_cookie), FORM],
-            form(&[
-                ("csrf", &token),
-                ("next", "/"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ]),
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    session_cookie(&r).unwrap()
-}
-
-/// The value of the hidden input `name` in an HTML page.
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(
-        html[start..start + end]
-            .replace("&amp;", "&")
-            .replace("&#43;", "+"),
-    )
+    s.login_cookie("alice", PASSWORD).await
 }
 
 /// `/oauth/authorize?…` for these parameters.
@@ -179,7 +131,7 @@ async fn decide(s: &TestServer, cookie: &str, params: &[(&str, &str)], decision:
         "scope",
     ]
     .iter()
-    .filter_map(|k| hidden(&page.text, k).map(|v| (k.to_string(), v)))
+    .filter_map(|k| hidden_field(&page.text, k).map(|v| (k.to_string(), v)))
     .collect();
     fields.push(("decision".into(), decision.into()));
     let body = form(

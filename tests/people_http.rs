@@ -9,45 +9,10 @@ use scimd::db::{self, members};
 
 const PASSWORD: &str = "correct horse battery";
 
-fn cookie_of(r: &Resp, name: &str) -> String {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .map(|c| c.split(';').next().unwrap().to_string())
-        .unwrap_or_else(|| panic!("a {name} cookie"))
-}
-
 /// Logs alice in the way a browser does; returns the session cookie.
 async fn login(s: &TestServer) -> String {
     s.create_admin("alice", PASSWORD);
-    let page = s.raw(Method::GET, "/login", &[], "").await;
-    let csrf_cookie = cookie_of(&page, "scimd_login_csrf");
-    let token = csrf_cookie.split('=').nth(1).unwrap().to_string();
-    let body = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
-    let r = s
-        .raw(
-            Method::POST,
-            "/login",
-            &[
-                ("cookie", &csrf_cookie),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            body,
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    cookie_of(&r, "scimd_session")
-}
-
-/// The value of the first hidden input named `name` on the page.
-fn hidden(html: &str, name: &str) -> String {
-    let at = html
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no {name} in {html}"));
-    let rest = &html[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_string()
+    s.login_cookie("alice", PASSWORD).await
 }
 
 fn multipart(fields: &[(&str, Option<&str>, &str)]) -> (String, String) {
@@ -152,7 +117,7 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
             "",
         )
         .await;
-    let csrf = hidden(&page.text, "csrf");
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
     let (ct, body) = multipart(&[
         ("csrf", None, &csrf),
         (
@@ -174,7 +139,7 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
         r.text
     );
     assert_eq!(member_count(&s), 0, "a preview writes nothing");
-    let pending = hidden(&r.text, "import");
+    let pending = hidden_field(&r.text, "import").unwrap();
 
     let form = [
         ("cookie", cookie.as_str()),

@@ -38,6 +38,18 @@ pub fn member_ids(group: &Value) -> Vec<String> {
     ids
 }
 
+/// The value of the first hidden input `name` of an HTML page, unescaped.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(
+        html[start..start + end]
+            .replace("&amp;", "&")
+            .replace("&#43;", "+"),
+    )
+}
+
 /// `ids`, owned and sorted, to compare with [`member_ids`].
 pub fn sorted<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
     let mut v: Vec<String> = ids.iter().map(|s| s.as_ref().to_string()).collect();
@@ -68,6 +80,22 @@ pub struct Resp {
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The whole `Set-Cookie` header this response sends for cookie `name`.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(str::to_string)
+    }
+
+    /// `name=value` of the cookie this response sets, ready for a `Cookie` header.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.set_cookie(name)
+            .map(|c| c.split(';').next().unwrap().to_string())
     }
 
     /// Asserts a SCIM Error body with this status and scimType.
@@ -243,6 +271,36 @@ impl TestServer {
     /// The sorted member ids of group `gid`, as a GET shows them.
     pub async fn members_of(&self, gid: &str) -> Vec<String> {
         member_ids(&self.get(&format!("/scim/v2/Groups/{gid}")).await.json)
+    }
+
+    /// Posts the login form the way a browser does (fetching the page for its CSRF cookie
+    /// first) and returns the answer.
+    pub async fn login_response(&self, username: &str, password: &str) -> Resp {
+        let page = self.raw(Method::GET, "/login", &[], "").await;
+        let csrf_cookie = page
+            .cookie("scimd_login_csrf")
+            .expect("the login page sets its CSRF cookie");
+        let token = csrf_cookie.split_once('=').unwrap().1.to_string();
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("csrf", token.as_str()),
+                ("next", "/"),
+                ("username", username),
+                ("password", password),
+            ])
+            .finish();
+        let headers = [
+            ("cookie", csrf_cookie.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        self.raw(Method::POST, "/login", &headers, body).await
+    }
+
+    /// Logs `username` in over plain HTTP; returns the session cookie (`scimd_session=…`).
+    pub async fn login_cookie(&self, username: &str, password: &str) -> String {
+        let r = self.login_response(username, password).await;
+        assert_eq!(r.status, 303, "{}", r.text);
+        r.cookie("scimd_session").expect("a session cookie")
     }
 
     /// Stops the server the way SIGTERM does and waits for it to drain.
