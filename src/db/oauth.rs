@@ -16,8 +16,6 @@ use crate::auth::oauth::{GrantType, TokenKind};
 use crate::auth::tokens::NewToken;
 use crate::scim::datetime;
 
-/// How stale `last_used_at` may get before a request refreshes it.
-const LAST_USED_RESOLUTION_SECS: i64 = 60;
 /// Expired tokens and codes are kept this long (for the reuse checks and the admin's view
 /// of recent activity), then swept.
 const KEEP_EXPIRED_DAYS: i64 = 7;
@@ -468,25 +466,6 @@ pub fn authenticate(
             },
         )
         .optional()?)
-}
-
-/// Whether `last_used_at` of token `id` is older than the resolution we keep.
-pub fn needs_touch(conn: &Connection, id: i64, now: time::OffsetDateTime) -> Result<bool, DbError> {
-    let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
-    let stale: bool = conn.query_row(
-        "SELECT last_used_at IS NULL OR last_used_at < ?2 FROM oauth_tokens WHERE id = ?1",
-        params![id, cutoff],
-        |r| r.get(0),
-    )?;
-    Ok(stale)
-}
-
-pub fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), DbError> {
-    conn.execute(
-        "UPDATE oauth_tokens SET last_used_at = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
-    Ok(())
 }
 
 /// A live token as the admin UI lists it.

@@ -140,21 +140,51 @@ pub fn authenticate(
         .optional()?)
 }
 
-/// Whether `last_used_at` of token `id` is older than the resolution we keep.
-pub fn needs_touch(conn: &Connection, id: i64, now: time::OffsetDateTime) -> Result<bool, DbError> {
-    let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
-    let stale: bool = conn.query_row(
-        "SELECT last_used_at IS NULL OR last_used_at < ?2 FROM scim_tokens WHERE id = ?1",
-        params![id, cutoff],
-        |r| r.get(0),
-    )?;
-    Ok(stale)
+impl Credential {
+    /// The table the credential's rows live in.
+    fn table(self) -> &'static str {
+        match self {
+            Credential::ScimToken => "scim_tokens",
+            Credential::OAuthAccessToken => "oauth_tokens",
+        }
+    }
 }
 
-pub fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), DbError> {
+/// The grant of a presented bearer token, a SCIM token or an OAuth access token (both
+/// looked up by hash), and whether its `last_used_at` is older than the resolution kept.
+pub fn authenticate_bearer(
+    conn: &Connection,
+    hash: &[u8; 32],
+    now: time::OffsetDateTime,
+) -> Result<Option<(Grant, bool)>, DbError> {
+    let when = datetime::format(now);
+    let grant = match authenticate(conn, hash, &when)? {
+        Some(g) => g,
+        None => match super::oauth::authenticate(conn, hash, &when)? {
+            Some(g) => g,
+            None => return Ok(None),
+        },
+    };
+    let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
+    let stale: bool = conn.query_row(
+        &format!(
+            "SELECT last_used_at IS NULL OR last_used_at < ?2 FROM {} WHERE id = ?1",
+            grant.credential.table()
+        ),
+        params![grant.token_id, cutoff],
+        |r| r.get(0),
+    )?;
+    Ok(Some((grant, stale)))
+}
+
+/// Records that the grant's credential was used at `now`.
+pub fn touch(conn: &Connection, grant: &Grant, now: &str) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE scim_tokens SET last_used_at = ?2 WHERE id = ?1",
-        params![id, now],
+        &format!(
+            "UPDATE {} SET last_used_at = ?2 WHERE id = ?1",
+            grant.credential.table()
+        ),
+        params![grant.token_id, now],
     )?;
     Ok(())
 }

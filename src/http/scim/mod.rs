@@ -13,7 +13,6 @@ use super::{ApiError, Body, Call, State, error_response, is_get, method_not_allo
 use crate::auth::tokens;
 use crate::db::audit::{self, Action};
 use crate::db::sync::WriteContext;
-use crate::db::tokens::Credential;
 use crate::db::{self, ListQuery, filter_sql};
 use crate::scim::list::{self, ListParams};
 use crate::scim::projection::Projection;
@@ -327,37 +326,16 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
     let now = time::OffsetDateTime::now_utc();
     let grant = state
         .db
-        .read(move |c| {
-            let when = datetime::format(now);
-            let grant = match db::tokens::authenticate(c, &hash, &when)? {
-                Some(g) => Some(g),
-                None => db::oauth::authenticate(c, &hash, &when)?,
-            };
-            let stale = match grant {
-                Some(g) if g.credential == Credential::ScimToken => {
-                    db::tokens::needs_touch(c, g.token_id, now)?
-                }
-                Some(g) => db::oauth::needs_touch(c, g.token_id, now)?,
-                None => false,
-            };
-            Ok::<_, ApiError>(grant.map(|g| (g, stale)))
-        })
+        .read(move |c| db::tokens::authenticate_bearer(c, &hash, now))
         .await?;
     let Some((grant, stale)) = grant else {
         return Err(unauthorized("invalid, expired or revoked token"));
     };
     if stale {
         let when = datetime::format(now);
-        let (id, credential) = (grant.token_id, grant.credential);
         state
             .db
-            .write(move |tx| {
-                match credential {
-                    Credential::ScimToken => db::tokens::touch(tx, id, &when),
-                    Credential::OAuthAccessToken => db::oauth::touch(tx, id, &when),
-                }
-                .map_err(ApiError::from)
-            })
+            .write(move |tx| db::tokens::touch(tx, &grant, &when))
             .await?;
     }
     Ok(grant)
