@@ -308,9 +308,10 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
                 )
             });
             let new = tokens::generate();
-            let id = db::tokens::insert(
+            let ctx = db::sync::WriteContext::cli(tenant_id);
+            let id = db::tokens::issue(
                 &conn,
-                tenant_id,
+                &ctx,
                 &name,
                 &new.prefix,
                 &new.hash,
@@ -347,11 +348,17 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
                 )?;
             }
         }
-        TokenCommand::Revoke { id } => match db::tokens::revoke(&conn, None, id) {
-            Ok(()) => println!("token {id} revoked"),
-            Err(DbError::NotFound) => return Err(format!("no active token with id {id}").into()),
-            Err(e) => return Err(e.into()),
-        },
+        TokenCommand::Revoke { id } => {
+            let live = db::tokens::list(&conn, None)?
+                .into_iter()
+                .find(|t| t.id == id && t.revoked_at.is_none());
+            let Some(token) = live else {
+                return Err(format!("no active token with id {id}").into());
+            };
+            let tenant_id = tenant_id(&conn, &token.tenant)?;
+            db::tokens::withdraw(&conn, &db::sync::WriteContext::cli(tenant_id), id)?;
+            println!("token {id} revoked");
+        }
     }
     Ok(())
 }
@@ -361,6 +368,12 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
     match cmd {
         TenantCommand::Create { slug, name } => {
             let t = tenants::create(&conn, &slug, name.as_deref().unwrap_or(&slug))?;
+            audit_global(
+                &conn,
+                Some(t.id),
+                db::audit::Action::TenantCreated,
+                format!("tenant/{}", t.slug),
+            )?;
             println!("tenant {} created", t.slug);
         }
         TenantCommand::Set(args) => return directory::tenant_set(db, args),
@@ -374,6 +387,18 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// Records a command-line action in the audit log (actor `cli`).
+fn audit_global(
+    conn: &rusqlite::Connection,
+    tenant_id: Option<i64>,
+    action: db::audit::Action,
+    target: String,
+) -> Result<(), DbError> {
+    let mut entry = db::audit::Entry::global("cli", action, Some(target));
+    entry.tenant_id = tenant_id;
+    db::audit::append(conn, &entry).map(drop)
 }
 
 /// The first line of standard input, without its line ending.
@@ -398,6 +423,12 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
                 username.trim(),
                 &crate::auth::passwords::hash(&password),
             )?;
+            audit_global(
+                &conn,
+                None,
+                db::audit::Action::AdminCreated,
+                format!("admin/{}", username.trim()),
+            )?;
             println!("admin {} created", username.trim());
         }
         AdminCommand::ResetPassword { username } => {
@@ -407,10 +438,18 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
                 username.trim(),
                 &crate::auth::passwords::hash(&password),
             ) {
-                Ok(()) => println!(
-                    "password of {} changed; their sessions ended",
-                    username.trim()
-                ),
+                Ok(()) => {
+                    audit_global(
+                        &conn,
+                        None,
+                        db::audit::Action::AdminPasswordChanged,
+                        format!("admin/{}", username.trim()),
+                    )?;
+                    println!(
+                        "password of {} changed; their sessions ended",
+                        username.trim()
+                    );
+                }
                 Err(DbError::NotFound) => {
                     return Err(format!("no admin called {username:?}").into());
                 }

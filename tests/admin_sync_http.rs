@@ -126,7 +126,9 @@ async fn every_post_needs_the_csrf_token() {
         db::tenants::by_slug(&conn, "default").unwrap().name,
         "Default"
     );
-    let audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    let mut audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    // Logins are audited too; these tests look at what the pages changed.
+    audit.retain(|r| !r.entry.action.as_str().starts_with("admin."));
     assert!(audit.is_empty(), "{audit:?}");
 }
 
@@ -383,7 +385,9 @@ async fn settings_validate_and_save_like_the_cli() {
     assert_eq!(saved.absent.as_str(), "archive");
     assert_eq!(saved.match_by.as_str(), "username");
     let conn = s.db.conn().unwrap();
-    let audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    let mut audit = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    // Logins are audited too; these tests look at what the pages changed.
+    audit.retain(|r| !r.entry.action.as_str().starts_with("admin."));
     assert_eq!(audit.len(), 1);
     let entry = &audit[0].entry;
     assert_eq!(entry.actor, "admin:alice");

@@ -124,3 +124,97 @@ async fn scim_writes_are_audited_with_outcome_actor_and_request_id() {
     let all = audit::list(&s.db.conn().unwrap(), &audit::Filter::default()).unwrap();
     assert!(all.iter().all(|r| !r.to_json_line().contains(&s.token)));
 }
+
+#[tokio::test]
+async fn admin_actions_are_audited_without_secrets() {
+    use hyper::Method;
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let failed = s.login_response("alice", "wrong password!").await;
+    assert_eq!(failed.status, 401);
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let page = s
+        .raw(
+            Method::GET,
+            "/t/default/connection",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/tokens",
+            &form,
+            format!("csrf={csrf}&name=Okta"),
+        )
+        .await;
+    let at = r
+        .text
+        .find("value=\"scimd_")
+        .expect("the new token is shown once")
+        + 7;
+    let secret = r.text[at..at + 70].to_string();
+    let conn = s.db.conn().unwrap();
+    let token_id = scimd::db::tokens::list(&conn, None)
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "Okta")
+        .unwrap()
+        .id;
+    let r = s
+        .raw(
+            Method::POST,
+            &format!("/t/default/tokens/{token_id}/regenerate"),
+            &form,
+            format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    s.raw(
+        Method::POST,
+        "/tenants",
+        &form,
+        format!("csrf={csrf}&slug=acme&name=Acme"),
+    )
+    .await;
+    s.raw(Method::POST, "/logout", &form, format!("csrf={csrf}"))
+        .await;
+
+    let log = audit::list(&conn, &audit::Filter::default()).unwrap();
+    let seen: Vec<(&str, &str, Outcome)> = log
+        .iter()
+        .map(|r| {
+            (
+                r.entry.action.as_str(),
+                r.entry.actor.as_str(),
+                r.entry.outcome,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("admin.login_failed", "anonymous", Outcome::Failure),
+            ("admin.login", "admin:alice", Outcome::Success),
+            ("token.created", "admin:alice", Outcome::Success),
+            ("token.revoked", "admin:alice", Outcome::Success),
+            ("token.created", "admin:alice", Outcome::Success),
+            ("tenant.created", "admin:alice", Outcome::Success),
+            ("admin.logout", "admin:alice", Outcome::Success),
+        ]
+    );
+    for r in &log {
+        let line = r.to_json_line();
+        assert!(
+            !line.contains("correct horse") && !line.contains("wrong password"),
+            "{line}"
+        );
+        assert!(!line.contains(&secret), "{line}");
+    }
+}

@@ -35,6 +35,15 @@ text_enum! {
         RoleMapped => "roles.mapped",
         RoleUnmapped => "roles.unmapped",
         SyncRun => "sync.run",
+        TokenCreated => "token.created",
+        TokenRevoked => "token.revoked",
+        TenantCreated => "tenant.created",
+        AdminCreated => "admin.created",
+        AdminDeleted => "admin.deleted",
+        AdminPasswordChanged => "admin.password_changed",
+        AdminLoggedIn => "admin.login",
+        AdminLoginFailed => "admin.login_failed",
+        AdminLoggedOut => "admin.logout",
         OAuthClientCreated => "oauth.client_created",
         OAuthClientSecretRotated => "oauth.client_secret_rotated",
         OAuthClientRevoked => "oauth.client_revoked",
@@ -103,6 +112,26 @@ impl Entry {
             request_id: None,
             detail: None,
         }
+    }
+
+    /// An action on the installation rather than a tenant (admin accounts, logins).
+    pub fn global(actor: &str, action: Action, target: Option<String>) -> Entry {
+        Entry {
+            tenant_id: None,
+            actor: actor.to_string(),
+            action,
+            target,
+            outcome: Outcome::Success,
+            status: None,
+            request_id: None,
+            detail: None,
+        }
+    }
+
+    /// The same entry, recorded as a failure.
+    pub fn failed(mut self) -> Entry {
+        self.outcome = Outcome::Failure;
+        self
     }
 
     /// A SCIM write: `resource` is the path below the SCIM root (`Users/<id>`, `Groups`),

@@ -73,6 +73,51 @@ pub fn insert(
     Ok(conn.last_insert_rowid())
 }
 
+/// Creates a token for `ctx`'s tenant and records who did it in the audit log (the prefix
+/// and name, never the secret). Returns the token's id.
+pub fn issue(
+    conn: &Connection,
+    ctx: &super::sync::WriteContext,
+    name: &str,
+    prefix: &str,
+    hash: &[u8; 32],
+    expires_at: Option<&str>,
+) -> Result<i64, DbError> {
+    let id = insert(conn, ctx.tenant_id, name, prefix, hash, expires_at)?;
+    super::audit::append(
+        conn,
+        &super::audit::Entry::new(
+            ctx.tenant_id,
+            &ctx.actor,
+            super::audit::Action::TokenCreated,
+            Some(format!("token/{id}")),
+        )
+        .with_request_id(ctx.request_id.as_deref())
+        .with_detail(serde_json::json!({"name": name, "prefix": prefix, "expiresAt": expires_at})),
+    )?;
+    Ok(id)
+}
+
+/// Revokes live token `id` of `ctx`'s tenant and records it in the audit log.
+pub fn withdraw(
+    conn: &Connection,
+    ctx: &super::sync::WriteContext,
+    id: i64,
+) -> Result<(), DbError> {
+    revoke(conn, Some(ctx.tenant_id), id)?;
+    super::audit::append(
+        conn,
+        &super::audit::Entry::new(
+            ctx.tenant_id,
+            &ctx.actor,
+            super::audit::Action::TokenRevoked,
+            Some(format!("token/{id}")),
+        )
+        .with_request_id(ctx.request_id.as_deref()),
+    )?;
+    Ok(())
+}
+
 /// The live token `id` of the tenant.
 pub fn get(conn: &Connection, tenant_id: i64, id: i64) -> Result<TokenInfo, DbError> {
     list(conn, Some(tenant_id))?

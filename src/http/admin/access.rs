@@ -11,6 +11,7 @@ use super::{
     layout, redirect, redirect_with_flash, set_cookie,
 };
 use crate::auth::{self, passwords};
+use crate::db::audit::{self, Action};
 use crate::db::{self, admins};
 use crate::http::State;
 use crate::scim::datetime;
@@ -162,11 +163,21 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
             OffsetDateTime::now_utc() - time::Duration::minutes(THROTTLE_WINDOW_MINUTES),
         );
         let lock = minutes_from_now(LOCK_MINUTES);
+        let failure = req
+            .audit(
+                None,
+                None,
+                Action::AdminLoginFailed,
+                format!("admin/{username}"),
+            )
+            .failed()
+            .with_detail(serde_json::json!({"address": ip_key.trim_start_matches("ip:")}));
         state
             .db
             .write(move |tx| {
                 admins::record_failure(tx, &user_key, &now, &window, USER_FAILURES, &lock)?;
-                admins::record_failure(tx, &ip_key, &now, &window, ADDRESS_FAILURES, &lock)
+                admins::record_failure(tx, &ip_key, &now, &window, ADDRESS_FAILURES, &lock)?;
+                audit::append(tx, &failure).map(drop)
             })
             .await?;
         tracing::warn!(username = %username, "failed admin login");
@@ -182,7 +193,14 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
         .await;
     };
     let next = safe_next(form.get("next"));
-    start_session(state, req, admin_id, &user_key, &next).await
+    let actor = format!("admin:{username}");
+    let login = req.audit(
+        Some(&actor),
+        None,
+        Action::AdminLoggedIn,
+        format!("admin/{username}"),
+    );
+    start_session(state, req, admin_id, &user_key, &next, vec![login]).await
 }
 
 /// Logs `admin_id` in with a new session id (never reusing one: no fixation).
@@ -192,6 +210,7 @@ async fn start_session(
     admin_id: i64,
     clear_key: &str,
     next: &str,
+    audit_entries: Vec<audit::Entry>,
 ) -> PageResult {
     let secret = auth::random_hex(32);
     let id_hash = auth::tokens::hash(&secret);
@@ -203,7 +222,11 @@ async fn start_session(
         .db
         .write(move |tx| {
             admins::clear_failures(tx, &clear_key)?;
-            admins::create_session(tx, admin_id, &id_hash, &csrf, &expires)
+            admins::create_session(tx, admin_id, &id_hash, &csrf, &expires)?;
+            for entry in &audit_entries {
+                audit::append(tx, entry)?;
+            }
+            Ok::<_, db::DbError>(())
         })
         .await?;
     let mut r = redirect(next);
@@ -222,9 +245,18 @@ async fn start_session(
 pub(super) async fn logout(state: &State, req: &mut Req) -> PageResult {
     req.form(state).await?;
     let id_hash = req.session()?.id_hash;
+    let logout = req.audit(
+        None,
+        None,
+        Action::AdminLoggedOut,
+        format!("admin/{}", req.session()?.session.username),
+    );
     state
         .db
-        .write(move |tx| admins::delete_session(tx, &id_hash))
+        .write(move |tx| {
+            admins::delete_session(tx, &id_hash)?;
+            audit::append(tx, &logout).map(drop)
+        })
         .await?;
     let mut r = redirect_with_flash(req, "/login", "You are logged out.");
     set_cookie(&mut r, expired_cookie(SESSION_COOKIE, req.secure));
@@ -296,17 +328,34 @@ pub(super) async fn setup(state: &State, req: &mut Req) -> PageResult {
     let token_hash = auth::tokens::hash(&token);
     let now = datetime::now();
     let name = username.clone();
+    let created_entry = req.audit(
+        Some("setup-link"),
+        None,
+        Action::AdminCreated,
+        format!("admin/{username}"),
+    );
     let created = state
         .db
         .write(move |tx| {
             if !admins::consume_setup_token(tx, &token_hash, &now)? {
                 return Ok(None);
             }
-            admins::create(tx, &name, &hash).map(Some)
+            let admin = admins::create(tx, &name, &hash)?;
+            audit::append(tx, &created_entry)?;
+            Ok(Some(admin))
         })
         .await;
     match created {
-        Ok(Some(admin)) => start_session(state, req, admin.id, "", "/").await,
+        Ok(Some(admin)) => {
+            let actor = format!("admin:{}", admin.username);
+            let login = req.audit(
+                Some(&actor),
+                None,
+                Action::AdminLoggedIn,
+                format!("admin/{}", admin.username),
+            );
+            start_session(state, req, admin.id, "", "/", vec![login]).await
+        }
         Ok(None) => setup_page(state, req, None).await,
         Err(db::DbError::Conflict(m)) => setup_page(state, req, Some((username, m))).await,
         Err(e) => Err(e.into()),
@@ -370,9 +419,18 @@ pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
         .await
         .map_err(|e| UiError::Internal(e.to_string()))?;
     let name = username.clone();
+    let entry = req.audit(
+        None,
+        None,
+        Action::AdminCreated,
+        format!("admin/{username}"),
+    );
     match state
         .db
-        .write(move |tx| admins::create(tx, &name, &hash))
+        .write(move |tx| {
+            admins::create(tx, &name, &hash)?;
+            audit::append(tx, &entry).map(drop)
+        })
         .await
     {
         Ok(_) => Ok(redirect_with_flash(
@@ -410,9 +468,18 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
     if !ok {
         return admins_page(state, req, Some("The current password is wrong.".into())).await;
     }
+    let entry = req.audit(
+        None,
+        None,
+        Action::AdminPasswordChanged,
+        format!("admin/{me}"),
+    );
     state
         .db
-        .write(move |tx| admins::set_password(tx, &me, &new_hash))
+        .write(move |tx| {
+            admins::set_password(tx, &me, &new_hash)?;
+            audit::append(tx, &entry).map(drop)
+        })
         .await?;
     // Every session ended with the password change, this one included.
     let mut r = redirect_with_flash(
@@ -427,7 +494,15 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
 pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    match state.db.write(move |tx| admins::delete(tx, id)).await {
+    let entry = req.audit(None, None, Action::AdminDeleted, format!("admin/{id}"));
+    let deleted = state
+        .db
+        .write(move |tx| {
+            admins::delete(tx, id)?;
+            audit::append(tx, &entry).map(drop)
+        })
+        .await;
+    match deleted {
         Ok(()) => Ok(redirect_with_flash(req, "/admins", "Admin deleted.")),
         Err(db::DbError::Conflict(m)) => admins_page(state, req, Some(m)).await,
         Err(e) => Err(e.into()),

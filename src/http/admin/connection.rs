@@ -113,26 +113,32 @@ pub(super) async fn create_token(state: &State, req: &mut Req, tenant: &Tenant) 
             }
         },
     };
-    let secret = issue(state, tenant, &name, expires_at).await?;
-    render(state, req, tenant, Some(NewSecret { name, secret }), None).await
-}
-
-async fn issue(
-    state: &State,
-    tenant: &Tenant,
-    name: &str,
-    expires_at: Option<String>,
-) -> Result<String, UiError> {
     let new = tokens::generate();
-    let (tenant_id, name, prefix, hash) =
-        (tenant.id, name.to_string(), new.prefix.clone(), new.hash);
+    let (ctx, token_name) = (req.write_context(tenant)?, name.clone());
     state
         .db
         .write(move |tx| {
-            db::tokens::insert(tx, tenant_id, &name, &prefix, &hash, expires_at.as_deref())
+            db::tokens::issue(
+                tx,
+                &ctx,
+                &token_name,
+                &new.prefix,
+                &new.hash,
+                expires_at.as_deref(),
+            )
         })
         .await?;
-    Ok(new.secret)
+    render(
+        state,
+        req,
+        tenant,
+        Some(NewSecret {
+            name,
+            secret: new.secret,
+        }),
+        None,
+    )
+    .await
 }
 
 pub(super) async fn revoke_token(
@@ -143,10 +149,10 @@ pub(super) async fn revoke_token(
 ) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let tenant_id = tenant.id;
+    let ctx = req.write_context(tenant)?;
     state
         .db
-        .write(move |tx| db::tokens::revoke(tx, Some(tenant_id), id))
+        .write(move |tx| db::tokens::withdraw(tx, &ctx, id))
         .await?;
     Ok(redirect_with_flash(
         req,
@@ -165,23 +171,33 @@ pub(super) async fn regenerate_token(
 ) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let tenant_id = tenant.id;
+    let ctx = req.write_context(tenant)?;
+    let new = tokens::generate();
+    let (prefix, hash) = (new.prefix.clone(), new.hash);
     let old = state
         .db
         .write(move |tx| {
-            let old = db::tokens::get(tx, tenant_id, id)?;
-            db::tokens::revoke(tx, Some(tenant_id), id)?;
+            let old = db::tokens::get(tx, ctx.tenant_id, id)?;
+            db::tokens::withdraw(tx, &ctx, id)?;
+            db::tokens::issue(
+                tx,
+                &ctx,
+                &old.name,
+                &prefix,
+                &hash,
+                old.expires_at.as_deref(),
+            )?;
             Ok::<_, db::DbError>(old)
         })
         .await?;
-    let secret = issue(state, tenant, &old.name, old.expires_at.clone()).await?;
+    let name = old.name;
     render(
         state,
         req,
         tenant,
         Some(NewSecret {
-            name: old.name,
-            secret,
+            name,
+            secret: new.secret,
         }),
         None,
     )

@@ -146,6 +146,26 @@ impl Req {
 
     /// The logged-in admin acting on `tenant` in this request (actor `admin:<username>`),
     /// for the audit entries and sync runs a change writes.
+    /// An audit entry for an action of this request's admin (or of `actor` when nobody is
+    /// logged in yet), with this request's id.
+    pub fn audit(
+        &self,
+        actor: Option<&str>,
+        tenant_id: Option<i64>,
+        action: db::audit::Action,
+        target: String,
+    ) -> db::audit::Entry {
+        let actor = match (&self.session, actor) {
+            (_, Some(a)) => a.to_string(),
+            (Some(s), None) => format!("admin:{}", s.session.username),
+            (None, None) => "anonymous".to_string(),
+        };
+        let mut entry = db::audit::Entry::global(&actor, action, Some(target))
+            .with_request_id(Some(&self.request_id));
+        entry.tenant_id = tenant_id;
+        entry
+    }
+
     pub fn write_context(&self, tenant: &Tenant) -> Result<db::sync::WriteContext, UiError> {
         let s = self.session()?;
         Ok(db::sync::WriteContext::admin(

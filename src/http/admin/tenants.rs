@@ -76,9 +76,21 @@ pub(super) async fn create(state: &State, req: &mut Req) -> PageResult {
         n => n.to_string(),
     };
     let (s, n) = (slug.clone(), name.clone());
+    let entry = req.audit(
+        None,
+        None,
+        db::audit::Action::TenantCreated,
+        format!("tenant/{slug}"),
+    );
     match state
         .db
-        .write(move |tx| db::tenants::create(tx, &s, &n))
+        .write(move |tx| {
+            let t = db::tenants::create(tx, &s, &n)?;
+            let mut entry = entry;
+            entry.tenant_id = Some(t.id);
+            db::audit::append(tx, &entry)?;
+            Ok(t)
+        })
         .await
     {
         Ok(t) => Ok(redirect_with_flash(
