@@ -195,17 +195,22 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::server::load_tls(cert, key)?),
+        _ => None,
+    };
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let root = args
             .base_url
             .clone()
-            .unwrap_or_else(|| format!("http://{local}"));
+            .unwrap_or_else(|| format!("{scheme}://{local}"));
         println!(
-            "scimd {} listening on http://{local}",
+            "scimd {} listening on {scheme}://{local}",
             env!("CARGO_PKG_VERSION")
         );
         println!("SCIM base URL: {root}/scim/v2");
@@ -239,7 +244,10 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             }
         });
         let app = crate::http::App::new(db, (&args).into());
-        crate::server::run(listener, app, crate::server::shutdown_signal()).await;
+        match tls {
+            Some(tls) => crate::server::run_tls(listener, app, tls, crate::server::shutdown_signal()).await,
+            None => crate::server::run(listener, app, crate::server::shutdown_signal()).await,
+        }
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

@@ -36,6 +36,15 @@ pub struct ServeArgs {
     #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// PEM certificate chain: serve HTTPS directly (with --tls-key) instead of behind a
+    /// TLS-terminating proxy.
+    #[arg(long, env = "SCIMD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// `full`: a 2xx survives power loss (default). `normal`: faster, may lose the last
     /// writes on power loss (never on a crash of scimd alone).
     #[arg(long, env = "SCIMD_SYNCHRONOUS", value_enum, default_value = "full")]

@@ -1,20 +1,71 @@
-//! The accept loop and graceful shutdown. Takes its listener and its shutdown future as
+//! The accept loop, TLS and graceful shutdown. Takes its listener and its shutdown future as
 //! arguments so tests can bind `127.0.0.1:0` and stop the real server in-process.
 
 use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::http::App;
 
 /// How long in-flight requests may take to finish after shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets
-/// in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and returns.
+/// A TLS configuration from a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or
+/// SEC1), for TLS 1.2 and 1.3 with rustls' safe defaults (Entra requires TLS 1.2 with ECDHE
+/// suites, which these include).
+pub fn load_tls(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| format!("cannot read the certificate chain {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no PEM certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read the private key {}: {e}", key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS configuration: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| format!("the certificate and key do not form a usable pair: {e}"))?;
+    let mut config = config;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` over plain HTTP on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and returns.
 pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output = ()>) {
+    serve(listener, app, None, shutdown).await
+}
+
+/// [`run`] over TLS.
+pub async fn run_tls(
+    listener: TcpListener,
+    app: App,
+    tls: TlsAcceptor,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(listener, app, Some(tls), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: App,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
     let (stop_tx, stop_rx) = watch::channel(());
     // Each connection holds a sender; when all are dropped, `recv` returns `None`.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -22,13 +73,23 @@ pub async fn run(listener: TcpListener, app: App, shutdown: impl Future<Output =
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
+                Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let stop = stop_rx.clone();
                     let done = done_tx.clone();
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        app.serve_connection(stream, stop).await;
+                        match tls {
+                            None => app.serve_connection(stream, Some(peer), false, stop).await,
+                            Some(acceptor) => {
+                                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                                    Ok(Ok(stream)) => app.serve_connection(stream, Some(peer), true, stop).await,
+                                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                                }
+                            }
+                        }
                         drop(done);
                     });
                 }

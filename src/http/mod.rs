@@ -20,7 +20,6 @@ use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::config::HttpConfig;
@@ -33,6 +32,38 @@ pub type Body = Full<Bytes>;
 #[derive(Clone)]
 pub struct App {
     state: Arc<State>,
+}
+
+/// The public root URL of this server (`https://scim.example.com`): `--base-url` when set,
+/// else the Host the client used, with https when scimd serves TLS itself or a proxy says
+/// the client used it (`X-Forwarded-Proto`).
+pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: bool) -> String {
+    if let Some(root) = &config.base_url {
+        return root.clone();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or("localhost");
+    let forwarded_https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let scheme = if tls || forwarded_https {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Conn {
+    pub peer: Option<SocketAddr>,
+    /// Served over TLS by scimd itself.
+    pub tls: bool,
 }
 
 /// What every request handler may use.
@@ -68,11 +99,19 @@ impl App {
 
     /// Serves one HTTP/1.1 connection until it closes or `stop` fires, finishing the
     /// request in flight before closing on shutdown.
-    pub async fn serve_connection(self, stream: TcpStream, mut stop: watch::Receiver<()>) {
-        let peer = stream.peer_addr().ok();
+    pub async fn serve_connection<S>(
+        self,
+        stream: S,
+        peer: Option<SocketAddr>,
+        tls: bool,
+        mut stop: watch::Receiver<()>,
+    ) where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = Conn { peer, tls };
         let service = hyper::service::service_fn(move |req| {
             let app = self.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+            async move { Ok::<_, Infallible>(app.handle(req, conn).await) }
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -90,7 +129,7 @@ impl App {
         }
     }
 
-    async fn handle(self, req: Request<Incoming>, peer: Option<SocketAddr>) -> Response<Body> {
+    async fn handle(self, req: Request<Incoming>, conn: Conn) -> Response<Body> {
         let id = format!(
             "{:x}",
             self.state.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -98,7 +137,7 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let started = std::time::Instant::now();
-        let mut response = self.route(req, &id, peer).await;
+        let mut response = self.route(req, &id, conn).await;
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -113,12 +152,7 @@ impl App {
         response
     }
 
-    async fn route(
-        self,
-        req: Request<Incoming>,
-        request_id: &str,
-        peer: Option<SocketAddr>,
-    ) -> Response<Body> {
+    async fn route(self, req: Request<Incoming>, request_id: &str, conn: Conn) -> Response<Body> {
         let path = req.uri().path();
         if path == "/healthz" {
             return self.healthz().await;
@@ -131,15 +165,15 @@ impl App {
             None
         };
         if let Some(prefix) = prefix {
-            return scim::handle(&self.state, req, prefix, request_id).await;
+            return scim::handle(&self.state, req, prefix, request_id, conn.tls).await;
         }
         if oauth::serves(path) {
-            return oauth::handle(&self.state, req, request_id).await;
+            return oauth::handle(&self.state, req, request_id, conn.tls).await;
         }
         if let Some(file) = path.strip_prefix("/static/") {
             return assets::serve(file, req.headers());
         }
-        admin::handle(&self.state, req, request_id, peer).await
+        admin::handle(&self.state, req, request_id, conn).await
     }
 
     async fn healthz(&self) -> Response<Body> {

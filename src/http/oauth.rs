@@ -47,11 +47,12 @@ pub(super) async fn handle(
     state: &State,
     req: Request<Incoming>,
     request_id: &str,
+    tls: bool,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {
-        (METADATA_PATH, m) if super::is_get(&m) => metadata(state, req.headers()),
+        (METADATA_PATH, m) if super::is_get(&m) => metadata(state, req.headers(), tls),
         (METADATA_PATH, _) => method_not_allowed("GET"),
         (TOKEN_PATH, Method::POST) => token(state, req, request_id).await,
         (REVOKE_PATH, Method::POST) => revoke(state, req, request_id).await,
@@ -59,26 +60,14 @@ pub(super) async fn handle(
     }
 }
 
-/// The public root of this server: `--base-url`, else what the client used.
-pub(super) fn public_root(state: &State, headers: &HeaderMap) -> String {
-    if let Some(root) = &state.config.base_url {
-        return root.clone();
-    }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
+/// The public root of this server.
+pub(super) fn public_root(state: &State, headers: &HeaderMap, tls: bool) -> String {
+    super::public_root(&state.config, headers, tls)
 }
 
 /// RFC 8414 metadata; the issuer is the public base URL.
-fn metadata(state: &State, headers: &HeaderMap) -> Response<Body> {
-    let root = public_root(state, headers);
+fn metadata(state: &State, headers: &HeaderMap, tls: bool) -> Response<Body> {
+    let root = public_root(state, headers, tls);
     let auth_methods = ["client_secret_basic", "client_secret_post"];
     let body = json!({
         "issuer": root,

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use hyper::StatusCode;
-use hyper::header;
 
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
@@ -29,19 +28,9 @@ struct ConnectionPage {
     error: Option<String>,
 }
 
-/// The public root of this server: the configured base URL, else what the browser used.
+/// The public root of this server.
 fn root_url(state: &State, req: &Req) -> String {
-    if let Some(root) = &state.config.base_url {
-        return root.clone();
-    }
-    let host = req
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    let scheme = if req.secure { "https" } else { "http" };
-    format!("{scheme}://{host}")
+    crate::http::public_root(&state.config, &req.headers, req.tls)
 }
 
 async fn render(

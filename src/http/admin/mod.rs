@@ -51,6 +51,8 @@ pub(super) struct Req {
     pub body: Option<Incoming>,
     pub request_id: String,
     pub peer: Option<SocketAddr>,
+    /// Served over TLS by scimd itself.
+    pub tls: bool,
     /// Served over TLS (directly or behind a proxy that says so): cookies get `Secure`.
     pub secure: bool,
     pub session: Option<LiveSession>,
@@ -301,17 +303,18 @@ pub(in crate::http) async fn handle(
     state: &State,
     req: Request<Incoming>,
     request_id: &str,
-    peer: Option<SocketAddr>,
+    conn: crate::http::Conn,
 ) -> Response<Body> {
     let (parts, body) = req.into_parts();
     let query = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
-    let secure = state
-        .config
-        .base_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"))
+    let secure = conn.tls
+        || state
+            .config
+            .base_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
         || parts
             .headers
             .get("x-forwarded-proto")
@@ -324,7 +327,8 @@ pub(in crate::http) async fn handle(
         headers: parts.headers,
         body: Some(body),
         request_id: request_id.to_string(),
-        peer,
+        peer: conn.peer,
+        tls: conn.tls,
         secure,
         session: None,
         flash: None,

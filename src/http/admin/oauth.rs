@@ -89,7 +89,7 @@ async fn render(
             ))
         })
         .await?;
-    let root = public_root(state, &req.headers);
+    let root = public_root(state, &req.headers, req.tls);
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {

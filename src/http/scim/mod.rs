@@ -37,8 +37,9 @@ pub(in crate::http) async fn handle(
     req: Request<Incoming>,
     prefix: &str,
     request_id: &str,
+    tls: bool,
 ) -> Response<Body> {
-    match dispatch(state, req, prefix, request_id).await {
+    match dispatch(state, req, prefix, request_id, tls).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -49,8 +50,9 @@ async fn dispatch(
     req: Request<Incoming>,
     prefix: &str,
     request_id: &str,
+    tls: bool,
 ) -> Result<Response<Body>, ApiError> {
-    let base = base_url(state, &req, prefix);
+    let base = base_url(state, &req, prefix, tls);
     let rest = req.uri().path()[prefix.len()..]
         .trim_matches('/')
         .to_string();
@@ -293,18 +295,12 @@ fn discovery_get(
     }
 }
 
-/// The SCIM base URL for responses: the configured public URL, else the Host the client used.
-fn base_url(state: &State, req: &Request<Incoming>, prefix: &str) -> String {
-    if let Some(root) = &state.config.base_url {
-        return format!("{root}{prefix}");
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or("localhost");
-    format!("http://{host}{prefix}")
+/// The SCIM base URL for responses: the public root and the mount point the client used.
+fn base_url(state: &State, req: &Request<Incoming>, prefix: &str, tls: bool) -> String {
+    format!(
+        "{}{prefix}",
+        super::public_root(&state.config, req.headers(), tls)
+    )
 }
 
 /// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401.
