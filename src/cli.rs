@@ -58,6 +58,11 @@ pub enum Command {
     /// Manage OAuth 2.0 clients (IdPs that authenticate with OAuth instead of a token).
     #[command(subcommand)]
     Oauth(OAuthCommand),
+    /// Copy the database to FILE consistently, while the server keeps running.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +175,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
         Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
+        Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
     };
     match result {
@@ -394,6 +400,16 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
             }
         }
     }
+    Ok(())
+}
+
+fn backup(db: &Db, file: &std::path::Path) -> CliResult {
+    if file.exists() {
+        return Err(format!("{} exists already; choose a new file", file.display()).into());
+    }
+    let pages =
+        db::backup(db, file).map_err(|e| format!("backup to {} failed: {e}", file.display()))?;
+    println!("backed up {pages} pages to {}", file.display());
     Ok(())
 }
 

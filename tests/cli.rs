@@ -132,3 +132,21 @@ fn a_database_from_a_newer_scimd_is_refused() {
     let (ok, _, err) = run(dir.path(), &["tenant", "list"]);
     assert!(!ok && err.contains("newer scimd"), "{err}");
 }
+
+#[test]
+fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, token, _) = run(dir.path(), &["token", "create", "--name", "kept"]);
+    assert!(ok);
+    let (ok, out, err) = run(dir.path(), &["backup", "copy.db"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("backed up"), "{out}");
+    // The copy is a whole scimd database: the token is there (by prefix), usable as --db.
+    let (ok, list, _) = run(dir.path(), &["--db", "copy.db", "token", "list"]);
+    assert!(
+        ok && list.contains("kept") && list.contains(&token[..12]),
+        "{list}"
+    );
+    let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
+    assert!(!ok && err.contains("exists already"), "{err}");
+}

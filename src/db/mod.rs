@@ -167,6 +167,20 @@ impl Db {
     }
 }
 
+/// Copies the whole database to a new file with SQLite's online backup, which yields a
+/// consistent snapshot while writers go on (a plain file copy of a WAL database may not).
+/// Returns the number of pages copied.
+pub fn backup(db: &Db, to: &Path) -> Result<i32, DbError> {
+    let src = db.conn()?;
+    let mut dst = Connection::open(to)?;
+    {
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+        b.run_to_completion(256, Duration::from_millis(10), None)?;
+    }
+    let pages: i32 = dst.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    Ok(pages)
+}
+
 /// Whether the database answers a query: what `/healthz` reports.
 pub fn ping(conn: &Connection) -> Result<(), DbError> {
     Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)
