@@ -200,10 +200,21 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
             }
         } else if let Some(attr) = rt.core_attribute(&key) {
             put(&mut out, attr, value, attr.name)?;
+        } else if let Some((ext, attr)) = rt.extension_attribute(&key) {
+            // An extension attribute sent unqualified, as Entra's older create body does
+            // (`"department": null, "manager": null`): resolved the way PATCH paths and
+            // filters resolve a bare name.
+            put(
+                extension_slot(&mut out, ext),
+                attr,
+                value,
+                &format!("{}:{}", ext.id, attr.name),
+            )?;
         } else {
             return Err(unknown(&key, rt.schema));
         }
     }
+    out.retain(|k, v| !(rt.extension(k).is_some() && v.as_object().is_some_and(Map::is_empty)));
     for attr in rt.schema.attributes.iter().filter(|a| a.required) {
         if is_blank(out.get(attr.name)) {
             return Err(ScimError::invalid_value(format!(
@@ -231,7 +242,7 @@ fn put_extension(
             )));
         }
     };
-    let mut inner = Map::new();
+    let inner = extension_slot(out, ext);
     for (k, v) in fields {
         if k.eq_ignore_ascii_case("schemas") {
             // Not an extension attribute (RFC 7643 §3.3): some clients (scim2-models)
@@ -239,12 +250,24 @@ fn put_extension(
             continue;
         }
         let attr = ext.attribute(&k).ok_or_else(|| unknown(&k, ext))?;
-        put(&mut inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
-    }
-    if !inner.is_empty() {
-        out.insert(ext.id.to_string(), Value::Object(inner));
+        put(inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
     }
     Ok(())
+}
+
+/// The object holding extension `ext`'s attributes in `out`, created empty if absent
+/// ([`normalize`] drops it again if it stays empty).
+fn extension_slot<'a>(
+    out: &'a mut Map<String, Value>,
+    ext: &'static Schema,
+) -> &'a mut Map<String, Value> {
+    let slot = out
+        .entry(ext.id.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    match slot {
+        Value::Object(fields) => fields,
+        _ => unreachable!("only normalize writes extension slots, always as objects"),
+    }
 }
 
 fn put(
@@ -399,6 +422,21 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(data[ENTERPRISE_URN], json!({"department":"R&D"}));
+    }
+
+    #[test]
+    fn unqualified_extension_attributes_land_in_their_extension() {
+        // Entra's older create body: enterprise attributes at the top level, as nulls.
+        let data =
+            user(json!({"userName":"a","department":null,"manager":null,"title":null})).unwrap();
+        assert_eq!(data, json!({"userName":"a"}));
+        let data = user(json!({"userName":"a","Department":"Sales",
+            ENTERPRISE_URN:{"costCenter":"4"},"manager":"m"}))
+        .unwrap();
+        assert_eq!(
+            data,
+            json!({"userName":"a",ENTERPRISE_URN:{"department":"Sales","costCenter":"4","manager":{"value":"m"}}})
+        );
     }
 
     #[test]
