@@ -349,6 +349,30 @@ pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<Grou
     Ok(out)
 }
 
+/// The label of each of the tenant's users among `ids` (`displayName`, else `userName`),
+/// by id; ids naming no user of the tenant are absent. For a rendered `manager`.
+pub fn labels(
+    conn: &Connection,
+    tenant_id: i64,
+    ids: &[&str],
+) -> Result<HashMap<String, String>, DbError> {
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, coalesce(display_name, user_name) FROM users
+             WHERE tenant_id = ? AND id IN ({marks})"
+        ))?;
+        let args = std::iter::once(&tenant_id as &dyn rusqlite::ToSql)
+            .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+        let mut rows = stmt.query(params_from_iter(args))?;
+        while let Some(r) = rows.next()? {
+            out.insert(r.get(0)?, r.get(1)?);
+        }
+    }
+    Ok(out)
+}
+
 /// How many users and groups the tenant's directory holds.
 pub fn counts(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
     Ok(conn.query_row(

@@ -10,7 +10,7 @@
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
-use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
+use super::schema::{AttrType, Attribute, ENTERPRISE_URN, Mutability, ResourceType, Schema};
 
 /// Validates one attribute value against its definition and returns it in canonical form,
 /// or `None` when the value leaves the attribute unassigned (`null`, `[]`, `{}`).
@@ -200,10 +200,21 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
             }
         } else if let Some(attr) = rt.core_attribute(&key) {
             put(&mut out, attr, value, attr.name)?;
+        } else if let Some((ext, attr)) = rt.extension_attribute(&key) {
+            // An extension attribute sent unqualified, as Entra's older create body does
+            // (`"department": null, "manager": null`): resolved the way PATCH paths and
+            // filters resolve a bare name.
+            put(
+                extension_slot(&mut out, ext),
+                attr,
+                value,
+                &format!("{}:{}", ext.id, attr.name),
+            )?;
         } else {
             return Err(unknown(&key, rt.schema));
         }
     }
+    out.retain(|k, v| !(rt.extension(k).is_some() && v.as_object().is_some_and(Map::is_empty)));
     for attr in rt.schema.attributes.iter().filter(|a| a.required) {
         if is_blank(out.get(attr.name)) {
             return Err(ScimError::invalid_value(format!(
@@ -231,7 +242,7 @@ fn put_extension(
             )));
         }
     };
-    let mut inner = Map::new();
+    let inner = extension_slot(out, ext);
     for (k, v) in fields {
         if k.eq_ignore_ascii_case("schemas") {
             // Not an extension attribute (RFC 7643 §3.3): some clients (scim2-models)
@@ -239,12 +250,24 @@ fn put_extension(
             continue;
         }
         let attr = ext.attribute(&k).ok_or_else(|| unknown(&k, ext))?;
-        put(&mut inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
-    }
-    if !inner.is_empty() {
-        out.insert(ext.id.to_string(), Value::Object(inner));
+        put(inner, attr, v, &format!("{}:{}", ext.id, attr.name))?;
     }
     Ok(())
+}
+
+/// The object holding extension `ext`'s attributes in `out`, created empty if absent
+/// ([`normalize`] drops it again if it stays empty).
+fn extension_slot<'a>(
+    out: &'a mut Map<String, Value>,
+    ext: &'static Schema,
+) -> &'a mut Map<String, Value> {
+    let slot = out
+        .entry(ext.id.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    match slot {
+        Value::Object(fields) => fields,
+        _ => unreachable!("only normalize writes extension slots, always as objects"),
+    }
 }
 
 fn put(
@@ -346,10 +369,36 @@ pub fn render(
     Value::Object(out)
 }
 
+/// `manager.value` of a user's canonical data (enterprise extension), when set.
+pub fn manager_id(data: &Map<String, Value>) -> Option<&str> {
+    data.get(ENTERPRISE_URN)?
+        .get("manager")?
+        .get("value")?
+        .as_str()
+}
+
+/// Completes a rendered user's manager when it is a user of this directory:
+/// `{value, $ref, displayName}` with `$ref` its location and `displayName` its label, both
+/// read-only (RFC 7643 §4.3) and computed on every read, so they follow the manager's
+/// renames. Entra reads the manager back in this shape under the extension key
+/// (idp-behaviour.md §2.6); a manager the directory does not hold is left as sent.
+/// Being computed, they are not part of the user's version: a manager's rename does not
+/// move the ETags of its reports.
+pub fn show_manager(user: &mut Value, location: String, display_name: &str) {
+    let Some(manager) = user
+        .get_mut(ENTERPRISE_URN)
+        .and_then(|ext| ext.get_mut("manager"))
+    else {
+        return;
+    };
+    let value = manager.get("value").cloned().unwrap_or(Value::Null);
+    *manager = json!({"value": value, "$ref": location, "displayName": display_name});
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::schema::{ENTERPRISE_URN, GROUP_RESOURCE, USER_RESOURCE};
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
     fn user(body: Value) -> Result<Value, ScimError> {
         normalize(&USER_RESOURCE, body).map(Value::Object)
@@ -399,6 +448,45 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(data[ENTERPRISE_URN], json!({"department":"R&D"}));
+    }
+
+    #[test]
+    fn unqualified_extension_attributes_land_in_their_extension() {
+        // Entra's older create body: enterprise attributes at the top level, as nulls.
+        let data =
+            user(json!({"userName":"a","department":null,"manager":null,"title":null})).unwrap();
+        assert_eq!(data, json!({"userName":"a"}));
+        let data = user(json!({"userName":"a","Department":"Sales",
+            ENTERPRISE_URN:{"costCenter":"4"},"manager":"m"}))
+        .unwrap();
+        assert_eq!(
+            data,
+            json!({"userName":"a",ENTERPRISE_URN:{"department":"Sales","costCenter":"4","manager":{"value":"m"}}})
+        );
+    }
+
+    #[test]
+    fn a_manager_in_the_directory_shows_its_location_and_name() {
+        let data = user(json!({"userName":"a",ENTERPRISE_URN:{"manager":{"value":"m","$ref":"x","displayName":"Forged"}}}))
+            .unwrap();
+        let data = data.as_object().unwrap();
+        assert_eq!(manager_id(data), Some("m"));
+        let meta = Meta {
+            created: "c".into(),
+            last_modified: "m".into(),
+            version: 1,
+            location: "http://h/scim/v2/Users/1".into(),
+        };
+        let mut out = render(&USER_RESOURCE, "1", data, vec![], &meta);
+        assert_eq!(
+            out[ENTERPRISE_URN]["manager"],
+            json!({"value":"m","$ref":"x"})
+        );
+        show_manager(&mut out, "http://h/scim/v2/Users/m".into(), "Boss");
+        assert_eq!(
+            out[ENTERPRISE_URN]["manager"],
+            json!({"value":"m","$ref":"http://h/scim/v2/Users/m","displayName":"Boss"})
+        );
     }
 
     #[test]

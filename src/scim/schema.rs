@@ -258,10 +258,10 @@ impl ResourceType {
             Some(ext) => (Some(ext), ext.attribute(name)?),
             None => match self.core_attribute(name) {
                 Some(attr) => (None, attr),
-                None => self
-                    .extensions
-                    .iter()
-                    .find_map(|ext| ext.attribute(name).map(|a| (Some(*ext), a)))?,
+                None => {
+                    let (ext, attr) = self.extension_attribute(name)?;
+                    (Some(ext), attr)
+                }
             },
         };
         let sub = match sub {
@@ -273,6 +273,14 @@ impl ResourceType {
             attr,
             sub,
         })
+    }
+
+    /// The extension attribute called `name` (any case), for a bare name that is not a core
+    /// attribute: the first extension defining it.
+    pub fn extension_attribute(&self, name: &str) -> Option<(&'static Schema, &'static Attribute)> {
+        self.extensions
+            .iter()
+            .find_map(|ext| ext.attribute(name).map(|a| (*ext, a)))
     }
 
     /// Splits a leading schema URN off `path`: `(Some(ext), "attr")` for an extension,

@@ -1,5 +1,7 @@
 //! `/Users` (RFC 7644 §3.3–3.6).
 
+use std::collections::HashMap;
+
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
 
@@ -14,7 +16,31 @@ use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta};
 use crate::scim::schema::USER_RESOURCE;
 
-fn render(ctx: &Ctx, row: &users::UserRow, groups: &[users::GroupRef]) -> Value {
+/// The label of each manager that rendered users name and the directory holds, by id
+/// (see [`resource::show_manager`]).
+type Managers = HashMap<String, String>;
+
+fn managers_of<'r>(
+    conn: &rusqlite::Connection,
+    tenant_id: i64,
+    rows: impl IntoIterator<Item = &'r users::UserRow>,
+) -> Result<Managers, DbError> {
+    let ids: Vec<&str> = rows
+        .into_iter()
+        .filter_map(|r| resource::manager_id(&r.data))
+        .collect();
+    if ids.is_empty() {
+        return Ok(Managers::new());
+    }
+    users::labels(conn, tenant_id, &ids)
+}
+
+fn render(
+    ctx: &Ctx,
+    row: &users::UserRow,
+    groups: &[users::GroupRef],
+    managers: &Managers,
+) -> Value {
     let mut computed = Vec::new();
     if !groups.is_empty() {
         let list = groups
@@ -36,7 +62,13 @@ fn render(ctx: &Ctx, row: &users::UserRow, groups: &[users::GroupRef]) -> Value 
         version: row.version,
         location: format!("{}/Users/{}", ctx.base, row.id),
     };
-    resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta)
+    let mut user = resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta);
+    if let Some((id, label)) =
+        resource::manager_id(&row.data).and_then(|id| managers.get_key_value(id))
+    {
+        resource::show_manager(&mut user, format!("{}/Users/{id}", ctx.base), label);
+    }
+    user
 }
 
 fn respond(
@@ -44,9 +76,10 @@ fn respond(
     status: StatusCode,
     row: &users::UserRow,
     groups: &[users::GroupRef],
+    managers: &Managers,
     projection: &Projection,
 ) -> Response<Body> {
-    let mut body = render(ctx, row, groups);
+    let mut body = render(ctx, row, groups, managers);
     projection.apply(&USER_RESOURCE, &mut body);
     resource_response(status, &body, row.version)
 }
@@ -102,14 +135,17 @@ pub(super) async fn create(
                 &format!("Users/{}", row.id),
                 StatusCode::CREATED,
             )?;
-            Ok::<_, ApiError>(row)
+            let managers = managers_of(tx, wctx.tenant_id, [&row])?;
+            Ok::<_, ApiError>((row, managers))
         })
         .await?;
+    let (row, managers) = row;
     Ok(respond(
         ctx,
         StatusCode::CREATED,
         &row,
         &[],
+        &managers,
         &Projection::default(),
     ))
 }
@@ -124,7 +160,7 @@ pub(super) async fn get(
     let tenant = ctx.tenant_id;
     let want_groups = projection.wants("groups");
     let shown = id.clone();
-    let (row, groups) = state
+    let (row, groups, managers) = state
         .db
         .read(move |c| {
             let row = users::get(c, tenant, &id)?.ok_or(DbError::NotFound)?;
@@ -133,14 +169,22 @@ pub(super) async fn get(
             } else {
                 Vec::new()
             };
-            Ok::<_, ApiError>((row, groups))
+            let managers = managers_of(c, tenant, [&row])?;
+            Ok::<_, ApiError>((row, groups, managers))
         })
         .await
         .map_err(|e| not_found_as(e, "User", &shown))?;
     if let Some(r) = not_modified(headers, row.version) {
         return Ok(r);
     }
-    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+    Ok(respond(
+        ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &managers,
+        projection,
+    ))
 }
 
 pub(super) async fn replace(
@@ -154,7 +198,7 @@ pub(super) async fn replace(
     let mut data = resource::normalize(&USER_RESOURCE, body)?;
     let wctx = ctx.write.clone();
     let shown = id.clone();
-    let (row, groups) = state
+    let (row, groups, managers) = state
         .db
         .write(move |tx| {
             let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
@@ -168,11 +212,19 @@ pub(super) async fn replace(
                 &format!("Users/{}", row.id),
                 StatusCode::OK,
             )?;
-            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
+            let managers = managers_of(tx, wctx.tenant_id, [&row])?;
+            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?, managers))
         })
         .await
         .map_err(|e| not_found_as(e, "User", &shown))?;
-    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+    Ok(respond(
+        ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &managers,
+        projection,
+    ))
 }
 
 /// PATCH answers 200 with the resource (Okta and Entra accept it; RFC 7644 §3.5.2 allows it).
@@ -187,7 +239,7 @@ pub(super) async fn patch(
 ) -> Result<Response<Body>, ApiError> {
     let wctx = ctx.write.clone();
     let shown = id.clone();
-    let (row, groups) = state
+    let (row, groups, managers) = state
         .db
         .write(move |tx| {
             let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
@@ -207,11 +259,19 @@ pub(super) async fn patch(
                 &format!("Users/{}", row.id),
                 StatusCode::OK,
             )?;
-            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?))
+            let managers = managers_of(tx, wctx.tenant_id, [&row])?;
+            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?, managers))
         })
         .await
         .map_err(|e| not_found_as(e, "User", &shown))?;
-    Ok(respond(ctx, StatusCode::OK, &row, &groups, projection))
+    Ok(respond(
+        ctx,
+        StatusCode::OK,
+        &row,
+        &groups,
+        &managers,
+        projection,
+    ))
 }
 
 pub(super) async fn delete(
@@ -251,7 +311,7 @@ pub(super) async fn list(
 ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
     let tenant = ctx.tenant_id;
     let want_groups = projection.wants("groups");
-    let (page, mut groups) = state
+    let (page, mut groups, managers) = state
         .db
         .read(move |c| {
             let page = users::list(c, tenant, &query)?;
@@ -261,14 +321,16 @@ pub(super) async fn list(
             } else {
                 Default::default()
             };
-            Ok::<_, ApiError>((page, groups))
+            let managers = managers_of(c, tenant, &page.items)?;
+            Ok::<_, ApiError>((page, groups, managers))
         })
         .await?;
     let resources = page
         .items
         .iter()
         .map(|row| {
-            let mut v = render(ctx, row, &groups.remove(&row.pk).unwrap_or_default());
+            let groups = groups.remove(&row.pk).unwrap_or_default();
+            let mut v = render(ctx, row, &groups, &managers);
             projection.apply(&USER_RESOURCE, &mut v);
             v
         })
