@@ -9,7 +9,8 @@
 //! the server is healthy afterwards.
 //!
 //! The property tests run a bounded number of cases (about 500 in all, a few seconds) with
-//! a fresh seed each run; `PROPTEST_CASES` raises the count for a longer hunt.
+//! a fresh seed each run; `PROPTEST_CASES` raises the count for a longer hunt, and
+//! `ADV_TRACE=1` (with `--nocapture`) prints every request with its answer.
 
 mod common;
 
@@ -1247,4 +1248,165 @@ fn path_request(fx: &Fixture) -> impl Strategy<Value = Sent> + use<> {
 #[test]
 fn random_methods_and_paths_are_answered_or_refused_precisely() {
     property(100, path_request);
+}
+
+// --- 6. Credentials --------------------------------------------------------------------------
+
+/// Asserts the 401 of a request with no usable credentials: a SCIM Error with a Bearer
+/// challenge, which names `invalid_token` exactly when a token was presented (RFC 6750 §3.1).
+fn assert_unauthorized(r: &Resp, token_presented: bool, what: &str) {
+    assert_eq!(r.status, 401, "{what}: {}", r.text);
+    r.assert_error(401, None);
+    let challenge = r.header("www-authenticate").unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer realm=\"scimd\""),
+        "{what}: {challenge}"
+    );
+    assert_eq!(
+        challenge.contains("error=\"invalid_token\""),
+        token_presented,
+        "{what}: {challenge}"
+    );
+}
+
+#[tokio::test]
+async fn every_unusable_credential_gets_a_401_with_a_bearer_challenge() {
+    use common::oauth::*;
+    use scimd::auth::oauth::GrantType;
+    use scimd::db;
+
+    let s = TestServer::start().await;
+    let fx = seed(&s, &s.token, "a").await;
+    let user = format!("/scim/v2/Users/{}", fx.users[0]);
+    let good = s.token.clone();
+
+    // No token, or no usable scheme.
+    let basic_auth = basic("user", "pass");
+    let no_token: [(&str, Option<&str>); 7] = [
+        ("missing", None),
+        ("scheme only", Some("Bearer")),
+        ("scheme and spaces", Some("Bearer   ")),
+        ("Basic", Some(&basic_auth)),
+        ("Digest", Some("Digest username=\"x\"")),
+        ("empty", Some("")),
+        ("token in another scheme", Some(&format!("Token {good}"))),
+    ];
+    for (what, value) in no_token {
+        let headers: Vec<(&str, &str)> = value.map(|v| ("authorization", v)).into_iter().collect();
+        for (method, path) in [
+            (Method::GET, user.as_str()),
+            (Method::POST, "/scim/v2/Users"),
+        ] {
+            let r = s.raw(method, path, &headers, "{}").await;
+            assert_unauthorized(&r, false, what);
+        }
+    }
+
+    // Tokens presented but not valid.
+    let (revoked, expired) = {
+        let conn = s.db.conn().unwrap();
+        let tenant = db::tenants::by_slug(&conn, "default").unwrap().id;
+        let revoked = scimd::auth::tokens::generate();
+        let id =
+            db::tokens::insert(&conn, tenant, "old", &revoked.prefix, &revoked.hash, None).unwrap();
+        db::tokens::revoke(&conn, Some(tenant), id).unwrap();
+        let expired = scimd::auth::tokens::generate();
+        let past = scimd::scim::datetime::format(
+            time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+        );
+        db::tokens::insert(
+            &conn,
+            tenant,
+            "expired",
+            &expired.prefix,
+            &expired.hash,
+            Some(&past),
+        )
+        .unwrap();
+        (revoked.secret, expired.secret)
+    };
+    let mut altered = good.clone();
+    altered.pop();
+    altered.push(if good.ends_with('0') { '1' } else { '0' });
+    let presented = [
+        ("revoked", format!("Bearer {revoked}")),
+        ("expired", format!("Bearer {expired}")),
+        ("unknown", "Bearer scimd_0000".to_string()),
+        ("one character changed", format!("Bearer {altered}")),
+        ("truncated", format!("Bearer {}", &good[..good.len() - 1])),
+        ("upper-cased", format!("Bearer {}", good.to_uppercase())),
+        ("with a suffix", format!("Bearer {good}x")),
+        ("with an escaped newline", format!("Bearer {good}%0A")),
+        (
+            "with an inner space",
+            format!("Bearer {} {}", &good[..10], &good[10..]),
+        ),
+        ("two tokens", format!("Bearer {good} {good}")),
+        ("bare revoked token", revoked.clone()),
+        ("bare, not ours", "scimd_".to_string()),
+    ];
+    for (what, value) in &presented {
+        let r = s
+            .raw(Method::GET, &user, &[("authorization", value)], "")
+            .await;
+        assert_unauthorized(&r, true, what);
+        let r = s
+            .raw(
+                Method::PATCH,
+                &user,
+                &[("authorization", value)],
+                json!({"schemas": [PATCH_URN], "Operations": [{"op": "replace", "path": "displayName", "value": "x"}]}).to_string(),
+            )
+            .await;
+        assert_unauthorized(&r, true, what);
+    }
+
+    // OAuth credentials that are not an access token, and an access token past its expiry.
+    let cookie = login(&s).await;
+    let client = register(&s, "default", &[GrantType::AuthorizationCode]);
+    let code = approve(&s, &cookie, &client.1).await;
+    let unused_code = approve(&s, &cookie, &client.1).await;
+    let r = exchange(&s, &client, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.json["access_token"].as_str().unwrap().to_string();
+    let refresh = r.json["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(s.call(Method::GET, &user, &access, None).await.status, 200);
+    for (what, token) in [
+        ("refresh token", &refresh),
+        ("authorization code", &unused_code),
+        ("client secret", &client.2),
+        ("client id", &client.1),
+    ] {
+        let r = s.call(Method::GET, &user, token, None).await;
+        assert_unauthorized(&r, true, what);
+    }
+    {
+        let conn = s.db.conn().unwrap();
+        conn.execute(
+            "UPDATE oauth_tokens SET expires_at = ?1 WHERE kind = 'access'",
+            [scimd::scim::datetime::format(
+                time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
+            )],
+        )
+        .unwrap();
+    }
+    let r = s.call(Method::GET, &user, &access, None).await;
+    assert_unauthorized(&r, true, "expired access token");
+
+    // HTTP strips whitespace around a field value (RFC 9110 §5.5): a token with trailing
+    // spaces or tabs is the same token, and the scheme is case-insensitive.
+    for value in [
+        format!("Bearer {good}   "),
+        format!("Bearer {good}\t"),
+        format!("bearer {good}"),
+        format!("BEARER  {good}"),
+    ] {
+        let r = s
+            .raw(Method::GET, &user, &[("authorization", &value)], "")
+            .await;
+        assert_eq!(r.status, 200, "{value:?}: {}", r.text);
+    }
+    // Nothing the refused requests sent was written.
+    let r = s.get(&user).await;
+    assert_eq!(r.json["displayName"], "User a0");
 }

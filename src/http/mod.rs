@@ -231,6 +231,10 @@ impl State {
 #[derive(Debug)]
 pub(crate) enum ApiError {
     Scim(ScimError),
+    /// A bearer token was presented and is unknown, expired or revoked: a 401 whose
+    /// challenge says `error="invalid_token"` (RFC 6750 §3.1), which tells an OAuth client
+    /// to refresh its access token rather than give up.
+    InvalidToken,
     Internal(String),
 }
 
@@ -254,6 +258,17 @@ impl ApiError {
     fn into_response(self) -> Response<Body> {
         match self {
             ApiError::Scim(e) => error_response(&e),
+            ApiError::InvalidToken => {
+                let mut r = error_response(&ScimError::new(401, None, INVALID_TOKEN));
+                let challenge = format!(
+                    "Bearer realm=\"scimd\", error=\"invalid_token\", error_description=\"{INVALID_TOKEN}\""
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_str(&challenge).expect("the challenge is visible ASCII"),
+                );
+                r
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 error_response(&ScimError::new(500, None, "internal error"))
@@ -261,6 +276,9 @@ impl ApiError {
         }
     }
 }
+
+/// The detail of [`ApiError::InvalidToken`].
+pub(crate) const INVALID_TOKEN: &str = "invalid, expired or revoked token";
 
 pub(crate) const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 

@@ -117,6 +117,7 @@ async fn dispatch(
     let (status, detail) = match &outcome {
         Ok(r) => (r.status().as_u16(), None),
         Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
+        Err(ApiError::InvalidToken) => (401, Some(super::INVALID_TOKEN.to_string())),
         Err(ApiError::Internal(_)) => (500, Some("internal error".to_string())),
     };
     // A failed write rolled back with everything it did; its audit entry gets a small
@@ -303,7 +304,9 @@ fn base_url(state: &State, req: &Request<Incoming>, prefix: &str, tls: bool) -> 
     )
 }
 
-/// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401.
+/// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401:
+/// without an error code when no token was presented (RFC 6750 §3.1), `invalid_token` when
+/// one was and it is not live.
 async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::Grant, ApiError> {
     let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
     let value = headers
@@ -316,6 +319,9 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         // Some IdP forms take "the header value" and send the bare token.
         None if value.starts_with(tokens::TOKEN_PREFIX) => value,
+        None if value.eq_ignore_ascii_case("bearer") => {
+            return Err(unauthorized("the Bearer token is missing"));
+        }
         _ => return Err(unauthorized("unsupported authorization scheme: use Bearer")),
     };
     let hash = tokens::hash(secret);
@@ -325,7 +331,7 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
         .read(move |c| db::tokens::authenticate_bearer(c, &hash, now))
         .await?;
     let Some((grant, stale)) = grant else {
-        return Err(unauthorized("invalid, expired or revoked token"));
+        return Err(ApiError::InvalidToken);
     };
     if stale {
         let when = datetime::format(now);
