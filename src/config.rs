@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -56,13 +57,21 @@ pub struct ServeArgs {
 pub struct HttpConfig {
     pub base_url: Option<String>,
     pub max_body_bytes: usize,
+    /// How long a request body may take to arrive once its headers have: a client that
+    /// stalls mid-body gets a 408 instead of holding its connection forever.
+    pub body_read_timeout: Duration,
 }
+
+/// [`HttpConfig::body_read_timeout`] unless a test says otherwise: a megabyte in 30 s is
+/// 35 kB/s, slower than any IdP or browser an admin would use.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl From<&ServeArgs> for HttpConfig {
     fn from(a: &ServeArgs) -> Self {
         HttpConfig {
             base_url: a.base_url.clone(),
             max_body_bytes: a.max_body_bytes,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }
@@ -72,6 +81,7 @@ impl Default for HttpConfig {
         HttpConfig {
             base_url: None,
             max_body_bytes: 1024 * 1024,
+            body_read_timeout: BODY_READ_TIMEOUT,
         }
     }
 }

@@ -1410,3 +1410,311 @@ async fn every_unusable_credential_gets_a_401_with_a_bearer_challenge() {
     let r = s.get(&user).await;
     assert_eq!(r.json["displayName"], "User a0");
 }
+
+// --- 7. Bodies at and past the limit, lying and stalling --------------------------------------
+
+/// One response read off a raw connection: status, head and body text.
+struct RawResponse {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// Writes `request` on a new connection, leaves it open (a stalled client sends nothing
+/// more), and reads one response; panics if none comes within `patience`.
+async fn raw_http(addr: std::net::SocketAddr, request: &[u8], patience: Duration) -> RawResponse {
+    let request = request.to_vec();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.write_all(&request).unwrap();
+        let deadline = std::time::Instant::now() + patience;
+        let mut buf = Vec::new();
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
+                    return RawResponse { status, head, body };
+                }
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no answer within {patience:?}: {buf:?}");
+            stream.set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 8192];
+            let n = stream
+                .read(&mut chunk)
+                .unwrap_or_else(|e| panic!("no answer within {patience:?} ({e}): {buf:?}"));
+            assert!(n > 0, "the connection closed without an answer: {buf:?}");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn head(method: &str, path: &str, token: &str, extra: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/scim+json\r\n{extra}\r\n"
+    )
+}
+
+/// A user body of exactly `len` bytes.
+fn user_of_len(user_name: &str, len: usize) -> String {
+    let body = json!({"schemas": [USER_URN], "userName": user_name}).to_string();
+    assert!(body.len() <= len);
+    format!(
+        "{}{}}}",
+        &body[..body.len() - 1],
+        " ".repeat(len - body.len())
+    )
+}
+
+/// `POST /scim/v2/Users` with `body` as it is.
+async fn post_text(s: &TestServer, body: &str) -> Resp {
+    let auth = format!("Bearer {}", s.token);
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/scim+json"),
+    ];
+    s.raw(Method::POST, "/scim/v2/Users", &headers, body.to_string())
+        .await
+}
+
+fn chunked(body: &str) -> String {
+    let mut out = String::new();
+    for piece in body.as_bytes().chunks(100) {
+        out.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            piece.len(),
+            std::str::from_utf8(piece).unwrap()
+        ));
+    }
+    out.push_str("0\r\n\r\n");
+    out
+}
+
+fn assert_raw_error(r: &RawResponse, status: u16, scim_type: Option<&str>) {
+    assert_eq!(r.status, status, "{}\n{}", r.head, r.body);
+    assert!(
+        r.head
+            .to_ascii_lowercase()
+            .contains("content-type: application/scim+json"),
+        "{}",
+        r.head
+    );
+    let json: Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(json["schemas"][0], ERROR_URN);
+    assert_eq!(json["status"], status.to_string());
+    assert_eq!(json["scimType"].as_str(), scim_type, "{}", r.body);
+}
+
+#[tokio::test]
+async fn bodies_at_the_limit_pass_and_past_it_or_stalled_fail_cleanly() {
+    const LIMIT: usize = 1024;
+    let s = TestServer::start_with(scimd::config::HttpConfig {
+        max_body_bytes: LIMIT,
+        body_read_timeout: Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let token = s.token.clone();
+    let patience = Duration::from_secs(5);
+    let users = || async { s.get("/scim/v2/Users").await.json["totalResults"].clone() };
+
+    // With Content-Length: exactly the limit is accepted, one byte more is a 413.
+    let body = user_of_len("at-limit@example.com", LIMIT);
+    let r = post_text(&s, &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let body = user_of_len("past-limit@example.com", LIMIT + 1);
+    let r = post_text(&s, &body).await;
+    r.assert_error(413, None);
+
+    // Chunked, without Content-Length: the same.
+    let mut req = head(
+        "POST",
+        "/scim/v2/Users",
+        &token,
+        "transfer-encoding: chunked\r\n",
+    );
+    req.push_str(&chunked(&user_of_len(
+        "chunked-at-limit@example.com",
+        LIMIT,
+    )));
+    let r = raw_http(s.addr, req.as_bytes(), patience).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let mut req = head(
+        "POST",
+        "/scim/v2/Users",
+        &token,
+        "transfer-encoding: chunked\r\n",
+    );
+    req.push_str(&chunked(&user_of_len(
+        "chunked-past@example.com",
+        LIMIT + 1,
+    )));
+    let r = raw_http(s.addr, req.as_bytes(), patience).await;
+    assert_raw_error(&r, 413, None);
+    assert_eq!(users().await, 2);
+
+    // A Content-Length past the limit is refused before the body is read.
+    let req = head(
+        "POST",
+        "/scim/v2/Users",
+        &token,
+        "content-length: 1000000\r\n",
+    );
+    let r = raw_http(s.addr, format!("{req}{{}}").as_bytes(), patience).await;
+    assert_raw_error(&r, 413, None);
+
+    // A Content-Length shorter than the body: the body is cut there, which is not JSON.
+    let body = user_of_len("short-length@example.com", 200);
+    let req = head("POST", "/scim/v2/Users", &token, "content-length: 20\r\n");
+    let r = raw_http(s.addr, format!("{req}{body}").as_bytes(), patience).await;
+    assert_raw_error(&r, 400, Some("invalidSyntax"));
+
+    // A Content-Length longer than what is sent, or a chunked body that stops: the client
+    // stalls, and the server answers 408 once the body read times out, writing nothing.
+    let body = user_of_len("stalled@example.com", 200);
+    let started = std::time::Instant::now();
+    for (method, path, extra, sent) in [
+        (
+            "POST",
+            "/scim/v2/Users",
+            "content-length: 500\r\n",
+            body.clone(),
+        ),
+        (
+            "POST",
+            "/scim/v2/Users",
+            "transfer-encoding: chunked\r\n",
+            format!("64\r\n{}", &body[..50]),
+        ),
+        (
+            "PUT",
+            "/scim/v2/Users/x",
+            "content-length: 500\r\n",
+            body.clone(),
+        ),
+        (
+            "PATCH",
+            "/scim/v2/Users/x",
+            "content-length: 500\r\n",
+            "{".into(),
+        ),
+        (
+            "POST",
+            "/scim/v2/.search",
+            "content-length: 500\r\n",
+            "{".into(),
+        ),
+    ] {
+        let req = head(method, path, &token, extra);
+        let r = raw_http(s.addr, format!("{req}{sent}").as_bytes(), patience).await;
+        assert_raw_error(&r, 408, None);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The OAuth token endpoint and the admin forms time out the same way (their own errors).
+    for (path, content_type) in [
+        ("/oauth/token", "application/x-www-form-urlencoded"),
+        ("/oauth/revoke", "application/x-www-form-urlencoded"),
+        ("/login", "application/x-www-form-urlencoded"),
+        ("/login", "multipart/form-data; boundary=xyz"),
+    ] {
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: {content_type}\r\ncontent-length: 500\r\n\r\nab"
+        );
+        let r = raw_http(s.addr, req.as_bytes(), patience).await;
+        assert!(
+            (400..500).contains(&r.status),
+            "{path}: {}\n{}",
+            r.head,
+            r.body
+        );
+    }
+
+    assert_eq!(users().await, 2);
+    let r = s.raw(Method::GET, "/healthz", &[], "").await;
+    assert_eq!(r.status, 200);
+}
+
+/// A request answered before its body is read (a bad token, an unknown endpoint, a login
+/// redirect, a GET that carries a body) ends its connection: the answer says
+/// `Connection: close`, so a keep-alive client opens a new connection for its next request
+/// instead of failing on the closed one. (Found by the methods-and-paths property.)
+#[tokio::test]
+async fn a_refused_body_closes_the_connection_and_says_so() {
+    let s = TestServer::start_with(scimd::config::HttpConfig {
+        max_body_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let big = user_of_len("big@example.com", 60 * 1024);
+    let auth = format!("Bearer {}", s.token);
+    for (method, path, auth) in [
+        (Method::POST, "/scim/v2/Users", "Bearer wrong"),
+        (Method::POST, "/scim/v2/Users", "Basic x"),
+        (Method::POST, "/scim/v2/Nope", auth.as_str()),
+        (Method::PUT, "/scim/v2/Users", auth.as_str()),
+        (Method::POST, "/scim/v2/Schemas", auth.as_str()),
+        (Method::POST, "/scim/v2/Bulk", auth.as_str()),
+        (Method::POST, "/no/such/page", auth.as_str()),
+        (Method::POST, "/t/default/people/import", auth.as_str()),
+        (Method::GET, "/scim/v2/Users", auth.as_str()),
+    ] {
+        let r = s
+            .raw(
+                method.clone(),
+                path,
+                &[("authorization", auth)],
+                big.clone(),
+            )
+            .await;
+        assert!(
+            r.status.as_u16() < 500 || r.status == 501,
+            "{method} {path}: {}",
+            r.text
+        );
+        assert_eq!(r.header("connection"), Some("close"), "{method} {path}");
+        // The harness's client pools connections: this fails if it reused the closed one.
+        let r = s.get("/scim/v2/Users").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = s
+        .raw(
+            Method::POST,
+            "/scim/v2/Users",
+            &[("authorization", &auth)],
+            user_of_len("big@example.com", 70 * 1024),
+        )
+        .await;
+    r.assert_error(413, None);
+    assert_eq!(r.header("connection"), Some("close"));
+    // A body read to the end keeps the connection open.
+    let r = s
+        .raw(
+            Method::POST,
+            "/scim/v2/Users",
+            &[("authorization", &auth)],
+            big,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.header("connection"), None);
+    assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+}

@@ -8,13 +8,15 @@ mod scim;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, Request, Response, StatusCode};
@@ -27,6 +29,44 @@ use crate::db::{Db, DbError};
 use crate::scim::ScimError;
 
 pub type Body = Full<Bytes>;
+
+/// A request body that records when it has been read to the end.
+pub(crate) struct RequestBody {
+    inner: Incoming,
+    /// Set once the last frame has been read (from the start for a request without a body).
+    finished: Arc<AtomicBool>,
+}
+
+impl RequestBody {
+    fn new(inner: Incoming) -> RequestBody {
+        let finished = Arc::new(AtomicBool::new(inner.is_end_stream()));
+        RequestBody { inner, finished }
+    }
+}
+
+impl hyper::body::Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let frame = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            self.finished.store(true, Ordering::Relaxed);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// The HTTP service: cheap to clone, one clone per connection.
 #[derive(Clone)]
@@ -136,8 +176,22 @@ impl App {
         );
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let (parts, body) = req.into_parts();
+        let body = RequestBody::new(body);
+        let finished = body.finished.clone();
         let started = std::time::Instant::now();
-        let mut response = self.route(req, &id, conn).await;
+        let mut response = self
+            .route(Request::from_parts(parts, body), &id, conn)
+            .await;
+        if !finished.load(Ordering::Relaxed) {
+            // The request was answered without reading all of its body (refused for a bad
+            // token, an unknown endpoint, a body too large or too slow…): hyper closes the
+            // connection rather than read the rest, and this tells the client so, lest it
+            // send its next request down a closed connection (RFC 9112 §9.6).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
@@ -152,7 +206,12 @@ impl App {
         response
     }
 
-    async fn route(self, req: Request<Incoming>, request_id: &str, conn: Conn) -> Response<Body> {
+    async fn route(
+        self,
+        req: Request<RequestBody>,
+        request_id: &str,
+        conn: Conn,
+    ) -> Response<Body> {
         let path = req.uri().path();
         if path == "/healthz" {
             return self.healthz().await;
@@ -316,11 +375,13 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     r
 }
 
-/// Reads a request body of at most `limit` bytes: 413 beyond it.
+/// Reads a request body of at most `limit` bytes: 413 beyond it, 408 if it has not all
+/// arrived within `timeout`.
 pub(crate) async fn read_body(
-    body: Incoming,
+    body: RequestBody,
     declared: Option<u64>,
     limit: usize,
+    timeout: Duration,
 ) -> Result<Bytes, ScimError> {
     let too_large = || {
         ScimError::new(
@@ -332,7 +393,10 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let Ok(read) = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await else {
+        return Err(body_timed_out(timeout));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(ScimError::invalid_syntax(format!(
@@ -341,8 +405,17 @@ pub(crate) async fn read_body(
     }
 }
 
+/// The 408 of a body that did not arrive within `timeout`.
+pub(crate) fn body_timed_out(timeout: Duration) -> ScimError {
+    ScimError::new(
+        408,
+        None,
+        format!("the request body did not arrive within {timeout:?}"),
+    )
+}
+
 /// The declared `Content-Length`, if any.
-pub(crate) fn content_length(req: &Request<Incoming>) -> Option<u64> {
+pub(crate) fn content_length(req: &Request<RequestBody>) -> Option<u64> {
     req.headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

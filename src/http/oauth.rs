@@ -11,13 +11,12 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use super::{Body, State};
+use super::{Body, RequestBody, State};
 use crate::auth::oauth::{self, ErrorCode, GrantType, TokenKind};
 use crate::auth::tokens;
 use crate::db::audit::{Action, Entry, Outcome};
@@ -45,7 +44,7 @@ pub(super) fn serves(path: &str) -> bool {
 
 pub(super) async fn handle(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     request_id: &str,
     tls: bool,
 ) -> Response<Body> {
@@ -205,7 +204,7 @@ impl Params {
 /// Reads a token or revocation request: its headers and its form parameters.
 async fn read_form(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
 ) -> Result<(HeaderMap, Option<String>, Params), OAuthError> {
     let (parts, body) = req.into_parts();
     let form = parts
@@ -228,7 +227,7 @@ async fn read_form(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
     let limit = MAX_FORM_BYTES.min(state.config.max_body_bytes);
-    let bytes = super::read_body(body, declared, limit)
+    let bytes = super::read_body(body, declared, limit, state.config.body_read_timeout)
         .await
         .map_err(|e| OAuthError::request(e.detail))?;
     let mut pairs: Vec<(String, String)> = Vec::new();
@@ -468,7 +467,7 @@ impl Issued {
     }
 }
 
-async fn token(state: &State, req: Request<Incoming>, request_id: &str) -> Response<Body> {
+async fn token(state: &State, req: Request<RequestBody>, request_id: &str) -> Response<Body> {
     let mut caller = Caller::default();
     let mut grant_type = None;
     match token_inner(state, req, request_id, &mut caller, &mut grant_type).await {
@@ -490,7 +489,7 @@ async fn token(state: &State, req: Request<Incoming>, request_id: &str) -> Respo
 
 async fn token_inner(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     request_id: &str,
     caller: &mut Caller,
     grant_type_seen: &mut Option<String>,
@@ -767,7 +766,7 @@ fn refresh_grant(
 
 // --- Revocation (RFC 7009) ------------------------------------------------------------------
 
-async fn revoke(state: &State, req: Request<Incoming>, request_id: &str) -> Response<Body> {
+async fn revoke(state: &State, req: Request<RequestBody>, request_id: &str) -> Response<Body> {
     let mut caller = Caller::default();
     match revoke_inner(state, req, request_id, &mut caller).await {
         Ok(()) => {
@@ -792,7 +791,7 @@ async fn revoke(state: &State, req: Request<Incoming>, request_id: &str) -> Resp
 
 async fn revoke_inner(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     request_id: &str,
     caller: &mut Caller,
 ) -> Result<(), Failure> {

@@ -21,16 +21,16 @@ mod tenants;
 pub(super) use people::PendingImports;
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use askama::Template;
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 
-use super::{Body, State};
+use super::{Body, RequestBody, State};
 use crate::auth;
 use crate::db::admins::Session;
 use crate::db::tenants::Tenant;
@@ -48,7 +48,7 @@ pub(super) struct Req {
     pub path: String,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
-    pub body: Option<Incoming>,
+    pub body: Option<RequestBody>,
     pub request_id: String,
     pub peer: Option<SocketAddr>,
     /// Served over TLS by scimd itself.
@@ -87,13 +87,16 @@ impl Req {
 
     /// The submitted form fields; a form without a valid CSRF token is refused.
     pub async fn form(&mut self, state: &State) -> Result<Form, UiError> {
-        self.form_limited(state.config.max_body_bytes).await
+        let config = &state.config;
+        self.form_limited(config.max_body_bytes, config.body_read_timeout)
+            .await
     }
 
     /// [`Req::form`] for a form that may carry more than the usual body limit (an uploaded
-    /// file), as `application/x-www-form-urlencoded` or `multipart/form-data`.
-    pub async fn form_limited(&mut self, limit: usize) -> Result<Form, UiError> {
-        let form = self.read_form(limit).await?;
+    /// file), as `application/x-www-form-urlencoded` or `multipart/form-data`, arriving
+    /// within `timeout`.
+    pub async fn form_limited(&mut self, limit: usize, timeout: Duration) -> Result<Form, UiError> {
+        let form = self.read_form(limit, timeout).await?;
         let expected = self
             .session
             .as_ref()
@@ -109,10 +112,12 @@ impl Req {
     }
 
     async fn form_unchecked(&mut self, state: &State) -> Result<Form, UiError> {
-        self.read_form(state.config.max_body_bytes).await
+        let config = &state.config;
+        self.read_form(config.max_body_bytes, config.body_read_timeout)
+            .await
     }
 
-    async fn read_form(&mut self, limit: usize) -> Result<Form, UiError> {
+    async fn read_form(&mut self, limit: usize, timeout: Duration) -> Result<Form, UiError> {
         let content_type = self
             .headers
             .get(header::CONTENT_TYPE)
@@ -123,7 +128,10 @@ impl Req {
                 .body
                 .take()
                 .ok_or_else(|| UiError::BadRequest("no form body".into()))?;
-            return people::read_multipart(body, boundary, limit).await;
+            let read = tokio::time::timeout(timeout, people::read_multipart(body, boundary, limit));
+            return read
+                .await
+                .map_err(|_| UiError::BadRequest(super::body_timed_out(timeout).detail))?;
         }
         let body = self
             .body
@@ -134,7 +142,7 @@ impl Req {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
-        let bytes = super::read_body(body, declared, limit)
+        let bytes = super::read_body(body, declared, limit, timeout)
             .await
             .map_err(|e| UiError::BadRequest(e.detail))?;
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
@@ -301,7 +309,7 @@ pub(super) async fn layout(
 
 pub(in crate::http) async fn handle(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     request_id: &str,
     conn: crate::http::Conn,
 ) -> Response<Body> {

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use askama::Template;
 use http_body_util::BodyExt;
 use hyper::StatusCode;
-use hyper::body::Incoming;
 use serde_json::json;
 
 use super::filters;
@@ -25,7 +24,7 @@ use crate::db::members::{self, ExportFormat, ImportPreview, ListFilter, MemberRo
 use crate::db::paging::Cursor;
 use crate::db::sync::WriteContext;
 use crate::db::{self, DbError, tenants::Tenant};
-use crate::http::State;
+use crate::http::{RequestBody, State};
 use crate::sync::member_csv::{self, RowError};
 use crate::sync::roles::{self, RoleDecision};
 use crate::sync::{DirectoryGroup, MemberStatus, Role, Settings, TextEnum};
@@ -387,7 +386,7 @@ impl PendingImports {
 
 /// A `multipart/form-data` body as form fields; an uploaded file's field holds its text.
 pub(super) async fn read_multipart(
-    body: Incoming,
+    body: RequestBody,
     boundary: String,
     limit: usize,
 ) -> Result<Form, UiError> {
@@ -553,7 +552,9 @@ fn preview_lines(preview: &ImportPreview) -> (Vec<PreviewLine>, usize) {
 
 /// Parses and previews an upload; stores it for confirmation only when it would import.
 pub(super) async fn preview(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
-    let form = req.form_limited(IMPORT_MAX_BYTES).await?;
+    // Sixteen times the usual body, so ten times the usual time to arrive.
+    let timeout = state.config.body_read_timeout * 10;
+    let form = req.form_limited(IMPORT_MAX_BYTES, timeout).await?;
     let mut page = ImportPage::new(state, req, tenant).await?;
     let (file_name, csv) = match form.get("file") {
         "" => ("pasted text".to_string(), form.get("csv").to_string()),

@@ -4,12 +4,13 @@
 //! `db` call (one transaction for writes) and renders the answer. Discovery is public;
 //! everything else needs a bearer token, and the token alone decides the tenant.
 
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use super::{ApiError, Body, Call, State, error_response, is_get, method_not_allowed, scim_json};
+use super::{
+    ApiError, Body, Call, RequestBody, State, error_response, is_get, method_not_allowed, scim_json,
+};
 use crate::auth::tokens;
 use crate::db::audit::{self, Action};
 use crate::db::sync::WriteContext;
@@ -34,7 +35,7 @@ struct Ctx {
 
 pub(in crate::http) async fn handle(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     prefix: &str,
     request_id: &str,
     tls: bool,
@@ -47,7 +48,7 @@ pub(in crate::http) async fn handle(
 
 async fn dispatch(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     prefix: &str,
     request_id: &str,
     tls: bool,
@@ -173,7 +174,7 @@ fn audited(
 /// Everything past authentication.
 async fn authenticated(
     state: &State,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     grant: db::tokens::Grant,
     base: String,
     segments: Vec<&str>,
@@ -297,7 +298,7 @@ fn discovery_get(
 }
 
 /// The SCIM base URL for responses: the public root and the mount point the client used.
-fn base_url(state: &State, req: &Request<Incoming>, prefix: &str, tls: bool) -> String {
+fn base_url(state: &State, req: &Request<RequestBody>, prefix: &str, tls: bool) -> String {
     format!(
         "{}{prefix}",
         super::public_root(&state.config, req.headers(), tls)
@@ -343,13 +344,13 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
     Ok(grant)
 }
 
-fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+fn query_pairs(req: &Request<RequestBody>) -> Vec<(String, String)> {
     form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()
 }
 
-fn projection_of(req: &Request<Incoming>, rt: &ResourceType) -> Result<Projection, ScimError> {
+fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projection, ScimError> {
     let pairs = query_pairs(req);
     let get = |name: &str| {
         pairs
@@ -360,9 +361,10 @@ fn projection_of(req: &Request<Incoming>, rt: &ResourceType) -> Result<Projectio
     Projection::parse(get("attributes"), get("excludedAttributes"), rt)
 }
 
-async fn read_json(state: &State, req: Request<Incoming>) -> Result<Value, ApiError> {
+async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, ApiError> {
     let declared = super::content_length(&req);
-    let bytes = super::read_body(req.into_body(), declared, state.config.max_body_bytes).await?;
+    let (limit, timeout) = (state.config.max_body_bytes, state.config.body_read_timeout);
+    let bytes = super::read_body(req.into_body(), declared, limit, timeout).await?;
     Ok(super::parse_json(&bytes)?)
 }
 
