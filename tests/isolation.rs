@@ -543,7 +543,7 @@ async fn csrf(s: &TestServer, cookie: &str, slug: &str) -> String {
         )
         .await;
     assert_eq!(page.status, 200, "{}", page.text);
-    hidden(&page.text, "csrf").unwrap()
+    hidden_field(&page.text, "csrf").unwrap()
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use hyper::Method;
 use scimd::auth::oauth::{self, GrantType};
 use scimd::db;
 
-use super::{Resp, TestServer};
+use super::{Resp, TestServer, hidden_field};
 
 pub const PASSWORD: &str = "correct horse battery staple";
 pub const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
@@ -68,47 +68,10 @@ pub async fn token_request(s: &TestServer, client: &Client, params: &[(&str, &st
     .await
 }
 
-pub fn hidden(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = html[start..].find('"')?;
-    Some(
-        html[start..start + end]
-            .replace("&amp;", "&")
-            .replace("&#43;", "+"),
-    )
-}
-
-pub fn cookie_named(r: &Resp, name: &str) -> Option<String> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|c| c.starts_with(&format!("{name}=")))
-        .map(|c| c.split(';').next().unwrap().to_string())
-}
-
-/// Logs an admin in; returns the session cookie.
+/// Creates the admin `alice` and logs her in; returns the session cookie.
 pub async fn login(s: &TestServer) -> String {
     s.create_admin("alice", PASSWORD);
-    let page = s.raw(Method::GET, "/login", &[], "").await;
-    let csrf_cookie = cookie_named(&page, "scimd_login_csrf").unwrap();
-    let csrf = csrf_cookie.split_once('=').unwrap().1.to_string();
-    let r = s
-        .raw(
-            Method::POST,
-            "/login",
-            &[("cookie", &csrf_cookie), FORM],
-            form(&[
-                ("csrf", &csrf),
-                ("next", "/"),
-                ("username", "alice"),
-                ("password", PASSWORD),
-            ]),
-        )
-        .await;
-    assert_eq!(r.status, 303, "{}", r.text);
-    cookie_named(&r, "scimd_session").unwrap()
+    s.login_cookie("alice", PASSWORD).await
 }
 
 /// The admin approves `client_id`'s authorization request; returns the code.
@@ -142,7 +105,7 @@ pub async fn approve(s: &TestServer, cookie: &str, client_id: &str) -> String {
         "scope",
     ]
     .iter()
-    .filter_map(|k| hidden(&page.text, k).map(|v| (*k, v)))
+    .filter_map(|k| hidden_field(&page.text, k).map(|v| (*k, v)))
     .collect();
     fields.push(("decision", "approve".into()));
     let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
