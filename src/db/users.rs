@@ -349,25 +349,23 @@ pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<Grou
     Ok(out)
 }
 
-/// The label of each of the tenant's users among `ids` (`displayName`, else `userName`),
-/// by id; ids naming no user of the tenant are absent. For a rendered `manager`.
-pub fn labels(
+/// Which of `ids` name users of the tenant. For a rendered `manager`.
+pub fn existing_ids(
     conn: &Connection,
     tenant_id: i64,
     ids: &[&str],
-) -> Result<HashMap<String, String>, DbError> {
-    let mut out = HashMap::new();
+) -> Result<std::collections::HashSet<String>, DbError> {
+    let mut out = std::collections::HashSet::new();
     for chunk in ids.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = conn.prepare(&format!(
-            "SELECT id, coalesce(display_name, user_name) FROM users
-             WHERE tenant_id = ? AND id IN ({marks})"
+            "SELECT id FROM users WHERE tenant_id = ? AND id IN ({marks})"
         ))?;
         let args = std::iter::once(&tenant_id as &dyn rusqlite::ToSql)
             .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
         let mut rows = stmt.query(params_from_iter(args))?;
         while let Some(r) = rows.next()? {
-            out.insert(r.get(0)?, r.get(1)?);
+            out.insert(r.get(0)?);
         }
     }
     Ok(out)

@@ -377,14 +377,14 @@ pub fn manager_id(data: &Map<String, Value>) -> Option<&str> {
         .as_str()
 }
 
-/// Completes a rendered user's manager when it is a user of this directory:
-/// `{value, $ref, displayName}` with `$ref` its location and `displayName` its label, both
-/// read-only (RFC 7643 §4.3) and computed on every read, so they follow the manager's
-/// renames. Entra reads the manager back in this shape under the extension key
-/// (idp-behaviour.md §2.6); a manager the directory does not hold is left as sent.
-/// Being computed, they are not part of the user's version: a manager's rename does not
-/// move the ETags of its reports.
-pub fn show_manager(user: &mut Value, location: String, display_name: &str) {
+/// Completes a rendered user's manager when it is a user of this directory: `{value, $ref}`
+/// with `$ref` its location, whatever `$ref` the client made up (Microsoft's example sends
+/// `http://.../scim/Users/…`). Entra reads the manager back as an object under the extension
+/// key (idp-behaviour.md §2.6); a manager the directory does not hold is left as sent.
+/// `displayName` is not filled in: the RFC lets a server do it (it is read-only), but the
+/// public conformance checker compares a PATCH answer with what it sent, and a label
+/// computed on read would also not move the ETags of the manager's reports on a rename.
+pub fn show_manager(user: &mut Value, location: String) {
     let Some(manager) = user
         .get_mut(ENTERPRISE_URN)
         .and_then(|ext| ext.get_mut("manager"))
@@ -392,7 +392,7 @@ pub fn show_manager(user: &mut Value, location: String, display_name: &str) {
         return;
     };
     let value = manager.get("value").cloned().unwrap_or(Value::Null);
-    *manager = json!({"value": value, "$ref": location, "displayName": display_name});
+    *manager = json!({"value": value, "$ref": location});
 }
 
 #[cfg(test)]
@@ -482,10 +482,10 @@ mod tests {
             out[ENTERPRISE_URN]["manager"],
             json!({"value":"m","$ref":"x"})
         );
-        show_manager(&mut out, "http://h/scim/v2/Users/m".into(), "Boss");
+        show_manager(&mut out, "http://h/scim/v2/Users/m".into());
         assert_eq!(
             out[ENTERPRISE_URN]["manager"],
-            json!({"value":"m","$ref":"http://h/scim/v2/Users/m","displayName":"Boss"})
+            json!({"value":"m","$ref":"http://h/scim/v2/Users/m"})
         );
     }
 

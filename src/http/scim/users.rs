@@ -1,6 +1,6 @@
 //! `/Users` (RFC 7644 §3.3–3.6).
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Map, Value, json};
@@ -16,9 +16,9 @@ use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta};
 use crate::scim::schema::USER_RESOURCE;
 
-/// The label of each manager that rendered users name and the directory holds, by id
-/// (see [`resource::show_manager`]).
-type Managers = HashMap<String, String>;
+/// The managers that rendered users name and the directory holds, by id (see
+/// [`resource::show_manager`]).
+type Managers = HashSet<String>;
 
 fn managers_of<'r>(
     conn: &rusqlite::Connection,
@@ -32,7 +32,7 @@ fn managers_of<'r>(
     if ids.is_empty() {
         return Ok(Managers::new());
     }
-    users::labels(conn, tenant_id, &ids)
+    users::existing_ids(conn, tenant_id, &ids)
 }
 
 fn render(
@@ -63,10 +63,8 @@ fn render(
         location: format!("{}/Users/{}", ctx.base, row.id),
     };
     let mut user = resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta);
-    if let Some((id, label)) =
-        resource::manager_id(&row.data).and_then(|id| managers.get_key_value(id))
-    {
-        resource::show_manager(&mut user, format!("{}/Users/{id}", ctx.base), label);
+    if let Some(id) = resource::manager_id(&row.data).filter(|id| managers.contains(*id)) {
+        resource::show_manager(&mut user, format!("{}/Users/{id}", ctx.base));
     }
     user
 }
