@@ -480,6 +480,46 @@ async fn a_token_never_reaches_another_tenants_data() {
     assert_eq!(s.get(&path).await.status, 200);
 }
 
+/// Okta's "Basic Auth" mode: any username, the token as the password.
+#[tokio::test]
+async fn basic_auth_takes_the_token_as_the_password() {
+    use base64::Engine;
+    let s = TestServer::start().await;
+    let basic = |user_pass: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(user_pass)
+        )
+    };
+    let good = basic(&format!("okta:{}", s.token));
+    let r = s
+        .raw(
+            Method::GET,
+            "/scim/v2/Users",
+            &[("authorization", &good)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let wrong = basic("okta:not-a-token");
+    s.raw(
+        Method::GET,
+        "/scim/v2/Users",
+        &[("authorization", &wrong)],
+        "",
+    )
+    .await
+    .assert_error(401, None);
+    s.raw(
+        Method::GET,
+        "/scim/v2/Users",
+        &[("authorization", "Basic %%%")],
+        "",
+    )
+    .await
+    .assert_error(401, None);
+}
+
 #[tokio::test]
 async fn revoked_tokens_stop_working_at_once() {
     let s = TestServer::start().await;

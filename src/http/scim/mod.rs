@@ -316,14 +316,32 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
         .to_str()
         .map_err(|_| unauthorized("malformed Authorization header"))?
         .trim();
+    let basic_password;
     let secret = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
+        // Okta's "Basic Auth" mode: any username, a scimd token as the password.
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+            use base64::Engine;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            basic_password = decoded
+                .split_once(':')
+                .map_or(decoded.clone(), |(_, p)| p.to_string());
+            basic_password.as_str()
+        }
         // Some IdP forms take "the header value" and send the bare token.
         None if value.starts_with(tokens::TOKEN_PREFIX) => value,
         None if value.eq_ignore_ascii_case("bearer") => {
             return Err(unauthorized("the Bearer token is missing"));
         }
-        _ => return Err(unauthorized("unsupported authorization scheme: use Bearer")),
+        _ => {
+            return Err(unauthorized(
+                "unsupported authorization scheme: use Bearer (or Basic with a token as the password)",
+            ));
+        }
     };
     let hash = tokens::hash(secret);
     let now = time::OffsetDateTime::now_utc();
