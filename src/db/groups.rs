@@ -53,14 +53,10 @@ pub struct Member {
 const COLUMNS: &str = "g.pk, g.id, g.data, g.created, g.last_modified, g.version";
 
 fn from_row(r: &Row) -> rusqlite::Result<GroupRow> {
-    let data: String = r.get(2)?;
-    let data = serde_json::from_str(&data).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
-    })?;
     Ok(GroupRow {
         pk: r.get(0)?,
         id: r.get(1)?,
-        data,
+        data: super::json_column(r, 2)?,
         created: r.get(3)?,
         last_modified: r.get(4)?,
         version: r.get(5)?,

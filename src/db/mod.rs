@@ -214,6 +214,17 @@ where
     }
 }
 
+/// Column `idx` of `r`: a resource's stored JSON object (`users.data`, `groups.data`).
+pub(crate) fn json_column(
+    r: &rusqlite::Row,
+    idx: usize,
+) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
+    let text: String = r.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Whether `e` is a UNIQUE constraint failure.
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(

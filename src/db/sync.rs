@@ -605,51 +605,42 @@ fn load_users(
             .map(|&pk| pk.into())
             .chain([without_group.into()])
             .collect();
-        let mut rows = stmt.query(params_from_iter(&params))?;
-        while let Some(r) = rows.next()? {
-            groups.entry(r.get(0)?).or_default().push(DirectoryGroup {
-                id: r.get(1)?,
-                display_name: r.get(2)?,
-            });
-        }
+        read_groups(stmt.query(params_from_iter(&params))?, &mut groups)?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT pk, id, data FROM users WHERE tenant_id = {tenant_id} AND origin = 'idp' AND pk IN ({marks}) ORDER BY pk"
+            "SELECT pk, id, data FROM users WHERE tenant_id = ? AND origin = 'idp' AND pk IN ({marks}) ORDER BY pk"
         ))?;
-        let mut rows = stmt.query(params_from_iter(chunk))?;
-        while let Some(r) = rows.next()? {
-            let pk: i64 = r.get(0)?;
-            let id: String = r.get(1)?;
-            let data = parse_data(pk, &r.get::<_, String>(2)?)?;
-            out.push(DirectoryUser::from_data(
-                &id,
-                &data,
-                groups.remove(&pk).unwrap_or_default(),
-            ));
-        }
+        let params: Vec<rusqlite::types::Value> = std::iter::once(tenant_id.into())
+            .chain(chunk.iter().map(|&pk| pk.into()))
+            .collect();
+        read_users(
+            stmt.query(params_from_iter(&params))?,
+            &mut groups,
+            &mut out,
+        )?;
     }
     Ok(out)
 }
 
-/// Every directory user of the tenant with its direct groups.
-fn load_all_users(conn: &Connection, tenant_id: i64) -> Result<Vec<DirectoryUser>, DbError> {
-    let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
-    let mut stmt = conn.prepare(
-        "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
-         JOIN groups g ON g.pk = gm.group_pk
-         WHERE g.tenant_id = ?1 AND gm.member_user_pk IS NOT NULL ORDER BY g.pk",
-    )?;
-    let mut rows = stmt.query([tenant_id])?;
+/// Reads `(member_user_pk, group id, group displayName)` rows into each user's groups.
+fn read_groups(
+    mut rows: rusqlite::Rows,
+    into: &mut HashMap<i64, Vec<DirectoryGroup>>,
+) -> Result<(), DbError> {
     while let Some(r) = rows.next()? {
-        groups.entry(r.get(0)?).or_default().push(DirectoryGroup {
+        into.entry(r.get(0)?).or_default().push(DirectoryGroup {
             id: r.get(1)?,
             display_name: r.get(2)?,
         });
     }
-    let mut stmt = conn.prepare(
-        "SELECT pk, id, data FROM users WHERE tenant_id = ?1 AND origin = 'idp' ORDER BY pk",
-    )?;
-    let mut rows = stmt.query([tenant_id])?;
-    let mut out = Vec::new();
+    Ok(())
+}
+
+/// Reads `(pk, id, data)` user rows into directory users carrying their groups.
+fn read_users(
+    mut rows: rusqlite::Rows,
+    groups: &mut HashMap<i64, Vec<DirectoryGroup>>,
+    out: &mut Vec<DirectoryUser>,
+) -> Result<(), DbError> {
     while let Some(r) = rows.next()? {
         let pk: i64 = r.get(0)?;
         let id: String = r.get(1)?;
@@ -660,6 +651,23 @@ fn load_all_users(conn: &Connection, tenant_id: i64) -> Result<Vec<DirectoryUser
             groups.remove(&pk).unwrap_or_default(),
         ));
     }
+    Ok(())
+}
+
+/// Every directory user of the tenant with its direct groups.
+fn load_all_users(conn: &Connection, tenant_id: i64) -> Result<Vec<DirectoryUser>, DbError> {
+    let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+         JOIN groups g ON g.pk = gm.group_pk
+         WHERE g.tenant_id = ?1 AND gm.member_user_pk IS NOT NULL ORDER BY g.pk",
+    )?;
+    read_groups(stmt.query([tenant_id])?, &mut groups)?;
+    let mut stmt = conn.prepare(
+        "SELECT pk, id, data FROM users WHERE tenant_id = ?1 AND origin = 'idp' ORDER BY pk",
+    )?;
+    let mut out = Vec::new();
+    read_users(stmt.query([tenant_id])?, &mut groups, &mut out)?;
     Ok(out)
 }
 
