@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_bytes_response,
-    resource_response,
+    resource_response, write_existing,
 };
 use crate::db::audit::Action;
 use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed};
@@ -328,13 +328,16 @@ pub(super) async fn replace(
 ) -> Result<Response<Body>, ApiError> {
     let members = take_members(&mut body)?;
     let data = resource::normalize(&GROUP_RESOURCE, body)?;
-    let wctx = ctx.write.clone();
     let want_members = projection.wants("members");
-    let shown = id.clone();
-    let (row, members) = state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+    let (row, members) = write_existing(
+        state,
+        ctx,
+        &GROUP_RESOURCE,
+        id,
+        Action::ScimPut,
+        StatusCode::OK,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
             let mut change = GroupChange {
                 renamed: display_name(&row.data) != display_name(&data),
                 ..Default::default()
@@ -344,23 +347,16 @@ pub(super) async fn replace(
                 replace_members(tx, row.pk, &resolved, &mut change)?;
             }
             let row = groups::update(tx, &row, data)?;
-            sync::group_written(tx, &wctx, row.pk, &change)?;
-            audited(
-                tx,
-                &wctx,
-                Action::ScimPut,
-                &format!("Groups/{}", row.id),
-                StatusCode::OK,
-            )?;
+            sync::group_written(tx, wctx, row.pk, &change)?;
             let members = if want_members {
                 Some(groups::members(tx, row.pk)?)
             } else {
                 None
             };
-            Ok::<_, ApiError>((row, members))
-        })
-        .await
-        .map_err(|e| not_found_as(e, "Group", &shown))?;
+            Ok((row, members))
+        },
+    )
+    .await?;
     Ok(respond(
         ctx,
         StatusCode::OK,
@@ -380,13 +376,16 @@ pub(super) async fn patch(
     if_match: Option<String>,
     projection: &Projection,
 ) -> Result<Response<Body>, ApiError> {
-    let wctx = ctx.write.clone();
     let want_members = projection.wants("members");
-    let shown = id.clone();
-    let (row, members) = state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+    let (row, members) = write_existing(
+        state,
+        ctx,
+        &GROUP_RESOURCE,
+        id,
+        Action::ScimPatch,
+        StatusCode::OK,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
             let mut data = row.data.clone();
             let outcome = patch::apply(&GROUP_RESOURCE, &row.id, &mut data, &ops)?;
             let mut change = GroupChange {
@@ -399,18 +398,11 @@ pub(super) async fn patch(
                 || !change.removed_user_pks.is_empty();
             let row = if outcome.data_changed || membership_changed {
                 let row = groups::update(tx, &row, data)?;
-                sync::group_written(tx, &wctx, row.pk, &change)?;
+                sync::group_written(tx, wctx, row.pk, &change)?;
                 row
             } else {
                 row
             };
-            audited(
-                tx,
-                &wctx,
-                Action::ScimPatch,
-                &format!("Groups/{}", row.id),
-                StatusCode::OK,
-            )?;
             // Count before reading: the first 1001 members in insertion order would
             // still sort the whole member list of a huge group.
             let limit = PATCH_RESPONSE_MEMBER_LIMIT;
@@ -420,10 +412,10 @@ pub(super) async fn patch(
                 } else {
                     None
                 };
-            Ok::<_, ApiError>((row, members))
-        })
-        .await
-        .map_err(|e| not_found_as(e, "Group", &shown))?;
+            Ok((row, members))
+        },
+    )
+    .await?;
     Ok(respond(
         ctx,
         StatusCode::OK,
@@ -439,25 +431,21 @@ pub(super) async fn delete(
     id: String,
     if_match: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let wctx = ctx.write.clone();
-    let shown = id.clone();
-    state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
-            sync::group_deleting(tx, &wctx, row.pk)?;
+    write_existing(
+        state,
+        ctx,
+        &GROUP_RESOURCE,
+        id,
+        Action::ScimDelete,
+        StatusCode::NO_CONTENT,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
+            sync::group_deleting(tx, wctx, row.pk)?;
             groups::delete(tx, wctx.tenant_id, &row.id)?;
-            audited(
-                tx,
-                &wctx,
-                Action::ScimDelete,
-                &format!("Groups/{}", row.id),
-                StatusCode::NO_CONTENT,
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await
-        .map_err(|e| not_found_as(e, "Group", &shown))?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(no_content())
 }
 

@@ -156,6 +156,36 @@ fn scim_resource(path: &str) -> &str {
         .unwrap_or(path)
 }
 
+/// A SCIM write to the existing resource `id` of type `rt` (PUT, PATCH, DELETE), in one
+/// transaction: `f` does the work, the write is audited in the same transaction, and a
+/// missing resource is a 404 that names it.
+async fn write_existing<T, F>(
+    state: &State,
+    ctx: &Ctx,
+    rt: &'static ResourceType,
+    id: String,
+    action: Action,
+    status: StatusCode,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction, &WriteContext, &str) -> Result<T, ApiError> + Send + 'static,
+{
+    let wctx = ctx.write.clone();
+    let resource = format!("{}/{id}", &rt.endpoint[1..]);
+    let shown = id.clone();
+    state
+        .db
+        .write(move |tx| {
+            let out = f(tx, &wctx, &id)?;
+            audited(tx, &wctx, action, &resource, status)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| not_found_as(e, rt.name, &shown))
+}
+
 /// Records a SCIM write in the audit log, inside the write's own transaction.
 fn audited(
     conn: &rusqlite::Connection,

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     Ctx, audited, check_if_match, no_content, not_found_as, not_modified, resource_response,
+    write_existing,
 };
 use crate::db::audit::Action;
 use crate::db::{DbError, ListQuery, sync, users};
@@ -194,27 +195,23 @@ pub(super) async fn replace(
     projection: &Projection,
 ) -> Result<Response<Body>, ApiError> {
     let mut data = resource::normalize(&USER_RESOURCE, body)?;
-    let wctx = ctx.write.clone();
-    let shown = id.clone();
-    let (row, groups, managers) = state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+    let (row, groups, managers) = write_existing(
+        state,
+        ctx,
+        &USER_RESOURCE,
+        id,
+        Action::ScimPut,
+        StatusCode::OK,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
             default_active(&mut data, row.data.get("active"));
             let row = users::replace(tx, wctx.tenant_id, &row, data)?;
-            sync::user_written(tx, &wctx, row.pk)?;
-            audited(
-                tx,
-                &wctx,
-                Action::ScimPut,
-                &format!("Users/{}", row.id),
-                StatusCode::OK,
-            )?;
+            sync::user_written(tx, wctx, row.pk)?;
             let managers = managers_of(tx, wctx.tenant_id, [&row])?;
-            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?, managers))
-        })
-        .await
-        .map_err(|e| not_found_as(e, "User", &shown))?;
+            Ok((row.clone(), groups_of(tx, row.pk)?, managers))
+        },
+    )
+    .await?;
     Ok(respond(
         ctx,
         StatusCode::OK,
@@ -235,33 +232,29 @@ pub(super) async fn patch(
     if_match: Option<String>,
     projection: &Projection,
 ) -> Result<Response<Body>, ApiError> {
-    let wctx = ctx.write.clone();
-    let shown = id.clone();
-    let (row, groups, managers) = state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
+    let (row, groups, managers) = write_existing(
+        state,
+        ctx,
+        &USER_RESOURCE,
+        id,
+        Action::ScimPatch,
+        StatusCode::OK,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
             let mut data = row.data.clone();
             let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
             let row = if outcome.data_changed {
                 let row = users::replace(tx, wctx.tenant_id, &row, data)?;
-                sync::user_written(tx, &wctx, row.pk)?;
+                sync::user_written(tx, wctx, row.pk)?;
                 row
             } else {
                 row
             };
-            audited(
-                tx,
-                &wctx,
-                Action::ScimPatch,
-                &format!("Users/{}", row.id),
-                StatusCode::OK,
-            )?;
             let managers = managers_of(tx, wctx.tenant_id, [&row])?;
-            Ok::<_, ApiError>((row.clone(), groups_of(tx, row.pk)?, managers))
-        })
-        .await
-        .map_err(|e| not_found_as(e, "User", &shown))?;
+            Ok((row.clone(), groups_of(tx, row.pk)?, managers))
+        },
+    )
+    .await?;
     Ok(respond(
         ctx,
         StatusCode::OK,
@@ -278,25 +271,21 @@ pub(super) async fn delete(
     id: String,
     if_match: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let wctx = ctx.write.clone();
-    let shown = id.clone();
-    state
-        .db
-        .write(move |tx| {
-            let row = load_for_write(tx, &wctx, &id, if_match.as_deref())?;
-            sync::user_deleting(tx, &wctx, row.pk)?;
+    write_existing(
+        state,
+        ctx,
+        &USER_RESOURCE,
+        id,
+        Action::ScimDelete,
+        StatusCode::NO_CONTENT,
+        move |tx, wctx, id| {
+            let row = load_for_write(tx, wctx, id, if_match.as_deref())?;
+            sync::user_deleting(tx, wctx, row.pk)?;
             users::delete(tx, wctx.tenant_id, &row.id)?;
-            audited(
-                tx,
-                &wctx,
-                Action::ScimDelete,
-                &format!("Users/{}", row.id),
-                StatusCode::NO_CONTENT,
-            )?;
-            Ok::<_, ApiError>(())
-        })
-        .await
-        .map_err(|e| not_found_as(e, "User", &shown))?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(no_content())
 }
 
