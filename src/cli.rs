@@ -10,9 +10,10 @@ use clap::{Parser, Subcommand};
 
 mod directory;
 
-use crate::auth::tokens;
 use crate::config::{DbArgs, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
+use crate::model::Actor;
+use crate::ops::{self, block_on};
 use crate::scim::datetime;
 
 /// Self-hosted SCIM 2.0 provisioning appliance: one binary, one SQLite file.
@@ -297,8 +298,9 @@ fn healthcheck(addr: SocketAddr) -> ExitCode {
     }
 }
 
-fn tenant_id(conn: &rusqlite::Connection, slug: &str) -> Result<i64, Box<dyn std::error::Error>> {
-    match tenants::by_slug(conn, slug) {
+/// The id of the tenant `slug` names, or an error that says how to find the right one.
+fn tenant_id(db: &Db, slug: &str) -> Result<i64, Box<dyn std::error::Error>> {
+    match tenants::by_slug(&*db.conn()?, slug) {
         Ok(t) => Ok(t.id),
         Err(DbError::NotFound) => {
             Err(format!("no tenant {slug:?} (see `scimd tenant list`)").into())
@@ -315,29 +317,27 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
             name,
             expires_in_days,
         } => {
-            let tenant_id = tenant_id(&conn, &tenant)?;
+            let tenant_id = tenant_id(db, &tenant)?;
             let expires_at = expires_in_days.map(|days| {
                 datetime::format(
                     time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
                 )
             });
-            let new = tokens::generate();
-            let ctx = db::sync::WriteContext::cli(tenant_id);
-            let id = db::tokens::issue(
-                &conn,
-                &ctx,
-                &name,
-                &new.prefix,
-                &new.hash,
-                expires_at.as_deref(),
-            )?;
+            let issued = block_on(ops::tokens::issue(
+                db,
+                &Actor::cli(),
+                tenant_id,
+                name.clone(),
+                expires_at,
+            ))?;
+            let (id, new) = (issued.id, issued.token);
             println!("{}", new.secret);
             eprintln!(
                 "token {id} ({name}) created for tenant {tenant}; it is shown only this once"
             );
         }
         TokenCommand::List { tenant } => {
-            let filter = tenant.as_deref().map(|t| tenant_id(&conn, t)).transpose()?;
+            let filter = tenant.as_deref().map(|t| tenant_id(db, t)).transpose()?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -369,8 +369,8 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
             let Some(token) = live else {
                 return Err(format!("no active token with id {id}").into());
             };
-            let tenant_id = tenant_id(&conn, &token.tenant)?;
-            db::tokens::withdraw(&conn, &db::sync::WriteContext::cli(tenant_id), id)?;
+            let tenant_id = tenant_id(db, &token.tenant)?;
+            block_on(ops::tokens::revoke(db, &Actor::cli(), tenant_id, id))?;
             println!("token {id} revoked");
         }
     }
@@ -420,8 +420,7 @@ fn audit_global(
     action: db::audit::Action,
     target: String,
 ) -> Result<(), DbError> {
-    let mut entry = db::audit::Entry::global("cli", action, Some(target));
-    entry.tenant_id = tenant_id;
+    let entry = db::audit::Entry::new(&Actor::cli(), tenant_id, action, Some(target));
     db::audit::append(conn, &entry).map(drop)
 }
 
@@ -512,16 +511,12 @@ fn oauth_client_row(
 }
 
 fn cli_event(client: &db::oauth::Client, action: db::audit::Action) -> db::audit::Entry {
-    db::audit::Entry {
-        tenant_id: Some(client.tenant_id),
-        actor: "cli".into(),
+    db::audit::Entry::new(
+        &Actor::cli(),
+        Some(client.tenant_id),
         action,
-        target: Some(format!("oauth-client:{}", client.client_id)),
-        outcome: db::audit::Outcome::Success,
-        status: None,
-        request_id: None,
-        detail: None,
-    }
+        Some(format!("oauth-client:{}", client.client_id)),
+    )
 }
 
 fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
@@ -534,7 +529,7 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             redirect_uris,
             grant_types,
         } => {
-            let tenant_id = tenant_id(&conn, &tenant)?;
+            let tenant_id = tenant_id(db, &tenant)?;
             let mut kinds = grant_types
                 .iter()
                 .map(|g| g.parse::<GrantType>())
@@ -578,7 +573,7 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             );
         }
         OAuthCommand::List { tenant } => {
-            let filter = tenant.as_deref().map(|t| tenant_id(&conn, t)).transpose()?;
+            let filter = tenant.as_deref().map(|t| tenant_id(db, t)).transpose()?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,

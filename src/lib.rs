@@ -18,6 +18,8 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod model;
+pub mod ops;
 pub mod scim;
 pub mod server;
 pub mod sync;

@@ -66,7 +66,7 @@ fn settings(s: &TestServer) -> scimd::sync::Settings {
 fn runs(s: &TestServer) -> usize {
     let conn = s.db.conn().unwrap();
     let id = db::tenants::by_slug(&conn, "default").unwrap().id;
-    db::sync::runs(&conn, id, 100).unwrap().len()
+    db::sync_runs::recent(&conn, id, 100).unwrap().len()
 }
 
 fn roles_of_members(s: &TestServer) -> Vec<String> {

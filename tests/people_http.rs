@@ -39,20 +39,23 @@ fn member_count(s: &TestServer) -> usize {
     members::list(&s.db.conn().unwrap(), 1).unwrap().len()
 }
 
-fn seed_member(s: &TestServer, email: &str) -> String {
-    let conn = s.db.conn().unwrap();
-    let settings = db::settings::get(&conn, 1).unwrap();
-    let rows =
-        scimd::sync::member_csv::parse(format!("email\n{email}\n").as_bytes(), &settings).unwrap();
-    members::import(&conn, &db::sync::WriteContext::cli(1), &settings, &rows).unwrap();
-    members::by_email(&conn, 1, email).unwrap().unwrap().id
+async fn seed_member(s: &TestServer, email: &str) -> String {
+    let csv = format!("email\n{email}\n").into_bytes();
+    scimd::ops::members::import(&s.db, &scimd::model::Actor::cli(), 1, csv)
+        .await
+        .unwrap()
+        .unwrap();
+    members::by_email(&s.db.conn().unwrap(), 1, email)
+        .unwrap()
+        .unwrap()
+        .id
 }
 
 #[tokio::test]
 async fn every_people_post_needs_the_session_csrf_token() {
     let s = TestServer::start().await;
     let cookie = login(&s).await;
-    let id = seed_member(&s, "ada@example.com");
+    let id = seed_member(&s, "ada@example.com").await;
     let form = [
         ("cookie", cookie.as_str()),
         ("content-type", "application/x-www-form-urlencoded"),
@@ -197,7 +200,7 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
 async fn exports_are_downloads_with_their_content_types() {
     let s = TestServer::start().await;
     let cookie = login(&s).await;
-    seed_member(&s, "ada@example.com");
+    seed_member(&s, "ada@example.com").await;
     let get = |path: &'static str| {
         let cookie = cookie.clone();
         let s = &s;

@@ -4,18 +4,16 @@
 mod common;
 
 use common::*;
-use scimd::db::{self, sync::WriteContext};
-use scimd::sync::member_csv;
+use scimd::db;
+use scimd::model::Actor;
 use serde_json::json;
 
-fn import(s: &TestServer, csv: &str) {
-    let mut conn = s.db.conn().unwrap();
-    let settings = db::settings::get(&conn, 1).unwrap();
-    let rows = member_csv::parse(csv.as_bytes(), &settings).unwrap_or_else(|e| panic!("{e:?}"));
-    db::write_sync(&mut conn, |tx| {
-        db::members::import(tx, &WriteContext::cli(1), &settings, &rows)
-    })
-    .unwrap();
+async fn import(s: &TestServer, csv: &str) {
+    let bytes = csv.as_bytes().to_vec();
+    scimd::ops::members::import(&s.db, &Actor::cli(), 1, bytes)
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e:?}"));
 }
 
 fn member(s: &TestServer, email: &str) -> db::members::MemberRow {
@@ -41,7 +39,8 @@ async fn imported_members_are_found_by_lookups_and_adopted_by_the_first_idp_writ
          bob@example.com,,Bob,Byte,,true\n\
          carol@example.com,,Carol,Cole,,true\n\
          dan@example.com,,Dan,Dee,,false\n",
-    );
+    )
+    .await;
 
     // Okta's import walk and lookups find the managed members, not the unmanaged one.
     let all = s.get("/scim/v2/Users?startIndex=1&count=100").await;
@@ -117,18 +116,23 @@ async fn imported_members_are_found_by_lookups_and_adopted_by_the_first_idp_writ
     import(
         &s,
         "email,givenName,familyName\nerin@example.com,Erin,Eve\n",
-    );
+    )
+    .await;
     assert_eq!(
         s.get(&lookup("erin@example.com")).await.json["totalResults"],
         1
     );
     let erin = member(&s, "erin@example.com");
-    db::members::set_managed(&s.db.conn().unwrap(), erin.pk, false).unwrap();
+    scimd::ops::members::set_managed(&s.db, &Actor::cli(), 1, erin.id.clone(), false)
+        .await
+        .unwrap();
     assert_eq!(
         s.get(&lookup("erin@example.com")).await.json["totalResults"],
         0
     );
-    db::members::set_managed(&s.db.conn().unwrap(), erin.pk, true).unwrap();
+    scimd::ops::members::set_managed(&s.db, &Actor::cli(), 1, erin.id.clone(), true)
+        .await
+        .unwrap();
     assert_eq!(
         s.get(&lookup("erin@example.com")).await.json["totalResults"],
         1
@@ -142,7 +146,8 @@ async fn seeds_never_stand_in_for_people_the_idp_already_has() {
     import(
         &s,
         "email,userName\nada@example.com,ada@example.com\nzed@example.com,zed@example.com\n",
-    );
+    )
+    .await;
     // Ada came from the IdP; only Zed needs a seed.
     assert_eq!(s.get("/scim/v2/Users").await.json["totalResults"], 2);
     assert_eq!(
@@ -154,7 +159,8 @@ async fn seeds_never_stand_in_for_people_the_idp_already_has() {
     import(
         &s,
         "email,userName,givenName\nzed@example.com,zed@example.com,Zed\n",
-    );
+    )
+    .await;
     let after = s.get(&lookup("zed@example.com")).await.json["Resources"][0].clone();
     assert_eq!(after["id"], before["id"]);
     assert_eq!(after["name"]["givenName"], "Zed");

@@ -8,8 +8,9 @@ use std::process::Command;
 use common::*;
 use serde_json::{Value, json};
 
-use scimd::db::sync::{self as db_sync, Scope, WriteContext};
 use scimd::db::{self, audit, events, members, settings};
+use scimd::model::{Actor, Who};
+use scimd::ops::{self, block_on};
 use scimd::sync::{DeactivatePolicy, MemberStatus, Report};
 
 const DEFAULT: i64 = 1;
@@ -285,19 +286,11 @@ async fn entra_deprovisioning_follows_the_tenant_policies() {
 #[tokio::test]
 async fn pre_existing_members_are_linked_by_email_unless_unmanaged() {
     let s = TestServer::start().await;
-    {
-        let mut conn = s.db.conn().unwrap();
-        let st = settings::get(&conn, DEFAULT).unwrap();
-        let rows = scimd::sync::member_csv::parse(
-            b"email,givenName,role,Provisioning Managed\nAda@Example.com,Augusta,admin,true\nbob@example.com,Robert,owner,false\n",
-            &st,
-        )
+    let csv = b"email,givenName,role,Provisioning Managed\nAda@Example.com,Augusta,admin,true\nbob@example.com,Robert,owner,false\n";
+    ops::members::import(&s.db, &Actor::cli(), DEFAULT, csv.to_vec())
+        .await
+        .unwrap()
         .unwrap();
-        db::write_sync(&mut conn, |tx| {
-            members::import(tx, &WriteContext::cli(DEFAULT), &st, &rows)
-        })
-        .unwrap();
-    }
     let ada = member(&s, "ada@example.com");
     let bob = member(&s, "bob@example.com");
     s.create_user("ada@example.com").await;
@@ -317,7 +310,7 @@ async fn pre_existing_members_are_linked_by_email_unless_unmanaged() {
         bob,
         "not managed: never touched"
     );
-    let report = db_sync::report(&s.db.conn().unwrap(), DEFAULT).unwrap();
+    let report = ops::reconcile::report(&s.db, DEFAULT).await.unwrap().0;
     assert_eq!(report.summary(), "skip 1");
     s.stop().await;
 }
@@ -367,7 +360,7 @@ async fn test_mode_reports_what_force_sync_then_applies() {
             .all(|t| t.starts_with("group.")),
         "no member events in test mode"
     );
-    let report: Report = db_sync::report(&s.db.conn().unwrap(), DEFAULT).unwrap();
+    let report: Report = ops::reconcile::report(&s.db, DEFAULT).await.unwrap().0;
     assert_eq!(report.summary(), "create 1, role_change 1, suspend 1");
 
     edit_settings(&s, |st| st.test_mode = false);
@@ -376,11 +369,9 @@ async fn test_mode_reports_what_force_sync_then_applies() {
         before,
         "turning test mode off applies nothing"
     );
-    let mut conn = s.db.conn().unwrap();
-    let run = db::write_sync(&mut conn, |tx| {
-        db_sync::run(tx, &WriteContext::cli(DEFAULT), Scope::Full, false)
-    })
-    .unwrap();
+    let run = ops::reconcile::force(&s.db, &Actor::cli(), DEFAULT, false)
+        .await
+        .unwrap();
     assert!(!run.dry_run);
     assert_eq!(run.report, report, "change for change");
     assert_eq!(member(&s, "kept@example.com").role.as_str(), "admin");
@@ -389,7 +380,7 @@ async fn test_mode_reports_what_force_sync_then_applies() {
         MemberStatus::Suspended
     );
     assert_eq!(members_of(&s).len(), 3);
-    let again = db_sync::report(&s.db.conn().unwrap(), DEFAULT).unwrap();
+    let again = ops::reconcile::report(&s.db, DEFAULT).await.unwrap().0;
     assert_eq!(again.applicable(), 0, "a second sync changes nothing");
     s.stop().await;
 }
@@ -410,34 +401,16 @@ fn scimd(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// A directory user written the way the SCIM layer writes one: the row and its hook.
+/// A directory user pushed the way the SCIM layer writes one, then groups holding it.
 fn push_user(db: &db::Db, email: &str, groups: &[&str]) {
-    let mut conn = db.conn().unwrap();
-    db::write_sync(&mut conn, |tx| {
-        let data = json!({"userName": email, "emails": [{"value": email, "primary": true}], "active": true});
-        let row = db::users::create(tx, DEFAULT, data.as_object().unwrap())?;
-        let ctx = WriteContext {
-            tenant_id: DEFAULT,
-            actor: "token:1".into(),
-            request_id: None,
-        };
-        db_sync::user_written(tx, &ctx, row.pk)?;
-        for g in groups {
-            let group = db::groups::create(tx, DEFAULT, json!({"displayName": g}).as_object().unwrap())?;
-            tx.execute(
-                "INSERT INTO group_members (group_pk, member_user_pk) VALUES (?1, ?2)",
-                [group.pk, row.pk],
-            )?;
-            let change = db_sync::GroupChange {
-                created: true,
-                added_user_pks: vec![row.pk],
-                ..Default::default()
-            };
-            db_sync::group_written(tx, &ctx, group.pk, &change)?;
-        }
-        Ok::<_, db::DbError>(())
-    })
-    .unwrap();
+    let idp = Actor::new(Who::ScimToken(1), None);
+    let body =
+        json!({"userName": email, "emails": [{"value": email, "primary": true}], "active": true});
+    let user = block_on(ops::users::create(db, &idp, DEFAULT, body)).unwrap();
+    for g in groups {
+        let body = json!({"displayName": g, "members": [{"value": user.row.id}]});
+        block_on(ops::groups::create(db, &idp, DEFAULT, body)).unwrap();
+    }
 }
 
 #[test]

@@ -1,27 +1,28 @@
 //! The directory-sync commands: `sync`, `members`, `roles`, `audit` and `tenant set`/`show`.
 //!
-//! Each write runs in one transaction with its audit entry (actor `cli`), and a change to
-//! roles, mappings or the role prefix re-evaluates the tenant's roles in that same
-//! transaction (applied unless the tenant is in test mode).
+//! Each write is one use case of `ops` (actor `cli`), the same the admin UI calls: one
+//! transaction with its audit entry, and a change to roles, mappings or the role prefix
+//! re-evaluates the tenant's roles in that same transaction (applied unless the tenant is
+//! in test mode).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Args, Subcommand};
-use serde_json::{Value, json};
-
 use super::{CliResult, tenant_id};
 use crate::db::audit::{self, Action as AuditAction};
-use crate::db::settings::{self, Update};
-use crate::db::sync::{self as db_sync, Scope, SyncRun, WriteContext};
-use crate::db::{self, Db, DbError, members, tenants};
+use crate::db::{Db, settings, tenants};
+use crate::model::Actor;
+use crate::ops::block_on;
+use crate::ops::members::{self, ExportFormat, ImportProblem};
+use crate::ops::reconcile::{self, SyncRun};
+use crate::ops::settings::{Edit, Saved, Update};
 use crate::scim::datetime;
-use crate::sync::member_csv;
 use crate::sync::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Role, Settings, TextEnum,
 };
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Subcommand};
 
 /// A value parser listing an enum's spellings in `--help` and in errors.
 fn choice<T>() -> impl TypedValueParser<Value = T>
@@ -185,24 +186,9 @@ fn parse_time(s: &str) -> Result<String, String> {
     datetime::canonical(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 date-time"))
 }
 
-fn tenant_of(db: &Db, slug: &str) -> Result<i64, Box<dyn std::error::Error>> {
-    let conn = db.conn()?;
-    tenant_id(&conn, slug)
-}
-
-fn write_tx<T>(
-    db: &Db,
-    f: impl FnOnce(&rusqlite::Transaction) -> Result<T, DbError>,
-) -> Result<T, Box<dyn std::error::Error>> {
-    let mut conn = db.conn()?;
-    Ok(db::write_sync(&mut conn, f)?)
-}
-
 pub fn sync(db: &Db, args: SyncArgs) -> CliResult {
-    let tenant = tenant_of(db, &args.tenant)?;
-    let run = write_tx(db, |tx| {
-        db_sync::run(tx, &WriteContext::cli(tenant), Scope::Full, args.dry_run)
-    })?;
+    let tenant = tenant_id(db, &args.tenant)?;
+    let run = block_on(reconcile::force(db, &Actor::cli(), tenant, args.dry_run))?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&run)?)?;
@@ -230,13 +216,13 @@ fn run_headline(run: &SyncRun) -> String {
 pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
     match cmd {
         MembersCommand::Import { file, tenant } => {
-            let tenant = tenant_of(db, &tenant)?;
+            let tenant = tenant_id(db, &tenant)?;
             let bytes =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let settings = settings::get(&*db.conn()?, tenant)?;
-            let rows = match member_csv::parse(&bytes, &settings) {
-                Ok(rows) => rows,
-                Err(errors) => {
+            let (rows, summary) = match block_on(members::import(db, &Actor::cli(), tenant, bytes))?
+            {
+                Ok(done) => done,
+                Err(ImportProblem::Rows(errors)) => {
                     for e in &errors {
                         eprintln!("{}: {e}", file.display());
                     }
@@ -247,54 +233,47 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
                     )
                     .into());
                 }
+                Err(ImportProblem::Conflict(m)) => {
+                    return Err(format!("{}: {m}; nothing imported", file.display()).into());
+                }
             };
-            let summary = write_tx(db, |tx| {
-                members::import(tx, &WriteContext::cli(tenant), &settings, &rows)
-            })
-            .map_err(|e| format!("{}: {e}; nothing imported", file.display()))?;
             println!(
-                "imported {} row(s): {} created, {} updated, {} unchanged",
-                rows.len(),
-                summary.created,
-                summary.updated,
-                summary.unchanged
+                "imported {rows} row(s): {} created, {} updated, {} unchanged",
+                summary.created, summary.updated, summary.unchanged
             );
         }
         MembersCommand::Export { tenant, format } => {
-            let conn = db.conn()?;
             let format = if format == "json" {
-                members::ExportFormat::Json
+                ExportFormat::Json
             } else {
-                members::ExportFormat::Csv
+                ExportFormat::Csv
             };
-            let text = members::export(&conn, tenant_id(&conn, &tenant)?, format)?;
+            let text = block_on(members::export(db, tenant_id(db, &tenant)?, format))?;
             std::io::stdout().lock().write_all(text.as_bytes())?;
         }
     }
     Ok(())
 }
 
-/// Saves `after`, audits the change as `action` (actor `cli`), and re-evaluates roles if
-/// they can have changed: `db::settings::change`, which the admin UI uses too.
-fn save_settings(
-    tx: &rusqlite::Transaction,
-    tenant: i64,
-    before: &Settings,
-    after: &Settings,
-    action: AuditAction,
-    detail: Value,
-) -> Result<Option<SyncRun>, DbError> {
-    settings::change(
-        tx,
-        &WriteContext::cli(tenant),
-        before,
-        after,
-        action,
-        detail,
-    )
+/// Saves a settings edit the way the admin UI does (`ops::settings::edit`, actor `cli`).
+fn save_settings(db: &Db, tenant: i64, edit: Edit) -> Result<Saved, Box<dyn std::error::Error>> {
+    Ok(block_on(crate::ops::settings::edit(
+        db,
+        &Actor::cli(),
+        tenant,
+        edit,
+    ))?)
 }
 
-fn print_reevaluation(run: Option<SyncRun>) {
+/// What a save re-evaluated, if anything.
+fn reevaluation(saved: &Saved) -> Option<&SyncRun> {
+    match saved {
+        Saved::Changed { run, .. } => run.as_ref(),
+        Saved::Unchanged(_) => None,
+    }
+}
+
+fn print_reevaluation(run: Option<&SyncRun>) {
     let Some(run) = run else { return };
     if run.test_mode {
         println!(
@@ -307,7 +286,7 @@ fn print_reevaluation(run: Option<SyncRun>) {
 }
 
 pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
-    let tenant = tenant_of(db, &args.tenant)?;
+    let tenant = tenant_id(db, &args.tenant)?;
     let update = Update {
         test_mode: args.test_mode,
         on_deactivate: args.on_deactivate,
@@ -316,37 +295,25 @@ pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
         match_by: args.match_by,
         default_role: args.default_role,
         role_prefix: args.role_prefix,
-        roles: None,
+        ..Update::default()
     };
-    let (before, after, run) = write_tx(db, |tx| {
-        let before = settings::get(tx, tenant)?;
-        let after = update.applied_to(&before);
-        if after == before {
-            return Ok((before, after, None));
-        }
-        let run = save_settings(
-            tx,
-            tenant,
-            &before,
-            &after,
-            AuditAction::SettingsChanged,
-            json!({}),
-        )?;
-        Ok((before, after, run))
-    })?;
-    print_settings(&args.tenant, &after);
-    if before.test_mode && !after.test_mode {
+    let saved = save_settings(db, tenant, Edit::Update(update))?;
+    let (after, turned_off) = match &saved {
+        Saved::Changed { before, after, .. } => (after, before.test_mode && !after.test_mode),
+        Saved::Unchanged(s) => (s, false),
+    };
+    print_settings(&args.tenant, after);
+    if turned_off {
         println!(
             "test mode is off: nothing was applied by turning it off; `scimd sync` applies the report"
         );
     }
-    print_reevaluation(run);
+    print_reevaluation(reevaluation(&saved));
     Ok(())
 }
 
 pub fn tenant_show(db: &Db, tenant: &str) -> CliResult {
-    let conn = db.conn()?;
-    let s = settings::get(&conn, tenant_id(&conn, tenant)?)?;
+    let s = settings::get(&*db.conn()?, tenant_id(db, tenant)?)?;
     print_settings(tenant, &s);
     Ok(())
 }
@@ -374,71 +341,39 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
             default_role,
             tenant,
         } => {
-            let id = tenant_of(db, &tenant)?;
-            let run = write_tx(db, |tx| {
-                let before = settings::get(tx, id)?;
-                let update = Update {
-                    roles: Some(roles),
-                    default_role,
-                    ..Update::default()
-                };
-                let after = update.applied_to(&before);
-                save_settings(
-                    tx,
-                    id,
-                    &before,
-                    &after,
-                    AuditAction::SettingsChanged,
-                    json!({}),
-                )
-            })?;
+            let id = tenant_id(db, &tenant)?;
+            let update = Update {
+                roles: Some(roles),
+                default_role,
+                ..Update::default()
+            };
+            let saved = save_settings(db, id, Edit::Update(update))?;
             print_settings(&tenant, &settings::get(&*db.conn()?, id)?);
-            print_reevaluation(run);
+            print_reevaluation(reevaluation(&saved));
         }
         RolesCommand::Map {
             group,
             role,
             tenant,
         } => {
-            let id = tenant_of(db, &tenant)?;
-            let run = write_tx(db, |tx| {
-                let before = settings::get(tx, id)?;
-                let after = settings::map_role(tx, id, &group, &role)?;
-                save_settings(
-                    tx,
-                    id,
-                    &before,
-                    &after,
-                    AuditAction::RoleMapped,
-                    json!({"group": group, "role": role}),
-                )
-            })?;
+            let id = tenant_id(db, &tenant)?;
+            let edit = Edit::Map {
+                group: group.clone(),
+                role: role.clone(),
+            };
+            let saved = save_settings(db, id, edit)?;
             println!("members of group {group:?} get role {role}");
-            print_reevaluation(run);
+            print_reevaluation(reevaluation(&saved));
         }
         RolesCommand::Unmap { group, tenant } => {
-            let id = tenant_of(db, &tenant)?;
-            let run = write_tx(db, |tx| {
-                let before = settings::get(tx, id)?;
-                let after = match settings::unmap_role(tx, id, &group) {
-                    Err(DbError::NotFound) => {
-                        return Err(DbError::Conflict(format!(
-                            "group {group:?} has no mapping (see `scimd roles list`)"
-                        )));
-                    }
-                    other => other?,
-                };
-                save_settings(
-                    tx,
-                    id,
-                    &before,
-                    &after,
-                    AuditAction::RoleUnmapped,
-                    json!({"group": group}),
-                )
-            })?;
+            let id = tenant_id(db, &tenant)?;
+            let edit = Edit::Unmap {
+                group: group.clone(),
+            };
+            let saved =
+                save_settings(db, id, edit).map_err(|e| format!("{e} (see `scimd roles list`)"))?;
             println!("group {group:?} no longer maps to a role");
-            print_reevaluation(run);
+            print_reevaluation(reevaluation(&saved));
         }
         RolesCommand::List { tenant } => return tenant_show(db, &tenant),
     }
@@ -448,7 +383,7 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
 pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
     let conn = db.conn()?;
     let mut filter = audit::Filter {
-        tenant_id: Some(tenant_id(&conn, &args.tenant)?),
+        tenant_id: Some(tenant_id(db, &args.tenant)?),
         actor: args.actor,
         action: args.action,
         target: args.target,

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
+use crate::model::{Actor, text_enum};
 use crate::scim::datetime;
-use crate::sync::model::text_enum;
 
 text_enum! {
     /// What was done. SCIM writes are named after their method; member changes share the
@@ -100,30 +100,23 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// A successful action with no request behind it.
-    pub fn new(tenant_id: i64, actor: &str, action: Action, target: Option<String>) -> Entry {
+    /// The one way an entry is made: `actor` did `action` to `target`, in `tenant_id`
+    /// (`None`: the installation, such as admin accounts and logins). The actor's label and
+    /// request id come from `actor`, so no entry can miss them.
+    pub fn new(
+        actor: &Actor,
+        tenant_id: Option<i64>,
+        action: Action,
+        target: Option<String>,
+    ) -> Entry {
         Entry {
-            tenant_id: Some(tenant_id),
-            actor: actor.to_string(),
+            tenant_id,
+            actor: actor.label(),
             action,
             target,
             outcome: Outcome::Success,
             status: None,
-            request_id: None,
-            detail: None,
-        }
-    }
-
-    /// An action on the installation rather than a tenant (admin accounts, logins).
-    pub fn global(actor: &str, action: Action, target: Option<String>) -> Entry {
-        Entry {
-            tenant_id: None,
-            actor: actor.to_string(),
-            action,
-            target,
-            outcome: Outcome::Success,
-            status: None,
-            request_id: None,
+            request_id: actor.request_id.clone(),
             detail: None,
         }
     }
@@ -134,37 +127,17 @@ impl Entry {
         self
     }
 
-    /// A SCIM write: `resource` is the path below the SCIM root (`Users/<id>`, `Groups`),
-    /// `status` the HTTP status answered; 4xx and 5xx are failures.
-    pub fn scim_write(
-        ctx: &super::sync::WriteContext,
-        action: Action,
-        resource: &str,
-        status: u16,
-    ) -> Entry {
-        Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor: ctx.actor.clone(),
-            action,
-            target: Some(resource.trim_matches('/').to_string()),
-            outcome: if status < 400 {
-                Outcome::Success
-            } else {
-                Outcome::Failure
-            },
-            status: Some(status),
-            request_id: ctx.request_id.clone(),
-            detail: None,
+    /// The HTTP status answered; 4xx and 5xx make the entry a failure.
+    pub fn with_status(mut self, status: u16) -> Entry {
+        self.status = Some(status);
+        if status >= 400 {
+            self.outcome = Outcome::Failure;
         }
+        self
     }
 
     pub fn with_detail(mut self, detail: Value) -> Entry {
         self.detail = Some(detail);
-        self
-    }
-
-    pub fn with_request_id(mut self, request_id: Option<&str>) -> Entry {
-        self.request_id = request_id.map(str::to_string);
         self
     }
 }

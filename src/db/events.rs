@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
+use crate::model::{Actor, text_enum};
 use crate::scim::datetime;
-use crate::sync::model::text_enum;
 
 text_enum! {
     pub enum EventType ("event type") {
@@ -40,25 +40,33 @@ pub struct Event {
     pub subject: String,
     pub payload: Value,
     pub created_at: String,
+    /// Who caused it ([`Actor::label`]); `None` for events older than that record.
+    pub actor: Option<String>,
+    /// The request that caused it, when there was one.
+    pub request_id: Option<String>,
 }
 
-/// Appends an event; returns its cursor.
+/// Appends an event caused by `actor`; returns its cursor.
 pub fn append(
     conn: &Connection,
+    actor: &Actor,
     tenant_id: i64,
     kind: EventType,
     subject: &str,
     payload: &Value,
 ) -> Result<i64, DbError> {
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (tenant_id, type, subject, payload, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO events (tenant_id, type, subject, payload, created_at, actor, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     stmt.execute(params![
         tenant_id,
         kind.as_str(),
         subject,
         payload.to_string(),
-        datetime::now()
+        datetime::now(),
+        actor.label(),
+        actor.request_id,
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -71,7 +79,7 @@ pub fn after(
     limit: u32,
 ) -> Result<Vec<Event>, DbError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT cursor, tenant_id, type, subject, payload, created_at FROM events
+        "SELECT cursor, tenant_id, type, subject, payload, created_at, actor, request_id FROM events
          WHERE tenant_id = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
     )?;
     let bad = |i: usize, e: String| {
@@ -88,6 +96,8 @@ pub fn after(
                 subject: r.get(3)?,
                 payload: serde_json::from_str(&payload).map_err(|e| bad(4, e.to_string()))?,
                 created_at: r.get(5)?,
+                actor: r.get(6)?,
+                request_id: r.get(7)?,
             })
         })?
         .collect::<Result<_, _>>()?;

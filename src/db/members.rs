@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
+use crate::model::{Field, Link, Member, MemberSource, MemberStatus, Profile, Role};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
-use crate::sync::{Field, Link, Member, MemberSource, MemberStatus, Profile, Role};
 
 /// A stored member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -300,57 +300,6 @@ pub fn for_each_chunk(
     }
 }
 
-/// The two export formats of `scimd members export` and the admin UI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// The import format (see `sync::member_csv`), so an export can be edited and imported.
-    Csv,
-    /// Every attribute, including status, source and the role's explanation: a pretty
-    /// JSON array.
-    Json,
-}
-
-/// Every member of the tenant in `format`, exactly as `scimd members export` prints it.
-pub fn export(conn: &Connection, tenant_id: i64, format: ExportFormat) -> Result<String, DbError> {
-    use crate::sync::member_csv;
-    let mut out = String::new();
-    match format {
-        ExportFormat::Csv => {
-            out.push_str(&member_csv::export([]));
-            for_each_chunk(conn, tenant_id, |chunk| {
-                out.push_str(&member_csv::export_rows(
-                    chunk.iter().map(|m| (&m.profile, &m.role, m.managed)),
-                ));
-                Ok(())
-            })?;
-        }
-        ExportFormat::Json => {
-            // What `serde_json::to_string_pretty` makes of the whole list, built a chunk
-            // at a time: each element pretty-printed and indented one level.
-            out.push('[');
-            let mut empty = true;
-            for_each_chunk(conn, tenant_id, |chunk| {
-                for m in chunk {
-                    out.push_str(if empty { "\n" } else { ",\n" });
-                    empty = false;
-                    let item = serde_json::to_string_pretty(m)
-                        .map_err(|e| DbError::Schema(format!("member JSON: {e}")))?;
-                    for (i, line) in item.lines().enumerate() {
-                        if i > 0 {
-                            out.push('\n');
-                        }
-                        out.push_str("  ");
-                        out.push_str(line);
-                    }
-                }
-                Ok(())
-            })?;
-            out.push_str(if empty { "]\n" } else { "\n]\n" });
-        }
-    }
-    Ok(out)
-}
-
 /// The members a plan for some directory users needs: those linked to `user_ids`, and those
 /// whose email or userName is one of `keys` (folded by this function) — the candidates for
 /// matching and the holders of values a change could collide with.
@@ -504,17 +453,13 @@ pub fn set_status(conn: &Connection, pk: i64, status: MemberStatus) -> Result<()
     Ok(())
 }
 
+/// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes
+/// them once after its batch (`seeds::refresh`), not once per member.
 pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbError> {
     conn.execute(
         "UPDATE members SET managed = ?2, updated_at = ?3 WHERE pk = ?1",
         params![pk, managed, datetime::now()],
     )?;
-    // Only managed members stand as seeds for the IdP to find.
-    let tenant_id: i64 =
-        conn.query_row("SELECT tenant_id FROM members WHERE pk = ?1", [pk], |r| {
-            r.get(0)
-        })?;
-    super::seeds::refresh(conn, tenant_id)?;
     Ok(())
 }
 
@@ -525,281 +470,6 @@ pub fn delete(conn: &Connection, pk: i64) -> Result<(), DbError> {
         return Err(DbError::NotFound);
     }
     Ok(())
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ImportSummary {
-    pub created: usize,
-    pub updated: usize,
-    pub unchanged: usize,
-}
-
-/// One change an import row makes to an existing member.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Planned {
-    /// A profile field, before and after.
-    Field(Field, Option<String>, Option<String>),
-    Managed(bool, bool),
-    Role(Role, Role),
-}
-
-impl Planned {
-    /// The field's name as the audit log and events spell it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Planned::Field(f, _, _) => f.as_str(),
-            Planned::Managed(..) => "managed",
-            Planned::Role(..) => "role",
-        }
-    }
-
-    /// (before, after) as people read them.
-    pub fn values(&self) -> (String, String) {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        match self {
-            Planned::Field(_, b, a) => (text(b), text(a)),
-            Planned::Managed(b, a) => (b.to_string(), a.to_string()),
-            Planned::Role(b, a) => (b.to_string(), a.to_string()),
-        }
-    }
-
-    fn to_json(&self) -> serde_json::Value {
-        use serde_json::json;
-        match self {
-            Planned::Field(field, before, after) => {
-                json!({"field": field, "before": before, "after": after})
-            }
-            Planned::Managed(before, after) => {
-                json!({"field": "managed", "before": before, "after": after})
-            }
-            Planned::Role(before, after) => {
-                json!({"field": "role", "before": before, "after": after})
-            }
-        }
-    }
-}
-
-/// What importing `row` changes on `existing`: the cells it fills that differ. An empty
-/// cell leaves the member's value as it is.
-pub fn planned_changes(
-    existing: &MemberRow,
-    row: &crate::sync::member_csv::ImportRow,
-) -> Vec<Planned> {
-    let mut out = Vec::new();
-    let fields = [
-        (Field::UserName, &existing.profile.user_name, &row.user_name),
-        (
-            Field::GivenName,
-            &existing.profile.given_name,
-            &row.given_name,
-        ),
-        (
-            Field::FamilyName,
-            &existing.profile.family_name,
-            &row.family_name,
-        ),
-    ];
-    for (field, before, after) in fields {
-        if after.is_some() && before != after {
-            out.push(Planned::Field(field, before.clone(), after.clone()));
-        }
-    }
-    if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
-        out.push(Planned::Managed(existing.managed, managed));
-    }
-    if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
-        out.push(Planned::Role(existing.role.clone(), role.clone()));
-    }
-    out
-}
-
-/// What one import row would do.
-#[derive(Debug, Clone)]
-pub enum RowOutcome {
-    Create,
-    Update {
-        member: MemberRow,
-        changes: Vec<Planned>,
-    },
-    Unchanged {
-        member: MemberRow,
-    },
-}
-
-/// What an import of `rows` would do, row by row, and whether it would succeed.
-#[derive(Debug, Clone)]
-pub struct ImportPreview {
-    pub rows: Vec<(crate::sync::member_csv::ImportRow, RowOutcome)>,
-    pub summary: ImportSummary,
-    /// Why the import would fail (a row colliding with another member), naming the line.
-    pub error: Option<String>,
-}
-
-/// Previews an import without changing anything: each row's outcome, read from the
-/// members as they are, then [`import`] itself run inside a savepoint that is rolled
-/// back, so a collision only the database sees (a userName another member holds) is
-/// reported exactly as the real import would meet it. Needs a write transaction.
-pub fn preview_import(
-    conn: &Connection,
-    ctx: &super::sync::WriteContext,
-    settings: &crate::sync::Settings,
-    rows: &[crate::sync::member_csv::ImportRow],
-) -> Result<ImportPreview, DbError> {
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let outcome = match by_email(conn, ctx.tenant_id, &row.email)? {
-            None => RowOutcome::Create,
-            Some(member) => {
-                let changes = planned_changes(&member, row);
-                if changes.is_empty() {
-                    RowOutcome::Unchanged { member }
-                } else {
-                    RowOutcome::Update { member, changes }
-                }
-            }
-        };
-        out.push((row.clone(), outcome));
-    }
-    conn.execute_batch("SAVEPOINT import_preview")?;
-    let dry = import(conn, ctx, settings, rows);
-    conn.execute_batch("ROLLBACK TO import_preview; RELEASE import_preview")?;
-    let (summary, error) = match dry {
-        Ok(summary) => (summary, None),
-        Err(DbError::Conflict(m)) => (ImportSummary::default(), Some(m)),
-        Err(e) => return Err(e),
-    };
-    Ok(ImportPreview {
-        rows: out,
-        summary,
-        error,
-    })
-}
-
-/// The explanation of a role an admin set (by CSV or by hand) rather than sync.
-pub const CSV_ROLE_REASON: &str = "set by CSV import";
-
-/// Imports validated CSV rows (see `sync::member_csv`): a row whose email (any case) is a
-/// member's updates that member with the cells it fills; any other row creates a member
-/// (source `csv`, active, managed unless the row says otherwise). Each member created or
-/// changed gets an audit entry and an event. Run it in one transaction: a row that
-/// collides with another member (`Conflict`, naming the line) leaves nothing imported.
-pub fn import(
-    conn: &Connection,
-    ctx: &super::sync::WriteContext,
-    settings: &crate::sync::Settings,
-    rows: &[crate::sync::member_csv::ImportRow],
-) -> Result<ImportSummary, DbError> {
-    use super::audit::{self, Action as AuditAction};
-    use super::events::{self, EventType};
-    use serde_json::json;
-
-    let mut summary = ImportSummary::default();
-    let at_line = |line: u64| {
-        move |e: DbError| match e {
-            DbError::Conflict(m) => DbError::Conflict(format!("line {line}: {m}")),
-            other => other,
-        }
-    };
-    for row in rows {
-        let (row_after, event, action, detail) = match by_email(conn, ctx.tenant_id, &row.email)? {
-            None => {
-                let new = NewMember {
-                    profile: Profile {
-                        email: Some(row.email.clone()),
-                        user_name: row.user_name.clone(),
-                        given_name: row.given_name.clone(),
-                        family_name: row.family_name.clone(),
-                        display_name: None,
-                    },
-                    role: row
-                        .role
-                        .clone()
-                        .unwrap_or_else(|| settings.default_role.clone()),
-                    role_reason: if row.role.is_some() {
-                        CSV_ROLE_REASON.to_string()
-                    } else {
-                        crate::sync::RoleDecision {
-                            role: settings.default_role.clone(),
-                            reason: crate::sync::RoleReason::Default,
-                        }
-                        .to_string()
-                    },
-                    status: MemberStatus::Active,
-                    managed: row.managed.unwrap_or(true),
-                    source: MemberSource::Csv,
-                    user_id: None,
-                };
-                let created = insert(conn, ctx.tenant_id, &new).map_err(at_line(row.line))?;
-                summary.created += 1;
-                (
-                    created,
-                    EventType::MemberCreated,
-                    AuditAction::MemberCreated,
-                    json!({}),
-                )
-            }
-            Some(existing) => {
-                let mut changes = Vec::new();
-                for change in planned_changes(&existing, row) {
-                    match &change {
-                        Planned::Field(field, _, after) => {
-                            set_field(conn, existing.pk, *field, after.as_deref())
-                                .map_err(at_line(row.line))?;
-                        }
-                        Planned::Managed(_, after) => set_managed(conn, existing.pk, *after)?,
-                        Planned::Role(_, after) => {
-                            set_role(conn, existing.pk, after, CSV_ROLE_REASON)?;
-                        }
-                    }
-                    changes.push(change.to_json());
-                }
-                if changes.is_empty() {
-                    summary.unchanged += 1;
-                    continue;
-                }
-                summary.updated += 1;
-                let after = get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
-                (
-                    after,
-                    EventType::MemberUpdated,
-                    AuditAction::MemberUpdated,
-                    json!({"changes": changes}),
-                )
-            }
-        };
-        let mut payload = json!({"member": row_after});
-        payload
-            .as_object_mut()
-            .expect("an object")
-            .extend(detail.as_object().cloned().unwrap_or_default());
-        events::append(conn, ctx.tenant_id, event, &row_after.id, &payload)?;
-        let mut detail = detail;
-        detail["line"] = json!(row.line);
-        audit::append(
-            conn,
-            &audit::Entry::new(
-                ctx.tenant_id,
-                &ctx.actor,
-                action,
-                Some(format!("member/{}", row_after.id)),
-            )
-            .with_detail(detail),
-        )?;
-    }
-    audit::append(
-        conn,
-        &audit::Entry::new(
-            ctx.tenant_id,
-            &ctx.actor,
-            AuditAction::MembersImported,
-            Some("members".into()),
-        )
-        .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
-    )?;
-    // Imported members the IdP does not have yet become findable by its lookups.
-    super::seeds::refresh(conn, ctx.tenant_id)?;
-    Ok(summary)
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0004_member_indexes.sql"),
     ),
     ("0005_oauth", include_str!("migrations/0005_oauth.sql")),
+    (
+        "0006_event_context",
+        include_str!("migrations/0006_event_context.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -18,7 +18,7 @@ pub mod oauth;
 pub mod paging;
 pub mod seeds;
 pub mod settings;
-pub mod sync;
+pub mod sync_runs;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -30,6 +30,9 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use migrations::SCHEMA_VERSION;
+
+/// A connection or transaction, as the use cases (`ops`) hand it to the table functions.
+pub type Conn = Connection;
 
 /// What storage can fail with: exactly the distinctions callers act on.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::DbError;
 use super::audit::{Entry, Outcome};
-use super::tokens::{Credential, Grant};
 use crate::auth::oauth::{GrantType, TokenKind};
 use crate::auth::tokens::NewToken;
 use crate::scim::datetime;
@@ -444,33 +443,45 @@ pub fn revoke_token(conn: &Connection, token: &Token) -> Result<(), DbError> {
     }
 }
 
-/// The grant of the live access token whose hash is `hash`.
+/// The live access token whose hash is `hash`: `(token id, tenant_id, client_id)`.
 pub fn authenticate(
     conn: &Connection,
     hash: &[u8; 32],
     now: &str,
-) -> Result<Option<Grant>, DbError> {
+) -> Result<Option<(i64, i64, String)>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT k.id, c.tenant_id FROM oauth_tokens k
+            "SELECT k.id, c.tenant_id, c.client_id FROM oauth_tokens k
              JOIN oauth_grants g ON g.id = k.grant_id JOIN oauth_clients c ON c.id = g.client_id
              WHERE k.hash = ?1 AND k.kind = 'access' AND k.revoked_at IS NULL AND k.expires_at > ?2
                AND g.revoked_at IS NULL AND c.revoked_at IS NULL",
             params![&hash[..], now],
-            |r| {
-                Ok(Grant {
-                    token_id: r.get(0)?,
-                    tenant_id: r.get(1)?,
-                    credential: Credential::OAuthAccessToken,
-                })
-            },
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?)
 }
 
-/// A live token as the admin UI lists it.
+/// Whether token `id` was last used before `cutoff` (or never).
+pub fn token_used_before(conn: &Connection, id: i64, cutoff: &str) -> Result<bool, DbError> {
+    Ok(conn.query_row(
+        "SELECT last_used_at IS NULL OR last_used_at < ?2 FROM oauth_tokens WHERE id = ?1",
+        params![id, cutoff],
+        |r| r.get(0),
+    )?)
+}
+
+/// Records that token `id` was used at `now`.
+pub fn touch_token(conn: &Connection, id: i64, now: &str) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE oauth_tokens SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+/// A live OAuth token as the admin UI lists it.
 #[derive(Debug, Clone)]
-pub struct TokenInfo {
+pub struct LiveToken {
     pub id: i64,
     pub client_name: String,
     pub client_id: String,
@@ -488,7 +499,7 @@ pub fn live_tokens(
     conn: &Connection,
     tenant_id: Option<i64>,
     now: &str,
-) -> Result<Vec<TokenInfo>, DbError> {
+) -> Result<Vec<LiveToken>, DbError> {
     let mut stmt = conn.prepare(
         "SELECT k.id, c.name, c.client_id, k.kind, k.prefix, g.grant_type, g.approved_by,
                 k.created_at, k.last_used_at, k.expires_at
@@ -500,7 +511,7 @@ pub fn live_tokens(
     )?;
     let rows = stmt
         .query_map(params![tenant_id, now], |r| {
-            Ok(TokenInfo {
+            Ok(LiveToken {
                 id: r.get(0)?,
                 client_name: r.get(1)?,
                 client_id: r.get(2)?,
@@ -653,10 +664,10 @@ mod tests {
         .unwrap();
         let access = issue(&c, grant, TokenKind::Access, later);
         let refresh = issue(&c, grant, TokenKind::Refresh, later);
-        let g = authenticate(&c, &access.hash, &now).unwrap().unwrap();
+        let (_, tenant_id, client_id) = authenticate(&c, &access.hash, &now).unwrap().unwrap();
         assert_eq!(
-            (g.tenant_id, g.credential),
-            (1, Credential::OAuthAccessToken)
+            (tenant_id, client_id.as_str()),
+            (1, client.client_id.as_str())
         );
         assert!(
             authenticate(&c, &refresh.hash, &now).unwrap().is_none(),

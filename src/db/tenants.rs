@@ -74,6 +74,17 @@ pub fn by_slug(conn: &Connection, slug: &str) -> Result<Tenant, DbError> {
     .ok_or(DbError::NotFound)
 }
 
+/// Tenant `id`.
+pub fn get(conn: &Connection, id: i64) -> Result<Tenant, DbError> {
+    conn.query_row(
+        "SELECT id, slug, name, created_at FROM tenants WHERE id = ?1",
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or(DbError::NotFound)
+}
+
 pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
     let mut stmt = conn.prepare("SELECT id, slug, name, created_at FROM tenants ORDER BY id")?;
     let rows = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;

@@ -3,10 +3,12 @@
 
 use std::collections::HashMap;
 
+use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::{DbError, ListQuery, Page};
+use crate::model::{DirectoryGroup, DirectoryUser};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
 use crate::scim::schema::USER_RESOURCE;
@@ -384,4 +386,118 @@ pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<i64, DbError> {
         [tenant_id],
         |r| r.get(0),
     )?)
+}
+
+// --- What sync reads ---------------------------------------------------------------------
+
+fn parse_data(pk: i64, data: &str) -> Result<Map<String, Value>, DbError> {
+    serde_json::from_str(data)
+        .map_err(|e| DbError::Schema(format!("user {pk}: stored data is not JSON: {e}")))
+}
+
+/// The directory users `pks` of the tenant (the IdP's, never seeds) with their direct
+/// groups, leaving out `without_group` (a group being deleted).
+pub fn directory_users(
+    conn: &Connection,
+    tenant_id: i64,
+    pks: &[i64],
+    without_group: Option<i64>,
+) -> Result<Vec<DirectoryUser>, DbError> {
+    let mut out = Vec::with_capacity(pks.len());
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+             JOIN groups g ON g.pk = gm.group_pk
+             WHERE gm.member_user_pk IN ({marks}) AND g.pk IS NOT ?{} ORDER BY g.pk",
+            chunk.len() + 1
+        ))?;
+        let params: Vec<SqlValue> = chunk
+            .iter()
+            .map(|&pk| pk.into())
+            .chain([without_group.into()])
+            .collect();
+        read_groups(stmt.query(params_from_iter(&params))?, &mut groups)?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT pk, id, data FROM users WHERE tenant_id = ? AND origin = 'idp' AND pk IN ({marks}) ORDER BY pk"
+        ))?;
+        let params: Vec<SqlValue> = std::iter::once(tenant_id.into())
+            .chain(chunk.iter().map(|&pk| pk.into()))
+            .collect();
+        read_directory_users(
+            stmt.query(params_from_iter(&params))?,
+            &mut groups,
+            &mut out,
+        )?;
+    }
+    Ok(out)
+}
+
+/// Every directory user of the tenant with its direct groups.
+pub fn all_directory_users(
+    conn: &Connection,
+    tenant_id: i64,
+) -> Result<Vec<DirectoryUser>, DbError> {
+    let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
+    let mut stmt = conn.prepare(
+        "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+         JOIN groups g ON g.pk = gm.group_pk
+         WHERE g.tenant_id = ?1 AND gm.member_user_pk IS NOT NULL ORDER BY g.pk",
+    )?;
+    read_groups(stmt.query([tenant_id])?, &mut groups)?;
+    let mut stmt = conn.prepare(
+        "SELECT pk, id, data FROM users WHERE tenant_id = ?1 AND origin = 'idp' ORDER BY pk",
+    )?;
+    let mut out = Vec::new();
+    read_directory_users(stmt.query([tenant_id])?, &mut groups, &mut out)?;
+    Ok(out)
+}
+
+/// Reads `(member_user_pk, group id, group displayName)` rows into each user's groups.
+fn read_groups(
+    mut rows: rusqlite::Rows,
+    into: &mut HashMap<i64, Vec<DirectoryGroup>>,
+) -> Result<(), DbError> {
+    while let Some(r) = rows.next()? {
+        into.entry(r.get(0)?).or_default().push(DirectoryGroup {
+            id: r.get(1)?,
+            display_name: r.get(2)?,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `(pk, id, data)` user rows into directory users carrying their groups.
+fn read_directory_users(
+    mut rows: rusqlite::Rows,
+    groups: &mut HashMap<i64, Vec<DirectoryGroup>>,
+    out: &mut Vec<DirectoryUser>,
+) -> Result<(), DbError> {
+    while let Some(r) = rows.next()? {
+        let pk: i64 = r.get(0)?;
+        let id: String = r.get(1)?;
+        let data = parse_data(pk, &r.get::<_, String>(2)?)?;
+        out.push(DirectoryUser::from_data(
+            &id,
+            &data,
+            groups.remove(&pk).unwrap_or_default(),
+        ));
+    }
+    Ok(())
+}
+
+/// (SCIM id, userName) of each user in `pks`, in the order they were created.
+pub fn ids_and_names(conn: &Connection, pks: &[i64]) -> Result<Vec<(String, String)>, DbError> {
+    let mut out = Vec::with_capacity(pks.len());
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT id, user_name FROM users WHERE pk IN ({marks}) ORDER BY pk"
+        ))?;
+        for row in stmt.query_map(params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))? {
+            out.push(row?);
+        }
+    }
+    Ok(out)
 }

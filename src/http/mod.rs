@@ -313,6 +313,15 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::ops::Error> for ApiError {
+    fn from(e: crate::ops::Error) -> Self {
+        match e {
+            crate::ops::Error::Scim(e) => e.into(),
+            crate::ops::Error::Db(e) => e.into(),
+        }
+    }
+}
+
 impl ApiError {
     fn into_response(self) -> Response<Body> {
         match self {

@@ -331,6 +331,35 @@ pub fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
+/// Whether an `If-Match`/`If-None-Match` list names `version` (weak comparison, RFC 7232
+/// §2.3.2; `*` matches any).
+pub fn etag_matches(list: &str, version: i64) -> bool {
+    let ours = etag(version);
+    let strip = |t: &str| {
+        t.trim()
+            .trim_start_matches("W/")
+            .trim_matches('"')
+            .to_string()
+    };
+    list.split(',')
+        .any(|t| t.trim() == "*" || strip(t) == strip(&ours))
+}
+
+/// A write's precondition (RFC 7644 §3.14): 412 when `If-Match` names another version.
+pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
+    match if_match {
+        Some(list) if !etag_matches(list, version) => Err(ScimError::new(
+            412,
+            None,
+            format!(
+                "the resource has changed: its version is {}, not {list}",
+                etag(version)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The full resource as a client reads it: `schemas`, `id`, the stored attributes, any
 /// server-computed attributes (`groups` of a user, `members` of a group) and `meta`.
 pub fn render(

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::model::{Profile, Role, Settings, looks_like_email};
+use crate::model::{Profile, Role, Settings, looks_like_email};
 use crate::scim::filter::fold;
 
 /// The columns, in export order.

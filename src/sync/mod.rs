@@ -7,19 +7,19 @@
 //! audit entries and events in the write's transaction — or, in test mode, only reports
 //! them.
 //!
-//! - [`model`]: statuses, sources, policies, roles, settings, and the two sides compared.
+//! The vocabulary it plans with (statuses, policies, roles, settings, the two sides compared)
+//! is [`crate::model`], which `db` shares.
 //! - [`roles`]: which role a member's groups give, and the sentence that explains it.
 //! - [`plan`]: matching, policies, the changes.
 //! - [`report`]: a plan grouped by kind with counts and detail, as JSON, CSV or text.
 //! - [`member_csv`]: the members CSV admins import and export (validation with line numbers).
 
 pub mod member_csv;
-pub mod model;
 pub mod plan;
 pub mod report;
 pub mod roles;
 
-pub use model::{
+pub use crate::model::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, Directory, DirectoryGroup, DirectoryUser, Link,
     MatchBy, Member, MemberSource, MemberStatus, Profile, Role, RoleMapping, Settings, TextEnum,
 };

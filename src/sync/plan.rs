@@ -14,11 +14,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
-use super::model::{
+use super::roles::{self, RoleDecision, RoleReason};
+pub use crate::model::Field;
+use crate::model::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, Directory, DirectoryUser, Link, MatchBy, Member,
     MemberStatus, Profile, Role, Settings, text_enum,
 };
-use super::roles::{self, RoleDecision, RoleReason};
 use crate::scim::filter::fold;
 
 text_enum! {
@@ -56,23 +57,6 @@ impl Cause {
             Cause::DeletedByIdp => "deleted by the IdP",
             Cause::Absent => "not in the IdP",
         }
-    }
-}
-
-text_enum! {
-    /// A member attribute a change can set.
-    pub enum Field ("field") {
-        Email => "email",
-        UserName => "userName",
-        GivenName => "givenName",
-        FamilyName => "familyName",
-        DisplayName => "displayName",
-        /// The SCIM id of the linked directory user.
-        UserId => "userId",
-        Role => "role",
-        /// The explanation of the role; changes when the group giving it does.
-        RoleReason => "roleReason",
-        Status => "status",
     }
 }
 
@@ -246,7 +230,7 @@ impl<'a> Planner<'a> {
             MatchBy::Email => [user.email.as_deref(), Some(user.user_name.as_str())]
                 .into_iter()
                 .flatten()
-                .filter(|k| super::model::looks_like_email(k))
+                .filter(|k| crate::model::looks_like_email(k))
                 .find_map(|k| self.by_email.get(&fold(k)).copied()),
             MatchBy::UserName => self.by_user_name.get(&fold(&user.user_name)).copied(),
         };

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::TextEnum;
 use super::plan::{Change, ChangeKind, FieldChange, fields_of, reason_of};
+use crate::model::TextEnum;
 
 /// One change as a person reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub struct ReportEntry {
     pub kind: ChangeKind,
     /// The member's id; `None` for a member the change creates.
     pub member_id: Option<String>,
@@ -26,9 +26,9 @@ pub struct Entry {
     pub reason: Option<String>,
 }
 
-impl Entry {
-    pub fn of(change: &Change) -> Entry {
-        Entry {
+impl ReportEntry {
+    pub fn of(change: &Change) -> ReportEntry {
+        ReportEntry {
             kind: change.kind(),
             member_id: change.member.as_ref().map(|m| m.id.clone()),
             subject: change.subject.clone(),
@@ -65,15 +65,18 @@ pub struct Report {
     pub counts: Counts,
     /// The changes, grouped by kind in [`ChangeKind`] order (kinds without changes left
     /// out); within a kind, in plan order.
-    pub changes: BTreeMap<ChangeKind, Vec<Entry>>,
+    pub changes: BTreeMap<ChangeKind, Vec<ReportEntry>>,
 }
 
 impl Report {
     pub fn new(plan: &[Change]) -> Report {
-        let mut changes: BTreeMap<ChangeKind, Vec<Entry>> = BTreeMap::new();
+        let mut changes: BTreeMap<ChangeKind, Vec<ReportEntry>> = BTreeMap::new();
         for change in plan {
             let kind = change.kind();
-            changes.entry(kind).or_default().push(Entry::of(change));
+            changes
+                .entry(kind)
+                .or_default()
+                .push(ReportEntry::of(change));
         }
         let counts = Counts(
             ChangeKind::ALL
@@ -85,7 +88,7 @@ impl Report {
     }
 
     /// Every entry, in kind order.
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+    pub fn entries(&self) -> impl Iterator<Item = &ReportEntry> {
         self.changes.values().flatten()
     }
 

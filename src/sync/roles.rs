@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::model::{DirectoryGroup, Role, Settings};
+use crate::model::{DirectoryGroup, Role, Settings};
 use crate::scim::filter::fold;
 
 /// Why a member has its role, in words an admin reads beside the role.

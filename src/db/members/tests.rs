@@ -5,7 +5,6 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::db::{filter_sql, migrations, tenants};
-use crate::sync::member_csv;
 
 const MANY: i64 = 20_000;
 
@@ -195,75 +194,4 @@ fn search_folds_case_and_reads_names() {
         "given and family name together"
     );
     assert!(find("person999@").is_empty(), "another tenant's member");
-}
-
-#[test]
-fn exports_are_what_the_whole_list_serialises_to() {
-    let conn = many_members();
-    let all = list(&conn, 1).unwrap();
-    let json = export(&conn, 1, ExportFormat::Json).unwrap();
-    assert_eq!(json, serde_json::to_string_pretty(&all).unwrap() + "\n");
-    let csv = export(&conn, 1, ExportFormat::Csv).unwrap();
-    assert_eq!(
-        csv,
-        member_csv::export(all.iter().map(|m| (&m.profile, &m.role, m.managed)))
-    );
-    let fresh = fresh_db();
-    assert_eq!(export(&fresh, 1, ExportFormat::Json).unwrap(), "[]\n");
-    assert_eq!(
-        export(&fresh, 1, ExportFormat::Csv).unwrap(),
-        "email,userName,givenName,familyName,role,Provisioning Managed\n"
-    );
-}
-
-/// A preview says what each row would do and what the import would meet, and leaves
-/// no trace: no member, no audit entry, no event.
-#[test]
-fn an_import_preview_changes_nothing() {
-    let conn = fresh_db();
-    let settings = crate::sync::Settings::default();
-    let ctx = crate::db::sync::WriteContext::cli(1);
-    let rows = member_csv::parse(
-        b"email,userName,role\nada@x.io,ada,admin\nbob@x.io,bob,\n",
-        &settings,
-    )
-    .unwrap();
-    import(&conn, &ctx, &settings, &rows[..1]).unwrap();
-    let traces = |c: &Connection| -> (i64, i64, i64) {
-        c.query_row(
-            "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
-                    (SELECT count(*) FROM events)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .unwrap()
-    };
-    let before = traces(&conn);
-
-    let rows = member_csv::parse(
-        b"email,userName,role,Provisioning Managed\nADA@x.io,ada,owner,false\nbob@x.io,bob,,\n",
-        &settings,
-    )
-    .unwrap();
-    let p = preview_import(&conn, &ctx, &settings, &rows).unwrap();
-    assert_eq!(p.error, None);
-    assert_eq!((p.summary.created, p.summary.updated), (1, 1));
-    match &p.rows[0].1 {
-        RowOutcome::Update { changes, .. } => assert_eq!(
-            changes.iter().map(Planned::name).collect::<Vec<_>>(),
-            ["managed", "role"]
-        ),
-        other => panic!("{other:?}"),
-    }
-    assert!(matches!(p.rows[1].1, RowOutcome::Create));
-    assert_eq!(traces(&conn), before);
-
-    // A userName another member holds: only the database sees it; the preview says so.
-    let rows = member_csv::parse(b"email,userName\ncy@x.io,ADA\n", &settings).unwrap();
-    let p = preview_import(&conn, &ctx, &settings, &rows).unwrap();
-    assert_eq!(
-        p.error.as_deref(),
-        Some("line 2: another member already has this userName \"ADA\"")
-    );
-    assert_eq!(traces(&conn), before);
 }

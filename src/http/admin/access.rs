@@ -14,6 +14,7 @@ use crate::auth::{self, passwords};
 use crate::db::audit::{self, Action};
 use crate::db::{self, admins};
 use crate::http::State;
+use crate::model::Who;
 use crate::scim::datetime;
 
 /// How long a login lasts.
@@ -193,9 +194,8 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
         .await;
     };
     let next = safe_next(form.get("next"));
-    let actor = format!("admin:{username}");
     let login = req.audit(
-        Some(&actor),
+        Some(Who::Admin(username.to_string())),
         None,
         Action::AdminLoggedIn,
         format!("admin/{username}"),
@@ -329,7 +329,7 @@ pub(super) async fn setup(state: &State, req: &mut Req) -> PageResult {
     let now = datetime::now();
     let name = username.clone();
     let created_entry = req.audit(
-        Some("setup-link"),
+        Some(Who::SetupLink),
         None,
         Action::AdminCreated,
         format!("admin/{username}"),
@@ -347,9 +347,8 @@ pub(super) async fn setup(state: &State, req: &mut Req) -> PageResult {
         .await;
     match created {
         Ok(Some(admin)) => {
-            let actor = format!("admin:{}", admin.username);
             let login = req.audit(
-                Some(&actor),
+                Some(Who::Admin(admin.username.clone())),
                 None,
                 Action::AdminLoggedIn,
                 format!("admin/{}", admin.username),

@@ -6,9 +6,9 @@ use hyper::StatusCode;
 
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
-use crate::auth::tokens;
 use crate::db::{self, tenants::Tenant};
 use crate::http::State;
+use crate::ops;
 use crate::scim::datetime;
 
 /// A token shown once, right after it was made.
@@ -23,7 +23,7 @@ struct ConnectionPage {
     layout: Layout,
     csrf: String,
     base_url: String,
-    tokens: Vec<db::tokens::TokenInfo>,
+    tokens: Vec<db::tokens::ScimToken>,
     new_secret: Option<NewSecret>,
     error: Option<String>,
 }
@@ -102,28 +102,21 @@ pub(super) async fn create_token(state: &State, req: &mut Req, tenant: &Tenant) 
             }
         },
     };
-    let new = tokens::generate();
-    let (ctx, token_name) = (req.write_context(tenant)?, name.clone());
-    state
-        .db
-        .write(move |tx| {
-            db::tokens::issue(
-                tx,
-                &ctx,
-                &token_name,
-                &new.prefix,
-                &new.hash,
-                expires_at.as_deref(),
-            )
-        })
-        .await?;
+    let issued = ops::tokens::issue(
+        &state.db,
+        &req.actor()?,
+        tenant.id,
+        name.clone(),
+        expires_at,
+    )
+    .await?;
     render(
         state,
         req,
         tenant,
         Some(NewSecret {
             name,
-            secret: new.secret,
+            secret: issued.token.secret,
         }),
         None,
     )
@@ -138,11 +131,7 @@ pub(super) async fn revoke_token(
 ) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let ctx = req.write_context(tenant)?;
-    state
-        .db
-        .write(move |tx| db::tokens::withdraw(tx, &ctx, id))
-        .await?;
+    ops::tokens::revoke(&state.db, &req.actor()?, tenant.id, id).await?;
     Ok(redirect_with_flash(
         req,
         &format!("/t/{}/connection", tenant.slug),
@@ -160,33 +149,14 @@ pub(super) async fn regenerate_token(
 ) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let ctx = req.write_context(tenant)?;
-    let new = tokens::generate();
-    let (prefix, hash) = (new.prefix.clone(), new.hash);
-    let old = state
-        .db
-        .write(move |tx| {
-            let old = db::tokens::get(tx, ctx.tenant_id, id)?;
-            db::tokens::withdraw(tx, &ctx, id)?;
-            db::tokens::issue(
-                tx,
-                &ctx,
-                &old.name,
-                &prefix,
-                &hash,
-                old.expires_at.as_deref(),
-            )?;
-            Ok::<_, db::DbError>(old)
-        })
-        .await?;
-    let name = old.name;
+    let (name, new) = ops::tokens::regenerate(&state.db, &req.actor()?, tenant.id, id).await?;
     render(
         state,
         req,
         tenant,
         Some(NewSecret {
             name,
-            secret: new.secret,
+            secret: new.token.secret,
         }),
         None,
     )

@@ -45,7 +45,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
                 db::users::count_active(c, id)?,
                 db::members::counts_by_status_and_role(c, id)?,
                 db::settings::get(c, id)?,
-                db::sync::runs(c, id, 1)?.into_iter().next(),
+                db::sync_runs::recent(c, id, 1)?.into_iter().next(),
             ))
         })
         .await?;

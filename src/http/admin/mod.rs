@@ -35,6 +35,7 @@ use crate::auth;
 use crate::db::admins::Session;
 use crate::db::tenants::Tenant;
 use crate::db::{self, DbError};
+use crate::model::{Actor, Who};
 use crate::scim::datetime;
 
 const SESSION_COOKIE: &str = "scimd_session";
@@ -154,35 +155,31 @@ impl Req {
         self.session.as_ref().ok_or(UiError::Login)
     }
 
-    /// The logged-in admin acting on `tenant` in this request (actor `admin:<username>`),
-    /// for the audit entries and sync runs a change writes.
-    /// An audit entry for an action of this request's admin (or of `actor` when nobody is
-    /// logged in yet), with this request's id.
+    /// Who acts in this request: `who` when given (a login names the admin it is about to
+    /// log in), else the logged-in admin, else nobody known yet.
+    pub fn actor_as(&self, who: Option<Who>) -> Actor {
+        let who = who.unwrap_or_else(|| match &self.session {
+            Some(s) => Who::Admin(s.session.username.clone()),
+            None => Who::Anonymous,
+        });
+        Actor::new(who, Some(&self.request_id))
+    }
+
+    /// The logged-in admin, acting in this request: the actor of the changes it makes.
+    pub fn actor(&self) -> Result<Actor, UiError> {
+        let s = self.session()?;
+        Ok(Actor::admin(&s.session.username, &self.request_id))
+    }
+
+    /// An audit entry for an action of this request (see [`Req::actor_as`]).
     pub fn audit(
         &self,
-        actor: Option<&str>,
+        who: Option<Who>,
         tenant_id: Option<i64>,
         action: db::audit::Action,
         target: String,
     ) -> db::audit::Entry {
-        let actor = match (&self.session, actor) {
-            (_, Some(a)) => a.to_string(),
-            (Some(s), None) => format!("admin:{}", s.session.username),
-            (None, None) => "anonymous".to_string(),
-        };
-        let mut entry = db::audit::Entry::global(&actor, action, Some(target))
-            .with_request_id(Some(&self.request_id));
-        entry.tenant_id = tenant_id;
-        entry
-    }
-
-    pub fn write_context(&self, tenant: &Tenant) -> Result<db::sync::WriteContext, UiError> {
-        let s = self.session()?;
-        Ok(db::sync::WriteContext::admin(
-            tenant.id,
-            &s.session.username,
-            &self.request_id,
-        ))
+        db::audit::Entry::new(&self.actor_as(who), tenant_id, action, Some(target))
     }
 }
 
@@ -423,10 +420,12 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["oauth", id, "revoke"], _, true) => oauth::revoke(state, req, &tenant, id).await,
                 (["people"], true, _) => people::list_page(state, req, &tenant).await,
                 (["people", "export.csv"], true, _) => {
-                    people::export(state, req, &tenant, db::members::ExportFormat::Csv).await
+                    people::export(state, req, &tenant, crate::ops::members::ExportFormat::Csv)
+                        .await
                 }
                 (["people", "export.json"], true, _) => {
-                    people::export(state, req, &tenant, db::members::ExportFormat::Json).await
+                    people::export(state, req, &tenant, crate::ops::members::ExportFormat::Json)
+                        .await
                 }
                 (["people", "import"], true, _) => people::import_page(state, req, &tenant).await,
                 (["people", "import"], _, true) => people::preview(state, req, &tenant).await,

@@ -58,7 +58,7 @@ struct AppsPage {
     layout: Layout,
     csrf: String,
     clients: Vec<Client>,
-    tokens: Vec<db::oauth::TokenInfo>,
+    tokens: Vec<db::oauth::LiveToken>,
     new_secret: Option<NewSecret>,
     error: Option<String>,
     form: CreateForm,

@@ -14,17 +14,15 @@ use std::time::{Duration, Instant};
 use askama::Template;
 use http_body_util::BodyExt;
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::filters;
 use super::{Form, Layout, PageResult, Req, UiError, download, html, layout, redirect_with_flash};
-use crate::db::audit::{self, Action as AuditAction};
-use crate::db::events::{self, EventType};
-use crate::db::members::{self, ExportFormat, ImportPreview, ListFilter, MemberRow, RowOutcome};
+use crate::db::members::{self, ListFilter, MemberRow};
 use crate::db::paging::Cursor;
-use crate::db::sync::WriteContext;
 use crate::db::{self, DbError, tenants::Tenant};
 use crate::http::{RequestBody, State};
+use crate::ops;
+use crate::ops::members::{ExportFormat, ImportPreview, ImportProblem, RowOutcome};
 use crate::sync::member_csv::{self, RowError};
 use crate::sync::roles::{self, RoleDecision};
 use crate::sync::{DirectoryGroup, MemberStatus, Role, Settings, TextEnum};
@@ -43,15 +41,6 @@ const PENDING_TTL: Duration = Duration::from_secs(30 * 60);
 const PENDING_MAX: usize = 16;
 /// Preview rows listed on the page; the counts cover all of them.
 const PREVIEW_ROWS: usize = 500;
-
-/// The actor of an admin's writes in the audit log.
-fn context(req: &Req, tenant: &Tenant) -> Result<WriteContext, UiError> {
-    Ok(WriteContext {
-        tenant_id: tenant.id,
-        actor: format!("admin:{}", req.session()?.session.username),
-        request_id: Some(req.request_id.clone()),
-    })
-}
 
 /// `path?k=v&…` with the non-empty pairs, URL-encoded.
 pub(super) fn link(path: &str, pairs: &[(&str, &str)]) -> String {
@@ -262,42 +251,9 @@ pub(super) async fn set_managed(
         "false" => false,
         _ => return Err(UiError::BadRequest("choose managed or not managed".into())),
     };
-    let ctx = context(req, tenant)?;
     let id = id.to_string();
-    let changed = {
-        let id = id.clone();
-        state
-            .db
-            .write(move |tx| {
-                let m = members::get(tx, ctx.tenant_id, &id)?.ok_or(DbError::NotFound)?;
-                if m.managed == managed {
-                    return Ok::<_, DbError>(false);
-                }
-                members::set_managed(tx, m.pk, managed)?;
-                let after = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
-                let changes = json!([{"field": "managed", "before": m.managed, "after": managed}]);
-                events::append(
-                    tx,
-                    ctx.tenant_id,
-                    EventType::MemberUpdated,
-                    &m.id,
-                    &json!({"member": after, "changes": changes}),
-                )?;
-                audit::append(
-                    tx,
-                    &audit::Entry::new(
-                        ctx.tenant_id,
-                        &ctx.actor,
-                        AuditAction::MemberUpdated,
-                        Some(format!("member/{}", m.id)),
-                    )
-                    .with_request_id(ctx.request_id.as_deref())
-                    .with_detail(json!({"changes": changes})),
-                )?;
-                Ok(true)
-            })
-            .await?
-    };
+    let changed =
+        ops::members::set_managed(&state.db, &req.actor()?, tenant.id, id.clone(), managed).await?;
     let message = match (changed, managed) {
         (false, _) => "Nothing to change.",
         (true, true) => {
@@ -320,11 +276,7 @@ pub(super) async fn export(
     tenant: &Tenant,
     format: ExportFormat,
 ) -> PageResult {
-    let id = tenant.id;
-    let body = state
-        .db
-        .read(move |c| members::export(c, id, format))
-        .await?;
+    let body = ops::members::export(&state.db, tenant.id, format).await?;
     Ok(match format {
         ExportFormat::Csv => download(
             "text/csv; charset=utf-8",
@@ -572,14 +524,16 @@ pub(super) async fn preview(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
         return html(StatusCode::BAD_REQUEST, &page);
     }
     page.file_name = file_name.clone();
-    let ctx = context(req, tenant)?;
     let admin = req.session()?.session.username.clone();
-    match preview_csv(state, &ctx, csv.clone()).await? {
-        Err(Problems::Rows(errors)) => {
+    let actor = req.actor()?;
+    let preview =
+        ops::members::preview_import(&state.db, &actor, tenant.id, csv.clone().into_bytes());
+    match preview.await? {
+        Err(ImportProblem::Rows(errors)) => {
             page.errors = errors;
             html(StatusCode::BAD_REQUEST, &page)
         }
-        Err(Problems::Import(message)) => {
+        Err(ImportProblem::Conflict(message)) => {
             page.error = Some(message);
             html(StatusCode::BAD_REQUEST, &page)
         }
@@ -606,43 +560,12 @@ pub(super) async fn preview(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
     }
 }
 
-/// Why a file cannot be imported.
-enum Problems {
-    /// Invalid rows, each with its line.
-    Rows(Vec<RowError>),
-    /// A row the database refuses (a value another member holds), naming its line.
-    Import(String),
-}
-
-async fn preview_csv(
-    state: &State,
-    ctx: &WriteContext,
-    csv: String,
-) -> Result<Result<ImportPreview, Problems>, UiError> {
-    let ctx = ctx.clone();
-    Ok(state
-        .db
-        .write(move |tx| {
-            let settings = db::settings::get(tx, ctx.tenant_id)?;
-            let rows = match member_csv::parse(csv.as_bytes(), &settings) {
-                Ok(rows) => rows,
-                Err(errors) => return Ok::<_, DbError>(Err(Problems::Rows(errors))),
-            };
-            let preview = members::preview_import(tx, &ctx, &settings, &rows)?;
-            Ok(match preview.error {
-                Some(e) => Err(Problems::Import(e)),
-                None => Ok(preview),
-            })
-        })
-        .await?)
-}
-
 /// Imports a previewed upload: parsed and validated again against the tenant as it is
 /// now, then written in one transaction with its audit entries and events.
 pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     let form = req.form(state).await?;
     let pending_id = form.get("import").to_string();
-    let ctx = context(req, tenant)?;
+    let actor = req.actor()?;
     let admin = req.session()?.session.username.clone();
     let Some((file_name, csv)) = state.pending_imports.get(&pending_id, tenant.id, &admin) else {
         let mut page = ImportPage::new(state, req, tenant).await?;
@@ -650,24 +573,7 @@ pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
             Some("This preview has expired or was already imported. Upload the file again.".into());
         return html(StatusCode::BAD_REQUEST, &page);
     };
-    let outcome = {
-        let ctx = ctx.clone();
-        state
-            .db
-            .write(move |tx| {
-                let settings = db::settings::get(tx, ctx.tenant_id)?;
-                let rows = match member_csv::parse(csv.as_bytes(), &settings) {
-                    Ok(rows) => rows,
-                    Err(errors) => return Ok::<_, DbError>(Err(Problems::Rows(errors))),
-                };
-                match members::import(tx, &ctx, &settings, &rows) {
-                    Ok(summary) => Ok(Ok((rows.len(), summary))),
-                    Err(DbError::Conflict(m)) => Ok(Err(Problems::Import(m))),
-                    Err(e) => Err(e),
-                }
-            })
-            .await?
-    };
+    let outcome = ops::members::import(&state.db, &actor, tenant.id, csv.into_bytes()).await?;
     match outcome {
         Ok((rows, summary)) => {
             state.pending_imports.remove(&pending_id);
@@ -684,8 +590,10 @@ pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
             let mut page = ImportPage::new(state, req, tenant).await?;
             page.file_name = file_name;
             match problems {
-                Problems::Rows(errors) => page.errors = errors,
-                Problems::Import(m) => page.error = Some(format!("{m}; nothing was imported")),
+                ImportProblem::Rows(errors) => page.errors = errors,
+                ImportProblem::Conflict(m) => {
+                    page.error = Some(format!("{m}; nothing was imported"));
+                }
             }
             html(StatusCode::BAD_REQUEST, &page)
         }

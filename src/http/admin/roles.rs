@@ -2,22 +2,21 @@
 //! custom group → role mappings, each change previewed before it is saved.
 //!
 //! A preview plans the whole tenant under the edited settings without saving them
-//! (`db::sync::preview` with `Scope::Roles`): exactly the re-evaluation that saving runs
-//! (`db::settings::change`, as `scimd roles …` does), so what the preview lists is what
+//! (`ops::settings::preview`): exactly the re-evaluation that saving runs
+//! (`ops::settings::edit`, as `scimd roles …` does), so what the preview lists is what
 //! Save applies — unless the directory changed in between, in which case Save applies the
 //! plan of that moment, as any sync does.
 
 use askama::Template;
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::sync::{Count, summary};
 use super::{Form, Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
-use crate::db::audit::Action as AuditAction;
-use crate::db::settings::{self, Update};
-use crate::db::sync::{self as db_sync, Scope, SyncRun, WriteContext};
-use crate::db::{self, DbError, tenants::Tenant};
+use crate::db::{self, DbError, settings, tenants::Tenant};
 use crate::http::State;
+use crate::ops;
+use crate::ops::reconcile::SyncRun;
+use crate::ops::settings::{Edit as SettingsEdit, Saved, Update};
 use crate::sync::report::Report;
 use crate::sync::{ChangeKind, Field, Role, Settings};
 
@@ -131,56 +130,27 @@ enum Edit {
 }
 
 impl Edit {
-    /// The settings after this edit, not saved and not yet validated.
-    fn apply(&self, s: &Settings) -> Result<Settings, String> {
+    /// The settings edit this form submits: the one `scimd roles …` makes too.
+    fn op(&self) -> SettingsEdit {
         match self {
             Edit::Roles {
                 roles,
                 default_role,
                 role_prefix,
-            } => Ok(Update {
+            } => SettingsEdit::Update(Update {
                 roles: Some(roles.clone()),
                 default_role: Some(default_role.clone()),
                 role_prefix: Some(role_prefix.clone()),
                 ..Update::default()
-            }
-            .applied_to(s)),
-            Edit::Map { group, role } => Ok(s.with_mapping(group, role)),
-            Edit::Unmap { group } => s
-                .without_mapping(group)
-                .ok_or_else(|| format!("group {group:?} has no mapping")),
-        }
-    }
-
-    /// Saves the edit the way `scimd roles set|map|unmap` and `tenant set` do: the same
-    /// db functions, audited, roles re-evaluated (a dry run in test mode). `None`: nothing
-    /// to change.
-    fn save(&self, tx: &rusqlite::Transaction, ctx: &WriteContext) -> Result<Saved, DbError> {
-        let id = ctx.tenant_id;
-        let before = settings::get(tx, id)?;
-        let (after, action, detail) = match self {
-            Edit::Roles { .. } => {
-                let after = self.apply(&before).map_err(DbError::Conflict)?;
-                (after, AuditAction::SettingsChanged, json!({}))
-            }
-            Edit::Map { group, role } => (
-                settings::map_role(tx, id, group, role)?,
-                AuditAction::RoleMapped,
-                json!({"group": group, "role": role}),
-            ),
-            Edit::Unmap { group } => match settings::unmap_role(tx, id, group) {
-                Ok(after) => (after, AuditAction::RoleUnmapped, json!({"group": group})),
-                Err(DbError::NotFound) => {
-                    return Err(DbError::Conflict(format!("group {group:?} has no mapping")));
-                }
-                Err(e) => return Err(e),
+            }),
+            Edit::Map { group, role } => SettingsEdit::Map {
+                group: group.clone(),
+                role: role.clone(),
             },
-        };
-        if after == before {
-            return Ok(Saved::Unchanged);
+            Edit::Unmap { group } => SettingsEdit::Unmap {
+                group: group.clone(),
+            },
         }
-        let run = settings::change(tx, ctx, &before, &after, action, detail)?;
-        Ok(Saved::Changed(run))
     }
 
     fn describe(&self) -> String {
@@ -250,11 +220,6 @@ impl Edit {
             Edit::Unmap { .. } => {}
         }
     }
-}
-
-enum Saved {
-    Unchanged,
-    Changed(Option<SyncRun>),
 }
 
 async fn render(
@@ -413,11 +378,10 @@ async fn submit(
     let mut inputs = fallback;
     edit.keep_in(&mut inputs);
     if form.get("action") == "save" {
-        let ctx = req.write_context(tenant)?;
-        let saved = state.db.write(move |tx| edit.save(tx, &ctx)).await;
+        let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit.op()).await;
         let message = match saved {
-            Ok(Saved::Unchanged) => "Nothing to save: that is the current setting.".to_string(),
-            Ok(Saved::Changed(run)) => saved_message(run.as_ref()),
+            Ok(Saved::Unchanged(_)) => "Nothing to save: that is the current setting.".to_string(),
+            Ok(Saved::Changed { run, .. }) => saved_message(run.as_ref()),
             Err(DbError::Conflict(m)) => {
                 return render(state, req, tenant, Some(inputs), Some(m), None).await;
             }
@@ -466,26 +430,10 @@ async fn preview(
     tenant: &Tenant,
     edit: &Edit,
 ) -> Result<Result<Preview, String>, UiError> {
-    let id = tenant.id;
     let (what, (action, fields)) = (edit.describe(), edit.form());
-    let e = edit.clone();
-    let planned = state
-        .db
-        .read(move |c| {
-            let before = settings::get(c, id)?;
-            let after = match e.apply(&before).and_then(|a| a.validate().map(|()| a)) {
-                Ok(a) => a,
-                Err(m) => return Ok(Err(m)),
-            };
-            if after == before {
-                return Ok(Err(
-                    "Nothing would change: that is the current setting.".into()
-                ));
-            }
-            let report = db_sync::preview(c, id, &after, Scope::Roles)?;
-            Ok::<_, DbError>(Ok((report, after.test_mode)))
-        })
-        .await?;
+    let planned = ops::settings::preview(&state.db, tenant.id, edit.op())
+        .await?
+        .map(|(after, report)| (report, after.test_mode));
     let (report, test_mode): (Report, bool) = match planned {
         Ok(p) => p,
         Err(m) => return Ok(Err(m)),

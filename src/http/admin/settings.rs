@@ -1,18 +1,17 @@
 //! Tenant settings: the name, the deprovisioning policies and the matching attribute.
 //!
-//! Saved through `db::settings::change`, as `scimd tenant set` does (audited; a policy
+//! Saved through `ops::settings::edit`, as `scimd tenant set` does (audited; a policy
 //! change applies from then on and redoes nothing). Test mode has its own page (sync), roles
 //! theirs (roles).
 
 use askama::Template;
 use hyper::StatusCode;
-use serde_json::json;
 
 use super::{Form, Layout, PageResult, Req, html, layout, redirect_with_flash};
-use crate::db::audit::Action as AuditAction;
-use crate::db::settings::{self, Update};
-use crate::db::{self, DbError, tenants::Tenant};
+use crate::db::{DbError, settings, tenants::Tenant};
 use crate::http::State;
+use crate::ops;
+use crate::ops::settings::{Edit, Saved, Update};
 use crate::sync::{AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Settings, TextEnum};
 
 /// One choice of a setting, with what it means.
@@ -122,7 +121,7 @@ impl Values {
 
     /// The settings update these values make; `Err` names a value that is not allowed.
     fn update(&self) -> Result<Update, String> {
-        let e = |e: crate::sync::model::UnknownValue| e.to_string();
+        let e = |e: crate::model::UnknownValue| e.to_string();
         Ok(Update {
             on_deactivate: Some(self.on_deactivate.parse().map_err(e)?),
             on_delete: Some(self.on_delete.parse().map_err(e)?),
@@ -208,36 +207,16 @@ pub(super) async fn update(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
         Ok(u) => u,
         Err(m) => return render(state, req, tenant, Some(values), Some(m)).await,
     };
-    let ctx = req.write_context(tenant)?;
-    let (old_name, new_name) = (tenant.name.clone(), values.name.clone());
-    let saved = state
-        .db
-        .write(move |tx| {
-            let before = settings::get(tx, ctx.tenant_id)?;
-            let after = update.applied_to(&before);
-            let renamed = new_name != old_name;
-            if after == before && !renamed {
-                return Ok(false);
-            }
-            let mut detail = json!({});
-            if renamed {
-                db::tenants::rename(tx, ctx.tenant_id, &new_name)?;
-                detail = json!({"changes": {"name": {"before": old_name, "after": new_name}}});
-            }
-            settings::change(
-                tx,
-                &ctx,
-                &before,
-                &after,
-                AuditAction::SettingsChanged,
-                detail,
-            )?;
-            Ok::<_, DbError>(true)
-        })
-        .await;
+    let edit = Edit::Update(Update {
+        name: Some(values.name.clone()),
+        ..update
+    });
+    let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await;
     let message = match saved {
-        Ok(true) => "Settings saved. They apply from now on: nothing already done is redone.",
-        Ok(false) => "Nothing to save: these are the current settings.",
+        Ok(Saved::Changed { .. }) => {
+            "Settings saved. They apply from now on: nothing already done is redone."
+        }
+        Ok(Saved::Unchanged(_)) => "Nothing to save: these are the current settings.",
         Err(DbError::Conflict(m)) => {
             return render(state, req, tenant, Some(values), Some(m)).await;
         }

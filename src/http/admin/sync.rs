@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
-use crate::db::audit::Action as AuditAction;
-use crate::db::settings::{self, Update};
-use crate::db::sync::{self as db_sync, RunRecord, Scope};
-use crate::db::{self, DbError, tenants::Tenant};
+use crate::db::sync_runs::{self, RunRecord};
+use crate::db::{DbError, tenants::Tenant};
 use crate::http::State;
+use crate::model::SyncScope;
+use crate::ops::settings::{Edit, Saved, Update};
+use crate::ops::{self, reconcile};
 use crate::scim::datetime;
-use crate::sync::report::{Entry, Report};
+use crate::sync::report::{Report, ReportEntry};
 use crate::sync::{ChangeKind, TextEnum};
 
 /// How many changes of one kind the page lists; the exports always have all of them.
@@ -129,7 +130,7 @@ impl RunRow {
     }
 
     pub fn what(&self) -> &'static str {
-        if self.scope == Scope::Roles.as_str() {
+        if self.scope == SyncScope::Roles.as_str() {
             "Roles re-evaluated"
         } else {
             "Force sync"
@@ -156,7 +157,7 @@ pub(super) struct KindGroup {
     pub heading: &'static str,
     pub meaning: &'static str,
     pub total: usize,
-    pub entries: Vec<Entry>,
+    pub entries: Vec<ReportEntry>,
 }
 
 impl KindGroup {
@@ -201,22 +202,19 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     let s = req.session()?;
     let id = tenant.id;
     let just_ran: Option<i64> = req.query("run").and_then(|r| r.parse().ok());
-    let (report, runs, result) = state
+    let (report, _) = reconcile::report(&state.db, id).await?;
+    let (runs, result) = state
         .db
         .read(move |c| {
             let result = match just_ran {
-                Some(run) => match db_sync::get_run(c, id, run) {
+                Some(run) => match sync_runs::get(c, id, run) {
                     Ok(r) => Some(r),
                     Err(DbError::NotFound) => None,
                     Err(e) => return Err(e),
                 },
                 None => None,
             };
-            Ok((
-                db_sync::report(c, id)?,
-                db_sync::runs(c, id, HISTORY)?,
-                result,
-            ))
+            Ok((sync_runs::recent(c, id, HISTORY)?, result))
         })
         .await?;
     let page = SyncPage {
@@ -239,30 +237,12 @@ pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant)
         "off" => false,
         _ => return Err(UiError::BadRequest("choose test mode on or off".into())),
     };
-    let ctx = req.write_context(tenant)?;
-    let changed = state
-        .db
-        .write(move |tx| {
-            let before = settings::get(tx, ctx.tenant_id)?;
-            let after = Update {
-                test_mode: Some(on),
-                ..Update::default()
-            }
-            .applied_to(&before);
-            if after == before {
-                return Ok(false);
-            }
-            settings::change(
-                tx,
-                &ctx,
-                &before,
-                &after,
-                AuditAction::SettingsChanged,
-                json!({}),
-            )?;
-            Ok::<_, DbError>(true)
-        })
-        .await?;
+    let edit = Edit::Update(Update {
+        test_mode: Some(on),
+        ..Update::default()
+    });
+    let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await?;
+    let changed = matches!(saved, Saved::Changed { .. });
     let message = match (on, changed) {
         (true, true) => {
             "Test mode is on. The IdP's writes still reach the directory; members stay as they are."
@@ -284,11 +264,7 @@ pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant)
 /// mode), then shows the run.
 pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     req.form(state).await?;
-    let ctx = req.write_context(tenant)?;
-    let run = state
-        .db
-        .write(move |tx| db_sync::run(tx, &ctx, Scope::Full, false))
-        .await?;
+    let run = reconcile::force(&state.db, &req.actor()?, tenant.id, false).await?;
     let summary = summary(&counts_of(|k| run.report.counts.get(k)));
     let message = if run.test_mode {
         format!(
@@ -305,13 +281,8 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
 }
 
 async fn current_report(state: &State, tenant: &Tenant) -> Result<(Report, bool), UiError> {
-    let id = tenant.id;
-    Ok(state
-        .db
-        .read(move |c| {
-            Ok::<_, DbError>((db_sync::report(c, id)?, db::settings::get(c, id)?.test_mode))
-        })
-        .await?)
+    let (report, settings) = reconcile::report(&state.db, tenant.id).await?;
+    Ok((report, settings.test_mode))
 }
 
 /// A file download: `Content-Disposition: attachment` with a name saying what and when.

@@ -11,10 +11,11 @@ use serde_json::Value;
 use super::{
     ApiError, Body, Call, RequestBody, State, error_response, is_get, method_not_allowed, scim_json,
 };
-use crate::auth::tokens;
-use crate::db::audit::{self, Action};
-use crate::db::sync::WriteContext;
-use crate::db::{self, ListQuery, filter_sql};
+use crate::auth::tokens::TOKEN_PREFIX;
+use crate::db::{ListQuery, filter_sql};
+use crate::model::Actor;
+use crate::ops::resource::{self as writes, Write};
+use crate::ops::tokens::{self, Grant};
 use crate::scim::list::{self, ListParams};
 use crate::scim::projection::Projection;
 use crate::scim::resource;
@@ -30,7 +31,7 @@ struct Ctx {
     /// The SCIM base URL as the client reached it, e.g. `https://host/scim/v2`.
     base: String,
     /// The caller as the sync hooks, audit log and events record it.
-    write: WriteContext,
+    actor: Actor,
 }
 
 pub(in crate::http) async fn handle(
@@ -99,6 +100,7 @@ async fn dispatch(
     }
 
     let grant = authenticate(state, req.headers()).await?;
+    let actor = Actor::new(grant.who.clone(), Some(request_id));
     let call = Call {
         at: datetime::now(),
         method: method.to_string(),
@@ -114,7 +116,8 @@ async fn dispatch(
             .collect(),
         detail: None,
     };
-    let outcome = authenticated(state, req, grant, base, segments, method, request_id).await;
+    let tenant_id = grant.tenant_id;
+    let outcome = authenticated(state, req, grant, actor.clone(), base, segments, method).await;
     let (status, detail) = match &outcome {
         Ok(r) => (r.status().as_u16(), None),
         Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
@@ -124,20 +127,17 @@ async fn dispatch(
     // A failed write rolled back with everything it did; its audit entry gets a small
     // transaction of its own. (Successful writes are audited inside their transaction.)
     let searching = call.path.ends_with("/.search");
-    if let (Some(action), Some(error), false) = (Action::scim(&call.method), &detail, searching) {
-        let ctx = WriteContext {
-            tenant_id: grant.tenant_id,
-            actor: format!("token:{}", grant.token_id),
-            request_id: Some(request_id.to_string()),
-        };
-        let entry = audit::Entry::scim_write(&ctx, action, scim_resource(&call.path), status)
-            .with_detail(serde_json::json!({ "error": error }));
-        if let Err(e) = state.db.write(move |tx| audit::append(tx, &entry)).await {
+    if let (Some(write), Some(error), false) = (Write::of_method(&call.method), &detail, searching)
+    {
+        let resource = scim_resource(&call.path);
+        let refused =
+            writes::audit_refused(&state.db, &actor, tenant_id, write, resource, status, error);
+        if let Err(e) = refused.await {
             tracing::error!(error = %e, "could not audit a failed SCIM write");
         }
     }
     state.record(
-        grant.tenant_id,
+        tenant_id,
         Call {
             status,
             detail,
@@ -156,69 +156,20 @@ fn scim_resource(path: &str) -> &str {
         .unwrap_or(path)
 }
 
-/// A SCIM write to the existing resource `id` of type `rt` (PUT, PATCH, DELETE), in one
-/// transaction: `f` does the work, the write is audited in the same transaction, and a
-/// missing resource is a 404 that names it.
-async fn write_existing<T, F>(
-    state: &State,
-    ctx: &Ctx,
-    rt: &'static ResourceType,
-    id: String,
-    action: Action,
-    status: StatusCode,
-    f: F,
-) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction, &WriteContext, &str) -> Result<T, ApiError> + Send + 'static,
-{
-    let wctx = ctx.write.clone();
-    let resource = format!("{}/{id}", &rt.endpoint[1..]);
-    let shown = id.clone();
-    state
-        .db
-        .write(move |tx| {
-            let out = f(tx, &wctx, &id)?;
-            audited(tx, &wctx, action, &resource, status)?;
-            Ok(out)
-        })
-        .await
-        .map_err(|e| not_found_as(e, rt.name, &shown))
-}
-
-/// Records a SCIM write in the audit log, inside the write's own transaction.
-fn audited(
-    conn: &rusqlite::Connection,
-    ctx: &WriteContext,
-    action: Action,
-    resource: &str,
-    status: StatusCode,
-) -> Result<(), db::DbError> {
-    audit::append(
-        conn,
-        &audit::Entry::scim_write(ctx, action, resource, status.as_u16()),
-    )
-    .map(drop)
-}
-
 /// Everything past authentication.
 async fn authenticated(
     state: &State,
     req: Request<RequestBody>,
-    grant: db::tokens::Grant,
+    grant: Grant,
+    actor: Actor,
     base: String,
     segments: Vec<&str>,
     method: Method,
-    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let ctx = Ctx {
         tenant_id: grant.tenant_id,
         base,
-        write: WriteContext {
-            tenant_id: grant.tenant_id,
-            actor: grant.actor(),
-            request_id: Some(request_id.to_string()),
-        },
+        actor,
     };
 
     let rt = segments.first().and_then(|s| {
@@ -338,7 +289,7 @@ fn base_url(state: &State, req: &Request<RequestBody>, prefix: &str, tls: bool) 
 /// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401:
 /// without an error code when no token was presented (RFC 6750 §3.1), `invalid_token` when
 /// one was and it is not live.
-async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::Grant, ApiError> {
+async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiError> {
     let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
     let value = headers
         .get(header::AUTHORIZATION)
@@ -363,7 +314,7 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
             basic_password.as_str()
         }
         // Some IdP forms take "the header value" and send the bare token.
-        None if value.starts_with(tokens::TOKEN_PREFIX) => value,
+        None if value.starts_with(TOKEN_PREFIX) => value,
         None if value.eq_ignore_ascii_case("bearer") => {
             return Err(unauthorized("the Bearer token is missing"));
         }
@@ -373,23 +324,9 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<db::tokens::
             ));
         }
     };
-    let hash = tokens::hash(secret);
-    let now = time::OffsetDateTime::now_utc();
-    let grant = state
-        .db
-        .read(move |c| db::tokens::authenticate_bearer(c, &hash, now))
-        .await?;
-    let Some((grant, stale)) = grant else {
-        return Err(ApiError::InvalidToken);
-    };
-    if stale {
-        let when = datetime::format(now);
-        state
-            .db
-            .write(move |tx| db::tokens::touch(tx, &grant, &when))
-            .await?;
-    }
-    Ok(grant)
+    tokens::authenticate(&state.db, secret)
+        .await?
+        .ok_or(ApiError::InvalidToken)
 }
 
 fn query_pairs(req: &Request<RequestBody>) -> Vec<(String, String)> {
@@ -425,37 +362,10 @@ fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
 
 // --- ETags (RFC 7644 §3.14) ------------------------------------------------------------
 
-/// Whether an `If-Match`/`If-None-Match` list names `version` (weak comparison).
-fn etag_matches(list: &str, version: i64) -> bool {
-    let ours = resource::etag(version);
-    let strip = |t: &str| {
-        t.trim()
-            .trim_start_matches("W/")
-            .trim_matches('"')
-            .to_string()
-    };
-    list.split(',')
-        .any(|t| t.trim() == "*" || strip(t) == strip(&ours))
-}
-
-fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
-    match if_match {
-        Some(list) if !etag_matches(list, version) => Err(ScimError::new(
-            412,
-            None,
-            format!(
-                "the resource has changed: its version is {}, not {list}",
-                resource::etag(version)
-            ),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// 304 when the client's `If-None-Match` names the current version.
 fn not_modified(headers: &HeaderMap, version: i64) -> Option<Response<Body>> {
     let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
-    if !etag_matches(inm, version) {
+    if !resource::etag_matches(inm, version) {
         return None;
     }
     let mut r = Response::new(Body::default());

@@ -4,7 +4,9 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::db::{Db, Durability, audit, events, members, settings, tenants, users};
+use crate::db::{Db, Durability, audit, events, members, settings, sync_runs, tenants, users};
+use crate::ops::block_on;
+use crate::ops::settings::{Edit, Saved};
 use crate::sync::{ChangeKind, DeactivatePolicy, DeletePolicy, Settings};
 
 struct Fixture {
@@ -29,12 +31,8 @@ impl Fixture {
         self.db.conn().unwrap()
     }
 
-    fn ctx(&self) -> WriteContext {
-        WriteContext {
-            tenant_id: self.tenant,
-            actor: "token:1".into(),
-            request_id: Some("req-1".into()),
-        }
+    fn actor(&self) -> Actor {
+        Actor::new(crate::model::Who::ScimToken(1), Some("req-1"))
     }
 
     /// A SCIM create: the user row and its hook, in one transaction.
@@ -44,7 +42,7 @@ impl Fixture {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let row = users::create(tx, self.tenant, data.as_object().unwrap())?;
-            user_written(tx, &self.ctx(), row.pk)?;
+            user_written(tx, &self.actor(), self.tenant, row.pk)?;
             Ok::<_, DbError>(row)
         })
         .unwrap()
@@ -58,7 +56,7 @@ impl Fixture {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let row = users::replace(tx, self.tenant, &data, data.data.clone())?;
-            user_written(tx, &self.ctx(), row.pk)?;
+            user_written(tx, &self.actor(), self.tenant, row.pk)?;
             Ok::<_, DbError>(row)
         })
         .unwrap()
@@ -67,7 +65,7 @@ impl Fixture {
     fn delete_user(&self, user: &users::UserRow) {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
-            user_deleting(tx, &self.ctx(), user.pk)?;
+            user_deleting(tx, &self.actor(), self.tenant, user.pk)?;
             users::delete(tx, self.tenant, &user.id)
         })
         .unwrap();
@@ -85,7 +83,7 @@ impl Fixture {
                 created: true,
                 ..GroupChange::default()
             };
-            group_written(tx, &self.ctx(), row.pk, &change)?;
+            group_written(tx, &self.actor(), self.tenant, row.pk, &change)?;
             Ok::<_, DbError>(row.pk)
         })
         .unwrap()
@@ -109,7 +107,7 @@ impl Fixture {
                 )?;
                 change.removed_user_pks.push(user_pk);
             }
-            group_written(tx, &self.ctx(), group_pk, &change)
+            group_written(tx, &self.actor(), self.tenant, group_pk, &change)
         })
         .unwrap();
     }
@@ -125,7 +123,7 @@ impl Fixture {
                 renamed: true,
                 ..GroupChange::default()
             };
-            group_written(tx, &self.ctx(), group_pk, &change)
+            group_written(tx, &self.actor(), self.tenant, group_pk, &change)
         })
         .unwrap();
     }
@@ -133,7 +131,7 @@ impl Fixture {
     fn delete_group(&self, group_pk: i64) {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
-            group_deleting(tx, &self.ctx(), group_pk)?;
+            group_deleting(tx, &self.actor(), self.tenant, group_pk)?;
             tx.execute("DELETE FROM groups WHERE pk = ?1", [group_pk])?;
             Ok::<_, DbError>(())
         })
@@ -183,10 +181,14 @@ impl Fixture {
         settings::save(&conn, self.tenant, &s).unwrap();
     }
 
+    fn report(&self) -> Report {
+        block_on(report(&self.db, self.tenant)).unwrap().0
+    }
+
     fn full_sync(&self, dry_run: bool) -> SyncRun {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
-            run(tx, &WriteContext::cli(self.tenant), Scope::Full, dry_run)
+            run(tx, &Actor::cli(), self.tenant, SyncScope::Full, dry_run)
         })
         .unwrap()
     }
@@ -416,7 +418,7 @@ fn test_mode_changes_no_member_and_its_report_is_what_force_sync_applies() {
         .count();
     assert_eq!(member_events, 0);
 
-    let report = report(&f.conn(), f.tenant).unwrap();
+    let report = f.report();
     let dry = f.full_sync(false);
     assert!(
         dry.dry_run && dry.test_mode,
@@ -433,8 +435,8 @@ fn test_mode_changes_no_member_and_its_report_is_what_force_sync_applies() {
     assert!(!applied.dry_run);
     assert_eq!(applied.report, report, "change for change");
     assert_eq!(f.members().len(), 2);
-    assert_eq!(self::report(&f.conn(), f.tenant).unwrap().applicable(), 0);
-    let runs = runs(&f.conn(), f.tenant, 10).unwrap();
+    assert_eq!(f.report().applicable(), 0);
+    let runs = sync_runs::recent(&f.conn(), f.tenant, 10).unwrap();
     assert_eq!(runs.len(), 2);
     assert!(!runs[0].dry_run && runs[1].dry_run);
     assert_eq!(runs[0].counts["create"], 1);
@@ -472,7 +474,7 @@ fn a_roles_run_applies_role_changes_only() {
     .unwrap();
     let mut conn = f.conn();
     let run = crate::db::write_sync(&mut conn, |tx| {
-        run(tx, &WriteContext::cli(f.tenant), Scope::Roles, false)
+        run(tx, &Actor::cli(), f.tenant, SyncScope::Roles, false)
     })
     .unwrap();
     assert_eq!(run.report.summary(), "role_change 1");
@@ -484,7 +486,7 @@ fn a_roles_run_applies_role_changes_only() {
         MemberStatus::Active,
         "no archival as a side effect"
     );
-    let full = report(&f.conn(), f.tenant).unwrap();
+    let full = f.report();
     assert_eq!(full.summary(), "archive 1");
     assert_eq!(full.counts.get(ChangeKind::Archive), 1);
 }
@@ -493,23 +495,36 @@ fn a_roles_run_applies_role_changes_only() {
 fn the_audit_log_is_append_only_and_filterable() {
     let f = Fixture::new();
     let conn = f.conn();
-    let ctx = f.ctx();
+    let actor = f.actor();
+    let tenant = Some(f.tenant);
     audit::append(
         &conn,
-        &audit::Entry::scim_write(&ctx, audit::Action::ScimPost, "/Users", 201),
-    )
-    .unwrap();
-    audit::append(
-        &conn,
-        &audit::Entry::scim_write(&ctx, audit::Action::ScimPatch, "Users/abc", 400)
-            .with_detail(json!({"detail": "bad op"})),
+        &audit::Entry::new(
+            &actor,
+            tenant,
+            audit::Action::ScimPost,
+            Some("Users".into()),
+        )
+        .with_status(201),
     )
     .unwrap();
     audit::append(
         &conn,
         &audit::Entry::new(
-            f.tenant,
-            "cli",
+            &actor,
+            tenant,
+            audit::Action::ScimPatch,
+            Some("Users/abc".into()),
+        )
+        .with_status(400)
+        .with_detail(json!({"detail": "bad op"})),
+    )
+    .unwrap();
+    audit::append(
+        &conn,
+        &audit::Entry::new(
+            &Actor::cli(),
+            tenant,
             audit::Action::SettingsChanged,
             Some("tenant".into()),
         ),
@@ -575,6 +590,7 @@ fn event_cursors_only_grow() {
     let conn = f.conn();
     let a = events::append(
         &conn,
+        &f.actor(),
         f.tenant,
         events::EventType::GroupCreated,
         "g",
@@ -584,6 +600,7 @@ fn event_cursors_only_grow() {
     conn.execute("DELETE FROM events", []).unwrap();
     let b = events::append(
         &conn,
+        &f.actor(),
         f.tenant,
         events::EventType::GroupDeleted,
         "g",
@@ -608,20 +625,34 @@ fn settings_round_trip_and_refuse_inconsistent_changes() {
         ..Settings::default()
     };
     settings::save(&conn, f.tenant, &s).unwrap();
-    let s2 = settings::map_role(&conn, f.tenant, "Eng", &"admin".parse().unwrap()).unwrap();
+    let edit = |e: Edit| {
+        block_on(crate::ops::settings::edit(
+            &f.db,
+            &Actor::cli(),
+            f.tenant,
+            e,
+        ))
+    };
+    let map = |group: &str, role: &str| Edit::Map {
+        group: group.into(),
+        role: role.parse().unwrap(),
+    };
+    let unmap = |group: &str| Edit::Unmap {
+        group: group.into(),
+    };
+    let Saved::Changed { after: s2, .. } = edit(map("Eng", "admin")).unwrap() else {
+        panic!("a new mapping changes the settings");
+    };
     assert_eq!(s2.mappings.len(), 1);
     s.mappings = s2.mappings.clone();
     assert_eq!(settings::get(&conn, f.tenant).unwrap(), s);
-    let err =
-        settings::map_role(&conn, f.tenant, "App-Guest", &"admin".parse().unwrap()).unwrap_err();
+    let err = edit(map("App-Guest", "admin")).unwrap_err();
     assert!(err.to_string().contains("reserved"), "{err}");
-    let err = settings::map_role(&conn, f.tenant, "X", &"owner".parse().unwrap()).unwrap_err();
+    let err = edit(map("X", "owner")).unwrap_err();
     assert!(err.to_string().contains("not one of the roles"), "{err}");
-    assert!(matches!(
-        settings::unmap_role(&conn, f.tenant, "nope"),
-        Err(DbError::NotFound)
-    ));
-    settings::unmap_role(&conn, f.tenant, "ENG").unwrap();
+    let err = edit(unmap("nope")).unwrap_err();
+    assert!(err.to_string().contains("has no mapping"), "{err}");
+    edit(unmap("ENG")).unwrap();
     assert!(settings::get(&conn, f.tenant).unwrap().mappings.is_empty());
 }
 
@@ -632,28 +663,28 @@ fn a_preview_saves_nothing_and_is_what_saving_the_settings_applies() {
     let eng = f.create_group("Eng");
     f.membership(eng, user.pk, true);
     let before = settings::get(&f.conn(), f.tenant).unwrap();
-    let after = before.with_mapping("eng", &"admin".parse().unwrap());
+    let edit = Edit::Map {
+        group: "eng".into(),
+        role: "admin".parse().unwrap(),
+    };
 
-    let preview = preview(&f.conn(), f.tenant, &after, Scope::Roles).unwrap();
+    let (_, preview) = block_on(crate::ops::settings::preview(&f.db, f.tenant, edit.clone()))
+        .unwrap()
+        .unwrap();
     assert_eq!(preview.summary(), "role_change 1");
     assert_eq!(settings::get(&f.conn(), f.tenant).unwrap(), before);
     assert_eq!(f.member().role.as_str(), "viewer");
-    assert!(runs(&f.conn(), f.tenant, 10).unwrap().is_empty());
+    assert!(
+        sync_runs::recent(&f.conn(), f.tenant, 10)
+            .unwrap()
+            .is_empty()
+    );
 
-    let ctx = WriteContext::admin(f.tenant, "alice", "req-9");
-    let mut conn = f.conn();
-    let run = crate::db::write_sync(&mut conn, |tx| {
-        settings::change(
-            tx,
-            &ctx,
-            &before,
-            &after,
-            audit::Action::RoleMapped,
-            json!({"group": "eng"}),
-        )
-    })
-    .unwrap()
-    .expect("a role setting changed: roles are re-evaluated");
+    let actor = Actor::admin("alice", "req-9");
+    let saved = block_on(crate::ops::settings::edit(&f.db, &actor, f.tenant, edit)).unwrap();
+    let Saved::Changed { run: Some(run), .. } = saved else {
+        panic!("a role setting changed: roles are re-evaluated");
+    };
     assert_eq!(run.report, preview, "the preview is what saving applied");
     assert_eq!(f.member().role.as_str(), "admin");
     let entries = audit::list(
@@ -671,11 +702,11 @@ fn a_preview_saves_nothing_and_is_what_saving_the_settings_applies() {
         first.detail.as_ref().unwrap()["changes"]["mappings"]["after"],
         json!([{"group": "eng", "role": "admin"}])
     );
-    let run_record = get_run(&f.conn(), f.tenant, run.id).unwrap();
+    let run_record = sync_runs::get(&f.conn(), f.tenant, run.id).unwrap();
     assert_eq!(run_record.actor, "admin:alice");
     assert_eq!(run_record.scope, "roles");
     assert!(matches!(
-        get_run(&f.conn(), f.tenant + 1, run.id),
+        sync_runs::get(&f.conn(), f.tenant + 1, run.id),
         Err(DbError::NotFound)
     ));
 }

@@ -1,5 +1,7 @@
-//! The vocabulary of sync: member statuses and sources, tenant policies, roles and settings,
-//! and the two sides a plan compares (directory users and members).
+//! The product's vocabulary, below every layer: member statuses, sources and fields, tenant
+//! policies, roles and settings, the two sides a sync plan compares (directory users and
+//! members), and the [`Actor`] behind every write. `db` stores these types and `sync` plans
+//! with them; neither imports the other.
 //!
 //! Every value that is stored as text or typed on the command line is an enum with
 //! `as_str`/`FromStr`, so a misspelt policy is an error at the edge, never a silent default.
@@ -11,6 +13,9 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::scim::filter::fold;
+
+mod actor;
+pub use actor::{Actor, Who};
 
 /// A value that is not one of an enum's spellings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +57,7 @@ macro_rules! text_enum {
             }
         }
 
-        impl $crate::sync::model::TextEnum for $name {
+        impl $crate::model::TextEnum for $name {
             const ALL: &'static [Self] = &[$( $name::$variant, )+];
             fn as_str(self) -> &'static str {
                 $name::as_str(self)
@@ -60,14 +65,14 @@ macro_rules! text_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::sync::model::UnknownValue;
+            type Err = $crate::model::UnknownValue;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let s = s.trim();
-                <Self as $crate::sync::model::TextEnum>::ALL
+                <Self as $crate::model::TextEnum>::ALL
                     .iter()
                     .copied()
                     .find(|v| v.as_str().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| $crate::sync::model::UnknownValue {
+                    .ok_or_else(|| $crate::model::UnknownValue {
                         what: $what,
                         value: s.to_string(),
                         expected: [$($text),+].join(", "),
@@ -108,6 +113,33 @@ text_enum! {
         Scim => "scim",
         Manual => "manual",
         Csv => "csv",
+    }
+}
+
+text_enum! {
+    /// A member attribute a change can set.
+    pub enum Field ("field") {
+        Email => "email",
+        UserName => "userName",
+        GivenName => "givenName",
+        FamilyName => "familyName",
+        DisplayName => "displayName",
+        /// The SCIM id of the linked directory user.
+        UserId => "userId",
+        Role => "role",
+        /// The explanation of the role; changes when the group giving it does.
+        RoleReason => "roleReason",
+        Status => "status",
+    }
+}
+
+text_enum! {
+    /// How much of a sync plan a run applies.
+    pub enum SyncScope ("sync scope") {
+        /// Everything: force sync, `scimd sync`.
+        Full => "full",
+        /// Role changes only: the re-evaluation after a role setting changed.
+        Roles => "roles",
     }
 }
 

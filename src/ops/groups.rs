@@ -1,0 +1,357 @@
+//! The SCIM writes of Groups (RFC 7644 §3.3–3.6), with memberships stored as rows: each
+//! membership operation runs one row at a time, so adding or removing one member of a huge
+//! group never reads the member list. Every write ends in the group's sync hook and is
+//! audited in its transaction.
+
+use serde_json::{Map, Value, json};
+
+use super::Error;
+use super::reconcile::{self, GroupChange};
+use super::resource::{Write, audited, write_existing};
+use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed, ResolvedMember};
+use crate::db::{Conn, Db, DbError, ListQuery, Page};
+use crate::model::Actor;
+use crate::scim::patch::{self, MemberOp, Operation};
+use crate::scim::resource::{self, check_if_match};
+use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::{ScimError, filter};
+
+/// A PATCH response lists the members only up to this many; past it `members` is left out
+/// (Okta accepts a group without members, Entra prefers no body at all) so that changing
+/// one member of a huge group stays cheap. A GET always returns them all.
+pub const PATCH_RESPONSE_MEMBER_LIMIT: usize = 1000;
+
+/// What a Group response shows: the stored group and, when the response carries them, its
+/// members.
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub row: GroupRow,
+    pub members: Option<Vec<Member>>,
+}
+
+/// Splits `members` off a POST/PUT body: they are stored as rows, not in the JSON.
+/// `None` when the body has no `members` key at all.
+fn take_members(body: &mut Value) -> Result<Option<Vec<MemberInput>>, ScimError> {
+    let Value::Object(fields) = body else {
+        return Ok(None);
+    };
+    let Some(key) = fields
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case("members"))
+        .cloned()
+    else {
+        return Ok(None);
+    };
+    let value = fields.shift_remove(&key).unwrap_or(Value::Null);
+    patch::parse_members(value).map(Some)
+}
+
+/// Resolves members to rows; an id that names no user or group of the tenant is a 400.
+fn resolve(
+    conn: &Conn,
+    tenant_id: i64,
+    members: &[MemberInput],
+) -> Result<Vec<ResolvedMember>, Error> {
+    let (resolved, unknown) = groups::resolve_members(conn, tenant_id, members)?;
+    if !unknown.is_empty() {
+        return Err(ScimError::invalid_value(format!(
+            "members: no user or group with id {}",
+            unknown
+                .iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into());
+    }
+    Ok(resolved)
+}
+
+fn user_pks(removed: &[Removed]) -> impl Iterator<Item = i64> + '_ {
+    removed
+        .iter()
+        .filter(|(k, _)| *k == MemberKind::User)
+        .map(|(_, pk)| *pk)
+}
+
+fn added_users(added: &[ResolvedMember]) -> impl Iterator<Item = i64> + '_ {
+    added
+        .iter()
+        .filter(|m| m.kind == MemberKind::User)
+        .map(|m| m.pk)
+}
+
+/// Runs membership operations in order, recording what changed for the sync hook.
+fn apply_member_ops(
+    conn: &Conn,
+    tenant_id: i64,
+    group_pk: i64,
+    ops: Vec<MemberOp>,
+    change: &mut GroupChange,
+) -> Result<(), Error> {
+    for op in ops {
+        match op {
+            MemberOp::Add(members) => {
+                let resolved = resolve(conn, tenant_id, &members)?;
+                let added = groups::add_members(conn, group_pk, &resolved)?;
+                change.added_user_pks.extend(added_users(&added));
+            }
+            MemberOp::Remove(ids) => {
+                let removed = groups::remove_members(conn, group_pk, &ids)?;
+                change.removed_user_pks.extend(user_pks(&removed));
+            }
+            MemberOp::RemoveMatching(f) => {
+                // A filter on member attributes other than `value`: rare, so it reads the list.
+                let ids: Vec<String> = groups::members(conn, group_pk)?
+                    .into_iter()
+                    .filter(|m| {
+                        let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});
+                        filter::matches_element(&f, &element)
+                    })
+                    .map(|m| m.value)
+                    .collect();
+                let removed = groups::remove_members(conn, group_pk, &ids)?;
+                change.removed_user_pks.extend(user_pks(&removed));
+            }
+            MemberOp::Clear => {
+                let removed = groups::clear_members(conn, group_pk)?;
+                change.members_replaced = true;
+                change.removed_user_pks.extend(user_pks(&removed));
+            }
+            MemberOp::Replace(members) => {
+                let resolved = resolve(conn, tenant_id, &members)?;
+                replace_members(conn, group_pk, &resolved, change)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn replace_members(
+    conn: &Conn,
+    group_pk: i64,
+    members: &[ResolvedMember],
+    change: &mut GroupChange,
+) -> Result<(), Error> {
+    let removed = groups::clear_members(conn, group_pk)?;
+    let added = groups::add_members(conn, group_pk, members)?;
+    change.members_replaced = true;
+    change.removed_user_pks.extend(user_pks(&removed));
+    change.added_user_pks.extend(added_users(&added));
+    Ok(())
+}
+
+fn load_for_write(
+    conn: &Conn,
+    tenant_id: i64,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<GroupRow, Error> {
+    let row = groups::get(conn, tenant_id, id)?.ok_or(DbError::NotFound)?;
+    check_if_match(if_match, row.version)?;
+    Ok(row)
+}
+
+fn display_name(data: &Map<String, Value>) -> Option<&str> {
+    data.get("displayName").and_then(Value::as_str)
+}
+
+/// POST /Groups, with its initial members.
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    mut body: Value,
+) -> Result<GroupView, Error> {
+    let members = take_members(&mut body)?.unwrap_or_default();
+    let data = resource::normalize(&GROUP_RESOURCE, body)?;
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let row = groups::create(tx, tenant_id, &data)?;
+        let mut change = GroupChange {
+            created: true,
+            ..Default::default()
+        };
+        if !members.is_empty() {
+            let resolved = resolve(tx, tenant_id, &members)?;
+            replace_members(tx, row.pk, &resolved, &mut change)?;
+        }
+        reconcile::group_written(tx, &actor, tenant_id, row.pk, &change)?;
+        audited(
+            tx,
+            &actor,
+            tenant_id,
+            Write::Post,
+            &format!("Groups/{}", row.id),
+        )?;
+        let members = groups::members(tx, row.pk)?;
+        Ok(GroupView {
+            row,
+            members: Some(members),
+        })
+    })
+    .await
+}
+
+/// PUT /Groups/{id}. A body without a `members` key leaves the membership as it is (RFC
+/// 7644 §3.5.1 lets a server treat omitted attributes as not asserted): a rename by PUT
+/// must never empty a group. `"members": []` empties it.
+pub async fn replace(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    mut body: Value,
+    if_match: Option<String>,
+    want_members: bool,
+) -> Result<GroupView, Error> {
+    let members = take_members(&mut body)?;
+    let data = resource::normalize(&GROUP_RESOURCE, body)?;
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &GROUP_RESOURCE,
+        id,
+        Write::Put,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            let mut change = GroupChange {
+                renamed: display_name(&row.data) != display_name(&data),
+                ..Default::default()
+            };
+            if let Some(members) = members {
+                let resolved = resolve(tx, tenant_id, &members)?;
+                replace_members(tx, row.pk, &resolved, &mut change)?;
+            }
+            let row = groups::update(tx, &row, data)?;
+            reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;
+            let members = if want_members {
+                Some(groups::members(tx, row.pk)?)
+            } else {
+                None
+            };
+            Ok(GroupView { row, members })
+        },
+    )
+    .await
+}
+
+/// PATCH /Groups/{id}; the view lists members up to [`PATCH_RESPONSE_MEMBER_LIMIT`].
+pub async fn patch(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    ops: Vec<Operation>,
+    if_match: Option<String>,
+    want_members: bool,
+) -> Result<GroupView, Error> {
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &GROUP_RESOURCE,
+        id,
+        Write::Patch,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            let mut data = row.data.clone();
+            let outcome = patch::apply(&GROUP_RESOURCE, &row.id, &mut data, &ops)?;
+            let mut change = GroupChange {
+                renamed: display_name(&row.data) != display_name(&data),
+                ..Default::default()
+            };
+            apply_member_ops(tx, tenant_id, row.pk, outcome.members, &mut change)?;
+            let membership_changed = change.members_replaced
+                || !change.added_user_pks.is_empty()
+                || !change.removed_user_pks.is_empty();
+            let row = if outcome.data_changed || membership_changed {
+                let row = groups::update(tx, &row, data)?;
+                reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;
+                row
+            } else {
+                row
+            };
+            // Count before reading: the first 1001 members in insertion order would still sort
+            // the whole member list of a huge group.
+            let limit = PATCH_RESPONSE_MEMBER_LIMIT;
+            let members =
+                if want_members && groups::count_members_up_to(tx, row.pk, limit + 1)? <= limit {
+                    Some(groups::members(tx, row.pk)?)
+                } else {
+                    None
+                };
+            Ok(GroupView { row, members })
+        },
+    )
+    .await
+}
+
+/// DELETE /Groups/{id}.
+pub async fn delete(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    if_match: Option<String>,
+) -> Result<(), Error> {
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &GROUP_RESOURCE,
+        id,
+        Write::Delete,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            reconcile::group_deleting(tx, actor, tenant_id, row.pk)?;
+            groups::delete(tx, tenant_id, &row.id)?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// GET /Groups/{id}: its members only if `want_members`; `NotFound` for a group the tenant
+/// does not have.
+pub async fn get(
+    db: &Db,
+    tenant_id: i64,
+    id: String,
+    want_members: bool,
+) -> Result<GroupView, DbError> {
+    db.read(move |c| {
+        let row = groups::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        let members = if want_members {
+            Some(groups::members(c, row.pk)?)
+        } else {
+            None
+        };
+        Ok(GroupView { row, members })
+    })
+    .await
+}
+
+/// GET /Groups and POST /Groups/.search: one page, each group with its members if
+/// `want_members`.
+pub async fn list(
+    db: &Db,
+    tenant_id: i64,
+    query: ListQuery,
+    want_members: bool,
+) -> Result<(Page<GroupRow>, Vec<Option<Vec<Member>>>), DbError> {
+    db.read(move |c| {
+        let page = groups::list(c, tenant_id, &query)?;
+        let members = if want_members {
+            page.items
+                .iter()
+                .map(|g| groups::members(c, g.pk).map(Some))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![None; page.items.len()]
+        };
+        Ok((page, members))
+    })
+    .await
+}

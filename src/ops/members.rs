@@ -1,0 +1,473 @@
+//! What admins do to members directly: CSV import (with its preview), marking a member
+//! (not) managed, and exports. Every member change here and in [`super::reconcile`] is
+//! recorded by [`record`]: the event and the audit entry of one member write, built the
+//! same way whoever made it.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::db::audit::{self, Action as AuditAction};
+use crate::db::events::{self, EventType};
+use crate::db::members::{self, MemberRow, NewMember};
+use crate::db::{Conn, Db, DbError, seeds, settings};
+use crate::model::{Actor, Field, MemberSource, MemberStatus, Profile, Role, Settings};
+use crate::sync::member_csv::{self, ImportRow, RowError};
+use crate::sync::{RoleDecision, RoleReason};
+
+/// The event and the audit entry of one member write, in the write's transaction: the
+/// event carries the member as it is now plus `extra` (what changed), the audit entry
+/// `detail`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn record(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    row: &MemberRow,
+    event: EventType,
+    action: AuditAction,
+    extra: Value,
+    detail: Value,
+) -> Result<(), DbError> {
+    let mut payload = json!({"member": row});
+    if let (Value::Object(p), Value::Object(extra)) = (&mut payload, extra) {
+        p.extend(extra);
+    }
+    events::append(conn, actor, tenant_id, event, &row.id, &payload)?;
+    audit::append(
+        conn,
+        &audit::Entry::new(
+            actor,
+            Some(tenant_id),
+            action,
+            Some(format!("member/{}", row.id)),
+        )
+        .with_detail(detail),
+    )?;
+    Ok(())
+}
+
+// --- Marking a member (not) managed ------------------------------------------------------
+
+/// Marks member `id` managed or not managed by provisioning, like the CSV column
+/// "Provisioning Managed": a `member.updated` entry and event. Returns whether anything
+/// changed; `NotFound` for a member the tenant does not have.
+pub async fn set_managed(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    managed: bool,
+) -> Result<bool, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let m = members::get(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        if m.managed == managed {
+            return Ok(false);
+        }
+        members::set_managed(tx, m.pk, managed)?;
+        // Only managed members stand as seeds for the IdP to find.
+        seeds::refresh(tx, tenant_id)?;
+        let after = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
+        let changes = json!([{"field": "managed", "before": m.managed, "after": managed}]);
+        record(
+            tx,
+            &actor,
+            tenant_id,
+            &after,
+            EventType::MemberUpdated,
+            AuditAction::MemberUpdated,
+            json!({"changes": changes}),
+            json!({"changes": changes}),
+        )?;
+        Ok(true)
+    })
+    .await
+}
+
+// --- CSV import ---------------------------------------------------------------------------
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// One change an import row makes to an existing member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Planned {
+    /// A profile field, before and after.
+    Field(Field, Option<String>, Option<String>),
+    Managed(bool, bool),
+    Role(Role, Role),
+}
+
+impl Planned {
+    /// The field's name as the audit log and events spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Planned::Field(f, _, _) => f.as_str(),
+            Planned::Managed(..) => "managed",
+            Planned::Role(..) => "role",
+        }
+    }
+
+    /// (before, after) as people read them.
+    pub fn values(&self) -> (String, String) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        match self {
+            Planned::Field(_, b, a) => (text(b), text(a)),
+            Planned::Managed(b, a) => (b.to_string(), a.to_string()),
+            Planned::Role(b, a) => (b.to_string(), a.to_string()),
+        }
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            Planned::Field(field, before, after) => {
+                json!({"field": field, "before": before, "after": after})
+            }
+            Planned::Managed(before, after) => {
+                json!({"field": "managed", "before": before, "after": after})
+            }
+            Planned::Role(before, after) => {
+                json!({"field": "role", "before": before, "after": after})
+            }
+        }
+    }
+}
+
+/// What importing `row` changes on `existing`: the cells it fills that differ. An empty
+/// cell leaves the member's value as it is.
+pub fn planned_changes(existing: &MemberRow, row: &ImportRow) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let fields = [
+        (Field::UserName, &existing.profile.user_name, &row.user_name),
+        (
+            Field::GivenName,
+            &existing.profile.given_name,
+            &row.given_name,
+        ),
+        (
+            Field::FamilyName,
+            &existing.profile.family_name,
+            &row.family_name,
+        ),
+    ];
+    for (field, before, after) in fields {
+        if after.is_some() && before != after {
+            out.push(Planned::Field(field, before.clone(), after.clone()));
+        }
+    }
+    if let Some(managed) = row.managed.filter(|m| *m != existing.managed) {
+        out.push(Planned::Managed(existing.managed, managed));
+    }
+    if let Some(role) = row.role.as_ref().filter(|r| **r != existing.role) {
+        out.push(Planned::Role(existing.role.clone(), role.clone()));
+    }
+    out
+}
+
+/// What one import row would do.
+#[derive(Debug, Clone)]
+pub enum RowOutcome {
+    Create,
+    Update {
+        member: MemberRow,
+        changes: Vec<Planned>,
+    },
+    Unchanged {
+        member: MemberRow,
+    },
+}
+
+/// What an import of `rows` would do, row by row, and whether it would succeed.
+#[derive(Debug, Clone)]
+pub struct ImportPreview {
+    pub rows: Vec<(ImportRow, RowOutcome)>,
+    pub summary: ImportSummary,
+    /// Why the import would fail (a row colliding with another member), naming the line.
+    pub error: Option<String>,
+}
+
+/// Previews an import without changing anything: each row's outcome, read from the
+/// members as they are, then [`import_rows`] itself run inside a savepoint that is rolled
+/// back, so a collision only the database sees (a userName another member holds) is
+/// reported exactly as the real import would meet it. Needs a write transaction.
+fn preview_rows(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    settings: &Settings,
+    rows: &[ImportRow],
+) -> Result<ImportPreview, DbError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let outcome = match members::by_email(conn, tenant_id, &row.email)? {
+            None => RowOutcome::Create,
+            Some(member) => {
+                let changes = planned_changes(&member, row);
+                if changes.is_empty() {
+                    RowOutcome::Unchanged { member }
+                } else {
+                    RowOutcome::Update { member, changes }
+                }
+            }
+        };
+        out.push((row.clone(), outcome));
+    }
+    conn.execute_batch("SAVEPOINT import_preview")?;
+    let dry = import_rows(conn, actor, tenant_id, settings, rows);
+    conn.execute_batch("ROLLBACK TO import_preview; RELEASE import_preview")?;
+    let (summary, error) = match dry {
+        Ok(summary) => (summary, None),
+        Err(DbError::Conflict(m)) => (ImportSummary::default(), Some(m)),
+        Err(e) => return Err(e),
+    };
+    Ok(ImportPreview {
+        rows: out,
+        summary,
+        error,
+    })
+}
+
+/// The explanation of a role an admin set (by CSV or by hand) rather than sync.
+pub const CSV_ROLE_REASON: &str = "set by CSV import";
+
+/// Imports validated CSV rows (see `sync::member_csv`): a row whose email (any case) is a
+/// member's updates that member with the cells it fills; any other row creates a member
+/// (source `csv`, active, managed unless the row says otherwise). Each member created or
+/// changed gets an audit entry and an event. Run it in one transaction: a row that
+/// collides with another member (`Conflict`, naming the line) leaves nothing imported.
+fn import_rows(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    settings: &Settings,
+    rows: &[ImportRow],
+) -> Result<ImportSummary, DbError> {
+    let mut summary = ImportSummary::default();
+    let at_line = |line: u64| {
+        move |e: DbError| match e {
+            DbError::Conflict(m) => DbError::Conflict(format!("line {line}: {m}")),
+            other => other,
+        }
+    };
+    for row in rows {
+        let (row_after, event, action, detail) =
+            match members::by_email(conn, tenant_id, &row.email)? {
+                None => {
+                    let new = NewMember {
+                        profile: Profile {
+                            email: Some(row.email.clone()),
+                            user_name: row.user_name.clone(),
+                            given_name: row.given_name.clone(),
+                            family_name: row.family_name.clone(),
+                            display_name: None,
+                        },
+                        role: row
+                            .role
+                            .clone()
+                            .unwrap_or_else(|| settings.default_role.clone()),
+                        role_reason: if row.role.is_some() {
+                            CSV_ROLE_REASON.to_string()
+                        } else {
+                            RoleDecision {
+                                role: settings.default_role.clone(),
+                                reason: RoleReason::Default,
+                            }
+                            .to_string()
+                        },
+                        status: MemberStatus::Active,
+                        managed: row.managed.unwrap_or(true),
+                        source: MemberSource::Csv,
+                        user_id: None,
+                    };
+                    let created =
+                        members::insert(conn, tenant_id, &new).map_err(at_line(row.line))?;
+                    summary.created += 1;
+                    (
+                        created,
+                        EventType::MemberCreated,
+                        AuditAction::MemberCreated,
+                        json!({}),
+                    )
+                }
+                Some(existing) => {
+                    let mut changes = Vec::new();
+                    for change in planned_changes(&existing, row) {
+                        match &change {
+                            Planned::Field(field, _, after) => {
+                                members::set_field(conn, existing.pk, *field, after.as_deref())
+                                    .map_err(at_line(row.line))?;
+                            }
+                            Planned::Managed(_, after) => {
+                                members::set_managed(conn, existing.pk, *after)?;
+                            }
+                            Planned::Role(_, after) => {
+                                members::set_role(conn, existing.pk, after, CSV_ROLE_REASON)?;
+                            }
+                        }
+                        changes.push(change.to_json());
+                    }
+                    if changes.is_empty() {
+                        summary.unchanged += 1;
+                        continue;
+                    }
+                    summary.updated += 1;
+                    let after = members::get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
+                    (
+                        after,
+                        EventType::MemberUpdated,
+                        AuditAction::MemberUpdated,
+                        json!({"changes": changes}),
+                    )
+                }
+            };
+        let mut audit_detail = detail.clone();
+        audit_detail["line"] = json!(row.line);
+        record(
+            conn,
+            actor,
+            tenant_id,
+            &row_after,
+            event,
+            action,
+            detail,
+            audit_detail,
+        )?;
+    }
+    audit::append(
+        conn,
+        &audit::Entry::new(
+            actor,
+            Some(tenant_id),
+            AuditAction::MembersImported,
+            Some("members".into()),
+        )
+        .with_detail(serde_json::to_value(&summary).unwrap_or_default()),
+    )?;
+    // Imported members the IdP does not have yet become findable by its lookups: once,
+    // after every row, whatever the rows changed.
+    seeds::refresh(conn, tenant_id)?;
+    Ok(summary)
+}
+
+/// Why a CSV cannot be imported.
+#[derive(Debug, Clone)]
+pub enum ImportProblem {
+    /// Invalid rows, each with its line; nothing was kept.
+    Rows(Vec<RowError>),
+    /// A row the database refuses (a value another member holds), naming its line.
+    Conflict(String),
+}
+
+/// What `scimd members import` and the admin UI's preview show before importing `csv`:
+/// each row's outcome and the counts, or why it cannot be imported. Changes nothing.
+pub async fn preview_import(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    csv: Vec<u8>,
+) -> Result<Result<ImportPreview, ImportProblem>, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let settings = settings::get(tx, tenant_id)?;
+        let rows = match member_csv::parse(&csv, &settings) {
+            Ok(rows) => rows,
+            Err(errors) => return Ok(Err(ImportProblem::Rows(errors))),
+        };
+        let preview = preview_rows(tx, &actor, tenant_id, &settings, &rows)?;
+        Ok(match preview.error.clone() {
+            Some(e) => Err(ImportProblem::Conflict(e)),
+            None => Ok(preview),
+        })
+    })
+    .await
+}
+
+/// Imports `csv`, parsed and validated against the tenant's settings as they are now, in
+/// one transaction with its audit entries and events: every row or none. Returns the
+/// number of rows and what they did.
+pub async fn import(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    csv: Vec<u8>,
+) -> Result<Result<(usize, ImportSummary), ImportProblem>, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let settings = settings::get(tx, tenant_id)?;
+        let rows = match member_csv::parse(&csv, &settings) {
+            Ok(rows) => rows,
+            Err(errors) => return Ok(Err(ImportProblem::Rows(errors))),
+        };
+        match import_rows(tx, &actor, tenant_id, &settings, &rows) {
+            Ok(summary) => Ok(Ok((rows.len(), summary))),
+            Err(DbError::Conflict(m)) => Ok(Err(ImportProblem::Conflict(m))),
+            Err(e) => Err(e),
+        }
+    })
+    .await
+}
+
+// --- Export ------------------------------------------------------------------------------
+
+/// The two export formats of `scimd members export` and the admin UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// The import format (see `sync::member_csv`), so an export can be edited and imported.
+    Csv,
+    /// Every attribute, including status, source and the role's explanation: a pretty
+    /// JSON array.
+    Json,
+}
+
+/// Every member of the tenant in `format`, exactly as `scimd members export` prints it.
+pub async fn export(db: &Db, tenant_id: i64, format: ExportFormat) -> Result<String, DbError> {
+    db.read(move |c| export_in(c, tenant_id, format)).await
+}
+
+fn export_in(conn: &Conn, tenant_id: i64, format: ExportFormat) -> Result<String, DbError> {
+    let mut out = String::new();
+    match format {
+        ExportFormat::Csv => {
+            out.push_str(&member_csv::export([]));
+            members::for_each_chunk(conn, tenant_id, |chunk| {
+                out.push_str(&member_csv::export_rows(
+                    chunk.iter().map(|m| (&m.profile, &m.role, m.managed)),
+                ));
+                Ok(())
+            })?;
+        }
+        ExportFormat::Json => {
+            // What `serde_json::to_string_pretty` makes of the whole list, built a chunk
+            // at a time: each element pretty-printed and indented one level.
+            out.push('[');
+            let mut empty = true;
+            members::for_each_chunk(conn, tenant_id, |chunk| {
+                for m in chunk {
+                    out.push_str(if empty { "\n" } else { ",\n" });
+                    empty = false;
+                    let item = serde_json::to_string_pretty(m)
+                        .map_err(|e| DbError::Schema(format!("member JSON: {e}")))?;
+                    for (i, line) in item.lines().enumerate() {
+                        if i > 0 {
+                            out.push('\n');
+                        }
+                        out.push_str("  ");
+                        out.push_str(line);
+                    }
+                }
+                Ok(())
+            })?;
+            out.push_str(if empty { "]\n" } else { "\n]\n" });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

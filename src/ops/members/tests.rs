@@ -1,0 +1,134 @@
+//! Imports, their previews and exports on a fresh SQLite file.
+
+use super::*;
+use crate::db::{Durability, tenants};
+use crate::ops::block_on;
+
+struct Fixture {
+    db: Db,
+    tenant: i64,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(&dir.path().join("t.db"), Durability::Normal).unwrap();
+    let tenant = tenants::by_slug(&db.conn().unwrap(), "default").unwrap().id;
+    Fixture {
+        db,
+        tenant,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn exports_are_what_the_whole_list_serialises_to() {
+    let f = fixture();
+    assert_eq!(
+        block_on(export(&f.db, f.tenant, ExportFormat::Json)).unwrap(),
+        "[]\n"
+    );
+    assert_eq!(
+        block_on(export(&f.db, f.tenant, ExportFormat::Csv)).unwrap(),
+        "email,userName,givenName,familyName,role,Provisioning Managed\n"
+    );
+    let csv = (0..2500)
+        .map(|i| format!("p{i}@x.io,p{i},P,{i},{}\n", ["admin", "member", ""][i % 3]))
+        .collect::<String>();
+    let csv = format!("email,userName,givenName,familyName,role\n{csv}");
+    block_on(import(&f.db, &Actor::cli(), f.tenant, csv.into_bytes()))
+        .unwrap()
+        .unwrap();
+    let all = members::list(&f.db.conn().unwrap(), f.tenant).unwrap();
+    assert_eq!(all.len(), 2500);
+    let json = block_on(export(&f.db, f.tenant, ExportFormat::Json)).unwrap();
+    assert_eq!(json, serde_json::to_string_pretty(&all).unwrap() + "\n");
+    let csv = block_on(export(&f.db, f.tenant, ExportFormat::Csv)).unwrap();
+    assert_eq!(
+        csv,
+        member_csv::export(all.iter().map(|m| (&m.profile, &m.role, m.managed)))
+    );
+}
+
+/// A preview says what each row would do and what the import would meet, and leaves
+/// no trace: no member, no audit entry, no event.
+#[test]
+fn an_import_preview_changes_nothing() {
+    let f = fixture();
+    let actor = Actor::cli();
+    block_on(import(
+        &f.db,
+        &actor,
+        f.tenant,
+        b"email,userName,role\nada@x.io,ada,admin\n".to_vec(),
+    ))
+    .unwrap()
+    .unwrap();
+    let traces = || -> (i64, i64, i64) {
+        f.db.conn()
+            .unwrap()
+            .query_row(
+                "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
+                    (SELECT count(*) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    let before = traces();
+
+    let csv =
+        b"email,userName,role,Provisioning Managed\nADA@x.io,ada,owner,false\nbob@x.io,bob,,\n";
+    let p = block_on(preview_import(&f.db, &actor, f.tenant, csv.to_vec()))
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.error, None);
+    assert_eq!((p.summary.created, p.summary.updated), (1, 1));
+    match &p.rows[0].1 {
+        RowOutcome::Update { changes, .. } => assert_eq!(
+            changes.iter().map(Planned::name).collect::<Vec<_>>(),
+            ["managed", "role"]
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(p.rows[1].1, RowOutcome::Create));
+    assert_eq!(traces(), before);
+
+    // A userName another member holds: only the database sees it; the preview says so.
+    let csv = b"email,userName\ncy@x.io,ADA\n";
+    match block_on(preview_import(&f.db, &actor, f.tenant, csv.to_vec())).unwrap() {
+        Err(ImportProblem::Conflict(m)) => assert_eq!(
+            m,
+            "line 2: another member already has this userName \"ADA\""
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(traces(), before);
+}
+
+/// Every entry and event an import writes carries its actor and request id.
+#[test]
+fn an_import_is_recorded_with_its_request() {
+    let f = fixture();
+    let actor = Actor::admin("ada", "req-42");
+    let csv = b"email,userName\nbob@x.io,bob\ncy@x.io,cy\n".to_vec();
+    block_on(import(&f.db, &actor, f.tenant, csv))
+        .unwrap()
+        .unwrap();
+    let conn = f.db.conn().unwrap();
+    let entries = audit::list(&conn, &audit::Filter::default()).unwrap();
+    assert_eq!(entries.len(), 3);
+    assert!(
+        entries.iter().all(
+            |r| r.entry.actor == "admin:ada" && r.entry.request_id.as_deref() == Some("req-42")
+        )
+    );
+    let events = events::after(&conn, f.tenant, 0, 10).unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor.as_deref() == Some("admin:ada")
+                && e.request_id.as_deref() == Some("req-42"))
+    );
+}

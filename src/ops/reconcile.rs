@@ -1,0 +1,481 @@
+//! Reconciling members with the directory: every SCIM write calls one of these hooks
+//! inside its own transaction, so a write, its sync consequences, its audit
+//! entries and its events commit together or not at all.
+//!
+//! A hook loads what `sync::plan` needs for the people the write affected only — one user
+//! added to a 100 000-member group re-evaluates that one person — plans, and applies the
+//! plan unless the tenant is in test mode. [`run`] does the same for the whole tenant
+//! (force sync, `scimd sync`, the re-evaluation after a role setting changed) and records
+//! the run; [`report`] and [`preview`] only plan.
+//!
+//! Decisions the design left open, taken here:
+//! - When the IdP deletes a user and the member is archived, the member keeps its link (the
+//!   SCIM id) as history. A full sync then still knows the IdP deleted that person (even if
+//!   the delete came in test mode), and a person the IdP re-creates is matched again by
+//!   email and restored.
+//! - Group events describe the directory, which test mode does not freeze, so they are
+//!   emitted in test mode too; member events only when a change is applied.
+//! - Roles come from a user's direct groups only.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::db::Conn;
+use crate::db::audit::{self, Action as AuditAction};
+use crate::db::events::{self, EventType};
+use crate::db::members::{self, MemberRow, NewMember};
+use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, users};
+use crate::model::{
+    Actor, Directory, DirectoryGroup, MemberSource, MemberStatus, Settings, SyncScope,
+};
+use crate::scim::datetime;
+use crate::sync::report::{Report, ReportEntry};
+use crate::sync::{self, Action, Change};
+
+/// What changed in a group, as far as members' roles are concerned.
+#[derive(Debug, Clone, Default)]
+pub struct GroupChange {
+    pub created: bool,
+    /// `displayName` changed: every member's role is re-evaluated.
+    pub renamed: bool,
+    /// The membership was replaced wholesale (PUT, `replace members`, clear).
+    pub members_replaced: bool,
+    pub added_user_pks: Vec<i64>,
+    pub removed_user_pks: Vec<i64>,
+}
+
+/// After a user was created or changed (POST, PUT, PATCH).
+pub fn user_written(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    user_pk: i64,
+) -> Result<(), DbError> {
+    let users = users::directory_users(conn, tenant_id, &[user_pk], None)?;
+    sync_people(
+        conn,
+        actor,
+        tenant_id,
+        Directory {
+            users,
+            ..Directory::default()
+        },
+    )
+}
+
+/// Before a user row is deleted by the IdP (DELETE /Users/{id}).
+pub fn user_deleting(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    user_pk: i64,
+) -> Result<(), DbError> {
+    let deleted = users::directory_users(conn, tenant_id, &[user_pk], None)?;
+    // The memberships go with the user row: the groups' feeds say so.
+    for user in &deleted {
+        for group in &user.groups {
+            events::append(
+                conn,
+                actor,
+                tenant_id,
+                EventType::GroupMemberRemoved,
+                &group.id,
+                &json!({"group": group_json(group), "user": {"id": user.id, "userName": user.user_name}}),
+            )?;
+        }
+    }
+    sync_people(
+        conn,
+        actor,
+        tenant_id,
+        Directory {
+            deleted,
+            ..Directory::default()
+        },
+    )
+}
+
+/// After a group was created or changed.
+pub fn group_written(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    group_pk: i64,
+    change: &GroupChange,
+) -> Result<(), DbError> {
+    let group = groups::directory_group(conn, group_pk)?;
+    // A wholesale replace reports every old member as removed and every new one as added;
+    // people in both stayed, and neither their roles nor the feed change.
+    let added: BTreeSet<i64> = change.added_user_pks.iter().copied().collect();
+    let removed: BTreeSet<i64> = change.removed_user_pks.iter().copied().collect();
+    let joined: Vec<i64> = added.difference(&removed).copied().collect();
+    let left: Vec<i64> = removed.difference(&added).copied().collect();
+
+    if change.created {
+        events::append(
+            conn,
+            actor,
+            tenant_id,
+            EventType::GroupCreated,
+            &group.id,
+            &json!({"group": group_json(&group)}),
+        )?;
+    } else if change.renamed || (joined.is_empty() && left.is_empty() && !change.members_replaced) {
+        events::append(
+            conn,
+            actor,
+            tenant_id,
+            EventType::GroupUpdated,
+            &group.id,
+            &json!({"group": group_json(&group)}),
+        )?;
+    }
+    for (kind, pks) in [
+        (EventType::GroupMemberAdded, &joined),
+        (EventType::GroupMemberRemoved, &left),
+    ] {
+        for (user_id, user_name) in users::ids_and_names(conn, pks)? {
+            events::append(
+                conn,
+                actor,
+                tenant_id,
+                kind,
+                &group.id,
+                &json!({"group": group_json(&group), "user": {"id": user_id, "userName": user_name}}),
+            )?;
+        }
+    }
+
+    let mut affected: BTreeSet<i64> = joined.into_iter().chain(left).collect();
+    if change.renamed {
+        affected.extend(groups::user_pks(conn, group_pk)?);
+    }
+    if affected.is_empty() {
+        return Ok(());
+    }
+    let pks: Vec<i64> = affected.into_iter().collect();
+    let users = users::directory_users(conn, tenant_id, &pks, None)?;
+    sync_people(
+        conn,
+        actor,
+        tenant_id,
+        Directory {
+            users,
+            ..Directory::default()
+        },
+    )
+}
+
+/// Before a group row is deleted: its members are re-evaluated as if they had left it.
+pub fn group_deleting(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    group_pk: i64,
+) -> Result<(), DbError> {
+    let group = groups::directory_group(conn, group_pk)?;
+    events::append(
+        conn,
+        actor,
+        tenant_id,
+        EventType::GroupDeleted,
+        &group.id,
+        &json!({"group": group_json(&group)}),
+    )?;
+    let pks = groups::user_pks(conn, group_pk)?;
+    if pks.is_empty() {
+        return Ok(());
+    }
+    let users = users::directory_users(conn, tenant_id, &pks, Some(group_pk))?;
+    sync_people(
+        conn,
+        actor,
+        tenant_id,
+        Directory {
+            users,
+            ..Directory::default()
+        },
+    )
+}
+
+/// Plans for the people in `directory` and applies the plan, unless in test mode.
+fn sync_people(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    directory: Directory,
+) -> Result<(), DbError> {
+    if directory.users.is_empty() && directory.deleted.is_empty() {
+        return Ok(());
+    }
+    let settings = settings::get(conn, tenant_id)?;
+    if settings.test_mode {
+        return Ok(());
+    }
+    let people = directory.users.iter().chain(&directory.deleted);
+    let user_ids: Vec<String> = people.clone().map(|u| u.id.clone()).collect();
+    let keys: Vec<String> = people
+        .flat_map(|u| {
+            [
+                u.match_email().map(str::to_string),
+                Some(u.user_name.clone()),
+            ]
+        })
+        .flatten()
+        .collect();
+    let members: Vec<_> = members::for_users(conn, tenant_id, &user_ids, &keys)?
+        .iter()
+        .map(MemberRow::to_sync)
+        .collect();
+    let changes = sync::plan(&directory, &members, &settings);
+    apply(conn, actor, tenant_id, &changes)
+}
+
+/// Applies `changes`: each one writes the member, an audit entry and an event.
+pub fn apply(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    changes: &[Change],
+) -> Result<(), DbError> {
+    for change in changes {
+        let pk = change.member.as_ref().map(|m| m.pk);
+        let existing = || pk.ok_or_else(|| DbError::Schema("a change without its member".into()));
+        let mut extra = json!({});
+        let (event, action, pk) = match &change.action {
+            Action::Skip { .. } => continue,
+            Action::Create { profile, role } => {
+                let row = members::insert(
+                    conn,
+                    tenant_id,
+                    &NewMember {
+                        profile: profile.clone(),
+                        role: role.role.clone(),
+                        role_reason: role.to_string(),
+                        status: MemberStatus::Active,
+                        managed: true,
+                        source: MemberSource::Scim,
+                        user_id: change.user_id.clone(),
+                    },
+                )?;
+                (EventType::MemberCreated, AuditAction::MemberCreated, row.pk)
+            }
+            Action::Update { fields } => {
+                let pk = existing()?;
+                for f in fields {
+                    members::set_field(conn, pk, f.field, f.after.as_deref())?;
+                }
+                extra = json!({"changes": fields});
+                (EventType::MemberUpdated, AuditAction::MemberUpdated, pk)
+            }
+            Action::RoleChange { from, to } => {
+                let pk = existing()?;
+                members::set_role(conn, pk, &to.role, &to.to_string())?;
+                extra = json!({"from": from, "to": to.role, "reason": to});
+                (
+                    EventType::MemberRoleChanged,
+                    AuditAction::MemberRoleChanged,
+                    pk,
+                )
+            }
+            Action::Suspend => {
+                let pk = existing()?;
+                members::set_status(conn, pk, MemberStatus::Suspended)?;
+                (EventType::MemberSuspended, AuditAction::MemberSuspended, pk)
+            }
+            Action::Reactivate { from } => {
+                let pk = existing()?;
+                members::set_status(conn, pk, MemberStatus::Active)?;
+                extra = json!({"from": from});
+                (
+                    EventType::MemberReactivated,
+                    AuditAction::MemberReactivated,
+                    pk,
+                )
+            }
+            Action::Archive { cause, .. } => {
+                let pk = existing()?;
+                members::set_status(conn, pk, MemberStatus::Archived)?;
+                extra = json!({"cause": cause});
+                (EventType::MemberArchived, AuditAction::MemberArchived, pk)
+            }
+            Action::Delete { cause, .. } => {
+                let pk = existing()?;
+                let row = members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?;
+                members::delete(conn, pk)?;
+                record(
+                    conn,
+                    actor,
+                    tenant_id,
+                    change,
+                    &row,
+                    EventType::MemberDeleted,
+                    AuditAction::MemberDeleted,
+                    json!({"cause": cause}),
+                )?;
+                continue;
+            }
+        };
+        let row = members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?;
+        record(conn, actor, tenant_id, change, &row, event, action, extra)?;
+    }
+    Ok(())
+}
+
+/// The audit entry and the event of one applied change.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    change: &Change,
+    row: &MemberRow,
+    event: EventType,
+    action: AuditAction,
+    extra: Value,
+) -> Result<(), DbError> {
+    let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
+    detail["memberId"] = json!(row.id);
+    super::members::record(conn, actor, tenant_id, row, event, action, extra, detail)
+}
+
+/// A recorded sync run and its report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncRun {
+    pub id: i64,
+    pub actor: String,
+    pub scope: SyncScope,
+    /// Nothing was applied: asked for, or the tenant is in test mode.
+    pub dry_run: bool,
+    pub test_mode: bool,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_ms: u64,
+    pub report: Report,
+}
+
+/// The plan for the whole tenant now, without applying or recording anything: what test
+/// mode shows, with the settings it was planned under.
+pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbError> {
+    db.read(move |c| {
+        let settings = settings::get(c, tenant_id)?;
+        Ok((Report::new(&full_plan(c, tenant_id, &settings)?), settings))
+    })
+    .await
+}
+
+/// Force sync and `scimd sync`: [`run`] for the whole tenant in a transaction of its own.
+pub async fn force(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    dry_run: bool,
+) -> Result<SyncRun, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| run(tx, &actor, tenant_id, SyncScope::Full, dry_run))
+        .await
+}
+
+/// What the whole tenant's plan under `settings` would be, limited to `scope`, without
+/// saving the settings, applying or recording anything: the admin UI's preview of a
+/// settings change. It is the plan [`run`] would apply once `settings` are saved.
+pub fn preview(
+    conn: &Conn,
+    tenant_id: i64,
+    settings: &Settings,
+    scope: SyncScope,
+) -> Result<Report, DbError> {
+    Ok(Report::new(&scoped_plan(conn, tenant_id, settings, scope)?))
+}
+
+fn scoped_plan(
+    conn: &Conn,
+    tenant_id: i64,
+    settings: &Settings,
+    scope: SyncScope,
+) -> Result<Vec<Change>, DbError> {
+    let changes = full_plan(conn, tenant_id, settings)?;
+    Ok(match scope {
+        SyncScope::Full => changes,
+        SyncScope::Roles => sync::roles_only(changes),
+    })
+}
+
+fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Vec<Change>, DbError> {
+    let directory = Directory {
+        users: users::all_directory_users(conn, tenant_id)?,
+        deleted: Vec::new(),
+        complete: true,
+    };
+    let members: Vec<_> = members::list(conn, tenant_id)?
+        .iter()
+        .map(MemberRow::to_sync)
+        .collect();
+    Ok(sync::plan(&directory, &members, settings))
+}
+
+/// Plans for the whole tenant and, unless `dry_run` or test mode, applies the plan; records
+/// the run (who, when, how long, counts, dry run or applied) and audits it. Run it in a
+/// write transaction.
+pub fn run(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    scope: SyncScope,
+    dry_run: bool,
+) -> Result<SyncRun, DbError> {
+    let started = Instant::now();
+    let started_at = datetime::now();
+    let settings = settings::get(conn, tenant_id)?;
+    let dry_run = dry_run || settings.test_mode;
+    let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
+    if !dry_run {
+        apply(conn, actor, tenant_id, &changes)?;
+        seeds::refresh(conn, tenant_id)?;
+    }
+    let report = Report::new(&changes);
+    let finished_at = datetime::now();
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let counts = serde_json::to_value(&report.counts).unwrap_or(Value::Null);
+    let label = actor.label();
+    let id = sync_runs::insert(
+        conn,
+        &sync_runs::NewRun {
+            tenant_id,
+            actor: &label,
+            scope: scope.as_str(),
+            dry_run,
+            started_at: &started_at,
+            finished_at: &finished_at,
+            duration_ms,
+            counts: &counts,
+        },
+    )?;
+    audit::append(
+        conn,
+        &audit::Entry::new(actor, Some(tenant_id), AuditAction::SyncRun, Some(format!("sync_run/{id}")))
+            .with_detail(json!({"scope": scope, "dryRun": dry_run, "testMode": settings.test_mode, "counts": counts, "durationMs": duration_ms})),
+    )?;
+    Ok(SyncRun {
+        id,
+        actor: label,
+        scope,
+        dry_run,
+        test_mode: settings.test_mode,
+        started_at,
+        finished_at,
+        duration_ms,
+        report,
+    })
+}
+
+fn group_json(g: &DirectoryGroup) -> Value {
+    json!({"id": g.id, "displayName": g.display_name})
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,157 @@
+//! SCIM bearer tokens: issuing and revoking them (audited, never the secret), and
+//! authenticating a presented bearer token, a SCIM token or an OAuth access token.
+
+use serde_json::json;
+
+use crate::auth::tokens::{self, NewToken};
+use crate::db::audit::{self, Action as AuditAction};
+use crate::db::{Conn, Db, DbError, oauth};
+use crate::model::{Actor, Who};
+use crate::scim::datetime;
+
+/// How stale `last_used_at` may get before a request refreshes it; keeps reads read-only.
+const LAST_USED_RESOLUTION_SECS: i64 = 60;
+
+/// A token just issued: its id and the secret, to show once.
+pub struct Issued {
+    pub id: i64,
+    pub token: NewToken,
+}
+
+/// Creates a token named `name` for the tenant, expiring at `expires_at` if given, and
+/// records who did it (the prefix and name, never the secret).
+pub async fn issue(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    name: String,
+    expires_at: Option<String>,
+) -> Result<Issued, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| issue_in(tx, &actor, tenant_id, &name, expires_at.as_deref()))
+        .await
+}
+
+fn issue_in(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    name: &str,
+    expires_at: Option<&str>,
+) -> Result<Issued, DbError> {
+    let token = tokens::generate();
+    let id = crate::db::tokens::insert(
+        conn,
+        tenant_id,
+        name,
+        &token.prefix,
+        &token.hash,
+        expires_at,
+    )?;
+    audit::append(
+        conn,
+        &audit::Entry::new(
+            actor,
+            Some(tenant_id),
+            AuditAction::TokenCreated,
+            Some(format!("token/{id}")),
+        )
+        .with_detail(json!({"name": name, "prefix": token.prefix, "expiresAt": expires_at})),
+    )?;
+    Ok(Issued { id, token })
+}
+
+/// Revokes the tenant's live token `id` (`NotFound` if there is none) and audits it.
+pub async fn revoke(db: &Db, actor: &Actor, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| revoke_in(tx, &actor, tenant_id, id))
+        .await
+}
+
+fn revoke_in(conn: &Conn, actor: &Actor, tenant_id: i64, id: i64) -> Result<(), DbError> {
+    crate::db::tokens::revoke(conn, Some(tenant_id), id)?;
+    audit::append(
+        conn,
+        &audit::Entry::new(
+            actor,
+            Some(tenant_id),
+            AuditAction::TokenRevoked,
+            Some(format!("token/{id}")),
+        ),
+    )?;
+    Ok(())
+}
+
+/// Replaces the tenant's live token `id`: it stops working, and a new one with the same
+/// name and expiry is issued, in one transaction.
+pub async fn regenerate(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: i64,
+) -> Result<(String, Issued), DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let old = crate::db::tokens::get(tx, tenant_id, id)?;
+        revoke_in(tx, &actor, tenant_id, id)?;
+        let new = issue_in(tx, &actor, tenant_id, &old.name, old.expires_at.as_deref())?;
+        Ok((old.name, new))
+    })
+    .await
+}
+
+/// What a live bearer token grants: access to one tenant, as one caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub tenant_id: i64,
+    /// The SCIM token, or the OAuth client whose access token was presented.
+    pub who: Who,
+}
+
+/// The grant of a presented bearer token: a SCIM token or an OAuth access token, both
+/// looked up by their SHA-256. Its last use is recorded once a minute at most, so reads
+/// stay reads.
+pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Grant>, DbError> {
+    let hash = tokens::hash(secret);
+    let now = time::OffsetDateTime::now_utc();
+    let when = datetime::format(now);
+    let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
+    let found = db
+        .read(move |c| {
+            if let Some((id, tenant_id)) = crate::db::tokens::authenticate(c, &hash, &when)? {
+                let stale = crate::db::tokens::used_before(c, id, &cutoff)?;
+                return Ok(Some((
+                    Credential::Scim(id),
+                    tenant_id,
+                    Who::ScimToken(id),
+                    stale,
+                )));
+            }
+            if let Some((id, tenant_id, client)) = oauth::authenticate(c, &hash, &when)? {
+                let stale = oauth::token_used_before(c, id, &cutoff)?;
+                let who = Who::OAuthClient(client);
+                return Ok(Some((Credential::OAuth(id), tenant_id, who, stale)));
+            }
+            Ok::<_, DbError>(None)
+        })
+        .await?;
+    let Some((credential, tenant_id, who, stale)) = found else {
+        return Ok(None);
+    };
+    if stale {
+        let when = datetime::format(now);
+        db.write(move |tx| match credential {
+            Credential::Scim(id) => crate::db::tokens::touch(tx, id, &when),
+            Credential::OAuth(id) => oauth::touch_token(tx, id, &when),
+        })
+        .await?;
+    }
+    Ok(Some(Grant { tenant_id, who }))
+}
+
+/// Which table a presented token was found in, by its row id.
+#[derive(Debug, Clone, Copy)]
+enum Credential {
+    Scim(i64),
+    OAuth(i64),
+}

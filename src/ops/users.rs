@@ -1,0 +1,239 @@
+//! The SCIM writes of Users (RFC 7644 §3.3–3.6), each in one transaction with its sync
+//! hook and its audit entry, and the reads that gather what a User response shows.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::Error;
+use super::reconcile;
+use super::resource::{Write, audited, write_existing};
+use crate::db::users::{self, GroupRef, UserRow};
+use crate::db::{Conn, Db, DbError, ListQuery, Page};
+use crate::model::Actor;
+use crate::scim::patch::{self, Operation};
+use crate::scim::resource::{self, check_if_match};
+use crate::scim::schema::USER_RESOURCE;
+
+/// What a User response shows: the stored user, its direct groups, and the managers it
+/// names that the directory holds (see [`resource::show_manager`]).
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub row: UserRow,
+    pub groups: Vec<GroupRef>,
+    pub managers: HashSet<String>,
+}
+
+fn managers_of<'r>(
+    conn: &Conn,
+    tenant_id: i64,
+    rows: impl IntoIterator<Item = &'r UserRow>,
+) -> Result<HashSet<String>, DbError> {
+    let ids: Vec<&str> = rows
+        .into_iter()
+        .filter_map(|r| resource::manager_id(&r.data))
+        .collect();
+    if ids.is_empty() {
+        return Ok(HashSet::new());
+    }
+    users::existing_ids(conn, tenant_id, &ids)
+}
+
+/// `row` with what its response shows; its groups only if `want_groups`.
+fn view(conn: &Conn, tenant_id: i64, row: UserRow, want_groups: bool) -> Result<UserView, DbError> {
+    let groups = if want_groups {
+        users::groups_of(conn, &[row.pk])?
+            .remove(&row.pk)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let managers = managers_of(conn, tenant_id, [&row])?;
+    Ok(UserView {
+        row,
+        groups,
+        managers,
+    })
+}
+
+/// `active` defaults to true on create: IdPs that omit it mean an active user, and a user
+/// read back without `active` would be suspended by the next read-modify-write PUT.
+/// On PUT an omitted `active` keeps its value (idp-behaviour.md §9 item 10).
+fn default_active(data: &mut Map<String, Value>, previous: Option<&Value>) {
+    if !data.contains_key("active") {
+        data.insert(
+            "active".into(),
+            previous.cloned().unwrap_or(Value::Bool(true)),
+        );
+    }
+}
+
+/// Loads user `id` of the tenant for a write, checking `If-Match`.
+fn load_for_write(
+    conn: &Conn,
+    tenant_id: i64,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<UserRow, Error> {
+    let row = users::get(conn, tenant_id, id)?.ok_or(DbError::NotFound)?;
+    check_if_match(if_match, row.version)?;
+    Ok(row)
+}
+
+/// POST /Users.
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    body: Value,
+) -> Result<UserView, Error> {
+    let mut data = resource::normalize(&USER_RESOURCE, body)?;
+    default_active(&mut data, None);
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let row = users::create(tx, tenant_id, &data)?;
+        reconcile::user_written(tx, &actor, tenant_id, row.pk)?;
+        audited(
+            tx,
+            &actor,
+            tenant_id,
+            Write::Post,
+            &format!("Users/{}", row.id),
+        )?;
+        Ok(view(tx, tenant_id, row, false)?)
+    })
+    .await
+}
+
+/// PUT /Users/{id}.
+pub async fn replace(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    body: Value,
+    if_match: Option<String>,
+) -> Result<UserView, Error> {
+    let mut data = resource::normalize(&USER_RESOURCE, body)?;
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &USER_RESOURCE,
+        id,
+        Write::Put,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            default_active(&mut data, row.data.get("active"));
+            let row = users::replace(tx, tenant_id, &row, data)?;
+            reconcile::user_written(tx, actor, tenant_id, row.pk)?;
+            Ok(view(tx, tenant_id, row, true)?)
+        },
+    )
+    .await
+}
+
+/// PATCH /Users/{id}. A PATCH that changes nothing (Entra's periodic `active: true`) keeps
+/// the version and triggers no sync.
+pub async fn patch(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    ops: Vec<Operation>,
+    if_match: Option<String>,
+) -> Result<UserView, Error> {
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &USER_RESOURCE,
+        id,
+        Write::Patch,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            let mut data = row.data.clone();
+            let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
+            let row = if outcome.data_changed {
+                let row = users::replace(tx, tenant_id, &row, data)?;
+                reconcile::user_written(tx, actor, tenant_id, row.pk)?;
+                row
+            } else {
+                row
+            };
+            Ok(view(tx, tenant_id, row, true)?)
+        },
+    )
+    .await
+}
+
+/// DELETE /Users/{id}.
+pub async fn delete(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    if_match: Option<String>,
+) -> Result<(), Error> {
+    write_existing(
+        db,
+        actor,
+        tenant_id,
+        &USER_RESOURCE,
+        id,
+        Write::Delete,
+        move |tx, actor, id| {
+            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+            reconcile::user_deleting(tx, actor, tenant_id, row.pk)?;
+            users::delete(tx, tenant_id, &row.id)?;
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// GET /Users/{id}: `NotFound` for a user the tenant does not have.
+pub async fn get(
+    db: &Db,
+    tenant_id: i64,
+    id: String,
+    want_groups: bool,
+) -> Result<UserView, DbError> {
+    db.read(move |c| {
+        let row = users::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        view(c, tenant_id, row, want_groups)
+    })
+    .await
+}
+
+/// One page of users with their groups (if `want_groups`) and the managers they name.
+pub struct UserPage {
+    pub page: Page<UserRow>,
+    pub groups: HashMap<i64, Vec<GroupRef>>,
+    pub managers: HashSet<String>,
+}
+
+/// GET /Users and POST /Users/.search.
+pub async fn list(
+    db: &Db,
+    tenant_id: i64,
+    query: ListQuery,
+    want_groups: bool,
+) -> Result<UserPage, DbError> {
+    db.read(move |c| {
+        let page = users::list(c, tenant_id, &query)?;
+        let groups = if want_groups {
+            let pks: Vec<i64> = page.items.iter().map(|r| r.pk).collect();
+            users::groups_of(c, &pks)?
+        } else {
+            HashMap::new()
+        };
+        let managers = managers_of(c, tenant_id, &page.items)?;
+        Ok(UserPage {
+            page,
+            groups,
+            managers,
+        })
+    })
+    .await
+}
