@@ -222,13 +222,10 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         );
         println!("SCIM base URL: {root}/scim/v2");
         println!("database: {}", db_args.path.display());
-        let conn = db.conn()?;
-        if db::admins::count(&conn)? == 0 {
-            let secret = crate::auth::random_hex(32);
-            let expires = datetime::format(time::OffsetDateTime::now_utc() + time::Duration::hours(1));
-            db::admins::create_setup_token(&conn, &crate::auth::tokens::hash(&secret), &expires)?;
+        if let Some(secret) = ops::admins::setup_link(&db).await? {
             println!("first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
         }
+        let conn = db.conn()?;
         let no_token = db::tokens::list(&conn, None)?.iter().all(|t| t.revoked_at.is_some());
         let no_client = db::oauth::list_clients(&conn, None)?.iter().all(|c| c.revoked_at.is_some());
         if no_token && no_client {
@@ -381,13 +378,8 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
     let conn = db.conn()?;
     match cmd {
         TenantCommand::Create { slug, name } => {
-            let t = tenants::create(&conn, &slug, name.as_deref().unwrap_or(&slug))?;
-            audit_global(
-                &conn,
-                Some(t.id),
-                db::audit::Action::TenantCreated,
-                format!("tenant/{}", t.slug),
-            )?;
+            let name = name.unwrap_or_else(|| slug.clone());
+            let t = block_on(ops::admins::create_tenant(db, &Actor::cli(), slug, name))?;
             println!("tenant {} created", t.slug);
         }
         TenantCommand::Set(args) => return directory::tenant_set(db, args),
@@ -413,17 +405,6 @@ fn backup(db: &Db, file: &std::path::Path) -> CliResult {
     Ok(())
 }
 
-/// Records a command-line action in the audit log (actor `cli`).
-fn audit_global(
-    conn: &rusqlite::Connection,
-    tenant_id: Option<i64>,
-    action: db::audit::Action,
-    target: String,
-) -> Result<(), DbError> {
-    let entry = db::audit::Entry::new(&Actor::cli(), tenant_id, action, Some(target));
-    db::audit::append(conn, &entry).map(drop)
-}
-
 /// The first line of standard input, without its line ending.
 fn read_password() -> Result<String, Box<dyn std::error::Error>> {
     let mut line = String::new();
@@ -441,33 +422,20 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
     match cmd {
         AdminCommand::Create { username } => {
             let password = read_password()?;
-            db::admins::create(
-                &conn,
-                username.trim(),
-                &crate::auth::passwords::hash(&password),
-            )?;
-            audit_global(
-                &conn,
-                None,
-                db::audit::Action::AdminCreated,
-                format!("admin/{}", username.trim()),
-            )?;
+            let username = username.trim().to_string();
+            block_on(ops::admins::create(
+                db,
+                &Actor::cli(),
+                username.clone(),
+                password,
+            ))?;
             println!("admin {} created", username.trim());
         }
         AdminCommand::ResetPassword { username } => {
             let password = read_password()?;
-            match db::admins::set_password(
-                &conn,
-                username.trim(),
-                &crate::auth::passwords::hash(&password),
-            ) {
+            let name = username.trim().to_string();
+            match block_on(ops::admins::set_password(db, &Actor::cli(), name, password)) {
                 Ok(()) => {
-                    audit_global(
-                        &conn,
-                        None,
-                        db::audit::Action::AdminPasswordChanged,
-                        format!("admin/{}", username.trim()),
-                    )?;
                     println!(
                         "password of {} changed; their sessions ended",
                         username.trim()
@@ -497,31 +465,19 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
 }
 
 /// The row id of the client `id` names: a row id or a client id.
-fn oauth_client_row(
-    conn: &rusqlite::Connection,
-    id: &str,
-) -> Result<i64, Box<dyn std::error::Error>> {
+fn oauth_client_row(db: &Db, id: &str) -> Result<i64, Box<dyn std::error::Error>> {
     if let Ok(n) = id.parse::<i64>() {
         return Ok(n);
     }
-    match db::oauth::client_by_client_id(conn, id)? {
+    match db::oauth::client_by_client_id(&*db.conn()?, id)? {
         Some((c, _)) => Ok(c.id),
         None => Err(format!("no OAuth client {id:?} (see `scimd oauth list`)").into()),
     }
 }
 
-fn cli_event(client: &db::oauth::Client, action: db::audit::Action) -> db::audit::Entry {
-    db::audit::Entry::new(
-        &Actor::cli(),
-        Some(client.tenant_id),
-        action,
-        Some(format!("oauth-client:{}", client.client_id)),
-    )
-}
-
 fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
-    use crate::auth::oauth::{self as grants, GrantType};
-    let mut conn = db.conn()?;
+    use crate::auth::oauth::GrantType;
+    let conn = db.conn()?;
     match cmd {
         OAuthCommand::Create {
             tenant,
@@ -541,30 +497,16 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
                     GrantType::AuthorizationCode
                 });
             }
-            kinds.dedup();
-            let uris = grants::check_registration(&name, &kinds, &redirect_uris)?;
-            let secret = grants::generate_client_secret();
-            let client_id = grants::generate_client_id();
-            let client = db::write_sync(&mut conn, |tx| {
-                let client = db::oauth::create_client(
-                    tx,
-                    &db::oauth::NewClient {
-                        tenant_id,
-                        client_id: &client_id,
-                        name: name.trim(),
-                        secret_hash: &secret.hash,
-                        grant_types: &kinds,
-                        redirect_uris: &uris,
-                    },
-                )?;
-                db::oauth::audit(
-                    tx,
-                    &cli_event(&client, db::audit::Action::OAuthClientCreated),
-                )?;
-                Ok::<_, DbError>(client)
-            })?;
+            let registration = ops::oauth::Registration {
+                name,
+                grant_types: kinds,
+                redirect_uris,
+            };
+            let cli = Actor::cli();
+            let created = ops::oauth::create_client(db, &cli, tenant_id, registration);
+            let ops::oauth::WithSecret { client, secret } = block_on(created)?;
             println!("client_id={}", client.client_id);
-            println!("client_secret={}", secret.secret);
+            println!("client_secret={secret}");
             eprintln!(
                 "OAuth client {} ({}) created for tenant {tenant} with {}; the secret is shown only this once",
                 client.id,
@@ -599,15 +541,8 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             }
         }
         OAuthCommand::Revoke { id } => {
-            let row = oauth_client_row(&conn, &id)?;
-            match db::write_sync(&mut conn, |tx| {
-                let client = db::oauth::revoke_client(tx, None, row)?;
-                db::oauth::audit(
-                    tx,
-                    &cli_event(&client, db::audit::Action::OAuthClientRevoked),
-                )?;
-                Ok::<_, DbError>(client)
-            }) {
+            let row = oauth_client_row(db, &id)?;
+            match block_on(ops::oauth::revoke_client(db, &Actor::cli(), None, row)) {
                 Ok(c) => println!(
                     "OAuth client {} ({}) revoked with all its tokens",
                     c.id, c.name
@@ -619,19 +554,11 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
             }
         }
         OAuthCommand::RotateSecret { id } => {
-            let row = oauth_client_row(&conn, &id)?;
-            let secret = grants::generate_client_secret();
-            match db::write_sync(&mut conn, |tx| {
-                let client = db::oauth::set_secret(tx, None, row, &secret.hash)?;
-                db::oauth::audit(
-                    tx,
-                    &cli_event(&client, db::audit::Action::OAuthClientSecretRotated),
-                )?;
-                Ok::<_, DbError>(client)
-            }) {
-                Ok(c) => {
+            let row = oauth_client_row(db, &id)?;
+            match block_on(ops::oauth::rotate_secret(db, &Actor::cli(), None, row)) {
+                Ok(ops::oauth::WithSecret { client: c, secret }) => {
                     println!("client_id={}", c.client_id);
-                    println!("client_secret={}", secret.secret);
+                    println!("client_secret={secret}");
                     eprintln!(
                         "the secret of OAuth client {} ({}) was replaced; the old one stopped working",
                         c.id, c.name

@@ -265,14 +265,6 @@ fn save_settings(db: &Db, tenant: i64, edit: Edit) -> Result<Saved, Box<dyn std:
     ))?)
 }
 
-/// What a save re-evaluated, if anything.
-fn reevaluation(saved: &Saved) -> Option<&SyncRun> {
-    match saved {
-        Saved::Changed { run, .. } => run.as_ref(),
-        Saved::Unchanged(_) => None,
-    }
-}
-
 fn print_reevaluation(run: Option<&SyncRun>) {
     let Some(run) = run else { return };
     if run.test_mode {
@@ -298,17 +290,14 @@ pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
         ..Update::default()
     };
     let saved = save_settings(db, tenant, Edit::Update(update))?;
-    let (after, turned_off) = match &saved {
-        Saved::Changed { before, after, .. } => (after, before.test_mode && !after.test_mode),
-        Saved::Unchanged(s) => (s, false),
-    };
-    print_settings(&args.tenant, after);
+    let turned_off = saved.before.test_mode && !saved.after.test_mode;
+    print_settings(&args.tenant, &saved.after);
     if turned_off {
         println!(
             "test mode is off: nothing was applied by turning it off; `scimd sync` applies the report"
         );
     }
-    print_reevaluation(reevaluation(&saved));
+    print_reevaluation(saved.run.as_ref());
     Ok(())
 }
 
@@ -349,7 +338,7 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
             };
             let saved = save_settings(db, id, Edit::Update(update))?;
             print_settings(&tenant, &settings::get(&*db.conn()?, id)?);
-            print_reevaluation(reevaluation(&saved));
+            print_reevaluation(saved.run.as_ref());
         }
         RolesCommand::Map {
             group,
@@ -363,7 +352,7 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
             };
             let saved = save_settings(db, id, edit)?;
             println!("members of group {group:?} get role {role}");
-            print_reevaluation(reevaluation(&saved));
+            print_reevaluation(saved.run.as_ref());
         }
         RolesCommand::Unmap { group, tenant } => {
             let id = tenant_id(db, &tenant)?;
@@ -373,7 +362,7 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
             let saved =
                 save_settings(db, id, edit).map_err(|e| format!("{e} (see `scimd roles list`)"))?;
             println!("group {group:?} no longer maps to a role");
-            print_reevaluation(reevaluation(&saved));
+            print_reevaluation(saved.run.as_ref());
         }
         RolesCommand::List { tenant } => return tenant_show(db, &tenant),
     }

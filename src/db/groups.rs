@@ -505,6 +505,37 @@ pub fn display_names(
     Ok((names, more))
 }
 
+// --- What sync reads ---------------------------------------------------------------------
+
+/// The group as sync sees it: its id and name.
+pub fn directory_group(conn: &Connection, group_pk: i64) -> Result<DirectoryGroup, DbError> {
+    conn.query_row(
+        "SELECT id, display_name FROM groups WHERE pk = ?1",
+        [group_pk],
+        |r| {
+            Ok(DirectoryGroup {
+                id: r.get(0)?,
+                display_name: r.get(1)?,
+            })
+        },
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
+        e => e.into(),
+    })
+}
+
+/// The users (not nested groups) that are direct members of the group.
+pub fn user_pks(conn: &Connection, group_pk: i64) -> Result<Vec<i64>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_user_pk FROM group_members WHERE group_pk = ?1 AND member_user_pk IS NOT NULL",
+    )?;
+    let pks = stmt
+        .query_map([group_pk], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(pks)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -669,35 +700,4 @@ mod tests {
         let p = page(&conn, 1, Some("EVERY"), Cursor::First, 10).unwrap();
         assert_eq!((p.items.len(), p.items[0].members), (1, 2200));
     }
-}
-
-// --- What sync reads ---------------------------------------------------------------------
-
-/// The group as sync sees it: its id and name.
-pub fn directory_group(conn: &Connection, group_pk: i64) -> Result<DirectoryGroup, DbError> {
-    conn.query_row(
-        "SELECT id, display_name FROM groups WHERE pk = ?1",
-        [group_pk],
-        |r| {
-            Ok(DirectoryGroup {
-                id: r.get(0)?,
-                display_name: r.get(1)?,
-            })
-        },
-    )
-    .map_err(|e| match e {
-        rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
-        e => e.into(),
-    })
-}
-
-/// The users (not nested groups) that are direct members of the group.
-pub fn user_pks(conn: &Connection, group_pk: i64) -> Result<Vec<i64>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT member_user_pk FROM group_members WHERE group_pk = ?1 AND member_user_pk IS NOT NULL",
-    )?;
-    let pks = stmt
-        .query_map([group_pk], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(pks)
 }

@@ -7,10 +7,8 @@
 //! client are unrevoked and it has not expired.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::Value;
 
 use super::DbError;
-use super::audit::{Entry, Outcome};
 use crate::auth::oauth::{GrantType, TokenKind};
 use crate::auth::tokens::NewToken;
 use crate::scim::datetime;
@@ -557,46 +555,6 @@ pub fn sweep(conn: &Connection) -> Result<(), DbError> {
          AND NOT EXISTS (SELECT 1 FROM oauth_tokens k WHERE k.grant_id = oauth_grants.id)",
         [&cutoff],
     )?;
-    Ok(())
-}
-
-// --- Audit ---------------------------------------------------------------------------------
-
-/// Records an OAuth event: THE single place every grant, refresh, revocation and failure
-/// reaches the audit log (`db::audit`), and the service log. Entries name clients and
-/// tokens by id and hold no secret, code, token or verifier. Callers pass the transaction
-/// of the change (successes) or a small transaction of its own (failures, after the failed
-/// one rolled back).
-pub fn audit(conn: &Connection, entry: &Entry) -> Result<(), DbError> {
-    super::audit::append(conn, entry)?;
-    let detail = entry
-        .detail
-        .as_ref()
-        .map(Value::to_string)
-        .unwrap_or_default();
-    let target = entry.target.as_deref().unwrap_or("");
-    let request_id = entry.request_id.as_deref().unwrap_or("");
-    if entry.outcome == Outcome::Success {
-        tracing::info!(
-            tenant_id = entry.tenant_id,
-            actor = %entry.actor,
-            action = entry.action.as_str(),
-            target = %target,
-            request_id = %request_id,
-            detail = %detail,
-            "oauth"
-        );
-    } else {
-        tracing::warn!(
-            tenant_id = entry.tenant_id,
-            actor = %entry.actor,
-            action = entry.action.as_str(),
-            target = %target,
-            request_id = %request_id,
-            detail = %detail,
-            "oauth failure"
-        );
-    }
     Ok(())
 }
 

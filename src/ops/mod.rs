@@ -21,12 +21,14 @@
 //! A new feature adds a function here (and the tables it needs in `db`), never a second
 //! copy of a write in a door.
 
+pub mod admins;
 pub mod groups;
 pub mod members;
-// pub mod oauth;
+pub mod oauth;
 pub mod reconcile;
 pub mod resource;
 pub mod settings;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

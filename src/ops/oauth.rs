@@ -94,7 +94,7 @@ pub async fn create_client(
     } = registration;
     grant_types.dedup();
     let uris = oauth::check_registration(&name, &grant_types, &redirect_uris)
-        .map_err(|e| DbError::Conflict(e.to_string()))?;
+        .map_err(DbError::Conflict)?;
     let secret = oauth::generate_client_secret();
     let client_id = oauth::generate_client_id();
     let actor = actor.clone();
@@ -124,7 +124,7 @@ pub async fn create_client(
                 "redirectUris": client.redirect_uris,
             }));
             record(tx, &entry)?;
-            Ok(client)
+            Ok::<_, DbError>(client)
         })
         .await?;
     Ok(WithSecret {
@@ -153,7 +153,7 @@ pub async fn rotate_secret(
                 client_target(&client.client_id),
             );
             record(tx, &entry)?;
-            Ok(client)
+            Ok::<_, DbError>(client)
         })
         .await?;
     Ok(WithSecret {
@@ -321,7 +321,8 @@ impl Refusal {
         }
     }
 
-    fn request(description: impl Into<String>) -> Refusal {
+    /// `invalid_request`: the request is malformed.
+    pub fn request(description: impl Into<String>) -> Refusal {
         Refusal::new(ErrorCode::InvalidRequest, description)
     }
 
@@ -337,6 +338,23 @@ impl Refusal {
             _ => 400,
         }
     }
+}
+
+/// A required parameter is missing.
+fn required(name: &str) -> Refusal {
+    Refusal::request(format!("the {name} parameter is required"))
+}
+
+/// Records a token or revocation request refused before it could be read (not a form, a
+/// repeated parameter): nobody is identified yet.
+pub async fn unreadable(db: &Db, request_id: &str, action: Action, refusal: &Refusal) {
+    let caller = Caller {
+        client_id: None,
+        tenant_id: None,
+        request_id: request_id.to_string(),
+    };
+    let failure = Failure::Refused(refusal.clone());
+    caller.refused(db, action, &failure, None).await;
 }
 
 /// How a token or revocation request ends besides success.
@@ -388,7 +406,10 @@ impl Caller {
                 json!({"error": e.code.as_str(), "description": e.description, "grantType": grant_type}),
                 e.status(),
             ),
-            Failure::Internal(_) => (json!({"error": "server_error", "grantType": grant_type}), 500),
+            Failure::Internal(_) => (
+                json!({"error": "server_error", "grantType": grant_type}),
+                500,
+            ),
         };
         let entry = self
             .entry(action)
@@ -462,12 +483,15 @@ async fn authenticate_client(
 
 // --- The token endpoint ------------------------------------------------------------------------
 
-/// A token request as the client sent it (RFC 6749 §4.1.3, §4.4.2, §6).
-#[derive(Debug, Clone, Default)]
+/// The client id and secret a request presented, or why they could not be read.
+pub type Presented = Result<(String, String), Refusal>;
+
+/// A token request as the client sent it (RFC 6749 §4.1.3, §4.4.2, §6); absent parameters
+/// are `None`.
+#[derive(Debug, Clone)]
 pub struct TokenRequest {
-    pub grant_type: String,
-    pub client_id: String,
-    pub client_secret: String,
+    pub grant_type: Option<String>,
+    pub client: Presented,
     pub code: Option<String>,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
@@ -493,26 +517,24 @@ pub async fn token(db: &Db, request_id: &str, req: TokenRequest) -> Result<Issue
     let grant_type = req.grant_type.clone();
     let outcome = token_inner(db, &mut caller, req).await;
     if let Err(f) = &outcome {
-        let seen = Some(grant_type.as_str()).filter(|g| !g.is_empty());
+        let seen = grant_type.as_deref();
         caller.refused(db, Action::OAuthTokenRefused, f, seen).await;
     }
     outcome
 }
 
 async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<Issued, Failure> {
-    if req.grant_type.is_empty() {
-        return Err(Refusal::request("grant_type is required").into());
-    }
-    let grant: GrantType = req.grant_type.parse().map_err(|_| {
+    let grant_type = req.grant_type.ok_or_else(|| required("grant_type"))?;
+    let grant: GrantType = grant_type.parse().map_err(|_| {
         Refusal::new(
             ErrorCode::UnsupportedGrantType,
             format!(
-                "unsupported grant_type {:?}; use authorization_code, refresh_token or client_credentials",
-                req.grant_type
+                "unsupported grant_type {grant_type:?}; use authorization_code, refresh_token or client_credentials"
             ),
         )
     })?;
-    let client = authenticate_client(db, &req.client_id, req.client_secret, caller).await?;
+    let (id, secret) = req.client?;
+    let client = authenticate_client(db, &id, secret, caller).await?;
     if !client.allows(grant) {
         return Err(Refusal::new(
             ErrorCode::UnauthorizedClient,
@@ -525,18 +547,14 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
     }
     let outcome = match grant {
         GrantType::AuthorizationCode => {
-            let code = req
-                .code
-                .ok_or_else(|| Refusal::request("code is required"))?;
+            let code = req.code.ok_or_else(|| required("code"))?;
             let event = caller.entry(Action::OAuthTokenIssued);
             let (redirect_uri, verifier) = (req.redirect_uri, req.code_verifier);
             db.write(move |tx| exchange_code(tx, &client, &code, redirect_uri, verifier, event))
                 .await?
         }
         GrantType::RefreshToken => {
-            let refresh = req
-                .refresh_token
-                .ok_or_else(|| Refusal::request("refresh_token is required"))?;
+            let refresh = req.refresh_token.ok_or_else(|| required("refresh_token"))?;
             let event = caller.entry(Action::OAuthTokenRefreshed);
             let scope = req.scope;
             db.write(move |tx| refresh_grant(tx, &client, &refresh, scope, event))
@@ -731,16 +749,24 @@ fn refresh_grant(
         return Ok(Err(Refusal::grant("the refresh token was already used")));
     }
     let grant_type = GrantType::RefreshToken;
-    issue(tx, client, token.grant_id, &token.scope, true, grant_type, event).map(Ok)
+    issue(
+        tx,
+        client,
+        token.grant_id,
+        &token.scope,
+        true,
+        grant_type,
+        event,
+    )
+    .map(Ok)
 }
 
 // --- Revocation (RFC 7009) ---------------------------------------------------------------------
 
 /// A revocation request as the client sent it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RevocationRequest {
-    pub client_id: String,
-    pub client_secret: String,
+    pub client: Presented,
     pub token: Option<String>,
 }
 
@@ -754,16 +780,17 @@ pub async fn revoke(db: &Db, request_id: &str, req: RevocationRequest) -> Result
     };
     let outcome = revoke_inner(db, &mut caller, req).await;
     if let Err(f) = &outcome {
-        caller.refused(db, Action::OAuthRevokeRefused, f, None).await;
+        caller
+            .refused(db, Action::OAuthRevokeRefused, f, None)
+            .await;
     }
     outcome
 }
 
 async fn revoke_inner(db: &Db, caller: &mut Caller, req: RevocationRequest) -> Result<(), Failure> {
-    let client = authenticate_client(db, &req.client_id, req.client_secret, caller).await?;
-    let token = req
-        .token
-        .ok_or_else(|| Refusal::request("token is required"))?;
+    let (id, secret) = req.client?;
+    let client = authenticate_client(db, &id, secret, caller).await?;
+    let token = req.token.ok_or_else(|| required("token"))?;
     // token_type_hint is optional and only a hint (§2.1): both kinds are looked up anyway.
     let event = caller.entry(Action::OAuthTokenRevoked);
     db.write(move |tx| {

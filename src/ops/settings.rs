@@ -113,16 +113,15 @@ impl Edit {
 
 /// What saving an edit did.
 #[derive(Debug, Clone)]
-pub enum Saved {
-    /// The edit asked for what the tenant already has; nothing was written.
-    Unchanged(Settings),
-    Changed {
-        before: Settings,
-        after: Settings,
-        /// The re-evaluation of roles, when the edit could change anyone's role (a dry run
-        /// in test mode).
-        run: Option<SyncRun>,
-    },
+pub struct Saved {
+    pub before: Settings,
+    pub after: Settings,
+    /// Whether anything was written: `false` when the edit asked for what the tenant
+    /// already has.
+    pub changed: bool,
+    /// The re-evaluation of roles, when the edit could change anyone's role (a dry run in
+    /// test mode).
+    pub run: Option<SyncRun>,
 }
 
 /// Saves `edit` for the tenant: validated (`Conflict` says what is wrong), stored once,
@@ -149,7 +148,12 @@ fn edit_in(conn: &Conn, actor: &Actor, tenant_id: i64, edit: &Edit) -> Result<Sa
         }
     }
     if after == before && changes.is_empty() {
-        return Ok(Saved::Unchanged(before));
+        return Ok(Saved {
+            before,
+            after,
+            changed: false,
+            run: None,
+        });
     }
     settings::save(conn, tenant_id, &after)?;
     changes.extend(diff(&before, &after));
@@ -171,7 +175,12 @@ fn edit_in(conn: &Conn, actor: &Actor, tenant_id: i64, edit: &Edit) -> Result<Sa
     } else {
         None
     };
-    Ok(Saved::Changed { before, after, run })
+    Ok(Saved {
+        before,
+        after,
+        changed: true,
+        run,
+    })
 }
 
 /// What saving `edit` would change in members' roles, without saving anything: the plan the

@@ -2,8 +2,7 @@
 
 use askama::Template;
 use cookie::{Cookie, SameSite};
-use hyper::StatusCode;
-use time::OffsetDateTime;
+use hyper::{Response, StatusCode};
 
 use super::filters;
 use super::{
@@ -11,26 +10,12 @@ use super::{
     layout, redirect, redirect_with_flash, set_cookie,
 };
 use crate::auth::{self, passwords};
-use crate::db::audit::{self, Action};
 use crate::db::{self, admins};
-use crate::http::State;
+use crate::http::{Body, State};
 use crate::model::Who;
+use crate::ops;
+use crate::ops::admins::{Login, NewSession, SESSION_HOURS};
 use crate::scim::datetime;
-
-/// How long a login lasts.
-pub const SESSION_HOURS: i64 = 12;
-/// Failed logins tolerated per username within [`THROTTLE_WINDOW_MINUTES`].
-const USER_FAILURES: i64 = 5;
-/// Failed logins tolerated per client address within the window (several admins may
-/// share an address behind a proxy, so it is higher).
-const ADDRESS_FAILURES: i64 = 20;
-const THROTTLE_WINDOW_MINUTES: i64 = 15;
-/// How long a throttled key stays locked.
-const LOCK_MINUTES: i64 = 15;
-
-fn minutes_from_now(m: i64) -> String {
-    datetime::format(OffsetDateTime::now_utc() + time::Duration::minutes(m))
-}
 
 /// `/`: the default tenant's dashboard, or the login page.
 pub(super) async fn home(state: &State, req: &Req) -> PageResult {
@@ -119,116 +104,47 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
     check_login_csrf(req, &form)?;
     let username = form.trimmed("username").to_string();
     let password = form.get("password").to_string();
-    let user_key = format!("user:{}", username.to_lowercase());
-    let ip_key = format!(
-        "ip:{}",
-        req.peer.map(|p| p.ip().to_string()).unwrap_or_default()
-    );
-
-    let now = datetime::now();
-    let keys = [user_key.clone(), ip_key.clone()];
-    let (locked, credentials) = {
-        let username = username.clone();
-        state
-            .db
-            .read(move |c| {
-                let mut locked = None;
-                for k in &keys {
-                    if let Some(until) = admins::locked_until(c, k, &now)? {
-                        locked = Some(until);
-                    }
-                }
-                Ok::<_, db::DbError>((locked, admins::credentials(c, &username)?))
-            })
-            .await?
-    };
-    if let Some(until) = locked {
-        let message = format!(
-            "Too many failed attempts. Logins for this account or address are paused until {} UTC.",
-            until.get(11..16).unwrap_or(&until)
-        );
-        return login_page(
-            state,
-            req,
-            Some((username, message, StatusCode::TOO_MANY_REQUESTS)),
-        )
-        .await;
-    }
-    let hash = credentials.as_ref().map(|(_, h)| h.clone());
-    let ok = tokio::task::spawn_blocking(move || passwords::verify(&password, hash.as_deref()))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))?;
-    let Some((admin_id, _)) = credentials.filter(|_| ok) else {
-        let now = datetime::now();
-        let window = datetime::format(
-            OffsetDateTime::now_utc() - time::Duration::minutes(THROTTLE_WINDOW_MINUTES),
-        );
-        let lock = minutes_from_now(LOCK_MINUTES);
-        let failure = req
-            .audit(
-                None,
-                None,
-                Action::AdminLoginFailed,
-                format!("admin/{username}"),
-            )
-            .failed()
-            .with_detail(serde_json::json!({"address": ip_key.trim_start_matches("ip:")}));
-        state
-            .db
-            .write(move |tx| {
-                admins::record_failure(tx, &user_key, &now, &window, USER_FAILURES, &lock)?;
-                admins::record_failure(tx, &ip_key, &now, &window, ADDRESS_FAILURES, &lock)?;
-                audit::append(tx, &failure).map(drop)
-            })
-            .await?;
-        tracing::warn!(username = %username, "failed admin login");
-        return login_page(
-            state,
-            req,
-            Some((
-                username,
-                "Wrong username or password.".into(),
-                StatusCode::UNAUTHORIZED,
-            )),
-        )
-        .await;
-    };
+    let address = req.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let next = safe_next(form.get("next"));
-    let login = req.audit(
-        Some(Who::Admin(username.to_string())),
-        None,
-        Action::AdminLoggedIn,
-        format!("admin/{username}"),
+    let attempt = ops::admins::login(
+        &state.db,
+        &req.request_id,
+        username.clone(),
+        password,
+        &address,
     );
-    start_session(state, req, admin_id, &user_key, &next, vec![login]).await
+    match attempt.await? {
+        Login::Locked { until } => {
+            let message = format!(
+                "Too many failed attempts. Logins for this account or address are paused until {} UTC.",
+                until.get(11..16).unwrap_or(&until)
+            );
+            login_page(
+                state,
+                req,
+                Some((username, message, StatusCode::TOO_MANY_REQUESTS)),
+            )
+            .await
+        }
+        Login::Refused => {
+            login_page(
+                state,
+                req,
+                Some((
+                    username,
+                    "Wrong username or password.".into(),
+                    StatusCode::UNAUTHORIZED,
+                )),
+            )
+            .await
+        }
+        Login::LoggedIn(session) => Ok(session_response(req, session, &next)),
+    }
 }
 
-/// Logs `admin_id` in with a new session id (never reusing one: no fixation).
-async fn start_session(
-    state: &State,
-    req: &Req,
-    admin_id: i64,
-    clear_key: &str,
-    next: &str,
-    audit_entries: Vec<audit::Entry>,
-) -> PageResult {
-    let secret = auth::random_hex(32);
-    let id_hash = auth::tokens::hash(&secret);
-    let csrf = auth::random_hex(32);
-    let expires =
-        datetime::format(OffsetDateTime::now_utc() + time::Duration::hours(SESSION_HOURS));
-    let clear_key = clear_key.to_string();
-    state
-        .db
-        .write(move |tx| {
-            admins::clear_failures(tx, &clear_key)?;
-            admins::create_session(tx, admin_id, &id_hash, &csrf, &expires)?;
-            for entry in &audit_entries {
-                audit::append(tx, entry)?;
-            }
-            Ok::<_, db::DbError>(())
-        })
-        .await?;
+/// The answer that starts a session: its cookie, and on to `next`.
+fn session_response(req: &Req, session: NewSession, next: &str) -> Response<Body> {
+    let secret = session.secret;
     let mut r = redirect(next);
     let c = Cookie::build((SESSION_COOKIE, secret))
         .path("/")
@@ -239,25 +155,13 @@ async fn start_session(
         .build();
     set_cookie(&mut r, c);
     set_cookie(&mut r, expired_cookie(LOGIN_CSRF_COOKIE, req.secure));
-    Ok(r)
+    r
 }
 
 pub(super) async fn logout(state: &State, req: &mut Req) -> PageResult {
     req.form(state).await?;
-    let id_hash = req.session()?.id_hash;
-    let logout = req.audit(
-        None,
-        None,
-        Action::AdminLoggedOut,
-        format!("admin/{}", req.session()?.session.username),
-    );
-    state
-        .db
-        .write(move |tx| {
-            admins::delete_session(tx, &id_hash)?;
-            audit::append(tx, &logout).map(drop)
-        })
-        .await?;
+    let s = req.session()?;
+    ops::admins::logout(&state.db, &req.actor()?, &s.session.username, s.id_hash).await?;
     let mut r = redirect_with_flash(req, "/login", "You are logged out.");
     set_cookie(&mut r, expired_cookie(SESSION_COOKIE, req.secure));
     Ok(r)
@@ -322,38 +226,18 @@ pub(super) async fn setup(state: &State, req: &mut Req) -> PageResult {
     if let Err(e) = validate_new_admin(&username, &password, form.get("confirm")) {
         return setup_page(state, req, Some((username, e))).await;
     }
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))?;
-    let token_hash = auth::tokens::hash(&token);
-    let now = datetime::now();
-    let name = username.clone();
-    let created_entry = req.audit(
-        Some(Who::SetupLink),
-        None,
-        Action::AdminCreated,
-        format!("admin/{username}"),
+    let created = ops::admins::create_from_setup_link(
+        &state.db,
+        &req.request_id,
+        &token,
+        username.clone(),
+        password,
     );
-    let created = state
-        .db
-        .write(move |tx| {
-            if !admins::consume_setup_token(tx, &token_hash, &now)? {
-                return Ok(None);
-            }
-            let admin = admins::create(tx, &name, &hash)?;
-            audit::append(tx, &created_entry)?;
-            Ok(Some(admin))
-        })
-        .await;
-    match created {
+    match created.await {
         Ok(Some(admin)) => {
-            let login = req.audit(
-                Some(Who::Admin(admin.username.clone())),
-                None,
-                Action::AdminLoggedIn,
-                format!("admin/{}", admin.username),
-            );
-            start_session(state, req, admin.id, "", "/", vec![login]).await
+            let actor = req.actor_as(Some(Who::Admin(admin.username.clone())));
+            let session = ops::admins::start_session(&state.db, &actor, admin.id, None).await?;
+            Ok(session_response(req, session, "/"))
         }
         Ok(None) => setup_page(state, req, None).await,
         Err(db::DbError::Conflict(m)) => setup_page(state, req, Some((username, m))).await,
@@ -414,24 +298,7 @@ pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
     if let Err(e) = validate_new_admin(&username, &password, form.get("confirm")) {
         return admins_page(state, req, Some(e)).await;
     }
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
-        .await
-        .map_err(|e| UiError::Internal(e.to_string()))?;
-    let name = username.clone();
-    let entry = req.audit(
-        None,
-        None,
-        Action::AdminCreated,
-        format!("admin/{username}"),
-    );
-    match state
-        .db
-        .write(move |tx| {
-            admins::create(tx, &name, &hash)?;
-            audit::append(tx, &entry).map(drop)
-        })
-        .await
-    {
+    match ops::admins::create(&state.db, &req.actor()?, username.clone(), password).await {
         Ok(_) => Ok(redirect_with_flash(
             req,
             "/admins",
@@ -450,36 +317,11 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
     if let Err(e) = validate_new_admin(&me, &password, form.get("confirm")) {
         return admins_page(state, req, Some(e)).await;
     }
-    let name = me.clone();
-    let stored = state
-        .db
-        .read(move |c| admins::credentials(c, &name))
-        .await?;
-    let hash = stored.map(|(_, h)| h);
-    let (ok, new_hash) = tokio::task::spawn_blocking(move || {
-        (
-            passwords::verify(&current, hash.as_deref()),
-            passwords::hash(&password),
-        )
-    })
-    .await
-    .map_err(|e| UiError::Internal(e.to_string()))?;
-    if !ok {
+    let actor = req.actor()?;
+    let changed = ops::admins::change_password(&state.db, &actor, me, current, password);
+    if !changed.await? {
         return admins_page(state, req, Some("The current password is wrong.".into())).await;
     }
-    let entry = req.audit(
-        None,
-        None,
-        Action::AdminPasswordChanged,
-        format!("admin/{me}"),
-    );
-    state
-        .db
-        .write(move |tx| {
-            admins::set_password(tx, &me, &new_hash)?;
-            audit::append(tx, &entry).map(drop)
-        })
-        .await?;
     // Every session ended with the password change, this one included.
     let mut r = redirect_with_flash(
         req,
@@ -493,15 +335,7 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
 pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let entry = req.audit(None, None, Action::AdminDeleted, format!("admin/{id}"));
-    let deleted = state
-        .db
-        .write(move |tx| {
-            admins::delete(tx, id)?;
-            audit::append(tx, &entry).map(drop)
-        })
-        .await;
-    match deleted {
+    match ops::admins::delete(&state.db, &req.actor()?, id).await {
         Ok(()) => Ok(redirect_with_flash(req, "/admins", "Admin deleted.")),
         Err(db::DbError::Conflict(m)) => admins_page(state, req, Some(m)).await,
         Err(e) => Err(e.into()),

@@ -170,17 +170,6 @@ impl Req {
         let s = self.session()?;
         Ok(Actor::admin(&s.session.username, &self.request_id))
     }
-
-    /// An audit entry for an action of this request (see [`Req::actor_as`]).
-    pub fn audit(
-        &self,
-        who: Option<Who>,
-        tenant_id: Option<i64>,
-        action: db::audit::Action,
-        target: String,
-    ) -> db::audit::Entry {
-        db::audit::Entry::new(&self.actor_as(who), tenant_id, action, Some(target))
-    }
 }
 
 /// Decoded form fields.

@@ -9,17 +9,16 @@
 use askama::Template;
 use hyper::StatusCode;
 use hyper::header::HeaderValue;
-use serde_json::json;
-use time::OffsetDateTime;
 
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect, redirect_with_flash};
 use crate::auth::oauth::{self, ErrorCode, GrantType};
-use crate::db::audit::{Action, Entry, Outcome};
 use crate::db::oauth::Client;
 use crate::db::{self, tenants::Tenant};
 use crate::http::State;
 use crate::http::oauth::{AUTHORIZE_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH, public_root};
+use crate::ops;
+use crate::ops::oauth::{Authorization, Registration, WithSecret};
 use crate::scim::datetime;
 
 // --- A tenant's OAuth apps ------------------------------------------------------------------
@@ -116,23 +115,6 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     render(state, req, tenant, None, None, CreateForm::default()).await
 }
 
-fn admin_event(req: &Req, tenant: &Tenant, action: Action, target: String) -> Entry {
-    Entry {
-        tenant_id: Some(tenant.id),
-        actor: req
-            .session
-            .as_ref()
-            .map(|s| format!("admin:{}", s.session.username))
-            .unwrap_or_default(),
-        action,
-        target: Some(target),
-        outcome: Outcome::Success,
-        status: None,
-        request_id: Some(req.request_id.clone()),
-        detail: None,
-    }
-}
-
 /// Registers a client and shows its secret once, in this response only.
 pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     let form = req.form(state).await?;
@@ -156,49 +138,25 @@ pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
         .filter(|l| !l.is_empty())
         .map(str::to_string)
         .collect();
-    let uris = match oauth::check_registration(&shown.name, &grants, &uris) {
-        Ok(u) => u,
-        Err(e) => {
+    let registration = Registration {
+        name: shown.name.clone(),
+        grant_types: grants,
+        redirect_uris: uris,
+    };
+    let actor = req.actor()?;
+    let created = ops::oauth::create_client(&state.db, &actor, tenant.id, registration);
+    let WithSecret { client, secret } = match created.await {
+        Ok(c) => c,
+        Err(db::DbError::Conflict(e)) => {
             let message = format!("{}{}.", e[..1].to_uppercase(), &e[1..]);
             return render(state, req, tenant, None, Some(message), shown).await;
         }
+        Err(e) => return Err(e.into()),
     };
-    let secret = oauth::generate_client_secret();
-    let client_id = oauth::generate_client_id();
-    let (tenant_id, name, hash) = (tenant.id, shown.name.clone(), secret.hash);
-    let mut event = admin_event(
-        req,
-        tenant,
-        Action::OAuthClientCreated,
-        format!("oauth-client:{client_id}"),
-    );
-    let client = state
-        .db
-        .write(move |tx| {
-            let client = db::oauth::create_client(
-                tx,
-                &db::oauth::NewClient {
-                    tenant_id,
-                    client_id: &client_id,
-                    name: &name,
-                    secret_hash: &hash,
-                    grant_types: &grants,
-                    redirect_uris: &uris,
-                },
-            )?;
-            event.detail = Some(json!({
-                "name": client.name,
-                "grantTypes": client.grant_types_text(),
-                "redirectUris": client.redirect_uris,
-            }));
-            db::oauth::audit(tx, &event)?;
-            Ok::<_, db::DbError>(client)
-        })
-        .await?;
     let new = NewSecret {
         name: client.name,
         client_id: client.client_id,
-        secret: secret.secret,
+        secret,
         rotated: false,
     };
     render(state, req, tenant, Some(new), None, CreateForm::default()).await
@@ -208,22 +166,12 @@ pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
 pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let secret = oauth::generate_client_secret();
-    let (tenant_id, hash) = (tenant.id, secret.hash);
-    let mut event = admin_event(req, tenant, Action::OAuthClientSecretRotated, String::new());
-    let client = state
-        .db
-        .write(move |tx| {
-            let client = db::oauth::set_secret(tx, Some(tenant_id), id, &hash)?;
-            event.target = Some(format!("oauth-client:{}", client.client_id));
-            db::oauth::audit(tx, &event)?;
-            Ok::<_, db::DbError>(client)
-        })
-        .await?;
+    let WithSecret { client, secret } =
+        ops::oauth::rotate_secret(&state.db, &req.actor()?, Some(tenant.id), id).await?;
     let new = NewSecret {
         name: client.name,
         client_id: client.client_id,
-        secret: secret.secret,
+        secret,
         rotated: true,
     };
     render(state, req, tenant, Some(new), None, CreateForm::default()).await
@@ -233,17 +181,7 @@ pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &s
 pub(super) async fn revoke(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let tenant_id = tenant.id;
-    let mut event = admin_event(req, tenant, Action::OAuthClientRevoked, String::new());
-    let client = state
-        .db
-        .write(move |tx| {
-            let client = db::oauth::revoke_client(tx, Some(tenant_id), id)?;
-            event.target = Some(format!("oauth-client:{}", client.client_id));
-            db::oauth::audit(tx, &event)?;
-            Ok::<_, db::DbError>(client)
-        })
-        .await?;
+    let client = ops::oauth::revoke_client(&state.db, &req.actor()?, Some(tenant.id), id).await?;
     Ok(redirect_with_flash(
         req,
         &format!("/t/{}/oauth", tenant.slug),
@@ -263,27 +201,7 @@ pub(super) async fn revoke_token(
 ) -> PageResult {
     req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-    let tenant_id = tenant.id;
-    let mut event = admin_event(
-        req,
-        tenant,
-        Action::OAuthTokenRevoked,
-        format!("oauth-token:{id}"),
-    );
-    let kind = state
-        .db
-        .write(move |tx| {
-            let token = db::oauth::token(tx, tenant_id, id)?;
-            db::oauth::revoke_token(tx, &token)?;
-            event.detail = Some(json!({
-                "kind": token.kind.as_str(),
-                "grant": token.grant_id,
-                "via": "admin UI",
-            }));
-            db::oauth::audit(tx, &event)?;
-            Ok::<_, db::DbError>(token.kind)
-        })
-        .await?;
+    let kind = ops::oauth::revoke_token(&state.db, &req.actor()?, tenant.id, id).await?;
     let message = match kind {
         oauth::TokenKind::Access => "Access token revoked. It stopped working immediately.",
         oauth::TokenKind::Refresh => {
@@ -506,24 +424,17 @@ async fn audit_refusal(state: &State, req: &Req, client_id: Option<&str>, refusa
             ..
         } => (Some(*tenant_id), 303, code.as_str(), description.clone()),
     };
-    let client_id = client_id.map(str::to_string);
-    let e = Entry {
+    let actor = req.actor_as(None);
+    ops::oauth::authorization_refused(
+        &state.db,
+        &actor,
         tenant_id,
-        actor: req
-            .session
-            .as_ref()
-            .map(|s| format!("admin:{}", s.session.username))
-            .unwrap_or_else(|| "anonymous".into()),
-        action: Action::OAuthAuthorizationRefused,
-        target: client_id.map(|id| format!("oauth-client:{id}")),
-        outcome: Outcome::Failure,
-        status: Some(status),
-        request_id: Some(req.request_id.clone()),
-        detail: Some(json!({"error": error, "description": description})),
-    };
-    if let Err(err) = state.db.write(move |tx| db::oauth::audit(tx, &e)).await {
-        tracing::error!(error = %err, "could not record an OAuth failure");
-    }
+        client_id,
+        status,
+        error,
+        &description,
+    )
+    .await;
 }
 
 #[derive(Template)]
@@ -631,16 +542,13 @@ pub(super) async fn authorize_decision(state: &State, req: &mut Req) -> PageResu
             return refusal_response(req, refusal);
         }
     };
-    let username = req.session()?.session.username.clone();
-    let mut event = Entry {
-        tenant_id: Some(request.client.tenant_id),
-        actor: format!("admin:{username}"),
-        action: Action::OAuthAuthorizationDenied,
-        target: Some(format!("oauth-client:{}", request.client.client_id)),
-        outcome: Outcome::Success,
-        status: None,
-        request_id: Some(req.request_id.clone()),
-        detail: Some(json!({"redirectUri": request.redirect_uri})),
+    let actor = req.actor()?;
+    let authorization = Authorization {
+        client: request.client.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        redirect_uri_given: request.redirect_uri_given,
+        code_challenge: request.code_challenge.clone(),
+        scope: request.scope.clone(),
     };
     if !approve {
         let mut params = vec![
@@ -651,41 +559,11 @@ pub(super) async fn authorize_decision(state: &State, req: &mut Req) -> PageResu
             params.push(("state", s));
         }
         let location = oauth::with_params(&request.redirect_uri, &params);
-        state
-            .db
-            .write(move |tx| db::oauth::audit(tx, &event))
-            .await?;
+        ops::oauth::deny(&state.db, &actor, &authorization).await?;
         return Ok(redirect(&location));
     }
-    let code = oauth::generate_code();
-    let stored = db::oauth::Code {
-        client: request.client.id,
-        redirect_uri: request.redirect_uri.clone(),
-        redirect_uri_given: request.redirect_uri_given,
-        code_challenge: request.code_challenge.clone(),
-        scope: request.scope.clone(),
-        approved_by: username,
-        expires_at: datetime::format(
-            OffsetDateTime::now_utc() + time::Duration::seconds(oauth::CODE_SECS),
-        ),
-        used_at: None,
-        grant_id: None,
-    };
-    event.action = Action::OAuthAuthorizationApproved;
-    event.detail = Some(json!({
-        "redirectUri": request.redirect_uri,
-        "pkce": request.code_challenge.is_some(),
-        "scope": request.scope,
-    }));
-    let hash = code.hash;
-    state
-        .db
-        .write(move |tx| {
-            db::oauth::insert_code(tx, &hash, &stored)?;
-            db::oauth::audit(tx, &event)
-        })
-        .await?;
-    let mut params = vec![("code", code.secret.as_str())];
+    let code = ops::oauth::approve(&state.db, &actor, &authorization).await?;
+    let mut params = vec![("code", code.as_str())];
     if let Some(s) = &request.state {
         params.push(("state", s));
     }

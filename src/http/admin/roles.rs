@@ -16,7 +16,7 @@ use crate::db::{self, DbError, settings, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
 use crate::ops::reconcile::SyncRun;
-use crate::ops::settings::{Edit as SettingsEdit, Saved, Update};
+use crate::ops::settings::{Edit as SettingsEdit, Update};
 use crate::sync::report::Report;
 use crate::sync::{ChangeKind, Field, Role, Settings};
 
@@ -380,8 +380,10 @@ async fn submit(
     if form.get("action") == "save" {
         let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit.op()).await;
         let message = match saved {
-            Ok(Saved::Unchanged(_)) => "Nothing to save: that is the current setting.".to_string(),
-            Ok(Saved::Changed { run, .. }) => saved_message(run.as_ref()),
+            Ok(saved) if !saved.changed => {
+                "Nothing to save: that is the current setting.".to_string()
+            }
+            Ok(saved) => saved_message(saved.run.as_ref()),
             Err(DbError::Conflict(m)) => {
                 return render(state, req, tenant, Some(inputs), Some(m), None).await;
             }

@@ -11,7 +11,7 @@ use super::{Form, Layout, PageResult, Req, html, layout, redirect_with_flash};
 use crate::db::{DbError, settings, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
-use crate::ops::settings::{Edit, Saved, Update};
+use crate::ops::settings::{Edit, Update};
 use crate::sync::{AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Settings, TextEnum};
 
 /// One choice of a setting, with what it means.
@@ -213,10 +213,10 @@ pub(super) async fn update(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
     });
     let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await;
     let message = match saved {
-        Ok(Saved::Changed { .. }) => {
+        Ok(saved) if saved.changed => {
             "Settings saved. They apply from now on: nothing already done is redone."
         }
-        Ok(Saved::Unchanged(_)) => "Nothing to save: these are the current settings.",
+        Ok(_) => "Nothing to save: these are the current settings.",
         Err(DbError::Conflict(m)) => {
             return render(state, req, tenant, Some(values), Some(m)).await;
         }

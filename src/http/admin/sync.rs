@@ -19,7 +19,7 @@ use crate::db::sync_runs::{self, RunRecord};
 use crate::db::{DbError, tenants::Tenant};
 use crate::http::State;
 use crate::model::SyncScope;
-use crate::ops::settings::{Edit, Saved, Update};
+use crate::ops::settings::{Edit, Update};
 use crate::ops::{self, reconcile};
 use crate::scim::datetime;
 use crate::sync::report::{Report, ReportEntry};
@@ -242,7 +242,7 @@ pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant)
         ..Update::default()
     });
     let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await?;
-    let changed = matches!(saved, Saved::Changed { .. });
+    let changed = saved.changed;
     let message = match (on, changed) {
         (true, true) => {
             "Test mode is on. The IdP's writes still reach the directory; members stay as they are."

@@ -75,24 +75,9 @@ pub(super) async fn create(state: &State, req: &mut Req) -> PageResult {
         "" => slug.clone(),
         n => n.to_string(),
     };
-    let (s, n) = (slug.clone(), name.clone());
-    let entry = req.audit(
-        None,
-        None,
-        db::audit::Action::TenantCreated,
-        format!("tenant/{slug}"),
-    );
-    match state
-        .db
-        .write(move |tx| {
-            let t = db::tenants::create(tx, &s, &n)?;
-            let mut entry = entry;
-            entry.tenant_id = Some(t.id);
-            db::audit::append(tx, &entry)?;
-            Ok(t)
-        })
-        .await
-    {
+    let actor = req.actor()?;
+    let created = crate::ops::admins::create_tenant(&state.db, &actor, slug.clone(), name.clone());
+    match created.await {
         Ok(t) => Ok(redirect_with_flash(
             req,
             &format!("/t/{}/connection", t.slug),

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::db::{Db, Durability, audit, events, members, settings, sync_runs, tenants, users};
 use crate::ops::block_on;
-use crate::ops::settings::{Edit, Saved};
+use crate::ops::settings::Edit;
 use crate::sync::{ChangeKind, DeactivatePolicy, DeletePolicy, Settings};
 
 struct Fixture {
@@ -640,9 +640,9 @@ fn settings_round_trip_and_refuse_inconsistent_changes() {
     let unmap = |group: &str| Edit::Unmap {
         group: group.into(),
     };
-    let Saved::Changed { after: s2, .. } = edit(map("Eng", "admin")).unwrap() else {
-        panic!("a new mapping changes the settings");
-    };
+    let saved = edit(map("Eng", "admin")).unwrap();
+    assert!(saved.changed, "a new mapping changes the settings");
+    let s2 = saved.after;
     assert_eq!(s2.mappings.len(), 1);
     s.mappings = s2.mappings.clone();
     assert_eq!(settings::get(&conn, f.tenant).unwrap(), s);
@@ -682,9 +682,9 @@ fn a_preview_saves_nothing_and_is_what_saving_the_settings_applies() {
 
     let actor = Actor::admin("alice", "req-9");
     let saved = block_on(crate::ops::settings::edit(&f.db, &actor, f.tenant, edit)).unwrap();
-    let Saved::Changed { run: Some(run), .. } = saved else {
-        panic!("a role setting changed: roles are re-evaluated");
-    };
+    let run = saved
+        .run
+        .expect("a role setting changed: roles are re-evaluated");
     assert_eq!(run.report, preview, "the preview is what saving applied");
     assert_eq!(f.member().role.as_str(), "admin");
     let entries = audit::list(

@@ -1,0 +1,268 @@
+//! The installation's admins and tenants: accounts (created from the setup link, the UI or
+//! the command line), logins (throttled per username and per address) and sessions, and
+//! new tenants. Each is audited; passwords are hashed with argon2 off the async runtime
+//! and never logged.
+
+use time::{Duration, OffsetDateTime};
+
+use super::throttle::{self, Key};
+use crate::auth::{self, passwords};
+use crate::db::admins::{self, Admin};
+use crate::db::audit::{self, Action, Entry};
+use crate::db::tenants::{self, Tenant};
+use crate::db::{Db, DbError};
+use crate::model::{Actor, Who};
+use crate::scim::datetime;
+
+/// How long a login lasts.
+pub const SESSION_HOURS: i64 = 12;
+
+fn admin_target(username: &str) -> Option<String> {
+    Some(format!("admin/{username}"))
+}
+
+/// Runs argon2 (or anything CPU-bound) on the blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, DbError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))
+}
+
+/// Creates an admin with `password` (already checked against the policy).
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    username: String,
+    password: String,
+) -> Result<Admin, DbError> {
+    let hash = blocking(move || passwords::hash(&password)).await?;
+    let entry = Entry::new(actor, None, Action::AdminCreated, admin_target(&username));
+    db.write(move |tx| {
+        let admin = admins::create(tx, &username, &hash)?;
+        audit::append(tx, &entry)?;
+        Ok(admin)
+    })
+    .await
+}
+
+/// While no admin exists, a one-time setup link secret (valid for an hour) for `scimd
+/// serve` to print; `None` once there is an admin.
+pub async fn setup_link(db: &Db) -> Result<Option<String>, DbError> {
+    db.write(|tx| {
+        if admins::count(tx)? > 0 {
+            return Ok(None);
+        }
+        let secret = auth::random_hex(32);
+        let expires = datetime::format(OffsetDateTime::now_utc() + Duration::hours(1));
+        admins::create_setup_token(tx, &auth::tokens::hash(&secret), &expires)?;
+        Ok(Some(secret))
+    })
+    .await
+}
+
+/// Creates the first admin with the one-time setup link `token`; `None` when the link is
+/// unknown, spent or expired.
+pub async fn create_from_setup_link(
+    db: &Db,
+    request_id: &str,
+    token: &str,
+    username: String,
+    password: String,
+) -> Result<Option<Admin>, DbError> {
+    let hash = blocking(move || passwords::hash(&password)).await?;
+    let token_hash = auth::tokens::hash(token);
+    let actor = Actor::new(Who::SetupLink, Some(request_id));
+    let entry = Entry::new(&actor, None, Action::AdminCreated, admin_target(&username));
+    db.write(move |tx| {
+        if !admins::consume_setup_token(tx, &token_hash, &datetime::now())? {
+            return Ok(None);
+        }
+        let admin = admins::create(tx, &username, &hash)?;
+        audit::append(tx, &entry)?;
+        Ok(Some(admin))
+    })
+    .await
+}
+
+/// Sets `username`'s password; every session of theirs ends. `NotFound` for no such admin.
+pub async fn set_password(
+    db: &Db,
+    actor: &Actor,
+    username: String,
+    password: String,
+) -> Result<(), DbError> {
+    let hash = blocking(move || passwords::hash(&password)).await?;
+    let entry = Entry::new(
+        actor,
+        None,
+        Action::AdminPasswordChanged,
+        admin_target(&username),
+    );
+    db.write(move |tx| {
+        admins::set_password(tx, &username, &hash)?;
+        audit::append(tx, &entry).map(drop)
+    })
+    .await
+}
+
+/// An admin changes their own password, proving the current one; `false` if it is wrong.
+pub async fn change_password(
+    db: &Db,
+    actor: &Actor,
+    username: String,
+    current: String,
+    password: String,
+) -> Result<bool, DbError> {
+    let name = username.clone();
+    let stored = db.read(move |c| admins::credentials(c, &name)).await?;
+    let hash = stored.map(|(_, h)| h);
+    let ok = blocking(move || passwords::verify(&current, hash.as_deref())).await?;
+    if ok {
+        set_password(db, actor, username, password).await?;
+    }
+    Ok(ok)
+}
+
+/// Deletes admin `id` (`Conflict` for the last one).
+pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
+    let entry = Entry::new(
+        actor,
+        None,
+        Action::AdminDeleted,
+        Some(format!("admin/{id}")),
+    );
+    db.write(move |tx| {
+        admins::delete(tx, id)?;
+        audit::append(tx, &entry).map(drop)
+    })
+    .await
+}
+
+/// A new session: the cookie's secret (shown to the browser only) and its CSRF token.
+pub struct NewSession {
+    pub secret: String,
+    pub csrf: String,
+}
+
+/// What a login attempt came to.
+pub enum Login {
+    /// Too many failures for this username or address: paused until then (UTC).
+    Locked {
+        until: String,
+    },
+    /// Wrong username or password; counted against both.
+    Refused,
+    LoggedIn(NewSession),
+}
+
+/// An admin logs in from `address` with `username` and `password`.
+pub async fn login(
+    db: &Db,
+    request_id: &str,
+    username: String,
+    password: String,
+    address: &str,
+) -> Result<Login, DbError> {
+    let user_key = Key::username(&username);
+    let ip_key = Key::address(address);
+    let (locked, credentials) = {
+        let (user_key, ip_key, username) = (user_key.clone(), ip_key.clone(), username.clone());
+        db.read(move |c| {
+            Ok::<_, DbError>((
+                throttle::locked_until(c, &[&user_key, &ip_key])?,
+                admins::credentials(c, &username)?,
+            ))
+        })
+        .await?
+    };
+    if let Some(until) = locked {
+        return Ok(Login::Locked { until });
+    }
+    let hash = credentials.as_ref().map(|(_, h)| h.clone());
+    let ok = blocking(move || passwords::verify(&password, hash.as_deref())).await?;
+    let Some((admin_id, _)) = credentials.filter(|_| ok) else {
+        let failure = Entry::new(
+            &Actor::new(Who::Anonymous, Some(request_id)),
+            None,
+            Action::AdminLoginFailed,
+            admin_target(&username),
+        )
+        .failed()
+        .with_detail(serde_json::json!({"address": address}));
+        db.write(move |tx| {
+            throttle::fail(tx, &user_key)?;
+            throttle::fail(tx, &ip_key)?;
+            audit::append(tx, &failure).map(drop)
+        })
+        .await?;
+        tracing::warn!(username = %username, "failed admin login");
+        return Ok(Login::Refused);
+    };
+    let actor = Actor::new(Who::Admin(username.clone()), Some(request_id));
+    let session = start_session(db, &actor, admin_id, Some(user_key)).await?;
+    Ok(Login::LoggedIn(session))
+}
+
+/// Logs `admin_id` in with a new session id (never reusing one: no fixation), clearing
+/// the failures of `cleared`, and audits the login as `actor`.
+pub async fn start_session(
+    db: &Db,
+    actor: &Actor,
+    admin_id: i64,
+    cleared: Option<Key>,
+) -> Result<NewSession, DbError> {
+    let secret = auth::random_hex(32);
+    let id_hash = auth::tokens::hash(&secret);
+    let csrf = auth::random_hex(32);
+    let expires = datetime::format(OffsetDateTime::now_utc() + Duration::hours(SESSION_HOURS));
+    let username = match &actor.who {
+        Who::Admin(name) => name.clone(),
+        _ => String::new(),
+    };
+    let entry = Entry::new(actor, None, Action::AdminLoggedIn, admin_target(&username));
+    let session_csrf = csrf.clone();
+    db.write(move |tx| {
+        if let Some(key) = &cleared {
+            throttle::clear(tx, key)?;
+        }
+        admins::create_session(tx, admin_id, &id_hash, &session_csrf, &expires)?;
+        audit::append(tx, &entry).map(drop)
+    })
+    .await?;
+    Ok(NewSession { secret, csrf })
+}
+
+/// Ends the session whose cookie hashes to `id_hash`.
+pub async fn logout(
+    db: &Db,
+    actor: &Actor,
+    username: &str,
+    id_hash: [u8; 32],
+) -> Result<(), DbError> {
+    let entry = Entry::new(actor, None, Action::AdminLoggedOut, admin_target(username));
+    db.write(move |tx| {
+        admins::delete_session(tx, &id_hash)?;
+        audit::append(tx, &entry).map(drop)
+    })
+    .await
+}
+
+/// Creates a tenant (an IdP connection) named `name`, reached by `slug`.
+pub async fn create_tenant(
+    db: &Db,
+    actor: &Actor,
+    slug: String,
+    name: String,
+) -> Result<Tenant, DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let t = tenants::create(tx, &slug, &name)?;
+        let target = Some(format!("tenant/{}", t.slug));
+        audit::append(
+            tx,
+            &Entry::new(&actor, Some(t.id), Action::TenantCreated, target),
+        )?;
+        Ok(t)
+    })
+    .await
+}
