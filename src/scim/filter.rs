@@ -39,48 +39,11 @@ use serde_json::Value;
 
 use super::datetime;
 use super::error::ScimError;
-use super::schema::{AttrType, Attribute, ResourceType, Schema};
+use super::schema::{self, AttrType, Attribute, ResourceType, Unresolved};
 
-/// A resolved attribute path: `[urn:]attr[.sub]`.
-#[derive(Debug, Clone, Copy)]
-pub struct AttrRef {
-    /// The extension schema owning `attr`, or `None` for core and common attributes.
-    pub extension: Option<&'static Schema>,
-    pub attr: &'static Attribute,
-    /// The sub-attribute, for `name.familyName` or `emails.value`.
-    pub sub: Option<&'static Attribute>,
-}
-
-impl PartialEq for AttrRef {
-    fn eq(&self, other: &Self) -> bool {
-        self.extension.map(|s| s.id) == other.extension.map(|s| s.id)
-            && std::ptr::eq(self.attr, other.attr)
-            && self.sub.map(|a| a as *const Attribute) == other.sub.map(|a| a as *const Attribute)
-    }
-}
-
-impl AttrRef {
-    /// The attribute the comparison applies to: the sub-attribute if any.
-    pub fn leaf(&self) -> &'static Attribute {
-        self.sub.unwrap_or(self.attr)
-    }
-
-    /// The path in canonical spelling, for error messages and logs
-    /// (`name.familyName`, `urn:…:enterprise:2.0:User:manager.value`).
-    pub fn path(&self) -> String {
-        let mut out = String::new();
-        if let Some(ext) = self.extension {
-            out.push_str(ext.id);
-            out.push(':');
-        }
-        out.push_str(self.attr.name);
-        if let Some(sub) = self.sub {
-            out.push('.');
-            out.push_str(sub.name);
-        }
-        out
-    }
-}
+/// Filters are built from resolved attribute paths; re-exported so that code holding a
+/// [`Filter`] needs one import.
+pub use super::schema::AttrRef;
 
 /// Comparison operators (RFC 7644 Table 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,11 +173,6 @@ pub fn parse(input: &str, rt: &'static ResourceType) -> Result<Filter, ScimError
         None => Ok(filter),
         Some(t) => Err(parser.error_at(t, "expected 'and', 'or' or the end of the filter")),
     }
-}
-
-/// Parses an attribute path alone (`sortBy`, `attributes`): `[urn:]attr[.sub]`.
-pub fn parse_attr_path(input: &str, rt: &'static ResourceType) -> Result<AttrRef, ScimError> {
-    resolve_path(input.trim(), rt).map_err(ScimError::invalid_filter)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -578,67 +536,22 @@ enum Literal {
     Bare(String),
 }
 
-fn is_attr_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '$')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// Resolves `[urn:]attr[.sub]` against `rt`. Errors are plain messages; the caller adds
-/// the position.
-fn resolve_path(path: &str, rt: &'static ResourceType) -> Result<AttrRef, String> {
-    let (extension, rest) = match path.rfind(':') {
-        Some(colon) => {
-            let urn = &path[..colon];
-            let rest = &path[colon + 1..];
-            if urn.eq_ignore_ascii_case(rt.schema.id) {
-                (None, rest)
-            } else if let Some(ext) = rt.extension(urn) {
-                (Some(ext), rest)
-            } else {
-                return Err(format!("unknown schema '{urn}' in '{path}'"));
-            }
+/// Resolves `[urn:]attr[.sub]` against `rt`, wording the filter's errors: plain messages,
+/// to which the caller adds the position.
+fn resolve_path(path: &str, rt: &ResourceType) -> Result<AttrRef, String> {
+    rt.resolve(path).map_err(|e| match e {
+        Unresolved::UnknownSchema { urn } => format!("unknown schema '{urn}' in '{path}'"),
+        Unresolved::Malformed => format!("'{path}' is not an attribute path"),
+        Unresolved::UnknownAttribute { .. } => format!("unknown attribute '{path}'"),
+        Unresolved::UnknownSubAttribute { attr, name } => {
+            format!("'{}' has no sub-attribute '{name}'", attr.name)
         }
-        None => (None, path),
-    };
-    let mut parts = rest.split('.');
-    let name = parts.next().unwrap_or_default();
-    let sub_name = parts.next();
-    if parts.next().is_some() || !is_attr_name(name) || sub_name.is_some_and(|s| !is_attr_name(s)) {
-        return Err(format!("'{path}' is not an attribute path"));
-    }
-    let (extension, attr) = match extension {
-        Some(ext) => (Some(ext), ext.attribute(name)),
-        // Core first; then, leniently, an extension attribute named without its URN.
-        None => match rt.core_attribute(name) {
-            Some(a) => (None, Some(a)),
-            None => rt
-                .extensions
-                .iter()
-                .find_map(|ext| ext.attribute(name).map(|a| (Some(*ext), Some(a))))
-                .unwrap_or((None, None)),
-        },
-    };
-    let Some(attr) = attr else {
-        return Err(format!("unknown attribute '{path}'"));
-    };
-    let sub = match sub_name {
-        None => None,
-        Some(s) => Some(
-            attr.sub(s)
-                .ok_or_else(|| format!("'{}' has no sub-attribute '{s}'", attr.name))?,
-        ),
-    };
-    Ok(AttrRef {
-        extension,
-        attr,
-        sub,
     })
 }
 
 /// Resolves a sub-attribute name inside `parent[...]`.
 fn resolve_in_element(name: &str, parent: AttrRef) -> Result<AttrRef, String> {
-    if !is_attr_name(name) {
+    if !schema::is_attribute_name(name) {
         return Err(format!(
             "'{name}' is not a sub-attribute name of '{}'",
             parent.attr.name
