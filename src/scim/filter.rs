@@ -270,7 +270,8 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
     Ok(tokens)
 }
 
-/// Where attribute names are resolved: the resource, or one element of a value path.
+/// The value path whose elements attribute names are resolved in; the parser passes
+/// `None` at the resource level.
 #[derive(Clone, Copy)]
 struct Element {
     /// The multi-valued (or complex) attribute the bracketed filter applies to.
@@ -323,29 +324,29 @@ impl Parser {
     }
 
     /// `and_expr ("or" and_expr)*`: `or` binds loosest.
-    fn or_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
-        let mut left = self.and_expr(scope)?;
+    fn or_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
+        let mut left = self.and_expr(element)?;
         while self.peek_keyword("or") {
             self.bump();
-            let right = self.and_expr(scope)?;
+            let right = self.and_expr(element)?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
     /// `unary ("and" unary)*`
-    fn and_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
-        let mut left = self.unary(scope)?;
+    fn and_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
+        let mut left = self.unary(element)?;
         while self.peek_keyword("and") {
             self.bump();
-            let right = self.unary(scope)?;
+            let right = self.unary(element)?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
     /// `"not" "(" filter ")"`, `"(" filter ")"` or an attribute expression.
-    fn unary(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn unary(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         let Some(t) = self.peek().cloned() else {
             return Err(self.error_at_end("expected an attribute, 'not' or '('"));
         };
@@ -358,24 +359,24 @@ impl Parser {
                     ) =>
             {
                 self.bump();
-                let inner = self.group(scope)?;
+                let inner = self.group(element)?;
                 Ok(Filter::Not(Box::new(inner)))
             }
             Tok::Word(w) if w.eq_ignore_ascii_case("not") => match self.tokens.get(self.next + 1) {
                 Some(next) => Err(self.error_at(next, "expected '(' after 'not'")),
                 None => Err(self.error_at_end("expected '(' after 'not'")),
             },
-            Tok::Open => self.group(scope),
-            Tok::Word(_) => self.attr_expr(scope),
+            Tok::Open => self.group(element),
+            Tok::Word(_) => self.attr_expr(element),
             _ => Err(self.error_at(&t, "expected an attribute, 'not' or '('")),
         }
     }
 
     /// `"(" filter ")"`
-    fn group(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn group(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         self.enter()?;
         self.bump(); // '('
-        let inner = self.or_expr(scope)?;
+        let inner = self.or_expr(element)?;
         match self.bump() {
             Some(Token {
                 tok: Tok::Close, ..
@@ -388,12 +389,12 @@ impl Parser {
     }
 
     /// `attrPath "pr"`, `attrPath op value`, or `attrPath "[" valFilter "]" ["." sub (op value | "pr")]`.
-    fn attr_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn attr_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         let t = self.bump().expect("caller peeked a word");
         let Tok::Word(path) = &t.tok else {
             unreachable!("caller checked for a word")
         };
-        let attr = match scope {
+        let attr = match element {
             None => resolve_path(path, self.rt),
             Some(el) => resolve_in_element(path, el.parent),
         }
@@ -406,9 +407,9 @@ impl Parser {
                 ..
             })
         ) {
-            return self.value_path(attr, scope, &t);
+            return self.value_path(attr, element, &t);
         }
-        self.comparison(attr, path, scope.is_some())
+        self.comparison(attr, path, element.is_some())
     }
 
     /// After an attribute path: `"pr"` or `op value`.
@@ -470,10 +471,10 @@ impl Parser {
     fn value_path(
         &mut self,
         attr: AttrRef,
-        scope: Option<Element>,
+        element: Option<Element>,
         at: &Token,
     ) -> Result<Filter, ScimError> {
-        if scope.is_some() {
+        if element.is_some() {
             return Err(ScimError::invalid_filter(format!(
                 "value paths cannot be nested (at character {})",
                 at.pos
@@ -488,8 +489,7 @@ impl Parser {
         }
         self.enter()?;
         self.bump(); // '['
-        let element = Element { parent: attr };
-        let mut inner = self.or_expr(Some(element))?;
+        let mut inner = self.or_expr(Some(Element { parent: attr }))?;
         match self.bump() {
             Some(Token {
                 tok: Tok::CloseBracket,
@@ -689,35 +689,36 @@ fn check_literal(attr: &AttrRef, op: CompareOp, literal: Literal) -> Result<Valu
 
 /// Whether `resource`, as a client would GET it, matches `filter`.
 pub fn matches(filter: &Filter, resource: &Value) -> bool {
-    eval(filter, resource, Scope::Resource)
+    eval(filter, resource, RelativeTo::Resource)
 }
 
 /// Whether one element of a multi-valued attribute matches the inner filter of a value
 /// path (`type eq "work"` in `emails[type eq "work"]`).
 pub fn matches_element(filter: &Filter, element: &Value) -> bool {
-    eval(filter, element, Scope::Element)
+    eval(filter, element, RelativeTo::Element)
 }
 
+/// What a filter's attribute references are relative to.
 #[derive(Clone, Copy)]
-enum Scope {
-    /// Attribute references are resource-level; extensions live under their URN key.
+enum RelativeTo {
+    /// A whole resource: extension attributes live under their URN key.
     Resource,
-    /// Attribute references name keys of this element.
+    /// One element of a value path: references name keys of the element.
     Element,
 }
 
-fn eval(filter: &Filter, node: &Value, scope: Scope) -> bool {
+fn eval(filter: &Filter, node: &Value, relative_to: RelativeTo) -> bool {
     match filter {
         Filter::Compare { attr, op, value } => {
-            let values = values_of(attr, node, scope);
+            let values = values_of(attr, node, relative_to);
             compare_values(&values, attr.leaf(), *op, value)
         }
-        Filter::Present(attr) => values_of(attr, node, scope).into_iter().any(present),
-        Filter::And(a, b) => eval(a, node, scope) && eval(b, node, scope),
-        Filter::Or(a, b) => eval(a, node, scope) || eval(b, node, scope),
-        Filter::Not(inner) => !eval(inner, node, scope),
+        Filter::Present(attr) => values_of(attr, node, relative_to).into_iter().any(present),
+        Filter::And(a, b) => eval(a, node, relative_to) && eval(b, node, relative_to),
+        Filter::Or(a, b) => eval(a, node, relative_to) || eval(b, node, relative_to),
+        Filter::Not(inner) => !eval(inner, node, relative_to),
         Filter::ValuePath { attr, filter } => {
-            let Some(v) = attribute_value(attr, node, scope) else {
+            let Some(v) = attribute_value(attr, node, relative_to) else {
                 return false;
             };
             let elements: &[Value] = match v {
@@ -727,23 +728,27 @@ fn eval(filter: &Filter, node: &Value, scope: Scope) -> bool {
             elements
                 .iter()
                 .filter(|e| e.is_object())
-                .any(|e| eval(filter, e, Scope::Element))
+                .any(|e| eval(filter, e, RelativeTo::Element))
         }
     }
 }
 
 /// The raw value of `attr.attr` (ignoring `sub`) in `node`; `null` counts as absent.
-fn attribute_value<'v>(attr: &AttrRef, node: &'v Value, scope: Scope) -> Option<&'v Value> {
-    let container = match (scope, attr.extension) {
-        (Scope::Resource, Some(ext)) => node.get(ext.id)?,
+fn attribute_value<'v>(
+    attr: &AttrRef,
+    node: &'v Value,
+    relative_to: RelativeTo,
+) -> Option<&'v Value> {
+    let container = match (relative_to, attr.extension) {
+        (RelativeTo::Resource, Some(ext)) => node.get(ext.id)?,
         _ => node,
     };
     container.get(attr.attr.name).filter(|v| !v.is_null())
 }
 
 /// Every value `attr` denotes in `node`: one per element for multi-valued attributes.
-fn values_of<'v>(attr: &AttrRef, node: &'v Value, scope: Scope) -> Vec<&'v Value> {
-    let Some(v) = attribute_value(attr, node, scope) else {
+fn values_of<'v>(attr: &AttrRef, node: &'v Value, relative_to: RelativeTo) -> Vec<&'v Value> {
+    let Some(v) = attribute_value(attr, node, relative_to) else {
         return Vec::new();
     };
     let items: Vec<&Value> = match v {
