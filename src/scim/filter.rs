@@ -39,48 +39,11 @@ use serde_json::Value;
 
 use super::datetime;
 use super::error::ScimError;
-use super::schema::{AttrType, Attribute, ResourceType, Schema};
+use super::schema::{self, AttrType, Attribute, ResourceType, Unresolved};
 
-/// A resolved attribute path: `[urn:]attr[.sub]`.
-#[derive(Debug, Clone, Copy)]
-pub struct AttrRef {
-    /// The extension schema owning `attr`, or `None` for core and common attributes.
-    pub extension: Option<&'static Schema>,
-    pub attr: &'static Attribute,
-    /// The sub-attribute, for `name.familyName` or `emails.value`.
-    pub sub: Option<&'static Attribute>,
-}
-
-impl PartialEq for AttrRef {
-    fn eq(&self, other: &Self) -> bool {
-        self.extension.map(|s| s.id) == other.extension.map(|s| s.id)
-            && std::ptr::eq(self.attr, other.attr)
-            && self.sub.map(|a| a as *const Attribute) == other.sub.map(|a| a as *const Attribute)
-    }
-}
-
-impl AttrRef {
-    /// The attribute the comparison applies to: the sub-attribute if any.
-    pub fn leaf(&self) -> &'static Attribute {
-        self.sub.unwrap_or(self.attr)
-    }
-
-    /// The path in canonical spelling, for error messages and logs
-    /// (`name.familyName`, `urn:…:enterprise:2.0:User:manager.value`).
-    pub fn path(&self) -> String {
-        let mut out = String::new();
-        if let Some(ext) = self.extension {
-            out.push_str(ext.id);
-            out.push(':');
-        }
-        out.push_str(self.attr.name);
-        if let Some(sub) = self.sub {
-            out.push('.');
-            out.push_str(sub.name);
-        }
-        out
-    }
-}
+/// Filters are built from resolved attribute paths; re-exported so that code holding a
+/// [`Filter`] needs one import.
+pub use super::schema::AttrRef;
 
 /// Comparison operators (RFC 7644 Table 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,11 +175,6 @@ pub fn parse(input: &str, rt: &'static ResourceType) -> Result<Filter, ScimError
     }
 }
 
-/// Parses an attribute path alone (`sortBy`, `attributes`): `[urn:]attr[.sub]`.
-pub fn parse_attr_path(input: &str, rt: &'static ResourceType) -> Result<AttrRef, ScimError> {
-    resolve_path(input.trim(), rt).map_err(ScimError::invalid_filter)
-}
-
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
     Open,
@@ -312,7 +270,8 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
     Ok(tokens)
 }
 
-/// Where attribute names are resolved: the resource, or one element of a value path.
+/// The value path whose elements attribute names are resolved in; the parser passes
+/// `None` at the resource level.
 #[derive(Clone, Copy)]
 struct Element {
     /// The multi-valued (or complex) attribute the bracketed filter applies to.
@@ -365,29 +324,29 @@ impl Parser {
     }
 
     /// `and_expr ("or" and_expr)*`: `or` binds loosest.
-    fn or_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
-        let mut left = self.and_expr(scope)?;
+    fn or_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
+        let mut left = self.and_expr(element)?;
         while self.peek_keyword("or") {
             self.bump();
-            let right = self.and_expr(scope)?;
+            let right = self.and_expr(element)?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
     /// `unary ("and" unary)*`
-    fn and_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
-        let mut left = self.unary(scope)?;
+    fn and_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
+        let mut left = self.unary(element)?;
         while self.peek_keyword("and") {
             self.bump();
-            let right = self.unary(scope)?;
+            let right = self.unary(element)?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
 
     /// `"not" "(" filter ")"`, `"(" filter ")"` or an attribute expression.
-    fn unary(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn unary(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         let Some(t) = self.peek().cloned() else {
             return Err(self.error_at_end("expected an attribute, 'not' or '('"));
         };
@@ -400,24 +359,24 @@ impl Parser {
                     ) =>
             {
                 self.bump();
-                let inner = self.group(scope)?;
+                let inner = self.group(element)?;
                 Ok(Filter::Not(Box::new(inner)))
             }
             Tok::Word(w) if w.eq_ignore_ascii_case("not") => match self.tokens.get(self.next + 1) {
                 Some(next) => Err(self.error_at(next, "expected '(' after 'not'")),
                 None => Err(self.error_at_end("expected '(' after 'not'")),
             },
-            Tok::Open => self.group(scope),
-            Tok::Word(_) => self.attr_expr(scope),
+            Tok::Open => self.group(element),
+            Tok::Word(_) => self.attr_expr(element),
             _ => Err(self.error_at(&t, "expected an attribute, 'not' or '('")),
         }
     }
 
     /// `"(" filter ")"`
-    fn group(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn group(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         self.enter()?;
         self.bump(); // '('
-        let inner = self.or_expr(scope)?;
+        let inner = self.or_expr(element)?;
         match self.bump() {
             Some(Token {
                 tok: Tok::Close, ..
@@ -430,12 +389,12 @@ impl Parser {
     }
 
     /// `attrPath "pr"`, `attrPath op value`, or `attrPath "[" valFilter "]" ["." sub (op value | "pr")]`.
-    fn attr_expr(&mut self, scope: Option<Element>) -> Result<Filter, ScimError> {
+    fn attr_expr(&mut self, element: Option<Element>) -> Result<Filter, ScimError> {
         let t = self.bump().expect("caller peeked a word");
         let Tok::Word(path) = &t.tok else {
             unreachable!("caller checked for a word")
         };
-        let attr = match scope {
+        let attr = match element {
             None => resolve_path(path, self.rt),
             Some(el) => resolve_in_element(path, el.parent),
         }
@@ -448,9 +407,9 @@ impl Parser {
                 ..
             })
         ) {
-            return self.value_path(attr, scope, &t);
+            return self.value_path(attr, element, &t);
         }
-        self.comparison(attr, path, scope.is_some())
+        self.comparison(attr, path, element.is_some())
     }
 
     /// After an attribute path: `"pr"` or `op value`.
@@ -512,10 +471,10 @@ impl Parser {
     fn value_path(
         &mut self,
         attr: AttrRef,
-        scope: Option<Element>,
+        element: Option<Element>,
         at: &Token,
     ) -> Result<Filter, ScimError> {
-        if scope.is_some() {
+        if element.is_some() {
             return Err(ScimError::invalid_filter(format!(
                 "value paths cannot be nested (at character {})",
                 at.pos
@@ -530,8 +489,7 @@ impl Parser {
         }
         self.enter()?;
         self.bump(); // '['
-        let element = Element { parent: attr };
-        let mut inner = self.or_expr(Some(element))?;
+        let mut inner = self.or_expr(Some(Element { parent: attr }))?;
         match self.bump() {
             Some(Token {
                 tok: Tok::CloseBracket,
@@ -578,67 +536,22 @@ enum Literal {
     Bare(String),
 }
 
-fn is_attr_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '$')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-/// Resolves `[urn:]attr[.sub]` against `rt`. Errors are plain messages; the caller adds
-/// the position.
-fn resolve_path(path: &str, rt: &'static ResourceType) -> Result<AttrRef, String> {
-    let (extension, rest) = match path.rfind(':') {
-        Some(colon) => {
-            let urn = &path[..colon];
-            let rest = &path[colon + 1..];
-            if urn.eq_ignore_ascii_case(rt.schema.id) {
-                (None, rest)
-            } else if let Some(ext) = rt.extension(urn) {
-                (Some(ext), rest)
-            } else {
-                return Err(format!("unknown schema '{urn}' in '{path}'"));
-            }
+/// Resolves `[urn:]attr[.sub]` against `rt`, wording the filter's errors: plain messages,
+/// to which the caller adds the position.
+fn resolve_path(path: &str, rt: &ResourceType) -> Result<AttrRef, String> {
+    rt.resolve(path).map_err(|e| match e {
+        Unresolved::UnknownSchema { urn } => format!("unknown schema '{urn}' in '{path}'"),
+        Unresolved::Malformed => format!("'{path}' is not an attribute path"),
+        Unresolved::UnknownAttribute { .. } => format!("unknown attribute '{path}'"),
+        Unresolved::UnknownSubAttribute { attr, name } => {
+            format!("'{}' has no sub-attribute '{name}'", attr.name)
         }
-        None => (None, path),
-    };
-    let mut parts = rest.split('.');
-    let name = parts.next().unwrap_or_default();
-    let sub_name = parts.next();
-    if parts.next().is_some() || !is_attr_name(name) || sub_name.is_some_and(|s| !is_attr_name(s)) {
-        return Err(format!("'{path}' is not an attribute path"));
-    }
-    let (extension, attr) = match extension {
-        Some(ext) => (Some(ext), ext.attribute(name)),
-        // Core first; then, leniently, an extension attribute named without its URN.
-        None => match rt.core_attribute(name) {
-            Some(a) => (None, Some(a)),
-            None => rt
-                .extensions
-                .iter()
-                .find_map(|ext| ext.attribute(name).map(|a| (Some(*ext), Some(a))))
-                .unwrap_or((None, None)),
-        },
-    };
-    let Some(attr) = attr else {
-        return Err(format!("unknown attribute '{path}'"));
-    };
-    let sub = match sub_name {
-        None => None,
-        Some(s) => Some(
-            attr.sub(s)
-                .ok_or_else(|| format!("'{}' has no sub-attribute '{s}'", attr.name))?,
-        ),
-    };
-    Ok(AttrRef {
-        extension,
-        attr,
-        sub,
     })
 }
 
 /// Resolves a sub-attribute name inside `parent[...]`.
 fn resolve_in_element(name: &str, parent: AttrRef) -> Result<AttrRef, String> {
-    if !is_attr_name(name) {
+    if !schema::is_attribute_name(name) {
         return Err(format!(
             "'{name}' is not a sub-attribute name of '{}'",
             parent.attr.name
@@ -776,35 +689,36 @@ fn check_literal(attr: &AttrRef, op: CompareOp, literal: Literal) -> Result<Valu
 
 /// Whether `resource`, as a client would GET it, matches `filter`.
 pub fn matches(filter: &Filter, resource: &Value) -> bool {
-    eval(filter, resource, Scope::Resource)
+    eval(filter, resource, RelativeTo::Resource)
 }
 
 /// Whether one element of a multi-valued attribute matches the inner filter of a value
 /// path (`type eq "work"` in `emails[type eq "work"]`).
 pub fn matches_element(filter: &Filter, element: &Value) -> bool {
-    eval(filter, element, Scope::Element)
+    eval(filter, element, RelativeTo::Element)
 }
 
+/// What a filter's attribute references are relative to.
 #[derive(Clone, Copy)]
-enum Scope {
-    /// Attribute references are resource-level; extensions live under their URN key.
+enum RelativeTo {
+    /// A whole resource: extension attributes live under their URN key.
     Resource,
-    /// Attribute references name keys of this element.
+    /// One element of a value path: references name keys of the element.
     Element,
 }
 
-fn eval(filter: &Filter, node: &Value, scope: Scope) -> bool {
+fn eval(filter: &Filter, node: &Value, relative_to: RelativeTo) -> bool {
     match filter {
         Filter::Compare { attr, op, value } => {
-            let values = values_of(attr, node, scope);
+            let values = values_of(attr, node, relative_to);
             compare_values(&values, attr.leaf(), *op, value)
         }
-        Filter::Present(attr) => values_of(attr, node, scope).into_iter().any(present),
-        Filter::And(a, b) => eval(a, node, scope) && eval(b, node, scope),
-        Filter::Or(a, b) => eval(a, node, scope) || eval(b, node, scope),
-        Filter::Not(inner) => !eval(inner, node, scope),
+        Filter::Present(attr) => values_of(attr, node, relative_to).into_iter().any(present),
+        Filter::And(a, b) => eval(a, node, relative_to) && eval(b, node, relative_to),
+        Filter::Or(a, b) => eval(a, node, relative_to) || eval(b, node, relative_to),
+        Filter::Not(inner) => !eval(inner, node, relative_to),
         Filter::ValuePath { attr, filter } => {
-            let Some(v) = attribute_value(attr, node, scope) else {
+            let Some(v) = attribute_value(attr, node, relative_to) else {
                 return false;
             };
             let elements: &[Value] = match v {
@@ -814,23 +728,27 @@ fn eval(filter: &Filter, node: &Value, scope: Scope) -> bool {
             elements
                 .iter()
                 .filter(|e| e.is_object())
-                .any(|e| eval(filter, e, Scope::Element))
+                .any(|e| eval(filter, e, RelativeTo::Element))
         }
     }
 }
 
 /// The raw value of `attr.attr` (ignoring `sub`) in `node`; `null` counts as absent.
-fn attribute_value<'v>(attr: &AttrRef, node: &'v Value, scope: Scope) -> Option<&'v Value> {
-    let container = match (scope, attr.extension) {
-        (Scope::Resource, Some(ext)) => node.get(ext.id)?,
+fn attribute_value<'v>(
+    attr: &AttrRef,
+    node: &'v Value,
+    relative_to: RelativeTo,
+) -> Option<&'v Value> {
+    let container = match (relative_to, attr.extension) {
+        (RelativeTo::Resource, Some(ext)) => node.get(ext.id)?,
         _ => node,
     };
     container.get(attr.attr.name).filter(|v| !v.is_null())
 }
 
 /// Every value `attr` denotes in `node`: one per element for multi-valued attributes.
-fn values_of<'v>(attr: &AttrRef, node: &'v Value, scope: Scope) -> Vec<&'v Value> {
-    let Some(v) = attribute_value(attr, node, scope) else {
+fn values_of<'v>(attr: &AttrRef, node: &'v Value, relative_to: RelativeTo) -> Vec<&'v Value> {
+    let Some(v) = attribute_value(attr, node, relative_to) else {
         return Vec::new();
     };
     let items: Vec<&Value> = match v {

@@ -5,8 +5,8 @@ use serde_json::{Map, Value, json};
 
 use super::discovery::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use super::error::{ScimError, ScimType};
-use super::filter::{self, AttrRef, Filter};
-use super::schema::{LIST_RESPONSE_URN, ResourceType};
+use super::filter::{self, Filter};
+use super::schema::{AttrRef, LIST_RESPONSE_URN, ResourceType};
 
 /// A list request, validated.
 #[derive(Debug, Clone, Default)]
@@ -112,16 +112,9 @@ impl Raw {
         };
         let sort_by = match self.sort_by.as_deref().map(str::trim) {
             None | Some("") => None,
-            Some(name) => {
-                let r = rt.resolve(name).ok_or_else(|| {
-                    ScimError::invalid_value(format!("cannot sort by {name:?}: no such attribute"))
-                })?;
-                Some(AttrRef {
-                    extension: r.extension,
-                    attr: r.attr,
-                    sub: r.sub,
-                })
-            }
+            Some(name) => Some(rt.resolve(name).map_err(|_| {
+                ScimError::invalid_value(format!("cannot sort by {name:?}: no such attribute"))
+            })?),
         };
         let descending = match self.sort_order.as_deref().map(str::trim) {
             None | Some("") => false,

@@ -16,7 +16,7 @@
 
 use super::error::ScimError;
 use super::filter::{self, Filter};
-use super::schema::{AttrType, Attribute, ResourceType, Schema};
+use super::schema::{AttrRef, AttrType, Attribute, ResourceType, Schema, Unresolved};
 
 /// What a PATCH operation's `path` points at.
 #[derive(Debug, Clone)]
@@ -65,29 +65,26 @@ pub fn parse(path: &str, rt: &'static ResourceType) -> Result<PatchPath, ScimErr
     if trimmed.is_empty() {
         return Err(ScimError::invalid_path("the \"path\" is empty"));
     }
-    let (schema, rest) = split_urn(trimmed, rt)?;
-    let (schema, rest) = match (schema, rest) {
-        (Some(Scope::Extension(ext)), None) => return Ok(PatchPath::Extension(ext)),
-        (Some(Scope::Core), None) => {
-            return Err(ScimError::invalid_path(format!(
-                "\"{trimmed}\" names the core schema, not an attribute"
-            )));
-        }
-        (scope, Some(rest)) => (scope, rest),
-        (None, None) => unreachable!("split_urn returns the whole path when there is no URN"),
-    };
-
-    let name_end = rest.find(['.', '[']).unwrap_or(rest.len());
-    let name = &rest[..name_end];
-    if name.is_empty() {
+    if let Some(ext) = rt.extension(trimmed) {
+        return Ok(PatchPath::Extension(ext));
+    }
+    if trimmed.eq_ignore_ascii_case(rt.schema.id) {
         return Err(ScimError::invalid_path(format!(
-            "\"{trimmed}\" has no attribute name"
+            "\"{trimmed}\" names the core schema, not an attribute"
         )));
     }
-    let (extension, attr) = resolve(name, schema, rt)
-        .ok_or_else(|| ScimError::invalid_path(unknown_attribute(name, schema, rt)))?;
 
-    let mut tail = &rest[name_end..];
+    // A schema URN holds no '[', so the value filter starts at the first one; the
+    // filter itself may hold ':' and '.', which is why it is cut off before resolving.
+    let (head, mut tail) = trimmed.split_at(trimmed.find('[').unwrap_or(trimmed.len()));
+    let AttrRef {
+        extension,
+        attr,
+        mut sub,
+    } = rt
+        .resolve(head)
+        .map_err(|e| ScimError::invalid_path(unresolved(trimmed, e, rt)))?;
+
     let mut value_filter = None;
     if tail.starts_with('[') {
         let close = closing_bracket(tail).ok_or_else(|| {
@@ -95,34 +92,29 @@ pub fn parse(path: &str, rt: &'static ResourceType) -> Result<PatchPath, ScimErr
                 "\"{trimmed}\": the value filter has no closing ']'"
             ))
         })?;
-        if attr.ty != AttrType::Complex {
+        if sub.is_some() || attr.ty != AttrType::Complex {
             return Err(ScimError::invalid_path(format!(
-                "\"{trimmed}\": a value filter needs a complex attribute, and \"{}\" is not one",
-                attr.name
+                "\"{trimmed}\": a value filter needs a complex attribute, and \"{head}\" is not one"
             )));
         }
         value_filter = Some(parse_value_filter(extension, attr, &tail[1..close], rt)?);
         tail = &tail[close + 1..];
-    }
-
-    let mut sub = None;
-    if let Some(sub_name) = tail.strip_prefix('.') {
-        if attr.ty != AttrType::Complex {
+        if let Some(sub_name) = tail.strip_prefix('.') {
+            sub = Some(attr.sub(sub_name).ok_or_else(|| {
+                ScimError::invalid_path(unresolved(
+                    trimmed,
+                    Unresolved::UnknownSubAttribute {
+                        attr,
+                        name: sub_name,
+                    },
+                    rt,
+                ))
+            })?);
+        } else if !tail.is_empty() {
             return Err(ScimError::invalid_path(format!(
-                "\"{trimmed}\": \"{}\" has no sub-attributes",
-                attr.name
+                "\"{trimmed}\" is not a valid attribute path (unexpected \"{tail}\")"
             )));
         }
-        sub = Some(attr.sub(sub_name).ok_or_else(|| {
-            ScimError::invalid_path(format!(
-                "\"{trimmed}\": \"{}\" has no sub-attribute \"{sub_name}\"",
-                attr.name
-            ))
-        })?);
-    } else if !tail.is_empty() {
-        return Err(ScimError::invalid_path(format!(
-            "\"{trimmed}\" is not a valid attribute path (unexpected \"{tail}\")"
-        )));
     }
 
     Ok(PatchPath::Attribute(AttrPath {
@@ -133,73 +125,31 @@ pub fn parse(path: &str, rt: &'static ResourceType) -> Result<PatchPath, ScimErr
     }))
 }
 
-/// Which schema a URN prefix selected.
-#[derive(Clone, Copy)]
-enum Scope {
-    Core,
-    Extension(&'static Schema),
-}
-
-/// Splits a leading schema URN off `path`. Returns the selected schema (if the path starts
-/// with one) and the remainder after the `:` (`None` when the path is just the URN).
-fn split_urn<'a>(
-    path: &'a str,
-    rt: &'static ResourceType,
-) -> Result<(Option<Scope>, Option<&'a str>), ScimError> {
-    if !starts_with_ignore_case(path, "urn:") {
-        return Ok((None, Some(path)));
-    }
-    let schemas = rt
-        .extensions
-        .iter()
-        .map(|&ext| (ext.id, Scope::Extension(ext)))
-        .chain(std::iter::once((rt.schema.id, Scope::Core)));
-    for (id, scope) in schemas {
-        if path.len() == id.len() && path.eq_ignore_ascii_case(id) {
-            return Ok((Some(scope), None));
-        }
-        if starts_with_ignore_case(path, id) && path[id.len()..].starts_with(':') {
-            return Ok((Some(scope), Some(&path[id.len() + 1..])));
-        }
-    }
-    Err(ScimError::invalid_path(format!(
-        "\"{path}\" does not start with a schema URN of the {} resource",
-        rt.name
-    )))
-}
-
-fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len()
-        && s.is_char_boundary(prefix.len())
-        && s[..prefix.len()].eq_ignore_ascii_case(prefix)
-}
-
-/// Resolves an attribute name. Unqualified names are looked up in the core schema first and
-/// then in the extensions, because Entra addresses the enterprise `manager` as plain `manager`.
-fn resolve(
-    name: &str,
-    scope: Option<Scope>,
-    rt: &'static ResourceType,
-) -> Option<(Option<&'static Schema>, &'static Attribute)> {
-    match scope {
-        Some(Scope::Core) => rt.core_attribute(name).map(|a| (None, a)),
-        Some(Scope::Extension(ext)) => ext.attribute(name).map(|a| (Some(ext), a)),
-        None => rt.core_attribute(name).map(|a| (None, a)).or_else(|| {
-            rt.extensions
-                .iter()
-                .find_map(|&ext| ext.attribute(name).map(|a| (Some(ext), a)))
-        }),
-    }
-}
-
-fn unknown_attribute(name: &str, scope: Option<Scope>, rt: &ResourceType) -> String {
-    match scope {
-        Some(Scope::Extension(ext)) => {
-            format!("attribute \"{name}\" is not defined in schema {}", ext.id)
-        }
-        _ => format!(
+/// Words why `path` did not resolve, for an `invalidPath` error.
+fn unresolved(path: &str, why: Unresolved, rt: &ResourceType) -> String {
+    match why {
+        Unresolved::UnknownSchema { .. } => format!(
+            "\"{path}\" does not start with a schema URN of the {} resource",
+            rt.name
+        ),
+        Unresolved::Malformed => format!("\"{path}\" is not a valid attribute path"),
+        Unresolved::UnknownAttribute {
+            extension: Some(ext),
+            name,
+        } => format!("attribute \"{name}\" is not defined in schema {}", ext.id),
+        Unresolved::UnknownAttribute {
+            extension: None,
+            name,
+        } => format!(
             "attribute \"{name}\" is not defined for the {} resource",
             rt.name
+        ),
+        Unresolved::UnknownSubAttribute { attr, .. } if attr.ty != AttrType::Complex => {
+            format!("\"{path}\": \"{}\" has no sub-attributes", attr.name)
+        }
+        Unresolved::UnknownSubAttribute { attr, name } => format!(
+            "\"{path}\": \"{}\" has no sub-attribute \"{name}\"",
+            attr.name
         ),
     }
 }
@@ -250,7 +200,7 @@ fn parse_value_filter(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scim::filter::{AttrRef, CompareOp};
+    use crate::scim::filter::CompareOp;
     use crate::scim::schema::{ENTERPRISE_URN, GROUP_RESOURCE, USER_RESOURCE};
     use serde_json::json;
 

@@ -53,7 +53,7 @@ impl Projection {
                             sub: None,
                         });
                     }
-                    rt.resolve(name).map(|r| Item {
+                    rt.resolve(name).ok().map(|r| Item {
                         extension: r.extension,
                         attr: Some(r.attr),
                         sub: r.sub,

@@ -198,18 +198,15 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
                     .ok_or_else(|| unknown(&k, rt.schema))?;
                 put(&mut out, attr, v, attr.name)?;
             }
-        } else if let Some(attr) = rt.core_attribute(&key) {
-            put(&mut out, attr, value, attr.name)?;
-        } else if let Some((ext, attr)) = rt.extension_attribute(&key) {
-            // An extension attribute sent unqualified, as Entra's older create body does
-            // (`"department": null, "manager": null`): resolved the way PATCH paths and
-            // filters resolve a bare name.
-            put(
-                extension_slot(&mut out, ext),
-                attr,
-                value,
-                &format!("{}:{}", ext.id, attr.name),
-            )?;
+        } else if let Some(found) = rt.attribute(&key) {
+            // An extension attribute may come unqualified, as in Entra's older create body
+            // (`"department": null, "manager": null`): the bare-name rule of PATCH paths and
+            // filters, which lands it in its extension.
+            let slot = match found.extension {
+                Some(ext) => extension_slot(&mut out, ext),
+                None => &mut out,
+            };
+            put(slot, found.attr, value, &found.path())?;
         } else {
             return Err(unknown(&key, rt.schema));
         }

@@ -1,8 +1,10 @@
 //! The SCIM schemas this server speaks (RFC 7643 §4, §7, §8.7.1), as static data.
 //!
 //! One definition serves everything: `/Schemas` discovery renders it, the resource
-//! normaliser validates bodies against it, the filter parser resolves attribute names
-//! through it (case-insensitively, RFC 7643 §2.1) and PATCH checks mutability with it.
+//! normaliser validates bodies against it and PATCH checks mutability with it. Attribute
+//! paths (`[urn:]attr[.sub]`) in filters, `sortBy`, `attributes` and PATCH are resolved by
+//! one function, [`ResourceType::resolve`], into an [`AttrRef`] (case-insensitively,
+//! RFC 7643 §2.1).
 
 use serde_json::{Map, Value, json};
 
@@ -235,77 +237,181 @@ impl ResourceType {
     }
 }
 
-/// An attribute path resolved against a resource type: `[urn:]attr[.sub]`.
+/// An attribute path resolved against a resource type: `[urn:]attr[.sub]`. Filters,
+/// `sortBy`, `attributes` and PATCH paths all hold one, made by [`ResourceType::resolve`].
 #[derive(Debug, Clone, Copy)]
-pub struct Resolved {
-    /// The extension owning `attr`; `None` for core and common attributes.
+pub struct AttrRef {
+    /// The extension schema owning `attr`, or `None` for core and common attributes. Decides
+    /// where the value lives: under the extension's URN key or at the top level.
     pub extension: Option<&'static Schema>,
     pub attr: &'static Attribute,
+    /// The sub-attribute, for `name.familyName` or `emails.value`.
     pub sub: Option<&'static Attribute>,
 }
 
+/// Definitions are static, so two references are equal when they point at the same ones.
+impl PartialEq for AttrRef {
+    fn eq(&self, other: &Self) -> bool {
+        self.extension.map(|s| s.id) == other.extension.map(|s| s.id)
+            && std::ptr::eq(self.attr, other.attr)
+            && self.sub.map(|a| a as *const Attribute) == other.sub.map(|a| a as *const Attribute)
+    }
+}
+
+impl AttrRef {
+    /// The attribute a comparison or a sort applies to: the sub-attribute if any.
+    pub fn leaf(&self) -> &'static Attribute {
+        self.sub.unwrap_or(self.attr)
+    }
+
+    /// The path in canonical spelling, for error messages and logs
+    /// (`name.familyName`, `urn:…:enterprise:2.0:User:manager.value`).
+    pub fn path(&self) -> String {
+        let mut out = String::new();
+        if let Some(ext) = self.extension {
+            out.push_str(ext.id);
+            out.push(':');
+        }
+        out.push_str(self.attr.name);
+        if let Some(sub) = self.sub {
+            out.push('.');
+            out.push_str(sub.name);
+        }
+        out
+    }
+}
+
+/// Why [`ResourceType::resolve`] found no attribute. Each caller words its own error
+/// from it (`invalidFilter` for filters, `invalidPath` for PATCH, `invalidValue` for sortBy).
+#[derive(Debug, Clone, Copy)]
+pub enum Unresolved<'p> {
+    /// The path is qualified (it holds a `:`) by no schema of this resource type. `urn` is
+    /// the text before the last `:`, the best guess at where a URN we do not know ends.
+    UnknownSchema { urn: &'p str },
+    /// What follows the URN is not `attr[.sub]`: an empty or ill-formed name, or a second `.`.
+    Malformed,
+    /// No attribute `name` in the extension named by the URN or, for `None`, among the
+    /// common and core attributes (and, for an unqualified name, the extensions).
+    UnknownAttribute {
+        extension: Option<&'static Schema>,
+        name: &'p str,
+    },
+    /// `attr` has no sub-attribute `name` (perhaps no sub-attributes at all).
+    UnknownSubAttribute {
+        attr: &'static Attribute,
+        name: &'p str,
+    },
+}
+
+/// Which schema a path's URN prefix names.
+#[derive(Clone, Copy)]
+enum Qualifier {
+    /// No URN: core first, then the extensions.
+    Unqualified,
+    Core,
+    Extension(&'static Schema),
+}
+
 impl ResourceType {
-    /// Resolves `[urn:]attr[.sub]` (any case) to its definition, or `None` if this resource
-    /// type has no such attribute. A bare name is looked up in the common and core
-    /// attributes first, then in the extensions (Entra sends `manager` unqualified).
-    pub fn resolve(&self, path: &str) -> Option<Resolved> {
-        let (extension, rest) = self.split_urn(path)?;
+    /// Resolves `[urn:]attr[.sub]`, names and URN in any case (RFC 7643 §2.1): the one
+    /// resolver behind filters, `sortBy`, `attributes` and PATCH paths.
+    ///
+    /// The URN is split off by matching this resource type's schema ids as prefixes
+    /// followed by `:`, the longest first, never at the last `:` or the first `.`: the ids
+    /// hold both (`urn:…:enterprise:2.0:User:manager.value`). A qualified name is looked up
+    /// in its schema only; an unqualified one as [`ResourceType::attribute`] does.
+    pub fn resolve<'p>(&self, path: &'p str) -> Result<AttrRef, Unresolved<'p>> {
+        let (qualifier, rest) = self.split_urn(path)?;
         let (name, sub) = match rest.split_once('.') {
             Some((name, sub)) => (name, Some(sub)),
             None => (rest, None),
         };
-        let (extension, attr) = match extension {
-            Some(ext) => (Some(ext), ext.attribute(name)?),
-            None => match self.core_attribute(name) {
-                Some(attr) => (None, attr),
-                None => {
-                    let (ext, attr) = self.extension_attribute(name)?;
-                    (Some(ext), attr)
-                }
-            },
+        if !is_attribute_name(name) || sub.is_some_and(|s| !is_attribute_name(s)) {
+            return Err(Unresolved::Malformed);
+        }
+        let found = match qualifier {
+            Qualifier::Unqualified => self.attribute(name),
+            Qualifier::Core => self.core_attribute(name).map(|attr| AttrRef {
+                extension: None,
+                attr,
+                sub: None,
+            }),
+            Qualifier::Extension(ext) => ext.attribute(name).map(|attr| AttrRef {
+                extension: Some(ext),
+                attr,
+                sub: None,
+            }),
         };
-        let sub = match sub {
-            Some(s) => Some(attr.sub(s)?),
-            None => None,
+        let Some(found) = found else {
+            let extension = match qualifier {
+                Qualifier::Extension(ext) => Some(ext),
+                Qualifier::Unqualified | Qualifier::Core => None,
+            };
+            return Err(Unresolved::UnknownAttribute { extension, name });
         };
-        Some(Resolved {
+        let Some(sub) = sub else {
+            return Ok(found);
+        };
+        let attr = found.attr;
+        match attr.sub(sub) {
+            Some(sub) => Ok(AttrRef {
+                sub: Some(sub),
+                ..found
+            }),
+            None => Err(Unresolved::UnknownSubAttribute { attr, name: sub }),
+        }
+    }
+
+    /// The attribute an unqualified `name` (any case) means: a common or core attribute,
+    /// else the first extension's. Lenient on purpose: Entra sends the enterprise `manager`
+    /// without its URN, in PATCH paths, filters and create bodies alike.
+    pub fn attribute(&self, name: &str) -> Option<AttrRef> {
+        let (extension, attr) = match self.core_attribute(name) {
+            Some(attr) => (None, attr),
+            None => self
+                .extensions
+                .iter()
+                .find_map(|&ext| ext.attribute(name).map(|attr| (Some(ext), attr)))?,
+        };
+        Some(AttrRef {
             extension,
             attr,
-            sub,
+            sub: None,
         })
     }
 
-    /// The extension attribute called `name` (any case), for a bare name that is not a core
-    /// attribute: the first extension defining it.
-    pub fn extension_attribute(&self, name: &str) -> Option<(&'static Schema, &'static Attribute)> {
-        self.extensions
-            .iter()
-            .find_map(|ext| ext.attribute(name).map(|a| (*ext, a)))
+    /// Splits the schema URN off `path`, returning the rest after its `:`. A `:` with no
+    /// schema of this resource type before it is an unknown schema: attribute names
+    /// cannot hold one (RFC 7643 §2.1).
+    fn split_urn<'p>(&self, path: &'p str) -> Result<(Qualifier, &'p str), Unresolved<'p>> {
+        let schemas = std::iter::once((Qualifier::Core, self.schema)).chain(
+            self.extensions
+                .iter()
+                .map(|&e| (Qualifier::Extension(e), e)),
+        );
+        let qualified = schemas
+            .filter(|(_, schema)| {
+                let id = schema.id;
+                path.as_bytes().get(id.len()) == Some(&b':')
+                    && path[..id.len()].eq_ignore_ascii_case(id)
+            })
+            .max_by_key(|(_, schema)| schema.id.len());
+        match (qualified, path.rfind(':')) {
+            (Some((qualifier, schema)), _) => Ok((qualifier, &path[schema.id.len() + 1..])),
+            (None, Some(colon)) => Err(Unresolved::UnknownSchema {
+                urn: &path[..colon],
+            }),
+            (None, None) => Ok((Qualifier::Unqualified, path)),
+        }
     }
+}
 
-    /// Splits a leading schema URN off `path`: `(Some(ext), "attr")` for an extension,
-    /// `(None, "attr")` for the core schema or an unqualified name. `None` when the URN
-    /// is one this resource type does not carry.
-    pub fn split_urn<'p>(&self, path: &'p str) -> Option<(Option<&'static Schema>, &'p str)> {
-        if !path
-            .get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
-        {
-            return Some((None, path));
-        }
-        let candidates = std::iter::once((None, self.schema))
-            .chain(self.extensions.iter().map(|e| (Some(*e), *e)));
-        for (ext, schema) in candidates {
-            let id = schema.id;
-            if path.len() > id.len()
-                && path.as_bytes()[id.len()] == b':'
-                && path[..id.len()].eq_ignore_ascii_case(id)
-            {
-                return Some((ext, &path[id.len() + 1..]));
-            }
-        }
-        None
-    }
+/// Whether `name` is spelled as an attribute name may be: `ALPHA *(nameChar)`
+/// (RFC 7643 §2.1), with a leading `$` for `$ref`.
+pub fn is_attribute_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The attribute called `name` (any case) among `attrs`.
@@ -761,21 +867,143 @@ mod tests {
     fn paths_resolve_with_and_without_urns() {
         let r = USER_RESOURCE.resolve("name.FamilyName").unwrap();
         assert_eq!((r.attr.name, r.sub.unwrap().name), ("name", "familyName"));
+        assert_eq!(r.path(), "name.familyName");
         let r = USER_RESOURCE
             .resolve("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value")
             .unwrap();
         assert_eq!(r.extension.unwrap().id, ENTERPRISE_URN);
         assert_eq!(r.sub.unwrap().name, "value");
+        assert_eq!(r.path(), format!("{ENTERPRISE_URN}:manager.value"));
         let r = USER_RESOURCE.resolve("manager").unwrap();
         assert_eq!(r.extension.unwrap().id, ENTERPRISE_URN);
         let r = USER_RESOURCE
             .resolve("urn:ietf:params:scim:schemas:core:2.0:User:userName")
             .unwrap();
         assert!(r.extension.is_none() && r.attr.name == "userName");
-        assert!(USER_RESOURCE.resolve("nope").is_none());
-        assert!(USER_RESOURCE.resolve("name.nope").is_none());
-        assert!(USER_RESOURCE.resolve("urn:example:x:y").is_none());
-        assert!(GROUP_RESOURCE.resolve("members.value").is_some());
+        assert!(USER_RESOURCE.resolve("nope").is_err());
+        assert!(USER_RESOURCE.resolve("nosuch").is_err());
+        assert!(USER_RESOURCE.resolve("name.nope").is_err());
+        assert!(USER_RESOURCE.resolve("urn:example:x:y").is_err());
+        assert!(GROUP_RESOURCE.resolve("members.value").is_ok());
+    }
+
+    /// (extension URN, attribute, sub-attribute) of a resolved path.
+    fn names(path: &str) -> (Option<&'static str>, &'static str, Option<&'static str>) {
+        let r = USER_RESOURCE
+            .resolve(path)
+            .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+        (
+            r.extension.map(|s| s.id),
+            r.attr.name,
+            r.sub.map(|s| s.name),
+        )
+    }
+
+    #[test]
+    fn a_urn_is_split_at_a_known_schema_id_not_at_a_colon_or_dot() {
+        let ent = Some(ENTERPRISE_URN);
+        let cases = [
+            // The core URN qualifies core and common attributes.
+            (format!("{USER_URN}:userName"), (None, "userName", None)),
+            (
+                format!("{USER_URN}:meta.created"),
+                (None, "meta", Some("created")),
+            ),
+            // The enterprise URN holds "2.0": its '.' is not the sub-attribute separator.
+            (
+                format!("{ENTERPRISE_URN}:manager.value"),
+                (ent, "manager", Some("value")),
+            ),
+            (
+                format!("{ENTERPRISE_URN}:employeeNumber"),
+                (ent, "employeeNumber", None),
+            ),
+            // URNs, names and sub-attributes in any case.
+            (
+                format!("{}:MANAGER.VALUE", ENTERPRISE_URN.to_uppercase()),
+                (ent, "manager", Some("value")),
+            ),
+            (
+                format!("{}:username", USER_URN.to_lowercase()),
+                (None, "userName", None),
+            ),
+            // Sub-attributes without a URN.
+            ("name.givenName".into(), (None, "name", Some("givenName"))),
+            ("emails.VALUE".into(), (None, "emails", Some("value"))),
+            // A bare extension name: core first, then the extensions (Entra's `manager`).
+            ("manager".into(), (ent, "manager", None)),
+            ("department".into(), (ent, "department", None)),
+        ];
+        for (path, want) in cases {
+            assert_eq!(names(&path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn unresolved_paths_say_why() {
+        let unknown_schema = |path: &str| match USER_RESOURCE.resolve(path) {
+            Err(Unresolved::UnknownSchema { urn }) => urn.to_string(),
+            other => panic!("{path}: {other:?}"),
+        };
+        assert_eq!(unknown_schema("urn:example:Foo:bar"), "urn:example:Foo");
+        assert_eq!(
+            unknown_schema("urn:ietf:params:scim:schemas:extension:enterprise:1.0:User:manager"),
+            "urn:ietf:params:scim:schemas:extension:enterprise:1.0:User"
+        );
+        // A schema this resource type does not carry is unknown to it.
+        assert!(matches!(
+            GROUP_RESOURCE.resolve(&format!("{ENTERPRISE_URN}:manager")),
+            Err(Unresolved::UnknownSchema { .. })
+        ));
+
+        for path in ["", ".value", "name.familyName.x", "a b", "user@example.com"] {
+            assert!(
+                matches!(USER_RESOURCE.resolve(path), Err(Unresolved::Malformed)),
+                "{path}"
+            );
+        }
+        assert!(matches!(
+            USER_RESOURCE.resolve(&format!("{USER_URN}:")),
+            Err(Unresolved::Malformed)
+        ));
+
+        assert!(matches!(
+            USER_RESOURCE.resolve("shoeSize"),
+            Err(Unresolved::UnknownAttribute {
+                extension: None,
+                name: "shoeSize"
+            })
+        ));
+        // A qualified name is looked up in its own schema only.
+        assert!(matches!(
+            USER_RESOURCE.resolve(&format!("{USER_URN}:manager")),
+            Err(Unresolved::UnknownAttribute {
+                extension: None,
+                name: "manager"
+            })
+        ));
+        match USER_RESOURCE.resolve(&format!("{ENTERPRISE_URN}:userName")) {
+            Err(Unresolved::UnknownAttribute {
+                extension: Some(ext),
+                name: "userName",
+            }) => assert_eq!(ext.id, ENTERPRISE_URN),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            GROUP_RESOURCE.resolve("manager"),
+            Err(Unresolved::UnknownAttribute { .. })
+        ));
+
+        match USER_RESOURCE.resolve("name.nickName") {
+            Err(Unresolved::UnknownSubAttribute { attr, name }) => {
+                assert_eq!((attr.name, name), ("name", "nickName"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            USER_RESOURCE.resolve("userName.first"),
+            Err(Unresolved::UnknownSubAttribute { name: "first", .. })
+        ));
     }
 
     #[test]

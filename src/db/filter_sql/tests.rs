@@ -8,7 +8,7 @@ use rusqlite::{Connection, params_from_iter};
 use serde_json::{Map, Value, json};
 
 use super::*;
-use crate::scim::filter::{matches, parse, parse_attr_path};
+use crate::scim::filter::{matches, parse};
 use crate::scim::schema::{ENTERPRISE_URN, GROUP_RESOURCE, USER_RESOURCE};
 
 const MIGRATION: &str = include_str!("../migrations/0001_directory.sql");
@@ -569,12 +569,7 @@ fn sorted_ids(
     sort: Option<&str>,
     descending: bool,
 ) -> Vec<String> {
-    let rtr: &'static ResourceType = if rt.name == "Group" {
-        &GROUP_RESOURCE
-    } else {
-        &USER_RESOURCE
-    };
-    let attr = sort.map(|s| parse_attr_path(s, rtr).unwrap());
+    let attr = sort.map(|s| rt.resolve(s).unwrap());
     let alias = Table::of(rt).alias();
     let table = if rt.name == "Group" {
         "groups g"

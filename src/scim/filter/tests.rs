@@ -477,12 +477,3 @@ fn group_members() {
     assert!(m("members[value eq u1 and display sw b]"));
     assert!(!m("members[value eq g2 and display pr]"));
 }
-
-#[test]
-fn parse_attr_path_for_sorting() {
-    let a = parse_attr_path("name.FamilyName", &USER_RESOURCE).unwrap();
-    assert_eq!(a.path(), "name.familyName");
-    let a = parse_attr_path(&format!("{ENT}:manager.value"), &USER_RESOURCE).unwrap();
-    assert_eq!(a.path(), format!("{ENT}:manager.value"));
-    assert!(parse_attr_path("nosuch", &USER_RESOURCE).is_err());
-}
