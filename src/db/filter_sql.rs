@@ -33,7 +33,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::Value;
 
 use crate::scim::ScimError;
-use crate::scim::filter::{self, AttrRef, CompareOp, Filter};
+use crate::scim::filter::{self, CompareOp, Filter};
+use crate::scim::schema::AttrRef;
 use crate::scim::schema::{AttrType, Attribute, ResourceType};
 
 /// Registers `scim_fold(text)`: [`filter::fold`] in SQL. Deterministic, so it may appear in

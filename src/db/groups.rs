@@ -32,7 +32,7 @@ impl HasPk for GroupRow {
     }
 }
 
-pub use crate::scim::patch::{Member as MemberInput, MemberKind};
+pub use crate::scim::patch::{MemberKind, MemberValue};
 
 /// A member resolved to its row.
 #[derive(Debug, Clone)]
@@ -44,7 +44,7 @@ pub struct ResolvedMember {
 
 /// A member as rendered.
 #[derive(Debug, Clone)]
-pub struct Member {
+pub struct GroupMember {
     pub value: String,
     pub kind: MemberKind,
     /// What the IdP sent, else the member's own display name.
@@ -172,7 +172,7 @@ pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<Gro
 pub fn resolve_members(
     conn: &Connection,
     tenant_id: i64,
-    members: &[MemberInput],
+    members: &[MemberValue],
 ) -> Result<(Vec<ResolvedMember>, Vec<String>), DbError> {
     let mut users = conn.prepare_cached("SELECT pk FROM users WHERE tenant_id = ?1 AND id = ?2")?;
     let mut groups =
@@ -303,7 +303,7 @@ pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Resu
 /// Every member of the group, in insertion order. Reads the whole member list (walking
 /// `group_members_in_order` in rowid order, so without a sort): callers that only need to
 /// know whether it is small ask [`count_members_up_to`] first.
-pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError> {
+pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<GroupMember>, DbError> {
     let mut stmt = conn.prepare_cached(
         "SELECT coalesce(u.id, g.id),
                 CASE WHEN gm.member_user_pk IS NULL THEN 'Group' ELSE 'User' END,
@@ -317,7 +317,7 @@ pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<Member>, DbError>
     let rows = stmt
         .query_map([group_pk], |r| {
             let kind: String = r.get(1)?;
-            Ok(Member {
+            Ok(GroupMember {
                 value: r.get(0)?,
                 kind: if kind == "Group" {
                     MemberKind::Group
@@ -418,7 +418,7 @@ pub fn count_members(conn: &Connection, group_pk: i64) -> Result<i64, DbError> {
 
 /// One member of a group as the admin UI shows it.
 #[derive(Debug, Clone)]
-pub struct MemberEntry {
+pub struct GroupMemberRow {
     /// The membership's row id: the page cursor.
     pub key: i64,
     pub kind: MemberKind,
@@ -457,7 +457,7 @@ pub fn member_page(
     group_pk: i64,
     cursor: Cursor,
     limit: usize,
-) -> Result<Keyset<MemberEntry>, DbError> {
+) -> Result<Keyset<GroupMemberRow>, DbError> {
     let key = match cursor {
         Cursor::First => 0,
         Cursor::After(k) | Cursor::Before(k) => k,
@@ -466,7 +466,7 @@ pub fn member_page(
     let rows = stmt
         .query_map(params![tenant_id, group_pk, key, limit as i64 + 1], |r| {
             let member_id: Option<String> = r.get(5)?;
-            Ok(MemberEntry {
+            Ok(GroupMemberRow {
                 key: r.get(0)?,
                 kind: if r.get(1)? {
                     MemberKind::User

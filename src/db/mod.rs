@@ -241,7 +241,7 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 #[derive(Default)]
 pub struct ListQuery {
     pub filter: Option<filter_sql::Compiled>,
-    pub sort_by: Option<crate::scim::filter::AttrRef>,
+    pub sort_by: Option<crate::scim::schema::AttrRef>,
     pub descending: bool,
     /// 1-based index of the first result (RFC 7644 §3.4.2.4); ignored with `after_pk`.
     pub start_index: u64,

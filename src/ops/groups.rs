@@ -8,7 +8,9 @@ use serde_json::{Map, Value, json};
 use super::Error;
 use super::reconcile::{self, GroupChange};
 use super::resource::{Write, audited, write_existing};
-use crate::db::groups::{self, GroupRow, Member, MemberInput, MemberKind, Removed, ResolvedMember};
+use crate::db::groups::{
+    self, GroupMember, GroupRow, MemberKind, MemberValue, Removed, ResolvedMember,
+};
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, MemberOp, Operation};
@@ -26,12 +28,12 @@ pub const PATCH_RESPONSE_MEMBER_LIMIT: usize = 1000;
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub row: GroupRow,
-    pub members: Option<Vec<Member>>,
+    pub members: Option<Vec<GroupMember>>,
 }
 
 /// Splits `members` off a POST/PUT body: they are stored as rows, not in the JSON.
 /// `None` when the body has no `members` key at all.
-fn take_members(body: &mut Value) -> Result<Option<Vec<MemberInput>>, ScimError> {
+fn take_members(body: &mut Value) -> Result<Option<Vec<MemberValue>>, ScimError> {
     let Value::Object(fields) = body else {
         return Ok(None);
     };
@@ -50,7 +52,7 @@ fn take_members(body: &mut Value) -> Result<Option<Vec<MemberInput>>, ScimError>
 fn resolve(
     conn: &Conn,
     tenant_id: i64,
-    members: &[MemberInput],
+    members: &[MemberValue],
 ) -> Result<Vec<ResolvedMember>, Error> {
     let (resolved, unknown) = groups::resolve_members(conn, tenant_id, members)?;
     if !unknown.is_empty() {
@@ -340,7 +342,7 @@ pub async fn list(
     tenant_id: i64,
     query: ListQuery,
     want_members: bool,
-) -> Result<(Page<GroupRow>, Vec<Option<Vec<Member>>>), DbError> {
+) -> Result<(Page<GroupRow>, Vec<Option<Vec<GroupMember>>>), DbError> {
     db.read(move |c| {
         let page = groups::list(c, tenant_id, &query)?;
         let members = if want_members {

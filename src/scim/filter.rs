@@ -41,9 +41,7 @@ use super::datetime;
 use super::error::ScimError;
 use super::schema::{self, AttrType, Attribute, ResourceType, Unresolved};
 
-/// Filters are built from resolved attribute paths; re-exported so that code holding a
-/// [`Filter`] needs one import.
-pub use super::schema::AttrRef;
+use super::schema::AttrRef;
 
 /// Comparison operators (RFC 7644 Table 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -38,7 +38,7 @@
 //!   tolerance [`coerce`] gives `"manager": "id"`; the storage layer still checks the id
 //!   exists). `remove` on `members` with a value removes only the listed members (Entra);
 //!   without one it clears the group (RFC); a `"members": null` inside a pathless value is
-//!   ignored rather than read as "empty the group". Member sub-attributes are immutable, so a path
+//!   ignored rather than read as "empty the group". MemberValue sub-attributes are immutable, so a path
 //!   into a member (`members[…].display`) or a filtered add/replace is `mutability`.
 
 use std::str::FromStr;
@@ -168,7 +168,7 @@ fn in_operation(index: usize, mut e: ScimError) -> ScimError {
 
 /// A group member as an IdP sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
+pub struct MemberValue {
     /// The member resource's `id`.
     pub value: String,
     /// The IdP's display string; informational, the stored resource is authoritative.
@@ -199,7 +199,7 @@ impl MemberKind {
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberOp {
     /// Add these members (no duplicates: an existing membership stays as is).
-    Add(Vec<Member>),
+    Add(Vec<MemberValue>),
     /// Remove the members with these ids.
     Remove(Vec<String>),
     /// Remove the members matching this element filter (e.g. `type eq "Group"`); attribute
@@ -208,7 +208,7 @@ pub enum MemberOp {
     /// Remove every member.
     Clear,
     /// Make the membership exactly this list.
-    Replace(Vec<Member>),
+    Replace(Vec<MemberValue>),
 }
 
 /// What [`apply`] did.
@@ -991,7 +991,7 @@ fn member_ids(filter: &Filter) -> Option<Vec<String>> {
 
 /// Reads the members an IdP sent: an array (or a single one) of member objects or bare id
 /// strings. Also used for the `members` of POST and PUT bodies.
-pub fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
+pub fn parse_members(value: Value) -> Result<Vec<MemberValue>, ScimError> {
     let items = match value {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
@@ -1000,10 +1000,10 @@ pub fn parse_members(value: Value) -> Result<Vec<Member>, ScimError> {
     items.into_iter().map(parse_member).collect()
 }
 
-fn parse_member(item: Value) -> Result<Member, ScimError> {
+fn parse_member(item: Value) -> Result<MemberValue, ScimError> {
     let fields = match item {
         Value::String(id) if !id.trim().is_empty() => {
-            return Ok(Member {
+            return Ok(MemberValue {
                 value: id,
                 display: None,
                 kind: MemberKind::User,
@@ -1016,7 +1016,7 @@ fn parse_member(item: Value) -> Result<Member, ScimError> {
             )));
         }
     };
-    let mut member = Member {
+    let mut member = MemberValue {
         value: String::new(),
         display: None,
         kind: MemberKind::User,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::filters;
 use super::people::{group_role, link};
 use super::{Layout, PageResult, Req, html, layout};
-use crate::db::groups::{GroupSummary, MemberEntry};
+use crate::db::groups::{GroupMemberRow, GroupSummary};
 use crate::db::paging::Cursor;
 use crate::db::{self, DbError, tenants::Tenant};
 use crate::http::State;
@@ -76,7 +76,7 @@ struct GroupPage {
     role: String,
     prefix: String,
     total: i64,
-    members: Vec<MemberEntry>,
+    members: Vec<GroupMemberRow>,
     prev: Option<String>,
     next: Option<String>,
 }

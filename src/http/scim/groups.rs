@@ -10,7 +10,7 @@ use super::{
     Ctx, no_content, not_found_as, not_modified, resource_bytes_response, resource_response,
 };
 use crate::db::ListQuery;
-use crate::db::groups::{GroupRow, Member, MemberKind};
+use crate::db::groups::{GroupMember, GroupRow, MemberKind};
 use crate::http::{ApiError, Body, State};
 use crate::ops::groups::{self, GroupView};
 use crate::scim::patch::Operation;
@@ -31,7 +31,7 @@ struct MemberOut<'a> {
     display: Option<&'a str>,
 }
 
-fn member_out<'a>(ctx: &Ctx, m: &'a Member) -> MemberOut<'a> {
+fn member_out<'a>(ctx: &Ctx, m: &'a GroupMember) -> MemberOut<'a> {
     let endpoint = match m.kind {
         MemberKind::User => "Users",
         MemberKind::Group => "Groups",
@@ -44,7 +44,7 @@ fn member_out<'a>(ctx: &Ctx, m: &'a Member) -> MemberOut<'a> {
     }
 }
 
-fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[Member]>) -> Value {
+fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[GroupMember]>) -> Value {
     let mut computed = Vec::new();
     if let Some(members) = members.filter(|m| !m.is_empty()) {
         let list = members.iter().map(|m| json!(member_out(ctx, m))).collect();
@@ -82,7 +82,7 @@ fn respond(
     ctx: &Ctx,
     status: StatusCode,
     row: &GroupRow,
-    members: Option<&[Member]>,
+    members: Option<&[GroupMember]>,
     projection: &Projection,
 ) -> Response<Body> {
     let Some(members) = members.filter(|m| !m.is_empty() && projection.wants_whole("members"))

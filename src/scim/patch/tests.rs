@@ -87,8 +87,8 @@ fn group_error(body: Value) -> &'static str {
     }
 }
 
-fn member(id: &str) -> Member {
-    Member {
+fn member(id: &str) -> MemberValue {
+    MemberValue {
         value: id.into(),
         display: None,
         kind: MemberKind::User,
@@ -1092,7 +1092,7 @@ fn okta_membership_remove_by_filter_then_add_in_order() {
         members,
         [
             MemberOp::Remove(vec!["89bb1940-b905-4575-9e7f-6f887cfb368e".into()]),
-            MemberOp::Add(vec![Member {
+            MemberOp::Add(vec![MemberValue {
                 value: "23a35c27-23d3-4c03-b4c5-6443c09e7173".into(),
                 display: Some("test.user@okta.local".into()),
                 kind: MemberKind::User,
@@ -1110,7 +1110,7 @@ fn okta_full_membership_push_replaces_members() {
     assert_eq!(
         members,
         [MemberOp::Replace(vec![
-            Member {
+            MemberValue {
                 value: "u1".into(),
                 display: Some("a".into()),
                 kind: MemberKind::User
@@ -1214,12 +1214,12 @@ fn microsoft_postman_member_shapes() {
     assert_eq!(
         members,
         [MemberOp::Add(vec![
-            Member {
+            MemberValue {
                 value: "u1".into(),
                 display: Some("new User".into()),
                 kind: MemberKind::User
             },
-            Member {
+            MemberValue {
                 value: "g2".into(),
                 display: None,
                 kind: MemberKind::Group
@@ -1264,7 +1264,7 @@ fn malformed_members_are_rejected() {
             json!({"op": "add", "path": "members", "value": [{"value": "u", "type": "Device"}]}),
             "invalidValue",
         ),
-        // Member sub-attributes are immutable: whole members are added and removed.
+        // MemberValue sub-attributes are immutable: whole members are added and removed.
         (
             json!({"op": "replace", "path": "members[value eq \"u\"].display", "value": "x"}),
             "mutability",
