@@ -7,15 +7,15 @@ use serde_json::{Map, Value, json};
 
 use super::Error;
 use super::reconcile::{self, GroupChange};
-use super::resource::{Write, audited, write_existing};
+use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::groups::{
     self, GroupMember, GroupRow, MemberKind, MemberValue, Removed, ResolvedMember,
 };
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, MemberOp, Operation};
-use crate::scim::resource::{self, check_if_match};
-use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::resource;
+use crate::scim::schema::{GROUP_RESOURCE, ResourceType};
 use crate::scim::{ScimError, filter};
 
 /// A PATCH response lists the members only up to this many; past it `members` is left out
@@ -143,15 +143,16 @@ fn replace_members(
     Ok(())
 }
 
-fn load_for_write(
-    conn: &Conn,
-    tenant_id: i64,
-    id: &str,
-    if_match: Option<&str>,
-) -> Result<GroupRow, Error> {
-    let row = groups::get(conn, tenant_id, id)?.ok_or(DbError::NotFound)?;
-    check_if_match(if_match, row.version)?;
-    Ok(row)
+impl Stored for GroupRow {
+    const RT: &'static ResourceType = &GROUP_RESOURCE;
+
+    fn load(conn: &Conn, tenant_id: i64, id: &str) -> Result<Option<GroupRow>, DbError> {
+        groups::get(conn, tenant_id, id)
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 fn display_name(data: &Map<String, Value>) -> Option<&str> {
@@ -213,11 +214,10 @@ pub async fn replace(
         db,
         actor,
         tenant_id,
-        &GROUP_RESOURCE,
         id,
+        if_match,
         Write::Put,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: GroupRow| {
             let mut change = GroupChange {
                 renamed: display_name(&row.data) != display_name(&data),
                 ..Default::default()
@@ -253,11 +253,10 @@ pub async fn patch(
         db,
         actor,
         tenant_id,
-        &GROUP_RESOURCE,
         id,
+        if_match,
         Write::Patch,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: GroupRow| {
             let mut data = row.data.clone();
             let outcome = patch::apply(&GROUP_RESOURCE, &row.id, &mut data, &ops)?;
             let mut change = GroupChange {
@@ -302,11 +301,10 @@ pub async fn delete(
         db,
         actor,
         tenant_id,
-        &GROUP_RESOURCE,
         id,
+        if_match,
         Write::Delete,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: GroupRow| {
             reconcile::group_deleting(tx, actor, tenant_id, row.pk)?;
             groups::delete(tx, tenant_id, &row.id)?;
             Ok(())

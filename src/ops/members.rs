@@ -1,5 +1,5 @@
 //! What admins do to members directly: CSV import (with its preview), marking a member
-//! (not) managed, and exports. Every member change here and in [`super::reconcile`] is
+//! (not) managed, and exports. Every member change here and in the reconcile hooks is
 //! recorded by [`record`]: the event and the audit entry of one member write, built the
 //! same way whoever made it.
 

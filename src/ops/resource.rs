@@ -9,6 +9,7 @@ use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Conn, Db, DbError};
 use crate::model::Actor;
 use crate::scim::ScimError;
+use crate::scim::resource::check_if_match;
 use crate::scim::schema::ResourceType;
 
 /// The SCIM writes, as the audit log names them.
@@ -96,27 +97,41 @@ pub async fn audit_refused(
         .map(drop)
 }
 
-/// A SCIM write to the existing resource `id` of type `rt` (PUT, PATCH, DELETE), in one
-/// transaction: `f` does the work, the write is audited in the same transaction, and a
-/// missing resource is a 404 that names it.
-pub(super) async fn write_existing<T, F>(
+/// A stored resource: what a write to an existing one needs to know of it.
+pub(super) trait Stored: Sized {
+    /// The resource type, for its endpoint and its name in errors.
+    const RT: &'static ResourceType;
+    /// The tenant's resource `id`, if it has one.
+    fn load(conn: &Conn, tenant_id: i64, id: &str) -> Result<Option<Self>, DbError>;
+    /// Its version, which its ETag names.
+    fn version(&self) -> i64;
+}
+
+/// A SCIM write to the existing resource `id` (PUT, PATCH, DELETE), in one transaction: the
+/// resource is loaded and `If-Match` checked (412), `f` does the work, the write is audited
+/// in the same transaction, and a missing resource is a 404 that names it.
+pub(super) async fn write_existing<R, T, F>(
     db: &Db,
     actor: &Actor,
     tenant_id: i64,
-    rt: &'static ResourceType,
     id: String,
+    if_match: Option<String>,
     write: Write,
     f: F,
 ) -> Result<T, Error>
 where
+    R: Stored,
     T: Send + 'static,
-    F: FnOnce(&Conn, &Actor, &str) -> Result<T, Error> + Send + 'static,
+    F: FnOnce(&Conn, &Actor, R) -> Result<T, Error> + Send + 'static,
 {
     let actor = actor.clone();
+    let rt = R::RT;
     let resource = format!("{}/{id}", &rt.endpoint[1..]);
     let shown = id.clone();
     db.write(move |tx| {
-        let out = f(tx, &actor, &id)?;
+        let row = R::load(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        check_if_match(if_match.as_deref(), row.version())?;
+        let out = f(tx, &actor, row)?;
         audited(tx, &actor, tenant_id, write, &resource)?;
         Ok(out)
     })

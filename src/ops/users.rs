@@ -7,13 +7,13 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::reconcile;
-use super::resource::{Write, audited, write_existing};
+use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::users::{self, GroupRef, UserRow};
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, Operation};
-use crate::scim::resource::{self, check_if_match};
-use crate::scim::schema::USER_RESOURCE;
+use crate::scim::resource;
+use crate::scim::schema::{ResourceType, USER_RESOURCE};
 
 /// What a User response shows: the stored user, its direct groups, and the managers it
 /// names that the directory holds (see [`resource::show_manager`]).
@@ -68,16 +68,16 @@ fn default_active(data: &mut Map<String, Value>, previous: Option<&Value>) {
     }
 }
 
-/// Loads user `id` of the tenant for a write, checking `If-Match`.
-fn load_for_write(
-    conn: &Conn,
-    tenant_id: i64,
-    id: &str,
-    if_match: Option<&str>,
-) -> Result<UserRow, Error> {
-    let row = users::get(conn, tenant_id, id)?.ok_or(DbError::NotFound)?;
-    check_if_match(if_match, row.version)?;
-    Ok(row)
+impl Stored for UserRow {
+    const RT: &'static ResourceType = &USER_RESOURCE;
+
+    fn load(conn: &Conn, tenant_id: i64, id: &str) -> Result<Option<UserRow>, DbError> {
+        users::get(conn, tenant_id, id)
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
 }
 
 /// POST /Users.
@@ -119,11 +119,10 @@ pub async fn replace(
         db,
         actor,
         tenant_id,
-        &USER_RESOURCE,
         id,
+        if_match,
         Write::Put,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: UserRow| {
             default_active(&mut data, row.data.get("active"));
             let row = users::replace(tx, tenant_id, &row, data)?;
             reconcile::user_written(tx, actor, tenant_id, row.pk)?;
@@ -147,11 +146,10 @@ pub async fn patch(
         db,
         actor,
         tenant_id,
-        &USER_RESOURCE,
         id,
+        if_match,
         Write::Patch,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: UserRow| {
             let mut data = row.data.clone();
             let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
             let row = if outcome.data_changed {
@@ -179,11 +177,10 @@ pub async fn delete(
         db,
         actor,
         tenant_id,
-        &USER_RESOURCE,
         id,
+        if_match,
         Write::Delete,
-        move |tx, actor, id| {
-            let row = load_for_write(tx, tenant_id, id, if_match.as_deref())?;
+        move |tx, actor, row: UserRow| {
             reconcile::user_deleting(tx, actor, tenant_id, row.pk)?;
             users::delete(tx, tenant_id, &row.id)?;
             Ok(())

@@ -7,7 +7,8 @@ use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, no_content, not_found_as, not_modified, resource_bytes_response, resource_response,
+    Ctx, Endpoint, no_content, not_found_as, not_modified, resource_bytes_response,
+    resource_response,
 };
 use crate::db::ListQuery;
 use crate::db::groups::{GroupMember, GroupRow, MemberKind};
@@ -16,7 +17,7 @@ use crate::ops::groups::{self, GroupView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta};
-use crate::scim::schema::GROUP_RESOURCE;
+use crate::scim::schema::{GROUP_RESOURCE, ResourceType};
 
 /// A member as rendered; borrowed, so a 100 000-member group is written out without a
 /// `Value` tree per member.
@@ -115,111 +116,114 @@ fn respond(
     resource_bytes_response(status, out, location.as_deref(), row.version)
 }
 
-pub(super) async fn create(
-    state: &State,
-    ctx: &Ctx,
-    body: Value,
-) -> Result<Response<Body>, ApiError> {
-    let group = groups::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
-    Ok(respond_view(
-        ctx,
-        StatusCode::CREATED,
-        &group,
-        &Projection::default(),
-    ))
-}
+/// `/Groups`.
+pub(super) struct Groups;
 
-pub(super) async fn get(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    projection: &Projection,
-    headers: &HeaderMap,
-) -> Result<Response<Body>, ApiError> {
-    let shown = id.clone();
-    let group = groups::get(&state.db, ctx.tenant_id, id, projection.wants("members"))
-        .await
-        .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
-    if let Some(r) = not_modified(headers, group.row.version) {
-        return Ok(r);
+impl Endpoint for Groups {
+    const RT: &'static ResourceType = &GROUP_RESOURCE;
+
+    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError> {
+        let group = groups::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
+        Ok(respond_view(
+            ctx,
+            StatusCode::CREATED,
+            &group,
+            &Projection::default(),
+        ))
     }
-    Ok(respond_view(ctx, StatusCode::OK, &group, projection))
-}
 
-pub(super) async fn replace(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    body: Value,
-    if_match: Option<String>,
-    projection: &Projection,
-) -> Result<Response<Body>, ApiError> {
-    let want_members = projection.wants("members");
-    let group = groups::replace(
-        &state.db,
-        &ctx.actor,
-        ctx.tenant_id,
-        id,
-        body,
-        if_match,
-        want_members,
-    )
-    .await?;
-    Ok(respond_view(ctx, StatusCode::OK, &group, projection))
-}
+    async fn get(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        projection: &Projection,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, ApiError> {
+        let shown = id.clone();
+        let group = groups::get(&state.db, ctx.tenant_id, id, projection.wants("members"))
+            .await
+            .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
+        if let Some(r) = not_modified(headers, group.row.version) {
+            return Ok(r);
+        }
+        Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+    }
 
-/// PATCH answers 200 with the group; its members are included up to
-/// [`groups::PATCH_RESPONSE_MEMBER_LIMIT`].
-pub(super) async fn patch(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    ops: Vec<Operation>,
-    if_match: Option<String>,
-    projection: &Projection,
-) -> Result<Response<Body>, ApiError> {
-    let want_members = projection.wants("members");
-    let group = groups::patch(
-        &state.db,
-        &ctx.actor,
-        ctx.tenant_id,
-        id,
-        ops,
-        if_match,
-        want_members,
-    )
-    .await?;
-    Ok(respond_view(ctx, StatusCode::OK, &group, projection))
-}
+    async fn replace(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        body: Value,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
+        let want_members = projection.wants("members");
+        let group = groups::replace(
+            &state.db,
+            &ctx.actor,
+            ctx.tenant_id,
+            id,
+            body,
+            if_match,
+            want_members,
+        )
+        .await?;
+        Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+    }
 
-pub(super) async fn delete(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    if_match: Option<String>,
-) -> Result<Response<Body>, ApiError> {
-    groups::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
-    Ok(no_content())
-}
+    /// PATCH answers 200 with the group; its members are included up to
+    /// [`groups::PATCH_RESPONSE_MEMBER_LIMIT`].
+    async fn patch(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        ops: Vec<Operation>,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
+        let want_members = projection.wants("members");
+        let group = groups::patch(
+            &state.db,
+            &ctx.actor,
+            ctx.tenant_id,
+            id,
+            ops,
+            if_match,
+            want_members,
+        )
+        .await?;
+        Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+    }
 
-/// One page of groups, rendered and projected: (total, resources, next cursor row).
-pub(super) async fn list(
-    state: &State,
-    ctx: &Ctx,
-    query: ListQuery,
-    projection: &Projection,
-) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
-    let (page, members) =
-        groups::list(&state.db, ctx.tenant_id, query, projection.wants("members")).await?;
-    let resources = page
-        .items
-        .iter()
-        .zip(&members)
-        .map(|(row, members)| {
-            let mut v = render(ctx, row, members.as_deref());
-            projection.apply(&GROUP_RESOURCE, &mut v);
-            v
-        })
-        .collect();
-    Ok((page.total, resources, page.next_after_pk))
+    async fn delete(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        if_match: Option<String>,
+    ) -> Result<Response<Body>, ApiError> {
+        groups::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
+        Ok(no_content())
+    }
+
+    /// One page of groups, rendered and projected: (total, resources, next cursor row).
+    async fn list(
+        state: &State,
+        ctx: &Ctx,
+        query: ListQuery,
+        projection: &Projection,
+    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
+        let (page, members) =
+            groups::list(&state.db, ctx.tenant_id, query, projection.wants("members")).await?;
+        let resources = page
+            .items
+            .iter()
+            .zip(&members)
+            .map(|(row, members)| {
+                let mut v = render(ctx, row, members.as_deref());
+                projection.apply(&GROUP_RESOURCE, &mut v);
+                v
+            })
+            .collect();
+        Ok((page.total, resources, page.next_after_pk))
+    }
 }

@@ -178,70 +178,11 @@ async fn authenticated(
             .copied()
             .find(|rt| rt.endpoint[1..].eq_ignore_ascii_case(s))
     });
-    let is_user = rt.is_some_and(|rt| rt.name == USER_RESOURCE.name);
     match (rt, segments.as_slice()) {
-        (Some(rt), [_]) => match method {
-            m if is_get(&m) => {
-                let pairs = query_pairs(&req);
-                let params = ListParams::from_query(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), rt)?;
-                search(state, &ctx, &[rt], params).await
-            }
-            Method::POST => {
-                let body = read_json(state, req).await?;
-                if is_user {
-                    users::create(state, &ctx, body).await
-                } else {
-                    groups::create(state, &ctx, body).await
-                }
-            }
-            _ => Ok(method_not_allowed("GET, POST")),
-        },
-        (Some(rt), [_, search_segment]) if *search_segment == ".search" => {
-            if method != Method::POST {
-                return Ok(method_not_allowed("POST"));
-            }
-            let body = read_json(state, req).await?;
-            search(state, &ctx, &[rt], ListParams::from_search(&body, rt)?).await
+        (Some(rt), [_, rest @ ..]) if rt.name == USER_RESOURCE.name => {
+            endpoint::<users::Users>(state, &ctx, req, method, rest).await
         }
-        (Some(rt), [_, id]) => {
-            let id = id.to_string();
-            let projection = projection_of(&req, rt)?;
-            let if_match = header_str(req.headers(), header::IF_MATCH);
-            match method {
-                m if is_get(&m) => {
-                    if is_user {
-                        users::get(state, &ctx, id, &projection, req.headers()).await
-                    } else {
-                        groups::get(state, &ctx, id, &projection, req.headers()).await
-                    }
-                }
-                Method::PUT => {
-                    let body = read_json(state, req).await?;
-                    if is_user {
-                        users::replace(state, &ctx, id, body, if_match, &projection).await
-                    } else {
-                        groups::replace(state, &ctx, id, body, if_match, &projection).await
-                    }
-                }
-                Method::PATCH => {
-                    let body = read_json(state, req).await?;
-                    let ops = patch::parse(body)?;
-                    if is_user {
-                        users::patch(state, &ctx, id, ops, if_match, &projection).await
-                    } else {
-                        groups::patch(state, &ctx, id, ops, if_match, &projection).await
-                    }
-                }
-                Method::DELETE => {
-                    if is_user {
-                        users::delete(state, &ctx, id, if_match).await
-                    } else {
-                        groups::delete(state, &ctx, id, if_match).await
-                    }
-                }
-                _ => Ok(method_not_allowed("GET, PUT, PATCH, DELETE")),
-            }
-        }
+        (Some(_), [_, rest @ ..]) => endpoint::<groups::Groups>(state, &ctx, req, method, rest).await,
         (None, [s]) if *s == ".search" => {
             if method != Method::POST {
                 return Ok(method_not_allowed("POST"));
@@ -262,6 +203,111 @@ async fn authenticated(
         )
         .into()),
         _ => Err(ScimError::not_found(format!("no SCIM endpoint at /{}", segments.join("/"))).into()),
+    }
+}
+
+/// What `/Users` and `/Groups` each offer, one implementation per endpoint, so that the
+/// routing and the lists below are written once.
+trait Endpoint {
+    const RT: &'static ResourceType;
+
+    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError>;
+
+    async fn get(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        projection: &Projection,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, ApiError>;
+
+    async fn replace(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        body: Value,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError>;
+
+    async fn patch(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        ops: Vec<patch::Operation>,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError>;
+
+    async fn delete(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        if_match: Option<String>,
+    ) -> Result<Response<Body>, ApiError>;
+
+    /// One page, rendered and projected: (total, resources, next cursor row).
+    async fn list(
+        state: &State,
+        ctx: &Ctx,
+        query: ListQuery,
+        projection: &Projection,
+    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError>;
+}
+
+/// A request below `/Users` or `/Groups`; `rest` is the path after the endpoint.
+async fn endpoint<E: Endpoint>(
+    state: &State,
+    ctx: &Ctx,
+    req: Request<RequestBody>,
+    method: Method,
+    rest: &[&str],
+) -> Result<Response<Body>, ApiError> {
+    let rt = E::RT;
+    match rest {
+        [] => match method {
+            m if is_get(&m) => {
+                let pairs = query_pairs(&req);
+                let params = ListParams::from_query(
+                    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    rt,
+                )?;
+                search::<E>(state, ctx, params).await
+            }
+            Method::POST => E::create(state, ctx, read_json(state, req).await?).await,
+            _ => Ok(method_not_allowed("GET, POST")),
+        },
+        [".search"] => {
+            if method != Method::POST {
+                return Ok(method_not_allowed("POST"));
+            }
+            let body = read_json(state, req).await?;
+            search::<E>(state, ctx, ListParams::from_search(&body, rt)?).await
+        }
+        [id] => {
+            let id = id.to_string();
+            let projection = projection_of(&req, rt)?;
+            let if_match = header_str(req.headers(), header::IF_MATCH);
+            match method {
+                m if is_get(&m) => E::get(state, ctx, id, &projection, req.headers()).await,
+                Method::PUT => {
+                    let body = read_json(state, req).await?;
+                    E::replace(state, ctx, id, body, if_match, &projection).await
+                }
+                Method::PATCH => {
+                    let ops = patch::parse(read_json(state, req).await?)?;
+                    E::patch(state, ctx, id, ops, if_match, &projection).await
+                }
+                Method::DELETE => E::delete(state, ctx, id, if_match).await,
+                _ => Ok(method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
+        }
+        _ => Err(ScimError::not_found(format!(
+            "no SCIM endpoint at {}/{}",
+            rt.endpoint,
+            rest.join("/")
+        ))
+        .into()),
     }
 }
 
@@ -454,24 +500,19 @@ fn list_query(params: &ListParams, rt: &ResourceType) -> Result<ListQuery, ScimE
 }
 
 /// A list or search over one resource type.
-async fn search(
+async fn search<E: Endpoint>(
     state: &State,
     ctx: &Ctx,
-    rts: &[&'static ResourceType],
     params: ListParams,
 ) -> Result<Response<Body>, ApiError> {
-    let rt = rts[0];
+    let rt = E::RT;
     let projection = Projection::parse(
         params.attributes.as_deref(),
         params.excluded_attributes.as_deref(),
         rt,
     )?;
     let query = list_query(&params, rt)?;
-    let (total, resources, next_pk) = if rt.name == USER_RESOURCE.name {
-        users::list(state, ctx, query, &projection).await?
-    } else {
-        groups::list(state, ctx, query, &projection).await?
-    };
+    let (total, resources, next_pk) = E::list(state, ctx, query, &projection).await?;
     let start = if params.cursor.is_some() {
         1
     } else {
@@ -504,34 +545,54 @@ async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<
         .into());
     }
     let (start, count) = (params.start_index, params.count);
-    let mut total = 0;
-    let mut resources = Vec::new();
     // Skip `start - 1` results across the concatenation, then take `count`.
-    let mut skip = start - 1;
-    for (rt, p) in [
-        (&USER_RESOURCE, users_params),
-        (&GROUP_RESOURCE, groups_params),
-    ] {
-        let Some(mut p) = p else { continue };
-        let projection = Projection::parse(
-            p.attributes.as_deref(),
-            p.excluded_attributes.as_deref(),
-            rt,
-        )?;
-        p.start_index = skip + 1;
-        p.count = count - resources.len() as u64;
-        let query = list_query(&p, rt)?;
-        let (n, page, _) = if rt.name == USER_RESOURCE.name {
-            users::list(state, ctx, query, &projection).await?
-        } else {
-            groups::list(state, ctx, query, &projection).await?
-        };
-        total += n;
-        skip = skip.saturating_sub(n);
-        resources.extend(page);
-    }
+    let mut page = RootPage {
+        skip: start - 1,
+        count,
+        total: 0,
+        resources: Vec::new(),
+    };
+    page.add::<users::Users>(state, ctx, users_params).await?;
+    page.add::<groups::Groups>(state, ctx, groups_params)
+        .await?;
+    let RootPage {
+        total, resources, ..
+    } = page;
     Ok(scim_json(
         StatusCode::OK,
         &list::list_response(total, start, resources, None),
     ))
+}
+
+/// `POST /.search`'s results so far: what is still to skip, what the page holds.
+struct RootPage {
+    skip: u64,
+    count: u64,
+    total: u64,
+    resources: Vec<Value>,
+}
+
+impl RootPage {
+    /// Adds `E`'s part of the concatenation (nothing if the search does not apply to it).
+    async fn add<E: Endpoint>(
+        &mut self,
+        state: &State,
+        ctx: &Ctx,
+        params: Option<ListParams>,
+    ) -> Result<(), ApiError> {
+        let Some(mut p) = params else { return Ok(()) };
+        let projection = Projection::parse(
+            p.attributes.as_deref(),
+            p.excluded_attributes.as_deref(),
+            E::RT,
+        )?;
+        p.start_index = self.skip + 1;
+        p.count = self.count - self.resources.len() as u64;
+        let query = list_query(&p, E::RT)?;
+        let (n, page, _) = E::list(state, ctx, query, &projection).await?;
+        self.total += n;
+        self.skip = self.skip.saturating_sub(n);
+        self.resources.extend(page);
+        Ok(())
+    }
 }

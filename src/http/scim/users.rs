@@ -5,14 +5,14 @@ use std::collections::HashSet;
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Ctx, no_content, not_modified, resource_response};
+use super::{Ctx, Endpoint, no_content, not_modified, resource_response};
 use crate::db::users::{GroupRef, UserRow};
 use crate::http::{ApiError, Body, State};
 use crate::ops::users::{self, UserView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta};
-use crate::scim::schema::USER_RESOURCE;
+use crate::scim::schema::{ResourceType, USER_RESOURCE};
 
 fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<String>) -> Value {
     let mut computed = Vec::new();
@@ -54,93 +54,96 @@ fn respond(
     resource_response(status, &body, user.row.version)
 }
 
-pub(super) async fn create(
-    state: &State,
-    ctx: &Ctx,
-    body: Value,
-) -> Result<Response<Body>, ApiError> {
-    let user = users::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
-    Ok(respond(
-        ctx,
-        StatusCode::CREATED,
-        &user,
-        &Projection::default(),
-    ))
-}
+/// `/Users`.
+pub(super) struct Users;
 
-pub(super) async fn get(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    projection: &Projection,
-    headers: &HeaderMap,
-) -> Result<Response<Body>, ApiError> {
-    let shown = id.clone();
-    let user = users::get(&state.db, ctx.tenant_id, id, projection.wants("groups"))
-        .await
-        .map_err(|e| super::not_found_as(e.into(), "User", &shown))?;
-    if let Some(r) = not_modified(headers, user.row.version) {
-        return Ok(r);
+impl Endpoint for Users {
+    const RT: &'static ResourceType = &USER_RESOURCE;
+
+    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError> {
+        let user = users::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
+        Ok(respond(
+            ctx,
+            StatusCode::CREATED,
+            &user,
+            &Projection::default(),
+        ))
     }
-    Ok(respond(ctx, StatusCode::OK, &user, projection))
-}
 
-pub(super) async fn replace(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    body: Value,
-    if_match: Option<String>,
-    projection: &Projection,
-) -> Result<Response<Body>, ApiError> {
-    let user = users::replace(&state.db, &ctx.actor, ctx.tenant_id, id, body, if_match).await?;
-    Ok(respond(ctx, StatusCode::OK, &user, projection))
-}
+    async fn get(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        projection: &Projection,
+        headers: &HeaderMap,
+    ) -> Result<Response<Body>, ApiError> {
+        let shown = id.clone();
+        let user = users::get(&state.db, ctx.tenant_id, id, projection.wants("groups"))
+            .await
+            .map_err(|e| super::not_found_as(e.into(), "User", &shown))?;
+        if let Some(r) = not_modified(headers, user.row.version) {
+            return Ok(r);
+        }
+        Ok(respond(ctx, StatusCode::OK, &user, projection))
+    }
 
-/// PATCH answers 200 with the resource (Okta and Entra accept it; RFC 7644 §3.5.2 allows it).
-pub(super) async fn patch(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    ops: Vec<Operation>,
-    if_match: Option<String>,
-    projection: &Projection,
-) -> Result<Response<Body>, ApiError> {
-    let user = users::patch(&state.db, &ctx.actor, ctx.tenant_id, id, ops, if_match).await?;
-    Ok(respond(ctx, StatusCode::OK, &user, projection))
-}
+    async fn replace(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        body: Value,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
+        let user = users::replace(&state.db, &ctx.actor, ctx.tenant_id, id, body, if_match).await?;
+        Ok(respond(ctx, StatusCode::OK, &user, projection))
+    }
 
-pub(super) async fn delete(
-    state: &State,
-    ctx: &Ctx,
-    id: String,
-    if_match: Option<String>,
-) -> Result<Response<Body>, ApiError> {
-    users::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
-    Ok(no_content())
-}
+    /// PATCH answers 200 with the resource (Okta and Entra accept it; RFC 7644 §3.5.2 allows it).
+    async fn patch(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        ops: Vec<Operation>,
+        if_match: Option<String>,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
+        let user = users::patch(&state.db, &ctx.actor, ctx.tenant_id, id, ops, if_match).await?;
+        Ok(respond(ctx, StatusCode::OK, &user, projection))
+    }
 
-/// One page of users, rendered and projected: (total, resources, next cursor row).
-pub(super) async fn list(
-    state: &State,
-    ctx: &Ctx,
-    query: crate::db::ListQuery,
-    projection: &Projection,
-) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
-    let users::UserPage {
-        page,
-        mut groups,
-        managers,
-    } = users::list(&state.db, ctx.tenant_id, query, projection.wants("groups")).await?;
-    let resources = page
-        .items
-        .iter()
-        .map(|row| {
-            let groups = groups.remove(&row.pk).unwrap_or_default();
-            let mut v = render(ctx, row, &groups, &managers);
-            projection.apply(&USER_RESOURCE, &mut v);
-            v
-        })
-        .collect();
-    Ok((page.total, resources, page.next_after_pk))
+    async fn delete(
+        state: &State,
+        ctx: &Ctx,
+        id: String,
+        if_match: Option<String>,
+    ) -> Result<Response<Body>, ApiError> {
+        users::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
+        Ok(no_content())
+    }
+
+    /// One page of users, rendered and projected: (total, resources, next cursor row).
+    async fn list(
+        state: &State,
+        ctx: &Ctx,
+        query: crate::db::ListQuery,
+        projection: &Projection,
+    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
+        let users::UserPage {
+            page,
+            mut groups,
+            managers,
+        } = users::list(&state.db, ctx.tenant_id, query, projection.wants("groups")).await?;
+        let resources = page
+            .items
+            .iter()
+            .map(|row| {
+                let groups = groups.remove(&row.pk).unwrap_or_default();
+                let mut v = render(ctx, row, &groups, &managers);
+                projection.apply(&USER_RESOURCE, &mut v);
+                v
+            })
+            .collect();
+        Ok((page.total, resources, page.next_after_pk))
+    }
 }
