@@ -1098,6 +1098,68 @@ async fn the_token_endpoint_answers_rfc_6749_errors() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// A SCIM write made with an OAuth access token is audited as the OAuth client that holds
+/// the token, whether it succeeds or is refused (never as a SCIM token's id).
+#[tokio::test]
+async fn scim_writes_by_an_oauth_token_name_the_oauth_client() {
+    let s = TestServer::start().await;
+    let cc = register(&s, "default", &[GrantType::ClientCredentials], &[]);
+    let r = token(&s, &cc, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.json["access_token"].as_str().unwrap().to_string();
+    let created = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            &access,
+            Some(&json!({"schemas":[USER_URN],"userName":"ada@example.com"})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.json["id"].as_str().unwrap().to_string();
+    let refused = s
+        .call(
+            Method::PATCH,
+            &format!("/scim/v2/Users/{id}"),
+            &access,
+            Some(
+                &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations":[{"op":"replace","path":"nosuch","value":1}]}),
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    let request_id = refused.header("x-request-id").unwrap().to_string();
+
+    let conn = s.db.conn().unwrap();
+    let log = db::audit::list(&conn, &db::audit::Filter::default()).unwrap();
+    let scim: Vec<_> = log
+        .iter()
+        .filter(|r| r.entry.action.as_str().starts_with("scim."))
+        .collect();
+    assert_eq!(scim.len(), 2, "{scim:#?}");
+    for r in &scim {
+        assert_eq!(r.entry.actor, format!("oauth-client:{}", cc.0), "{r:?}");
+    }
+    let failed = scim[1];
+    assert_eq!(failed.entry.action, db::audit::Action::ScimPatch);
+    assert_eq!(failed.entry.outcome, db::audit::Outcome::Failure);
+    assert_eq!(failed.entry.status, Some(400));
+    assert_eq!(
+        failed.entry.request_id.as_deref(),
+        Some(request_id.as_str())
+    );
+    // The member sync created from the write names the same client in its event.
+    let events = db::events::after(&conn, 1, 0, 10).unwrap();
+    assert!(!events.is_empty());
+    assert!(
+        events
+            .iter()
+            .all(|e| e.actor.as_deref() == Some(format!("oauth-client:{}", cc.0).as_str()))
+    );
+    s.stop().await;
+}
+
 /// RFC 8414 metadata names the public base URL as issuer.
 #[tokio::test]
 async fn metadata_describes_the_authorization_server() {

@@ -159,6 +159,7 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
     assert_eq!(r.status, 303, "{}", r.text);
     assert_eq!(r.header("location"), Some("/t/default/people"));
     assert_eq!(member_count(&s), 2);
+    let confirm_request = r.header("x-request-id").unwrap().to_string();
     let conn = s.db.conn().unwrap();
     let bob = members::by_email(&conn, 1, "bob@example.com")
         .unwrap()
@@ -181,6 +182,23 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
         actions,
         ["member.created", "member.created", "members.imported"]
     );
+    // Every entry of the import names the request that confirmed it, as do its events.
+    for r in log
+        .iter()
+        .filter(|r| r.entry.action.as_str() != "admin.login")
+    {
+        assert_eq!(
+            r.entry.request_id.as_deref(),
+            Some(confirm_request.as_str()),
+            "{r:?}"
+        );
+    }
+    let events = db::events::after(&conn, 1, 0, 10).unwrap();
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(e.actor.as_deref(), Some("admin:alice"));
+        assert_eq!(e.request_id.as_deref(), Some(confirm_request.as_str()));
+    }
 
     // A confirmation is used once.
     let r = s
