@@ -28,11 +28,24 @@ impl std::fmt::Debug for NewToken {
     }
 }
 
-/// Generates a token from the operating system's CSPRNG.
+/// Every app API key starts with this: recognisable, and never mistaken for a SCIM token.
+pub const API_KEY_PREFIX: &str = "scimd_key_";
+
+/// Generates a SCIM token from the operating system's CSPRNG.
 pub fn generate() -> NewToken {
-    let secret = format!("{TOKEN_PREFIX}{}", super::random_hex(32));
+    generate_with(TOKEN_PREFIX)
+}
+
+/// Generates an app API key.
+pub fn generate_api_key() -> NewToken {
+    generate_with(API_KEY_PREFIX)
+}
+
+/// 256 random bits after `prefix`, with the first characters kept in clear.
+fn generate_with(prefix: &str) -> NewToken {
+    let secret = format!("{prefix}{}", super::random_hex(32));
     NewToken {
-        prefix: secret[..VISIBLE_CHARS].to_string(),
+        prefix: secret[..prefix.len() + VISIBLE_CHARS - TOKEN_PREFIX.len()].to_string(),
         hash: hash(&secret),
         secret,
     }

@@ -37,6 +37,18 @@ text_enum! {
         SyncRun => "sync.run",
         TokenCreated => "token.created",
         TokenRevoked => "token.revoked",
+        ApiKeyCreated => "apikey.created",
+        ApiKeyRevoked => "apikey.revoked",
+        WebhookCreated => "webhook.created",
+        WebhookRemoved => "webhook.removed",
+        WebhookEnabled => "webhook.enabled",
+        /// Disabled by an admin, by a 410 from the receiver, or after failing for longer
+        /// than the retry schedule.
+        WebhookDisabled => "webhook.disabled",
+        WebhookSecretRotated => "webhook.secret_rotated",
+        WebhookReplayed => "webhook.replayed",
+        WebhookResent => "webhook.resent",
+        WebhookTested => "webhook.tested",
         TenantCreated => "tenant.created",
         AdminCreated => "admin.created",
         AdminDeleted => "admin.deleted",

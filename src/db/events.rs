@@ -1,8 +1,13 @@
 //! The events outbox: every applied member change and every directory group change appends
 //! a row in the same transaction as the change, so the feed and the webhooks that read it
-//! (later) see exactly what committed, in commit order, resumable by cursor.
+//! see exactly what committed, in commit order.
+//!
+//! Each tenant numbers its events 1, 2, 3… (`seq`) with no gap: the counter lives on the
+//! tenant row and is bumped inside the writing transaction, which SQLite serialises, so an
+//! app that has seen `seq` N has seen every event before it. The global `cursor` (the row
+//! id) is never reused either; it names an event across tenants.
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -30,8 +35,10 @@ text_enum! {
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
-    /// Strictly increasing, never reused: a reader resumes after the last cursor it saw.
+    /// Strictly increasing across tenants, never reused.
     pub cursor: i64,
+    /// The tenant's own number for it: 1, 2, 3… without gaps.
+    pub seq: i64,
     #[serde(skip)]
     pub tenant_id: i64,
     #[serde(rename = "type")]
@@ -46,7 +53,7 @@ pub struct Event {
     pub request_id: Option<String>,
 }
 
-/// Appends an event caused by `actor`; returns its cursor.
+/// Appends an event caused by `actor`; returns its `seq`.
 pub fn append(
     conn: &Connection,
     actor: &Actor,
@@ -55,12 +62,19 @@ pub fn append(
     subject: &str,
     payload: &Value,
 ) -> Result<i64, DbError> {
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE tenants SET last_event_seq = last_event_seq + 1 WHERE id = ?1
+             RETURNING last_event_seq",
+        )?
+        .query_row([tenant_id], |r| r.get(0))?;
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO events (tenant_id, type, subject, payload, created_at, actor, request_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (tenant_id, seq, type, subject, payload, created_at, actor, request_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     stmt.execute(params![
         tenant_id,
+        seq,
         kind.as_str(),
         subject,
         payload.to_string(),
@@ -68,38 +82,104 @@ pub fn append(
         actor.label(),
         actor.request_id,
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(seq)
 }
 
-/// Up to `limit` of the tenant's events after `cursor` (0: from the start), oldest first.
-pub fn after(
-    conn: &Connection,
-    tenant_id: i64,
-    cursor: i64,
-    limit: u32,
-) -> Result<Vec<Event>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT cursor, tenant_id, type, subject, payload, created_at, actor, request_id FROM events
-         WHERE tenant_id = ?1 AND cursor > ?2 ORDER BY cursor LIMIT ?3",
-    )?;
+const COLUMNS: &str =
+    "cursor, seq, tenant_id, type, subject, payload, created_at, actor, request_id";
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Event> {
     let bad = |i: usize, e: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into())
     };
+    let kind: String = r.get(3)?;
+    let payload: String = r.get(5)?;
+    Ok(Event {
+        cursor: r.get(0)?,
+        seq: r.get(1)?,
+        tenant_id: r.get(2)?,
+        kind: kind.parse().map_err(|e| bad(3, format!("{e}")))?,
+        subject: r.get(4)?,
+        payload: serde_json::from_str(&payload).map_err(|e| bad(5, e.to_string()))?,
+        created_at: r.get(6)?,
+        actor: r.get(7)?,
+        request_id: r.get(8)?,
+    })
+}
+
+/// Up to `limit` of the tenant's events after `seq` (0: from the start), oldest first.
+pub fn after(
+    conn: &Connection,
+    tenant_id: i64,
+    seq: i64,
+    limit: u32,
+) -> Result<Vec<Event>, DbError> {
+    after_of_types(conn, tenant_id, seq, limit, &[])
+}
+
+/// [`after`], only events of `types` (all when empty).
+pub fn after_of_types(
+    conn: &Connection,
+    tenant_id: i64,
+    seq: i64,
+    limit: u32,
+    types: &[EventType],
+) -> Result<Vec<Event>, DbError> {
+    use rusqlite::types::Value as SqlValue;
+    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ? AND seq > ?");
+    let mut values: Vec<SqlValue> = vec![tenant_id.into(), seq.into()];
+    if !types.is_empty() {
+        sql.push_str(&format!(
+            " AND type IN ({})",
+            vec!["?"; types.len()].join(",")
+        ));
+        values.extend(types.iter().map(|t| SqlValue::Text(t.as_str().into())));
+    }
+    sql.push_str(" ORDER BY seq LIMIT ?");
+    values.push(i64::from(limit).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params![tenant_id, cursor, limit], |r| {
-            let kind: String = r.get(2)?;
-            let payload: String = r.get(4)?;
-            Ok(Event {
-                cursor: r.get(0)?,
-                tenant_id: r.get(1)?,
-                kind: kind.parse().map_err(|e| bad(2, format!("{e}")))?,
-                subject: r.get(3)?,
-                payload: serde_json::from_str(&payload).map_err(|e| bad(4, e.to_string()))?,
-                created_at: r.get(5)?,
-                actor: r.get(6)?,
-                request_id: r.get(7)?,
-            })
-        })?
+        .query_map(params_from_iter(&values), from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// The tenant's event `seq`, if it is still kept.
+pub fn get(conn: &Connection, tenant_id: i64, seq: i64) -> Result<Option<Event>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND seq = ?2"),
+            params![tenant_id, seq],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// The tenant's newest `seq` (0 before its first event) and the last one purged.
+pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
+    Ok(conn
+        .prepare_cached("SELECT last_event_seq, events_purged_seq FROM tenants WHERE id = ?1")?
+        .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .unwrap_or((0, 0)))
+}
+
+/// Deletes the tenant's events created before `cutoff` (a stored time), remembering the
+/// last `seq` deleted so a reader behind it learns it must list again. Returns how many.
+pub fn purge_before(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<usize, DbError> {
+    let last: Option<i64> = conn.query_row(
+        "SELECT max(seq) FROM events WHERE tenant_id = ?1 AND created_at < ?2",
+        params![tenant_id, cutoff],
+        |r| r.get(0),
+    )?;
+    let Some(last) = last else { return Ok(0) };
+    let n = conn.execute(
+        "DELETE FROM events WHERE tenant_id = ?1 AND seq <= ?2",
+        params![tenant_id, last],
+    )?;
+    conn.execute(
+        "UPDATE tenants SET events_purged_seq = max(events_purged_seq, ?2) WHERE id = ?1",
+        params![tenant_id, last],
+    )?;
+    Ok(n)
 }

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0006_event_context",
         include_str!("migrations/0006_event_context.sql"),
     ),
+    ("0007_apps", include_str!("migrations/0007_apps.sql")),
 ];
 
 /// The schema version this binary writes.

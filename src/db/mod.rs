@@ -8,6 +8,7 @@
 //! a request's writes land together or not at all.
 
 pub mod admins;
+pub mod api_keys;
 pub mod audit;
 pub mod events;
 pub mod filter_sql;
@@ -78,6 +79,9 @@ pub struct Db {
     /// steps (1, 2, 5 … 100 ms) while holding pooled connections. Other processes (the CLI)
     /// still meet the busy timeout.
     writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Bumped after every commit of [`Db::write`]: what the events feed's long polls and
+    /// the webhook workers wait on, so a new event reaches them without a polling delay.
+    commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Db {
@@ -113,6 +117,7 @@ impl Db {
         let db = Db {
             pool,
             writer: Default::default(),
+            commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         };
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;
@@ -147,6 +152,27 @@ impl Db {
         .await
     }
 
+    /// Runs `f` in one read transaction: every query it makes sees the same snapshot of the
+    /// database (a list and the events cursor it reports agree, whatever commits meanwhile).
+    pub async fn snapshot<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        run_blocking(move || {
+            let mut conn = pool.get().map_err(DbError::from)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(DbError::from)?;
+            let out = f(&tx)?;
+            tx.finish().map_err(DbError::from)?;
+            Ok(out)
+        })
+        .await
+    }
+
     /// Runs `f` in an IMMEDIATE transaction that commits only if `f` returns `Ok`.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
@@ -156,12 +182,22 @@ impl Db {
     {
         let pool = self.pool.clone();
         let turn = self.writer.clone().lock_owned().await;
-        run_blocking(move || {
+        let out = run_blocking(move || {
             let _turn = turn;
             let mut conn = pool.get().map_err(DbError::from)?;
             write_sync(&mut conn, f)
         })
-        .await
+        .await;
+        if out.is_ok() {
+            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        out
+    }
+
+    /// Changes whenever a write of this process commits (writes of other processes, such
+    /// as the CLI, are not seen: waiters also look again after a while).
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// A connection for synchronous callers (the CLI).

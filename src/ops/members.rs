@@ -9,39 +9,114 @@ use serde_json::{Value, json};
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow, NewMember};
-use crate::db::{Conn, Db, DbError, seeds, settings};
+use crate::db::{Conn, Db, DbError, seeds, settings, users};
 use crate::model::{Actor, Field, MemberSource, MemberStatus, Profile, Role, Settings};
 use crate::sync::member_csv::{self, ImportRow, RowError};
 use crate::sync::{RoleDecision, RoleReason};
 
+/// A member as apps read it (the read API, the events feed and webhooks): its profile,
+/// role and why, status, whether provisioning manages it, where it came from, the linked
+/// directory user (its SCIM id and externalId) and that user's groups.
+pub fn api_object(conn: &Conn, tenant_id: i64, row: &MemberRow) -> Result<Value, DbError> {
+    let user = match &row.user_id {
+        Some(id) => users::get(conn, tenant_id, id)?,
+        None => None,
+    };
+    let groups: Vec<Value> = match &user {
+        Some(u) => users::groups_of(conn, &[u.pk])?
+            .remove(&u.pk)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| json!({"id": g.id, "display_name": g.display}))
+            .collect(),
+        None => Vec::new(),
+    };
+    let p = &row.profile;
+    Ok(json!({
+        "object": "member",
+        "id": row.id,
+        "email": p.email,
+        "user_name": p.user_name,
+        "given_name": p.given_name,
+        "family_name": p.family_name,
+        "display_name": p.display_name,
+        "role": row.role,
+        "role_reason": row.role_reason,
+        "status": row.status,
+        "managed": row.managed,
+        "source": row.source,
+        "directory_user_id": row.user_id,
+        "external_id": user.as_ref().and_then(|u| u.data.get("externalId")).cloned(),
+        "groups": groups,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }))
+}
+
+/// What the fields of `after` that changed were in `before` (`updated_at` aside).
+fn previous_values(before: &Value, after: &Value) -> Value {
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return json!({});
+    };
+    Value::Object(
+        b.iter()
+            .filter(|(k, v)| k.as_str() != "updated_at" && a.get(k.as_str()) != Some(v))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// One member write to record: the member before (its API object; `None` for a creation)
+/// and after, and how it is named.
+pub(super) struct MemberWrite<'a> {
+    /// The member as apps saw it before the write.
+    pub before: Option<Value>,
+    /// The member now; for a deletion, as it was last.
+    pub after: &'a MemberRow,
+    pub event: EventType,
+    pub action: AuditAction,
+    /// How the write came about: `scim`, `force_sync`, `settings`, `csv_import`, `admin`.
+    pub via: &'static str,
+    /// Said in the event's context (why: a cause, a reason).
+    pub extra: Value,
+    /// The audit entry's detail.
+    pub detail: Value,
+}
+
 /// The event and the audit entry of one member write, in the write's transaction: the
-/// event carries the member as it is now plus `extra` (what changed), the audit entry
-/// `detail`.
-#[allow(clippy::too_many_arguments)]
+/// event carries the member as apps read it now, the values it had before, and who and
+/// what caused it; the audit entry the write's detail.
 pub(super) fn record(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
-    row: &MemberRow,
-    event: EventType,
-    action: AuditAction,
-    extra: Value,
-    detail: Value,
+    w: MemberWrite,
 ) -> Result<(), DbError> {
-    let mut payload = json!({"member": row});
-    if let (Value::Object(p), Value::Object(extra)) = (&mut payload, extra) {
-        p.extend(extra);
+    let row = w.after;
+    let data = if w.event == EventType::MemberDeleted {
+        w.before.clone().unwrap_or(Value::Null)
+    } else {
+        api_object(conn, tenant_id, row)?
+    };
+    let previous = match (&w.before, w.event) {
+        (Some(before), e) if e != EventType::MemberDeleted => previous_values(before, &data),
+        _ => json!({}),
+    };
+    let mut context = json!({"via": w.via});
+    if let (Value::Object(c), Value::Object(extra)) = (&mut context, w.extra) {
+        c.extend(extra);
     }
-    events::append(conn, actor, tenant_id, event, &row.id, &payload)?;
+    let payload = json!({"member": data, "previous": previous, "context": context});
+    events::append(conn, actor, tenant_id, w.event, &row.id, &payload)?;
     audit::append(
         conn,
         &audit::Entry::new(
             actor,
             Some(tenant_id),
-            action,
+            w.action,
             Some(format!("member/{}", row.id)),
         )
-        .with_detail(detail),
+        .with_detail(w.detail),
     )?;
     Ok(())
 }
@@ -64,21 +139,22 @@ pub async fn set_managed(
         if m.managed == managed {
             return Ok(false);
         }
+        let before = api_object(tx, tenant_id, &m)?;
         members::set_managed(tx, m.pk, managed)?;
         // Only managed members stand as seeds for the IdP to find.
         seeds::refresh(tx, tenant_id)?;
         let after = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
         let changes = json!([{"field": "managed", "before": m.managed, "after": managed}]);
-        record(
-            tx,
-            &actor,
-            tenant_id,
-            &after,
-            EventType::MemberUpdated,
-            AuditAction::MemberUpdated,
-            json!({"changes": changes}),
-            json!({"changes": changes}),
-        )?;
+        let write = MemberWrite {
+            before: Some(before),
+            after: &after,
+            event: EventType::MemberUpdated,
+            action: AuditAction::MemberUpdated,
+            via: "admin",
+            extra: json!({}),
+            detail: json!({"changes": changes}),
+        };
+        record(tx, &actor, tenant_id, write)?;
         Ok(true)
     })
     .await
@@ -256,88 +332,91 @@ fn import_rows(
         }
     };
     for row in rows {
-        let (row_after, event, action, detail) =
-            match members::by_email(conn, tenant_id, &row.email)? {
-                None => {
-                    let new = NewMember {
-                        profile: Profile {
-                            email: Some(row.email.clone()),
-                            user_name: row.user_name.clone(),
-                            given_name: row.given_name.clone(),
-                            family_name: row.family_name.clone(),
-                            display_name: None,
-                        },
-                        role: row
-                            .role
-                            .clone()
-                            .unwrap_or_else(|| settings.default_role.clone()),
-                        role_reason: if row.role.is_some() {
-                            CSV_ROLE_REASON.to_string()
-                        } else {
-                            RoleDecision {
-                                role: settings.default_role.clone(),
-                                reason: RoleReason::Default,
-                            }
-                            .to_string()
-                        },
-                        status: MemberStatus::Active,
-                        managed: row.managed.unwrap_or(true),
-                        source: MemberSource::Csv,
-                        user_id: None,
-                    };
-                    let created =
-                        members::insert(conn, tenant_id, &new).map_err(at_line(row.line))?;
-                    summary.created += 1;
-                    (
-                        created,
-                        EventType::MemberCreated,
-                        AuditAction::MemberCreated,
-                        json!({}),
-                    )
-                }
-                Some(existing) => {
-                    let mut changes = Vec::new();
-                    for change in planned_changes(&existing, row) {
-                        match &change {
-                            Planned::Field(field, _, after) => {
-                                members::set_field(conn, existing.pk, *field, after.as_deref())
-                                    .map_err(at_line(row.line))?;
-                            }
-                            Planned::Managed(_, after) => {
-                                members::set_managed(conn, existing.pk, *after)?;
-                            }
-                            Planned::Role(_, after) => {
-                                members::set_role(conn, existing.pk, after, CSV_ROLE_REASON)?;
-                            }
+        let existing = members::by_email(conn, tenant_id, &row.email)?;
+        let before = match &existing {
+            Some(m) => Some(api_object(conn, tenant_id, m)?),
+            None => None,
+        };
+        let (row_after, event, action, detail) = match existing {
+            None => {
+                let new = NewMember {
+                    profile: Profile {
+                        email: Some(row.email.clone()),
+                        user_name: row.user_name.clone(),
+                        given_name: row.given_name.clone(),
+                        family_name: row.family_name.clone(),
+                        display_name: None,
+                    },
+                    role: row
+                        .role
+                        .clone()
+                        .unwrap_or_else(|| settings.default_role.clone()),
+                    role_reason: if row.role.is_some() {
+                        CSV_ROLE_REASON.to_string()
+                    } else {
+                        RoleDecision {
+                            role: settings.default_role.clone(),
+                            reason: RoleReason::Default,
                         }
-                        changes.push(change.to_json());
+                        .to_string()
+                    },
+                    status: MemberStatus::Active,
+                    managed: row.managed.unwrap_or(true),
+                    source: MemberSource::Csv,
+                    user_id: None,
+                };
+                let created = members::insert(conn, tenant_id, &new).map_err(at_line(row.line))?;
+                summary.created += 1;
+                (
+                    created,
+                    EventType::MemberCreated,
+                    AuditAction::MemberCreated,
+                    json!({}),
+                )
+            }
+            Some(existing) => {
+                let mut changes = Vec::new();
+                for change in planned_changes(&existing, row) {
+                    match &change {
+                        Planned::Field(field, _, after) => {
+                            members::set_field(conn, existing.pk, *field, after.as_deref())
+                                .map_err(at_line(row.line))?;
+                        }
+                        Planned::Managed(_, after) => {
+                            members::set_managed(conn, existing.pk, *after)?;
+                        }
+                        Planned::Role(_, after) => {
+                            members::set_role(conn, existing.pk, after, CSV_ROLE_REASON)?;
+                        }
                     }
-                    if changes.is_empty() {
-                        summary.unchanged += 1;
-                        continue;
-                    }
-                    summary.updated += 1;
-                    let after = members::get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
-                    (
-                        after,
-                        EventType::MemberUpdated,
-                        AuditAction::MemberUpdated,
-                        json!({"changes": changes}),
-                    )
+                    changes.push(change.to_json());
                 }
-            };
-        let mut audit_detail = detail.clone();
-        audit_detail["line"] = json!(row.line);
-        record(
-            conn,
-            actor,
-            tenant_id,
-            &row_after,
+                if changes.is_empty() {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                summary.updated += 1;
+                let after = members::get_by_pk(conn, existing.pk)?.ok_or(DbError::NotFound)?;
+                (
+                    after,
+                    EventType::MemberUpdated,
+                    AuditAction::MemberUpdated,
+                    json!({"changes": changes}),
+                )
+            }
+        };
+        let mut detail = detail;
+        detail["line"] = json!(row.line);
+        let write = MemberWrite {
+            before,
+            after: &row_after,
             event,
             action,
+            via: "csv_import",
+            extra: json!({}),
             detail,
-            audit_detail,
-        )?;
+        };
+        record(conn, actor, tenant_id, write)?;
     }
     audit::append(
         conn,

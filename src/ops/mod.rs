@@ -22,6 +22,8 @@
 //! copy of a write in a door.
 
 pub mod admins;
+pub mod apikeys;
+pub mod events;
 pub mod groups;
 pub mod members;
 pub mod oauth;

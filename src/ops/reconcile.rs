@@ -23,6 +23,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::members::MemberWrite;
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
@@ -231,7 +232,7 @@ fn sync_people(
         .map(MemberRow::to_sync)
         .collect();
     let changes = sync::plan(&directory, &members, &settings);
-    apply(conn, actor, tenant_id, &changes)
+    apply(conn, actor, tenant_id, "scim", &changes)
 }
 
 /// Applies `changes`: each one writes the member, an audit entry and an event.
@@ -239,11 +240,27 @@ pub fn apply(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
+    via: &'static str,
     changes: &[Change],
 ) -> Result<(), DbError> {
     for change in changes {
-        let pk = change.member.as_ref().map(|m| m.pk);
-        let existing = || pk.ok_or_else(|| DbError::Schema("a change without its member".into()));
+        if matches!(change.action, Action::Skip { .. }) {
+            continue;
+        }
+        let existing = match &change.member {
+            Some(m) => Some(members::get_by_pk(conn, m.pk)?.ok_or(DbError::NotFound)?),
+            None => None,
+        };
+        let before = match &existing {
+            Some(row) => Some(super::members::api_object(conn, tenant_id, row)?),
+            None => None,
+        };
+        let pk = || {
+            existing
+                .as_ref()
+                .map(|m| m.pk)
+                .ok_or_else(|| DbError::Schema("a change without its member".into()))
+        };
         let mut extra = json!({});
         let (event, action, pk) = match &change.action {
             Action::Skip { .. } => continue,
@@ -264,82 +281,60 @@ pub fn apply(
                 (EventType::MemberCreated, AuditAction::MemberCreated, row.pk)
             }
             Action::Update { fields } => {
-                let pk = existing()?;
+                let pk = pk()?;
                 for f in fields {
                     members::set_field(conn, pk, f.field, f.after.as_deref())?;
                 }
-                extra = json!({"changes": fields});
                 (EventType::MemberUpdated, AuditAction::MemberUpdated, pk)
             }
-            Action::RoleChange { from, to } => {
-                let pk = existing()?;
+            Action::RoleChange { to, .. } => {
+                let pk = pk()?;
                 members::set_role(conn, pk, &to.role, &to.to_string())?;
-                extra = json!({"from": from, "to": to.role, "reason": to});
-                (
-                    EventType::MemberRoleChanged,
-                    AuditAction::MemberRoleChanged,
-                    pk,
-                )
+                extra = json!({"reason": to});
+                let event = EventType::MemberRoleChanged;
+                (event, AuditAction::MemberRoleChanged, pk)
             }
             Action::Suspend => {
-                let pk = existing()?;
+                let pk = pk()?;
                 members::set_status(conn, pk, MemberStatus::Suspended)?;
                 (EventType::MemberSuspended, AuditAction::MemberSuspended, pk)
             }
-            Action::Reactivate { from } => {
-                let pk = existing()?;
+            Action::Reactivate { .. } => {
+                let pk = pk()?;
                 members::set_status(conn, pk, MemberStatus::Active)?;
-                extra = json!({"from": from});
-                (
-                    EventType::MemberReactivated,
-                    AuditAction::MemberReactivated,
-                    pk,
-                )
+                let event = EventType::MemberReactivated;
+                (event, AuditAction::MemberReactivated, pk)
             }
             Action::Archive { cause, .. } => {
-                let pk = existing()?;
+                let pk = pk()?;
                 members::set_status(conn, pk, MemberStatus::Archived)?;
                 extra = json!({"cause": cause});
                 (EventType::MemberArchived, AuditAction::MemberArchived, pk)
             }
             Action::Delete { cause, .. } => {
-                let pk = existing()?;
-                let row = members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?;
-                members::delete(conn, pk)?;
-                record(
-                    conn,
-                    actor,
-                    tenant_id,
-                    change,
-                    &row,
-                    EventType::MemberDeleted,
-                    AuditAction::MemberDeleted,
-                    json!({"cause": cause}),
-                )?;
-                continue;
+                members::delete(conn, pk()?)?;
+                extra = json!({"cause": cause});
+                (EventType::MemberDeleted, AuditAction::MemberDeleted, pk()?)
             }
         };
-        let row = members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?;
-        record(conn, actor, tenant_id, change, &row, event, action, extra)?;
+        let after = match (&change.action, existing.as_ref()) {
+            (Action::Delete { .. }, Some(row)) => row.clone(),
+            _ => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+        };
+        let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
+        detail["memberId"] = json!(after.id);
+        let write = MemberWrite {
+            before,
+            after: &after,
+            event,
+            action,
+            via,
+            extra,
+            detail,
+        };
+        super::members::record(conn, actor, tenant_id, write)?;
     }
     Ok(())
-}
-
-/// The audit entry and the event of one applied change.
-#[allow(clippy::too_many_arguments)]
-fn record(
-    conn: &Conn,
-    actor: &Actor,
-    tenant_id: i64,
-    change: &Change,
-    row: &MemberRow,
-    event: EventType,
-    action: AuditAction,
-    extra: Value,
-) -> Result<(), DbError> {
-    let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
-    detail["memberId"] = json!(row.id);
-    super::members::record(conn, actor, tenant_id, row, event, action, extra, detail)
 }
 
 /// A recorded sync run and its report.
@@ -434,7 +429,11 @@ pub fn run(
     let dry_run = dry_run || settings.test_mode;
     let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
     if !dry_run {
-        apply(conn, actor, tenant_id, &changes)?;
+        let via = match scope {
+            SyncScope::Full => "force_sync",
+            SyncScope::Roles => "settings",
+        };
+        apply(conn, actor, tenant_id, via, &changes)?;
         seeds::refresh(conn, tenant_id)?;
     }
     let report = Report::new(&changes);

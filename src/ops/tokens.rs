@@ -10,7 +10,7 @@ use crate::model::{Actor, Who};
 use crate::scim::datetime;
 
 /// How stale `last_used_at` may get before a request refreshes it; keeps reads read-only.
-const LAST_USED_RESOLUTION_SECS: i64 = 60;
+pub(super) const LAST_USED_RESOLUTION_SECS: i64 = 60;
 
 /// A token just issued: its id and the secret, to show once.
 pub struct Issued {

@@ -324,15 +324,18 @@ fn delete_policies_remove_the_member_with_an_audit_entry_and_an_event() {
             f.delete_user(&user);
         }
         assert!(f.members().is_empty(), "{label}");
-        let (kind, payload) = f.events().pop().unwrap();
-        assert_eq!(kind, "member.deleted", "{label}");
-        assert_eq!(payload["member"]["id"], id.as_str());
+        let event = events::after(&f.conn(), f.tenant, 0, 1000).unwrap().pop().unwrap();
+        let event = crate::ops::events::object(&event);
+        assert_eq!(event["type"], "member.deleted", "{label}");
+        assert_eq!(event["data"]["id"], id.as_str(), "the member as it was last");
+        assert_eq!(event["data"]["email"], "ada@x.io");
         let cause = if deactivate {
             "deactivated"
         } else {
             "deleted_by_idp"
         };
-        assert_eq!(payload["cause"], cause);
+        assert_eq!(event["context"]["cause"], cause);
+        assert_eq!(event["context"]["actor"], "token:1");
         assert_eq!(f.audit_actions().last().unwrap(), "member.deleted");
         assert_eq!(f.full_sync(false).report.applicable(), 0, "{label}");
     }

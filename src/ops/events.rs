@@ -1,0 +1,133 @@
+//! The events feed as apps read it: each tenant's events in `seq` order, as the event
+//! objects the feed returns and webhooks deliver, with long polling that wakes on commit.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::db::events::{self, Event, EventType};
+use crate::db::{Db, DbError};
+
+/// The most events one page returns.
+pub const MAX_PAGE: u32 = 1000;
+/// The longest a long poll waits.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// How often a waiting reader looks again without a commit of this process to wake it
+/// (writes of another process, such as the CLI, do not wake it).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// The id apps and webhook receivers see for an event: stable, unique across tenants.
+pub fn event_id(e: &Event) -> String {
+    format!("evt_{}", e.cursor)
+}
+
+/// The event object the feed returns and a webhook carries: `id`, the tenant's `seq`, the
+/// `type`, its `timestamp`, `data` (the member or group as it is after the change, as it
+/// was last for a deletion), `previous` (the values the change replaced) and `context`
+/// (who caused it, in which request, and how: `via` scim, force_sync, settings, csv_import
+/// or admin).
+pub fn object(e: &Event) -> Value {
+    let mut payload = match &e.payload {
+        Value::Object(p) => p.clone(),
+        _ => Map::new(),
+    };
+    let mut context = match payload.remove("context") {
+        Some(Value::Object(c)) => c,
+        _ => Map::new(),
+    };
+    let previous = payload.remove("previous").unwrap_or_else(|| json!({}));
+    let data = match e.kind {
+        EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
+            payload.remove("group").unwrap_or(Value::Null)
+        }
+        EventType::GroupMemberAdded | EventType::GroupMemberRemoved => Value::Object(payload),
+        _ => payload.remove("member").unwrap_or(Value::Null),
+    };
+    context.entry("via").or_insert_with(|| json!("scim"));
+    context.insert("actor".into(), json!(e.actor));
+    context.insert("request_id".into(), json!(e.request_id));
+    json!({
+        "object": "event",
+        "id": event_id(e),
+        "seq": e.seq,
+        "type": e.kind,
+        "timestamp": e.created_at,
+        "data": data,
+        "previous": previous,
+        "context": context,
+    })
+}
+
+/// Why the feed cannot answer from a cursor.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// Events after the cursor were purged (retention): the app must list again and follow
+    /// the feed from the list's `events_cursor`.
+    #[error(
+        "events after {after} are no longer kept (the oldest kept follows {purged}): list the resources again and follow the feed from the list's events_cursor"
+    )]
+    Expired { after: i64, purged: i64 },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A page of the feed.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// The cursor to ask with next: the last event's `seq`, or the one asked with.
+    pub next_after: i64,
+}
+
+/// Up to `limit` of the tenant's events after `after`, of `types` (all when empty).
+pub async fn page(
+    db: &Db,
+    tenant_id: i64,
+    after: i64,
+    limit: u32,
+    types: Vec<EventType>,
+) -> Result<Page, FeedError> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let events = db
+        .read(move |c| {
+            let (_, purged) = events::bounds(c, tenant_id)?;
+            if after < purged {
+                return Ok(Err(FeedError::Expired { after, purged }));
+            }
+            Ok::<_, DbError>(Ok(events::after_of_types(
+                c, tenant_id, after, limit, &types,
+            )?))
+        })
+        .await??;
+    let next_after = events.last().map_or(after, |e| e.seq);
+    Ok(Page { events, next_after })
+}
+
+/// [`page`], waiting up to `wait` (at most [`MAX_WAIT`]) for an event when there is none
+/// yet: a commit of this process wakes it at once.
+pub async fn wait(
+    db: &Db,
+    tenant_id: i64,
+    after: i64,
+    limit: u32,
+    types: Vec<EventType>,
+    wait: Duration,
+) -> Result<Page, FeedError> {
+    let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+    let mut commits = db.commits();
+    loop {
+        commits.borrow_and_update();
+        let p = page(db, tenant_id, after, limit, types.clone()).await?;
+        let now = tokio::time::Instant::now();
+        if !p.events.is_empty() || now >= deadline {
+            return Ok(p);
+        }
+        let nap = (deadline - now).min(RECHECK);
+        let _ = tokio::time::timeout(nap, commits.changed()).await;
+    }
+}
+
+/// The tenant's newest `seq`: where a reader that has just listed everything resumes.
+pub async fn latest(db: &Db, tenant_id: i64) -> Result<i64, DbError> {
+    Ok(db.read(move |c| events::bounds(c, tenant_id)).await?.0)
+}
