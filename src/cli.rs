@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod apps;
 mod directory;
 
 use crate::config::{DbArgs, ServeArgs};
@@ -59,6 +60,11 @@ pub enum Command {
     /// Manage OAuth 2.0 clients (IdPs that authenticate with OAuth instead of a token).
     #[command(subcommand)]
     Oauth(OAuthCommand),
+    /// Manage app API keys (what the organisation's apps read `/api/v1` with).
+    #[command(subcommand)]
+    Apikey(apps::ApiKeyCommand),
+    /// Print a tenant's events as JSON lines, oldest first (and follow new ones).
+    Events(apps::EventsArgs),
     /// Copy the database to FILE consistently, while the server keeps running.
     Backup {
         /// Where to write the copy; must not exist yet.
@@ -177,6 +183,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
+        Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),
+        Command::Events(args) => open(&cli.db).and_then(|db| apps::events(&db, args)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
     };
     match result {
@@ -244,6 +252,19 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 let db = maintenance.clone();
                 if let Ok(Err(e)) = tokio::task::spawn_blocking(move || db.optimize()).await {
                     tracing::warn!(error = %e, "PRAGMA optimize failed");
+                }
+            }
+        });
+        // Events older than each tenant's retention go, at start and then daily.
+        let retention = db.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(24 * 3600));
+            loop {
+                every.tick().await;
+                match ops::events::purge_expired(&retention).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(events = n, "purged events past their retention"),
+                    Err(e) => tracing::warn!(error = %e, "purging old events failed"),
                 }
             }
         });

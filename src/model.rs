@@ -244,6 +244,8 @@ pub struct Settings {
     /// Groups named `<prefix><role>` always give that role.
     pub role_prefix: String,
     pub mappings: Vec<RoleMapping>,
+    /// How many days events are kept for the feed and for webhook replays.
+    pub event_retention_days: u32,
 }
 
 impl Default for Settings {
@@ -262,12 +264,16 @@ impl Default for Settings {
             default_role: role("viewer"),
             role_prefix: DEFAULT_ROLE_PREFIX.to_string(),
             mappings: Vec::new(),
+            event_retention_days: DEFAULT_EVENT_RETENTION_DAYS,
         }
     }
 }
 
 /// The reserved group-name prefix unless a tenant chooses another.
 pub const DEFAULT_ROLE_PREFIX: &str = "scimd-role-";
+
+/// How long events are kept unless an admin says otherwise.
+pub const DEFAULT_EVENT_RETENTION_DAYS: u32 = 90;
 
 impl Settings {
     /// The rank of `role`: 0 is the highest; `None` for a role the tenant does not have.
@@ -286,6 +292,9 @@ impl Settings {
     /// Checks the settings hang together: what `roles set`, `roles map` and `tenant set`
     /// must keep true. Each message says how to fix it.
     pub fn validate(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.event_retention_days) {
+            return Err("events must be kept for 1 to 3650 days".into());
+        }
         if self.roles.is_empty() {
             return Err("a tenant needs at least one role".into());
         }

@@ -150,3 +150,43 @@ fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
     let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
     assert!(!ok && err.contains("exists already"), "{err}");
 }
+
+#[test]
+fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, _) = run(dir.path(), &["apikey", "create", "--name", "billing"]);
+    assert!(ok);
+    let key = out.lines().last().unwrap();
+    assert!(key.starts_with("scimd_key_") && key.len() == 74, "{key}");
+    let (ok, list, _) = run(dir.path(), &["apikey", "list"]);
+    assert!(ok);
+    assert!(
+        list.contains("billing") && list.contains(&key[..14]),
+        "{list}"
+    );
+    assert!(!list.contains(key), "the key itself is never shown again");
+    let id = list.lines().nth(1).unwrap().split('\t').next().unwrap();
+    let (ok, out, _) = run(dir.path(), &["apikey", "revoke", id]);
+    assert!(ok, "{out}");
+    let (_, list, _) = run(dir.path(), &["apikey", "list"]);
+    assert!(list.contains("revoked"), "{list}");
+    let (ok, _, err) = run(dir.path(), &["apikey", "revoke", id]);
+    assert!(!ok && err.contains("no active API key"), "{err}");
+
+    // A CSV import makes two events; `events` prints them as JSON lines, oldest first.
+    std::fs::write(dir.path().join("m.csv"), "email\nada@x.io\nbob@x.io\n").unwrap();
+    assert!(run(dir.path(), &["members", "import", "m.csv"]).0);
+    let (ok, out, _) = run(dir.path(), &["events"]);
+    assert!(ok);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["seq"], 1);
+    assert_eq!(events[1]["data"]["email"], "bob@x.io");
+    assert_eq!(events[1]["context"]["via"], "csv_import");
+    assert_eq!(events[1]["context"]["actor"], "cli");
+    let (_, out, _) = run(dir.path(), &["events", "--after", "1"]);
+    assert_eq!(out.lines().count(), 1);
+}

@@ -150,6 +150,9 @@ pub struct TenantSetArgs {
     /// Groups named <prefix><role> always give that role (default scimd-role-).
     #[arg(long)]
     role_prefix: Option<String>,
+    /// Keep events (the apps' feed, webhook replays) for this many days (default 90).
+    #[arg(long)]
+    event_retention_days: Option<u32>,
 }
 
 /// `scimd audit`.
@@ -287,6 +290,7 @@ pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
         match_by: args.match_by,
         default_role: args.default_role,
         role_prefix: args.role_prefix,
+        event_retention_days: args.event_retention_days,
         ..Update::default()
     };
     let saved = save_settings(db, tenant, Edit::Update(update))?;
@@ -318,6 +322,7 @@ fn print_settings(tenant: &str, s: &Settings) {
     println!("roles:         {}", roles.join(" > "));
     println!("default role:  {}", s.default_role);
     println!("role prefix:   {}", s.role_prefix);
+    println!("events kept:   {} days", s.event_retention_days);
     for m in &s.mappings {
         println!("mapping:       {} -> {}", m.group, m.role);
     }

@@ -173,6 +173,12 @@ pub struct ListFilter {
     pub status: Option<MemberStatus>,
     pub role: Option<Role>,
     pub managed: Option<bool>,
+    /// This email exactly, in any case.
+    pub email: Option<String>,
+    /// Members whose linked directory user is a direct member of the group with this SCIM id.
+    pub group: Option<String>,
+    /// Changed at or after this time (canonical UTC, see `scim::datetime`).
+    pub updated_since: Option<String>,
 }
 
 impl ListFilter {
@@ -197,6 +203,21 @@ impl ListFilter {
         }
         if let Some(managed) = self.managed {
             bind("m.managed = ?", SqlValue::Integer(managed.into()));
+        }
+        if let Some(email) = &self.email {
+            bind("m.email_fold = ?", SqlValue::Text(fold(email)));
+        }
+        if let Some(group) = &self.group {
+            bind(
+                "m.user_id IN (SELECT u.id FROM groups g
+                   JOIN group_members gm ON gm.group_pk = g.pk
+                   JOIN users u ON u.pk = gm.member_user_pk
+                   WHERE g.tenant_id = m.tenant_id AND g.id = ?)",
+                SqlValue::Text(group.clone()),
+            );
+        }
+        if let Some(since) = &self.updated_since {
+            bind("m.updated_at >= ?", SqlValue::Text(since.clone()));
         }
         if let Some(term) = self
             .search

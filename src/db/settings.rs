@@ -25,7 +25,8 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Settings, DbError> {
     let mut s = Settings::default();
     let row = conn
         .query_row(
-            "SELECT test_mode, on_deactivate, on_delete, absent, match_by, default_role, role_prefix
+            "SELECT test_mode, on_deactivate, on_delete, absent, match_by, default_role, role_prefix,
+                    event_retention_days
              FROM tenant_settings WHERE tenant_id = ?1",
             [tenant_id],
             |r| {
@@ -37,11 +38,13 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Settings, DbError> {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
+                    r.get::<_, u32>(7)?,
                 ))
             },
         )
         .optional()?;
-    if let Some((test_mode, deact, del, absent, match_by, default_role, prefix)) = row {
+    if let Some((test_mode, deact, del, absent, match_by, default_role, prefix, retention)) = row {
+        s.event_retention_days = retention;
         s.test_mode = test_mode;
         s.on_deactivate = parse(deact)?;
         s.on_delete = parse(del)?;
@@ -82,13 +85,15 @@ pub fn save(conn: &Connection, tenant_id: i64, settings: &Settings) -> Result<()
     settings.validate().map_err(DbError::Conflict)?;
     conn.execute(
         "INSERT INTO tenant_settings (tenant_id, test_mode, on_deactivate, on_delete, absent,
-                                      match_by, default_role, role_prefix, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                      match_by, default_role, role_prefix, updated_at,
+                                      event_retention_days)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (tenant_id) DO UPDATE SET
             test_mode = excluded.test_mode, on_deactivate = excluded.on_deactivate,
             on_delete = excluded.on_delete, absent = excluded.absent,
             match_by = excluded.match_by, default_role = excluded.default_role,
-            role_prefix = excluded.role_prefix, updated_at = excluded.updated_at",
+            role_prefix = excluded.role_prefix, updated_at = excluded.updated_at,
+            event_retention_days = excluded.event_retention_days",
         params![
             tenant_id,
             settings.test_mode,
@@ -98,7 +103,8 @@ pub fn save(conn: &Connection, tenant_id: i64, settings: &Settings) -> Result<()
             settings.match_by.as_str(),
             settings.default_role.as_str(),
             settings.role_prefix,
-            datetime::now()
+            datetime::now(),
+            settings.event_retention_days,
         ],
     )?;
     conn.execute("DELETE FROM roles WHERE tenant_id = ?1", [tenant_id])?;

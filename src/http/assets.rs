@@ -1,7 +1,6 @@
 //! Static files (CSS, a little JS, icons), compiled into the binary.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Response, StatusCode};
 
@@ -26,7 +25,7 @@ fn content_type(path: &str) -> &'static str {
 /// Serves `/static/<path>`, with an ETag from the file's hash.
 pub(super) fn serve(path: &str, headers: &HeaderMap) -> Response<Body> {
     let Some(file) = Static::get(path) else {
-        let mut r = Response::new(Full::new(Bytes::from_static(b"not found\n")));
+        let mut r = Response::new(Body::from(Bytes::from_static(b"not found\n")));
         *r.status_mut() = StatusCode::NOT_FOUND;
         return r;
     };
@@ -44,7 +43,7 @@ pub(super) fn serve(path: &str, headers: &HeaderMap) -> Response<Body> {
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r
     } else {
-        Response::new(Full::new(Bytes::from(file.data.into_owned())))
+        Response::new(Body::from(Bytes::from(file.data.into_owned())))
     };
     let h = r.headers_mut();
     h.insert(

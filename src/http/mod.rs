@@ -2,8 +2,10 @@
 //! one place where errors become SCIM Error bodies.
 
 mod admin;
+mod api;
 mod assets;
 mod oauth;
+mod openapi;
 mod scim;
 
 use std::convert::Infallible;
@@ -28,7 +30,74 @@ use crate::config::HttpConfig;
 use crate::db::{Db, DbError};
 use crate::scim::ScimError;
 
-pub type Body = Full<Bytes>;
+/// A response body: whole (almost every answer), or a stream of chunks sent as they come
+/// (the events feed's `text/event-stream`).
+#[derive(Debug)]
+pub enum Body {
+    Full(Full<Bytes>),
+    Stream(tokio::sync::mpsc::Receiver<Bytes>),
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::Full(Full::default())
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::Full(Full::new(b))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(b: Vec<u8>) -> Body {
+        Body::from(Bytes::from(b))
+    }
+}
+
+impl From<String> for Body {
+    fn from(b: String) -> Body {
+        Body::from(Bytes::from(b))
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(b: &'static str) -> Body {
+        Body::from(Bytes::from_static(b.as_bytes()))
+    }
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            Body::Full(b) => Pin::new(b).poll_frame(cx),
+            Body::Stream(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(b) => b.is_end_stream(),
+            Body::Stream(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(b) => b.size_hint(),
+            Body::Stream(_) => SizeHint::default(),
+        }
+    }
+}
 
 /// A request body that records when it has been read to the end.
 pub(crate) struct RequestBody {
@@ -229,6 +298,9 @@ impl App {
         if oauth::serves(path) {
             return oauth::handle(&self.state, req, request_id, conn.tls).await;
         }
+        if api::serves(path) {
+            return api::handle(&self.state, req).await;
+        }
         if let Some(file) = path.strip_prefix("/static/") {
             return assets::serve(file, req.headers());
         }
@@ -352,7 +424,7 @@ pub(crate) const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 
 /// A SCIM JSON response.
 pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Body::from(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -375,7 +447,7 @@ pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    let mut r = Response::new(Body::from(Bytes::from_static(body.as_bytes())));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -10,7 +10,6 @@
 //! (`ops::oauth::record`); no secret, code or token is ever logged.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -100,7 +99,7 @@ fn refusal_response(refusal: &Refusal) -> Response<Body> {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut r = Response::new(Body::from(Bytes::from(body.to_string())));
     *r.status_mut() = status;
     no_store(r.headers_mut());
     r.headers_mut().insert(

@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::db::events::{self, Event, EventType};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, settings, tenants};
+use crate::scim::datetime;
+use time::OffsetDateTime;
 
 /// The most events one page returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -125,6 +127,21 @@ pub async fn wait(
         let nap = (deadline - now).min(RECHECK);
         let _ = tokio::time::timeout(nap, commits.changed()).await;
     }
+}
+
+/// Deletes every tenant's events older than its retention (`event_retention_days`); a
+/// reader whose cursor falls behind learns it must list again. Returns how many went.
+pub async fn purge_expired(db: &Db) -> Result<usize, DbError> {
+    db.write(|tx| {
+        let mut purged = 0;
+        for tenant in tenants::list(tx)? {
+            let days = settings::get(tx, tenant.id)?.event_retention_days;
+            let cutoff = OffsetDateTime::now_utc() - time::Duration::days(days.into());
+            purged += events::purge_before(tx, tenant.id, &datetime::format(cutoff))?;
+        }
+        Ok(purged)
+    })
+    .await
 }
 
 /// The tenant's newest `seq`: where a reader that has just listed everything resumes.

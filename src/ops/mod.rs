@@ -23,6 +23,7 @@
 
 pub mod admins;
 pub mod apikeys;
+pub mod apps;
 pub mod events;
 pub mod groups;
 pub mod members;

@@ -27,6 +27,7 @@ pub struct Update {
     pub roles: Option<Vec<Role>>,
     /// The tenant's display name (the settings page renames it with the rest).
     pub name: Option<String>,
+    pub event_retention_days: Option<u32>,
 }
 
 impl Update {
@@ -56,6 +57,9 @@ impl Update {
         }
         if let Some(v) = &self.roles {
             s.roles = v.clone();
+        }
+        if let Some(v) = self.event_retention_days {
+            s.event_retention_days = v;
         }
         s
     }

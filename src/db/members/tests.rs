@@ -83,7 +83,7 @@ fn filters() -> Vec<ListFilter> {
             status: Some(MemberStatus::Active),
             role: Some(role),
             managed: Some(true),
-            search: None,
+            ..ListFilter::default()
         },
         ListFilter {
             search: Some("PERSON12".into()),

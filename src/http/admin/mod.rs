@@ -26,7 +26,6 @@ use std::time::Duration;
 use askama::Template;
 use bytes::Bytes;
 use cookie::{Cookie, SameSite};
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 
@@ -451,7 +450,7 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
 
 pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
     let body = page.render()?;
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Body::from(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -462,7 +461,7 @@ pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
 
 /// A file to download: `content_type`, saved as `filename`.
 pub(super) fn download(content_type: &'static str, filename: &str, body: String) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Body::from(Bytes::from(body)));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     let disposition = format!("attachment; filename=\"{filename}\"");
@@ -609,7 +608,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
     match html(status, &page) {
         Ok(r) => r,
         Err(_) => {
-            let mut r = Response::new(Full::new(Bytes::from_static(b"error\n")));
+            let mut r = Response::new(Body::from(Bytes::from_static(b"error\n")));
             *r.status_mut() = status;
             r
         }

@@ -92,6 +92,7 @@ pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> Page
             "no" => Some(false),
             _ => None,
         },
+        ..ListFilter::default()
     };
     let cursor = Cursor::from_query(req.query("after"), req.query("before"));
     let id = tenant.id;

@@ -8,7 +8,6 @@
 
 use askama::Template;
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{self, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -17,7 +16,7 @@ use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
 use crate::db::sync_runs::{self, RunRecord};
 use crate::db::{DbError, tenants::Tenant};
-use crate::http::State;
+use crate::http::{Body, State};
 use crate::model::SyncScope;
 use crate::ops::settings::{Edit, Update};
 use crate::ops::{self, reconcile};
@@ -293,7 +292,7 @@ fn download(content_type: &'static str, tenant: &Tenant, ext: &str, body: String
         .filter(|c| c.is_ascii_digit() || *c == 'T')
         .collect();
     let name = format!("scimd-{}-sync-report-{stamp}.{ext}", tenant.slug);
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(Body::from(Bytes::from(body)));
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

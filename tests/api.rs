@@ -1,0 +1,410 @@
+//! The apps side over real HTTP: an app that holds only an API key lists a tenant's members
+//! with their roles, then follows every change after that point, in order, from the events
+//! feed (paged, long-polled, streamed).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hyper::Method;
+use scimd::db;
+use scimd::model::Actor;
+use scimd::ops;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+async fn api_key(s: &TestServer, tenant: i64) -> String {
+    ops::apikeys::issue(&s.db, &Actor::cli(), Some(tenant), "app".into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret
+}
+
+async fn get(s: &TestServer, key: &str, path: &str) -> Resp {
+    let auth = format!("Bearer {key}");
+    s.raw(Method::GET, path, &[("authorization", &auth)], "")
+        .await
+}
+
+/// An Okta-style push: a user, then a group holding it.
+async fn push(s: &TestServer, email: &str, group: Option<&str>) -> String {
+    let id = s.create_user(email).await;
+    if let Some(name) = group {
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": name, "members": [{"value": id}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    id
+}
+
+async fn deactivate(s: &TestServer, user_id: &str) -> Resp {
+    s.patch(
+        &format!("/scim/v2/Users/{user_id}"),
+        &json!({"schemas":[PATCH_URN],"Operations":[{"op":"replace","path":"active","value":false}]}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn keys_open_the_api_and_nothing_else() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    assert!(key.starts_with("scimd_key_"));
+    assert_eq!(get(&s, &key, "/api/v1/members").await.status, 200);
+    // A SCIM token never works on the API, a key never on /scim.
+    let r = get(&s, &s.token, "/api/v1/members").await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(r.json["code"], "unauthorized");
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let r = s.call(Method::GET, "/scim/v2/Users", &key, None).await;
+    r.assert_error(401, None);
+    assert_eq!(
+        s.raw(Method::GET, "/api/v1/members", &[], "").await.status,
+        401
+    );
+    // The API is read-only.
+    let auth = format!("Bearer {key}");
+    let r = s
+        .raw(
+            Method::POST,
+            "/api/v1/members",
+            &[("authorization", &auth)],
+            "{}",
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    // Revoked: at once.
+    let id = db::api_keys::list(&s.db.conn().unwrap(), Some(1)).unwrap()[0].id;
+    ops::apikeys::revoke(&s.db, &Actor::cli(), Some(1), id)
+        .await
+        .unwrap();
+    assert_eq!(get(&s, &key, "/api/v1/members").await.status, 401);
+    // Another tenant's key reads its own tenant only.
+    s.token_for("other");
+    let other = db::tenants::by_slug(&s.db.conn().unwrap(), "other")
+        .unwrap()
+        .id;
+    let other_key = api_key(&s, other).await;
+    push(&s, "ada@example.com", None).await;
+    let mine = api_key(&s, 1).await;
+    let ada = get(&s, &mine, "/api/v1/members").await.json["data"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = get(&s, &other_key, &format!("/api/v1/members/{ada}")).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        get(&s, &other_key, "/api/v1/members").await.json["data"],
+        json!([])
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_lists_members_with_roles_then_follows_every_change_in_order() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let ada = push(&s, "ada@example.com", Some("scimd-role-admin")).await;
+    push(&s, "bob@example.com", None).await;
+    for i in 0..3 {
+        push(&s, &format!("p{i}@example.com"), None).await;
+    }
+
+    // List everything, two at a time; every member once, with its role and why.
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/members?limit=2".to_string();
+    let mut cursor = None;
+    loop {
+        let r = get(&s, &key, &path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["object"], "list");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        cursor.get_or_insert(r.json["list_metadata"]["events_cursor"].as_i64().unwrap());
+        for m in r.json["data"].as_array().unwrap() {
+            seen.push(m.clone());
+        }
+        match r.json["list_metadata"]["after"].as_str() {
+            Some(after) => path = format!("/api/v1/members?limit=2&after={after}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 5);
+    let ada_member = seen
+        .iter()
+        .find(|m| m["email"] == "ada@example.com")
+        .unwrap();
+    assert_eq!(ada_member["role"], "admin");
+    assert_eq!(
+        ada_member["role_reason"],
+        "admin, from reserved group scimd-role-admin"
+    );
+    assert_eq!(ada_member["status"], "active");
+    assert_eq!(ada_member["directory_user_id"], ada.as_str());
+    assert_eq!(ada_member["groups"][0]["display_name"], "scimd-role-admin");
+    let bob = seen
+        .iter()
+        .find(|m| m["email"] == "bob@example.com")
+        .unwrap();
+    assert_eq!(bob["role"], "viewer");
+
+    // Filters.
+    let r = get(&s, &key, "/api/v1/members?role=admin").await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1);
+    let r = get(&s, &key, "/api/v1/members?email=BOB%40example.com").await;
+    assert_eq!(r.json["data"][0]["email"], "bob@example.com");
+    let group_id = ada_member["groups"][0]["id"].as_str().unwrap();
+    let r = get(&s, &key, &format!("/api/v1/members?group={group_id}")).await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&s, &key, "/api/v1/members?status=nope").await.status,
+        400
+    );
+    assert_eq!(get(&s, &key, "/api/v1/members?limit=0").await.status, 400);
+    assert_eq!(
+        get(&s, &key, "/api/v1/members?after=garbage").await.json["code"],
+        "invalid_cursor"
+    );
+
+    // Changes after the list: a suspension and a deletion, each with the full member, the
+    // values it replaced, and who caused it in which request.
+    let events_cursor = cursor.unwrap();
+    let r = deactivate(&s, &ada).await;
+    let request_id = r.header("x-request-id").unwrap().to_string();
+    let r = s
+        .delete(&format!(
+            "/scim/v2/Users/{}",
+            bob["directory_user_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(r.status, 204);
+    let r = get(&s, &key, &format!("/api/v1/events?after={events_cursor}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = r.json["data"].as_array().unwrap().clone();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.contains(&"member.suspended"), "{types:?}");
+    assert!(types.contains(&"member.archived"), "{types:?}");
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let expected: Vec<i64> = (events_cursor + 1..=events_cursor + seqs.len() as i64).collect();
+    assert_eq!(seqs, expected, "gap-free and in order");
+    let suspended = events
+        .iter()
+        .find(|e| e["type"] == "member.suspended")
+        .unwrap();
+    assert_eq!(suspended["data"]["id"], ada_member["id"]);
+    assert_eq!(suspended["data"]["status"], "suspended");
+    assert_eq!(suspended["data"]["email"], "ada@example.com");
+    assert_eq!(suspended["previous"]["status"], "active");
+    assert_eq!(suspended["context"]["request_id"], request_id.as_str());
+    assert!(
+        suspended["context"]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:")
+    );
+    assert_eq!(suspended["context"]["via"], "scim");
+    assert!(suspended["id"].as_str().unwrap().starts_with("evt_"));
+    let next = r.json["list_metadata"]["after"].as_i64().unwrap();
+    assert_eq!(next, *seqs.last().unwrap());
+    // Nothing more; a type filter narrows.
+    let r = get(&s, &key, &format!("/api/v1/events?after={next}")).await;
+    assert_eq!(r.json["data"], json!([]));
+    let r = get(
+        &s,
+        &key,
+        &format!("/api/v1/events?after={events_cursor}&types=member.archived"),
+    )
+    .await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        get(&s, &key, "/api/v1/events?types=member.exploded")
+            .await
+            .status,
+        400
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_when_an_event_commits() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let after = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/events?after={after}&wait=30");
+    let poll = get(&s, &key, &path);
+    let write = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        push(&s, "late@example.com", None).await
+    };
+    let (r, _) = tokio::join!(poll, write);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"][0]["type"], "member.created", "{}", r.text);
+    assert_eq!(r.json["data"][0]["data"]["email"], "late@example.com");
+    s.stop().await;
+}
+
+/// Reads `n` events from an event stream opened with `headers`.
+async fn stream_events(
+    s: &TestServer,
+    key: &str,
+    query: &str,
+    last_id: Option<i64>,
+    n: usize,
+) -> Vec<(i64, Value)> {
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let last = last_id
+        .map(|id| format!("Last-Event-ID: {id}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /api/v1/events{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n{last}\r\n"
+    );
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    let frames = |text: &str| -> Vec<(i64, Value)> {
+        let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        body.split("\n\n")
+            .filter_map(|frame| {
+                let id = frame
+                    .lines()
+                    .find_map(|l| l.strip_prefix("id: "))?
+                    .trim()
+                    .parse()
+                    .ok()?;
+                let data = frame.lines().find_map(|l| l.strip_prefix("data: "))?;
+                Some((id, serde_json::from_str(data).ok()?))
+            })
+            .collect()
+    };
+    while frames(&text).len() < n {
+        let read = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf))
+            .await
+            .expect("the stream sends the events")
+            .unwrap();
+        assert!(read > 0, "the stream closed: {text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..read]));
+    }
+    assert!(text.contains("content-type: text/event-stream"), "{text}");
+    frames(&text)
+}
+
+#[tokio::test]
+async fn events_stream_as_server_sent_events_and_resume_from_last_event_id() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    push(&s, "ada@example.com", None).await;
+    push(&s, "bob@example.com", None).await;
+    let all = stream_events(&s, &key, "", None, 2).await;
+    assert_eq!(all.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(all[0].1["seq"], 1);
+    assert_eq!(all[1].1["data"]["email"], "bob@example.com");
+    // Resuming after 1 sends 2, then a new event as it commits.
+    let resumed = stream_events(&s, &key, "", Some(1), 1).await;
+    assert_eq!(resumed[0].0, 2);
+    let (live, _) = tokio::join!(stream_events(&s, &key, "?after=2", None, 1), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        push(&s, "cy@example.com", None).await
+    });
+    assert_eq!(live[0].0, 3);
+    assert_eq!(live[0].1["data"]["email"], "cy@example.com");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    push(&s, "ada@example.com", None).await;
+    push(&s, "bob@example.com", None).await;
+    // Move the clock: the retention job runs as if every event were a year old.
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE events SET created_at = '2000-01-01T00:00:00.000000Z'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(ops::events::purge_expired(&s.db).await.unwrap(), 2);
+    let r = get(&s, &key, "/api/v1/events?after=0").await;
+    assert_eq!(r.status, 410, "{}", r.text);
+    assert_eq!(r.json["code"], "cursor_expired");
+    assert!(r.json["message"].as_str().unwrap().contains("list"));
+    // Listing again gives a cursor that works, and numbering goes on without reuse.
+    let cursor = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(cursor, 2);
+    push(&s, "cy@example.com", None).await;
+    let r = get(&s, &key, &format!("/api/v1/events?after={cursor}")).await;
+    assert_eq!(r.json["data"][0]["seq"], 3, "{}", r.text);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn groups_their_members_roles_and_the_openapi_document() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let ids: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..5 {
+            v.push(s.create_user(&format!("g{i}@example.com")).await);
+        }
+        v
+    };
+    let members: Vec<Value> = ids.iter().map(|id| json!({"value": id})).collect();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Engineering", "members": members}),
+        )
+        .await;
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    let r = get(&s, &key, "/api/v1/groups").await;
+    assert_eq!(r.json["data"][0]["display_name"], "Engineering");
+    assert_eq!(r.json["data"][0]["members_count"], 5);
+    let r = get(&s, &key, &format!("/api/v1/groups/{gid}")).await;
+    assert_eq!(r.json["id"], gid.as_str());
+    let mut seen = Vec::new();
+    let mut path = format!("/api/v1/groups/{gid}/members?limit=2");
+    loop {
+        let r = get(&s, &key, &path).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        seen.extend(
+            r.json["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["id"].as_str().unwrap().to_string()),
+        );
+        match r.json["list_metadata"]["after"].as_str() {
+            Some(a) => path = format!("/api/v1/groups/{gid}/members?limit=2&after={a}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "every member once, in the order added");
+    assert_eq!(
+        get(&s, &key, "/api/v1/groups/nope/members").await.status,
+        404
+    );
+    let r = get(&s, &key, "/api/v1/roles").await;
+    assert_eq!(r.json["default_role"], "viewer");
+    assert_eq!(r.json["roles"][0]["slug"], "owner");
+    assert_eq!(r.json["roles"][0]["reserved_group"], "scimd-role-owner");
+    let doc = s.raw(Method::GET, "/api/v1/openapi.json", &[], "").await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.json["openapi"], "3.1.0");
+    assert!(doc.json["paths"]["/api/v1/events"].is_object());
+    assert!(doc.json["webhooks"]["event"].is_object());
+    s.stop().await;
+}
