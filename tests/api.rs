@@ -408,3 +408,89 @@ async fn groups_their_members_roles_and_the_openapi_document() {
     assert!(doc.json["webhooks"]["event"].is_object());
     s.stop().await;
 }
+
+#[tokio::test]
+async fn admins_create_show_once_and_revoke_keys_and_browse_events_in_the_apps_area() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let page = s
+        .raw(Method::GET, "/t/default/apps", &[("cookie", &cookie)], "")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    // Without the CSRF token nothing is created.
+    let r = s
+        .raw(Method::POST, "/t/default/apikeys", &form, "name=billing")
+        .await;
+    assert_eq!(r.status, 403);
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/apikeys",
+            &form,
+            format!("csrf={csrf}&name=billing&expires_in_days=never"),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let key = r
+        .text
+        .split("value=\"")
+        .filter_map(|v| v.split('"').next())
+        .find(|v| v.starts_with("scimd_key_"))
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&s, &key, "/api/v1/members").await.status, 200);
+    let again = s
+        .raw(Method::GET, "/t/default/apps", &[("cookie", &cookie)], "")
+        .await;
+    assert!(again.text.contains("billing"));
+    assert!(!again.text.contains(&key), "shown only once");
+    let id = db::api_keys::list(&s.db.conn().unwrap(), Some(1)).unwrap()[0].id;
+    let r = s
+        .raw(
+            Method::POST,
+            &format!("/t/default/apikeys/{id}/revoke"),
+            &form,
+            format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(get(&s, &key, "/api/v1/members").await.status, 401);
+    let log = db::audit::list(&s.db.conn().unwrap(), &db::audit::Filter::default()).unwrap();
+    let actions: Vec<&str> = log.iter().map(|r| r.entry.action.as_str()).collect();
+    assert!(actions.contains(&"apikey.created") && actions.contains(&"apikey.revoked"));
+    assert!(!log.iter().any(|r| {
+        r.entry
+            .detail
+            .as_ref()
+            .is_some_and(|d| d.to_string().contains(&key))
+    }));
+
+    // The events page lists what the feed carries, filtered by type.
+    push(&s, "ada@example.com", None).await;
+    let r = s
+        .raw(
+            Method::GET,
+            "/t/default/events?type=member.created",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("member.created") && r.text.contains("ada@example.com"));
+    let r = s
+        .raw(
+            Method::GET,
+            "/t/default/events?type=group.deleted",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert!(!r.text.contains("ada@example.com"));
+    s.stop().await;
+}

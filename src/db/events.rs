@@ -144,6 +144,37 @@ pub fn after_of_types(
     Ok(rows)
 }
 
+/// Up to `limit` of the tenant's events before `before` (all when `None`), newest first,
+/// of `kind` and about `subject` when given: what the admin UI's events page browses.
+pub fn recent(
+    conn: &Connection,
+    tenant_id: i64,
+    before: Option<i64>,
+    limit: u32,
+    kind: Option<EventType>,
+    subject: Option<&str>,
+) -> Result<Vec<Event>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events
+         WHERE tenant_id = ?1 AND seq < ?2 AND (?3 IS NULL OR type = ?3)
+           AND (?4 IS NULL OR subject = ?4)
+         ORDER BY seq DESC LIMIT ?5"
+    ))?;
+    let rows = stmt
+        .query_map(
+            params![
+                tenant_id,
+                before.unwrap_or(i64::MAX),
+                kind.map(EventType::as_str),
+                subject,
+                limit
+            ],
+            from_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// The tenant's event `seq`, if it is still kept.
 pub fn get(conn: &Connection, tenant_id: i64, seq: i64) -> Result<Option<Event>, DbError> {
     Ok(conn

@@ -7,6 +7,7 @@
 //! usual headers on every page.
 
 mod access;
+mod apps;
 mod audit;
 mod connection;
 mod dashboard;
@@ -238,6 +239,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("groups", "Groups", "groups"),
     ("sync", "Test mode & sync", "sync"),
     ("roles", "Roles", "roles"),
+    ("apps", "Apps", "apps"),
     ("audit", "Audit log", "audit"),
     ("settings", "Settings", "settings"),
 ];
@@ -426,6 +428,12 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 }
                 (["groups"], true, _) => groups::list_page(state, req, &tenant).await,
                 (["groups", id], true, _) => groups::group_page(state, req, &tenant, id).await,
+                (["apps"], true, _) => apps::page(state, req, &tenant).await,
+                (["apikeys"], _, true) => apps::create_key(state, req, &tenant).await,
+                (["apikeys", id, "revoke"], _, true) => {
+                    apps::revoke_key(state, req, &tenant, id).await
+                }
+                (["events"], true, _) => apps::events_page(state, req, &tenant).await,
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
                 (["sync"], true, _) => sync::page(state, req, &tenant).await,
