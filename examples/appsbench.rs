@@ -60,7 +60,9 @@ async fn call(
         req = req.header("content-type", "application/scim+json");
     }
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let res = client.request(req.body(Full::new(Bytes::from(body)))?).await?;
+    let res = client
+        .request(req.body(Full::new(Bytes::from(body)))?)
+        .await?;
     let status = res.status();
     let bytes = res.into_body().collect().await?.to_bytes();
     if !status.is_success() {
@@ -97,7 +99,14 @@ async fn main() -> Result<(), BoxError> {
                 "email": format!("user{i}@example.com"), "role": "viewer", "status": "active",
                 "managed": true, "source": "scim", "groups": []},
                 "previous": {}, "context": {"via": "scim"}});
-            events::append(tx, &actor, tenant, EventType::MemberCreated, &format!("m{i}"), &payload)?;
+            events::append(
+                tx,
+                &actor,
+                tenant,
+                EventType::MemberCreated,
+                &format!("m{i}"),
+                &payload,
+            )?;
         }
         Ok::<_, scimd::db::DbError>(())
     })
@@ -155,7 +164,14 @@ async fn main() -> Result<(), BoxError> {
                           "userName": format!("wake{i}@example.com")});
         // From the moment the POST is sent: an upper bound of commit → answer.
         let sent = Instant::now();
-        call(&client, Method::POST, &format!("{base}/scim/v2/Users"), &token, Some(body)).await?;
+        call(
+            &client,
+            Method::POST,
+            &format!("{base}/scim/v2/Users"),
+            &token,
+            Some(body),
+        )
+        .await?;
         let (r, answered) = poll.await?;
         assert!(r?["data"].as_array().is_some_and(|d| !d.is_empty()));
         latencies.push(answered.saturating_duration_since(sent));

@@ -175,6 +175,52 @@ pub fn recent(
     Ok(rows)
 }
 
+/// Up to `limit` events of `tenant_id` (every tenant when `None`) of `types` (all when
+/// empty), created within `[since, until)` when given, beyond the global `cursor` (`>` when
+/// `greater`, else `<`), ascending or descending by cursor: the WorkOS-compatible feed,
+/// which pages across tenants.
+#[allow(clippy::too_many_arguments)]
+pub fn across(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    types: &[EventType],
+    since: Option<&str>,
+    until: Option<&str>,
+    cursor: Option<i64>,
+    greater: bool,
+    ascending: bool,
+    limit: u32,
+) -> Result<Vec<Event>, DbError> {
+    use rusqlite::types::Value as SqlValue;
+    let cmp = if greater { ">" } else { "<" };
+    let order = if ascending { "ASC" } else { "DESC" };
+    let mut sql = format!(
+        "SELECT {COLUMNS} FROM events WHERE (?1 IS NULL OR tenant_id = ?1)
+           AND (?2 IS NULL OR cursor {cmp} ?2) AND (?3 IS NULL OR created_at >= ?3)
+           AND (?4 IS NULL OR created_at < ?4)"
+    );
+    let mut values: Vec<SqlValue> = vec![
+        tenant_id.into(),
+        cursor.into(),
+        since.map(str::to_string).into(),
+        until.map(str::to_string).into(),
+    ];
+    if !types.is_empty() {
+        sql.push_str(&format!(
+            " AND type IN ({})",
+            vec!["?"; types.len()].join(",")
+        ));
+        values.extend(types.iter().map(|t| SqlValue::Text(t.as_str().into())));
+    }
+    sql.push_str(&format!(" ORDER BY cursor {order} LIMIT ?"));
+    values.push(i64::from(limit).into());
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(&values), from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// The tenant's event `seq`, if it is still kept.
 pub fn get(conn: &Connection, tenant_id: i64, seq: i64) -> Result<Option<Event>, DbError> {
     Ok(conn

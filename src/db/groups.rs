@@ -505,6 +505,77 @@ pub fn display_names(
     Ok((names, more))
 }
 
+// --- Directory listings (the WorkOS-compatible API) ------------------------------------
+
+/// A group as a directory listing names it, with its tenant.
+#[derive(Debug, Clone)]
+pub struct ListedGroup {
+    pub pk: i64,
+    pub tenant_id: i64,
+    pub id: String,
+    pub data: Map<String, Value>,
+    pub created: String,
+    pub last_modified: String,
+}
+
+const LISTED: &str =
+    "SELECT g.pk, g.tenant_id, g.id, g.data, g.created, g.last_modified FROM groups g";
+
+fn listed_row(r: &Row) -> rusqlite::Result<ListedGroup> {
+    Ok(ListedGroup {
+        pk: r.get(0)?,
+        tenant_id: r.get(1)?,
+        id: r.get(2)?,
+        data: super::json_column(r, 3)?,
+        created: r.get(4)?,
+        last_modified: r.get(5)?,
+    })
+}
+
+/// Group `id` of `tenant_id` (of any tenant when `None`).
+pub fn listed(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    id: &str,
+) -> Result<Option<ListedGroup>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("{LISTED} WHERE g.id = ?2 AND (?1 IS NULL OR g.tenant_id = ?1)"),
+            params![tenant_id, id],
+            listed_row,
+        )
+        .optional()?)
+}
+
+/// Up to `limit` groups of `tenant_id` (every tenant when `None`), only those directory user
+/// `user_id` is a direct member of when given, beyond `cursor` (a group pk) in `direction`.
+pub fn listed_page(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    user_id: Option<&str>,
+    cursor: Option<i64>,
+    direction: super::members::Direction,
+    limit: usize,
+) -> Result<Vec<ListedGroup>, DbError> {
+    let cmp = if direction.greater { ">" } else { "<" };
+    let order = if direction.ascending { "ASC" } else { "DESC" };
+    let sql = format!(
+        "{LISTED} WHERE (?1 IS NULL OR g.tenant_id = ?1) AND (?2 IS NULL OR g.pk {cmp} ?2)
+           AND (?3 IS NULL OR g.pk IN (SELECT gm.group_pk FROM group_members gm
+                 JOIN users u ON u.pk = gm.member_user_pk
+                 WHERE u.id = ?3 AND u.tenant_id = g.tenant_id))
+         ORDER BY g.pk {order} LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(
+            params![tenant_id, cursor, user_id, limit as i64],
+            listed_row,
+        )?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 // --- What sync reads ---------------------------------------------------------------------
 
 /// The group as sync sees it: its id and name.

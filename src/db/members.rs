@@ -22,6 +22,8 @@ use crate::scim::filter::fold;
 pub struct MemberRow {
     #[serde(skip)]
     pub pk: i64,
+    #[serde(skip)]
+    pub tenant_id: i64,
     pub id: String,
     #[serde(flatten)]
     pub profile: Profile,
@@ -62,7 +64,7 @@ impl MemberRow {
 
 const SELECT: &str = "SELECT m.pk, m.id, m.email, m.user_name, m.given_name, m.family_name,
         m.display_name, m.role, m.role_reason, m.status, m.managed, m.source, m.user_id,
-        u.pk IS NOT NULL, m.created_at, m.updated_at
+        u.pk IS NOT NULL, m.created_at, m.updated_at, m.tenant_id
     FROM members m LEFT JOIN users u ON u.id = m.user_id AND u.tenant_id = m.tenant_id";
 
 fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
@@ -98,6 +100,7 @@ fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
         user_exists: r.get(13)?,
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
+        tenant_id: r.get(16)?,
     })
 }
 
@@ -115,6 +118,60 @@ pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<MemberR
             from_row,
         )
         .optional()?)
+}
+
+/// The member linked to directory user `user_id` (its SCIM id).
+pub fn by_user_id(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    user_id: &str,
+) -> Result<Option<MemberRow>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("{SELECT} WHERE m.user_id = ?2 AND (?1 IS NULL OR m.tenant_id = ?1)"),
+            params![tenant_id, user_id],
+            from_row,
+        )
+        .optional()?)
+}
+
+/// Which way a keyset page reads: rows after or before a key, ascending or descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Direction {
+    /// Compare keys with `>` (else `<`) against the cursor.
+    pub greater: bool,
+    /// Read in ascending key order (else descending).
+    pub ascending: bool,
+}
+
+/// Up to `limit` members that stand for a directory user (linked to one, and not archived),
+/// of `tenant_id` (every tenant when `None`), in the directory group `group` when given,
+/// beyond `cursor` (a member pk) in `direction`.
+pub fn linked_page(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    group: Option<&str>,
+    cursor: Option<i64>,
+    direction: Direction,
+    limit: usize,
+) -> Result<Vec<MemberRow>, DbError> {
+    let cmp = if direction.greater { ">" } else { "<" };
+    let order = if direction.ascending { "ASC" } else { "DESC" };
+    let sql = format!(
+        "{SELECT} WHERE m.user_id IS NOT NULL AND m.status != 'archived'
+           AND (?1 IS NULL OR m.tenant_id = ?1)
+           AND (?2 IS NULL OR m.pk {cmp} ?2)
+           AND (?3 IS NULL OR m.user_id IN (SELECT u2.id FROM groups g
+                 JOIN group_members gm ON gm.group_pk = g.pk
+                 JOIN users u2 ON u2.pk = gm.member_user_pk
+                 WHERE g.tenant_id = m.tenant_id AND g.id = ?3))
+         ORDER BY m.pk {order} LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params![tenant_id, cursor, group, limit as i64], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// The member with this email (any case).
