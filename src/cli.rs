@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 mod directory;
+mod webhooks;
 
 use crate::config::{DbArgs, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
@@ -59,6 +60,9 @@ pub enum Command {
     /// Manage OAuth 2.0 clients (IdPs that authenticate with OAuth instead of a token).
     #[command(subcommand)]
     Oauth(OAuthCommand),
+    /// Manage webhook endpoints (Standard Webhooks 1.0) that receive a tenant's events.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
     /// Copy the database to FILE consistently, while the server keeps running.
     Backup {
         /// Where to write the copy; must not exist yet.
@@ -178,6 +182,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
+        Command::Webhook(cmd) => open(&cli.db).and_then(|db| webhooks::run(&db, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -247,11 +252,13 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 }
             }
         });
+        let delivery = crate::http::webhooks::Delivery::spawn(db.clone(), args.webhook_retry_schedule.0.clone());
         let app = crate::http::App::new(db, (&args).into());
         match tls {
             Some(tls) => crate::server::run_tls(listener, app, tls, crate::server::shutdown_signal()).await,
             None => crate::server::run(listener, app, crate::server::shutdown_signal()).await,
         }
+        delivery.stop().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

@@ -5,6 +5,7 @@ mod admin;
 mod assets;
 mod oauth;
 mod scim;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

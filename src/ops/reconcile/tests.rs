@@ -324,10 +324,17 @@ fn delete_policies_remove_the_member_with_an_audit_entry_and_an_event() {
             f.delete_user(&user);
         }
         assert!(f.members().is_empty(), "{label}");
-        let event = events::after(&f.conn(), f.tenant, 0, 1000).unwrap().pop().unwrap();
+        let event = events::after(&f.conn(), f.tenant, 0, 1000)
+            .unwrap()
+            .pop()
+            .unwrap();
         let event = crate::ops::events::object(&event);
         assert_eq!(event["type"], "member.deleted", "{label}");
-        assert_eq!(event["data"]["id"], id.as_str(), "the member as it was last");
+        assert_eq!(
+            event["data"]["id"],
+            id.as_str(),
+            "the member as it was last"
+        );
         assert_eq!(event["data"]["email"], "ada@x.io");
         let cause = if deactivate {
             "deactivated"
