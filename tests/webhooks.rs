@@ -57,6 +57,8 @@ struct Receiver {
     script: Arc<Mutex<VecDeque<u16>>>,
     /// Answer this to everything once the script is done (200 when unset).
     otherwise: Arc<Mutex<Option<u16>>>,
+    /// How long each answer takes.
+    delay: Arc<Mutex<Duration>>,
 }
 
 impl Receiver {
@@ -93,6 +95,8 @@ impl Receiver {
                                 .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_string()))
                                 .collect();
                             let body = req.into_body().collect().await?.to_bytes().to_vec();
+                            let delay = *me.delay.lock().unwrap();
+                            tokio::time::sleep(delay).await;
                             let answer = me.script.lock().unwrap().pop_front();
                             let answer = answer.or(*me.otherwise.lock().unwrap()).unwrap_or(200);
                             me.got.lock().unwrap().push(Captured {
@@ -541,4 +545,156 @@ async fn link_local_and_metadata_receivers_are_refused() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The real binary with its own database file, as an operator runs it.
+struct Binary {
+    dir: tempfile::TempDir,
+}
+
+impl Binary {
+    fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"));
+        c.current_dir(self.dir.path())
+            .env_remove("SCIMD_DB")
+            .env_remove("SCIMD_LISTEN")
+            .env_remove("SCIMD_WEBHOOK_RETRY_SCHEDULE");
+        c
+    }
+
+    /// Runs a command to completion; returns stdout, panicking on failure.
+    fn run(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scimd {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn serve(&self, listen: &str) -> std::process::Child {
+        let child = self
+            .command()
+            .args([
+                "serve",
+                "--listen",
+                listen,
+                "--webhook-retry-schedule",
+                "300ms,300ms,300ms,300ms,300ms,300ms,300ms,300ms",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            let ok = self
+                .command()
+                .args(["healthcheck", "--listen", listen])
+                .output()
+                .unwrap()
+                .status
+                .success();
+            if ok {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("scimd serve did not come up on {listen}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_survive_kill_9_and_resume_where_they_stopped() {
+    let bin = Binary {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let (rx, addr) = Receiver::start().await;
+    *rx.delay.lock().unwrap() = Duration::from_millis(40);
+    let token = bin.run(&["token", "create"]).trim().to_string();
+
+    // The CLI: add prints id= and secret= on their own lines; test sends a test event now.
+    let added = bin.run(&["webhook", "add", &format!("http://{addr}/hook")]);
+    let field = |name: &str| {
+        added
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name}= in {added}"))
+            .to_string()
+    };
+    let (id, secret) = (field("id"), field("secret"));
+    assert!(secret.starts_with("whsec_"));
+    let tested = bin.run(&["webhook", "test", &id]);
+    assert!(tested.starts_with("delivered: HTTP 200"), "{tested}");
+    let test_request = rx.all().pop().unwrap();
+    assert_eq!(test_request.json()["type"], "webhook.test");
+    assert!(verifies(&test_request, &secret));
+    assert!(
+        bin.run(&["webhook", "list"])
+            .contains(&format!("http://{addr}/hook"))
+    );
+    rx.got.lock().unwrap().clear();
+
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut server = bin.serve(&listen);
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    for i in 0..30 {
+        let body = json!({"schemas":[common::USER_URN],"userName":format!("u{i}@example.com"),"active":true});
+        let req = Request::post(format!("http://{listen}/scim/v2/Users"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/scim+json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .unwrap();
+        let res = client.request(req).await.unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    eventually(20, "some deliveries before the kill", || {
+        rx.accepted().len() >= 3
+    })
+    .await;
+    server.kill().unwrap(); // SIGKILL: no drain, no last report
+    server.wait().unwrap();
+    let before = rx.accepted().len();
+    assert!(
+        before < 30,
+        "deliveries were still pending at the kill ({before})"
+    );
+
+    let mut server = bin.serve(&listen);
+    let want: Vec<i64> = {
+        let db = Db::open(&bin.dir.path().join("scimd.db"), db::Durability::Normal).unwrap();
+        event_seqs(&db, &[])
+    };
+    assert!(want.len() >= 30);
+    eventually(30, "every event after the restart", || {
+        let mut seen: Vec<i64> = rx.accepted().iter().map(Captured::seq).collect();
+        seen.sort();
+        seen.dedup();
+        seen == want
+    })
+    .await;
+    // Order: in arrival order, each event first arrives after every earlier one.
+    let mut first_seen = Vec::new();
+    for c in rx.accepted() {
+        let seq = c.seq();
+        if !first_seen.contains(&seq) {
+            first_seen.push(seq);
+        }
+        assert!(verifies(&c, &secret));
+    }
+    assert_eq!(first_seen, want, "first arrivals in seq order");
+    // Redelivered ones keep their webhook-id (receivers dedupe by it).
+    let ids: std::collections::HashSet<String> = rx
+        .accepted()
+        .iter()
+        .map(|c| c.header("webhook-id").to_string())
+        .collect();
+    assert_eq!(ids.len(), want.len());
+    server.kill().unwrap();
+    server.wait().unwrap();
 }
