@@ -574,7 +574,7 @@ impl Binary {
     }
 
     fn serve(&self, listen: &str) -> std::process::Child {
-        let child = self
+        let mut child = self
             .command()
             .args([
                 "serve",
@@ -600,6 +600,8 @@ impl Binary {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("scimd serve did not come up on {listen}");
     }
 }
