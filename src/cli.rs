@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apps;
 mod directory;
+mod webhooks;
 
 use crate::config::{DbArgs, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
@@ -65,6 +66,9 @@ pub enum Command {
     Apikey(apps::ApiKeyCommand),
     /// Print a tenant's events as JSON lines, oldest first (and follow new ones).
     Events(apps::EventsArgs),
+    /// Manage webhook endpoints (Standard Webhooks 1.0) that receive a tenant's events.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
     /// Copy the database to FILE consistently, while the server keeps running.
     Backup {
         /// Where to write the copy; must not exist yet.
@@ -186,6 +190,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),
         Command::Events(args) => open(&cli.db).and_then(|db| apps::events(&db, args)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
+        Command::Webhook(cmd) => open(&cli.db).and_then(|db| webhooks::run(&db, cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -268,11 +273,13 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 }
             }
         });
+        let delivery = crate::http::webhooks::Delivery::spawn(db.clone(), args.webhook_retry_schedule.0.clone());
         let app = crate::http::App::new(db, (&args).into());
         match tls {
             Some(tls) => crate::server::run_tls(listener, app, tls, crate::server::shutdown_signal()).await,
             None => crate::server::run(listener, app, crate::server::shutdown_signal()).await,
         }
+        delivery.stop().await;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

@@ -50,6 +50,29 @@ pub struct ServeArgs {
     /// writes on power loss (never on a crash of scimd alone).
     #[arg(long, env = "SCIMD_SYNCHRONOUS", value_enum, default_value = "full")]
     pub synchronous: Durability,
+
+    /// Waits between a webhook delivery's retries (comma-separated, units ms, s, m, h, d;
+    /// each give or take 10%). Once all have failed the endpoint is disabled.
+    #[arg(
+        long,
+        env = "SCIMD_WEBHOOK_RETRY_SCHEDULE",
+        default_value = DEFAULT_RETRY_SCHEDULE,
+        value_parser = parse_schedule
+    )]
+    pub webhook_retry_schedule: RetrySchedule,
+}
+
+/// The default webhook retry schedule: about 27 hours in all.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+
+/// The waits after a webhook's first, second… failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        parse_schedule(DEFAULT_RETRY_SCHEDULE).expect("the default schedule parses")
+    }
 }
 
 /// The validated settings the HTTP layer runs with.
@@ -99,9 +122,50 @@ fn parse_base_url(s: &str) -> Result<String, String> {
     Ok(trimmed.to_string())
 }
 
+/// Parses a retry schedule: comma-separated durations such as `5s,5m,30m,2h`.
+pub fn parse_schedule(s: &str) -> Result<RetrySchedule, String> {
+    s.split(',')
+        .map(|part| {
+            let part = part.trim();
+            let split = part
+                .find(|c: char| !c.is_ascii_digit())
+                .ok_or_else(|| format!("{part:?} needs a unit (ms, s, m, h or d)"))?;
+            let (n, unit) = part.split_at(split);
+            let n: u64 = n
+                .parse()
+                .map_err(|_| format!("{part:?} is not a duration"))?;
+            let unit = match unit {
+                "ms" => Duration::from_millis(1),
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                "d" => Duration::from_secs(86400),
+                _ => return Err(format!("{part:?}: the unit is ms, s, m, h or d")),
+            };
+            Ok(unit * n as u32)
+        })
+        .collect::<Result<_, _>>()
+        .map(RetrySchedule)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schedules_parse() {
+        let d = parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap().0;
+        assert_eq!(d.len(), 7);
+        assert_eq!(d[0], Duration::from_secs(5));
+        assert_eq!(d[6], Duration::from_secs(36000));
+        assert_eq!(
+            parse_schedule("1s, 250ms").unwrap().0,
+            [Duration::from_secs(1), Duration::from_millis(250)]
+        );
+        assert!(parse_schedule("5").is_err());
+        assert!(parse_schedule("5x").is_err());
+        assert!(parse_schedule("").is_err());
+    }
 
     #[test]
     fn base_url_is_validated_and_trimmed() {

@@ -3,7 +3,7 @@
 //! # Layout
 //!
 //! - [`cli`]: the `scimd` command line (serve, token, tenant, admin, sync, members, roles, audit,
-//!   oauth).
+//!   oauth, webhook).
 //! - [`config`]: flags and `SCIMD_*` environment, validated once.
 //! - [`server`]: the accept loop and graceful shutdown around the HTTP service.
 //! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.

@@ -4,6 +4,7 @@
 pub mod oauth;
 pub mod passwords;
 pub mod tokens;
+pub mod webhooks;
 
 use rand::RngCore;
 

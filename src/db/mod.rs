@@ -23,6 +23,7 @@ pub mod sync_runs;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::path::Path;
 use std::time::Duration;

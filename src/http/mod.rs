@@ -7,6 +7,7 @@ mod assets;
 mod oauth;
 mod openapi;
 mod scim;
+pub mod webhooks;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

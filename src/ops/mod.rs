@@ -34,6 +34,7 @@ pub mod settings;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use crate::db::DbError;
 use crate::scim::ScimError;

@@ -1,0 +1,157 @@
+//! Webhook secrets and signatures (Standard Webhooks 1.0), and the rule for which addresses
+//! a webhook may reach. Pure: the sender in `http::webhooks` applies them.
+//!
+//! A secret is `whsec_` followed by 32 random bytes in base64; the key is those bytes. A
+//! request is signed by `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")); during a
+//! rotation's overlap both signatures are sent, separated by a space.
+
+use std::net::IpAddr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+/// What every webhook secret starts with, as the Standard Webhooks libraries expect.
+pub const SECRET_PREFIX: &str = "whsec_";
+
+/// A new secret: 32 random bytes from the CSPRNG.
+pub fn generate_secret() -> String {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    format!("{SECRET_PREFIX}{}", B64.encode(key))
+}
+
+/// A secret that is not `whsec_` + base64.
+#[derive(Debug, thiserror::Error)]
+#[error("a webhook secret is whsec_ followed by base64")]
+pub struct BadSecret;
+
+/// The `webhook-signature` value of one secret: `v1,<base64 HMAC-SHA256>`.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<String, BadSecret> {
+    let mut mac = mac(secret)?;
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    Ok(format!("v1,{}", B64.encode(mac.finalize().into_bytes())))
+}
+
+fn mac(secret: &str) -> Result<Hmac<Sha256>, BadSecret> {
+    let key = B64
+        .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))
+        .map_err(|_| BadSecret)?;
+    Hmac::<Sha256>::new_from_slice(&key).map_err(|_| BadSecret)
+}
+
+/// Whether `header` (space-separated `v1,…` signatures) holds a valid signature of
+/// `id`, `timestamp` and `body` by `secret`, compared in constant time. (The receiver's
+/// side, for tests and for anyone checking a captured request.)
+pub fn verify(secret: &str, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
+    let Ok(expected) = sign(secret, id, timestamp, body) else {
+        return false;
+    };
+    header
+        .split(' ')
+        .any(|candidate| super::constant_time_eq(candidate, &expected))
+}
+
+/// Whether a webhook must never reach `ip`: link-local addresses (169.254.0.0/16, where
+/// cloud metadata services answer, and fe80::/10) and the other metadata addresses
+/// (AWS's fd00:ec2::254, Alibaba's 100.100.100.200). Loopback and private ranges stay
+/// allowed: receivers often run on the same host or LAN.
+pub fn forbidden_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.octets() == [100, 100, 100, 200],
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_ip(IpAddr::V4(v4));
+            }
+            (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    == "fd00:ec2::254"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("an address")
+        }
+    }
+}
+
+/// Why a webhook URL is refused.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadUrl {
+    #[error("a webhook URL is an absolute http:// or https:// URL")]
+    NotHttp,
+    #[error("webhooks may not reach link-local or cloud metadata addresses ({0})")]
+    Forbidden(IpAddr),
+}
+
+/// Checks a receiver URL: http(s), with a host, and not a forbidden literal address (a
+/// name is checked again after every DNS resolution, when the sender connects).
+pub fn check_url(raw: &str) -> Result<url::Url, BadUrl> {
+    let url = url::Url::parse(raw.trim()).map_err(|_| BadUrl::NotHttp)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(BadUrl::NotHttp);
+    }
+    match url.host() {
+        None => Err(BadUrl::NotHttp),
+        Some(url::Host::Ipv4(ip)) if forbidden_ip(ip.into()) => Err(BadUrl::Forbidden(ip.into())),
+        Some(url::Host::Ipv6(ip)) if forbidden_ip(ip.into()) => Err(BadUrl::Forbidden(ip.into())),
+        Some(_) => Ok(url),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector of the Standard Webhooks reference libraries (and of
+    /// `standardwebhooks.Webhook(secret).sign(...)` in Python).
+    #[test]
+    fn signs_the_standard_webhooks_reference_vector() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let (id, ts, body) = (
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        let sig = sign(secret, id, ts, body).unwrap();
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert!(verify(secret, id, ts, body, &format!("v1,bm90IGl0 {sig}")));
+        assert!(!verify(secret, id, ts + 1, body, &sig));
+        assert!(!verify(secret, id, ts, b"{}", &sig));
+    }
+
+    #[test]
+    fn secrets_are_32_random_bytes() {
+        let (a, b) = (generate_secret(), generate_secret());
+        assert_ne!(a, b);
+        let key = B64.decode(a.strip_prefix(SECRET_PREFIX).unwrap()).unwrap();
+        assert_eq!(key.len(), 32);
+        assert!(sign("whsec_not base64!", "x", 1, b"").is_err());
+    }
+
+    #[test]
+    fn link_local_and_metadata_addresses_are_refused_private_ones_allowed() {
+        for bad in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://169.254.1.1:8080/",
+            "http://[fe80::1]/",
+            "http://[fd00:ec2::254]/",
+            "http://100.100.100.200/",
+            "http://[::ffff:169.254.169.254]/",
+        ] {
+            assert!(matches!(check_url(bad), Err(BadUrl::Forbidden(_))), "{bad}");
+        }
+        for bad in ["ftp://x/", "not a url", "file:///etc/passwd"] {
+            assert_eq!(check_url(bad), Err(BadUrl::NotHttp), "{bad}");
+        }
+        for ok in [
+            "http://127.0.0.1:9000/hook",
+            "http://10.0.0.5/",
+            "http://192.168.1.2/",
+            "https://hooks.example.com/scimd",
+            "http://[::1]:8080/",
+        ] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+    }
+}
