@@ -182,6 +182,7 @@ async fn add(db: &Db, addr: SocketAddr, types: &[&str]) -> ops::webhooks::Create
         default_tenant(db),
         format!("http://{addr}/hook"),
         types,
+        ops::webhooks::Format::Standard,
     )
     .await
     .unwrap()
@@ -373,6 +374,7 @@ async fn type_filters_send_only_the_chosen_types() {
         1,
         format!("http://{addr}/"),
         vec!["member.nope".into()],
+        ops::webhooks::Format::Standard,
     )
     .await;
     assert!(bad.is_err());
@@ -533,7 +535,9 @@ async fn link_local_and_metadata_receivers_are_refused() {
         "http://100.100.100.200/",
         "http://[::ffff:169.254.169.254]/",
     ] {
-        let r = ops::webhooks::add(&server.db, &Actor::cli(), 1, url.into(), vec![]).await;
+        let standard = ops::webhooks::Format::Standard;
+        let r =
+            ops::webhooks::add(&server.db, &Actor::cli(), 1, url.into(), vec![], standard).await;
         assert!(
             matches!(r, Err(ops::webhooks::Error::Url(_))),
             "{url}: {r:?}"

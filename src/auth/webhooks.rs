@@ -36,6 +36,23 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &[u8]) -> Result<Strin
     Ok(format!("v1,{}", B64.encode(mac.finalize().into_bytes())))
 }
 
+/// The `WorkOS-Signature` value for a WorkOS-format endpoint: `t=<unix ms>, v1=<lowercase
+/// hex HMAC-SHA256 of "{t}.{body}">`, keyed with the secret's UTF-8 bytes, as the WorkOS
+/// SDKs' `verify_event` / `constructEvent` check it.
+pub fn sign_workos(secret: &str, timestamp_ms: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any size");
+    mac.update(format!("{timestamp_ms}.").as_bytes());
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("t={timestamp_ms}, v1={hex}")
+}
+
 fn mac(secret: &str) -> Result<Hmac<Sha256>, BadSecret> {
     let key = B64
         .decode(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))

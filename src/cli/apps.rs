@@ -25,6 +25,10 @@ pub enum ApiKeyCommand {
         /// Make the key stop working after this many days.
         #[arg(long)]
         expires_in_days: Option<u32>,
+        /// A key that reads every tenant, as a WorkOS environment key does (the WorkOS-
+        /// compatible endpoints; `/api/v1` then needs `?tenant=`).
+        #[arg(long, conflicts_with = "tenant")]
+        all_tenants: bool,
     },
     /// List keys: id, tenant, name, visible prefix, created, last used, expiry, state.
     List {
@@ -45,8 +49,13 @@ pub fn apikey(db: &Db, cmd: ApiKeyCommand) -> CliResult {
             tenant,
             name,
             expires_in_days,
+            all_tenants,
         } => {
-            let id = tenant_id(db, &tenant)?;
+            let id = if all_tenants {
+                None
+            } else {
+                Some(tenant_id(db, &tenant)?)
+            };
             let expires_at = expires_in_days.map(|days| {
                 datetime::format(
                     time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
@@ -55,12 +64,17 @@ pub fn apikey(db: &Db, cmd: ApiKeyCommand) -> CliResult {
             let issued = block_on(ops::apikeys::issue(
                 db,
                 &Actor::cli(),
-                Some(id),
+                id,
                 name.clone(),
                 expires_at,
             ))?;
+            let reach = if all_tenants {
+                "every tenant".to_string()
+            } else {
+                format!("tenant {tenant}")
+            };
             eprintln!(
-                "API key {} ({name}) created for tenant {tenant}; it is shown only this once",
+                "API key {} ({name}) created for {reach}; it is shown only this once",
                 issued.id
             );
             println!("{}", issued.token.secret);

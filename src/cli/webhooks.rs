@@ -23,6 +23,10 @@ pub enum WebhookCommand {
         /// Only these event types, comma-separated (e.g. member.suspended,member.deleted).
         #[arg(long, value_delimiter = ',')]
         types: Vec<String>,
+        /// `standard` (Standard Webhooks 1.0, scimd's events) or `workos` (WorkOS Directory
+        /// Sync webhooks: dsync.* events signed with WorkOS-Signature).
+        #[arg(long, default_value = "standard")]
+        format: ops::webhooks::Format,
     },
     /// List endpoints: id, tenant, URL, types, state, last event delivered.
     List {
@@ -53,9 +57,14 @@ pub enum WebhookCommand {
 pub fn run(db: &Db, cmd: WebhookCommand) -> CliResult {
     let cli = Actor::cli();
     match cmd {
-        WebhookCommand::Add { url, tenant, types } => {
+        WebhookCommand::Add {
+            url,
+            tenant,
+            types,
+            format,
+        } => {
             let tenant_id = tenant_id(db, &tenant)?;
-            let created = block_on(ops::webhooks::add(db, &cli, tenant_id, url, types))?;
+            let created = block_on(ops::webhooks::add(db, &cli, tenant_id, url, types, format))?;
             println!("id={}", created.id);
             println!("secret={}", created.secret);
             eprintln!(

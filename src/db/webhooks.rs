@@ -68,14 +68,23 @@ pub fn insert(
     tenant_id: i64,
     url: &str,
     types: &[String],
+    format: &str,
     secret: &str,
     cursor: i64,
 ) -> Result<i64, DbError> {
     let types = (!types.is_empty()).then(|| types.join(","));
     conn.execute(
-        "INSERT INTO webhook_endpoints (tenant_id, url, types, secret, cursor, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![tenant_id, url, types, secret, cursor, datetime::now()],
+        "INSERT INTO webhook_endpoints (tenant_id, url, types, format, secret, cursor, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            tenant_id,
+            url,
+            types,
+            format,
+            secret,
+            cursor,
+            datetime::now()
+        ],
     )?;
     Ok(conn.last_insert_rowid())
 }

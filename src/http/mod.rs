@@ -8,6 +8,7 @@ mod oauth;
 mod openapi;
 mod scim;
 pub mod webhooks;
+mod workos;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -301,6 +302,9 @@ impl App {
         }
         if api::serves(path) {
             return api::handle(&self.state, req).await;
+        }
+        if workos::serves(path) {
+            return workos::handle(&self.state, req).await;
         }
         if let Some(file) = path.strip_prefix("/static/") {
             return assets::serve(file, req.headers());

@@ -123,8 +123,7 @@ impl Sender {
     pub async fn send(&self, target: &Target, m: &Message) -> Sent {
         let at = OffsetDateTime::now_utc();
         let started = Instant::now();
-        let outcome =
-            tokio::time::timeout(TIMEOUT, self.post(target, m, at.unix_timestamp())).await;
+        let outcome = tokio::time::timeout(TIMEOUT, self.post(target, m, at)).await;
         let mut sent = Sent {
             at,
             status: None,
@@ -149,7 +148,7 @@ impl Sender {
         &self,
         target: &Target,
         m: &Message,
-        timestamp: i64,
+        at: OffsetDateTime,
     ) -> Result<(u16, Option<Duration>, String), String> {
         let uri: hyper::Uri = target.url.parse().map_err(|e| format!("bad URL: {e}"))?;
         // A literal address never reaches the resolver: check it here.
@@ -165,7 +164,7 @@ impl Sender {
                 header::USER_AGENT,
                 concat!("scimd/", env!("CARGO_PKG_VERSION")),
             );
-        for (name, value) in target.headers(m, timestamp) {
+        for (name, value) in target.headers(m, at) {
             req = req.header(name, value);
         }
         let req = req

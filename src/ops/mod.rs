@@ -35,6 +35,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+pub mod workos;
 
 use crate::db::DbError;
 use crate::scim::ScimError;

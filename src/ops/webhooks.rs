@@ -53,6 +53,15 @@ pub struct Created {
     pub secret: String,
 }
 
+crate::model::text_enum! {
+    /// What an endpoint receives: Standard Webhooks 1.0 requests carrying scimd's event
+    /// objects, or WorkOS Directory Sync webhooks (`dsync.*` events, `WorkOS-Signature`).
+    pub enum Format ("webhook format") {
+        Standard => "standard",
+        Workos => "workos",
+    }
+}
+
 fn target(id: i64) -> Option<String> {
     Some(format!("webhook/{id}"))
 }
@@ -65,6 +74,7 @@ pub async fn add(
     tenant_id: i64,
     url: String,
     types: Vec<String>,
+    format: Format,
 ) -> Result<Created, Error> {
     let url = signing::check_url(&url)?.to_string();
     for t in &types {
@@ -75,14 +85,14 @@ pub async fn add(
     db.write(move |tx| {
         let secret = signing::generate_secret();
         let (last, _) = events::bounds(tx, tenant_id)?;
-        let id = webhooks::insert(tx, tenant_id, &url, &types, &secret, last)?;
+        let id = webhooks::insert(tx, tenant_id, &url, &types, format.as_str(), &secret, last)?;
         let entry = audit::Entry::new(
             &actor,
             Some(tenant_id),
             AuditAction::WebhookCreated,
             target(id),
         )
-        .with_detail(json!({"url": url, "types": types, "from_seq": last + 1}));
+        .with_detail(json!({"url": url, "types": types, "format": format, "from_seq": last + 1}));
         audit::append(tx, &entry)?;
         Ok(Created { id, secret })
     })
@@ -236,6 +246,7 @@ pub async fn rotate_secret(
 pub struct Target {
     pub endpoint_id: i64,
     pub url: String,
+    pub format: Format,
     secrets: Vec<String>,
 }
 
@@ -260,23 +271,61 @@ impl Target {
         Target {
             endpoint_id: e.id,
             url: e.url.clone(),
+            format: e.format.parse().unwrap_or(Format::Standard),
             secrets,
         }
     }
 
-    /// The Standard Webhooks headers of `m` sent at `timestamp` (unix seconds): one
-    /// signature per live secret, space-separated.
-    pub fn headers(&self, m: &Message, timestamp: i64) -> [(&'static str, String); 3] {
-        let signatures: Vec<String> = self
-            .secrets
-            .iter()
-            .filter_map(|s| signing::sign(s, &m.id, timestamp, &m.body).ok())
-            .collect();
-        [
-            ("webhook-id", m.id.clone()),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signatures.join(" ")),
-        ]
+    /// Event `ev` as this endpoint receives it; `None` when its format has no such event
+    /// (a WorkOS endpoint hears nothing of members the IdP never had).
+    fn message(
+        &self,
+        conn: &crate::db::Conn,
+        ev: &events::Event,
+    ) -> Result<Option<Message>, DbError> {
+        let (id, object) = match self.format {
+            Format::Standard => (super::events::event_id(ev), super::events::object(ev)),
+            Format::Workos => {
+                let tenant = crate::db::tenants::get(conn, ev.tenant_id)?;
+                match super::workos::event_object(conn, &tenant, ev)? {
+                    Some(o) => (o["id"].as_str().unwrap_or_default().to_string(), o),
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(Message {
+            seq: ev.seq,
+            id,
+            body: serde_json::to_vec(&object).expect("JSON serialises"),
+        }))
+    }
+
+    /// The headers that sign `m` sent at `at`. Standard Webhooks: `webhook-id`,
+    /// `webhook-timestamp` (unix seconds) and one signature per live secret, space-separated.
+    /// WorkOS: `WorkOS-Signature` with the current secret (its SDKs read one signature).
+    pub fn headers(&self, m: &Message, at: OffsetDateTime) -> Vec<(&'static str, String)> {
+        match self.format {
+            Format::Standard => {
+                let timestamp = at.unix_timestamp();
+                let signatures: Vec<String> = self
+                    .secrets
+                    .iter()
+                    .filter_map(|s| signing::sign(s, &m.id, timestamp, &m.body).ok())
+                    .collect();
+                vec![
+                    ("webhook-id", m.id.clone()),
+                    ("webhook-timestamp", timestamp.to_string()),
+                    ("webhook-signature", signatures.join(" ")),
+                ]
+            }
+            Format::Workos => {
+                let ms = (at.unix_timestamp_nanos() / 1_000_000) as i64;
+                vec![(
+                    "WorkOS-Signature",
+                    signing::sign_workos(&self.secrets[0], ms, &m.body),
+                )]
+            }
+        }
     }
 }
 
@@ -346,16 +395,15 @@ pub async fn next(db: &Db, id: i64, limit: u32) -> Result<Next, DbError> {
             Some(ev) if found.len() as u32 >= limit => ev.seq,
             _ => last,
         };
-        let messages = found
-            .iter()
-            .map(|ev| Message {
-                seq: ev.seq,
-                id: super::events::event_id(ev),
-                body: serde_json::to_vec(&super::events::object(ev)).expect("JSON serialises"),
-            })
-            .collect();
+        let target = Target::of(&e, now);
+        let mut messages = Vec::with_capacity(found.len());
+        for ev in &found {
+            if let Some(m) = target.message(c, ev)? {
+                messages.push(m);
+            }
+        }
         Ok(Next::Send(Batch {
-            target: Target::of(&e, now),
+            target,
             after: e.cursor,
             messages,
             through,
@@ -574,12 +622,8 @@ pub async fn resend(
         AuditAction::WebhookResent,
         move |tx, e| {
             let ev = events::get(tx, e.tenant_id, seq)?.ok_or(Error::NoSuchEvent(seq))?;
-            let m = Message {
-                seq,
-                id: super::events::event_id(&ev),
-                body: serde_json::to_vec(&super::events::object(&ev)).expect("JSON serialises"),
-            };
             let t = Target::of(e, OffsetDateTime::now_utc());
+            let m = t.message(tx, &ev)?.ok_or(Error::NoSuchEvent(seq))?;
             Ok(((t, m), json!({"url": e.url, "seq": seq})))
         },
     )

@@ -71,6 +71,22 @@ def env(name):
     return v
 
 
+MAX_ITEMS = int(os.environ.get("MAX_ITEMS", "200000"))
+
+
+def collect(page, what):
+    """list(page.auto_paging_iter()) with a guard: a server that never returns after=null
+    (e.g. after="" or a cursor that loops) would make the SDK page forever."""
+    out = []
+    for item in page.auto_paging_iter():
+        out.append(item)
+        if len(out) > MAX_ITEMS:
+            fail("%s: auto_paging_iter yielded more than %d items - pagination never ends "
+                 "(list_metadata.after must be null on the last page, never \"\")" % (what, MAX_ITEMS))
+            break
+    return out
+
+
 def enum_str(v):
     return getattr(v, "value", v)
 
@@ -95,15 +111,15 @@ def main():
     check(d.id == directory_id, "get_directory returned id %r" % d.id)
     if org_id:
         check(d.organization_id == org_id, "directory.organization_id %r != %r" % (d.organization_id, org_id))
-    dirs = list(ds.list_directories().auto_paging_iter())
+    dirs = collect(ds.list_directories(), "ds.list_directories")
     check(directory_id in [x.id for x in dirs], "list_directories() does not contain %s" % directory_id)
     if org_id:
-        dirs = list(ds.list_directories(organization_id=org_id).auto_paging_iter())
+        dirs = collect(ds.list_directories(organization_id=org_id), "ds.list_directories")
         check([x.id for x in dirs] == [directory_id],
               "list_directories(organization_id) -> %r, want [%s]" % ([x.id for x in dirs], directory_id))
 
     # ---- users: auto-paging, default order desc, default limit 10 -------------
-    users = list(ds.list_users(directory=directory_id).auto_paging_iter())
+    users = collect(ds.list_users(directory=directory_id), "ds.list_users")
     ids = [u.id for u in users]
     emails = [(u.email or "").lower() for u in users]
     check(len(ids) == len(set(ids)), "list_users auto_paging_iter returned duplicate ids: %d items, %d unique"
@@ -137,7 +153,7 @@ def main():
     check(all(a >= b for a, b in zip(cts, cts[1:])), "list_users (order=desc) is not sorted by created_at desc")
 
     # same set in ascending order with limit=100, and exactly reversed
-    users_asc = list(ds.list_users(directory=directory_id, order="asc", limit=100).auto_paging_iter())
+    users_asc = collect(ds.list_users(directory=directory_id, order="asc", limit=100), "ds.list_users")
     check([u.id for u in users_asc] == list(reversed(ids)),
           "list_users(order=asc, limit=100) is not the exact reverse of order=desc (%d vs %d items)"
           % (len(users_asc), len(ids)))
@@ -161,7 +177,7 @@ def main():
         pass
 
     # ---- groups ---------------------------------------------------------------
-    groups = list(ds.list_groups(directory=directory_id).auto_paging_iter())
+    groups = collect(ds.list_groups(directory=directory_id), "ds.list_groups")
     gids = [g.id for g in groups]
     check(len(gids) == len(set(gids)), "list_groups(directory) returned duplicate ids")
     gnames = [g.name for g in groups]
@@ -176,7 +192,7 @@ def main():
               "get_group(%s) mismatch: %r" % (grp.id, gg))
         if org_id:
             check(gg.organization_id == org_id, "group %s organization_id %r" % (grp.name, gg.organization_id))
-        members = {(u.email or "").lower() for u in ds.list_users(group=grp.id).auto_paging_iter()}
+        members = {(u.email or "").lower() for u in collect(ds.list_users(group=grp.id), "list_users(group)")}
         check(members == {m.lower() for m in eg["members"]},
               "list_users(group=%s) -> %s, expected %s" % (eg["name"], sorted(members), sorted(eg["members"])))
         for m in eg["members"]:
@@ -184,7 +200,7 @@ def main():
             if u is None:
                 fail("group member %s not in list_users" % m)
                 continue
-            ug = [g.name for g in ds.list_groups(user=u.id).auto_paging_iter()]
+            ug = [g.name for g in collect(ds.list_groups(user=u.id), "list_groups(user)")]
             check(eg["name"] in ug, "list_groups(user=%s) -> %s, missing %r" % (m, ug, eg["name"]))
     try:
         ds.get_group("directory_group_01AAAAAAAAAAAAAAAAAAAAAAAA")
@@ -201,7 +217,7 @@ def main():
         pass
 
     # ---- events, paged to the end ---------------------------------------------------
-    evs = list(client.events.list_events(events=DSYNC_EVENTS).auto_paging_iter())
+    evs = collect(client.events.list_events(events=DSYNC_EVENTS), "client.events.list_events")
     eids = [e.id for e in evs]
     check(len(eids) == len(set(eids)), "events: duplicate ids across pages (%d vs %d unique)" % (len(eids), len(set(eids))))
     unknown = [e for e in evs if isinstance(e, EventSchemaUnknown)]
@@ -234,7 +250,7 @@ def main():
         for m in eg["members"]:
             check((eg["name"], m.lower()) in added, "no dsync.group.user_added event for (%s, %s)" % (eg["name"], m))
     # filter honoured: only the requested type comes back
-    only = list(client.events.list_events(events=["dsync.user.deleted"], limit=100).auto_paging_iter())
+    only = collect(client.events.list_events(events=["dsync.user.deleted"], limit=100), "client.events.list_events")
     check(all(getattr(e, "event", None) == "dsync.user.deleted" for e in only),
           "events filter not honoured: %s" % sorted({getattr(e, 'event', '?') for e in only}))
     check(len(only) == kinds.get("dsync.user.deleted", 0), "events=[dsync.user.deleted] returned %d, full scan had %d"
@@ -291,4 +307,9 @@ if __name__ == "__main__":
         main()
     except workos.WorkOSError as e:  # SDK-level failure: parse error, HTTP error, ...
         print("FAIL: SDK raised %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        sys.exit(1)
+    except Exception as e:  # e.g. AttributeError inside the SDK on list_metadata: null
+        import traceback
+        traceback.print_exc()
+        print("FAIL: unexpected %s: %s" % (type(e).__name__, e), file=sys.stderr)
         sys.exit(1)

@@ -1,0 +1,193 @@
+//! The WorkOS Directory Sync API shapes, at the root of the listener (the official Node SDK
+//! drops any path prefix of its base URL): `/directories`, `/directory_users`,
+//! `/directory_groups` (each with `/{id}`) and `/events`, read with an app API key as
+//! `Authorization: Bearer …`. Errors are WorkOS's `{"message", "code"}`, always JSON.
+
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Body, RequestBody, State, is_get};
+use crate::ops::apikeys;
+use crate::ops::workos::{self, Cursor, Error, EventQuery, Order, Page, Paging};
+
+/// Whether `path` is one of the WorkOS endpoints.
+pub(super) fn serves(path: &str) -> bool {
+    let top = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    matches!(
+        top,
+        "directories" | "directory_users" | "directory_groups" | "events"
+    )
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let mut r = Response::new(Body::from(body.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    json_response(status, &json!({"message": message, "code": code}))
+}
+
+fn failure(e: Error) -> Response<Body> {
+    match e {
+        Error::Invalid(m) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_request_parameters",
+            &m,
+        ),
+        Error::NotFound(m) => error(StatusCode::NOT_FOUND, "entity_not_found", &m),
+        Error::Db(e) => {
+            tracing::error!(cause = %e, "WorkOS-compatible request failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "internal error",
+            )
+        }
+    }
+}
+
+/// The query parameters, by name; a repeated one keeps every value.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn paging(&self, default_order: Order) -> Result<Paging, Error> {
+        let limit = match self.get("limit") {
+            None => 10,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => return Err(Error::Invalid("limit must be between 1 and 100".into())),
+            },
+        };
+        let cursor = match (self.get("after"), self.get("before")) {
+            (Some(a), _) => Cursor::After(a),
+            (None, Some(b)) => Cursor::Before(b),
+            (None, None) => Cursor::First,
+        };
+        let order = match self.get("order") {
+            Some(o) => o.parse()?,
+            None => default_order,
+        };
+        Ok(Paging {
+            limit,
+            cursor,
+            order,
+        })
+    }
+}
+
+fn list(page: Page) -> Response<Body> {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "object": "list",
+            "data": page.data,
+            "list_metadata": {"before": page.before, "after": page.after},
+        }),
+    )
+}
+
+pub(super) async fn handle(state: &State, req: Request<RequestBody>) -> Response<Body> {
+    if !is_get(req.method()) {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "the directory API is read-only: use GET",
+        );
+    }
+    let key = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, k)| k.trim().to_string());
+    let grant = match key {
+        Some(k) => apikeys::authenticate(&state.db, &k).await,
+        None => Ok(None),
+    };
+    let only = match grant {
+        Ok(Some(g)) => g.tenant_id,
+        Ok(None) => return error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+        Err(e) => return failure(Error::Db(e)),
+    };
+    let q = Query(
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect(),
+    );
+    let path = req.uri().path().trim_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    let db = &state.db;
+    let out = match segments.as_slice() {
+        ["directories"] => match q.paging(Order::Desc) {
+            Ok(p) => workos::directories(db, only, q.get("organization_id"), p)
+                .await
+                .map(list),
+            Err(e) => Err(e),
+        },
+        ["directories", id] => workos::directory(db, only, id.to_string())
+            .await
+            .map(|v| json_response(StatusCode::OK, &v)),
+        ["directory_users"] => match q.paging(Order::Desc) {
+            Ok(p) => workos::users(db, only, q.get("directory"), q.get("group"), p)
+                .await
+                .map(list),
+            Err(e) => Err(e),
+        },
+        ["directory_users", id] => workos::user(db, only, id.to_string())
+            .await
+            .map(|v| json_response(StatusCode::OK, &v)),
+        ["directory_groups"] => match q.paging(Order::Desc) {
+            Ok(p) => workos::groups(db, only, q.get("directory"), q.get("user"), p)
+                .await
+                .map(list),
+            Err(e) => Err(e),
+        },
+        ["directory_groups", id] => workos::group(db, only, id.to_string())
+            .await
+            .map(|v| json_response(StatusCode::OK, &v)),
+        ["events"] => match q.paging(Order::Asc) {
+            Ok(p) => {
+                let query = EventQuery {
+                    events: q.all("events"),
+                    after: q.get("after"),
+                    limit: p.limit,
+                    range_start: q.get("range_start"),
+                    range_end: q.get("range_end"),
+                    organization: q.get("organization_id"),
+                    order: p.order,
+                };
+                workos::list_events(db, only, query).await.map(list)
+            }
+            Err(e) => Err(e),
+        },
+        _ => Err(Error::NotFound(format!("no endpoint at /{path}"))),
+    };
+    out.unwrap_or_else(failure)
+}

@@ -1,0 +1,681 @@
+//! WorkOS Directory Sync, as the official SDKs read it: directories, directory users and
+//! groups, and `dsync.*` events, built from scimd's own tenants, members, directory groups
+//! and events. A WorkOS directory (and its organization) is a scimd tenant; a directory
+//! user is a member linked to a directory user of the IdP (a suspended member is
+//! `inactive`; an archived or deleted one is gone, `dsync.user.deleted`); its role is the
+//! member's role.
+//!
+//! Ids carry what they name: `directory_<tenant slug>`, `org_<tenant slug>`,
+//! `directory_user_<SCIM user id>`, `directory_group_<SCIM group id>`, `event_<cursor>`.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::members::api_object;
+use crate::db::events::{self, Event, EventType};
+use crate::db::groups::{self, ListedGroup};
+use crate::db::members::{self, Direction, MemberRow};
+use crate::db::tenants::{self, Tenant};
+use crate::db::{Conn, Db, DbError, users};
+use crate::scim::datetime;
+
+/// Why a request cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 422: a parameter is invalid.
+    #[error("{0}")]
+    Invalid(String),
+    /// 404: no such object within the key's reach.
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// The order of a list (`order`): `asc`, `desc` (the default), or `normal` (descending, with
+/// `before` reading older objects and `after` newer ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+    Normal,
+}
+
+impl std::str::FromStr for Order {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Order, Error> {
+        match s {
+            "asc" => Ok(Order::Asc),
+            "desc" => Ok(Order::Desc),
+            "normal" => Ok(Order::Normal),
+            other => Err(Error::Invalid(format!(
+                "order must be asc, desc or normal, not {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A page's cursor: after or before an object id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    First,
+    After(String),
+    Before(String),
+}
+
+/// A list request's paging.
+#[derive(Debug, Clone)]
+pub struct Paging {
+    pub limit: usize,
+    pub cursor: Cursor,
+    pub order: Order,
+}
+
+/// A page: objects, and the ids to page from (`after` is `None` on the last page).
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub data: Vec<Value>,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+/// How to read a keyset page for `paging` whose cursor is at key `at`: the comparison and
+/// order, and whether the rows come back reversed (a `before` page is read backwards).
+fn direction(order: Order, cursor: &Cursor) -> (Direction, bool) {
+    let (ascending_list, reading_after) = match (order, cursor) {
+        (Order::Asc, Cursor::Before(_)) => (true, false),
+        (Order::Asc, _) => (true, true),
+        (Order::Desc, Cursor::Before(_)) | (Order::Normal, Cursor::After(_)) => (false, false),
+        (Order::Desc | Order::Normal, _) => (false, true),
+    };
+    // Reading forward in a list ascending by key: keys greater than the cursor, ascending.
+    let ascending = ascending_list == reading_after;
+    (
+        Direction {
+            greater: ascending,
+            ascending,
+        },
+        !reading_after,
+    )
+}
+
+/// Turns `limit + 1` rows read in `direction` into a page of ids.
+fn page_of<T>(
+    mut rows: Vec<T>,
+    paging: &Paging,
+    reversed: bool,
+    id: impl Fn(&T) -> String,
+    object: impl Fn(&T) -> Result<Value, Error>,
+) -> Result<Page, Error> {
+    let more = rows.len() > paging.limit;
+    rows.truncate(paging.limit);
+    if reversed {
+        rows.reverse();
+    }
+    let first = rows.first().map(&id);
+    let last = rows.last().map(&id);
+    let (before, after) = match (&paging.cursor, reversed) {
+        (_, true) => (first.filter(|_| more), last),
+        (Cursor::First, false) => (None, last.filter(|_| more)),
+        (_, false) => (first, last.filter(|_| more)),
+    };
+    Ok(Page {
+        data: rows.iter().map(object).collect::<Result<_, _>>()?,
+        before,
+        after,
+    })
+}
+
+/// WorkOS timestamps: milliseconds and `Z` (`2024-01-01T00:00:00.000Z`).
+fn ts(stored: &str) -> String {
+    match stored.get(..23) {
+        Some(head) => format!("{head}Z"),
+        None => stored.to_string(),
+    }
+}
+
+fn directory_id(t: &Tenant) -> String {
+    format!("directory_{}", t.slug)
+}
+
+fn organization_id(t: &Tenant) -> String {
+    format!("org_{}", t.slug)
+}
+
+/// The tenants a key reads, by id.
+struct Reach {
+    tenants: HashMap<i64, Tenant>,
+    /// The key's tenant; `None` for a key of every tenant.
+    only: Option<i64>,
+}
+
+impl Reach {
+    fn load(conn: &Conn, only: Option<i64>) -> Result<Reach, DbError> {
+        let tenants = tenants::list(conn)?
+            .into_iter()
+            .filter(|t| only.is_none_or(|o| o == t.id))
+            .map(|t| (t.id, t))
+            .collect();
+        Ok(Reach { tenants, only })
+    }
+
+    fn tenant(&self, id: i64) -> Result<&Tenant, Error> {
+        self.tenants
+            .get(&id)
+            .ok_or_else(|| Error::NotFound("Directory not found".into()))
+    }
+
+    /// The tenant a `directory_…` or `org_…` id names, within reach.
+    fn named(&self, id: &str, prefix: &str, what: &str) -> Result<i64, Error> {
+        id.strip_prefix(prefix)
+            .and_then(|slug| self.tenants.values().find(|t| t.slug == slug))
+            .map(|t| t.id)
+            .ok_or_else(|| Error::NotFound(format!("{what} not found: '{id}'")))
+    }
+
+    /// The tenants a list reads: the one named, else every one in reach.
+    fn scope(&self, named: Option<i64>) -> Option<i64> {
+        named.or(self.only)
+    }
+}
+
+fn directory_object(t: &Tenant) -> Value {
+    json!({
+        "object": "directory",
+        "id": directory_id(t),
+        "organization_id": organization_id(t),
+        "external_key": t.slug,
+        "type": "generic scim v2.0",
+        "state": "linked",
+        "name": t.name,
+        "domain": null,
+        "created_at": ts(&t.created_at),
+        "updated_at": ts(&t.created_at),
+    })
+}
+
+fn group_object(t: &Tenant, g: &ListedGroup) -> Value {
+    json!({
+        "object": "directory_group",
+        "id": format!("directory_group_{}", g.id),
+        "idp_id": g.data.get("externalId").and_then(Value::as_str).unwrap_or(&g.id),
+        "directory_id": directory_id(t),
+        "organization_id": organization_id(t),
+        "name": g.data.get("displayName").and_then(Value::as_str).unwrap_or_default(),
+        "created_at": ts(&g.created),
+        "updated_at": ts(&g.last_modified),
+        "raw_attributes": Value::Object(g.data.clone()),
+    })
+}
+
+/// The WorkOS `state` of a member status.
+fn state(status: &str) -> &'static str {
+    match status {
+        "active" => "active",
+        _ => "inactive",
+    }
+}
+
+/// A directory user from a member as apps read it (`ops::members::api_object`), the IdP's
+/// record of the user (`raw`, when still there) and its groups (`None`: not listed).
+fn user_object(
+    t: &Tenant,
+    member: &Value,
+    raw: Option<&Map<String, Value>>,
+    groups: Option<Vec<Value>>,
+) -> Value {
+    let user_id = member["directory_user_id"].as_str().unwrap_or_default();
+    let role = member["role"].clone();
+    let mut user = json!({
+        "object": "directory_user",
+        "id": format!("directory_user_{user_id}"),
+        "idp_id": member["external_id"].as_str().unwrap_or(user_id),
+        "directory_id": directory_id(t),
+        "organization_id": organization_id(t),
+        "email": member["email"],
+        "first_name": member["given_name"],
+        "last_name": member["family_name"],
+        "username": member["user_name"],
+        "emails": member["email"].as_str().map(|e| json!([{"primary": true, "type": "work", "value": e}])).unwrap_or(json!([])),
+        "state": state(member["status"].as_str().unwrap_or("active")),
+        "custom_attributes": {},
+        "raw_attributes": raw.cloned().map(Value::Object).unwrap_or(json!({})),
+        "role": {"slug": role},
+        "roles": [{"slug": role}],
+        "created_at": ts(member["created_at"].as_str().unwrap_or_default()),
+        "updated_at": ts(member["updated_at"].as_str().unwrap_or_default()),
+    });
+    if let Some(groups) = groups {
+        user["groups"] = Value::Array(groups);
+    }
+    user
+}
+
+/// A listed member as a directory user, with its groups.
+fn listed_user(conn: &Conn, reach: &Reach, m: &MemberRow) -> Result<Value, Error> {
+    let t = reach.tenant(m.tenant_id)?;
+    let member = api_object(conn, m.tenant_id, m)?;
+    let raw = match &m.user_id {
+        Some(id) => users::get(conn, m.tenant_id, id)?.map(|u| u.data),
+        None => None,
+    };
+    let groups = match &m.user_id {
+        Some(uid) => groups::listed_page(
+            conn,
+            Some(m.tenant_id),
+            Some(uid),
+            None,
+            Direction {
+                greater: true,
+                ascending: true,
+            },
+            1000,
+        )?
+        .iter()
+        .map(|g| group_object(t, g))
+        .collect(),
+        None => Vec::new(),
+    };
+    Ok(user_object(t, &member, raw.as_ref(), Some(groups)))
+}
+
+/// `GET /directories`.
+pub async fn directories(
+    db: &Db,
+    only: Option<i64>,
+    organization: Option<String>,
+    paging: Paging,
+) -> Result<Page, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let named = organization
+            .map(|o| reach.named(&o, "org_", "Organization"))
+            .transpose()?;
+        let mut list: Vec<&Tenant> = reach
+            .tenants
+            .values()
+            .filter(|t| named.is_none_or(|n| n == t.id))
+            .collect();
+        list.sort_by_key(|t| t.id);
+        let key = |id: &str| {
+            list.iter()
+                .find(|t| directory_id(t) == id)
+                .map(|t| t.id)
+                .ok_or_else(|| Error::Invalid(format!("no directory {id:?} to page from")))
+        };
+        let at = match &paging.cursor {
+            Cursor::First => None,
+            Cursor::After(id) | Cursor::Before(id) => Some(key(id)?),
+        };
+        let (d, reversed) = direction(paging.order, &paging.cursor);
+        let mut rows: Vec<&Tenant> = list
+            .iter()
+            .copied()
+            .filter(|t| at.is_none_or(|a| if d.greater { t.id > a } else { t.id < a }))
+            .collect();
+        if !d.ascending {
+            rows.reverse();
+        }
+        rows.truncate(paging.limit + 1);
+        page_of(
+            rows,
+            &paging,
+            reversed,
+            |t| directory_id(t),
+            |t| Ok(directory_object(t)),
+        )
+    })
+    .await
+}
+
+/// `GET /directories/{id}`.
+pub async fn directory(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let tenant = reach.named(&id, "directory_", "Directory")?;
+        Ok(directory_object(reach.tenant(tenant)?))
+    })
+    .await
+}
+
+/// `GET /directory_users`: in `directory` and/or directory group `group` when given.
+pub async fn users(
+    db: &Db,
+    only: Option<i64>,
+    directory: Option<String>,
+    group: Option<String>,
+    paging: Paging,
+) -> Result<Page, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let named = directory
+            .map(|d| reach.named(&d, "directory_", "Directory"))
+            .transpose()?;
+        let (group_tenant, group_id) = match &group {
+            Some(g) => {
+                let id = g.strip_prefix("directory_group_").unwrap_or(g);
+                let found = groups::listed(c, reach.scope(named), id)?
+                    .filter(|f| reach.tenants.contains_key(&f.tenant_id))
+                    .ok_or_else(|| Error::NotFound(format!("Directory Group not found: '{g}'")))?;
+                (Some(found.tenant_id), Some(found.id))
+            }
+            None => (None, None),
+        };
+        let scope = reach.scope(named.or(group_tenant));
+        let at = match &paging.cursor {
+            Cursor::First => None,
+            Cursor::After(id) | Cursor::Before(id) => {
+                let uid = id.strip_prefix("directory_user_").unwrap_or(id);
+                Some(
+                    members::by_user_id(c, scope, uid)?
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("no directory user {id:?} to page from"))
+                        })?
+                        .pk,
+                )
+            }
+        };
+        let (d, reversed) = direction(paging.order, &paging.cursor);
+        let rows = members::linked_page(c, scope, group_id.as_deref(), at, d, paging.limit + 1)?;
+        let id =
+            |m: &MemberRow| format!("directory_user_{}", m.user_id.clone().unwrap_or_default());
+        page_of(rows, &paging, reversed, id, |m| listed_user(c, &reach, m))
+    })
+    .await
+}
+
+/// `GET /directory_users/{id}`.
+pub async fn user(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let uid = id.strip_prefix("directory_user_").unwrap_or(&id);
+        let m = members::by_user_id(c, only, uid)?
+            .filter(|m| m.status.as_str() != "archived" && reach.tenants.contains_key(&m.tenant_id))
+            .ok_or_else(|| Error::NotFound(format!("Directory User not found: '{id}'")))?;
+        listed_user(c, &reach, &m)
+    })
+    .await
+}
+
+/// `GET /directory_groups`: in `directory`, or those directory user `user` belongs to.
+pub async fn groups(
+    db: &Db,
+    only: Option<i64>,
+    directory: Option<String>,
+    user: Option<String>,
+    paging: Paging,
+) -> Result<Page, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let named = directory
+            .map(|d| reach.named(&d, "directory_", "Directory"))
+            .transpose()?;
+        let user_id = user.map(|u| u.strip_prefix("directory_user_").unwrap_or(&u).to_string());
+        let scope = reach.scope(named);
+        let at = match &paging.cursor {
+            Cursor::First => None,
+            Cursor::After(id) | Cursor::Before(id) => {
+                let gid = id.strip_prefix("directory_group_").unwrap_or(id);
+                Some(
+                    groups::listed(c, scope, gid)?
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("no directory group {id:?} to page from"))
+                        })?
+                        .pk,
+                )
+            }
+        };
+        let (d, reversed) = direction(paging.order, &paging.cursor);
+        let rows = groups::listed_page(c, scope, user_id.as_deref(), at, d, paging.limit + 1)?;
+        let id = |g: &ListedGroup| format!("directory_group_{}", g.id);
+        page_of(rows, &paging, reversed, id, |g| {
+            Ok(group_object(reach.tenant(g.tenant_id)?, g))
+        })
+    })
+    .await
+}
+
+/// `GET /directory_groups/{id}`.
+pub async fn group(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let gid = id.strip_prefix("directory_group_").unwrap_or(&id);
+        let g = groups::listed(c, only, gid)?
+            .filter(|g| reach.tenants.contains_key(&g.tenant_id))
+            .ok_or_else(|| Error::NotFound(format!("Directory Group not found: '{id}'")))?;
+        Ok(group_object(reach.tenant(g.tenant_id)?, &g))
+    })
+    .await
+}
+
+// --- Events ---------------------------------------------------------------------------------
+
+/// The WorkOS event names scimd emits, and the scimd events each stands for.
+const EVENT_NAMES: &[(&str, &[EventType])] = &[
+    ("dsync.user.created", &[EventType::MemberCreated]),
+    (
+        "dsync.user.updated",
+        &[
+            EventType::MemberUpdated,
+            EventType::MemberRoleChanged,
+            EventType::MemberSuspended,
+            EventType::MemberReactivated,
+        ],
+    ),
+    (
+        "dsync.user.deleted",
+        &[EventType::MemberArchived, EventType::MemberDeleted],
+    ),
+    ("dsync.group.created", &[EventType::GroupCreated]),
+    ("dsync.group.updated", &[EventType::GroupUpdated]),
+    ("dsync.group.deleted", &[EventType::GroupDeleted]),
+    ("dsync.group.user_added", &[EventType::GroupMemberAdded]),
+    ("dsync.group.user_removed", &[EventType::GroupMemberRemoved]),
+];
+
+fn workos_name(kind: EventType) -> &'static str {
+    EVENT_NAMES
+        .iter()
+        .find(|(_, kinds)| kinds.contains(&kind))
+        .map(|(name, _)| *name)
+        .expect("every event type has a WorkOS name")
+}
+
+/// The WorkOS names of `previous` values of a member.
+fn previous_attributes(previous: &Value) -> Value {
+    let Value::Object(p) = previous else {
+        return json!({});
+    };
+    let mut out = Map::new();
+    for (k, v) in p {
+        let (name, value) = match k.as_str() {
+            "status" => ("state", json!(state(v.as_str().unwrap_or("active")))),
+            "given_name" => ("first_name", v.clone()),
+            "family_name" => ("last_name", v.clone()),
+            "user_name" => ("username", v.clone()),
+            "email" => ("email", v.clone()),
+            "role" => ("role", json!({"slug": v})),
+            _ => continue,
+        };
+        out.insert(name.into(), value);
+    }
+    Value::Object(out)
+}
+
+/// A group as a `dsync.group.*` event names it, from what the event stored.
+fn event_group(t: &Tenant, stored: &Value, at: &str) -> Value {
+    let id = stored["id"].as_str().unwrap_or_default();
+    json!({
+        "object": "directory_group",
+        "id": format!("directory_group_{id}"),
+        "idp_id": id,
+        "directory_id": directory_id(t),
+        "organization_id": organization_id(t),
+        "name": stored["displayName"],
+        "created_at": at,
+        "updated_at": at,
+        "raw_attributes": {},
+    })
+}
+
+/// The WorkOS event of a scimd event; `None` for a member event about a person the IdP
+/// never had (a manual or CSV member: not a directory user).
+pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>, DbError> {
+    let object = super::events::object(e);
+    let at = ts(&e.created_at);
+    let data = match e.kind {
+        EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
+            event_group(t, &object["data"], &at)
+        }
+        EventType::GroupMemberAdded | EventType::GroupMemberRemoved => {
+            let stored_user = &object["data"]["user"];
+            let uid = stored_user["id"].as_str().unwrap_or_default();
+            let user = match members::by_user_id(conn, Some(t.id), uid)? {
+                Some(m) => user_object(t, &api_object(conn, t.id, &m)?, None, None),
+                None => user_object(
+                    t,
+                    &json!({"directory_user_id": uid, "email": stored_user["userName"],
+                            "user_name": stored_user["userName"], "status": "active",
+                            "role": null, "created_at": e.created_at, "updated_at": e.created_at}),
+                    None,
+                    None,
+                ),
+            };
+            json!({
+                "directory_id": directory_id(t),
+                "user": user,
+                "group": event_group(t, &object["data"]["group"], &at),
+            })
+        }
+        _ => {
+            let member = &object["data"];
+            if member["directory_user_id"].is_null() {
+                return Ok(None);
+            }
+            let mut user = user_object(t, member, None, None);
+            if matches!(e.kind, EventType::MemberArchived | EventType::MemberDeleted) {
+                user["state"] = json!("inactive");
+            }
+            if workos_name(e.kind) == "dsync.user.updated" {
+                user["previous_attributes"] = previous_attributes(&object["previous"]);
+            }
+            user
+        }
+    };
+    Ok(Some(json!({
+        "object": "event",
+        "id": format!("event_{}", e.cursor),
+        "event": workos_name(e.kind),
+        "data": data,
+        "created_at": at,
+    })))
+}
+
+/// `GET /events`'s parameters.
+#[derive(Debug, Clone)]
+pub struct EventQuery {
+    /// WorkOS event names; empty: every one.
+    pub events: Vec<String>,
+    pub after: Option<String>,
+    pub limit: usize,
+    pub range_start: Option<String>,
+    pub range_end: Option<String>,
+    pub organization: Option<String>,
+    pub order: Order,
+}
+
+/// `GET /events`: the `dsync.*` events of the key's tenants, oldest first unless `order`
+/// says otherwise, paged by `after` (the last event id seen).
+pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Page, Error> {
+    let mut kinds = Vec::new();
+    for name in &q.events {
+        match EVENT_NAMES.iter().find(|(n, _)| n == name) {
+            Some((_, k)) => kinds.extend_from_slice(k),
+            None if name.starts_with("dsync.") => {}
+            None => {
+                return Err(Error::Invalid(format!("unknown event type {name:?}")));
+            }
+        }
+    }
+    if !q.events.is_empty() && kinds.is_empty() {
+        return Ok(Page {
+            data: Vec::new(),
+            before: None,
+            after: None,
+        });
+    }
+    let time = |t: &Option<String>, name: &str| {
+        t.as_deref()
+            .map(|v| {
+                datetime::canonical(v)
+                    .ok_or_else(|| Error::Invalid(format!("{name} must be an ISO 8601 date-time")))
+            })
+            .transpose()
+    };
+    let (since, until) = (
+        time(&q.range_start, "range_start")?,
+        time(&q.range_end, "range_end")?,
+    );
+    let after = q
+        .after
+        .as_deref()
+        .map(|a| {
+            a.strip_prefix("event_")
+                .and_then(|n| n.parse::<i64>().ok())
+                .ok_or_else(|| Error::Invalid(format!("after {a:?} is not an event id")))
+        })
+        .transpose()?;
+    db.read(move |c| {
+        let reach = Reach::load(c, only)?;
+        let named = q
+            .organization
+            .as_deref()
+            .map(|o| reach.named(o, "org_", "Organization"))
+            .transpose()?;
+        let scope = reach.scope(named);
+        let ascending = q.order == Order::Asc;
+        let mut data = Vec::new();
+        let mut cursor = after;
+        // Member events about people the IdP never had are not directory events: read on
+        // until the page is full or the feed ends.
+        let more = loop {
+            let want = q.limit - data.len();
+            let rows = events::across(
+                c,
+                scope,
+                &kinds,
+                since.as_deref(),
+                until.as_deref(),
+                cursor,
+                ascending,
+                ascending,
+                want as u32 + 1,
+            )?;
+            let extra = rows.len() > want;
+            for e in rows.iter().take(want) {
+                cursor = Some(e.cursor);
+                if let Some(o) = event_object(c, reach.tenant(e.tenant_id)?, e)? {
+                    data.push(o);
+                }
+            }
+            if !extra {
+                break false;
+            }
+            if data.len() >= q.limit {
+                break true;
+            }
+        };
+        Ok(Page {
+            after: if more {
+                data.last()
+                    .and_then(|e| e["id"].as_str().map(str::to_string))
+            } else {
+                None
+            },
+            before: None,
+            data,
+        })
+    })
+    .await
+}

@@ -1,0 +1,284 @@
+//! The WorkOS Directory Sync drop-in, checked with the official SDKs: real SCIM traffic
+//! (an Okta-style push of more than 250 users and a group, a deactivation, a delete) goes
+//! into the real server, then `tests/workos/sdk_test.py` (PyPI `workos`) and
+//! `tests/workos/sdk_test.mjs` (npm `@workos-inc/node`) read it back through the SDKs and
+//! verify a WorkOS-format webhook scimd sent. Without an SDK the test skips locally and
+//! fails under CI, which installs both (see `.ci/run`).
+
+mod common;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::Method;
+use scimd::model::Actor;
+use scimd::ops;
+use serde_json::{Value, json};
+
+const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const USERS: usize = 260;
+
+/// Where each SDK is, or why it is not.
+fn python() -> Option<String> {
+    let candidates = [
+        std::env::var("WORKOS_PYTHON").ok(),
+        Some(".venv-workos/bin/python".into()),
+        Some("python3".into()),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import workos"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+fn node_ready() -> bool {
+    Path::new("tests/workos/node_modules/@workos-inc/node").exists()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// A receiver that keeps every request's body and `WorkOS-Signature`.
+async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+    let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let keep = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let keep = keep.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let keep = keep.clone();
+                        async move {
+                            let sig = req
+                                .headers()
+                                .get("workos-signature")
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_string();
+                            let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                            keep.lock().unwrap().push((sig, body));
+                            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::new())))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test]
+async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
+    let python = python();
+    let node = node_ready();
+    if python.is_none() || !node {
+        let missing = format!("python workos SDK: {}, node SDK: {node}", python.is_some());
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the WorkOS SDKs are missing under CI ({missing}); .ci/run installs them"
+        );
+        eprintln!("skipping: WorkOS SDKs not installed ({missing}); see tests/workos/README.md");
+        return;
+    }
+    let s = TestServer::start().await;
+    let (hook_addr, hooks) = receiver().await;
+    let hook = ops::webhooks::add(
+        &s.db,
+        &Actor::cli(),
+        1,
+        format!("http://{hook_addr}/workos"),
+        vec![],
+        ops::webhooks::Format::Workos,
+    )
+    .await
+    .unwrap();
+    let delivery =
+        scimd::http::webhooks::Delivery::spawn(s.db.clone(), vec![Duration::from_millis(200)]);
+
+    // An Okta-style push: users, an admin group, a team group, a deactivation, a delete.
+    let mut ids = HashMap::new();
+    for i in 0..USERS {
+        let email = format!("user{i:03}@example.com");
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &json!({"schemas":[USER_URN],"userName": email, "externalId": format!("00u{i:05}"),
+                        "name":{"givenName":"User","familyName":format!("N{i}")},
+                        "emails":[{"value": email, "primary": true, "type": "work"}], "active": true}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.insert(email, r.json["id"].as_str().unwrap().to_string());
+    }
+    let member = |e: &str| json!({"value": ids[e]});
+    let admins = ["user000@example.com", "user001@example.com"];
+    let team = [
+        "user002@example.com",
+        "user003@example.com",
+        "user004@example.com",
+    ];
+    for (name, people) in [
+        ("scimd-role-admin", &admins[..]),
+        ("Engineering", &team[..]),
+    ] {
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": name,
+                        "members": people.iter().map(|e| member(e)).collect::<Vec<_>>()}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let suspended = "user010@example.com";
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{}", ids[suspended]),
+            &json!({"schemas":[PATCH_URN],"Operations":[{"op":"replace","path":"active","value":false}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let deleted = "user011@example.com";
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Users/{}", ids[deleted]))
+            .await
+            .status,
+        204
+    );
+
+    // An app's key for every tenant, as a WorkOS environment key reads every directory.
+    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "workos app".into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret;
+    // The raw REST surface, the way the SDKs see it.
+    let auth = format!("Bearer {key}");
+    let r = s
+        .raw(
+            Method::GET,
+            "/directory_users?directory=directory_default&limit=5",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 5);
+    assert!(r.json["list_metadata"]["after"].is_string());
+    let r = s.raw(Method::GET, "/directory_users", &[], "").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json["code"], "unauthorized");
+    let r = s
+        .raw(
+            Method::GET,
+            "/directory_users/directory_user_nope",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    assert!(r.json["message"].is_string());
+
+    // Wait for the WorkOS-format webhooks of the push.
+    let mut captured = None;
+    for _ in 0..100 {
+        if let Some(first) = hooks.lock().unwrap().first().cloned() {
+            captured = Some(first);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (signature, body) = captured.expect("a WorkOS webhook arrives");
+    let parsed: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        parsed["event"].as_str().unwrap().starts_with("dsync."),
+        "{parsed}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let users: Vec<Value> = (0..USERS)
+        .map(|i| format!("user{i:03}@example.com"))
+        .filter(|e| e != deleted)
+        .map(|e| {
+            let state = if e == suspended { "inactive" } else { "active" };
+            let mut u = json!({"email": e, "state": state});
+            if admins.contains(&e.as_str()) {
+                u["role"] = json!("admin");
+            }
+            u
+        })
+        .collect();
+    let expect = json!({
+        "organization_id": "org_default",
+        "total_users": USERS - 1,
+        "users": users,
+        "deleted_emails": [deleted],
+        "groups": [
+            {"name": "scimd-role-admin", "members": admins},
+            {"name": "Engineering", "members": team},
+        ],
+    });
+    let expect_path = dir.path().join("expect.json");
+    std::fs::write(&expect_path, expect.to_string()).unwrap();
+    let body_path = dir.path().join("webhook.json");
+    std::fs::write(&body_path, &body).unwrap();
+    let url = format!("http://{}", s.addr);
+    let run = |program: String, args: Vec<String>, cwd: Option<&'static str>| {
+        let mut c = Command::new(program);
+        c.args(args)
+            .env("SCIMD_URL", &url)
+            .env("WORKOS_API_KEY", &key)
+            .env("DIRECTORY_ID", "directory_default")
+            .env("EXPECT_JSON", &expect_path)
+            .env("WEBHOOK_BODY_FILE", &body_path)
+            .env("WEBHOOK_SIGNATURE", &signature)
+            .env("WEBHOOK_SECRET", &hook.secret);
+        if let Some(dir) = cwd {
+            c.current_dir(dir);
+        }
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+    };
+    let py = run(
+        python.unwrap(),
+        vec!["tests/workos/sdk_test.py".into()],
+        None,
+    )
+    .await
+    .unwrap();
+    let py_out =
+        String::from_utf8_lossy(&py.stdout).to_string() + &String::from_utf8_lossy(&py.stderr);
+    assert!(py.status.success(), "Python SDK:\n{py_out}");
+    let js = run(
+        "node".into(),
+        vec!["sdk_test.mjs".into()],
+        Some("tests/workos"),
+    )
+    .await
+    .unwrap();
+    let js_out =
+        String::from_utf8_lossy(&js.stdout).to_string() + &String::from_utf8_lossy(&js.stderr);
+    assert!(js.status.success(), "Node SDK:\n{js_out}");
+    println!("{py_out}\n{js_out}");
+    delivery.stop().await;
+    s.stop().await;
+}
