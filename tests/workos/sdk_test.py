@@ -30,6 +30,8 @@ Environment (required unless marked optional):
   WEBHOOK_TOLERANCE  optional, seconds (default 180, the SDK default). Raise it if the webhook was
                      captured long before this script runs.
   WEBHOOK_OPTIONAL   optional; "1" skips the webhook checks when WEBHOOK_BODY_FILE is unset.
+  MAX_ITEMS          optional; abort auto-paging after this many items (default max(10000, 20*total_users))
+                     so a server whose cursor never ends (after:"" or looping) fails instead of hanging.
 
 Exit status 0 and a final "OK python-sdk ..." line on success; non-zero with "FAIL: ..." lines otherwise.
 """
@@ -71,7 +73,7 @@ def env(name):
     return v
 
 
-MAX_ITEMS = int(os.environ.get("MAX_ITEMS", "200000"))
+MAX_ITEMS = 10000  # raised in main() to 20 x total_users; env MAX_ITEMS overrides
 
 
 def collect(page, what):
@@ -97,6 +99,8 @@ def main():
     directory_id = env("DIRECTORY_ID")
     with open(env("EXPECT_JSON")) as f:
         expect = json.load(f)
+    global MAX_ITEMS
+    MAX_ITEMS = int(os.environ.get("MAX_ITEMS", max(10000, 20 * int(expect.get("total_users", 0)))))
     org_id = expect.get("organization_id")
     exp_users = {u["email"].lower(): u for u in expect.get("users", [])}
     deleted = [e.lower() for e in expect.get("deleted_emails", [])]
