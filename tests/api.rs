@@ -494,3 +494,43 @@ async fn admins_create_show_once_and_revoke_keys_and_browse_events_in_the_apps_a
     assert!(!r.text.contains("ada@example.com"));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_retention_is_an_admin_setting() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let page = s
+        .raw(
+            Method::GET,
+            "/t/default/settings",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    assert!(
+        page.text
+            .contains("name=\"event_retention_days\" value=\"90\"")
+    );
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
+    let form = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let body = |days: &str| {
+        format!(
+            "csrf={csrf}&name=Default&on_deactivate=suspend&on_delete=archive&absent=retain&match_by=email&event_retention_days={days}"
+        )
+    };
+    let r = s
+        .raw(Method::POST, "/t/default/settings", &form, body("0"))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s
+        .raw(Method::POST, "/t/default/settings", &form, body("30"))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let settings = db::settings::get(&s.db.conn().unwrap(), 1).unwrap();
+    assert_eq!(settings.event_retention_days, 30);
+    s.stop().await;
+}

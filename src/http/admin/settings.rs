@@ -96,6 +96,7 @@ struct Values {
     on_delete: String,
     absent: String,
     match_by: String,
+    event_retention_days: String,
 }
 
 impl Values {
@@ -106,6 +107,7 @@ impl Values {
             on_delete: s.on_delete.to_string(),
             absent: s.absent.to_string(),
             match_by: s.match_by.to_string(),
+            event_retention_days: s.event_retention_days.to_string(),
         }
     }
 
@@ -116,6 +118,7 @@ impl Values {
             on_delete: form.trimmed("on_delete").to_string(),
             absent: form.trimmed("absent").to_string(),
             match_by: form.trimmed("match_by").to_string(),
+            event_retention_days: form.trimmed("event_retention_days").to_string(),
         }
     }
 
@@ -127,6 +130,14 @@ impl Values {
             on_delete: Some(self.on_delete.parse().map_err(e)?),
             absent: Some(self.absent.parse().map_err(e)?),
             match_by: Some(self.match_by.parse().map_err(e)?),
+            // Absent (an older form): keep what is set.
+            event_retention_days: match self.event_retention_days.as_str() {
+                "" => None,
+                days => Some(
+                    days.parse()
+                        .map_err(|_| "Keep events for a whole number of days.".to_string())?,
+                ),
+            },
             ..Update::default()
         })
     }
@@ -138,6 +149,7 @@ struct SettingsPage {
     layout: Layout,
     csrf: String,
     name: String,
+    event_retention_days: String,
     test_mode: bool,
     policies: Vec<Setting>,
     error: Option<String>,
@@ -189,6 +201,7 @@ async fn render(
         layout: layout(state, req, Some(tenant), "settings").await?,
         csrf: s.session.csrf.clone(),
         name: v.name,
+        event_retention_days: v.event_retention_days,
         test_mode: saved.test_mode,
         policies,
         error,
