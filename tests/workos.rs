@@ -48,9 +48,12 @@ fn node_ready() -> bool {
             .is_ok_and(|o| o.status.success())
 }
 
+/// What the receiver kept: each request's `WorkOS-Signature` and body.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A receiver that keeps every request's body and `WorkOS-Signature`.
-async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
-    let got: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::default();
+async fn receiver() -> (std::net::SocketAddr, Received) {
+    let got: Received = Arc::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let keep = got.clone();
