@@ -343,11 +343,7 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
             expires_in_days,
         } => {
             let tenant_id = tenant_id(db, &tenant)?;
-            let expires_at = expires_in_days.map(|days| {
-                datetime::format(
-                    time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
-                )
-            });
+            let expires_at = expires_in_days.map(|days| datetime::in_days(days.into()));
             let issued = block_on(ops::tokens::issue(
                 db,
                 &Actor::cli(),

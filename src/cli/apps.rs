@@ -56,11 +56,7 @@ pub fn apikey(db: &Db, cmd: ApiKeyCommand) -> CliResult {
             } else {
                 Some(tenant_id(db, &tenant)?)
             };
-            let expires_at = expires_in_days.map(|days| {
-                datetime::format(
-                    time::OffsetDateTime::now_utc() + time::Duration::days(days.into()),
-                )
-            });
+            let expires_at = expires_in_days.map(|days| datetime::in_days(days.into()));
             let issued = block_on(ops::apikeys::issue(
                 db,
                 &Actor::cli(),

@@ -13,6 +13,11 @@ pub fn now() -> String {
     format(OffsetDateTime::now_utc())
 }
 
+/// `days` from now, in canonical form: when something made now with that lifetime expires.
+pub fn in_days(days: i64) -> String {
+    format(OffsetDateTime::now_utc() + time::Duration::days(days))
+}
+
 /// `t` in canonical form.
 pub fn format(t: OffsetDateTime) -> String {
     let fmt =

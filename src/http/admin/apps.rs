@@ -11,7 +11,6 @@ use crate::db::{api_keys, tenants::Tenant};
 use crate::http::State;
 use crate::model::TextEnum;
 use crate::ops;
-use crate::scim::datetime;
 
 /// A key shown once, right after it was made.
 pub(super) struct NewKey {
@@ -71,17 +70,9 @@ pub(super) async fn create_key(state: &State, req: &mut Req, tenant: &Tenant) ->
         let error = "Give the key a name of 1 to 100 characters.".to_string();
         return render(state, req, tenant, None, Some(error)).await;
     }
-    let expires_at = match form.get("expires_in_days") {
-        "" | "never" => None,
-        days => match days.parse::<i64>() {
-            Ok(d) if (1..=3650).contains(&d) => Some(datetime::format(
-                time::OffsetDateTime::now_utc() + time::Duration::days(d),
-            )),
-            _ => {
-                let error = "Choose a valid expiry.".to_string();
-                return render(state, req, tenant, None, Some(error)).await;
-            }
-        },
+    let expires_at = match super::expiry(form.get("expires_in_days")) {
+        Ok(e) => e,
+        Err(error) => return render(state, req, tenant, None, Some(error)).await,
     };
     let actor = req.actor()?;
     let issued =

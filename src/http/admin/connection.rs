@@ -9,7 +9,6 @@ use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash}
 use crate::db::{self, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
-use crate::scim::datetime;
 
 /// A token shown once, right after it was made.
 pub(super) struct NewSecret {
@@ -84,23 +83,9 @@ pub(super) async fn create_token(state: &State, req: &mut Req, tenant: &Tenant) 
         }
         n => n.to_string(),
     };
-    let expires_at = match form.trimmed("expires_in_days") {
-        "" | "never" => None,
-        d => match d.parse::<i64>() {
-            Ok(days) if (1..=3650).contains(&days) => Some(datetime::format(
-                time::OffsetDateTime::now_utc() + time::Duration::days(days),
-            )),
-            _ => {
-                return render(
-                    state,
-                    req,
-                    tenant,
-                    None,
-                    Some("Choose a valid expiry.".into()),
-                )
-                .await;
-            }
-        },
+    let expires_at = match super::expiry(form.get("expires_in_days")) {
+        Ok(e) => e,
+        Err(error) => return render(state, req, tenant, None, Some(error)).await,
     };
     let issued = ops::tokens::issue(
         &state.db,

@@ -172,6 +172,18 @@ impl Req {
     }
 }
 
+/// The expiry an "Expires" select of a create form chose: `never` (or nothing), or a
+/// number of days up to ten years; `Err` for anything else.
+pub(super) fn expiry(value: &str) -> Result<Option<String>, String> {
+    match value.trim() {
+        "" | "never" => Ok(None),
+        days => match days.parse::<i64>() {
+            Ok(d) if (1..=3650).contains(&d) => Ok(Some(datetime::in_days(d))),
+            _ => Err("Choose a valid expiry.".into()),
+        },
+    }
+}
+
 /// Decoded form fields.
 pub(super) struct Form(Vec<(String, String)>);
 
