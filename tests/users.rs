@@ -518,6 +518,18 @@ async fn basic_auth_takes_the_token_as_the_password() {
     )
     .await
     .assert_error(401, None);
+    // RFC 7617: the token alone, without "user:", is not Basic credentials.
+    let bare = basic(&s.token);
+    let r = s
+        .raw(
+            Method::GET,
+            "/scim/v2/Users",
+            &[("authorization", &bare)],
+            "",
+        )
+        .await;
+    r.assert_error(401, None);
+    assert!(r.json["detail"].as_str().unwrap().contains("user:password"));
 }
 
 #[tokio::test]

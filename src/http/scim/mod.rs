@@ -354,9 +354,15 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiEr
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
+            // RFC 7617: user-id ":" password. A bare token is no credential.
             basic_password = decoded
                 .split_once(':')
-                .map_or(decoded.clone(), |(_, p)| p.to_string());
+                .map(|(_, p)| p.to_string())
+                .ok_or_else(|| {
+                    unauthorized(
+                        "Basic credentials are user:password, with a scimd token as the password",
+                    )
+                })?;
             basic_password.as_str()
         }
         // Some IdP forms take "the header value" and send the bare token.
