@@ -471,6 +471,22 @@ async fn authorization_requests_are_checked_before_anything_is_redirected() {
     let location = r.header("location").unwrap();
     let next = &query_of(location)["next"];
     assert_eq!(*next, authorize_path(&base), "{location}");
+    // An unknown client or an unregistered redirect URI gets its error page at once, before
+    // any login: the bad URI is never carried along (RFC 6749 §4.1.2.1).
+    for params in [
+        [("client_id", "nope"), ("redirect_uri", redirect)],
+        [
+            ("client_id", okta.0.as_str()),
+            ("redirect_uri", "https://evil.example/cb"),
+        ],
+    ] {
+        let mut bad = vec![("response_type", "code")];
+        bad.extend(params);
+        let r = s.raw(Method::GET, &authorize_path(&bad), &[], "").await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.header("location").is_none());
+        assert!(!r.text.contains("evil.example/cb\""), "{}", r.text);
+    }
 
     let cookie = login(&s).await;
     let get = |params: Vec<(&'static str, String)>| {

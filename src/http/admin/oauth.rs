@@ -467,6 +467,16 @@ fn authorize_url(req: &Req) -> String {
 
 /// `GET /oauth/authorize`: the consent page for a logged-in admin.
 pub(super) async fn authorize_page(state: &State, req: &Req) -> PageResult {
+    // The client and its redirect URI are checked before anything else (RFC 6749
+    // §4.1.2.1): an unknown client or an unregistered redirect gets its error page at once,
+    // never a login page that would carry the bad URI along.
+    let request = match check(state, &req.query).await? {
+        Ok(r) => r,
+        Err(refusal) => {
+            audit_refusal(state, req, req.query("client_id"), &refusal).await;
+            return refusal_response(req, refusal);
+        }
+    };
     if req.session.is_none() {
         // The IdP sends the admin here from its own site, and the SameSite=Strict session
         // cookie does not come along on a cross-site navigation. Reload once from this
@@ -484,13 +494,6 @@ pub(super) async fn authorize_page(state: &State, req: &Req) -> PageResult {
         }
         return Err(UiError::Login);
     }
-    let request = match check(state, &req.query).await? {
-        Ok(r) => r,
-        Err(refusal) => {
-            audit_refusal(state, req, req.query("client_id"), &refusal).await;
-            return refusal_response(req, refusal);
-        }
-    };
     let s = req.session()?;
     let origin = oauth::origin(&request.redirect_uri).unwrap_or_default();
     // The tenant is named in the header, without its section tabs: nothing to wander off to.
