@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
 use crate::db::events::{self, EventType};
+use crate::db::webhooks as webhooks_db;
 use crate::db::{api_keys, tenants::Tenant};
 use crate::http::State;
 use crate::model::TextEnum;
@@ -26,6 +27,10 @@ struct AppsPage {
     api_url: String,
     keys: Vec<api_keys::ApiKey>,
     new_key: Option<NewKey>,
+    endpoints: Vec<EndpointRow>,
+    new_secret: Option<NewSecret>,
+    types: Vec<&'static str>,
+    latest: i64,
     error: Option<String>,
 }
 
@@ -34,6 +39,17 @@ async fn render(
     req: &Req,
     tenant: &Tenant,
     new_key: Option<NewKey>,
+    error: Option<String>,
+) -> PageResult {
+    render_with(state, req, tenant, new_key, None, error).await
+}
+
+async fn render_with(
+    state: &State,
+    req: &Req,
+    tenant: &Tenant,
+    new_key: Option<NewKey>,
+    new_secret: Option<NewSecret>,
     error: Option<String>,
 ) -> PageResult {
     let s = req.session()?;
@@ -48,6 +64,10 @@ async fn render(
         ),
         keys,
         new_key,
+        endpoints: endpoint_rows(state, tenant).await?,
+        new_secret,
+        types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
+        latest: ops::events::latest(&state.db, tenant.id).await?,
         error,
     };
     let status = if page.error.is_some() {
@@ -175,6 +195,236 @@ pub(super) async fn events_page(state: &State, req: &Req, tenant: &Tenant) -> Pa
             None
         },
         rows,
+        latest,
+    };
+    html(StatusCode::OK, &page)
+}
+
+// --- Webhooks ----------------------------------------------------------------------------
+
+/// An endpoint as the apps page lists it.
+pub(super) struct EndpointRow {
+    pub e: webhooks_db::Endpoint,
+    /// The newest attempt: when, and its status or error.
+    pub last: Option<webhooks_db::Attempt>,
+}
+
+impl EndpointRow {
+    fn state(&self) -> String {
+        match (&self.e.disabled_reason, self.e.enabled) {
+            (_, true) if self.e.failures > 0 => format!(
+                "retrying ({} failures{})",
+                self.e.failures,
+                self.e
+                    .next_attempt_at
+                    .as_deref()
+                    .map(|t| format!(", next at {}", super::short_time(t)))
+                    .unwrap_or_default()
+            ),
+            (_, true) => "enabled".into(),
+            (Some(why), false) => format!("disabled: {why}"),
+            (None, false) => "disabled".into(),
+        }
+    }
+
+    fn last_delivery(&self) -> String {
+        match &self.last {
+            None => "never".into(),
+            Some(a) => format!(
+                "{} — {}",
+                super::short_time(&a.at),
+                match (a.status, &a.error) {
+                    (Some(s), _) => s.to_string(),
+                    (None, Some(e)) => e.clone(),
+                    (None, None) => "no answer".into(),
+                }
+            ),
+        }
+    }
+}
+
+/// A webhook secret shown once, right after it was made.
+pub(super) struct NewSecret {
+    pub url: String,
+    pub secret: String,
+}
+
+async fn endpoint_rows(state: &State, tenant: &Tenant) -> Result<Vec<EndpointRow>, UiError> {
+    let mut rows = Vec::new();
+    for e in ops::webhooks::list(&state.db, Some(tenant.id)).await? {
+        let last = ops::webhooks::attempts(&state.db, e.id, 1)
+            .await?
+            .into_iter()
+            .next();
+        rows.push(EndpointRow { e, last });
+    }
+    Ok(rows)
+}
+
+fn webhook_error(e: ops::webhooks::Error) -> UiError {
+    match e {
+        ops::webhooks::Error::Db(e) => e.into(),
+        other => UiError::BadRequest(other.to_string()),
+    }
+}
+
+fn back(req: &Req, tenant: &Tenant, message: &str) -> PageResult {
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/apps", tenant.slug),
+        message,
+    ))
+}
+
+/// Adds an endpoint and shows its secret once.
+pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let url = form.trimmed("url").to_string();
+    let types: Vec<String> = form
+        .get("types")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    let format = match form.get("format").parse::<ops::webhooks::Format>() {
+        Ok(f) => f,
+        Err(e) => return render(state, req, tenant, None, Some(e.to_string())).await,
+    };
+    let actor = req.actor()?;
+    match ops::webhooks::add(&state.db, &actor, tenant.id, url.clone(), types, format).await {
+        Ok(created) => {
+            let shown = NewSecret {
+                url,
+                secret: created.secret,
+            };
+            render_with(state, req, tenant, None, Some(shown), None).await
+        }
+        Err(ops::webhooks::Error::Db(e)) => Err(e.into()),
+        Err(e) => render(state, req, tenant, None, Some(e.to_string())).await,
+    }
+}
+
+/// The endpoint actions of the apps page and of an endpoint's page.
+pub(super) async fn webhook_action(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+    action: &str,
+) -> PageResult {
+    let form = req.form(state).await?;
+    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let actor = req.actor()?;
+    let (db, t) = (&state.db, Some(tenant.id));
+    let message = match action {
+        "enable" => {
+            ops::webhooks::enable(db, &actor, t, id)
+                .await
+                .map_err(webhook_error)?;
+            "Endpoint enabled: it resumes from the first event it has not received.".to_string()
+        }
+        "disable" => {
+            ops::webhooks::disable(db, &actor, t, id)
+                .await
+                .map_err(webhook_error)?;
+            "Endpoint disabled; events wait for it.".to_string()
+        }
+        "remove" => {
+            ops::webhooks::remove(db, &actor, t, id)
+                .await
+                .map_err(webhook_error)?;
+            "Endpoint removed.".to_string()
+        }
+        "rotate" => {
+            let secret = ops::webhooks::rotate_secret(db, &actor, t, id)
+                .await
+                .map_err(webhook_error)?;
+            let url = ops::webhooks::get(db, t, id).await?.url;
+            return render_with(
+                state,
+                req,
+                tenant,
+                None,
+                Some(NewSecret { url, secret }),
+                None,
+            )
+            .await;
+        }
+        "test" => {
+            let (target, m) = ops::webhooks::test(db, &actor, t, id)
+                .await
+                .map_err(webhook_error)?;
+            let sent = crate::http::webhooks::send_once(db, &target, &m).await?;
+            format!("Test event sent: {}.", ops::webhooks::describe(&sent))
+        }
+        "replay" => {
+            let from: i64 = form
+                .trimmed("from")
+                .parse()
+                .map_err(|_| UiError::BadRequest("Give the event number to replay from.".into()))?;
+            ops::webhooks::replay(db, &actor, t, id, from)
+                .await
+                .map_err(webhook_error)?;
+            format!("Events from #{from} on will be delivered again, in order.")
+        }
+        "resend" => {
+            let seq: i64 = form
+                .trimmed("seq")
+                .parse()
+                .map_err(|_| UiError::BadRequest("Choose an event to resend.".into()))?;
+            let (target, m) = ops::webhooks::resend(db, &actor, t, id, seq)
+                .await
+                .map_err(webhook_error)?;
+            let sent = crate::http::webhooks::send_once(db, &target, &m).await?;
+            format!(
+                "Event #{seq} sent again: {}.",
+                ops::webhooks::describe(&sent)
+            )
+        }
+        _ => return Err(UiError::NotFound),
+    };
+    match action {
+        "remove" | "enable" | "disable" => back(req, tenant, &message),
+        _ => Ok(redirect_with_flash(
+            req,
+            &format!("/t/{}/webhooks/{id}", tenant.slug),
+            &message,
+        )),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "webhook.html")]
+struct WebhookPage {
+    layout: Layout,
+    csrf: String,
+    row: EndpointRow,
+    attempts: Vec<webhooks_db::Attempt>,
+    latest: i64,
+}
+
+/// How many attempts an endpoint's page lists.
+const ATTEMPTS_SHOWN: u32 = 100;
+
+pub(super) async fn webhook_page(
+    state: &State,
+    req: &Req,
+    tenant: &Tenant,
+    id: &str,
+) -> PageResult {
+    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let e = ops::webhooks::get(&state.db, Some(tenant.id), id).await?;
+    let attempts = ops::webhooks::attempts(&state.db, id, ATTEMPTS_SHOWN).await?;
+    let latest = ops::events::latest(&state.db, tenant.id).await?;
+    let page = WebhookPage {
+        layout: layout(state, req, Some(tenant), "apps").await?,
+        csrf: req.session()?.session.csrf.clone(),
+        row: EndpointRow {
+            e,
+            last: attempts.first().cloned(),
+        },
+        attempts,
         latest,
     };
     html(StatusCode::OK, &page)

@@ -32,6 +32,8 @@ struct DashboardPage {
     by_role: Vec<(String, i64)>,
     members: i64,
     last_run: Option<RunRow>,
+    /// Webhook endpoints scimd disabled or an admin did: (id, URL, why).
+    disabled_webhooks: Vec<(i64, String, String)>,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -112,6 +114,14 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         by_role,
         members,
         last_run: last_run.map(RunRow::of),
+        disabled_webhooks: crate::ops::webhooks::disabled(&state.db, id)
+            .await?
+            .into_iter()
+            .map(|e| {
+                let why = e.disabled_reason.unwrap_or_else(|| "disabled".into());
+                (e.id, e.url, why)
+            })
+            .collect(),
     };
     html(StatusCode::OK, &page)
 }

@@ -446,6 +446,11 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                     apps::revoke_key(state, req, &tenant, id).await
                 }
                 (["events"], true, _) => apps::events_page(state, req, &tenant).await,
+                (["webhooks"], _, true) => apps::add_webhook(state, req, &tenant).await,
+                (["webhooks", id], true, _) => apps::webhook_page(state, req, &tenant, id).await,
+                (["webhooks", id, action], _, true) => {
+                    apps::webhook_action(state, req, &tenant, id, action).await
+                }
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
                 (["sync"], true, _) => sync::page(state, req, &tenant).await,
