@@ -68,7 +68,6 @@ async fn admins_manage_webhooks_and_see_their_deliveries() {
     ];
     let post = |path: String, body: String| {
         let s = &s;
-        let form = form;
         async move { s.raw(Method::POST, &path, &form, body).await }
     };
     let (url, answer, count) = receiver(204).await;
