@@ -83,6 +83,8 @@ pub struct Db {
     /// Bumped after every commit of [`Db::write`]: what the events feed's long polls and
     /// the webhook workers wait on, so a new event reaches them without a polling delay.
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// The `synchronous` setting every connection starts with.
+    durability: Durability,
 }
 
 impl Db {
@@ -119,6 +121,7 @@ impl Db {
             pool,
             writer: Default::default(),
             commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            durability,
         };
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;
@@ -181,18 +184,52 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
+        self.write_as(false, f).await
+    }
+
+    async fn write_as<T, E, F>(&self, relaxed: bool, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+    {
         let pool = self.pool.clone();
         let turn = self.writer.clone().lock_owned().await;
+        let durable = self.durability.pragma();
         let out = run_blocking(move || {
             let _turn = turn;
             let mut conn = pool.get().map_err(DbError::from)?;
-            write_sync(&mut conn, f)
+            if !relaxed {
+                return write_sync(&mut conn, f);
+            }
+            conn.execute_batch("PRAGMA synchronous = NORMAL;")
+                .map_err(DbError::from)?;
+            let out = write_sync(&mut conn, f);
+            // The connection goes back to the pool as every connection is.
+            conn.execute_batch(&format!("PRAGMA synchronous = {durable};"))
+                .map_err(DbError::from)?;
+            out
         })
         .await;
         if out.is_ok() {
             self.commits.send_modify(|n| *n = n.wrapping_add(1));
         }
         out
+    }
+
+    /// [`Db::write`] for bookkeeping that may be lost on power loss and redone without harm
+    /// (a webhook endpoint's cursor: at least once allows a second delivery). Its commit is
+    /// not flushed to disk by itself (`synchronous=NORMAL` for this transaction; the next
+    /// durable commit flushes the log up to it), so frequent bookkeeping does not hold
+    /// every SCIM write behind an fsync of its own. It stays atomic, and survives a crash
+    /// of the process.
+    pub async fn write_relaxed<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        self.write_as(true, f).await
     }
 
     /// Changes whenever a write of this process commits (writes of other processes, such

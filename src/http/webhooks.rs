@@ -45,6 +45,10 @@ pub const BATCH: u32 = 100;
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the sender looks again without a commit of this process to wake it.
 pub const RECHECK: Duration = Duration::from_secs(1);
+/// How long a woken endpoint lets further commits gather before it reads: events committed
+/// together go out in one batch with one cursor update, so a burst of SCIM writes is not
+/// slowed by one bookkeeping transaction per endpoint per event.
+const GATHER: Duration = Duration::from_millis(10);
 /// The most of an answer read (its first [`ops::RESPONSE_KEPT`] bytes are kept).
 const MAX_READ: usize = 64 * 1024;
 
@@ -312,7 +316,7 @@ async fn follow(
             }
         };
         tokio::select! {
-            _ = commits.changed() => {}
+            _ = commits.changed() => tokio::time::sleep(GATHER).await,
             _ = tokio::time::sleep(nap) => {}
             _ = stop.changed() => {}
         }

@@ -481,7 +481,7 @@ pub async fn report(
     let complete = failed.is_none() && sent.len() == batch.messages.len();
     let (after, through) = (batch.after, batch.through);
     let schedule = schedule.to_vec();
-    db.write(move |tx| {
+    db.write_relaxed(move |tx| {
         webhooks::log_attempts(tx, &attempts)?;
         let e = match webhooks::get(tx, None, id) {
             Err(DbError::NotFound) => return Ok(Reported::Stale),
