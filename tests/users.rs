@@ -633,3 +633,62 @@ async fn healthz_answers_and_shutdown_drains() {
     assert_eq!((r.status.as_u16(), r.text.as_str()), (200, "ok\n"));
     s.stop().await;
 }
+
+/// RFC 7644 §3.9: `attributes` and `excludedAttributes` apply to every answer that returns
+/// a resource: POST, PUT and PATCH as well as GET.
+#[tokio::test]
+async fn writes_answer_with_the_attributes_asked_for() {
+    let s = TestServer::start().await;
+    let body = json!({"schemas":[USER_URN],"userName":"ada@example.com",
+        "name":{"givenName":"Ada","familyName":"Lovelace"},
+        "emails":[{"value":"ada@example.com","primary":true}]});
+    let r = s.post("/scim/v2/Users?attributes=userName", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["userName"], "ada@example.com");
+    assert!(r.json["id"].is_string(), "id is always returned");
+    assert!(
+        r.json.get("name").is_none() && r.json.get("emails").is_none(),
+        "{}",
+        r.text
+    );
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let r = s
+        .put(
+            &format!("/scim/v2/Users/{id}?excludedAttributes=emails"),
+            &body,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.json.get("emails").is_none() && r.json["name"].is_object(),
+        "{}",
+        r.text
+    );
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}?attributes=name.givenName"),
+            &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations":[{"op":"replace","path":"name.givenName","value":"Augusta"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["name"]["givenName"], "Augusta");
+    assert!(
+        r.json["name"].get("familyName").is_none() && r.json.get("userName").is_none(),
+        "{}",
+        r.text
+    );
+    let r = s
+        .post(
+            "/scim/v2/Groups?excludedAttributes=members",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName":"Team","members":[{"value": id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(
+        r.json.get("members").is_none() && r.json["displayName"] == "Team",
+        "{}",
+        r.text
+    );
+}

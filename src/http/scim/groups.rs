@@ -122,14 +122,14 @@ pub(super) struct Groups;
 impl Endpoint for Groups {
     const RT: &'static ResourceType = &GROUP_RESOURCE;
 
-    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError> {
+    async fn create(
+        state: &State,
+        ctx: &Ctx,
+        body: Value,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
         let group = groups::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
-        Ok(respond_view(
-            ctx,
-            StatusCode::CREATED,
-            &group,
-            &Projection::default(),
-        ))
+        Ok(respond_view(ctx, StatusCode::CREATED, &group, projection))
     }
 
     async fn get(

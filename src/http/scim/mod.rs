@@ -211,7 +211,14 @@ async fn authenticated(
 trait Endpoint {
     const RT: &'static ResourceType;
 
-    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError>;
+    /// POST: the new resource, projected by `attributes` / `excludedAttributes` like any
+    /// answer that returns a resource (RFC 7644 §3.9).
+    async fn create(
+        state: &State,
+        ctx: &Ctx,
+        body: Value,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError>;
 
     async fn get(
         state: &State,
@@ -274,7 +281,10 @@ async fn endpoint<E: Endpoint>(
                 )?;
                 search::<E>(state, ctx, params).await
             }
-            Method::POST => E::create(state, ctx, read_json(state, req).await?).await,
+            Method::POST => {
+                let projection = projection_of(&req, rt)?;
+                E::create(state, ctx, read_json(state, req).await?, &projection).await
+            }
             _ => Ok(method_not_allowed("GET, POST")),
         },
         [".search"] => {

@@ -60,14 +60,14 @@ pub(super) struct Users;
 impl Endpoint for Users {
     const RT: &'static ResourceType = &USER_RESOURCE;
 
-    async fn create(state: &State, ctx: &Ctx, body: Value) -> Result<Response<Body>, ApiError> {
+    async fn create(
+        state: &State,
+        ctx: &Ctx,
+        body: Value,
+        projection: &Projection,
+    ) -> Result<Response<Body>, ApiError> {
         let user = users::create(&state.db, &ctx.actor, ctx.tenant_id, body).await?;
-        Ok(respond(
-            ctx,
-            StatusCode::CREATED,
-            &user,
-            &Projection::default(),
-        ))
+        Ok(respond(ctx, StatusCode::CREATED, &user, projection))
     }
 
     async fn get(
