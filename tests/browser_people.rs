@@ -300,3 +300,61 @@ async fn groups_list_and_a_group_paged_through_its_members() {
     fits_a_phone(&b, &s, &["/t/default/groups"]).await;
     b.close().await;
 }
+
+/// The webhook pages at phone width: a long URL, a long error and the secret shown once wrap
+/// inside their boxes; the dashboard's banner names the disabled endpoint.
+#[tokio::test]
+async fn webhook_pages_fit_a_phone() {
+    let s = TestServer::start().await;
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    log_in(&s, &b).await;
+    // Nothing listens on port 9 of 127.0.0.1: the test send fails with a long error.
+    let url = format!(
+        "http://127.0.0.1:9/hooks/{}?tenant=default&token={}",
+        "very-long-path-segment/".repeat(6),
+        "0123456789abcdef".repeat(6)
+    );
+    b.goto(&s.url("/t/default/apps")).await;
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.fill("form[action$='/webhooks'] input[name=url]", &url)
+        .await;
+    b.click("form[action$='/webhooks'] button[type=submit]")
+        .await;
+    let secret = b.value("#new-secret").await;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let fits = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fits,
+        json!(true),
+        "the new secret's page is wider than a phone"
+    );
+    b.client.set_window_size(1280, 900).await.unwrap();
+
+    let id = scimd::db::webhooks::list(&s.db.conn().unwrap(), None).unwrap()[0].id;
+    let actor = scimd::model::Actor::cli();
+    let (target, m) = scimd::ops::webhooks::test(&s.db, &actor, None, id)
+        .await
+        .unwrap();
+    let sent = scimd::http::webhooks::send_once(&s.db, &target, &m)
+        .await
+        .unwrap();
+    assert!(!sent.accepted());
+    scimd::ops::webhooks::disable(&s.db, &actor, None, id)
+        .await
+        .unwrap();
+    b.goto(&s.url("/t/default/")).await;
+    assert!(b.body().await.contains("Webhook delivery stopped"));
+    b.screenshot("webhook-banner").await;
+    let page = format!("/t/default/webhooks/{id}");
+    fits_a_phone(&b, &s, &["/t/default/apps", &page, "/t/default/"]).await;
+    b.close().await;
+}
