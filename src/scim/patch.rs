@@ -98,6 +98,11 @@ pub struct Operation {
 }
 
 /// Parses a PatchOp message (RFC 7644 §3.5.2) into its operations, in order.
+/// The most operations one PATCH may carry. IdPs send a handful (Entra batches member
+/// changes, Okta sends one operation with many values); a body with thousands of them would
+/// hold the write lock that every tenant's writes wait on.
+pub const MAX_OPERATIONS: usize = 1000;
+
 pub fn parse(body: Value) -> Result<Vec<Operation>, ScimError> {
     let Value::Object(fields) = body else {
         return Err(ScimError::invalid_syntax(
@@ -114,6 +119,12 @@ pub fn parse(body: Value) -> Result<Vec<Operation>, ScimError> {
         return Err(ScimError::invalid_syntax(
             "\"Operations\" must hold at least one operation",
         ));
+    }
+    if ops.len() > MAX_OPERATIONS {
+        return Err(ScimError::invalid_value(format!(
+            "a PATCH may carry at most {MAX_OPERATIONS} operations, not {}: split it",
+            ops.len()
+        )));
     }
     ops.iter()
         .enumerate()

@@ -1297,3 +1297,20 @@ fn users_have_no_members() {
         "invalidPath"
     );
 }
+
+#[test]
+fn a_patch_carries_at_most_max_operations() {
+    let op = serde_json::json!({"op": "add", "path": "emails", "value": [{"value": "a@x.io"}]});
+    let body = |n: usize| {
+        serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                           "Operations": vec![op.clone(); n]})
+    };
+    assert_eq!(parse(body(MAX_OPERATIONS)).unwrap().len(), MAX_OPERATIONS);
+    let e = parse(body(MAX_OPERATIONS + 1)).unwrap_err();
+    assert_eq!(e.status, 400);
+    assert_eq!(
+        e.scim_type,
+        Some(crate::scim::error::ScimType::InvalidValue)
+    );
+    assert!(e.detail.contains("at most 1000"), "{}", e.detail);
+}
