@@ -218,3 +218,50 @@ async fn admin_actions_are_audited_without_secrets() {
         assert!(!line.contains(&secret), "{line}");
     }
 }
+
+/// The audit page's "Verify integrity" checks the tenant's chain: intact after real SCIM
+/// traffic, and naming the entry once a row is edited with sqlite behind scimd's back.
+#[tokio::test]
+async fn the_audit_page_verifies_the_chain_and_names_an_edited_entry() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    for i in 0..5 {
+        s.create_user(&format!("chain{i}@example.com")).await;
+    }
+    let verify = || async {
+        let r = s
+            .raw(
+                hyper::Method::GET,
+                "/t/default/audit?verify=1",
+                &[("cookie", &cookie)],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.text
+    };
+    let page = verify().await;
+    assert!(page.contains("The chain holds"), "{page}");
+    let target = entries(&s)[2].id;
+    let head = entries(&s).last().unwrap().hash.clone().unwrap();
+    assert!(
+        page.contains(&head),
+        "the page shows the head hash to note down"
+    );
+
+    let conn = s.db.conn().unwrap();
+    conn.execute_batch("DROP TRIGGER audit_log_no_update")
+        .unwrap();
+    conn.execute(
+        "UPDATE audit_log SET detail = '{\"note\":\"nothing happened\"}' WHERE id = ?1",
+        [target],
+    )
+    .unwrap();
+    drop(conn);
+    let page = verify().await;
+    assert!(
+        page.contains(&format!("entry {target} was changed after it was written")),
+        "{page}"
+    );
+}

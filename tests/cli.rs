@@ -190,3 +190,100 @@ fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
     let (_, out, _) = run(dir.path(), &["events", "--after", "1"]);
     assert_eq!(out.lines().count(), 1);
 }
+
+/// Opens the test database directly, as someone with a shell on the VM would.
+fn tamper(dir: &std::path::Path, sql: &str) {
+    let conn = rusqlite::Connection::open(dir.join("scimd.db")).unwrap();
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;",
+    )
+    .unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn audit_verify_names_the_entry_changed_removed_or_inserted_in_the_database_and_in_an_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(run(d, &["tenant", "create", "globex", "--name", "Globex"]).0);
+    for tenant in ["default", "globex", "default", "globex", "default"] {
+        let (ok, _, err) = run(d, &["token", "create", "--name", "t", "--tenant", tenant]);
+        assert!(ok, "{err}");
+    }
+    let (ok, out, err) = run(d, &["audit", "verify"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ok: 6 entries verified"), "{out}");
+    assert!(out.contains("tenant 2: 3 entries"), "{out}");
+    let (ok, out, err) = run(d, &["audit", "verify", "--tenant", "globex"]);
+    assert!(ok && out.contains("ok: 3 entries verified"), "{out}{err}");
+
+    // An export verifies offline, with scimd and with the documented Python script.
+    let (ok, export, _) = run(d, &["audit", "--limit", "100"]);
+    assert!(
+        ok && export.lines().all(|l| l.contains("\"hash\":\"")),
+        "{export}"
+    );
+    std::fs::write(d.join("export.jsonl"), &export).unwrap();
+    let (ok, out, err) = run(d, &["audit", "verify", "--file", "export.jsonl"]);
+    assert!(ok && out.contains("ok: 3 entries verified"), "{out}{err}");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/verify-audit.py");
+    let py = Command::new("python3")
+        .args([script, "export.jsonl"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let py_out = String::from_utf8_lossy(&py.stdout);
+    assert!(
+        py.status.success() && py_out.contains("ok: 3 entries verified"),
+        "{py_out}"
+    );
+    // An exported line edited afterwards is named.
+    let edited = export.replacen("\"actor\":\"cli\"", "\"actor\":\"admin:mallory\"", 1);
+    std::fs::write(d.join("edited.jsonl"), edited).unwrap();
+    let (ok, _, err) = run(d, &["audit", "verify", "--file", "edited.jsonl"]);
+    assert!(!ok && err.contains("entry 2 was changed"), "{err}");
+    let py = Command::new("python3")
+        .args([script, "edited.jsonl"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        !py.status.success() && String::from_utf8_lossy(&py.stderr).contains("entry 2 was changed")
+    );
+
+    // Entries written before the chain existed are sealed once, when the database opens.
+    tamper(
+        d,
+        "UPDATE audit_log SET hash = NULL, prev_hash = NULL;
+         INSERT INTO audit_chain_pending SELECT max(id) FROM audit_log;",
+    );
+    let (ok, out, err) = run(d, &["audit", "verify"]);
+    assert!(ok && out.contains("ok: 6 entries verified"), "{out}{err}");
+
+    // A row edited with sqlite is named …
+    tamper(
+        d,
+        "UPDATE audit_log SET actor = 'admin:mallory' WHERE id = 4",
+    );
+    let (ok, _, err) = run(d, &["audit", "verify"]);
+    assert!(!ok && err.contains("entry 4 was changed"), "{err}");
+    tamper(d, "UPDATE audit_log SET actor = 'cli' WHERE id = 4");
+    assert!(run(d, &["audit", "verify"]).0);
+    // … so is a removed one …
+    tamper(d, "DELETE FROM audit_log WHERE id = 4");
+    let (ok, _, err) = run(d, &["audit", "verify"]);
+    assert!(!ok && err.contains("entry 4 was removed"), "{err}");
+    let (ok, _, err) = run(d, &["audit", "verify", "--tenant", "default"]);
+    assert!(
+        !ok && err.contains("entry 6 does not follow entry 2"),
+        "{err}"
+    );
+    // … and one inserted without scimd, whether or not it carries a hash.
+    tamper(
+        d,
+        "INSERT INTO audit_log (id, tenant_id, at, actor, action, outcome)
+         SELECT 4, tenant_id, at, actor, action, outcome FROM audit_log WHERE id = 2",
+    );
+    let (ok, _, err) = run(d, &["audit", "verify"]);
+    assert!(!ok && err.contains("entry 4 has no hash"), "{err}");
+}

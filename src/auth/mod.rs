@@ -1,6 +1,7 @@
 //! Credentials, pure: generating and hashing secrets, checking passwords, comparing in
 //! constant time. `db` stores only hashes.
 
+pub mod chain;
 pub mod oauth;
 pub mod passwords;
 pub mod tokens;

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{CliResult, tenant_id};
+use crate::auth::chain;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Db, settings, tenants};
 use crate::model::Actor;
@@ -157,7 +158,10 @@ pub struct TenantSetArgs {
 
 /// `scimd audit`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    command: Option<AuditCommand>,
     /// Only this tenant's entries.
     #[arg(long, default_value = tenants::DEFAULT_SLUG)]
     tenant: String,
@@ -183,6 +187,21 @@ pub struct AuditArgs {
     /// Keep printing new entries as they are written (Ctrl-C stops).
     #[arg(long)]
     follow: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the log's hash chains and name the first entry that was changed, removed or
+    /// inserted; prints each chain's newest hash (keep them elsewhere to compare later).
+    Verify {
+        /// Only this tenant's chain (default: the whole log, every tenant's chain and the
+        /// entries outside any tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Verify an export (`scimd audit`, the UI's download) instead of the database.
+        #[arg(long, conflicts_with = "tenant")]
+        file: Option<PathBuf>,
+    },
 }
 
 fn parse_time(s: &str) -> Result<String, String> {
@@ -375,6 +394,9 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
 }
 
 pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
+    if let Some(AuditCommand::Verify { tenant, file }) = args.command {
+        return audit_verify(db, tenant, file);
+    }
     let conn = db.conn()?;
     let mut filter = audit::Filter {
         tenant_id: Some(tenant_id(db, &args.tenant)?),
@@ -401,5 +423,59 @@ pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
         }
         filter.last = None;
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn audit_verify(db: &Db, tenant: Option<String>, file: Option<PathBuf>) -> CliResult {
+    let mut verifier;
+    let outcome = match (&tenant, file) {
+        (_, Some(path)) => {
+            verifier = chain::Verifier::export();
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut outcome = Ok(());
+            for (n, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let bad =
+                    |e: String| format!("{}:{}: not an audit entry: {e}", path.display(), n + 1);
+                let value: serde_json::Value =
+                    serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+                if let Err(b) = verifier.feed(&audit::exported_link(&value).map_err(bad)?) {
+                    outcome = Err(b);
+                    break;
+                }
+            }
+            outcome
+        }
+        (Some(slug), None) => {
+            verifier = chain::Verifier::one_chain();
+            let id = tenant_id(db, slug)?;
+            audit::verify(&*db.conn()?, Some(Some(id)), &mut verifier)?
+        }
+        (None, None) => {
+            verifier = chain::Verifier::whole_log();
+            audit::verify(&*db.conn()?, None, &mut verifier)?
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let mut heads: Vec<_> = verifier.heads().collect();
+    heads.sort_by_key(|(t, _)| *t);
+    for (t, head) in heads {
+        let chain = t.map_or("outside tenants".to_string(), |t| format!("tenant {t}"));
+        writeln!(
+            out,
+            "{chain}: {} entries, newest {} with hash {}",
+            head.entries, head.id, head.hash
+        )?;
+    }
+    match outcome {
+        Ok(()) => {
+            writeln!(out, "ok: {} entries verified", verifier.entries())?;
+            Ok(())
+        }
+        Err(b) => Err(format!("the audit log does not verify: {b}").into()),
     }
 }

@@ -6,12 +6,13 @@
 //! transaction of its own once the failed one has rolled back. Entries name actors by id
 //! (`token:<id>`, never the token) and hold no secret.
 
-use rusqlite::{Connection, Row, params_from_iter, types::Value as SqlValue};
+use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
 use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
+use crate::auth::chain;
 use crate::model::{Actor, text_enum};
 use crate::scim::datetime;
 
@@ -154,15 +155,34 @@ impl Entry {
     }
 }
 
-/// Appends `entry`; returns its id.
+/// Appends `entry` to its tenant's chain (`auth::chain`); returns its id. Must run inside
+/// a write transaction, which makes reading the chain's head and appending one step.
 pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
+    debug_assert!(
+        !conn.is_autocommit(),
+        "audit entries are appended in a transaction"
+    );
+    let prev: String = conn
+        .prepare_cached(
+            "SELECT hash FROM audit_log WHERE tenant_id IS ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([entry.tenant_id], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .unwrap_or_else(|| chain::GENESIS.to_string());
+    let id: i64 = conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM audit_log", [], |r| {
+        r.get(0)
+    })?;
+    let at = datetime::now();
+    let hash = entry.content(id, &at).hash(&prev);
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO audit_log (tenant_id, at, actor, action, target, outcome, status, request_id, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, outcome, status, request_id, detail, prev_hash, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     stmt.execute(rusqlite::params![
+        id,
         entry.tenant_id,
-        datetime::now(),
+        at,
         entry.actor,
         entry.action.as_str(),
         entry.target,
@@ -170,8 +190,28 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         entry.status,
         entry.request_id,
         entry.detail.as_ref().map(Value::to_string),
+        prev,
+        hash,
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok(id)
+}
+
+impl Entry {
+    /// What the chain hashes of this entry, stored as `id` at `at`.
+    fn content<'a>(&'a self, id: i64, at: &'a str) -> chain::Content<'a> {
+        chain::Content {
+            id,
+            tenant_id: self.tenant_id,
+            at,
+            actor: &self.actor,
+            action: self.action.as_str(),
+            target: self.target.as_deref(),
+            outcome: self.outcome.as_str(),
+            status: self.status,
+            request_id: self.request_id.as_deref(),
+            detail: self.detail.as_ref(),
+        }
+    }
 }
 
 /// A stored entry.
@@ -182,6 +222,10 @@ pub struct Record {
     pub at: String,
     #[serde(flatten)]
     pub entry: Entry,
+    /// The hash of the entry before this one in its chain (`auth::chain`).
+    pub prev_hash: Option<String>,
+    /// This entry's hash; `None` only if it was written outside scimd.
+    pub hash: Option<String>,
 }
 
 impl Record {
@@ -189,6 +233,55 @@ impl Record {
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).expect("an audit record always serialises")
     }
+
+    /// The entry as the chain's verifier reads it.
+    pub fn link(&self) -> chain::Link<'_> {
+        chain::Link {
+            content: self.entry.content(self.id, &self.at),
+            prev_hash: self.prev_hash.as_deref(),
+            hash: self.hash.as_deref(),
+        }
+    }
+}
+
+/// An exported entry (one parsed line of [`Record::to_json_line`]) as the chain's verifier
+/// reads it, or which field is wrong. Unknown actions are fine: an export of a newer scimd
+/// verifies too.
+pub fn exported_link(v: &Value) -> Result<chain::Link<'_>, String> {
+    let text = |k: &str| -> Result<Option<&str>, String> {
+        match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("{k} is not a string")),
+        }
+    };
+    let int = |k: &str| -> Result<Option<i64>, String> {
+        match v.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(n) => n.as_i64().map(Some).ok_or(format!("{k} is not an integer")),
+        }
+    };
+    fn need<'a>(k: &str, x: Option<&'a str>) -> Result<&'a str, String> {
+        x.ok_or(format!("{k} is missing"))
+    }
+    Ok(chain::Link {
+        content: chain::Content {
+            id: int("id")?.ok_or("id is missing")?,
+            tenant_id: int("tenantId")?,
+            at: need("at", text("at")?)?,
+            actor: need("actor", text("actor")?)?,
+            action: need("action", text("action")?)?,
+            target: text("target")?,
+            outcome: need("outcome", text("outcome")?)?,
+            status: int("status")?
+                .map(|s| u16::try_from(s).map_err(|_| "status is out of range".to_string()))
+                .transpose()?,
+            request_id: text("requestId")?,
+            detail: v.get("detail").filter(|d| !d.is_null()),
+        },
+        prev_hash: text("prevHash")?,
+        hash: text("hash")?,
+    })
 }
 
 /// Which entries to read. Empty: all, oldest first.
@@ -232,6 +325,8 @@ fn from_row(r: &Row) -> rusqlite::Result<Record> {
                 .transpose()
                 .map_err(|e| bad(9, e.to_string()))?,
         },
+        prev_hash: r.get(10)?,
+        hash: r.get(11)?,
     })
 }
 
@@ -277,8 +372,8 @@ impl Filter {
     }
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail";
+const COLUMNS: &str = "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail, \
+     prev_hash, hash";
 
 /// The entries matching `filter`, oldest first.
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> {
@@ -354,6 +449,91 @@ pub fn export_json_lines(conn: &Connection, filter: &Filter) -> Result<String, D
         match rows.last() {
             Some(last) if rows.len() as u64 == CHUNK => filter.after_id = Some(last.id),
             _ => return Ok(out),
+        }
+    }
+}
+
+/// Up to a thousand entries after id `after`, in id order: of the whole log, or of one
+/// chain (`Some(tenant)`).
+fn chunk(
+    conn: &Connection,
+    chain: Option<Option<i64>>,
+    after: i64,
+) -> Result<Vec<Record>, DbError> {
+    let rows = match chain {
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE id > ?1 ORDER BY id LIMIT 1000"
+            ))?
+            .query_map([after], from_row)?
+            .collect::<Result<_, _>>()?,
+        Some(tenant) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE tenant_id IS ?2 AND id > ?1
+                 ORDER BY id LIMIT 1000"
+            ))?
+            .query_map(rusqlite::params![after, tenant], from_row)?
+            .collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
+}
+
+/// Seals the entries written before the chain existed (migration 0008), once: hashes them
+/// in id order, then forgets that any were pending, so an entry whose hash is removed later
+/// is reported by `verify`, never sealed again.
+pub fn seal_pending(conn: &mut Connection) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let Some(upto) = tx
+        .query_row("SELECT upto_id FROM audit_chain_pending", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let mut heads: std::collections::HashMap<Option<i64>, String> = Default::default();
+    let mut after = 0;
+    while after < upto {
+        let rows = chunk(&tx, None, after)?;
+        let Some(last) = rows.last() else { break };
+        after = last.id;
+        for r in rows.iter().filter(|r| r.id <= upto) {
+            let prev = heads
+                .get(&r.entry.tenant_id)
+                .cloned()
+                .unwrap_or_else(|| chain::GENESIS.to_string());
+            let hash = r.entry.content(r.id, &r.at).hash(&prev);
+            tx.execute(
+                "UPDATE audit_log SET prev_hash = ?2, hash = ?3 WHERE id = ?1 AND hash IS NULL",
+                rusqlite::params![r.id, prev, hash],
+            )?;
+            heads.insert(r.entry.tenant_id, hash);
+        }
+    }
+    tx.execute("DELETE FROM audit_chain_pending", [])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Walks the log in id order through `verifier`: the whole log, or one tenant's chain
+/// (`Some(tenant)`, `Some(None)` for the entries outside any tenant). Stops at the first
+/// break.
+pub fn verify(
+    conn: &Connection,
+    chain: Option<Option<i64>>,
+    verifier: &mut chain::Verifier,
+) -> Result<Result<(), chain::Break>, DbError> {
+    let mut after = 0;
+    loop {
+        let rows = chunk(conn, chain, after)?;
+        for r in &rows {
+            if let Err(b) = verifier.feed(&r.link()) {
+                return Ok(Err(b));
+            }
+        }
+        match rows.last() {
+            Some(last) => after = last.id,
+            None => return Ok(Ok(())),
         }
     }
 }

@@ -26,6 +26,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0006_event_context.sql"),
     ),
     ("0007_apps", include_str!("migrations/0007_apps.sql")),
+    (
+        "0008_audit_chain",
+        include_str!("migrations/0008_audit_chain.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

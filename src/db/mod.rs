@@ -125,6 +125,7 @@ impl Db {
         };
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;
+        audit::seal_pending(&mut conn)?;
         tenants::ensure_default(&conn)?;
         drop(conn);
         db.optimize()?;

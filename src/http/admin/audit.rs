@@ -7,6 +7,7 @@ use hyper::StatusCode;
 use super::filters;
 use super::people::link;
 use super::{Layout, PageResult, Req, UiError, download, html, layout};
+use crate::auth::chain;
 use crate::db::audit::{self, Action, Record};
 use crate::db::paging::Cursor;
 use crate::db::tenants::Tenant;
@@ -96,10 +97,48 @@ struct Line {
     detail: String,
 }
 
+/// The outcome of checking the tenant's hash chain (`?verify=1`).
+struct Verification {
+    ok: bool,
+    message: String,
+    /// The chain's newest entry and hash, to note down and compare later.
+    head: Option<(i64, String)>,
+}
+
+impl Verification {
+    async fn run(state: &State, tenant_id: i64) -> Result<Verification, UiError> {
+        let (verifier, outcome) = state
+            .db
+            .read(move |c| {
+                let mut v = chain::Verifier::one_chain();
+                let outcome = audit::verify(c, Some(Some(tenant_id)), &mut v)?;
+                Ok::<_, crate::db::DbError>((v, outcome))
+            })
+            .await?;
+        let head = verifier.heads().next().map(|(_, h)| (h.id, h.hash.clone()));
+        Ok(match outcome {
+            Ok(()) => Verification {
+                ok: true,
+                message: format!(
+                    "The chain holds: {} entries verified, none changed, removed or inserted.",
+                    verifier.entries()
+                ),
+                head,
+            },
+            Err(b) => Verification {
+                ok: false,
+                message: format!("The audit log does not verify: {b}."),
+                head,
+            },
+        })
+    }
+}
+
 #[derive(Template)]
 #[template(path = "audit.html")]
 struct AuditPage {
     layout: Layout,
+    verification: Option<Verification>,
     f: Fields,
     actions: Vec<&'static str>,
     error: Option<String>,
@@ -157,8 +196,13 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     } else {
         StatusCode::OK
     };
+    let verification = match req.query("verify") {
+        Some("1") => Some(Verification::run(state, tenant.id).await?),
+        _ => None,
+    };
     let page = AuditPage {
         layout: layout(state, req, Some(tenant), "audit").await?,
+        verification,
         export: link(&format!("{base}/export.jsonl"), &f.pairs()),
         f,
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),

@@ -507,6 +507,8 @@ fn the_audit_log_is_append_only_and_filterable() {
     let conn = f.conn();
     let actor = f.actor();
     let tenant = Some(f.tenant);
+    // Entries are appended inside a write transaction, as every use case does.
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     audit::append(
         &conn,
         &audit::Entry::new(
@@ -540,6 +542,7 @@ fn the_audit_log_is_append_only_and_filterable() {
         ),
     )
     .unwrap();
+    conn.execute_batch("COMMIT").unwrap();
     for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
         let err = conn.execute(sql, []).unwrap_err().to_string();
         assert!(err.contains("append-only"), "{err}");
