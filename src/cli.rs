@@ -260,16 +260,16 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 }
             }
         });
-        // Events older than each tenant's retention go, at start and then daily.
+        // Retention (grace-period deletions, archived members, audit entries, events), at
+        // start and then hourly so a grace period ends within the hour it is due.
         let retention = db.clone();
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(24 * 3600));
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
                 every.tick().await;
-                match ops::events::purge_expired(&retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(events = n, "purged events past their retention"),
-                    Err(e) => tracing::warn!(error = %e, "purging old events failed"),
+                match ops::retention::daily(&retention, time::OffsetDateTime::now_utc()).await {
+                    Ok(done) => tracing::info!(?done, "retention applied"),
+                    Err(e) => tracing::warn!(error = %e, "applying retention failed"),
                 }
             }
         });

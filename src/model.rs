@@ -246,6 +246,43 @@ pub struct Settings {
     pub mappings: Vec<RoleMapping>,
     /// How many days events are kept for the feed and for webhook replays.
     pub event_retention_days: u32,
+    /// `Some(n)`: a `delete` policy suspends the member now and deletes it after `n` days
+    /// unless it is reactivated first. `None`: deletions are immediate.
+    pub delete_grace_days: Option<u32>,
+    /// Archived members are deleted this many days after they were archived; `None`: kept.
+    pub archived_retention_days: Option<u32>,
+    /// Audit entries older than this many days are purged; `None` (the default): kept.
+    pub audit_retention_days: Option<u32>,
+    /// The guard against mass deprovisioning.
+    pub guard: Guard,
+}
+
+/// Holds member deprovisionings (suspend, archive, delete) for an admin's decision when more
+/// than `max(percent % of active members, minimum)` would be applied within an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Guard {
+    pub enabled: bool,
+    pub percent: u32,
+    pub minimum: u32,
+}
+
+impl Default for Guard {
+    fn default() -> Guard {
+        Guard {
+            enabled: true,
+            percent: 10,
+            minimum: 50,
+        }
+    }
+}
+
+impl Guard {
+    /// How many deprovisionings an hour may bring without tripping, for `active` members.
+    pub fn threshold(&self, active: u64) -> u64 {
+        let share = (active * u64::from(self.percent)).div_ceil(100);
+        share.max(u64::from(self.minimum))
+    }
 }
 
 impl Default for Settings {
@@ -265,6 +302,10 @@ impl Default for Settings {
             role_prefix: DEFAULT_ROLE_PREFIX.to_string(),
             mappings: Vec::new(),
             event_retention_days: DEFAULT_EVENT_RETENTION_DAYS,
+            delete_grace_days: None,
+            archived_retention_days: None,
+            audit_retention_days: None,
+            guard: Guard::default(),
         }
     }
 }
@@ -294,6 +335,25 @@ impl Settings {
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=3650).contains(&self.event_retention_days) {
             return Err("events must be kept for 1 to 3650 days".into());
+        }
+        if self.delete_grace_days.is_some_and(|d| !(1..=365).contains(&d)) {
+            return Err("the deletion grace period must be 1 to 365 days (or off)".into());
+        }
+        if self.archived_retention_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+            return Err("archived members must be kept for 1 to 3650 days (or forever)".into());
+        }
+        if self.audit_retention_days.is_some_and(|d| !(30..=36500).contains(&d)) {
+            return Err("audit entries must be kept for 30 to 36500 days (or forever)".into());
+        }
+        if self.guard.percent > 100 {
+            return Err("the guard's share of active members must be 0 to 100 %".into());
+        }
+        if self.guard.enabled && self.guard.percent == 0 && self.guard.minimum == 0 {
+            return Err(
+                "the guard needs a share of active members or a number of people above 0 \
+                 (or turn it off)"
+                    .into(),
+            );
         }
         if self.roles.is_empty() {
             return Err("a tenant needs at least one role".into());
@@ -497,6 +557,8 @@ pub struct Member {
     pub managed: bool,
     pub source: MemberSource,
     pub link: Link,
+    /// Suspended by the grace period, to be deleted unless reactivated.
+    pub deletion_scheduled: bool,
 }
 
 impl Member {

@@ -334,7 +334,10 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
             [],
         )
         .unwrap();
-    assert_eq!(ops::events::purge_expired(&s.db).await.unwrap(), 2);
+    let done = ops::retention::daily(&s.db, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert_eq!(done.events_purged, 2);
     let r = get(&s, &key, "/api/v1/events?after=0").await;
     assert_eq!(r.status, 410, "{}", r.text);
     assert_eq!(r.json["code"], "cursor_expired");

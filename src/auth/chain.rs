@@ -139,6 +139,8 @@ pub struct Verifier {
     /// starts later than the log does).
     partial: bool,
     last_id: Option<i64>,
+    /// Entries up to this id may be missing: retention purged them.
+    purged_upto: i64,
 }
 
 impl Verifier {
@@ -163,11 +165,26 @@ impl Verifier {
         }
     }
 
+    /// Starts `chain` after entries that retention purged: its next entry follows the
+    /// purged entry `upto_id`, whose hash was `hash`.
+    pub fn anchor(&mut self, chain: Option<i64>, upto_id: i64, hash: &str) {
+        self.heads.insert(
+            chain,
+            Head {
+                id: upto_id,
+                hash: hash.to_string(),
+                entries: 0,
+                prev_hash: String::new(),
+            },
+        );
+        self.purged_upto = self.purged_upto.max(upto_id);
+    }
+
     /// Checks the next entry (ids must come in rising order).
     pub fn feed(&mut self, link: &Link) -> Result<(), Break> {
         let id = link.content.id;
         if self.contiguous {
-            let expected = self.last_id.map_or(1, |l| l + 1);
+            let expected = self.last_id.map_or(1, |l| l + 1).max(self.purged_upto + 1);
             if id > expected {
                 return Err(Break::Missing { id: expected });
             }
@@ -372,5 +389,20 @@ mod tests {
             Err(Break::Removed { id: 3, after: None })
         );
         assert_eq!(verify(Verifier::export(), &tail), Ok(4));
+    }
+
+    #[test]
+    fn a_chain_verifies_after_a_purge_from_its_anchor_and_not_before() {
+        let rows = log(10);
+        // Retention purged entries 1 to 4: the chains start after 3 (tenant 2) and 4.
+        let mut v = Verifier::whole_log();
+        v.anchor(Some(2), 3, rows[2].hash.as_deref().unwrap());
+        v.anchor(Some(1), 4, rows[3].hash.as_deref().unwrap());
+        assert_eq!(verify(v, &rows[4..]), Ok(6));
+        // Removing the first kept entry is still seen.
+        let mut v = Verifier::whole_log();
+        v.anchor(Some(2), 3, rows[2].hash.as_deref().unwrap());
+        v.anchor(Some(1), 4, rows[3].hash.as_deref().unwrap());
+        assert_eq!(verify(v, &rows[5..]), Err(Break::Missing { id: 5 }));
     }
 }

@@ -6,7 +6,9 @@
 //! transaction of its own once the failed one has rolled back. Entries name actors by id
 //! (`token:<id>`, never the token) and hold no secret.
 
-use rusqlite::{Connection, OptionalExtension, Row, params_from_iter, types::Value as SqlValue};
+use rusqlite::{
+    Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,6 +38,15 @@ text_enum! {
         RoleMapped => "roles.mapped",
         RoleUnmapped => "roles.unmapped",
         SyncRun => "sync.run",
+        /// The guard against mass deprovisioning held member deprovisionings.
+        DeprovisioningHeld => "deprovisioning.held",
+        DeprovisioningApproved => "deprovisioning.approved",
+        DeprovisioningRejected => "deprovisioning.rejected",
+        /// Nothing is left to hold: the directory changed back.
+        DeprovisioningReleased => "deprovisioning.released",
+        /// The daily retention job deleted members past their grace period or retention,
+        /// or purged old audit entries.
+        RetentionApplied => "retention.applied",
         TokenCreated => "token.created",
         TokenRevoked => "token.revoked",
         ApiKeyCreated => "apikey.created",
@@ -523,6 +534,17 @@ pub fn verify(
     chain: Option<Option<i64>>,
     verifier: &mut chain::Verifier,
 ) -> Result<Result<(), chain::Break>, DbError> {
+    let mut stmt = conn.prepare_cached("SELECT tenant_id, upto_id, hash FROM audit_anchors")?;
+    let anchors = stmt
+        .query_map([], |r| {
+            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    for (tenant, upto, hash) in anchors {
+        if chain.is_none_or(|c| c == tenant) {
+            verifier.anchor(tenant, upto, &hash);
+        }
+    }
     let mut after = 0;
     loop {
         let rows = chunk(conn, chain, after)?;
@@ -536,4 +558,41 @@ pub fn verify(
             None => return Ok(Ok(())),
         }
     }
+}
+
+/// Deletes the chain's entries (one tenant's, or those outside any tenant) written before
+/// `cutoff`, keeping the hash of the last one so the rest still verifies. Returns how many
+/// went. Only this function can delete entries: the trigger lets a delete through only up
+/// to the id it names in `audit_purging` for the length of its transaction.
+pub fn purge_before(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    cutoff: &str,
+) -> Result<usize, DbError> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, hash FROM audit_log WHERE tenant_id IS ?1 AND at < ?2
+             ORDER BY id DESC LIMIT 1",
+            params![tenant_id, cutoff],
+            |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())),
+        )
+        .optional()?;
+    let Some((upto, hash)) = last else {
+        return Ok(0);
+    };
+    conn.execute("INSERT INTO audit_purging (upto_id) VALUES (?1)", [upto])?;
+    let n = conn.execute(
+        "DELETE FROM audit_log WHERE tenant_id IS ?1 AND id <= ?2",
+        params![tenant_id, upto],
+    )?;
+    conn.execute("DELETE FROM audit_purging", [])?;
+    conn.execute(
+        "DELETE FROM audit_anchors WHERE tenant_id IS ?1",
+        [tenant_id],
+    )?;
+    conn.execute(
+        "INSERT INTO audit_anchors (tenant_id, upto_id, hash) VALUES (?1, ?2, ?3)",
+        params![tenant_id, upto, hash],
+    )?;
+    Ok(n)
 }

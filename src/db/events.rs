@@ -29,6 +29,10 @@ text_enum! {
         GroupDeleted => "group.deleted",
         GroupMemberAdded => "group.member_added",
         GroupMemberRemoved => "group.member_removed",
+        /// The guard against mass deprovisioning held member deprovisionings for an admin.
+        DeprovisioningHeld => "deprovisioning.held",
+        /// An admin approved or rejected them, or nothing is left to hold.
+        DeprovisioningResolved => "deprovisioning.resolved",
     }
 }
 

@@ -39,6 +39,9 @@ pub struct MemberRow {
     pub user_exists: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// Suspended by the grace period: deleted at this time unless reactivated first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delete_after: Option<String>,
 }
 
 impl MemberRow {
@@ -58,13 +61,14 @@ impl MemberRow {
                 Some(id) if self.user_exists => Link::Live(id.clone()),
                 Some(id) => Link::Gone(id.clone()),
             },
+            deletion_scheduled: self.delete_after.is_some(),
         }
     }
 }
 
 const SELECT: &str = "SELECT m.pk, m.id, m.email, m.user_name, m.given_name, m.family_name,
         m.display_name, m.role, m.role_reason, m.status, m.managed, m.source, m.user_id,
-        u.pk IS NOT NULL, m.created_at, m.updated_at, m.tenant_id
+        u.pk IS NOT NULL, m.created_at, m.updated_at, m.tenant_id, m.delete_after
     FROM members m LEFT JOIN users u ON u.id = m.user_id AND u.tenant_id = m.tenant_id";
 
 fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
@@ -101,6 +105,7 @@ fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
         created_at: r.get(14)?,
         updated_at: r.get(15)?,
         tenant_id: r.get(16)?,
+        delete_after: r.get(17)?,
     })
 }
 
@@ -447,8 +452,8 @@ pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<Memb
     conn.execute(
         "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
                               given_name, family_name, display_name, role, role_reason, status,
-                              managed, source, user_id, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+                              managed, source, user_id, created_at, updated_at, status_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
         params![
             tenant_id,
             uuid::Uuid::new_v4().to_string(),
@@ -523,12 +528,65 @@ pub fn set_role(conn: &Connection, pk: i64, role: &Role, reason: &str) -> Result
     Ok(())
 }
 
+/// Sets the member's status; any status change cancels a scheduled deletion.
 pub fn set_status(conn: &Connection, pk: i64, status: MemberStatus) -> Result<(), DbError> {
+    let now = datetime::now();
     conn.execute(
-        "UPDATE members SET status = ?2, updated_at = ?3 WHERE pk = ?1",
-        params![pk, status.as_str(), datetime::now()],
+        "UPDATE members SET status = ?2, updated_at = ?3, delete_after = NULL,
+                status_at = CASE WHEN status = ?2 THEN status_at ELSE ?3 END
+         WHERE pk = ?1",
+        params![pk, status.as_str(), now],
     )?;
     Ok(())
+}
+
+/// Suspends the member until `at`, when the daily job deletes it (the grace period).
+pub fn schedule_deletion(conn: &Connection, pk: i64, at: &str) -> Result<(), DbError> {
+    set_status(conn, pk, MemberStatus::Suspended)?;
+    conn.execute(
+        "UPDATE members SET delete_after = ?2 WHERE pk = ?1",
+        params![pk, at],
+    )?;
+    Ok(())
+}
+
+/// Members whose grace period ended by `now`, a batch at a time.
+pub fn deletions_due(conn: &Connection, now: &str, limit: usize) -> Result<Vec<MemberRow>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE m.delete_after IS NOT NULL AND m.delete_after <= ?1
+         ORDER BY m.delete_after LIMIT ?2"
+    ))?;
+    let rows = stmt
+        .query_map(params![now, limit as i64], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The tenant's members archived before `before`, a batch at a time.
+pub fn archived_before(
+    conn: &Connection,
+    tenant_id: i64,
+    before: &str,
+    limit: usize,
+) -> Result<Vec<MemberRow>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "{SELECT} WHERE m.tenant_id = ?1 AND m.status = 'archived' AND m.status_at < ?2
+         ORDER BY m.status_at LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![tenant_id, before, limit as i64], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// How many of the tenant's members are active.
+pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM members WHERE tenant_id = ?1 AND status = 'active'",
+        [tenant_id],
+        |r| r.get(0),
+    )?;
+    Ok(n as u64)
 }
 
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes

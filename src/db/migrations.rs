@@ -30,6 +30,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0008_audit_chain",
         include_str!("migrations/0008_audit_chain.sql"),
     ),
+    (
+        "0009_deprovisioning",
+        include_str!("migrations/0009_deprovisioning.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -12,6 +12,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod events;
 pub mod filter_sql;
+pub mod guard;
 pub mod groups;
 pub mod members;
 mod migrations;

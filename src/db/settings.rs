@@ -26,10 +26,18 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Settings, DbError> {
     let row = conn
         .query_row(
             "SELECT test_mode, on_deactivate, on_delete, absent, match_by, default_role, role_prefix,
-                    event_retention_days
+                    event_retention_days, delete_grace_days, archived_retention_days,
+                    audit_retention_days, guard_enabled, guard_percent, guard_minimum
              FROM tenant_settings WHERE tenant_id = ?1",
             [tenant_id],
             |r| {
+                s.event_retention_days = r.get(7)?;
+                s.delete_grace_days = r.get(8)?;
+                s.archived_retention_days = r.get(9)?;
+                s.audit_retention_days = r.get(10)?;
+                s.guard.enabled = r.get(11)?;
+                s.guard.percent = r.get(12)?;
+                s.guard.minimum = r.get(13)?;
                 Ok((
                     r.get::<_, bool>(0)?,
                     r.get::<_, String>(1)?,
@@ -38,13 +46,11 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Settings, DbError> {
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, String>(6)?,
-                    r.get::<_, u32>(7)?,
                 ))
             },
         )
         .optional()?;
-    if let Some((test_mode, deact, del, absent, match_by, default_role, prefix, retention)) = row {
-        s.event_retention_days = retention;
+    if let Some((test_mode, deact, del, absent, match_by, default_role, prefix)) = row {
         s.test_mode = test_mode;
         s.on_deactivate = parse(deact)?;
         s.on_delete = parse(del)?;
@@ -86,14 +92,21 @@ pub fn save(conn: &Connection, tenant_id: i64, settings: &Settings) -> Result<()
     conn.execute(
         "INSERT INTO tenant_settings (tenant_id, test_mode, on_deactivate, on_delete, absent,
                                       match_by, default_role, role_prefix, updated_at,
-                                      event_retention_days)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                      event_retention_days, delete_grace_days,
+                                      archived_retention_days, audit_retention_days,
+                                      guard_enabled, guard_percent, guard_minimum)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (tenant_id) DO UPDATE SET
             test_mode = excluded.test_mode, on_deactivate = excluded.on_deactivate,
             on_delete = excluded.on_delete, absent = excluded.absent,
             match_by = excluded.match_by, default_role = excluded.default_role,
             role_prefix = excluded.role_prefix, updated_at = excluded.updated_at,
-            event_retention_days = excluded.event_retention_days",
+            event_retention_days = excluded.event_retention_days,
+            delete_grace_days = excluded.delete_grace_days,
+            archived_retention_days = excluded.archived_retention_days,
+            audit_retention_days = excluded.audit_retention_days,
+            guard_enabled = excluded.guard_enabled, guard_percent = excluded.guard_percent,
+            guard_minimum = excluded.guard_minimum",
         params![
             tenant_id,
             settings.test_mode,
@@ -105,6 +118,12 @@ pub fn save(conn: &Connection, tenant_id: i64, settings: &Settings) -> Result<()
             settings.role_prefix,
             datetime::now(),
             settings.event_retention_days,
+            settings.delete_grace_days,
+            settings.archived_retention_days,
+            settings.audit_retention_days,
+            settings.guard.enabled,
+            settings.guard.percent,
+            settings.guard.minimum,
         ],
     )?;
     conn.execute("DELETE FROM roles WHERE tenant_id = ?1", [tenant_id])?;

@@ -156,6 +156,7 @@ pub(super) fn document() -> Value {
                     "directory_user_id": nullable("string"), "external_id": nullable("string"),
                     "groups": {"type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "display_name": {"type": "string"}}}},
+                    "delete_after": {"type": ["string", "null"], "description": "Suspended by the deletion grace period: deleted at this time unless reactivated first."},
                     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}},
                 "MemberList": list_of("Member"),
                 "Group": {"type": "object", "required": ["object", "id", "display_name", "members_count"], "properties": {
@@ -181,7 +182,7 @@ pub(super) fn document() -> Value {
                     "seq": {"type": "integer", "description": "The tenant's gap-free, strictly increasing number."},
                     "type": {"type": "string", "enum": event_types},
                     "timestamp": {"type": "string"},
-                    "data": {"description": "The member or group after the change (as it was last, for a deletion)."},
+                    "data": {"description": "The member or group after the change (as it was last, for a deletion); for deprovisioning.* events, the hold: id, state (held, rejected, approved, cleared), held (members), threshold, active_members, decided_by."},
                     "previous": {"type": "object", "description": "The values the change replaced."},
                     "context": {"type": "object", "properties": {
                         "actor": nullable("string"), "request_id": nullable("string"),

@@ -6,9 +6,7 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::db::events::{self, Event, EventType};
-use crate::db::{Db, DbError, settings, tenants};
-use crate::scim::datetime;
-use time::OffsetDateTime;
+use crate::db::{Db, DbError};
 
 /// The most events one page returns.
 pub const MAX_PAGE: u32 = 1000;
@@ -43,6 +41,9 @@ pub fn object(e: &Event) -> Value {
             payload.remove("group").unwrap_or(Value::Null)
         }
         EventType::GroupMemberAdded | EventType::GroupMemberRemoved => Value::Object(payload),
+        EventType::DeprovisioningHeld | EventType::DeprovisioningResolved => {
+            payload.remove("hold").unwrap_or(Value::Null)
+        }
         _ => payload.remove("member").unwrap_or(Value::Null),
     };
     context.entry("via").or_insert_with(|| json!("scim"));
@@ -127,21 +128,6 @@ pub async fn wait(
         let nap = (deadline - now).min(RECHECK);
         let _ = tokio::time::timeout(nap, commits.changed()).await;
     }
-}
-
-/// Deletes every tenant's events older than its retention (`event_retention_days`); a
-/// reader whose cursor falls behind learns it must list again. Returns how many went.
-pub async fn purge_expired(db: &Db) -> Result<usize, DbError> {
-    db.write(|tx| {
-        let mut purged = 0;
-        for tenant in tenants::list(tx)? {
-            let days = settings::get(tx, tenant.id)?.event_retention_days;
-            let cutoff = OffsetDateTime::now_utc() - time::Duration::days(days.into());
-            purged += events::purge_before(tx, tenant.id, &datetime::format(cutoff))?;
-        }
-        Ok(purged)
-    })
-    .await
 }
 
 /// The tenant's newest `seq`: where a reader that has just listed everything resumes.

@@ -48,6 +48,7 @@ pub fn api_object(conn: &Conn, tenant_id: i64, row: &MemberRow) -> Result<Value,
         "directory_user_id": row.user_id,
         "external_id": user.as_ref().and_then(|u| u.data.get("externalId")).cloned(),
         "groups": groups,
+        "delete_after": row.delete_after,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }))

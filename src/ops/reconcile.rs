@@ -23,6 +23,7 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::guard;
 use super::members::MemberWrite;
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
@@ -232,11 +233,35 @@ fn sync_people(
         .map(MemberRow::to_sync)
         .collect();
     let changes = sync::plan(&directory, &members, &settings);
+    let looked_at: Vec<i64> = members.iter().map(|m| m.pk).collect();
+    let considered = guard::Considered::Members(&looked_at);
+    let changes = guard::screen(conn, actor, tenant_id, &settings, considered, changes)?;
     apply(conn, actor, tenant_id, "scim", &changes)
 }
 
-/// Applies `changes`: each one writes the member, an audit entry and an event.
-pub fn apply(
+/// Applies what the whole tenant's plan now says for the members in `held` (an admin
+/// approved the deprovisionings the guard held for them), past the guard. Returns how many
+/// changes were applied.
+pub fn apply_held(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    held: &BTreeSet<i64>,
+) -> Result<usize, DbError> {
+    let settings = settings::get(conn, tenant_id)?;
+    let changes: Vec<Change> = full_plan(conn, tenant_id, &settings)?
+        .into_iter()
+        .filter(|c| !matches!(c.action, Action::Skip { .. }))
+        .filter(|c| c.member.as_ref().is_some_and(|m| held.contains(&m.pk)))
+        .collect();
+    apply(conn, actor, tenant_id, "guard", &changes)?;
+    seeds::refresh(conn, tenant_id)?;
+    Ok(changes.len())
+}
+
+/// Applies `changes`: each one writes the member, an audit entry and an event. The guard
+/// has screened them already.
+fn apply(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
@@ -311,6 +336,17 @@ pub fn apply(
                 extra = json!({"cause": cause});
                 (EventType::MemberArchived, AuditAction::MemberArchived, pk)
             }
+            Action::Delete {
+                cause,
+                after_days: Some(days),
+                ..
+            } => {
+                let pk = pk()?;
+                let after = datetime::in_days(i64::from(*days));
+                members::schedule_deletion(conn, pk, &after)?;
+                extra = json!({"cause": cause, "deleteAfter": after});
+                (EventType::MemberSuspended, AuditAction::MemberSuspended, pk)
+            }
             Action::Delete { cause, .. } => {
                 members::delete(conn, pk()?)?;
                 extra = json!({"cause": cause});
@@ -318,7 +354,7 @@ pub fn apply(
             }
         };
         let after = match (&change.action, existing.as_ref()) {
-            (Action::Delete { .. }, Some(row)) => row.clone(),
+            (Action::Delete { after_days: None, .. }, Some(row)) => row.clone(),
             _ => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
         };
         let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
@@ -347,6 +383,8 @@ pub struct SyncRun {
     /// Nothing was applied: asked for, or the tenant is in test mode.
     pub dry_run: bool,
     pub test_mode: bool,
+    /// Member deprovisionings of the report the guard held instead of applying.
+    pub held: usize,
     pub started_at: String,
     pub finished_at: String,
     pub duration_ms: u64,
@@ -428,12 +466,20 @@ pub fn run(
     let settings = settings::get(conn, tenant_id)?;
     let dry_run = dry_run || settings.test_mode;
     let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
+    let mut held = 0;
     if !dry_run {
-        let via = match scope {
-            SyncScope::Full => "force_sync",
-            SyncScope::Roles => "settings",
+        let (via, screened) = match scope {
+            SyncScope::Full => {
+                let all = guard::Considered::All;
+                let screened =
+                    guard::screen(conn, actor, tenant_id, &settings, all, changes.clone())?;
+                ("force_sync", screened)
+            }
+            // A role re-evaluation never deprovisions anyone.
+            SyncScope::Roles => ("settings", changes.clone()),
         };
-        apply(conn, actor, tenant_id, via, &changes)?;
+        held = changes.len() - screened.len();
+        apply(conn, actor, tenant_id, via, &screened)?;
         seeds::refresh(conn, tenant_id)?;
     }
     let report = Report::new(&changes);
@@ -457,7 +503,7 @@ pub fn run(
     audit::append(
         conn,
         &audit::Entry::new(actor, Some(tenant_id), AuditAction::SyncRun, Some(format!("sync_run/{id}")))
-            .with_detail(json!({"scope": scope, "dryRun": dry_run, "testMode": settings.test_mode, "counts": counts, "durationMs": duration_ms})),
+            .with_detail(json!({"scope": scope, "dryRun": dry_run, "testMode": settings.test_mode, "counts": counts, "held": held, "durationMs": duration_ms})),
     )?;
     Ok(SyncRun {
         id,
@@ -465,6 +511,7 @@ pub fn run(
         scope,
         dry_run,
         test_mode: settings.test_mode,
+        held,
         started_at,
         finished_at,
         duration_ms,

@@ -28,6 +28,15 @@ pub struct Update {
     /// The tenant's display name (the settings page renames it with the rest).
     pub name: Option<String>,
     pub event_retention_days: Option<u32>,
+    /// `Some(None)` turns the deletion grace period off.
+    pub delete_grace_days: Option<Option<u32>>,
+    /// `Some(None)`: archived members are kept forever.
+    pub archived_retention_days: Option<Option<u32>>,
+    /// `Some(None)`: audit entries are kept forever.
+    pub audit_retention_days: Option<Option<u32>>,
+    pub guard_enabled: Option<bool>,
+    pub guard_percent: Option<u32>,
+    pub guard_minimum: Option<u32>,
 }
 
 impl Update {
@@ -60,6 +69,24 @@ impl Update {
         }
         if let Some(v) = self.event_retention_days {
             s.event_retention_days = v;
+        }
+        if let Some(v) = self.delete_grace_days {
+            s.delete_grace_days = v;
+        }
+        if let Some(v) = self.archived_retention_days {
+            s.archived_retention_days = v;
+        }
+        if let Some(v) = self.audit_retention_days {
+            s.audit_retention_days = v;
+        }
+        if let Some(v) = self.guard_enabled {
+            s.guard.enabled = v;
+        }
+        if let Some(v) = self.guard_percent {
+            s.guard.percent = v;
+        }
+        if let Some(v) = self.guard_minimum {
+            s.guard.minimum = v;
         }
         s
     }

@@ -522,6 +522,13 @@ fn event_group(t: &Tenant, stored: &Value, at: &str) -> Value {
 /// The WorkOS event of a scimd event; `None` for a member event about a person the IdP
 /// never had (a manual or CSV member: not a directory user).
 pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>, DbError> {
+    if matches!(
+        e.kind,
+        EventType::DeprovisioningHeld | EventType::DeprovisioningResolved
+    ) {
+        // scimd's own guard; WorkOS has no such event.
+        return Ok(None);
+    }
     let object = super::events::object(e);
     let at = ts(&e.created_at);
     let data = match e.kind {

@@ -92,10 +92,13 @@ pub enum Action {
         cause: Cause,
         from: MemberStatus,
     },
-    /// The member and everything hanging off it are removed.
+    /// The member and everything hanging off it are removed; with a grace period
+    /// (`after_days`), the member is suspended now and deleted after that many days unless
+    /// reactivated first.
     Delete {
         cause: Cause,
         from: MemberStatus,
+        after_days: Option<u32>,
     },
     Skip {
         reason: String,
@@ -326,10 +329,7 @@ impl<'a> Planner<'a> {
     fn reconcile(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
         if !user.active {
             return match self.settings.on_deactivate {
-                DeactivatePolicy::Delete => vec![Action::Delete {
-                    cause: Cause::Deactivated,
-                    from: member.status,
-                }],
+                DeactivatePolicy::Delete => self.delete(member, Cause::Deactivated),
                 // Suspension follows the IdP; an archived member stays archived.
                 DeactivatePolicy::Suspend => {
                     let mut actions = self.profile_and_role(member, user);
@@ -464,12 +464,26 @@ impl<'a> Planner<'a> {
     fn on_idp_delete(&self, member: &Member) -> Vec<Action> {
         let (cause, from) = (Cause::DeletedByIdp, member.status);
         match self.settings.on_delete {
-            DeletePolicy::Delete => vec![Action::Delete { cause, from }],
+            DeletePolicy::Delete => self.delete(member, cause),
             DeletePolicy::Archive if from != MemberStatus::Archived => {
                 vec![Action::Archive { cause, from }]
             }
             DeletePolicy::Archive => Vec::new(),
         }
+    }
+
+    /// Deleting `member`: at once, or with the grace period, suspended now unless its
+    /// deletion is already scheduled.
+    fn delete(&self, member: &Member, cause: Cause) -> Vec<Action> {
+        let after_days = self.settings.delete_grace_days;
+        if after_days.is_some() && member.deletion_scheduled {
+            return Vec::new();
+        }
+        vec![Action::Delete {
+            cause,
+            from: member.status,
+            after_days,
+        }]
     }
 
     /// Members no directory user matched, on a complete directory.
@@ -574,6 +588,11 @@ pub fn fields_of(change: &Change) -> Vec<FieldChange> {
         Action::Suspend => vec![status(MemberStatus::Active, Some(MemberStatus::Suspended))],
         Action::Reactivate { from } => vec![status(*from, Some(MemberStatus::Active))],
         Action::Archive { from, .. } => vec![status(*from, Some(MemberStatus::Archived))],
+        Action::Delete {
+            from,
+            after_days: Some(_),
+            ..
+        } => vec![status(*from, Some(MemberStatus::Suspended))],
         Action::Delete { from, .. } => vec![status(*from, None)],
         Action::Skip { .. } => Vec::new(),
     }
@@ -586,6 +605,14 @@ pub fn reason_of(change: &Change) -> Option<String> {
         Action::RoleChange { to, .. } => Some(to.to_string()),
         Action::Suspend => Some(Cause::Deactivated.describe().to_string()),
         Action::Reactivate { .. } => Some("active in the IdP".to_string()),
+        Action::Delete {
+            cause,
+            after_days: Some(days),
+            ..
+        } => Some(format!(
+            "{}; suspended now, deleted after {days} days unless reactivated",
+            cause.describe()
+        )),
         Action::Archive { cause, .. } | Action::Delete { cause, .. } => {
             Some(cause.describe().to_string())
         }

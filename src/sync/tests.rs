@@ -60,6 +60,7 @@ fn manual(pk: i64, email: &str) -> Member {
         managed: true,
         source: MemberSource::Manual,
         link: Link::None,
+        deletion_scheduled: false,
     }
 }
 
@@ -80,6 +81,7 @@ fn synced(pk: i64, u: &DirectoryUser, settings: &Settings) -> Member {
         managed: true,
         source: MemberSource::Scim,
         link: Link::Live(u.id.clone()),
+        deletion_scheduled: false,
     }
 }
 
@@ -131,6 +133,7 @@ fn apply(members: &mut Vec<Member>, changes: &[Change], directory: &Directory) {
                     managed: true,
                     source: MemberSource::Scim,
                     link: Link::Live(c.user_id.clone().unwrap()),
+                    deletion_scheduled: false,
                 });
             }
             Action::Update { fields } => {
@@ -162,10 +165,19 @@ fn apply(members: &mut Vec<Member>, changes: &[Change], directory: &Directory) {
             Action::Reactivate { .. } => {
                 let i = find(members);
                 members[i].status = MemberStatus::Active;
+                members[i].deletion_scheduled = false;
             }
             Action::Archive { .. } => {
                 let i = find(members);
                 members[i].status = MemberStatus::Archived;
+            }
+            Action::Delete {
+                after_days: Some(_),
+                ..
+            } => {
+                let i = find(members);
+                members[i].status = MemberStatus::Suspended;
+                members[i].deletion_scheduled = true;
             }
             Action::Delete { .. } => {
                 let i = find(members);
@@ -815,7 +827,8 @@ fn deletion_causes_are_reported() {
         changes[0].action,
         Action::Delete {
             cause: Cause::Deactivated,
-            from: MemberStatus::Active
+            from: MemberStatus::Active,
+            after_days: None,
         }
     );
     let changes = plan(&deleting(u.clone()), &[synced(1, &u, &s)], &s);
@@ -1043,5 +1056,40 @@ fn text_enums_round_trip_and_refuse_unknown_spellings() {
     assert_eq!(
         err,
         "invalid absent-member policy \"keep\": expected one of retain, archive"
+    );
+}
+
+#[test]
+fn with_a_grace_period_a_deletion_suspends_once_and_reactivation_restores() {
+    let s = Settings {
+        on_deactivate: DeactivatePolicy::Delete,
+        on_delete: DeletePolicy::Delete,
+        delete_grace_days: Some(7),
+        ..Settings::default()
+    };
+    let u = user("u1", "ada@x.io");
+    let mut members = vec![synced(1, &u, &s)];
+    let changes = plan(&partial(vec![inactive(u.clone())]), &members, &s);
+    assert_eq!(
+        changes[0].action,
+        Action::Delete {
+            cause: Cause::Deactivated,
+            from: MemberStatus::Active,
+            after_days: Some(7),
+        }
+    );
+    assert_eq!(changes[0].member.as_ref().unwrap().pk, 1);
+    // Once scheduled, the same deactivation (or the IdP's DELETE) plans nothing more.
+    members[0].status = MemberStatus::Suspended;
+    members[0].deletion_scheduled = true;
+    assert!(plan(&partial(vec![inactive(u.clone())]), &members, &s).is_empty());
+    assert!(plan(&deleting(u.clone()), &members, &s).is_empty());
+    // Active in the IdP again within the period: the same member is reactivated.
+    let changes = plan(&partial(vec![u.clone()]), &members, &s);
+    assert_eq!(
+        changes[0].action,
+        Action::Reactivate {
+            from: MemberStatus::Suspended
+        }
     );
 }

@@ -1,0 +1,235 @@
+//! The guard against mass deprovisioning: the deprovisionings applied within its window,
+//! the open hold of a tenant, and the member deprovisionings it keeps back.
+
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+use serde::Serialize;
+
+use super::DbError;
+use crate::model::text_enum;
+
+text_enum! {
+    pub enum HoldState ("hold state") {
+        /// Waiting for an admin.
+        Held => "held",
+        /// An admin kept the members as they are; held until the directory changes back.
+        Rejected => "rejected",
+        /// An admin applied them (closed).
+        Approved => "approved",
+        /// Nothing was left to hold (closed).
+        Cleared => "cleared",
+    }
+}
+
+/// A tripped guard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub id: i64,
+    #[serde(skip)]
+    pub tenant_id: i64,
+    pub state: HoldState,
+    pub opened_at: String,
+    pub threshold: u64,
+    pub active_members: u64,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<String>,
+    pub closed_at: Option<String>,
+}
+
+/// One held deprovisioning, with the member it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub member_pk: i64,
+    pub member_id: String,
+    /// The member's email, else userName, else id.
+    pub subject: String,
+    /// suspend, archive or delete.
+    pub action: String,
+    pub reason: Option<String>,
+    pub held_at: String,
+}
+
+const HOLD: &str = "SELECT id, tenant_id, state, opened_at, threshold, active_members, decided_by,
+        decided_at, closed_at FROM deprovision_holds";
+
+fn hold(r: &rusqlite::Row) -> rusqlite::Result<Hold> {
+    let state: String = r.get(2)?;
+    Ok(Hold {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        state: state.parse().map_err(|e: crate::model::UnknownValue| {
+            rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                e.to_string().into(),
+            )
+        })?,
+        opened_at: r.get(3)?,
+        threshold: r.get::<_, i64>(4)? as u64,
+        active_members: r.get::<_, i64>(5)? as u64,
+        decided_by: r.get(6)?,
+        decided_at: r.get(7)?,
+        closed_at: r.get(8)?,
+    })
+}
+
+/// How many deprovisionings were applied in the tenant since `since`.
+pub fn applied_since(conn: &Connection, tenant_id: i64, since: &str) -> Result<u64, DbError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM deprovisionings WHERE tenant_id = ?1 AND at >= ?2")?
+        .query_row(params![tenant_id, since], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// Notes `n` deprovisionings applied at `now` and forgets those before `prune_before`.
+pub fn record_applied(
+    conn: &Connection,
+    tenant_id: i64,
+    n: usize,
+    now: &str,
+    prune_before: &str,
+) -> Result<(), DbError> {
+    conn.prepare_cached("DELETE FROM deprovisionings WHERE tenant_id = ?1 AND at < ?2")?
+        .execute(params![tenant_id, prune_before])?;
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO deprovisionings (tenant_id, at) VALUES (?1, ?2)")?;
+    for _ in 0..n {
+        stmt.execute(params![tenant_id, now])?;
+    }
+    Ok(())
+}
+
+/// The tenant's open hold (held or rejected), if any.
+pub fn open_hold(conn: &Connection, tenant_id: i64) -> Result<Option<Hold>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{HOLD} WHERE tenant_id = ?1 AND closed_at IS NULL"
+        ))?
+        .query_row([tenant_id], hold)
+        .optional()?)
+}
+
+/// A hold by id, within the tenant.
+pub fn get(conn: &Connection, tenant_id: i64, id: i64) -> Result<Option<Hold>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!("{HOLD} WHERE tenant_id = ?1 AND id = ?2"),
+            params![tenant_id, id],
+            hold,
+        )
+        .optional()?)
+}
+
+/// Opens a hold for the tenant.
+pub fn open(
+    conn: &Connection,
+    tenant_id: i64,
+    threshold: u64,
+    active_members: u64,
+    now: &str,
+) -> Result<Hold, DbError> {
+    conn.execute(
+        "INSERT INTO deprovision_holds (tenant_id, state, opened_at, threshold, active_members)
+         VALUES (?1, 'held', ?2, ?3, ?4)",
+        params![tenant_id, now, threshold as i64, active_members as i64],
+    )?;
+    let id = conn.last_insert_rowid();
+    get(conn, tenant_id, id)?.ok_or(DbError::NotFound)
+}
+
+/// Keeps back one deprovisioning per member (the newest reason wins).
+pub fn hold_changes(
+    conn: &Connection,
+    hold_id: i64,
+    changes: &[(i64, &str, Option<String>)],
+    now: &str,
+) -> Result<(), DbError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO held_changes (hold_id, member_pk, action, reason, held_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (hold_id, member_pk) DO UPDATE SET action = excluded.action,
+             reason = excluded.reason",
+    )?;
+    for (pk, action, reason) in changes {
+        stmt.execute(params![hold_id, pk, action, reason, now])?;
+    }
+    Ok(())
+}
+
+/// Lets go of the members among `pks` (their deprovisioning no longer applies); returns
+/// how many were held.
+pub fn release(conn: &Connection, hold_id: i64, pks: &[i64]) -> Result<usize, DbError> {
+    let mut released = 0;
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let sql = format!(
+            "DELETE FROM held_changes WHERE hold_id = {hold_id} AND member_pk IN ({marks})"
+        );
+        released += conn.execute(&sql, params_from_iter(chunk))?;
+    }
+    Ok(released)
+}
+
+/// The members a hold keeps back.
+pub fn held_pks(conn: &Connection, hold_id: i64) -> Result<Vec<i64>, DbError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT member_pk FROM held_changes WHERE hold_id = ?1 ORDER BY member_pk")?;
+    let pks = stmt
+        .query_map([hold_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(pks)
+}
+
+/// How many members a hold keeps back.
+pub fn held_count(conn: &Connection, hold_id: i64) -> Result<u64, DbError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM held_changes WHERE hold_id = ?1")?
+        .query_row([hold_id], |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+/// The first `limit` held deprovisionings, oldest first, with their members.
+pub fn held(conn: &Connection, hold_id: i64, limit: usize) -> Result<Vec<Held>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT h.member_pk, m.id, coalesce(m.email, m.user_name, m.id), h.action, h.reason,
+                h.held_at
+         FROM held_changes h JOIN members m ON m.pk = h.member_pk
+         WHERE h.hold_id = ?1 ORDER BY h.held_at, h.member_pk LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![hold_id, limit as i64], |r| {
+            Ok(Held {
+                member_pk: r.get(0)?,
+                member_id: r.get(1)?,
+                subject: r.get(2)?,
+                action: r.get(3)?,
+                reason: r.get(4)?,
+                held_at: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Records a decision (or the end) of a hold. A closed hold holds nothing: its held rows go
+/// (the audit entries name them).
+pub fn set_state(
+    conn: &Connection,
+    hold_id: i64,
+    state: HoldState,
+    decided_by: Option<&str>,
+    now: &str,
+) -> Result<(), DbError> {
+    let closed = matches!(state, HoldState::Approved | HoldState::Cleared);
+    conn.execute(
+        "UPDATE deprovision_holds SET state = ?2,
+             decided_by = coalesce(?3, decided_by),
+             decided_at = CASE WHEN ?3 IS NULL THEN decided_at ELSE ?4 END,
+             closed_at = CASE WHEN ?5 THEN ?4 ELSE NULL END
+         WHERE id = ?1",
+        params![hold_id, state.as_str(), decided_by, now, closed],
+    )?;
+    if closed {
+        conn.execute("DELETE FROM held_changes WHERE hold_id = ?1", [hold_id])?;
+    }
+    Ok(())
+}
