@@ -154,6 +154,41 @@ pub struct TenantSetArgs {
     /// Keep events (the apps' feed, webhook replays) for this many days (default 90).
     #[arg(long)]
     event_retention_days: Option<u32>,
+    /// With a number of days, a `delete` policy suspends the member now and deletes it after
+    /// that many days unless it is reactivated first; `off` (the default) deletes at once.
+    #[arg(long)]
+    delete_grace_days: Option<Days>,
+    /// Delete archived members this many days after they were archived; `never` (default).
+    #[arg(long)]
+    archived_retention_days: Option<Days>,
+    /// Purge audit entries older than this many days (at least 30); `never` (default).
+    #[arg(long)]
+    audit_retention_days: Option<Days>,
+    /// The guard against mass deprovisioning (on by default).
+    #[arg(long, value_parser = on_off())]
+    guard: Option<bool>,
+    /// The guard trips past this share of active members within an hour (default 10)…
+    #[arg(long)]
+    guard_percent: Option<u32>,
+    /// …or past this many people, whichever is larger (default 50).
+    #[arg(long)]
+    guard_minimum: Option<u32>,
+}
+
+/// A number of days, or `off` / `never` for none.
+#[derive(Debug, Clone, Copy)]
+struct Days(Option<u32>);
+
+impl std::str::FromStr for Days {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Days, String> {
+        if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("never") {
+            return Ok(Days(None));
+        }
+        s.parse::<u32>()
+            .map(|d| Days(Some(d)))
+            .map_err(|_| format!("{s:?} is neither a number of days nor off/never"))
+    }
 }
 
 /// `scimd audit`.
@@ -310,6 +345,12 @@ pub fn tenant_set(db: &Db, args: TenantSetArgs) -> CliResult {
         default_role: args.default_role,
         role_prefix: args.role_prefix,
         event_retention_days: args.event_retention_days,
+        delete_grace_days: args.delete_grace_days.map(|d| d.0),
+        archived_retention_days: args.archived_retention_days.map(|d| d.0),
+        audit_retention_days: args.audit_retention_days.map(|d| d.0),
+        guard_enabled: args.guard,
+        guard_percent: args.guard_percent,
+        guard_minimum: args.guard_minimum,
         ..Update::default()
     };
     let saved = save_settings(db, tenant, Edit::Update(update))?;
@@ -342,6 +383,18 @@ fn print_settings(tenant: &str, s: &Settings) {
     println!("default role:  {}", s.default_role);
     println!("role prefix:   {}", s.role_prefix);
     println!("events kept:   {} days", s.event_retention_days);
+    let days = |d: Option<u32>, none: &str| d.map_or(none.to_string(), |d| format!("{d} days"));
+    println!("delete grace:  {}", days(s.delete_grace_days, "off"));
+    println!("archived kept: {}", days(s.archived_retention_days, "forever"));
+    println!("audit kept:    {}", days(s.audit_retention_days, "forever"));
+    if s.guard.enabled {
+        println!(
+            "guard:         holds more than {} % of active members or {} people an hour, whichever is larger",
+            s.guard.percent, s.guard.minimum
+        );
+    } else {
+        println!("guard:         off");
+    }
     for m in &s.mappings {
         println!("mapping:       {} -> {}", m.group, m.role);
     }

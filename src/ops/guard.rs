@@ -224,19 +224,18 @@ pub async fn reject(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Res
     .await
 }
 
-/// What applying `deprovisionings` more now would do under the tenant's guard: `Some`
-/// (threshold) when it would trip. For the test-mode report.
-pub fn forecast(
-    conn: &Conn,
-    tenant_id: i64,
-    settings: &Settings,
-    deprovisionings: u64,
-) -> Result<Option<u64>, DbError> {
-    if !settings.guard.enabled || deprovisionings == 0 {
-        return Ok(None);
-    }
-    let now = OffsetDateTime::now_utc();
-    let threshold = settings.guard.threshold(members::count_active(conn, tenant_id)?);
-    let recent = guard::applied_since(conn, tenant_id, &datetime::format(now - WINDOW))?;
-    Ok((recent + deprovisionings > threshold).then_some(threshold))
+/// Whether applying `deprovisionings` more now would trip the tenant's guard: `Some`
+/// (its threshold) when it would. What the test-mode report warns of before Force sync.
+pub async fn would_trip(db: &Db, tenant_id: i64, deprovisionings: u64) -> Result<Option<u64>, DbError> {
+    db.read(move |c| {
+        let settings = crate::db::settings::get(c, tenant_id)?;
+        if !settings.guard.enabled || deprovisionings == 0 {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        let threshold = settings.guard.threshold(members::count_active(c, tenant_id)?);
+        let recent = guard::applied_since(c, tenant_id, &datetime::format(now - WINDOW))?;
+        Ok((recent + deprovisionings > threshold).then_some(threshold))
+    })
+    .await
 }

@@ -161,6 +161,35 @@ pub async fn set_managed(
     .await
 }
 
+/// Restores member `id`, which the deletion grace period suspended: active again, the
+/// deletion cancelled, with everything it had (a `member.reactivated` entry and event).
+/// `Conflict` when no deletion is scheduled.
+pub async fn restore(db: &Db, actor: &Actor, tenant_id: i64, id: String) -> Result<(), DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let m = members::get(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        if m.delete_after.is_none() {
+            return Err(DbError::Conflict(
+                "this member has no scheduled deletion to cancel".into(),
+            ));
+        }
+        let before = api_object(tx, tenant_id, &m)?;
+        members::set_status(tx, m.pk, MemberStatus::Active)?;
+        let after = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
+        let write = MemberWrite {
+            before: Some(before),
+            after: &after,
+            event: EventType::MemberReactivated,
+            action: AuditAction::MemberReactivated,
+            via: "admin",
+            extra: json!({"cause": "restored within the deletion grace period"}),
+            detail: json!({"memberId": m.id, "cancelledDeletion": m.delete_after}),
+        };
+        record(tx, &actor, tenant_id, write)
+    })
+    .await
+}
+
 // --- CSV import ---------------------------------------------------------------------------
 
 /// What an import did.

@@ -9,6 +9,7 @@
 mod access;
 mod apps;
 mod audit;
+mod guard;
 mod connection;
 mod dashboard;
 mod groups;
@@ -199,6 +200,14 @@ impl Form {
     pub fn trimmed(&self, name: &str) -> &str {
         self.get(name).trim()
     }
+
+    /// The trimmed value of a field the form carries, `None` when it does not carry it.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+    }
 }
 
 /// How a page can fail; each becomes a friendly page or a redirect.
@@ -238,6 +247,8 @@ pub(super) struct Layout {
     pub tenant_name: String,
     pub section: &'static str,
     pub test_mode: bool,
+    /// Deprovisionings the guard holds in this tenant, if it tripped.
+    pub held: Option<u64>,
     pub flash: Option<String>,
     pub version: &'static str,
 }
@@ -284,14 +295,20 @@ pub(super) async fn layout(
     section: &'static str,
 ) -> Result<Layout, UiError> {
     let tenant_id = tenant.map(|t| t.id);
-    let (tenants, test_mode) = state
+    let (tenants, test_mode, held) = state
         .db
         .read(move |c| {
-            let test_mode = match tenant_id {
-                Some(id) => db::settings::get(c, id)?.test_mode,
-                None => false,
+            let (test_mode, held) = match tenant_id {
+                Some(id) => (
+                    db::settings::get(c, id)?.test_mode,
+                    match db::guard::open_hold(c, id)? {
+                        Some(h) => Some(db::guard::held_count(c, h.id)?),
+                        None => None,
+                    },
+                ),
+                None => (false, None),
             };
-            Ok::<_, DbError>((db::tenants::list(c)?, test_mode))
+            Ok::<_, DbError>((db::tenants::list(c)?, test_mode, held))
         })
         .await?;
     Ok(Layout {
@@ -301,6 +318,7 @@ pub(super) async fn layout(
         tenant_name: tenant.map(|t| t.name.clone()).unwrap_or_else(|| "—".into()),
         section,
         test_mode,
+        held,
         flash: req.flash.clone(),
         version: env!("CARGO_PKG_VERSION"),
     })
@@ -438,6 +456,9 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["people", id, "managed"], _, true) => {
                     people::set_managed(state, req, &tenant, id).await
                 }
+                (["people", id, "restore"], _, true) => {
+                    people::restore(state, req, &tenant, id).await
+                }
                 (["groups"], true, _) => groups::list_page(state, req, &tenant).await,
                 (["groups", id], true, _) => groups::group_page(state, req, &tenant, id).await,
                 (["apps"], true, _) => apps::page(state, req, &tenant).await,
@@ -450,6 +471,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["webhooks", id], true, _) => apps::webhook_page(state, req, &tenant, id).await,
                 (["webhooks", id, action], _, true) => {
                     apps::webhook_action(state, req, &tenant, id, action).await
+                }
+                (["guard"], true, _) => guard::page(state, req, &tenant).await,
+                (["guard", id, decision], _, true) => {
+                    guard::decide(state, req, &tenant, id, decision).await
                 }
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
@@ -620,6 +645,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             tenant_name: String::new(),
             section: "",
             test_mode: false,
+            held: None,
             flash: None,
             version: env!("CARGO_PKG_VERSION"),
         });

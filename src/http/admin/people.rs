@@ -269,6 +269,17 @@ pub(super) async fn set_managed(
     ))
 }
 
+pub(super) async fn restore(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
+    req.form(state).await?;
+    let id = id.to_string();
+    ops::members::restore(&state.db, &req.actor()?, tenant.id, id.clone()).await?;
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/people/{id}", tenant.slug),
+        "Restored: the member is active again and will not be deleted.",
+    ))
+}
+
 // --- Export ----------------------------------------------------------------------------
 
 pub(super) async fn export(

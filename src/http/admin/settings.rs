@@ -97,6 +97,13 @@ struct Values {
     absent: String,
     match_by: String,
     event_retention_days: String,
+    /// The safety fields: `None` when a submitted form did not carry them (keep what is set).
+    delete_grace_days: Option<String>,
+    archived_retention_days: Option<String>,
+    audit_retention_days: Option<String>,
+    guard: Option<String>,
+    guard_percent: Option<String>,
+    guard_minimum: Option<String>,
 }
 
 impl Values {
@@ -108,6 +115,12 @@ impl Values {
             absent: s.absent.to_string(),
             match_by: s.match_by.to_string(),
             event_retention_days: s.event_retention_days.to_string(),
+            delete_grace_days: Some(days(s.delete_grace_days)),
+            archived_retention_days: Some(days(s.archived_retention_days)),
+            audit_retention_days: Some(days(s.audit_retention_days)),
+            guard: Some(if s.guard.enabled { "on" } else { "off" }.into()),
+            guard_percent: Some(s.guard.percent.to_string()),
+            guard_minimum: Some(s.guard.minimum.to_string()),
         }
     }
 
@@ -119,6 +132,12 @@ impl Values {
             absent: form.trimmed("absent").to_string(),
             match_by: form.trimmed("match_by").to_string(),
             event_retention_days: form.trimmed("event_retention_days").to_string(),
+            delete_grace_days: form.field("delete_grace_days"),
+            archived_retention_days: form.field("archived_retention_days"),
+            audit_retention_days: form.field("audit_retention_days"),
+            guard: form.field("guard"),
+            guard_percent: form.field("guard_percent"),
+            guard_minimum: form.field("guard_minimum"),
         }
     }
 
@@ -138,8 +157,50 @@ impl Values {
                         .map_err(|_| "Keep events for a whole number of days.".to_string())?,
                 ),
             },
+            delete_grace_days: optional_days(&self.delete_grace_days, "The grace period")?,
+            archived_retention_days: optional_days(
+                &self.archived_retention_days,
+                "Keep archived members",
+            )?,
+            audit_retention_days: optional_days(&self.audit_retention_days, "Keep audit entries")?,
+            guard_enabled: match self.guard.as_deref() {
+                None => None,
+                Some("on") => Some(true),
+                Some("off") => Some(false),
+                Some(_) => return Err("The guard is on or off.".into()),
+            },
+            guard_percent: number(&self.guard_percent, "The guard's share")?,
+            guard_minimum: number(&self.guard_minimum, "The guard's number of people")?,
             ..Update::default()
         })
+    }
+}
+
+/// Days as the form shows them: blank for none.
+fn days(d: Option<u32>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// A days field: absent keeps the setting, blank means none.
+fn optional_days(v: &Option<String>, label: &str) -> Result<Option<Option<u32>>, String> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(d) => d
+            .parse()
+            .map(|d| Some(Some(d)))
+            .map_err(|_| format!("{label}: a whole number of days, or blank.")),
+    }
+}
+
+/// A number field: absent keeps the setting.
+fn number(v: &Option<String>, label: &str) -> Result<Option<u32>, String> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some(n) => n
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{label}: a whole number.")),
     }
 }
 
@@ -150,6 +211,12 @@ struct SettingsPage {
     csrf: String,
     name: String,
     event_retention_days: String,
+    delete_grace_days: String,
+    archived_retention_days: String,
+    audit_retention_days: String,
+    guard_on: bool,
+    guard_percent: String,
+    guard_minimum: String,
     test_mode: bool,
     policies: Vec<Setting>,
     error: Option<String>,
@@ -202,6 +269,20 @@ async fn render(
         csrf: s.session.csrf.clone(),
         name: v.name,
         event_retention_days: v.event_retention_days,
+        delete_grace_days: v.delete_grace_days.unwrap_or_else(|| days(saved.delete_grace_days)),
+        archived_retention_days: v
+            .archived_retention_days
+            .unwrap_or_else(|| days(saved.archived_retention_days)),
+        audit_retention_days: v
+            .audit_retention_days
+            .unwrap_or_else(|| days(saved.audit_retention_days)),
+        guard_on: v.guard.map_or(saved.guard.enabled, |g| g == "on"),
+        guard_percent: v
+            .guard_percent
+            .unwrap_or_else(|| saved.guard.percent.to_string()),
+        guard_minimum: v
+            .guard_minimum
+            .unwrap_or_else(|| saved.guard.minimum.to_string()),
         test_mode: saved.test_mode,
         policies,
         error,

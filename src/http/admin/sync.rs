@@ -195,6 +195,8 @@ struct SyncPage {
     runs: Vec<RunRow>,
     /// The run just made, shown at the top after Force sync.
     result: Option<RunRow>,
+    /// (deprovisionings, threshold) when applying the report would trip the guard.
+    guard: Option<(u64, u64)>,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -216,7 +218,15 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             Ok((sync_runs::recent(c, id, HISTORY)?, result))
         })
         .await?;
+    let deprovisionings: u64 = [ChangeKind::Suspend, ChangeKind::Archive, ChangeKind::Delete]
+        .into_iter()
+        .map(|k| report.counts.get(k) as u64)
+        .sum();
+    let guard = ops::guard::would_trip(&state.db, id, deprovisionings)
+        .await?
+        .map(|threshold| (deprovisionings, threshold));
     let page = SyncPage {
+        guard,
         layout: layout(state, req, Some(tenant), "sync").await?,
         csrf: s.session.csrf.clone(),
         counts: counts_of(|k| report.counts.get(k)),

@@ -1,0 +1,67 @@
+//! The guard against mass deprovisioning: what it holds, and the admin's decision.
+
+use askama::Template;
+use hyper::StatusCode;
+
+use super::filters;
+use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use crate::db::guard::HoldState;
+use crate::db::tenants::Tenant;
+use crate::http::State;
+use crate::ops::guard::{self, Status};
+
+/// Held deprovisionings listed on the page.
+const LISTED: usize = 500;
+
+#[derive(Template)]
+#[template(path = "guard.html")]
+struct GuardPage {
+    layout: Layout,
+    csrf: String,
+    status: Option<Status>,
+    rejected: bool,
+}
+
+pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let s = req.session()?;
+    let status = guard::status(&state.db, tenant.id, LISTED).await?;
+    let page = GuardPage {
+        layout: layout(state, req, Some(tenant), "guard").await?,
+        csrf: s.session.csrf.clone(),
+        rejected: status
+            .as_ref()
+            .is_some_and(|s| s.hold.state == HoldState::Rejected),
+        status,
+    };
+    html(StatusCode::OK, &page)
+}
+
+pub(super) async fn decide(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+    decision: &str,
+) -> PageResult {
+    req.form(state).await?;
+    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let actor = req.actor()?;
+    let message = match decision {
+        "approve" => {
+            let n = guard::approve(&state.db, &actor, tenant.id, id).await?;
+            format!("Approved: {n} held changes applied.")
+        }
+        "reject" => {
+            guard::reject(&state.db, &actor, tenant.id, id).await?;
+            "Rejected: members stay as they are. Deprovisionings stay held until the IdP's \
+             directory changes back (or you approve after all)."
+                .to_string()
+        }
+        _ => return Err(UiError::NotFound),
+    };
+    Ok(redirect_with_flash(
+        req,
+        &format!("/t/{}/guard", tenant.slug),
+        &message,
+    ))
+}
