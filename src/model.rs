@@ -336,13 +336,22 @@ impl Settings {
         if !(1..=3650).contains(&self.event_retention_days) {
             return Err("events must be kept for 1 to 3650 days".into());
         }
-        if self.delete_grace_days.is_some_and(|d| !(1..=365).contains(&d)) {
+        if self
+            .delete_grace_days
+            .is_some_and(|d| !(1..=365).contains(&d))
+        {
             return Err("the deletion grace period must be 1 to 365 days (or off)".into());
         }
-        if self.archived_retention_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        if self
+            .archived_retention_days
+            .is_some_and(|d| !(1..=3650).contains(&d))
+        {
             return Err("archived members must be kept for 1 to 3650 days (or forever)".into());
         }
-        if self.audit_retention_days.is_some_and(|d| !(30..=36500).contains(&d)) {
+        if self
+            .audit_retention_days
+            .is_some_and(|d| !(30..=36500).contains(&d))
+        {
             return Err("audit entries must be kept for 30 to 36500 days (or forever)".into());
         }
         if self.guard.percent > 100 {

@@ -11,51 +11,10 @@ use scimd::db;
 
 const PASSWORD: &str = "correct horse battery";
 
-/// An admin's browser: the session cookie and the page's CSRF token.
-struct Admin {
-    cookie: String,
-    csrf: String,
-}
-
 /// Logs alice in and reads the CSRF token of a page, as her browser holds them.
 async fn login(s: &TestServer) -> Admin {
     s.create_admin("alice", PASSWORD);
-    let cookie = s.login_cookie("alice", PASSWORD).await;
-    let page = s
-        .raw(Method::GET, "/t/default/sync", &[("cookie", &cookie)], "")
-        .await;
-    assert_eq!(page.status, 200, "{}", page.text);
-    Admin {
-        csrf: hidden_field(&page.text, "csrf").expect("a CSRF field"),
-        cookie,
-    }
-}
-
-impl Admin {
-    async fn get(&self, s: &TestServer, path: &str) -> Resp {
-        s.raw(Method::GET, path, &[("cookie", &self.cookie)], "")
-            .await
-    }
-
-    /// Posts `body` (url-encoded) with the session's CSRF token.
-    async fn post(&self, s: &TestServer, path: &str, body: &str) -> Resp {
-        let body = format!("csrf={}&{body}", self.csrf);
-        self.post_raw(s, path, body).await
-    }
-
-    /// Posts exactly `body`.
-    async fn post_raw(&self, s: &TestServer, path: &str, body: String) -> Resp {
-        s.raw(
-            Method::POST,
-            path,
-            &[
-                ("cookie", self.cookie.as_str()),
-                ("content-type", "application/x-www-form-urlencoded"),
-            ],
-            body,
-        )
-        .await
-    }
+    Admin::login(s, "alice", PASSWORD).await
 }
 
 fn settings(s: &TestServer) -> scimd::sync::Settings {

@@ -385,7 +385,10 @@ fn print_settings(tenant: &str, s: &Settings) {
     println!("events kept:   {} days", s.event_retention_days);
     let days = |d: Option<u32>, none: &str| d.map_or(none.to_string(), |d| format!("{d} days"));
     println!("delete grace:  {}", days(s.delete_grace_days, "off"));
-    println!("archived kept: {}", days(s.archived_retention_days, "forever"));
+    println!(
+        "archived kept: {}",
+        days(s.archived_retention_days, "forever")
+    );
     println!("audit kept:    {}", days(s.audit_retention_days, "forever"));
     if s.guard.enabled {
         println!(

@@ -173,17 +173,22 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         !conn.is_autocommit(),
         "audit entries are appended in a transaction"
     );
+    // The chain's newest entry, else the last one retention purged, else none yet.
     let prev: String = conn
         .prepare_cached(
-            "SELECT hash FROM audit_log WHERE tenant_id IS ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT coalesce(
+                 (SELECT hash FROM audit_log WHERE tenant_id IS ?1 ORDER BY id DESC LIMIT 1),
+                 (SELECT hash FROM audit_anchors WHERE tenant_id IS ?1))",
         )?
-        .query_row([entry.tenant_id], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
+        .query_row([entry.tenant_id], |r| r.get::<_, Option<String>>(0))?
         .unwrap_or_else(|| chain::GENESIS.to_string());
-    let id: i64 = conn.query_row("SELECT coalesce(max(id), 0) + 1 FROM audit_log", [], |r| {
-        r.get(0)
-    })?;
+    // AUTOINCREMENT's counter, not max(id): ids are never reused, even after a purge.
+    let id: i64 = conn
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0),
+                        coalesce((SELECT max(id) FROM audit_log), 0)) + 1",
+        )?
+        .query_row([], |r| r.get(0))?;
     let at = datetime::now();
     let hash = entry.content(id, &at).hash(&prev);
     let mut stmt = conn.prepare_cached(
@@ -537,7 +542,11 @@ pub fn verify(
     let mut stmt = conn.prepare_cached("SELECT tenant_id, upto_id, hash FROM audit_anchors")?;
     let anchors = stmt
         .query_map([], |r| {
-            Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, Option<i64>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
     for (tenant, upto, hash) in anchors {
@@ -574,7 +583,12 @@ pub fn purge_before(
             "SELECT id, hash FROM audit_log WHERE tenant_id IS ?1 AND at < ?2
              ORDER BY id DESC LIMIT 1",
             params![tenant_id, cutoff],
-            |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                ))
+            },
         )
         .optional()?;
     let Some((upto, hash)) = last else {

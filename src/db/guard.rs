@@ -171,8 +171,9 @@ pub fn release(conn: &Connection, hold_id: i64, pks: &[i64]) -> Result<usize, Db
 
 /// The members a hold keeps back.
 pub fn held_pks(conn: &Connection, hold_id: i64) -> Result<Vec<i64>, DbError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT member_pk FROM held_changes WHERE hold_id = ?1 ORDER BY member_pk")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_pk FROM held_changes WHERE hold_id = ?1 ORDER BY member_pk",
+    )?;
     let pks = stmt
         .query_map([hold_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

@@ -551,7 +551,11 @@ pub fn schedule_deletion(conn: &Connection, pk: i64, at: &str) -> Result<(), DbE
 }
 
 /// Members whose grace period ended by `now`, a batch at a time.
-pub fn deletions_due(conn: &Connection, now: &str, limit: usize) -> Result<Vec<MemberRow>, DbError> {
+pub fn deletions_due(
+    conn: &Connection,
+    now: &str,
+    limit: usize,
+) -> Result<Vec<MemberRow>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
         "{SELECT} WHERE m.delete_after IS NOT NULL AND m.delete_after <= ?1
          ORDER BY m.delete_after LIMIT ?2"

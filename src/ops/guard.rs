@@ -75,7 +75,14 @@ pub fn screen(
             let (held, rest) = keep_back(conn, &hold, changes, &at)?;
             let detail = json!({"held": held, "appliedWithinHour": recent,
                 "threshold": threshold, "activeMembers": active});
-            record(conn, actor, tenant_id, &hold, AuditAction::DeprovisioningHeld, detail)?;
+            record(
+                conn,
+                actor,
+                tenant_id,
+                &hold,
+                AuditAction::DeprovisioningHeld,
+                detail,
+            )?;
             return Ok(rest);
         }
     };
@@ -94,7 +101,14 @@ pub fn screen(
             guard::set_state(conn, hold.id, HoldState::Cleared, None, &at)?;
             let hold = reload(conn, &hold)?;
             let detail = json!({"released": released});
-            record(conn, actor, tenant_id, &hold, AuditAction::DeprovisioningReleased, detail)?;
+            record(
+                conn,
+                actor,
+                tenant_id,
+                &hold,
+                AuditAction::DeprovisioningReleased,
+                detail,
+            )?;
         }
         return Ok(changes);
     }
@@ -108,9 +122,8 @@ fn keep_back(
     changes: Vec<Change>,
     at: &str,
 ) -> Result<(usize, Vec<Change>), DbError> {
-    let (held, rest): (Vec<Change>, Vec<Change>) = changes
-        .into_iter()
-        .partition(|c| deprovisions(c).is_some());
+    let (held, rest): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(|c| deprovisions(c).is_some());
     let rows: Vec<(i64, &str, Option<String>)> = held
         .iter()
         .filter_map(|c| {
@@ -139,8 +152,13 @@ fn record(
     detail["hold"] = json!(hold.id);
     audit::append(
         conn,
-        &audit::Entry::new(actor, Some(tenant_id), action, Some(format!("hold/{}", hold.id)))
-            .with_detail(detail),
+        &audit::Entry::new(
+            actor,
+            Some(tenant_id),
+            action,
+            Some(format!("hold/{}", hold.id)),
+        )
+        .with_detail(detail),
     )?;
     let kind = match action {
         AuditAction::DeprovisioningHeld => EventType::DeprovisioningHeld,
@@ -190,7 +208,12 @@ fn no_hold() -> DbError {
 
 /// Applies the held deprovisionings (planned again from the directory as it is now) and
 /// closes the hold. Returns how many changes were applied.
-pub async fn approve(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Result<usize, DbError> {
+pub async fn approve(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    hold_id: i64,
+) -> Result<usize, DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
         let hold = guard::open_hold(tx, tenant_id)?
@@ -202,7 +225,14 @@ pub async fn approve(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Re
         let applied = super::reconcile::apply_held(tx, &actor, tenant_id, &held)?;
         let hold = reload(tx, &hold)?;
         let detail = json!({"held": held.len(), "applied": applied});
-        record(tx, &actor, tenant_id, &hold, AuditAction::DeprovisioningApproved, detail)?;
+        record(
+            tx,
+            &actor,
+            tenant_id,
+            &hold,
+            AuditAction::DeprovisioningApproved,
+            detail,
+        )?;
         Ok(applied)
     })
     .await
@@ -216,24 +246,43 @@ pub async fn reject(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Res
         let hold = guard::open_hold(tx, tenant_id)?
             .filter(|h| h.id == hold_id && h.state == HoldState::Held)
             .ok_or_else(no_hold)?;
-        guard::set_state(tx, hold.id, HoldState::Rejected, Some(&actor.label()), &datetime::now())?;
+        guard::set_state(
+            tx,
+            hold.id,
+            HoldState::Rejected,
+            Some(&actor.label()),
+            &datetime::now(),
+        )?;
         let hold = reload(tx, &hold)?;
         let detail = json!({"held": guard::held_count(tx, hold.id)?});
-        record(tx, &actor, tenant_id, &hold, AuditAction::DeprovisioningRejected, detail)
+        record(
+            tx,
+            &actor,
+            tenant_id,
+            &hold,
+            AuditAction::DeprovisioningRejected,
+            detail,
+        )
     })
     .await
 }
 
 /// Whether applying `deprovisionings` more now would trip the tenant's guard: `Some`
 /// (its threshold) when it would. What the test-mode report warns of before Force sync.
-pub async fn would_trip(db: &Db, tenant_id: i64, deprovisionings: u64) -> Result<Option<u64>, DbError> {
+pub async fn would_trip(
+    db: &Db,
+    tenant_id: i64,
+    deprovisionings: u64,
+) -> Result<Option<u64>, DbError> {
     db.read(move |c| {
         let settings = crate::db::settings::get(c, tenant_id)?;
         if !settings.guard.enabled || deprovisionings == 0 {
             return Ok(None);
         }
         let now = OffsetDateTime::now_utc();
-        let threshold = settings.guard.threshold(members::count_active(c, tenant_id)?);
+        let threshold = settings
+            .guard
+            .threshold(members::count_active(c, tenant_id)?);
         let recent = guard::applied_since(c, tenant_id, &datetime::format(now - WINDOW))?;
         Ok((recent + deprovisionings > threshold).then_some(threshold))
     })

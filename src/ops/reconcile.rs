@@ -354,7 +354,12 @@ fn apply(
             }
         };
         let after = match (&change.action, existing.as_ref()) {
-            (Action::Delete { after_days: None, .. }, Some(row)) => row.clone(),
+            (
+                Action::Delete {
+                    after_days: None, ..
+                },
+                Some(row),
+            ) => row.clone(),
             _ => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
         };
         let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);

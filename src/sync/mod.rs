@@ -24,8 +24,7 @@ pub use crate::model::{
     MatchBy, Member, MemberSource, MemberStatus, Profile, Role, RoleMapping, Settings, TextEnum,
 };
 pub use plan::{
-    Action, Cause, Change, ChangeKind, Field, FieldChange, is_settled, plan, reason_of,
-    roles_only,
+    Action, Cause, Change, ChangeKind, Field, FieldChange, is_settled, plan, reason_of, roles_only,
 };
 pub use report::Report;
 pub use roles::{RoleDecision, RoleReason};

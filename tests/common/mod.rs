@@ -322,3 +322,49 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// An admin's browser: the session cookie and the CSRF token its pages carry.
+pub struct Admin {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl Admin {
+    /// Logs `username` in and reads the CSRF token of a page, as the browser holds them.
+    pub async fn login(s: &TestServer, username: &str, password: &str) -> Admin {
+        let cookie = s.login_cookie(username, password).await;
+        let page = s
+            .raw(Method::GET, "/t/default/sync", &[("cookie", &cookie)], "")
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        Admin {
+            csrf: hidden_field(&page.text, "csrf").expect("a CSRF field"),
+            cookie,
+        }
+    }
+
+    pub async fn get(&self, s: &TestServer, path: &str) -> Resp {
+        s.raw(Method::GET, path, &[("cookie", &self.cookie)], "")
+            .await
+    }
+
+    /// Posts `body` (url-encoded) with the session's CSRF token.
+    pub async fn post(&self, s: &TestServer, path: &str, body: &str) -> Resp {
+        let body = format!("csrf={}&{body}", self.csrf);
+        self.post_raw(s, path, body).await
+    }
+
+    /// Posts exactly `body`.
+    pub async fn post_raw(&self, s: &TestServer, path: &str, body: String) -> Resp {
+        s.raw(
+            Method::POST,
+            path,
+            &[
+                ("cookie", self.cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body,
+        )
+        .await
+    }
+}

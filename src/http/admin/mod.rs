@@ -9,10 +9,10 @@
 mod access;
 mod apps;
 mod audit;
-mod guard;
 mod connection;
 mod dashboard;
 mod groups;
+mod guard;
 mod oauth;
 mod people;
 mod roles;

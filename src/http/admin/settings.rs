@@ -269,7 +269,9 @@ async fn render(
         csrf: s.session.csrf.clone(),
         name: v.name,
         event_retention_days: v.event_retention_days,
-        delete_grace_days: v.delete_grace_days.unwrap_or_else(|| days(saved.delete_grace_days)),
+        delete_grace_days: v
+            .delete_grace_days
+            .unwrap_or_else(|| days(saved.delete_grace_days)),
         archived_retention_days: v
             .archived_retention_days
             .unwrap_or_else(|| days(saved.archived_retention_days)),

@@ -1,0 +1,397 @@
+//! Safety for admins, as an IdP and an admin see it: the guard against mass deprovisioning
+//! (a burst that trips it, approval, rejection, a burst under it, force sync), the deletion
+//! grace period (suspend now, restore within it, delete after it with the clock moved) and
+//! the retention of archived members and audit entries.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime};
+
+use scimd::auth::chain;
+use scimd::db::{self, audit, members::MemberRow};
+use scimd::model::{Actor, DeactivatePolicy, DeletePolicy, MemberStatus};
+use scimd::ops;
+use scimd::ops::settings::{Edit, Update};
+
+const PASSWORD: &str = "correct horse battery";
+
+async fn set(s: &TestServer, update: Update) {
+    ops::settings::edit(&s.db, &Actor::cli(), 1, Edit::Update(update))
+        .await
+        .unwrap();
+}
+
+/// `n` users provisioned by the IdP (each becomes an active member); their SCIM ids.
+async fn provision(s: &TestServer, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(s.create_user(&format!("person{i}@example.com")).await);
+    }
+    ids
+}
+
+/// The IdP sets `active` on a user, as Okta and Entra do; the IdP always sees a 200.
+async fn set_active(s: &TestServer, id: &str, active: bool) {
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "active", "value": active}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["active"], active,
+        "the IdP's write is stored as sent"
+    );
+}
+
+fn member_of(s: &TestServer, user_id: &str) -> Option<MemberRow> {
+    db::members::by_user_id(&s.db.conn().unwrap(), Some(1), user_id).unwrap()
+}
+
+fn status_of(s: &TestServer, user_id: &str) -> MemberStatus {
+    member_of(s, user_id).expect("a member").status
+}
+
+fn audit_actions(s: &TestServer) -> Vec<String> {
+    audit::list(&s.db.conn().unwrap(), &audit::Filter::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.action.as_str().to_string())
+        .collect()
+}
+
+fn events_of(s: &TestServer, kind: &str) -> Vec<Value> {
+    let conn = s.db.conn().unwrap();
+    let mut stmt = conn
+        .prepare("SELECT payload FROM events WHERE type = ?1 ORDER BY seq")
+        .unwrap();
+    stmt.query_map([kind], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|p| serde_json::from_str(&p.unwrap()).unwrap())
+        .collect()
+}
+
+/// 20 members; the guard allows 5 deprovisionings an hour (10 % of 20 is 2, the minimum 5).
+async fn guarded_tenant() -> (TestServer, Admin, Vec<String>) {
+    let s = TestServer::start().await;
+    set(
+        &s,
+        Update {
+            guard_percent: Some(10),
+            guard_minimum: Some(5),
+            ..Update::default()
+        },
+    )
+    .await;
+    s.create_admin("alice", PASSWORD);
+    let admin = Admin::login(&s, "alice", PASSWORD).await;
+    let ids = provision(&s, 20).await;
+    (s, admin, ids)
+}
+
+fn hold_id(page: &str) -> String {
+    let marker = "/guard/";
+    let start = page.find(marker).expect("a decision form") + marker.len();
+    page[start..].split('/').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_rejected_then_released() {
+    let (s, admin, ids) = guarded_tenant().await;
+    // Five in the hour: under the threshold, applied as usual.
+    for id in &ids[..5] {
+        set_active(&s, id, false).await;
+        assert_eq!(status_of(&s, id), MemberStatus::Suspended);
+    }
+    let dashboard = admin.get(&s, "/t/default").await;
+    assert!(!dashboard.text.contains("Mass deprovisioning held"));
+
+    // The sixth trips the guard: the IdP's write is stored, the member is left alone.
+    for id in &ids[5..8] {
+        set_active(&s, id, false).await;
+        assert_eq!(status_of(&s, id), MemberStatus::Active, "held");
+    }
+    let user = s.get(&format!("/scim/v2/Users/{}", ids[6])).await;
+    assert_eq!(
+        user.json["active"], false,
+        "the IdP reads back what it wrote"
+    );
+    assert!(audit_actions(&s).contains(&"deprovisioning.held".to_string()));
+    let held = events_of(&s, "deprovisioning.held");
+    assert_eq!(held.len(), 1, "one event when the guard trips");
+    assert_eq!(held[0]["hold"]["threshold"], 5);
+
+    // Every page says so, in red, and the guard page lists the held changes.
+    let dashboard = admin.get(&s, "/t/default").await;
+    assert!(
+        dashboard.text.contains("Mass deprovisioning held")
+            && dashboard.text.contains("3 suspensions"),
+        "{}",
+        dashboard.text
+    );
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(
+        page.text.contains("3 deprovisionings held"),
+        "{}",
+        page.text
+    );
+    for i in 5..8 {
+        assert!(page.text.contains(&format!("person{i}@example.com")));
+    }
+
+    // Rejected: members stay as they are, and later deprovisionings are held too.
+    let hold = hold_id(&page.text);
+    let r = admin
+        .post(&s, &format!("/t/default/guard/{hold}/reject"), "")
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(audit_actions(&s).contains(&"deprovisioning.rejected".to_string()));
+    set_active(&s, &ids[8], false).await;
+    assert_eq!(status_of(&s, &ids[8]), MemberStatus::Active);
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(page.text.contains("4 deprovisionings held") && page.text.contains("Rejected"));
+
+    // The directory changes back: each person the IdP reactivates is let go, and the hold
+    // ends once nobody is left.
+    for id in &ids[5..9] {
+        set_active(&s, id, true).await;
+        assert_eq!(status_of(&s, id), MemberStatus::Active);
+    }
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(page.text.contains("Nothing is held"), "{}", page.text);
+    assert!(audit_actions(&s).contains(&"deprovisioning.released".to_string()));
+    let resolved = events_of(&s, "deprovisioning.resolved");
+    assert_eq!(resolved.last().unwrap()["hold"]["state"], "cleared");
+    let dashboard = admin.get(&s, "/t/default").await;
+    assert!(!dashboard.text.contains("Mass deprovisioning held"));
+}
+
+#[tokio::test]
+async fn approving_applies_every_held_deprovisioning_as_the_directory_now_says() {
+    let (s, admin, ids) = guarded_tenant().await;
+    for id in &ids[..9] {
+        set_active(&s, id, false).await;
+    }
+    // A deletion by the IdP is held as well (archive policy by default).
+    let r = s.delete(&format!("/scim/v2/Users/{}", ids[9])).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(status_of(&s, &ids[9]), MemberStatus::Active);
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(
+        page.text.contains("5 deprovisionings held"),
+        "{}",
+        page.text
+    );
+
+    let hold = hold_id(&page.text);
+    let r = admin
+        .post(&s, &format!("/t/default/guard/{hold}/approve"), "")
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    for id in &ids[5..9] {
+        assert_eq!(status_of(&s, id), MemberStatus::Suspended);
+    }
+    assert_eq!(status_of(&s, &ids[9]), MemberStatus::Archived);
+    assert_eq!(events_of(&s, "member.suspended").len(), 9);
+    let approved = audit::list(
+        &s.db.conn().unwrap(),
+        &audit::Filter {
+            action: Some(audit::Action::DeprovisioningApproved),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(approved[0].entry.actor, "admin:alice");
+    assert_eq!(approved[0].entry.detail.as_ref().unwrap()["applied"], 5);
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(page.text.contains("Nothing is held"));
+    // A decided hold cannot be decided again.
+    let r = admin
+        .post(&s, &format!("/t/default/guard/{hold}/approve"), "")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+}
+
+#[tokio::test]
+async fn force_sync_after_test_mode_respects_the_guard_and_the_report_warns_first() {
+    let (s, admin, ids) = guarded_tenant().await;
+    set(
+        &s,
+        Update {
+            test_mode: Some(true),
+            ..Update::default()
+        },
+    )
+    .await;
+    for id in &ids[..8] {
+        set_active(&s, id, false).await;
+    }
+    let page = admin.get(&s, "/t/default/sync").await;
+    assert!(page.text.contains("guard-forecast"), "{}", page.text);
+    set(
+        &s,
+        Update {
+            test_mode: Some(false),
+            ..Update::default()
+        },
+    )
+    .await;
+    let run = ops::reconcile::force(&s.db, &Actor::cli(), 1, false)
+        .await
+        .unwrap();
+    assert_eq!(run.held, 8);
+    for id in &ids[..8] {
+        assert_eq!(status_of(&s, id), MemberStatus::Active);
+    }
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(
+        page.text.contains("8 deprovisionings held"),
+        "{}",
+        page.text
+    );
+}
+
+#[tokio::test]
+async fn the_grace_period_suspends_restores_and_deletes_only_after_it_ends() {
+    let s = TestServer::start().await;
+    set(
+        &s,
+        Update {
+            on_deactivate: Some(DeactivatePolicy::Delete),
+            on_delete: Some(DeletePolicy::Delete),
+            delete_grace_days: Some(Some(7)),
+            ..Update::default()
+        },
+    )
+    .await;
+    s.create_admin("alice", PASSWORD);
+    let admin = Admin::login(&s, "alice", PASSWORD).await;
+    let ids = provision(&s, 3).await;
+    let original = member_of(&s, &ids[0]).unwrap();
+
+    // Deactivated: suspended now, with the day it will be deleted.
+    set_active(&s, &ids[0], false).await;
+    let m = member_of(&s, &ids[0]).unwrap();
+    assert_eq!(m.status, MemberStatus::Suspended);
+    let due = m.delete_after.clone().expect("a scheduled deletion");
+    let in_a_week = OffsetDateTime::now_utc() + Duration::days(7);
+    assert!(
+        due.starts_with(&scimd::scim::datetime::format(in_a_week)[..10]),
+        "{due}"
+    );
+    let suspended = events_of(&s, "member.suspended");
+    assert_eq!(suspended[0]["member"]["delete_after"], json!(due));
+    assert_eq!(suspended[0]["context"]["deleteAfter"], json!(due));
+
+    // Reactivated by the IdP within the period: the same member, with everything it had.
+    set_active(&s, &ids[0], true).await;
+    let back = member_of(&s, &ids[0]).unwrap();
+    assert_eq!(back.status, MemberStatus::Active);
+    assert_eq!(
+        (back.id.clone(), back.role.clone()),
+        (original.id.clone(), original.role.clone())
+    );
+    assert!(back.delete_after.is_none());
+
+    // Restored by an admin within the period.
+    set_active(&s, &ids[1], false).await;
+    let m1 = member_of(&s, &ids[1]).unwrap();
+    let page = admin.get(&s, &format!("/t/default/people/{}", m1.id)).await;
+    assert!(page.text.contains("restore-member"), "{}", page.text);
+    let r = admin
+        .post(&s, &format!("/t/default/people/{}/restore", m1.id), "")
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(status_of(&s, &ids[1]), MemberStatus::Active);
+    assert!(audit_actions(&s).contains(&"member.reactivated".to_string()));
+
+    // Deleted by the IdP: suspended too; the clock moves past the period and it is deleted.
+    let r = s.delete(&format!("/scim/v2/Users/{}", ids[2])).await;
+    assert_eq!(r.status, 204);
+    let m2 = member_of(&s, &ids[2]).unwrap();
+    assert_eq!(m2.status, MemberStatus::Suspended);
+    set_active(&s, &ids[0], false).await;
+    let now = OffsetDateTime::now_utc();
+    let done = ops::retention::daily(&s.db, now + Duration::days(6))
+        .await
+        .unwrap();
+    assert_eq!(done.deleted_after_grace, 0);
+    assert!(member_of(&s, &ids[0]).is_some());
+    let done = ops::retention::daily(&s.db, now + Duration::days(8))
+        .await
+        .unwrap();
+    assert_eq!(done.deleted_after_grace, 2);
+    assert!(member_of(&s, &ids[0]).is_none() && member_of(&s, &ids[2]).is_none());
+    assert!(
+        member_of(&s, &ids[1]).is_some(),
+        "the restored member stays"
+    );
+    let deleted = events_of(&s, "member.deleted");
+    assert_eq!(deleted.len(), 2);
+    assert_eq!(deleted[0]["context"]["via"], "retention");
+    let entries = audit::list(&s.db.conn().unwrap(), &audit::Filter::default()).unwrap();
+    let retention = entries
+        .iter()
+        .find(|r| r.entry.action == audit::Action::RetentionApplied)
+        .expect("the job is audited");
+    assert_eq!(retention.entry.actor, "system");
+    assert_eq!(
+        retention.entry.detail.as_ref().unwrap()["deletedAfterGrace"],
+        2
+    );
+}
+
+#[tokio::test]
+async fn archived_members_and_old_audit_entries_go_after_their_retention_and_the_chain_still_verifies()
+ {
+    let s = TestServer::start().await;
+    set(
+        &s,
+        Update {
+            archived_retention_days: Some(Some(30)),
+            audit_retention_days: Some(Some(90)),
+            ..Update::default()
+        },
+    )
+    .await;
+    let ids = provision(&s, 2).await;
+    let r = s.delete(&format!("/scim/v2/Users/{}", ids[0])).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(status_of(&s, &ids[0]), MemberStatus::Archived);
+    let before = audit_actions(&s).len();
+    assert!(before > 4);
+
+    let now = OffsetDateTime::now_utc();
+    let done = ops::retention::daily(&s.db, now + Duration::days(31))
+        .await
+        .unwrap();
+    assert_eq!((done.archived_purged, done.audit_purged), (1, 0));
+    assert!(member_of(&s, &ids[0]).is_none());
+    assert_eq!(status_of(&s, &ids[1]), MemberStatus::Active);
+
+    let done = ops::retention::daily(&s.db, now + Duration::days(91))
+        .await
+        .unwrap();
+    assert!(done.audit_purged >= before, "{done:?}");
+    let left = audit::list(&s.db.conn().unwrap(), &audit::Filter::default()).unwrap();
+    assert!(
+        left.iter()
+            .all(|r| r.entry.action == audit::Action::RetentionApplied
+                || r.entry.tenant_id.is_none())
+    );
+    // What is left still verifies, from the purged entries' anchor.
+    let mut v = chain::Verifier::whole_log();
+    let outcome = audit::verify(&s.db.conn().unwrap(), None, &mut v).unwrap();
+    assert_eq!(outcome, Ok(()));
+    // And entries are still refused any other delete.
+    let err =
+        s.db.conn()
+            .unwrap()
+            .execute("DELETE FROM audit_log", [])
+            .unwrap_err();
+    assert!(err.to_string().contains("append-only"));
+}
