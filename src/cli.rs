@@ -53,8 +53,11 @@ pub enum Command {
     /// Manage a tenant's roles and group-to-role mappings.
     #[command(subcommand)]
     Roles(directory::RolesCommand),
-    /// Print the newest audit log entries as JSON lines (and follow new ones).
+    /// Print the newest audit log entries as JSON lines (and follow new ones), or verify them.
     Audit(directory::AuditArgs),
+    /// See, approve or reject what the guard against mass deprovisioning holds.
+    #[command(subcommand)]
+    Guard(directory::GuardCommand),
     /// Manage admin accounts of the web UI.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -185,6 +188,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Members(cmd) => open(&cli.db).and_then(|db| directory::members_cmd(&db, cmd)),
         Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
         Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
+        Command::Guard(cmd) => open(&cli.db).and_then(|db| directory::guard_cmd(&db, cmd)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
         Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),

@@ -14,10 +14,10 @@ use crate::auth::chain;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Db, settings, tenants};
 use crate::model::Actor;
-use crate::ops::block_on;
 use crate::ops::members::{self, ExportFormat, ImportProblem};
 use crate::ops::reconcile::{self, SyncRun};
 use crate::ops::settings::{Edit, Saved, Update};
+use crate::ops::{block_on, guard};
 use crate::scim::datetime;
 use crate::sync::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, MatchBy, Role, Settings, TextEnum,
@@ -265,9 +265,72 @@ fn run_headline(run: &SyncRun) -> String {
             .to_string()
     } else if run.dry_run {
         "dry run: nothing applied".to_string()
+    } else if run.held > 0 {
+        format!(
+            "applied in {} ms, but the guard against mass deprovisioning holds {} of these \
+             deprovisionings: `scimd guard show` lists them, `scimd guard approve` applies them",
+            run.duration_ms, run.held
+        )
     } else {
         format!("applied in {} ms", run.duration_ms)
     }
+}
+
+/// `scimd guard`.
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// What the guard against mass deprovisioning holds, if it tripped.
+    Show {
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Apply every held deprovisioning (as the directory now says) and end the hold.
+    Approve {
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+    /// Keep members as they are; deprovisionings stay held until the directory changes back.
+    Reject {
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
+}
+
+pub fn guard_cmd(db: &Db, cmd: GuardCommand) -> CliResult {
+    let (GuardCommand::Show { tenant }
+    | GuardCommand::Approve { tenant }
+    | GuardCommand::Reject { tenant }) = &cmd;
+    let id = tenant_id(db, tenant)?;
+    let Some(status) = block_on(guard::status(db, id, 1000))? else {
+        println!("nothing is held");
+        return Ok(());
+    };
+    let hold = status.hold.id;
+    match cmd {
+        GuardCommand::Show { .. } => {
+            println!(
+                "hold {hold} ({}), since {}: {} deprovisionings held (threshold {} an hour, {} active members then)",
+                status.hold.state,
+                status.hold.opened_at,
+                status.held,
+                status.hold.threshold,
+                status.hold.active_members
+            );
+            for h in &status.first {
+                let reason = h.reason.as_deref().unwrap_or("");
+                println!("{}\t{}\t{}\t{reason}", h.member_id, h.subject, h.action);
+            }
+        }
+        GuardCommand::Approve { .. } => {
+            let n = block_on(guard::approve(db, &Actor::cli(), id, hold))?;
+            println!("approved: {n} changes applied");
+        }
+        GuardCommand::Reject { .. } => {
+            block_on(guard::reject(db, &Actor::cli(), id, hold))?;
+            println!("rejected: members stay as they are; held until the directory changes back");
+        }
+    }
+    Ok(())
 }
 
 pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
