@@ -12,7 +12,7 @@ mod apps;
 mod directory;
 mod webhooks;
 
-use crate::config::{DbArgs, ServeArgs};
+use crate::config::{DbArgs, LogFormat, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
 use crate::model::Actor;
 use crate::ops::{self, block_on};
@@ -213,7 +213,7 @@ fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
 }
 
 fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
-    init_tracing();
+    init_tracing(args.log_format, &args.log_level);
     let db = Db::open(&db_args.path, args.synchronous)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -288,14 +288,22 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     })
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 /// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.

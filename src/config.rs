@@ -21,6 +21,13 @@ pub struct DbArgs {
     pub path: PathBuf,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 /// Settings of `scimd serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -45,6 +52,16 @@ pub struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Log lines as human-readable `text` (default) or one JSON object per line (`json`),
+    /// on standard error. `SCIMD_LOG` (tracing directives) overrides --log-level.
+    #[arg(long, env = "SCIMD_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// The least severe level logged: error, warn, info (default: one line per request),
+    /// debug or trace.
+    #[arg(long, env = "SCIMD_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
 
     /// `full`: a 2xx survives power loss (default). `normal`: faster, may lose the last
     /// writes on power loss (never on a crash of scimd alone).

@@ -287,3 +287,214 @@ fn audit_verify_names_the_entry_changed_removed_or_inserted_in_the_database_and_
     let (ok, _, err) = run(d, &["audit", "verify"]);
     assert!(!ok && err.contains("entry 4 has no hash"), "{err}");
 }
+
+/// One HTTP/1.1 request over a fresh connection; the whole answer as text.
+fn http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn request(method: &str, path: &str, headers: &[&str], body: &str) -> String {
+    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n");
+    for h in headers {
+        r.push_str(h);
+        r.push_str("\r\n");
+    }
+    format!("{r}Content-Length: {}\r\n\r\n{body}", body.len())
+}
+
+#[test]
+fn json_logs_have_one_line_per_request_and_never_a_secret() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = run(d, &["token", "create", "--name", "okta"])
+        .1
+        .trim()
+        .to_string();
+    let key = run(d, &["apikey", "create", "--name", "billing"])
+        .1
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let out = run(
+        d,
+        &[
+            "oauth",
+            "create",
+            "--name",
+            "entra",
+            "--grant-type",
+            "client_credentials",
+        ],
+    )
+    .1;
+    let field = |out: &str, k: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (client_id, client_secret) = (field(&out, "client_id="), field(&out, "client_secret="));
+    let out = run(d, &["webhook", "add", "http://127.0.0.1:9/hook"]).1;
+    let webhook_secret = field(&out, "secret=");
+    let admin_password = "correct horse battery staple 42";
+    let mut admin = scimd(d)
+        .args(["admin", "create", "alice"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(admin.stdin.take().unwrap(), "{admin_password}").unwrap();
+    assert!(admin.wait().unwrap().success());
+
+    let log = std::fs::File::create(d.join("scimd.log")).unwrap();
+    let mut child = scimd(d)
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .to_string();
+
+    let user_password = "Pa55word-never-logged";
+    let bearer = format!("Authorization: Bearer {token}");
+    let body = format!(
+        r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"logged@example.com","password":"{user_password}"}}"#
+    );
+    let r = http(
+        &addr,
+        &request(
+            "POST",
+            "/scim/v2/Users",
+            &[&bearer, "Content-Type: application/scim+json"],
+            &body,
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{client_secret}"));
+    let r = http(
+        &addr,
+        &request(
+            "POST",
+            "/oauth/token",
+            &[
+                &format!("Authorization: Basic {basic}"),
+                "Content-Type: application/x-www-form-urlencoded",
+            ],
+            "grant_type=client_credentials",
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let access = r
+        .split("\"access_token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = http(
+        &addr,
+        &request(
+            "GET",
+            "/scim/v2/Users?filter=userName%20eq%20%22logged@example.com%22",
+            &[&format!("Authorization: Bearer {access}")],
+            "",
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let r = http(
+        &addr,
+        &request(
+            "GET",
+            "/api/v1/members",
+            &[&format!("Authorization: Bearer {key}")],
+            "",
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let form = format!(
+        "username=alice&password={}",
+        admin_password.replace(' ', "+")
+    );
+    http(
+        &addr,
+        &request(
+            "POST",
+            "/login",
+            &["Content-Type: application/x-www-form-urlencoded"],
+            &form,
+        ),
+    );
+    http(
+        &addr,
+        &request(
+            "GET",
+            "/scim/v2/Users",
+            &["Authorization: Bearer scimd_wrong"],
+            "",
+        ),
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(d.join("scimd.log")).unwrap();
+    let entries: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 6, "{log}");
+    let post = requests
+        .iter()
+        .find(|e| e["method"] == "POST" && e["route"] == "scim")
+        .unwrap();
+    assert_eq!(
+        (post["status"].as_u64(), post["tenant"].as_i64()),
+        (Some(201), Some(1))
+    );
+    assert!(post["request_id"].is_string() && post["ms"].is_u64() && post["level"] == "INFO");
+    assert!(requests.iter().any(|e| e["route"] == "oauth"));
+    assert!(
+        requests
+            .iter()
+            .any(|e| e["route"] == "api" && e["tenant"] == 1)
+    );
+    let secrets: [&str; 8] = [
+        &token,
+        &key,
+        &client_secret,
+        &webhook_secret,
+        &access,
+        user_password,
+        admin_password,
+        "correct+horse",
+    ];
+    for secret in secrets {
+        assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
+    }
+    // Nor the token's or key's random part alone.
+    assert!(!log.contains(&token[12..]) && !log.contains(&key[14..]));
+}

@@ -265,6 +265,7 @@ async fn route(state: &State, req: Request<RequestBody>) -> Result<Response<Body
     }
     let q = Query::of(&req);
     let tenant = authenticate(state, req.headers(), &q).await?;
+    super::note_tenant(tenant);
     let db = &state.db;
     match segments.as_slice() {
         ["members"] => {

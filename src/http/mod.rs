@@ -251,8 +251,14 @@ impl App {
         let body = RequestBody::new(body);
         let finished = body.finished.clone();
         let started = std::time::Instant::now();
-        let mut response = self
-            .route(Request::from_parts(parts, body), &id, conn)
+        let route = Route::of(&path).as_str();
+        let (mut response, tenant) = LOG_TENANT
+            .scope(std::cell::Cell::new(None), async {
+                let response = self
+                    .route(Request::from_parts(parts, body), &id, conn)
+                    .await;
+                (response, LOG_TENANT.with(std::cell::Cell::get))
+            })
             .await;
         if !finished.load(Ordering::Relaxed) {
             // The request was answered without reading all of its body (refused for a bad
@@ -266,8 +272,11 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
+        // The path only: queries can carry codes and tokens (OAuth), bodies passwords.
         tracing::info!(
             request_id = %id,
+            route,
+            tenant,
             %method,
             path = %path,
             status = response.status().as_u16(),
@@ -284,32 +293,23 @@ impl App {
         conn: Conn,
     ) -> Response<Body> {
         let path = req.uri().path();
-        if path == "/healthz" {
-            return self.healthz().await;
+        match Route::of(path) {
+            Route::Health => self.healthz().await,
+            Route::Scim(prefix) => {
+                scim::handle(&self.state, req, prefix, request_id, conn.tls).await
+            }
+            Route::OAuth => oauth::handle(&self.state, req, request_id, conn.tls).await,
+            Route::Api => api::handle(&self.state, req).await,
+            Route::Workos => workos::handle(&self.state, req).await,
+            Route::Static => {
+                let file = path
+                    .strip_prefix("/static/")
+                    .unwrap_or_default()
+                    .to_string();
+                assets::serve(&file, req.headers())
+            }
+            Route::Admin => admin::handle(&self.state, req, request_id, conn).await,
         }
-        let prefix = if path == "/scim/v2" || path.starts_with("/scim/v2/") {
-            Some("/scim/v2")
-        } else if path == "/scim" || path.starts_with("/scim/") {
-            Some("/scim")
-        } else {
-            None
-        };
-        if let Some(prefix) = prefix {
-            return scim::handle(&self.state, req, prefix, request_id, conn.tls).await;
-        }
-        if oauth::serves(path) {
-            return oauth::handle(&self.state, req, request_id, conn.tls).await;
-        }
-        if api::serves(path) {
-            return api::handle(&self.state, req).await;
-        }
-        if workos::serves(path) {
-            return workos::handle(&self.state, req).await;
-        }
-        if let Some(file) = path.strip_prefix("/static/") {
-            return assets::serve(file, req.headers());
-        }
-        admin::handle(&self.state, req, request_id, conn).await
     }
 
     async fn healthz(&self) -> Response<Body> {
@@ -322,6 +322,64 @@ impl App {
             }
         }
     }
+}
+
+/// Which part of the server answers a path: the request log's route class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Health,
+    /// SCIM under its mount point (`/scim/v2` or `/scim`).
+    Scim(&'static str),
+    OAuth,
+    Api,
+    Workos,
+    Static,
+    Admin,
+}
+
+impl Route {
+    fn of(path: &str) -> Route {
+        let under = |p: &str| path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'));
+        if path == "/healthz" {
+            Route::Health
+        } else if under("/scim/v2") {
+            Route::Scim("/scim/v2")
+        } else if under("/scim") {
+            Route::Scim("/scim")
+        } else if oauth::serves(path) {
+            Route::OAuth
+        } else if api::serves(path) {
+            Route::Api
+        } else if workos::serves(path) {
+            Route::Workos
+        } else if path.starts_with("/static/") {
+            Route::Static
+        } else {
+            Route::Admin
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Scim(_) => "scim",
+            Route::OAuth => "oauth",
+            Route::Api => "api",
+            Route::Workos => "workos",
+            Route::Static => "static",
+            Route::Admin => "admin",
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The tenant a request turned out to be about, for its log line.
+    static LOG_TENANT: std::cell::Cell<Option<i64>>;
+}
+
+/// Notes the tenant the current request is about (once its credentials or path say so).
+pub(crate) fn note_tenant(tenant_id: i64) {
+    let _ = LOG_TENANT.try_with(|t| t.set(Some(tenant_id)));
 }
 
 /// One SCIM request as the dashboard shows it.

@@ -421,6 +421,7 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 .db
                 .read(move |c| db::tenants::by_slug(c, &slug))
                 .await?;
+            crate::http::note_tenant(tenant.id);
             match (rest, get, post) {
                 ([], true, _) => dashboard::page(state, req, &tenant).await,
                 (["connection"], true, _) => connection::page(state, req, &tenant).await,

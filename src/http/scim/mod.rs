@@ -100,6 +100,7 @@ async fn dispatch(
     }
 
     let grant = authenticate(state, req.headers()).await?;
+    super::note_tenant(grant.tenant_id);
     let actor = Actor::new(grant.who.clone(), Some(request_id));
     let call = Call {
         at: datetime::now(),
