@@ -72,6 +72,13 @@ pub enum Command {
     /// Manage webhook endpoints (Standard Webhooks 1.0) that receive a tenant's events.
     #[command(subcommand)]
     Webhook(webhooks::WebhookCommand),
+    /// Replace the database with a backup, after checking it (refused while a server runs).
+    Restore {
+        /// The backup (`scimd backup FILE`).
+        file: std::path::PathBuf,
+    },
+    /// Check the database: SQLite's integrity and foreign keys, and the audit log's chain.
+    Check,
     /// Copy the database to FILE consistently, while the server keeps running.
     Backup {
         /// Where to write the copy; must not exist yet.
@@ -191,6 +198,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Guard(cmd) => open(&cli.db).and_then(|db| directory::guard_cmd(&db, cmd)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
+        Command::Restore { file } => restore(&cli.db.path, &file),
+        Command::Check => open(&cli.db).and_then(|db| check(&db)),
         Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),
         Command::Events(args) => open(&cli.db).and_then(|db| apps::events(&db, args)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
@@ -216,6 +225,8 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     init_tracing(args.log_format, &args.log_level);
     let db = Db::open(&db_args.path, args.synchronous)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
+    // Tells `scimd restore` a server is using the database, until this process ends.
+    let _lock = db::ServerLock::shared(&db_args.path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -233,20 +244,24 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             .base_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{local}"));
-        println!(
+        // What the operator needs once; a closed or full stdout must not stop the server.
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
             "scimd {} listening on {scheme}://{local}",
             env!("CARGO_PKG_VERSION")
         );
-        println!("SCIM base URL: {root}/scim/v2");
-        println!("database: {}", db_args.path.display());
+        let _ = writeln!(out, "SCIM base URL: {root}/scim/v2");
+        let _ = writeln!(out, "database: {}", db_args.path.display());
         if let Some(secret) = ops::admins::setup_link(&db).await? {
-            println!("first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
+            let _ = writeln!(out, "first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
         }
         let conn = db.conn()?;
         let no_token = db::tokens::list(&conn, None)?.iter().all(|t| t.revoked_at.is_some());
         let no_client = db::oauth::list_clients(&conn, None)?.iter().all(|c| c.revoked_at.is_some());
         if no_token && no_client {
-            println!(
+            let _ = writeln!(
+                out,
                 "no SCIM token yet: create one in the web UI (SCIM connection) or with `scimd token create --db {}`",
                 db_args.path.display()
             );
@@ -439,6 +454,36 @@ fn backup(db: &Db, file: &std::path::Path) -> CliResult {
         db::backup(db, file).map_err(|e| format!("backup to {} failed: {e}", file.display()))?;
     println!("backed up {pages} pages to {}", file.display());
     Ok(())
+}
+
+fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
+    let pages = db::restore(file, db).map_err(|e| format!("restore refused: {e}"))?;
+    println!(
+        "restored {} from {} ({pages} pages); `scimd check` confirms it",
+        db.display(),
+        file.display()
+    );
+    Ok(())
+}
+
+fn check(db: &Db) -> CliResult {
+    let conn = db.conn()?;
+    let mut problems = db::check(&conn)?;
+    let mut chain = crate::auth::chain::Verifier::whole_log();
+    if let Err(b) = db::audit::verify(&conn, None, &mut chain)? {
+        problems.push(format!("the audit log does not verify: {b}"));
+    }
+    if problems.is_empty() {
+        println!(
+            "ok: integrity and foreign keys hold; {} audit entries verified",
+            chain.entries()
+        );
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{p}");
+    }
+    Err(format!("{} problems found", problems.len()).into())
 }
 
 /// The first line of standard input, without its line ending.

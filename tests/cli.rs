@@ -288,14 +288,59 @@ fn audit_verify_names_the_entry_changed_removed_or_inserted_in_the_database_and_
     assert!(!ok && err.contains("entry 4 has no hash"), "{err}");
 }
 
+/// A `scimd serve` child on a free port, killed if the test fails before it stops it (a
+/// leftover server would keep the test's inherited file descriptors open).
+struct Serving {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Serving {
+    fn start(dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Serving {
+        let mut child = scimd(dir)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let addr = first.rsplit("http://").next().unwrap().to_string();
+        // Keep reading what it prints, as a terminal would.
+        std::thread::spawn(move || lines.for_each(drop));
+        Serving { child, addr }
+    }
+
+    /// SIGTERM, and the graceful exit it must lead to.
+    fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(self.child.wait().unwrap().success());
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// One HTTP/1.1 request over a fresh connection; the whole answer as text.
 fn http(addr: &str, request: &str) -> String {
+    try_http(addr, request).unwrap()
+}
+
+fn try_http(addr: &str, request: &str) -> std::io::Result<String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.write_all(request.as_bytes())?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
 
 fn request(method: &str, path: &str, headers: &[&str], body: &str) -> String {
@@ -497,4 +542,101 @@ fn json_logs_have_one_line_per_request_and_never_a_secret() {
     }
     // Nor the token's or key's random part alone.
     assert!(!log.contains(&token[12..]) && !log.contains(&key[14..]));
+}
+
+#[test]
+fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = run(&d, &["token", "create"]).1.trim().to_string();
+    let server = Serving::start(&d, &[], Stdio::null());
+    let addr = server.addr.clone();
+
+    // Two IdP connections writing as fast as they can; each name is noted once acknowledged.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (acked, stop, addr) = (acked.clone(), stop.clone(), addr.clone());
+            let bearer = format!("Authorization: Bearer {token}");
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let name = format!("w{w}-{i}@example.com");
+                    let body = format!(r#"{{"userName":"{name}"}}"#);
+                    let r = http(
+                        &addr,
+                        &request(
+                            "POST",
+                            "/scim/v2/Users",
+                            &[&bearer, "Content-Type: application/scim+json"],
+                            &body,
+                        ),
+                    );
+                    if r.starts_with("HTTP/1.1 201") {
+                        acked.lock().unwrap().push(name);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let (ok, out, err) = run(&d, &["backup", "copy.db"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("backed up"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let total = acked.lock().unwrap().len();
+    assert!(
+        before.len() > 10 && total > before.len(),
+        "{} then {total}",
+        before.len()
+    );
+
+    // Not while the server holds the database.
+    let (ok, _, err) = run(&d, &["restore", "copy.db"]);
+    assert!(!ok && err.contains("a scimd server is using"), "{err}");
+    server.stop();
+
+    // A file that is not a sound backup restores nothing.
+    std::fs::write(d.join("junk.db"), b"not a database at all").unwrap();
+    let (ok, _, err) = run(&d, &["restore", "junk.db"]);
+    assert!(!ok && err.contains("not a"), "{err}");
+
+    let (ok, out, err) = run(&d, &["restore", "copy.db"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("restored"), "{out}");
+    let (ok, out, err) = run(&d, &["check"]);
+    assert!(ok && out.starts_with("ok"), "{out}{err}");
+    let conn = rusqlite::Connection::open(d.join("scimd.db")).unwrap();
+    let count = |name: &str| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM users WHERE user_name_fold = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for name in &before {
+        assert_eq!(
+            count(name),
+            1,
+            "{name} was acknowledged before the backup began"
+        );
+    }
+    let audited: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'scim.post'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(audited >= before.len() as i64);
 }

@@ -52,6 +52,11 @@ pub enum DbError {
     Schema(String),
     #[error("database task failed: {0}")]
     Task(String),
+    /// Someone else holds what is needed (a server, for a restore).
+    #[error("{0}")]
+    Busy(String),
+    #[error("file error: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// How hard a commit waits for the disk (`PRAGMA synchronous`).
@@ -251,12 +256,115 @@ impl Db {
 /// Returns the number of pages copied.
 pub fn backup(db: &Db, to: &Path) -> Result<i32, DbError> {
     let src = db.conn()?;
+    copy(&src, to)
+}
+
+/// Copies the database of `src` into the file `to` in one step: one read transaction, so
+/// the copy is the snapshot of the moment it began, whatever commits meanwhile (a copy
+/// made in small steps would start over at every commit of another connection). WAL
+/// readers block no writer, so the server goes on meanwhile. Returns the pages copied.
+fn copy(src: &Connection, to: &Path) -> Result<i32, DbError> {
     let mut dst = Connection::open(to)?;
+    dst.busy_timeout(Duration::from_secs(10))?;
     {
-        let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
-        b.run_to_completion(256, Duration::from_millis(10), None)?;
+        use rusqlite::backup::StepResult;
+        let b = rusqlite::backup::Backup::new(src, &mut dst)?;
+        // -1: every page in one step.
+        while let StepResult::Busy | StepResult::Locked | StepResult::More = b.step(-1)? {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     let pages: i32 = dst.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    Ok(pages)
+}
+
+/// What is wrong with a database: SQLite's integrity check and foreign key check, each
+/// problem as a line; empty when it is sound.
+pub fn check(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut problems: Vec<String> = conn
+        .prepare("PRAGMA integrity_check")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|l| l != "ok")
+        .collect();
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let fks = stmt.query_map([], |r| {
+        Ok(format!(
+            "row {} of {} refers to a missing row of {}",
+            r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(2)?
+        ))
+    })?;
+    for fk in fks {
+        problems.push(fk?);
+    }
+    Ok(problems)
+}
+
+/// Held by `scimd serve` for as long as it runs (shared: an advisory `flock` on the
+/// database file, which SQLite's own locks ignore), so that `restore` can tell a server
+/// holds the database.
+#[derive(Debug)]
+pub struct ServerLock(#[allow(dead_code)] std::fs::File);
+
+impl ServerLock {
+    pub fn shared(path: &Path) -> Result<ServerLock, DbError> {
+        let f = std::fs::File::open(path)?;
+        f.lock_shared()?;
+        Ok(ServerLock(f))
+    }
+
+    /// The lock no server may hold meanwhile; `Busy` when one does.
+    fn exclusive(path: &Path) -> Result<ServerLock, DbError> {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match f.try_lock() {
+            Ok(()) => Ok(ServerLock(f)),
+            Err(std::fs::TryLockError::WouldBlock) => Err(DbError::Busy(format!(
+                "a scimd server is using {}: stop it first",
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(e.into()),
+        }
+    }
+}
+
+/// Replaces the database at `to` with the backup `from`, after checking the backup: it
+/// must be a sound SQLite database (`check`) of this scimd or an older one. Refuses while
+/// a server holds `to`. The restored database is then migrated to this scimd's schema.
+/// Returns the pages copied.
+pub fn restore(from: &Path, to: &Path) -> Result<i32, DbError> {
+    if !from.is_file() {
+        return Err(DbError::Schema(format!("{} is not a file", from.display())));
+    }
+    let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let version: i64 = src
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| DbError::Schema(format!("{} is not a database: {e}", from.display())))?;
+    if version == 0 || version > SCHEMA_VERSION {
+        return Err(DbError::Schema(format!(
+            "{} is not a backup of this scimd (schema version {version}, this scimd writes {SCHEMA_VERSION})",
+            from.display()
+        )));
+    }
+    let problems = check(&src)?;
+    if !problems.is_empty() {
+        return Err(DbError::Schema(format!(
+            "{} fails its integrity check, nothing restored: {}",
+            from.display(),
+            problems.join("; ")
+        )));
+    }
+    let _lock = ServerLock::exclusive(to)?;
+    let pages = copy(&src, to)?;
+    drop(src);
+    Db::open(to, Durability::Full)?;
     Ok(pages)
 }
 
