@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestServer;
+use common::{TestServer, sorted};
 use serde_json::{Value, json};
 
 fn enc(s: &str) -> String {
@@ -342,4 +342,138 @@ async fn search_bodies_page_by_cursor_with_sorting() {
         }
     }
     assert_eq!(names, ["echo", "delta", "charlie", "bravo", "alpha"]);
+}
+
+/// The userNames (or displayNames) a filter selects, sorted.
+async fn selected(s: &TestServer, rt: &str, filter: &str) -> Vec<String> {
+    let r = s
+        .get_owned(format!("/scim/v2/{rt}?count=1000&filter={}", enc(filter)))
+        .await;
+    assert_eq!(r.status, 200, "{filter}: {}", r.text);
+    let key = if rt == "Users" {
+        "userName"
+    } else {
+        "displayName"
+    };
+    let mut out: Vec<String> = r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u[key].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    // POST /.search selects the same.
+    let r = s
+        .post(
+            &format!("/scim/v2/{rt}/.search"),
+            &json!({"filter": filter, "count": 1000}),
+        )
+        .await;
+    assert_eq!(r.json["totalResults"], out.len(), "{filter}: {}", r.text);
+    out
+}
+
+/// RFC 7644 §3.4.2.2 over HTTP: every operator on a multi-valued attribute matches when any
+/// value satisfies it; `not (…)` negates the whole expression.
+#[tokio::test]
+async fn multi_valued_filters_match_when_any_value_does() {
+    let s = TestServer::start().await;
+    let mk = |name: &str, emails: Value, phones: Value| json!({"schemas":[common::USER_URN],"userName":name,"emails":emails,"phoneNumbers":phones});
+    let mut ids = std::collections::HashMap::new();
+    for body in [
+        mk(
+            "both",
+            json!([{"value":"w@corp.example","type":"work","primary":true},{"value":"h@home.example","type":"home"}]),
+            json!([{"value":"+1 555 0100","type":"work"},{"value":"+1 555 0199","type":"mobile"}]),
+        ),
+        mk(
+            "work",
+            json!([{"value":"only@corp.example","type":"work"}]),
+            json!([{"value":"+1 555 0100","type":"work"}]),
+        ),
+        mk("none", json!([]), json!([])),
+    ] {
+        let r = s.post("/scim/v2/Users", &body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.insert(
+            body["userName"].as_str().unwrap().to_string(),
+            r.json["id"].as_str().unwrap().to_string(),
+        );
+    }
+    let users: &[(&str, &[&str])] = &[
+        (r#"emails.type eq "work""#, &["both", "work"]),
+        (r#"emails.type ne "work""#, &["both", "none"]),
+        (r#"not (emails.type eq "work")"#, &["none"]),
+        (r#"emails.type ne "home""#, &["both", "work", "none"]),
+        (r#"emails.value ne "only@corp.example""#, &["both", "none"]),
+        (r#"emails.value co "@home""#, &["both"]),
+        (r#"emails.value sw "ONLY""#, &["work"]),
+        (r#"emails.value ew "corp.example""#, &["both", "work"]),
+        (r#"emails.value gt "o""#, &["both", "work"]),
+        (r#"emails.value ge "w@corp.example""#, &["both"]),
+        (r#"emails.value lt "i""#, &["both"]),
+        (r#"emails.value le "only@corp.example""#, &["both", "work"]),
+        ("emails.value pr", &["both", "work"]),
+        ("not (emails pr)", &["none"]),
+        (r#"emails[type eq "home" and value co "home"]"#, &["both"]),
+        (r#"phoneNumbers.type ne "work""#, &["both", "none"]),
+        (r#"phoneNumbers.value eq "+1 555 0199""#, &["both"]),
+        (r#"phoneNumbers.value ne "+1 555 0100""#, &["both", "none"]),
+        (r#"phoneNumbers.value sw "+1 555 01""#, &["both", "work"]),
+        (r#"phoneNumbers.value ew "99""#, &["both"]),
+        ("phoneNumbers.type pr", &["both", "work"]),
+    ];
+    for (filter, want) in users {
+        assert_eq!(
+            selected(&s, "Users", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
+    // Groups: members.value, and users' groups.value.
+    let group = |name: &str, members: &[&str]| {
+        json!({"schemas":[common::GROUP_URN],"displayName":name,
+               "members": members.iter().map(|m| json!({"value": ids[*m]})).collect::<Vec<_>>()})
+    };
+    for g in [
+        group("pair", &["both", "work"]),
+        group("solo", &["both"]),
+        group("empty", &[]),
+    ] {
+        let r = s.post("/scim/v2/Groups", &g).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let (both, work) = (&ids["both"], &ids["work"]);
+    let groups: Vec<(String, &[&str])> = vec![
+        (format!("members.value eq \"{work}\""), &["pair"]),
+        (format!("members.value ne \"{both}\""), &["empty", "pair"]),
+        (format!("not (members.value eq \"{both}\")"), &["empty"]),
+        (
+            format!("members.value ne \"{work}\""),
+            &["empty", "pair", "solo"],
+        ),
+        ("members pr".into(), &["pair", "solo"]),
+    ];
+    for (filter, want) in &groups {
+        assert_eq!(
+            selected(&s, "Groups", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
+    let users: &[(&str, &[&str])] = &[
+        (r#"groups.display eq "solo""#, &["both"]),
+        (r#"groups.display ne "pair""#, &["both", "none"]),
+        (r#"not (groups.display eq "pair")"#, &["none"]),
+        (r#"groups.display co "O""#, &["both"]),
+        (r#"groups.display sw "p""#, &["both", "work"]),
+        (r#"groups.display gt "q""#, &["both"]),
+    ];
+    for (filter, want) in users {
+        assert_eq!(
+            selected(&s, "Users", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
 }

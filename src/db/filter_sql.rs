@@ -354,6 +354,17 @@ impl Compiler {
             });
         }
         if op == CompareOp::Ne {
+            if let Target::Each(source) = self.target(attr)? {
+                // Any value that is not the literal, or no value at all (`scim::filter`).
+                let slot = source.elem.slot(attr.attr, attr.sub)?;
+                let eq = self.compare_slot(&slot, attr.leaf(), CompareOp::Eq, value);
+                let has = format!("{} IS NOT NULL", slot.raw());
+                return Ok(format!(
+                    "(NOT {} OR {})",
+                    source.exists(&has),
+                    source.exists(&format!("{has} AND NOT {}", paren(&eq)))
+                ));
+            }
             let eq = self.compare(attr, CompareOp::Eq, value)?;
             return Ok(format!("NOT {}", paren(&eq)));
         }
