@@ -466,7 +466,14 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
     );
     // Resume after the user 200 from the end: a full page remains, then more.
     let after = seeded.user_pks[users.saturating_sub(200)];
-    let cursor = scimd::scim::list::encode_cursor(after);
+    let cursor = scimd::scim::list::encode_cursor(
+        None,
+        false,
+        &scimd::scim::list::Position {
+            key: serde_json::Value::Null,
+            pk: after,
+        },
+    );
     out.push(
         Scenario::new(
             "GET /Users?count=100&cursor=… (deep page)",

@@ -266,6 +266,16 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 db_args.path.display()
             );
         }
+        // Group names are unique per tenant since migration 0010; groups stored before
+        // that under one name were kept, not merged, and are named here until resolved.
+        for clash in db::groups::name_clashes(&conn, None)? {
+            tracing::warn!(
+                tenant_id = clash.tenant_id,
+                name = %clash.name,
+                ids = %clash.ids.join(", "),
+                "groups share a displayName, which must be unique per tenant: rename or delete all but one (in the IdP, or in the admin Groups page); until then a rename onto that name and a new group of that name get 409"
+            );
+        }
         drop(conn);
         let maintenance = db.clone();
         tokio::spawn(async move {

@@ -265,3 +265,103 @@ async fn a_tenant_never_sees_or_touches_another_tenants_groups() {
     r.assert_error(400, Some("invalidValue"));
     assert_eq!(member_ids(&s.get(&path).await.json), vec![a]);
 }
+
+/// Group displayName is unique per tenant, case-insensitively (Entra requires it; authentik
+/// adopts an existing group only on this 409): POST, PUT and PATCH onto a taken name get
+/// 409 `uniqueness` and change nothing; keeping one's own name, in any case, is fine.
+#[tokio::test]
+async fn group_names_are_unique_per_tenant_case_insensitively() {
+    let s = TestServer::start().await;
+    let alice = s.create_user("alice@example.com").await;
+    let bob = s.create_user("bob@example.com").await;
+    let eng = create_group(&s, "Engineering", &[&alice]).await;
+    let ops = create_group(&s, "Ops", &[]).await;
+    let (eng_id, ops_id) = (eng["id"].as_str().unwrap(), ops["id"].as_str().unwrap());
+
+    for name in ["Engineering", "ENGINEERING", "engineering"] {
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":[GROUP_URN],"displayName":name,"members":[{"value":bob}]}),
+            )
+            .await;
+        r.assert_error(409, Some("uniqueness"));
+        assert!(
+            r.json["detail"].as_str().unwrap().contains(eng_id),
+            "{}",
+            r.text
+        );
+    }
+    // authentik's adoption after the 409: look the group up by displayName.
+    let r = s
+        .get_owned(format!(
+            "/scim/v2/Groups?filter={}",
+            form_urlencoded::byte_serialize(br#"displayName eq "engineering""#).collect::<String>()
+        ))
+        .await;
+    assert_eq!(r.json["totalResults"], 1);
+    assert_eq!(r.json["Resources"][0]["id"], eng_id);
+
+    // A rename by PUT or PATCH onto the taken name: 409, and nothing of the write lands
+    // (not even the membership change carried in the same PATCH).
+    let before = s.get(&format!("/scim/v2/Groups/{ops_id}")).await;
+    s.put(
+        &format!("/scim/v2/Groups/{ops_id}"),
+        &json!({"schemas":[GROUP_URN],"displayName":"engineering","members":[{"value":bob}]}),
+    )
+    .await
+    .assert_error(409, Some("uniqueness"));
+    for patch in [
+        json!({"schemas":[PATCH_URN],"Operations":[
+            {"op":"add","path":"members","value":[{"value":bob}]},
+            {"op":"replace","path":"displayName","value":"Engineering"}]}),
+        // Okta's pathless rename, carrying the read-only id.
+        json!({"schemas":[PATCH_URN],"Operations":[
+            {"op":"replace","value":{"id":ops_id,"displayName":"ENGINEERING"}}]}),
+    ] {
+        s.patch(&format!("/scim/v2/Groups/{ops_id}"), &patch)
+            .await
+            .assert_error(409, Some("uniqueness"));
+    }
+    let after = s.get(&format!("/scim/v2/Groups/{ops_id}")).await;
+    assert_eq!(after.json, before.json, "a refused rename changes nothing");
+    assert_eq!(after.header("etag"), before.header("etag"));
+
+    // Keeping its own name, in another case, is no conflict; Okta's rename PATCH with the
+    // same name on every membership push neither.
+    let r = s
+        .patch(
+            &format!("/scim/v2/Groups/{eng_id}"),
+            &json!({"schemas":[PATCH_URN],"Operations":[
+                {"op":"replace","value":{"id":eng_id,"displayName":"ENGINEERING"}},
+                {"op":"add","path":"members","value":[{"value":bob,"display":"bob@example.com"}]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["displayName"], "ENGINEERING");
+    let r = s
+        .put(
+            &format!("/scim/v2/Groups/{eng_id}"),
+            &json!({"schemas":[GROUP_URN],"displayName":"Engineering"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(s.members_of(eng_id).await, sorted(&[&alice, &bob]));
+
+    // A freed name can be taken again; other tenants have names of their own.
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{ops_id}")).await.status,
+        204
+    );
+    create_group(&s, "ops", &[]).await;
+    let other = s.token_for("other");
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Groups",
+            &other,
+            Some(&json!({"schemas":[GROUP_URN],"displayName":"Engineering"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -86,10 +86,16 @@ pub fn compile(filter: &Filter, rt: &ResourceType) -> Result<Compiled, ScimError
 /// value (`name`, a complex attribute without a `value`), the order is `pk` alone
 /// (creation order), which is what `pk > ?` keyset pagination walks.
 pub fn order_by(sort: Option<&AttrRef>, descending: bool, rt: &ResourceType) -> String {
-    let table = Table::of(rt);
-    let t = table.alias();
+    let key = sort.and_then(|a| sort_key(a, rt));
+    order_by_key(key.as_deref(), descending, rt)
+}
+
+/// [`order_by`] for a sort key already computed by [`sort_key`] (or selected under a
+/// column alias, so the query computes it once and a cursor can keep it).
+pub fn order_by_key(key: Option<&str>, descending: bool, rt: &ResourceType) -> String {
+    let t = Table::of(rt).alias();
     let dir = if descending { "DESC" } else { "ASC" };
-    match sort.and_then(|a| sort_key(a, rt)) {
+    match key {
         Some(key) => {
             let nulls = if descending { "FIRST" } else { "LAST" };
             format!("ORDER BY {key} {dir} NULLS {nulls}, {t}.pk {dir}")
@@ -348,6 +354,17 @@ impl Compiler {
             });
         }
         if op == CompareOp::Ne {
+            if let Target::Each(source) = self.target(attr)? {
+                // Any value that is not the literal, or no value at all (`scim::filter`).
+                let slot = source.elem.slot(attr.attr, attr.sub)?;
+                let eq = self.compare_slot(&slot, attr.leaf(), CompareOp::Eq, value);
+                let has = format!("{} IS NOT NULL", slot.raw());
+                return Ok(format!(
+                    "(NOT {} OR {})",
+                    source.exists(&has),
+                    source.exists(&format!("{has} AND NOT {}", paren(&eq)))
+                ));
+            }
             let eq = self.compare(attr, CompareOp::Eq, value)?;
             return Ok(format!("NOT {}", paren(&eq)));
         }

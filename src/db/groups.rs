@@ -80,6 +80,94 @@ fn display_name(data: &Map<String, Value>) -> &str {
         .unwrap_or_default()
 }
 
+/// The id of another group of the tenant whose displayName folds like `name`.
+pub fn named(
+    conn: &Connection,
+    tenant_id: i64,
+    name: &str,
+    except_pk: i64,
+) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM groups WHERE tenant_id = ?1 AND display_name_fold = ?2 AND pk <> ?3
+             ORDER BY pk LIMIT 1",
+            params![tenant_id, fold(name), except_pk],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn row_tenant(conn: &Connection, pk: i64) -> Result<i64, DbError> {
+    Ok(
+        conn.query_row("SELECT tenant_id FROM groups WHERE pk = ?1", [pk], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+fn name_conflict(name: &str, id: Option<&str>) -> DbError {
+    DbError::Conflict(match id {
+        Some(id) => format!("a group with displayName \"{name}\" already exists (id {id})"),
+        None => format!("a group with displayName \"{name}\" already exists"),
+    })
+}
+
+/// A UNIQUE failure of the name index as the same `Conflict` (the check before the write
+/// answers first; this keeps a racing writer of another process precise too).
+fn name_violation(name: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    move |e| {
+        if super::is_unique_violation(&e) {
+            name_conflict(name, None)
+        } else {
+            e.into()
+        }
+    }
+}
+
+/// Groups that share a displayName (case-insensitively) with another group of their
+/// tenant: stored before names were unique (migration 0010), kept rather than merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameClash {
+    pub tenant_id: i64,
+    /// The name as the first group of it spells it.
+    pub name: String,
+    /// The ids of the groups with that name, oldest first.
+    pub ids: Vec<String>,
+}
+
+/// Every name that more than one group of a tenant carries (`tenant` alone, if given).
+pub fn name_clashes(conn: &Connection, tenant: Option<i64>) -> Result<Vec<NameClash>, DbError> {
+    let mut stmt = conn.prepare(
+        "SELECT g.tenant_id, g.display_name_fold, g.display_name, g.id FROM groups g
+         WHERE (?1 IS NULL OR g.tenant_id = ?1)
+           AND g.display_name_fold IN (
+               SELECT c.display_name_fold FROM groups c
+               WHERE c.name_clash <> 0 AND c.tenant_id = g.tenant_id)
+           AND (SELECT count(*) FROM groups o
+                WHERE o.tenant_id = g.tenant_id AND o.display_name_fold = g.display_name_fold) > 1
+         ORDER BY g.tenant_id, g.display_name_fold, g.pk",
+    )?;
+    let mut out: Vec<NameClash> = Vec::new();
+    let mut last_fold = None;
+    let mut rows = stmt.query([tenant])?;
+    while let Some(r) = rows.next()? {
+        let (tenant_id, folded): (i64, String) = (r.get(0)?, r.get(1)?);
+        let key = Some((tenant_id, folded));
+        if key != last_fold {
+            out.push(NameClash {
+                tenant_id,
+                name: r.get(2)?,
+                ids: Vec::new(),
+            });
+            last_fold = key;
+        }
+        out.last_mut().expect("pushed").ids.push(r.get(3)?);
+    }
+    Ok(out)
+}
+
+/// Inserts a new group with a fresh `id`; `Conflict` if another group of the tenant has
+/// its displayName, compared case-insensitively.
 pub fn create(
     conn: &Connection,
     tenant_id: i64,
@@ -88,6 +176,9 @@ pub fn create(
     let id = uuid::Uuid::new_v4().to_string();
     let now = datetime::now();
     let name = display_name(data);
+    if let Some(other) = named(conn, tenant_id, name, 0)? {
+        return Err(name_conflict(name, Some(&other)));
+    }
     conn.execute(
         "INSERT INTO groups (tenant_id, id, display_name, display_name_fold, external_id, data, created, last_modified, version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
@@ -100,7 +191,8 @@ pub fn create(
             Value::Object(data.clone()).to_string(),
             now
         ],
-    )?;
+    )
+    .map_err(name_violation(name))?;
     Ok(GroupRow {
         pk: conn.last_insert_rowid(),
         id,
@@ -111,7 +203,10 @@ pub fn create(
     })
 }
 
-/// Stores `data` as the new state of `row` and bumps its version.
+/// Stores `data` as the new state of `row` and bumps its version; `Conflict` if it renames
+/// the group onto another group's displayName (case-insensitively). A write that keeps the
+/// name (in any case) never conflicts, so a duplicate stored before names were unique
+/// stays writable (memberships, Okta's rename PATCH with the same name) until it is renamed.
 pub fn update(
     conn: &Connection,
     row: &GroupRow,
@@ -119,9 +214,15 @@ pub fn update(
 ) -> Result<GroupRow, DbError> {
     let now = datetime::now();
     let name = display_name(&data);
+    let renamed = fold(name) != fold(display_name(&row.data));
+    if renamed && let Some(other) = named(conn, row_tenant(conn, row.pk)?, name, row.pk)? {
+        return Err(name_conflict(name, Some(&other)));
+    }
+    // A new name is an ordinary one (name_clash 0), held to the unique index like any.
     conn.execute(
         "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4, data = ?5,
-                           last_modified = ?6, version = version + 1
+                           last_modified = ?6, version = version + 1,
+                           name_clash = CASE WHEN display_name_fold = ?3 THEN name_clash ELSE 0 END
          WHERE pk = ?1",
         params![
             row.pk,
@@ -131,7 +232,8 @@ pub fn update(
             Value::Object(data.clone()).to_string(),
             now
         ],
-    )?;
+    )
+    .map_err(name_violation(name))?;
     Ok(GroupRow {
         pk: row.pk,
         id: row.id.clone(),

@@ -32,6 +32,8 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
+use crate::scim::list::Position;
+
 pub use migrations::SCHEMA_VERSION;
 
 /// A connection or transaction, as the use cases (`ops`) hand it to the table functions.
@@ -427,12 +429,12 @@ pub struct ListQuery {
     pub filter: Option<filter_sql::Compiled>,
     pub sort_by: Option<crate::scim::schema::AttrRef>,
     pub descending: bool,
-    /// 1-based index of the first result (RFC 7644 §3.4.2.4); ignored with `after_pk`.
+    /// 1-based index of the first result (RFC 7644 §3.4.2.4); 1 when paging by cursor.
     pub start_index: u64,
     /// Page size; 0 asks for the total only.
     pub count: u64,
-    /// Cursor pagination (RFC 9865): resume after this row in the default order.
-    pub after_pk: Option<i64>,
+    /// Cursor pagination (RFC 9865): resume after this position in the query's order.
+    pub after: Option<Position>,
 }
 
 /// One page of results.
@@ -440,8 +442,8 @@ pub struct Page<T> {
     /// How many rows match the filter in all.
     pub total: u64,
     pub items: Vec<T>,
-    /// The row the next page resumes after, when there is a next page.
-    pub next_after_pk: Option<i64>,
+    /// Where the next page resumes (the last row's position), when there is a next page.
+    pub next: Option<Position>,
 }
 
 /// The shared list query: `from` is `"<table> <alias>"`, `columns` begin with the pk.
@@ -474,38 +476,116 @@ where
         return Ok(Page {
             total: total as u64,
             items: Vec::new(),
-            next_after_pk: None,
+            next: None,
         });
     }
-    let order = filter_sql::order_by(q.sort_by.as_ref(), q.descending, rt);
-    let (mut page_cond, offset) = (cond, q.start_index.saturating_sub(1));
-    let offset = if let Some(after) = q.after_pk {
-        page_cond.push_str(&format!(" AND {alias}.pk > ?"));
-        params.push(SqlValue::Integer(after));
+    let key = q.sort_by.as_ref().and_then(|a| filter_sql::sort_key(a, rt));
+    // Keyset pagination: the rows after `after` in the order below. Without a sort value
+    // (the default order) that is `pk > ?`, which the primary key answers from where the
+    // cursor points, whatever the page's position.
+    let mut page_cond = cond;
+    if let Some(after) = &q.after {
+        let pk = SqlValue::Integer(after.pk);
+        let lt = if q.descending { "<" } else { ">" };
+        match (&key, json_to_sql(&after.key)) {
+            (None, _) => {
+                page_cond.push_str(&format!(" AND {alias}.pk {lt} ?"));
+                params.push(pk);
+            }
+            // Ascending, NULLS LAST: after a null, only nulls with a greater pk.
+            (Some(k), SqlValue::Null) if !q.descending => {
+                page_cond.push_str(&format!(" AND ({k}) IS NULL AND {alias}.pk > ?"));
+                params.push(pk);
+            }
+            // Descending, NULLS FIRST: after a null, the other nulls below it, then all values.
+            (Some(k), SqlValue::Null) => {
+                page_cond.push_str(&format!(" AND (({k}) IS NOT NULL OR {alias}.pk < ?)"));
+                params.push(pk);
+            }
+            // Ascending: greater values, equal ones with a greater pk, then the nulls.
+            (Some(k), v) if !q.descending => {
+                page_cond.push_str(&format!(
+                    " AND (COALESCE(({k}) > ?, 1) OR (({k}) = ? AND {alias}.pk > ?))"
+                ));
+                params.extend([v.clone(), v, pk]);
+            }
+            // Descending: smaller values, equal ones with a smaller pk (nulls came first).
+            (Some(k), v) => {
+                page_cond.push_str(&format!(
+                    " AND (COALESCE(({k}) < ?, 0) OR (({k}) = ? AND {alias}.pk < ?))"
+                ));
+                params.extend([v.clone(), v, pk]);
+            }
+        }
+    }
+    let offset = if q.after.is_some() {
         0
     } else {
-        offset
+        q.start_index.saturating_sub(1)
     };
+    // The sort value is selected once, as the last column, ordered by and kept for the cursor.
+    let select = match &key {
+        Some(k) => format!("{columns}, {k} AS sort_key"),
+        None => columns.to_string(),
+    };
+    let order = filter_sql::order_by_key(key.as_ref().map(|_| "sort_key"), q.descending, rt);
     // One extra row tells whether another page follows.
     params.push(SqlValue::Integer(q.count as i64 + 1));
     params.push(SqlValue::Integer(offset.min(i64::MAX as u64) as i64));
     let mut stmt = conn.prepare(&format!(
-        "SELECT {columns} FROM {from} WHERE {page_cond} {order} LIMIT ? OFFSET ?"
+        "SELECT {select} FROM {from} WHERE {page_cond} {order} LIMIT ? OFFSET ?"
     ))?;
-    let mut items = stmt
-        .query_map(rusqlite::params_from_iter(&params), map)?
-        .collect::<Result<Vec<T>, _>>()?;
+    let key_column = key.as_ref().map(|_| stmt.column_count() - 1);
+    let mut items = Vec::new();
+    let mut keys = Vec::new();
+    let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+    while let Some(row) = rows.next()? {
+        items.push(map(row)?);
+        keys.push(match key_column {
+            Some(i) => sql_to_json(row.get_ref(i)?),
+            None => serde_json::Value::Null,
+        });
+    }
     let more = items.len() as u64 > q.count;
     items.truncate(q.count as usize);
+    let next = match (more, items.last()) {
+        (true, Some(last)) => Some(Position {
+            key: keys[items.len() - 1].clone(),
+            pk: last.pk(),
+        }),
+        _ => None,
+    };
     Ok(Page {
         total: total as u64,
-        next_after_pk: if more {
-            items.last().map(HasPk::pk)
-        } else {
-            None
-        },
+        next,
         items,
     })
+}
+
+/// A cursor's sort value as an SQL value to compare with.
+fn json_to_sql(v: &serde_json::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as SqlValue;
+    match v {
+        serde_json::Value::String(s) => SqlValue::Text(s.clone()),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or_default()),
+        },
+        _ => SqlValue::Null,
+    }
+}
+
+/// A sort value as read, for a cursor. Sort expressions give text, numbers or NULL.
+fn sql_to_json(v: rusqlite::types::ValueRef) -> serde_json::Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Integer(i) => i.into(),
+        ValueRef::Real(f) => {
+            serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into)
+        }
+        ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned().into(),
+        ValueRef::Null | ValueRef::Blob(_) => serde_json::Value::Null,
+    }
 }
 
 /// Rows that can be paged by keyset.

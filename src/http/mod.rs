@@ -170,11 +170,43 @@ pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: 
 }
 
 /// What the server knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Conn {
     pub peer: Option<SocketAddr>,
     /// Served over TLS by scimd itself.
     pub tls: bool,
+    /// Set once an answer leaves part of its request body unread; the connection then
+    /// ends with [`close`]'s lingering close.
+    unread: Arc<AtomicBool>,
+}
+
+/// How long a connection that was answered before its body arrived keeps reading (and
+/// discarding) what the client still sends.
+const LINGER: Duration = Duration::from_secs(3);
+
+/// Ends a connection hyper is done with: its answer is written, so send FIN (after TLS's
+/// close_notify). When the client was answered mid-body (`lingering`), keep reading and
+/// discarding for up to [`LINGER`] before closing, as nginx's lingering close does:
+/// closing a socket with unread input sends a reset, which on many stacks makes a client
+/// still writing its body fail with "connection reset" and lose the 413 it was sent.
+/// Draining lets its write finish, then it reads the answer and the end of the stream.
+async fn close<S>(mut io: S, lingering: bool)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = io.shutdown().await;
+    if lingering {
+        let mut sink = vec![0u8; 64 * 1024];
+        let _ = tokio::time::timeout(LINGER, async {
+            while let Ok(n) = io.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
 }
 
 /// What every request handler may use.
@@ -219,24 +251,41 @@ impl App {
     ) where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = Conn { peer, tls };
+        // Set when an answer went out before its request body was read to the end (a body
+        // too large, a refused request): the connection then ends with a lingering close.
+        let unread = Arc::new(AtomicBool::new(false));
+        let conn = Conn {
+            peer,
+            tls,
+            unread: unread.clone(),
+        };
         let service = hyper::service::service_fn(move |req| {
             let app = self.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, conn).await) }
+            let conn = conn.clone();
+            // Boxed: taking the socket back from hyper needs an `Unpin` future.
+            Box::pin(async move { Ok::<_, Infallible>(app.handle(req, conn).await) })
         });
-        let conn = http1::Builder::new()
+        let mut conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
             .serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(conn);
-        tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res { tracing::debug!(error = %e, "connection ended with an error") }
-            }
+        // Polled without hyper's own shutdown, so the socket comes back for `close`.
+        let ended = tokio::select! {
+            res = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => res,
             _ = stop.changed() => {
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
+                Pin::new(&mut conn).graceful_shutdown();
+                std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)).await
             }
+        };
+        match ended {
+            Ok(()) => {
+                close(
+                    conn.into_parts().io.into_inner(),
+                    unread.load(Ordering::Relaxed),
+                )
+                .await
+            }
+            Err(e) => tracing::debug!(error = %e, "connection ended with an error"),
         }
     }
 
@@ -255,7 +304,7 @@ impl App {
         let (mut response, tenant) = LOG_TENANT
             .scope(std::cell::Cell::new(None), async {
                 let response = self
-                    .route(Request::from_parts(parts, body), &id, conn)
+                    .route(Request::from_parts(parts, body), &id, conn.clone())
                     .await;
                 (response, LOG_TENANT.with(std::cell::Cell::get))
             })
@@ -268,6 +317,7 @@ impl App {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            conn.unread.store(true, Ordering::Relaxed);
         }
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);

@@ -15,9 +15,17 @@
 //!   `null` is the same as absent (RFC 7643 §2.5). A comparison matches if **any** value
 //!   matches (RFC 7644 §3.4.2.2); an absent attribute has no values and so never matches
 //!   `eq`, `co`, `sw`, `ew`, `gt`, `ge`, `lt` or `le`.
-//! - **`ne` is `not eq`.** `title ne "x"` matches users without a title, and
-//!   `emails.value ne "x"` matches users none of whose emails is `x`. This keeps `ne` and
-//!   `not (… eq …)` interchangeable, which is what an admin reading a filter expects.
+//! - **`ne` on a single value is `not eq`:** `title ne "x"` matches users whose title is
+//!   not `x`, including users without a title (an absent value is not identical to `x`).
+//! - **`ne` on a multi-valued attribute follows the any-value rule like every other
+//!   operator:** `emails.type ne "work"` matches a user with a work and a home email,
+//!   because one value (home) is not `work`. A user with no value at all matches too, as an
+//!   absent single value does. A user all of whose values are `x` does not.
+//! - **`not` negates the whole expression** (RFC 7644 Table 4: a match only if the inner
+//!   expression is false): `not (emails.type eq "work")` matches users with no work email,
+//!   which is what a reader wanting "not a work email" means; `emails.type ne "work"` is
+//!   "some email that is not work". The two differ exactly on users with a work email and
+//!   another.
 //! - **`pr`** matches if the value holds at least one scalar that is neither `null` nor the
 //!   empty string: `""`, `[]`, `{}`, `[{}]` and `{"value": null}` are all "not present".
 //! - **`null` literals.** `attr eq null` is `not (attr pr)`; `attr ne null` is `attr pr`.
@@ -709,6 +717,13 @@ fn eval(filter: &Filter, node: &Value, relative_to: RelativeTo) -> bool {
     match filter {
         Filter::Compare { attr, op, value } => {
             let values = values_of(attr, node, relative_to);
+            if attr.attr.multi_valued && *op == CompareOp::Ne && !value.is_null() {
+                // Any value that is not the literal, or no value at all (see the module docs).
+                return values.is_empty()
+                    || values
+                        .iter()
+                        .any(|v| !compare_one(v, attr.leaf(), CompareOp::Eq, value));
+            }
             compare_values(&values, attr.leaf(), *op, value)
         }
         Filter::Present(attr) => values_of(attr, node, relative_to).into_iter().any(present),

@@ -18,8 +18,9 @@ pub struct ListParams {
     pub start_index: u64,
     /// Capped at [`MAX_PAGE_SIZE`]; 0 asks for `totalResults` only.
     pub count: u64,
-    /// RFC 9865: `Some("")` starts cursor paging, `Some(c)` continues after cursor `c`.
-    pub cursor: Option<String>,
+    /// RFC 9865: `Some(Cursor::First)` starts cursor paging (`cursor=`), `Some(After(p))`
+    /// continues after position `p`, decoded from a cursor issued for this same order.
+    pub cursor: Option<Cursor>,
     pub attributes: Option<String>,
     pub excluded_attributes: Option<String>,
 }
@@ -130,13 +131,22 @@ impl Raw {
             integer("startIndex", self.start_index.as_deref())?.map_or(1, |n| n.max(1) as u64);
         let count = integer("count", self.count.as_deref())?
             .map_or(DEFAULT_PAGE_SIZE, |n| (n.max(0) as u64).min(MAX_PAGE_SIZE));
+        let cursor = match self.cursor.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(Cursor::First),
+            Some(c) => Some(Cursor::After(decode_cursor(
+                c,
+                sort_by.as_ref(),
+                descending,
+            )?)),
+        };
         Ok(ListParams {
             filter,
             sort_by,
             descending,
             start_index,
             count,
-            cursor: self.cursor.map(|c| c.trim().to_string()),
+            cursor,
             attributes: self.attributes,
             excluded_attributes: self.excluded,
         })
@@ -156,23 +166,99 @@ fn integer(name: &str, v: Option<&str>) -> Result<Option<i64>, ScimError> {
     }
 }
 
-/// Cursors are opaque to clients; this server's are the last row's position in the
-/// default order, so rows deleted meanwhile never shift a page.
-pub fn encode_cursor(pk: i64) -> String {
-    format!("c{pk:x}")
+/// Where cursor paging starts (RFC 9865 §2).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cursor {
+    /// `cursor=` (empty): the first page.
+    First,
+    /// The page after this position.
+    After(Position),
 }
 
-pub fn decode_cursor(cursor: &str) -> Result<i64, ScimError> {
-    cursor
-        .strip_prefix('c')
-        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
-        .filter(|pk| *pk >= 0)
-        .ok_or_else(|| {
-            ScimError::bad_request(
-                ScimType::InvalidCursor,
-                format!("cursor {cursor:?} is not one this server issued"),
-            )
-        })
+/// A row's place in a list's order: its sort value and its row key, which breaks ties.
+///
+/// A cursor is a position, not an offset or a server-side snapshot, so it never expires and
+/// rows deleted or added before or after it meanwhile never shift the next page: the next
+/// page is simply the rows that sort after this (key, pk) pair now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// The sort value of the row (`null` when it has none, and always in the default order):
+    /// a JSON string, number or null, as the storage layer's sort expression gave it.
+    pub key: Value,
+    pub pk: i64,
+}
+
+/// The order a cursor belongs to: `sortBy`'s canonical path (or `-`, the default order by
+/// creation) and the direction. A cursor names it, so one used with another order is refused.
+fn order_tag(sort_by: Option<&AttrRef>, descending: bool) -> String {
+    let path = sort_by.map_or_else(|| "-".to_string(), AttrRef::path);
+    format!("{path} {}", if descending { "desc" } else { "asc" })
+}
+
+/// The `nextCursor` for the page that ends at `pos`, in the order of `sort_by`/`descending`.
+///
+/// Cursors are opaque to clients. The default ascending order, which most clients use, keeps
+/// the short `c<hex pk>` form; any other order carries its tag, the sort value and the row
+/// key as base64url JSON (`s…`).
+pub fn encode_cursor(sort_by: Option<&AttrRef>, descending: bool, pos: &Position) -> String {
+    use base64::Engine;
+    if sort_by.is_none() && !descending {
+        return format!("c{:x}", pos.pk);
+    }
+    let doc = json!({"o": order_tag(sort_by, descending), "k": pos.key, "p": pos.pk});
+    format!(
+        "s{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(doc.to_string())
+    )
+}
+
+/// The position a cursor names, if this server issued it for the same order; otherwise
+/// 400 `invalidCursor` (RFC 9865 §2.2): a malformed or edited cursor, or one issued for
+/// another `sortBy`/`sortOrder` (stale for this request).
+pub fn decode_cursor(
+    cursor: &str,
+    sort_by: Option<&AttrRef>,
+    descending: bool,
+) -> Result<Position, ScimError> {
+    use base64::Engine;
+    let invalid = |why: &str| {
+        ScimError::bad_request(
+            ScimType::InvalidCursor,
+            format!(
+                "cursor {cursor:?} {why}; start again with cursor= (empty) and follow nextCursor"
+            ),
+        )
+    };
+    let (tag, key, pk) = if let Some(hex) = cursor.strip_prefix('c') {
+        let pk = i64::from_str_radix(hex, 16)
+            .ok()
+            .filter(|pk| *pk >= 0)
+            .ok_or_else(|| invalid("is not one this server issued"))?;
+        (order_tag(None, false), Value::Null, pk)
+    } else if let Some(b64) = cursor.strip_prefix('s') {
+        let doc: Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(b64)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| invalid("is not one this server issued"))?;
+        let (Some(tag), Some(key), Some(pk)) = (
+            doc["o"].as_str(),
+            doc.get("k")
+                .filter(|k| k.is_null() || k.is_string() || k.is_number()),
+            doc["p"].as_i64().filter(|pk| *pk >= 0),
+        ) else {
+            return Err(invalid("is not one this server issued"));
+        };
+        (tag.to_string(), key.clone(), pk)
+    } else {
+        return Err(invalid("is not one this server issued"));
+    };
+    if tag != order_tag(sort_by, descending) {
+        return Err(invalid(&format!(
+            "was issued for another order ({tag}), not for this request's sortBy/sortOrder"
+        )));
+    }
+    Ok(Position { key, pk })
 }
 
 /// The ListResponse envelope; numbers are JSON integers (Okta rejects strings).
@@ -227,11 +313,58 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_forgeries() {
-        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        let pos = |key: Value, pk| Position { key, pk };
+        // The default order keeps the short form.
+        assert_eq!(encode_cursor(None, false, &pos(Value::Null, 42)), "c2a");
         assert_eq!(
-            decode_cursor("zz").unwrap_err().scim_type,
-            Some(ScimType::InvalidCursor)
+            decode_cursor("c2a", None, false).unwrap(),
+            pos(Value::Null, 42)
         );
+        let user_name = USER_RESOURCE.resolve("userName").ok();
+        let family = USER_RESOURCE.resolve("name.familyName").ok();
+        for (sort, desc, key) in [
+            (user_name, false, json!("alice")),
+            (user_name, true, json!("Zoë \"quoted\"")),
+            (family, false, Value::Null),
+            (None, true, Value::Null),
+            (family, true, json!(1.5)),
+        ] {
+            let c = encode_cursor(sort.as_ref(), desc, &pos(key.clone(), 7));
+            assert!(
+                c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b)),
+                "{c}"
+            );
+            assert_eq!(decode_cursor(&c, sort.as_ref(), desc).unwrap(), pos(key, 7));
+            // Another order (or direction) makes the cursor stale for the request.
+            assert_eq!(
+                decode_cursor(&c, sort.as_ref(), !desc)
+                    .unwrap_err()
+                    .scim_type,
+                Some(ScimType::InvalidCursor)
+            );
+        }
+        let c = encode_cursor(user_name.as_ref(), false, &pos(json!("a"), 1));
+        assert!(decode_cursor(&c, None, false).is_err());
+        assert!(decode_cursor("c2a", user_name.as_ref(), false).is_err());
+        for bad in ["zz", "c", "c-1", "s", "s!!", "sbm90IGpzb24", "seyJvIjoxfQ"] {
+            assert_eq!(
+                decode_cursor(bad, None, false).unwrap_err().scim_type,
+                Some(ScimType::InvalidCursor),
+                "{bad}"
+            );
+        }
+        // Parsed with the list parameters, whatever their order in the request.
+        let c = encode_cursor(user_name.as_ref(), true, &pos(json!("m"), 3));
+        let p = q(&[
+            ("cursor", &c),
+            ("sortOrder", "descending"),
+            ("sortBy", "USERNAME"),
+        ])
+        .unwrap();
+        assert_eq!(p.cursor, Some(Cursor::After(pos(json!("m"), 3))));
+        assert_eq!(q(&[("cursor", "")]).unwrap().cursor, Some(Cursor::First));
+        assert!(q(&[("cursor", &c)]).is_err());
     }
 
     #[test]

@@ -563,6 +563,72 @@ fn sql_agrees_with_matches_on_fixed_cases() {
     }
 }
 
+/// RFC 7644 §3.4.2.2 on multi-valued attributes, pinned per operator: a comparison matches
+/// when any value satisfies it (`ne` too: some value differs, or there is none); `not`
+/// negates the whole expression. SQL and `matches` must both give exactly these.
+#[test]
+fn multi_valued_comparisons_match_when_any_value_does() {
+    let fx = fixture();
+    // u1: emails bjensen@example.com (work, primary), babs@home.org (home); group g1.
+    // u2: emails emile@Example.com (Work), one with type home and no value; phone 555 work; group g2.
+    // u3: no emails, no phones, no groups.
+    let users: &[(&str, &[&str])] = &[
+        ("emails.type eq work", &["u1", "u2"]),
+        ("emails.type ne work", &["u1", "u2", "u3"]),
+        ("emails.type ne home", &["u1", "u2", "u3"]),
+        ("not (emails.type eq work)", &["u3"]),
+        ("not (emails.type ne work)", &[]),
+        ("emails.value ne bjensen@example.com", &["u1", "u2", "u3"]),
+        ("emails.value ne EMILE@example.com", &["u1", "u3"]),
+        ("not (emails.value ne emile@example.com)", &["u2"]),
+        ("emails ne emile@example.com", &["u1", "u3"]),
+        ("emails.value co home", &["u1"]),
+        ("emails.value sw EMILE", &["u2"]),
+        ("emails.value ew .org", &["u1"]),
+        ("emails.value gt c", &["u2"]),
+        ("emails.value ge emile@example.com", &["u2"]),
+        ("emails.value lt bb", &["u1"]),
+        ("emails.value le babs@home.org", &["u1"]),
+        ("emails.type pr", &["u1", "u2"]),
+        ("emails.value pr", &["u1", "u2"]),
+        ("phoneNumbers.value eq 555", &["u2"]),
+        ("phoneNumbers.value ne 555", &["u1", "u3"]),
+        ("phoneNumbers.type ne mobile", &["u1", "u2", "u3"]),
+        ("phoneNumbers.value sw 5", &["u2"]),
+        ("groups.value ne g1", &["u2", "u3"]),
+        ("groups.display ne ADMINS", &["u2", "u3"]),
+        ("groups.value gt g1", &["u2"]),
+    ];
+    let groups: &[(&str, &[&str])] = &[
+        // g1: member u1; g2: members u2 and group g1; g3: none.
+        ("members.value eq u2", &["g2"]),
+        ("members.value ne u1", &["g2", "g3"]),
+        ("members.value ne u2", &["g1", "g2", "g3"]),
+        ("not (members.value eq u2)", &["g1", "g3"]),
+        ("members.type ne user", &["g2", "g3"]),
+        ("members.value co 1", &["g1", "g2"]),
+        ("members.value sw u", &["g1", "g2"]),
+        ("members.value ew 2", &["g2"]),
+        ("members.value gt u1", &["g2"]),
+        ("members.value ge u2", &["g2"]),
+        ("members.value lt u", &["g2"]),
+        ("members.value le u1", &["g1", "g2"]),
+        ("members pr", &["g1", "g2"]),
+    ];
+    for (rt, resources, cases) in [
+        (&USER_RESOURCE, &fx.users, users),
+        (&GROUP_RESOURCE, &fx.groups, groups),
+    ] {
+        for (text, want) in cases {
+            let f = parse(text, rt).unwrap();
+            let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
+            let sql = compile(&f, rt).unwrap().sql;
+            assert_eq!(select(&fx.conn, rt, &f), want, "SQL: {text}\n{sql}");
+            assert_eq!(expected(resources, &f), want, "matches: {text}");
+        }
+    }
+}
+
 fn sorted_ids(
     conn: &Connection,
     rt: &ResourceType,

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::filters;
 use super::people::{group_role, link};
 use super::{Layout, PageResult, Req, html, layout};
-use crate::db::groups::{GroupMemberRow, GroupSummary};
+use crate::db::groups::{GroupMemberRow, GroupSummary, NameClash};
 use crate::db::paging::Cursor;
 use crate::db::{self, DbError, tenants::Tenant};
 use crate::http::State;
@@ -30,18 +30,21 @@ struct GroupsPage {
     rows: Vec<GroupLine>,
     prev: Option<String>,
     next: Option<String>,
+    /// Names several groups share, stored before names were unique: listed until resolved.
+    clashes: Vec<NameClash>,
 }
 
 pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
     let q = req.query("q").unwrap_or("").trim().to_string();
     let cursor = Cursor::from_query(req.query("after"), req.query("before"));
     let (id, search) = (tenant.id, q.clone());
-    let (settings, page) = state
+    let (settings, page, clashes) = state
         .db
         .read(move |c| {
             Ok::<_, DbError>((
                 db::settings::get(c, id)?,
                 db::groups::page(c, id, Some(&search), cursor, PAGE)?,
+                db::groups::name_clashes(c, Some(id))?,
             ))
         })
         .await?;
@@ -60,6 +63,7 @@ pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> Page
             })
             .collect(),
         q,
+        clashes,
     };
     html(StatusCode::OK, &page)
 }

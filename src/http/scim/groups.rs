@@ -205,13 +205,13 @@ impl Endpoint for Groups {
         Ok(no_content())
     }
 
-    /// One page of groups, rendered and projected: (total, resources, next cursor row).
+    /// One page of groups, rendered and projected: (total, resources, where the next page resumes).
     async fn list(
         state: &State,
         ctx: &Ctx,
         query: ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
+    ) -> Result<(u64, Vec<Value>, Option<crate::scim::list::Position>), ApiError> {
         let (page, members) =
             groups::list(&state.db, ctx.tenant_id, query, projection.wants("members")).await?;
         let resources = page
@@ -224,6 +224,6 @@ impl Endpoint for Groups {
                 v
             })
             .collect();
-        Ok((page.total, resources, page.next_after_pk))
+        Ok((page.total, resources, page.next))
     }
 }

@@ -254,13 +254,13 @@ trait Endpoint {
         if_match: Option<String>,
     ) -> Result<Response<Body>, ApiError>;
 
-    /// One page, rendered and projected: (total, resources, next cursor row).
+    /// One page, rendered and projected: (total, resources, where the next page resumes).
     async fn list(
         state: &State,
         ctx: &Ctx,
         query: ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError>;
+    ) -> Result<(u64, Vec<Value>, Option<list::Position>), ApiError>;
 }
 
 /// A request below `/Users` or `/Groups`; `rest` is the path after the endpoint.
@@ -496,23 +496,20 @@ fn list_query(params: &ListParams, rt: &ResourceType) -> Result<ListQuery, ScimE
         .as_ref()
         .map(|f| filter_sql::compile(f, rt))
         .transpose()?;
-    if params.cursor.is_some() && params.sort_by.is_some() {
-        return Err(ScimError::invalid_value(
-            "cursor pagination cannot be combined with sortBy; use startIndex paging to sort",
-        ));
-    }
-    let after_pk = match params.cursor.as_deref() {
-        None => None,
-        Some("") => Some(0),
-        Some(c) => Some(list::decode_cursor(c)?),
+    // A cursor was checked against this request's order when it was parsed; cursor paging
+    // ignores startIndex (RFC 9865 §2).
+    let (after, start_index) = match &params.cursor {
+        None => (None, params.start_index),
+        Some(list::Cursor::First) => (None, 1),
+        Some(list::Cursor::After(pos)) => (Some(pos.clone()), 1),
     };
     Ok(ListQuery {
         filter,
         sort_by: params.sort_by,
         descending: params.descending,
-        start_index: params.start_index,
+        start_index,
         count: params.count,
-        after_pk,
+        after,
     })
 }
 
@@ -529,13 +526,17 @@ async fn search<E: Endpoint>(
         rt,
     )?;
     let query = list_query(&params, rt)?;
-    let (total, resources, next_pk) = E::list(state, ctx, query, &projection).await?;
+    let (total, resources, next) = E::list(state, ctx, query, &projection).await?;
     let start = if params.cursor.is_some() {
         1
     } else {
         params.start_index
     };
-    let next = params.cursor.as_ref().and(next_pk).map(list::encode_cursor);
+    let next = params
+        .cursor
+        .as_ref()
+        .and(next)
+        .map(|pos| list::encode_cursor(params.sort_by.as_ref(), params.descending, &pos));
     Ok(scim_json(
         StatusCode::OK,
         &list::list_response(total, start, resources, next),

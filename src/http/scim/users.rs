@@ -122,13 +122,13 @@ impl Endpoint for Users {
         Ok(no_content())
     }
 
-    /// One page of users, rendered and projected: (total, resources, next cursor row).
+    /// One page of users, rendered and projected: (total, resources, where the next page resumes).
     async fn list(
         state: &State,
         ctx: &Ctx,
         query: crate::db::ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<i64>), ApiError> {
+    ) -> Result<(u64, Vec<Value>, Option<crate::scim::list::Position>), ApiError> {
         let users::UserPage {
             page,
             mut groups,
@@ -144,6 +144,6 @@ impl Endpoint for Users {
                 v
             })
             .collect();
-        Ok((page.total, resources, page.next_after_pk))
+        Ok((page.total, resources, page.next))
     }
 }

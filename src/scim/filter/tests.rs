@@ -366,8 +366,10 @@ fn evaluates_against_a_resource() {
         (r#"emails[type eq "home" and primary eq true]"#, false),
         (r#"emails[primary eq false]"#, false),
         (r#"emails[not (primary eq true)]"#, true),
-        // ne is `not eq`, on multi-valued and absent attributes alike.
-        ("emails.value ne babs@jensen.org", false),
+        // ne on a single value is `not eq`; on a multi-valued attribute, any value that
+        // differs (emails.value ne babs@…: bjensen@… differs). Pinned per operator in
+        // `multi_valued_attributes_match_when_any_value_does`.
+        ("emails.value ne babs@jensen.org", true),
         ("emails.value ne nobody@x", true),
         ("nickName ne x", true),
         ("nickName eq x", false),
@@ -421,6 +423,60 @@ fn evaluates_against_a_resource() {
     for (input, expected) in cases {
         assert_eq!(matches(&user(input), &r), *expected, "{input}");
     }
+}
+
+/// RFC 7644 §3.4.2.2: on a multi-valued attribute a comparison matches when any value
+/// satisfies it, for every operator; `not` negates the whole expression.
+#[test]
+fn multi_valued_attributes_match_when_any_value_does() {
+    let r = bjensen();
+    let two = json!({"emails": [{"value": "a@x.org", "type": "work"}, {"value": "b@y.org", "type": "home"}],
+                     "phoneNumbers": [{"value": "+1 555", "type": "work"}, {"value": "+2 666", "type": "mobile"}]});
+    let work_only = json!({"emails": [{"value": "a@x.org", "type": "work"}, {"value": "c@x.org", "type": "WORK"}]});
+    let none = json!({"userName": "n"});
+    let no_types = json!({"emails": [{"value": "a@x.org"}]});
+    // (filter, two, work_only, none, no_types)
+    let cases: &[(&str, [bool; 4])] = &[
+        (r#"emails.type eq "work""#, [true, true, false, false]),
+        (r#"emails.type eq "home""#, [true, false, false, false]),
+        (r#"emails.type ne "work""#, [true, false, true, true]),
+        (r#"emails.type ne "home""#, [true, true, true, true]),
+        (r#"not (emails.type eq "work")"#, [false, false, true, true]),
+        (
+            r#"not (emails.type ne "work")"#,
+            [false, true, false, false],
+        ),
+        (r#"emails.value co "@y""#, [true, false, false, false]),
+        (r#"emails.value sw "b@""#, [true, false, false, false]),
+        (r#"emails.value ew "x.org""#, [true, true, false, true]),
+        (r#"emails.value gt "b""#, [true, true, false, false]),
+        (r#"emails.value gt "c@x.org""#, [false, false, false, false]),
+        (r#"emails.value ge "b@y.org""#, [true, true, false, false]),
+        (r#"emails.value lt "b""#, [true, true, false, true]),
+        (r#"emails.value le "a@x.org""#, [true, true, false, true]),
+        (r#"emails.value ne "a@x.org""#, [true, true, true, false]),
+        (r#"emails ne "a@x.org""#, [true, true, true, false]),
+        ("emails.type pr", [true, true, false, false]),
+        ("emails pr", [true, true, false, true]),
+        (r#"phoneNumbers.type ne "work""#, [true, true, true, true]),
+        (r#"phoneNumbers.value sw "+2""#, [true, false, false, false]),
+        (
+            r#"phoneNumbers.value eq "+1 555""#,
+            [true, false, false, false],
+        ),
+        (
+            r#"phoneNumbers.value ne "+1 555""#,
+            [true, true, true, true],
+        ),
+    ];
+    for (input, expected) in cases {
+        let f = user(input);
+        let got = [&two, &work_only, &none, &no_types].map(|u| matches(&f, u));
+        assert_eq!(got, *expected, "{input}");
+    }
+    // groups: bjensen is in g1 only.
+    assert!(!matches(&user("groups.value ne g1"), &r));
+    assert!(matches(&user("groups.value ne g2"), &r));
 }
 
 #[test]

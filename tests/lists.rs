@@ -1,0 +1,479 @@
+//! Lists over HTTP: cursor pagination with every order (RFC 9865 with RFC 7644 §3.4.2.3),
+//! and filters on multi-valued attributes (RFC 7644 §3.4.2.2: any value satisfies).
+
+mod common;
+
+use common::{TestServer, sorted};
+use serde_json::{Value, json};
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Users with a userName and optionally a family name and display name (ties and nulls).
+async fn user(
+    s: &TestServer,
+    user_name: &str,
+    family: Option<&str>,
+    display: Option<&str>,
+) -> String {
+    let mut body = json!({"schemas": [common::USER_URN], "userName": user_name});
+    if let Some(f) = family {
+        body["name"] = json!({"familyName": f});
+    }
+    if let Some(d) = display {
+        body["displayName"] = json!(d);
+    }
+    let r = s.post("/scim/v2/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+/// Walks a list by cursor (`query` without cursor/count), returning the ids in order;
+/// `between` runs after each page with the page's ids.
+async fn walk(s: &TestServer, path: &str, query: &str, count: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..100 {
+        let r = s
+            .get_owned(format!(
+                "{path}?{query}&count={count}&cursor={}",
+                enc(&cursor)
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let page = r.json["Resources"].as_array().unwrap();
+        assert!(page.len() <= count);
+        out.extend(page.iter().map(|u| u["id"].as_str().unwrap().to_string()));
+        match r.json["nextCursor"].as_str() {
+            Some(next) => {
+                assert_eq!(page.len(), count, "a page before the last is full");
+                cursor = next.to_string();
+            }
+            None => return out,
+        }
+    }
+    panic!("the walk does not end");
+}
+
+/// The ids in the order startIndex paging gives (one big page).
+async fn all(s: &TestServer, path: &str, query: &str) -> Vec<String> {
+    let r = s.get_owned(format!("{path}?{query}&count=1000")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn cursors_walk_every_order_exactly_once() {
+    let s = TestServer::start().await;
+    // Created out of alphabetical order; families tie, some have none; one userName differs
+    // only in case from the display of another.
+    let specs: [(&str, Option<&str>, Option<&str>); 9] = [
+        ("mallory", Some("Smith"), Some("Team B")),
+        ("alice", Some("Jones"), None),
+        ("Zoë", Some("smith"), Some("Team A")),
+        ("bob", None, Some("Team B")),
+        ("carol", Some("Jones"), Some("")),
+        ("Émile", Some("Abel"), Some("team a")),
+        ("dave", None, None),
+        ("erin", Some("Smith"), Some("Team B")),
+        ("frank", Some("Jones"), Some("Zed")),
+    ];
+    let mut ids = Vec::new();
+    for (u, f, d) in specs {
+        ids.push(user(&s, u, f, d).await);
+    }
+    for sort in [
+        "userName",
+        "name.familyName",
+        "displayName",
+        "meta.created",
+        "emails",
+        "name",
+    ] {
+        for order in ["ascending", "descending"] {
+            let query = format!("sortBy={sort}&sortOrder={order}");
+            let expected = all(&s, "/scim/v2/Users", &query).await;
+            assert_eq!(expected.len(), ids.len());
+            for count in [1, 2, 4, 9] {
+                let walked = walk(&s, "/scim/v2/Users", &query, count).await;
+                assert_eq!(walked, expected, "{query} count={count}");
+            }
+        }
+    }
+    // The orders themselves: userName case-insensitively, ties on the family name broken by
+    // creation (pk), unassigned values last ascending and first descending.
+    let by = |idx: &[usize]| idx.iter().map(|&i| ids[i].clone()).collect::<Vec<_>>();
+    assert_eq!(
+        walk(&s, "/scim/v2/Users", "sortBy=userName", 2).await,
+        by(&[1, 3, 4, 6, 7, 8, 0, 2, 5]),
+    );
+    assert_eq!(
+        walk(
+            &s,
+            "/scim/v2/Users",
+            "sortBy=userName&sortOrder=descending",
+            2
+        )
+        .await,
+        by(&[5, 2, 0, 8, 7, 6, 4, 3, 1]),
+    );
+    assert_eq!(
+        walk(&s, "/scim/v2/Users", "sortBy=name.familyName", 2).await,
+        by(&[5, 1, 4, 8, 0, 2, 7, 3, 6]),
+    );
+    assert_eq!(
+        walk(
+            &s,
+            "/scim/v2/Users",
+            "sortBy=name.familyName&sortOrder=descending",
+            3
+        )
+        .await,
+        by(&[6, 3, 7, 2, 0, 8, 4, 1, 5]),
+    );
+    assert_eq!(
+        walk(&s, "/scim/v2/Users", "sortBy=displayName", 2).await,
+        by(&[2, 5, 0, 3, 7, 8, 1, 4, 6]),
+    );
+    // Default order, both directions.
+    assert_eq!(walk(&s, "/scim/v2/Users", "", 4).await, ids);
+    let mut rev = ids.clone();
+    rev.reverse();
+    assert_eq!(
+        walk(&s, "/scim/v2/Users", "sortOrder=descending", 4).await,
+        rev
+    );
+    // A filter narrows the walk; the same cursor rules hold.
+    let jones = walk(
+        &s,
+        "/scim/v2/Users",
+        &format!(
+            "filter={}&sortBy=userName&sortOrder=descending",
+            enc("name.familyName eq \"jones\"")
+        ),
+        1,
+    )
+    .await;
+    assert_eq!(jones, by(&[8, 4, 1]));
+}
+
+#[tokio::test]
+async fn sorted_cursors_survive_deletions_and_insertions_around_them() {
+    let s = TestServer::start().await;
+    let mut by_name = std::collections::BTreeMap::new();
+    for name in ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"] {
+        // Same family for all: every order position is decided by the pk tiebreak.
+        by_name.insert(name, user(&s, name, Some("Same"), None).await);
+    }
+    for (sort, desc) in [
+        ("userName", false),
+        ("userName", true),
+        ("name.familyName", false),
+        ("name.familyName", true),
+    ] {
+        let order = if desc { "descending" } else { "ascending" };
+        let q = format!("sortBy={sort}&sortOrder={order}&count=3");
+        let r = s.get_owned(format!("/scim/v2/Users?{q}&cursor=")).await;
+        let first: Vec<String> = r.json["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect();
+        let next = r.json["nextCursor"].as_str().unwrap().to_string();
+        let rest_before = all(
+            &s,
+            "/scim/v2/Users",
+            &format!("sortBy={sort}&sortOrder={order}"),
+        )
+        .await[3..]
+            .to_vec();
+        // Delete the last row of the page (the cursor's own row), one before it, and the
+        // first row after it.
+        for id in [&first[2], &first[0], &rest_before[0]] {
+            assert_eq!(s.delete(&format!("/scim/v2/Users/{id}")).await.status, 204);
+        }
+        let r = s
+            .get_owned(format!("/scim/v2/Users?{q}&cursor={}", enc(&next)))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let got: Vec<String> = r.json["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            got,
+            rest_before[1..4.min(rest_before.len())].to_vec(),
+            "{q}: nothing skipped, nothing repeated"
+        );
+        // Restore eight users for the next order.
+        for name in ["a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"] {
+            let r = s
+                .get_owned(format!(
+                    "/scim/v2/Users?filter={}",
+                    enc(&format!("userName eq \"{name}\""))
+                ))
+                .await;
+            if r.json["totalResults"] == 0 {
+                by_name.insert(name, user(&s, name, Some("Same"), None).await);
+            }
+        }
+    }
+    // A user added after the cursor's position shows up; one added before does not.
+    let r = s
+        .get("/scim/v2/Users?sortBy=userName&count=2&cursor=")
+        .await;
+    let next = r.json["nextCursor"].as_str().unwrap().to_string();
+    let early = user(&s, "a0", None, None).await;
+    let late = user(&s, "zz", None, None).await;
+    let r = s
+        .get_owned(format!(
+            "/scim/v2/Users?sortBy=userName&count=100&cursor={}",
+            enc(&next)
+        ))
+        .await;
+    let got: Vec<&str> = r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap())
+        .collect();
+    assert!(got.contains(&late.as_str()) && !got.contains(&early.as_str()));
+    assert_eq!(got.len(), 7);
+}
+
+#[tokio::test]
+async fn bad_and_stale_cursors_are_invalid_cursor() {
+    let s = TestServer::start().await;
+    for n in ["u1", "u2", "u3"] {
+        user(&s, n, None, None).await;
+    }
+    for bad in [
+        "bogus",
+        "c",
+        "c-1",
+        "s",
+        "s!!",
+        "snot-base64",
+        "%00",
+        "c1c1c1c1c1c1c1c1c1c1c1c1",
+    ] {
+        s.get_owned(format!("/scim/v2/Users?sortBy=userName&cursor={bad}"))
+            .await
+            .assert_error(400, Some("invalidCursor"));
+    }
+    // A cursor issued for one order is stale for another: sortBy, sortOrder or none.
+    let r = s
+        .get("/scim/v2/Users?sortBy=userName&count=1&cursor=")
+        .await;
+    let by_name = enc(r.json["nextCursor"].as_str().unwrap());
+    let r = s.get("/scim/v2/Users?count=1&cursor=").await;
+    let default = enc(r.json["nextCursor"].as_str().unwrap());
+    for q in [
+        format!("sortBy=userName&sortOrder=descending&cursor={by_name}"),
+        format!("sortBy=displayName&cursor={by_name}"),
+        format!("cursor={by_name}"),
+        format!("sortBy=userName&cursor={default}"),
+        format!("sortOrder=descending&cursor={default}"),
+    ] {
+        s.get_owned(format!("/scim/v2/Users?{q}"))
+            .await
+            .assert_error(400, Some("invalidCursor"));
+    }
+    // The same through POST /Users/.search and POST /Groups/.search.
+    s.post(
+        "/scim/v2/Users/.search",
+        &json!({"sortBy":"userName","cursor":"bogus"}),
+    )
+    .await
+    .assert_error(400, Some("invalidCursor"));
+    s.post(
+        "/scim/v2/Users/.search",
+        &json!({"sortBy":"displayName","cursor": r.json["nextCursor"]}),
+    )
+    .await
+    .assert_error(400, Some("invalidCursor"));
+    s.post(
+        "/scim/v2/Groups/.search",
+        &json!({"sortBy":"displayName","cursor":"c1"}),
+    )
+    .await
+    .assert_error(400, Some("invalidCursor"));
+}
+
+#[tokio::test]
+async fn search_bodies_page_by_cursor_with_sorting() {
+    let s = TestServer::start().await;
+    for name in ["delta", "alpha", "charlie", "bravo", "echo"] {
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":[common::GROUP_URN],"displayName":name}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let mut names = Vec::new();
+    let mut cursor = Value::from("");
+    loop {
+        let r = s
+            .post(
+                "/scim/v2/Groups/.search",
+                &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                        "sortBy":"displayName","sortOrder":"descending","count":2,
+                        "cursor":cursor,"attributes":["displayName"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        for g in r.json["Resources"].as_array().unwrap() {
+            names.push(g["displayName"].as_str().unwrap().to_string());
+        }
+        match r.json.get("nextCursor") {
+            Some(c) => cursor = c.clone(),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["echo", "delta", "charlie", "bravo", "alpha"]);
+}
+
+/// The userNames (or displayNames) a filter selects, sorted.
+async fn selected(s: &TestServer, rt: &str, filter: &str) -> Vec<String> {
+    let r = s
+        .get_owned(format!("/scim/v2/{rt}?count=1000&filter={}", enc(filter)))
+        .await;
+    assert_eq!(r.status, 200, "{filter}: {}", r.text);
+    let key = if rt == "Users" {
+        "userName"
+    } else {
+        "displayName"
+    };
+    let mut out: Vec<String> = r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u[key].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    // POST /.search selects the same.
+    let r = s
+        .post(
+            &format!("/scim/v2/{rt}/.search"),
+            &json!({"filter": filter, "count": 1000}),
+        )
+        .await;
+    assert_eq!(r.json["totalResults"], out.len(), "{filter}: {}", r.text);
+    out
+}
+
+/// RFC 7644 §3.4.2.2 over HTTP: every operator on a multi-valued attribute matches when any
+/// value satisfies it; `not (…)` negates the whole expression.
+#[tokio::test]
+async fn multi_valued_filters_match_when_any_value_does() {
+    let s = TestServer::start().await;
+    let mk = |name: &str, emails: Value, phones: Value| json!({"schemas":[common::USER_URN],"userName":name,"emails":emails,"phoneNumbers":phones});
+    let mut ids = std::collections::HashMap::new();
+    for body in [
+        mk(
+            "both",
+            json!([{"value":"w@corp.example","type":"work","primary":true},{"value":"h@home.example","type":"home"}]),
+            json!([{"value":"+1 555 0100","type":"work"},{"value":"+1 555 0199","type":"mobile"}]),
+        ),
+        mk(
+            "work",
+            json!([{"value":"only@corp.example","type":"work"}]),
+            json!([{"value":"+1 555 0100","type":"work"}]),
+        ),
+        mk("none", json!([]), json!([])),
+    ] {
+        let r = s.post("/scim/v2/Users", &body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        ids.insert(
+            body["userName"].as_str().unwrap().to_string(),
+            r.json["id"].as_str().unwrap().to_string(),
+        );
+    }
+    let users: &[(&str, &[&str])] = &[
+        (r#"emails.type eq "work""#, &["both", "work"]),
+        (r#"emails.type ne "work""#, &["both", "none"]),
+        (r#"not (emails.type eq "work")"#, &["none"]),
+        (r#"emails.type ne "home""#, &["both", "work", "none"]),
+        (r#"emails.value ne "only@corp.example""#, &["both", "none"]),
+        (r#"emails.value co "@home""#, &["both"]),
+        (r#"emails.value sw "ONLY""#, &["work"]),
+        (r#"emails.value ew "corp.example""#, &["both", "work"]),
+        (r#"emails.value gt "o""#, &["both", "work"]),
+        (r#"emails.value ge "w@corp.example""#, &["both"]),
+        (r#"emails.value lt "i""#, &["both"]),
+        (r#"emails.value le "only@corp.example""#, &["both", "work"]),
+        ("emails.value pr", &["both", "work"]),
+        ("not (emails pr)", &["none"]),
+        (r#"emails[type eq "home" and value co "home"]"#, &["both"]),
+        (r#"phoneNumbers.type ne "work""#, &["both", "none"]),
+        (r#"phoneNumbers.value eq "+1 555 0199""#, &["both"]),
+        (r#"phoneNumbers.value ne "+1 555 0100""#, &["both", "none"]),
+        (r#"phoneNumbers.value sw "+1 555 01""#, &["both", "work"]),
+        (r#"phoneNumbers.value ew "99""#, &["both"]),
+        ("phoneNumbers.type pr", &["both", "work"]),
+    ];
+    for (filter, want) in users {
+        assert_eq!(
+            selected(&s, "Users", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
+    // Groups: members.value, and users' groups.value.
+    let group = |name: &str, members: &[&str]| {
+        json!({"schemas":[common::GROUP_URN],"displayName":name,
+               "members": members.iter().map(|m| json!({"value": ids[*m]})).collect::<Vec<_>>()})
+    };
+    for g in [
+        group("pair", &["both", "work"]),
+        group("solo", &["both"]),
+        group("empty", &[]),
+    ] {
+        let r = s.post("/scim/v2/Groups", &g).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let (both, work) = (&ids["both"], &ids["work"]);
+    let groups: Vec<(String, &[&str])> = vec![
+        (format!("members.value eq \"{work}\""), &["pair"]),
+        (format!("members.value ne \"{both}\""), &["empty", "pair"]),
+        (format!("not (members.value eq \"{both}\")"), &["empty"]),
+        (
+            format!("members.value ne \"{work}\""),
+            &["empty", "pair", "solo"],
+        ),
+        ("members pr".into(), &["pair", "solo"]),
+    ];
+    for (filter, want) in &groups {
+        assert_eq!(
+            selected(&s, "Groups", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
+    let users: &[(&str, &[&str])] = &[
+        (r#"groups.display eq "solo""#, &["both"]),
+        (r#"groups.display ne "pair""#, &["both", "none"]),
+        (r#"not (groups.display eq "pair")"#, &["none"]),
+        (r#"groups.display co "O""#, &["both"]),
+        (r#"groups.display sw "p""#, &["both", "work"]),
+        (r#"groups.display gt "q""#, &["both"]),
+    ];
+    for (filter, want) in users {
+        assert_eq!(
+            selected(&s, "Users", filter).await,
+            sorted(want),
+            "{filter}"
+        );
+    }
+}
