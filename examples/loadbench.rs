@@ -698,7 +698,7 @@ impl Bench {
                 };
                 let mut i = 0u64;
                 loop {
-                    if i % sc.batch == 0
+                    if i.is_multiple_of(sc.batch)
                         && (Instant::now() >= deadline
                             || issued.fetch_add(sc.batch, Ordering::Relaxed) >= max)
                     {

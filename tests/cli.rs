@@ -297,9 +297,15 @@ struct Serving {
 
 impl Serving {
     fn start(dir: &std::path::Path, extra: &[&str], stderr: Stdio) -> Serving {
-        let mut child = scimd(dir)
+        let mut command = scimd(dir);
+        command
             .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .args(extra);
+        Serving::spawn(command, stderr)
+    }
+
+    fn spawn(mut command: Command, stderr: Stdio) -> Serving {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
@@ -639,4 +645,92 @@ fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began()
         )
         .unwrap();
     assert!(audited >= before.len() as i64);
+}
+
+#[test]
+fn a_full_disk_answers_503_keeps_reads_working_writes_nothing_half_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = run(d, &["token", "create"]).1.trim().to_string();
+    // The server as it runs on a disk about to fill up: file writes past a size limit fail
+    // (EFBIG, with SIGXFSZ ignored as a service manager would), like ENOSPC.
+    let mut command = Command::new("sh");
+    command.current_dir(d).env_remove("SCIMD_DB").args([
+        "-c",
+        &format!(
+            "trap '' XFSZ; exec {} serve --listen 127.0.0.1:0",
+            env!("CARGO_BIN_EXE_scimd")
+        ),
+    ]);
+    let server = Serving::spawn(command, Stdio::null());
+    let addr = server.addr.clone();
+    let bearer = format!("Authorization: Bearer {token}");
+    let json = "Content-Type: application/scim+json";
+    let post = |name: &str| {
+        let big = "x".repeat(200_000);
+        let body = format!(r#"{{"userName":"{name}","name":{{"formatted":"{big}"}}}}"#);
+        http(
+            &addr,
+            &request("POST", "/scim/v2/Users", &[&bearer, json], &body),
+        )
+    };
+    let r = post("kept@example.com");
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    let kept = r
+        .split("\"id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+
+    let size = |f: &str| std::fs::metadata(d.join(f)).map(|m| m.len()).unwrap_or(0);
+    let limit = size("scimd.db").max(size("scimd.db-wal")) + 600_000;
+    let pid = server.child.id().to_string();
+    let prlimit = |value: &str| {
+        let s = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--fsize={value}:")])
+            .status()
+            .unwrap();
+        assert!(s.success());
+    };
+    prlimit(&limit.to_string());
+    let mut refused = None;
+    for i in 0..20 {
+        let name = format!("filler{i}@example.com");
+        let r = post(&name);
+        if !r.starts_with("HTTP/1.1 201") {
+            refused = Some((name, r));
+            break;
+        }
+    }
+    let (name, r) = refused.expect("the disk fills up");
+    assert!(r.starts_with("HTTP/1.1 503"), "{r}");
+    assert!(r.to_ascii_lowercase().contains("retry-after: 30"), "{r}");
+    assert!(
+        r.contains("\"status\":\"503\"") && r.contains("retry later"),
+        "{r}"
+    );
+
+    // Reads keep working; the refused write left nothing behind.
+    let get = |path: &str| http(&addr, &request("GET", path, &[&bearer], ""));
+    let r = get(&format!("/scim/v2/Users/{kept}"));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    let filter = format!("/scim/v2/Users?filter=userName%20eq%20%22{name}%22");
+    let r = get(&filter);
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("\"totalResults\":0"),
+        "{r}"
+    );
+
+    // Space returns: the same write succeeds, once.
+    prlimit("unlimited");
+    let r = post(&name);
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    let r = get(&filter);
+    assert!(r.contains("\"totalResults\":1"), "{r}");
+    server.stop();
+    let (ok, out, err) = run(d, &["check"]);
+    assert!(ok && out.starts_with("ok"), "{out}{err}");
 }

@@ -368,10 +368,10 @@ impl Compiler {
             let eq = self.compare(attr, CompareOp::Eq, value)?;
             return Ok(format!("NOT {}", paren(&eq)));
         }
-        if op == CompareOp::Eq {
-            if let Some(sql) = self.indexed_lookup(attr, &[(attr.leaf().name, value)]) {
-                return Ok(sql);
-            }
+        if op == CompareOp::Eq
+            && let Some(sql) = self.indexed_lookup(attr, &[(attr.leaf().name, value)])
+        {
+            return Ok(sql);
         }
         let leaf = attr.leaf();
         match self.target(attr)? {

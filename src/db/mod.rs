@@ -61,6 +61,28 @@ pub enum DbError {
     Io(#[from] std::io::Error),
 }
 
+impl DbError {
+    /// The storage cannot take writes now (disk full, read-only or failing file system,
+    /// the database locked past the busy timeout, no connection free): the request may
+    /// succeed later, and nothing of it was written (its transaction rolled back).
+    pub fn unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as C;
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                C::DiskFull
+                    | C::ReadOnly
+                    | C::SystemIoFailure
+                    | C::CannotOpen
+                    | C::DatabaseBusy
+                    | C::DatabaseLocked
+            ),
+            DbError::Pool(_) | DbError::Busy(_) => true,
+            _ => false,
+        }
+    }
+}
+
 /// How hard a commit waits for the disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {

@@ -81,6 +81,14 @@ impl From<DbError> for ApiFailure {
     fn from(e: DbError) -> Self {
         match e {
             DbError::NotFound => ApiFailure::not_found("not found"),
+            other if other.unavailable() => {
+                tracing::error!(cause = %other, "storage unavailable");
+                ApiFailure::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    super::STORAGE_UNAVAILABLE,
+                )
+            }
             other => {
                 tracing::error!(cause = %other, "API request failed");
                 ApiFailure::new(

@@ -479,6 +479,9 @@ pub(crate) enum ApiError {
     /// challenge says `error="invalid_token"` (RFC 6750 §3.1), which tells an OAuth client
     /// to refresh its access token rather than give up.
     InvalidToken,
+    /// The storage cannot take writes now (disk full, read-only): 503 with `Retry-After`;
+    /// nothing of the request was written.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -493,6 +496,7 @@ impl From<DbError> for ApiError {
         match e {
             DbError::NotFound => ApiError::Scim(ScimError::not_found("resource not found")),
             DbError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
+            other if other.unavailable() => ApiError::Unavailable(other.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -522,12 +526,30 @@ impl ApiError {
                 );
                 r
             }
+            ApiError::Unavailable(cause) => {
+                tracing::error!(%cause, "storage unavailable");
+                unavailable(error_response(&ScimError::new(
+                    503,
+                    None,
+                    STORAGE_UNAVAILABLE,
+                )))
+            }
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 error_response(&ScimError::new(500, None, "internal error"))
             }
         }
     }
+}
+
+/// What a request that needed to write is told while the storage cannot take writes.
+pub(crate) const STORAGE_UNAVAILABLE: &str = "the server cannot write to its storage now (disk full or read-only); nothing was changed, retry later";
+
+/// `r` with the `Retry-After` of a storage outage.
+pub(crate) fn unavailable(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    r
 }
 
 /// The detail of [`ApiError::InvalidToken`].

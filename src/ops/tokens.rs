@@ -139,12 +139,17 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Grant>, DbErro
         return Ok(None);
     };
     if stale {
+        // Best effort: a storage that cannot take writes (disk full) must not stop reads.
         let when = datetime::format(now);
-        db.write(move |tx| match credential {
-            Credential::Scim(id) => crate::db::tokens::touch(tx, id, &when),
-            Credential::OAuth(id) => oauth::touch_token(tx, id, &when),
-        })
-        .await?;
+        let touched = db
+            .write(move |tx| match credential {
+                Credential::Scim(id) => crate::db::tokens::touch(tx, id, &when),
+                Credential::OAuth(id) => oauth::touch_token(tx, id, &when),
+            })
+            .await;
+        if let Err(e) = touched {
+            tracing::warn!(error = %e, "could not note a token's last use");
+        }
     }
     Ok(Some(Grant { tenant_id, who }))
 }

@@ -855,10 +855,10 @@ fn retarget(target: &mut Value, attr: &'static Attribute, new_value: Option<&Val
     if attr.sub("$ref").is_none() {
         return;
     }
-    if let (Some(new), Some(old)) = (new_value, target.get("value")) {
-        if new != old {
-            *target = Value::Object(Map::new());
-        }
+    if let (Some(new), Some(old)) = (new_value, target.get("value"))
+        && new != old
+    {
+        *target = Value::Object(Map::new());
     }
 }
 
@@ -945,10 +945,10 @@ fn enforce_single_primary(elements: &mut [Value], touched: &[usize]) {
         .find(|i| primaries.contains(i))
         .or(primaries.last().copied());
     for i in primaries {
-        if Some(i) != keep {
-            if let Value::Object(fields) = &mut elements[i] {
-                fields.insert("primary".into(), Value::Bool(false));
-            }
+        if Some(i) != keep
+            && let Value::Object(fields) = &mut elements[i]
+        {
+            fields.insert("primary".into(), Value::Bool(false));
         }
     }
 }

@@ -218,6 +218,8 @@ pub(super) enum UiError {
     Login,
     Forbidden(String),
     BadRequest(String),
+    /// The storage cannot take writes now: a 503 page.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -226,6 +228,7 @@ impl From<DbError> for UiError {
         match e {
             DbError::NotFound => UiError::NotFound,
             DbError::Conflict(m) => UiError::BadRequest(m),
+            other if other.unavailable() => UiError::Unavailable(other.to_string()),
             other => UiError::Internal(other.to_string()),
         }
     }
@@ -577,10 +580,10 @@ fn security_headers(h: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, k: &'static str, v: &'static str| {
         h.entry(k).or_insert(HeaderValue::from_static(v));
     };
-    if !h.contains_key("content-security-policy") {
-        if let Ok(v) = HeaderValue::from_str(&content_security_policy(None)) {
-            h.insert("content-security-policy", v);
-        }
+    if !h.contains_key("content-security-policy")
+        && let Ok(v) = HeaderValue::from_str(&content_security_policy(None))
+    {
+        h.insert("content-security-policy", v);
     }
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
@@ -628,6 +631,14 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
         ),
         UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
         UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+        UiError::Unavailable(cause) => {
+            tracing::error!(request_id = %req.request_id, %cause, "storage unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Storage unavailable",
+                "scimd cannot write to its storage now (the disk is full or read-only). Nothing was changed; pages that only read keep working. Free space, then try again.".to_string(),
+            )
+        }
         UiError::Internal(cause) => {
             tracing::error!(request_id = %req.request_id, %cause, "admin page failed");
             (
@@ -658,6 +669,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
         request_id: req.request_id.clone(),
     };
     match html(status, &page) {
+        Ok(r) if status == StatusCode::SERVICE_UNAVAILABLE => crate::http::unavailable(r),
         Ok(r) => r,
         Err(_) => {
             let mut r = Response::new(Body::from(Bytes::from_static(b"error\n")));

@@ -123,6 +123,7 @@ async fn dispatch(
         Ok(r) => (r.status().as_u16(), None),
         Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
         Err(ApiError::InvalidToken) => (401, Some(super::INVALID_TOKEN.to_string())),
+        Err(ApiError::Unavailable(_)) => (503, Some(super::STORAGE_UNAVAILABLE.to_string())),
         Err(ApiError::Internal(_)) => (500, Some("internal error".to_string())),
     };
     // A failed write rolled back with everything it did; its audit entry gets a small
