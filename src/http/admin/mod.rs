@@ -14,6 +14,7 @@ mod dashboard;
 mod groups;
 mod oauth;
 mod people;
+mod requests;
 mod roles;
 mod settings;
 mod sync;
@@ -252,6 +253,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("sync", "Test mode & sync", "sync"),
     ("roles", "Roles", "roles"),
     ("apps", "Apps", "apps"),
+    ("requests", "Requests", "requests"),
     ("audit", "Audit log", "audit"),
     ("settings", "Settings", "settings"),
 ];
@@ -450,6 +452,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["webhooks", id], true, _) => apps::webhook_page(state, req, &tenant, id).await,
                 (["webhooks", id, action], _, true) => {
                     apps::webhook_action(state, req, &tenant, id, action).await
+                }
+                (["requests"], true, _) => requests::list_page(state, req, &tenant).await,
+                (["requests", id], true, _) => {
+                    requests::request_page(state, req, &tenant, id).await
                 }
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
