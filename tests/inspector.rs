@@ -106,7 +106,14 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
         "meta": {"resourceType": "User"},
         "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
         "roles": []});
-    let (r, _) = send(&s, ENTRA, Method::POST, "/scim/v2/Users", Some(&entra_create)).await;
+    let (r, _) = send(
+        &s,
+        ENTRA,
+        Method::POST,
+        "/scim/v2/Users",
+        Some(&entra_create),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let entra_user = r.json["id"].as_str().unwrap().to_string();
     let disable = json!({"schemas": [PATCH_URN],
@@ -160,7 +167,12 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
 
     // Detection, as stored.
     let conn = s.db.conn().unwrap();
-    let get = |rid: &str| scimd::db::requests::get(&conn, 1, rid).unwrap().unwrap().entry;
+    let get = |rid: &str| {
+        scimd::db::requests::get(&conn, 1, rid)
+            .unwrap()
+            .unwrap()
+            .entry
+    };
     use scimd::scim::idp::{Dialect, Idp};
     let okta = get(&okta_post);
     assert_eq!((okta.idp, okta.dialect), (Idp::Okta, None));
@@ -170,10 +182,20 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
     assert_eq!(conflict.scim_type.as_deref(), Some("uniqueness"));
     assert!(conflict.error.is_some());
     let disable = get(&entra_disable);
-    assert_eq!((disable.idp, disable.dialect), (Idp::Entra, Some(Dialect::EntraDefault)));
-    assert!(disable.evidence.contains("op \"Replace\""), "{}", disable.evidence);
+    assert_eq!(
+        (disable.idp, disable.dialect),
+        (Idp::Entra, Some(Dialect::EntraDefault))
+    );
+    assert!(
+        disable.evidence.contains("op \"Replace\""),
+        "{}",
+        disable.evidence
+    );
     let flag = get(&entra_flag);
-    assert_eq!((flag.idp, flag.dialect), (Idp::Entra, Some(Dialect::EntraFlag)));
+    assert_eq!(
+        (flag.idp, flag.dialect),
+        (Idp::Entra, Some(Dialect::EntraFlag))
+    );
     assert_eq!(get(&entra_bad).status, 400);
     let scrubbed = get(&malformed);
     assert_eq!((scrubbed.idp, scrubbed.status), (Idp::Okta, 400));
@@ -190,7 +212,13 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
     // The list, with its filters.
     let all = page(&s, &cookie, "/t/default/requests").await;
     assert_eq!(all.status, 200, "{}", all.text);
-    for want in ["Okta", "Entra ID (default)", "Entra ID (aadOptscim062020)", "409", "/scim/v2/Users"] {
+    for want in [
+        "Okta",
+        "Entra ID (default)",
+        "Entra ID (aadOptscim062020)",
+        "409",
+        "/scim/v2/Users",
+    ] {
         assert!(all.text.contains(want), "{want} in the list");
     }
     let failures = page(&s, &cookie, "/t/default/requests?failed=1").await;
@@ -198,7 +226,10 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
     assert!(!failures.text.contains("status ok"), "only failures");
     let entra = page(&s, &cookie, "/t/default/requests?client=entra").await;
     assert!(entra.text.contains("<td class=\"client\">Entra ID"));
-    assert!(!entra.text.contains("<td class=\"client\">Okta"), "only Entra");
+    assert!(
+        !entra.text.contains("<td class=\"client\">Okta"),
+        "only Entra"
+    );
     let groups = page(&s, &cookie, "/t/default/requests?resource=Groups").await;
     assert!(groups.text.contains("/scim/v2/Groups") && !groups.text.contains("/scim/v2/Users"));
     // Bad filters are a friendly 400, never a 500.
@@ -216,7 +247,10 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
     let member = scimd::db::members::by_email(&conn, 1, "test.user@okta.local")
         .unwrap()
         .unwrap();
-    assert!(one.text.contains(&format!("/t/default/people/{}", member.id)));
+    assert!(
+        one.text
+            .contains(&format!("/t/default/people/{}", member.id))
+    );
     assert!(one.text.contains("$SCIMD_TOKEN"));
     for p in [
         format!("/t/default/requests/{okta_post}"),
@@ -230,12 +264,17 @@ async fn okta_and_entra_traffic_is_recorded_detected_and_redacted() {
         }
     }
     let quiet = page(&s, &cookie, &format!("/t/default/requests/{entra_flag}")).await;
-    assert!(quiet.text.contains("Nothing: no event"), "a lookup changes nothing");
+    assert!(
+        quiet.text.contains("Nothing: no event"),
+        "a lookup changes nothing"
+    );
 
     // The dashboard's last error links to its request.
     let dashboard = page(&s, &cookie, "/t/default/").await;
     assert!(
-        dashboard.text.contains(&format!("/t/default/requests/{malformed}")),
+        dashboard
+            .text
+            .contains(&format!("/t/default/requests/{malformed}")),
         "{}",
         dashboard.text
     );
@@ -275,7 +314,11 @@ async fn keeps_the_newest_requests_and_failures_apart() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert_eq!(scimd::db::requests::counts(&conn, 1).unwrap(), (3, 1));
-    assert!(scimd::db::requests::get(&conn, 1, &failure).unwrap().is_some());
+    assert!(
+        scimd::db::requests::get(&conn, 1, &failure)
+            .unwrap()
+            .is_some()
+    );
 }
 
 #[tokio::test]

@@ -27,7 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0007_apps", include_str!("migrations/0007_apps.sql")),
     // Named 0009 so that it lands after another branch's 0008; renumber on merge.
-    ("0009_requests", include_str!("migrations/0009_requests.sql")),
+    (
+        "0009_requests",
+        include_str!("migrations/0009_requests.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -1,7 +1,9 @@
 //! The request inspector's table: each tenant's last SCIM requests, already redacted by
 //! the time they get here, pruned by count and age with failures apart from successes.
 
-use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue};
+use rusqlite::{
+    Connection, OptionalExtension, Row, params, params_from_iter, types::Value as SqlValue,
+};
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
@@ -261,20 +263,44 @@ mod tests {
         let t = 1;
         let mut batch = Vec::new();
         for n in 0..10 {
-            batch.push(entry(t, n, 200, &format!("2026-01-0{}T00:00:00.000000Z", 1 + n % 9)));
+            batch.push(entry(
+                t,
+                n,
+                200,
+                &format!("2026-01-0{}T00:00:00.000000Z", 1 + n % 9),
+            ));
         }
         batch.push(entry(t, 100, 400, "2025-01-01T00:00:00.000000Z"));
         batch.push(entry(t, 101, 500, "2026-01-05T00:00:00.000000Z"));
         insert(&conn, &batch).unwrap();
         assert_eq!(counts(&conn, t).unwrap(), (10, 2));
         // Keep the newest 4 successes; a flood of successes never touches failures.
-        assert_eq!(prune(&conn, t, false, 4, "2000-01-01T00:00:00Z").unwrap(), 6);
+        assert_eq!(
+            prune(&conn, t, false, 4, "2000-01-01T00:00:00Z").unwrap(),
+            6
+        );
         assert_eq!(counts(&conn, t).unwrap(), (4, 2));
         // Failures by age.
-        assert_eq!(prune(&conn, t, true, 1000, "2026-01-01T00:00:00Z").unwrap(), 1);
-        let page = page(&conn, t, &Filter { failures_only: true, ..Filter::default() }, Cursor::First, 10).unwrap();
+        assert_eq!(
+            prune(&conn, t, true, 1000, "2026-01-01T00:00:00Z").unwrap(),
+            1
+        );
+        let page = page(
+            &conn,
+            t,
+            &Filter {
+                failures_only: true,
+                ..Filter::default()
+            },
+            Cursor::First,
+            10,
+        )
+        .unwrap();
         assert_eq!(page.items.len(), 1);
-        assert_eq!(page.items[0].entry, entry(t, 101, 500, "2026-01-05T00:00:00.000000Z"));
+        assert_eq!(
+            page.items[0].entry,
+            entry(t, 101, 500, "2026-01-05T00:00:00.000000Z")
+        );
         assert!(get(&conn, t, "r101").unwrap().is_some());
         assert!(get(&conn, 2, "r101").unwrap().is_none());
         assert_eq!(tenants(&conn).unwrap(), vec![t]);

@@ -115,11 +115,23 @@ impl Recorder {
                 queued_bytes,
                 dropped,
             };
-            return (off, RecorderTask { stop: None, task: None });
+            return (
+                off,
+                RecorderTask {
+                    stop: None,
+                    task: None,
+                },
+            );
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(write_batches(db, retention, rx, stopped, queued_bytes.clone()));
+        let task = tokio::spawn(write_batches(
+            db,
+            retention,
+            rx,
+            stopped,
+            queued_bytes.clone(),
+        ));
         let recorder = Recorder {
             queue: Some(tx),
             queued_bytes,
@@ -143,7 +155,10 @@ impl Recorder {
             self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
-                tracing::warn!(dropped = n, "request inspector queue full: requests not recorded");
+                tracing::warn!(
+                    dropped = n,
+                    "request inspector queue full: requests not recorded"
+                );
             }
         }
     }
@@ -212,7 +227,9 @@ async fn flush(
     let captures = std::mem::take(batch);
     let size: usize = captures.iter().map(Capture::bytes).sum();
     // Redaction parses every body: off the runtime's threads.
-    let entries = tokio::task::spawn_blocking(move || captures.into_iter().map(prepare).collect::<Vec<_>>()).await;
+    let entries =
+        tokio::task::spawn_blocking(move || captures.into_iter().map(prepare).collect::<Vec<_>>())
+            .await;
     queued_bytes.fetch_sub(size, Ordering::Relaxed);
     let entries = match entries {
         Ok(e) => e,
@@ -244,8 +261,10 @@ pub async fn write(db: &Db, retention: &Retention, entries: Vec<Entry>) -> Resul
 
 fn prune_tenant(conn: &crate::db::Conn, tenant_id: i64, r: &Retention) -> Result<usize, DbError> {
     let cutoff = |days: u32| datetime::in_days(-i64::from(days));
-    Ok(requests::prune(conn, tenant_id, false, r.keep, &cutoff(r.days))?
-        + requests::prune(conn, tenant_id, true, r.keep, &cutoff(r.failed_days))?)
+    Ok(
+        requests::prune(conn, tenant_id, false, r.keep, &cutoff(r.days))?
+            + requests::prune(conn, tenant_id, true, r.keep, &cutoff(r.failed_days))?,
+    )
 }
 
 /// Prunes every tenant's requests past `retention`: the daily job of `serve`, for tenants
@@ -274,7 +293,11 @@ pub fn prepare(c: Capture) -> Entry {
     let (response_body, response_truncated) =
         cut(c.response_body.as_deref().and_then(redact::body));
     let error: Option<Value> = (c.status >= 400)
-        .then(|| c.response_body.as_ref().and_then(|b| serde_json::from_slice(b).ok()))
+        .then(|| {
+            c.response_body
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+        })
         .flatten();
     let error_text = |k: &str| {
         error
@@ -371,7 +394,10 @@ mod tests {
         let stored = e.request_body.as_deref().unwrap();
         assert!(!stored.contains("hunter2") && stored.contains("[redacted]"));
         assert!(e.request_truncated && stored.len() <= BODY_LIMIT);
-        assert_eq!((e.error.as_deref(), e.scim_type.as_deref()), (Some("taken"), Some("uniqueness")));
+        assert_eq!(
+            (e.error.as_deref(), e.scim_type.as_deref()),
+            (Some("taken"), Some("uniqueness"))
+        );
         assert_eq!(e.idp, idp::Idp::Okta);
         assert_eq!(e.duration_us, 3000);
     }

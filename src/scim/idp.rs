@@ -84,9 +84,12 @@ pub fn detect(user_agent: &str, query: &str, body: Option<&Value>) -> Detection 
     if by_agent.is_some() {
         evidence.push(format!("User-Agent \"{}\"", shorten(user_agent)));
     }
-    let flag = query
-        .split('&')
-        .any(|p| p.split('=').next().unwrap_or("").eq_ignore_ascii_case(ENTRA_FLAG));
+    let flag = query.split('&').any(|p| {
+        p.split('=')
+            .next()
+            .unwrap_or("")
+            .eq_ignore_ascii_case(ENTRA_FLAG)
+    });
     let entra_default = body.map(entra_default_markers).unwrap_or_default();
     let by_shape = match by_agent {
         Some(_) => None,
@@ -135,7 +138,13 @@ fn from_user_agent(ua: &str) -> Option<Idp> {
     let has = |needles: &[&str]| needles.iter().any(|n| ua.contains(n));
     if has(&["okta"]) {
         Some(Idp::Okta)
-    } else if has(&["azure active directory", "azuread", "microsoft", "entra", "aad"]) {
+    } else if has(&[
+        "azure active directory",
+        "azuread",
+        "microsoft",
+        "entra",
+        "aad",
+    ]) {
         Some(Idp::Entra)
     } else if has(&["onelogin"]) {
         Some(Idp::OneLogin)
@@ -154,7 +163,9 @@ fn entra_default_markers(body: &Value) -> Vec<String> {
     let mut found = Vec::new();
     for op in operations(body) {
         let name = field(op, "op").and_then(Value::as_str).unwrap_or("");
-        if matches!(name, "Add" | "Replace" | "Remove") && !found.iter().any(|f: &String| f.starts_with("op ")) {
+        if matches!(name, "Add" | "Replace" | "Remove")
+            && !found.iter().any(|f: &String| f.starts_with("op "))
+        {
             found.push(format!("op \"{name}\""));
         }
         let path = field(op, "path").and_then(Value::as_str).unwrap_or("");
@@ -189,7 +200,11 @@ fn shape_of(body: &Value, evidence: &mut Vec<String>) -> Option<Idp> {
         evidence.push("SCIM 1.1 core schema".into());
         return Some(Idp::OneLogin);
     }
-    if body.get("password").is_some() && body.get("groups").is_some_and(|g| g == &Value::Array(vec![])) {
+    if body.get("password").is_some()
+        && body
+            .get("groups")
+            .is_some_and(|g| g == &Value::Array(vec![]))
+    {
         evidence.push("a create carrying password and groups: []".into());
         return Some(Idp::Okta);
     }
@@ -229,7 +244,10 @@ fn field<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
 fn has_schema(body: &Value, urn: &str) -> bool {
     body.get("schemas")
         .and_then(Value::as_array)
-        .is_some_and(|s| s.iter().any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn))))
+        .is_some_and(|s| {
+            s.iter()
+                .any(|s| s.as_str().is_some_and(|s| s.eq_ignore_ascii_case(urn)))
+        })
 }
 
 fn shorten(s: &str) -> String {
@@ -268,7 +286,11 @@ mod tests {
         }
         let d = detect(OKTA_UA, "", None);
         assert_eq!(d.dialect, None);
-        assert!(d.evidence[0].contains("Okta SCIM Client"), "{:?}", d.evidence);
+        assert!(
+            d.evidence[0].contains("Okta SCIM Client"),
+            "{:?}",
+            d.evidence
+        );
     }
 
     #[test]
@@ -276,20 +298,40 @@ mod tests {
         // §2.5: disable without the flag.
         let disable = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
-        assert_eq!(idp(ENTRA_UA, "", disable.clone()), (Idp::Entra, Some(Dialect::EntraDefault)));
+        assert_eq!(
+            idp(ENTRA_UA, "", disable.clone()),
+            (Idp::Entra, Some(Dialect::EntraDefault))
+        );
         // The same body with no User-Agent is still Entra, by shape.
         let d = detect("", "", Some(&disable));
-        assert_eq!((d.idp, d.dialect), (Idp::Entra, Some(Dialect::EntraDefault)));
-        assert!(d.evidence.iter().any(|e| e == "op \"Replace\""), "{:?}", d.evidence);
-        assert!(d.evidence.iter().any(|e| e == "active sent as a string"), "{:?}", d.evidence);
+        assert_eq!(
+            (d.idp, d.dialect),
+            (Idp::Entra, Some(Dialect::EntraDefault))
+        );
+        assert!(
+            d.evidence.iter().any(|e| e == "op \"Replace\""),
+            "{:?}",
+            d.evidence
+        );
+        assert!(
+            d.evidence.iter().any(|e| e == "active sent as a string"),
+            "{:?}",
+            d.evidence
+        );
         // §2.7: member removal by a value array.
         let remove = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": "f648f8d5ea4e4cd38e9c"}]}]});
         let d = detect("", "", Some(&remove));
-        assert_eq!((d.idp, d.dialect), (Idp::Entra, Some(Dialect::EntraDefault)));
+        assert_eq!(
+            (d.idp, d.dialect),
+            (Idp::Entra, Some(Dialect::EntraDefault))
+        );
         assert!(d.evidence.iter().any(|e| e.contains("value array")));
         // A GET from Entra without the flag in its URL: default.
-        assert_eq!(idp(ENTRA_UA, "filter=userName+eq+%22x%22", Value::Null), (Idp::Entra, Some(Dialect::EntraDefault)));
+        assert_eq!(
+            idp(ENTRA_UA, "filter=userName+eq+%22x%22", Value::Null),
+            (Idp::Entra, Some(Dialect::EntraDefault))
+        );
     }
 
     #[test]
@@ -298,14 +340,32 @@ mod tests {
         let update = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
             "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "TestMhvaes@test.microsoft.com"},
               {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom"}}]});
-        assert_eq!(idp(ENTRA_UA, "aadOptscim062020", update), (Idp::Entra, Some(Dialect::EntraFlag)));
-        let remove = json!({"Operations": [{"op": "remove", "path": "members[value eq \"7f4bc1a3\"]"}]});
-        assert_eq!(idp("", "aadOptscim062020&x=1", remove), (Idp::Entra, Some(Dialect::EntraFlag)));
-        assert_eq!(idp(ENTRA_UA, "filter=x&aadOptscim062020", Value::Null), (Idp::Entra, Some(Dialect::EntraFlag)));
+        assert_eq!(
+            idp(ENTRA_UA, "aadOptscim062020", update),
+            (Idp::Entra, Some(Dialect::EntraFlag))
+        );
+        let remove =
+            json!({"Operations": [{"op": "remove", "path": "members[value eq \"7f4bc1a3\"]"}]});
+        assert_eq!(
+            idp("", "aadOptscim062020&x=1", remove),
+            (Idp::Entra, Some(Dialect::EntraFlag))
+        );
+        assert_eq!(
+            idp(ENTRA_UA, "filter=x&aadOptscim062020", Value::Null),
+            (Idp::Entra, Some(Dialect::EntraFlag))
+        );
         // On-demand provisioning ignores the flag: the body's default shape wins.
-        let d = detect(ENTRA_UA, "aadOptscim062020", Some(&json!({"Operations": [{"op": "Replace", "path": "active", "value": "True"}]})));
+        let d = detect(
+            ENTRA_UA,
+            "aadOptscim062020",
+            Some(&json!({"Operations": [{"op": "Replace", "path": "active", "value": "True"}]})),
+        );
         assert_eq!(d.dialect, Some(Dialect::EntraDefault));
-        assert!(d.evidence.iter().any(|e| e.contains("on-demand")), "{:?}", d.evidence);
+        assert!(
+            d.evidence.iter().any(|e| e.contains("on-demand")),
+            "{:?}",
+            d.evidence
+        );
     }
 
     #[test]
@@ -332,11 +392,31 @@ mod tests {
 
     #[test]
     fn onelogin_and_generic_shapes() {
-        assert_eq!(idp("", "", json!({"userName": "a", "emails": {"value": "a@x"}})).0, Idp::OneLogin);
-        assert_eq!(idp("", "", json!({"schemas": ["urn:scim:schemas:core:1.0"], "userName": "a"})).0, Idp::OneLogin);
-        assert_eq!(idp("", "", json!({"userName": "a", "active": true})), (Idp::Generic, None));
+        assert_eq!(
+            idp("", "", json!({"userName": "a", "emails": {"value": "a@x"}})).0,
+            Idp::OneLogin
+        );
+        assert_eq!(
+            idp(
+                "",
+                "",
+                json!({"schemas": ["urn:scim:schemas:core:1.0"], "userName": "a"})
+            )
+            .0,
+            Idp::OneLogin
+        );
+        assert_eq!(
+            idp("", "", json!({"userName": "a", "active": true})),
+            (Idp::Generic, None)
+        );
         // §11: PingOne's lookup filter.
-        assert_eq!(idp("", "filter=username+Eq+%22a%22", Value::Null).0, Idp::PingOne);
-        assert_eq!(idp("", "filter=userName+eq+%22a%22", Value::Null).0, Idp::Generic);
+        assert_eq!(
+            idp("", "filter=username+Eq+%22a%22", Value::Null).0,
+            Idp::PingOne
+        );
+        assert_eq!(
+            idp("", "filter=userName+eq+%22a%22", Value::Null).0,
+            Idp::Generic
+        );
     }
 }

@@ -46,9 +46,9 @@ pub fn json(value: &mut Value) -> bool {
             let mut changed = false;
             // A PATCH operation (or anything shaped like one) whose path names a secret:
             // its value is the secret, whatever its type.
-            let secret_path = map
-                .iter()
-                .any(|(k, v)| k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(is_secret_name));
+            let secret_path = map.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(is_secret_name)
+            });
             for (k, v) in map.iter_mut() {
                 let secret = is_secret_name(k) || (secret_path && k.eq_ignore_ascii_case("value"));
                 if secret {
@@ -224,7 +224,11 @@ mod tests {
 
     #[test]
     fn patch_operations_on_the_password() {
-        for path in ["password", "Password", "urn:ietf:params:scim:schemas:core:2.0:User:password"] {
+        for path in [
+            "password",
+            "Password",
+            "urn:ietf:params:scim:schemas:core:2.0:User:password",
+        ] {
             let out = redacted(json!({
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                 "Operations": [{"op": "Replace", "path": path, "value": SECRET}]
@@ -233,9 +237,13 @@ mod tests {
         }
         // Entra's capitalised keys, and a value object carrying the password.
         redacted(json!({"Operations": [{"Op": "replace", "Path": "password", "Value": [SECRET]}]}));
-        redacted(json!({"Operations": [{"op": "replace", "value": {"password": SECRET, "active": true}}]}));
+        redacted(
+            json!({"Operations": [{"op": "replace", "value": {"password": SECRET, "active": true}}]}),
+        );
         // Other operations keep their values.
-        let out = redacted(json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}));
+        let out = redacted(
+            json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        );
         assert!(out.contains("\"False\""), "{out}");
     }
 
@@ -271,7 +279,10 @@ mod tests {
             path_and_query("/scim/v2/Users?access_token=abc&filter=userName%20eq%20%22x%22"),
             format!("/scim/v2/Users?access_token={REDACTED}&filter=userName%20eq%20%22x%22")
         );
-        assert_eq!(path_and_query("/scim/v2/Users?aadOptscim062020"), "/scim/v2/Users?aadOptscim062020");
+        assert_eq!(
+            path_and_query("/scim/v2/Users?aadOptscim062020"),
+            "/scim/v2/Users?aadOptscim062020"
+        );
         assert_eq!(path_and_query("/scim/v2/Users"), "/scim/v2/Users");
     }
 }

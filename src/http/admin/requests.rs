@@ -40,7 +40,10 @@ impl Fields {
     }
 
     fn pairs(&self) -> Vec<(&'static str, &str)> {
-        let mut pairs = vec![("resource", self.resource.as_str()), ("client", self.client.as_str())];
+        let mut pairs = vec![
+            ("resource", self.resource.as_str()),
+            ("client", self.client.as_str()),
+        ];
         if self.failed {
             pairs.push(("failed", "1"));
         }
@@ -52,7 +55,11 @@ impl Fields {
         let resource = match self.resource.as_str() {
             "" => None,
             r @ ("Users" | "Groups" | "other") => Some(r.to_string()),
-            r => return Err(format!("Resource: {r:?} is not one of Users, Groups, other")),
+            r => {
+                return Err(format!(
+                    "Resource: {r:?} is not one of Users, Groups, other"
+                ));
+            }
         };
         let idp = match self.client.as_str() {
             "" => None,
@@ -131,7 +138,11 @@ pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> Page
             let page = filter
                 .map(|filter| requests::page(c, id, &filter, cursor, PAGE))
                 .transpose()?;
-            Ok::<_, DbError>((page, db::tokens::list(c, Some(id))?, requests::counts(c, id)?))
+            Ok::<_, DbError>((
+                page,
+                db::tokens::list(c, Some(id))?,
+                requests::counts(c, id)?,
+            ))
         })
         .await?;
     let keep = |k: &'static str, v: i64| {
@@ -219,7 +230,11 @@ pub(super) async fn request_page(
         .iter()
         .map(|e| {
             let kind = e.kind.as_str();
-            let area = if kind.starts_with("group.") { "groups" } else { "people" };
+            let area = if kind.starts_with("group.") {
+                "groups"
+            } else {
+                "people"
+            };
             Caused {
                 kind: kind.to_string(),
                 subject: e.subject.clone(),
@@ -253,10 +268,17 @@ fn pretty(body: &str) -> String {
 /// stored body is the redacted one: a password reads `[redacted]`).
 fn curl(root: &str, r: &Record) -> String {
     let e = &r.entry;
-    let mut out = format!("curl -X {} {}", e.method, quote(&format!("{root}{}", e.path)));
+    let mut out = format!(
+        "curl -X {} {}",
+        e.method,
+        quote(&format!("{root}{}", e.path))
+    );
     out.push_str(" \\\n  -H \"Authorization: Bearer $SCIMD_TOKEN\"");
     if !e.user_agent.is_empty() {
-        out.push_str(&format!(" \\\n  -H {}", quote(&format!("User-Agent: {}", e.user_agent))));
+        out.push_str(&format!(
+            " \\\n  -H {}",
+            quote(&format!("User-Agent: {}", e.user_agent))
+        ));
     }
     if let Some(body) = &e.request_body {
         out.push_str(" \\\n  -H 'Content-Type: application/scim+json'");
@@ -293,7 +315,9 @@ mod tests {
                 idp: Idp::Okta,
                 dialect: None,
                 evidence: String::new(),
-                request_body: Some(r#"{"userName":"o'brien@example.com","password":"[redacted]"}"#.into()),
+                request_body: Some(
+                    r#"{"userName":"o'brien@example.com","password":"[redacted]"}"#.into(),
+                ),
                 response_body: None,
                 request_truncated: false,
                 response_truncated: false,

@@ -51,10 +51,10 @@ pub(in crate::http) async fn handle(
     let seen = BodySeen::default();
     req.extensions_mut().insert(seen.clone());
     let method = req.method().to_string();
-    let path_and_query = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string());
+    let path_and_query = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
     let user_agent = user_agent(req.headers());
     let mut caller = None;
     let response = match dispatch(state, req, prefix, request_id, tls, &mut caller).await {
