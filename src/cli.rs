@@ -290,8 +290,10 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             }
         });
         // Retention (grace-period deletions, archived members, audit entries, events), at
-        // start and then hourly so a grace period ends within the hour it is due.
+        // start and then hourly so a grace period ends within the hour it is due, and the
+        // request inspector's requests past theirs.
         let retention = db.clone();
+        let inspector = args.inspector();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(3600));
             loop {
@@ -300,15 +302,24 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                     Ok(done) => tracing::info!(?done, "retention applied"),
                     Err(e) => tracing::warn!(error = %e, "applying retention failed"),
                 }
+                match ops::inspector::prune_all(&retention, inspector).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(requests = n, "pruned the request inspector's old requests"),
+                    Err(e) => tracing::warn!(error = %e, "pruning the request inspector failed"),
+                }
             }
         });
         let delivery = crate::http::webhooks::Delivery::spawn(db.clone(), args.webhook_retry_schedule.0.clone());
         let app = crate::http::App::new(db, (&args).into());
+        let recording = app.recording();
         match tls {
             Some(tls) => crate::server::run_tls(listener, app, tls, crate::server::shutdown_signal()).await,
             None => crate::server::run(listener, app, crate::server::shutdown_signal()).await,
         }
         delivery.stop().await;
+        if let Some(recording) = recording {
+            recording.stop().await;
+        }
         Ok::<_, Box<dyn std::error::Error>>(())
     })
 }

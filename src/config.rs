@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::db::Durability;
+use crate::ops::inspector::Retention;
 
 /// Settings shared by every command.
 #[derive(Debug, Clone, Args)]
@@ -77,6 +78,30 @@ pub struct ServeArgs {
         value_parser = parse_schedule
     )]
     pub webhook_retry_schedule: RetrySchedule,
+
+    /// Request inspector: how many of each tenant's latest successful SCIM requests are
+    /// kept, and apart from them how many failed ones; 0 records no request.
+    #[arg(long, env = "SCIMD_INSPECTOR_KEEP", default_value_t = 1000)]
+    pub inspector_keep: u32,
+
+    /// Request inspector: days a successful request is kept.
+    #[arg(long, env = "SCIMD_INSPECTOR_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub inspector_days: u32,
+
+    /// Request inspector: days a failed request (4xx, 5xx) is kept.
+    #[arg(long, env = "SCIMD_INSPECTOR_FAILED_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub inspector_failed_days: u32,
+}
+
+impl ServeArgs {
+    /// The request inspector's retention.
+    pub fn inspector(&self) -> Retention {
+        Retention {
+            keep: self.inspector_keep,
+            days: self.inspector_days,
+            failed_days: self.inspector_failed_days,
+        }
+    }
 }
 
 /// The default webhook retry schedule: about 27 hours in all.
@@ -100,6 +125,8 @@ pub struct HttpConfig {
     /// How long a request body may take to arrive once its headers have: a client that
     /// stalls mid-body gets a 408 instead of holding its connection forever.
     pub body_read_timeout: Duration,
+    /// What the request inspector keeps of each tenant's SCIM requests.
+    pub inspector: Retention,
 }
 
 /// [`HttpConfig::body_read_timeout`] unless a test says otherwise: a megabyte in 30 s is
@@ -112,6 +139,7 @@ impl From<&ServeArgs> for HttpConfig {
             base_url: a.base_url.clone(),
             max_body_bytes: a.max_body_bytes,
             body_read_timeout: BODY_READ_TIMEOUT,
+            inspector: a.inspector(),
         }
     }
 }
@@ -122,6 +150,7 @@ impl Default for HttpConfig {
             base_url: None,
             max_body_bytes: 1024 * 1024,
             body_read_timeout: BODY_READ_TIMEOUT,
+            inspector: Retention::default(),
         }
     }
 }

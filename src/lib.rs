@@ -7,8 +7,10 @@
 //! - [`config`]: flags and `SCIMD_*` environment, validated once.
 //! - [`server`]: the accept loop and graceful shutdown around the HTTP service.
 //! - [`http`]: the only module that knows hyper: routing, SCIM endpoints, error bodies.
-//! - [`scim`]: the SCIM protocol, pure: schemas, resources, filters, PATCH, discovery.
-//! - [`db`]: the only module that writes SQL: pool, migrations, tenants, tokens, directory.
+//! - [`scim`]: the SCIM protocol, pure: schemas, resources, filters, PATCH, discovery, and
+//!   what the request inspector needs: which IdP sent a request, and secrets redacted.
+//! - [`db`]: the only module that writes SQL: pool, migrations, tenants, tokens, directory,
+//!   the recorded SCIM requests.
 //! - [`sync`]: directory sync, pure: matching, roles, policies, the plan and its report.
 //! - [`auth`]: credentials: token generation and hashing, passwords, OAuth 2.0 (PKCE,
 //!   client authentication, redirect URIs).

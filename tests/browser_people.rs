@@ -44,24 +44,6 @@ async fn rows(b: &Browser) -> Vec<String> {
     out
 }
 
-/// At phone width every page fits: wide tables scroll inside their frame, the page does not.
-async fn fits_a_phone(b: &Browser, s: &TestServer, paths: &[&str]) {
-    b.client.set_window_size(390, 844).await.unwrap();
-    for path in paths {
-        b.goto(&s.url(path)).await;
-        let fits = b
-            .client
-            .execute(
-                "return document.documentElement.scrollWidth <= window.innerWidth",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(fits, json!(true), "{path} is wider than a phone");
-    }
-    b.client.set_window_size(1280, 900).await.unwrap();
-}
-
 async fn choose(b: &Browser, select: &str, value: &str) {
     b.find(select).await.select_by_value(value).await.unwrap();
 }
@@ -223,9 +205,8 @@ async fn import_find_explain_the_role_unmanage_and_audit() {
             .unwrap()
             .id
     );
-    fits_a_phone(
-        &b,
-        &s,
+    b.fits_a_phone(
+        &s.url(""),
         &[
             "/t/default/people",
             "/t/default/people/import",
@@ -297,7 +278,7 @@ async fn groups_list_and_a_group_paged_through_its_members() {
     b.click("//tr[td[text()='user00@example.com']]//a").await;
     assert!(b.title().await.starts_with("user00@example.com"));
     assert_eq!(b.text("#member-role").await, "member");
-    fits_a_phone(&b, &s, &["/t/default/groups"]).await;
+    b.fits_a_phone(&s.url(""), &["/t/default/groups"]).await;
     b.close().await;
 }
 
@@ -355,6 +336,7 @@ async fn webhook_pages_fit_a_phone() {
     assert!(b.body().await.contains("Webhook delivery stopped"));
     b.screenshot("webhook-banner").await;
     let page = format!("/t/default/webhooks/{id}");
-    fits_a_phone(&b, &s, &["/t/default/apps", &page, "/t/default/"]).await;
+    b.fits_a_phone(&s.url(""), &["/t/default/apps", &page, "/t/default/"])
+        .await;
     b.close().await;
 }

@@ -610,3 +610,20 @@ pub fn purge_before(
     )?;
     Ok(n)
 }
+
+/// Up to `limit` of the tenant's entries written in request `request_id`, oldest first.
+pub fn by_request(
+    conn: &Connection,
+    tenant_id: i64,
+    request_id: &str,
+    limit: u32,
+) -> Result<Vec<Record>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND request_id = ?2
+         ORDER BY id LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(rusqlite::params![tenant_id, request_id, limit], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

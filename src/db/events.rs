@@ -264,3 +264,21 @@ pub fn purge_before(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<u
     )?;
     Ok(n)
 }
+
+/// Up to `limit` of the tenant's events caused by request `request_id`, oldest first: the
+/// changes the request inspector shows under a request.
+pub fn by_request(
+    conn: &Connection,
+    tenant_id: i64,
+    request_id: &str,
+    limit: u32,
+) -> Result<Vec<Event>, DbError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND request_id = ?2
+         ORDER BY seq LIMIT ?3"
+    ))?;
+    let rows = stmt
+        .query_map(params![tenant_id, request_id, limit], from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}

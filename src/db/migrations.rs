@@ -38,6 +38,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0010_group_name_unique",
         include_str!("migrations/0010_group_name_unique.sql"),
     ),
+    (
+        "0011_requests",
+        include_str!("migrations/0011_requests.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

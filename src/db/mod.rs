@@ -18,6 +18,7 @@ pub mod members;
 mod migrations;
 pub mod oauth;
 pub mod paging;
+pub mod requests;
 pub mod seeds;
 pub mod settings;
 pub mod sync_runs;

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 
 use crate::config::HttpConfig;
 use crate::db::{Db, DbError};
+use crate::ops::inspector::{Recorder, RecorderTask};
 use crate::scim::ScimError;
 
 /// A response body: whole (almost every answer), or a stream of chunks sent as they come
@@ -221,10 +222,17 @@ struct State {
     next_request_id: AtomicU64,
     /// CSV files uploaded for import, kept between the preview and the admin's confirmation.
     pending_imports: admin::PendingImports,
+    /// Where SCIM requests go for the request inspector (never blocks, may drop).
+    recorder: Recorder,
+    /// The recorder's writer, until [`App::recording`] takes it to stop it at shutdown.
+    recording: std::sync::Mutex<Option<RecorderTask>>,
 }
 
 impl App {
+    /// The service over `db`. Starts the request inspector's writer on the current tokio
+    /// runtime: call it from within one.
     pub fn new(db: Db, config: HttpConfig) -> App {
+        let (recorder, recording) = Recorder::spawn(db.clone(), config.inspector);
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() << 20)
@@ -236,8 +244,20 @@ impl App {
                 activity: Default::default(),
                 next_request_id: AtomicU64::new(boot),
                 pending_imports: Default::default(),
+                recorder,
+                recording: std::sync::Mutex::new(Some(recording)),
             }),
         }
+    }
+
+    /// The request inspector's writer, once: stop it after the server has drained so the
+    /// last requests are written.
+    pub fn recording(&self) -> Option<RecorderTask> {
+        self.state
+            .recording
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// Serves one HTTP/1.1 connection until it closes or `stop` fires, finishing the
@@ -435,6 +455,8 @@ pub(crate) fn note_tenant(tenant_id: i64) {
 /// One SCIM request as the dashboard shows it.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Call {
+    /// The request id: the request inspector's entry.
+    pub request_id: String,
     pub at: String,
     pub method: String,
     pub path: String,

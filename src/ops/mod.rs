@@ -17,6 +17,8 @@
 //! - [`settings`]: settings and role-mapping changes, followed by the role re-evaluation.
 //! - [`tokens`]: SCIM tokens: issue, revoke, authenticate.
 //! - [`oauth`]: OAuth clients and grants: codes, token issue, refresh, revocation.
+//! - [`inspector`]: the request inspector's recorder: SCIM requests redacted, their
+//!   client detected, written in batches off the request path and pruned.
 //!
 //! A new feature adds a function here (and the tables it needs in `db`), never a second
 //! copy of a write in a door.
@@ -27,6 +29,7 @@ pub mod apps;
 pub mod events;
 pub mod groups;
 pub mod guard;
+pub mod inspector;
 pub mod members;
 pub mod oauth;
 pub mod reconcile;

@@ -5,10 +5,12 @@ pub mod datetime;
 pub mod discovery;
 pub mod error;
 pub mod filter;
+pub mod idp;
 pub mod list;
 pub mod patch;
 pub mod path;
 pub mod projection;
+pub mod redact;
 pub mod resource;
 pub mod schema;
 

@@ -194,6 +194,79 @@ impl Browser {
         self.client.title().await.unwrap()
     }
 
+    /// How many pixels the current page is wider than its window (0 when it fits), and
+    /// the outermost elements that stick out, for the failure message.
+    pub async fn overflow(&self) -> (i64, Vec<String>) {
+        let out = self
+            .client
+            .execute(
+                r#"const root = document.documentElement;
+                   const width = root.clientWidth;
+                   const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+                       (e.className && typeof e.className === 'string' ? '.' + e.className.trim().split(/\s+/).join('.') : '');
+                   const scrolls = e => ['auto', 'scroll', 'hidden'].includes(getComputedStyle(e).overflowX);
+                   const inScroller = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) { if (scrolls(p)) return true; } return false; };
+                   const right = e => { const r = e.getBoundingClientRect(); return scrolls(e) ? r.right : Math.max(r.right, r.left + e.scrollWidth); };
+                   const wide = Array.from(document.body.querySelectorAll('*'))
+                       .filter(e => right(e) > width + 0.5 && !inScroller(e))
+                       .slice(-5)
+                       .map(e => name(e.parentElement) + ' > ' + name(e));
+                   return [root.scrollWidth - width, wide];"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        let over = out[0].as_i64().unwrap();
+        let culprits = out[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        (over, culprits)
+    }
+
+    /// At phone width (390 px) each of `paths` fits: long URLs, ids and code wrap or
+    /// scroll inside their own box, never the page.
+    pub async fn fits_a_phone(&self, root: &str, paths: &[&str]) {
+        self.client.set_window_size(390, 844).await.unwrap();
+        for path in paths {
+            self.goto(&format!("{root}{path}")).await;
+            let (over, culprits) = self.overflow().await;
+            assert_eq!(
+                over, 0,
+                "{path} is {over} px wider than a phone: {culprits:?}"
+            );
+        }
+        self.client.set_window_size(1280, 900).await.unwrap();
+    }
+
+    /// The same-site pages the current page links to (no downloads, no static files).
+    pub async fn links(&self) -> Vec<String> {
+        let hrefs = self
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('a[href]')).map(a => a.getAttribute('href'))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        hrefs
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|h| h.as_str())
+            .filter(|h| h.starts_with('/') && !h.starts_with("/static/") && !h.starts_with("//"))
+            .filter(|h| {
+                let path = h.split('?').next().unwrap_or(h);
+                ![".csv", ".json", ".jsonl"]
+                    .iter()
+                    .any(|ext| path.ends_with(ext))
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Saves a PNG of the page when `SCIMD_SCREENSHOTS` is set (README screenshots).
     pub async fn screenshot(&self, name: &str) {
         if let Some(dir) = &self.shots {

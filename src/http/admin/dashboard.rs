@@ -34,6 +34,8 @@ struct DashboardPage {
     last_run: Option<RunRow>,
     /// Webhook endpoints scimd disabled or an admin did: (id, URL, why).
     disabled_webhooks: Vec<(i64, String, String)>,
+    /// Whether the request inspector records requests (the last ones link to it).
+    inspector: bool,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -114,6 +116,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         by_role,
         members,
         last_run: last_run.map(RunRow::of),
+        inspector: state.recorder.enabled(),
         disabled_webhooks: crate::ops::webhooks::disabled(&state.db, id)
             .await?
             .into_iter()

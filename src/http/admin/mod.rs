@@ -15,6 +15,7 @@ mod groups;
 mod guard;
 mod oauth;
 mod people;
+mod requests;
 mod roles;
 mod settings;
 mod sync;
@@ -266,6 +267,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("sync", "Test mode & sync", "sync"),
     ("roles", "Roles", "roles"),
     ("apps", "Apps", "apps"),
+    ("requests", "Requests", "requests"),
     ("audit", "Audit log", "audit"),
     ("settings", "Settings", "settings"),
 ];
@@ -479,6 +481,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["guard"], true, _) => guard::page(state, req, &tenant).await,
                 (["guard", id, decision], _, true) => {
                     guard::decide(state, req, &tenant, id, decision).await
+                }
+                (["requests"], true, _) => requests::list_page(state, req, &tenant).await,
+                (["requests", id], true, _) => {
+                    requests::request_page(state, req, &tenant, id).await
                 }
                 (["audit"], true, _) => audit::page(state, req, &tenant).await,
                 (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,

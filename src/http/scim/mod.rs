@@ -4,6 +4,10 @@
 //! `db` call (one transaction for writes) and renders the answer. Discovery is public;
 //! everything else needs a bearer token, and the token alone decides the tenant.
 
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
@@ -14,6 +18,7 @@ use super::{
 use crate::auth::tokens::TOKEN_PREFIX;
 use crate::db::{ListQuery, filter_sql};
 use crate::model::Actor;
+use crate::ops::inspector::{self, Capture};
 use crate::ops::resource::{self as writes, Write};
 use crate::ops::tokens::{self, Grant};
 use crate::scim::list::{self, ListParams};
@@ -36,15 +41,84 @@ struct Ctx {
 
 pub(in crate::http) async fn handle(
     state: &State,
-    req: Request<RequestBody>,
+    mut req: Request<RequestBody>,
     prefix: &str,
     request_id: &str,
     tls: bool,
 ) -> Response<Body> {
-    match dispatch(state, req, prefix, request_id, tls).await {
+    let started = std::time::Instant::now();
+    let at = datetime::now();
+    let seen = BodySeen::default();
+    req.extensions_mut().insert(seen.clone());
+    let method = req.method().to_string();
+    let path_and_query = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    let user_agent = user_agent(req.headers());
+    let mut caller = None;
+    let response = match dispatch(state, req, prefix, request_id, tls, &mut caller).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
+    };
+    // Discovery and refused credentials name no tenant: nothing to record them under.
+    let Some((tenant_id, actor)) = caller.filter(|_| state.recorder.enabled()) else {
+        return response;
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Full(full) => match full.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(never) => match never {},
+        },
+        stream @ Body::Stream(_) => return Response::from_parts(parts, stream),
+    };
+    // Only the start of a long answer is kept; copying it lets the rest go with the response.
+    let kept = if bytes.len() > inspector::BODY_LIMIT {
+        Bytes::copy_from_slice(&bytes[..inspector::BODY_LIMIT])
+    } else {
+        bytes.clone()
+    };
+    state.recorder.record(Capture {
+        tenant_id,
+        request_id: request_id.to_string(),
+        at,
+        method,
+        path_and_query,
+        status: parts.status.as_u16(),
+        duration: started.elapsed(),
+        actor,
+        user_agent,
+        request_body: seen.take(),
+        response_body: Some(kept).filter(|b| !b.is_empty()),
+    });
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The request body as `read_json` read it, for the request inspector: the handlers read
+/// the body deep down, and this slot in the request's extensions carries it back up.
+#[derive(Clone, Default)]
+struct BodySeen(Arc<Mutex<Option<Bytes>>>);
+
+impl BodySeen {
+    fn set(&self, body: &Bytes) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(body.clone());
     }
+
+    fn take(&self) -> Option<Bytes> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The User-Agent, as the dashboard and the inspector keep it (200 characters at most).
+fn user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
 }
 
 async fn dispatch(
@@ -53,6 +127,7 @@ async fn dispatch(
     prefix: &str,
     request_id: &str,
     tls: bool,
+    caller: &mut Option<(i64, String)>,
 ) -> Result<Response<Body>, ApiError> {
     let base = base_url(state, &req, prefix, tls);
     let rest = req.uri().path()[prefix.len()..]
@@ -102,19 +177,14 @@ async fn dispatch(
     let grant = authenticate(state, req.headers()).await?;
     super::note_tenant(grant.tenant_id);
     let actor = Actor::new(grant.who.clone(), Some(request_id));
+    *caller = Some((grant.tenant_id, actor.label()));
     let call = Call {
+        request_id: request_id.to_string(),
         at: datetime::now(),
         method: method.to_string(),
         path: req.uri().path().to_string(),
         status: 0,
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .chars()
-            .take(200)
-            .collect(),
+        user_agent: user_agent(req.headers()),
         detail: None,
     };
     let tenant_id = grant.tenant_id;
@@ -413,7 +483,11 @@ fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projec
 async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, ApiError> {
     let declared = super::content_length(&req);
     let (limit, timeout) = (state.config.max_body_bytes, state.config.body_read_timeout);
+    let seen = req.extensions().get::<BodySeen>().cloned();
     let bytes = super::read_body(req.into_body(), declared, limit, timeout).await?;
+    if let Some(seen) = seen {
+        seen.set(&bytes);
+    }
     Ok(super::parse_json(&bytes)?)
 }
 

@@ -1,0 +1,412 @@
+//! The request inspector: each tenant's last SCIM requests, kept so an admin can see what
+//! the IdP actually sent, what scimd answered and what it changed.
+//!
+//! Recording never slows or fails a SCIM request. The SCIM door hands a [`Capture`] (the
+//! bodies as the `Bytes` it already holds, no copy) to [`Recorder::record`], which only
+//! tries a bounded channel: when the channel or its byte budget is full the capture is
+//! dropped and counted ([`Recorder::dropped`]). One background task ([`RecorderTask`])
+//! takes captures in batches, redacts them and detects the client off the request path
+//! ([`prepare`]: `scim::redact`, `scim::idp`), and writes each batch in one relaxed
+//! transaction (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), then
+//! prunes the tenants it touched.
+//!
+//! Retention ([`Retention`], server flags): per tenant, the newest `keep` successes not
+//! older than `days`, and apart from them the newest `keep` failures not older than
+//! `failed_days`, so a flood of successful syncs never pushes out the failure an admin is
+//! looking for. `serve` also prunes every tenant daily, for tenants that went quiet.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::db::requests::{self, Entry};
+use crate::db::{Db, DbError};
+use crate::scim::{datetime, idp, redact};
+
+/// How much of each body is kept, after redaction.
+pub const BODY_LIMIT: usize = 64 * 1024;
+/// Captures waiting for the writer; beyond, new ones are dropped.
+const QUEUE: usize = 1024;
+/// Bytes of bodies waiting for the writer; beyond, new captures are dropped. Request
+/// bodies are held whole until redacted (a password may sit past any cut).
+const QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Most captures written in one transaction.
+const BATCH: usize = 256;
+
+/// How long requests are kept, per tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Newest successes kept, and apart from them newest failures kept; 0 records nothing.
+    pub keep: u32,
+    /// Days a success is kept.
+    pub days: u32,
+    /// Days a failure is kept.
+    pub failed_days: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            keep: 1000,
+            days: 7,
+            failed_days: 30,
+        }
+    }
+}
+
+/// One SCIM request as the door saw it, before redaction.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub tenant_id: i64,
+    pub request_id: String,
+    pub at: String,
+    pub method: String,
+    /// Path and query as received.
+    pub path_and_query: String,
+    pub status: u16,
+    pub duration: Duration,
+    /// [`crate::model::Actor::label`]: the token or OAuth client, never its secret.
+    pub actor: String,
+    pub user_agent: String,
+    /// The whole body as read (the Authorization header is never captured).
+    pub request_body: Option<Bytes>,
+    /// The start of the response body (SCIM never returns a password; it is still
+    /// scrubbed).
+    pub response_body: Option<Bytes>,
+}
+
+impl Capture {
+    fn bytes(&self) -> usize {
+        self.request_body.as_ref().map_or(0, Bytes::len)
+            + self.response_body.as_ref().map_or(0, Bytes::len)
+    }
+}
+
+/// The door's side: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: Option<mpsc::Sender<Capture>>,
+    /// Body bytes in the queue.
+    queued_bytes: Arc<AtomicUsize>,
+    /// Captures dropped since start because the queue was full.
+    dropped: Arc<AtomicU64>,
+}
+
+/// The writer; [`RecorderTask::stop`] writes what is queued and ends it.
+pub struct RecorderTask {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Recorder {
+    /// Starts the writer on the current runtime. With `retention.keep == 0` nothing is
+    /// recorded.
+    pub fn spawn(db: Db, retention: Retention) -> (Recorder, RecorderTask) {
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        if retention.keep == 0 {
+            let off = Recorder {
+                queue: None,
+                queued_bytes,
+                dropped,
+            };
+            return (
+                off,
+                RecorderTask {
+                    stop: None,
+                    task: None,
+                },
+            );
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(write_batches(
+            db,
+            retention,
+            rx,
+            stopped,
+            queued_bytes.clone(),
+        ));
+        let recorder = Recorder {
+            queue: Some(tx),
+            queued_bytes,
+            dropped,
+        };
+        (
+            recorder,
+            RecorderTask {
+                stop: Some(stop),
+                task: Some(task),
+            },
+        )
+    }
+
+    /// Queues `capture` for writing, or drops it (counted) when the queue is full.
+    pub fn record(&self, capture: Capture) {
+        let Some(queue) = &self.queue else { return };
+        let size = capture.bytes();
+        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if before + size > QUEUE_BYTES || queue.try_send(capture).is_err() {
+            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(
+                    dropped = n,
+                    "request inspector queue full: requests not recorded"
+                );
+            }
+        }
+    }
+
+    /// Captures dropped since start because the queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests are recorded at all.
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+}
+
+impl RecorderTask {
+    /// Writes what is queued, then ends the writer.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn write_batches(
+    db: Db,
+    retention: Retention,
+    mut rx: mpsc::Receiver<Capture>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+    queued_bytes: Arc<AtomicUsize>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let open = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, BATCH) => n > 0,
+            _ = &mut stopped => {
+                rx.close();
+                false
+            }
+        };
+        if !open {
+            // Stopping, or every sender is gone: write what is still queued.
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                flush(&db, &retention, &mut batch, &queued_bytes).await;
+            }
+            flush(&db, &retention, &mut batch, &queued_bytes).await;
+            return;
+        }
+        flush(&db, &retention, &mut batch, &queued_bytes).await;
+    }
+}
+
+async fn flush(
+    db: &Db,
+    retention: &Retention,
+    batch: &mut Vec<Capture>,
+    queued_bytes: &AtomicUsize,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let captures = std::mem::take(batch);
+    let size: usize = captures.iter().map(Capture::bytes).sum();
+    // Redaction parses every body: off the runtime's threads.
+    let entries =
+        tokio::task::spawn_blocking(move || captures.into_iter().map(prepare).collect::<Vec<_>>())
+            .await;
+    queued_bytes.fetch_sub(size, Ordering::Relaxed);
+    let entries = match entries {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "request inspector: preparing a batch failed");
+            return;
+        }
+    };
+    if let Err(e) = write(db, retention, entries).await {
+        tracing::warn!(error = %e, "request inspector: writing a batch failed");
+    }
+}
+
+/// Writes one batch and prunes the tenants it touched, in one transaction.
+pub async fn write(db: &Db, retention: &Retention, entries: Vec<Entry>) -> Result<(), DbError> {
+    let retention = *retention;
+    db.write_relaxed(move |tx| {
+        requests::insert(tx, &entries)?;
+        let mut tenants: Vec<i64> = entries.iter().map(|e| e.tenant_id).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        for t in tenants {
+            prune_tenant(tx, t, &retention)?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+fn prune_tenant(conn: &crate::db::Conn, tenant_id: i64, r: &Retention) -> Result<usize, DbError> {
+    let cutoff = |days: u32| datetime::in_days(-i64::from(days));
+    Ok(
+        requests::prune(conn, tenant_id, false, r.keep, &cutoff(r.days))?
+            + requests::prune(conn, tenant_id, true, r.keep, &cutoff(r.failed_days))?,
+    )
+}
+
+/// Prunes every tenant's requests past `retention`: the daily job of `serve`, for tenants
+/// whose IdP went quiet. Returns how many went.
+pub async fn prune_all(db: &Db, retention: Retention) -> Result<usize, DbError> {
+    db.write_relaxed(move |tx| {
+        let mut n = 0;
+        for t in requests::tenants(tx)? {
+            n += prune_tenant(tx, t, &retention)?;
+        }
+        Ok(n)
+    })
+    .await
+}
+
+/// A capture as stored: redacted, its client detected, its bodies cut to [`BODY_LIMIT`],
+/// a failure's SCIM Error read from the response.
+pub fn prepare(c: Capture) -> Entry {
+    let query = c.path_and_query.split_once('?').map_or("", |(_, q)| q);
+    let parsed: Option<Value> = c
+        .request_body
+        .as_ref()
+        .and_then(|b| serde_json::from_slice(b).ok());
+    let detection = idp::detect(&c.user_agent, query, parsed.as_ref());
+    let (request_body, request_truncated) = cut(c.request_body.as_deref().and_then(redact::body));
+    let (response_body, response_truncated) =
+        cut(c.response_body.as_deref().and_then(redact::body));
+    let error: Option<Value> = (c.status >= 400)
+        .then(|| {
+            c.response_body
+                .as_ref()
+                .and_then(|b| serde_json::from_slice(b).ok())
+        })
+        .flatten();
+    let error_text = |k: &str| {
+        error
+            .as_ref()
+            .and_then(|e| e.get(k))
+            .and_then(Value::as_str)
+            .map(|s| s.chars().take(2000).collect::<String>())
+    };
+    Entry {
+        tenant_id: c.tenant_id,
+        resource: resource_of(&c.path_and_query).to_string(),
+        path: redact::path_and_query(&c.path_and_query),
+        request_id: c.request_id,
+        at: c.at,
+        method: c.method,
+        status: c.status,
+        duration_us: c.duration.as_micros().min(u128::from(u64::MAX)) as u64,
+        actor: c.actor,
+        user_agent: c.user_agent,
+        idp: detection.idp,
+        dialect: detection.dialect,
+        evidence: detection.evidence.join("; "),
+        request_body,
+        response_body,
+        request_truncated,
+        response_truncated,
+        error: error_text("detail"),
+        scim_type: error_text("scimType"),
+    }
+}
+
+/// `Users`, `Groups` or `other`, from a SCIM path (`/scim/v2/Users/42?x` → `Users`).
+pub fn resource_of(path_and_query: &str) -> &'static str {
+    let path = path_and_query.split('?').next().unwrap_or("");
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    // After the mount point (`scim`, then `v2` when present).
+    let first = segments.find(|s| !s.eq_ignore_ascii_case("scim") && !s.eq_ignore_ascii_case("v2"));
+    match first {
+        Some(s) if s.eq_ignore_ascii_case("Users") => "Users",
+        Some(s) if s.eq_ignore_ascii_case("Groups") => "Groups",
+        _ => "other",
+    }
+}
+
+/// `s` cut to [`BODY_LIMIT`] bytes at a character boundary, and whether it was cut.
+fn cut(s: Option<String>) -> (Option<String>, bool) {
+    match s {
+        Some(mut s) if s.len() > BODY_LIMIT => {
+            let mut end = BODY_LIMIT;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            (Some(s), true)
+        }
+        other => (other, false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn capture(path: &str, status: u16, body: &str, response: &str) -> Capture {
+        Capture {
+            tenant_id: 1,
+            request_id: "r1".into(),
+            at: datetime::now(),
+            method: "POST".into(),
+            path_and_query: path.into(),
+            status,
+            duration: Duration::from_millis(3),
+            actor: "token:1".into(),
+            user_agent: "Okta SCIM Client 1.0.0".into(),
+            request_body: Some(Bytes::from(body.to_string())),
+            response_body: Some(Bytes::from(response.to_string())),
+        }
+    }
+
+    #[test]
+    fn prepares_a_redacted_entry_with_its_error() {
+        let body = format!(
+            "{{\"userName\":\"a\",\"password\":\"hunter2\",\"pad\":\"{}\"}}",
+            "x".repeat(BODY_LIMIT)
+        );
+        let e = prepare(capture(
+            "/scim/v2/Users?access_token=abc",
+            409,
+            &body,
+            r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"409","scimType":"uniqueness","detail":"taken"}"#,
+        ));
+        assert_eq!(e.resource, "Users");
+        assert_eq!(e.path, "/scim/v2/Users?access_token=[redacted]");
+        let stored = e.request_body.as_deref().unwrap();
+        assert!(!stored.contains("hunter2") && stored.contains("[redacted]"));
+        assert!(e.request_truncated && stored.len() <= BODY_LIMIT);
+        assert_eq!(
+            (e.error.as_deref(), e.scim_type.as_deref()),
+            (Some("taken"), Some("uniqueness"))
+        );
+        assert_eq!(e.idp, idp::Idp::Okta);
+        assert_eq!(e.duration_us, 3000);
+    }
+
+    #[test]
+    fn resources_of_paths() {
+        assert_eq!(resource_of("/scim/v2/Users/42?x=1"), "Users");
+        assert_eq!(resource_of("/scim/groups"), "Groups");
+        assert_eq!(resource_of("/scim/v2/.search"), "other");
+        assert_eq!(resource_of("/scim/v2"), "other");
+    }
+}

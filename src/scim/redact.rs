@@ -1,0 +1,288 @@
+//! Redaction of what the request inspector keeps: passwords and secrets never reach the
+//! database, whatever shape the IdP sent them in.
+//!
+//! A JSON body is redacted structurally ([`json`]): any member whose name is a secret's
+//! (`password`, `client_secret`, tokens…, also URN-qualified or dotted, in any case), and
+//! the `value` of any PATCH operation whose `path` names one (`"path":"password"`,
+//! `"path":"urn:…:User:password"`). A body that is not JSON (the IdP sent something
+//! malformed, which is exactly when an admin looks) is scrubbed textually ([`text`]): the
+//! value after every quoted secret name and a colon or equals sign. A URL's query loses
+//! the values of secret parameters (`access_token=` is allowed by RFC 6750 §2.3).
+//! The Authorization header is never passed in at all.
+
+use serde_json::Value;
+
+/// What a secret's value is replaced with.
+pub const REDACTED: &str = "[redacted]";
+
+/// Attribute and parameter names whose values are secret, lowercase.
+const SECRET_NAMES: &[&str] = &[
+    "password",
+    "client_secret",
+    "secret",
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "authorization",
+    "api_key",
+    "apikey",
+    "code_verifier",
+];
+
+/// Whether the attribute or parameter `name` holds a secret: its last component (after a
+/// URN's `:` or a dotted path's `.`, before a value filter `[…]`) is one of
+/// [`SECRET_NAMES`], in any case.
+pub fn is_secret_name(name: &str) -> bool {
+    let name = name.split('[').next().unwrap_or(name);
+    let last = name.rsplit([':', '.']).next().unwrap_or(name).trim();
+    SECRET_NAMES.iter().any(|s| last.eq_ignore_ascii_case(s))
+}
+
+/// Redacts `value` in place; returns whether anything was redacted.
+pub fn json(value: &mut Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            let mut changed = false;
+            // A PATCH operation (or anything shaped like one) whose path names a secret:
+            // its value is the secret, whatever its type.
+            let secret_path = map.iter().any(|(k, v)| {
+                k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(is_secret_name)
+            });
+            for (k, v) in map.iter_mut() {
+                let secret = is_secret_name(k) || (secret_path && k.eq_ignore_ascii_case("value"));
+                if secret {
+                    if *v != Value::String(REDACTED.into()) {
+                        *v = Value::String(REDACTED.into());
+                    }
+                    changed = true;
+                } else {
+                    changed |= json(v);
+                }
+            }
+            changed
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |c, v| json(v) | c),
+        _ => false,
+    }
+}
+
+/// A body as the inspector keeps it: JSON redacted structurally (the original bytes kept
+/// when nothing needed redacting, so the admin sees exactly what arrived), anything else
+/// scrubbed as text. `None` for an empty body.
+pub fn body(bytes: &[u8]) -> Option<String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {
+        if json(&mut value) {
+            return Some(value.to_string());
+        }
+        return Some(String::from_utf8_lossy(bytes).into_owned());
+    }
+    Some(text(&String::from_utf8_lossy(bytes)))
+}
+
+/// Scrubs text that may hold secrets but is not JSON: after every secret name in quotes
+/// (`"password"`, `'client_secret'`) or bare before `=` (`password=…`) and followed by
+/// `:` or `=`, the value up to the next `,`, `}`, `&`, newline or closing quote is
+/// replaced.
+pub fn text(s: &str) -> String {
+    let lower = s.to_ascii_lowercase();
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some((name_end, quoted)) = secret_name_at(&lower, i) else {
+            i += 1;
+            continue;
+        };
+        // After the name: optional closing quote, spaces, then ':' or '='.
+        let mut j = name_end;
+        if quoted {
+            j += 1;
+        }
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        if j >= bytes.len() || !(bytes[j] == b':' || bytes[j] == b'=') {
+            i = name_end;
+            continue;
+        }
+        j += 1;
+        while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+            j += 1;
+        }
+        let (start, end) = value_span(bytes, j);
+        out.push_str(&s[copied..start]);
+        out.push_str(REDACTED);
+        copied = end;
+        i = end.max(i + 1);
+    }
+    out.push_str(&s[copied..]);
+    out
+}
+
+/// If a secret name starts at `i` (as a whole word, possibly opening with a quote), where
+/// it ends and whether it was quoted.
+fn secret_name_at(lower: &str, i: usize) -> Option<(usize, bool)> {
+    let bytes = lower.as_bytes();
+    let quoted = matches!(bytes[i], b'"' | b'\'');
+    let start = if quoted { i + 1 } else { i };
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if !quoted && i > 0 && (word(bytes[i - 1]) || bytes[i - 1] == b'"') {
+        return None;
+    }
+    SECRET_NAMES.iter().find_map(|name| {
+        let end = start + name.len();
+        let hit = lower.get(start..end) == Some(name)
+            && bytes.get(end).is_none_or(|&b| !word(b))
+            && (!quoted || bytes.get(end) == Some(&bytes[i]));
+        hit.then_some((end, quoted))
+    })
+}
+
+/// The span of the value starting at `j`: a quoted string (to its closing quote, escapes
+/// honoured), else everything up to a delimiter.
+fn value_span(bytes: &[u8], j: usize) -> (usize, usize) {
+    if j < bytes.len() && matches!(bytes[j], b'"' | b'\'') {
+        let quote = bytes[j];
+        let mut k = j + 1;
+        while k < bytes.len() {
+            match bytes[k] {
+                b'\\' => k += 2,
+                b if b == quote => return (j, k + 1),
+                _ => k += 1,
+            }
+        }
+        return (j, bytes.len());
+    }
+    let mut k = j;
+    while k < bytes.len() && !matches!(bytes[k], b',' | b'}' | b']' | b'&' | b'\n' | b'\r' | b' ') {
+        k += 1;
+    }
+    (j, k)
+}
+
+/// A path and query with the values of secret query parameters replaced.
+pub fn path_and_query(pq: &str) -> String {
+    let Some((path, query)) = pq.split_once('?') else {
+        return pq.to_string();
+    };
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if is_secret_name(&decode(k)) => format!("{k}={REDACTED}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", parts.join("&"))
+}
+
+fn decode(s: &str) -> String {
+    form_urlencoded::parse(s.as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &str = "1mz050nq";
+
+    fn redacted(v: Value) -> String {
+        let out = body(v.to_string().as_bytes()).unwrap();
+        assert!(!out.contains(SECRET), "{out}");
+        out
+    }
+
+    #[test]
+    fn okta_create_loses_its_password_and_keeps_the_rest() {
+        let out = redacted(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "test.user@okta.local",
+            "groups": [], "password": SECRET, "active": true
+        }));
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["password"], REDACTED);
+        assert_eq!(v["userName"], "test.user@okta.local");
+        assert_eq!(v["groups"], json!([]));
+    }
+
+    #[test]
+    fn passwords_anywhere_in_any_spelling() {
+        redacted(json!({"Password": SECRET}));
+        redacted(json!({"urn:ietf:params:scim:schemas:core:2.0:User:password": SECRET}));
+        redacted(json!({"nested": [{"deep": {"PASSWORD": SECRET}}]}));
+        redacted(json!({"client_secret": SECRET, "refresh_token": SECRET}));
+        redacted(json!({"password": {"value": SECRET}}));
+    }
+
+    #[test]
+    fn patch_operations_on_the_password() {
+        for path in [
+            "password",
+            "Password",
+            "urn:ietf:params:scim:schemas:core:2.0:User:password",
+        ] {
+            let out = redacted(json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "Replace", "path": path, "value": SECRET}]
+            }));
+            assert!(out.contains(path), "the path stays: {out}");
+        }
+        // Entra's capitalised keys, and a value object carrying the password.
+        redacted(json!({"Operations": [{"Op": "replace", "Path": "password", "Value": [SECRET]}]}));
+        redacted(
+            json!({"Operations": [{"op": "replace", "value": {"password": SECRET, "active": true}}]}),
+        );
+        // Other operations keep their values.
+        let out = redacted(
+            json!({"Operations": [{"op": "Replace", "path": "active", "value": "False"}]}),
+        );
+        assert!(out.contains("\"False\""), "{out}");
+    }
+
+    #[test]
+    fn bodies_without_secrets_are_kept_byte_for_byte() {
+        let raw = b"{ \"userName\" : \"a\",\n  \"active\": true }";
+        assert_eq!(body(raw).unwrap().as_bytes(), raw);
+        assert_eq!(body(b"  \n"), None);
+    }
+
+    #[test]
+    fn malformed_bodies_are_scrubbed_as_text() {
+        for raw in [
+            format!("{{\"userName\":\"a\",\"password\":\"{SECRET}\",,}}"),
+            format!("{{\"password\": \"{SECRET}\"  "),
+            format!("{{'password': '{SECRET}'}}"),
+            format!("password={SECRET}&user=a"),
+            format!("{{\"userName\":\"a\", \"PASSWORD\" :{SECRET}}}"),
+            format!("{{\"client_secret\":\"{SECRET}\\\"more\"}}"),
+        ] {
+            let out = body(raw.as_bytes()).unwrap();
+            assert!(!out.contains(SECRET), "{raw} → {out}");
+            assert!(out.contains(REDACTED), "{raw} → {out}");
+        }
+        // Names that merely contain a secret's name are left alone.
+        assert_eq!(text("{\"passwordHint\":\"x\""), "{\"passwordHint\":\"x\"");
+        assert_eq!(text("{\"userName\":\"token\"}"), "{\"userName\":\"token\"}");
+    }
+
+    #[test]
+    fn secret_query_parameters() {
+        assert_eq!(
+            path_and_query("/scim/v2/Users?access_token=abc&filter=userName%20eq%20%22x%22"),
+            format!("/scim/v2/Users?access_token={REDACTED}&filter=userName%20eq%20%22x%22")
+        );
+        assert_eq!(
+            path_and_query("/scim/v2/Users?aadOptscim062020"),
+            "/scim/v2/Users?aadOptscim062020"
+        );
+        assert_eq!(path_and_query("/scim/v2/Users"), "/scim/v2/Users");
+    }
+}
