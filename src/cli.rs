@@ -217,8 +217,21 @@ pub fn run(cli: Cli) -> ExitCode {
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
 fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
-    Db::open(&args.path, Durability::Full)
-        .map_err(|e| format!("cannot open database {}: {e}", args.path.display()).into())
+    let db = Db::open(&args.path, Durability::Full)
+        .map_err(|e| format!("cannot open database {}: {e}", args.path.display()))?;
+    adopt_owner(&args.path)?;
+    Ok(db)
+}
+
+/// Keeps a root shell from leaving root-owned files the packaged service cannot write.
+fn adopt_owner(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    db::adopt_owner(path).map_err(|e| {
+        format!(
+            "cannot hand {} to its directory's owner: {e}",
+            path.display()
+        )
+        .into()
+    })
 }
 
 fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
@@ -479,6 +492,7 @@ fn backup(db: &Db, file: &std::path::Path) -> CliResult {
 
 fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
     let pages = db::restore(file, db).map_err(|e| format!("restore refused: {e}"))?;
+    adopt_owner(db)?;
     println!(
         "restored {} from {} ({pages} pages); `scimd check` confirms it",
         db.display(),

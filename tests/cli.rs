@@ -919,3 +919,52 @@ fn every_acknowledged_write_survives_kill_9_at_random_moments() {
         all.memberships.len()
     );
 }
+
+/// A packaged install runs the service as a dynamic user owning /var/lib/scimd; an admin's
+/// root shell running `scimd token create` there must not leave root-owned files the
+/// service then cannot write.
+#[test]
+fn a_root_shell_leaves_the_database_to_the_owner_of_its_directory() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        eprintln!("skipped: needs root to act as the service's user");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+    let db = state.join("scimd.db");
+    let db = db.to_str().unwrap();
+    let (ok, _, err) = run(dir.path(), &["--db", db, "token", "create"]);
+    assert!(ok, "{err}");
+    for f in std::fs::read_dir(&state).unwrap() {
+        let f = f.unwrap();
+        assert_eq!(
+            f.metadata().unwrap().uid(),
+            65534,
+            "{:?} is the service's",
+            f.path()
+        );
+    }
+    // The service's user can read and write it.
+    let as_service = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_scimd"))
+            .args(["--db", db])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = as_service(&["token", "create", "--name", "service"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = as_service(&["token", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("service"));
+}

@@ -328,6 +328,33 @@ pub fn check(conn: &Connection) -> Result<Vec<String>, DbError> {
     Ok(problems)
 }
 
+/// Run as root on a database whose directory belongs to another user (the packaged
+/// service's `DynamicUser` state directory), hands the files root created there (the
+/// database, its `-wal` and `-shm`) to that user, so the service can still open them.
+/// Anywhere else it does nothing.
+pub fn adopt_owner(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user.
+    if std::fs::metadata("/proc/self")?.uid() != 0 {
+        return Ok(());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let owner = std::fs::metadata(dir)?;
+    if owner.uid() == 0 {
+        return Ok(());
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if std::fs::metadata(&file).is_ok_and(|m| m.uid() == 0) {
+            std::os::unix::fs::chown(&file, Some(owner.uid()), Some(owner.gid()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Held by `scimd serve` for as long as it runs (shared: an advisory `flock` on the
 /// database file, which SQLite's own locks ignore), so that `restore` can tell a server
 /// holds the database.
