@@ -773,6 +773,32 @@ async fn codes_are_single_use_and_bound_to_client_redirect_and_pkce() {
     );
     assert_oauth_error(&refresh(refresh2).await, 400, "invalid_grant");
 
+    // A refresh retried after a lost answer (nothing it issued was used) works once more,
+    // within a minute; the lost tokens are revoked, and a third try revokes the family.
+    let code = approve(&s, &cookie, &okta.0, redirect).await;
+    let r = exchange(&s, &okta, &code, redirect).await;
+    let spent = r.json["refresh_token"].as_str().unwrap().to_string();
+    let lost = refresh(spent.clone()).await;
+    assert_eq!(lost.status, 200, "{}", lost.text);
+    let lost_access = lost.json["access_token"].as_str().unwrap().to_string();
+    let lost_refresh = lost.json["refresh_token"].as_str().unwrap().to_string();
+    let retried = refresh(spent.clone()).await;
+    assert_eq!(retried.status, 200, "{}", retried.text);
+    let access3 = retried.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &access3).await, 200);
+    assert_eq!(
+        scim_status(&s, &lost_access).await,
+        401,
+        "the lost tokens are revoked"
+    );
+    assert_oauth_error(&refresh(lost_refresh).await, 400, "invalid_grant");
+    assert_oauth_error(&refresh(spent).await, 400, "invalid_grant");
+    assert_eq!(
+        scim_status(&s, &access3).await,
+        401,
+        "a third try revokes the family"
+    );
+
     // A refresh token is bound to its client, and the scope cannot grow.
     let code = approve(&s, &cookie, &okta.0, redirect).await;
     let r = exchange(&s, &okta, &code, redirect).await;
@@ -841,14 +867,14 @@ async fn codes_are_single_use_and_bound_to_client_redirect_and_pkce() {
     use db::audit::{Action, Outcome};
     assert_eq!(
         count(Action::OAuthAuthorizationApproved, Outcome::Success),
-        8
+        9
     );
-    assert_eq!(count(Action::OAuthTokenIssued, Outcome::Success), 3);
-    assert_eq!(count(Action::OAuthTokenRefreshed, Outcome::Success), 2);
+    assert_eq!(count(Action::OAuthTokenIssued, Outcome::Success), 4);
+    assert_eq!(count(Action::OAuthTokenRefreshed, Outcome::Success), 4);
     assert_eq!(
         count(Action::OAuthGrantRevoked, Outcome::Failure),
-        2,
-        "code reuse and refresh reuse"
+        3,
+        "code reuse, refresh reuse, and reuse past the grace"
     );
     assert!(count(Action::OAuthTokenRefused, Outcome::Failure) >= 10);
     let approved = log
@@ -1112,6 +1138,29 @@ async fn the_token_endpoint_answers_rfc_6749_errors() {
     // Other clients are unaffected.
     let r = token(&s, &cc, &[("grant_type", "client_credentials")]).await;
     assert_eq!(r.status, 200, "{}", r.text);
+    // So is the same client calling from another address: knowing a client id is not
+    // enough to lock the IdP out.
+    let answer = token_from(&s, "127.0.0.2", &victim, "grant_type=client_credentials").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// A token request with HTTP Basic sent from local address `from` (any of 127.0.0.0/8).
+async fn token_from(s: &TestServer, from: &str, client: &(String, String), body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(s.addr).await.unwrap();
+    let request = format!(
+        "POST /oauth/token HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n\
+         Authorization: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        basic(&client.0, &client.1),
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }
 
 /// A SCIM write made with an OAuth access token is audited as the OAuth client that holds

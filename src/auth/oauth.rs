@@ -20,6 +20,10 @@ pub const ACCESS_TOKEN_SECS: i64 = 3600;
 /// How long a refresh token lives. Every refresh issues a new one, so an IdP that keeps
 /// provisioning never sees it expire; a connection idle for longer must be re-approved.
 pub const REFRESH_TOKEN_DAYS: i64 = 90;
+/// A spent refresh token presented again this soon after its rotation, when nothing the
+/// rotation issued has been used yet, is a client retrying after a lost answer: it works
+/// once more (the lost tokens are revoked) instead of revoking the grant.
+pub const REFRESH_RETRY_GRACE_SECS: i64 = 60;
 /// How long an authorization code may wait for its exchange.
 pub const CODE_SECS: i64 = 300;
 

@@ -412,6 +412,40 @@ pub fn use_refresh_token(conn: &Connection, id: i64) -> Result<bool, DbError> {
     Ok(n == 1)
 }
 
+/// The live tokens issued in `grant_id` after token `spent_id`, if none of them has been
+/// used yet (a client that lost the answer of a refresh never used what it carried).
+pub fn unused_successors(
+    conn: &Connection,
+    grant_id: i64,
+    spent_id: i64,
+) -> Result<Option<Vec<i64>>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, last_used_at IS NOT NULL OR used_at IS NOT NULL FROM oauth_tokens
+         WHERE grant_id = ?1 AND id > ?2 AND revoked_at IS NULL",
+    )?;
+    let rows = stmt
+        .query_map(params![grant_id, spent_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, bool>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.iter().any(|(_, used)| *used) {
+        return Ok(None);
+    }
+    Ok(Some(rows.into_iter().map(|(id, _)| id).collect()))
+}
+
+/// Revokes the tokens `ids` (not their grant).
+pub fn revoke_tokens(conn: &Connection, ids: &[i64]) -> Result<(), DbError> {
+    let now = datetime::now();
+    let mut stmt = conn.prepare_cached(
+        "UPDATE oauth_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, now])?;
+    }
+    Ok(())
+}
+
 /// Revokes a grant and every token of it.
 pub fn revoke_grant(conn: &Connection, grant_id: i64) -> Result<(), DbError> {
     let now = datetime::now();

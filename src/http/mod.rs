@@ -368,7 +368,7 @@ impl App {
             Route::Scim(prefix) => {
                 scim::handle(&self.state, req, prefix, request_id, conn.tls).await
             }
-            Route::OAuth => oauth::handle(&self.state, req, request_id, conn.tls).await,
+            Route::OAuth => oauth::handle(&self.state, req, request_id, &conn).await,
             Route::Api => api::handle(&self.state, req).await,
             Route::Workos => workos::handle(&self.state, req).await,
             Route::Static => {

@@ -37,15 +37,17 @@ pub(super) async fn handle(
     state: &State,
     req: Request<RequestBody>,
     request_id: &str,
-    tls: bool,
+    conn: &super::Conn,
 ) -> Response<Body> {
+    let tls = conn.tls;
+    let address = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {
         (METADATA_PATH, m) if super::is_get(&m) => metadata(state, req.headers(), tls),
         (METADATA_PATH, _) => method_not_allowed("GET"),
-        (TOKEN_PATH, Method::POST) => token(state, req, request_id).await,
-        (REVOKE_PATH, Method::POST) => revoke(state, req, request_id).await,
+        (TOKEN_PATH, Method::POST) => token(state, req, request_id, address).await,
+        (REVOKE_PATH, Method::POST) => revoke(state, req, request_id, address).await,
         _ => method_not_allowed("POST"),
     }
 }
@@ -255,7 +257,12 @@ fn issued_json(issued: &Issued) -> Value {
     body
 }
 
-async fn token(state: &State, req: Request<RequestBody>, request_id: &str) -> Response<Body> {
+async fn token(
+    state: &State,
+    req: Request<RequestBody>,
+    request_id: &str,
+    address: String,
+) -> Response<Body> {
     let outcome = match read_form(state, req).await {
         Ok((headers, query_scope, params)) => {
             let request = TokenRequest {
@@ -266,6 +273,7 @@ async fn token(state: &State, req: Request<RequestBody>, request_id: &str) -> Re
                 code_verifier: params.take("code_verifier"),
                 refresh_token: params.take("refresh_token"),
                 scope: params.take("scope").or(query_scope),
+                address,
             };
             ops::oauth::token(&state.db, request_id, request).await
         }
@@ -283,12 +291,18 @@ async fn token(state: &State, req: Request<RequestBody>, request_id: &str) -> Re
 
 // --- Revocation (RFC 7009) ------------------------------------------------------------------
 
-async fn revoke(state: &State, req: Request<RequestBody>, request_id: &str) -> Response<Body> {
+async fn revoke(
+    state: &State,
+    req: Request<RequestBody>,
+    request_id: &str,
+    address: String,
+) -> Response<Body> {
     let outcome = match read_form(state, req).await {
         Ok((headers, _, params)) => {
             let request = RevocationRequest {
                 client: presented_client(&headers, &params),
                 token: params.take("token"),
+                address,
             };
             ops::oauth::revoke(&state.db, request_id, request).await
         }

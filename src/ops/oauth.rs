@@ -352,6 +352,7 @@ pub async fn unreadable(db: &Db, request_id: &str, action: Action, refusal: &Ref
         client_id: None,
         tenant_id: None,
         request_id: request_id.to_string(),
+        address: String::new(),
     };
     let failure = Failure::Refused(refusal.clone());
     caller.refused(db, action, &failure, None).await;
@@ -383,6 +384,16 @@ struct Caller {
     client_id: Option<String>,
     tenant_id: Option<i64>,
     request_id: String,
+    /// The client's network address: failed authentications are counted per client and
+    /// address.
+    address: String,
+}
+
+impl Caller {
+    /// The throttle of this caller's client authentications.
+    fn throttle(&self, client_id: &str) -> Key {
+        Key::client(client_id, &self.address)
+    }
 }
 
 impl Caller {
@@ -428,7 +439,7 @@ async fn authenticate_client(
     caller: &mut Caller,
 ) -> Result<Client, Failure> {
     caller.client_id = Some(id.to_string());
-    let key = Key::client(id);
+    let key = caller.throttle(id);
     let (locked, found) = {
         let (key, id) = (key.clone(), id.to_string());
         db.read(move |c| {
@@ -497,6 +508,8 @@ pub struct TokenRequest {
     pub code_verifier: Option<String>,
     pub refresh_token: Option<String>,
     pub scope: Option<String>,
+    /// The client's network address (failed authentications are counted per address).
+    pub address: String,
 }
 
 /// Tokens issued by one successful token request.
@@ -513,6 +526,7 @@ pub async fn token(db: &Db, request_id: &str, req: TokenRequest) -> Result<Issue
         client_id: None,
         tenant_id: None,
         request_id: request_id.to_string(),
+        address: req.address.clone(),
     };
     let grant_type = req.grant_type.clone();
     let outcome = token_inner(db, &mut caller, req).await;
@@ -535,6 +549,7 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
     })?;
     let (id, secret) = req.client?;
     let client = authenticate_client(db, &id, secret, caller).await?;
+    let key = caller.throttle(&id);
     if !client.allows(grant) {
         return Err(Refusal::new(
             ErrorCode::UnauthorizedClient,
@@ -550,14 +565,16 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
             let code = req.code.ok_or_else(|| required("code"))?;
             let event = caller.entry(Action::OAuthTokenIssued);
             let (redirect_uri, verifier) = (req.redirect_uri, req.code_verifier);
-            db.write(move |tx| exchange_code(tx, &client, &code, redirect_uri, verifier, event))
-                .await?
+            db.write(move |tx| {
+                exchange_code(tx, &client, &key, &code, redirect_uri, verifier, event)
+            })
+            .await?
         }
         GrantType::RefreshToken => {
             let refresh = req.refresh_token.ok_or_else(|| required("refresh_token"))?;
             let event = caller.entry(Action::OAuthTokenRefreshed);
             let scope = req.scope;
-            db.write(move |tx| refresh_grant(tx, &client, &refresh, scope, event))
+            db.write(move |tx| refresh_grant(tx, &client, &key, &refresh, scope, event))
                 .await?
         }
         GrantType::ClientCredentials => {
@@ -573,7 +590,7 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
                     None,
                 )?;
                 let grant_type = GrantType::ClientCredentials;
-                issue(tx, &client, grant, &scope, false, grant_type, event).map(Ok)
+                issue(tx, &key, grant, &scope, false, grant_type, event).map(Ok)
             })
             .await?
         }
@@ -585,7 +602,7 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
 /// the client's failure count and records the grant.
 fn issue(
     tx: &Conn,
-    client: &Client,
+    throttle_key: &Key,
     grant: i64,
     scope: &str,
     with_refresh: bool,
@@ -606,7 +623,7 @@ fn issue(
     } else {
         None
     };
-    throttle::clear(tx, &Key::client(&client.client_id))?;
+    throttle::clear(tx, throttle_key)?;
     let event = event.with_detail(json!({
         "grantType": grant_type.as_str(),
         "grant": grant,
@@ -638,6 +655,7 @@ fn revoke_reused(tx: &Conn, grant: i64, reason: &str, event: &Entry) -> Result<(
 fn exchange_code(
     tx: &Conn,
     client: &Client,
+    key: &Key,
     code: &str,
     redirect_uri: Option<String>,
     verifier: Option<String>,
@@ -701,7 +719,7 @@ fn exchange_code(
     )?;
     crate::db::oauth::use_code(tx, &hash, Some(grant))?;
     let grant_type = GrantType::AuthorizationCode;
-    issue(tx, client, grant, &stored.scope, true, grant_type, event).map(Ok)
+    issue(tx, key, grant, &stored.scope, true, grant_type, event).map(Ok)
 }
 
 /// The refresh-token grant (RFC 6749 §6) with rotation: each refresh token works once;
@@ -709,6 +727,7 @@ fn exchange_code(
 fn refresh_grant(
     tx: &Conn,
     client: &Client,
+    key: &Key,
     refresh: &str,
     scope: Option<String>,
     event: Entry,
@@ -734,7 +753,31 @@ fn refresh_grant(
         }
     }
     let now = datetime::now();
-    if token.used_at.is_some() && token.revoked_at.is_none() && !token.grant_revoked {
+    if let (Some(used_at), None, false) = (&token.used_at, &token.revoked_at, token.grant_revoked) {
+        // A retry after a lost answer: once, soon after, and only if nothing issued by the
+        // rotation was used. The spent token is revoked, so a third try revokes the grant.
+        let grace = datetime::format(
+            OffsetDateTime::now_utc() - time::Duration::seconds(oauth::REFRESH_RETRY_GRACE_SECS),
+        );
+        if *used_at >= grace
+            && let Some(lost) = crate::db::oauth::unused_successors(tx, token.grant_id, token.id)?
+        {
+            crate::db::oauth::revoke_tokens(tx, &lost)?;
+            crate::db::oauth::revoke_tokens(tx, &[token.id])?;
+            let grant_type = GrantType::RefreshToken;
+            return issue(
+                tx,
+                key,
+                token.grant_id,
+                &token.scope,
+                true,
+                grant_type,
+                event,
+            )
+            .map(Ok);
+        }
+    }
+    if token.used_at.is_some() && !token.grant_revoked {
         revoke_reused(tx, token.grant_id, "refresh token reused", &event)?;
         return Ok(Err(Refusal::grant(
             "the refresh token was already used; every token of this grant is revoked",
@@ -751,7 +794,7 @@ fn refresh_grant(
     let grant_type = GrantType::RefreshToken;
     issue(
         tx,
-        client,
+        key,
         token.grant_id,
         &token.scope,
         true,
@@ -768,6 +811,8 @@ fn refresh_grant(
 pub struct RevocationRequest {
     pub client: Presented,
     pub token: Option<String>,
+    /// The client's network address.
+    pub address: String,
 }
 
 /// The revocation endpoint: a client revokes one of its own tokens (a refresh token with
@@ -777,6 +822,7 @@ pub async fn revoke(db: &Db, request_id: &str, req: RevocationRequest) -> Result
         client_id: None,
         tenant_id: None,
         request_id: request_id.to_string(),
+        address: req.address.clone(),
     };
     let outcome = revoke_inner(db, &mut caller, req).await;
     if let Err(f) = &outcome {

@@ -1,5 +1,5 @@
 //! Throttling of failed credentials: admin logins (per username and per client address)
-//! and OAuth client authentication (per client). One rule for all: `limit` failures of a
+//! and OAuth client authentication (per client and address). One rule for all: `limit` failures of a
 //! key within [`WINDOW_MINUTES`] lock it for [`LOCK_MINUTES`]; a success clears it.
 
 use time::{Duration, OffsetDateTime};
@@ -15,7 +15,7 @@ pub const LOCK_MINUTES: i64 = 15;
 /// What is counted, and how many failures it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
-    /// `user:<name>`, `ip:<address>`, `client:<client_id>`.
+    /// `user:<name>`, `ip:<address>`, `client:<client_id>@<address>`.
     pub key: String,
     pub limit: i64,
 }
@@ -38,10 +38,12 @@ impl Key {
         }
     }
 
-    /// Failed authentications tolerated per OAuth client.
-    pub fn client(client_id: &str) -> Key {
+    /// Failed authentications tolerated per OAuth client and client address: a client id is
+    /// no secret, so failures from one address never lock the client out for the IdP
+    /// calling from another.
+    pub fn client(client_id: &str, address: &str) -> Key {
         Key {
-            key: format!("client:{client_id}"),
+            key: format!("client:{client_id}@{address}"),
             limit: 10,
         }
     }
