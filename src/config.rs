@@ -54,6 +54,14 @@ pub struct ServeArgs {
     #[arg(long, env = "SCIMD_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Open connections at most; beyond, a new connection is answered 503 and closed.
+    #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
+    pub max_connections: usize,
+
+    /// Requests being answered at once at most; beyond, 503 with Retry-After.
+    #[arg(long, env = "SCIMD_MAX_REQUESTS", default_value_t = DEFAULT_MAX_REQUESTS)]
+    pub max_requests: usize,
+
     /// Log lines as human-readable `text` (default) or one JSON object per line (`json`),
     /// on standard error. `SCIMD_LOG` (tracing directives) overrides --log-level.
     #[arg(long, env = "SCIMD_LOG_FORMAT", value_enum, default_value = "text")]
@@ -127,7 +135,18 @@ pub struct HttpConfig {
     pub body_read_timeout: Duration,
     /// What the request inspector keeps of each tenant's SCIM requests.
     pub inspector: Retention,
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests being answered at most; one more is answered 503 with `Retry-After`.
+    pub max_requests: usize,
 }
+
+/// Open connections a small VM serves at once unless told otherwise (each costs a task
+/// and a socket; an IdP uses a handful).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Requests answered at once unless told otherwise (each may hold a database connection
+/// or a long poll).
+pub const DEFAULT_MAX_REQUESTS: usize = 256;
 
 /// [`HttpConfig::body_read_timeout`] unless a test says otherwise: a megabyte in 30 s is
 /// 35 kB/s, slower than any IdP or browser an admin would use.
@@ -140,6 +159,8 @@ impl From<&ServeArgs> for HttpConfig {
             max_body_bytes: a.max_body_bytes,
             body_read_timeout: BODY_READ_TIMEOUT,
             inspector: a.inspector(),
+            max_connections: a.max_connections,
+            max_requests: a.max_requests,
         }
     }
 }
@@ -151,6 +172,8 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             body_read_timeout: BODY_READ_TIMEOUT,
             inspector: Retention::default(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_requests: DEFAULT_MAX_REQUESTS,
         }
     }
 }

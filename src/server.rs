@@ -70,10 +70,19 @@ async fn serve(
     // Each connection holds a sender; when all are dropped, `recv` returns `None`.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
+    // One permit per open connection; past the cap a connection is told so and closed.
+    let slots = Arc::new(tokio::sync::Semaphore::new(app.max_connections()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "too many open connections");
+                        if tls.is_none() {
+                            tokio::spawn(refuse(stream));
+                        }
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let app = app.clone();
                     let stop = stop_rx.clone();
@@ -91,6 +100,7 @@ async fn serve(
                             }
                         }
                         drop(done);
+                        drop(slot);
                     });
                 }
                 Err(e) => {
@@ -112,6 +122,19 @@ async fn serve(
     {
         tracing::warn!("drain timed out; closing remaining connections");
     }
+}
+
+/// Answers a connection past the cap with a 503 and closes it (plain HTTP only: a TLS
+/// client would not read plain text, so it is just closed).
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"the server has as many connections open as it may; retry shortly"}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/scim+json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
 /// Completes on SIGTERM or SIGINT (Ctrl-C).

@@ -226,6 +226,8 @@ struct State {
     recorder: Recorder,
     /// The recorder's writer, until [`App::recording`] takes it to stop it at shutdown.
     recording: std::sync::Mutex<Option<RecorderTask>>,
+    /// One permit per request being answered ([`HttpConfig::max_requests`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl App {
@@ -240,14 +242,20 @@ impl App {
         App {
             state: Arc::new(State {
                 db,
-                config,
                 activity: Default::default(),
                 next_request_id: AtomicU64::new(boot),
                 pending_imports: Default::default(),
                 recorder,
                 recording: std::sync::Mutex::new(Some(recording)),
+                in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
+                config,
             }),
         }
+    }
+
+    /// How many connections the accept loop may keep open.
+    pub fn max_connections(&self) -> usize {
+        self.state.config.max_connections.max(1)
     }
 
     /// The request inspector's writer, once: stop it after the server has drained so the
@@ -321,6 +329,24 @@ impl App {
         let finished = body.finished.clone();
         let started = std::time::Instant::now();
         let route = Route::of(&path).as_str();
+        // Past the cap, an answer that costs nothing (health checks always get through).
+        let _permit = match self.state.in_flight.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) if route == "health" => None,
+            Err(_) => {
+                tracing::warn!(request_id = %id, route, "too many requests in flight");
+                let mut r = unavailable(error_response(&ScimError::new(
+                    503,
+                    None,
+                    "the server is answering as many requests as it may; retry shortly",
+                )));
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+        };
         let (mut response, tenant) = LOG_TENANT
             .scope(std::cell::Cell::new(None), async {
                 let response = self
