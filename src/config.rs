@@ -77,6 +77,23 @@ pub struct ServeArgs {
         value_parser = parse_schedule
     )]
     pub webhook_retry_schedule: RetrySchedule,
+
+    /// `on` (default): serve Prometheus metrics at GET /metrics, without a token. `off`:
+    /// no /metrics anywhere.
+    #[arg(long, env = "SCIMD_METRICS", value_enum, default_value = "on")]
+    pub metrics: MetricsSwitch,
+
+    /// Serve /metrics on this address (plain HTTP) instead of --listen, whose /metrics
+    /// then answers 404: keeps the counts off the port IdPs and browsers reach.
+    #[arg(long, env = "SCIMD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Whether scimd serves Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsSwitch {
+    On,
+    Off,
 }
 
 /// The default webhook retry schedule: about 27 hours in all.
@@ -100,6 +117,8 @@ pub struct HttpConfig {
     /// How long a request body may take to arrive once its headers have: a client that
     /// stalls mid-body gets a 408 instead of holding its connection forever.
     pub body_read_timeout: Duration,
+    /// `/metrics` is served on the main listener (metrics on, no `--metrics-listen`).
+    pub metrics_on_main: bool,
 }
 
 /// [`HttpConfig::body_read_timeout`] unless a test says otherwise: a megabyte in 30 s is
@@ -112,6 +131,7 @@ impl From<&ServeArgs> for HttpConfig {
             base_url: a.base_url.clone(),
             max_body_bytes: a.max_body_bytes,
             body_read_timeout: BODY_READ_TIMEOUT,
+            metrics_on_main: a.metrics == MetricsSwitch::On && a.metrics_listen.is_none(),
         }
     }
 }
@@ -122,6 +142,7 @@ impl Default for HttpConfig {
             base_url: None,
             max_body_bytes: 1024 * 1024,
             body_read_timeout: BODY_READ_TIMEOUT,
+            metrics_on_main: true,
         }
     }
 }
