@@ -273,7 +273,10 @@ impl Metrics {
         }
         self.token_idle.clear();
         for t in tokens.iter().filter(|t| t.revoked_at.is_none()) {
-            let Some(used) = t.last_used_at.as_deref().and_then(crate::scim::datetime::parse)
+            let Some(used) = t
+                .last_used_at
+                .as_deref()
+                .and_then(crate::scim::datetime::parse)
             else {
                 continue;
             };

@@ -367,7 +367,10 @@ impl App {
         let path = req.uri().path();
         let route = Route::of(path);
         if self.metrics_only && route != Route::Metrics {
-            return text(StatusCode::NOT_FOUND, "not found: this listener serves /metrics only\n");
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found: this listener serves /metrics only\n",
+            );
         }
         match route {
             Route::Health => self.healthz().await,

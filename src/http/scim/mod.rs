@@ -133,8 +133,7 @@ async fn dispatch(
     // A failed write rolled back with everything it did; its audit entry gets a small
     // transaction of its own. (Successful writes are audited inside their transaction.)
     let searching = call.path.ends_with("/.search");
-    if let (Some(resource), Some(_), false) = (written, Write::of_method(&call.method), searching)
-    {
+    if let (Some(resource), Some(_), false) = (written, Write::of_method(&call.method), searching) {
         state.metrics.scim_write(resource, detail.is_none());
     }
     if let (Some(write), Some(error), false) = (Write::of_method(&call.method), &detail, searching)
