@@ -222,6 +222,11 @@ fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
 }
 
 fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
+    if args.metrics == MetricsSwitch::Off && args.metrics_listen.is_some() {
+        return Err(
+            "--metrics-listen serves metrics, which --metrics off turns off: drop one".into(),
+        );
+    }
     init_tracing(args.log_format, &args.log_level);
     let db = Db::open(&db_args.path, args.synchronous)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
@@ -239,7 +244,7 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let local = listener.local_addr()?;
-        let metrics_listener = match args.metrics_listen.filter(|_| args.metrics == MetricsSwitch::On) {
+        let metrics_listener = match args.metrics_listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
                     .await
