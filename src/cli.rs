@@ -12,7 +12,7 @@ mod apps;
 mod directory;
 mod webhooks;
 
-use crate::config::{DbArgs, LogFormat, ServeArgs};
+use crate::config::{DbArgs, LogFormat, MetricsSwitch, ServeArgs};
 use crate::db::{self, Db, DbError, Durability, tenants};
 use crate::model::Actor;
 use crate::ops::{self, block_on};
@@ -235,6 +235,11 @@ fn adopt_owner(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
 }
 
 fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
+    if args.metrics == MetricsSwitch::Off && args.metrics_listen.is_some() {
+        return Err(
+            "--metrics-listen serves metrics, which --metrics off turns off: drop one".into(),
+        );
+    }
     init_tracing(args.log_format, &args.log_level);
     let db = Db::open(&db_args.path, args.synchronous)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
@@ -252,6 +257,14 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let local = listener.local_addr()?;
+        let metrics_listener = match args.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?,
+            ),
+            None => None,
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let root = args
             .base_url
@@ -266,6 +279,15 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         );
         let _ = writeln!(out, "SCIM base URL: {root}/scim/v2");
         let _ = writeln!(out, "database: {}", db_args.path.display());
+        match &metrics_listener {
+            Some(l) => {
+                let _ = writeln!(out, "metrics: http://{}/metrics", l.local_addr()?);
+            }
+            None if args.metrics == MetricsSwitch::On => {
+                let _ = writeln!(out, "metrics: {scheme}://{local}/metrics");
+            }
+            None => {}
+        }
         if let Some(secret) = ops::admins::setup_link(&db).await? {
             let _ = writeln!(out, "first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
         }
@@ -322,12 +344,24 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 }
             }
         });
-        let delivery = crate::http::webhooks::Delivery::spawn(db.clone(), args.webhook_retry_schedule.0.clone());
-        let app = crate::http::App::new(db, (&args).into());
+        let app = crate::http::App::new(db.clone(), (&args).into());
+        let delivery = crate::http::webhooks::Delivery::spawn_recording(db, args.webhook_retry_schedule.0.clone(), app.metrics());
+        // `--metrics-listen`: /metrics on a listener of its own, plain HTTP, stopped with
+        // the main one.
+        let metrics = match metrics_listener {
+            Some(listener) => {
+                let app = app.metrics_only();
+                Some(tokio::spawn(crate::server::run(listener, app, crate::server::shutdown_signal())))
+            }
+            None => None,
+        };
         let recording = app.recording();
         match tls {
             Some(tls) => crate::server::run_tls(listener, app, tls, crate::server::shutdown_signal()).await,
             None => crate::server::run(listener, app, crate::server::shutdown_signal()).await,
+        }
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
         }
         delivery.stop().await;
         if let Some(recording) = recording {

@@ -99,6 +99,23 @@ pub struct ServeArgs {
     /// Request inspector: days a failed request (4xx, 5xx) is kept.
     #[arg(long, env = "SCIMD_INSPECTOR_FAILED_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub inspector_failed_days: u32,
+
+    /// `on` (default): serve Prometheus metrics at GET /metrics, without a token. `off`:
+    /// no /metrics anywhere.
+    #[arg(long, env = "SCIMD_METRICS", value_enum, default_value = "on")]
+    pub metrics: MetricsSwitch,
+
+    /// Serve /metrics on this address (plain HTTP) instead of --listen, whose /metrics
+    /// then answers 404: keeps the counts off the port IdPs and browsers reach.
+    #[arg(long, env = "SCIMD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Whether scimd serves Prometheus metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MetricsSwitch {
+    On,
+    Off,
 }
 
 impl ServeArgs {
@@ -139,6 +156,8 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Requests being answered at most; one more is answered 503 with `Retry-After`.
     pub max_requests: usize,
+    /// `/metrics` is served on the main listener (metrics on, no `--metrics-listen`).
+    pub metrics_on_main: bool,
 }
 
 /// Open connections a small VM serves at once unless told otherwise (each costs a task
@@ -161,6 +180,7 @@ impl From<&ServeArgs> for HttpConfig {
             inspector: a.inspector(),
             max_connections: a.max_connections,
             max_requests: a.max_requests,
+            metrics_on_main: a.metrics == MetricsSwitch::On && a.metrics_listen.is_none(),
         }
     }
 }
@@ -174,6 +194,7 @@ impl Default for HttpConfig {
             inspector: Retention::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests: DEFAULT_MAX_REQUESTS,
+            metrics_on_main: true,
         }
     }
 }

@@ -8,7 +8,9 @@ fn scimd(dir: &std::path::Path) -> Command {
     c.current_dir(dir)
         .env_remove("SCIMD_DB")
         .env_remove("SCIMD_LISTEN")
-        .env_remove("SCIMD_BASE_URL");
+        .env_remove("SCIMD_BASE_URL")
+        .env_remove("SCIMD_METRICS")
+        .env_remove("SCIMD_METRICS_LISTEN");
     c
 }
 
@@ -120,6 +122,66 @@ fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
     let (ok, _, _) = run(dir.path(), &["healthcheck", "--listen", &addr]);
     assert!(!ok, "healthcheck fails once the server is gone");
+}
+
+/// The status line of `GET path` on `addr`, over a bare TCP connection.
+fn status_of(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    c.read_to_string(&mut answer).unwrap();
+    answer.lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn metrics_listen_serves_metrics_apart_and_metrics_off_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = scimd(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--metrics-listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .take(4)
+        .map(Result::unwrap)
+        .collect();
+    let main = lines[0].rsplit("http://").next().unwrap().to_string();
+    let metrics = lines[3]
+        .strip_prefix("metrics: http://")
+        .and_then(|l| l.strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    assert_eq!(status_of(&metrics, "/metrics"), "HTTP/1.1 200 OK");
+    assert_eq!(status_of(&metrics, "/healthz"), "HTTP/1.1 404 Not Found");
+    assert_eq!(status_of(&main, "/metrics"), "HTTP/1.1 404 Not Found");
+    assert_eq!(status_of(&main, "/healthz"), "HTTP/1.1 200 OK");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let (ok, _, err) = run(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics",
+            "off",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    );
+    assert!(!ok && err.contains("--metrics-listen"), "{err}");
 }
 
 #[test]

@@ -116,9 +116,20 @@ pub struct Db {
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// The `synchronous` setting every connection starts with.
     durability: Durability,
+    /// The database file, whose size (and its WAL's) the metrics report.
+    path: std::sync::Arc<std::path::PathBuf>,
 }
 
 impl Db {
+    /// The sizes in bytes of the database file and of its write-ahead log (0 when a
+    /// checkpoint has truncated it or it cannot be read).
+    pub fn file_sizes(&self) -> (u64, u64) {
+        let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+        let mut wal = self.path.as_os_str().to_owned();
+        wal.push("-wal");
+        (size(&self.path), size(Path::new(&wal)))
+    }
+
     /// Opens (creating if needed) the database at `path` and migrates it to this binary's
     /// schema. A database written by a newer scimd is refused.
     pub fn open(path: &Path, durability: Durability) -> Result<Db, DbError> {
@@ -153,6 +164,7 @@ impl Db {
             writer: Default::default(),
             commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             durability,
+            path: std::sync::Arc::new(path.to_path_buf()),
         };
         let mut conn = db.pool.get()?;
         migrations::run(&mut conn)?;

@@ -4,6 +4,7 @@
 mod admin;
 mod api;
 mod assets;
+pub mod metrics;
 mod oauth;
 mod openapi;
 mod scim;
@@ -144,6 +145,8 @@ impl hyper::body::Body for RequestBody {
 #[derive(Clone)]
 pub struct App {
     state: Arc<State>,
+    /// Serves `/metrics` only (the `--metrics-listen` listener), answering 404 elsewhere.
+    metrics_only: bool,
 }
 
 /// The public root URL of this server (`https://scim.example.com`): `--base-url` when set,
@@ -228,6 +231,8 @@ struct State {
     recording: std::sync::Mutex<Option<RecorderTask>>,
     /// One permit per request being answered ([`HttpConfig::max_requests`]).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// What `/metrics` reports; the webhook sender records into it too.
+    metrics: metrics::Metrics,
 }
 
 impl App {
@@ -249,7 +254,22 @@ impl App {
                 recording: std::sync::Mutex::new(Some(recording)),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
                 config,
+                metrics: metrics::Metrics::new(),
             }),
+            metrics_only: false,
+        }
+    }
+
+    /// The metrics this app records, to share with the webhook sender.
+    pub fn metrics(&self) -> metrics::Metrics {
+        self.state.metrics.clone()
+    }
+
+    /// The same server, answering only `GET /metrics`: what `--metrics-listen` serves.
+    pub fn metrics_only(&self) -> App {
+        App {
+            state: self.state.clone(),
+            metrics_only: true,
         }
     }
 
@@ -347,6 +367,7 @@ impl App {
                 return r;
             }
         };
+        let metrics = self.state.metrics.clone();
         let (mut response, tenant) = LOG_TENANT
             .scope(std::cell::Cell::new(None), async {
                 let response = self
@@ -368,6 +389,7 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
+        metrics.request(route, response.status().as_u16(), started.elapsed());
         // The path only: queries can carry codes and tokens (OAuth), bodies passwords.
         tracing::info!(
             request_id = %id,
@@ -389,8 +411,16 @@ impl App {
         conn: Conn,
     ) -> Response<Body> {
         let path = req.uri().path();
-        match Route::of(path) {
+        let route = Route::of(path);
+        if self.metrics_only && route != Route::Metrics {
+            return text(
+                StatusCode::NOT_FOUND,
+                "not found: this listener serves /metrics only\n",
+            );
+        }
+        match route {
             Route::Health => self.healthz().await,
+            Route::Metrics => self.metrics_page(req.method()).await,
             Route::Scim(prefix) => {
                 scim::handle(&self.state, req, prefix, request_id, conn.tls).await
             }
@@ -405,6 +435,34 @@ impl App {
                 assets::serve(&file, req.headers())
             }
             Route::Admin => admin::handle(&self.state, req, request_id, conn).await,
+        }
+    }
+
+    /// `GET /metrics`, where this listener serves it: off the SCIM token, like `/healthz`
+    /// (restrict it with `--metrics-listen` or the proxy).
+    async fn metrics_page(&self, method: &Method) -> Response<Body> {
+        if !self.metrics_only && !self.state.config.metrics_on_main {
+            return text(StatusCode::NOT_FOUND, "not found\n");
+        }
+        if !is_get(method) {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        match self.state.metrics.render(&self.state.db).await {
+            Ok(body) => {
+                let mut r = Response::new(Body::from(body));
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                r
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "reading metrics failed");
+                text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
+            }
         }
     }
 
@@ -424,6 +482,8 @@ impl App {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Health,
+    /// `/metrics`, the Prometheus scrape.
+    Metrics,
     /// SCIM under its mount point (`/scim/v2` or `/scim`).
     Scim(&'static str),
     OAuth,
@@ -438,6 +498,8 @@ impl Route {
         let under = |p: &str| path == p || path.strip_prefix(p).is_some_and(|r| r.starts_with('/'));
         if path == "/healthz" {
             Route::Health
+        } else if path == "/metrics" {
+            Route::Metrics
         } else if under("/scim/v2") {
             Route::Scim("/scim/v2")
         } else if under("/scim") {
@@ -458,6 +520,7 @@ impl Route {
     fn as_str(self) -> &'static str {
         match self {
             Route::Health => "health",
+            Route::Metrics => "metrics",
             Route::Scim(_) => "scim",
             Route::OAuth => "oauth",
             Route::Api => "api",

@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::metrics::Metrics;
 use crate::auth::webhooks::forbidden_ip;
 use crate::db::Db;
 use crate::ops::webhooks::{self as ops, Batch, Message, Next, Reported, Sent, Target};
@@ -231,8 +232,15 @@ pub struct Delivery {
 impl Delivery {
     /// Starts following every enabled endpoint of `db`, retrying on `schedule`.
     pub fn spawn(db: Db, schedule: Vec<Duration>) -> Delivery {
+        Delivery::spawn_recording(db, schedule, Metrics::new())
+    }
+
+    /// [`Delivery::spawn`], counting each attempt in `metrics` (the server's, from
+    /// [`crate::http::App::metrics`]).
+    pub fn spawn_recording(db: Db, schedule: Vec<Duration>, metrics: Metrics) -> Delivery {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(supervise(db, Sender::new(), schedule, stopped));
+        let sender = Sender::new();
+        let task = tokio::spawn(supervise(db, sender, metrics, schedule, stopped));
         Delivery { stop, task }
     }
 
@@ -248,6 +256,7 @@ impl Delivery {
 async fn supervise(
     db: Db,
     sender: Sender,
+    metrics: Metrics,
     schedule: Vec<Duration>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -264,6 +273,7 @@ async fn supervise(
                         let follow = follow(
                             db.clone(),
                             sender.clone(),
+                            metrics.clone(),
                             id,
                             schedule.clone(),
                             stop.clone(),
@@ -289,6 +299,7 @@ async fn supervise(
 async fn follow(
     db: Db,
     sender: Sender,
+    metrics: Metrics,
     id: i64,
     schedule: Arc<[Duration]>,
     mut stop: watch::Receiver<bool>,
@@ -302,7 +313,7 @@ async fn follow(
         let nap = match ops::next(&db, id, BATCH).await {
             Ok(Next::Stop) => return,
             Ok(Next::Send(batch)) => {
-                deliver(&db, &sender, batch, &schedule, &stop).await;
+                deliver(&db, &sender, &metrics, batch, &schedule, &stop).await;
                 continue;
             }
             Ok(Next::Idle) => RECHECK,
@@ -328,6 +339,7 @@ async fn follow(
 async fn deliver(
     db: &Db,
     sender: &Sender,
+    metrics: &Metrics,
     batch: Batch,
     schedule: &[Duration],
     stop: &watch::Receiver<bool>,
@@ -340,6 +352,7 @@ async fn deliver(
         }
         let s = sender.send(&batch.target, m).await;
         let accepted = s.accepted();
+        metrics.delivery(accepted);
         if !accepted {
             tracing::info!(webhook = id, seq = m.seq, outcome = %ops::describe(&s), "webhook delivery failed");
         }

@@ -63,6 +63,8 @@ pub struct TestServer {
     /// The default tenant's token.
     pub token: String,
     pub db: Db,
+    /// The server's metrics, for a webhook sender to record into.
+    pub metrics: scimd::http::metrics::Metrics,
     client: Client<HttpConnector, Full<Bytes>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -130,6 +132,7 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = scimd::http::App::new(db.clone(), config);
+        let metrics = app.metrics();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(scimd::server::run(listener, app, async {
             let _ = stopped.await;
@@ -138,6 +141,7 @@ impl TestServer {
             addr,
             token: String::new(),
             db,
+            metrics,
             client: Client::builder(TokioExecutor::new()).build_http(),
             stop: Some(stop),
             task: Some(task),

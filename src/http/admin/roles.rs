@@ -379,6 +379,9 @@ async fn submit(
     edit.keep_in(&mut inputs);
     if form.get("action") == "save" {
         let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit.op()).await;
+        if let Ok(ops::settings::Saved { run: Some(run), .. }) = &saved {
+            state.metrics.sync_run(run);
+        }
         let message = match saved {
             Ok(saved) if !saved.changed => {
                 "Nothing to save: that is the current setting.".to_string()

@@ -308,6 +308,9 @@ pub(super) async fn update(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
         ..update
     });
     let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await;
+    if let Ok(ops::settings::Saved { run: Some(run), .. }) = &saved {
+        state.metrics.sync_run(run);
+    }
     let message = match saved {
         Ok(saved) if saved.changed => {
             "Settings saved. They apply from now on: nothing already done is redone."

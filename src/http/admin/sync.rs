@@ -251,6 +251,9 @@ pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant)
         ..Update::default()
     });
     let saved = ops::settings::edit(&state.db, &req.actor()?, tenant.id, edit).await?;
+    if let Some(run) = &saved.run {
+        state.metrics.sync_run(run);
+    }
     let changed = saved.changed;
     let message = match (on, changed) {
         (true, true) => {
@@ -274,6 +277,7 @@ pub(super) async fn set_test_mode(state: &State, req: &mut Req, tenant: &Tenant)
 pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     req.form(state).await?;
     let run = reconcile::force(&state.db, &req.actor()?, tenant.id, false).await?;
+    state.metrics.sync_run(&run);
     let summary = summary(&counts_of(|k| run.report.counts.get(k)));
     let message = if run.test_mode {
         format!(

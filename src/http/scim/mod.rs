@@ -188,6 +188,11 @@ async fn dispatch(
         detail: None,
     };
     let tenant_id = grant.tenant_id;
+    let written = match segments.first() {
+        Some(s) if s.eq_ignore_ascii_case("Users") => Some("Users"),
+        Some(s) if s.eq_ignore_ascii_case("Groups") => Some("Groups"),
+        _ => None,
+    };
     let outcome = authenticated(state, req, grant, actor.clone(), base, segments, method).await;
     let (status, detail) = match &outcome {
         Ok(r) => (r.status().as_u16(), None),
@@ -199,6 +204,9 @@ async fn dispatch(
     // A failed write rolled back with everything it did; its audit entry gets a small
     // transaction of its own. (Successful writes are audited inside their transaction.)
     let searching = call.path.ends_with("/.search");
+    if let (Some(resource), Some(_), false) = (written, Write::of_method(&call.method), searching) {
+        state.metrics.scim_write(resource, detail.is_none());
+    }
     if let (Some(write), Some(error), false) = (Write::of_method(&call.method), &detail, searching)
     {
         let resource = scim_resource(&call.path);
