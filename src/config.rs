@@ -150,6 +150,9 @@ pub struct HttpConfig {
     /// How long a request body may take to arrive once its headers have: a client that
     /// stalls mid-body gets a 408 instead of holding its connection forever.
     pub body_read_timeout: Duration,
+    /// How long one write of an answer may wait on a client that does not read it before
+    /// the connection is closed.
+    pub write_timeout: Duration,
     /// What the request inspector keeps of each tenant's SCIM requests.
     pub inspector: Retention,
     /// Open connections at most; one more is answered 503 and closed.
@@ -167,6 +170,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// or a long poll).
 pub const DEFAULT_MAX_REQUESTS: usize = 256;
 
+/// [`HttpConfig::write_timeout`]: a client that reads nothing of its answer for this long
+/// has gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// [`HttpConfig::body_read_timeout`] unless a test says otherwise: a megabyte in 30 s is
 /// 35 kB/s, slower than any IdP or browser an admin would use.
 pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -177,6 +184,7 @@ impl From<&ServeArgs> for HttpConfig {
             base_url: a.base_url.clone(),
             max_body_bytes: a.max_body_bytes,
             body_read_timeout: BODY_READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             inspector: a.inspector(),
             max_connections: a.max_connections,
             max_requests: a.max_requests,
@@ -191,6 +199,7 @@ impl Default for HttpConfig {
             base_url: None,
             max_body_bytes: 1024 * 1024,
             body_read_timeout: BODY_READ_TIMEOUT,
+            write_timeout: WRITE_TIMEOUT,
             inspector: Retention::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests: DEFAULT_MAX_REQUESTS,

@@ -10,6 +10,7 @@ mod openapi;
 mod scim;
 pub mod webhooks;
 mod workos;
+mod write_timeout;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -302,6 +303,7 @@ impl App {
         // Set when an answer went out before its request body was read to the end (a body
         // too large, a refused request): the connection then ends with a lingering close.
         let unread = Arc::new(AtomicBool::new(false));
+        let write_limit = self.state.config.write_timeout;
         let conn = Conn {
             peer,
             tls,
@@ -316,7 +318,10 @@ impl App {
         let mut conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(
+                TokioIo::new(write_timeout::WriteTimeout::new(stream, write_limit)),
+                service,
+            );
         // Polled without hyper's own shutdown, so the socket comes back for `close`.
         let ended = tokio::select! {
             res = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => res,
