@@ -222,7 +222,10 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
         .build()?;
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
-    let app = scimd::http::App::new(db.clone(), HttpConfig::default());
+    let app = {
+        let _rt = server_rt.enter();
+        scimd::http::App::new(db.clone(), HttpConfig::default())
+    };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = server_rt.spawn(scimd::server::run(listener, app, async {
         let _ = stopped.await;
