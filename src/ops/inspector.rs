@@ -7,8 +7,8 @@
 //! dropped and counted ([`Recorder::dropped`]). One background task ([`RecorderTask`])
 //! takes captures in batches, redacts them and detects the client off the request path
 //! ([`prepare`]: `scim::redact`, `scim::idp`), and writes each batch in one relaxed
-//! transaction (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), then
-//! prunes the tenants it touched.
+//! transaction (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), pruning
+//! in it each tenant that had a tenth of `keep` new requests since its last prune.
 //!
 //! Retention ([`Retention`], server flags): per tenant, the newest `keep` successes not
 //! older than `days`, and apart from them the newest `keep` failures not older than
@@ -194,6 +194,7 @@ async fn write_batches(
     queued_bytes: Arc<AtomicUsize>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut unpruned = Unpruned::default();
     loop {
         let open = tokio::select! {
             biased;
@@ -206,18 +207,19 @@ async fn write_batches(
         if !open {
             // Stopping, or every sender is gone: write what is still queued.
             while rx.recv_many(&mut batch, BATCH).await > 0 {
-                flush(&db, &retention, &mut batch, &queued_bytes).await;
+                flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
             }
-            flush(&db, &retention, &mut batch, &queued_bytes).await;
+            flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
             return;
         }
-        flush(&db, &retention, &mut batch, &queued_bytes).await;
+        flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
     }
 }
 
 async fn flush(
     db: &Db,
     retention: &Retention,
+    unpruned: &mut Unpruned,
     batch: &mut Vec<Capture>,
     queued_bytes: &AtomicUsize,
 ) {
@@ -238,20 +240,56 @@ async fn flush(
             return;
         }
     };
-    if let Err(e) = write(db, retention, entries).await {
+    let prune = unpruned.due(retention, &entries);
+    if let Err(e) = write(db, retention, entries, prune.clone()).await {
         tracing::warn!(error = %e, "request inspector: writing a batch failed");
+    } else {
+        unpruned.pruned(&prune);
     }
 }
 
-/// Writes one batch and prunes the tenants it touched, in one transaction.
-pub async fn write(db: &Db, retention: &Retention, entries: Vec<Entry>) -> Result<(), DbError> {
+/// How many requests each tenant has had recorded since its last prune. Pruning walks the
+/// tenant's kept requests, so doing it for every batch would make each batch cost the
+/// size of what is kept: a tenant is pruned once a tenth of `keep` new requests arrived,
+/// so it holds at most 10 % more than `keep` for a moment.
+#[derive(Default)]
+struct Unpruned(std::collections::HashMap<i64, u32>);
+
+impl Unpruned {
+    /// Counts `entries`, and names the tenants due for pruning.
+    fn due(&mut self, retention: &Retention, entries: &[Entry]) -> Vec<i64> {
+        let every = (retention.keep / 10).max(1);
+        for e in entries {
+            *self.0.entry(e.tenant_id).or_default() += 1;
+        }
+        let mut due: Vec<i64> = self
+            .0
+            .iter()
+            .filter(|(_, n)| **n >= every)
+            .map(|(t, _)| *t)
+            .collect();
+        due.sort_unstable();
+        due
+    }
+
+    fn pruned(&mut self, tenants: &[i64]) {
+        for t in tenants {
+            self.0.remove(t);
+        }
+    }
+}
+
+/// Writes one batch and prunes the tenants named, in one transaction.
+async fn write(
+    db: &Db,
+    retention: &Retention,
+    entries: Vec<Entry>,
+    prune: Vec<i64>,
+) -> Result<(), DbError> {
     let retention = *retention;
     db.write_relaxed(move |tx| {
         requests::insert(tx, &entries)?;
-        let mut tenants: Vec<i64> = entries.iter().map(|e| e.tenant_id).collect();
-        tenants.sort_unstable();
-        tenants.dedup();
-        for t in tenants {
+        for t in prune {
             prune_tenant(tx, t, &retention)?;
         }
         Ok(())
