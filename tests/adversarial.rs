@@ -1382,16 +1382,19 @@ async fn every_unusable_credential_gets_a_401_with_a_bearer_challenge() {
         let r = s.call(Method::GET, &user, token, None).await;
         assert_unauthorized(&r, true, what);
     }
-    {
-        let conn = s.db.conn().unwrap();
-        conn.execute(
+    // Its expiry moved into the past (through the server's own writer, as the clock would
+    // have it: the server remembers tokens and must notice).
+    let past =
+        scimd::scim::datetime::format(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
+    s.db.write(move |tx| {
+        tx.execute(
             "UPDATE oauth_tokens SET expires_at = ?1 WHERE kind = 'access'",
-            [scimd::scim::datetime::format(
-                time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
-            )],
+            [past],
         )
-        .unwrap();
-    }
+        .map_err(scimd::db::DbError::from)
+    })
+    .await
+    .unwrap();
     let r = s.call(Method::GET, &user, &access, None).await;
     assert_unauthorized(&r, true, "expired access token");
 

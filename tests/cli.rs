@@ -1030,3 +1030,43 @@ fn a_root_shell_leaves_the_database_to_the_owner_of_its_directory() {
     let out = as_service(&["token", "list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("service"));
 }
+
+/// The server remembers tokens it has seen, so a request needs no lookup: a revocation by
+/// `scimd token revoke`, another process, must still reach it (within a second or two),
+/// and one made through the server itself at once.
+#[test]
+fn a_token_revoked_on_the_command_line_stops_working_for_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = run(&d, &["token", "create"]).1.trim().to_string();
+    let server = Serving::start(&d, &[], Stdio::null());
+    let bearer = format!("Authorization: Bearer {token}");
+    let get = || {
+        http(
+            &server.addr,
+            &request("GET", "/scim/v2/Users", &[&bearer], ""),
+        )
+    };
+    for _ in 0..3 {
+        assert!(get().starts_with("HTTP/1.1 200"), "the token works");
+    }
+    let (ok, _, err) = run(&d, &["token", "revoke", "1"]);
+    assert!(ok, "{err}");
+    let revoked = std::time::Instant::now();
+    loop {
+        let r = get();
+        if r.starts_with("HTTP/1.1 401") {
+            break;
+        }
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(
+            revoked.elapsed() < std::time::Duration::from_secs(5),
+            "the revoked token still works after 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for _ in 0..3 {
+        assert!(get().starts_with("HTTP/1.1 401"), "and stays revoked");
+    }
+    server.stop();
+}

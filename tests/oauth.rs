@@ -844,13 +844,17 @@ async fn codes_are_single_use_and_bound_to_client_redirect_and_pkce() {
     // An expired access token is refused by SCIM.
     let fresh = r.json["access_token"].as_str().unwrap().to_string();
     assert_eq!(scim_status(&s, &fresh).await, 200);
-    s.db.conn()
-        .unwrap()
-        .execute(
+    // Through the server's own writer, as the clock would have it: the server remembers
+    // tokens it has seen and must notice.
+    s.db.write(|tx| {
+        tx.execute(
             "UPDATE oauth_tokens SET expires_at = '2000-01-01T00:00:00.000000Z' WHERE kind = 'access'",
             [],
         )
-        .unwrap();
+        .map_err(scimd::db::DbError::from)
+    })
+    .await
+    .unwrap();
     let r = s.call(Method::GET, "/scim/v2/Users", &fresh, None).await;
     r.assert_error(401, None);
     // Static SCIM tokens keep working beside OAuth.

@@ -2,14 +2,16 @@
 //!
 //! One SQLite file in WAL mode behind an r2d2 pool. Every connection gets the same pragmas
 //! and SQL functions in the pool's init hook. Blocking work runs on tokio's blocking pool
-//! through [`Db::read`] and [`Db::write`]; a pooled connection is never held across an
-//! `.await`. Write transactions begin IMMEDIATE so that two writers queue on the database
-//! lock up front instead of failing half way, and commit only when the closure succeeds:
-//! a request's writes land together or not at all.
+//! through [`Db::read`]; a pooled connection is never held across an `.await`. Writes go
+//! to one writer thread ([`Db::write`], `writer`), which commits the writes waiting
+//! together in one IMMEDIATE transaction, each in its own savepoint that keeps its changes
+//! only when its closure succeeds: a request's writes land together or not at all, and
+//! its answer waits for the commit.
 
 pub mod admins;
 pub mod api_keys;
 pub mod audit;
+pub mod credentials;
 pub mod events;
 pub mod filter_sql;
 pub mod groups;
@@ -26,6 +28,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
+mod writer;
 
 use std::path::Path;
 use std::time::Duration;
@@ -106,16 +109,15 @@ impl Durability {
 #[derive(Clone)]
 pub struct Db {
     pool: r2d2::Pool<SqliteConnectionManager>,
-    /// Writers queue here, in arrival order, before taking a connection: SQLite admits one
-    /// writer at a time anyway, and its busy handler would make the others sleep in growing
-    /// steps (1, 2, 5 … 100 ms) while holding pooled connections. Other processes (the CLI)
+    /// The writer thread's queue (group commit, see [`writer`]): writes wait here in
+    /// arrival order, and whatever waits is committed together. Other processes (the CLI)
     /// still meet the busy timeout.
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    writer: std::sync::mpsc::Sender<writer::Job>,
     /// Bumped after every commit of [`Db::write`]: what the events feed's long polls and
     /// the webhook workers wait on, so a new event reaches them without a polling delay.
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
-    /// The `synchronous` setting every connection starts with.
-    durability: Durability,
+    /// The bearer tokens seen lately (kept current by the writer).
+    credentials: std::sync::Arc<credentials::Credentials>,
     /// The database file, whose size (and its WAL's) the metrics report.
     path: std::sync::Arc<std::path::PathBuf>,
 }
@@ -159,18 +161,26 @@ impl Db {
             .max_size(8)
             .connection_timeout(Duration::from_secs(30))
             .build(manager)?;
-        let db = Db {
-            pool,
-            writer: Default::default(),
-            commits: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
-            durability,
-            path: std::sync::Arc::new(path.to_path_buf()),
-        };
-        let mut conn = db.pool.get()?;
+        let mut conn = pool.get()?;
         migrations::run(&mut conn)?;
         audit::seal_pending(&mut conn)?;
         tenants::ensure_default(&conn)?;
         drop(conn);
+        let commits = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
+        let credentials = std::sync::Arc::new(credentials::Credentials::default());
+        credentials.refresh(&*pool.get()?)?;
+        let db = Db {
+            writer: writer::start(
+                pool.clone(),
+                durability,
+                commits.clone(),
+                credentials.clone(),
+            )?,
+            pool,
+            commits,
+            credentials,
+            path: std::sync::Arc::new(path.to_path_buf()),
+        };
         db.optimize()?;
         Ok(db)
     }
@@ -221,7 +231,10 @@ impl Db {
         .await
     }
 
-    /// Runs `f` in an IMMEDIATE transaction that commits only if `f` returns `Ok`.
+    /// Runs `f` in a write transaction that commits `f`'s changes only if it returns `Ok`,
+    /// and answers once that commit is durable. Concurrent writes share one transaction
+    /// and one flush (group commit, see [`writer`]), each in a savepoint of its own: one
+    /// write's failure never fails or changes another.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -237,28 +250,16 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        let turn = self.writer.clone().lock_owned().await;
-        let durable = self.durability.pragma();
-        let out = run_blocking(move || {
-            let _turn = turn;
-            let mut conn = pool.get().map_err(DbError::from)?;
-            if !relaxed {
-                return write_sync(&mut conn, f);
-            }
-            conn.execute_batch("PRAGMA synchronous = NORMAL;")
-                .map_err(DbError::from)?;
-            let out = write_sync(&mut conn, f);
-            // The connection goes back to the pool as every connection is.
-            conn.execute_batch(&format!("PRAGMA synchronous = {durable};"))
-                .map_err(DbError::from)?;
-            out
-        })
-        .await;
-        if out.is_ok() {
-            self.commits.send_modify(|n| *n = n.wrapping_add(1));
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let stopped = || DbError::Task("the database writer has stopped".into());
+        self.writer
+            .send(writer::Job::new(relaxed, f, answer))
+            .map_err(|_| stopped())?;
+        match answered.await {
+            Ok(Ok(out)) => out,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(stopped().into()),
         }
-        out
     }
 
     /// [`Db::write`] for bookkeeping that may be lost on power loss and redone without harm
@@ -280,6 +281,11 @@ impl Db {
     /// as the CLI, are not seen: waiters also look again after a while).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
+    }
+
+    /// The bearer tokens seen lately, to authenticate without a query.
+    pub fn credentials(&self) -> &credentials::Credentials {
+        &self.credentials
     }
 
     /// A connection for synchronous callers (the CLI).

@@ -9,6 +9,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::DbError;
+use super::credentials::Found;
 use crate::auth::oauth::{GrantType, TokenKind};
 use crate::auth::tokens::NewToken;
 use crate::scim::datetime;
@@ -475,20 +476,27 @@ pub fn revoke_token(conn: &Connection, token: &Token) -> Result<(), DbError> {
     }
 }
 
-/// The live access token whose hash is `hash`: `(token id, tenant_id, client_id)`.
+/// The live access token whose hash is `hash`.
 pub fn authenticate(
     conn: &Connection,
     hash: &[u8; 32],
     now: &str,
-) -> Result<Option<(i64, i64, String)>, DbError> {
+) -> Result<Option<Found>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT k.id, c.tenant_id, c.client_id FROM oauth_tokens k
+            "SELECT k.id, c.tenant_id, c.client_id, k.expires_at FROM oauth_tokens k
              JOIN oauth_grants g ON g.id = k.grant_id JOIN oauth_clients c ON c.id = g.client_id
              WHERE k.hash = ?1 AND k.kind = 'access' AND k.revoked_at IS NULL AND k.expires_at > ?2
                AND g.revoked_at IS NULL AND c.revoked_at IS NULL",
             params![&hash[..], now],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| {
+                Ok(Found::OAuth {
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    client: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            },
         )
         .optional()?)
 }
@@ -656,7 +664,14 @@ mod tests {
         .unwrap();
         let access = issue(&c, grant, TokenKind::Access, later);
         let refresh = issue(&c, grant, TokenKind::Refresh, later);
-        let (_, tenant_id, client_id) = authenticate(&c, &access.hash, &now).unwrap().unwrap();
+        let Some(Found::OAuth {
+            tenant_id,
+            client: client_id,
+            ..
+        }) = authenticate(&c, &access.hash, &now).unwrap()
+        else {
+            panic!("the access token authenticates")
+        };
         assert_eq!(
             (tenant_id, client_id.as_str()),
             (1, client.client_id.as_str())

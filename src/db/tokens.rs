@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::DbError;
+use super::credentials::Found;
 use crate::scim::datetime;
 
 /// A SCIM token as listed to admins.
@@ -87,18 +88,24 @@ pub fn revoke(conn: &Connection, tenant_id: Option<i64>, id: i64) -> Result<(), 
     Ok(())
 }
 
-/// The live, unexpired token whose hash is `hash`: `(id, tenant_id)`.
+/// The live, unexpired token whose hash is `hash`.
 pub fn authenticate(
     conn: &Connection,
     hash: &[u8; 32],
     now: &str,
-) -> Result<Option<(i64, i64)>, DbError> {
+) -> Result<Option<Found>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT id, tenant_id FROM scim_tokens
+            "SELECT id, tenant_id, expires_at FROM scim_tokens
              WHERE hash = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
             params![&hash[..], now],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(Found::Scim {
+                    id: r.get(0)?,
+                    tenant_id: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
         )
         .optional()?)
 }

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::auth::tokens::{self, NewToken};
 use crate::db::audit::{self, Action as AuditAction};
+use crate::db::credentials::Found;
 use crate::db::{Conn, Db, DbError, oauth};
 use crate::model::{Actor, Who};
 use crate::scim::datetime;
@@ -109,54 +110,77 @@ pub struct Grant {
 }
 
 /// The grant of a presented bearer token: a SCIM token or an OAuth access token, both
-/// looked up by their SHA-256. Its last use is recorded once a minute at most, so reads
-/// stay reads.
+/// looked up by their SHA-256, from memory when it was seen lately ([`Db::credentials`]:
+/// a revocation empties that at once). Its last use is recorded once a minute at most, so
+/// reads stay reads: awaited on a token's first use since start, written behind after.
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Grant>, DbError> {
     let hash = tokens::hash(secret);
     let now = time::OffsetDateTime::now_utc();
     let when = datetime::format(now);
+    let every = std::time::Duration::from_secs(LAST_USED_RESOLUTION_SECS as u64);
+    if let Some(hit) = db.credentials().get(&hash, &when, every) {
+        let grant = grant(&hit.found);
+        if hit.note_use {
+            let db = db.clone();
+            tokio::spawn(async move { note_use(&db, hit.found, when).await });
+        }
+        return Ok(Some(grant));
+    }
+    let generation = db.credentials().generation();
     let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
+    let at = when.clone();
     let found = db
         .read(move |c| {
-            if let Some((id, tenant_id)) = crate::db::tokens::authenticate(c, &hash, &when)? {
-                let stale = crate::db::tokens::used_before(c, id, &cutoff)?;
-                return Ok(Some((
-                    Credential::Scim(id),
-                    tenant_id,
-                    Who::ScimToken(id),
-                    stale,
-                )));
-            }
-            if let Some((id, tenant_id, client)) = oauth::authenticate(c, &hash, &when)? {
-                let stale = oauth::token_used_before(c, id, &cutoff)?;
-                let who = Who::OAuthClient(client);
-                return Ok(Some((Credential::OAuth(id), tenant_id, who, stale)));
-            }
-            Ok::<_, DbError>(None)
+            let found = match crate::db::tokens::authenticate(c, &hash, &at)? {
+                Some(found) => found,
+                None => match oauth::authenticate(c, &hash, &at)? {
+                    Some(found) => found,
+                    None => return Ok::<_, DbError>(None),
+                },
+            };
+            let stale = match &found {
+                Found::Scim { id, .. } => crate::db::tokens::used_before(c, *id, &cutoff)?,
+                Found::OAuth { id, .. } => oauth::token_used_before(c, *id, &cutoff)?,
+            };
+            Ok(Some((found, stale)))
         })
         .await?;
-    let Some((credential, tenant_id, who, stale)) = found else {
+    let Some((found, stale)) = found else {
         return Ok(None);
     };
+    db.credentials().put(hash, found.clone(), generation);
+    let grant = grant(&found);
     if stale {
-        // Best effort: a storage that cannot take writes (disk full) must not stop reads.
-        let when = datetime::format(now);
-        let touched = db
-            .write(move |tx| match credential {
-                Credential::Scim(id) => crate::db::tokens::touch(tx, id, &when),
-                Credential::OAuth(id) => oauth::touch_token(tx, id, &when),
-            })
-            .await;
-        if let Err(e) = touched {
-            tracing::warn!(error = %e, "could not note a token's last use");
-        }
+        note_use(db, found, when).await;
     }
-    Ok(Some(Grant { tenant_id, who }))
+    Ok(Some(grant))
 }
 
-/// Which table a presented token was found in, by its row id.
-#[derive(Debug, Clone, Copy)]
-enum Credential {
-    Scim(i64),
-    OAuth(i64),
+fn grant(found: &Found) -> Grant {
+    match found {
+        Found::Scim { id, tenant_id, .. } => Grant {
+            tenant_id: *tenant_id,
+            who: Who::ScimToken(*id),
+        },
+        Found::OAuth {
+            tenant_id, client, ..
+        } => Grant {
+            tenant_id: *tenant_id,
+            who: Who::OAuthClient(client.clone()),
+        },
+    }
+}
+
+/// Records a token's use at `when`. Best effort: a storage that cannot take writes (disk
+/// full) must not stop reads, and losing it on power loss harms nothing.
+async fn note_use(db: &Db, found: Found, when: String) {
+    let touched = db
+        .write_relaxed(move |tx| match found {
+            Found::Scim { id, .. } => crate::db::tokens::touch(tx, id, &when),
+            Found::OAuth { id, .. } => oauth::touch_token(tx, id, &when),
+        })
+        .await;
+    if let Err(e) = touched {
+        tracing::warn!(error = %e, "could not note a token's last use");
+    }
 }
