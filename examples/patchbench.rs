@@ -94,7 +94,10 @@ async fn run(reps: usize) -> Result<(), BoxError> {
     // The pure part alone.
     for (name, body) in [
         ("apply: 1000 x add emails", add_emails()),
-        ("apply: 1000 x add emails[value eq ..].type", filtered_emails()),
+        (
+            "apply: 1000 x add emails[value eq ..].type",
+            filtered_emails(),
+        ),
     ] {
         let ops = patch::parse(body)?;
         let mut times = Vec::new();
@@ -115,7 +118,10 @@ async fn run(reps: usize) -> Result<(), BoxError> {
     // Users PATCH: a fresh user each run, so every run adds 1000 new addresses.
     for (name, body) in [
         ("users::patch: 1000 x add emails", add_emails()),
-        ("users::patch: 1000 x add emails[value eq ..].type", filtered_emails()),
+        (
+            "users::patch: 1000 x add emails[value eq ..].type",
+            filtered_emails(),
+        ),
     ] {
         let mut times = Vec::new();
         for r in 0..reps {
@@ -144,16 +150,33 @@ async fn run(reps: usize) -> Result<(), BoxError> {
     }
     let (mut adds, mut removes) = (Vec::new(), Vec::new());
     for r in 0..reps {
-        let group = ops::groups::create(&db, &actor, tenant, json!({"displayName": format!("g{r}")}))
-            .await?;
+        let group =
+            ops::groups::create(&db, &actor, tenant, json!({"displayName": format!("g{r}")}))
+                .await?;
         let id = group.row.id.clone();
         let start = Instant::now();
-        ops::groups::patch(&db, &actor, tenant, id.clone(), patch::parse(add_members(&ids))?, None, false)
-            .await?;
+        ops::groups::patch(
+            &db,
+            &actor,
+            tenant,
+            id.clone(),
+            patch::parse(add_members(&ids))?,
+            None,
+            false,
+        )
+        .await?;
         adds.push(start.elapsed());
         let start = Instant::now();
-        ops::groups::patch(&db, &actor, tenant, id, patch::parse(remove_members(&ids))?, None, false)
-            .await?;
+        ops::groups::patch(
+            &db,
+            &actor,
+            tenant,
+            id,
+            patch::parse(remove_members(&ids))?,
+            None,
+            false,
+        )
+        .await?;
         removes.push(start.elapsed());
     }
     report("groups::patch: 1000 x add members", &adds);

@@ -111,7 +111,12 @@ fn render(f: &Filter, element: bool, out: &mut String) {
         Filter::And(a, b) => {
             render_operand(a, matches!(**a, Filter::Or(..)), element, out);
             out.push_str(" and ");
-            render_operand(b, matches!(**b, Filter::Or(..) | Filter::And(..)), element, out);
+            render_operand(
+                b,
+                matches!(**b, Filter::Or(..) | Filter::And(..)),
+                element,
+                out,
+            );
         }
         Filter::Not(inner) => {
             out.push_str("not (");
@@ -153,8 +158,9 @@ pub fn check_filter(data: &[u8]) {
     };
     let rendered = render_filter(&parsed);
     if rendered.chars().count() <= filter::MAX_LENGTH {
-        let again = filter::parse(&rendered, rt)
-            .unwrap_or_else(|e| panic!("{input:?} parsed, its rendering {rendered:?} did not: {e:?}"));
+        let again = filter::parse(&rendered, rt).unwrap_or_else(|e| {
+            panic!("{input:?} parsed, its rendering {rendered:?} did not: {e:?}")
+        });
         assert_eq!(again, parsed, "{input:?} rendered as {rendered:?}");
     }
     filter_sql::compile(&parsed, rt)
@@ -225,16 +231,18 @@ pub fn check_patch(data: &[u8]) {
     let mut data = before.clone();
     match patch::apply(rt, "2819c223-7f76-453a-919d-413861904646", &mut data, &ops) {
         Err(e) => {
-            assert!(
-                e.status == 400,
-                "a refused PATCH is a client error: {e:?}"
-            );
+            assert!(e.status == 400, "a refused PATCH is a client error: {e:?}");
             assert_eq!(data, before, "a failed PATCH changed the resource");
         }
         Ok(outcome) => {
-            assert_eq!(outcome.data_changed, data != before, "data_changed is wrong");
-            let again = resource::normalize(rt, Value::Object(data.clone()))
-                .unwrap_or_else(|e| panic!("a PATCH left data a PUT would refuse: {e:?}\n{data:#?}"));
+            assert_eq!(
+                outcome.data_changed,
+                data != before,
+                "data_changed is wrong"
+            );
+            let again = resource::normalize(rt, Value::Object(data.clone())).unwrap_or_else(|e| {
+                panic!("a PATCH left data a PUT would refuse: {e:?}\n{data:#?}")
+            });
             assert_eq!(again, data, "a PATCH left data that is not canonical");
         }
     }
@@ -287,7 +295,9 @@ pub fn check_member_csv(data: &[u8]) {
                     family_name: r.family_name.clone(),
                     display_name: None,
                 },
-                r.role.clone().unwrap_or_else(|| settings.default_role.clone()),
+                r.role
+                    .clone()
+                    .unwrap_or_else(|| settings.default_role.clone()),
                 r.managed.unwrap_or(true),
             )
         })

@@ -747,7 +747,7 @@ fn eval(filter: &Filter, node: &Value, relative_to: RelativeTo) -> bool {
             }
             compare_values(values, attr.leaf(), *op, value)
         }
-        Filter::Present(attr) => values_of(attr, node, relative_to).any(|v| present(v)),
+        Filter::Present(attr) => values_of(attr, node, relative_to).any(present),
         Filter::And(a, b) => eval(a, node, relative_to) && eval(b, node, relative_to),
         Filter::Or(a, b) => eval(a, node, relative_to) || eval(b, node, relative_to),
         Filter::Not(inner) => !eval(inner, node, relative_to),

@@ -306,7 +306,9 @@ impl AppendIndex {
     }
 
     fn indexes(&self, p: &AttrPath, len: usize) -> bool {
-        std::ptr::eq(self.attr, p.attr) && self.extension == p.extension.map(|s| s.id) && self.len == len
+        std::ptr::eq(self.attr, p.attr)
+            && self.extension == p.extension.map(|s| s.id)
+            && self.len == len
     }
 }
 
@@ -322,9 +324,7 @@ fn element_key(attr: &'static Attribute, element: &Value) -> Option<ElementKey> 
         Some(Value::String(s)) if !sub.case_exact => Some(format!("s{}", filter::fold(s))),
         Some(other) => Some(format!("j{other}")),
     };
-    let kind = attr
-        .sub("type")
-        .and_then(|t| part(t, fields.get("type")));
+    let kind = attr.sub("type").and_then(|t| part(t, fields.get("type")));
     Some((part(value_attr, fields.get("value")), kind))
 }
 

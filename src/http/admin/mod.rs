@@ -22,8 +22,8 @@ mod settings;
 mod sync;
 mod tenants;
 
-pub(super) use people::PendingImports;
 pub(crate) use form::Form;
+pub(super) use people::PendingImports;
 pub(crate) use roles::roles_of;
 pub(crate) use settings::update_of as settings_update_of;
 
