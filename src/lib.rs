@@ -14,11 +14,15 @@
 //! - [`sync`]: directory sync, pure: matching, roles, policies, the plan and its report.
 //! - [`auth`]: credentials: token generation and hashing, passwords, OAuth 2.0 (PKCE,
 //!   client authentication, redirect URIs).
+//! - `fuzzing` (hidden): the properties the fuzz targets in `tests/fuzz/` check, shared with
+//!   `tests/fuzz_corpora.rs`, which replays their corpora on stable.
 
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod model;
 pub mod ops;

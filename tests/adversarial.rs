@@ -1723,3 +1723,86 @@ async fn a_refused_body_closes_the_connection_and_says_so() {
     assert_eq!(r.header("connection"), None);
     assert_eq!(s.get("/scim/v2/Users").await.status, 200);
 }
+
+// --- One huge PATCH ---------------------------------------------------------------------
+
+/// The most operations a PATCH may carry, each touching one element: the IdP gets the
+/// whole result, and a write of another tenant sent while it runs completes too (the
+/// write lock is shared by every tenant, so a PATCH that held it for seconds would stall
+/// them all; BENCHMARKS.md records how long it holds it).
+#[tokio::test]
+async fn a_thousand_operation_patch_answers_whole_and_other_tenants_keep_writing() {
+    let s = TestServer::start().await;
+    let other = s.token_for("other");
+    let uid = s.create_user("huge@example.com").await;
+    let ops: Vec<Value> = (0..1000)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("e{i}@example.com"), "type": "other"}]}))
+        .collect();
+    let body = json!({"schemas": [PATCH_URN], "Operations": ops});
+    let path = format!("/scim/v2/Users/{uid}");
+    let other_user = json!({"schemas": [USER_URN], "userName": "meanwhile@example.com"});
+    let (patched, created) = tokio::join!(
+        s.patch(&path, &body),
+        s.call(Method::POST, "/scim/v2/Users", &other, Some(&other_user)),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.text);
+    let emails = patched.json["emails"].as_array().expect("emails");
+    assert_eq!(emails.len(), 1001);
+    assert_eq!(emails[1000]["value"], "e999@example.com");
+    assert_eq!(created.status, 201, "{}", created.text);
+    // The same addresses again merge into the ones there: nothing doubles.
+    let again = s.patch(&path, &body).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.json["emails"].as_array().map(Vec::len), Some(1001));
+
+    // A group: 1000 operations adding one member each, then 1000 removing them by filter.
+    let mut ids = Vec::new();
+    for i in 0..1000 {
+        let conn = s.db.conn().unwrap();
+        let tenant = scimd::db::tenants::by_slug(&conn, "default").unwrap().id;
+        let data = scimd::scim::resource::normalize(
+            &scimd::scim::schema::USER_RESOURCE,
+            json!({"userName": format!("m{i}@example.com")}),
+        )
+        .unwrap();
+        ids.push(scimd::db::users::create(&conn, tenant, &data).unwrap().id);
+    }
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": [GROUP_URN], "displayName": "Huge"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    let gpath = format!("/scim/v2/Groups/{gid}");
+    let adds: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"op": "add", "path": "members", "value": [{"value": id}]}))
+        .collect();
+    let other_group = json!({"schemas": [GROUP_URN], "displayName": "Meanwhile"});
+    let adds = json!({"schemas": [PATCH_URN], "Operations": adds});
+    let (added, created) = tokio::join!(
+        s.patch(&gpath, &adds),
+        s.call(Method::POST, "/scim/v2/Groups", &other, Some(&other_group)),
+    );
+    assert!(added.status == 200 || added.status == 204, "{}", added.text);
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert_eq!(sorted(&s.members_of(&gid).await), sorted(&ids));
+    let removes: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"op": "remove", "path": format!("members[value eq \"{id}\"]")}))
+        .collect();
+    let removed = s
+        .patch(
+            &gpath,
+            &json!({"schemas": [PATCH_URN], "Operations": removes}),
+        )
+        .await;
+    assert!(
+        removed.status == 200 || removed.status == 204,
+        "{}",
+        removed.text
+    );
+    assert!(s.members_of(&gid).await.is_empty());
+}

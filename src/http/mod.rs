@@ -12,6 +12,9 @@ pub mod webhooks;
 mod workos;
 mod write_timeout;
 
+// For `crate::fuzzing`: the admin forms' parsing, which is pure.
+pub(crate) use admin::{Form, roles_of, settings_update_of};
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;

@@ -153,6 +153,29 @@ pub fn fold(s: &str) -> String {
     s.chars().flat_map(char::to_lowercase).collect()
 }
 
+/// `fold(a).cmp(&fold(b))` by UTF-8 bytes, without building either string: comparisons
+/// run once per element per PATCH operation, so they must not allocate. (UTF-8 byte order
+/// is code point order, so comparing the folded characters is the same.)
+pub fn fold_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    if a.is_ascii() && b.is_ascii() {
+        let (a, b) = (a.bytes(), b.bytes());
+        return a
+            .map(|c| c.to_ascii_lowercase())
+            .cmp(b.map(|c| c.to_ascii_lowercase()));
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .cmp(b.chars().flat_map(char::to_lowercase))
+}
+
+/// `fold(a) == fold(b)`, without allocating.
+pub fn fold_eq(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    fold_cmp(a, b).is_eq()
+}
+
 // ---------------------------------------------------------------------------------------
 // Parsing
 
@@ -716,17 +739,15 @@ enum RelativeTo {
 fn eval(filter: &Filter, node: &Value, relative_to: RelativeTo) -> bool {
     match filter {
         Filter::Compare { attr, op, value } => {
-            let values = values_of(attr, node, relative_to);
+            let mut values = values_of(attr, node, relative_to);
             if attr.attr.multi_valued && *op == CompareOp::Ne && !value.is_null() {
                 // Any value that is not the literal, or no value at all (see the module docs).
-                return values.is_empty()
-                    || values
-                        .iter()
-                        .any(|v| !compare_one(v, attr.leaf(), CompareOp::Eq, value));
+                return values.clone().next().is_none()
+                    || values.any(|v| !compare_one(v, attr.leaf(), CompareOp::Eq, value));
             }
-            compare_values(&values, attr.leaf(), *op, value)
+            compare_values(values, attr.leaf(), *op, value)
         }
-        Filter::Present(attr) => values_of(attr, node, relative_to).into_iter().any(present),
+        Filter::Present(attr) => values_of(attr, node, relative_to).any(present),
         Filter::And(a, b) => eval(a, node, relative_to) && eval(b, node, relative_to),
         Filter::Or(a, b) => eval(a, node, relative_to) || eval(b, node, relative_to),
         Filter::Not(inner) => !eval(inner, node, relative_to),
@@ -760,22 +781,25 @@ fn attribute_value<'v>(
 }
 
 /// Every value `attr` denotes in `node`: one per element for multi-valued attributes.
-fn values_of<'v>(attr: &AttrRef, node: &'v Value, relative_to: RelativeTo) -> Vec<&'v Value> {
-    let Some(v) = attribute_value(attr, node, relative_to) else {
-        return Vec::new();
+/// An iterator, not a list: PATCH evaluates a value filter once per element per operation.
+fn values_of<'v>(
+    attr: &AttrRef,
+    node: &'v Value,
+    relative_to: RelativeTo,
+) -> impl Iterator<Item = &'v Value> + Clone + use<'v> {
+    let items: &'v [Value] = match attribute_value(attr, node, relative_to) {
+        None => &[],
+        Some(Value::Array(items)) if attr.attr.multi_valued => items,
+        Some(other) => std::slice::from_ref(other),
     };
-    let items: Vec<&Value> = match v {
-        Value::Array(items) if attr.attr.multi_valued => items.iter().collect(),
-        other => vec![other],
-    };
-    match attr.sub {
-        None => items.into_iter().filter(|v| !v.is_null()).collect(),
-        Some(sub) => items
-            .into_iter()
-            .filter_map(|item| item.get(sub.name))
-            .filter(|v| !v.is_null())
-            .collect(),
-    }
+    let sub = attr.sub;
+    items
+        .iter()
+        .filter_map(move |item| match sub {
+            None => Some(item),
+            Some(sub) => item.get(sub.name),
+        })
+        .filter(|v| !v.is_null())
 }
 
 /// `pr`: holds a scalar that is neither null nor the empty string.
@@ -789,9 +813,14 @@ fn present(v: &Value) -> bool {
     }
 }
 
-fn compare_values(values: &[&Value], leaf: &Attribute, op: CompareOp, literal: &Value) -> bool {
+fn compare_values<'v>(
+    mut values: impl Iterator<Item = &'v Value> + Clone,
+    leaf: &Attribute,
+    op: CompareOp,
+    literal: &Value,
+) -> bool {
     if literal.is_null() {
-        let any_present = values.iter().any(|v| present(v));
+        let any_present = values.any(present);
         return match op {
             CompareOp::Ne => any_present,
             _ => !any_present,
@@ -800,7 +829,7 @@ fn compare_values(values: &[&Value], leaf: &Attribute, op: CompareOp, literal: &
     if op == CompareOp::Ne {
         return !compare_values(values, leaf, CompareOp::Eq, literal);
     }
-    values.iter().any(|v| compare_one(v, leaf, op, literal))
+    values.any(|v| compare_one(v, leaf, op, literal))
 }
 
 /// One value against the literal; the literal has already been checked and normalised
@@ -820,16 +849,19 @@ fn compare_one(value: &Value, leaf: &Attribute, op: CompareOp, literal: &Value) 
             let (Value::String(v), Value::String(lit)) = (value, literal) else {
                 return false;
             };
-            let (v, lit) = if leaf.case_exact {
-                (v.clone(), lit.clone())
-            } else {
-                (fold(v), fold(lit))
-            };
+            if leaf.case_exact {
+                return match op {
+                    CompareOp::Co => v.contains(lit.as_str()),
+                    CompareOp::Sw => v.starts_with(lit.as_str()),
+                    CompareOp::Ew => v.ends_with(lit.as_str()),
+                    _ => ordering_matches(v.as_bytes().cmp(lit.as_bytes())),
+                };
+            }
             match op {
-                CompareOp::Co => v.contains(&lit),
-                CompareOp::Sw => v.starts_with(&lit),
-                CompareOp::Ew => v.ends_with(&lit),
-                _ => ordering_matches(v.as_bytes().cmp(lit.as_bytes())),
+                CompareOp::Co => fold(v).contains(&fold(lit)),
+                CompareOp::Sw => fold(v).starts_with(&fold(lit)),
+                CompareOp::Ew => fold(v).ends_with(&fold(lit)),
+                _ => ordering_matches(fold_cmp(v, lit)),
             }
         }
         AttrType::Boolean => {

@@ -41,6 +41,7 @@
 //!   ignored rather than read as "empty the group". MemberValue sub-attributes are immutable, so a path
 //!   into a member (`members[…].display`) or a filtered add/replace is `mutability`.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use serde_json::{Map, Value};
@@ -248,6 +249,7 @@ pub fn apply(
         id,
         data: &mut work,
         members: Vec::new(),
+        appended: None,
     };
     for (i, op) in ops.iter().enumerate() {
         patcher.operation(op).map_err(|e| in_operation(i, e))?;
@@ -268,6 +270,62 @@ struct Patcher<'a> {
     id: &'a str,
     data: &'a mut Map<String, Value>,
     members: Vec<MemberOp>,
+    /// The elements of the attribute the previous operation appended to, by identity, so
+    /// a run of `add`s to one list (1000 `add emails` operations) finds an equal element
+    /// without scanning the list each time. Any other operation drops it.
+    appended: Option<AppendIndex>,
+}
+
+/// An element's identity for [`same_element`]: its `value` and `type`, folded unless the
+/// sub-attribute is `caseExact`, strings and other JSON kept apart.
+type ElementKey = (Option<String>, Option<String>);
+
+/// Where each element of one multi-valued attribute sits, by [`ElementKey`].
+struct AppendIndex {
+    extension: Option<&'static str>,
+    attr: &'static Attribute,
+    /// How many elements the list had when the index was last updated: a list of another
+    /// length is not the one indexed.
+    len: usize,
+    positions: HashMap<ElementKey, usize>,
+}
+
+impl AppendIndex {
+    /// The index of `elements`, all assigned, when every one has a key.
+    fn build(p: &AttrPath, elements: &[Value]) -> Option<AppendIndex> {
+        let mut positions = HashMap::with_capacity(elements.len());
+        for (i, e) in elements.iter().enumerate() {
+            positions.entry(element_key(p.attr, e)?).or_insert(i);
+        }
+        Some(AppendIndex {
+            extension: p.extension.map(|s| s.id),
+            attr: p.attr,
+            len: elements.len(),
+            positions,
+        })
+    }
+
+    fn indexes(&self, p: &AttrPath, len: usize) -> bool {
+        std::ptr::eq(self.attr, p.attr)
+            && self.extension == p.extension.map(|s| s.id)
+            && self.len == len
+    }
+}
+
+/// The key under which [`same_element`] finds `element` of `attr`; `None` for shapes it
+/// compares whole (no `value` sub-attribute, or not an object).
+fn element_key(attr: &'static Attribute, element: &Value) -> Option<ElementKey> {
+    let value_attr = attr.sub("value").filter(|_| attr.ty == AttrType::Complex)?;
+    let Value::Object(fields) = element else {
+        return None;
+    };
+    let part = |sub: &Attribute, v: Option<&Value>| match v {
+        None => None,
+        Some(Value::String(s)) if !sub.case_exact => Some(format!("s{}", filter::fold(s))),
+        Some(other) => Some(format!("j{other}")),
+    };
+    let kind = attr.sub("type").and_then(|t| part(t, fields.get("type")));
+    Some((part(value_attr, fields.get("value")), kind))
 }
 
 /// How a target was named: by an explicit `path`, or as a key of a pathless value object,
@@ -352,6 +410,7 @@ impl Patcher<'_> {
     ) -> Result<(), ScimError> {
         match (op, value) {
             (Op::Remove, _) | (_, None | Some(Value::Null)) => {
+                self.appended = None;
                 self.data.remove(ext.id);
                 Ok(())
             }
@@ -394,6 +453,10 @@ impl Patcher<'_> {
                 return Ok(());
             }
             return self.members(op, p, value);
+        }
+        let appends = op == Op::Add && p.attr.multi_valued && p.filter.is_none() && p.sub.is_none();
+        if !appends {
+            self.appended = None;
         }
         let shown = p.display();
         match p.attr.mutability {
@@ -505,16 +568,32 @@ impl Patcher<'_> {
     }
 
     /// `add` to a multi-valued attribute: append, merging into an equal element rather than
-    /// duplicating it.
+    /// duplicating it. Costs what it adds, not the length of the list: equal elements are
+    /// found through [`AppendIndex`], kept from one `add` to the next.
     fn append(&mut self, p: &AttrPath, value: Value, shown: &str) -> Result<(), ScimError> {
         let attr = p.attr;
         let Some(Value::Array(new)) = coerce(attr, value, shown)? else {
             return Ok(());
         };
         let mut elements = self.take_elements(p);
+        let mut index = match self.appended.take() {
+            Some(ix) if ix.indexes(p, elements.len()) => Some(ix),
+            _ => {
+                // What `put_elements` would drop anyway, so positions stay valid.
+                elements.retain(is_assigned);
+                AppendIndex::build(p, &elements)
+            }
+        };
         let mut touched = Vec::with_capacity(new.len());
-        for item in new {
-            match elements.iter().position(|e| same_element(attr, e, &item)) {
+        for item in new.into_iter().filter(is_assigned) {
+            let key = element_key(attr, &item);
+            let found = match (&index, &key) {
+                (Some(ix), Some(k)) => ix.positions.get(k).copied(),
+                // Not an object: equal to no element of an indexed list.
+                (Some(_), None) => None,
+                (None, _) => elements.iter().position(|e| same_element(attr, e, &item)),
+            };
+            match found {
                 Some(i) => {
                     if let (Value::Object(existing), Value::Object(fields)) =
                         (&mut elements[i], item)
@@ -530,12 +609,26 @@ impl Patcher<'_> {
                 }
                 None => {
                     elements.push(item);
-                    touched.push(elements.len() - 1);
+                    let i = elements.len() - 1;
+                    touched.push(i);
+                    match (&mut index, key) {
+                        (Some(ix), Some(k)) => {
+                            ix.positions.entry(k).or_insert(i);
+                        }
+                        _ => index = None,
+                    }
                 }
             }
         }
         enforce_single_primary(&mut elements, &touched);
-        self.put_elements(p, elements);
+        if let Some(ix) = &mut index {
+            ix.len = elements.len();
+        }
+        if !elements.is_empty() {
+            self.container_for(p.extension)
+                .insert(attr.name.to_string(), Value::Array(elements));
+        }
+        self.appended = index;
         Ok(())
     }
 
@@ -923,15 +1016,22 @@ fn contains_fields(attr: &'static Attribute, element: &Value, probe: &Value) -> 
 fn equal_as(attr: &Attribute, a: Option<&Value>, b: Option<&Value>) -> bool {
     match (a, b) {
         (Some(Value::String(a)), Some(Value::String(b))) if !attr.case_exact => {
-            filter::fold(a) == filter::fold(b)
+            filter::fold_eq(a, b)
         }
         _ => a == b,
     }
 }
 
 /// At most one element may be `primary` (RFC 7643 §2.4): when several are, the one this
-/// operation touched last wins and the others are set to `false`.
+/// operation touched last wins and the others are set to `false`. Every operation keeps
+/// that true, so only one that made a touched element primary needs to look at the rest.
 fn enforce_single_primary(elements: &mut [Value], touched: &[usize]) {
+    if !touched
+        .iter()
+        .any(|&i| elements[i].get("primary") == Some(&Value::Bool(true)))
+    {
+        return;
+    }
     let primaries: Vec<usize> = (0..elements.len())
         .filter(|&i| elements[i].get("primary") == Some(&Value::Bool(true)))
         .collect();

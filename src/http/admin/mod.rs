@@ -11,6 +11,7 @@ mod apps;
 mod audit;
 mod connection;
 mod dashboard;
+mod form;
 mod groups;
 mod guard;
 mod oauth;
@@ -21,7 +22,10 @@ mod settings;
 mod sync;
 mod tenants;
 
+pub(crate) use form::Form;
 pub(super) use people::PendingImports;
+pub(crate) use roles::roles_of;
+pub(crate) use settings::update_of as settings_update_of;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -148,9 +152,7 @@ impl Req {
         let bytes = super::read_body(body, declared, limit, timeout)
             .await
             .map_err(|e| UiError::BadRequest(e.detail))?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| UiError::BadRequest("the form could not be read".into()))?;
-        Ok(Form(pairs))
+        Form::urlencoded(&bytes).map_err(UiError::BadRequest)
     }
 
     pub fn session(&self) -> Result<&LiveSession, UiError> {
@@ -183,31 +185,6 @@ pub(super) fn expiry(value: &str) -> Result<Option<String>, String> {
             Ok(d) if (1..=3650).contains(&d) => Ok(Some(datetime::in_days(d))),
             _ => Err("Choose a valid expiry.".into()),
         },
-    }
-}
-
-/// Decoded form fields.
-pub(super) struct Form(Vec<(String, String)>);
-
-impl Form {
-    /// The field's value, or "" when absent.
-    pub fn get(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map_or("", |(_, v)| v.as_str())
-    }
-
-    pub fn trimmed(&self, name: &str) -> &str {
-        self.get(name).trim()
-    }
-
-    /// The trimmed value of a field the form carries, `None` when it does not carry it.
-    pub fn field(&self, name: &str) -> Option<String> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
     }
 }
 

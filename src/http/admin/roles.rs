@@ -289,25 +289,29 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     render(state, req, tenant, None, None, None).await
 }
 
+/// The role list (one per line or comma-separated, highest first), the default role and
+/// the prefix, as the roles form submits them; `Err` names the role that is not valid.
+pub(crate) fn roles_of(form: &Form) -> Result<(Vec<Role>, Role, String), String> {
+    let roles = form
+        .get("roles")
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<Role>, String>>()?;
+    let default_role = form.trimmed("default_role").parse::<Role>()?;
+    let role_prefix = form.trimmed("role_prefix").to_string();
+    Ok((roles, default_role, role_prefix))
+}
+
 /// The role list, default role and prefix form.
 pub(super) async fn update(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     let form = req.form(state).await?;
-    let edit = (|| {
-        let roles = form
-            .get("roles")
-            .split(['\n', ','])
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::parse)
-            .collect::<Result<Vec<Role>, String>>()?;
-        let default_role = form.trimmed("default_role").parse::<Role>()?;
-        let role_prefix = form.trimmed("role_prefix").to_string();
-        Ok::<_, String>(Edit::Roles {
-            roles,
-            default_role,
-            role_prefix,
-        })
-    })();
+    let edit = roles_of(&form).map(|(roles, default_role, role_prefix)| Edit::Roles {
+        roles,
+        default_role,
+        role_prefix,
+    });
     let fallback = Inputs {
         roles: form.get("roles").to_string(),
         default_role: form.trimmed("default_role").to_string(),

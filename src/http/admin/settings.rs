@@ -292,6 +292,12 @@ async fn render(
     html(status, &page)
 }
 
+/// The settings update a submitted settings form asks for (all but the name); `Err` names
+/// a value that is not allowed.
+pub(crate) fn update_of(form: &Form) -> Result<Update, String> {
+    Values::from_form(form).update()
+}
+
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
     render(state, req, tenant, None, None).await
 }

@@ -533,3 +533,21 @@ fn group_members() {
     assert!(m("members[value eq u1 and display sw b]"));
     assert!(!m("members[value eq g2 and display pr]"));
 }
+
+#[test]
+fn folded_comparisons_agree_with_comparing_folded_strings() {
+    let words = [
+        "", "a", "A", "ab", "aB", "b", "é", "É", "\u{212A}", "k", "K", "ß", "ẞ", "İ", "i̇", "Σσ",
+        "zz", "Z", "a\u{0}", "ǅ", "ǆ",
+    ];
+    for a in words {
+        for b in words {
+            assert_eq!(fold_eq(a, b), fold(a) == fold(b), "{a:?} {b:?}");
+            assert_eq!(
+                fold_cmp(a, b),
+                fold(a).as_bytes().cmp(fold(b).as_bytes()),
+                "{a:?} {b:?}"
+            );
+        }
+    }
+}

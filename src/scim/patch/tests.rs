@@ -1314,3 +1314,31 @@ fn a_patch_carries_at_most_max_operations() {
     );
     assert!(e.detail.contains("at most 1000"), "{}", e.detail);
 }
+
+#[test]
+fn a_run_of_adds_merges_equal_elements_whatever_ran_between_them() {
+    // The adds after the first find equal elements through the index kept between them;
+    // a replace or remove in between changes the list, and the next add must see that.
+    let data = patch_user(
+        alice(),
+        json!([
+            {"op": "add", "path": "emails", "value": [{"value": "a@x.example", "type": "other"}]},
+            {"op": "add", "path": "emails", "value": [{"value": "A@X.example", "type": "OTHER", "display": "A"}]},
+            {"op": "replace", "path": "emails[value eq \"a@x.example\"].value", "value": "b@x.example"},
+            {"op": "add", "path": "emails", "value": [{"value": "a@x.example", "type": "other"}]},
+            {"op": "add", "path": "emails", "value": [{"value": "b@x.example", "type": "other", "primary": true}]},
+            {"op": "remove", "path": "emails[value eq \"alice@home.example\"]"},
+            {"op": "add", "path": "emails", "value": [{"value": "alice@home.example", "type": "home"}]},
+            {"op": "add", "path": "emails", "value": [{"value": "ALICE@home.example", "type": "Home"}]},
+        ]),
+    );
+    assert_eq!(
+        data["emails"],
+        json!([
+            {"value": "alice@example.com", "type": "work", "primary": false},
+            {"value": "b@x.example", "type": "other", "display": "A", "primary": true},
+            {"value": "a@x.example", "type": "other"},
+            {"value": "alice@home.example", "type": "home"}
+        ])
+    );
+}
