@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_requests",
         include_str!("migrations/0011_requests.sql"),
     ),
+    (
+        "0012_list_counts",
+        include_str!("migrations/0012_list_counts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -315,12 +315,12 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 
 /// One page of the tenant's users matching `q`.
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<UserRow>, DbError> {
-    super::list_page(
+    super::paging::scim_page(
         conn,
         tenant_id,
         q,
         &USER_RESOURCE,
-        "users u",
+        super::paging::Listed::Users,
         COLUMNS,
         from_row,
     )
