@@ -553,6 +553,30 @@ async fn start_index_pages_agree_with_one_big_page_through_deletions() {
         user(&s, &format!("late{round}a@example.com"), Some("Even"), None).await;
         user(&s, &format!("late{round}b@example.com"), None, None).await;
     }
+    // Walks interleaved with creations only (the server may start a page where the one
+    // before it ended): still every user once, in order.
+    for i in 0..3 {
+        let (before, _) = walk_by_index("x=1".into(), 4).await;
+        assert_eq!(before, all(&s, "/scim/v2/Users", "x=1").await);
+        user(&s, &format!("more{i}@example.com"), None, None).await;
+        let (after, total) = walk_by_index("x=1".into(), 4).await;
+        assert_eq!(after, all(&s, "/scim/v2/Users", "x=1").await);
+        assert_eq!(total as usize, before.len() + 1);
+        // A page read twice (an IdP retrying) is the same page.
+        let q = "startIndex=5&count=4";
+        assert_eq!(
+            page(&s, &token, "/scim/v2/Users", q).await,
+            page(&s, &token, "/scim/v2/Users", q).await
+        );
+    }
+    // And one deletion in the middle of a walk shifts the rest, as offsets do.
+    let everyone = all(&s, "/scim/v2/Users", "x=1").await;
+    let (first, _) = page(&s, &token, "/scim/v2/Users", "startIndex=1&count=4").await;
+    assert_eq!(first, everyone[..4]);
+    let r = s.delete(&format!("/scim/v2/Users/{}", everyone[1])).await;
+    assert_eq!(r.status, 204);
+    let (second, _) = page(&s, &token, "/scim/v2/Users", "startIndex=5&count=4").await;
+    assert_eq!(second, everyone[5..9]);
 }
 
 /// `totalResults` of an unfiltered list follows every create and delete of the tenant,
@@ -610,7 +634,10 @@ async fn unfiltered_totals_follow_creates_and_deletes_and_stay_in_their_tenant()
         .await;
     assert_eq!(r.status, 409);
     let gid = g.json["id"].as_str().unwrap();
-    assert_eq!(s.delete(&format!("/scim/v2/Groups/{gid}")).await.status, 204);
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{gid}")).await.status,
+        204
+    );
     assert_eq!(total(mine.clone(), "/scim/v2/Users").await, 3);
     assert_eq!(total(other.clone(), "/scim/v2/Users").await, 3);
     assert_eq!(total(mine, "/scim/v2/Groups").await, 0);

@@ -13,7 +13,6 @@ use super::{DbError, HasPk, ListQuery, Page};
 use crate::model::DirectoryGroup;
 use crate::scim::datetime;
 use crate::scim::filter::fold;
-use crate::scim::schema::GROUP_RESOURCE;
 
 /// A stored group, without its members.
 #[derive(Debug, Clone)]
@@ -257,14 +256,25 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 }
 
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<GroupRow>, DbError> {
+    Ok(list_resuming(conn, tenant_id, q, None)?.0)
+}
+
+/// [`list`], starting where `resume` says when it still holds, and saying where the next
+/// `startIndex` page starts (see [`super::paging::scim_page`]).
+pub fn list_resuming(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    resume: Option<super::paging::Resume>,
+) -> Result<(Page<GroupRow>, Option<super::paging::Resume>), DbError> {
     super::paging::scim_page(
         conn,
         tenant_id,
         q,
-        &GROUP_RESOURCE,
         super::paging::Listed::Groups,
         COLUMNS,
         from_row,
+        resume,
     )
 }
 
@@ -452,9 +462,7 @@ pub fn members_chunked(
     let mut batch = Vec::with_capacity(chunk);
     while let Some(r) = rows.next()? {
         batch.push(member_from_row(r)?);
-        if batch.len() == chunk
-            && !each(std::mem::replace(&mut batch, Vec::with_capacity(chunk)))
-        {
+        if batch.len() == chunk && !each(std::mem::replace(&mut batch, Vec::with_capacity(chunk))) {
             return Ok(());
         }
     }
@@ -745,7 +753,7 @@ mod tests {
     use super::*;
     use crate::db::{migrations, tenants, users};
     use crate::scim::resource::normalize;
-    use crate::scim::schema::USER_RESOURCE;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
     fn fresh_db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

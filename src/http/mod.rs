@@ -243,6 +243,8 @@ struct State {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// What `/metrics` reports; the webhook sender records into it too.
     metrics: metrics::Metrics,
+    /// Where the next `startIndex` page of each directory walk starts.
+    resumes: Arc<crate::ops::lists::Resumes>,
 }
 
 impl App {
@@ -265,6 +267,7 @@ impl App {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
                 config,
                 metrics: metrics::Metrics::new(),
+                resumes: Default::default(),
             }),
             metrics_only: false,
         }

@@ -416,15 +416,22 @@ pub async fn get_streamed(
 }
 
 /// GET /Groups and POST /Groups/.search: one page, each group with its members if
-/// `want_members`.
+/// `want_members`; `startIndex` pages resume as [`super::users::list`] says.
 pub async fn list(
     db: &Db,
     tenant_id: i64,
     query: ListQuery,
     want_members: bool,
+    resumes: std::sync::Arc<super::lists::Resumes>,
 ) -> Result<(Page<GroupRow>, Vec<Option<Vec<GroupMember>>>), DbError> {
-    db.read(move |c| {
-        let page = groups::list(c, tenant_id, &query)?;
+    use crate::db::paging::Listed;
+    // One snapshot: the total, the position resumed from and the rows agree.
+    db.snapshot(move |c| {
+        let resume = resumes.get(tenant_id, Listed::Groups, query.start_index);
+        let (page, next) = groups::list_resuming(c, tenant_id, &query, resume)?;
+        if let Some(next) = next {
+            resumes.put(tenant_id, Listed::Groups, next);
+        }
         let members = if want_members {
             page.items
                 .iter()

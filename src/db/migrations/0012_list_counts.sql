@@ -3,10 +3,16 @@
 -- tenant (~4 ms at 100 000 users, on every page); these counts, kept by triggers in the
 -- same transaction as every insert and delete whoever writes (SCIM, sync, the CLI, seeds),
 -- make it one row read.
+--
+-- The deletion counters tell a remembered `startIndex` position (where the next page of a
+-- walk starts) from a stale one: new rows get a pk above every existing one, so only a
+-- deletion moves the rows after it to a lower position.
 CREATE TABLE resource_counts (
-    tenant_id  INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
-    users      INTEGER NOT NULL DEFAULT 0,
-    groups     INTEGER NOT NULL DEFAULT 0
+    tenant_id       INTEGER PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+    users           INTEGER NOT NULL DEFAULT 0,
+    groups          INTEGER NOT NULL DEFAULT 0,
+    users_deleted   INTEGER NOT NULL DEFAULT 0,
+    groups_deleted  INTEGER NOT NULL DEFAULT 0
 );
 
 INSERT INTO resource_counts (tenant_id, users, groups)
@@ -20,14 +26,16 @@ CREATE TRIGGER users_counted AFTER INSERT ON users BEGIN
         ON CONFLICT (tenant_id) DO UPDATE SET users = users + 1;
 END;
 CREATE TRIGGER users_uncounted AFTER DELETE ON users BEGIN
-    UPDATE resource_counts SET users = users - 1 WHERE tenant_id = old.tenant_id;
+    UPDATE resource_counts SET users = users - 1, users_deleted = users_deleted + 1
+     WHERE tenant_id = old.tenant_id;
 END;
 CREATE TRIGGER groups_counted AFTER INSERT ON groups BEGIN
     INSERT INTO resource_counts (tenant_id, groups) VALUES (new.tenant_id, 1)
         ON CONFLICT (tenant_id) DO UPDATE SET groups = groups + 1;
 END;
 CREATE TRIGGER groups_uncounted AFTER DELETE ON groups BEGIN
-    UPDATE resource_counts SET groups = groups - 1 WHERE tenant_id = old.tenant_id;
+    UPDATE resource_counts SET groups = groups - 1, groups_deleted = groups_deleted + 1
+     WHERE tenant_id = old.tenant_id;
 END;
 
 -- A tenant's rows in pk order (every index holds the pk): a `startIndex` page finds its

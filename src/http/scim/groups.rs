@@ -49,7 +49,10 @@ fn member_out<'a>(base: &str, m: &'a GroupMember) -> MemberOut<'a> {
 fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[GroupMember]>) -> Value {
     let mut computed = Vec::new();
     if let Some(members) = members.filter(|m| !m.is_empty()) {
-        let list = members.iter().map(|m| json!(member_out(&ctx.base, m))).collect();
+        let list = members
+            .iter()
+            .map(|m| json!(member_out(&ctx.base, m)))
+            .collect();
         computed.push(("members", Value::Array(list)));
     }
     let meta = Meta {
@@ -303,8 +306,14 @@ impl Endpoint for Groups {
         query: ListQuery,
         projection: &Projection,
     ) -> Result<(u64, Vec<Vec<u8>>, Option<crate::scim::list::Position>), ApiError> {
-        let (page, members) =
-            groups::list(&state.db, ctx.tenant_id, query, projection.wants("members")).await?;
+        let (page, members) = groups::list(
+            &state.db,
+            ctx.tenant_id,
+            query,
+            projection.wants("members"),
+            state.resumes.clone(),
+        )
+        .await?;
         let resources = page
             .items
             .iter()

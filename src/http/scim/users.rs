@@ -69,7 +69,14 @@ fn write(ctx: &Ctx, row: &UserRow, groups: &[GroupRef]) -> Vec<u8> {
         location: format!("{}/Users/{}", ctx.base, row.id),
     };
     let mut out = Vec::with_capacity(1024);
-    resource::write_rendered(&mut out, &USER_RESOURCE, &row.id, &row.data, &computed, &meta);
+    resource::write_rendered(
+        &mut out,
+        &USER_RESOURCE,
+        &row.id,
+        &row.data,
+        &computed,
+        &meta,
+    );
     out
 }
 
@@ -163,7 +170,14 @@ impl Endpoint for Users {
             page,
             mut groups,
             managers,
-        } = users::list(&state.db, ctx.tenant_id, query, projection.wants("groups")).await?;
+        } = users::list(
+            &state.db,
+            ctx.tenant_id,
+            query,
+            projection.wants("groups"),
+            state.resumes.clone(),
+        )
+        .await?;
         let resources = page
             .items
             .iter()
