@@ -95,7 +95,10 @@ async fn streamed_full_reads_of_large_groups_hold_every_member_once() {
         let parsed: Value = serde_json::from_str(&r.text).expect("one valid JSON document");
         let members = parsed["members"].as_array().unwrap();
         assert_eq!(members.len(), n);
-        let ids: Vec<&str> = members.iter().map(|m| m["value"].as_str().unwrap()).collect();
+        let ids: Vec<&str> = members
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
         let unique: std::collections::HashSet<&&str> = ids.iter().collect();
         assert_eq!(unique.len(), n, "each member once");
         // Insertion order: the seeded userNames m0, m1, … as displays.
@@ -109,7 +112,11 @@ async fn streamed_full_reads_of_large_groups_hold_every_member_once() {
         assert_eq!(parsed["meta"]["resourceType"], "Group");
         let etag = r.header("etag").expect("an ETag").to_string();
         assert_eq!(parsed["meta"]["version"], json!(etag));
-        assert!(r.header("content-type").unwrap().starts_with("application/scim+json"));
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/scim+json")
+        );
 
         let again = s
             .raw(
@@ -130,7 +137,9 @@ async fn streamed_full_reads_of_large_groups_hold_every_member_once() {
         assert_eq!(whole.json["members"], parsed["members"]);
         assert!(whole.json.get("displayName").is_none());
         let without = s
-            .get(&format!("/scim/v2/Groups/{group}?excludedAttributes=members"))
+            .get(&format!(
+                "/scim/v2/Groups/{group}?excludedAttributes=members"
+            ))
             .await;
         assert!(without.json.get("members").is_none());
         assert_eq!(without.json["id"], parsed["id"]);

@@ -403,13 +403,19 @@ mod tests {
     #[test]
     fn envelope_numbers_are_integers() {
         let items = vec![json!({"id": "a"}), json!({"id": "b", "x": [1]})];
-        let bytes: Vec<Vec<u8>> = items.iter().map(|v| serde_json::to_vec(v).unwrap()).collect();
+        let bytes: Vec<Vec<u8>> = items
+            .iter()
+            .map(|v| serde_json::to_vec(v).unwrap())
+            .collect();
         for next in [None, Some("c1".to_string())] {
             let want = list_response(9, 3, items.clone(), next.clone()).to_string();
             let got = write_list_response(9, 3, &bytes, next);
             assert_eq!(String::from_utf8(got).unwrap(), want);
         }
-        assert_eq!(write_list_response(0, 1, &[], None), list_response(0, 1, vec![], None).to_string().into_bytes());
+        assert_eq!(
+            write_list_response(0, 1, &[], None),
+            list_response(0, 1, vec![], None).to_string().into_bytes()
+        );
         let v = list_response(0, 1, vec![], None);
         assert_eq!(
             v,
