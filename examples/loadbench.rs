@@ -1,28 +1,36 @@
-//! Load benchmark: the real scimd server, in-process on `127.0.0.1:0`, driven over HTTP by
-//! concurrent keep-alive clients. Run by hand; results are recorded in `BENCHMARKS.md`.
+//! Load benchmark: the real scimd server driven over HTTP by concurrent keep-alive clients.
+//! Run by hand; results are recorded in `BENCHMARKS.md`.
 //!
 //! ```sh
-//! cargo run --release --example loadbench                       # 1 000 and 100 000 users
+//! cargo run --release --example loadbench                       # in-process, 1 000 and 100 000 users
 //! cargo run --release --example loadbench -- --help
 //! cargo run --release --example loadbench -- --users 100000 --only "Groups/{big}"
+//! # Like a client would: a separately started server, its own RSS and CPU.
+//! loadbench --users 100000 --seed-only /tmp/bench.db          # prints the token
+//! scimd serve --db /tmp/bench.db --listen 127.0.0.1:8080 &
+//! loadbench --users 100000 --target http://127.0.0.1:8080 --token scimd_… --pid $!
 //! ```
 //!
-//! For each directory size it opens a fresh SQLite file (default durability, `FULL`),
-//! seeds it straight through the `db` layer in one transaction — the users (each body
-//! through `resource::normalize`, each row through `db::users::create`, exactly as a POST
-//! stores it), a group holding every one of them, a 10-member group, and spare users that
-//! the membership scenarios add and remove — then refreshes the planner statistics as the
-//! server does at start (`Db::optimize`). Seeding bypasses HTTP because a 100 000-user
-//! directory would otherwise take minutes of fsync'd POSTs; the write scenarios below
-//! measure POST itself.
+//! In-process (the default), for each directory size it opens a fresh SQLite file (default
+//! durability, `FULL`), seeds it straight through the `db` layer in one transaction — the
+//! users (each body through `resource::normalize`, each row through `db::users::create`,
+//! exactly as a POST stores it), a group holding every one of them, a 10-member group, and
+//! spare users that the membership scenarios add and remove — then refreshes the planner
+//! statistics as the server does at start (`Db::optimize`), and starts the server on
+//! `127.0.0.1:0`. Seeding bypasses HTTP because a 100 000-user directory would otherwise
+//! take minutes of fsync'd POSTs; the write scenarios below measure POST itself.
+//!
+//! With `--target` it drives a `scimd serve` started separately on a database that
+//! `--seed-only` seeded the same way, finding the users and groups over HTTP; with `--pid`
+//! the server's own peak RSS and CPU are reported per scenario.
 //!
 //! Each scenario: one request checked for the right answer, a short warm-up, then
 //! `--clients` tasks sending requests back to back until `--seconds` have passed or
 //! `--max-requests` were sent. Latency is measured by the client, from sending the request
-//! to the last byte of the body. The client runs on its own single-threaded runtime in
-//! the same process; the server keeps its usual multi-threaded runtime. Peak RSS is the
-//! process's `VmHWM` (server and client together, so an upper bound for the server), reset
-//! before each scenario through `/proc/self/clear_refs`.
+//! to the last byte of the body. The client runs on its own single-threaded runtime. Peak
+//! RSS is `VmHWM` (in-process: server and client together, so an upper bound for the
+//! server), reset before each scenario through `clear_refs`. Before the scenarios, the raw
+//! SQLite ceiling of the same disk: 100-row `synchronous=FULL` transactions, in rows/s.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -62,8 +70,8 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 100_000])]
     users: Vec<u64>,
 
-    /// Concurrent keep-alive clients.
-    #[arg(long, default_value_t = 8)]
+    /// Concurrent keep-alive clients (16 is the issue's standard).
+    #[arg(long, default_value_t = 16)]
     clients: usize,
 
     /// Seconds each scenario is measured for, after its warm-up.
@@ -91,19 +99,231 @@ struct Args {
     /// query plans with `sqlite3`.
     #[arg(long)]
     keep_db: bool,
+
+    /// Only seed a database at this path (one `--users` size, one spare user per client),
+    /// print its token, and exit: for a server started separately and `--target`.
+    #[arg(long)]
+    seed_only: Option<PathBuf>,
+
+    /// Drive a separately started `scimd serve` at this root URL (e.g.
+    /// `http://127.0.0.1:8080`) instead of one in this process. Its database must have been
+    /// seeded by `--seed-only` with the same `--users` and at least as many clients.
+    #[arg(long, requires = "token")]
+    target: Option<String>,
+
+    /// The SCIM token for `--target` (printed by `--seed-only`).
+    #[arg(long)]
+    token: Option<String>,
+
+    /// The `--target` server's process id: its own peak RSS and CPU are reported.
+    #[arg(long)]
+    pid: Option<u32>,
+
+    /// In-process: the request inspector's kept requests per tenant (the server's default;
+    /// 0 turns recording off, like `scimd serve --inspector-keep 0`).
+    #[arg(long, default_value_t = 1000)]
+    inspector_keep: u32,
+
+    /// Seconds the raw SQLite ceiling is measured for (0 skips it).
+    #[arg(long, default_value_t = 2.0)]
+    ceiling_seconds: f64,
 }
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     let clients = args.clients.clamp(1, 256);
+    if let Some(path) = &args.seed_only {
+        let n = *args.users.first().ok_or("--users: one size to seed")?;
+        let db = Db::open(path, args.synchronous)?;
+        let started = Instant::now();
+        let seeded = seed(&db, n, clients)?;
+        println!(
+            "Seeded {n} users + {clients} spares in {:.1}s into {}\ntoken: {}",
+            started.elapsed().as_secs_f64(),
+            path.display(),
+            seeded.token
+        );
+        return Ok(());
+    }
     println!(
-        "# scimd loadbench: {clients} clients, {}s per scenario, synchronous={:?}\n",
-        args.seconds, args.synchronous
+        "# scimd loadbench: {clients} clients, {}s per scenario, synchronous={:?}, {}\n",
+        args.seconds,
+        args.synchronous,
+        match &args.target {
+            Some(t) => format!("server at {t} (pid {:?})", args.pid),
+            None => format!("server in-process, inspector keep {}", args.inspector_keep),
+        }
     );
+    if args.ceiling_seconds > 0.0 {
+        sqlite_ceiling(&args)?;
+    }
+    if let Some(target) = &args.target {
+        let n = *args
+            .users
+            .first()
+            .ok_or("--users: the size the target was seeded with")?;
+        return run_target(&args, target, n, clients);
+    }
     for &n in &args.users {
         run_size(&args, n, clients)?;
     }
     Ok(())
+}
+
+/// What the disk allows: 100-row `synchronous=FULL` WAL transactions into a scratch table
+/// on the same disk, back to back for `--ceiling-seconds`. Durable writes are reported as a
+/// share of this.
+fn sqlite_ceiling(args: &Args) -> Result<(), BoxError> {
+    let dir = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    let conn = rusqlite::Connection::open(dir.path().join("ceiling.db"))?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL;
+         CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);",
+    )?;
+    let row = "x".repeat(600);
+    let (started, mut commits) = (Instant::now(), 0u64);
+    while started.elapsed().as_secs_f64() < args.ceiling_seconds {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        {
+            let mut insert = conn.prepare_cached("INSERT INTO t (v) VALUES (?1)")?;
+            for _ in 0..100 {
+                insert.execute([&row])?;
+            }
+        }
+        conn.execute_batch("COMMIT")?;
+        commits += 1;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "SQLite ceiling on this disk: {:.0} rows/s in 100-row synchronous=FULL transactions \
+         ({:.0} commits/s, 600-byte rows).\n",
+        commits as f64 * 100.0 / secs,
+        commits as f64 / secs
+    );
+    Ok(())
+}
+
+/// Finds what `--seed-only` left in the target's directory, over HTTP.
+fn discover(bench: &Bench, rt: &tokio::runtime::Runtime, n: u64) -> Result<Seeded, BoxError> {
+    rt.block_on(async {
+        let (mut user_ids, mut spare_ids, mut cursors) = (Vec::new(), Vec::new(), Vec::new());
+        let mut cursor = String::new();
+        loop {
+            let page = bench
+                .get_json(&format!("/Users?count=1000&attributes=userName&cursor={cursor}"))
+                .await?;
+            cursors.push((cursor.clone(), user_ids.len() + spare_ids.len()));
+            for r in page["Resources"].as_array().ok_or("no Resources")? {
+                let id = r["id"].as_str().ok_or("no id")?.to_string();
+                // Users the POST scenario of an earlier run created ("new…") are left out.
+                match r["userName"].as_str() {
+                    Some(u) if u.starts_with("spare") => spare_ids.push(id),
+                    Some(u) if u.starts_with("user") => user_ids.push(id),
+                    _ => {}
+                }
+            }
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = c.to_string(),
+                None => break,
+            }
+        }
+        if user_ids.len() as u64 != n || spare_ids.len() < bench.clients {
+            return Err(format!(
+                "the target holds {} users and {} spares, want {n} and at least {}: seed it with --seed-only",
+                user_ids.len(),
+                spare_ids.len(),
+                bench.clients
+            )
+            .into());
+        }
+        let listed = user_ids.len() + spare_ids.len();
+        // The deepest cursor with a full page of 100 after it.
+        let deep_cursor = cursors
+            .iter()
+            .rev()
+            .find(|(_, before)| listed - before >= 100)
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default();
+        let group = |name: &'static str| async move {
+            let filter: String = form_urlencoded::byte_serialize(
+                format!("displayName eq \"{name}\"").as_bytes(),
+            )
+            .collect();
+            let found = bench
+                .get_json(&format!("/Groups?filter={filter}&excludedAttributes=members"))
+                .await?;
+            found["Resources"][0]["id"]
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| BoxError::from(format!("no group {name}")))
+        };
+        Ok(Seeded {
+            token: bench.token.clone(),
+            user_ids,
+            deep_cursor,
+            spare_ids,
+            big_group: group("Everyone").await?,
+            small_group: group("Ten people").await?,
+        })
+    })
+}
+
+fn run_target(args: &Args, target: &str, n: u64, clients: usize) -> Result<(), BoxError> {
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let _runtime = client_rt.enter();
+    let mut bench = Bench {
+        client: Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(clients)
+            .build_http(),
+        base: format!("{}/scim/v2", target.trim_end_matches('/')),
+        token: args.token.clone().unwrap_or_default(),
+        clients,
+        seconds: args.seconds,
+        max_requests: args.max_requests,
+        pid: args.pid,
+    };
+    let started = Instant::now();
+    let seeded = Arc::new(discover(&bench, &client_rt, n)?);
+    println!(
+        "## {n} users (server at {target})\n\nFound {n} users, {} spares and the two groups over HTTP in {:.1}s; server RSS {} MiB.\n",
+        seeded.spare_ids.len(),
+        started.elapsed().as_secs_f64(),
+        rss_mib(bench.pid, "VmRSS"),
+    );
+    bench.base = format!("{}/scim/v2", target.trim_end_matches('/'));
+    print_header(bench.pid.is_some());
+    for scenario in scenarios(&seeded, n, clients) {
+        if !args.only.is_empty() && !args.only.iter().any(|o| scenario.name.contains(o)) {
+            continue;
+        }
+        client_rt.block_on(bench.run(scenario))?;
+    }
+    println!(
+        "\nServer peak RSS (VmHWM since the last reset) {} MiB, RSS now {} MiB.\n",
+        rss_mib(bench.pid, "VmHWM"),
+        rss_mib(bench.pid, "VmRSS")
+    );
+    Ok(())
+}
+
+fn print_header(server_cpu: bool) {
+    if server_cpu {
+        println!(
+            "| scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | bytes/resp | server peak RSS MiB (+rise) | server CPU % |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        println!(
+            "| scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | bytes/resp | peak RSS MiB (+rise) |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    }
 }
 
 /// What seeding left in the database.
@@ -111,7 +331,8 @@ struct Seeded {
     token: String,
     /// The directory's users (all in the big group), in insertion order.
     user_ids: Vec<String>,
-    user_pks: Vec<i64>,
+    /// A cursor with a full page of 100 after it, deep in the list.
+    deep_cursor: String,
     /// Users in no group, one per client, for membership changes.
     spare_ids: Vec<String>,
     big_group: String,
@@ -178,10 +399,23 @@ fn seed(db: &Db, users: u64, spares: usize) -> Result<Seeded, BoxError> {
         let big_group = add_group("Everyone", &user_pks)?;
         let small = &user_pks[..SMALL_GROUP.min(user_pks.len())];
         let small_group = add_group("Ten people", small)?;
+        // Resume after the user 200 from the end: a full page remains, then more.
+        let after = user_pks[user_pks.len().saturating_sub(200)..]
+            .first()
+            .copied()
+            .unwrap_or(0);
+        let deep_cursor = scimd::scim::list::encode_cursor(
+            None,
+            false,
+            &scimd::scim::list::Position {
+                key: serde_json::Value::Null,
+                pk: after,
+            },
+        );
         Ok::<_, BoxError>(Seeded {
             token: token.secret,
             user_ids,
-            user_pks,
+            deep_cursor,
             spare_ids,
             big_group,
             small_group,
@@ -214,7 +448,7 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
          in {seed_secs:.1}s (one transaction); database {db_mib:.0} MiB; \
          {analysed} sqlite_stat1 rows; RSS after seeding {} MiB.\n",
         seeded.spare_ids.len(),
-        rss_mib("VmRSS"),
+        rss_mib(None, "VmRSS"),
     );
 
     let server_rt = tokio::runtime::Builder::new_multi_thread()
@@ -222,9 +456,12 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
         .build()?;
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
+    // The app starts its background tasks (the request inspector's writer) on the runtime.
     let app = {
-        let _rt = server_rt.enter();
-        scimd::http::App::new(db.clone(), HttpConfig::default())
+        let _runtime = server_rt.enter();
+        let mut config = HttpConfig::default();
+        config.inspector.keep = args.inspector_keep;
+        scimd::http::App::new(db.clone(), config)
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = server_rt.spawn(scimd::server::run(listener, app, async {
@@ -243,11 +480,9 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
         clients,
         seconds: args.seconds,
         max_requests: args.max_requests,
+        pid: None,
     };
-    println!(
-        "| scenario | clients | requests | req/s | p50 ms | p95 ms | p99 ms | bytes/resp | peak RSS MiB |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    print_header(false);
     for scenario in scenarios(&seeded, n, clients) {
         if !args.only.is_empty() && !args.only.iter().any(|o| scenario.name.contains(o)) {
             continue;
@@ -256,7 +491,7 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
     }
     println!(
         "\nProcess peak RSS (VmHWM since the last reset) {} MiB.\n",
-        rss_mib("VmHWM")
+        rss_mib(None, "VmHWM")
     );
     let _ = stop.send(());
     server_rt.block_on(server)?;
@@ -414,6 +649,12 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
     let users = seeded.user_ids.len();
     let mut out = Vec::new();
 
+    // The floor: what any answer costs here (HTTP, routing, no database).
+    out.push(Scenario::new(
+        "GET /ServiceProviderConfig (the floor)",
+        |_, _| Call::get("/ServiceProviderConfig".into()),
+    ));
+
     out.push(
         Scenario::new("GET /Users?filter=userName eq (hit)", move |c, i| {
             let k = pick(c, i, users) as u64;
@@ -461,22 +702,32 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
         )
         .check(items_are(listed - deep + 1)),
     );
+    // What Okta and Entra do: page after page, each startIndex where the last page ended.
+    // Each client walks the last 10 pages of the directory over and over: the first of them
+    // steps over everything before it (no page before it was read), every later one starts
+    // where its predecessor said the next page starts, down to the directory's last page.
+    const WALKED: u64 = 10;
+    let mut walk = Scenario::new("GET /Users?startIndex=… walk", move |_, i| {
+        let k = i % WALKED;
+        let start = deep.saturating_sub((WALKED - 1 - k) * 100).max(1);
+        Call {
+            row: usize::from(k > 0),
+            ..Call::get(format!("/Users?startIndex={start}&count=100"))
+        }
+    });
+    walk.rows = vec![
+        "GET /Users?startIndex=… walk: its first page (no page before it read)".into(),
+        "GET /Users?startIndex=… walk: each page after, to the last".into(),
+    ];
+    walk.batch = WALKED;
+    out.push(walk);
     out.push(
         Scenario::new("GET /Users?count=100&cursor= (first page)", |_, _| {
             Call::get("/Users?count=100&cursor=".into())
         })
         .check(items_are(page)),
     );
-    // Resume after the user 200 from the end: a full page remains, then more.
-    let after = seeded.user_pks[users.saturating_sub(200)];
-    let cursor = scimd::scim::list::encode_cursor(
-        None,
-        false,
-        &scimd::scim::list::Position {
-            key: serde_json::Value::Null,
-            pk: after,
-        },
-    );
+    let cursor = seeded.deep_cursor.clone();
     out.push(
         Scenario::new(
             "GET /Users?count=100&cursor=… (deep page)",
@@ -571,6 +822,8 @@ struct Bench {
     clients: usize,
     seconds: f64,
     max_requests: u64,
+    /// The `--target` server's process, whose RSS and CPU are reported; `None`: this one.
+    pid: Option<u32>,
 }
 
 /// What one client task measured: (row, microseconds) per request, and body bytes.
@@ -593,6 +846,20 @@ impl Bench {
             None => Bytes::new(),
         };
         req.body(Full::new(body)).expect("valid request")
+    }
+
+    /// GET `path` and parse the JSON answer (for finding the target's directory).
+    async fn get_json(&self, path: &str) -> Result<Value, BoxError> {
+        let res = self
+            .client
+            .request(self.request(&Call::get(path.into())))
+            .await?;
+        let status = res.status();
+        let body = res.into_body().collect().await?.to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!("GET {path}: {status}").into());
+        }
+        Ok(serde_json::from_slice(&body)?)
     }
 
     /// Sends one call and drains the body without keeping it; returns (status, bytes).
@@ -640,11 +907,22 @@ impl Bench {
         let warm_up = (self.seconds / 6.0).clamp(0.1, 0.5);
         self.drive(&sc, clients, warm_up, max / 10).await?;
 
-        reset_peak_rss();
+        reset_peak_rss(self.pid);
+        let rss_before = rss_mib(self.pid, "VmRSS");
+        let cpu_before = cpu_ticks(self.pid);
         let started = Instant::now();
         let measured = self.drive(&sc, clients, self.seconds, max).await?;
         let elapsed = started.elapsed().as_secs_f64();
-        let peak = rss_mib("VmHWM");
+        // The peak, and how far it rose above the RSS the scenario started from.
+        let peak = rss_mib(self.pid, "VmHWM");
+        let peak = format!("{peak} (+{})", peak.saturating_sub(rss_before));
+        // Clock ticks are 1/100 s on Linux.
+        let cpu = self.pid.map(|_| {
+            format!(
+                " {:.0} |",
+                (cpu_ticks(self.pid) - cpu_before) as f64 / elapsed
+            )
+        });
         let total = measured.samples.len() as u64;
         for (row, label) in sc.rows.iter().enumerate() {
             let mut lat: Vec<u32> = measured
@@ -662,13 +940,14 @@ impl Bench {
                 lat[k] as f64 / 1000.0
             };
             println!(
-                "| {label} | {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {peak} |",
+                "| {label} | {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {peak} |{}",
                 lat.len(),
                 lat.len() as f64 / elapsed,
                 pct(0.50),
                 pct(0.95),
                 pct(0.99),
                 measured.bytes / total.max(1),
+                cpu.as_deref().unwrap_or(""),
             );
         }
         Ok(())
@@ -736,9 +1015,17 @@ impl Bench {
     }
 }
 
-/// A line of `/proc/self/status` in MiB (`VmRSS`, `VmHWM`), or 0 where there is none.
-fn rss_mib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// The status file of `pid`, or of this process.
+fn proc_file(pid: Option<u32>, file: &str) -> String {
+    match pid {
+        Some(p) => format!("/proc/{p}/{file}"),
+        None => format!("/proc/self/{file}"),
+    }
+}
+
+/// A line of `/proc/<pid>/status` in MiB (`VmRSS`, `VmHWM`), or 0 where there is none.
+fn rss_mib(pid: Option<u32>, field: &str) -> u64 {
+    std::fs::read_to_string(proc_file(pid, "status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -749,8 +1036,23 @@ fn rss_mib(field: &str) -> u64 {
         .map_or(0, |kb| kb / 1024)
 }
 
+/// User plus system CPU time of `pid` so far, in clock ticks (`/proc/<pid>/stat`).
+fn cpu_ticks(pid: Option<u32>) -> u64 {
+    let stat = std::fs::read_to_string(proc_file(pid, "stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
 /// Resets `VmHWM` to the current RSS (Linux: "5" to clear_refs), so each scenario's peak
 /// is its own.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
+fn reset_peak_rss(pid: Option<u32>) {
+    let _ = std::fs::write(proc_file(pid, "clear_refs"), "5");
 }

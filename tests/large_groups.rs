@@ -80,3 +80,83 @@ async fn patch_lists_members_up_to_the_limit_and_leaves_them_out_past_it() {
     let r = s.get(&format!("{path}?excludedAttributes=members")).await;
     assert_eq!(listed(&r), None);
 }
+
+/// A full GET of a group larger than the server reads at a time (1000 members) is sent as
+/// it is read: it must still be one valid JSON document holding every member exactly once,
+/// in insertion order, with the group's ETag, and answer If-None-Match with 304; the
+/// projections that leave members out or keep them whole agree with it.
+#[tokio::test]
+async fn streamed_full_reads_of_large_groups_hold_every_member_once() {
+    for n in [2000, 2345] {
+        let s = TestServer::start().await;
+        let group = seed_group(&s, n);
+        let r = s.get(&format!("/scim/v2/Groups/{group}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let parsed: Value = serde_json::from_str(&r.text).expect("one valid JSON document");
+        let members = parsed["members"].as_array().unwrap();
+        assert_eq!(members.len(), n);
+        let ids: Vec<&str> = members
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
+        let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+        assert_eq!(unique.len(), n, "each member once");
+        // Insertion order: the seeded userNames m0, m1, … as displays.
+        for (i, m) in members.iter().enumerate().step_by(97) {
+            assert_eq!(m["display"], json!(format!("m{i}@example.com")));
+            assert_eq!(m["type"], "User");
+            let href = m["$ref"].as_str().unwrap();
+            assert!(href.ends_with(&format!("/Users/{}", ids[i])), "{href}");
+        }
+        assert_eq!(parsed["displayName"], "Everyone");
+        assert_eq!(parsed["meta"]["resourceType"], "Group");
+        let etag = r.header("etag").expect("an ETag").to_string();
+        assert_eq!(parsed["meta"]["version"], json!(etag));
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/scim+json")
+        );
+
+        let again = s
+            .raw(
+                hyper::Method::GET,
+                &format!("/scim/v2/Groups/{group}"),
+                &[
+                    ("authorization", &format!("Bearer {}", s.token)),
+                    ("if-none-match", &etag),
+                ],
+                bytes::Bytes::new(),
+            )
+            .await;
+        assert_eq!(again.status, 304);
+
+        let whole = s
+            .get(&format!("/scim/v2/Groups/{group}?attributes=members"))
+            .await;
+        assert_eq!(whole.json["members"], parsed["members"]);
+        assert!(whole.json.get("displayName").is_none());
+        let without = s
+            .get(&format!(
+                "/scim/v2/Groups/{group}?excludedAttributes=members"
+            ))
+            .await;
+        assert!(without.json.get("members").is_none());
+        assert_eq!(without.json["id"], parsed["id"]);
+        let values = s
+            .get(&format!("/scim/v2/Groups/{group}?attributes=members.value"))
+            .await;
+        let listed: Vec<&str> = values.json["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["value"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, ids);
+        // Deleting the group's members one by one keeps the answer whole and consistent.
+        let gone = s.delete(&format!("/scim/v2/Users/{}", ids[0])).await;
+        assert_eq!(gone.status, 204);
+        let after = s.get(&format!("/scim/v2/Groups/{group}")).await;
+        assert_eq!(after.json["members"].as_array().unwrap().len(), n - 1);
+    }
+}

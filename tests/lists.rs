@@ -477,3 +477,171 @@ async fn multi_valued_filters_match_when_any_value_does() {
         );
     }
 }
+
+/// The ids of one `startIndex` page and its totalResults.
+async fn page(s: &TestServer, token: &str, path: &str, query: &str) -> (Vec<String>, u64) {
+    let r = s
+        .call(hyper::Method::GET, &format!("{path}?{query}"), token, None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let ids = r.json["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect();
+    (ids, r.json["totalResults"].as_u64().unwrap())
+}
+
+/// What Okta and Entra do: `startIndex` pages of the default order, walked one after the
+/// other, give every user exactly once, in the order of one big page, whatever page size,
+/// before and after deletions and insertions; pages past the end are empty; a filtered
+/// walk and the descending order agree with their big page too.
+#[tokio::test]
+async fn start_index_pages_agree_with_one_big_page_through_deletions() {
+    let s = TestServer::start().await;
+    for i in 0..23 {
+        let family = if i % 3 == 0 { "Even" } else { "Odd" };
+        user(&s, &format!("p{i:02}@example.com"), Some(family), None).await;
+    }
+    let token = s.token.clone();
+    let walk_by_index = |query: String, count: usize| {
+        let (s, token) = (&s, &token);
+        async move {
+            let mut out = Vec::new();
+            let mut start = 1;
+            loop {
+                let q = format!("{query}&startIndex={start}&count={count}");
+                let (ids, total) = page(s, token, "/scim/v2/Users", &q).await;
+                if ids.is_empty() {
+                    assert!(start as u64 > total, "an empty page before the end");
+                    return (out, total);
+                }
+                start += ids.len();
+                out.extend(ids);
+            }
+        }
+    };
+    for round in 0..2 {
+        let everyone = all(&s, "/scim/v2/Users", "x=1").await;
+        for count in [1, 4, 7, 100] {
+            let (walked, total) = walk_by_index("x=1".into(), count).await;
+            assert_eq!(walked, everyone, "round {round}, pages of {count}");
+            assert_eq!(total, everyone.len() as u64);
+        }
+        let descending = all(&s, "/scim/v2/Users", "sortOrder=descending").await;
+        let mut reversed = everyone.clone();
+        reversed.reverse();
+        assert_eq!(descending, reversed);
+        let (walked, _) = walk_by_index("sortOrder=descending".into(), 5).await;
+        assert_eq!(walked, descending);
+        let filter = format!("filter={}", enc("name.familyName eq \"Even\""));
+        let evens = all(&s, "/scim/v2/Users", &filter).await;
+        let (walked, total) = walk_by_index(filter, 2).await;
+        assert_eq!((walked, total), (evens.clone(), evens.len() as u64));
+        // A page far past the end is empty and still counts everyone.
+        let (ids, total) = page(&s, &token, "/scim/v2/Users", "startIndex=500&count=10").await;
+        assert!(ids.is_empty());
+        assert_eq!(total, everyone.len() as u64);
+        // Delete every third user (among them the first and the last), add two.
+        for (i, id) in everyone.iter().enumerate() {
+            if i % 3 == 0 || i == everyone.len() - 1 {
+                let r = s.delete(&format!("/scim/v2/Users/{id}")).await;
+                assert_eq!(r.status, 204, "{}", r.text);
+            }
+        }
+        user(&s, &format!("late{round}a@example.com"), Some("Even"), None).await;
+        user(&s, &format!("late{round}b@example.com"), None, None).await;
+    }
+    // Walks interleaved with creations only (the server may start a page where the one
+    // before it ended): still every user once, in order.
+    for i in 0..3 {
+        let (before, _) = walk_by_index("x=1".into(), 4).await;
+        assert_eq!(before, all(&s, "/scim/v2/Users", "x=1").await);
+        user(&s, &format!("more{i}@example.com"), None, None).await;
+        let (after, total) = walk_by_index("x=1".into(), 4).await;
+        assert_eq!(after, all(&s, "/scim/v2/Users", "x=1").await);
+        assert_eq!(total as usize, before.len() + 1);
+        // A page read twice (an IdP retrying) is the same page.
+        let q = "startIndex=5&count=4";
+        assert_eq!(
+            page(&s, &token, "/scim/v2/Users", q).await,
+            page(&s, &token, "/scim/v2/Users", q).await
+        );
+    }
+    // And one deletion in the middle of a walk shifts the rest, as offsets do.
+    let everyone = all(&s, "/scim/v2/Users", "x=1").await;
+    let (first, _) = page(&s, &token, "/scim/v2/Users", "startIndex=1&count=4").await;
+    assert_eq!(first, everyone[..4]);
+    let r = s.delete(&format!("/scim/v2/Users/{}", everyone[1])).await;
+    assert_eq!(r.status, 204);
+    let (second, _) = page(&s, &token, "/scim/v2/Users", "startIndex=5&count=4").await;
+    assert_eq!(second, everyone[5..9]);
+}
+
+/// `totalResults` of an unfiltered list follows every create and delete of the tenant,
+/// users and groups alike, and never counts another tenant's.
+#[tokio::test]
+async fn unfiltered_totals_follow_creates_and_deletes_and_stay_in_their_tenant() {
+    let s = TestServer::start().await;
+    let other = s.token_for("other");
+    let total = |token: String, path: &'static str| {
+        let s = &s;
+        async move {
+            let (_, all) = page(s, &token, path, "count=0").await;
+            let (_, paged) = page(s, &token, path, "startIndex=2&count=1").await;
+            assert_eq!(all, paged);
+            all
+        }
+    };
+    let mine = s.token.clone();
+    assert_eq!(total(mine.clone(), "/scim/v2/Users").await, 0);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(user(&s, &format!("t{i}@example.com"), None, None).await);
+    }
+    for i in 0..3 {
+        let r = s
+            .call(
+                hyper::Method::POST,
+                "/scim/v2/Users",
+                &other,
+                Some(&json!({"schemas": [common::USER_URN], "userName": format!("o{i}@example.com")})),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let g = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": [common::GROUP_URN], "displayName": "Counted"}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text);
+    assert_eq!(total(mine.clone(), "/scim/v2/Users").await, 5);
+    assert_eq!(total(other.clone(), "/scim/v2/Users").await, 3);
+    assert_eq!(total(mine.clone(), "/scim/v2/Groups").await, 1);
+    assert_eq!(total(other.clone(), "/scim/v2/Groups").await, 0);
+    for id in &ids[..2] {
+        assert_eq!(s.delete(&format!("/scim/v2/Users/{id}")).await.status, 204);
+    }
+    // A failed create (a taken userName) counts nothing.
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas": [common::USER_URN], "userName": "t4@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let gid = g.json["id"].as_str().unwrap();
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Groups/{gid}")).await.status,
+        204
+    );
+    assert_eq!(total(mine.clone(), "/scim/v2/Users").await, 3);
+    assert_eq!(total(other.clone(), "/scim/v2/Users").await, 3);
+    assert_eq!(total(mine, "/scim/v2/Groups").await, 0);
+    // The same numbers as counting the rows.
+    let r = s.get("/scim/v2/Users?count=1000").await;
+    assert_eq!(r.json["Resources"].as_array().unwrap().len(), 3);
+}

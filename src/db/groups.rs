@@ -13,7 +13,6 @@ use super::{DbError, HasPk, ListQuery, Page};
 use crate::model::DirectoryGroup;
 use crate::scim::datetime;
 use crate::scim::filter::fold;
-use crate::scim::schema::GROUP_RESOURCE;
 
 /// A stored group, without its members.
 #[derive(Debug, Clone)]
@@ -257,14 +256,25 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 }
 
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<GroupRow>, DbError> {
-    super::list_page(
+    Ok(list_resuming(conn, tenant_id, q, None)?.0)
+}
+
+/// [`list`], starting where `resume` says when it still holds, and saying where the next
+/// `startIndex` page starts (see [`super::paging::scim_page`]).
+pub fn list_resuming(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    resume: Option<super::paging::Resume>,
+) -> Result<(Page<GroupRow>, Option<super::paging::Resume>), DbError> {
+    super::paging::scim_page(
         conn,
         tenant_id,
         q,
-        &GROUP_RESOURCE,
-        "groups g",
+        super::paging::Listed::Groups,
         COLUMNS,
         from_row,
+        resume,
     )
 }
 
@@ -406,31 +416,58 @@ pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Resu
 /// `group_members_in_order` in rowid order, so without a sort): callers that only need to
 /// know whether it is small ask [`count_members_up_to`] first.
 pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<GroupMember>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT coalesce(u.id, g.id),
-                CASE WHEN gm.member_user_pk IS NULL THEN 'Group' ELSE 'User' END,
-                coalesce(gm.display, u.display_name, u.user_name, g.display_name)
-           FROM group_members gm INDEXED BY group_members_in_order
-           LEFT JOIN users u ON u.pk = gm.member_user_pk
-           LEFT JOIN groups g ON g.pk = gm.member_group_pk
-          WHERE gm.group_pk = ?1
-          ORDER BY gm.rowid",
-    )?;
+    let mut stmt = conn.prepare_cached(MEMBERS_IN_ORDER)?;
     let rows = stmt
-        .query_map([group_pk], |r| {
-            let kind: String = r.get(1)?;
-            Ok(GroupMember {
-                value: r.get(0)?,
-                kind: if kind == "Group" {
-                    MemberKind::Group
-                } else {
-                    MemberKind::User
-                },
-                display: r.get(2)?,
-            })
-        })?
+        .query_map([group_pk], member_from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// The members of a group in insertion order, walking `group_members_in_order` in rowid
+/// order (no sort).
+const MEMBERS_IN_ORDER: &str = "SELECT coalesce(u.id, g.id),
+        CASE WHEN gm.member_user_pk IS NULL THEN 'Group' ELSE 'User' END,
+        coalesce(gm.display, u.display_name, u.user_name, g.display_name)
+   FROM group_members gm INDEXED BY group_members_in_order
+   LEFT JOIN users u ON u.pk = gm.member_user_pk
+   LEFT JOIN groups g ON g.pk = gm.member_group_pk
+  WHERE gm.group_pk = ?1
+  ORDER BY gm.rowid";
+
+fn member_from_row(r: &Row) -> rusqlite::Result<GroupMember> {
+    let kind: String = r.get(1)?;
+    Ok(GroupMember {
+        value: r.get(0)?,
+        kind: if kind == "Group" {
+            MemberKind::Group
+        } else {
+            MemberKind::User
+        },
+        display: r.get(2)?,
+    })
+}
+
+/// [`members`] handed to `each` in chunks of `chunk` members, so that a caller streaming a
+/// huge group holds one chunk at a time. A chunk shorter than `chunk` (possibly empty) is the
+/// last; `each` returns false to stop early (the reader went away).
+pub fn members_chunked(
+    conn: &Connection,
+    group_pk: i64,
+    chunk: usize,
+    mut each: impl FnMut(Vec<GroupMember>) -> bool,
+) -> Result<(), DbError> {
+    let chunk = chunk.max(1);
+    let mut stmt = conn.prepare_cached(MEMBERS_IN_ORDER)?;
+    let mut rows = stmt.query([group_pk])?;
+    let mut batch = Vec::with_capacity(chunk);
+    while let Some(r) = rows.next()? {
+        batch.push(member_from_row(r)?);
+        if batch.len() == chunk && !each(std::mem::replace(&mut batch, Vec::with_capacity(chunk))) {
+            return Ok(());
+        }
+    }
+    each(batch);
+    Ok(())
 }
 
 /// A group as the admin UI lists it.
@@ -716,7 +753,7 @@ mod tests {
     use super::*;
     use crate::db::{migrations, tenants, users};
     use crate::scim::resource::normalize;
-    use crate::scim::schema::USER_RESOURCE;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 
     fn fresh_db() -> Connection {
         let mut conn = Connection::open_in_memory().unwrap();

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0012_credential_generation",
         include_str!("migrations/0012_credential_generation.sql"),
     ),
+    (
+        "0013_list_counts",
+        include_str!("migrations/0013_list_counts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -1,6 +1,17 @@
-//! Keyset paging for the admin UI's lists: a page starts after (or ends before) a row,
-//! named by its row id, so reading page 2 000 of a 100 000-row list costs one page of
+//! Paging. The admin UI's lists page by keyset: a page starts after (or ends before) a
+//! row, named by its row id, so reading page 2 000 of a 100 000-row list costs one page of
 //! index entries, like page 1 — never an OFFSET that reads and drops everything before it.
+//!
+//! SCIM lists in the default order ([`scim_page`]) also page by `startIndex`, which Okta and
+//! Entra use to walk a whole directory: the skipped rows are stepped over in the tenant's
+//! `(tenant_id, pk)` index, and an unfiltered list's total is the tenant's stored count.
+
+use rusqlite::Connection;
+use rusqlite::types::Value as SqlValue;
+
+use super::{DbError, HasPk, ListQuery, Page};
+use crate::scim::list::Position;
+use crate::scim::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 
 /// Where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +70,216 @@ impl<T> Keyset<T> {
             next,
         }
     }
+}
+
+/// The table a SCIM list reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listed {
+    Users,
+    Groups,
+}
+
+impl Listed {
+    /// `"<table> <alias>"`, as the filter compiler names the table.
+    fn from(self) -> &'static str {
+        match self {
+            Listed::Users => "users u",
+            Listed::Groups => "groups g",
+        }
+    }
+
+    fn resource_type(self) -> &'static ResourceType {
+        match self {
+            Listed::Users => &USER_RESOURCE,
+            Listed::Groups => &GROUP_RESOURCE,
+        }
+    }
+
+    fn alias(self) -> &'static str {
+        match self {
+            Listed::Users => "u",
+            Listed::Groups => "g",
+        }
+    }
+
+    /// The tenant's rows in pk order, index entries only (migration 0012).
+    fn tenant_index(self) -> &'static str {
+        match self {
+            Listed::Users => "users_tenant",
+            Listed::Groups => "groups_tenant",
+        }
+    }
+
+    /// Its columns in `resource_counts`, kept by triggers on every insert and delete: the
+    /// rows there are, and the deletions there have been.
+    fn count_columns(self) -> &'static str {
+        match self {
+            Listed::Users => "users, users_deleted",
+            Listed::Groups => "groups, groups_deleted",
+        }
+    }
+}
+
+/// Where the next `startIndex` page of a walk in the default order starts: its first row.
+/// Remembered by the caller from the page before, it spares the next page the step over
+/// the skipped rows. It holds while the tenant's table has had no deletion since (new rows
+/// take a pk above every existing one, so they move no earlier position).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    pub start_index: u64,
+    pub pk: i64,
+    /// The tenant's deletion count in the table when it was taken.
+    pub deleted: i64,
+}
+
+/// How many rows of `table` the tenant holds, and how many were ever deleted, from the
+/// counts the triggers keep.
+pub(crate) fn tenant_count(
+    conn: &Connection,
+    tenant_id: i64,
+    table: Listed,
+) -> Result<(u64, i64), DbError> {
+    let n: Option<(i64, i64)> = conn
+        .prepare_cached(&format!(
+            "SELECT {} FROM resource_counts WHERE tenant_id = ?1",
+            table.count_columns()
+        ))?
+        .query_row([tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let (rows, deleted) = n.unwrap_or((0, 0));
+    Ok((rows.max(0) as u64, deleted))
+}
+
+/// One page of a SCIM list (`columns` begin with the pk). In the default order (by pk) a
+/// `startIndex` page first finds its first row's pk by stepping over the skipped rows in
+/// the pk-ordered tenant index, when no filter needs the rows themselves, then reads its
+/// rows from there by primary key; a deep page costs index entries, not decoded rows. An
+/// unfiltered total is the tenant's stored count. Sorted lists take the general query.
+///
+/// An unfiltered ascending `startIndex` page also says where the page after it starts
+/// ([`Resume`]), and starts there itself without stepping when handed the one its
+/// predecessor gave (`resume`) and it still holds: what a client walking the whole
+/// directory page after page gets.
+pub(crate) fn scim_page<T: HasPk>(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    table: Listed,
+    columns: &str,
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+    resume: Option<Resume>,
+) -> Result<(Page<T>, Option<Resume>), DbError> {
+    if q.sort_by.is_some() {
+        let (from, rt) = (table.from(), table.resource_type());
+        return Ok((
+            super::list_page(conn, tenant_id, q, rt, from, columns, map)?,
+            None,
+        ));
+    }
+    let (from, alias) = (table.from(), table.alias());
+    let mut cond = format!("{alias}.tenant_id = ?");
+    let mut params = vec![SqlValue::Integer(tenant_id)];
+    let mut deleted = None;
+    let total = match &q.filter {
+        None => {
+            let (rows, gone) = tenant_count(conn, tenant_id, table)?;
+            deleted = Some(gone);
+            rows
+        }
+        Some(f) => {
+            cond.push_str(&format!(" AND ({})", f.sql));
+            params.extend(f.params.iter().cloned());
+            let n: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM {from} WHERE {cond}"),
+                rusqlite::params_from_iter(&params),
+                |r| r.get(0),
+            )?;
+            n as u64
+        }
+    };
+    let empty = || Page {
+        total,
+        items: Vec::new(),
+        next: None,
+    };
+    if q.count == 0 {
+        return Ok((empty(), None));
+    }
+    // Positions that inserts cannot move: unfiltered, ascending, by startIndex.
+    let resumable = deleted.filter(|_| !q.descending && q.after.is_none());
+    let (dir, beyond, from_here) = if q.descending {
+        ("DESC", "<", "<=")
+    } else {
+        ("ASC", ">", ">=")
+    };
+    if let Some(after) = &q.after {
+        cond.push_str(&format!(" AND {alias}.pk {beyond} ?"));
+        params.push(SqlValue::Integer(after.pk));
+    } else if let Some(r) = resume.filter(|r| {
+        Some(r.deleted) == resumable && r.start_index == q.start_index && q.start_index > 1
+    }) {
+        cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
+        params.push(SqlValue::Integer(r.pk));
+    } else if q.start_index > 1 {
+        // Without a filter the index holds everything the step needs; with one, SQLite
+        // picks its own way, and still never decodes the page's rows twice.
+        let hint = match q.filter {
+            None => format!(" INDEXED BY {}", table.tenant_index()),
+            Some(_) => String::new(),
+        };
+        let skip = (q.start_index - 1).min(i64::MAX as u64) as i64;
+        let mut skip_params = params.clone();
+        skip_params.push(SqlValue::Integer(skip));
+        let first: Option<i64> = conn
+            .query_row(
+                &format!(
+                    "SELECT {alias}.pk FROM {from}{hint} WHERE {cond} ORDER BY {alias}.pk {dir} LIMIT 1 OFFSET ?"
+                ),
+                rusqlite::params_from_iter(&skip_params),
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        let Some(first) = first else {
+            return Ok((empty(), None));
+        };
+        cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
+        params.push(SqlValue::Integer(first));
+    }
+    // One extra row tells whether another page follows.
+    params.push(SqlValue::Integer(
+        q.count.min(i64::MAX as u64 - 1) as i64 + 1,
+    ));
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {columns} FROM {from} WHERE {cond} ORDER BY {alias}.pk {dir} LIMIT ?"
+    ))?;
+    let mut items = Vec::new();
+    let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+    while let Some(row) = rows.next()? {
+        items.push(map(row)?);
+    }
+    let more = items.len() as u64 > q.count;
+    let following = match (resumable, items.get(q.count as usize)) {
+        (Some(deleted), Some(first)) => Some(Resume {
+            start_index: q.start_index.saturating_add(q.count),
+            pk: first.pk(),
+            deleted,
+        }),
+        _ => None,
+    };
+    items.truncate(q.count as usize);
+    let next = items.last().filter(|_| more).map(|last| Position {
+        key: serde_json::Value::Null,
+        pk: last.pk(),
+    });
+    Ok((Page { total, items, next }, following))
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use super::{DbError, ListQuery, Page};
 use crate::model::{DirectoryGroup, DirectoryUser};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
-use crate::scim::schema::USER_RESOURCE;
 
 /// A stored user.
 #[derive(Debug, Clone)]
@@ -315,14 +314,25 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 
 /// One page of the tenant's users matching `q`.
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<UserRow>, DbError> {
-    super::list_page(
+    Ok(list_resuming(conn, tenant_id, q, None)?.0)
+}
+
+/// [`list`], starting where `resume` says when it still holds, and saying where the next
+/// `startIndex` page starts (see [`super::paging::scim_page`]).
+pub fn list_resuming(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    resume: Option<super::paging::Resume>,
+) -> Result<(Page<UserRow>, Option<super::paging::Resume>), DbError> {
+    super::paging::scim_page(
         conn,
         tenant_id,
         q,
-        &USER_RESOURCE,
-        "users u",
+        super::paging::Listed::Users,
         COLUMNS,
         from_row,
+        resume,
     )
 }
 

@@ -39,11 +39,15 @@ use crate::ops::inspector::{Recorder, RecorderTask};
 use crate::scim::ScimError;
 
 /// A response body: whole (almost every answer), or a stream of chunks sent as they come
-/// (the events feed's `text/event-stream`).
+/// (the events feed's `text/event-stream`), or chunks whose producer may fail half way (a
+/// huge group's members, read from the database as the client takes them).
 #[derive(Debug)]
 pub enum Body {
     Full(Full<Bytes>),
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
+    /// An `Err` ends the connection without the body's last chunk, so the client sees a
+    /// broken answer, never a short one that parses.
+    Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>),
 }
 
 impl Default for Body {
@@ -78,31 +82,36 @@ impl From<&'static str> for Body {
 
 impl hyper::body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
-            Body::Full(b) => Pin::new(b).poll_frame(cx),
+            Body::Full(b) => Pin::new(b)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map_err(|never: Infallible| match never {}))),
             Body::Stream(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+            Body::Chunks(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|c| c.map(Frame::data))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(b) => b.is_end_stream(),
-            Body::Stream(_) => false,
+            Body::Stream(_) | Body::Chunks(_) => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(b) => b.size_hint(),
-            Body::Stream(_) => SizeHint::default(),
+            Body::Stream(_) | Body::Chunks(_) => SizeHint::default(),
         }
     }
 }
@@ -237,6 +246,8 @@ struct State {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// What `/metrics` reports; the webhook sender records into it too.
     metrics: metrics::Metrics,
+    /// Where the next `startIndex` page of each directory walk starts.
+    resumes: Arc<crate::ops::lists::Resumes>,
 }
 
 impl App {
@@ -259,6 +270,7 @@ impl App {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
                 config,
                 metrics: metrics::Metrics::new(),
+                resumes: Default::default(),
             }),
             metrics_only: false,
         }

@@ -333,16 +333,105 @@ pub async fn get(
     .await
 }
 
+/// Members a streamed group read reads and sends at a time: ~180 KB of answer each.
+pub const MEMBER_CHUNK: usize = 1000;
+
+/// What the reader of a streamed group read sends: the group, then its members in
+/// chunks, the last one shorter than [`MEMBER_CHUNK`].
+enum Piece {
+    Group(GroupRow),
+    Members(Vec<GroupMember>),
+}
+
+/// The members of a streamed group read, chunk by chunk (see [`get_streamed`]).
+pub struct MemberChunks {
+    rx: tokio::sync::mpsc::Receiver<Result<Piece, DbError>>,
+    done: bool,
+}
+
+impl MemberChunks {
+    /// The next chunk, `None` after the last one. An error means the read failed half way:
+    /// what was sent so far is not the whole group.
+    pub async fn next(&mut self) -> Option<Result<Vec<GroupMember>, DbError>> {
+        if self.done {
+            return None;
+        }
+        let got = match self.rx.recv().await {
+            Some(Ok(Piece::Members(m))) => Ok(m),
+            Some(Err(e)) => Err(e),
+            Some(Ok(Piece::Group(_))) | None => {
+                Err(DbError::Task("the group's members stopped half way".into()))
+            }
+        };
+        self.done = got.as_ref().map_or(true, |m| m.len() < MEMBER_CHUNK);
+        Some(got)
+    }
+
+    /// Whether every chunk has been handed out.
+    pub fn done(&self) -> bool {
+        self.done
+    }
+}
+
+/// GET /Groups/{id} with every member, for answers that stream them: the group, then its
+/// members read [`MEMBER_CHUNK`] at a time by a reader on the blocking pool. The reader
+/// holds one read transaction from the group row to the last member, so the answer is one
+/// consistent snapshot however slowly the client reads, and it waits (holding at most two
+/// chunks) while the client does. Dropping the chunks stops it.
+pub async fn get_streamed(
+    db: &Db,
+    tenant_id: i64,
+    id: String,
+) -> Result<(GroupRow, MemberChunks), DbError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Piece, DbError>>(2);
+    let failed = tx.clone();
+    let db = db.clone();
+    let read_all = move |c: &Conn| {
+        let read = || -> Result<(), DbError> {
+            let row = groups::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+            let pk = row.pk;
+            if tx.blocking_send(Ok(Piece::Group(row))).is_err() {
+                return Ok(());
+            }
+            groups::members_chunked(c, pk, MEMBER_CHUNK, |chunk| {
+                tx.blocking_send(Ok(Piece::Members(chunk))).is_ok()
+            })
+        };
+        if let Err(e) = read() {
+            let _ = tx.blocking_send(Err(e));
+        }
+        Ok::<_, DbError>(())
+    };
+    tokio::spawn(async move {
+        // Only what kept the reader from starting (no connection) is left to report.
+        if let Err(e) = db.snapshot(read_all).await {
+            let _ = failed.send(Err(e)).await;
+        }
+    });
+    match rx.recv().await {
+        Some(Ok(Piece::Group(row))) => Ok((row, MemberChunks { rx, done: false })),
+        Some(Err(e)) => Err(e),
+        _ => Err(DbError::Task("the group read ended early".into())),
+    }
+}
+
 /// GET /Groups and POST /Groups/.search: one page, each group with its members if
-/// `want_members`.
+/// `want_members`; `startIndex` pages resume as [`super::users::list`] says.
 pub async fn list(
     db: &Db,
     tenant_id: i64,
     query: ListQuery,
     want_members: bool,
+    resumes: std::sync::Arc<super::lists::Resumes>,
 ) -> Result<(Page<GroupRow>, Vec<Option<Vec<GroupMember>>>), DbError> {
-    db.read(move |c| {
-        let page = groups::list(c, tenant_id, &query)?;
+    use crate::db::paging::Listed;
+    // One snapshot: the total, the position resumed from and the rows agree.
+    db.snapshot(move |c| {
+        let resume = resumes.get(tenant_id, Listed::Groups, query.start_index);
+        let (page, next) = groups::list_resuming(c, tenant_id, &query, resume)?;
+        if let Some(next) = next {
+            resumes.put(tenant_id, Listed::Groups, next);
+        }
         let members = if want_members {
             page.items
                 .iter()

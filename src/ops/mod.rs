@@ -20,6 +20,8 @@
 //! - [`inspector`]: the request inspector's recorder: SCIM requests redacted, their
 //!   client detected, written in batches off the request path and pruned.
 //!
+//! - [`lists`]: where the next `startIndex` page of a directory walk starts.
+//!
 //! A new feature adds a function here (and the tables it needs in `db`), never a second
 //! copy of a write in a door.
 
@@ -30,6 +32,7 @@ pub mod events;
 pub mod groups;
 pub mod guard;
 pub mod inspector;
+pub mod lists;
 pub mod members;
 pub mod oauth;
 pub mod reconcile;

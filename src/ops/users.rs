@@ -6,8 +6,10 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{Map, Value};
 
 use super::Error;
+use super::lists::Resumes;
 use super::reconcile;
 use super::resource::{Stored, Write, audited, write_existing};
+use crate::db::paging::Listed;
 use crate::db::users::{self, GroupRef, UserRow};
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
@@ -211,14 +213,23 @@ pub struct UserPage {
 }
 
 /// GET /Users and POST /Users/.search.
+///
+/// A `startIndex` page starts where the page before it in `resumes` said the next one
+/// would, and leaves there where the page after it starts.
 pub async fn list(
     db: &Db,
     tenant_id: i64,
     query: ListQuery,
     want_groups: bool,
+    resumes: std::sync::Arc<Resumes>,
 ) -> Result<UserPage, DbError> {
-    db.read(move |c| {
-        let page = users::list(c, tenant_id, &query)?;
+    // One snapshot: the total, the position resumed from and the rows agree.
+    db.snapshot(move |c| {
+        let resume = resumes.get(tenant_id, Listed::Users, query.start_index);
+        let (page, next) = users::list_resuming(c, tenant_id, &query, resume)?;
+        if let Some(next) = next {
+            resumes.put(tenant_id, Listed::Users, next);
+        }
         let groups = if want_groups {
             let pks: Vec<i64> = page.items.iter().map(|r| r.pk).collect();
             users::groups_of(c, &pks)?

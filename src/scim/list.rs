@@ -280,6 +280,32 @@ pub fn list_response(
     Value::Object(out)
 }
 
+/// [`list_response`] serialised, from resources already serialised each: the same bytes,
+/// without a `Value` tree for the page.
+pub fn write_list_response(
+    total: u64,
+    start_index: u64,
+    resources: &[Vec<u8>],
+    next_cursor: Option<String>,
+) -> Vec<u8> {
+    let mut envelope = list_response(total, start_index, Vec::new(), next_cursor);
+    envelope["itemsPerPage"] = json!(resources.len());
+    let mut head = envelope.to_string();
+    // `…,"Resources":[]}`: the resources go between the brackets.
+    head.truncate(head.len() - 2);
+    let size = resources.iter().map(|r| r.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(head.len() + size + 2);
+    out.extend_from_slice(head.as_bytes());
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +402,20 @@ mod tests {
 
     #[test]
     fn envelope_numbers_are_integers() {
+        let items = vec![json!({"id": "a"}), json!({"id": "b", "x": [1]})];
+        let bytes: Vec<Vec<u8>> = items
+            .iter()
+            .map(|v| serde_json::to_vec(v).unwrap())
+            .collect();
+        for next in [None, Some("c1".to_string())] {
+            let want = list_response(9, 3, items.clone(), next.clone()).to_string();
+            let got = write_list_response(9, 3, &bytes, next);
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+        }
+        assert_eq!(
+            write_list_response(0, 1, &[], None),
+            list_response(0, 1, vec![], None).to_string().into_bytes()
+        );
         let v = list_response(0, 1, vec![], None);
         assert_eq!(
             v,

@@ -97,6 +97,12 @@ impl Projection {
         }
     }
 
+    /// Whether every attribute is returned as rendered (no `attributes`, no
+    /// `excludedAttributes`): the caller may serialise without [`Projection::apply`].
+    pub fn is_default(&self) -> bool {
+        matches!(self.mode, Mode::Default)
+    }
+
     /// Reduces a rendered resource to the selected attributes.
     pub fn apply(&self, rt: &ResourceType, resource: &mut Value) {
         let Value::Object(fields) = resource else {

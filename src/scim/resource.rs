@@ -395,6 +395,64 @@ pub fn render(
     Value::Object(out)
 }
 
+/// [`render`] serialised straight into `out`: the same bytes as serialising its `Value`,
+/// without copying `data` into a new tree first. `computed` values come serialised. What a
+/// list page does for each of its resources.
+pub fn write_rendered(
+    out: &mut Vec<u8>,
+    rt: &ResourceType,
+    id: &str,
+    data: &Map<String, Value>,
+    computed: &[(&str, &[u8])],
+    meta: &Meta,
+) {
+    let json = |out: &mut Vec<u8>, v: &dyn erased::Json| v.write(out);
+    out.extend_from_slice(br#"{"schemas":["#);
+    json(out, &rt.schema.id);
+    for ext in rt.extensions.iter().filter(|ext| data.contains_key(ext.id)) {
+        out.push(b',');
+        json(out, &ext.id);
+    }
+    out.extend_from_slice(br#"],"id":"#);
+    json(out, &id);
+    for (k, v) in data {
+        out.push(b',');
+        json(out, &k.as_str());
+        out.push(b':');
+        json(out, v);
+    }
+    for (k, v) in computed {
+        out.push(b',');
+        json(out, k);
+        out.push(b':');
+        out.extend_from_slice(v);
+    }
+    out.extend_from_slice(br#","meta":{"resourceType":"#);
+    json(out, &rt.name);
+    out.extend_from_slice(br#","created":"#);
+    json(out, &meta.created.as_str());
+    out.extend_from_slice(br#","lastModified":"#);
+    json(out, &meta.last_modified.as_str());
+    out.extend_from_slice(br#","location":"#);
+    json(out, &meta.location.as_str());
+    out.extend_from_slice(br#","version":"#);
+    json(out, &meta.etag().as_str());
+    out.extend_from_slice(b"}}");
+}
+
+/// Serialising into a byte buffer, for [`write_rendered`].
+mod erased {
+    pub trait Json {
+        fn write(&self, out: &mut Vec<u8>);
+    }
+
+    impl<T: serde::Serialize + ?Sized> Json for T {
+        fn write(&self, out: &mut Vec<u8>) {
+            serde_json::to_writer(out, self).expect("JSON values and strings always serialise");
+        }
+    }
+}
+
 /// `manager.value` of a user's canonical data (enterprise extension), when set.
 pub fn manager_id(data: &Map<String, Value>) -> Option<&str> {
     data.get(ENTERPRISE_URN)?
@@ -425,6 +483,42 @@ pub fn show_manager(user: &mut Value, location: String) {
 mod tests {
     use super::*;
     use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+
+    #[test]
+    fn written_rendering_is_the_rendered_value_byte_for_byte() {
+        let data = normalize(
+            &USER_RESOURCE,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                            ENTERPRISE_URN],
+                "userName": "a\"b@example.com",
+                "name": {"givenName": "Zoë", "familyName": "O'Brien"},
+                "emails": [{"value": "a@example.com", "primary": true}],
+                "active": true,
+                (ENTERPRISE_URN): {"employeeNumber": "7", "manager": {"value": "m1"}}
+            }),
+        )
+        .unwrap();
+        let meta = Meta {
+            created: "2026-12-03T10:00:00.000000Z".into(),
+            last_modified: "2026-12-03T10:00:01.000000Z".into(),
+            version: 3,
+            location: "https://h/scim/v2/Users/u1".into(),
+        };
+        let groups = json!([{"value": "g1", "$ref": "https://h/scim/v2/Groups/g1",
+                             "display": "Ops \\ Dev", "type": "direct"}]);
+        for computed in [vec![], vec![("groups", groups)]] {
+            let want = render(&USER_RESOURCE, "u1", &data, computed.clone(), &meta).to_string();
+            let bytes: Vec<(&str, Vec<u8>)> = computed
+                .iter()
+                .map(|(k, v)| (*k, serde_json::to_vec(v).unwrap()))
+                .collect();
+            let refs: Vec<(&str, &[u8])> = bytes.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            let mut got = Vec::new();
+            write_rendered(&mut got, &USER_RESOURCE, "u1", &data, &refs, &meta);
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+        }
+    }
 
     fn user(body: Value) -> Result<Value, ScimError> {
         normalize(&USER_RESOURCE, body).map(Value::Object)

@@ -3,6 +3,7 @@
 //! Reads load members only when the response carries them (`excludedAttributes=members`
 //! skips them entirely), and a whole member list is written straight into the body.
 
+use bytes::Bytes;
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
@@ -32,14 +33,14 @@ struct MemberOut<'a> {
     display: Option<&'a str>,
 }
 
-fn member_out<'a>(ctx: &Ctx, m: &'a GroupMember) -> MemberOut<'a> {
+fn member_out<'a>(base: &str, m: &'a GroupMember) -> MemberOut<'a> {
     let endpoint = match m.kind {
         MemberKind::User => "Users",
         MemberKind::Group => "Groups",
     };
     MemberOut {
         value: &m.value,
-        reference: format!("{}/{endpoint}/{}", ctx.base, m.value),
+        reference: format!("{base}/{endpoint}/{}", m.value),
         kind: m.kind.as_str(),
         display: m.display.as_deref(),
     }
@@ -48,7 +49,10 @@ fn member_out<'a>(ctx: &Ctx, m: &'a GroupMember) -> MemberOut<'a> {
 fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[GroupMember]>) -> Value {
     let mut computed = Vec::new();
     if let Some(members) = members.filter(|m| !m.is_empty()) {
-        let list = members.iter().map(|m| json!(member_out(ctx, m))).collect();
+        let list = members
+            .iter()
+            .map(|m| json!(member_out(&ctx.base, m)))
+            .collect();
         computed.push(("members", Value::Array(list)));
     }
     let meta = Meta {
@@ -92,28 +96,104 @@ fn respond(
         projection.apply(&GROUP_RESOURCE, &mut body);
         return resource_response(status, &body, row.version);
     };
-    let mut body = render(ctx, row, None);
-    projection.apply(&GROUP_RESOURCE, &mut body);
-    let location = body["meta"]["location"].as_str().map(str::to_string);
-    let meta = body.as_object_mut().and_then(|o| o.shift_remove("meta"));
+    let around = Around::render(ctx, row, projection);
     // Sized for the whole answer up front: growing by doubling would copy it repeatedly.
-    let mut out = Vec::with_capacity(512 + members.len() * (ctx.base.len() + 128));
-    serde_json::to_writer(&mut out, &body).expect("a JSON value always serialises");
-    out.pop(); // the closing brace; `body` always holds at least schemas and id
-    out.extend_from_slice(br#","members":["#);
+    let mut out = Vec::with_capacity(around.head.len() + members.len() * (ctx.base.len() + 128));
+    out.extend_from_slice(&around.head);
+    write_members(&ctx.base, &mut out, members, true);
+    out.extend_from_slice(&around.tail);
+    resource_bytes_response(status, out, around.location.as_deref(), row.version)
+}
+
+/// A group's answer without its members, split where they go, so that they can be written
+/// straight into the body (no `Value` per member) after `head` and before `tail`.
+struct Around {
+    /// Everything before the first member, `,"members":[` included.
+    head: Vec<u8>,
+    /// `]`, then `meta` if shown, and the closing brace.
+    tail: Vec<u8>,
+    location: Option<String>,
+}
+
+impl Around {
+    fn render(ctx: &Ctx, row: &GroupRow, projection: &Projection) -> Around {
+        let mut body = render(ctx, row, None);
+        projection.apply(&GROUP_RESOURCE, &mut body);
+        let location = body["meta"]["location"].as_str().map(str::to_string);
+        let meta = body.as_object_mut().and_then(|o| o.shift_remove("meta"));
+        let mut head = serde_json::to_vec(&body).expect("a JSON value always serialises");
+        head.pop(); // the closing brace; `body` always holds at least schemas and id
+        head.extend_from_slice(br#","members":["#);
+        let mut tail = b"]".to_vec();
+        if let Some(meta) = meta {
+            tail.extend_from_slice(br#","meta":"#);
+            serde_json::to_writer(&mut tail, &meta).expect("a JSON value always serialises");
+        }
+        tail.push(b'}');
+        Around {
+            head,
+            tail,
+            location,
+        }
+    }
+}
+
+/// Members as JSON array items; `first` when no member precedes them in the array.
+fn write_members(base: &str, out: &mut Vec<u8>, members: &[GroupMember], first: bool) {
     for (i, m) in members.iter().enumerate() {
-        if i > 0 {
+        if i > 0 || !first {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, &member_out(ctx, m)).expect("a member always serialises");
+        serde_json::to_writer(&mut *out, &member_out(base, m)).expect("a member always serialises");
     }
-    out.push(b']');
-    if let Some(meta) = meta {
-        out.extend_from_slice(br#","meta":"#);
-        serde_json::to_writer(&mut out, &meta).expect("a JSON value always serialises");
-    }
-    out.push(b'}');
-    resource_bytes_response(status, out, location.as_deref(), row.version)
+}
+
+/// The answer to a GET of a group with more members than one chunk: the same bytes as
+/// [`respond`] would build, sent as they are read, so that the server holds a couple of
+/// chunks of the member list rather than all of it. The status and headers (the ETag is
+/// the group's version) go out before the members are read; should the read fail half
+/// way, the connection ends without the body's last chunk.
+fn respond_streamed(
+    ctx: &Ctx,
+    row: &GroupRow,
+    first: Vec<GroupMember>,
+    mut rest: groups::MemberChunks,
+    projection: &Projection,
+) -> Response<Body> {
+    let around = Around::render(ctx, row, projection);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let base = ctx.base.clone();
+    let group = row.id.clone();
+    let mut out = around.head;
+    tokio::spawn(async move {
+        write_members(&base, &mut out, &first, true);
+        drop(first);
+        if tx.send(Ok(Bytes::from(out))).await.is_err() {
+            return;
+        }
+        while let Some(chunk) = rest.next().await {
+            let members = match chunk {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!(group = %group, error = %e, "reading a group's members failed half way through its answer");
+                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    return;
+                }
+            };
+            let mut out = Vec::with_capacity(members.len() * (base.len() + 128));
+            write_members(&base, &mut out, &members, false);
+            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Ok(Bytes::from(around.tail))).await;
+    });
+    let mut r = Response::new(Body::Chunks(rx));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(crate::http::SCIM_CONTENT_TYPE),
+    );
+    super::with_etag(r, row.version)
 }
 
 /// `/Groups`.
@@ -140,6 +220,20 @@ impl Endpoint for Groups {
         headers: &HeaderMap,
     ) -> Result<Response<Body>, ApiError> {
         let shown = id.clone();
+        if projection.wants_whole("members") {
+            // Every member goes out: read them in chunks, and stream past the first.
+            let (row, mut chunks) = groups::get_streamed(&state.db, ctx.tenant_id, id)
+                .await
+                .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
+            if let Some(r) = not_modified(headers, row.version) {
+                return Ok(r);
+            }
+            let first = chunks.next().await.transpose()?.unwrap_or_default();
+            if chunks.done() {
+                return Ok(respond(ctx, StatusCode::OK, &row, Some(&first), projection));
+            }
+            return Ok(respond_streamed(ctx, &row, first, chunks, projection));
+        }
         let group = groups::get(&state.db, ctx.tenant_id, id, projection.wants("members"))
             .await
             .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
@@ -211,9 +305,15 @@ impl Endpoint for Groups {
         ctx: &Ctx,
         query: ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<crate::scim::list::Position>), ApiError> {
-        let (page, members) =
-            groups::list(&state.db, ctx.tenant_id, query, projection.wants("members")).await?;
+    ) -> Result<(u64, Vec<Vec<u8>>, Option<crate::scim::list::Position>), ApiError> {
+        let (page, members) = groups::list(
+            &state.db,
+            ctx.tenant_id,
+            query,
+            projection.wants("members"),
+            state.resumes.clone(),
+        )
+        .await?;
         let resources = page
             .items
             .iter()
@@ -221,7 +321,7 @@ impl Endpoint for Groups {
             .map(|(row, members)| {
                 let mut v = render(ctx, row, members.as_deref());
                 projection.apply(&GROUP_RESOURCE, &mut v);
-                v
+                serde_json::to_vec(&v).expect("a JSON value always serialises")
             })
             .collect();
         Ok((page.total, resources, page.next))

@@ -66,11 +66,33 @@ pub(in crate::http) async fn handle(
         return response;
     };
     let (parts, body) = response.into_parts();
+    let request_id = request_id.to_string();
+    let capture = move |kept: Bytes, status: u16| Capture {
+        tenant_id,
+        request_id,
+        at,
+        method,
+        path_and_query,
+        status,
+        duration: started.elapsed(),
+        actor,
+        user_agent,
+        request_body: seen.take(),
+        response_body: Some(kept).filter(|b| !b.is_empty()),
+    };
     let bytes = match body {
         Body::Full(full) => match full.collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(never) => match never {},
         },
+        Body::Chunks(chunks) => {
+            // A streamed answer (a huge group) is recorded when it has been sent, with its
+            // start kept as a whole answer's would be.
+            let status = parts.status.as_u16();
+            let recorder = state.recorder.clone();
+            let teed = tee(chunks, move |kept| recorder.record(capture(kept, status)));
+            return Response::from_parts(parts, Body::Chunks(teed));
+        }
         stream @ Body::Stream(_) => return Response::from_parts(parts, stream),
     };
     // Only the start of a long answer is kept; copying it lets the rest go with the response.
@@ -79,20 +101,31 @@ pub(in crate::http) async fn handle(
     } else {
         bytes.clone()
     };
-    state.recorder.record(Capture {
-        tenant_id,
-        request_id: request_id.to_string(),
-        at,
-        method,
-        path_and_query,
-        status: parts.status.as_u16(),
-        duration: started.elapsed(),
-        actor,
-        user_agent,
-        request_body: seen.take(),
-        response_body: Some(kept).filter(|b| !b.is_empty()),
-    });
+    state.recorder.record(capture(kept, parts.status.as_u16()));
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Passes `chunks` on unchanged, keeping their first [`inspector::BODY_LIMIT`] bytes for
+/// `done`, which runs once the last chunk is passed on (or the client went away).
+fn tee(
+    mut chunks: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    done: impl FnOnce(Bytes) + Send + 'static,
+) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
+    let (tx, out) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Some(chunk) = chunks.recv().await {
+            if let Ok(b) = &chunk {
+                let room = inspector::BODY_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&b[..room.min(b.len())]);
+            }
+            if tx.send(chunk).await.is_err() {
+                break;
+            }
+        }
+        done(Bytes::from(kept));
+    });
+    out
 }
 
 /// The request body as `read_json` read it, for the request inspector: the handlers read
@@ -333,13 +366,14 @@ trait Endpoint {
         if_match: Option<String>,
     ) -> Result<Response<Body>, ApiError>;
 
-    /// One page, rendered and projected: (total, resources, where the next page resumes).
+    /// One page, rendered, projected and serialised one resource at a time: (total,
+    /// resources, where the next page resumes).
     async fn list(
         state: &State,
         ctx: &Ctx,
         query: ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<list::Position>), ApiError>;
+    ) -> Result<(u64, Vec<Vec<u8>>, Option<list::Position>), ApiError>;
 }
 
 /// A request below `/Users` or `/Groups`; `rest` is the path after the endpoint.
@@ -620,10 +654,19 @@ async fn search<E: Endpoint>(
         .as_ref()
         .and(next)
         .map(|pos| list::encode_cursor(params.sort_by.as_ref(), params.descending, &pos));
-    Ok(scim_json(
-        StatusCode::OK,
-        &list::list_response(total, start, resources, next),
-    ))
+    Ok(scim_bytes(list::write_list_response(
+        total, start, &resources, next,
+    )))
+}
+
+/// A 200 SCIM answer serialised by the caller.
+fn scim_bytes(body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(super::SCIM_CONTENT_TYPE),
+    );
+    r
 }
 
 /// `POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list. A filter that
@@ -659,10 +702,9 @@ async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<
     let RootPage {
         total, resources, ..
     } = page;
-    Ok(scim_json(
-        StatusCode::OK,
-        &list::list_response(total, start, resources, None),
-    ))
+    Ok(scim_bytes(list::write_list_response(
+        total, start, &resources, None,
+    )))
 }
 
 /// `POST /.search`'s results so far: what is still to skip, what the page holds.
@@ -670,7 +712,7 @@ struct RootPage {
     skip: u64,
     count: u64,
     total: u64,
-    resources: Vec<Value>,
+    resources: Vec<Vec<u8>>,
 }
 
 impl RootPage {

@@ -43,6 +43,43 @@ fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<Stri
     out
 }
 
+/// [`render`] serialised without building it: the same bytes, for a user whose manager
+/// is not completed (whose stored data goes out as stored) and a default projection.
+fn write(ctx: &Ctx, row: &UserRow, groups: &[GroupRef]) -> Vec<u8> {
+    let mut computed = Vec::new();
+    if !groups.is_empty() {
+        let list: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "value": g.id,
+                    "$ref": format!("{}/Groups/{}", ctx.base, g.id),
+                    "display": g.display,
+                    "type": "direct",
+                })
+            })
+            .collect();
+        computed.push(serde_json::to_vec(&list).expect("a JSON value always serialises"));
+    }
+    let computed: Vec<(&str, &[u8])> = computed.iter().map(|c| ("groups", c.as_slice())).collect();
+    let meta = Meta {
+        created: row.created.clone(),
+        last_modified: row.last_modified.clone(),
+        version: row.version,
+        location: format!("{}/Users/{}", ctx.base, row.id),
+    };
+    let mut out = Vec::with_capacity(1024);
+    resource::write_rendered(
+        &mut out,
+        &USER_RESOURCE,
+        &row.id,
+        &row.data,
+        &computed,
+        &meta,
+    );
+    out
+}
+
 fn respond(
     ctx: &Ctx,
     status: StatusCode,
@@ -128,20 +165,32 @@ impl Endpoint for Users {
         ctx: &Ctx,
         query: crate::db::ListQuery,
         projection: &Projection,
-    ) -> Result<(u64, Vec<Value>, Option<crate::scim::list::Position>), ApiError> {
+    ) -> Result<(u64, Vec<Vec<u8>>, Option<crate::scim::list::Position>), ApiError> {
         let users::UserPage {
             page,
             mut groups,
             managers,
-        } = users::list(&state.db, ctx.tenant_id, query, projection.wants("groups")).await?;
+        } = users::list(
+            &state.db,
+            ctx.tenant_id,
+            query,
+            projection.wants("groups"),
+            state.resumes.clone(),
+        )
+        .await?;
         let resources = page
             .items
             .iter()
             .map(|row| {
                 let groups = groups.remove(&row.pk).unwrap_or_default();
+                let shows_manager =
+                    resource::manager_id(&row.data).is_some_and(|id| managers.contains(id));
+                if projection.is_default() && !shows_manager {
+                    return write(ctx, row, &groups);
+                }
                 let mut v = render(ctx, row, &groups, &managers);
                 projection.apply(&USER_RESOURCE, &mut v);
-                v
+                serde_json::to_vec(&v).expect("a JSON value always serialises")
             })
             .collect();
         Ok((page.total, resources, page.next))
