@@ -70,12 +70,38 @@ impl<'a> Columns<'a> {
 
 pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<UserRow>, DbError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"),
-            params![tenant_id, id],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"
+        ))?
+        .query_row(params![tenant_id, id], from_row)
         .optional()?)
+}
+
+/// Directory user `id`'s pk and its `externalId` as stored (any JSON value), without
+/// reading and parsing the rest of the user: what a member's API object shows of it.
+pub fn external_id_of(
+    conn: &Connection,
+    tenant_id: i64,
+    id: &str,
+) -> Result<Option<(i64, Option<Value>)>, DbError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT pk, data -> '$.externalId' FROM users WHERE tenant_id = ?1 AND id = ?2",
+        )?
+        .query_row(params![tenant_id, id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
+        })
+        .optional()?;
+    let Some((pk, external_id)) = row else {
+        return Ok(None);
+    };
+    let external_id = match external_id {
+        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
+            DbError::Schema(format!("user {pk}: stored externalId is not JSON: {e}"))
+        })?),
+        None => None,
+    };
+    Ok(Some((pk, external_id)))
 }
 
 /// The id of the user other than `except_pk` whose userName folds to the same value.
@@ -331,7 +357,7 @@ pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<Grou
     let mut out: HashMap<i64, Vec<GroupRef>> = HashMap::new();
     for chunk in pks.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = conn.prepare(&format!(
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
              JOIN groups g ON g.pk = gm.group_pk
              WHERE gm.member_user_pk IN ({marks}) ORDER BY g.pk"

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::guard;
-use super::members::MemberWrite;
+use super::members::{LinkedUser, MemberWrite};
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
@@ -276,10 +276,17 @@ fn apply(
             Some(m) => Some(members::get_by_pk(conn, m.pk)?.ok_or(DbError::NotFound)?),
             None => None,
         };
-        let before = match &existing {
-            Some(row) => Some(super::members::api_object(conn, tenant_id, row)?),
-            None => None,
-        };
+        // Read once for the member's object before and after, unless the change links it
+        // to another directory user.
+        let mut linked = LinkedUser::of(
+            conn,
+            tenant_id,
+            match &existing {
+                Some(row) => row.user_id.as_deref(),
+                None => change.user_id.as_deref(),
+            },
+        )?;
+        let before = existing.as_ref().map(|row| linked.api_object(row));
         let pk = || {
             existing
                 .as_ref()
@@ -287,6 +294,7 @@ fn apply(
                 .ok_or_else(|| DbError::Schema("a change without its member".into()))
         };
         let mut extra = json!({});
+        let mut created = None;
         let (event, action, pk) = match &change.action {
             Action::Skip { .. } => continue,
             Action::Create { profile, role } => {
@@ -303,7 +311,9 @@ fn apply(
                         user_id: change.user_id.clone(),
                     },
                 )?;
-                (EventType::MemberCreated, AuditAction::MemberCreated, row.pk)
+                let pk = row.pk;
+                created = Some(row);
+                (EventType::MemberCreated, AuditAction::MemberCreated, pk)
             }
             Action::Update { fields } => {
                 let pk = pk()?;
@@ -360,7 +370,18 @@ fn apply(
                 },
                 Some(row),
             ) => row.clone(),
-            _ => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+            _ => match created {
+                Some(row) => row,
+                None => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+            },
+        };
+        let data = if event == EventType::MemberDeleted {
+            before.clone().unwrap_or(Value::Null)
+        } else {
+            if !linked.is_of(&after) {
+                linked = LinkedUser::of(conn, tenant_id, after.user_id.as_deref())?;
+            }
+            linked.api_object(&after)
         };
         let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
         detail["memberId"] = json!(after.id);
@@ -373,7 +394,7 @@ fn apply(
             extra,
             detail,
         };
-        super::members::record(conn, actor, tenant_id, write)?;
+        super::members::record_as(conn, actor, tenant_id, write, data)?;
     }
     Ok(())
 }
@@ -456,6 +477,10 @@ fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Vec<Cha
     Ok(sync::plan(&directory, &members, settings))
 }
 
+/// The page cache a whole-tenant apply may use (`sync_runs::widen_cache`): enough for
+/// 100 000 members' writes to stay in memory until the commit.
+const APPLY_CACHE_MIB: i64 = 512;
+
 /// Plans for the whole tenant and, unless `dry_run` or test mode, applies the plan; records
 /// the run (who, when, how long, counts, dry run or applied) and audits it. Run it in a
 /// write transaction.
@@ -473,6 +498,7 @@ pub fn run(
     let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
     let mut held = 0;
     if !dry_run {
+        let _cache = sync_runs::widen_cache(conn, APPLY_CACHE_MIB)?;
         let (via, screened) = match scope {
             SyncScope::Full => {
                 let all = guard::Considered::All;
