@@ -42,6 +42,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_requests",
         include_str!("migrations/0011_requests.sql"),
     ),
+    (
+        "0013_plan_version",
+        include_str!("migrations/0013_plan_version.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -234,6 +234,8 @@ struct State {
     in_flight: Arc<tokio::sync::Semaphore>,
     /// What `/metrics` reports; the webhook sender records into it too.
     metrics: metrics::Metrics,
+    /// Each tenant's last whole-tenant sync plan, for the test mode & sync page.
+    plans: crate::ops::reconcile::Plans,
 }
 
 impl App {
@@ -256,6 +258,7 @@ impl App {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
                 config,
                 metrics: metrics::Metrics::new(),
+                plans: Default::default(),
             }),
             metrics_only: false,
         }

@@ -17,7 +17,8 @@
 //!   emitted in test mode too; member events only when a change is applied.
 //! - Roles come from a user's direct groups only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -29,7 +30,7 @@ use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow, NewMember};
-use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, users};
+use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, tenants, users};
 use crate::model::{
     Actor, Directory, DirectoryGroup, MemberSource, MemberStatus, Settings, SyncScope,
 };
@@ -425,6 +426,71 @@ pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbErr
         Ok((Report::new(&full_plan(c, tenant_id, &settings)?), settings))
     })
     .await
+}
+
+/// The last whole-tenant plan of each tenant, so the test mode & sync page (and its
+/// exports) plan once per directory change instead of on every load: at 100 000 members a
+/// plan takes about a second, a cached report nothing.
+///
+/// A report is served only while the tenant's plan version
+/// ([`tenants::plan_version`]) is the one it was planned at. The version is bumped by
+/// triggers in the transaction of every write to what the plan reads, by any code path or
+/// process, and is read in the same snapshot as the plan's inputs, so a cached report is
+/// never older than the data an admin could read at the same moment. Force sync never
+/// uses it: [`run`] plans again inside its write transaction.
+#[derive(Clone, Default)]
+pub struct Plans {
+    /// Tenant id → its last plan. One entry per tenant whose page was looked at.
+    by_tenant: Arc<Mutex<HashMap<i64, CachedPlan>>>,
+}
+
+#[derive(Clone)]
+struct CachedPlan {
+    /// The plan version it was made at.
+    version: (String, i64),
+    report: Arc<Report>,
+    /// The settings it was planned under.
+    settings: Settings,
+}
+
+impl Plans {
+    /// [`report`], planned again only when something the plan reads changed since the
+    /// last call for this tenant.
+    pub async fn report(
+        &self,
+        db: &Db,
+        tenant_id: i64,
+    ) -> Result<(Arc<Report>, Settings), DbError> {
+        let plans = self.clone();
+        db.snapshot(move |c| {
+            let version = tenants::plan_version(c, tenant_id)?;
+            if let Some(hit) = plans.get(tenant_id, &version) {
+                return Ok((hit.report, hit.settings));
+            }
+            let settings = settings::get(c, tenant_id)?;
+            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?));
+            let cached = CachedPlan {
+                version,
+                report: report.clone(),
+                settings: settings.clone(),
+            };
+            plans.lock().insert(tenant_id, cached);
+            Ok((report, settings))
+        })
+        .await
+    }
+
+    fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {
+        self.lock()
+            .get(&tenant_id)
+            .filter(|p| &p.version == version)
+            .cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, CachedPlan>> {
+        // A panic while holding it cannot leave a half-written entry behind.
+        self.by_tenant.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Force sync and `scimd sync`: [`run`] for the whole tenant in a transaction of its own.
