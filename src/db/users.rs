@@ -503,7 +503,12 @@ fn read_directory_users(
     while let Some(r) = rows.next()? {
         let pk: i64 = r.get(0)?;
         let id: String = r.get(1)?;
-        let data = parse_data(pk, &r.get::<_, String>(2)?)?;
+        let text = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
+        let data = match serde_json::from_str::<SyncFields>(text) {
+            Ok(fields) => fields.into_data(),
+            // Whatever the shortcut cannot read (a key twice, say) takes the long way.
+            Err(_) => parse_data(pk, text)?,
+        };
         out.push(DirectoryUser::from_data(
             &id,
             &data,
@@ -511,6 +516,35 @@ fn read_directory_users(
         ));
     }
     Ok(())
+}
+
+/// The members of a stored user that `DirectoryUser::from_data` reads, and only those:
+/// parsing a user's whole JSON for five keys was a third of a full sync's plan. Absent and
+/// `null` read alike there, so nothing it sees changes.
+#[derive(serde::Deserialize)]
+struct SyncFields {
+    #[serde(rename = "userName")]
+    user_name: Option<Value>,
+    emails: Option<Value>,
+    name: Option<Value>,
+    #[serde(rename = "displayName")]
+    display_name: Option<Value>,
+    active: Option<Value>,
+}
+
+impl SyncFields {
+    fn into_data(self) -> Map<String, Value> {
+        [
+            ("userName", self.user_name),
+            ("emails", self.emails),
+            ("name", self.name),
+            ("displayName", self.display_name),
+            ("active", self.active),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.to_string(), v?)))
+        .collect()
+    }
 }
 
 /// (SCIM id, userName) of each user in `pks`, in the order they were created.
