@@ -359,6 +359,10 @@ async fn settings_validate_and_save_like_the_cli() {
     assert_eq!(changes["on_deactivate"]["after"], "delete");
 }
 
+async fn sync_page(s: &TestServer, admin: &Admin) -> String {
+    admin.get(s, "/t/default/sync").await.text
+}
+
 /// The sync page plans once per directory change and keeps the plan between loads; what
 /// an admin sees must still be the plan of the directory as it is now, after a change by
 /// any road: a SCIM write, a role mapping, a setting, a write by another process (the
@@ -371,7 +375,7 @@ async fn the_sync_page_shows_the_current_plan_after_every_kind_of_change() {
         .post(&s, "/t/default/sync/test-mode", "test_mode=on")
         .await;
     assert_eq!(on.status, 303);
-    let page = || async { admin.get(&s, "/t/default/sync").await.text };
+    let page = || sync_page(&s, &admin);
     let first = page().await;
     assert!(
         first.contains("Nothing: members match the directory."),
