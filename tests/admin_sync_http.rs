@@ -358,3 +358,120 @@ async fn settings_validate_and_save_like_the_cli() {
     );
     assert_eq!(changes["on_deactivate"]["after"], "delete");
 }
+
+async fn sync_page(s: &TestServer, admin: &Admin) -> String {
+    admin.get(s, "/t/default/sync").await.text
+}
+
+/// The sync page plans once per directory change and keeps the plan between loads; what
+/// an admin sees must still be the plan of the directory as it is now, after a change by
+/// any road: a SCIM write, a role mapping, a setting, a write by another process (the
+/// CLI), and Force sync must apply the current plan, not the one the page last showed.
+#[tokio::test]
+async fn the_sync_page_shows_the_current_plan_after_every_kind_of_change() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    let on = admin
+        .post(&s, "/t/default/sync/test-mode", "test_mode=on")
+        .await;
+    assert_eq!(on.status, 303);
+    let page = || sync_page(&s, &admin);
+    let first = page().await;
+    assert!(
+        first.contains("Nothing: members match the directory."),
+        "{first}"
+    );
+    // Loaded twice with nothing changed: the same plan.
+    assert!(
+        page()
+            .await
+            .contains("Nothing: members match the directory.")
+    );
+
+    // A SCIM write (test mode: the member is not created, the plan says it would be).
+    let id = s.create_user("grace@example.com").await;
+    let text = page().await;
+    assert!(text.contains("1 change to apply."), "{text}");
+    assert!(text.contains("grace@example.com"), "{text}");
+    assert!(text.contains("viewer, the default role"), "{text}");
+
+    // A SCIM group write puts her in a group; a role mapping of that group (a settings
+    // write, planned as a dry run in test mode) gives her its role.
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":[GROUP_URN],"displayName":"Eng","members":[{"value":id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(page().await.contains("viewer, the default role"));
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles/map",
+            "group=Eng&role=admin&action=save",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    let text = page().await;
+    assert!(text.contains("admin, from group Eng"), "{text}");
+
+    // A SCIM PATCH of her name.
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations":[{"op":"replace","path":"name.givenName","value":"Gracie"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let text = page().await;
+    assert!(text.contains("Gracie"), "{text}");
+
+    // A write that bypasses every use case, as another process could make: the plan
+    // still follows (the plan version is kept by the database, not by this server).
+    {
+        let conn = s.db.conn().unwrap();
+        conn.execute(
+            "UPDATE role_mappings SET role = 'member' WHERE group_name = 'Eng'",
+            [],
+        )
+        .unwrap();
+    }
+    let text = page().await;
+    assert!(text.contains("member, from group Eng"), "{text}");
+    assert!(!text.contains("admin, from group Eng"), "{text}");
+
+    // Test mode off applies nothing; Force sync applies what the directory says at that
+    // moment, although the page last showed an older plan.
+    let text = page().await;
+    assert!(text.contains("Gracie"), "{text}");
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations":[{"op":"replace","path":"name.givenName","value":"Grace"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let off = admin
+        .post(&s, "/t/default/sync/test-mode", "test_mode=off")
+        .await;
+    assert_eq!(off.status, 303);
+    assert!(roles_of_members(&s).is_empty());
+    let r = admin.post(&s, "/t/default/sync/run", "").await;
+    assert_eq!(r.status, 303);
+    assert_eq!(roles_of_members(&s), ["member"]);
+    let given: Option<String> = {
+        let conn = s.db.conn().unwrap();
+        conn.query_row("SELECT given_name FROM members", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(given.as_deref(), Some("Grace"));
+    // And the page then has nothing left to do.
+    let text = page().await;
+    assert!(
+        text.contains("Nothing: members match the directory."),
+        "{text}"
+    );
+}

@@ -111,17 +111,15 @@ fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
 
 pub fn get_by_pk(conn: &Connection, pk: i64) -> Result<Option<MemberRow>, DbError> {
     Ok(conn
-        .query_row(&format!("{SELECT} WHERE m.pk = ?1"), [pk], from_row)
+        .prepare_cached(&format!("{SELECT} WHERE m.pk = ?1"))?
+        .query_row([pk], from_row)
         .optional()?)
 }
 
 pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<MemberRow>, DbError> {
     Ok(conn
-        .query_row(
-            &format!("{SELECT} WHERE m.tenant_id = ?1 AND m.id = ?2"),
-            params![tenant_id, id],
-            from_row,
-        )
+        .prepare_cached(&format!("{SELECT} WHERE m.tenant_id = ?1 AND m.id = ?2"))?
+        .query_row(params![tenant_id, id], from_row)
         .optional()?)
 }
 
@@ -220,7 +218,8 @@ pub fn counts_by_status_and_role(
 
 /// Every member of the tenant, oldest first.
 pub fn list(conn: &Connection, tenant_id: i64) -> Result<Vec<MemberRow>, DbError> {
-    let mut stmt = conn.prepare(&format!("{SELECT} WHERE m.tenant_id = ?1 ORDER BY m.pk"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{SELECT} WHERE m.tenant_id = ?1 ORDER BY m.pk"))?;
     let rows = stmt
         .query_map([tenant_id], from_row)?
         .collect::<Result<_, _>>()?;
@@ -449,30 +448,30 @@ fn conflict(e: rusqlite::Error, profile: &Profile) -> DbError {
 pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<MemberRow, DbError> {
     let now = datetime::now();
     let p = &new.profile;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
                               given_name, family_name, display_name, role, role_reason, status,
                               managed, source, user_id, created_at, updated_at, status_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
-        params![
-            tenant_id,
-            uuid::Uuid::new_v4().to_string(),
-            p.email,
-            p.email.as_deref().map(fold),
-            p.user_name,
-            p.user_name.as_deref().map(fold),
-            p.given_name,
-            p.family_name,
-            p.display_name,
-            new.role.as_str(),
-            new.role_reason,
-            new.status.as_str(),
-            new.managed,
-            new.source.as_str(),
-            new.user_id,
-            now
-        ],
-    )
+    )?
+    .execute(params![
+        tenant_id,
+        uuid::Uuid::new_v4().to_string(),
+        p.email,
+        p.email.as_deref().map(fold),
+        p.user_name,
+        p.user_name.as_deref().map(fold),
+        p.given_name,
+        p.family_name,
+        p.display_name,
+        new.role.as_str(),
+        new.role_reason,
+        new.status.as_str(),
+        new.managed,
+        new.source.as_str(),
+        new.user_id,
+        now
+    ])
     .map_err(|e| conflict(e, p))?;
     get_by_pk(conn, conn.last_insert_rowid())?.ok_or(DbError::NotFound)
 }
@@ -491,16 +490,16 @@ pub fn set_field(
         ..Profile::default()
     };
     let folded = |column: &str| {
-        conn.execute(
-            &format!("UPDATE members SET {column} = ?2, {column}_fold = ?3, updated_at = ?4 WHERE pk = ?1"),
-            params![pk, value, value.map(fold), now],
-        )
+        conn.prepare_cached(&format!(
+            "UPDATE members SET {column} = ?2, {column}_fold = ?3, updated_at = ?4 WHERE pk = ?1"
+        ))?
+        .execute(params![pk, value, value.map(fold), now])
     };
     let plain = |column: &str| {
-        conn.execute(
-            &format!("UPDATE members SET {column} = ?2, updated_at = ?3 WHERE pk = ?1"),
-            params![pk, value, now],
-        )
+        conn.prepare_cached(&format!(
+            "UPDATE members SET {column} = ?2, updated_at = ?3 WHERE pk = ?1"
+        ))?
+        .execute(params![pk, value, now])
     };
     match field {
         Field::Email => folded("email"),
@@ -521,22 +520,22 @@ pub fn set_field(
 }
 
 pub fn set_role(conn: &Connection, pk: i64, role: &Role, reason: &str) -> Result<(), DbError> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE members SET role = ?2, role_reason = ?3, updated_at = ?4 WHERE pk = ?1",
-        params![pk, role.as_str(), reason, datetime::now()],
-    )?;
+    )?
+    .execute(params![pk, role.as_str(), reason, datetime::now()])?;
     Ok(())
 }
 
 /// Sets the member's status; any status change cancels a scheduled deletion.
 pub fn set_status(conn: &Connection, pk: i64, status: MemberStatus) -> Result<(), DbError> {
     let now = datetime::now();
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE members SET status = ?2, updated_at = ?3, delete_after = NULL,
                 status_at = CASE WHEN status = ?2 THEN status_at ELSE ?3 END
          WHERE pk = ?1",
-        params![pk, status.as_str(), now],
-    )?;
+    )?
+    .execute(params![pk, status.as_str(), now])?;
     Ok(())
 }
 

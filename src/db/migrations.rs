@@ -50,6 +50,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0013_list_counts",
         include_str!("migrations/0013_list_counts.sql"),
     ),
+    (
+        "0014_plan_version",
+        include_str!("migrations/0014_plan_version.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

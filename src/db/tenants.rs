@@ -108,3 +108,15 @@ pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// What identifies the state of everything tenant `id`'s sync plan reads: the tenant's
+/// creation time (an id a deleted tenant freed may be reused) and its plan counter, which
+/// triggers bump in the transaction of every write to users, groups, memberships,
+/// members, settings, roles and role mappings (migration `0014_plan_version`). Equal
+/// versions mean equal plans.
+pub fn plan_version(conn: &Connection, id: i64) -> Result<(String, i64), DbError> {
+    conn.prepare_cached("SELECT created_at, plan_version FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?
+        .ok_or(DbError::NotFound)
+}

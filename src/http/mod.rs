@@ -248,6 +248,8 @@ struct State {
     metrics: metrics::Metrics,
     /// Where the next `startIndex` page of each directory walk starts.
     resumes: Arc<crate::ops::lists::Resumes>,
+    /// Each tenant's last whole-tenant sync plan, for the test mode & sync page.
+    plans: crate::ops::reconcile::Plans,
 }
 
 impl App {
@@ -271,6 +273,7 @@ impl App {
                 config,
                 metrics: metrics::Metrics::new(),
                 resumes: Default::default(),
+                plans: Default::default(),
             }),
             metrics_only: false,
         }

@@ -18,40 +18,76 @@ use crate::sync::{RoleDecision, RoleReason};
 /// role and why, status, whether provisioning manages it, where it came from, the linked
 /// directory user (its SCIM id and externalId) and that user's groups.
 pub fn api_object(conn: &Conn, tenant_id: i64, row: &MemberRow) -> Result<Value, DbError> {
-    let user = match &row.user_id {
-        Some(id) => users::get(conn, tenant_id, id)?,
-        None => None,
-    };
-    let groups: Vec<Value> = match &user {
-        Some(u) => users::groups_of(conn, &[u.pk])?
-            .remove(&u.pk)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| json!({"id": g.id, "display_name": g.display}))
-            .collect(),
-        None => Vec::new(),
-    };
-    let p = &row.profile;
-    Ok(json!({
-        "object": "member",
-        "id": row.id,
-        "email": p.email,
-        "user_name": p.user_name,
-        "given_name": p.given_name,
-        "family_name": p.family_name,
-        "display_name": p.display_name,
-        "role": row.role,
-        "role_reason": row.role_reason,
-        "status": row.status,
-        "managed": row.managed,
-        "source": row.source,
-        "directory_user_id": row.user_id,
-        "external_id": user.as_ref().and_then(|u| u.data.get("externalId")).cloned(),
-        "groups": groups,
-        "delete_after": row.delete_after,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }))
+    let linked = LinkedUser::of(conn, tenant_id, row.user_id.as_deref())?;
+    Ok(linked.api_object(row))
+}
+
+/// What a member's API object shows of the directory user it links to. Writing a member
+/// does not change its directory user, so a write that needs the object before and after
+/// reads this once.
+pub(super) struct LinkedUser {
+    /// The member's `user_id` this was read for.
+    user_id: Option<String>,
+    external_id: Option<Value>,
+    groups: Vec<Value>,
+}
+
+impl LinkedUser {
+    pub(super) fn of(
+        conn: &Conn,
+        tenant_id: i64,
+        user_id: Option<&str>,
+    ) -> Result<LinkedUser, DbError> {
+        let user = match user_id {
+            Some(id) => users::external_id_of(conn, tenant_id, id)?,
+            None => None,
+        };
+        let groups: Vec<Value> = match &user {
+            Some((pk, _)) => users::groups_of(conn, &[*pk])?
+                .remove(pk)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|g| json!({"id": g.id, "display_name": g.display}))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(LinkedUser {
+            user_id: user_id.map(str::to_string),
+            external_id: user.and_then(|(_, external_id)| external_id),
+            groups,
+        })
+    }
+
+    /// Whether this is what `row` links to.
+    pub(super) fn is_of(&self, row: &MemberRow) -> bool {
+        self.user_id == row.user_id
+    }
+
+    /// `row`'s API object; `row` must link to this user ([`LinkedUser::is_of`]).
+    pub(super) fn api_object(&self, row: &MemberRow) -> Value {
+        debug_assert!(self.is_of(row));
+        let p = &row.profile;
+        json!({
+            "object": "member",
+            "id": row.id,
+            "email": p.email,
+            "user_name": p.user_name,
+            "given_name": p.given_name,
+            "family_name": p.family_name,
+            "display_name": p.display_name,
+            "role": row.role,
+            "role_reason": row.role_reason,
+            "status": row.status,
+            "managed": row.managed,
+            "source": row.source,
+            "directory_user_id": row.user_id,
+            "external_id": self.external_id,
+            "groups": self.groups,
+            "delete_after": row.delete_after,
+            "created_at": row.created_at,
+            "updated_at": row.updated_at,
+        })
+    }
 }
 
 /// What the fields of `after` that changed were in `before` (`updated_at` aside).
@@ -93,12 +129,23 @@ pub(super) fn record(
     tenant_id: i64,
     w: MemberWrite,
 ) -> Result<(), DbError> {
-    let row = w.after;
     let data = if w.event == EventType::MemberDeleted {
         w.before.clone().unwrap_or(Value::Null)
     } else {
-        api_object(conn, tenant_id, row)?
+        api_object(conn, tenant_id, w.after)?
     };
+    record_as(conn, actor, tenant_id, w, data)
+}
+
+/// [`record`], with the member's API object after the write (`data`) already built.
+pub(super) fn record_as(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    w: MemberWrite,
+    data: Value,
+) -> Result<(), DbError> {
+    let row = w.after;
     let previous = match (&w.before, w.event) {
         (Some(before), e) if e != EventType::MemberDeleted => previous_values(before, &data),
         _ => json!({}),

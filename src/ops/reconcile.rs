@@ -17,19 +17,20 @@
 //!   emitted in test mode too; member events only when a change is applied.
 //! - Roles come from a user's direct groups only.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::guard;
-use super::members::MemberWrite;
+use super::members::{LinkedUser, MemberWrite};
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow, NewMember};
-use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, users};
+use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, tenants, users};
 use crate::model::{
     Actor, Directory, DirectoryGroup, MemberSource, MemberStatus, Settings, SyncScope,
 };
@@ -276,10 +277,17 @@ fn apply(
             Some(m) => Some(members::get_by_pk(conn, m.pk)?.ok_or(DbError::NotFound)?),
             None => None,
         };
-        let before = match &existing {
-            Some(row) => Some(super::members::api_object(conn, tenant_id, row)?),
-            None => None,
-        };
+        // Read once for the member's object before and after, unless the change links it
+        // to another directory user.
+        let mut linked = LinkedUser::of(
+            conn,
+            tenant_id,
+            match &existing {
+                Some(row) => row.user_id.as_deref(),
+                None => change.user_id.as_deref(),
+            },
+        )?;
+        let before = existing.as_ref().map(|row| linked.api_object(row));
         let pk = || {
             existing
                 .as_ref()
@@ -287,6 +295,7 @@ fn apply(
                 .ok_or_else(|| DbError::Schema("a change without its member".into()))
         };
         let mut extra = json!({});
+        let mut created = None;
         let (event, action, pk) = match &change.action {
             Action::Skip { .. } => continue,
             Action::Create { profile, role } => {
@@ -303,7 +312,9 @@ fn apply(
                         user_id: change.user_id.clone(),
                     },
                 )?;
-                (EventType::MemberCreated, AuditAction::MemberCreated, row.pk)
+                let pk = row.pk;
+                created = Some(row);
+                (EventType::MemberCreated, AuditAction::MemberCreated, pk)
             }
             Action::Update { fields } => {
                 let pk = pk()?;
@@ -360,7 +371,18 @@ fn apply(
                 },
                 Some(row),
             ) => row.clone(),
-            _ => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+            _ => match created {
+                Some(row) => row,
+                None => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+            },
+        };
+        let data = if event == EventType::MemberDeleted {
+            before.clone().unwrap_or(Value::Null)
+        } else {
+            if !linked.is_of(&after) {
+                linked = LinkedUser::of(conn, tenant_id, after.user_id.as_deref())?;
+            }
+            linked.api_object(&after)
         };
         let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
         detail["memberId"] = json!(after.id);
@@ -373,7 +395,7 @@ fn apply(
             extra,
             detail,
         };
-        super::members::record(conn, actor, tenant_id, write)?;
+        super::members::record_as(conn, actor, tenant_id, write, data)?;
     }
     Ok(())
 }
@@ -404,6 +426,71 @@ pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbErr
         Ok((Report::new(&full_plan(c, tenant_id, &settings)?), settings))
     })
     .await
+}
+
+/// The last whole-tenant plan of each tenant, so the test mode & sync page (and its
+/// exports) plan once per directory change instead of on every load: at 100 000 members a
+/// plan takes about a second, a cached report nothing.
+///
+/// A report is served only while the tenant's plan version
+/// ([`tenants::plan_version`]) is the one it was planned at. The version is bumped by
+/// triggers in the transaction of every write to what the plan reads, by any code path or
+/// process, and is read in the same snapshot as the plan's inputs, so a cached report is
+/// never older than the data an admin could read at the same moment. Force sync never
+/// uses it: [`run`] plans again inside its write transaction.
+#[derive(Clone, Default)]
+pub struct Plans {
+    /// Tenant id → its last plan. One entry per tenant whose page was looked at.
+    by_tenant: Arc<Mutex<HashMap<i64, CachedPlan>>>,
+}
+
+#[derive(Clone)]
+struct CachedPlan {
+    /// The plan version it was made at.
+    version: (String, i64),
+    report: Arc<Report>,
+    /// The settings it was planned under.
+    settings: Settings,
+}
+
+impl Plans {
+    /// [`report`], planned again only when something the plan reads changed since the
+    /// last call for this tenant.
+    pub async fn report(
+        &self,
+        db: &Db,
+        tenant_id: i64,
+    ) -> Result<(Arc<Report>, Settings), DbError> {
+        let plans = self.clone();
+        db.snapshot(move |c| {
+            let version = tenants::plan_version(c, tenant_id)?;
+            if let Some(hit) = plans.get(tenant_id, &version) {
+                return Ok((hit.report, hit.settings));
+            }
+            let settings = settings::get(c, tenant_id)?;
+            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?));
+            let cached = CachedPlan {
+                version,
+                report: report.clone(),
+                settings: settings.clone(),
+            };
+            plans.lock().insert(tenant_id, cached);
+            Ok((report, settings))
+        })
+        .await
+    }
+
+    fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {
+        self.lock()
+            .get(&tenant_id)
+            .filter(|p| &p.version == version)
+            .cloned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i64, CachedPlan>> {
+        // A panic while holding it cannot leave a half-written entry behind.
+        self.by_tenant.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Force sync and `scimd sync`: [`run`] for the whole tenant in a transaction of its own.
@@ -456,6 +543,10 @@ fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Vec<Cha
     Ok(sync::plan(&directory, &members, settings))
 }
 
+/// The page cache a whole-tenant apply may use (`sync_runs::widen_cache`): enough for
+/// 100 000 members' writes to stay in memory until the commit.
+const APPLY_CACHE_MIB: i64 = 512;
+
 /// Plans for the whole tenant and, unless `dry_run` or test mode, applies the plan; records
 /// the run (who, when, how long, counts, dry run or applied) and audits it. Run it in a
 /// write transaction.
@@ -473,6 +564,7 @@ pub fn run(
     let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
     let mut held = 0;
     if !dry_run {
+        let _cache = sync_runs::widen_cache(conn, APPLY_CACHE_MIB)?;
         let (via, screened) = match scope {
             SyncScope::Full => {
                 let all = guard::Considered::All;

@@ -2,9 +2,13 @@
 //! (grouped, counted, exportable as CSV and JSON), the Force sync button and the history of
 //! sync runs.
 //!
-//! Everything goes through the functions the command line uses: `db::sync::report` for the
-//! report, `db::sync::run` for Force sync (a dry run in test mode), `db::settings::change`
-//! for the switch. The page only renders what they return.
+//! Everything goes through the use cases the command line uses: the report is
+//! `ops::reconcile::Plans::report` (the tenant's plan, made again only after something it
+//! reads changed), Force sync `ops::reconcile::force` (a dry run in test mode, planned
+//! afresh inside its transaction), the switch `ops::settings::edit`. The page only renders
+//! what they return, at most [`SHOWN_PER_KIND`] changes of each kind.
+
+use std::sync::Arc;
 
 use askama::Template;
 use bytes::Bytes;
@@ -203,7 +207,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
     let s = req.session()?;
     let id = tenant.id;
     let just_ran: Option<i64> = req.query("run").and_then(|r| r.parse().ok());
-    let (report, _) = reconcile::report(&state.db, id).await?;
+    let (report, _) = state.plans.report(&state.db, id).await?;
     let (runs, result) = state
         .db
         .read(move |c| {
@@ -293,8 +297,8 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
     ))
 }
 
-async fn current_report(state: &State, tenant: &Tenant) -> Result<(Report, bool), UiError> {
-    let (report, settings) = reconcile::report(&state.db, tenant.id).await?;
+async fn current_report(state: &State, tenant: &Tenant) -> Result<(Arc<Report>, bool), UiError> {
+    let (report, settings) = state.plans.report(&state.db, tenant.id).await?;
     Ok((report, settings.test_mode))
 }
 

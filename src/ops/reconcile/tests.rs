@@ -723,3 +723,58 @@ fn a_preview_saves_nothing_and_is_what_saving_the_settings_applies() {
         Err(DbError::NotFound)
     ));
 }
+
+/// The cached plan is served while nothing it reads changed, and planned again after a
+/// write to any table it reads, whoever made the write (here plain SQL, as another
+/// process could): the triggers of `0014_plan_version` bump the version.
+#[test]
+fn the_cached_plan_is_replanned_after_a_write_to_anything_the_plan_reads() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    let user = f.create_user("ada@x.io", true);
+    let plans = Plans::default();
+    let cached = || block_on(plans.report(&f.db, f.tenant)).unwrap().0;
+    let first = cached();
+    assert_eq!(first.counts.get(ChangeKind::Create), 1);
+    assert!(
+        Arc::ptr_eq(&first, &cached()),
+        "nothing changed: no new plan"
+    );
+
+    let writes = [
+        "UPDATE users SET data = json_set(data, '$.name.givenName', 'Augusta')",
+        "INSERT INTO groups (tenant_id, id, display_name, display_name_fold, data, created, last_modified, version)
+             SELECT tenant_id, 'g1', 'scimd-role-admin', 'scimd-role-admin', '{}', created, created, 1 FROM users",
+        "INSERT INTO group_members (group_pk, member_user_pk) SELECT g.pk, u.pk FROM groups g, users u",
+        "UPDATE group_members SET display = 'Ada'",
+        "DELETE FROM group_members",
+        "UPDATE groups SET display_name = 'Admins', display_name_fold = 'admins'",
+        "INSERT INTO members (tenant_id, id, email, email_fold, role, role_reason, status, managed, source, created_at, updated_at, status_at)
+             VALUES (1, 'm1', 'bob@x.io', 'bob@x.io', 'viewer', '', 'active', 1, 'manual', '', '', '')",
+        "UPDATE members SET managed = 0",
+        "UPDATE tenant_settings SET absent = 'archive'",
+        "INSERT INTO role_mappings (tenant_id, group_name, group_fold, role) VALUES (1, 'Admins', 'admins', 'owner')",
+        "DELETE FROM roles WHERE name = 'owner'",
+        "DELETE FROM members",
+        "DELETE FROM groups",
+        "DELETE FROM users",
+    ];
+    // The settings row and the default roles exist once settings were saved.
+    assert!(
+        f.conn()
+            .query_row("SELECT count(*) FROM roles", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+            > 0
+    );
+    let mut last = first;
+    for sql in writes {
+        let n = f.conn().execute(sql, []).unwrap();
+        assert!(n > 0, "{sql} wrote nothing");
+        let now = cached();
+        assert!(!Arc::ptr_eq(&last, &now), "no new plan after {sql}");
+        assert_eq!(*now, f.report(), "after {sql}");
+        assert!(Arc::ptr_eq(&now, &cached()), "{sql}: planned twice");
+        last = now;
+    }
+    drop(user);
+}

@@ -299,6 +299,10 @@ fn fold_is_unicode_and_compositional() {
     assert_eq!(fold("İ"), "i\u{307}");
     // No final-sigma special case: folding a concatenation folds each part.
     assert_eq!(fold("ΑΣ"), format!("{}{}", fold("Α"), fold("Σ")));
+    // The ASCII shortcut lowercases exactly what the Unicode rule does.
+    let ascii: String = (0u8..128).map(char::from).collect();
+    let by_char: String = ascii.chars().flat_map(char::to_lowercase).collect();
+    assert_eq!(fold(&ascii), by_char);
 }
 
 fn bjensen() -> Value {
