@@ -38,8 +38,14 @@ const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
 /// changes, and how to answer its caller once the batch's fate is known.
 pub(super) struct Ran {
     keep: bool,
-    answer: Box<dyn FnOnce(Result<(), &DbError>) + Send>,
+    answer: Settle,
 }
+
+/// Answers a ran write's caller with the fate of its batch's commit.
+type Settle = Box<dyn FnOnce(Result<(), &DbError>) + Send>;
+
+/// Runs a queued write in the open transaction (or fails it when none could be opened).
+type Run = Box<dyn FnOnce(Result<&Transaction, DbError>) -> Ran + Send>;
 
 /// One write waiting for the writer.
 pub(super) struct Job {
@@ -47,7 +53,7 @@ pub(super) struct Job {
     relaxed: bool,
     /// Runs the write in the open transaction, or fails it without running when the
     /// transaction could not be opened.
-    run: Box<dyn FnOnce(Result<&Transaction, DbError>) -> Ran + Send>,
+    run: Run,
 }
 
 type Answer<T, E> = tokio::sync::oneshot::Sender<std::thread::Result<Result<T, E>>>;
