@@ -62,6 +62,13 @@ pub struct ServeArgs {
     #[arg(long, env = "SCIMD_MAX_REQUESTS", default_value_t = DEFAULT_MAX_REQUESTS)]
     pub max_requests: usize,
 
+    /// Failed authentications (missing, malformed or unknown SCIM tokens and API keys) one
+    /// client address may make in a burst, earning one back per second; past it the address
+    /// is answered 429 with Retry-After, except for credentials that worked from it. IPv6
+    /// counts per /64. 0 turns this off (behind a proxy every client has its address).
+    #[arg(long, env = "SCIMD_AUTH_FAILURE_BURST", default_value_t = crate::ops::throttle::FLOOD_BURST)]
+    pub auth_failure_burst: u32,
+
     /// Log lines as human-readable `text` (default) or one JSON object per line (`json`),
     /// on standard error. `SCIMD_LOG` (tracing directives) overrides --log-level.
     #[arg(long, env = "SCIMD_LOG_FORMAT", value_enum, default_value = "text")]
@@ -161,6 +168,8 @@ pub struct HttpConfig {
     pub max_requests: usize,
     /// `/metrics` is served on the main listener (metrics on, no `--metrics-listen`).
     pub metrics_on_main: bool,
+    /// Failed authentications per client address in a burst before 429; 0 for no limit.
+    pub auth_failure_burst: u32,
 }
 
 /// Open connections a small VM serves at once unless told otherwise (each costs a task
@@ -189,6 +198,7 @@ impl From<&ServeArgs> for HttpConfig {
             max_connections: a.max_connections,
             max_requests: a.max_requests,
             metrics_on_main: a.metrics == MetricsSwitch::On && a.metrics_listen.is_none(),
+            auth_failure_burst: a.auth_failure_burst,
         }
     }
 }
@@ -204,6 +214,7 @@ impl Default for HttpConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests: DEFAULT_MAX_REQUESTS,
             metrics_on_main: true,
+            auth_failure_burst: crate::ops::throttle::FLOOD_BURST,
         }
     }
 }

@@ -1275,7 +1275,13 @@ async fn every_unusable_credential_gets_a_401_with_a_bearer_challenge() {
     use scimd::auth::oauth::GrantType;
     use scimd::db;
 
-    let s = TestServer::start().await;
+    // Dozens of refusals from one address: the flood throttle (tests/limits.rs) would
+    // answer the later ones 429, and this test is about each refusal's own answer.
+    let s = TestServer::start_with(scimd::config::HttpConfig {
+        auth_failure_burst: 0,
+        ..Default::default()
+    })
+    .await;
     let fx = seed(&s, &s.token, "a").await;
     let user = format!("/scim/v2/Users/{}", fx.users[0]);
     let good = s.token.clone();

@@ -43,6 +43,8 @@ pub(super) struct ApiFailure {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// `Retry-After` seconds of a 429.
+    retry_after: Option<u64>,
 }
 
 impl ApiFailure {
@@ -51,6 +53,7 @@ impl ApiFailure {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -73,7 +76,22 @@ impl ApiFailure {
                 HeaderValue::from_static("Bearer realm=\"scimd\""),
             );
         }
-        r
+        match self.retry_after {
+            Some(seconds) => super::throttled(r, seconds),
+            None => r,
+        }
+    }
+
+    /// 429: the client's address made too many failed authentications.
+    fn throttled(seconds: u64) -> ApiFailure {
+        ApiFailure {
+            retry_after: Some(seconds),
+            ..ApiFailure::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                super::THROTTLED,
+            )
+        }
     }
 }
 
@@ -124,8 +142,12 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
     r
 }
 
-pub(super) async fn handle(state: &State, req: Request<RequestBody>) -> Response<Body> {
-    match route(state, req).await {
+pub(super) async fn handle(
+    state: &State,
+    req: Request<RequestBody>,
+    peer: Option<std::net::IpAddr>,
+) -> Response<Body> {
+    match route(state, req, peer).await {
         Ok(r) => r,
         Err(e) => e.response(),
     }
@@ -224,19 +246,37 @@ fn list_response(kind: &str, page: ListPage) -> Response<Body> {
 }
 
 /// The tenant a key reads: its own, or for a key of every tenant the one `tenant` names.
-async fn authenticate(state: &State, headers: &HeaderMap, q: &Query) -> Result<i64, ApiFailure> {
+/// Throttled per client address like SCIM's tokens (`ops::throttle::Floods`).
+async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    q: &Query,
+    peer: Option<std::net::IpAddr>,
+) -> Result<i64, ApiFailure> {
     let unauthorized = |m: &str| ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
-    let value = headers
+    let key = match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| unauthorized("send an app API key as Authorization: Bearer <key>"))?;
-    let key = match value.split_once(' ') {
-        Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") => key.trim(),
-        _ => return Err(unauthorized("use the Bearer scheme with an app API key")),
+        .map(|v| v.split_once(' '))
+    {
+        Some(Some((scheme, key))) if scheme.eq_ignore_ascii_case("bearer") => Ok(key.trim()),
+        Some(_) => Err(unauthorized("use the Bearer scheme with an app API key")),
+        None => Err(unauthorized(
+            "send an app API key as Authorization: Bearer <key>",
+        )),
     };
-    let grant = apikeys::authenticate(&state.db, key)
-        .await?
-        .ok_or_else(|| unauthorized("invalid, expired or revoked API key"))?;
+    let presented = key.as_ref().ok().copied();
+    state
+        .admit(peer, presented)
+        .map_err(ApiFailure::throttled)?;
+    let grant = match key {
+        Ok(key) => apikeys::authenticate(&state.db, key)
+            .await?
+            .ok_or_else(|| unauthorized("invalid, expired or revoked API key")),
+        Err(e) => Err(e),
+    };
+    state.authenticated(peer, presented, grant.is_ok());
+    let grant = grant?;
     match (grant.tenant_id, q.get("tenant")) {
         (Some(id), _) => Ok(id),
         (None, Some(slug)) => {
@@ -253,7 +293,11 @@ async fn authenticate(state: &State, headers: &HeaderMap, q: &Query) -> Result<i
     }
 }
 
-async fn route(state: &State, req: Request<RequestBody>) -> Result<Response<Body>, ApiFailure> {
+async fn route(
+    state: &State,
+    req: Request<RequestBody>,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Response<Body>, ApiFailure> {
     let path = req.uri().path().to_string();
     let rest = path[PREFIX.len()..].trim_matches('/').to_string();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
@@ -272,7 +316,7 @@ async fn route(state: &State, req: Request<RequestBody>) -> Result<Response<Body
         return Ok(json_response(StatusCode::OK, &super::openapi::document()));
     }
     let q = Query::of(&req);
-    let tenant = authenticate(state, req.headers(), &q).await?;
+    let tenant = authenticate(state, req.headers(), &q, peer).await?;
     super::note_tenant(tenant);
     let db = &state.db;
     match segments.as_slice() {

@@ -250,7 +250,47 @@ struct State {
     resumes: Arc<crate::ops::lists::Resumes>,
     /// Each tenant's last whole-tenant sync plan, for the test mode & sync page.
     plans: crate::ops::reconcile::Plans,
+    /// Failed authentications per client address (`ops::throttle::Floods`).
+    floods: crate::ops::throttle::Floods,
 }
+
+impl State {
+    /// Whether a request from `peer` presenting `secret` may try to authenticate:
+    /// `Err(seconds)` while the address is throttled for failed authentications and
+    /// `secret` has not worked from it.
+    fn admit(&self, peer: Option<std::net::IpAddr>, secret: Option<&str>) -> Result<(), u64> {
+        let Some(address) = peer else { return Ok(()) };
+        let credential = secret.map(crate::auth::tokens::hash);
+        self.floods
+            .admit(address, credential.as_ref(), std::time::Instant::now())
+    }
+
+    /// Counts how an admitted authentication from `peer` went.
+    fn authenticated(&self, peer: Option<std::net::IpAddr>, secret: Option<&str>, ok: bool) {
+        let Some(address) = peer else { return };
+        let now = std::time::Instant::now();
+        match secret {
+            Some(secret) if ok => {
+                self.floods
+                    .succeeded(address, &crate::auth::tokens::hash(secret), now)
+            }
+            _ => self.floods.failed(address, now),
+        }
+    }
+}
+
+/// The answer to a throttled address: 429 with `Retry-After` (RFC 6585 §4).
+pub(crate) fn throttled(mut r: Response<Body>, seconds: u64) -> Response<Body> {
+    *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// What a throttled address is told.
+pub(crate) const THROTTLED: &str =
+    "too many failed authentications from this address; retry after the Retry-After seconds";
 
 impl App {
     /// The service over `db`. Starts the request inspector's writer on the current tokio
@@ -270,6 +310,7 @@ impl App {
                 recorder,
                 recording: std::sync::Mutex::new(Some(recording)),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
+                floods: crate::ops::throttle::Floods::new(config.auth_failure_burst),
                 config,
                 metrics: metrics::Metrics::new(),
                 resumes: Default::default(),
@@ -445,11 +486,12 @@ impl App {
             Route::Health => self.healthz().await,
             Route::Metrics => self.metrics_page(req.method()).await,
             Route::Scim(prefix) => {
-                scim::handle(&self.state, req, prefix, request_id, conn.tls).await
+                let peer = conn.peer.map(|p| p.ip());
+                scim::handle(&self.state, req, prefix, request_id, conn.tls, peer).await
             }
             Route::OAuth => oauth::handle(&self.state, req, request_id, &conn).await,
-            Route::Api => api::handle(&self.state, req).await,
-            Route::Workos => workos::handle(&self.state, req).await,
+            Route::Api => api::handle(&self.state, req, conn.peer.map(|p| p.ip())).await,
+            Route::Workos => workos::handle(&self.state, req, conn.peer.map(|p| p.ip())).await,
             Route::Static => {
                 let file = path
                     .strip_prefix("/static/")
@@ -616,6 +658,8 @@ pub(crate) enum ApiError {
     /// The storage cannot take writes now (disk full, read-only): 503 with `Retry-After`;
     /// nothing of the request was written.
     Unavailable(String),
+    /// The client's address made too many failed authentications: 429 with `Retry-After`.
+    Throttled(u64),
     Internal(String),
 }
 
@@ -668,6 +712,10 @@ impl ApiError {
                     STORAGE_UNAVAILABLE,
                 )))
             }
+            ApiError::Throttled(seconds) => throttled(
+                error_response(&ScimError::new(429, None, THROTTLED)),
+                seconds,
+            ),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 error_response(&ScimError::new(500, None, "internal error"))

@@ -62,6 +62,7 @@ fn operation(
         "400": error_response("A parameter is invalid."),
         "401": error_response("No valid API key."),
         "404": error_response("No such resource or tenant."),
+        "429": error_response("Too many failed authentications from this address; see Retry-After."),
     });
     for (status, r) in extra {
         responses[*status] = r.clone();

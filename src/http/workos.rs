@@ -112,7 +112,11 @@ fn list(page: Page) -> Response<Body> {
     )
 }
 
-pub(super) async fn handle(state: &State, req: Request<RequestBody>) -> Response<Body> {
+pub(super) async fn handle(
+    state: &State,
+    req: Request<RequestBody>,
+    peer: Option<std::net::IpAddr>,
+) -> Response<Body> {
     if !is_get(req.method()) {
         return error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -127,10 +131,24 @@ pub(super) async fn handle(state: &State, req: Request<RequestBody>) -> Response
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, k)| k.trim().to_string());
-    let grant = match key {
-        Some(k) => apikeys::authenticate(&state.db, &k).await,
+    // Throttled per client address like SCIM's tokens (`ops::throttle::Floods`).
+    if let Err(seconds) = state.admit(peer, key.as_deref()) {
+        return super::throttled(
+            error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                super::THROTTLED,
+            ),
+            seconds,
+        );
+    }
+    let grant = match &key {
+        Some(k) => apikeys::authenticate(&state.db, k).await,
         None => Ok(None),
     };
+    if let Ok(found) = &grant {
+        state.authenticated(peer, key.as_deref(), found.is_some());
+    }
     let only = match grant {
         Ok(Some(g)) => g.tenant_id,
         Ok(None) => return error(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),

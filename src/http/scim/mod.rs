@@ -45,6 +45,7 @@ pub(in crate::http) async fn handle(
     prefix: &str,
     request_id: &str,
     tls: bool,
+    peer: Option<std::net::IpAddr>,
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let at = datetime::now();
@@ -57,7 +58,7 @@ pub(in crate::http) async fn handle(
     );
     let user_agent = user_agent(req.headers());
     let mut caller = None;
-    let response = match dispatch(state, req, prefix, request_id, tls, &mut caller).await {
+    let response = match dispatch(state, req, prefix, request_id, (tls, peer), &mut caller).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -159,7 +160,7 @@ async fn dispatch(
     req: Request<RequestBody>,
     prefix: &str,
     request_id: &str,
-    tls: bool,
+    (tls, peer): (bool, Option<std::net::IpAddr>),
     caller: &mut Option<(i64, String)>,
 ) -> Result<Response<Body>, ApiError> {
     let base = base_url(state, &req, prefix, tls);
@@ -207,7 +208,7 @@ async fn dispatch(
         _ => {}
     }
 
-    let grant = authenticate(state, req.headers()).await?;
+    let grant = authenticate(state, req.headers(), peer).await?;
     super::note_tenant(grant.tenant_id);
     let actor = Actor::new(grant.who.clone(), Some(request_id));
     *caller = Some((grant.tenant_id, actor.label()));
@@ -232,6 +233,7 @@ async fn dispatch(
         Err(ApiError::Scim(e)) => (e.status, Some(e.detail.clone())),
         Err(ApiError::InvalidToken) => (401, Some(super::INVALID_TOKEN.to_string())),
         Err(ApiError::Unavailable(_)) => (503, Some(super::STORAGE_UNAVAILABLE.to_string())),
+        Err(ApiError::Throttled(_)) => (429, Some(super::THROTTLED.to_string())),
         Err(ApiError::Internal(_)) => (500, Some("internal error".to_string())),
     };
     // A failed write rolled back with everything it did; its audit entry gets a small
@@ -458,8 +460,33 @@ fn base_url(state: &State, req: &Request<RequestBody>, prefix: &str, tls: bool) 
 
 /// The grant of the presented bearer token (a SCIM token or an OAuth access token), or 401:
 /// without an error code when no token was presented (RFC 6750 §3.1), `invalid_token` when
-/// one was and it is not live.
-async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiError> {
+/// one was and it is not live; 429 while `peer` is throttled for failed authentications
+/// (`ops::throttle::Floods`) and the token has not worked from there.
+async fn authenticate(
+    state: &State,
+    headers: &HeaderMap,
+    peer: Option<std::net::IpAddr>,
+) -> Result<Grant, ApiError> {
+    match presented_token(headers) {
+        Ok(secret) => {
+            state
+                .admit(peer, Some(&secret))
+                .map_err(ApiError::Throttled)?;
+            let grant = tokens::authenticate(&state.db, &secret).await?;
+            state.authenticated(peer, Some(&secret), grant.is_some());
+            grant.ok_or(ApiError::InvalidToken)
+        }
+        Err(e) => {
+            state.admit(peer, None).map_err(ApiError::Throttled)?;
+            state.authenticated(peer, None, false);
+            Err(e)
+        }
+    }
+}
+
+/// The token of the `Authorization` header (Bearer, Basic with the token as the password,
+/// or bare), or the 401 that says what is wrong with the header.
+fn presented_token(headers: &HeaderMap) -> Result<String, ApiError> {
     let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
     let value = headers
         .get(header::AUTHORIZATION)
@@ -467,7 +494,6 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiEr
         .to_str()
         .map_err(|_| unauthorized("malformed Authorization header"))?
         .trim();
-    let basic_password;
     let secret = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         // Okta's "Basic Auth" mode: any username, a scimd token as the password.
@@ -479,7 +505,7 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiEr
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| unauthorized("malformed Basic credentials"))?;
             // RFC 7617: user-id ":" password. A bare token is no credential.
-            basic_password = decoded
+            let basic_password = decoded
                 .split_once(':')
                 .map(|(_, p)| p.to_string())
                 .ok_or_else(|| {
@@ -487,7 +513,7 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiEr
                         "Basic credentials are user:password, with a scimd token as the password",
                     )
                 })?;
-            basic_password.as_str()
+            return Ok(basic_password);
         }
         // Some IdP forms take "the header value" and send the bare token.
         None if value.starts_with(TOKEN_PREFIX) => value,
@@ -500,9 +526,7 @@ async fn authenticate(state: &State, headers: &HeaderMap) -> Result<Grant, ApiEr
             ));
         }
     };
-    tokens::authenticate(&state.db, secret)
-        .await?
-        .ok_or(ApiError::InvalidToken)
+    Ok(secret.to_string())
 }
 
 fn query_pairs(req: &Request<RequestBody>) -> Vec<(String, String)> {
