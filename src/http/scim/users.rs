@@ -14,28 +14,36 @@ use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta};
 use crate::scim::schema::{ResourceType, USER_RESOURCE};
 
-fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<String>) -> Value {
-    let mut computed = Vec::new();
-    if !groups.is_empty() {
-        let list = groups
-            .iter()
-            .map(|g| {
-                json!({
-                    "value": g.id,
-                    "$ref": format!("{}/Groups/{}", ctx.base, g.id),
-                    "display": g.display,
-                    "type": "direct",
-                })
+/// A user's `groups`: the groups it is a direct member of.
+fn groups_of(ctx: &Ctx, groups: &[GroupRef]) -> Vec<Value> {
+    groups
+        .iter()
+        .map(|g| {
+            json!({
+                "value": g.id,
+                "$ref": format!("{}/Groups/{}", ctx.base, g.id),
+                "display": g.display,
+                "type": "direct",
             })
-            .collect();
-        computed.push(("groups", Value::Array(list)));
-    }
-    let meta = Meta {
+        })
+        .collect()
+}
+
+fn meta_of(ctx: &Ctx, row: &UserRow) -> Meta {
+    Meta {
         created: row.created.clone(),
         last_modified: row.last_modified.clone(),
         version: row.version,
         location: format!("{}/Users/{}", ctx.base, row.id),
-    };
+    }
+}
+
+fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<String>) -> Value {
+    let mut computed = Vec::new();
+    if !groups.is_empty() {
+        computed.push(("groups", Value::Array(groups_of(ctx, groups))));
+    }
+    let meta = meta_of(ctx, row);
     let mut out = resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta);
     if let Some(id) = resource::manager_id(&row.data).filter(|id| managers.contains(*id)) {
         resource::show_manager(&mut out, format!("{}/Users/{id}", ctx.base));
@@ -48,26 +56,11 @@ fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<Stri
 fn write(ctx: &Ctx, row: &UserRow, groups: &[GroupRef]) -> Vec<u8> {
     let mut computed = Vec::new();
     if !groups.is_empty() {
-        let list: Vec<Value> = groups
-            .iter()
-            .map(|g| {
-                json!({
-                    "value": g.id,
-                    "$ref": format!("{}/Groups/{}", ctx.base, g.id),
-                    "display": g.display,
-                    "type": "direct",
-                })
-            })
-            .collect();
+        let list = Value::Array(groups_of(ctx, groups));
         computed.push(serde_json::to_vec(&list).expect("a JSON value always serialises"));
     }
     let computed: Vec<(&str, &[u8])> = computed.iter().map(|c| ("groups", c.as_slice())).collect();
-    let meta = Meta {
-        created: row.created.clone(),
-        last_modified: row.last_modified.clone(),
-        version: row.version,
-        location: format!("{}/Users/{}", ctx.base, row.id),
-    };
+    let meta = meta_of(ctx, row);
     let mut out = Vec::with_capacity(1024);
     resource::write_rendered(
         &mut out,
