@@ -5,10 +5,14 @@
 //! bodies as the `Bytes` it already holds, no copy) to [`Recorder::record`], which only
 //! tries a bounded channel: when the channel or its byte budget is full the capture is
 //! dropped and counted ([`Recorder::dropped`]). One background task ([`RecorderTask`])
-//! takes captures in batches, redacts them and detects the client off the request path
-//! ([`prepare`]: `scim::redact`, `scim::idp`), and writes each batch in one relaxed
-//! transaction (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), pruning
-//! in it each tenant that had a tenth of `keep` new requests since its last prune.
+//! gathers captures and writes them at most once per [`WINDOW`] (at once when the last
+//! write is older): of what it gathered it keeps only what retention would keep (each
+//! tenant's newest `keep` successes and newest `keep` failures), so under heavy traffic
+//! the captures retention would prune a moment later are never redacted nor written.
+//! It redacts what it keeps and detects the client off the request path ([`prepare`]:
+//! `scim::redact`, `scim::idp`), and writes it in one relaxed transaction
+//! (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), pruning in it each
+//! tenant that had a tenth of `keep` new requests since its last prune.
 //!
 //! Retention ([`Retention`], server flags): per tenant, the newest `keep` successes not
 //! older than `days`, and apart from them the newest `keep` failures not older than
@@ -35,8 +39,16 @@ const QUEUE: usize = 1024;
 /// Bytes of bodies waiting for the writer; beyond, new captures are dropped. Request
 /// bodies are held whole until redacted (a password may sit past any cut).
 const QUEUE_BYTES: usize = 64 * 1024 * 1024;
-/// Most captures written in one transaction.
+/// Captures taken off the queue at a time.
 const BATCH: usize = 256;
+/// The least time between two writes of the inspector: what it gathers meanwhile is
+/// written together, the captures retention would prune at once left out.
+const WINDOW: Duration = Duration::from_secs(1);
+/// Captures gathered before a write, whatever the [`WINDOW`]: bounds the memory held.
+const GATHER: usize = 8 * 1024;
+/// Body bytes gathered before a write, whatever the [`WINDOW`]: well under
+/// [`QUEUE_BYTES`], so a gathering writer never makes the door drop captures.
+const GATHER_BYTES: usize = QUEUE_BYTES / 4;
 
 /// How long requests are kept, per tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +93,11 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Kept apart from successes, as [`Entry::failed`].
+    fn failed(&self) -> bool {
+        self.status >= 400
+    }
+
     fn bytes(&self) -> usize {
         self.request_body.as_ref().map_or(0, Bytes::len)
             + self.response_body.as_ref().map_or(0, Bytes::len)
@@ -193,46 +210,105 @@ async fn write_batches(
     mut stopped: tokio::sync::oneshot::Receiver<()>,
     queued_bytes: Arc<AtomicUsize>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut received = Vec::with_capacity(BATCH);
+    let mut gathered = Gathered::new(retention.keep);
     let mut unpruned = Unpruned::default();
-    loop {
-        let open = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, BATCH) => n > 0,
-            _ = &mut stopped => {
-                rx.close();
-                false
+    let mut last_write = tokio::time::Instant::now() - WINDOW;
+    let mut open = true;
+    while open {
+        // Wait for a capture, then gather until a window has passed since the last write.
+        let due = last_write + WINDOW;
+        loop {
+            let full = gathered.len >= GATHER || gathered.bytes >= GATHER_BYTES;
+            if gathered.len > 0 && (full || tokio::time::Instant::now() >= due) {
+                break;
             }
-        };
-        if !open {
-            // Stopping, or every sender is gone: write what is still queued.
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
+            tokio::select! {
+                biased;
+                _ = &mut stopped => {
+                    // Stopping: write what is gathered and still queued.
+                    rx.close();
+                    while rx.recv_many(&mut received, BATCH).await > 0 {}
+                    open = false;
+                }
+                n = rx.recv_many(&mut received, BATCH) => open = n > 0, // 0: every sender is gone
+                _ = tokio::time::sleep_until(due), if gathered.len > 0 => break,
             }
-            flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
-            return;
+            for c in received.drain(..) {
+                let superseded = gathered.push(c);
+                queued_bytes.fetch_sub(superseded, Ordering::Relaxed);
+            }
+            if !open {
+                break;
+            }
         }
-        flush(&db, &retention, &mut unpruned, &mut batch, &queued_bytes).await;
+        if gathered.len > 0 {
+            let (captures, size) = gathered.take();
+            flush(&db, &retention, &mut unpruned, captures).await;
+            queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            last_write = tokio::time::Instant::now();
+        }
     }
 }
 
-async fn flush(
-    db: &Db,
-    retention: &Retention,
-    unpruned: &mut Unpruned,
-    batch: &mut Vec<Capture>,
-    queued_bytes: &AtomicUsize,
-) {
-    if batch.is_empty() {
-        return;
+/// The captures waiting for the next write, holding only what retention would keep once
+/// they are written: each tenant's newest `keep` successes and newest `keep` failures. So
+/// what waits is bounded by retention, whatever the rate of requests.
+struct Gathered {
+    keep: usize,
+    /// Per tenant and failed or not, the captures in arrival order, with their arrival
+    /// number.
+    classes: std::collections::HashMap<(i64, bool), std::collections::VecDeque<(u64, Capture)>>,
+    arrived: u64,
+    len: usize,
+    /// Body bytes held.
+    bytes: usize,
+}
+
+impl Gathered {
+    fn new(keep: u32) -> Gathered {
+        Gathered {
+            keep: keep as usize,
+            classes: Default::default(),
+            arrived: 0,
+            len: 0,
+            bytes: 0,
+        }
     }
-    let captures = std::mem::take(batch);
-    let size: usize = captures.iter().map(Capture::bytes).sum();
+
+    /// Adds `c`; returns the body bytes of the capture it superseded (0 if none).
+    fn push(&mut self, c: Capture) -> usize {
+        self.arrived += 1;
+        self.len += 1;
+        self.bytes += c.bytes();
+        let class = self.classes.entry((c.tenant_id, c.failed())).or_default();
+        class.push_back((self.arrived, c));
+        if class.len() <= self.keep {
+            return 0;
+        }
+        let Some((_, old)) = class.pop_front() else {
+            return 0;
+        };
+        self.len -= 1;
+        self.bytes -= old.bytes();
+        old.bytes()
+    }
+
+    /// Everything held, in arrival order, and its body bytes; leaves it empty.
+    fn take(&mut self) -> (Vec<Capture>, usize) {
+        let mut all: Vec<(u64, Capture)> = self.classes.drain().flat_map(|(_, c)| c).collect();
+        all.sort_unstable_by_key(|(n, _)| *n);
+        let bytes = std::mem::take(&mut self.bytes);
+        self.len = 0;
+        (all.into_iter().map(|(_, c)| c).collect(), bytes)
+    }
+}
+
+async fn flush(db: &Db, retention: &Retention, unpruned: &mut Unpruned, captures: Vec<Capture>) {
     // Redaction parses every body: off the runtime's threads.
     let entries =
         tokio::task::spawn_blocking(move || captures.into_iter().map(prepare).collect::<Vec<_>>())
             .await;
-    queued_bytes.fetch_sub(size, Ordering::Relaxed);
     let entries = match entries {
         Ok(e) => e,
         Err(e) => {
@@ -330,7 +406,8 @@ pub fn prepare(c: Capture) -> Entry {
     let (request_body, request_truncated) = cut(c.request_body.as_deref().and_then(redact::body));
     let (response_body, response_truncated) =
         cut(c.response_body.as_deref().and_then(redact::body));
-    let error: Option<Value> = (c.status >= 400)
+    let error: Option<Value> = c
+        .failed()
         .then(|| {
             c.response_body
                 .as_ref()
@@ -446,5 +523,31 @@ mod tests {
         assert_eq!(resource_of("/scim/groups"), "Groups");
         assert_eq!(resource_of("/scim/v2/.search"), "other");
         assert_eq!(resource_of("/scim/v2"), "other");
+    }
+
+    #[test]
+    fn gathers_only_what_retention_would_keep() {
+        let ids = |keep| {
+            let mut g = Gathered::new(keep);
+            let mut superseded = 0;
+            for (i, (tenant, status)) in
+                [(1, 200), (1, 404), (2, 200), (1, 200), (1, 409), (1, 201)]
+                    .into_iter()
+                    .enumerate()
+            {
+                let mut c = capture("/scim/v2/Users", status, "", "ab");
+                c.tenant_id = tenant;
+                c.request_id = format!("r{i}");
+                superseded += g.push(c);
+            }
+            let (kept, bytes) = g.take();
+            assert_eq!(bytes + superseded, 6 * 2, "every byte held or handed back");
+            assert_eq!((g.len, g.bytes, g.take().0.len()), (0, 0, 0));
+            kept.into_iter().map(|c| c.request_id).collect::<Vec<_>>()
+        };
+        // Per tenant, the newest `keep` successes and newest `keep` failures, in order.
+        assert_eq!(ids(2), ["r1", "r2", "r3", "r4", "r5"]);
+        assert_eq!(ids(1), ["r2", "r4", "r5"]);
+        assert_eq!(ids(1000).len(), 6);
     }
 }
