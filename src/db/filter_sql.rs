@@ -557,7 +557,9 @@ impl Compiler {
     fn ordered(&self, lhs: &str, nullable: bool, op: CompareOp, p: &str) -> String {
         match (op, nullable) {
             (CompareOp::Eq, false) => format!("{lhs} = {p}"),
-            (CompareOp::Eq, true) => format!("{lhs} IS {p}"),
+            // Never NULL (so `not (…)` holds where the value is missing), and still an
+            // equality the planner can answer from an index, a partial one included.
+            (CompareOp::Eq, true) => format!("({lhs} = {p} AND {lhs} IS NOT NULL)"),
             _ => format!("COALESCE({lhs} {} {p}, 0)", sql_op(op)),
         }
     }

@@ -54,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0014_plan_version",
         include_str!("migrations/0014_plan_version.sql"),
     ),
+    (
+        "0015_partial_external_id",
+        include_str!("migrations/0015_partial_external_id.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

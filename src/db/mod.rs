@@ -677,3 +677,36 @@ impl HasPk for users::UserRow {
         self.pk
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached statement is compiled once, whatever values are bound to it later, even
+    /// after `PRAGMA optimize` has sampled the indexes (`.cargo/config.toml`: SQLite
+    /// without STAT4, which re-plans a statement for every new value bound).
+    #[test]
+    fn cached_statements_are_not_compiled_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db"), Durability::Normal).unwrap();
+        let conn = db.conn().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (pk INTEGER PRIMARY KEY, k INTEGER NOT NULL);
+             CREATE INDEX t_k ON t(k);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t (k) SELECT CASE WHEN i % 10 = 0 THEN i ELSE 0 END FROM n;
+             ANALYZE;",
+        )
+        .unwrap();
+        let sql = "SELECT count(*) FROM t WHERE k = ?1";
+        for k in [0, 10, 20, 0, 30] {
+            let _: i64 = conn
+                .prepare_cached(sql)
+                .unwrap()
+                .query_row([k], |r| r.get(0))
+                .unwrap();
+        }
+        let stmt = conn.prepare_cached(sql).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
+}

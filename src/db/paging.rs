@@ -193,11 +193,9 @@ pub(crate) fn scim_page<T: HasPk>(
         Some(f) => {
             cond.push_str(&format!(" AND ({})", f.sql));
             params.extend(f.params.iter().cloned());
-            let n: i64 = conn.query_row(
-                &format!("SELECT count(*) FROM {from} WHERE {cond}"),
-                rusqlite::params_from_iter(&params),
-                |r| r.get(0),
-            )?;
+            let n: i64 = conn
+                .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {cond}"))?
+                .query_row(rusqlite::params_from_iter(&params), |r| r.get(0))?;
             n as u64
         }
     };
@@ -257,7 +255,7 @@ pub(crate) fn scim_page<T: HasPk>(
     params.push(SqlValue::Integer(
         q.count.min(i64::MAX as u64 - 1) as i64 + 1,
     ));
-    let mut stmt = conn.prepare(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {columns} FROM {from} WHERE {cond} ORDER BY {alias}.pk {dir} LIMIT ?"
     ))?;
     let mut items = Vec::new();
