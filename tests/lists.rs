@@ -510,9 +510,16 @@ async fn start_index_pages_agree_with_one_big_page_through_deletions() {
         async move {
             let mut out = Vec::new();
             let mut start = 1;
+            let mut totals = std::collections::BTreeSet::new();
             loop {
                 let q = format!("{query}&startIndex={start}&count={count}");
                 let (ids, total) = page(s, token, "/scim/v2/Users", &q).await;
+                totals.insert(total);
+                assert_eq!(
+                    totals.len(),
+                    1,
+                    "every page of {query} counts the same total"
+                );
                 if ids.is_empty() {
                     assert!(start as u64 > total, "an empty page before the end");
                     return (out, total);
@@ -537,8 +544,19 @@ async fn start_index_pages_agree_with_one_big_page_through_deletions() {
         assert_eq!(walked, descending);
         let filter = format!("filter={}", enc("name.familyName eq \"Even\""));
         let evens = all(&s, "/scim/v2/Users", &filter).await;
-        let (walked, total) = walk_by_index(filter, 2).await;
+        let (walked, total) = walk_by_index(filter.clone(), 2).await;
         assert_eq!((walked, total), (evens.clone(), evens.len() as u64));
+        // A filtered first page tells the whole total, whether it holds every match, one
+        // short of them, exactly them or none (count=0), by index or by cursor.
+        let n = evens.len();
+        for count in [0, 1, n - 1, n, n + 1] {
+            for paging in ["startIndex=1", "cursor="] {
+                let q = format!("{filter}&count={count}&{paging}");
+                let (ids, total) = page(&s, &token, "/scim/v2/Users", &q).await;
+                assert_eq!(ids, evens[..count.min(n)], "{q}");
+                assert_eq!(total, n as u64, "{q}");
+            }
+        }
         // A page far past the end is empty and still counts everyone.
         let (ids, total) = page(&s, &token, "/scim/v2/Users", "startIndex=500&count=10").await;
         assert!(ids.is_empty());

@@ -158,7 +158,8 @@ pub(crate) fn tenant_count(
 /// `startIndex` page first finds its first row's pk by stepping over the skipped rows in
 /// the pk-ordered tenant index, when no filter needs the rows themselves, then reads its
 /// rows from there by primary key; a deep page costs index entries, not decoded rows. An
-/// unfiltered total is the tenant's stored count. Sorted lists take the general query.
+/// unfiltered total is the tenant's stored count; a filtered one is counted only when the
+/// page is not a first page holding every match. Sorted lists take the general query.
 ///
 /// An unfiltered ascending `startIndex` page also says where the page after it starts
 /// ([`Resume`]), and starts there itself without stepping when handed the one its
@@ -184,28 +185,38 @@ pub(crate) fn scim_page<T: HasPk>(
     let mut cond = format!("{alias}.tenant_id = ?");
     let mut params = vec![SqlValue::Integer(tenant_id)];
     let mut deleted = None;
-    let total = match &q.filter {
+    // A filtered total is counted only when the page cannot tell it: a first page that
+    // holds every match (the single user an IdP looks up before each write) is the total.
+    let stored = match &q.filter {
         None => {
             let (rows, gone) = tenant_count(conn, tenant_id, table)?;
             deleted = Some(gone);
-            rows
+            Some(rows)
         }
         Some(f) => {
             cond.push_str(&format!(" AND ({})", f.sql));
             params.extend(f.params.iter().cloned());
-            let n: i64 = conn
-                .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {cond}"))?
-                .query_row(rusqlite::params_from_iter(&params), |r| r.get(0))?;
-            n as u64
+            None
         }
     };
-    let empty = || Page {
+    let filtered = (cond.clone(), params.clone());
+    let counted = || -> Result<u64, DbError> {
+        if let Some(total) = stored {
+            return Ok(total);
+        }
+        let (cond, params) = &filtered;
+        let n: i64 = conn
+            .prepare_cached(&format!("SELECT count(*) FROM {from} WHERE {cond}"))?
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
+        Ok(n as u64)
+    };
+    let empty = |total| Page {
         total,
         items: Vec::new(),
         next: None,
     };
     if q.count == 0 {
-        return Ok((empty(), None));
+        return Ok((empty(counted()?), None));
     }
     // Positions that inserts cannot move: unfiltered, ascending, by startIndex.
     let resumable = deleted.filter(|_| !q.descending && q.after.is_none());
@@ -246,7 +257,7 @@ pub(crate) fn scim_page<T: HasPk>(
                 e => Err(e),
             })?;
         let Some(first) = first else {
-            return Ok((empty(), None));
+            return Ok((empty(counted()?), None));
         };
         cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
         params.push(SqlValue::Integer(first));
@@ -271,6 +282,11 @@ pub(crate) fn scim_page<T: HasPk>(
             deleted,
         }),
         _ => None,
+    };
+    let whole = !more && q.start_index <= 1 && q.after.is_none();
+    let total = match stored {
+        None if whole => items.len() as u64,
+        _ => counted()?,
     };
     items.truncate(q.count as usize);
     let next = items.last().filter(|_| more).map(|last| Position {
