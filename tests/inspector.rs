@@ -336,3 +336,45 @@ async fn recording_can_be_turned_off() {
     let conn = s.db.conn().unwrap();
     assert_eq!(scimd::db::requests::counts(&conn, 1).unwrap(), (0, 0));
 }
+
+/// A long successful answer (a list page) keeps its start, 8 KiB, and the request's
+/// page says it was cut; a short one is kept whole and not marked.
+#[tokio::test]
+async fn a_long_answer_keeps_its_start() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    for i in 0..40 {
+        let user = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": format!("long{i:02}@example.com"),
+            "name": {"givenName": "Long", "familyName": format!("Answer {i}")},
+        });
+        let (r, _) = send(&s, OKTA, Method::POST, "/scim/v2/Users", Some(&user)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let (list, long) = send(&s, OKTA, Method::GET, "/scim/v2/Users?count=100", None).await;
+    assert!(list.text.len() > 2 * scimd::ops::inspector::ANSWER_LIMIT);
+    let (one, short) = send(&s, OKTA, Method::GET, "/scim/v2/Users?count=1", None).await;
+    recorded(&s, 42).await;
+    let conn = s.db.conn().unwrap();
+    let entry = |id: &str| {
+        scimd::db::requests::get(&conn, 1, id)
+            .unwrap()
+            .expect("recorded")
+            .entry
+    };
+    let (long_entry, short_entry) = (entry(&long), entry(&short));
+    let kept = long_entry.response_body.unwrap();
+    assert!(long_entry.response_truncated);
+    assert_eq!(kept.len(), scimd::ops::inspector::ANSWER_LIMIT);
+    assert!(list.text.starts_with(&kept));
+    assert!(!short_entry.response_truncated);
+    let whole: Value = serde_json::from_str(&short_entry.response_body.unwrap()).unwrap();
+    assert_eq!(whole, one.json);
+    let r = page(&s, &cookie, &format!("/t/default/requests/{long}")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text.contains("Only the start is kept"), "{}", r.text);
+    let r = page(&s, &cookie, &format!("/t/default/requests/{short}")).await;
+    assert!(!r.text.contains("Only the start is kept"));
+}

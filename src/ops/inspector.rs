@@ -32,8 +32,22 @@ use crate::db::requests::{self, Entry};
 use crate::db::{Db, DbError};
 use crate::scim::{datetime, idp, redact};
 
-/// How much of each body is kept, after redaction.
+/// How much of a request body, or of a failure's answer, is kept after redaction.
 pub const BODY_LIMIT: usize = 64 * 1024;
+/// How much of a successful answer is kept: a resource whole, a list page's totals and
+/// its first resources. Held, redacted and written for up to `keep` requests a second
+/// per tenant, a list page's 64 KiB cost a third of its throughput and ~100 MiB of RSS.
+pub const ANSWER_LIMIT: usize = 8 * 1024;
+
+/// How much of an answer with `status` is kept ([`ANSWER_LIMIT`], [`BODY_LIMIT`]). The
+/// door hands over one byte more of a longer answer, so that its cut is known.
+pub fn answer_limit(status: u16) -> usize {
+    if status >= 400 {
+        BODY_LIMIT
+    } else {
+        ANSWER_LIMIT
+    }
+}
 /// Captures waiting for the writer; beyond, new ones are dropped.
 const QUEUE: usize = 1024;
 /// Bytes of bodies waiting for the writer; beyond, new captures are dropped. Request
@@ -394,7 +408,7 @@ pub async fn prune_all(db: &Db, retention: Retention) -> Result<usize, DbError> 
     .await
 }
 
-/// A capture as stored: redacted, its client detected, its bodies cut to [`BODY_LIMIT`],
+/// A capture as stored: redacted, its client detected, its bodies cut ([`answer_limit`]),
 /// a failure's SCIM Error read from the response.
 pub fn prepare(c: Capture) -> Entry {
     let query = c.path_and_query.split_once('?').map_or("", |(_, q)| q);
@@ -403,9 +417,12 @@ pub fn prepare(c: Capture) -> Entry {
         .as_ref()
         .and_then(|b| serde_json::from_slice(b).ok());
     let detection = idp::detect(&c.user_agent, query, parsed.as_ref());
-    let (request_body, request_truncated) = cut(c.request_body.as_deref().and_then(redact::body));
-    let (response_body, response_truncated) =
-        cut(c.response_body.as_deref().and_then(redact::body));
+    let (request_body, request_truncated) =
+        cut(c.request_body.as_deref().and_then(redact::body), BODY_LIMIT);
+    let (response_body, response_truncated) = cut(
+        c.response_body.as_deref().and_then(redact::body),
+        answer_limit(c.status),
+    );
     let error: Option<Value> = c
         .failed()
         .then(|| {
@@ -457,11 +474,11 @@ pub fn resource_of(path_and_query: &str) -> &'static str {
     }
 }
 
-/// `s` cut to [`BODY_LIMIT`] bytes at a character boundary, and whether it was cut.
-fn cut(s: Option<String>) -> (Option<String>, bool) {
+/// `s` cut to `limit` bytes at a character boundary, and whether it was cut.
+fn cut(s: Option<String>, limit: usize) -> (Option<String>, bool) {
     match s {
-        Some(mut s) if s.len() > BODY_LIMIT => {
-            let mut end = BODY_LIMIT;
+        Some(mut s) if s.len() > limit => {
+            let mut end = limit;
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
@@ -490,6 +507,21 @@ mod tests {
             request_body: Some(Bytes::from(body.to_string())),
             response_body: Some(Bytes::from(response.to_string())),
         }
+    }
+
+    #[test]
+    fn keeps_the_start_of_a_success_and_more_of_a_failure() {
+        let long = "y".repeat(BODY_LIMIT + 1);
+        let ok = prepare(capture("/scim/v2/Users", 200, "", &long));
+        assert_eq!(ok.response_body.unwrap().len(), ANSWER_LIMIT);
+        assert!(ok.response_truncated);
+        let failed = prepare(capture("/scim/v2/Users", 500, "", &long));
+        assert_eq!(failed.response_body.unwrap().len(), BODY_LIMIT);
+        assert!(failed.response_truncated);
+        let short = "z".repeat(ANSWER_LIMIT);
+        let ok = prepare(capture("/scim/v2/Users", 200, "", &short));
+        assert_eq!(ok.response_body.as_deref(), Some(short.as_str()));
+        assert!(!ok.response_truncated);
     }
 
     #[test]

@@ -91,25 +91,32 @@ pub(in crate::http) async fn handle(
             // start kept as a whole answer's would be.
             let status = parts.status.as_u16();
             let recorder = state.recorder.clone();
-            let teed = tee(chunks, move |kept| recorder.record(capture(kept, status)));
+            let limit = inspector::answer_limit(status) + 1;
+            let teed = tee(chunks, limit, move |kept| {
+                recorder.record(capture(kept, status))
+            });
             return Response::from_parts(parts, Body::Chunks(teed));
         }
         stream @ Body::Stream(_) => return Response::from_parts(parts, stream),
     };
-    // Only the start of a long answer is kept; copying it lets the rest go with the response.
-    let kept = if bytes.len() > inspector::BODY_LIMIT {
-        Bytes::copy_from_slice(&bytes[..inspector::BODY_LIMIT])
+    // Only the start of a long answer is kept (a byte past the limit says it was cut);
+    // copying it lets the rest go with the response.
+    let status = parts.status.as_u16();
+    let limit = inspector::answer_limit(status) + 1;
+    let kept = if bytes.len() > limit {
+        Bytes::copy_from_slice(&bytes[..limit])
     } else {
         bytes.clone()
     };
-    state.recorder.record(capture(kept, parts.status.as_u16()));
+    state.recorder.record(capture(kept, status));
     Response::from_parts(parts, Body::from(bytes))
 }
 
-/// Passes `chunks` on unchanged, keeping their first [`inspector::BODY_LIMIT`] bytes for
-/// `done`, which runs once the last chunk is passed on (or the client went away).
+/// Passes `chunks` on unchanged, keeping their first `limit` bytes for `done`, which runs
+/// once the last chunk is passed on (or the client went away).
 fn tee(
     mut chunks: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    limit: usize,
     done: impl FnOnce(Bytes) + Send + 'static,
 ) -> tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>> {
     let (tx, out) = tokio::sync::mpsc::channel(1);
@@ -117,7 +124,7 @@ fn tee(
         let mut kept = Vec::new();
         while let Some(chunk) = chunks.recv().await {
             if let Ok(b) = &chunk {
-                let room = inspector::BODY_LIMIT.saturating_sub(kept.len());
+                let room = limit.saturating_sub(kept.len());
                 kept.extend_from_slice(&b[..room.min(b.len())]);
             }
             if tx.send(chunk).await.is_err() {
