@@ -419,10 +419,16 @@ pub fn prepare(c: Capture) -> Entry {
     let detection = idp::detect(&c.user_agent, query, parsed.as_ref());
     let (request_body, request_truncated) =
         cut(c.request_body.as_deref().and_then(redact::body), BODY_LIMIT);
-    let (response_body, response_truncated) = cut(
-        c.response_body.as_deref().and_then(redact::body),
-        answer_limit(c.status),
-    );
+    // An answer the door cut is no longer JSON: scrubbed as text without a parse first.
+    let limit = answer_limit(c.status);
+    let answer = c
+        .response_body
+        .as_deref()
+        .and_then(|b| match b.len() > limit {
+            true => Some(redact::text(&String::from_utf8_lossy(b))),
+            false => redact::body(b),
+        });
+    let (response_body, response_truncated) = cut(answer, limit);
     let error: Option<Value> = c
         .failed()
         .then(|| {
@@ -518,6 +524,14 @@ mod tests {
         let failed = prepare(capture("/scim/v2/Users", 500, "", &long));
         assert_eq!(failed.response_body.unwrap().len(), BODY_LIMIT);
         assert!(failed.response_truncated);
+        // A cut answer is no longer JSON, and is still scrubbed.
+        let secret = format!("{{\"password\":\"hunter2\",\"pad\":\"{long}\"}}");
+        let ok = prepare(capture("/scim/v2/Users", 200, "", &secret));
+        let kept = ok.response_body.unwrap();
+        assert!(
+            !kept.contains("hunter2") && kept.contains("[redacted]"),
+            "{kept:.80}"
+        );
         let short = "z".repeat(ANSWER_LIMIT);
         let ok = prepare(capture("/scim/v2/Users", 200, "", &short));
         assert_eq!(ok.response_body.as_deref(), Some(short.as_str()));

@@ -89,6 +89,11 @@ pub fn body(bytes: &[u8]) -> Option<String> {
 /// replaced.
 pub fn text(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
+    // Most text names no secret at all (a cut list page): one search per name, not a
+    // comparison with every name at every byte.
+    if !SECRET_NAMES.iter().any(|name| lower.contains(name)) {
+        return s.to_string();
+    }
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let mut copied = 0;
