@@ -699,3 +699,62 @@ async fn writes_answer_with_the_attributes_asked_for() {
         r.text
     );
 }
+
+/// A list page shows each user exactly as GET of that user does: with its groups, its
+/// enterprise extension, a manager of this directory completed and one from elsewhere left
+/// as sent (list pages write most users out as stored, without parsing them).
+#[tokio::test]
+async fn list_pages_show_users_as_get_does() {
+    let s = TestServer::start().await;
+    let user = |name: &str, manager: Option<&str>| {
+        let mut u = json!({"schemas":[USER_URN, ENTERPRISE_URN],"userName":name,
+            "name":{"givenName":"Zoë","familyName":"O\"Brien \\ Ünïcode"},
+            "emails":[{"value":name,"type":"work","primary":true}],"active":true,
+            (ENTERPRISE_URN):{"employeeNumber":"7","department":"R&D"}});
+        if let Some(m) = manager {
+            u[ENTERPRISE_URN]["manager"] = json!({"value": m});
+        }
+        u
+    };
+    let boss = s
+        .post("/scim/v2/Users", &user("boss@example.com", None))
+        .await;
+    assert_eq!(boss.status, 201, "{}", boss.text);
+    let boss_id = boss.json["id"].as_str().unwrap().to_string();
+    for (name, manager) in [
+        ("staff@example.com", Some(boss_id.as_str())),
+        ("contractor@example.com", Some("elsewhere-42")),
+        ("plain@example.com", None),
+    ] {
+        let r = s.post("/scim/v2/Users", &user(name, manager)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":[USER_URN],"userName":"bare"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName":"Ops","members":[{"value": boss_id}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let list = s.get("/scim/v2/Users?count=100").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let listed = list.json["Resources"].as_array().unwrap();
+    assert_eq!(listed.len(), 5);
+    for u in listed {
+        let one = s
+            .get_owned(format!("/scim/v2/Users/{}", u["id"].as_str().unwrap()))
+            .await;
+        assert_eq!(&one.json, u);
+    }
+    let staff = listed.iter().find(|u| u["userName"] == "staff@example.com");
+    assert!(staff.unwrap()[ENTERPRISE_URN]["manager"]["$ref"].is_string());
+    assert_eq!(listed[0]["groups"][0]["display"], "Ops");
+}

@@ -25,6 +25,55 @@ pub struct UserRow {
     pub version: i64,
 }
 
+/// A user as a list page reads it: its data left as stored, parsed only when the page
+/// needs the values (a projection, a manager to complete); most pages write it out as is.
+pub struct StoredUser {
+    pub pk: i64,
+    pub id: String,
+    /// The stored JSON object.
+    pub data: String,
+    pub created: String,
+    pub last_modified: String,
+    pub version: i64,
+}
+
+impl StoredUser {
+    /// The row with its data parsed.
+    pub fn parse(self) -> Result<UserRow, DbError> {
+        Ok(UserRow {
+            pk: self.pk,
+            id: self.id,
+            data: serde_json::from_str(&self.data).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+            created: self.created,
+            last_modified: self.last_modified,
+            version: self.version,
+        })
+    }
+}
+
+impl super::HasPk for StoredUser {
+    fn pk(&self) -> i64 {
+        self.pk
+    }
+}
+
+fn stored_from_row(r: &Row) -> rusqlite::Result<StoredUser> {
+    Ok(StoredUser {
+        pk: r.get(0)?,
+        id: r.get(1)?,
+        data: r.get(2)?,
+        created: r.get(3)?,
+        last_modified: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
 /// A group a user belongs to, for the read-only `User.groups` attribute.
 #[derive(Debug, Clone)]
 pub struct GroupRef {
@@ -340,7 +389,16 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
 
 /// One page of the tenant's users matching `q`.
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<UserRow>, DbError> {
-    Ok(list_resuming(conn, tenant_id, q, None)?.0)
+    let page = list_resuming(conn, tenant_id, q, None)?.0;
+    Ok(Page {
+        total: page.total,
+        items: page
+            .items
+            .into_iter()
+            .map(StoredUser::parse)
+            .collect::<Result<_, _>>()?,
+        next: page.next,
+    })
 }
 
 /// [`list`], starting where `resume` says when it still holds, and saying where the next
@@ -350,14 +408,14 @@ pub fn list_resuming(
     tenant_id: i64,
     q: &ListQuery,
     resume: Option<super::paging::Resume>,
-) -> Result<(Page<UserRow>, Option<super::paging::Resume>), DbError> {
+) -> Result<(Page<StoredUser>, Option<super::paging::Resume>), DbError> {
     super::paging::scim_page(
         conn,
         tenant_id,
         q,
         super::paging::Listed::Users,
         COLUMNS,
-        from_row,
+        stored_from_row,
         resume,
     )
 }

@@ -10,12 +10,12 @@ use super::lists::Resumes;
 use super::reconcile;
 use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::paging::Listed;
-use crate::db::users::{self, GroupRef, UserRow};
+use crate::db::users::{self, GroupRef, StoredUser, UserRow};
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, Operation};
-use crate::scim::resource;
-use crate::scim::schema::{ResourceType, USER_RESOURCE};
+use crate::scim::resource::{self, StoredMembers};
+use crate::scim::schema::{ENTERPRISE_URN, ResourceType, USER_RESOURCE};
 
 /// What a User response shows: the stored user, its direct groups, and the managers it
 /// names that the directory holds (see [`resource::show_manager`]).
@@ -29,12 +29,9 @@ pub struct UserView {
 fn managers_of<'r>(
     conn: &Conn,
     tenant_id: i64,
-    rows: impl IntoIterator<Item = &'r UserRow>,
+    ids: impl IntoIterator<Item = &'r str>,
 ) -> Result<HashSet<String>, DbError> {
-    let ids: Vec<&str> = rows
-        .into_iter()
-        .filter_map(|r| resource::manager_id(&r.data))
-        .collect();
+    let ids: Vec<&str> = ids.into_iter().collect();
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -50,7 +47,7 @@ fn view(conn: &Conn, tenant_id: i64, row: UserRow, want_groups: bool) -> Result<
     } else {
         Vec::new()
     };
-    let managers = managers_of(conn, tenant_id, [&row])?;
+    let managers = managers_of(conn, tenant_id, resource::manager_id(&row.data))?;
     Ok(UserView {
         row,
         groups,
@@ -207,7 +204,7 @@ pub async fn get(
 
 /// One page of users with their groups (if `want_groups`) and the managers they name.
 pub struct UserPage {
-    pub page: Page<UserRow>,
+    pub page: Page<StoredUser>,
     pub groups: HashMap<i64, Vec<GroupRef>>,
     pub managers: HashSet<String>,
 }
@@ -236,7 +233,13 @@ pub async fn list(
         } else {
             HashMap::new()
         };
-        let managers = managers_of(c, tenant_id, &page.items)?;
+        let named: Vec<String> = page
+            .items
+            .iter()
+            .filter(|r| r.data.contains(ENTERPRISE_URN))
+            .filter_map(|r| StoredMembers::parse(&r.data)?.manager_id())
+            .collect();
+        let managers = managers_of(c, tenant_id, named.iter().map(String::as_str))?;
         Ok(UserPage {
             page,
             groups,

@@ -7,6 +7,7 @@
 //! must never keep (`password`). Values are stored exactly as sent once they are valid:
 //! the tolerance for real IdPs lives in [`coerce`] and is listed there.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
@@ -395,6 +396,92 @@ pub fn render(
     Value::Object(out)
 }
 
+/// A resource's stored data as its members, for [`write_rendered`]: parsed
+/// (`Map<String, Value>`) or as stored ([`StoredMembers`]).
+pub trait Members {
+    fn has(&self, key: &str) -> bool;
+    /// Each member as `,"key":value`.
+    fn write_members(&self, out: &mut Vec<u8>);
+}
+
+impl Members for Map<String, Value> {
+    fn has(&self, key: &str) -> bool {
+        self.contains_key(key)
+    }
+
+    fn write_members(&self, out: &mut Vec<u8>) {
+        for (k, v) in self {
+            out.push(b',');
+            erased::Json::write(k.as_str(), out);
+            out.push(b':');
+            erased::Json::write(v, out);
+        }
+    }
+}
+
+/// A stored resource's data (the JSON object scimd itself wrote, so in canonical order
+/// and compact) read member by member without parsing the values: what a list page
+/// writes out as stored, byte for byte what serialising the parsed data would give.
+pub struct StoredMembers<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'a> StoredMembers<'a> {
+    /// `None` unless `text` is a JSON object whose keys need no unescaping (every key
+    /// scimd stores); the caller then parses it whole.
+    pub fn parse(text: &'a str) -> Option<StoredMembers<'a>> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn get(&self, key: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+
+    /// `manager.value` of the enterprise extension, as [`manager_id`] of the parsed data.
+    pub fn manager_id(&self) -> Option<String> {
+        let enterprise: Value = serde_json::from_str(self.get(ENTERPRISE_URN)?.get()).ok()?;
+        manager_id(&Map::from_iter([(ENTERPRISE_URN.to_string(), enterprise)])).map(str::to_owned)
+    }
+}
+
+impl Members for StoredMembers<'_> {
+    fn has(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    fn write_members(&self, out: &mut Vec<u8>) {
+        for (k, v) in &self.0 {
+            out.push(b',');
+            erased::Json::write(*k, out);
+            out.push(b':');
+            out.extend_from_slice(v.get().as_bytes());
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for StoredMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StoredMembers<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
+                while let Some(member) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    members.push(member);
+                }
+                Ok(StoredMembers(members))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
 /// [`render`] serialised straight into `out`: the same bytes as serialising its `Value`,
 /// without copying `data` into a new tree first. `computed` values come serialised. What a
 /// list page does for each of its resources.
@@ -402,25 +489,20 @@ pub fn write_rendered(
     out: &mut Vec<u8>,
     rt: &ResourceType,
     id: &str,
-    data: &Map<String, Value>,
+    data: &impl Members,
     computed: &[(&str, &[u8])],
     meta: &Meta,
 ) {
     let json = |out: &mut Vec<u8>, v: &dyn erased::Json| v.write(out);
     out.extend_from_slice(br#"{"schemas":["#);
     json(out, &rt.schema.id);
-    for ext in rt.extensions.iter().filter(|ext| data.contains_key(ext.id)) {
+    for ext in rt.extensions.iter().filter(|ext| data.has(ext.id)) {
         out.push(b',');
         json(out, &ext.id);
     }
     out.extend_from_slice(br#"],"id":"#);
     json(out, &id);
-    for (k, v) in data {
-        out.push(b',');
-        json(out, &k.as_str());
-        out.push(b':');
-        json(out, v);
-    }
+    data.write_members(out);
     for (k, v) in computed {
         out.push(b',');
         json(out, k);
@@ -516,6 +598,13 @@ mod tests {
             let refs: Vec<(&str, &[u8])> = bytes.iter().map(|(k, v)| (*k, v.as_slice())).collect();
             let mut got = Vec::new();
             write_rendered(&mut got, &USER_RESOURCE, "u1", &data, &refs, &meta);
+            assert_eq!(String::from_utf8(got).unwrap(), want);
+            // And from the data as stored, without parsing its values.
+            let stored = Value::Object(data.clone()).to_string();
+            let members = StoredMembers::parse(&stored).unwrap();
+            assert_eq!(members.manager_id().as_deref(), manager_id(&data));
+            let mut got = Vec::new();
+            write_rendered(&mut got, &USER_RESOURCE, "u1", &members, &refs, &meta);
             assert_eq!(String::from_utf8(got).unwrap(), want);
         }
     }

@@ -6,12 +6,12 @@ use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Ctx, Endpoint, no_content, not_modified, resource_response};
-use crate::db::users::{GroupRef, UserRow};
+use crate::db::users::{GroupRef, StoredUser, UserRow};
 use crate::http::{ApiError, Body, State};
 use crate::ops::users::{self, UserView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
-use crate::scim::resource::{self, Meta};
+use crate::scim::resource::{self, Meta, StoredMembers};
 use crate::scim::schema::{ResourceType, USER_RESOURCE};
 
 /// A user's `groups`: the groups it is a direct member of.
@@ -29,12 +29,13 @@ fn groups_of(ctx: &Ctx, groups: &[GroupRef]) -> Vec<Value> {
         .collect()
 }
 
-fn meta_of(ctx: &Ctx, row: &UserRow) -> Meta {
+/// The meta of the user `id` with these times and version.
+fn meta_of(ctx: &Ctx, id: &str, created: &str, last_modified: &str, version: i64) -> Meta {
     Meta {
-        created: row.created.clone(),
-        last_modified: row.last_modified.clone(),
-        version: row.version,
-        location: format!("{}/Users/{}", ctx.base, row.id),
+        created: created.to_owned(),
+        last_modified: last_modified.to_owned(),
+        version,
+        location: format!("{}/Users/{id}", ctx.base),
     }
 }
 
@@ -43,7 +44,7 @@ fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<Stri
     if !groups.is_empty() {
         computed.push(("groups", Value::Array(groups_of(ctx, groups))));
     }
-    let meta = meta_of(ctx, row);
+    let meta = meta_of(ctx, &row.id, &row.created, &row.last_modified, row.version);
     let mut out = resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta);
     if let Some(id) = resource::manager_id(&row.data).filter(|id| managers.contains(*id)) {
         resource::show_manager(&mut out, format!("{}/Users/{id}", ctx.base));
@@ -53,23 +54,16 @@ fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<Stri
 
 /// [`render`] serialised without building it: the same bytes, for a user whose manager
 /// is not completed (whose stored data goes out as stored) and a default projection.
-fn write(ctx: &Ctx, row: &UserRow, groups: &[GroupRef]) -> Vec<u8> {
+fn write(ctx: &Ctx, row: &StoredUser, data: &StoredMembers, groups: &[GroupRef]) -> Vec<u8> {
     let mut computed = Vec::new();
     if !groups.is_empty() {
         let list = Value::Array(groups_of(ctx, groups));
         computed.push(serde_json::to_vec(&list).expect("a JSON value always serialises"));
     }
     let computed: Vec<(&str, &[u8])> = computed.iter().map(|c| ("groups", c.as_slice())).collect();
-    let meta = meta_of(ctx, row);
-    let mut out = Vec::with_capacity(1024);
-    resource::write_rendered(
-        &mut out,
-        &USER_RESOURCE,
-        &row.id,
-        &row.data,
-        &computed,
-        &meta,
-    );
+    let meta = meta_of(ctx, &row.id, &row.created, &row.last_modified, row.version);
+    let mut out = Vec::with_capacity(row.data.len() + 512);
+    resource::write_rendered(&mut out, &USER_RESOURCE, &row.id, data, &computed, &meta);
     out
 }
 
@@ -171,21 +165,21 @@ impl Endpoint for Users {
             state.resumes.clone(),
         )
         .await?;
-        let resources = page
-            .items
-            .iter()
-            .map(|row| {
-                let groups = groups.remove(&row.pk).unwrap_or_default();
-                let shows_manager =
-                    resource::manager_id(&row.data).is_some_and(|id| managers.contains(id));
-                if projection.is_default() && !shows_manager {
-                    return write(ctx, row, &groups);
-                }
-                let mut v = render(ctx, row, &groups, &managers);
-                projection.apply(&USER_RESOURCE, &mut v);
-                serde_json::to_vec(&v).expect("a JSON value always serialises")
-            })
-            .collect();
+        let mut resources = Vec::with_capacity(page.items.len());
+        for row in page.items {
+            let groups = groups.remove(&row.pk).unwrap_or_default();
+            if projection.is_default()
+                && let Some(data) = StoredMembers::parse(&row.data)
+                && !data.manager_id().is_some_and(|id| managers.contains(&id))
+            {
+                resources.push(write(ctx, &row, &data, &groups));
+                continue;
+            }
+            let row = row.parse()?;
+            let mut v = render(ctx, &row, &groups, &managers);
+            projection.apply(&USER_RESOURCE, &mut v);
+            resources.push(serde_json::to_vec(&v).expect("a JSON value always serialises"));
+        }
         Ok((page.total, resources, page.next))
     }
 }
