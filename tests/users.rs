@@ -749,10 +749,16 @@ async fn list_pages_show_users_as_get_does() {
     let listed = list.json["Resources"].as_array().unwrap();
     assert_eq!(listed.len(), 5);
     for u in listed {
-        let one = s
-            .get_owned(format!("/scim/v2/Users/{}", u["id"].as_str().unwrap()))
-            .await;
+        let path = format!("/scim/v2/Users/{}", u["id"].as_str().unwrap());
+        let one = s.get_owned(path.clone()).await;
         assert_eq!(&one.json, u);
+        // A PATCH answer is rendered from the parsed user: the same user, one version on.
+        let op = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations":[{"op":"replace","path":"active","value":true}]});
+        let patched = s.patch(&path, &op).await;
+        assert_eq!(patched.status, 200, "{}", patched.text);
+        let again = s.get_owned(path).await;
+        assert_eq!(again.text, patched.text);
     }
     let staff = listed.iter().find(|u| u["userName"] == "staff@example.com");
     assert!(staff.unwrap()[ENTERPRISE_URN]["manager"]["$ref"].is_string());

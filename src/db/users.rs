@@ -117,11 +117,22 @@ impl<'a> Columns<'a> {
 }
 
 pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<UserRow>, DbError> {
+    get_stored(conn, tenant_id, id)?
+        .map(StoredUser::parse)
+        .transpose()
+}
+
+/// [`get`] with the data left as stored.
+pub fn get_stored(
+    conn: &Connection,
+    tenant_id: i64,
+    id: &str,
+) -> Result<Option<StoredUser>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"
         ))?
-        .query_row(params![tenant_id, id], from_row)
+        .query_row(params![tenant_id, id], stored_from_row)
         .optional()?)
 }
 

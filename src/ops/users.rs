@@ -38,21 +38,41 @@ fn managers_of<'r>(
     users::existing_ids(conn, tenant_id, &ids)
 }
 
+/// User `pk`'s direct groups if `want_groups`, for its response.
+fn groups_shown(conn: &Conn, pk: i64, want_groups: bool) -> Result<Vec<GroupRef>, DbError> {
+    if !want_groups {
+        return Ok(Vec::new());
+    }
+    Ok(users::groups_of(conn, &[pk])?
+        .remove(&pk)
+        .unwrap_or_default())
+}
+
 /// `row` with what its response shows; its groups only if `want_groups`.
 fn view(conn: &Conn, tenant_id: i64, row: UserRow, want_groups: bool) -> Result<UserView, DbError> {
-    let groups = if want_groups {
-        users::groups_of(conn, &[row.pk])?
-            .remove(&row.pk)
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
+    let groups = groups_shown(conn, row.pk, want_groups)?;
     let managers = managers_of(conn, tenant_id, resource::manager_id(&row.data))?;
     Ok(UserView {
         row,
         groups,
         managers,
     })
+}
+
+/// What a User response shows, with the user's data as stored: what a read answers from,
+/// parsing the data only when it must ([`StoredUser::parse`]).
+pub struct StoredView {
+    pub row: StoredUser,
+    pub groups: Vec<GroupRef>,
+    pub managers: HashSet<String>,
+}
+
+/// `manager.value` of a stored user, without parsing the data of one that has none.
+fn stored_manager(row: &StoredUser) -> Option<String> {
+    if !row.data.contains(ENTERPRISE_URN) {
+        return None;
+    }
+    StoredMembers::parse(&row.data)?.manager_id()
 }
 
 /// `active` defaults to true on create: IdPs that omit it mean an active user, and a user
@@ -194,10 +214,16 @@ pub async fn get(
     tenant_id: i64,
     id: String,
     want_groups: bool,
-) -> Result<UserView, DbError> {
+) -> Result<StoredView, DbError> {
     db.read(move |c| {
-        let row = users::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
-        view(c, tenant_id, row, want_groups)
+        let row = users::get_stored(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        let groups = groups_shown(c, row.pk, want_groups)?;
+        let managers = managers_of(c, tenant_id, stored_manager(&row).as_deref())?;
+        Ok(StoredView {
+            row,
+            groups,
+            managers,
+        })
     })
     .await
 }
@@ -233,12 +259,7 @@ pub async fn list(
         } else {
             HashMap::new()
         };
-        let named: Vec<String> = page
-            .items
-            .iter()
-            .filter(|r| r.data.contains(ENTERPRISE_URN))
-            .filter_map(|r| StoredMembers::parse(&r.data)?.manager_id())
-            .collect();
+        let named: Vec<String> = page.items.iter().filter_map(stored_manager).collect();
         let managers = managers_of(c, tenant_id, named.iter().map(String::as_str))?;
         Ok(UserPage {
             page,

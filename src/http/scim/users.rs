@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{Ctx, Endpoint, no_content, not_modified, resource_response};
 use crate::db::users::{GroupRef, StoredUser, UserRow};
 use crate::http::{ApiError, Body, State};
-use crate::ops::users::{self, UserView};
+use crate::ops::users::{self, StoredView, UserView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Meta, StoredMembers};
@@ -67,6 +67,27 @@ fn write(ctx: &Ctx, row: &StoredUser, data: &StoredMembers, groups: &[GroupRef])
     out
 }
 
+/// A user read from storage, serialised: its stored data written out as stored for the
+/// default projection when no manager needs completing, else parsed and rendered.
+fn stored_bytes(
+    ctx: &Ctx,
+    row: StoredUser,
+    groups: &[GroupRef],
+    managers: &HashSet<String>,
+    projection: &Projection,
+) -> Result<Vec<u8>, ApiError> {
+    if projection.is_default()
+        && let Some(data) = StoredMembers::parse(&row.data)
+        && !data.manager_id().is_some_and(|id| managers.contains(&id))
+    {
+        return Ok(write(ctx, &row, &data, groups));
+    }
+    let row = row.parse()?;
+    let mut v = render(ctx, &row, groups, managers);
+    projection.apply(&USER_RESOURCE, &mut v);
+    Ok(serde_json::to_vec(&v).expect("a JSON value always serialises"))
+}
+
 fn respond(
     ctx: &Ctx,
     status: StatusCode,
@@ -108,7 +129,19 @@ impl Endpoint for Users {
         if let Some(r) = not_modified(headers, user.row.version) {
             return Ok(r);
         }
-        Ok(respond(ctx, StatusCode::OK, &user, projection))
+        let version = user.row.version;
+        let StoredView {
+            row,
+            groups,
+            managers,
+        } = user;
+        let body = stored_bytes(ctx, row, &groups, &managers, projection)?;
+        Ok(super::resource_bytes_response(
+            StatusCode::OK,
+            body,
+            None,
+            version,
+        ))
     }
 
     async fn replace(
@@ -168,17 +201,7 @@ impl Endpoint for Users {
         let mut resources = Vec::with_capacity(page.items.len());
         for row in page.items {
             let groups = groups.remove(&row.pk).unwrap_or_default();
-            if projection.is_default()
-                && let Some(data) = StoredMembers::parse(&row.data)
-                && !data.manager_id().is_some_and(|id| managers.contains(&id))
-            {
-                resources.push(write(ctx, &row, &data, &groups));
-                continue;
-            }
-            let row = row.parse()?;
-            let mut v = render(ctx, &row, &groups, &managers);
-            projection.apply(&USER_RESOURCE, &mut v);
-            resources.push(serde_json::to_vec(&v).expect("a JSON value always serialises"));
+            resources.push(stored_bytes(ctx, row, &groups, &managers, projection)?);
         }
         Ok((page.total, resources, page.next))
     }
