@@ -494,8 +494,15 @@ pub(crate) fn json_column(
     r: &rusqlite::Row,
     idx: usize,
 ) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
-    let text: String = r.get(idx)?;
-    serde_json::from_str(&text).map_err(|e| {
+    json_text(&r.get::<_, String>(idx)?, idx)
+}
+
+/// [`json_column`] for text already read from column `idx`.
+pub(crate) fn json_text(
+    text: &str,
+    idx: usize,
+) -> rusqlite::Result<serde_json::Map<String, serde_json::Value>> {
+    serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }

@@ -40,16 +40,15 @@ pub struct StoredUser {
 impl StoredUser {
     /// The row with its data parsed.
     pub fn parse(self) -> Result<UserRow, DbError> {
+        Ok(self.parsed()?)
+    }
+
+    /// [`StoredUser::parse`], failing as reading the column would.
+    fn parsed(self) -> rusqlite::Result<UserRow> {
         Ok(UserRow {
             pk: self.pk,
             id: self.id,
-            data: serde_json::from_str(&self.data).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Text,
-                    Box::new(e),
-                )
-            })?,
+            data: super::json_text(&self.data, 2)?,
             created: self.created,
             last_modified: self.last_modified,
             version: self.version,
@@ -84,14 +83,7 @@ pub struct GroupRef {
 const COLUMNS: &str = "u.pk, u.id, u.data, u.created, u.last_modified, u.version";
 
 fn from_row(r: &Row) -> rusqlite::Result<UserRow> {
-    Ok(UserRow {
-        pk: r.get(0)?,
-        id: r.get(1)?,
-        data: super::json_column(r, 2)?,
-        created: r.get(3)?,
-        last_modified: r.get(4)?,
-        version: r.get(5)?,
-    })
+    stored_from_row(r)?.parsed()
 }
 
 /// The indexed copies of a user's attributes.
