@@ -576,7 +576,9 @@ pub fn run(
             SyncScope::Roles => ("settings", changes.clone()),
         };
         held = changes.len() - screened.len();
+        let batch = tenants::member_batch(conn, tenant_id)?;
         apply(conn, actor, tenant_id, via, &screened)?;
+        batch.finish()?;
         seeds::refresh(conn, tenant_id)?;
     }
     let report = Report::new(&changes);

@@ -778,3 +778,39 @@ fn the_cached_plan_is_replanned_after_a_write_to_anything_the_plan_reads() {
     }
     drop(user);
 }
+
+/// A whole-tenant apply writes its members without the per-row plan triggers and bumps
+/// the plan version once, so the cached plan is replanned; the connection that applied it
+/// fires triggers again afterwards.
+#[test]
+fn a_force_sync_bumps_the_plan_version_once_and_leaves_triggers_on() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    f.create_user("ada@x.io", true);
+    f.create_user("bob@x.io", true);
+    f.update_settings(|s| s.test_mode = false);
+    let plans = Plans::default();
+    let cached = || block_on(plans.report(&f.db, f.tenant)).unwrap().0;
+    assert_eq!(cached().counts.get(ChangeKind::Create), 2);
+    let version = || tenants::plan_version(&f.conn(), f.tenant).unwrap().1;
+    let before = version();
+
+    let run = block_on(force(&f.db, &Actor::cli(), f.tenant, false)).unwrap();
+    assert_eq!(run.report.counts.get(ChangeKind::Create), 2);
+    assert_eq!(f.members().len(), 2);
+    assert_eq!(version(), before + 1, "one bump for the whole apply");
+    assert_eq!(cached().counts.get(ChangeKind::Create), 0, "planned again");
+
+    // The writer's connection, which applied the sync, fires triggers again.
+    let bumped = block_on(f.db.write(|tx| {
+        let before = tenants::plan_version(tx, 1)?.1;
+        tx.execute(
+            "INSERT INTO members (tenant_id, id, email, email_fold, role, role_reason, status, managed, source, created_at, updated_at, status_at)
+                 VALUES (1, 'm1', 'cy@x.io', 'cy@x.io', 'viewer', '', 'active', 1, 'manual', '', '', '')",
+            [],
+        )?;
+        Ok::<_, DbError>(tenants::plan_version(tx, 1)?.1 - before)
+    }))
+    .unwrap();
+    assert_eq!(bumped, 1, "the member trigger fired");
+}
