@@ -469,6 +469,9 @@ pub struct DirectoryUser {
     pub active: bool,
     /// Direct groups only: nested groups do not confer roles (simple to explain in the UI).
     pub groups: Vec<DirectoryGroup>,
+    /// `externalId` as the IdP sent it. Sync does not plan with it; a linked member's API
+    /// object shows it.
+    pub external_id: Option<Value>,
 }
 
 impl DirectoryUser {
@@ -493,6 +496,7 @@ impl DirectoryUser {
             // Absent `active` means active: the SCIM layer stores it on create.
             active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
             groups,
+            external_id: data.get("externalId").cloned(),
         }
     }
 

@@ -447,33 +447,57 @@ fn conflict(e: rusqlite::Error, profile: &Profile) -> DbError {
 
 pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<MemberRow, DbError> {
     let now = datetime::now();
+    let id = uuid::Uuid::new_v4().to_string();
     let p = &new.profile;
-    conn.prepare_cached(
-        "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
+    // The row is what was bound, and what `get_by_pk` would read back: only its pk and
+    // whether its directory user exists come from the database.
+    let (pk, user_exists) = conn
+        .prepare_cached(
+            "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
                               given_name, family_name, display_name, role, role_reason, status,
                               managed, source, user_id, created_at, updated_at, status_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
-    )?
-    .execute(params![
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)
+         RETURNING pk, EXISTS (SELECT 1 FROM users u
+                               WHERE u.id = members.user_id AND u.tenant_id = members.tenant_id)",
+        )?
+        .query_row(
+            params![
+                tenant_id,
+                id,
+                p.email,
+                p.email.as_deref().map(fold),
+                p.user_name,
+                p.user_name.as_deref().map(fold),
+                p.given_name,
+                p.family_name,
+                p.display_name,
+                new.role.as_str(),
+                new.role_reason,
+                new.status.as_str(),
+                new.managed,
+                new.source.as_str(),
+                new.user_id,
+                now
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(|e| conflict(e, p))?;
+    Ok(MemberRow {
+        pk,
         tenant_id,
-        uuid::Uuid::new_v4().to_string(),
-        p.email,
-        p.email.as_deref().map(fold),
-        p.user_name,
-        p.user_name.as_deref().map(fold),
-        p.given_name,
-        p.family_name,
-        p.display_name,
-        new.role.as_str(),
-        new.role_reason,
-        new.status.as_str(),
-        new.managed,
-        new.source.as_str(),
-        new.user_id,
-        now
-    ])
-    .map_err(|e| conflict(e, p))?;
-    get_by_pk(conn, conn.last_insert_rowid())?.ok_or(DbError::NotFound)
+        id,
+        profile: new.profile.clone(),
+        role: new.role.clone(),
+        role_reason: new.role_reason.clone(),
+        status: new.status,
+        managed: new.managed,
+        source: new.source,
+        user_id: new.user_id.clone(),
+        user_exists,
+        created_at: now.clone(),
+        updated_at: now,
+        delete_after: None,
+    })
 }
 
 /// Sets one field. Role and status have their own functions: they carry more meaning.

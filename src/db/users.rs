@@ -590,7 +590,7 @@ fn read_directory_users(
 }
 
 /// The members of a stored user that `DirectoryUser::from_data` reads, and only those:
-/// parsing a user's whole JSON for five keys was a third of a full sync's plan. Absent and
+/// parsing a user's whole JSON for six keys was a third of a full sync's plan. Absent and
 /// `null` read alike there, so nothing it sees changes.
 #[derive(serde::Deserialize)]
 struct SyncFields {
@@ -601,6 +601,8 @@ struct SyncFields {
     #[serde(rename = "displayName")]
     display_name: Option<Value>,
     active: Option<Value>,
+    #[serde(rename = "externalId")]
+    external_id: Option<Value>,
 }
 
 impl SyncFields {
@@ -611,6 +613,7 @@ impl SyncFields {
             ("name", self.name),
             ("displayName", self.display_name),
             ("active", self.active),
+            ("externalId", self.external_id),
         ]
         .into_iter()
         .filter_map(|(k, v)| Some((k.to_string(), v?)))

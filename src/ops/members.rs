@@ -10,7 +10,9 @@ use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow, NewMember};
 use crate::db::{Conn, Db, DbError, seeds, settings, users};
-use crate::model::{Actor, Field, MemberSource, MemberStatus, Profile, Role, Settings};
+use crate::model::{
+    Actor, DirectoryUser, Field, MemberSource, MemberStatus, Profile, Role, Settings,
+};
 use crate::sync::member_csv::{self, ImportRow, RowError};
 use crate::sync::{RoleDecision, RoleReason};
 
@@ -56,6 +58,20 @@ impl LinkedUser {
             external_id: user.and_then(|(_, external_id)| external_id),
             groups,
         })
+    }
+
+    /// What `user`, a directory user as just read, shows: no
+    /// query, for writes that read their people already.
+    pub(super) fn from_directory(user: &DirectoryUser) -> LinkedUser {
+        LinkedUser {
+            user_id: Some(user.id.clone()),
+            external_id: user.external_id.clone(),
+            groups: user
+                .groups
+                .iter()
+                .map(|g| json!({"id": g.id, "display_name": g.display_name}))
+                .collect(),
+        }
     }
 
     /// Whether this is what `row` links to.

@@ -32,7 +32,8 @@ use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow, NewMember};
 use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, tenants, users};
 use crate::model::{
-    Actor, Directory, DirectoryGroup, MemberSource, MemberStatus, Settings, SyncScope,
+    Actor, Directory, DirectoryGroup, DirectoryUser, MemberSource, MemberStatus, Settings,
+    SyncScope,
 };
 use crate::scim::datetime;
 use crate::sync::report::{Report, ReportEntry};
@@ -66,6 +67,7 @@ pub fn user_written(
             users,
             ..Directory::default()
         },
+        true,
     )
 }
 
@@ -98,6 +100,7 @@ pub fn user_deleting(
             deleted,
             ..Directory::default()
         },
+        true,
     )
 }
 
@@ -169,6 +172,7 @@ pub fn group_written(
             users,
             ..Directory::default()
         },
+        true,
     )
 }
 
@@ -193,6 +197,7 @@ pub fn group_deleting(
         return Ok(());
     }
     let users = users::directory_users(conn, tenant_id, &pks, Some(group_pk))?;
+    // Read as if the group were gone already: what they show apps is read as it stands.
     sync_people(
         conn,
         actor,
@@ -201,15 +206,19 @@ pub fn group_deleting(
             users,
             ..Directory::default()
         },
+        false,
     )
 }
 
 /// Plans for the people in `directory` and applies the plan, unless in test mode.
+/// `as_stored`: the directory's users are as stored, so what a member's API object shows
+/// of them needs no second read.
 fn sync_people(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     directory: Directory,
+    as_stored: bool,
 ) -> Result<(), DbError> {
     if directory.users.is_empty() && directory.deleted.is_empty() {
         return Ok(());
@@ -237,7 +246,12 @@ fn sync_people(
     let looked_at: Vec<i64> = members.iter().map(|m| m.pk).collect();
     let considered = guard::Considered::Members(&looked_at);
     let changes = guard::screen(conn, actor, tenant_id, &settings, considered, changes)?;
-    apply(conn, actor, tenant_id, "scim", &changes)
+    let known = if as_stored {
+        Known::of(&directory)
+    } else {
+        Known::default()
+    };
+    apply(conn, actor, tenant_id, "scim", &changes, &known)
 }
 
 /// Applies what the whole tenant's plan now says for the members in `held` (an admin
@@ -250,14 +264,47 @@ pub fn apply_held(
     held: &BTreeSet<i64>,
 ) -> Result<usize, DbError> {
     let settings = settings::get(conn, tenant_id)?;
-    let changes: Vec<Change> = full_plan(conn, tenant_id, &settings)?
+    let (directory, changes) = full_plan(conn, tenant_id, &settings)?;
+    let changes: Vec<Change> = changes
         .into_iter()
         .filter(|c| !matches!(c.action, Action::Skip { .. }))
         .filter(|c| c.member.as_ref().is_some_and(|m| held.contains(&m.pk)))
         .collect();
-    apply(conn, actor, tenant_id, "guard", &changes)?;
+    apply(
+        conn,
+        actor,
+        tenant_id,
+        "guard",
+        &changes,
+        &Known::of(&directory),
+    )?;
     seeds::refresh(conn, tenant_id)?;
     Ok(changes.len())
+}
+
+/// The directory users a write has read as they are stored, by SCIM id: applying its plan
+/// shows them in members' API objects without reading them again.
+#[derive(Default)]
+struct Known<'d>(HashMap<&'d str, &'d DirectoryUser>);
+
+impl<'d> Known<'d> {
+    fn of(directory: &'d Directory) -> Known<'d> {
+        let people = directory.users.iter().chain(&directory.deleted);
+        Known(people.map(|u| (u.id.as_str(), u)).collect())
+    }
+
+    /// What a member linked to `user_id` shows of that user.
+    fn linked(
+        &self,
+        conn: &Conn,
+        tenant_id: i64,
+        user_id: Option<&str>,
+    ) -> Result<LinkedUser, DbError> {
+        match user_id.and_then(|id| self.0.get(id)) {
+            Some(user) => Ok(LinkedUser::from_directory(user)),
+            None => LinkedUser::of(conn, tenant_id, user_id),
+        }
+    }
 }
 
 /// Applies `changes`: each one writes the member, an audit entry and an event. The guard
@@ -268,6 +315,7 @@ fn apply(
     tenant_id: i64,
     via: &'static str,
     changes: &[Change],
+    known: &Known,
 ) -> Result<(), DbError> {
     for change in changes {
         if matches!(change.action, Action::Skip { .. }) {
@@ -279,7 +327,7 @@ fn apply(
         };
         // Read once for the member's object before and after, unless the change links it
         // to another directory user.
-        let mut linked = LinkedUser::of(
+        let mut linked = known.linked(
             conn,
             tenant_id,
             match &existing {
@@ -380,7 +428,7 @@ fn apply(
             before.clone().unwrap_or(Value::Null)
         } else {
             if !linked.is_of(&after) {
-                linked = LinkedUser::of(conn, tenant_id, after.user_id.as_deref())?;
+                linked = known.linked(conn, tenant_id, after.user_id.as_deref())?;
             }
             linked.api_object(&after)
         };
@@ -423,7 +471,10 @@ pub struct SyncRun {
 pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbError> {
     db.read(move |c| {
         let settings = settings::get(c, tenant_id)?;
-        Ok((Report::new(&full_plan(c, tenant_id, &settings)?), settings))
+        Ok((
+            Report::new(&full_plan(c, tenant_id, &settings)?.1),
+            settings,
+        ))
     })
     .await
 }
@@ -468,7 +519,7 @@ impl Plans {
                 return Ok((hit.report, hit.settings));
             }
             let settings = settings::get(c, tenant_id)?;
-            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?));
+            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?.1));
             let cached = CachedPlan {
                 version,
                 report: report.clone(),
@@ -514,23 +565,32 @@ pub fn preview(
     settings: &Settings,
     scope: SyncScope,
 ) -> Result<Report, DbError> {
-    Ok(Report::new(&scoped_plan(conn, tenant_id, settings, scope)?))
+    Ok(Report::new(
+        &scoped_plan(conn, tenant_id, settings, scope)?.1,
+    ))
 }
 
+/// The whole directory and the plan for it, limited to `scope`.
 fn scoped_plan(
     conn: &Conn,
     tenant_id: i64,
     settings: &Settings,
     scope: SyncScope,
-) -> Result<Vec<Change>, DbError> {
-    let changes = full_plan(conn, tenant_id, settings)?;
-    Ok(match scope {
+) -> Result<(Directory, Vec<Change>), DbError> {
+    let (directory, changes) = full_plan(conn, tenant_id, settings)?;
+    let changes = match scope {
         SyncScope::Full => changes,
         SyncScope::Roles => sync::roles_only(changes),
-    })
+    };
+    Ok((directory, changes))
 }
 
-fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Vec<Change>, DbError> {
+/// The whole directory and the plan for it.
+fn full_plan(
+    conn: &Conn,
+    tenant_id: i64,
+    settings: &Settings,
+) -> Result<(Directory, Vec<Change>), DbError> {
     let directory = Directory {
         users: users::all_directory_users(conn, tenant_id)?,
         deleted: Vec::new(),
@@ -540,7 +600,8 @@ fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Vec<Cha
         .iter()
         .map(MemberRow::to_sync)
         .collect();
-    Ok(sync::plan(&directory, &members, settings))
+    let changes = sync::plan(&directory, &members, settings);
+    Ok((directory, changes))
 }
 
 /// The page cache a whole-tenant apply may use (`sync_runs::widen_cache`): enough for
@@ -561,7 +622,7 @@ pub fn run(
     let started_at = datetime::now();
     let settings = settings::get(conn, tenant_id)?;
     let dry_run = dry_run || settings.test_mode;
-    let changes = scoped_plan(conn, tenant_id, &settings, scope)?;
+    let (directory, changes) = scoped_plan(conn, tenant_id, &settings, scope)?;
     let mut held = 0;
     if !dry_run {
         let _cache = sync_runs::widen_cache(conn, APPLY_CACHE_MIB)?;
@@ -577,7 +638,14 @@ pub fn run(
         };
         held = changes.len() - screened.len();
         let batch = tenants::member_batch(conn, tenant_id)?;
-        apply(conn, actor, tenant_id, via, &screened)?;
+        apply(
+            conn,
+            actor,
+            tenant_id,
+            via,
+            &screened,
+            &Known::of(&directory),
+        )?;
         batch.finish()?;
         seeds::refresh(conn, tenant_id)?;
     }

@@ -22,6 +22,7 @@ fn user(id: &str, email: &str) -> DirectoryUser {
         display_name: None,
         active: true,
         groups: Vec::new(),
+        external_id: None,
     }
 }
 

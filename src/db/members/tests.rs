@@ -195,3 +195,43 @@ fn search_folds_case_and_reads_names() {
     );
     assert!(find("person999@").is_empty(), "another tenant's member");
 }
+
+/// An inserted member is returned as it was stored, without reading it back: what
+/// `get_by_pk` reads, whether or not its directory user exists.
+#[test]
+fn an_inserted_member_is_what_reading_it_back_gives() {
+    let conn = fresh_db();
+    conn.execute(
+        "INSERT INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+         VALUES (1, 'u1', 'ada', 'ada', '{}', 't', 't', 1)",
+        [],
+    )
+    .unwrap();
+    for (email, user_id, exists) in [
+        ("ada@x.io", Some("u1"), true),
+        ("bob@x.io", Some("gone"), false),
+        ("cy@x.io", None, false),
+    ] {
+        let new = NewMember {
+            profile: Profile {
+                email: Some(email.into()),
+                user_name: Some(email.into()),
+                given_name: Some("Ådå".into()),
+                family_name: None,
+                display_name: Some("A".into()),
+            },
+            role: "admin".parse().unwrap(),
+            role_reason: "why".into(),
+            status: MemberStatus::Suspended,
+            managed: false,
+            source: MemberSource::Csv,
+            user_id: user_id.map(str::to_string),
+        };
+        let row = insert(&conn, 1, &new).unwrap();
+        assert_eq!(row.user_exists, exists);
+        assert_eq!(
+            Some(row),
+            get_by_pk(&conn, conn.last_insert_rowid()).unwrap()
+        );
+    }
+}

@@ -39,6 +39,11 @@ impl Fixture {
     fn create_user(&self, email: &str, active: bool) -> users::UserRow {
         let data = json!({"userName": email, "name": {"givenName": "Ada", "familyName": "Lovelace"},
             "emails": [{"value": email, "primary": true}], "active": active});
+        self.create_user_from(data)
+    }
+
+    /// A SCIM create of `data`.
+    fn create_user_from(&self, data: Value) -> users::UserRow {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let row = users::create(tx, self.tenant, data.as_object().unwrap())?;
@@ -813,4 +818,46 @@ fn a_force_sync_bumps_the_plan_version_once_and_leaves_triggers_on() {
     }))
     .unwrap();
     assert_eq!(bumped, 1, "the member trigger fired");
+}
+
+/// What a member's event shows of its directory user (externalId, groups) is what the
+/// read API shows afterwards, whether a force sync or a SCIM write applied it: both show
+/// the people they read already instead of reading them again.
+#[test]
+fn a_members_event_shows_its_directory_user_as_the_read_api_does() {
+    let f = Fixture::new();
+    let admins = f.create_group("scimd-role-admin");
+    let eng = f.create_group("Engineering");
+    let user = |email: &str, external_id: Value| {
+        f.create_user_from(json!({"userName": email, "externalId": external_id,
+            "emails": [{"value": email, "primary": true}], "active": true}))
+    };
+    let last_member_event = |kind: &str| {
+        let events = f.events();
+        let (_, payload) = events.iter().rev().find(|(k, _)| k == kind).unwrap();
+        payload["member"].clone()
+    };
+    let shown = |email: &str| {
+        let m = members::by_email(&f.conn(), f.tenant, email)
+            .unwrap()
+            .unwrap();
+        crate::ops::members::api_object(&f.conn(), f.tenant, &m).unwrap()
+    };
+
+    f.update_settings(|s| s.test_mode = true);
+    let ada = user("ada@x.io", json!("ext-ada"));
+    f.membership(eng, ada.pk, true);
+    f.update_settings(|s| s.test_mode = false);
+    f.full_sync(false);
+    let created = last_member_event("member.created");
+    assert_eq!(created["external_id"], "ext-ada");
+    assert_eq!(created["groups"][0]["display_name"], "Engineering");
+    assert_eq!(created, shown("ada@x.io"));
+
+    let bob = user("bob@x.io", json!("ext-bob"));
+    assert_eq!(last_member_event("member.created"), shown("bob@x.io"));
+    f.membership(admins, bob.pk, true);
+    let promoted = last_member_event("member.role_changed");
+    assert_eq!(promoted["groups"][0]["display_name"], "scimd-role-admin");
+    assert_eq!(promoted, shown("bob@x.io"));
 }
