@@ -173,22 +173,18 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         !conn.is_autocommit(),
         "audit entries are appended in a transaction"
     );
-    // The chain's newest entry, else the last one retention purged, else none yet.
-    let prev: String = conn
+    // The chain's newest entry, else the last one retention purged, else none yet; and
+    // AUTOINCREMENT's counter, not max(id): ids are never reused, even after a purge.
+    let (prev, id): (Option<String>, i64) = conn
         .prepare_cached(
             "SELECT coalesce(
                  (SELECT hash FROM audit_log WHERE tenant_id IS ?1 ORDER BY id DESC LIMIT 1),
-                 (SELECT hash FROM audit_anchors WHERE tenant_id IS ?1))",
+                 (SELECT hash FROM audit_anchors WHERE tenant_id IS ?1)),
+             max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0),
+                 coalesce((SELECT max(id) FROM audit_log), 0)) + 1",
         )?
-        .query_row([entry.tenant_id], |r| r.get::<_, Option<String>>(0))?
-        .unwrap_or_else(|| chain::GENESIS.to_string());
-    // AUTOINCREMENT's counter, not max(id): ids are never reused, even after a purge.
-    let id: i64 = conn
-        .prepare_cached(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'audit_log'), 0),
-                        coalesce((SELECT max(id) FROM audit_log), 0)) + 1",
-        )?
-        .query_row([], |r| r.get(0))?;
+        .query_row([entry.tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let prev = prev.unwrap_or_else(|| chain::GENESIS.to_string());
     let at = datetime::now();
     let hash = entry.content(id, &at).hash(&prev);
     let mut stmt = conn.prepare_cached(

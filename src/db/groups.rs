@@ -435,7 +435,7 @@ const MEMBERS_IN_ORDER: &str = "SELECT coalesce(u.id, g.id),
   ORDER BY gm.rowid";
 
 fn member_from_row(r: &Row) -> rusqlite::Result<GroupMember> {
-    let kind: String = r.get(1)?;
+    let kind = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
     Ok(GroupMember {
         value: r.get(0)?,
         kind: if kind == "Group" {

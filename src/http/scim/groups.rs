@@ -138,13 +138,50 @@ impl Around {
     }
 }
 
-/// Members as JSON array items; `first` when no member precedes them in the array.
+/// Members as JSON array items; `first` when no member precedes them in the array. The
+/// bytes `MemberOut` serialises to, written by hand: a 100 000-member answer spent a
+/// fifth of its time in serde_json's byte-by-byte escaping of strings that need none, and
+/// as much again allocating each member's `$ref`.
 fn write_members(base: &str, out: &mut Vec<u8>, members: &[GroupMember], first: bool) {
+    let mut escaped_base = Vec::with_capacity(base.len());
+    write_str_content(&mut escaped_base, base);
     for (i, m) in members.iter().enumerate() {
         if i > 0 || !first {
             out.push(b',');
         }
-        serde_json::to_writer(&mut *out, &member_out(base, m)).expect("a member always serialises");
+        let endpoint: &[u8] = match m.kind {
+            MemberKind::User => b"/Users/",
+            MemberKind::Group => b"/Groups/",
+        };
+        out.extend_from_slice(br#"{"value":""#);
+        let value = out.len();
+        write_str_content(out, &m.value);
+        let value = value..out.len();
+        out.extend_from_slice(br#"","$ref":""#);
+        out.extend_from_slice(&escaped_base);
+        out.extend_from_slice(endpoint);
+        out.extend_from_within(value);
+        out.extend_from_slice(br#"","type":""#);
+        out.extend_from_slice(m.kind.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(display) = &m.display {
+            out.extend_from_slice(br#","display":""#);
+            write_str_content(out, display);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+}
+
+/// `s` as inside a JSON string, escaped as serde_json escapes it; copied whole when it
+/// holds nothing to escape (a quote, a backslash, a control character), as ids and most
+/// names do.
+fn write_str_content(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        let quoted = serde_json::to_vec(s).expect("a string always serialises");
+        out.extend_from_slice(&quoted[1..quoted.len() - 1]);
     }
 }
 
@@ -325,5 +362,49 @@ impl Endpoint for Groups {
             })
             .collect();
         Ok((page.total, resources, page.next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hand-written members are what serialising `MemberOut` writes, byte for byte,
+    /// for names that need escaping and ones that do not.
+    #[test]
+    fn members_are_written_as_serde_writes_them() {
+        let member = |value: &str, kind, display: Option<&str>| GroupMember {
+            value: value.into(),
+            kind,
+            display: display.map(str::to_string),
+        };
+        let members = [
+            member(
+                "2819c223-7f76-453a-919d-413861904646",
+                MemberKind::User,
+                Some("Babs Jensen"),
+            ),
+            member("g-1", MemberKind::Group, None),
+            member(
+                "we\"ird\\id\n",
+                MemberKind::User,
+                Some("Ünïcødé \u{1} \t \"q\" \\ / \u{7f}"),
+            ),
+            member("", MemberKind::User, Some("")),
+            // One kind of escape each.
+            member("q\"", MemberKind::User, Some("say \"hi\"")),
+            member("b\\", MemberKind::Group, Some("back\\slash")),
+            member("c\u{1f}", MemberKind::User, Some("tab\there")),
+        ];
+        for base in ["https://scim.example.com/scim/v2", "https://h/t/\"odd\\"] {
+            let mut out = Vec::new();
+            write_members(base, &mut out, &members[..1], true);
+            write_members(base, &mut out, &members[1..], false);
+            let expected: Vec<String> = members
+                .iter()
+                .map(|m| serde_json::to_string(&member_out(base, m)).unwrap())
+                .collect();
+            assert_eq!(String::from_utf8(out).unwrap(), expected.join(","));
+        }
     }
 }
