@@ -65,11 +65,10 @@ fn from_row(r: &Row) -> rusqlite::Result<GroupRow> {
 
 pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<GroupRow>, DbError> {
     Ok(conn
-        .query_row(
-            &format!("SELECT {COLUMNS} FROM groups g WHERE g.tenant_id = ?1 AND g.id = ?2"),
-            params![tenant_id, id],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM groups g WHERE g.tenant_id = ?1 AND g.id = ?2"
+        ))?
+        .query_row(params![tenant_id, id], from_row)
         .optional()?)
 }
 
@@ -87,21 +86,18 @@ pub fn named(
     except_pk: i64,
 ) -> Result<Option<String>, DbError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM groups WHERE tenant_id = ?1 AND display_name_fold = ?2 AND pk <> ?3
              ORDER BY pk LIMIT 1",
-            params![tenant_id, fold(name), except_pk],
-            |r| r.get(0),
-        )
+        )?
+        .query_row(params![tenant_id, fold(name), except_pk], |r| r.get(0))
         .optional()?)
 }
 
 fn row_tenant(conn: &Connection, pk: i64) -> Result<i64, DbError> {
-    Ok(
-        conn.query_row("SELECT tenant_id FROM groups WHERE pk = ?1", [pk], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn
+        .prepare_cached("SELECT tenant_id FROM groups WHERE pk = ?1")?
+        .query_row([pk], |r| r.get(0))?)
 }
 
 fn name_conflict(name: &str, id: Option<&str>) -> DbError {
@@ -178,9 +174,11 @@ pub fn create(
     if let Some(other) = named(conn, tenant_id, name, 0)? {
         return Err(name_conflict(name, Some(&other)));
     }
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO groups (tenant_id, id, display_name, display_name_fold, external_id, data, created, last_modified, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
+    )?
+    .execute(
         params![
             tenant_id,
             id,
@@ -218,20 +216,20 @@ pub fn update(
         return Err(name_conflict(name, Some(&other)));
     }
     // A new name is an ordinary one (name_clash 0), held to the unique index like any.
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4, data = ?5,
                            last_modified = ?6, version = version + 1,
                            name_clash = CASE WHEN display_name_fold = ?3 THEN name_clash ELSE 0 END
          WHERE pk = ?1",
-        params![
-            row.pk,
-            name,
-            fold(name),
-            data.get("externalId").and_then(Value::as_str),
-            Value::Object(data.clone()).to_string(),
-            now
-        ],
-    )
+    )?
+    .execute(params![
+        row.pk,
+        name,
+        fold(name),
+        data.get("externalId").and_then(Value::as_str),
+        Value::Object(data.clone()).to_string(),
+        now
+    ])
     .map_err(name_violation(name))?;
     Ok(GroupRow {
         pk: row.pk,
@@ -245,10 +243,9 @@ pub fn update(
 
 /// Deletes group `id` (its memberships go with it; the member users stay).
 pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError> {
-    let n = conn.execute(
-        "DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2",
-        params![tenant_id, id],
-    )?;
+    let n = conn
+        .prepare_cached("DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2")?
+        .execute(params![tenant_id, id])?;
     if n == 0 {
         return Err(DbError::NotFound);
     }

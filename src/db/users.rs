@@ -163,11 +163,10 @@ fn user_name_taken(
     except_pk: i64,
 ) -> Result<bool, DbError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM users WHERE tenant_id = ?1 AND user_name_fold = ?2 AND pk <> ?3",
-            params![tenant_id, fold(user_name), except_pk],
-            |_| Ok(()),
-        )
+        )?
+        .query_row(params![tenant_id, fold(user_name), except_pk], |_| Ok(()))
         .optional()?
         .is_some())
 }
@@ -211,8 +210,10 @@ fn seed_named(
     user_name: &str,
 ) -> Result<Option<UserRow>, DbError> {
     Ok(conn
-        .query_row(
+        .prepare_cached(
             &format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.user_name_fold = ?2 AND u.origin = 'seed'"),
+        )?
+        .query_row(
             params![tenant_id, fold(user_name)],
             from_row,
         )
@@ -240,24 +241,24 @@ fn insert(
     let id = uuid::Uuid::new_v4().to_string();
     let now = datetime::now();
     let json = Value::Object(data.clone()).to_string();
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
-                            display_name_fold, active, data, created, last_modified, version, origin)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
-        params![
-            tenant_id,
-            id,
-            c.user_name,
-            fold(c.user_name),
-            c.external_id,
-            c.display_name,
-            c.display_name.map(fold),
-            c.active,
-            json,
-            now,
-            origin
-        ],
-    )
+        display_name_fold, active, data, created, last_modified, version, origin)
+        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
+    )?
+    .execute(params![
+        tenant_id,
+        id,
+        c.user_name,
+        fold(c.user_name),
+        c.external_id,
+        c.display_name,
+        c.display_name.map(fold),
+        c.active,
+        json,
+        now,
+        origin
+    ])
     .map_err(|e| {
         if super::is_unique_violation(&e) {
             conflict(c.user_name)
@@ -311,27 +312,34 @@ fn store(
     }
     let now = datetime::now();
     let version = row.version + 1;
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
-                          display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10,
-                          origin = ?11
-         WHERE pk = ?1",
-        params![
-            row.pk,
-            c.user_name,
-            fold(c.user_name),
-            c.external_id,
-            c.display_name,
-            c.display_name.map(fold),
-            c.active,
-            Value::Object(data.clone()).to_string(),
-            now,
-            version,
-            origin
-        ],
-    )
-    .map_err(|e| if super::is_unique_violation(&e) { conflict(c.user_name) } else { e.into() })?;
-    conn.execute("DELETE FROM user_emails WHERE user_pk = ?1", [row.pk])?;
+        display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10,
+        origin = ?11
+        WHERE pk = ?1",
+    )?
+    .execute(params![
+        row.pk,
+        c.user_name,
+        fold(c.user_name),
+        c.external_id,
+        c.display_name,
+        c.display_name.map(fold),
+        c.active,
+        Value::Object(data.clone()).to_string(),
+        now,
+        version,
+        origin
+    ])
+    .map_err(|e| {
+        if super::is_unique_violation(&e) {
+            conflict(c.user_name)
+        } else {
+            e.into()
+        }
+    })?;
+    conn.prepare_cached("DELETE FROM user_emails WHERE user_pk = ?1")?
+        .execute([row.pk])?;
     write_emails(conn, tenant_id, row.pk, &data)?;
     Ok(UserRow {
         pk: row.pk,
