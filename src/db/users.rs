@@ -187,10 +187,12 @@ pub fn create(
     data: &Map<String, Value>,
 ) -> Result<UserRow, DbError> {
     let c = Columns::of(data);
-    if let Some(seed) = seed_named(conn, tenant_id, c.user_name)? {
-        return replace(conn, tenant_id, &seed, data.clone());
+    // One lookup of the userName: a seed is adopted, anyone else holds it.
+    match named(conn, tenant_id, c.user_name)? {
+        Some((seed, true)) => replace(conn, tenant_id, &seed, data.clone()),
+        Some((_, false)) => Err(conflict(c.user_name)),
+        None => insert_unchecked(conn, tenant_id, data, "idp"),
     }
-    insert(conn, tenant_id, data, "idp")
 }
 
 /// Inserts a seed: a directory user standing in for a member that existed before
@@ -203,20 +205,20 @@ pub fn create_seed(
     insert(conn, tenant_id, data, "seed")
 }
 
-/// The seed whose userName folds like `user_name`.
-fn seed_named(
+/// The user whose userName folds like `user_name` (the unique index allows one), and
+/// whether it is a seed.
+fn named(
     conn: &Connection,
     tenant_id: i64,
     user_name: &str,
-) -> Result<Option<UserRow>, DbError> {
+) -> Result<Option<(UserRow, bool)>, DbError> {
     Ok(conn
-        .prepare_cached(
-            &format!("SELECT {COLUMNS} FROM users u WHERE u.tenant_id = ?1 AND u.user_name_fold = ?2 AND u.origin = 'seed'"),
-        )?
-        .query_row(
-            params![tenant_id, fold(user_name)],
-            from_row,
-        )
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, u.origin = 'seed' FROM users u WHERE u.tenant_id = ?1 AND u.user_name_fold = ?2"
+        ))?
+        .query_row(params![tenant_id, fold(user_name)], |r| {
+            Ok((from_row(r)?, r.get(6)?))
+        })
         .optional()?)
 }
 
@@ -234,10 +236,21 @@ fn insert(
     data: &Map<String, Value>,
     origin: &str,
 ) -> Result<UserRow, DbError> {
-    let c = Columns::of(data);
-    if user_name_taken(conn, tenant_id, c.user_name, 0)? {
-        return Err(conflict(c.user_name));
+    let user_name = Columns::of(data).user_name;
+    if user_name_taken(conn, tenant_id, user_name, 0)? {
+        return Err(conflict(user_name));
     }
+    insert_unchecked(conn, tenant_id, data, origin)
+}
+
+/// [`insert`] for a userName nobody holds (a race is still refused by the unique index).
+fn insert_unchecked(
+    conn: &Connection,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+    origin: &str,
+) -> Result<UserRow, DbError> {
+    let c = Columns::of(data);
     let id = uuid::Uuid::new_v4().to_string();
     let now = datetime::now();
     let json = Value::Object(data.clone()).to_string();

@@ -225,19 +225,19 @@ impl Writer {
         let mut ran = Vec::with_capacity(batch.len());
         let mut broken: Option<DbError> = None;
         while let Some(job) = batch.pop_front() {
-            if let Err(e) = tx.execute_batch("SAVEPOINT scimd_write") {
+            if let Err(e) = cached(&tx, "SAVEPOINT scimd_write") {
                 batch.push_front(job);
                 broken = Some(e.into());
                 break;
             }
             let out = (job.run)(Ok(&tx));
-            let end = if out.keep {
-                "RELEASE scimd_write"
+            let ended = if out.keep {
+                cached(&tx, "RELEASE scimd_write")
             } else {
-                "ROLLBACK TO scimd_write; RELEASE scimd_write"
+                tx.execute_batch("ROLLBACK TO scimd_write; RELEASE scimd_write")
             };
             ran.push(out);
-            if let Err(e) = tx.execute_batch(end) {
+            if let Err(e) = ended {
                 broken = Some(e.into());
                 break;
             }
@@ -273,6 +273,12 @@ impl Writer {
             Err(_) => false,
         }
     }
+}
+
+/// Runs `sql`, one of the statements around each write, compiled once per connection
+/// rather than for every write.
+fn cached(tx: &rusqlite::Transaction, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Fails every write of a batch that could not start with `e`.
