@@ -168,7 +168,7 @@ pub fn create(
     tenant_id: i64,
     data: &Map<String, Value>,
 ) -> Result<GroupRow, DbError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let now = datetime::now();
     let name = display_name(data);
     if let Some(other) = named(conn, tenant_id, name, 0)? {

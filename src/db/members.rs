@@ -447,7 +447,7 @@ fn conflict(e: rusqlite::Error, profile: &Profile) -> DbError {
 
 pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<MemberRow, DbError> {
     let now = datetime::now();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let p = &new.profile;
     // The row is what was bound, and what `get_by_pk` would read back: only its pk and
     // whether its directory user exists come from the database.

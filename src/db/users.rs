@@ -251,7 +251,7 @@ fn insert_unchecked(
     origin: &str,
 ) -> Result<UserRow, DbError> {
     let c = Columns::of(data);
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     let now = datetime::now();
     let json = Value::Object(data.clone()).to_string();
     conn.prepare_cached(

@@ -235,3 +235,33 @@ fn an_inserted_member_is_what_reading_it_back_gives() {
         );
     }
 }
+
+/// Ids are time-ordered UUIDs (version 7): a new member's id sorts after the ones before
+/// it, so its unique index grows at one end and a batch of writes shares its pages
+/// instead of dirtying a random page each.
+#[test]
+fn new_ids_sort_in_creation_order() {
+    let conn = fresh_db();
+    let ids: Vec<String> = (0..50)
+        .map(|i| {
+            let new = NewMember {
+                profile: Profile {
+                    email: Some(format!("p{i}@x.io")),
+                    ..Profile::default()
+                },
+                role: "viewer".parse().unwrap(),
+                role_reason: String::new(),
+                status: MemberStatus::Active,
+                managed: true,
+                source: MemberSource::Manual,
+                user_id: None,
+            };
+            insert(&conn, 1, &new).unwrap().id
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(
+        ids.iter()
+            .all(|id| uuid::Uuid::parse_str(id).unwrap().get_version_num() == 7)
+    );
+}
