@@ -127,7 +127,9 @@ impl Credentials {
 
     /// Reads the generation from the database; called by the writer.
     pub(super) fn refresh(&self, conn: &Connection) -> Result<(), DbError> {
-        let n: i64 = conn.query_row("SELECT n FROM credential_generation", [], |r| r.get(0))?;
+        let n: i64 = conn
+            .prepare_cached("SELECT n FROM credential_generation")?
+            .query_row([], |r| r.get(0))?;
         self.generation.store(n as u64, Ordering::Release);
         Ok(())
     }

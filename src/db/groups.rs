@@ -716,20 +716,17 @@ pub fn listed_page(
 
 /// The group as sync sees it: its id and name.
 pub fn directory_group(conn: &Connection, group_pk: i64) -> Result<DirectoryGroup, DbError> {
-    conn.query_row(
-        "SELECT id, display_name FROM groups WHERE pk = ?1",
-        [group_pk],
-        |r| {
+    conn.prepare_cached("SELECT id, display_name FROM groups WHERE pk = ?1")?
+        .query_row([group_pk], |r| {
             Ok(DirectoryGroup {
                 id: r.get(0)?,
                 display_name: r.get(1)?,
             })
-        },
-    )
-    .map_err(|e| match e {
-        rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
-        e => e.into(),
-    })
+        })
+        .map_err(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
+            e => e.into(),
+        })
 }
 
 /// The users (not nested groups) that are direct members of the group.

@@ -224,10 +224,10 @@ fn named(
 
 /// Makes a seed an IdP user (its first write by the IdP); `true` if it was a seed.
 pub fn adopt(conn: &Connection, pk: i64) -> Result<bool, DbError> {
-    Ok(conn.execute(
-        "UPDATE users SET origin = 'idp' WHERE pk = ?1 AND origin = 'seed'",
-        [pk],
-    )? == 1)
+    Ok(conn
+        .prepare_cached("UPDATE users SET origin = 'idp' WHERE pk = ?1 AND origin = 'seed'")?
+        .execute([pk])?
+        == 1)
 }
 
 fn insert(
