@@ -177,6 +177,18 @@ fn conflict(user_name: &str) -> DbError {
     ))
 }
 
+/// A write's unique-index failure as the userName conflict it means (a race past the
+/// lookup before it).
+fn user_name_violation(user_name: &str) -> impl Fn(rusqlite::Error) -> DbError + '_ {
+    move |e| {
+        if super::is_unique_violation(&e) {
+            conflict(user_name)
+        } else {
+            e.into()
+        }
+    }
+}
+
 /// Inserts a new user with a fresh `id`; `Conflict` if the userName is taken. A seed
 /// (a pre-provisioned member) with that userName is adopted instead: it keeps its `id`
 /// and takes the IdP's data, so an IdP that creates without looking up first still links
@@ -272,13 +284,7 @@ fn insert_unchecked(
         now,
         origin
     ])
-    .map_err(|e| {
-        if super::is_unique_violation(&e) {
-            conflict(c.user_name)
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(user_name_violation(c.user_name))?;
     let pk = conn.last_insert_rowid();
     write_emails(conn, tenant_id, pk, data)?;
     Ok(UserRow {
@@ -344,13 +350,7 @@ fn store(
         version,
         origin
     ])
-    .map_err(|e| {
-        if super::is_unique_violation(&e) {
-            conflict(c.user_name)
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(user_name_violation(c.user_name))?;
     conn.prepare_cached("DELETE FROM user_emails WHERE user_pk = ?1")?
         .execute([row.pk])?;
     write_emails(conn, tenant_id, row.pk, &data)?;
