@@ -450,38 +450,40 @@ pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<Memb
     let id = uuid::Uuid::now_v7().to_string();
     let p = &new.profile;
     // The row is what was bound, and what `get_by_pk` would read back: only its pk and
-    // whether its directory user exists come from the database.
-    let (pk, user_exists) = conn
-        .prepare_cached(
-            "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
+    // whether its directory user exists come from the database. Not `RETURNING`: SQLite
+    // gathers its rows in a temporary b-tree, which cost a whole-tenant sync ~10 %.
+    conn.prepare_cached(
+        "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
                               given_name, family_name, display_name, role, role_reason, status,
                               managed, source, user_id, created_at, updated_at, status_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)
-         RETURNING pk, EXISTS (SELECT 1 FROM users u
-                               WHERE u.id = members.user_id AND u.tenant_id = members.tenant_id)",
-        )?
-        .query_row(
-            params![
-                tenant_id,
-                id,
-                p.email,
-                p.email.as_deref().map(fold),
-                p.user_name,
-                p.user_name.as_deref().map(fold),
-                p.given_name,
-                p.family_name,
-                p.display_name,
-                new.role.as_str(),
-                new.role_reason,
-                new.status.as_str(),
-                new.managed,
-                new.source.as_str(),
-                new.user_id,
-                now
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .map_err(|e| conflict(e, p))?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
+    )?
+    .execute(params![
+        tenant_id,
+        id,
+        p.email,
+        p.email.as_deref().map(fold),
+        p.user_name,
+        p.user_name.as_deref().map(fold),
+        p.given_name,
+        p.family_name,
+        p.display_name,
+        new.role.as_str(),
+        new.role_reason,
+        new.status.as_str(),
+        new.managed,
+        new.source.as_str(),
+        new.user_id,
+        now
+    ])
+    .map_err(|e| conflict(e, p))?;
+    let pk = conn.last_insert_rowid();
+    let user_exists = match &new.user_id {
+        Some(user_id) => conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND tenant_id = ?2)")?
+            .query_row(params![user_id, tenant_id], |r| r.get(0))?,
+        None => false,
+    };
     Ok(MemberRow {
         pk,
         tenant_id,

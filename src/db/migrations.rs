@@ -4,7 +4,7 @@
 //! failure leaves the database at the previous version. Never edit a migration that has
 //! landed: add the next one.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::DbError;
 
@@ -58,7 +58,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_partial_external_id",
         include_str!("migrations/0015_partial_external_id.sql"),
     ),
+    (
+        "0016_member_checks",
+        include_str!("migrations/0016_member_checks.sql"),
+    ),
 ];
+
+/// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
+/// foreign keys off, as SQLite's ALTER TABLE page prescribes, so that dropping the old table
+/// cascades into nothing; the keys are checked before the migration commits.
+const REBUILDS: &[&str] = &["0016_member_checks"];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -85,13 +94,45 @@ fn run_to(conn: &mut Connection, target: i64) -> Result<(), DbError> {
         .skip(current as usize)
     {
         let version = index as i64 + 1;
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)
-            .map_err(|e| DbError::Schema(format!("migration {name} failed: {e}")))?;
-        tx.pragma_update(None, "user_version", version)?;
-        tx.commit()?;
+        if REBUILDS.contains(name) {
+            // Outside a transaction: SQLite ignores this pragma inside one.
+            let keys: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+            conn.pragma_update(None, "foreign_keys", false)?;
+            let applied = apply(conn, name, sql, version, true);
+            conn.pragma_update(None, "foreign_keys", keys)?;
+            applied?;
+        } else {
+            apply(conn, name, sql, version, false)?;
+        }
         tracing::info!(migration = name, version, "applied migration");
     }
+    Ok(())
+}
+
+/// Runs migration `name` and sets the version to `version`, in one transaction; with
+/// `check_keys`, refuses to commit if the migration left a foreign key dangling.
+fn apply(
+    conn: &mut Connection,
+    name: &str,
+    sql: &str,
+    version: i64,
+    check_keys: bool,
+) -> Result<(), DbError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(sql)
+        .map_err(|e| DbError::Schema(format!("migration {name} failed: {e}")))?;
+    if check_keys {
+        let dangling: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = dangling {
+            return Err(DbError::Schema(format!(
+                "migration {name} left a row of {table} pointing at nothing"
+            )));
+        }
+    }
+    tx.pragma_update(None, "user_version", version)?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -193,5 +234,92 @@ mod tests {
             Err(DbError::Conflict(_))
         ));
         assert!(groups::name_clashes(&conn, None).unwrap().is_empty());
+    }
+
+    /// Rebuilding members to change its checks keeps every row, pk and column, keeps the
+    /// deprovisionings held against members (dropping the old table cascades nothing),
+    /// brings back its indexes and triggers, still refuses a bad status or source, and
+    /// leaves foreign keys on.
+    #[test]
+    fn rebuilding_members_keeps_rows_holds_indexes_and_checks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(n, _)| *n == "0016_member_checks")
+            .unwrap() as i64;
+        run_to(&mut conn, before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
+             INSERT INTO members (pk, tenant_id, id, email, email_fold, user_name, user_name_fold,
+                                  given_name, family_name, display_name, role, role_reason, status,
+                                  managed, source, user_id, created_at, updated_at, delete_after,
+                                  status_at)
+             VALUES (7, 1, 'm7', 'A@x', 'a@x', 'a', 'a', 'Ann', 'Lee', 'Ann Lee', 'admin', 'r', 'active', 1, 'scim', 'u1', 'c', 'u', NULL, 's'),
+                    (9, 1, 'm9', NULL, NULL, 'b', 'b', NULL, NULL, NULL, 'viewer', 'r', 'suspended', 0, 'csv', NULL, 'c', 'u', 'd', 's'),
+                    (12, 1, 'm12', 'c@x', 'c@x', NULL, NULL, NULL, NULL, NULL, 'viewer', 'r', 'archived', 1, 'manual', 'u3', 'c', 'u', NULL, NULL);
+             INSERT INTO deprovision_holds (id, tenant_id, state, opened_at, threshold, active_members)
+             VALUES (1, 1, 'held', 't', 1, 3);
+             INSERT INTO held_changes (hold_id, member_pk, action, held_at) VALUES (1, 9, 'delete', 't');",
+        )
+        .unwrap();
+        let dump = |conn: &Connection, sql: &str| -> Vec<String> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            let n = stmt.column_count();
+            stmt.query_map([], |r| {
+                (0..n)
+                    .map(|i| {
+                        r.get::<_, rusqlite::types::Value>(i)
+                            .map(|v| format!("{v:?}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| v.join("|"))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+        };
+        let rows = "SELECT * FROM members ORDER BY pk";
+        let holds = "SELECT * FROM held_changes";
+        let schema =
+            "SELECT type, name FROM sqlite_schema WHERE tbl_name = 'members' ORDER BY name";
+        let (rows_before, holds_before, schema_before) =
+            (dump(&conn, rows), dump(&conn, holds), dump(&conn, schema));
+        run(&mut conn).unwrap();
+        assert_eq!(dump(&conn, rows), rows_before);
+        assert_eq!(dump(&conn, holds), holds_before, "no hold cascaded away");
+        assert_eq!(dump(&conn, schema), schema_before);
+        let keys: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(keys, "foreign keys are back on");
+        let insert = |status: &str, source: &str| {
+            conn.execute(
+                "INSERT INTO members (tenant_id, id, role, role_reason, status, source, created_at, updated_at)
+                 VALUES (1, ?1, 'viewer', 'r', ?2, ?3, 'c', 'u')",
+                rusqlite::params![format!("{status}-{source}"), status, source],
+            )
+        };
+        assert!(
+            insert("deleted", "scim").is_err(),
+            "a bad status is refused"
+        );
+        assert!(insert("active", "ldap").is_err(), "a bad source is refused");
+        insert("suspended", "manual").unwrap();
+        // The plan-version trigger came back with the table.
+        let version = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT plan_version FROM tenants WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        let v = version(&conn);
+        conn.execute("UPDATE members SET role = 'admin' WHERE pk = 9", [])
+            .unwrap();
+        assert_eq!(version(&conn), v + 1);
+        // And deleting a member still cascades into its held change.
+        conn.execute("DELETE FROM members WHERE pk = 9", [])
+            .unwrap();
+        assert!(dump(&conn, holds).is_empty());
     }
 }
