@@ -354,27 +354,37 @@ fn removed_row(r: &Row) -> rusqlite::Result<Removed> {
 }
 
 /// Removes the members whose SCIM ids are `values`; absent ones are ignored. One indexed
-/// lookup per value: the rest of the group is never read.
+/// lookup per value: the rest of the group is never read. The id is looked up first and the
+/// row deleted by key, not `DELETE … RETURNING`: SQLite gathers returned rows in a
+/// temporary b-tree, which cost more than the delete.
 pub fn remove_members(
     conn: &Connection,
     group_pk: i64,
     values: &[String],
 ) -> Result<Vec<Removed>, DbError> {
-    let mut by_user = conn.prepare_cached(
-        "DELETE FROM group_members
-          WHERE group_pk = ?1 AND member_user_pk = (SELECT pk FROM users WHERE id = ?2)
-         RETURNING member_user_pk, member_group_pk",
-    )?;
-    let mut by_group = conn.prepare_cached(
-        "DELETE FROM group_members
-          WHERE group_pk = ?1 AND member_group_pk = (SELECT pk FROM groups WHERE id = ?2)
-         RETURNING member_user_pk, member_group_pk",
-    )?;
+    let kinds = [
+        (
+            MemberKind::User,
+            "SELECT pk FROM users WHERE id = ?1",
+            "DELETE FROM group_members WHERE group_pk = ?1 AND member_user_pk = ?2",
+        ),
+        (
+            MemberKind::Group,
+            "SELECT pk FROM groups WHERE id = ?1",
+            "DELETE FROM group_members WHERE group_pk = ?1 AND member_group_pk = ?2",
+        ),
+    ];
     let mut removed = Vec::new();
     for v in values {
-        for stmt in [&mut by_user, &mut by_group] {
-            for r in stmt.query_map(params![group_pk, v], removed_row)? {
-                removed.push(r?);
+        for (kind, find, delete) in kinds {
+            let pk: Option<i64> = conn
+                .prepare_cached(find)?
+                .query_row([v], |r| r.get(0))
+                .optional()?;
+            if let Some(pk) = pk
+                && conn.prepare_cached(delete)?.execute([group_pk, pk])? > 0
+            {
+                removed.push((kind, pk));
             }
         }
     }
