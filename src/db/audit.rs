@@ -186,7 +186,8 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         .query_row([entry.tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let prev = prev.unwrap_or_else(|| chain::GENESIS.to_string());
     let at = datetime::now();
-    let hash = entry.content(id, &at).hash(&prev);
+    let detail = entry.detail.as_ref().map(Value::to_string);
+    let hash = entry.content(id, &at).hash_stored(&prev, detail.as_deref());
     let mut stmt = conn.prepare_cached(
         "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, outcome, status, request_id, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
@@ -201,7 +202,7 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         entry.outcome.as_str(),
         entry.status,
         entry.request_id,
-        entry.detail.as_ref().map(Value::to_string),
+        detail,
         prev,
         hash,
     ])?;
