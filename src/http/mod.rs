@@ -297,6 +297,8 @@ impl App {
     /// runtime: call it from within one.
     pub fn new(db: Db, config: HttpConfig) -> App {
         let (recorder, recording) = Recorder::spawn(db.clone(), config.inspector);
+        let plans = crate::ops::reconcile::Plans::default();
+        plans.keep_current(db.clone());
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() << 20)
@@ -314,7 +316,7 @@ impl App {
                 config,
                 metrics: metrics::Metrics::new(),
                 resumes: Default::default(),
-                plans: Default::default(),
+                plans,
             }),
             metrics_only: false,
         }

@@ -479,6 +479,11 @@ pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbErr
     .await
 }
 
+/// How long writes must pause before [`Plans::keep_current`] plans again.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// The longest a watched plan stays behind a steady stream of writes.
+const STALE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The last whole-tenant plan of each tenant, so the test mode & sync page (and its
 /// exports) plan once per directory change instead of on every load: at 100 000 members a
 /// plan takes about a second, a cached report nothing.
@@ -488,7 +493,8 @@ pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbErr
 /// triggers in the transaction of every write to what the plan reads, by any code path or
 /// process, and is read in the same snapshot as the plan's inputs, so a cached report is
 /// never older than the data an admin could read at the same moment. Force sync never
-/// uses it: [`run`] plans again inside its write transaction.
+/// uses it: [`run`] plans again inside its write transaction. [`Plans::keep_current`]
+/// plans again in the background after writes, so a page load rarely waits for a plan.
 #[derive(Clone, Default)]
 pub struct Plans {
     /// Tenant id → its last plan. One entry per tenant whose page was looked at.
@@ -529,6 +535,41 @@ impl Plans {
             Ok((report, settings))
         })
         .await
+    }
+
+    /// Keeps the cached plans current in the background, so that the page an admin opens
+    /// after the IdP's writes has its plan ready instead of making it (about a second at
+    /// 100 000 members). Once this process's writes settle ([`SETTLE`] without a commit,
+    /// or every [`STALE_AT_MOST`] under a steady stream of them), each tenant whose page
+    /// was looked at is planned again if its plan version moved. Tenants nobody looks at
+    /// cost nothing; a version that did not move (the request inspector's own commits)
+    /// costs one read. Ends when the last other handle on these plans is dropped.
+    pub fn keep_current(&self, db: Db) {
+        let plans = Arc::downgrade(&self.by_tenant);
+        let mut commits = db.commits();
+        tokio::spawn(async move {
+            while commits.changed().await.is_ok() {
+                let first = tokio::time::Instant::now();
+                loop {
+                    match tokio::time::timeout(SETTLE, commits.changed()).await {
+                        Err(_quiet) => break,
+                        Ok(Err(_closed)) => return,
+                        Ok(Ok(())) if first.elapsed() >= STALE_AT_MOST => break,
+                        Ok(Ok(())) => {}
+                    }
+                }
+                let Some(by_tenant) = plans.upgrade() else {
+                    return;
+                };
+                let plans = Plans { by_tenant };
+                let tenants: Vec<i64> = plans.lock().keys().copied().collect();
+                for tenant_id in tenants {
+                    if let Err(e) = plans.report(&db, tenant_id).await {
+                        tracing::debug!(tenant_id, error = %e, "planning in the background failed");
+                    }
+                }
+            }
+        });
     }
 
     fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {

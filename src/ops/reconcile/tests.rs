@@ -861,3 +861,44 @@ fn a_members_event_shows_its_directory_user_as_the_read_api_does() {
     assert_eq!(promoted["groups"][0]["display_name"], "scimd-role-admin");
     assert_eq!(promoted, shown("bob@x.io"));
 }
+
+/// Once this process's writes settle, the plan of a page that was looked at is made again
+/// in the background, so the next load is served from the cache instead of planning.
+#[test]
+fn a_watched_plan_is_made_again_in_the_background_after_writes() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let plans = Plans::default();
+        plans.keep_current(f.db.clone());
+        let first = plans.report(&f.db, f.tenant).await.unwrap().0;
+        assert_eq!(first.counts.get(ChangeKind::Create), 0);
+        let (actor, tenant) = (f.actor(), f.tenant);
+        f.db.write(move |tx| {
+            let data = json!({"userName": "ada@x.io", "emails": [{"value": "ada@x.io"}]});
+            let row = users::create(tx, tenant, data.as_object().unwrap())?;
+            user_written(tx, &actor, tenant, row.pk)
+        })
+        .await
+        .unwrap();
+        let version = tenants::plan_version(&f.conn(), tenant).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let cached = loop {
+            if let Some(hit) = plans.get(tenant, &version) {
+                break hit.report;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no plan was made in the background"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        assert_eq!(cached.counts.get(ChangeKind::Create), 1);
+        let loaded = plans.report(&f.db, tenant).await.unwrap().0;
+        assert!(Arc::ptr_eq(&cached, &loaded), "the page load planned again");
+    });
+}
