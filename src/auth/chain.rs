@@ -37,6 +37,8 @@ pub struct Content<'a> {
 }
 
 impl Content<'_> {
+    /// The whole canonical array, as the hash covers it (tests pin its bytes).
+    #[cfg(test)]
     fn canonical(&self) -> String {
         let detail = self
             .detail
