@@ -170,7 +170,13 @@ pub(super) fn record_as(
     if let (Value::Object(c), Value::Object(extra)) = (&mut context, w.extra) {
         c.extend(extra);
     }
-    let payload = json!({"member": data, "previous": previous, "context": context});
+    // Moved into the payload, not through `json!`, which would serialise `data` into a
+    // copy of itself (the member object, for each of a sync's 100 000 members).
+    let payload = Value::Object(serde_json::Map::from_iter([
+        ("member".to_string(), data),
+        ("previous".to_string(), previous),
+        ("context".to_string(), context),
+    ]));
     events::append(conn, actor, tenant_id, w.event, &row.id, &payload)?;
     audit::append(
         conn,
