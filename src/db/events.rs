@@ -64,7 +64,7 @@ pub fn append(
     tenant_id: i64,
     kind: EventType,
     subject: &str,
-    payload: &Value,
+    payload: &impl Serialize,
 ) -> Result<i64, DbError> {
     // Two statements, not one with `RETURNING`: SQLite gathers returned rows in a temporary
     // b-tree, whose allocation cost more than the event's own insert.
@@ -82,7 +82,8 @@ pub fn append(
         seq,
         kind.as_str(),
         subject,
-        payload.to_string(),
+        serde_json::to_string(payload)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
         datetime::now(),
         actor.label(),
         actor.request_id,

@@ -31,7 +31,14 @@ pub(super) struct LinkedUser {
     /// The member's `user_id` this was read for.
     user_id: Option<String>,
     external_id: Option<Value>,
-    groups: Vec<Value>,
+    groups: Vec<LinkedGroup>,
+}
+
+/// One group of a member's directory user, as its API object shows it.
+#[derive(Serialize)]
+struct LinkedGroup {
+    id: String,
+    display_name: String,
 }
 
 impl LinkedUser {
@@ -44,12 +51,15 @@ impl LinkedUser {
             Some(id) => users::external_id_of(conn, tenant_id, id)?,
             None => None,
         };
-        let groups: Vec<Value> = match &user {
+        let groups = match &user {
             Some((pk, _)) => users::groups_of(conn, &[*pk])?
                 .remove(pk)
                 .unwrap_or_default()
                 .into_iter()
-                .map(|g| json!({"id": g.id, "display_name": g.display}))
+                .map(|g| LinkedGroup {
+                    id: g.id,
+                    display_name: g.display,
+                })
                 .collect(),
             None => Vec::new(),
         };
@@ -69,7 +79,10 @@ impl LinkedUser {
             groups: user
                 .groups
                 .iter()
-                .map(|g| json!({"id": g.id, "display_name": g.display_name}))
+                .map(|g| LinkedGroup {
+                    id: g.id.clone(),
+                    display_name: g.display_name.clone(),
+                })
                 .collect(),
         }
     }
@@ -81,29 +94,57 @@ impl LinkedUser {
 
     /// `row`'s API object; `row` must link to this user ([`LinkedUser::is_of`]).
     pub(super) fn api_object(&self, row: &MemberRow) -> Value {
+        serde_json::to_value(self.object(row)).expect("a member object always serialises")
+    }
+
+    /// [`LinkedUser::api_object`] borrowed, to serialise without building a JSON tree.
+    pub(super) fn object<'a>(&'a self, row: &'a MemberRow) -> MemberObject<'a> {
         debug_assert!(self.is_of(row));
         let p = &row.profile;
-        json!({
-            "object": "member",
-            "id": row.id,
-            "email": p.email,
-            "user_name": p.user_name,
-            "given_name": p.given_name,
-            "family_name": p.family_name,
-            "display_name": p.display_name,
-            "role": row.role,
-            "role_reason": row.role_reason,
-            "status": row.status,
-            "managed": row.managed,
-            "source": row.source,
-            "directory_user_id": row.user_id,
-            "external_id": self.external_id,
-            "groups": self.groups,
-            "delete_after": row.delete_after,
-            "created_at": row.created_at,
-            "updated_at": row.updated_at,
-        })
+        MemberObject {
+            object: "member",
+            id: &row.id,
+            email: p.email.as_deref(),
+            user_name: p.user_name.as_deref(),
+            given_name: p.given_name.as_deref(),
+            family_name: p.family_name.as_deref(),
+            display_name: p.display_name.as_deref(),
+            role: &row.role,
+            role_reason: &row.role_reason,
+            status: row.status,
+            managed: row.managed,
+            source: row.source,
+            directory_user_id: row.user_id.as_deref(),
+            external_id: self.external_id.as_ref(),
+            groups: &self.groups,
+            delete_after: row.delete_after.as_deref(),
+            created_at: &row.created_at,
+            updated_at: &row.updated_at,
+        }
     }
+}
+
+/// A member's API object ([`api_object`]), its fields in the order apps see them.
+#[derive(Serialize)]
+pub(super) struct MemberObject<'a> {
+    object: &'static str,
+    id: &'a str,
+    email: Option<&'a str>,
+    user_name: Option<&'a str>,
+    given_name: Option<&'a str>,
+    family_name: Option<&'a str>,
+    display_name: Option<&'a str>,
+    role: &'a Role,
+    role_reason: &'a str,
+    status: MemberStatus,
+    managed: bool,
+    source: MemberSource,
+    directory_user_id: Option<&'a str>,
+    external_id: Option<&'a Value>,
+    groups: &'a [LinkedGroup],
+    delete_after: Option<&'a str>,
+    created_at: &'a str,
+    updated_at: &'a str,
 }
 
 /// What the fields of `after` that changed were in `before` (`updated_at` aside).
@@ -150,33 +191,35 @@ pub(super) fn record(
     } else {
         api_object(conn, tenant_id, w.after)?
     };
-    record_as(conn, actor, tenant_id, w, data)
+    record_as(conn, actor, tenant_id, w, &data)
 }
 
-/// [`record`], with the member's API object after the write (`data`) already built.
+/// [`record`], with the member's API object after the write (`data`) already built:
+/// a JSON tree, or a [`MemberObject`] that goes into the event without one.
 pub(super) fn record_as(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     w: MemberWrite,
-    data: Value,
+    data: &impl Serialize,
 ) -> Result<(), DbError> {
     let row = w.after;
     let previous = match (&w.before, w.event) {
-        (Some(before), e) if e != EventType::MemberDeleted => previous_values(before, &data),
+        (Some(before), e) if e != EventType::MemberDeleted => {
+            let after = serde_json::to_value(data).unwrap_or(Value::Null);
+            previous_values(before, &after)
+        }
         _ => json!({}),
     };
     let mut context = json!({"via": w.via});
     if let (Value::Object(c), Value::Object(extra)) = (&mut context, w.extra) {
         c.extend(extra);
     }
-    // Moved into the payload, not through `json!`, which would serialise `data` into a
-    // copy of itself (the member object, for each of a sync's 100 000 members).
-    let payload = Value::Object(serde_json::Map::from_iter([
-        ("member".to_string(), data),
-        ("previous".to_string(), previous),
-        ("context".to_string(), context),
-    ]));
+    let payload = EventPayload {
+        member: data,
+        previous: &previous,
+        context: &context,
+    };
     events::append(conn, actor, tenant_id, w.event, &row.id, &payload)?;
     audit::append(
         conn,
@@ -189,6 +232,14 @@ pub(super) fn record_as(
         .with_detail(w.detail),
     )?;
     Ok(())
+}
+
+/// A member event's payload: the member now, what its changed fields were, and why.
+#[derive(Serialize)]
+struct EventPayload<'a, M> {
+    member: &'a M,
+    previous: &'a Value,
+    context: &'a Value,
 }
 
 // --- Marking a member (not) managed ------------------------------------------------------

@@ -424,13 +424,12 @@ fn apply(
                 None => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
             },
         };
-        let data = if event == EventType::MemberDeleted {
-            before.clone().unwrap_or(Value::Null)
-        } else {
-            if !linked.is_of(&after) {
-                linked = known.linked(conn, tenant_id, after.user_id.as_deref())?;
-            }
-            linked.api_object(&after)
+        if event != EventType::MemberDeleted && !linked.is_of(&after) {
+            linked = known.linked(conn, tenant_id, after.user_id.as_deref())?;
+        }
+        let deleted = match event {
+            EventType::MemberDeleted => Some(before.clone().unwrap_or(Value::Null)),
+            _ => None,
         };
         let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
         detail["memberId"] = json!(after.id);
@@ -443,7 +442,13 @@ fn apply(
             extra,
             detail,
         };
-        super::members::record_as(conn, actor, tenant_id, write, data)?;
+        match &deleted {
+            Some(data) => super::members::record_as(conn, actor, tenant_id, write, data)?,
+            None => {
+                let data = linked.object(&after);
+                super::members::record_as(conn, actor, tenant_id, write, &data)?;
+            }
+        }
     }
     Ok(())
 }

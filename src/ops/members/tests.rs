@@ -132,3 +132,62 @@ fn an_import_is_recorded_with_its_request() {
                 && e.request_id.as_deref() == Some("req-42"))
     );
 }
+
+/// The member object events carry is serialised from borrowed fields; it is byte for byte
+/// the JSON tree the read API builds from it, and the object `json!` built before.
+#[test]
+fn a_member_object_is_the_json_apps_always_read() {
+    let row = MemberRow {
+        pk: 1,
+        tenant_id: 1,
+        id: "m1".into(),
+        profile: Profile {
+            email: Some("ada@x.io".into()),
+            user_name: None,
+            given_name: Some("Ada \"the first\"".into()),
+            family_name: Some("Lovelace".into()),
+            display_name: None,
+        },
+        role: "admin".parse().unwrap(),
+        role_reason: "from group Eng".into(),
+        status: MemberStatus::Suspended,
+        managed: true,
+        source: MemberSource::Scim,
+        user_id: Some("u1".into()),
+        user_exists: true,
+        created_at: "2026-12-04T10:00:00.000000Z".into(),
+        updated_at: "2026-12-04T11:00:00.000000Z".into(),
+        delete_after: Some("2026-12-11T11:00:00.000000Z".into()),
+    };
+    let linked = LinkedUser {
+        user_id: Some("u1".into()),
+        external_id: Some(json!("ext-1")),
+        groups: vec![LinkedGroup {
+            id: "g1".into(),
+            display_name: "Eng".into(),
+        }],
+    };
+    let before = json!({
+        "object": "member",
+        "id": row.id,
+        "email": row.profile.email,
+        "user_name": row.profile.user_name,
+        "given_name": row.profile.given_name,
+        "family_name": row.profile.family_name,
+        "display_name": row.profile.display_name,
+        "role": row.role,
+        "role_reason": row.role_reason,
+        "status": row.status,
+        "managed": row.managed,
+        "source": row.source,
+        "directory_user_id": row.user_id,
+        "external_id": "ext-1",
+        "groups": [{"id": "g1", "display_name": "Eng"}],
+        "delete_after": row.delete_after,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    });
+    let typed = serde_json::to_string(&linked.object(&row)).unwrap();
+    assert_eq!(typed, before.to_string());
+    assert_eq!(typed, linked.api_object(&row).to_string());
+}
