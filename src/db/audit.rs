@@ -11,6 +11,7 @@ use rusqlite::{
 };
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
@@ -169,6 +170,18 @@ impl Entry {
 /// Appends `entry` to its tenant's chain (`auth::chain`); returns its id. Must run inside
 /// a write transaction, which makes reading the chain's head and appending one step.
 pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
+    let detail = entry.detail.as_ref().map(Value::to_string);
+    append_stored(conn, entry, detail.as_deref())
+}
+
+/// [`append`], with the detail given as the compact JSON text it is stored as (what
+/// `serde_json::to_raw_value` writes of any value), so that a writer of many entries builds
+/// no JSON tree for it. `entry.detail` is not read.
+pub fn append_raw(conn: &Connection, entry: &Entry, detail: &RawValue) -> Result<i64, DbError> {
+    append_stored(conn, entry, Some(detail.get()))
+}
+
+fn append_stored(conn: &Connection, entry: &Entry, detail: Option<&str>) -> Result<i64, DbError> {
     debug_assert!(
         !conn.is_autocommit(),
         "audit entries are appended in a transaction"
@@ -186,8 +199,7 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
         .query_row([entry.tenant_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     let prev = prev.unwrap_or_else(|| chain::GENESIS.to_string());
     let at = datetime::now();
-    let detail = entry.detail.as_ref().map(Value::to_string);
-    let hash = entry.content(id, &at).hash_stored(&prev, detail.as_deref());
+    let hash = entry.content(id, &at).hash_stored(&prev, detail);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO audit_log (id, tenant_id, at, actor, action, target, outcome, status, request_id, detail, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",

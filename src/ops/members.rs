@@ -4,6 +4,7 @@
 //! same way whoever made it.
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::db::audit::{self, Action as AuditAction};
@@ -173,8 +174,13 @@ pub(super) struct MemberWrite<'a> {
     pub via: &'static str,
     /// Said in the event's context (why: a cause, a reason).
     pub extra: Value,
-    /// The audit entry's detail.
-    pub detail: Value,
+    /// The audit entry's detail, as stored ([`detail`]).
+    pub detail: Box<RawValue>,
+}
+
+/// `value` as an audit entry's detail: its compact JSON text.
+pub(super) fn detail(value: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("a detail of JSON values and strings serialises")
 }
 
 /// The event and the audit entry of one member write, in the write's transaction: the
@@ -221,15 +227,15 @@ pub(super) fn record_as(
         context: &context,
     };
     events::append(conn, actor, tenant_id, w.event, &row.id, &payload)?;
-    audit::append(
+    audit::append_raw(
         conn,
         &audit::Entry::new(
             actor,
             Some(tenant_id),
             w.action,
             Some(format!("member/{}", row.id)),
-        )
-        .with_detail(w.detail),
+        ),
+        &w.detail,
     )?;
     Ok(())
 }
@@ -273,7 +279,7 @@ pub async fn set_managed(
             action: AuditAction::MemberUpdated,
             via: "admin",
             extra: json!({}),
-            detail: json!({"changes": changes}),
+            detail: detail(&json!({"changes": changes})),
         };
         record(tx, &actor, tenant_id, write)?;
         Ok(true)
@@ -303,7 +309,7 @@ pub async fn restore(db: &Db, actor: &Actor, tenant_id: i64, id: String) -> Resu
             action: AuditAction::MemberReactivated,
             via: "admin",
             extra: json!({"cause": "restored within the deletion grace period"}),
-            detail: json!({"memberId": m.id, "cancelledDeletion": m.delete_after}),
+            detail: detail(&json!({"memberId": m.id, "cancelledDeletion": m.delete_after})),
         };
         record(tx, &actor, tenant_id, write)
     })
@@ -487,7 +493,7 @@ fn import_rows(
             Some(m) => Some(api_object(conn, tenant_id, m)?),
             None => None,
         };
-        let (row_after, event, action, detail) = match existing {
+        let (row_after, event, action, entry) = match existing {
             None => {
                 let new = NewMember {
                     profile: Profile {
@@ -555,8 +561,8 @@ fn import_rows(
                 )
             }
         };
-        let mut detail = detail;
-        detail["line"] = json!(row.line);
+        let mut entry = entry;
+        entry["line"] = json!(row.line);
         let write = MemberWrite {
             before,
             after: &row_after,
@@ -564,7 +570,7 @@ fn import_rows(
             action,
             via: "csv_import",
             extra: json!({}),
-            detail,
+            detail: detail(&entry),
         };
         record(conn, actor, tenant_id, write)?;
     }

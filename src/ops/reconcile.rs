@@ -431,8 +431,9 @@ fn apply(
             EventType::MemberDeleted => Some(before.clone().unwrap_or(Value::Null)),
             _ => None,
         };
-        let mut detail = serde_json::to_value(ReportEntry::of(change)).unwrap_or(Value::Null);
-        detail["memberId"] = json!(after.id);
+        let mut entry = ReportEntry::of(change);
+        entry.member_id = Some(after.id.clone());
+        let detail = super::members::detail(&entry);
         let write = MemberWrite {
             before,
             after: &after,

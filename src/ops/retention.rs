@@ -131,7 +131,7 @@ fn delete(conn: &Conn, tenant_id: i64, m: &MemberRow, cause: &str) -> Result<(),
             action: AuditAction::MemberDeleted,
             via: "retention",
             extra: json!({"cause": cause}),
-            detail: json!({"memberId": m.id, "cause": cause}),
+            detail: super::members::detail(&json!({"memberId": m.id, "cause": cause})),
         },
     )
 }

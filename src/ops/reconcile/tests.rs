@@ -231,6 +231,19 @@ fn a_scim_create_makes_a_member_with_its_audit_entry_and_event_once() {
             Some("req-1")
         )
     );
+    // The detail is the report's line for the change, naming the member it created, and
+    // stored so that the chain holds (the writer hashes the stored text, the verifier
+    // what it parses back).
+    let detail = e.detail.as_ref().unwrap();
+    assert_eq!(detail["kind"], "create");
+    assert_eq!(detail["memberId"], m.id.as_str());
+    assert_eq!(detail["userId"], user.id.as_str());
+    assert!(detail["fields"].as_array().is_some_and(|f| !f.is_empty()));
+    let mut verifier = crate::auth::chain::Verifier::default();
+    assert_eq!(
+        audit::verify(&f.conn(), None, &mut verifier).unwrap(),
+        Ok(())
+    );
 
     // The same write again (Entra's periodic PUT): nothing more.
     f.set_active(&user, true);
