@@ -792,6 +792,31 @@ mod tests {
         add_members(conn, group_pk, &members).unwrap();
     }
 
+    /// A user's groups come in group order, whatever order the memberships were made in,
+    /// for each user of a page alike; a user in no group has no entry.
+    #[test]
+    fn a_users_groups_are_listed_in_group_order() {
+        let conn = fresh_db();
+        let groups: Vec<GroupRow> = ["A", "B", "C"].iter().map(|n| group(&conn, n)).collect();
+        let (ada, bob, eve) = (user(&conn, "ada"), user(&conn, "bob"), user(&conn, "eve"));
+        for g in groups.iter().rev() {
+            add(&conn, g.pk, MemberKind::User, &[ada]);
+        }
+        add(&conn, groups[2].pk, MemberKind::User, &[bob]);
+        add(&conn, groups[0].pk, MemberKind::User, &[bob]);
+        let names = |of: &std::collections::HashMap<i64, Vec<users::GroupRef>>, pk: i64| {
+            of[&pk]
+                .iter()
+                .map(|g| g.display.clone())
+                .collect::<Vec<_>>()
+        };
+        let of = users::groups_of(&conn, &[ada, bob, eve]).unwrap();
+        assert_eq!(names(&of, ada), ["A", "B", "C"]);
+        assert_eq!(names(&of, bob), ["A", "C"]);
+        assert!(!of.contains_key(&eve));
+        assert_eq!(of[&ada][0].id, groups[0].id);
+    }
+
     #[test]
     fn counting_members_counts_users_and_groups_up_to_the_cap() {
         let conn = fresh_db();

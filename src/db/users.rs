@@ -446,23 +446,32 @@ pub fn list_resuming(
 
 /// The direct groups of each user in `pks`, for rendering `User.groups`.
 pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>, DbError> {
-    let mut out: HashMap<i64, Vec<GroupRef>> = HashMap::new();
+    // Each user's groups in group order, sorted here rather than by `ORDER BY`: SQLite
+    // would sort every row of the page in a sorter of its own, on every read of a user.
+    let mut found: HashMap<i64, Vec<(i64, GroupRef)>> = HashMap::with_capacity(pks.len());
     for chunk in pks.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+            "SELECT gm.member_user_pk, g.pk, g.id, g.display_name FROM group_members gm
              JOIN groups g ON g.pk = gm.group_pk
-             WHERE gm.member_user_pk IN ({marks}) ORDER BY g.pk"
+             WHERE gm.member_user_pk IN ({marks})"
         ))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
         while let Some(r) = rows.next()? {
-            out.entry(r.get(0)?).or_default().push(GroupRef {
-                id: r.get(1)?,
-                display: r.get(2)?,
-            });
+            let group = GroupRef {
+                id: r.get(2)?,
+                display: r.get(3)?,
+            };
+            found.entry(r.get(0)?).or_default().push((r.get(1)?, group));
         }
     }
-    Ok(out)
+    Ok(found
+        .into_iter()
+        .map(|(user, mut groups)| {
+            groups.sort_unstable_by_key(|(pk, _)| *pk);
+            (user, groups.into_iter().map(|(_, g)| g).collect())
+        })
+        .collect())
 }
 
 /// Which of `ids` name users of the tenant. For a rendered `manager`.
