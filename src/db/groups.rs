@@ -176,7 +176,7 @@ pub fn create(
     }
     conn.prepare_cached(
         "INSERT INTO groups (tenant_id, id, display_name, display_name_fold, external_id, data, created, last_modified, version)
-        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
     )?
     .execute(
         params![

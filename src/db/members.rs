@@ -454,8 +454,8 @@ pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<Memb
     // gathers its rows in a temporary b-tree, which cost a whole-tenant sync ~10 %.
     conn.prepare_cached(
         "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
-                              given_name, family_name, display_name, role, role_reason, status,
-                              managed, source, user_id, created_at, updated_at, status_at)
+                          given_name, family_name, display_name, role, role_reason, status,
+                          managed, source, user_id, created_at, updated_at, status_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
     )?
     .execute(params![

@@ -26,9 +26,9 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Settings, DbError> {
     let row = conn
         .prepare_cached(
             "SELECT test_mode, on_deactivate, on_delete, absent, match_by, default_role, role_prefix,
-            event_retention_days, delete_grace_days, archived_retention_days,
-            audit_retention_days, guard_enabled, guard_percent, guard_minimum
-            FROM tenant_settings WHERE tenant_id = ?1",
+                    event_retention_days, delete_grace_days, archived_retention_days,
+                    audit_retention_days, guard_enabled, guard_percent, guard_minimum
+             FROM tenant_settings WHERE tenant_id = ?1",
         )?
         .query_row(
             [tenant_id],
