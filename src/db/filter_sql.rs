@@ -60,6 +60,9 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 pub struct Compiled {
     pub sql: String,
     pub params: Vec<SqlValue>,
+    /// The filter is answered by probing an index for the few resources it names (see
+    /// [`is_lookup`]): its cost does not grow with the directory.
+    pub lookup: bool,
 }
 
 /// Compiles `filter` for resources of type `rt` (users as `u`, groups as `g`).
@@ -73,7 +76,42 @@ pub fn compile(filter: &Filter, rt: &ResourceType) -> Result<Compiled, ScimError
     Ok(Compiled {
         sql,
         params: c.params,
+        lookup: is_lookup(filter, c.table),
     })
+}
+
+/// Whether `filter` names resources by what identifies them, so that an index finds its
+/// few matches: `eq` with a non-empty string on `id`, `externalId`, a user's `userName` or
+/// `emails.value` (alone or with its `type`), a group's `displayName`, or an `and` with such
+/// a side. These are the lookups IdPs make before each write (idp-behaviour.md).
+fn is_lookup(filter: &Filter, table: Table) -> bool {
+    let named = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
+    let identifies = |attr: &AttrRef| {
+        attr.extension.is_none()
+            && matches!(
+                (table, attr.attr.name, attr.sub.map(|s| s.name)),
+                (_, "id" | "externalId", None)
+                    | (Table::Users, "userName", None)
+                    | (Table::Users, "emails", Some("value"))
+                    | (Table::Groups, "displayName", None)
+            )
+    };
+    match filter {
+        Filter::Compare {
+            attr,
+            op: CompareOp::Eq,
+            value,
+        } => named(value) && identifies(attr),
+        Filter::And(a, b) => is_lookup(a, table) || is_lookup(b, table),
+        Filter::ValuePath { attr, filter } => {
+            matches!(table, Table::Users)
+                && attr.extension.is_none()
+                && attr.attr.name == "emails"
+                && eq_conjunction(filter)
+                    .is_some_and(|c| c.iter().any(|(name, v)| *name == "value" && named(v)))
+        }
+        _ => false,
+    }
 }
 
 /// `ORDER BY …` for `sortBy`/`sortOrder` (RFC 7644 §3.4.2.3).

@@ -321,7 +321,7 @@ pub async fn get(
     id: String,
     want_members: bool,
 ) -> Result<GroupView, DbError> {
-    db.read(move |c| {
+    let read = move |c: &Conn| {
         let row = groups::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
         let members = if want_members {
             Some(groups::members(c, row.pk)?)
@@ -329,8 +329,13 @@ pub async fn get(
             None
         };
         Ok(GroupView { row, members })
-    })
-    .await
+    };
+    // Without its members a group is one row, whatever its size.
+    if want_members {
+        db.read(read).await
+    } else {
+        db.lookup(read).await
+    }
 }
 
 /// Members a streamed group read reads and sends at a time: ~180 KB of answer each.
@@ -426,7 +431,8 @@ pub async fn list(
 ) -> Result<(Page<GroupRow>, Vec<Option<Vec<GroupMember>>>), DbError> {
     use crate::db::paging::Listed;
     // One snapshot: the total, the position resumed from and the rows agree.
-    db.snapshot(move |c| {
+    let lookup = query.is_lookup() && !want_members;
+    let read = move |c: &Conn| {
         let resume = resumes.get(tenant_id, Listed::Groups, query.start_index);
         let (page, next) = groups::list_resuming(c, tenant_id, &query, resume)?;
         if let Some(next) = next {
@@ -441,6 +447,10 @@ pub async fn list(
             vec![None; page.items.len()]
         };
         Ok((page, members))
-    })
-    .await
+    };
+    if lookup {
+        db.lookup_snapshot(read).await
+    } else {
+        db.snapshot(read).await
+    }
 }

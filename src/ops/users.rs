@@ -215,7 +215,7 @@ pub async fn get(
     id: String,
     want_groups: bool,
 ) -> Result<StoredView, DbError> {
-    db.read(move |c| {
+    db.lookup(move |c| {
         let row = users::get_stored(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
         let groups = groups_shown(c, row.pk, want_groups)?;
         let managers = managers_of(c, tenant_id, stored_manager(&row).as_deref())?;
@@ -247,7 +247,8 @@ pub async fn list(
     resumes: std::sync::Arc<Resumes>,
 ) -> Result<UserPage, DbError> {
     // One snapshot: the total, the position resumed from and the rows agree.
-    db.snapshot(move |c| {
+    let lookup = query.is_lookup();
+    let read = move |c: &Conn| {
         let resume = resumes.get(tenant_id, Listed::Users, query.start_index);
         let (page, next) = users::list_resuming(c, tenant_id, &query, resume)?;
         if let Some(next) = next {
@@ -266,6 +267,10 @@ pub async fn list(
             groups,
             managers,
         })
-    })
-    .await
+    };
+    if lookup {
+        db.lookup_snapshot(read).await
+    } else {
+        db.snapshot(read).await
+    }
 }

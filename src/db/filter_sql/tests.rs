@@ -313,6 +313,58 @@ fn lookups_idps_make_use_an_index() {
     }
 }
 
+/// What the server runs without a trip to the blocking pool (`Compiled::lookup`) must be
+/// found through an index, and nothing that walks the tenant may count as a lookup.
+#[test]
+fn only_filters_an_index_answers_are_lookups() {
+    let conn = analysed_db();
+    let lookups: &[(&ResourceType, &str)] = &[
+        (&USER_RESOURCE, r#"userName eq "Bjensen""#),
+        (&USER_RESOURCE, "externalId eq jyoung"),
+        (&USER_RESOURCE, r#"id eq "2819c223""#),
+        (&USER_RESOURCE, r#"emails.value eq "a@x.org""#),
+        (
+            &USER_RESOURCE,
+            r#"emails[type eq "work"].value eq "a@x.org""#,
+        ),
+        (
+            &USER_RESOURCE,
+            r#"emails[type eq "work" and value eq "a@x.org"]"#,
+        ),
+        (&USER_RESOURCE, r#"userName eq "a" and title co "b""#),
+        (&USER_RESOURCE, r#"title co "b" and externalId eq "e""#),
+        (&GROUP_RESOURCE, r#"displayName eq "Admins""#),
+        (&GROUP_RESOURCE, r#"externalId eq "e1""#),
+        (&GROUP_RESOURCE, r#"id eq "g1""#),
+    ];
+    for (rt, filter) in lookups {
+        let f = parse(filter, rt).unwrap();
+        assert!(compile(&f, rt).unwrap().lookup, "{filter}: a lookup");
+        let plan = plan(&conn, rt, filter);
+        let first = plan.lines().next().unwrap_or_default();
+        assert!(
+            !first.starts_with("SCAN") && !first.ends_with("(tenant_id=?)"),
+            "{filter}: a lookup that walks the tenant:\n{plan}"
+        );
+    }
+    let walks: &[(&ResourceType, &str)] = &[
+        (&USER_RESOURCE, r#"userName co "a""#),
+        (&USER_RESOURCE, r#"userName eq "a" or title eq "b""#),
+        (&USER_RESOURCE, r#"not (userName eq "a")"#),
+        (&USER_RESOURCE, r#"userName ne "a""#),
+        (&USER_RESOURCE, r#"emails.value eq """#),
+        (&USER_RESOURCE, r#"emails[type eq "work"]"#),
+        (&USER_RESOURCE, r#"displayName eq "Same Name For Many""#),
+        (&USER_RESOURCE, "active eq true"),
+        (&GROUP_RESOURCE, r#"displayName sw "A""#),
+        (&GROUP_RESOURCE, r#"members.value eq "u1""#),
+    ];
+    for (rt, filter) in walks {
+        let f = parse(filter, rt).unwrap();
+        assert!(!compile(&f, rt).unwrap().lookup, "{filter}: not a lookup");
+    }
+}
+
 #[test]
 fn values_are_bound_never_spliced() {
     let f = parse(
