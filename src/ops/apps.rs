@@ -59,7 +59,7 @@ pub async fn members(
 
 /// Member `id` of the tenant, as apps read it.
 pub async fn member(db: &Db, tenant_id: i64, id: String) -> Result<Option<Value>, DbError> {
-    db.read(move |c| match members::get(c, tenant_id, &id)? {
+    db.lookup(move |c| match members::get(c, tenant_id, &id)? {
         Some(m) => api_object(c, tenant_id, &m).map(Some),
         None => Ok(None),
     })

@@ -387,7 +387,7 @@ pub async fn users(
 
 /// `GET /directory_users/{id}`.
 pub async fn user(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
-    db.read(move |c| {
+    db.lookup(move |c| {
         let reach = Reach::load(c, only)?;
         let uid = id.strip_prefix("directory_user_").unwrap_or(&id);
         let m = members::by_user_id(c, only, uid)?
