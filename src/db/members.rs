@@ -382,6 +382,9 @@ pub fn for_each_chunk(
     }
 }
 
+/// Up to this many keys [`for_users`] looks up one by one, beyond it in lists.
+const FEW_KEYS: usize = 8;
+
 /// The members a plan for some directory users needs: those linked to `user_ids`, and those
 /// whose email or userName is one of `keys` (folded by this function) — the candidates for
 /// matching and the holders of values a change could collide with.
@@ -393,14 +396,20 @@ pub fn for_users(
 ) -> Result<Vec<MemberRow>, DbError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    let folded: Vec<String> = keys.iter().map(|k| fold(k)).collect();
+    // A userName is often the email too: each folded key is looked up once.
+    let mut folded: Vec<String> = keys.iter().map(|k| fold(k)).collect();
+    folded.sort_unstable();
+    folded.dedup();
     let queries: [(&str, &[String]); 3] = [
         ("m.user_id", user_ids),
         ("m.email_fold", &folded),
         ("m.user_name_fold", &folded),
     ];
     for (column, values) in queries {
-        for chunk in values.chunks(500) {
+        // SQLite builds an `IN` list of more than one value into a temporary b-tree on
+        // every run; the few keys of one write are looked up one at a time instead.
+        let chunk = if values.len() <= FEW_KEYS { 1 } else { 500 };
+        for chunk in values.chunks(chunk) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = conn.prepare_cached(&format!(
                 "{SELECT} WHERE m.tenant_id = {tenant_id} AND {column} IN ({marks})"

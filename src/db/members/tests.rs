@@ -265,3 +265,42 @@ fn new_ids_sort_in_creation_order() {
             .all(|id| uuid::Uuid::parse_str(id).unwrap().get_version_num() == 7)
     );
 }
+
+/// The members a write's plan looks at: by email or userName, folded, in the tenant only;
+/// the same whether the keys are few (looked up one by one) or many (in lists).
+#[test]
+fn members_for_users_are_found_by_any_key_in_the_tenant() {
+    let conn = many_members();
+    let ids = |keys: &[String]| -> Vec<String> {
+        let mut ids: Vec<String> = for_users(&conn, 1, &[], keys)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let few: Vec<String> = [
+        "PERSON5@example.com",
+        "person7",
+        "person7",
+        "person999@example.com",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(ids(&few), ["m5", "m7"], "m999 is the other tenant's");
+
+    let many: Vec<String> = (100..100 + 3 * FEW_KEYS as i64)
+        .map(|i| match i % 2 {
+            0 => format!("Person{i}@Example.com"),
+            _ => format!("person{i}"),
+        })
+        .collect();
+    assert!(many.len() > FEW_KEYS);
+    let one_by_one: Vec<String> = many
+        .iter()
+        .flat_map(|k| ids(std::slice::from_ref(k)))
+        .collect();
+    assert_eq!(ids(&many), one_by_one);
+    assert_eq!(one_by_one.len(), many.len());
+}
