@@ -4,7 +4,7 @@
 //! Emails and userNames are unique per tenant, case-insensitively (folded copies carry
 //! the unique indexes), because sync matches people by them.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -394,8 +394,6 @@ pub fn for_users(
     user_ids: &[String],
     keys: &[String],
 ) -> Result<Vec<MemberRow>, DbError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
     // A userName is often the email too: each folded key is looked up once.
     let mut folded: Vec<String> = keys.iter().map(|k| fold(k)).collect();
     folded.sort_unstable();
@@ -405,25 +403,38 @@ pub fn for_users(
         ("m.email_fold", &folded),
         ("m.user_name_fold", &folded),
     ];
+    // The keys usually find one member three times: find the keys first (each from its
+    // index alone), then read each member found once.
+    let mut pks = BTreeSet::new();
     for (column, values) in queries {
-        // SQLite builds an `IN` list of more than one value into a temporary b-tree on
-        // every run; the few keys of one write are looked up one at a time instead.
-        let chunk = if values.len() <= FEW_KEYS { 1 } else { 500 };
-        for chunk in values.chunks(chunk) {
+        for chunk in values.chunks(in_list_size(values.len())) {
             let marks = vec!["?"; chunk.len()].join(",");
             let mut stmt = conn.prepare_cached(&format!(
-                "{SELECT} WHERE m.tenant_id = {tenant_id} AND {column} IN ({marks})"
+                "SELECT m.pk FROM members m WHERE m.tenant_id = {tenant_id} AND {column} IN ({marks})"
             ))?;
-            for row in stmt.query_map(params_from_iter(chunk), from_row)? {
-                let row = row?;
-                if seen.insert(row.pk) {
-                    out.push(row);
-                }
+            for pk in stmt.query_map(params_from_iter(chunk), |r| r.get::<_, i64>(0))? {
+                pks.insert(pk?);
             }
+        }
+    }
+    let pks: Vec<i64> = pks.into_iter().collect();
+    let mut out = Vec::with_capacity(pks.len());
+    for chunk in pks.chunks(in_list_size(pks.len())) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!("{SELECT} WHERE m.pk IN ({marks})"))?;
+        for row in stmt.query_map(params_from_iter(chunk), from_row)? {
+            out.push(row?);
         }
     }
     out.sort_by_key(|m| m.pk);
     Ok(out)
+}
+
+/// How many of `n` values go in one `IN` list. SQLite builds a list of more than one
+/// value into a temporary b-tree on every run: the few values of one write are looked
+/// up one at a time, a sync's many in lists.
+fn in_list_size(n: usize) -> usize {
+    if n <= FEW_KEYS { 1 } else { 500 }
 }
 
 /// A member to insert.
