@@ -81,16 +81,19 @@ pub fn compile(filter: &Filter, rt: &ResourceType) -> Result<Compiled, ScimError
 }
 
 /// Whether `filter` names resources by what identifies them, so that an index finds its
-/// few matches: `eq` with a non-empty string on `id`, `externalId`, a user's `userName` or
-/// `emails.value` (alone or with its `type`), a group's `displayName`, or an `and` with such
-/// a side. These are the lookups IdPs make before each write (idp-behaviour.md).
+/// few matches: `eq` with a non-empty string on `id`, a user's `userName` or `emails.value`
+/// (alone or with its `type`), a group's `displayName`, or an `and` with such a side. These
+/// are the lookups IdPs make before each write (idp-behaviour.md). `id`, `userName` and a
+/// group's `displayName` are unique in a tenant; an email names a person or a shared
+/// mailbox. `externalId` is indexed but nothing keeps it unique: an IdP mapping that sends
+/// one value for everyone would make its lookup read the whole tenant.
 fn is_lookup(filter: &Filter, table: Table) -> bool {
     let named = |v: &Value| v.as_str().is_some_and(|s| !s.is_empty());
     let identifies = |attr: &AttrRef| {
         attr.extension.is_none()
             && matches!(
                 (table, attr.attr.name, attr.sub.map(|s| s.name)),
-                (_, "id" | "externalId", None)
+                (_, "id", None)
                     | (Table::Users, "userName", None)
                     | (Table::Users, "emails", Some("value"))
                     | (Table::Groups, "displayName", None)
