@@ -253,12 +253,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        run_blocking(move || {
-            let conn = pool.get().map_err(DbError::from)?;
-            in_snapshot(&conn, f)
-        })
-        .await
+        self.read(move |c| in_snapshot(c, f)).await
     }
 
     /// [`Db::snapshot`] for a lookup, run where [`Db::lookup`] runs one.
@@ -268,10 +263,7 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        match self.pool.try_get() {
-            Some(conn) => in_snapshot(&conn, f),
-            None => self.snapshot(f).await,
-        }
+        self.lookup(move |c| in_snapshot(c, f)).await
     }
 
     /// Runs `f` in a write transaction that commits `f`'s changes only if it returns `Ok`,
