@@ -872,6 +872,47 @@ mod tests {
         );
     }
 
+    /// Every read of a user renders its groups: from the user's memberships, which the
+    /// index answers with the group (no read of the membership row), to each group by its
+    /// pk; never a walk of the tenant's groups, with statistics or without.
+    #[test]
+    fn a_users_groups_come_from_its_memberships_alone() {
+        let conn = fresh_db();
+        let people: Vec<i64> = (0..50).map(|i| user(&conn, &format!("u{i}"))).collect();
+        for i in 0..20 {
+            let g = group(&conn, &format!("Team {i}"));
+            add(&conn, g.pk, MemberKind::User, &people[i..i + 5]);
+        }
+        for analysed in [false, true] {
+            if analysed {
+                conn.execute_batch("ANALYZE").unwrap();
+            }
+            for n in [1, 3] {
+                let ids: Vec<SqlValue> = people[..n]
+                    .iter()
+                    .map(|&pk| SqlValue::Integer(pk))
+                    .collect();
+                let plan = plan_of(&conn, &users::groups_of_sql(n), &ids);
+                let first = plan.lines().next().unwrap_or_default();
+                assert!(
+                    first.starts_with("SEARCH gm USING COVERING INDEX group_members_by_user"),
+                    "analysed: {analysed}, {n} users:\n{plan}"
+                );
+                assert!(
+                    plan.contains("SEARCH g USING INTEGER PRIMARY KEY"),
+                    "{plan}"
+                );
+            }
+        }
+        // And it finds them: user 4 is in teams 0 to 4, in group order.
+        let found = users::groups_of(&conn, &[people[4]]).unwrap();
+        let names: Vec<&str> = found[&people[4]]
+            .iter()
+            .map(|g| g.display.as_str())
+            .collect();
+        assert_eq!(names, ["Team 0", "Team 1", "Team 2", "Team 3", "Team 4"]);
+    }
+
     fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let rows: Vec<String> = stmt

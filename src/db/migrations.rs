@@ -62,6 +62,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_member_checks",
         include_str!("migrations/0016_member_checks.sql"),
     ),
+    (
+        "0017_covering_groups_of",
+        include_str!("migrations/0017_covering_groups_of.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -444,18 +444,26 @@ pub fn list_resuming(
     )
 }
 
+/// The query for the groups of `n` users: each membership with its group's pk, id and
+/// name. Each user's groups come in group order, sorted by [`groups_of`] rather than by
+/// `ORDER BY`: SQLite would sort every row of the page in a sorter of its own, on every
+/// read of a user. `CROSS JOIN` keeps the memberships the outer loop whatever the
+/// statistics say: from the user through group_members_by_user, which holds the group
+/// too, never from each group of the tenant.
+pub(super) fn groups_of_sql(n: usize) -> String {
+    let marks = vec!["?"; n].join(",");
+    format!(
+        "SELECT gm.member_user_pk, g.pk, g.id, g.display_name FROM group_members gm
+         CROSS JOIN groups g ON g.pk = gm.group_pk
+         WHERE gm.member_user_pk IN ({marks})"
+    )
+}
+
 /// The direct groups of each user in `pks`, for rendering `User.groups`.
 pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<GroupRef>>, DbError> {
-    // Each user's groups in group order, sorted here rather than by `ORDER BY`: SQLite
-    // would sort every row of the page in a sorter of its own, on every read of a user.
     let mut found: HashMap<i64, Vec<(i64, GroupRef)>> = HashMap::with_capacity(pks.len());
     for chunk in pks.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT gm.member_user_pk, g.pk, g.id, g.display_name FROM group_members gm
-             JOIN groups g ON g.pk = gm.group_pk
-             WHERE gm.member_user_pk IN ({marks})"
-        ))?;
+        let mut stmt = conn.prepare_cached(&groups_of_sql(chunk.len()))?;
         let mut rows = stmt.query(params_from_iter(chunk))?;
         while let Some(r) = rows.next()? {
             let group = GroupRef {
