@@ -330,9 +330,10 @@ pub async fn get(
         };
         Ok(GroupView { row, members })
     };
-    // Without its members a group is one row, whatever its size.
+    // Without its members a group is one row, whatever its size. With them, the group
+    // and its members are read in one snapshot.
     if want_members {
-        db.read(read).await
+        db.snapshot(read).await
     } else {
         db.lookup(read).await
     }

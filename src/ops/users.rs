@@ -215,7 +215,9 @@ pub async fn get(
     id: String,
     want_groups: bool,
 ) -> Result<StoredView, DbError> {
-    db.lookup(move |c| {
+    // One snapshot: the user, its groups and its manager as of one moment, and one read
+    // lock of the log taken for all three (each statement alone takes and drops its own).
+    db.lookup_snapshot(move |c| {
         let row = users::get_stored(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
         let groups = groups_shown(c, row.pk, want_groups)?;
         let managers = managers_of(c, tenant_id, stored_manager(&row).as_deref())?;
