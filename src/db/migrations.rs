@@ -66,6 +66,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0017_covering_groups_of",
         include_str!("migrations/0017_covering_groups_of.sql"),
     ),
+    (
+        "0018_covering_email_lookup",
+        include_str!("migrations/0018_covering_email_lookup.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
