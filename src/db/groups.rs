@@ -8,6 +8,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::assign::Assignments;
 use super::paging::{Cursor, Keyset};
 use super::{DbError, HasPk, ListQuery, Page};
 use crate::model::DirectoryGroup;
@@ -215,22 +216,23 @@ pub fn update(
     if renamed && let Some(other) = named(conn, row_tenant(conn, row.pk)?, name, row.pk)? {
         return Err(name_conflict(name, Some(&other)));
     }
+    let external_id = data.get("externalId").and_then(Value::as_str);
+    let external_id_changed = external_id != row.data.get("externalId").and_then(Value::as_str);
     // A new name is an ordinary one (name_clash 0), held to the unique index like any.
-    conn.prepare_cached(
-        "UPDATE groups SET display_name = ?2, display_name_fold = ?3, external_id = ?4, data = ?5,
-                           last_modified = ?6, version = version + 1,
-                           name_clash = CASE WHEN display_name_fold = ?3 THEN name_clash ELSE 0 END
-         WHERE pk = ?1",
-    )?
-    .execute(params![
-        row.pk,
-        name,
-        fold(name),
-        data.get("externalId").and_then(Value::as_str),
-        Value::Object(data.clone()).to_string(),
-        now
-    ])
-    .map_err(name_violation(name))?;
+    Assignments::new()
+        .set("display_name", name.to_string())
+        .set_if(renamed, "display_name_fold", fold(name))
+        .set_if(renamed, "name_clash", 0)
+        .set_if(
+            external_id_changed,
+            "external_id",
+            external_id.map(str::to_string),
+        )
+        .set("data", Value::Object(data.clone()).to_string())
+        .set("last_modified", now.clone())
+        .set("version", row.version + 1)
+        .update(conn, "groups", row.pk)
+        .map_err(name_violation(name))?;
     Ok(GroupRow {
         pk: row.pk,
         id: row.id.clone(),
@@ -911,6 +913,58 @@ mod tests {
             .map(|g| g.display.as_str())
             .collect();
         assert_eq!(names, ["Team 0", "Team 1", "Team 2", "Team 3", "Team 4"]);
+    }
+
+    /// A group write assigns the name and externalId columns only when they change: a
+    /// membership change keeps both lookups, a rename moves them, and the indexes agree
+    /// with the table throughout.
+    #[test]
+    fn an_updated_group_is_found_by_what_it_now_holds() {
+        let conn = fresh_db();
+        let data = |v: Value| normalize(&GROUP_RESOURCE, v).unwrap();
+        let by = |column: &str, key: &str| -> Vec<i64> {
+            let sql = format!("SELECT pk FROM groups WHERE tenant_id = 1 AND {column} = ?1");
+            let mut stmt = conn.prepare(&sql).unwrap();
+            stmt.query_map([key], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let row = create(
+            &conn,
+            1,
+            &data(json!({"displayName": "Eng", "externalId": "x1"})),
+        )
+        .unwrap();
+        let pk = row.pk;
+        let row = update(
+            &conn,
+            &row,
+            data(json!({"displayName": "ENG", "externalId": "x1"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (by("display_name_fold", "eng"), by("external_id", "x1")),
+            (vec![pk], vec![pk])
+        );
+        assert_eq!(by("display_name", "ENG"), [pk]);
+        assert!(matches!(
+            create(&conn, 1, &data(json!({"displayName": "eng"}))),
+            Err(DbError::Conflict(_))
+        ));
+        update(
+            &conn,
+            &row,
+            data(json!({"displayName": "Ops", "externalId": "x2"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (by("display_name_fold", "ops"), by("external_id", "x2")),
+            (vec![pk], vec![pk])
+        );
+        assert!(by("display_name_fold", "eng").is_empty() && by("external_id", "x1").is_empty());
+        create(&conn, 1, &data(json!({"displayName": "Eng"}))).unwrap();
+        assert_eq!(crate::db::check(&conn).unwrap(), Vec::<String>::new());
     }
 
     fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {

@@ -10,6 +10,7 @@
 
 pub mod admins;
 pub mod api_keys;
+mod assign;
 pub mod audit;
 pub mod credentials;
 pub mod events;

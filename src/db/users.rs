@@ -7,6 +7,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::assign::Assignments;
 use super::{DbError, ListQuery, Page};
 use crate::model::{DirectoryGroup, DirectoryUser};
 use crate::scim::datetime;
@@ -325,35 +326,41 @@ fn store(
     data: Map<String, Value>,
     origin: &str,
 ) -> Result<UserRow, DbError> {
-    let c = Columns::of(&data);
-    if user_name_taken(conn, tenant_id, c.user_name, row.pk)? {
+    let (was, c) = (Columns::of(&row.data), Columns::of(&data));
+    let renamed = fold(c.user_name) != fold(was.user_name);
+    if renamed && user_name_taken(conn, tenant_id, c.user_name, row.pk)? {
         return Err(conflict(c.user_name));
     }
     let now = datetime::now();
     let version = row.version + 1;
-    conn.prepare_cached(
-        "UPDATE users SET user_name = ?2, user_name_fold = ?3, external_id = ?4, display_name = ?5,
-        display_name_fold = ?6, active = ?7, data = ?8, last_modified = ?9, version = ?10,
-        origin = ?11
-        WHERE pk = ?1",
-    )?
-    .execute(params![
-        row.pk,
-        c.user_name,
-        fold(c.user_name),
-        c.external_id,
-        c.display_name,
-        c.display_name.map(fold),
-        c.active,
-        Value::Object(data.clone()).to_string(),
-        now,
-        version,
-        origin
-    ])
-    .map_err(user_name_violation(c.user_name))?;
-    conn.prepare_cached("DELETE FROM user_emails WHERE user_pk = ?1")?
-        .execute([row.pk])?;
-    write_emails(conn, tenant_id, row.pk, &data)?;
+    let display_fold = c.display_name.map(fold);
+    Assignments::new()
+        .set("user_name", c.user_name.to_string())
+        .set_if(renamed, "user_name_fold", fold(c.user_name))
+        .set_if(
+            c.external_id != was.external_id,
+            "external_id",
+            c.external_id.map(str::to_string),
+        )
+        .set("display_name", c.display_name.map(str::to_string))
+        .set_if(
+            display_fold != was.display_name.map(fold),
+            "display_name_fold",
+            display_fold,
+        )
+        .set("active", c.active)
+        .set("data", Value::Object(data.clone()).to_string())
+        .set("last_modified", now.clone())
+        .set("version", version)
+        .set("origin", origin.to_string())
+        .update(conn, "users", row.pk)
+        .map_err(user_name_violation(c.user_name))?;
+    // Rewriting the emails costs three b-trees a row: only when they changed.
+    if emails_of(&data) != emails_of(&row.data) {
+        conn.prepare_cached("DELETE FROM user_emails WHERE user_pk = ?1")?
+            .execute([row.pk])?;
+        write_emails(conn, tenant_id, row.pk, &data)?;
+    }
     Ok(UserRow {
         pk: row.pk,
         id: row.id.clone(),
@@ -364,29 +371,38 @@ fn store(
     })
 }
 
+/// What `user_emails` holds of a user's emails: (folded value, folded type, primary), in
+/// order, for those with a value.
+fn emails_of(data: &Map<String, Value>) -> Vec<(String, Option<String>, bool)> {
+    let Some(Value::Array(emails)) = data.get("emails") else {
+        return Vec::new();
+    };
+    emails
+        .iter()
+        .filter_map(|email| {
+            let value = email.get("value").and_then(Value::as_str)?;
+            let kind = email.get("type").and_then(Value::as_str).map(fold);
+            let primary = email
+                .get("primary")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            Some((fold(value), kind, primary))
+        })
+        .collect()
+}
+
 fn write_emails(
     conn: &Connection,
     tenant_id: i64,
     pk: i64,
     data: &Map<String, Value>,
 ) -> Result<(), DbError> {
-    let Some(Value::Array(emails)) = data.get("emails") else {
-        return Ok(());
-    };
     let mut stmt = conn.prepare_cached(
         "INSERT INTO user_emails (user_pk, tenant_id, value_fold, type_fold, is_primary)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for email in emails {
-        let Some(value) = email.get("value").and_then(Value::as_str) else {
-            continue;
-        };
-        let kind = email.get("type").and_then(Value::as_str).map(fold);
-        let primary = email
-            .get("primary")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        stmt.execute(params![pk, tenant_id, fold(value), kind, primary])?;
+    for (value, kind, primary) in emails_of(data) {
+        stmt.execute(params![pk, tenant_id, value, kind, primary])?;
     }
     Ok(())
 }
@@ -672,4 +688,133 @@ pub fn ids_and_names(conn: &Connection, pks: &[i64]) -> Result<Vec<(String, Stri
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::db::{check, migrations, tenants};
+    use crate::scim::resource::normalize;
+    use crate::scim::schema::USER_RESOURCE;
+
+    fn fresh_db() -> Connection {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations::run(&mut conn).unwrap();
+        tenants::ensure_default(&conn).unwrap();
+        conn
+    }
+
+    fn user(v: Value) -> Map<String, Value> {
+        normalize(&USER_RESOURCE, v).unwrap()
+    }
+
+    /// The pks each lookup index finds for `key`: by userName, externalId, displayName
+    /// and email (all folded but externalId).
+    fn found(conn: &Connection, key: &str) -> [Vec<i64>; 4] {
+        let pks = |sql: &str| -> Vec<i64> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([key], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        [
+            pks("SELECT pk FROM users WHERE tenant_id = 1 AND user_name_fold = lower(?1)"),
+            pks("SELECT pk FROM users WHERE tenant_id = 1 AND external_id = ?1"),
+            pks("SELECT pk FROM users WHERE tenant_id = 1 AND display_name_fold = lower(?1)"),
+            pks("SELECT user_pk FROM user_emails WHERE value_fold = lower(?1)"),
+        ]
+    }
+
+    /// A write assigns the columns an index holds, and rewrites the emails, only when they
+    /// change. What it keeps is still found by its old values, what it changes only by
+    /// its new ones, and every index agrees with its table.
+    #[test]
+    fn a_replaced_user_is_found_by_what_it_now_holds() {
+        let conn = fresh_db();
+        let ada = |name: &str, ext: &str, shown: &str, email: &str, active: bool| {
+            user(
+                json!({"userName": name, "externalId": ext, "displayName": shown, "active": active,
+                        "emails": [{"value": email, "type": "work", "primary": true}]}),
+            )
+        };
+        let row = create(&conn, 1, &ada("ada", "e1", "Ada L", "ada@x.org", true)).unwrap();
+        let other = create(&conn, 1, &user(json!({"userName": "bob"}))).unwrap();
+        let pk = row.pk;
+
+        // Only `active` changes: every lookup still finds her.
+        let row = replace(
+            &conn,
+            1,
+            &row,
+            ada("ada", "e1", "Ada L", "ada@x.org", false),
+        )
+        .unwrap();
+        for key in ["ada", "e1", "Ada L", "ada@x.org"] {
+            assert!(found(&conn, key).iter().any(|f| f == &[pk]), "{key}");
+        }
+        let active: bool = conn
+            .query_row("SELECT active FROM users WHERE pk = ?1", [pk], |r| r.get(0))
+            .unwrap();
+        assert!(!active);
+
+        // A change of case: stored as sent, found as before, still not bob's to take.
+        let row = replace(
+            &conn,
+            1,
+            &row,
+            ada("ADA", "e1", "ADA L", "ada@x.org", false),
+        )
+        .unwrap();
+        let stored: (String, String) = conn
+            .query_row(
+                "SELECT user_name, display_name FROM users WHERE pk = ?1",
+                [pk],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(stored, ("ADA".into(), "ADA L".into()));
+        assert_eq!(found(&conn, "ada")[0], [pk]);
+        assert!(replace(&conn, 1, &other, user(json!({"userName": "Ada"}))).is_err());
+
+        // Everything changes: found only by the new values, and the old name is free.
+        let row = replace(
+            &conn,
+            1,
+            &row,
+            ada("grace", "e2", "Grace H", "grace@x.org", true),
+        )
+        .unwrap();
+        assert_eq!(found(&conn, "grace@x.org")[3], [pk]);
+        assert_eq!(found(&conn, "e2")[1], [pk]);
+        assert_eq!(found(&conn, "Grace H")[2], [pk]);
+        assert_eq!(found(&conn, "grace")[0], [pk]);
+        for key in ["ada", "e1", "Ada L", "ada@x.org"] {
+            assert!(found(&conn, key).iter().all(Vec::is_empty), "{key}");
+        }
+        replace(&conn, 1, &other, user(json!({"userName": "Ada"}))).unwrap();
+
+        // Emails dropped, then the same email with another type.
+        let row = replace(&conn, 1, &row, user(json!({"userName": "grace"}))).unwrap();
+        assert!(found(&conn, "grace@x.org")[3].is_empty());
+        replace(
+            &conn,
+            1,
+            &row,
+            user(json!({"userName": "grace",
+            "emails": [{"value": "grace@x.org", "type": "home"}]})),
+        )
+        .unwrap();
+        let kind: String = conn
+            .query_row(
+                "SELECT type_fold FROM user_emails WHERE user_pk = ?1",
+                [pk],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kind, "home");
+        assert_eq!(check(&conn).unwrap(), Vec::<String>::new());
+    }
 }
