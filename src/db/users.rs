@@ -558,12 +558,7 @@ pub fn directory_users(
     for chunk in pks.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
-             JOIN groups g ON g.pk = gm.group_pk
-             WHERE gm.member_user_pk IN ({marks}) AND g.pk IS NOT ?{} ORDER BY g.pk",
-            chunk.len() + 1
-        ))?;
+        let mut stmt = conn.prepare_cached(&directory_groups_sql(chunk.len()))?;
         let params: Vec<SqlValue> = chunk
             .iter()
             .map(|&pk| pk.into())
@@ -583,6 +578,28 @@ pub fn directory_users(
         )?;
     }
     Ok(out)
+}
+
+/// The query for the direct groups of `n` users (`?1` to `?n`), in group order, leaving
+/// out group `?{n+1}` (none when NULL).
+fn directory_groups_sql(n: usize) -> String {
+    let marks = vec!["?"; n].join(",");
+    format!(
+        "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
+         JOIN groups g ON g.pk = gm.group_pk
+         WHERE gm.member_user_pk IN ({marks}) AND g.pk IS NOT ?{} ORDER BY g.pk",
+        n + 1
+    )
+}
+
+/// [`directory_users`] for a user the IdP has just written (`row`, as stored): its groups
+/// are read, the user itself is not read back and parsed again.
+pub fn written_directory_user(conn: &Connection, row: &UserRow) -> Result<DirectoryUser, DbError> {
+    let mut groups: HashMap<i64, Vec<DirectoryGroup>> = HashMap::new();
+    let mut stmt = conn.prepare_cached(&directory_groups_sql(1))?;
+    read_groups(stmt.query(params![row.pk, None::<i64>])?, &mut groups)?;
+    let groups = groups.remove(&row.pk).unwrap_or_default();
+    Ok(DirectoryUser::from_data(&row.id, &row.data, groups))
 }
 
 /// Every directory user of the tenant with its direct groups.
@@ -726,6 +743,42 @@ mod tests {
             pks("SELECT pk FROM users WHERE tenant_id = 1 AND display_name_fold = lower(?1)"),
             pks("SELECT user_pk FROM user_emails WHERE value_fold = lower(?1)"),
         ]
+    }
+
+    /// What the sync hook builds from a user just written is what reading it back gives:
+    /// the same person, with the same groups in the same order.
+    #[test]
+    fn a_written_user_is_the_directory_user_read_back() {
+        use crate::db::groups::{self, ResolvedMember};
+        use crate::scim::patch::MemberKind;
+        use crate::scim::schema::GROUP_RESOURCE;
+        let conn = fresh_db();
+        let row = create(
+            &conn,
+            1,
+            &user(json!({"userName": "ada@x.org", "active": false,
+            "name": {"givenName": "Ada", "familyName": "Lovelace"}, "displayName": "Ada L",
+            "emails": [{"value": "a2@x.org"}, {"value": "ada@x.org", "primary": true}]})),
+        )
+        .unwrap();
+        let alone = written_directory_user(&conn, &row).unwrap();
+        assert_eq!(directory_users(&conn, 1, &[row.pk], None).unwrap(), [alone]);
+        for name in ["Zeta", "Alpha", "Mid"] {
+            let g = normalize(&GROUP_RESOURCE, json!({"displayName": name})).unwrap();
+            let g = groups::create(&conn, 1, &g).unwrap();
+            let me = ResolvedMember {
+                kind: MemberKind::User,
+                pk: row.pk,
+                display: None,
+            };
+            groups::add_members(&conn, g.pk, &[me]).unwrap();
+        }
+        let written = written_directory_user(&conn, &row).unwrap();
+        assert_eq!(written.groups.len(), 3);
+        assert_eq!(
+            directory_users(&conn, 1, &[row.pk], None).unwrap(),
+            [written]
+        );
     }
 
     /// A write assigns the columns an index holds, and rewrites the emails, only when they

@@ -51,14 +51,14 @@ pub struct GroupChange {
     pub removed_user_pks: Vec<i64>,
 }
 
-/// After a user was created or changed (POST, PUT, PATCH).
+/// After the IdP created or changed user `row` (POST, PUT, PATCH), which is as stored.
 pub fn user_written(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
-    user_pk: i64,
+    row: &users::UserRow,
 ) -> Result<(), DbError> {
-    let users = users::directory_users(conn, tenant_id, &[user_pk], None)?;
+    let users = vec![users::written_directory_user(conn, row)?];
     sync_people(
         conn,
         actor,

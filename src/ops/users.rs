@@ -111,7 +111,7 @@ pub async fn create(
     let actor = actor.clone();
     db.write(move |tx| {
         let row = users::create(tx, tenant_id, &data)?;
-        reconcile::user_written(tx, &actor, tenant_id, row.pk)?;
+        reconcile::user_written(tx, &actor, tenant_id, &row)?;
         audited(
             tx,
             &actor,
@@ -144,7 +144,7 @@ pub async fn replace(
         move |tx, actor, row: UserRow| {
             default_active(&mut data, row.data.get("active"));
             let row = users::replace(tx, tenant_id, &row, data)?;
-            reconcile::user_written(tx, actor, tenant_id, row.pk)?;
+            reconcile::user_written(tx, actor, tenant_id, &row)?;
             Ok(view(tx, tenant_id, row, true)?)
         },
     )
@@ -173,7 +173,7 @@ pub async fn patch(
             let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
             let row = if outcome.data_changed {
                 let row = users::replace(tx, tenant_id, &row, data)?;
-                reconcile::user_written(tx, actor, tenant_id, row.pk)?;
+                reconcile::user_written(tx, actor, tenant_id, &row)?;
                 row
             } else {
                 row
