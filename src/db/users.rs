@@ -580,14 +580,16 @@ pub fn directory_users(
     Ok(out)
 }
 
-/// The query for the direct groups of `n` users (`?1` to `?n`), in group order, leaving
-/// out group `?{n+1}` (none when NULL).
-fn directory_groups_sql(n: usize) -> String {
+/// The query for the direct groups of `n` users (`?1` to `?n`), each user's in group
+/// order, leaving out group `?{n+1}` (none when NULL). Ordered as group_members_by_user
+/// holds them, so no write's sync hook sorts them in a temporary b-tree.
+pub(super) fn directory_groups_sql(n: usize) -> String {
     let marks = vec!["?"; n].join(",");
     format!(
         "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
          JOIN groups g ON g.pk = gm.group_pk
-         WHERE gm.member_user_pk IN ({marks}) AND g.pk IS NOT ?{} ORDER BY g.pk",
+         WHERE gm.member_user_pk IN ({marks}) AND g.pk IS NOT ?{}
+         ORDER BY gm.member_user_pk, gm.group_pk",
         n + 1
     )
 }
@@ -774,7 +776,16 @@ mod tests {
             groups::add_members(&conn, g.pk, &[me]).unwrap();
         }
         let written = written_directory_user(&conn, &row).unwrap();
-        assert_eq!(written.groups.len(), 3);
+        let names: Vec<&str> = written
+            .groups
+            .iter()
+            .map(|g| g.display_name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["Zeta", "Alpha", "Mid"],
+            "in the order the groups were made"
+        );
         assert_eq!(
             directory_users(&conn, 1, &[row.pk], None).unwrap(),
             [written]
