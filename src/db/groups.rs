@@ -757,16 +757,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::db::{migrations, tenants, users};
+    use crate::db::{scratch_db as fresh_db, users};
     use crate::scim::resource::normalize;
     use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
-
-    fn fresh_db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        migrations::run(&mut conn).unwrap();
-        tenants::ensure_default(&conn).unwrap();
-        conn
-    }
 
     fn group(conn: &Connection, name: &str) -> GroupRow {
         create(

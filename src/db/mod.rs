@@ -748,6 +748,17 @@ impl HasPk for users::UserRow {
     }
 }
 
+/// A migrated in-memory database with the default tenant (id 1) and the SQL functions the
+/// server registers: what the storage layer's unit tests start from.
+#[cfg(test)]
+pub(crate) fn scratch_db() -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap();
+    filter_sql::register_functions(&conn).unwrap();
+    migrations::run(&mut conn).unwrap();
+    tenants::ensure_default(&conn).unwrap();
+    conn
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

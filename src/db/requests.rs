@@ -257,9 +257,7 @@ mod tests {
 
     #[test]
     fn prunes_successes_and_failures_apart_by_count_and_age() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        super::super::migrations::run(&mut conn).unwrap();
-        super::super::tenants::ensure_default(&conn).unwrap();
+        let conn = super::super::scratch_db();
         let t = 1;
         let mut batch = Vec::new();
         for n in 0..10 {

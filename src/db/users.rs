@@ -714,16 +714,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::db::{check, migrations, tenants};
+    use crate::db::{check, scratch_db as fresh_db};
     use crate::scim::resource::normalize;
     use crate::scim::schema::USER_RESOURCE;
-
-    fn fresh_db() -> Connection {
-        let mut conn = Connection::open_in_memory().unwrap();
-        migrations::run(&mut conn).unwrap();
-        tenants::ensure_default(&conn).unwrap();
-        conn
-    }
 
     fn user(v: Value) -> Map<String, Value> {
         normalize(&USER_RESOURCE, v).unwrap()

@@ -4,17 +4,9 @@
 use rusqlite::Connection;
 
 use super::*;
-use crate::db::{filter_sql, migrations, tenants};
+use crate::db::{scratch_db as fresh_db, tenants};
 
 const MANY: i64 = 20_000;
-
-fn fresh_db() -> Connection {
-    let mut conn = Connection::open_in_memory().unwrap();
-    filter_sql::register_functions(&conn).unwrap();
-    migrations::run(&mut conn).unwrap();
-    tenants::ensure_default(&conn).unwrap();
-    conn
-}
 
 /// `MANY` members in tenant 1 (and a few in a second tenant), statuses, roles and
 /// `managed` spread over them, then ANALYZE as production's `PRAGMA optimize` would.
