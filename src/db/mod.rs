@@ -287,10 +287,36 @@ impl Db {
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue(writer::Job::once(relaxed, f, answer), answered)
+            .await
+    }
+
+    /// [`Db::write`] for an `f` that may run more than once before its changes commit,
+    /// each time on the same database, because it acts on nothing but the transaction
+    /// (no channel, cache or counter of the process): it then needs no savepoint of its
+    /// own (see [`writer`]). What `f` returns the last time it ran is the answer.
+    pub async fn write_replayable<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue(writer::Job::replayable(f, answer), answered)
+            .await
+    }
+
+    /// Hands `job` to the writer and waits for its answer.
+    async fn queue<T, E>(
+        &self,
+        job: writer::Job,
+        answered: tokio::sync::oneshot::Receiver<std::thread::Result<Result<T, E>>>,
+    ) -> Result<T, E>
+    where
+        E: From<DbError>,
+    {
         let stopped = || DbError::Task("the database writer has stopped".into());
-        self.writer
-            .send(writer::Job::new(relaxed, f, answer))
-            .map_err(|_| stopped())?;
+        self.writer.send(job).map_err(|_| stopped())?;
         match answered.await {
             Ok(Ok(out)) => out,
             Ok(Err(panic)) => std::panic::resume_unwind(panic),

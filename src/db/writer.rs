@@ -3,6 +3,16 @@
 //! `synchronous=FULL`), each write after the first inside a savepoint of its own (the
 //! first needs none: when it fails, the transaction is rolled back and begun again).
 //!
+//! A savepoint is not free: SQLite copies every page a write changes into a journal in
+//! memory, in case it must roll back to it (8 % of a POST's time in the writer). Writes
+//! that may run again ([`Db::write_replayable`](super::Db::write_replayable): the SCIM
+//! writes, whose closures act on nothing but the database) need none while every write
+//! before them in the transaction may run again too. When one of them fails, the whole
+//! transaction is rolled back instead, the failing write is answered with its error, and
+//! the writes that ran before it run again, first in the next transaction; that
+//! transaction gives every write a savepoint, so a batch is rolled back at most once.
+//! Each caller hears what its write returned in the transaction that committed it.
+//!
 //! SQLite admits one writer at a time, and a durable commit costs a flush of the log: one
 //! transaction per request would make the flush the ceiling of every SCIM write. Here,
 //! while one batch commits, the next requests queue; the writer then takes all of them
@@ -35,72 +45,141 @@ const MAX_BATCH: usize = 128;
 /// How long the writer waits for a write before it looks at what other processes changed.
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What a queued write reports once it has run in its savepoint: whether to keep its
-/// changes, and how to answer its caller once the batch's fate is known.
-pub(super) struct Ran {
-    keep: bool,
-    answer: Settle,
-}
-
-/// Answers a ran write's caller with the fate of its batch's commit.
-type Settle = Box<dyn FnOnce(Result<(), &DbError>) + Send>;
-
-/// Runs a queued write in the open transaction (or fails it when none could be opened).
-type Run = Box<dyn FnOnce(Result<&Transaction, DbError>) -> Ran + Send>;
-
 /// One write waiting for the writer.
 pub(super) struct Job {
     /// May be committed without a flush of its own (`Db::write_relaxed`).
     relaxed: bool,
-    /// Runs the write in the open transaction, or fails it without running when the
-    /// transaction could not be opened.
-    run: Run,
+    work: Box<dyn Work>,
+}
+
+/// A queued write, as the writer drives it.
+trait Work: Send {
+    /// Runs the write in the open transaction and keeps its outcome; true when it
+    /// succeeded (its changes are to be kept). A panic is caught and kept as its outcome.
+    fn run(&mut self, tx: &Transaction) -> bool;
+    /// May run again after its transaction was rolled back.
+    fn replayable(&self) -> bool;
+    /// Answers the caller with the outcome of its last run, once the fate of its batch's
+    /// commit is known (a write that failed has its own error as its answer).
+    fn settle(self: Box<Self>, committed: Result<(), &DbError>);
+    /// Answers the caller with `e`, without running.
+    fn fail(self: Box<Self>, e: DbError);
+}
+
+/// The closure of a write: run once, or any number of times.
+trait Body<T, E>: Send + 'static {
+    const REPLAYABLE: bool;
+    fn call(&mut self, tx: &Transaction) -> Result<T, E>;
+}
+
+/// A write that runs once (`FnOnce`).
+struct Once<F>(Option<F>);
+
+impl<T, E, F> Body<T, E> for Once<F>
+where
+    F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
+{
+    const REPLAYABLE: bool = false;
+    fn call(&mut self, tx: &Transaction) -> Result<T, E> {
+        (self.0.take().expect("a write that runs once ran again"))(tx)
+    }
+}
+
+/// A write that may run again (`Fn`).
+struct Again<F>(F);
+
+impl<T, E, F> Body<T, E> for Again<F>
+where
+    F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
+{
+    const REPLAYABLE: bool = true;
+    fn call(&mut self, tx: &Transaction) -> Result<T, E> {
+        (self.0)(tx)
+    }
 }
 
 type Answer<T, E> = tokio::sync::oneshot::Sender<std::thread::Result<Result<T, E>>>;
 
+/// A write with its caller's answer and the outcome of its last run.
+struct Pending<T, E, B> {
+    body: B,
+    out: Option<std::thread::Result<Result<T, E>>>,
+    answer: Answer<T, E>,
+}
+
+impl<T, E, B> Work for Pending<T, E, B>
+where
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+    B: Body<T, E>,
+{
+    fn run(&mut self, tx: &Transaction) -> bool {
+        let out = catch_unwind(AssertUnwindSafe(|| self.body.call(tx)));
+        let keep = matches!(out, Ok(Ok(_)));
+        self.out = Some(out);
+        keep
+    }
+
+    fn replayable(&self) -> bool {
+        B::REPLAYABLE
+    }
+
+    fn settle(self: Box<Self>, committed: Result<(), &DbError>) {
+        let out = match (self.out, committed) {
+            (Some(Ok(Ok(_))), Err(e)) => Ok(Err(again(e).into())),
+            (Some(out), _) => out,
+            (None, committed) => Ok(Err(committed
+                .err()
+                .map_or_else(
+                    || DbError::Task("a write was answered before it ran".into()),
+                    again,
+                )
+                .into())),
+        };
+        let _ = self.answer.send(out);
+    }
+
+    fn fail(self: Box<Self>, e: DbError) {
+        let _ = self.answer.send(Ok(Err(e.into())));
+    }
+}
+
 impl Job {
-    /// A job running `f`, whose outcome reaches `answer` once its batch committed (or
+    /// A job running `f` once, whose outcome reaches `answer` once its batch committed (or
     /// failed). A panic in `f` is caught, rolled back, and re-raised in the caller.
-    pub(super) fn new<T, E, F>(relaxed: bool, f: F, answer: Answer<T, E>) -> Job
+    pub(super) fn once<T, E, F>(relaxed: bool, f: F, answer: Answer<T, E>) -> Job
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction) -> Result<T, E> + Send + 'static,
     {
-        let run = move |tx: Result<&Transaction, DbError>| {
-            let tx = match tx {
-                Ok(tx) => tx,
-                Err(e) => {
-                    let _ = answer.send(Ok(Err(e.into())));
-                    return Ran::nothing();
-                }
-            };
-            let out = catch_unwind(AssertUnwindSafe(|| f(tx)));
-            let keep = matches!(out, Ok(Ok(_)));
-            Ran {
-                keep,
-                answer: Box::new(move |committed: Result<(), &DbError>| {
-                    let out = match (out, committed) {
-                        (Ok(Ok(_)), Err(e)) => Ok(Err(again(e).into())),
-                        (out, _) => out,
-                    };
-                    let _ = answer.send(out);
-                }),
-            }
-        };
+        Job::of(relaxed, Once(Some(f)), answer)
+    }
+
+    /// [`Job::once`] for an `f` that may run again: it needs no savepoint while the
+    /// writes before it in its transaction may run again too.
+    pub(super) fn replayable<T, E, F>(f: F, answer: Answer<T, E>) -> Job
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        Job::of(false, Again(f), answer)
+    }
+
+    fn of<T, E, B>(relaxed: bool, body: B, answer: Answer<T, E>) -> Job
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        B: Body<T, E>,
+    {
         Job {
             relaxed,
-            run: Box::new(run),
-        }
-    }
-}
-
-impl Ran {
-    fn nothing() -> Ran {
-        Ran {
-            keep: false,
-            answer: Box::new(|_| {}),
+            work: Box::new(Pending {
+                body,
+                out: None,
+                answer,
+            }),
         }
     }
 }
@@ -134,6 +213,7 @@ pub(super) fn start(
                 durability,
                 synchronous: durability,
                 credentials,
+                guard_all: false,
             };
             let mut batch = VecDeque::new();
             loop {
@@ -170,6 +250,9 @@ struct Writer {
     /// The `synchronous` setting `conn` has now.
     synchronous: Durability,
     credentials: std::sync::Arc<Credentials>,
+    /// Gives every write of the next transaction a savepoint: set after a transaction was
+    /// rolled back to undo a write without one.
+    guard_all: bool,
 }
 
 impl Writer {
@@ -223,34 +306,49 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => return fail(batch, &DbError::from(e)),
         };
-        let mut ran = Vec::with_capacity(batch.len());
+        // True while every write that ran may run again: the next one that may also runs
+        // without a savepoint. Not in the transaction after a rollback of that kind.
+        let mut bare = !std::mem::take(&mut self.guard_all);
+        let mut ran: Vec<Job> = Vec::with_capacity(batch.len());
+        let mut kept = false;
         let mut broken: Option<DbError> = None;
-        while let Some(job) = batch.pop_front() {
+        while let Some(mut job) = batch.pop_front() {
             // The first write of a transaction needs no savepoint: when it fails, rolling
             // the transaction back undoes it alone. This spares a lone write the journal
             // SQLite keeps for a savepoint (a copy of each page it changes, 12 % of a POST).
             let first = ran.is_empty();
-            if !first && let Err(e) = cached(&tx, "SAVEPOINT scimd_write") {
+            let guarded = !first && !(bare && job.work.replayable());
+            if guarded && let Err(e) = cached(&tx, "SAVEPOINT scimd_write") {
                 batch.push_front(job);
                 broken = Some(e.into());
                 break;
             }
-            let out = (job.run)(Ok(&tx));
-            if first && !out.keep {
-                drop(tx); // rolls back the failed write, and nothing else
-                (out.answer)(Ok(())); // its own error is its answer
+            let keep = job.work.run(&tx);
+            if !keep && !guarded {
+                drop(tx); // rolls back the failed write, and what ran before it
+                job.work.settle(Ok(())); // its own error is its answer
                 self.conn = Some(conn);
+                if !first {
+                    // What ran before it may run again: it goes first in the next
+                    // transaction, this time with savepoints.
+                    for job in ran.into_iter().rev() {
+                        batch.push_front(job);
+                    }
+                    self.guard_all = true;
+                }
                 // The rest of the batch goes on in a transaction of its own.
                 return false;
             }
-            let ended = if first {
+            bare &= job.work.replayable();
+            kept |= keep;
+            let ended = if !guarded {
                 Ok(())
-            } else if out.keep {
+            } else if keep {
                 cached(&tx, "RELEASE scimd_write")
             } else {
                 tx.execute_batch("ROLLBACK TO scimd_write; RELEASE scimd_write")
             };
-            ran.push(out);
+            ran.push(job);
             if let Err(e) = ended {
                 broken = Some(e.into());
                 break;
@@ -264,7 +362,6 @@ impl Writer {
                 break;
             }
         }
-        let kept = ran.iter().any(|r| r.keep);
         let outcome = match broken {
             Some(e) => {
                 drop(tx); // rolls back
@@ -276,8 +373,8 @@ impl Writer {
             // Before anyone is answered: a revocation is in force once it is acknowledged.
             self.refresh_credentials(&conn);
         }
-        for r in ran {
-            (r.answer)(outcome.as_ref().map(|_| ()));
+        for job in ran {
+            job.work.settle(outcome.as_ref().map(|_| ()));
         }
         match outcome {
             Ok(()) => {
@@ -298,7 +395,7 @@ fn cached(tx: &rusqlite::Transaction, sql: &str) -> rusqlite::Result<()> {
 /// Fails every write of a batch that could not start with `e`.
 fn fail(batch: &mut VecDeque<Job>, e: &DbError) -> bool {
     for job in batch.drain(..) {
-        (job.run)(Err(again(e)));
+        job.work.fail(again(e));
     }
     false
 }
@@ -375,6 +472,112 @@ mod tests {
         assert_eq!(keys(&db).await, expected);
         // The writer survived the panics.
         db.write(|tx| insert(tx, "after")).await.unwrap();
+    }
+
+    /// The same, with writes that may run again (no savepoint while all before them may run
+    /// again too) mixed with writes that run once: a failing replayable write rolls the
+    /// transaction back and the writes before it run again, yet every caller hears its
+    /// own outcome and only the writes that succeeded are stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replayable_writes_that_fail_leave_the_others_of_their_batch_alone() {
+        let (_dir, db) = scratch().await;
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let db = db.clone();
+            let write = move |tx: &rusqlite::Transaction| {
+                insert(tx, &format!("k{i:03}"))?;
+                match i % 5 {
+                    1 => Err(DbError::Conflict(format!("no {i}"))),
+                    2 if i % 50 == 2 => panic!("write {i} panics"),
+                    3 => insert(tx, &format!("k{i:03}")).map(|_| i),
+                    _ => Ok(i),
+                }
+            };
+            tasks.push(tokio::spawn(async move {
+                // Two in three may run again.
+                if i % 3 == 0 {
+                    db.write(write).await
+                } else {
+                    db.write_replayable(write).await
+                }
+            }));
+        }
+        let mut expected = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match (i % 5, task.await) {
+                (1, Ok(Err(DbError::Conflict(m)))) => assert_eq!(m, format!("no {i}")),
+                (2, Err(panic)) if i % 50 == 2 => assert!(panic.is_panic()),
+                (3, Ok(Err(DbError::Sqlite(e)))) => assert!(super::super::is_unique_violation(&e)),
+                (_, Ok(Ok(n))) => {
+                    assert_eq!(n, i);
+                    expected.push(format!("k{i:03}"));
+                }
+                (_, other) => panic!("write {i}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(keys(&db).await, expected);
+        db.write_replayable(|tx| insert(tx, "after")).await.unwrap();
+    }
+
+    /// In one batch of writes that may run again, a failing one undoes the transaction:
+    /// the ones before it run again (and are stored once), the failing one leaves no
+    /// trace, and the ones after it, and a write that runs once, commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_replayable_write_runs_the_ones_before_it_again() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (_dir, db) = scratch().await;
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(100));
+        // Hold the writer inside one write, so that the next ones queue as one batch.
+        let (go, wait) = std::sync::mpsc::channel::<()>();
+        let hold = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |tx| {
+                    wait.recv().unwrap();
+                    insert(tx, "held")
+                })
+                .await
+            }
+        });
+        pause().await;
+        let runs: Vec<Arc<AtomicUsize>> = (0..4).map(|_| Arc::default()).collect();
+        let mut tasks = Vec::new();
+        for (i, runs) in runs.iter().enumerate() {
+            let db = db.clone();
+            let runs = runs.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write_replayable(move |tx| {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    insert(tx, &format!("r{i}"))?;
+                    if i == 2 {
+                        return Err(DbError::Conflict("r2".into()));
+                    }
+                    Ok(i)
+                })
+                .await
+            }));
+            pause().await;
+        }
+        let once = tokio::spawn({
+            let db = db.clone();
+            async move { db.write(|tx| insert(tx, "once")).await }
+        });
+        pause().await;
+        go.send(()).unwrap();
+        hold.await.unwrap().unwrap();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match (i, task.await.unwrap()) {
+                (2, Err(DbError::Conflict(_))) => {}
+                (i, Ok(n)) => assert_eq!(n, i),
+                (i, other) => panic!("write {i}: unexpected {other:?}"),
+            }
+        }
+        once.await.unwrap().unwrap();
+        assert_eq!(keys(&db).await, ["held", "once", "r0", "r1", "r3"]);
+        let runs: Vec<usize> = runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+        // r0 and r1 ran before r2 failed, and again; r2 ran once; r3 only after.
+        assert_eq!(runs, [2, 2, 1, 1]);
     }
 
     /// The first write of a batch runs without a savepoint: when it fails or panics, the

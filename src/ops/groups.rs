@@ -169,7 +169,7 @@ pub async fn create(
     let members = take_members(&mut body)?.unwrap_or_default();
     let data = resource::normalize(&GROUP_RESOURCE, body)?;
     let actor = actor.clone();
-    db.write(move |tx| {
+    db.write_replayable(move |tx| {
         let row = groups::create(tx, tenant_id, &data)?;
         let mut change = GroupChange {
             created: true,
@@ -222,11 +222,11 @@ pub async fn replace(
                 renamed: display_name(&row.data) != display_name(&data),
                 ..Default::default()
             };
-            if let Some(members) = members {
-                let resolved = resolve(tx, tenant_id, &members)?;
+            if let Some(members) = &members {
+                let resolved = resolve(tx, tenant_id, members)?;
                 replace_members(tx, row.pk, &resolved, &mut change)?;
             }
-            let row = groups::update(tx, &row, data)?;
+            let row = groups::update(tx, &row, data.clone())?;
             reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;
             let members = if want_members {
                 Some(groups::members(tx, row.pk)?)

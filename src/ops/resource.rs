@@ -122,13 +122,13 @@ pub(super) async fn write_existing<R, T, F>(
 where
     R: Stored,
     T: Send + 'static,
-    F: FnOnce(&Conn, &Actor, R) -> Result<T, Error> + Send + 'static,
+    F: Fn(&Conn, &Actor, R) -> Result<T, Error> + Send + 'static,
 {
     let actor = actor.clone();
     let rt = R::RT;
     let resource = format!("{}/{id}", &rt.endpoint[1..]);
     let shown = id.clone();
-    db.write(move |tx| {
+    db.write_replayable(move |tx| {
         let row = R::load(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
         check_if_match(if_match.as_deref(), row.version())?;
         let out = f(tx, &actor, row)?;

@@ -109,7 +109,7 @@ pub async fn create(
     let mut data = resource::normalize(&USER_RESOURCE, body)?;
     default_active(&mut data, None);
     let actor = actor.clone();
-    db.write(move |tx| {
+    db.write_replayable(move |tx| {
         let row = users::create(tx, tenant_id, &data)?;
         reconcile::user_written(tx, &actor, tenant_id, &row)?;
         audited(
@@ -133,7 +133,7 @@ pub async fn replace(
     body: Value,
     if_match: Option<String>,
 ) -> Result<UserView, Error> {
-    let mut data = resource::normalize(&USER_RESOURCE, body)?;
+    let body = resource::normalize(&USER_RESOURCE, body)?;
     write_existing(
         db,
         actor,
@@ -142,6 +142,7 @@ pub async fn replace(
         if_match,
         Write::Put,
         move |tx, actor, row: UserRow| {
+            let mut data = body.clone();
             default_active(&mut data, row.data.get("active"));
             let row = users::replace(tx, tenant_id, &row, data)?;
             reconcile::user_written(tx, actor, tenant_id, &row)?;
