@@ -317,7 +317,8 @@ impl Writer {
             // the transaction back undoes it alone. This spares a lone write the journal
             // SQLite keeps for a savepoint (a copy of each page it changes, 12 % of a POST).
             let first = ran.is_empty();
-            let guarded = !first && !(bare && job.work.replayable());
+            let unguarded = first || (bare && job.work.replayable());
+            let guarded = !unguarded;
             if guarded && let Err(e) = cached(&tx, "SAVEPOINT scimd_write") {
                 batch.push_front(job);
                 broken = Some(e.into());
