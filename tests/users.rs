@@ -764,3 +764,51 @@ async fn list_pages_show_users_as_get_does() {
     assert!(staff.unwrap()[ENTERPRISE_URN]["manager"]["$ref"].is_string());
     assert_eq!(listed[0]["groups"][0]["display"], "Ops");
 }
+
+/// Creates arriving together share the writer's transactions, and a create that fails
+/// with 409 there rolls back and runs again the creates before it: each userName is
+/// created by exactly one of the two POSTs racing for it, the other hears 409 uniqueness,
+/// and the directory holds the winners, each once, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_of_one_user_name_leave_exactly_one_user_each() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    let names = 24;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..names * 2 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            let name = format!("racer{}@example.com", i % names);
+            let body = json!({"schemas": [USER_URN], "userName": name, "active": true,
+                "emails": [{"value": name, "primary": true}]});
+            (name, s.post("/scim/v2/Users", &body).await)
+        });
+    }
+    let mut created = std::collections::BTreeMap::new();
+    let mut refused = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        let (name, r) = done.unwrap();
+        match r.status.as_u16() {
+            201 => {
+                let id = r.json["id"].as_str().unwrap().to_string();
+                assert!(
+                    created.insert(name, id).is_none(),
+                    "two creates of one name"
+                );
+            }
+            _ => {
+                r.assert_error(409, Some("uniqueness"));
+                refused.push(name);
+            }
+        }
+    }
+    assert_eq!(created.len(), names, "one create per name: {created:?}");
+    refused.sort();
+    assert_eq!(refused, created.keys().cloned().collect::<Vec<_>>());
+    let list = s.get("/scim/v2/Users?count=100").await;
+    assert_eq!(list.json["totalResults"], names);
+    for (name, id) in &created {
+        let r = s.get(&format!("/scim/v2/Users/{id}")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["userName"], name.as_str());
+    }
+}
