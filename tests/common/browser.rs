@@ -14,6 +14,8 @@ pub struct Browser {
     driver: Child,
     /// Where screenshots go when `SCIMD_SCREENSHOTS` names a directory.
     shots: Option<std::path::PathBuf>,
+    /// Chromium's profile: removed when the browser is dropped, after `close` stopped it.
+    _profile: tempfile::TempDir,
 }
 
 fn find(candidates: &[&str], env: &str) -> Option<String> {
@@ -60,14 +62,14 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts");
-        let profile = tempfile::tempdir().unwrap().keep();
+        let profile = tempfile::tempdir().unwrap();
         let caps = json!({
             "goog:chromeOptions": {
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                          "--disable-quic", "--no-first-run", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                         format!("--user-data-dir={}", profile.display())],
+                         format!("--user-data-dir={}", profile.path().display())],
             }
         });
         let caps = caps.as_object().unwrap().clone();
@@ -85,6 +87,7 @@ impl Browser {
                         client,
                         driver: child,
                         shots,
+                        _profile: profile,
                     });
                 }
                 Err(e) => {
