@@ -466,6 +466,17 @@ fn conflict(e: rusqlite::Error, profile: &Profile) -> DbError {
 }
 
 pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<MemberRow, DbError> {
+    insert_linked(conn, tenant_id, new, None)
+}
+
+/// [`insert`], told whether `new.user_id` names a user of the tenant when the caller has
+/// just read it (a sync applying its own plan); read here otherwise.
+pub fn insert_linked(
+    conn: &Connection,
+    tenant_id: i64,
+    new: &NewMember,
+    user_exists: Option<bool>,
+) -> Result<MemberRow, DbError> {
     let now = datetime::now();
     let id = uuid::Uuid::now_v7().to_string();
     let p = &new.profile;
@@ -498,11 +509,22 @@ pub fn insert(conn: &Connection, tenant_id: i64, new: &NewMember) -> Result<Memb
     ])
     .map_err(|e| conflict(e, p))?;
     let pk = conn.last_insert_rowid();
-    let user_exists = match &new.user_id {
-        Some(user_id) => conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND tenant_id = ?2)")?
-            .query_row(params![user_id, tenant_id], |r| r.get(0))?,
-        None => false,
+    let read = || -> Result<bool, DbError> {
+        Ok(match &new.user_id {
+            Some(user_id) => conn
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1 AND tenant_id = ?2)",
+                )?
+                .query_row(params![user_id, tenant_id], |r| r.get(0))?,
+            None => false,
+        })
+    };
+    let user_exists = match user_exists {
+        Some(known) => {
+            debug_assert_eq!(known, read()?, "the caller knew the wrong user");
+            known
+        }
+        None => read()?,
     };
     Ok(MemberRow {
         pk,

@@ -282,15 +282,22 @@ pub fn apply_held(
     Ok(changes.len())
 }
 
-/// The directory users a write has read as they are stored, by SCIM id: applying its plan
-/// shows them in members' API objects without reading them again.
+/// The directory users a write has read as they are stored, by SCIM id, each with whether
+/// it stays (not one being deleted): applying its plan shows them in members' API objects,
+/// and links new members to them, without reading them again.
 #[derive(Default)]
-struct Known<'d>(HashMap<&'d str, &'d DirectoryUser>);
+struct Known<'d>(HashMap<&'d str, (&'d DirectoryUser, bool)>);
 
 impl<'d> Known<'d> {
     fn of(directory: &'d Directory) -> Known<'d> {
-        let people = directory.users.iter().chain(&directory.deleted);
-        Known(people.map(|u| (u.id.as_str(), u)).collect())
+        let staying = directory.users.iter().map(|u| (u, true));
+        let leaving = directory.deleted.iter().map(|u| (u, false));
+        Known(
+            staying
+                .chain(leaving)
+                .map(|(u, stays)| (u.id.as_str(), (u, stays)))
+                .collect(),
+        )
     }
 
     /// What a member linked to `user_id` shows of that user.
@@ -301,8 +308,16 @@ impl<'d> Known<'d> {
         user_id: Option<&str>,
     ) -> Result<LinkedUser, DbError> {
         match user_id.and_then(|id| self.0.get(id)) {
-            Some(user) => Ok(LinkedUser::from_directory(user)),
+            Some((user, _)) => Ok(LinkedUser::from_directory(user)),
             None => LinkedUser::of(conn, tenant_id, user_id),
+        }
+    }
+
+    /// Whether a member linked to `user_id` links to a user that stays, when known.
+    fn stays(&self, user_id: Option<&str>) -> Option<bool> {
+        match user_id {
+            None => Some(false),
+            Some(id) => self.0.get(id).map(|(_, stays)| *stays),
         }
     }
 }
@@ -347,7 +362,7 @@ fn apply(
         let (event, action, pk) = match &change.action {
             Action::Skip { .. } => continue,
             Action::Create { profile, role } => {
-                let row = members::insert(
+                let row = members::insert_linked(
                     conn,
                     tenant_id,
                     &NewMember {
@@ -359,6 +374,7 @@ fn apply(
                         source: MemberSource::Scim,
                         user_id: change.user_id.clone(),
                     },
+                    known.stays(change.user_id.as_deref()),
                 )?;
                 let pk = row.pk;
                 created = Some(row);
