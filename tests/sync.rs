@@ -500,6 +500,16 @@ fn an_admin_imports_maps_tests_and_syncs_from_the_command_line() {
         applied["report"], dry["report"],
         "the report is what sync applies"
     );
+    // What the run took inside its transaction, and what the caller waited for it to be
+    // durable (the commit and its flush too).
+    let (inside, durable) = (
+        applied["durationMs"].as_u64().unwrap(),
+        applied["durableMs"].as_u64().unwrap(),
+    );
+    assert!(
+        durable >= inside,
+        "{inside} ms inside, durable after {durable} ms"
+    );
 
     let (_, out, _) = scimd(path, &["members", "export", "--format", "json"]);
     let list: Value = serde_json::from_str(&out).unwrap();

@@ -267,12 +267,13 @@ fn run_headline(run: &SyncRun) -> String {
         "dry run: nothing applied".to_string()
     } else if run.held > 0 {
         format!(
-            "applied in {} ms, but the guard against mass deprovisioning holds {} of these \
+            "{}, but the guard against mass deprovisioning holds {} of these \
              deprovisionings: `scimd guard show` lists them, `scimd guard approve` applies them",
-            run.duration_ms, run.held
+            run.applied_in(),
+            run.held
         )
     } else {
-        format!("applied in {} ms", run.duration_ms)
+        run.applied_in()
     }
 }
 

@@ -484,8 +484,27 @@ pub struct SyncRun {
     pub held: usize,
     pub started_at: String,
     pub finished_at: String,
+    /// Planning and applying, inside the transaction: what the run records of itself.
     pub duration_ms: u64,
+    /// From asking for the run until its commit was durable (the writer's queue, the
+    /// commit, its flush and the checkpoint after it included): what whoever asked waited.
+    /// Known only to [`force`], after the run's own record was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub durable_ms: Option<u64>,
     pub report: Report,
+}
+
+impl SyncRun {
+    /// "applied in … ms", and until it was durable when known.
+    pub fn applied_in(&self) -> String {
+        match self.durable_ms {
+            Some(durable) => format!(
+                "applied in {} ms, durable after {durable} ms",
+                self.duration_ms
+            ),
+            None => format!("applied in {} ms", self.duration_ms),
+        }
+    }
 }
 
 /// The plan for the whole tenant now, without applying or recording anything: what test
@@ -615,8 +634,12 @@ pub async fn force(
     dry_run: bool,
 ) -> Result<SyncRun, DbError> {
     let actor = actor.clone();
-    db.write(move |tx| run(tx, &actor, tenant_id, SyncScope::Full, dry_run))
-        .await
+    let asked = Instant::now();
+    let mut run = db
+        .write(move |tx| run(tx, &actor, tenant_id, SyncScope::Full, dry_run))
+        .await?;
+    run.durable_ms = Some(asked.elapsed().as_millis() as u64);
+    Ok(run)
 }
 
 /// What the whole tenant's plan under `settings` would be, limited to `scope`, without
@@ -745,6 +768,7 @@ pub fn run(
         started_at,
         finished_at,
         duration_ms,
+        durable_ms: None,
         report,
     })
 }

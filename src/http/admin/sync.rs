@@ -288,7 +288,7 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
             "Dry run recorded: test mode is on, so nothing was applied ({summary}). Turn test mode off, then Force sync applies it."
         )
     } else {
-        format!("Sync applied in {} ms: {summary}.", run.duration_ms)
+        format!("Sync {}: {summary}.", run.applied_in())
     };
     Ok(redirect_with_flash(
         req,
