@@ -27,6 +27,14 @@
 //! was written). When SQLite rolls back the whole transaction on its own (a full disk, an
 //! I/O error), the writes that ran fail and nothing is written; those that had not run yet
 //! go on in the next transaction.
+//!
+//! The writer checkpoints the log as SQLite would, inside the commit that grows it past
+//! [`CHECKPOINT_FRAMES`], except after a commit that left it past [`DEFER_FRAMES`] (a
+//! whole-tenant sync, an import): that log is checkpointed once the batch is answered.
+//! Copying the log into the database adds nothing to a commit's durability, only to its
+//! writers' wait (a third of a second after a sync of 100 000 members). Small batches keep
+//! the checkpoint inside the commit: run after the answers, it competes for the two cores
+//! with the next requests, and POSTs under load were ~10 % slower.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -44,6 +52,33 @@ const MAX_BATCH: usize = 128;
 
 /// How long the writer waits for a write before it looks at what other processes changed.
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Frames in the log past which a commit checkpoints it: SQLite's own default.
+const CHECKPOINT_FRAMES: i32 = 1000;
+
+/// Frames (of 4 KiB) in the log past which its checkpoint waits until the batch that
+/// wrote them is answered: 32 MiB, far more than a batch of SCIM writes commits.
+const DEFER_FRAMES: i32 = 8192;
+
+thread_local! {
+    /// The frames in the log after the writer thread's last commit, when its checkpoint
+    /// waits for [`Writer::checkpoint_if_due`] ([`checkpoint_hook`]).
+    static LOG_FRAMES: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// The writer connection's log hook, in place of SQLite's automatic checkpoint (a hook
+/// too), called inside each commit with the frames the log now holds.
+fn checkpoint_hook(wal: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    if frames >= DEFER_FRAMES {
+        LOG_FRAMES.set(frames);
+    } else if frames >= CHECKPOINT_FRAMES
+        && let Err(e) = wal.checkpoint()
+    {
+        // As SQLite's own hook does, the commit stands: the next one tries again.
+        tracing::warn!(error = %e, "could not checkpoint the log");
+    }
+    Ok(())
+}
 
 /// One write waiting for the writer.
 pub(super) struct Job {
@@ -233,6 +268,7 @@ pub(super) fn start(
                 if writer.commit(&mut batch) {
                     commits.send_modify(|n| *n = n.wrapping_add(1));
                 }
+                writer.checkpoint_if_due();
             }
         })?;
     Ok(queue)
@@ -242,7 +278,7 @@ struct Writer {
     pool: r2d2::Pool<SqliteConnectionManager>,
     /// The writer's connection, kept between batches (its page cache stays warm) and
     /// replaced after a batch that failed.
-    conn: Option<r2d2::PooledConnection<SqliteConnectionManager>>,
+    conn: Option<WriterConn>,
     durability: Durability,
     /// The `synchronous` setting `conn` has now.
     synchronous: Durability,
@@ -250,6 +286,39 @@ struct Writer {
     /// Gives every write of the next transaction a savepoint: set after a transaction was
     /// rolled back to undo a write without one.
     guard_all: bool,
+}
+
+/// The writer's connection, with [`checkpoint_hook`] for its log. Given back to the pool,
+/// it checkpoints as SQLite does again.
+struct WriterConn(r2d2::PooledConnection<SqliteConnectionManager>);
+
+impl WriterConn {
+    fn of(conn: r2d2::PooledConnection<SqliteConnectionManager>) -> WriterConn {
+        conn.wal_hook(Some(checkpoint_hook));
+        WriterConn(conn)
+    }
+}
+
+impl std::ops::Deref for WriterConn {
+    type Target = rusqlite::Connection;
+    fn deref(&self) -> &rusqlite::Connection {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for WriterConn {
+    fn deref_mut(&mut self) -> &mut rusqlite::Connection {
+        &mut self.0
+    }
+}
+
+impl Drop for WriterConn {
+    fn drop(&mut self) {
+        // SQLite's automatic checkpoint is a log hook: setting it replaces the writer's.
+        let _ = self
+            .0
+            .pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES);
+    }
 }
 
 impl Writer {
@@ -260,6 +329,21 @@ impl Writer {
             self.refresh_credentials(conn);
         } else if let Ok(conn) = self.pool.get() {
             self.refresh_credentials(&conn);
+        }
+    }
+
+    /// Checkpoints the log when the last commit left it past [`DEFER_FRAMES`], as SQLite
+    /// would have inside that commit: passively, so a reader on an older snapshot only
+    /// keeps the frames it still reads.
+    fn checkpoint_if_due(&mut self) {
+        if LOG_FRAMES.get() < DEFER_FRAMES {
+            return;
+        }
+        LOG_FRAMES.set(0);
+        let Some(conn) = &self.conn else { return };
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // The log only grows until the next checkpoint, after the next commit.
+            tracing::warn!(error = %e, "could not checkpoint the log");
         }
     }
 
@@ -280,7 +364,7 @@ impl Writer {
             None => match self.pool.get() {
                 Ok(c) => {
                     self.synchronous = self.durability;
-                    c
+                    WriterConn::of(c)
                 }
                 Err(e) => return fail(batch, &DbError::from(e)),
             },
@@ -643,5 +727,58 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
+    }
+
+    /// The writer checkpoints the log as SQLite would, inside the commits that grow it past
+    /// [`CHECKPOINT_FRAMES`](super::CHECKPOINT_FRAMES): the log is reused from its start
+    /// and stays that size. A commit that leaves it past
+    /// [`DEFER_FRAMES`](super::DEFER_FRAMES) is checkpointed after its answer, with no
+    /// further write.
+    #[tokio::test]
+    async fn the_writer_checkpoints_the_log_so_it_stays_bounded() {
+        let (dir, db) = scratch().await;
+        let rows = |from: usize, n: usize| {
+            move |tx: &rusqlite::Transaction| {
+                for i in from..from + n {
+                    insert(tx, &format!("{i:05}-{}", "x".repeat(4000)))?;
+                }
+                Ok::<_, DbError>(())
+            }
+        };
+        // 40 writes of 50 rows of 4 KB (with the unique index, 2 pages each): ~4 000 frames.
+        for w in 0..40 {
+            db.write(rows(w * 50, 50)).await.unwrap();
+        }
+        let page: i64 = db
+            .read(|c| Ok::<_, DbError>(c.query_row("PRAGMA page_size", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        let frames = |file: &str| {
+            std::fs::metadata(dir.path().join(file)).unwrap().len() / (page as u64 + 24)
+        };
+        let limit = 2 * super::CHECKPOINT_FRAMES as u64;
+        assert!(
+            frames("w.db-wal") < limit,
+            "the log grew to {} frames",
+            frames("w.db-wal")
+        );
+        assert!(frames("w.db") > limit, "the rows are in the database file");
+
+        // One write of ~10 000 frames: in the database file soon after it is answered.
+        let before = frames("w.db");
+        db.write(rows(2000, 4000)).await.unwrap();
+        let deferred = super::DEFER_FRAMES as u64;
+        for _ in 0..200 {
+            if frames("w.db") > before + deferred {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(
+            frames("w.db") > before + deferred,
+            "the big commit was not checkpointed: {} pages, {before} before it",
+            frames("w.db")
+        );
+        assert_eq!(keys(&db).await.len(), 6000);
     }
 }
