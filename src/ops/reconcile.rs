@@ -709,20 +709,23 @@ pub fn run(
     let settings = settings::get(conn, tenant_id)?;
     let dry_run = dry_run || settings.test_mode;
     let (directory, changes) = scoped_plan(conn, tenant_id, &settings, scope)?;
+    // The report is of every change, held or not; taken first, the changes then go to the
+    // guard and the apply as they are, not copied (100 000 of them in a whole-tenant run).
+    let report = Report::new(&changes);
     let mut held = 0;
     if !dry_run {
         let _cache = sync_runs::widen_cache(conn, APPLY_CACHE_MIB)?;
+        let planned = changes.len();
         let (via, screened) = match scope {
             SyncScope::Full => {
                 let all = guard::Considered::All;
-                let screened =
-                    guard::screen(conn, actor, tenant_id, &settings, all, changes.clone())?;
+                let screened = guard::screen(conn, actor, tenant_id, &settings, all, changes)?;
                 ("force_sync", screened)
             }
             // A role re-evaluation never deprovisions anyone.
-            SyncScope::Roles => ("settings", changes.clone()),
+            SyncScope::Roles => ("settings", changes),
         };
-        held = changes.len() - screened.len();
+        held = planned - screened.len();
         let batch = tenants::member_batch(conn, tenant_id)?;
         apply(
             conn,
@@ -735,7 +738,6 @@ pub fn run(
         batch.finish()?;
         seeds::refresh(conn, tenant_id)?;
     }
-    let report = Report::new(&changes);
     let finished_at = datetime::now();
     let duration_ms = started.elapsed().as_millis() as u64;
     let counts = serde_json::to_value(&report.counts).unwrap_or(Value::Null);
