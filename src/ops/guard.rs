@@ -10,6 +10,7 @@
 //! directory changes back). A held member whose plan no longer deprovisions it (the IdP
 //! made the person active again) is let go; a hold with nothing left closes by itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
@@ -43,16 +44,16 @@ fn deprovisions(c: &Change) -> Option<i64> {
     }
 }
 
-/// The changes of `changes` to apply now: all of them, or all but the member
-/// deprovisionings the guard holds. Runs in the applying transaction.
-pub fn screen(
+/// The changes of `changes` to apply now: all of them (borrowed as they are), or all but
+/// the member deprovisionings the guard holds. Runs in the applying transaction.
+pub fn screen<'c>(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     settings: &Settings,
     considered: Considered,
-    changes: Vec<Change>,
-) -> Result<Vec<Change>, DbError> {
+    changes: &'c [Change],
+) -> Result<Cow<'c, [Change]>, DbError> {
     let deprovisioning: BTreeSet<i64> = changes.iter().filter_map(deprovisions).collect();
     let now = OffsetDateTime::now_utc();
     let at = datetime::format(now);
@@ -61,7 +62,7 @@ pub fn screen(
         None => {
             let n = deprovisioning.len();
             if n == 0 {
-                return Ok(changes);
+                return Ok(Cow::Borrowed(changes));
             }
             let since = datetime::format(now - WINDOW);
             let active = members::count_active(conn, tenant_id)?;
@@ -69,7 +70,7 @@ pub fn screen(
             let recent = guard::applied_since(conn, tenant_id, &since)?;
             if !settings.guard.enabled || recent + n as u64 <= threshold {
                 guard::record_applied(conn, tenant_id, n, &at, &since)?;
-                return Ok(changes);
+                return Ok(Cow::Borrowed(changes));
             }
             let hold = guard::open(conn, tenant_id, threshold, active, &at)?;
             let (held, rest) = keep_back(conn, &hold, changes, &at)?;
@@ -83,7 +84,7 @@ pub fn screen(
                 AuditAction::DeprovisioningHeld,
                 detail,
             )?;
-            return Ok(rest);
+            return Ok(Cow::Owned(rest));
         }
     };
     // Held members this plan looked at and no longer deprovisions are let go.
@@ -110,20 +111,20 @@ pub fn screen(
                 detail,
             )?;
         }
-        return Ok(changes);
+        return Ok(Cow::Borrowed(changes));
     }
-    Ok(keep_back(conn, &hold, changes, &at)?.1)
+    Ok(Cow::Owned(keep_back(conn, &hold, changes, &at)?.1))
 }
 
 /// Holds the deprovisionings of `changes` under `hold`; returns how many, and the rest.
 fn keep_back(
     conn: &Conn,
     hold: &Hold,
-    changes: Vec<Change>,
+    changes: &[Change],
     at: &str,
 ) -> Result<(usize, Vec<Change>), DbError> {
-    let (held, rest): (Vec<Change>, Vec<Change>) =
-        changes.into_iter().partition(|c| deprovisions(c).is_some());
+    let (held, rest): (Vec<&Change>, Vec<&Change>) =
+        changes.iter().partition(|c| deprovisions(c).is_some());
     let rows: Vec<(i64, &str, Option<String>)> = held
         .iter()
         .filter_map(|c| {
@@ -132,7 +133,7 @@ fn keep_back(
         })
         .collect();
     guard::hold_changes(conn, hold.id, &rows, at)?;
-    Ok((held.len(), rest))
+    Ok((held.len(), rest.into_iter().cloned().collect()))
 }
 
 fn reload(conn: &Conn, hold: &Hold) -> Result<Hold, DbError> {

@@ -45,6 +45,20 @@ impl ReportEntry {
 pub struct Counts(pub Vec<(ChangeKind, usize)>);
 
 impl Counts {
+    /// The counts of `plan`, as its [`Report`] has them, without building the report.
+    pub fn of(plan: &[Change]) -> Counts {
+        let mut n: BTreeMap<ChangeKind, usize> = BTreeMap::new();
+        for change in plan {
+            *n.entry(change.kind()).or_default() += 1;
+        }
+        Counts(
+            ChangeKind::ALL
+                .iter()
+                .map(|&k| (k, n.get(&k).copied().unwrap_or(0)))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, kind: ChangeKind) -> usize {
         self.0
             .iter()
@@ -78,13 +92,10 @@ impl Report {
                 .or_default()
                 .push(ReportEntry::of(change));
         }
-        let counts = Counts(
-            ChangeKind::ALL
-                .iter()
-                .map(|&k| (k, changes.get(&k).map_or(0, Vec::len)))
-                .collect(),
-        );
-        Report { counts, changes }
+        Report {
+            counts: Counts::of(plan),
+            changes,
+        }
     }
 
     /// Every entry, in kind order.
