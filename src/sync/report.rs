@@ -51,12 +51,12 @@ impl Counts {
         for change in plan {
             *n.entry(change.kind()).or_default() += 1;
         }
-        Counts(
-            ChangeKind::ALL
-                .iter()
-                .map(|&k| (k, n.get(&k).copied().unwrap_or(0)))
-                .collect(),
-        )
+        Counts::listing(|k| n.get(&k).copied().unwrap_or(0))
+    }
+
+    /// Every kind with its count `n`, in [`ChangeKind`] order.
+    fn listing(n: impl Fn(ChangeKind) -> usize) -> Counts {
+        Counts(ChangeKind::ALL.iter().map(|&k| (k, n(k))).collect())
     }
 
     pub fn get(&self, kind: ChangeKind) -> usize {
@@ -93,7 +93,7 @@ impl Report {
                 .push(ReportEntry::of(change));
         }
         Report {
-            counts: Counts::of(plan),
+            counts: Counts::listing(|k| changes.get(&k).map_or(0, Vec::len)),
             changes,
         }
     }

@@ -1012,6 +1012,11 @@ fn the_report_groups_counts_and_details_every_change() {
         json!({"create":1,"update":0,"role_change":1,"suspend":0,"reactivate":1,
                "archive":0,"delete":0,"skip":1})
     );
+    assert_eq!(
+        report::Counts::of(&changes),
+        report.counts,
+        "what a run records without building its report"
+    );
     let keys: Vec<&String> = json["changes"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["create", "role_change", "reactivate", "skip"]);
     assert_eq!(
