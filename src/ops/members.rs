@@ -197,47 +197,76 @@ pub(super) fn record(
     } else {
         api_object(conn, tenant_id, w.after)?
     };
-    record_as(conn, actor, tenant_id, w, &data)
+    let mut journal = Journal::new(tenant_id);
+    journal.record_as(conn, actor, w, &data)?;
+    journal.finish(conn)
 }
 
-/// [`record`], with the member's API object after the write (`data`) already built:
-/// a JSON tree, or a [`MemberObject`] that goes into the event without one.
-pub(super) fn record_as(
-    conn: &Conn,
-    actor: &Actor,
+/// Where the member writes of one transaction append their events and audit entries: the
+/// tenant's event numbers and audit chain, read at the first write and stored by
+/// [`Journal::finish`], so that a write of many members (a whole-tenant sync) reads and
+/// stores them once.
+#[must_use = "the tenant's event counter is stored only by `finish`"]
+pub(super) struct Journal {
     tenant_id: i64,
-    w: MemberWrite,
-    data: &impl Serialize,
-) -> Result<(), DbError> {
-    let row = w.after;
-    let previous = match (&w.before, w.event) {
-        (Some(before), e) if e != EventType::MemberDeleted => {
-            let after = serde_json::to_value(data).unwrap_or(Value::Null);
-            previous_values(before, &after)
+    events: events::Numbering,
+    audit: audit::Chain,
+}
+
+impl Journal {
+    pub fn new(tenant_id: i64) -> Journal {
+        Journal {
+            tenant_id,
+            events: events::Numbering::new(tenant_id),
+            audit: audit::Chain::new(Some(tenant_id)),
         }
-        _ => json!({}),
-    };
-    let mut context = json!({"via": w.via});
-    if let (Value::Object(c), Value::Object(extra)) = (&mut context, w.extra) {
-        c.extend(extra);
     }
-    let payload = EventPayload {
-        member: data,
-        previous: &previous,
-        context: &context,
-    };
-    events::append(conn, actor, tenant_id, w.event, &row.id, &payload)?;
-    audit::append_raw(
-        conn,
-        &audit::Entry::new(
-            actor,
-            Some(tenant_id),
-            w.action,
-            Some(format!("member/{}", row.id)),
-        ),
-        &w.detail,
-    )?;
-    Ok(())
+
+    /// [`record`], with the member's API object after the write (`data`) already built:
+    /// a JSON tree, or a [`MemberObject`] that goes into the event without one.
+    pub fn record_as(
+        &mut self,
+        conn: &Conn,
+        actor: &Actor,
+        w: MemberWrite,
+        data: &impl Serialize,
+    ) -> Result<(), DbError> {
+        let row = w.after;
+        let previous = match (&w.before, w.event) {
+            (Some(before), e) if e != EventType::MemberDeleted => {
+                let after = serde_json::to_value(data).unwrap_or(Value::Null);
+                previous_values(before, &after)
+            }
+            _ => json!({}),
+        };
+        let mut context = json!({"via": w.via});
+        if let (Value::Object(c), Value::Object(extra)) = (&mut context, w.extra) {
+            c.extend(extra);
+        }
+        let payload = EventPayload {
+            member: data,
+            previous: &previous,
+            context: &context,
+        };
+        self.events
+            .append(conn, actor, w.event, &row.id, &payload)?;
+        self.audit.append_raw(
+            conn,
+            &audit::Entry::new(
+                actor,
+                Some(self.tenant_id),
+                w.action,
+                Some(format!("member/{}", row.id)),
+            ),
+            &w.detail,
+        )?;
+        Ok(())
+    }
+
+    /// Stores the tenant's event counter.
+    pub fn finish(self, conn: &Conn) -> Result<(), DbError> {
+        self.events.finish(conn)
+    }
 }
 
 /// A member event's payload: the member now, what its changed fields were, and why.

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::guard;
-use super::members::{LinkedUser, MemberWrite};
+use super::members::{Journal, LinkedUser, MemberWrite};
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
@@ -333,6 +333,7 @@ fn apply(
     changes: &[Change],
     known: &Known,
 ) -> Result<(), DbError> {
+    let mut journal = Journal::new(tenant_id);
     for change in changes {
         if matches!(change.action, Action::Skip { .. }) {
             continue;
@@ -461,14 +462,11 @@ fn apply(
             detail,
         };
         match &deleted {
-            Some(data) => super::members::record_as(conn, actor, tenant_id, write, data)?,
-            None => {
-                let data = linked.object(&after);
-                super::members::record_as(conn, actor, tenant_id, write, &data)?;
-            }
+            Some(data) => journal.record_as(conn, actor, write, data)?,
+            None => journal.record_as(conn, actor, write, &linked.object(&after))?,
         }
     }
-    Ok(())
+    journal.finish(conn)
 }
 
 /// A recorded sync run and its report.

@@ -644,6 +644,68 @@ fn event_cursors_only_grow() {
 }
 
 #[test]
+fn a_sync_numbers_and_chains_its_many_writes_as_one_write_each_would() {
+    let f = Fixture::new();
+    f.create_group("before"); // event 1
+    f.update_settings(|s| s.test_mode = true);
+    for i in 0..3 {
+        f.create_user(&format!("u{i}@x.io"), true);
+    }
+    f.update_settings(|s| s.test_mode = false);
+    assert_eq!(f.full_sync(false).report.summary(), "create 3");
+    f.create_group("after");
+    let seqs: Vec<i64> = events::after(&f.conn(), f.tenant, 0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5], "no gap, no number twice");
+    let mut verifier = crate::auth::chain::Verifier::default();
+    assert_eq!(
+        audit::verify(&f.conn(), None, &mut verifier).unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        f.audit_actions()
+            .iter()
+            .filter(|a| *a == "member.created")
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn a_write_appending_in_between_a_journals_entries_fails_instead_of_forking_them() {
+    let f = Fixture::new();
+    let conn = f.conn();
+    let actor = f.actor();
+    let tx = conn.unchecked_transaction().unwrap();
+    let kind = events::EventType::GroupCreated;
+    let mut numbering = events::Numbering::new(f.tenant);
+    numbering
+        .append(&tx, &actor, kind, "a", &json!({}))
+        .unwrap();
+    assert!(events::append(&tx, &actor, f.tenant, kind, "b", &json!({})).is_err());
+    numbering
+        .append(&tx, &actor, kind, "c", &json!({}))
+        .unwrap();
+    numbering.finish(&tx).unwrap();
+    assert_eq!(
+        events::append(&tx, &actor, f.tenant, kind, "d", &json!({})).unwrap(),
+        3
+    );
+
+    let entry = audit::Entry::new(&actor, Some(f.tenant), audit::Action::ScimPost, None);
+    let detail = serde_json::value::to_raw_value(&json!({})).unwrap();
+    let mut chain = audit::Chain::new(Some(f.tenant));
+    chain.append_raw(&tx, &entry, &detail).unwrap();
+    audit::append(&tx, &entry).unwrap();
+    assert!(chain.append_raw(&tx, &entry, &detail).is_err());
+    let mut verifier = crate::auth::chain::Verifier::default();
+    assert_eq!(audit::verify(&tx, None, &mut verifier).unwrap(), Ok(()));
+}
+
+#[test]
 fn settings_round_trip_and_refuse_inconsistent_changes() {
     let f = Fixture::new();
     let conn = f.conn();
