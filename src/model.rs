@@ -479,12 +479,13 @@ impl DirectoryUser {
     pub fn from_data(id: &str, data: &Map<String, Value>, groups: Vec<DirectoryGroup>) -> Self {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         let emails = data.get("emails").and_then(Value::as_array);
-        let email = emails.and_then(|list| {
-            list.iter()
-                .find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))
-                .or_else(|| list.first())
-                .and_then(|e| text(e.get("value")))
-        });
+        let email = emails
+            .and_then(|list| {
+                DirectoryUser::chosen_email(list, |e| {
+                    e.get("primary").and_then(Value::as_bool) == Some(true)
+                })
+            })
+            .and_then(|e| text(e.get("value")));
         let name = data.get("name");
         DirectoryUser {
             id: id.to_string(),
@@ -498,6 +499,14 @@ impl DirectoryUser {
             groups,
             external_id: data.get("externalId").cloned(),
         }
+    }
+
+    /// Of a user's emails, the one it goes by: the primary one, else the first.
+    pub fn chosen_email<E>(emails: &[E], primary: impl Fn(&E) -> bool) -> Option<&E> {
+        emails
+            .iter()
+            .find(|e| primary(e))
+            .or_else(|| emails.first())
     }
 
     /// The email that links this user to a member: the primary email, or the userName when

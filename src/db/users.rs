@@ -1,6 +1,7 @@
 //! Directory users: one row per SCIM User, its canonical JSON plus indexed copies of the
 //! attributes that lookups, uniqueness and sorting need.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use rusqlite::types::Value as SqlValue;
@@ -648,49 +649,72 @@ fn read_directory_users(
         let pk: i64 = r.get(0)?;
         let id: String = r.get(1)?;
         let text = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
-        let data = match serde_json::from_str::<SyncFields>(text) {
-            Ok(fields) => fields.into_data(),
-            // Whatever the shortcut cannot read (a key twice, say) takes the long way.
-            Err(_) => parse_data(pk, text)?,
-        };
-        out.push(DirectoryUser::from_data(
-            &id,
-            &data,
-            groups.remove(&pk).unwrap_or_default(),
-        ));
+        let groups = groups.remove(&pk).unwrap_or_default();
+        out.push(match serde_json::from_str::<SyncFields>(text) {
+            Ok(fields) => fields.into_user(id, groups),
+            // Whatever the shortcut cannot read (a key twice, a value of another type
+            // than SCIM's) takes the long way, which reads it as `from_data` always has.
+            Err(_) => DirectoryUser::from_data(&id, &parse_data(pk, text)?, groups),
+        });
     }
     Ok(())
 }
 
-/// The members of a stored user that `DirectoryUser::from_data` reads, and only those:
-/// parsing a user's whole JSON for six keys was a third of a full sync's plan. Absent and
-/// `null` read alike there, so nothing it sees changes.
+/// The members of a stored user that `DirectoryUser::from_data` reads, and only those,
+/// typed as SCIM has them: parsing a user's whole JSON for six keys was a third of a full
+/// sync's plan, and building a JSON tree of those six another tenth. Absent and `null`
+/// read alike in `from_data`, as they do here; a value of another type fails the parse.
 #[derive(serde::Deserialize)]
-struct SyncFields {
-    #[serde(rename = "userName")]
-    user_name: Option<Value>,
-    emails: Option<Value>,
-    name: Option<Value>,
-    #[serde(rename = "displayName")]
-    display_name: Option<Value>,
-    active: Option<Value>,
+struct SyncFields<'a> {
+    #[serde(rename = "userName", borrow)]
+    user_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    emails: Option<Vec<SyncEmail<'a>>>,
+    #[serde(borrow)]
+    name: Option<SyncName<'a>>,
+    #[serde(rename = "displayName", borrow)]
+    display_name: Option<Cow<'a, str>>,
+    active: Option<bool>,
     #[serde(rename = "externalId")]
     external_id: Option<Value>,
 }
 
-impl SyncFields {
-    fn into_data(self) -> Map<String, Value> {
-        [
-            ("userName", self.user_name),
-            ("emails", self.emails),
-            ("name", self.name),
-            ("displayName", self.display_name),
-            ("active", self.active),
-            ("externalId", self.external_id),
-        ]
-        .into_iter()
-        .filter_map(|(k, v)| Some((k.to_string(), v?)))
-        .collect()
+#[derive(serde::Deserialize)]
+struct SyncEmail<'a> {
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+    primary: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+struct SyncName<'a> {
+    #[serde(rename = "givenName", borrow)]
+    given_name: Option<Cow<'a, str>>,
+    #[serde(rename = "familyName", borrow)]
+    family_name: Option<Cow<'a, str>>,
+}
+
+impl SyncFields<'_> {
+    /// What `DirectoryUser::from_data` makes of the same JSON.
+    fn into_user(self, id: String, groups: Vec<DirectoryGroup>) -> DirectoryUser {
+        let text = |v: Option<Cow<str>>| v.map(Cow::into_owned);
+        let emails = self.emails.unwrap_or_default();
+        let email = DirectoryUser::chosen_email(&emails, |e| e.primary == Some(true));
+        let (given_name, family_name) = match self.name {
+            Some(n) => (text(n.given_name), text(n.family_name)),
+            None => (None, None),
+        };
+        DirectoryUser {
+            id,
+            user_name: text(self.user_name).unwrap_or_default(),
+            email: email.and_then(|e| e.value.as_deref()).map(str::to_string),
+            given_name,
+            family_name,
+            display_name: text(self.display_name),
+            active: self.active.unwrap_or(true),
+            groups,
+            external_id: self.external_id,
+        }
     }
 }
 
@@ -738,6 +762,40 @@ mod tests {
             pks("SELECT pk FROM users WHERE tenant_id = 1 AND display_name_fold = lower(?1)"),
             pks("SELECT user_pk FROM user_emails WHERE value_fold = lower(?1)"),
         ]
+    }
+
+    /// A whole-tenant read takes a typed shortcut through each user's JSON; whatever the
+    /// JSON holds, the directory user is the one `DirectoryUser::from_data` makes of it.
+    #[test]
+    fn the_whole_tenant_read_reads_users_as_from_data_does() {
+        let conn = fresh_db();
+        let stored = [
+            r#"{"userName":"ada@x.org","active":false,"name":{"givenName":"Ada","familyName":"Lovelace"},"displayName":"Ada L","emails":[{"value":"a2@x.org"},{"value":"ada@x.org","primary":true,"type":"work"}],"externalId":"00u1"}"#,
+            r#"{"userName":"caf\u00e9 \"q\"","emails":[],"name":null,"externalId":7}"#,
+            r#"{"userName":"b","emails":[{"value":"b1@x.org","primary":false},{"value":"b2@x.org"}]}"#,
+            r#"{"userName":"c","emails":[{"primary":true},{"value":"c2@x.org"}],"active":null}"#,
+            r#"{"userName":"d","active":"yes","emails":[{"value":5}]}"#,
+            r#"{"userName":"e","userName":"e2","name":"Eve"}"#,
+            r#"{"userName":"f","emails":[{"value":"f@x.org","primary":"true"}],"name":{"givenName":1}}"#,
+            r#"{"userName":null,"emails":null,"displayName":{"x":1}}"#,
+        ];
+        for (i, data) in stored.iter().enumerate() {
+            let row = create(&conn, 1, &user(json!({"userName": format!("u{i}")}))).unwrap();
+            conn.execute(
+                "UPDATE users SET data = ?2 WHERE pk = ?1",
+                params![row.pk, data],
+            )
+            .unwrap();
+        }
+        let read = all_directory_users(&conn, 1).unwrap();
+        assert_eq!(read.len(), stored.len());
+        for (user, data) in read.iter().zip(stored) {
+            let long_way =
+                DirectoryUser::from_data(&user.id, &parse_data(0, data).unwrap(), vec![]);
+            assert_eq!(user, &long_way, "{data}");
+        }
+        assert_eq!(read[0].email.as_deref(), Some("ada@x.org"));
+        assert_eq!(read[1].user_name, "caf\u{e9} \"q\"");
     }
 
     /// What the sync hook builds from a user just written is what reading it back gives:
