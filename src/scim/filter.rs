@@ -276,12 +276,18 @@ fn tokenize(input: &str) -> Result<Vec<Token>, ScimError> {
                     "unterminated string starting at character {pos}"
                 )));
             }
-            let raw: String = chars[i..=j].iter().collect();
-            let s: String = serde_json::from_str(&raw).map_err(|e| {
-                ScimError::invalid_filter(format!(
-                    "invalid string starting at character {pos}: {e}"
-                ))
-            })?;
+            let inside = &chars[i + 1..j];
+            // Without escapes or control characters, JSON's decoding is the text itself.
+            let s: String = if inside.iter().all(|&c| c != '\\' && c >= ' ') {
+                inside.iter().collect()
+            } else {
+                let raw: String = chars[i..=j].iter().collect();
+                serde_json::from_str(&raw).map_err(|e| {
+                    ScimError::invalid_filter(format!(
+                        "invalid string starting at character {pos}: {e}"
+                    ))
+                })?
+            };
             tokens.push(Token {
                 tok: Tok::Str(s),
                 pos,
@@ -453,14 +459,14 @@ impl Parser {
         shown: &str,
         in_element: bool,
     ) -> Result<Filter, ScimError> {
-        let expected = format!("expected a comparison operator after '{shown}'");
+        let expected = || format!("expected a comparison operator after '{shown}'");
         let op_token = match self.bump() {
             Some(t) => t,
-            None => return Err(self.error_at_end(&expected)),
+            None => return Err(self.error_at_end(&expected())),
         };
         let op_word = match &op_token.tok {
-            Tok::Word(w) => w.clone(),
-            _ => return Err(self.error_at(&op_token, &expected)),
+            Tok::Word(w) => w.as_str(),
+            _ => return Err(self.error_at(&op_token, &expected())),
         };
         self.terms += 1;
         if self.terms > MAX_TERMS {
@@ -471,10 +477,10 @@ impl Parser {
         if op_word.eq_ignore_ascii_case("pr") {
             return Ok(Filter::Present(attr));
         }
-        let Some(op) = CompareOp::from_word(&op_word) else {
+        let Some(op) = CompareOp::from_word(op_word) else {
             return Err(self.error_at(
                 &op_token,
-                &format!("{expected} (eq, ne, co, sw, ew, gt, ge, lt, le or pr)"),
+                &format!("{} (eq, ne, co, sw, ew, gt, ge, lt, le or pr)", expected()),
             ));
         };
         let value_token = match self.bump() {
@@ -483,9 +489,9 @@ impl Parser {
                 return Err(self.error_at_end(&format!("expected a value after '{op_word}'")));
             }
         };
-        let literal = match &value_token.tok {
-            Tok::Str(s) => Literal::Str(s.clone()),
-            Tok::Word(w) => Literal::Bare(w.clone()),
+        let literal = match value_token.tok {
+            Tok::Str(s) => Literal::Str(s),
+            Tok::Word(w) => Literal::Bare(w),
             _ => {
                 return Err(
                     self.error_at(&value_token, &format!("expected a value after '{op_word}'"))

@@ -281,21 +281,37 @@ pub fn list_response(
 }
 
 /// [`list_response`] serialised, from resources already serialised each: the same bytes,
-/// without a `Value` tree for the page.
+/// without a `Value` tree for the page or its envelope.
 pub fn write_list_response(
     total: u64,
     start_index: u64,
     resources: &[Vec<u8>],
     next_cursor: Option<String>,
 ) -> Vec<u8> {
-    let mut envelope = list_response(total, start_index, Vec::new(), next_cursor);
-    envelope["itemsPerPage"] = json!(resources.len());
-    let mut head = envelope.to_string();
-    // `…,"Resources":[]}`: the resources go between the brackets.
-    head.truncate(head.len() - 2);
+    /// The envelope's members before `Resources`, in [`list_response`]'s order.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head<'a> {
+        schemas: [&'static str; 1],
+        total_results: u64,
+        start_index: u64,
+        items_per_page: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_cursor: Option<&'a str>,
+    }
     let size = resources.iter().map(|r| r.len() + 1).sum::<usize>();
-    let mut out = Vec::with_capacity(head.len() + size + 2);
-    out.extend_from_slice(head.as_bytes());
+    let mut out = Vec::with_capacity(160 + size);
+    let head = Head {
+        schemas: [LIST_RESPONSE_URN],
+        total_results: total,
+        start_index,
+        items_per_page: resources.len(),
+        next_cursor: next_cursor.as_deref(),
+    };
+    serde_json::to_writer(&mut out, &head).expect("numbers and strings serialise");
+    // `{…}` becomes `{…,"Resources":[…]}`.
+    out.pop();
+    out.extend_from_slice(b",\"Resources\":[");
     for (i, r) in resources.iter().enumerate() {
         if i > 0 {
             out.push(b',');

@@ -135,6 +135,9 @@ fn parses_the_rfc_grammar_and_what_idps_send() {
         ("manager[value eq m]", format!(r#"{ENT}:manager[{ENT}:value eq "m"]"#)),
         ("groups.value eq g1", r#"groups.value eq "g1""#.into()),
         ("meta.version eq \"W/\\\"3\\\"\"", r#"meta.version eq "W/\"3\"""#.into()),
+        // JSON's escapes are decoded; text without them is taken as it stands.
+        (r#"userName eq "caf\u00e9\\x""#, r#"userName eq "café\\x""#.into()),
+        (r#"userName eq "café x""#, r#"userName eq "café x""#.into()),
         ("id eq 2819c223-7f76-453a-919d-413861904646", r#"id eq "2819c223-7f76-453a-919d-413861904646""#.into()),
     ];
     for (input, expected) in cases {
@@ -214,6 +217,7 @@ fn rejects_invalid_filters_with_a_pointed_message() {
             "unterminated string starting at character 13",
         ),
         (r#"userName eq "\q""#, "invalid string"),
+        ("userName eq \"a\tb\"", "invalid string"),
         ("nosuch eq x", "unknown attribute 'nosuch'"),
         ("name.nosuch eq x", "'name' has no sub-attribute 'nosuch'"),
         (
