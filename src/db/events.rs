@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
+use super::paging::Conditions;
 use crate::model::{Actor, text_enum};
 use crate::scim::datetime;
 
@@ -286,38 +287,22 @@ fn across_query(
     use rusqlite::types::Value as SqlValue;
     let cmp = if greater { ">" } else { "<" };
     let order = if ascending { "ASC" } else { "DESC" };
-    // Only the conditions given, each a plain comparison, so that SQLite seeks to the
-    // cursor (in the tenant's `(tenant_id, cursor)` index, or by row id) instead of
-    // walking every event before it: an app polling for what is new reads a page.
-    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1");
-    let mut values: Vec<SqlValue> = Vec::new();
-    let mut condition = |clause: &str, value: SqlValue| {
-        sql.push_str(" AND ");
-        sql.push_str(clause);
-        values.push(value);
-    };
-    if let Some(tenant_id) = tenant_id {
-        condition("tenant_id = ?", tenant_id.into());
-    }
-    if let Some(cursor) = cursor {
-        condition(&format!("cursor {cmp} ?"), cursor.into());
-    }
-    if let Some(since) = since {
-        condition("created_at >= ?", since.to_string().into());
-    }
-    if let Some(until) = until {
-        condition("created_at < ?", until.to_string().into());
-    }
-    if !types.is_empty() {
-        sql.push_str(&format!(
-            " AND type IN ({})",
-            vec!["?"; types.len()].join(",")
-        ));
-        values.extend(types.iter().map(|t| SqlValue::Text(t.as_str().into())));
-    }
-    sql.push_str(&format!(" ORDER BY cursor {order} LIMIT ?"));
-    values.push(i64::from(limit).into());
-    (sql, values)
+    let types: Vec<SqlValue> = types
+        .iter()
+        .map(|t| t.as_str().to_string().into())
+        .collect();
+    let marks = vec!["?"; types.len()].join(",");
+    Conditions::new("1")
+        .and("tenant_id = ?", tenant_id)
+        .and(&format!("cursor {cmp} ?"), cursor)
+        .and("created_at >= ?", since.map(str::to_string))
+        .and("created_at < ?", until.map(str::to_string))
+        .and_each(&format!("type IN ({marks})"), types)
+        .query(
+            &format!("SELECT {COLUMNS} FROM events"),
+            &format!("ORDER BY cursor {order} LIMIT ?"),
+            i64::from(limit),
+        )
 }
 
 /// The tenant's event `seq`, if it is still kept.
@@ -381,6 +366,7 @@ pub fn by_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::db::paging::plan_of;
     use crate::db::scratch_db;
 
     /// An app polling the feed for what is new, of one tenant or all, seeks to its cursor:
@@ -392,11 +378,7 @@ mod tests {
             let types = [EventType::MemberCreated];
             let (sql, values) =
                 across_query(tenant, &types, None, None, cursor, greater, ascending, 10);
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt
-                .query_map(params_from_iter(&values), |r| r.get::<_, String>(3))
-                .unwrap();
-            rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+            plan_of(&conn, &sql, &values)
         };
         for ascending in [true, false] {
             for greater in [true, false] {

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use super::DbError;
-use super::paging::{Cursor, Keyset};
+use super::paging::{Conditions, Cursor, Keyset};
 use crate::model::{Field, Link, Member, MemberSource, MemberStatus, Profile, Role};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
@@ -158,23 +158,39 @@ pub fn linked_page(
     direction: Direction,
     limit: usize,
 ) -> Result<Vec<MemberRow>, DbError> {
-    let cmp = if direction.greater { ">" } else { "<" };
-    let order = if direction.ascending { "ASC" } else { "DESC" };
-    let sql = format!(
-        "{SELECT} WHERE m.user_id IS NOT NULL AND m.status != 'archived'
-           AND (?1 IS NULL OR m.tenant_id = ?1)
-           AND (?2 IS NULL OR m.pk {cmp} ?2)
-           AND (?3 IS NULL OR m.user_id IN (SELECT u2.id FROM groups g
-                 JOIN group_members gm ON gm.group_pk = g.pk
-                 JOIN users u2 ON u2.pk = gm.member_user_pk
-                 WHERE g.tenant_id = m.tenant_id AND g.id = ?3))
-         ORDER BY m.pk {order} LIMIT ?4"
-    );
+    let (sql, values) = linked_query(tenant_id, group, cursor, direction, limit);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
-        .query_map(params![tenant_id, cursor, group, limit as i64], from_row)?
+        .query_map(params_from_iter(&values), from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+/// [`linked_page`]'s statement and its parameters.
+fn linked_query(
+    tenant_id: Option<i64>,
+    group: Option<&str>,
+    cursor: Option<i64>,
+    direction: Direction,
+    limit: usize,
+) -> (String, Vec<SqlValue>) {
+    let cmp = if direction.greater { ">" } else { "<" };
+    let order = if direction.ascending { "ASC" } else { "DESC" };
+    Conditions::new("m.user_id IS NOT NULL AND m.status != 'archived'")
+        .and("m.tenant_id = ?", tenant_id)
+        .and(&format!("m.pk {cmp} ?"), cursor)
+        .and(
+            "m.user_id IN (SELECT u2.id FROM groups g
+                 JOIN group_members gm ON gm.group_pk = g.pk
+                 JOIN users u2 ON u2.pk = gm.member_user_pk
+                 WHERE g.tenant_id = m.tenant_id AND g.id = ?)",
+            group.map(str::to_string),
+        )
+        .query(
+            SELECT,
+            &format!("ORDER BY m.pk {order} LIMIT ?"),
+            limit as i64,
+        )
 }
 
 /// The member with this email (any case).

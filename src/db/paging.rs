@@ -13,6 +13,64 @@ use super::{DbError, HasPk, ListQuery, Page};
 use crate::scim::list::Position;
 use crate::scim::schema::{GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 
+/// A WHERE clause of the conditions a query was given and no others, each a plain
+/// comparison SQLite can seek with. The alternative, one statement with
+/// `(?1 IS NULL OR column = ?1)` for every optional condition, cannot use an index on
+/// `column`: a feed page after a cursor walked every row before it.
+pub(crate) struct Conditions {
+    sql: String,
+    values: Vec<SqlValue>,
+}
+
+impl Conditions {
+    /// `always`: what every row must meet (`1` for nothing).
+    pub fn new(always: &str) -> Conditions {
+        Conditions {
+            sql: format!(" WHERE {always}"),
+            values: Vec::new(),
+        }
+    }
+
+    /// And `clause`, whose one `?` is `value`, when there is a value.
+    pub fn and(&mut self, clause: &str, value: Option<impl Into<SqlValue>>) -> &mut Self {
+        if let Some(value) = value {
+            self.sql.push_str(" AND ");
+            self.sql.push_str(clause);
+            self.values.push(value.into());
+        }
+        self
+    }
+
+    /// And `clause` with one `?` for each of `values`, when there are any.
+    pub fn and_each(&mut self, clause: &str, values: Vec<SqlValue>) -> &mut Self {
+        if !values.is_empty() {
+            self.sql.push_str(" AND ");
+            self.sql.push_str(clause);
+            self.values.extend(values);
+        }
+        self
+    }
+
+    /// `select` with this WHERE clause and `rest` (ORDER BY, LIMIT ?), `limit` bound last.
+    pub fn query(&self, select: &str, rest: &str, limit: i64) -> (String, Vec<SqlValue>) {
+        let mut values = self.values.clone();
+        values.push(SqlValue::Integer(limit));
+        (format!("{select}{} {rest}", self.sql), values)
+    }
+}
+
+/// What SQLite's EXPLAIN QUERY PLAN says of `sql` with `params`, a line per step.
+#[cfg(test)]
+pub(crate) fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let rows: Vec<String> = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    rows.join("\n")
+}
+
 /// Where a page starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Cursor {

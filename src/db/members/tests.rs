@@ -4,6 +4,7 @@
 use rusqlite::Connection;
 
 use super::*;
+use crate::db::paging::plan_of;
 use crate::db::{scratch_db as fresh_db, tenants};
 
 const MANY: i64 = 20_000;
@@ -43,16 +44,6 @@ fn many_members() -> Connection {
     tx.commit().unwrap();
     conn.execute_batch("ANALYZE").unwrap();
     conn
-}
-
-fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let rows: Vec<String> = stmt
-        .query_map(params_from_iter(params), |r| r.get(3))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    rows.join("\n")
 }
 
 fn filters() -> Vec<ListFilter> {
@@ -295,4 +286,34 @@ fn members_for_users_are_found_by_any_key_in_the_tenant() {
         .collect();
     assert_eq!(ids(&many), one_by_one);
     assert_eq!(one_by_one.len(), many.len());
+}
+
+/// An app walking the directory users (the WorkOS drop-in) seeks to its cursor, in a
+/// tenant or across them: a page costs the same at the end of the list as at the start.
+#[test]
+fn a_linked_page_seeks_to_its_cursor() {
+    let conn = many_members();
+    // As after a sync: every member linked to a directory user.
+    conn.execute_batch("UPDATE members SET user_id = 'u' || pk; ANALYZE")
+        .unwrap();
+    for greater in [true, false] {
+        let direction = Direction {
+            greater,
+            ascending: greater,
+        };
+        let cmp = if greater { ">" } else { "<" };
+        let first_step = |tenant| {
+            let (sql, values) = linked_query(tenant, None, Some(10_000), direction, 10);
+            let plan = plan_of(&conn, &sql, &values);
+            plan.lines().next().unwrap_or_default().to_string()
+        };
+        assert_eq!(
+            first_step(Some(1)),
+            format!("SEARCH m USING INDEX members_tenant (tenant_id=? AND rowid{cmp}?)")
+        );
+        assert_eq!(
+            first_step(None),
+            format!("SEARCH m USING INTEGER PRIMARY KEY (rowid{cmp}?)")
+        );
+    }
 }
