@@ -160,7 +160,7 @@ pub fn is_settled(changes: &[Change]) -> bool {
 /// `members` must include every member the directory users could match (by link, email
 /// or userName) and, for a complete directory, all of the tenant's members.
 pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
-    let mut planner = Planner::new(members, settings);
+    let mut planner = Planner::new(members, settings, directory.users.len());
     for user in &directory.users {
         planner.present(user);
     }
@@ -196,10 +196,11 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(members: &'a [Member], settings: &'a Settings) -> Self {
-        let mut by_link = HashMap::new();
-        let mut by_email = HashMap::new();
-        let mut by_user_name = HashMap::new();
+    /// A planner for `members` and a directory of about `people` users.
+    fn new(members: &'a [Member], settings: &'a Settings, people: usize) -> Self {
+        let mut by_link = HashMap::with_capacity(members.len());
+        let mut by_email = HashMap::with_capacity(members.len());
+        let mut by_user_name = HashMap::with_capacity(members.len());
         for (i, m) in members.iter().enumerate() {
             if let Some(id) = m.link.user_id() {
                 by_link.insert(id, i);
@@ -217,10 +218,10 @@ impl<'a> Planner<'a> {
             by_link,
             by_email,
             by_user_name,
-            claimed: HashSet::new(),
-            new_emails: HashSet::new(),
-            new_user_names: HashSet::new(),
-            changes: Vec::new(),
+            claimed: HashSet::with_capacity(members.len().min(people)),
+            new_emails: HashSet::with_capacity(people),
+            new_user_names: HashSet::with_capacity(people),
+            changes: Vec::with_capacity(people),
         }
     }
 
@@ -575,8 +576,11 @@ pub fn fields_of(change: &Change) -> Vec<FieldChange> {
             add(Field::FamilyName, &profile.family_name);
             add(Field::DisplayName, &profile.display_name);
             add(Field::UserId, &change.user_id);
-            add(Field::Role, &Some(role.role.to_string()));
-            add(Field::Status, &Some(MemberStatus::Active.to_string()));
+            add(Field::Role, &Some(role.role.as_str().to_string()));
+            add(
+                Field::Status,
+                &Some(MemberStatus::Active.as_str().to_string()),
+            );
             out
         }
         Action::Update { fields } => fields.clone(),
