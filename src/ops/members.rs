@@ -192,13 +192,8 @@ pub(super) fn record(
     tenant_id: i64,
     w: MemberWrite,
 ) -> Result<(), DbError> {
-    let data = if w.event == EventType::MemberDeleted {
-        w.before.clone().unwrap_or(Value::Null)
-    } else {
-        api_object(conn, tenant_id, w.after)?
-    };
     let mut journal = Journal::new(tenant_id);
-    journal.record_as(conn, actor, w, &data)?;
+    journal.record(conn, actor, w)?;
     journal.finish(conn)
 }
 
@@ -222,7 +217,17 @@ impl Journal {
         }
     }
 
-    /// [`record`], with the member's API object after the write (`data`) already built:
+    /// [`record`]: the event and the audit entry of one member write.
+    pub fn record(&mut self, conn: &Conn, actor: &Actor, w: MemberWrite) -> Result<(), DbError> {
+        let data = if w.event == EventType::MemberDeleted {
+            w.before.clone().unwrap_or(Value::Null)
+        } else {
+            api_object(conn, self.tenant_id, w.after)?
+        };
+        self.record_as(conn, actor, w, &data)
+    }
+
+    /// [`Journal::record`], with the member's API object after the write (`data`) already built:
     /// a JSON tree, or a [`MemberObject`] that goes into the event without one.
     pub fn record_as(
         &mut self,
@@ -510,6 +515,7 @@ fn import_rows(
     rows: &[ImportRow],
 ) -> Result<ImportSummary, DbError> {
     let mut summary = ImportSummary::default();
+    let mut journal = Journal::new(tenant_id);
     let at_line = |line: u64| {
         move |e: DbError| match e {
             DbError::Conflict(m) => DbError::Conflict(format!("line {line}: {m}")),
@@ -601,8 +607,9 @@ fn import_rows(
             extra: json!({}),
             detail: detail(&entry),
         };
-        record(conn, actor, tenant_id, write)?;
+        journal.record(conn, actor, write)?;
     }
+    journal.finish(conn)?;
     audit::append(
         conn,
         &audit::Entry::new(

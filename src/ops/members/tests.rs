@@ -131,6 +131,20 @@ fn an_import_is_recorded_with_its_request() {
             .all(|e| e.actor.as_deref() == Some("admin:ada")
                 && e.request_id.as_deref() == Some("req-42"))
     );
+    // One journal for the import: its events are numbered without a gap, its entries
+    // chained, and a write after it continues both.
+    let csv = b"email,userName\ndee@x.io,dee\n".to_vec();
+    block_on(import(&f.db, &actor, f.tenant, csv))
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<i64> = events::after(&conn, f.tenant, 0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    let mut verifier = crate::auth::chain::Verifier::default();
+    assert_eq!(audit::verify(&conn, None, &mut verifier).unwrap(), Ok(()));
 }
 
 /// The member object events carry is serialised from borrowed fields; it is byte for byte
