@@ -449,8 +449,8 @@ fn apply(
             EventType::MemberDeleted => Some(before.clone().unwrap_or(Value::Null)),
             _ => None,
         };
-        let mut entry = ReportEntry::of(change);
-        entry.member_id = Some(after.id.clone());
+        let mut entry = ReportEntry::borrowed(change);
+        entry.member_id = Some(&after.id);
         let detail = super::members::detail(&entry);
         let write = MemberWrite {
             before,

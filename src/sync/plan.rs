@@ -60,12 +60,23 @@ impl Cause {
     }
 }
 
-/// One attribute, before and after.
+/// One attribute, before and after: owned in a plan, or borrowed from one
+/// (`FieldChange<&str>`, [`fields_in`]) to serialise it without copying its values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldChange {
+pub struct FieldChange<S = String> {
     pub field: Field,
-    pub before: Option<String>,
-    pub after: Option<String>,
+    pub before: Option<S>,
+    pub after: Option<S>,
+}
+
+impl FieldChange<&str> {
+    pub fn owned(&self) -> FieldChange {
+        FieldChange {
+            field: self.field,
+            before: self.before.map(str::to_string),
+            after: self.after.map(str::to_string),
+        }
+    }
 }
 
 /// What a change does.
@@ -551,43 +562,45 @@ pub fn roles_only(changes: Vec<Change>) -> Vec<Change> {
         .collect()
 }
 
-/// Field-level before/after of a change, for reports: what a person sees change.
-pub fn fields_of(change: &Change) -> Vec<FieldChange> {
+/// Field-level before/after of a change, for reports (what a person sees change),
+/// borrowed from the change.
+pub fn fields_in(change: &Change) -> Vec<FieldChange<&str>> {
     let status = |before: MemberStatus, after: Option<MemberStatus>| FieldChange {
         field: Field::Status,
-        before: Some(before.as_str().to_string()),
-        after: after.map(|s| s.as_str().to_string()),
+        before: Some(before.as_str()),
+        after: after.map(MemberStatus::as_str),
     };
     match &change.action {
-        Action::Create { profile, role } => {
-            let mut out = Vec::new();
-            let mut add = |field, value: &Option<String>| {
-                if value.is_some() {
-                    out.push(FieldChange {
-                        field,
-                        before: None,
-                        after: value.clone(),
-                    });
-                }
-            };
-            add(Field::Email, &profile.email);
-            add(Field::UserName, &profile.user_name);
-            add(Field::GivenName, &profile.given_name);
-            add(Field::FamilyName, &profile.family_name);
-            add(Field::DisplayName, &profile.display_name);
-            add(Field::UserId, &change.user_id);
-            add(Field::Role, &Some(role.role.as_str().to_string()));
-            add(
-                Field::Status,
-                &Some(MemberStatus::Active.as_str().to_string()),
-            );
-            out
-        }
-        Action::Update { fields } => fields.clone(),
+        Action::Create { profile, role } => [
+            (Field::Email, profile.email.as_deref()),
+            (Field::UserName, profile.user_name.as_deref()),
+            (Field::GivenName, profile.given_name.as_deref()),
+            (Field::FamilyName, profile.family_name.as_deref()),
+            (Field::DisplayName, profile.display_name.as_deref()),
+            (Field::UserId, change.user_id.as_deref()),
+            (Field::Role, Some(role.role.as_str())),
+            (Field::Status, Some(MemberStatus::Active.as_str())),
+        ]
+        .into_iter()
+        .filter(|(_, value)| value.is_some())
+        .map(|(field, after)| FieldChange {
+            field,
+            before: None,
+            after,
+        })
+        .collect(),
+        Action::Update { fields } => fields
+            .iter()
+            .map(|f| FieldChange {
+                field: f.field,
+                before: f.before.as_deref(),
+                after: f.after.as_deref(),
+            })
+            .collect(),
         Action::RoleChange { from, to } => vec![FieldChange {
             field: Field::Role,
-            before: Some(from.to_string()),
-            after: Some(to.role.to_string()),
+            before: Some(from.as_str()),
+            after: Some(to.role.as_str()),
         }],
         Action::Suspend => vec![status(MemberStatus::Active, Some(MemberStatus::Suspended))],
         Action::Reactivate { from } => vec![status(*from, Some(MemberStatus::Active))],

@@ -8,32 +8,47 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::plan::{Change, ChangeKind, FieldChange, fields_of, reason_of};
+use super::plan::{Change, ChangeKind, FieldChange, fields_in, reason_of};
 use crate::model::TextEnum;
 
-/// One change as a person reads it.
+/// One change as a person reads it: owned in a report, or borrowed from its change
+/// (`ReportEntry<&str>`, [`ReportEntry::borrowed`]) to serialise it without copies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReportEntry {
+pub struct ReportEntry<S = String> {
     pub kind: ChangeKind,
     /// The member's id; `None` for a member the change creates.
-    pub member_id: Option<String>,
+    pub member_id: Option<S>,
     /// The email, else the userName.
-    pub subject: String,
+    pub subject: S,
     /// The directory user behind the change.
-    pub user_id: Option<String>,
-    pub fields: Vec<FieldChange>,
+    pub user_id: Option<S>,
+    pub fields: Vec<FieldChange<S>>,
     pub reason: Option<String>,
 }
 
 impl ReportEntry {
     pub fn of(change: &Change) -> ReportEntry {
+        let entry = ReportEntry::borrowed(change);
+        ReportEntry {
+            kind: entry.kind,
+            member_id: entry.member_id.map(str::to_string),
+            subject: entry.subject.to_string(),
+            user_id: entry.user_id.map(str::to_string),
+            fields: entry.fields.iter().map(FieldChange::owned).collect(),
+            reason: entry.reason,
+        }
+    }
+}
+
+impl<'a> ReportEntry<&'a str> {
+    pub fn borrowed(change: &'a Change) -> ReportEntry<&'a str> {
         ReportEntry {
             kind: change.kind(),
-            member_id: change.member.as_ref().map(|m| m.id.clone()),
-            subject: change.subject.clone(),
-            user_id: change.user_id.clone(),
-            fields: fields_of(change),
+            member_id: change.member.as_ref().map(|m| m.id.as_str()),
+            subject: &change.subject,
+            user_id: change.user_id.as_deref(),
+            fields: fields_in(change),
             reason: reason_of(change),
         }
     }

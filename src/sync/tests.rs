@@ -1017,6 +1017,13 @@ fn the_report_groups_counts_and_details_every_change() {
         report.counts,
         "what a run records without building its report"
     );
+    // An audit entry's detail is the report line borrowed from its change: the same JSON.
+    for change in &changes {
+        assert_eq!(
+            serde_json::to_value(report::ReportEntry::borrowed(change)).unwrap(),
+            serde_json::to_value(report::ReportEntry::of(change)).unwrap()
+        );
+    }
     let keys: Vec<&String> = json["changes"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["create", "role_change", "reactivate", "skip"]);
     assert_eq!(
