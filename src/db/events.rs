@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::DbError;
-use super::paging::Conditions;
+use super::paging::{Conditions, Direction};
 use crate::model::{Actor, text_enum};
 use crate::scim::datetime;
 
@@ -246,25 +246,22 @@ pub fn recent(
     Ok(rows)
 }
 
-/// Up to `limit` events of `tenant_id` (every tenant when `None`) of `types` (all when
-/// empty), created within `[since, until)` when given, beyond the global `cursor` (`>` when
-/// `greater`, else `<`), ascending or descending by cursor: the WorkOS-compatible feed,
-/// which pages across tenants.
-#[allow(clippy::too_many_arguments)]
-pub fn across(
-    conn: &Connection,
-    tenant_id: Option<i64>,
-    types: &[EventType],
-    since: Option<&str>,
-    until: Option<&str>,
-    cursor: Option<i64>,
-    greater: bool,
-    ascending: bool,
-    limit: u32,
-) -> Result<Vec<Event>, DbError> {
-    let (sql, values) = across_query(
-        tenant_id, types, since, until, cursor, greater, ascending, limit,
-    );
+/// A page of the WorkOS-compatible feed, which pages across tenants: up to `limit` events
+/// of `tenant_id` (every tenant when `None`) of `types` (all when empty), created within
+/// `[since, until)` when given, beyond the global `cursor` in `direction`.
+pub struct FeedPage<'a> {
+    pub tenant_id: Option<i64>,
+    pub types: &'a [EventType],
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+    pub cursor: Option<i64>,
+    pub direction: Direction,
+    pub limit: u32,
+}
+
+/// The events of `page`, in its direction's order by cursor.
+pub fn across(conn: &Connection, page: &FeedPage) -> Result<Vec<Event>, DbError> {
+    let (sql, values) = page.query();
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(&values), from_row)?
@@ -272,37 +269,28 @@ pub fn across(
     Ok(rows)
 }
 
-/// [`across`]'s statement and its parameters.
-#[allow(clippy::too_many_arguments)]
-fn across_query(
-    tenant_id: Option<i64>,
-    types: &[EventType],
-    since: Option<&str>,
-    until: Option<&str>,
-    cursor: Option<i64>,
-    greater: bool,
-    ascending: bool,
-    limit: u32,
-) -> (String, Vec<rusqlite::types::Value>) {
-    use rusqlite::types::Value as SqlValue;
-    let cmp = if greater { ">" } else { "<" };
-    let order = if ascending { "ASC" } else { "DESC" };
-    let types: Vec<SqlValue> = types
-        .iter()
-        .map(|t| t.as_str().to_string().into())
-        .collect();
-    let marks = vec!["?"; types.len()].join(",");
-    Conditions::new("1")
-        .and("tenant_id = ?", tenant_id)
-        .and(&format!("cursor {cmp} ?"), cursor)
-        .and("created_at >= ?", since.map(str::to_string))
-        .and("created_at < ?", until.map(str::to_string))
-        .and_each(&format!("type IN ({marks})"), types)
-        .query(
-            &format!("SELECT {COLUMNS} FROM events"),
-            &format!("ORDER BY cursor {order} LIMIT ?"),
-            i64::from(limit),
-        )
+impl FeedPage<'_> {
+    /// The page's statement and its parameters.
+    fn query(&self) -> (String, Vec<rusqlite::types::Value>) {
+        use rusqlite::types::Value as SqlValue;
+        let types: Vec<SqlValue> = self
+            .types
+            .iter()
+            .map(|t| t.as_str().to_string().into())
+            .collect();
+        let marks = vec!["?"; types.len()].join(",");
+        Conditions::new("1")
+            .and("tenant_id = ?", self.tenant_id)
+            .and(&format!("cursor {} ?", self.direction.cmp()), self.cursor)
+            .and("created_at >= ?", self.since.map(str::to_string))
+            .and("created_at < ?", self.until.map(str::to_string))
+            .and_each(&format!("type IN ({marks})"), types)
+            .query(
+                &format!("SELECT {COLUMNS} FROM events"),
+                &format!("ORDER BY cursor {} LIMIT ?", self.direction.order()),
+                i64::from(self.limit),
+            )
+    }
 }
 
 /// The tenant's event `seq`, if it is still kept.
@@ -374,10 +362,17 @@ mod tests {
     #[test]
     fn a_feed_page_seeks_to_its_cursor() {
         let conn = scratch_db();
-        let plan = |tenant: Option<i64>, cursor: Option<i64>, greater, ascending| {
-            let types = [EventType::MemberCreated];
-            let (sql, values) =
-                across_query(tenant, &types, None, None, cursor, greater, ascending, 10);
+        let plan = |tenant_id: Option<i64>, cursor: Option<i64>, greater, ascending| {
+            let page = FeedPage {
+                tenant_id,
+                types: &[EventType::MemberCreated],
+                since: None,
+                until: None,
+                cursor,
+                direction: Direction { greater, ascending },
+                limit: 10,
+            };
+            let (sql, values) = page.query();
             plan_of(&conn, &sql, &values)
         };
         for ascending in [true, false] {

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::assign::Assignments;
-use super::paging::{Conditions, Cursor, Keyset};
+use super::paging::{Conditions, Cursor, Direction, Keyset};
 use super::{DbError, HasPk, ListQuery, Page};
 use crate::model::DirectoryGroup;
 use crate::scim::datetime;
@@ -702,7 +702,7 @@ pub fn listed_page(
     tenant_id: Option<i64>,
     user_id: Option<&str>,
     cursor: Option<i64>,
-    direction: super::members::Direction,
+    direction: Direction,
     limit: usize,
 ) -> Result<Vec<ListedGroup>, DbError> {
     let (sql, values) = listed_query(tenant_id, user_id, cursor, direction, limit);
@@ -718,14 +718,12 @@ fn listed_query(
     tenant_id: Option<i64>,
     user_id: Option<&str>,
     cursor: Option<i64>,
-    direction: super::members::Direction,
+    direction: Direction,
     limit: usize,
 ) -> (String, Vec<SqlValue>) {
-    let cmp = if direction.greater { ">" } else { "<" };
-    let order = if direction.ascending { "ASC" } else { "DESC" };
     Conditions::new("1")
         .and("g.tenant_id = ?", tenant_id)
-        .and(&format!("g.pk {cmp} ?"), cursor)
+        .and(&format!("g.pk {} ?", direction.cmp()), cursor)
         .and(
             "g.pk IN (SELECT gm.group_pk FROM group_members gm
                  JOIN users u ON u.pk = gm.member_user_pk
@@ -734,7 +732,7 @@ fn listed_query(
         )
         .query(
             LISTED,
-            &format!("ORDER BY g.pk {order} LIMIT ?"),
+            &format!("ORDER BY g.pk {} LIMIT ?", direction.order()),
             limit as i64,
         )
 }
@@ -1063,7 +1061,7 @@ mod tests {
         }
         conn.execute_batch("ANALYZE").unwrap();
         for greater in [true, false] {
-            let direction = super::super::members::Direction {
+            let direction = crate::db::paging::Direction {
                 greater,
                 ascending: greater,
             };

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
 
 use super::DbError;
-use super::paging::{Conditions, Cursor, Keyset};
+use super::paging::{Conditions, Cursor, Direction, Keyset};
 use crate::model::{Field, Link, Member, MemberSource, MemberStatus, Profile, Role};
 use crate::scim::datetime;
 use crate::scim::filter::fold;
@@ -138,15 +138,6 @@ pub fn by_user_id(
         .optional()?)
 }
 
-/// Which way a keyset page reads: rows after or before a key, ascending or descending.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Direction {
-    /// Compare keys with `>` (else `<`) against the cursor.
-    pub greater: bool,
-    /// Read in ascending key order (else descending).
-    pub ascending: bool,
-}
-
 /// Up to `limit` members that stand for a directory user (linked to one, and not archived),
 /// of `tenant_id` (every tenant when `None`), in the directory group `group` when given,
 /// beyond `cursor` (a member pk) in `direction`.
@@ -174,11 +165,9 @@ fn linked_query(
     direction: Direction,
     limit: usize,
 ) -> (String, Vec<SqlValue>) {
-    let cmp = if direction.greater { ">" } else { "<" };
-    let order = if direction.ascending { "ASC" } else { "DESC" };
     Conditions::new("m.user_id IS NOT NULL AND m.status != 'archived'")
         .and("m.tenant_id = ?", tenant_id)
-        .and(&format!("m.pk {cmp} ?"), cursor)
+        .and(&format!("m.pk {} ?", direction.cmp()), cursor)
         .and(
             "m.user_id IN (SELECT u2.id FROM groups g
                  JOIN group_members gm ON gm.group_pk = g.pk
@@ -188,7 +177,7 @@ fn linked_query(
         )
         .query(
             SELECT,
-            &format!("ORDER BY m.pk {order} LIMIT ?"),
+            &format!("ORDER BY m.pk {} LIMIT ?", direction.order()),
             limit as i64,
         )
 }

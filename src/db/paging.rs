@@ -59,6 +59,27 @@ impl Conditions {
     }
 }
 
+/// Which way a keyset page reads: rows after or before a key, ascending or descending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Direction {
+    /// Compare keys with `>` (else `<`) against the cursor.
+    pub greater: bool,
+    /// Read in ascending key order (else descending).
+    pub ascending: bool,
+}
+
+impl Direction {
+    /// The comparison of a key with the cursor.
+    pub fn cmp(self) -> &'static str {
+        if self.greater { ">" } else { "<" }
+    }
+
+    /// The key order, for `ORDER BY`.
+    pub fn order(self) -> &'static str {
+        if self.ascending { "ASC" } else { "DESC" }
+    }
+}
+
 /// What SQLite's EXPLAIN QUERY PLAN says of `sql` with `params`, a line per step.
 #[cfg(test)]
 pub(crate) fn plan_of(conn: &Connection, sql: &str, params: &[SqlValue]) -> String {

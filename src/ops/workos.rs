@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 use super::members::api_object;
 use crate::db::events::{self, Event, EventType};
 use crate::db::groups::{self, ListedGroup};
-use crate::db::members::{self, Direction, MemberRow};
+use crate::db::members::{self, MemberRow};
+use crate::db::paging::Direction;
 use crate::db::tenants::{self, Tenant};
 use crate::db::{Conn, Db, DbError, users};
 use crate::scim::datetime;
@@ -648,17 +649,19 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
         // until the page is full or the feed ends.
         let more = loop {
             let want = q.limit - data.len();
-            let rows = events::across(
-                c,
-                scope,
-                &kinds,
-                since.as_deref(),
-                until.as_deref(),
+            let page = events::FeedPage {
+                tenant_id: scope,
+                types: &kinds,
+                since: since.as_deref(),
+                until: until.as_deref(),
                 cursor,
-                ascending,
-                ascending,
-                want as u32 + 1,
-            )?;
+                direction: Direction {
+                    greater: ascending,
+                    ascending,
+                },
+                limit: want as u32 + 1,
+            };
+            let rows = events::across(c, &page)?;
             let extra = rows.len() > want;
             for e in rows.iter().take(want) {
                 cursor = Some(e.cursor);

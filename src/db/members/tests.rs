@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 use super::*;
-use crate::db::paging::plan_of;
+use crate::db::paging::{Direction, plan_of};
 use crate::db::{scratch_db as fresh_db, tenants};
 
 const MANY: i64 = 20_000;
