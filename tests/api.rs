@@ -253,6 +253,67 @@ async fn a_long_poll_wakes_when_an_event_commits() {
     s.stop().await;
 }
 
+/// An app that follows one rare type must not read the feed's other events again on every
+/// poll: a page short of its limit moves the cursor past everything it looked at.
+#[tokio::test]
+async fn a_type_filter_moves_the_cursor_past_the_events_it_skipped() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let cursor = |r: &Resp| r.json["list_metadata"]["after"].as_i64().unwrap();
+    let start = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    let ada = push(&s, "ada@example.com", None).await;
+    push(&s, "bob@example.com", None).await;
+    let newest = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    assert!(newest > start);
+
+    // Nothing of the type asked for: no events, and the cursor past every one looked at.
+    let r = get(
+        &s,
+        &key,
+        &format!("/api/v1/events?after={start}&types=member.archived"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"], json!([]));
+    assert_eq!(cursor(&r), newest);
+    // A cursor beyond the feed stays where it was.
+    let r = get(&s, &key, &format!("/api/v1/events?after={}", newest + 5)).await;
+    assert_eq!(cursor(&r), newest + 5);
+    // A full page stops at its last event, whatever follows it.
+    let r = get(&s, &key, &format!("/api/v1/events?after={start}&limit=1")).await;
+    assert_eq!(cursor(&r), r.json["data"][0]["seq"].as_i64().unwrap());
+    assert_eq!(cursor(&r), start + 1);
+
+    // A long poll for the type wakes on other events, reads only what is new each time,
+    // and answers with the one that matches.
+    let path = format!("/api/v1/events?after={newest}&types=member.archived&wait=30");
+    let poll = get(&s, &key, &path);
+    let writes = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        push(&s, "cy@example.com", None).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = s.delete(&format!("/scim/v2/Users/{ada}")).await;
+        assert_eq!(r.status, 204);
+    };
+    let (r, _) = tokio::join!(poll, writes);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let data = r.json["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{}", r.text);
+    assert_eq!(data[0]["type"], "member.archived");
+    assert_eq!(data[0]["data"]["email"], "ada@example.com");
+    let latest = r.json["list_metadata"]["events_cursor"].as_i64().unwrap();
+    assert_eq!(cursor(&r), latest, "the archive is the newest event");
+    assert!(
+        data[0]["seq"].as_i64().unwrap() > newest + 1,
+        "cy's event came first"
+    );
+    s.stop().await;
+}
+
 /// Reads `n` events from an event stream opened with `headers`.
 async fn stream_events(
     s: &TestServer,

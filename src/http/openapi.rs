@@ -192,7 +192,7 @@ pub(super) fn document() -> Value {
                     "object": {"const": "list"},
                     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
                     "list_metadata": {"type": "object", "required": ["after", "events_cursor"], "properties": {
-                        "after": {"type": "integer", "description": "Ask with this next."},
+                        "after": {"type": "integer", "description": "Ask with this next: the last event's seq when the page is full, else past every event the page looked at (those `types` skipped too)."},
                         "events_cursor": {"type": "integer"}}}}},
             }
         }

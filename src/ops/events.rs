@@ -78,7 +78,9 @@ pub enum FeedError {
 #[derive(Debug, Clone)]
 pub struct Page {
     pub events: Vec<Event>,
-    /// The cursor to ask with next: the last event's `seq`, or the one asked with.
+    /// The cursor to ask with next: the last event's `seq` when the page is full; else the
+    /// newest `seq` the page looked past, so that events the type filter skipped are not
+    /// read again by the next poll (or the one asked with, when there was none newer).
     pub next_after: i64,
 }
 
@@ -91,19 +93,23 @@ pub async fn page(
     types: Vec<EventType>,
 ) -> Result<Page, FeedError> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let events = db
-        .read(move |c| {
-            let (_, purged) = events::bounds(c, tenant_id)?;
-            if after < purged {
-                return Ok(Err(FeedError::Expired { after, purged }));
-            }
-            Ok::<_, DbError>(Ok(events::after_of_types(
-                c, tenant_id, after, limit, &types,
-            )?))
-        })
-        .await??;
-    let next_after = events.last().map_or(after, |e| e.seq);
-    Ok(Page { events, next_after })
+    db.read(move |c| {
+        let (newest, purged) = events::bounds(c, tenant_id)?;
+        if after < purged {
+            return Ok(Err(FeedError::Expired { after, purged }));
+        }
+        let events = events::after_of_types(c, tenant_id, after, limit, &types)?;
+        // A page short of `limit` has looked at every event of this snapshot after `after`:
+        // later events get later numbers, so the next poll starts past all of them. An app
+        // following one rare type would otherwise read the same skipped events again on
+        // every poll, and its polls would cost what the feed holds since its last match.
+        let next_after = match events.last() {
+            Some(last) if events.len() as u32 >= limit => last.seq,
+            _ => newest.max(after),
+        };
+        Ok::<_, DbError>(Ok(Page { events, next_after }))
+    })
+    .await?
 }
 
 /// [`page`], waiting up to `wait` (at most [`MAX_WAIT`]) for an event when there is none
@@ -118,6 +124,7 @@ pub async fn wait(
 ) -> Result<Page, FeedError> {
     let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
     let mut commits = db.commits();
+    let mut after = after;
     loop {
         commits.borrow_and_update();
         let p = page(db, tenant_id, after, limit, types.clone()).await?;
@@ -125,6 +132,8 @@ pub async fn wait(
         if !p.events.is_empty() || now >= deadline {
             return Ok(p);
         }
+        // Each wake-up reads only what committed since the last look.
+        after = p.next_after;
         let nap = (deadline - now).min(RECHECK);
         let _ = tokio::time::timeout(nap, commits.changed()).await;
     }
