@@ -559,6 +559,70 @@ async fn admins_create_show_once_and_revoke_keys_and_browse_events_in_the_apps_a
     s.stop().await;
 }
 
+/// Filtering the events page by a member reads a bounded window of the feed per page, and
+/// leads on to the older events until it finds theirs.
+#[tokio::test]
+async fn the_events_page_searches_a_big_feed_a_window_at_a_time() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let key = api_key(&s, 1).await;
+    push(&s, "ada@example.com", None).await;
+    let r = get(&s, &key, "/api/v1/events?after=0&types=member.created").await;
+    let ada = r.json["data"][0]["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Then more events about someone else than one page searches.
+    {
+        let mut conn = s.db.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut numbering = db::events::Numbering::new(1);
+        for n in 0..db::events::SEARCHED_PER_PAGE {
+            numbering
+                .append(
+                    &tx,
+                    &Actor::cli(),
+                    db::events::EventType::MemberUpdated,
+                    "someone",
+                    &n,
+                )
+                .unwrap();
+        }
+        numbering.finish(&tx).unwrap();
+        tx.commit().unwrap();
+    }
+    let page = |path: String| {
+        let cookie = cookie.clone();
+        let s = &s;
+        async move {
+            let r = s.raw(Method::GET, &path, &[("cookie", &cookie)], "").await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.text
+        }
+    };
+    let first = page(format!("/t/default/events?subject={ada}")).await;
+    let row = "<td><code>member.created</code></td>";
+    assert!(!first.contains(row), "not in the newest window");
+    assert!(!first.contains("ada@example.com"));
+    assert!(first.contains(r#"id="searched""#), "{first}");
+    let older = first
+        .split("before=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a link to search on")
+        .to_string();
+    assert!(first.contains("Search older events"));
+    let next = page(format!("/t/default/events?subject={ada}&before={older}")).await;
+    assert!(next.contains(row), "{next}");
+    assert!(next.contains("ada@example.com"));
+    assert!(
+        !next.contains(r#"id="searched""#),
+        "nothing older to search"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_event_retention_is_an_admin_setting() {
     let s = TestServer::start().await;

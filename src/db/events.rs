@@ -215,35 +215,91 @@ pub fn after_of_types(
     Ok(rows)
 }
 
-/// Up to `limit` of the tenant's events before `before` (all when `None`), newest first,
-/// of `kind` and about `subject` when given: what the admin UI's events page browses.
+/// What the admin UI's events page browses: up to `limit` of the tenant's events before
+/// `before` (all when `None`), newest first, of `kind` and about `subject` when given.
+pub struct Browse<'a> {
+    pub before: Option<i64>,
+    pub limit: u32,
+    pub kind: Option<EventType>,
+    pub subject: Option<&'a str>,
+}
+
+/// How many events one filtered page of [`recent`] looks at, at most: neither a type nor
+/// a subject is indexed (one more index entry on every write of the product), so a rare
+/// one would otherwise make a page load read the tenant's whole retained feed.
+pub const SEARCHED_PER_PAGE: u32 = 10_000;
+
+/// The matches among the `?3` events before `?2`: `?4` the type, `?5` the subject (each
+/// only when not null), at most `?6`.
+const SEARCH_WINDOW: &str = "SELECT seq FROM (SELECT seq, type, subject FROM events
+                           WHERE tenant_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3)
+          WHERE (?4 IS NULL OR type = ?4) AND (?5 IS NULL OR subject = ?5)
+          ORDER BY seq DESC LIMIT ?6";
+
+/// A page of [`recent`].
+#[derive(Debug)]
+pub struct Recent {
+    pub events: Vec<Event>,
+    /// When a filtered page stopped at [`SEARCHED_PER_PAGE`] events with fewer matches
+    /// than asked: the `before` that searches on, from the newest event not looked at.
+    pub searched_to: Option<i64>,
+}
+
+/// The events of `page`, newest first: a filtered page looks at `searched` events at most.
 pub fn recent(
     conn: &Connection,
     tenant_id: i64,
-    before: Option<i64>,
-    limit: u32,
-    kind: Option<EventType>,
-    subject: Option<&str>,
-) -> Result<Vec<Event>, DbError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM events
-         WHERE tenant_id = ?1 AND seq < ?2 AND (?3 IS NULL OR type = ?3)
-           AND (?4 IS NULL OR subject = ?4)
-         ORDER BY seq DESC LIMIT ?5"
-    ))?;
-    let rows = stmt
+    page: &Browse,
+    searched: u32,
+) -> Result<Recent, DbError> {
+    let before = page.before.unwrap_or(i64::MAX);
+    if page.kind.is_none() && page.subject.is_none() {
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT ?3"
+        ))?;
+        let events = stmt
+            .query_map(params![tenant_id, before, page.limit], from_row)?
+            .collect::<Result<_, _>>()?;
+        return Ok(Recent {
+            events,
+            searched_to: None,
+        });
+    }
+    // Only the matches' rows are decoded; the window reads the two columns it filters on.
+    let mut stmt = conn.prepare_cached(SEARCH_WINDOW)?;
+    let seqs: Vec<i64> = stmt
         .query_map(
             params![
                 tenant_id,
-                before.unwrap_or(i64::MAX),
-                kind.map(EventType::as_str),
-                subject,
-                limit
+                before,
+                searched,
+                page.kind.map(EventType::as_str),
+                page.subject,
+                page.limit
             ],
-            from_row,
+            |r| r.get(0),
         )?
         .collect::<Result<_, _>>()?;
-    Ok(rows)
+    let mut events = Vec::with_capacity(seqs.len());
+    for seq in &seqs {
+        events.extend(get(conn, tenant_id, *seq)?);
+    }
+    let searched_to = if seqs.len() < page.limit as usize {
+        conn.prepare_cached(
+            "SELECT seq FROM events WHERE tenant_id = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT 1 OFFSET ?3",
+        )?
+        .query_row(params![tenant_id, before, searched], |r| r.get::<_, i64>(0))
+        .optional()?
+        .map(|first_not_searched| first_not_searched + 1)
+    } else {
+        None
+    };
+    Ok(Recent {
+        events,
+        searched_to,
+    })
 }
 
 /// A page of the WorkOS-compatible feed, which pages across tenants: up to `limit` events
@@ -397,5 +453,57 @@ mod tests {
                 "SEARCH events USING INDEX events_tenant (tenant_id=?)"
             );
         }
+    }
+
+    /// A filtered page of the admin UI looks at a bounded window of events and says where
+    /// it stopped; following that on finds a rare subject's events however deep they are.
+    #[test]
+    fn a_filtered_page_searches_a_window_and_says_where_to_go_on() {
+        let conn = scratch_db();
+        let actor = crate::model::Actor::cli();
+        for n in 1..=30 {
+            let subject = if n == 3 { "rare" } else { "common" };
+            append(&conn, &actor, 1, EventType::MemberUpdated, subject, &n).unwrap();
+        }
+        let browse = |before, subject| {
+            let page = Browse {
+                before,
+                limit: 5,
+                kind: None,
+                subject,
+            };
+            let r = recent(&conn, 1, &page, 10).unwrap();
+            (
+                r.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+                r.searched_to,
+            )
+        };
+        // Unfiltered pages are plain pages; the window plays no part.
+        assert_eq!(browse(None, None), (vec![30, 29, 28, 27, 26], None));
+        // 30..=21 looked at: nothing, go on from 20.
+        assert_eq!(browse(None, Some("rare")), (vec![], Some(21)));
+        assert_eq!(browse(Some(21), Some("rare")), (vec![], Some(11)));
+        // The last window holds it, and nothing is older.
+        assert_eq!(browse(Some(11), Some("rare")), (vec![3], None));
+        // A full page of matches stops at its own last row, not at the window.
+        assert_eq!(
+            browse(None, Some("common")),
+            (vec![30, 29, 28, 27, 26], None)
+        );
+        // The window walks the tenant's sequence index, newest first.
+        let values = [
+            1.into(),
+            11.into(),
+            10.into(),
+            String::from("x").into(),
+            String::from("rare").into(),
+            5.into(),
+        ];
+        assert_eq!(
+            plan_of(&conn, SEARCH_WINDOW, &values),
+            "CO-ROUTINE (subquery-1)\n\
+             SEARCH events USING INDEX events_tenant_seq (tenant_id=? AND seq<?)\n\
+             SCAN (subquery-1)"
+        );
     }
 }

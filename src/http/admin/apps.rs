@@ -141,7 +141,15 @@ struct EventsPage {
     rows: Vec<EventRow>,
     /// The `before` of the next (older) page, when there is one.
     older: Option<i64>,
+    /// The events a filtered page looked at, when it stopped before a page of matches.
+    searched: Option<Searched>,
     latest: i64,
+}
+
+/// The `seq`s a filtered events page searched, both included.
+struct Searched {
+    lowest: i64,
+    newest: i64,
 }
 
 /// Events per page.
@@ -159,14 +167,20 @@ pub(super) async fn events_page(state: &State, req: &Req, tenant: &Tenant) -> Pa
     let subject = req.query("subject").unwrap_or("").trim().to_string();
     let before = req.query("before").and_then(|b| b.parse::<i64>().ok());
     let (id, who) = (tenant.id, subject.clone());
-    let (list, (latest, _)) = state
+    let (found, (latest, _)) = state
         .db
         .read(move |c| {
-            let who = Some(who.as_str()).filter(|s| !s.is_empty());
-            let list = events::recent(c, id, before, EVENTS_PAGE + 1, kind, who)?;
-            Ok::<_, crate::db::DbError>((list, events::bounds(c, id)?))
+            let page = events::Browse {
+                before,
+                limit: EVENTS_PAGE + 1,
+                kind,
+                subject: Some(who.as_str()).filter(|s| !s.is_empty()),
+            };
+            let found = events::recent(c, id, &page, events::SEARCHED_PER_PAGE)?;
+            Ok::<_, crate::db::DbError>((found, events::bounds(c, id)?))
         })
         .await?;
+    let list = found.events;
     let more = list.len() > EVENTS_PAGE as usize;
     let rows: Vec<EventRow> = list
         .iter()
@@ -192,8 +206,12 @@ pub(super) async fn events_page(state: &State, req: &Req, tenant: &Tenant) -> Pa
         older: if more {
             rows.last().map(|r| r.seq)
         } else {
-            None
+            found.searched_to
         },
+        searched: found.searched_to.map(|lowest| Searched {
+            lowest,
+            newest: before.map_or(latest, |b| b - 1).min(latest),
+        }),
         rows,
         latest,
     };
