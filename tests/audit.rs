@@ -265,3 +265,67 @@ async fn the_audit_page_verifies_the_chain_and_names_an_edited_entry() {
         "{page}"
     );
 }
+
+/// Filtering the audit page by a target (a person's history) reads a bounded window of the
+/// log per page, whose size grows for ever, and leads on to the older entries until it
+/// finds theirs.
+#[tokio::test]
+async fn the_audit_page_searches_a_long_log_a_window_at_a_time() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let ada = s.create_user("ada@example.com").await;
+    {
+        let mut conn = s.db.conn().unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut chain = audit::Chain::new(Some(1));
+        let entry = audit::Entry::new(
+            &scimd::model::Actor::cli(),
+            Some(1),
+            Action::MemberUpdated,
+            Some("member/someone".into()),
+        );
+        let detail = serde_json::value::RawValue::from_string("{}".into()).unwrap();
+        for _ in 0..audit::SEARCHED_PER_PAGE {
+            chain.append_raw(&tx, &entry, &detail).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let page = |path: String| {
+        let cookie = cookie.clone();
+        let s = &s;
+        async move {
+            let r = s
+                .raw(
+                    hyper::Method::GET,
+                    &path,
+                    &[("cookie", &cookie)],
+                    bytes::Bytes::new(),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.text
+        }
+    };
+    let row = format!(">Users/{ada}</");
+    let first = page(format!("/t/default/audit?target=Users/{ada}")).await;
+    assert!(!first.contains(&row), "not in the newest window");
+    assert!(first.contains(r#"id="searched""#), "{first}");
+    let older = first
+        .split(r#"rel="next""#)
+        .next()
+        .and_then(|before| before.rsplit("href=\"").next())
+        .and_then(|href| href.split('"').next())
+        .expect("a link to search on")
+        .replace("&#38;", "&");
+    assert!(older.contains("&after="), "{older}");
+    let next = page(older).await;
+    assert!(next.contains(&row), "{next}");
+    assert!(
+        !next.contains(r#"id="searched""#),
+        "nothing older to search"
+    );
+    // The history verifies as it always did.
+    let verified = page("/t/default/audit?verify=1".into()).await;
+    assert!(verified.contains("The chain holds"), "{verified}");
+}

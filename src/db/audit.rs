@@ -400,6 +400,15 @@ fn from_row(r: &Row) -> rusqlite::Result<Record> {
 }
 
 impl Filter {
+    /// Whether the filter asks more than the tenant: what no index of the log answers.
+    fn narrows(&self) -> bool {
+        self.actor.is_some()
+            || self.action.is_some()
+            || self.target.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+    }
+
     /// The WHERE clause and its parameters (`after_id` included, `last` not).
     fn conditions(&self) -> (String, Vec<SqlValue>) {
         let mut cond = vec!["1 = 1"];
@@ -461,29 +470,68 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> 
     Ok(rows)
 }
 
+/// How many of a tenant's entries one filtered page of [`page`] looks at, at most. The log
+/// is never pruned and only its tenant order is indexed for browsing (an index per filter
+/// would cost every write of the product more entries), so a rare actor or target would
+/// otherwise make a page load read the tenant's whole history, a cost that grows for ever.
+pub const SEARCHED_PER_PAGE: u32 = 10_000;
+
+/// A page of [`page`].
+#[derive(Debug)]
+pub struct Page {
+    pub keyset: Keyset<Record>,
+    /// When a filtered page stopped at [`SEARCHED_PER_PAGE`] entries short of a full page:
+    /// the last entry it looked at, the oldest one (going older) or the newest (going
+    /// newer). The page's `next` (or `prev`) cursor searches on from there.
+    pub searched_to: Option<i64>,
+}
+
 /// One page of the entries matching `filter` (its `last` ignored), newest first: the
-/// admin UI's audit log. `Cursor::After(id)` continues with older entries.
+/// admin UI's audit log. `Cursor::After(id)` continues with older entries. A filtered
+/// page of one tenant looks at `searched` entries of the tenant at most.
 pub fn page(
     conn: &Connection,
     filter: &Filter,
     cursor: Cursor,
     limit: usize,
-) -> Result<Keyset<Record>, DbError> {
+    searched: u32,
+) -> Result<Page, DbError> {
     let (mut cond, mut params) = filter.conditions();
     // Newest first: "after" in list order is an older (smaller) id.
-    let order = match cursor {
-        Cursor::First => "DESC",
+    let (order, from) = match cursor {
+        Cursor::First => ("DESC", None),
         Cursor::After(id) => {
             cond.push_str(" AND id < ?");
             params.push(SqlValue::Integer(id));
-            "DESC"
+            ("DESC", Some(id))
         }
         Cursor::Before(id) => {
             cond.push_str(" AND id > ?");
             params.push(SqlValue::Integer(id));
-            "ASC"
+            ("ASC", Some(id))
         }
     };
+    let older = order == "DESC";
+    // The first entry of the tenant, in the page's direction, that this page does not
+    // look at, when there is one.
+    let bound = match filter.tenant_id {
+        Some(tenant) if filter.narrows() => {
+            let (op, start) = if older { ("<", i64::MAX) } else { (">", 0) };
+            conn.prepare_cached(&format!(
+                "SELECT id FROM audit_log WHERE tenant_id = ?1 AND id {op} ?2
+                 ORDER BY id {order} LIMIT 1 OFFSET ?3"
+            ))?
+            .query_row(params![tenant, from.unwrap_or(start), searched], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+        }
+        _ => None,
+    };
+    if let Some(b) = bound {
+        cond.push_str(if older { " AND id > ?" } else { " AND id < ?" });
+        params.push(SqlValue::Integer(b));
+    }
     params.push(SqlValue::Integer(limit as i64 + 1));
     let mut stmt = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id {order} LIMIT ?"
@@ -491,7 +539,27 @@ pub fn page(
     let rows = stmt
         .query_map(params_from_iter(params), from_row)?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Keyset::from_rows(rows, cursor, limit, |r| r.id))
+    let full = rows.len() > limit;
+    let mut keyset = Keyset::from_rows(rows, cursor, limit, |r| r.id);
+    let searched_to = match bound {
+        Some(b) if !full => Some(if older { b + 1 } else { b - 1 }),
+        _ => None,
+    };
+    if let Some(last) = searched_to {
+        // Search on past the window; and back the way the page came, when it found nothing
+        // to take a cursor from.
+        if older {
+            keyset.next = Some(last);
+            keyset.prev = keyset.prev.or(from.map(|c| c - 1));
+        } else {
+            keyset.prev = Some(last);
+            keyset.next = keyset.next.or(from.map(|c| c + 1));
+        }
+    }
+    Ok(Page {
+        keyset,
+        searched_to,
+    })
 }
 
 /// Every entry matching `filter`, oldest first, as JSON lines (the format of
@@ -679,4 +747,82 @@ pub fn by_request(
         .query_map(rusqlite::params![tenant_id, request_id, limit], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::scratch_db;
+
+    /// A filtered page looks at a bounded window of the tenant's log, both ways, and its
+    /// cursors search on from where it stopped; an unfiltered page is a plain page.
+    #[test]
+    fn a_filtered_page_searches_a_window_and_its_cursors_go_on() {
+        let mut conn = scratch_db();
+        let tx = conn.transaction().unwrap();
+        let ids: Vec<i64> = (1..=30)
+            .map(|n| {
+                let target = if n == 3 {
+                    "member/rare"
+                } else {
+                    "member/common"
+                };
+                let entry = Entry::new(
+                    &Actor::cli(),
+                    Some(1),
+                    Action::MemberUpdated,
+                    Some(target.into()),
+                );
+                append(&tx, &entry).unwrap()
+            })
+            .collect();
+        tx.commit().unwrap();
+        let id = |n: usize| ids[n - 1];
+        let rare = Filter {
+            tenant_id: Some(1),
+            target: Some("member/rare".into()),
+            ..Filter::default()
+        };
+        let browse = |filter: &Filter, cursor| {
+            let p = page(&conn, filter, cursor, 5, 10).unwrap();
+            let found: Vec<i64> = p.keyset.items.iter().map(|r| r.id).collect();
+            (found, p.keyset.prev, p.keyset.next, p.searched_to)
+        };
+        // The newest ten: nothing; older searches on from the eleventh newest.
+        let (found, prev, next, to) = browse(&rare, Cursor::First);
+        assert_eq!(
+            (found, prev, next, to),
+            (vec![], None, Some(id(21)), Some(id(21)))
+        );
+        let (found, prev, next, to) = browse(&rare, Cursor::After(id(21)));
+        assert_eq!(
+            (found, prev, next, to),
+            (vec![], Some(id(21) - 1), Some(id(11)), Some(id(11)))
+        );
+        // The last window holds it, and nothing is older.
+        let (found, _, next, to) = browse(&rare, Cursor::After(id(11)));
+        assert_eq!((found, next, to), (vec![id(3)], None, None));
+        // Going newer from it searches ten at a time upwards.
+        let (found, prev, next, to) = browse(&rare, Cursor::Before(id(3)));
+        assert_eq!(
+            (found, prev, next, to),
+            (vec![], Some(id(13)), Some(id(3) + 1), Some(id(13)))
+        );
+        // A full page of matches stops at its own rows, not at the window.
+        let common = Filter {
+            target: Some("member/common".into()),
+            ..rare.clone()
+        };
+        let (found, _, next, to) = browse(&common, Cursor::First);
+        assert_eq!(found, (26..=30).rev().map(id).collect::<Vec<_>>());
+        assert_eq!((next, to), (Some(id(26)), None));
+        // The tenant alone is an index walk: no window.
+        let tenant = Filter {
+            tenant_id: Some(1),
+            ..Filter::default()
+        };
+        let (found, _, next, to) = browse(&tenant, Cursor::After(id(6)));
+        assert_eq!(found, (1..=5).rev().map(id).collect::<Vec<_>>());
+        assert_eq!((next, to), (None, None));
+    }
 }

@@ -145,7 +145,15 @@ struct AuditPage {
     lines: Vec<Line>,
     prev: Option<String>,
     next: Option<String>,
+    /// Where a filtered page stopped searching, short of a page of matches.
+    searched: Option<Searched>,
     export: String,
+}
+
+/// The last entry a filtered page looked at, and which way it was going.
+struct Searched {
+    to: i64,
+    newer: bool,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -159,7 +167,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             Some(
                 state
                     .db
-                    .read(move |c| audit::page(c, &filter, cursor, PAGE))
+                    .read(move |c| audit::page(c, &filter, cursor, PAGE, audit::SEARCHED_PER_PAGE))
                     .await?,
             ),
         ),
@@ -171,7 +179,14 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         pairs.push((k, &v));
         link(&base, &pairs)
     };
-    let (lines, prev, next) = match page {
+    let searched = page
+        .as_ref()
+        .and_then(|p| p.searched_to)
+        .map(|to| Searched {
+            to,
+            newer: matches!(cursor, Cursor::Before(_)),
+        });
+    let (lines, prev, next) = match page.map(|p| p.keyset) {
         None => (Vec::new(), None, None),
         Some(p) => (
             p.items
@@ -210,6 +225,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         lines,
         prev,
         next,
+        searched,
     };
     html(status, &page)
 }
