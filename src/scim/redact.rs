@@ -74,13 +74,27 @@ pub fn body(bytes: &[u8]) -> Option<String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
+    // Neither redaction changes a body in which no secret's name appears, and only a
+    // `\u` escape could spell one: most bodies (every answer to a lookup), kept as they
+    // are without a parse. (Other escapes stand for no letter: `\"` in an ETag, `\/`.)
+    let kept = String::from_utf8_lossy(bytes);
+    let lower = kept.to_ascii_lowercase();
+    if !lower.contains("\\u") && !names_a_secret(&lower) {
+        return Some(kept.into_owned());
+    }
     if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {
         if json(&mut value) {
             return Some(value.to_string());
         }
-        return Some(String::from_utf8_lossy(bytes).into_owned());
+        return Some(kept.into_owned());
     }
-    Some(text(&String::from_utf8_lossy(bytes)))
+    Some(text(&kept))
+}
+
+/// Whether lowercase `text` holds a secret's name anywhere: one search per name, not a
+/// comparison with every name at every byte.
+fn names_a_secret(lower: &str) -> bool {
+    SECRET_NAMES.iter().any(|name| lower.contains(name))
 }
 
 /// Scrubs text that may hold secrets but is not JSON: after every secret name in quotes
@@ -89,9 +103,7 @@ pub fn body(bytes: &[u8]) -> Option<String> {
 /// replaced.
 pub fn text(s: &str) -> String {
     let lower = s.to_ascii_lowercase();
-    // Most text names no secret at all (a cut list page): one search per name, not a
-    // comparison with every name at every byte.
-    if !SECRET_NAMES.iter().any(|name| lower.contains(name)) {
+    if !names_a_secret(&lower) {
         return s.to_string();
     }
     let bytes = s.as_bytes();
@@ -257,6 +269,28 @@ mod tests {
         let raw = b"{ \"userName\" : \"a\",\n  \"active\": true }";
         assert_eq!(body(raw).unwrap().as_bytes(), raw);
         assert_eq!(body(b"  \n"), None);
+        // A secret's name as a value, or escapes naming none: parsed, and still kept.
+        for raw in [
+            &br#"{"displayName": "Token Team", "title": "Password reset"}"#[..],
+            br#"{"displayName": "caf\u00e9 \"bar\""}"#,
+            br#"{"meta": {"version": "W/\"3\"", "location": "https:\/\/x\/Users\/1"}}"#,
+        ] {
+            assert_eq!(body(raw).unwrap().as_bytes(), raw);
+        }
+    }
+
+    /// A name spelled with escapes is the same name once parsed: the search for names in
+    /// the raw bytes must not let it through.
+    #[test]
+    fn secrets_named_with_escapes_are_redacted() {
+        for raw in [
+            &br#"{"userName": "a", "p\u0061ssword": "hunter2"}"#[..],
+            br#"{"Operations": [{"op": "replace", "path": "\u0070assword", "value": "hunter2"}]}"#,
+        ] {
+            let out = body(raw).unwrap();
+            assert!(!out.contains("hunter2"), "{out}");
+            assert!(out.contains(REDACTED), "{out}");
+        }
     }
 
     #[test]
