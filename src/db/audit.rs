@@ -471,9 +471,10 @@ pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> 
 }
 
 /// How many of a tenant's entries one filtered page of [`page`] looks at, at most. The log
-/// is never pruned and only its tenant order is indexed for browsing (an index per filter
-/// would cost every write of the product more entries), so a rare actor or target would
-/// otherwise make a page load read the tenant's whole history, a cost that grows for ever.
+/// is kept for ever unless a tenant sets a retention, and only its tenant order is indexed
+/// for browsing (an index per filter would cost every write of the product more entries),
+/// so a rare actor or target would otherwise make a page load read the tenant's whole
+/// history, a cost that grows with every write.
 pub const SEARCHED_PER_PAGE: u32 = 10_000;
 
 /// A page of [`page`].
