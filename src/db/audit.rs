@@ -513,21 +513,44 @@ pub fn page(
         }
     };
     let older = order == "DESC";
+    let windowed = filter.tenant_id.filter(|_| filter.narrows());
+    // A time filter is first a span of ids, found in the time index: the window then
+    // starts at the span's newest (oldest) entry instead of the newest of all, so a day
+    // long past is a page away, not hundreds.
+    let (lo, hi) = match windowed {
+        Some(tenant) => match time_span(conn, tenant, filter)? {
+            Some(span) => span,
+            None => {
+                return Ok(Page {
+                    keyset: Keyset::from_rows(Vec::new(), cursor, limit, |r: &Record| r.id),
+                    searched_to: None,
+                });
+            }
+        },
+        None => (i64::MIN, i64::MAX),
+    };
+    if windowed.is_some() {
+        cond.push_str(" AND id >= ? AND id <= ?");
+        params.extend([SqlValue::Integer(lo), SqlValue::Integer(hi)]);
+    }
     // The first entry of the tenant, in the page's direction, that this page does not
-    // look at, when there is one.
-    let bound = match filter.tenant_id {
-        Some(tenant) if filter.narrows() => {
-            let (op, start) = if older { ("<", i64::MAX) } else { (">", 0) };
+    // look at, when there is one within the span.
+    let bound = match windowed {
+        Some(tenant) => {
+            let (op, start) = if older {
+                ("<", from.unwrap_or(i64::MAX).min(hi.saturating_add(1)))
+            } else {
+                (">", from.unwrap_or(0).max(lo.saturating_sub(1)))
+            };
             conn.prepare_cached(&format!(
                 "SELECT id FROM audit_log WHERE tenant_id = ?1 AND id {op} ?2
                  ORDER BY id {order} LIMIT 1 OFFSET ?3"
             ))?
-            .query_row(params![tenant, from.unwrap_or(start), searched], |r| {
-                r.get::<_, i64>(0)
-            })
+            .query_row(params![tenant, start, searched], |r| r.get::<_, i64>(0))
             .optional()?
+            .filter(|b| (lo..=hi).contains(b))
         }
-        _ => None,
+        None => None,
     };
     if let Some(b) = bound {
         cond.push_str(if older { " AND id > ?" } else { " AND id < ?" });
@@ -568,6 +591,41 @@ pub fn page(
         keyset,
         searched_to,
     })
+}
+
+/// The ids of the tenant's entries within the filter's `since` and `until`, oldest and
+/// newest (unbounded ends as `i64::MIN`, `i64::MAX`); `None` when no entry is within.
+/// Entries are numbered in the order they are written, so a time is an id as long as the
+/// clock did not step back.
+fn time_span(
+    conn: &Connection,
+    tenant: i64,
+    filter: &Filter,
+) -> Result<Option<(i64, i64)>, DbError> {
+    let seek = |cond: &str, order: &str, at: &str| -> Result<Option<i64>, DbError> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT id FROM audit_log INDEXED BY audit_log_at
+                  WHERE {cond} AND tenant_id = ?2 ORDER BY at {order} LIMIT 1"
+            ))?
+            .query_row(params![at, tenant], |r| r.get(0))
+            .optional()?)
+    };
+    let lo = match &filter.since {
+        Some(since) => match seek("at >= ?1", "ASC, id ASC", since)? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+        None => i64::MIN,
+    };
+    let hi = match &filter.until {
+        Some(until) => match seek("at < ?1", "DESC, id DESC", until)? {
+            Some(id) => id,
+            None => return Ok(None),
+        },
+        None => i64::MAX,
+    };
+    Ok((lo <= hi).then_some((lo, hi)))
 }
 
 /// Every entry matching `filter`, oldest first, as JSON lines (the format of
@@ -832,5 +890,70 @@ mod tests {
         let (found, _, next, to) = browse(&tenant, Cursor::After(id(6)));
         assert_eq!(found, (1..=5).rev().map(id).collect::<Vec<_>>());
         assert_eq!((next, to), (None, None));
+    }
+
+    /// A time filter starts the window at its span, found in the time index: entries of a
+    /// day long past are one page away, and no page offers to search past the span.
+    #[test]
+    fn a_time_filter_starts_the_window_at_its_span() {
+        let mut conn = scratch_db();
+        let tx = conn.transaction().unwrap();
+        let ids: Vec<i64> = (1..=30)
+            .map(|_| {
+                let entry = Entry::new(
+                    &Actor::cli(),
+                    Some(1),
+                    Action::MemberUpdated,
+                    Some("member/common".into()),
+                );
+                append(&tx, &entry).unwrap()
+            })
+            .collect();
+        tx.execute_batch("DROP TRIGGER audit_log_no_update")
+            .unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let at = format!("2026-01-{:02}T00:00:00.000000Z", n + 1);
+            tx.execute(
+                "UPDATE audit_log SET at = ?1 WHERE id = ?2",
+                params![at, id],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let id = |n: usize| ids[n - 1];
+        let day = |d: u32| Some(format!("2026-01-{d:02}T00:00:00.000000Z"));
+        let browse = |filter: &Filter, cursor| {
+            let p = page(&conn, filter, cursor, 5, 10).unwrap();
+            let found: Vec<i64> = p.keyset.items.iter().map(|r| r.id).collect();
+            (found, p.keyset.next, p.searched_to)
+        };
+        // The first five days, twenty-five entries back from the newest.
+        let early = Filter {
+            tenant_id: Some(1),
+            until: day(6),
+            ..Filter::default()
+        };
+        let (found, next, to) = browse(&early, Cursor::First);
+        assert_eq!(found, (1..=5).rev().map(id).collect::<Vec<_>>());
+        assert_eq!((next, to), (None, None));
+        // From the twentieth on, a target that never matches: one window, then the span
+        // ends, and nothing offers to search older.
+        let late = Filter {
+            tenant_id: Some(1),
+            since: day(20),
+            target: Some("member/rare".into()),
+            ..Filter::default()
+        };
+        let (found, next, to) = browse(&late, Cursor::First);
+        assert_eq!((found, next, to), (vec![], Some(id(21)), Some(id(21))));
+        let (found, next, to) = browse(&late, Cursor::After(id(21)));
+        assert_eq!((found, next, to), (vec![], None, None));
+        // A span holding nothing.
+        let none = Filter {
+            tenant_id: Some(1),
+            since: day(31),
+            ..Filter::default()
+        };
+        assert_eq!(browse(&none, Cursor::First), (vec![], None, None));
     }
 }
