@@ -82,7 +82,7 @@ fn member_pages_are_read_from_indexes_without_a_scan_or_a_sort() {
     let conn = many_members();
     for filter in filters() {
         for cursor in [Cursor::First, Cursor::After(5_000), Cursor::Before(15_000)] {
-            let (sql, params) = page_query(1, &filter, cursor, 50);
+            let (sql, params) = page_query(1, &filter, InGroup::Listed, cursor, 50);
             let plan = plan_of(&conn, &sql, &params);
             // An index of the tenant, or (when one tenant holds nearly every member) the
             // pk range itself: both start at the cursor and stop after a page.
@@ -108,10 +108,13 @@ fn pages_walk_every_matching_member_once_both_ways() {
         let want: Vec<i64> = conn
             .prepare(&format!(
                 "SELECT m.pk FROM members m WHERE {} ORDER BY m.pk",
-                filter.conditions(1).0
+                filter.conditions(1, InGroup::Listed).0
             ))
             .unwrap()
-            .query_map(params_from_iter(filter.conditions(1).1), |r| r.get(0))
+            .query_map(
+                params_from_iter(filter.conditions(1, InGroup::Listed).1),
+                |r| r.get(0),
+            )
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -303,7 +306,8 @@ fn a_linked_page_seeks_to_its_cursor() {
         };
         let cmp = if greater { ">" } else { "<" };
         let first_step = |tenant| {
-            let (sql, values) = linked_query(tenant, None, Some(10_000), direction, 10);
+            let (sql, values) =
+                linked_query(tenant, None, InGroup::Listed, Some(10_000), direction, 10);
             let plan = plan_of(&conn, &sql, &values);
             plan.lines().next().unwrap_or_default().to_string()
         };
@@ -315,5 +319,113 @@ fn a_linked_page_seeks_to_its_cursor() {
             first_step(None),
             format!("SEARCH m USING INTEGER PRIMARY KEY (rowid{cmp}?)")
         );
+    }
+}
+
+/// A group's members, page after page: a group past [`InGroup::LISTED`] members is asked
+/// member by member, walking members in pk order with no sort, and both tests find the
+/// same members in the same order, through the WorkOS pages and the API's filter alike.
+#[test]
+fn a_big_groups_pages_ask_each_member_and_find_what_the_list_finds() {
+    use crate::db::groups::{self, MemberKind, ResolvedMember};
+    use crate::db::users;
+    use crate::scim::resource::normalize;
+    use crate::scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+    use serde_json::json;
+
+    let conn = fresh_db();
+    let tx = conn.unchecked_transaction().unwrap();
+    let mut people = Vec::new();
+    for i in 0..3000 {
+        let data = normalize(&USER_RESOURCE, json!({"userName": format!("p{i}")})).unwrap();
+        let user = users::create(&tx, 1, &data).unwrap();
+        tx.execute(
+            "INSERT INTO members (tenant_id, id, user_id, email, email_fold, role, role_reason,
+                status, managed, source, created_at, updated_at)
+             VALUES (1, ?1, ?2, ?3, ?3, 'member', 'x', 'active', 1, 'scim', 't', 't')",
+            rusqlite::params![format!("m{i}"), user.id, format!("p{i}@example.com")],
+        )
+        .unwrap();
+        people.push(user.pk);
+    }
+    let group = |name: &str, pks: Vec<i64>| {
+        let data = normalize(&GROUP_RESOURCE, json!({"displayName": name})).unwrap();
+        let g = groups::create(&tx, 1, &data).unwrap();
+        let members: Vec<ResolvedMember> = pks
+            .into_iter()
+            .map(|pk| ResolvedMember {
+                kind: MemberKind::User,
+                pk,
+                display: None,
+            })
+            .collect();
+        groups::add_members(&tx, g.pk, &members).unwrap();
+        g.id
+    };
+    // Added out of pk order, as an IdP pushes them.
+    let big = group("Big", people.iter().rev().step_by(2).copied().collect());
+    let small = group("Small", people[100..110].to_vec());
+    tx.commit().unwrap();
+    conn.execute_batch("ANALYZE").unwrap();
+
+    assert_eq!(InGroup::of(&conn, Some(&big)).unwrap(), InGroup::Asked);
+    assert_eq!(InGroup::of(&conn, Some(&small)).unwrap(), InGroup::Listed);
+    assert_eq!(InGroup::of(&conn, None).unwrap(), InGroup::Listed);
+
+    let forward = Direction {
+        greater: true,
+        ascending: true,
+    };
+    let walk = |group: &str, in_group: InGroup| {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (sql, values) = linked_query(Some(1), Some(group), in_group, cursor, forward, 100);
+            let page: Vec<i64> = conn
+                .prepare(&sql)
+                .unwrap()
+                .query_map(params_from_iter(&values), |r| r.get::<_, i64>(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let Some(&last) = page.last() else { break };
+            cursor = Some(last);
+            seen.extend(page);
+        }
+        seen
+    };
+    for (group, size) in [(&big, 1500), (&small, 10)] {
+        let listed = walk(group, InGroup::Listed);
+        assert_eq!(listed.len(), size);
+        assert!(listed.is_sorted());
+        assert_eq!(walk(group, InGroup::Asked), listed);
+        // The API's filter, through `InGroup::of`, pages to the same members.
+        let filter = ListFilter {
+            group: Some(group.to_string()),
+            ..ListFilter::default()
+        };
+        let mut pages = Vec::new();
+        let mut cursor = Cursor::First;
+        loop {
+            let page = super::page(&conn, 1, &filter, cursor, 100).unwrap();
+            pages.extend(page.items.iter().map(|m| m.pk));
+            match page.next {
+                Some(pk) => cursor = Cursor::After(pk),
+                None => break,
+            }
+        }
+        assert_eq!(pages, listed);
+        assert_eq!(super::count(&conn, 1, &filter, 10_000).unwrap(), size);
+    }
+    // Asking walks the tenant's members in pk order from the cursor: no list, no sort.
+    let (sql, values) = linked_query(Some(1), Some(&big), InGroup::Asked, Some(5), forward, 100);
+    let plan = plan_of(&conn, &sql, &values);
+    let first = plan.lines().next().unwrap();
+    assert!(
+        first.starts_with("SEARCH m USING") && first.ends_with("rowid>?)"),
+        "{plan}"
+    );
+    for walked in ["TEMP B-TREE", "LIST SUBQUERY", "SCAN"] {
+        assert!(!plan.contains(walked), "{plan}");
     }
 }
