@@ -820,28 +820,34 @@ mod tests {
     use super::*;
     use crate::db::scratch_db;
 
+    /// Thirty member updates in tenant 1, the `n`th (from 1) aimed at `target(n)`; their ids.
+    fn updates(conn: &Connection, target: impl Fn(usize) -> &'static str) -> Vec<i64> {
+        (1..=30)
+            .map(|n| {
+                let entry = Entry::new(
+                    &Actor::cli(),
+                    Some(1),
+                    Action::MemberUpdated,
+                    Some(target(n).into()),
+                );
+                append(conn, &entry).unwrap()
+            })
+            .collect()
+    }
+
     /// A filtered page looks at a bounded window of the tenant's log, both ways, and its
     /// cursors search on from where it stopped; an unfiltered page is a plain page.
     #[test]
     fn a_filtered_page_searches_a_window_and_its_cursors_go_on() {
         let mut conn = scratch_db();
         let tx = conn.transaction().unwrap();
-        let ids: Vec<i64> = (1..=30)
-            .map(|n| {
-                let target = if n == 3 {
-                    "member/rare"
-                } else {
-                    "member/common"
-                };
-                let entry = Entry::new(
-                    &Actor::cli(),
-                    Some(1),
-                    Action::MemberUpdated,
-                    Some(target.into()),
-                );
-                append(&tx, &entry).unwrap()
-            })
-            .collect();
+        let ids = updates(&tx, |n| {
+            if n == 3 {
+                "member/rare"
+            } else {
+                "member/common"
+            }
+        });
         tx.commit().unwrap();
         let id = |n: usize| ids[n - 1];
         let rare = Filter {
@@ -898,17 +904,7 @@ mod tests {
     fn a_time_filter_starts_the_window_at_its_span() {
         let mut conn = scratch_db();
         let tx = conn.transaction().unwrap();
-        let ids: Vec<i64> = (1..=30)
-            .map(|_| {
-                let entry = Entry::new(
-                    &Actor::cli(),
-                    Some(1),
-                    Action::MemberUpdated,
-                    Some("member/common".into()),
-                );
-                append(&tx, &entry).unwrap()
-            })
-            .collect();
+        let ids = updates(&tx, |_| "member/common");
         tx.execute_batch("DROP TRIGGER audit_log_no_update")
             .unwrap();
         for (n, id) in ids.iter().enumerate() {
