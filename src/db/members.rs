@@ -718,6 +718,17 @@ pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
     Ok(n as u64)
 }
 
+/// Whether the tenant has at least `n` active members; stops counting at `n`.
+pub fn active_at_least(conn: &Connection, tenant_id: i64, n: u64) -> Result<bool, DbError> {
+    let counted: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM (SELECT 1 FROM members
+             WHERE tenant_id = ?1 AND status = 'active' LIMIT ?2)",
+        )?
+        .query_row(params![tenant_id, n as i64], |r| r.get(0))?;
+    Ok(counted as u64 >= n)
+}
+
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes
 /// them once after its batch (`seeds::refresh`), not once per member.
 pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbError> {

@@ -429,3 +429,19 @@ fn a_big_groups_pages_ask_each_member_and_find_what_the_list_finds() {
         assert!(!plan.contains(walked), "{plan}");
     }
 }
+
+/// "At least n active?" agrees with the full count on either side of it.
+#[test]
+fn at_least_n_active_agrees_with_the_count() {
+    let conn = many_members();
+    let active = count_active(&conn, 1).unwrap();
+    assert!(active > 1_000);
+    for n in [0, 1, active - 1, active] {
+        assert!(active_at_least(&conn, 1, n).unwrap(), "{n} of {active}");
+    }
+    assert!(!active_at_least(&conn, 1, active + 1).unwrap());
+    assert!(
+        !active_at_least(&conn, 3, 1).unwrap(),
+        "a tenant of no members"
+    );
+}
