@@ -70,6 +70,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0018_covering_email_lookup",
         include_str!("migrations/0018_covering_email_lookup.sql"),
     ),
+    (
+        "0019_dashboard_counts",
+        include_str!("migrations/0019_dashboard_counts.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
 use super::assign::Assignments;
+use super::paging::{self, Listed};
 use super::{DbError, ListQuery, Page};
 use crate::model::{DirectoryGroup, DirectoryUser};
 use crate::scim::datetime;
@@ -443,18 +444,18 @@ pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<Use
 }
 
 /// [`list`], starting where `resume` says when it still holds, and saying where the next
-/// `startIndex` page starts (see [`super::paging::scim_page`]).
+/// `startIndex` page starts (see [`paging::scim_page`]).
 pub fn list_resuming(
     conn: &Connection,
     tenant_id: i64,
     q: &ListQuery,
-    resume: Option<super::paging::Resume>,
-) -> Result<(Page<StoredUser>, Option<super::paging::Resume>), DbError> {
-    super::paging::scim_page(
+    resume: Option<paging::Resume>,
+) -> Result<(Page<StoredUser>, Option<paging::Resume>), DbError> {
+    paging::scim_page(
         conn,
         tenant_id,
         q,
-        super::paging::Listed::Users,
+        paging::Listed::Users,
         COLUMNS,
         stored_from_row,
         resume,
@@ -523,21 +524,23 @@ pub fn existing_ids(
 
 /// How many users and groups the tenant's directory holds.
 pub fn counts(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
-    Ok(conn.query_row(
-        "SELECT (SELECT count(*) FROM users WHERE tenant_id = ?1),
-                (SELECT count(*) FROM groups WHERE tenant_id = ?1)",
-        [tenant_id],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?)
+    let (users, _) = paging::tenant_count(conn, tenant_id, Listed::Users)?;
+    let (groups, _) = paging::tenant_count(conn, tenant_id, Listed::Groups)?;
+    Ok((users as i64, groups as i64))
 }
 
-/// How many of the tenant's users are active (or say nothing about it).
+/// Its condition is the `users_inactive` index's own, so that index answers it alone.
+const COUNT_INACTIVE: &str =
+    "SELECT count(*) FROM users WHERE tenant_id = ?1 AND coalesce(active, 1) <> 1";
+
+/// How many of the tenant's users are active (or say nothing about it): the stored count
+/// less the users of the `users_inactive` index, which holds no active one.
 pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<i64, DbError> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM users WHERE tenant_id = ?1 AND coalesce(active, 1) = 1",
-        [tenant_id],
-        |r| r.get(0),
-    )?)
+    let (users, _) = paging::tenant_count(conn, tenant_id, Listed::Users)?;
+    let inactive: i64 = conn
+        .prepare_cached(COUNT_INACTIVE)?
+        .query_row([tenant_id], |r| r.get(0))?;
+    Ok(users as i64 - inactive)
 }
 
 // --- What sync reads ---------------------------------------------------------------------
@@ -762,6 +765,60 @@ mod tests {
             pks("SELECT pk FROM users WHERE tenant_id = 1 AND display_name_fold = lower(?1)"),
             pks("SELECT user_pk FROM user_emails WHERE value_fold = lower(?1)"),
         ]
+    }
+
+    /// The dashboard's counts, read from the stored counts and the inactive users' index,
+    /// agree with counting every row, through creates, replaces and deletes.
+    #[test]
+    fn the_dashboard_counts_agree_with_counting_every_row() {
+        let conn = fresh_db();
+        crate::db::tenants::create(&conn, "other", "Other").unwrap();
+        let mut rows = Vec::new();
+        for (i, active) in [json!(true), json!(false), Value::Null, json!(false)]
+            .into_iter()
+            .enumerate()
+        {
+            let mut data = json!({"userName": format!("u{i}")});
+            if !active.is_null() {
+                data["active"] = active;
+            }
+            rows.push(create(&conn, 1, &user(data)).unwrap());
+        }
+        create(&conn, 2, &user(json!({"userName": "x", "active": false}))).unwrap();
+        let counted = |conn: &Connection| -> (i64, i64) {
+            conn.query_row(
+                "SELECT count(*), count(*) FILTER (WHERE coalesce(active, 1) = 1)
+                 FROM users WHERE tenant_id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let check = |conn: &Connection, active: i64| {
+            assert_eq!(counted(conn), (counts(conn, 1).unwrap().0, active));
+            assert_eq!(count_active(conn, 1).unwrap(), active);
+        };
+        check(&conn, 2);
+        let back = replace(
+            &conn,
+            1,
+            &rows[1],
+            user(json!({"userName": "u1", "active": true})),
+        );
+        back.unwrap();
+        check(&conn, 3);
+        replace(
+            &conn,
+            1,
+            &rows[0],
+            user(json!({"userName": "u0", "active": false})),
+        )
+        .unwrap();
+        check(&conn, 2);
+        delete(&conn, 1, &rows[3].id).unwrap();
+        check(&conn, 2);
+        let plan = crate::db::paging::plan_of(&conn, COUNT_INACTIVE, &[1.into()]);
+        assert!(plan.contains("COVERING INDEX users_inactive"), "{plan}");
     }
 
     /// A whole-tenant read takes a typed shortcut through each user's JSON; whatever the
