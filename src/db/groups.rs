@@ -728,10 +728,14 @@ fn listed_query(
     Conditions::new("1")
         .and("g.tenant_id = ?", tenant_id)
         .and(&format!("g.pk {} ?", direction.cmp()), cursor)
+        // The user's groups from its memberships, once: a membership joins a group to a
+        // user of its own tenant, and a user id is unique, so the list needs no tenant of
+        // its own. (Asking "the user's groups in this group's tenant" made SQLite ask again
+        // for every group of every tenant, 10 ms at 5 000 groups.)
         .and(
-            "g.pk IN (SELECT gm.group_pk FROM group_members gm
-                 JOIN users u ON u.pk = gm.member_user_pk
-                 WHERE u.id = ? AND u.tenant_id = g.tenant_id)",
+            "g.pk IN (SELECT gm.group_pk FROM users u
+                 JOIN group_members gm ON gm.member_user_pk = u.pk
+                 WHERE u.id = ?)",
             user_id.map(str::to_string),
         )
         .query(
@@ -1083,6 +1087,25 @@ mod tests {
                     "{step}"
                 );
             }
+        }
+        // A user's groups: the user's memberships are looked up once, and each is a
+        // group read by its pk, in a tenant or across them.
+        for tenant in [Some(1), None] {
+            let (sql, values) = listed_query(
+                tenant,
+                Some("u"),
+                None,
+                crate::db::paging::Direction {
+                    greater: true,
+                    ascending: true,
+                },
+                10,
+            );
+            let plan = crate::db::paging::plan_of(&conn, &sql, &values);
+            assert!(
+                !plan.contains("SCAN") && !plan.contains("CORRELATED"),
+                "{plan}"
+            );
         }
     }
 }
