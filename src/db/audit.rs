@@ -765,10 +765,14 @@ pub fn purge_before(
     tenant_id: Option<i64>,
     cutoff: &str,
 ) -> Result<usize, DbError> {
+    // The entries before the cutoff from the time index (what a purge removes anyway), not
+    // the chain walked from its newest entry down to the first old one: all of it, in the
+    // writer, on each day's run while nothing is old enough (50 ms at 100 000 entries).
     let last: Option<(i64, String)> = conn
         .query_row(
-            "SELECT id, hash FROM audit_log WHERE tenant_id IS ?1 AND at < ?2
-             ORDER BY id DESC LIMIT 1",
+            "SELECT id, hash FROM audit_log WHERE id = (
+                 SELECT max(id) FROM audit_log INDEXED BY audit_log_at
+                 WHERE at < ?2 AND tenant_id IS ?1)",
             params![tenant_id, cutoff],
             |r| {
                 Ok((
