@@ -283,21 +283,6 @@ impl Guard {
         let share = (active * u64::from(self.percent)).div_ceil(100);
         share.max(u64::from(self.minimum))
     }
-
-    /// The fewest active members for which `k` deprovisionings within the hour stay within
-    /// the threshold: `Some(0)` when the minimum allows them at any size, `None` when no
-    /// number of members would. Lets the guard ask "at least this many?" of the members
-    /// table instead of counting every active member on each deprovisioning write.
-    pub fn active_to_allow(&self, k: u64) -> Option<u64> {
-        if k <= u64::from(self.minimum) {
-            return Some(0);
-        }
-        if self.percent == 0 {
-            return None;
-        }
-        // ceil(a * p / 100) >= k  exactly when  a * p > 100 * (k - 1).
-        Some(100 * (k - 1) / u64::from(self.percent) + 1)
-    }
 }
 
 impl Default for Settings {
@@ -618,30 +603,4 @@ pub struct Directory {
     pub deleted: Vec<DirectoryUser>,
     /// `users` is the whole directory: only then is a member missing from it "absent".
     pub complete: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Guard;
-
-    /// `active_to_allow` answers what a count of every active member would: `k`
-    /// deprovisionings are within the threshold exactly from that many members on.
-    #[test]
-    fn the_guard_knows_how_many_members_allow_a_count_of_deprovisionings() {
-        for (percent, minimum) in [(10, 50), (1, 0), (33, 5), (100, 1), (0, 7), (7, 0)] {
-            let guard = Guard {
-                enabled: true,
-                percent,
-                minimum,
-            };
-            for k in 0..300u64 {
-                let first = (0..40_000u64).find(|&a| k <= guard.threshold(a));
-                assert_eq!(
-                    guard.active_to_allow(k),
-                    first,
-                    "percent {percent}, minimum {minimum}, k {k}"
-                );
-            }
-        }
-    }
 }

@@ -709,25 +709,14 @@ pub fn archived_before(
     Ok(rows)
 }
 
-/// How many of the tenant's members are active.
+/// How many of the tenant's members are active: the count the triggers keep (migration
+/// 0020), one row read.
 pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
-    let n: i64 = conn.query_row(
-        "SELECT count(*) FROM members WHERE tenant_id = ?1 AND status = 'active'",
-        [tenant_id],
-        |r| r.get(0),
-    )?;
-    Ok(n as u64)
-}
-
-/// Whether the tenant has at least `n` active members; stops counting at `n`.
-pub fn active_at_least(conn: &Connection, tenant_id: i64, n: u64) -> Result<bool, DbError> {
-    let counted: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM (SELECT 1 FROM members
-             WHERE tenant_id = ?1 AND status = 'active' LIMIT ?2)",
-        )?
-        .query_row(params![tenant_id, n as i64], |r| r.get(0))?;
-    Ok(counted as u64 >= n)
+    let n: Option<i64> = conn
+        .prepare_cached("SELECT members_active FROM resource_counts WHERE tenant_id = ?1")?
+        .query_row([tenant_id], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0).max(0) as u64)
 }
 
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes

@@ -74,6 +74,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_dashboard_counts",
         include_str!("migrations/0019_dashboard_counts.sql"),
     ),
+    (
+        "0020_active_members_counted",
+        include_str!("migrations/0020_active_members_counted.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
@@ -297,7 +301,7 @@ mod tests {
             "SELECT type, name FROM sqlite_schema WHERE tbl_name = 'members' ORDER BY name";
         let (rows_before, holds_before, schema_before) =
             (dump(&conn, rows), dump(&conn, holds), dump(&conn, schema));
-        run(&mut conn).unwrap();
+        run_to(&mut conn, before + 1).unwrap();
         assert_eq!(dump(&conn, rows), rows_before);
         assert_eq!(dump(&conn, holds), holds_before, "no hold cascaded away");
         assert_eq!(dump(&conn, schema), schema_before);
@@ -333,5 +337,46 @@ mod tests {
         conn.execute("DELETE FROM members WHERE pk = 9", [])
             .unwrap();
         assert!(dump(&conn, holds).is_empty());
+    }
+
+    /// The active members counted by the triggers start from the members already stored,
+    /// in every tenant, including one with members and neither users nor groups.
+    #[test]
+    fn the_active_count_starts_from_the_stored_members() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(n, _)| *n == "0020_active_members_counted")
+            .unwrap() as i64;
+        run_to(&mut conn, before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (2, 'b', 'B', 't'), (3, 'c', 'C', 't');
+             INSERT INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+             VALUES (1, 'u1', 'a', 'a', '{}', 't', 't', 1);",
+        )
+        .unwrap();
+        for (i, (tenant, status)) in [
+            (1, "active"),
+            (1, "active"),
+            (1, "suspended"),
+            (2, "active"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO members (tenant_id, id, role, role_reason, status, source, created_at, updated_at)
+                 VALUES (?1, ?2, 'viewer', 'r', ?3, 'csv', 'c', 'u')",
+                rusqlite::params![tenant, format!("m{i}"), status],
+            )
+            .unwrap();
+        }
+        run(&mut conn).unwrap();
+        let active: Vec<u64> = [1, 2, 3]
+            .iter()
+            .map(|&t| crate::db::members::count_active(&conn, t).unwrap())
+            .collect();
+        assert_eq!(active, [2, 1, 0]);
     }
 }

@@ -65,13 +65,13 @@ pub fn screen<'c>(
                 return Ok(Cow::Borrowed(changes));
             }
             let since = datetime::format(now - WINDOW);
+            let active = members::count_active(conn, tenant_id)?;
+            let threshold = settings.guard.threshold(active);
             let recent = guard::applied_since(conn, tenant_id, &since)?;
-            if !trips(conn, tenant_id, settings, recent + n as u64)? {
+            if !settings.guard.enabled || recent + n as u64 <= threshold {
                 guard::record_applied(conn, tenant_id, n, &at, &since)?;
                 return Ok(Cow::Borrowed(changes));
             }
-            let active = members::count_active(conn, tenant_id)?;
-            let threshold = settings.guard.threshold(active);
             let hold = guard::open(conn, tenant_id, threshold, active, &at)?;
             let (held, rest) = keep_back(conn, &hold, changes, &at)?;
             let detail = json!({"held": held, "appliedWithinHour": recent,
@@ -114,20 +114,6 @@ pub fn screen<'c>(
         return Ok(Cow::Borrowed(changes));
     }
     Ok(Cow::Owned(keep_back(conn, &hold, changes, &at)?.1))
-}
-
-/// Whether `k` deprovisionings within the hour pass the tenant's threshold. Counts active
-/// members only as far as the answer needs: not at all while the minimum allows `k`, which
-/// is every SCIM write of an ordinary hour.
-fn trips(conn: &Conn, tenant_id: i64, settings: &Settings, k: u64) -> Result<bool, DbError> {
-    if !settings.guard.enabled {
-        return Ok(false);
-    }
-    Ok(match settings.guard.active_to_allow(k) {
-        Some(0) => false,
-        Some(enough) => !members::active_at_least(conn, tenant_id, enough)?,
-        None => true,
-    })
 }
 
 /// Holds the deprovisionings of `changes` under `hold`; returns how many, and the rest.
@@ -295,12 +281,11 @@ pub async fn would_trip(
             return Ok(None);
         }
         let now = OffsetDateTime::now_utc();
+        let threshold = settings
+            .guard
+            .threshold(members::count_active(c, tenant_id)?);
         let recent = guard::applied_since(c, tenant_id, &datetime::format(now - WINDOW))?;
-        if !trips(c, tenant_id, &settings, recent + deprovisionings)? {
-            return Ok(None);
-        }
-        let active = members::count_active(c, tenant_id)?;
-        Ok(Some(settings.guard.threshold(active)))
+        Ok((recent + deprovisionings > threshold).then_some(threshold))
     })
     .await
 }
