@@ -72,15 +72,20 @@ fn hold(r: &rusqlite::Row) -> rusqlite::Result<Hold> {
     })
 }
 
-/// How many deprovisionings were applied in the tenant since `since`.
+/// How many deprovisionings were applied in the tenant since `since` (from its whole
+/// second: one row per second that had any, so at most an hour's 3 600 rows).
 pub fn applied_since(conn: &Connection, tenant_id: i64, since: &str) -> Result<u64, DbError> {
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM deprovisionings WHERE tenant_id = ?1 AND at >= ?2")?
+        .prepare_cached(
+            "SELECT coalesce(sum(n), 0) FROM deprovisioned_per_second
+             WHERE tenant_id = ?1 AND second >= substr(?2, 1, 19)",
+        )?
         .query_row(params![tenant_id, since], |r| r.get(0))?;
     Ok(n as u64)
 }
 
-/// Notes `n` deprovisionings applied at `now` and forgets those before `prune_before`.
+/// Notes `n` deprovisionings applied at `now` and forgets the seconds before
+/// `prune_before`.
 pub fn record_applied(
     conn: &Connection,
     tenant_id: i64,
@@ -88,12 +93,18 @@ pub fn record_applied(
     now: &str,
     prune_before: &str,
 ) -> Result<(), DbError> {
-    conn.prepare_cached("DELETE FROM deprovisionings WHERE tenant_id = ?1 AND at < ?2")?
-        .execute(params![tenant_id, prune_before])?;
-    let mut stmt =
-        conn.prepare_cached("INSERT INTO deprovisionings (tenant_id, at) VALUES (?1, ?2)")?;
-    for _ in 0..n {
-        stmt.execute(params![tenant_id, now])?;
+    conn.prepare_cached(
+        "DELETE FROM deprovisioned_per_second
+         WHERE tenant_id = ?1 AND second < substr(?2, 1, 19)",
+    )?
+    .execute(params![tenant_id, prune_before])?;
+    if n > 0 {
+        conn.prepare_cached(
+            "INSERT INTO deprovisioned_per_second (tenant_id, second, n)
+             VALUES (?1, substr(?2, 1, 19), ?3)
+             ON CONFLICT (tenant_id, second) DO UPDATE SET n = n + excluded.n",
+        )?
+        .execute(params![tenant_id, now, n as i64])?;
     }
     Ok(())
 }
@@ -233,4 +244,44 @@ pub fn set_state(
         conn.execute("DELETE FROM held_changes WHERE hold_id = ?1", [hold_id])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{scratch_db, tenants};
+
+    /// The window counts what was applied from its start's second on, a burst as one
+    /// row, each tenant apart; what falls out of it is forgotten.
+    #[test]
+    fn the_window_counts_per_second_and_forgets_what_it_left() {
+        let conn = scratch_db();
+        tenants::create(&conn, "other", "Other").unwrap();
+        let at = |s: &str| format!("2026-12-05T10:{s}.000000Z");
+        let prune = at("00:00");
+        record_applied(&conn, 1, 3, &at("00:00"), &prune).unwrap();
+        record_applied(&conn, 1, 1, &at("00:00"), &prune).unwrap();
+        record_applied(&conn, 1, 2, &at("30:15"), &prune).unwrap();
+        record_applied(&conn, 2, 7, &at("30:15"), &prune).unwrap();
+        assert_eq!(applied_since(&conn, 1, &at("00:00")).unwrap(), 6);
+        assert_eq!(applied_since(&conn, 2, &at("00:00")).unwrap(), 7);
+        // Within a second: the whole second counts.
+        let mid_second = "2026-12-05T10:30:15.500000Z";
+        assert_eq!(applied_since(&conn, 1, mid_second).unwrap(), 2);
+        assert_eq!(applied_since(&conn, 1, &at("30:16")).unwrap(), 0);
+        let rows = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM deprovisioned_per_second", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(rows(&conn), 3, "a burst in one second is one row");
+        record_applied(&conn, 1, 1, &at("40:00"), &at("10:00")).unwrap();
+        assert_eq!(applied_since(&conn, 1, &at("00:00")).unwrap(), 3);
+        assert_eq!(
+            rows(&conn),
+            3,
+            "tenant 1's first second went, tenant 2's stayed"
+        );
+    }
 }

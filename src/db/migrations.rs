@@ -78,6 +78,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_active_members_counted",
         include_str!("migrations/0020_active_members_counted.sql"),
     ),
+    (
+        "0021_deprovisioned_per_second",
+        include_str!("migrations/0021_deprovisioned_per_second.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
@@ -378,5 +382,32 @@ mod tests {
             .map(|&t| crate::db::members::count_active(&conn, t).unwrap())
             .collect();
         assert_eq!(active, [2, 1, 0]);
+    }
+
+    /// The guard's window keeps what it held when it moves to a row per second.
+    #[test]
+    fn the_guards_window_keeps_its_deprovisionings_per_second() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let before = MIGRATIONS
+            .iter()
+            .position(|(n, _)| *n == "0021_deprovisioned_per_second")
+            .unwrap() as i64;
+        run_to(&mut conn, before).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
+             INSERT INTO deprovisionings (tenant_id, at) VALUES
+                 (1, '2026-12-05T10:00:00.100000Z'), (1, '2026-12-05T10:00:00.900000Z'),
+                 (1, '2026-12-05T10:20:00.000000Z');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let since = |at: &str| crate::db::guard::applied_since(&conn, 1, at).unwrap();
+        assert_eq!(since("2026-12-05T09:30:00.000000Z"), 3);
+        assert_eq!(
+            since("2026-12-05T10:00:00.500000Z"),
+            3,
+            "from its whole second"
+        );
+        assert_eq!(since("2026-12-05T10:00:01.000000Z"), 1);
     }
 }
