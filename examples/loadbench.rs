@@ -15,8 +15,9 @@
 //! durability, `FULL`), seeds it straight through the `db` layer in one transaction — the
 //! users (each body through `resource::normalize`, each row through `db::users::create`,
 //! exactly as a POST stores it), a group holding every one of them, a 10-member group, and
-//! spare users that the membership scenarios add and remove — then refreshes the planner
-//! statistics as the server does at start (`Db::optimize`), and starts the server on
+//! spare users that the membership scenarios add and remove — then syncs them into members
+//! as `scimd sync` does (a directory pushed through scimd has one per user), refreshes the
+//! planner statistics as the server does at start (`Db::optimize`), and starts the server on
 //! `127.0.0.1:0`. Seeding bypasses HTTP because a 100 000-user directory would otherwise
 //! take minutes of fsync'd POSTs; the write scenarios below measure POST itself.
 //!
@@ -422,6 +423,17 @@ fn seed(db: &Db, users: u64, spares: usize) -> Result<Seeded, BoxError> {
         })
     })?;
     drop(conn);
+    // A directory an IdP pushed through scimd has a member for each user (and the events
+    // and audit entries that made them): sync them, as `scimd sync` does, so the write
+    // scenarios find what production has. Without members a PATCH of a seeded user
+    // created its member, and nothing a member costs (the guard, role changes) showed.
+    let run = scimd::ops::block_on(scimd::ops::reconcile::force(
+        db,
+        &scimd::model::Actor::cli(),
+        tenant,
+        false,
+    ))?;
+    eprintln!("# seeded members by a sync: {}", run.applied_in());
     // What `scimd serve` does at start and every 6 hours: a directory that grew to this
     // size in production would have statistics like these.
     db.optimize()?;
