@@ -159,6 +159,12 @@ fn display_name(data: &Map<String, Value>) -> Option<&str> {
     data.get("displayName").and_then(Value::as_str)
 }
 
+/// The group's displayName before the write, when the write changed it.
+fn renamed_from(before: &Map<String, Value>, after: &Map<String, Value>) -> Option<String> {
+    let was = display_name(before);
+    (was != display_name(after)).then(|| was.unwrap_or_default().to_string())
+}
+
 /// POST /Groups, with its initial members.
 pub async fn create(
     db: &Db,
@@ -219,7 +225,7 @@ pub async fn replace(
         Write::Put,
         move |tx, actor, row: GroupRow| {
             let mut change = GroupChange {
-                renamed: display_name(&row.data) != display_name(&data),
+                renamed_from: renamed_from(&row.data, &data),
                 ..Default::default()
             };
             if let Some(members) = &members {
@@ -260,7 +266,7 @@ pub async fn patch(
             let mut data = row.data.clone();
             let outcome = patch::apply(&GROUP_RESOURCE, &row.id, &mut data, &ops)?;
             let mut change = GroupChange {
-                renamed: display_name(&row.data) != display_name(&data),
+                renamed_from: renamed_from(&row.data, &data),
                 ..Default::default()
             };
             apply_member_ops(tx, tenant_id, row.pk, outcome.members, &mut change)?;

@@ -44,8 +44,9 @@ use crate::sync::{self, Action, Change};
 #[derive(Debug, Clone, Default)]
 pub struct GroupChange {
     pub created: bool,
-    /// `displayName` changed: every member's role is re-evaluated.
-    pub renamed: bool,
+    /// `displayName` changed from this: every member's role is re-evaluated when either
+    /// name gives a role.
+    pub renamed_from: Option<String>,
     /// The membership was replaced wholesale (PUT, `replace members`, clear).
     pub members_replaced: bool,
     pub added_user_pks: Vec<i64>,
@@ -130,7 +131,9 @@ pub fn group_written(
             &group.id,
             &json!({"group": group_json(&group)}),
         )?;
-    } else if change.renamed || (joined.is_empty() && left.is_empty() && !change.members_replaced) {
+    } else if change.renamed_from.is_some()
+        || (joined.is_empty() && left.is_empty() && !change.members_replaced)
+    {
         events::append(
             conn,
             actor,
@@ -157,8 +160,15 @@ pub fn group_written(
     }
 
     let mut affected: BTreeSet<i64> = joined.into_iter().chain(left).collect();
-    if change.renamed {
-        affected.extend(groups::user_pks(conn, group_pk)?);
+    if let Some(old) = &change.renamed_from {
+        // A group's name reaches a member only through the role it gives (and the reason
+        // that names it): a rename between names that give none changes no member, and
+        // re-planning a 100 000-member group for it held the writer for a second.
+        let settings = settings::get(conn, tenant_id)?;
+        let gives_a_role = |name: &str| sync::roles::role_of_group(&settings, name).is_some();
+        if gives_a_role(old) || gives_a_role(&group.display_name) {
+            affected.extend(groups::user_pks(conn, group_pk)?);
+        }
     }
     if affected.is_empty() {
         return Ok(());

@@ -120,12 +120,17 @@ impl Fixture {
     fn rename_group(&self, group_pk: i64, name: &str) {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
+            let old: String = tx.query_row(
+                "SELECT display_name FROM groups WHERE pk = ?1",
+                [group_pk],
+                |r| r.get(0),
+            )?;
             tx.execute(
                 "UPDATE groups SET display_name = ?2, display_name_fold = lower(?2) WHERE pk = ?1",
                 rusqlite::params![group_pk, name],
             )?;
             let change = GroupChange {
-                renamed: true,
+                renamed_from: Some(old),
                 ..GroupChange::default()
             };
             group_written(tx, &self.actor(), self.tenant, group_pk, &change)
@@ -396,6 +401,17 @@ fn group_writes_re_evaluate_only_the_affected_members_roles() {
         role_of("bob@x.io"),
         ("owner".into(), "owner, from group Eng-Admins".into())
     );
+    // Out of the mapped name (only the old name gives a role), between two names that
+    // give none, and back in, only by a change of case.
+    f.rename_group(eng, "Platform");
+    assert_eq!(role_of("bob@x.io").0, "viewer");
+    f.rename_group(eng, "Platform team");
+    assert_eq!(role_of("bob@x.io").0, "viewer");
+    f.rename_group(eng, "eng-admins");
+    assert_eq!(
+        role_of("bob@x.io"),
+        ("owner".into(), "owner, from group eng-admins".into())
+    );
     f.delete_group(eng);
     assert_eq!(role_of("bob@x.io").0, "viewer");
     f.membership(admins, ada.pk, false);
@@ -415,12 +431,15 @@ fn group_writes_re_evaluate_only_the_affected_members_roles() {
             "group.member_added",
             "group.member_added",
             "group.updated",
+            "group.updated",
+            "group.updated",
+            "group.updated",
             "group.deleted",
             "group.member_removed"
         ]
     );
     let roles = types.iter().filter(|t| *t == "member.role_changed").count();
-    assert_eq!(roles, 4);
+    assert_eq!(roles, 6, "the renames out of and back into the mapping changed roles");
 }
 
 #[test]
