@@ -160,15 +160,10 @@ pub fn group_written(
     }
 
     let mut affected: BTreeSet<i64> = joined.into_iter().chain(left).collect();
-    if let Some(old) = &change.renamed_from {
-        // A group's name reaches a member only through the role it gives (and the reason
-        // that names it): a rename between names that give none changes no member, and
-        // re-planning a 100 000-member group for it held the writer for a second.
-        let settings = settings::get(conn, tenant_id)?;
-        let gives_a_role = |name: &str| sync::roles::role_of_group(&settings, name).is_some();
-        if gives_a_role(old) || gives_a_role(&group.display_name) {
-            affected.extend(groups::user_pks(conn, group_pk)?);
-        }
+    if let Some(old) = &change.renamed_from
+        && gives_a_role(conn, tenant_id, &[old, &group.display_name])?
+    {
+        affected.extend(groups::user_pks(conn, group_pk)?);
     }
     if affected.is_empty() {
         return Ok(());
@@ -203,6 +198,9 @@ pub fn group_deleting(
         &group.id,
         &json!({"group": group_json(&group)}),
     )?;
+    if !gives_a_role(conn, tenant_id, &[&group.display_name])? {
+        return Ok(());
+    }
     let pks = groups::user_pks(conn, group_pk)?;
     if pks.is_empty() {
         return Ok(());
@@ -219,6 +217,17 @@ pub fn group_deleting(
         },
         false,
     )
+}
+
+/// Whether a group of any of these names gives a role. A group's name reaches its members
+/// only through the role it gives (and the reason that names it), so a group that gives
+/// none can be renamed or deleted without re-planning its members: for 100 000 members
+/// that re-planning held the writer for a second, to change nothing.
+fn gives_a_role(conn: &Conn, tenant_id: i64, names: &[&str]) -> Result<bool, DbError> {
+    let settings = settings::get(conn, tenant_id)?;
+    Ok(names
+        .iter()
+        .any(|name| sync::roles::role_of_group(&settings, name).is_some()))
 }
 
 /// Plans for the people in `directory` and applies the plan, unless in test mode.

@@ -439,7 +439,10 @@ fn group_writes_re_evaluate_only_the_affected_members_roles() {
         ]
     );
     let roles = types.iter().filter(|t| *t == "member.role_changed").count();
-    assert_eq!(roles, 6, "the renames out of and back into the mapping changed roles");
+    assert_eq!(
+        roles, 6,
+        "the renames out of and back into the mapping changed roles"
+    );
 }
 
 #[test]
