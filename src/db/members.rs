@@ -253,16 +253,16 @@ pub fn by_email(
         .optional()?)
 }
 
-/// Answered by the `members_status` index alone, in its order: no row read, no sort.
-const BY_STATUS_AND_ROLE: &str = "SELECT status, role, count(*) FROM members WHERE tenant_id = ?1
-     GROUP BY status, role ORDER BY status, role";
-
-/// How many of the tenant's members have each (status, role), for the dashboard.
+/// How many of the tenant's members have each (status, role), for the dashboard: the counts
+/// the triggers keep (`member_counts`, migration 0019).
 pub fn counts_by_status_and_role(
     conn: &Connection,
     tenant_id: i64,
 ) -> Result<Vec<(MemberStatus, Role, i64)>, DbError> {
-    let mut stmt = conn.prepare_cached(BY_STATUS_AND_ROLE)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, role, n FROM member_counts WHERE tenant_id = ?1 AND n > 0
+         ORDER BY status, role",
+    )?;
     let mut rows = stmt.query([tenant_id])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {
@@ -709,14 +709,16 @@ pub fn archived_before(
     Ok(rows)
 }
 
-/// How many of the tenant's members are active: the count the triggers keep (migration
-/// 0020), one row read.
+/// How many of the tenant's members are active, from the counts the triggers keep
+/// (`member_counts`, migration 0019): a row per role.
 pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
-    let n: Option<i64> = conn
-        .prepare_cached("SELECT members_active FROM resource_counts WHERE tenant_id = ?1")?
-        .query_row([tenant_id], |r| r.get(0))
-        .optional()?;
-    Ok(n.unwrap_or(0).max(0) as u64)
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(n), 0) FROM member_counts
+             WHERE tenant_id = ?1 AND status = 'active'",
+        )?
+        .query_row([tenant_id], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
 }
 
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes

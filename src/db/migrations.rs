@@ -75,12 +75,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0019_dashboard_counts.sql"),
     ),
     (
-        "0020_active_members_counted",
-        include_str!("migrations/0020_active_members_counted.sql"),
-    ),
-    (
-        "0021_deprovisioned_per_second",
-        include_str!("migrations/0021_deprovisioned_per_second.sql"),
+        "0020_deprovisioned_per_second",
+        include_str!("migrations/0020_deprovisioned_per_second.sql"),
     ),
 ];
 
@@ -343,15 +339,15 @@ mod tests {
         assert!(dump(&conn, holds).is_empty());
     }
 
-    /// The active members counted by the triggers start from the members already stored,
-    /// in every tenant, including one with members and neither users nor groups.
+    /// The member counts the triggers keep start from the members already stored, in every
+    /// tenant.
     #[test]
     fn the_active_count_starts_from_the_stored_members() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
         let before = MIGRATIONS
             .iter()
-            .position(|(n, _)| *n == "0020_active_members_counted")
+            .position(|(n, _)| *n == "0019_dashboard_counts")
             .unwrap() as i64;
         run_to(&mut conn, before).unwrap();
         conn.execute_batch(
@@ -382,6 +378,12 @@ mod tests {
             .map(|&t| crate::db::members::count_active(&conn, t).unwrap())
             .collect();
         assert_eq!(active, [2, 1, 0]);
+        let by_status: Vec<(String, i64)> = crate::db::members::counts_by_status_and_role(&conn, 1)
+            .unwrap()
+            .into_iter()
+            .map(|(status, _, n)| (status.as_str().to_string(), n))
+            .collect();
+        assert_eq!(by_status, [("active".into(), 2), ("suspended".into(), 1)]);
     }
 
     /// The guard's window keeps what it held when it moves to a row per second.
@@ -390,7 +392,7 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         let before = MIGRATIONS
             .iter()
-            .position(|(n, _)| *n == "0021_deprovisioned_per_second")
+            .position(|(n, _)| *n == "0020_deprovisioned_per_second")
             .unwrap() as i64;
         run_to(&mut conn, before).unwrap();
         conn.execute_batch(
