@@ -767,7 +767,7 @@ pub fn purge_before(
 ) -> Result<usize, DbError> {
     // The entries before the cutoff from the time index (what a purge removes anyway), not
     // the chain walked from its newest entry down to the first old one: all of it, in the
-    // writer, on each day's run while nothing is old enough (50 ms at 100 000 entries).
+    // writer, on each hourly run while nothing is old enough (50 ms at 100 000 entries).
     let last: Option<(i64, String)> = conn
         .query_row(
             "SELECT id, hash FROM audit_log WHERE id = (

@@ -374,7 +374,7 @@ pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> 
 pub fn purge_before(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<usize, DbError> {
     // From the time index: the events before the cutoff are the ones to go, where the
     // tenant's sequence made SQLite walk every event it keeps from the newest down, in
-    // the writer (60 ms at 100 000 events, each day, when nothing was old enough).
+    // the writer (60 ms at 100 000 events, each hour, when nothing was old enough).
     let last: Option<i64> = conn.query_row(
         "SELECT max(seq) FROM events INDEXED BY events_created
          WHERE created_at < ?2 AND tenant_id = ?1",
