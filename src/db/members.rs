@@ -709,6 +709,20 @@ pub fn archived_before(
     Ok(rows)
 }
 
+/// Counts the tenant's members by status and role again, from their rows: after a bulk
+/// apply that wrote them with triggers off ([`super::tenants::member_batch`]).
+pub fn recount(conn: &Connection, tenant_id: i64) -> Result<(), DbError> {
+    conn.prepare_cached("DELETE FROM member_counts WHERE tenant_id = ?1")?
+        .execute([tenant_id])?;
+    conn.prepare_cached(
+        "INSERT INTO member_counts (tenant_id, status, role, n)
+         SELECT tenant_id, status, role, count(*) FROM members WHERE tenant_id = ?1
+         GROUP BY status, role",
+    )?
+    .execute([tenant_id])?;
+    Ok(())
+}
+
 /// How many of the tenant's members are active, from the counts the triggers keep
 /// (`member_counts`, migration 0019): a row per role.
 pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {

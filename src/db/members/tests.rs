@@ -493,4 +493,14 @@ fn the_kept_counts_follow_every_write() {
         }
         check();
     }
+    // A bulk apply writes with triggers off, and counts again when it finishes.
+    let batch = crate::db::tenants::member_batch(&conn, 1).unwrap();
+    for pk in pks("active") {
+        set_status(&conn, pk, MemberStatus::Archived).unwrap();
+    }
+    for pk in pks("suspended") {
+        delete(&conn, pk).unwrap();
+    }
+    batch.finish().unwrap();
+    check();
 }
