@@ -799,21 +799,13 @@ mod tests {
             assert_eq!(count_active(conn, 1).unwrap(), active);
         };
         check(&conn, 2);
-        let back = replace(
-            &conn,
-            1,
-            &rows[1],
-            user(json!({"userName": "u1", "active": true})),
-        );
-        back.unwrap();
+        let set_active = |row: &UserRow, name: &str, active: bool| {
+            let data = user(json!({"userName": name, "active": active}));
+            replace(&conn, 1, row, data).unwrap();
+        };
+        set_active(&rows[1], "u1", true);
         check(&conn, 3);
-        replace(
-            &conn,
-            1,
-            &rows[0],
-            user(json!({"userName": "u0", "active": false})),
-        )
-        .unwrap();
+        set_active(&rows[0], "u0", false);
         check(&conn, 2);
         delete(&conn, 1, &rows[3].id).unwrap();
         check(&conn, 2);
