@@ -756,24 +756,41 @@ pub fn verify(
     }
 }
 
-/// Deletes the chain's entries (one tenant's, or those outside any tenant) written before
-/// `cutoff`, keeping the hash of the last one so the rest still verifies. Returns how many
-/// went. Only this function can delete entries: the trigger lets a delete through only up
-/// to the id it names in `audit_purging` for the length of its transaction.
-pub fn purge_before(
+/// The newest entry of the chain (one tenant's, or those outside any tenant) written
+/// before `cutoff`: retention purges through it, [`purge_through`] a batch at a time.
+pub fn purgeable(
     conn: &Connection,
     tenant_id: Option<i64>,
     cutoff: &str,
+) -> Result<Option<i64>, DbError> {
+    // From the time index, the old rows alone (what a purge removes anyway), not the chain
+    // walked from its newest entry down to the first old one: all of it, in the writer, on
+    // each hourly run while nothing is old enough (50 ms at 100 000 entries).
+    Ok(conn.query_row(
+        "SELECT max(id) FROM audit_log INDEXED BY audit_log_at
+         WHERE at < ?2 AND tenant_id IS ?1",
+        params![tenant_id, cutoff],
+        |r| r.get(0),
+    )?)
+}
+
+/// Deletes the chain's oldest entries, up to `limit` of them and none after `last`,
+/// keeping the hash of the last one so the rest still verifies. Returns how many went: a
+/// batch short of `limit` reached `last`. Only this function can delete entries: the
+/// trigger lets a delete through only up to the id it names in `audit_purging` for the
+/// length of its transaction.
+pub fn purge_through(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    last: i64,
+    limit: usize,
 ) -> Result<usize, DbError> {
-    // The entries before the cutoff from the time index (what a purge removes anyway), not
-    // the chain walked from its newest entry down to the first old one: all of it, in the
-    // writer, on each hourly run while nothing is old enough (50 ms at 100 000 entries).
-    let last: Option<(i64, String)> = conn
+    let upto: Option<(i64, String)> = conn
         .query_row(
-            "SELECT id, hash FROM audit_log WHERE id = (
-                 SELECT max(id) FROM audit_log INDEXED BY audit_log_at
-                 WHERE at < ?2 AND tenant_id IS ?1)",
-            params![tenant_id, cutoff],
+            "SELECT id, hash FROM audit_log WHERE id = coalesce(
+                 (SELECT id FROM audit_log WHERE tenant_id IS ?1 AND id <= ?2
+                  ORDER BY id LIMIT 1 OFFSET ?3), ?2)",
+            params![tenant_id, last, limit.saturating_sub(1) as i64],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -782,7 +799,7 @@ pub fn purge_before(
             },
         )
         .optional()?;
-    let Some((upto, hash)) = last else {
+    let Some((upto, hash)) = upto else {
         return Ok(0);
     };
     conn.execute("INSERT INTO audit_purging (upto_id) VALUES (?1)", [upto])?;
@@ -837,6 +854,53 @@ mod tests {
                 append(conn, &entry).unwrap()
             })
             .collect()
+    }
+
+    /// Retention purges a chain a batch at a time up to its bound, and the chain still
+    /// verifies after every batch, from the anchor each one leaves.
+    #[test]
+    fn a_purge_goes_a_batch_at_a_time_and_the_chain_verifies_after_each() {
+        let mut conn = scratch_db();
+        let tx = conn.transaction().unwrap();
+        let ids = updates(&tx, |_| "member/x");
+        tx.commit().unwrap();
+        assert_eq!(
+            purgeable(&conn, Some(1), "2000-01-01T00:00:00.000000Z").unwrap(),
+            None
+        );
+        assert_eq!(
+            purgeable(&conn, Some(1), "2999-01-01T00:00:00.000000Z").unwrap(),
+            Some(ids[29])
+        );
+        assert_eq!(
+            purgeable(&conn, Some(2), "2999-01-01T00:00:00.000000Z").unwrap(),
+            None
+        );
+        let verifies = || {
+            let mut verifier = crate::auth::chain::Verifier::default();
+            verify(&conn, Some(Some(1)), &mut verifier)
+                .unwrap()
+                .unwrap();
+        };
+        let mut batches = Vec::new();
+        loop {
+            let n = purge_through(&conn, Some(1), ids[9], 4).unwrap();
+            batches.push(n);
+            verifies();
+            if n < 4 {
+                break;
+            }
+        }
+        assert_eq!(batches, [4, 4, 2]);
+        let left: i64 = conn
+            .query_row(
+                "SELECT min(id) FROM audit_log WHERE tenant_id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, ids[10], "nothing after the bound went");
+        assert_eq!(purge_through(&conn, Some(1), ids[9], 4).unwrap(), 0);
     }
 
     /// A filtered page looks at a bounded window of the tenant's log, both ways, and its

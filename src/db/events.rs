@@ -369,26 +369,42 @@ pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> 
         .unwrap_or((0, 0)))
 }
 
-/// Deletes the tenant's events created before `cutoff` (a stored time), remembering the
-/// last `seq` deleted so a reader behind it learns it must list again. Returns how many.
-pub fn purge_before(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<usize, DbError> {
-    // From the time index: the events before the cutoff are the ones to go, where the
-    // tenant's sequence made SQLite walk every event it keeps from the newest down, in
-    // the writer (60 ms at 100 000 events, each hour, when nothing was old enough).
-    let last: Option<i64> = conn.query_row(
+/// The newest of the tenant's events created before `cutoff` (a stored time): retention
+/// purges through it, [`purge_through`] a batch at a time.
+pub fn purgeable(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<Option<i64>, DbError> {
+    // From the time index, the old rows alone: the tenant's sequence made SQLite walk every
+    // event it keeps from the newest down, in the writer (60 ms at 100 000 events, each
+    // hour, when nothing was old enough).
+    Ok(conn.query_row(
         "SELECT max(seq) FROM events INDEXED BY events_created
          WHERE created_at < ?2 AND tenant_id = ?1",
         params![tenant_id, cutoff],
         |r| r.get(0),
+    )?)
+}
+
+/// Deletes the tenant's oldest events, up to `limit` of them and none after `last`,
+/// remembering the last `seq` deleted so a reader behind it learns it must list again.
+/// Returns how many went: a batch short of `limit` reached `last`.
+pub fn purge_through(
+    conn: &Connection,
+    tenant_id: i64,
+    last: i64,
+    limit: usize,
+) -> Result<usize, DbError> {
+    let upto: i64 = conn.query_row(
+        "SELECT coalesce((SELECT seq FROM events WHERE tenant_id = ?1 AND seq <= ?2
+                          ORDER BY seq LIMIT 1 OFFSET ?3), ?2)",
+        params![tenant_id, last, limit.saturating_sub(1) as i64],
+        |r| r.get(0),
     )?;
-    let Some(last) = last else { return Ok(0) };
     let n = conn.execute(
         "DELETE FROM events WHERE tenant_id = ?1 AND seq <= ?2",
-        params![tenant_id, last],
+        params![tenant_id, upto],
     )?;
     conn.execute(
         "UPDATE tenants SET events_purged_seq = max(events_purged_seq, ?2) WHERE id = ?1",
-        params![tenant_id, last],
+        params![tenant_id, upto],
     )?;
     Ok(n)
 }
@@ -457,6 +473,36 @@ mod tests {
                 "SEARCH events USING INDEX events_tenant (tenant_id=?)"
             );
         }
+    }
+
+    /// Retention purges the feed a batch at a time up to its bound, and says how far it
+    /// went so a reader behind it learns it must list again.
+    #[test]
+    fn a_purge_goes_a_batch_at_a_time_up_to_its_bound() {
+        let conn = scratch_db();
+        let actor = crate::model::Actor::cli();
+        for n in 1..=10 {
+            append(&conn, &actor, 1, EventType::MemberUpdated, "m", &n).unwrap();
+        }
+        assert_eq!(
+            purgeable(&conn, 1, "2000-01-01T00:00:00.000000Z").unwrap(),
+            None
+        );
+        assert_eq!(
+            purgeable(&conn, 1, "2999-01-01T00:00:00.000000Z").unwrap(),
+            Some(10)
+        );
+        let batches: Vec<usize> = (0..4)
+            .map(|_| purge_through(&conn, 1, 7, 3).unwrap())
+            .collect();
+        assert_eq!(batches, [3, 3, 1, 0]);
+        assert_eq!(bounds(&conn, 1).unwrap(), (10, 7));
+        let left: i64 = conn
+            .query_row("SELECT min(seq) FROM events WHERE tenant_id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(left, 8);
     }
 
     /// A filtered page of the admin UI looks at a bounded window of events and says where

@@ -20,6 +20,9 @@ use crate::scim::datetime;
 /// Members deleted per transaction, so the job never holds the write lock for long.
 const BATCH: usize = 200;
 
+/// Audit entries, and events, purged per transaction: ~50 ms of the writer each.
+const PURGE_BATCH: usize = 5_000;
+
 /// What one run did, over every tenant.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,32 +91,63 @@ async fn tenant(db: &Db, tenant_id: i64, now: OffsetDateTime) -> Result<Done, Db
             break;
         }
     }
-    let summary = db
-        .write(move |tx| {
-            let s = settings::get(tx, tenant_id)?;
-            let mut done = done;
-            if let Some(days) = s.audit_retention_days {
-                let cutoff = datetime::format(now - time::Duration::days(days.into()));
-                done.audit_purged = audit::purge_before(tx, Some(tenant_id), &cutoff)?;
-            }
+    // Audit entries and events past their retention, a batch per transaction: a first
+    // purge after retention was turned on (or shortened) may have a million rows to go,
+    // and the writer would be theirs for seconds.
+    let bounds = db
+        .read(move |c| {
+            let s = settings::get(c, tenant_id)?;
+            let audit = match s.audit_retention_days {
+                Some(days) => {
+                    let cutoff = datetime::format(now - time::Duration::days(days.into()));
+                    audit::purgeable(c, Some(tenant_id), &cutoff)?
+                }
+                None => None,
+            };
             let cutoff = now - time::Duration::days(s.event_retention_days.into());
-            done.events_purged = events::purge_before(tx, tenant_id, &datetime::format(cutoff))?;
-            if !done.is_empty() {
-                audit::append(
-                    tx,
-                    &audit::Entry::new(
-                        &Actor::system(),
-                        Some(tenant_id),
-                        AuditAction::RetentionApplied,
-                        Some("tenant".into()),
-                    )
-                    .with_detail(json!(done)),
-                )?;
-            }
-            Ok::<_, DbError>(done)
+            let events = events::purgeable(c, tenant_id, &datetime::format(cutoff))?;
+            Ok::<_, DbError>((audit, events))
         })
         .await?;
-    Ok(summary)
+    let (mut audit_through, mut events_through) = bounds;
+    while audit_through.is_some() || events_through.is_some() {
+        let (audit_n, events_n) = db
+            .write(move |tx| {
+                let audit_n = match audit_through {
+                    Some(last) => audit::purge_through(tx, Some(tenant_id), last, PURGE_BATCH)?,
+                    None => 0,
+                };
+                let events_n = match events_through {
+                    Some(last) => events::purge_through(tx, tenant_id, last, PURGE_BATCH)?,
+                    None => 0,
+                };
+                Ok::<_, DbError>((audit_n, events_n))
+            })
+            .await?;
+        done.audit_purged += audit_n;
+        done.events_purged += events_n;
+        // A batch short of the limit reached its bound.
+        if audit_n < PURGE_BATCH {
+            audit_through = None;
+        }
+        if events_n < PURGE_BATCH {
+            events_through = None;
+        }
+    }
+    if !done.is_empty() {
+        let detail = json!(done);
+        db.write(move |tx| {
+            let entry = audit::Entry::new(
+                &Actor::system(),
+                Some(tenant_id),
+                AuditAction::RetentionApplied,
+                Some("tenant".into()),
+            );
+            audit::append(tx, &entry.with_detail(detail)).map(drop)
+        })
+        .await?;
+    }
+    Ok(done)
 }
 
 /// Deletes `m` (with everything hanging off it) and records it.
