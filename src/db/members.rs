@@ -4,7 +4,7 @@
 //! Emails and userNames are unique per tenant, case-insensitively (folded copies carry
 //! the unique indexes), because sync matches people by them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
@@ -709,17 +709,64 @@ pub fn archived_before(
     Ok(rows)
 }
 
-/// Counts the tenant's members by status and role again, from their rows: after a bulk
-/// apply that wrote them with triggers off ([`super::tenants::member_batch`]).
-pub fn recount(conn: &Connection, tenant_id: i64) -> Result<(), DbError> {
-    conn.prepare_cached("DELETE FROM member_counts WHERE tenant_id = ?1")?
-        .execute([tenant_id])?;
-    conn.prepare_cached(
-        "INSERT INTO member_counts (tenant_id, status, role, n)
-         SELECT tenant_id, status, role, count(*) FROM members WHERE tenant_id = ?1
-         GROUP BY status, role",
-    )?
-    .execute([tenant_id])?;
+/// How members moved between (status, role) counts in a bulk apply, which writes them
+/// with the triggers that keep `member_counts` off ([`super::tenants::member_batch`]).
+#[derive(Debug, Default)]
+pub struct CountMoves(BTreeMap<(MemberStatus, Role), i64>);
+
+impl CountMoves {
+    /// `m` (as it was) left its count: changed or deleted.
+    pub fn left(&mut self, m: &MemberRow) {
+        *self.0.entry((m.status, m.role.clone())).or_default() -= 1;
+    }
+
+    /// `m` (as it is now) joined its count: created or changed.
+    pub fn joined(&mut self, m: &MemberRow) {
+        *self.0.entry((m.status, m.role.clone())).or_default() += 1;
+    }
+}
+
+/// Adds a bulk apply's moves to the tenant's member counts: a row per (status, role) that
+/// changed, where counting every member again cost 0.15-0.35 s of a 100 000-member sync.
+/// Debug builds count again anyway and check that both agree.
+pub fn apply_count_moves(
+    conn: &Connection,
+    tenant_id: i64,
+    moves: &CountMoves,
+) -> Result<(), DbError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO member_counts (tenant_id, status, role, n) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant_id, status, role) DO UPDATE SET n = n + excluded.n",
+    )?;
+    for ((status, role), n) in moves.0.iter().filter(|(_, n)| **n != 0) {
+        stmt.execute(params![tenant_id, status.as_str(), role.as_str(), n])?;
+    }
+    #[cfg(debug_assertions)]
+    {
+        let counted: Vec<(MemberStatus, Role, i64)> = conn
+            .prepare(
+                "SELECT status, role, count(*) FROM members WHERE tenant_id = ?1
+                 GROUP BY status, role ORDER BY status, role",
+            )?
+            .query_map([tenant_id], |r| {
+                let (status, role): (String, String) = (r.get(0)?, r.get(1)?);
+                Ok((status, role, r.get::<_, i64>(2)?))
+            })?
+            .map(|row| {
+                let (status, role, n) = row?;
+                Ok((
+                    status.parse().expect("stored"),
+                    role.parse().expect("stored"),
+                    n,
+                ))
+            })
+            .collect::<Result<_, DbError>>()?;
+        assert_eq!(
+            counts_by_status_and_role(conn, tenant_id)?,
+            counted,
+            "member_counts after a bulk apply"
+        );
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
 use super::DbError;
+use super::members::CountMoves;
 use crate::scim::datetime;
 
 /// The tenant `scimd serve` creates on first start.
@@ -124,9 +125,10 @@ pub fn plan_version(conn: &Connection, id: i64) -> Result<(String, i64), DbError
 
 /// Member writes in bulk, for a whole-tenant apply: while the batch is open the
 /// connection fires no triggers, and [`MemberBatch::finish`] bumps tenant `tenant_id`'s
-/// plan version once and counts its members again. The only triggers that writes to
-/// members, the audit log and the outbox fire are the plan version's, one `UPDATE tenants`
-/// per row (a fifth of applying 100 000 members), and the member counts' one upsert. Write nothing else while it is open (users and groups keep their list
+/// plan version once and moves the member counts as the batch moved members (what the
+/// caller tallied in a [`CountMoves`]). The only triggers that writes to members, the
+/// audit log and the outbox fire are the plan version's, one `UPDATE tenants` per row (a
+/// fifth of applying 100 000 members), and the member counts' one upsert. Write nothing else while it is open (users and groups keep their list
 /// counts by trigger). Switching triggers off or on recompiles the connection's statements,
 /// twice per batch, so it is for many rows, not one.
 pub struct MemberBatch<'c> {
@@ -140,15 +142,15 @@ pub fn member_batch(conn: &Connection, tenant_id: i64) -> Result<MemberBatch<'_>
 }
 
 impl MemberBatch<'_> {
-    /// Turns the triggers back on, bumps the plan version for the whole batch and counts
-    /// the tenant's members again (the triggers that keep `member_counts` did not fire).
-    pub fn finish(self) -> Result<(), DbError> {
+    /// Turns the triggers back on, bumps the plan version for the whole batch and moves
+    /// the member counts as the batch moved members (their triggers did not fire).
+    pub fn finish(self, moves: &CountMoves) -> Result<(), DbError> {
         self.conn
             .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER, true)?;
         self.conn
             .prepare_cached("UPDATE tenants SET plan_version = plan_version + 1 WHERE id = ?1")?
             .execute([self.tenant_id])?;
-        super::members::recount(self.conn, self.tenant_id)
+        super::members::apply_count_moves(self.conn, self.tenant_id, moves)
     }
 }
 

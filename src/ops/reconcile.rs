@@ -30,7 +30,7 @@ use super::members::{Journal, LinkedUser, MemberWrite};
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
-use crate::db::members::{self, MemberRow, NewMember};
+use crate::db::members::{self, CountMoves, MemberRow, NewMember};
 use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, tenants, users};
 use crate::model::{
     Actor, Directory, DirectoryGroup, DirectoryUser, MemberSource, MemberStatus, Settings,
@@ -271,7 +271,7 @@ fn sync_people(
     } else {
         Known::default()
     };
-    apply(conn, actor, tenant_id, "scim", &changes, &known)
+    apply(conn, actor, tenant_id, "scim", &changes, &known).map(drop)
 }
 
 /// Applies what the whole tenant's plan now says for the members in `held` (an admin
@@ -344,6 +344,8 @@ impl<'d> Known<'d> {
 
 /// Applies `changes`: each one writes the member, an audit entry and an event. The guard
 /// has screened them already.
+/// Applies `changes` and says how members moved between status and role counts: what a
+/// bulk apply, whose triggers are off, hands to [`tenants::MemberBatch::finish`].
 fn apply(
     conn: &Conn,
     actor: &Actor,
@@ -351,8 +353,9 @@ fn apply(
     via: &'static str,
     changes: &[Change],
     known: &Known,
-) -> Result<(), DbError> {
+) -> Result<CountMoves, DbError> {
     let mut journal = Journal::new(tenant_id);
+    let mut moves = CountMoves::default();
     for change in changes {
         if matches!(change.action, Action::Skip { .. }) {
             continue;
@@ -461,8 +464,14 @@ fn apply(
                 None => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
             },
         };
-        if event != EventType::MemberDeleted && !linked.is_of(&after) {
-            linked = known.linked(conn, tenant_id, after.user_id.as_deref())?;
+        if let Some(row) = &existing {
+            moves.left(row);
+        }
+        if event != EventType::MemberDeleted {
+            moves.joined(&after);
+            if !linked.is_of(&after) {
+                linked = known.linked(conn, tenant_id, after.user_id.as_deref())?;
+            }
         }
         let deleted = match event {
             EventType::MemberDeleted => Some(before.clone().unwrap_or(Value::Null)),
@@ -485,7 +494,8 @@ fn apply(
             None => journal.record_as(conn, actor, write, &linked.object(&after))?,
         }
     }
-    journal.finish(conn)
+    journal.finish(conn)?;
+    Ok(moves)
 }
 
 /// A recorded sync run and its report.
@@ -771,7 +781,7 @@ fn record(
         };
         held = changes.len() - screened.len();
         let batch = tenants::member_batch(conn, tenant_id)?;
-        apply(
+        let moves = apply(
             conn,
             actor,
             tenant_id,
@@ -779,7 +789,7 @@ fn record(
             &screened,
             &Known::of(&directory),
         )?;
-        batch.finish()?;
+        batch.finish(&moves)?;
         seeds::refresh(conn, tenant_id)?;
     }
     let finished_at = datetime::now();
