@@ -156,6 +156,17 @@ fn apply(
 mod tests {
     use super::*;
 
+    /// A database with foreign keys on and the SQL functions the server registers, migrated
+    /// up to (not including) migration `name`; and that migration's version less one.
+    fn stopped_before(name: &str) -> (Connection, i64) {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        crate::db::filter_sql::register_functions(&conn).unwrap();
+        let before = MIGRATIONS.iter().position(|(n, _)| *n == name).unwrap() as i64;
+        run_to(&mut conn, before).unwrap();
+        (conn, before)
+    }
+
     #[test]
     fn migrates_once_and_refuses_newer_databases() {
         let mut conn = Connection::open_in_memory().unwrap();
@@ -178,13 +189,7 @@ mod tests {
     fn duplicate_group_names_are_kept_reported_and_no_new_ones_made() {
         use crate::db::groups;
         use serde_json::{Map, Value, json};
-        let mut conn = Connection::open_in_memory().unwrap();
-        crate::db::filter_sql::register_functions(&conn).unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0010_group_name_unique")
-            .unwrap() as i64;
-        run_to(&mut conn, before).unwrap();
+        let (mut conn, _) = stopped_before("0010_group_name_unique");
         conn.execute_batch(
             "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', '2026-01-01T00:00:00.000000Z'), (2, 'b', 'B', '2026-01-01T00:00:00.000000Z');",
         )
@@ -258,13 +263,7 @@ mod tests {
     /// leaves foreign keys on.
     #[test]
     fn rebuilding_members_keeps_rows_holds_indexes_and_checks() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0016_member_checks")
-            .unwrap() as i64;
-        run_to(&mut conn, before).unwrap();
+        let (mut conn, before) = stopped_before("0016_member_checks");
         conn.execute_batch(
             "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
              INSERT INTO members (pk, tenant_id, id, email, email_fold, user_name, user_name_fold,
@@ -343,13 +342,7 @@ mod tests {
     /// tenant.
     #[test]
     fn the_active_count_starts_from_the_stored_members() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0019_dashboard_counts")
-            .unwrap() as i64;
-        run_to(&mut conn, before).unwrap();
+        let (mut conn, _) = stopped_before("0019_dashboard_counts");
         conn.execute_batch(
             "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (2, 'b', 'B', 't'), (3, 'c', 'C', 't');
              INSERT INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
@@ -389,12 +382,7 @@ mod tests {
     /// The guard's window keeps what it held when it moves to a row per second.
     #[test]
     fn the_guards_window_keeps_its_deprovisionings_per_second() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        let before = MIGRATIONS
-            .iter()
-            .position(|(n, _)| *n == "0020_deprovisioned_per_second")
-            .unwrap() as i64;
-        run_to(&mut conn, before).unwrap();
+        let (mut conn, _) = stopped_before("0020_deprovisioned_per_second");
         conn.execute_batch(
             "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
              INSERT INTO deprovisionings (tenant_id, at) VALUES
