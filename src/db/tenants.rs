@@ -128,9 +128,10 @@ pub fn plan_version(conn: &Connection, id: i64) -> Result<(String, i64), DbError
 /// plan version once and moves the member counts as the batch moved members (what the
 /// caller tallied in a [`CountMoves`]). The only triggers that writes to members, the
 /// audit log and the outbox fire are the plan version's, one `UPDATE tenants` per row (a
-/// fifth of applying 100 000 members), and the member counts' one upsert. Write nothing else while it is open (users and groups keep their list
-/// counts by trigger). Switching triggers off or on recompiles the connection's statements,
-/// twice per batch, so it is for many rows, not one.
+/// fifth of applying 100 000 members), and the member counts' one upsert. Write nothing
+/// else while it is open (users and groups keep their list counts by trigger). Switching
+/// triggers off or on recompiles the connection's statements, twice per batch, so it is
+/// for many rows, not one.
 pub struct MemberBatch<'c> {
     conn: &'c Connection,
     tenant_id: i64,
