@@ -199,14 +199,17 @@ pub fn held_count(conn: &Connection, hold_id: i64) -> Result<u64, DbError> {
     Ok(n as u64)
 }
 
+/// The first `?2` held deprovisionings of hold `?1`, oldest first, with their members:
+/// read in the order of `held_changes_oldest`.
+const HELD_OLDEST_FIRST: &str = "
+    SELECT h.member_pk, m.id, coalesce(m.email, m.user_name, m.id), h.action, h.reason,
+           h.held_at
+    FROM held_changes h JOIN members m ON m.pk = h.member_pk
+    WHERE h.hold_id = ?1 ORDER BY h.held_at, h.member_pk LIMIT ?2";
+
 /// The first `limit` held deprovisionings, oldest first, with their members.
 pub fn held(conn: &Connection, hold_id: i64, limit: usize) -> Result<Vec<Held>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT h.member_pk, m.id, coalesce(m.email, m.user_name, m.id), h.action, h.reason,
-                h.held_at
-         FROM held_changes h JOIN members m ON m.pk = h.member_pk
-         WHERE h.hold_id = ?1 ORDER BY h.held_at, h.member_pk LIMIT ?2",
-    )?;
+    let mut stmt = conn.prepare_cached(HELD_OLDEST_FIRST)?;
     let rows = stmt
         .query_map(params![hold_id, limit as i64], |r| {
             Ok(Held {
@@ -283,5 +286,49 @@ mod tests {
             3,
             "tenant 1's first second went, tenant 2's stayed"
         );
+    }
+
+    /// The hold page lists the oldest held deprovisionings first, in the order of an
+    /// index: a page reads its own rows, not every held change of the hold.
+    #[test]
+    fn a_hold_lists_its_oldest_changes_first_from_an_index() {
+        let conn = scratch_db();
+        for i in 1..=4 {
+            conn.execute(
+                "INSERT INTO members (pk, tenant_id, id, role, role_reason, status, source,
+                                      created_at, updated_at)
+                 VALUES (?1, 1, ?2, 'member', 'default', 'active', 'scim', 'x', 'x')",
+                params![i, format!("m{i}")],
+            )
+            .unwrap();
+        }
+        let hold = open(&conn, 1, 1, 4, "2026-12-05T10:00:00Z").unwrap();
+        let at = |m: &str| format!("2026-12-05T10:{m}:00Z");
+        hold_changes(&conn, hold.id, &[(3, "suspend", None)], &at("01")).unwrap();
+        hold_changes(
+            &conn,
+            hold.id,
+            &[(4, "suspend", None), (1, "delete", None)],
+            &at("02"),
+        )
+        .unwrap();
+        hold_changes(&conn, hold.id, &[(2, "archive", None)], &at("03")).unwrap();
+        // Held again with a newer reason: still as old as when it was first held.
+        let again = Some("left the group".to_string());
+        hold_changes(&conn, hold.id, &[(3, "archive", again)], &at("04")).unwrap();
+        let page = held(&conn, hold.id, 3).unwrap();
+        let order: Vec<_> = page
+            .iter()
+            .map(|h| (h.member_id.as_str(), h.action.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [("m3", "archive"), ("m1", "delete"), ("m4", "suspend")]
+        );
+        assert_eq!(held_count(&conn, hold.id).unwrap(), 4);
+        let plan =
+            crate::db::paging::plan_of(&conn, HELD_OLDEST_FIRST, &[hold.id.into(), 3.into()]);
+        assert!(plan.contains("INDEX held_changes_oldest"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

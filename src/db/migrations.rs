@@ -78,6 +78,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_deprovisioned_per_second",
         include_str!("migrations/0020_deprovisioned_per_second.sql"),
     ),
+    (
+        "0021_held_oldest_first",
+        include_str!("migrations/0021_held_oldest_first.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
