@@ -84,8 +84,8 @@ pub fn applied_since(conn: &Connection, tenant_id: i64, since: &str) -> Result<u
     Ok(n as u64)
 }
 
-/// Notes `n` deprovisionings applied at `now` and forgets the seconds before
-/// `prune_before`.
+/// Notes `n` deprovisionings applied at `now`. The first of a new second also forgets
+/// the seconds before `prune_before`: at most once a second, not on every write.
 pub fn record_applied(
     conn: &Connection,
     tenant_id: i64,
@@ -93,18 +93,23 @@ pub fn record_applied(
     now: &str,
     prune_before: &str,
 ) -> Result<(), DbError> {
-    conn.prepare_cached(
-        "DELETE FROM deprovisioned_per_second
-         WHERE tenant_id = ?1 AND second < substr(?2, 1, 19)",
-    )?
-    .execute(params![tenant_id, prune_before])?;
-    if n > 0 {
-        conn.prepare_cached(
+    if n == 0 {
+        return Ok(());
+    }
+    let in_second: i64 = conn
+        .prepare_cached(
             "INSERT INTO deprovisioned_per_second (tenant_id, second, n)
              VALUES (?1, substr(?2, 1, 19), ?3)
-             ON CONFLICT (tenant_id, second) DO UPDATE SET n = n + excluded.n",
+             ON CONFLICT (tenant_id, second) DO UPDATE SET n = n + excluded.n
+             RETURNING n",
         )?
-        .execute(params![tenant_id, now, n as i64])?;
+        .query_row(params![tenant_id, now, n as i64], |r| r.get(0))?;
+    if in_second == n as i64 {
+        conn.prepare_cached(
+            "DELETE FROM deprovisioned_per_second
+             WHERE tenant_id = ?1 AND second < substr(?2, 1, 19)",
+        )?
+        .execute(params![tenant_id, prune_before])?;
     }
     Ok(())
 }
@@ -286,6 +291,13 @@ mod tests {
             3,
             "tenant 1's first second went, tenant 2's stayed"
         );
+        // A second already noted forgets nothing; the next new one does.
+        record_applied(&conn, 1, 1, &at("40:00"), &at("35:00")).unwrap();
+        assert_eq!(applied_since(&conn, 1, &at("00:00")).unwrap(), 4);
+        assert_eq!(rows(&conn), 3);
+        record_applied(&conn, 1, 1, &at("40:01"), &at("35:00")).unwrap();
+        assert_eq!(applied_since(&conn, 1, &at("00:00")).unwrap(), 3);
+        assert_eq!(rows(&conn), 3, "10:30:15 went, 10:40:01 came");
     }
 
     /// The hold page lists the oldest held deprovisionings first, in the order of an

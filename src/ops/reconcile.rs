@@ -258,20 +258,14 @@ fn sync_people(
         })
         .flatten()
         .collect();
-    let members: Vec<_> = members::for_users(conn, tenant_id, &user_ids, &keys)?
-        .iter()
-        .map(MemberRow::to_sync)
-        .collect();
+    let rows = members::for_users(conn, tenant_id, &user_ids, &keys)?;
+    let members: Vec<_> = rows.iter().map(MemberRow::to_sync).collect();
     let changes = sync::plan(&directory, &members, &settings);
     let looked_at: Vec<i64> = members.iter().map(|m| m.pk).collect();
     let considered = guard::Considered::Members(&looked_at);
     let changes = guard::screen(conn, actor, tenant_id, &settings, considered, &changes)?;
-    let known = if as_stored {
-        Known::of(&directory)
-    } else {
-        Known::default()
-    };
-    apply(conn, actor, tenant_id, "scim", &changes, &known).map(drop)
+    let mut known = Known::of(as_stored.then_some(&directory), &rows);
+    apply(conn, actor, tenant_id, "scim", &changes, &mut known).map(drop)
 }
 
 /// Applies what the whole tenant's plan now says for the members in `held` (an admin
@@ -284,40 +278,65 @@ pub fn apply_held(
     held: &BTreeSet<i64>,
 ) -> Result<usize, DbError> {
     let settings = settings::get(conn, tenant_id)?;
-    let (directory, changes) = full_plan(conn, tenant_id, &settings)?;
-    let changes: Vec<Change> = changes
-        .into_iter()
+    let plan = full_plan(conn, tenant_id, &settings)?;
+    let changes: Vec<Change> = plan
+        .changes
+        .iter()
         .filter(|c| !matches!(c.action, Action::Skip { .. }))
         .filter(|c| c.member.as_ref().is_some_and(|m| held.contains(&m.pk)))
+        .cloned()
         .collect();
-    apply(
-        conn,
-        actor,
-        tenant_id,
-        "guard",
-        &changes,
-        &Known::of(&directory),
-    )?;
+    apply(conn, actor, tenant_id, "guard", &changes, &mut plan.known())?;
     seeds::refresh(conn, tenant_id)?;
     Ok(changes.len())
 }
 
-/// The directory users a write has read as they are stored, by SCIM id, each with whether
-/// it stays (not one being deleted): applying its plan shows them in members' API objects,
-/// and links new members to them, without reading them again.
+/// What a write has read before it applies its plan, so that applying it reads nothing
+/// again: the directory users as they are stored, by SCIM id, each with whether it stays
+/// (not one being deleted), which members' API objects show and new members link to; and
+/// the members the plan was made of, by pk, as they are until their own change.
 #[derive(Default)]
-struct Known<'d>(HashMap<&'d str, (&'d DirectoryUser, bool)>);
+struct Known<'d> {
+    users: HashMap<&'d str, (&'d DirectoryUser, bool)>,
+    members: HashMap<i64, &'d MemberRow>,
+}
 
 impl<'d> Known<'d> {
-    fn of(directory: &'d Directory) -> Known<'d> {
-        let staying = directory.users.iter().map(|u| (u, true));
-        let leaving = directory.deleted.iter().map(|u| (u, false));
-        Known(
-            staying
-                .chain(leaving)
-                .map(|(u, stays)| (u.id.as_str(), (u, stays)))
-                .collect(),
-        )
+    /// `directory`'s users when they were read as stored, and `members`.
+    fn of(directory: Option<&'d Directory>, members: &'d [MemberRow]) -> Known<'d> {
+        let users = match directory {
+            Some(d) => {
+                let staying = d.users.iter().map(|u| (u, true));
+                let leaving = d.deleted.iter().map(|u| (u, false));
+                staying
+                    .chain(leaving)
+                    .map(|(u, stays)| (u.id.as_str(), (u, stays)))
+                    .collect()
+            }
+            None => HashMap::new(),
+        };
+        Known {
+            users,
+            members: members.iter().map(|m| (m.pk, m)).collect(),
+        }
+    }
+
+    /// Member `pk` as stored now: as the plan read it the first time (a change writes
+    /// only its own member), read again for a later change of the same member.
+    fn member(&mut self, conn: &Conn, pk: i64) -> Result<Cow<'d, MemberRow>, DbError> {
+        match self.members.remove(&pk) {
+            Some(row) => {
+                debug_assert_eq!(
+                    members::get_by_pk(conn, pk).ok().flatten().as_ref(),
+                    Some(row),
+                    "a member changed between its plan and its first change"
+                );
+                Ok(Cow::Borrowed(row))
+            }
+            None => Ok(Cow::Owned(
+                members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
+            )),
+        }
     }
 
     /// What a member linked to `user_id` shows of that user.
@@ -327,7 +346,7 @@ impl<'d> Known<'d> {
         tenant_id: i64,
         user_id: Option<&str>,
     ) -> Result<LinkedUser, DbError> {
-        match user_id.and_then(|id| self.0.get(id)) {
+        match user_id.and_then(|id| self.users.get(id)) {
             Some((user, _)) => Ok(LinkedUser::from_directory(user)),
             None => LinkedUser::of(conn, tenant_id, user_id),
         }
@@ -337,7 +356,7 @@ impl<'d> Known<'d> {
     fn stays(&self, user_id: Option<&str>) -> Option<bool> {
         match user_id {
             None => Some(false),
-            Some(id) => self.0.get(id).map(|(_, stays)| *stays),
+            Some(id) => self.users.get(id).map(|(_, stays)| *stays),
         }
     }
 }
@@ -352,7 +371,7 @@ fn apply(
     tenant_id: i64,
     via: &'static str,
     changes: &[Change],
-    known: &Known,
+    known: &mut Known,
 ) -> Result<CountMoves, DbError> {
     let mut journal = Journal::new(tenant_id);
     let mut moves = CountMoves::default();
@@ -361,7 +380,7 @@ fn apply(
             continue;
         }
         let existing = match &change.member {
-            Some(m) => Some(members::get_by_pk(conn, m.pk)?.ok_or(DbError::NotFound)?),
+            Some(m) => Some(known.member(conn, m.pk)?),
             None => None,
         };
         // Read once for the member's object before and after, unless the change links it
@@ -458,7 +477,7 @@ fn apply(
                     after_days: None, ..
                 },
                 Some(row),
-            ) => row.clone(),
+            ) => row.clone().into_owned(),
             _ => match created {
                 Some(row) => row,
                 None => members::get_by_pk(conn, pk)?.ok_or(DbError::NotFound)?,
@@ -541,7 +560,7 @@ pub async fn report(db: &Db, tenant_id: i64) -> Result<(Report, Settings), DbErr
     db.read(move |c| {
         let settings = settings::get(c, tenant_id)?;
         Ok((
-            Report::new(&full_plan(c, tenant_id, &settings)?.1),
+            Report::new(&full_plan(c, tenant_id, &settings)?.changes),
             settings,
         ))
     })
@@ -594,7 +613,7 @@ impl Plans {
                 return Ok((hit.report, hit.settings));
             }
             let settings = settings::get(c, tenant_id)?;
-            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?.1));
+            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?.changes));
             let cached = CachedPlan {
                 version,
                 report: report.clone(),
@@ -683,7 +702,7 @@ pub fn preview(
     scope: SyncScope,
 ) -> Result<Report, DbError> {
     Ok(Report::new(
-        &scoped_plan(conn, tenant_id, settings, scope)?.1,
+        &scoped_plan(conn, tenant_id, settings, scope)?.changes,
     ))
 }
 
@@ -693,32 +712,43 @@ fn scoped_plan(
     tenant_id: i64,
     settings: &Settings,
     scope: SyncScope,
-) -> Result<(Directory, Vec<Change>), DbError> {
-    let (directory, changes) = full_plan(conn, tenant_id, settings)?;
-    let changes = match scope {
-        SyncScope::Full => changes,
-        SyncScope::Roles => sync::roles_only(changes),
-    };
-    Ok((directory, changes))
+) -> Result<Planned, DbError> {
+    let mut plan = full_plan(conn, tenant_id, settings)?;
+    if scope == SyncScope::Roles {
+        plan.changes = sync::roles_only(plan.changes);
+    }
+    Ok(plan)
+}
+
+/// A whole-tenant plan and what it was made of.
+struct Planned {
+    directory: Directory,
+    members: Vec<MemberRow>,
+    changes: Vec<Change>,
+}
+
+impl Planned {
+    /// What applying the plan need not read again.
+    fn known(&self) -> Known<'_> {
+        Known::of(Some(&self.directory), &self.members)
+    }
 }
 
 /// The whole directory and the plan for it.
-fn full_plan(
-    conn: &Conn,
-    tenant_id: i64,
-    settings: &Settings,
-) -> Result<(Directory, Vec<Change>), DbError> {
+fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Planned, DbError> {
     let directory = Directory {
         users: users::all_directory_users(conn, tenant_id)?,
         deleted: Vec::new(),
         complete: true,
     };
-    let members: Vec<_> = members::list(conn, tenant_id)?
-        .iter()
-        .map(MemberRow::to_sync)
-        .collect();
-    let changes = sync::plan(&directory, &members, settings);
-    Ok((directory, changes))
+    let members = members::list(conn, tenant_id)?;
+    let synced: Vec<_> = members.iter().map(MemberRow::to_sync).collect();
+    let changes = sync::plan(&directory, &synced, settings);
+    Ok(Planned {
+        directory,
+        members,
+        changes,
+    })
 }
 
 /// The page cache a whole-tenant apply may use (`sync_runs::widen_cache`): enough for
@@ -766,14 +796,15 @@ fn record(
     let started_at = datetime::now();
     let settings = settings::get(conn, tenant_id)?;
     let dry_run = dry_run || settings.test_mode;
-    let (directory, changes) = scoped_plan(conn, tenant_id, &settings, scope)?;
+    let plan = scoped_plan(conn, tenant_id, &settings, scope)?;
+    let changes = &plan.changes;
     let mut held = 0;
     if !dry_run {
         let _cache = sync_runs::widen_cache(conn, APPLY_CACHE_MIB)?;
         let (via, screened) = match scope {
             SyncScope::Full => {
                 let all = guard::Considered::All;
-                let screened = guard::screen(conn, actor, tenant_id, &settings, all, &changes)?;
+                let screened = guard::screen(conn, actor, tenant_id, &settings, all, changes)?;
                 ("force_sync", screened)
             }
             // A role re-evaluation never deprovisions anyone.
@@ -781,21 +812,14 @@ fn record(
         };
         held = changes.len() - screened.len();
         let batch = tenants::member_batch(conn, tenant_id)?;
-        let moves = apply(
-            conn,
-            actor,
-            tenant_id,
-            via,
-            &screened,
-            &Known::of(&directory),
-        )?;
+        let moves = apply(conn, actor, tenant_id, via, &screened, &mut plan.known())?;
         batch.finish(&moves)?;
         seeds::refresh(conn, tenant_id)?;
     }
     let finished_at = datetime::now();
     let duration_ms = started.elapsed().as_millis() as u64;
     // The report's counts, of every change, held or not.
-    let counts = serde_json::to_value(Counts::of(&changes)).unwrap_or(Value::Null);
+    let counts = serde_json::to_value(Counts::of(changes)).unwrap_or(Value::Null);
     let label = actor.label();
     let id = sync_runs::insert(
         conn,
@@ -830,7 +854,7 @@ fn record(
             // Built by `reported`, outside the transaction.
             report: Report::new(&[]),
         },
-        changes,
+        changes: plan.changes,
     })
 }
 
