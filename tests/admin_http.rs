@@ -111,3 +111,30 @@ async fn every_page_carries_security_headers_and_unknown_pages_are_friendly() {
         404
     );
 }
+
+/// After login the admin goes back where they were, but only to a path of this site:
+/// browsers drop tabs and line breaks from a URL, so `/<TAB>/evil.example` would lead to
+/// another site, and a line break would leave the redirect without a Location.
+#[tokio::test]
+async fn the_page_to_return_to_after_login_is_always_local() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = login(&s).await;
+    let cases = [
+        ("%2Fpeople%3Fq%3Dada", "/people?q=ada"),
+        ("%2F%09%2Fevil.example", "/"),
+        ("%2F%0A%2Fevil.example", "/"),
+        ("%2F%0D%2Fevil.example", "/"),
+        ("%2F%20%2Fevil.example", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%2F%2Fevil.example", "/"),
+        ("https%3A%2F%2Fevil.example", "/"),
+        ("%2Fcaf%C3%A9", "/"),
+    ];
+    for (next, to) in cases {
+        let path = format!("/login?next={next}");
+        let r = s.raw(Method::GET, &path, &[("cookie", &cookie)], "").await;
+        assert_eq!(r.status, 303, "{next}");
+        assert_eq!(r.header("location"), Some(to), "{next}");
+    }
+}

@@ -41,9 +41,14 @@ struct LoginPage {
     no_admin_yet: bool,
 }
 
-/// A local path to return to after login; anything else goes home.
+/// A local path to return to after login; anything else goes home. Only visible ASCII:
+/// browsers drop tabs and line breaks from a URL (so `/<TAB>/evil.example` is
+/// `//evil.example`, another site), read `\` as `/`, and a header cannot carry the rest.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if local {
         next.to_string()
     } else {
         "/".to_string()
