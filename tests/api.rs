@@ -106,6 +106,55 @@ async fn keys_open_the_api_and_nothing_else() {
         get(&s, &other_key, "/api/v1/members").await.json["data"],
         json!([])
     );
+    // Naming another tenant is refused, not ignored.
+    let r = get(&s, &other_key, "/api/v1/members?tenant=default").await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(
+        get(&s, &other_key, "/api/v1/members?tenant=other")
+            .await
+            .status,
+        200
+    );
+    s.stop().await;
+}
+
+/// A key revoked while it long-polls or streams reads nothing after the revocation: the
+/// poll answers 401, the stream ends with an error event instead of the next change.
+#[tokio::test]
+async fn a_revoked_key_stops_reading_on_a_long_poll_and_a_stream_it_opened() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let id = db::api_keys::list(&s.db.conn().unwrap(), Some(1)).unwrap()[0].id;
+    let poll = get(&s, &key, "/api/v1/events?wait=30");
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let request = format!(
+        "GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nAccept: text/event-stream\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let revoke_then_write = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        ops::apikeys::revoke(&s.db, &Actor::cli(), Some(1), id)
+            .await
+            .unwrap();
+        push(&s, "after-revoke@example.com", None).await
+    };
+    let (r, _) = tokio::join!(poll, revoke_then_write);
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(!r.text.contains("after-revoke"), "{}", r.text);
+    // Read up to the end of the chunked body (the connection itself stays open).
+    let mut text = String::new();
+    let mut buf = [0u8; 4096];
+    while !text.ends_with("\r\n0\r\n\r\n") {
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the stream ends")
+            .unwrap();
+        assert!(read > 0, "{text}");
+        text.push_str(&String::from_utf8_lossy(&buf[..read]));
+    }
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("revoked"), "{text}");
+    assert!(!text.contains("after-revoke"), "{text}");
     s.stop().await;
 }
 
@@ -372,6 +421,9 @@ async fn events_stream_as_server_sent_events_and_resume_from_last_event_id() {
     // Resuming after 1 sends 2, then a new event as it commits.
     let resumed = stream_events(&s, &key, "", Some(1), 1).await;
     assert_eq!(resumed[0].0, 2);
+    // A browser reconnects to the URL it first opened, with the last id it saw.
+    let reconnected = stream_events(&s, &key, "?after=0", Some(1), 1).await;
+    assert_eq!(reconnected[0].0, 2);
     let (live, _) = tokio::join!(stream_events(&s, &key, "?after=2", None, 1), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         push(&s, "cy@example.com", None).await

@@ -100,6 +100,18 @@ pub fn authenticate(
         .optional()?)
 }
 
+/// Whether key `id` is neither revoked nor expired at `now`.
+pub fn in_force(conn: &Connection, id: i64, now: &str) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM api_keys
+             WHERE id = ?1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)",
+        )?
+        .query_row(params![id, now], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 /// Records that key `id` was used at `now`.
 pub fn touch(conn: &Connection, id: i64, now: &str) -> Result<(), DbError> {
     conn.execute(

@@ -245,6 +245,14 @@ fn list_response(kind: &str, page: ListPage) -> Response<Body> {
     )
 }
 
+/// Who reads: the tenant, and the key it reads with (checked again while an event stream
+/// or a long poll runs, so a revoked key stops reading at once).
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    tenant: i64,
+    key_id: i64,
+}
+
 /// The tenant a key reads: its own, or for a key of every tenant the one `tenant` names.
 /// Throttled per client address like SCIM's tokens (`ops::throttle::Floods`).
 async fn authenticate(
@@ -252,7 +260,7 @@ async fn authenticate(
     headers: &HeaderMap,
     q: &Query,
     peer: Option<std::net::IpAddr>,
-) -> Result<i64, ApiFailure> {
+) -> Result<Reader, ApiFailure> {
     let unauthorized = |m: &str| ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
     let key = match headers
         .get(header::AUTHORIZATION)
@@ -277,21 +285,41 @@ async fn authenticate(
     };
     state.authenticated(peer, presented, grant.is_ok());
     let grant = grant?;
-    match (grant.tenant_id, q.get("tenant")) {
-        (Some(id), _) => Ok(id),
-        (None, Some(slug)) => {
+    let named = match q.get("tenant") {
+        Some(slug) => {
             let slug = slug.to_string();
             match state.db.read(move |c| tenants::by_slug(c, &slug)).await {
-                Ok(t) => Ok(t.id),
-                Err(DbError::NotFound) => Err(ApiFailure::not_found("no such tenant")),
-                Err(e) => Err(e.into()),
+                Ok(t) => Some(t.id),
+                Err(DbError::NotFound) => return Err(ApiFailure::not_found("no such tenant")),
+                Err(e) => return Err(e.into()),
             }
         }
-        (None, None) => Err(ApiFailure::bad(
-            "this key reads every tenant: name one with the tenant parameter",
-        )),
-    }
+        None => None,
+    };
+    let tenant = match (grant.tenant_id, named) {
+        (Some(own), Some(other)) if own != other => {
+            return Err(ApiFailure::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this key reads one tenant, not the one the tenant parameter names",
+            ));
+        }
+        (Some(own), _) => own,
+        (None, Some(id)) => id,
+        (None, None) => {
+            return Err(ApiFailure::bad(
+                "this key reads every tenant: name one with the tenant parameter",
+            ));
+        }
+    };
+    Ok(Reader {
+        tenant,
+        key_id: grant.key_id,
+    })
 }
+
+/// What a long poll or a stream whose key was revoked or expired under it ends with.
+const KEY_WITHDRAWN: &str = "the API key was revoked or expired";
 
 async fn route(
     state: &State,
@@ -316,7 +344,8 @@ async fn route(
         return Ok(json_response(StatusCode::OK, &super::openapi::document()));
     }
     let q = Query::of(&req);
-    let tenant = authenticate(state, req.headers(), &q, peer).await?;
+    let reader = authenticate(state, req.headers(), &q, peer).await?;
+    let tenant = reader.tenant;
     super::note_tenant(tenant);
     let db = &state.db;
     match segments.as_slice() {
@@ -348,7 +377,7 @@ async fn route(
             StatusCode::OK,
             &apps::roles(db, tenant).await?,
         )),
-        ["events"] => events(state, req.headers(), &q, tenant).await,
+        ["events"] => events(state, req.headers(), &q, reader).await,
         _ => Err(ApiFailure::not_found(format!("no API endpoint at {path}"))),
     }
 }
@@ -384,14 +413,16 @@ fn member_filter(q: &Query) -> Result<ListFilter, ApiFailure> {
     })
 }
 
-/// `GET /api/v1/events`: the tenant's events after `after` (or `Last-Event-ID`), oldest
-/// first; `wait` long-polls; `Accept: text/event-stream` streams.
+/// `GET /api/v1/events`: the tenant's events after `Last-Event-ID` (what a reconnecting
+/// stream sends, to the same URL) or else `after`, oldest first; `wait` long-polls;
+/// `Accept: text/event-stream` streams.
 async fn events(
     state: &State,
     headers: &HeaderMap,
     q: &Query,
-    tenant: i64,
+    reader: Reader,
 ) -> Result<Response<Body>, ApiFailure> {
+    let tenant = reader.tenant;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -401,9 +432,9 @@ async fn events(
                 .map_err(|_| ApiFailure::bad("Last-Event-ID must be an event seq"))
         })
         .transpose()?;
-    let after = match q.number::<i64>("after")? {
-        Some(a) => a,
-        None => last_event_id.unwrap_or(0),
+    let after = match (last_event_id, q.number::<i64>("after")?) {
+        (Some(seen), _) => seen,
+        (None, after) => after.unwrap_or(0),
     };
     if after < 0 {
         return Err(ApiFailure::bad("after must not be negative"));
@@ -437,7 +468,7 @@ async fn events(
     if streaming {
         // Refuse an expired cursor with a plain error before the stream starts.
         feed::page(&state.db, tenant, after, 1, types.clone()).await?;
-        return Ok(stream(state, tenant, after, types));
+        return Ok(stream(state, reader, after, types));
     }
     let wait = match q.number::<u64>("wait")? {
         None => Duration::ZERO,
@@ -450,6 +481,13 @@ async fn events(
         }
     };
     let page = feed::wait(&state.db, tenant, after, limit, types, wait).await?;
+    if !wait.is_zero() && !apikeys::in_force(&state.db, reader.key_id).await? {
+        return Err(ApiFailure::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            KEY_WITHDRAWN,
+        ));
+    }
     let latest = feed::latest(&state.db, tenant).await?;
     Ok(json_response(
         StatusCode::OK,
@@ -478,16 +516,24 @@ fn sse_frame(seq: i64, kind: &str, data: &str) -> Bytes {
     Bytes::from(out)
 }
 
-/// Streams the tenant's events after `after` as they commit, until the client goes away.
-fn stream(state: &State, tenant: i64, mut after: i64, types: Vec<EventType>) -> Response<Body> {
+/// Streams the tenant's events after `after` as they commit, until the client goes away
+/// or its key is revoked or expires (checked before each page of events and keepalive).
+fn stream(state: &State, reader: Reader, mut after: i64, types: Vec<EventType>) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let db = state.db.clone();
+    let tenant = reader.tenant;
     tokio::spawn(async move {
         loop {
-            let page = match feed::wait(&db, tenant, after, 100, types.clone(), KEEPALIVE).await {
+            let waited = feed::wait(&db, tenant, after, 100, types.clone(), KEEPALIVE).await;
+            let page = match apikeys::in_force(&db, reader.key_id).await {
+                Ok(false) => Err(("unauthorized", KEY_WITHDRAWN.to_string())),
+                Ok(true) => waited.map_err(|e| ("stream_ended", e.to_string())),
+                Err(e) => Err(("stream_ended", e.to_string())),
+            };
+            let page = match page {
                 Ok(p) => p,
-                Err(e) => {
-                    let message = json!({"code": "stream_ended", "message": e.to_string()});
+                Err((code, message)) => {
+                    let message = json!({"code": code, "message": message});
                     let _ = tx
                         .send(sse_frame(after, "error", &message.to_string()))
                         .await;

@@ -69,6 +69,13 @@ pub struct KeyGrant {
     pub tenant_id: Option<i64>,
 }
 
+/// Whether key `key_id` still reads: not revoked, not expired. What a long poll or an
+/// event stream asks again while it runs.
+pub async fn in_force(db: &Db, key_id: i64) -> Result<bool, DbError> {
+    let now = datetime::now();
+    db.read(move |c| api_keys::in_force(c, key_id, &now)).await
+}
+
 /// The grant of a presented API key, looked up by its SHA-256; its last use is recorded
 /// once a minute at most.
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<KeyGrant>, DbError> {
