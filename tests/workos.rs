@@ -285,3 +285,82 @@ async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
     delivery.stop().await;
     s.stop().await;
 }
+
+/// Each `order` walks every directory user once, following the cursor `list_metadata`
+/// gives: `after` for `asc` and `desc`, `before` for `normal` (descending, its cursors
+/// reversed), and back up again the other way. No SDK needed.
+#[tokio::test]
+async fn every_order_walks_the_whole_list_once_each_way() {
+    let s = TestServer::start().await;
+    for i in 0..7 {
+        s.create_user(&format!("walk{i}@example.com")).await;
+    }
+    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "walker".into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret;
+    let auth = format!("Bearer {key}");
+    let page = |query: String| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            let path = format!("/directory_users?directory=directory_default&limit=3&{query}");
+            let r = s
+                .raw(Method::GET, &path, &[("authorization", &auth)], "")
+                .await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            let names: Vec<String> = r.json["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["emails"][0]["value"].as_str().unwrap().to_string())
+                .collect();
+            let cursor = |k: &str| r.json["list_metadata"][k].as_str().map(str::to_string);
+            (names, cursor("before"), cursor("after"))
+        }
+    };
+    let ascending: Vec<String> = (0..7).map(|i| format!("walk{i}@example.com")).collect();
+    let descending: Vec<String> = ascending.iter().rev().cloned().collect();
+    for (order, on, back, expected) in [
+        ("asc", "after", "before", &ascending),
+        ("desc", "after", "before", &descending),
+        ("normal", "before", "after", &descending),
+    ] {
+        let (mut seen, mut up) = (Vec::new(), None::<String>);
+        let mut query = format!("order={order}");
+        loop {
+            let first = seen.is_empty();
+            let (names, before, after) = page(query).await;
+            seen.extend(names);
+            let (next, prev) = if on == "after" {
+                (after, before)
+            } else {
+                (before, after)
+            };
+            if first {
+                assert!(
+                    prev.is_none(),
+                    "{order}: the first page has nothing {back} it"
+                );
+            }
+            up = prev;
+            match next {
+                Some(id) => query = format!("order={order}&{on}={id}"),
+                None => break,
+            }
+        }
+        assert_eq!(&seen, expected, "{order}: every user once, in order");
+        // From the last page, the other cursor walks back up to the first.
+        let mut back_seen = Vec::new();
+        let mut cursor = up;
+        while let Some(id) = cursor {
+            let (names, before, after) = page(format!("order={order}&{back}={id}")).await;
+            back_seen.splice(0..0, names);
+            cursor = if back == "before" { before } else { after };
+        }
+        assert_eq!(&back_seen, &expected[..back_seen.len()], "{order}: back up");
+        assert_eq!(back_seen.len(), 6, "{order}: back up to the first page");
+    }
+    s.stop().await;
+}

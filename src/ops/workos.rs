@@ -35,7 +35,8 @@ pub enum Error {
 }
 
 /// The order of a list (`order`): `asc`, `desc` (the default), or `normal` (descending, with
-/// `before` reading older objects and `after` newer ones).
+/// `before` reading older objects and `after` newer ones, in the query and in
+/// `list_metadata` alike).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
     Asc,
@@ -116,10 +117,16 @@ fn page_of<T>(
     }
     let first = rows.first().map(&id);
     let last = rows.last().map(&id);
-    let (before, after) = match (&paging.cursor, reversed) {
+    // Where the list goes on: `after` down the list, `before` back up it.
+    let (up, down) = match (&paging.cursor, reversed) {
         (_, true) => (first.filter(|_| more), last),
         (Cursor::First, false) => (None, last.filter(|_| more)),
         (_, false) => (first, last.filter(|_| more)),
+    };
+    // `normal` reverses the cursors: `before` reads on down (older), `after` back up.
+    let (before, after) = match paging.order {
+        Order::Normal => (down, up),
+        Order::Asc | Order::Desc => (up, down),
     };
     Ok(Page {
         data: rows.iter().map(object).collect::<Result<_, _>>()?,
