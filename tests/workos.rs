@@ -364,3 +364,59 @@ async fn every_order_walks_the_whole_list_once_each_way() {
     }
     s.stop().await;
 }
+
+/// `/events` takes its type filter repeated, comma-separated, or in the bracket form
+/// query-string libraries write for arrays; an unknown type is refused.
+#[tokio::test]
+async fn the_events_filter_takes_every_array_form() {
+    let s = TestServer::start().await;
+    let user = s.create_user("ada@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Team", "members": [{"value": user}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "events".into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret;
+    let auth = format!("Bearer {key}");
+    for query in [
+        "events=dsync.group.created",
+        "events%5B%5D=dsync.group.created",
+        "events[]=dsync.group.created",
+        "events[0]=dsync.group.created",
+        "events=dsync.group.created,dsync.group.deleted",
+    ] {
+        let r = s
+            .raw(
+                Method::GET,
+                &format!("/events?{query}"),
+                &[("authorization", &auth)],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+        let kinds: Vec<&str> = r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["dsync.group.created"], "{query}");
+    }
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?events[]=bogus.event",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    s.stop().await;
+}

@@ -65,10 +65,20 @@ impl Query {
             .map(|(_, v)| v.clone())
     }
 
+    /// Every value of `name`, repeated (`events=a&events=b`), comma-separated (`events=a,b`)
+    /// or in the bracket form query-string libraries write for arrays (`events[]=a`,
+    /// `events[0]=a`).
     fn all(&self, name: &str) -> Vec<String> {
+        let named = |k: &str| {
+            k == name
+                || k.strip_prefix(name)
+                    .and_then(|rest| rest.strip_prefix('['))
+                    .and_then(|rest| rest.strip_suffix(']'))
+                    .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()))
+        };
         self.0
             .iter()
-            .filter(|(k, _)| k == name)
+            .filter(|(k, _)| named(k))
             .flat_map(|(_, v)| v.split(','))
             .map(str::trim)
             .filter(|v| !v.is_empty())
