@@ -420,3 +420,94 @@ async fn the_events_filter_takes_every_array_form() {
     assert_eq!(r.status, 422, "{}", r.text);
     s.stop().await;
 }
+
+/// A person the IdP deletes leaves their groups first: `dsync.group.user_removed` names
+/// them as `dsync.user.deleted` does (the same `idp_id`, the externalId), whether their
+/// member is archived or deleted with them, and never with a role whose slug is null.
+#[tokio::test]
+async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
+    use scimd::model::DeletePolicy;
+    let s = TestServer::start().await;
+    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "events".into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret;
+    let auth = format!("Bearer {key}");
+    for (policy, email) in [
+        (DeletePolicy::Archive, "kept@example.com"),
+        (DeletePolicy::Delete, "gone@example.com"),
+    ] {
+        {
+            let conn = s.db.conn().unwrap();
+            let mut settings = scimd::db::settings::get(&conn, 1).unwrap();
+            settings.on_delete = policy;
+            scimd::db::settings::save(&conn, 1, &settings).unwrap();
+        }
+        let external = format!("ext-{email}");
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &json!({"schemas":[USER_URN],"userName": email, "externalId": external,
+                        "name":{"givenName":"Gone","familyName":"Soon"},
+                        "emails":[{"value": email, "primary": true}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.json["id"].as_str().unwrap().to_string();
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": format!("team of {email}"), "members": [{"value": id}]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let r = s
+            .call(
+                Method::DELETE,
+                &format!("/scim/v2/Users/{id}"),
+                &s.token,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let query = "/events?events=dsync.group.user_removed,dsync.user.deleted&limit=100";
+        let r = s
+            .raw(Method::GET, query, &[("authorization", &auth)], "")
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let mine: Vec<&Value> = r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                let user = if e["event"] == "dsync.user.deleted" {
+                    &e["data"]
+                } else {
+                    &e["data"]["user"]
+                };
+                user["id"] == format!("directory_user_{id}")
+            })
+            .collect();
+        let kinds: Vec<&str> = mine.iter().map(|e| e["event"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["dsync.group.user_removed", "dsync.user.deleted"],
+            "{policy:?}"
+        );
+        let removed = &mine[0]["data"]["user"];
+        assert_eq!(removed["idp_id"], external, "{policy:?}: {removed}");
+        assert_eq!(mine[1]["data"]["idp_id"], external, "{policy:?}");
+        assert_eq!(removed["state"], "inactive", "{policy:?}: {removed}");
+        assert_ne!(
+            removed["role"],
+            json!({"slug": null}),
+            "{policy:?}: {removed}"
+        );
+        for role in removed["roles"].as_array().unwrap() {
+            assert!(role["slug"].is_string(), "{policy:?}: {removed}");
+        }
+    }
+    s.stop().await;
+}

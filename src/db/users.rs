@@ -722,14 +722,29 @@ impl SyncFields<'_> {
 }
 
 /// (SCIM id, userName) of each user in `pks`, in the order they were created.
-pub fn ids_and_names(conn: &Connection, pks: &[i64]) -> Result<Vec<(String, String)>, DbError> {
+/// How a group's feed names a user that joined or left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub id: String,
+    pub user_name: String,
+    pub external_id: Option<String>,
+}
+
+pub fn ids_and_names(conn: &Connection, pks: &[i64]) -> Result<Vec<Named>, DbError> {
     let mut out = Vec::with_capacity(pks.len());
     for chunk in pks.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, user_name FROM users WHERE pk IN ({marks}) ORDER BY pk"
+            "SELECT id, user_name, external_id FROM users WHERE pk IN ({marks}) ORDER BY pk"
         ))?;
-        for row in stmt.query_map(params_from_iter(chunk), |r| Ok((r.get(0)?, r.get(1)?)))? {
+        let rows = stmt.query_map(params_from_iter(chunk), |r| {
+            Ok(Named {
+                id: r.get(0)?,
+                user_name: r.get(1)?,
+                external_id: r.get(2)?,
+            })
+        })?;
+        for row in rows {
             out.push(row?);
         }
     }

@@ -90,7 +90,7 @@ pub fn user_deleting(
                 tenant_id,
                 EventType::GroupMemberRemoved,
                 &group.id,
-                &json!({"group": group_json(group), "user": {"id": user.id, "userName": user.user_name}}),
+                &membership_json(group, &user.id, &user.user_name, user.external_id.as_ref()),
             )?;
         }
     }
@@ -147,15 +147,10 @@ pub fn group_written(
         (EventType::GroupMemberAdded, &joined),
         (EventType::GroupMemberRemoved, &left),
     ] {
-        for (user_id, user_name) in users::ids_and_names(conn, pks)? {
-            events::append(
-                conn,
-                actor,
-                tenant_id,
-                kind,
-                &group.id,
-                &json!({"group": group_json(&group), "user": {"id": user_id, "userName": user_name}}),
-            )?;
+        for user in users::ids_and_names(conn, pks)? {
+            let external_id = user.external_id.map(Value::String);
+            let payload = membership_json(&group, &user.id, &user.user_name, external_id.as_ref());
+            events::append(conn, actor, tenant_id, kind, &group.id, &payload)?;
         }
     }
 
@@ -856,6 +851,18 @@ fn record(
         },
         changes: plan.changes,
     })
+}
+
+/// What a group's feed stores of a user joining or leaving it: enough to name the person
+/// after their member and user rows are gone.
+fn membership_json(
+    group: &DirectoryGroup,
+    user_id: &str,
+    user_name: &str,
+    external_id: Option<&Value>,
+) -> Value {
+    json!({"group": group_json(group),
+           "user": {"id": user_id, "userName": user_name, "externalId": external_id}})
 }
 
 fn group_json(g: &DirectoryGroup) -> Value {

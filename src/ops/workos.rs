@@ -19,6 +19,7 @@ use crate::db::members::{self, MemberRow};
 use crate::db::paging::Direction;
 use crate::db::tenants::{self, Tenant};
 use crate::db::{Conn, Db, DbError, users};
+use crate::model::DirectoryUser;
 use crate::scim::datetime;
 
 /// Why a request cannot be answered.
@@ -234,7 +235,11 @@ fn user_object(
     groups: Option<Vec<Value>>,
 ) -> Value {
     let user_id = member["directory_user_id"].as_str().unwrap_or_default();
-    let role = member["role"].clone();
+    // A member always has a role; a person whose member is gone has none to name.
+    let (role, roles) = match &member["role"] {
+        Value::Null => (Value::Null, json!([])),
+        slug => (json!({"slug": slug}), json!([{"slug": slug}])),
+    };
     let mut user = json!({
         "object": "directory_user",
         "id": format!("directory_user_{user_id}"),
@@ -249,8 +254,8 @@ fn user_object(
         "state": state(member["status"].as_str().unwrap_or("active")),
         "custom_attributes": {},
         "raw_attributes": raw.cloned().map(Value::Object).unwrap_or(json!({})),
-        "role": {"slug": role},
-        "roles": [{"slug": role}],
+        "role": role,
+        "roles": roles,
         "created_at": ts(member["created_at"].as_str().unwrap_or_default()),
         "updated_at": ts(member["updated_at"].as_str().unwrap_or_default()),
     });
@@ -546,17 +551,32 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
         EventType::GroupMemberAdded | EventType::GroupMemberRemoved => {
             let stored_user = &object["data"]["user"];
             let uid = stored_user["id"].as_str().unwrap_or_default();
-            let user = match members::by_user_id(conn, Some(t.id), uid)? {
-                Some(m) => user_object(t, &api_object(conn, t.id, &m)?, None, None),
-                None => user_object(
-                    t,
-                    &json!({"directory_user_id": uid, "email": stored_user["userName"],
-                            "user_name": stored_user["userName"], "status": "active",
-                            "role": null, "created_at": e.created_at, "updated_at": e.created_at}),
-                    None,
-                    None,
-                ),
+            // The member as it is now; its directory user's externalId as the event stored
+            // it, for the user row may be gone.
+            let mut member = match members::by_user_id(conn, Some(t.id), uid)? {
+                Some(m) => api_object(conn, t.id, &m)?,
+                None => match users::get(conn, t.id, uid)? {
+                    // No member (test mode makes none): the directory user as stored.
+                    Some(row) => {
+                        let u = DirectoryUser::from_data(&row.id, &row.data, Vec::new());
+                        json!({"directory_user_id": uid, "email": u.email,
+                               "user_name": u.user_name, "given_name": u.given_name,
+                               "family_name": u.family_name, "external_id": u.external_id,
+                               "status": if u.active { "active" } else { "suspended" },
+                               "role": null, "created_at": row.created,
+                               "updated_at": row.last_modified})
+                    }
+                    // Neither is left: what the event stored of the person.
+                    None => json!({"directory_user_id": uid, "email": stored_user["userName"],
+                                   "user_name": stored_user["userName"], "status": "archived",
+                                   "role": null, "created_at": e.created_at,
+                                   "updated_at": e.created_at}),
+                },
             };
+            if member["external_id"].is_null() {
+                member["external_id"] = stored_user["externalId"].clone();
+            }
+            let user = user_object(t, &member, None, None);
             json!({
                 "directory_id": directory_id(t),
                 "user": user,
