@@ -329,9 +329,9 @@ async fn a_type_filter_moves_the_cursor_past_the_events_it_skipped() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["data"], json!([]));
     assert_eq!(cursor(&r), newest);
-    // A cursor beyond the feed stays where it was.
+    // A cursor beyond the feed is refused (it would skip the events numbered up to it).
     let r = get(&s, &key, &format!("/api/v1/events?after={}", newest + 5)).await;
-    assert_eq!(cursor(&r), newest + 5);
+    assert_eq!(r.status, 400, "{}", r.text);
     // A full page stops at its last event, whatever follows it.
     let r = get(&s, &key, &format!("/api/v1/events?after={start}&limit=1")).await;
     assert_eq!(cursor(&r), r.json["data"][0]["seq"].as_i64().unwrap());
@@ -430,6 +430,44 @@ async fn events_stream_as_server_sent_events_and_resume_from_last_event_id() {
     });
     assert_eq!(live[0].0, 3);
     assert_eq!(live[0].1["data"]["email"], "cy@example.com");
+    s.stop().await;
+}
+
+/// A cursor past the newest event was never handed out (a typo, a restored backup):
+/// following it would skip the events that take those numbers next, so it is refused.
+#[tokio::test]
+async fn a_cursor_past_the_newest_event_is_refused() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    push(&s, "ada@example.com", None).await;
+    let newest = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    let r = get(&s, &key, &format!("/api/v1/events?after={newest}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for path in [
+        format!("/api/v1/events?after={}", newest + 1),
+        format!("/api/v1/events?after={}&wait=5", newest + 50),
+    ] {
+        let r = get(&s, &key, &path).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert_eq!(r.json["code"], "invalid_cursor", "{}", r.text);
+    }
+    let auth = format!("Bearer {key}");
+    let last = (newest + 1).to_string();
+    let r = s
+        .raw(
+            Method::GET,
+            "/api/v1/events",
+            &[
+                ("authorization", &auth),
+                ("accept", "text/event-stream"),
+                ("last-event-id", &last),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
     s.stop().await;
 }
 

@@ -125,6 +125,9 @@ impl From<FeedError> for ApiFailure {
             FeedError::Expired { .. } => {
                 ApiFailure::new(StatusCode::GONE, "cursor_expired", e.to_string())
             }
+            FeedError::Ahead { .. } => {
+                ApiFailure::new(StatusCode::BAD_REQUEST, "invalid_cursor", e.to_string())
+            }
             FeedError::Db(e) => e.into(),
         }
     }

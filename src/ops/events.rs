@@ -70,6 +70,13 @@ pub enum FeedError {
         "events after {after} are no longer kept (the oldest kept follows {purged}): list the resources again and follow the feed from the list's events_cursor"
     )]
     Expired { after: i64, purged: i64 },
+    /// The cursor is past the newest event: it was never handed out (a typo, or a
+    /// database restored from an older backup). Following it would skip the events that
+    /// take those numbers next.
+    #[error(
+        "after {after} is past the newest event ({newest}): list the resources again and follow the feed from the list's events_cursor"
+    )]
+    Ahead { after: i64, newest: i64 },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -97,6 +104,9 @@ pub async fn page(
         let (newest, purged) = events::bounds(c, tenant_id)?;
         if after < purged {
             return Ok(Err(FeedError::Expired { after, purged }));
+        }
+        if after > newest {
+            return Ok(Err(FeedError::Ahead { after, newest }));
         }
         let events = events::after_of_types(c, tenant_id, after, limit, &types)?;
         // A page short of `limit` has looked at every event of this snapshot after `after`:
