@@ -509,9 +509,11 @@ async fn after_a_rotation_both_secrets_sign_for_a_day() {
     let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
     let (rx, addr) = Receiver::start().await;
     let hook = add(&server.db, addr, &[]).await;
-    let new = ops::webhooks::rotate_secret(&server.db, &Actor::cli(), None, hook.id)
+    let rotated = ops::webhooks::rotate_secret(&server.db, &Actor::cli(), None, hook.id)
         .await
         .unwrap();
+    assert!(rotated.overlap);
+    let new = rotated.secret;
     assert_ne!(new, hook.secret);
     server.create_user("ada@example.com").await;
     eventually(10, "a delivery", || !rx.accepted().is_empty()).await;
@@ -522,6 +524,43 @@ async fn after_a_rotation_both_secrets_sign_for_a_day() {
     reference_library_verifies(&hook.secret, std::slice::from_ref(c));
     let e = ops::webhooks::get(&server.db, None, hook.id).await.unwrap();
     assert!(e.previous_until.unwrap() > scimd::scim::datetime::now());
+    delivery.stop().await;
+}
+
+/// A WorkOS signature holds one secret (the SDKs read the first `v1`): a rotation switches
+/// a WorkOS endpoint to the new secret at once, and says so rather than promising a day.
+#[tokio::test]
+async fn a_workos_endpoint_signs_with_the_new_secret_at_once() {
+    let server = TestServer::start().await;
+    let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
+    let (rx, addr) = Receiver::start().await;
+    let hook = ops::webhooks::add(
+        &server.db,
+        &Actor::cli(),
+        default_tenant(&server.db),
+        format!("http://{addr}/hook"),
+        vec![],
+        ops::webhooks::Format::Workos,
+    )
+    .await
+    .unwrap();
+    let rotated = ops::webhooks::rotate_secret(&server.db, &Actor::cli(), None, hook.id)
+        .await
+        .unwrap();
+    assert!(!rotated.overlap);
+    assert!(rotated.note().contains("at once") || rotated.note().contains("from now on"));
+    server.create_user("ada@example.com").await;
+    eventually(10, "a delivery", || !rx.accepted().is_empty()).await;
+    let c = &rx.all()[0];
+    let header = c.header("workos-signature");
+    let t: i64 = header
+        .split(", ")
+        .find_map(|p| p.strip_prefix("t="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(header, signing::sign_workos(&rotated.secret, t, &c.body));
+    assert_ne!(header, signing::sign_workos(&hook.secret, t, &c.body));
     delivery.stop().await;
 }
 

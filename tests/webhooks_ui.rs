@@ -101,8 +101,16 @@ async fn admins_manage_webhooks_and_see_their_deliveries() {
         .expect("the secret is shown")
         .to_string();
     assert_eq!(r.text.matches(&secret).count(), 1, "shown once on the page");
-    let title = r.text.split("<title>").nth(1).and_then(|t| t.split("</title>").next());
-    assert_eq!(title, Some("Apps — Default · scimd"), "the title is a title");
+    let title = r
+        .text
+        .split("<title>")
+        .nth(1)
+        .and_then(|t| t.split("</title>").next());
+    assert_eq!(
+        title,
+        Some("Apps — Default · scimd"),
+        "the title is a title"
+    );
     let again = get("/t/default/apps".into()).await;
     assert!(again.text.contains(&url));
     assert!(

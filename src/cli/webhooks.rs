@@ -50,7 +50,7 @@ pub enum WebhookCommand {
         from: i64,
     },
     /// Replace the signing secret and print the new one, once; the old one also signs
-    /// for a day.
+    /// for a day (a WorkOS-format endpoint switches at once: its signature holds one).
     RotateSecret { id: i64 },
 }
 
@@ -138,9 +138,9 @@ pub fn run(db: &Db, cmd: WebhookCommand) -> CliResult {
             println!("webhook {id} will deliver again from event {from} on");
         }
         WebhookCommand::RotateSecret { id } => {
-            let secret = block_on(ops::webhooks::rotate_secret(db, &cli, None, id))?;
-            println!("secret={secret}");
-            eprintln!("the previous secret also signs for one more day");
+            let rotated = block_on(ops::webhooks::rotate_secret(db, &cli, None, id))?;
+            println!("secret={}", rotated.secret);
+            eprintln!("{}", rotated.note());
         }
     }
     Ok(())

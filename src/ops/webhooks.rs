@@ -217,14 +217,35 @@ pub async fn replay(
     .await
 }
 
+/// A new signing secret, shown once.
+#[derive(Debug, Clone)]
+pub struct Rotated {
+    pub secret: String,
+    /// Whether the previous secret signs too, for [`ROTATION_OVERLAP`].
+    pub overlap: bool,
+}
+
+impl Rotated {
+    /// What the admin must know of the switch.
+    pub fn note(&self) -> &'static str {
+        if self.overlap {
+            "The previous secret also signs for one more day: the receiver can switch at leisure."
+        } else {
+            "A WorkOS signature carries one secret: the new one signs from now on. Deliveries the app refuses until it has it are retried."
+        }
+    }
+}
+
 /// Replaces the secret of endpoint `id` and returns the new one, shown once. For
-/// [`ROTATION_OVERLAP`] the old secret signs too, so the receiver can switch at leisure.
+/// [`ROTATION_OVERLAP`] the old secret signs too (each Standard Webhooks request carries a
+/// signature per secret), so the receiver can switch at leisure; a WorkOS signature holds
+/// one, and the SDKs read only the first, so a WorkOS endpoint switches at once.
 pub async fn rotate_secret(
     db: &Db,
     actor: &Actor,
     tenant_id: Option<i64>,
     id: i64,
-) -> Result<String, Error> {
+) -> Result<Rotated, Error> {
     change(
         db,
         actor,
@@ -233,9 +254,12 @@ pub async fn rotate_secret(
         AuditAction::WebhookSecretRotated,
         |tx, e| {
             let secret = signing::generate_secret();
-            let until = datetime::format(OffsetDateTime::now_utc() + ROTATION_OVERLAP);
+            let overlap = e.format.parse() != Ok(Format::Workos);
+            let now = OffsetDateTime::now_utc();
+            let until = datetime::format(if overlap { now + ROTATION_OVERLAP } else { now });
             webhooks::rotate(tx, e.id, &secret, &until)?;
-            Ok((secret, json!({"url": e.url, "previous_valid_until": until})))
+            let detail = json!({"url": e.url, "previous_valid_until": until});
+            Ok((Rotated { secret, overlap }, detail))
         },
     )
     .await

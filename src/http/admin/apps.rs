@@ -265,6 +265,8 @@ impl EndpointRow {
 pub(super) struct NewSecret {
     pub url: String,
     pub secret: String,
+    /// For a rotated secret: whether the previous one still signs.
+    pub note: Option<&'static str>,
 }
 
 async fn endpoint_rows(state: &State, tenant: &Tenant) -> Result<Vec<EndpointRow>, UiError> {
@@ -315,6 +317,7 @@ pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -
             let shown = NewSecret {
                 url,
                 secret: created.secret,
+                note: None,
             };
             render_with(state, req, tenant, None, Some(shown), None).await
         }
@@ -355,19 +358,16 @@ pub(super) async fn webhook_action(
             "Endpoint removed.".to_string()
         }
         "rotate" => {
-            let secret = ops::webhooks::rotate_secret(db, &actor, t, id)
+            let rotated = ops::webhooks::rotate_secret(db, &actor, t, id)
                 .await
                 .map_err(webhook_error)?;
             let url = ops::webhooks::get(db, t, id).await?.url;
-            return render_with(
-                state,
-                req,
-                tenant,
-                None,
-                Some(NewSecret { url, secret }),
-                None,
-            )
-            .await;
+            let secret = NewSecret {
+                url,
+                note: Some(rotated.note()),
+                secret: rotated.secret,
+            };
+            return render_with(state, req, tenant, None, Some(secret), None).await;
         }
         "test" => {
             let (target, m) = ops::webhooks::test(db, &actor, t, id)
