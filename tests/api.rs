@@ -82,6 +82,20 @@ async fn keys_open_the_api_and_nothing_else() {
         )
         .await;
     assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    // So are the WorkOS-compatible API and the health check.
+    for (method, path) in [
+        (Method::POST, "/directory_users"),
+        (Method::DELETE, "/events"),
+        (Method::PUT, "/healthz"),
+        (Method::POST, "/healthz"),
+    ] {
+        let r = s
+            .raw(method.clone(), path, &[("authorization", &auth)], "{}")
+            .await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.text);
+        assert_eq!(r.header("allow"), Some("GET, HEAD"), "{method} {path}");
+    }
     // Revoked: at once.
     let id = db::api_keys::list(&s.db.conn().unwrap(), Some(1)).unwrap()[0].id;
     ops::apikeys::revoke(&s.db, &Actor::cli(), Some(1), id)

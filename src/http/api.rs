@@ -14,7 +14,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Body, RequestBody, State, is_get};
+use super::{Body, RequestBody, State, is_get, read_only};
 use crate::db::events::EventType;
 use crate::db::members::ListFilter;
 use crate::db::paging::Cursor;
@@ -333,15 +333,12 @@ async fn route(
     let rest = path[PREFIX.len()..].trim_matches('/').to_string();
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if !is_get(req.method()) {
-        let mut r = ApiFailure::new(
+        let r = ApiFailure::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "the API is read-only: use GET",
-        )
-        .response();
-        r.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return Ok(r);
+        );
+        return Ok(read_only(r.response()));
     }
     if segments == ["openapi.json"] {
         return Ok(json_response(StatusCode::OK, &super::openapi::document()));

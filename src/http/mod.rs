@@ -485,6 +485,9 @@ impl App {
             );
         }
         match route {
+            Route::Health if !is_get(req.method()) => {
+                read_only(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"))
+            }
             Route::Health => self.healthz().await,
             Route::Metrics => self.metrics_page(req.method()).await,
             Route::Scim(prefix) => {
@@ -512,10 +515,7 @@ impl App {
             return text(StatusCode::NOT_FOUND, "not found\n");
         }
         if !is_get(method) {
-            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            r.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-            return r;
+            return read_only(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
         }
         match self.state.metrics.render(&self.state.db).await {
             Ok(body) => {
@@ -846,4 +846,11 @@ pub(crate) fn method_not_allowed(allow: &'static str) -> Response<Body> {
 
 pub(crate) fn is_get(m: &Method) -> bool {
     m == Method::GET || m == Method::HEAD
+}
+
+/// `r`, a 405 of a read-only route, with the `Allow` header RFC 9110 asks of a 405.
+pub(crate) fn read_only(mut r: Response<Body>) -> Response<Body> {
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    r
 }

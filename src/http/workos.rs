@@ -7,7 +7,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Body, RequestBody, State, is_get};
+use super::{Body, RequestBody, State, is_get, read_only};
 use crate::ops::apikeys;
 use crate::ops::workos::{self, Cursor, Error, EventQuery, Order, Page, Paging};
 
@@ -128,11 +128,11 @@ pub(super) async fn handle(
     peer: Option<std::net::IpAddr>,
 ) -> Response<Body> {
     if !is_get(req.method()) {
-        return error(
+        return read_only(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             "the directory API is read-only: use GET",
-        );
+        ));
     }
     let key = req
         .headers()
