@@ -25,6 +25,15 @@ use serde_json::{Value, json};
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const USERS: usize = 260;
 
+/// An app's key for every tenant, as a WorkOS environment key reads every directory.
+async fn all_tenants_key(s: &TestServer, name: &str) -> String {
+    ops::apikeys::issue(&s.db, &Actor::cli(), None, name.into(), None)
+        .await
+        .unwrap()
+        .token
+        .secret
+}
+
 /// Where each SDK is, or why it is not.
 fn python() -> Option<String> {
     let candidates = [
@@ -169,11 +178,7 @@ async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
     );
 
     // An app's key for every tenant, as a WorkOS environment key reads every directory.
-    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "workos app".into(), None)
-        .await
-        .unwrap()
-        .token
-        .secret;
+    let key = all_tenants_key(&s, "workos app").await;
     // The raw REST surface, the way the SDKs see it.
     let auth = format!("Bearer {key}");
     let r = s
@@ -295,11 +300,7 @@ async fn every_order_walks_the_whole_list_once_each_way() {
     for i in 0..7 {
         s.create_user(&format!("walk{i}@example.com")).await;
     }
-    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "walker".into(), None)
-        .await
-        .unwrap()
-        .token
-        .secret;
+    let key = all_tenants_key(&s, "walker").await;
     let auth = format!("Bearer {key}");
     let page = |query: String| {
         let auth = auth.clone();
@@ -327,9 +328,10 @@ async fn every_order_walks_the_whole_list_once_each_way() {
         ("desc", "after", "before", &descending),
         ("normal", "before", "after", &descending),
     ] {
-        let (mut seen, mut up) = (Vec::new(), None::<String>);
+        let mut seen = Vec::new();
         let mut query = format!("order={order}");
-        loop {
+        // The last page's cursor back up.
+        let up = loop {
             let first = seen.is_empty();
             let (names, before, after) = page(query).await;
             seen.extend(names);
@@ -344,12 +346,11 @@ async fn every_order_walks_the_whole_list_once_each_way() {
                     "{order}: the first page has nothing {back} it"
                 );
             }
-            up = prev;
             match next {
                 Some(id) => query = format!("order={order}&{on}={id}"),
-                None => break,
+                None => break prev,
             }
-        }
+        };
         assert_eq!(&seen, expected, "{order}: every user once, in order");
         // From the last page, the other cursor walks back up to the first.
         let mut back_seen = Vec::new();
@@ -379,11 +380,7 @@ async fn the_events_filter_takes_every_array_form() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "events".into(), None)
-        .await
-        .unwrap()
-        .token
-        .secret;
+    let key = all_tenants_key(&s, "events").await;
     let auth = format!("Bearer {key}");
     for query in [
         "events=dsync.group.created",
@@ -428,11 +425,7 @@ async fn the_events_filter_takes_every_array_form() {
 async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
     use scimd::model::DeletePolicy;
     let s = TestServer::start().await;
-    let key = ops::apikeys::issue(&s.db, &Actor::cli(), None, "events".into(), None)
-        .await
-        .unwrap()
-        .token
-        .secret;
+    let key = all_tenants_key(&s, "events").await;
     let auth = format!("Bearer {key}");
     for (policy, email) in [
         (DeletePolicy::Archive, "kept@example.com"),
