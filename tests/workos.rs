@@ -504,3 +504,91 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
     }
     s.stop().await;
 }
+
+/// An SDK walking the users or groups goes on when the object its cursor names is deleted
+/// between two pages (the IdP at work): the next page starts where that object stood.
+#[tokio::test]
+async fn a_walk_goes_on_past_a_cursor_whose_object_was_deleted() {
+    use scimd::model::DeletePolicy;
+    let s = TestServer::start().await;
+    {
+        let conn = s.db.conn().unwrap();
+        let mut settings = scimd::db::settings::get(&conn, 1).unwrap();
+        settings.on_delete = DeletePolicy::Delete;
+        scimd::db::settings::save(&conn, 1, &settings).unwrap();
+    }
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(s.create_user(&format!("gone{i}@example.com")).await);
+    }
+    let mut groups = Vec::new();
+    for i in 0..3 {
+        let r = s
+            .post(
+                "/scim/v2/Groups",
+                &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": format!("g{i}")}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        groups.push(r.json["id"].as_str().unwrap().to_string());
+    }
+    let key = all_tenants_key(&s, "walker").await;
+    let auth = format!("Bearer {key}");
+    let names = |r: &Resp, field: &str| -> Vec<String> {
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o[field].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let get = |path: String| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            let r = s
+                .raw(Method::GET, &path, &[("authorization", &auth)], "")
+                .await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            r
+        }
+    };
+    let users = "/directory_users?directory=directory_default&limit=2";
+    let first = get(format!("{users}&order=asc")).await;
+    assert_eq!(
+        names(&first, "username"),
+        ["gone0@example.com", "gone1@example.com"]
+    );
+    let after = first.json["list_metadata"]["after"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(after, format!("directory_user_{}", ids[1]));
+    let r = s.delete(&format!("/scim/v2/Users/{}", ids[1])).await;
+    assert_eq!(r.status, 204);
+    let next = get(format!("{users}&order=asc&after={after}")).await;
+    assert_eq!(
+        names(&next, "username"),
+        ["gone2@example.com", "gone3@example.com"]
+    );
+    // Backward from it, and descending past it, likewise.
+    let back = get(format!("{users}&order=asc&before={after}")).await;
+    assert_eq!(names(&back, "username"), ["gone0@example.com"]);
+    let down = get(format!("{users}&order=desc&after={after}")).await;
+    assert_eq!(names(&down, "username"), ["gone0@example.com"]);
+
+    let r = s.delete(&format!("/scim/v2/Groups/{}", groups[0])).await;
+    assert_eq!(r.status, 204);
+    let cursor = format!("directory_group_{}", groups[0]);
+    let next = get(format!(
+        "/directory_groups?directory=directory_default&limit=5&order=asc&after={cursor}"
+    ))
+    .await;
+    let mine: Vec<String> = names(&next, "name")
+        .into_iter()
+        .filter(|n| n.starts_with('g'))
+        .collect();
+    assert_eq!(mine, ["g1", "g2"]);
+    s.stop().await;
+}

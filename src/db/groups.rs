@@ -699,6 +699,24 @@ pub fn listed(
         .optional()?)
 }
 
+/// The pk of the first group of `tenant_id` (every tenant when `None`) whose SCIM id sorts
+/// after `id`: where a group that is gone stood in pk order, for ids are UUIDv7 made in
+/// the order their rows were (by one writer, `Uuid::now_v7` ordered within a process).
+pub fn pk_after_id(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    id: &str,
+) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT pk FROM groups WHERE id > ?2 AND (?1 IS NULL OR tenant_id = ?1)
+             ORDER BY id LIMIT 1",
+            params![tenant_id, id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Up to `limit` groups of `tenant_id` (every tenant when `None`), only those directory user
 /// `user_id` is a direct member of when given, beyond `cursor` (a group pk) in `direction`.
 pub fn listed_page(

@@ -123,6 +123,25 @@ pub fn get(conn: &Connection, tenant_id: i64, id: &str) -> Result<Option<MemberR
         .optional()?)
 }
 
+/// The pk of the first member of `tenant_id` (every tenant when `None`) linked to a
+/// directory user whose SCIM id sorts after `user_id`: where the member of a user that is
+/// gone stood in pk order, for a pushed user's member is made with it and SCIM ids are
+/// UUIDv7 in the order they were made (see `groups::pk_after_id`).
+pub fn pk_after_user_id(
+    conn: &Connection,
+    tenant_id: Option<i64>,
+    user_id: &str,
+) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .query_row(
+            "SELECT pk FROM members WHERE user_id > ?2 AND (?1 IS NULL OR tenant_id = ?1)
+             ORDER BY user_id LIMIT 1",
+            params![tenant_id, user_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// The member linked to directory user `user_id` (its SCIM id).
 pub fn by_user_id(
     conn: &Connection,

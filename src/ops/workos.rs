@@ -103,6 +103,19 @@ fn direction(order: Order, cursor: &Cursor) -> (Direction, bool) {
     )
 }
 
+/// The keyset position of a cursor whose object is gone (the IdP deleted it between two
+/// pages), from `next`, the pk of the first object after it: read on from there rather
+/// than fail a walk an SDK is in the middle of.
+fn stood_at(next: Option<i64>, d: Direction) -> i64 {
+    match next {
+        // Read forward: from `next` on; backward: what came before it.
+        Some(pk) if d.greater => pk - 1,
+        Some(pk) => pk,
+        // Nothing after it: nothing more forward, everything backward.
+        None => i64::MAX,
+    }
+}
+
 /// Turns `limit + 1` rows read in `direction` into a page of ids.
 fn page_of<T>(
     mut rows: Vec<T>,
@@ -376,20 +389,17 @@ pub async fn users(
             None => (None, None),
         };
         let scope = reach.scope(named.or(group_tenant));
+        let (d, reversed) = direction(paging.order, &paging.cursor);
         let at = match &paging.cursor {
             Cursor::First => None,
             Cursor::After(id) | Cursor::Before(id) => {
                 let uid = id.strip_prefix("directory_user_").unwrap_or(id);
-                Some(
-                    members::by_user_id(c, scope, uid)?
-                        .ok_or_else(|| {
-                            Error::Invalid(format!("no directory user {id:?} to page from"))
-                        })?
-                        .pk,
-                )
+                Some(match members::by_user_id(c, scope, uid)? {
+                    Some(m) => m.pk,
+                    None => stood_at(members::pk_after_user_id(c, scope, uid)?, d),
+                })
             }
         };
-        let (d, reversed) = direction(paging.order, &paging.cursor);
         let rows = members::linked_page(c, scope, group_id.as_deref(), at, d, paging.limit + 1)?;
         let id =
             |m: &MemberRow| format!("directory_user_{}", m.user_id.clone().unwrap_or_default());
@@ -426,20 +436,17 @@ pub async fn groups(
             .transpose()?;
         let user_id = user.map(|u| u.strip_prefix("directory_user_").unwrap_or(&u).to_string());
         let scope = reach.scope(named);
+        let (d, reversed) = direction(paging.order, &paging.cursor);
         let at = match &paging.cursor {
             Cursor::First => None,
             Cursor::After(id) | Cursor::Before(id) => {
                 let gid = id.strip_prefix("directory_group_").unwrap_or(id);
-                Some(
-                    groups::listed(c, scope, gid)?
-                        .ok_or_else(|| {
-                            Error::Invalid(format!("no directory group {id:?} to page from"))
-                        })?
-                        .pk,
-                )
+                Some(match groups::listed(c, scope, gid)? {
+                    Some(g) => g.pk,
+                    None => stood_at(groups::pk_after_id(c, scope, gid)?, d),
+                })
             }
         };
-        let (d, reversed) = direction(paging.order, &paging.cursor);
         let rows = groups::listed_page(c, scope, user_id.as_deref(), at, d, paging.limit + 1)?;
         let id = |g: &ListedGroup| format!("directory_group_{}", g.id);
         page_of(rows, &paging, reversed, id, |g| {
