@@ -34,6 +34,14 @@ async fn all_tenants_key(s: &TestServer, name: &str) -> String {
         .secret
 }
 
+/// Sets what the default tenant does when the IdP deletes a user.
+fn on_delete(s: &TestServer, policy: scimd::model::DeletePolicy) {
+    let conn = s.db.conn().unwrap();
+    let mut settings = scimd::db::settings::get(&conn, 1).unwrap();
+    settings.on_delete = policy;
+    scimd::db::settings::save(&conn, 1, &settings).unwrap();
+}
+
 /// Where each SDK is, or why it is not.
 fn python() -> Option<String> {
     let candidates = [
@@ -431,12 +439,7 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
         (DeletePolicy::Archive, "kept@example.com"),
         (DeletePolicy::Delete, "gone@example.com"),
     ] {
-        {
-            let conn = s.db.conn().unwrap();
-            let mut settings = scimd::db::settings::get(&conn, 1).unwrap();
-            settings.on_delete = policy;
-            scimd::db::settings::save(&conn, 1, &settings).unwrap();
-        }
+        on_delete(&s, policy);
         let external = format!("ext-{email}");
         let r = s
             .post(
@@ -511,12 +514,7 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
 async fn a_walk_goes_on_past_a_cursor_whose_object_was_deleted() {
     use scimd::model::DeletePolicy;
     let s = TestServer::start().await;
-    {
-        let conn = s.db.conn().unwrap();
-        let mut settings = scimd::db::settings::get(&conn, 1).unwrap();
-        settings.on_delete = DeletePolicy::Delete;
-        scimd::db::settings::save(&conn, 1, &settings).unwrap();
-    }
+    on_delete(&s, DeletePolicy::Delete);
     let mut ids = Vec::new();
     for i in 0..6 {
         ids.push(s.create_user(&format!("gone{i}@example.com")).await);
