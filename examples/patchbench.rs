@@ -104,7 +104,7 @@ async fn run(reps: usize) -> Result<(), BoxError> {
         for _ in 0..reps {
             let mut data = scimd::fuzzing::sample_user();
             let start = Instant::now();
-            patch::apply(&USER_RESOURCE, "u", &mut data, &ops)?;
+            patch::apply(&USER_RESOURCE, &mut data, &ops)?;
             times.push(start.elapsed());
         }
         report(name, &times);

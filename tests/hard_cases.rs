@@ -521,15 +521,24 @@ async fn hc06_okta_pathless_group_replace_with_id() {
         .await;
     assert_eq!(ids(&r.json), vec![gid.clone()]);
 
-    // Decision: an `id` that names another resource cannot be applied (the id is
-    // read-only) nor silently dropped (the client meant some other group): 400 mutability.
-    s.patch(
-        &path,
-        &patch_op(json!([{"op":"replace","value":{"id":"abf4dd94-a4c0-4f67-89c9-76b03340cb9b","displayName":"X"}}])),
-    )
-    .await
-    .assert_error(400, Some("mutability"));
-    assert_eq!(s.get(&path).await.json["displayName"], "Renamed SCIMv2");
+    // Another `id` in the value (a replayed or copied body) is ignored like any read-only
+    // value (RFC 7644 §3.5.1), never a 400: the rename applies and the id stays.
+    let r = s
+        .patch(
+            &path,
+            &patch_op(json!([{"op":"replace","value":{"id":"abf4dd94-a4c0-4f67-89c9-76b03340cb9b","displayName":"X"}}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let after = s.get(&path).await;
+    assert_eq!(
+        (
+            after.json["id"].as_str(),
+            after.json["displayName"].as_str()
+        ),
+        (Some(gid.as_str()), Some("X"))
+    );
+    assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u2]));
 }
 
 // --- 7 ----------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ pub async fn patch(
         Write::Patch,
         move |tx, actor, row: GroupRow| {
             let mut data = row.data.clone();
-            let outcome = patch::apply(&GROUP_RESOURCE, &row.id, &mut data, &ops)?;
+            let outcome = patch::apply(&GROUP_RESOURCE, &mut data, &ops)?;
             let mut change = GroupChange {
                 renamed_from: renamed_from(&row.data, &data),
                 ..Default::default()

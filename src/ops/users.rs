@@ -171,7 +171,7 @@ pub async fn patch(
         Write::Patch,
         move |tx, actor, row: UserRow| {
             let mut data = row.data.clone();
-            let outcome = patch::apply(&USER_RESOURCE, &row.id, &mut data, &ops)?;
+            let outcome = patch::apply(&USER_RESOURCE, &mut data, &ops)?;
             let row = if outcome.data_changed {
                 let row = users::replace(tx, tenant_id, &row, data)?;
                 reconcile::user_written(tx, actor, tenant_id, &row)?;

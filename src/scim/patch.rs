@@ -13,12 +13,17 @@
 //!   Entra's dotted and URN-qualified keys (`name.givenName`,
 //!   `urn:…:enterprise:2.0:User:employeeNumber`) land where they belong and never become
 //!   literal keys. Read-only attributes in such a value are ignored like in a PUT
-//!   (RFC 7644 §3.5.1), except `id`, which must equal the resource's id (Okta's group
-//!   rename echoes it); an explicit `path` to a read-only attribute is `mutability`.
+//!   (RFC 7644 §3.5.1), `id` included (Okta's group rename echoes it; it never changes); an
+//!   explicit `path` to a read-only attribute is `mutability`.
 //! - `add`/`replace` through a value filter that matches nothing creates exactly one element
 //!   from the filter's `eq` conditions plus the value (Entra's
 //!   `emails[type eq "work"].value`), where the RFC would answer `noTarget` for `replace`. A
-//!   filter that is not a conjunction of `eq` cannot describe an element and stays `noTarget`.
+//!   filter that is not a conjunction of `eq` cannot describe an element and stays `noTarget`,
+//!   and so does a write that would leave the new element without a `value` (or, for
+//!   `addresses`, without anything beyond `type`/`primary`/`display`):
+//!   `emails[type eq "other"].primary` matching nothing does not invent an email.
+//! - `primary: true` through an unfiltered path (`emails.primary`) on a list of several is
+//!   `invalidValue`: it names every element, and only one may be primary.
 //! - `remove` through a value filter that matches nothing is `noTarget` on a multi-valued
 //!   attribute (RFC 7644 Table 9) but a no-op on a single-valued one, because Entra removes
 //!   `manager[value eq "id"]` whether or not that manager is still set.
@@ -233,20 +238,18 @@ pub struct Outcome {
     pub data_changed: bool,
 }
 
-/// Applies `ops` in order to `data`, the canonical data of resource `id` of type `rt`.
+/// Applies `ops` in order to `data`, the canonical data of a resource of type `rt`.
 ///
 /// All or nothing: the operations run on a copy that replaces `data` only when every one
 /// of them succeeded, so on error `data` is untouched and no [`MemberOp`] is returned.
 pub fn apply(
     rt: &'static ResourceType,
-    id: &str,
     data: &mut Map<String, Value>,
     ops: &[Operation],
 ) -> Result<Outcome, ScimError> {
     let mut work = data.clone();
     let mut patcher = Patcher {
         rt,
-        id,
         data: &mut work,
         members: Vec::new(),
         appended: None,
@@ -266,8 +269,6 @@ pub fn apply(
 /// The state of one `apply` call.
 struct Patcher<'a> {
     rt: &'static ResourceType,
-    /// The resource's id, which a pathless value may echo (Okta).
-    id: &'a str,
     data: &'a mut Map<String, Value>,
     members: Vec<MemberOp>,
     /// The elements of the attribute the previous operation appended to, by identity, so
@@ -460,7 +461,7 @@ impl Patcher<'_> {
         }
         let shown = p.display();
         match p.attr.mutability {
-            Mutability::ReadOnly => return self.read_only(&p, value, origin),
+            Mutability::ReadOnly => return Self::read_only(&p, origin),
             Mutability::WriteOnly => {
                 // `password`: validated so a client learns of a malformed value, never kept.
                 if op != Op::Remove {
@@ -491,23 +492,15 @@ impl Patcher<'_> {
     }
 
     /// A read-only target (`id`, `meta`, `groups`): an error when named by `path`, ignored
-    /// in a value object unless it contradicts the resource's `id`.
-    fn read_only(
-        &self,
-        p: &AttrPath,
-        value: Option<Value>,
-        origin: Origin,
-    ) -> Result<(), ScimError> {
-        let shown = p.display();
-        let echoes_id =
-            p.attr.name == "id" && value.as_ref().and_then(Value::as_str) == Some(self.id);
+    /// in a value object, as in a PUT (RFC 7644 §3.5.1). Okta's group rename echoes the
+    /// `id`; a replayed or copied body may carry another one, which changes nothing either.
+    fn read_only(p: &AttrPath, origin: Origin) -> Result<(), ScimError> {
         match origin {
-            Origin::ValueKey if p.attr.name != "id" || echoes_id => Ok(()),
-            Origin::ValueKey => Err(ScimError::mutability(format!(
-                "\"id\" is read-only and cannot be changed from \"{}\"",
-                self.id
+            Origin::ValueKey => Ok(()),
+            Origin::Path => Err(ScimError::mutability(format!(
+                "\"{}\" is read-only",
+                p.display()
             ))),
-            Origin::Path => Err(ScimError::mutability(format!("\"{shown}\" is read-only"))),
         }
     }
 
@@ -553,8 +546,21 @@ impl Patcher<'_> {
             (Some(sub), true) => {
                 // `emails.value` without a filter: every element, or a first one.
                 let mut elements = self.take_elements(p);
+                if sub.name == "primary" && elements.len() > 1 && value_is_true(&value) {
+                    return Err(ScimError::invalid_value(format!(
+                        "\"{shown}\" names every value of \"{}\", and only one may be primary; \
+                         pick one with a filter, e.g. {}[value eq \"…\"].primary",
+                        attr.name, attr.name
+                    )));
+                }
                 if elements.is_empty() {
-                    elements.push(Value::Object(Map::new()));
+                    let mut element = Value::Object(Map::new());
+                    write_sub(&mut element, sub, value, shown)?;
+                    if is_assigned(&element) && !stands_alone(attr, &element) {
+                        return Err(no_element(attr, shown));
+                    }
+                    self.put_elements(p, vec![element]);
+                    return Ok(());
                 }
                 for element in &mut elements {
                     write_sub(element, sub, value.clone(), shown)?;
@@ -679,6 +685,9 @@ impl Patcher<'_> {
                     Some(fields) => merge_fields(&mut element, attr, fields, shown)?,
                     None => element = Value::Null,
                 },
+            }
+            if is_assigned(&element) && !stands_alone(attr, &element) {
+                return Err(no_element(attr, shown));
             }
             if !attr.multi_valued {
                 elements.clear();
@@ -870,6 +879,38 @@ impl Patcher<'_> {
 
 fn required(shown: &str) -> ScimError {
     ScimError::mutability(format!("\"{shown}\" is required and cannot be removed"))
+}
+
+/// Whether an element the server creates (a value filter that matched nothing, or a
+/// sub-attribute path into an empty list) holds something of its own: a `value` where the
+/// attribute has one, else a field beyond `type`, `primary` and `display`. Without this,
+/// `emails[type eq "other"].primary` would create an email with no address.
+fn stands_alone(attr: &'static Attribute, element: &Value) -> bool {
+    let Value::Object(fields) = element else {
+        return true;
+    };
+    if attr.sub("value").is_some() {
+        return fields.get("value").is_some_and(|v| !v.is_null());
+    }
+    fields
+        .keys()
+        .any(|k| !matches!(k.as_str(), "type" | "primary" | "display"))
+}
+
+/// `noTarget` for a write that matched no element and cannot make one (RFC 7644 §3.5.2.3).
+fn no_element(attr: &'static Attribute, shown: &str) -> ScimError {
+    ScimError::no_target(format!(
+        "no value of \"{}\" matches \"{shown}\", and what it sets cannot stand as a new one",
+        attr.name
+    ))
+}
+
+fn value_is_true(value: &Value) -> bool {
+    match value {
+        Value::Bool(b) => *b,
+        Value::String(s) => s.eq_ignore_ascii_case("true"),
+        _ => false,
+    }
 }
 
 /// Whether a stored element still carries information. A complex value whose `value`

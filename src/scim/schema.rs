@@ -797,7 +797,10 @@ pub static GROUP: Schema = Schema {
     name: "Group",
     description: "Group",
     attributes: &[
-        attr("displayName", Str, "A human-readable name for the Group.").required(),
+        // Unique within a tenant, case-insensitively: Entra requires it (idp-behaviour.md §11).
+        attr("displayName", Str, "A human-readable name for the Group.")
+            .required()
+            .unique(Uniqueness::Server),
         attr("members", Complex, "A list of members of the Group.")
             .multi()
             .subs(&[

@@ -34,12 +34,7 @@ fn object(v: Value) -> Map<String, Value> {
 }
 
 /// Applies a full PatchOp body (or a bare array of operations) to `data`.
-fn run(
-    rt: &'static ResourceType,
-    id: &str,
-    data: Value,
-    body: Value,
-) -> Result<(Value, Outcome), ScimError> {
+fn run(rt: &'static ResourceType, data: Value, body: Value) -> Result<(Value, Outcome), ScimError> {
     let body = match body {
         Value::Array(ops) => {
             json!({"schemas": [crate::scim::schema::PATCH_OP_URN], "Operations": ops})
@@ -48,12 +43,12 @@ fn run(
     };
     let ops = parse(body)?;
     let mut data = object(data);
-    let outcome = apply(rt, id, &mut data, &ops)?;
+    let outcome = apply(rt, &mut data, &ops)?;
     Ok((Value::Object(data), outcome))
 }
 
 fn patch_user(data: Value, body: Value) -> Value {
-    match run(&USER_RESOURCE, USER_ID, data, body.clone()) {
+    match run(&USER_RESOURCE, data, body.clone()) {
         Ok((data, outcome)) => {
             assert!(outcome.members.is_empty());
             data
@@ -63,7 +58,7 @@ fn patch_user(data: Value, body: Value) -> Value {
 }
 
 fn patch_group(data: Value, body: Value) -> (Value, Vec<MemberOp>) {
-    match run(&GROUP_RESOURCE, GROUP_ID, data, body.clone()) {
+    match run(&GROUP_RESOURCE, data, body.clone()) {
         Ok((data, outcome)) => (data, outcome.members),
         Err(e) => panic!("{body}: {e}"),
     }
@@ -71,7 +66,7 @@ fn patch_group(data: Value, body: Value) -> (Value, Vec<MemberOp>) {
 
 /// The `scimType` of the error a user PATCH fails with.
 fn user_error(data: Value, body: Value) -> &'static str {
-    match run(&USER_RESOURCE, USER_ID, data, body.clone()) {
+    match run(&USER_RESOURCE, data, body.clone()) {
         Ok((data, _)) => panic!("{body} succeeded: {data}"),
         Err(e) => {
             assert_eq!(e.status, 400, "{body}");
@@ -81,7 +76,7 @@ fn user_error(data: Value, body: Value) -> &'static str {
 }
 
 fn group_error(body: Value) -> &'static str {
-    match run(&GROUP_RESOURCE, GROUP_ID, group(), body.clone()) {
+    match run(&GROUP_RESOURCE, group(), body.clone()) {
         Ok((data, outcome)) => panic!("{body} succeeded: {data} {:?}", outcome.members),
         Err(e) => e.scim_type.expect("a scimType").as_str(),
     }
@@ -263,7 +258,7 @@ fn add_of_an_existing_email_does_not_duplicate_it() {
         data = patch_user(data, body.clone());
     }
     assert_eq!(data["emails"], alice()["emails"]);
-    let (_, outcome) = run(&USER_RESOURCE, USER_ID, alice(), body).unwrap();
+    let (_, outcome) = run(&USER_RESOURCE, alice(), body).unwrap();
     assert!(
         !outcome.data_changed,
         "an add of a value already present changes nothing"
@@ -296,6 +291,85 @@ fn add_through_a_filter_with_no_match_creates_exactly_one_element() {
     );
     let data = patch_user(data, body);
     assert_eq!(data["addresses"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_write_that_cannot_stand_as_a_new_element_is_no_target() {
+    // RFC 7644 §3.5.2.3: a filter that matches nothing is noTarget; the server creates the
+    // element only when the write gives it a value of its own (Entra's `.value`).
+    for path in [
+        "emails[type eq \"other\"].primary",
+        "emails[type eq \"other\"].display",
+        "phoneNumbers[type eq \"fax\"].type",
+        "addresses[type eq \"home\"].primary",
+    ] {
+        for op in ["add", "replace"] {
+            let value = if path.ends_with("primary") {
+                json!(true)
+            } else {
+                json!("x")
+            };
+            let body = json!([{"op": op, "path": path, "value": value}]);
+            assert_eq!(user_error(alice(), body), "noTarget", "{op} {path}");
+        }
+    }
+    // A whole element without a value is no element either.
+    assert_eq!(
+        user_error(
+            alice(),
+            json!([{"op": "replace", "path": "emails[type eq \"other\"]", "value": {"primary": true}}])
+        ),
+        "noTarget"
+    );
+    // A sub-attribute path into an empty list is held to the same rule.
+    assert_eq!(
+        user_error(
+            json!({"userName": "bob"}),
+            json!([{"op": "replace", "path": "emails.primary", "value": true}])
+        ),
+        "noTarget"
+    );
+    let data = patch_user(
+        json!({"userName": "bob"}),
+        json!([{"op": "replace", "path": "emails.value", "value": "bob@example.com"}]),
+    );
+    assert_eq!(data["emails"], json!([{"value": "bob@example.com"}]));
+    // Clearing what is not there stays a no-op, and a matched element takes any write.
+    let data = patch_user(
+        alice(),
+        json!([
+            {"op": "replace", "path": "emails[type eq \"other\"].value", "value": ""},
+            {"op": "replace", "path": "emails[type eq \"home\"].display", "value": "Home"},
+        ]),
+    );
+    assert_eq!(data["emails"][1]["display"], "Home");
+    assert_eq!(data["emails"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn primary_through_an_unfiltered_path_needs_a_single_element() {
+    // `emails.primary` names both of Alice's emails, and only one may be primary.
+    assert_eq!(
+        user_error(
+            alice(),
+            json!([{"op": "replace", "path": "emails.primary", "value": "True"}])
+        ),
+        "invalidValue"
+    );
+    // Clearing it on every element is fine, and so is one element.
+    let data = patch_user(
+        alice(),
+        json!([{"op": "replace", "path": "emails.primary", "value": false}]),
+    );
+    assert_eq!(data["emails"][0]["primary"], false);
+    let data = patch_user(
+        json!({"userName": "bob", "emails": [{"value": "b@example.com"}]}),
+        json!([{"op": "replace", "path": "emails.primary", "value": true}]),
+    );
+    assert_eq!(
+        data["emails"],
+        json!([{"value": "b@example.com", "primary": true}])
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -533,8 +607,6 @@ fn read_only_targets_are_mutability_errors() {
         json!({"op": "add", "path": "groups", "value": [{"value": "g1"}]}),
         json!({"op": "replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.displayName", "value": "Boss"}),
         json!({"op": "replace", "path": "schemas", "value": ["urn:x"]}),
-        // A pathless value may echo the id but not change it.
-        json!({"op": "replace", "value": {"id": "another-id", "displayName": "x"}}),
     ];
     for op in cases {
         assert_eq!(
@@ -648,7 +720,7 @@ fn a_failing_operation_applies_nothing() {
     ]}))
     .unwrap();
     let mut data = object(alice());
-    let err = apply(&USER_RESOURCE, USER_ID, &mut data, &ops).unwrap_err();
+    let err = apply(&USER_RESOURCE, &mut data, &ops).unwrap_err();
     assert_eq!(err.scim_type, Some(crate::scim::ScimType::Mutability));
     assert!(err.detail.starts_with("Operations[1]:"), "{}", err.detail);
     assert_eq!(Value::Object(data), alice());
@@ -659,7 +731,7 @@ fn a_failing_operation_applies_nothing() {
     ]}))
     .unwrap();
     let mut data = object(group());
-    assert!(apply(&GROUP_RESOURCE, GROUP_ID, &mut data, &ops).is_err());
+    assert!(apply(&GROUP_RESOURCE, &mut data, &ops).is_err());
     assert_eq!(Value::Object(data), group());
 }
 
@@ -801,7 +873,7 @@ fn repeated_active_true_patches_are_idempotent() {
     let body = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"Replace","path":"active","value":"True"}]});
     let mut data = alice();
     for _ in 0..3 {
-        let (after, outcome) = run(&USER_RESOURCE, USER_ID, data.clone(), body.clone()).unwrap();
+        let (after, outcome) = run(&USER_RESOURCE, data.clone(), body.clone()).unwrap();
         assert!(!outcome.data_changed);
         assert_eq!(after, data);
         data = after;
@@ -1056,13 +1128,15 @@ fn okta_pathless_group_replace_with_id_leaves_members_alone() {
         json!([{"op": "replace", "path": "members", "value": null}]),
     );
     assert_eq!(members, [MemberOp::Clear]);
-    // A different id is refused.
-    assert_eq!(
-        group_error(
-            json!([{"op": "replace", "value": {"id": "not-this-group", "displayName": "x"}}])
-        ),
-        "mutability"
+    // Another id is ignored like any read-only value (RFC 7644 §3.5.1): the rename applies
+    // and the id stays, since the id is not part of the data.
+    let (data, members) = patch_group(
+        group(),
+        json!([{"op": "replace", "value": {"id": "not-this-group", "displayName": "Renamed"}}]),
     );
+    assert_eq!(data["displayName"], "Renamed");
+    assert!(data.get("id").is_none());
+    assert!(members.is_empty());
 }
 
 #[test]
