@@ -314,6 +314,94 @@ async fn etags_guard_writes_and_save_reads() {
     assert_eq!(r.status, 204);
 }
 
+/// What a GET shows moves the ETag, even when the change came through another resource: a
+/// user's `groups`, a group member's `display` when the IdP sent none. A client holding the
+/// old ETag must never get 304 for a representation that changed.
+#[tokio::test]
+async fn etags_move_with_what_a_get_shows() {
+    let s = TestServer::start().await;
+    let uid = s.create_user("ann@example.com").await;
+    let user = format!("/scim/v2/Users/{uid}");
+    let g = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": [GROUP_URN], "displayName": "Eng"}),
+        )
+        .await;
+    let gid = g.json["id"].as_str().unwrap().to_string();
+    let group = format!("/scim/v2/Groups/{gid}");
+    let auth = format!("Bearer {}", s.token);
+    let etag = |r: &common::Resp| r.header("etag").unwrap().to_string();
+    // 200 with the new representation, where the old ETag would have given 304.
+    let changed = async |path: &str, old: &str| {
+        let r = s
+            .raw(
+                Method::GET,
+                path,
+                &[("authorization", &auth), ("if-none-match", old)],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{path} kept its ETag {old}");
+        assert_eq!(r.json["meta"]["version"], etag(&r).as_str());
+        r
+    };
+    let patch = |ops: Value| json!({"schemas": [PATCH_URN], "Operations": ops});
+
+    let before = etag(&s.get(&user).await);
+    let r = s
+        .patch(
+            &group,
+            &patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = changed(&user, &before).await;
+    assert_eq!(r.json["groups"][0]["display"], "Eng");
+
+    // The user's rename shows in the group, which got no display from the IdP.
+    let before = etag(&s.get(&group).await);
+    let r = s
+        .patch(
+            &user,
+            &patch(json!([{"op": "replace", "path": "displayName", "value": "Ann A."}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = changed(&group, &before).await;
+    assert_eq!(r.json["members"][0]["display"], "Ann A.");
+
+    // The group's rename shows in the user.
+    let before = etag(&s.get(&user).await);
+    let r = s
+        .patch(
+            &group,
+            &patch(json!([{"op": "replace", "path": "displayName", "value": "Engineering"}])),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = changed(&user, &before).await;
+    assert_eq!(r.json["groups"][0]["display"], "Engineering");
+
+    // Leaving, and the group's deletion, too.
+    for step in [
+        patch(json!([{"op": "remove", "path": format!("members[value eq \"{uid}\"]")}])),
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": uid}]}])),
+    ] {
+        let before = etag(&s.get(&user).await);
+        assert!(s.patch(&group, &step).await.status.is_success());
+        changed(&user, &before).await;
+    }
+    let before = etag(&s.get(&user).await);
+    assert_eq!(s.delete(&group).await.status, 204);
+    let r = changed(&user, &before).await;
+    assert!(
+        r.json.get("groups").is_none_or(|g| g == &json!([])),
+        "{}",
+        r.json
+    );
+}
+
 #[tokio::test]
 async fn bad_requests_get_precise_scim_errors() {
     let s = TestServer::start_with(scimd::config::HttpConfig {
@@ -615,6 +703,10 @@ async fn discovery_is_public_complete_and_read_only() {
     let user = get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").await;
     assert_eq!(user.json["attributes"][0]["name"], "userName");
     assert_eq!(user.json["attributes"][0]["uniqueness"], "server");
+    // A second group with the same displayName gets 409, and the schema says so.
+    let group = get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").await;
+    assert_eq!(group.json["attributes"][0]["name"], "displayName");
+    assert_eq!(group.json["attributes"][0]["uniqueness"], "server");
     get("/scim/v2/Schemas/urn:nope")
         .await
         .assert_error(404, None);

@@ -220,6 +220,17 @@ pub fn update(
     if renamed && let Some(other) = named(conn, row_tenant(conn, row.pk)?, name, row.pk)? {
         return Err(name_conflict(name, Some(&other)));
     }
+    if name != display_name(&row.data) {
+        // Every member user lists this group by name, and a group holding this one without
+        // a display the IdP sent shows it by name: their ETags must move.
+        super::users::regrouped_members(conn, row.pk)?;
+        conn.prepare_cached(
+            "UPDATE groups SET version = version + 1
+             WHERE pk IN (SELECT group_pk FROM group_members
+                          WHERE member_group_pk = ?1 AND display IS NULL)",
+        )?
+        .execute([row.pk])?;
+    }
     let external_id = data.get("externalId").and_then(Value::as_str);
     let external_id_changed = external_id != row.data.get("externalId").and_then(Value::as_str);
     // A new name is an ordinary one (name_clash 0), held to the unique index like any.
@@ -249,12 +260,21 @@ pub fn update(
 
 /// Deletes group `id` (its memberships go with it; the member users stay).
 pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError> {
-    let n = conn
-        .prepare_cached("DELETE FROM groups WHERE tenant_id = ?1 AND id = ?2")?
-        .execute(params![tenant_id, id])?;
-    if n == 0 {
-        return Err(DbError::NotFound);
-    }
+    let pk: i64 = conn
+        .prepare_cached("SELECT pk FROM groups WHERE tenant_id = ?1 AND id = ?2")?
+        .query_row(params![tenant_id, id], |r| r.get(0))
+        .optional()?
+        .ok_or(DbError::NotFound)?;
+    // Its member users lose it from their `groups`, the groups holding it lose a member:
+    // their ETags must move.
+    super::users::regrouped_members(conn, pk)?;
+    conn.prepare_cached(
+        "UPDATE groups SET version = version + 1, last_modified = ?2
+         WHERE pk IN (SELECT group_pk FROM group_members WHERE member_group_pk = ?1)",
+    )?
+    .execute(params![pk, datetime::now()])?;
+    conn.prepare_cached("DELETE FROM groups WHERE pk = ?1")?
+        .execute([pk])?;
     Ok(())
 }
 
@@ -337,9 +357,8 @@ pub fn add_members(
             MemberKind::Group => (None, Some(m.pk)),
         };
         if stmt.execute(params![group_pk, user, group, m.display])? > 0 {
-            // The IdP putting a seed in a group is its first write to it: adopt it.
             if m.kind == MemberKind::User {
-                super::users::adopt(conn, m.pk)?;
+                super::users::regrouped(conn, m.pk)?;
             }
             added.push(m.clone());
         }
@@ -390,6 +409,9 @@ pub fn remove_members(
             if let Some(pk) = pk
                 && conn.prepare_cached(delete)?.execute([group_pk, pk])? > 0
             {
+                if kind == MemberKind::User {
+                    super::users::regrouped(conn, pk)?;
+                }
                 removed.push((kind, pk));
             }
         }
@@ -399,6 +421,7 @@ pub fn remove_members(
 
 /// Removes every member, returning who was removed.
 pub fn clear_members(conn: &Connection, group_pk: i64) -> Result<Vec<Removed>, DbError> {
+    super::users::regrouped_members(conn, group_pk)?;
     let mut stmt = conn.prepare_cached(
         "DELETE FROM group_members WHERE group_pk = ?1 RETURNING member_user_pk, member_group_pk",
     )?;

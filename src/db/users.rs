@@ -237,12 +237,25 @@ fn named(
         .optional()?)
 }
 
-/// Makes a seed an IdP user (its first write by the IdP); `true` if it was a seed.
-pub fn adopt(conn: &Connection, pk: i64) -> Result<bool, DbError> {
-    Ok(conn
-        .prepare_cached("UPDATE users SET origin = 'idp' WHERE pk = ?1 AND origin = 'seed'")?
-        .execute([pk])?
-        == 1)
+/// The user joined or left a group. Its `groups` are part of what a GET shows, so its
+/// version (and ETag) moves; `meta.lastModified` stays, as the user's own attributes did
+/// not change. A seed the IdP puts in a group is the IdP's from then on.
+pub fn regrouped(conn: &Connection, pk: i64) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE users SET version = version + 1, origin = 'idp' WHERE pk = ?1")?
+        .execute([pk])?;
+    Ok(())
+}
+
+/// [`regrouped`] for every user member of group `group_pk`, before the group is renamed,
+/// emptied or deleted. One pass over the group's membership index.
+pub fn regrouped_members(conn: &Connection, group_pk: i64) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE users SET version = version + 1, origin = 'idp'
+         WHERE pk IN (SELECT member_user_pk FROM group_members
+                      WHERE group_pk = ?1 AND member_user_pk IS NOT NULL)",
+    )?
+    .execute([group_pk])?;
+    Ok(())
 }
 
 fn insert(
@@ -357,6 +370,16 @@ fn store(
         .set("origin", origin.to_string())
         .update(conn, "users", row.pk)
         .map_err(user_name_violation(c.user_name))?;
+    // A member shown without the display its IdP sent is shown by this user's name: the
+    // groups showing it so change too, and their ETags must move.
+    if c.display_name != was.display_name || (c.display_name.is_none() && renamed) {
+        conn.prepare_cached(
+            "UPDATE groups SET version = version + 1
+             WHERE pk IN (SELECT group_pk FROM group_members
+                          WHERE member_user_pk = ?1 AND display IS NULL)",
+        )?
+        .execute([row.pk])?;
+    }
     // Rewriting the emails costs three b-trees a row: only when they changed.
     if emails_of(&data) != emails_of(&row.data) {
         conn.prepare_cached("DELETE FROM user_emails WHERE user_pk = ?1")?
