@@ -299,6 +299,49 @@ async fn deliveries_are_signed_and_carry_the_feeds_event_object() {
     delivery.stop().await;
 }
 
+/// A receiver behind basic auth is configured by its URL: the credentials go out as an
+/// `Authorization` header, never in the request line, and no page, log line or audit
+/// entry shows the password.
+#[tokio::test]
+async fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
+    let server = TestServer::start().await;
+    let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
+    let (rx, addr) = Receiver::start().await;
+    let hook = ops::webhooks::add(
+        &server.db,
+        &Actor::cli(),
+        default_tenant(&server.db),
+        format!("http://hook:s3cr%40t@{addr}/hook"),
+        Vec::new(),
+        ops::webhooks::Format::Standard,
+    )
+    .await
+    .unwrap();
+    server.create_user("ada@example.com").await;
+    eventually(10, "the user's event", || !rx.accepted().is_empty()).await;
+    let c = &rx.all()[0];
+    // base64("hook:s3cr@t")
+    assert_eq!(c.header("authorization"), "Basic aG9vazpzM2NyQHQ=");
+    assert_eq!(c.header("host"), addr.to_string());
+    assert!(verifies(c, &hook.secret));
+
+    let audit = db::audit::list(&server.db.conn().unwrap(), &db::audit::Filter::default()).unwrap();
+    let created = audit
+        .iter()
+        .find(|r| r.entry.action.as_str() == "webhook.created")
+        .expect("audited");
+    assert_eq!(
+        created.entry.detail.as_ref().unwrap()["url"],
+        format!("http://hook:****@{addr}/hook")
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|r| !format!("{:?}", r.entry).contains("s3cr"))
+    );
+    delivery.stop().await;
+}
+
 #[tokio::test]
 async fn every_event_arrives_once_and_in_order_through_an_outage() {
     let server = TestServer::start().await;

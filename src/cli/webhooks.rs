@@ -96,7 +96,9 @@ pub fn run(db: &Db, cmd: WebhookCommand) -> CliResult {
                 writeln!(
                     out,
                     "{}\t{slug}\t{}\t{types}\t{state}\t{}",
-                    e.id, e.url, e.cursor
+                    e.id,
+                    crate::auth::webhooks::shown_url(&e.url),
+                    e.cursor
                 )?;
             }
         }

@@ -36,7 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::metrics::Metrics;
-use crate::auth::webhooks::forbidden_ip;
+use crate::auth::webhooks::{forbidden_ip, shown_url, split_credentials};
 use crate::db::Db;
 use crate::ops::webhooks::{self as ops, Batch, Message, Next, Reported, Sent, Target};
 
@@ -155,7 +155,8 @@ impl Sender {
         m: &Message,
         at: OffsetDateTime,
     ) -> Result<(u16, Option<Duration>, String), String> {
-        let uri: hyper::Uri = target.url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        let (url, basic) = split_credentials(&target.url);
+        let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
         // A literal address never reaches the resolver: check it here.
         let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
         if let Ok(ip) = host.parse()
@@ -169,6 +170,9 @@ impl Sender {
                 header::USER_AGENT,
                 concat!("scimd/", env!("CARGO_PKG_VERSION")),
             );
+        if let Some(basic) = basic {
+            req = req.header(header::AUTHORIZATION, basic);
+        }
         for (name, value) in target.headers(m, at) {
             req = req.header(name, value);
         }
@@ -363,7 +367,7 @@ async fn deliver(
     }
     match ops::report(db, &batch, sent, schedule).await {
         Ok(Reported::Disabled(reason)) => {
-            tracing::warn!(webhook = id, url = %batch.target.url, %reason, "webhook endpoint disabled");
+            tracing::warn!(webhook = id, url = %shown_url(&batch.target.url), %reason, "webhook endpoint disabled");
         }
         Ok(_) => {}
         Err(e) => {

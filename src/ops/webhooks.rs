@@ -92,7 +92,7 @@ pub async fn add(
             AuditAction::WebhookCreated,
             target(id),
         )
-        .with_detail(json!({"url": url, "types": types, "format": format, "from_seq": last + 1}));
+        .with_detail(json!({"url": signing::shown_url(&url), "types": types, "format": format, "from_seq": last + 1}));
         audit::append(tx, &entry)?;
         Ok(Created { id, secret })
     })
@@ -152,7 +152,7 @@ pub async fn remove(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) -> 
         AuditAction::WebhookRemoved,
         |tx, e| {
             webhooks::delete(tx, e.id)?;
-            Ok(((), json!({"url": e.url})))
+            Ok(((), json!({"url": signing::shown_url(&e.url)})))
         },
     )
     .await
@@ -169,7 +169,10 @@ pub async fn enable(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) -> 
         AuditAction::WebhookEnabled,
         |tx, e| {
             webhooks::enable(tx, e.id)?;
-            Ok(((), json!({"url": e.url, "from_seq": e.cursor + 1})))
+            Ok((
+                (),
+                json!({"url": signing::shown_url(&e.url), "from_seq": e.cursor + 1}),
+            ))
         },
     )
     .await
@@ -185,7 +188,10 @@ pub async fn disable(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) ->
         AuditAction::WebhookDisabled,
         |tx, e| {
             webhooks::disable(tx, e.id, "disabled by an admin")?;
-            Ok(((), json!({"url": e.url, "reason": "disabled by an admin"})))
+            Ok((
+                (),
+                json!({"url": signing::shown_url(&e.url), "reason": "disabled by an admin"}),
+            ))
         },
     )
     .await
@@ -211,7 +217,10 @@ pub async fn replay(
                 return Err(Error::NoSuchEvent(from_seq));
             }
             webhooks::rewind(tx, e.id, from_seq - 1)?;
-            Ok(((), json!({"url": e.url, "from_seq": from_seq})))
+            Ok((
+                (),
+                json!({"url": signing::shown_url(&e.url), "from_seq": from_seq}),
+            ))
         },
     )
     .await
@@ -258,7 +267,7 @@ pub async fn rotate_secret(
             let now = OffsetDateTime::now_utc();
             let until = datetime::format(if overlap { now + ROTATION_OVERLAP } else { now });
             webhooks::rotate(tx, e.id, &secret, &until)?;
-            let detail = json!({"url": e.url, "previous_valid_until": until});
+            let detail = json!({"url": signing::shown_url(&e.url), "previous_valid_until": until});
             Ok((Rotated { secret, overlap }, detail))
         },
     )
@@ -278,7 +287,7 @@ impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Target")
             .field("endpoint_id", &self.endpoint_id)
-            .field("url", &self.url)
+            .field("url", &signing::shown_url(&self.url))
             .finish_non_exhaustive()
     }
 }
@@ -555,7 +564,7 @@ pub async fn report(
                 AuditAction::WebhookDisabled,
                 target(id),
             )
-            .with_detail(json!({"url": e.url, "reason": reason, "seq": seq}));
+            .with_detail(json!({"url": signing::shown_url(&e.url), "reason": reason, "seq": seq}));
             audit::append(tx, &entry)?;
             return Ok(Reported::Disabled(reason));
         }
@@ -613,7 +622,7 @@ pub async fn test(
                 "seq": 0,
                 "type": "webhook.test",
                 "timestamp": datetime::now(),
-                "data": {"webhook": e.id, "url": e.url},
+                "data": {"webhook": e.id, "url": signing::shown_url(&e.url)},
                 "previous": {},
                 "context": {"via": "test", "actor": label, "request_id": null},
             });
@@ -623,7 +632,10 @@ pub async fn test(
                 body: serde_json::to_vec(&body).expect("JSON serialises"),
             };
             let t = Target::of(e, OffsetDateTime::now_utc());
-            Ok(((t, m), json!({"url": e.url, "event_id": event_id})))
+            Ok((
+                (t, m),
+                json!({"url": signing::shown_url(&e.url), "event_id": event_id}),
+            ))
         },
     )
     .await
@@ -648,7 +660,10 @@ pub async fn resend(
             let ev = events::get(tx, e.tenant_id, seq)?.ok_or(Error::NoSuchEvent(seq))?;
             let t = Target::of(e, OffsetDateTime::now_utc());
             let m = t.message(tx, &ev)?.ok_or(Error::NoSuchEvent(seq))?;
-            Ok(((t, m), json!({"url": e.url, "seq": seq})))
+            Ok((
+                (t, m),
+                json!({"url": signing::shown_url(&e.url), "seq": seq}),
+            ))
         },
     )
     .await

@@ -122,7 +122,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             .into_iter()
             .map(|e| {
                 let why = e.disabled_reason.unwrap_or_else(|| "disabled".into());
-                (e.id, e.url, why)
+                (e.id, crate::auth::webhooks::shown_url(&e.url), why)
             })
             .collect(),
     };

@@ -672,6 +672,15 @@ pub(super) mod filters {
     ) -> askama::Result<String> {
         Ok(super::short_time(&value.to_string()))
     }
+
+    /// A webhook URL with its password, if any, masked.
+    #[askama::filter_fn]
+    pub fn shown_url(
+        value: impl std::fmt::Display,
+        _: &dyn askama::Values,
+    ) -> askama::Result<String> {
+        Ok(crate::auth::webhooks::shown_url(&value.to_string()))
+    }
 }
 
 /// A stored timestamp as admins read it: minutes are enough.
