@@ -232,6 +232,16 @@ async fn an_app_lists_members_with_roles_then_follows_every_change_in_order() {
         400
     );
     assert_eq!(get(&s, &key, "/api/v1/members?limit=0").await.status, 400);
+    // Two statuses do not quietly become one; the same one twice is harmless.
+    let r = get(&s, &key, "/api/v1/members?status=active&status=suspended").await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text.contains("status is given more than once"),
+        "{}",
+        r.text
+    );
+    let r = get(&s, &key, "/api/v1/members?role=admin&role=admin").await;
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1);
     assert_eq!(
         get(&s, &key, "/api/v1/members?after=garbage").await.json["code"],
         "invalid_cursor"

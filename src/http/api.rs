@@ -160,12 +160,23 @@ pub(super) async fn handle(
 struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn of(req: &Request<RequestBody>) -> Query {
-        Query(
+    /// The query's parameters; a parameter given twice with different values is refused
+    /// rather than one of them silently winning (`?status=active&status=suspended` would
+    /// otherwise read as one status).
+    fn of(req: &Request<RequestBody>) -> Result<Query, ApiFailure> {
+        let pairs: Vec<(String, String)> =
             form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
-                .collect(),
-        )
+                .collect();
+        let mut seen = std::collections::HashMap::with_capacity(pairs.len());
+        for (name, value) in &pairs {
+            if seen.insert(name, value).is_some_and(|v| v != value) {
+                return Err(ApiFailure::bad(format!(
+                    "{name} is given more than once; give it once"
+                )));
+            }
+        }
+        Ok(Query(pairs))
     }
 
     fn get(&self, name: &str) -> Option<&str> {
@@ -343,7 +354,7 @@ async fn route(
     if segments == ["openapi.json"] {
         return Ok(json_response(StatusCode::OK, &super::openapi::document()));
     }
-    let q = Query::of(&req);
+    let q = Query::of(&req)?;
     let reader = authenticate(state, req.headers(), &q, peer).await?;
     let tenant = reader.tenant;
     super::note_tenant(tenant);
