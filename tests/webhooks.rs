@@ -570,6 +570,17 @@ async fn after_a_rotation_both_secrets_sign_for_a_day() {
     delivery.stop().await;
 }
 
+/// Whether `c` carries the `WorkOS-Signature` that `secret` makes for its body and time.
+fn signed_workos(c: &Captured, secret: &str) -> bool {
+    let header = c.header("workos-signature");
+    let t: i64 = header
+        .split(", ")
+        .find_map(|p| p.strip_prefix("t="))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_default();
+    header == signing::sign_workos(secret, t, &c.body)
+}
+
 /// A WorkOS signature holds one secret (the SDKs read the first `v1`): a rotation switches
 /// a WorkOS endpoint to the new secret at once, and says so rather than promising a day.
 #[tokio::test]
@@ -595,15 +606,26 @@ async fn a_workos_endpoint_signs_with_the_new_secret_at_once() {
     server.create_user("ada@example.com").await;
     eventually(10, "a delivery", || !rx.accepted().is_empty()).await;
     let c = &rx.all()[0];
-    let header = c.header("workos-signature");
-    let t: i64 = header
-        .split(", ")
-        .find_map(|p| p.strip_prefix("t="))
-        .unwrap()
-        .parse()
+    assert!(signed_workos(c, &rotated.secret));
+    assert!(!signed_workos(c, &hook.secret));
+
+    // A test event comes in the WorkOS shape too, signed the same way.
+    let (target, m) = ops::webhooks::test(&server.db, &Actor::cli(), None, hook.id)
+        .await
         .unwrap();
-    assert_eq!(header, signing::sign_workos(&rotated.secret, t, &c.body));
-    assert_ne!(header, signing::sign_workos(&hook.secret, t, &c.body));
+    let sent = scimd::http::webhooks::send_once(&server.db, &target, &m)
+        .await
+        .unwrap();
+    assert_eq!(sent.status, Some(200));
+    let c = rx
+        .all()
+        .into_iter()
+        .find(|c| c.json()["event"] == "webhook.test")
+        .expect("the test event arrived");
+    let body = c.json();
+    assert!(body["id"].as_str().unwrap().starts_with("event_test_"));
+    assert!(body["created_at"].is_string() && body.get("type").is_none());
+    assert!(signed_workos(&c, &rotated.secret));
     delivery.stop().await;
 }
 

@@ -615,23 +615,42 @@ pub async fn test(
         id,
         AuditAction::WebhookTested,
         move |_, e| {
-            let event_id = format!("evt_test_{}", crate::auth::random_hex(8));
-            let body = json!({
-                "object": "event",
-                "id": event_id,
-                "seq": 0,
-                "type": "webhook.test",
-                "timestamp": datetime::now(),
-                "data": {"webhook": e.id, "url": signing::shown_url(&e.url)},
-                "previous": {},
-                "context": {"via": "test", "actor": label, "request_id": null},
-            });
+            let t = Target::of(e, OffsetDateTime::now_utc());
+            let random = crate::auth::random_hex(8);
+            let data = json!({"webhook": e.id, "url": signing::shown_url(&e.url)});
+            // In the endpoint's own format, so its verifier and parser see a real shape.
+            let (event_id, body) = match t.format {
+                Format::Standard => {
+                    let id = format!("evt_test_{random}");
+                    let body = json!({
+                        "object": "event",
+                        "id": id,
+                        "seq": 0,
+                        "type": "webhook.test",
+                        "timestamp": datetime::now(),
+                        "data": data,
+                        "previous": {},
+                        "context": {"via": "test", "actor": label, "request_id": null},
+                    });
+                    (id, body)
+                }
+                Format::Workos => {
+                    let id = format!("event_test_{random}");
+                    let body = json!({
+                        "object": "event",
+                        "id": id,
+                        "event": "webhook.test",
+                        "data": data,
+                        "created_at": datetime::now(),
+                    });
+                    (id, body)
+                }
+            };
             let m = Message {
                 seq: 0,
                 id: event_id.clone(),
                 body: serde_json::to_vec(&body).expect("JSON serialises"),
             };
-            let t = Target::of(e, OffsetDateTime::now_utc());
             Ok((
                 (t, m),
                 json!({"url": signing::shown_url(&e.url), "event_id": event_id}),
