@@ -82,12 +82,16 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0021_held_oldest_first",
         include_str!("migrations/0021_held_oldest_first.sql"),
     ),
+    (
+        "0022_webhook_ids_never_reused",
+        include_str!("migrations/0022_webhook_ids_never_reused.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
 /// foreign keys off, as SQLite's ALTER TABLE page prescribes, so that dropping the old table
 /// cascades into nothing; the keys are checked before the migration commits.
-const REBUILDS: &[&str] = &["0016_member_checks"];
+const REBUILDS: &[&str] = &["0016_member_checks", "0022_webhook_ids_never_reused"];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -159,6 +163,24 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every row `sql` returns, each as its values joined by `|`.
+    fn dump(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            (0..n)
+                .map(|i| {
+                    r.get::<_, rusqlite::types::Value>(i)
+                        .map(|v| format!("{v:?}"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(|v| v.join("|"))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
 
     /// A database with foreign keys on and the SQL functions the server registers, migrated
     /// up to (not including) migration `name`; and that migration's version less one.
@@ -282,22 +304,6 @@ mod tests {
              INSERT INTO held_changes (hold_id, member_pk, action, held_at) VALUES (1, 9, 'delete', 't');",
         )
         .unwrap();
-        let dump = |conn: &Connection, sql: &str| -> Vec<String> {
-            let mut stmt = conn.prepare(sql).unwrap();
-            let n = stmt.column_count();
-            stmt.query_map([], |r| {
-                (0..n)
-                    .map(|i| {
-                        r.get::<_, rusqlite::types::Value>(i)
-                            .map(|v| format!("{v:?}"))
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map(|v| v.join("|"))
-            })
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-        };
         let rows = "SELECT * FROM members ORDER BY pk";
         let holds = "SELECT * FROM held_changes";
         let schema =
@@ -340,6 +346,49 @@ mod tests {
         conn.execute("DELETE FROM members WHERE pk = 9", [])
             .unwrap();
         assert!(dump(&conn, holds).is_empty());
+    }
+
+    /// Rebuilding the webhook endpoints keeps their rows, ids and attempts, and from then
+    /// on a removed endpoint's id is never handed out again.
+    #[test]
+    fn webhook_endpoint_ids_are_kept_and_never_reused() {
+        let (mut conn, before) = stopped_before("0022_webhook_ids_never_reused");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
+             INSERT INTO webhook_endpoints (id, tenant_id, url, secret, cursor, created_at)
+             VALUES (2, 1, 'https://a/hook', 'whsec_a', 4, 't'), (5, 1, 'https://b/hook', 'whsec_b', 0, 't');
+             INSERT INTO webhook_attempts (endpoint_id, seq, event_id, at, status, duration_ms)
+             VALUES (5, 1, 'evt_1', 't', 500, 3), (2, 4, 'evt_4', 't', 200, 2);",
+        )
+        .unwrap();
+        let (endpoints, attempts) = (
+            "SELECT * FROM webhook_endpoints ORDER BY id",
+            "SELECT * FROM webhook_attempts ORDER BY id",
+        );
+        let schema = "SELECT type, name FROM sqlite_schema WHERE tbl_name = 'webhook_endpoints' ORDER BY name";
+        let (endpoints_before, attempts_before, schema_before) = (
+            dump(&conn, endpoints),
+            dump(&conn, attempts),
+            dump(&conn, schema),
+        );
+        run_to(&mut conn, before + 1).unwrap();
+        assert_eq!(dump(&conn, endpoints), endpoints_before);
+        assert_eq!(
+            dump(&conn, attempts),
+            attempts_before,
+            "no attempt cascaded away"
+        );
+        assert_eq!(dump(&conn, schema), schema_before);
+        conn.execute("DELETE FROM webhook_endpoints WHERE id = 5", [])
+            .unwrap();
+        assert_eq!(dump(&conn, attempts).len(), 1, "removal still cascades");
+        conn.execute(
+            "INSERT INTO webhook_endpoints (tenant_id, url, secret, created_at)
+             VALUES (1, 'https://c/hook', 'whsec_c', 't')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 6, "5 is not handed out again");
     }
 
     /// The member counts the triggers keep start from the members already stored, in every
