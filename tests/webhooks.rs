@@ -24,6 +24,7 @@ use scimd::db::{self, Db};
 use scimd::http::webhooks::Delivery;
 use scimd::model::Actor;
 use scimd::ops;
+use scimd::ops::webhooks::Format;
 
 /// One request the receiver got, and what it answered.
 #[derive(Debug, Clone)]
@@ -176,16 +177,19 @@ fn schedule(s: &str) -> Vec<Duration> {
 
 async fn add(db: &Db, addr: SocketAddr, types: &[&str]) -> ops::webhooks::Created {
     let types = types.iter().map(|t| t.to_string()).collect();
-    ops::webhooks::add(
-        db,
-        &Actor::cli(),
-        default_tenant(db),
-        format!("http://{addr}/hook"),
-        types,
-        ops::webhooks::Format::Standard,
-    )
-    .await
-    .unwrap()
+    add_url(db, format!("http://{addr}/hook"), types, Format::Standard).await
+}
+
+/// Adds an endpoint of the default tenant for `url`, receiving `types` (all when empty).
+async fn add_url(
+    db: &Db,
+    url: String,
+    types: Vec<String>,
+    format: Format,
+) -> ops::webhooks::Created {
+    ops::webhooks::add(db, &Actor::cli(), default_tenant(db), url, types, format)
+        .await
+        .unwrap()
 }
 
 /// Checks `c` against our verifier with any of `secrets`.
@@ -307,16 +311,8 @@ async fn credentials_in_the_url_are_sent_as_basic_auth_and_never_shown() {
     let server = TestServer::start().await;
     let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
     let (rx, addr) = Receiver::start().await;
-    let hook = ops::webhooks::add(
-        &server.db,
-        &Actor::cli(),
-        default_tenant(&server.db),
-        format!("http://hook:s3cr%40t@{addr}/hook"),
-        Vec::new(),
-        ops::webhooks::Format::Standard,
-    )
-    .await
-    .unwrap();
+    let url = format!("http://hook:s3cr%40t@{addr}/hook");
+    let hook = add_url(&server.db, url, Vec::new(), Format::Standard).await;
     server.create_user("ada@example.com").await;
     eventually(10, "the user's event", || !rx.accepted().is_empty()).await;
     let c = &rx.all()[0];
@@ -417,7 +413,7 @@ async fn type_filters_send_only_the_chosen_types() {
         1,
         format!("http://{addr}/"),
         vec!["member.nope".into()],
-        ops::webhooks::Format::Standard,
+        Format::Standard,
     )
     .await;
     assert!(bad.is_err());
@@ -588,16 +584,13 @@ async fn a_workos_endpoint_signs_with_the_new_secret_at_once() {
     let server = TestServer::start().await;
     let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
     let (rx, addr) = Receiver::start().await;
-    let hook = ops::webhooks::add(
+    let hook = add_url(
         &server.db,
-        &Actor::cli(),
-        default_tenant(&server.db),
         format!("http://{addr}/hook"),
         vec![],
-        ops::webhooks::Format::Workos,
+        Format::Workos,
     )
-    .await
-    .unwrap();
+    .await;
     let rotated = ops::webhooks::rotate_secret(&server.db, &Actor::cli(), None, hook.id)
         .await
         .unwrap();
@@ -639,7 +632,7 @@ async fn link_local_and_metadata_receivers_are_refused() {
         "http://100.100.100.200/",
         "http://[::ffff:169.254.169.254]/",
     ] {
-        let standard = ops::webhooks::Format::Standard;
+        let standard = Format::Standard;
         let r =
             ops::webhooks::add(&server.db, &Actor::cli(), 1, url.into(), vec![], standard).await;
         assert!(
