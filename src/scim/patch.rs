@@ -672,6 +672,12 @@ impl Patcher<'_> {
             .filter(|&i| filter::matches_element(filter, &elements[i]))
             .collect();
         let touched = if matched.is_empty() {
+            if matches!(&value, Value::Null) || value.as_str() == Some("") {
+                // Unassigning what is not there (Entra's SCIM_Null_Update_Test sends `""`,
+                // then `null`, to `phoneNumbers[type eq "mobile"].value`): nothing to do.
+                self.put_elements(p, elements);
+                return Ok(());
+            }
             // Entra: no element matches, so create the one the filter describes.
             let Some(mut element) = element_from_filter(filter) else {
                 return Err(ScimError::no_target(format!(

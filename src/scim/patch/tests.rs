@@ -334,16 +334,27 @@ fn a_write_that_cannot_stand_as_a_new_element_is_no_target() {
         json!([{"op": "replace", "path": "emails.value", "value": "bob@example.com"}]),
     );
     assert_eq!(data["emails"], json!([{"value": "bob@example.com"}]));
-    // Clearing what is not there stays a no-op, and a matched element takes any write.
+    // Clearing what is not there stays a no-op (Entra's SCIM_Null_Update_Test sends `""`,
+    // then `null`), and a matched element takes any write.
     let data = patch_user(
         alice(),
         json!([
             {"op": "replace", "path": "emails[type eq \"other\"].value", "value": ""},
+            {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": ""},
+            {"op": "Replace", "path": "phoneNumbers[type eq \"mobile\"].value", "value": null},
+            {"op": "replace", "path": "addresses[type eq \"work\"].locality", "value": ""},
+            {"op": "replace", "path": "addresses[type eq \"work\"].locality", "value": null},
+            {"op": "replace", "path": "emails[type eq \"other\"]", "value": null},
+            {"op": "replace", "value": {"phoneNumbers[type eq \"fax\"].value": null}},
             {"op": "replace", "path": "emails[type eq \"home\"].display", "value": "Home"},
         ]),
     );
     assert_eq!(data["emails"][1]["display"], "Home");
     assert_eq!(data["emails"].as_array().unwrap().len(), 2);
+    assert!(
+        data.get("phoneNumbers").is_none() && data.get("addresses").is_none(),
+        "{data}"
+    );
 }
 
 #[test]
