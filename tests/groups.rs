@@ -148,6 +148,17 @@ async fn nested_groups_are_members_too() {
             .unwrap()
             .ends_with(&format!("/Groups/{inner_id}"))
     );
+    // `type` says where to look first, not what the member must be: a user sent as a
+    // Group is that user, not "no user or group with id".
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"displayName":"Typed","members":[{"value":a,"type":"Group"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["members"][0]["type"], "User");
+    assert_eq!(r.json["members"][0]["value"], a.as_str());
 }
 
 #[tokio::test]

@@ -322,6 +322,13 @@ async fn etags_move_with_what_a_get_shows() {
     let s = TestServer::start().await;
     let uid = s.create_user("ann@example.com").await;
     let user = format!("/scim/v2/Users/{uid}");
+    // The id with every character percent-encoded names the same user.
+    let encoded: String = uid.chars().map(|c| format!("%{:02X}", c as u32)).collect();
+    let r = s.get(&format!("/scim/v2/Users/{encoded}")).await;
+    assert_eq!(
+        (r.status.as_u16(), r.json["id"].as_str()),
+        (200, Some(uid.as_str()))
+    );
     let g = s
         .post(
             "/scim/v2/Groups",
@@ -392,6 +399,23 @@ async fn etags_move_with_what_a_get_shows() {
         assert!(s.patch(&group, &step).await.status.is_success());
         changed(&user, &before).await;
     }
+    // A group joining or leaving the group moves the group's ETag, as a user does.
+    let child = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": [GROUP_URN], "displayName": "Child"}),
+        )
+        .await;
+    let child_id = child.json["id"].as_str().unwrap().to_string();
+    for step in [
+        patch(json!([{"op": "add", "path": "members", "value": [{"value": child_id}]}])),
+        patch(json!([{"op": "Remove", "path": "members", "value": [{"value": child_id}]}])),
+    ] {
+        let before = etag(&s.get(&group).await);
+        assert!(s.patch(&group, &step).await.status.is_success());
+        changed(&group, &before).await;
+    }
+
     let before = etag(&s.get(&user).await);
     assert_eq!(s.delete(&group).await.status, 204);
     let r = changed(&user, &before).await;
@@ -704,7 +728,9 @@ async fn discovery_is_public_complete_and_read_only() {
     assert_eq!(user.json["attributes"][0]["name"], "userName");
     assert_eq!(user.json["attributes"][0]["uniqueness"], "server");
     // A second group with the same displayName gets 409, and the schema says so.
-    let group = get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").await;
+    // Percent-encoded, as clients that encode every path segment send it (RFC 3986 §6.2.2.2).
+    let group =
+        get("/scim/v2/Schemas/urn%3Aietf%3Aparams%3Ascim%3Aschemas%3Acore%3A2.0%3AGroup").await;
     assert_eq!(group.json["attributes"][0]["name"], "displayName");
     assert_eq!(group.json["attributes"][0]["uniqueness"], "server");
     get("/scim/v2/Schemas/urn:nope")

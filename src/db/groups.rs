@@ -302,8 +302,9 @@ pub fn list_resuming(
 }
 
 /// Resolves members to rows of this tenant. Returns the resolved members and the values
-/// that name nothing in the tenant. A member sent without `type` defaults to `User`; if no
-/// user has that id, a group with it is taken instead.
+/// that name nothing in the tenant. `type` only says where to look first: a member sent as
+/// a `User` (the default) whose id is a group's is that group, and one sent as a `Group`
+/// whose id is a user's is that user, since ids are unique across both.
 pub fn resolve_members(
     conn: &Connection,
     tenant_id: i64,
@@ -325,7 +326,10 @@ pub fn resolve_members(
                 Some(pk) => Some((MemberKind::User, pk)),
                 None => find(&mut groups)?.map(|pk| (MemberKind::Group, pk)),
             },
-            MemberKind::Group => find(&mut groups)?.map(|pk| (MemberKind::Group, pk)),
+            MemberKind::Group => match find(&mut groups)? {
+                Some(pk) => Some((MemberKind::Group, pk)),
+                None => find(&mut users)?.map(|pk| (MemberKind::User, pk)),
+            },
         };
         match hit {
             Some((kind, pk)) => resolved.push(ResolvedMember {

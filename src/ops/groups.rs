@@ -84,22 +84,27 @@ fn added_users(added: &[ResolvedMember]) -> impl Iterator<Item = i64> + '_ {
 }
 
 /// Runs membership operations in order, recording what changed for the sync hook.
+/// Returns whether any membership changed, a member group's included (the sync hook
+/// hears only of users, but the group's version must move either way).
 fn apply_member_ops(
     conn: &Conn,
     tenant_id: i64,
     group_pk: i64,
     ops: Vec<MemberOp>,
     change: &mut GroupChange,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
+    let mut changed = false;
     for op in ops {
         match op {
             MemberOp::Add(members) => {
                 let resolved = resolve(conn, tenant_id, &members)?;
                 let added = groups::add_members(conn, group_pk, &resolved)?;
+                changed |= !added.is_empty();
                 change.added_user_pks.extend(added_users(&added));
             }
             MemberOp::Remove(ids) => {
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
+                changed |= !removed.is_empty();
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::RemoveMatching(f) => {
@@ -113,20 +118,23 @@ fn apply_member_ops(
                     .map(|m| m.value)
                     .collect();
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
+                changed |= !removed.is_empty();
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::Clear => {
                 let removed = groups::clear_members(conn, group_pk)?;
+                changed = true;
                 change.members_replaced = true;
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::Replace(members) => {
                 let resolved = resolve(conn, tenant_id, &members)?;
                 replace_members(conn, group_pk, &resolved, change)?;
+                changed = true;
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 fn replace_members(
@@ -269,10 +277,8 @@ pub async fn patch(
                 renamed_from: renamed_from(&row.data, &data),
                 ..Default::default()
             };
-            apply_member_ops(tx, tenant_id, row.pk, outcome.members, &mut change)?;
-            let membership_changed = change.members_replaced
-                || !change.added_user_pks.is_empty()
-                || !change.removed_user_pks.is_empty();
+            let membership_changed =
+                apply_member_ops(tx, tenant_id, row.pk, outcome.members, &mut change)?;
             let row = if outcome.data_changed || membership_changed {
                 let row = groups::update(tx, &row, data)?;
                 reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;

@@ -174,7 +174,14 @@ async fn dispatch(
     let rest = req.uri().path()[prefix.len()..]
         .trim_matches('/')
         .to_string();
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    // A percent-encoded octet is the character it encodes (RFC 3986 §6.2.2.2): clients that
+    // encode every segment send `/Schemas/urn%3Aietf%3A…`. Borrowed when nothing is encoded.
+    let decoded: Vec<std::borrow::Cow<str>> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy())
+        .collect();
+    let segments: Vec<&str> = decoded.iter().map(AsRef::as_ref).collect();
     let method = req.method().clone();
 
     // Discovery: public, read-only.
