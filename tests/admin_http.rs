@@ -138,3 +138,28 @@ async fn the_page_to_return_to_after_login_is_always_local() {
         assert_eq!(r.header("location"), Some(to), "{next}");
     }
 }
+
+/// A setup link creates the first admin only: once any admin exists (made with another
+/// link or the CLI), a link still sitting in a log creates nobody.
+#[tokio::test]
+async fn a_setup_link_is_void_once_an_admin_exists() {
+    let s = TestServer::start().await;
+    let link = s.setup_link();
+    let token = link.split("token=").nth(1).unwrap().to_string();
+    s.create_admin("cliadmin", "correct horse battery");
+    let path = format!("/setup?token={token}");
+    let r = s.raw(Method::GET, &path, &[], "").await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let created = scimd::ops::admins::create_from_setup_link(
+        &s.db,
+        "req",
+        &token,
+        "intruder".into(),
+        "correct horse battery staple".into(),
+    )
+    .await
+    .unwrap();
+    assert!(created.is_none(), "the link created an admin");
+    let conn = s.db.conn().unwrap();
+    assert_eq!(scimd::db::admins::count(&conn).unwrap(), 1);
+}

@@ -61,7 +61,8 @@ pub async fn setup_link(db: &Db) -> Result<Option<String>, DbError> {
 }
 
 /// Creates the first admin with the one-time setup link `token`; `None` when the link is
-/// unknown, spent or expired.
+/// unknown, spent or expired, or when an admin exists already: a link printed to a log
+/// must not create admins once setup is done (another link, the CLI).
 pub async fn create_from_setup_link(
     db: &Db,
     request_id: &str,
@@ -74,7 +75,9 @@ pub async fn create_from_setup_link(
     let actor = Actor::new(Who::SetupLink, Some(request_id));
     let entry = Entry::new(&actor, None, Action::AdminCreated, admin_target(&username));
     db.write(move |tx| {
-        if !admins::consume_setup_token(tx, &token_hash, &datetime::now())? {
+        if admins::count(tx)? > 0
+            || !admins::consume_setup_token(tx, &token_hash, &datetime::now())?
+        {
             return Ok(None);
         }
         let admin = admins::create(tx, &username, &hash)?;

@@ -196,7 +196,9 @@ pub(super) async fn setup_page(
     let valid = !token.is_empty()
         && state
             .db
-            .read(move |c| admins::setup_token_valid(c, &hash, &now))
+            .read(move |c| -> Result<bool, db::DbError> {
+                Ok(admins::setup_token_valid(c, &hash, &now)? && admins::count(c)? == 0)
+            })
             .await?;
     let (csrf, cookie) = login_csrf(req);
     let (username, error) = match error {
