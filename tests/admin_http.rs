@@ -163,3 +163,43 @@ async fn a_setup_link_is_void_once_an_admin_exists() {
     let conn = s.db.conn().unwrap();
     assert_eq!(scimd::db::admins::count(&conn).unwrap(), 1);
 }
+
+/// Guessing at an admin's password locks the username out; a reset of the password lifts
+/// that lock, so whoever guessed cannot keep the admin out of the new password.
+#[tokio::test]
+async fn a_password_reset_lifts_the_username_lockout() {
+    use scimd::ops::admins::{Login, login, set_password};
+    let s = TestServer::start().await;
+    s.create_admin("victim", "correct horse battery");
+    let mut locked = false;
+    for _ in 0..30 {
+        let attempt = login(&s.db, "r", "victim".into(), "wrong".into(), "127.0.0.6").await;
+        if matches!(attempt.unwrap(), Login::Locked { .. }) {
+            locked = true;
+            break;
+        }
+    }
+    assert!(locked, "guessing never locked the username");
+    let from_elsewhere = login(
+        &s.db,
+        "r",
+        "victim".into(),
+        "correct horse battery".into(),
+        "127.0.0.8",
+    );
+    assert!(matches!(
+        from_elsewhere.await.unwrap(),
+        Login::Locked { .. }
+    ));
+    let new = "a brand new passphrase";
+    set_password(
+        &s.db,
+        &scimd::model::Actor::cli(),
+        "victim".into(),
+        new.into(),
+    )
+    .await
+    .unwrap();
+    let after = login(&s.db, "r", "victim".into(), new.into(), "127.0.0.8").await;
+    assert!(matches!(after.unwrap(), Login::LoggedIn(_)));
+}

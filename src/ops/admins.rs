@@ -103,6 +103,9 @@ pub async fn set_password(
     );
     db.write(move |tx| {
         admins::set_password(tx, &username, &hash)?;
+        // A new password lifts the username's lockout: whoever guessed at the old one
+        // must not keep the admin out of the new one (`scimd admin reset-password`).
+        throttle::clear(tx, &Key::username(&username))?;
         audit::append(tx, &entry).map(drop)
     })
     .await
