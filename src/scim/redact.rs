@@ -2,7 +2,8 @@
 //! database, whatever shape the IdP sent them in.
 //!
 //! A JSON body is redacted structurally ([`json`]): any member whose name is a secret's
-//! (`password`, `client_secret`, tokens…, also URN-qualified or dotted, in any case), and
+//! (`password`, `client_secret`, `clientSecret`, tokens…, also URN-qualified or dotted, in
+//! any case), and
 //! the `value` of any PATCH operation whose `path` names one (`"path":"password"`,
 //! `"path":"urn:…:User:password"`). A body that is not JSON (the IdP sent something
 //! malformed, which is exactly when an admin looks) is scrubbed textually ([`text`]): the
@@ -15,28 +16,47 @@ use serde_json::Value;
 /// What a secret's value is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-/// Attribute and parameter names whose values are secret, lowercase.
-const SECRET_NAMES: &[&str] = &[
+/// How the names of secrets end, lowercase, once `_` and `-` are dropped: `password`,
+/// `newPassword`, `client_secret`, `clientSecret`, `access_token`, `apiToken`, `api-key`,
+/// `Authorization`, `code_verifier`.
+const SECRET_ENDINGS: &[&str] = &[
     "password",
-    "client_secret",
     "secret",
     "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
     "authorization",
-    "api_key",
     "apikey",
-    "code_verifier",
+    "codeverifier",
+];
+
+/// What text must hold, lowercase, for any name in it to be a secret's: a cheap test
+/// before a closer look.
+const SECRET_HINTS: &[&str] = &[
+    "password",
+    "secret",
+    "token",
+    "authorization",
+    "apikey",
+    "api_key",
+    "api-key",
+    "verifier",
 ];
 
 /// Whether the attribute or parameter `name` holds a secret: its last component (after a
-/// URN's `:` or a dotted path's `.`, before a value filter `[…]`) is one of
-/// [`SECRET_NAMES`], in any case.
+/// URN's `:` or a dotted path's `.`, before a value filter `[…]`), in any case and with
+/// `_` and `-` dropped, ends like one of [`SECRET_ENDINGS`].
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.split('[').next().unwrap_or(name);
     let last = name.rsplit([':', '.']).next().unwrap_or(name).trim();
-    SECRET_NAMES.iter().any(|s| last.eq_ignore_ascii_case(s))
+    is_secret_word(last)
+}
+
+fn is_secret_word(word: &str) -> bool {
+    let folded: String = word
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    SECRET_ENDINGS.iter().any(|e| folded.ends_with(e))
 }
 
 /// Redacts `value` in place; returns whether anything was redacted.
@@ -94,7 +114,7 @@ pub fn body(bytes: &[u8]) -> Option<String> {
 /// Whether lowercase `text` holds a secret's name anywhere: one search per name, not a
 /// comparison with every name at every byte.
 fn names_a_secret(lower: &str) -> bool {
-    SECRET_NAMES.iter().any(|name| lower.contains(name))
+    SECRET_HINTS.iter().any(|hint| lower.contains(hint))
 }
 
 /// Scrubs text that may hold secrets but is not JSON: after every secret name in quotes
@@ -141,23 +161,21 @@ pub fn text(s: &str) -> String {
     out
 }
 
-/// If a secret name starts at `i` (as a whole word, possibly opening with a quote), where
-/// it ends and whether it was quoted.
+/// If a secret's name starts at `i` (as a whole word, possibly opening with a quote),
+/// where it ends and whether it was quoted.
 fn secret_name_at(lower: &str, i: usize) -> Option<(usize, bool)> {
     let bytes = lower.as_bytes();
     let quoted = matches!(bytes[i], b'"' | b'\'');
     let start = if quoted { i + 1 } else { i };
-    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     if !quoted && i > 0 && (word(bytes[i - 1]) || bytes[i - 1] == b'"') {
         return None;
     }
-    SECRET_NAMES.iter().find_map(|name| {
-        let end = start + name.len();
-        let hit = lower.get(start..end) == Some(name)
-            && bytes.get(end).is_none_or(|&b| !word(b))
-            && (!quoted || bytes.get(end) == Some(&bytes[i]));
-        hit.then_some((end, quoted))
-    })
+    let end = start + bytes[start..].iter().take_while(|&&b| word(b)).count();
+    let hit = end > start
+        && is_secret_word(&lower[start..end])
+        && (!quoted || bytes.get(end) == Some(&bytes[i]));
+    hit.then_some((end, quoted))
 }
 
 /// The span of the value starting at `j`: a quoted string (to its closing quote, escapes
@@ -237,6 +255,9 @@ mod tests {
         redacted(json!({"nested": [{"deep": {"PASSWORD": SECRET}}]}));
         redacted(json!({"client_secret": SECRET, "refresh_token": SECRET}));
         redacted(json!({"password": {"value": SECRET}}));
+        // Whatever the casing convention of the sender.
+        redacted(json!({"clientSecret": SECRET, "apiToken": SECRET}));
+        redacted(json!({"x-api-key": SECRET, "newPassword": SECRET, "codeVerifier": SECRET}));
     }
 
     #[test]
@@ -302,6 +323,9 @@ mod tests {
             format!("password={SECRET}&user=a"),
             format!("{{\"userName\":\"a\", \"PASSWORD\" :{SECRET}}}"),
             format!("{{\"client_secret\":\"{SECRET}\\\"more\"}}"),
+            format!("{{\"clientSecret\":\"{SECRET}\",,"),
+            format!("{{\"apiToken\": \"{SECRET}\""),
+            format!("x-api-key={SECRET}&a=b"),
         ] {
             let out = body(raw.as_bytes()).unwrap();
             assert!(!out.contains(SECRET), "{raw} → {out}");
