@@ -154,7 +154,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         let mut cells: [Option<&str>; 6] = [None; 6];
         for (i, value) in record.iter().enumerate() {
             match index.get(&i) {
-                Some(&col) => cells[col] = Some(value).filter(|v| !v.is_empty()),
+                Some(&col) => cells[col] = Some(unguarded(value)).filter(|v| !v.is_empty()),
                 None if value.is_empty() => {}
                 None => errors.push(RowError {
                     line,
@@ -233,6 +233,27 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
     }
 }
 
+/// A cell as an export writes it: text a spreadsheet would run as a formula (starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return, OWASP's list) gets a leading `'`, so an
+/// IdP value like `=HYPERLINK(…)` opens as text. [`unguarded`] takes it off again on import.
+pub fn guarded(cell: &str) -> std::borrow::Cow<'_, [u8]> {
+    if cell.starts_with(FORMULA_STARTS) {
+        format!("'{cell}").into_bytes().into()
+    } else {
+        cell.as_bytes().into()
+    }
+}
+
+/// A cell as [`guarded`] received it back.
+fn unguarded(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
+}
+
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// Writes members in the import format, so an export can be edited and imported back.
 pub fn export<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -248,12 +269,12 @@ pub fn export_rows<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role,
     for (p, role, managed) in members {
         let cell = |v: &'a Option<String>| v.as_deref().unwrap_or("");
         w.write_record([
-            cell(&p.email),
-            cell(&p.user_name),
-            cell(&p.given_name),
-            cell(&p.family_name),
-            role.as_str(),
-            if managed { "true" } else { "false" },
+            guarded(cell(&p.email)),
+            guarded(cell(&p.user_name)),
+            guarded(cell(&p.given_name)),
+            guarded(cell(&p.family_name)),
+            guarded(role.as_str()),
+            guarded(if managed { "true" } else { "false" }),
         ])
         .expect("write to memory");
     }
@@ -358,6 +379,31 @@ mod tests {
         assert_eq!(rows[0].managed, Some(false));
     }
 
+    #[test]
+    fn an_export_opens_formulas_as_text_and_imports_them_back_unchanged() {
+        let p = Profile {
+            email: Some("@ada@x.io".into()),
+            given_name: Some("=HYPERLINK(\"https://evil.example\",\"click\")".into()),
+            family_name: Some("-Lovelace".into()),
+            user_name: Some("'quoted".into()),
+            ..Profile::default()
+        };
+        let role: Role = "member".parse().unwrap();
+        let out = export([(&p, &role, true)]);
+        let row = out.lines().nth(1).unwrap();
+        assert!(
+            row.starts_with("'@ada@x.io,'quoted,\"'=HYPERLINK("),
+            "{row}"
+        );
+        assert!(row.contains(",'-Lovelace,"), "{row}");
+        // Read back with the guard quote taken off, where the export put it only.
+        let mut csv = String::from("email,userName,givenName,familyName\n");
+        csv.push_str("a@x.io,'quoted,'=1+1,'+1\n");
+        let rows = parse(csv.as_bytes(), &Settings::default()).unwrap();
+        assert_eq!(rows[0].user_name.as_deref(), Some("'quoted"));
+        assert_eq!(rows[0].given_name.as_deref(), Some("=1+1"));
+        assert_eq!(rows[0].family_name.as_deref(), Some("+1"));
+    }
     #[test]
     fn line_numbers_hold_across_blank_lines_and_quoted_newlines_in_a_large_file() {
         // Found by fuzzing: each row's line was counted from the start of the file, so a

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::member_csv::guarded;
 use super::plan::{Change, ChangeKind, FieldChange, fields_in, reason_of};
 use crate::model::TextEnum;
 
@@ -158,19 +159,20 @@ impl Report {
                 e.user_id.as_deref().unwrap_or(""),
             ];
             let reason = e.reason.as_deref().unwrap_or("");
+            let mut write = |rest: [&str; 4]| {
+                let row = base.iter().chain(&rest).map(|cell| guarded(cell));
+                w.write_record(row).expect("write to memory");
+            };
             if e.fields.is_empty() {
-                w.write_record(base.iter().copied().chain(["", "", "", reason]))
-                    .expect("write to memory");
+                write(["", "", "", reason]);
             }
             for f in &e.fields {
-                let row = [
+                write([
                     f.field.as_str(),
                     f.before.as_deref().unwrap_or(""),
                     f.after.as_deref().unwrap_or(""),
                     reason,
-                ];
-                w.write_record(base.iter().copied().chain(row))
-                    .expect("write to memory");
+                ]);
             }
         }
         String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8")
