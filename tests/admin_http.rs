@@ -164,33 +164,39 @@ async fn a_setup_link_is_void_once_an_admin_exists() {
     assert_eq!(scimd::db::admins::count(&conn).unwrap(), 1);
 }
 
-/// Guessing at an admin's password locks the username out; a reset of the password lifts
-/// that lock, so whoever guessed cannot keep the admin out of the new password.
+/// Guessing at an admin's password locks the username out from the guessing address
+/// only: the admin logs in from elsewhere, and a reset of the password lifts the lock, so
+/// whoever guessed cannot keep the admin out of the new password.
 #[tokio::test]
-async fn a_password_reset_lifts_the_username_lockout() {
+async fn a_login_lockout_holds_for_the_guessing_address_until_a_reset() {
     use scimd::ops::admins::{Login, login, set_password};
     let s = TestServer::start().await;
     s.create_admin("victim", "correct horse battery");
-    let mut locked = false;
-    for _ in 0..30 {
+    let mut guesses = 0;
+    loop {
         let attempt = login(&s.db, "r", "victim".into(), "wrong".into(), "127.0.0.6").await;
         if matches!(attempt.unwrap(), Login::Locked { .. }) {
-            locked = true;
             break;
         }
+        guesses += 1;
+        assert!(guesses < 30, "guessing never locked the username");
     }
-    assert!(locked, "guessing never locked the username");
-    let from_elsewhere = login(
-        &s.db,
-        "r",
-        "victim".into(),
-        "correct horse battery".into(),
-        "127.0.0.8",
+    assert_eq!(
+        guesses, 5,
+        "five failures lock the username at that address"
     );
-    assert!(matches!(
-        from_elsewhere.await.unwrap(),
-        Login::Locked { .. }
-    ));
+    let right = "correct horse battery";
+    let locked = login(&s.db, "r", "victim".into(), right.into(), "127.0.0.6");
+    assert!(matches!(locked.await.unwrap(), Login::Locked { .. }));
+    // The same /64 is the same address for IPv6.
+    for i in 0..5 {
+        let from = format!("2001:db8::{i}");
+        let _ = login(&s.db, "r", "victim".into(), "wrong".into(), &from).await;
+    }
+    let same_block = login(&s.db, "r", "victim".into(), right.into(), "2001:db8::99");
+    assert!(matches!(same_block.await.unwrap(), Login::Locked { .. }));
+    let from_elsewhere = login(&s.db, "r", "victim".into(), right.into(), "127.0.0.8");
+    assert!(matches!(from_elsewhere.await.unwrap(), Login::LoggedIn(_)));
     let new = "a brand new passphrase";
     set_password(
         &s.db,
@@ -200,6 +206,6 @@ async fn a_password_reset_lifts_the_username_lockout() {
     )
     .await
     .unwrap();
-    let after = login(&s.db, "r", "victim".into(), new.into(), "127.0.0.8").await;
+    let after = login(&s.db, "r", "victim".into(), new.into(), "127.0.0.6").await;
     assert!(matches!(after.unwrap(), Login::LoggedIn(_)));
 }

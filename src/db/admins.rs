@@ -234,3 +234,12 @@ pub fn clear_failures(conn: &Connection, key: &str) -> Result<(), DbError> {
     conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
     Ok(())
 }
+
+/// Forgets the failures of every key starting with `prefix`.
+pub fn clear_failures_starting(conn: &Connection, prefix: &str) -> Result<(), DbError> {
+    conn.execute(
+        "DELETE FROM login_failures WHERE substr(key, 1, length(?1)) = ?1",
+        [prefix],
+    )?;
+    Ok(())
+}

@@ -103,9 +103,9 @@ pub async fn set_password(
     );
     db.write(move |tx| {
         admins::set_password(tx, &username, &hash)?;
-        // A new password lifts the username's lockout: whoever guessed at the old one
+        // A new password lifts the username's lockouts: whoever guessed at the old one
         // must not keep the admin out of the new one (`scimd admin reset-password`).
-        throttle::clear(tx, &Key::username(&username))?;
+        throttle::clear_logins(tx, &username)?;
         audit::append(tx, &entry).map(drop)
     })
     .await
@@ -169,7 +169,7 @@ pub async fn login(
     password: String,
     address: &str,
 ) -> Result<Login, DbError> {
-    let user_key = Key::username(&username);
+    let user_key = Key::login(&username, address);
     let ip_key = Key::address(address);
     let (locked, credentials) = {
         let (user_key, ip_key, username) = (user_key.clone(), ip_key.clone(), username.clone());

@@ -1,4 +1,4 @@
-//! Throttling of failed credentials: admin logins (per username and per client address)
+//! Throttling of failed credentials: admin logins (per username and address, and per address)
 //! and OAuth client authentication (per client and address). One rule for all: `limit` failures of a
 //! key within [`WINDOW_MINUTES`] lock it for [`LOCK_MINUTES`]; a success clears it.
 
@@ -15,25 +15,34 @@ pub const LOCK_MINUTES: i64 = 15;
 /// What is counted, and how many failures it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
-    /// `user:<name>`, `ip:<address>`, `client:<client_id>@<address>`.
+    /// `user:<name>@<address>`, `ip:<address>`, `client:<client_id>@<address>`, where the
+    /// address is an IPv4 address or an IPv6 /64 ([`address_block`]).
     pub key: String,
     pub limit: i64,
 }
 
 impl Key {
-    /// Failed logins tolerated per username.
-    pub fn username(name: &str) -> Key {
+    /// Failed logins tolerated per username and client address. Failures from one address
+    /// never lock the admin out from another: a username is no secret, and locking it
+    /// everywhere would let anyone keep any admin out (Auth0's brute-force protection
+    /// counts the same way). Guessing from many addresses meets [`Key::address`].
+    pub fn login(name: &str, address: &str) -> Key {
         Key {
-            key: format!("user:{}", name.to_lowercase()),
+            key: format!("{}{}", Key::login_prefix(name), block_of(address)),
             limit: 5,
         }
+    }
+
+    /// What every [`Key::login`] of `name` starts with.
+    pub fn login_prefix(name: &str) -> String {
+        format!("user:{}@", name.to_lowercase())
     }
 
     /// Failed logins tolerated per client address: several admins may share one behind a
     /// proxy, so it is higher.
     pub fn address(address: &str) -> Key {
         Key {
-            key: format!("ip:{address}"),
+            key: format!("ip:{}", block_of(address)),
             limit: 20,
         }
     }
@@ -43,10 +52,17 @@ impl Key {
     /// calling from another.
     pub fn client(client_id: &str, address: &str) -> Key {
         Key {
-            key: format!("client:{client_id}@{address}"),
+            key: format!("client:{client_id}@{}", block_of(address)),
             limit: 10,
         }
     }
+}
+
+/// [`address_block`] of an address given as text; text that is no address is kept as it is.
+fn block_of(address: &str) -> String {
+    address
+        .parse::<std::net::IpAddr>()
+        .map_or_else(|_| address.to_string(), |ip| address_block(ip).to_string())
 }
 
 /// Until when the latest lock among `keys` lasts, if any is locked now.
@@ -77,6 +93,11 @@ pub fn fail(conn: &Conn, key: &Key) -> Result<(), DbError> {
 /// A success: the key's failures are forgotten.
 pub fn clear(conn: &Conn, key: &Key) -> Result<(), DbError> {
     admins::clear_failures(conn, &key.key)
+}
+
+/// A new password: the failed logins of `name` from every address are forgotten.
+pub fn clear_logins(conn: &Conn, name: &str) -> Result<(), DbError> {
+    admins::clear_failures_starting(conn, &Key::login_prefix(name))
 }
 
 /// Whole seconds from now until `until` (a stored time), at least 1: `Retry-After`.
@@ -126,8 +147,9 @@ impl Door {
     }
 }
 
-/// The key an address counts under: IPv4 as is (IPv4-mapped IPv6 too), IPv6 per /64.
-fn flood_key(address: std::net::IpAddr) -> std::net::IpAddr {
+/// The block a client address counts in, for every per-address limit: IPv4 as is
+/// (IPv4-mapped IPv6 too), IPv6 per /64, the block one host is usually given.
+pub fn address_block(address: std::net::IpAddr) -> std::net::IpAddr {
     use std::net::{IpAddr, Ipv6Addr};
     match address {
         IpAddr::V4(_) => address,
@@ -162,7 +184,7 @@ impl Floods {
             return Ok(());
         }
         let mut doors = self.doors.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(door) = doors.get_mut(&flood_key(address)) else {
+        let Some(door) = doors.get_mut(&address_block(address)) else {
             return Ok(());
         };
         door.refill(self.burst, now);
@@ -209,7 +231,7 @@ impl Floods {
         if self.burst == 0.0 {
             return;
         }
-        let key = flood_key(address);
+        let key = address_block(address);
         let burst = self.burst;
         let mut doors = self.doors.lock().unwrap_or_else(|e| e.into_inner());
         if !doors.contains_key(&key) && doors.len() >= FLOOD_ADDRESSES {
