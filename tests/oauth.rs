@@ -1150,10 +1150,6 @@ async fn the_token_endpoint_answers_rfc_6749_errors() {
 
 /// A token request with HTTP Basic sent from local address `from` (any of 127.0.0.0/8).
 async fn token_from(s: &TestServer, from: &str, client: &(String, String), body: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
-    let mut stream = socket.connect(s.addr).await.unwrap();
     let request = format!(
         "POST /oauth/token HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n\
          Authorization: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
@@ -1161,10 +1157,106 @@ async fn token_from(s: &TestServer, from: &str, client: &(String, String), body:
         basic(&client.0, &client.1),
         body.len()
     );
+    send_from(s, from, &request).await
+}
+
+/// Sends the raw HTTP/1.1 `request` from local address `from`; the whole answer.
+async fn send_from(s: &TestServer, from: &str, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(s.addr).await.unwrap();
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     answer
+}
+
+/// The status code of a raw HTTP/1.1 answer.
+fn status_of(answer: &str) -> u16 {
+    answer
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+/// Every refused OAuth request is audited, and anyone may make one: a client whose
+/// requests keep being refused is throttled per address before anything is written, and
+/// what it sent is kept clipped, so no caller can grow the database without bound. The
+/// IdP keeps working, from the same address and from others.
+#[tokio::test]
+async fn refused_oauth_requests_cannot_flood_the_audit_log() {
+    let s = TestServer::start().await;
+    let idp = register(&s, "default", &[GrantType::ClientCredentials], &[]);
+    let grant = "grant_type=client_credentials";
+    let (flood, elsewhere) = ("127.0.0.31", "127.0.0.32");
+    // The IdP got a token from the address before the flood started there.
+    assert_eq!(status_of(&token_from(&s, flood, &idp, grant).await), 200);
+    let audited = || {
+        let conn = s.db.conn().unwrap();
+        db::audit::list(&conn, &db::audit::Filter::default()).unwrap()
+    };
+    let before = audited().len();
+
+    let huge_id = "c".repeat(12_000);
+    let mut statuses = Vec::new();
+    for i in 0..40 {
+        let answer = if i % 2 == 0 {
+            let body = format!("{grant}&client_id={huge_id}&client_secret=guess");
+            let request = format!(
+                "POST /oauth/token HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            send_from(&s, flood, &request).await
+        } else {
+            let path = format!("/oauth/authorize?response_type=code&client_id={huge_id}");
+            let request =
+                format!("GET {path} HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n\r\n");
+            send_from(&s, flood, &request).await
+        };
+        statuses.push(status_of(&answer));
+    }
+    let burst = scimd::ops::throttle::FLOOD_BURST as usize;
+    let refused = statuses.iter().filter(|&&st| st != 429).count();
+    assert!(
+        (burst..=burst + 2).contains(&refused),
+        "{refused} requests were refused before the throttle: {statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let entries = audited();
+    let written = &entries[before..];
+    assert_eq!(
+        written.len(),
+        refused,
+        "one entry per refusal, none once throttled"
+    );
+    for record in written {
+        let size = serde_json::to_string(&record.entry).unwrap().len();
+        assert!(size < 1_500, "an entry of {size} bytes: {:?}", record.entry);
+    }
+    let target = written[0].entry.target.as_deref().unwrap();
+    assert!(
+        target.starts_with("oauth-client:cccc") && target.ends_with('…'),
+        "{target}"
+    );
+
+    // The IdP's secret has worked from the flooded address: it still gets its tokens.
+    assert_eq!(status_of(&token_from(&s, flood, &idp, grant).await), 200);
+    // A wrong secret from there is answered 429 with Retry-After, in RFC 6749's shape.
+    let wrong = (idp.0.clone(), "wrong".to_string());
+    let answer = token_from(&s, flood, &wrong, grant).await;
+    assert_eq!(status_of(&answer), 429, "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: "), "{answer}");
+    assert!(answer.contains("\"invalid_client\""), "{answer}");
+    // Other addresses are not throttled.
+    let answer = token_from(&s, elsewhere, &wrong, grant).await;
+    assert_eq!(status_of(&answer), 401, "{answer}");
+    assert_eq!(
+        status_of(&token_from(&s, elsewhere, &idp, grant).await),
+        200
+    );
 }
 
 /// A SCIM write made with an OAuth access token is audited as the OAuth client that holds

@@ -136,9 +136,9 @@ impl Entry {
     ) -> Entry {
         Entry {
             tenant_id,
-            actor: actor.label(),
+            actor: clip(&actor.label(), LABEL_MAX),
             action,
-            target,
+            target: target.map(|t| clip(&t, LABEL_MAX)),
             outcome: Outcome::Success,
             status: None,
             request_id: actor.request_id.clone(),
@@ -165,6 +165,25 @@ impl Entry {
         self.detail = Some(detail);
         self
     }
+}
+
+/// The most bytes of an actor or target an entry keeps. Both can carry what an
+/// unauthenticated caller sent (an OAuth client id, a username at the login form), and
+/// no real one comes near it.
+const LABEL_MAX: usize = 200;
+
+/// `text` cut to at most `max` bytes (at a character boundary) and marked with `…` when
+/// cut: for what a caller sent, kept in an audit entry so it can be recognised without
+/// letting one request store kilobytes.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// Appends `entry` to its tenant's chain (`auth::chain`); returns its id. Must run inside

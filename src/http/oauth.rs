@@ -9,6 +9,8 @@
 //! JSON. Every grant, refresh, revocation and failure goes to the audit trail
 //! (`ops::oauth::record`); no secret, code or token is ever logged.
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
@@ -40,14 +42,14 @@ pub(super) async fn handle(
     conn: &super::Conn,
 ) -> Response<Body> {
     let tls = conn.tls;
-    let address = conn.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let peer = conn.peer.map(|p| p.ip());
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {
         (METADATA_PATH, m) if super::is_get(&m) => metadata(state, req.headers(), tls),
         (METADATA_PATH, _) => method_not_allowed("GET"),
-        (TOKEN_PATH, Method::POST) => token(state, req, request_id, address).await,
-        (REVOKE_PATH, Method::POST) => revoke(state, req, request_id, address).await,
+        (TOKEN_PATH, Method::POST) => token(state, req, request_id, peer).await,
+        (REVOKE_PATH, Method::POST) => revoke(state, req, request_id, peer).await,
         _ => method_not_allowed("POST"),
     }
 }
@@ -261,13 +263,16 @@ async fn token(
     state: &State,
     req: Request<RequestBody>,
     request_id: &str,
-    address: String,
+    peer: Option<IpAddr>,
 ) -> Response<Body> {
+    let address = peer.map(|p| p.to_string()).unwrap_or_default();
     let outcome = match read_form(state, req).await {
         Ok((headers, query_scope, params)) => {
+            let client = presented_client(&headers, &params);
+            let secret = client.as_ref().ok().map(|(_, secret)| secret.clone());
             let request = TokenRequest {
                 grant_type: params.take("grant_type"),
-                client: presented_client(&headers, &params),
+                client,
                 code: params.take("code"),
                 redirect_uri: params.take("redirect_uri"),
                 code_verifier: params.take("code_verifier"),
@@ -275,12 +280,16 @@ async fn token(
                 scope: params.take("scope").or(query_scope),
                 address,
             };
-            ops::oauth::token(&state.db, request_id, request).await
+            guarded(state, peer, secret.as_deref(), || {
+                ops::oauth::token(&state.db, request_id, request)
+            })
+            .await
         }
         Err(refusal) => {
-            let action = Action::OAuthTokenRefused;
-            ops::oauth::unreadable(&state.db, request_id, action, &refusal).await;
-            Err(Failure::Refused(refusal))
+            guarded(state, peer, None, || {
+                unreadable(state, request_id, Action::OAuthTokenRefused, refusal)
+            })
+            .await
         }
     };
     match outcome {
@@ -289,27 +298,71 @@ async fn token(
     }
 }
 
+/// Runs a token or revocation request through its address's flood throttle (the one
+/// SCIM's token checks use, `ops::throttle::Floods`): a request that fails counts
+/// against the address, and an address that has failed too often is answered 429 at once,
+/// recording nothing, unless it presents a client `secret` that has worked from there.
+/// Every refusal writes an audit entry, so without this one client could grow the
+/// database without bound.
+async fn guarded<T, F>(
+    state: &State,
+    peer: Option<IpAddr>,
+    secret: Option<&str>,
+    run: impl FnOnce() -> F,
+) -> Result<T, Failure>
+where
+    F: Future<Output = Result<T, Failure>>,
+{
+    if let Err(seconds) = state.admit(peer, secret) {
+        return Err(Failure::Refused(Refusal {
+            retry_after_secs: Some(i64::try_from(seconds).unwrap_or(i64::MAX)),
+            ..Refusal::new(ErrorCode::InvalidClient, super::THROTTLED)
+        }));
+    }
+    let outcome = run().await;
+    state.authenticated(peer, secret, outcome.is_ok());
+    outcome
+}
+
+/// Records a request refused before it could be read, and refuses it.
+async fn unreadable<T>(
+    state: &State,
+    request_id: &str,
+    action: Action,
+    refusal: Refusal,
+) -> Result<T, Failure> {
+    ops::oauth::unreadable(&state.db, request_id, action, &refusal).await;
+    Err(Failure::Refused(refusal))
+}
+
 // --- Revocation (RFC 7009) ------------------------------------------------------------------
 
 async fn revoke(
     state: &State,
     req: Request<RequestBody>,
     request_id: &str,
-    address: String,
+    peer: Option<IpAddr>,
 ) -> Response<Body> {
+    let address = peer.map(|p| p.to_string()).unwrap_or_default();
     let outcome = match read_form(state, req).await {
         Ok((headers, _, params)) => {
+            let client = presented_client(&headers, &params);
+            let secret = client.as_ref().ok().map(|(_, secret)| secret.clone());
             let request = RevocationRequest {
-                client: presented_client(&headers, &params),
+                client,
                 token: params.take("token"),
                 address,
             };
-            ops::oauth::revoke(&state.db, request_id, request).await
+            guarded(state, peer, secret.as_deref(), || {
+                ops::oauth::revoke(&state.db, request_id, request)
+            })
+            .await
         }
         Err(refusal) => {
-            let action = Action::OAuthRevokeRefused;
-            ops::oauth::unreadable(&state.db, request_id, action, &refusal).await;
-            Err(Failure::Refused(refusal))
+            guarded(state, peer, None, || {
+                unreadable(state, request_id, Action::OAuthRevokeRefused, refusal)
+            })
+            .await
         }
     };
     match outcome {

@@ -60,6 +60,10 @@ async fn record_refusal(db: &Db, entry: Entry) {
     }
 }
 
+/// The most bytes of a refusal's description its audit entry keeps: descriptions quote
+/// what the caller sent (a client id, a redirect URI, a parameter's name).
+const DESCRIPTION_MAX: usize = 500;
+
 fn client_target(client_id: &str) -> Option<String> {
     Some(format!("oauth-client:{client_id}"))
 }
@@ -297,7 +301,7 @@ pub async fn authorization_refused(
         client_id.and_then(client_target),
     )
     .with_status(status)
-    .with_detail(json!({"error": error, "description": description}));
+    .with_detail(json!({"error": error, "description": audit::clip(description, DESCRIPTION_MAX)}));
     record_refusal(db, entry).await;
 }
 
@@ -414,7 +418,11 @@ impl Caller {
     async fn refused(&self, db: &Db, action: Action, failure: &Failure, grant_type: Option<&str>) {
         let (detail, status) = match failure {
             Failure::Refused(e) => (
-                json!({"error": e.code.as_str(), "description": e.description, "grantType": grant_type}),
+                json!({
+                    "error": e.code.as_str(),
+                    "description": audit::clip(&e.description, DESCRIPTION_MAX),
+                    "grantType": grant_type.map(|g| audit::clip(g, DESCRIPTION_MAX)),
+                }),
                 e.status(),
             ),
             Failure::Internal(_) => (

@@ -196,6 +196,8 @@ pub(super) enum UiError {
     Login,
     Forbidden(String),
     BadRequest(String),
+    /// The client's address failed too often: a 429 page, retry after these seconds.
+    Throttled(u64),
     /// The storage cannot take writes now: a 503 page.
     Unavailable(String),
     Internal(String),
@@ -591,6 +593,10 @@ struct ErrorPage {
 }
 
 async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
+    let retry_after = match e {
+        UiError::Throttled(seconds) => Some(seconds),
+        _ => None,
+    };
     let (status, heading, message) = match e {
         UiError::Login => {
             // Come back to the same page with the same query (the OAuth authorization
@@ -614,6 +620,13 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
         ),
         UiError::Forbidden(m) => (StatusCode::FORBIDDEN, "Not allowed", m),
         UiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "That did not work", m),
+        UiError::Throttled(seconds) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            format!(
+                "This address sent too many requests that could not be accepted. Try again in {seconds} seconds."
+            ),
+        ),
         UiError::Unavailable(cause) => {
             tracing::error!(request_id = %req.request_id, %cause, "storage unavailable");
             (
@@ -653,7 +666,10 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
     };
     match html(status, &page) {
         Ok(r) if status == StatusCode::SERVICE_UNAVAILABLE => crate::http::unavailable(r),
-        Ok(r) => r,
+        Ok(r) => match retry_after {
+            Some(seconds) => crate::http::throttled(r, seconds),
+            None => r,
+        },
         Err(_) => {
             let mut r = Response::new(Body::from(Bytes::from_static(b"error\n")));
             *r.status_mut() = status;

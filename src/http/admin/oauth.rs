@@ -470,9 +470,17 @@ pub(super) async fn authorize_page(state: &State, req: &Req) -> PageResult {
     // The client and its redirect URI are checked before anything else (RFC 6749
     // §4.1.2.1): an unknown client or an unregistered redirect gets its error page at once,
     // never a login page that would carry the bad URI along.
+    // Refusals are audited, and anyone may ask: an address whose requests keep being
+    // refused is throttled like failed SCIM authentications, so it cannot grow the audit
+    // log without bound. A logged-in admin is not.
+    let peer = req.peer.map(|p| p.ip()).filter(|_| req.session.is_none());
+    if let Err(seconds) = state.admit(peer, None) {
+        return Err(UiError::Throttled(seconds));
+    }
     let request = match check(state, &req.query).await? {
         Ok(r) => r,
         Err(refusal) => {
+            state.authenticated(peer, None, false);
             audit_refusal(state, req, req.query("client_id"), &refusal).await;
             return refusal_response(req, refusal);
         }
