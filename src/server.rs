@@ -70,14 +70,18 @@ async fn serve(
     // Each connection holds a sender; when all are dropped, `recv` returns `None`.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     tokio::pin!(shutdown);
-    // One permit per open connection; past the cap a connection is told so and closed.
+    // One permit per open connection, and a share of them per client address; past either
+    // cap a connection is told so and closed.
     let slots = Arc::new(tokio::sync::Semaphore::new(app.max_connections()));
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, "too many open connections");
+                    let admitted = app
+                        .connection_share(peer)
+                        .and_then(|share| Some((share, slots.clone().try_acquire_owned().ok()?)));
+                    let Some((share, slot)) = admitted else {
+                        tracing::warn!(%peer, "too many open connections, from this address or in all");
                         if tls.is_none() {
                             tokio::spawn(refuse(stream));
                         }
@@ -101,6 +105,7 @@ async fn serve(
                         }
                         drop(done);
                         drop(slot);
+                        drop(share);
                     });
                 }
                 Err(e) => {
@@ -114,6 +119,7 @@ async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: draining connections");
+    app.close_streams();
     let _ = stop_tx.send(());
     drop(done_tx);
     if tokio::time::timeout(DRAIN_TIMEOUT, done_rx.recv())
@@ -128,7 +134,7 @@ async fn serve(
 /// client would not read plain text, so it is just closed).
 async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
-    const BODY: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"the server has as many connections open as it may; retry shortly"}"#;
+    const BODY: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"the server has as many connections open as it may, in all or from this address; retry shortly"}"#;
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/scim+json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{BODY}",
         BODY.len()

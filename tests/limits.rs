@@ -1,53 +1,70 @@
 //! Limits that protect a small VM: a cap on open connections and on requests being
-//! answered, each answered 503 with `Retry-After` beyond it, and room again once freed.
+//! answered, in all and per client address, each answered 503 with `Retry-After` beyond
+//! it, and room again once freed.
 
 mod common;
 
 use std::time::Duration;
 
 use common::*;
-use hyper::Method;
 use scimd::config::HttpConfig;
 use scimd::model::Actor;
 use scimd::ops;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What the server answers on a fresh connection to a plain GET of `path`.
-async fn answer(s: &TestServer, path: &str) -> String {
-    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: scimd\r\nConnection: close\r\n\r\n");
-    c.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), c.read_to_string(&mut out)).await;
-    out
+/// Opens an idle connection from loopback address `from`.
+async fn idle_from(s: &TestServer, from: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    socket.connect(s.addr).await.unwrap()
 }
 
+/// One address may hold a quarter of the connections (here 2 of 8): a slowloris client
+/// cannot take them all, and the server's cap still holds across addresses.
 #[tokio::test]
-async fn connections_past_the_cap_get_503_and_room_comes_back() {
+async fn connections_past_the_caps_get_503_and_room_comes_back() {
     let s = TestServer::start_with(HttpConfig {
-        max_connections: 2,
+        max_connections: 8,
         ..HttpConfig::default()
     })
     .await;
-    // Two idle connections hold both slots.
-    let a = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let b = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    // Two idle connections hold the address's share.
+    let mut held = vec![
+        idle_from(&s, "127.0.0.41").await,
+        idle_from(&s, "127.0.0.41").await,
+    ];
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let refused = answer(&s, "/healthz").await;
+    let refused = answer_from(&s, "127.0.0.41", "/healthz", None).await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("Retry-After: 1"), "{refused}");
     assert!(refused.contains("urn:ietf:params:scim:api:messages:2.0:Error"));
-    drop((a, b));
+    let ok = answer_from(&s, "127.0.0.42", "/healthz", None).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "another address: {ok}");
+    // Three more addresses fill the server.
+    for from in ["127.0.0.42", "127.0.0.43", "127.0.0.44"] {
+        held.push(idle_from(&s, from).await);
+        held.push(idle_from(&s, from).await);
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let ok = answer(&s, "/healthz").await;
+    let refused = answer_from(&s, "127.0.0.45", "/healthz", None).await;
+    assert!(
+        refused.starts_with("HTTP/1.1 503"),
+        "the server is full: {refused}"
+    );
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ok = answer_from(&s, "127.0.0.41", "/healthz", None).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     s.stop().await;
 }
 
+/// One address may hold a quarter of the request slots (here 1 of 4): slow requests from
+/// one client leave room for the others, the server's cap still holds across addresses,
+/// and health checks get through both.
 #[tokio::test]
-async fn requests_past_the_cap_get_503_while_health_checks_still_answer() {
+async fn requests_past_the_caps_get_503_while_health_checks_still_answer() {
     let s = TestServer::start_with(HttpConfig {
-        max_requests: 1,
+        max_requests: 4,
         ..HttpConfig::default()
     })
     .await;
@@ -56,23 +73,41 @@ async fn requests_past_the_cap_get_503_while_health_checks_still_answer() {
         .unwrap()
         .token
         .secret;
-    // A long poll holds the one request slot.
+    // Long polls from four addresses hold every request slot.
     let auth = format!("Bearer {key}");
-    let headers = [("authorization", auth.as_str())];
-    let poll = s.raw(Method::GET, "/api/v1/events?after=0&wait=2", &headers, "");
+    let bearer = format!("Bearer {}", s.token);
+    let poll =
+        |from: &'static str| answer_from(&s, from, "/api/v1/events?after=0&wait=2", Some(&auth));
     let meanwhile = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let busy = s.get("/scim/v2/Users").await;
-        let health = answer(&s, "/healthz").await;
-        (busy, health)
+        let same = answer_from(&s, "127.0.0.51", "/scim/v2/Users", Some(&bearer)).await;
+        let other = answer_from(&s, "127.0.0.55", "/scim/v2/Users", Some(&bearer)).await;
+        let health = answer_from(&s, "127.0.0.51", "/healthz", None).await;
+        (same, other, health)
     };
-    let (polled, (busy, health)) = tokio::join!(poll, meanwhile);
-    assert_eq!(polled.status, 200, "{}", polled.text);
-    busy.assert_error(503, None);
-    assert_eq!(busy.header("retry-after"), Some("1"));
+    let (p1, p2, p3, p4, (same, other, health)) = tokio::join!(
+        poll("127.0.0.51"),
+        poll("127.0.0.52"),
+        poll("127.0.0.53"),
+        poll("127.0.0.54"),
+        meanwhile
+    );
+    for polled in [p1, p2, p3, p4] {
+        assert!(polled.starts_with("HTTP/1.1 200"), "{polled}");
+    }
+    for busy in [&same, &other] {
+        assert!(busy.starts_with("HTTP/1.1 503"), "{busy}");
+        assert!(
+            busy.to_ascii_lowercase().contains("retry-after: 1"),
+            "{busy}"
+        );
+    }
+    assert!(same.contains("this address has as many requests"), "{same}");
+    assert!(other.contains("the server is answering as many"), "{other}");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    // Once the poll is answered, there is room again.
-    assert_eq!(s.get("/scim/v2/Users").await.status, 200);
+    // Once the polls are answered, there is room again.
+    let ok = answer_from(&s, "127.0.0.51", "/scim/v2/Users", Some(&bearer)).await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     s.stop().await;
 }
 

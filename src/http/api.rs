@@ -491,7 +491,11 @@ async fn events(
             )));
         }
     };
-    let page = feed::wait(&state.db, tenant, after, limit, types, wait).await?;
+    // A shutdown answers a waiting poll with what there is, so it does not hold the drain.
+    let page = tokio::select! {
+        page = feed::wait(&state.db, tenant, after, limit, types.clone(), wait) => page?,
+        () = state.closing() => feed::wait(&state.db, tenant, after, limit, types, Duration::ZERO).await?,
+    };
     if !wait.is_zero() && !apikeys::in_force(&state.db, reader.key_id).await? {
         return Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -527,15 +531,22 @@ fn sse_frame(seq: i64, kind: &str, data: &str) -> Bytes {
     Bytes::from(out)
 }
 
-/// Streams the tenant's events after `after` as they commit, until the client goes away
-/// or its key is revoked or expires (checked before each page of events and keepalive).
+/// Streams the tenant's events after `after` as they commit, until the client goes away,
+/// its key is revoked or expires (checked before each page of events and keepalive), or
+/// the server shuts down.
 fn stream(state: &State, reader: Reader, mut after: i64, types: Vec<EventType>) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
     let db = state.db.clone();
     let tenant = reader.tenant;
+    let closing = state.closing();
     tokio::spawn(async move {
+        tokio::pin!(closing);
         loop {
-            let waited = feed::wait(&db, tenant, after, 100, types.clone(), KEEPALIVE).await;
+            // A shutdown ends the stream (the client reconnects with `Last-Event-ID`).
+            let waited = tokio::select! {
+                waited = feed::wait(&db, tenant, after, 100, types.clone(), KEEPALIVE) => waited,
+                () = &mut closing => return,
+            };
             let page = match apikeys::in_force(&db, reader.key_id).await {
                 Ok(false) => Err(("unauthorized", KEY_WITHDRAWN.to_string())),
                 Ok(true) => waited.map_err(|e| ("stream_ended", e.to_string())),

@@ -8,6 +8,7 @@ pub mod metrics;
 mod oauth;
 mod openapi;
 mod scim;
+mod shares;
 pub mod webhooks;
 mod workos;
 mod write_timeout;
@@ -244,6 +245,10 @@ struct State {
     recording: std::sync::Mutex<Option<RecorderTask>>,
     /// One permit per request being answered ([`HttpConfig::max_requests`]).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// The share of those permits each client address may hold.
+    requests: shares::Shares,
+    /// The share of the open connections each client address may hold.
+    connections: shares::Shares,
     /// What `/metrics` reports; the webhook sender records into it too.
     metrics: metrics::Metrics,
     /// Where the next `startIndex` page of each directory walk starts.
@@ -252,9 +257,20 @@ struct State {
     plans: crate::ops::reconcile::Plans,
     /// Failed authentications per client address (`ops::throttle::Floods`).
     floods: crate::ops::throttle::Floods,
+    /// Set once the server begins to shut down ([`App::close_streams`]): event streams
+    /// and long polls end then, instead of holding the drain to its timeout.
+    closing: watch::Sender<bool>,
 }
 
 impl State {
+    /// Completes once the server begins to shut down.
+    fn closing(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut closing = self.closing.subscribe();
+        async move {
+            let _ = closing.wait_for(|&closing| closing).await;
+        }
+    }
+
     /// Whether a request from `peer` presenting `secret` may try to authenticate:
     /// `Err(seconds)` while the address is throttled for failed authentications and
     /// `secret` has not worked from it.
@@ -277,6 +293,17 @@ impl State {
             _ => self.floods.failed(address, now),
         }
     }
+}
+
+/// The answer past a cap on requests in flight: 503, retry in a second, and close the
+/// connection.
+fn busy(detail: &str) -> Response<Body> {
+    let mut r = error_response(&ScimError::new(503, None, detail));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// The answer to a throttled address: 429 with `Retry-After` (RFC 6585 §4).
@@ -312,11 +339,14 @@ impl App {
                 recorder,
                 recording: std::sync::Mutex::new(Some(recording)),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
+                requests: shares::Shares::new(shares::share_of(config.max_requests)),
+                connections: shares::Shares::new(shares::share_of(config.max_connections)),
                 floods: crate::ops::throttle::Floods::new(config.auth_failure_burst),
                 config,
                 metrics: metrics::Metrics::new(),
                 resumes: Default::default(),
                 plans,
+                closing: watch::Sender::new(false),
             }),
             metrics_only: false,
         }
@@ -338,6 +368,18 @@ impl App {
     /// How many connections the accept loop may keep open.
     pub fn max_connections(&self) -> usize {
         self.state.config.max_connections.max(1)
+    }
+
+    /// The server begins to shut down: event streams end and long polls answer now, so
+    /// the connections they hold can drain.
+    pub fn close_streams(&self) {
+        self.state.closing.send_replace(true);
+    }
+
+    /// A connection of `peer`'s share, held until dropped; `None` when the address has as
+    /// many connections open as it may.
+    pub(crate) fn connection_share(&self, peer: SocketAddr) -> Option<shares::Held> {
+        self.state.connections.take(peer.ip())
     }
 
     /// The request inspector's writer, once: stop it after the server has drained so the
@@ -415,22 +457,25 @@ impl App {
         let finished = body.finished.clone();
         let started = std::time::Instant::now();
         let route = Route::of(&path).as_str();
-        // Past the cap, an answer that costs nothing (health checks always get through).
+        // Past the caps, an answer that costs nothing (health checks always get through).
+        let _share = match conn.peer {
+            Some(peer) if route != "health" => match self.state.requests.take(peer.ip()) {
+                Some(held) => Some(held),
+                None => {
+                    tracing::warn!(request_id = %id, route, %peer, "too many requests in flight from one address");
+                    return busy(
+                        "this address has as many requests in flight as it may; retry shortly",
+                    );
+                }
+            },
+            _ => None,
+        };
         let _permit = match self.state.in_flight.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) if route == "health" => None,
             Err(_) => {
                 tracing::warn!(request_id = %id, route, "too many requests in flight");
-                let mut r = unavailable(error_response(&ScimError::new(
-                    503,
-                    None,
-                    "the server is answering as many requests as it may; retry shortly",
-                )));
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                r.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                return r;
+                return busy("the server is answering as many requests as it may; retry shortly");
             }
         };
         let metrics = self.state.metrics.clone();
