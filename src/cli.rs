@@ -216,10 +216,47 @@ pub fn run(cli: Cli) -> ExitCode {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
+/// `text`, which may carry what an IdP sent, made safe to print on a terminal: control
+/// characters other than newline and tab (an escape sequence could recolour, retitle or
+/// rewrite the admin's screen) are shown as `\u{1b}` escapes.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c {
+            c if unsafe_char(c) => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// [`printable`] when standard output is a terminal, else `text` unchanged: for data an
+/// admin may redirect to a file (an export), which must stay byte for byte.
+pub(crate) fn for_stdout(text: &str) -> std::borrow::Cow<'_, str> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        printable(text)
+    } else {
+        text.into()
+    }
+}
+
 fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
+    let existed = args.path.exists();
     let db = Db::open(&args.path, Durability::Full)
         .map_err(|e| format!("cannot open database {}: {e}", args.path.display()))?;
     adopt_owner(&args.path)?;
+    if !existed {
+        // Said on standard error: a mistyped --db would otherwise quietly act on a new,
+        // empty database the server never reads.
+        eprintln!(
+            "scimd: created a new database at {} (if you meant the server's, check --db or SCIMD_DB)",
+            args.path.display()
+        );
+    }
     Ok(db)
 }
 
@@ -722,4 +759,18 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_from_an_idp_reach_the_terminal_as_text() {
+        assert_eq!(printable("Ada\tLovelace\n"), "Ada\tLovelace\n");
+        assert_eq!(
+            printable("\u{1b}]0;pwned\u{7}Ada\u{9b}2J"),
+            "\\u{1b}]0;pwned\\u{7}Ada\\u{9b}2J"
+        );
+    }
 }

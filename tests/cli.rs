@@ -124,6 +124,58 @@ fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
     assert!(!ok, "healthcheck fails once the server is gone");
 }
 
+/// An app following the events feed (a stream, a long poll) does not hold a shutdown to
+/// its drain timeout: the stream ends and the poll is answered at once.
+#[test]
+fn sigterm_ends_event_streams_and_long_polls_at_once() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, key, err) = run(dir.path(), &["apikey", "create", "--name", "app"]);
+    assert!(ok, "{err}");
+    let key = key.lines().last().unwrap().to_string();
+    let mut child = scimd(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+    let open = |path: &str, accept: &str| {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            c,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        c
+    };
+    let mut stream = open("/api/v1/events", "text/event-stream");
+    let mut poll = open("/api/v1/events?wait=25", "application/json");
+    // The stream has started (its head is out) and the poll is waiting.
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "shutdown took {took:?}"
+    );
+    let mut answer = String::new();
+    poll.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+}
+
 /// The status line of `GET path` on `addr`, over a bare TCP connection.
 fn status_of(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
@@ -211,6 +263,32 @@ fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
     );
     let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
     assert!(!ok && err.contains("exists already"), "{err}");
+}
+
+/// The database and its backups hold webhook secrets and credential hashes: only their
+/// owner may read them, whatever the umask. A command that creates the database says so,
+/// so a mistyped `--db` does not quietly act on a new, empty one.
+#[cfg(unix)]
+#[test]
+fn the_database_and_its_backups_are_private_and_a_new_one_is_announced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |name: &str| {
+        let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+        meta.permissions().mode() & 0o777
+    };
+    let (ok, _, err) = run(dir.path(), &["--db", "scimd.db", "tenant", "list"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("created a new database at scimd.db"), "{err}");
+    let (ok, _, err) = run(dir.path(), &["tenant", "list"]);
+    assert!(
+        ok && err.is_empty(),
+        "an existing database is not announced: {err}"
+    );
+    assert_eq!(mode("scimd.db"), 0o600);
+    let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
+    assert!(ok, "{err}");
+    assert_eq!(mode("copy.db"), 0o600);
 }
 
 #[test]

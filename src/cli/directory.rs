@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{CliResult, tenant_id};
+use super::{CliResult, for_stdout, printable, tenant_id};
 use crate::auth::chain;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Db, settings, tenants};
@@ -250,10 +250,10 @@ pub fn sync(db: &Db, args: SyncArgs) -> CliResult {
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&run)?)?;
     } else if args.csv {
-        write!(out, "{}", run.report.to_csv())?;
+        write!(out, "{}", for_stdout(&run.report.to_csv()))?;
     } else {
         writeln!(out, "{}", run_headline(&run))?;
-        write!(out, "{}", run.report.to_text())?;
+        write!(out, "{}", printable(&run.report.to_text()))?;
     }
     Ok(())
 }
@@ -319,7 +319,8 @@ pub fn guard_cmd(db: &Db, cmd: GuardCommand) -> CliResult {
             );
             for h in &status.first {
                 let reason = h.reason.as_deref().unwrap_or("");
-                println!("{}\t{}\t{}\t{reason}", h.member_id, h.subject, h.action);
+                let line = format!("{}\t{}\t{}\t{reason}", h.member_id, h.subject, h.action);
+                println!("{}", printable(&line));
             }
         }
         GuardCommand::Approve { .. } => {
@@ -370,7 +371,9 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
                 ExportFormat::Csv
             };
             let text = block_on(members::export(db, tenant_id(db, &tenant)?, format))?;
-            std::io::stdout().lock().write_all(text.as_bytes())?;
+            std::io::stdout()
+                .lock()
+                .write_all(for_stdout(&text).as_bytes())?;
         }
     }
     Ok(())
@@ -463,7 +466,7 @@ fn print_settings(tenant: &str, s: &Settings) {
         println!("guard:         off");
     }
     for m in &s.mappings {
-        println!("mapping:       {} -> {}", m.group, m.role);
+        println!("mapping:       {} -> {}", printable(&m.group), m.role);
     }
 }
 

@@ -161,6 +161,7 @@ impl Db {
                 ))?;
                 filter_sql::register_functions(c)
             });
+        create_private(path)?;
         // WAL must be set before the pool hands out readers; it persists in the file.
         {
             let conn = Connection::open(path)?;
@@ -356,6 +357,29 @@ impl Db {
     }
 }
 
+/// Creates the file `path`, readable and writable by its owner only, unless it exists. A
+/// database holds webhook signing secrets and every credential's hash, so neither it nor a
+/// backup is left readable by everyone under the usual umask; SQLite gives a database's
+/// `-wal` and `-shm` files its mode.
+fn create_private(path: &Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e.into()),
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Copies the whole database to a new file with SQLite's online backup, which yields a
 /// consistent snapshot while writers go on (a plain file copy of a WAL database may not).
 /// Returns the number of pages copied.
@@ -369,6 +393,7 @@ pub fn backup(db: &Db, to: &Path) -> Result<i32, DbError> {
 /// made in small steps would start over at every commit of another connection). WAL
 /// readers block no writer, so the server goes on meanwhile. Returns the pages copied.
 fn copy(src: &Connection, to: &Path) -> Result<i32, DbError> {
+    create_private(to)?;
     let mut dst = Connection::open(to)?;
     dst.busy_timeout(Duration::from_secs(10))?;
     {
