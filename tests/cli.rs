@@ -94,10 +94,16 @@ fn tenants_are_created_listed_and_required_for_tokens() {
     assert!(!ok && err.contains("no tenant"), "{err}");
 }
 
-#[test]
-fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = scimd(dir.path())
+/// Starts `scimd serve` in `dir` on a free port: the process, its address, and the rest of
+/// what it prints.
+fn serve(
+    dir: &std::path::Path,
+) -> (
+    std::process::Child,
+    String,
+    std::io::Lines<BufReader<std::process::ChildStdout>>,
+) {
+    let mut child = scimd(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -106,6 +112,13 @@ fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first.rsplit("http://").next().unwrap().to_string();
+    (child, addr, lines)
+}
+
+#[test]
+fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, mut lines) = serve(dir.path());
     let second = lines.next().unwrap().unwrap();
     assert_eq!(second, format!("SCIM base URL: http://{addr}/scim/v2"));
     assert!(dir.path().join("scimd.db").exists());
@@ -133,15 +146,7 @@ fn sigterm_ends_event_streams_and_long_polls_at_once() {
     let (ok, key, err) = run(dir.path(), &["apikey", "create", "--name", "app"]);
     assert!(ok, "{err}");
     let key = key.lines().last().unwrap().to_string();
-    let mut child = scimd(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit("http://").next().unwrap().to_string();
+    let (mut child, addr, _) = serve(dir.path());
     let open = |path: &str, accept: &str| {
         let mut c = std::net::TcpStream::connect(&addr).unwrap();
         write!(
