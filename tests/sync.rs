@@ -572,3 +572,36 @@ fn an_admin_imports_maps_tests_and_syncs_from_the_command_line() {
     let (_, out, _) = scimd(path, &["audit", "--action", "roles.unmapped"]);
     assert_eq!(out.lines().count(), 1, "{out}");
 }
+
+/// §9.19 for a person without an email (Entra sends none for a user without `mail`): the
+/// IdP deletes them and creates them again, and they get their member back, linked to the
+/// new directory user and active, with `member.reactivated`. Before, the new user was
+/// skipped ("another member already has this userName") behind a 201.
+#[tokio::test]
+async fn a_user_without_email_deleted_and_created_again_gets_their_member_back() {
+    let s = TestServer::start().await;
+    let body = json!({"schemas":[USER_URN],"userName":"kiosk-07","externalId":"k7",
+                      "name":{"givenName":"Kiosk","familyName":"Seven"}});
+    let r = s.post("/scim/v2/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let old = r.json["id"].as_str().unwrap().to_string();
+    let before = members_of(&s);
+    assert_eq!(before.len(), 1);
+    assert_eq!(s.delete(&format!("/scim/v2/Users/{old}")).await.status, 204);
+    assert_eq!(members_of(&s)[0].status, MemberStatus::Archived);
+    let cursor = last_cursor(&s);
+
+    let r = s.post("/scim/v2/Users", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let new = r.json["id"].as_str().unwrap().to_string();
+    let after = members_of(&s);
+    assert_eq!(after.len(), 1, "no second member");
+    assert_eq!(after[0].id, before[0].id, "the same member");
+    assert_eq!(after[0].status, MemberStatus::Active);
+    assert_eq!(after[0].user_id.as_deref(), Some(new.as_str()));
+    assert!(
+        event_types(&s, cursor).contains(&"member.reactivated".to_string()),
+        "{:?}",
+        event_types(&s, cursor)
+    );
+}

@@ -241,13 +241,29 @@ impl<'a> Planner<'a> {
         if let Some(&i) = self.by_link.get(user.id.as_str()) {
             return Found::Member(i);
         }
+        let by_user_name = || self.by_user_name.get(&fold(&user.user_name)).copied();
         let candidate = match self.settings.match_by {
-            MatchBy::Email => [user.email.as_deref(), Some(user.user_name.as_str())]
-                .into_iter()
-                .flatten()
-                .filter(|k| crate::model::looks_like_email(k))
-                .find_map(|k| self.by_email.get(&fold(k)).copied()),
-            MatchBy::UserName => self.by_user_name.get(&fold(&user.user_name)).copied(),
+            MatchBy::Email => {
+                let mut keys = [user.email.as_deref(), Some(user.user_name.as_str())]
+                    .into_iter()
+                    .flatten()
+                    .filter(|k| crate::model::looks_like_email(k))
+                    .peekable();
+                let has_email = keys.peek().is_some();
+                keys.find_map(|k| self.by_email.get(&fold(k)).copied())
+                    .or_else(|| {
+                        // No member has its email. Its userName still names the same
+                        // person when it has no email to match by (Entra sends none for
+                        // a user without `mail`), or when that member's directory user
+                        // was deleted and this one is it re-created (unassigned and
+                        // assigned again, perhaps with a new email). Creating a member
+                        // would fail on the userName anyway.
+                        by_user_name().filter(|&i| {
+                            !has_email || matches!(self.members[i].link, Link::Gone(_))
+                        })
+                    })
+            }
+            MatchBy::UserName => by_user_name(),
         };
         match candidate {
             None => Found::Nothing,

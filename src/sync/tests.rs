@@ -859,6 +859,51 @@ fn a_person_the_idp_recreates_is_matched_again_and_restored() {
     assert_eq!(members[0].pk, 1);
 }
 
+/// Matching by email, a person the IdP re-creates is still found by userName when it has
+/// no email (Entra users without `mail`), or when its email changed meanwhile; a live
+/// member with the same userName and another email is not taken over.
+#[test]
+fn a_person_recreated_without_an_email_or_with_a_new_one_is_found_by_username() {
+    let s = Settings::default();
+    let mut no_email = user("u-old", "ada");
+    no_email.email = None;
+    let mut gone = synced(1, &no_email, &s);
+    gone.status = MemberStatus::Archived;
+    gone.link = Link::Gone("u-old".into());
+    let mut members = vec![gone];
+    let mut again = no_email.clone();
+    again.id = "u-new".into();
+    let changes = plan_applied(&partial(vec![again]), &mut members, &s);
+    assert_eq!(
+        kinds(&changes),
+        [ChangeKind::Reactivate, ChangeKind::Update]
+    );
+    assert_eq!(members[0].link, Link::Live("u-new".into()));
+
+    let old = user("u-1", "grace@x.io");
+    let mut gone = synced(2, &old, &s);
+    gone.status = MemberStatus::Archived;
+    gone.link = Link::Gone("u-1".into());
+    let mut members = vec![gone];
+    let mut renamed = user("u-2", "grace@x.io");
+    renamed.email = Some("grace@new.io".into());
+    let changes = plan_applied(&partial(vec![renamed]), &mut members, &s);
+    assert_eq!(
+        kinds(&changes),
+        [ChangeKind::Reactivate, ChangeKind::Update]
+    );
+    assert_eq!(members[0].profile.email.as_deref(), Some("grace@new.io"));
+
+    // A manual member with that userName and another email stays apart.
+    let mut other = manual(3, "hopper@x.io");
+    other.profile.user_name = Some("grace@x.io".into());
+    let mut members = vec![other];
+    let mut newcomer = user("u-3", "grace@x.io");
+    newcomer.email = Some("grace@elsewhere.io".into());
+    let changes = plan_applied(&partial(vec![newcomer]), &mut members, &s);
+    assert_eq!(kinds(&changes), [ChangeKind::Skip]);
+}
+
 // --- Full sync and absent people -------------------------------------------------------
 
 #[test]
