@@ -590,3 +590,89 @@ async fn a_walk_goes_on_past_a_cursor_whose_object_was_deleted() {
     assert_eq!(mine, ["g1", "g2"]);
     s.stop().await;
 }
+
+/// WorkOS stopped filling `raw_attributes` and points apps at the predefined custom
+/// attributes; an app reading `custom_attributes.department_name` or `manager_email` from
+/// a directory user, or from its `dsync.user.created` event, finds what an Entra-style
+/// push sent.
+#[tokio::test]
+async fn directory_users_carry_workos_predefined_custom_attributes() {
+    let s = TestServer::start().await;
+    let auth = format!("Bearer {}", all_tenants_key(&s, "attrs").await);
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":[USER_URN],"userName":"boss@example.com",
+                    "name":{"givenName":"The","familyName":"Boss"},
+                    "emails":[{"value":"boss.work@example.com","type":"work","primary":true}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let boss = r.json["id"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":[USER_URN, enterprise],"userName":"ada@example.com",
+                    "externalId":"e-1","title":"Engineer","userType":"Employee",
+                    "displayName":"Ada Lovelace",
+                    "emails":[{"value":"ada@example.com","type":"work","primary":true}],
+                    "addresses":[{"type":"work","streetAddress":"1 Main St","locality":"Leeds",
+                                  "postalCode":"LS1","country":"GB","formatted":"1 Main St, Leeds","primary":true}],
+                    enterprise: {"employeeNumber":"42","department":"R&D","division":"Labs",
+                                 "costCenter":"CC-7","organization":"Acme",
+                                 "manager":{"value": boss}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let expected = json!({
+        "username": "ada@example.com",
+        "display_name": "Ada Lovelace",
+        "job_title": "Engineer",
+        "employee_type": "Employee",
+        "employee_number": "42",
+        "organization": "Acme",
+        "division_name": "Labs",
+        "department_name": "R&D",
+        "cost_center_name": "CC-7",
+        "manager_name": "The Boss",
+        "manager_email": "boss.work@example.com",
+        "emails": [{"type": "work", "value": "ada@example.com", "primary": true}],
+        "addresses": [{"type": "work", "street_address": "1 Main St", "locality": "Leeds",
+                       "region": null, "postal_code": "LS1", "country": "GB",
+                       "raw_address": "1 Main St, Leeds", "primary": true}],
+    });
+    let path = format!("/directory_users/directory_user_{id}");
+    let r = s
+        .raw(Method::GET, &path, &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["custom_attributes"], expected);
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?events=dsync.user.created&limit=10",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let created = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["id"] == json!(format!("directory_user_{id}")))
+        .unwrap_or_else(|| panic!("no dsync.user.created for Ada: {}", r.text));
+    assert_eq!(created["data"]["custom_attributes"], expected);
+    // A user the IdP sent nothing extra for has the attributes it has.
+    let path = format!("/directory_users/directory_user_{boss}");
+    let r = s
+        .raw(Method::GET, &path, &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(
+        r.json["custom_attributes"],
+        json!({"username": "boss@example.com",
+               "emails": [{"type": "work", "value": "boss.work@example.com", "primary": true}]})
+    );
+}

@@ -21,6 +21,7 @@ use crate::db::tenants::{self, Tenant};
 use crate::db::{Conn, Db, DbError, users};
 use crate::model::DirectoryUser;
 use crate::scim::datetime;
+use crate::scim::schema::ENTERPRISE_URN;
 
 /// Why a request cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -239,12 +240,105 @@ fn state(status: &str) -> &'static str {
     }
 }
 
+/// WorkOS's predefined custom attributes of a directory user (its auto-mapped set:
+/// `job_title`, `department_name`, `manager_email`, `addresses`…), from the IdP's record
+/// `data`, for what it holds. WorkOS stopped filling `raw_attributes` on 2026-04-15 and
+/// points apps here instead; an app written against it reads these. `manager_email` is
+/// `manager_name` and `manager_email` are the manager's as the directory holds them now.
+fn custom_attributes(
+    conn: &Conn,
+    tenant_id: i64,
+    data: &Map<String, Value>,
+) -> Result<Value, DbError> {
+    let enterprise = data.get(ENTERPRISE_URN).and_then(Value::as_object);
+    fn text(v: Option<&Value>) -> Option<&str> {
+        v.and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    let mut out = Map::new();
+    let mut put = |name: &str, value: Option<&str>| {
+        if let Some(v) = value {
+            out.insert(name.into(), json!(v));
+        }
+    };
+    put("username", text(data.get("userName")));
+    put("display_name", text(data.get("displayName")));
+    put("job_title", text(data.get("title")));
+    put("employee_type", text(data.get("userType")));
+    let field = |name: &str| text(enterprise.and_then(|e| e.get(name)));
+    put("employee_number", field("employeeNumber"));
+    put("organization", field("organization"));
+    put("division_name", field("division"));
+    put("department_name", field("department"));
+    put("cost_center_name", field("costCenter"));
+    let manager = enterprise
+        .and_then(|e| text(e.get("manager").and_then(|m| m.get("value"))))
+        .map(|id| users::get(conn, tenant_id, id))
+        .transpose()?
+        .flatten()
+        .map(|row| DirectoryUser::from_data(&row.id, &row.data, Vec::new()));
+    if let Some(m) = manager {
+        let full_name = [m.given_name.as_deref(), m.family_name.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let name = m
+            .display_name
+            .clone()
+            .or(Some(full_name).filter(|n| !n.is_empty()));
+        put("manager_name", name.as_deref());
+        put("manager_email", m.email.as_deref());
+    }
+    let list = |name: &str| {
+        data.get(name)
+            .and_then(Value::as_array)
+            .filter(|l| !l.is_empty())
+    };
+    if let Some(emails) = list("emails") {
+        let emails: Vec<Value> = emails
+            .iter()
+            .map(|e| json!({"type": e.get("type"), "value": e.get("value"), "primary": e.get("primary").and_then(Value::as_bool).unwrap_or(false)}))
+            .collect();
+        out.insert("emails".into(), Value::Array(emails));
+    }
+    if let Some(addresses) = list("addresses") {
+        let addresses: Vec<Value> = addresses
+            .iter()
+            .map(|a| {
+                json!({
+                    "type": a.get("type"),
+                    "street_address": a.get("streetAddress"),
+                    "locality": a.get("locality"),
+                    "region": a.get("region"),
+                    "postal_code": a.get("postalCode"),
+                    "country": a.get("country"),
+                    "raw_address": a.get("formatted"),
+                    "primary": a.get("primary").and_then(Value::as_bool).unwrap_or(false),
+                })
+            })
+            .collect();
+        out.insert("addresses".into(), Value::Array(addresses));
+    }
+    Ok(Value::Object(out))
+}
+
+/// [`custom_attributes`] of the directory user `user_id` as the directory holds it now;
+/// none when it is gone.
+fn current_custom_attributes(conn: &Conn, tenant_id: i64, user_id: &str) -> Result<Value, DbError> {
+    match users::get(conn, tenant_id, user_id)? {
+        Some(row) => custom_attributes(conn, tenant_id, &row.data),
+        None => Ok(json!({})),
+    }
+}
+
 /// A directory user from a member as apps read it (`ops::members::api_object`), the IdP's
-/// record of the user (`raw`, when still there) and its groups (`None`: not listed).
+/// record of the user (`raw`, when still there), its [`custom_attributes`] and its groups
+/// (`None`: not listed).
 fn user_object(
     t: &Tenant,
     member: &Value,
     raw: Option<&Map<String, Value>>,
+    custom: Value,
     groups: Option<Vec<Value>>,
 ) -> Value {
     let user_id = member["directory_user_id"].as_str().unwrap_or_default();
@@ -265,7 +359,7 @@ fn user_object(
         "username": member["user_name"],
         "emails": member["email"].as_str().map(|e| json!([{"primary": true, "type": "work", "value": e}])).unwrap_or(json!([])),
         "state": state(member["status"].as_str().unwrap_or("active")),
-        "custom_attributes": {},
+        "custom_attributes": custom,
         "raw_attributes": raw.cloned().map(Value::Object).unwrap_or(json!({})),
         "role": role,
         "roles": roles,
@@ -303,7 +397,11 @@ fn listed_user(conn: &Conn, reach: &Reach, m: &MemberRow) -> Result<Value, Error
         .collect(),
         None => Vec::new(),
     };
-    Ok(user_object(t, &member, raw.as_ref(), Some(groups)))
+    let custom = match &raw {
+        Some(data) => custom_attributes(conn, m.tenant_id, data)?,
+        None => json!({}),
+    };
+    Ok(user_object(t, &member, raw.as_ref(), custom, Some(groups)))
 }
 
 /// `GET /directories`.
@@ -583,7 +681,8 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             if member["external_id"].is_null() {
                 member["external_id"] = stored_user["externalId"].clone();
             }
-            let user = user_object(t, &member, None, None);
+            let custom = current_custom_attributes(conn, t.id, uid)?;
+            let user = user_object(t, &member, None, custom, None);
             json!({
                 "directory_id": directory_id(t),
                 "user": user,
@@ -595,7 +694,9 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             if member["directory_user_id"].is_null() {
                 return Ok(None);
             }
-            let mut user = user_object(t, member, None, None);
+            let uid = member["directory_user_id"].as_str().unwrap_or_default();
+            let custom = current_custom_attributes(conn, t.id, uid)?;
+            let mut user = user_object(t, member, None, custom, None);
             if matches!(e.kind, EventType::MemberArchived | EventType::MemberDeleted) {
                 user["state"] = json!("inactive");
             }
