@@ -127,6 +127,78 @@ async fn put_replaces_members_only_when_sent() {
     assert!(r.json.get("members").is_none());
 }
 
+/// The events of the default tenant after `cursor`: their types.
+fn events_after(s: &TestServer, cursor: i64) -> Vec<String> {
+    let conn = s.db.conn().unwrap();
+    scimd::db::events::after(&conn, 1, cursor, 10_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind.as_str().to_string())
+        .collect()
+}
+
+fn newest_event(s: &TestServer) -> i64 {
+    let conn = s.db.conn().unwrap();
+    let all = scimd::db::events::after(&conn, 1, 0, 10_000).unwrap();
+    all.last().map_or(0, |e| e.cursor)
+}
+
+/// Okta's AIW apps PUT on every push, whole membership included. A PUT that changes
+/// nothing keeps the ETag and tells the apps nothing; a PUT that changes one member moves
+/// the version once and reports that member alone, and keeps the other members' displays.
+#[tokio::test]
+async fn a_put_that_changes_nothing_keeps_the_version_and_tells_nobody() {
+    let s = TestServer::start().await;
+    let a = s.create_user("a@example.com").await;
+    let b = s.create_user("b@example.com").await;
+    let c = s.create_user("c@example.com").await;
+    let user_path = format!("/scim/v2/Users/{a}");
+    let g = create_group(&s, "G", &[&a, &b]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    let group = s.get(&path).await.json;
+    let user = s.get(&user_path).await.json;
+    let cursor = newest_event(&s);
+
+    for _ in 0..2 {
+        let r = s.put(&user_path, &user).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["meta"]["version"], user["meta"]["version"]);
+        let r = s.put(&path, &group).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["meta"]["version"], group["meta"]["version"]);
+        let r = s
+            .put(&path, &json!({"schemas":[GROUP_URN],"displayName":"G"}))
+            .await;
+        assert_eq!(r.json["meta"]["version"], group["meta"]["version"]);
+        assert_eq!(
+            r.json["meta"]["lastModified"],
+            group["meta"]["lastModified"]
+        );
+    }
+    assert_eq!(events_after(&s, cursor), Vec::<String>::new());
+
+    // One member swapped for another, in Okta's shape (display null).
+    let r = s
+        .put(
+            &path,
+            &json!({"schemas":[GROUP_URN],"displayName":"G",
+                    "members":[{"value":a,"display":null},{"value":c,"display":null}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_ne!(r.json["meta"]["version"], group["meta"]["version"]);
+    assert_eq!(sorted(&member_ids(&r.json)), sorted(&[&a, &c]));
+    assert_eq!(
+        events_after(&s, cursor),
+        ["group.member_added", "group.member_removed"]
+    );
+    // The member that stayed is still a member, and its own ETag did not move.
+    assert_eq!(
+        s.get(&user_path).await.json["meta"]["version"],
+        user["meta"]["version"]
+    );
+}
+
 #[tokio::test]
 async fn nested_groups_are_members_too() {
     let s = TestServer::start().await;

@@ -4,6 +4,8 @@
 //! touches one row whatever the size of the group, and reading a group without its members
 //! never touches them at all.
 
+use std::collections::{HashMap, HashSet};
+
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
@@ -421,6 +423,72 @@ pub fn remove_members(
         }
     }
     Ok(removed)
+}
+
+/// Makes the group's members exactly `members` (a PUT, or PATCH's `replace` of `members`):
+/// removes those not among them, adds the new ones, and gives a kept member the display it
+/// is sent with when that differs from the one it is shown with. Members on both sides are left as they are, so a PUT of a whole membership
+/// writes what changed, not the group (Okta's AIW apps PUT the whole list on every push).
+/// Returns who was removed, who was added, and whether a kept member's display changed.
+pub fn set_members(
+    conn: &Connection,
+    group_pk: i64,
+    members: &[ResolvedMember],
+) -> Result<(Vec<Removed>, Vec<ResolvedMember>, bool), DbError> {
+    // Each member with the display it is shown with (its own name unless the IdP sent one).
+    let mut current: HashMap<Removed, Option<String>> = conn
+        .prepare_cached(
+            "SELECT gm.member_user_pk, gm.member_group_pk,
+                    coalesce(gm.display, u.display_name, u.user_name, g.display_name)
+               FROM group_members gm
+               LEFT JOIN users u ON u.pk = gm.member_user_pk
+               LEFT JOIN groups g ON g.pk = gm.member_group_pk
+              WHERE gm.group_pk = ?1",
+        )?
+        .query_map([group_pk], |r| Ok((removed_row(r)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut new = Vec::new();
+    let mut asked = HashSet::new();
+    let mut redisplayed = false;
+    for m in members {
+        let key = (m.kind, m.pk);
+        if !asked.insert(key) {
+            continue;
+        }
+        match current.remove(&key) {
+            None => new.push(m.clone()),
+            // A display sent (Okta sends null) that differs from the one shown.
+            Some(shown) if m.display.is_some() && shown != m.display => {
+                conn.prepare_cached(&member_statement(
+                    m.kind,
+                    "UPDATE group_members SET display = ?3",
+                ))?
+                .execute(params![group_pk, m.pk, m.display])?;
+                redisplayed = true;
+            }
+            Some(_) => {}
+        }
+    }
+    let mut removed: Vec<Removed> = current.into_keys().collect();
+    removed.sort_unstable();
+    for &(kind, pk) in &removed {
+        conn.prepare_cached(&member_statement(kind, "DELETE FROM group_members"))?
+            .execute(params![group_pk, pk])?;
+        if kind == MemberKind::User {
+            super::users::regrouped(conn, pk)?;
+        }
+    }
+    let added = add_members(conn, group_pk, &new)?;
+    Ok((removed, added, redisplayed))
+}
+
+/// `head` restricted to one membership row: the group `?1`'s member `?2` of `kind`.
+fn member_statement(kind: MemberKind, head: &str) -> String {
+    let column = match kind {
+        MemberKind::User => "member_user_pk",
+        MemberKind::Group => "member_group_pk",
+    };
+    format!("{head} WHERE group_pk = ?1 AND {column} = ?2")
 }
 
 /// Removes every member, returning who was removed.
@@ -865,7 +933,7 @@ mod tests {
         }
         add(&conn, groups[2].pk, MemberKind::User, &[bob]);
         add(&conn, groups[0].pk, MemberKind::User, &[bob]);
-        let names = |of: &std::collections::HashMap<i64, Vec<users::GroupRef>>, pk: i64| {
+        let names = |of: &HashMap<i64, Vec<users::GroupRef>>, pk: i64| {
             of[&pk]
                 .iter()
                 .map(|g| g.display.clone())

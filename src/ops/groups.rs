@@ -129,8 +129,7 @@ fn apply_member_ops(
             }
             MemberOp::Replace(members) => {
                 let resolved = resolve(conn, tenant_id, &members)?;
-                replace_members(conn, group_pk, &resolved, change)?;
-                changed = true;
+                changed |= replace_members(conn, group_pk, &resolved, change)?;
             }
         }
     }
@@ -142,13 +141,11 @@ fn replace_members(
     group_pk: i64,
     members: &[ResolvedMember],
     change: &mut GroupChange,
-) -> Result<(), Error> {
-    let removed = groups::clear_members(conn, group_pk)?;
-    let added = groups::add_members(conn, group_pk, members)?;
-    change.members_replaced = true;
+) -> Result<bool, Error> {
+    let (removed, added, redisplayed) = groups::set_members(conn, group_pk, members)?;
     change.removed_user_pks.extend(user_pks(&removed));
     change.added_user_pks.extend(added_users(&added));
-    Ok(())
+    Ok(!removed.is_empty() || !added.is_empty() || redisplayed)
 }
 
 impl Stored for GroupRow {
@@ -236,12 +233,22 @@ pub async fn replace(
                 renamed_from: renamed_from(&row.data, &data),
                 ..Default::default()
             };
-            if let Some(members) = &members {
-                let resolved = resolve(tx, tenant_id, members)?;
-                replace_members(tx, row.pk, &resolved, &mut change)?;
-            }
-            let row = groups::update(tx, &row, data.clone())?;
-            reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;
+            let membership_changed = match &members {
+                Some(members) => {
+                    let resolved = resolve(tx, tenant_id, members)?;
+                    replace_members(tx, row.pk, &resolved, &mut change)?
+                }
+                None => false,
+            };
+            // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
+            // version and tells nobody, like a PATCH that changes nothing.
+            let row = if membership_changed || data != row.data {
+                let row = groups::update(tx, &row, data.clone())?;
+                reconcile::group_written(tx, actor, tenant_id, row.pk, &change)?;
+                row
+            } else {
+                row
+            };
             let members = if want_members {
                 Some(groups::members(tx, row.pk)?)
             } else {

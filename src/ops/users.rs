@@ -124,7 +124,7 @@ pub async fn create(
     .await
 }
 
-/// PUT /Users/{id}.
+/// PUT /Users/{id}. A PUT that changes nothing keeps the version and triggers no sync.
 pub async fn replace(
     db: &Db,
     actor: &Actor,
@@ -144,8 +144,15 @@ pub async fn replace(
         move |tx, actor, row: UserRow| {
             let mut data = body.clone();
             default_active(&mut data, row.data.get("active"));
-            let row = users::replace(tx, tenant_id, &row, data)?;
-            reconcile::user_written(tx, actor, tenant_id, &row)?;
+            // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
+            // version and triggers no sync, like a PATCH that changes nothing.
+            let row = if data == row.data {
+                row
+            } else {
+                let row = users::replace(tx, tenant_id, &row, data)?;
+                reconcile::user_written(tx, actor, tenant_id, &row)?;
+                row
+            };
             Ok(view(tx, tenant_id, row, true)?)
         },
     )

@@ -194,7 +194,7 @@ pub struct MemberValue {
 }
 
 /// `members.type` (RFC 7643 §4.2); `User` when the IdP leaves it out (Okta, Entra do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum MemberKind {
     #[default]
     User,
