@@ -548,6 +548,21 @@ async fn filters_sorting_projection_search_and_cursors() {
         .post("/scim/v2/.search", &json!({"startIndex":5,"count":1}))
         .await;
     assert_eq!(r.json["Resources"][0]["displayName"], "Admins");
+    // Sorted by an attribute groups do not have: the group has no value for it, so it
+    // comes last ascending and first descending (RFC 7644 §3.4.2.3), never left out.
+    for (order, group_at) in [("ascending", 4), ("descending", 0)] {
+        let r = s
+            .post(
+                "/scim/v2/.search",
+                &json!({"sortBy":"userName","sortOrder":order,"count":100}),
+            )
+            .await;
+        assert_eq!(r.json["totalResults"], 5, "{}", r.text);
+        assert_eq!(
+            r.json["Resources"][group_at]["displayName"], "Admins",
+            "{order}"
+        );
+    }
 
     // RFC 9865 cursors: no row is lost when rows before the cursor are deleted meanwhile.
     let r = s.get("/scim/v2/Users?cursor=&count=2").await;

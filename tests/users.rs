@@ -273,7 +273,9 @@ async fn etags_guard_writes_and_save_reads() {
         .await;
     assert_eq!(r.status, 200);
 
-    let body = okta_user().to_string();
+    let mut changed = okta_user();
+    changed["title"] = json!("Changed by the PUT");
+    let body = changed.to_string();
     let r = s
         .raw(
             Method::PUT,
@@ -530,6 +532,11 @@ async fn any_json_content_type_or_none_is_accepted() {
         assert_eq!(r.header("content-type"), Some("application/scim+json"));
         assert_eq!(r.json["active"], true, "active defaults to true");
     }
+    // A byte order mark before the JSON, as .NET and PowerShell writers may send.
+    let body = format!("\u{feff}{}", json!({"userName": "bom@example.com"}));
+    let headers = [("authorization", auth.as_str())];
+    let r = s.raw(Method::POST, "/scim/v2/Users", &headers, body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }
 
 #[tokio::test]
@@ -697,11 +704,29 @@ async fn discovery_is_public_complete_and_read_only() {
             .is_empty()
     );
 
+    let schemes: Vec<&str> = j["authenticationSchemes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(schemes, ["oauthbearertoken", "oauth2", "httpbasic"]);
+
     for alias in [
         "/scim/v2/ServiceProviderConfigs",
         "/scim/serviceConfiguration",
     ] {
         assert_eq!(get(alias).await.json["schemas"], j["schemas"], "{alias}");
+    }
+
+    // RFC 7644 §4: a filter on discovery SHOULD get 403, never the whole list as if it
+    // had matched.
+    for path in [
+        "/scim/v2/Schemas?filter=id+eq+%22x%22",
+        "/scim/v2/ResourceTypes?FILTER=name+eq+%22User%22",
+        "/scim/v2/ServiceProviderConfig?filter=x",
+    ] {
+        get(path).await.assert_error(403, None);
     }
 
     let rts = get("/scim/v2/ResourceTypes").await;

@@ -868,7 +868,10 @@ pub(crate) fn content_length(req: &Request<RequestBody>) -> Option<u64> {
 }
 
 /// Parses a JSON request body; malformed JSON is `400 invalidSyntax` with the position.
+/// A UTF-8 byte order mark before it is skipped, as .NET's and PowerShell's writers may
+/// put one (RFC 8259 §8.1 lets a parser ignore it).
 pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ScimError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ScimError::invalid_syntax(
             "the request body is empty; a JSON object is required",

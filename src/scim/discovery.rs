@@ -38,6 +38,16 @@ pub fn service_provider_config(base: &str, max_body_bytes: usize) -> Value {
             "description": "Authentication with a bearer token issued by this scimd (scimd token create, or the admin UI).",
             "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
             "primary": true,
+        }, {
+            "type": "oauth2",
+            "name": "OAuth 2.0",
+            "description": "Access tokens from this scimd's authorization server (authorization code or client credentials; metadata at /.well-known/oauth-authorization-server).",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc6749",
+        }, {
+            "type": "httpbasic",
+            "name": "HTTP Basic",
+            "description": "A SCIM token as the password, with any user name.",
+            "specUri": "https://www.rfc-editor.org/rfc/rfc7617",
         }],
         "meta": {
             "resourceType": "ServiceProviderConfig",

@@ -109,10 +109,24 @@ impl Projection {
             return;
         };
         match &self.mode {
-            Mode::Default => {}
+            Mode::Default => return,
             Mode::Include(items) => include(rt, fields, items),
             Mode::Exclude(items) => exclude(rt, fields, items),
         }
+        // `schemas` names the extensions the resource holds (RFC 7643 §3): not one whose
+        // attributes were all left out.
+        let Some(Value::Array(schemas)) = fields.get("schemas") else {
+            return;
+        };
+        let kept: Vec<Value> = schemas
+            .iter()
+            .filter(|s| {
+                s.as_str()
+                    .is_none_or(|urn| rt.extension(urn).is_none() || fields.contains_key(urn))
+            })
+            .cloned()
+            .collect();
+        fields.insert("schemas".into(), Value::Array(kept));
     }
 }
 
@@ -292,6 +306,16 @@ mod tests {
         );
         let u = project(Some("USERNAME,emails[type eq \"work\"]"), None);
         assert!(u.get("emails").is_some() && u.get("name").is_none() && u.get("meta").is_none());
+        // An extension left out entirely is not named in `schemas` either.
+        assert_eq!(
+            u["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+        );
+        let u = project(None, Some(ENTERPRISE_URN));
+        assert_eq!(
+            u["schemas"],
+            json!(["urn:ietf:params:scim:schemas:core:2.0:User"])
+        );
     }
 
     #[test]

@@ -185,6 +185,7 @@ async fn dispatch(
     let method = req.method().clone();
 
     // Discovery: public, read-only.
+    let query = req.uri().query();
     match segments.as_slice() {
         // Also under SCIM 1.1's plural name and the path Microsoft's reference Postman
         // collection uses, which some validators replay.
@@ -196,7 +197,7 @@ async fn dispatch(
         .iter()
         .any(|n| s.eq_ignore_ascii_case(n)) =>
         {
-            return Ok(discovery_get(&method, || {
+            return Ok(discovery_get(&method, query, || {
                 Ok(discovery::service_provider_config(
                     &base,
                     state.config.max_body_bytes,
@@ -204,20 +205,24 @@ async fn dispatch(
             }));
         }
         [s] if s.eq_ignore_ascii_case("ResourceTypes") => {
-            return Ok(discovery_get(&method, || {
+            return Ok(discovery_get(&method, query, || {
                 Ok(discovery::resource_types(&base))
             }));
         }
         [s, name] if s.eq_ignore_ascii_case("ResourceTypes") => {
-            return Ok(discovery_get(&method, || {
+            return Ok(discovery_get(&method, query, || {
                 discovery::resource_type(&base, name)
             }));
         }
         [s] if s.eq_ignore_ascii_case("Schemas") => {
-            return Ok(discovery_get(&method, || Ok(discovery::schemas(&base))));
+            return Ok(discovery_get(&method, query, || {
+                Ok(discovery::schemas(&base))
+            }));
         }
         [s, id] if s.eq_ignore_ascii_case("Schemas") => {
-            return Ok(discovery_get(&method, || discovery::schema(&base, id)));
+            return Ok(discovery_get(&method, query, || {
+                discovery::schema(&base, id)
+            }));
         }
         _ => {}
     }
@@ -453,10 +458,22 @@ async fn endpoint<E: Endpoint>(
 
 fn discovery_get(
     method: &Method,
+    query: Option<&str>,
     render: impl FnOnce() -> Result<Value, ScimError>,
 ) -> Response<Body> {
     if !is_get(method) {
         return method_not_allowed("GET");
+    }
+    // RFC 7644 §4: a filter here SHOULD get 403, so no client takes the whole answer for
+    // one that matched it.
+    let filtered = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .any(|(k, _)| k.eq_ignore_ascii_case("filter"));
+    if filtered {
+        return error_response(&ScimError::new(
+            403,
+            None,
+            "the discovery endpoints take no filter (RFC 7644 §4)",
+        ));
     }
     match render() {
         Ok(v) => scim_json(StatusCode::OK, &v),
@@ -716,9 +733,32 @@ async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<
         (Err(e), Err(_)) => return Err(e.into()),
         (u, g) => (u.ok(), g.ok()),
     };
+    // A type without the `sortBy` attribute still answers, unsorted: its resources have no
+    // value for it, so they come last ascending and first descending (RFC 7644 §3.4.2.3).
+    let mut unsorted = body.clone();
+    if let Value::Object(fields) = &mut unsorted {
+        fields.retain(|k, _| {
+            !k.eq_ignore_ascii_case("sortBy") && !k.eq_ignore_ascii_case("sortOrder")
+        });
+    }
+    let descending = body.as_object().is_some_and(|f| {
+        f.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("sortOrder")
+                && v.as_str()
+                    .is_some_and(|o| o.eq_ignore_ascii_case("descending"))
+        })
+    });
+    let without_sort = |params: &Option<ListParams>, rt: &'static ResourceType| match params {
+        Some(_) => None,
+        None => ListParams::from_search(&unsorted, rt).ok(),
+    };
+    let mut users_unsorted = without_sort(&users_params, &USER_RESOURCE);
+    let mut groups_unsorted = without_sort(&groups_params, &GROUP_RESOURCE);
     let params = users_params
         .clone()
         .or(groups_params.clone())
+        .or(users_unsorted.clone())
+        .or(groups_unsorted.clone())
         .expect("one parsed");
     if params.cursor.is_some() {
         return Err(ScimError::invalid_value(
@@ -734,9 +774,21 @@ async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<
         total: 0,
         resources: Vec::new(),
     };
+    if descending {
+        page.add::<users::Users>(state, ctx, users_unsorted.take())
+            .await?;
+        page.add::<groups::Groups>(state, ctx, groups_unsorted.take())
+            .await?;
+    }
     page.add::<users::Users>(state, ctx, users_params).await?;
     page.add::<groups::Groups>(state, ctx, groups_params)
         .await?;
+    if !descending {
+        page.add::<users::Users>(state, ctx, users_unsorted.take())
+            .await?;
+        page.add::<groups::Groups>(state, ctx, groups_unsorted.take())
+            .await?;
+    }
     let RootPage {
         total, resources, ..
     } = page;
