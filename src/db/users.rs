@@ -237,16 +237,31 @@ fn named(
         .optional()?)
 }
 
-/// The user joined or left a group. Its `groups` are part of what a GET shows, so its
-/// version (and ETag) moves; `meta.lastModified` stays, as the user's own attributes did
-/// not change. A seed the IdP puts in a group is the IdP's from then on.
-pub fn regrouped(conn: &Connection, pk: i64) -> Result<(), DbError> {
-    conn.prepare_cached("UPDATE users SET version = version + 1, origin = 'idp' WHERE pk = ?1")?
-        .execute([pk])?;
+/// The users `pks` joined or left a group. Their `groups` are part of what a GET shows,
+/// so their versions (and ETags) move; `meta.lastModified` stays, as the users' own
+/// attributes did not change. A seed the IdP puts in a group is the IdP's from then on.
+/// A few hundred to a statement (see `groups::add_members` for why not one each).
+pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
+    if pks.len() <= super::groups::FEW {
+        let mut stmt = conn.prepare_cached(
+            "UPDATE users SET version = version + 1, origin = 'idp' WHERE pk = ?1",
+        )?;
+        for pk in pks {
+            stmt.execute([pk])?;
+        }
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(
+        "UPDATE users SET version = version + 1, origin = 'idp'
+         WHERE pk IN (SELECT value FROM json_each(?1))",
+    )?;
+    for batch in pks.chunks(super::groups::BATCH) {
+        stmt.execute([serde_json::Value::from(batch.to_vec()).to_string()])?;
+    }
     Ok(())
 }
 
-/// [`regrouped`] for every user member of group `group_pk`, before the group is renamed,
+/// [`regrouped_all`] for every user member of group `group_pk`, before the group is renamed,
 /// emptied or deleted. One pass over the group's membership index.
 pub fn regrouped_members(conn: &Connection, group_pk: i64) -> Result<(), DbError> {
     conn.prepare_cached(
