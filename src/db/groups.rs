@@ -459,6 +459,17 @@ pub fn remove_members(
                 .query_row([v], |r| r.get(0))
                 .optional()?;
             let Some(pk) = pk else { continue };
+            if values.len() <= FEW {
+                // The usual write (one member leaves): deleted at once, by key.
+                let delete = member_statement(kind, "DELETE FROM group_members", "= ?2");
+                let deleted = conn
+                    .prepare_cached(&delete)?
+                    .execute(params![group_pk, pk])?;
+                if deleted > 0 {
+                    removed.push((kind, pk));
+                }
+                continue;
+            }
             let member: Option<i64> = conn
                 .prepare_cached(&member_statement(
                     kind,
@@ -472,7 +483,16 @@ pub fn remove_members(
             }
         }
     }
-    delete_members(conn, group_pk, &removed)?;
+    if values.len() <= FEW {
+        let users: Vec<i64> = removed
+            .iter()
+            .filter(|(k, _)| *k == MemberKind::User)
+            .map(|(_, pk)| *pk)
+            .collect();
+        super::users::regrouped_all(conn, &users)?;
+    } else {
+        delete_members(conn, group_pk, &removed)?;
+    }
     Ok(removed)
 }
 

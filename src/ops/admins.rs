@@ -201,7 +201,9 @@ pub async fn login(
             audit::append(tx, &failure).map(drop)
         })
         .await?;
-        tracing::warn!(username = %username, "failed admin login");
+        // Anyone can type anything here: clipped, and escaped (`?`) so a newline or an
+        // escape sequence cannot forge a log line.
+        tracing::warn!(username = ?audit::clip(&username, 200), "failed admin login");
         return Ok(Login::Refused);
     };
     let actor = Actor::new(Who::Admin(username.clone()), Some(request_id));
