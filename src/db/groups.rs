@@ -484,12 +484,7 @@ pub fn remove_members(
         }
     }
     if values.len() <= FEW {
-        let users: Vec<i64> = removed
-            .iter()
-            .filter(|(k, _)| *k == MemberKind::User)
-            .map(|(_, pk)| *pk)
-            .collect();
-        super::users::regrouped_all(conn, &users)?;
+        super::users::regrouped_all(conn, &pks_of(&removed, MemberKind::User))?;
     } else {
         delete_members(conn, group_pk, &removed)?;
     }
@@ -500,11 +495,7 @@ pub fn remove_members(
 /// version of the users among them.
 fn delete_members(conn: &Connection, group_pk: i64, removed: &[Removed]) -> Result<(), DbError> {
     for kind in [MemberKind::User, MemberKind::Group] {
-        let pks: Vec<i64> = removed
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, pk)| *pk)
-            .collect();
+        let pks = pks_of(removed, kind);
         if pks.len() <= FEW {
             let mut delete =
                 conn.prepare_cached(&member_statement(kind, "DELETE FROM group_members", "= ?2"))?;
@@ -528,10 +519,20 @@ fn delete_members(conn: &Connection, group_pk: i64, removed: &[Removed]) -> Resu
     Ok(())
 }
 
+/// The rows of the members of `kind` among `removed`.
+fn pks_of(removed: &[Removed], kind: MemberKind) -> Vec<i64> {
+    removed
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(_, pk)| *pk)
+        .collect()
+}
+
 /// Makes the group's members exactly `members` (a PUT, or PATCH's `replace` of `members`):
 /// removes those not among them, adds the new ones, and gives a kept member the display it
 /// is sent with when that differs from the one it is shown with. Members on both sides are
-/// left as they are, so a PUT of a whole membership writes what changed, not the group (Okta's AIW apps PUT the whole list on every push).
+/// left as they are, so a PUT of a whole membership writes what changed, not the group
+/// (Okta's AIW apps PUT the whole list on every push).
 /// Returns who was removed, who was added, and whether a kept member's display changed.
 pub fn set_members(
     conn: &Connection,
