@@ -333,18 +333,27 @@ impl ListFilter {
     fn conditions(&self, tenant_id: i64, in_group: InGroup) -> (String, Vec<SqlValue>) {
         let mut cond = vec!["m.tenant_id = ?1".to_string()];
         let mut params = vec![SqlValue::Integer(tenant_id)];
+        // The status and managed indexes hold only the rare values (migration 0023), and
+        // SQLite uses a partial index only for a query that states its condition.
+        match self.managed {
+            Some(true) => cond.push("m.managed = 1".into()),
+            Some(false) => cond.push("m.managed = 0".into()),
+            None => {}
+        }
         let mut bind = |sql: &str, value: SqlValue| {
             params.push(value);
             cond.push(sql.replace('?', &format!("?{}", params.len())));
         };
-        if let Some(status) = self.status {
-            bind("m.status = ?", SqlValue::Text(status.as_str().into()));
+        match self.status {
+            Some(MemberStatus::Active) => bind("m.status = ?", SqlValue::Text("active".into())),
+            Some(rare) => bind(
+                "m.status = ? AND m.status <> 'active'",
+                SqlValue::Text(rare.as_str().into()),
+            ),
+            None => {}
         }
         if let Some(role) = &self.role {
             bind("m.role = ?", SqlValue::Text(role.as_str().into()));
-        }
-        if let Some(managed) = self.managed {
-            bind("m.managed = ?", SqlValue::Integer(managed.into()));
         }
         if let Some(email) = &self.email {
             bind("m.email_fold = ?", SqlValue::Text(fold(email)));

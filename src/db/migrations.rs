@@ -86,6 +86,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0022_webhook_ids_never_reused",
         include_str!("migrations/0022_webhook_ids_never_reused.sql"),
     ),
+    (
+        "0023_rare_member_indexes",
+        include_str!("migrations/0023_rare_member_indexes.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

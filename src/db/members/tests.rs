@@ -55,7 +55,19 @@ fn filters() -> Vec<ListFilter> {
             ..ListFilter::default()
         },
         ListFilter {
+            status: Some(MemberStatus::Archived),
+            ..ListFilter::default()
+        },
+        ListFilter {
+            status: Some(MemberStatus::Active),
+            ..ListFilter::default()
+        },
+        ListFilter {
             role: Some(role.clone()),
+            ..ListFilter::default()
+        },
+        ListFilter {
+            managed: Some(true),
             ..ListFilter::default()
         },
         ListFilter {
