@@ -48,7 +48,7 @@ impl Assignments {
     /// handful per table); returns the rows changed.
     pub(super) fn update(self, conn: &Connection, table: &str, pk: i64) -> rusqlite::Result<usize> {
         let set: Vec<String> = self.set.iter().map(|c| format!("{c} = ?")).collect();
-        let sql = format!("UPDATE {table} SET {} WHERE pk = ?", set.join(", "));
+        let sql = format!("UPDATE OR FAIL {table} SET {} WHERE pk = ?", set.join(", "));
         let values = self.values.into_iter().chain([SqlValue::Integer(pk)]);
         conn.prepare_cached(&sql)?.execute(params_from_iter(values))
     }

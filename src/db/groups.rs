@@ -182,7 +182,7 @@ pub fn create(
         return Err(name_conflict(name, Some(&other)));
     }
     conn.prepare_cached(
-        "INSERT INTO groups (tenant_id, id, display_name, display_name_fold, external_id, data, created, last_modified, version)
+        "INSERT OR FAIL INTO groups (tenant_id, id, display_name, display_name_fold, external_id, data, created, last_modified, version)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
     )?
     .execute(
@@ -227,7 +227,7 @@ pub fn update(
         // a display the IdP sent shows it by name: their ETags must move.
         super::users::regrouped_members(conn, row.pk)?;
         conn.prepare_cached(
-            "UPDATE groups SET version = version + 1
+            "UPDATE OR FAIL groups SET version = version + 1
              WHERE pk IN (SELECT group_pk FROM group_members
                           WHERE member_group_pk = ?1 AND display IS NULL)",
         )?
@@ -271,7 +271,7 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
     // their ETags must move.
     super::users::regrouped_members(conn, pk)?;
     conn.prepare_cached(
-        "UPDATE groups SET version = version + 1, last_modified = ?2
+        "UPDATE OR FAIL groups SET version = version + 1, last_modified = ?2
          WHERE pk IN (SELECT group_pk FROM group_members WHERE member_group_pk = ?1)",
     )?
     .execute(params![pk, datetime::now()])?;
@@ -565,7 +565,7 @@ pub fn set_members(
             Some(shown) if m.display.is_some() && shown != m.display => {
                 conn.prepare_cached(&member_statement(
                     m.kind,
-                    "UPDATE group_members SET display = ?3",
+                    "UPDATE OR FAIL group_members SET display = ?3",
                     "= ?2",
                 ))?
                 .execute(params![group_pk, m.pk, m.display])?;

@@ -571,7 +571,7 @@ pub fn insert_linked(
     // whether its directory user exists come from the database. Not `RETURNING`: SQLite
     // gathers its rows in a temporary b-tree, which cost a whole-tenant sync ~10 %.
     conn.prepare_cached(
-        "INSERT INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
+        "INSERT OR FAIL INTO members (tenant_id, id, email, email_fold, user_name, user_name_fold,
                           given_name, family_name, display_name, role, role_reason, status,
                           managed, source, user_id, created_at, updated_at, status_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16, ?16)",
@@ -646,13 +646,13 @@ pub fn set_field(
     };
     let folded = |column: &str| {
         conn.prepare_cached(&format!(
-            "UPDATE members SET {column} = ?2, {column}_fold = ?3, updated_at = ?4 WHERE pk = ?1"
+            "UPDATE OR FAIL members SET {column} = ?2, {column}_fold = ?3, updated_at = ?4 WHERE pk = ?1"
         ))?
         .execute(params![pk, value, value.map(fold), now])
     };
     let plain = |column: &str| {
         conn.prepare_cached(&format!(
-            "UPDATE members SET {column} = ?2, updated_at = ?3 WHERE pk = ?1"
+            "UPDATE OR FAIL members SET {column} = ?2, updated_at = ?3 WHERE pk = ?1"
         ))?
         .execute(params![pk, value, now])
     };
@@ -676,7 +676,7 @@ pub fn set_field(
 
 pub fn set_role(conn: &Connection, pk: i64, role: &Role, reason: &str) -> Result<(), DbError> {
     conn.prepare_cached(
-        "UPDATE members SET role = ?2, role_reason = ?3, updated_at = ?4 WHERE pk = ?1",
+        "UPDATE OR FAIL members SET role = ?2, role_reason = ?3, updated_at = ?4 WHERE pk = ?1",
     )?
     .execute(params![pk, role.as_str(), reason, datetime::now()])?;
     Ok(())
@@ -686,7 +686,7 @@ pub fn set_role(conn: &Connection, pk: i64, role: &Role, reason: &str) -> Result
 pub fn set_status(conn: &Connection, pk: i64, status: MemberStatus) -> Result<(), DbError> {
     let now = datetime::now();
     conn.prepare_cached(
-        "UPDATE members SET status = ?2, updated_at = ?3, delete_after = NULL,
+        "UPDATE OR FAIL members SET status = ?2, updated_at = ?3, delete_after = NULL,
                 status_at = CASE WHEN status = ?2 THEN status_at ELSE ?3 END
          WHERE pk = ?1",
     )?
@@ -698,7 +698,7 @@ pub fn set_status(conn: &Connection, pk: i64, status: MemberStatus) -> Result<()
 pub fn schedule_deletion(conn: &Connection, pk: i64, at: &str) -> Result<(), DbError> {
     set_status(conn, pk, MemberStatus::Suspended)?;
     conn.execute(
-        "UPDATE members SET delete_after = ?2 WHERE pk = ?1",
+        "UPDATE OR FAIL members SET delete_after = ?2 WHERE pk = ?1",
         params![pk, at],
     )?;
     Ok(())
@@ -814,7 +814,7 @@ pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
 /// them once after its batch (`seeds::refresh`), not once per member.
 pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbError> {
     conn.execute(
-        "UPDATE members SET managed = ?2, updated_at = ?3 WHERE pk = ?1",
+        "UPDATE OR FAIL members SET managed = ?2, updated_at = ?3 WHERE pk = ?1",
         params![pk, managed, datetime::now()],
     )?;
     Ok(())

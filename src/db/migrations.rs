@@ -90,12 +90,27 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0023_rare_member_indexes",
         include_str!("migrations/0023_rare_member_indexes.sql"),
     ),
+    (
+        "0024_deferred_keys",
+        include_str!("migrations/0024_deferred_keys.sql"),
+    ),
+    (
+        "0025_counts_without_upserts",
+        include_str!("migrations/0025_counts_without_upserts.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
 /// foreign keys off, as SQLite's ALTER TABLE page prescribes, so that dropping the old table
 /// cascades into nothing; the keys are checked before the migration commits.
 const REBUILDS: &[&str] = &["0016_member_checks", "0022_webhook_ids_never_reused"];
+
+/// Migrations that edit table definitions in place, for a change that alters nothing
+/// stored (SQLite's ALTER TABLE page, "other kinds of table schema changes"): they run
+/// with `writable_schema` on, then the schema version is bumped so every connection
+/// reads the new definitions, and the edited schema must parse and pass SQLite's checks
+/// before the migration commits.
+const SCHEMA_EDITS: &[&str] = &["0024_deferred_keys"];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -147,8 +162,28 @@ fn apply(
     check_keys: bool,
 ) -> Result<(), DbError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    tx.execute_batch(sql)
-        .map_err(|e| DbError::Schema(format!("migration {name} failed: {e}")))?;
+    let failed = |e: rusqlite::Error| DbError::Schema(format!("migration {name} failed: {e}"));
+    if SCHEMA_EDITS.contains(&name) {
+        let schema_version: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        tx.pragma_update(None, "writable_schema", true)?;
+        let edited = tx.execute_batch(sql);
+        tx.pragma_update(None, "writable_schema", false)?;
+        edited.map_err(failed)?;
+        tx.pragma_update(None, "schema_version", schema_version + 1)?;
+        let problems: Vec<String> = tx
+            .prepare("PRAGMA quick_check")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()
+            .map_err(failed)?;
+        if problems != ["ok"] {
+            return Err(DbError::Schema(format!(
+                "migration {name} left the schema damaged: {}",
+                problems.join("; ")
+            )));
+        }
+    } else {
+        tx.execute_batch(sql).map_err(failed)?;
+    }
     if check_keys {
         let dangling: Option<String> = tx
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
@@ -393,6 +428,73 @@ mod tests {
         )
         .unwrap();
         assert_eq!(conn.last_insert_rowid(), 6, "5 is not handed out again");
+    }
+
+    /// The directory's foreign keys are checked at commit once edited in place: a dangling
+    /// one still fails its commit, and deleting a tenant or a user still cascades. Every
+    /// other table keeps its immediate keys.
+    #[test]
+    fn the_directory_keys_are_deferred_and_still_hold() {
+        let (mut conn, _) = stopped_before("0024_deferred_keys");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (2, 'b', 'B', 't');
+             INSERT INTO users (pk, tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'u1', 'a', 'a', '{}', 't', 't', 1), (2, 2, 'u2', 'b', 'b', '{}', 't', 't', 1);
+             INSERT INTO groups (pk, tenant_id, id, display_name, display_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'g1', 'G', 'g', '{}', 't', 't', 1);
+             INSERT INTO group_members (group_pk, member_user_pk) VALUES (1, 1);",
+        )
+        .unwrap();
+        let schema = "SELECT type, name, tbl_name FROM sqlite_schema ORDER BY name";
+        let before = dump(&conn, schema);
+        run(&mut conn).unwrap();
+        assert_eq!(
+            dump(&conn, schema),
+            before,
+            "no table, index or trigger lost"
+        );
+        let deferred: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema
+                 WHERE type = 'table' AND sql LIKE '%DEFERRABLE INITIALLY DEFERRED%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(deferred, 6);
+
+        // Dangling within the transaction, refused at its commit.
+        let tx = conn.transaction().unwrap();
+        tx.execute(
+            "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+             VALUES (9, 'u9', 'z', 'z', '{}', 't', 't', 1)",
+            [],
+        )
+        .expect("a deferred key is not checked by the statement");
+        let refused = tx.commit().unwrap_err();
+        assert!(refused.to_string().contains("FOREIGN KEY"), "{refused}");
+        conn.execute_batch("ROLLBACK").ok();
+        assert!(dump(&conn, "SELECT id FROM users WHERE id = 'u9'").is_empty());
+        // Other tables keep immediate keys.
+        assert!(
+            conn.execute(
+                "INSERT INTO scim_tokens (tenant_id, name, prefix, hash, created_at) VALUES (9, 'n', 'p', 'h', 't')",
+                [],
+            )
+            .is_err()
+        );
+
+        conn.execute("DELETE FROM users WHERE pk = 1", []).unwrap();
+        assert!(
+            dump(&conn, "SELECT * FROM group_members").is_empty(),
+            "a user's memberships cascade"
+        );
+        conn.execute("DELETE FROM tenants WHERE id = 2", [])
+            .unwrap();
+        assert!(
+            dump(&conn, "SELECT id FROM users").is_empty(),
+            "a tenant's users cascade"
+        );
     }
 
     /// The member counts the triggers keep start from the members already stored, in every

@@ -303,7 +303,21 @@ impl Db {
         F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        self.queue(writer::Job::replayable(f, answer), answered)
+        self.queue(writer::Job::replayable(false, f, answer), answered)
+            .await
+    }
+
+    /// [`Db::write_relaxed`] for an `f` that may run again, as [`Db::write_replayable`]:
+    /// bookkeeping written beside the SCIM writes (the request inspector's rows) then
+    /// costs them no savepoints.
+    pub async fn write_relaxed_replayable<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.queue(writer::Job::replayable(true, f, answer), answered)
             .await
     }
 

@@ -244,7 +244,7 @@ fn named(
 pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
     if pks.len() <= super::groups::FEW {
         let mut stmt = conn.prepare_cached(
-            "UPDATE users SET version = version + 1, origin = 'idp' WHERE pk = ?1",
+            "UPDATE OR FAIL users SET version = version + 1, origin = 'idp' WHERE pk = ?1",
         )?;
         for pk in pks {
             stmt.execute([pk])?;
@@ -252,7 +252,7 @@ pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(
-        "UPDATE users SET version = version + 1, origin = 'idp'
+        "UPDATE OR FAIL users SET version = version + 1, origin = 'idp'
          WHERE pk IN (SELECT value FROM json_each(?1))",
     )?;
     for batch in pks.chunks(super::groups::BATCH) {
@@ -265,7 +265,7 @@ pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
 /// emptied or deleted. One pass over the group's membership index.
 pub fn regrouped_members(conn: &Connection, group_pk: i64) -> Result<(), DbError> {
     conn.prepare_cached(
-        "UPDATE users SET version = version + 1, origin = 'idp'
+        "UPDATE OR FAIL users SET version = version + 1, origin = 'idp'
          WHERE pk IN (SELECT member_user_pk FROM group_members
                       WHERE group_pk = ?1 AND member_user_pk IS NOT NULL)",
     )?
@@ -298,7 +298,7 @@ fn insert_unchecked(
     let now = datetime::now();
     let json = Value::Object(data.clone()).to_string();
     conn.prepare_cached(
-        "INSERT INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
+        "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
         display_name_fold, active, data, created, last_modified, version, origin)
         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10, 1, ?11)",
     )?
@@ -389,7 +389,7 @@ fn store(
     // groups showing it so change too, and their ETags must move.
     if c.display_name != was.display_name || (c.display_name.is_none() && renamed) {
         conn.prepare_cached(
-            "UPDATE groups SET version = version + 1
+            "UPDATE OR FAIL groups SET version = version + 1
              WHERE pk IN (SELECT group_pk FROM group_members
                           WHERE member_user_pk = ?1 AND display IS NULL)",
         )?
@@ -459,7 +459,7 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
         .ok_or(DbError::NotFound)?;
     // The groups it leaves change too: their ETags must move.
     conn.execute(
-        "UPDATE groups SET version = version + 1, last_modified = ?2
+        "UPDATE OR FAIL groups SET version = version + 1, last_modified = ?2
          WHERE pk IN (SELECT group_pk FROM group_members WHERE member_user_pk = ?1)",
         params![pk, datetime::now()],
     )?;

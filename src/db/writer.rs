@@ -190,13 +190,13 @@ impl Job {
 
     /// [`Job::once`] for an `f` that may run again: it needs no savepoint while the
     /// writes before it in its transaction may run again too.
-    pub(super) fn replayable<T, E, F>(f: F, answer: Answer<T, E>) -> Job
+    pub(super) fn replayable<T, E, F>(relaxed: bool, f: F, answer: Answer<T, E>) -> Job
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: Fn(&Transaction) -> Result<T, E> + Send + 'static,
     {
-        Job::of(false, Again(f), answer)
+        Job::of(relaxed, Again(f), answer)
     }
 
     fn of<T, E, B>(relaxed: bool, body: B, answer: Answer<T, E>) -> Job

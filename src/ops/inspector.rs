@@ -377,9 +377,11 @@ async fn write(
     prune: Vec<i64>,
 ) -> Result<(), DbError> {
     let retention = *retention;
-    db.write_relaxed(move |tx| {
+    // It acts on nothing but the transaction, so it may run again: written replayable,
+    // it leaves the SCIM writes batched after it without savepoints (db::writer).
+    db.write_relaxed_replayable(move |tx| {
         requests::insert(tx, &entries)?;
-        for t in prune {
+        for &t in &prune {
             prune_tenant(tx, t, &retention)?;
         }
         Ok(())

@@ -175,9 +175,9 @@ fn grant(found: &Found) -> Grant {
 /// full) must not stop reads, and losing it on power loss harms nothing.
 async fn note_use(db: &Db, found: Found, when: String) {
     let touched = db
-        .write_relaxed(move |tx| match found {
-            Found::Scim { id, .. } => crate::db::tokens::touch(tx, id, &when),
-            Found::OAuth { id, .. } => oauth::touch_token(tx, id, &when),
+        .write_relaxed_replayable(move |tx| match &found {
+            Found::Scim { id, .. } => crate::db::tokens::touch(tx, *id, &when),
+            Found::OAuth { id, .. } => oauth::touch_token(tx, *id, &when),
         })
         .await;
     if let Err(e) = touched {
