@@ -517,6 +517,12 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
     assert_eq!(r.status, 410, "{}", r.text);
     assert_eq!(r.json["code"], "cursor_expired");
     assert!(r.json["message"].as_str().unwrap().contains("list"));
+    // No cursor claims nothing: it reads from the oldest event kept (none), and a stream
+    // opened without one starts there too.
+    let r = get(&s, &key, "/api/v1/events").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"], json!([]));
+    assert_eq!(r.json["list_metadata"]["after"], 2);
     // Listing again gives a cursor that works, and numbering goes on without reuse.
     let cursor = get(&s, &key, "/api/v1/members").await.json["list_metadata"]["events_cursor"]
         .as_i64()
@@ -525,6 +531,42 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
     push(&s, "cy@example.com", None).await;
     let r = get(&s, &key, &format!("/api/v1/events?after={cursor}")).await;
     assert_eq!(r.json["data"][0]["seq"], 3, "{}", r.text);
+    s.stop().await;
+}
+
+/// An app polling with `list_metadata.after` while an IdP writes sees every event once, in
+/// order: the cursor a page hands out is never behind an event on that page.
+#[tokio::test]
+async fn polls_under_concurrent_writes_see_every_event_once_in_order() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    const PER_WRITER: usize = 60;
+    let writer = |w: usize| {
+        let s = &s;
+        async move {
+            for i in 0..PER_WRITER {
+                s.create_user(&format!("w{w}-{i}@example.com")).await;
+            }
+        }
+    };
+    let reader = async {
+        let mut after = 0;
+        let mut seen: Vec<i64> = Vec::new();
+        while seen.len() < 2 * PER_WRITER {
+            let r = get(&s, &key, &format!("/api/v1/events?after={after}&limit=7")).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            for e in r.json["data"].as_array().unwrap() {
+                seen.push(e["seq"].as_i64().unwrap());
+            }
+            after = r.json["list_metadata"]["after"].as_i64().unwrap();
+        }
+        seen
+    };
+    let reader = tokio::time::timeout(Duration::from_secs(120), reader);
+    let (_, _, seen) = tokio::join!(writer(0), writer(1), reader);
+    let seen = seen.expect("the reader saw every event");
+    let expected: Vec<i64> = (1..=(2 * PER_WRITER) as i64).collect();
+    assert_eq!(seen, expected, "each event once, in order");
     s.stop().await;
 }
 

@@ -119,9 +119,9 @@ pub struct EventsArgs {
     /// Tenant whose events to print.
     #[arg(long, default_value = tenants::DEFAULT_SLUG)]
     tenant: String,
-    /// Print the events after this seq (0: from the first kept).
-    #[arg(long, default_value_t = 0)]
-    after: i64,
+    /// Print the events after this seq (default: from the oldest event kept).
+    #[arg(long)]
+    after: Option<i64>,
     /// Keep printing new events as they commit.
     #[arg(long)]
     follow: bool,
@@ -130,7 +130,10 @@ pub struct EventsArgs {
 /// Prints the tenant's events as JSON lines, the objects the feed and webhooks carry.
 pub fn events(db: &Db, args: EventsArgs) -> CliResult {
     let tenant = tenant_id(db, &args.tenant)?;
-    let mut after = args.after;
+    let mut after = match args.after {
+        Some(after) => after,
+        None => block_on(ops::events::oldest_kept_after(db, tenant))?,
+    };
     loop {
         let wait = if args.follow {
             Duration::from_secs(30)

@@ -445,7 +445,9 @@ async fn events(
         .transpose()?;
     let after = match (last_event_id, q.number::<i64>("after")?) {
         (Some(seen), _) => seen,
-        (None, after) => after.unwrap_or(0),
+        (None, Some(after)) => after,
+        // No cursor claims nothing was missed: from the oldest event kept.
+        (None, None) => feed::oldest_kept_after(&state.db, tenant).await?,
     };
     if after < 0 {
         return Err(ApiFailure::bad("after must not be negative"));
@@ -472,15 +474,6 @@ async fn events(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let streaming = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if streaming {
-        // Refuse an expired cursor with a plain error before the stream starts.
-        feed::page(&state.db, tenant, after, 1, types.clone()).await?;
-        return Ok(stream(state, reader, after, types));
-    }
     let wait = match q.number::<u64>("wait")? {
         None => Duration::ZERO,
         Some(s) if s <= feed::MAX_WAIT.as_secs() => Duration::from_secs(s),
@@ -491,6 +484,15 @@ async fn events(
             )));
         }
     };
+    let streaming = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if streaming {
+        // Refuse an expired cursor with a plain error before the stream starts.
+        feed::page(&state.db, tenant, after, 1, types.clone()).await?;
+        return Ok(stream(state, reader, after, types));
+    }
     // A shutdown answers a waiting poll with what there is, so it does not hold the drain.
     let page = tokio::select! {
         page = feed::wait(&state.db, tenant, after, limit, types.clone(), wait) => page?,

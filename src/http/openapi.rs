@@ -88,7 +88,7 @@ pub(super) fn document() -> Value {
     group_members.insert(0, id_parameter("group"));
     let event_types = names::<EventType>();
     let events_params = vec![
-        json!({"name": "after", "in": "query", "description": "Events after this seq (0: from the first kept).",
+        json!({"name": "after", "in": "query", "description": "Events after this seq. Omitted: from the oldest event kept. A seq older than that answers 410 cursor_expired: events were purged unseen, list again.",
                "schema": {"type": "integer", "minimum": 0}}),
         json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}),
         json!({"name": "types", "in": "query", "description": "Comma-separated event types.",
@@ -187,7 +187,7 @@ pub(super) fn document() -> Value {
                     "previous": {"type": "object", "description": "The values the change replaced."},
                     "context": {"type": "object", "properties": {
                         "actor": nullable("string"), "request_id": nullable("string"),
-                        "via": {"type": "string", "description": "scim, force_sync, settings, csv_import or admin."}}}}},
+                        "via": {"type": "string", "description": "scim, force_sync, settings, csv_import, admin, or guard (a held deprovisioning an admin approved)."}}}}},
                 "EventList": {"type": "object", "required": ["object", "data", "list_metadata"], "properties": {
                     "object": {"const": "list"},
                     "data": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},

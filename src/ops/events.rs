@@ -24,8 +24,8 @@ pub fn event_id(e: &Event) -> String {
 /// The event object the feed returns and a webhook carries: `id`, the tenant's `seq`, the
 /// `type`, its `timestamp`, `data` (the member or group as it is after the change, as it
 /// was last for a deletion), `previous` (the values the change replaced) and `context`
-/// (who caused it, in which request, and how: `via` scim, force_sync, settings, csv_import
-/// or admin).
+/// (who caused it, in which request, and how: `via` scim, force_sync, settings, csv_import,
+/// admin, or guard).
 pub fn object(e: &Event) -> Value {
     let mut payload = match &e.payload {
         Value::Object(p) => p.clone(),
@@ -100,7 +100,10 @@ pub async fn page(
     types: Vec<EventType>,
 ) -> Result<Page, FeedError> {
     let limit = limit.clamp(1, MAX_PAGE);
-    db.read(move |c| {
+    // One snapshot: the bounds and the events as of one moment. Read apart, an event
+    // committed between them would be on the page and past the `newest` it reports, and
+    // the next poll would get it again.
+    db.snapshot(move |c| {
         let (newest, purged) = events::bounds(c, tenant_id)?;
         if after < purged {
             return Ok(Err(FeedError::Expired { after, purged }));
@@ -147,6 +150,13 @@ pub async fn wait(
         let nap = (deadline - now).min(RECHECK);
         let _ = tokio::time::timeout(nap, commits.changed()).await;
     }
+}
+
+/// Where a reader that names no cursor starts: past the events retention purged, so it
+/// reads from the oldest event kept. A reader that names a cursor behind that point has
+/// missed events, and is told so ([`FeedError::Expired`]).
+pub async fn oldest_kept_after(db: &Db, tenant_id: i64) -> Result<i64, DbError> {
+    Ok(db.read(move |c| events::bounds(c, tenant_id)).await?.1)
 }
 
 /// The tenant's newest `seq`: where a reader that has just listed everything resumes.
