@@ -540,7 +540,7 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
 async fn polls_under_concurrent_writes_see_every_event_once_in_order() {
     let s = TestServer::start().await;
     let key = api_key(&s, 1).await;
-    const PER_WRITER: usize = 60;
+    const PER_WRITER: usize = 150;
     let writer = |w: usize| {
         let s = &s;
         async move {
@@ -552,7 +552,7 @@ async fn polls_under_concurrent_writes_see_every_event_once_in_order() {
     let reader = async {
         let mut after = 0;
         let mut seen: Vec<i64> = Vec::new();
-        while seen.len() < 2 * PER_WRITER {
+        while seen.len() < 3 * PER_WRITER {
             let r = get(&s, &key, &format!("/api/v1/events?after={after}&limit=7")).await;
             assert_eq!(r.status, 200, "{}", r.text);
             for e in r.json["data"].as_array().unwrap() {
@@ -563,9 +563,9 @@ async fn polls_under_concurrent_writes_see_every_event_once_in_order() {
         seen
     };
     let reader = tokio::time::timeout(Duration::from_secs(120), reader);
-    let (_, _, seen) = tokio::join!(writer(0), writer(1), reader);
+    let (_, _, _, seen) = tokio::join!(writer(0), writer(1), writer(2), reader);
     let seen = seen.expect("the reader saw every event");
-    let expected: Vec<i64> = (1..=(2 * PER_WRITER) as i64).collect();
+    let expected: Vec<i64> = (1..=(3 * PER_WRITER) as i64).collect();
     assert_eq!(seen, expected, "each event once, in order");
     s.stop().await;
 }
