@@ -120,6 +120,16 @@ async fn put_replaces_members_only_when_sent() {
     let r = s.put(&path, &json!({"displayName":"Renamed"})).await;
     assert_eq!(r.json["displayName"], "Renamed");
     assert_eq!(member_ids(&r.json), vec![b.clone()]);
+    // So does one with `"members": null` (RFC 7643 §2.5: null is unassigned), as a client
+    // that writes every key sends it.
+    let r = s
+        .put(
+            &path,
+            &json!({"displayName":"Renamed again","members":null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_ids(&r.json), vec![b.clone()]);
     // An explicit empty list empties the group.
     let r = s
         .put(&path, &json!({"displayName":"Renamed","members":[]}))
@@ -447,4 +457,53 @@ async fn group_names_are_unique_per_tenant_case_insensitively() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// Groups may hold groups, but never themselves: directly, or through a group they hold.
+/// The refused change leaves the group as it was.
+#[tokio::test]
+async fn a_group_cannot_hold_itself_directly_or_through_another() {
+    let s = TestServer::start().await;
+    let a = create_group(&s, "A", &[]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b = create_group(&s, "B", &[&a]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = create_group(&s, "C", &[&b]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let add = |to: &str, member: &str| {
+        let (to, member) = (to.to_string(), member.to_string());
+        let s = &s;
+        async move {
+            s.patch(
+                &format!("/scim/v2/Groups/{to}"),
+                &json!({"schemas":[PATCH_URN],"Operations":[{"op":"add","path":"members","value":[{"value":member,"type":"Group"}]}]}),
+            )
+            .await
+        }
+    };
+    add(&a, &a).await.assert_error(400, Some("invalidValue"));
+    // C holds B holds A: A holding C would be a loop two groups deep.
+    add(&a, &c).await.assert_error(400, Some("invalidValue"));
+    let r = s
+        .put(
+            &format!("/scim/v2/Groups/{a}"),
+            &json!({"schemas":[GROUP_URN],"displayName":"A","members":[{"value":c}]}),
+        )
+        .await;
+    r.assert_error(400, Some("invalidValue"));
+    let r = s.get(&format!("/scim/v2/Groups/{a}")).await;
+    assert!(r.json.get("members").is_none(), "{}", r.text);
+    // Nesting without a loop is fine.
+    let d = create_group(&s, "D", &[]).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(add(&a, &d).await.status, 200);
+    assert_eq!(add(&c, &d).await.status, 200, "D in A and in C is no loop");
 }

@@ -303,6 +303,23 @@ pub fn list_resuming(
     )
 }
 
+/// Whether group `inner_pk` is a member of group `outer_pk`, directly or through groups
+/// nested in it. Walks the group members of the groups on the way only (an index of its
+/// own), never their user members.
+pub fn contains_group(conn: &Connection, outer_pk: i64, inner_pk: i64) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "WITH RECURSIVE inside(pk) AS (
+                 SELECT member_group_pk FROM group_members
+                  WHERE group_pk = ?1 AND member_group_pk IS NOT NULL
+                 UNION
+                 SELECT m.member_group_pk FROM group_members m JOIN inside ON m.group_pk = inside.pk
+                  WHERE m.member_group_pk IS NOT NULL)
+             SELECT EXISTS (SELECT 1 FROM inside WHERE pk = ?2)",
+        )?
+        .query_row([outer_pk, inner_pk], |r| r.get(0))?)
+}
+
 /// Resolves members to rows of this tenant. Returns the resolved members and the values
 /// that name nothing in the tenant. `type` only says where to look first: a member sent as
 /// a `User` (the default) whose id is a group's is that group, and one sent as a `Group`

@@ -32,7 +32,9 @@ pub struct GroupView {
 }
 
 /// Splits `members` off a POST/PUT body: they are stored as rows, not in the JSON.
-/// `None` when the body has no `members` key at all.
+/// `None` when the body has no `members` key, or `"members": null`: RFC 7643 §2.5 makes
+/// null and unassigned the same state, and clients that write every key (`null` for what
+/// they do not hold) must not empty a group by renaming it.
 fn take_members(body: &mut Value) -> Result<Option<Vec<MemberValue>>, ScimError> {
     let Value::Object(fields) = body else {
         return Ok(None);
@@ -44,17 +46,30 @@ fn take_members(body: &mut Value) -> Result<Option<Vec<MemberValue>>, ScimError>
     else {
         return Ok(None);
     };
-    let value = fields.shift_remove(&key).unwrap_or(Value::Null);
-    patch::parse_members(value).map(Some)
+    match fields.shift_remove(&key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => patch::parse_members(value).map(Some),
+    }
 }
 
 /// Resolves members to rows; an id that names no user or group of the tenant is a 400.
+/// Members for group `group_pk`. A group may hold groups, but not itself, directly or
+/// through the groups it holds: a loop would make "who is in this group" endless.
 fn resolve(
     conn: &Conn,
     tenant_id: i64,
+    group_pk: i64,
     members: &[MemberValue],
 ) -> Result<Vec<ResolvedMember>, Error> {
     let (resolved, unknown) = groups::resolve_members(conn, tenant_id, members)?;
+    for m in resolved.iter().filter(|m| m.kind == MemberKind::Group) {
+        if m.pk == group_pk || groups::contains_group(conn, m.pk, group_pk)? {
+            return Err(ScimError::invalid_value(
+                "members: a group cannot be a member of itself, directly or through the groups it holds",
+            )
+            .into());
+        }
+    }
     if !unknown.is_empty() {
         return Err(ScimError::invalid_value(format!(
             "members: no user or group with id {}",
@@ -97,7 +112,7 @@ fn apply_member_ops(
     for op in ops {
         match op {
             MemberOp::Add(members) => {
-                let resolved = resolve(conn, tenant_id, &members)?;
+                let resolved = resolve(conn, tenant_id, group_pk, &members)?;
                 let added = groups::add_members(conn, group_pk, &resolved)?;
                 changed |= !added.is_empty();
                 change.added_user_pks.extend(added_users(&added));
@@ -128,7 +143,7 @@ fn apply_member_ops(
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::Replace(members) => {
-                let resolved = resolve(conn, tenant_id, &members)?;
+                let resolved = resolve(conn, tenant_id, group_pk, &members)?;
                 changed |= replace_members(conn, group_pk, &resolved, change)?;
             }
         }
@@ -187,7 +202,7 @@ pub async fn create(
             ..Default::default()
         };
         if !members.is_empty() {
-            let resolved = resolve(tx, tenant_id, &members)?;
+            let resolved = resolve(tx, tenant_id, row.pk, &members)?;
             replace_members(tx, row.pk, &resolved, &mut change)?;
         }
         reconcile::group_written(tx, &actor, tenant_id, row.pk, &change)?;
@@ -207,9 +222,9 @@ pub async fn create(
     .await
 }
 
-/// PUT /Groups/{id}. A body without a `members` key leaves the membership as it is (RFC
-/// 7644 §3.5.1 lets a server treat omitted attributes as not asserted): a rename by PUT
-/// must never empty a group. `"members": []` empties it.
+/// PUT /Groups/{id}. A body without `members` (or with `"members": null`) leaves the
+/// membership as it is (RFC 7644 §3.5.1 lets a server treat omitted attributes as not
+/// asserted): a rename by PUT must never empty a group. `"members": []` empties it.
 pub async fn replace(
     db: &Db,
     actor: &Actor,
@@ -235,7 +250,7 @@ pub async fn replace(
             };
             let membership_changed = match &members {
                 Some(members) => {
-                    let resolved = resolve(tx, tenant_id, members)?;
+                    let resolved = resolve(tx, tenant_id, row.pk, members)?;
                     replace_members(tx, row.pk, &resolved, &mut change)?
                 }
                 None => false,
