@@ -534,6 +534,69 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
     s.stop().await;
 }
 
+/// A user's new externalId changes what apps read of its member (`external_id`): they hear
+/// of it as of any other change, and `updated_since` finds the member.
+#[tokio::test]
+async fn a_new_external_id_is_a_member_update_apps_hear_of() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"gus@example.com",
+                    "externalId":"ext-1","emails":[{"value":"gus@example.com","primary":true}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let listed = get(&s, &key, "/api/v1/members").await;
+    let cursor = listed.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    let before = listed.json["data"][0]["updated_at"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(listed.json["data"][0]["external_id"], "ext-1");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas":[PATCH_URN],"Operations":[{"op":"replace","path":"externalId","value":"ext-2"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = get(&s, &key, &format!("/api/v1/events?after={cursor}")).await;
+    let events = r.json["data"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "{}", r.text);
+    assert_eq!(events[0]["type"], "member.updated");
+    assert_eq!(events[0]["data"]["external_id"], "ext-2");
+    assert_eq!(events[0]["previous"], json!({"external_id": "ext-1"}));
+    let since = get(&s, &key, &format!("/api/v1/members?updated_since={before}")).await;
+    let after = since.json["data"][0]["updated_at"].as_str().unwrap();
+    assert!(after > before.as_str(), "{after} after {before}");
+    // A change the sync already reports (the email) is one event, not two.
+    let r = s
+        .put(
+            &format!("/scim/v2/Users/{id}"),
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"gus@example.com",
+                    "externalId":"ext-3","emails":[{"value":"gus2@example.com","primary":true}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seq = events[0]["seq"].as_i64().unwrap();
+    let r = get(&s, &key, &format!("/api/v1/events?after={seq}")).await;
+    let types: Vec<&str> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["member.updated"], "{}", r.text);
+    assert_eq!(r.json["data"][0]["data"]["external_id"], "ext-3");
+    s.stop().await;
+}
+
 /// An app polling with `list_metadata.after` while an IdP writes sees every event once, in
 /// order: the cursor a page hands out is never behind an event on that page.
 #[tokio::test]

@@ -810,6 +810,14 @@ pub fn count_active(conn: &Connection, tenant_id: i64) -> Result<u64, DbError> {
     Ok(n.max(0) as u64)
 }
 
+/// Marks the member changed now, for a change apps see that is not one of its columns (its
+/// directory user's externalId).
+pub fn touch(conn: &Connection, pk: i64) -> Result<(), DbError> {
+    conn.prepare_cached("UPDATE OR FAIL members SET updated_at = ?2 WHERE pk = ?1")?
+        .execute(params![pk, datetime::now()])?;
+    Ok(())
+}
+
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes
 /// them once after its batch (`seeds::refresh`), not once per member.
 pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbError> {

@@ -161,6 +161,63 @@ fn previous_values(before: &Value, after: &Value) -> Value {
     )
 }
 
+/// A member as apps saw it before a write of its directory user, for what apps read of
+/// the user beside the member's own fields (its `external_id`): a change there changes
+/// nothing the sync compares, yet an app keyed on it must hear of it.
+pub(super) struct Seen {
+    row: MemberRow,
+    object: Value,
+}
+
+impl Seen {
+    /// The member linked to directory user `user_id`, as apps see it now.
+    pub fn of_user(conn: &Conn, tenant_id: i64, user_id: &str) -> Result<Option<Seen>, DbError> {
+        let Some(row) = members::by_user_id(conn, Some(tenant_id), user_id)? else {
+            return Ok(None);
+        };
+        let object = api_object(conn, tenant_id, &row)?;
+        Ok(Some(Seen { row, object }))
+    }
+
+    /// After the user's write and its sync: when the sync left the member as it was but
+    /// apps now see it differently, the member was updated for them all the same: its
+    /// `updated_at` moves and a `member.updated` says what it was.
+    pub fn settle(self, conn: &Conn, actor: &Actor, tenant_id: i64) -> Result<(), DbError> {
+        let Some(now) = members::get_by_pk(conn, self.row.pk)? else {
+            return Ok(());
+        };
+        if now.updated_at != self.row.updated_at {
+            return Ok(()); // the sync changed the member, and said so
+        }
+        let object = api_object(conn, tenant_id, &now)?;
+        let previous = previous_values(&self.object, &object);
+        let Value::Object(changed) = &previous else {
+            return Ok(());
+        };
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let changes: Vec<Value> = changed
+            .iter()
+            .map(
+                |(field, before)| json!({"field": field, "before": before, "after": object[field]}),
+            )
+            .collect();
+        members::touch(conn, now.pk)?;
+        let after = members::get_by_pk(conn, now.pk)?.ok_or(DbError::NotFound)?;
+        let write = MemberWrite {
+            before: Some(self.object),
+            after: &after,
+            event: EventType::MemberUpdated,
+            action: AuditAction::MemberUpdated,
+            via: "scim",
+            extra: json!({}),
+            detail: detail(&json!({"changes": changes})),
+        };
+        record(conn, actor, tenant_id, write)
+    }
+}
+
 /// One member write to record: the member before (its API object; `None` for a creation)
 /// and after, and how it is named.
 pub(super) struct MemberWrite<'a> {

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::lists::Resumes;
+use super::members;
 use super::reconcile;
 use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::paging::Listed;
@@ -124,6 +125,29 @@ pub async fn create(
     .await
 }
 
+/// Stores `data` as user `row`'s and syncs its member. A new `externalId` changes what
+/// apps read of the member (`external_id`) without changing the member: its apps hear of
+/// it all the same ([`members::Seen`]).
+fn rewrite(
+    tx: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    row: &UserRow,
+    data: Map<String, Value>,
+) -> Result<UserRow, DbError> {
+    let seen = if row.data.get("externalId") != data.get("externalId") {
+        members::Seen::of_user(tx, tenant_id, &row.id)?
+    } else {
+        None
+    };
+    let row = users::replace(tx, tenant_id, row, data)?;
+    reconcile::user_written(tx, actor, tenant_id, &row)?;
+    if let Some(seen) = seen {
+        seen.settle(tx, actor, tenant_id)?;
+    }
+    Ok(row)
+}
+
 /// PUT /Users/{id}. A PUT that changes nothing keeps the version and triggers no sync.
 pub async fn replace(
     db: &Db,
@@ -149,9 +173,7 @@ pub async fn replace(
             let row = if data == row.data {
                 row
             } else {
-                let row = users::replace(tx, tenant_id, &row, data)?;
-                reconcile::user_written(tx, actor, tenant_id, &row)?;
-                row
+                rewrite(tx, actor, tenant_id, &row, data)?
             };
             Ok(view(tx, tenant_id, row, true)?)
         },
@@ -180,9 +202,7 @@ pub async fn patch(
             let mut data = row.data.clone();
             let outcome = patch::apply(&USER_RESOURCE, &mut data, &ops)?;
             let row = if outcome.data_changed {
-                let row = users::replace(tx, tenant_id, &row, data)?;
-                reconcile::user_written(tx, actor, tenant_id, &row)?;
-                row
+                rewrite(tx, actor, tenant_id, &row, data)?
             } else {
                 row
             };
