@@ -237,6 +237,14 @@ async fn entra_deprovisioning_follows_the_tenant_policies() {
         event_types(&s, cursor),
         ["group.updated", "member.role_changed"]
     );
+    // The rename says what the group was called.
+    let renamed = scimd::db::events::after(&s.db.conn().unwrap(), 1, cursor, 1).unwrap();
+    let renamed = scimd::ops::events::object(&renamed[0]);
+    assert_eq!(renamed["data"]["displayName"], "scimd-role-admin");
+    assert_eq!(
+        renamed["previous"],
+        json!({"displayName": "scimd-role-member"})
+    );
     s.patch(
         &format!("/scim/v2/Groups/{gid}"),
         &patch_op(json!([{"op":"Remove","path":"members","value":[{"value":uid}]}])),

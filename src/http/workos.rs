@@ -174,9 +174,14 @@ pub(super) async fn handle(
     let db = &state.db;
     let out = match segments.as_slice() {
         ["directories"] => match q.paging(Order::Desc) {
-            Ok(p) => workos::directories(db, only, q.get("organization_id"), p)
-                .await
-                .map(list),
+            Ok(p) => {
+                let filter = workos::DirectoryFilter {
+                    organization: q.get("organization_id"),
+                    search: q.get("search").filter(|s| !s.is_empty()),
+                    domain: q.get("domain").filter(|s| !s.is_empty()),
+                };
+                workos::directories(db, only, filter, p).await.map(list)
+            }
             Err(e) => Err(e),
         },
         ["directories", id] => workos::directory(db, only, id.to_string())

@@ -134,13 +134,18 @@ pub fn group_written(
     } else if change.renamed_from.is_some()
         || (joined.is_empty() && left.is_empty() && !change.members_replaced)
     {
+        // A rename says what the group was called, as a member's change says its values.
+        let previous = match &change.renamed_from {
+            Some(old) => json!({"displayName": old}),
+            None => json!({}),
+        };
         events::append(
             conn,
             actor,
             tenant_id,
             EventType::GroupUpdated,
             &group.id,
-            &json!({"group": group_json(&group)}),
+            &json!({"group": group_json(&group), "previous": previous}),
         )?;
     }
     for (kind, pks) in [

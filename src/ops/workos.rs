@@ -404,22 +404,40 @@ fn listed_user(conn: &Conn, reach: &Reach, m: &MemberRow) -> Result<Value, Error
     Ok(user_object(t, &member, raw.as_ref(), custom, Some(groups)))
 }
 
+/// What `GET /directories` narrows the list by (WorkOS's `organization_id`, `search`, a
+/// piece of the name in any case, and `domain`).
+#[derive(Debug, Default)]
+pub struct DirectoryFilter {
+    pub organization: Option<String>,
+    pub search: Option<String>,
+    pub domain: Option<String>,
+}
+
 /// `GET /directories`.
 pub async fn directories(
     db: &Db,
     only: Option<i64>,
-    organization: Option<String>,
+    filter: DirectoryFilter,
     paging: Paging,
 ) -> Result<Page, Error> {
     db.read(move |c| {
         let reach = Reach::load(c, only)?;
-        let named = organization
+        let named = filter
+            .organization
             .map(|o| reach.named(&o, "org_", "Organization"))
             .transpose()?;
+        let search = filter.search.map(|s| s.to_lowercase());
         let mut list: Vec<&Tenant> = reach
             .tenants
             .values()
             .filter(|t| named.is_none_or(|n| n == t.id))
+            .filter(|t| {
+                search
+                    .as_deref()
+                    .is_none_or(|s| t.name.to_lowercase().contains(s))
+            })
+            // A directory here has no domain (`domain: null`): asking for one finds none.
+            .filter(|_| filter.domain.is_none())
             .collect();
         list.sort_by_key(|t| t.id);
         let key = |id: &str| {
@@ -600,7 +618,7 @@ fn workos_name(kind: EventType) -> &'static str {
         .expect("every event type has a WorkOS name")
 }
 
-/// The WorkOS names of `previous` values of a member.
+/// The WorkOS names of `previous` values of a member or a group.
 fn previous_attributes(previous: &Value) -> Value {
     let Value::Object(p) = previous else {
         return json!({});
@@ -614,6 +632,8 @@ fn previous_attributes(previous: &Value) -> Value {
             "user_name" => ("username", v.clone()),
             "email" => ("email", v.clone()),
             "role" => ("role", json!({"slug": v})),
+            "external_id" => ("idp_id", v.clone()),
+            "displayName" => ("name", v.clone()),
             _ => continue,
         };
         out.insert(name.into(), value);
@@ -651,7 +671,11 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
     let at = ts(&e.created_at);
     let data = match e.kind {
         EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
-            event_group(t, &object["data"], &at)
+            let mut group = event_group(t, &object["data"], &at);
+            if e.kind == EventType::GroupUpdated {
+                group["previous_attributes"] = previous_attributes(&object["previous"]);
+            }
+            group
         }
         EventType::GroupMemberAdded | EventType::GroupMemberRemoved => {
             let stored_user = &object["data"]["user"];

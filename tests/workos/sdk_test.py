@@ -121,6 +121,14 @@ def main():
         dirs = collect(ds.list_directories(organization_id=org_id), "ds.list_directories")
         check([x.id for x in dirs] == [directory_id],
               "list_directories(organization_id) -> %r, want [%s]" % ([x.id for x in dirs], directory_id))
+    # search: a piece of the name, in any case; a domain no directory has finds none.
+    piece = d.name[1:4].upper() if len(d.name) >= 4 else d.name.upper()
+    dirs = collect(ds.list_directories(search=piece), "ds.list_directories")
+    check(directory_id in [x.id for x in dirs], "list_directories(search=%r) lacks %s" % (piece, directory_id))
+    dirs = collect(ds.list_directories(search="no such directory name"), "ds.list_directories")
+    check(dirs == [], "list_directories(search=<nothing>) -> %r" % [x.id for x in dirs])
+    dirs = collect(ds.list_directories(domain="example.invalid"), "ds.list_directories")
+    check(dirs == [], "list_directories(domain=<none>) -> %r" % [x.id for x in dirs])
 
     # ---- users: auto-paging, default order desc, default limit 10 -------------
     users = collect(ds.list_users(directory=directory_id), "ds.list_users")
