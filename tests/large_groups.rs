@@ -160,3 +160,35 @@ async fn streamed_full_reads_of_large_groups_hold_every_member_once() {
         assert_eq!(after.json["members"].as_array().unwrap().len(), n - 1);
     }
 }
+
+/// A list page past a megabyte (a page of big groups, as Okta's and Ping's imports walk
+/// them) goes out a resource at a time: the same document, with every member, as a GET of
+/// the group and as the root search.
+#[tokio::test]
+async fn a_list_page_of_big_groups_is_one_document_with_every_member() {
+    let s = TestServer::start().await;
+    let group = seed_group(&s, 12_000);
+    let one = s.get(&format!("/scim/v2/Groups/{group}")).await;
+    assert_eq!(one.status, 200);
+    let r = s.get("/scim/v2/Groups?startIndex=1&count=100").await;
+    assert_eq!(r.status, 200, "{}", &r.text[..200.min(r.text.len())]);
+    assert!(r.text.len() > 1 << 20, "past the streaming threshold");
+    let listed: Value = serde_json::from_str(&r.text).expect("one valid JSON document");
+    assert_eq!(listed["totalResults"], 1);
+    assert_eq!(listed["itemsPerPage"], 1);
+    assert_eq!(listed["Resources"][0], one.json, "as a GET of the group");
+    assert_eq!(
+        listed["Resources"][0]["members"].as_array().unwrap().len(),
+        12_000
+    );
+    let r = s
+        .post(
+            "/scim/v2/.search",
+            &json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter":"displayName eq \"Everyone\""}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let searched: Value = serde_json::from_str(&r.text).expect("one valid JSON document");
+    assert_eq!(searched["Resources"][0], one.json);
+}

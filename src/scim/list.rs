@@ -288,6 +288,30 @@ pub fn write_list_response(
     resources: &[Vec<u8>],
     next_cursor: Option<String>,
 ) -> Vec<u8> {
+    let size = resources.iter().map(|r| r.len() + 1).sum::<usize>();
+    let mut out = list_response_head(total, start_index, resources.len(), next_cursor.as_deref());
+    out.reserve(size + 2);
+    for (i, r) in resources.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(r);
+    }
+    out.extend_from_slice(LIST_RESPONSE_TAIL);
+    out
+}
+
+/// What closes a list answer after its last resource.
+pub const LIST_RESPONSE_TAIL: &[u8] = b"]}";
+
+/// A list answer up to its first resource, `"Resources":[` included: what
+/// [`write_list_response`] writes before the resources, for an answer sent in pieces.
+pub fn list_response_head(
+    total: u64,
+    start_index: u64,
+    items: usize,
+    next_cursor: Option<&str>,
+) -> Vec<u8> {
     /// The envelope's members before `Resources`, in [`list_response`]'s order.
     #[derive(serde::Serialize)]
     #[serde(rename_all = "camelCase")]
@@ -299,26 +323,18 @@ pub fn write_list_response(
         #[serde(skip_serializing_if = "Option::is_none")]
         next_cursor: Option<&'a str>,
     }
-    let size = resources.iter().map(|r| r.len() + 1).sum::<usize>();
-    let mut out = Vec::with_capacity(160 + size);
+    let mut out = Vec::with_capacity(160);
     let head = Head {
         schemas: [LIST_RESPONSE_URN],
         total_results: total,
         start_index,
-        items_per_page: resources.len(),
-        next_cursor: next_cursor.as_deref(),
+        items_per_page: items,
+        next_cursor,
     };
     serde_json::to_writer(&mut out, &head).expect("numbers and strings serialise");
     // `{…}` becomes `{…,"Resources":[…]}`.
     out.pop();
     out.extend_from_slice(b",\"Resources\":[");
-    for (i, r) in resources.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(r);
-    }
-    out.extend_from_slice(b"]}");
     out
 }
 

@@ -96,13 +96,25 @@ fn respond(
         projection.apply(&GROUP_RESOURCE, &mut body);
         return resource_response(status, &body, row.version);
     };
+    let (out, location) = whole_bytes(ctx, row, members, projection);
+    resource_bytes_response(status, out, location.as_deref(), row.version)
+}
+
+/// A group's answer with every member, serialised with the members written straight into
+/// the bytes ([`Around`]), and its location.
+fn whole_bytes(
+    ctx: &Ctx,
+    row: &GroupRow,
+    members: &[GroupMember],
+    projection: &Projection,
+) -> (Vec<u8>, Option<String>) {
     let around = Around::render(ctx, row, projection);
     // Sized for the whole answer up front: growing by doubling would copy it repeatedly.
     let mut out = Vec::with_capacity(around.head.len() + members.len() * (ctx.base.len() + 128));
     out.extend_from_slice(&around.head);
     write_members(&ctx.base, &mut out, members, true);
     out.extend_from_slice(&around.tail);
-    resource_bytes_response(status, out, around.location.as_deref(), row.version)
+    (out, around.location)
 }
 
 /// A group's answer without its members, split where they go, so that they can be written
@@ -351,14 +363,23 @@ impl Endpoint for Groups {
             state.resumes.clone(),
         )
         .await?;
+        // Each group's members are written straight into its bytes, as a GET of one group
+        // writes them (no `Value` per member), and let go of once written: a page of big
+        // groups holds its answer and one group's member list, not a tree of every member.
+        let whole = projection.wants_whole("members");
         let resources = page
             .items
             .iter()
-            .zip(&members)
-            .map(|(row, members)| {
-                let mut v = render(ctx, row, members.as_deref());
-                projection.apply(&GROUP_RESOURCE, &mut v);
-                serde_json::to_vec(&v).expect("a JSON value always serialises")
+            .zip(members)
+            .map(|(row, members)| match members {
+                Some(members) if whole && !members.is_empty() => {
+                    whole_bytes(ctx, row, &members, projection).0
+                }
+                members => {
+                    let mut v = render(ctx, row, members.as_deref());
+                    projection.apply(&GROUP_RESOURCE, &mut v);
+                    serde_json::to_vec(&v).expect("a JSON value always serialises")
+                }
             })
             .collect();
         Ok((page.total, resources, page.next))

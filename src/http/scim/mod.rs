@@ -709,14 +709,50 @@ async fn search<E: Endpoint>(
         .as_ref()
         .and(next)
         .map(|pos| list::encode_cursor(params.sort_by.as_ref(), params.descending, &pos));
-    Ok(scim_bytes(list::write_list_response(
-        total, start, &resources, next,
-    )))
+    Ok(list_answer(total, start, resources, next))
+}
+
+/// Past this size a list answer goes out resource by resource ([`list_answer`]).
+const STREAMED_LIST_BYTES: usize = 1 << 20;
+
+/// A list answer. One past [`STREAMED_LIST_BYTES`] (a page of big groups, 50 MB for a
+/// hundred groups of 15 000) goes out a resource at a time, each let go of once sent, so
+/// the server holds the page once, not twice (its resources and their concatenation).
+fn list_answer(
+    total: u64,
+    start: u64,
+    resources: Vec<Vec<u8>>,
+    next: Option<String>,
+) -> Response<Body> {
+    if resources.iter().map(Vec::len).sum::<usize>() <= STREAMED_LIST_BYTES {
+        return scim_bytes(list::write_list_response(total, start, &resources, next));
+    }
+    let head = list::list_response_head(total, start, resources.len(), next.as_deref());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        let pieces = std::iter::once(head)
+            .chain(resources.into_iter().enumerate().flat_map(|(i, r)| {
+                let comma = (i > 0).then(|| b",".to_vec());
+                comma.into_iter().chain(std::iter::once(r))
+            }))
+            .chain(std::iter::once(list::LIST_RESPONSE_TAIL.to_vec()));
+        for piece in pieces {
+            if tx.send(Ok(Bytes::from(piece))).await.is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    scim_answer(Body::Chunks(rx))
 }
 
 /// A 200 SCIM answer serialised by the caller.
 fn scim_bytes(body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
+    scim_answer(Body::from(body))
+}
+
+/// A 200 SCIM answer of `body`.
+fn scim_answer(body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(super::SCIM_CONTENT_TYPE),
@@ -792,9 +828,7 @@ async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<
     let RootPage {
         total, resources, ..
     } = page;
-    Ok(scim_bytes(list::write_list_response(
-        total, start, &resources, None,
-    )))
+    Ok(list_answer(total, start, resources, None))
 }
 
 /// `POST /.search`'s results so far: what is still to skip, what the page holds.
