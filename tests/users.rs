@@ -955,3 +955,47 @@ async fn racing_creates_of_one_user_name_leave_exactly_one_user_each() {
         assert_eq!(r.json["userName"], name.as_str());
     }
 }
+
+/// Canonically equivalent spellings of a name are one name: a userName typed with a
+/// combining accent (NFD, as macOS writes) is found by its precomposed spelling (NFC), and
+/// creating that spelling again is a uniqueness conflict, for users, emails and groups.
+#[tokio::test]
+async fn canonically_equivalent_names_are_one_name() {
+    let s = TestServer::start().await;
+    let nfd = "jose\u{301}.garcia@example.com";
+    let nfc = "JOS\u{c9}.garcia@example.com";
+    let id = s.create_user(nfd).await;
+    let r = s
+        .get(&format!(
+            "/scim/v2/Users?filter=userName%20eq%20%22{}%22",
+            percent_encoding::utf8_percent_encode(nfc, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    assert_eq!(r.json["Resources"][0]["id"], id.as_str());
+    assert_eq!(r.json["Resources"][0]["userName"], nfd, "returned as sent");
+    let r = s
+        .get(&format!(
+            "/scim/v2/Users?filter=emails.value%20eq%20%22{}%22",
+            percent_encoding::utf8_percent_encode(nfc, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    s.post(
+        "/scim/v2/Users",
+        &json!({"schemas":[USER_URN],"userName":nfc}),
+    )
+    .await
+    .assert_error(409, Some("uniqueness"));
+    let group = |name: &str| json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":name});
+    assert_eq!(
+        s.post("/scim/v2/Groups", &group("E\u{301}quipe"))
+            .await
+            .status,
+        201
+    );
+    s.post("/scim/v2/Groups", &group("\u{c9}QUIPE"))
+        .await
+        .assert_error(409, Some("uniqueness"));
+}

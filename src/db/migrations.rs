@@ -98,6 +98,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0025_counts_without_upserts",
         include_str!("migrations/0025_counts_without_upserts.sql"),
     ),
+    (
+        "0026_canonical_folds",
+        include_str!("migrations/0026_canonical_folds.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
@@ -123,6 +127,8 @@ pub fn run(conn: &mut Connection) -> Result<(), DbError> {
 /// Brings the database up to version `target` (tests stop before a migration to build the
 /// data it must cope with).
 fn run_to(conn: &mut Connection, target: i64) -> Result<(), DbError> {
+    // Migrations fold text as the server does (`scim_fold`), on whatever connection.
+    super::filter_sql::register_functions(conn)?;
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > SCHEMA_VERSION {
         return Err(DbError::Schema(format!(
@@ -494,6 +500,45 @@ mod tests {
         assert!(
             dump(&conn, "SELECT id FROM users").is_empty(),
             "a tenant's users cascade"
+        );
+    }
+
+    /// Stored folds become canonical: a name stored with a combining accent is found by its
+    /// precomposed spelling. A duplicate the old fold let in keeps its old fold rather than
+    /// failing the upgrade.
+    #[test]
+    fn stored_folds_become_canonical_and_old_duplicates_survive() {
+        let (mut conn, _) = stopped_before("0026_canonical_folds");
+        // As the old fold stored them: lowercased, not composed.
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
+             INSERT INTO users (pk, tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'u1', 'JOS\u{c9}', 'jos\u{e9}', '{}', 't', 't', 1),
+                    (2, 1, 'u2', 'Jose\u{301}', 'jose\u{301}', '{}', 't', 't', 1),
+                    (3, 1, 'u3', 'Zoe\u{308}', 'zoe\u{308}', '{}', 't', 't', 1);
+             INSERT INTO user_emails (user_pk, tenant_id, value_fold, type_fold)
+             VALUES (3, 1, 'zoe\u{308}@x', 'work');
+             INSERT INTO groups (pk, tenant_id, id, display_name, display_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'g1', 'E\u{301}quipe', 'e\u{301}quipe', '{}', 't', 't', 1);",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let folds = |sql: &str| -> Vec<String> {
+            let mut stmt = conn.prepare(sql).unwrap();
+            stmt.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        // u2 would now clash with u1: it keeps its old fold; u3 is composed.
+        assert_eq!(
+            folds("SELECT user_name_fold FROM users ORDER BY pk"),
+            ["jos\u{e9}", "jose\u{301}", "zo\u{eb}"]
+        );
+        assert_eq!(folds("SELECT value_fold FROM user_emails"), ["zo\u{eb}@x"]);
+        assert_eq!(
+            folds("SELECT display_name_fold FROM groups"),
+            ["\u{e9}quipe"]
         );
     }
 

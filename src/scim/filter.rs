@@ -44,6 +44,7 @@
 //! normalised before they are stored, and SQLite's JSON paths are case-sensitive too.
 
 use serde_json::Value;
+use unicode_normalization::UnicodeNormalization;
 
 use super::datetime;
 use super::error::ScimError;
@@ -146,16 +147,25 @@ pub const MAX_TERMS: usize = 200;
 /// Case folding for `caseExact: false` comparisons, everywhere: in memory here, in SQL
 /// through `scim_fold()`, and in the `*_fold` columns.
 ///
-/// Each character is lowercased on its own (Unicode simple-context lowercase, no final-sigma
-/// rule) so that folding commutes with concatenation: `fold(a + b) == fold(a) + fold(b)`,
-/// which `co`, `sw` and `ew` on folded text rely on.
+/// Text is first put in Unicode's canonical composition (NFC), so that canonically
+/// equivalent spellings fold alike: `José` typed with a precomposed `é` and with `e` and a
+/// combining accent (as macOS writes file names, and CSVs saved there) are one userName,
+/// one email, one group name. Each character is then lowercased on its own (Unicode
+/// simple-context lowercase, no final-sigma rule) so that folding commutes with
+/// concatenation, `fold(a + b) == fold(a) + fold(b)`, which `co`, `sw` and `ew` on folded
+/// text rely on; composition keeps that but where `b` starts with a combining mark.
 pub fn fold(s: &str) -> String {
     // The same for ASCII, without a char iterator: a full sync folds every email and
-    // userName of the tenant.
+    // userName of the tenant. ASCII is already composed.
     if s.is_ascii() {
         return s.to_ascii_lowercase();
     }
-    s.chars().flat_map(char::to_lowercase).collect()
+    folded_chars(s).collect()
+}
+
+/// The characters of `fold(s)` for non-ASCII `s`.
+fn folded_chars(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.nfc().flat_map(char::to_lowercase)
 }
 
 /// `fold(a).cmp(&fold(b))` by UTF-8 bytes, without building either string: comparisons
@@ -168,9 +178,7 @@ pub fn fold_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             .map(|c| c.to_ascii_lowercase())
             .cmp(b.map(|c| c.to_ascii_lowercase()));
     }
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .cmp(b.chars().flat_map(char::to_lowercase))
+    folded_chars(a).cmp(folded_chars(b))
 }
 
 /// `fold(a) == fold(b)`, without allocating.
