@@ -220,6 +220,17 @@ impl Job {
 /// callers act on (the SQLite code, so a full disk is still a 503) is kept.
 fn again(e: &DbError) -> DbError {
     match e {
+        // The directory's keys are checked at commit (migration 0024): a write that left a
+        // dangling one (its tenant deleted meanwhile) fails the commit of its whole batch.
+        // The others did nothing wrong and may try again, and will then commit.
+        DbError::Sqlite(rusqlite::Error::SqliteFailure(code, _))
+            if code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            DbError::Busy(
+                "a write committed with this one left a reference to something deleted; try again"
+                    .into(),
+            )
+        }
         DbError::Sqlite(rusqlite::Error::SqliteFailure(code, msg)) => {
             DbError::Sqlite(rusqlite::Error::SqliteFailure(*code, msg.clone()))
         }
@@ -697,6 +708,48 @@ mod tests {
             expected.sort();
             assert_eq!(keys(&db).await, expected);
         }
+    }
+
+    /// A write that leaves a dangling key (its tenant gone) fails at commit, with every
+    /// write of its batch: each hears "try again" (the storage is unavailable for it now),
+    /// not a constraint error, and nothing of the batch is kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_dangling_key_fails_its_batch_as_try_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("k.db"), Durability::Full).unwrap();
+        let dangling = |tx: &rusqlite::Transaction| {
+            tx.execute(
+                "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+                 VALUES (999, 'u', 'u', 'u', '{}', 't', 't', 1)",
+                [],
+            )?;
+            Ok::<_, DbError>(())
+        };
+        let kept = |tx: &rusqlite::Transaction| {
+            tx.execute(
+                "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+                 VALUES (1, 'k', 'k', 'k', '{}', 't', 't', 1)",
+                [],
+            )?;
+            Ok::<_, DbError>(())
+        };
+        let (a, b) = tokio::join!(db.write_replayable(dangling), db.write_replayable(kept));
+        let a = a.unwrap_err();
+        assert!(a.unavailable(), "{a}");
+        if let Err(b) = b {
+            assert!(b.unavailable(), "batched with it: {b}");
+        }
+        let users: i64 = db
+            .read(|c| {
+                Ok::<_, DbError>(c.query_row(
+                    "SELECT count(*) FROM users WHERE id = 'u'",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(users, 0);
     }
 
     /// A write is answered only once its batch is committed: what it wrote is visible to
