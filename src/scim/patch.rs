@@ -253,10 +253,14 @@ pub fn apply(
         data: &mut work,
         members: Vec::new(),
         appended: None,
+        at: 0,
+        unfinished: Vec::new(),
     };
     for (i, op) in ops.iter().enumerate() {
+        patcher.at = i;
         patcher.operation(op).map_err(|e| in_operation(i, e))?;
     }
+    patcher.check_unfinished()?;
     let members = patcher.members;
     let data_changed = work != *data;
     *data = work;
@@ -275,6 +279,19 @@ struct Patcher<'a> {
     /// a run of `add`s to one list (1000 `add emails` operations) finds an equal element
     /// without scanning the list each time. Any other operation drops it.
     appended: Option<AppendIndex>,
+    /// The index of the operation running.
+    at: usize,
+    /// Elements an operation created that could not stand alone yet (an email with only
+    /// `primary`): a later operation of the same request may complete them (Entra does not
+    /// promise to send `.value` before `.primary`), so they are judged once all have run.
+    unfinished: Vec<Unfinished>,
+}
+
+/// An element created without what makes it one (see [`stands_alone`]), and where.
+struct Unfinished {
+    at: usize,
+    path: AttrPath,
+    shown: String,
 }
 
 /// An element's identity for [`same_element`]: its `value` and `type`, folded unless the
@@ -557,7 +574,7 @@ impl Patcher<'_> {
                     let mut element = Value::Object(Map::new());
                     write_sub(&mut element, sub, value, shown)?;
                     if is_assigned(&element) && !stands_alone(attr, &element) {
-                        return Err(no_element(attr, shown));
+                        self.unfinished(p, shown);
                     }
                     self.put_elements(p, vec![element]);
                     return Ok(());
@@ -693,7 +710,7 @@ impl Patcher<'_> {
                 },
             }
             if is_assigned(&element) && !stands_alone(attr, &element) {
-                return Err(no_element(attr, shown));
+                self.unfinished(p, shown);
             }
             if !attr.multi_valued {
                 elements.clear();
@@ -852,6 +869,33 @@ impl Patcher<'_> {
     /// Takes the current value(s) of `p.attr` out of the data, as a list of elements: a
     /// single-valued complex attribute is a list of at most one, so value filters and
     /// sub-attribute writes treat both shapes alike.
+    /// Notes an element just created at `p` that cannot stand alone yet.
+    fn unfinished(&mut self, p: &AttrPath, shown: &str) {
+        self.unfinished.push(Unfinished {
+            at: self.at,
+            path: p.clone(),
+            shown: shown.to_string(),
+        });
+    }
+
+    /// `noTarget` for the first operation that created an element no later operation
+    /// completed (RFC 7644 §3.5.2.3): an email with no address is never stored.
+    fn check_unfinished(&mut self) -> Result<(), ScimError> {
+        for u in std::mem::take(&mut self.unfinished) {
+            let attr = u.path.attr;
+            let elements = self.take_elements(&u.path);
+            let whole = elements
+                .iter()
+                .all(|e| !is_assigned(e) || stands_alone(attr, e));
+            self.put_elements(&u.path, elements);
+            if !whole {
+                return Err(in_operation(u.at, no_element(attr, &u.shown)));
+            }
+        }
+        self.drop_empty_extensions();
+        Ok(())
+    }
+
     fn take_elements(&mut self, p: &AttrPath) -> Vec<Value> {
         match self.container_for(p.extension).remove(p.attr.name) {
             Some(Value::Array(items)) => items,

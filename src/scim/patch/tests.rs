@@ -293,6 +293,32 @@ fn add_through_a_filter_with_no_match_creates_exactly_one_element() {
     assert_eq!(data["addresses"].as_array().unwrap().len(), 1);
 }
 
+/// Entra does not promise to send `.value` before `.primary`: an element one operation
+/// starts and a later one of the same request completes is whole, in either order. Left
+/// incomplete, it is still noTarget, named by the operation that started it.
+#[test]
+fn an_element_a_later_operation_completes_is_whole_in_either_order() {
+    let primary =
+        json!({"op": "Replace", "path": "emails[type eq \"other\"].primary", "value": "True"});
+    let value = json!({"op": "Replace", "path": "emails[type eq \"other\"].value", "value": "a@other.example"});
+    for ops in [json!([primary, value]), json!([value, primary])] {
+        let data = patch_user(alice(), ops.clone());
+        let other: Vec<&Value> = data["emails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "other")
+            .collect();
+        assert_eq!(other.len(), 1, "{ops}: {data}");
+        assert_eq!(other[0]["value"], "a@other.example");
+        assert_eq!(other[0]["primary"], true);
+    }
+    let body = json!([primary, {"op": "replace", "path": "name.givenName", "value": "Al"}]);
+    let err = run(&USER_RESOURCE, alice(), body).unwrap_err();
+    assert_eq!(err.scim_type.unwrap().as_str(), "noTarget");
+    assert!(err.detail.starts_with("Operations[0]: "), "{}", err.detail);
+}
+
 #[test]
 fn a_write_that_cannot_stand_as_a_new_element_is_no_target() {
     // RFC 7644 §3.5.2.3: a filter that matches nothing is noTarget; the server creates the
