@@ -161,56 +161,47 @@ fn previous_values(before: &Value, after: &Value) -> Value {
     )
 }
 
-/// A member as apps saw it before a write of its directory user, for what apps read of
-/// the user beside the member's own fields (its `external_id`): a change there changes
-/// nothing the sync compares, yet an app keyed on it must hear of it.
+/// A member's `external_id` as apps read it before a write of its directory user: apps
+/// read it from the user, so a new `externalId` changes what they see of the member
+/// without changing the member, and no sync compares it. [`Seen::settle`] tells them.
 pub(super) struct Seen {
-    row: MemberRow,
-    object: Value,
+    pk: i64,
+    external_id: Value,
 }
 
 impl Seen {
-    /// The member linked to directory user `user_id`, as apps see it now; `None` in test
-    /// mode, where the IdP's writes move no member.
+    /// The member linked to directory user `user_id`, and its `external_id` now.
     pub fn of_user(conn: &Conn, tenant_id: i64, user_id: &str) -> Result<Option<Seen>, DbError> {
-        if crate::db::settings::get(conn, tenant_id)?.test_mode {
-            return Ok(None);
-        }
         let Some(row) = members::by_user_id(conn, Some(tenant_id), user_id)? else {
             return Ok(None);
         };
-        let object = api_object(conn, tenant_id, &row)?;
-        Ok(Some(Seen { row, object }))
+        let external_id = api_object(conn, tenant_id, &row)?["external_id"].take();
+        Ok(Some(Seen {
+            pk: row.pk,
+            external_id,
+        }))
     }
 
-    /// After the user's write and its sync: when the sync left the member as it was but
-    /// apps now see it differently, the member was updated for them all the same: its
-    /// `updated_at` moves and a `member.updated` says what it was.
+    /// After the user's write and its sync: when apps now read another `external_id`, a
+    /// `member.updated` of its own says what it was (beside whatever the sync reported of
+    /// the same write), and the member's `updated_at` moves. In test mode too: the value
+    /// is the directory user's, read live, which test mode does not hold back.
     pub fn settle(self, conn: &Conn, actor: &Actor, tenant_id: i64) -> Result<(), DbError> {
-        let Some(now) = members::get_by_pk(conn, self.row.pk)? else {
+        let Some(now) = members::get_by_pk(conn, self.pk)? else {
             return Ok(());
         };
-        if now.updated_at != self.row.updated_at {
-            return Ok(()); // the sync changed the member, and said so
-        }
         let object = api_object(conn, tenant_id, &now)?;
-        let previous = previous_values(&self.object, &object);
-        let Value::Object(changed) = &previous else {
-            return Ok(());
-        };
-        if changed.is_empty() {
+        if object["external_id"] == self.external_id {
             return Ok(());
         }
-        let changes: Vec<Value> = changed
-            .iter()
-            .map(
-                |(field, before)| json!({"field": field, "before": before, "after": object[field]}),
-            )
-            .collect();
+        let changes = json!([{"field": "external_id", "before": self.external_id,
+                              "after": object["external_id"]}]);
+        let mut before = object;
+        before["external_id"] = self.external_id;
         members::touch(conn, now.pk)?;
         let after = members::get_by_pk(conn, now.pk)?.ok_or(DbError::NotFound)?;
         let write = MemberWrite {
-            before: Some(self.object),
+            before: Some(before),
             after: &after,
             event: EventType::MemberUpdated,
             action: AuditAction::MemberUpdated,

@@ -126,8 +126,8 @@ pub async fn create(
 }
 
 /// Stores `data` as user `row`'s and syncs its member. A new `externalId` changes what
-/// apps read of the member (`external_id`) without changing the member: its apps hear of
-/// it all the same ([`members::Seen`]).
+/// apps read of the member (`external_id`) without changing the member: they hear of it
+/// all the same ([`members::Seen`]).
 fn rewrite(
     tx: &Conn,
     actor: &Actor,

@@ -2,9 +2,11 @@
 -- canonically equivalent spellings of a name are one: `José` with a precomposed `é` and
 -- with `e` and a combining accent. The stored folds are brought to the new fold; only text
 -- that is not already composed changes (ASCII never does). Where two rows now fold alike
--- under a unique index (a duplicate the old fold let in), the later keeps its old fold
--- (OR IGNORE) rather than failing the upgrade: both stay, and each is still found as it
--- was. Emails keep no unfolded copy; their folds are folded again.
+-- under a unique index (a duplicate the old fold let in), the one that would take a used
+-- fold keeps its old one (OR IGNORE) rather than failing the upgrade: both stay, nothing
+-- is merged, and each is still reached by its id; a lookup by name, in either spelling,
+-- now finds the one whose fold is composed. Emails keep no unfolded copy; their folds are
+-- folded again.
 UPDATE OR IGNORE users SET user_name_fold = scim_fold(user_name)
  WHERE user_name_fold IS NOT scim_fold(user_name);
 UPDATE users SET display_name_fold = scim_fold(display_name)
