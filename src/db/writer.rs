@@ -717,22 +717,17 @@ mod tests {
     async fn a_dangling_key_fails_its_batch_as_try_again() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("k.db"), Durability::Full).unwrap();
-        let dangling = |tx: &rusqlite::Transaction| {
-            tx.execute(
-                "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
-                 VALUES (999, 'u', 'u', 'u', '{}', 't', 't', 1)",
-                [],
-            )?;
-            Ok::<_, DbError>(())
+        let user_of = |tenant: i64, id: &'static str| {
+            move |tx: &rusqlite::Transaction| {
+                tx.execute(
+                    "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+                     VALUES (?1, ?2, ?2, ?2, '{}', 't', 't', 1)",
+                    rusqlite::params![tenant, id],
+                )?;
+                Ok::<_, DbError>(())
+            }
         };
-        let kept = |tx: &rusqlite::Transaction| {
-            tx.execute(
-                "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
-                 VALUES (1, 'k', 'k', 'k', '{}', 't', 't', 1)",
-                [],
-            )?;
-            Ok::<_, DbError>(())
-        };
+        let (dangling, kept) = (user_of(999, "u"), user_of(1, "k"));
         let (a, b) = tokio::join!(db.write_replayable(dangling), db.write_replayable(kept));
         let a = a.unwrap_err();
         assert!(a.unavailable(), "{a}");
