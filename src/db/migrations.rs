@@ -232,7 +232,6 @@ mod tests {
     fn stopped_before(name: &str) -> (Connection, i64) {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        crate::db::filter_sql::register_functions(&conn).unwrap();
         let before = MIGRATIONS.iter().position(|(n, _)| *n == name).unwrap() as i64;
         run_to(&mut conn, before).unwrap();
         (conn, before)

@@ -818,7 +818,6 @@ impl HasPk for users::UserRow {
 #[cfg(test)]
 pub(crate) fn scratch_db() -> Connection {
     let mut conn = Connection::open_in_memory().unwrap();
-    filter_sql::register_functions(&conn).unwrap();
     migrations::run(&mut conn).unwrap();
     tenants::ensure_default(&conn).unwrap();
     conn

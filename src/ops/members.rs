@@ -161,56 +161,38 @@ fn previous_values(before: &Value, after: &Value) -> Value {
     )
 }
 
-/// A member's `external_id` as apps read it before a write of its directory user: apps
-/// read it from the user, so a new `externalId` changes what they see of the member
-/// without changing the member, and no sync compares it. [`Seen::settle`] tells them.
-pub(super) struct Seen {
-    pk: i64,
-    external_id: Value,
-}
-
-impl Seen {
-    /// The member linked to directory user `user_id`, and its `external_id` now.
-    pub fn of_user(conn: &Conn, tenant_id: i64, user_id: &str) -> Result<Option<Seen>, DbError> {
-        let Some(row) = members::by_user_id(conn, Some(tenant_id), user_id)? else {
-            return Ok(None);
-        };
-        let external_id = api_object(conn, tenant_id, &row)?["external_id"].take();
-        Ok(Some(Seen {
-            pk: row.pk,
-            external_id,
-        }))
-    }
-
-    /// After the user's write and its sync: when apps now read another `external_id`, a
-    /// `member.updated` of its own says what it was (beside whatever the sync reported of
-    /// the same write), and the member's `updated_at` moves. In test mode too: the value
-    /// is the directory user's, read live, which test mode does not hold back.
-    pub fn settle(self, conn: &Conn, actor: &Actor, tenant_id: i64) -> Result<(), DbError> {
-        let Some(now) = members::get_by_pk(conn, self.pk)? else {
-            return Ok(());
-        };
-        let object = api_object(conn, tenant_id, &now)?;
-        if object["external_id"] == self.external_id {
-            return Ok(());
-        }
-        let changes = json!([{"field": "external_id", "before": self.external_id,
-                              "after": object["external_id"]}]);
-        let mut before = object;
-        before["external_id"] = self.external_id;
-        members::touch(conn, now.pk)?;
-        let after = members::get_by_pk(conn, now.pk)?.ok_or(DbError::NotFound)?;
-        let write = MemberWrite {
-            before: Some(before),
-            after: &after,
-            event: EventType::MemberUpdated,
-            action: AuditAction::MemberUpdated,
-            via: "scim",
-            extra: json!({}),
-            detail: detail(&json!({"changes": changes})),
-        };
-        record(conn, actor, tenant_id, write)
-    }
+/// After a write of directory user `user_id` and its sync, when the write changed the
+/// user's `externalId` from `before`: apps read a member's `external_id` from its user, so
+/// the member looks different to them without having changed, and no sync compares it. A
+/// `member.updated` of its own says what it was (beside whatever the sync reported of the
+/// same write), and the member's `updated_at` moves. In test mode too: the value is read
+/// live, and test mode does not hold it back.
+pub(super) fn external_id_changed(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    user_id: &str,
+    before: Value,
+) -> Result<(), DbError> {
+    let Some(member) = members::by_user_id(conn, Some(tenant_id), user_id)? else {
+        return Ok(());
+    };
+    members::touch(conn, member.pk)?;
+    let after = members::get_by_pk(conn, member.pk)?.ok_or(DbError::NotFound)?;
+    let mut object = api_object(conn, tenant_id, &after)?;
+    let changes =
+        json!([{"field": "external_id", "before": before, "after": object["external_id"]}]);
+    object["external_id"] = before;
+    let write = MemberWrite {
+        before: Some(object),
+        after: &after,
+        event: EventType::MemberUpdated,
+        action: AuditAction::MemberUpdated,
+        via: "scim",
+        extra: json!({}),
+        detail: detail(&json!({"changes": changes})),
+    };
+    record(conn, actor, tenant_id, write)
 }
 
 /// One member write to record: the member before (its API object; `None` for a creation)

@@ -127,7 +127,7 @@ pub async fn create(
 
 /// Stores `data` as user `row`'s and syncs its member. A new `externalId` changes what
 /// apps read of the member (`external_id`) without changing the member: they hear of it
-/// all the same ([`members::Seen`]).
+/// all the same ([`members::external_id_changed`]).
 fn rewrite(
     tx: &Conn,
     actor: &Actor,
@@ -135,15 +135,13 @@ fn rewrite(
     row: &UserRow,
     data: Map<String, Value>,
 ) -> Result<UserRow, DbError> {
-    let seen = if row.data.get("externalId") != data.get("externalId") {
-        members::Seen::of_user(tx, tenant_id, &row.id)?
-    } else {
-        None
-    };
+    let old_external_id = row.data.get("externalId");
+    let external_id_before = (old_external_id != data.get("externalId"))
+        .then(|| old_external_id.cloned().unwrap_or(Value::Null));
     let row = users::replace(tx, tenant_id, row, data)?;
     reconcile::user_written(tx, actor, tenant_id, &row)?;
-    if let Some(seen) = seen {
-        seen.settle(tx, actor, tenant_id)?;
+    if let Some(before) = external_id_before {
+        members::external_id_changed(tx, actor, tenant_id, &row.id, before)?;
     }
     Ok(row)
 }
