@@ -702,6 +702,28 @@ async fn groups_their_members_roles_and_the_openapi_document() {
         }
     }
     assert_eq!(seen, ids, "every member once, in the order added");
+    // The feed names the group as /api/v1/groups does, and each joiner by the member id
+    // /api/v1/members takes.
+    let r = get(
+        &s,
+        &key,
+        "/api/v1/events?types=group.created,group.member_added",
+    )
+    .await;
+    let events = r.json["data"].as_array().unwrap();
+    assert_eq!(events.len(), 6, "{}", r.text);
+    assert_eq!(
+        events[0]["data"],
+        json!({"object": "group", "id": gid, "display_name": "Engineering"})
+    );
+    for (e, id) in events[1..].iter().zip(&ids) {
+        assert_eq!(e["data"]["group"]["display_name"], "Engineering");
+        assert_eq!(e["data"]["user"]["id"], id.as_str());
+        let member_id = e["data"]["user"]["member_id"].as_str().unwrap();
+        let m = get(&s, &key, &format!("/api/v1/members/{member_id}")).await;
+        assert_eq!(m.json["directory_user_id"], id.as_str(), "{}", m.text);
+        assert_eq!(m.json["user_name"], e["data"]["user"]["user_name"]);
+    }
     assert_eq!(
         get(&s, &key, "/api/v1/groups/nope/members").await.status,
         404

@@ -240,10 +240,10 @@ async fn entra_deprovisioning_follows_the_tenant_policies() {
     // The rename says what the group was called.
     let renamed = scimd::db::events::after(&s.db.conn().unwrap(), 1, cursor, 1).unwrap();
     let renamed = scimd::ops::events::object(&renamed[0]);
-    assert_eq!(renamed["data"]["displayName"], "scimd-role-admin");
+    assert_eq!(renamed["data"]["display_name"], "scimd-role-admin");
     assert_eq!(
         renamed["previous"],
-        json!({"displayName": "scimd-role-member"})
+        json!({"display_name": "scimd-role-member"})
     );
     s.patch(
         &format!("/scim/v2/Groups/{gid}"),

@@ -759,27 +759,37 @@ impl SyncFields<'_> {
     }
 }
 
-/// (SCIM id, userName) of each user in `pks`, in the order they were created.
 /// How a group's feed names a user that joined or left it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
     pub id: String,
     pub user_name: String,
     pub external_id: Option<String>,
+    /// The id of the user's member, when it has one.
+    pub member_id: Option<String>,
 }
 
-pub fn ids_and_names(conn: &Connection, pks: &[i64]) -> Result<Vec<Named>, DbError> {
+/// The users `pks` of the tenant, in pk order, with the ids of their members.
+pub fn ids_and_names(
+    conn: &Connection,
+    tenant_id: i64,
+    pks: &[i64],
+) -> Result<Vec<Named>, DbError> {
     let mut out = Vec::with_capacity(pks.len());
     for chunk in pks.chunks(500) {
         let marks = vec!["?"; chunk.len()].join(",");
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT id, user_name, external_id FROM users WHERE pk IN ({marks}) ORDER BY pk"
+            "SELECT u.id, u.user_name, u.external_id, m.id FROM users u
+             LEFT JOIN members m ON m.tenant_id = ?1 AND m.user_id = u.id
+             WHERE u.pk IN ({marks}) ORDER BY u.pk"
         ))?;
-        let rows = stmt.query_map(params_from_iter(chunk), |r| {
+        let args = std::iter::once(tenant_id).chain(chunk.iter().copied());
+        let rows = stmt.query_map(params_from_iter(args), |r| {
             Ok(Named {
                 id: r.get(0)?,
                 user_name: r.get(1)?,
                 external_id: r.get(2)?,
+                member_id: r.get(3)?,
             })
         })?;
         for row in rows {

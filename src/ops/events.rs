@@ -23,7 +23,8 @@ pub fn event_id(e: &Event) -> String {
 
 /// The event object the feed returns and a webhook carries: `id`, the tenant's `seq`, the
 /// `type`, its `timestamp`, `data` (the member or group as it is after the change, as it
-/// was last for a deletion), `previous` (the values the change replaced) and `context`
+/// was last for a deletion; for a membership, the group and the directory user with its
+/// member's id), `previous` (the values the change replaced) and `context`
 /// (who caused it, in which request, and how: `via` scim, force_sync, settings, csv_import,
 /// admin, or guard).
 pub fn object(e: &Event) -> Value {
@@ -35,12 +36,26 @@ pub fn object(e: &Event) -> Value {
         Some(Value::Object(c)) => c,
         _ => Map::new(),
     };
-    let previous = payload.remove("previous").unwrap_or_else(|| json!({}));
+    let mut previous = payload.remove("previous").unwrap_or_else(|| json!({}));
     let data = match e.kind {
         EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
-            payload.remove("group").unwrap_or(Value::Null)
+            if let Some(old) = previous.get("displayName") {
+                previous = json!({"display_name": old});
+            }
+            group_data(&payload["group"])
         }
-        EventType::GroupMemberAdded | EventType::GroupMemberRemoved => Value::Object(payload),
+        EventType::GroupMemberAdded | EventType::GroupMemberRemoved => {
+            let user = &payload["user"];
+            json!({
+                "group": group_data(&payload["group"]),
+                "user": {
+                    "id": user["id"],
+                    "user_name": user["userName"],
+                    "external_id": user["externalId"],
+                    "member_id": user["memberId"],
+                },
+            })
+        }
         EventType::DeprovisioningHeld | EventType::DeprovisioningResolved => {
             payload.remove("hold").unwrap_or(Value::Null)
         }
@@ -59,6 +74,12 @@ pub fn object(e: &Event) -> Value {
         "previous": previous,
         "context": context,
     })
+}
+
+/// A group as an event's `data` names it: with the names `/api/v1/groups` gives it. (The
+/// stored payload keeps SCIM's names, as every stored event since the first has them.)
+fn group_data(stored: &Value) -> Value {
+    json!({"object": "group", "id": stored["id"], "display_name": stored["displayName"]})
 }
 
 /// Why the feed cannot answer from a cursor.

@@ -83,14 +83,27 @@ pub fn user_deleting(
     let deleted = users::directory_users(conn, tenant_id, &[user_pk], None)?;
     // The memberships go with the user row: the groups' feeds say so.
     for user in &deleted {
+        let member_id = match user.groups.is_empty() {
+            true => None,
+            false => members::by_user_id(conn, Some(tenant_id), &user.id)?.map(|m| m.id),
+        };
         for group in &user.groups {
+            let named = users::Named {
+                id: user.id.clone(),
+                user_name: user.user_name.clone(),
+                external_id: user
+                    .external_id
+                    .as_ref()
+                    .and_then(|v| v.as_str().map(String::from)),
+                member_id: member_id.clone(),
+            };
             events::append(
                 conn,
                 actor,
                 tenant_id,
                 EventType::GroupMemberRemoved,
                 &group.id,
-                &membership_json(group, &user.id, &user.user_name, user.external_id.as_ref()),
+                &membership_json(group, &named),
             )?;
         }
     }
@@ -152,9 +165,8 @@ pub fn group_written(
         (EventType::GroupMemberAdded, &joined),
         (EventType::GroupMemberRemoved, &left),
     ] {
-        for user in users::ids_and_names(conn, pks)? {
-            let external_id = user.external_id.map(Value::String);
-            let payload = membership_json(&group, &user.id, &user.user_name, external_id.as_ref());
+        for user in users::ids_and_names(conn, tenant_id, pks)? {
+            let payload = membership_json(&group, &user);
             events::append(conn, actor, tenant_id, kind, &group.id, &payload)?;
         }
     }
@@ -860,14 +872,12 @@ fn record(
 
 /// What a group's feed stores of a user joining or leaving it: enough to name the person
 /// after their member and user rows are gone.
-fn membership_json(
-    group: &DirectoryGroup,
-    user_id: &str,
-    user_name: &str,
-    external_id: Option<&Value>,
-) -> Value {
+/// What a membership event stores: the group, and the directory user with its member's id
+/// (none in test mode, or before a sync made one).
+fn membership_json(group: &DirectoryGroup, user: &users::Named) -> Value {
     json!({"group": group_json(group),
-           "user": {"id": user_id, "userName": user_name, "externalId": external_id}})
+           "user": {"id": user.id, "userName": user.user_name, "externalId": user.external_id,
+                    "memberId": user.member_id}})
 }
 
 fn group_json(g: &DirectoryGroup) -> Value {

@@ -633,7 +633,7 @@ fn previous_attributes(previous: &Value) -> Value {
             "email" => ("email", v.clone()),
             "role" => ("role", json!({"slug": v})),
             "external_id" => ("idp_id", v.clone()),
-            "displayName" => ("name", v.clone()),
+            "display_name" => ("name", v.clone()),
             _ => continue,
         };
         out.insert(name.into(), value);
@@ -641,7 +641,7 @@ fn previous_attributes(previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// A group as a `dsync.group.*` event names it, from what the event stored.
+/// A group as a `dsync.group.*` event names it, from the scimd event's `data`.
 fn event_group(t: &Tenant, stored: &Value, at: &str) -> Value {
     let id = stored["id"].as_str().unwrap_or_default();
     json!({
@@ -650,7 +650,7 @@ fn event_group(t: &Tenant, stored: &Value, at: &str) -> Value {
         "idp_id": id,
         "directory_id": directory_id(t),
         "organization_id": organization_id(t),
-        "name": stored["displayName"],
+        "name": stored["display_name"],
         "created_at": at,
         "updated_at": at,
         "raw_attributes": {},
@@ -696,14 +696,14 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
                                "updated_at": row.last_modified})
                     }
                     // Neither is left: what the event stored of the person.
-                    None => json!({"directory_user_id": uid, "email": stored_user["userName"],
-                                   "user_name": stored_user["userName"], "status": "archived",
+                    None => json!({"directory_user_id": uid, "email": stored_user["user_name"],
+                                   "user_name": stored_user["user_name"], "status": "archived",
                                    "role": null, "created_at": e.created_at,
                                    "updated_at": e.created_at}),
                 },
             };
             if member["external_id"].is_null() {
-                member["external_id"] = stored_user["externalId"].clone();
+                member["external_id"] = stored_user["external_id"].clone();
             }
             let custom = current_custom_attributes(conn, t.id, uid)?;
             let user = user_object(t, &member, None, custom, None);
