@@ -487,7 +487,7 @@ async fn events(
     let streaming = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
+        .is_some_and(accepts_event_stream);
     if streaming {
         // Refuse an expired cursor with a plain error before the stream starts.
         feed::page(&state.db, tenant, after, 1, types.clone()).await?;
@@ -522,6 +522,22 @@ async fn events(
 /// One Server-Sent Event (the WHATWG event-stream format): `id` is the `seq`, so a client
 /// that reconnects sends it back as `Last-Event-ID`. Every line of the data gets its own
 /// `data:` field.
+/// Whether an `Accept` header asks for `text/event-stream` (RFC 9110 §12.5.1): named as a
+/// media range of its own, not refused with `q=0`. A wildcard (`*/*`) gets the JSON page.
+fn accepts_event_stream(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim();
+        media.eq_ignore_ascii_case("text/event-stream")
+            && parts.all(|param| match param.split_once('=') {
+                Some((name, q)) if name.trim().eq_ignore_ascii_case("q") => {
+                    q.trim().parse::<f32>().map_or(true, |q| q > 0.0)
+                }
+                _ => true,
+            })
+    })
+}
+
 fn sse_frame(seq: i64, kind: &str, data: &str) -> Bytes {
     let mut out = format!("id: {seq}\nevent: {kind}\n");
     for line in data.split('\n') {
@@ -602,6 +618,28 @@ mod tests {
         assert_eq!(decode_cursor("member", &c).unwrap(), 42);
         assert!(decode_cursor("group", &c).is_err());
         assert!(decode_cursor("member", "nonsense!").is_err());
+    }
+
+    #[test]
+    fn only_an_event_stream_asked_for_streams() {
+        for yes in [
+            "text/event-stream",
+            "Text/Event-Stream; charset=utf-8",
+            "application/json;q=0.9, text/event-stream",
+            "text/event-stream;q=0.1",
+        ] {
+            assert!(accepts_event_stream(yes), "{yes}");
+        }
+        for no in [
+            "application/json",
+            "*/*",
+            "text/*",
+            "text/event-stream;q=0",
+            "text/event-stream; q=0.000, application/json",
+            "application/x-text/event-stream-ish",
+        ] {
+            assert!(!accepts_event_stream(no), "{no}");
+        }
     }
 
     #[test]
