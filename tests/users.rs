@@ -272,10 +272,49 @@ async fn etags_guard_writes_and_save_reads() {
         )
         .await;
     assert_eq!(r.status, 200);
+    // A read whose If-Match names another version is refused, as a write is (RFC 9110 §13.1.1).
+    let r = s
+        .raw(
+            Method::GET,
+            &path,
+            &[("authorization", &auth), ("if-match", "W/\"999\"")],
+            "",
+        )
+        .await;
+    r.assert_error(412, None);
 
     let mut changed = okta_user();
     changed["title"] = json!("Changed by the PUT");
     let body = changed.to_string();
+    // A write whose If-None-Match names the current version (or `*`) writes nothing: 412,
+    // never 304, for anything but a read (RFC 9110 §13.1.2).
+    for (method, inm) in [
+        (Method::PUT, etag.as_str()),
+        (Method::PATCH, "*"),
+        (Method::DELETE, etag.as_str()),
+    ] {
+        let body = match method {
+            Method::PUT => body.clone(),
+            Method::PATCH => json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "title", "value": "Patched"}]})
+            .to_string(),
+            _ => String::new(),
+        };
+        let r = s
+            .raw(
+                method.clone(),
+                &path,
+                &[("authorization", &auth), ("if-none-match", inm)],
+                body,
+            )
+            .await;
+        r.assert_error(412, None);
+    }
+    let r = s
+        .raw(Method::GET, &path, &[("authorization", &auth)], "")
+        .await;
+    assert_eq!(r.header("etag"), Some(etag.as_str()), "nothing was written");
+    assert_ne!(r.json["title"], "Patched");
     let r = s
         .raw(
             Method::PUT,

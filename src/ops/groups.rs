@@ -14,7 +14,7 @@ use crate::db::groups::{
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, MemberOp, Operation};
-use crate::scim::resource;
+use crate::scim::resource::{self, Preconditions};
 use crate::scim::schema::{GROUP_RESOURCE, ResourceType};
 use crate::scim::{ScimError, filter};
 
@@ -231,7 +231,7 @@ pub async fn replace(
     tenant_id: i64,
     id: String,
     mut body: Value,
-    if_match: Option<String>,
+    pre: Preconditions,
     want_members: bool,
 ) -> Result<GroupView, Error> {
     let members = take_members(&mut body)?;
@@ -241,7 +241,7 @@ pub async fn replace(
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Put,
         move |tx, actor, row: GroupRow| {
             let mut change = GroupChange {
@@ -282,7 +282,7 @@ pub async fn patch(
     tenant_id: i64,
     id: String,
     ops: Vec<Operation>,
-    if_match: Option<String>,
+    pre: Preconditions,
     want_members: bool,
 ) -> Result<GroupView, Error> {
     write_existing(
@@ -290,7 +290,7 @@ pub async fn patch(
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Patch,
         move |tx, actor, row: GroupRow| {
             let mut data = row.data.clone();
@@ -329,14 +329,14 @@ pub async fn delete(
     actor: &Actor,
     tenant_id: i64,
     id: String,
-    if_match: Option<String>,
+    pre: Preconditions,
 ) -> Result<(), Error> {
     write_existing(
         db,
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Delete,
         move |tx, actor, row: GroupRow| {
             reconcile::group_deleting(tx, actor, tenant_id, row.pk)?;

@@ -9,7 +9,7 @@ use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Conn, Db, DbError};
 use crate::model::Actor;
 use crate::scim::ScimError;
-use crate::scim::resource::check_if_match;
+use crate::scim::resource::Preconditions;
 use crate::scim::schema::ResourceType;
 
 /// The SCIM writes, as the audit log names them.
@@ -108,14 +108,14 @@ pub(super) trait Stored: Sized {
 }
 
 /// A SCIM write to the existing resource `id` (PUT, PATCH, DELETE), in one transaction: the
-/// resource is loaded and `If-Match` checked (412), `f` does the work, the write is audited
+/// resource is loaded and its preconditions checked (412), `f` does the work, the write is audited
 /// in the same transaction, and a missing resource is a 404 that names it.
 pub(super) async fn write_existing<R, T, F>(
     db: &Db,
     actor: &Actor,
     tenant_id: i64,
     id: String,
-    if_match: Option<String>,
+    pre: Preconditions,
     write: Write,
     f: F,
 ) -> Result<T, Error>
@@ -130,7 +130,7 @@ where
     let shown = id.clone();
     db.write_replayable(move |tx| {
         let row = R::load(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
-        check_if_match(if_match.as_deref(), row.version())?;
+        pre.check_write(row.version())?;
         let out = f(tx, &actor, row)?;
         audited(tx, &actor, tenant_id, write, &resource)?;
         Ok(out)

@@ -15,7 +15,7 @@ use crate::db::users::{self, GroupRef, StoredUser, UserRow};
 use crate::db::{Conn, Db, DbError, ListQuery, Page};
 use crate::model::Actor;
 use crate::scim::patch::{self, Operation};
-use crate::scim::resource::{self, StoredMembers};
+use crate::scim::resource::{self, Preconditions, StoredMembers};
 use crate::scim::schema::{ENTERPRISE_URN, ResourceType, USER_RESOURCE};
 
 /// What a User response shows: the stored user, its direct groups, and the managers it
@@ -153,7 +153,7 @@ pub async fn replace(
     tenant_id: i64,
     id: String,
     body: Value,
-    if_match: Option<String>,
+    pre: Preconditions,
 ) -> Result<UserView, Error> {
     let body = resource::normalize(&USER_RESOURCE, body)?;
     write_existing(
@@ -161,7 +161,7 @@ pub async fn replace(
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Put,
         move |tx, actor, row: UserRow| {
             let mut data = body.clone();
@@ -187,14 +187,14 @@ pub async fn patch(
     tenant_id: i64,
     id: String,
     ops: Vec<Operation>,
-    if_match: Option<String>,
+    pre: Preconditions,
 ) -> Result<UserView, Error> {
     write_existing(
         db,
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Patch,
         move |tx, actor, row: UserRow| {
             let mut data = row.data.clone();
@@ -216,14 +216,14 @@ pub async fn delete(
     actor: &Actor,
     tenant_id: i64,
     id: String,
-    if_match: Option<String>,
+    pre: Preconditions,
 ) -> Result<(), Error> {
     write_existing(
         db,
         actor,
         tenant_id,
         id,
-        if_match,
+        pre,
         Write::Delete,
         move |tx, actor, row: UserRow| {
             reconcile::user_deleting(tx, actor, tenant_id, row.pk)?;

@@ -343,18 +343,57 @@ pub fn etag_matches(list: &str, version: i64) -> bool {
         .any(|t| t.trim() == "*" || strip(t) == strip(&ours))
 }
 
-/// A write's precondition (RFC 7644 §3.14): 412 when `If-Match` names another version.
-pub fn check_if_match(if_match: Option<&str>, version: i64) -> Result<(), ScimError> {
-    match if_match {
-        Some(list) if !etag_matches(list, version) => Err(ScimError::new(
-            412,
-            None,
-            format!(
-                "the resource has changed: its version is {}, not {list}",
-                etag(version)
-            ),
-        )),
-        _ => Ok(()),
+/// What a request's `If-Match` and `If-None-Match` ask of a resource's version (RFC 7644
+/// §3.14, RFC 9110 §13.1.1–2): the first must name it, the second must not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Preconditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// Whether a request may go on with a resource at some version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    Holds,
+    /// `If-None-Match` names the version: a read answers 304, a write 412.
+    Unchanged,
+}
+
+impl Preconditions {
+    /// 412 when `If-Match` names another version; [`Precondition::Unchanged`] when
+    /// `If-None-Match` names this one (`*`: any).
+    pub fn evaluate(&self, version: i64) -> Result<Precondition, ScimError> {
+        if let Some(list) = &self.if_match
+            && !etag_matches(list, version)
+        {
+            return Err(ScimError::new(
+                412,
+                None,
+                format!(
+                    "the resource has changed: its version is {}, not {list}",
+                    etag(version)
+                ),
+            ));
+        }
+        match &self.if_none_match {
+            Some(list) if etag_matches(list, version) => Ok(Precondition::Unchanged),
+            _ => Ok(Precondition::Holds),
+        }
+    }
+
+    /// A write's preconditions: 412 unless both hold.
+    pub fn check_write(&self, version: i64) -> Result<(), ScimError> {
+        match self.evaluate(version)? {
+            Precondition::Holds => Ok(()),
+            Precondition::Unchanged => Err(ScimError::new(
+                412,
+                None,
+                format!(
+                    "If-None-Match names the resource's version {}: nothing was written",
+                    etag(version)
+                ),
+            )),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, Endpoint, no_content, not_found_as, not_modified, resource_bytes_response,
+    Ctx, Endpoint, conditional_answer, no_content, not_found_as, resource_bytes_response,
     resource_response,
 };
 use crate::db::ListQuery;
@@ -17,7 +17,7 @@ use crate::http::{ApiError, Body, State};
 use crate::ops::groups::{self, GroupView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
-use crate::scim::resource::{self, Meta};
+use crate::scim::resource::{self, Meta, Preconditions};
 use crate::scim::schema::{GROUP_RESOURCE, ResourceType};
 
 /// A member as rendered; borrowed, so a 100 000-member group is written out without a
@@ -274,7 +274,7 @@ impl Endpoint for Groups {
             let (row, mut chunks) = groups::get_streamed(&state.db, ctx.tenant_id, id)
                 .await
                 .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
-            if let Some(r) = not_modified(headers, row.version) {
+            if let Some(r) = conditional_answer(headers, row.version) {
                 return Ok(r);
             }
             let first = chunks.next().await.transpose()?.unwrap_or_default();
@@ -286,7 +286,7 @@ impl Endpoint for Groups {
         let group = groups::get(&state.db, ctx.tenant_id, id, projection.wants("members"))
             .await
             .map_err(|e| not_found_as(e.into(), "Group", &shown))?;
-        if let Some(r) = not_modified(headers, group.row.version) {
+        if let Some(r) = conditional_answer(headers, group.row.version) {
             return Ok(r);
         }
         Ok(respond_view(ctx, StatusCode::OK, &group, projection))
@@ -297,7 +297,7 @@ impl Endpoint for Groups {
         ctx: &Ctx,
         id: String,
         body: Value,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError> {
         let want_members = projection.wants("members");
@@ -307,7 +307,7 @@ impl Endpoint for Groups {
             ctx.tenant_id,
             id,
             body,
-            if_match,
+            pre,
             want_members,
         )
         .await?;
@@ -321,7 +321,7 @@ impl Endpoint for Groups {
         ctx: &Ctx,
         id: String,
         ops: Vec<Operation>,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError> {
         let want_members = projection.wants("members");
@@ -331,7 +331,7 @@ impl Endpoint for Groups {
             ctx.tenant_id,
             id,
             ops,
-            if_match,
+            pre,
             want_members,
         )
         .await?;
@@ -342,9 +342,9 @@ impl Endpoint for Groups {
         state: &State,
         ctx: &Ctx,
         id: String,
-        if_match: Option<String>,
+        pre: Preconditions,
     ) -> Result<Response<Body>, ApiError> {
-        groups::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
+        groups::delete(&state.db, &ctx.actor, ctx.tenant_id, id, pre).await?;
         Ok(no_content())
     }
 

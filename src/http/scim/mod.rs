@@ -23,7 +23,7 @@ use crate::ops::resource::{self as writes, Write};
 use crate::ops::tokens::{self, Grant};
 use crate::scim::list::{self, ListParams};
 use crate::scim::projection::Projection;
-use crate::scim::resource;
+use crate::scim::resource::{self, Precondition, Preconditions};
 use crate::scim::schema::{ALL_RESOURCE_TYPES, GROUP_RESOURCE, ResourceType, USER_RESOURCE};
 use crate::scim::{ScimError, datetime, discovery, patch};
 
@@ -367,7 +367,7 @@ trait Endpoint {
         ctx: &Ctx,
         id: String,
         body: Value,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError>;
 
@@ -376,7 +376,7 @@ trait Endpoint {
         ctx: &Ctx,
         id: String,
         ops: Vec<patch::Operation>,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError>;
 
@@ -384,7 +384,7 @@ trait Endpoint {
         state: &State,
         ctx: &Ctx,
         id: String,
-        if_match: Option<String>,
+        pre: Preconditions,
     ) -> Result<Response<Body>, ApiError>;
 
     /// One page, rendered, projected and serialised one resource at a time: (total,
@@ -432,18 +432,18 @@ async fn endpoint<E: Endpoint>(
         [id] => {
             let id = id.to_string();
             let projection = projection_of(&req, rt)?;
-            let if_match = header_str(req.headers(), header::IF_MATCH);
+            let pre = preconditions(req.headers());
             match method {
                 m if is_get(&m) => E::get(state, ctx, id, &projection, req.headers()).await,
                 Method::PUT => {
                     let body = read_json(state, req).await?;
-                    E::replace(state, ctx, id, body, if_match, &projection).await
+                    E::replace(state, ctx, id, body, pre, &projection).await
                 }
                 Method::PATCH => {
                     let ops = patch::parse(read_json(state, req).await?)?;
-                    E::patch(state, ctx, id, ops, if_match, &projection).await
+                    E::patch(state, ctx, id, ops, pre, &projection).await
                 }
-                Method::DELETE => E::delete(state, ctx, id, if_match).await,
+                Method::DELETE => E::delete(state, ctx, id, pre).await,
                 _ => Ok(method_not_allowed("GET, PUT, PATCH, DELETE")),
             }
         }
@@ -588,24 +588,36 @@ async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, Ap
     Ok(super::parse_json(&bytes)?)
 }
 
-fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
 // --- ETags (RFC 7644 §3.14) ------------------------------------------------------------
 
-/// 304 when the client's `If-None-Match` names the current version.
-fn not_modified(headers: &HeaderMap, version: i64) -> Option<Response<Body>> {
-    let inm = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
-    if !resource::etag_matches(inm, version) {
-        return None;
+/// The request's `If-Match` and `If-None-Match` (several fields of one are one list).
+fn preconditions(headers: &HeaderMap) -> Preconditions {
+    let list = |name| {
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!values.is_empty()).then(|| values.join(","))
+    };
+    Preconditions {
+        if_match: list(header::IF_MATCH),
+        if_none_match: list(header::IF_NONE_MATCH),
     }
-    let mut r = Response::new(Body::default());
-    *r.status_mut() = StatusCode::NOT_MODIFIED;
-    Some(with_etag(r, version))
+}
+
+/// What a read answers instead of the resource at `version`, when its preconditions say
+/// so: 304 when `If-None-Match` names the version, 412 when `If-Match` names another.
+fn conditional_answer(headers: &HeaderMap, version: i64) -> Option<Response<Body>> {
+    match preconditions(headers).evaluate(version) {
+        Ok(Precondition::Holds) => None,
+        Ok(Precondition::Unchanged) => {
+            let mut r = Response::new(Body::default());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            Some(with_etag(r, version))
+        }
+        Err(e) => Some(error_response(&e)),
+    }
 }
 
 fn with_etag(mut r: Response<Body>, version: i64) -> Response<Body> {

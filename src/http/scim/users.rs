@@ -5,13 +5,13 @@ use std::collections::HashSet;
 use hyper::{HeaderMap, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::{Ctx, Endpoint, no_content, not_modified, resource_response};
+use super::{Ctx, Endpoint, conditional_answer, no_content, resource_response};
 use crate::db::users::{GroupRef, StoredUser, UserRow};
 use crate::http::{ApiError, Body, State};
 use crate::ops::users::{self, StoredView, UserView};
 use crate::scim::patch::Operation;
 use crate::scim::projection::Projection;
-use crate::scim::resource::{self, Meta, StoredMembers};
+use crate::scim::resource::{self, Meta, Preconditions, StoredMembers};
 use crate::scim::schema::{ResourceType, USER_RESOURCE};
 
 /// A user's `groups`: the groups it is a direct member of.
@@ -126,7 +126,7 @@ impl Endpoint for Users {
         let user = users::get(&state.db, ctx.tenant_id, id, projection.wants("groups"))
             .await
             .map_err(|e| super::not_found_as(e.into(), "User", &shown))?;
-        if let Some(r) = not_modified(headers, user.row.version) {
+        if let Some(r) = conditional_answer(headers, user.row.version) {
             return Ok(r);
         }
         let version = user.row.version;
@@ -149,10 +149,10 @@ impl Endpoint for Users {
         ctx: &Ctx,
         id: String,
         body: Value,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError> {
-        let user = users::replace(&state.db, &ctx.actor, ctx.tenant_id, id, body, if_match).await?;
+        let user = users::replace(&state.db, &ctx.actor, ctx.tenant_id, id, body, pre).await?;
         Ok(respond(ctx, StatusCode::OK, &user, projection))
     }
 
@@ -162,10 +162,10 @@ impl Endpoint for Users {
         ctx: &Ctx,
         id: String,
         ops: Vec<Operation>,
-        if_match: Option<String>,
+        pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError> {
-        let user = users::patch(&state.db, &ctx.actor, ctx.tenant_id, id, ops, if_match).await?;
+        let user = users::patch(&state.db, &ctx.actor, ctx.tenant_id, id, ops, pre).await?;
         Ok(respond(ctx, StatusCode::OK, &user, projection))
     }
 
@@ -173,9 +173,9 @@ impl Endpoint for Users {
         state: &State,
         ctx: &Ctx,
         id: String,
-        if_match: Option<String>,
+        pre: Preconditions,
     ) -> Result<Response<Body>, ApiError> {
-        users::delete(&state.db, &ctx.actor, ctx.tenant_id, id, if_match).await?;
+        users::delete(&state.db, &ctx.actor, ctx.tenant_id, id, pre).await?;
         Ok(no_content())
     }
 
