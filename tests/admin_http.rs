@@ -209,3 +209,51 @@ async fn a_login_lockout_holds_for_the_guessing_address_until_a_reset() {
     let after = login(&s.db, "r", "victim".into(), new.into(), "127.0.0.6").await;
     assert!(matches!(after.unwrap(), Login::LoggedIn(_)));
 }
+
+/// A session is no way around the login throttle: a wrong current password in the
+/// change-password form counts and is audited as a failed login, and five of them pause
+/// password changes (and logins) from that address, the right password included.
+#[tokio::test]
+async fn guessing_the_current_password_in_a_session_is_throttled_and_audited() {
+    let s = TestServer::start().await;
+    let right = "correct horse battery";
+    s.create_admin("alice", right);
+    let admin = Admin::login(&s, "alice", right).await;
+    let change = |current: &str| {
+        format!("current={current}&password=a+brand+new+passphrase&confirm=a+brand+new+passphrase")
+    };
+    for _ in 0..5 {
+        let r = admin.post(&s, "/admins/password", &change("guess")).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("The current password is wrong."));
+    }
+    let r = admin
+        .post(&s, "/admins/password", &change("correct+horse+battery"))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.text.contains("paused until"), "{}", r.text);
+    let conn = s.db.conn().unwrap();
+    let failed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'admin.login_failed' AND actor = 'admin:alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        failed, 5,
+        "each wrong guess is in the audit log, by whoever held the session"
+    );
+    let r = s.login_response("alice", right).await;
+    assert_eq!(r.status, 429, "the same address is paused for logins too");
+    assert!(
+        scimd::auth::passwords::verify(
+            right,
+            scimd::db::admins::credentials(&conn, "alice")
+                .unwrap()
+                .map(|c| c.1)
+                .as_deref()
+        ),
+        "the password did not change"
+    );
+}

@@ -111,22 +111,22 @@ pub async fn set_password(
     .await
 }
 
-/// An admin changes their own password, proving the current one; `false` if it is wrong.
+/// An admin changes their own password from `address`, proving the current one. A wrong
+/// one counts as a failed login (throttled and audited alike): a session, left open or
+/// stolen, must not be a way to guess the password without limit.
 pub async fn change_password(
     db: &Db,
     actor: &Actor,
     username: String,
     current: String,
     password: String,
-) -> Result<bool, DbError> {
-    let name = username.clone();
-    let stored = db.read(move |c| admins::credentials(c, &name)).await?;
-    let hash = stored.map(|(_, h)| h);
-    let ok = blocking(move || passwords::verify(&current, hash.as_deref())).await?;
-    if ok {
+    address: &str,
+) -> Result<Proof, DbError> {
+    let proof = prove(db, actor, &username, current, address).await?;
+    if let Proof::Right { .. } = proof {
         set_password(db, actor, username, password).await?;
     }
-    Ok(ok)
+    Ok(proof)
 }
 
 /// Deletes admin `id` (`Conflict` for the last one).
@@ -161,18 +161,32 @@ pub enum Login {
     LoggedIn(NewSession),
 }
 
-/// An admin logs in from `address` with `username` and `password`.
-pub async fn login(
+/// What proving an admin's password came to.
+pub enum Proof {
+    /// Too many failures for this username or address: paused until then (UTC).
+    Locked { until: String },
+    /// Wrong username or password; counted against both, and audited.
+    Wrong,
+    Right {
+        admin_id: i64,
+        /// The failures of the username from this address, to clear on a login.
+        failures: Key,
+    },
+}
+
+/// Checks `password` for `username` from `address`, unless either is locked out; a wrong
+/// one counts against both and is audited as a failed login by `actor`.
+async fn prove(
     db: &Db,
-    request_id: &str,
-    username: String,
+    actor: &Actor,
+    username: &str,
     password: String,
     address: &str,
-) -> Result<Login, DbError> {
-    let user_key = Key::login(&username, address);
+) -> Result<Proof, DbError> {
+    let user_key = Key::login(username, address);
     let ip_key = Key::address(address);
     let (locked, credentials) = {
-        let (user_key, ip_key, username) = (user_key.clone(), ip_key.clone(), username.clone());
+        let (user_key, ip_key, username) = (user_key.clone(), ip_key.clone(), username.to_string());
         db.read(move |c| {
             Ok::<_, DbError>((
                 throttle::locked_until(c, &[&user_key, &ip_key])?,
@@ -182,33 +196,54 @@ pub async fn login(
         .await?
     };
     if let Some(until) = locked {
-        return Ok(Login::Locked { until });
+        return Ok(Proof::Locked { until });
     }
     let hash = credentials.as_ref().map(|(_, h)| h.clone());
     let ok = blocking(move || passwords::verify(&password, hash.as_deref())).await?;
-    let Some((admin_id, _)) = credentials.filter(|_| ok) else {
-        let failure = Entry::new(
-            &Actor::new(Who::Anonymous, Some(request_id)),
-            None,
-            Action::AdminLoginFailed,
-            admin_target(&username),
-        )
-        .failed()
-        .with_detail(serde_json::json!({"address": address}));
-        db.write(move |tx| {
-            throttle::fail(tx, &user_key)?;
-            throttle::fail(tx, &ip_key)?;
-            audit::append(tx, &failure).map(drop)
-        })
-        .await?;
-        // Anyone can type anything here: clipped, and escaped (`?`) so a newline or an
-        // escape sequence cannot forge a log line.
-        tracing::warn!(username = ?audit::clip(&username, 200), "failed admin login");
-        return Ok(Login::Refused);
-    };
-    let actor = Actor::new(Who::Admin(username.clone()), Some(request_id));
-    let session = start_session(db, &actor, admin_id, Some(user_key)).await?;
-    Ok(Login::LoggedIn(session))
+    if let Some((admin_id, _)) = credentials.filter(|_| ok) {
+        return Ok(Proof::Right {
+            admin_id,
+            failures: user_key,
+        });
+    }
+    let failure = Entry::new(
+        actor,
+        None,
+        Action::AdminLoginFailed,
+        admin_target(username),
+    )
+    .failed()
+    .with_detail(serde_json::json!({"address": address}));
+    db.write(move |tx| {
+        throttle::fail(tx, &user_key)?;
+        throttle::fail(tx, &ip_key)?;
+        audit::append(tx, &failure).map(drop)
+    })
+    .await?;
+    // Anyone can type anything here: clipped, and escaped (`?`) so a newline or an escape
+    // sequence cannot forge a log line.
+    tracing::warn!(username = ?audit::clip(username, 200), "failed admin login");
+    Ok(Proof::Wrong)
+}
+
+/// An admin logs in from `address` with `username` and `password`.
+pub async fn login(
+    db: &Db,
+    request_id: &str,
+    username: String,
+    password: String,
+    address: &str,
+) -> Result<Login, DbError> {
+    let anonymous = Actor::new(Who::Anonymous, Some(request_id));
+    match prove(db, &anonymous, &username, password, address).await? {
+        Proof::Locked { until } => Ok(Login::Locked { until }),
+        Proof::Wrong => Ok(Login::Refused),
+        Proof::Right { admin_id, failures } => {
+            let actor = Actor::new(Who::Admin(username), Some(request_id));
+            let session = start_session(db, &actor, admin_id, Some(failures)).await?;
+            Ok(Login::LoggedIn(session))
+        }
+    }
 }
 
 /// Logs `admin_id` in with a new session id (never reusing one: no fixation), clearing

@@ -14,7 +14,7 @@ use crate::db::{self, admins};
 use crate::http::{Body, State};
 use crate::model::Who;
 use crate::ops;
-use crate::ops::admins::{Login, NewSession, SESSION_HOURS};
+use crate::ops::admins::{Login, NewSession, Proof, SESSION_HOURS};
 use crate::scim::datetime;
 
 /// `/`: the default tenant's dashboard, or the login page.
@@ -325,9 +325,22 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
         return admins_page(state, req, Some(e)).await;
     }
     let actor = req.actor()?;
-    let changed = ops::admins::change_password(&state.db, &actor, me, current, password);
-    if !changed.await? {
-        return admins_page(state, req, Some("The current password is wrong.".into())).await;
+    let address = req.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let changed = ops::admins::change_password(&state.db, &actor, me, current, password, &address);
+    match changed.await? {
+        Proof::Right { .. } => {}
+        Proof::Wrong => {
+            return admins_page(state, req, Some("The current password is wrong.".into())).await;
+        }
+        Proof::Locked { until } => {
+            let message = format!(
+                "Too many wrong passwords. Password changes and logins from your address are paused until {} UTC.",
+                until.get(11..16).unwrap_or(&until)
+            );
+            let mut r = admins_page(state, req, Some(message)).await?;
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            return Ok(r);
+        }
     }
     // Every session ended with the password change, this one included.
     let mut r = redirect_with_flash(
