@@ -134,7 +134,8 @@ async fn run(reps: usize) -> Result<(), BoxError> {
             .await?;
             let ops = patch::parse(body.clone())?;
             let start = Instant::now();
-            let view = ops::users::patch(&db, &actor, tenant, user.row.id, ops, None).await?;
+            let view = ops::users::patch(&db, &actor, tenant, user.row.id, ops, Default::default())
+                .await?;
             times.push(start.elapsed());
             let emails = view.row.data["emails"].as_array().map_or(0, Vec::len);
             assert_eq!(emails, OPS + 1, "every address landed");
@@ -161,7 +162,7 @@ async fn run(reps: usize) -> Result<(), BoxError> {
             tenant,
             id.clone(),
             patch::parse(add_members(&ids))?,
-            None,
+            Default::default(),
             false,
         )
         .await?;
@@ -173,7 +174,7 @@ async fn run(reps: usize) -> Result<(), BoxError> {
             tenant,
             id,
             patch::parse(remove_members(&ids))?,
-            None,
+            Default::default(),
             false,
         )
         .await?;
