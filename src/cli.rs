@@ -562,12 +562,28 @@ fn backup(db: &Db, file: &std::path::Path) -> CliResult {
 }
 
 fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
-    let pages = db::restore(file, db).map_err(|e| format!("restore refused: {e}"))?;
+    let restored = db::restore(file, db).map_err(|e| format!("restore refused: {e}"))?;
     adopt_owner(db)?;
     println!(
-        "restored {} from {} ({pages} pages); `scimd check` confirms it",
+        "restored {} from {} ({} pages); `scimd check` confirms it",
         db.display(),
-        file.display()
+        file.display(),
+        restored.pages
+    );
+    if let Some(aside) = &restored.set_aside {
+        println!(
+            "the database replaced could not be read; it is kept as {}",
+            aside.display()
+        );
+    }
+    if !restored.replaced_read {
+        println!(
+            "the database replaced could not be read: new events are numbered {} past the backup's, so none repeats an id or a seq apps or webhook receivers saw",
+            db::events::RESTORE_MARGIN
+        );
+    }
+    println!(
+        "apps following the events feed from before the restore get 410 and list again: the restore may have undone changes they saw"
     );
     Ok(())
 }

@@ -755,6 +755,20 @@ fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began()
     let (ok, _, err) = run(&d, &["restore", "copy.db"]);
     assert!(!ok && err.contains("a scimd server is using"), "{err}");
     server.stop();
+    // What apps and webhook receivers saw before the restore: event ids and seqs.
+    let numbers = |out: &str| -> Vec<(i64, i64)> {
+        out.lines()
+            .map(|l| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                let id = e["id"].as_str().unwrap().trim_start_matches("evt_");
+                (id.parse().unwrap(), e["seq"].as_i64().unwrap())
+            })
+            .collect()
+    };
+    let (ok, out, err) = run(&d, &["events"]);
+    assert!(ok, "{err}");
+    let seen = numbers(&out);
+    let (newest_id, newest_seq) = *seen.last().unwrap();
 
     // A file that is not a sound backup restores nothing.
     std::fs::write(d.join("junk.db"), b"not a database at all").unwrap();
@@ -782,6 +796,36 @@ fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began()
             "{name} was acknowledged before the backup began"
         );
     }
+    // The restored database has fewer events than were handed out; its next ones repeat
+    // no id a receiver dedupes on and no seq an app resumes from, and an app that read
+    // past the backup hears it must list again.
+    let server = Serving::start(&d, &[], Stdio::null());
+    let r = http(
+        &server.addr,
+        &request(
+            "POST",
+            "/scim/v2/Users",
+            &[
+                &format!("Authorization: Bearer {token}"),
+                "Content-Type: application/scim+json",
+            ],
+            r#"{"userName":"after-the-restore@example.com"}"#,
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+    server.stop();
+    let (ok, out, err) = run(&d, &["events", "--after", &(newest_seq + 1).to_string()]);
+    assert!(ok, "{err}");
+    let new = numbers(&out);
+    assert!(!new.is_empty());
+    for (id, seq) in &new {
+        assert!(
+            *id > newest_id && *seq > newest_seq,
+            "{id} {seq} vs {newest_id} {newest_seq}"
+        );
+    }
+    let (ok, _, err) = run(&d, &["events", "--after", &newest_seq.to_string()]);
+    assert!(!ok && err.contains("no longer kept"), "{err}");
     let audited: i64 = conn
         .query_row(
             "SELECT count(*) FROM audit_log WHERE action = 'scim.post'",

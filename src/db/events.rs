@@ -369,6 +369,72 @@ pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> 
         .unwrap_or((0, 0)))
 }
 
+/// How far a database numbered its events: the newest cursor it handed out (the event ids
+/// apps and webhook receivers dedupe on) and each tenant's newest `seq`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    pub cursor: i64,
+    /// (tenant id, its `last_event_seq`).
+    pub seqs: Vec<(i64, i64)>,
+}
+
+pub fn counters(conn: &Connection) -> Result<Counters, DbError> {
+    let cursor = conn.query_row(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0)",
+        [],
+        |r| r.get(0),
+    )?;
+    let seqs = conn
+        .prepare("SELECT id, last_event_seq FROM tenants")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(Counters { cursor, seqs })
+}
+
+/// How far past its own counters a restored database numbers its events when what the
+/// database it replaced handed out is unknown: more than any database hands out between a
+/// backup and its restore.
+pub const RESTORE_MARGIN: i64 = 1_000_000_000;
+
+/// Numbers a restored database's next events past what the database it replaced handed
+/// out (`replaced`; unknown: [`RESTORE_MARGIN`] past its own), so that no event id, which
+/// receivers dedupe on, and no `seq`, which apps resume from, is handed out twice. A
+/// tenant whose events went further than the backup's marks them all purged: an app
+/// resuming from any earlier cursor, whose view may hold changes the restore undid, hears
+/// 410 and lists again, and a list's `events_cursor` resumes past the gap.
+pub fn continue_past(conn: &Connection, replaced: Option<&Counters>) -> Result<(), DbError> {
+    let cursor = match replaced {
+        Some(old) => {
+            let mut stmt = conn.prepare(
+                "UPDATE tenants SET last_event_seq = ?2 + 1, events_purged_seq = ?2 + 1
+                 WHERE id = ?1 AND last_event_seq < ?2",
+            )?;
+            for (tenant, seq) in &old.seqs {
+                stmt.execute(params![tenant, seq])?;
+            }
+            old.cursor
+        }
+        None => {
+            conn.execute(
+                "UPDATE tenants SET last_event_seq = last_event_seq + ?1,
+                                    events_purged_seq = last_event_seq + ?1",
+                [RESTORE_MARGIN],
+            )?;
+            counters(conn)?.cursor + RESTORE_MARGIN
+        }
+    };
+    conn.execute(
+        "UPDATE sqlite_sequence SET seq = max(seq, ?1) WHERE name = 'events'",
+        [cursor],
+    )?;
+    conn.execute(
+        "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', ?1
+         WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'events')",
+        [cursor],
+    )?;
+    Ok(())
+}
+
 /// The newest of the tenant's events created before `cutoff` (a stored time): retention
 /// purges through it, [`purge_through`] a batch at a time.
 pub fn purgeable(conn: &Connection, tenant_id: i64, cutoff: &str) -> Result<Option<i64>, DbError> {

@@ -31,7 +31,7 @@ pub mod users;
 pub mod webhooks;
 mod writer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -506,11 +506,23 @@ impl ServerLock {
     }
 }
 
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    pub pages: i32,
+    /// Whether the replaced database told how far it numbered its events; if not, the
+    /// restored one numbers its next events [`events::RESTORE_MARGIN`] past its own.
+    pub replaced_read: bool,
+    /// Where the replaced database went, when SQLite could not read it.
+    pub set_aside: Option<PathBuf>,
+}
+
 /// Replaces the database at `to` with the backup `from`, after checking the backup: it
 /// must be a sound SQLite database (`check`) of this scimd or an older one. Refuses while
-/// a server holds `to`. The restored database is then migrated to this scimd's schema.
-/// Returns the pages copied.
-pub fn restore(from: &Path, to: &Path) -> Result<i32, DbError> {
+/// a server holds `to`. The restored database is then migrated to this scimd's schema, and
+/// numbers its next events past those `to` handed out ([`events::continue_past`]): apps
+/// and webhook receivers saw those, and must never see their ids or numbers again.
+pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     if !from.is_file() {
         return Err(DbError::Schema(format!("{} is not a file", from.display())));
     }
@@ -532,11 +544,58 @@ pub fn restore(from: &Path, to: &Path) -> Result<i32, DbError> {
             problems.join("; ")
         )));
     }
-    let _lock = ServerLock::exclusive(to)?;
+    let mut lock = ServerLock::exclusive(to)?;
+    let replaced = replaced_counters(to);
+    // (A missing database is an empty file now: the lock's.)
+    let unreadable = replaced.is_none() && std::fs::metadata(to)?.len() > 0;
+    let set_aside = match unreadable {
+        true => {
+            let aside = set_aside(to)?;
+            lock = ServerLock::exclusive(to)?;
+            Some(aside)
+        }
+        false => None,
+    };
     let pages = copy(&src, to)?;
     drop(src);
-    Db::open(to, Durability::Full)?;
-    Ok(pages)
+    let db = Db::open(to, Durability::Full)?;
+    let mut conn = db.conn()?;
+    write_sync(&mut conn, |tx| events::continue_past(tx, replaced.as_ref()))?;
+    drop(lock);
+    Ok(Restored {
+        pages,
+        replaced_read: replaced.is_some(),
+        set_aside,
+    })
+}
+
+/// Moves a database SQLite cannot read (damaged: often why it is being restored) out of
+/// the way, with its log, to `<path>.damaged-<unix time>`: SQLite cannot write a backup
+/// into it, and its log must not be replayed into the database that takes its place.
+fn set_aside(path: &Path) -> Result<PathBuf, DbError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", path.display()));
+        if from.exists() {
+            let aside = PathBuf::from(format!("{}.damaged-{stamp}{suffix}", path.display()));
+            std::fs::rename(&from, &aside)?;
+        }
+    }
+    Ok(PathBuf::from(format!("{}.damaged-{stamp}", path.display())))
+}
+
+/// How far the database at `path`, about to be replaced, numbered its events; `None` when
+/// it is missing or cannot tell (damaged: often why it is being replaced).
+fn replaced_counters(path: &Path) -> Option<events::Counters> {
+    if !path.is_file() {
+        return None;
+    }
+    let conn =
+        Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    events::counters(&conn).ok()
 }
 
 /// Whether the database answers a query: what `/healthz` reports.
@@ -826,6 +885,48 @@ pub(crate) fn scratch_db() -> Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backup restored where the database it replaces cannot tell how far it numbered its
+    /// events (missing: a new machine; damaged) numbers its next ones far past its own, and
+    /// every earlier cursor must list again.
+    #[test]
+    fn a_restore_over_an_unreadable_database_numbers_events_far_past_the_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, backup) = (dir.path().join("live.db"), dir.path().join("backup.db"));
+        let db = Db::open(&live, Durability::Normal).unwrap();
+        let mut conn = db.conn().unwrap();
+        write_sync(&mut conn, |tx| {
+            for _ in 0..3 {
+                let actor = crate::model::Actor::cli();
+                events::append(tx, &actor, 1, events::EventType::GroupCreated, "g", &())?;
+            }
+            Ok::<_, DbError>(())
+        })
+        .unwrap();
+        drop(conn);
+        self::backup(&db, &backup).unwrap();
+        drop(db);
+        for target in ["missing.db", "damaged.db"] {
+            let to = dir.path().join(target);
+            if target == "damaged.db" {
+                std::fs::write(&to, b"not a database").unwrap();
+            }
+            let restored = restore(&backup, &to).unwrap();
+            assert!(!restored.replaced_read, "{target}");
+            match restored.set_aside {
+                Some(aside) => assert_eq!(std::fs::read(aside).unwrap(), b"not a database"),
+                None => assert_eq!(target, "missing.db"),
+            }
+            let conn = Connection::open(&to).unwrap();
+            let after = events::counters(&conn).unwrap();
+            assert_eq!(after.cursor, 3 + events::RESTORE_MARGIN);
+            assert_eq!(after.seqs, vec![(1, 3 + events::RESTORE_MARGIN)]);
+            assert_eq!(
+                events::bounds(&conn, 1).unwrap(),
+                (3 + events::RESTORE_MARGIN, 3 + events::RESTORE_MARGIN)
+            );
+        }
+    }
 
     /// A cached statement is compiled once, whatever values are bound to it later, even
     /// after `PRAGMA optimize` has sampled the indexes (`.cargo/config.toml`: SQLite
