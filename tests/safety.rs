@@ -253,6 +253,21 @@ async fn force_sync_after_test_mode_respects_the_guard_and_the_report_warns_firs
         "{}",
         page.text
     );
+    // The run's history and the dashboard say what was held, not that all was applied.
+    let page = admin.get(&s, "/t/default/sync").await;
+    let row = page
+        .text
+        .split(&format!("id=\"run-{}\"", run.id))
+        .nth(1)
+        .unwrap();
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("applied, 8 held"), "{row}");
+    let page = admin.get(&s, "/t/default").await;
+    assert!(
+        page.text.contains("applied, 8 held by the guard"),
+        "{}",
+        page.text
+    );
 }
 
 #[tokio::test]

@@ -830,8 +830,13 @@ fn record(
     }
     let finished_at = datetime::now();
     let duration_ms = started.elapsed().as_millis() as u64;
-    // The report's counts, of every change, held or not.
+    // The report's counts, of every change, held or not; the run keeps how many the guard
+    // held beside them, so its history never reads as if those were applied.
     let counts = serde_json::to_value(Counts::of(changes)).unwrap_or(Value::Null);
+    let mut run_counts = counts.clone();
+    if held > 0 {
+        run_counts["held"] = json!(held);
+    }
     let label = actor.label();
     let id = sync_runs::insert(
         conn,
@@ -843,7 +848,7 @@ fn record(
             started_at: &started_at,
             finished_at: &finished_at,
             duration_ms,
-            counts: &counts,
+            counts: &run_counts,
         },
     )?;
     audit::append(
@@ -870,10 +875,9 @@ fn record(
     })
 }
 
-/// What a group's feed stores of a user joining or leaving it: enough to name the person
-/// after their member and user rows are gone.
 /// What a membership event stores: the group, and the directory user with its member's id
-/// (none in test mode, or before a sync made one).
+/// (none in test mode, or before a sync made one): enough to name the person after their
+/// member and user rows are gone.
 fn membership_json(group: &DirectoryGroup, user: &users::Named) -> Value {
     json!({"group": group_json(group),
            "user": {"id": user.id, "userName": user.user_name, "externalId": user.external_id,

@@ -106,6 +106,8 @@ pub(super) struct RunRow {
     pub started_at: String,
     pub duration_ms: i64,
     pub counts: Vec<Count>,
+    /// The deprovisionings of `counts` the guard held instead of applying.
+    pub held: u64,
 }
 
 impl RunRow {
@@ -124,6 +126,7 @@ impl RunRow {
             started_at: r.started_at,
             duration_ms: r.duration_ms,
             counts,
+            held: r.counts.get("held").and_then(Value::as_u64).unwrap_or(0),
         }
     }
 
