@@ -199,7 +199,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
         Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
         Command::Restore { file } => restore(&cli.db.path, &file),
-        Command::Check => open(&cli.db).and_then(|db| check(&db)),
+        Command::Check => check(&cli.db),
         Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),
         Command::Events(args) => open(&cli.db).and_then(|db| apps::events(&db, args)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
@@ -349,6 +349,30 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             );
         }
         drop(conn);
+        // A damaged page shows only when something reads it, perhaps weeks later: each
+        // page is checked once, in the background, so the operator hears of it at start.
+        let checked = db.clone();
+        tokio::spawn(async move {
+            let found = tokio::task::spawn_blocking(move || {
+                let conn = checked.conn()?;
+                db::quick_check(&conn)
+            })
+            .await;
+            match found {
+                Ok(Ok(problems)) if problems.is_empty() => {
+                    tracing::info!("database quick check: every page reads")
+                }
+                Ok(Ok(problems)) => tracing::error!(
+                    problems = %problems.join("; "),
+                    "the database is damaged: run `scimd check`, and restore a backup (`scimd restore`) if it confirms"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "the database could not be checked; it may be damaged: run `scimd check`"
+                ),
+                Err(_) => {}
+            }
+        });
         let maintenance = db.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(Duration::from_secs(6 * 3600));
@@ -588,12 +612,36 @@ fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
     Ok(())
 }
 
-fn check(db: &Db) -> CliResult {
-    let conn = db.conn()?;
-    let mut problems = db::check(&conn)?;
+fn check(args: &DbArgs) -> CliResult {
+    if !args.path.is_file() {
+        return Err(format!("no database at {}", args.path.display()).into());
+    }
+    // A damaged database may not open for use (its migrations and start-up reads fail):
+    // then it is checked as it is, so the problems are listed rather than the first one.
+    let (_db, conn, mut problems) = match open(args) {
+        Ok(db) => {
+            let conn = db.conn()?;
+            (Some(db), Some(conn), Vec::new())
+        }
+        Err(e) => (None, None, vec![e.to_string()]),
+    };
+    let as_is;
+    let conn: &rusqlite::Connection = match &conn {
+        Some(c) => c,
+        None => {
+            as_is = db::open_as_is(&args.path)?;
+            &as_is
+        }
+    };
+    match db::check(conn) {
+        Ok(found) => problems.extend(found),
+        Err(e) => problems.push(format!("the integrity check stopped: {e}")),
+    }
     let mut chain = crate::auth::chain::Verifier::whole_log();
-    if let Err(b) = db::audit::verify(&conn, None, &mut chain)? {
-        problems.push(format!("the audit log does not verify: {b}"));
+    match db::audit::verify(conn, None, &mut chain) {
+        Ok(Ok(())) => {}
+        Ok(Err(b)) => problems.push(format!("the audit log does not verify: {b}")),
+        Err(e) => problems.push(format!("the audit log cannot be read: {e}")),
     }
     if problems.is_empty() {
         println!(

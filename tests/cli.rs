@@ -1197,3 +1197,39 @@ fn a_token_revoked_on_the_command_line_stops_working_for_a_running_server() {
     }
     server.stop();
 }
+
+/// A damaged database, even one that no longer opens for use, gets its problems listed by
+/// `scimd check` rather than the first error met; and a missing one is not created.
+#[test]
+fn check_lists_what_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (ok, _, err) = run(d, &["check"]);
+    assert!(!ok && err.contains("no database at"), "{err}");
+    assert!(!d.join("scimd.db").exists());
+    assert!(run(d, &["token", "create"]).0);
+    let path = d.join("scimd.db");
+    let root: i64 = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'audit_log_at'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    // The first cell of the index's page now points into its own header.
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(4096 * (root as u64 - 1) + 8)).unwrap();
+        f.write_all(&[0, 5]).unwrap();
+    }
+    let (ok, out, err) = run(d, &["check"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("missing from index audit_log_at"),
+        "{out}{err}"
+    );
+    assert!(err.contains("problems found"), "{err}");
+}

@@ -422,6 +422,27 @@ fn copy(src: &Connection, to: &Path) -> Result<i32, DbError> {
     Ok(pages)
 }
 
+/// The database at `path` as it is, read only, without its migrations or start-up reads:
+/// what `scimd check` looks at when the database does not open for use.
+pub fn open_as_is(path: &Path) -> Result<Connection, DbError> {
+    Ok(Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )?)
+}
+
+/// SQLite's quick check of every page (`PRAGMA quick_check`: not the indexes' contents),
+/// each problem as a line; empty when it found none.
+pub fn quick_check(conn: &Connection) -> Result<Vec<String>, DbError> {
+    Ok(conn
+        .prepare("PRAGMA quick_check")?
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|l| l != "ok")
+        .collect())
+}
+
 /// What is wrong with a database: SQLite's integrity check and foreign key check, each
 /// problem as a line; empty when it is sound.
 pub fn check(conn: &Connection) -> Result<Vec<String>, DbError> {
