@@ -1198,10 +1198,11 @@ fn a_token_revoked_on_the_command_line_stops_working_for_a_running_server() {
     server.stop();
 }
 
-/// A damaged database, even one that no longer opens for use, gets its problems listed by
-/// `scimd check` rather than the first error met; and a missing one is not created.
+/// A damaged database gets its problems listed by `scimd check` rather than the first
+/// error met, and `scimd serve` says at start that a page does not read, before anything
+/// reads it; a missing database is not created by a check.
 #[test]
-fn check_lists_what_is_damaged() {
+fn check_lists_what_is_damaged_and_serve_says_so_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (ok, _, err) = run(d, &["check"]);
@@ -1212,24 +1213,35 @@ fn check_lists_what_is_damaged() {
     let root: i64 = {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.query_row(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'audit_log_at'",
+            "SELECT rootpage FROM sqlite_master WHERE name = 'audit_log'",
             [],
             |r| r.get(0),
         )
         .unwrap()
     };
-    // The first cell of the index's page now points into its own header.
+    // The first cell of the audit log's page now points into the page's own header.
     {
         use std::io::{Seek, SeekFrom, Write};
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        f.seek(SeekFrom::Start(4096 * (root as u64 - 1) + 8)).unwrap();
+        f.seek(SeekFrom::Start(4096 * (root as u64 - 1) + 8))
+            .unwrap();
         f.write_all(&[0, 5]).unwrap();
     }
     let (ok, out, err) = run(d, &["check"]);
     assert!(!ok, "{out}");
-    assert!(
-        out.contains("missing from index audit_log_at"),
-        "{out}{err}"
-    );
+    assert!(out.contains(&format!("page {root} cell 0")), "{out}{err}");
     assert!(err.contains("problems found"), "{err}");
+
+    let log = d.join("serve.log");
+    let server = Serving::start(d, &[], Stdio::from(std::fs::File::create(&log).unwrap()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("the database is damaged") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(server);
 }
