@@ -207,6 +207,14 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `scimd audit | head`: the reader stopped reading, as is its right; ended as a
+        // closed pipe ends a C program, without a word (128 + SIGPIPE).
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::from(141)
+        }
         Err(e) => {
             eprintln!("scimd: {e}");
             ExitCode::FAILURE

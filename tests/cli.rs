@@ -1245,3 +1245,24 @@ fn check_lists_what_is_damaged_and_serve_says_so_at_start() {
     }
     drop(server);
 }
+
+/// `scimd … | head -1`: a reader that stops reading ends scimd as it ends a C program, with
+/// no message and 141 (128 + SIGPIPE), whether the command prints with `println!` or writes.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(run(d, &["token", "create"]).0);
+    for args in [&["audit"][..], &["token", "list"], &["guard", "show"]] {
+        let mut child = scimd(d)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(141), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}
