@@ -87,6 +87,11 @@ async fn every_page_carries_security_headers_and_unknown_pages_are_friendly() {
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            r.header("strict-transport-security"),
+            None,
+            "not over plain HTTP"
+        );
     }
     let r = s.raw(Method::GET, "/nope", &[], "").await;
     assert_eq!(r.status, 404);

@@ -88,6 +88,14 @@ async fn scim_is_served_over_tls_with_https_locations() {
         r.starts_with("HTTP/1.1 200") && r.contains("\"totalResults\":0"),
         "{r}"
     );
+    // The admin UI over TLS tells browsers to keep to HTTPS (RFC 6797).
+    let r = s.get("/login").await;
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert!(
+        r.to_ascii_lowercase()
+            .contains("\r\nstrict-transport-security: max-age=31536000\r\n"),
+        "{r}"
+    );
 }
 
 #[tokio::test]

@@ -361,6 +361,15 @@ pub(in crate::http) async fn handle(
         set_cookie(&mut response, expired_cookie(FLASH_COOKIE, req.secure));
     }
     security_headers(response.headers_mut());
+    if req.secure {
+        // Browsers heed it over HTTPS only, and keep to HTTPS for this host for a year
+        // (RFC 6797): no later visit goes out in the clear. Other hosts of the domain are
+        // not scimd's to speak for, so no includeSubDomains.
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     response
 }
 
