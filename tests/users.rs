@@ -576,6 +576,25 @@ async fn any_json_content_type_or_none_is_accepted() {
     let headers = [("authorization", auth.as_str())];
     let r = s.raw(Method::POST, "/scim/v2/Users", &headers, body).await;
     assert_eq!(r.status, 201, "{}", r.text);
+    // A compressed body is not read as malformed JSON: 415 says what is wrong.
+    let body = json!({"userName": "zipped@example.com"}).to_string();
+    for coding in ["gzip", "br"] {
+        let headers = [
+            ("authorization", auth.as_str()),
+            ("content-encoding", coding),
+        ];
+        let r = s
+            .raw(Method::POST, "/scim/v2/Users", &headers, body.clone())
+            .await;
+        r.assert_error(415, None);
+        assert!(r.text.contains(coding), "{}", r.text);
+    }
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-encoding", "identity"),
+    ];
+    let r = s.raw(Method::POST, "/scim/v2/Users", &headers, body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }
 
 #[tokio::test]

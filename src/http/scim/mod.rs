@@ -578,6 +578,20 @@ fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projec
 }
 
 async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, ApiError> {
+    // A compressed body would read as malformed JSON: say what is wrong with it instead
+    // (RFC 9110 §15.5.16, with the codings accepted).
+    let coding = req.headers().get(header::CONTENT_ENCODING);
+    if let Some(coding) = coding.filter(|c| !c.as_bytes().eq_ignore_ascii_case(b"identity")) {
+        return Err(ScimError::new(
+            415,
+            None,
+            format!(
+                "request bodies are read as sent: Content-Encoding {} is not supported (send it uncompressed)",
+                String::from_utf8_lossy(coding.as_bytes())
+            ),
+        )
+        .into());
+    }
     let declared = super::content_length(&req);
     let (limit, timeout) = (state.config.max_body_bytes, state.config.body_read_timeout);
     let seen = req.extensions().get::<BodySeen>().cloned();
