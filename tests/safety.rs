@@ -170,6 +170,38 @@ async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_reject
     assert!(!dashboard.text.contains("Mass deprovisioning held"));
 }
 
+/// Switching the guard off holds nothing more: a person deactivated afterwards loses
+/// access at once, while what the open hold holds still waits for an admin.
+#[tokio::test]
+async fn switching_the_guard_off_holds_nothing_more() {
+    let (s, admin, ids) = guarded_tenant().await;
+    for id in &ids[..8] {
+        set_active(&s, id, false).await;
+    }
+    assert_eq!(status_of(&s, &ids[7]), MemberStatus::Active, "held");
+    set(
+        &s,
+        Update {
+            guard_enabled: Some(false),
+            ..Update::default()
+        },
+    )
+    .await;
+    let before = events_of(&s, "member.suspended").len();
+    set_active(&s, &ids[8], false).await;
+    assert_eq!(status_of(&s, &ids[8]), MemberStatus::Suspended);
+    assert_eq!(events_of(&s, "member.suspended").len(), before + 1);
+    // A held person the IdP writes again stays held for the admin's decision.
+    set_active(&s, &ids[7], false).await;
+    assert_eq!(status_of(&s, &ids[7]), MemberStatus::Active);
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(
+        page.text.contains("3 deprovisionings held"),
+        "{}",
+        page.text
+    );
+}
+
 #[tokio::test]
 async fn approving_applies_every_held_deprovisioning_as_the_directory_now_says() {
     let (s, admin, ids) = guarded_tenant().await;

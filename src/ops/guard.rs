@@ -9,6 +9,8 @@
 //! [`reject`]s (members stay as they are, and the hold stays open, holding, until the
 //! directory changes back). A held member whose plan no longer deprovisions it (the IdP
 //! made the person active again) is let go; a hold with nothing left closes by itself.
+//! Switching the guard off holds nothing more; what an open hold holds still waits for an
+//! admin's decision.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -112,6 +114,22 @@ pub fn screen<'c>(
             )?;
         }
         return Ok(Cow::Borrowed(changes));
+    }
+    if !settings.guard.enabled {
+        // Switched off with a hold open: what the hold holds waits for an admin's decision
+        // still, but nothing more is held; a person deactivated now loses access now.
+        let already: BTreeSet<i64> = guard::held_pks(conn, hold.id)?.into_iter().collect();
+        let (again, passing): (Vec<Change>, Vec<Change>) = changes
+            .iter()
+            .cloned()
+            .partition(|c| deprovisions(c).is_some_and(|pk| already.contains(&pk)));
+        keep_back(conn, &hold, &again, &at)?;
+        let applied = passing.iter().filter(|c| deprovisions(c).is_some()).count();
+        if applied > 0 {
+            let since = datetime::format(now - WINDOW);
+            guard::record_applied(conn, tenant_id, applied, &at, &since)?;
+        }
+        return Ok(Cow::Owned(passing));
     }
     Ok(Cow::Owned(keep_back(conn, &hold, changes, &at)?.1))
 }
