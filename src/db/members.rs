@@ -224,12 +224,13 @@ pub fn linked_page(
     conn: &Connection,
     tenant_id: Option<i64>,
     group: Option<&str>,
+    only: &Only,
     cursor: Option<i64>,
     direction: Direction,
     limit: usize,
 ) -> Result<Vec<MemberRow>, DbError> {
     let in_group = InGroup::of(conn, group)?;
-    let (sql, values) = linked_query(tenant_id, group, in_group, cursor, direction, limit);
+    let (sql, values) = linked_query(tenant_id, group, in_group, only, cursor, direction, limit);
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(&values), from_row)?
@@ -237,24 +238,47 @@ pub fn linked_page(
     Ok(rows)
 }
 
+/// Which linked members a page may hold besides its tenant and group: the one with this
+/// email (any case), or those of these directory users; any, when neither is given.
+#[derive(Debug, Clone, Default)]
+pub struct Only {
+    pub email: Option<String>,
+    pub user_ids: Option<Vec<String>>,
+}
+
 /// [`linked_page`]'s statement and its parameters.
 fn linked_query(
     tenant_id: Option<i64>,
     group: Option<&str>,
     in_group: InGroup,
+    only: &Only,
     cursor: Option<i64>,
     direction: Direction,
     limit: usize,
 ) -> (String, Vec<SqlValue>) {
-    Conditions::new("m.user_id IS NOT NULL AND m.status != 'archived'")
-        .and("m.tenant_id = ?", tenant_id)
-        .and(&format!("m.pk {} ?", direction.cmp()), cursor)
-        .and(in_group.sql(), group.map(str::to_string))
-        .query(
-            SELECT,
-            &format!("ORDER BY m.pk {} LIMIT ?", direction.order()),
-            limit as i64,
-        )
+    let user_ids = only.user_ids.as_deref().unwrap_or_default();
+    let marks = vec!["?"; user_ids.len()].join(", ");
+    Conditions::new(match only.user_ids {
+        // Asked for the members of no user: none.
+        Some(ref ids) if ids.is_empty() => "0",
+        _ => "m.user_id IS NOT NULL AND m.status != 'archived'",
+    })
+    .and("m.tenant_id = ?", tenant_id)
+    .and("m.email_fold = ?", only.email.as_deref().map(fold))
+    .and_each(
+        &format!("m.user_id IN ({marks})"),
+        user_ids
+            .iter()
+            .map(|id| SqlValue::Text(id.clone()))
+            .collect(),
+    )
+    .and(&format!("m.pk {} ?", direction.cmp()), cursor)
+    .and(in_group.sql(), group.map(str::to_string))
+    .query(
+        SELECT,
+        &format!("ORDER BY m.pk {} LIMIT ?", direction.order()),
+        limit as i64,
+    )
 }
 
 /// The member with this email (any case).

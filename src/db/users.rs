@@ -131,6 +131,23 @@ pub fn get_stored(
         .optional()?)
 }
 
+/// The ids of the tenant's users the IdP knows as `idp_id`: by `externalId`, or by their
+/// own id when they have none (as a WorkOS directory user's `idp_id` names them).
+pub fn ids_by_idp_id(
+    conn: &Connection,
+    tenant_id: i64,
+    idp_id: &str,
+) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM users WHERE tenant_id = ?1 AND external_id = ?2
+         UNION SELECT id FROM users WHERE tenant_id = ?1 AND id = ?2 AND external_id IS NULL",
+    )?;
+    let ids = stmt
+        .query_map(params![tenant_id, idp_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
 /// Directory user `id`'s pk and its `externalId` as stored (any JSON value), without
 /// reading and parsing the rest of the user: what a member's API object shows of it.
 pub fn external_id_of(

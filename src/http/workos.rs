@@ -188,9 +188,15 @@ pub(super) async fn handle(
             .await
             .map(|v| json_response(StatusCode::OK, &v)),
         ["directory_users"] => match q.paging(Order::Desc) {
-            Ok(p) => workos::users(db, only, q.get("directory"), q.get("group"), p)
-                .await
-                .map(list),
+            Ok(p) => {
+                let filter = workos::UserFilter {
+                    email: q.get("email").filter(|s| !s.is_empty()),
+                    idp_id: q.get("idp_id").filter(|s| !s.is_empty()),
+                };
+                workos::users(db, only, q.get("directory"), q.get("group"), filter, p)
+                    .await
+                    .map(list)
+            }
             Err(e) => Err(e),
         },
         ["directory_users", id] => workos::user(db, only, id.to_string())

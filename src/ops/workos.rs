@@ -487,6 +487,7 @@ pub async fn users(
     only: Option<i64>,
     directory: Option<String>,
     group: Option<String>,
+    filter: UserFilter,
     paging: Paging,
 ) -> Result<Page, Error> {
     db.read(move |c| {
@@ -505,6 +506,24 @@ pub async fn users(
             None => (None, None),
         };
         let scope = reach.scope(named.or(group_tenant));
+        let user_ids = match &filter.idp_id {
+            Some(idp_id) => {
+                let mut ids = Vec::new();
+                for tenant in reach
+                    .tenants
+                    .keys()
+                    .filter(|t| scope.is_none_or(|s| s == **t))
+                {
+                    ids.extend(users::ids_by_idp_id(c, *tenant, idp_id)?);
+                }
+                Some(ids)
+            }
+            None => None,
+        };
+        let narrowed = members::Only {
+            email: filter.email,
+            user_ids,
+        };
         let (d, reversed) = direction(paging.order, &paging.cursor);
         let at = match &paging.cursor {
             Cursor::First => None,
@@ -516,12 +535,29 @@ pub async fn users(
                 })
             }
         };
-        let rows = members::linked_page(c, scope, group_id.as_deref(), at, d, paging.limit + 1)?;
+        let rows = members::linked_page(
+            c,
+            scope,
+            group_id.as_deref(),
+            &narrowed,
+            at,
+            d,
+            paging.limit + 1,
+        )?;
         let id =
             |m: &MemberRow| format!("directory_user_{}", m.user_id.clone().unwrap_or_default());
         page_of(rows, &paging, reversed, id, |m| listed_user(c, &reach, m))
     })
     .await
+}
+
+/// `GET /directory_users`' filters on a user's own values (the SDKs' `email`, `idp_id`).
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// The primary email, any case.
+    pub email: Option<String>,
+    /// The IdP's identifier: the `externalId` (the user's id when it has none).
+    pub idp_id: Option<String>,
 }
 
 /// `GET /directory_users/{id}`.

@@ -188,6 +188,18 @@ def main():
     except workos.NotFoundError:
         pass
 
+    # ---- list_users(email=, idp_id=): only the users they name ----------------
+    for u in sample[:3]:
+        got = collect(ds.list_users(directory=directory_id, email=(u.email or "").upper()), "ds.list_users")
+        check([x.id for x in got] == [u.id], "list_users(email=%r) -> %r, expected [%s]"
+              % (u.email, [x.id for x in got], u.id))
+        got = collect(ds.list_users(directory=directory_id, idp_id=u.idp_id), "ds.list_users")
+        check(u.id in [x.id for x in got] and all(x.idp_id == u.idp_id for x in got),
+              "list_users(idp_id=%r) -> %r" % (u.idp_id, [(x.id, x.idp_id) for x in got]))
+    for kw in ({"email": "nobody@nowhere.invalid"}, {"idp_id": "no such idp id"}):
+        got = collect(ds.list_users(directory=directory_id, **kw), "ds.list_users")
+        check(got == [], "list_users(%r) -> %r, expected nobody" % (kw, [x.id for x in got]))
+
     # ---- groups ---------------------------------------------------------------
     groups = collect(ds.list_groups(directory=directory_id), "ds.list_groups")
     gids = [g.id for g in groups]

@@ -318,8 +318,15 @@ fn a_linked_page_seeks_to_its_cursor() {
         };
         let cmp = if greater { ">" } else { "<" };
         let first_step = |tenant| {
-            let (sql, values) =
-                linked_query(tenant, None, InGroup::Listed, Some(10_000), direction, 10);
+            let (sql, values) = linked_query(
+                tenant,
+                None,
+                InGroup::Listed,
+                &Only::default(),
+                Some(10_000),
+                direction,
+                10,
+            );
             let plan = plan_of(&conn, &sql, &values);
             plan.lines().next().unwrap_or_default().to_string()
         };
@@ -392,7 +399,15 @@ fn a_big_groups_pages_ask_each_member_and_find_what_the_list_finds() {
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
-            let (sql, values) = linked_query(Some(1), Some(group), in_group, cursor, forward, 100);
+            let (sql, values) = linked_query(
+                Some(1),
+                Some(group),
+                in_group,
+                &Only::default(),
+                cursor,
+                forward,
+                100,
+            );
             let page: Vec<i64> = conn
                 .prepare(&sql)
                 .unwrap()
@@ -430,7 +445,15 @@ fn a_big_groups_pages_ask_each_member_and_find_what_the_list_finds() {
         assert_eq!(super::count(&conn, 1, &filter, 10_000).unwrap(), size);
     }
     // Asking walks the tenant's members in pk order from the cursor: no list, no sort.
-    let (sql, values) = linked_query(Some(1), Some(&big), InGroup::Asked, Some(5), forward, 100);
+    let (sql, values) = linked_query(
+        Some(1),
+        Some(&big),
+        InGroup::Asked,
+        &Only::default(),
+        Some(5),
+        forward,
+        100,
+    );
     let plan = plan_of(&conn, &sql, &values);
     let first = plan.lines().next().unwrap();
     assert!(
