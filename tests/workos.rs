@@ -649,6 +649,9 @@ async fn directory_users_carry_workos_predefined_custom_attributes() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["custom_attributes"], expected);
+    // The SDKs' own fields for the full name and the title (the latter deprecated there).
+    assert_eq!(r.json["name"], "Ada Lovelace");
+    assert_eq!(r.json["job_title"], "Engineer");
     let r = s
         .raw(
             Method::GET,

@@ -347,9 +347,20 @@ fn user_object(
         Value::Null => (Value::Null, json!([])),
         slug => (json!({"slug": slug}), json!([{"slug": slug}])),
     };
+    // The full name: the IdP's displayName, else the name's parts.
+    let name = match member["display_name"].as_str() {
+        Some(n) if !n.is_empty() => Some(n.to_string()),
+        _ => {
+            let parts = [&member["given_name"], &member["family_name"]];
+            let full: Vec<&str> = parts.iter().filter_map(|p| p.as_str()).collect();
+            (!full.is_empty()).then(|| full.join(" "))
+        }
+    };
     let mut user = json!({
         "object": "directory_user",
         "id": format!("directory_user_{user_id}"),
+        "name": name,
+        "job_title": custom["job_title"],
         "idp_id": member["external_id"].as_str().unwrap_or(user_id),
         "directory_id": directory_id(t),
         "organization_id": organization_id(t),
