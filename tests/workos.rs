@@ -459,6 +459,9 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
+        let gid = r.json["id"].as_str().unwrap().to_string();
+        // The event's group says when the group was created, not when the event was.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         let r = s
             .call(
                 Method::DELETE,
@@ -493,6 +496,23 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
             "{policy:?}"
         );
         let removed = &mine[0]["data"]["user"];
+        let group = s
+            .raw(
+                Method::GET,
+                &format!("/directory_groups/directory_group_{gid}"),
+                &[("authorization", &auth)],
+                "",
+            )
+            .await;
+        assert_eq!(group.status, 200, "{}", group.text);
+        assert_eq!(
+            mine[0]["data"]["group"]["created_at"],
+            group.json["created_at"]
+        );
+        assert_ne!(
+            mine[0]["data"]["group"]["created_at"],
+            mine[0]["created_at"]
+        );
         assert_eq!(removed["idp_id"], external, "{policy:?}: {removed}");
         assert_eq!(mine[1]["data"]["idp_id"], external, "{policy:?}");
         assert_eq!(removed["state"], "inactive", "{policy:?}: {removed}");

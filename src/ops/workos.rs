@@ -688,20 +688,25 @@ fn previous_attributes(previous: &Value) -> Value {
     Value::Object(out)
 }
 
-/// A group as a `dsync.group.*` event names it, from the scimd event's `data`.
-fn event_group(t: &Tenant, stored: &Value, at: &str) -> Value {
+/// A group as a `dsync.group.*` event names it, from the scimd event's `data`, created when
+/// the group was (the event's time, once the group is gone) and updated by the event.
+fn event_group(conn: &Conn, t: &Tenant, stored: &Value, at: &str) -> Result<Value, DbError> {
     let id = stored["id"].as_str().unwrap_or_default();
-    json!({
+    let created = match groups::get(conn, t.id, id)? {
+        Some(g) => ts(&g.created),
+        None => at.to_string(),
+    };
+    Ok(json!({
         "object": "directory_group",
         "id": format!("directory_group_{id}"),
         "idp_id": id,
         "directory_id": directory_id(t),
         "organization_id": organization_id(t),
         "name": stored["display_name"],
-        "created_at": at,
+        "created_at": created,
         "updated_at": at,
         "raw_attributes": {},
-    })
+    }))
 }
 
 /// The WorkOS event of a scimd event; `None` for a member event about a person the IdP
@@ -718,7 +723,7 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
     let at = ts(&e.created_at);
     let data = match e.kind {
         EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
-            let mut group = event_group(t, &object["data"], &at);
+            let mut group = event_group(conn, t, &object["data"], &at)?;
             if e.kind == EventType::GroupUpdated {
                 group["previous_attributes"] = previous_attributes(&object["previous"]);
             }
@@ -757,7 +762,7 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             json!({
                 "directory_id": directory_id(t),
                 "user": user,
-                "group": event_group(t, &object["data"]["group"], &at),
+                "group": event_group(conn, t, &object["data"]["group"], &at)?,
             })
         }
         _ => {
