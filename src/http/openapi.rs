@@ -144,7 +144,7 @@ pub(super) fn document() -> Value {
                     "code": {"type": "string"}, "message": {"type": "string"}}},
                 "ListMetadata": {"type": "object", "required": ["before", "after", "events_cursor"], "properties": {
                     "before": nullable("string"), "after": nullable("string"),
-                    "events_cursor": {"type": "integer", "description": "The newest event seq when the page was read: follow the feed from here."}}},
+                    "events_cursor": {"type": "integer", "description": "The newest event seq when the page was read. After listing every page, follow the feed from the first page's events_cursor: no change is missed (changes made while paging may arrive again)."}}},
                 "Member": {"type": "object", "required": ["object", "id", "role", "status", "managed", "source", "groups", "created_at", "updated_at"], "properties": {
                     "object": {"const": "member"},
                     "id": {"type": "string"},
