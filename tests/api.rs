@@ -534,8 +534,9 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
     s.stop().await;
 }
 
-/// A user's new externalId changes what apps read of its member (`external_id`): they hear
-/// of it in a `member.updated` of its own, beside what the sync reports of the same write,
+/// A user's new externalId changes what apps read of its member (`external_id`), and a new
+/// title or department what they read of the person: they hear of it in a `member.updated`
+/// of its own, beside what the sync reports of the same write,
 /// `updated_since` finds the member, and test mode (which moves no member) does not hold
 /// it back, as apps read the value live.
 #[tokio::test]
@@ -584,6 +585,23 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
                 ("member.updated", json!({"external_id": "ext-3"})),
             ],
         ),
+        // Title, department, manager: what apps read of the person besides the member.
+        (
+            replace(json!({"title": "Engineer",
+                           "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department": "R&D"})),
+            vec![(
+                "member.updated",
+                json!({"attributes": {"title": null, "department": null}}),
+            )],
+        ),
+        (
+            replace(json!({"title": "Lead"})),
+            vec![(
+                "member.updated",
+                json!({"attributes": {"title": "Engineer"}}),
+            )],
+        ),
+        (replace(json!({"title": "Lead"})), vec![]),
     ];
     for (body, want) in steps {
         let r = s.patch(&path, &body).await;
@@ -620,6 +638,19 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
         json!({"external_id": "ext-4"})
     );
     assert_eq!(r.json["data"][0]["data"]["external_id"], "ext-5");
+    // A WorkOS app hears of the title as a dsync.user.updated with its custom attribute.
+    let r = get(&s, &key, "/events?events=dsync.user.updated&limit=100").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let titled: Vec<&Value> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["data"]["previous_attributes"]["custom_attributes"]["job_title"] == "Engineer"
+        })
+        .collect();
+    assert_eq!(titled.len(), 1, "{}", r.text);
+    assert_eq!(titled[0]["data"]["custom_attributes"]["job_title"], "Lead");
     s.stop().await;
 }
 

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
@@ -14,6 +14,7 @@ use crate::db::{Conn, Db, DbError, seeds, settings, users};
 use crate::model::{
     Actor, DirectoryUser, Field, MemberSource, MemberStatus, Profile, Role, Settings,
 };
+use crate::scim::resource;
 use crate::sync::member_csv::{self, ImportRow, RowError};
 use crate::sync::{RoleDecision, RoleReason};
 
@@ -161,28 +162,91 @@ fn previous_values(before: &Value, after: &Value) -> Value {
     )
 }
 
-/// After a write of directory user `user_id` and its sync, when the write changed the
-/// user's `externalId` from `before`: apps read a member's `external_id` from its user, so
-/// the member looks different to them without having changed, and no sync compares it. A
-/// `member.updated` of its own says what it was (beside whatever the sync reported of the
-/// same write), and the member's `updated_at` moves. In test mode too: the value is read
-/// live, and test mode does not hold it back.
-pub(super) fn external_id_changed(
+/// What a write of a directory user changed that apps read of it besides its member: its
+/// `externalId` (the member's `external_id`), and its profile attributes
+/// ([`resource::profile_attributes`]: a WorkOS app's `custom_attributes`).
+#[derive(Debug, Default)]
+pub(super) struct DirectoryChange {
+    /// The `externalId` before, when it changed (`null`: it had none).
+    pub external_id: Option<Value>,
+    /// Each changed profile attribute's value before (`null`: it had none).
+    pub attributes: Map<String, Value>,
+    /// Each changed profile attribute's value after (`null`: it has none now).
+    pub attributes_after: Map<String, Value>,
+}
+
+impl DirectoryChange {
+    /// What changed from user data `before` to `after`.
+    pub fn between(before: &Map<String, Value>, after: &Map<String, Value>) -> DirectoryChange {
+        let external_id = (before.get("externalId") != after.get("externalId"))
+            .then(|| before.get("externalId").cloned().unwrap_or(Value::Null));
+        let (old, new) = (
+            resource::profile_attributes(before),
+            resource::profile_attributes(after),
+        );
+        let mut change = DirectoryChange {
+            external_id,
+            ..DirectoryChange::default()
+        };
+        for name in old.keys().chain(new.keys()) {
+            let (was, is) = (old.get(name), new.get(name));
+            if was != is && !change.attributes.contains_key(name) {
+                change
+                    .attributes
+                    .insert(name.clone(), was.cloned().unwrap_or(Value::Null));
+                change
+                    .attributes_after
+                    .insert(name.clone(), is.cloned().unwrap_or(Value::Null));
+            }
+        }
+        change
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.external_id.is_none() && self.attributes.is_empty()
+    }
+}
+
+/// After a write of directory user `user_id` and its sync, when the write changed what apps
+/// read of the user besides its member ([`DirectoryChange`]): the member looks different to
+/// them, or the person does, without the member having changed, and no sync compares it. A
+/// `member.updated` of its own says what it was (`previous.external_id`,
+/// `previous.attributes`; beside whatever the sync reported of the same write), and the
+/// member's `updated_at` moves. In test mode too: the values are read live, and test mode
+/// does not hold them back.
+pub(super) fn directory_changed(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     user_id: &str,
-    before: Value,
+    change: DirectoryChange,
 ) -> Result<(), DbError> {
+    if change.is_empty() {
+        return Ok(());
+    }
     let Some(member) = members::by_user_id(conn, Some(tenant_id), user_id)? else {
         return Ok(());
     };
     members::touch(conn, member.pk)?;
     let after = members::get_by_pk(conn, member.pk)?.ok_or(DbError::NotFound)?;
     let mut object = api_object(conn, tenant_id, &after)?;
-    let changes =
-        json!([{"field": "external_id", "before": before, "after": object["external_id"]}]);
-    object["external_id"] = before;
+    let mut changes = Vec::new();
+    if let Some(before) = change.external_id {
+        changes.push(
+            json!({"field": "external_id", "before": before, "after": object["external_id"]}),
+        );
+        object["external_id"] = before;
+    }
+    for (name, before) in &change.attributes {
+        let after = &change.attributes_after[name];
+        changes
+            .push(json!({"field": format!("attributes.{name}"), "before": before, "after": after}));
+    }
+    if !change.attributes.is_empty() {
+        // Not in the member's object: `previous` says it all the same.
+        object["attributes"] = Value::Object(change.attributes);
+    }
+    let changes = Value::Array(changes);
     let write = MemberWrite {
         before: Some(object),
         after: &after,

@@ -125,9 +125,9 @@ pub async fn create(
     .await
 }
 
-/// Stores `data` as user `row`'s and syncs its member. A new `externalId` changes what
-/// apps read of the member (`external_id`) without changing the member: they hear of it
-/// all the same ([`members::external_id_changed`]).
+/// Stores `data` as user `row`'s and syncs its member. A new `externalId` or title,
+/// department, manager… changes what apps read of the person without changing the member:
+/// they hear of it all the same ([`members::directory_changed`]).
 fn rewrite(
     tx: &Conn,
     actor: &Actor,
@@ -135,14 +135,10 @@ fn rewrite(
     row: &UserRow,
     data: Map<String, Value>,
 ) -> Result<UserRow, DbError> {
-    let old_external_id = row.data.get("externalId");
-    let external_id_before = (old_external_id != data.get("externalId"))
-        .then(|| old_external_id.cloned().unwrap_or(Value::Null));
+    let change = members::DirectoryChange::between(&row.data, &data);
     let row = users::replace(tx, tenant_id, row, data)?;
     reconcile::user_written(tx, actor, tenant_id, &row)?;
-    if let Some(before) = external_id_before {
-        members::external_id_changed(tx, actor, tenant_id, &row.id, before)?;
-    }
+    members::directory_changed(tx, actor, tenant_id, &row.id, change)?;
     Ok(row)
 }
 

@@ -681,9 +681,31 @@ fn previous_attributes(previous: &Value) -> Value {
             "role" => ("role", json!({"slug": v})),
             "external_id" => ("idp_id", v.clone()),
             "display_name" => ("name", v.clone()),
+            "attributes" => ("custom_attributes", previous_custom_attributes(v)),
             _ => continue,
         };
         out.insert(name.into(), value);
+    }
+    Value::Object(out)
+}
+
+/// A member event's `previous.attributes` (SCIM's names) as the `custom_attributes` they
+/// feed; a manager's id has no such attribute of its own (the manager's name and email do,
+/// as they are now).
+fn previous_custom_attributes(attributes: &Value) -> Value {
+    let mut out = Map::new();
+    for (name, v) in attributes.as_object().into_iter().flatten() {
+        let custom = match name.as_str() {
+            "title" => "job_title",
+            "userType" => "employee_type",
+            "employeeNumber" => "employee_number",
+            "organization" => "organization",
+            "division" => "division_name",
+            "department" => "department_name",
+            "costCenter" => "cost_center_name",
+            _ => continue,
+        };
+        out.insert(custom.into(), v.clone());
     }
     Value::Object(out)
 }

@@ -574,6 +574,37 @@ mod erased {
     }
 }
 
+/// The attributes of a user's canonical data that describe the person in the organisation
+/// (title, employee type, the enterprise extension's values, the manager's id), named as
+/// SCIM names them: what apps read of a directory user besides its member (WorkOS
+/// `custom_attributes`). Absent ones are left out.
+pub fn profile_attributes(data: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for name in ["title", "userType"] {
+        if let Some(v) = data.get(name).filter(|v| !v.is_null()) {
+            out.insert(name.to_string(), v.clone());
+        }
+    }
+    if let Some(ext) = data.get(ENTERPRISE_URN).and_then(Value::as_object) {
+        let names = [
+            "employeeNumber",
+            "costCenter",
+            "organization",
+            "division",
+            "department",
+        ];
+        for name in names {
+            if let Some(v) = ext.get(name).filter(|v| !v.is_null()) {
+                out.insert(name.to_string(), v.clone());
+            }
+        }
+    }
+    if let Some(id) = manager_id(data) {
+        out.insert("manager".to_string(), Value::String(id.to_string()));
+    }
+    out
+}
+
 /// `manager.value` of a user's canonical data (enterprise extension), when set.
 pub fn manager_id(data: &Map<String, Value>) -> Option<&str> {
     data.get(ENTERPRISE_URN)?
