@@ -239,6 +239,9 @@ async fn approving_applies_every_held_deprovisioning_as_the_directory_now_says()
     .unwrap();
     assert_eq!(approved[0].entry.actor, "admin:alice");
     assert_eq!(approved[0].entry.detail.as_ref().unwrap()["applied"], 5);
+    // Apps hear the decision was an admin's, not the IdP's.
+    let resolved = events_of(&s, "deprovisioning.resolved");
+    assert_eq!(resolved.last().unwrap()["context"]["via"], "admin");
     let page = admin.get(&s, "/t/default/guard").await;
     assert!(page.text.contains("Nothing is held"));
     // A decided hold cannot be decided again.

@@ -185,13 +185,22 @@ fn record(
     };
     let mut object = serde_json::to_value(hold).unwrap_or(Value::Null);
     object["held"] = json!(held);
+    // An approval or a rejection is an admin's (from the UI or the CLI); the rest comes
+    // about through the IdP's writes or a sync.
+    let mut payload = json!({"hold": object});
+    if matches!(
+        action,
+        AuditAction::DeprovisioningApproved | AuditAction::DeprovisioningRejected
+    ) {
+        payload["context"] = json!({"via": "admin"});
+    }
     events::append(
         conn,
         actor,
         tenant_id,
         kind,
         &format!("hold_{}", hold.id),
-        &json!({"hold": object}),
+        &payload,
     )?;
     Ok(())
 }
