@@ -699,3 +699,87 @@ async fn directory_users_carry_workos_predefined_custom_attributes() {
                "emails": [{"type": "work", "value": "boss.work@example.com", "primary": true}]})
     );
 }
+
+/// A person the IdP deletes and creates anew (a new SCIM id, the same email) is matched to
+/// their archived member again; a WorkOS app, which keys people by directory user id, sees
+/// the old id deleted and the new one created, and nothing about the old one after that.
+#[tokio::test]
+async fn a_person_pushed_again_after_a_deletion_is_a_new_directory_user() {
+    let s = TestServer::start().await;
+    let key = all_tenants_key(&s, "events").await;
+    let auth = format!("Bearer {key}");
+    let body = |external: &str| {
+        json!({"schemas":[USER_URN],"userName":"ada@example.com","externalId": external,
+               "emails":[{"value":"ada@example.com","primary":true}]})
+    };
+    let r = s.post("/scim/v2/Users", &body("ext-old")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let old = r.json["id"].as_str().unwrap().to_string();
+    let path = format!("/scim/v2/Users/{old}");
+    let r = s.call(Method::DELETE, &path, &s.token, None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.post("/scim/v2/Users", &body("ext-new")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let new = r.json["id"].as_str().unwrap().to_string();
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?limit=100",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen: Vec<(String, String, String)> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let id = e["data"]["id"].as_str().unwrap_or_default();
+            let state = e["data"]["state"].as_str().unwrap_or_default();
+            (e["event"].as_str().unwrap().into(), id.into(), state.into())
+        })
+        .collect();
+    let (old, new) = (
+        format!("directory_user_{old}"),
+        format!("directory_user_{new}"),
+    );
+    let deleted = seen
+        .iter()
+        .position(|(e, id, _)| e == "dsync.user.deleted" && *id == old)
+        .expect("the old user deleted");
+    assert!(
+        seen[deleted + 1..].iter().all(|(_, id, _)| *id != old),
+        "{seen:?}"
+    );
+    let created = seen[deleted..]
+        .iter()
+        .position(|(e, id, _)| e == "dsync.user.created" && *id == new);
+    assert!(created.is_some(), "{seen:?}");
+    let (_, _, state) = seen.iter().rev().find(|(_, id, _)| *id == new).unwrap();
+    assert_eq!(state, "active", "{seen:?}");
+    // Asking for created events finds it.
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?events=dsync.user.created&limit=100",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    let ids: Vec<&str> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["data"]["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&new.as_str()), "{ids:?}");
+    assert!(
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["event"] == "dsync.user.created")
+    );
+    s.stop().await;
+}

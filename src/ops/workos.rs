@@ -657,6 +657,18 @@ const EVENT_NAMES: &[(&str, &[EventType])] = &[
     ("dsync.group.user_removed", &[EventType::GroupMemberRemoved]),
 ];
 
+/// The WorkOS name of event `e`, its scimd event object `object`: a member linked to a new
+/// directory user (the IdP deleted the person and created them anew, and scimd matched
+/// the member again) is a user WorkOS apps have never seen: `dsync.user.created`.
+fn event_name(e: &Event, object: &Value) -> &'static str {
+    match e.kind {
+        EventType::MemberUpdated if object["previous"].get("directory_user_id").is_some() => {
+            "dsync.user.created"
+        }
+        kind => workos_name(kind),
+    }
+}
+
 fn workos_name(kind: EventType) -> &'static str {
     EVENT_NAMES
         .iter()
@@ -798,7 +810,7 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             if matches!(e.kind, EventType::MemberArchived | EventType::MemberDeleted) {
                 user["state"] = json!("inactive");
             }
-            if workos_name(e.kind) == "dsync.user.updated" {
+            if event_name(e, &object) == "dsync.user.updated" {
                 user["previous_attributes"] = previous_attributes(&object["previous"]);
             }
             user
@@ -807,7 +819,7 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
     Ok(Some(json!({
         "object": "event",
         "id": format!("event_{}", e.cursor),
-        "event": workos_name(e.kind),
+        "event": event_name(e, &object),
         "data": data,
         "created_at": at,
     })))
@@ -832,7 +844,13 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
     let mut kinds = Vec::new();
     for name in &q.events {
         match EVENT_NAMES.iter().find(|(n, _)| n == name) {
-            Some((_, k)) => kinds.extend_from_slice(k),
+            Some((_, k)) => {
+                kinds.extend_from_slice(k);
+                if *name == "dsync.user.created" {
+                    // A member the IdP pushed again under a new directory user ([`event_name`]).
+                    kinds.push(EventType::MemberUpdated);
+                }
+            }
             None if name.starts_with("dsync.") => {}
             None => {
                 return Err(Error::Invalid(format!("unknown event type {name:?}")));
@@ -899,7 +917,10 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
             for e in rows.iter().take(want) {
                 cursor = Some(e.cursor);
                 if let Some(o) = event_object(c, reach.tenant(e.tenant_id)?, e)? {
-                    data.push(o);
+                    let asked = q.events.is_empty() || q.events.iter().any(|n| o["event"] == *n);
+                    if asked {
+                        data.push(o);
+                    }
                 }
             }
             if !extra {

@@ -368,13 +368,15 @@ impl<'a> Planner<'a> {
                 }
             };
         }
-        let mut actions = Vec::new();
+        // The IdP's values first, then the reactivation: a member the IdP pushed again under
+        // a new directory user (deleted, then created anew) is linked to it before it is
+        // active again, so no event names the deleted user as active.
+        let mut actions = self.profile_and_role(member, user);
         if member.status != MemberStatus::Active {
             actions.push(Action::Reactivate {
                 from: member.status,
             });
         }
-        actions.extend(self.profile_and_role(member, user));
         actions
     }
 

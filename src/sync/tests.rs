@@ -853,7 +853,7 @@ fn a_person_the_idp_recreates_is_matched_again_and_restored() {
     let changes = plan_applied(&partial(vec![user("u-new", "ada@x.io")]), &mut members, &s);
     assert_eq!(
         kinds(&changes),
-        [ChangeKind::Reactivate, ChangeKind::Update]
+        [ChangeKind::Update, ChangeKind::Reactivate]
     );
     assert_eq!(members[0].link, Link::Live("u-new".into()));
     assert_eq!(members[0].pk, 1);
@@ -876,7 +876,7 @@ fn a_person_recreated_without_an_email_or_with_a_new_one_is_found_by_username() 
     let changes = plan_applied(&partial(vec![again]), &mut members, &s);
     assert_eq!(
         kinds(&changes),
-        [ChangeKind::Reactivate, ChangeKind::Update]
+        [ChangeKind::Update, ChangeKind::Reactivate]
     );
     assert_eq!(members[0].link, Link::Live("u-new".into()));
 
@@ -890,7 +890,7 @@ fn a_person_recreated_without_an_email_or_with_a_new_one_is_found_by_username() 
     let changes = plan_applied(&partial(vec![renamed]), &mut members, &s);
     assert_eq!(
         kinds(&changes),
-        [ChangeKind::Reactivate, ChangeKind::Update]
+        [ChangeKind::Update, ChangeKind::Reactivate]
     );
     assert_eq!(members[0].profile.email.as_deref(), Some("grace@new.io"));
 
