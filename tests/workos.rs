@@ -495,6 +495,21 @@ async fn a_deleted_user_leaves_their_groups_under_the_same_idp_id() {
             ["dsync.group.user_removed", "dsync.user.deleted"],
             "{policy:?}"
         );
+        // The member the deletion archived (or deleted) is in no group any more.
+        let last: String =
+            s.db.conn()
+                .unwrap()
+                .query_row(
+                    "SELECT payload FROM events WHERE type IN ('member.archived', 'member.deleted')
+                 ORDER BY cursor DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+        let last: Value = serde_json::from_str(&last).unwrap();
+        if policy == DeletePolicy::Archive {
+            assert_eq!(last["member"]["groups"], json!([]), "{last}");
+        }
         let removed = &mine[0]["data"]["user"];
         let group = s
             .raw(

@@ -80,7 +80,7 @@ pub fn user_deleting(
     tenant_id: i64,
     user_pk: i64,
 ) -> Result<(), DbError> {
-    let deleted = users::directory_users(conn, tenant_id, &[user_pk], None)?;
+    let mut deleted = users::directory_users(conn, tenant_id, &[user_pk], None)?;
     // The memberships go with the user row: the groups' feeds say so.
     for user in &deleted {
         let member_id = match user.groups.is_empty() {
@@ -106,6 +106,10 @@ pub fn user_deleting(
                 &membership_json(group, &named),
             )?;
         }
+    }
+    // …and the member the deletion archives is in none of them any more.
+    for user in &mut deleted {
+        user.groups.clear();
     }
     sync_people(
         conn,
