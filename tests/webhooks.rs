@@ -379,6 +379,32 @@ async fn every_event_arrives_once_and_in_order_through_an_outage() {
     delivery.stop().await;
 }
 
+/// A slow receiver's progress is recorded as it goes, not once per batch of 100: a crash
+/// sends again at most about a second's worth of events.
+#[tokio::test]
+async fn a_slow_receivers_progress_is_recorded_within_a_batch() {
+    let server = TestServer::start().await;
+    let (rx, addr) = Receiver::start().await;
+    *rx.delay.lock().unwrap() = Duration::from_millis(150);
+    let hook = add(&server.db, addr, &[]).await;
+    for i in 0..20 {
+        server.create_user(&format!("slow{i}@example.com")).await;
+    }
+    let want = event_seqs(&server.db, &[]);
+    let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
+    eventually(10, "a second's deliveries", || rx.accepted().len() >= 10).await;
+    let e = ops::webhooks::get(&server.db, None, hook.id).await.unwrap();
+    assert!(
+        e.cursor >= want[0] && e.cursor < *want.last().unwrap(),
+        "recorded within the batch: cursor {} of {want:?}",
+        e.cursor
+    );
+    eventually(20, "every event", || rx.accepted().len() >= want.len()).await;
+    let accepted: Vec<i64> = rx.accepted().iter().map(Captured::seq).collect();
+    assert_eq!(accepted, want, "each event once, in order");
+    delivery.stop().await;
+}
+
 #[tokio::test]
 async fn type_filters_send_only_the_chosen_types() {
     let server = TestServer::start().await;

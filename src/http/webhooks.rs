@@ -42,6 +42,8 @@ use crate::ops::webhooks::{self as ops, Batch, Message, Next, Reported, Sent, Ta
 
 /// How many events one read fetches for one endpoint.
 pub const BATCH: u32 = 100;
+/// The most time a batch is sent for before what was accepted is recorded.
+const PROGRESS: Duration = Duration::from_secs(1);
 /// How long a request may take to connect and answer.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the sender looks again without a commit of this process to wake it.
@@ -338,8 +340,8 @@ async fn follow(
     }
 }
 
-/// Sends `batch` in order, stopping at the first failure (or when told to stop), and
-/// reports what happened.
+/// Sends `batch` in order, stopping at the first failure (or when told to stop, or after
+/// [`PROGRESS`] of sending), and reports what happened.
 async fn deliver(
     db: &Db,
     sender: &Sender,
@@ -350,8 +352,11 @@ async fn deliver(
 ) {
     let id = batch.target.endpoint_id;
     let mut sent = Vec::with_capacity(batch.messages.len());
+    let started = std::time::Instant::now();
     for m in &batch.messages {
-        if *stop.borrow() {
+        // Stopping, or a slow receiver: what was accepted is recorded now, so a crash sends
+        // again at most a second's worth of events, not a whole batch.
+        if *stop.borrow() || started.elapsed() >= PROGRESS {
             break;
         }
         let s = sender.send(&batch.target, m).await;
