@@ -1812,3 +1812,51 @@ async fn a_thousand_operation_patch_answers_whole_and_other_tenants_keep_writing
     );
     assert!(s.members_of(&gid).await.is_empty());
 }
+
+/// Every `$ref` and `location` repeats the request's host: a `Host` that is not one host
+/// and port (a 100 KB one would make a 1 000-member group's answer 100 MB), or two of them,
+/// is refused with 400 (RFC 9112 §3.2); a host and port are used as sent.
+#[tokio::test]
+async fn a_host_header_that_is_no_host_is_refused() {
+    let s = TestServer::start().await;
+    let patience = Duration::from_secs(10);
+    let get = |hosts: Vec<String>| {
+        let mut req = format!(
+            "GET /scim/v2/ServiceProviderConfig HTTP/1.1\r\nAuthorization: Bearer {}\r\nConnection: close\r\n",
+            s.token
+        );
+        for h in hosts {
+            req.push_str(&format!("Host: {h}\r\n"));
+        }
+        req.push_str("\r\n");
+        req
+    };
+    for bad in [
+        vec!["a".repeat(100_000)],
+        vec!["x.example.com".into(), "y.example.com".into()],
+        vec!["user@x.example.com".into()],
+        vec!["x.example.com/path".into()],
+    ] {
+        let r = raw_http(s.addr, get(bad.clone()).as_bytes(), patience).await;
+        assert_eq!(
+            r.status,
+            400,
+            "{:?}: {}",
+            &bad[0][..bad[0].len().min(40)],
+            r.head
+        );
+    }
+    let r = raw_http(
+        s.addr,
+        get(vec!["scim.example.com:8443".into()]).as_bytes(),
+        patience,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(
+        r.body
+            .contains("http://scim.example.com:8443/scim/v2/ServiceProviderConfig"),
+        "{}",
+        r.body
+    );
+}

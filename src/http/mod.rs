@@ -166,6 +166,30 @@ pub struct App {
 /// The public root URL of this server (`https://scim.example.com`): `--base-url` when set,
 /// else the Host the client used, with https when scimd serves TLS itself or a proxy says
 /// the client used it (`X-Forwarded-Proto`).
+/// The longest `Host` taken: a DNS name (253), a colon and a port. Every `$ref` and
+/// `location` of an answer repeats it, so a long one would multiply the answer's size.
+const MAX_HOST: usize = 253 + 6;
+
+/// Whether `host` is a `Host` header's value as RFC 9112 §3.2 allows it: a host and an
+/// optional port (RFC 3986 authority without userinfo), at most [`MAX_HOST`] bytes.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= MAX_HOST
+        && !host.contains('@')
+        && host.parse::<hyper::http::uri::Authority>().is_ok()
+}
+
+/// Whether a request's `Host` is one a server must refuse with 400 (RFC 9112 §3.2): more
+/// than one, or one that is not a host and port. A missing one (HTTP/1.0) is taken.
+fn bad_host(headers: &hyper::HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => false,
+        (Some(h), None) => !h.to_str().is_ok_and(valid_host),
+        (Some(_), Some(_)) => true,
+    }
+}
+
 pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: bool) -> String {
     if let Some(root) = &config.base_url {
         return root.clone();
@@ -173,7 +197,7 @@ pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: 
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()))
+        .filter(|h| valid_host(h))
         .unwrap_or("localhost");
     let forwarded_https = headers
         .get("x-forwarded-proto")
@@ -452,6 +476,12 @@ impl App {
         );
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if bad_host(req.headers()) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "the Host header must be one host and optional port (RFC 9112 §3.2)\n",
+            );
+        }
         let (parts, body) = req.into_parts();
         let body = RequestBody::new(body);
         let finished = body.finished.clone();
