@@ -125,7 +125,18 @@ pub struct Db {
     credentials: std::sync::Arc<credentials::Credentials>,
     /// The database file, whose size (and its WAL's) the metrics report.
     path: std::sync::Arc<std::path::PathBuf>,
+    /// Leave to hold a pooled connection for a read whose cost grows with the directory or
+    /// with the client ([`Db::scan`]): fewer than the pool has, so lookups always find one.
+    scans: std::sync::Arc<tokio::sync::Semaphore>,
 }
+
+/// Connections the read pool holds.
+const POOL: u32 = 8;
+/// Of them, how many reads whose cost grows with the directory or waits on a client (a
+/// filtered list, a big group streamed to a slow reader) may hold at once.
+const SCANS: usize = 4;
+/// How long a scan waits for its turn before the client hears "busy, retry".
+const SCAN_WAIT: Duration = Duration::from_secs(30);
 
 impl Db {
     /// The sizes in bytes of the database file and of its write-ahead log (0 when a
@@ -175,7 +186,7 @@ impl Db {
             }
         }
         let pool = r2d2::Pool::builder()
-            .max_size(8)
+            .max_size(POOL)
             // A connection to a local file does not go stale; the check ran a statement
             // on every checkout (~3 % of a lookup's time).
             .test_on_check_out(false)
@@ -200,6 +211,7 @@ impl Db {
             commits,
             credentials,
             path: std::sync::Arc::new(path.to_path_buf()),
+            scans: std::sync::Arc::new(tokio::sync::Semaphore::new(SCANS)),
         };
         db.optimize()?;
         Ok(db)
@@ -256,6 +268,31 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.read(move |c| in_snapshot(c, f)).await
+    }
+
+    /// [`Db::snapshot`] for a read whose cost grows with the directory (a filtered or sorted
+    /// list page) or with how slowly its client reads (a big group streamed): at most
+    /// [`SCANS`] of them hold connections at once, so however many a client sends, or
+    /// however slowly it reads them, lookups and other reads always find a connection.
+    /// The others wait their turn, up to [`SCAN_WAIT`]: then `Busy`, a 503 "retry".
+    pub async fn scan<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let turn = tokio::time::timeout(SCAN_WAIT, self.scans.clone().acquire_owned()).await;
+        let Ok(Ok(turn)) = turn else {
+            return Err(DbError::Busy(
+                "the server is answering as many long reads as it may; retry shortly".into(),
+            )
+            .into());
+        };
+        self.read(move |c| {
+            let _turn = turn;
+            in_snapshot(c, f)
+        })
+        .await
     }
 
     /// [`Db::snapshot`] for a lookup, run where [`Db::lookup`] runs one.
@@ -906,6 +943,50 @@ pub(crate) fn scratch_db() -> Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However many long reads wait on slow clients (or scan a big directory), they hold at
+    /// most [`SCANS`] connections: lookups and other reads still find one at once, and the
+    /// other scans wait their turn.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scans_leave_connections_for_everything_else() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db"), Durability::Normal).unwrap();
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let mut releases = Vec::new();
+        let mut scans = Vec::new();
+        for _ in 0..POOL {
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            releases.push(release);
+            let (db, running) = (db.clone(), running.clone());
+            scans.push(tokio::spawn(async move {
+                db.scan(move |c| {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    let _ = wait.recv();
+                    ping(c)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            running.load(Ordering::SeqCst),
+            SCANS,
+            "the others wait their turn"
+        );
+        let read = tokio::time::timeout(Duration::from_secs(2), db.read(ping)).await;
+        assert!(
+            matches!(read, Ok(Ok(()))),
+            "a read finds a connection at once"
+        );
+        let lookup = tokio::time::timeout(Duration::from_secs(2), db.lookup(ping)).await;
+        assert!(matches!(lookup, Ok(Ok(()))));
+        drop(releases);
+        for scan in scans {
+            scan.await.unwrap().unwrap();
+        }
+        assert_eq!(running.load(Ordering::SeqCst), POOL as usize);
+    }
 
     /// A backup restored where the database it replaces cannot tell how far it numbered its
     /// events (missing: a new machine; damaged) numbers its next ones far past its own, and

@@ -801,8 +801,9 @@ impl ApiError {
     }
 }
 
-/// What a request that needed to write is told while the storage cannot take writes.
-pub(crate) const STORAGE_UNAVAILABLE: &str = "the server cannot write to its storage now (disk full or read-only); nothing was changed, retry later";
+/// What a request is told while the server cannot take it: no read connection or long-read
+/// turn free in time, or storage that cannot take writes (full, read-only).
+pub(crate) const STORAGE_UNAVAILABLE: &str = "the server cannot take this request now (busy, or its storage full or read-only); nothing was changed, retry later";
 
 /// `r` with the `Retry-After` of a storage outage.
 pub(crate) fn unavailable(mut r: Response<Body>) -> Response<Body> {

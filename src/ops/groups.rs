@@ -367,7 +367,7 @@ pub async fn get(
     // Without its members a group is one row, whatever its size. With them, the group
     // and its members are read in one snapshot.
     if want_members {
-        db.snapshot(read).await
+        db.scan(read).await
     } else {
         db.lookup(read).await
     }
@@ -444,7 +444,7 @@ pub async fn get_streamed(
     };
     tokio::spawn(async move {
         // Only what kept the reader from starting (no connection) is left to report.
-        if let Err(e) = db.snapshot(read_all).await {
+        if let Err(e) = db.scan(read_all).await {
             let _ = failed.send(Err(e)).await;
         }
     });
@@ -486,6 +486,6 @@ pub async fn list(
     if lookup {
         db.lookup_snapshot(read).await
     } else {
-        db.snapshot(read).await
+        db.scan(read).await
     }
 }

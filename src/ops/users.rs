@@ -295,6 +295,6 @@ pub async fn list(
     if lookup {
         db.lookup_snapshot(read).await
     } else {
-        db.snapshot(read).await
+        db.scan(read).await
     }
 }
