@@ -507,3 +507,28 @@ async fn a_group_cannot_hold_itself_directly_or_through_another() {
     assert_eq!(add(&a, &d).await.status, 200);
     assert_eq!(add(&c, &d).await.status, 200, "D in A and in C is no loop");
 }
+
+/// Removing members by a filter on something other than `value` reads the group: a
+/// request whose filters would compare too much (many operations, many terms, a big
+/// group) is refused as `tooMany` with nothing removed, rather than hold back every
+/// other write while it runs; one such operation runs.
+#[tokio::test]
+async fn member_filters_are_held_to_a_budget() {
+    let s = TestServer::start().await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        ids.push(s.create_user(&format!("m{i}@example.com")).await);
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let g = create_group(&s, "Everyone", &refs).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    let terms: Vec<String> = (0..150).map(|i| format!("display co \"q{i}\"")).collect();
+    let remove = json!({"op": "remove", "path": format!("members[{}]", terms.join(" or "))});
+    let body = |n: usize| json!({"schemas":[PATCH_URN],"Operations": vec![remove.clone(); n]});
+    let r = s.patch(&path, &body(100)).await;
+    r.assert_error(400, Some("tooMany"));
+    let r = s.patch(&path, &body(1)).await;
+    assert!(r.status == 200 || r.status == 204, "{}", r.text);
+    let r = s.get(&format!("{path}?attributes=members")).await;
+    assert_eq!(r.json["members"].as_array().unwrap().len(), 200);
+}

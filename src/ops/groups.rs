@@ -109,6 +109,7 @@ fn apply_member_ops(
     change: &mut GroupChange,
 ) -> Result<bool, Error> {
     let mut changed = false;
+    let mut budget = filter::FilterBudget::default();
     for op in ops {
         match op {
             MemberOp::Add(members) => {
@@ -123,8 +124,11 @@ fn apply_member_ops(
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::RemoveMatching(f) => {
-                // A filter on member attributes other than `value`: rare, so it reads the list.
-                let ids: Vec<String> = groups::members(conn, group_pk)?
+                // A filter on member attributes other than `value`: rare, so it reads the list,
+                // within the write's budget (a 100 000-member group, many such operations).
+                budget.spend(&f, groups::count_members(conn, group_pk)? as usize)?;
+                let members = groups::members(conn, group_pk)?;
+                let ids: Vec<String> = members
                     .into_iter()
                     .filter(|m| {
                         let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});

@@ -742,6 +742,53 @@ pub fn matches(filter: &Filter, resource: &Value) -> bool {
 
 /// Whether one element of a multi-valued attribute matches the inner filter of a value
 /// path (`type eq "work"` in `emails[type eq "work"]`).
+/// How many comparisons one write may make between value filters and the elements they
+/// select (elements × the filter's comparisons, summed over its operations). Writes run
+/// one at a time, so this bounds how long one request holds back every other write
+/// (a fraction of a second here); past it the request is refused as `tooMany`.
+pub const WRITE_FILTER_BUDGET: usize = 2_000_000;
+
+/// What is left of a write's [`WRITE_FILTER_BUDGET`].
+#[derive(Debug, Clone, Copy)]
+pub struct FilterBudget(usize);
+
+impl Default for FilterBudget {
+    fn default() -> Self {
+        FilterBudget(WRITE_FILTER_BUDGET)
+    }
+}
+
+impl FilterBudget {
+    /// Takes what matching `filter` against `elements` elements costs, or refuses.
+    pub fn spend(&mut self, filter: &Filter, elements: usize) -> Result<(), ScimError> {
+        let cost = elements.saturating_mul(filter.comparisons());
+        match self.0.checked_sub(cost) {
+            Some(left) => {
+                self.0 = left;
+                Ok(())
+            }
+            None => Err(ScimError::new(
+                400,
+                Some(super::error::ScimType::TooMany),
+                format!(
+                    "the request's value filters would make more than {WRITE_FILTER_BUDGET} comparisons with the elements they select: send fewer operations, simpler filters, or filter by value"
+                ),
+            )),
+        }
+    }
+}
+
+impl Filter {
+    /// How many comparisons (`pr` included) the filter holds.
+    pub fn comparisons(&self) -> usize {
+        match self {
+            Filter::Compare { .. } | Filter::Present(_) => 1,
+            Filter::And(a, b) | Filter::Or(a, b) => a.comparisons() + b.comparisons(),
+            Filter::Not(f) | Filter::ValuePath { filter: f, .. } => f.comparisons(),
+        }
+    }
+}
+
 pub fn matches_element(filter: &Filter, element: &Value) -> bool {
     eval(filter, element, RelativeTo::Element)
 }

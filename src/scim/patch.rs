@@ -255,6 +255,7 @@ pub fn apply(
         appended: None,
         at: 0,
         unfinished: Vec::new(),
+        budget: filter::FilterBudget::default(),
     };
     for (i, op) in ops.iter().enumerate() {
         patcher.at = i;
@@ -285,6 +286,8 @@ struct Patcher<'a> {
     /// `primary`): a later operation of the same request may complete them (Entra does not
     /// promise to send `.value` before `.primary`), so they are judged once all have run.
     unfinished: Vec<Unfinished>,
+    /// What the request's value filters may still cost.
+    budget: filter::FilterBudget,
 }
 
 /// An element created without what makes it one (see [`stands_alone`]), and where.
@@ -685,6 +688,7 @@ impl Patcher<'_> {
     ) -> Result<(), ScimError> {
         let attr = p.attr;
         let mut elements = self.take_elements(p);
+        self.budget.spend(filter, elements.len())?;
         let matched: Vec<usize> = (0..elements.len())
             .filter(|&i| filter::matches_element(filter, &elements[i]))
             .collect();
@@ -753,6 +757,7 @@ impl Patcher<'_> {
         }
         if let Some(filter) = &p.filter {
             let mut elements = self.take_elements(p);
+            self.budget.spend(filter, elements.len())?;
             let matched: Vec<usize> = (0..elements.len())
                 .filter(|&i| filter::matches_element(filter, &elements[i]))
                 .collect();

@@ -1453,3 +1453,24 @@ fn a_run_of_adds_merges_equal_elements_whatever_ran_between_them() {
         ])
     );
 }
+
+/// Value filters cost a write what they compare: elements × comparisons, summed over the
+/// request. One that would compare too much (a user with 30 000 emails and ten filters of
+/// 150 comparisons each) is refused as `tooMany` before it holds every other write back;
+/// a plain filter over the same list runs.
+#[test]
+fn value_filters_are_held_to_a_budget() {
+    let emails: Vec<Value> = (0..30_000)
+        .map(|i| json!({"value": format!("e{i}@example.com"), "type": "other"}))
+        .collect();
+    let data = json!({"userName": "many", "emails": emails});
+    let terms: Vec<String> = (0..150).map(|i| format!("value co \"zq{i}\"")).collect();
+    let heavy = format!("emails[{}].type", terms.join(" or "));
+    let ops: Vec<Value> = (0..10)
+        .map(|_| json!({"op": "replace", "path": heavy, "value": "work"}))
+        .collect();
+    assert_eq!(user_error(data.clone(), json!(ops)), "tooMany");
+    let light = json!([{"op": "replace", "path": "emails[value eq \"e7@example.com\"].type", "value": "work"}]);
+    let patched = patch_user(data, light);
+    assert_eq!(patched["emails"][7]["type"], "work");
+}
