@@ -1860,3 +1860,23 @@ async fn a_host_header_that_is_no_host_is_refused() {
         r.body
     );
 }
+
+/// A query parameter that is not UTF-8 once percent-decoded is refused, not searched for
+/// as U+FFFD: `invalidFilter` for a filter, `invalidValue` for anything else.
+#[tokio::test]
+async fn a_query_that_is_not_utf8_is_refused() {
+    let s = TestServer::start().await;
+    s.create_user("alice@example.com").await;
+    let r = s
+        .get("/scim/v2/Users?filter=userName%20eq%20%22%ff%fe%22")
+        .await;
+    r.assert_error(400, Some("invalidFilter"));
+    let r = s.get("/scim/v2/Users?attributes=%c3%28").await;
+    r.assert_error(400, Some("invalidValue"));
+    // Encoded UTF-8, and the replacement character itself, are just text.
+    let r = s
+        .get("/scim/v2/Users?filter=userName%20eq%20%22jos%C3%A9%EF%BF%BD%22")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalResults"], 0);
+}

@@ -409,7 +409,7 @@ async fn endpoint<E: Endpoint>(
     match rest {
         [] => match method {
             m if is_get(&m) => {
-                let pairs = query_pairs(&req);
+                let pairs = query_pairs(&req)?;
                 let params = ListParams::from_query(
                     pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                     rt,
@@ -560,14 +560,35 @@ fn presented_token(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(secret.to_string())
 }
 
-fn query_pairs(req: &Request<RequestBody>) -> Vec<(String, String)> {
-    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+/// The query's parameters, decoded; 400 when one does not decode to UTF-8 (`%ff` in a
+/// filter would otherwise be searched for as U+FFFD and match nothing, silently).
+fn query_pairs(req: &Request<RequestBody>) -> Result<Vec<(String, String)>, ScimError> {
+    let raw = req.uri().query().unwrap_or("");
+    for pair in raw.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if percent_encoding::percent_decode_str(value)
+            .decode_utf8()
+            .is_err()
+        {
+            let name: String = form_urlencoded::parse(name.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            let detail = format!("the query parameter {name:?} is not UTF-8 once percent-decoded");
+            return Err(if name.eq_ignore_ascii_case("filter") {
+                ScimError::invalid_filter(detail)
+            } else {
+                ScimError::invalid_value(detail)
+            });
+        }
+    }
+    Ok(form_urlencoded::parse(raw.as_bytes())
         .into_owned()
-        .collect()
+        .collect())
 }
 
 fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projection, ScimError> {
-    let pairs = query_pairs(req);
+    let pairs = query_pairs(req)?;
     let get = |name: &str| {
         pairs
             .iter()
