@@ -379,6 +379,64 @@ async fn every_event_arrives_once_and_in_order_through_an_outage() {
     delivery.stop().await;
 }
 
+/// A WorkOS endpoint takes WorkOS event names as its types, as a WorkOS app names them,
+/// and receives only those; a name scimd never sends is refused.
+#[tokio::test]
+async fn a_workos_endpoint_filters_by_workos_names() {
+    let server = TestServer::start().await;
+    let (rx, addr) = Receiver::start().await;
+    let url = format!("http://{addr}/hook");
+    let types = vec!["dsync.user.deleted".to_string()];
+    add_url(&server.db, url.clone(), types, Format::Workos).await;
+    let unknown = ops::webhooks::add(
+        &server.db,
+        &Actor::cli(),
+        default_tenant(&server.db),
+        url.clone(),
+        vec!["dsync.user.teleported".to_string()],
+        Format::Workos,
+    )
+    .await;
+    assert!(unknown.is_err());
+    let standard = ops::webhooks::add(
+        &server.db,
+        &Actor::cli(),
+        default_tenant(&server.db),
+        url,
+        vec!["dsync.user.deleted".to_string()],
+        Format::Standard,
+    )
+    .await;
+    assert!(
+        standard.is_err(),
+        "a Standard Webhooks endpoint takes scimd's names"
+    );
+    let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
+    let id = server.create_user("gone@example.com").await;
+    server.create_user("stays@example.com").await;
+    let r = server
+        .call(
+            hyper::Method::DELETE,
+            &format!("/scim/v2/Users/{id}"),
+            &server.token,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    eventually(10, "the deletion", || !rx.accepted().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let names: Vec<String> = rx
+        .accepted()
+        .iter()
+        .map(|c| {
+            let body: Value = serde_json::from_slice(&c.body).unwrap();
+            body["event"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(names, ["dsync.user.deleted"]);
+    delivery.stop().await;
+}
+
 /// A slow receiver's progress is recorded as it goes, not once per batch of 100: a crash
 /// sends again at most about a second's worth of events.
 #[tokio::test]

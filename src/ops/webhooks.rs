@@ -78,8 +78,11 @@ pub async fn add(
 ) -> Result<Created, Error> {
     let url = signing::check_url(&url)?.to_string();
     for t in &types {
-        t.parse::<EventType>()
-            .map_err(|_| Error::UnknownType(t.clone()))?;
+        // A WorkOS endpoint also takes the WorkOS names of what it receives.
+        let workos = format == Format::Workos && super::workos::native_kinds(t).is_some();
+        if t.parse::<EventType>().is_err() && !workos {
+            return Err(Error::UnknownType(t.clone()));
+        }
     }
     let actor = actor.clone();
     db.write(move |tx| {
@@ -281,6 +284,8 @@ pub struct Target {
     pub url: String,
     pub format: Format,
     secrets: Vec<String>,
+    /// The endpoint's types (empty: all), scimd's or, for a WorkOS endpoint, WorkOS's.
+    types: Vec<String>,
 }
 
 impl std::fmt::Debug for Target {
@@ -306,6 +311,7 @@ impl Target {
             url: e.url.clone(),
             format: e.format.parse().unwrap_or(Format::Standard),
             secrets,
+            types: e.types.clone(),
         }
     }
 
@@ -321,8 +327,10 @@ impl Target {
             Format::Workos => {
                 let tenant = crate::db::tenants::get(conn, ev.tenant_id)?;
                 match super::workos::event_object(conn, &tenant, ev)? {
-                    Some(o) => (o["id"].as_str().unwrap_or_default().to_string(), o),
-                    None => return Ok(None),
+                    Some(o) if self.wants(ev, &o) => {
+                        (o["id"].as_str().unwrap_or_default().to_string(), o)
+                    }
+                    _ => return Ok(None),
                 }
             }
         };
@@ -331,6 +339,16 @@ impl Target {
             id,
             body: serde_json::to_vec(&object).expect("JSON serialises"),
         }))
+    }
+
+    /// Whether a WorkOS endpoint takes `ev`, rendered as `workos`: no types, its scimd
+    /// type, or its WorkOS name.
+    fn wants(&self, ev: &events::Event, workos: &serde_json::Value) -> bool {
+        self.types.is_empty()
+            || self
+                .types
+                .iter()
+                .any(|t| *t == ev.kind.as_str() || workos["event"] == t.as_str())
     }
 
     /// The headers that sign `m` sent at `at`. Standard Webhooks: `webhook-id`,
@@ -422,7 +440,14 @@ pub async fn next(db: &Db, id: i64, limit: u32) -> Result<Next, DbError> {
         if last <= e.cursor {
             return Ok(Next::Idle);
         }
-        let types: Vec<EventType> = e.types.iter().filter_map(|t| t.parse().ok()).collect();
+        let types: Vec<EventType> = e
+            .types
+            .iter()
+            .flat_map(|t| match t.parse::<EventType>() {
+                Ok(kind) => vec![kind],
+                Err(_) => super::workos::native_kinds(t).unwrap_or_default(),
+            })
+            .collect();
         let found = events::after_of_types(c, e.tenant_id, e.cursor, limit, &types)?;
         let through = match found.last() {
             Some(ev) if found.len() as u32 >= limit => ev.seq,

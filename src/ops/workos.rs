@@ -669,6 +669,17 @@ fn event_name(e: &Event, object: &Value) -> &'static str {
     }
 }
 
+/// The scimd event types a WorkOS event `name` is rendered from (a `dsync.user.created` may
+/// be a relinking `member.updated`: [`event_name`]); `None` for a name scimd never emits.
+pub fn native_kinds(name: &str) -> Option<Vec<EventType>> {
+    let (_, kinds) = EVENT_NAMES.iter().find(|(n, _)| *n == name)?;
+    let mut kinds = kinds.to_vec();
+    if name == "dsync.user.created" {
+        kinds.push(EventType::MemberUpdated);
+    }
+    Some(kinds)
+}
+
 fn workos_name(kind: EventType) -> &'static str {
     EVENT_NAMES
         .iter()
