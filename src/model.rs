@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::scim::filter::fold;
+use crate::scim::resource;
 
 mod actor;
 pub use actor::{Actor, Who};
@@ -472,6 +473,10 @@ pub struct DirectoryUser {
     /// `externalId` as the IdP sent it. Sync does not plan with it; a linked member's API
     /// object shows it.
     pub external_id: Option<Value>,
+    /// What the user's data says of the person in the organisation (title, department,
+    /// manager…: [`resource::profile_attributes`]). Sync does not plan with them either; a
+    /// linked member's API object shows them.
+    pub attributes: Map<String, Value>,
 }
 
 impl DirectoryUser {
@@ -498,6 +503,7 @@ impl DirectoryUser {
             active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
             groups,
             external_id: data.get("externalId").cloned(),
+            attributes: resource::profile_attributes(data),
         }
     }
 

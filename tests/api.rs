@@ -618,6 +618,22 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
     }
     let since = get(&s, &key, &format!("/api/v1/members?updated_since={before}")).await;
     assert_eq!(since.json["data"][0]["external_id"], "ext-4");
+    // The member shows the attributes the events name, and so did each event's member.
+    assert_eq!(
+        since.json["data"][0]["attributes"],
+        json!({"title": "Lead", "department": "R&D"})
+    );
+    let all = get(&s, &key, "/api/v1/events?types=member.updated&limit=100").await;
+    let shown: Vec<&Value> = all.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["data"]["attributes"])
+        .collect();
+    assert!(
+        shown.contains(&&json!({"title": "Lead", "department": "R&D"})),
+        "{shown:?}"
+    );
     let after = since.json["data"][0]["updated_at"].as_str().unwrap();
     assert!(after > before.as_str(), "{after} after {before}");
     // Test mode moves no member, but apps read the externalId live: they still hear of it.
@@ -651,6 +667,15 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
         .collect();
     assert_eq!(titled.len(), 1, "{}", r.text);
     assert_eq!(titled[0]["data"]["custom_attributes"]["job_title"], "Lead");
+    // A title removed: `previous` names it, and the member shows it no more.
+    let remove = json!({"schemas":[PATCH_URN],"Operations":[{"op":"remove","path":"title"}]});
+    let r = s.patch(&path, &remove).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = get(&s, &key, &format!("/api/v1/events?after={cursor}")).await;
+    let last = r.json["data"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["type"], "member.updated", "{}", r.text);
+    assert_eq!(last["previous"], json!({"attributes": {"title": "Lead"}}));
+    assert_eq!(last["data"]["attributes"], json!({"department": "R&D"}));
     s.stop().await;
 }
 

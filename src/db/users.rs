@@ -12,7 +12,8 @@ use super::assign::Assignments;
 use super::paging::{self, Listed};
 use super::{DbError, ListQuery, Page};
 use crate::model::{DirectoryGroup, DirectoryUser};
-use crate::scim::datetime;
+use crate::scim::schema::ENTERPRISE_URN;
+use crate::scim::{datetime, resource};
 use crate::scim::filter::fold;
 
 /// A stored user.
@@ -146,33 +147,6 @@ pub fn ids_by_idp_id(
         .query_map(params![tenant_id, idp_id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(ids)
-}
-
-/// Directory user `id`'s pk and its `externalId` as stored (any JSON value), without
-/// reading and parsing the rest of the user: what a member's API object shows of it.
-pub fn external_id_of(
-    conn: &Connection,
-    tenant_id: i64,
-    id: &str,
-) -> Result<Option<(i64, Option<Value>)>, DbError> {
-    let row = conn
-        .prepare_cached(
-            "SELECT pk, data -> '$.externalId' FROM users WHERE tenant_id = ?1 AND id = ?2",
-        )?
-        .query_row(params![tenant_id, id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<String>>(1)?))
-        })
-        .optional()?;
-    let Some((pk, external_id)) = row else {
-        return Ok(None);
-    };
-    let external_id = match external_id {
-        Some(text) => Some(serde_json::from_str(&text).map_err(|e| {
-            DbError::Schema(format!("user {pk}: stored externalId is not JSON: {e}"))
-        })?),
-        None => None,
-    };
-    Ok(Some((pk, external_id)))
 }
 
 /// The id of the user other than `except_pk` whose userName folds to the same value.
@@ -722,8 +696,14 @@ fn read_directory_users(
 /// typed as SCIM has them: parsing a user's whole JSON for six keys was a third of a full
 /// sync's plan, and building a JSON tree of those six another tenth. Absent and `null`
 /// read alike in `from_data`, as they do here; a value of another type fails the parse.
+/// The profile attributes are read as JSON values: most users have none or a few.
 #[derive(serde::Deserialize)]
 struct SyncFields<'a> {
+    title: Option<Value>,
+    #[serde(rename = "userType")]
+    user_type: Option<Value>,
+    #[serde(rename = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User")]
+    enterprise: Option<Value>,
     #[serde(rename = "userName", borrow)]
     user_name: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -772,8 +752,30 @@ impl SyncFields<'_> {
             active: self.active.unwrap_or(true),
             groups,
             external_id: self.external_id,
+            attributes: profile_attributes(self.title, self.user_type, self.enterprise),
         }
     }
+}
+
+/// [`resource::profile_attributes`] of a user whose data holds (only) these.
+fn profile_attributes(
+    title: Option<Value>,
+    user_type: Option<Value>,
+    enterprise: Option<Value>,
+) -> Map<String, Value> {
+    if title.is_none() && user_type.is_none() && enterprise.is_none() {
+        return Map::new();
+    }
+    let named = [
+        ("title", title),
+        ("userType", user_type),
+        (ENTERPRISE_URN, enterprise),
+    ];
+    let data = named
+        .into_iter()
+        .filter_map(|(name, v)| Some((name.to_string(), v?)))
+        .collect();
+    resource::profile_attributes(&data)
 }
 
 /// How a group's feed names a user that joined or left it.
@@ -907,6 +909,8 @@ mod tests {
             r#"{"userName":"e","userName":"e2","name":"Eve"}"#,
             r#"{"userName":"f","emails":[{"value":"f@x.org","primary":"true"}],"name":{"givenName":1}}"#,
             r#"{"userName":null,"emails":null,"displayName":{"x":1}}"#,
+            r#"{"userName":"g","title":"Lead","userType":null,"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D","costCenter":7,"manager":{"value":"m1"}}}"#,
+            r#"{"userName":"h","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":"odd"}"#,
         ];
         for (i, data) in stored.iter().enumerate() {
             let row = create(&conn, 1, &user(json!({"userName": format!("u{i}")}))).unwrap();
@@ -925,6 +929,10 @@ mod tests {
         }
         assert_eq!(read[0].email.as_deref(), Some("ada@x.org"));
         assert_eq!(read[1].user_name, "caf\u{e9} \"q\"");
+        assert_eq!(
+            Value::Object(read[8].attributes.clone()),
+            json!({"title": "Lead", "department": "R&D", "costCenter": 7, "manager": "m1"})
+        );
     }
 
     /// What the sync hook builds from a user just written is what reading it back gives:

@@ -145,7 +145,7 @@ pub(super) fn document() -> Value {
                 "ListMetadata": {"type": "object", "required": ["before", "after", "events_cursor"], "properties": {
                     "before": nullable("string"), "after": nullable("string"),
                     "events_cursor": {"type": "integer", "description": "The newest event seq when the page was read. After listing every page, follow the feed from the first page's events_cursor: no change is missed (changes made while paging may arrive again)."}}},
-                "Member": {"type": "object", "required": ["object", "id", "role", "status", "managed", "source", "groups", "created_at", "updated_at"], "properties": {
+                "Member": {"type": "object", "required": ["object", "id", "role", "status", "managed", "source", "attributes", "groups", "created_at", "updated_at"], "properties": {
                     "object": {"const": "member"},
                     "id": {"type": "string"},
                     "email": nullable("string"), "user_name": nullable("string"),
@@ -155,6 +155,7 @@ pub(super) fn document() -> Value {
                     "managed": {"type": "boolean"},
                     "source": {"type": "string", "enum": names::<MemberSource>()},
                     "directory_user_id": nullable("string"), "external_id": nullable("string"),
+                    "attributes": {"type": "object", "description": "What the directory says of the person in the organisation, under SCIM's names: title, userType, and the enterprise extension's employeeNumber, costCenter, organization, division, department, and manager (the manager's directory user id). Only those it has; {} without a directory user."},
                     "groups": {"type": "array", "items": {"type": "object", "properties": {
                         "id": {"type": "string"}, "display_name": {"type": "string"}}}},
                     "delete_after": {"type": ["string", "null"], "description": "Suspended by the deletion grace period: deleted at this time unless reactivated first."},

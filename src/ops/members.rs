@@ -33,6 +33,7 @@ pub(super) struct LinkedUser {
     /// The member's `user_id` this was read for.
     user_id: Option<String>,
     external_id: Option<Value>,
+    attributes: Map<String, Value>,
     groups: Vec<LinkedGroup>,
 }
 
@@ -50,24 +51,30 @@ impl LinkedUser {
         user_id: Option<&str>,
     ) -> Result<LinkedUser, DbError> {
         let user = match user_id {
-            Some(id) => users::external_id_of(conn, tenant_id, id)?,
+            Some(id) => users::get(conn, tenant_id, id)?,
             None => None,
         };
-        let groups = match &user {
-            Some((pk, _)) => users::groups_of(conn, &[*pk])?
-                .remove(pk)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|g| LinkedGroup {
-                    id: g.id,
-                    display_name: g.display,
-                })
-                .collect(),
-            None => Vec::new(),
+        let Some(user) = user else {
+            return Ok(LinkedUser {
+                user_id: user_id.map(str::to_string),
+                external_id: None,
+                attributes: Map::new(),
+                groups: Vec::new(),
+            });
         };
+        let groups = users::groups_of(conn, &[user.pk])?
+            .remove(&user.pk)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| LinkedGroup {
+                id: g.id,
+                display_name: g.display,
+            })
+            .collect();
         Ok(LinkedUser {
-            user_id: user_id.map(str::to_string),
-            external_id: user.and_then(|(_, external_id)| external_id),
+            user_id: Some(user.id),
+            external_id: user.data.get("externalId").cloned(),
+            attributes: resource::profile_attributes(&user.data),
             groups,
         })
     }
@@ -78,6 +85,7 @@ impl LinkedUser {
         LinkedUser {
             user_id: Some(user.id.clone()),
             external_id: user.external_id.clone(),
+            attributes: user.attributes.clone(),
             groups: user
                 .groups
                 .iter()
@@ -118,6 +126,7 @@ impl LinkedUser {
             source: row.source,
             directory_user_id: row.user_id.as_deref(),
             external_id: self.external_id.as_ref(),
+            attributes: &self.attributes,
             groups: &self.groups,
             delete_after: row.delete_after.as_deref(),
             created_at: &row.created_at,
@@ -143,23 +152,40 @@ pub(super) struct MemberObject<'a> {
     source: MemberSource,
     directory_user_id: Option<&'a str>,
     external_id: Option<&'a Value>,
+    /// The directory user's profile attributes, under SCIM's names.
+    attributes: &'a Map<String, Value>,
     groups: &'a [LinkedGroup],
     delete_after: Option<&'a str>,
     created_at: &'a str,
     updated_at: &'a str,
 }
 
-/// What the fields of `after` that changed were in `before` (`updated_at` aside).
+/// What the fields of `after` that changed were in `before` (`updated_at` aside). Of the
+/// profile `attributes`, only those that changed, `null` for one that was not there.
 fn previous_values(before: &Value, after: &Value) -> Value {
     let (Value::Object(b), Value::Object(a)) = (before, after) else {
         return json!({});
     };
-    Value::Object(
-        b.iter()
-            .filter(|(k, v)| k.as_str() != "updated_at" && a.get(k.as_str()) != Some(v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-    )
+    let mut previous: Map<String, Value> = b
+        .iter()
+        .filter(|(k, v)| k.as_str() != "updated_at" && a.get(k.as_str()) != Some(v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(Value::Object(was)) = previous.get_mut("attributes") {
+        let is = a.get("attributes").and_then(Value::as_object);
+        let mut changed: Map<String, Value> = std::mem::take(was)
+            .into_iter()
+            .filter(|(name, v)| is.and_then(|is| is.get(name)) != Some(v))
+            .collect();
+        let was = b.get("attributes").and_then(Value::as_object);
+        for name in is.into_iter().flat_map(Map::keys) {
+            if was.is_none_or(|was| !was.contains_key(name)) {
+                changed.insert(name.clone(), Value::Null);
+            }
+        }
+        previous.insert("attributes".to_string(), Value::Object(changed));
+    }
+    Value::Object(previous)
 }
 
 /// What a write of a directory user changed that apps read of it besides its member: its
@@ -242,9 +268,13 @@ pub(super) fn directory_changed(
         changes
             .push(json!({"field": format!("attributes.{name}"), "before": before, "after": after}));
     }
-    if !change.attributes.is_empty() {
-        // Not in the member's object: `previous` says it all the same.
-        object["attributes"] = Value::Object(change.attributes);
+    if let Some(Value::Object(attributes)) = object.get_mut("attributes") {
+        for (name, before) in change.attributes {
+            match before {
+                Value::Null => attributes.remove(&name),
+                before => attributes.insert(name, before),
+            };
+        }
     }
     let changes = Value::Array(changes);
     let write = MemberWrite {

@@ -23,6 +23,7 @@ fn user(id: &str, email: &str) -> DirectoryUser {
         active: true,
         groups: Vec::new(),
         external_id: None,
+        attributes: Default::default(),
     }
 }
 

@@ -176,6 +176,10 @@ fn a_member_object_is_the_json_apps_always_read() {
     let linked = LinkedUser {
         user_id: Some("u1".into()),
         external_id: Some(json!("ext-1")),
+        attributes: json!({"title": "Lead", "manager": "u0"})
+            .as_object()
+            .unwrap()
+            .clone(),
         groups: vec![LinkedGroup {
             id: "g1".into(),
             display_name: "Eng".into(),
@@ -196,6 +200,7 @@ fn a_member_object_is_the_json_apps_always_read() {
         "source": row.source,
         "directory_user_id": row.user_id,
         "external_id": "ext-1",
+        "attributes": {"title": "Lead", "manager": "u0"},
         "groups": [{"id": "g1", "display_name": "Eng"}],
         "delete_after": row.delete_after,
         "created_at": row.created_at,
