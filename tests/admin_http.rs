@@ -262,3 +262,65 @@ async fn guessing_the_current_password_in_a_session_is_throttled_and_audited() {
         "the password did not change"
     );
 }
+
+/// The page that shows a new secret answers a POST: a reload sends the form again, and a
+/// double click sends it twice. Each makes one token, one key, one client, one endpoint.
+#[tokio::test]
+async fn a_form_that_makes_a_secret_makes_one_however_often_it_is_sent() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = login(&s).await;
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let forms = [
+        ("/t/default/connection", "/t/default/tokens", "name=okta"),
+        ("/t/default/apps", "/t/default/apikeys", "name=billing"),
+        (
+            "/t/default/apps",
+            "/t/default/webhooks",
+            "url=https%3A%2F%2Fapp.example.com%2Fhook&format=standard",
+        ),
+        (
+            "/t/default/oauth",
+            "/t/default/oauth",
+            "name=okta&client_credentials=on",
+        ),
+    ];
+    let count = |s: &TestServer| {
+        let conn = s.db.conn().unwrap();
+        let n = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        [
+            n("SELECT count(*) FROM scim_tokens"),
+            n("SELECT count(*) FROM api_keys"),
+            n("SELECT count(*) FROM webhook_endpoints"),
+            n("SELECT count(*) FROM oauth_clients"),
+        ]
+    };
+    for (i, (page, action, fields)) in forms.into_iter().enumerate() {
+        let r = s.raw(Method::GET, page, &[("cookie", &cookie)], "").await;
+        assert_eq!(r.status, 200, "{page}");
+        let csrf = hidden_field(&r.text, "csrf").unwrap();
+        let once = hidden_field(&r.text, "once").expect("the form carries a mark");
+        let body = format!("{fields}&csrf={csrf}&once={once}");
+        let before = count(&s);
+        let first = s.raw(Method::POST, action, &headers, body.clone()).await;
+        assert_eq!(first.status, 200, "{action}: {}", first.text);
+        let again = s.raw(Method::POST, action, &headers, body.clone()).await;
+        assert_eq!(again.status, 400, "{action}: {}", again.text);
+        assert!(again.text.contains("sent already"), "{}", again.text);
+        let after = count(&s);
+        assert_eq!(
+            after[i],
+            before[i] + 1,
+            "{action}: one made, {before:?} → {after:?}"
+        );
+        // The page the answer shows carries a new mark: the next click makes another.
+        let next = hidden_field(&first.text, "once").unwrap();
+        assert_ne!(next, once);
+        let body = format!("{fields}&csrf={csrf}&once={next}");
+        let third = s.raw(Method::POST, action, &headers, body.clone()).await;
+        assert_eq!(third.status, 200, "{action}: {}", third.text);
+    }
+}

@@ -12,9 +12,9 @@ use super::assign::Assignments;
 use super::paging::{self, Listed};
 use super::{DbError, ListQuery, Page};
 use crate::model::{DirectoryGroup, DirectoryUser};
+use crate::scim::filter::fold;
 use crate::scim::schema::ENTERPRISE_URN;
 use crate::scim::{datetime, resource};
-use crate::scim::filter::fold;
 
 /// A stored user.
 #[derive(Debug, Clone)]

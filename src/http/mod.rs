@@ -263,6 +263,8 @@ struct State {
     next_request_id: AtomicU64,
     /// CSV files uploaded for import, kept between the preview and the admin's confirmation.
     pending_imports: admin::PendingImports,
+    /// The marks of the admin forms that made a secret ([`admin::SentForms`]).
+    sent_forms: admin::SentForms,
     /// Where SCIM requests go for the request inspector (never blocks, may drop).
     recorder: Recorder,
     /// The recorder's writer, until [`App::recording`] takes it to stop it at shutdown.
@@ -360,6 +362,7 @@ impl App {
                 activity: Default::default(),
                 next_request_id: AtomicU64::new(boot),
                 pending_imports: Default::default(),
+                sent_forms: Default::default(),
                 recorder,
                 recording: std::sync::Mutex::new(Some(recording)),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),

@@ -84,7 +84,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
 
 /// Creates a key and shows it once, in this response only.
 pub(super) async fn create_key(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
-    let form = req.form(state).await?;
+    let form = req.form_once(state).await?;
     let name = form.trimmed("name").to_string();
     if name.is_empty() || name.chars().count() > 100 {
         let error = "Give the key a name of 1 to 100 characters.".to_string();
@@ -298,7 +298,7 @@ fn back(req: &Req, tenant: &Tenant, message: &str) -> PageResult {
 
 /// Adds an endpoint and shows its secret once.
 pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
-    let form = req.form(state).await?;
+    let form = req.form_once(state).await?;
     let url = form.trimmed("url").to_string();
     let types: Vec<String> = form
         .get("types")
@@ -358,6 +358,7 @@ pub(super) async fn webhook_action(
             "Endpoint removed.".to_string()
         }
         "rotate" => {
+            super::sent_once(state, &form)?;
             let rotated = ops::webhooks::rotate_secret(db, &actor, t, id)
                 .await
                 .map_err(webhook_error)?;

@@ -68,7 +68,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
 /// Creates a token and shows it once, in this response (never stored in clear, never
 /// put in a redirect or a cookie).
 pub(super) async fn create_token(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
-    let form = req.form(state).await?;
+    let form = req.form_once(state).await?;
     let name = match form.trimmed("name") {
         "" => "SCIM token".to_string(),
         n if n.chars().count() > 100 => {
@@ -132,7 +132,7 @@ pub(super) async fn regenerate_token(
     tenant: &Tenant,
     id: &str,
 ) -> PageResult {
-    req.form(state).await?;
+    req.form_once(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
     let (name, new) = ops::tokens::regenerate(&state.db, &req.actor()?, tenant.id, id).await?;
     render(

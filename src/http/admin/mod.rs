@@ -23,6 +23,7 @@ mod sync;
 mod tenants;
 
 pub(crate) use form::Form;
+pub(super) use form::SentForms;
 pub(super) use people::PendingImports;
 pub(crate) use roles::roles_of;
 pub(crate) use settings::update_of as settings_update_of;
@@ -97,6 +98,13 @@ impl Req {
         let config = &state.config;
         self.form_limited(config.max_body_bytes, config.body_read_timeout)
             .await
+    }
+
+    /// [`Req::form`] for a form that makes a secret ([`sent_once`]).
+    pub async fn form_once(&mut self, state: &State) -> Result<Form, UiError> {
+        let form = self.form(state).await?;
+        sent_once(state, &form)?;
+        Ok(form)
     }
 
     /// [`Req::form`] for a form that may carry more than the usual body limit (an uploaded
@@ -234,6 +242,8 @@ pub(super) struct Layout {
     pub held: Option<u64>,
     pub flash: Option<String>,
     pub version: &'static str,
+    /// This page's mark for the forms on it that make a secret ([`sent_once`]).
+    pub once: String,
 }
 
 /// The sections of a tenant, in navigation order: (key, label, path under /t/<slug>).
@@ -272,6 +282,21 @@ impl Layout {
 }
 
 /// Builds the layout for a page of `tenant` (or of no tenant, with `None`).
+/// For a form that makes a secret: refused when its page sent it before (a reload of the
+/// page its answer showed, a second click), so one click makes one secret. A form without
+/// a mark (a script) is taken as it comes.
+pub(super) fn sent_once(state: &State, form: &Form) -> Result<(), UiError> {
+    match form.field("once") {
+        Some(once) if !state.sent_forms.first(&once) => Err(UiError::BadRequest(
+            "This form was sent already (the page was reloaded, or the button clicked twice). \
+             Nothing more was made: a secret is shown once, when it is made. Open the page \
+             again to see what exists."
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(super) async fn layout(
     state: &State,
     req: &Req,
@@ -305,6 +330,7 @@ pub(super) async fn layout(
         held,
         flash: req.flash.clone(),
         version: env!("CARGO_PKG_VERSION"),
+        once: crate::auth::random_hex(16),
     })
 }
 
@@ -665,6 +691,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             held: None,
             flash: None,
             version: env!("CARGO_PKG_VERSION"),
+            once: String::new(),
         });
     let page = ErrorPage {
         layout,

@@ -117,7 +117,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
 
 /// Registers a client and shows its secret once, in this response only.
 pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
-    let form = req.form(state).await?;
+    let form = req.form_once(state).await?;
     let shown = CreateForm {
         name: form.trimmed("name").to_string(),
         redirect_uris: form.get("redirect_uris").to_string(),
@@ -164,7 +164,7 @@ pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
 
 /// Replaces a client's secret and shows the new one once.
 pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
-    req.form(state).await?;
+    req.form_once(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
     let WithSecret { client, secret } =
         ops::oauth::rotate_secret(&state.db, &req.actor()?, Some(tenant.id), id).await?;
