@@ -165,3 +165,61 @@ async fn seeds_never_stand_in_for_people_the_idp_already_has() {
     assert_eq!(after["id"], before["id"]);
     assert_eq!(after["name"]["givenName"], "Zed");
 }
+
+/// Entra matches an existing person, sends only its `active: "True"` (which changes
+/// nothing), and later deletes the user: both writes reach the member. The deletion
+/// archives it and apps hear of it; nothing is acknowledged and dropped.
+#[tokio::test]
+async fn a_no_op_write_adopts_a_seed_and_a_delete_of_a_seed_archives_its_member() {
+    let s = TestServer::start().await;
+    import(
+        &s,
+        "email,userName,givenName,familyName,role,Provisioning Managed\n\
+         ann@example.com,,Ann,Lee,admin,true\n\
+         ben@example.com,,Ben,Ode,admin,true\n",
+    )
+    .await;
+    let patch = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"Replace","path":"active","value":"True"}]});
+
+    // Ann: the no-op PATCH adopts her, then the DELETE archives her.
+    let ann = s.get(&lookup("ann@example.com")).await.json["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.patch(&format!("/scim/v2/Users/{ann}"), &patch).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        member(&s, "ann@example.com").user_id.as_deref(),
+        Some(ann.as_str()),
+        "the first write, even one that changes nothing, adopts the seed"
+    );
+    let r = s.delete(&format!("/scim/v2/Users/{ann}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(member(&s, "ann@example.com").status.to_string(), "archived");
+
+    // Ben: deleted with no write before it, still archived.
+    let ben = s.get(&lookup("ben@example.com")).await.json["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = s.delete(&format!("/scim/v2/Users/{ben}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(member(&s, "ben@example.com").status.to_string(), "archived");
+    assert_eq!(
+        s.get(&lookup("ben@example.com")).await.json["totalResults"],
+        0,
+        "an archived member stands for nobody the IdP could match"
+    );
+    let events: Vec<(String, String)> = {
+        let conn = s.db.conn().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT type, subject FROM events WHERE type = 'member.archived' ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(events.len(), 2, "{events:?}");
+}

@@ -211,6 +211,16 @@ pub fn create_seed(
     insert(conn, tenant_id, data, "seed")
 }
 
+/// Whether user `pk` is a seed: a member who existed before provisioning, that the IdP
+/// has not written to yet (`db::seeds`).
+pub fn is_seed(conn: &Connection, pk: i64) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT origin = 'seed' FROM users WHERE pk = ?1")?
+        .query_row([pk], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// The user whose userName folds like `user_name` (the unique index allows one), and
 /// whether it is a seed.
 fn named(

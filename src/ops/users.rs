@@ -142,7 +142,8 @@ fn rewrite(
     Ok(row)
 }
 
-/// PUT /Users/{id}. A PUT that changes nothing keeps the version and triggers no sync.
+/// PUT /Users/{id}. A PUT that changes nothing keeps the version and triggers no sync,
+/// unless it is the IdP's first write to a seed: that adopts it.
 pub async fn replace(
     db: &Db,
     actor: &Actor,
@@ -164,7 +165,7 @@ pub async fn replace(
             default_active(&mut data, row.data.get("active"));
             // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
             // version and triggers no sync, like a PATCH that changes nothing.
-            let row = if data == row.data {
+            let row = if data == row.data && !users::is_seed(tx, row.pk)? {
                 row
             } else {
                 rewrite(tx, actor, tenant_id, &row, data)?
@@ -176,7 +177,8 @@ pub async fn replace(
 }
 
 /// PATCH /Users/{id}. A PATCH that changes nothing (Entra's periodic `active: true`) keeps
-/// the version and triggers no sync.
+/// the version and triggers no sync, unless it is the IdP's first write to a seed (Entra
+/// matches an existing person, then sends just that): that adopts it.
 pub async fn patch(
     db: &Db,
     actor: &Actor,
@@ -194,11 +196,14 @@ pub async fn patch(
         Write::Patch,
         move |tx, actor, row: UserRow| {
             let mut data = row.data.clone();
-            let outcome = patch::apply(&USER_RESOURCE, &mut data, &ops)?;
-            let row = if outcome.data_changed {
-                rewrite(tx, actor, tenant_id, &row, data)?
-            } else {
+            patch::apply(&USER_RESOURCE, &mut data, &ops)?;
+            // Unassigning `active` (a `remove`, a `null`) keeps its value: only an IdP
+            // saying `true` gives access back.
+            default_active(&mut data, row.data.get("active"));
+            let row = if data == row.data && !users::is_seed(tx, row.pk)? {
                 row
+            } else {
+                rewrite(tx, actor, tenant_id, &row, data)?
             };
             Ok(view(tx, tenant_id, row, true)?)
         },
@@ -222,6 +227,13 @@ pub async fn delete(
         pre,
         Write::Delete,
         move |tx, actor, row: UserRow| {
+            // A member who existed before provisioning, found by the IdP and deleted
+            // before anything else was written to it: adopted first, so the deletion
+            // reaches the member as the tenant's policy says.
+            if users::is_seed(tx, row.pk)? {
+                let data = row.data.clone();
+                rewrite(tx, actor, tenant_id, &row, data)?;
+            }
             reconcile::user_deleting(tx, actor, tenant_id, row.pk)?;
             users::delete(tx, tenant_id, &row.id)?;
             Ok(())
