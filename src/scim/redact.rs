@@ -5,9 +5,11 @@
 //! (`password`, `client_secret`, `clientSecret`, tokens…, also URN-qualified or dotted, in
 //! any case), and
 //! the `value` of any PATCH operation whose `path` names one (`"path":"password"`,
-//! `"path":"urn:…:User:password"`). A body that is not JSON (the IdP sent something
-//! malformed, which is exactly when an admin looks) is scrubbed textually ([`text`]): the
-//! value after every quoted secret name and a colon or equals sign. A URL's query loses
+//! `"path":"urn:…:User:password"`), after a UTF-8 byte order mark too. A body that is not
+//! JSON (the IdP sent something malformed, which is exactly when an admin looks) keeps its
+//! start, cut before anything that could name or hide a secret ([`body`]). Other text (an
+//! answer) is scrubbed textually ([`text`]): the value after every quoted secret name and
+//! a colon or equals sign. A URL's query loses
 //! the values of secret parameters (`access_token=` is allowed by RFC 6750 §2.3).
 //! The Authorization header is never passed in at all.
 
@@ -88,8 +90,10 @@ pub fn json(value: &mut Value) -> bool {
 }
 
 /// A body as the inspector keeps it: JSON redacted structurally (the original bytes kept
-/// when nothing needed redacting, so the admin sees exactly what arrived), anything else
-/// scrubbed as text. `None` for an empty body.
+/// when nothing needed redacting, so the admin sees exactly what arrived), the JSON after
+/// a UTF-8 byte order mark too (the SCIM handlers skip one). A body that is not JSON keeps
+/// its start, up to the first thing that could hide a secret ([`malformed`]). `None` for an
+/// empty body.
 pub fn body(bytes: &[u8]) -> Option<String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -97,18 +101,58 @@ pub fn body(bytes: &[u8]) -> Option<String> {
     // Neither redaction changes a body in which no secret's name appears, and only a
     // `\u` escape could spell one: most bodies (every answer to a lookup), kept as they
     // are without a parse. (Other escapes stand for no letter: `\"` in an ETag, `\/`.)
-    let kept = String::from_utf8_lossy(bytes);
-    let lower = kept.to_ascii_lowercase();
-    if !lower.contains("\\u") && !names_a_secret(&lower) {
-        return Some(kept.into_owned());
+    // Bytes that are not UTF-8 text (UTF-16, say) could spell a name unseen: a closer look.
+    if let Ok(kept) = std::str::from_utf8(bytes) {
+        let lower = kept.to_ascii_lowercase();
+        if !lower.contains("\\u") && !names_a_secret(&lower) && !kept.contains(unlike_json) {
+            return Some(kept.to_string());
+        }
     }
-    if let Ok(mut value) = serde_json::from_slice::<Value>(bytes) {
+    let unmarked = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Ok(mut value) = serde_json::from_slice::<Value>(unmarked) {
         if json(&mut value) {
             return Some(value.to_string());
         }
-        return Some(kept.into_owned());
+        return Some(String::from_utf8_lossy(bytes).into_owned());
     }
-    Some(text(&kept))
+    Some(malformed(bytes))
+}
+
+/// A character no JSON text holds outside a string, and none inside one unescaped: a
+/// control character other than whitespace (UTF-16 text is full of NULs), or a byte
+/// order mark.
+fn unlike_json(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{feff}'
+}
+
+/// A body that is not JSON, as kept: its start, cut before the first secret's name (a
+/// PATCH's `"path":"password"` names the secret that follows it, under any name), the
+/// first `\u` escape (which can spell one), or the first byte that is not plain UTF-8
+/// text. The admin still sees where it went wrong in most cases (the answer says where),
+/// and no value of a secret reaches the database, however the body is broken.
+fn malformed(bytes: &[u8]) -> String {
+    let (text, all_text) = match std::str::from_utf8(bytes) {
+        Ok(text) => (text, true),
+        Err(e) => {
+            let valid = &bytes[..e.valid_up_to()];
+            (std::str::from_utf8(valid).unwrap_or_default(), false)
+        }
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut end = text.find(unlike_json).unwrap_or(text.len());
+    let lower = text[..end].to_ascii_lowercase();
+    for hint in SECRET_HINTS.iter().chain(&["\\u"]) {
+        if let Some(at) = lower.find(hint) {
+            end = end.min(at);
+        }
+    }
+    if end == text.len() && all_text {
+        return text.to_string();
+    }
+    format!(
+        "{}{REDACTED} (the rest is not kept: not valid JSON, and it may hold a secret)",
+        &text[..end]
+    )
 }
 
 /// Whether lowercase `text` holds a secret's name anywhere: one search per name, not a
@@ -334,6 +378,42 @@ mod tests {
         // Names that merely contain a secret's name are left alone.
         assert_eq!(text("{\"passwordHint\":\"x\""), "{\"passwordHint\":\"x\"");
         assert_eq!(text("{\"userName\":\"token\"}"), "{\"userName\":\"token\"}");
+    }
+
+    /// What the probe found: a byte order mark (which the SCIM handlers skip, so the write
+    /// succeeds), and broken bodies that hide the secret from a textual scrub.
+    #[test]
+    fn no_secret_survives_a_byte_order_mark_or_a_broken_body() {
+        let patch = format!(
+            "{{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],\"Operations\":[{{\"op\":\"replace\",\"path\":\"password\",\"value\":\"{SECRET}\"}}]}}"
+        );
+        let marked = [&b"\xEF\xBB\xBF"[..], patch.as_bytes()].concat();
+        let out = body(&marked).unwrap();
+        assert!(!out.contains(SECRET) && out.contains(REDACTED), "{out}");
+        let utf16: Vec<u8> = format!("{{\"password\":\"{SECRET}\"}}")
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        for raw in [
+            format!("{patch},").into_bytes(),
+            patch[..patch.len() - 4].as_bytes().to_vec(),
+            format!("{{\"urn:ietf:params:scim:schemas:core:2.0:User:password\":\"{SECRET}\",")
+                .into_bytes(),
+            format!("{{\"pass\\u0077ord\":\"{SECRET}\",").into_bytes(),
+            format!("{{\"password\":[\"x\",\"{SECRET}\"],").into_bytes(),
+            utf16,
+            [&b"\xff\xfe"[..], SECRET.as_bytes()].concat(),
+        ] {
+            let out = body(&raw).unwrap();
+            assert!(
+                !out.contains(SECRET),
+                "{} → {out}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+        // A broken body with no secret in it is kept whole.
+        let raw = b"{\"userName\": \"a\",, }";
+        assert_eq!(body(raw).unwrap().as_bytes(), raw);
     }
 
     #[test]
