@@ -679,6 +679,51 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
     s.stop().await;
 }
 
+/// A member archived because the IdP deleted its user reads as its `member.archived` event
+/// showed it, externalId and attributes included: a list page and the feed agree. A user
+/// created anew for the person relinks the member, and `previous` names the old values.
+#[tokio::test]
+async fn an_archived_member_keeps_what_its_deleted_user_last_said() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let body = |external: &str| {
+        json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"gus@example.com",
+               "externalId": external, "title": "Engineer",
+               "emails":[{"value":"gus@example.com","primary":true}]})
+    };
+    let r = s.post("/scim/v2/Users", &body("ext-old")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_string();
+    let r = s.delete(&format!("/scim/v2/Users/{id}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let events = get(&s, &key, "/api/v1/events?types=member.archived").await;
+    let archived = events.json["data"][0]["data"].clone();
+    assert_eq!(archived["external_id"], "ext-old", "{}", events.text);
+    assert_eq!(archived["attributes"], json!({"title": "Engineer"}));
+    let member = get(
+        &s,
+        &key,
+        &format!("/api/v1/members/{}", archived["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(member.json, archived, "read as the event showed it");
+    let cursor = events.json["list_metadata"]["after"].as_i64().unwrap();
+
+    let r = s.post("/scim/v2/Users", &body("ext-new")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = get(&s, &key, &format!("/api/v1/events?after={cursor}")).await;
+    let relinked = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["previous"].get("directory_user_id").is_some())
+        .unwrap_or_else(|| panic!("no relink: {}", r.text))
+        .clone();
+    assert_eq!(relinked["previous"]["external_id"], "ext-old", "{relinked}");
+    assert_eq!(relinked["data"]["external_id"], "ext-new", "{relinked}");
+    s.stop().await;
+}
+
 /// An app polling with `list_metadata.after` while an IdP writes sees every event once, in
 /// order: the cursor a page hands out is never behind an event on that page.
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::DbError;
 use super::paging::{Conditions, Cursor, Direction, Keyset};
@@ -155,6 +156,39 @@ pub fn by_user_id(
             from_row,
         )
         .optional()?)
+}
+
+/// Keeps on the member linked to directory user `user_id` what that user last said of the
+/// person (`last`: its `externalId` and profile attributes), before the user is deleted.
+pub fn keep_last_directory(
+    conn: &Connection,
+    tenant_id: i64,
+    user_id: &str,
+    last: &Value,
+) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE OR FAIL members SET last_directory = ?3 WHERE tenant_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![tenant_id, user_id, last.to_string()])?;
+    Ok(())
+}
+
+/// What [`keep_last_directory`] kept on the member linked to `user_id`, if anything.
+pub fn last_directory(
+    conn: &Connection,
+    tenant_id: i64,
+    user_id: &str,
+) -> Result<Option<Value>, DbError> {
+    let text: Option<Option<String>> = conn
+        .prepare_cached("SELECT last_directory FROM members WHERE tenant_id = ?1 AND user_id = ?2")?
+        .query_row(params![tenant_id, user_id], |r| r.get(0))
+        .optional()?;
+    match text.flatten() {
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| DbError::Schema(format!("a member's last_directory is not JSON: {e}"))),
+        None => Ok(None),
+    }
 }
 
 /// How a page of members in one directory group tests membership, by the group's size.

@@ -102,6 +102,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0026_canonical_folds",
         include_str!("migrations/0026_canonical_folds.sql"),
     ),
+    (
+        "0027_last_directory",
+        include_str!("migrations/0027_last_directory.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -55,10 +55,19 @@ impl LinkedUser {
             None => None,
         };
         let Some(user) = user else {
+            // A user the IdP deleted: what it last said, in no group.
+            let last = match user_id {
+                Some(id) => members::last_directory(conn, tenant_id, id)?,
+                None => None,
+            };
+            let last = last.unwrap_or_default();
             return Ok(LinkedUser {
                 user_id: user_id.map(str::to_string),
-                external_id: None,
-                attributes: Map::new(),
+                external_id: last.get("external_id").filter(|v| !v.is_null()).cloned(),
+                attributes: match last.get("attributes") {
+                    Some(Value::Object(a)) => a.clone(),
+                    _ => Map::new(),
+                },
                 groups: Vec::new(),
             });
         };

@@ -107,9 +107,12 @@ pub fn user_deleting(
             )?;
         }
     }
-    // …and the member the deletion archives is in none of them any more.
+    // …and the member the deletion archives is in none of them any more. It goes on
+    // showing what the user last said of the person, as its event does.
     for user in &mut deleted {
         user.groups.clear();
+        let last = json!({"external_id": user.external_id, "attributes": user.attributes});
+        members::keep_last_directory(conn, tenant_id, &user.id, &last)?;
     }
     sync_people(
         conn,
