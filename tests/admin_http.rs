@@ -324,3 +324,31 @@ async fn a_form_that_makes_a_secret_makes_one_however_often_it_is_sent() {
         assert_eq!(third.status, 200, "{action}: {}", third.text);
     }
 }
+
+/// A password typed into the username box is no name of an admin: the failed login is
+/// audited and logged without it. A wrong password for a real admin names the admin.
+#[tokio::test]
+async fn a_failed_login_names_only_admins_that_exist() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let r = s.login_response("Sup3rSecretPass!", "alice").await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = s.login_response("alice", "wrong password here").await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let conn = s.db.conn().unwrap();
+    let targets: Vec<String> = conn
+        .prepare("SELECT coalesce(target, '') FROM audit_log WHERE action = 'admin.login_failed' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(targets, ["admin/(no such admin)", "admin/alice"]);
+    let everything: String = conn
+        .query_row("SELECT group_concat(detail, ' ') FROM audit_log", [], |r| {
+            r.get::<_, Option<String>>(0)
+        })
+        .unwrap()
+        .unwrap_or_default();
+    assert!(!everything.contains("Sup3rSecretPass"), "{everything}");
+}

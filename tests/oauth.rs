@@ -1616,3 +1616,39 @@ fn nothing_secret_is_logged() {
         assert!(!log.contains(secret), "{secret} leaked into the log: {log}");
     }
 }
+
+/// A secret is rotated because it may have leaked: the tokens the old secret bought with
+/// client credentials stop working at once; the new secret buys new ones.
+#[tokio::test]
+async fn rotating_a_secret_ends_the_tokens_the_old_one_bought() {
+    let s = TestServer::start().await;
+    let cc = register(&s, "default", &[GrantType::ClientCredentials], &[]);
+    let r = token(&s, &cc, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let old = r.json["access_token"].as_str().unwrap().to_string();
+    assert_eq!(scim_status(&s, &old).await, 200);
+    let pk: i64 =
+        s.db.conn()
+            .unwrap()
+            .query_row(
+                "SELECT id FROM oauth_clients WHERE client_id = ?1",
+                [&cc.0],
+                |r| r.get(0),
+            )
+            .unwrap();
+    let rotated = scimd::ops::oauth::rotate_secret(&s.db, &scimd::model::Actor::cli(), None, pk)
+        .await
+        .unwrap();
+    assert_eq!(
+        scim_status(&s, &old).await,
+        401,
+        "the old secret's token ends"
+    );
+    let r = token(&s, &cc, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 401, "the old secret buys nothing: {}", r.text);
+    let new = (cc.0.clone(), rotated.secret);
+    let r = token(&s, &new, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fresh = r.json["access_token"].as_str().unwrap();
+    assert_eq!(scim_status(&s, fresh).await, 200);
+}

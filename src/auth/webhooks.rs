@@ -75,12 +75,14 @@ pub fn verify(secret: &str, id: &str, timestamp: i64, body: &[u8], header: &str)
 /// Whether a webhook must never reach `ip`: link-local addresses (169.254.0.0/16, where
 /// cloud metadata services answer, and fe80::/10) and the other metadata addresses
 /// (AWS's fd00:ec2::254, Alibaba's 100.100.100.200). Loopback and private ranges stay
-/// allowed: receivers often run on the same host or LAN.
+/// allowed: receivers often run on the same host or LAN. An IPv6 address that carries an
+/// IPv4 one (mapped, compatible, NAT64's prefixes, 6to4) is judged by the IPv4 address a
+/// gateway would reach.
 pub fn forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local() || v4.octets() == [100, 100, 100, 200],
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return forbidden_ip(IpAddr::V4(v4));
             }
             (v6.segments()[0] & 0xffc0) == 0xfe80
@@ -89,6 +91,26 @@ pub fn forbidden_ip(ip: IpAddr) -> bool {
                         .parse::<std::net::Ipv6Addr>()
                         .expect("an address")
         }
+    }
+}
+
+/// The IPv4 address an IPv6 address stands for, if it carries one: `::ffff:a.b.c.d`
+/// (mapped), `::a.b.c.d` (compatible, not `::` nor `::1`), NAT64's `64:ff9b::/96` (RFC
+/// 6052) and `64:ff9b:1::/48` (RFC 8215), whose last 32 bits are the address, and 6to4's
+/// `2002:AABB:CCDD::/48` (RFC 3056).
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let last = || std::net::Ipv4Addr::from((u128::from(v6) & 0xffff_ffff) as u32);
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(last()),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(last()),
+        [0x2002, hi, lo, ..] => Some(std::net::Ipv4Addr::from(
+            (u32::from(hi) << 16) | u32::from(lo),
+        )),
+        _ => None,
     }
 }
 
@@ -213,6 +235,10 @@ mod tests {
             "http://[fd00:ec2::254]/",
             "http://100.100.100.200/",
             "http://[::ffff:169.254.169.254]/",
+            "http://[::169.254.169.254]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[64:ff9b:1::a9fe:a9fe]/",
+            "http://[2002:a9fe:a9fe::1]/",
         ] {
             assert!(matches!(check_url(bad), Err(BadUrl::Forbidden(_))), "{bad}");
         }
@@ -225,6 +251,7 @@ mod tests {
             "http://192.168.1.2/",
             "https://hooks.example.com/scimd",
             "http://[::1]:8080/",
+            "http://[64:ff9b::a00:5]/",
         ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }

@@ -191,6 +191,21 @@ pub fn set_secret(
     if n == 0 {
         return Err(DbError::NotFound);
     }
+    // A secret is rotated because it may have leaked: what the old one bought alone (the
+    // client credentials grants and their tokens) stops working with it. What an admin
+    // approved (authorization-code grants) stays: refreshing it takes the new secret.
+    let now = datetime::now();
+    conn.execute(
+        "UPDATE oauth_tokens SET revoked_at = ?2 WHERE revoked_at IS NULL
+         AND grant_id IN (SELECT id FROM oauth_grants WHERE client_id = ?1
+                          AND grant_type = 'client_credentials' AND revoked_at IS NULL)",
+        params![id, now],
+    )?;
+    conn.execute(
+        "UPDATE oauth_grants SET revoked_at = ?2
+         WHERE client_id = ?1 AND grant_type = 'client_credentials' AND revoked_at IS NULL",
+        params![id, now],
+    )?;
     client(conn, tenant_id, id)
 }
 

@@ -198,6 +198,7 @@ async fn prove(
     if let Some(until) = locked {
         return Ok(Proof::Locked { until });
     }
+    let known = credentials.is_some();
     let hash = credentials.as_ref().map(|(_, h)| h.clone());
     let ok = blocking(move || passwords::verify(&password, hash.as_deref())).await?;
     if let Some((admin_id, _)) = credentials.filter(|_| ok) {
@@ -206,25 +207,25 @@ async fn prove(
             failures: user_key,
         });
     }
-    let failure = Entry::new(
-        actor,
-        None,
-        Action::AdminLoginFailed,
-        admin_target(username),
-    )
-    .failed()
-    .with_detail(serde_json::json!({"address": address}));
+    // A name no admin has is kept out of the audit log and the server's log: it is often
+    // a password typed into the wrong box.
+    let named = if known { username } else { UNKNOWN_ADMIN };
+    let failure = Entry::new(actor, None, Action::AdminLoginFailed, admin_target(named))
+        .failed()
+        .with_detail(serde_json::json!({"address": address}));
     db.write(move |tx| {
         throttle::fail(tx, &user_key)?;
         throttle::fail(tx, &ip_key)?;
         audit::append(tx, &failure).map(drop)
     })
     .await?;
-    // Anyone can type anything here: clipped, and escaped (`?`) so a newline or an escape
-    // sequence cannot forge a log line.
-    tracing::warn!(username = ?audit::clip(username, 200), "failed admin login");
+    // Escaped (`?`) so a newline or an escape sequence cannot forge a log line.
+    tracing::warn!(username = ?named, "failed admin login");
     Ok(Proof::Wrong)
 }
+
+/// How a failed login names a username that no admin has.
+const UNKNOWN_ADMIN: &str = "(no such admin)";
 
 /// An admin logs in from `address` with `username` and `password`.
 pub async fn login(
