@@ -519,9 +519,6 @@ async fn events(
     ))
 }
 
-/// One Server-Sent Event (the WHATWG event-stream format): `id` is the `seq`, so a client
-/// that reconnects sends it back as `Last-Event-ID`. Every line of the data gets its own
-/// `data:` field.
 /// Whether an `Accept` header asks for `text/event-stream` (RFC 9110 §12.5.1): named as a
 /// media range of its own, not refused with `q=0`. A wildcard (`*/*`) gets the JSON page.
 fn accepts_event_stream(accept: &str) -> bool {
@@ -538,11 +535,24 @@ fn accepts_event_stream(accept: &str) -> bool {
     })
 }
 
+/// One Server-Sent Event (the WHATWG event-stream format): `id` is the `seq`, so a client
+/// that reconnects sends it back as `Last-Event-ID`. Every line of the data gets its own
+/// `data:` field. The data is JSON: the characters that some line readers take for line
+/// ends though SSE does not (NEL, LINE and PARAGRAPH SEPARATOR: Python's `splitlines`,
+/// which `requests.iter_lines(decode_unicode=True)` uses) go as `\u` escapes, which
+/// read back as the same JSON.
 fn sse_frame(seq: i64, kind: &str, data: &str) -> Bytes {
     let mut out = format!("id: {seq}\nevent: {kind}\n");
     for line in data.split('\n') {
         out.push_str("data: ");
-        out.push_str(line);
+        for c in line.chars() {
+            match c {
+                '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                    out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                }
+                c => out.push(c),
+            }
+        }
         out.push('\n');
     }
     out.push('\n');
@@ -649,5 +659,14 @@ mod tests {
             &f[..],
             b"id: 7\nevent: member.created\ndata: {\"a\":1}\ndata: second\n\n"
         );
+        // Names an IdP sent with the separators Python's `splitlines` splits on: one line,
+        // the same JSON.
+        let object = json!({"display_name": "a\u{2028}b\u{2029}c\u{85}d"});
+        let f = sse_frame(8, "member.updated", &object.to_string());
+        let text = std::str::from_utf8(&f).unwrap();
+        assert_eq!(text.lines().count(), 3, "{text}");
+        let data = text.lines().nth(2).unwrap().strip_prefix("data: ").unwrap();
+        assert_eq!(serde_json::from_str::<Value>(data).unwrap(), object);
+        assert_eq!(data.split(['\u{85}', '\u{2028}', '\u{2029}']).count(), 1);
     }
 }
