@@ -664,7 +664,7 @@ mod tests {
         let object = json!({"display_name": "a\u{2028}b\u{2029}c\u{85}d"});
         let f = sse_frame(8, "member.updated", &object.to_string());
         let text = std::str::from_utf8(&f).unwrap();
-        assert_eq!(text.lines().count(), 3, "{text}");
+        assert_eq!(text.lines().filter(|l| !l.is_empty()).count(), 3, "{text}");
         let data = text.lines().nth(2).unwrap().strip_prefix("data: ").unwrap();
         assert_eq!(serde_json::from_str::<Value>(data).unwrap(), object);
         assert_eq!(data.split(['\u{85}', '\u{2028}', '\u{2029}']).count(), 1);
