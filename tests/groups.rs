@@ -532,3 +532,63 @@ async fn member_filters_are_held_to_a_budget() {
     let r = s.get(&format!("{path}?attributes=members")).await;
     assert_eq!(r.json["members"].as_array().unwrap().len(), 200);
 }
+
+/// A member removed and added back in one PATCH, or added and removed, is where it was: the
+/// version stays and no event tells apps of a change that did not happen. One that moves
+/// for good still counts, beside the pair.
+#[tokio::test]
+async fn members_moved_and_moved_back_in_one_patch_change_nothing() {
+    let s = TestServer::start().await;
+    let a = s.create_user("a@example.com").await;
+    let b = s.create_user("b@example.com").await;
+    let c = s.create_user("c@example.com").await;
+    let g = create_group(&s, "G", &[a.as_str()]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    let version = g["meta"]["version"].clone();
+    let events = |s: &TestServer| {
+        let conn = s.db.conn().unwrap();
+        conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let before = events(&s);
+    let ops = |ops: Value| json!({"schemas":[PATCH_URN],"Operations":ops});
+    for pair in [
+        json!([{"op":"remove","path":format!("members[value eq \"{a}\"]")},
+               {"op":"add","path":"members","value":[{"value":a}]}]),
+        json!([{"op":"add","path":"members","value":[{"value":b}]},
+               {"op":"remove","path":"members","value":[{"value":b}]}]),
+    ] {
+        let r = s.patch(&path, &ops(pair.clone())).await;
+        assert_eq!(r.status, 200, "{pair}: {}", r.text);
+        assert_eq!(r.json["meta"]["version"], version, "{pair}");
+        assert_eq!(member_ids(&r.json), vec![a.clone()], "{pair}");
+        assert_eq!(events(&s), before, "{pair}: no event");
+    }
+    // A pair and a real move: the move alone is heard of.
+    let r = s
+        .patch(
+            &path,
+            &ops(
+                json!([{"op":"remove","path":"members","value":[{"value":a}]},
+                        {"op":"add","path":"members","value":[{"value":a},{"value":c}]}]),
+            ),
+        )
+        .await;
+    assert_ne!(r.json["meta"]["version"], version);
+    let conn = s.db.conn().unwrap();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT type FROM events WHERE seq > ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([before], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| k.starts_with("group.member"))
+            .collect::<Vec<_>>(),
+        ["group.member_added"],
+        "{kinds:?}"
+    );
+}

@@ -3,6 +3,8 @@
 //! group never reads the member list. Every write ends in the group's sync hook and is
 //! audited in its transaction.
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value, json};
 
 use super::Error;
@@ -100,7 +102,9 @@ fn added_users(added: &[ResolvedMember]) -> impl Iterator<Item = i64> + '_ {
 
 /// Runs membership operations in order, recording what changed for the sync hook.
 /// Returns whether any membership changed, a member group's included (the sync hook
-/// hears only of users, but the group's version must move either way).
+/// hears only of users, but the group's version must move either way). A member removed
+/// and added back in one request (or added and removed) is where it was: no change, no
+/// event; added back with a `display`, its membership may read differently, so it counts.
 fn apply_member_ops(
     conn: &Conn,
     tenant_id: i64,
@@ -110,18 +114,21 @@ fn apply_member_ops(
 ) -> Result<bool, Error> {
     let mut changed = false;
     let mut budget = filter::FilterBudget::default();
+    let mut moves = Moves::default();
     for op in ops {
         match op {
             MemberOp::Add(members) => {
                 let resolved = resolve(conn, tenant_id, group_pk, &members)?;
                 let added = groups::add_members(conn, group_pk, &resolved)?;
-                changed |= !added.is_empty();
-                change.added_user_pks.extend(added_users(&added));
+                for m in &added {
+                    moves.count((m.kind, m.pk), 1, m.display.is_some());
+                }
             }
             MemberOp::Remove(ids) => {
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
-                changed |= !removed.is_empty();
-                change.removed_user_pks.extend(user_pks(&removed));
+                for &member in &removed {
+                    moves.count(member, -1, false);
+                }
             }
             MemberOp::RemoveMatching(f) => {
                 // A filter on member attributes other than `value`: rare, so it reads the list,
@@ -137,22 +144,66 @@ fn apply_member_ops(
                     .map(|m| m.value)
                     .collect();
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
-                changed |= !removed.is_empty();
-                change.removed_user_pks.extend(user_pks(&removed));
+                for &member in &removed {
+                    moves.count(member, -1, false);
+                }
             }
             MemberOp::Clear => {
+                changed |= moves.settle(change);
                 let removed = groups::clear_members(conn, group_pk)?;
-                changed = true;
+                changed |= !removed.is_empty();
                 change.members_replaced = true;
                 change.removed_user_pks.extend(user_pks(&removed));
             }
             MemberOp::Replace(members) => {
+                changed |= moves.settle(change);
                 let resolved = resolve(conn, tenant_id, group_pk, &members)?;
                 changed |= replace_members(conn, group_pk, &resolved, change)?;
             }
         }
     }
+    changed |= moves.settle(change);
     Ok(changed)
+}
+
+/// What the adds and removes of a request did to each member, in the order they were
+/// first touched: +1 joined, -1 left, 0 back where it was.
+#[derive(Default)]
+struct Moves {
+    order: Vec<Removed>,
+    net: HashMap<Removed, (i32, bool)>,
+}
+
+impl Moves {
+    /// `member` joined (`by` 1, `displayed`: with a `display`) or left (-1).
+    fn count(&mut self, member: Removed, by: i32, displayed: bool) {
+        let (net, redisplayed) = self.net.entry(member).or_insert_with(|| {
+            self.order.push(member);
+            (0, false)
+        });
+        // Back after leaving, with a display of its own: the membership may read otherwise.
+        *redisplayed |= by > 0 && *net < 0 && displayed;
+        *net += by;
+    }
+
+    /// Records the net joins and leaves in `change` and starts over (before a replace or
+    /// a clear, which record their own); whether anything changed.
+    fn settle(&mut self, change: &mut GroupChange) -> bool {
+        let mut changed = false;
+        for member in self.order.drain(..) {
+            let (net, redisplayed) = self.net[&member];
+            changed |= net != 0 || redisplayed;
+            if member.0 == MemberKind::User {
+                match net {
+                    1 => change.added_user_pks.push(member.1),
+                    -1 => change.removed_user_pks.push(member.1),
+                    _ => {}
+                }
+            }
+        }
+        self.net.clear();
+        changed
+    }
 }
 
 fn replace_members(
