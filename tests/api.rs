@@ -815,7 +815,7 @@ async fn groups_their_members_roles_and_the_openapi_document() {
     assert_eq!(events.len(), 6, "{}", r.text);
     assert_eq!(
         events[0]["data"],
-        json!({"object": "group", "id": gid, "display_name": "Engineering"})
+        json!({"object": "group", "id": gid, "display_name": "Engineering", "external_id": null})
     );
     for (e, id) in events[1..].iter().zip(&ids) {
         assert_eq!(e["data"]["group"]["display_name"], "Engineering");

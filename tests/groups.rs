@@ -592,3 +592,41 @@ async fn members_moved_and_moved_back_in_one_patch_change_nothing() {
         "{kinds:?}"
     );
 }
+
+/// A new externalId is a change apps can read (`/api/v1/groups/{id}`): its event says what
+/// it was, and every group event carries the group's externalId.
+#[tokio::test]
+async fn a_groups_new_external_id_is_an_event_that_says_what_it_was() {
+    let s = TestServer::start().await;
+    let g = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"G","externalId":"g-1"}),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.text);
+    let path = format!("/scim/v2/Groups/{}", g.json["id"].as_str().unwrap());
+    let r = s
+        .patch(
+            &path,
+            &json!({"schemas":[PATCH_URN],"Operations":[{"op":"replace","path":"externalId","value":"g-2"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let conn = s.db.conn().unwrap();
+    let events = scimd::db::events::after(&conn, 1, 0, 100).unwrap();
+    let shown: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let o = scimd::ops::events::object(e);
+            json!([o["type"], o["data"]["external_id"], o["previous"]])
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            json!(["group.created", "g-1", {}]),
+            json!(["group.updated", "g-2", {"external_id": "g-1"}]),
+        ]
+    );
+}

@@ -991,6 +991,13 @@ pub fn directory_group(conn: &Connection, group_pk: i64) -> Result<DirectoryGrou
         })
 }
 
+/// Group `group_pk`'s `externalId`, if it has one.
+pub fn external_id(conn: &Connection, group_pk: i64) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT external_id FROM groups WHERE pk = ?1")?
+        .query_row([group_pk], |r| r.get(0))?)
+}
+
 /// The users (not nested groups) that are direct members of the group.
 pub fn user_pks(conn: &Connection, group_pk: i64) -> Result<Vec<i64>, DbError> {
     let mut stmt = conn.prepare_cached(

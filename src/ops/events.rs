@@ -39,8 +39,16 @@ pub fn object(e: &Event) -> Value {
     let mut previous = payload.remove("previous").unwrap_or_else(|| json!({}));
     let data = match e.kind {
         EventType::GroupCreated | EventType::GroupUpdated | EventType::GroupDeleted => {
-            if let Some(old) = previous.get("displayName") {
-                previous = json!({"display_name": old});
+            // Stored with SCIM's names, shown with the API's.
+            if let Value::Object(p) = &mut previous {
+                for (scim, api) in [
+                    ("displayName", "display_name"),
+                    ("externalId", "external_id"),
+                ] {
+                    if let Some(v) = p.remove(scim) {
+                        p.insert(api.to_string(), v);
+                    }
+                }
             }
             group_data(&payload["group"])
         }
@@ -79,7 +87,13 @@ pub fn object(e: &Event) -> Value {
 /// A group as an event's `data` names it: with the names `/api/v1/groups` gives it. (The
 /// stored payload keeps SCIM's names, as every stored event since the first has them.)
 fn group_data(stored: &Value) -> Value {
-    json!({"object": "group", "id": stored["id"], "display_name": stored["displayName"]})
+    let mut data =
+        json!({"object": "group", "id": stored["id"], "display_name": stored["displayName"]});
+    // A group's own events store its externalId; membership events name the group only.
+    if let Some(external_id) = stored.get("externalId") {
+        data["external_id"] = external_id.clone();
+    }
+    data
 }
 
 /// Why the feed cannot answer from a cursor.

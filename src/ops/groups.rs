@@ -235,6 +235,12 @@ fn display_name(data: &Map<String, Value>) -> Option<&str> {
 }
 
 /// The group's displayName before the write, when the write changed it.
+/// The `externalId` before, when it changed (`null`: there was none).
+fn external_id_from(before: &Map<String, Value>, after: &Map<String, Value>) -> Option<Value> {
+    let was = before.get("externalId");
+    (was != after.get("externalId")).then(|| was.cloned().unwrap_or(Value::Null))
+}
+
 fn renamed_from(before: &Map<String, Value>, after: &Map<String, Value>) -> Option<String> {
     let was = display_name(before);
     (was != display_name(after)).then(|| was.unwrap_or_default().to_string())
@@ -301,6 +307,7 @@ pub async fn replace(
         move |tx, actor, row: GroupRow| {
             let mut change = GroupChange {
                 renamed_from: renamed_from(&row.data, &data),
+                external_id_from: external_id_from(&row.data, &data),
                 ..Default::default()
             };
             let membership_changed = match &members {
@@ -352,6 +359,7 @@ pub async fn patch(
             let outcome = patch::apply(&GROUP_RESOURCE, &mut data, &ops)?;
             let mut change = GroupChange {
                 renamed_from: renamed_from(&row.data, &data),
+                external_id_from: external_id_from(&row.data, &data),
                 ..Default::default()
             };
             let membership_changed =

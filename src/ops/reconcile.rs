@@ -47,6 +47,8 @@ pub struct GroupChange {
     /// `displayName` changed from this: every member's role is re-evaluated when either
     /// name gives a role.
     pub renamed_from: Option<String>,
+    /// `externalId` changed from this (`null`: it had none).
+    pub external_id_from: Option<Value>,
     /// The membership was replaced wholesale (PUT, `replace members`, clear).
     pub members_replaced: bool,
     pub added_user_pks: Vec<i64>,
@@ -143,29 +145,36 @@ pub fn group_written(
     let left: Vec<i64> = removed.difference(&added).copied().collect();
 
     if change.created {
+        let stored = group_with_external_id(conn, group_pk, &group)?;
         events::append(
             conn,
             actor,
             tenant_id,
             EventType::GroupCreated,
             &group.id,
-            &json!({"group": group_json(&group)}),
+            &json!({"group": stored}),
         )?;
     } else if change.renamed_from.is_some()
+        || change.external_id_from.is_some()
         || (joined.is_empty() && left.is_empty() && !change.members_replaced)
     {
-        // A rename says what the group was called, as a member's change says its values.
-        let previous = match &change.renamed_from {
-            Some(old) => json!({"displayName": old}),
-            None => json!({}),
-        };
+        // A rename says what the group was called, as a member's change says its values;
+        // a new externalId what it was.
+        let mut previous = json!({});
+        if let Some(old) = &change.renamed_from {
+            previous["displayName"] = json!(old);
+        }
+        if let Some(old) = &change.external_id_from {
+            previous["externalId"] = old.clone();
+        }
+        let stored = group_with_external_id(conn, group_pk, &group)?;
         events::append(
             conn,
             actor,
             tenant_id,
             EventType::GroupUpdated,
             &group.id,
-            &json!({"group": group_json(&group), "previous": previous}),
+            &json!({"group": stored, "previous": previous}),
         )?;
     }
     for (kind, pks) in [
@@ -215,7 +224,7 @@ pub fn group_deleting(
         tenant_id,
         EventType::GroupDeleted,
         &group.id,
-        &json!({"group": group_json(&group)}),
+        &json!({"group": group_with_external_id(conn, group_pk, &group)?}),
     )?;
     if !gives_a_role(conn, tenant_id, &[&group.display_name])? {
         return Ok(());
@@ -893,6 +902,17 @@ fn membership_json(group: &DirectoryGroup, user: &users::Named) -> Value {
 
 fn group_json(g: &DirectoryGroup) -> Value {
     json!({"id": g.id, "displayName": g.display_name})
+}
+
+/// What a group's own events store of it: [`group_json`] and its `externalId`.
+fn group_with_external_id(
+    conn: &Conn,
+    group_pk: i64,
+    g: &DirectoryGroup,
+) -> Result<Value, DbError> {
+    let mut stored = group_json(g);
+    stored["externalId"] = json!(groups::external_id(conn, group_pk)?);
+    Ok(stored)
 }
 
 #[cfg(test)]
