@@ -769,8 +769,12 @@ async fn a_person_pushed_again_after_a_deletion_is_a_new_directory_user() {
     );
     let created = seen[deleted..]
         .iter()
-        .position(|(e, id, _)| e == "dsync.user.created" && *id == new);
-    assert!(created.is_some(), "{seen:?}");
+        .find(|(e, id, _)| e == "dsync.user.created" && *id == new);
+    assert_eq!(
+        created.map(|(_, _, state)| state.as_str()),
+        Some("active"),
+        "created as the IdP created it: {seen:?}"
+    );
     let (_, _, state) = seen.iter().rev().find(|(_, id, _)| *id == new).unwrap();
     assert_eq!(state, "active", "{seen:?}");
     // Asking for created events finds it.

@@ -821,6 +821,18 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             if matches!(e.kind, EventType::MemberArchived | EventType::MemberDeleted) {
                 user["state"] = json!("inactive");
             }
+            // A person created anew: the member is linked first, then reactivated by the
+            // same write; the user WorkOS apps hear of is created as it is after both.
+            if event_name(e, &object) == "dsync.user.created"
+                && e.kind == EventType::MemberUpdated
+                && events::get(conn, e.tenant_id, e.seq + 1)?.is_some_and(|next| {
+                    next.kind == EventType::MemberReactivated
+                        && next.subject == e.subject
+                        && next.request_id == e.request_id
+                })
+            {
+                user["state"] = json!("active");
+            }
             if event_name(e, &object) == "dsync.user.updated" {
                 user["previous_attributes"] = previous_attributes(&object["previous"]);
             }
