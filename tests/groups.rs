@@ -630,3 +630,70 @@ async fn a_groups_new_external_id_is_an_event_that_says_what_it_was() {
         ]
     );
 }
+
+/// Okta batches a flapping group rule's changes: one PATCH may touch a user three times.
+/// What counts is where the user ends up, for the events and for the role alike.
+#[tokio::test]
+async fn a_user_touched_thrice_in_one_patch_ends_where_the_last_touch_puts_it() {
+    let s = TestServer::start().await;
+    let u = s.create_user("u@example.com").await;
+    let g = create_group(&s, "scimd-role-admin", &[u.as_str()]).await;
+    let path = format!("/scim/v2/Groups/{}", g["id"].as_str().unwrap());
+    let role = |s: &TestServer| {
+        let conn = s.db.conn().unwrap();
+        conn.query_row("SELECT role FROM members", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    assert_eq!(role(&s), "admin");
+    let touch = |op: &str| json!({"op": op, "path": "members", "value": [{"value": u}]});
+    let r = s
+        .patch(
+            &path,
+            &json!({"schemas":[PATCH_URN],"Operations":[touch("Remove"), touch("Add"), touch("Remove")]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        role(&s),
+        "viewer",
+        "out of the admin group, out of the role"
+    );
+    let r = s
+        .patch(
+            &path,
+            &json!({"schemas":[PATCH_URN],"Operations":[touch("Add"), touch("Remove"), touch("Add")]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(role(&s), "admin");
+    let conn = s.db.conn().unwrap();
+    let kinds: Vec<String> = conn
+        .prepare("SELECT type FROM events WHERE type LIKE 'group.member%' ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "group.member_added",
+            "group.member_removed",
+            "group.member_added"
+        ]
+    );
+    // Emptying a group that is already empty changes nothing.
+    let e = create_group(&s, "Empty", &[]).await;
+    let path = format!("/scim/v2/Groups/{}", e["id"].as_str().unwrap());
+    for empty in [
+        json!([{"op":"remove","path":"members"}]),
+        json!([{"op":"replace","path":"members","value":[]}]),
+        json!([{"op":"replace","value":{"members":[]}}]),
+    ] {
+        let r = s
+            .patch(&path, &json!({"schemas":[PATCH_URN],"Operations":empty}))
+            .await;
+        assert_eq!(r.status, 200, "{empty}: {}", r.text);
+        assert_eq!(r.json["meta"]["version"], e["meta"]["version"], "{empty}");
+    }
+}
