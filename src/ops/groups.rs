@@ -3,7 +3,7 @@
 //! group never reads the member list. Every write ends in the group's sync hook and is
 //! audited in its transaction.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -113,8 +113,11 @@ fn apply_member_ops(
     change: &mut GroupChange,
 ) -> Result<bool, Error> {
     let mut changed = false;
-    let mut budget = filter::FilterBudget::default();
+    filter_budget(conn, group_pk, &ops)?;
     let mut moves = Moves::default();
+    // A filter on member attributes other than `value` (rare) reads the member list: once
+    // for all such operations in a row, as the ones before them left it.
+    let mut listed: Option<Vec<(String, Value)>> = None;
     for op in ops {
         match op {
             MemberOp::Add(members) => {
@@ -123,25 +126,38 @@ fn apply_member_ops(
                 for m in &added {
                     moves.count((m.kind, m.pk), 1, m.display.is_some());
                 }
+                listed = None;
             }
             MemberOp::Remove(ids) => {
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
                 for &member in &removed {
                     moves.count(member, -1, false);
                 }
+                if let Some(list) = &mut listed {
+                    let gone: HashSet<&String> = ids.iter().collect();
+                    list.retain(|(value, _)| !gone.contains(value));
+                }
             }
             MemberOp::RemoveMatching(f) => {
-                // A filter on member attributes other than `value`: rare, so it reads the list,
-                // within the write's budget (a 100 000-member group, many such operations).
-                budget.spend(&f, groups::count_members(conn, group_pk)? as usize)?;
-                let members = groups::members(conn, group_pk)?;
-                let ids: Vec<String> = members
+                let list = match &mut listed {
+                    Some(list) => list,
+                    None => listed.insert(
+                        groups::members(conn, group_pk)?
+                            .into_iter()
+                            .map(|m| {
+                                let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});
+                                (m.value, element)
+                            })
+                            .collect(),
+                    ),
+                };
+                let (gone, kept) = std::mem::take(list)
                     .into_iter()
-                    .filter(|m| {
-                        let element = json!({"value": m.value, "display": m.display, "type": m.kind.as_str()});
-                        filter::matches_element(&f, &element)
-                    })
-                    .map(|m| m.value)
+                    .partition(|(_, element)| filter::matches_element(&f, element));
+                *list = kept;
+                let ids: Vec<String> = gone
+                    .into_iter()
+                    .map(|(value, _): (String, Value)| value)
                     .collect();
                 let removed = groups::remove_members(conn, group_pk, &ids)?;
                 for &member in &removed {
@@ -154,16 +170,44 @@ fn apply_member_ops(
                 changed |= !removed.is_empty();
                 change.members_replaced = true;
                 change.removed_user_pks.extend(user_pks(&removed));
+                listed = None;
             }
             MemberOp::Replace(members) => {
                 changed |= moves.settle(change);
                 let resolved = resolve(conn, tenant_id, group_pk, &members)?;
                 changed |= replace_members(conn, group_pk, &resolved, change)?;
+                listed = None;
             }
         }
     }
     changed |= moves.settle(change);
     Ok(changed)
+}
+
+/// Refuses, before anything is applied, a request whose member filters (`members[display
+/// eq "…"]`) would compare more than the write's budget: each such operation against every
+/// member the group may hold by then (those it holds, and all the request adds).
+fn filter_budget(conn: &Conn, group_pk: i64, ops: &[MemberOp]) -> Result<(), Error> {
+    let mut filters = ops.iter().filter_map(|op| match op {
+        MemberOp::RemoveMatching(f) => Some(f),
+        _ => None,
+    });
+    let Some(first) = filters.next() else {
+        return Ok(());
+    };
+    let added: usize = ops
+        .iter()
+        .map(|op| match op {
+            MemberOp::Add(m) | MemberOp::Replace(m) => m.len(),
+            _ => 0,
+        })
+        .sum();
+    let most = groups::count_members(conn, group_pk)? as usize + added;
+    let mut budget = filter::FilterBudget::default();
+    for f in std::iter::once(first).chain(filters) {
+        budget.spend(f, most.max(1))?;
+    }
+    Ok(())
 }
 
 /// What the adds and removes of a request did to each member, in the order they were
