@@ -200,3 +200,50 @@ async fn a_burst_of_zero_turns_the_throttle_off() {
     }
     s.stop().await;
 }
+
+/// Names are copied wherever a resource is named (a group's into every member's `groups`):
+/// past 1 024 characters one is refused, by POST, PUT and PATCH alike, and nothing is
+/// stored. 1 024 characters, of any script, are fine.
+#[tokio::test]
+async fn names_longer_than_1024_characters_are_refused() {
+    let s = TestServer::start().await;
+    let fits = "é".repeat(1024);
+    let long = "a".repeat(1025);
+    let r = s
+        .post("/scim/v2/Groups", &serde_json::json!({"displayName": fits}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let group = format!("/scim/v2/Groups/{}", r.json["id"].as_str().unwrap());
+    s.post("/scim/v2/Groups", &serde_json::json!({"displayName": long}))
+        .await
+        .assert_error(400, Some("invalidValue"));
+    s.post(
+        "/scim/v2/Users",
+        &serde_json::json!({"userName": format!("{long}@example.com")}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    let user = s.create_user("u@example.com").await;
+    let patch = |ops: serde_json::Value| serde_json::json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":ops});
+    s.patch(
+        &group,
+        &patch(serde_json::json!([{"op":"replace","path":"displayName","value":long}])),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    s.patch(
+        &group,
+        &patch(serde_json::json!([{"op":"add","path":"members","value":[{"value":user,"display":long}]}])),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    s.put(
+        &format!("/scim/v2/Users/{user}"),
+        &serde_json::json!({"userName":"u@example.com","displayName":long}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    let r = s.get(&group).await;
+    assert_eq!(r.json["displayName"], fits.as_str());
+    assert!(r.json.get("members").is_none(), "{}", r.text);
+}

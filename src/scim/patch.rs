@@ -54,7 +54,7 @@ use serde_json::{Map, Value};
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter};
 use super::path::{self, AttrPath, PatchPath};
-use super::resource::coerce;
+use super::resource::{self, coerce};
 use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 
 /// A PATCH operation verb (RFC 7644 §3.5.2).
@@ -263,6 +263,7 @@ pub fn apply(
     }
     patcher.check_unfinished()?;
     let members = patcher.members;
+    resource::check_names(&work)?;
     let data_changed = work != *data;
     *data = work;
     Ok(Outcome {
@@ -1239,7 +1240,10 @@ fn parse_member(item: Value) -> Result<MemberValue, ScimError> {
                 }
             },
             "display" | "displayname" => match v {
-                Value::String(s) => member.display = Some(s),
+                Value::String(s) => {
+                    resource::check_name("members.display", &s)?;
+                    member.display = Some(s);
+                }
                 Value::Null => {}
                 other => {
                     return Err(ScimError::invalid_value(format!(

@@ -221,7 +221,35 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
             )));
         }
     }
+    check_names(&out)?;
     Ok(out)
+}
+
+/// The longest a name may be, in characters: a `userName`, a `displayName`, an
+/// `externalId`, a member's `display`. Names are copied wherever a resource is named (a
+/// group's into every member's `groups`, a user's into the `members` of its groups), so a
+/// long one multiplies into every answer that lists them: a 1 MB group name made a page of
+/// 1 000 users a gigabyte. Directories cap names far below this (Entra and Okta at 256).
+pub const MAX_NAME_CHARS: usize = 1024;
+
+/// Refuses a name longer than [`MAX_NAME_CHARS`] (`invalidValue`).
+pub fn check_name(name: &str, value: &str) -> Result<(), ScimError> {
+    if value.len() > MAX_NAME_CHARS && value.chars().count() > MAX_NAME_CHARS {
+        return Err(ScimError::invalid_value(format!(
+            "\"{name}\" is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_name`] for the names of a resource's data.
+pub fn check_names(data: &Map<String, Value>) -> Result<(), ScimError> {
+    for name in ["userName", "displayName", "externalId"] {
+        if let Some(Value::String(value)) = data.get(name) {
+            check_name(name, value)?;
+        }
+    }
+    Ok(())
 }
 
 fn put_extension(
