@@ -194,14 +194,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Sync(args) => open(&cli.db).and_then(|db| directory::sync(&db, args)),
         Command::Members(cmd) => open(&cli.db).and_then(|db| directory::members_cmd(&db, cmd)),
         Command::Roles(cmd) => open(&cli.db).and_then(|db| directory::roles(&db, cmd)),
-        Command::Audit(args) => open(&cli.db).and_then(|db| directory::audit_cmd(&db, args)),
+        Command::Audit(args) => directory::audit_cmd(|| open_existing(&cli.db), args),
         Command::Guard(cmd) => open(&cli.db).and_then(|db| directory::guard_cmd(&db, cmd)),
         Command::Admin(cmd) => open(&cli.db).and_then(|db| admin(&db, cmd)),
-        Command::Backup { file } => open(&cli.db).and_then(|db| backup(&db, &file)),
+        Command::Backup { file } => open_existing(&cli.db).and_then(|db| backup(&db, &file)),
         Command::Restore { file } => restore(&cli.db.path, &file),
         Command::Check => check(&cli.db),
         Command::Apikey(cmd) => open(&cli.db).and_then(|db| apps::apikey(&db, cmd)),
-        Command::Events(args) => open(&cli.db).and_then(|db| apps::events(&db, args)),
+        Command::Events(args) => open_existing(&cli.db).and_then(|db| apps::events(&db, args)),
         Command::Oauth(cmd) => open(&cli.db).and_then(|db| oauth(&db, cmd)),
         Command::Webhook(cmd) => open(&cli.db).and_then(|db| webhooks::run(&db, cmd)),
     };
@@ -252,6 +252,19 @@ pub(crate) fn for_stdout(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// [`open`] for a command that only reads what a database holds (a backup, the audit log,
+/// the feed): a missing one is a mistyped path, not a database to create and read empty.
+fn open_existing(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
+    if !args.path.is_file() {
+        return Err(format!(
+            "no database at {} (check --db or SCIMD_DB)",
+            args.path.display()
+        )
+        .into());
+    }
+    open(args)
+}
+
 fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
     let existed = args.path.exists();
     let db = Db::open(&args.path, Durability::Full)
@@ -286,10 +299,11 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         );
     }
     init_tracing(args.log_format, &args.log_level);
+    // Tells `scimd restore` and a second server that a server is using the database, until
+    // this process ends; taken first, so a second server changes nothing.
+    let _lock = db::ServerLock::serving(&db_args.path)?;
     let db = Db::open(&db_args.path, args.synchronous)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
-    // Tells `scimd restore` a server is using the database, until this process ends.
-    let _lock = db::ServerLock::shared(&db_args.path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -624,44 +638,45 @@ fn check(args: &DbArgs) -> CliResult {
     if !args.path.is_file() {
         return Err(format!("no database at {}", args.path.display()).into());
     }
-    // A damaged database may not open for use (its migrations and start-up reads fail):
-    // then it is checked as it is, so the problems are listed rather than the first one.
-    let (_db, conn, mut problems) = match open(args) {
-        Ok(db) => {
-            let conn = db.conn()?;
-            (Some(db), Some(conn), Vec::new())
-        }
-        Err(e) => (None, None, vec![e.to_string()]),
-    };
-    let as_is;
-    let conn: &rusqlite::Connection = match &conn {
-        Some(c) => c,
-        None => {
-            as_is = db::open_as_is(&args.path)?;
-            &as_is
-        }
-    };
-    match db::check(conn) {
-        Ok(found) => problems.extend(found),
-        Err(e) => problems.push(format!("the integrity check stopped: {e}")),
+    // An empty file is what a restore or a copy cut short leaves: no database, nothing
+    // sound about it (SQLite would read it as a new, empty database).
+    if std::fs::metadata(&args.path)?.len() == 0 {
+        return Err(format!("{} is empty: not a database", args.path.display()).into());
     }
+    // Checked as it is, read only: neither upgraded (a check changes nothing, and an older
+    // scimd must still open what it checked) nor needing to open for use (a damaged one
+    // may not), so the problems are listed rather than the first one.
+    let conn = db::open_as_is(&args.path)?;
+    let mut problems = match db::check(&conn) {
+        Ok(found) => found,
+        Err(e) => vec![format!("the integrity check stopped: {e}")],
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap_or(0);
     let mut chain = crate::auth::chain::Verifier::whole_log();
-    match db::audit::verify(conn, None, &mut chain) {
-        Ok(Ok(())) => {}
-        Ok(Err(b)) => problems.push(format!("the audit log does not verify: {b}")),
-        Err(e) => problems.push(format!("the audit log cannot be read: {e}")),
-    }
+    let audit = if version == db::SCHEMA_VERSION {
+        match db::audit::verify(&conn, None, &mut chain) {
+            Ok(Ok(())) => {}
+            Ok(Err(b)) => problems.push(format!("the audit log does not verify: {b}")),
+            Err(e) => problems.push(format!("the audit log cannot be read: {e}")),
+        }
+        format!("{} audit entries verified", chain.entries())
+    } else {
+        format!(
+            "the audit log is not verified: schema version {version}, this scimd's is {} (the scimd that wrote it verifies it, or this one once `scimd serve` has upgraded it)",
+            db::SCHEMA_VERSION
+        )
+    };
     if problems.is_empty() {
-        println!(
-            "ok: integrity and foreign keys hold; {} audit entries verified",
-            chain.entries()
-        );
+        println!("ok: integrity and foreign keys hold; {audit}");
         return Ok(());
     }
     for p in &problems {
         println!("{p}");
     }
-    Err(format!("{} problems found", problems.len()).into())
+    let n = problems.len();
+    Err(format!("{n} problem{} found", if n == 1 { "" } else { "s" }).into())
 }
 
 /// The first line of standard input, without its line ending.

@@ -294,6 +294,14 @@ fn the_database_and_its_backups_are_private_and_a_new_one_is_announced() {
     let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
     assert!(ok, "{err}");
     assert_eq!(mode("copy.db"), 0o600);
+    // A restore into a new place makes a private database too, its log with it.
+    let (ok, _, err) = run(dir.path(), &["--db", "fresh.db", "restore", "copy.db"]);
+    assert!(ok, "{err}");
+    for file in ["fresh.db", "fresh.db-wal", "fresh.db-shm"] {
+        if dir.path().join(file).exists() {
+            assert_eq!(mode(file), 0o600, "{file}");
+        }
+    }
 }
 
 #[test]
@@ -751,9 +759,11 @@ fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began()
         before.len()
     );
 
-    // Not while the server holds the database.
+    // Not while the server holds the database; nor a second server beside it.
     let (ok, _, err) = run(&d, &["restore", "copy.db"]);
     assert!(!ok && err.contains("a scimd server is using"), "{err}");
+    let (ok, _, err) = run(&d, &["serve", "--listen", "127.0.0.1:0"]);
+    assert!(!ok && err.contains("another scimd server"), "{err}");
     server.stop();
     // What apps and webhook receivers saw before the restore: event ids and seqs.
     let numbers = |out: &str| -> Vec<(i64, i64)> {
@@ -1265,4 +1275,39 @@ fn a_closed_pipe_ends_a_command_quietly() {
         assert_eq!(out.status.code(), Some(141), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
+}
+
+/// A mistyped `--db` is no database to create and read empty: the commands that only read
+/// one refuse a path where there is none, and `check` calls an empty file what it is.
+#[test]
+fn reading_commands_refuse_a_database_that_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--db", "nope.db", "backup", "copy.db"][..],
+        &["--db", "nope.db", "audit", "verify"],
+        &["--db", "nope.db", "events"],
+        &["--db", "nope.db", "check"],
+    ] {
+        let (ok, _, err) = run(dir.path(), args);
+        assert!(
+            !ok && err.contains("no database at nope.db"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!dir.path().join("nope.db").exists());
+    assert!(!dir.path().join("copy.db").exists());
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    let (ok, _, err) = run(dir.path(), &["--db", "empty.db", "check"]);
+    assert!(!ok && err.contains("empty: not a database"), "{err}");
+    assert_eq!(
+        std::fs::metadata(dir.path().join("empty.db"))
+            .unwrap()
+            .len(),
+        0
+    );
+    // A sound one checks, and a single problem is "1 problem".
+    let (ok, _, err) = run(dir.path(), &["tenant", "list"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(dir.path(), &["check"]);
+    assert!(ok && out.starts_with("ok: "), "{out}{err}");
 }

@@ -516,10 +516,15 @@ pub fn roles(db: &Db, cmd: RolesCommand) -> CliResult {
     Ok(())
 }
 
-pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
+/// `scimd audit`; `open` opens the database, which verifying an export does not need.
+pub fn audit_cmd(
+    open: impl Fn() -> Result<Db, Box<dyn std::error::Error>>,
+    args: AuditArgs,
+) -> CliResult {
     if let Some(AuditCommand::Verify { tenant, file }) = args.command {
-        return audit_verify(db, tenant, file);
+        return audit_verify(open, tenant, file);
     }
+    let db = &open()?;
     let conn = db.conn()?;
     let mut filter = audit::Filter {
         tenant_id: Some(tenant_id(db, &args.tenant)?),
@@ -549,7 +554,11 @@ pub fn audit_cmd(db: &Db, args: AuditArgs) -> CliResult {
     }
 }
 
-fn audit_verify(db: &Db, tenant: Option<String>, file: Option<PathBuf>) -> CliResult {
+fn audit_verify(
+    open: impl Fn() -> Result<Db, Box<dyn std::error::Error>>,
+    tenant: Option<String>,
+    file: Option<PathBuf>,
+) -> CliResult {
     let mut verifier;
     let outcome = match (&tenant, file) {
         (_, Some(path)) => {
@@ -575,12 +584,13 @@ fn audit_verify(db: &Db, tenant: Option<String>, file: Option<PathBuf>) -> CliRe
         }
         (Some(slug), None) => {
             verifier = chain::Verifier::one_chain();
+            let db = &open()?;
             let id = tenant_id(db, slug)?;
             audit::verify(&*db.conn()?, Some(Some(id)), &mut verifier)?
         }
         (None, None) => {
             verifier = chain::Verifier::whole_log();
-            audit::verify(&*db.conn()?, None, &mut verifier)?
+            audit::verify(&*open()?.conn()?, None, &mut verifier)?
         }
     };
     let mut out = std::io::stdout().lock();

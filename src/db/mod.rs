@@ -532,21 +532,30 @@ pub fn adopt_owner(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Held by `scimd serve` for as long as it runs (shared: an advisory `flock` on the
-/// database file, which SQLite's own locks ignore), so that `restore` can tell a server
-/// holds the database.
+/// Held by `scimd serve` for as long as it runs, and by `restore` while it replaces the
+/// database: an exclusive advisory `flock` on the database file, which SQLite's own locks
+/// ignore (the command line's other commands go on beside a server). So `restore` can
+/// tell a server holds the database, and a second server on the same database is refused:
+/// two would each deliver every webhook event, out of order.
 #[derive(Debug)]
 pub struct ServerLock(#[allow(dead_code)] std::fs::File);
 
 impl ServerLock {
-    pub fn shared(path: &Path) -> Result<ServerLock, DbError> {
-        let f = std::fs::File::open(path)?;
-        f.lock_shared()?;
-        Ok(ServerLock(f))
+    /// The lock of a server; `Busy` when another server holds the database.
+    pub fn serving(path: &Path) -> Result<ServerLock, DbError> {
+        ServerLock::exclusive(path).map_err(|e| match e {
+            DbError::Busy(_) => DbError::Busy(format!(
+                "another scimd server is using {}: one server per database",
+                path.display()
+            )),
+            e => e,
+        })
     }
 
-    /// The lock no server may hold meanwhile; `Busy` when one does.
+    /// The lock no server may hold meanwhile; `Busy` when one does. A database it creates
+    /// is private to its owner from the start, as [`create_private`] makes it.
     fn exclusive(path: &Path) -> Result<ServerLock, DbError> {
+        create_private(path)?;
         let f = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
