@@ -357,7 +357,12 @@ impl<'a> Planner<'a> {
     fn reconcile(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
         if !user.active {
             return match self.settings.on_deactivate {
-                DeactivatePolicy::Delete => self.delete(member, Cause::Deactivated),
+                // A policy applies from when it is set: a member suspended before stays
+                // suspended, rather than be deleted by the IdP's next write.
+                DeactivatePolicy::Delete if member.status == MemberStatus::Active => {
+                    self.delete(member, Cause::Deactivated)
+                }
+                DeactivatePolicy::Delete => self.profile_and_role(member, user),
                 // Suspension follows the IdP; an archived member stays archived.
                 DeactivatePolicy::Suspend => {
                     let mut actions = self.profile_and_role(member, user);
@@ -494,6 +499,8 @@ impl<'a> Planner<'a> {
     fn on_idp_delete(&self, member: &Member) -> Vec<Action> {
         let (cause, from) = (Cause::DeletedByIdp, member.status);
         match self.settings.on_delete {
+            // An archived member stays archived when the policy becomes `delete`.
+            DeletePolicy::Delete if from == MemberStatus::Archived => Vec::new(),
             DeletePolicy::Delete => self.delete(member, cause),
             DeletePolicy::Archive if from != MemberStatus::Archived => {
                 vec![Action::Archive { cause, from }]

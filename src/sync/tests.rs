@@ -743,12 +743,22 @@ fn deactivation_and_idp_deletion_follow_the_tenant_policies() {
             after: None,
         },
         Case {
-            name: "deactivate, delete, already suspended",
+            // Suspended under the `suspend` policy, before `delete` was set: a policy
+            // applies from when it is set (the settings page says so).
+            name: "deactivate, delete, already suspended: stays suspended",
             settings: policy(DeactivatePolicy::Delete, DeletePolicy::Archive),
             status: Suspended,
             directory: |u| partial(vec![inactive(u)]),
-            want: vec![Delete],
-            after: None,
+            want: vec![],
+            after: Some(Suspended),
+        },
+        Case {
+            name: "IdP DELETE of an archived member, delete: stays archived",
+            settings: policy(DeactivatePolicy::Suspend, DeletePolicy::Delete),
+            status: Archived,
+            directory: deleting,
+            want: vec![],
+            after: Some(Archived),
         },
         Case {
             name: "IdP DELETE, archive (default)",
