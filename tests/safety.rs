@@ -150,10 +150,26 @@ async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_reject
         .await;
     assert_eq!(r.status, 303, "{}", r.text);
     assert!(audit_actions(&s).contains(&"deprovisioning.rejected".to_string()));
+    let dashboard = admin.get(&s, "/t/default").await;
+    assert!(
+        dashboard.text.contains("Deprovisionings kept back")
+            && !dashboard.text.contains("until you decide"),
+        "{}",
+        dashboard.text
+    );
+    // The IdP writing a held person again is no news; a person deactivated now is held
+    // too, and puts the hold before the admin again.
+    set_active(&s, &ids[7], false).await;
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert!(page.text.contains("Rejected"), "{}", page.text);
     set_active(&s, &ids[8], false).await;
     assert_eq!(status_of(&s, &ids[8]), MemberStatus::Active);
     let page = admin.get(&s, "/t/default/guard").await;
-    assert!(page.text.contains("4 deprovisionings held") && page.text.contains("Rejected"));
+    assert!(page.text.contains("4 deprovisionings held"), "{}", page.text);
+    assert!(!page.text.contains("Rejected"), "{}", page.text);
+    let dashboard = admin.get(&s, "/t/default").await;
+    assert!(dashboard.text.contains("Mass deprovisioning held"));
+    assert_eq!(events_of(&s, "deprovisioning.held").len(), 2);
 
     // The directory changes back: each person the IdP reactivates is let go, and the hold
     // ends once nobody is left.

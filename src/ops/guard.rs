@@ -7,7 +7,7 @@
 //!
 //! An admin [`approve`]s (the held deprovisionings are planned again and applied) or
 //! [`reject`]s (members stay as they are, and the hold stays open, holding, until the
-//! directory changes back). A held member whose plan no longer deprovisions it (the IdP
+//! directory changes back; one more deprovisioning puts it before the admin again). A held member whose plan no longer deprovisions it (the IdP
 //! made the person active again) is let go; a hold with nothing left closes by itself.
 //! Switching the guard off holds nothing more; what an open hold holds still waits for an
 //! admin's decision.
@@ -131,7 +131,29 @@ pub fn screen<'c>(
         }
         return Ok(Cow::Owned(passing));
     }
-    Ok(Cow::Owned(keep_back(conn, &hold, changes, &at)?.1))
+    // A person deprovisioned after a rejection is no part of what was rejected: the hold
+    // waits for a decision again, so the admin hears of it rather than it being kept back
+    // unseen.
+    let already: BTreeSet<i64> = match hold.state {
+        HoldState::Rejected => guard::held_pks(conn, hold.id)?.into_iter().collect(),
+        _ => BTreeSet::new(),
+    };
+    let (_, rest) = keep_back(conn, &hold, changes, &at)?;
+    let new = deprovisioning.difference(&already).count();
+    if hold.state == HoldState::Rejected && new > 0 {
+        guard::set_state(conn, hold.id, HoldState::Held, None, &at)?;
+        let hold = reload(conn, &hold)?;
+        let detail = json!({"heldSinceRejected": new});
+        record(
+            conn,
+            actor,
+            tenant_id,
+            &hold,
+            AuditAction::DeprovisioningHeld,
+            detail,
+        )?;
+    }
+    Ok(Cow::Owned(rest))
 }
 
 /// Holds the deprovisionings of `changes` under `hold`; returns how many, and the rest.
@@ -266,8 +288,9 @@ pub async fn approve(
     .await
 }
 
-/// Keeps the members as they are; the hold stays open, holding this and every later
-/// deprovisioning, until the directory changes back (or an admin approves after all).
+/// Keeps the members as they are; the hold stays open, holding them until the directory
+/// changes back (or an admin approves after all). A later deprovisioning is held too, and
+/// puts the hold back before the admin ([`screen`]).
 pub async fn reject(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Result<(), DbError> {
     let actor = actor.clone();
     db.write(move |tx| {

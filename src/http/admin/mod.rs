@@ -240,6 +240,8 @@ pub(super) struct Layout {
     pub test_mode: bool,
     /// Deprovisionings the guard holds in this tenant, if it tripped.
     pub held: Option<u64>,
+    /// Whether an admin rejected what the open hold holds (it holds them still).
+    pub held_rejected: bool,
     pub flash: Option<String>,
     pub version: &'static str,
     /// This page's mark for the forms on it that make a secret ([`sent_once`]).
@@ -311,7 +313,10 @@ pub(super) async fn layout(
                 Some(id) => (
                     db::settings::get(c, id)?.test_mode,
                     match db::guard::open_hold(c, id)? {
-                        Some(h) => Some(db::guard::held_count(c, h.id)?),
+                        Some(h) => Some((
+                            db::guard::held_count(c, h.id)?,
+                            h.state == db::guard::HoldState::Rejected,
+                        )),
                         None => None,
                     },
                 ),
@@ -327,7 +332,8 @@ pub(super) async fn layout(
         tenant_name: tenant.map(|t| t.name.clone()).unwrap_or_else(|| "—".into()),
         section,
         test_mode,
-        held,
+        held: held.map(|(n, _)| n),
+        held_rejected: held.is_some_and(|(_, rejected)| rejected),
         flash: req.flash.clone(),
         version: env!("CARGO_PKG_VERSION"),
         once: crate::auth::random_hex(16),
@@ -689,6 +695,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             section: "",
             test_mode: false,
             held: None,
+            held_rejected: false,
             flash: None,
             version: env!("CARGO_PKG_VERSION"),
             once: String::new(),
