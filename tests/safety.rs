@@ -312,12 +312,23 @@ async fn force_sync_after_test_mode_respects_the_guard_and_the_report_warns_firs
         .nth(1)
         .unwrap();
     let row = &row[..row.find("</tr>").unwrap()];
-    assert!(row.contains("applied, 8 held"), "{row}");
+    assert!(row.contains("8 held, nothing applied"), "{row}");
     let page = admin.get(&s, "/t/default").await;
     assert!(
-        page.text.contains("applied, 8 held by the guard"),
+        page.text.contains("8 held by the guard, nothing applied"),
         "{}",
         page.text
+    );
+    // Force sync from the page: it says nothing was changed, not that members were.
+    let r = admin.post(&s, "/t/default/sync/run", "").await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let r = admin.get(&s, r.header("location").unwrap()).await;
+    assert!(
+        r.text.contains("Sync held by the guard")
+            && r.text.contains("No member was changed")
+            && !r.text.contains("Members were changed"),
+        "{}",
+        r.text
     );
 }
 

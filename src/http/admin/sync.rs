@@ -98,6 +98,8 @@ fn counts_of(get: impl Fn(ChangeKind) -> usize) -> Vec<Count> {
 
 /// A past run as the history lists it.
 pub(super) struct RunRow {
+    /// The member changes it applied: its changes but the skips and those held.
+    pub applied: usize,
     pub id: i64,
     pub actor: String,
     /// "full" (force sync) or "roles" (after a role setting changed).
@@ -118,7 +120,14 @@ impl RunRow {
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize
         });
+        let held = r.counts.get("held").and_then(Value::as_u64).unwrap_or(0);
+        let changes: usize = ChangeKind::ALL
+            .iter()
+            .filter(|&&k| k != ChangeKind::Skip)
+            .map(|k| r.counts.get(k.as_str()).and_then(Value::as_u64).unwrap_or(0) as usize)
+            .sum();
         RunRow {
+            applied: changes.saturating_sub(held as usize),
             id: r.id,
             actor: r.actor,
             scope: r.scope,
@@ -126,7 +135,7 @@ impl RunRow {
             started_at: r.started_at,
             duration_ms: r.duration_ms,
             counts,
-            held: r.counts.get("held").and_then(Value::as_u64).unwrap_or(0),
+            held,
         }
     }
 
@@ -289,6 +298,13 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
     let message = if run.test_mode {
         format!(
             "Dry run recorded: test mode is on, so nothing was applied ({summary}). Turn test mode off, then Force sync applies it."
+        )
+    } else if run.held > 0 {
+        format!(
+            "Sync {}: {summary}; the guard held {} deprovisioning{}.",
+            run.applied_in(),
+            run.held,
+            if run.held == 1 { "" } else { "s" }
         )
     } else {
         format!("Sync {}: {summary}.", run.applied_in())
