@@ -130,6 +130,16 @@ async fn admins_manage_webhooks_and_see_their_deliveries() {
     let detail = get(format!("/t/default/webhooks/{id}")).await;
     assert_eq!(detail.status, 200, "{}", detail.text);
     assert!(detail.text.contains("204") && detail.text.contains("evt_test_"));
+    // A test the endpoint refuses says so, as an error, not as a success.
+    answer.store(500, Ordering::SeqCst);
+    let r = post(
+        format!("/t/default/webhooks/{id}/test"),
+        format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("not accepted: HTTP 500"), "{}", r.text);
+    answer.store(204, Ordering::SeqCst);
 
     // Replay, disable (banner on the dashboard), enable (banner gone), rotate, remove: all audited.
     s.create_user("ada@example.com").await;

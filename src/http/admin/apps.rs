@@ -375,7 +375,14 @@ pub(super) async fn webhook_action(
                 .await
                 .map_err(webhook_error)?;
             let sent = crate::http::webhooks::send_once(db, &target, &m).await?;
-            format!("Test event sent: {}.", ops::webhooks::describe(&sent))
+            let answer = ops::webhooks::describe(&sent);
+            if !sent.status.is_some_and(|s| (200..300).contains(&s)) {
+                let error = format!(
+                    "The test event was not accepted: {answer}. The endpoint must answer 2xx; its attempts below show what it said."
+                );
+                return render(state, req, tenant, None, Some(error)).await;
+            }
+            format!("Test event delivered: {answer}.")
         }
         "replay" => {
             let from: i64 = form
