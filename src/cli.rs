@@ -543,11 +543,7 @@ fn token(db: &Db, cmd: TokenCommand) -> CliResult {
                 "ID\tTENANT\tNAME\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tSTATE"
             )?;
             for t in db::tokens::list(&conn, filter)? {
-                let state = if t.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = t.state();
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}…\t{}\t{}\t{}\t{state}",

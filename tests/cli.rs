@@ -1311,3 +1311,23 @@ fn reading_commands_refuse_a_database_that_is_not_there() {
     let (ok, out, err) = run(dir.path(), &["check"]);
     assert!(ok && out.starts_with("ok: "), "{out}{err}");
 }
+
+/// A token or key past its expiry is refused, and listed as what it is: expired.
+#[test]
+fn credentials_past_their_expiry_are_listed_as_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, create) in [
+        ("token", &["token", "create", "--expires-in-days", "0"][..]),
+        (
+            "apikey",
+            &["apikey", "create", "--name", "k", "--expires-in-days", "0"],
+        ),
+    ] {
+        let (ok, _, err) = run(dir.path(), create);
+        assert!(ok, "{err}");
+        let (ok, out, err) = run(dir.path(), &[kind, "list"]);
+        assert!(ok, "{err}");
+        let row = out.lines().nth(1).unwrap_or_default();
+        assert!(row.ends_with("\texpired"), "{kind}: {out}");
+    }
+}

@@ -165,7 +165,11 @@ async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_reject
     set_active(&s, &ids[8], false).await;
     assert_eq!(status_of(&s, &ids[8]), MemberStatus::Active);
     let page = admin.get(&s, "/t/default/guard").await;
-    assert!(page.text.contains("4 deprovisionings held"), "{}", page.text);
+    assert!(
+        page.text.contains("4 deprovisionings held"),
+        "{}",
+        page.text
+    );
     assert!(!page.text.contains("Rejected"), "{}", page.text);
     let dashboard = admin.get(&s, "/t/default").await;
     assert!(dashboard.text.contains("Mass deprovisioning held"));

@@ -83,11 +83,7 @@ pub fn apikey(db: &Db, cmd: ApiKeyCommand) -> CliResult {
                 "ID\tTENANT\tNAME\tPREFIX\tCREATED\tLAST USED\tEXPIRES\tSTATE"
             )?;
             for k in api_keys::list(&*db.conn()?, filter)? {
-                let state = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
+                let state = k.state();
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}…\t{}\t{}\t{}\t{state}",

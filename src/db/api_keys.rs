@@ -20,6 +20,13 @@ pub struct ApiKey {
     pub revoked_at: Option<String>,
 }
 
+impl ApiKey {
+    /// [`super::credentials::state`].
+    pub fn state(&self) -> &'static str {
+        super::credentials::state(self.revoked_at.as_deref(), self.expires_at.as_deref())
+    }
+}
+
 /// Stores a key of `tenant_id` (`None`: every tenant); returns its id.
 pub fn insert(
     conn: &Connection,

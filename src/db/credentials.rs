@@ -20,6 +20,19 @@ use rusqlite::Connection;
 
 use super::DbError;
 
+/// What a stored credential (a SCIM token, an API key) is now: `revoked`, `expired` (past
+/// its expiry: refused, though never revoked) or `active`. Stored times are canonical
+/// RFC 3339 text, which sorts as time does.
+pub fn state(revoked_at: Option<&str>, expires_at: Option<&str>) -> &'static str {
+    if revoked_at.is_some() {
+        "revoked"
+    } else if expires_at.is_some_and(|at| at <= crate::scim::datetime::now().as_str()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
 /// At most this many tokens are remembered; past it the cache starts over.
 const MAX_ENTRIES: usize = 10_000;
 

@@ -20,6 +20,13 @@ pub struct ScimToken {
     pub revoked_at: Option<String>,
 }
 
+impl ScimToken {
+    /// [`super::credentials::state`].
+    pub fn state(&self) -> &'static str {
+        super::credentials::state(self.revoked_at.as_deref(), self.expires_at.as_deref())
+    }
+}
+
 pub fn insert(
     conn: &Connection,
     tenant_id: i64,

@@ -124,7 +124,12 @@ impl RunRow {
         let changes: usize = ChangeKind::ALL
             .iter()
             .filter(|&&k| k != ChangeKind::Skip)
-            .map(|k| r.counts.get(k.as_str()).and_then(Value::as_u64).unwrap_or(0) as usize)
+            .map(|k| {
+                r.counts
+                    .get(k.as_str())
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0) as usize
+            })
             .sum();
         RunRow {
             applied: changes.saturating_sub(held as usize),
