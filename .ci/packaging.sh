@@ -25,13 +25,13 @@ echo "== $deb"
 dpkg-deb --info "$deb" | sed -n '1,20p'
 contents=$(dpkg-deb --contents "$deb")
 echo "$contents"
-for f in ./usr/bin/scimd ./lib/systemd/system/scimd.service ./etc/default/scimd ./usr/share/doc/scimd/README.md; do
+for f in ./usr/bin/scimd ./usr/lib/systemd/system/scimd.service ./etc/default/scimd ./usr/share/doc/scimd/README.md; do
   grep -q " $f\$" <<<"$contents" || { echo "the package lacks $f"; exit 1; }
 done
 
 $SUDO dpkg -i "$deb" >/dev/null
 /usr/bin/scimd --version
-unit=/lib/systemd/system/scimd.service
+unit=/usr/lib/systemd/system/scimd.service
 echo "== systemd-analyze verify $unit"
 out=$(systemd-analyze verify "$unit" 2>&1 || true)
 echo "$out"
