@@ -142,6 +142,14 @@ async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_reject
     for i in 5..8 {
         assert!(page.text.contains(&format!("person{i}@example.com")));
     }
+    // The member's own page says its suspension is held, not just "active".
+    let m = member_of(&s, &ids[6]).unwrap();
+    let member = admin.get(&s, &format!("/t/default/people/{}", m.id)).await;
+    assert!(
+        member.text.contains("suspend held by the guard"),
+        "{}",
+        member.text
+    );
 
     // Rejected: members stay as they are, and later deprovisionings are held too.
     let hold = hold_id(&page.text);

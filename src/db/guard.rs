@@ -196,6 +196,19 @@ pub fn held_pks(conn: &Connection, hold_id: i64) -> Result<Vec<i64>, DbError> {
     Ok(pks)
 }
 
+/// The deprovisioning an open hold of the tenant keeps back for member `member_pk`: its
+/// action (suspend, archive, delete) and when it was held.
+pub fn held_for(conn: &Connection, member_pk: i64) -> Result<Option<(String, String)>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT h.action, h.held_at FROM held_changes h
+             JOIN deprovision_holds d ON d.id = h.hold_id AND d.closed_at IS NULL
+             WHERE h.member_pk = ?1",
+        )?
+        .query_row([member_pk], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// How many members a hold keeps back.
 pub fn held_count(conn: &Connection, hold_id: i64) -> Result<u64, DbError> {
     let n: i64 = conn

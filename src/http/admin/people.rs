@@ -168,16 +168,19 @@ struct MemberPage {
     groups: Vec<GroupLine>,
     /// What the member's groups give now, when that differs from the stored role.
     pending_role: Option<String>,
+    /// The deprovisioning the guard keeps back for this member: (action, held at).
+    held: Option<(String, String)>,
     test_mode: bool,
 }
 
 pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &str) -> PageResult {
     let s = req.session()?;
     let (tenant_id, id) = (tenant.id, id.to_string());
-    let (m, user, groups, settings) = state
+    let (m, user, groups, settings, held) = state
         .db
         .read(move |c| {
             let m = members::get(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+            let held = db::guard::held_for(c, m.pk)?;
             let user = match m.user_id.as_deref() {
                 Some(uid) => db::users::get(c, tenant_id, uid)?,
                 None => None,
@@ -188,7 +191,8 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
                     .unwrap_or_default(),
                 None => Vec::new(),
             };
-            Ok::<_, DbError>((m, user, groups, db::settings::get(c, tenant_id)?))
+            let settings = db::settings::get(c, tenant_id)?;
+            Ok::<_, DbError>((m, user, groups, settings, held))
         })
         .await?;
     let directory_groups: Vec<DirectoryGroup> = groups
@@ -223,6 +227,7 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
         }),
         groups,
         pending_role,
+        held,
         test_mode: settings.test_mode,
         m,
     };
