@@ -38,6 +38,10 @@ pub enum Command {
         /// Address of the server to check.
         #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// The server's certificate (its `--tls-cert`): check it over HTTPS, trusting
+        /// exactly that certificate.
+        #[arg(long, env = "SCIMD_TLS_CERT")]
+        tls_cert: Option<std::path::PathBuf>,
     },
     /// Manage SCIM bearer tokens.
     #[command(subcommand)]
@@ -188,7 +192,7 @@ pub enum TenantCommand {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&cli.db, args),
-        Command::Healthcheck { listen } => return healthcheck(listen),
+        Command::Healthcheck { listen, tls_cert } => return healthcheck(listen, tls_cert),
         Command::Token(cmd) => open(&cli.db).and_then(|db| token(&db, cmd)),
         Command::Tenant(cmd) => open(&cli.db).and_then(|db| tenant(&db, cmd)),
         Command::Sync(args) => open(&cli.db).and_then(|db| directory::sync(&db, args)),
@@ -473,17 +477,38 @@ fn init_tracing(format: LogFormat, level: &str) {
 }
 
 /// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.
-fn healthcheck(addr: SocketAddr) -> ExitCode {
+fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCode {
     let check = || -> std::io::Result<bool> {
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        write!(
-            stream,
-            "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        Ok(response.starts_with("HTTP/1.1 200"))
+        stream.set_write_timeout(Some(Duration::from_secs(3)))?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        let mut response = Vec::new();
+        match &tls_cert {
+            None => {
+                let mut stream = stream;
+                stream.write_all(request.as_bytes())?;
+                stream.read_to_end(&mut response)?;
+            }
+            Some(cert) => {
+                let config = crate::server::pinned_client(cert).map_err(std::io::Error::other)?;
+                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+                let tls = rustls::ClientConnection::new(std::sync::Arc::new(config), name)
+                    .map_err(std::io::Error::other)?;
+                let mut stream = rustls::StreamOwned::new(tls, stream);
+                stream.write_all(request.as_bytes())?;
+                // The server closes after its answer, maybe without a close_notify.
+                match stream.read_to_end(&mut response) {
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::UnexpectedEof
+                            && !response.is_empty() => {}
+                    other => {
+                        other?;
+                    }
+                }
+            }
+        }
+        Ok(response.starts_with(b"HTTP/1.1 200"))
     };
     match check() {
         Ok(true) => {

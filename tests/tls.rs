@@ -125,3 +125,30 @@ fn unusable_certificates_are_refused_with_the_path() {
     std::fs::write(&empty, "not a certificate").unwrap();
     assert!(scimd::server::load_tls(&empty, &empty).is_err());
 }
+
+/// `scimd healthcheck --tls-cert` checks a server that serves HTTPS itself, trusting
+/// exactly its certificate; another certificate fails the check.
+#[tokio::test]
+async fn the_healthcheck_speaks_tls_to_a_tls_server() {
+    let s = start().await;
+    let cert = s._dir.path().join("cert.pem");
+    let other = s._dir.path().join("other.pem");
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(&other, stranger.cert.pem()).unwrap();
+    let addr = s.addr.to_string();
+    let check = move |cert: Option<std::path::PathBuf>| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"));
+            cmd.args(["healthcheck", "--listen", &addr])
+                .env_remove("SCIMD_TLS_CERT");
+            if let Some(cert) = cert {
+                cmd.arg("--tls-cert").arg(cert);
+            }
+            cmd.output().unwrap().status.success()
+        })
+    };
+    assert!(check(Some(cert)).await.unwrap(), "its own certificate");
+    assert!(!check(Some(other)).await.unwrap(), "another certificate");
+    assert!(!check(None).await.unwrap(), "plain HTTP to a TLS port");
+}
