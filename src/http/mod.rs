@@ -163,9 +163,6 @@ pub struct App {
     metrics_only: bool,
 }
 
-/// The public root URL of this server (`https://scim.example.com`): `--base-url` when set,
-/// else the Host the client used, with https when scimd serves TLS itself or a proxy says
-/// the client used it (`X-Forwarded-Proto`).
 /// The longest `Host` taken: a DNS name (253), a colon and a port. Every `$ref` and
 /// `location` of an answer repeats it, so a long one would multiply the answer's size.
 const MAX_HOST: usize = 253 + 6;
@@ -190,6 +187,9 @@ fn bad_host(headers: &hyper::HeaderMap) -> bool {
     }
 }
 
+/// The public root URL of this server (`https://scim.example.com`): `--base-url` when set,
+/// else the Host the client used, with https when scimd serves TLS itself or a proxy says
+/// the client used it (`X-Forwarded-Proto`).
 pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: bool) -> String {
     if let Some(root) = &config.base_url {
         return root.clone();
