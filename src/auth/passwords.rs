@@ -23,6 +23,19 @@ pub fn check_policy(password: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The names an admin account may have: 1 to 64 letters, digits and `.` `_` `-` `@` `+`
+/// (an email address fits). A name is shown in pages, audit targets (`admin/<name>`) and
+/// logs, where slashes, spaces and markup would only mislead.
+pub fn check_username(name: &str) -> Result<(), String> {
+    let fits = |c: char| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+');
+    if name.is_empty() || name.chars().count() > 64 || !name.chars().all(fits) {
+        return Err(format!(
+            "{name:?} is not a usable admin name: use 1 to 64 letters, digits and . _ - @ +"
+        ));
+    }
+    Ok(())
+}
+
 /// The argon2id hash of `password` with a fresh random salt.
 pub fn hash(password: &str) -> String {
     let mut bytes = [0u8; 16];
@@ -55,6 +68,23 @@ pub fn verify(password: &str, phc: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_names_are_plain_words_or_addresses() {
+        for ok in ["alice", "a.b-c_d", "ops+scim@example.com", "Zoë"] {
+            assert!(check_username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "bad name/<x>",
+            "a b",
+            "x/y",
+            &"a".repeat(65),
+            "<script>",
+        ] {
+            assert!(check_username(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn hashes_verify_and_differ_by_salt() {

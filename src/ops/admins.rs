@@ -35,6 +35,7 @@ pub async fn create(
     username: String,
     password: String,
 ) -> Result<Admin, DbError> {
+    passwords::check_username(&username).map_err(DbError::Conflict)?;
     let hash = blocking(move || passwords::hash(&password)).await?;
     let entry = Entry::new(actor, None, Action::AdminCreated, admin_target(&username));
     db.write(move |tx| {
@@ -70,6 +71,7 @@ pub async fn create_from_setup_link(
     username: String,
     password: String,
 ) -> Result<Option<Admin>, DbError> {
+    passwords::check_username(&username).map_err(DbError::Conflict)?;
     let hash = blocking(move || passwords::hash(&password)).await?;
     let token_hash = auth::tokens::hash(token);
     let actor = Actor::new(Who::SetupLink, Some(request_id));
