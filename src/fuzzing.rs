@@ -302,7 +302,11 @@ pub fn check_member_csv(data: &[u8]) {
             )
         })
         .collect();
-    let exported = member_csv::export(members.iter().map(|(p, r, m)| (p, r, *m)));
+    let exported = member_csv::export(
+        members
+            .iter()
+            .map(|(p, r, m)| (p, r, *m, crate::model::MemberStatus::Active)),
+    );
     let again = member_csv::parse(exported.as_bytes(), &settings)
         .unwrap_or_else(|e| panic!("an export of accepted rows is refused: {e:?}\n{exported}"));
     assert_eq!(again.len(), rows.len(), "{exported}");

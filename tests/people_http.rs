@@ -237,7 +237,7 @@ async fn exports_are_downloads_with_their_content_types() {
     );
     assert_eq!(
         csv.text,
-        "email,userName,givenName,familyName,role,Provisioning Managed\nada@example.com,,,,viewer,true\n"
+        "email,userName,givenName,familyName,role,Provisioning Managed,status\nada@example.com,,,,viewer,true,active\n"
     );
 
     let json = get("/t/default/people/export.json").await;

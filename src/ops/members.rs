@@ -845,7 +845,9 @@ fn export_in(conn: &Conn, tenant_id: i64, format: ExportFormat) -> Result<String
             out.push_str(&member_csv::export([]));
             members::for_each_chunk(conn, tenant_id, |chunk| {
                 out.push_str(&member_csv::export_rows(
-                    chunk.iter().map(|m| (&m.profile, &m.role, m.managed)),
+                    chunk
+                        .iter()
+                        .map(|m| (&m.profile, &m.role, m.managed, m.status)),
                 ));
                 Ok(())
             })?;

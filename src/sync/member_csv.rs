@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::model::{Profile, Role, Settings, looks_like_email};
+use crate::model::{MemberStatus, Profile, Role, Settings, looks_like_email};
 use crate::scim::filter::fold;
 
 /// The columns, in export order.
@@ -21,6 +21,11 @@ pub const COLUMNS: [&str; 6] = [
     "role",
     "Provisioning Managed",
 ];
+
+/// What an export adds after [`COLUMNS`] for reading, and an import passes over: a
+/// member's status (`active`, `suspended`, `archived`) is the IdP's or an admin's to
+/// change, not a file's.
+pub const EXPORTED_ONLY: [&str; 1] = ["status"];
 
 /// One valid row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +87,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         .clone();
     let wanted: Vec<String> = COLUMNS.iter().map(|c| normalise(c)).collect();
     let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut passed_over: Vec<usize> = Vec::new();
     let mut errors = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         match wanted.iter().position(|w| *w == normalise(h)) {
@@ -93,6 +99,9 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
                 index.insert(i, col);
             }
             None if h.is_empty() => {}
+            None if EXPORTED_ONLY.iter().any(|c| normalise(c) == normalise(h)) => {
+                passed_over.push(i);
+            }
             None => errors.push(RowError {
                 line: 1,
                 message: format!(
@@ -155,7 +164,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         for (i, value) in record.iter().enumerate() {
             match index.get(&i) {
                 Some(&col) => cells[col] = Some(unguarded(value)).filter(|v| !v.is_empty()),
-                None if value.is_empty() => {}
+                None if value.is_empty() || passed_over.contains(&i) => {}
                 None => errors.push(RowError {
                     line,
                     message: format!(
@@ -254,19 +263,25 @@ fn unguarded(cell: &str) -> &str {
 
 const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-/// Writes members in the import format, so an export can be edited and imported back.
-pub fn export<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
+/// A member as an export writes it: its profile, role, whether provisioning manages it,
+/// and its status.
+pub type Exported<'a> = (&'a Profile, &'a Role, bool, MemberStatus);
+
+/// Writes members in the import format (and their status, which an import passes over),
+/// so an export can be edited and imported back.
+pub fn export<'a>(members: impl IntoIterator<Item = Exported<'a>>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(COLUMNS).expect("write to memory");
+    w.write_record(COLUMNS.iter().chain(&EXPORTED_ONLY))
+        .expect("write to memory");
     let header =
         String::from_utf8(w.into_inner().expect("flush to memory")).expect("CSV of UTF-8 is UTF-8");
     header + &export_rows(members)
 }
 
 /// The rows of [`export`] without the header: how a long export is written in chunks.
-pub fn export_rows<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role, bool)>) -> String {
+pub fn export_rows<'a>(members: impl IntoIterator<Item = Exported<'a>>) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    for (p, role, managed) in members {
+    for (p, role, managed, status) in members {
         let cell = |v: &'a Option<String>| v.as_deref().unwrap_or("");
         w.write_record([
             guarded(cell(&p.email)),
@@ -275,6 +290,7 @@ pub fn export_rows<'a>(members: impl IntoIterator<Item = (&'a Profile, &'a Role,
             guarded(cell(&p.family_name)),
             guarded(role.as_str()),
             guarded(if managed { "true" } else { "false" }),
+            guarded(status.as_str()),
         ])
         .expect("write to memory");
     }
@@ -368,11 +384,11 @@ mod tests {
             ..Profile::default()
         };
         let role: Role = "admin".parse().unwrap();
-        let out = export([(&p, &role, false)]);
+        let out = export([(&p, &role, false, MemberStatus::Suspended)]);
         assert_eq!(
             out,
-            "email,userName,givenName,familyName,role,Provisioning Managed\n\
-             ada@x.io,,\"Ada, Countess\",,admin,false\n"
+            "email,userName,givenName,familyName,role,Provisioning Managed,status\n\
+             ada@x.io,,\"Ada, Countess\",,admin,false,suspended\n"
         );
         let rows = parse(out.as_bytes(), &Settings::default()).unwrap();
         assert_eq!(rows[0].given_name.as_deref(), Some("Ada, Countess"));
@@ -389,7 +405,7 @@ mod tests {
             ..Profile::default()
         };
         let role: Role = "member".parse().unwrap();
-        let out = export([(&p, &role, true)]);
+        let out = export([(&p, &role, true, MemberStatus::Active)]);
         let row = out.lines().nth(1).unwrap();
         assert!(
             row.starts_with("'@ada@x.io,'quoted,\"'=HYPERLINK("),

@@ -30,7 +30,7 @@ fn exports_are_what_the_whole_list_serialises_to() {
     );
     assert_eq!(
         block_on(export(&f.db, f.tenant, ExportFormat::Csv)).unwrap(),
-        "email,userName,givenName,familyName,role,Provisioning Managed\n"
+        "email,userName,givenName,familyName,role,Provisioning Managed,status\n"
     );
     let csv = (0..2500)
         .map(|i| format!("p{i}@x.io,p{i},P,{i},{}\n", ["admin", "member", ""][i % 3]))
@@ -46,7 +46,10 @@ fn exports_are_what_the_whole_list_serialises_to() {
     let csv = block_on(export(&f.db, f.tenant, ExportFormat::Csv)).unwrap();
     assert_eq!(
         csv,
-        member_csv::export(all.iter().map(|m| (&m.profile, &m.role, m.managed)))
+        member_csv::export(
+            all.iter()
+                .map(|m| (&m.profile, &m.role, m.managed, m.status))
+        )
     );
 }
 
