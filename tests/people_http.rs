@@ -212,6 +212,32 @@ async fn an_upload_is_previewed_then_imported_only_when_confirmed() {
     assert_eq!(r.status, 400);
     assert!(r.text.contains("expired or was already imported"));
     assert_eq!(member_count(&s), 2);
+
+    // A role for a member the IdP provides holds only until the IdP's next write: the
+    // preview says so; not for one the row takes away from provisioning.
+    s.create_user("cy@example.com").await;
+    for (managed, warned) in [("", true), ("false", false)] {
+        let (ct, body) = multipart(&[
+            ("csrf", None, &csrf),
+            (
+                "file",
+                Some("roles.csv"),
+                &format!("email,role,Provisioning Managed\ncy@example.com,admin,{managed}\n"),
+            ),
+            ("csv", None, ""),
+        ]);
+        let headers = [("cookie", cookie.as_str()), ("content-type", ct.as_str())];
+        let r = s
+            .raw(Method::POST, "/t/default/people/import", &headers, body)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.text.contains("until the IdP&#39;s next write"),
+            warned,
+            "{managed:?}: {}",
+            r.text
+        );
+    }
 }
 
 #[tokio::test]

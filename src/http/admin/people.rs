@@ -489,6 +489,10 @@ fn preview_lines(preview: &ImportPreview) -> (Vec<PreviewLine>, usize) {
                 ("create", None, details)
             }
             RowOutcome::Update { member, changes } => {
+                // A member the IdP provides (linked, and managed still after this row):
+                // its next write or a sync sets the IdP's values and its groups' role again.
+                let provisioned =
+                    member.managed && member.user_id.is_some() && row.managed != Some(false);
                 let details = changes
                     .iter()
                     .map(|c| {
@@ -498,7 +502,12 @@ fn preview_lines(preview: &ImportPreview) -> (Vec<PreviewLine>, usize) {
                         } else {
                             before
                         };
-                        format!("{}: {before} → {after}", c.name())
+                        let until = match c {
+                            ops::members::Planned::Managed(..) => "",
+                            _ if provisioned => " (until the IdP's next write or a sync sets it back: the IdP provides this member; import it with Provisioning Managed false to keep it)",
+                            _ => "",
+                        };
+                        format!("{}: {before} → {after}{until}", c.name())
                     })
                     .collect();
                 ("update", Some(member.id.clone()), details)
