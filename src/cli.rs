@@ -110,8 +110,8 @@ pub enum TokenCommand {
         /// A name to recognise the token by (e.g. "Okta production").
         #[arg(long, default_value = "SCIM token")]
         name: String,
-        /// Make the token stop working after this many days.
-        #[arg(long)]
+        /// Make the token stop working after this many days (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         expires_in_days: Option<u32>,
     },
     /// List tokens: id, tenant, name, visible prefix, created, last used, expiry, state.
@@ -265,6 +265,10 @@ fn open_existing(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
             args.path.display()
         )
         .into());
+    }
+    // What a copy or a restore cut short leaves; SQLite would make it a new database.
+    if std::fs::metadata(&args.path)?.len() == 0 {
+        return Err(format!("{} is empty: not a database", args.path.display()).into());
     }
     open(args)
 }
@@ -643,7 +647,13 @@ fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
             aside.display()
         );
     }
-    if !restored.replaced_read {
+    if !restored.replaced {
+        println!(
+            "there was no database at {}: new events are numbered {} past the backup's, so none repeats an id or a seq apps or webhook receivers saw from the server the backup came from",
+            db.display(),
+            db::events::RESTORE_MARGIN
+        );
+    } else if !restored.replaced_read {
         println!(
             "the database replaced could not be read: new events are numbered {} past the backup's, so none repeats an id or a seq apps or webhook receivers saw",
             db::events::RESTORE_MARGIN

@@ -351,4 +351,16 @@ async fn a_failed_login_names_only_admins_that_exist() {
         .unwrap()
         .unwrap_or_default();
     assert!(!everything.contains("Sup3rSecretPass"), "{everything}");
+    let keys: String = conn
+        .query_row(
+            "SELECT group_concat(key, ' ') FROM login_failures",
+            [],
+            |r| r.get::<_, Option<String>>(0),
+        )
+        .unwrap()
+        .unwrap_or_default();
+    assert!(
+        !keys.to_lowercase().contains("sup3rsecretpass") && keys.contains("user:"),
+        "the failure counters name no typed name: {keys}"
+    );
 }

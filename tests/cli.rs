@@ -1297,8 +1297,18 @@ fn reading_commands_refuse_a_database_that_is_not_there() {
     assert!(!dir.path().join("nope.db").exists());
     assert!(!dir.path().join("copy.db").exists());
     std::fs::write(dir.path().join("empty.db"), b"").unwrap();
-    let (ok, _, err) = run(dir.path(), &["--db", "empty.db", "check"]);
-    assert!(!ok && err.contains("empty: not a database"), "{err}");
+    for command in [&["check"][..], &["events"], &["audit"], &["backup", "e.db"]] {
+        let args: Vec<&str> = ["--db", "empty.db"]
+            .iter()
+            .chain(command)
+            .copied()
+            .collect();
+        let (ok, _, err) = run(dir.path(), &args);
+        assert!(
+            !ok && err.contains("empty: not a database"),
+            "{command:?}: {err}"
+        );
+    }
     assert_eq!(
         std::fs::metadata(dir.path().join("empty.db"))
             .unwrap()
@@ -1316,18 +1326,44 @@ fn reading_commands_refuse_a_database_that_is_not_there() {
 #[test]
 fn credentials_past_their_expiry_are_listed_as_expired() {
     let dir = tempfile::tempdir().unwrap();
-    for (kind, create) in [
-        ("token", &["token", "create", "--expires-in-days", "0"][..]),
-        (
-            "apikey",
-            &["apikey", "create", "--name", "k", "--expires-in-days", "0"],
-        ),
+    for (kind, table, create) in [
+        ("token", "scim_tokens", &["token", "create"][..]),
+        ("apikey", "api_keys", &["apikey", "create", "--name", "k"]),
     ] {
-        let (ok, _, err) = run(dir.path(), create);
+        // One that would expire as it is made is refused.
+        let at_once: Vec<&str> = create
+            .iter()
+            .chain(&["--expires-in-days", "0"])
+            .copied()
+            .collect();
+        let (ok, _, _) = run(dir.path(), &at_once);
+        assert!(!ok, "{kind}: --expires-in-days 0");
+        let in_a_day: Vec<&str> = create
+            .iter()
+            .chain(&["--expires-in-days", "1"])
+            .copied()
+            .collect();
+        let (ok, _, err) = run(dir.path(), &in_a_day);
         assert!(ok, "{err}");
-        let (ok, out, err) = run(dir.path(), &[kind, "list"]);
-        assert!(ok, "{err}");
-        let row = out.lines().nth(1).unwrap_or_default();
-        assert!(row.ends_with("\texpired"), "{kind}: {out}");
+        let state = || {
+            let (ok, out, err) = run(dir.path(), &[kind, "list"]);
+            assert!(ok, "{err}");
+            out.lines()
+                .nth(1)
+                .unwrap_or_default()
+                .rsplit('\t')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(state(), "active");
+        // A day on: its expiry is past.
+        let conn = rusqlite::Connection::open(dir.path().join("scimd.db")).unwrap();
+        conn.execute(
+            &format!("UPDATE {table} SET expires_at = '2000-01-01T00:00:00.000000Z'"),
+            [],
+        )
+        .unwrap();
+        assert_eq!(state(), "expired", "{kind}");
     }
 }

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 
+use super::hex;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -90,16 +91,6 @@ impl Content<'_> {
         h.update(b"]");
         hex(&h.finalize())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
-    out
 }
 
 /// One stored entry as the verifier reads it.

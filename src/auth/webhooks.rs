@@ -82,8 +82,11 @@ pub fn forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_link_local() || v4.octets() == [100, 100, 100, 200],
         IpAddr::V6(v6) => {
-            if let Some(v4) = embedded_ipv4(v6) {
-                return forbidden_ip(IpAddr::V4(v4));
+            if embedded_ipv4(v6)
+                .into_iter()
+                .any(|v4| forbidden_ip(IpAddr::V4(v4)))
+            {
+                return true;
             }
             (v6.segments()[0] & 0xffc0) == 0xfe80
                 || v6
@@ -94,23 +97,25 @@ pub fn forbidden_ip(ip: IpAddr) -> bool {
     }
 }
 
-/// The IPv4 address an IPv6 address stands for, if it carries one: `::ffff:a.b.c.d`
-/// (mapped), `::a.b.c.d` (compatible, not `::` nor `::1`), NAT64's `64:ff9b::/96` (RFC
-/// 6052) and `64:ff9b:1::/48` (RFC 8215), whose last 32 bits are the address, and 6to4's
-/// `2002:AABB:CCDD::/48` (RFC 3056).
-fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+/// The IPv4 addresses an IPv6 address may carry: `::ffff:a.b.c.d` (mapped),
+/// `::ffff:0:a.b.c.d` (translated), `::a.b.c.d` (compatible, not `::` nor `::1`), NAT64's
+/// `64:ff9b::/96` (RFC 6052) and `64:ff9b:1::/48` (RFC 8215, in the /96 and /48 layouts),
+/// 6to4's `2002:AABB:CCDD::/48` (RFC 3056), and Teredo's server and client (RFC 4380).
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
     let s = v6.segments();
-    let last = || std::net::Ipv4Addr::from((u128::from(v6) & 0xffff_ffff) as u32);
-    if let Some(v4) = v6.to_ipv4_mapped() {
-        return Some(v4);
-    }
+    let bits = u128::from(v6);
+    let last = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    let of = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
-        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(last()),
-        [0x64, 0xff9b, 0, 0, 0, 0, _, _] | [0x64, 0xff9b, 1, ..] => Some(last()),
-        [0x2002, hi, lo, ..] => Some(std::net::Ipv4Addr::from(
-            (u32::from(hi) << 16) | u32::from(lo),
-        )),
-        _ => None,
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => vec![last],
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => vec![last],
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => vec![last],
+        // /48: the address's first half in bits 48–63, its second in bits 72–87.
+        [0x64, 0xff9b, 1, a, b, c, _, _] => vec![last, of(a, (b << 8) | (c >> 8))],
+        [0x2002, hi, lo, ..] => vec![of(hi, lo)],
+        [0x2001, 0, hi, lo, ..] => vec![of(hi, lo), Ipv4Addr::from(!((bits & 0xffff_ffff) as u32))],
+        _ => Vec::new(),
     }
 }
 
@@ -239,6 +244,10 @@ mod tests {
             "http://[64:ff9b::a9fe:a9fe]/",
             "http://[64:ff9b:1::a9fe:a9fe]/",
             "http://[2002:a9fe:a9fe::1]/",
+            "http://[64:ff9b:1:a9fe:a9:fe00::]/",
+            "http://[::ffff:0:a9fe:a9fe]/",
+            "http://[2001:0:a9fe:a9fe::1]/",
+            "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",
         ] {
             assert!(matches!(check_url(bad), Err(BadUrl::Forbidden(_))), "{bad}");
         }

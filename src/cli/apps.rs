@@ -22,8 +22,8 @@ pub enum ApiKeyCommand {
         /// A name to recognise the key by (e.g. "billing app").
         #[arg(long)]
         name: String,
-        /// Make the key stop working after this many days.
-        #[arg(long)]
+        /// Make the key stop working after this many days (at least 1).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         expires_in_days: Option<u32>,
         /// A key that reads every tenant, as a WorkOS environment key does (the WorkOS-
         /// compatible endpoints; `/api/v1` then needs `?tenant=`).

@@ -265,6 +265,12 @@ fn run_headline(run: &SyncRun) -> String {
             .to_string()
     } else if run.dry_run {
         "dry run: nothing applied".to_string()
+    } else if run.held > 0 && run.applied() == 0 {
+        format!(
+            "nothing applied: the guard against mass deprovisioning holds all {} \
+             deprovisionings of this report: `scimd guard show` lists them, `scimd guard approve` applies them",
+            run.held
+        )
     } else if run.held > 0 {
         format!(
             "{}, but the guard against mass deprovisioning holds {} of these \

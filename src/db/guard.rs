@@ -243,6 +243,16 @@ pub fn held(conn: &Connection, hold_id: i64, limit: usize) -> Result<Vec<Held>, 
     Ok(rows)
 }
 
+/// Puts a rejected hold back before the admin: held, its decision forgotten.
+pub fn reopen(conn: &Connection, hold_id: i64) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE deprovision_holds SET state = 'held', decided_by = NULL, decided_at = NULL
+         WHERE id = ?1 AND closed_at IS NULL",
+        [hold_id],
+    )?;
+    Ok(())
+}
+
 /// Records a decision (or the end) of a hold. A closed hold holds nothing: its held rows go
 /// (the audit entries name them).
 pub fn set_state(

@@ -106,6 +106,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0027_last_directory",
         include_str!("migrations/0027_last_directory.sql"),
     ),
+    (
+        "0028_login_failures_hashed",
+        include_str!("migrations/0028_login_failures_hashed.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -577,6 +577,8 @@ impl ServerLock {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     pub pages: i32,
+    /// Whether there was a database at the path (not a first restore on a new machine).
+    pub replaced: bool,
     /// Whether the replaced database told how far it numbered its events; if not, the
     /// restored one numbers its next events [`events::RESTORE_MARGIN`] past its own.
     pub replaced_read: bool,
@@ -611,6 +613,7 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
             problems.join("; ")
         )));
     }
+    let existed = std::fs::metadata(to).is_ok_and(|m| m.len() > 0);
     let mut lock = ServerLock::exclusive(to)?;
     let replaced = replaced_counters(to);
     // (A missing database is an empty file now: the lock's.)
@@ -631,6 +634,7 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     drop(lock);
     Ok(Restored {
         pages,
+        replaced: existed,
         replaced_read: replaced.is_some(),
         set_aside,
     })

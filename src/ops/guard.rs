@@ -141,7 +141,7 @@ pub fn screen<'c>(
     let (_, rest) = keep_back(conn, &hold, changes, &at)?;
     let new = deprovisioning.difference(&already).count();
     if hold.state == HoldState::Rejected && new > 0 {
-        guard::set_state(conn, hold.id, HoldState::Held, None, &at)?;
+        guard::reopen(conn, hold.id)?;
         let hold = reload(conn, &hold)?;
         let detail = json!({"heldSinceRejected": new});
         record(

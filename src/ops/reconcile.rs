@@ -38,7 +38,7 @@ use crate::model::{
 };
 use crate::scim::datetime;
 use crate::sync::report::{Counts, Report, ReportEntry};
-use crate::sync::{self, Action, Change};
+use crate::sync::{self, Action, Change, TextEnum as _};
 
 /// What changed in a group, as far as members' roles are concerned.
 #[derive(Debug, Clone, Default)]
@@ -571,6 +571,20 @@ pub struct SyncRun {
 
 impl SyncRun {
     /// "applied in … ms", and until it was durable when known.
+    /// How many member changes of its report it applied: all but the skips and what the
+    /// guard held (none in test mode or a dry run).
+    pub fn applied(&self) -> usize {
+        if self.test_mode || self.dry_run {
+            return 0;
+        }
+        let changes: usize = sync::ChangeKind::ALL
+            .iter()
+            .filter(|&&k| k != sync::ChangeKind::Skip)
+            .map(|&k| self.report.counts.get(k))
+            .sum();
+        changes.saturating_sub(self.held)
+    }
+
     pub fn applied_in(&self) -> String {
         match self.durable_ms {
             Some(durable) => format!(

@@ -15,8 +15,8 @@ pub const LOCK_MINUTES: i64 = 15;
 /// What is counted, and how many failures it may have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
-    /// `user:<name>@<address>`, `ip:<address>`, `client:<client_id>@<address>`, where the
-    /// address is an IPv4 address or an IPv6 /64 ([`address_block`]).
+    /// `user:<name hash>@<address>`, `ip:<address>`, `client:<client_id>@<address>`,
+    /// where the address is an IPv4 address or an IPv6 /64 ([`address_block`]).
     pub key: String,
     pub limit: i64,
 }
@@ -33,9 +33,11 @@ impl Key {
         }
     }
 
-    /// What every [`Key::login`] of `name` starts with.
+    /// What every [`Key::login`] of `name` starts with: the name hashed (SHA-256 of it in
+    /// lowercase, 128 bits), for what was typed as a name is often a password.
     pub fn login_prefix(name: &str) -> String {
-        format!("user:{}@", name.to_lowercase())
+        let hash = crate::auth::tokens::hash(&name.to_lowercase());
+        format!("user:{}@", crate::auth::hex(&hash[..16]))
     }
 
     /// Failed logins tolerated per client address: several admins may share one behind a

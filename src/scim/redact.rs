@@ -72,7 +72,9 @@ pub fn json(value: &mut Value) -> bool {
                 k.eq_ignore_ascii_case("path") && v.as_str().is_some_and(is_secret_name)
             });
             for (k, v) in map.iter_mut() {
-                let secret = is_secret_name(k) || (secret_path && k.eq_ignore_ascii_case("value"));
+                let secret = is_secret_name(k)
+                    || (secret_path && k.eq_ignore_ascii_case("value"))
+                    || (k.eq_ignore_ascii_case("filter") && filter_names_a_secret(v));
                 if secret {
                     if *v != Value::String(REDACTED.into()) {
                         *v = Value::String(REDACTED.into());
@@ -153,6 +155,14 @@ fn malformed(bytes: &[u8]) -> String {
         "{}{REDACTED} (the rest is not kept: not valid JSON, and it may hold a secret)",
         &text[..end]
     )
+}
+
+/// Whether a filter (a `.search` body's, a query's) compares a secret: `password eq "…"`
+/// carries the password. SCIM refuses such a filter, after the request was recorded.
+fn filter_names_a_secret(filter: &Value) -> bool {
+    filter
+        .as_str()
+        .is_some_and(|f| names_a_secret(&f.to_ascii_lowercase()))
 }
 
 /// Whether lowercase `text` holds a secret's name anywhere: one search per name, not a
@@ -253,6 +263,12 @@ pub fn path_and_query(pq: &str) -> String {
         .split('&')
         .map(|pair| match pair.split_once('=') {
             Some((k, _)) if is_secret_name(&decode(k)) => format!("{k}={REDACTED}"),
+            Some((k, v))
+                if decode(k).eq_ignore_ascii_case("filter")
+                    && names_a_secret(&decode(v).to_ascii_lowercase()) =>
+            {
+                format!("{k}={REDACTED}")
+            }
             _ => pair.to_string(),
         })
         .collect();
@@ -414,6 +430,21 @@ mod tests {
         // A broken body with no secret in it is kept whole.
         let raw = b"{\"userName\": \"a\",, }";
         assert_eq!(body(raw).unwrap().as_bytes(), raw);
+    }
+
+    /// SCIM refuses a filter on the password, but the request is recorded first.
+    #[test]
+    fn filters_comparing_a_secret_are_redacted() {
+        redacted(
+            json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                        "filter": format!("password eq \"{SECRET}\"")}),
+        );
+        let pq = format!("/scim/v2/Users?filter=password%20eq%20%22{SECRET}%22&count=1");
+        let out = path_and_query(&pq);
+        assert!(!out.contains(SECRET) && out.ends_with("&count=1"), "{out}");
+        // Other filters stay as they are.
+        let pq = "/scim/v2/Users?filter=userName%20eq%20%22ada%22";
+        assert_eq!(path_and_query(pq), pq);
     }
 
     #[test]

@@ -304,6 +304,12 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
         format!(
             "Dry run recorded: test mode is on, so nothing was applied ({summary}). Turn test mode off, then Force sync applies it."
         )
+    } else if run.held > 0 && run.applied() == 0 {
+        format!(
+            "Sync held by the guard: nothing applied; it holds {} deprovisioning{} ({summary}).",
+            run.held,
+            if run.held == 1 { "" } else { "s" }
+        )
     } else if run.held > 0 {
         format!(
             "Sync {}: {summary}; the guard held {} deprovisioning{}.",
