@@ -412,7 +412,7 @@ mod tests {
             .collect();
         for raw in [
             format!("{patch},").into_bytes(),
-            patch[..patch.len() - 4].as_bytes().to_vec(),
+            patch.as_bytes()[..patch.len() - 4].to_vec(),
             format!("{{\"urn:ietf:params:scim:schemas:core:2.0:User:password\":\"{SECRET}\",")
                 .into_bytes(),
             format!("{{\"pass\\u0077ord\":\"{SECRET}\",").into_bytes(),

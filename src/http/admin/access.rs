@@ -121,7 +121,7 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
     match attempt.await? {
         Login::Locked { until } => {
             let message = format!(
-                "Too many failed attempts from your address. Logins from it are paused until {} UTC.",
+                "Too many failed attempts from your address: logins to this account from it (or, after many failures, any login from it) are paused until {} UTC.",
                 until.get(11..16).unwrap_or(&until)
             );
             login_page(
