@@ -776,15 +776,20 @@ async fn groups_their_members_roles_and_the_openapi_document() {
         .post(
             "/scim/v2/Groups",
             &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": "Engineering", "members": members}),
+                    "displayName": "Engineering", "externalId": "eng-1", "members": members}),
         )
         .await;
     let gid = r.json["id"].as_str().unwrap().to_string();
     let r = get(&s, &key, "/api/v1/groups").await;
     assert_eq!(r.json["data"][0]["display_name"], "Engineering");
     assert_eq!(r.json["data"][0]["members_count"], 5);
+    assert_eq!(
+        r.json["data"][0]["external_id"], "eng-1",
+        "as the group reads"
+    );
     let r = get(&s, &key, &format!("/api/v1/groups/{gid}")).await;
     assert_eq!(r.json["id"], gid.as_str());
+    assert_eq!(r.json["external_id"], "eng-1");
     let mut seen = Vec::new();
     let mut path = format!("/api/v1/groups/{gid}/members?limit=2");
     loop {
@@ -815,7 +820,7 @@ async fn groups_their_members_roles_and_the_openapi_document() {
     assert_eq!(events.len(), 6, "{}", r.text);
     assert_eq!(
         events[0]["data"],
-        json!({"object": "group", "id": gid, "display_name": "Engineering", "external_id": null})
+        json!({"object": "group", "id": gid, "display_name": "Engineering", "external_id": "eng-1"})
     );
     for (e, id) in events[1..].iter().zip(&ids) {
         assert_eq!(e["data"]["group"]["display_name"], "Engineering");

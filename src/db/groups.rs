@@ -703,6 +703,7 @@ pub struct GroupSummary {
     /// Direct members, users and nested groups, counted from the membership index.
     pub members: i64,
     pub last_modified: String,
+    pub external_id: Option<String>,
 }
 
 /// The SQL and parameters of one page of groups by name (`limit + 1` rows).
@@ -737,7 +738,7 @@ fn page_query(
     params.push(SqlValue::Integer(limit as i64 + 1));
     let sql = format!(
         "SELECT g.pk, g.id, g.display_name, g.last_modified,
-                (SELECT count(*) FROM group_members gm WHERE gm.group_pk = g.pk)
+                (SELECT count(*) FROM group_members gm WHERE gm.group_pk = g.pk), g.external_id
          FROM groups g WHERE {cond}
          ORDER BY g.display_name_fold {order}, g.pk {order} LIMIT ?{}",
         params.len()
@@ -764,6 +765,7 @@ pub fn page(
                 display_name: r.get(2)?,
                 last_modified: r.get(3)?,
                 members: r.get(4)?,
+                external_id: r.get(5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

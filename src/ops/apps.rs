@@ -88,7 +88,11 @@ pub async fn groups(
         let data = page
             .items
             .iter()
-            .map(|g| group_object(&g.id, &g.display_name, g.members, &g.last_modified))
+            .map(|g| {
+                let mut object = group_object(&g.id, &g.display_name, g.members, &g.last_modified);
+                object["external_id"] = json!(g.external_id);
+                object
+            })
             .collect();
         Ok(ListPage::of(page, data, events_cursor(c, tenant_id)?))
     })
