@@ -467,7 +467,11 @@ pub struct DirectoryUser {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub display_name: Option<String>,
-    pub active: bool,
+    /// `active` as the IdP last set it; `None` when a PATCH unassigned it, which says
+    /// nothing of the person's access: no member is created, suspended or reactivated by
+    /// it (the SCIM layer stores `active` on create, so only an unassigning PATCH leaves
+    /// none).
+    pub active: Option<bool>,
     /// Direct groups only: nested groups do not confer roles (simple to explain in the UI).
     pub groups: Vec<DirectoryGroup>,
     /// `externalId` as the IdP sent it. Sync does not plan with it; a linked member's API
@@ -499,8 +503,7 @@ impl DirectoryUser {
             given_name: text(name.and_then(|n| n.get("givenName"))),
             family_name: text(name.and_then(|n| n.get("familyName"))),
             display_name: text(data.get("displayName")),
-            // Absent `active` means active: the SCIM layer stores it on create.
-            active: data.get("active").and_then(Value::as_bool).unwrap_or(true),
+            active: data.get("active").and_then(Value::as_bool),
             groups,
             external_id: data.get("externalId").cloned(),
             attributes: resource::profile_attributes(data),

@@ -759,7 +759,7 @@ impl SyncFields<'_> {
             given_name,
             family_name,
             display_name: text(self.display_name),
-            active: self.active.unwrap_or(true),
+            active: self.active,
             groups,
             external_id: self.external_id,
             attributes: profile_attributes(self.title, self.user_type, self.enterprise),

@@ -78,13 +78,20 @@ fn stored_manager(row: &StoredUser) -> Option<String> {
 
 /// `active` defaults to true on create: IdPs that omit it mean an active user, and a user
 /// read back without `active` would be suspended by the next read-modify-write PUT.
-/// On PUT an omitted `active` keeps its value (idp-behaviour.md §9 item 10).
-fn default_active(data: &mut Map<String, Value>, previous: Option<&Value>) {
-    if !data.contains_key("active") {
-        data.insert(
-            "active".into(),
-            previous.cloned().unwrap_or(Value::Bool(true)),
-        );
+/// On PUT an omitted `active` keeps its value (idp-behaviour.md §9 item 10), unassigned
+/// when a PATCH unassigned it.
+fn default_active(data: &mut Map<String, Value>, previous: Option<Option<&Value>>) {
+    if data.contains_key("active") {
+        return;
+    }
+    match previous {
+        None => {
+            data.insert("active".into(), Value::Bool(true));
+        }
+        Some(Some(previous)) => {
+            data.insert("active".into(), previous.clone());
+        }
+        Some(None) => {}
     }
 }
 
@@ -162,7 +169,7 @@ pub async fn replace(
         Write::Put,
         move |tx, actor, row: UserRow| {
             let mut data = body.clone();
-            default_active(&mut data, row.data.get("active"));
+            default_active(&mut data, Some(row.data.get("active")));
             // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
             // version and triggers no sync, like a PATCH that changes nothing.
             let row = if data == row.data && !users::is_seed(tx, row.pk)? {
@@ -196,10 +203,10 @@ pub async fn patch(
         Write::Patch,
         move |tx, actor, row: UserRow| {
             let mut data = row.data.clone();
+            // Unassigning `active` (a `remove`, a `null`) leaves it unassigned, as RFC 7644
+            // §3.5.2.2 says; sync reads that as no word on the person's access, so it
+            // gives back none (`DirectoryUser::active`).
             patch::apply(&USER_RESOURCE, &mut data, &ops)?;
-            // Unassigning `active` (a `remove`, a `null`) keeps its value: only an IdP
-            // saying `true` gives access back.
-            default_active(&mut data, row.data.get("active"));
             let row = if data == row.data && !users::is_seed(tx, row.pk)? {
                 row
             } else {

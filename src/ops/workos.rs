@@ -788,7 +788,7 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
                         json!({"directory_user_id": uid, "email": u.email,
                                "user_name": u.user_name, "given_name": u.given_name,
                                "family_name": u.family_name, "external_id": u.external_id,
-                               "status": if u.active { "active" } else { "suspended" },
+                               "status": if u.active == Some(false) { "suspended" } else { "active" },
                                "role": null, "created_at": row.created,
                                "updated_at": row.last_modified})
                     }

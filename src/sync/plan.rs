@@ -320,9 +320,10 @@ impl<'a> Planner<'a> {
     }
 
     /// A new member for an active user nobody matched. An inactive user gets none: there is
-    /// nobody to suspend, and its member is created if the IdP activates it.
+    /// nobody to suspend, and its member is created if the IdP activates it; nor does one
+    /// whose `active` was unassigned.
     fn create(&mut self, user: &DirectoryUser, subject: String) {
-        if !user.active {
+        if user.active != Some(true) {
             return;
         }
         let profile = user.profile();
@@ -355,7 +356,11 @@ impl<'a> Planner<'a> {
 
     /// What it takes to bring a matched member in line with its directory user.
     fn reconcile(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
-        if !user.active {
+        // `active` unassigned: no word on access; the IdP's other values still apply.
+        if user.active.is_none() {
+            return self.profile_and_role(member, user);
+        }
+        if user.active == Some(false) {
             return match self.settings.on_deactivate {
                 // A policy applies from when it is set: a member suspended before stays
                 // suspended, rather than be deleted by the IdP's next write.

@@ -20,7 +20,7 @@ fn user(id: &str, email: &str) -> DirectoryUser {
         given_name: Some("Ada".into()),
         family_name: Some("Lovelace".into()),
         display_name: None,
-        active: true,
+        active: Some(true),
         groups: Vec::new(),
         external_id: None,
         attributes: Default::default(),
@@ -40,7 +40,7 @@ fn in_groups(mut u: DirectoryUser, groups: &[&str]) -> DirectoryUser {
 }
 
 fn inactive(mut u: DirectoryUser) -> DirectoryUser {
-    u.active = false;
+    u.active = Some(false);
     u
 }
 
@@ -75,7 +75,7 @@ fn synced(pk: i64, u: &DirectoryUser, settings: &Settings) -> Member {
         profile: u.profile(),
         role: decision.role.clone(),
         role_reason: decision.to_string(),
-        status: if u.active {
+        status: if u.active != Some(false) {
             MemberStatus::Active
         } else {
             MemberStatus::Suspended
@@ -342,11 +342,14 @@ fn primary_email_is_the_matching_email() {
             u.display_name.as_deref(),
             u.active
         ),
-        (Some("Ada"), Some("L"), Some("Ada L"), false)
+        (Some("Ada"), Some("L"), Some("Ada L"), Some(false))
     );
     let data = json!({"userName":"bob@x.io"});
     let u = DirectoryUser::from_data("u2", data.as_object().unwrap(), Vec::new());
-    assert!(u.active, "absent active is active");
+    assert_eq!(
+        u.active, None,
+        "absent active is unassigned: no word on access"
+    );
     assert_eq!(u.match_email(), Some("bob@x.io"));
 }
 
