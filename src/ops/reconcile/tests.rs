@@ -976,7 +976,8 @@ fn a_watched_plan_is_made_again_in_the_background_after_writes() {
         assert_eq!(first.counts.get(ChangeKind::Create), 0);
         let (actor, tenant) = (f.actor(), f.tenant);
         f.db.write(move |tx| {
-            let data = json!({"userName": "ada@x.io", "emails": [{"value": "ada@x.io"}], "active": true});
+            let data =
+                json!({"userName": "ada@x.io", "emails": [{"value": "ada@x.io"}], "active": true});
             let row = users::create(tx, tenant, data.as_object().unwrap())?;
             user_written(tx, &actor, tenant, &row)
         })
