@@ -949,7 +949,11 @@ async fn the_events_page_searches_a_big_feed_a_window_at_a_time() {
     // Then more events about someone else than one page searches.
     {
         let mut conn = s.db.conn().unwrap();
-        let tx = conn.transaction().unwrap();
+        // Immediate: the server may write meanwhile (a token's last use, the inspector),
+        // and a deferred transaction that read first cannot wait its turn to write.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
         let mut numbering = db::events::Numbering::new(1);
         for n in 0..db::events::SEARCHED_PER_PAGE {
             numbering

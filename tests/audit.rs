@@ -277,7 +277,11 @@ async fn the_audit_page_searches_a_long_log_a_window_at_a_time() {
     let ada = s.create_user("ada@example.com").await;
     {
         let mut conn = s.db.conn().unwrap();
-        let tx = conn.transaction().unwrap();
+        // Immediate: the server may write meanwhile (a token's last use, the inspector),
+        // and a deferred transaction that read first cannot wait its turn to write.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
         let mut chain = audit::Chain::new(Some(1));
         let entry = audit::Entry::new(
             &scimd::model::Actor::cli(),
