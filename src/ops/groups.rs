@@ -278,13 +278,13 @@ fn display_name(data: &Map<String, Value>) -> Option<&str> {
     data.get("displayName").and_then(Value::as_str)
 }
 
-/// The group's displayName before the write, when the write changed it.
-/// The `externalId` before, when it changed (`null`: there was none).
+/// The `externalId` before the write, when the write changed it (`null`: there was none).
 fn external_id_from(before: &Map<String, Value>, after: &Map<String, Value>) -> Option<Value> {
     let was = before.get("externalId");
     (was != after.get("externalId")).then(|| was.cloned().unwrap_or(Value::Null))
 }
 
+/// The group's displayName before the write, when the write changed it.
 fn renamed_from(before: &Map<String, Value>, after: &Map<String, Value>) -> Option<String> {
     let was = display_name(before);
     (was != display_name(after)).then(|| was.unwrap_or_default().to_string())

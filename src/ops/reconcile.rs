@@ -38,7 +38,7 @@ use crate::model::{
 };
 use crate::scim::datetime;
 use crate::sync::report::{Counts, Report, ReportEntry};
-use crate::sync::{self, Action, Change, TextEnum as _};
+use crate::sync::{self, Action, Change};
 
 /// What changed in a group, as far as members' roles are concerned.
 #[derive(Debug, Clone, Default)]
@@ -577,12 +577,7 @@ impl SyncRun {
         if self.test_mode || self.dry_run {
             return 0;
         }
-        let changes: usize = sync::ChangeKind::ALL
-            .iter()
-            .filter(|&&k| k != sync::ChangeKind::Skip)
-            .map(|&k| self.report.counts.get(k))
-            .sum();
-        changes.saturating_sub(self.held)
+        self.report.counts.changes().saturating_sub(self.held)
     }
 
     pub fn applied_in(&self) -> String {

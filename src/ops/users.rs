@@ -76,22 +76,13 @@ fn stored_manager(row: &StoredUser) -> Option<String> {
     StoredMembers::parse(&row.data)?.manager_id()
 }
 
-/// `active` defaults to true on create: IdPs that omit it mean an active user, and a user
-/// read back without `active` would be suspended by the next read-modify-write PUT.
-/// On PUT an omitted `active` keeps its value (idp-behaviour.md §9 item 10), unassigned
-/// when a PATCH unassigned it.
-fn default_active(data: &mut Map<String, Value>, previous: Option<Option<&Value>>) {
-    if data.contains_key("active") {
-        return;
-    }
-    match previous {
-        None => {
-            data.insert("active".into(), Value::Bool(true));
-        }
-        Some(Some(previous)) => {
-            data.insert("active".into(), previous.clone());
-        }
-        Some(None) => {}
+/// `active` as a write omitting it leaves it: on create `true` (IdPs that omit it mean an
+/// active user, and a user read back without `active` would be suspended by the next
+/// read-modify-write PUT); on PUT `previous`, the stored value (idp-behaviour.md §9 item
+/// 10), unassigned when a PATCH unassigned it.
+fn default_active(data: &mut Map<String, Value>, previous: Option<&Value>) {
+    if let Some(value) = previous {
+        data.entry("active").or_insert_with(|| value.clone());
     }
 }
 
@@ -115,7 +106,7 @@ pub async fn create(
     body: Value,
 ) -> Result<UserView, Error> {
     let mut data = resource::normalize(&USER_RESOURCE, body)?;
-    default_active(&mut data, None);
+    default_active(&mut data, Some(&Value::Bool(true)));
     let actor = actor.clone();
     db.write_replayable(move |tx| {
         let row = users::create(tx, tenant_id, &data)?;
@@ -169,7 +160,7 @@ pub async fn replace(
         Write::Put,
         move |tx, actor, row: UserRow| {
             let mut data = body.clone();
-            default_active(&mut data, Some(row.data.get("active")));
+            default_active(&mut data, row.data.get("active"));
             // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
             // version and triggers no sync, like a PATCH that changes nothing.
             let row = if data == row.data && !users::is_seed(tx, row.pk)? {

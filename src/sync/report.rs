@@ -81,6 +81,20 @@ impl Counts {
             .find(|(k, _)| *k == kind)
             .map_or(0, |(_, n)| *n)
     }
+
+    /// How many member changes they count: all but the skips.
+    pub fn changes(&self) -> usize {
+        changes_of(|k| self.get(k))
+    }
+}
+
+/// How many member changes the counts `n` (of each kind) make: all but the skips.
+pub fn changes_of(n: impl Fn(ChangeKind) -> usize) -> usize {
+    ChangeKind::ALL
+        .iter()
+        .filter(|&&k| k != ChangeKind::Skip)
+        .map(|&k| n(k))
+        .sum()
 }
 
 impl Serialize for Counts {

@@ -25,7 +25,7 @@ use crate::model::SyncScope;
 use crate::ops::settings::{Edit, Update};
 use crate::ops::{self, reconcile};
 use crate::scim::datetime;
-use crate::sync::report::{Report, ReportEntry};
+use crate::sync::report::{Report, ReportEntry, changes_of};
 use crate::sync::{ChangeKind, TextEnum};
 
 /// How many changes of one kind the page lists; the exports always have all of them.
@@ -114,32 +114,22 @@ pub(super) struct RunRow {
 
 impl RunRow {
     pub fn of(r: RunRecord) -> RunRow {
-        let counts = counts_of(|k| {
+        let count = |k: ChangeKind| {
             r.counts
                 .get(k.as_str())
                 .and_then(Value::as_u64)
                 .unwrap_or(0) as usize
-        });
+        };
         let held = r.counts.get("held").and_then(Value::as_u64).unwrap_or(0);
-        let changes: usize = ChangeKind::ALL
-            .iter()
-            .filter(|&&k| k != ChangeKind::Skip)
-            .map(|k| {
-                r.counts
-                    .get(k.as_str())
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0) as usize
-            })
-            .sum();
         RunRow {
-            applied: changes.saturating_sub(held as usize),
+            applied: changes_of(count).saturating_sub(held as usize),
+            counts: counts_of(count),
             id: r.id,
             actor: r.actor,
             scope: r.scope,
             dry_run: r.dry_run,
             started_at: r.started_at,
             duration_ms: r.duration_ms,
-            counts,
             held,
         }
     }
