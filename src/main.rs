@@ -2,6 +2,12 @@
 
 use clap::Parser;
 
+/// jemalloc rather than glibc's malloc: a write's memory is allocated on an HTTP thread and
+/// freed on the writer's, which glibc pays for in arena locks and consolidation (BENCHMARKS.md,
+/// seventeenth section). SQLite keeps glibc's (the crate's symbols are prefixed).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     quiet_on_a_closed_pipe();
     scimd::cli::run(scimd::cli::Cli::parse())
