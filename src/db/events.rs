@@ -185,20 +185,23 @@ pub fn after(
     seq: i64,
     limit: u32,
 ) -> Result<Vec<Event>, DbError> {
-    after_of_types(conn, tenant_id, seq, limit, &[])
+    after_of_types(conn, tenant_id, seq, limit, &[], i64::MAX)
 }
 
-/// [`after`], only events of `types` (all when empty).
+/// [`after`], only events of `types` (all when empty), and none past cursor `upto` (what
+/// readers may be shown: `Db::durable_cursor`).
 pub fn after_of_types(
     conn: &Connection,
     tenant_id: i64,
     seq: i64,
     limit: u32,
     types: &[EventType],
+    upto: i64,
 ) -> Result<Vec<Event>, DbError> {
     use rusqlite::types::Value as SqlValue;
-    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ? AND seq > ?");
-    let mut values: Vec<SqlValue> = vec![tenant_id.into(), seq.into()];
+    let mut sql =
+        format!("SELECT {COLUMNS} FROM events WHERE tenant_id = ? AND seq > ? AND cursor <= ?");
+    let mut values: Vec<SqlValue> = vec![tenant_id.into(), seq.into(), upto.into()];
     if !types.is_empty() {
         sql.push_str(&format!(
             " AND type IN ({})",
@@ -313,6 +316,8 @@ pub struct FeedPage<'a> {
     pub cursor: Option<i64>,
     pub direction: Direction,
     pub limit: u32,
+    /// No event past this cursor (what readers may be shown: `Db::durable_cursor`).
+    pub upto: i64,
 }
 
 /// The events of `page`, in its direction's order by cursor.
@@ -338,6 +343,7 @@ impl FeedPage<'_> {
         Conditions::new("1")
             .and("tenant_id = ?", self.tenant_id)
             .and(&format!("cursor {} ?", self.direction.cmp()), self.cursor)
+            .and("cursor <= ?", (self.upto < i64::MAX).then_some(self.upto))
             .and("created_at >= ?", self.since.map(str::to_string))
             .and("created_at < ?", self.until.map(str::to_string))
             .and_each(&format!("type IN ({marks})"), types)
@@ -358,6 +364,20 @@ pub fn get(conn: &Connection, tenant_id: i64, seq: i64) -> Result<Option<Event>,
             from_row,
         )
         .optional()?)
+}
+
+/// [`bounds`] as readers of the feed are shown them: the newest `seq` is the newest of
+/// the events up to cursor `upto` (`Db::durable_cursor`). Seqs and cursors grow together,
+/// so the events past `upto` are the tenant's newest ones.
+pub fn shown_bounds(conn: &Connection, tenant_id: i64, upto: i64) -> Result<(i64, i64), DbError> {
+    let (newest, purged) = bounds(conn, tenant_id)?;
+    if upto == i64::MAX {
+        return Ok((newest, purged));
+    }
+    let first_hidden: Option<i64> = conn
+        .prepare_cached("SELECT min(seq) FROM events WHERE tenant_id = ?1 AND cursor > ?2")?
+        .query_row(params![tenant_id, upto], |r| r.get(0))?;
+    Ok((first_hidden.map_or(newest, |s| (s - 1).min(newest)), purged))
 }
 
 /// The tenant's newest `seq` (0 before its first event) and the last one purged.
@@ -513,6 +533,7 @@ mod tests {
                 cursor,
                 direction: Direction { greater, ascending },
                 limit: 10,
+                upto: i64::MAX,
             };
             let (sql, values) = page.query();
             plan_of(&conn, &sql, &values)
@@ -569,6 +590,63 @@ mod tests {
             })
             .unwrap();
         assert_eq!(left, 8);
+    }
+
+    /// Events committed but not yet flushed are past `Db::durable_cursor`: readers get
+    /// neither them nor a newest `seq` that counts them, of their own tenant or another.
+    #[test]
+    fn readers_see_no_event_past_the_durable_cursor() {
+        let conn = scratch_db();
+        let actor = crate::model::Actor::cli();
+        conn.execute(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (2, 'b', 'B', 't')",
+            [],
+        )
+        .unwrap();
+        for (tenant, n) in [(1, 1), (1, 2), (2, 1), (1, 3), (2, 2)] {
+            append(&conn, &actor, tenant, EventType::MemberUpdated, "m", &n).unwrap();
+        }
+        let cursor_of = |tenant: i64, seq: i64| -> i64 {
+            conn.query_row(
+                "SELECT cursor FROM events WHERE tenant_id = ?1 AND seq = ?2",
+                [tenant, seq],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let seqs = |tenant, upto| -> Vec<i64> {
+            after_of_types(&conn, tenant, 0, 10, &[], upto)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        // Flushed through tenant 2's first event: tenant 1's third is not.
+        let upto = cursor_of(2, 1);
+        assert_eq!(seqs(1, upto), [1, 2]);
+        assert_eq!(shown_bounds(&conn, 1, upto).unwrap(), (2, 0));
+        assert_eq!(seqs(2, upto), [1]);
+        assert_eq!(shown_bounds(&conn, 2, upto).unwrap(), (1, 0));
+        // Nothing flushed yet.
+        assert_eq!(shown_bounds(&conn, 1, 0).unwrap(), (0, 0));
+        assert!(seqs(1, 0).is_empty());
+        // Everything flushed.
+        assert_eq!(seqs(1, i64::MAX), [1, 2, 3]);
+        assert_eq!(shown_bounds(&conn, 1, cursor_of(2, 2)).unwrap(), (3, 0));
+        let page = FeedPage {
+            tenant_id: None,
+            types: &[],
+            since: None,
+            until: None,
+            cursor: None,
+            direction: Direction {
+                greater: true,
+                ascending: true,
+            },
+            limit: 10,
+            upto,
+        };
+        assert_eq!(across(&conn, &page).unwrap().len(), 3);
     }
 
     /// A filtered page of the admin UI looks at a bounded window of events and says where

@@ -121,6 +121,9 @@ pub struct Db {
     /// Bumped after every commit of [`Db::write`]: what the events feed's long polls and
     /// the webhook workers wait on, so a new event reaches them without a polling delay.
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// The newest event cursor whose commit is durable: readers of the events feed see no
+    /// further (see [`Db::durable_cursor`]).
+    durable: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// The bearer tokens seen lately (kept current by the writer).
     credentials: std::sync::Arc<credentials::Credentials>,
     /// The database file, whose size (and its WAL's) the metrics report.
@@ -138,14 +141,19 @@ const SCANS: usize = 4;
 /// How long a scan waits for its turn before the client hears "busy, retry".
 const SCAN_WAIT: Duration = Duration::from_secs(30);
 
+/// The write-ahead log of the database at `path`.
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
 impl Db {
     /// The sizes in bytes of the database file and of its write-ahead log (0 when a
     /// checkpoint has truncated it or it cannot be read).
     pub fn file_sizes(&self) -> (u64, u64) {
         let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-        let mut wal = self.path.as_os_str().to_owned();
-        wal.push("-wal");
-        (size(&self.path), size(Path::new(&wal)))
+        (size(&self.path), size(&wal_path(&self.path)))
     }
 
     /// Opens (creating if needed) the database at `path` and migrates it to this binary's
@@ -199,16 +207,35 @@ impl Db {
         drop(conn);
         let commits = std::sync::Arc::new(tokio::sync::watch::Sender::new(0));
         let credentials = std::sync::Arc::new(credentials::Credentials::default());
-        credentials.refresh(&*pool.get()?)?;
+        let conn = pool.get()?;
+        credentials.refresh(&conn)?;
+        let log = wal_path(path);
+        let durable = match durability {
+            // What the log holds may have been written by a process that stopped before
+            // its flush: flushed now, it is durable.
+            Durability::Full => {
+                match writer::sync_log(&log) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+                writer::newest_cursor(&conn)?
+            }
+            Durability::Normal => i64::MAX,
+        };
+        drop(conn);
+        let durable = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(durable));
         let db = Db {
             writer: writer::start(
                 pool.clone(),
                 durability,
+                log,
                 commits.clone(),
+                durable.clone(),
                 credentials.clone(),
             )?,
             pool,
             commits,
+            durable,
             credentials,
             path: std::sync::Arc::new(path.to_path_buf()),
             scans: std::sync::Arc::new(tokio::sync::Semaphore::new(SCANS)),
@@ -395,6 +422,16 @@ impl Db {
     /// as the CLI, are not seen: waiters also look again after a while).
     pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
+    }
+
+    /// The newest event cursor readers of the events feed may be shown. With
+    /// `synchronous=FULL` a batch is visible to readers once committed, a moment before the
+    /// flush that makes it durable and answers its writes; an event shown in that moment
+    /// and then lost to a power cut would be handed out again, under the same cursor, for
+    /// another change. So the feed, the webhooks and the cursors apps are given stop at the
+    /// events flushed. Without a flush per commit (`normal`), no limit.
+    pub fn durable_cursor(&self) -> i64 {
+        self.durable.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The bearer tokens seen lately, to authenticate without a query.

@@ -19,6 +19,10 @@
 //! (up to [`MAX_BATCH`]) and commits them together. Nothing waits on a timer: a lone write
 //! is committed at once, and batches grow only when writes really arrive together.
 //!
+//! With `synchronous=FULL` the flush is not the writer's: it commits each batch without
+//! one and a second thread flushes the log and answers the batch, while the writer runs
+//! the next ([`flusher`]).
+//!
 //! What each write sees is what it would see alone: the writes of the batch run one after
 //! another, in arrival order, each on the database as the ones before it left it. A write
 //! whose closure fails (or panics) is rolled back to its savepoint and leaves no trace; the
@@ -38,6 +42,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -243,10 +248,24 @@ fn again(e: &DbError) -> DbError {
 pub(super) fn start(
     pool: r2d2::Pool<SqliteConnectionManager>,
     durability: Durability,
+    log: std::path::PathBuf,
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    durable: std::sync::Arc<AtomicI64>,
     credentials: std::sync::Arc<Credentials>,
 ) -> Result<mpsc::Sender<Job>, DbError> {
     let (queue, jobs) = mpsc::channel::<Job>();
+    let flusher = match durability {
+        Durability::Full => {
+            let (flushes, flushed) = mpsc::channel::<Flush>();
+            let commits = commits.clone();
+            let durable = durable.clone();
+            std::thread::Builder::new()
+                .name("scimd-flusher".into())
+                .spawn(move || flusher(&log, &durable, &commits, &flushed))?;
+            Some(flushes)
+        }
+        Durability::Normal => None,
+    };
     std::thread::Builder::new()
         .name("scimd-writer".into())
         .spawn(move || {
@@ -257,6 +276,8 @@ pub(super) fn start(
                 synchronous: durability,
                 credentials,
                 guard_all: false,
+                flusher,
+                durable,
             };
             let mut batch = VecDeque::new();
             loop {
@@ -297,6 +318,67 @@ struct Writer {
     /// Gives every write of the next transaction a savepoint: set after a transaction was
     /// rolled back to undo a write without one.
     guard_all: bool,
+    /// With `synchronous=FULL`: the thread that flushes the log and answers each durable
+    /// batch, while this one runs the next ([`flusher`]).
+    flusher: Option<mpsc::Sender<Flush>>,
+    /// The newest event cursor readers are offered (see [`super::Db::durable_cursor`]).
+    durable: std::sync::Arc<AtomicI64>,
+}
+
+/// A committed batch waiting for its flush: its writes' answers, the newest event cursor
+/// the database held after it, and whether it changed anything.
+struct Flush {
+    jobs: Vec<Job>,
+    cursor: i64,
+    kept: bool,
+}
+
+/// Flushes the log for the batches the writer committed, and answers them. The writer
+/// commits with `synchronous=NORMAL` (its commit writes the log but waits for no disk) and
+/// hands the batch here: one `fdatasync` of the log then makes durable every batch
+/// committed since the last one (SQLite recovers a log's commits in order, up to the last
+/// whole one), and only then are their writes answered, their events offered to readers
+/// (`durable`) and the waiters woken. Meanwhile the writer runs the next batch: the flush
+/// no longer holds every write behind it. Checkpoints stay safe: with `NORMAL`, SQLite
+/// still syncs the log before it copies it into the database, and the database before it
+/// starts the log over.
+fn flusher(
+    log: &std::path::Path,
+    durable: &AtomicI64,
+    commits: &tokio::sync::watch::Sender<u64>,
+    flushed: &mpsc::Receiver<Flush>,
+) {
+    while let Ok(first) = flushed.recv() {
+        let mut flushes = vec![first];
+        flushes.extend(flushed.try_iter());
+        let synced = sync_log(log).map_err(|e| {
+            tracing::error!(error = %e, log = %log.display(), "could not flush the log to disk");
+            DbError::Busy(format!("the disk did not take the write ({e}); try again"))
+        });
+        if synced.is_ok() {
+            let cursor = flushes.iter().map(|f| f.cursor).max().unwrap_or(0);
+            durable.fetch_max(cursor, Ordering::SeqCst);
+        }
+        let kept = flushes.iter().any(|f| f.kept);
+        for job in flushes.into_iter().flat_map(|f| f.jobs) {
+            job.work.settle(synced.as_ref().map(|_| ()));
+        }
+        if kept && synced.is_ok() {
+            commits.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// Makes what was written to the log durable: `fdatasync` of the file, opened by name each
+/// time so it is the log SQLite writes now.
+pub(super) fn sync_log(log: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(log)?.sync_data()
+}
+
+/// The newest event cursor handed out (0 before the first).
+pub(super) fn newest_cursor(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT coalesce(max(cursor), 0) FROM events")?
+        .query_row([], |r| r.get(0))
 }
 
 /// The writer's connection, with [`checkpoint_hook`] for its log. Given back to the pool,
@@ -337,9 +419,24 @@ impl Writer {
     /// processes (the command line) made to credentials.
     fn look_around(&mut self) {
         if let Some(conn) = &self.conn {
-            self.refresh_credentials(conn);
+            self.look_at(conn);
         } else if let Ok(conn) = self.pool.get() {
-            self.refresh_credentials(&conn);
+            self.look_at(&conn);
+        }
+    }
+
+    /// Notices the credentials other processes changed, and the events they committed
+    /// (durable already): offered to readers once this process's own last batch is flushed.
+    fn look_at(&self, conn: &rusqlite::Connection) {
+        self.refresh_credentials(conn);
+        if let (Some(flusher), Ok(cursor)) = (&self.flusher, newest_cursor(conn))
+            && cursor > self.durable.load(Ordering::SeqCst)
+        {
+            let _ = flusher.send(Flush {
+                jobs: Vec::new(),
+                cursor,
+                kept: false,
+            });
         }
     }
 
@@ -382,7 +479,7 @@ impl Writer {
         };
         // A batch of bookkeeping alone is not flushed by itself; any durable write in the
         // batch makes the whole commit durable.
-        let wanted = if relaxed {
+        let wanted = if relaxed || self.flusher.is_some() {
             Durability::Normal
         } else {
             self.durability
@@ -465,6 +562,28 @@ impl Writer {
         if outcome.is_ok() {
             // Before anyone is answered: a revocation is in force once it is acknowledged.
             self.refresh_credentials(&conn);
+        }
+        if let (Ok(()), Some(flusher), false) = (&outcome, &self.flusher, relaxed) {
+            // Answered once the log is flushed; the waiters are woken then too.
+            let cursor = newest_cursor(&conn).unwrap_or_else(|e| {
+                // Its events are offered with the next batch's.
+                tracing::warn!(error = %e, "could not read the newest event cursor");
+                0
+            });
+            let flush = Flush {
+                jobs: ran,
+                cursor,
+                kept,
+            };
+            if let Err(mpsc::SendError(flush)) = flusher.send(flush) {
+                let stopped = DbError::Task("the log flusher has stopped".into());
+                for job in flush.jobs {
+                    job.work.settle(Err(&stopped));
+                }
+                return false;
+            }
+            self.conn = Some(conn);
+            return false;
         }
         for job in ran {
             job.work.settle(outcome.as_ref().map(|_| ()));

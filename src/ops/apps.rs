@@ -33,8 +33,10 @@ impl ListPage {
     }
 }
 
-fn events_cursor(conn: &Conn, tenant_id: i64) -> Result<i64, DbError> {
-    Ok(events::bounds(conn, tenant_id)?.0)
+/// The newest event `seq` apps may be shown (`Db::durable_cursor`): where one resumes
+/// after a list read in the same snapshot.
+fn events_cursor(conn: &Conn, tenant_id: i64, upto: i64) -> Result<i64, DbError> {
+    Ok(events::shown_bounds(conn, tenant_id, upto)?.0)
 }
 
 /// A page of the tenant's members matching `filter`, in the order they were added.
@@ -45,6 +47,7 @@ pub async fn members(
     cursor: Cursor,
     limit: usize,
 ) -> Result<ListPage, DbError> {
+    let upto = db.durable_cursor();
     db.snapshot(move |c| {
         let page = members::page(c, tenant_id, &filter, cursor, limit)?;
         let data = page
@@ -52,7 +55,7 @@ pub async fn members(
             .iter()
             .map(|m| api_object(c, tenant_id, m))
             .collect::<Result<_, _>>()?;
-        Ok(ListPage::of(page, data, events_cursor(c, tenant_id)?))
+        Ok(ListPage::of(page, data, events_cursor(c, tenant_id, upto)?))
     })
     .await
 }
@@ -83,6 +86,7 @@ pub async fn groups(
     cursor: Cursor,
     limit: usize,
 ) -> Result<ListPage, DbError> {
+    let upto = db.durable_cursor();
     db.snapshot(move |c| {
         let page = groups::page(c, tenant_id, None, cursor, limit)?;
         let data = page
@@ -94,7 +98,7 @@ pub async fn groups(
                 object
             })
             .collect();
-        Ok(ListPage::of(page, data, events_cursor(c, tenant_id)?))
+        Ok(ListPage::of(page, data, events_cursor(c, tenant_id, upto)?))
     })
     .await
 }
@@ -128,6 +132,7 @@ pub async fn group_members(
     cursor: Cursor,
     limit: usize,
 ) -> Result<Option<ListPage>, DbError> {
+    let upto = db.durable_cursor();
     db.snapshot(move |c| {
         let Some(g) = groups::get(c, tenant_id, &id)? else {
             return Ok(None);
@@ -153,7 +158,11 @@ pub async fn group_members(
                 })
             })
             .collect();
-        Ok(Some(ListPage::of(page, data, events_cursor(c, tenant_id)?)))
+        Ok(Some(ListPage::of(
+            page,
+            data,
+            events_cursor(c, tenant_id, upto)?,
+        )))
     })
     .await
 }

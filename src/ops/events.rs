@@ -138,15 +138,16 @@ pub async fn page(
     // One snapshot: the bounds and the events as of one moment. Read apart, an event
     // committed between them would be on the page and past the `newest` it reports, and
     // the next poll would get it again.
+    let upto = db.durable_cursor();
     db.snapshot(move |c| {
-        let (newest, purged) = events::bounds(c, tenant_id)?;
+        let (newest, purged) = events::shown_bounds(c, tenant_id, upto)?;
         if after < purged {
             return Ok(Err(FeedError::Expired { after, purged }));
         }
         if after > newest {
             return Ok(Err(FeedError::Ahead { after, newest }));
         }
-        let events = events::after_of_types(c, tenant_id, after, limit, &types)?;
+        let events = events::after_of_types(c, tenant_id, after, limit, &types, upto)?;
         // A page short of `limit` has looked at every event of this snapshot after `after`:
         // later events get later numbers, so the next poll starts past all of them. An app
         // following one rare type would otherwise read the same skipped events again on
@@ -196,5 +197,9 @@ pub async fn oldest_kept_after(db: &Db, tenant_id: i64) -> Result<i64, DbError> 
 
 /// The tenant's newest `seq`: where a reader that has just listed everything resumes.
 pub async fn latest(db: &Db, tenant_id: i64) -> Result<i64, DbError> {
-    Ok(db.read(move |c| events::bounds(c, tenant_id)).await?.0)
+    let upto = db.durable_cursor();
+    Ok(db
+        .read(move |c| events::shown_bounds(c, tenant_id, upto))
+        .await?
+        .0)
 }

@@ -422,6 +422,7 @@ pub struct Batch {
 
 /// What to send next to endpoint `id`: up to `limit` events after its cursor.
 pub async fn next(db: &Db, id: i64, limit: u32) -> Result<Next, DbError> {
+    let upto = db.durable_cursor();
     db.snapshot(move |c| {
         let e = match webhooks::get(c, None, id) {
             Err(DbError::NotFound) => return Ok(Next::Stop),
@@ -436,7 +437,7 @@ pub async fn next(db: &Db, id: i64, limit: u32) -> Result<Next, DbError> {
         {
             return Ok(Next::RetryAt(at));
         }
-        let (last, _) = events::bounds(c, e.tenant_id)?;
+        let (last, _) = events::shown_bounds(c, e.tenant_id, upto)?;
         if last <= e.cursor {
             return Ok(Next::Idle);
         }
@@ -448,7 +449,7 @@ pub async fn next(db: &Db, id: i64, limit: u32) -> Result<Next, DbError> {
                 Err(_) => super::workos::native_kinds(t).unwrap_or_default(),
             })
             .collect();
-        let found = events::after_of_types(c, e.tenant_id, e.cursor, limit, &types)?;
+        let found = events::after_of_types(c, e.tenant_id, e.cursor, limit, &types, upto)?;
         let through = match found.last() {
             Some(ev) if found.len() as u32 >= limit => ev.seq,
             _ => last,

@@ -908,6 +908,7 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
                 .ok_or_else(|| Error::Invalid(format!("after {a:?} is not an event id")))
         })
         .transpose()?;
+    let upto = db.durable_cursor();
     db.read(move |c| {
         let reach = Reach::load(c, only)?;
         let named = q
@@ -934,6 +935,7 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
                     ascending,
                 },
                 limit: want as u32 + 1,
+                upto,
             };
             let rows = events::across(c, &page)?;
             let extra = rows.len() > want;
