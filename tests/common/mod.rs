@@ -128,7 +128,8 @@ impl TestServer {
 
     pub async fn start_with(config: HttpConfig) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("scimd.db"), Durability::Normal).unwrap();
+        // The server's default durability: writes are answered by the log flusher.
+        let db = Db::open(&dir.path().join("scimd.db"), Durability::Full).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let app = scimd::http::App::new(db.clone(), config);
