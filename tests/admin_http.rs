@@ -364,3 +364,62 @@ async fn a_failed_login_names_only_admins_that_exist() {
         "the failure counters name no typed name: {keys}"
     );
 }
+
+/// A session unused for half an hour is over, however long its login had left; one in
+/// use stays alive, and its use is noted at most once a minute.
+#[tokio::test]
+async fn a_session_left_unused_for_half_an_hour_ends() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = login(&s).await;
+    let page = |cookie: String| {
+        let s = &s;
+        async move {
+            s.raw(
+                Method::GET,
+                "/t/default/connection",
+                &[("cookie", &cookie)],
+                "",
+            )
+            .await
+        }
+    };
+    let last_seen = |ago_minutes: i64| {
+        let at = scimd::scim::datetime::format(
+            time::OffsetDateTime::now_utc() - time::Duration::minutes(ago_minutes),
+        );
+        // Immediate: the server's writer may be writing beside this connection.
+        let mut conn = s.db.conn().unwrap();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .unwrap();
+        tx.execute("UPDATE admin_sessions SET last_seen_at = ?1", [&at])
+            .unwrap();
+        tx.commit().unwrap();
+        at
+    };
+    let stored = || -> String {
+        s.db.conn()
+            .unwrap()
+            .query_row("SELECT last_seen_at FROM admin_sessions", [], |r| r.get(0))
+            .unwrap()
+    };
+
+    // Used 29 minutes ago: alive, and this use is noted.
+    let before = last_seen(29);
+    assert_eq!(page(cookie.clone()).await.status, 200);
+    assert!(stored() > before, "a use moves the session's last use");
+    // Used a moment ago: alive, and not written again.
+    let recent = stored();
+    assert_eq!(page(cookie.clone()).await.status, 200);
+    assert_eq!(stored(), recent, "at most one note a minute");
+
+    // Unused for 31 minutes: over, back to the login page.
+    last_seen(31);
+    let r = page(cookie.clone()).await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/login?next=%2Ft%2Fdefault%2Fconnection")
+    );
+}

@@ -21,6 +21,8 @@ pub struct Session {
     pub username: String,
     pub csrf: String,
     pub expires_at: String,
+    /// When it was last used, at most a minute behind ([`touch_session`]).
+    pub last_seen_at: String,
 }
 
 pub fn count(conn: &Connection) -> Result<i64, DbError> {
@@ -127,27 +129,42 @@ pub fn create_session(
     Ok(())
 }
 
-/// The unexpired session whose cookie hashes to `id_hash`.
+/// The session whose cookie hashes to `id_hash`, unless it expired at `now` or was last
+/// used at `idle_since` or before.
 pub fn session(
     conn: &Connection,
     id_hash: &[u8; 32],
     now: &str,
+    idle_since: &str,
 ) -> Result<Option<Session>, DbError> {
     Ok(conn
         .query_row(
-            "SELECT s.admin_id, a.username, s.csrf, s.expires_at FROM admin_sessions s
-             JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = ?1 AND s.expires_at > ?2",
-            params![&id_hash[..], now],
+            "SELECT s.admin_id, a.username, s.csrf, s.expires_at,
+                    coalesce(s.last_seen_at, s.created_at)
+             FROM admin_sessions s JOIN admins a ON a.id = s.admin_id
+             WHERE s.id_hash = ?1 AND s.expires_at > ?2
+               AND coalesce(s.last_seen_at, s.created_at) > ?3",
+            params![&id_hash[..], now, idle_since],
             |r| {
                 Ok(Session {
                     admin_id: r.get(0)?,
                     username: r.get(1)?,
                     csrf: r.get(2)?,
                     expires_at: r.get(3)?,
+                    last_seen_at: r.get(4)?,
                 })
             },
         )
         .optional()?)
+}
+
+/// Notes that the session whose cookie hashes to `id_hash` was used at `now`.
+pub fn touch_session(conn: &Connection, id_hash: &[u8; 32], now: &str) -> Result<(), DbError> {
+    conn.execute(
+        "UPDATE admin_sessions SET last_seen_at = ?2 WHERE id_hash = ?1",
+        params![&id_hash[..], now],
+    )?;
+    Ok(())
 }
 
 pub fn delete_session(conn: &Connection, id_hash: &[u8; 32]) -> Result<(), DbError> {

@@ -110,6 +110,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0028_login_failures_hashed",
         include_str!("migrations/0028_login_failures_hashed.sql"),
     ),
+    (
+        "0029_session_idle",
+        include_str!("migrations/0029_session_idle.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

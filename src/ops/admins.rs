@@ -17,6 +17,15 @@ use crate::scim::datetime;
 /// How long a login lasts.
 pub const SESSION_HOURS: i64 = 12;
 
+/// How long a session lasts unused: an admin console left open on an unattended screen
+/// signs itself out (OWASP's session guide asks 15–30 minutes of an application that
+/// hands out access).
+pub const SESSION_IDLE_MINUTES: i64 = 30;
+
+/// How far behind a session's last use may be noted: at most one write a minute per
+/// session, however many pages it loads.
+const TOUCH_EVERY: Duration = Duration::minutes(1);
+
 fn admin_target(username: &str) -> Option<String> {
     Some(format!("admin/{username}"))
 }
@@ -276,6 +285,29 @@ pub async fn start_session(
     })
     .await?;
     Ok(NewSession { secret, csrf })
+}
+
+/// The live session whose cookie hashes to `id_hash`: neither expired nor unused for
+/// [`SESSION_IDLE_MINUTES`]. Using it keeps it alive.
+pub async fn session(db: &Db, id_hash: [u8; 32]) -> Result<Option<admins::Session>, DbError> {
+    let now = OffsetDateTime::now_utc();
+    let (at, idle_since) = (
+        datetime::format(now),
+        datetime::format(now - Duration::minutes(SESSION_IDLE_MINUTES)),
+    );
+    let session = db
+        .read(move |c| admins::session(c, &id_hash, &at, &idle_since))
+        .await?;
+    let stale = datetime::format(now - TOUCH_EVERY);
+    if let Some(s) = &session
+        && s.last_seen_at <= stale
+    {
+        let at = datetime::format(now);
+        // Bookkeeping: a use lost to a power cut only brings the sign-out nearer.
+        db.write_relaxed(move |tx| admins::touch_session(tx, &id_hash, &at))
+            .await?;
+    }
+    Ok(session)
 }
 
 /// Ends the session whose cookie hashes to `id_hash`.

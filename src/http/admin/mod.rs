@@ -410,11 +410,7 @@ async fn load_session(state: &State, req: &mut Req) -> Result<(), UiError> {
         return Ok(());
     };
     let id_hash = auth::tokens::hash(&secret);
-    let now = datetime::now();
-    let session = state
-        .db
-        .read(move |c| db::admins::session(c, &id_hash, &now))
-        .await?;
+    let session = crate::ops::admins::session(&state.db, id_hash).await?;
     req.session = session.map(|session| LiveSession { session, id_hash });
     Ok(())
 }
