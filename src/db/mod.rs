@@ -212,13 +212,15 @@ impl Db {
         let log = wal_path(path);
         let durable = match durability {
             // What the log holds may have been written by a process that stopped before
-            // its flush: flushed now, it is durable.
+            // its flush: flushed now, it is durable. Read first, flushed after, as the
+            // flusher does: an event another process committed meanwhile is flushed too.
             Durability::Full => {
+                let newest = writer::newest_cursor(&conn)?;
                 match writer::sync_log(&log) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
                     _ => {}
                 }
-                writer::newest_cursor(&conn)?
+                newest
             }
             Durability::Normal => i64::MAX,
         };

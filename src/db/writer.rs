@@ -342,6 +342,10 @@ struct Flush {
 /// no longer holds every write behind it. Checkpoints stay safe: with `NORMAL`, SQLite
 /// still syncs the log before it copies it into the database, and the database before it
 /// starts the log over.
+///
+/// A batch's newest event cursor is read after its commit and counts as durable only after
+/// a flush that began later: events another process (the command line) committed in
+/// between, and perhaps had not flushed yet, are in the log file by then and flushed too.
 fn flusher(
     log: &std::path::Path,
     durable: &AtomicI64,
