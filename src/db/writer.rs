@@ -1,6 +1,6 @@
 //! Group commit: every write of the process goes through one writer thread, which runs
-//! whatever writes are waiting as one SQLite transaction with one commit (one fsync with
-//! `synchronous=FULL`), each write after the first inside a savepoint of its own (the
+//! whatever writes are waiting as one SQLite transaction with one commit (one flush of the
+//! log with `synchronous=FULL`), each write after the first inside a savepoint of its own (the
 //! first needs none: when it fails, the transaction is rolled back and begun again).
 //!
 //! A savepoint is not free: SQLite copies every page a write changes into a journal in
@@ -34,7 +34,8 @@
 //!
 //! The writer checkpoints the log as SQLite would, inside the commit that grows it past
 //! [`CHECKPOINT_FRAMES`], except after a commit that left it past [`DEFER_FRAMES`] (a
-//! whole-tenant sync, an import): that log is checkpointed once the batch is answered.
+//! whole-tenant sync, an import): that log is checkpointed once the batch is answered
+//! (with `synchronous=FULL`, once it is handed to the flusher).
 //! Copying the log into the database adds nothing to a commit's durability, only to its
 //! writers' wait (0.4 s after a sync of 100 000 members). Small batches keep
 //! the checkpoint inside the commit: run after the answers, it competes for the two cores
