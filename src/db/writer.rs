@@ -358,7 +358,12 @@ fn flusher(
         flushes.extend(flushed.try_iter());
         let synced = sync_log(log).map_err(|e| {
             tracing::error!(error = %e, log = %log.display(), "could not flush the log to disk");
-            DbError::Busy(format!("the disk did not take the write ({e}); try again"))
+            // Not "unavailable" (a 503 that says nothing was changed): the batch committed
+            // and readers may see it; only its durability is unknown.
+            DbError::Task(format!(
+                "the disk failed to confirm this write ({e}): it may have been saved; \
+                 read before retrying"
+            ))
         });
         if synced.is_ok() {
             let cursor = flushes.iter().map(|f| f.cursor).max().unwrap_or(0);
@@ -636,6 +641,28 @@ mod tests {
     fn insert(tx: &rusqlite::Transaction, k: &str) -> Result<(), DbError> {
         tx.execute("INSERT INTO t (k) VALUES (?1)", [k])?;
         Ok(())
+    }
+
+    /// When the log cannot be flushed, the batch committed but may not be durable: its
+    /// writes hear so, not that nothing was changed (a 503 the IdP would retry into a
+    /// conflict). The next flush that succeeds answers the next writes as usual.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_whose_flush_fails_is_told_it_may_have_been_saved() {
+        let (dir, db) = scratch().await;
+        let (log, away) = (dir.path().join("w.db-wal"), dir.path().join("away"));
+        // SQLite keeps writing the file it opened; the flusher, which opens it by name,
+        // finds nothing to flush.
+        std::fs::rename(&log, &away).unwrap();
+        let e = db.write(|tx| insert(tx, "a")).await.unwrap_err();
+        assert!(!e.unavailable(), "{e}");
+        assert!(e.to_string().contains("may have been saved"), "{e}");
+        std::fs::rename(&away, &log).unwrap();
+        db.write(|tx| insert(tx, "b")).await.unwrap();
+        assert_eq!(
+            keys(&db).await,
+            ["a", "b"],
+            "the first write committed all the same"
+        );
     }
 
     async fn keys(db: &Db) -> Vec<String> {
