@@ -1,7 +1,8 @@
 //! Group commit: every write of the process goes through one writer thread, which runs
-//! whatever writes are waiting as one SQLite transaction with one commit (one flush of the
-//! log with `synchronous=FULL`), each write after the first inside a savepoint of its own (the
-//! first needs none: when it fails, the transaction is rolled back and begun again).
+//! whatever writes are waiting as one SQLite transaction with one commit (one flush of
+//! the log with `synchronous=FULL`), each write after the first inside a savepoint of its
+//! own (the first needs none: when it fails, the transaction is rolled back and begun
+//! again).
 //!
 //! A savepoint is not free: SQLite copies every page a write changes into a journal in
 //! memory, in case it must roll back to it (8 % of a POST's time in the writer). Writes
