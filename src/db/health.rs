@@ -1,13 +1,21 @@
 //! Whether the database takes writes: what `/healthz` reports beside a read.
 //!
 //! A read answering says nothing of writes: with the disk full, the file system turned
-//! read-only or the log's flush failing, every write fails while reads go on. The writer
-//! thread and its flusher ([`super::writer`]) note here how each durable commit attempt
-//! ended, and [`super::Db::write_health`] reads the outcome of the newest one without a
-//! query. Only a failure of the storage counts ([`storage_failure`]): a write's own error
-//! (a constraint, a SCIM conflict) is an answer to that request, not ill health.
+//! read-only or the log's flush failing, writes fail while reads go on. The writer thread
+//! and its flusher ([`super::writer`]) note here how each durable commit attempt ended,
+//! and [`super::Db::write_health`] reads it without a query. Only a failure of the storage
+//! counts ([`storage_failure`]): a write's own error (a constraint, a SCIM conflict) is an
+//! answer to that request, not ill health.
+//!
+//! A failure is not cleared by the next commit that succeeds, but by the first one after
+//! [`SETTLE`] without another failure. On a full disk a small commit still fits where the
+//! log's file already has room (the failed commit's frames are discarded, and the next
+//! commit writes over them), while a bigger one fails: the refused SCIM write's own audit
+//! entry, committed right after it, would otherwise clear the failure at once, and
+//! `/healthz` would stay green while every IdP write is refused.
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::DbError;
 
@@ -37,30 +45,52 @@ impl std::fmt::Display for WriteFailure {
     }
 }
 
-/// The outcome of the newest durable commit attempt, shared by the writer, the flusher and
+/// How long writes must go without a failure of the storage before a commit that succeeds
+/// clears it: twice the `Retry-After` a refused write is answered with, so an IdP that
+/// retries keeps it failing while its writes are refused.
+pub(super) const SETTLE: Duration = Duration::from_secs(60);
+
+/// How the durable commit attempts have been ending, shared by the writer, the flusher and
 /// the readers of [`super::Db::write_health`]. Locked once per commit: uncontended, it
 /// costs nothing beside the commit's flush.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct WriteHealth(Mutex<State>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// The writer's number of the commit attempt noted last: the flusher notes a batch
     /// after the writer has tried the next ones, and an older outcome must not hide a
     /// newer one (a flush that succeeds for a batch committed before a commit that failed).
     attempt: u64,
     failing: Option<WriteFailure>,
+    /// When the newest failure of the storage was noted.
+    last_failure: Instant,
+    /// [`SETTLE`], shorter in tests.
+    settle: Duration,
+}
+
+impl Default for WriteHealth {
+    fn default() -> Self {
+        WriteHealth(Mutex::new(State {
+            attempt: 0,
+            failing: None,
+            last_failure: Instant::now(),
+            settle: SETTLE,
+        }))
+    }
 }
 
 impl WriteHealth {
-    /// Commit attempt `attempt` is durable: writes work (again).
+    /// Commit attempt `attempt` is durable: writes work, or work again when no failure
+    /// was noted for [`SETTLE`].
     pub(super) fn committed(&self, attempt: u64) {
         let mut state = self.lock();
         if attempt < state.attempt {
             return;
         }
         state.attempt = attempt;
-        if let Some(was) = state.failing.take() {
+        let settled = state.last_failure.elapsed() >= state.settle;
+        if let Some(was) = state.failing.take_if(|_| settled) {
             tracing::info!(failing_since = %was, "database writes work again");
         }
     }
@@ -73,6 +103,7 @@ impl WriteHealth {
             return;
         }
         state.attempt = attempt;
+        state.last_failure = Instant::now();
         match &mut state.failing {
             Some(failing) => failing.reason = reason,
             None => {
@@ -85,12 +116,19 @@ impl WriteHealth {
         }
     }
 
-    /// Ok while the newest durable commit attempt succeeded (or none was made yet).
+    /// Ok unless a durable commit attempt failed for the storage and none has succeeded
+    /// since after [`SETTLE`] without another failure.
     pub(super) fn check(&self) -> Result<(), WriteFailure> {
         match &self.lock().failing {
             None => Ok(()),
             Some(failing) => Err(failing.clone()),
         }
+    }
+
+    /// Shortens [`SETTLE`], for tests of the recovery that cannot wait a minute.
+    #[cfg(test)]
+    pub(super) fn settle_after(&self, settle: Duration) {
+        self.lock().settle = settle;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -142,6 +180,7 @@ mod tests {
     #[test]
     fn the_newest_attempt_decides_and_a_run_of_failures_keeps_its_start() {
         let h = WriteHealth::default();
+        h.settle_after(Duration::ZERO);
         assert_eq!(h.check(), Ok(()));
         h.failed(2, "disk I/O error".into());
         let first = h.check().unwrap_err();
@@ -162,6 +201,29 @@ mod tests {
         assert_eq!(h.check(), Ok(()));
         h.failed(2, "late".into());
         assert_eq!(h.check(), Ok(()), "an older failure hides nothing either");
+    }
+
+    /// A commit that succeeds soon after a failure (the refused write's own audit entry,
+    /// small enough to fit on a full disk) does not clear it; one after [`SETTLE`] without
+    /// a failure does.
+    #[test]
+    fn a_failure_clears_only_after_a_while_without_one() {
+        let h = WriteHealth::default();
+        h.failed(1, "database or disk is full".into());
+        h.committed(2);
+        assert!(
+            h.check().is_err(),
+            "cleared by a commit right after the failure"
+        );
+        let settle = Duration::from_millis(300);
+        h.settle_after(settle);
+        std::thread::sleep(settle);
+        h.failed(3, "database or disk is full".into());
+        h.committed(4);
+        assert!(h.check().is_err(), "another failure started the wait again");
+        std::thread::sleep(settle);
+        h.committed(5);
+        assert_eq!(h.check(), Ok(()));
     }
 
     #[test]

@@ -253,13 +253,14 @@ impl Db {
         Ok(db)
     }
 
-    /// Whether writes can be stored: `Err` while the writer's newest durable commit attempt
-    /// failed for a reason of the storage (disk full, read-only or failing file system, the
-    /// log's flush failing), with the reason and since when; `Ok` once one succeeds again.
-    /// A write that failed on its own (a constraint, a conflict) changes nothing here.
-    /// While writes fail, the writer tries a commit of its own every few seconds when no
-    /// write comes, so this turns `Ok` when the storage recovers even if nothing writes.
-    /// Reads no database: as cheap as a lock.
+    /// Whether writes can be stored: `Err`, with the reason and since when, from the first
+    /// durable commit attempt of the writer that fails for a reason of the storage (disk
+    /// full, read-only or failing file system, the log's flush failing) until one succeeds
+    /// after a minute without such a failure (see [`health`]); `Ok` otherwise. A write that
+    /// failed on its own (a constraint, a conflict) changes nothing here. While writes
+    /// fail, the writer tries a commit of its own every few seconds when no write comes,
+    /// so this turns `Ok` when the storage recovers even if nothing else writes. Reads no
+    /// database: as cheap as a lock.
     pub fn write_health(&self) -> Result<(), WriteFailure> {
         self.write_health.check()
     }

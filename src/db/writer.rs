@@ -768,6 +768,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_flush_marks_writes_failing_until_a_write_is_durable_again() {
         let (dir, db) = scratch().await;
+        // Cleared by the next durable commit, without the minute `health::SETTLE` waits.
+        db.write_health.settle_after(std::time::Duration::ZERO);
         assert_eq!(db.write_health(), Ok(()));
         let (log, away) = (dir.path().join("w.db-wal"), dir.path().join("away"));
         std::fs::rename(&log, &away).unwrap();
@@ -795,6 +797,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn failing_writes_clear_by_themselves_once_the_storage_recovers() {
         let (dir, db) = scratch().await;
+        db.write_health.settle_after(std::time::Duration::ZERO);
         let (log, away) = (dir.path().join("w.db-wal"), dir.path().join("away"));
         std::fs::rename(&log, &away).unwrap();
         db.write(|tx| insert(tx, "a")).await.unwrap_err();
