@@ -24,6 +24,10 @@
 //! one and a second thread flushes the log and answers the batch, while the writer runs
 //! the next ([`flusher`]).
 //!
+//! Both note how each commit attempt ended for `/healthz` ([`super::health`]): a failure
+//! of the storage, or a durable commit. While writes fail and none come, the writer
+//! commits a [`probe`] of its own now and then, so a recovery is noticed without traffic.
+//!
 //! What each write sees is what it would see alone: the writes of the batch run one after
 //! another, in arrival order, each on the database as the ones before it left it. A write
 //! whose closure fails (or panics) is rolled back to its savepoint and leaves no trace; the
@@ -655,15 +659,7 @@ impl Writer {
             Err(_) => false,
         }
     }
-}
 
-/// Runs `sql`, one of the statements around each write, compiled once per connection
-/// rather than for every write.
-fn cached(tx: &rusqlite::Transaction, sql: &str) -> rusqlite::Result<()> {
-    tx.prepare_cached(sql)?.execute([]).map(drop)
-}
-
-impl Writer {
     /// Fails every write of a batch that could not start with `e`.
     fn fail(&self, batch: &mut VecDeque<Job>, e: &DbError) -> bool {
         self.note(e);
@@ -701,6 +697,12 @@ impl Writer {
         self.probed = std::time::Instant::now();
         Some(probe())
     }
+}
+
+/// Runs `sql`, one of the statements around each write, compiled once per connection
+/// rather than for every write.
+fn cached(tx: &rusqlite::Transaction, sql: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// A durable write of the writer's own that changes nothing: it stores `user_version`
