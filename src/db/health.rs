@@ -62,6 +62,7 @@ struct State {
     /// after the writer has tried the next ones, and an older outcome must not hide a
     /// newer one (a flush that succeeds for a batch committed before a commit that failed).
     attempt: u64,
+    /// The run of failures under way, until a commit clears it.
     failing: Option<WriteFailure>,
     /// When the newest failure of the storage was noted.
     last_failure: Instant,
