@@ -482,7 +482,7 @@ fn init_tracing(format: LogFormat, level: &str) {
 
 /// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.
 fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCode {
-    let check = || -> std::io::Result<bool> {
+    let check = || -> std::io::Result<Vec<u8>> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         stream.set_write_timeout(Some(Duration::from_secs(3)))?;
@@ -512,15 +512,18 @@ fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCo
                 }
             }
         }
-        Ok(response.starts_with(b"HTTP/1.1 200"))
+        Ok(response)
     };
     match check() {
-        Ok(true) => {
+        Ok(response) if response.starts_with(b"HTTP/1.1 200") => {
             println!("ok");
             ExitCode::SUCCESS
         }
-        Ok(false) => {
-            eprintln!("scimd: {addr} answered /healthz with an error");
+        Ok(response) => {
+            eprintln!(
+                "scimd: {addr} answered /healthz with an error: {}",
+                health_failure(&response)
+            );
             ExitCode::FAILURE
         }
         Err(e) => {
@@ -528,6 +531,20 @@ fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCo
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a failing `/healthz` answer says: its status and its one-line reason
+/// (`503 Service Unavailable: database not writable: …`).
+fn health_failure(response: &[u8]) -> String {
+    let response = String::from_utf8_lossy(response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.lines().next().unwrap_or_default();
+    let status = status.strip_prefix("HTTP/1.1 ").unwrap_or(status);
+    let said = match body.lines().next().map(str::trim) {
+        Some(reason) if !reason.is_empty() => format!("{status}: {reason}"),
+        _ => status.to_string(),
+    };
+    printable(&said).into_owned()
 }
 
 /// The id of the tenant `slug` names, or an error that says how to find the right one.
@@ -881,7 +898,28 @@ fn oauth(db: &Db, cmd: OAuthCommand) -> CliResult {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use super::{health_failure, printable};
+
+    #[test]
+    fn a_failing_health_check_says_the_status_and_the_reason() {
+        let answer = |s: &str| health_failure(s.as_bytes());
+        assert_eq!(
+            answer(
+                "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 70\r\n\r\n\
+                 database not writable: disk I/O error since 2026-01-02T03:04:05Z\n"
+            ),
+            "503 Service Unavailable: database not writable: disk I/O error since 2026-01-02T03:04:05Z"
+        );
+        assert_eq!(
+            answer("HTTP/1.1 502 Bad Gateway\r\n\r\n"),
+            "502 Bad Gateway"
+        );
+        assert_eq!(
+            answer("HTTP/1.1 503 x\r\n\r\n\u{1b}]0;t\u{7}\n"),
+            "503 x: \\u{1b}]0;t\\u{7}"
+        );
+        assert_eq!(answer(""), "");
+    }
 
     #[test]
     fn escape_sequences_from_an_idp_reach_the_terminal_as_text() {

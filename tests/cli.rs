@@ -912,6 +912,18 @@ fn a_full_disk_answers_503_keeps_reads_working_writes_nothing_half_and_recovers(
         "{r}"
     );
 
+    // Health says so, with the reason, and `scimd healthcheck` fails: a supervisor notices.
+    let health = http(&addr, &request("GET", "/healthz", &[], ""));
+    assert!(
+        health.starts_with("HTTP/1.1 503") && health.contains("\r\n\r\ndatabase not writable: "),
+        "{health}"
+    );
+    let (ok, _, err) = run(d, &["healthcheck", "--listen", &addr]);
+    assert!(
+        !ok && err.contains("503 Service Unavailable: database not writable: "),
+        "{err}"
+    );
+
     // Reads keep working; the refused write left nothing behind.
     let get = |path: &str| http(&addr, &request("GET", path, &[&bearer], ""));
     let r = get(&format!("/scim/v2/Users/{kept}"));
@@ -929,6 +941,10 @@ fn a_full_disk_answers_503_keeps_reads_working_writes_nothing_half_and_recovers(
     assert!(r.starts_with("HTTP/1.1 201"), "{r}");
     let r = get(&filter);
     assert!(r.contains("\"totalResults\":1"), "{r}");
+    // Not healthy yet: that takes a minute without a failure (a small write, such as the
+    // refused write's audit entry, fitted while the disk was full).
+    let health = http(&addr, &request("GET", "/healthz", &[], ""));
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
     server.stop();
     let (ok, out, err) = run(d, &["check"]);
     assert!(ok && out.starts_with("ok"), "{out}{err}");

@@ -842,6 +842,63 @@ async fn healthz_answers_and_shutdown_drains() {
     s.stop().await;
 }
 
+/// While writes cannot be stored (here the log's flush fails: it was renamed away, so the
+/// flusher finds nothing to flush), `/healthz` answers 503 with the reason, though reads
+/// work, and `/metrics` says so too. A write that succeeds right after does not clear it:
+/// on a full disk a small write still fits while the IdP's are refused.
+#[tokio::test]
+async fn healthz_fails_while_writes_cannot_be_stored() {
+    let s = TestServer::start().await;
+    let health = || s.raw(Method::GET, "/healthz", &[], "");
+    let writable = |m: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("scimd_database_writable "))
+            .map(str::to_string)
+    };
+    let metrics = || s.raw(Method::GET, "/metrics", &[], "");
+    assert_eq!(writable(&metrics().await.text).as_deref(), Some("1"));
+
+    let log = s.db_path().with_file_name("scimd.db-wal");
+    let away = s.db_path().with_file_name("away");
+    std::fs::rename(&log, &away).unwrap();
+    let user = |name: &str| json!({"schemas": [USER_URN], "userName": name});
+    let r = s.post("/scim/v2/Users", &user("lost@example.com")).await;
+    assert_eq!(r.status.as_u16(), 500, "{}", r.text);
+    let failing = health().await;
+    assert_eq!(failing.status.as_u16(), 503, "{}", failing.text);
+    assert_eq!(
+        failing.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    let (reason, since) = failing
+        .text
+        .strip_prefix("database not writable: could not flush the log to disk: ")
+        .and_then(|t| t.strip_suffix("Z\n"))
+        .and_then(|t| t.rsplit_once(" since "))
+        .unwrap_or_else(|| panic!("{:?}", failing.text));
+    assert!(
+        !reason.is_empty() && !failing.text.contains(".db"),
+        "{:?}",
+        failing.text
+    );
+    assert_eq!(
+        since.len(),
+        "2026-01-02T03:04:05".len(),
+        "{:?}",
+        failing.text
+    );
+    assert_eq!(writable(&metrics().await.text).as_deref(), Some("0"));
+    // Reads still work.
+    assert_eq!(s.get("/scim/v2/Users").await.status.as_u16(), 200);
+
+    std::fs::rename(&away, &log).unwrap();
+    let r = s.post("/scim/v2/Users", &user("kept@example.com")).await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.text);
+    let r = health().await;
+    assert_eq!((r.status.as_u16(), &r.text), (503, &failing.text));
+    s.stop().await;
+}
+
 /// RFC 7644 §3.9: `attributes` and `excludedAttributes` apply to every answer that returns
 /// a resource: POST, PUT and PATCH as well as GET.
 #[tokio::test]

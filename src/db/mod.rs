@@ -17,6 +17,7 @@ pub mod events;
 pub mod filter_sql;
 pub mod groups;
 pub mod guard;
+mod health;
 pub mod members;
 mod migrations;
 pub mod oauth;
@@ -40,6 +41,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::scim::list::Position;
 
+pub use health::WriteFailure;
 pub use migrations::SCHEMA_VERSION;
 
 /// A connection or transaction, as the use cases (`ops`) hand it to the table functions.
@@ -126,6 +128,8 @@ pub struct Db {
     durable: std::sync::Arc<std::sync::atomic::AtomicI64>,
     /// The bearer tokens seen lately (kept current by the writer).
     credentials: std::sync::Arc<credentials::Credentials>,
+    /// How the writer's newest durable commit attempt ended (see [`Db::write_health`]).
+    write_health: std::sync::Arc<health::WriteHealth>,
     /// The database file, whose size (and its WAL's) the metrics report.
     path: std::sync::Arc<std::path::PathBuf>,
     /// Leave to hold a pooled connection for a read whose cost grows with the directory or
@@ -226,6 +230,7 @@ impl Db {
         };
         drop(conn);
         let durable = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(durable));
+        let write_health = std::sync::Arc::new(health::WriteHealth::default());
         let db = Db {
             writer: writer::start(
                 pool.clone(),
@@ -234,16 +239,30 @@ impl Db {
                 commits.clone(),
                 durable.clone(),
                 credentials.clone(),
+                write_health.clone(),
             )?,
             pool,
             commits,
             durable,
             credentials,
+            write_health,
             path: std::sync::Arc::new(path.to_path_buf()),
             scans: std::sync::Arc::new(tokio::sync::Semaphore::new(SCANS)),
         };
         db.optimize()?;
         Ok(db)
+    }
+
+    /// Whether writes can be stored: `Err`, with the reason and since when, from the first
+    /// durable commit attempt of the writer that fails for a reason of the storage (disk
+    /// full, read-only or failing file system, the log's flush failing) until one succeeds
+    /// after a minute without such a failure (see [`health`]); `Ok` otherwise. A write that
+    /// failed on its own (a constraint, a conflict) changes nothing here. While writes
+    /// fail, the writer tries a commit of its own every few seconds when no write comes,
+    /// so this turns `Ok` when the storage recovers even if nothing else writes. Reads no
+    /// database: as cheap as a lock.
+    pub fn write_health(&self) -> Result<(), WriteFailure> {
+        self.write_health.check()
     }
 
     /// Refreshes the query planner's statistics where they are stale (`PRAGMA optimize`),

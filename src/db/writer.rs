@@ -24,6 +24,10 @@
 //! one and a second thread flushes the log and answers the batch, while the writer runs
 //! the next ([`flusher`]).
 //!
+//! Both note how each commit attempt ended for `/healthz` ([`super::health`]): a failure
+//! of the storage, or a durable commit. While writes fail and none come, the writer
+//! commits a [`probe`] of its own now and then, so a recovery is noticed without traffic.
+//!
 //! What each write sees is what it would see alone: the writes of the batch run one after
 //! another, in arrival order, each on the database as the ones before it left it. A write
 //! whose closure fails (or panics) is rolled back to its savepoint and leaves no trace; the
@@ -54,6 +58,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Transaction, TransactionBehavior};
 
 use super::credentials::Credentials;
+use super::health::{WriteHealth, storage_failure};
 use super::{DbError, Durability};
 
 /// The most writes one transaction takes: bounds how long the first of them waits for the
@@ -62,6 +67,11 @@ const MAX_BATCH: usize = 128;
 
 /// How long the writer waits for a write before it looks at what other processes changed.
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// While writes fail for a reason of the storage, how often the writer, with no write to
+/// run, tries a commit of its own ([`probe`]): a server a load balancer took out of
+/// rotation for its failing `/healthz` gets no write that could say it recovered.
+const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Frames in the log past which a commit asks the [`checkpointer`] to copy it into the
 /// database: SQLite's own default for a checkpoint.
@@ -283,6 +293,7 @@ pub(super) fn start(
     commits: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     durable: std::sync::Arc<AtomicI64>,
     credentials: std::sync::Arc<Credentials>,
+    health: std::sync::Arc<WriteHealth>,
 ) -> Result<mpsc::Sender<Job>, DbError> {
     let (queue, jobs) = mpsc::channel::<Job>();
     let flusher = match durability {
@@ -290,9 +301,10 @@ pub(super) fn start(
             let (flushes, flushed) = mpsc::channel::<Flush>();
             let commits = commits.clone();
             let durable = durable.clone();
+            let health = health.clone();
             std::thread::Builder::new()
                 .name("scimd-flusher".into())
-                .spawn(move || flusher(&log, &durable, &commits, &flushed))?;
+                .spawn(move || flusher(&log, &durable, &commits, &health, &flushed))?;
             Some(flushes)
         }
         Durability::Normal => None,
@@ -321,6 +333,9 @@ pub(super) fn start(
                 checkpoints,
                 asked_at: 0,
                 copying,
+                health,
+                attempts: 0,
+                probed: std::time::Instant::now(),
             };
             let mut batch = VecDeque::new();
             loop {
@@ -329,7 +344,10 @@ pub(super) fn start(
                         Ok(job) => batch.push_back(job),
                         Err(mpsc::RecvTimeoutError::Timeout) => {
                             writer.look_around();
-                            continue;
+                            match writer.probe_if_due() {
+                                Some(probe) => batch.push_back(probe),
+                                None => continue,
+                            }
                         }
                         Err(mpsc::RecvTimeoutError::Disconnected) => return,
                     }
@@ -374,14 +392,23 @@ struct Writer {
     asked_at: i32,
     /// Held by the [`checkpointer`] while it copies.
     copying: std::sync::Arc<std::sync::Mutex<()>>,
+    /// Where the outcome of each durable commit attempt is noted, for `/healthz`.
+    health: std::sync::Arc<WriteHealth>,
+    /// The commit attempts begun so far: the number of the current one, which orders the
+    /// outcomes the writer and the flusher note.
+    attempts: u64,
+    /// When the writer last tried a [`probe`].
+    probed: std::time::Instant,
 }
 
 /// A committed batch waiting for its flush: its writes' answers, the newest event cursor
-/// the database held after it, and whether it changed anything.
+/// the database held after it, whether it changed anything, and the writer's number of the
+/// commit attempt it follows.
 struct Flush {
     jobs: Vec<Job>,
     cursor: i64,
     kept: bool,
+    attempt: u64,
 }
 
 /// Flushes the log for the batches the writer committed, and answers them. The writer
@@ -401,13 +428,16 @@ fn flusher(
     log: &std::path::Path,
     durable: &AtomicI64,
     commits: &tokio::sync::watch::Sender<u64>,
+    health: &WriteHealth,
     flushed: &mpsc::Receiver<Flush>,
 ) {
     while let Ok(first) = flushed.recv() {
         let mut flushes = vec![first];
         flushes.extend(flushed.try_iter());
+        let attempt = flushes.iter().map(|f| f.attempt).max().unwrap_or(0);
         let synced = sync_log(log).map_err(|e| {
             tracing::error!(error = %e, log = %log.display(), "could not flush the log to disk");
+            health.failed(attempt, format!("could not flush the log to disk: {e}"));
             // Not "unavailable" (a 503 that says nothing was changed): the batch committed
             // and readers may see it; only its durability is unknown.
             DbError::Task(format!(
@@ -418,6 +448,11 @@ fn flusher(
         if synced.is_ok() {
             let cursor = flushes.iter().map(|f| f.cursor).max().unwrap_or(0);
             durable.fetch_max(cursor, Ordering::SeqCst);
+            // Only a batch of this writer's is a commit made durable: a flush for another
+            // process's events alone says nothing of whether this one can commit.
+            if flushes.iter().any(|f| !f.jobs.is_empty()) {
+                health.committed(attempt);
+            }
         }
         let kept = flushes.iter().any(|f| f.kept);
         for job in flushes.into_iter().flat_map(|f| f.jobs) {
@@ -496,6 +531,7 @@ impl Writer {
                 jobs: Vec::new(),
                 cursor,
                 kept: false,
+                attempt: self.attempts,
             });
         }
     }
@@ -539,6 +575,7 @@ impl Writer {
     /// when something was committed. Writes that did not get to run because the
     /// transaction broke under them stay in `batch` for the next one.
     fn commit(&mut self, batch: &mut VecDeque<Job>) -> bool {
+        self.attempts += 1;
         let relaxed = batch.iter().all(|j| j.relaxed);
         let mut conn = match self.conn.take() {
             Some(c) => c,
@@ -547,7 +584,7 @@ impl Writer {
                     self.synchronous = self.durability;
                     WriterConn::of(c)
                 }
-                Err(e) => return fail(batch, &DbError::from(e)),
+                Err(e) => return self.fail(batch, &DbError::from(e)),
             },
         };
         // A batch of bookkeeping alone is not flushed by itself; any durable write in the
@@ -560,13 +597,13 @@ impl Writer {
         if wanted != self.synchronous {
             let set = format!("PRAGMA synchronous = {};", wanted.pragma());
             if let Err(e) = conn.execute_batch(&set) {
-                return fail(batch, &DbError::from(e));
+                return self.fail(batch, &DbError::from(e));
             }
             self.synchronous = wanted;
         }
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
-            Err(e) => return fail(batch, &DbError::from(e)),
+            Err(e) => return self.fail(batch, &DbError::from(e)),
         };
         // True while every write that ran may run again: the next one that may also runs
         // without a savepoint. Not in the transaction after a rollback of that kind.
@@ -588,6 +625,9 @@ impl Writer {
             }
             let keep = job.work.run(&tx);
             if !keep && !guarded {
+                if tx.is_autocommit() {
+                    self.rolled_back_on_its_own();
+                }
                 drop(tx); // rolls back the failed write, and what ran before it
                 job.work.settle(Ok(())); // its own error is its answer
                 self.conn = Some(conn);
@@ -627,11 +667,21 @@ impl Writer {
         }
         let outcome = match broken {
             Some(e) => {
+                if tx.is_autocommit() {
+                    self.rolled_back_on_its_own();
+                }
                 drop(tx); // rolls back
                 Err(e)
             }
             None => tx.commit().map_err(DbError::from),
         };
+        match &outcome {
+            // With the flusher, the commit is durable once the log is flushed (it notes it
+            // then); a relaxed batch's never says so.
+            Ok(()) if self.flusher.is_none() => self.health.committed(self.attempts),
+            Ok(()) => {}
+            Err(e) => self.note(e),
+        }
         if outcome.is_ok() {
             // Before anyone is answered: a revocation is in force once it is acknowledged.
             self.refresh_credentials(&conn);
@@ -647,9 +697,11 @@ impl Writer {
                 jobs: ran,
                 cursor,
                 kept,
+                attempt: self.attempts,
             };
             if let Err(mpsc::SendError(flush)) = flusher.send(flush) {
                 let stopped = DbError::Task("the log flusher has stopped".into());
+                self.health.failed(self.attempts, stopped.to_string());
                 for job in flush.jobs {
                     job.work.settle(Err(&stopped));
                 }
@@ -669,6 +721,44 @@ impl Writer {
             Err(_) => false,
         }
     }
+
+    /// Fails every write of a batch that could not start with `e`.
+    fn fail(&self, batch: &mut VecDeque<Job>, e: &DbError) -> bool {
+        self.note(e);
+        for job in batch.drain(..) {
+            job.work.fail(again(e));
+        }
+        false
+    }
+
+    /// Notes the current commit attempt as failed when `e` is the storage failing.
+    fn note(&self, e: &DbError) {
+        if let Some(reason) = storage_failure(e) {
+            self.health.failed(self.attempts, reason);
+        }
+    }
+
+    /// SQLite ended the transaction by itself: it does so when the disk is full or the
+    /// file system fails under a write, and the error went to that write's closure. A
+    /// write's own error undoes one statement only (scimd has no `ROLLBACK` conflict
+    /// clause or trigger).
+    fn rolled_back_on_its_own(&self) {
+        self.health.failed(
+            self.attempts,
+            "the database rolled back a write transaction on its own (disk full or I/O error)"
+                .into(),
+        );
+    }
+
+    /// A [`probe`] to commit now, while writes fail and the last probe is
+    /// [`PROBE_EVERY`] old.
+    fn probe_if_due(&mut self) -> Option<Job> {
+        if self.health.check().is_ok() || self.probed.elapsed() < PROBE_EVERY {
+            return None;
+        }
+        self.probed = std::time::Instant::now();
+        Some(probe())
+    }
 }
 
 /// Runs `sql`, one of the statements around each write, compiled once per connection
@@ -677,12 +767,21 @@ fn cached(tx: &rusqlite::Transaction, sql: &str) -> rusqlite::Result<()> {
     tx.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// Fails every write of a batch that could not start with `e`.
-fn fail(batch: &mut VecDeque<Job>, e: &DbError) -> bool {
-    for job in batch.drain(..) {
-        job.work.fail(again(e));
-    }
-    false
+/// A durable write of the writer's own that changes nothing: it stores `user_version`
+/// again, which writes the database's first page to the log (an empty transaction writes
+/// nothing, so it would prove nothing). Its outcome is noted like any commit's, and no
+/// one waits for its answer.
+fn probe() -> Job {
+    let (answer, _) = tokio::sync::oneshot::channel();
+    Job::once(
+        false,
+        |tx: &Transaction| {
+            let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            tx.pragma_update(None, "user_version", version)?;
+            Ok::<_, DbError>(())
+        },
+        answer,
+    )
 }
 
 #[cfg(test)]
@@ -726,6 +825,77 @@ mod tests {
             ["a", "b"],
             "the first write committed all the same"
         );
+    }
+
+    /// A flush that fails marks writes as failing, from then on, with the reason; the next
+    /// write whose flush succeeds clears it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_flush_marks_writes_failing_until_a_write_is_durable_again() {
+        let (dir, db) = scratch().await;
+        // Cleared by the next durable commit, without the minute `health::SETTLE` waits.
+        db.write_health.settle_after(std::time::Duration::ZERO);
+        assert_eq!(db.write_health(), Ok(()));
+        let (log, away) = (dir.path().join("w.db-wal"), dir.path().join("away"));
+        std::fs::rename(&log, &away).unwrap();
+        let before = time::OffsetDateTime::now_utc();
+        db.write(|tx| insert(tx, "a")).await.unwrap_err();
+        let failing = db.write_health().unwrap_err();
+        assert!(
+            failing
+                .reason
+                .starts_with("could not flush the log to disk: "),
+            "{failing}"
+        );
+        assert!(!failing.reason.contains("w.db"), "no path: {failing}");
+        assert!(failing.since >= before && failing.since <= time::OffsetDateTime::now_utc());
+        // Still failing: the first failure's time is kept.
+        db.write(|tx| insert(tx, "b")).await.unwrap_err();
+        assert_eq!(db.write_health().unwrap_err().since, failing.since);
+        std::fs::rename(&away, &log).unwrap();
+        db.write(|tx| insert(tx, "c")).await.unwrap();
+        assert_eq!(db.write_health(), Ok(()));
+    }
+
+    /// With writes failing and none coming, the writer tries a commit of its own: once
+    /// the storage recovers, the failure clears without any write.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failing_writes_clear_by_themselves_once_the_storage_recovers() {
+        let (dir, db) = scratch().await;
+        db.write_health.settle_after(std::time::Duration::ZERO);
+        let (log, away) = (dir.path().join("w.db-wal"), dir.path().join("away"));
+        std::fs::rename(&log, &away).unwrap();
+        db.write(|tx| insert(tx, "a")).await.unwrap_err();
+        assert!(db.write_health().is_err());
+        std::fs::rename(&away, &log).unwrap();
+        let deadline = std::time::Instant::now() + 4 * super::PROBE_EVERY;
+        while db.write_health().is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no probe cleared it: {:?}",
+                db.write_health()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(keys(&db).await, ["a"], "the probe changed nothing");
+    }
+
+    /// A write's own error (its closure's, a constraint's, a panic) is the answer to that
+    /// write: the storage is fine.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_writes_own_error_leaves_write_health_alone() {
+        let (_dir, db) = scratch().await;
+        let e = db
+            .write(|tx| {
+                insert(tx, "a")?;
+                Err::<(), _>(DbError::Conflict("taken".into()))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(e, DbError::Conflict(_)), "{e}");
+        assert_eq!(db.write_health(), Ok(()));
+        db.write(|tx| insert(tx, "b")).await.unwrap();
+        db.write_replayable(|tx| insert(tx, "b")).await.unwrap_err();
+        assert_eq!(db.write_health(), Ok(()));
     }
 
     async fn keys(db: &Db) -> Vec<String> {
@@ -800,6 +970,11 @@ mod tests {
             }
         }
         assert_eq!(keys(db).await, expected);
+        assert_eq!(
+            db.write_health(),
+            Ok(()),
+            "no write's failure is the storage's"
+        );
         // The writer survived the panics.
         db.write(|tx| insert(tx, "after")).await.unwrap();
         db.write_replayable(|tx| insert(tx, "again")).await.unwrap();
@@ -959,6 +1134,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(users, 0);
+        assert_eq!(
+            db.write_health(),
+            Ok(()),
+            "a commit failed for what a write did, not for the storage"
+        );
     }
 
     /// A write is answered only once its batch is committed: what it wrote is visible to

@@ -5,7 +5,8 @@
 //! since it started (requests, SCIM writes, sync runs it ran, webhook deliveries it sent);
 //! Prometheus' `rate()` copes with restarts. Gauges of state (database and WAL size,
 //! webhook lag, token last use) are read afresh at each scrape, so they hold for writes
-//! made by other processes too (the CLI).
+//! made by other processes too (the CLI); `database_writable` is what this server's own
+//! writes met, as `/healthz` reports it.
 //!
 //! No label carries a secret or a name an admin typed: tokens and endpoints are labelled
 //! by their numeric id, tenants not at all.
@@ -105,6 +106,7 @@ pub struct Metrics {
     failing: Family<EndpointLabel, Gauge>,
     token_idle: Family<TokenLabel, FGauge>,
     files: Family<FileLabel, Gauge>,
+    writable: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -133,6 +135,7 @@ impl Metrics {
             failing: Default::default(),
             token_idle: Default::default(),
             files: Default::default(),
+            writable: Default::default(),
         };
         r.register(
             "http_requests",
@@ -186,6 +189,12 @@ impl Metrics {
             "Size of the SQLite database file and of its write-ahead log",
             Unit::Bytes,
             m.files.clone(),
+        );
+        r.register(
+            "database_writable",
+            "1 while writes are stored, 0 while they fail for a reason of the storage \
+             (disk full, read-only, the log's flush failing), as /healthz reports",
+            m.writable.clone(),
         );
         let build: Family<VersionLabel, Gauge> = Default::default();
         build
@@ -291,6 +300,7 @@ impl Metrics {
         self.files
             .get_or_create(&FileLabel { file: "wal" })
             .set(wal_size as i64);
+        self.writable.set(i64::from(db.write_health().is_ok()));
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .expect("writing to a String cannot fail");

@@ -611,14 +611,21 @@ impl App {
         }
     }
 
+    /// `GET /healthz`: 200 while the database answers a read and its writes are stored;
+    /// 503 with a one-line reason otherwise, so a supervisor or a load balancer notices a
+    /// full disk, which fails every write while reads go on.
     async fn healthz(&self) -> Response<Body> {
-        let ok = self.state.db.read(crate::db::ping).await;
-        match ok {
+        if let Err(e) = self.state.db.read(crate::db::ping).await {
+            tracing::error!(error = %e, "health check failed");
+            return text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n");
+        }
+        match self.state.db.write_health() {
             Ok(()) => text(StatusCode::OK, "ok\n"),
-            Err(e) => {
-                tracing::error!(error = %e, "health check failed");
-                text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n")
-            }
+            // Logged once by the db layer when writes began to fail, not at every check.
+            Err(failing) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("database not writable: {failing}\n"),
+            ),
         }
     }
 }
@@ -844,8 +851,8 @@ pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
     r
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut r = Response::new(Body::from(Bytes::from_static(body.as_bytes())));
+fn text(status: StatusCode, body: impl Into<Body>) -> Response<Body> {
+    let mut r = Response::new(body.into());
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,

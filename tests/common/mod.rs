@@ -309,6 +309,11 @@ impl TestServer {
         r.cookie("scimd_session").expect("a session cookie")
     }
 
+    /// The server's database file (its log is beside it, `-wal` appended).
+    pub fn db_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("scimd.db")
+    }
+
     /// Stops the server the way SIGTERM does and waits for it to drain.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
