@@ -48,6 +48,9 @@ const PROGRESS: Duration = Duration::from_secs(1);
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the sender looks again without a commit of this process to wake it.
 pub const RECHECK: Duration = Duration::from_secs(1);
+/// How long after a commit the endpoints are read again: an endpoint an admin just added
+/// starts this late at most.
+const RELOOK: Duration = Duration::from_millis(200);
 /// How long a woken endpoint lets further commits gather before it reads: events committed
 /// together go out in one batch with one cursor update, so a burst of SCIM writes is not
 /// slowed by one bookkeeping transaction per endpoint per event.
@@ -291,7 +294,14 @@ async fn supervise(
             Err(e) => tracing::warn!(error = %e, "cannot list webhook endpoints"),
         }
         tokio::select! {
-            _ = commits.changed() => {}
+            _ = commits.changed() => {
+                // Under a busy IdP commits come thousands a second: the endpoints are read
+                // again once for all of those of a short while, not once for each.
+                tokio::select! {
+                    _ = tokio::time::sleep(RELOOK) => {}
+                    _ = stop.changed() => break,
+                }
+            }
             _ = tokio::time::sleep(RECHECK) => {}
             _ = stop.changed() => break,
         }
