@@ -114,11 +114,12 @@ fn checkpointer(
     copying: &std::sync::Mutex<()>,
 ) {
     while wanted.recv().is_ok() {
-        let _copying = copying
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Taken before the lock: the writer never waits for a busy pool.
         match pool.get() {
             Ok(conn) => {
+                let _copying = copying
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 warn_unless_busy(conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())))
             }
             Err(e) => tracing::warn!(error = %e, "could not checkpoint the log"),
