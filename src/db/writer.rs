@@ -78,7 +78,8 @@ const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 const CHECKPOINT_FRAMES: i32 = 1000;
 
 /// Frames in the log past which a commit copies what the [`checkpointer`] has not, so the
-/// next one starts the log over: 16 MiB.
+/// next one starts the log over (16 MiB; it goes on growing while a reader still reads
+/// its end, as with SQLite's own checkpoints).
 const RESTART_FRAMES: i32 = 4 * CHECKPOINT_FRAMES;
 
 thread_local! {
