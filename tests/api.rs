@@ -535,8 +535,8 @@ async fn a_cursor_older_than_the_events_kept_says_to_list_again() {
 }
 
 /// A user's new externalId changes what apps read of its member (`external_id`), and a new
-/// title or department what they read of the person: they hear of it in a `member.updated`
-/// of its own, beside what the sync reports of the same write,
+/// title or department what they read of the person: they hear of it in a `member.updated`,
+/// the one the sync records of the same write when it records one (one write, one update),
 /// `updated_since` finds the member, and test mode (which moves no member) does not hold
 /// it back, as apps read the value live.
 #[tokio::test]
@@ -573,10 +573,10 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
         ),
         (
             replace(json!({"externalId": "ext-3", "name.givenName": "Gus"})),
-            vec![
-                ("member.updated", json!({"given_name": null})),
-                ("member.updated", json!({"external_id": "ext-2"})),
-            ],
+            vec![(
+                "member.updated",
+                json!({"given_name": null, "external_id": "ext-2"}),
+            )],
         ),
         (
             replace(json!({"externalId": "ext-4", "active": false})),
@@ -602,6 +602,17 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
             )],
         ),
         (replace(json!({"title": "Lead"})), vec![]),
+        (
+            replace(json!({"name.familyName": "Grimm", "title": "Head"})),
+            vec![(
+                "member.updated",
+                json!({"family_name": null, "attributes": {"title": "Lead"}}),
+            )],
+        ),
+        (
+            replace(json!({"title": "Lead"})),
+            vec![("member.updated", json!({"attributes": {"title": "Head"}}))],
+        ),
     ];
     for (body, want) in steps {
         let r = s.patch(&path, &body).await;
@@ -616,6 +627,24 @@ async fn a_new_external_id_is_a_member_update_apps_hear_of() {
         assert_eq!(got, want, "{body}");
         cursor = r.json["list_metadata"]["after"].as_i64().unwrap();
     }
+    // The audit log tells an admin of the write that changed a name and a title in one
+    // entry with both.
+    let detail: String =
+        s.db.conn()
+            .unwrap()
+            .query_row(
+                "SELECT detail FROM audit_log WHERE action = 'member.updated' \
+             AND detail LIKE '%attributes.title%' AND detail LIKE '%familyName%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    let fields: Vec<&Value> = detail["fields"].as_array().unwrap().iter().collect();
+    assert!(
+        fields.contains(&&json!({"field": "attributes.title", "before": "Lead", "after": "Head"})),
+        "{detail}"
+    );
     let since = get(&s, &key, &format!("/api/v1/members?updated_since={before}")).await;
     assert_eq!(since.json["data"][0]["external_id"], "ext-4");
     // The member shows the attributes the events name, and so did each event's member.

@@ -202,8 +202,8 @@ fn previous_values(before: &Value, after: &Value) -> Value {
 /// ([`resource::profile_attributes`]: a WorkOS app's `custom_attributes`).
 #[derive(Debug, Default)]
 pub(super) struct DirectoryChange {
-    /// The `externalId` before, when it changed (`null`: it had none).
-    pub external_id: Option<Value>,
+    /// The `externalId` before and after, when it changed (`null`: none).
+    pub external_id: Option<(Value, Value)>,
     /// Each changed profile attribute's value before (`null`: it had none).
     pub attributes: Map<String, Value>,
     /// Each changed profile attribute's value after (`null`: it has none now).
@@ -213,8 +213,10 @@ pub(super) struct DirectoryChange {
 impl DirectoryChange {
     /// What changed from user data `before` to `after`.
     pub fn between(before: &Map<String, Value>, after: &Map<String, Value>) -> DirectoryChange {
+        let external_id =
+            |data: &Map<String, Value>| data.get("externalId").cloned().unwrap_or(Value::Null);
         let external_id = (before.get("externalId") != after.get("externalId"))
-            .then(|| before.get("externalId").cloned().unwrap_or(Value::Null));
+            .then(|| (external_id(before), external_id(after)));
         let (old, new) = (
             resource::profile_attributes(before),
             resource::profile_attributes(after),
@@ -240,15 +242,44 @@ impl DirectoryChange {
     pub fn is_empty(&self) -> bool {
         self.external_id.is_none() && self.attributes.is_empty()
     }
+
+    /// What it changed as an audit entry lists a member's fields (`field`, `before`,
+    /// `after`).
+    pub fn fields(&self) -> Vec<Value> {
+        let external_id = self.external_id.iter().map(
+            |(before, after)| json!({"field": "externalId", "before": before, "after": after}),
+        );
+        let attributes = self.attributes.iter().map(|(name, before)| {
+            let after = &self.attributes_after[name];
+            json!({"field": format!("attributes.{name}"), "before": before, "after": after})
+        });
+        external_id.chain(attributes).collect()
+    }
+
+    /// `object`, a member's API object as the directory user reads now, as it read before
+    /// the write: its `external_id` and `attributes` as they were.
+    pub fn revert(&self, object: &mut Value) {
+        if let Some((before, _)) = &self.external_id {
+            object["external_id"] = before.clone();
+        }
+        if let Some(Value::Object(attributes)) = object.get_mut("attributes") {
+            for (name, before) in &self.attributes {
+                match before {
+                    Value::Null => attributes.remove(name),
+                    before => attributes.insert(name.clone(), before.clone()),
+                };
+            }
+        }
+    }
 }
 
 /// After a write of directory user `user_id` and its sync, when the write changed what apps
-/// read of the user besides its member ([`DirectoryChange`]): the member looks different to
-/// them, or the person does, without the member having changed, and no sync compares it. A
-/// `member.updated` of its own says what it was (`previous.external_id`,
-/// `previous.attributes`; beside whatever the sync reported of the same write), and the
-/// member's `updated_at` moves. In test mode too: the values are read live, and test mode
-/// does not hold them back.
+/// read of the user besides its member ([`DirectoryChange`]) and the sync recorded no
+/// `member.updated` that says so (the member changed in nothing the sync compares, or in test
+/// mode): the member looks different to apps, or the person does, so a `member.updated` of its
+/// own says what it was (`previous.external_id`, `previous.attributes`), and the member's
+/// `updated_at` moves. In test mode too: the values are read live, and test mode does not hold
+/// them back.
 pub(super) fn directory_changed(
     conn: &Conn,
     actor: &Actor,
@@ -265,27 +296,8 @@ pub(super) fn directory_changed(
     members::touch(conn, member.pk)?;
     let after = members::get_by_pk(conn, member.pk)?.ok_or(DbError::NotFound)?;
     let mut object = api_object(conn, tenant_id, &after)?;
-    let mut changes = Vec::new();
-    if let Some(before) = change.external_id {
-        changes.push(
-            json!({"field": "external_id", "before": before, "after": object["external_id"]}),
-        );
-        object["external_id"] = before;
-    }
-    for (name, before) in &change.attributes {
-        let after = &change.attributes_after[name];
-        changes
-            .push(json!({"field": format!("attributes.{name}"), "before": before, "after": after}));
-    }
-    if let Some(Value::Object(attributes)) = object.get_mut("attributes") {
-        for (name, before) in change.attributes {
-            match before {
-                Value::Null => attributes.remove(&name),
-                before => attributes.insert(name, before),
-            };
-        }
-    }
-    let changes = Value::Array(changes);
+    let changes = Value::Array(change.fields());
+    change.revert(&mut object);
     let write = MemberWrite {
         before: Some(object),
         after: &after,

@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::guard;
-use super::members::{Journal, LinkedUser, MemberWrite};
+use super::members::{DirectoryChange, Journal, LinkedUser, MemberWrite};
 use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
@@ -56,14 +56,22 @@ pub struct GroupChange {
 }
 
 /// After the IdP created or changed user `row` (POST, PUT, PATCH), which is as stored.
-pub fn user_written(
+/// What `change` says the write changed besides (its `externalId`, its profile attributes)
+/// goes into the `member.updated` the sync records of its member, or into one of its own
+/// when the sync records none ([`super::members::directory_changed`]).
+pub(super) fn user_written(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     row: &users::UserRow,
+    change: DirectoryChange,
 ) -> Result<(), DbError> {
     let users = vec![users::written_directory_user(conn, row)?];
-    sync_people(
+    let unsaid = (!change.is_empty()).then_some(Unsaid {
+        user_id: &row.id,
+        change,
+    });
+    let unsaid = sync_people(
         conn,
         actor,
         tenant_id,
@@ -72,7 +80,12 @@ pub fn user_written(
             ..Directory::default()
         },
         true,
-    )
+        unsaid,
+    )?;
+    match unsaid {
+        Some(change) => super::members::directory_changed(conn, actor, tenant_id, &row.id, change),
+        None => Ok(()),
+    }
 }
 
 /// Before a user row is deleted by the IdP (DELETE /Users/{id}).
@@ -125,7 +138,9 @@ pub fn user_deleting(
             ..Directory::default()
         },
         true,
+        None,
     )
+    .map(drop)
 }
 
 /// After a group was created or changed.
@@ -207,7 +222,9 @@ pub fn group_written(
             ..Directory::default()
         },
         true,
+        None,
     )
+    .map(drop)
 }
 
 /// Before a group row is deleted: its members are re-evaluated as if they had left it.
@@ -244,7 +261,9 @@ pub fn group_deleting(
             ..Directory::default()
         },
         false,
+        None,
     )
+    .map(drop)
 }
 
 /// Whether a group of any of these names gives a role. A group's name reaches its members
@@ -260,20 +279,23 @@ fn gives_a_role(conn: &Conn, tenant_id: i64, names: &[&str]) -> Result<bool, DbE
 
 /// Plans for the people in `directory` and applies the plan, unless in test mode.
 /// `as_stored`: the directory's users are as stored, so what a member's API object shows
-/// of them needs no second read.
+/// of them needs no second read. What `unsaid` says the write changed of one of them goes
+/// into its member's `member.updated`; returned when the sync recorded none.
 fn sync_people(
     conn: &Conn,
     actor: &Actor,
     tenant_id: i64,
     directory: Directory,
     as_stored: bool,
-) -> Result<(), DbError> {
+    unsaid: Option<Unsaid>,
+) -> Result<Option<DirectoryChange>, DbError> {
+    let unsaid_change = |unsaid: Option<Unsaid>| unsaid.map(|u| u.change);
     if directory.users.is_empty() && directory.deleted.is_empty() {
-        return Ok(());
+        return Ok(unsaid_change(unsaid));
     }
     let settings = settings::get(conn, tenant_id)?;
     if settings.test_mode {
-        return Ok(());
+        return Ok(unsaid_change(unsaid));
     }
     let people = directory.users.iter().chain(&directory.deleted);
     let user_ids: Vec<String> = people.clone().map(|u| u.id.clone()).collect();
@@ -293,7 +315,9 @@ fn sync_people(
     let considered = guard::Considered::Members(&looked_at);
     let changes = guard::screen(conn, actor, tenant_id, &settings, considered, &changes)?;
     let mut known = Known::of(as_stored.then_some(&directory), &rows);
-    apply(conn, actor, tenant_id, "scim", &changes, &mut known).map(drop)
+    known.unsaid = unsaid;
+    apply(conn, actor, tenant_id, "scim", &changes, &mut known)?;
+    Ok(unsaid_change(known.unsaid))
 }
 
 /// Applies what the whole tenant's plan now says for the members in `held` (an admin
@@ -327,6 +351,17 @@ pub fn apply_held(
 struct Known<'d> {
     users: HashMap<&'d str, (&'d DirectoryUser, bool)>,
     members: HashMap<i64, &'d MemberRow>,
+    /// What the write changed of a directory user besides what the plan compares, until a
+    /// `member.updated` of its member says it.
+    unsaid: Option<Unsaid<'d>>,
+}
+
+/// What a write changed of directory user `user_id` that no plan compares
+/// ([`DirectoryChange`]): its member's `member.updated` says it, so apps hear of one write
+/// in one event.
+struct Unsaid<'a> {
+    user_id: &'a str,
+    change: DirectoryChange,
 }
 
 impl<'d> Known<'d> {
@@ -346,6 +381,7 @@ impl<'d> Known<'d> {
         Known {
             users,
             members: members.iter().map(|m| (m.pk, m)).collect(),
+            unsaid: None,
         }
     }
 
@@ -377,6 +413,14 @@ impl<'d> Known<'d> {
         match user_id.and_then(|id| self.users.get(id)) {
             Some((user, _)) => Ok(LinkedUser::from_directory(user)),
             None => LinkedUser::of(conn, tenant_id, user_id),
+        }
+    }
+
+    /// What the write changed of `user_id` that is still unsaid, taken to be said now.
+    fn take_unsaid(&mut self, user_id: Option<&str>) -> Option<DirectoryChange> {
+        match (&self.unsaid, user_id) {
+            (Some(u), Some(id)) if u.user_id == id => self.unsaid.take().map(|u| u.change),
+            _ => None,
         }
     }
 
@@ -526,7 +570,24 @@ fn apply(
         };
         let mut entry = ReportEntry::borrowed(change);
         entry.member_id = Some(&after.id);
-        let detail = super::members::detail(&entry);
+        let mut before = before;
+        let unsaid = match event {
+            EventType::MemberUpdated => known.take_unsaid(after.user_id.as_deref()),
+            _ => None,
+        };
+        let detail = match unsaid {
+            None => super::members::detail(&entry),
+            Some(unsaid) => {
+                if let Some(object) = &mut before {
+                    unsaid.revert(object);
+                }
+                let mut entry = serde_json::to_value(&entry).unwrap_or(Value::Null);
+                if let Some(Value::Array(fields)) = entry.get_mut("fields") {
+                    fields.extend(unsaid.fields());
+                }
+                super::members::detail(&entry)
+            }
+        };
         let write = MemberWrite {
             before,
             after: &after,

@@ -110,7 +110,7 @@ pub async fn create(
     let actor = actor.clone();
     db.write_replayable(move |tx| {
         let row = users::create(tx, tenant_id, &data)?;
-        reconcile::user_written(tx, &actor, tenant_id, &row)?;
+        reconcile::user_written(tx, &actor, tenant_id, &row, Default::default())?;
         audited(
             tx,
             &actor,
@@ -124,8 +124,9 @@ pub async fn create(
 }
 
 /// Stores `data` as user `row`'s and syncs its member. A new `externalId` or title,
-/// department, manager… changes what apps read of the person without changing the member:
-/// they hear of it all the same ([`members::directory_changed`]).
+/// department, manager… changes what apps read of the person even when the member does not
+/// change: they hear of it all the same, in the one `member.updated` of the write
+/// ([`reconcile::user_written`]).
 fn rewrite(
     tx: &Conn,
     actor: &Actor,
@@ -135,8 +136,7 @@ fn rewrite(
 ) -> Result<UserRow, DbError> {
     let change = members::DirectoryChange::between(&row.data, &data);
     let row = users::replace(tx, tenant_id, row, data)?;
-    reconcile::user_written(tx, actor, tenant_id, &row)?;
-    members::directory_changed(tx, actor, tenant_id, &row.id, change)?;
+    reconcile::user_written(tx, actor, tenant_id, &row, change)?;
     Ok(row)
 }
 

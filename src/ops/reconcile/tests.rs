@@ -47,7 +47,7 @@ impl Fixture {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let row = users::create(tx, self.tenant, data.as_object().unwrap())?;
-            user_written(tx, &self.actor(), self.tenant, &row)?;
+            user_written(tx, &self.actor(), self.tenant, &row, Default::default())?;
             Ok::<_, DbError>(row)
         })
         .unwrap()
@@ -61,7 +61,7 @@ impl Fixture {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let row = users::replace(tx, self.tenant, &data, data.data.clone())?;
-            user_written(tx, &self.actor(), self.tenant, &row)?;
+            user_written(tx, &self.actor(), self.tenant, &row, Default::default())?;
             Ok::<_, DbError>(row)
         })
         .unwrap()
@@ -979,7 +979,7 @@ fn a_watched_plan_is_made_again_in_the_background_after_writes() {
             let data =
                 json!({"userName": "ada@x.io", "emails": [{"value": "ada@x.io"}], "active": true});
             let row = users::create(tx, tenant, data.as_object().unwrap())?;
-            user_written(tx, &actor, tenant, &row)
+            user_written(tx, &actor, tenant, &row, Default::default())
         })
         .await
         .unwrap();
