@@ -120,6 +120,26 @@ async fn every_page_carries_security_headers_and_unknown_pages_are_friendly() {
 /// After login the admin goes back where they were, but only to a path of this site:
 /// browsers drop tabs and line breaks from a URL, so `/<TAB>/evil.example` would lead to
 /// another site, and a line break would leave the redirect without a Location.
+/// An error inside a tenant's pages keeps that tenant's tabs, so the admin can go on from
+/// it; an address naming no tenant has none to show.
+#[tokio::test]
+async fn an_error_in_a_tenants_pages_keeps_its_tabs() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = login(&s).await;
+    let headers = [("cookie", cookie.as_str())];
+    let get = |path: &'static str| s.raw(Method::GET, path, &headers, "");
+    let r = get("/t/default/people/no-such-member").await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(r.text.contains("Page not found"), "{}", r.text);
+    assert!(r.text.contains(r#"aria-label="Sections""#), "{}", r.text);
+    assert!(r.text.contains(r#"href="/t/default/people""#), "{}", r.text);
+    let r = get("/t/no-such-tenant/people").await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert!(!r.text.contains(r#"aria-label="Sections""#), "{}", r.text);
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn the_page_to_return_to_after_login_is_always_local() {
     let s = TestServer::start().await;

@@ -681,7 +681,22 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             )
         }
     };
-    let layout = layout(state, req, None, "")
+    // Within a tenant's pages the error keeps the tenant's tabs, so the admin can go on.
+    let slug = req
+        .path
+        .strip_prefix("/t/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|slug| !slug.is_empty() && req.session.is_some())
+        .map(str::to_string);
+    let tenant = match slug {
+        Some(slug) => state
+            .db
+            .read(move |c| db::tenants::by_slug(c, &slug))
+            .await
+            .ok(),
+        None => None,
+    };
+    let layout = layout(state, req, tenant.as_ref(), "")
         .await
         .unwrap_or_else(|_| Layout {
             session: None,
