@@ -80,13 +80,25 @@ async fn admins_manage_webhooks_and_see_their_deliveries() {
     )
     .await;
     assert_eq!(r.status, 403);
-    // A link-local receiver is refused with a message.
+    // A link-local receiver is refused with a message beside the form, which keeps what
+    // the admin typed.
     let r = post(
         "/t/default/webhooks".into(),
-        format!("csrf={csrf}&url=http%3A%2F%2F169.254.169.254%2F&format=standard"),
+        format!(
+            "csrf={csrf}&url=http%3A%2F%2F169.254.169.254%2F&types=member.created&format=workos"
+        ),
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.text);
+    let form = &r.text[r.text.find("Add an endpoint").expect("the form")..];
+    assert!(form.contains(r#"class="error-box""#), "{}", r.text);
+    assert!(
+        form.contains(r#"value="http://169.254.169.254/""#)
+            && form.contains(r#"value="member.created""#)
+            && form.contains(r#"value="workos" selected"#),
+        "{form}"
+    );
+    assert_eq!(r.text.matches(r#"class="error-box""#).count(), 1);
     let r = post(
         "/t/default/webhooks".into(),
         format!("csrf={csrf}&url={encoded}&types=member.created&format=standard"),

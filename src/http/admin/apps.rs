@@ -31,7 +31,71 @@ struct AppsPage {
     new_secret: Option<NewSecret>,
     types: Vec<&'static str>,
     latest: i64,
-    error: Option<String>,
+    error: Option<Refused>,
+}
+
+impl AppsPage {
+    /// What the admin typed in field `name` of a refused form, to show it again.
+    fn typed(&self, name: &str) -> &str {
+        self.error.as_ref().map_or("", |r| r.typed(name))
+    }
+}
+
+/// What the page says went wrong, shown beside the form it came from (`form`: `key`,
+/// `webhook`, or empty for the page's own actions), with what the admin typed in it.
+#[derive(Default)]
+struct Refused {
+    form: &'static str,
+    message: String,
+    name: String,
+    url: String,
+    types: String,
+    format: String,
+}
+
+impl Refused {
+    fn page(message: String) -> Refused {
+        Refused {
+            message,
+            ..Refused::default()
+        }
+    }
+
+    fn key(message: String, name: &str) -> Refused {
+        Refused {
+            form: "key",
+            message,
+            name: name.to_string(),
+            ..Refused::default()
+        }
+    }
+
+    fn webhook(message: String, form: &super::form::Form) -> Refused {
+        Refused {
+            form: "webhook",
+            message,
+            url: form.trimmed("url").to_string(),
+            types: form.trimmed("types").to_string(),
+            format: form.trimmed("format").to_string(),
+            ..Refused::default()
+        }
+    }
+
+    /// What was typed in field `name` of the refused form.
+    fn typed(&self, name: &str) -> &str {
+        match name {
+            "name" => &self.name,
+            "url" => &self.url,
+            "types" => &self.types,
+            "format" => &self.format,
+            _ => "",
+        }
+    }
+
+    /// The message, if it belongs to `form`.
+    fn of(&self, form: &str) -> Option<&str> {
+        (self.form == form).then_some(self.message.as_str())
+    }
 }
 
 async fn render(
@@ -39,7 +103,7 @@ async fn render(
     req: &Req,
     tenant: &Tenant,
     new_key: Option<NewKey>,
-    error: Option<String>,
+    error: Option<Refused>,
 ) -> PageResult {
     render_with(state, req, tenant, new_key, None, error).await
 }
@@ -50,7 +114,7 @@ async fn render_with(
     tenant: &Tenant,
     new_key: Option<NewKey>,
     new_secret: Option<NewSecret>,
-    error: Option<String>,
+    error: Option<Refused>,
 ) -> PageResult {
     let s = req.session()?;
     let id = tenant.id;
@@ -88,11 +152,13 @@ pub(super) async fn create_key(state: &State, req: &mut Req, tenant: &Tenant) ->
     let name = form.trimmed("name").to_string();
     if name.is_empty() || name.chars().count() > 100 {
         let error = "Give the key a name of 1 to 100 characters.".to_string();
-        return render(state, req, tenant, None, Some(error)).await;
+        return render(state, req, tenant, None, Some(Refused::key(error, &name))).await;
     }
     let expires_at = match super::expiry(form.get("expires_in_days")) {
         Ok(e) => e,
-        Err(error) => return render(state, req, tenant, None, Some(error)).await,
+        Err(error) => {
+            return render(state, req, tenant, None, Some(Refused::key(error, &name))).await;
+        }
     };
     let actor = req.actor()?;
     let issued =
@@ -309,7 +375,10 @@ pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -
         .collect();
     let format = match form.get("format").parse::<ops::webhooks::Format>() {
         Ok(f) => f,
-        Err(e) => return render(state, req, tenant, None, Some(e.to_string())).await,
+        Err(e) => {
+            let refused = Refused::webhook(e.to_string(), &form);
+            return render(state, req, tenant, None, Some(refused)).await;
+        }
     };
     let actor = req.actor()?;
     match ops::webhooks::add(&state.db, &actor, tenant.id, url.clone(), types, format).await {
@@ -322,7 +391,10 @@ pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -
             render_with(state, req, tenant, None, Some(shown), None).await
         }
         Err(ops::webhooks::Error::Db(e)) => Err(e.into()),
-        Err(e) => render(state, req, tenant, None, Some(e.to_string())).await,
+        Err(e) => {
+            let refused = Refused::webhook(e.to_string(), &form);
+            render(state, req, tenant, None, Some(refused)).await
+        }
     }
 }
 
@@ -380,7 +452,7 @@ pub(super) async fn webhook_action(
                 let error = format!(
                     "The test event was not accepted: {answer}. The endpoint must answer 2xx; its attempts below show what it said."
                 );
-                return render(state, req, tenant, None, Some(error)).await;
+                return render(state, req, tenant, None, Some(Refused::page(error))).await;
             }
             format!("Test event delivered: {answer}.")
         }
