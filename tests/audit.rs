@@ -266,6 +266,31 @@ async fn the_audit_page_verifies_the_chain_and_names_an_edited_entry() {
     );
 }
 
+/// An entry's detail reads field by field on the audit page, its JSON a click away.
+#[tokio::test]
+async fn the_audit_page_reads_a_member_change_field_by_field() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    s.create_user("ada@example.com").await;
+    let r = s
+        .raw(
+            hyper::Method::GET,
+            "/t/default/audit?action=member.created",
+            &[("cookie", &cookie)],
+            bytes::Bytes::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        r.text.contains("<div>email: — → ada@example.com</div>"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("<summary>JSON</summary>"), "{}", r.text);
+    s.stop().await;
+}
+
 /// Filtering the audit page by a target (a person's history) reads a bounded window of the
 /// log per page, whose size grows for ever, and leads on to the older entries until it
 /// finds theirs.
@@ -325,6 +350,7 @@ async fn the_audit_page_searches_a_long_log_a_window_at_a_time() {
     assert!(older.contains("&after="), "{older}");
     let next = page(older).await;
     assert!(next.contains(&row), "{next}");
+
     assert!(
         !next.contains(r#"id="searched""#),
         "nothing older to search"

@@ -3,6 +3,7 @@
 
 use askama::Template;
 use hyper::StatusCode;
+use serde_json::Value;
 
 use super::filters;
 use super::people::link;
@@ -94,7 +95,52 @@ struct Line {
     r: Record,
     /// Where the target lives in the UI, if it has a page.
     href: Option<String>,
+    /// The detail as stored (compact JSON), for whoever wants all of it.
     detail: String,
+    /// The detail as an admin reads it ([`readable`]).
+    readable: Vec<String>,
+}
+
+/// An entry's detail as an admin reads it, a line each: every changed field as
+/// `field: before → after` (`—` for none), then the other values as `name: value`, an
+/// object's own values inline. What is not an object reads as its JSON.
+fn readable(detail: &Value) -> Vec<String> {
+    fn shown(v: &Value) -> String {
+        match v {
+            Value::Null => "—".to_string(),
+            Value::String(s) => s.clone(),
+            Value::Object(o) => o
+                .iter()
+                .map(|(k, v)| format!("{k} {}", shown(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Value::Array(a) => a.iter().map(shown).collect::<Vec<_>>().join(", "),
+            other => other.to_string(),
+        }
+    }
+    let Value::Object(detail) = detail else {
+        return vec![detail.to_string()];
+    };
+    fn changed(v: &Value) -> Option<&Vec<Value>> {
+        v.as_array().filter(|list| {
+            list.iter()
+                .all(|c| c.get("field").and_then(Value::as_str).is_some())
+        })
+    }
+    let mut lines = Vec::new();
+    for (name, value) in detail {
+        match changed(value) {
+            Some(list) if matches!(name.as_str(), "fields" | "changes") => {
+                lines.extend(list.iter().map(|c| {
+                    let field = c["field"].as_str().unwrap_or_default();
+                    format!("{field}: {} → {}", shown(&c["before"]), shown(&c["after"]))
+                }));
+            }
+            _ if value.is_null() || name == "kind" => {}
+            _ => lines.push(format!("{name}: {}", shown(value))),
+        }
+    }
+    lines
 }
 
 /// The outcome of checking the tenant's hash chain (`?verify=1`).
@@ -199,6 +245,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
                         .as_ref()
                         .map(|d| d.to_string())
                         .unwrap_or_default(),
+                    readable: r.entry.detail.as_ref().map(readable).unwrap_or_default(),
                     r,
                 })
                 .collect(),
@@ -254,4 +301,44 @@ pub(super) async fn export(state: &State, req: &Req, tenant: &Tenant) -> PageRes
         &format!("audit-{}.jsonl", tenant.slug),
         body,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::readable;
+
+    #[test]
+    fn a_member_change_reads_field_by_field() {
+        let detail = json!({"kind": "update", "memberId": "m1", "subject": "ada@example.com",
+            "fields": [{"field": "email", "before": "ada@old.example", "after": "ada@example.com"},
+                       {"field": "attributes.title", "before": null, "after": "Lead"}],
+            "reason": null});
+        assert_eq!(
+            readable(&detail),
+            [
+                "memberId: m1",
+                "subject: ada@example.com",
+                "email: ada@old.example → ada@example.com",
+                "attributes.title: — → Lead",
+            ]
+        );
+    }
+
+    #[test]
+    fn other_details_read_as_names_and_values() {
+        let detail = json!({"scope": "full", "dryRun": false,
+            "counts": {"create": 3, "update": 0}, "error": "no such group"});
+        assert_eq!(
+            readable(&detail),
+            [
+                "scope: full",
+                "dryRun: false",
+                "counts: create 3, update 0",
+                "error: no such group",
+            ]
+        );
+        assert_eq!(readable(&json!("plain")), ["\"plain\""]);
+    }
 }
