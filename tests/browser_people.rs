@@ -209,6 +209,7 @@ async fn import_find_explain_the_role_unmanage_and_audit() {
         &s.url(""),
         &[
             "/t/default/people",
+            "/t/default/people/new",
             "/t/default/people/import",
             &member,
             "/t/default/audit",

@@ -297,3 +297,115 @@ async fn exports_are_downloads_with_their_content_types() {
         .await;
     assert_eq!(r.status, 303);
 }
+
+/// An admin adds a person by hand: a manual member at once, with the role chosen, that apps
+/// hear of as `member.created` (via `admin`) and the IdP's lookups find, so the IdP's user
+/// with the same email adopts it. A refused form says why and keeps what was typed.
+#[tokio::test]
+async fn an_admin_adds_a_person_by_hand_and_the_idp_adopts_them() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let admin = Admin::login(&s, "alice", PASSWORD).await;
+    let page = admin.get(&s, "/t/default/people").await;
+    assert!(page.text.contains(r#"href="/t/default/people/new""#));
+    let form = admin.get(&s, "/t/default/people/new").await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    assert!(form.text.contains(r#"name="email""#), "{}", form.text);
+
+    // Without the CSRF token nothing is added.
+    let r = admin
+        .post_raw(
+            &s,
+            "/t/default/people/new",
+            "email=grace%40example.com".into(),
+        )
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    assert_eq!(member_count(&s), 0);
+
+    let add = "email=grace%40example.com&given_name=Grace&family_name=Hopper&role=admin&managed=1";
+    let r = admin.post(&s, "/t/default/people/new", add).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let to = r.header("location").unwrap().to_string();
+    let member = admin.get(&s, &to).await;
+    assert_eq!(member.status, 200, "{}", member.text);
+    assert!(member.text.contains("Grace"), "{}", member.text);
+
+    let key = scimd::ops::apikeys::issue(
+        &s.db,
+        &scimd::model::Actor::cli(),
+        Some(1),
+        "app".into(),
+        None,
+    )
+    .await
+    .unwrap()
+    .token
+    .secret;
+    let auth = format!("Bearer {key}");
+    let events = s
+        .raw(
+            Method::GET,
+            "/api/v1/events",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(events.status, 200, "{}", events.text);
+    let created = &events.json["data"][0];
+    assert_eq!(created["type"], "member.created", "{}", events.text);
+    assert_eq!(created["context"]["via"], "admin", "{}", events.text);
+    assert_eq!(created["data"]["email"], "grace@example.com");
+    assert_eq!(created["data"]["role"], "admin");
+    assert_eq!(created["data"]["source"], "manual");
+    let member_id = created["data"]["id"].as_str().unwrap().to_string();
+    assert!(to.ends_with(&member_id), "{to}");
+
+    // Refused: the same email again, a role the tenant lacks, not an email; the form
+    // comes back with the message and what was typed.
+    for (body, says) in [
+        (add, "already a member"),
+        (
+            "email=linus%40example.com&given_name=Linus&role=wizard",
+            "wizard",
+        ),
+        (
+            "email=not-an-email&given_name=Linus",
+            "not an email address",
+        ),
+    ] {
+        let r = admin.post(&s, "/t/default/people/new", body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert!(r.text.contains(says), "{body}: {}", r.text);
+        assert!(r.text.contains(r#"class="error-box""#), "{}", r.text);
+    }
+    let r = admin
+        .post(
+            &s,
+            "/t/default/people/new",
+            "email=linus%40example.com&given_name=Linus&role=wizard",
+        )
+        .await;
+    assert!(
+        r.text.contains(r#"value="linus@example.com""#),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains(r#"value="Linus""#), "{}", r.text);
+    assert_eq!(member_count(&s), 1);
+
+    // The IdP finds Grace by her userName and its POST adopts her: same member.
+    let lookup = s
+        .get("/scim/v2/Users?filter=userName%20eq%20%22grace@example.com%22")
+        .await;
+    assert_eq!(lookup.json["totalResults"], 1, "{}", lookup.text);
+    let r = s.create_user("grace@example.com").await;
+    assert!(!r.is_empty());
+    let linked = members::by_email(&s.db.conn().unwrap(), 1, "grace@example.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.id, member_id);
+    assert!(linked.user_id.is_some(), "linked to the IdP's user");
+    assert_eq!(member_count(&s), 1);
+    s.stop().await;
+}

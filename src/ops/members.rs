@@ -775,6 +775,101 @@ fn import_rows(
     Ok(summary)
 }
 
+// --- Adding a person by hand ----------------------------------------------------------
+
+/// The role reason of a member an admin added with a role.
+pub const ADMIN_ROLE_REASON: &str = "set by an admin";
+
+/// A person an admin adds by hand (the admin UI's "Add a person").
+#[derive(Debug, Clone, Default)]
+pub struct NewPerson {
+    pub email: String,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    /// `None`: the tenant's default role.
+    pub role: Option<String>,
+    /// Whether provisioning manages the member: the IdP's user with the same email links
+    /// to it and its values win.
+    pub managed: bool,
+}
+
+/// Adds a member by hand (source `manual`), with its audit entry and `member.created`
+/// (`via: admin`) in one transaction; like an imported member, the IdP's lookups find it,
+/// so the IdP can adopt it. `Err` with what to fix when the email is not one, the role is
+/// not one of the tenant's, or a member has the email or userName already.
+pub async fn add(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    person: NewPerson,
+) -> Result<Result<MemberRow, String>, DbError> {
+    let email = person.email.trim().to_string();
+    if !crate::model::looks_like_email(&email) {
+        return Ok(Err(format!("{email:?} is not an email address.")));
+    }
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let settings = settings::get(tx, tenant_id)?;
+        let role = match person.role.as_deref().map(str::parse::<Role>) {
+            None => None,
+            Some(Err(e)) => return Ok(Err(e)),
+            Some(Ok(r)) if settings.rank(&r).is_none() => {
+                return Ok(Err(format!("{r} is not one of the tenant's roles.")));
+            }
+            Some(Ok(r)) => Some(r),
+        };
+        if let Some(m) = members::by_email(tx, tenant_id, &email)? {
+            return Ok(Err(format!(
+                "{} is already a member ({}).",
+                m.profile.email.unwrap_or(email),
+                m.status
+            )));
+        }
+        let new = NewMember {
+            profile: Profile {
+                email: Some(email),
+                user_name: None,
+                given_name: person.given_name.filter(|s| !s.trim().is_empty()),
+                family_name: person.family_name.filter(|s| !s.trim().is_empty()),
+                display_name: None,
+            },
+            role_reason: match &role {
+                Some(_) => ADMIN_ROLE_REASON.to_string(),
+                None => RoleDecision {
+                    role: settings.default_role.clone(),
+                    reason: RoleReason::Default,
+                }
+                .to_string(),
+            },
+            role: role.unwrap_or_else(|| settings.default_role.clone()),
+            status: MemberStatus::Active,
+            managed: person.managed,
+            source: MemberSource::Manual,
+            user_id: None,
+        };
+        let created = match members::insert(tx, tenant_id, &new) {
+            Ok(m) => m,
+            Err(DbError::Conflict(m)) => return Ok(Err(m)),
+            Err(e) => return Err(e),
+        };
+        let write = MemberWrite {
+            before: None,
+            after: &created,
+            event: EventType::MemberCreated,
+            action: AuditAction::MemberCreated,
+            via: "admin",
+            extra: json!({}),
+            detail: detail(
+                &json!({"added": "by hand", "role": created.role, "managed": created.managed}),
+            ),
+        };
+        record(tx, &actor, tenant_id, write)?;
+        seeds::refresh(tx, tenant_id)?;
+        Ok(Ok(created))
+    })
+    .await
+}
+
 /// Why a CSV cannot be imported.
 #[derive(Debug, Clone)]
 pub enum ImportProblem {

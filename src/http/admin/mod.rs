@@ -469,6 +469,8 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                     people::export(state, req, &tenant, crate::ops::members::ExportFormat::Json)
                         .await
                 }
+                (["people", "new"], true, _) => people::add_page(state, req, &tenant).await,
+                (["people", "new"], _, true) => people::add(state, req, &tenant).await,
                 (["people", "import"], true, _) => people::import_page(state, req, &tenant).await,
                 (["people", "import"], _, true) => people::preview(state, req, &tenant).await,
                 (["people", "import", "confirm"], _, true) => {

@@ -464,6 +464,82 @@ impl ImportPage {
     }
 }
 
+/// The form that adds a person by hand, with what was typed when it comes back refused.
+#[derive(Template)]
+#[template(path = "person_new.html")]
+struct NewPersonPage {
+    layout: Layout,
+    csrf: String,
+    roles: Vec<String>,
+    default_role: String,
+    error: Option<String>,
+    email: String,
+    given_name: String,
+    family_name: String,
+    /// The role chosen; empty for the tenant's default.
+    role: String,
+    managed: bool,
+}
+
+async fn new_person_page(
+    state: &State,
+    req: &Req,
+    tenant: &Tenant,
+    typed: ops::members::NewPerson,
+    error: Option<String>,
+) -> PageResult {
+    let id = tenant.id;
+    let settings = state.db.read(move |c| db::settings::get(c, id)).await?;
+    let status = match error {
+        Some(_) => StatusCode::BAD_REQUEST,
+        None => StatusCode::OK,
+    };
+    let page = NewPersonPage {
+        layout: layout(state, req, Some(tenant), "people").await?,
+        csrf: req.session()?.session.csrf.clone(),
+        roles: settings.roles.iter().map(|r| r.to_string()).collect(),
+        default_role: settings.default_role.to_string(),
+        error,
+        email: typed.email,
+        given_name: typed.given_name.unwrap_or_default(),
+        family_name: typed.family_name.unwrap_or_default(),
+        role: typed.role.unwrap_or_default(),
+        managed: typed.managed,
+    };
+    html(status, &page)
+}
+
+/// The "Add a person" form.
+pub(super) async fn add_page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+    let blank = ops::members::NewPerson {
+        managed: true,
+        ..Default::default()
+    };
+    new_person_page(state, req, tenant, blank, None).await
+}
+
+/// Adds the person and goes to their page; a refusal shows the form again, as typed.
+pub(super) async fn add(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
+    let form = req.form(state).await?;
+    let given = |name: &str| Some(form.trimmed(name).to_string()).filter(|v| !v.is_empty());
+    let person = ops::members::NewPerson {
+        email: form.trimmed("email").to_string(),
+        given_name: given("given_name"),
+        family_name: given("family_name"),
+        role: given("role"),
+        managed: form.get("managed") == "1",
+    };
+    let actor = req.actor()?;
+    match ops::members::add(&state.db, &actor, tenant.id, person.clone()).await? {
+        Ok(member) => Ok(redirect_with_flash(
+            req,
+            &format!("/t/{}/people/{}", tenant.slug, member.id),
+            "Person added. Your apps hear of them as member.created.",
+        )),
+        Err(message) => new_person_page(state, req, tenant, person, Some(message)).await,
+    }
+}
+
 pub(super) async fn import_page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
     html(StatusCode::OK, &ImportPage::new(state, req, tenant).await?)
 }
