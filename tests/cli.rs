@@ -342,6 +342,32 @@ fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
     assert_eq!(events[1]["context"]["actor"], "cli");
     let (_, out, _) = run(dir.path(), &["events", "--after", "1"]);
     assert_eq!(out.lines().count(), 1);
+
+    // One person by hand: a third event; the same email again is refused with the reason.
+    let add = [
+        "members",
+        "add",
+        "cy@x.io",
+        "--given-name",
+        "Cy",
+        "--role",
+        "admin",
+    ];
+    let (ok, out, err) = run(dir.path(), &add);
+    assert!(ok && out.starts_with("added cy@x.io"), "{out}{err}");
+    let (ok, _, err) = run(dir.path(), &add);
+    assert!(!ok && err.contains("already a member"), "{err}");
+    let (ok, _, err) = run(
+        dir.path(),
+        &["members", "add", "dee@x.io", "--role", "wizard"],
+    );
+    assert!(!ok && err.contains("wizard"), "{err}");
+    let (_, out, _) = run(dir.path(), &["events", "--after", "2"]);
+    let added: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(added["type"], "member.created");
+    assert_eq!(added["data"]["role"], "admin");
+    assert_eq!(added["data"]["source"], "manual");
+    assert_eq!(added["context"]["via"], "admin");
 }
 
 /// Opens the test database directly, as someone with a shell on the VM would.

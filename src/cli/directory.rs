@@ -71,6 +71,25 @@ pub enum MembersCommand {
         #[arg(long, default_value = tenants::DEFAULT_SLUG)]
         tenant: String,
     },
+    /// Add one person by hand, as the admin UI's "Add a person" does.
+    Add {
+        /// Their email.
+        email: String,
+        #[arg(long)]
+        given_name: Option<String>,
+        #[arg(long)]
+        family_name: Option<String>,
+        /// One of the tenant's roles; the default role when omitted.
+        #[arg(long)]
+        role: Option<String>,
+        /// Provisioning does not manage them: the IdP's user with the same email does not
+        /// link to them.
+        #[arg(long)]
+        unmanaged: bool,
+        /// Tenant to add to.
+        #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+        tenant: String,
+    },
     /// Print every member of the tenant.
     Export {
         /// Tenant to export.
@@ -368,6 +387,30 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
             println!(
                 "imported {rows} row(s): {} created, {} updated, {} unchanged",
                 summary.created, summary.updated, summary.unchanged
+            );
+        }
+        MembersCommand::Add {
+            email,
+            given_name,
+            family_name,
+            role,
+            unmanaged,
+            tenant,
+        } => {
+            let person = members::NewPerson {
+                email,
+                given_name,
+                family_name,
+                role,
+                managed: !unmanaged,
+            };
+            let tenant = tenant_id(db, &tenant)?;
+            let member = block_on(members::add(db, &Actor::cli(), tenant, person))??;
+            println!(
+                "added {} ({}, role {})",
+                member.profile.email.unwrap_or_default(),
+                member.id,
+                member.role
             );
         }
         MembersCommand::Export { tenant, format } => {
