@@ -323,6 +323,20 @@ impl Settings {
         self.roles.iter().position(|r| r == role)
     }
 
+    /// The tenant's role named `name`, or why there is none: not a role name, or not one
+    /// of the tenant's roles (which it lists).
+    pub fn role_named(&self, name: &str) -> Result<Role, String> {
+        let role: Role = name.parse()?;
+        if self.rank(&role).is_none() {
+            let roles: Vec<&str> = self.roles.iter().map(Role::as_str).collect();
+            return Err(format!(
+                "role {role} is not one of the tenant's roles ({})",
+                roles.join(", ")
+            ));
+        }
+        Ok(role)
+    }
+
     /// The role a reserved group name `<prefix><role>` stands for, if `group` is one.
     pub fn reserved_role(&self, group: &str) -> Option<&Role> {
         let rest = fold(group)

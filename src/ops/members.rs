@@ -679,6 +679,7 @@ fn import_rows(
         };
         let (row_after, event, action, entry) = match existing {
             None => {
+                let (role, role_reason) = given_role(settings, row.role.clone(), CSV_ROLE_REASON);
                 let new = NewMember {
                     profile: Profile {
                         email: Some(row.email.clone()),
@@ -687,19 +688,8 @@ fn import_rows(
                         family_name: row.family_name.clone(),
                         display_name: None,
                     },
-                    role: row
-                        .role
-                        .clone()
-                        .unwrap_or_else(|| settings.default_role.clone()),
-                    role_reason: if row.role.is_some() {
-                        CSV_ROLE_REASON.to_string()
-                    } else {
-                        RoleDecision {
-                            role: settings.default_role.clone(),
-                            reason: RoleReason::Default,
-                        }
-                        .to_string()
-                    },
+                    role,
+                    role_reason,
                     status: MemberStatus::Active,
                     managed: row.managed.unwrap_or(true),
                     source: MemberSource::Csv,
@@ -775,6 +765,21 @@ fn import_rows(
     Ok(summary)
 }
 
+/// The role a new member is given: `role` for `reason`, else the tenant's default.
+fn given_role(settings: &Settings, role: Option<Role>, reason: &str) -> (Role, String) {
+    match role {
+        Some(role) => (role, reason.to_string()),
+        None => {
+            let role = settings.default_role.clone();
+            let reason = RoleDecision {
+                role: role.clone(),
+                reason: RoleReason::Default,
+            };
+            (role, reason.to_string())
+        }
+    }
+}
+
 // --- Adding a person by hand ----------------------------------------------------------
 
 /// The role reason of a member an admin added with a role.
@@ -810,12 +815,9 @@ pub async fn add(
     let actor = actor.clone();
     db.write(move |tx| {
         let settings = settings::get(tx, tenant_id)?;
-        let role = match person.role.as_deref().map(str::parse::<Role>) {
+        let role = match person.role.as_deref().map(|r| settings.role_named(r)) {
             None => None,
-            Some(Err(e)) => return Ok(Err(e)),
-            Some(Ok(r)) if settings.rank(&r).is_none() => {
-                return Ok(Err(format!("{r} is not one of the tenant's roles.")));
-            }
+            Some(Err(e)) => return Ok(Err(format!("{e}."))),
             Some(Ok(r)) => Some(r),
         };
         if let Some(m) = members::by_email(tx, tenant_id, &email)? {
@@ -825,6 +827,7 @@ pub async fn add(
                 m.status
             )));
         }
+        let (role, role_reason) = given_role(&settings, role, ADMIN_ROLE_REASON);
         let new = NewMember {
             profile: Profile {
                 email: Some(email),
@@ -833,15 +836,8 @@ pub async fn add(
                 family_name: person.family_name.filter(|s| !s.trim().is_empty()),
                 display_name: None,
             },
-            role_reason: match &role {
-                Some(_) => ADMIN_ROLE_REASON.to_string(),
-                None => RoleDecision {
-                    role: settings.default_role.clone(),
-                    reason: RoleReason::Default,
-                }
-                .to_string(),
-            },
-            role: role.unwrap_or_else(|| settings.default_role.clone()),
+            role,
+            role_reason,
             status: MemberStatus::Active,
             managed: person.managed,
             source: MemberSource::Manual,

@@ -196,18 +196,10 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         {
             fail(format!("userName {u} is already on line {first}"));
         }
-        let role = match role.map(str::parse::<Role>) {
+        let role = match role.map(|r| settings.role_named(r)) {
             None => None,
             Some(Err(e)) => {
                 fail(e);
-                None
-            }
-            Some(Ok(r)) if settings.rank(&r).is_none() => {
-                let roles: Vec<&str> = settings.roles.iter().map(Role::as_str).collect();
-                fail(format!(
-                    "role {r} is not one of the tenant's roles ({})",
-                    roles.join(", ")
-                ));
                 None
             }
             Some(Ok(r)) => Some(r),

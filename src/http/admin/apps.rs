@@ -47,10 +47,7 @@ impl AppsPage {
 struct Refused {
     form: &'static str,
     message: String,
-    name: String,
-    url: String,
-    types: String,
-    format: String,
+    typed: Option<super::form::Form>,
 }
 
 impl Refused {
@@ -61,35 +58,18 @@ impl Refused {
         }
     }
 
-    fn key(message: String, name: &str) -> Refused {
+    /// A refusal of form `form`, whose fields come back as `typed`.
+    fn of_form(form: &'static str, message: String, typed: super::form::Form) -> Refused {
         Refused {
-            form: "key",
+            form,
             message,
-            name: name.to_string(),
-            ..Refused::default()
-        }
-    }
-
-    fn webhook(message: String, form: &super::form::Form) -> Refused {
-        Refused {
-            form: "webhook",
-            message,
-            url: form.trimmed("url").to_string(),
-            types: form.trimmed("types").to_string(),
-            format: form.trimmed("format").to_string(),
-            ..Refused::default()
+            typed: Some(typed),
         }
     }
 
     /// What was typed in field `name` of the refused form.
     fn typed(&self, name: &str) -> &str {
-        match name {
-            "name" => &self.name,
-            "url" => &self.url,
-            "types" => &self.types,
-            "format" => &self.format,
-            _ => "",
-        }
+        self.typed.as_ref().map_or("", |f| f.trimmed(name))
     }
 
     /// The message, if it belongs to `form`.
@@ -152,12 +132,26 @@ pub(super) async fn create_key(state: &State, req: &mut Req, tenant: &Tenant) ->
     let name = form.trimmed("name").to_string();
     if name.is_empty() || name.chars().count() > 100 {
         let error = "Give the key a name of 1 to 100 characters.".to_string();
-        return render(state, req, tenant, None, Some(Refused::key(error, &name))).await;
+        return render(
+            state,
+            req,
+            tenant,
+            None,
+            Some(Refused::of_form("key", error, form)),
+        )
+        .await;
     }
     let expires_at = match super::expiry(form.get("expires_in_days")) {
         Ok(e) => e,
         Err(error) => {
-            return render(state, req, tenant, None, Some(Refused::key(error, &name))).await;
+            return render(
+                state,
+                req,
+                tenant,
+                None,
+                Some(Refused::of_form("key", error, form)),
+            )
+            .await;
         }
     };
     let actor = req.actor()?;
@@ -376,7 +370,7 @@ pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -
     let format = match form.get("format").parse::<ops::webhooks::Format>() {
         Ok(f) => f,
         Err(e) => {
-            let refused = Refused::webhook(e.to_string(), &form);
+            let refused = Refused::of_form("webhook", e.to_string(), form);
             return render(state, req, tenant, None, Some(refused)).await;
         }
     };
@@ -392,7 +386,7 @@ pub(super) async fn add_webhook(state: &State, req: &mut Req, tenant: &Tenant) -
         }
         Err(ops::webhooks::Error::Db(e)) => Err(e.into()),
         Err(e) => {
-            let refused = Refused::webhook(e.to_string(), &form);
+            let refused = Refused::of_form("webhook", e.to_string(), form);
             render(state, req, tenant, None, Some(refused)).await
         }
     }
