@@ -16,9 +16,9 @@
 //!
 //! SQLite admits one writer at a time, and a durable commit costs a flush of the log: one
 //! transaction per request would make the flush the ceiling of every SCIM write. Here,
-//! while one batch commits, the next requests queue; the writer then takes all of them
-//! (up to [`MAX_BATCH`]) and commits them together. Nothing waits on a timer: a lone write
-//! is committed at once, and batches grow only when writes really arrive together.
+//! while one batch commits, the next requests queue; the writer then takes them, up to
+//! [`MAX_BATCH`] at a time, and commits them together. Nothing waits on a timer: a lone
+//! write is committed at once, and batches grow only when writes really arrive together.
 //!
 //! With `synchronous=FULL` the flush is not the writer's: it commits each batch without
 //! one and a second thread flushes the log and answers the batch, while the writer runs
@@ -61,9 +61,14 @@ use super::credentials::Credentials;
 use super::health::{WriteHealth, storage_failure};
 use super::{DbError, Durability};
 
-/// The most writes one transaction takes: bounds how long the first of them waits for the
-/// last to run (a batch of small writes takes a few milliseconds).
-const MAX_BATCH: usize = 128;
+/// The most writes one transaction takes. Small, so answers come back in a stream: a batch
+/// of everything that queued is answered all at once, its clients' next writes all arrive
+/// while the writer has nothing to run, and the writer and its clients take turns waiting
+/// for each other. Eight still spreads a commit's shared pages (the tables' last pages,
+/// the tenant's counts) over several writes. With 16 clients a cap of 128 gave batches of
+/// ~6 and kept the writer ~67 % busy; 8 made the write rows 12–17 % faster, 4 and 12
+/// slower than 8 (BENCHMARKS.md, twentieth).
+const MAX_BATCH: usize = 8;
 
 /// How long the writer waits for a write before it looks at what other processes changed.
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -74,11 +79,14 @@ const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Frames in the log past which a commit asks the [`checkpointer`] to copy it into the
-/// database: SQLite's own default for a checkpoint.
-const CHECKPOINT_FRAMES: i32 = 1000;
+/// database (16 MiB of 4 KiB pages). Four times SQLite's default: a page that many writes
+/// change (a table's last page, an index's inner pages, the tenant's counts) is copied
+/// and flushed once per copy, and copies less often leave the disk to the log's flushes,
+/// which answer writes (BENCHMARKS.md, twentieth).
+const CHECKPOINT_FRAMES: i32 = 4000;
 
 /// Frames in the log past which a commit copies what the [`checkpointer`] has not, so the
-/// next one starts the log over (16 MiB; it goes on growing while a reader still reads
+/// next one starts the log over (64 MiB; it goes on growing while a reader still reads
 /// its end, as with SQLite's own checkpoints).
 const RESTART_FRAMES: i32 = 4 * CHECKPOINT_FRAMES;
 
@@ -1209,21 +1217,24 @@ mod tests {
                 frames("w.db-wal")
             );
         };
-        // 15 writes of 50 rows of 4 KB (with the unique index, 2 pages each): ~1 500
-        // frames, short of a restart. The commit past 1 000 asks the checkpointer to copy
-        // what the log holds by then (~860 pages: some are in several frames).
+        // Writes of 50 rows of 4 KB (with the unique index, 2 pages each: ~100 frames) up
+        // to half again the checkpoint mark, short of a restart. The commit past the mark
+        // asks the checkpointer to copy what the log holds by then.
+        let per_write = 100;
+        let first = (super::CHECKPOINT_FRAMES * 3 / 2 / per_write) as usize;
         let before = frames("w.db");
-        for w in 0..15 {
+        for w in 0..first {
             db.write(rows(w * 50, 50)).await.unwrap();
         }
         soon("the checkpointer did not copy the log", &|| {
-            frames("w.db") > before + 500
+            frames("w.db") > before + super::CHECKPOINT_FRAMES as u64 / 2
         })
         .await;
 
-        // ~10 000 frames more, in writes of ~100: the log starts over past the restart
-        // mark, however far behind the checkpointer is.
-        for w in 15..115 {
+        // Two and a half restart marks more: the log starts over past the restart mark,
+        // however far behind the checkpointer is.
+        let written = first + (super::RESTART_FRAMES * 5 / 2 / per_write) as usize;
+        for w in first..written {
             db.write(rows(w * 50, 50)).await.unwrap();
         }
         let limit = super::RESTART_FRAMES as u64 + 200;
@@ -1232,18 +1243,19 @@ mod tests {
             "the log grew to {} frames",
             frames("w.db-wal")
         );
+        let rows_written = written * 50;
         soon("the rows are not in the database file", &|| {
-            frames("w.db") > 11_000
+            frames("w.db") > rows_written as u64 * 19 / 10
         })
         .await;
 
         // One write of ~10 000 frames: in the database file soon after it is answered.
         let before = frames("w.db");
-        db.write(rows(5750, 4000)).await.unwrap();
+        db.write(rows(rows_written, 4000)).await.unwrap();
         soon("the big commit was not copied", &|| {
             frames("w.db") > before + 7000
         })
         .await;
-        assert_eq!(keys(&db).await.len(), 9750);
+        assert_eq!(keys(&db).await.len(), rows_written + 4000);
     }
 }
