@@ -620,25 +620,9 @@ pub fn clear_members(conn: &Connection, group_pk: i64) -> Result<Vec<Removed>, D
 }
 
 /// `IS NOT NULL` lets each half walk its partial membership index and nothing else.
-const COUNT_MEMBERS_UP_TO: &str = "
-    SELECT (SELECT count(*) FROM (SELECT 1 FROM group_members
-             WHERE group_pk = ?1 AND member_user_pk IS NOT NULL LIMIT ?2))
-         + (SELECT count(*) FROM (SELECT 1 FROM group_members
-             WHERE group_pk = ?1 AND member_group_pk IS NOT NULL LIMIT ?2))";
-
-/// How many members the group has, counting no further than `cap`. Reads at most `cap`
-/// entries of each membership index, so asking whether a 100 000-member group is larger
-/// than a response can carry costs the same as asking it of a 10-member group.
-pub fn count_members_up_to(conn: &Connection, group_pk: i64, cap: usize) -> Result<usize, DbError> {
-    let mut stmt = conn.prepare_cached(COUNT_MEMBERS_UP_TO)?;
-    let cap_sql = i64::try_from(cap).unwrap_or(i64::MAX);
-    let n: i64 = stmt.query_row(params![group_pk, cap_sql], |r| r.get(0))?;
-    Ok((n as usize).min(cap))
-}
-
 /// Every member of the group, in insertion order. Reads the whole member list (walking
 /// `group_members_in_order` in rowid order, so without a sort): callers that only need to
-/// know whether it is small ask [`count_members_up_to`] first.
+/// know whether it is small ask [`count_members`] first.
 pub fn members(conn: &Connection, group_pk: i64) -> Result<Vec<GroupMember>, DbError> {
     let mut stmt = conn.prepare_cached(MEMBERS_IN_ORDER)?;
     let rows = stmt
@@ -738,7 +722,7 @@ fn page_query(
     params.push(SqlValue::Integer(limit as i64 + 1));
     let sql = format!(
         "SELECT g.pk, g.id, g.display_name, g.last_modified,
-                (SELECT count(*) FROM group_members gm WHERE gm.group_pk = g.pk), g.external_id
+                g.member_count, g.external_id
          FROM groups g WHERE {cond}
          ORDER BY g.display_name_fold {order}, g.pk {order} LIMIT ?{}",
         params.len()
@@ -772,13 +756,13 @@ pub fn page(
     Ok(Keyset::from_rows(rows, cursor, limit, |g| g.pk))
 }
 
-/// How many direct members (users and groups) the group has, from the membership index.
+/// How many direct members (users and groups) the group has: its count, which triggers
+/// keep as memberships come and go (migration 0030), so asking it of a 100 000-member group
+/// costs what asking it of a 10-member group does.
 pub fn count_members(conn: &Connection, group_pk: i64) -> Result<i64, DbError> {
-    Ok(conn.query_row(
-        "SELECT count(*) FROM group_members WHERE group_pk = ?1",
-        [group_pk],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached("SELECT member_count FROM groups WHERE pk = ?1")?
+        .query_row([group_pk], |r| r.get(0))?)
 }
 
 /// One member of a group as the admin UI shows it.
@@ -1085,7 +1069,7 @@ mod tests {
             let moved = if i < 3 { 0 } else { 1 };
             assert_eq!(version(pk), before[i] + moved, "user {i}");
         }
-        assert_eq!(count_members_up_to(&conn, g.pk, 10_000).unwrap(), BATCH + 8);
+        assert_eq!(count_members(&conn, g.pk).unwrap(), BATCH as i64 + 8);
 
         let keep: Vec<ResolvedMember> = pks[..2]
             .iter()
@@ -1127,59 +1111,55 @@ mod tests {
         assert_eq!(of[&ada][0].id, groups[0].id);
     }
 
+    /// A group's count is its direct members, users and groups, through every way a
+    /// membership comes or goes: added (twice counts once), removed, replaced, and deleted
+    /// with the user, the nested group or the group itself.
     #[test]
-    fn counting_members_counts_users_and_groups_up_to_the_cap() {
+    fn a_groups_member_count_follows_its_memberships() {
         let conn = fresh_db();
+        let counted = |pk: i64| count_members(&conn, pk).unwrap();
+        let real = |pk: i64| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM group_members WHERE group_pk = ?1",
+                [pk],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
         let g = group(&conn, "Engineering");
-        assert_eq!(count_members_up_to(&conn, g.pk, 10).unwrap(), 0);
+        assert_eq!(counted(g.pk), 0);
         let people: Vec<i64> = (0..5).map(|i| user(&conn, &format!("u{i}"))).collect();
         add(&conn, g.pk, MemberKind::User, &people);
-        let nested = [group(&conn, "Backend").pk, group(&conn, "Frontend").pk];
-        add(&conn, g.pk, MemberKind::Group, &nested);
-        for (cap, want) in [(100, 7), (7, 7), (6, 6), (3, 3), (0, 0)] {
-            assert_eq!(
-                count_members_up_to(&conn, g.pk, cap).unwrap(),
-                want,
-                "cap {cap}"
-            );
-        }
+        add(&conn, g.pk, MemberKind::User, &people[..2]);
+        let backend = group(&conn, "Backend");
+        let frontend = group(&conn, "Frontend");
+        add(&conn, g.pk, MemberKind::Group, &[backend.pk, frontend.pk]);
+        add(&conn, backend.pk, MemberKind::User, &people[..3]);
+        assert_eq!((counted(g.pk), counted(backend.pk)), (7, 3));
         assert_eq!(members(&conn, g.pk).unwrap().len(), 7);
-    }
 
-    /// A one-member PATCH asks whether the group is small enough to list in its answer;
-    /// the question must be answered from the membership indexes, stopping at the cap,
-    /// never by reading or sorting the member list (planned on an analysed database, as
-    /// production runs `PRAGMA optimize`).
-    #[test]
-    fn counting_members_reads_only_the_membership_indexes() {
-        let conn = fresh_db();
-        let big = group(&conn, "Everyone");
-        let people: Vec<i64> = (0..300).map(|i| user(&conn, &format!("u{i}"))).collect();
-        add(&conn, big.pk, MemberKind::User, &people);
-        for (i, pk) in people.iter().enumerate().take(50) {
-            let g = group(&conn, &format!("Team {i}"));
-            add(&conn, g.pk, MemberKind::User, &[*pk]);
-            add(&conn, big.pk, MemberKind::Group, &[g.pk]);
-        }
-        conn.execute_batch("ANALYZE").unwrap();
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_MEMBERS_UP_TO}"))
-            .unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(params![big.pk, 1001], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let plan = plan.join("\n");
-        assert!(
-            plan.contains("SEARCH group_members USING COVERING INDEX group_members_user")
-                && plan.contains("SEARCH group_members USING COVERING INDEX group_members_group"),
-            "{plan}"
-        );
-        assert!(
-            !plan.contains("SCAN group_members") && !plan.contains("TEMP B-TREE"),
-            "{plan}"
-        );
+        let id_of = |pk: i64| -> String {
+            conn.query_row("SELECT id FROM users WHERE pk = ?1", [pk], |r| r.get(0))
+                .unwrap()
+        };
+        remove_members(&conn, g.pk, &[id_of(people[4]), "nobody".into()]).unwrap();
+        assert_eq!(counted(g.pk), 6);
+        users::delete(&conn, 1, &id_of(people[0])).unwrap();
+        assert_eq!((counted(g.pk), counted(backend.pk)), (5, 2));
+        delete(&conn, 1, &frontend.id).unwrap();
+        assert_eq!(counted(g.pk), 4);
+        let keep = [ResolvedMember {
+            kind: MemberKind::User,
+            pk: people[1],
+            display: None,
+        }];
+        set_members(&conn, g.pk, &keep).unwrap();
+        assert_eq!(counted(g.pk), 1);
+        delete(&conn, 1, &backend.id).unwrap();
+        assert_eq!(counted(g.pk), real(g.pk));
+        let page = page(&conn, 1, None, Cursor::First, 10).unwrap();
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].members, 1);
     }
 
     /// Every read of a user renders its groups, and every write's sync hook reads them:

@@ -114,6 +114,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0029_session_idle",
         include_str!("migrations/0029_session_idle.sql"),
     ),
+    (
+        "0030_group_member_counts",
+        include_str!("migrations/0030_group_member_counts.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
@@ -447,12 +451,63 @@ mod tests {
         assert_eq!(conn.last_insert_rowid(), 6, "5 is not handed out again");
     }
 
+    /// Groups that had members before the upgrade start from their real counts, and the
+    /// counts move with memberships afterwards; a count moving alone does not change what
+    /// the sync plans (the membership's own trigger does), a group's rename still does.
+    #[test]
+    fn group_member_counts_start_from_the_memberships_already_there() {
+        let (mut conn, _) = stopped_before("0030_group_member_counts");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't');
+             INSERT INTO users (pk, tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'u1', 'a', 'a', '{}', 't', 't', 1), (2, 1, 'u2', 'b', 'b', '{}', 't', 't', 1);
+             INSERT INTO groups (pk, tenant_id, id, display_name, display_name_fold, data, created, last_modified, version)
+             VALUES (1, 1, 'g1', 'G', 'g', '{}', 't', 't', 1), (2, 1, 'g2', 'H', 'h', '{}', 't', 't', 1);
+             INSERT INTO group_members (group_pk, member_user_pk) VALUES (1, 1), (1, 2);
+             INSERT INTO group_members (group_pk, member_group_pk) VALUES (1, 2);",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let counts =
+            |conn: &Connection| dump(conn, "SELECT pk, member_count FROM groups ORDER BY pk");
+        let plan = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT plan_version FROM tenants WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            counts(&conn),
+            dump(&conn, "SELECT 1, 3 UNION ALL SELECT 2, 0")
+        );
+        conn.execute(
+            "INSERT INTO group_members (group_pk, member_user_pk) VALUES (2, 1)",
+            [],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM users WHERE pk = 2", []).unwrap();
+        assert_eq!(
+            counts(&conn),
+            dump(&conn, "SELECT 1, 2 UNION ALL SELECT 2, 1")
+        );
+        let before = plan(&conn);
+        conn.execute(
+            "UPDATE groups SET member_count = member_count WHERE pk = 1",
+            [],
+        )
+        .unwrap();
+        assert_eq!(plan(&conn), before);
+        conn.execute("UPDATE groups SET display_name = 'G2' WHERE pk = 1", [])
+            .unwrap();
+        assert_eq!(plan(&conn), before + 1);
+    }
+
     /// The directory's foreign keys are checked at commit once edited in place: a dangling
     /// one still fails its commit, and deleting a tenant or a user still cascades. Every
     /// other table keeps its immediate keys.
     #[test]
     fn the_directory_keys_are_deferred_and_still_hold() {
-        let (mut conn, _) = stopped_before("0024_deferred_keys");
+        let (mut conn, at) = stopped_before("0024_deferred_keys");
         conn.execute_batch(
             "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (2, 'b', 'B', 't');
              INSERT INTO users (pk, tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
@@ -464,7 +519,7 @@ mod tests {
         .unwrap();
         let schema = "SELECT type, name, tbl_name FROM sqlite_schema ORDER BY name";
         let before = dump(&conn, schema);
-        run(&mut conn).unwrap();
+        run_to(&mut conn, at + 1).unwrap();
         assert_eq!(
             dump(&conn, schema),
             before,

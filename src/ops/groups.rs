@@ -418,12 +418,11 @@ pub async fn patch(
             // Count before reading: the first 1001 members in insertion order would still sort
             // the whole member list of a huge group.
             let limit = PATCH_RESPONSE_MEMBER_LIMIT;
-            let members =
-                if want_members && groups::count_members_up_to(tx, row.pk, limit + 1)? <= limit {
-                    Some(groups::members(tx, row.pk)?)
-                } else {
-                    None
-                };
+            let members = if want_members && groups::count_members(tx, row.pk)? <= limit as i64 {
+                Some(groups::members(tx, row.pk)?)
+            } else {
+                None
+            };
             Ok(GroupView { row, members })
         },
     )
