@@ -284,14 +284,14 @@ pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<Gro
     Ok(list_resuming(conn, tenant_id, q, None)?.0)
 }
 
-/// [`list`], starting where `resume` says when it still holds, and saying where the next
-/// `startIndex` page starts (see [`super::paging::scim_page`]).
+/// [`list`], starting from `resume` when it still holds, and giving the positions it
+/// learned (where the next `startIndex` page starts, and the marks of its step) (see [`super::paging::scim_page`]).
 pub fn list_resuming(
     conn: &Connection,
     tenant_id: i64,
     q: &ListQuery,
     resume: Option<super::paging::Resume>,
-) -> Result<(Page<GroupRow>, Option<super::paging::Resume>), DbError> {
+) -> Result<(Page<GroupRow>, Vec<super::paging::Resume>), DbError> {
     super::paging::scim_page(
         conn,
         tenant_id,

@@ -6,8 +6,8 @@
 //! Entra use to walk a whole directory: the skipped rows are stepped over in the tenant's
 //! `(tenant_id, pk)` index, and an unfiltered list's total is the tenant's stored count.
 
-use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{DbError, HasPk, ListQuery, Page};
 use crate::scim::list::Position;
@@ -152,7 +152,7 @@ impl<T> Keyset<T> {
 }
 
 /// The table a SCIM list reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Listed {
     Users,
     Groups,
@@ -243,7 +243,11 @@ pub(crate) fn tenant_count(
 /// An unfiltered ascending `startIndex` page also says where the page after it starts
 /// ([`Resume`]), and starts there itself without stepping when handed the one its
 /// predecessor gave (`resume`) and it still holds: what a client walking the whole
-/// directory page after page gets.
+/// directory page after page gets. Handed an earlier position that holds, it steps only
+/// from there; and a step leaves a position every [`MARK_EVERY`] rows, so a deep page
+/// asked out of order costs at most that many index entries once any page before has
+/// been read that deep. What the page learned comes back with it, to be handed to later
+/// pages.
 pub(crate) fn scim_page<T: HasPk>(
     conn: &Connection,
     tenant_id: i64,
@@ -252,12 +256,12 @@ pub(crate) fn scim_page<T: HasPk>(
     columns: &str,
     map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
     resume: Option<Resume>,
-) -> Result<(Page<T>, Option<Resume>), DbError> {
+) -> Result<(Page<T>, Vec<Resume>), DbError> {
     if q.sort_by.is_some() {
         let (from, rt) = (table.from(), table.resource_type());
         return Ok((
             super::list_page(conn, tenant_id, q, rt, from, columns, map)?,
-            None,
+            Vec::new(),
         ));
     }
     let (from, alias) = (table.from(), table.alias());
@@ -295,10 +299,15 @@ pub(crate) fn scim_page<T: HasPk>(
         next: None,
     };
     if q.count == 0 {
-        return Ok((empty(counted()?), None));
+        return Ok((empty(counted()?), Vec::new()));
     }
     // Positions that inserts cannot move: unfiltered, ascending, by startIndex.
     let resumable = deleted.filter(|_| !q.descending && q.after.is_none());
+    // The handed position, while it holds and is not past this page.
+    let known = resume.filter(|r| {
+        Some(r.deleted) == resumable && r.start_index > 1 && r.start_index <= q.start_index
+    });
+    let mut learned = Vec::new();
     let (dir, beyond, from_here) = if q.descending {
         ("DESC", "<", "<=")
     } else {
@@ -307,11 +316,20 @@ pub(crate) fn scim_page<T: HasPk>(
     if let Some(after) = &q.after {
         cond.push_str(&format!(" AND {alias}.pk {beyond} ?"));
         params.push(SqlValue::Integer(after.pk));
-    } else if let Some(r) = resume.filter(|r| {
-        Some(r.deleted) == resumable && r.start_index == q.start_index && q.start_index > 1
-    }) {
+    } else if let Some(r) = known.filter(|r| r.start_index == q.start_index) {
         cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
         params.push(SqlValue::Integer(r.pk));
+    } else if let Some(deleted) = resumable.filter(|_| q.start_index > 1) {
+        let step = Step {
+            tenant_id,
+            table,
+            deleted,
+        };
+        let Some(first) = step.to(conn, known, q.start_index, &mut learned)? else {
+            return Ok((empty(counted()?), learned));
+        };
+        cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
+        params.push(SqlValue::Integer(first));
     } else if q.start_index > 1 {
         // Without a filter the index holds everything the step needs; with one, SQLite
         // picks its own way, and still never decodes the page's rows twice.
@@ -336,7 +354,7 @@ pub(crate) fn scim_page<T: HasPk>(
                 e => Err(e),
             })?;
         let Some(first) = first else {
-            return Ok((empty(counted()?), None));
+            return Ok((empty(counted()?), learned));
         };
         cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
         params.push(SqlValue::Integer(first));
@@ -354,14 +372,13 @@ pub(crate) fn scim_page<T: HasPk>(
         items.push(map(row)?);
     }
     let more = items.len() as u64 > q.count;
-    let following = match (resumable, items.get(q.count as usize)) {
-        (Some(deleted), Some(first)) => Some(Resume {
+    if let (Some(deleted), Some(first)) = (resumable, items.get(q.count as usize)) {
+        learned.push(Resume {
             start_index: q.start_index.saturating_add(q.count),
             pk: first.pk(),
             deleted,
-        }),
-        _ => None,
-    };
+        });
+    }
     let whole = !more && q.start_index <= 1 && q.after.is_none();
     let total = match stored {
         None if whole => items.len() as u64,
@@ -372,7 +389,63 @@ pub(crate) fn scim_page<T: HasPk>(
         key: serde_json::Value::Null,
         pk: last.pk(),
     });
-    Ok((Page { total, items, next }, following))
+    Ok((Page { total, items, next }, learned))
+}
+
+/// A step leaves a position every this many rows ([`scim_page`]): a deep page asked out of
+/// order starts from the nearest one before it, at most this many index entries away.
+pub const MARK_EVERY: u64 = 1024;
+
+/// A step over a tenant's rows in pk order, by their index, to a `startIndex`.
+struct Step {
+    tenant_id: i64,
+    table: Listed,
+    /// The tenant's deletion count, which the positions it leaves hold for.
+    deleted: i64,
+}
+
+impl Step {
+    /// The pk of the row at position `to` (1-based), stepping from `from` (or the first
+    /// row), in hops that stop at every multiple of [`MARK_EVERY`] (plus one) and leave
+    /// that position in `learned`. `None`: the tenant has fewer rows.
+    fn to(
+        &self,
+        conn: &Connection,
+        from: Option<Resume>,
+        to: u64,
+        learned: &mut Vec<Resume>,
+    ) -> Result<Option<i64>, DbError> {
+        let (alias, index) = (self.table.alias(), self.table.tenant_index());
+        let mut hop = conn.prepare_cached(&format!(
+            "SELECT {alias}.pk FROM {} INDEXED BY {index}
+              WHERE {alias}.tenant_id = ?1 AND {alias}.pk >= ?2
+              ORDER BY {alias}.pk LIMIT 1 OFFSET ?3",
+            self.table.from()
+        ))?;
+        // Position 1 is the first row whatever its pk.
+        let (mut at, mut pk) = from.map_or((1, i64::MIN), |r| (r.start_index, r.pk));
+        while at < to {
+            let mark = (at - 1) / MARK_EVERY * MARK_EVERY + MARK_EVERY + 1;
+            let next = mark.min(to);
+            let skip = i64::try_from(next - at).unwrap_or(i64::MAX);
+            match hop
+                .query_row(rusqlite::params![self.tenant_id, pk, skip], |r| r.get(0))
+                .optional()?
+            {
+                Some(found) => pk = found,
+                None => return Ok(None),
+            }
+            at = next;
+            if at == mark {
+                learned.push(Resume {
+                    start_index: at,
+                    pk,
+                    deleted: self.deleted,
+                });
+            }
+        }
+        Ok(Some(pk))
+    }
 }
 
 #[cfg(test)]

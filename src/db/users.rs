@@ -482,14 +482,14 @@ pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<Use
     })
 }
 
-/// [`list`], starting where `resume` says when it still holds, and saying where the next
-/// `startIndex` page starts (see [`paging::scim_page`]).
+/// [`list`], starting from `resume` when it still holds, and giving the positions it
+/// learned (where the next `startIndex` page starts, and the marks of its step) (see [`paging::scim_page`]).
 pub fn list_resuming(
     conn: &Connection,
     tenant_id: i64,
     q: &ListQuery,
     resume: Option<paging::Resume>,
-) -> Result<(Page<StoredUser>, Option<paging::Resume>), DbError> {
+) -> Result<(Page<StoredUser>, Vec<paging::Resume>), DbError> {
     paging::scim_page(
         conn,
         tenant_id,
@@ -839,6 +839,58 @@ mod tests {
 
     fn user(v: Value) -> Map<String, Value> {
         normalize(&USER_RESOURCE, v).unwrap()
+    }
+
+    /// A deep `startIndex` page asked out of order steps from the nearest position a page
+    /// before it left, and leaves one every `MARK_EVERY` rows on its way: each gives the
+    /// rows one big page gives there, and a deletion in the tenant since voids them.
+    #[test]
+    fn deep_start_index_pages_step_from_the_nearest_mark() {
+        use crate::db::paging::MARK_EVERY;
+        let conn = fresh_db();
+        let n = 2 * MARK_EVERY as usize + 500;
+        for i in 0..n {
+            create(&conn, 1, &user(json!({"userName": format!("u{i:05}")}))).unwrap();
+        }
+        let query = |start_index: u64, count: u64| ListQuery {
+            start_index,
+            count,
+            ..Default::default()
+        };
+        let ids = |page: &Page<StoredUser>| -> Vec<String> {
+            page.items.iter().map(|u| u.id.clone()).collect()
+        };
+        let everyone = ids(&list_resuming(&conn, 1, &query(1, n as u64), None)
+            .unwrap()
+            .0);
+        let slice = |from: u64, count: usize| everyone[from as usize - 1..][..count].to_vec();
+
+        let deep = n as u64 - 100;
+        let (page, learned) = list_resuming(&conn, 1, &query(deep, 10), None).unwrap();
+        assert_eq!(ids(&page), slice(deep, 10));
+        let marks: Vec<u64> = learned.iter().map(|r| r.start_index).collect();
+        let m1 = MARK_EVERY + 1;
+        assert_eq!(marks, [m1, 2 * MARK_EVERY + 1, deep + 10]);
+        let second = learned[1];
+        for start in [second.start_index, second.start_index + 1, deep - 7] {
+            let (page, _) = list_resuming(&conn, 1, &query(start, 10), Some(second)).unwrap();
+            assert_eq!(ids(&page), slice(start, 10), "from the mark to {start}");
+        }
+        // Past the end from a mark: empty, and still the whole count.
+        let (page, _) = list_resuming(&conn, 1, &query(n as u64 + 5, 10), Some(second)).unwrap();
+        assert!(page.items.is_empty());
+        assert_eq!(page.total, n as u64);
+
+        // A deletion before the mark: the mark no longer holds and is not used.
+        delete(&conn, 1, &everyone[3]).unwrap();
+        let after: Vec<String> = everyone
+            .iter()
+            .filter(|id| **id != everyone[3])
+            .cloned()
+            .collect();
+        let (page, learned) = list_resuming(&conn, 1, &query(deep, 10), Some(second)).unwrap();
+        assert_eq!(ids(&page), after[deep as usize - 1..][..10].to_vec());
+        assert!(learned.iter().all(|r| r.deleted == second.deleted + 1));
     }
 
     /// The pks each lookup index finds for `key`: by userName, externalId, displayName

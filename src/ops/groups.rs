@@ -574,10 +574,10 @@ pub async fn list(
     // One snapshot: the total, the position resumed from and the rows agree.
     let lookup = query.is_lookup() && !want_members;
     let read = move |c: &Conn| {
-        let resume = resumes.get(tenant_id, Listed::Groups, query.start_index);
-        let (page, next) = groups::list_resuming(c, tenant_id, &query, resume)?;
-        if let Some(next) = next {
-            resumes.put(tenant_id, Listed::Groups, next);
+        let resume = resumes.nearest(tenant_id, Listed::Groups, query.start_index);
+        let (page, learned) = groups::list_resuming(c, tenant_id, &query, resume)?;
+        for position in learned {
+            resumes.put(tenant_id, Listed::Groups, position);
         }
         let members = if want_members {
             page.items

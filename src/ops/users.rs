@@ -283,10 +283,10 @@ pub async fn list(
     // One snapshot: the total, the position resumed from and the rows agree.
     let lookup = query.is_lookup();
     let read = move |c: &Conn| {
-        let resume = resumes.get(tenant_id, Listed::Users, query.start_index);
-        let (page, next) = users::list_resuming(c, tenant_id, &query, resume)?;
-        if let Some(next) = next {
-            resumes.put(tenant_id, Listed::Users, next);
+        let resume = resumes.nearest(tenant_id, Listed::Users, query.start_index);
+        let (page, learned) = users::list_resuming(c, tenant_id, &query, resume)?;
+        for position in learned {
+            resumes.put(tenant_id, Listed::Users, position);
         }
         let groups = if want_groups {
             let pks: Vec<i64> = page.items.iter().map(|r| r.pk).collect();
