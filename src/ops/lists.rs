@@ -39,17 +39,23 @@ impl Resumes {
     }
 
     /// Remembers a position a page learned. Positions taken before a deletion the new one
-    /// has seen are dropped: they no longer hold.
+    /// has seen are dropped, and one taken before a deletion a kept one has seen is not
+    /// kept: they no longer hold.
     pub fn put(&self, tenant_id: i64, table: Listed, resume: Resume) {
         use std::sync::atomic::Ordering;
         let now = self.stored.fetch_add(1, Ordering::Relaxed);
         let mut positions = self.positions.lock().unwrap_or_else(|e| e.into_inner());
         let tables = (tenant_id, table, 0)..=(tenant_id, table, u64::MAX);
-        if positions
+        let newest = positions
             .range(tables.clone())
-            .any(|(_, (_, r))| r.deleted < resume.deleted)
-        {
-            positions.retain(|k, (_, r)| !tables.contains(k) || r.deleted >= resume.deleted);
+            .map(|(_, (_, r))| r.deleted)
+            .max();
+        match newest {
+            Some(d) if d > resume.deleted => return,
+            Some(d) if d < resume.deleted => {
+                positions.retain(|k, (_, r)| !tables.contains(k) || r.deleted >= resume.deleted)
+            }
+            _ => {}
         }
         if positions.len() >= KEPT {
             let cut = now.saturating_sub(KEPT as u64 / 2);
@@ -89,7 +95,8 @@ mod tests {
     }
 
     /// A position of a newer deletion count drops the tenant's older ones for that table
-    /// (they no longer hold), and nothing of another tenant or table.
+    /// (they no longer hold), and nothing of another tenant or table; an older one arriving
+    /// late is not kept.
     #[test]
     fn a_newer_deletion_count_drops_the_older_positions() {
         let r = Resumes::default();
@@ -106,5 +113,8 @@ mod tests {
         assert_eq!(r.nearest(1, Listed::Users, 3500), Some(at(3000, 1)));
         assert_eq!(r.nearest(1, Listed::Groups, 2000), Some(at(1025, 0)));
         assert_eq!(r.nearest(2, Listed::Users, 2000), Some(at(1025, 0)));
+        // A slow reader's position from before the deletion is not kept.
+        r.put(1, Listed::Users, at(2049, 0));
+        assert_eq!(r.nearest(1, Listed::Users, 2500), None);
     }
 }
