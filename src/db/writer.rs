@@ -75,8 +75,9 @@ const MIN_BATCH: usize = 8;
 /// writer and clients take turns idling: with 16 clients the writer was ~67 % busy with a
 /// third of the machine idle. Half keeps answers flowing while the rest run, and with many
 /// clients batches still grow to share a commit among many writes (BENCHMARKS.md,
-/// twentieth: 16 clients, POST /Users 12–17 % faster than taking all; 64 clients, within
-/// 6 % of taking all, where a fixed 8 lost 20 %).
+/// twentieth: with 16 clients, a cap of 8 made POST /Users ~6 % faster than taking all,
+/// and half does as well; with 64, half is within 6 % of taking all, where a fixed 8 lost
+/// 20 %).
 fn batch_size(waiting: usize) -> usize {
     waiting.div_ceil(2).clamp(MIN_BATCH, MAX_BATCH).min(waiting)
 }
