@@ -130,18 +130,12 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
 pub(super) async fn create_key(state: &State, req: &mut Req, tenant: &Tenant) -> PageResult {
     let form = req.form_once(state).await?;
     let name = form.trimmed("name").to_string();
-    if name.is_empty() || name.chars().count() > 100 {
-        let error = "Give the key a name of 1 to 100 characters.".to_string();
-        return render(
-            state,
-            req,
-            tenant,
-            None,
-            Some(Refused::of_form("key", error, form)),
-        )
-        .await;
-    }
-    let expires_at = match super::expiry(form.get("expires_in_days")) {
+    let checked = if name.is_empty() || name.chars().count() > 100 {
+        Err("Give the key a name of 1 to 100 characters.".to_string())
+    } else {
+        super::expiry(form.get("expires_in_days"))
+    };
+    let expires_at = match checked {
         Ok(e) => e,
         Err(error) => {
             return render(
