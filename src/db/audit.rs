@@ -838,19 +838,27 @@ pub fn purge_through(
     Ok(n)
 }
 
-/// Up to `limit` of the tenant's entries written in request `request_id`, oldest first.
+/// Up to `limit` of the tenant's entries written in request `request_id`, oldest first,
+/// looked for among those stamped `during` (from, until: canonical times, as
+/// `requests::Entry::while_answered` gives).
 pub fn by_request(
     conn: &Connection,
     tenant_id: i64,
     request_id: &str,
+    during: &(String, String),
     limit: u32,
 ) -> Result<Vec<Record>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE tenant_id = ?1 AND request_id = ?2
-         ORDER BY id LIMIT ?3"
+        "SELECT {COLUMNS} FROM audit_log INDEXED BY audit_log_at
+          WHERE at BETWEEN ?3 AND ?4 AND tenant_id = ?1 AND request_id = ?2
+          ORDER BY id LIMIT ?5"
     ))?;
+    let (from, until) = during;
     let rows = stmt
-        .query_map(rusqlite::params![tenant_id, request_id, limit], from_row)?
+        .query_map(
+            rusqlite::params![tenant_id, request_id, from, until, limit],
+            from_row,
+        )?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

@@ -502,19 +502,23 @@ pub fn purge_through(
 }
 
 /// Up to `limit` of the tenant's events caused by request `request_id`, oldest first: the
-/// changes the request inspector shows under a request.
+/// changes the request inspector shows under a request. Looked for among those created
+/// `during` (from, until: canonical times, as `requests::Entry::while_answered` gives).
 pub fn by_request(
     conn: &Connection,
     tenant_id: i64,
     request_id: &str,
+    during: &(String, String),
     limit: u32,
 ) -> Result<Vec<Event>, DbError> {
     let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM events WHERE tenant_id = ?1 AND request_id = ?2
-         ORDER BY seq LIMIT ?3"
+        "SELECT {COLUMNS} FROM events INDEXED BY events_created
+          WHERE created_at BETWEEN ?3 AND ?4 AND tenant_id = ?1 AND request_id = ?2
+          ORDER BY seq LIMIT ?5"
     ))?;
+    let (from, until) = during;
     let rows = stmt
-        .query_map(params![tenant_id, request_id, limit], from_row)?
+        .query_map(params![tenant_id, request_id, from, until, limit], from_row)?
         .collect::<Result<_, _>>()?;
     Ok(rows)
 }

@@ -118,6 +118,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0030_group_member_counts",
         include_str!("migrations/0030_group_member_counts.sql"),
     ),
+    (
+        "0031_request_changes_by_time",
+        include_str!("migrations/0031_request_changes_by_time.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

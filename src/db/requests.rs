@@ -7,6 +7,7 @@ use rusqlite::{
 
 use super::DbError;
 use super::paging::{Cursor, Keyset};
+use crate::scim::datetime;
 use crate::scim::idp::{Dialect, Idp};
 
 /// One request as stored (bodies redacted and cut).
@@ -43,7 +44,29 @@ impl Entry {
     pub fn failed(&self) -> bool {
         self.status >= 400
     }
+
+    /// When the events and audit entries this request caused were stamped: from its
+    /// arrival to its answer, widened by [`CLOCK_SLACK`] either side, in canonical form.
+    /// Its writes run (and stamp their rows) after it arrived and before it was answered,
+    /// on the same clock; `duration_us` was timed on a monotonic one, so the slack covers
+    /// the wall clock being stepped meanwhile. The inspector finds those rows in this span
+    /// ([`super::audit::by_request`], [`super::events::by_request`]): what it looks through
+    /// is bounded by the write rate of two seconds, never by the size of the log.
+    pub fn while_answered(&self) -> (String, String) {
+        let Some(at) = datetime::parse(&self.at) else {
+            // Unreadable (never stored so): the whole of time, the answer still right.
+            return (String::new(), "~".into());
+        };
+        let took = time::Duration::microseconds(self.duration_us.min(i64::MAX as u64) as i64);
+        (
+            datetime::format(at - CLOCK_SLACK),
+            datetime::format(at + took + CLOCK_SLACK),
+        )
+    }
 }
+
+/// How far [`Entry::while_answered`] reaches past the request's own span.
+const CLOCK_SLACK: time::Duration = time::Duration::seconds(1);
 
 /// A stored request.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,5 +325,50 @@ mod tests {
         assert!(get(&conn, t, "r101").unwrap().is_some());
         assert!(get(&conn, 2, "r101").unwrap().is_none());
         assert_eq!(tenants(&conn).unwrap(), vec![t]);
+    }
+
+    /// The inspector finds what a request caused among the rows stamped while it was
+    /// answered, through the time indexes: not another request's rows, nor another
+    /// tenant's, nor rows of the same id stamped outside that span.
+    #[test]
+    fn a_requests_changes_are_found_in_the_span_it_was_answered() {
+        let conn = super::super::scratch_db();
+        let mut request = entry(1, 7, 201, "2026-03-01T12:00:00.000000Z");
+        request.duration_us = 500_000;
+        let during = request.while_answered();
+        assert_eq!(
+            during,
+            (
+                "2026-03-01T11:59:59.000000Z".to_string(),
+                "2026-03-01T12:00:01.500000Z".to_string()
+            )
+        );
+        let caused = "2026-03-01T12:00:00.400000Z";
+        let stamped = [
+            (1, "r7", caused),
+            (1, "r8", "2026-03-01T12:00:00.300000Z"),
+            (2, "r7", "2026-03-01T12:00:00.300000Z"),
+            (1, "r7", "2026-03-01T12:00:05.000000Z"),
+        ];
+        for (seq, (tenant, rid, at)) in (1i64..).zip(stamped) {
+            conn.execute(
+                "INSERT INTO events (tenant_id, seq, type, subject, payload, created_at, actor, request_id)
+                 VALUES (?1, ?2, 'member.updated', 'm', '{}', ?3, 'cli', ?4)",
+                params![tenant, seq, at, rid],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO audit_log (tenant_id, at, actor, action, target, outcome, request_id)
+                 VALUES (?1, ?2, 'cli', 'member.updated', 'm', 'success', ?3)",
+                params![tenant, at, rid],
+            )
+            .unwrap();
+        }
+        let events = super::super::events::by_request(&conn, 1, "r7", &during, 10).unwrap();
+        let times: Vec<&str> = events.iter().map(|e| e.created_at.as_str()).collect();
+        assert_eq!(times, [caused]);
+        let audit = super::super::audit::by_request(&conn, 1, "r7", &during, 10).unwrap();
+        let times: Vec<&str> = audit.iter().map(|e| e.at.as_str()).collect();
+        assert_eq!(times, [caused]);
     }
 }

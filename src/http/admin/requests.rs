@@ -213,16 +213,17 @@ pub(super) async fn request_page(
             let Some(record) = requests::get(c, id, &rid)? else {
                 return Ok::<_, DbError>(None);
             };
+            let during = record.entry.while_answered();
             Ok(Some((
-                record,
                 db::tokens::list(c, Some(id))?,
-                events::by_request(c, id, &rid, CAUSED)?,
-                audit::by_request(c, id, &rid, CAUSED)?,
+                events::by_request(c, id, &rid, &during, CAUSED)?,
+                audit::by_request(c, id, &rid, &during, CAUSED)?,
+                record,
             )))
         })
         .await?;
     // Not recorded (another tenant's, pruned, or not written yet: a second at most).
-    let Some((record, tokens, caused, audit)) = found else {
+    let Some((tokens, caused, audit, record)) = found else {
         return Err(UiError::NotFound);
     };
     let slug = &tenant.slug;
