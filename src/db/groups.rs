@@ -192,7 +192,7 @@ pub fn create(
             name,
             fold(name),
             data.get("externalId").and_then(Value::as_str),
-            Value::Object(data.clone()).to_string(),
+            super::data_text(data),
             now
         ],
     )
@@ -245,7 +245,7 @@ pub fn update(
             "external_id",
             external_id.map(str::to_string),
         )
-        .set("data", Value::Object(data.clone()).to_string())
+        .set("data", super::data_text(&data))
         .set("last_modified", now.clone())
         .set("version", row.version + 1)
         .update(conn, "groups", row.pk)

@@ -808,6 +808,13 @@ pub(crate) fn json_text(
     })
 }
 
+/// A resource's attributes as the JSON text its `data` column stores, printed straight from
+/// the map: wrapping it in a `Value` to print it copies it first (~1.5 % of a POST /Users
+/// in the writer).
+pub(crate) fn data_text(data: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::to_string(data).expect("a JSON object always prints")
+}
+
 /// Whether `e` is a UNIQUE constraint failure.
 pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(

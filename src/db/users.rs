@@ -297,7 +297,7 @@ fn insert_unchecked(
     let c = Columns::of(data);
     let id = uuid::Uuid::now_v7().to_string();
     let now = datetime::now();
-    let json = Value::Object(data.clone()).to_string();
+    let json = super::data_text(data);
     conn.prepare_cached(
         "INSERT OR FAIL INTO users (tenant_id, id, user_name, user_name_fold, external_id, display_name,
         display_name_fold, active, data, created, last_modified, version, origin)
@@ -380,7 +380,7 @@ fn store(
             display_fold,
         )
         .set("active", c.active)
-        .set("data", Value::Object(data.clone()).to_string())
+        .set("data", super::data_text(&data))
         .set("last_modified", now.clone())
         .set("version", version)
         .set("origin", origin.to_string())
