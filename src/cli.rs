@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod apps;
 mod directory;
+mod logs;
 mod webhooks;
 
 use crate::config::{DbArgs, LogFormat, MetricsSwitch, ServeArgs};
@@ -306,7 +307,8 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             "--metrics-listen serves metrics, which --metrics off turns off: drop one".into(),
         );
     }
-    init_tracing(args.log_format, &args.log_level);
+    // Held until `serve` returns: dropping it writes out the lines still queued.
+    let _log = init_tracing(args.log_format, &args.log_level);
     // Tells `scimd restore` and a second server that a server is using the database, until
     // this process ends; taken first, so a second server changes nothing.
     let _lock = db::ServerLock::serving(&db_args.path)?;
@@ -462,12 +464,15 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     })
 }
 
-fn init_tracing(format: LogFormat, level: &str) {
+/// Logs to standard error, through [`logs`]: the returned guard writes out what is still
+/// buffered when dropped.
+fn init_tracing(format: LogFormat, level: &str) -> logs::Flushing {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let (writer, guard) = logs::buffered(std::io::stderr());
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -478,6 +483,7 @@ fn init_tracing(format: LogFormat, level: &str) {
             .with_current_span(false)
             .try_init(),
     };
+    guard
 }
 
 /// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.
