@@ -5,10 +5,11 @@
 //! (journald's, under systemd) on the thread answering requests: a tenth of a lookup's
 //! time, and a pipe journald drained slowly would stall every request that thread holds.
 //! Here a line is appended to a buffer under a lock; a thread of its own writes the buffer
-//! out every [`FLUSH_EVERY`], at once when it holds [`EAGER`] bytes or a warning or error
-//! was logged, and when the [`Flushing`] guard is dropped as `serve` returns. Lines keep
-//! their order. A buffer the pipe has not taken for a long while stops at [`LIMIT`]: later
-//! lines are counted and dropped, and the count is logged once the pipe takes lines again.
+//! out [`FLUSH_EVERY`] after its first line, at once when it holds [`EAGER`] bytes or a
+//! warning or error was logged, and when the [`Flushing`] guard is dropped as `serve`
+//! returns; with nothing to write it sleeps. Lines keep their order. A buffer the pipe has
+//! not taken for a long while stops at [`LIMIT`]: later lines are counted and dropped, and
+//! the count is logged once the pipe takes lines again.
 //! A panic's message is written by the panic hook itself, not through here.
 
 use std::io::Write;
@@ -83,7 +84,12 @@ fn write_out<W: Write>(shared: &Shared, every: Duration, mut out: W) {
     let mut spare = Vec::new();
     loop {
         let (closed, dropped) = {
-            let buffer = shared.lock();
+            // Idle until a line comes (the first after a write-out wakes this thread),
+            // then gather lines for up to `every`.
+            let buffer = shared
+                .written
+                .wait_while(shared.lock(), |b| b.bytes.is_empty() && !b.closed)
+                .unwrap_or_else(PoisonError::into_inner);
             let (mut buffer, _) = shared
                 .written
                 .wait_timeout_while(buffer, every, |b| {
@@ -125,7 +131,7 @@ impl Write for Line<'_> {
         }
         let was = buffer.bytes.len();
         buffer.bytes.extend_from_slice(line);
-        let wake = self.urgent || (was < EAGER && buffer.bytes.len() >= EAGER);
+        let wake = self.urgent || was == 0 || (was < EAGER && buffer.bytes.len() >= EAGER);
         buffer.urgent |= self.urgent;
         drop(buffer);
         if wake {
