@@ -2,13 +2,16 @@
 //! the IdP actually sent, what scimd answered and what it changed.
 //!
 //! Recording never slows or fails a SCIM request. The SCIM door hands a [`Capture`] (the
-//! bodies as the `Bytes` it already holds, no copy) to [`Recorder::record`], which only
-//! tries a bounded channel: when the channel or its byte budget is full the capture is
+//! bodies as the `Bytes` it already holds, no copy) to [`Recorder::record`], which adds it,
+//! under a lock held for a few pointer moves, to what waits for the next write
+//! ([`Gathered`]): only what retention would keep waits (each tenant's newest `keep`
+//! successes and newest `keep` failures), so under heavy traffic the captures retention
+//! would prune a moment later are never redacted nor written, and a capture a newer one
+//! supersedes is dropped at once. When what waits is over its byte budget the capture is
 //! dropped and counted ([`Recorder::dropped`]). One background task ([`RecorderTask`])
-//! gathers captures and writes them at most once per [`WINDOW`] (at once when the last
-//! write is older): of what it gathered it keeps only what retention would keep (each
-//! tenant's newest `keep` successes and newest `keep` failures), so under heavy traffic
-//! the captures retention would prune a moment later are never redacted nor written.
+//! writes what waits at most once per [`WINDOW`] (at once when the last write is older):
+//! it is woken by the first capture after a write, not by each (a wake per request was a
+//! twentieth of a lookup's time).
 //! It redacts what it keeps and detects the client off the request path ([`prepare`]:
 //! `scim::redact`, `scim::idp`), and writes it in one relaxed transaction
 //! (`Db::write_relaxed`: bookkeeping, not worth an fsync of its own), pruning in it each
@@ -20,12 +23,11 @@
 //! looking for. `serve` also prunes every tenant daily, for tenants that went quiet.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::db::requests::{self, Entry};
@@ -48,20 +50,17 @@ pub fn answer_limit(status: u16) -> usize {
         ANSWER_LIMIT
     }
 }
-/// Captures waiting for the writer; beyond, new ones are dropped.
-const QUEUE: usize = 1024;
-/// Bytes of bodies waiting for the writer; beyond, new captures are dropped. Request
-/// bodies are held whole until redacted (a password may sit past any cut).
+/// Body bytes waiting for the writer; beyond, new captures are dropped. Request bodies
+/// are held whole until redacted (a password may sit past any cut).
 const QUEUE_BYTES: usize = 64 * 1024 * 1024;
-/// Captures taken off the queue at a time.
-const BATCH: usize = 256;
 /// The least time between two writes of the inspector: what it gathers meanwhile is
 /// written together, the captures retention would prune at once left out.
 const WINDOW: Duration = Duration::from_secs(1);
 /// Captures gathered before a write, whatever the [`WINDOW`]: bounds the memory held.
 const GATHER: usize = 8 * 1024;
 /// Body bytes gathered before a write, whatever the [`WINDOW`]: well under
-/// [`QUEUE_BYTES`], so a gathering writer never makes the door drop captures.
+/// [`QUEUE_BYTES`], so that what gathers while a write runs seldom makes the door drop
+/// captures.
 const GATHER_BYTES: usize = QUEUE_BYTES / 4;
 
 /// How long requests are kept, per tenant.
@@ -118,14 +117,29 @@ impl Capture {
     }
 }
 
-/// The door's side: cheap to clone, never blocks.
+/// The door's side: cheap to clone, never waits but for a lock held a moment.
 #[derive(Clone)]
 pub struct Recorder {
-    queue: Option<mpsc::Sender<Capture>>,
-    /// Body bytes in the queue.
-    queued_bytes: Arc<AtomicUsize>,
-    /// Captures dropped since start because the queue was full.
+    /// None when nothing is recorded.
+    shared: Option<Arc<Shared>>,
+    /// Captures dropped since start because too much waited.
     dropped: Arc<AtomicU64>,
+}
+
+/// What the door and the writing task share.
+struct Shared {
+    gathered: std::sync::Mutex<Gathered>,
+    /// Wakes the task: the first capture after a write, or enough gathered to write.
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gathered> {
+        // A panic while holding the lock leaves whole captures behind: keep recording.
+        self.gathered
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The writer; [`RecorderTask::stop`] writes what is queued and ends it.
@@ -138,12 +152,10 @@ impl Recorder {
     /// Starts the writer on the current runtime. With `retention.keep == 0` nothing is
     /// recorded.
     pub fn spawn(db: Db, retention: Retention) -> (Recorder, RecorderTask) {
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         if retention.keep == 0 {
             let off = Recorder {
-                queue: None,
-                queued_bytes,
+                shared: None,
                 dropped,
             };
             return (
@@ -154,18 +166,14 @@ impl Recorder {
                 },
             );
         }
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let shared = Arc::new(Shared {
+            gathered: std::sync::Mutex::new(Gathered::new(retention.keep)),
+            wake: tokio::sync::Notify::new(),
+        });
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(write_batches(
-            db,
-            retention,
-            rx,
-            stopped,
-            queued_bytes.clone(),
-        ));
+        let task = tokio::spawn(write_batches(db, retention, shared.clone(), stopped));
         let recorder = Recorder {
-            queue: Some(tx),
-            queued_bytes,
+            shared: Some(shared),
             dropped,
         };
         (
@@ -177,13 +185,21 @@ impl Recorder {
         )
     }
 
-    /// Queues `capture` for writing, or drops it (counted) when the queue is full.
+    /// Adds `capture` to what the next write takes, or drops it (counted) when what waits
+    /// is over its byte budget.
     pub fn record(&self, capture: Capture) {
-        let Some(queue) = &self.queue else { return };
-        let size = capture.bytes();
-        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
-        if before + size > QUEUE_BYTES || queue.try_send(capture).is_err() {
-            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        let Some(shared) = &self.shared else { return };
+        let (superseded, wake) = {
+            let mut gathered = shared.lock();
+            if gathered.bytes + capture.bytes() > QUEUE_BYTES {
+                (None, false)
+            } else {
+                let first = gathered.len == 0;
+                let superseded = gathered.push(capture);
+                (Some(superseded), first || gathered.full())
+            }
+        };
+        let Some(superseded) = superseded else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(
@@ -191,6 +207,12 @@ impl Recorder {
                     "request inspector queue full: requests not recorded"
                 );
             }
+            return;
+        };
+        // Freed outside the lock.
+        drop(superseded);
+        if wake {
+            shared.wake.notify_one();
         }
     }
 
@@ -201,7 +223,7 @@ impl Recorder {
 
     /// Whether requests are recorded at all.
     pub fn enabled(&self) -> bool {
-        self.queue.is_some()
+        self.shared.is_some()
     }
 }
 
@@ -220,46 +242,34 @@ impl RecorderTask {
 async fn write_batches(
     db: Db,
     retention: Retention,
-    mut rx: mpsc::Receiver<Capture>,
+    shared: Arc<Shared>,
     mut stopped: tokio::sync::oneshot::Receiver<()>,
-    queued_bytes: Arc<AtomicUsize>,
 ) {
-    let mut received = Vec::with_capacity(BATCH);
-    let mut gathered = Gathered::new(retention.keep);
     let mut unpruned = Unpruned::default();
     let mut last_write = tokio::time::Instant::now() - WINDOW;
-    let mut open = true;
-    while open {
+    let mut stopping = false;
+    while !stopping {
         // Wait for a capture, then gather until a window has passed since the last write.
-        let due = last_write + WINDOW;
-        loop {
-            let full = gathered.len >= GATHER || gathered.bytes >= GATHER_BYTES;
-            if gathered.len > 0 && (full || tokio::time::Instant::now() >= due) {
-                break;
-            }
+        while shared.lock().len == 0 && !stopping {
             tokio::select! {
                 biased;
-                _ = &mut stopped => {
-                    // Stopping: write what is gathered and still queued.
-                    rx.close();
-                    while rx.recv_many(&mut received, BATCH).await > 0 {}
-                    open = false;
-                }
-                n = rx.recv_many(&mut received, BATCH) => open = n > 0, // 0: every sender is gone
-                _ = tokio::time::sleep_until(due), if gathered.len > 0 => break,
-            }
-            for c in received.drain(..) {
-                let superseded = gathered.push(c);
-                queued_bytes.fetch_sub(superseded, Ordering::Relaxed);
-            }
-            if !open {
-                break;
+                _ = &mut stopped => stopping = true,
+                _ = shared.wake.notified() => {}
             }
         }
-        if gathered.len > 0 {
-            let (captures, size) = gathered.take();
+        let due = last_write + WINDOW;
+        while !stopping && !shared.lock().full() && tokio::time::Instant::now() < due {
+            tokio::select! {
+                biased;
+                _ = &mut stopped => stopping = true,
+                _ = shared.wake.notified() => {}
+                _ = tokio::time::sleep_until(due) => {}
+            }
+        }
+        // Stopping: what was recorded until now is written too.
+        let captures = shared.lock().take();
+        if !captures.is_empty() {
             flush(&db, &retention, &mut unpruned, captures).await;
-            queued_bytes.fetch_sub(size, Ordering::Relaxed);
             last_write = tokio::time::Instant::now();
         }
     }
@@ -290,31 +300,34 @@ impl Gathered {
         }
     }
 
-    /// Adds `c`; returns the body bytes of the capture it superseded (0 if none).
-    fn push(&mut self, c: Capture) -> usize {
+    /// Adds `c`; returns the capture it superseded, if any.
+    fn push(&mut self, c: Capture) -> Option<Capture> {
         self.arrived += 1;
         self.len += 1;
         self.bytes += c.bytes();
         let class = self.classes.entry((c.tenant_id, c.failed())).or_default();
         class.push_back((self.arrived, c));
         if class.len() <= self.keep {
-            return 0;
+            return None;
         }
-        let Some((_, old)) = class.pop_front() else {
-            return 0;
-        };
+        let (_, old) = class.pop_front()?;
         self.len -= 1;
         self.bytes -= old.bytes();
-        old.bytes()
+        Some(old)
     }
 
-    /// Everything held, in arrival order, and its body bytes; leaves it empty.
-    fn take(&mut self) -> (Vec<Capture>, usize) {
+    /// Whether enough is held to write it before the [`WINDOW`] is over.
+    fn full(&self) -> bool {
+        self.len >= GATHER || self.bytes >= GATHER_BYTES
+    }
+
+    /// Everything held, in arrival order; leaves it empty.
+    fn take(&mut self) -> Vec<Capture> {
         let mut all: Vec<(u64, Capture)> = self.classes.drain().flat_map(|(_, c)| c).collect();
         all.sort_unstable_by_key(|(n, _)| *n);
-        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes = 0;
         self.len = 0;
-        (all.into_iter().map(|(_, c)| c).collect(), bytes)
+        all.into_iter().map(|(_, c)| c).collect()
     }
 }
 
@@ -577,7 +590,7 @@ mod tests {
     fn gathers_only_what_retention_would_keep() {
         let ids = |keep| {
             let mut g = Gathered::new(keep);
-            let mut superseded = 0;
+            let mut superseded = Vec::new();
             for (i, (tenant, status)) in
                 [(1, 200), (1, 404), (2, 200), (1, 200), (1, 409), (1, 201)]
                     .into_iter()
@@ -586,16 +599,63 @@ mod tests {
                 let mut c = capture("/scim/v2/Users", status, "", "ab");
                 c.tenant_id = tenant;
                 c.request_id = format!("r{i}");
-                superseded += g.push(c);
+                superseded.extend(g.push(c));
+                let back: usize = superseded.iter().map(Capture::bytes).sum();
+                assert_eq!(
+                    g.bytes + back,
+                    (i + 1) * 2,
+                    "every byte held or handed back"
+                );
             }
-            let (kept, bytes) = g.take();
-            assert_eq!(bytes + superseded, 6 * 2, "every byte held or handed back");
-            assert_eq!((g.len, g.bytes, g.take().0.len()), (0, 0, 0));
+            let kept = g.take();
+            assert_eq!(kept.len() + superseded.len(), 6);
+            assert_eq!((g.len, g.bytes, g.take().len()), (0, 0, 0));
             kept.into_iter().map(|c| c.request_id).collect::<Vec<_>>()
         };
         // Per tenant, the newest `keep` successes and newest `keep` failures, in order.
         assert_eq!(ids(2), ["r1", "r2", "r3", "r4", "r5"]);
         assert_eq!(ids(1), ["r2", "r4", "r5"]);
         assert_eq!(ids(1000).len(), 6);
+    }
+
+    /// Over the byte budget, captures are dropped and counted, never waited for; what was
+    /// held is written when the writer stops, in order.
+    #[tokio::test]
+    async fn over_its_budget_the_door_drops_and_counts_and_the_rest_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), crate::db::Durability::Normal).unwrap();
+        let (recorder, task) = Recorder::spawn(db.clone(), Retention::default());
+        let big = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let sent = QUEUE_BYTES / big.len() + 16;
+        for i in 0..sent {
+            let mut c = capture("/scim/v2/Users", 201, "", "");
+            c.request_id = format!("r{i}");
+            c.request_body = Some(big.clone());
+            recorder.record(c);
+        }
+        let dropped = recorder.dropped() as usize;
+        // The first capture may have been taken by a write already; every other one waits.
+        assert!((15..=16).contains(&dropped), "{dropped}");
+        task.stop().await;
+        let written = db
+            .read(|c| {
+                requests::page(
+                    c,
+                    1,
+                    &Default::default(),
+                    crate::db::paging::Cursor::First,
+                    2000,
+                )
+            })
+            .await
+            .unwrap();
+        let ids: Vec<String> = written
+            .items
+            .iter()
+            .rev()
+            .map(|r| r.entry.request_id.clone())
+            .collect();
+        let expected: Vec<String> = (0..sent - dropped).map(|i| format!("r{i}")).collect();
+        assert_eq!(ids, expected);
     }
 }
