@@ -1087,7 +1087,8 @@ mod tests {
     }
 
     /// A user's groups come in group order, whatever order the memberships were made in,
-    /// for each user of a page alike; a user in no group has no entry.
+    /// for each user of a page alike, and for one user read with its groups in one
+    /// statement; a user in no group has no entry.
     #[test]
     fn a_users_groups_are_listed_in_group_order() {
         let conn = fresh_db();
@@ -1109,6 +1110,26 @@ mod tests {
         assert_eq!(names(&of, bob), ["A", "C"]);
         assert!(!of.contains_key(&eve));
         assert_eq!(of[&ada][0].id, groups[0].id);
+        for pk in [ada, bob, eve] {
+            let id: String = conn
+                .query_row("SELECT id FROM users WHERE pk = ?1", [pk], |r| r.get(0))
+                .unwrap();
+            let (row, with) = users::get_stored_with_groups(&conn, 1, &id)
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.pk, pk);
+            let pairs = |g: &[users::GroupRef]| -> Vec<(String, String)> {
+                g.iter()
+                    .map(|g| (g.id.clone(), g.display.clone()))
+                    .collect()
+            };
+            assert_eq!(pairs(&with), pairs(of.get(&pk).map_or(&[][..], |g| g)));
+        }
+        assert!(
+            users::get_stored_with_groups(&conn, 1, "nobody")
+                .unwrap()
+                .is_none()
+        );
     }
 
     /// A group's count is its direct members, users and groups, through every way a

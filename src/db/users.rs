@@ -132,6 +132,43 @@ pub fn get_stored(
         .optional()?)
 }
 
+/// A user's direct groups as one JSON text, `[[pk, id, displayName], …]`: a column of the
+/// user's own query, so that one user with its groups is one statement, read as of one
+/// moment without a transaction around two (see [`get_stored_with_groups`]). Sorted by
+/// [`groups_from_json`], not by an aggregate's `ORDER BY`, which opens a sorter per user.
+const GROUPS_JSON: &str = "(SELECT json_group_array(json_array(g.pk, g.id, g.display_name))
+     FROM group_members gm CROSS JOIN groups g ON g.pk = gm.group_pk
+     WHERE gm.member_user_pk = u.pk)";
+
+/// The groups of a [`GROUPS_JSON`] column, in group order.
+fn groups_from_json(r: &Row, column: usize) -> rusqlite::Result<Vec<GroupRef>> {
+    let text = r.get_ref(column)?.as_str()?;
+    let mut groups: Vec<(i64, String, String)> = serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
+    })?;
+    groups.sort_unstable_by_key(|(pk, _, _)| *pk);
+    Ok(groups
+        .into_iter()
+        .map(|(_, id, display)| GroupRef { id, display })
+        .collect())
+}
+
+/// [`get_stored`] with the user's direct groups ([`groups_of`]), in one statement.
+pub fn get_stored_with_groups(
+    conn: &Connection,
+    tenant_id: i64,
+    id: &str,
+) -> Result<Option<(StoredUser, Vec<GroupRef>)>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS}, {GROUPS_JSON} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"
+        ))?
+        .query_row(params![tenant_id, id], |r| {
+            Ok((stored_from_row(r)?, groups_from_json(r, 6)?))
+        })
+        .optional()?)
+}
+
 /// The ids of the tenant's users the IdP knows as `idp_id`: by `externalId`, or by their
 /// own id when they have none (as a WorkOS directory user's `idp_id` names them).
 pub fn ids_by_idp_id(

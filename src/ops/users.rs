@@ -247,11 +247,17 @@ pub async fn get(
     id: String,
     want_groups: bool,
 ) -> Result<StoredView, DbError> {
-    // One snapshot: the user, its groups and its manager as of one moment, and one read
-    // lock of the log taken for all three (each statement alone takes and drops its own).
-    db.lookup_snapshot(move |c| {
-        let row = users::get_stored(c, tenant_id, &id)?.ok_or(DbError::NotFound)?;
-        let groups = groups_shown(c, row.pk, want_groups)?;
+    // One statement: the user and its groups as of one moment, with no transaction
+    // around two (its begin and end, and a second statement, were a tenth of the read).
+    // A manager the user names is looked up after it, a moment later at most: it shows
+    // as a reference if it is a user of the directory then.
+    db.lookup(move |c| {
+        let (row, groups) = if want_groups {
+            users::get_stored_with_groups(c, tenant_id, &id)?
+        } else {
+            users::get_stored(c, tenant_id, &id)?.map(|row| (row, Vec::new()))
+        }
+        .ok_or(DbError::NotFound)?;
         let managers = managers_of(c, tenant_id, stored_manager(&row).as_deref())?;
         Ok(StoredView {
             row,
