@@ -229,12 +229,17 @@ pub fn create(
     tenant_id: i64,
     data: &Map<String, Value>,
 ) -> Result<UserRow, DbError> {
+    // Most creates bring a userName nobody holds: inserted at once, the unique index the
+    // only lookup (a failing single-row insert changes nothing). Only a taken name is
+    // looked up: a seed is adopted, anyone else holds it.
+    match insert_unchecked(conn, tenant_id, data, "idp") {
+        Err(DbError::Conflict(_)) => {}
+        inserted => return inserted,
+    }
     let c = Columns::of(data);
-    // One lookup of the userName: a seed is adopted, anyone else holds it.
     match named(conn, tenant_id, c.user_name)? {
         Some((seed, true)) => replace(conn, tenant_id, &seed, data.clone()),
-        Some((_, false)) => Err(conflict(c.user_name)),
-        None => insert_unchecked(conn, tenant_id, data, "idp"),
+        _ => Err(conflict(c.user_name)),
     }
 }
 
