@@ -143,14 +143,21 @@ const GROUPS_JSON: &str = "(SELECT json_group_array(json_array(g.pk, g.id, g.dis
 /// The groups of a [`GROUPS_JSON`] column, in group order.
 fn groups_from_json(r: &Row, column: usize) -> rusqlite::Result<Vec<GroupRef>> {
     let text = r.get_ref(column)?.as_str()?;
-    let mut groups: Vec<(i64, String, String)> = serde_json::from_str(text).map_err(|e| {
+    let groups: Vec<(i64, String, String)> = serde_json::from_str(text).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, e.into())
     })?;
-    groups.sort_unstable_by_key(|(pk, _, _)| *pk);
-    Ok(groups
-        .into_iter()
-        .map(|(_, id, display)| GroupRef { id, display })
-        .collect())
+    Ok(in_group_order(
+        groups
+            .into_iter()
+            .map(|(pk, id, display)| (pk, GroupRef { id, display }))
+            .collect(),
+    ))
+}
+
+/// A user's groups, each with its pk, in group order (the pk's).
+fn in_group_order(mut groups: Vec<(i64, GroupRef)>) -> Vec<GroupRef> {
+    groups.sort_unstable_by_key(|(pk, _)| *pk);
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 /// [`get_stored`] with the user's direct groups ([`groups_of`]), in one statement.
@@ -574,10 +581,7 @@ pub fn groups_of(conn: &Connection, pks: &[i64]) -> Result<HashMap<i64, Vec<Grou
     }
     Ok(found
         .into_iter()
-        .map(|(user, mut groups)| {
-            groups.sort_unstable_by_key(|(pk, _)| *pk);
-            (user, groups.into_iter().map(|(_, g)| g).collect())
-        })
+        .map(|(user, groups)| (user, in_group_order(groups)))
         .collect())
 }
 
