@@ -663,3 +663,55 @@ async fn unfiltered_totals_follow_creates_and_deletes_and_stay_in_their_tenant()
     let r = s.get("/scim/v2/Users?count=1000").await;
     assert_eq!(r.json["Resources"].as_array().unwrap().len(), 3);
 }
+
+/// A lookup (an indexed `eq`, what an IdP sends before each write) that matches several
+/// users: every first page tells the whole total, whether it holds every match, one short
+/// of them or none, and shows each user's own groups, or none when they are left out.
+#[tokio::test]
+async fn a_lookup_matching_several_users_counts_them_all_with_their_groups() {
+    let s = TestServer::start().await;
+    let mut shared = Vec::new();
+    for name in ["s1", "s2", "s3"] {
+        let body = json!({"schemas": [common::USER_URN], "userName": name,
+            "emails": [{"value": "Shared@example.com", "type": "work"}]});
+        let r = s.post("/scim/v2/Users", &body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        shared.push(r.json["id"].as_str().unwrap().to_string());
+    }
+    user(&s, "other", None, None).await;
+    let group = json!({"schemas": [common::GROUP_URN], "displayName": "ops",
+        "members": [{"value": shared[1]}]});
+    let r = s.post("/scim/v2/Groups", &group).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let filter = format!("filter={}", enc(r#"emails.value eq "shared@example.com""#));
+    for count in [0, 1, 2, 3, 4, 100] {
+        for extra in ["", "&attributes=userName"] {
+            let q = format!("{filter}&count={count}{extra}");
+            let r = s.get_owned(format!("/scim/v2/Users?{q}")).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.json["totalResults"], 3, "{q}");
+            let listed = r.json["Resources"].as_array().cloned().unwrap_or_default();
+            let ids: Vec<&str> = listed.iter().map(|u| u["id"].as_str().unwrap()).collect();
+            assert_eq!(ids, shared[..count.min(3)], "{q}");
+            for user in &listed {
+                let groups: Vec<&str> = user["groups"]
+                    .as_array()
+                    .map(|g| g.iter().map(|g| g["display"].as_str().unwrap()).collect())
+                    .unwrap_or_default();
+                let want: &[&str] = match (user["id"] == shared[1].as_str(), extra) {
+                    (true, "") => &["ops"],
+                    _ => &[],
+                };
+                assert_eq!(groups, want, "{q}: {user}");
+            }
+        }
+    }
+    let r = s
+        .get_owned(format!(
+            "/scim/v2/Users?filter={}",
+            enc(r#"userName eq "S2""#)
+        ))
+        .await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    assert_eq!(r.json["Resources"][0]["groups"][0]["display"], "ops");
+}

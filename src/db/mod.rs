@@ -353,6 +353,23 @@ impl Db {
         self.lookup(move |c| in_snapshot(c, f)).await
     }
 
+    /// A lookup that `once` answers in one statement when it can (`Some`), as of one
+    /// moment without a transaction; otherwise `f` answers it in a snapshot
+    /// ([`Db::lookup_snapshot`]).
+    pub async fn lookup_once_or_snapshot<T, E, G, F>(&self, once: G, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        G: FnOnce(&Connection) -> Result<Option<T>, E> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.lookup(move |c| match once(c)? {
+            Some(answer) => Ok(answer),
+            None => in_snapshot(c, f),
+        })
+        .await
+    }
+
     /// Runs `f` in a write transaction that commits `f`'s changes only if it returns `Ok`,
     /// and answers once that commit is durable. Concurrent writes share one transaction
     /// and one flush (group commit, see [`writer`]), each in a savepoint of its own: one

@@ -359,18 +359,7 @@ pub(crate) fn scim_page<T: HasPk>(
         cond.push_str(&format!(" AND {alias}.pk {from_here} ?"));
         params.push(SqlValue::Integer(first));
     }
-    // One extra row tells whether another page follows.
-    params.push(SqlValue::Integer(
-        q.count.min(i64::MAX as u64 - 1) as i64 + 1,
-    ));
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {columns} FROM {from} WHERE {cond} ORDER BY {alias}.pk {dir} LIMIT ?"
-    ))?;
-    let mut items = Vec::new();
-    let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
-    while let Some(row) = rows.next()? {
-        items.push(map(row)?);
-    }
+    let mut items = page_rows(conn, table, q, (&cond, params), columns, map)?;
     let more = items.len() as u64 > q.count;
     if let (Some(deleted), Some(first)) = (resumable, items.get(q.count as usize)) {
         learned.push(Resume {
@@ -390,6 +379,56 @@ pub(crate) fn scim_page<T: HasPk>(
         pk: last.pk(),
     });
     Ok((Page { total, items, next }, learned))
+}
+
+/// The rows `cond` matches in pk order, one more than `q.count` (which tells whether
+/// another page follows).
+fn page_rows<T>(
+    conn: &Connection,
+    table: Listed,
+    q: &ListQuery,
+    (cond, mut params): (&str, Vec<SqlValue>),
+    columns: &str,
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, DbError> {
+    let (from, alias) = (table.from(), table.alias());
+    let dir = if q.descending { "DESC" } else { "ASC" };
+    params.push(SqlValue::Integer(
+        q.count.min(i64::MAX as u64 - 1) as i64 + 1,
+    ));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {columns} FROM {from} WHERE {cond} ORDER BY {alias}.pk {dir} LIMIT ?"
+    ))?;
+    let mut items = Vec::new();
+    let mut rows = stmt.query(rusqlite::params_from_iter(&params))?;
+    while let Some(row) = rows.next()? {
+        items.push(map(row)?);
+    }
+    Ok(items)
+}
+
+/// The first page of a filtered list in the default order, read in one statement, when
+/// it holds every match and so is its own total: an answer as of one moment that needs no
+/// transaction around a count (the single user an IdP looks up before each write).
+/// `None` when the page cannot tell (sorted, not the first, or more matches than it
+/// holds): [`scim_page`] answers that one, in a snapshot with its count.
+pub(crate) fn whole_first_page<T>(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    table: Listed,
+    columns: &str,
+    map: fn(&rusqlite::Row) -> rusqlite::Result<T>,
+) -> Result<Option<Vec<T>>, DbError> {
+    let first = q.sort_by.is_none() && q.start_index <= 1 && q.after.is_none() && q.count > 0;
+    let Some(filter) = q.filter.as_ref().filter(|_| first) else {
+        return Ok(None);
+    };
+    let cond = format!("{}.tenant_id = ? AND ({})", table.alias(), filter.sql);
+    let mut params = vec![SqlValue::Integer(tenant_id)];
+    params.extend(filter.params.iter().cloned());
+    let items = page_rows(conn, table, q, (&cond, params), columns, map)?;
+    Ok(Some(items).filter(|items| items.len() as u64 <= q.count))
 }
 
 /// A step leaves a position every this many rows ([`scim_page`]): a deep page asked out of

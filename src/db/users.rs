@@ -160,12 +160,15 @@ fn in_group_order(mut groups: Vec<(i64, GroupRef)>) -> Vec<GroupRef> {
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
+/// A stored user with its direct groups, in group order.
+pub type WithGroups = (StoredUser, Vec<GroupRef>);
+
 /// [`get_stored`] with the user's direct groups ([`groups_of`]), in one statement.
 pub fn get_stored_with_groups(
     conn: &Connection,
     tenant_id: i64,
     id: &str,
-) -> Result<Option<(StoredUser, Vec<GroupRef>)>, DbError> {
+) -> Result<Option<WithGroups>, DbError> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {COLUMNS}, {GROUPS_JSON} FROM users u WHERE u.tenant_id = ?1 AND u.id = ?2"
@@ -548,6 +551,27 @@ pub fn list_resuming(
         stored_from_row,
         resume,
     )
+}
+
+/// The first page of a filtered user list, with each user's groups if `want_groups`, in
+/// one statement when it holds every match (see [`paging::whole_first_page`]).
+pub fn whole_first_page(
+    conn: &Connection,
+    tenant_id: i64,
+    q: &ListQuery,
+    want_groups: bool,
+) -> Result<Option<Vec<WithGroups>>, DbError> {
+    let users = Listed::Users;
+    if want_groups {
+        let columns = format!("{COLUMNS}, {GROUPS_JSON}");
+        paging::whole_first_page(conn, tenant_id, q, users, &columns, |r| {
+            Ok((stored_from_row(r)?, groups_from_json(r, 6)?))
+        })
+    } else {
+        paging::whole_first_page(conn, tenant_id, q, users, COLUMNS, |r| {
+            Ok((stored_from_row(r)?, Vec::new()))
+        })
+    }
 }
 
 /// The query for the groups of `n` users: each membership with its group's pk, id and

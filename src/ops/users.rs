@@ -286,8 +286,9 @@ pub async fn list(
     want_groups: bool,
     resumes: std::sync::Arc<Resumes>,
 ) -> Result<UserPage, DbError> {
+    let query = std::sync::Arc::new(query);
+    let once = query.is_lookup().then(|| query.clone());
     // One snapshot: the total, the position resumed from and the rows agree.
-    let lookup = query.is_lookup();
     let read = move |c: &Conn| {
         let resume = resumes.nearest(tenant_id, Listed::Users, query.start_index);
         let (page, learned) = users::list_resuming(c, tenant_id, &query, resume)?;
@@ -308,9 +309,39 @@ pub async fn list(
             managers,
         })
     };
-    if lookup {
-        db.lookup_snapshot(read).await
-    } else {
-        db.scan(read).await
+    match once {
+        // A lookup's page most often holds every match: one statement, like GET by id,
+        // with the managers looked up after it.
+        Some(query) => {
+            let whole = move |c: &Conn| {
+                let Some(found) = users::whole_first_page(c, tenant_id, &query, want_groups)?
+                else {
+                    return Ok(None);
+                };
+                let named: Vec<String> = found
+                    .iter()
+                    .filter_map(|(u, _)| stored_manager(u))
+                    .collect();
+                let managers = managers_of(c, tenant_id, named.iter().map(String::as_str))?;
+                let mut groups = HashMap::with_capacity(found.len());
+                let mut items = Vec::with_capacity(found.len());
+                for (user, its) in found {
+                    groups.insert(user.pk, its);
+                    items.push(user);
+                }
+                let page = Page {
+                    total: items.len() as u64,
+                    items,
+                    next: None,
+                };
+                Ok(Some(UserPage {
+                    page,
+                    groups,
+                    managers,
+                }))
+            };
+            db.lookup_once_or_snapshot(whole, read).await
+        }
+        None => db.scan(read).await,
     }
 }
