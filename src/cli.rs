@@ -312,7 +312,7 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     // Tells `scimd restore` and a second server that a server is using the database, until
     // this process ends; taken first, so a second server changes nothing.
     let _lock = db::ServerLock::serving(&db_args.path)?;
-    let db = Db::open(&db_args.path, args.synchronous)
+    let db = Db::open_with(&db_args.path, args.synchronous, args.mmap_mib << 20)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

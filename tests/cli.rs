@@ -1409,3 +1409,46 @@ fn credentials_past_their_expiry_are_listed_as_expired() {
         assert_eq!(state(), "expired", "{kind}");
     }
 }
+
+/// `--mmap-mib`: a server reading through a mapping of its file answers what it wrote, by
+/// id and by lookup, as one without does; past SQLite's limit the option is refused.
+#[test]
+fn a_server_reading_through_a_mapping_answers_what_it_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let token = run(&d, &["token", "create"]).1.trim().to_string();
+    let bearer = format!("Authorization: Bearer {token}");
+    let json = "Content-Type: application/scim+json";
+    let (ok, _, err) = run(&d, &["serve", "--mmap-mib", "4096"]);
+    assert!(!ok && err.contains("mmap-mib"), "{err}");
+    let server = Serving::start(&d, &["--mmap-mib", "64"], Stdio::null());
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"m{i}@example.com","emails":[{{"value":"m{i}@example.com"}}]}}"#
+        );
+        let r = http(
+            &server.addr,
+            &request("POST", "/scim/v2/Users", &[&bearer, json], &body),
+        );
+        assert!(r.starts_with("HTTP/1.1 201"), "{r}");
+        ids.push(json_field(&r, "id").unwrap());
+    }
+    for (i, id) in ids.iter().enumerate().step_by(7) {
+        let r = http(
+            &server.addr,
+            &request("GET", &format!("/scim/v2/Users/{id}"), &[&bearer], ""),
+        );
+        assert!(
+            r.contains(&format!("\"userName\":\"m{i}@example.com\"")),
+            "{r}"
+        );
+        let filter = format!("/scim/v2/Users?filter=emails.value%20eq%20%22M{i}@example.com%22");
+        let r = http(&server.addr, &request("GET", &filter, &[&bearer], ""));
+        assert!(
+            r.contains("\"totalResults\":1") && r.contains(id.as_str()),
+            "{r}"
+        );
+    }
+    server.stop();
+}

@@ -163,6 +163,15 @@ impl Db {
     /// Opens (creating if needed) the database at `path` and migrates it to this binary's
     /// schema. A database written by a newer scimd is refused.
     pub fn open(path: &Path, durability: Durability) -> Result<Db, DbError> {
+        Db::open_with(path, durability, 0)
+    }
+
+    /// [`Db::open`], with up to `mapped` bytes of the file mapped into memory for reads
+    /// (`PRAGMA mmap_size`; 0: none). A lookup then reads the random leaves it lands on
+    /// from the mapping instead of with a `pread` each, but the file's pages it touched
+    /// count in the process's RSS, and an I/O error on the file stops the process (SIGBUS)
+    /// rather than failing one request: off unless the operator asks (`--mmap-mib`).
+    pub fn open_with(path: &Path, durability: Durability, mapped: u64) -> Result<Db, DbError> {
         let sync = durability.pragma();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -180,7 +189,8 @@ impl Db {
                 // never depends on bound values, and a cached statement stays compiled.
                 c.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
                 c.execute_batch(&format!(
-                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY;"
+                    "PRAGMA foreign_keys = ON; PRAGMA synchronous = {sync}; PRAGMA temp_store = MEMORY;
+                     PRAGMA mmap_size = {mapped};"
                 ))?;
                 filter_sql::register_functions(c)
             });
@@ -1162,6 +1172,28 @@ mod tests {
                 "{sql}"
             );
         }
+    }
+
+    /// Every connection of a database opened with a mapping maps the file; one opened
+    /// without maps nothing.
+    #[test]
+    fn a_mapping_is_asked_of_every_connection_or_of_none() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every connection but the writer's, which it holds.
+        let readers = POOL as usize - 1;
+        let mapped = |db: &Db| -> Vec<i64> {
+            let conns: Vec<_> = (0..readers).map(|_| db.conn().unwrap()).collect();
+            conns
+                .iter()
+                .map(|c| c.query_row("PRAGMA mmap_size", [], |r| r.get(0)).unwrap())
+                .collect()
+        };
+        let path = dir.path().join("m.db");
+        let db = Db::open_with(&path, Durability::Normal, 8 << 20).unwrap();
+        assert_eq!(mapped(&db), vec![8 << 20; readers]);
+        drop(db);
+        let db = Db::open(&path, Durability::Normal).unwrap();
+        assert_eq!(mapped(&db), vec![0; readers]);
     }
 
     /// A snapshot sees one state of the database throughout, and leaves its connection
