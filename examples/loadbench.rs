@@ -128,7 +128,17 @@ struct Args {
     /// Seconds the raw SQLite ceiling is measured for (0 skips it).
     #[arg(long, default_value_t = 2.0)]
     ceiling_seconds: f64,
+
+    /// Rounds of the reads whose target is a share of the floor, each measured between two
+    /// measurements of the floor (0 skips them). A VM's speed drifts within minutes; a
+    /// share against the floor measured beside it cancels the drift that one against the
+    /// floor at the start of the run keeps.
+    #[arg(long, default_value_t = 3)]
+    share_rounds: usize,
 }
+
+/// The first scenario: what any answer costs (HTTP, routing, no database).
+const FLOOR: &str = "GET /ServiceProviderConfig (the floor)";
 
 fn main() -> Result<(), BoxError> {
     let args = Args::parse();
@@ -300,16 +310,75 @@ fn run_target(args: &Args, target: &str, n: u64, clients: usize) -> Result<(), B
     bench.base = format!("{}/scim/v2", target.trim_end_matches('/'));
     print_header(bench.pid.is_some());
     for scenario in scenarios(&seeded, n, clients) {
-        if !args.only.is_empty() && !args.only.iter().any(|o| scenario.name.contains(o)) {
-            continue;
+        if selected(args, &scenario.name) {
+            client_rt.block_on(bench.run(scenario, true))?;
         }
-        client_rt.block_on(bench.run(scenario))?;
     }
+    shares(&bench, &client_rt, args, || scenarios(&seeded, n, clients))?;
     println!(
         "\nServer peak RSS (VmHWM since the last reset) {} MiB, RSS now {} MiB.\n",
         rss_mib(bench.pid, "VmHWM"),
         rss_mib(bench.pid, "VmRSS")
     );
+    Ok(())
+}
+
+/// Whether `--only` leaves scenario `name` in.
+fn selected(args: &Args, name: &str) -> bool {
+    args.only.is_empty() || args.only.iter().any(|o| name.contains(o))
+}
+
+/// `--share-rounds`: each read whose target is a share of the floor, measured between two
+/// measurements of the floor, round after round; its share in a round is its rate over
+/// the mean of the two floors beside it. `all` builds the scenarios afresh (each run
+/// consumes one).
+fn shares(
+    bench: &Bench,
+    rt: &tokio::runtime::Runtime,
+    args: &Args,
+    all: impl Fn() -> Vec<Scenario>,
+) -> Result<(), BoxError> {
+    let wanted: Vec<String> = all()
+        .into_iter()
+        .filter(|s| s.share && selected(args, &s.name))
+        .map(|s| s.name)
+        .collect();
+    if args.share_rounds == 0 || wanted.is_empty() {
+        return Ok(());
+    }
+    let rate = |name: &str| -> Result<f64, BoxError> {
+        let sc = all()
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or("no such scenario")?;
+        Ok(rt.block_on(bench.run(sc, false))?[0])
+    };
+    let mut shares = vec![Vec::new(); wanted.len()];
+    for _ in 0..args.share_rounds {
+        let mut before = rate(FLOOR)?;
+        for (name, shares) in wanted.iter().zip(&mut shares) {
+            let measured = rate(name)?;
+            let after = rate(FLOOR)?;
+            shares.push(measured / ((before + after) / 2.0));
+            before = after;
+        }
+    }
+    println!(
+        "\nEach against the floor measured just before and after it, {} rounds:\n",
+        args.share_rounds
+    );
+    println!("| scenario | share of the floor, each round | median |");
+    println!("|---|---|---:|");
+    let percent = |f: f64| format!("{:.0} %", f * 100.0);
+    for (name, mut shares) in wanted.into_iter().zip(shares) {
+        let rounds: Vec<String> = shares.iter().map(|&f| percent(f)).collect();
+        shares.sort_by(f64::total_cmp);
+        let median = match shares.len() % 2 {
+            1 => shares[shares.len() / 2],
+            _ => (shares[shares.len() / 2 - 1] + shares[shares.len() / 2]) / 2.0,
+        };
+        println!("| {name} | {} | {} |", rounds.join(", "), percent(median));
+    }
     Ok(())
 }
 
@@ -496,11 +565,11 @@ fn run_size(args: &Args, n: u64, clients: usize) -> Result<(), BoxError> {
     };
     print_header(false);
     for scenario in scenarios(&seeded, n, clients) {
-        if !args.only.is_empty() && !args.only.iter().any(|o| scenario.name.contains(o)) {
-            continue;
+        if selected(args, &scenario.name) {
+            client_rt.block_on(bench.run(scenario, true))?;
         }
-        client_rt.block_on(bench.run(scenario))?;
     }
+    shares(&bench, &client_rt, args, || scenarios(&seeded, n, clients))?;
     println!(
         "\nProcess peak RSS (VmHWM since the last reset) {} MiB.\n",
         rss_mib(None, "VmHWM")
@@ -559,6 +628,8 @@ struct Scenario {
     batch: u64,
     clients: Option<usize>,
     max_requests: Option<u64>,
+    /// Whose target is a share of the floor's rate (issue #12: ≥ 50 %).
+    share: bool,
 }
 
 impl Scenario {
@@ -576,7 +647,13 @@ impl Scenario {
             batch: 1,
             clients: None,
             max_requests: None,
+            share: false,
         }
+    }
+
+    fn share(mut self) -> Self {
+        self.share = true;
+        self
     }
 
     fn expect(mut self, status: StatusCode) -> Self {
@@ -662,17 +739,17 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
     let mut out = Vec::new();
 
     // The floor: what any answer costs here (HTTP, routing, no database).
-    out.push(Scenario::new(
-        "GET /ServiceProviderConfig (the floor)",
-        |_, _| Call::get("/ServiceProviderConfig".into()),
-    ));
+    out.push(Scenario::new(FLOOR, |_, _| {
+        Call::get("/ServiceProviderConfig".into())
+    }));
 
     out.push(
         Scenario::new("GET /Users?filter=userName eq (hit)", move |c, i| {
             let k = pick(c, i, users) as u64;
             Call::get(filter_query(&format!("userName eq \"{}\"", user_name(k))))
         })
-        .check(total_is(1)),
+        .check(total_is(1))
+        .share(),
     );
     out.push(
         Scenario::new("GET /Users?filter=userName eq (miss)", |c, i| {
@@ -690,12 +767,16 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
                 user_name(k)
             )))
         })
-        .check(total_is(1)),
+        .check(total_is(1))
+        .share(),
     );
     let s = seeded.clone();
-    out.push(Scenario::new("GET /Users/{id}", move |c, i| {
-        Call::get(format!("/Users/{}", s.user_ids[pick(c, i, users)]))
-    }));
+    out.push(
+        Scenario::new("GET /Users/{id}", move |c, i| {
+            Call::get(format!("/Users/{}", s.user_ids[pick(c, i, users)]))
+        })
+        .share(),
+    );
 
     // Paging. The directory holds n users plus one spare per client.
     let listed = n + clients as u64;
@@ -757,7 +838,8 @@ fn scenarios(seeded: &Arc<Seeded>, n: u64, clients: usize) -> Vec<Scenario> {
                 "GET /Groups/{big}?excludedAttributes=members",
                 move |_, _| Call::get(format!("/Groups/{big}?excludedAttributes=members")),
             )
-            .check(members_are(None)),
+            .check(members_are(None))
+            .share(),
         );
     }
     {
@@ -888,7 +970,9 @@ impl Bench {
         Ok((status, bytes))
     }
 
-    async fn run(&self, sc: Scenario) -> Result<(), BoxError> {
+    /// Checks `sc`'s first answer, warms up, measures; prints its rows if `print`, and
+    /// gives each row's rate.
+    async fn run(&self, sc: Scenario, print: bool) -> Result<Vec<f64>, BoxError> {
         let sc = Arc::new(sc);
         // The first request must get the right answer.
         let probe = (sc.make)(usize::MAX / 2, u64::MAX / 2);
@@ -936,6 +1020,7 @@ impl Bench {
             )
         });
         let total = measured.samples.len() as u64;
+        let mut rates = Vec::new();
         for (row, label) in sc.rows.iter().enumerate() {
             let mut lat: Vec<u32> = measured
                 .samples
@@ -951,6 +1036,10 @@ impl Bench {
                 let k = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
                 lat[k] as f64 / 1000.0
             };
+            rates.push(lat.len() as f64 / elapsed);
+            if !print {
+                continue;
+            }
             println!(
                 "| {label} | {clients} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {peak} |{}",
                 lat.len(),
@@ -962,7 +1051,7 @@ impl Bench {
                 cpu.as_deref().unwrap_or(""),
             );
         }
-        Ok(())
+        Ok(rates)
     }
 
     /// `clients` tasks send requests back to back for `seconds` or until `max` were sent.
