@@ -243,8 +243,11 @@ async fn nested_groups_are_members_too() {
     assert_eq!(r.json["members"][0]["value"], a.as_str());
 }
 
+/// A group PATCH answers 204 with the group's new ETag, as Entra prefers and Okta accepts;
+/// one that names `attributes` or `excludedAttributes` answers 200 with the group so
+/// projected, members and all when they are asked for.
 #[tokio::test]
-async fn patch_answers_with_the_group_and_etags_guard_it() {
+async fn patch_answers_no_content_with_its_etag_unless_attributes_are_asked_for() {
     let s = TestServer::start().await;
     let a = s.create_user("a@example.com").await;
     let g = create_group(&s, "G", &[]).await;
@@ -269,22 +272,48 @@ async fn patch_answers_with_the_group_and_etags_guard_it() {
             add.clone(),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(member_ids(&r.json), vec![a.clone()]);
-    assert_ne!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(r.text.is_empty(), "{}", r.text);
+    let etag_after = r
+        .header("etag")
+        .expect("a 204 carries the new ETag")
+        .to_string();
+    assert_ne!(etag_after, etag);
+    let read = s.get(&path).await;
+    assert_eq!(member_ids(&read.json), vec![a.clone()]);
+    assert_eq!(read.header("etag"), Some(etag_after.as_str()));
     // Adding the same member again changes nothing, not even the version.
     let again = s
         .raw(Method::PATCH, &path, &[("authorization", &auth)], add)
         .await;
-    assert_eq!(again.header("etag"), r.header("etag"));
-    // attributes= on a PATCH response.
+    assert_eq!(again.status, 204, "{}", again.text);
+    assert_eq!(again.header("etag"), Some(etag_after.as_str()));
+    // attributes= on a PATCH response: 200 with what was asked for.
     let r = s
         .patch(
             &format!("{path}?attributes=displayName"),
             &json!({"Operations":[{"op":"replace","path":"displayName","value":"H"}]}),
         )
         .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["displayName"], "H");
+    assert!(r.json.get("members").is_none());
+    let r = s
+        .patch(
+            &format!("{path}?attributes=members"),
+            &json!({"Operations":[{"op":"replace","path":"displayName","value":"I"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(member_ids(&r.json), vec![a.clone()]);
+    let r = s
+        .patch(
+            &format!("{path}?excludedAttributes=members"),
+            &json!({"Operations":[{"op":"replace","path":"displayName","value":"J"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["displayName"], "J");
     assert!(r.json.get("members").is_none());
     // Bad PATCH bodies.
     s.patch(
@@ -316,7 +345,7 @@ async fn patch_answers_with_the_group_and_etags_guard_it() {
         .patch(&path, &json!({"Operations":[{"op":"replace","path":"displayName","value":"Half"},{"op":"add","path":"members","value":[{"value":"ghost"}]}]}))
         .await;
     r.assert_error(400, Some("invalidValue"));
-    assert_eq!(s.get(&path).await.json["displayName"], "H");
+    assert_eq!(s.get(&path).await.json["displayName"], "J");
 }
 
 #[tokio::test]
@@ -430,7 +459,8 @@ async fn group_names_are_unique_per_tenant_case_insensitively() {
                 {"op":"add","path":"members","value":[{"value":bob,"display":"bob@example.com"}]}]}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get(&format!("/scim/v2/Groups/{eng_id}")).await;
     assert_eq!(r.json["displayName"], "ENGINEERING");
     let r = s
         .put(
@@ -504,8 +534,8 @@ async fn a_group_cannot_hold_itself_directly_or_through_another() {
         .as_str()
         .unwrap()
         .to_string();
-    assert_eq!(add(&a, &d).await.status, 200);
-    assert_eq!(add(&c, &d).await.status, 200, "D in A and in C is no loop");
+    assert_eq!(add(&a, &d).await.status, 204);
+    assert_eq!(add(&c, &d).await.status, 204, "D in A and in C is no loop");
 }
 
 /// Removing members by a filter on something other than `value` reads the group: a
@@ -559,7 +589,8 @@ async fn members_moved_and_moved_back_in_one_patch_change_nothing() {
                {"op":"remove","path":"members","value":[{"value":b}]}]),
     ] {
         let r = s.patch(&path, &ops(pair.clone())).await;
-        assert_eq!(r.status, 200, "{pair}: {}", r.text);
+        assert_eq!(r.status, 204, "{pair}: {}", r.text);
+        let r = s.get(&path).await;
         assert_eq!(r.json["meta"]["version"], version, "{pair}");
         assert_eq!(member_ids(&r.json), vec![a.clone()], "{pair}");
         assert_eq!(events(&s), before, "{pair}: no event");
@@ -574,7 +605,9 @@ async fn members_moved_and_moved_back_in_one_patch_change_nothing() {
             ),
         )
         .await;
-    assert_ne!(r.json["meta"]["version"], version);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_ne!(r.header("etag"), version.as_str());
+    assert!(r.header("etag").is_some());
     let conn = s.db.conn().unwrap();
     let kinds: Vec<String> = conn
         .prepare("SELECT type FROM events WHERE seq > ?1 ORDER BY seq")
@@ -612,7 +645,7 @@ async fn a_groups_new_external_id_is_an_event_that_says_what_it_was() {
             &json!({"schemas":[PATCH_URN],"Operations":[{"op":"replace","path":"externalId","value":"g-2"}]}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     let conn = s.db.conn().unwrap();
     let events = scimd::db::events::after(&conn, 1, 0, 100).unwrap();
     let shown: Vec<Value> = events
@@ -652,7 +685,7 @@ async fn a_user_touched_thrice_in_one_patch_ends_where_the_last_touch_puts_it() 
             &json!({"schemas":[PATCH_URN],"Operations":[touch("Remove"), touch("Add"), touch("Remove")]}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(
         role(&s),
         "viewer",
@@ -664,7 +697,7 @@ async fn a_user_touched_thrice_in_one_patch_ends_where_the_last_touch_puts_it() 
             &json!({"schemas":[PATCH_URN],"Operations":[touch("Add"), touch("Remove"), touch("Add")]}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(role(&s), "admin");
     let conn = s.db.conn().unwrap();
     let kinds: Vec<String> = conn
@@ -693,7 +726,7 @@ async fn a_user_touched_thrice_in_one_patch_ends_where_the_last_touch_puts_it() 
         let r = s
             .patch(&path, &json!({"schemas":[PATCH_URN],"Operations":empty}))
             .await;
-        assert_eq!(r.status, 200, "{empty}: {}", r.text);
-        assert_eq!(r.json["meta"]["version"], e["meta"]["version"], "{empty}");
+        assert_eq!(r.status, 204, "{empty}: {}", r.text);
+        assert_eq!(r.header("etag"), e["meta"]["version"].as_str(), "{empty}");
     }
 }

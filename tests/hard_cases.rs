@@ -103,7 +103,7 @@ async fn hc01_case_insensitive_op() {
             &patch_op(json!([{"op":"Add","path":"members","value":[{"value":id}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, vec![id.clone()]);
     let r = s
         .patch(
@@ -111,7 +111,7 @@ async fn hc01_case_insensitive_op() {
             &patch_op(json!([{"op":"Remove","path":"members","value":[{"value":id}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert!(s.members_of(&gid).await.is_empty());
 
     // Unknown ops: 400 invalidSyntax, and the valid op before them is not applied.
@@ -278,7 +278,7 @@ async fn hc03_entra_default_member_removal() {
                 {"$ref":null,"value":a},{"$ref":null,"value":b},{"$ref":null,"value":c},{"$ref":null,"value":d}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
 
     // Tutorial form: `$ref: null`.
     let r = s
@@ -287,7 +287,7 @@ async fn hc03_entra_default_member_removal() {
             &patch_op(json!([{"op":"Remove","path":"members","value":[{"$ref":null,"value":a}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, sorted(&[&b, &c, &d]));
     // Compat-doc form: `value` only.
     s.patch(
@@ -303,7 +303,7 @@ async fn hc03_entra_default_member_removal() {
             &patch_op(json!([{"op":"Remove","path":"members","value":[{"$ref":null,"value":a}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, sorted(&[&c, &d]));
     // The removed users no longer list the group; the others still do.
     assert!(
@@ -322,7 +322,7 @@ async fn hc03_entra_default_member_removal() {
     let r = s
         .patch(&path, &patch_op(json!([{"op":"remove","path":"members"}])))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert!(s.members_of(&gid).await.is_empty());
     // The group itself and the users survive.
     assert_eq!(s.get(&path).await.json["displayName"], "Removals");
@@ -349,7 +349,7 @@ async fn hc04_filtered_member_removal() {
             &patch_op(json!([{"op":"remove","path":format!("members[value eq \"{u2}\"]")}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, vec![u1.clone()]);
 
     // Okta, verbatim shape: remove one, add another (no `type`, `display` = userName).
@@ -362,7 +362,7 @@ async fn hc04_filtered_member_removal() {
             ])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, vec![u3.clone()]);
 
     // In order: add then remove the same id leaves it out; remove then add puts it back.
@@ -397,7 +397,7 @@ async fn hc04_filtered_member_removal() {
             &patch_op(json!([{"op":"remove","path":format!("members[value eq \"{u1}\" or value eq \"{u2}\"]")}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, vec![u3.clone()]);
     let r = s
         .patch(
@@ -405,7 +405,7 @@ async fn hc04_filtered_member_removal() {
             &patch_op(json!([{"op":"remove","path":"members[value eq \"not-a-member\"]"}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, vec![u3.clone()]);
 }
 
@@ -476,8 +476,8 @@ async fn hc06_okta_pathless_group_replace_with_id() {
                     "Operations":[{"op":"replace","value":{"id":gid,"displayName":"Test SCIMv2"}}]}),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json["id"], gid.as_str());
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(s.get(&path).await.json["displayName"], "Test SCIMv2");
 
     // With members: the rename Okta sends on every membership update leaves them alone.
     s.patch(
@@ -492,7 +492,9 @@ async fn hc06_okta_pathless_group_replace_with_id() {
             &patch_op(json!([{"op":"replace","value":{"id":gid,"displayName":"Test SCIMv2"}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(r.header("etag"), version.as_str(), "nothing changed");
+    let r = s.get(&path).await;
     assert_eq!(member_ids(&r.json), sorted(&[&u1, &u2]));
     assert_eq!(r.json["meta"]["version"], version, "nothing changed");
     let r = s
@@ -501,7 +503,7 @@ async fn hc06_okta_pathless_group_replace_with_id() {
             &patch_op(json!([{"op":"replace","value":{"id":gid,"displayName":"Renamed SCIMv2"}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     let g = s.get(&path).await.json;
     assert_eq!(g["id"], gid.as_str());
     assert_eq!(g["displayName"], "Renamed SCIMv2");
@@ -513,7 +515,7 @@ async fn hc06_okta_pathless_group_replace_with_id() {
             &patch_op(json!([{"op":"replace","value":{"id":gid,"displayName":"Renamed SCIMv2","members":null}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u2]));
     // The same group is still at the same URL; a lookup finds it by the new name.
     let r = s
@@ -529,7 +531,7 @@ async fn hc06_okta_pathless_group_replace_with_id() {
             &patch_op(json!([{"op":"replace","value":{"id":"abf4dd94-a4c0-4f67-89c9-76b03340cb9b","displayName":"X"}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     let after = s.get(&path).await;
     assert_eq!(
         (
@@ -2024,9 +2026,9 @@ async fn hc20_content_types_and_response_bodies() {
                     .to_string(),
             )
             .await;
-        assert_eq!(r.status, 200, "{ct:?}: {}", r.text);
-        assert_eq!(r.header("content-type"), scim_json);
-        assert_eq!(r.json["id"], gid.as_str());
+        assert_eq!(r.status, 204, "{ct:?}: {}", r.text);
+        assert!(r.text.is_empty(), "{ct:?}: a 204 has no body");
+        let r = s.get(&format!("/scim/v2/Groups/{gid}")).await;
         assert_eq!(member_ids(&r.json), vec![id.clone()]);
         group_ids.push(gid);
     }
@@ -2039,7 +2041,8 @@ async fn hc20_content_types_and_response_bodies() {
             &patch_op(json!([{"op":"Replace","path":"displayName","value":"1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get(&format!("{gpath}?excludedAttributes=members")).await;
     assert_eq!(
         r.json["displayName"],
         "1879db59-3bdf-4490-ad68-ab880a269474updatedDisplayName"

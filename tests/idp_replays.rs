@@ -65,7 +65,7 @@ async fn okta_group_push() {
     let r = s
         .patch(&path, &patch_op(json!([{"op":"add","path":"members","value":[{"value":u1,"display":"u1@example.com"},{"value":u2,"display":"u2@example.com"}]}])))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     // Right after, Okta's pathless replace with the read-only id: accepted, members untouched.
     let r = s
         .patch(
@@ -73,8 +73,8 @@ async fn okta_group_push() {
             &patch_op(json!([{"op":"replace","value":{"id":gid,"displayName":"Test SCIMv2"}}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.json["id"], gid.as_str());
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(s.get(&path).await.json["id"], gid.as_str());
     assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u2]));
 
     // One PatchOp mixing a filtered remove and an add, applied in order.
@@ -85,7 +85,7 @@ async fn okta_group_push() {
                              {"op":"add","path":"members","value":[{"value":u3,"display":"u3@example.com"}]}])),
         )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(s.members_of(&gid).await, sorted(&[&u2, &u3]));
     // The stored display is the one Okta sent.
     let g = s.get(&path).await.json;
@@ -106,7 +106,7 @@ async fn okta_group_push() {
             ),
         )
         .await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 204);
     assert_eq!(s.members_of(&gid).await, sorted(&[&u1, &u3]));
 
     // Rename, then the import walk that links existing groups (§1.7, §1.2).
@@ -324,7 +324,7 @@ async fn entra_groups_and_both_member_removals() {
     let r = s
         .patch(&path, &patch_op(json!([{"op":"Add","path":"members","value":[{"$ref":null,"value":a},{"$ref":null,"value":b},{"$ref":null,"value":c}]}])))
         .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.status, 204, "{}", r.text);
     // Default dialect: remove with a value array removes only those.
     s.patch(
         &path,
@@ -346,6 +346,8 @@ async fn entra_groups_and_both_member_removals() {
             &patch_op(json!([{"op":"Replace","path":"displayName","value":"updatedDisplayName"}])),
         )
         .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = s.get(&format!("{path}?excludedAttributes=members")).await;
     assert_eq!(r.json["displayName"], "updatedDisplayName");
     // RFC: remove members with no value empties the group.
     s.patch(&path, &patch_op(json!([{"op":"remove","path":"members"}])))

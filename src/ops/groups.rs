@@ -20,9 +20,9 @@ use crate::scim::resource::{self, Preconditions};
 use crate::scim::schema::{GROUP_RESOURCE, ResourceType};
 use crate::scim::{ScimError, filter};
 
-/// A PATCH response lists the members only up to this many; past it `members` is left out
-/// (Okta accepts a group without members, Entra prefers no body at all) so that changing
-/// one member of a huge group stays cheap. A GET always returns them all.
+/// A PATCH response that asks for members (an IdP's gets 204 and none) lists them only up
+/// to this many; past it `members` is left out so that changing one member of a huge group
+/// stays cheap. A GET always returns them all.
 pub const PATCH_RESPONSE_MEMBER_LIMIT: usize = 1000;
 
 /// What a Group response shows: the stored group and, when the response carries them, its

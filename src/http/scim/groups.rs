@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{
     Ctx, Endpoint, conditional_answer, no_content, not_found_as, resource_bytes_response,
-    resource_response,
+    resource_response, with_etag,
 };
 use crate::db::ListQuery;
 use crate::db::groups::{GroupMember, GroupRow, MemberKind};
@@ -314,8 +314,13 @@ impl Endpoint for Groups {
         Ok(respond_view(ctx, StatusCode::OK, &group, projection))
     }
 
-    /// PATCH answers 200 with the group; its members are included up to
-    /// [`groups::PATCH_RESPONSE_MEMBER_LIMIT`].
+    /// PATCH answers 204 No Content with the group's new ETag, as Entra prefers and Okta
+    /// accepts (idp-behaviour.md §1.7, §2.7, §9 item 20): an IdP reads nothing from the
+    /// answer, and listing the members made each one-member change pay for reading them
+    /// all on the writer, which every write waits on (BENCHMARKS.md, twenty-fourth). A
+    /// request that names `attributes` or `excludedAttributes` gets 200 with the group so
+    /// projected (RFC 7644 §3.5.2 requires it for `attributes`), its members included up
+    /// to [`groups::PATCH_RESPONSE_MEMBER_LIMIT`].
     async fn patch(
         state: &State,
         ctx: &Ctx,
@@ -324,7 +329,8 @@ impl Endpoint for Groups {
         pre: Preconditions,
         projection: &Projection,
     ) -> Result<Response<Body>, ApiError> {
-        let want_members = projection.wants("members");
+        let answered = !projection.is_default();
+        let want_members = answered && projection.wants("members");
         let group = groups::patch(
             &state.db,
             &ctx.actor,
@@ -335,6 +341,9 @@ impl Endpoint for Groups {
             want_members,
         )
         .await?;
+        if !answered {
+            return Ok(with_etag(no_content(), group.row.version));
+        }
         Ok(respond_view(ctx, StatusCode::OK, &group, projection))
     }
 
