@@ -196,8 +196,7 @@ pub fn append(conn: &Connection, entry: &Entry) -> Result<i64, DbError> {
 /// One tenant's chain for the entries one write appends in its transaction: its head (the
 /// last entry's hash) and the next id are read at the first entry and kept here after,
 /// so that a write of 100 000 entries (a whole-tenant sync) reads them once, not 100 000
-/// times. On the writer, a write finds the head the write before it in the same
-/// transaction left, if that one appended to the same chain last ([`WriterHeads`]).
+/// times. A write of one entry costs what it always did.
 ///
 /// Nothing else may append entries before the last one appended here: it would take the
 /// id this chain hands out next, and that insert fails on the primary key, failing the
@@ -242,10 +241,7 @@ impl Chain {
         debug_assert_eq!(entry.tenant_id, self.tenant_id, "one chain, one tenant");
         let (prev, id) = match self.head.take() {
             Some(head) => head,
-            None => match remembered(self.tenant_id) {
-                Some((hash, next)) if stored_as(conn, next - 1, &hash)? => (hash, next),
-                _ => head(conn, self.tenant_id)?,
-            },
+            None => head(conn, self.tenant_id)?,
         };
         let at = datetime::now();
         let hash = entry.content(id, &at).hash_stored(&prev, detail);
@@ -267,77 +263,8 @@ impl Chain {
             prev,
             hash,
         ])?;
-        remember(self.tenant_id, &hash, id + 1);
         self.head = Some((hash, id + 1));
         Ok(id)
-    }
-}
-
-/// The head of the chain the writer's transaction appended to last: its tenant, its hash
-/// and the next id.
-type Head = (Option<i64>, String, i64);
-
-thread_local! {
-    /// On the writer's thread, while [`WriterHeads`] is armed: the head the transaction's
-    /// last entry left, so that the next write of the batch appending to the same chain
-    /// need not read it (each write read it once or twice, 4 % of a durable create).
-    static WRITER_HEAD: std::cell::RefCell<Option<Option<Head>>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// Whether entry `id` is stored with `hash`: a head remembered from an entry that a
-/// rollback to a savepoint took away since (a CSV import's preview appends, then rolls
-/// back) is read again rather than built on. One lookup by id, a third of [`head`].
-fn stored_as(conn: &Connection, id: i64, hash: &str) -> Result<bool, DbError> {
-    let stored: Option<Option<String>> = conn
-        .prepare_cached("SELECT hash FROM audit_log WHERE id = ?1")?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(stored.flatten().as_deref() == Some(hash))
-}
-
-/// The head the writer's transaction left on `tenant_id`'s chain, when its last entry went
-/// there. Another tenant's entry since took the next id, and the head is read again.
-fn remembered(tenant_id: Option<i64>) -> Option<(String, i64)> {
-    WRITER_HEAD.with_borrow(|armed| match armed {
-        Some(Some((tenant, hash, next))) if *tenant == tenant_id => Some((hash.clone(), *next)),
-        _ => None,
-    })
-}
-
-fn remember(tenant_id: Option<i64>, hash: &str, next: i64) {
-    WRITER_HEAD.with_borrow_mut(|armed| {
-        if let Some(head) = armed {
-            *head = Some((tenant_id, hash.to_string(), next));
-        }
-    });
-}
-
-/// Keeps the chain's head between the writes of one write transaction, from [`arm`] to
-/// drop, on the thread that runs it ([`super::writer`]). Nothing but a [`Chain`] appends to
-/// the log, and nothing else writes while the transaction holds the write lock, so the
-/// head a write left is the one the next write finds, unless entries were undone: the
-/// writer forgets it after each rollback to a write's savepoint ([`WriterHeads::forget`]),
-/// and a head whose entry a write's own savepoint undid is found gone ([`stored_as`]).
-///
-/// [`arm`]: WriterHeads::arm
-pub(super) struct WriterHeads(());
-
-impl WriterHeads {
-    pub(super) fn arm() -> WriterHeads {
-        WRITER_HEAD.set(Some(None));
-        WriterHeads(())
-    }
-
-    /// Forgets the head: the entries that left it were rolled back.
-    pub(super) fn forget(&self) {
-        WRITER_HEAD.set(Some(None));
-    }
-}
-
-impl Drop for WriterHeads {
-    fn drop(&mut self) {
-        WRITER_HEAD.set(None);
     }
 }
 
@@ -956,11 +883,13 @@ mod tests {
             .collect()
     }
 
-    /// The writer keeps a chain's head between the writes of one transaction: writes to
-    /// two tenants' chains and to the one outside any tenant, batched together, some undone
-    /// after appending (a savepoint rolled back, or the whole transaction), some taking
-    /// back an entry of their own, leave every chain whole, its ids without a gap, and each
-    /// write answered Ok has its entries.
+    /// Writes batched into one transaction by the writer: writes to two tenants' chains and
+    /// to the one outside any tenant, some undone after appending (a savepoint rolled back,
+    /// or the whole transaction), some taking back an entry of their own (as an import's
+    /// preview does), leave every chain whole, its ids without a gap, and each write
+    /// answered Ok has its entries. (A head kept between the writes of a batch, tried and
+    /// reverted, broke this when a write took back its own entry: BENCHMARKS.md,
+    /// twenty-fourth.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn writes_batched_together_leave_every_chain_whole() {
         let dir = tempfile::tempdir().unwrap();

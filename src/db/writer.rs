@@ -57,7 +57,6 @@ use std::sync::mpsc;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Transaction, TransactionBehavior};
 
-use super::audit::WriterHeads;
 use super::credentials::Credentials;
 use super::health::{WriteHealth, storage_failure};
 use super::{DbError, Durability};
@@ -627,7 +626,6 @@ impl Writer {
             Ok(tx) => tx,
             Err(e) => return self.fail(batch, &DbError::from(e)),
         };
-        let heads = WriterHeads::arm();
         // True while every write that ran may run again: the next one that may also runs
         // without a savepoint. Not in the transaction after a rollback of that kind.
         let mut bare = !std::mem::take(&mut self.guard_all);
@@ -672,7 +670,6 @@ impl Writer {
             } else if keep {
                 cached(&tx, "RELEASE scimd_write")
             } else {
-                heads.forget();
                 tx.execute_batch("ROLLBACK TO scimd_write; RELEASE scimd_write")
             };
             ran.push(job);
@@ -689,7 +686,6 @@ impl Writer {
                 break;
             }
         }
-        drop(heads);
         let outcome = match broken {
             Some(e) => {
                 if tx.is_autocommit() {
