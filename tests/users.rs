@@ -379,9 +379,14 @@ async fn etags_move_with_what_a_get_shows() {
     let gid = g.json["id"].as_str().unwrap().to_string();
     let group = format!("/scim/v2/Groups/{gid}");
     let auth = format!("Bearer {}", s.token);
-    let etag = |r: &common::Resp| r.header("etag").unwrap().to_string();
-    // 200 with the new representation, where the old ETag would have given 304.
-    let changed = async |path: &str, old: &str| {
+    // The ETag and `meta.lastModified` of a representation.
+    let etag = |r: &common::Resp| {
+        let modified = r.json["meta"]["lastModified"].as_str().unwrap().to_string();
+        (r.header("etag").unwrap().to_string(), modified)
+    };
+    // 200 with the new representation, where the old ETag would have given 304, and dated
+    // after the old one: `meta.lastModified gt` finds what the ETag says changed.
+    let changed = async |path: &str, (old, old_modified): &(String, String)| {
         let r = s
             .raw(
                 Method::GET,
@@ -391,7 +396,12 @@ async fn etags_move_with_what_a_get_shows() {
             )
             .await;
         assert_eq!(r.status, 200, "{path} kept its ETag {old}");
-        assert_eq!(r.json["meta"]["version"], etag(&r).as_str());
+        let (new, modified) = etag(&r);
+        assert_eq!(r.json["meta"]["version"], new.as_str());
+        assert!(
+            modified > *old_modified,
+            "{path}: {modified} after {old_modified}"
+        );
         r
     };
     let patch = |ops: Value| json!({"schemas": [PATCH_URN], "Operations": ops});
@@ -406,6 +416,13 @@ async fn etags_move_with_what_a_get_shows() {
     assert!(r.status.is_success(), "{}", r.text);
     let r = changed(&user, &before).await;
     assert_eq!(r.json["groups"][0]["display"], "Eng");
+    let since = s
+        .get(&format!(
+            "/scim/v2/Users?filter=meta.lastModified%20gt%20%22{}%22",
+            before.1
+        ))
+        .await;
+    assert_eq!(since.json["totalResults"], 1, "{}", since.text);
 
     // The user's rename shows in the group, which got no display from the IdP.
     let before = etag(&s.get(&group).await);
@@ -917,6 +934,25 @@ async fn writes_answer_with_the_attributes_asked_for() {
         r.text
     );
     let id = r.json["id"].as_str().unwrap().to_string();
+    assert!(r.json.get("meta").is_none(), "{}", r.text);
+    // RFC 7644 §3.3: the created resource's URI is in `Location` whatever the body shows.
+    assert_eq!(
+        r.header("location").unwrap(),
+        s.url(&format!("/scim/v2/Users/{id}"))
+    );
+    let r = s
+        .post(
+            "/scim/v2/Groups?excludedAttributes=meta",
+            &json!({"schemas":[GROUP_URN],"displayName":"Analysts"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert!(r.json.get("meta").is_none(), "{}", r.text);
+    let group = r.json["id"].as_str().unwrap();
+    assert_eq!(
+        r.header("location").unwrap(),
+        s.url(&format!("/scim/v2/Groups/{group}"))
+    );
     let r = s
         .put(
             &format!("/scim/v2/Users/{id}?excludedAttributes=emails"),

@@ -227,11 +227,11 @@ pub fn update(
         // a display the IdP sent shows it by name: their ETags must move.
         super::users::regrouped_members(conn, row.pk)?;
         conn.prepare_cached(
-            "UPDATE OR FAIL groups SET version = version + 1
+            "UPDATE OR FAIL groups SET version = version + 1, last_modified = ?2
              WHERE pk IN (SELECT group_pk FROM group_members
                           WHERE member_group_pk = ?1 AND display IS NULL)",
         )?
-        .execute([row.pk])?;
+        .execute(params![row.pk, datetime::now()])?;
     }
     let external_id = data.get("externalId").and_then(Value::as_str);
     let external_id_changed = external_id != row.data.get("externalId").and_then(Value::as_str);

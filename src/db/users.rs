@@ -291,25 +291,32 @@ fn named(
 }
 
 /// The users `pks` joined or left a group. Their `groups` are part of what a GET shows,
-/// so their versions (and ETags) move; `meta.lastModified` stays, as the users' own
-/// attributes did not change. A seed the IdP puts in a group is the IdP's from then on.
-/// A few hundred to a statement (see `groups::add_members` for why not one each).
+/// so their versions (and ETags) move, and `meta.lastModified` with them: RFC 7643 §3.1
+/// dates any change to "the details of this resource", and a client that asks for what
+/// changed since (`meta.lastModified gt …`) must find what its ETags say changed. A seed
+/// the IdP puts in a group is the IdP's from then on. A few hundred to a statement (see
+/// `groups::add_members` for why not one each).
 pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
+    let now = datetime::now();
     if pks.len() <= super::groups::FEW {
         let mut stmt = conn.prepare_cached(
-            "UPDATE OR FAIL users SET version = version + 1, origin = 'idp' WHERE pk = ?1",
+            "UPDATE OR FAIL users SET version = version + 1, last_modified = ?2, origin = 'idp'
+             WHERE pk = ?1",
         )?;
         for pk in pks {
-            stmt.execute([pk])?;
+            stmt.execute(params![pk, now])?;
         }
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(
-        "UPDATE OR FAIL users SET version = version + 1, origin = 'idp'
+        "UPDATE OR FAIL users SET version = version + 1, last_modified = ?2, origin = 'idp'
          WHERE pk IN (SELECT value FROM json_each(?1))",
     )?;
     for batch in pks.chunks(super::groups::BATCH) {
-        stmt.execute([serde_json::Value::from(batch.to_vec()).to_string()])?;
+        stmt.execute(params![
+            serde_json::Value::from(batch.to_vec()).to_string(),
+            now
+        ])?;
     }
     Ok(())
 }
@@ -318,11 +325,11 @@ pub fn regrouped_all(conn: &Connection, pks: &[i64]) -> Result<(), DbError> {
 /// emptied or deleted. One pass over the group's membership index.
 pub fn regrouped_members(conn: &Connection, group_pk: i64) -> Result<(), DbError> {
     conn.prepare_cached(
-        "UPDATE OR FAIL users SET version = version + 1, origin = 'idp'
+        "UPDATE OR FAIL users SET version = version + 1, last_modified = ?2, origin = 'idp'
          WHERE pk IN (SELECT member_user_pk FROM group_members
                       WHERE group_pk = ?1 AND member_user_pk IS NOT NULL)",
     )?
-    .execute([group_pk])?;
+    .execute(params![group_pk, datetime::now()])?;
     Ok(())
 }
 
@@ -442,11 +449,11 @@ fn store(
     // groups showing it so change too, and their ETags must move.
     if c.display_name != was.display_name || (c.display_name.is_none() && renamed) {
         conn.prepare_cached(
-            "UPDATE OR FAIL groups SET version = version + 1
+            "UPDATE OR FAIL groups SET version = version + 1, last_modified = ?2
              WHERE pk IN (SELECT group_pk FROM group_members
                           WHERE member_user_pk = ?1 AND display IS NULL)",
         )?
-        .execute([row.pk])?;
+        .execute(params![row.pk, now])?;
     }
     // Rewriting the emails costs three b-trees a row: only when they changed.
     if emails_of(&data) != emails_of(&row.data) {

@@ -59,7 +59,7 @@ fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[GroupMember]>) -> Value {
         created: row.created.clone(),
         last_modified: row.last_modified.clone(),
         version: row.version,
-        location: format!("{}/Groups/{}", ctx.base, row.id),
+        location: location(ctx, &row.id),
     };
     resource::render(&GROUP_RESOURCE, &row.id, &row.data, computed, &meta)
 }
@@ -94,27 +94,33 @@ fn respond(
     else {
         let mut body = render(ctx, row, members);
         projection.apply(&GROUP_RESOURCE, &mut body);
-        return resource_response(status, &body, row.version);
+        return resource_response(status, &body, &location(ctx, &row.id), row.version);
     };
-    let (out, location) = whole_bytes(ctx, row, members, projection);
-    resource_bytes_response(status, out, location.as_deref(), row.version)
+    let out = whole_bytes(ctx, row, members, projection);
+    resource_bytes_response(status, out, Some(&location(ctx, &row.id)), row.version)
+}
+
+/// Where group `id` is: `meta.location`, and the `Location` of its creation whatever the
+/// projection leaves of `meta` (RFC 7644 §3.3).
+fn location(ctx: &Ctx, id: &str) -> String {
+    format!("{}/Groups/{id}", ctx.base)
 }
 
 /// A group's answer with every member, serialised with the members written straight into
-/// the bytes ([`Around`]), and its location.
+/// the bytes ([`Around`]).
 fn whole_bytes(
     ctx: &Ctx,
     row: &GroupRow,
     members: &[GroupMember],
     projection: &Projection,
-) -> (Vec<u8>, Option<String>) {
+) -> Vec<u8> {
     let around = Around::render(ctx, row, projection);
     // Sized for the whole answer up front: growing by doubling would copy it repeatedly.
     let mut out = Vec::with_capacity(around.head.len() + members.len() * (ctx.base.len() + 128));
     out.extend_from_slice(&around.head);
     write_members(&ctx.base, &mut out, members, true);
     out.extend_from_slice(&around.tail);
-    (out, around.location)
+    out
 }
 
 /// A group's answer without its members, split where they go, so that they can be written
@@ -124,14 +130,12 @@ struct Around {
     head: Vec<u8>,
     /// `]`, then `meta` if shown, and the closing brace.
     tail: Vec<u8>,
-    location: Option<String>,
 }
 
 impl Around {
     fn render(ctx: &Ctx, row: &GroupRow, projection: &Projection) -> Around {
         let mut body = render(ctx, row, None);
         projection.apply(&GROUP_RESOURCE, &mut body);
-        let location = body["meta"]["location"].as_str().map(str::to_string);
         let meta = body.as_object_mut().and_then(|o| o.shift_remove("meta"));
         let mut head = serde_json::to_vec(&body).expect("a JSON value always serialises");
         head.pop(); // the closing brace; `body` always holds at least schemas and id
@@ -142,11 +146,7 @@ impl Around {
             serde_json::to_writer(&mut tail, &meta).expect("a JSON value always serialises");
         }
         tail.push(b'}');
-        Around {
-            head,
-            tail,
-            location,
-        }
+        Around { head, tail }
     }
 }
 
@@ -382,7 +382,7 @@ impl Endpoint for Groups {
             .zip(members)
             .map(|(row, members)| match members {
                 Some(members) if whole && !members.is_empty() => {
-                    whole_bytes(ctx, row, &members, projection).0
+                    whole_bytes(ctx, row, &members, projection)
                 }
                 members => {
                     let mut v = render(ctx, row, members.as_deref());

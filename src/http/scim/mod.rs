@@ -669,9 +669,14 @@ fn no_content() -> Response<Body> {
 }
 
 /// A resource response with its ETag, and `Location` on 201.
-fn resource_response(status: StatusCode, body: &Value, version: i64) -> Response<Body> {
+fn resource_response(
+    status: StatusCode,
+    body: &Value,
+    location: &str,
+    version: i64,
+) -> Response<Body> {
     let bytes = serde_json::to_vec(body).expect("a JSON value always serialises");
-    resource_bytes_response(status, bytes, body["meta"]["location"].as_str(), version)
+    resource_bytes_response(status, bytes, Some(location), version)
 }
 
 /// [`resource_response`] for a body serialised by the caller.

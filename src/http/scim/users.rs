@@ -35,8 +35,14 @@ fn meta_of(ctx: &Ctx, id: &str, created: &str, last_modified: &str, version: i64
         created: created.to_owned(),
         last_modified: last_modified.to_owned(),
         version,
-        location: format!("{}/Users/{id}", ctx.base),
+        location: location(ctx, id),
     }
+}
+
+/// Where user `id` is: `meta.location`, and the `Location` of its creation whatever the
+/// projection leaves of `meta` (RFC 7644 §3.3).
+fn location(ctx: &Ctx, id: &str) -> String {
+    format!("{}/Users/{id}", ctx.base)
 }
 
 fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<String>) -> Value {
@@ -47,7 +53,7 @@ fn render(ctx: &Ctx, row: &UserRow, groups: &[GroupRef], managers: &HashSet<Stri
     let meta = meta_of(ctx, &row.id, &row.created, &row.last_modified, row.version);
     let mut out = resource::render(&USER_RESOURCE, &row.id, &row.data, computed, &meta);
     if let Some(id) = resource::manager_id(&row.data).filter(|id| managers.contains(*id)) {
-        resource::show_manager(&mut out, format!("{}/Users/{id}", ctx.base));
+        resource::show_manager(&mut out, location(ctx, id));
     }
     out
 }
@@ -96,7 +102,12 @@ fn respond(
 ) -> Response<Body> {
     let mut body = render(ctx, &user.row, &user.groups, &user.managers);
     projection.apply(&USER_RESOURCE, &mut body);
-    resource_response(status, &body, user.row.version)
+    resource_response(
+        status,
+        &body,
+        &location(ctx, &user.row.id),
+        user.row.version,
+    )
 }
 
 /// `/Users`.
