@@ -121,7 +121,8 @@ pub enum TokenCommand {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Revoke a token by id; it stops working at once.
+    /// Revoke a token by id; a running server refuses it within a second (at once when
+    /// revoked in its web UI).
     Revoke {
         /// The id shown by `scimd token list`.
         id: i64,
@@ -155,7 +156,7 @@ pub enum OAuthCommand {
         tenant: Option<String>,
     },
     /// Revoke a client (by id or client id): its secret and every token it was issued stop
-    /// working at once.
+    /// working within a second (at once when revoked in the web UI).
     Revoke {
         /// The id or client id shown by `scimd oauth list`.
         id: String,
