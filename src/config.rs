@@ -65,9 +65,18 @@ pub struct ServeArgs {
     /// Failed authentications (missing, malformed or unknown SCIM tokens and API keys) one
     /// client address may make in a burst, earning one back per second; past it the address
     /// is answered 429 with Retry-After, except for credentials that worked from it. IPv6
-    /// counts per /64. 0 turns this off (behind a proxy every client has its address).
+    /// counts per /64. 0 turns this off. Behind a reverse proxy, name it with
+    /// --trusted-proxy, or every client counts as the proxy's address.
     #[arg(long, env = "SCIMD_AUTH_FAILURE_BURST", default_value_t = crate::ops::throttle::FLOOD_BURST)]
     pub auth_failure_burst: u32,
+
+    /// A reverse proxy in front of scimd (an address, or a range such as 10.0.0.0/8;
+    /// repeat, or separate with commas): for a request it forwards, the client is the last
+    /// address in `X-Forwarded-For` that is not itself a trusted proxy. Login locks, the
+    /// failed-authentication throttle and the per-address request share then count real
+    /// clients instead of the proxy; from anyone else the header is ignored.
+    #[arg(long = "trusted-proxy", env = "SCIMD_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 
     /// Log lines as human-readable `text` (default) or one JSON object per line (`json`),
     /// on standard error. `SCIMD_LOG` (tracing directives) overrides --log-level.
@@ -178,6 +187,8 @@ pub struct HttpConfig {
     pub metrics_on_main: bool,
     /// Failed authentications per client address in a burst before 429; 0 for no limit.
     pub auth_failure_burst: u32,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Open connections a small VM serves at once unless told otherwise (each costs a task
@@ -207,6 +218,7 @@ impl From<&ServeArgs> for HttpConfig {
             max_requests: a.max_requests,
             metrics_on_main: a.metrics == MetricsSwitch::On && a.metrics_listen.is_none(),
             auth_failure_burst: a.auth_failure_burst,
+            trusted_proxies: a.trusted_proxies.clone(),
         }
     }
 }
@@ -223,8 +235,17 @@ impl Default for HttpConfig {
             max_requests: DEFAULT_MAX_REQUESTS,
             metrics_on_main: true,
             auth_failure_burst: crate::ops::throttle::FLOOD_BURST,
+            trusted_proxies: Vec::new(),
         }
     }
+}
+
+/// A trusted proxy: one address, or a range in CIDR notation.
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("'{s}' is neither an IP address nor a CIDR range (10.0.0.0/8)"))
 }
 
 /// An absolute http(s) URL without a trailing slash.

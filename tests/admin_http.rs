@@ -235,6 +235,76 @@ async fn a_login_lockout_holds_for_the_guessing_address_until_a_reset() {
     assert!(matches!(after.unwrap(), Login::LoggedIn(_)));
 }
 
+/// Behind a reverse proxy named with `--trusted-proxy`, login locks count the client the
+/// proxy names in `X-Forwarded-For`, not the proxy, so a guesser locks out only itself.
+/// What a client writes into the header itself comes before the proxy's own entry and is
+/// never read; and from an address that is not a trusted proxy the header is ignored, so
+/// it cannot be used to dodge a lock.
+#[tokio::test]
+async fn login_locks_count_the_client_a_trusted_proxy_names() {
+    let s = TestServer::start_with(scimd::config::HttpConfig {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    })
+    .await;
+    s.create_admin("alice", "correct horse battery");
+    let from = |chain: &'static str| [("x-forwarded-for", chain)];
+    let mut guesses = 0;
+    loop {
+        let r = s
+            .login_response_with("alice", "wrong", &from("203.0.113.5"))
+            .await;
+        if r.status == 429 {
+            break;
+        }
+        assert_eq!(r.status, 401, "{}", r.text);
+        guesses += 1;
+        assert!(guesses < 30, "guessing never locked the username");
+    }
+    let right = "correct horse battery";
+    let r = s
+        .login_response_with("alice", right, &from("203.0.113.5"))
+        .await;
+    assert_eq!(r.status, 429, "the guessing client is locked out");
+    // A client prepending an address of its choice is still the address the proxy saw.
+    let r = s
+        .login_response_with("alice", right, &from("198.51.100.7, 203.0.113.5"))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    // Proxies in a chain are skipped: the client is the last untrusted address.
+    let r = s
+        .login_response_with("alice", right, &from("203.0.113.5, 127.0.0.9"))
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    let r = s
+        .login_response_with("alice", right, &from("203.0.113.6"))
+        .await;
+    assert_eq!(
+        r.status, 303,
+        "another client behind the proxy logs in: {}",
+        r.text
+    );
+
+    // Without --trusted-proxy the header counts for nothing.
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    for i in 0..5 {
+        let chain = format!("203.0.113.{i}");
+        let r = s
+            .login_response_with("alice", "wrong", &[("x-forwarded-for", &chain)])
+            .await;
+        assert_eq!(r.status, 401, "{}", r.text);
+    }
+    let r = s
+        .login_response_with("alice", right, &from("203.0.113.99"))
+        .await;
+    assert_eq!(
+        r.status, 429,
+        "the header did not make a new client: {}",
+        r.text
+    );
+}
+
 /// A session is no way around the login throttle: a wrong current password in the
 /// change-password form counts and is audited as a failed login, and five of them pause
 /// password changes (and logins) from that address, the right password included.

@@ -17,7 +17,7 @@ mod write_timeout;
 pub(crate) use admin::{Form, roles_of, settings_update_of};
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -211,10 +211,51 @@ pub(crate) fn public_root(config: &HttpConfig, headers: &hyper::HeaderMap, tls: 
     format!("{scheme}://{host}")
 }
 
+/// The client a request comes from: its connection's peer, or, when that peer is a
+/// trusted proxy (`--trusted-proxy`), the last address in `X-Forwarded-For` that is not one.
+/// Read from the right because each proxy appends the address it got the request from:
+/// only what trusted proxies appended can be believed, and whatever a client wrote at the
+/// start of the header itself is never reached. An entry that is not an address (`unknown`)
+/// ends the walk at the last one that was.
+pub(crate) fn client_address(
+    trusted: &[ipnet::IpNet],
+    peer: Option<IpAddr>,
+    headers: &hyper::HeaderMap,
+) -> Option<IpAddr> {
+    let is_trusted = |a: &IpAddr| trusted.iter().any(|n| n.contains(a));
+    let mut client = peer?.to_canonical();
+    if !is_trusted(&client) {
+        return Some(client);
+    }
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(value) = value.to_str() else {
+            return Some(client);
+        };
+        for entry in value.rsplit(',') {
+            let entry = entry.trim();
+            let address = entry
+                .parse::<IpAddr>()
+                .or_else(|_| entry.parse::<SocketAddr>().map(|a| a.ip()));
+            let Ok(address) = address else {
+                return Some(client);
+            };
+            client = address.to_canonical();
+            if !is_trusted(&client) {
+                return Some(client);
+            }
+        }
+    }
+    Some(client)
+}
+
 /// What the server knows about the connection a request came on.
 #[derive(Debug, Clone)]
 pub(crate) struct Conn {
+    /// The connection's other end.
     pub peer: Option<SocketAddr>,
+    /// Who sent the request ([`client_address`]): the peer until the request's headers
+    /// are read.
+    pub client: Option<IpAddr>,
     /// Served over TLS by scimd itself.
     pub tls: bool,
     /// Set once an answer leaves part of its request body unread; the connection then
@@ -436,6 +477,7 @@ impl App {
         let write_limit = self.state.config.write_timeout;
         let conn = Conn {
             peer,
+            client: peer.map(|p| p.ip()),
             tls,
             unread: unread.clone(),
         };
@@ -472,7 +514,7 @@ impl App {
         }
     }
 
-    async fn handle(self, req: Request<Incoming>, conn: Conn) -> Response<Body> {
+    async fn handle(self, req: Request<Incoming>, mut conn: Conn) -> Response<Body> {
         let id = format!(
             "{:x}",
             self.state.next_request_id.fetch_add(1, Ordering::Relaxed)
@@ -486,16 +528,21 @@ impl App {
             );
         }
         let (parts, body) = req.into_parts();
+        conn.client = client_address(
+            &self.state.config.trusted_proxies,
+            conn.peer.map(|p| p.ip()),
+            &parts.headers,
+        );
         let body = RequestBody::new(body);
         let finished = body.finished.clone();
         let started = std::time::Instant::now();
         let route = Route::of(&path).as_str();
         // Past the caps, an answer that costs nothing (health checks always get through).
-        let _share = match conn.peer {
-            Some(peer) if route != "health" => match self.state.requests.take(peer.ip()) {
+        let _share = match conn.client {
+            Some(client) if route != "health" => match self.state.requests.take(client) {
                 Some(held) => Some(held),
                 None => {
-                    tracing::warn!(request_id = %id, route, %peer, "too many requests in flight from one address");
+                    tracing::warn!(request_id = %id, route, %client, "too many requests in flight from one address");
                     return busy(
                         "this address has as many requests in flight as it may; retry shortly",
                     );
@@ -569,12 +616,11 @@ impl App {
             Route::Health => self.healthz().await,
             Route::Metrics => self.metrics_page(req.method()).await,
             Route::Scim(prefix) => {
-                let peer = conn.peer.map(|p| p.ip());
-                scim::handle(&self.state, req, prefix, request_id, conn.tls, peer).await
+                scim::handle(&self.state, req, prefix, request_id, conn.tls, conn.client).await
             }
             Route::OAuth => oauth::handle(&self.state, req, request_id, &conn).await,
-            Route::Api => api::handle(&self.state, req, conn.peer.map(|p| p.ip())).await,
-            Route::Workos => workos::handle(&self.state, req, conn.peer.map(|p| p.ip())).await,
+            Route::Api => api::handle(&self.state, req, conn.client).await,
+            Route::Workos => workos::handle(&self.state, req, conn.client).await,
             Route::Static => {
                 let file = path
                     .strip_prefix("/static/")
@@ -942,4 +988,78 @@ pub(crate) fn read_only(mut r: Response<Body>) -> Response<Body> {
     r.headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn forwarded(chain: &[&str]) -> hyper::HeaderMap {
+        let mut headers = hyper::HeaderMap::new();
+        for value in chain {
+            headers.append("x-forwarded-for", value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_last_address_no_trusted_proxy_added() {
+        let trusted: Vec<ipnet::IpNet> = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "2001:db8::/32".parse().unwrap(),
+        ];
+        let client = |peer: &str, chain: &[&str]| {
+            client_address(&trusted, Some(peer.parse().unwrap()), &forwarded(chain))
+                .map(|a| a.to_string())
+        };
+        let some = |a: &str| Some(a.to_string());
+        // Not a trusted proxy: the header is the client's own word, and ignored.
+        assert_eq!(
+            client("203.0.113.1", &["198.51.100.1"]),
+            some("203.0.113.1")
+        );
+        // A trusted proxy: the address it appended, whatever the client wrote before it.
+        assert_eq!(client("10.0.0.2", &["198.51.100.1"]), some("198.51.100.1"));
+        assert_eq!(
+            client("10.0.0.2", &["1.2.3.4, 198.51.100.1"]),
+            some("198.51.100.1")
+        );
+        // Through two proxies, each appending; header lines read as one list.
+        assert_eq!(
+            client("10.0.0.2", &["1.2.3.4", "198.51.100.1, 10.9.9.9"]),
+            some("198.51.100.1")
+        );
+        // Ports, brackets, IPv6, IPv4-mapped peers.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.1:5555"]),
+            some("198.51.100.1")
+        );
+        assert_eq!(
+            client("2001:db8::1", &["[2001:db9::5]:443"]),
+            some("2001:db9::5")
+        );
+        assert_eq!(
+            client("::ffff:10.0.0.2", &["198.51.100.1"]),
+            some("198.51.100.1")
+        );
+        // No header, or nothing believable in it: the nearest address known.
+        assert_eq!(client("10.0.0.2", &[]), some("10.0.0.2"));
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.1, unknown"]),
+            some("10.0.0.2")
+        );
+        assert_eq!(
+            client("10.0.0.2", &["unknown, 198.51.100.1"]),
+            some("198.51.100.1")
+        );
+        // Every entry a trusted proxy: the first of them.
+        assert_eq!(
+            client("10.0.0.2", &["10.0.0.3, 10.0.0.4"]),
+            some("10.0.0.3")
+        );
+        assert_eq!(
+            client_address(&trusted, None, &forwarded(&["1.2.3.4"])),
+            None
+        );
+    }
 }

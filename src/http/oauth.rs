@@ -42,7 +42,7 @@ pub(super) async fn handle(
     conn: &super::Conn,
 ) -> Response<Body> {
     let tls = conn.tls;
-    let peer = conn.peer.map(|p| p.ip());
+    let peer = conn.client;
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (path.as_str(), method) {

@@ -282,7 +282,17 @@ impl TestServer {
     /// Posts the login form the way a browser does (fetching the page for its CSRF cookie
     /// first) and returns the answer.
     pub async fn login_response(&self, username: &str, password: &str) -> Resp {
-        let page = self.raw(Method::GET, "/login", &[], "").await;
+        self.login_response_with(username, password, &[]).await
+    }
+
+    /// [`Self::login_response`] with `extra` headers on both of its requests.
+    pub async fn login_response_with(
+        &self,
+        username: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        let page = self.raw(Method::GET, "/login", extra, "").await;
         let csrf_cookie = page
             .cookie("scimd_login_csrf")
             .expect("the login page sets its CSRF cookie");
@@ -295,10 +305,11 @@ impl TestServer {
                 ("password", password),
             ])
             .finish();
-        let headers = [
+        let mut headers = vec![
             ("cookie", csrf_cookie.as_str()),
             ("content-type", "application/x-www-form-urlencoded"),
         ];
+        headers.extend_from_slice(extra);
         self.raw(Method::POST, "/login", &headers, body).await
     }
 

@@ -109,7 +109,7 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
     check_login_csrf(req, &form)?;
     let username = form.trimmed("username").to_string();
     let password = form.get("password").to_string();
-    let address = req.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let address = req.client.map(|a| a.to_string()).unwrap_or_default();
     let next = safe_next(form.get("next"));
     let attempt = ops::admins::login(
         &state.db,
@@ -325,7 +325,7 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
         return admins_page(state, req, Some(e)).await;
     }
     let actor = req.actor()?;
-    let address = req.peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let address = req.client.map(|a| a.to_string()).unwrap_or_default();
     let changed = ops::admins::change_password(&state.db, &actor, me, current, password, &address);
     match changed.await? {
         Proof::Right { .. } => {}

@@ -28,7 +28,7 @@ pub(super) use people::PendingImports;
 pub(crate) use roles::roles_of;
 pub(crate) use settings::update_of as settings_update_of;
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use askama::Template;
@@ -58,7 +58,8 @@ pub(super) struct Req {
     pub headers: HeaderMap,
     pub body: Option<RequestBody>,
     pub request_id: String,
-    pub peer: Option<SocketAddr>,
+    /// Who sent it (`http::client_address`).
+    pub client: Option<IpAddr>,
     /// Served over TLS by scimd itself.
     pub tls: bool,
     /// Served over TLS (directly or behind a proxy that says so): cookies get `Secure`.
@@ -368,7 +369,7 @@ pub(in crate::http) async fn handle(
         headers: parts.headers,
         body: Some(body),
         request_id: request_id.to_string(),
-        peer: conn.peer,
+        client: conn.client,
         tls: conn.tls,
         secure,
         session: None,

@@ -473,7 +473,7 @@ pub(super) async fn authorize_page(state: &State, req: &Req) -> PageResult {
     // Refusals are audited, and anyone may ask: an address whose requests keep being
     // refused is throttled like failed SCIM authentications, so it cannot grow the audit
     // log without bound. A logged-in admin is not.
-    let peer = req.peer.map(|p| p.ip()).filter(|_| req.session.is_none());
+    let peer = req.client.filter(|_| req.session.is_none());
     if let Err(seconds) = state.admit(peer, None) {
         return Err(UiError::Throttled(seconds));
     }
