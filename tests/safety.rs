@@ -99,6 +99,28 @@ fn hold_id(page: &str) -> String {
     page[start..].split('/').next().unwrap().to_string()
 }
 
+/// The message a decision's redirect carries to the page it sends the admin back to.
+fn flash(r: &Resp) -> String {
+    let set = r.set_cookie("scimd_flash").expect("a flash message");
+    let value = set.split(';').next().unwrap().split_once('=').unwrap().1;
+    let query = format!("m={value}");
+    form_urlencoded::parse(query.as_bytes())
+        .next()
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+/// The approve form's body: what the page showed as held.
+fn approval(page: &str) -> String {
+    let marker = r#"name="held" value=""#;
+    let start = page.find(marker).expect("the approve form") + marker.len();
+    format!(
+        "held={}",
+        &page[start..start + page[start..].find('"').unwrap()]
+    )
+}
+
 #[tokio::test]
 async fn a_burst_under_the_threshold_applies_and_one_past_it_is_held_then_rejected_then_released() {
     let (s, admin, ids) = guarded_tenant().await;
@@ -250,8 +272,26 @@ async fn approving_applies_every_held_deprovisioning_as_the_directory_now_says()
     );
 
     let hold = hold_id(&page.text);
+    let shown = approval(&page.text);
+    // The IdP holds one more before the admin clicks: the confirmed five were not what is
+    // held now, so nothing is applied, and the page says why.
+    set_active(&s, &ids[10], false).await;
     let r = admin
-        .post(&s, &format!("/t/default/guard/{hold}/approve"), "")
+        .post(&s, &format!("/t/default/guard/{hold}/approve"), &shown)
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let message = flash(&r);
+    assert!(
+        message.starts_with("Nothing was applied") && message.contains("(6 held now)"),
+        "{message}"
+    );
+    assert_eq!(status_of(&s, &ids[5]), MemberStatus::Active);
+    // The IdP changes back; what the page shows again is what the approval applies.
+    set_active(&s, &ids[10], true).await;
+    let page = admin.get(&s, "/t/default/guard").await;
+    assert_eq!(approval(&page.text), shown, "the same five held");
+    let r = admin
+        .post(&s, &format!("/t/default/guard/{hold}/approve"), &shown)
         .await;
     assert_eq!(r.status, 303, "{}", r.text);
     for id in &ids[5..9] {
@@ -274,11 +314,17 @@ async fn approving_applies_every_held_deprovisioning_as_the_directory_now_says()
     assert_eq!(resolved.last().unwrap()["context"]["via"], "admin");
     let page = admin.get(&s, "/t/default/guard").await;
     assert!(page.text.contains("Nothing is held"));
-    // A decided hold cannot be decided again.
+    // A decided hold cannot be decided again: the page says so.
     let r = admin
-        .post(&s, &format!("/t/default/guard/{hold}/approve"), "")
+        .post(&s, &format!("/t/default/guard/{hold}/approve"), &shown)
         .await;
-    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.status, 303, "{}", r.text);
+    let message = flash(&r);
+    assert!(
+        message.starts_with("nothing is held: the hold was decided"),
+        "{message}"
+    );
+    assert_eq!(events_of(&s, "member.suspended").len(), 9);
 }
 
 #[tokio::test]

@@ -349,7 +349,7 @@ pub fn guard_cmd(db: &Db, cmd: GuardCommand) -> CliResult {
             }
         }
         GuardCommand::Approve { .. } => {
-            let n = block_on(guard::approve(db, &Actor::cli(), id, hold))?;
+            let n = block_on(guard::approve(db, &Actor::cli(), id, hold, None))?;
             println!("approved: {n} changes applied");
         }
         GuardCommand::Reject { .. } => {

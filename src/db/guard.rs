@@ -217,6 +217,26 @@ pub fn held_count(conn: &Connection, hold_id: i64) -> Result<u64, DbError> {
     Ok(n as u64)
 }
 
+/// How many deprovisionings hold `hold_id` keeps back, and a digest of which members and
+/// what each would get: what an admin was shown, so that an approval applies exactly that
+/// ([`crate::ops::guard::approve`]). One pass over the hold's rows, as counting them is.
+pub fn held_digest(conn: &Connection, hold_id: i64) -> Result<(u64, String), DbError> {
+    use sha2::{Digest, Sha256};
+    let mut stmt = conn.prepare_cached(
+        "SELECT member_pk, action FROM held_changes WHERE hold_id = ?1 ORDER BY member_pk",
+    )?;
+    let mut rows = stmt.query([hold_id])?;
+    let (mut n, mut digest) = (0u64, Sha256::new());
+    while let Some(r) = rows.next()? {
+        let (pk, action): (i64, String) = (r.get(0)?, r.get(1)?);
+        digest.update(pk.to_le_bytes());
+        digest.update(action.as_bytes());
+        digest.update([0]);
+        n += 1;
+    }
+    Ok((n, crate::auth::hex(&digest.finalize()[..16])))
+}
+
 /// The first `?2` held deprovisionings of hold `?1`, oldest first, with their members:
 /// read in the order of `held_changes_oldest`.
 const HELD_OLDEST_FIRST: &str = "

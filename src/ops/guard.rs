@@ -232,6 +232,9 @@ fn record(
 pub struct Status {
     pub hold: Hold,
     pub held: u64,
+    /// Which deprovisionings are held ([`guard::held_digest`]): an approval may name it
+    /// to apply only what was shown.
+    pub digest: String,
     /// The first held deprovisionings, oldest first.
     pub first: Vec<guard::Held>,
 }
@@ -242,8 +245,10 @@ pub async fn status(db: &Db, tenant_id: i64, limit: usize) -> Result<Option<Stat
         let Some(hold) = guard::open_hold(c, tenant_id)? else {
             return Ok(None);
         };
+        let (held, digest) = guard::held_digest(c, hold.id)?;
         Ok(Some(Status {
-            held: guard::held_count(c, hold.id)?,
+            held,
+            digest,
             first: guard::held(c, hold.id, limit)?,
             hold,
         }))
@@ -257,18 +262,30 @@ fn no_hold() -> DbError {
 }
 
 /// Applies the held deprovisionings (planned again from the directory as it is now) and
-/// closes the hold. Returns how many changes were applied.
+/// closes the hold. Returns how many changes were applied. With `seen` (the
+/// [`Status::digest`] the admin was shown), nothing is applied if the IdP has held more,
+/// fewer or other deprovisionings since: the admin confirmed those, not these.
 pub async fn approve(
     db: &Db,
     actor: &Actor,
     tenant_id: i64,
     hold_id: i64,
+    seen: Option<String>,
 ) -> Result<usize, DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
         let hold = guard::open_hold(tx, tenant_id)?
             .filter(|h| h.id == hold_id)
             .ok_or_else(no_hold)?;
+        if let Some(seen) = &seen {
+            let (n, digest) = guard::held_digest(tx, hold.id)?;
+            if digest != *seen {
+                return Err(DbError::Conflict(format!(
+                    "Nothing was applied: the held deprovisionings changed since the page was \
+                     shown ({n} held now). Review them and approve again."
+                )));
+            }
+        }
         let held: BTreeSet<i64> = guard::held_pks(tx, hold.id)?.into_iter().collect();
         let at = datetime::now();
         guard::set_state(tx, hold.id, HoldState::Approved, Some(&actor.label()), &at)?;

@@ -5,6 +5,7 @@ use hyper::StatusCode;
 
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use crate::db::DbError;
 use crate::db::guard::HoldState;
 use crate::db::tenants::Tenant;
 use crate::http::State;
@@ -43,21 +44,30 @@ pub(super) async fn decide(
     id: &str,
     decision: &str,
 ) -> PageResult {
-    req.form(state).await?;
+    let form = req.form(state).await?;
     let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
     let actor = req.actor()?;
-    let message = match decision {
+    let decided = match decision {
         "approve" => {
-            let n = guard::approve(&state.db, &actor, tenant.id, id).await?;
-            format!("Approved: {n} held changes applied.")
+            // What the page showed: an approval applies that, or nothing.
+            let seen = Some(form.get("held").to_string());
+            guard::approve(&state.db, &actor, tenant.id, id, seen)
+                .await
+                .map(|n| format!("Approved: {n} held changes applied."))
         }
-        "reject" => {
-            guard::reject(&state.db, &actor, tenant.id, id).await?;
-            "Rejected: members stay as they are. Deprovisionings stay held until the IdP's \
-             directory changes back (or you approve after all)."
-                .to_string()
-        }
+        "reject" => guard::reject(&state.db, &actor, tenant.id, id)
+            .await
+            .map(|()| {
+                "Rejected: members stay as they are. Deprovisionings stay held until the IdP's \
+                 directory changes back (or you approve after all)."
+                    .to_string()
+            }),
         _ => return Err(UiError::NotFound),
+    };
+    // Decided or changed meanwhile (by the IdP, another admin): back to the page as it is.
+    let message = match decided {
+        Err(DbError::Conflict(message)) => message,
+        decided => decided?,
     };
     Ok(redirect_with_flash(
         req,
