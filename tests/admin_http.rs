@@ -86,7 +86,7 @@ async fn every_page_carries_security_headers_and_unknown_pages_are_friendly() {
         );
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
-        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"));
         assert_eq!(
             r.header("strict-transport-security"),
             None,
@@ -235,6 +235,57 @@ async fn a_login_lockout_holds_for_the_guessing_address_until_a_reset() {
     assert!(matches!(after.unwrap(), Login::LoggedIn(_)));
 }
 
+/// Logging in from a tab loaded before another still works (the login form's token is
+/// the browser's, not the page's), a login form another site sent is refused whatever
+/// cookie it could plant, and a form sent after the session ended comes back to its page
+/// after the login, saying nothing was changed, instead of a POST-only path's 404.
+#[tokio::test]
+async fn logins_from_old_tabs_work_and_forms_sent_after_the_session_ended_find_their_page() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let first = s.raw(Method::GET, "/login", &[], "").await;
+    let cookie = first.cookie("scimd_login_csrf").unwrap();
+    let token = cookie.split_once('=').unwrap().1.to_string();
+    let second = s
+        .raw(Method::GET, "/login", &[("cookie", &cookie)], "")
+        .await;
+    assert_eq!(
+        second.cookie("scimd_login_csrf").as_deref(),
+        Some(cookie.as_str())
+    );
+    let form = format!("csrf={token}&next=%2F&username=alice&password=correct+horse+battery");
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let cross = [headers[0], headers[1], ("sec-fetch-site", "cross-site")];
+    let r = s.raw(Method::POST, "/login", &cross, form.clone()).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let r = s.raw(Method::POST, "/login", &headers, form).await;
+    assert_eq!(r.status, 303, "the first tab's form logs in: {}", r.text);
+
+    let r = s
+        .raw(
+            Method::POST,
+            "/t/default/sync/run",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("referer", &s.url("/t/default/sync?x=1")),
+            ],
+            "csrf=stale",
+        )
+        .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(
+        r.header("location"),
+        Some("/login?next=%2Ft%2Fdefault%2Fsync%3Fx%3D1")
+    );
+    let flash = r
+        .set_cookie("scimd_flash")
+        .expect("a message for the login page");
+    assert!(flash.contains("nothing+was+changed"), "{flash}");
+}
+
 /// Behind a reverse proxy named with `--trusted-proxy`, login locks count the client the
 /// proxy names in `X-Forwarded-For`, not the proxy, so a guesser locks out only itself.
 /// What a client writes into the header itself comes before the proxy's own entry and is
@@ -266,6 +317,8 @@ async fn login_locks_count_the_client_a_trusted_proxy_names() {
         .login_response_with("alice", right, &from("203.0.113.5"))
         .await;
     assert_eq!(r.status, 429, "the guessing client is locked out");
+    let wait: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=15 * 60).contains(&wait), "{wait}");
     // A client prepending an address of its choice is still the address the proxy saw.
     let r = s
         .login_response_with("alice", right, &from("198.51.100.7, 203.0.113.5"))

@@ -55,9 +55,14 @@ fn safe_next(next: &str) -> String {
     }
 }
 
-/// A fresh double-submit token for a form shown before there is a session.
+/// The double-submit token for a form shown before there is a session: the browser's own
+/// while it has one, so that a login page loaded earlier in another tab still works, else
+/// a fresh one.
 fn login_csrf(req: &Req) -> (String, Cookie<'static>) {
-    let token = auth::random_hex(16);
+    let token = req
+        .cookie(LOGIN_CSRF_COOKIE)
+        .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| auth::random_hex(16));
     let c = Cookie::build((LOGIN_CSRF_COOKIE, token.clone()))
         .path("/")
         .http_only(true)
@@ -69,7 +74,12 @@ fn login_csrf(req: &Req) -> (String, Cookie<'static>) {
 
 fn check_login_csrf(req: &Req, form: &super::Form) -> Result<(), UiError> {
     let cookie = req.cookie(LOGIN_CSRF_COOKIE).unwrap_or_default();
-    if cookie.is_empty() || !auth::constant_time_eq(&cookie, form.get("csrf")) {
+    // A form another site sent: the browser says so, whatever cookie could be planted.
+    let cross_site = req
+        .headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if cross_site || cookie.is_empty() || !auth::constant_time_eq(&cookie, form.get("csrf")) {
         return Err(UiError::Forbidden(
             "the form expired or did not come from this site; reload the page and try again".into(),
         ));
@@ -106,6 +116,10 @@ pub(super) async fn login_page(
 
 pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
     let form = req.form_unchecked(state).await?;
+    if req.session.is_some() {
+        // Logged in meanwhile (in another tab): on to where this login was going.
+        return Ok(redirect(&safe_next(form.get("next"))));
+    }
     check_login_csrf(req, &form)?;
     let username = form.trimmed("username").to_string();
     let password = form.get("password").to_string();
@@ -124,12 +138,14 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
                 "Too many failed attempts from your address: logins to this account from it (or, after many failures, any login from it) are paused until {} UTC.",
                 until.get(11..16).unwrap_or(&until)
             );
-            login_page(
+            let mut r = login_page(
                 state,
                 req,
                 Some((username, message, StatusCode::TOO_MANY_REQUESTS)),
             )
-            .await
+            .await?;
+            retry_after(&mut r, &until);
+            Ok(r)
         }
         Login::Refused => {
             login_page(
@@ -145,6 +161,20 @@ pub(super) async fn login(state: &State, req: &mut Req) -> PageResult {
         }
         Login::LoggedIn(session) => Ok(session_response(req, session, &next)),
     }
+}
+
+/// `Retry-After` on a 429 whose pause ends at `until` (RFC 6585 §4).
+fn retry_after(r: &mut Response<Body>, until: &str) {
+    let Some(until) = crate::scim::datetime::parse(until) else {
+        return;
+    };
+    let seconds = (until - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(1);
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from(seconds),
+    );
 }
 
 /// The answer that starts a session: its cookie, and on to `next`.
@@ -339,6 +369,7 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
             );
             let mut r = admins_page(state, req, Some(message)).await?;
             *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            retry_after(&mut r, &until);
             return Ok(r);
         }
     }

@@ -612,7 +612,8 @@ fn security_headers(h: &mut HeaderMap) {
     }
     set(h, "x-frame-options", "DENY");
     set(h, "x-content-type-options", "nosniff");
-    set(h, "referrer-policy", "no-referrer");
+    // Sent to this server only: a form sent after the session ended finds its page again.
+    set(h, "referrer-policy", "same-origin");
     set(h, "cache-control", "no-store");
     set(
         h,
@@ -638,6 +639,25 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
         _ => None,
     };
     let (status, heading, message) = match e {
+        UiError::Login if !matches!(req.method, Method::GET | Method::HEAD) => {
+            // A form sent after the session ended: its path answers POST only, so come back
+            // to the page that showed the form (its Referer, same-origin by policy).
+            let page = req
+                .headers
+                .get(header::REFERER)
+                .and_then(|v| url::Url::parse(v.to_str().ok()?).ok())
+                .map(|u| match u.query() {
+                    Some(q) => format!("{}?{q}", u.path()),
+                    None => u.path().to_string(),
+                })
+                .unwrap_or_else(|| "/".into());
+            let next: String = form_urlencoded::byte_serialize(page.as_bytes()).collect();
+            return redirect_with_flash(
+                req,
+                &format!("/login?next={next}"),
+                "Your session had ended, so nothing was changed: log in, then send the form again.",
+            );
+        }
         UiError::Login => {
             // Come back to the same page with the same query (the OAuth authorization
             // request lives in it).
