@@ -789,6 +789,85 @@ async fn polls_under_concurrent_writes_see_every_event_once_in_order() {
     s.stop().await;
 }
 
+/// A list read while an IdP writes hands out the cursor of exactly what it shows: every
+/// member it lists was created at or before its `events_cursor`, and every member created
+/// by then is listed. A page can show a change committed a moment before the flush that
+/// makes it durable; its cursor then waits for that flush rather than stop short, which
+/// would have the app see the change again in the feed.
+#[tokio::test]
+async fn a_list_read_under_writes_names_the_cursor_of_what_it_shows() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    const PER_WRITER: usize = 40;
+    let writer = |w: usize| {
+        let s = &s;
+        async move {
+            for i in 0..PER_WRITER {
+                s.create_user(&format!("w{w}-{i}@example.com")).await;
+            }
+        }
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let reader = || {
+        let (s, key, done) = (&s, &key, &done);
+        async move {
+            let mut seen = Vec::new();
+            while done.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+                let r = get(s, key, "/api/v1/members?limit=100").await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                let ids: std::collections::BTreeSet<String> = r.json["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| m["id"].as_str().unwrap().to_string())
+                    .collect();
+                let cursor = r.json["list_metadata"]["events_cursor"].as_i64().unwrap();
+                seen.push((cursor, ids));
+            }
+            seen
+        }
+    };
+    let writers = async {
+        tokio::join!(
+            async {
+                writer(0).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            async {
+                writer(1).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        )
+    };
+    let (_, a, b) = tokio::join!(writers, reader(), reader());
+    let r = get(&s, &key, "/api/v1/events?after=0&limit=1000").await;
+    let created: Vec<(i64, String)> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "member.created")
+        .map(|e| {
+            let id = e["data"]["id"].as_str().unwrap().to_string();
+            (e["seq"].as_i64().unwrap(), id)
+        })
+        .collect();
+    assert_eq!(created.len(), 2 * PER_WRITER);
+    let snapshots = a.len() + b.len();
+    assert!(snapshots >= 10, "the readers read while the writers wrote");
+    for (cursor, ids) in a.into_iter().chain(b) {
+        let by_then: std::collections::BTreeSet<String> = created
+            .iter()
+            .filter(|(seq, _)| *seq <= cursor)
+            .map(|(_, id)| id.clone())
+            .collect();
+        assert_eq!(
+            ids, by_then,
+            "the page is what its cursor says (cursor {cursor})"
+        );
+    }
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn groups_their_members_roles_and_the_openapi_document() {
     let s = TestServer::start().await;

@@ -386,6 +386,11 @@ pub fn shown_bounds(conn: &Connection, tenant_id: i64, upto: i64) -> Result<(i64
     Ok((first_hidden.map_or(newest, |s| (s - 1).min(newest)), purged))
 }
 
+/// The newest event cursor of every tenant (0 before the first event).
+pub fn newest_cursor(conn: &Connection) -> Result<i64, DbError> {
+    Ok(super::writer::newest_cursor(conn)?)
+}
+
 /// The tenant's newest `seq` (0 before its first event) and the last one purged.
 pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
     Ok(conn

@@ -22,21 +22,78 @@ pub struct ListPage {
     pub events_cursor: i64,
 }
 
-impl ListPage {
-    fn of<T>(page: Keyset<T>, data: Vec<Value>, events_cursor: i64) -> ListPage {
-        ListPage {
-            data,
-            before: page.prev,
-            after: page.next,
-            events_cursor,
-        }
-    }
+/// Where an app resumes the feed after a list read in the same snapshot: the newest event
+/// `seq` apps may be shown (`Db::durable_cursor`), and when the snapshot holds the
+/// tenant's newer events, committed a moment before the flush that makes them durable,
+/// the newest of those with the cursor [`settle`] waits for.
+struct EventsCursor {
+    shown: i64,
+    unflushed: Option<(i64, i64)>,
 }
 
-/// The newest event `seq` apps may be shown (`Db::durable_cursor`): where one resumes
-/// after a list read in the same snapshot.
-fn events_cursor(conn: &Conn, tenant_id: i64, upto: i64) -> Result<i64, DbError> {
-    Ok(events::shown_bounds(conn, tenant_id, upto)?.0)
+fn events_cursor(conn: &Conn, tenant_id: i64, upto: i64) -> Result<EventsCursor, DbError> {
+    let shown = events::shown_bounds(conn, tenant_id, upto)?.0;
+    let newest = events::bounds(conn, tenant_id)?.0;
+    let unflushed = if newest > shown {
+        Some((newest, events::newest_cursor(conn)?))
+    } else {
+        None
+    };
+    Ok(EventsCursor { shown, unflushed })
+}
+
+/// How long a list answer waits for the flush of changes its snapshot saw (a flush takes
+/// well under a millisecond; a disk this slow is failing, and the answer falls back).
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The page's `events_cursor`. A snapshot may show a change whose event is not durable
+/// yet: a cursor stopping before it would have the app see the change twice, in the page
+/// and again in the feed. So the answer waits for that flush, as the change's own answer
+/// did, and then names the snapshot's newest event. If the flush does not come in time,
+/// the durable cursor: a change seen twice, never one missed.
+async fn settle(db: &Db, cursor: EventsCursor) -> i64 {
+    let Some((newest, wanted)) = cursor.unflushed else {
+        return cursor.shown;
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+    let mut commits = db.commits();
+    while db.durable_cursor() < wanted {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return cursor.shown;
+        }
+        // Flushes of other processes' events are not announced: look again soon anyway.
+        let nap = (deadline - now).min(std::time::Duration::from_millis(5));
+        let _ = tokio::time::timeout(nap, commits.changed()).await;
+    }
+    newest
+}
+
+/// A page as its snapshot read it, before its events cursor is [`settle`]d.
+struct Read {
+    page: ListPage,
+    cursor: EventsCursor,
+}
+
+impl Read {
+    fn of<T>(page: Keyset<T>, data: Vec<Value>, cursor: EventsCursor) -> Read {
+        Read {
+            page: ListPage {
+                data,
+                before: page.prev,
+                after: page.next,
+                events_cursor: 0,
+            },
+            cursor,
+        }
+    }
+
+    async fn settled(self, db: &Db) -> ListPage {
+        ListPage {
+            events_cursor: settle(db, self.cursor).await,
+            ..self.page
+        }
+    }
 }
 
 /// A page of the tenant's members matching `filter`, in the order they were added.
@@ -48,16 +105,18 @@ pub async fn members(
     limit: usize,
 ) -> Result<ListPage, DbError> {
     let upto = db.durable_cursor();
-    db.snapshot(move |c| {
-        let page = members::page(c, tenant_id, &filter, cursor, limit)?;
-        let data = page
-            .items
-            .iter()
-            .map(|m| api_object(c, tenant_id, m))
-            .collect::<Result<_, _>>()?;
-        Ok(ListPage::of(page, data, events_cursor(c, tenant_id, upto)?))
-    })
-    .await
+    let read = db
+        .snapshot(move |c| {
+            let page = members::page(c, tenant_id, &filter, cursor, limit)?;
+            let data = page
+                .items
+                .iter()
+                .map(|m| api_object(c, tenant_id, m))
+                .collect::<Result<_, _>>()?;
+            Ok::<_, DbError>(Read::of(page, data, events_cursor(c, tenant_id, upto)?))
+        })
+        .await?;
+    Ok(read.settled(db).await)
 }
 
 /// Member `id` of the tenant, as apps read it.
@@ -87,20 +146,23 @@ pub async fn groups(
     limit: usize,
 ) -> Result<ListPage, DbError> {
     let upto = db.durable_cursor();
-    db.snapshot(move |c| {
-        let page = groups::page(c, tenant_id, None, cursor, limit)?;
-        let data = page
-            .items
-            .iter()
-            .map(|g| {
-                let mut object = group_object(&g.id, &g.display_name, g.members, &g.last_modified);
-                object["external_id"] = json!(g.external_id);
-                object
-            })
-            .collect();
-        Ok(ListPage::of(page, data, events_cursor(c, tenant_id, upto)?))
-    })
-    .await
+    let read = db
+        .snapshot(move |c| {
+            let page = groups::page(c, tenant_id, None, cursor, limit)?;
+            let data = page
+                .items
+                .iter()
+                .map(|g| {
+                    let mut object =
+                        group_object(&g.id, &g.display_name, g.members, &g.last_modified);
+                    object["external_id"] = json!(g.external_id);
+                    object
+                })
+                .collect();
+            Ok::<_, DbError>(Read::of(page, data, events_cursor(c, tenant_id, upto)?))
+        })
+        .await?;
+    Ok(read.settled(db).await)
 }
 
 /// Group `id` of the tenant.
@@ -133,38 +195,43 @@ pub async fn group_members(
     limit: usize,
 ) -> Result<Option<ListPage>, DbError> {
     let upto = db.durable_cursor();
-    db.snapshot(move |c| {
-        let Some(g) = groups::get(c, tenant_id, &id)? else {
-            return Ok(None);
-        };
-        let page = groups::member_page(c, tenant_id, g.pk, cursor, limit)?;
-        let data = page
-            .items
-            .iter()
-            .map(|m| {
-                let (member_id, role, status) = match &m.member {
-                    Some((id, role, status)) => (json!(id), json!(role), json!(status)),
-                    None => (Value::Null, Value::Null, Value::Null),
-                };
-                json!({
-                    "object": "group_member",
-                    "type": m.kind.as_str().to_ascii_lowercase(),
-                    "id": m.id,
-                    "display": m.display,
-                    "user_name": m.user_name,
-                    "member_id": member_id,
-                    "role": role,
-                    "status": status,
+    let read = db
+        .snapshot(move |c| {
+            let Some(g) = groups::get(c, tenant_id, &id)? else {
+                return Ok::<_, DbError>(None);
+            };
+            let page = groups::member_page(c, tenant_id, g.pk, cursor, limit)?;
+            let data = page
+                .items
+                .iter()
+                .map(|m| {
+                    let (member_id, role, status) = match &m.member {
+                        Some((id, role, status)) => (json!(id), json!(role), json!(status)),
+                        None => (Value::Null, Value::Null, Value::Null),
+                    };
+                    json!({
+                        "object": "group_member",
+                        "type": m.kind.as_str().to_ascii_lowercase(),
+                        "id": m.id,
+                        "display": m.display,
+                        "user_name": m.user_name,
+                        "member_id": member_id,
+                        "role": role,
+                        "status": status,
+                    })
                 })
-            })
-            .collect();
-        Ok(Some(ListPage::of(
-            page,
-            data,
-            events_cursor(c, tenant_id, upto)?,
-        )))
+                .collect();
+            Ok(Some(Read::of(
+                page,
+                data,
+                events_cursor(c, tenant_id, upto)?,
+            )))
+        })
+        .await?;
+    Ok(match read {
+        Some(read) => Some(read.settled(db).await),
+        None => None,
     })
-    .await
 }
 
 /// The tenant's roles, highest first, the default role, the reserved group-name prefix and
