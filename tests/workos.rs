@@ -374,6 +374,70 @@ async fn every_order_walks_the_whole_list_once_each_way() {
     s.stop().await;
 }
 
+/// `/events` pages forward with `after` and back with `before`, in either order, like the
+/// other lists (the SDK sends both): every event once each way.
+#[tokio::test]
+async fn the_events_walk_forward_and_back() {
+    let s = TestServer::start().await;
+    for i in 0..7 {
+        s.create_user(&format!("ev{i}@example.com")).await;
+    }
+    let key = all_tenants_key(&s, "events").await;
+    let auth = format!("Bearer {key}");
+    let page = |query: String| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            let path = format!("/events?events=dsync.user.created&limit=3&{query}");
+            let r = s
+                .raw(Method::GET, &path, &[("authorization", &auth)], "")
+                .await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            let ids: Vec<String> = r.json["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_string())
+                .collect();
+            let cursor = |k: &str| r.json["list_metadata"][k].as_str().map(str::to_string);
+            (ids, cursor("before"), cursor("after"))
+        }
+    };
+    for order in ["asc", "desc"] {
+        let mut seen = Vec::new();
+        let (ids, before, mut after) = page(format!("order={order}")).await;
+        assert_eq!(before, None, "{order}: nothing before the first page");
+        seen.extend(ids);
+        let mut up = None;
+        while let Some(id) = after {
+            let (ids, before, next) = page(format!("order={order}&after={id}")).await;
+            assert_eq!(before.as_deref(), ids.first().map(String::as_str));
+            seen.extend(ids);
+            (after, up) = (next, before);
+        }
+        assert_eq!(seen.len(), 7, "{order}: {seen:?}");
+        let mut sorted = seen.clone();
+        sorted.sort_by_key(|id| id["event_".len()..].parse::<i64>().unwrap());
+        if order == "desc" {
+            sorted.reverse();
+        }
+        assert_eq!(seen, sorted, "{order}: each event once, in order");
+        let mut back = Vec::new();
+        while let Some(id) = up {
+            let (ids, before, after) = page(format!("order={order}&before={id}")).await;
+            assert_eq!(after.as_deref(), ids.last().map(String::as_str));
+            back.splice(0..0, ids);
+            up = before;
+        }
+        assert_eq!(back, seen[..6], "{order}: back up to the first page");
+    }
+    // Both cursors: `after` wins, as on the other lists.
+    let (all, _, _) = page("limit=7".into()).await;
+    let (ids, _, _) = page(format!("after={}&before={}", all[1], all[5])).await;
+    assert_eq!(ids, all[2..5]);
+    s.stop().await;
+}
+
 /// `/events` takes its type filter repeated, comma-separated, or in the bracket form
 /// query-string libraries write for arrays; an unknown type is refused.
 #[tokio::test]

@@ -216,6 +216,8 @@ pub(super) async fn handle(
                 let query = EventQuery {
                     events: q.all("events"),
                     after: q.get("after"),
+                    // As on the other lists, `after` wins when both are given.
+                    before: q.get("before").filter(|_| q.get("after").is_none()),
                     limit: p.limit,
                     range_start: q.get("range_start"),
                     range_end: q.get("range_end"),

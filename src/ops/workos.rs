@@ -854,6 +854,8 @@ pub struct EventQuery {
     /// WorkOS event names; empty: every one.
     pub events: Vec<String>,
     pub after: Option<String>,
+    /// The page before this event id, in the list's order (with no `after`).
+    pub before: Option<String>,
     pub limit: usize,
     pub range_start: Option<String>,
     pub range_end: Option<String>,
@@ -862,7 +864,7 @@ pub struct EventQuery {
 }
 
 /// `GET /events`: the `dsync.*` events of the key's tenants, oldest first unless `order`
-/// says otherwise, paged by `after` (the last event id seen).
+/// says otherwise, paged by `after` (the last event id seen) or back by `before` (the first).
 pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Page, Error> {
     let mut kinds = Vec::new();
     for name in &q.events {
@@ -899,15 +901,18 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
         time(&q.range_start, "range_start")?,
         time(&q.range_end, "range_end")?,
     );
-    let after = q
-        .after
-        .as_deref()
-        .map(|a| {
-            a.strip_prefix("event_")
-                .and_then(|n| n.parse::<i64>().ok())
-                .ok_or_else(|| Error::Invalid(format!("after {a:?} is not an event id")))
-        })
-        .transpose()?;
+    let event_id = |v: &Option<String>, name: &str| {
+        v.as_deref()
+            .map(|a| {
+                a.strip_prefix("event_")
+                    .and_then(|n| n.parse::<i64>().ok())
+                    .ok_or_else(|| Error::Invalid(format!("{name} {a:?} is not an event id")))
+            })
+            .transpose()
+    };
+    let (after, before) = (event_id(&q.after, "after")?, event_id(&q.before, "before")?);
+    // Back from `before`: read away from it, nearest first, and turn the page round.
+    let backwards = before.is_some();
     let upto = db.durable_cursor();
     db.read(move |c| {
         let reach = Reach::load(c, only)?;
@@ -917,9 +922,9 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
             .map(|o| reach.named(o, "org_", "Organization"))
             .transpose()?;
         let scope = reach.scope(named);
-        let ascending = q.order == Order::Asc;
+        let ascending = (q.order == Order::Asc) != backwards;
         let mut data = Vec::new();
-        let mut cursor = after;
+        let mut cursor = after.or(before);
         // Member events about people the IdP never had are not directory events: read on
         // until the page is full or the feed ends.
         let more = loop {
@@ -955,14 +960,21 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
                 break true;
             }
         };
+        if backwards {
+            data.reverse();
+        }
+        let id = |e: Option<&Value>| e.and_then(|e| e["id"].as_str().map(str::to_string));
+        // A page has a page before it when it was reached from one (`after`) or more lies
+        // beyond it going back, and one after it when more lies ahead or it came back
+        // from one (`before`).
+        let (has_before, has_after) = if backwards {
+            (more, true)
+        } else {
+            (after.is_some(), more)
+        };
         Ok(Page {
-            after: if more {
-                data.last()
-                    .and_then(|e| e["id"].as_str().map(str::to_string))
-            } else {
-                None
-            },
-            before: None,
+            before: id(data.first()).filter(|_| has_before),
+            after: id(data.last()).filter(|_| has_after),
             data,
         })
     })
