@@ -371,6 +371,25 @@ async fn every_order_walks_the_whole_list_once_each_way() {
         assert_eq!(&back_seen, &expected[..back_seen.len()], "{order}: back up");
         assert_eq!(back_seen.len(), 6, "{order}: back up to the first page");
     }
+    // A cursor that is no id at all is a mistake, answered as one.
+    for (list, cursor) in [
+        ("directory_users?directory=directory_default", "after=zzz"),
+        (
+            "directory_users?directory=directory_default",
+            "before=directory_user_0",
+        ),
+        (
+            "directory_groups?directory=directory_default",
+            "after=not_a_cursor",
+        ),
+    ] {
+        let path = format!("/{list}&{cursor}");
+        let r = s
+            .raw(Method::GET, &path, &[("authorization", &auth)], "")
+            .await;
+        assert_eq!(r.status, 422, "{path}: {}", r.text);
+        assert_eq!(r.json["code"], "invalid_request_parameters", "{}", r.text);
+    }
     s.stop().await;
 }
 

@@ -539,7 +539,7 @@ pub async fn users(
         let at = match &paging.cursor {
             Cursor::First => None,
             Cursor::After(id) | Cursor::Before(id) => {
-                let uid = id.strip_prefix("directory_user_").unwrap_or(id);
+                let uid = paged_from(id, "directory_user_", "directory user")?;
                 Some(match members::by_user_id(c, scope, uid)? {
                     Some(m) => m.pk,
                     None => stood_at(members::pk_after_user_id(c, scope, uid)?, d),
@@ -603,7 +603,7 @@ pub async fn groups(
         let at = match &paging.cursor {
             Cursor::First => None,
             Cursor::After(id) | Cursor::Before(id) => {
-                let gid = id.strip_prefix("directory_group_").unwrap_or(id);
+                let gid = paged_from(id, "directory_group_", "directory group")?;
                 Some(match groups::listed(c, scope, gid)? {
                     Some(g) => g.pk,
                     None => stood_at(groups::pk_after_id(c, scope, gid)?, d),
@@ -861,6 +861,19 @@ pub struct EventQuery {
     pub range_end: Option<String>,
     pub organization: Option<String>,
     pub order: Order,
+}
+
+/// The id a list cursor names (with or without its `prefix`): one of an object this list
+/// showed, which may have gone since (a walk goes on from where it stood), but an id all
+/// the same. Anything else is a mistake to answer, not a place in the list.
+fn paged_from<'a>(cursor: &'a str, prefix: &str, what: &str) -> Result<&'a str, Error> {
+    let id = cursor.strip_prefix(prefix).unwrap_or(cursor);
+    match uuid::Uuid::try_parse(id) {
+        Ok(_) => Ok(id),
+        Err(_) => Err(Error::Invalid(format!(
+            "{cursor:?} is not a {what} id to page from"
+        ))),
+    }
 }
 
 /// `GET /events`: the `dsync.*` events of the key's tenants, oldest first unless `order`
