@@ -204,6 +204,7 @@ async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
     let r = s.raw(Method::GET, "/directory_users", &[], "").await;
     assert_eq!(r.status, 401);
     assert_eq!(r.json["code"], "unauthorized");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"scimd\""));
     let r = s
         .raw(
             Method::GET,
