@@ -734,15 +734,16 @@ fn check(args: &DbArgs) -> CliResult {
     Err(format!("{n} problem{} found", if n == 1 { "" } else { "s" }).into())
 }
 
-/// The first line of standard input, without its line ending.
-fn read_password() -> Result<String, Box<dyn std::error::Error>> {
+/// The first line of standard input, without its line ending: admin `username`'s new
+/// password, held to the policy.
+fn read_password(username: &str) -> Result<String, Box<dyn std::error::Error>> {
     let mut line = String::new();
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         eprint!("password (input is shown; pipe it in to hide it): ");
     }
     std::io::stdin().read_line(&mut line)?;
     let password = line.trim_end_matches(['\r', '\n']).to_string();
-    crate::auth::passwords::check_policy(&password)?;
+    crate::auth::passwords::check_policy(username, &password)?;
     Ok(password)
 }
 
@@ -750,7 +751,7 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
     let conn = db.conn()?;
     match cmd {
         AdminCommand::Create { username } => {
-            let password = read_password()?;
+            let password = read_password(&username)?;
             let username = username.trim().to_string();
             block_on(ops::admins::create(
                 db,
@@ -761,7 +762,7 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
             println!("admin {} created", username.trim());
         }
         AdminCommand::ResetPassword { username } => {
-            let password = read_password()?;
+            let password = read_password(&username)?;
             let name = username.trim().to_string();
             match block_on(ops::admins::set_password(db, &Actor::cli(), name, password)) {
                 Ok(()) => {

@@ -284,14 +284,9 @@ pub(super) async fn setup(state: &State, req: &mut Req) -> PageResult {
 
 /// Username and password rules for a new admin.
 fn validate_new_admin(username: &str, password: &str, confirm: &str) -> Result<(), String> {
-    if username.is_empty()
-        || username.chars().count() > 64
-        || username.chars().any(char::is_control)
-    {
-        return Err("Choose a username of 1 to 64 characters.".into());
-    }
-    passwords::check_policy(password)
-        .map_err(|e| format!("{}{}.", e[..1].to_uppercase(), &e[1..]))?;
+    let sentence = |e: String| format!("{}{}.", e[..1].to_uppercase(), &e[1..]);
+    passwords::check_username(username).map_err(sentence)?;
+    passwords::check_policy(username, password).map_err(sentence)?;
     if password != confirm {
         return Err("The two passwords differ.".into());
     }
