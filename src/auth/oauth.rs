@@ -283,6 +283,14 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(format!("redirect URI {uri:?} has no host"));
     }
+    // URL parsers forgive `https:/host` and `https:host`, but it is matched as written,
+    // character for character: written as IdPs send it, or refused.
+    if !uri[parsed.scheme().len()..].starts_with("://") {
+        return Err(format!(
+            "redirect URI {uri:?} must start with {}://",
+            parsed.scheme()
+        ));
+    }
     Ok(())
 }
 
@@ -445,6 +453,9 @@ mod tests {
         assert!(validate_redirect_uri("javascript:alert(1)").is_err());
         assert!(validate_redirect_uri("https://example.com/caf\u{e9}").is_err());
         assert!(validate_redirect_uri("https://example.com/a b").is_err());
+        assert!(validate_redirect_uri("https:/example.com/cb").is_err());
+        assert!(validate_redirect_uri("https:example.com/cb").is_err());
+        assert!(validate_redirect_uri("HTTPS://example.com/cb").is_ok());
 
         let registered = vec![okta.to_string(), "https://b.example/cb".to_string()];
         assert_eq!(
