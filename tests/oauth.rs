@@ -1367,6 +1367,40 @@ async fn metadata_describes_the_authorization_server() {
         )
         .await;
     assert_eq!(r.status, 405);
+    // With no path in the issuer, there is no metadata under a path.
+    let r = s.get("/.well-known/oauth-authorization-server/scimd").await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    s.stop().await;
+
+    // An issuer with a path has its metadata at the well-known path followed by its own
+    // (RFC 8414 §3.1), and at the well-known path as before.
+    let s = TestServer::start_with(HttpConfig {
+        base_url: Some("https://example.com/scimd".into()),
+        ..HttpConfig::default()
+    })
+    .await;
+    for path in [
+        "/.well-known/oauth-authorization-server/scimd",
+        "/.well-known/oauth-authorization-server",
+    ] {
+        let r = s.raw(Method::GET, path, &[], "").await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.json["issuer"], "https://example.com/scimd");
+        assert_eq!(
+            r.json["token_endpoint"],
+            "https://example.com/scimd/oauth/token"
+        );
+    }
+    let r = s
+        .raw(
+            Method::GET,
+            "/.well-known/oauth-authorization-server/other",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    s.stop().await;
 }
 
 // --- The command line and the log ------------------------------------------------------------

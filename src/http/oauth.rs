@@ -32,7 +32,15 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// Whether `path` is one of this module's endpoints.
 pub(super) fn serves(path: &str) -> bool {
-    matches!(path, METADATA_PATH | TOKEN_PATH | REVOKE_PATH)
+    matches!(path, METADATA_PATH | TOKEN_PATH | REVOKE_PATH) || metadata_suffix(path).is_some()
+}
+
+/// The issuer path after the metadata's well-known path (`/scimd` in
+/// `/.well-known/oauth-authorization-server/scimd`): where RFC 8414 §3.1 puts the metadata
+/// of an issuer with a path (a `--base-url` with one).
+fn metadata_suffix(path: &str) -> Option<&str> {
+    path.strip_prefix(METADATA_PATH)
+        .filter(|rest| rest.starts_with('/') && rest.len() > 1)
 }
 
 pub(super) async fn handle(
@@ -45,6 +53,20 @@ pub(super) async fn handle(
     let peer = conn.client;
     let path = req.uri().path().to_string();
     let method = req.method().clone();
+    if let Some(suffix) = metadata_suffix(&path) {
+        let root = public_root(state, req.headers(), tls);
+        let issuer_path = url::Url::parse(&root)
+            .map(|u| u.path().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        return match method {
+            _ if suffix != issuer_path => super::text(
+                StatusCode::NOT_FOUND,
+                "not found: no issuer has this path\n",
+            ),
+            m if super::is_get(&m) => metadata(state, req.headers(), tls),
+            _ => method_not_allowed("GET"),
+        };
+    }
     match (path.as_str(), method) {
         (METADATA_PATH, m) if super::is_get(&m) => metadata(state, req.headers(), tls),
         (METADATA_PATH, _) => method_not_allowed("GET"),
