@@ -147,6 +147,17 @@ async fn tenants_and_admins_from_the_browser() {
     b.goto(&s.url("/admins")).await;
     b.fill("form[action='/admins'] input[name=username]", "bob")
         .await;
+    // A password that is quick to guess is refused, and the form keeps the name typed.
+    for field in ["password", "confirm"] {
+        let css = format!("form[action='/admins'] input[name={field}]");
+        b.fill(&css, "1234567890").await;
+    }
+    b.click("form[action='/admins'] button").await;
+    assert!(b.body().await.contains("too easy to guess"));
+    assert_eq!(
+        b.value("form[action='/admins'] input[name=username]").await,
+        "bob"
+    );
     b.fill("form[action='/admins'] input[name=password]", PASSWORD)
         .await;
     b.fill("form[action='/admins'] input[name=confirm]", PASSWORD)

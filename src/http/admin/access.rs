@@ -303,9 +303,20 @@ struct AdminsPage {
     me: String,
     admins: Vec<admins::Admin>,
     error: Option<String>,
+    /// The username the "Add an admin" form was sent with, shown again with its error.
+    typed: String,
 }
 
 pub(super) async fn admins_page(state: &State, req: &Req, error: Option<String>) -> PageResult {
+    admins_page_with(state, req, error, String::new()).await
+}
+
+async fn admins_page_with(
+    state: &State,
+    req: &Req,
+    error: Option<String>,
+    typed: String,
+) -> PageResult {
     let s = req.session()?;
     let list = state.db.read(admins::list).await?;
     let status = if error.is_some() {
@@ -319,6 +330,7 @@ pub(super) async fn admins_page(state: &State, req: &Req, error: Option<String>)
         me: s.session.username.clone(),
         admins: list,
         error,
+        typed,
     };
     html(status, &page)
 }
@@ -328,7 +340,7 @@ pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
     let username = form.trimmed("username").to_string();
     let password = form.get("password").to_string();
     if let Err(e) = validate_new_admin(&username, &password, form.get("confirm")) {
-        return admins_page(state, req, Some(e)).await;
+        return admins_page_with(state, req, Some(e), username).await;
     }
     match ops::admins::create(&state.db, &req.actor()?, username.clone(), password).await {
         Ok(_) => Ok(redirect_with_flash(
@@ -336,7 +348,7 @@ pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
             "/admins",
             &format!("Admin {username} created."),
         )),
-        Err(db::DbError::Conflict(m)) => admins_page(state, req, Some(m)).await,
+        Err(db::DbError::Conflict(m)) => admins_page_with(state, req, Some(m), username).await,
         Err(e) => Err(e.into()),
     }
 }
