@@ -177,18 +177,21 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
         }
         let [email, user_name, given_name, family_name, role, managed] = cells;
         let mut fail = |message: String| errors.push(RowError { line, message });
+        // Every problem of the line is told, not only its first.
         let email = match email {
             None => {
                 fail("email is required".into());
-                continue;
+                None
             }
             Some(e) if !looks_like_email(e) => {
                 fail(format!("{e:?} is not an email address"));
-                continue;
+                None
             }
-            Some(e) => e,
+            Some(e) => Some(e),
         };
-        if let Some(first) = emails.insert(fold(email), line) {
+        if let Some(email) = email
+            && let Some(first) = emails.insert(fold(email), line)
+        {
             fail(format!("email {email} is already on line {first}"));
         }
         if let Some(u) = user_name
@@ -216,6 +219,7 @@ pub fn parse(input: &[u8], settings: &Settings) -> Result<Vec<ImportRow>, Vec<Ro
                 }
             },
         };
+        let Some(email) = email else { continue };
         rows.push(ImportRow {
             line,
             email: email.to_string(),
@@ -332,13 +336,15 @@ mod tests {
         let input = "email,userName,role,Provisioning Managed\n\
                      ada@x.io,ada,admin,true\n\
                      ,bob,,\n\
-                     not-an-email,,,\n\
+                     not-an-email,,superuser,maybe\n\
                      ADA@x.io,ada,superuser,maybe\n";
         assert_eq!(
             messages(input),
             [
                 "line 3: email is required",
                 "line 4: \"not-an-email\" is not an email address",
+                "line 4: role superuser is not one of the tenant's roles (owner, admin, member, viewer)",
+                "line 4: Provisioning Managed must be true or false, not \"maybe\"",
                 "line 5: email ADA@x.io is already on line 2",
                 "line 5: userName ada is already on line 2",
                 "line 5: role superuser is not one of the tenant's roles (owner, admin, member, viewer)",
