@@ -260,6 +260,16 @@ fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
     let (ok, out, err) = run(dir.path(), &["backup", "copy.db"]);
     assert!(ok, "{err}");
     assert!(out.contains("backed up"), "{out}");
+    // A file on its own, in rollback-journal mode (read-only media can open it), and
+    // nothing of its making left beside it.
+    let header = std::fs::read(dir.path().join("copy.db")).unwrap();
+    assert_eq!((header[18], header[19]), (1, 1), "not in WAL mode");
+    let beside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("copy.db") && n != "copy.db")
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
     // The copy is a whole scimd database: the token is there (by prefix), usable as --db.
     let (ok, list, _) = run(dir.path(), &["--db", "copy.db", "token", "list"]);
     assert!(
@@ -268,6 +278,29 @@ fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
     );
     let (ok, _, err) = run(dir.path(), &["backup", "copy.db"]);
     assert!(!ok && err.contains("exists already"), "{err}");
+}
+
+/// A database reached through a symlink (to a data volume, say) works like any other:
+/// SQLite keeps its log beside the file the link points to, and that is the log flushed.
+#[cfg(unix)]
+#[test]
+fn a_database_behind_a_symlink_takes_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("volume")).unwrap();
+    let (ok, _, err) = run(dir.path(), &["--db", "volume/real.db", "tenant", "list"]);
+    assert!(ok, "{err}");
+    std::os::unix::fs::symlink(
+        dir.path().join("volume/real.db"),
+        dir.path().join("link.db"),
+    )
+    .unwrap();
+    let (ok, token, err) = run(
+        dir.path(),
+        &["--db", "link.db", "token", "create", "--name", "linked"],
+    );
+    assert!(ok && token.starts_with("scimd_"), "{err}");
+    let (ok, list, err) = run(dir.path(), &["--db", "volume/real.db", "token", "list"]);
+    assert!(ok && list.contains("linked"), "{err}");
 }
 
 /// The database and its backups hold webhook secrets and credential hashes: only their

@@ -172,6 +172,10 @@ impl Db {
     /// count in the process's RSS, and an I/O error on the file stops the process (SIGBUS)
     /// rather than failing one request: off unless the operator asks (`--mmap-mib`).
     pub fn open_with(path: &Path, durability: Durability, mapped: u64) -> Result<Db, DbError> {
+        create_private(path)?;
+        // SQLite follows a symlink to the database and keeps its log beside the file it
+        // points to: the flusher must flush that log, not one beside the link.
+        let path = &std::fs::canonicalize(path)?;
         let sync = durability.pragma();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -194,7 +198,6 @@ impl Db {
                 ))?;
                 filter_sql::register_functions(c)
             });
-        create_private(path)?;
         // WAL must be set before the pool hands out readers; it persists in the file.
         {
             let conn = Connection::open(path)?;
@@ -519,9 +522,39 @@ fn create_private(path: &Path) -> Result<(), DbError> {
 /// Copies the whole database to a new file with SQLite's online backup, which yields a
 /// consistent snapshot while writers go on (a plain file copy of a WAL database may not).
 /// Returns the number of pages copied.
+///
+/// The copy is written beside `to` under a temporary name and renamed into place once
+/// whole and flushed, so a backup that fails (a full disk) or is killed leaves no file
+/// that looks like one, and the same name can be tried again. It is a self-contained file
+/// in rollback-journal mode: it opens read-only where nothing can be written beside it (a
+/// snapshot, a read-only mount), which a WAL file cannot (SQLite needs its `-shm`).
 pub fn backup(db: &Db, to: &Path) -> Result<i32, DbError> {
     let src = db.conn()?;
-    copy(&src, to)
+    let name = to.file_name().unwrap_or_default().to_string_lossy();
+    let partial = to.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+    let remove = |p: &Path| {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+        }
+    };
+    remove(&partial);
+    let copied = copy(&src, &partial).and_then(|pages| {
+        std::fs::File::open(&partial)?.sync_all()?;
+        if to.exists() {
+            return Err(DbError::Busy(format!(
+                "{} appeared meanwhile",
+                to.display()
+            )));
+        }
+        std::fs::rename(&partial, to)?;
+        let dir = to.parent().filter(|d| !d.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))?.sync_all()?;
+        Ok(pages)
+    });
+    if copied.is_err() {
+        remove(&partial);
+    }
+    copied
 }
 
 /// Copies the database of `src` into the file `to` in one step: one read transaction, so
@@ -540,17 +573,39 @@ fn copy(src: &Connection, to: &Path) -> Result<i32, DbError> {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+    // The pages carry the source's WAL mode; a file on its own is better off without it
+    // (a restored database is put back in WAL mode as it opens).
+    let _: String = dst.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))?;
     let pages: i32 = dst.query_row("PRAGMA page_count", [], |r| r.get(0))?;
     Ok(pages)
+}
+
+/// Opens a database file to read it as it is (a backup to check or restore). A WAL-mode
+/// file (a backup from before backups left WAL mode) cannot be opened read-only where its
+/// `-shm` cannot be created; with no `-wal` beside it, nothing is in a log, and it is then
+/// read as immutable.
+fn open_read_only(path: &Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let cannot_open =
+        |e: &rusqlite::Error| e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    match conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0)) {
+        Err(e) if cannot_open(&e) && !wal_path(path).exists() => {
+            let mut uri = url::Url::from_file_path(std::fs::canonicalize(path)?)
+                .map_err(|()| DbError::Schema(format!("{} has no usable path", path.display())))?;
+            uri.set_query(Some("immutable=1"));
+            Ok(Connection::open_with_flags(
+                uri.as_str(),
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+            )?)
+        }
+        _ => Ok(conn),
+    }
 }
 
 /// The database at `path` as it is, read only, without its migrations or start-up reads:
 /// what `scimd check` looks at when the database does not open for use.
 pub fn open_as_is(path: &Path) -> Result<Connection, DbError> {
-    Ok(Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?)
+    open_read_only(path)
 }
 
 /// SQLite's quick check of every page (`PRAGMA quick_check`: not the indexes' contents),
@@ -680,7 +735,8 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     if !from.is_file() {
         return Err(DbError::Schema(format!("{} is not a file", from.display())));
     }
-    let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let src = open_read_only(from)
+        .map_err(|e| DbError::Schema(format!("{} cannot be opened: {e}", from.display())))?;
     let version: i64 = src
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| DbError::Schema(format!("{} is not a database: {e}", from.display())))?;
@@ -690,7 +746,8 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
             from.display()
         )));
     }
-    let problems = check(&src)?;
+    let problems = check(&src)
+        .map_err(|e| DbError::Schema(format!("{} cannot be checked: {e}", from.display())))?;
     if !problems.is_empty() {
         return Err(DbError::Schema(format!(
             "{} fails its integrity check, nothing restored: {}",
