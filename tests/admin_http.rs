@@ -169,8 +169,19 @@ async fn the_page_to_return_to_after_login_is_always_local() {
 #[tokio::test]
 async fn a_setup_link_is_void_once_an_admin_exists() {
     let s = TestServer::start().await;
+    // A server started again prints a new link; the one before is void.
+    let earlier = s.setup_link();
     let link = s.setup_link();
+    let earlier = earlier.split("token=").nth(1).unwrap();
+    let r = s
+        .raw(Method::GET, &format!("/setup?token={earlier}"), &[], "")
+        .await;
+    assert_eq!(r.status, 403, "{}", r.text);
     let token = link.split("token=").nth(1).unwrap().to_string();
+    let r = s
+        .raw(Method::GET, &format!("/setup?token={token}"), &[], "")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     s.create_admin("cliadmin", "correct horse battery");
     let path = format!("/setup?token={token}");
     let r = s.raw(Method::GET, &path, &[], "").await;

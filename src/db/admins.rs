@@ -177,11 +177,14 @@ pub fn delete_session(conn: &Connection, id_hash: &[u8; 32]) -> Result<(), DbErr
 
 // --- The first-run setup link --------------------------------------------------------------
 
+/// A new setup link, which voids every earlier unused one: each start of a server with no
+/// admin prints a link to its log, and only the newest may work.
 pub fn create_setup_token(
     conn: &Connection,
     hash: &[u8; 32],
     expires_at: &str,
 ) -> Result<(), DbError> {
+    conn.execute("DELETE FROM setup_tokens WHERE used_at IS NULL", [])?;
     conn.execute(
         "INSERT INTO setup_tokens (hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
         params![&hash[..], datetime::now(), expires_at],
