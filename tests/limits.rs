@@ -60,7 +60,7 @@ async fn connections_past_the_caps_get_503_and_room_comes_back() {
 
 /// One address may hold a quarter of the request slots (here 1 of 4): slow requests from
 /// one client leave room for the others, the server's cap still holds across addresses,
-/// and health checks get through both.
+/// and health checks and metrics get through both.
 #[tokio::test]
 async fn requests_past_the_caps_get_503_while_health_checks_still_answer() {
     let s = TestServer::start_with(HttpConfig {
@@ -83,9 +83,10 @@ async fn requests_past_the_caps_get_503_while_health_checks_still_answer() {
         let same = answer_from(&s, "127.0.0.51", "/scim/v2/Users", Some(&bearer)).await;
         let other = answer_from(&s, "127.0.0.55", "/scim/v2/Users", Some(&bearer)).await;
         let health = answer_from(&s, "127.0.0.51", "/healthz", None).await;
-        (same, other, health)
+        let metrics = answer_from(&s, "127.0.0.51", "/metrics", None).await;
+        (same, other, (health, metrics))
     };
-    let (p1, p2, p3, p4, (same, other, health)) = tokio::join!(
+    let (p1, p2, p3, p4, (same, other, (health, metrics))) = tokio::join!(
         poll("127.0.0.51"),
         poll("127.0.0.52"),
         poll("127.0.0.53"),
@@ -105,6 +106,10 @@ async fn requests_past_the_caps_get_503_while_health_checks_still_answer() {
     assert!(same.contains("this address has as many requests"), "{same}");
     assert!(other.contains("the server is answering as many"), "{other}");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(
+        metrics.starts_with("HTTP/1.1 200"),
+        "an overload is seen: {metrics}"
+    );
     // Once the polls are answered, there is room again.
     let ok = answer_from(&s, "127.0.0.51", "/scim/v2/Users", Some(&bearer)).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");

@@ -537,9 +537,11 @@ impl App {
         let finished = body.finished.clone();
         let started = std::time::Instant::now();
         let route = Route::of(&path).as_str();
-        // Past the caps, an answer that costs nothing (health checks always get through).
+        // Past the caps, an answer that costs nothing. Health checks and metrics always get
+        // through: an overload is when they are wanted most.
+        let watching = matches!(route, "health" | "metrics");
         let _share = match conn.client {
-            Some(client) if route != "health" => match self.state.requests.take(client) {
+            Some(client) if !watching => match self.state.requests.take(client) {
                 Some(held) => Some(held),
                 None => {
                     tracing::warn!(request_id = %id, route, %client, "too many requests in flight from one address");
@@ -552,7 +554,7 @@ impl App {
         };
         let _permit = match self.state.in_flight.clone().try_acquire_owned() {
             Ok(p) => Some(p),
-            Err(_) if route == "health" => None,
+            Err(_) if watching => None,
             Err(_) => {
                 tracing::warn!(request_id = %id, route, "too many requests in flight");
                 return busy("the server is answering as many requests as it may; retry shortly");
