@@ -310,11 +310,6 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     }
     // Held until `serve` returns: dropping it writes out the lines still queued.
     let _log = init_tracing(args.log_format, &args.log_level);
-    // Tells `scimd restore` and a second server that a server is using the database, until
-    // this process ends; taken first, so a second server changes nothing.
-    let _lock = db::ServerLock::serving(&db_args.path)?;
-    let db = Db::open_with(&db_args.path, args.synchronous, args.mmap_mib << 20)
-        .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -322,11 +317,11 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         (Some(cert), Some(key)) => Some(crate::server::load_tls(cert, key)?),
         _ => None,
     };
-    runtime.block_on(async move {
+    // The addresses first: a port in use is refused before a database is made or changed.
+    let (listener, metrics_listener) = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        let local = listener.local_addr()?;
         let metrics_listener = match args.metrics_listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)
@@ -335,6 +330,15 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             ),
             None => None,
         };
+        Ok::<_, String>((listener, metrics_listener))
+    })?;
+    // Tells `scimd restore` and a second server that a server is using the database, until
+    // this process ends; taken before the database opens, so a second server changes nothing.
+    let _lock = db::ServerLock::serving(&db_args.path)?;
+    let db = Db::open_with(&db_args.path, args.synchronous, args.mmap_mib << 20)
+        .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
+    runtime.block_on(async move {
+        let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let root = args
             .base_url
@@ -468,8 +472,30 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
 /// Logs to standard error, through [`logs`]: the returned guard writes out what is still
 /// buffered when dropped.
 fn init_tracing(format: LogFormat, level: &str) -> logs::Flushing {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SCIMD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    use tracing_subscriber::EnvFilter;
+    let directives = std::env::var("SCIMD_LOG").unwrap_or_default();
+    // What was wrong with SCIMD_LOG, said once logging runs: silence would hide it.
+    let (filter, refused) = match EnvFilter::try_new(&directives) {
+        _ if directives.trim().is_empty() => (EnvFilter::new(level), None),
+        Ok(filter) if !sets_a_level_for_scimd(&directives) => (
+            filter,
+            Some(format!(
+                "SCIMD_LOG={directives:?} sets no level for scimd's own messages: after this warning, none of them, errors included, will be logged"
+            )),
+        ),
+        Ok(filter) => (filter, None),
+        Err(e) => (
+            EnvFilter::new(level),
+            Some(format!(
+                "SCIMD_LOG={directives:?} does not parse ({e}): logging at {level} instead"
+            )),
+        ),
+    };
+    // The warning itself gets through, in the log's own format.
+    let filter = match &refused {
+        Some(_) => filter.add_directive("scimd::cli=warn".parse().expect("a valid directive")),
+        None => filter,
+    };
     let (writer, guard) = logs::buffered(std::io::stderr());
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -484,7 +510,19 @@ fn init_tracing(format: LogFormat, level: &str) -> logs::Flushing {
             .with_current_span(false)
             .try_init(),
     };
+    if let Some(refused) = refused {
+        tracing::warn!("{refused}");
+    }
     guard
+}
+
+/// Whether tracing directives give scimd's own messages a level: a bare level (`info`), or
+/// one for a `scimd` target. `SCIMD_LOG=infp` is a target named "infp", and logs nothing.
+fn sets_a_level_for_scimd(directives: &str) -> bool {
+    directives
+        .split(',')
+        .map(str::trim)
+        .any(|d| d.parse::<tracing::level_filters::LevelFilter>().is_ok() || d.starts_with("scimd"))
 }
 
 /// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.

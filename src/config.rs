@@ -41,8 +41,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SCIMD_BASE_URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
 
-    /// Largest request body accepted, in bytes; larger requests get 413.
-    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    /// Largest request body accepted, in bytes (at least 1024); larger requests get 413.
+    #[arg(long, env = "SCIMD_MAX_BODY_BYTES", default_value_t = 1024 * 1024, value_parser = at_least::<1024>)]
     pub max_body_bytes: usize,
 
     /// PEM certificate chain: serve HTTPS directly (with --tls-key) instead of behind a
@@ -55,11 +55,11 @@ pub struct ServeArgs {
     pub tls_key: Option<PathBuf>,
 
     /// Open connections at most; beyond, a new connection is answered 503 and closed.
-    #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(usize))]
+    #[arg(long, env = "SCIMD_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = at_least::<1>)]
     pub max_connections: usize,
 
     /// Requests being answered at once at most; beyond, 503 with Retry-After.
-    #[arg(long, env = "SCIMD_MAX_REQUESTS", default_value_t = DEFAULT_MAX_REQUESTS)]
+    #[arg(long, env = "SCIMD_MAX_REQUESTS", default_value_t = DEFAULT_MAX_REQUESTS, value_parser = at_least::<1>)]
     pub max_requests: usize,
 
     /// Failed authentications (missing, malformed or unknown SCIM tokens and API keys) one
@@ -246,6 +246,14 @@ fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("'{s}' is neither an IP address nor a CIDR range (10.0.0.0/8)"))
+}
+
+/// A count of at least `MIN` (a cap of 0 would refuse everything, or mean nothing).
+fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= MIN => Ok(n),
+        _ => Err(format!("expected a whole number of at least {MIN}")),
+    }
 }
 
 /// An absolute http(s) URL without a trailing slash.

@@ -280,6 +280,29 @@ fn backup_writes_a_consistent_copy_that_opens_as_a_database() {
     assert!(!ok && err.contains("exists already"), "{err}");
 }
 
+/// A server that cannot have its address (a port in use) says so and stops before it
+/// makes or changes a database; bad limits and SCIMD_LOG values are said too.
+#[test]
+fn serve_refuses_a_busy_port_before_touching_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (ok, _, err) = run(
+        dir.path(),
+        &["--db", "new.db", "serve", "--listen", addr.as_str()],
+    );
+    assert!(!ok && err.contains("cannot listen on"), "{err}");
+    assert!(!dir.path().join("new.db").exists(), "no database was made");
+    for (flag, value) in [
+        ("--max-requests", "0"),
+        ("--max-connections", "0"),
+        ("--max-body-bytes", "10"),
+    ] {
+        let (ok, _, err) = run(dir.path(), &["serve", flag, value]);
+        assert!(!ok && err.contains("at least"), "{flag} {value}: {err}");
+    }
+}
+
 /// A database reached through a symlink (to a data volume, say) works like any other:
 /// SQLite keeps its log beside the file the link points to, and that is the log flushed.
 #[cfg(unix)]
