@@ -388,25 +388,35 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
         drop(conn);
         // A damaged page shows only when something reads it, perhaps weeks later: each
         // page is checked once, in the background, so the operator hears of it at start.
+        let app = crate::http::App::new(db.clone(), (&args).into());
         let checked = db.clone();
+        let metrics = app.metrics();
         tokio::spawn(async move {
             let found = tokio::task::spawn_blocking(move || {
                 let conn = checked.conn()?;
                 db::quick_check(&conn)
             })
             .await;
+            // Also a metric: a log line alone is easily missed, for weeks.
             match found {
                 Ok(Ok(problems)) if problems.is_empty() => {
+                    metrics.checked_pages(false);
                     tracing::info!("database quick check: every page reads")
                 }
-                Ok(Ok(problems)) => tracing::error!(
-                    problems = %problems.join("; "),
-                    "the database is damaged: run `scimd check`, and restore a backup (`scimd restore`) if it confirms"
-                ),
-                Ok(Err(e)) => tracing::error!(
-                    error = %e,
-                    "the database could not be checked; it may be damaged: run `scimd check`"
-                ),
+                Ok(Ok(problems)) => {
+                    metrics.checked_pages(true);
+                    tracing::error!(
+                        problems = %problems.join("; "),
+                        "the database is damaged: run `scimd check`, and restore a backup (`scimd restore`) if it confirms"
+                    )
+                }
+                Ok(Err(e)) => {
+                    metrics.checked_pages(true);
+                    tracing::error!(
+                        error = %e,
+                        "the database could not be checked; it may be damaged: run `scimd check`"
+                    )
+                }
                 Err(_) => {}
             }
         });
@@ -442,7 +452,6 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
                 }
             }
         });
-        let app = crate::http::App::new(db.clone(), (&args).into());
         let delivery = crate::http::webhooks::Delivery::spawn_recording(db, args.webhook_retry_schedule.0.clone(), app.metrics());
         // `--metrics-listen`: /metrics on a listener of its own, plain HTTP, stopped with
         // the main one.

@@ -1351,6 +1351,12 @@ fn check_lists_what_is_damaged_and_serve_says_so_at_start() {
         assert!(std::time::Instant::now() < deadline, "{text}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    // And so does a metric, for the alerting that never reads the log.
+    let metrics = http(&server.addr, &request("GET", "/metrics", &[], ""));
+    assert!(
+        metrics.lines().any(|l| l == "scimd_database_damaged 1"),
+        "{metrics}"
+    );
     drop(server);
 }
 

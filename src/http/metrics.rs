@@ -107,6 +107,8 @@ pub struct Metrics {
     token_idle: Family<TokenLabel, FGauge>,
     files: Family<FileLabel, Gauge>,
     writable: Gauge,
+    // Set by the start-up check.
+    damaged: Gauge,
 }
 
 fn latency_histogram() -> Histogram {
@@ -136,6 +138,7 @@ impl Metrics {
             token_idle: Default::default(),
             files: Default::default(),
             writable: Default::default(),
+            damaged: Default::default(),
         };
         r.register(
             "http_requests",
@@ -196,6 +199,12 @@ impl Metrics {
              (disk full, read-only, the log's flush failing), as /healthz reports",
             m.writable.clone(),
         );
+        r.register(
+            "database_damaged",
+            "1 when the check of every page at start found damage (the log says where: run \
+             `scimd check`, and restore a backup if it confirms), else 0",
+            m.damaged.clone(),
+        );
         let build: Family<VersionLabel, Gauge> = Default::default();
         build
             .get_or_create(&VersionLabel {
@@ -205,6 +214,11 @@ impl Metrics {
         r.register("build_info", "Always 1; the version of scimd", build);
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = r;
         m
+    }
+
+    /// What the start-up check of every page found.
+    pub(crate) fn checked_pages(&self, damaged: bool) {
+        self.damaged.set(i64::from(damaged));
     }
 
     /// One answered request.
