@@ -712,11 +712,16 @@ fn restore(db: &std::path::Path, file: &std::path::Path) -> CliResult {
         file.display(),
         restored.pages
     );
-    if let Some(aside) = &restored.set_aside {
-        println!(
+    match &restored.set_aside {
+        Some(aside) if restored.replaced_read => println!(
+            "the database replaced is kept as {} (remove it, with its -wal and -shm, once the restore is confirmed)",
+            aside.display()
+        ),
+        Some(aside) => println!(
             "the database replaced could not be read; it is kept as {}",
             aside.display()
-        );
+        ),
+        None => {}
     }
     if !restored.replaced {
         println!(

@@ -870,6 +870,18 @@ fn a_backup_under_write_load_restores_every_write_acknowledged_before_it_began()
     let (ok, out, err) = run(&d, &["restore", "copy.db"]);
     assert!(ok, "{err}");
     assert!(out.contains("restored"), "{out}");
+    // What it replaced is kept whole, in case the backup was the wrong one.
+    let kept = out
+        .split("the database replaced is kept as ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .expect("where the replaced database went");
+    let conn = rusqlite::Connection::open(d.join(kept)).unwrap();
+    let replaced: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert!(replaced >= total as i64, "{replaced} of {total}");
+    drop(conn);
     let (ok, out, err) = run(&d, &["check"]);
     assert!(ok && out.starts_with("ok"), "{out}{err}");
     let conn = rusqlite::Connection::open(d.join("scimd.db")).unwrap();

@@ -722,7 +722,8 @@ pub struct Restored {
     /// Whether the replaced database told how far it numbered its events; if not, the
     /// restored one numbers its next events [`events::RESTORE_MARGIN`] past its own.
     pub replaced_read: bool,
-    /// Where the replaced database went, when SQLite could not read it.
+    /// Where the replaced database went (`…replaced-<time>`, or `…damaged-<time>` when
+    /// SQLite could not read it).
     pub set_aside: Option<PathBuf>,
 }
 
@@ -758,11 +759,16 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     let existed = std::fs::metadata(to).is_ok_and(|m| m.len() > 0);
     let mut lock = ServerLock::exclusive(to)?;
     let replaced = replaced_counters(to);
-    // (A missing database is an empty file now: the lock's.)
-    let unreadable = replaced.is_none() && std::fs::metadata(to)?.len() > 0;
-    let set_aside = match unreadable {
+    // (A missing database is an empty file now: the lock's.) The one replaced is kept,
+    // whole with its log: restoring the wrong backup must not lose what it held.
+    let set_aside = match std::fs::metadata(to)?.len() > 0 {
         true => {
-            let aside = set_aside(to)?;
+            let why = if replaced.is_some() {
+                "replaced"
+            } else {
+                "damaged"
+            };
+            let aside = set_aside(to, why)?;
             lock = ServerLock::exclusive(to)?;
             Some(aside)
         }
@@ -782,10 +788,10 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     })
 }
 
-/// Moves a database SQLite cannot read (damaged: often why it is being restored) out of
-/// the way, with its log, to `<path>.damaged-<unix time>`: SQLite cannot write a backup
-/// into it, and its log must not be replayed into the database that takes its place.
-fn set_aside(path: &Path) -> Result<PathBuf, DbError> {
+/// Moves the database a restore replaces out of the way, with its log, to
+/// `<path>.<why>-<unix time>` (`replaced`, or `damaged` when SQLite cannot read it): kept,
+/// and its log never replayed into the database that takes its place.
+fn set_aside(path: &Path, why: &str) -> Result<PathBuf, DbError> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -793,11 +799,11 @@ fn set_aside(path: &Path) -> Result<PathBuf, DbError> {
     for suffix in ["", "-wal", "-shm"] {
         let from = PathBuf::from(format!("{}{suffix}", path.display()));
         if from.exists() {
-            let aside = PathBuf::from(format!("{}.damaged-{stamp}{suffix}", path.display()));
+            let aside = PathBuf::from(format!("{}.{why}-{stamp}{suffix}", path.display()));
             std::fs::rename(&from, &aside)?;
         }
     }
-    Ok(PathBuf::from(format!("{}.damaged-{stamp}", path.display())))
+    Ok(PathBuf::from(format!("{}.{why}-{stamp}", path.display())))
 }
 
 /// How far the database at `path`, about to be replaced, numbered its events; `None` when
