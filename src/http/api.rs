@@ -66,16 +66,10 @@ impl ApiFailure {
     }
 
     fn response(self) -> Response<Body> {
-        let mut r = json_response(
+        let r = super::challenged(json_response(
             self.status,
             &json!({"code": self.code, "message": self.message}),
-        );
-        if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"scimd\""),
-            );
-        }
+        ));
         match self.retry_after {
             Some(seconds) => super::throttled(r, seconds),
             None => r,

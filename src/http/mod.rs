@@ -887,16 +887,21 @@ pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response<Body> {
 }
 
 /// The SCIM Error response for `e`.
-pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
-    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = scim_json(status, &e.to_json());
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"scimd\""),
-        );
+/// The challenge of a 401 on an endpoint that takes a bearer credential (RFC 9110 §11.6.1).
+const BEARER_CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer realm=\"scimd\"");
+
+/// `r` with [`BEARER_CHALLENGE`] when it is a 401.
+pub(crate) fn challenged(mut r: Response<Body>) -> Response<Body> {
+    if r.status() == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, BEARER_CHALLENGE);
     }
     r
+}
+
+pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    challenged(scim_json(status, &e.to_json()))
 }
 
 fn text(status: StatusCode, body: impl Into<Body>) -> Response<Body> {

@@ -31,15 +31,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Body> {
-    let mut r = json_response(status, &json!({"message": message, "code": code}));
-    if status == StatusCode::UNAUTHORIZED {
-        // RFC 9110 §11.6.1: a 401 names the scheme to use, as `/api/v1`'s does.
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer realm=\"scimd\""),
-        );
-    }
-    r
+    super::challenged(json_response(
+        status,
+        &json!({"message": message, "code": code}),
+    ))
 }
 
 fn failure(e: Error) -> Response<Body> {
