@@ -866,6 +866,47 @@ async fn hc09_manager_variants() {
         );
     }
 
+    // Remove with a value (Entra's habit for references): only the manager it names. A
+    // change of manager that adds the new one first, then removes the old one by value,
+    // keeps the new one; a value naming someone else removes nothing.
+    s.patch(
+        &path,
+        &patch_op(json!([{"op":"Add","path":"manager","value":[{"value":boss}]}])),
+    )
+    .await;
+    let r = s
+        .patch(
+            &path,
+            &patch_op(json!([
+                {"op":"Add","path":"manager","value":[{"value":boss2}]},
+                {"op":"Remove","path":"manager","value":[{"$ref":null,"value":boss}]}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        manager_of(&s.get(&path).await.json)["value"],
+        boss2.as_str()
+    );
+    let r = s
+        .patch(
+            &path,
+            &patch_op(json!([{"op":"Remove","path":"manager","value":{"value":boss}}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        manager_of(&s.get(&path).await.json)["value"],
+        boss2.as_str()
+    );
+    let r = s
+        .patch(
+            &path,
+            &patch_op(json!([{"op":"Remove","path":"manager","value":[{"value":boss2}]}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(s.get(&path).await.json.get(ENTERPRISE_URN).is_none());
+
     // A client-sent `displayName` is read-only: ignored.
     s.patch(
         &path,
@@ -907,6 +948,46 @@ async fn hc09_manager_variants() {
         json!({"manager":{"$ref": s.url(&format!("/scim/v2/Users/{boss}"))}}),
         "{}",
         r.text
+    );
+}
+
+/// A manager's `$ref` is rendered from the request's host while the manager is a user here.
+/// Okta's read-modify-write PUT sends it back: it is not stored, so it neither moves the
+/// version nor outlives the manager with a host the server was once reached by.
+#[tokio::test]
+async fn hc09_a_manager_put_back_as_read_keeps_no_rendered_ref() {
+    let s = TestServer::start().await;
+    let boss = create_named(&s, "boss@okta.local", "Boss").await;
+    let id = s.create_user("report@okta.local").await;
+    let path = format!("/scim/v2/Users/{id}");
+    s.patch(
+        &path,
+        &patch_op(json!([{"op":"add","path":"manager","value":{"value":boss}}])),
+    )
+    .await;
+    let got = s.get(&path).await.json;
+    assert!(manager_of(&got)["$ref"].is_string(), "{got}");
+    let r = s.put(&path, &got).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["meta"]["version"], got["meta"]["version"]);
+    let r = s.delete(&format!("/scim/v2/Users/{boss}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(
+        manager_of(&s.get(&path).await.json),
+        &json!({"value": boss}),
+        "a manager no longer held shows only what the IdP sent"
+    );
+    // A `$ref` the IdP itself sent with a new manager is its own, and kept.
+    let r = s
+        .patch(
+            &path,
+            &patch_op(json!([{"op":"replace","path":"manager","value":{"value":"elsewhere","$ref":"https://hr.example/Users/elsewhere"}}])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        manager_of(&s.get(&path).await.json)["$ref"],
+        "https://hr.example/Users/elsewhere"
     );
 }
 
@@ -952,6 +1033,10 @@ async fn hc10_okta_put_read_modify_write() {
         strip(r.json.clone()),
         strip(got.clone()),
         "every returned attribute round-trips"
+    );
+    assert_eq!(
+        r.json["meta"]["version"], got["meta"]["version"],
+        "a PUT of what was read changes nothing, the manager's rendered `$ref` included"
     );
     assert_eq!(
         s.members_of(&gid).await,

@@ -161,6 +161,7 @@ pub async fn replace(
         move |tx, actor, row: UserRow| {
             let mut data = body.clone();
             default_active(&mut data, row.data.get("active"));
+            resource::keep_manager_ref(&mut data, &row.data);
             // A PUT that changes nothing (Okta's AIW apps PUT on every push) keeps the
             // version and triggers no sync, like a PATCH that changes nothing.
             let row = if data == row.data && !users::is_seed(tx, row.pk)? {

@@ -805,6 +805,25 @@ impl Patcher<'_> {
                     .collect();
                 self.put_elements(p, elements);
             }
+            // The same habit on a single-valued reference (`manager`): a value naming one
+            // removes only that one, as `manager[value eq "id"]` does. Entra's "change
+            // manager" may add the new one before removing the old one by value.
+            (None, Some(value)) if !value.is_null() => {
+                let named = coerce(attr, value, shown)?
+                    .and_then(|v| v.get("value").and_then(Value::as_str).map(str::to_string))
+                    .filter(|id| !id.is_empty());
+                let container = self.container_for(p.extension);
+                let current = container.get(attr.name).and_then(|v| v.get("value"));
+                let other = match (&named, attr.sub("value")) {
+                    (Some(named), Some(sub)) => {
+                        !equal_as(sub, current, Some(&Value::String(named.clone())))
+                    }
+                    _ => false,
+                };
+                if !other {
+                    container.remove(attr.name);
+                }
+            }
             (None, _) => {
                 self.container_for(p.extension).remove(attr.name);
             }

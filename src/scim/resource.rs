@@ -641,6 +641,35 @@ pub fn manager_id(data: &Map<String, Value>) -> Option<&str> {
         .as_str()
 }
 
+/// Keeps the stored `$ref` of an unchanged manager in a user's new `data`. A client that
+/// writes back what it read (Okta's read-modify-write PUT) sends the `$ref` that
+/// [`show_manager`] rendered from the request's host; storing it would move the version of
+/// a PUT that changes nothing, and outlive the manager with a host the server was once
+/// reached by. A new manager keeps whatever `$ref` the client sent with it.
+pub fn keep_manager_ref(data: &mut Map<String, Value>, stored: &Map<String, Value>) {
+    let Some(old) = stored
+        .get(ENTERPRISE_URN)
+        .and_then(|ext| ext.get("manager"))
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    let Some(new) = data
+        .get_mut(ENTERPRISE_URN)
+        .and_then(|ext| ext.get_mut("manager"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    if new.get("value") != old.get("value") {
+        return;
+    }
+    match old.get("$ref") {
+        Some(r) => new.insert("$ref".to_string(), r.clone()),
+        None => new.remove("$ref"),
+    };
+}
+
 /// Completes a rendered user's manager when it is a user of this directory: `{value, $ref}`
 /// with `$ref` its location, whatever `$ref` the client made up (Microsoft's example sends
 /// `http://.../scim/Users/…`). Entra reads the manager back as an object under the extension
