@@ -581,13 +581,13 @@ async fn token_inner(db: &Db, caller: &mut Caller, req: TokenRequest) -> Result<
         GrantType::RefreshToken => {
             let refresh = req.refresh_token.ok_or_else(|| required("refresh_token"))?;
             let event = caller.entry(Action::OAuthTokenRefreshed);
-            let scope = req.scope;
-            db.write(move |tx| refresh_grant(tx, &client, &key, &refresh, scope, event))
+            // A requested scope is ignored as on every grant ([`oauth::grant_scope`]): a
+            // refresh gives the scope of the original grant, never more.
+            db.write(move |tx| refresh_grant(tx, &client, &key, &refresh, event))
                 .await?
         }
         GrantType::ClientCredentials => {
-            let scope = oauth::grant_scope(req.scope.as_deref())
-                .map_err(|e| Refusal::new(ErrorCode::InvalidScope, e))?;
+            let scope = oauth::grant_scope(req.scope.as_deref());
             let event = caller.entry(Action::OAuthTokenIssued);
             db.write(move |tx| {
                 let grant = crate::db::oauth::create_grant(
@@ -737,7 +737,6 @@ fn refresh_grant(
     client: &Client,
     key: &Key,
     refresh: &str,
-    scope: Option<String>,
     event: Entry,
 ) -> Result<Result<Issued, Refusal>, DbError> {
     let Some(token) = crate::db::oauth::token_by_hash(tx, &tokens::hash(refresh))? else {
@@ -745,20 +744,6 @@ fn refresh_grant(
     };
     if token.kind != TokenKind::Refresh || token.client != client.id {
         return Ok(Err(Refusal::grant("unknown refresh token for this client")));
-    }
-    if let Some(s) = scope {
-        match oauth::grant_scope(Some(&s)) {
-            Ok(s) if s == token.scope => {}
-            _ => {
-                return Ok(Err(Refusal::new(
-                    ErrorCode::InvalidScope,
-                    format!(
-                        "the scope may not exceed the original grant ({})",
-                        token.scope
-                    ),
-                )));
-            }
-        }
     }
     let now = datetime::now();
     if let (Some(used_at), None, false) = (&token.used_at, &token.revoked_at, token.grant_revoked) {

@@ -374,10 +374,7 @@ async fn check(
     ) {
         return Ok(Err(refuse(ErrorCode::InvalidRequest, e)));
     }
-    let scope = match oauth::grant_scope(get("scope").as_deref()) {
-        Ok(s) => s,
-        Err(e) => return Ok(Err(refuse(ErrorCode::InvalidScope, e))),
-    };
+    let scope = oauth::grant_scope(get("scope").as_deref());
     Ok(Ok(AuthRequest {
         client,
         redirect_uri,
