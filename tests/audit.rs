@@ -219,6 +219,66 @@ async fn admin_actions_are_audited_without_secrets() {
     }
 }
 
+/// Admin accounts and sign-ins belong to no tenant: they have an audit page of their own,
+/// linked from the admins page, with the tenant pages' filters, export and verification,
+/// and no tenant's page shows them.
+#[tokio::test]
+async fn sign_ins_and_admin_accounts_have_an_audit_page_of_their_own() {
+    use hyper::Method;
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    assert_eq!(
+        s.login_response("alice", "wrong password!").await.status,
+        401
+    );
+    let r = s.raw(Method::GET, "/audit", &[], "").await;
+    assert_eq!(r.status, 303, "a session is needed");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    let get = |path: &str| {
+        let path = path.to_string();
+        let cookie = cookie.clone();
+        let s = &s;
+        async move { s.raw(Method::GET, &path, &[("cookie", &cookie)], "").await }
+    };
+    let admins = get("/admins").await;
+    assert!(admins.text.contains("href=\"/audit\""), "{}", admins.text);
+    let page = get("/audit").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    for shown in [
+        "<td>admin.login_failed</td>",
+        "<td>admin.login</td>",
+        "admin/alice",
+    ] {
+        assert!(page.text.contains(shown), "{shown}: {}", page.text);
+    }
+    let failed = get("/audit?action=admin.login_failed").await;
+    assert!(failed.text.contains("<td>admin.login_failed</td>"));
+    assert!(!failed.text.contains("<td>admin.login</td>"));
+    let tenant = get("/t/default/audit?action=admin.login").await;
+    assert!(tenant.text.contains("No entries match"), "{}", tenant.text);
+    let verified = get("/audit?verify=1").await;
+    assert!(
+        verified
+            .text
+            .contains("The chain holds: 2 entries verified"),
+        "{}",
+        verified.text
+    );
+    let export = get("/audit/export.jsonl").await;
+    assert_eq!(export.status, 200);
+    let actions: Vec<String> = export
+        .text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(actions, ["admin.login_failed", "admin.login"]);
+}
+
 /// The audit page's "Verify integrity" checks the tenant's chain: intact after real SCIM
 /// traffic, and naming the entry once a row is edited with sqlite behind scimd's back.
 #[tokio::test]

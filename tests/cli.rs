@@ -426,6 +426,65 @@ fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
     assert_eq!(added["context"]["via"], "admin");
 }
 
+/// `scimd audit` prints a tenant's newest 50 entries; `--all` every entry, oldest first;
+/// `--outside-tenants` what belongs to no tenant (admin accounts and sign-ins), which no
+/// tenant's log shows.
+#[test]
+fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut admin = scimd(d)
+        .args(["admin", "create", "alice"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(
+        admin.stdin.take().unwrap(),
+        "correct horse battery staple 42"
+    )
+    .unwrap();
+    assert!(admin.wait().unwrap().success());
+    for n in 0..53 {
+        let (ok, _, err) = run(d, &["token", "create", "--name", &format!("t{n}")]);
+        assert!(ok, "{err}");
+    }
+    let ids = |out: &str| -> Vec<i64> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let (ok, newest, err) = run(d, &["audit"]);
+    assert!(ok, "{err}");
+    assert_eq!(ids(&newest).len(), 50);
+    let (ok, all, err) = run(d, &["audit", "--all"]);
+    assert!(ok, "{err}");
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len(), 53, "{all}");
+    assert!(all_ids.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    assert!(
+        all.ends_with(&newest),
+        "the newest 50 are the last 50 of all"
+    );
+    assert!(!all.contains("admin.created"), "no tenant's entry");
+    let (ok, outside, err) = run(d, &["audit", "--outside-tenants", "--all"]);
+    assert!(ok, "{err}");
+    assert_eq!(outside.lines().count(), 1, "{outside}");
+    assert!(
+        outside.contains("\"action\":\"admin.created\""),
+        "{outside}"
+    );
+    assert!(outside.contains("\"target\":\"admin/alice\""), "{outside}");
+    let (ok, _, err) = run(d, &["audit", "--all", "--limit", "3"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, _, err) = run(d, &["audit", "--outside-tenants", "--tenant", "default"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+}
+
 /// Opens the test database directly, as someone with a shell on the VM would.
 fn tamper(dir: &std::path::Path, sql: &str) {
     let conn = rusqlite::Connection::open(dir.join("scimd.db")).unwrap();

@@ -219,9 +219,16 @@ pub struct AuditArgs {
     /// Only this tenant's entries.
     #[arg(long, default_value = tenants::DEFAULT_SLUG)]
     tenant: String,
+    /// The entries outside any tenant instead: admin accounts created, deleted and given
+    /// new passwords, sign-ins, sign-outs and failed sign-ins.
+    #[arg(long, conflicts_with = "tenant")]
+    outside_tenants: bool,
     /// How many of the newest entries to print.
     #[arg(long, default_value_t = 50)]
     limit: u64,
+    /// Every matching entry, oldest first, instead of the newest `--limit` (an export).
+    #[arg(long, conflicts_with = "limit")]
+    all: bool,
     /// Only this actor (`cli`, `token:<id>`, `admin:<name>`).
     #[arg(long)]
     actor: Option<String>,
@@ -576,7 +583,10 @@ pub fn audit_cmd(
     let db = &open()?;
     let conn = db.conn()?;
     let mut filter = audit::Filter {
-        tenant_id: Some(tenant_id(db, &args.tenant)?),
+        tenant_id: Some(match args.outside_tenants {
+            true => None,
+            false => Some(tenant_id(db, &args.tenant)?),
+        }),
         actor: args.actor,
         action: args.action,
         target: args.target,
@@ -585,6 +595,22 @@ pub fn audit_cmd(
         after_id: None,
         last: Some(args.limit),
     };
+    // With `--all`, printed a chunk at a time; `--follow` then goes on after the last one.
+    let mut filter_after = None;
+    if args.all {
+        let mut out = std::io::stdout().lock();
+        audit::each(&conn, &filter, |r| -> CliResult {
+            writeln!(out, "{}", r.to_json_line())?;
+            filter_after = Some(r.id);
+            Ok(())
+        })?;
+        out.flush()?;
+        if !args.follow {
+            return Ok(());
+        }
+        filter.after_id = filter_after;
+        filter.last = None;
+    }
     loop {
         let records = audit::list(&conn, &filter)?;
         let mut out = std::io::stdout().lock();

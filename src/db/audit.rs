@@ -375,7 +375,9 @@ pub fn exported_link(v: &Value) -> Result<chain::Link<'_>, String> {
 /// Which entries to read. Empty: all, oldest first.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub tenant_id: Option<i64>,
+    /// One chain's entries (`Some(Some(tenant))`, or `Some(None)` for those outside any
+    /// tenant: admin accounts and sign-ins), or every entry (`None`).
+    pub tenant_id: Option<Option<i64>>,
     pub actor: Option<String>,
     pub action: Option<Action>,
     /// Exact target, or a prefix ending in `/` (`Users/` for every user).
@@ -433,8 +435,8 @@ impl Filter {
         let mut cond = vec!["1 = 1"];
         let mut params: Vec<SqlValue> = Vec::new();
         if let Some(t) = self.tenant_id {
-            cond.push("tenant_id = ?");
-            params.push(SqlValue::Integer(t));
+            cond.push("tenant_id IS ?");
+            params.push(t.map_or(SqlValue::Null, SqlValue::Integer));
         }
         if let Some(a) = &self.actor {
             cond.push("actor = ?");
@@ -562,7 +564,7 @@ pub fn page(
                 (">", from.unwrap_or(0).max(lo.saturating_sub(1)))
             };
             conn.prepare_cached(&format!(
-                "SELECT id FROM audit_log WHERE tenant_id = ?1 AND id {op} ?2
+                "SELECT id FROM audit_log WHERE tenant_id IS ?1 AND id {op} ?2
                  ORDER BY id {order} LIMIT 1 OFFSET ?3"
             ))?
             .query_row(params![tenant, start, searched], |r| r.get::<_, i64>(0))
@@ -618,14 +620,14 @@ pub fn page(
 /// clock did not step back.
 fn time_span(
     conn: &Connection,
-    tenant: i64,
+    tenant: Option<i64>,
     filter: &Filter,
 ) -> Result<Option<(i64, i64)>, DbError> {
     let seek = |cond: &str, order: &str, at: &str| -> Result<Option<i64>, DbError> {
         Ok(conn
             .prepare_cached(&format!(
                 "SELECT id FROM audit_log INDEXED BY audit_log_at
-                  WHERE {cond} AND tenant_id = ?2 ORDER BY at {order} LIMIT 1"
+                  WHERE {cond} AND tenant_id IS ?2 ORDER BY at {order} LIMIT 1"
             ))?
             .query_row(params![at, tenant], |r| r.get(0))
             .optional()?)
@@ -648,29 +650,46 @@ fn time_span(
 }
 
 /// Every entry matching `filter`, oldest first, as JSON lines (the format of
-/// `scimd audit`), read a chunk at a time.
+/// `scimd audit`).
 pub fn export_json_lines(conn: &Connection, filter: &Filter) -> Result<String, DbError> {
+    let mut out = String::new();
+    each(conn, filter, |r| -> Result<(), DbError> {
+        out.push_str(&r.to_json_line());
+        out.push('\n');
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with every entry matching `filter` (its `last` aside), oldest first, read a
+/// chunk at a time, so a whole log costs a chunk of memory. Stops at `f`'s first error.
+pub fn each<E: From<DbError>>(
+    conn: &Connection,
+    filter: &Filter,
+    mut f: impl FnMut(&Record) -> Result<(), E>,
+) -> Result<(), E> {
     const CHUNK: u64 = 1000;
     let mut filter = Filter {
         last: None,
         ..filter.clone()
     };
-    let mut out = String::new();
     loop {
         let (cond, params) = filter.conditions();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id LIMIT {CHUNK}"
-        ))?;
-        let rows = stmt
-            .query_map(params_from_iter(params), from_row)?
-            .collect::<Result<Vec<Record>, _>>()?;
+        let rows = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE {cond} ORDER BY id LIMIT {CHUNK}"
+            ))
+            .map_err(DbError::from)?
+            .query_map(params_from_iter(params), from_row)
+            .map_err(DbError::from)?
+            .collect::<Result<Vec<Record>, _>>()
+            .map_err(DbError::from)?;
         for r in &rows {
-            out.push_str(&r.to_json_line());
-            out.push('\n');
+            f(r)?;
         }
         match rows.last() {
             Some(last) if rows.len() as u64 == CHUNK => filter.after_id = Some(last.id),
-            _ => return Ok(out),
+            _ => return Ok(()),
         }
     }
 }
@@ -1034,7 +1053,7 @@ mod tests {
         tx.commit().unwrap();
         let id = |n: usize| ids[n - 1];
         let rare = Filter {
-            tenant_id: Some(1),
+            tenant_id: Some(Some(1)),
             target: Some("member/rare".into()),
             ..Filter::default()
         };
@@ -1073,7 +1092,7 @@ mod tests {
         assert_eq!((next, to), (Some(id(26)), None));
         // The tenant alone is an index walk: no window.
         let tenant = Filter {
-            tenant_id: Some(1),
+            tenant_id: Some(Some(1)),
             ..Filter::default()
         };
         let (found, _, next, to) = browse(&tenant, Cursor::After(id(6)));
@@ -1108,7 +1127,7 @@ mod tests {
         };
         // The first five days, twenty-five entries back from the newest.
         let early = Filter {
-            tenant_id: Some(1),
+            tenant_id: Some(Some(1)),
             until: day(6),
             ..Filter::default()
         };
@@ -1118,7 +1137,7 @@ mod tests {
         // From the twentieth on, a target that never matches: one window, then the span
         // ends, and nothing offers to search older.
         let late = Filter {
-            tenant_id: Some(1),
+            tenant_id: Some(Some(1)),
             since: day(20),
             target: Some("member/rare".into()),
             ..Filter::default()
@@ -1129,7 +1148,7 @@ mod tests {
         assert_eq!((found, next, to), (vec![], None, None));
         // A span holding nothing.
         let none = Filter {
-            tenant_id: Some(1),
+            tenant_id: Some(Some(1)),
             since: day(31),
             ..Filter::default()
         };

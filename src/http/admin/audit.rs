@@ -1,5 +1,7 @@
 //! The audit log: newest first, filtered by actor, action, target and time, a page at a
-//! time, and exported as JSON lines (the format of `scimd audit`).
+//! time, and exported as JSON lines (the format of `scimd audit`). Each tenant has its
+//! log; the entries outside any tenant (admin accounts and sign-ins) have one of their own
+//! at `/audit`.
 
 use askama::Template;
 use hyper::StatusCode;
@@ -50,8 +52,9 @@ impl Fields {
         ]
     }
 
-    /// The storage filter, or what is wrong with the fields.
-    fn filter(&self, tenant_id: i64) -> Result<audit::Filter, String> {
+    /// The storage filter for the log of `tenant_id` (`None`: outside tenants), or what
+    /// is wrong with the fields.
+    fn filter(&self, tenant_id: Option<i64>) -> Result<audit::Filter, String> {
         let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
         Ok(audit::Filter {
             tenant_id: Some(tenant_id),
@@ -143,7 +146,7 @@ fn readable(detail: &Value) -> Vec<String> {
     lines
 }
 
-/// The outcome of checking the tenant's hash chain (`?verify=1`).
+/// The outcome of checking the log's hash chain (`?verify=1`).
 struct Verification {
     ok: bool,
     message: String,
@@ -152,12 +155,12 @@ struct Verification {
 }
 
 impl Verification {
-    async fn run(state: &State, tenant_id: i64) -> Result<Verification, UiError> {
+    async fn run(state: &State, tenant_id: Option<i64>) -> Result<Verification, UiError> {
         let (verifier, outcome) = state
             .db
             .read(move |c| {
                 let mut v = chain::Verifier::one_chain();
-                let outcome = audit::verify(c, Some(Some(tenant_id)), &mut v)?;
+                let outcome = audit::verify(c, Some(tenant_id), &mut v)?;
                 Ok::<_, crate::db::DbError>((v, outcome))
             })
             .await?;
@@ -184,6 +187,10 @@ impl Verification {
 #[template(path = "audit.html")]
 struct AuditPage {
     layout: Layout,
+    /// The page's path: `/t/<slug>/audit`, or `/audit` for the log outside tenants.
+    base: String,
+    /// Whether this is the log outside tenants.
+    outside: bool,
     verification: Option<Verification>,
     f: Fields,
     actions: Vec<&'static str>,
@@ -202,11 +209,21 @@ struct Searched {
     newer: bool,
 }
 
-pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+/// Where the log of `tenant` (`None`: outside tenants) lives.
+fn base(tenant: Option<&Tenant>) -> String {
+    match tenant {
+        Some(t) => format!("/t/{}/audit", t.slug),
+        None => "/audit".to_string(),
+    }
+}
+
+/// The audit log of `tenant`, or with `None` the one outside tenants.
+pub(super) async fn page(state: &State, req: &Req, tenant: Option<&Tenant>) -> PageResult {
     let f = Fields::of(req);
     let cursor = Cursor::from_query(req.query("after"), req.query("before"));
-    let base = format!("/t/{}/audit", tenant.slug);
-    let (error, page) = match f.filter(tenant.id) {
+    let base = base(tenant);
+    let tenant_id = tenant.map(|t| t.id);
+    let (error, page) = match f.filter(tenant_id) {
         Err(e) => (Some(e), None),
         Ok(filter) => (
             None,
@@ -218,7 +235,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             ),
         ),
     };
-    let slug = tenant.slug.clone();
+    let slug = tenant.map(|t| t.slug.clone());
     let keep = |k: &'static str, v: i64| {
         let v = v.to_string();
         let mut pairs: Vec<(&str, &str)> = f.pairs().to_vec();
@@ -238,7 +255,9 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             p.items
                 .into_iter()
                 .map(|r| Line {
-                    href: target_href(&slug, r.entry.target.as_deref()),
+                    href: slug
+                        .as_deref()
+                        .and_then(|slug| target_href(slug, r.entry.target.as_deref())),
                     detail: r
                         .entry
                         .detail
@@ -259,13 +278,15 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         StatusCode::OK
     };
     let verification = match req.query("verify") {
-        Some("1") => Some(Verification::run(state, tenant.id).await?),
+        Some("1") => Some(Verification::run(state, tenant_id).await?),
         _ => None,
     };
     let page = AuditPage {
-        layout: layout(state, req, Some(tenant), "audit").await?,
+        layout: layout(state, req, tenant, "audit").await?,
         verification,
         export: link(&format!("{base}/export.jsonl"), &f.pairs()),
+        outside: tenant.is_none(),
+        base,
         f,
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
         error,
@@ -288,9 +309,9 @@ fn target_href(slug: &str, target: Option<&str>) -> Option<String> {
 }
 
 /// Every entry matching the filters, oldest first, as JSON lines.
-pub(super) async fn export(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
+pub(super) async fn export(state: &State, req: &Req, tenant: Option<&Tenant>) -> PageResult {
     let filter = Fields::of(req)
-        .filter(tenant.id)
+        .filter(tenant.map(|t| t.id))
         .map_err(UiError::BadRequest)?;
     let body = state
         .db
@@ -298,7 +319,10 @@ pub(super) async fn export(state: &State, req: &Req, tenant: &Tenant) -> PageRes
         .await?;
     Ok(download(
         "application/x-ndjson; charset=utf-8",
-        &format!("audit-{}.jsonl", tenant.slug),
+        &format!(
+            "audit-{}.jsonl",
+            tenant.map_or("outside-tenants", |t| &t.slug)
+        ),
         body,
     ))
 }

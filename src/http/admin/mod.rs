@@ -434,6 +434,14 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
         (["admins", id, "delete"], _, true) => access::delete_admin(state, req, id).await,
         (["tenants"], true, _) => tenants::list_page(state, req, None).await,
         (["tenants"], _, true) => tenants::create(state, req).await,
+        (["audit"], true, _) => {
+            req.session()?;
+            audit::page(state, req, None).await
+        }
+        (["audit", "export.jsonl"], true, _) => {
+            req.session()?;
+            audit::export(state, req, None).await
+        }
         (["oauth", "authorize"], true, _) => oauth::authorize_page(state, req).await,
         (["oauth", "authorize"], _, true) => oauth::authorize_decision(state, req).await,
         (["t", slug, rest @ ..], _, _) => {
@@ -505,8 +513,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["requests", id], true, _) => {
                     requests::request_page(state, req, &tenant, id).await
                 }
-                (["audit"], true, _) => audit::page(state, req, &tenant).await,
-                (["audit", "export.jsonl"], true, _) => audit::export(state, req, &tenant).await,
+                (["audit"], true, _) => audit::page(state, req, Some(&tenant)).await,
+                (["audit", "export.jsonl"], true, _) => {
+                    audit::export(state, req, Some(&tenant)).await
+                }
                 (["sync"], true, _) => sync::page(state, req, &tenant).await,
                 (["sync", "test-mode"], _, true) => sync::set_test_mode(state, req, &tenant).await,
                 (["sync", "run"], _, true) => sync::force(state, req, &tenant).await,

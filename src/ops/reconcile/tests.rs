@@ -174,7 +174,7 @@ impl Fixture {
         audit::list(
             &self.conn(),
             &audit::Filter {
-                tenant_id: Some(self.tenant),
+                tenant_id: Some(Some(self.tenant)),
                 ..Default::default()
             },
         )
