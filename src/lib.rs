@@ -29,3 +29,4 @@ pub mod ops;
 pub mod scim;
 pub mod server;
 pub mod sync;
+pub mod text_enum;

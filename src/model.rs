@@ -1,7 +1,8 @@
-//! The product's vocabulary, below every layer: member statuses, sources and fields, tenant
-//! policies, roles and settings, the two sides a sync plan compares (directory users and
-//! members), and the [`Actor`] behind every write. `db` stores these types and `sync` plans
-//! with them; neither imports the other.
+//! The product's vocabulary, below every layer but the protocol (`scim`, whose data a
+//! directory user is read from, and whose folding names compare by): member statuses,
+//! sources and fields, tenant policies, roles and settings, the two sides a sync plan
+//! compares (directory users and members), and the [`Actor`] behind every write. `db`
+//! stores these types and `sync` plans with them; neither imports the other.
 //!
 //! Every value that is stored as text or typed on the command line is an enum with
 //! `as_str`/`FromStr`, so a misspelt policy is an error at the edge, never a silent default.
@@ -18,83 +19,8 @@ use crate::scim::resource;
 mod actor;
 pub use actor::{Actor, Who};
 
-/// A value that is not one of an enum's spellings.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} {value:?}: expected one of {expected}")]
-pub struct UnknownValue {
-    pub what: &'static str,
-    pub value: String,
-    pub expected: String,
-}
-
-/// Enums stored as text: their spellings, for parsers and help texts.
-pub trait TextEnum: Copy + 'static {
-    /// Every variant, in declaration order.
-    const ALL: &'static [Self];
-    fn as_str(self) -> &'static str;
-}
-
-/// Declares a fieldless enum stored as text, with `as_str`, `FromStr` (case-insensitive),
-/// `Display` and `Serialize` as that text. One definition per enum keeps the spelling in
-/// one place; a hand-written match per direction would let the two drift apart.
-macro_rules! text_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident ($what:literal) {
-            $( $(#[$vmeta:meta])* $variant:ident => $text:literal, )+
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant, )+
-        }
-
-        impl $name {
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $( $name::$variant => $text, )+
-                }
-            }
-        }
-
-        impl $crate::model::TextEnum for $name {
-            const ALL: &'static [Self] = &[$( $name::$variant, )+];
-            fn as_str(self) -> &'static str {
-                $name::as_str(self)
-            }
-        }
-
-        impl ::std::str::FromStr for $name {
-            type Err = $crate::model::UnknownValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let s = s.trim();
-                <Self as $crate::model::TextEnum>::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| $crate::model::UnknownValue {
-                        what: $what,
-                        value: s.to_string(),
-                        expected: [$($text),+].join(", "),
-                    })
-            }
-        }
-
-        impl ::std::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl ::serde::Serialize for $name {
-            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-pub(crate) use text_enum;
+pub(crate) use crate::text_enum::text_enum;
+pub use crate::text_enum::{TextEnum, UnknownValue};
 
 text_enum! {
     /// Where a member stands. Only `active` members have access in the organisation's apps.

@@ -144,12 +144,17 @@ pub fn run(conn: &mut Connection) -> Result<(), DbError> {
     run_to(conn, SCHEMA_VERSION)
 }
 
+/// The schema version a database is at (`PRAGMA user_version`; 0 for a new one).
+pub fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
 /// Brings the database up to version `target` (tests stop before a migration to build the
 /// data it must cope with).
 fn run_to(conn: &mut Connection, target: i64) -> Result<(), DbError> {
     // Migrations fold text as the server does (`scim_fold`), on whatever connection.
     super::filter_sql::register_functions(conn)?;
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let current = schema_version(conn)?;
     if current > SCHEMA_VERSION {
         return Err(DbError::Schema(format!(
             "the database is at schema version {current} but this scimd only knows up to \

@@ -42,7 +42,7 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use crate::scim::list::Position;
 
 pub use health::WriteFailure;
-pub use migrations::SCHEMA_VERSION;
+pub use migrations::{SCHEMA_VERSION, schema_version};
 
 /// A connection or transaction, as the use cases (`ops`) hand it to the table functions.
 pub type Conn = Connection;
@@ -738,8 +738,7 @@ pub fn restore(from: &Path, to: &Path) -> Result<Restored, DbError> {
     }
     let src = open_read_only(from)
         .map_err(|e| DbError::Schema(format!("{} cannot be opened: {e}", from.display())))?;
-    let version: i64 = src
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
+    let version = schema_version(&src)
         .map_err(|e| DbError::Schema(format!("{} is not a database: {e}", from.display())))?;
     if version == 0 || version > SCHEMA_VERSION {
         return Err(DbError::Schema(format!(

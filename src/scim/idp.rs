@@ -21,7 +21,7 @@
 
 use serde_json::Value;
 
-use crate::model::text_enum;
+use crate::text_enum::text_enum;
 
 text_enum! {
     /// A SCIM client scimd recognises.
