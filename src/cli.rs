@@ -37,7 +37,7 @@ pub enum Command {
     /// Exit 0 when a server answers GET /healthz with 200 (for supervisors and containers).
     Healthcheck {
         /// Address of the server to check.
-        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+        #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = crate::config::parse_listen)]
         listen: SocketAddr,
         /// The server's certificate (its `--tls-cert`): check it over HTTPS, trusting
         /// exactly that certificate.
@@ -275,7 +275,21 @@ fn open_existing(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
     open(args)
 }
 
+/// Refuses a database path whose directory does not exist, saying so: SQLite and the
+/// server's lock file would only report "No such file or directory".
+fn directory_exists(path: &std::path::Path) -> Result<(), String> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) if !dir.is_dir() => Err(format!(
+            "cannot open database {}: the directory {} does not exist (create it, or check --db or SCIMD_DB)",
+            path.display(),
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn open(args: &DbArgs) -> Result<Db, Box<dyn std::error::Error>> {
+    directory_exists(&args.path)?;
     let existed = args.path.exists();
     let db = Db::open(&args.path, Durability::Full)
         .map_err(|e| format!("cannot open database {}: {e}", args.path.display()))?;
@@ -334,6 +348,7 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     })?;
     // Tells `scimd restore` and a second server that a server is using the database, until
     // this process ends; taken before the database opens, so a second server changes nothing.
+    directory_exists(&db_args.path)?;
     let _lock = db::ServerLock::serving(&db_args.path)?;
     let db = Db::open_with(&db_args.path, args.synchronous, args.mmap_mib << 20)
         .map_err(|e| format!("cannot open database {}: {e}", db_args.path.display()))?;
@@ -352,6 +367,12 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             env!("CARGO_PKG_VERSION")
         );
         let _ = writeln!(out, "SCIM base URL: {root}/scim/v2");
+        if args.base_url.is_none() && local.ip().is_unspecified() {
+            let _ = writeln!(
+                out,
+                "(listening on every address: give --base-url the name IdPs reach this server by, for the URLs it hands out)"
+            );
+        }
         let _ = writeln!(out, "database: {}", db_args.path.display());
         match &metrics_listener {
             Some(l) => {
@@ -363,7 +384,13 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
             None => {}
         }
         if let Some(secret) = ops::admins::setup_link(&db).await? {
-            let _ = writeln!(out, "first run: create the admin account at {root}/setup?token={secret} (valid for one hour)");
+            // The admin UI is served at the root of a host, which a base URL with a path
+            // (a proxy's prefix for IdPs and apps) is not: then the link is the listener's.
+            let ui = match root.split_once("://").map(|(_, rest)| rest.trim_end_matches('/')) {
+                Some(rest) if rest.contains('/') => format!("{scheme}://{local}"),
+                _ => root.clone(),
+            };
+            let _ = writeln!(out, "first run: create the admin account at {ui}/setup?token={secret} (valid for one hour)");
         }
         let conn = db.conn()?;
         let no_token = db::tokens::list(&conn, None)?.iter().all(|t| t.revoked_at.is_some());
@@ -534,8 +561,15 @@ fn sets_a_level_for_scimd(directives: &str) -> bool {
         .any(|d| d.parse::<tracing::level_filters::LevelFilter>().is_ok() || d.starts_with("scimd"))
 }
 
-/// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request.
-fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCode {
+/// A raw HTTP/1.1 GET: the binary needs no HTTP client for one request. A server listening
+/// on every address (`0.0.0.0:8080`, the container's `SCIMD_LISTEN`) is asked on loopback.
+fn healthcheck(mut addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCode {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     let check = || -> std::io::Result<Vec<u8>> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
@@ -572,6 +606,13 @@ fn healthcheck(addr: SocketAddr, tls_cert: Option<std::path::PathBuf>) -> ExitCo
         Ok(response) if response.starts_with(b"HTTP/1.1 200") => {
             println!("ok");
             ExitCode::SUCCESS
+        }
+        // A TLS record (an alert, 0x15, or a handshake, 0x16) where HTTP was expected.
+        Ok(response) if tls_cert.is_none() && matches!(response.first(), Some(0x15 | 0x16)) => {
+            eprintln!(
+                "scimd: {addr} speaks HTTPS: give healthcheck the server's certificate with --tls-cert (or SCIMD_TLS_CERT, as the server reads it)"
+            );
+            ExitCode::FAILURE
         }
         Ok(response) => {
             eprintln!(
@@ -758,9 +799,7 @@ fn check(args: &DbArgs) -> CliResult {
         Ok(found) => found,
         Err(e) => vec![format!("the integrity check stopped: {e}")],
     };
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap_or(0);
+    let version = db::schema_version(&conn).unwrap_or(0);
     let mut chain = crate::auth::chain::Verifier::whole_log();
     let audit = if version == db::SCHEMA_VERSION {
         match db::audit::verify(&conn, None, &mut chain) {

@@ -12,7 +12,8 @@ use crate::ops::inspector::Retention;
 /// Settings shared by every command.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
-    /// SQLite database file; created with the default tenant if missing.
+    /// SQLite database file. `serve` and most commands create it, with the default tenant,
+    /// when missing; `backup`, `restore`, `check`, `audit` and `events` refuse a missing one.
     #[arg(
         long = "db",
         env = "SCIMD_DB",
@@ -33,7 +34,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "SCIMD_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Public base URL of this server (e.g. https://scim.example.com), used for
@@ -131,7 +132,7 @@ pub struct ServeArgs {
 
     /// Serve /metrics on this address (plain HTTP) instead of --listen, whose /metrics
     /// then answers 404: keeps the counts off the port IdPs and browsers reach.
-    #[arg(long, env = "SCIMD_METRICS_LISTEN")]
+    #[arg(long, env = "SCIMD_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 }
 
@@ -254,6 +255,21 @@ fn at_least<const MIN: usize>(s: &str) -> Result<usize, String> {
         Ok(n) if n >= MIN => Ok(n),
         _ => Err(format!("expected a whole number of at least {MIN}")),
     }
+}
+
+/// A listening address, `IP:PORT`; `localhost` is taken for `127.0.0.1`. Anything else is
+/// refused with an example, not clap's bare "invalid socket address syntax".
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let s = s.trim();
+    let s = match s.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => s.to_string(),
+    };
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?} is not IP:PORT: e.g. 127.0.0.1:8080 (this machine only), 0.0.0.0:8080 (every IPv4 address) or [::]:8080"
+        )
+    })
 }
 
 /// An absolute http(s) URL without a trailing slash.

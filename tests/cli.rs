@@ -125,6 +125,19 @@ fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
 
     let (ok, out, _) = run(dir.path(), &["healthcheck", "--listen", &addr]);
     assert!(ok && out.trim() == "ok");
+    // The container's SCIMD_LISTEN=0.0.0.0:PORT: asked on loopback.
+    let port = addr.rsplit(':').next().unwrap();
+    let every = format!("0.0.0.0:{port}");
+    let (ok, out, err) = run(dir.path(), &["healthcheck", "--listen", &every]);
+    assert!(ok && out.trim() == "ok", "{err}");
+    let named = format!("localhost:{port}");
+    let (ok, _, err) = run(dir.path(), &["healthcheck", "--listen", &named]);
+    assert!(ok, "localhost is 127.0.0.1: {err}");
+    let (ok, _, err) = run(dir.path(), &["healthcheck", "--listen", port]);
+    assert!(
+        !ok && err.contains("is not IP:PORT: e.g. 127.0.0.1:8080"),
+        "{err}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -135,6 +148,37 @@ fn serve_starts_on_the_default_database_answers_health_and_stops_on_sigterm() {
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
     let (ok, _, _) = run(dir.path(), &["healthcheck", "--listen", &addr]);
     assert!(!ok, "healthcheck fails once the server is gone");
+}
+
+/// Behind a proxy that gives scimd a path (`--base-url https://…/scimd`), the URLs for IdPs
+/// carry it, but the first-run link is the listener's: the admin UI lives at a host's root.
+#[test]
+fn the_first_run_link_is_the_admin_uis_when_the_base_url_has_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = scimd(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["--base-url", "https://scim.example.com/scimd"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines: Vec<String> = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map(Result::unwrap)
+        .take_while(|l| !l.starts_with("no SCIM token"))
+        .collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let addr = lines[0].rsplit("http://").next().unwrap();
+    assert_eq!(
+        lines[1],
+        "SCIM base URL: https://scim.example.com/scimd/scim/v2"
+    );
+    let setup = lines.iter().find(|l| l.starts_with("first run")).unwrap();
+    assert!(
+        setup.contains(&format!("at http://{addr}/setup?token=")),
+        "{lines:?}"
+    );
 }
 
 /// An app following the events feed (a stream, a long poll) does not hold a shutdown to
@@ -293,6 +337,18 @@ fn serve_refuses_a_busy_port_before_touching_the_database() {
     );
     assert!(!ok && err.contains("cannot listen on"), "{err}");
     assert!(!dir.path().join("new.db").exists(), "no database was made");
+    // A database in a directory that does not exist: said, with the directory.
+    for command in [
+        &["serve", "--listen", "127.0.0.1:0"][..],
+        &["tenant", "list"],
+    ] {
+        let args = [&["--db", "nodir/x.db"][..], command].concat();
+        let (ok, _, err) = run(dir.path(), &args);
+        assert!(
+            !ok && err.contains("the directory nodir does not exist"),
+            "{command:?}: {err}"
+        );
+    }
     for (flag, value) in [
         ("--max-requests", "0"),
         ("--max-connections", "0"),

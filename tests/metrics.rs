@@ -188,6 +188,17 @@ fn python_sample(families: &Value, family: &str, name: &str, labels: Value) -> f
 #[tokio::test]
 async fn a_scrape_reports_requests_writes_syncs_webhooks_storage_and_tokens() {
     let s = TestServer::start().await;
+    // Before anything happened, every counter an alert reads is there, at 0.
+    let m = scrape(&s).await;
+    for zero in [
+        r#"scimd_scim_writes_total{resource="Users",outcome="failure"}"#,
+        r#"scimd_scim_writes_total{resource="Groups",outcome="success"}"#,
+        r#"scimd_sync_runs_total{scope="full"}"#,
+        r#"scimd_sync_changes_applied_total{scope="roles"}"#,
+        r#"scimd_webhook_deliveries_total{outcome="failure"}"#,
+    ] {
+        assert_eq!(m.find(zero), Some(0.0), "{zero}");
+    }
     let good = add_hook(&s.db, receiver().await).await;
     let dead = add_hook(&s.db, dead_address().await).await;
     let delivery = Delivery::spawn_recording(

@@ -145,10 +145,19 @@ async fn the_healthcheck_speaks_tls_to_a_tls_server() {
             if let Some(cert) = cert {
                 cmd.arg("--tls-cert").arg(cert);
             }
-            cmd.output().unwrap().status.success()
+            let out = cmd.output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).to_string(),
+            )
         })
     };
-    assert!(check(Some(cert)).await.unwrap(), "its own certificate");
-    assert!(!check(Some(other)).await.unwrap(), "another certificate");
-    assert!(!check(None).await.unwrap(), "plain HTTP to a TLS port");
+    assert!(check(Some(cert)).await.unwrap().0, "its own certificate");
+    assert!(!check(Some(other)).await.unwrap().0, "another certificate");
+    let (ok, err) = check(None).await.unwrap();
+    assert!(!ok, "plain HTTP to a TLS port");
+    assert!(
+        err.contains("speaks HTTPS") && err.contains("--tls-cert"),
+        "says what to do: {err}"
+    );
 }

@@ -212,6 +212,26 @@ impl Metrics {
             })
             .set(1);
         r.register("build_info", "Always 1; the version of scimd", build);
+        // Every counter's label sets at 0 from the start, so a rate or an alert on them reads
+        // 0 before the first event, not "absent".
+        for ok in [true, false] {
+            for resource in ["Users", "Groups"] {
+                let outcome = outcome(ok);
+                let _ = m
+                    .scim_writes
+                    .get_or_create(&WriteLabels { resource, outcome });
+            }
+            let _ = m.deliveries.get_or_create(&OutcomeLabel {
+                outcome: outcome(ok),
+            });
+        }
+        for scope in <crate::model::SyncScope as crate::model::TextEnum>::ALL {
+            let scope = ScopeLabel {
+                scope: scope.as_str(),
+            };
+            let _ = m.sync_runs.get_or_create(&scope);
+            let _ = m.sync_changes.get_or_create(&scope);
+        }
         *m.registry.lock().unwrap_or_else(|e| e.into_inner()) = r;
         m
     }
