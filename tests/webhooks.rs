@@ -587,6 +587,93 @@ async fn failing_past_the_schedule_disables_and_enable_resumes_losing_nothing() 
     delivery.stop().await;
 }
 
+/// An enabled endpoint still trying to deliver keeps its events past their retention; a
+/// disabled one does not, and enabling it names what it lost. A replay never skips events
+/// an endpoint has not received.
+#[tokio::test]
+async fn undelivered_events_outlive_retention_while_their_endpoint_is_enabled() {
+    let server = TestServer::start().await;
+    let tenant = default_tenant(&server.db);
+    // No sender runs: the endpoints' cursors stay where they start, before every event.
+    let waiting = add_url(
+        &server.db,
+        "http://127.0.0.1:9/a".into(),
+        vec![],
+        Format::Standard,
+    )
+    .await;
+    let off = add_url(
+        &server.db,
+        "http://127.0.0.1:9/b".into(),
+        vec![],
+        Format::Standard,
+    )
+    .await;
+    ops::webhooks::disable(&server.db, &Actor::cli(), None, off.id)
+        .await
+        .unwrap();
+    for i in 0..3 {
+        server.create_user(&format!("u{i}@example.com")).await;
+    }
+    let seqs = event_seqs(&server.db, &[]);
+    let age_every_event = || {
+        server
+            .db
+            .conn()
+            .unwrap()
+            .execute(
+                "UPDATE events SET created_at = '2000-01-01T00:00:00.000000Z'",
+                [],
+            )
+            .unwrap();
+    };
+    age_every_event();
+    let now = time::OffsetDateTime::now_utc();
+    let done = ops::retention::daily(&server.db, now).await.unwrap();
+    assert_eq!(
+        done.events_purged, 0,
+        "the enabled endpoint has not received them"
+    );
+    assert_eq!(event_seqs(&server.db, &[]), seqs);
+
+    // Once no enabled endpoint waits for them, retention takes them.
+    ops::webhooks::disable(&server.db, &Actor::cli(), None, waiting.id)
+        .await
+        .unwrap();
+    let done = ops::retention::daily(&server.db, now).await.unwrap();
+    assert_eq!(done.events_purged, seqs.len());
+    let last = *seqs.last().unwrap();
+    let lost = ops::webhooks::enable(&server.db, &Actor::cli(), Some(tenant), waiting.id)
+        .await
+        .unwrap()
+        .expect("enabling names the events it lost");
+    assert_eq!((lost.from, lost.through), (seqs[0], last));
+    assert!(lost.note().contains("no longer kept"), "{}", lost.note());
+    let entry = scimd::db::audit::list(&server.db.conn().unwrap(), &Default::default())
+        .unwrap()
+        .into_iter()
+        .rfind(|r| r.entry.action.as_str() == "webhook.enabled")
+        .unwrap();
+    assert_eq!(entry.entry.detail.unwrap()["not_kept"]["through_seq"], last);
+
+    // Replays: from the first event not received at most; none past the newest.
+    server.create_user("later@example.com").await;
+    server.create_user("later2@example.com").await;
+    let cli = Actor::cli();
+    let replay = |from: i64| ops::webhooks::replay(&server.db, &cli, None, off.id, from);
+    let e = replay(last + 2).await.unwrap_err();
+    assert!(e.to_string().contains("does not skip"), "{e}");
+    assert!(
+        e.to_string().contains(&format!("event {}", last + 1)),
+        "{e}"
+    );
+    let e = replay(last + 9).await.unwrap_err();
+    assert!(e.to_string().contains("no event"), "{e}");
+    let e = replay(last).await.unwrap_err();
+    assert!(e.to_string().contains("not kept"), "{e}");
+    replay(last + 1).await.unwrap();
+}
+
 #[tokio::test]
 async fn replay_delivers_again_from_a_seq_in_order() {
     let server = TestServer::start().await;

@@ -107,8 +107,11 @@ pub fn run(db: &Db, cmd: WebhookCommand) -> CliResult {
             println!("webhook {id} removed");
         }
         WebhookCommand::Enable { id } => {
-            block_on(ops::webhooks::enable(db, &cli, None, id))?;
+            let lost = block_on(ops::webhooks::enable(db, &cli, None, id))?;
             println!("webhook {id} enabled");
+            if let Some(lost) = lost {
+                eprintln!("scimd: {}", lost.note());
+            }
         }
         WebhookCommand::Disable { id } => {
             block_on(ops::webhooks::disable(db, &cli, None, id))?;

@@ -110,6 +110,16 @@ pub fn list(conn: &Connection, tenant_id: Option<i64>) -> Result<Vec<Endpoint>, 
     Ok(rows)
 }
 
+/// The oldest cursor among the tenant's enabled endpoints: every event after it is still
+/// to be delivered to one of them (`None` without enabled endpoints).
+pub fn oldest_enabled_cursor(conn: &Connection, tenant_id: i64) -> Result<Option<i64>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT min(cursor) FROM webhook_endpoints WHERE tenant_id = ?1 AND enabled = 1",
+        )?
+        .query_row([tenant_id], |r| r.get(0))?)
+}
+
 /// The ids of the enabled endpoints of every tenant.
 pub fn enabled_ids(conn: &Connection) -> Result<Vec<i64>, DbError> {
     let mut stmt = conn.prepare_cached("SELECT id FROM webhook_endpoints WHERE enabled = 1")?;

@@ -13,7 +13,7 @@ use super::members::MemberWrite;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, MemberRow};
-use crate::db::{Conn, Db, DbError, settings, tenants};
+use crate::db::{Conn, Db, DbError, settings, tenants, webhooks};
 use crate::model::Actor;
 use crate::scim::datetime;
 
@@ -118,7 +118,17 @@ async fn tenant(db: &Db, tenant_id: i64, now: OffsetDateTime) -> Result<Done, Db
                     None => 0,
                 };
                 let events_n = match events_through {
-                    Some(last) => events::purge_through(tx, tenant_id, last, PURGE_BATCH)?,
+                    // An enabled webhook endpoint keeps the events it has not received past
+                    // their retention: it is still trying to deliver them, in order. (A
+                    // disabled one does not: enabling it names what it lost.) Read in the
+                    // purge's transaction, so no endpoint enabled meanwhile is passed over.
+                    Some(last) => {
+                        let last = match webhooks::oldest_enabled_cursor(tx, tenant_id)? {
+                            Some(undelivered) => last.min(undelivered),
+                            None => last,
+                        };
+                        events::purge_through(tx, tenant_id, last, PURGE_BATCH)?
+                    }
                     None => 0,
                 };
                 Ok::<_, DbError>((audit_n, events_n))

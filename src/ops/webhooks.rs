@@ -42,6 +42,13 @@ pub enum Error {
     UnknownType(String),
     #[error("event {0} is not kept (any more)")]
     NoSuchEvent(i64),
+    #[error("there is no event {0} yet (the newest is {1})")]
+    FutureEvent(i64, i64),
+    #[error(
+        "a replay delivers again, it does not skip: this endpoint has not received event {first} \
+         yet, so replay from event {first} at most"
+    )]
+    ReplaySkips { first: i64 },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -161,9 +168,37 @@ pub async fn remove(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) -> 
     .await
 }
 
+/// Events of an endpoint's tenant it never received and no longer kept: the event
+/// retention purged them while the endpoint was disabled (an enabled one holds them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotKept {
+    pub from: i64,
+    pub through: i64,
+}
+
+impl NotKept {
+    /// What an admin enabling the endpoint must know.
+    pub fn note(&self) -> String {
+        format!(
+            "Events {} to {} went past the event retention while the endpoint was disabled and \
+             are no longer kept: those it takes were not delivered. It resumes with event {}.",
+            self.from,
+            self.through,
+            self.through + 1
+        )
+    }
+}
+
 /// Enables endpoint `id` again: it resumes after the last event it delivered, with a fresh
-/// retry schedule, so nothing is lost while it was disabled (within event retention).
-pub async fn enable(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) -> Result<(), Error> {
+/// retry schedule. Events an enabled endpoint has not received outlive the event retention
+/// ([`crate::ops::retention`]); a disabled one's do not, and those it lost that way are
+/// returned (and audited) rather than passed over in silence.
+pub async fn enable(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: Option<i64>,
+    id: i64,
+) -> Result<Option<NotKept>, Error> {
     change(
         db,
         actor,
@@ -172,10 +207,16 @@ pub async fn enable(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) -> 
         AuditAction::WebhookEnabled,
         |tx, e| {
             webhooks::enable(tx, e.id)?;
-            Ok((
-                (),
-                json!({"url": signing::shown_url(&e.url), "from_seq": e.cursor + 1}),
-            ))
+            let (_, purged) = events::bounds(tx, e.tenant_id)?;
+            let lost = (e.cursor < purged).then_some(NotKept {
+                from: e.cursor + 1,
+                through: purged,
+            });
+            let mut detail = json!({"url": signing::shown_url(&e.url), "from_seq": e.cursor + 1});
+            if let Some(l) = lost {
+                detail["not_kept"] = json!({"from_seq": l.from, "through_seq": l.through});
+            }
+            Ok((lost, detail))
         },
     )
     .await
@@ -200,7 +241,9 @@ pub async fn disable(db: &Db, actor: &Actor, tenant_id: Option<i64>, id: i64) ->
     .await
 }
 
-/// Delivers the tenant's events again from `from_seq` on, in order, then the newer ones.
+/// Delivers the tenant's events again from `from_seq` on, in order, then the newer ones. A
+/// `from_seq` past the first event the endpoint has not received is refused: it would skip
+/// events never delivered.
 pub async fn replay(
     db: &Db,
     actor: &Actor,
@@ -216,8 +259,15 @@ pub async fn replay(
         AuditAction::WebhookReplayed,
         move |tx, e| {
             let (last, purged) = events::bounds(tx, e.tenant_id)?;
-            if from_seq < 1 || from_seq <= purged || from_seq > last + 1 {
+            if from_seq > last + 1 {
+                return Err(Error::FutureEvent(from_seq, last));
+            }
+            if from_seq < 1 || from_seq <= purged {
                 return Err(Error::NoSuchEvent(from_seq));
+            }
+            let first = e.cursor.max(purged) + 1;
+            if from_seq > first {
+                return Err(Error::ReplaySkips { first });
             }
             webhooks::rewind(tx, e.id, from_seq - 1)?;
             Ok((

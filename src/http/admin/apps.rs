@@ -400,10 +400,14 @@ pub(super) async fn webhook_action(
     let (db, t) = (&state.db, Some(tenant.id));
     let message = match action {
         "enable" => {
-            ops::webhooks::enable(db, &actor, t, id)
+            match ops::webhooks::enable(db, &actor, t, id)
                 .await
-                .map_err(webhook_error)?;
-            "Endpoint enabled: it resumes from the first event it has not received.".to_string()
+                .map_err(webhook_error)?
+            {
+                None => "Endpoint enabled: it resumes from the first event it has not received."
+                    .to_string(),
+                Some(lost) => format!("Endpoint enabled. {}", lost.note()),
+            }
         }
         "disable" => {
             ops::webhooks::disable(db, &actor, t, id)
