@@ -458,6 +458,63 @@ async fn the_events_walk_forward_and_back() {
     s.stop().await;
 }
 
+/// An app resuming `/events` from a cursor whose followers are no longer kept (retention)
+/// is told so, as `/api/v1/events` tells it, rather than carrying on past what it missed; a
+/// cursor past the newest event is refused.
+#[tokio::test]
+async fn resuming_events_past_what_is_kept_is_an_error_not_a_silent_gap() {
+    let s = TestServer::start().await;
+    for i in 0..3 {
+        s.create_user(&format!("gone{i}@example.com")).await;
+    }
+    let key = all_tenants_key(&s, "events").await;
+    let auth = format!("Bearer {key}");
+    let get = |query: &str| {
+        let (s, auth, path) = (&s, auth.clone(), format!("/events?{query}"));
+        async move {
+            s.raw(Method::GET, &path, &[("authorization", &auth)], "")
+                .await
+        }
+    };
+    let r = get("order=asc&limit=10").await;
+    let ids: Vec<String> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(get(&format!("after={}", ids[0])).await.status, 200);
+    let newest: i64 = ids.last().unwrap()["event_".len()..].parse().unwrap();
+    let r = get(&format!("after=event_{}", newest + 100)).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(
+        r.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("past the newest")
+    );
+
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE events SET created_at = '2000-01-01T00:00:00.000000Z'",
+            [],
+        )
+        .unwrap();
+    let done = ops::retention::daily(&s.db, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(done.events_purged >= 3);
+    s.create_user("kept@example.com").await;
+    let r = get(&format!("after={}", ids[0])).await;
+    assert_eq!(r.status, 410, "{}", r.text);
+    assert_eq!(r.json["code"], "cursor_expired");
+    assert!(r.json["message"].as_str().unwrap().contains("list"));
+    // Without a cursor, or from the newest, the feed reads on.
+    assert_eq!(get("order=asc").await.status, 200);
+    s.stop().await;
+}
+
 /// `/events` takes its type filter repeated, comma-separated, or in the bracket form
 /// query-string libraries write for arrays; an unknown type is refused.
 #[tokio::test]

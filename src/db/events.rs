@@ -391,6 +391,14 @@ pub fn newest_cursor(conn: &Connection) -> Result<i64, DbError> {
     Ok(super::writer::newest_cursor(conn)?)
 }
 
+/// The tenant and `seq` of the event numbered `cursor`, while it is kept.
+pub fn tenant_seq(conn: &Connection, cursor: i64) -> Result<Option<(i64, i64)>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT tenant_id, seq FROM events WHERE cursor = ?1")?
+        .query_row([cursor], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
 /// The tenant's newest `seq` (0 before its first event) and the last one purged.
 pub fn bounds(conn: &Connection, tenant_id: i64) -> Result<(i64, i64), DbError> {
     Ok(conn

@@ -45,6 +45,7 @@ fn failure(e: Error) -> Response<Body> {
             &m,
         ),
         Error::NotFound(m) => error(StatusCode::NOT_FOUND, "entity_not_found", &m),
+        Error::Gone(m) => error(StatusCode::GONE, "cursor_expired", &m),
         Error::Db(e) => {
             tracing::error!(cause = %e, "WorkOS-compatible request failed");
             error(

@@ -32,6 +32,9 @@ pub enum Error {
     /// 404: no such object within the key's reach.
     #[error("{0}")]
     NotFound(String),
+    /// 410: events after the cursor are no longer kept (retention, a restore).
+    #[error("{0}")]
+    Gone(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -876,6 +879,45 @@ fn paged_from<'a>(cursor: &'a str, prefix: &str, what: &str) -> Result<&'a str, 
     }
 }
 
+/// Whether the events after `event_<n>` can be read on without passing over any no longer
+/// kept, as `/api/v1/events` answers too: 410 when retention purged (or a restore undid)
+/// events of the scope after it, 422 when it is past the newest event. Going on in silence
+/// would hide the deprovisionings an app missed.
+fn resumable(c: &Conn, reach: &Reach, scope: Option<i64>, n: i64, upto: i64) -> Result<(), Error> {
+    let list_again =
+        "list the directory's users and groups again, then read events from the newest";
+    let newest = events::newest_cursor(c)?.min(upto);
+    if n > newest {
+        return Err(Error::Invalid(format!(
+            "after event_{n} is past the newest event (event_{newest}): {list_again}"
+        )));
+    }
+    let purged = |t: i64| events::bounds(c, t).map(|(_, purged)| purged);
+    let gone = match events::tenant_seq(c, n)? {
+        Some((t, seq)) => {
+            scope.is_none_or(|s| s == t) && reach.tenants.contains_key(&t) && seq < purged(t)?
+        }
+        // No longer kept itself: whatever followed it in its tenant may be gone too.
+        None => {
+            let mut any = false;
+            for t in reach
+                .tenants
+                .keys()
+                .filter(|t| scope.is_none_or(|s| s == **t))
+            {
+                any |= purged(*t)? > 0;
+            }
+            any
+        }
+    };
+    if gone {
+        return Err(Error::Gone(format!(
+            "events after event_{n} are no longer kept (event retention, or a restored backup): {list_again}"
+        )));
+    }
+    Ok(())
+}
+
 /// `GET /events`: the `dsync.*` events of the key's tenants, oldest first unless `order`
 /// says otherwise, paged by `after` (the last event id seen) or back by `before` (the first).
 pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Page, Error> {
@@ -935,6 +977,9 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
             .map(|o| reach.named(o, "org_", "Organization"))
             .transpose()?;
         let scope = reach.scope(named);
+        if let Some(n) = after {
+            resumable(c, &reach, scope, n, upto)?;
+        }
         let ascending = (q.order == Order::Asc) != backwards;
         let mut data = Vec::new();
         let mut cursor = after.or(before);
