@@ -89,6 +89,13 @@ impl DbError {
             _ => false,
         }
     }
+
+    /// A read stopped past its [`Scan::budget`]: the request asks more than the server
+    /// will compute for one answer (a filter no index helps, many times over).
+    pub fn too_costly(&self) -> bool {
+        matches!(self, DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::OperationInterrupted)
+    }
 }
 
 /// Prepared statements each connection keeps (`prepare_cached`).
@@ -135,6 +142,37 @@ pub struct Db {
     /// Leave to hold a pooled connection for a read whose cost grows with the directory or
     /// with the client ([`Db::scan`]): fewer than the pool has, so lookups always find one.
     scans: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Each tenant's share of `scans` ([`SCANS_PER_TENANT`]), made on its first scan.
+    tenant_scans: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<tokio::sync::Semaphore>>>,
+    >,
+}
+
+/// A read for [`Db::scan`]: whose turn it takes, and how long its statements may run.
+#[derive(Debug, Clone, Copy)]
+pub struct Scan {
+    pub tenant_id: i64,
+    /// `None` for a read whose length is its client's (a big group streamed): only what
+    /// the server computes is budgeted, not how slowly a client reads.
+    pub budget: Option<Duration>,
+}
+
+impl Scan {
+    /// A list page of `tenant_id`: its statements get [`LIST_BUDGET`].
+    pub fn list(tenant_id: i64) -> Scan {
+        Scan {
+            tenant_id,
+            budget: Some(LIST_BUDGET),
+        }
+    }
+
+    /// A read that waits on its client between chunks, unbudgeted.
+    pub fn streamed(tenant_id: i64) -> Scan {
+        Scan {
+            tenant_id,
+            budget: None,
+        }
+    }
 }
 
 /// Connections the read pool holds.
@@ -142,8 +180,15 @@ const POOL: u32 = 8;
 /// Of them, how many reads whose cost grows with the directory or waits on a client (a
 /// filtered list, a big group streamed to a slow reader) may hold at once.
 const SCANS: usize = 4;
+/// Of the [`SCANS`], how many one tenant's reads may hold at once: however its clients
+/// read (or fail to), another tenant's scans find a turn.
+const SCANS_PER_TENANT: usize = SCANS / 2;
 /// How long a scan waits for its turn before the client hears "busy, retry".
 const SCAN_WAIT: Duration = Duration::from_secs(30);
+/// How long one list page may compute: a filter that no index answers and that repeats
+/// itself hundreds of times (`title co "a" or title co "b" or …`) costs its length times
+/// the directory, and past this it is refused rather than holding a core.
+pub const LIST_BUDGET: Duration = Duration::from_secs(5);
 
 /// The write-ahead log of the database at `path`.
 fn wal_path(path: &Path) -> std::path::PathBuf {
@@ -261,6 +306,7 @@ impl Db {
             write_health,
             path: std::sync::Arc::new(path.to_path_buf()),
             scans: std::sync::Arc::new(tokio::sync::Semaphore::new(SCANS)),
+            tenant_scans: Default::default(),
         };
         db.optimize()?;
         Ok(db)
@@ -334,24 +380,49 @@ impl Db {
     /// [`Db::snapshot`] for a read whose cost grows with the directory (a filtered or sorted
     /// list page) or with how slowly its client reads (a big group streamed): at most
     /// [`SCANS`] of them hold connections at once, so however many a client sends, or
-    /// however slowly it reads them, lookups and other reads always find a connection.
-    /// The others wait their turn, up to [`SCAN_WAIT`]: then `Busy`, a 503 "retry".
-    pub async fn scan<T, E, F>(&self, f: F) -> Result<T, E>
+    /// however slowly it reads them, lookups and other reads always find a connection; and
+    /// one tenant's hold at most [`SCANS_PER_TENANT`], so another tenant's find a turn.
+    /// The others wait their turn, up to [`SCAN_WAIT`]: then `Busy`, a 503 "retry". A
+    /// statement running past the scan's budget is stopped: [`DbError::too_costly`].
+    pub async fn scan<T, E, F>(&self, scan: Scan, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let turn = tokio::time::timeout(SCAN_WAIT, self.scans.clone().acquire_owned()).await;
-        let Ok(Ok(turn)) = turn else {
+        let share = {
+            let mut shares = self.tenant_scans.lock().unwrap_or_else(|e| e.into_inner());
+            shares
+                .entry(scan.tenant_id)
+                .or_insert_with(|| {
+                    std::sync::Arc::new(tokio::sync::Semaphore::new(SCANS_PER_TENANT))
+                })
+                .clone()
+        };
+        let turns = tokio::time::timeout(SCAN_WAIT, async {
+            let share = share.acquire_owned().await?;
+            let turn = self.scans.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((share, turn))
+        })
+        .await;
+        let Ok(Ok(turns)) = turns else {
             return Err(DbError::Busy(
                 "the server is answering as many long reads as it may; retry shortly".into(),
             )
             .into());
         };
         self.read(move |c| {
-            let _turn = turn;
-            in_snapshot(c, f)
+            let _turns = turns;
+            let Some(budget) = scan.budget else {
+                return in_snapshot(c, f);
+            };
+            let deadline = std::time::Instant::now() + budget;
+            c.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))
+                .map_err(DbError::from)?;
+            let out = in_snapshot(c, f);
+            c.progress_handler(0, None::<fn() -> bool>)
+                .map_err(DbError::from)?;
+            out
         })
         .await
     }
@@ -1122,12 +1193,12 @@ mod tests {
         let running = std::sync::Arc::new(AtomicUsize::new(0));
         let mut releases = Vec::new();
         let mut scans = Vec::new();
-        for _ in 0..POOL {
+        for tenant in 0..POOL {
             let (release, wait) = std::sync::mpsc::channel::<()>();
             releases.push(release);
             let (db, running) = (db.clone(), running.clone());
             scans.push(tokio::spawn(async move {
-                db.scan(move |c| {
+                db.scan(Scan::streamed(tenant.into()), move |c| {
                     running.fetch_add(1, Ordering::SeqCst);
                     let _ = wait.recv();
                     ping(c)
@@ -1153,6 +1224,57 @@ mod tests {
             scan.await.unwrap().unwrap();
         }
         assert_eq!(running.load(Ordering::SeqCst), POOL as usize);
+    }
+
+    /// One tenant's scans, however slowly their clients read, hold at most its share: another
+    /// tenant's scan has a turn at once. A list page computing past its budget is stopped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tenant_holds_its_share_of_scans_and_a_list_its_budget() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("s.db"), Durability::Normal).unwrap();
+        let running = std::sync::Arc::new(AtomicUsize::new(0));
+        let (release, wait) = tokio::sync::watch::channel(false);
+        let mut scans = Vec::new();
+        for _ in 0..SCANS {
+            let (db, running, mut wait) = (db.clone(), running.clone(), wait.clone());
+            scans.push(tokio::spawn(async move {
+                db.scan(Scan::streamed(7), move |c| {
+                    running.fetch_add(1, Ordering::SeqCst);
+                    while !*wait.borrow_and_update() {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    ping(c)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(running.load(Ordering::SeqCst), SCANS_PER_TENANT);
+        let other =
+            tokio::time::timeout(Duration::from_secs(2), db.scan(Scan::list(8), |c| ping(c))).await;
+        assert!(matches!(other, Ok(Ok(()))), "another tenant's turn at once");
+        release.send(true).unwrap();
+        for scan in scans {
+            scan.await.unwrap().unwrap();
+        }
+
+        let budget = Scan {
+            tenant_id: 8,
+            budget: Some(Duration::from_millis(200)),
+        };
+        let endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n";
+        let stopped = db
+            .scan(budget, move |c| {
+                Ok::<i64, DbError>(c.query_row(endless, [], |r| r.get(0))?)
+            })
+            .await
+            .unwrap_err();
+        assert!(stopped.too_costly(), "{stopped}");
+        // The connection it used is as good as before: no budget left behind on it.
+        for _ in 0..POOL {
+            db.scan(Scan::streamed(8), |c| ping(c)).await.unwrap();
+        }
     }
 
     /// A backup restored where the database it replaces cannot tell how far it numbered its

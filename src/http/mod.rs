@@ -810,6 +810,14 @@ impl From<DbError> for ApiError {
             DbError::NotFound => ApiError::Scim(ScimError::not_found("resource not found")),
             DbError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
             other if other.unavailable() => ApiError::Unavailable(other.to_string()),
+            other if other.too_costly() => ApiError::Scim(ScimError::bad_request(
+                crate::scim::ScimType::TooMany,
+                format!(
+                    "the request asks more than one answer may compute ({} s): narrow the filter, \
+                     or use one an index answers (userName, externalId, emails.value, id eq)",
+                    crate::db::LIST_BUDGET.as_secs()
+                ),
+            )),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -13,7 +13,7 @@ use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::groups::{
     self, GroupMember, GroupRow, MemberKind, MemberValue, Removed, ResolvedMember,
 };
-use crate::db::{Conn, Db, DbError, ListQuery, Page};
+use crate::db::{Conn, Db, DbError, ListQuery, Page, Scan};
 use crate::model::Actor;
 use crate::scim::patch::{self, MemberOp, Operation};
 use crate::scim::resource::{self, Preconditions};
@@ -473,7 +473,7 @@ pub async fn get(
     // Without its members a group is one row, whatever its size. With them, the group
     // and its members are read in one snapshot.
     if want_members {
-        db.scan(read).await
+        db.scan(Scan::list(tenant_id), read).await
     } else {
         db.lookup(read).await
     }
@@ -550,7 +550,7 @@ pub async fn get_streamed(
     };
     tokio::spawn(async move {
         // Only what kept the reader from starting (no connection) is left to report.
-        if let Err(e) = db.scan(read_all).await {
+        if let Err(e) = db.scan(Scan::streamed(tenant_id), read_all).await {
             let _ = failed.send(Err(e)).await;
         }
     });
@@ -592,6 +592,6 @@ pub async fn list(
     if lookup {
         db.lookup_snapshot(read).await
     } else {
-        db.scan(read).await
+        db.scan(Scan::list(tenant_id), read).await
     }
 }

@@ -12,7 +12,7 @@ use super::reconcile;
 use super::resource::{Stored, Write, audited, write_existing};
 use crate::db::paging::Listed;
 use crate::db::users::{self, GroupRef, StoredUser, UserRow};
-use crate::db::{Conn, Db, DbError, ListQuery, Page};
+use crate::db::{Conn, Db, DbError, ListQuery, Page, Scan};
 use crate::model::Actor;
 use crate::scim::patch::{self, Operation};
 use crate::scim::resource::{self, Preconditions, StoredMembers};
@@ -343,6 +343,6 @@ pub async fn list(
             };
             db.lookup_once_or_snapshot(whole, read).await
         }
-        None => db.scan(read).await,
+        None => db.scan(Scan::list(tenant_id), read).await,
     }
 }
