@@ -1147,3 +1147,23 @@ async fn the_event_retention_is_an_admin_setting() {
     assert_eq!(settings.event_retention_days, 30);
     s.stop().await;
 }
+
+/// A key's last use is recorded behind the read that made it (a read never waits in the
+/// writer's queue for it), and the admin pages and `apikey list` see it soon after.
+#[tokio::test]
+async fn a_keys_last_use_is_written_behind_its_read() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let last_used = || {
+        scimd::db::api_keys::list(&s.db.conn().unwrap(), None).unwrap()[0]
+            .last_used_at
+            .clone()
+    };
+    assert_eq!(last_used(), None);
+    assert_eq!(get(&s, &key, "/api/v1/members").await.status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while last_used().is_none() {
+        assert!(std::time::Instant::now() < deadline, "never recorded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

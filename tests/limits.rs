@@ -252,3 +252,46 @@ async fn names_longer_than_1024_characters_are_refused() {
     assert_eq!(r.json["displayName"], fits.as_str());
     assert!(r.json.get("members").is_none(), "{}", r.text);
 }
+
+/// Every page that lists resources is built whole, so a resource's attributes are capped
+/// (64 KiB as JSON): past it a POST, PUT or PATCH is refused and nothing is stored. A real
+/// user, even with a long list of entitlements, fits.
+#[tokio::test]
+async fn a_resource_of_more_than_64_kib_is_refused() {
+    let s = TestServer::start().await;
+    let big = "t".repeat(70 * 1024);
+    s.post(
+        "/scim/v2/Users",
+        &serde_json::json!({"userName": "big@example.com", "title": big}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    let entitlements: Vec<_> = (0..300)
+        .map(|i| serde_json::json!({"value": format!("entitlement-{i:04}-of-the-finance-department"), "type": "role"}))
+        .collect();
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &serde_json::json!({"userName": "fits@example.com", "entitlements": entitlements}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let user = format!("/scim/v2/Users/{}", r.json["id"].as_str().unwrap());
+    let before = s.get(&user).await.json;
+    let patch = serde_json::json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations":[{"op":"replace","path":"title","value":big}]});
+    let r = s.patch(&user, &patch).await;
+    r.assert_error(400, Some("invalidValue"));
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("64 KiB"),
+        "{}",
+        r.text
+    );
+    s.put(
+        &user,
+        &serde_json::json!({"userName": "fits@example.com", "title": big}),
+    )
+    .await
+    .assert_error(400, Some("invalidValue"));
+    assert_eq!(s.get(&user).await.json, before, "nothing stored");
+}

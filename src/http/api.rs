@@ -128,7 +128,17 @@ impl From<FeedError> for ApiFailure {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(Body::from(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+/// A page of records, serialized on the blocking pool ([`super::serialized`]).
+async fn page_response(body: Value) -> Result<Response<Body>, ApiFailure> {
+    let text = super::serialized(body).await?;
+    Ok(text_response(StatusCode::OK, text))
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -237,20 +247,18 @@ fn decode_cursor(kind: &str, cursor: &str) -> Result<i64, ApiFailure> {
         })
 }
 
-fn list_response(kind: &str, page: ListPage) -> Response<Body> {
+async fn list_response(kind: &str, page: ListPage) -> Result<Response<Body>, ApiFailure> {
     let cursor = |k: Option<i64>| k.map(|k| encode_cursor(kind, k));
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "object": "list",
-            "data": page.data,
-            "list_metadata": {
-                "before": cursor(page.before),
-                "after": cursor(page.after),
-                "events_cursor": page.events_cursor,
-            },
-        }),
-    )
+    page_response(json!({
+        "object": "list",
+        "data": page.data,
+        "list_metadata": {
+            "before": cursor(page.before),
+            "after": cursor(page.after),
+            "events_cursor": page.events_cursor,
+        },
+    }))
+    .await
 }
 
 /// Who reads: the tenant, and the key it reads with (checked again while an event stream
@@ -357,7 +365,7 @@ async fn route(
         ["members"] => {
             let filter = member_filter(&q)?;
             let page = apps::members(db, tenant, filter, q.cursor("member")?, q.limit()?).await?;
-            Ok(list_response("member", page))
+            list_response("member", page).await
         }
         ["members", id] => match apps::member(db, tenant, id.to_string()).await? {
             Some(m) => Ok(json_response(StatusCode::OK, &m)),
@@ -365,7 +373,7 @@ async fn route(
         },
         ["groups"] => {
             let page = apps::groups(db, tenant, q.cursor("group")?, q.limit()?).await?;
-            Ok(list_response("group", page))
+            list_response("group", page).await
         }
         ["groups", id] => match apps::group(db, tenant, id.to_string()).await? {
             Some(g) => Ok(json_response(StatusCode::OK, &g)),
@@ -374,7 +382,7 @@ async fn route(
         ["groups", id, "members"] => {
             let (cursor, limit) = (q.cursor("group_member")?, q.limit()?);
             match apps::group_members(db, tenant, id.to_string(), cursor, limit).await? {
-                Some(page) => Ok(list_response("group_member", page)),
+                Some(page) => list_response("group_member", page).await,
                 None => Err(ApiFailure::not_found(format!("no group {id}"))),
             }
         }
@@ -500,17 +508,15 @@ async fn events(
         ));
     }
     let latest = feed::latest(&state.db, tenant).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "object": "list",
-            "data": page.events.iter().map(feed::object).collect::<Vec<_>>(),
-            "list_metadata": {
-                "after": page.next_after,
-                "events_cursor": latest,
-            },
-        }),
-    ))
+    page_response(json!({
+        "object": "list",
+        "data": page.events.iter().map(feed::object).collect::<Vec<_>>(),
+        "list_metadata": {
+            "after": page.next_after,
+            "events_cursor": latest,
+        },
+    }))
+    .await
 }
 
 /// Whether an `Accept` header asks for `text/event-stream` (RFC 9110 §12.5.1): named as a

@@ -798,6 +798,15 @@ pub(crate) enum ApiError {
     Internal(String),
 }
 
+/// `body` as JSON text, written on the blocking pool: a page of big records (the apps' and
+/// WorkOS's lists) takes long enough to serialize to stall every request sharing the async
+/// worker that would otherwise write it.
+pub(crate) async fn serialized(body: serde_json::Value) -> Result<String, DbError> {
+    tokio::task::spawn_blocking(move || body.to_string())
+        .await
+        .map_err(|e| DbError::Task(e.to_string()))
+}
+
 impl From<ScimError> for ApiError {
     fn from(e: ScimError) -> Self {
         ApiError::Scim(e)

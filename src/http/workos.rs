@@ -21,7 +21,11 @@ pub(super) fn serves(path: &str) -> bool {
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
-    let mut r = Response::new(Body::from(body.to_string()));
+    text_response(status, body.to_string())
+}
+
+fn text_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -115,15 +119,12 @@ impl Query {
     }
 }
 
-fn list(page: Page) -> Response<Body> {
-    json_response(
-        StatusCode::OK,
-        &json!({
-            "object": "list",
-            "data": page.data,
-            "list_metadata": {"before": page.before, "after": page.after},
-        }),
-    )
+fn list(page: Page) -> Value {
+    json!({
+        "object": "list",
+        "data": page.data,
+        "list_metadata": {"before": page.before, "after": page.after},
+    })
 }
 
 pub(super) async fn handle(
@@ -188,9 +189,7 @@ pub(super) async fn handle(
             }
             Err(e) => Err(e),
         },
-        ["directories", id] => workos::directory(db, only, id.to_string())
-            .await
-            .map(|v| json_response(StatusCode::OK, &v)),
+        ["directories", id] => workos::directory(db, only, id.to_string()).await,
         ["directory_users"] => match q.paging(Order::Desc) {
             Ok(p) => {
                 let filter = workos::UserFilter {
@@ -203,18 +202,14 @@ pub(super) async fn handle(
             }
             Err(e) => Err(e),
         },
-        ["directory_users", id] => workos::user(db, only, id.to_string())
-            .await
-            .map(|v| json_response(StatusCode::OK, &v)),
+        ["directory_users", id] => workos::user(db, only, id.to_string()).await,
         ["directory_groups"] => match q.paging(Order::Desc) {
             Ok(p) => workos::groups(db, only, q.get("directory"), q.get("user"), p)
                 .await
                 .map(list),
             Err(e) => Err(e),
         },
-        ["directory_groups", id] => workos::group(db, only, id.to_string())
-            .await
-            .map(|v| json_response(StatusCode::OK, &v)),
+        ["directory_groups", id] => workos::group(db, only, id.to_string()).await,
         ["events"] => match q.paging(Order::Asc) {
             Ok(p) => {
                 let query = EventQuery {
@@ -234,5 +229,13 @@ pub(super) async fn handle(
         },
         _ => Err(Error::NotFound(format!("no endpoint at /{path}"))),
     };
-    out.unwrap_or_else(failure)
+    match out {
+        // A page of big records serializes for long enough to stall the requests sharing
+        // an async worker: done on the blocking pool.
+        Ok(body) => super::serialized(body)
+            .await
+            .map(|text| text_response(StatusCode::OK, text))
+            .unwrap_or_else(|e| failure(Error::Db(e))),
+        Err(e) => failure(e),
+    }
 }

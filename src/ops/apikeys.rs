@@ -93,9 +93,14 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<KeyGrant>, DbE
     };
     let cutoff = datetime::format(now - time::Duration::seconds(LAST_USED_RESOLUTION_SECS));
     if last_used.is_none_or(|t| t < cutoff) {
-        let when = datetime::format(now);
-        db.write(move |tx| api_keys::touch(tx, key_id, &when))
-            .await?;
+        // Written behind, as a SCIM token's last use is: a read does not wait in the
+        // writer's queue (behind another tenant's writes) to say when it was made.
+        let (db, when) = (db.clone(), datetime::format(now));
+        tokio::spawn(async move {
+            if let Err(e) = db.write(move |tx| api_keys::touch(tx, key_id, &when)).await {
+                tracing::warn!(error = %e, key = key_id, "could not record an API key's last use");
+            }
+        });
     }
     Ok(Some(KeyGrant { key_id, tenant_id }))
 }

@@ -265,6 +265,9 @@ pub fn apply(
     let members = patcher.members;
     resource::check_names(&work)?;
     let data_changed = work != *data;
+    if data_changed {
+        resource::check_size(&work)?;
+    }
     *data = work;
     Ok(Outcome {
         members,

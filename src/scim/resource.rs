@@ -222,6 +222,7 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
         }
     }
     check_names(&out)?;
+    check_size(&out)?;
     Ok(out)
 }
 
@@ -237,6 +238,38 @@ pub fn check_name(name: &str, value: &str) -> Result<(), ScimError> {
     if value.len() > MAX_NAME_CHARS && value.chars().count() > MAX_NAME_CHARS {
         return Err(ScimError::invalid_value(format!(
             "\"{name}\" is longer than {MAX_NAME_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
+/// The most a resource's attributes may take, as JSON: a user of any real directory takes a
+/// few KiB (a long list of entitlements or certificates a few tens). Every answer that
+/// lists resources (a SCIM page of up to 1 000, the apps' and WorkOS's pages, which repeat
+/// some of them) is built in memory, so without this one client's page of 1 MiB users was
+/// a gigabyte held while it read slowly.
+pub const MAX_RESOURCE_BYTES: usize = 64 * 1024;
+
+/// Refuses data whose JSON is longer than [`MAX_RESOURCE_BYTES`] (`invalidValue`).
+pub fn check_size(data: &Map<String, Value>) -> Result<(), ScimError> {
+    struct Counted(usize);
+    impl std::io::Write for Counted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut size = Counted(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut size, data);
+    if size.0 > MAX_RESOURCE_BYTES {
+        return Err(ScimError::invalid_value(format!(
+            "the resource's attributes take {} KiB; at most {} KiB are kept",
+            size.0.div_ceil(1024),
+            MAX_RESOURCE_BYTES / 1024
         )));
     }
     Ok(())
