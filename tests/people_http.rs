@@ -373,12 +373,35 @@ async fn an_admin_adds_a_person_by_hand_and_the_idp_adopts_them() {
             "email=not-an-email&given_name=Linus",
             "not an email address",
         ),
+        (
+            // U+202E, which shows the address reversed.
+            "email=%E2%80%AElinus%40example.com&given_name=Linus",
+            "not an email address",
+        ),
+        (
+            "email=linus%40example.com&given_name=Li%00nus",
+            "control or invisible character",
+        ),
+        (
+            &format!("email=linus%40example.com&given_name={}", "a".repeat(1025)),
+            "longer than 1024 characters",
+        ),
     ] {
         let r = admin.post(&s, "/t/default/people/new", body).await;
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert!(r.text.contains(says), "{body}: {}", r.text);
         assert!(r.text.contains(r#"class="error-box""#), "{}", r.text);
     }
+    // A field that is not UTF-8 is refused, not stored as U+FFFD.
+    let r = admin
+        .post(
+            &s,
+            "/t/default/people/new",
+            "email=linus%40example.com&given_name=%FF%FE",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("not UTF-8"), "{}", r.text);
     let r = admin
         .post(
             &s,

@@ -812,6 +812,17 @@ pub async fn add(
     if !crate::model::looks_like_email(&email) {
         return Ok(Err(format!("{email:?} is not an email address.")));
     }
+    for (field, value) in [
+        ("The given name", &person.given_name),
+        ("The family name", &person.family_name),
+    ] {
+        if let Some(problem) = value
+            .as_deref()
+            .and_then(|v| crate::model::person_name_problem(field, v))
+        {
+            return Ok(Err(format!("{problem}.")));
+        }
+    }
     let actor = actor.clone();
     db.write(move |tx| {
         let settings = settings::get(tx, tenant_id)?;

@@ -6,8 +6,13 @@
 pub(crate) struct Form(pub(super) Vec<(String, String)>);
 
 impl Form {
-    /// Decodes a urlencoded body; `Err` when it is not one (bad UTF-8 after decoding).
+    /// Decodes a urlencoded body; `Err` when it is not one, or a field is not UTF-8 once
+    /// percent-decoded (decoding would store U+FFFD in its place, silently).
     pub fn urlencoded(body: &[u8]) -> Result<Form, String> {
+        let utf8 = |s: &[u8]| percent_encoding::percent_decode(s).decode_utf8().is_ok();
+        if !body.split(|b| *b == b'&').all(utf8) {
+            return Err("the form is not UTF-8 once percent-decoded".to_string());
+        }
         serde_urlencoded::from_bytes(body)
             .map(Form)
             .map_err(|_| "the form could not be read".to_string())
