@@ -295,3 +295,50 @@ async fn a_resource_of_more_than_64_kib_is_refused() {
     .assert_error(400, Some("invalidValue"));
     assert_eq!(s.get(&user).await.json, before, "nothing stored");
 }
+
+/// A single-value field or parameter given twice has no one meaning: two `Authorization`
+/// headers (which credential?) are refused on SCIM, the apps API and the WorkOS API alike,
+/// and so is an RFC 7644 query parameter given twice, rather than one copy winning.
+#[tokio::test]
+async fn a_credential_or_a_list_parameter_given_twice_is_refused() {
+    let s = TestServer::start().await;
+    let key = scimd::ops::apikeys::issue(
+        &s.db,
+        &scimd::model::Actor::cli(),
+        Some(1),
+        "app".into(),
+        None,
+    )
+    .await
+    .unwrap()
+    .token
+    .secret;
+    let token = format!("Bearer {}", s.token);
+    let key = format!("Bearer {key}");
+    let twice = |a: &str, b: &str| {
+        vec![
+            ("authorization", a.to_string()),
+            ("authorization", b.to_string()),
+        ]
+    };
+    for (path, creds) in [
+        ("/scim/v2/Users", twice(&token, &token)),
+        ("/api/v1/members", twice(&key, &key)),
+        ("/directory_users", twice(&key, &key)),
+    ] {
+        let headers: Vec<(&str, &str)> = creds.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = s.raw(hyper::Method::GET, path, &headers, "").await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text);
+        assert!(r.text.contains("more than once"), "{path}: {}", r.text);
+    }
+    s.get("/scim/v2/Users?count=1&count=1000")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    s.get("/scim/v2/Users?filter=userName%20eq%20%22a%22&FILTER=userName%20eq%20%22b%22")
+        .await
+        .assert_error(400, Some("invalidFilter"));
+    assert_eq!(
+        s.get("/scim/v2/Users?count=1&startIndex=1").await.status,
+        200
+    );
+}

@@ -278,6 +278,13 @@ async fn authenticate(
     peer: Option<std::net::IpAddr>,
 ) -> Result<Reader, ApiFailure> {
     let unauthorized = |m: &str| ApiFailure::new(StatusCode::UNAUTHORIZED, "unauthorized", m);
+    if super::repeated(headers, header::AUTHORIZATION) {
+        return Err(ApiFailure::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            super::AUTHORIZATION_REPEATED,
+        ));
+    }
     let key = match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

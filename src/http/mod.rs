@@ -798,6 +798,17 @@ pub(crate) enum ApiError {
     Internal(String),
 }
 
+/// What a request carrying more than one `Authorization` header is told (a single-value
+/// field, RFC 9110 §11.6.2): which credential a server would take is a guess, and the
+/// wrong guess reads another tenant's directory.
+pub(crate) const AUTHORIZATION_REPEATED: &str =
+    "Authorization is given more than once: send one credential";
+
+/// Whether header `name` is given more than once.
+pub(crate) fn repeated(headers: &hyper::HeaderMap, name: header::HeaderName) -> bool {
+    headers.get_all(name).iter().nth(1).is_some()
+}
+
 /// `body` as JSON text, written on the blocking pool: a page of big records (the apps' and
 /// WorkOS's lists) takes long enough to serialize to stall every request sharing the async
 /// worker that would otherwise write it.

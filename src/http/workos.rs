@@ -139,6 +139,13 @@ pub(super) async fn handle(
             "the directory API is read-only: use GET",
         ));
     }
+    if super::repeated(req.headers(), header::AUTHORIZATION) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            super::AUTHORIZATION_REPEATED,
+        );
+    }
     let key = req
         .headers()
         .get(header::AUTHORIZATION)

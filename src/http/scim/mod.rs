@@ -519,6 +519,13 @@ async fn authenticate(
 /// or bare), or the 401 that says what is wrong with the header.
 fn presented_token(headers: &HeaderMap) -> Result<String, ApiError> {
     let unauthorized = |detail: &str| ApiError::Scim(ScimError::new(401, None, detail));
+    if super::repeated(headers, header::AUTHORIZATION) {
+        return Err(ApiError::Scim(ScimError::new(
+            400,
+            None,
+            super::AUTHORIZATION_REPEATED,
+        )));
+    }
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| unauthorized("authentication required: send Authorization: Bearer <token>"))?
@@ -582,9 +589,36 @@ fn query_pairs(req: &Request<RequestBody>) -> Result<Vec<(String, String)>, Scim
             });
         }
     }
-    Ok(form_urlencoded::parse(raw.as_bytes())
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
         .into_owned()
-        .collect())
+        .collect();
+    // A parameter of RFC 7644 given twice (`count=1&count=1000`) has no one meaning: which
+    // copy a server reads is its own guess, and a client's mistake goes unseen.
+    const PARAMETERS: [&str; 7] = [
+        "filter",
+        "count",
+        "startIndex",
+        "attributes",
+        "excludedAttributes",
+        "sortBy",
+        "sortOrder",
+    ];
+    for name in PARAMETERS {
+        if pairs
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .nth(1)
+            .is_some()
+        {
+            let detail = format!("the query parameter {name:?} is given more than once");
+            return Err(if name == "filter" {
+                ScimError::invalid_filter(detail)
+            } else {
+                ScimError::invalid_value(detail)
+            });
+        }
+    }
+    Ok(pairs)
 }
 
 fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projection, ScimError> {
