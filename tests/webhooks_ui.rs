@@ -186,6 +186,29 @@ async fn admins_manage_webhooks_and_see_their_deliveries() {
             .text
             .contains("Webhook delivery stopped")
     );
+    // An enabled endpoint whose retries keep failing is shown too, before it is disabled.
+    assert!(
+        !get("/t/default".into())
+            .await
+            .text
+            .contains("deliveries failing")
+    );
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE webhook_endpoints SET failures = 3,
+                    failing_since = '2026-01-01T00:00:00.000000Z',
+                    next_attempt_at = '2026-01-01T00:35:05.000000Z' WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
+    let dashboard = get("/t/default".into()).await;
+    assert!(
+        dashboard.text.contains("Webhook deliveries failing")
+            && dashboard.text.contains("3 failed attempts since"),
+        "{}",
+        dashboard.text
+    );
     let r = post(
         format!("/t/default/webhooks/{id}/rotate"),
         format!("csrf={csrf}"),

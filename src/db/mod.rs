@@ -1252,7 +1252,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(running.load(Ordering::SeqCst), SCANS_PER_TENANT);
         let other =
-            tokio::time::timeout(Duration::from_secs(2), db.scan(Scan::list(8), |c| ping(c))).await;
+            tokio::time::timeout(Duration::from_secs(2), db.scan(Scan::list(8), ping)).await;
         assert!(matches!(other, Ok(Ok(()))), "another tenant's turn at once");
         release.send(true).unwrap();
         for scan in scans {
@@ -1273,7 +1273,7 @@ mod tests {
         assert!(stopped.too_costly(), "{stopped}");
         // The connection it used is as good as before: no budget left behind on it.
         for _ in 0..POOL {
-            db.scan(Scan::streamed(8), |c| ping(c)).await.unwrap();
+            db.scan(Scan::streamed(8), ping).await.unwrap();
         }
     }
 

@@ -34,8 +34,24 @@ struct DashboardPage {
     last_run: Option<RunRow>,
     /// Webhook endpoints scimd disabled or an admin did: (id, URL, why).
     disabled_webhooks: Vec<(i64, String, String)>,
+    /// Enabled endpoints whose retries have failed [`FAILING_SHOWN`] times or more: still
+    /// retrying, but a receiver down for that long wants an admin to look.
+    failing_webhooks: Vec<Failing>,
     /// Whether the request inspector records requests (the last ones link to it).
     inspector: bool,
+}
+
+/// Failed retries after which the dashboard shows an endpoint: the first retry comes 5 s
+/// after a failure and the second 5 min later, so a receiver failing that long is down.
+const FAILING_SHOWN: i64 = 3;
+
+/// An endpoint still retrying an event that keeps failing.
+struct Failing {
+    id: i64,
+    url: String,
+    failures: i64,
+    since: String,
+    next: String,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -103,6 +119,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         Some(_) => "idle",
         None => "waiting",
     };
+    let endpoints = crate::ops::webhooks::list(&state.db, Some(id)).await?;
     let page = DashboardPage {
         layout: layout(state, req, Some(tenant), "dashboard").await?,
         status,
@@ -117,12 +134,26 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         members,
         last_run: last_run.map(RunRow::of),
         inspector: state.recorder.enabled(),
-        disabled_webhooks: crate::ops::webhooks::disabled(&state.db, id)
-            .await?
-            .into_iter()
+        disabled_webhooks: endpoints
+            .iter()
+            .filter(|e| !e.enabled)
             .map(|e| {
-                let why = e.disabled_reason.unwrap_or_else(|| "disabled".into());
+                let why = e
+                    .disabled_reason
+                    .clone()
+                    .unwrap_or_else(|| "disabled".into());
                 (e.id, crate::auth::webhooks::shown_url(&e.url), why)
+            })
+            .collect(),
+        failing_webhooks: endpoints
+            .iter()
+            .filter(|e| e.enabled && e.failures >= FAILING_SHOWN)
+            .map(|e| Failing {
+                id: e.id,
+                url: crate::auth::webhooks::shown_url(&e.url),
+                failures: e.failures,
+                since: e.failing_since.clone().unwrap_or_default(),
+                next: e.next_attempt_at.clone().unwrap_or_default(),
             })
             .collect(),
     };
