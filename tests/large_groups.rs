@@ -1,6 +1,6 @@
 //! Large groups over real HTTP: a one-member PATCH that asks for members in its answer
-//! gets the member list only while the group is small enough to list in a response, and
-//! never reads a large one.
+//! gets them all, listed by the write while the group is small, read back after the
+//! commit past that (the writer, which every write waits on, never reads a large one).
 
 mod common;
 
@@ -56,9 +56,9 @@ fn listed(r: &Resp) -> Option<usize> {
 }
 
 /// A PATCH answers 204 unless it names attributes (as IdPs never do); one that asks for
-/// the members gets them up to the limit, and past it the group without them.
+/// the members gets every one, past the limit too (then read back after the commit).
 #[tokio::test]
-async fn patch_lists_members_up_to_the_limit_and_leaves_them_out_past_it() {
+async fn patch_answers_with_every_member_when_asked_for_them() {
     let s = TestServer::start().await;
     let group = seed_group(&s, LISTED - 1);
     let path = format!("/scim/v2/Groups/{group}");
@@ -75,10 +75,17 @@ async fn patch_lists_members_up_to_the_limit_and_leaves_them_out_past_it() {
     };
 
     assert_eq!(listed(&s.patch(&asking, &add(&a)).await), Some(LISTED));
-    assert_eq!(listed(&s.patch(&asking, &add(&b)).await), None);
+    let past = s.patch(&asking, &add(&b)).await;
+    assert_eq!(listed(&past), Some(LISTED + 1));
+    assert_eq!(past.json["displayName"], "Everyone");
+    assert_eq!(
+        past.header("etag"),
+        Some("W/\"3\""),
+        "the version the write made"
+    );
     assert_eq!(listed(&s.patch(&asking, &remove(&a)).await), Some(LISTED));
 
-    // Left out of the PATCH answer, never lost: a GET returns them all.
+    // A PATCH that asks for nothing answers 204; a GET returns every member.
     let r = s.patch(&path, &add(&a)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(listed(&s.get(&path).await), Some(LISTED + 1));

@@ -246,6 +246,22 @@ fn respond_streamed(
 }
 
 /// `/Groups`.
+/// A written group's 200 answer. Past [`groups::PATCH_RESPONSE_MEMBER_LIMIT`] members
+/// the writer does not list them (every write waits on it): asked for, they are read
+/// back after the commit, streamed as a GET streams them.
+async fn answer_written(
+    state: &State,
+    ctx: &Ctx,
+    group: groups::GroupView,
+    projection: &Projection,
+) -> Result<Response<Body>, ApiError> {
+    if projection.wants("members") && group.members.is_none() {
+        let id = group.row.id.clone();
+        return <Groups as Endpoint>::get(state, ctx, id, projection, &HeaderMap::new()).await;
+    }
+    Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+}
+
 pub(super) struct Groups;
 
 impl Endpoint for Groups {
@@ -311,7 +327,7 @@ impl Endpoint for Groups {
             want_members,
         )
         .await?;
-        Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+        answer_written(state, ctx, group, projection).await
     }
 
     /// PATCH answers 204 No Content with the group's new ETag, as Entra prefers and Okta
@@ -344,7 +360,7 @@ impl Endpoint for Groups {
         if !answered {
             return Ok(with_etag(no_content(), group.row.version));
         }
-        Ok(respond_view(ctx, StatusCode::OK, &group, projection))
+        answer_written(state, ctx, group, projection).await
     }
 
     async fn delete(
