@@ -302,17 +302,7 @@ async fn a_resource_of_more_than_64_kib_is_refused() {
 #[tokio::test]
 async fn a_credential_or_a_list_parameter_given_twice_is_refused() {
     let s = TestServer::start().await;
-    let key = scimd::ops::apikeys::issue(
-        &s.db,
-        &scimd::model::Actor::cli(),
-        Some(1),
-        "app".into(),
-        None,
-    )
-    .await
-    .unwrap()
-    .token
-    .secret;
+    let key = s.api_key(Some(1)).await;
     let token = format!("Bearer {}", s.token);
     let key = format!("Bearer {key}");
     let twice = |a: &str, b: &str| {

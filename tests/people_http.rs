@@ -331,17 +331,7 @@ async fn an_admin_adds_a_person_by_hand_and_the_idp_adopts_them() {
     assert_eq!(member.status, 200, "{}", member.text);
     assert!(member.text.contains("Grace"), "{}", member.text);
 
-    let key = scimd::ops::apikeys::issue(
-        &s.db,
-        &scimd::model::Actor::cli(),
-        Some(1),
-        "app".into(),
-        None,
-    )
-    .await
-    .unwrap()
-    .token
-    .secret;
+    let key = s.api_key(Some(1)).await;
     let auth = format!("Bearer {key}");
     let events = s
         .raw(

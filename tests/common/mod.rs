@@ -268,6 +268,21 @@ impl TestServer {
         self.url(&format!("/setup?token={secret}"))
     }
 
+    /// A new app API key's secret: of tenant `tenant`, or of every tenant with `None`.
+    pub async fn api_key(&self, tenant: Option<i64>) -> String {
+        scimd::ops::apikeys::issue(
+            &self.db,
+            &scimd::model::Actor::cli(),
+            tenant,
+            "app".into(),
+            None,
+        )
+        .await
+        .unwrap()
+        .token
+        .secret
+    }
+
     /// Creates an admin directly in the database.
     pub fn create_admin(&self, username: &str, password: &str) {
         let conn = self.db.conn().unwrap();
