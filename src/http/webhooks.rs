@@ -44,8 +44,9 @@ use crate::ops::webhooks::{self as ops, Batch, Message, Next, Reported, Sent, Ta
 pub const BATCH: u32 = 100;
 /// The most time a batch is sent for before what was accepted is recorded.
 const PROGRESS: Duration = Duration::from_secs(1);
-/// How long a request may take to connect and answer.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request may take to connect and answer: 15 s, the low end of what Standard
+/// Webhooks recommends (a receiver that hangs holds back only its own endpoint).
+pub const TIMEOUT: Duration = Duration::from_secs(15);
 /// How often the sender looks again without a commit of this process to wake it.
 pub const RECHECK: Duration = Duration::from_secs(1);
 /// How long after a commit the endpoints are read again: an endpoint an admin just added
