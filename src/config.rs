@@ -154,8 +154,9 @@ impl ServeArgs {
     }
 }
 
-/// The default webhook retry schedule: about 27 hours in all.
-pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,10h";
+/// The default webhook retry schedule, Standard Webhooks' example: about 75 hours in all,
+/// so a receiver down over a weekend's two nights loses nothing and needs no admin.
+pub const DEFAULT_RETRY_SCHEDULE: &str = "5s,5m,30m,2h,5h,10h,14h,20h,24h";
 
 /// The waits after a webhook's first, second… failed attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,9 +319,9 @@ mod tests {
     #[test]
     fn schedules_parse() {
         let d = parse_schedule(DEFAULT_RETRY_SCHEDULE).unwrap().0;
-        assert_eq!(d.len(), 7);
+        assert_eq!(d.len(), 9);
         assert_eq!(d[0], Duration::from_secs(5));
-        assert_eq!(d[6], Duration::from_secs(36000));
+        assert_eq!(d[8], Duration::from_secs(24 * 3600));
         assert_eq!(
             parse_schedule("1s, 250ms").unwrap().0,
             [Duration::from_secs(1), Duration::from_millis(250)]
