@@ -550,6 +550,17 @@ async fn filters_sorting_projection_search_and_cursors() {
         .post("/scim/v2/.search", &json!({"startIndex":5,"count":1}))
         .await;
     assert_eq!(r.json["Resources"][0]["displayName"], "Admins");
+    // A GET of the server root is the same query (RFC 7644 §3.4.2.1), its parameters in
+    // the query string; other methods there are not allowed.
+    let r = s.get("/scim/v2/?startIndex=5&count=1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["totalResults"], 5, "{}", r.text);
+    assert_eq!(r.json["Resources"][0]["displayName"], "Admins");
+    let r = s.get("/scim/v2?filter=displayName%20eq%20%22Admins%22").await;
+    assert_eq!(r.json["totalResults"], 1, "{}", r.text);
+    let r = s.raw(hyper::Method::DELETE, "/scim/v2", &[("authorization", &format!("Bearer {}", s.token))], "").await;
+    assert_eq!(r.status, 405, "{}", r.text);
+    assert_eq!(r.header("allow"), Some("GET"));
     // Sorted by an attribute groups do not have: the group has no value for it, so it
     // comes last ascending and first descending (RFC 7644 §3.4.2.3), never left out.
     for (order, group_at) in [("ascending", 4), ("descending", 0)] {

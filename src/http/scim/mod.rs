@@ -317,6 +317,18 @@ async fn authenticated(
             endpoint::<users::Users>(state, &ctx, req, method, rest).await
         }
         (Some(_), [_, rest @ ..]) => endpoint::<groups::Groups>(state, &ctx, req, method, rest).await,
+        // A query of the server root (RFC 7644 §3.4.2.1): the root `.search` with its
+        // parameters in the query.
+        (None, []) => {
+            if !is_get(&method) {
+                return Ok(method_not_allowed("GET"));
+            }
+            let params = query_pairs(&req)?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            root_search(state, &ctx, &Value::Object(params)).await
+        }
         (None, [s]) if *s == ".search" => {
             if method != Method::POST {
                 return Ok(method_not_allowed("POST"));
@@ -846,8 +858,8 @@ fn scim_answer(body: Body) -> Response<Body> {
     r
 }
 
-/// `POST /.search` (RFC 7644 §3.4.3): Users then Groups, paged as one list. A filter that
-/// only makes sense for one resource type searches that type alone.
+/// `POST /.search` (RFC 7644 §3.4.3), and `GET` of the root: Users then Groups, paged as
+/// one list. A filter that only makes sense for one resource type searches that type alone.
 async fn root_search(state: &State, ctx: &Ctx, body: &Value) -> Result<Response<Body>, ApiError> {
     let users_params = ListParams::from_search(body, &USER_RESOURCE);
     let groups_params = ListParams::from_search(body, &GROUP_RESOURCE);
