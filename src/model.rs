@@ -486,30 +486,30 @@ pub fn looks_like_email(s: &str) -> bool {
                 && !domain.is_empty()
                 && !domain.contains('@')
                 && !s.contains(char::is_whitespace)
-                && !s.chars().any(hidden)
+                && !s.chars().any(|c| c.is_control() || invisible(c))
                 && s.len() <= 254
         }
         None => false,
     }
 }
 
-/// A character that is not there to be read: a control character, or one that reorders
-/// or hides text (bidirectional overrides and isolates, zero-width characters). In a name
-/// or an email it misleads whoever reads the admin pages or an app's screen.
-fn hidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+/// A character an address has no use for and a reader cannot see: one that reorders text
+/// (bidirectional overrides and isolates) or takes no room (zero-width and invisible
+/// formatting characters). Names keep them: Persian and Indic scripts join and break
+/// letters with U+200C and U+200D, and emoji sequences use U+200D.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// What is wrong with a person's name typed by an admin or in a CSV file (`field` names
 /// it): longer than a SCIM name may be ([`crate::scim::resource::MAX_NAME_CHARS`]), or
-/// carrying a [`hidden`] character.
+/// holding a control character (NUL, a line break: no part of a name).
 pub fn person_name_problem(field: &str, value: &str) -> Option<String> {
     let max = crate::scim::resource::MAX_NAME_CHARS;
     if value.chars().count() > max {
         Some(format!("{field} is longer than {max} characters"))
-    } else if value.chars().any(hidden) {
-        Some(format!("{field} holds a control or invisible character"))
+    } else if value.chars().any(char::is_control) {
+        Some(format!("{field} holds a control character"))
     } else {
         None
     }

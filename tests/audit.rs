@@ -277,6 +277,30 @@ async fn sign_ins_and_admin_accounts_have_an_audit_page_of_their_own() {
         })
         .collect();
     assert_eq!(actions, ["admin.login_failed", "admin.login"]);
+
+    // A deletion names the admin (ids are reused once one is gone).
+    s.create_admin("bob", "correct horse battery");
+    let bob = scimd::db::admins::list(&s.db.conn().unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|a| a.username == "bob")
+        .unwrap()
+        .id;
+    let csrf = hidden_field(&admins.text, "csrf").unwrap();
+    let r = s
+        .raw(
+            Method::POST,
+            &format!("/admins/{bob}/delete"),
+            &[
+                ("cookie", &cookie),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            format!("csrf={csrf}"),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let deleted = get("/audit?action=admin.deleted").await;
+    assert!(deleted.text.contains("admin/bob"), "{}", deleted.text);
 }
 
 /// The audit page's "Verify integrity" checks the tenant's chain: intact after real SCIM

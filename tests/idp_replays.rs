@@ -556,9 +556,18 @@ async fn filters_sorting_projection_search_and_cursors() {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["totalResults"], 5, "{}", r.text);
     assert_eq!(r.json["Resources"][0]["displayName"], "Admins");
-    let r = s.get("/scim/v2?filter=displayName%20eq%20%22Admins%22").await;
+    let r = s
+        .get("/scim/v2?filter=displayName%20eq%20%22Admins%22")
+        .await;
     assert_eq!(r.json["totalResults"], 1, "{}", r.text);
-    let r = s.raw(hyper::Method::DELETE, "/scim/v2", &[("authorization", &format!("Bearer {}", s.token))], "").await;
+    let r = s
+        .raw(
+            hyper::Method::DELETE,
+            "/scim/v2",
+            &[("authorization", &format!("Bearer {}", s.token))],
+            "",
+        )
+        .await;
     assert_eq!(r.status, 405, "{}", r.text);
     assert_eq!(r.header("allow"), Some("GET"));
     // Sorted by an attribute groups do not have: the group has no value for it, so it

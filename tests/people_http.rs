@@ -370,7 +370,7 @@ async fn an_admin_adds_a_person_by_hand_and_the_idp_adopts_them() {
         ),
         (
             "email=linus%40example.com&given_name=Li%00nus",
-            "control or invisible character",
+            "holds a control character",
         ),
         (
             &format!("email=linus%40example.com&given_name={}", "a".repeat(1025)),

@@ -140,16 +140,18 @@ pub async fn change_password(
     Ok(proof)
 }
 
-/// Deletes admin `id` (`Conflict` for the last one).
+/// Deletes admin `id` (`Conflict` for the last one). Audited by name, as every other admin
+/// entry is: ids are reused once an admin is gone, a name says who it was.
 pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
-    let entry = Entry::new(
-        actor,
-        None,
-        Action::AdminDeleted,
-        Some(format!("admin/{id}")),
-    );
+    let actor = actor.clone();
     db.write(move |tx| {
+        let username = admins::list(tx)?
+            .into_iter()
+            .find(|a| a.id == id)
+            .ok_or(DbError::NotFound)?
+            .username;
         admins::delete(tx, id)?;
+        let entry = Entry::new(&actor, None, Action::AdminDeleted, admin_target(&username));
         audit::append(tx, &entry).map(drop)
     })
     .await

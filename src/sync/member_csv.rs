@@ -363,14 +363,15 @@ mod tests {
         let long = "n".repeat(1025);
         let input = format!(
             "email,userName,givenName,familyName\n\
-             ada@x.io,ad\u{202e}a,{long},Lovelace\u{0}\n"
+             ada@x.io,ad\u{1}a,{long},Lovelace\u{0}\n\
+             joe@x.io,\u{645}\u{62d}\u{645}\u{62f}\u{200c}\u{631}\u{636}\u{627},Zo\u{eb} \u{1f469}\u{200d}\u{1f4bb},\n"
         );
         assert_eq!(
             messages(&input),
             [
-                "line 2: userName holds a control or invisible character",
+                "line 2: userName holds a control character",
                 "line 2: givenName is longer than 1024 characters",
-                "line 2: familyName holds a control or invisible character",
+                "line 2: familyName holds a control character",
             ]
         );
     }
