@@ -327,6 +327,23 @@ async fn a_credential_or_a_list_parameter_given_twice_is_refused() {
     s.get("/scim/v2/Users?filter=userName%20eq%20%22a%22&FILTER=userName%20eq%20%22b%22")
         .await
         .assert_error(400, Some("invalidFilter"));
+    s.get("/scim/v2/Users?cursor=&cursor=x&count=2")
+        .await
+        .assert_error(400, Some("invalidValue"));
+    let r = s
+        .raw(
+            hyper::Method::GET,
+            "/events?after=event_1&after=event_5",
+            &[("authorization", &key)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(
+        r.text.contains("after is given more than once"),
+        "{}",
+        r.text
+    );
     assert_eq!(
         s.get("/scim/v2/Users?count=1&startIndex=1").await.status,
         200

@@ -1007,6 +1007,14 @@ async fn the_token_endpoint_answers_rfc_6749_errors() {
         400,
         "invalid_request",
     );
+    // Two Authorization headers: which client is meant is a guess.
+    let mut twice = with_auth();
+    twice.push(("authorization", basic("someone", "else")));
+    assert_oauth_error(
+        &post(twice, "grant_type=client_credentials".into()).await,
+        400,
+        "invalid_request",
+    );
     assert_oauth_error(
         &post(
             with_auth(),

@@ -219,6 +219,9 @@ async fn read_form(
 /// The client id and secret a request presents, by HTTP Basic or form fields (never both).
 fn presented_client(headers: &HeaderMap, params: &Params) -> Result<(String, String), Refusal> {
     let invalid = |d: &str| Refusal::new(ErrorCode::InvalidClient, d);
+    if super::repeated(headers, header::AUTHORIZATION) {
+        return Err(Refusal::request(super::AUTHORIZATION_REPEATED));
+    }
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()

@@ -119,6 +119,24 @@ impl Query {
     }
 }
 
+/// The query parameters of the WorkOS-compatible API that take one value.
+const SINGLE_VALUED: [&str; 14] = [
+    "limit",
+    "before",
+    "after",
+    "order",
+    "directory",
+    "group",
+    "user",
+    "email",
+    "idp_id",
+    "organization_id",
+    "range_start",
+    "range_end",
+    "search",
+    "domain",
+];
+
 fn list(page: Page) -> Value {
     json!({
         "object": "list",
@@ -181,6 +199,14 @@ pub(super) async fn handle(
             .into_owned()
             .collect(),
     );
+    // A parameter that takes one value, given twice: which one an SDK meant is a guess
+    // (`events` alone takes several).
+    let repeated = SINGLE_VALUED
+        .iter()
+        .find(|name| q.0.iter().filter(|(k, _)| k == *name).nth(1).is_some());
+    if let Some(name) = repeated {
+        return failure(Error::Invalid(format!("{name} is given more than once")));
+    }
     let path = req.uri().path().trim_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').collect();
     let db = &state.db;

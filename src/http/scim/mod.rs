@@ -606,10 +606,11 @@ fn query_pairs(req: &Request<RequestBody>) -> Result<Vec<(String, String)>, Scim
         .collect();
     // A parameter of RFC 7644 given twice (`count=1&count=1000`) has no one meaning: which
     // copy a server reads is its own guess, and a client's mistake goes unseen.
-    const PARAMETERS: [&str; 7] = [
+    const PARAMETERS: [&str; 8] = [
         "filter",
         "count",
         "startIndex",
+        "cursor",
         "attributes",
         "excludedAttributes",
         "sortBy",
