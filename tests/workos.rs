@@ -512,6 +512,54 @@ async fn resuming_events_past_what_is_kept_is_an_error_not_a_silent_gap() {
     assert!(r.json["message"].as_str().unwrap().contains("list"));
     // Without a cursor, or from the newest, the feed reads on.
     assert_eq!(get("order=asc").await.status, 200);
+
+    // Across tenants: one tenant's events purged between two of another's kept ones. A key
+    // of every tenant resuming before them hears 410; a key of the purged tenant resuming
+    // from its last purged event has missed nothing.
+    let other = s.token_for("other");
+    let other_id = scimd::db::tenants::by_slug(&s.db.conn().unwrap(), "other")
+        .unwrap()
+        .id;
+    let r = get("order=desc&limit=1").await;
+    let before_other = r.json["data"][0]["id"].as_str().unwrap().to_string();
+    let mut last_other = String::new();
+    for i in 0..3 {
+        let user = json!({"schemas":[USER_URN],"userName":format!("o{i}@example.com")});
+        let r = s
+            .call(Method::POST, "/scim/v2/Users", &other, Some(&user))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let r = get("order=desc&limit=1").await;
+    last_other.push_str(r.json["data"][0]["id"].as_str().unwrap());
+    s.create_user("kept2@example.com").await;
+    s.db.conn()
+        .unwrap()
+        .execute(
+            "UPDATE events SET created_at = '2000-01-01T00:00:00.000000Z' WHERE tenant_id = ?1",
+            [other_id],
+        )
+        .unwrap();
+    let done = ops::retention::daily(&s.db, time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    assert!(done.events_purged >= 3);
+    let r = get(&format!("after={before_other}")).await;
+    assert_eq!(r.status, 410, "every tenant's key: {}", r.text);
+    let others = s.api_key(Some(other_id)).await;
+    let r = s
+        .raw(
+            Method::GET,
+            &format!("/events?after={last_other}"),
+            &[("authorization", &format!("Bearer {others}"))],
+            "",
+        )
+        .await;
+    assert_eq!(
+        r.status, 200,
+        "the purged tenant's key, from its last purged event: {}",
+        r.text
+    );
     s.stop().await;
 }
 

@@ -391,12 +391,14 @@ pub fn newest_cursor(conn: &Connection) -> Result<i64, DbError> {
     Ok(super::writer::newest_cursor(conn)?)
 }
 
-/// The tenant and `seq` of the event numbered `cursor`, while it is kept.
-pub fn tenant_seq(conn: &Connection, cursor: i64) -> Result<Option<(i64, i64)>, DbError> {
+/// Where the tenant's purged (or, after a restore, undone) events end in the global cursor
+/// order: a cursor of every tenant before it has missed some of the tenant's events.
+pub fn purged_cursor(conn: &Connection, tenant_id: i64) -> Result<i64, DbError> {
     Ok(conn
-        .prepare_cached("SELECT tenant_id, seq FROM events WHERE cursor = ?1")?
-        .query_row([cursor], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?)
+        .prepare_cached("SELECT events_purged_cursor FROM tenants WHERE id = ?1")?
+        .query_row([tenant_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// The tenant's newest `seq` (0 before its first event) and the last one purged.
@@ -445,21 +447,24 @@ pub fn continue_past(conn: &Connection, replaced: Option<&Counters>) -> Result<(
     let cursor = match replaced {
         Some(old) => {
             let mut stmt = conn.prepare(
-                "UPDATE tenants SET last_event_seq = ?2 + 1, events_purged_seq = ?2 + 1
+                "UPDATE tenants SET last_event_seq = ?2 + 1, events_purged_seq = ?2 + 1,
+                                    events_purged_cursor = ?3 + 1
                  WHERE id = ?1 AND last_event_seq < ?2",
             )?;
             for (tenant, seq) in &old.seqs {
-                stmt.execute(params![tenant, seq])?;
+                stmt.execute(params![tenant, seq, old.cursor])?;
             }
             old.cursor
         }
         None => {
+            let cursor = counters(conn)?.cursor + RESTORE_MARGIN;
             conn.execute(
                 "UPDATE tenants SET last_event_seq = last_event_seq + ?1,
-                                    events_purged_seq = last_event_seq + ?1",
-                [RESTORE_MARGIN],
+                                    events_purged_seq = last_event_seq + ?1,
+                                    events_purged_cursor = ?2",
+                [RESTORE_MARGIN, cursor],
             )?;
-            counters(conn)?.cursor + RESTORE_MARGIN
+            cursor
         }
     };
     conn.execute(
@@ -503,13 +508,22 @@ pub fn purge_through(
         params![tenant_id, last, limit.saturating_sub(1) as i64],
         |r| r.get(0),
     )?;
+    // Within a tenant cursors grow with `seq`: the last event purged has the newest.
+    let upto_cursor: Option<i64> = conn
+        .prepare_cached(
+            "SELECT cursor FROM events WHERE tenant_id = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row(params![tenant_id, upto], |r| r.get(0))
+        .optional()?;
     let n = conn.execute(
         "DELETE FROM events WHERE tenant_id = ?1 AND seq <= ?2",
         params![tenant_id, upto],
     )?;
     conn.execute(
-        "UPDATE tenants SET events_purged_seq = max(events_purged_seq, ?2) WHERE id = ?1",
-        params![tenant_id, upto],
+        "UPDATE tenants SET events_purged_seq = max(events_purged_seq, ?2),
+                            events_purged_cursor = max(events_purged_cursor, ?3)
+          WHERE id = ?1",
+        params![tenant_id, upto, upto_cursor.unwrap_or(0)],
     )?;
     Ok(n)
 }

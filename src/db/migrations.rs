@@ -122,6 +122,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0031_request_changes_by_time",
         include_str!("migrations/0031_request_changes_by_time.sql"),
     ),
+    (
+        "0032_events_purged_cursor",
+        include_str!("migrations/0032_events_purged_cursor.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -886,33 +886,21 @@ fn paged_from<'a>(cursor: &'a str, prefix: &str, what: &str) -> Result<&'a str, 
 fn resumable(c: &Conn, reach: &Reach, scope: Option<i64>, n: i64, upto: i64) -> Result<(), Error> {
     let list_again =
         "list the directory's users and groups again, then read events from the newest";
+    let in_scope = reach
+        .tenants
+        .keys()
+        .filter(|t| scope.is_none_or(|s| s == **t));
+    for t in in_scope {
+        if n < events::purged_cursor(c, *t)? {
+            return Err(Error::Gone(format!(
+                "events after event_{n} are no longer kept (event retention, or a restored backup): {list_again}"
+            )));
+        }
+    }
     let newest = events::newest_cursor(c)?.min(upto);
     if n > newest {
         return Err(Error::Invalid(format!(
             "after event_{n} is past the newest event (event_{newest}): {list_again}"
-        )));
-    }
-    let purged = |t: i64| events::bounds(c, t).map(|(_, purged)| purged);
-    let gone = match events::tenant_seq(c, n)? {
-        Some((t, seq)) => {
-            scope.is_none_or(|s| s == t) && reach.tenants.contains_key(&t) && seq < purged(t)?
-        }
-        // No longer kept itself: whatever followed it in its tenant may be gone too.
-        None => {
-            let mut any = false;
-            for t in reach
-                .tenants
-                .keys()
-                .filter(|t| scope.is_none_or(|s| s == **t))
-            {
-                any |= purged(*t)? > 0;
-            }
-            any
-        }
-    };
-    if gone {
-        return Err(Error::Gone(format!(
-            "events after event_{n} are no longer kept (event retention, or a restored backup): {list_again}"
         )));
     }
     Ok(())
