@@ -887,17 +887,19 @@ async fn hc09_manager_variants() {
         manager_of(&s.get(&path).await.json)["value"],
         boss2.as_str()
     );
-    let r = s
-        .patch(
-            &path,
-            &patch_op(json!([{"op":"Remove","path":"manager","value":{"value":boss}}])),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        manager_of(&s.get(&path).await.json)["value"],
-        boss2.as_str()
-    );
+    for other in [
+        json!({"op":"Remove","path":"manager","value":{"value":boss}}),
+        json!({"op":"Remove","path":"manager","value":[]}),
+        json!({"op":"remove","path":"manager.value","value":boss}),
+    ] {
+        let r = s.patch(&path, &patch_op(json!([other]))).await;
+        assert_eq!(r.status, 200, "{other}: {}", r.text);
+        assert_eq!(
+            manager_of(&s.get(&path).await.json)["value"],
+            boss2.as_str(),
+            "{other}"
+        );
+    }
     let r = s
         .patch(
             &path,

@@ -785,6 +785,18 @@ impl Patcher<'_> {
             return Ok(());
         }
         match (p.sub, value) {
+            // `manager.value` with a value: only when it is the one set, as above.
+            (Some(sub), Some(Value::String(named)))
+                if sub.name == "value"
+                    && !attr.multi_valued
+                    && !named.is_empty()
+                    && !equal_as(
+                        sub,
+                        self.container_for(p.extension)
+                            .get(attr.name)
+                            .and_then(|v| v.get("value")),
+                        Some(&Value::String(named.clone())),
+                    ) => {}
             (Some(sub), _) => {
                 let mut elements = self.take_elements(p);
                 for element in &mut elements {
@@ -812,6 +824,10 @@ impl Patcher<'_> {
             // removes only that one, as `manager[value eq "id"]` does. Entra's "change
             // manager" may add the new one before removing the old one by value.
             (None, Some(value)) if !value.is_null() => {
+                // `[]` names nothing to remove, as it does for members.
+                if value.as_array().is_some_and(Vec::is_empty) {
+                    return Ok(());
+                }
                 let named = coerce(attr, value, shown)?
                     .and_then(|v| v.get("value").and_then(Value::as_str).map(str::to_string))
                     .filter(|id| !id.is_empty());
