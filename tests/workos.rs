@@ -410,7 +410,11 @@ async fn the_events_walk_forward_and_back() {
         async move {
             // Pages of 3 unless the query names its own limit (a parameter given twice is
             // refused).
-            let limit = if query.contains("limit=") { "" } else { "limit=3&" };
+            let limit = if query.contains("limit=") {
+                ""
+            } else {
+                "limit=3&"
+            };
             let path = format!("/events?events=dsync.user.created&{limit}{query}");
             let r = s
                 .raw(Method::GET, &path, &[("authorization", &auth)], "")
