@@ -148,6 +148,15 @@ pub struct Db {
     >,
 }
 
+/// A connection running under a [`Scan::budget`]; dropping it takes the budget off.
+struct Budgeted<'c>(&'c Connection);
+
+impl Drop for Budgeted<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.progress_handler(0, None::<fn() -> bool>);
+    }
+}
+
 /// A read for [`Db::scan`]: whose turn it takes, and how long its statements may run.
 #[derive(Debug, Clone, Copy)]
 pub struct Scan {
@@ -419,10 +428,10 @@ impl Db {
             let deadline = std::time::Instant::now() + budget;
             c.progress_handler(10_000, Some(move || std::time::Instant::now() > deadline))
                 .map_err(DbError::from)?;
-            let out = in_snapshot(c, f);
-            c.progress_handler(0, None::<fn() -> bool>)
-                .map_err(DbError::from)?;
-            out
+            // Taken off however the read ends, a panic included: left on the pooled
+            // connection, its past deadline would stop every later statement there.
+            let _budget = Budgeted(c);
+            in_snapshot(c, f)
         })
         .await
     }
@@ -1271,9 +1280,29 @@ mod tests {
             .await
             .unwrap_err();
         assert!(stopped.too_costly(), "{stopped}");
-        // The connection it used is as good as before: no budget left behind on it.
+        // A read that panics under its budget (a bug) leaves no budget behind either.
         for _ in 0..POOL {
-            db.scan(Scan::streamed(8), ping).await.unwrap();
+            let db = db.clone();
+            let panicked = tokio::spawn(async move {
+                db.scan(budget, |_| -> Result<(), DbError> {
+                    panic!("a bug in a list page")
+                })
+                .await
+            })
+            .await;
+            assert!(panicked.is_err_and(|e| e.is_panic()));
+        }
+        // The connection it used is as good as before: no budget left behind on it, which
+        // would stop this longer statement on whichever connection it runs.
+        let longer = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) SELECT count(*) FROM n";
+        for _ in 0..POOL {
+            let n = db
+                .scan(Scan::streamed(8), move |c| {
+                    Ok::<i64, DbError>(c.query_row(longer, [], |r| r.get(0))?)
+                })
+                .await
+                .unwrap();
+            assert_eq!(n, 200_000);
         }
     }
 
