@@ -245,7 +245,6 @@ fn respond_streamed(
     super::with_etag(r, row.version)
 }
 
-/// `/Groups`.
 /// A written group's 200 answer. Past [`groups::PATCH_RESPONSE_MEMBER_LIMIT`] members
 /// the writer does not list them (every write waits on it): asked for, they are read
 /// back after the commit, streamed as a GET streams them.
@@ -262,6 +261,7 @@ async fn answer_written(
     Ok(respond_view(ctx, StatusCode::OK, &group, projection))
 }
 
+/// `/Groups`.
 pub(super) struct Groups;
 
 impl Endpoint for Groups {
