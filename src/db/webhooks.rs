@@ -129,14 +129,6 @@ pub fn enabled_ids(conn: &Connection) -> Result<Vec<i64>, DbError> {
     Ok(rows)
 }
 
-/// The disabled endpoints of `tenant_id`.
-pub fn disabled(conn: &Connection, tenant_id: i64) -> Result<Vec<Endpoint>, DbError> {
-    Ok(list(conn, Some(tenant_id))?
-        .into_iter()
-        .filter(|e| !e.enabled)
-        .collect())
-}
-
 /// Deletes endpoint `id` with its attempts.
 pub fn delete(conn: &Connection, id: i64) -> Result<(), DbError> {
     match conn.execute("DELETE FROM webhook_endpoints WHERE id = ?1", [id])? {

@@ -914,7 +914,6 @@ pub(crate) fn scim_json(status: StatusCode, body: &Value) -> Response<Body> {
     r
 }
 
-/// The SCIM Error response for `e`.
 /// The challenge of a 401 on an endpoint that takes a bearer credential (RFC 9110 §11.6.1).
 const BEARER_CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer realm=\"scimd\"");
 
@@ -927,6 +926,7 @@ pub(crate) fn challenged(mut r: Response<Body>) -> Response<Body> {
     r
 }
 
+/// The SCIM Error response for `e`.
 pub(crate) fn error_response(e: &ScimError) -> Response<Body> {
     let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     challenged(scim_json(status, &e.to_json()))

@@ -119,11 +119,6 @@ pub async fn list(db: &Db, tenant_id: Option<i64>) -> Result<Vec<Endpoint>, DbEr
     db.read(move |c| webhooks::list(c, tenant_id)).await
 }
 
-/// The tenant's disabled endpoints, with when and why: what the dashboard's banner shows.
-pub async fn disabled(db: &Db, tenant_id: i64) -> Result<Vec<Endpoint>, DbError> {
-    db.read(move |c| webhooks::disabled(c, tenant_id)).await
-}
-
 /// The newest `limit` delivery attempts of endpoint `id`, newest first.
 pub async fn attempts(db: &Db, id: i64, limit: u32) -> Result<Vec<Attempt>, DbError> {
     db.read(move |c| webhooks::attempts(c, id, limit)).await
