@@ -185,6 +185,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// Requests being answered at most; one more is answered 503 with `Retry-After`.
     pub max_requests: usize,
+    /// Bytes that big answers may hold until their clients have taken them, a quarter of
+    /// it per client address; one more is answered 503 with `Retry-After`.
+    pub answer_backlog: usize,
     /// `/metrics` is served on the main listener (metrics on, no `--metrics-listen`).
     pub metrics_on_main: bool,
     /// Failed authentications per client address in a burst before 429; 0 for no limit.
@@ -199,6 +202,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Requests answered at once unless told otherwise (each may hold a database connection
 /// or a long poll).
 pub const DEFAULT_MAX_REQUESTS: usize = 256;
+
+/// [`HttpConfig::answer_backlog`] unless a test says otherwise: what a thousand pages of
+/// a hundred ordinary users take, a fraction of a small VM.
+pub const ANSWER_BACKLOG: usize = 128 * 1024 * 1024;
 
 /// [`HttpConfig::write_timeout`]: a client that reads nothing of its answer for this long
 /// has gone.
@@ -218,6 +225,7 @@ impl From<&ServeArgs> for HttpConfig {
             inspector: a.inspector(),
             max_connections: a.max_connections,
             max_requests: a.max_requests,
+            answer_backlog: ANSWER_BACKLOG,
             metrics_on_main: a.metrics == MetricsSwitch::On && a.metrics_listen.is_none(),
             auth_failure_burst: a.auth_failure_burst,
             trusted_proxies: a.trusted_proxies.clone(),
@@ -235,6 +243,7 @@ impl Default for HttpConfig {
             inspector: Retention::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_requests: DEFAULT_MAX_REQUESTS,
+            answer_backlog: ANSWER_BACKLOG,
             metrics_on_main: true,
             auth_failure_burst: crate::ops::throttle::FLOOD_BURST,
             trusted_proxies: Vec::new(),

@@ -349,3 +349,99 @@ async fn a_credential_or_a_list_parameter_given_twice_is_refused() {
         200
     );
 }
+
+/// Opens a connection from loopback address `from` with a small receive window, sends a
+/// GET of `path`, and reads only the status line and headers: a client that asks and
+/// does not read on.
+async fn asked_not_read(
+    s: &TestServer,
+    from: &str,
+    path: &str,
+    auth: &str,
+) -> (String, tokio::net::TcpStream) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut c = socket.connect(s.addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: scimd\r\nAuthorization: {auth}\r\n\r\n");
+    c.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut byte))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert_eq!(
+            n,
+            1,
+            "the connection closed: {}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    (String::from_utf8(head).unwrap(), c)
+}
+
+/// Big answers wait in memory for clients that do not read them (what the kernel's
+/// socket buffers do not take, up to 4 MiB a connection by default). They may hold the
+/// backlog (here 32 MiB), a quarter of it per address: past either, the client is told to
+/// come back (503, `Retry-After`) and the answer's memory is let go, while small answers
+/// still flow, and room comes back when the slow clients go.
+#[tokio::test]
+async fn big_answers_that_clients_do_not_read_hold_at_most_the_backlog() {
+    let s = TestServer::start_with(HttpConfig {
+        answer_backlog: 32 * 1024 * 1024,
+        ..HttpConfig::default()
+    })
+    .await;
+    let title = "t".repeat(60 * 1024);
+    for i in 0..100 {
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &serde_json::json!({"userName": format!("u{i}@example.com"), "title": title}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let key = s.api_key(Some(1)).await;
+    let auth = format!("Bearer {key}");
+    let page = "/api/v1/members?limit=100"; // ~6 MiB
+    // One address holds most of its quarter (8 MiB) with one page it does not read.
+    let (first, _held) = asked_not_read(&s, "127.0.0.61", page, &auth).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let (second, _) = asked_not_read(&s, "127.0.0.61", page, &auth).await;
+    assert!(second.starts_with("HTTP/1.1 503"), "{second}");
+    assert!(second.contains("retry-after: 1"), "{second}");
+    let small = answer_from(&s, "127.0.0.61", "/api/v1/members?limit=1", Some(&auth)).await;
+    assert!(
+        small.starts_with("HTTP/1.1 200"),
+        "small answers flow: {small}"
+    );
+    // Four more addresses fill the server's backlog; a reader elsewhere is told to wait.
+    let mut held = Vec::new();
+    for from in ["127.0.0.62", "127.0.0.63", "127.0.0.64", "127.0.0.65"] {
+        let (answer, c) = asked_not_read(&s, from, page, &auth).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{from}: {answer}");
+        held.push(c);
+    }
+    let refused = answer_from(&s, "127.0.0.66", page, Some(&auth)).await;
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    assert!(refused.contains("as many big answers"), "{refused}");
+    // A client that reads its answer gives its room back.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let read = answer_from(&s, "127.0.0.66", page, Some(&auth)).await;
+    assert!(
+        read.starts_with("HTTP/1.1 200"),
+        "{}",
+        &read[..200.min(read.len())]
+    );
+    assert!(
+        read.len() > 50 * 60 * 1024,
+        "the whole page: {} bytes",
+        read.len()
+    );
+    s.stop().await;
+}

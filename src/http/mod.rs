@@ -25,7 +25,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
@@ -41,25 +41,33 @@ use crate::scim::ScimError;
 
 /// A response body: whole (almost every answer), or a stream of chunks sent as they come
 /// (the events feed's `text/event-stream`), or chunks whose producer may fail half way (a
-/// huge group's members, read from the database as the client takes them).
+/// huge group's members, read from the database as the client takes them), or a big
+/// answer holding its room in the backlog of answers waiting for their readers.
 #[derive(Debug)]
 pub enum Body {
-    Full(Full<Bytes>),
+    Full(Bytes),
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
     /// An `Err` ends the connection without the body's last chunk, so the client sees a
     /// broken answer, never a short one that parses.
     Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>),
+    /// What is left to send of a big answer, handed over a copied chunk at a time, so that
+    /// its room ([`shares::Hold`]) is given back only once hyper holds no more than its
+    /// write buffer of it, and the answer's memory goes with the body.
+    Held(Bytes, shares::Hold),
 }
+
+/// The most of a [`Body::Held`] answer handed to hyper at once.
+const HELD_CHUNK: usize = 64 * 1024;
 
 impl Default for Body {
     fn default() -> Body {
-        Body::Full(Full::default())
+        Body::Full(Bytes::new())
     }
 }
 
 impl From<Bytes> for Body {
     fn from(b: Bytes) -> Body {
-        Body::Full(Full::new(b))
+        Body::Full(b)
     }
 }
 
@@ -90,28 +98,34 @@ impl hyper::body::Body for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
-            Body::Full(b) => Pin::new(b)
-                .poll_frame(cx)
-                .map(|f| f.map(|f| f.map_err(|never: Infallible| match never {}))),
+            Body::Full(b) if b.is_empty() => Poll::Ready(None),
+            Body::Full(b) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(b))))),
             Body::Stream(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
             Body::Chunks(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| c.map(Frame::data))),
+            Body::Held(rest, _) if rest.is_empty() => Poll::Ready(None),
+            Body::Held(rest, _) => {
+                let n = rest.len().min(HELD_CHUNK);
+                let chunk = Bytes::copy_from_slice(&rest[..n]);
+                bytes::Buf::advance(rest, n);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
-            Body::Full(b) => b.is_end_stream(),
+            Body::Full(b) | Body::Held(b, _) => b.is_empty(),
             Body::Stream(_) | Body::Chunks(_) => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            Body::Full(b) => b.size_hint(),
+            Body::Full(b) | Body::Held(b, _) => SizeHint::with_exact(b.len() as u64),
             Body::Stream(_) | Body::Chunks(_) => SizeHint::default(),
         }
     }
@@ -316,6 +330,8 @@ struct State {
     requests: shares::Shares,
     /// The share of the open connections each client address may hold.
     connections: shares::Shares,
+    /// The memory big answers hold until their clients take them.
+    backlog: shares::Backlog,
     /// What `/metrics` reports; the webhook sender records into it too.
     metrics: metrics::Metrics,
     /// Where the next `startIndex` page of each directory walk starts.
@@ -364,6 +380,25 @@ impl State {
 
 /// The answer past a cap on requests in flight: 503, retry in a second, and close the
 /// connection.
+/// `response` holding its room in `backlog` if it is big ([`shares::BIG_ANSWER`]), or
+/// `Err` with its size when there is no room: the answer is let go (its memory with it),
+/// and the client told to come back.
+fn held(
+    response: Response<Body>,
+    backlog: &shares::Backlog,
+    client: Option<IpAddr>,
+) -> Result<Response<Body>, usize> {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Full(b) if b.len() > shares::BIG_ANSWER => {
+            let size = b.len();
+            Body::Held(b, backlog.hold(client, size).ok_or(size)?)
+        }
+        other => other,
+    };
+    Ok(Response::from_parts(parts, body))
+}
+
 fn busy(detail: &str) -> Response<Body> {
     let mut r = error_response(&ScimError::new(503, None, detail));
     r.headers_mut()
@@ -409,6 +444,7 @@ impl App {
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_requests.max(1))),
                 requests: shares::Shares::new(shares::share_of(config.max_requests)),
                 connections: shares::Shares::new(shares::share_of(config.max_connections)),
+                backlog: shares::Backlog::new(config.answer_backlog),
                 floods: crate::ops::throttle::Floods::new(config.auth_failure_burst),
                 config,
                 metrics: metrics::Metrics::new(),
@@ -561,6 +597,7 @@ impl App {
             }
         };
         let metrics = self.state.metrics.clone();
+        let state = self.state.clone();
         let (mut response, tenant) = LOG_TENANT
             .scope(std::cell::Cell::new(None), async {
                 let response = self
@@ -569,6 +606,17 @@ impl App {
                 (response, LOG_TENANT.with(std::cell::Cell::get))
             })
             .await;
+        if matches!(route, "scim" | "api" | "workos") {
+            response = match held(response, &state.backlog, conn.client) {
+                Ok(r) => r,
+                Err(size) => {
+                    tracing::warn!(request_id = %id, route, size, "too many big answers wait for their readers");
+                    busy(
+                        "the server holds as many big answers for their readers as it may; retry shortly",
+                    )
+                }
+            };
+        }
         if !finished.load(Ordering::Relaxed) {
             // The request was answered without reading all of its body (refused for a bad
             // token, an unknown endpoint, a body too large or too slow…): hyper closes the

@@ -7,7 +7,6 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::header::{self, HeaderValue};
 use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::Value;
@@ -82,10 +81,7 @@ pub(in crate::http) async fn handle(
         response_body: Some(kept).filter(|b| !b.is_empty()),
     };
     let bytes = match body {
-        Body::Full(full) => match full.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(never) => match never {},
-        },
+        Body::Full(bytes) => bytes,
         Body::Chunks(chunks) => {
             // A streamed answer (a huge group) is recorded when it has been sent, with its
             // start kept as a whole answer's would be.
@@ -97,7 +93,7 @@ pub(in crate::http) async fn handle(
             });
             return Response::from_parts(parts, Body::Chunks(teed));
         }
-        stream @ Body::Stream(_) => return Response::from_parts(parts, stream),
+        other @ (Body::Stream(_) | Body::Held(..)) => return Response::from_parts(parts, other),
     };
     // Only the start of a long answer is kept (a byte past the limit says it was cut);
     // copying it lets the rest go with the response.
