@@ -610,15 +610,211 @@ async fn the_events_filter_takes_every_array_form() {
             .collect();
         assert_eq!(kinds, ["dsync.group.created"], "{query}");
     }
+    // An app reading several WorkOS products' events from one stream asks for theirs too.
     let r = s
         .raw(
             Method::GET,
-            "/events?events[]=bogus.event",
+            "/events?events=user.created,connection.activated,dsync.group.created",
             &[("authorization", &auth)],
             "",
         )
         .await;
-    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["data"].as_array().unwrap().len(), 1, "{}", r.text);
+    for bogus in [
+        "events[]=Bogus%20Event",
+        "events=dsync",
+        "events=dsync..user",
+    ] {
+        let r = s
+            .raw(
+                Method::GET,
+                &format!("/events?{bogus}"),
+                &[("authorization", &auth)],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 422, "{bogus}: {}", r.text);
+    }
+    s.stop().await;
+}
+
+/// WorkOS's routes under a directory (`/directories/{id}/users`, `…/groups`, and one of
+/// each), which the Node SDK's current methods call: the same users and groups as the
+/// older routes, users without their `groups`, and what belongs to another directory is
+/// not found there.
+#[tokio::test]
+async fn the_routes_under_a_directory_answer_what_the_older_routes_do() {
+    let s = TestServer::start().await;
+    let auth = format!("Bearer {}", all_tenants_key(&s, "scoped").await);
+    let get = |path: String| {
+        let auth = auth.clone();
+        let s = &s;
+        async move {
+            s.raw(Method::GET, &path, &[("authorization", &auth)], "")
+                .await
+        }
+    };
+    let ada = s.create_user("ada@example.com").await;
+    let bob = s.create_user("bob@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Team", "externalId": "okta-team", "members": [{"value": ada}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let team = format!("directory_group_{}", r.json["id"].as_str().unwrap());
+    let other = s.token_for("other");
+    let r = s
+        .call(
+            Method::POST,
+            "/scim/v2/Users",
+            &other,
+            Some(&json!({"userName": "eve@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let eve = format!("directory_user_{}", r.json["id"].as_str().unwrap());
+
+    let old = get("/directory_users?directory=directory_default&limit=100".into()).await;
+    let new = get("/directories/directory_default/users?limit=100".into()).await;
+    assert_eq!(new.status, 200, "{}", new.text);
+    let ids = |r: &Resp| -> Vec<Value> {
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&new), ids(&old));
+    assert_eq!(ids(&new).len(), 2);
+    assert!(old.json["data"][0].get("groups").is_some());
+    assert!(new.json["data"][0].get("groups").is_none(), "{}", new.text);
+    let r = get(format!("/directories/directory_default/users?group={team}")).await;
+    assert_eq!(ids(&r), [json!(format!("directory_user_{ada}"))]);
+
+    let r = get(format!(
+        "/directories/directory_default/users/directory_user_{bob}"
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["email"], "bob@example.com");
+    assert!(r.json.get("groups").is_none());
+    let r = get(format!("/directories/directory_default/users/{eve}")).await;
+    assert_eq!(r.status, 404, "another directory's user: {}", r.text);
+    assert_eq!(
+        get(format!("/directories/directory_other/users/{eve}"))
+            .await
+            .status,
+        200
+    );
+
+    let r = get("/directories/directory_default/groups".into()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(ids(&r), [json!(team)]);
+    let r = get(format!(
+        "/directories/directory_default/groups?user=directory_user_{bob}"
+    ))
+    .await;
+    assert_eq!(ids(&r), Vec::<Value>::new());
+    let r = get(format!("/directories/directory_default/groups/{team}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["idp_id"], "okta-team");
+    assert_eq!(
+        get(format!("/directories/directory_other/groups/{team}"))
+            .await
+            .status,
+        404
+    );
+    for unknown in [
+        "/directories/directory_nope/users",
+        "/directories/directory_nope/groups",
+    ] {
+        assert_eq!(get(unknown.into()).await.status, 404, "{unknown}");
+    }
+    s.stop().await;
+}
+
+/// A group's events name it as the API does (`idp_id` its externalId, its attributes as
+/// the IdP sent them), and a person who had no directory user when they joined a group
+/// (created inactive) is not said to have joined it: no app could read that user.
+#[tokio::test]
+async fn group_events_name_the_group_as_the_api_does_and_only_readable_users() {
+    let s = TestServer::start().await;
+    let auth = format!("Bearer {}", all_tenants_key(&s, "events").await);
+    let ada = s.create_user("ada@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"userName": "later@example.com", "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let later = r.json["id"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Team", "externalId": "okta-team",
+                    "members": [{"value": ada}, {"value": later}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    let r = s
+        .raw(
+            Method::GET,
+            &format!("/directory_groups/directory_group_{gid}"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    let group = r.json;
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?events=dsync.group.created,dsync.group.user_added&limit=100",
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let events = r.json["data"].as_array().unwrap();
+    let created: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "dsync.group.created")
+        .collect();
+    assert_eq!(created.len(), 1, "{}", r.text);
+    assert_eq!(created[0]["data"]["idp_id"], "okta-team");
+    assert_eq!(created[0]["data"]["idp_id"], group["idp_id"]);
+    assert_eq!(
+        created[0]["data"]["raw_attributes"],
+        group["raw_attributes"]
+    );
+    let added: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "dsync.group.user_added")
+        .collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "only Ada joined as a user apps can read: {}",
+        r.text
+    );
+    assert_eq!(added[0]["data"]["user"]["email"], "ada@example.com");
+    assert_eq!(added[0]["data"]["group"]["idp_id"], "okta-team");
+    let r = s
+        .raw(
+            Method::GET,
+            &format!("/directory_users/directory_user_{later}"),
+            &[("authorization", &auth)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
     s.stop().await;
 }
 

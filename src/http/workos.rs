@@ -8,8 +8,9 @@ use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::{Body, RequestBody, State, is_get, read_only};
+use crate::db::Db;
 use crate::ops::apikeys;
-use crate::ops::workos::{self, Cursor, Error, EventQuery, Order, Page, Paging};
+use crate::ops::workos::{self, Cursor, Error, EventQuery, Order, Page, Paging, UserShape};
 
 /// Whether `path` is one of the WorkOS endpoints.
 pub(super) fn serves(path: &str) -> bool {
@@ -223,26 +224,29 @@ pub(super) async fn handle(
             Err(e) => Err(e),
         },
         ["directories", id] => workos::directory(db, only, id.to_string()).await,
-        ["directory_users"] => match q.paging(Order::Desc) {
-            Ok(p) => {
-                let filter = workos::UserFilter {
-                    email: q.get("email").filter(|s| !s.is_empty()),
-                    idp_id: q.get("idp_id").filter(|s| !s.is_empty()),
-                };
-                workos::users(db, only, q.get("directory"), q.get("group"), filter, p)
-                    .await
-                    .map(list)
-            }
-            Err(e) => Err(e),
-        },
-        ["directory_users", id] => workos::user(db, only, id.to_string()).await,
-        ["directory_groups"] => match q.paging(Order::Desc) {
-            Ok(p) => workos::groups(db, only, q.get("directory"), q.get("user"), p)
-                .await
-                .map(list),
-            Err(e) => Err(e),
-        },
-        ["directory_groups", id] => workos::group(db, only, id.to_string()).await,
+        ["directory_users"] => {
+            users_page(db, only, &q, q.get("directory"), UserShape::WithGroups).await
+        }
+        ["directories", directory, "users"] => {
+            let directory = Some(directory.to_string());
+            users_page(db, only, &q, directory, UserShape::Plain).await
+        }
+        ["directory_users", id] => {
+            workos::user(db, only, id.to_string(), None, UserShape::WithGroups).await
+        }
+        ["directories", directory, "users", id] => {
+            let directory = Some(directory.to_string());
+            workos::user(db, only, id.to_string(), directory, UserShape::Plain).await
+        }
+        ["directory_groups"] => groups_page(db, only, &q, q.get("directory")).await,
+        ["directories", directory, "groups"] => {
+            groups_page(db, only, &q, Some(directory.to_string())).await
+        }
+        ["directory_groups", id] => workos::group(db, only, id.to_string(), None).await,
+        ["directories", directory, "groups", id] => {
+            let directory = Some(directory.to_string());
+            workos::group(db, only, id.to_string(), directory).await
+        }
         ["events"] => match q.paging(Order::Asc) {
             Ok(p) => {
                 let query = EventQuery {
@@ -271,4 +275,37 @@ pub(super) async fn handle(
             .unwrap_or_else(|e| failure(Error::Db(e))),
         Err(e) => failure(e),
     }
+}
+
+/// A page of directory users (`GET /directory_users`, `GET /directories/{id}/users`), in
+/// `directory` when given, narrowed by the query's `group`, `email` and `idp_id`.
+async fn users_page(
+    db: &Db,
+    only: Option<i64>,
+    q: &Query,
+    directory: Option<String>,
+    shape: UserShape,
+) -> Result<Value, Error> {
+    let paging = q.paging(Order::Desc)?;
+    let filter = workos::UserFilter {
+        email: q.get("email").filter(|s| !s.is_empty()),
+        idp_id: q.get("idp_id").filter(|s| !s.is_empty()),
+    };
+    workos::users(db, only, directory, q.get("group"), filter, paging, shape)
+        .await
+        .map(list)
+}
+
+/// A page of directory groups (`GET /directory_groups`, `GET /directories/{id}/groups`), in
+/// `directory` when given, narrowed by the query's `user`.
+async fn groups_page(
+    db: &Db,
+    only: Option<i64>,
+    q: &Query,
+    directory: Option<String>,
+) -> Result<Value, Error> {
+    let paging = q.paging(Order::Desc)?;
+    workos::groups(db, only, directory, q.get("user"), paging)
+        .await
+        .map(list)
 }

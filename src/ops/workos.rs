@@ -386,8 +386,22 @@ fn user_object(
     user
 }
 
-/// A listed member as a directory user, with its groups.
-fn listed_user(conn: &Conn, reach: &Reach, m: &MemberRow) -> Result<Value, Error> {
+/// Whether a directory user is answered with its `groups`: the older routes
+/// (`/directory_users`) give them, the routes under a directory (`/directories/{id}/users`)
+/// do not, as WorkOS answers them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserShape {
+    WithGroups,
+    Plain,
+}
+
+/// A listed member as a directory user, with its groups if `shape` asks for them.
+fn listed_user(
+    conn: &Conn,
+    reach: &Reach,
+    m: &MemberRow,
+    shape: UserShape,
+) -> Result<Value, Error> {
     let t = reach.tenant(m.tenant_id)?;
     let member = api_object(conn, m.tenant_id, m)?;
     let raw = match &m.user_id {
@@ -395,27 +409,30 @@ fn listed_user(conn: &Conn, reach: &Reach, m: &MemberRow) -> Result<Value, Error
         None => None,
     };
     let groups = match &m.user_id {
-        Some(uid) => groups::listed_page(
-            conn,
-            Some(m.tenant_id),
-            Some(uid),
-            None,
-            Direction {
-                greater: true,
-                ascending: true,
-            },
-            1000,
-        )?
-        .iter()
-        .map(|g| group_object(t, g))
-        .collect(),
-        None => Vec::new(),
+        _ if shape == UserShape::Plain => None,
+        Some(uid) => Some(
+            groups::listed_page(
+                conn,
+                Some(m.tenant_id),
+                Some(uid),
+                None,
+                Direction {
+                    greater: true,
+                    ascending: true,
+                },
+                1000,
+            )?
+            .iter()
+            .map(|g| group_object(t, g))
+            .collect(),
+        ),
+        None => Some(Vec::new()),
     };
     let custom = match &raw {
         Some(data) => custom_attributes(conn, m.tenant_id, data)?,
         None => json!({}),
     };
-    Ok(user_object(t, &member, raw.as_ref(), custom, Some(groups)))
+    Ok(user_object(t, &member, raw.as_ref(), custom, groups))
 }
 
 /// What `GET /directories` narrows the list by (WorkOS's `organization_id`, `search`, a
@@ -495,7 +512,8 @@ pub async fn directory(db: &Db, only: Option<i64>, id: String) -> Result<Value, 
     .await
 }
 
-/// `GET /directory_users`: in `directory` and/or directory group `group` when given.
+/// `GET /directory_users`: in `directory` and/or directory group `group` when given
+/// (`GET /directories/{directory}/users`, in `shape` [`UserShape::Plain`]).
 pub async fn users(
     db: &Db,
     only: Option<i64>,
@@ -503,6 +521,7 @@ pub async fn users(
     group: Option<String>,
     filter: UserFilter,
     paging: Paging,
+    shape: UserShape,
 ) -> Result<Page, Error> {
     db.read(move |c| {
         let reach = Reach::load(c, only)?;
@@ -560,7 +579,9 @@ pub async fn users(
         )?;
         let id =
             |m: &MemberRow| format!("directory_user_{}", m.user_id.clone().unwrap_or_default());
-        page_of(rows, &paging, reversed, id, |m| listed_user(c, &reach, m))
+        page_of(rows, &paging, reversed, id, |m| {
+            listed_user(c, &reach, m, shape)
+        })
     })
     .await
 }
@@ -574,15 +595,25 @@ pub struct UserFilter {
     pub idp_id: Option<String>,
 }
 
-/// `GET /directory_users/{id}`.
-pub async fn user(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
+/// `GET /directory_users/{id}`, or `GET /directories/{directory}/users/{id}` (in `shape`
+/// [`UserShape::Plain`]), where a user of another directory is not found.
+pub async fn user(
+    db: &Db,
+    only: Option<i64>,
+    id: String,
+    directory: Option<String>,
+    shape: UserShape,
+) -> Result<Value, Error> {
     db.lookup(move |c| {
         let reach = Reach::load(c, only)?;
+        let named = directory
+            .map(|d| reach.named(&d, "directory_", "Directory"))
+            .transpose()?;
         let uid = id.strip_prefix("directory_user_").unwrap_or(&id);
-        let m = members::by_user_id(c, only, uid)?
+        let m = members::by_user_id(c, reach.scope(named), uid)?
             .filter(|m| m.status.as_str() != "archived" && reach.tenants.contains_key(&m.tenant_id))
             .ok_or_else(|| Error::NotFound(format!("Directory User not found: '{id}'")))?;
-        listed_user(c, &reach, &m)
+        listed_user(c, &reach, &m, shape)
     })
     .await
 }
@@ -622,12 +653,21 @@ pub async fn groups(
     .await
 }
 
-/// `GET /directory_groups/{id}`.
-pub async fn group(db: &Db, only: Option<i64>, id: String) -> Result<Value, Error> {
+/// `GET /directory_groups/{id}`, or `GET /directories/{directory}/groups/{id}`, where a
+/// group of another directory is not found.
+pub async fn group(
+    db: &Db,
+    only: Option<i64>,
+    id: String,
+    directory: Option<String>,
+) -> Result<Value, Error> {
     db.read(move |c| {
         let reach = Reach::load(c, only)?;
+        let named = directory
+            .map(|d| reach.named(&d, "directory_", "Directory"))
+            .transpose()?;
         let gid = id.strip_prefix("directory_group_").unwrap_or(&id);
-        let g = groups::listed(c, only, gid)?
+        let g = groups::listed(c, reach.scope(named), gid)?
             .filter(|g| reach.tenants.contains_key(&g.tenant_id))
             .ok_or_else(|| Error::NotFound(format!("Directory Group not found: '{id}'")))?;
         Ok(group_object(reach.tenant(g.tenant_id)?, &g))
@@ -737,23 +777,31 @@ fn previous_custom_attributes(attributes: &Value) -> Value {
 }
 
 /// A group as a `dsync.group.*` event names it, from the scimd event's `data`, created when
-/// the group was (the event's time, once the group is gone) and updated by the event.
+/// the group was (the event's time, once the group is gone) and updated by the event. Its
+/// `idp_id` is the one `/directory_groups` gives: the externalId its own events stored
+/// (membership events name the group only), else the group's now, else its id.
 fn event_group(conn: &Conn, t: &Tenant, stored: &Value, at: &str) -> Result<Value, DbError> {
     let id = stored["id"].as_str().unwrap_or_default();
-    let created = match groups::get(conn, t.id, id)? {
-        Some(g) => ts(&g.created),
-        None => at.to_string(),
-    };
+    let row = groups::get(conn, t.id, id)?;
+    let created = row
+        .as_ref()
+        .map_or_else(|| at.to_string(), |g| ts(&g.created));
+    let idp_id = stored
+        .get("external_id")
+        .and_then(Value::as_str)
+        .or_else(|| row.as_ref()?.data.get("externalId")?.as_str())
+        .unwrap_or(id)
+        .to_string();
     Ok(json!({
         "object": "directory_group",
         "id": format!("directory_group_{id}"),
-        "idp_id": id,
+        "idp_id": idp_id,
         "directory_id": directory_id(t),
         "organization_id": organization_id(t),
         "name": stored["display_name"],
         "created_at": created,
         "updated_at": at,
-        "raw_attributes": {},
+        "raw_attributes": row.map_or_else(|| json!({}), |g| Value::Object(g.data)),
     }))
 }
 
@@ -776,6 +824,13 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
                 group["previous_attributes"] = previous_attributes(&object["previous"]);
             }
             group
+        }
+        EventType::GroupMemberAdded | EventType::GroupMemberRemoved
+            if e.payload["user"].get("memberId") == Some(&Value::Null) =>
+        {
+            // The person had no member then (created inactive, or in test mode): no
+            // directory user WorkOS apps could read, so no membership of one either.
+            return Ok(None);
         }
         EventType::GroupMemberAdded | EventType::GroupMemberRemoved => {
             let stored_user = &object["data"]["user"];
@@ -906,6 +961,18 @@ fn resumable(c: &Conn, reach: &Reach, scope: Option<i64>, n: i64, upto: i64) -> 
     Ok(())
 }
 
+/// Whether `name` has the shape of a WorkOS event name: dotted lower-case words
+/// (`dsync.group.user_added`, `authentication.email_verification_succeeded`).
+fn is_event_name(name: &str) -> bool {
+    let mut words = name.split('.');
+    name.contains('.')
+        && words.all(|w| {
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
 /// `GET /events`: the `dsync.*` events of the key's tenants, oldest first unless `order`
 /// says otherwise, paged by `after` (the last event id seen) or back by `before` (the first).
 pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Page, Error> {
@@ -919,7 +986,10 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
                     kinds.push(EventType::MemberUpdated);
                 }
             }
-            None if name.starts_with("dsync.") => {}
+            // Another WorkOS product's event (`user.created`, `connection.activated`…),
+            // or a `dsync.*` one scimd never emits: an app that reads several products'
+            // events from one stream asks for them all, and gets the directory's.
+            None if is_event_name(name) => {}
             None => {
                 return Err(Error::Invalid(format!("unknown event type {name:?}")));
             }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// scimd <-> official WorkOS Node SDK (@workos-inc/node 8.x) compatibility check.
+// scimd <-> official WorkOS Node SDK (@workos-inc/node 12.x) compatibility check.
 //
 // Run by the Rust integration test AFTER it has driven SCIM traffic into scimd,
 // from this directory after `npm ci` (node_modules next to this file).
@@ -39,6 +39,8 @@ const env = (name) => {
   return v;
 };
 const lc = (s) => (s ?? '').toLowerCase();
+// A time as the SDK gives it: a Date since 12.x, an ISO 8601 string before.
+const isTime = (t) => !Number.isNaN(new Date(t).getTime()) && (t instanceof Date || typeof t === 'string');
 
 async function expectReject(promise, cls, what) {
   try { await promise; fail(`${what} did not throw ${cls.name}`); }
@@ -68,7 +70,7 @@ async function main() {
   const ds = workos.directorySync;
 
   // ---- directories ----
-  const d = await ds.getDirectory(directoryId);
+  const d = await ds.getDirectory({ id: directoryId });
   check(d.id === directoryId, `getDirectory returned id ${d.id}`);
   if (orgId) check(d.organizationId === orgId, `directory.organizationId ${d.organizationId} != ${orgId}`);
   const dirs = await (await ds.listDirectories()).autoPagination();
@@ -94,7 +96,7 @@ async function main() {
     if (orgId) check(u.organizationId === orgId, `user ${e} organizationId ${u.organizationId}`);
     check(Array.isArray(u.groups), `user ${e} groups is not an array`);
     check(u.customAttributes !== null && typeof u.customAttributes === 'object', `user ${e} customAttributes is not an object`);
-    check(typeof u.createdAt === 'string' && typeof u.updatedAt === 'string', `user ${e} createdAt/updatedAt not strings`);
+    check([u.createdAt, u.updatedAt].every(isTime), `user ${e} createdAt/updatedAt not times`);
     if (want.role) {
       check(u.role?.slug === want.role, `user ${e} role ${JSON.stringify(u.role)}, expected slug ${want.role}`);
       check((u.roles ?? []).some((r) => r.slug === want.role), `user ${e} roles ${JSON.stringify(u.roles)} lack ${want.role}`);
@@ -118,11 +120,11 @@ async function main() {
   // ---- getUser ----
   const sample = [...users.slice(0, 3), ...users.filter((u) => u.state !== 'active').slice(0, 3)];
   for (const u of sample) {
-    const g = await ds.getUser(u.id);
+    const g = await ds.getUser({ id: u.id });
     check(g.id === u.id && g.email === u.email && g.state === u.state && Array.isArray(g.groups),
       `getUser(${u.id}) differs from list item`);
   }
-  await expectReject(ds.getUser('directory_user_01AAAAAAAAAAAAAAAAAAAAAAAA'), NotFoundException, 'getUser(<unknown id>)');
+  await expectReject(ds.getUser({ id: 'directory_user_01AAAAAAAAAAAAAAAAAAAAAAAA' }), NotFoundException, 'getUser(<unknown id>)');
 
   // ---- groups ----
   const groups = await (await ds.listGroups({ directory: directoryId })).autoPagination();
@@ -132,7 +134,7 @@ async function main() {
     check(matches.length === 1, `group ${eg.name} listed ${matches.length} times by listGroups(directory)`);
     const grp = matches[0];
     if (!grp) continue;
-    const gg = await ds.getGroup(grp.id);
+    const gg = await ds.getGroup({ id: grp.id });
     check(gg.id === grp.id && gg.name === grp.name && gg.directoryId === directoryId, `getGroup(${grp.id}) mismatch`);
     const members = new Set((await (await ds.listUsers({ group: grp.id })).autoPagination()).map((u) => lc(u.email)));
     const want = new Set(eg.members.map(lc));
@@ -147,7 +149,40 @@ async function main() {
       check(ug.includes(eg.name), `listGroups({user: ${m}}) -> ${ug}, missing ${eg.name}`);
     }
   }
-  await expectReject(ds.getGroup('directory_group_01AAAAAAAAAAAAAAAAAAAAAAAA'), NotFoundException, 'getGroup(<unknown id>)');
+  await expectReject(ds.getGroup({ id: 'directory_group_01AAAAAAAAAAAAAAAAAAAAAAAA' }), NotFoundException, 'getGroup(<unknown id>)');
+
+  // ---- the methods under a directory (12.x; listUsers and the like are deprecated for them) ----
+  const scoped = await (await ds.listDirectoryUsers({ directoryId })).autoPagination();
+  check(JSON.stringify(scoped.map((u) => u.id)) === JSON.stringify(ids),
+    `listDirectoryUsers lists ${scoped.length} users, listUsers ${ids.length}, or in another order`);
+  for (const u of scoped.slice(0, 3)) {
+    const g = await ds.getDirectoryUser({ directoryId, userId: u.id });
+    check(g.id === u.id && g.email === u.email && g.state === u.state, `getDirectoryUser(${u.id}) differs from list item`);
+  }
+  await expectReject(ds.getDirectoryUser({ directoryId, userId: 'directory_user_01AAAAAAAAAAAAAAAAAAAAAAAA' }),
+    NotFoundException, 'getDirectoryUser(<unknown id>)');
+  await expectReject(ds.listDirectoryUsers({ directoryId: 'directory_01AAAAAAAAAAAAAAAAAAAAAAAA' }),
+    NotFoundException, 'listDirectoryUsers(<unknown directory>)');
+  const scopedGroups = await (await ds.listDirectoryGroups({ directoryId })).autoPagination();
+  check(JSON.stringify(scopedGroups.map((g) => g.id)) === JSON.stringify(groups.map((g) => g.id)),
+    'listDirectoryGroups lists other groups than listGroups({directory})');
+  for (const eg of expGroups) {
+    const grp = scopedGroups.find((g) => g.name === eg.name);
+    if (!check(grp, `group ${eg.name} missing from listDirectoryGroups`)) continue;
+    const gg = await ds.getDirectoryGroup({ directoryId, groupId: grp.id });
+    check(gg.id === grp.id && gg.name === grp.name, `getDirectoryGroup(${grp.id}) mismatch`);
+    const members = new Set((await (await ds.listDirectoryUsers({ directoryId, group: grp.id })).autoPagination())
+      .map((u) => lc(u.email)));
+    check(members.size === eg.members.length && eg.members.every((m) => members.has(lc(m))),
+      `listDirectoryUsers({group: ${eg.name}}) -> ${[...members]}, expected ${eg.members}`);
+    const first = byEmail.get(lc(eg.members[0] ?? ''));
+    if (first) {
+      const ug = (await (await ds.listDirectoryGroups({ directoryId, user: first.id })).autoPagination()).map((g) => g.name);
+      check(ug.includes(eg.name), `listDirectoryGroups({user: ${eg.members[0]}}) -> ${ug}, missing ${eg.name}`);
+    }
+  }
+  await expectReject(ds.getDirectoryGroup({ directoryId, groupId: 'directory_group_01AAAAAAAAAAAAAAAAAAAAAAAA' }),
+    NotFoundException, 'getDirectoryGroup(<unknown id>)');
 
   // ---- errors ----
   const bad = new WorkOS(key + 'x', opts);
@@ -177,7 +212,7 @@ async function main() {
   for (const x of deleted) {
     if (!check(delEvents.has(x), `no dsync.user.deleted event for ${x}`)) continue;
     if (expect.deleted_get_404 ?? true) {
-      await expectReject(ds.getUser(delEvents.get(x).data.id), NotFoundException, `getUser(<deleted user ${x}>)`);
+      await expectReject(ds.getUser({ id: delEvents.get(x).data.id }), NotFoundException, `getUser(<deleted user ${x}>)`);
     }
   }
   const added = new Set(known.filter((e) => e.event === 'dsync.group.user_added')
