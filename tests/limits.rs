@@ -445,3 +445,25 @@ async fn big_answers_that_clients_do_not_read_hold_at_most_the_backlog() {
     );
     s.stop().await;
 }
+
+/// An error's detail may echo what the client sent (`User <script> not found`): every
+/// answer, SCIM, apps API and WorkOS alike, tells browsers not to read it as a page.
+#[tokio::test]
+async fn every_answer_forbids_sniffing_its_type() {
+    let s = TestServer::start().await;
+    for path in [
+        "/scim/v2/Users/%3Cscript%3E",
+        "/api/v1/members",
+        "/directory_users",
+        "/healthz",
+    ] {
+        let r = s.get(path).await;
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}: {}",
+            r.status
+        );
+    }
+    s.stop().await;
+}

@@ -630,6 +630,12 @@ impl App {
         if let Ok(v) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", v);
         }
+        // An error's detail may echo what the client sent: no browser is to read a JSON
+        // answer as a page.
+        response
+            .headers_mut()
+            .entry(header::X_CONTENT_TYPE_OPTIONS)
+            .or_insert(HeaderValue::from_static("nosniff"));
         metrics.request(route, response.status().as_u16(), started.elapsed());
         // The path only: queries can carry codes and tokens (OAuth), bodies passwords.
         tracing::info!(

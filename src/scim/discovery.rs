@@ -104,6 +104,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_core_schemas_list_external_id_for_validators_that_look_for_it() {
+        let listed = schemas("https://x/scim/v2");
+        let names = |id: &str| -> Vec<String> {
+            let s = listed["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["id"] == id)
+                .unwrap();
+            s["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        for core in [
+            crate::scim::schema::USER_URN,
+            crate::scim::schema::GROUP_URN,
+        ] {
+            let names = names(core);
+            assert_eq!(
+                names.iter().filter(|n| *n == "externalId").count(),
+                1,
+                "{core}"
+            );
+            assert!(!names.iter().any(|n| n == "id" || n == "meta"), "{core}");
+        }
+        assert!(!names(crate::scim::schema::ENTERPRISE_URN).contains(&"externalId".to_string()));
+    }
+
+    #[test]
     fn every_attribute_definition_is_complete() {
         fn check(a: &Value) {
             for key in [

@@ -178,14 +178,27 @@ impl Schema {
         find(self.attributes, name)
     }
 
-    /// The RFC 7643 §7 representation served at `/Schemas/{id}`.
+    /// The RFC 7643 §7 representation served at `/Schemas/{id}`. A resource type's core
+    /// schema also lists `externalId`: RFC 7643 §3.1 makes it common to every resource,
+    /// but Entra's gallery validator looks for each attribute it maps (`externalId`
+    /// among them) in the schemas' attributes.
     pub fn to_json(&self, base_url: &str) -> Value {
+        let core = [USER_URN, GROUP_URN].contains(&self.id);
+        let common = COMMON_ATTRIBUTES
+            .iter()
+            .filter(|a| core && a.name == "externalId");
+        let attributes: Vec<Value> = self
+            .attributes
+            .iter()
+            .chain(common)
+            .map(Attribute::to_json)
+            .collect();
         json!({
             "schemas": [SCHEMA_URN],
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "attributes": self.attributes.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+            "attributes": attributes,
             "meta": {
                 "resourceType": "Schema",
                 "location": format!("{base_url}/Schemas/{}", self.id),
@@ -481,8 +494,9 @@ impl Attribute {
 
 use AttrType::{Binary, Boolean, Complex, DateTime, Reference, String as Str};
 
-/// `id`, `externalId` and `meta` (RFC 7643 §3.1). Not listed in `/Schemas` (as in the
-/// RFC's own §8.7.1 representation) but known to filters, sorting and projection.
+/// `id`, `externalId` and `meta` (RFC 7643 §3.1). Known to filters, sorting and
+/// projection; of them only `externalId` is listed in `/Schemas` ([`Schema::to_json`]), as
+/// the RFC's own §8.7.1 representation lists none.
 pub static COMMON_ATTRIBUTES: &[Attribute] = &[
     attr(
         "id",

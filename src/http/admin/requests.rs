@@ -269,11 +269,14 @@ fn pretty(body: &str) -> String {
 /// stored body is the redacted one: a password reads `[redacted]`).
 fn curl(root: &str, r: &Record) -> String {
     let e = &r.entry;
-    let mut out = format!(
-        "curl -X {} {}",
-        e.method,
-        quote(&format!("{root}{}", e.path))
-    );
+    // Any token is a method to HTTP (RFC 9110 §9.1), backquotes and `|` too: only letters
+    // go unquoted into a line the admin pastes into a shell.
+    let method = if e.method.bytes().all(|b| b.is_ascii_alphabetic()) {
+        e.method.clone()
+    } else {
+        quote(&e.method)
+    };
+    let mut out = format!("curl -X {method} {}", quote(&format!("{root}{}", e.path)));
     out.push_str(" \\\n  -H \"Authorization: Bearer $SCIMD_TOKEN\"");
     if !e.user_agent.is_empty() {
         out.push_str(&format!(
@@ -333,6 +336,14 @@ mod tests {
              -H \"Authorization: Bearer $SCIMD_TOKEN\" \\\n  -H 'User-Agent: Okta SCIM Client 1.0.0' \\\n  \
              -H 'Content-Type: application/scim+json' \\\n  \
              --data-raw '{\"userName\":\"o'\\''brien@example.com\",\"password\":\"[redacted]\"}'"
+        );
+        let mut hostile = r;
+        hostile.entry.method = "GET`touch$IFS.pwned`|sh".into();
+        hostile.entry.request_body = None;
+        assert!(
+            curl("https://scim.example.com", &hostile)
+                .starts_with("curl -X 'GET`touch$IFS.pwned`|sh' 'https://"),
+            "a method that is not letters is one quoted word"
         );
     }
 }
