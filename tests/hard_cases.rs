@@ -1112,8 +1112,10 @@ async fn hc10_okta_put_read_modify_write() {
 ///   the old doc's `…:enterprise:2.0User` typo) are accepted and ignored; responses list
 ///   only the schemas the stored resource uses. Rejecting them would fail real IdPs over a
 ///   list the server recomputes anyway.
-/// - Attribute *data* under a URN this server does not know is still 400 invalidSyntax:
-///   that would be data silently lost, not a label.
+/// - Attribute *data* under a URN that misspells one this server defines (the old doc's
+///   `…:enterprise:2.0User`) or sits in SCIM's own namespaces is still 400 invalidSyntax:
+///   that would be data silently misplaced. Under any other URN it is the client's own
+///   extension (an IdP's custom attributes), kept as sent (`users.rs`).
 /// - Enterprise attributes sent unqualified at the top level (the old Entra example's
 ///   `"department":null,"manager":null`) resolve into the extension, as they do in PATCH
 ///   paths and filters.
@@ -1236,7 +1238,7 @@ async fn hc11_create_bodies_with_client_sent_extras() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
 
-    // Data under a URN the server does not know is refused, not dropped.
+    // Data under a URN that misspells the enterprise one is refused, not misplaced.
     s.post(
         "/scim/v2/Users",
         &json!({"schemas":[USER_URN],"userName":"typo@testuser.com",

@@ -106,6 +106,97 @@ async fn entra_create_bodies_with_extras_are_accepted() {
     assert_eq!(r.json["schemas"], json!([USER_URN, ENTERPRISE_URN]));
 }
 
+/// An IdP admin who maps custom attributes sends them in an extension of their own
+/// (Entra's `CustomExtensionName`, an Okta namespace): kept as sent, listed in `schemas`,
+/// changed by PATCH paths into it (pathless keys too), replaced whole by PUT, and read by
+/// apps in the WorkOS `raw_attributes`. A misspelt core attribute is still refused.
+#[tokio::test]
+async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
+    let s = TestServer::start().await;
+    let x = "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User";
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas":[USER_URN, x], "userName":"cx@example.com",
+                    x: {"CustomAttribute":"abc","tags":["a"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.json["schemas"], json!([USER_URN, x]));
+    assert_eq!(r.json[x], json!({"CustomAttribute":"abc","tags":["a"]}));
+    let user = format!("/scim/v2/Users/{}", r.json["id"].as_str().unwrap());
+    let patch = |ops: Value| json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations": ops});
+    let r = s
+        .patch(
+            &user,
+            &patch(json!([
+                {"op":"Add","path": format!("{x}:CustomAttribute"),"value":"def"},
+                {"op":"add","path": format!("{x}:tags"),"value":["b","a"]},
+                {"op":"replace","value":{format!("{x}:costCode"): "C-7"}},
+                {"op":"add","path": format!("{x}:office.city"),"value":"Leeds"},
+                {"op":"remove","path": format!("{x}:tags"),"value":["a"]},
+            ])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let want =
+        json!({"CustomAttribute":"def","tags":["b"],"costCode":"C-7","office":{"city":"Leeds"}});
+    assert_eq!(r.json[x], want);
+    assert_eq!(s.get(&user).await.json[x], want, "as stored");
+    // Okta's read-modify-write PUT echoes it, and a PUT without it takes it away.
+    let mut echoed = s.get(&user).await.json;
+    let version = echoed["meta"]["version"].clone();
+    let r = s.put(&user, &echoed).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["meta"]["version"], version, "nothing changed");
+    echoed.as_object_mut().unwrap().remove(x);
+    let r = s.put(&user, &echoed).await;
+    assert_eq!(r.json["schemas"], json!([USER_URN]), "{}", r.text);
+    assert!(r.json.get(x).is_none());
+    let r = s
+        .patch(
+            &user,
+            &patch(json!([{"op":"add","path": x,"value":{"CustomAttribute":"again"}}])),
+        )
+        .await;
+    assert_eq!(r.json[x], json!({"CustomAttribute":"again"}), "{}", r.text);
+    let key = s.api_key(None).await;
+    let id = r.json["id"].as_str().unwrap();
+    let r = s
+        .raw(
+            hyper::Method::GET,
+            &format!("/directory_users/directory_user_{id}"),
+            &[("authorization", &format!("Bearer {key}"))],
+            "",
+        )
+        .await;
+    assert_eq!(
+        r.json["raw_attributes"][x],
+        json!({"CustomAttribute":"again"}),
+        "{}",
+        r.text
+    );
+    let r = s
+        .patch(&user, &patch(json!([{"op":"remove","path": x}])))
+        .await;
+    assert!(r.json.get(x).is_none(), "{}", r.text);
+    // Refused, and nothing stored: a misspelt core attribute, a filter into the extension.
+    let before = s.get(&user).await.json;
+    s.patch(
+        &user,
+        &patch(json!([
+            {"op":"add","path": format!("{x}:CustomAttribute"),"value":"lost"},
+            {"op":"add","path": format!("{x}:tags[value eq \"b\"]"),"value":"c"},
+        ])),
+    )
+    .await
+    .assert_error(400, Some("invalidPath"));
+    s.put(&user, &json!({"userName":"cx@example.com","adreses":[]}))
+        .await
+        .assert_error(400, Some("invalidSyntax"));
+    assert_eq!(s.get(&user).await.json, before);
+}
+
 /// Every attribute of the core and enterprise schemas comes back exactly as sent.
 #[tokio::test]
 async fn every_attribute_round_trips() {

@@ -53,8 +53,8 @@ use serde_json::{Map, Value};
 
 use super::error::ScimError;
 use super::filter::{self, CompareOp, Filter};
-use super::path::{self, AttrPath, PatchPath};
-use super::resource::{self, coerce};
+use super::path::{self, AttrPath, ClientPath, PatchPath};
+use super::resource::{self, coerce, describe};
 use super::schema::{AttrType, Attribute, Mutability, ResourceType, Schema};
 
 /// A PATCH operation verb (RFC 7644 §3.5.2).
@@ -422,7 +422,84 @@ impl Patcher<'_> {
                 self.drop_empty_extensions();
                 Ok(())
             }
+            PatchPath::Client(p) => self.client(op, p, value),
         }
+    }
+
+    /// A target in an extension of the client's own, whose values are kept as sent: a whole
+    /// extension (`remove` drops it, `add` and `replace` set each key of an object), an
+    /// attribute, or a sub-attribute. `add` appends to a list what it does not hold yet;
+    /// `remove` with a value takes those values out of a list.
+    fn client(&mut self, op: Op, p: ClientPath, value: Option<Value>) -> Result<(), ScimError> {
+        self.appended = None;
+        let shown = match (&p.attr, &p.sub) {
+            (None, _) => p.urn.clone(),
+            (Some(attr), None) => format!("{}:{attr}", p.urn),
+            (Some(attr), Some(sub)) => format!("{}:{attr}.{sub}", p.urn),
+        };
+        let key = resource::same_key(self.data, &p.urn).unwrap_or(p.urn);
+        let mut slot = match self.data.remove(&key) {
+            Some(Value::Object(fields)) => fields,
+            _ => Map::new(),
+        };
+        let needed = |value: Option<Value>| {
+            value.ok_or_else(|| {
+                ScimError::invalid_value(format!(
+                    "\"{}\" of \"{shown}\" needs a \"value\"",
+                    op.as_str()
+                ))
+            })
+        };
+        match (p.attr, p.sub, op) {
+            (None, _, Op::Remove) => slot.clear(),
+            (None, _, _) => match needed(value)? {
+                Value::Object(fields) => {
+                    for (k, v) in fields {
+                        if !k.eq_ignore_ascii_case("schemas") {
+                            client_set(&mut slot, k, v, op);
+                        }
+                    }
+                }
+                Value::Null => slot.clear(),
+                other => {
+                    return Err(ScimError::invalid_value(format!(
+                        "\"{shown}\" must be an object, got {}",
+                        describe(&other)
+                    )));
+                }
+            },
+            (Some(attr), None, Op::Remove) => client_remove(&mut slot, &attr, value),
+            (Some(attr), None, _) => client_set(&mut slot, attr, needed(value)?, op),
+            (Some(attr), Some(sub), _) => {
+                let attr = resource::same_key(&slot, &attr).unwrap_or(attr);
+                let mut inner = match slot.remove(&attr) {
+                    Some(Value::Object(fields)) => fields,
+                    None => Map::new(),
+                    Some(other) if op == Op::Remove => {
+                        // No sub-attribute to remove from a value that has none.
+                        slot.insert(attr.clone(), other);
+                        Map::new()
+                    }
+                    Some(other) => {
+                        return Err(ScimError::invalid_path(format!(
+                            "\"{shown}\": \"{attr}\" holds {}, not sub-attributes",
+                            describe(&other)
+                        )));
+                    }
+                };
+                match op {
+                    Op::Remove => client_remove(&mut inner, &sub, value),
+                    _ => client_set(&mut inner, sub, needed(value)?, op),
+                }
+                if !inner.is_empty() {
+                    slot.insert(attr, Value::Object(inner));
+                }
+            }
+        }
+        if !slot.is_empty() {
+            self.data.insert(key, Value::Object(slot));
+        }
+        Ok(())
     }
 
     /// A whole extension as the target: `remove` drops it, `add`/`replace` apply each of
@@ -451,7 +528,9 @@ impl Patcher<'_> {
                         PatchPath::Attribute(p) => {
                             self.attribute(op, p, Some(value), Origin::ValueKey)?
                         }
-                        PatchPath::Extension(_) => unreachable!("a key follows the URN"),
+                        PatchPath::Extension(_) | PatchPath::Client(_) => {
+                            unreachable!("a key follows the URN of an extension scimd defines")
+                        }
                     }
                 }
                 self.drop_empty_extensions();
@@ -1313,6 +1392,53 @@ fn parse_member(item: Value) -> Result<MemberValue, ScimError> {
         ));
     }
     Ok(member)
+}
+
+/// `replace` (or `add` of a single value) of `name` in a client's extension object:
+/// `value` as sent, `null` taking it away; `add` of a list to a list appends what the list
+/// does not hold yet.
+fn client_set(fields: &mut Map<String, Value>, name: String, value: Value, op: Op) {
+    let name = resource::same_key(fields, &name).unwrap_or(name);
+    match (op, fields.get_mut(&name), value) {
+        (_, _, Value::Null) => {
+            fields.remove(&name);
+        }
+        (Op::Add, Some(Value::Array(held)), Value::Array(more)) => {
+            for v in more {
+                if !held.contains(&v) {
+                    held.push(v);
+                }
+            }
+        }
+        (_, _, value) => {
+            fields.insert(name, value);
+        }
+    }
+}
+
+/// `remove` of `name` in a client's extension object: the values given out of its list,
+/// else all of it.
+fn client_remove(fields: &mut Map<String, Value>, name: &str, value: Option<Value>) {
+    let Some(name) = resource::same_key(fields, name) else {
+        return;
+    };
+    match (fields.get_mut(&name), value) {
+        (Some(Value::Array(held)), Some(Value::Array(gone))) => {
+            held.retain(|v| !gone.contains(v));
+            if held.is_empty() {
+                fields.remove(&name);
+            }
+        }
+        (Some(Value::Array(held)), Some(gone)) if !gone.is_null() => {
+            held.retain(|v| *v != gone);
+            if held.is_empty() {
+                fields.remove(&name);
+            }
+        }
+        _ => {
+            fields.remove(&name);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,9 @@
 
 use super::error::ScimError;
 use super::filter::{self, Filter};
-use super::schema::{AttrRef, AttrType, Attribute, ResourceType, Schema, Unresolved};
+use super::schema::{
+    AttrRef, AttrType, Attribute, ResourceType, Schema, Unresolved, is_attribute_name,
+};
 
 /// What a PATCH operation's `path` points at.
 #[derive(Debug, Clone)]
@@ -25,6 +27,55 @@ pub enum PatchPath {
     Extension(&'static Schema),
     /// An attribute, possibly narrowed by a value filter and/or a sub-attribute.
     Attribute(AttrPath),
+    /// In an extension of the client's own ([`ResourceType::is_client_extension`]),
+    /// whose values are kept as sent.
+    Client(ClientPath),
+}
+
+/// `urn` (the client's extension, whole), `urn:attr` or `urn:attr.sub`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientPath {
+    pub urn: String,
+    pub attr: Option<String>,
+    pub sub: Option<String>,
+}
+
+/// `path` as a [`ClientPath`] when it names a client's extension; `None` when it names no
+/// such thing (an ordinary path, or a URN this server defines). The URN of a whole
+/// extension ends with the resource type's name (`…:2.0:User`); in any other path the
+/// attribute follows the last `:`.
+fn client_path(path: &str, rt: &ResourceType) -> Result<Option<ClientPath>, ScimError> {
+    let whole = path.len().checked_sub(rt.name.len() + 1).is_some_and(|at| {
+        path.is_char_boundary(at) && path[at..].eq_ignore_ascii_case(&format!(":{}", rt.name))
+    });
+    if whole && rt.is_client_extension(path) {
+        return Ok(Some(ClientPath {
+            urn: path.to_string(),
+            attr: None,
+            sub: None,
+        }));
+    }
+    let Some((urn, rest)) = path.rsplit_once(':') else {
+        return Ok(None);
+    };
+    if !rt.is_client_extension(urn) {
+        return Ok(None);
+    }
+    let (attr, sub) = match rest.split_once('.') {
+        Some((attr, sub)) => (attr, Some(sub)),
+        None => (rest, None),
+    };
+    if !is_attribute_name(attr) || sub.is_some_and(|s| !is_attribute_name(s)) {
+        return Err(ScimError::invalid_path(format!(
+            "\"{path}\": in an extension this server does not define, a path is URN:attribute \
+             or URN:attribute.subAttribute (no value filters)"
+        )));
+    }
+    Ok(Some(ClientPath {
+        urn: urn.to_string(),
+        attr: Some(attr.to_string()),
+        sub: sub.map(str::to_string),
+    }))
 }
 
 /// `[urn:]attr[.sub]` or `[urn:]attr[filter][.sub]`.
@@ -72,6 +123,9 @@ pub fn parse(path: &str, rt: &'static ResourceType) -> Result<PatchPath, ScimErr
         return Err(ScimError::invalid_path(format!(
             "\"{trimmed}\" names the core schema, not an attribute"
         )));
+    }
+    if let Some(client) = client_path(trimmed, rt)? {
+        return Ok(PatchPath::Client(client));
     }
 
     // A schema URN holds no '[', so the value filter starts at the first one; the
@@ -325,7 +379,11 @@ mod tests {
             ("emails[type eq \"work\"", "invalidPath"),
             ("emails[type eq \"work\"]x", "invalidPath"),
             ("active[value eq true]", "invalidPath"),
-            ("urn:example:custom:1.0:User:x", "invalidPath"),
+            (
+                "urn:example:custom:1.0:User:x[type eq \"a\"]",
+                "invalidPath",
+            ),
+            ("urn:example:custom:1.0:User:x.y.z", "invalidPath"),
             ("urn:ietf:params:scim:schemas:core:2.0:User", "invalidPath"),
             (
                 "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:userName",

@@ -11,7 +11,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::error::ScimError;
-use super::schema::{AttrType, Attribute, ENTERPRISE_URN, Mutability, ResourceType, Schema};
+use super::schema::{
+    AttrType, Attribute, ENTERPRISE_URN, Mutability, ResourceType, Schema, is_attribute_name,
+};
 
 /// Validates one attribute value against its definition and returns it in canonical form,
 /// or `None` when the value leaves the attribute unassigned (`null`, `[]`, `{}`).
@@ -152,7 +154,7 @@ fn coerce_single(
     Ok(Some(ok))
 }
 
-fn describe(v: &Value) -> &'static str {
+pub(crate) fn describe(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -208,6 +210,17 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
                 None => &mut out,
             };
             put(slot, found.attr, value, &found.path())?;
+        } else if rt.is_client_extension(&key) {
+            match key.rsplit_once(':').filter(|(urn, attr)| {
+                !value.is_object() && rt.is_client_extension(urn) && is_attribute_name(attr)
+            }) {
+                // One attribute of it, qualified by its URN, as a top-level key.
+                Some((urn, attr)) => {
+                    let fields = Map::from_iter([(attr.to_string(), value)]);
+                    put_client_extension(&mut out, urn.to_string(), Value::Object(fields))?;
+                }
+                None => put_client_extension(&mut out, key, value)?,
+            }
         } else {
             return Err(unknown(&key, rt.schema));
         }
@@ -283,6 +296,52 @@ pub fn check_names(data: &Map<String, Value>) -> Result<(), ScimError> {
         }
     }
     Ok(())
+}
+
+/// Keeps the object of an extension of the client's own (`urn`) as sent, merged into what
+/// `out` already holds of it (the same URN in another case is the same extension).
+fn put_client_extension(
+    out: &mut Map<String, Value>,
+    urn: String,
+    value: Value,
+) -> Result<(), ScimError> {
+    let fields = match value {
+        Value::Null => return Ok(()),
+        Value::Object(fields) => fields,
+        other => {
+            return Err(ScimError::invalid_value(format!(
+                "\"{urn}\" must be an object, got {}",
+                describe(&other)
+            )));
+        }
+    };
+    let key = same_key(out, &urn).unwrap_or(urn);
+    let slot = out
+        .entry(key.clone())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(slot) = slot {
+        for (k, v) in fields {
+            if k.eq_ignore_ascii_case("schemas") || v.is_null() {
+                continue;
+            }
+            let k = same_key(slot, &k).unwrap_or(k);
+            slot.insert(k, v);
+        }
+    }
+    if out
+        .get(&key)
+        .and_then(Value::as_object)
+        .is_some_and(Map::is_empty)
+    {
+        out.remove(&key);
+    }
+    Ok(())
+}
+
+/// The key of `map` equal to `name` in any case (attribute names and URNs are
+/// case-insensitive, RFC 7643 §2.1).
+pub fn same_key(map: &Map<String, Value>, name: &str) -> Option<String> {
+    map.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned()
 }
 
 fn put_extension(
@@ -474,6 +533,11 @@ pub fn render(
             .filter(|ext| data.contains_key(ext.id))
             .map(|ext| json!(ext.id)),
     );
+    schemas.extend(
+        data.keys()
+            .filter(|k| rt.is_client_extension(k))
+            .map(|k| json!(k)),
+    );
     let mut out = Map::with_capacity(data.len() + 4);
     out.insert("schemas".into(), Value::Array(schemas));
     out.insert("id".into(), json!(id));
@@ -500,6 +564,8 @@ pub fn render(
 /// (`Map<String, Value>`) or as stored ([`StoredMembers`]).
 pub trait Members {
     fn has(&self, key: &str) -> bool;
+    /// Calls `f` with each key, in order.
+    fn each_key(&self, f: &mut dyn FnMut(&str));
     /// Each member as `,"key":value`.
     fn write_members(&self, out: &mut Vec<u8>);
 }
@@ -507,6 +573,10 @@ pub trait Members {
 impl Members for Map<String, Value> {
     fn has(&self, key: &str) -> bool {
         self.contains_key(key)
+    }
+
+    fn each_key(&self, f: &mut dyn FnMut(&str)) {
+        self.keys().for_each(|k| f(k));
     }
 
     fn write_members(&self, out: &mut Vec<u8>) {
@@ -545,6 +615,10 @@ impl<'a> StoredMembers<'a> {
 impl Members for StoredMembers<'_> {
     fn has(&self, key: &str) -> bool {
         self.get(key).is_some()
+    }
+
+    fn each_key(&self, f: &mut dyn FnMut(&str)) {
+        self.0.iter().for_each(|(k, _)| f(k));
     }
 
     fn write_members(&self, out: &mut Vec<u8>) {
@@ -600,6 +674,12 @@ pub fn write_rendered(
         out.push(b',');
         json(out, &ext.id);
     }
+    data.each_key(&mut |key| {
+        if rt.is_client_extension(key) {
+            out.push(b',');
+            json(out, &key);
+        }
+    });
     out.extend_from_slice(br#"],"id":"#);
     json(out, &id);
     data.write_members(out);
@@ -896,7 +976,11 @@ mod tests {
                 "invalidSyntax",
             ),
             (
-                json!({"userName":"a","urn:example:custom":{"x":1}}),
+                json!({"userName":"a","urn:example:custom":"x"}),
+                "invalidValue",
+            ),
+            (
+                json!({"userName":"a","urn:example:a b":{"x":1}}),
                 "invalidSyntax",
             ),
             (

@@ -226,6 +226,32 @@ impl ResourceType {
             .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
+    /// Whether `key` names a schema extension of the client's own, which this server does
+    /// not define: a URN (`urn:` then letters, digits and `:._-`) outside SCIM's own
+    /// namespaces (`…:scim:schemas:core:`, `…:scim:api:`) and not a misspelling of a
+    /// schema this server defines (the same letters but for the colons: Entra's old
+    /// `…:enterprise:2.0User`), whose data would otherwise miss where it was meant to go.
+    /// An IdP admin maps custom attributes into one (Entra's
+    /// `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`, an Okta
+    /// namespace); its object is kept as sent, shown back and given to apps.
+    pub fn is_client_extension(&self, key: &str) -> bool {
+        let starts = |prefix: &str| {
+            key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
+        key.len() > 4
+            && starts("urn:")
+            && key[4..].contains(':')
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
+            && !key.ends_with(':')
+            && !starts("urn:ietf:params:scim:schemas:core:")
+            && !starts("urn:ietf:params:scim:api:")
+            && !ALL_SCHEMAS
+                .iter()
+                .any(|schema| squashed(schema.id).eq(squashed(key)))
+    }
+
     /// The common attribute (`id`, `externalId`, `meta`) or core attribute named `name`.
     pub fn core_attribute(&self, name: &str) -> Option<&'static Attribute> {
         find(COMMON_ATTRIBUTES, name).or_else(|| find(self.schema.attributes, name))
@@ -417,6 +443,14 @@ impl ResourceType {
             (None, None) => Ok((Qualifier::Unqualified, path)),
         }
     }
+}
+
+/// `urn` without its colons, in lower case: what a misspelt URN still has in common with
+/// the one it misspells.
+fn squashed(urn: &str) -> impl Iterator<Item = u8> + '_ {
+    urn.bytes()
+        .filter(|b| *b != b':')
+        .map(|b| b.to_ascii_lowercase())
 }
 
 /// Whether `name` is spelled as an attribute name may be: `ALPHA *(nameChar)`

@@ -728,7 +728,7 @@ fn bad_paths_are_invalid_path_and_bad_filters_invalid_filter() {
             "invalidPath",
         ),
         (
-            json!({"op": "add", "path": "urn:example:custom:x", "value": 1}),
+            json!({"op": "add", "path": "urn:example:custom:x[value eq 1]", "value": 1}),
             "invalidPath",
         ),
         (
