@@ -824,6 +824,13 @@ impl Patcher<'_> {
                         None => elements[i] = Value::Null,
                     },
                 }
+                // Clearing a sub-attribute may leave nothing of the element but its `type`
+                // and `primary` (Entra's SCIM_Null_Update_Test empties every field of a
+                // work address): it goes, as an email whose address is cleared does.
+                let clears = value.is_null() || value.as_str() == Some("");
+                if clears && p.sub.is_some() && !stands_alone(attr, &elements[i]) {
+                    elements[i] = Value::Null;
+                }
             }
             matched
         };

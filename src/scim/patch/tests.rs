@@ -1049,6 +1049,35 @@ fn entra_null_and_empty_updates() {
 }
 
 #[test]
+fn an_address_whose_every_field_is_cleared_goes_as_an_email_does() {
+    let work = |field: &str, value: Value| json!({"op": "Replace", "path": format!("addresses[type eq \"work\"].{field}"), "value": value});
+    let data = patch_user(
+        json!({"userName": "bob",
+               "addresses": [{"type": "work", "primary": true, "streetAddress": "1 Main St", "locality": "Leeds"},
+                             {"type": "home", "locality": "York"}],
+               "emails": [{"type": "work", "primary": true, "value": "bob@example.com"}]}),
+        json!([work("streetAddress", json!("")), work("locality", json!("")),
+               {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": ""}]),
+    );
+    assert_eq!(
+        data["addresses"][0]["streetAddress"], "",
+        "\"\" is stored as sent"
+    );
+    let data = patch_user(
+        data,
+        json!([
+            work("streetAddress", Value::Null),
+            work("locality", Value::Null)
+        ]),
+    );
+    assert_eq!(
+        data["addresses"],
+        json!([{"type": "home", "locality": "York"}])
+    );
+    assert!(data.get("emails").is_none());
+}
+
+#[test]
 fn entra_manager_variants() {
     // §2.6, hard case 9.
     let set_by_array = json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
