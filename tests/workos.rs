@@ -34,6 +34,12 @@ async fn all_tenants_key(s: &TestServer, name: &str) -> String {
         .secret
 }
 
+/// A GET of `path` with the `authorization` header `auth`, as an SDK sends it.
+async fn read(s: &TestServer, auth: &str, path: &str) -> Resp {
+    s.raw(Method::GET, path, &[("authorization", auth)], "")
+        .await
+}
+
 /// Sets what the default tenant does when the IdP deletes a user.
 fn on_delete(s: &TestServer, policy: scimd::model::DeletePolicy) {
     let conn = s.db.conn().unwrap();
@@ -611,14 +617,12 @@ async fn the_events_filter_takes_every_array_form() {
         assert_eq!(kinds, ["dsync.group.created"], "{query}");
     }
     // An app reading several WorkOS products' events from one stream asks for theirs too.
-    let r = s
-        .raw(
-            Method::GET,
-            "/events?events=user.created,connection.activated,dsync.group.created",
-            &[("authorization", &auth)],
-            "",
-        )
-        .await;
+    let r = read(
+        &s,
+        &auth,
+        "/events?events=user.created,connection.activated,dsync.group.created",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["data"].as_array().unwrap().len(), 1, "{}", r.text);
     for bogus in [
@@ -626,14 +630,7 @@ async fn the_events_filter_takes_every_array_form() {
         "events=dsync",
         "events=dsync..user",
     ] {
-        let r = s
-            .raw(
-                Method::GET,
-                &format!("/events?{bogus}"),
-                &[("authorization", &auth)],
-                "",
-            )
-            .await;
+        let r = read(&s, &auth, &format!("/events?{bogus}")).await;
         assert_eq!(r.status, 422, "{bogus}: {}", r.text);
     }
     s.stop().await;
@@ -647,14 +644,6 @@ async fn the_events_filter_takes_every_array_form() {
 async fn the_routes_under_a_directory_answer_what_the_older_routes_do() {
     let s = TestServer::start().await;
     let auth = format!("Bearer {}", all_tenants_key(&s, "scoped").await);
-    let get = |path: String| {
-        let auth = auth.clone();
-        let s = &s;
-        async move {
-            s.raw(Method::GET, &path, &[("authorization", &auth)], "")
-                .await
-        }
-    };
     let ada = s.create_user("ada@example.com").await;
     let bob = s.create_user("bob@example.com").await;
     let r = s
@@ -678,8 +667,13 @@ async fn the_routes_under_a_directory_answer_what_the_older_routes_do() {
     assert_eq!(r.status, 201, "{}", r.text);
     let eve = format!("directory_user_{}", r.json["id"].as_str().unwrap());
 
-    let old = get("/directory_users?directory=directory_default&limit=100".into()).await;
-    let new = get("/directories/directory_default/users?limit=100".into()).await;
+    let old = read(
+        &s,
+        &auth,
+        "/directory_users?directory=directory_default&limit=100",
+    )
+    .await;
+    let new = read(&s, &auth, "/directories/directory_default/users?limit=100").await;
     assert_eq!(new.status, 200, "{}", new.text);
     let ids = |r: &Resp| -> Vec<Value> {
         r.json["data"]
@@ -693,47 +687,74 @@ async fn the_routes_under_a_directory_answer_what_the_older_routes_do() {
     assert_eq!(ids(&new).len(), 2);
     assert!(old.json["data"][0].get("groups").is_some());
     assert!(new.json["data"][0].get("groups").is_none(), "{}", new.text);
-    let r = get(format!("/directories/directory_default/users?group={team}")).await;
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directories/directory_default/users?group={team}"),
+    )
+    .await;
     assert_eq!(ids(&r), [json!(format!("directory_user_{ada}"))]);
 
-    let r = get(format!(
-        "/directories/directory_default/users/directory_user_{bob}"
-    ))
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directories/directory_default/users/directory_user_{bob}"),
+    )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["email"], "bob@example.com");
     assert!(r.json.get("groups").is_none());
-    let r = get(format!("/directories/directory_default/users/{eve}")).await;
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directories/directory_default/users/{eve}"),
+    )
+    .await;
     assert_eq!(r.status, 404, "another directory's user: {}", r.text);
     assert_eq!(
-        get(format!("/directories/directory_other/users/{eve}"))
-            .await
-            .status,
+        read(
+            &s,
+            &auth,
+            &format!("/directories/directory_other/users/{eve}")
+        )
+        .await
+        .status,
         200
     );
 
-    let r = get("/directories/directory_default/groups".into()).await;
+    let r = read(&s, &auth, "/directories/directory_default/groups").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(ids(&r), [json!(team)]);
-    let r = get(format!(
-        "/directories/directory_default/groups?user=directory_user_{bob}"
-    ))
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directories/directory_default/groups?user=directory_user_{bob}"),
+    )
     .await;
     assert_eq!(ids(&r), Vec::<Value>::new());
-    let r = get(format!("/directories/directory_default/groups/{team}")).await;
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directories/directory_default/groups/{team}"),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json["idp_id"], "okta-team");
     assert_eq!(
-        get(format!("/directories/directory_other/groups/{team}"))
-            .await
-            .status,
+        read(
+            &s,
+            &auth,
+            &format!("/directories/directory_other/groups/{team}")
+        )
+        .await
+        .status,
         404
     );
     for unknown in [
         "/directories/directory_nope/users",
         "/directories/directory_nope/groups",
     ] {
-        assert_eq!(get(unknown.into()).await.status, 404, "{unknown}");
+        assert_eq!(read(&s, &auth, unknown).await.status, 404, "{unknown}");
     }
     s.stop().await;
 }
@@ -764,23 +785,19 @@ async fn group_events_name_the_group_as_the_api_does_and_only_readable_users() {
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let gid = r.json["id"].as_str().unwrap().to_string();
-    let r = s
-        .raw(
-            Method::GET,
-            &format!("/directory_groups/directory_group_{gid}"),
-            &[("authorization", &auth)],
-            "",
-        )
-        .await;
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directory_groups/directory_group_{gid}"),
+    )
+    .await;
     let group = r.json;
-    let r = s
-        .raw(
-            Method::GET,
-            "/events?events=dsync.group.created,dsync.group.user_added&limit=100",
-            &[("authorization", &auth)],
-            "",
-        )
-        .await;
+    let r = read(
+        &s,
+        &auth,
+        "/events?events=dsync.group.created,dsync.group.user_added&limit=100",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text);
     let events = r.json["data"].as_array().unwrap();
     let created: Vec<&Value> = events
@@ -806,14 +823,12 @@ async fn group_events_name_the_group_as_the_api_does_and_only_readable_users() {
     );
     assert_eq!(added[0]["data"]["user"]["email"], "ada@example.com");
     assert_eq!(added[0]["data"]["group"]["idp_id"], "okta-team");
-    let r = s
-        .raw(
-            Method::GET,
-            &format!("/directory_users/directory_user_{later}"),
-            &[("authorization", &auth)],
-            "",
-        )
-        .await;
+    let r = read(
+        &s,
+        &auth,
+        &format!("/directory_users/directory_user_{later}"),
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.text);
     s.stop().await;
 }

@@ -305,15 +305,8 @@ fn put_client_extension(
     urn: String,
     value: Value,
 ) -> Result<(), ScimError> {
-    let fields = match value {
-        Value::Null => return Ok(()),
-        Value::Object(fields) => fields,
-        other => {
-            return Err(ScimError::invalid_value(format!(
-                "\"{urn}\" must be an object, got {}",
-                describe(&other)
-            )));
-        }
+    let Some(fields) = extension_fields(&urn, value)? else {
+        return Ok(());
     };
     let key = same_key(out, &urn).unwrap_or(urn);
     let slot = out
@@ -338,6 +331,19 @@ fn put_client_extension(
     Ok(())
 }
 
+/// The attributes an extension `urn` is sent with: `None` for `null`, an error unless an
+/// object.
+fn extension_fields(urn: &str, value: Value) -> Result<Option<Map<String, Value>>, ScimError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Object(fields) => Ok(Some(fields)),
+        other => Err(ScimError::invalid_value(format!(
+            "\"{urn}\" must be an object, got {}",
+            describe(&other)
+        ))),
+    }
+}
+
 /// The key of `map` equal to `name` in any case (attribute names and URNs are
 /// case-insensitive, RFC 7643 §2.1).
 pub fn same_key(map: &Map<String, Value>, name: &str) -> Option<String> {
@@ -349,16 +355,8 @@ fn put_extension(
     ext: &'static Schema,
     value: Value,
 ) -> Result<(), ScimError> {
-    let fields = match value {
-        Value::Null => return Ok(()),
-        Value::Object(fields) => fields,
-        other => {
-            return Err(ScimError::invalid_value(format!(
-                "\"{}\" must be an object, got {}",
-                ext.id,
-                describe(&other)
-            )));
-        }
+    let Some(fields) = extension_fields(ext.id, value)? else {
+        return Ok(());
     };
     let inner = extension_slot(out, ext);
     for (k, v) in fields {
