@@ -316,7 +316,7 @@ fn adopt_owner(path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>>
     })
 }
 
-fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
+fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
     if args.metrics == MetricsSwitch::Off && args.metrics_listen.is_some() {
         return Err(
             "--metrics-listen serves metrics, which --metrics off turns off: drop one".into(),
@@ -324,6 +324,19 @@ fn serve(db_args: &DbArgs, args: ServeArgs) -> CliResult {
     }
     // Held until `serve` returns: dropping it writes out the lines still queued.
     let _log = init_tracing(args.log_format, &args.log_level);
+    // Connections past what the open-files limit leaves would fail the database's own
+    // files (a write committed, its flush refused) and stall accepting: fewer are taken.
+    let files = crate::server::raise_open_files();
+    let room = files.saturating_sub(crate::server::RESERVED_FILES).max(16);
+    if args.max_connections as u64 > room {
+        tracing::warn!(
+            open_files = files,
+            max_connections = args.max_connections,
+            taken = room,
+            "the open-files limit leaves room for fewer connections than --max-connections: raise it (LimitNOFILE, ulimit -n)"
+        );
+        args.max_connections = room as usize;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

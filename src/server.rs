@@ -142,6 +142,28 @@ pub async fn run_tls(
     serve(listener, app, Some(tls), shutdown).await
 }
 
+/// File descriptors a server needs besides its connections: the database's pooled
+/// connections and log, the webhook sender's sockets, the listeners, log files.
+pub const RESERVED_FILES: u64 = 128;
+
+/// Raises this process's limit on open files to the most it may have (the soft limit to
+/// the hard one: the soft one is often 1 024, and every connection takes a descriptor),
+/// and answers the limit it has.
+pub fn raise_open_files() -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            return limit.maximum.unwrap_or(u64::MAX);
+        }
+    }
+    limit.current.unwrap_or(u64::MAX)
+}
+
 async fn serve(
     listener: TcpListener,
     app: App,

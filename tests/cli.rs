@@ -1642,3 +1642,107 @@ fn a_server_reading_through_a_mapping_answers_what_it_wrote() {
     }
     server.stop();
 }
+
+/// One HTTP/1.1 exchange on an open keep-alive connection: the status line and headers,
+/// and the body by its length.
+fn exchange(s: &mut std::net::TcpStream, request: &str) -> String {
+    use std::io::{Read, Write};
+    s.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "the connection closed");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|n| n.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body).unwrap();
+    head + &String::from_utf8(body).unwrap()
+}
+
+/// Under a low open-files limit (`ulimit -n`, `LimitNOFILE`), `serve` raises the soft
+/// limit to the hard one and takes fewer connections than `--max-connections` when even
+/// that leaves too little room: connections past it are refused, while the database's own
+/// files stay open, so a write is answered 201 rather than committed and then failed.
+#[test]
+fn a_low_open_files_limit_takes_fewer_connections_not_the_databases_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, token, err) = run(dir.path(), &["token", "create", "--name", "t"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "ulimit -n 200 && exec {} serve --listen 127.0.0.1:0",
+                env!("CARGO_BIN_EXE_scimd")
+            ),
+        ])
+        .current_dir(dir.path())
+        .env_remove("SCIMD_DB")
+        .env_remove("SCIMD_LISTEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.rsplit("http://").next().unwrap().to_string();
+    let mut working = std::net::TcpStream::connect(&addr).unwrap();
+    // Idle connections from eight addresses, more than the limit leaves room for.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idle = runtime.block_on(async {
+        let mut idle = Vec::new();
+        for i in 0..240 {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket
+                .bind(format!("127.0.0.{}:0", 2 + i % 8).parse().unwrap())
+                .unwrap();
+            if let Ok(c) = socket.connect(addr.parse().unwrap()).await {
+                idle.push(c);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        idle
+    });
+    for i in 0..5 {
+        let body = format!(r#"{{"userName":"fd{i}@example.com"}}"#);
+        let answer = exchange(
+            &mut working,
+            &format!(
+                "POST /scim/v2/Users HTTP/1.1\r\nHost: scimd\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/scim+json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    runtime.block_on(async move { drop(idle) });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut log = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(
+        log.contains("the open-files limit leaves room for fewer connections"),
+        "{log}"
+    );
+}

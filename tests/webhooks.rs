@@ -60,6 +60,8 @@ struct Receiver {
     otherwise: Arc<Mutex<Option<u16>>>,
     /// How long each answer takes.
     delay: Arc<Mutex<Duration>>,
+    /// The `Retry-After` of every answer, when set.
+    retry_after: Arc<Mutex<Option<&'static str>>>,
 }
 
 impl Receiver {
@@ -105,11 +107,12 @@ impl Receiver {
                                 body,
                                 answered: answer,
                             });
+                            let mut response = Response::builder().status(answer);
+                            if let Some(after) = *me.retry_after.lock().unwrap() {
+                                response = response.header("retry-after", after);
+                            }
                             Ok::<_, hyper::Error>(
-                                Response::builder()
-                                    .status(answer)
-                                    .body(Full::new(Bytes::from("thanks")))
-                                    .unwrap(),
+                                response.body(Full::new(Bytes::from("thanks"))).unwrap(),
                             )
                         }
                     });
@@ -540,6 +543,26 @@ async fn a_410_disables_the_endpoint_at_once() {
     let audit = db::audit::list(&server.db.conn().unwrap(), &filter).unwrap();
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0].entry.actor, Actor::system().label());
+    delivery.stop().await;
+}
+
+/// A receiver's `Retry-After` may ask for longer than the schedule's step, never less: a
+/// proxy answering `503 Retry-After: 0` through a deploy does not spend the schedule (and
+/// disable the endpoint) in milliseconds.
+#[tokio::test]
+async fn a_retry_after_shorter_than_the_schedules_step_waits_the_step() {
+    let server = TestServer::start().await;
+    let delivery = Delivery::spawn(server.db.clone(), schedule("1s,1s"));
+    let (rx, addr) = Receiver::start().await;
+    rx.always(Some(503));
+    *rx.retry_after.lock().unwrap() = Some("0");
+    add(&server.db, addr, &[]).await;
+    server.create_user("a@example.com").await;
+    eventually(5, "the first attempt", || !rx.all().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(rx.all().len(), 1, "no retry before the schedule's step");
+    assert!(disabled(&server.db, default_tenant(&server.db)).is_empty());
+    eventually(5, "the retry at the step", || rx.all().len() >= 2).await;
     delivery.stop().await;
 }
 

@@ -50,6 +50,18 @@ impl std::fmt::Display for WriteFailure {
 /// retries keeps it failing while its writes are refused.
 pub(super) const SETTLE: Duration = Duration::from_secs(60);
 
+/// How long a commit, or the flush of the log, may run before writes count as stalled: a
+/// disk that hangs (a frozen file system, a dead network mount) fails nothing, it just
+/// never answers, and every write waits while reads go on.
+pub(super) const STALLED: Duration = Duration::from_secs(30);
+
+/// Who may be waiting on the storage: the writer in a commit, the flusher in a flush.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Waiter {
+    Writer = 0,
+    Flusher = 1,
+}
+
 /// How the durable commit attempts have been ending, shared by the writer, the flusher and
 /// the readers of [`super::Db::write_health`]. Locked once per commit: uncontended, it
 /// costs nothing beside the commit's flush.
@@ -68,6 +80,8 @@ struct State {
     last_failure: Instant,
     /// [`SETTLE`], shorter in tests.
     settle: Duration,
+    /// Since when each [`Waiter`] has been in the commit or flush under way.
+    busy: [Option<Instant>; 2],
 }
 
 impl Default for WriteHealth {
@@ -77,6 +91,7 @@ impl Default for WriteHealth {
             failing: None,
             last_failure: Instant::now(),
             settle: SETTLE,
+            busy: [None; 2],
         }))
     }
 }
@@ -117,12 +132,29 @@ impl WriteHealth {
         }
     }
 
+    /// `who` starts (`true`) or ends a commit or a flush.
+    pub(super) fn busy(&self, who: Waiter, busy: bool) {
+        self.lock().busy[who as usize] = busy.then(Instant::now);
+    }
+
     /// Ok unless a durable commit attempt failed for the storage and none has succeeded
-    /// since after [`SETTLE`] without another failure.
+    /// since after [`SETTLE`] without another failure, or a commit or a flush has run for
+    /// [`STALLED`] or longer.
     pub(super) fn check(&self) -> Result<(), WriteFailure> {
-        match &self.lock().failing {
-            None => Ok(()),
-            Some(failing) => Err(failing.clone()),
+        let state = self.lock();
+        if let Some(failing) = &state.failing {
+            return Err(failing.clone());
+        }
+        let waited = state.busy.iter().flatten().map(Instant::elapsed).max();
+        match waited {
+            Some(waited) if waited >= STALLED => Err(WriteFailure {
+                reason: format!(
+                    "a write has waited {} s on the storage (a hung disk or file system?)",
+                    waited.as_secs()
+                ),
+                since: time::OffsetDateTime::now_utc() - waited,
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -173,6 +205,21 @@ mod tests {
             rusqlite::ffi::Error::new(code),
             None,
         ))
+    }
+
+    /// A hung disk fails nothing: a commit or flush that has run for [`STALLED`] shows as
+    /// failing until it ends.
+    #[test]
+    fn a_commit_or_flush_that_never_ends_is_a_stall() {
+        let h = WriteHealth::default();
+        h.busy(Waiter::Flusher, true);
+        assert_eq!(h.check(), Ok(()), "a flush under way");
+        h.lock().busy[Waiter::Writer as usize] = Some(Instant::now() - STALLED);
+        let stalled = h.check().unwrap_err();
+        assert!(stalled.reason.contains("waited 30 s"), "{stalled:?}");
+        h.busy(Waiter::Writer, false);
+        assert_eq!(h.check(), Ok(()));
+        h.busy(Waiter::Flusher, false);
     }
 
     /// A failure is kept until a newer attempt succeeds; an outcome of an older attempt

@@ -58,7 +58,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Transaction, TransactionBehavior};
 
 use super::credentials::Credentials;
-use super::health::{WriteHealth, storage_failure};
+use super::health::{Waiter, WriteHealth, storage_failure};
 use super::{DbError, Durability};
 
 /// The most writes one transaction takes: bounds how long the first of them waits for the
@@ -452,11 +452,18 @@ fn flusher(
     health: &WriteHealth,
     flushed: &mpsc::Receiver<Flush>,
 ) {
+    let mut held = HeldLog {
+        path: log.to_path_buf(),
+        open: None,
+    };
     while let Ok(first) = flushed.recv() {
         let mut flushes = vec![first];
         flushes.extend(flushed.try_iter());
         let attempt = flushes.iter().map(|f| f.attempt).max().unwrap_or(0);
-        let synced = sync_log(log).map_err(|e| {
+        health.busy(Waiter::Flusher, true);
+        let synced = held.sync();
+        health.busy(Waiter::Flusher, false);
+        let synced = synced.map_err(|e| {
             tracing::error!(error = %e, log = %log.display(), "could not flush the log to disk");
             health.failed(attempt, format!("could not flush the log to disk: {e}"));
             // Not "unavailable" (a 503 that says nothing was changed): the batch committed
@@ -485,10 +492,37 @@ fn flusher(
     }
 }
 
-/// Makes what was written to the log durable: `fdatasync` of the file, opened by name each
-/// time so it is the log SQLite writes now.
+/// Makes what was written to the log durable: `fdatasync` of the file, opened by name so
+/// it is the log SQLite writes now.
 pub(super) fn sync_log(log: &std::path::Path) -> std::io::Result<()> {
     std::fs::File::open(log)?.sync_data()
+}
+
+/// The log as the flusher holds it: opened once and flushed through the same descriptor,
+/// opened anew only when the file at the log's name is another (SQLite made a new log), so
+/// a flush needs no descriptor of its own: with every descriptor taken by connections, a
+/// flush that opened the log failed, and a committed write was answered 500.
+struct HeldLog {
+    path: std::path::PathBuf,
+    /// The open log and the (device, inode) it was opened as.
+    open: Option<(std::fs::File, (u64, u64))>,
+}
+
+impl HeldLog {
+    fn sync(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let now = std::fs::metadata(&self.path)?;
+        let named = (now.dev(), now.ino());
+        match &self.open {
+            Some((file, held)) if *held == named => file.sync_data(),
+            _ => {
+                let file = std::fs::File::open(&self.path)?;
+                file.sync_data()?;
+                self.open = Some((file, named));
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The newest event cursor handed out (0 before the first).
@@ -596,6 +630,14 @@ impl Writer {
     /// when something was committed. Writes that did not get to run because the
     /// transaction broke under them stay in `batch` for the next one.
     fn commit(&mut self, batch: &mut VecDeque<Job>) -> bool {
+        self.health.busy(Waiter::Writer, true);
+        let committed = self.commit_batch(batch);
+        self.health.busy(Waiter::Writer, false);
+        committed
+    }
+
+    /// [`Self::commit`], while the writer is noted busy.
+    fn commit_batch(&mut self, batch: &mut VecDeque<Job>) -> bool {
         self.attempts += 1;
         let relaxed = batch.iter().all(|j| j.relaxed);
         let mut conn = match self.conn.take() {
@@ -665,6 +707,17 @@ impl Writer {
             }
             bare &= job.work.replayable();
             kept |= keep;
+            if tx.is_autocommit() {
+                // SQLite rolled the whole transaction back on its own (a full disk, an
+                // I/O error), savepoint and all: what ran is lost, and may be retried by
+                // its sender. (Rolling back to the savepoint now would fail as a write
+                // error of its own, and answer the batch 500.)
+                ran.push(job);
+                broken = Some(DbError::Busy(
+                    "the database rolled back a write transaction; try again".into(),
+                ));
+                break;
+            }
             let ended = if !guarded {
                 Ok(())
             } else if keep {
@@ -675,14 +728,6 @@ impl Writer {
             ran.push(job);
             if let Err(e) = ended {
                 broken = Some(e.into());
-                break;
-            }
-            if tx.is_autocommit() {
-                // SQLite rolled the whole transaction back on its own (a full disk, an
-                // I/O error): what ran is lost, and may be retried by its sender.
-                broken = Some(DbError::Busy(
-                    "the database rolled back a write transaction; try again".into(),
-                ));
                 break;
             }
         }

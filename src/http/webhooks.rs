@@ -56,6 +56,10 @@ const RELOOK: Duration = Duration::from_millis(200);
 /// together go out in one batch with one cursor update, so a burst of SCIM writes is not
 /// slowed by one bookkeeping transaction per endpoint per event.
 const GATHER: Duration = Duration::from_millis(10);
+/// The longest pause before a batch whose delivery could not be recorded (a full disk) is
+/// sent again: the pause doubles from [`RECHECK`] up to this, so the receiver does not get
+/// the same events every second for as long as the disk stays full.
+const UNRECORDED_PAUSE: Duration = Duration::from_secs(300);
 /// The most of an answer read (its first [`ops::RESPONSE_KEPT`] bytes are kept).
 const MAX_READ: usize = 64 * 1024;
 
@@ -322,6 +326,8 @@ async fn follow(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut commits = db.commits();
+    // Batches in a row whose delivery could not be recorded.
+    let mut unrecorded = 0u32;
     loop {
         if *stop.borrow() {
             return;
@@ -330,8 +336,14 @@ async fn follow(
         let nap = match ops::next(&db, id, BATCH).await {
             Ok(Next::Stop) => return,
             Ok(Next::Send(batch)) => {
-                deliver(&db, &sender, &metrics, batch, &schedule, &stop).await;
-                continue;
+                if deliver(&db, &sender, &metrics, batch, &schedule, &stop).await {
+                    unrecorded = 0;
+                    continue;
+                }
+                unrecorded += 1;
+                RECHECK
+                    .saturating_mul(1 << unrecorded.min(16))
+                    .min(UNRECORDED_PAUSE)
             }
             Ok(Next::Idle) => RECHECK,
             Ok(Next::RetryAt(at)) => {
@@ -352,7 +364,8 @@ async fn follow(
 }
 
 /// Sends `batch` in order, stopping at the first failure (or when told to stop, or after
-/// [`PROGRESS`] of sending), and reports what happened.
+/// [`PROGRESS`] of sending), and reports what happened; `false` when that report could not
+/// be recorded (the batch goes again).
 async fn deliver(
     db: &Db,
     sender: &Sender,
@@ -360,7 +373,7 @@ async fn deliver(
     batch: Batch,
     schedule: &[Duration],
     stop: &watch::Receiver<bool>,
-) {
+) -> bool {
     let id = batch.target.endpoint_id;
     let mut sent = Vec::with_capacity(batch.messages.len());
     let started = std::time::Instant::now();
@@ -384,11 +397,12 @@ async fn deliver(
     match ops::report(db, &batch, sent, schedule).await {
         Ok(Reported::Disabled(reason)) => {
             tracing::warn!(webhook = id, url = %shown_url(&batch.target.url), %reason, "webhook endpoint disabled");
+            true
         }
-        Ok(_) => {}
+        Ok(_) => true,
         Err(e) => {
             tracing::warn!(webhook = id, error = %e, "cannot record webhook deliveries");
-            tokio::time::sleep(RECHECK).await;
+            false
         }
     }
 }

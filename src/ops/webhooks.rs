@@ -639,10 +639,13 @@ pub async fn report(
             audit::append(tx, &entry)?;
             return Ok(Reported::Disabled(reason));
         }
+        // A receiver's `Retry-After` may ask for longer than the schedule's step, never
+        // less: a proxy answering `503 Retry-After: 0` through a deploy would otherwise
+        // spend the whole schedule, and disable the endpoint, within seconds.
+        let step = jitter(schedule[failures as usize - 1]);
         let wait = sent
             .retry_after
-            .map(|d| d.min(MAX_RETRY_AFTER))
-            .unwrap_or_else(|| jitter(schedule[failures as usize - 1]));
+            .map_or(step, |d| d.min(MAX_RETRY_AFTER).max(step));
         let at = now + wait;
         webhooks::fail(
             tx,
