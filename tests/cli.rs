@@ -1438,7 +1438,7 @@ fn a_token_revoked_on_the_command_line_stops_working_for_a_running_server() {
 /// error met, and `scimd serve` says at start that a page does not read, before anything
 /// reads it; a missing database is not created by a check.
 #[test]
-fn check_lists_what_is_damaged_and_serve_says_so_at_start() {
+fn check_lists_what_is_damaged_and_serve_says_so_at_start_and_in_its_health() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (ok, _, err) = run(d, &["check"]);
@@ -1484,6 +1484,13 @@ fn check_lists_what_is_damaged_and_serve_says_so_at_start() {
     assert!(
         metrics.lines().any(|l| l == "scimd_database_damaged 1"),
         "{metrics}"
+    );
+    // And the health check a supervisor or a load balancer reads.
+    let health = http(&server.addr, &request("GET", "/healthz", &[], ""));
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(
+        health.contains("database damaged: run `scimd check`"),
+        "{health}"
     );
     drop(server);
 }

@@ -241,6 +241,11 @@ impl Metrics {
         self.damaged.set(i64::from(damaged));
     }
 
+    /// Whether the start-up check found the database damaged.
+    pub(crate) fn damaged(&self) -> bool {
+        self.damaged.get() != 0
+    }
+
     /// One answered request.
     pub(crate) fn request(&self, route: &'static str, status: u16, took: Duration) {
         self.requests

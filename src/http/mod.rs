@@ -721,6 +721,14 @@ impl App {
             tracing::error!(error = %e, "health check failed");
             return text(StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n");
         }
+        if self.state.metrics.damaged() {
+            // A damaged database still answers most reads: only this says so to a
+            // supervisor, where the log line is easily missed for weeks.
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database damaged: run `scimd check`, and restore a backup if it confirms\n",
+            );
+        }
         match self.state.db.write_health() {
             Ok(()) => text(StatusCode::OK, "ok\n"),
             // Logged once by the db layer when writes began to fail, not at every check.
