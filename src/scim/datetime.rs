@@ -4,12 +4,35 @@
 //! (`2026-11-23T03:21:24.123456Z`) so that text order equals time order, in SQLite as
 //! in memory; client-supplied values are converted to that form before comparing.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-/// The current time in canonical form.
+/// The current time in canonical form, never earlier than a time it answered before in
+/// this process: a wall clock stepped back (NTP correcting a fast clock) would otherwise
+/// stamp a change before one a client has already seen, and `meta.lastModified gt W`
+/// (or the apps' `updated_since`) would miss it.
 pub fn now() -> String {
-    format(OffsetDateTime::now_utc())
+    format(STAMPS.after_the_last(OffsetDateTime::now_utc()))
+}
+
+/// The times [`now`] has answered.
+static STAMPS: Stamps = Stamps(AtomicI64::new(i64::MIN));
+
+/// The newest time answered, in microseconds since the epoch.
+struct Stamps(AtomicI64);
+
+impl Stamps {
+    /// `t`, or the newest time answered before when `t` is earlier.
+    fn after_the_last(&self, t: OffsetDateTime) -> OffsetDateTime {
+        let micros = i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX);
+        let last = self.0.fetch_max(micros, Ordering::Relaxed);
+        if last <= micros {
+            return t;
+        }
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(last) * 1000).unwrap_or(t)
+    }
 }
 
 /// `days` from now, in canonical form: when something made now with that lifetime expires.
@@ -52,6 +75,17 @@ pub fn canonical(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_stepped_back_stamps_no_earlier_than_before() {
+        let stamps = Stamps(AtomicI64::new(i64::MIN));
+        let t = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        assert_eq!(stamps.after_the_last(t), t);
+        let back = t - time::Duration::seconds(30);
+        assert_eq!(stamps.after_the_last(back), t, "held at the newest");
+        let on = t + time::Duration::microseconds(1);
+        assert_eq!(stamps.after_the_last(on), on, "and moves on with the clock");
+    }
 
     #[test]
     fn canonical_form_orders_as_text() {
