@@ -109,10 +109,18 @@ fn serve(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let (addr, lines) = listening(&mut child);
+    (child, addr, lines)
+}
+
+/// The address a starting `serve` says it listens on, and the rest of what it prints.
+fn listening(
+    child: &mut std::process::Child,
+) -> (String, std::io::Lines<BufReader<std::process::ChildStdout>>) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let addr = first.rsplit("http://").next().unwrap().to_string();
-    (child, addr, lines)
+    (addr, lines)
 }
 
 #[test]
@@ -1700,9 +1708,7 @@ fn a_low_open_files_limit_takes_fewer_connections_not_the_databases_files() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let addr = first.rsplit("http://").next().unwrap().to_string();
+    let (addr, _lines) = listening(&mut child);
     let mut working = std::net::TcpStream::connect(&addr).unwrap();
     // Idle connections from eight addresses, more than the limit leaves room for.
     let runtime = tokio::runtime::Builder::new_current_thread()
