@@ -240,7 +240,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     const BODY: &str = r#"{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503","detail":"the server has as many connections open as it may, in all or from this address; retry shortly"}"#;
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/scim+json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{BODY}",
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/scim+json\r\nX-Content-Type-Options: nosniff\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{BODY}",
         BODY.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;

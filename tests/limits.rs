@@ -37,6 +37,10 @@ async fn connections_past_the_caps_get_503_and_room_comes_back() {
     let refused = answer_from(&s, "127.0.0.41", "/healthz", None).await;
     assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     assert!(refused.contains("Retry-After: 1"), "{refused}");
+    assert!(
+        refused.contains("X-Content-Type-Options: nosniff"),
+        "{refused}"
+    );
     assert!(refused.contains("urn:ietf:params:scim:api:messages:2.0:Error"));
     let ok = answer_from(&s, "127.0.0.42", "/healthz", None).await;
     assert!(ok.starts_with("HTTP/1.1 200"), "another address: {ok}");
@@ -104,6 +108,7 @@ async fn requests_past_the_caps_get_503_while_health_checks_still_answer() {
         );
     }
     assert!(same.contains("this address has as many requests"), "{same}");
+    assert!(same.contains("x-content-type-options: nosniff"), "{same}");
     assert!(other.contains("the server is answering as many"), "{other}");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     assert!(

@@ -118,7 +118,7 @@ async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
         .post(
             "/scim/v2/Users",
             &json!({"schemas":[USER_URN, x], "userName":"cx@example.com",
-                    x: {"CustomAttribute":"abc","tags":["a"]}}),
+                    x: {"CustomAttribute":"abc","tags":["a"],"password":"hunter2"}}),
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -194,7 +194,55 @@ async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
     s.put(&user, &json!({"userName":"cx@example.com","adreses":[]}))
         .await
         .assert_error(400, Some("invalidSyntax"));
+    // A key with a colon under the enterprise URN is no extension of the client's.
+    let enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    s.patch(
+        &user,
+        &patch(json!([{"op":"add","value":{enterprise: {"a:b":"x"}}}])),
+    )
+    .await
+    .assert_error(400, Some("invalidPath"));
     assert_eq!(s.get(&user).await.json, before);
+    // Misspellings of SCIM's own URNs, and an attribute path under one, are refused, not
+    // kept where the member never reads them; so is the URN of an extension given a value
+    // that is not an object.
+    for (key, value, scim_type) in [
+        (
+            format!("{enterprise}:manager"),
+            json!({"value":"m"}),
+            "invalidSyntax",
+        ),
+        (
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0User".into(),
+            json!({"department":"x"}),
+            "invalidSyntax",
+        ),
+        (
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0.User".into(),
+            json!({"department":"x"}),
+            "invalidSyntax",
+        ),
+        (
+            "urn:ietf:params:scim:schemas:extensions:enterprise:2.0:User".into(),
+            json!({"department":"x"}),
+            "invalidSyntax",
+        ),
+        (
+            "urn:ietf:params:scim:schemas:core-2.0:User".into(),
+            json!({"title":"x"}),
+            "invalidSyntax",
+        ),
+        (x.to_string(), json!("x"), "invalidValue"),
+    ] {
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &json!({"userName":"typo@example.com", key.clone(): value}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{key}: {}", r.text);
+        assert_eq!(r.json["scimType"], scim_type, "{key}: {}", r.text);
+    }
 }
 
 /// Every attribute of the core and enterprise schemas comes back exactly as sent.

@@ -620,7 +620,7 @@ async fn the_events_filter_takes_every_array_form() {
     let r = read(
         &s,
         &auth,
-        "/events?events=user.created,connection.activated,dsync.group.created",
+        "/events?events=user.created,connection.activated,dsync.activated,dsync.group.created",
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -629,6 +629,7 @@ async fn the_events_filter_takes_every_array_form() {
         "events[]=Bogus%20Event",
         "events=dsync",
         "events=dsync..user",
+        "events=dsync.user.bogus",
     ] {
         let r = read(&s, &auth, &format!("/events?{bogus}")).await;
         assert_eq!(r.status, 422, "{bogus}: {}", r.text);

@@ -401,6 +401,10 @@ fn held(
 
 fn busy(detail: &str) -> Response<Body> {
     let mut r = error_response(&ScimError::new(503, None, detail));
+    r.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     r.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     r.headers_mut()

@@ -432,6 +432,13 @@ impl Patcher<'_> {
     /// `remove` with a value takes those values out of a list.
     fn client(&mut self, op: Op, p: ClientPath, value: Option<Value>) -> Result<(), ScimError> {
         self.appended = None;
+        if p.attr
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case("password"))
+        {
+            // Never stored, in an extension of the client's either.
+            return Ok(());
+        }
         let shown = match (&p.attr, &p.sub) {
             (None, _) => p.urn.clone(),
             (Some(attr), None) => format!("{}:{attr}", p.urn),
@@ -455,7 +462,8 @@ impl Patcher<'_> {
             (None, _, _) => match needed(value)? {
                 Value::Object(fields) => {
                     for (k, v) in fields {
-                        if !k.eq_ignore_ascii_case("schemas") {
+                        if !k.eq_ignore_ascii_case("schemas") && !k.eq_ignore_ascii_case("password")
+                        {
                             client_set(&mut slot, k, v, op);
                         }
                     }
@@ -529,7 +537,10 @@ impl Patcher<'_> {
                             self.attribute(op, p, Some(value), Origin::ValueKey)?
                         }
                         PatchPath::Extension(_) | PatchPath::Client(_) => {
-                            unreachable!("a key follows the URN of an extension scimd defines")
+                            return Err(ScimError::invalid_path(format!(
+                                "\"{key}\" is not an attribute of {}",
+                                ext.id
+                            )));
                         }
                     }
                 }

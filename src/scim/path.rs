@@ -45,10 +45,7 @@ pub struct ClientPath {
 /// extension ends with the resource type's name (`…:2.0:User`); in any other path the
 /// attribute follows the last `:`.
 fn client_path(path: &str, rt: &ResourceType) -> Result<Option<ClientPath>, ScimError> {
-    let whole = path.len().checked_sub(rt.name.len() + 1).is_some_and(|at| {
-        path.is_char_boundary(at) && path[at..].eq_ignore_ascii_case(&format!(":{}", rt.name))
-    });
-    if whole && rt.is_client_extension(path) {
+    if rt.is_whole_client_extension(path) {
         return Ok(Some(ClientPath {
             urn: path.to_string(),
             attr: None,

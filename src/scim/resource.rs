@@ -211,8 +211,9 @@ pub fn normalize(rt: &'static ResourceType, body: Value) -> Result<Map<String, V
             };
             put(slot, found.attr, value, &found.path())?;
         } else if rt.is_client_extension(&key) {
+            let qualified = !value.is_object() && !rt.is_whole_client_extension(&key);
             match key.rsplit_once(':').filter(|(urn, attr)| {
-                !value.is_object() && rt.is_client_extension(urn) && is_attribute_name(attr)
+                qualified && rt.is_client_extension(urn) && is_attribute_name(attr)
             }) {
                 // One attribute of it, qualified by its URN, as a top-level key.
                 Some((urn, attr)) => {
@@ -314,7 +315,11 @@ fn put_client_extension(
         .or_insert_with(|| Value::Object(Map::new()));
     if let Value::Object(slot) = slot {
         for (k, v) in fields {
-            if k.eq_ignore_ascii_case("schemas") || v.is_null() {
+            if k.eq_ignore_ascii_case("schemas")
+                || k.eq_ignore_ascii_case("password")
+                || v.is_null()
+            {
+                // A `password` is never stored, in an extension of the client's either.
                 continue;
             }
             let k = same_key(slot, &k).unwrap_or(k);

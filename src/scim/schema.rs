@@ -19,6 +19,8 @@ pub const SERVICE_PROVIDER_CONFIG_URN: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+/// Where IETF's SCIM namespace leaves extensions to others (RFC 7643 §10.2.2).
+const SCIM_EXTENSIONS: &str = "urn:ietf:params:scim:schemas:extension:";
 
 /// An attribute's data type (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,22 +229,34 @@ impl ResourceType {
     }
 
     /// Whether `key` names a schema extension of the client's own, which this server does
-    /// not define: a URN (`urn:` then letters, digits and `:._-`) outside SCIM's own
-    /// namespaces (`…:scim:schemas:core:`, `…:scim:api:`) and not a misspelling of a
-    /// schema this server defines (the same letters but for the colons: Entra's old
-    /// `…:enterprise:2.0User`), whose data would otherwise miss where it was meant to go.
-    /// An IdP admin maps custom attributes into one (Entra's
-    /// `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`, an Okta
-    /// namespace); its object is kept as sent, shown back and given to apps.
+    /// not define: a URN (`urn:` then letters, digits and `:._-`) that is not one of
+    /// SCIM's own nor a path under one (`…:enterprise:2.0:User:manager`). Under IETF's
+    /// SCIM namespace only `urn:ietf:params:scim:schemas:extension:<name>:…` qualifies,
+    /// and not for the name `enterprise`: anything else there misspells a schema this
+    /// server defines (Entra's old `…:enterprise:2.0User`, `…:core-2.0:User`), whose data
+    /// would otherwise miss where it was meant to go. An IdP admin maps custom attributes
+    /// into one (Entra's `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`,
+    /// an Okta namespace); its object is kept as sent, shown back and given to apps.
     pub fn is_client_extension(&self, key: &str) -> bool {
-        let starts = |prefix: &str| {
-            key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
-        };
         // The keys stored most (the enterprise extension's) first, byte for byte: every
         // user of a list page asks this of each of its keys.
         if self.extensions.iter().any(|e| e.id == key) {
             return false;
         }
+        let starts = |prefix: &str| {
+            key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
+        };
+        let ours = std::iter::once(self.schema).chain(self.extensions.iter().copied());
+        let under_ietf = || {
+            let Some(rest) = key
+                .get(SCIM_EXTENSIONS.len()..)
+                .filter(|_| starts(SCIM_EXTENSIONS))
+            else {
+                return false;
+            };
+            let name = rest.split(':').next().unwrap_or_default();
+            !name.is_empty() && !name.eq_ignore_ascii_case("enterprise")
+        };
         key.len() > 4
             && starts("urn:")
             && key[4..].contains(':')
@@ -250,11 +264,20 @@ impl ResourceType {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'_' | b'-'))
             && !key.ends_with(':')
-            && !starts("urn:ietf:params:scim:schemas:core:")
-            && !starts("urn:ietf:params:scim:api:")
-            && !ALL_SCHEMAS
-                .iter()
-                .any(|schema| squashed(schema.id).eq(squashed(key)))
+            && (!starts("urn:ietf:params:scim:") || under_ietf())
+            && !ours.into_iter().any(|schema| {
+                key.eq_ignore_ascii_case(schema.id) || starts(&format!("{}:", schema.id))
+            })
+    }
+
+    /// Whether `key` names a whole extension of the client's own rather than one of its
+    /// attributes: such a URN ends with the resource type's name (`…:2.0:User`).
+    pub fn is_whole_client_extension(&self, key: &str) -> bool {
+        let tail = self.name.len() + 1;
+        key.len() > tail
+            && key.is_char_boundary(key.len() - tail)
+            && key[key.len() - tail..].eq_ignore_ascii_case(&format!(":{}", self.name))
+            && self.is_client_extension(key)
     }
 
     /// The common attribute (`id`, `externalId`, `meta`) or core attribute named `name`.
@@ -448,14 +471,6 @@ impl ResourceType {
             (None, None) => Ok((Qualifier::Unqualified, path)),
         }
     }
-}
-
-/// `urn` without its colons, in lower case: what a misspelt URN still has in common with
-/// the one it misspells.
-fn squashed(urn: &str) -> impl Iterator<Item = u8> + '_ {
-    urn.bytes()
-        .filter(|b| *b != b':')
-        .map(|b| b.to_ascii_lowercase())
 }
 
 /// Whether `name` is spelled as an attribute name may be: `ALPHA *(nameChar)`
