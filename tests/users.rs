@@ -176,6 +176,35 @@ async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
         "{}",
         r.text
     );
+    // Asked for or left out by name, whole or an attribute of it; `schemas` follows.
+    let r = s
+        .patch(
+            &user,
+            &patch(json!([{"op":"add","path": format!("{x}:other"),"value":"o"}])),
+        )
+        .await;
+    assert_eq!(r.json[x], json!({"CustomAttribute":"again","other":"o"}));
+    for (query, shown) in [
+        (
+            format!("attributes={x}"),
+            Some(json!({"CustomAttribute":"again","other":"o"})),
+        ),
+        (
+            format!("attributes=userName,{x}:other"),
+            Some(json!({"other":"o"})),
+        ),
+        ("attributes=userName".to_string(), None),
+        (format!("excludedAttributes={x}"), None),
+        (
+            format!("excludedAttributes={x}:CustomAttribute"),
+            Some(json!({"other":"o"})),
+        ),
+    ] {
+        let got = s.get(&format!("{user}?{query}")).await.json;
+        assert_eq!(got.get(x), shown.as_ref(), "{query}: {got}");
+        let listed = got["schemas"].as_array().unwrap().contains(&json!(x));
+        assert_eq!(listed, shown.is_some(), "{query}: {got}");
+    }
     let r = s
         .patch(&user, &patch(json!([{"op":"remove","path": x}])))
         .await;

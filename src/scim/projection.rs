@@ -28,6 +28,10 @@ enum Mode {
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
     mode: Mode,
+    /// What the list names in extensions of the client's own
+    /// ([`ResourceType::is_client_extension`]): the URN, and an attribute of it or `None`
+    /// for all of it.
+    client: Vec<(String, Option<String>)>,
 }
 
 impl Projection {
@@ -61,12 +65,30 @@ impl Projection {
                 })
                 .collect()
         };
-        let mode = match (attributes, excluded) {
-            (Some(list), _) if !list.trim().is_empty() => Mode::Include(items(list)),
-            (_, Some(list)) if !list.trim().is_empty() => Mode::Exclude(items(list)),
-            _ => Mode::Default,
+        let client = |list: &str| -> Vec<(String, Option<String>)> {
+            list.split(',')
+                .map(|s| s.trim())
+                .filter_map(|name| {
+                    if rt.is_whole_client_extension(name) {
+                        return Some((name.to_string(), None));
+                    }
+                    let (urn, attr) = name.rsplit_once(':')?;
+                    let attr = attr.split(['.', '[']).next().unwrap_or(attr);
+                    rt.is_client_extension(urn)
+                        .then(|| (urn.to_string(), Some(attr.to_string())))
+                })
+                .collect()
         };
-        Ok(Projection { mode })
+        let (mode, client) = match (attributes, excluded) {
+            (Some(list), _) if !list.trim().is_empty() => {
+                (Mode::Include(items(list)), client(list))
+            }
+            (_, Some(list)) if !list.trim().is_empty() => {
+                (Mode::Exclude(items(list)), client(list))
+            }
+            _ => (Mode::Default, Vec::new()),
+        };
+        Ok(Projection { mode, client })
     }
 
     /// Whether the core attribute `name` (a computed one like `members` or `groups`)
@@ -110,8 +132,8 @@ impl Projection {
         };
         match &self.mode {
             Mode::Default => return,
-            Mode::Include(items) => include(rt, fields, items),
-            Mode::Exclude(items) => exclude(rt, fields, items),
+            Mode::Include(items) => include(rt, fields, items, &self.client),
+            Mode::Exclude(items) => exclude(rt, fields, items, &self.client),
         }
         // `schemas` names the extensions the resource holds (RFC 7643 §3): not one whose
         // attributes were all left out.
@@ -121,8 +143,10 @@ impl Projection {
         let kept: Vec<Value> = schemas
             .iter()
             .filter(|s| {
-                s.as_str()
-                    .is_none_or(|urn| rt.extension(urn).is_none() || fields.contains_key(urn))
+                s.as_str().is_none_or(|urn| {
+                    (rt.extension(urn).is_none() && !rt.is_client_extension(urn))
+                        || fields.contains_key(urn)
+                })
             })
             .cloned()
             .collect();
@@ -141,10 +165,42 @@ fn key_of(
     rt.core_attribute(key).map(|a| (None, Some(a)))
 }
 
-fn include(rt: &ResourceType, fields: &mut Map<String, Value>, items: &[Item]) {
+/// The items of a client's extension `key` in `client` ([`Projection::client`]).
+fn client_items<'c>(
+    client: &'c [(String, Option<String>)],
+    key: &str,
+) -> impl Iterator<Item = &'c Option<String>> {
+    client
+        .iter()
+        .filter(move |(urn, _)| urn.eq_ignore_ascii_case(key))
+        .map(|(_, attr)| attr)
+}
+
+fn include(
+    rt: &ResourceType,
+    fields: &mut Map<String, Value>,
+    items: &[Item],
+    client: &[(String, Option<String>)],
+) {
     fields.retain(|key, value| {
         if key == "schemas" {
             return true;
+        }
+        if rt.is_client_extension(key) {
+            let asked: Vec<&Option<String>> = client_items(client, key).collect();
+            if asked.iter().any(|a| a.is_none()) {
+                return true;
+            }
+            let Value::Object(inner) = value else {
+                return false;
+            };
+            inner.retain(|k, _| {
+                asked
+                    .iter()
+                    .flat_map(|a| a.as_deref())
+                    .any(|a| a.eq_ignore_ascii_case(k))
+            });
+            return !inner.is_empty();
         }
         match key_of(rt, key) {
             Some((None, Some(attr))) => {
@@ -219,7 +275,31 @@ fn keep_subs(value: &mut Value, wanted: &[&Item]) -> bool {
     }
 }
 
-fn exclude(rt: &ResourceType, fields: &mut Map<String, Value>, items: &[Item]) {
+fn exclude(
+    rt: &ResourceType,
+    fields: &mut Map<String, Value>,
+    items: &[Item],
+    client: &[(String, Option<String>)],
+) {
+    fields.retain(|key, value| {
+        if !rt.is_client_extension(key) {
+            return true;
+        }
+        let left: Vec<&Option<String>> = client_items(client, key).collect();
+        if left.iter().any(|a| a.is_none()) {
+            return false;
+        }
+        if let Value::Object(inner) = value {
+            inner.retain(|k, _| {
+                !left
+                    .iter()
+                    .flat_map(|a| a.as_deref())
+                    .any(|a| a.eq_ignore_ascii_case(k))
+            });
+            return !inner.is_empty();
+        }
+        true
+    });
     for item in items {
         match (item.extension, item.attr) {
             (Some(ext), None) => {
