@@ -48,13 +48,23 @@ pub enum Body {
     Full(Bytes),
     Stream(tokio::sync::mpsc::Receiver<Bytes>),
     /// An `Err` ends the connection without the body's last chunk, so the client sees a
-    /// broken answer, never a short one that parses.
-    Chunks(tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>),
+    /// broken answer, never a short one that parses. A big list page whose producer holds
+    /// it in memory ([`AnswerSize`]) holds its room in the backlog until the body goes.
+    Chunks(
+        tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+        Option<shares::Hold>,
+    ),
     /// What is left to send of a big answer, handed over a copied chunk at a time, so that
     /// its room ([`shares::Hold`]) is given back only once hyper holds no more than its
     /// write buffer of it, and the answer's memory goes with the body.
     Held(Bytes, shares::Hold),
 }
+
+/// The size of a streamed answer whose producer holds it all in memory (a SCIM list page
+/// past `scim::STREAMED_LIST_BYTES`), set on the response's extensions: what it holds
+/// against the backlog.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerSize(pub usize);
 
 /// The most of a [`Body::Held`] answer handed to hyper at once.
 const HELD_CHUNK: usize = 64 * 1024;
@@ -103,7 +113,7 @@ impl hyper::body::Body for Body {
             Body::Stream(rx) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
-            Body::Chunks(rx) => rx
+            Body::Chunks(rx, _) => rx
                 .poll_recv(cx)
                 .map(|chunk| chunk.map(|c| c.map(Frame::data))),
             Body::Held(rest, _) if rest.is_empty() => Poll::Ready(None),
@@ -119,14 +129,14 @@ impl hyper::body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Full(b) | Body::Held(b, _) => b.is_empty(),
-            Body::Stream(_) | Body::Chunks(_) => false,
+            Body::Stream(_) | Body::Chunks(..) => false,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Full(b) | Body::Held(b, _) => SizeHint::with_exact(b.len() as u64),
-            Body::Stream(_) | Body::Chunks(_) => SizeHint::default(),
+            Body::Stream(_) | Body::Chunks(..) => SizeHint::default(),
         }
     }
 }
@@ -389,10 +399,15 @@ fn held(
     client: Option<IpAddr>,
 ) -> Result<Response<Body>, usize> {
     let (parts, body) = response.into_parts();
+    let streamed = parts.extensions.get::<AnswerSize>().map(|s| s.0);
     let body = match body {
         Body::Full(b) if b.len() > shares::BIG_ANSWER => {
             let size = b.len();
             Body::Held(b, backlog.hold(client, size).ok_or(size)?)
+        }
+        Body::Chunks(rx, None) if streamed.is_some_and(|n| n > shares::BIG_ANSWER) => {
+            let size = streamed.unwrap_or_default();
+            Body::Chunks(rx, Some(backlog.hold(client, size).ok_or(size)?))
         }
         other => other,
     };

@@ -237,7 +237,7 @@ fn respond_streamed(
         }
         let _ = tx.send(Ok(Bytes::from(around.tail))).await;
     });
-    let mut r = Response::new(Body::Chunks(rx));
+    let mut r = Response::new(Body::Chunks(rx, None));
     r.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(crate::http::SCIM_CONTENT_TYPE),

@@ -82,7 +82,7 @@ pub(in crate::http) async fn handle(
     };
     let bytes = match body {
         Body::Full(bytes) => bytes,
-        Body::Chunks(chunks) => {
+        Body::Chunks(chunks, held) => {
             // A streamed answer (a huge group) is recorded when it has been sent, with its
             // start kept as a whole answer's would be.
             let status = parts.status.as_u16();
@@ -91,7 +91,7 @@ pub(in crate::http) async fn handle(
             let teed = tee(chunks, limit, move |kept| {
                 recorder.record(capture(kept, status))
             });
-            return Response::from_parts(parts, Body::Chunks(teed));
+            return Response::from_parts(parts, Body::Chunks(teed, held));
         }
         other @ (Body::Stream(_) | Body::Held(..)) => return Response::from_parts(parts, other),
     };
@@ -819,7 +819,8 @@ fn list_answer(
     resources: Vec<Vec<u8>>,
     next: Option<String>,
 ) -> Response<Body> {
-    if resources.iter().map(Vec::len).sum::<usize>() <= STREAMED_LIST_BYTES {
+    let size = resources.iter().map(Vec::len).sum::<usize>();
+    if size <= STREAMED_LIST_BYTES {
         return scim_bytes(list::write_list_response(total, start, &resources, next));
     }
     let head = list::list_response_head(total, start, resources.len(), next.as_deref());
@@ -837,7 +838,9 @@ fn list_answer(
             }
         }
     });
-    scim_answer(Body::Chunks(rx))
+    let mut r = scim_answer(Body::Chunks(rx, None));
+    r.extensions_mut().insert(super::AnswerSize(size));
+    r
 }
 
 /// A 200 SCIM answer serialised by the caller.
