@@ -874,6 +874,11 @@ impl Patcher<'_> {
                         if let Value::Object(fields) = &mut elements[i] {
                             fields.remove(sub.name);
                         }
+                        // Nothing left but `type` and `primary`: the element goes, as a
+                        // cleared one does ([`Self::write_filtered`]).
+                        if !stands_alone(attr, &elements[i]) {
+                            elements[i] = Value::Null;
+                        }
                     }
                     None => elements[i] = Value::Null,
                 }

@@ -1075,6 +1075,12 @@ fn an_address_whose_every_field_is_cleared_goes_as_an_email_does() {
         json!([{"type": "home", "locality": "York"}])
     );
     assert!(data.get("emails").is_none());
+    // Removed field by field, the same.
+    let data = patch_user(
+        data,
+        json!([{"op": "remove", "path": "addresses[type eq \"home\"].locality"}]),
+    );
+    assert!(data.get("addresses").is_none(), "{data}");
 }
 
 #[test]
