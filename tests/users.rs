@@ -262,6 +262,13 @@ async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
             "invalidSyntax",
         ),
         (x.to_string(), json!("x"), "invalidValue"),
+        // A character cut where `urn:` would end.
+        ("urn\u{e9}xt:a:b".into(), json!({"a":1}), "invalidSyntax"),
+        (
+            "urn:ietf:params:scim:schemas:extension\u{e9}:a".into(),
+            json!({"a":1}),
+            "invalidSyntax",
+        ),
     ] {
         let r = s
             .post(

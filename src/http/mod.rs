@@ -388,8 +388,6 @@ impl State {
     }
 }
 
-/// The answer past a cap on requests in flight: 503, retry in a second, and close the
-/// connection.
 /// `response` holding its room in `backlog` if it is big ([`shares::BIG_ANSWER`]), or
 /// `Err` with its size when there is no room: the answer is let go (its memory with it),
 /// and the client told to come back.
@@ -414,6 +412,8 @@ fn held(
     Ok(Response::from_parts(parts, body))
 }
 
+/// The answer past a cap on requests in flight: 503, retry in a second, and close the
+/// connection.
 fn busy(detail: &str) -> Response<Body> {
     let mut r = error_response(&ScimError::new(503, None, detail));
     r.headers_mut().insert(

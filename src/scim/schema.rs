@@ -243,8 +243,10 @@ impl ResourceType {
         if self.extensions.iter().any(|e| e.id == key) {
             return false;
         }
+        // By `get`: a key is the client's text, and may cut a character where a prefix ends.
         let starts = |prefix: &str| {
-            key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix)
+            key.get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
         };
         let ours = std::iter::once(self.schema).chain(self.extensions.iter().copied());
         let under_ietf = || {
