@@ -268,17 +268,16 @@ impl ResourceType {
             && !key.ends_with(':')
             && (!starts("urn:ietf:params:scim:") || under_ietf())
             && !ours.into_iter().any(|schema| {
-                key.eq_ignore_ascii_case(schema.id) || starts(&format!("{}:", schema.id))
+                starts(schema.id)
+                    && matches!(key.as_bytes().get(schema.id.len()), None | Some(b':'))
             })
     }
 
     /// Whether `key` names a whole extension of the client's own rather than one of its
     /// attributes: such a URN ends with the resource type's name (`…:2.0:User`).
     pub fn is_whole_client_extension(&self, key: &str) -> bool {
-        let tail = self.name.len() + 1;
-        key.len() > tail
-            && key.is_char_boundary(key.len() - tail)
-            && key[key.len() - tail..].eq_ignore_ascii_case(&format!(":{}", self.name))
+        key.rsplit_once(':')
+            .is_some_and(|(_, last)| last.eq_ignore_ascii_case(self.name))
             && self.is_client_extension(key)
     }
 
