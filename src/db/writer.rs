@@ -358,6 +358,7 @@ pub(super) fn start(
                 health,
                 attempts: 0,
                 probed: std::time::Instant::now(),
+                locked_out: None,
             };
             // The next transaction's writes, and those queued behind them, in arrival order.
             let (mut batch, mut queued) = (VecDeque::new(), VecDeque::new());
@@ -381,6 +382,16 @@ pub(super) fn start(
                 batch.extend(queued.drain(..take));
                 if writer.commit(&mut batch) {
                     commits.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                if let Some(e) = writer.locked_out.take() {
+                    // Another process held the write lock for the whole busy timeout.
+                    // Every write waiting now has waited with this batch; each batch
+                    // behind it would wait as long again (20 to 40 s for an IdP's burst).
+                    // They are answered "try again" at once; new ones wait afresh.
+                    queued.extend(jobs.try_iter());
+                    for job in queued.drain(..) {
+                        job.work.fail(again(&e));
+                    }
                 }
                 writer.checkpoint_if_due();
             }
@@ -420,6 +431,9 @@ struct Writer {
     attempts: u64,
     /// When the writer last tried a [`probe`].
     probed: std::time::Instant,
+    /// Set when a batch could not begin because another process held the write lock past
+    /// the busy timeout: the error to answer the writes queued behind it with.
+    locked_out: Option<DbError>,
 }
 
 /// A committed batch waiting for its flush: its writes' answers, the newest event cursor
@@ -666,7 +680,15 @@ impl Writer {
         }
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
-            Err(e) => return self.fail(batch, &DbError::from(e)),
+            Err(e) => {
+                let e = DbError::from(e);
+                if let DbError::Sqlite(failure) = &e
+                    && failure.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                {
+                    self.locked_out = Some(again(&e));
+                }
+                return self.fail(batch, &e);
+            }
         };
         // True while every write that ran may run again: the next one that may also runs
         // without a savepoint. Not in the transaction after a rollback of that kind.
@@ -1205,6 +1227,37 @@ mod tests {
             Ok(()),
             "a commit failed for what a write did, not for the storage"
         );
+    }
+
+    /// Another process holding the write lock past the busy timeout fails the batch that
+    /// waited for it and every write queued behind it at once, as "try again": before,
+    /// each batch behind it waited the whole timeout again, and an IdP's burst hung for
+    /// 20 to 40 s. Once the lock is free, writes go through again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_queued_behind_a_lock_held_elsewhere_wait_one_timeout_not_one_each() {
+        let (dir, db) = scratch().await;
+        let other = rusqlite::Connection::open(dir.path().join("w.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.write(move |tx| insert(tx, &format!("k{i}"))).await
+            }));
+        }
+        for t in tasks {
+            let e = t.await.unwrap().unwrap_err();
+            assert!(e.unavailable(), "{e}");
+        }
+        let waited = started.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(15),
+            "40 writes behind one held lock were answered after {waited:?}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        db.write(|tx| insert(tx, "after")).await.unwrap();
+        assert_eq!(keys(&db).await, ["after"]);
     }
 
     /// A write is answered only once its batch is committed: what it wrote is visible to
