@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::{TestServer, sorted};
+use common::{TestServer, USER_URN, sorted};
+use hyper::Method;
 use serde_json::{Value, json};
 
 fn enc(s: &str) -> String {
@@ -714,4 +715,67 @@ async fn a_lookup_matching_several_users_counts_them_all_with_their_groups() {
         .await;
     assert_eq!(r.json["totalResults"], 1, "{}", r.text);
     assert_eq!(r.json["Resources"][0]["groups"][0]["display"], "ops");
+}
+
+/// Every parameter of a SearchRequest is optional (RFC 7644 §3.4.3): a client with none to
+/// give may send no body at all (scim2-client's `search()` does), and gets what `{}` gets.
+/// A body that is there must still be JSON.
+#[tokio::test]
+async fn a_search_without_a_body_lists_everything() {
+    let s = TestServer::start().await;
+    let id = s.create_user("ada@example.com").await;
+    let auth = format!("Bearer {}", s.token);
+    for path in ["/scim/v2/Users/.search", "/scim/v2/.search"] {
+        let r = s
+            .raw(Method::POST, path, &[("authorization", auth.as_str())], "")
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert_eq!(r.json["totalResults"], 1, "{path}");
+        assert_eq!(r.json["Resources"][0]["id"], id.as_str(), "{path}");
+        let r = s
+            .raw(
+                Method::POST,
+                path,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/scim+json"),
+                ],
+                "{\"count\":",
+            )
+            .await;
+        r.assert_error(400, Some("invalidSyntax"));
+    }
+}
+
+/// A binary value is compared byte for byte (RFC 7643 §2.3.6), as `/Schemas` says: the
+/// base64 of two certificates may differ only in case.
+#[tokio::test]
+async fn certificates_are_filtered_case_exactly() {
+    let s = TestServer::start().await;
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas": [USER_URN], "userName": "cert@example.com",
+                    "x509Certificates": [{"value": "TUlJQ0lq"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let found = |value: &str| {
+        let q = format!("/scim/v2/Users?filter=x509Certificates.value%20eq%20%22{value}%22");
+        let s = &s;
+        async move { s.get_owned(q).await.json["totalResults"].clone() }
+    };
+    assert_eq!(found("TUlJQ0lq").await, 1);
+    assert_eq!(found("tuljq0lq").await, 0);
+    let schema = s
+        .get("/scim/v2/Schemas/urn:ietf:params:scim:schemas:core:2.0:User")
+        .await;
+    let certs = schema.json["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "x509Certificates")
+        .unwrap();
+    assert_eq!(certs["subAttributes"][0]["name"], "value");
+    assert_eq!(certs["subAttributes"][0]["caseExact"], true);
 }

@@ -805,11 +805,14 @@ pub static USER: Schema = Schema {
         )
         .multi()
         .subs(&[
+            // Binary values are compared byte for byte (RFC 7643 §2.3.6): two
+            // certificates' base64 differing in case are different certificates.
             attr(
                 "value",
                 Binary,
                 "The value of an X.509 certificate (base64 DER).",
-            ),
+            )
+            .case_exact(),
             attr(
                 "display",
                 Str,

@@ -329,7 +329,7 @@ async fn authenticated(
             if method != Method::POST {
                 return Ok(method_not_allowed("POST"));
             }
-            let body = read_json(state, req).await?;
+            let body = read_search(state, req).await?;
             root_search(state, &ctx, &body).await
         }
         (None, [s, ..]) if s.eq_ignore_ascii_case("Bulk") => Err(ScimError::new(
@@ -434,7 +434,7 @@ async fn endpoint<E: Endpoint>(
             if method != Method::POST {
                 return Ok(method_not_allowed("POST"));
             }
-            let body = read_json(state, req).await?;
+            let body = read_search(state, req).await?;
             search::<E>(state, ctx, ListParams::from_search(&body, rt)?).await
         }
         [id] => {
@@ -642,6 +642,22 @@ fn projection_of(req: &Request<RequestBody>, rt: &ResourceType) -> Result<Projec
 }
 
 async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, ApiError> {
+    read_json_or(state, req, None).await
+}
+
+/// A `POST /.search` body: every parameter of a SearchRequest is optional (RFC 7644
+/// §3.4.3), and clients that have none to give (scim2-client's `search()`) send no body
+/// at all, which searches for everything as `{}` does.
+async fn read_search(state: &State, req: Request<RequestBody>) -> Result<Value, ApiError> {
+    read_json_or(state, req, Some(Value::Object(Default::default()))).await
+}
+
+/// [`read_json`], with what an empty body stands for, if anything.
+async fn read_json_or(
+    state: &State,
+    req: Request<RequestBody>,
+    empty: Option<Value>,
+) -> Result<Value, ApiError> {
     // A compressed body would read as malformed JSON: say what is wrong with it instead
     // (RFC 9110 §15.5.16, with the codings accepted).
     let coding = req.headers().get(header::CONTENT_ENCODING);
@@ -662,6 +678,9 @@ async fn read_json(state: &State, req: Request<RequestBody>) -> Result<Value, Ap
     let bytes = super::read_body(req.into_body(), declared, limit, timeout).await?;
     if let Some(seen) = seen {
         seen.set(&bytes);
+    }
+    if let Some(empty) = empty.filter(|_| bytes.iter().all(u8::is_ascii_whitespace)) {
+        return Ok(empty);
     }
     Ok(super::parse_json(&bytes)?)
 }
