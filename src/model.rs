@@ -195,11 +195,14 @@ pub struct Guard {
 }
 
 impl Default for Guard {
+    /// 10 % or 5 people: the organisations scimd is for are small, and a floor of 50 let
+    /// the IdP deprovision every member of one of 50 or fewer. Normal offboarding seldom
+    /// takes 6 people in an hour there, and a hold costs an admin's click.
     fn default() -> Guard {
         Guard {
             enabled: true,
             percent: 10,
-            minimum: 50,
+            minimum: 5,
         }
     }
 }
@@ -328,6 +331,12 @@ impl Settings {
             ));
         }
         for m in &self.mappings {
+            if m.group.chars().count() > resource::MAX_NAME_CHARS {
+                return Err(format!(
+                    "a group name is at most {} characters, as the directory's are",
+                    resource::MAX_NAME_CHARS
+                ));
+            }
             if self.rank(&m.role).is_none() {
                 return Err(format!(
                     "group {:?} is mapped to role {}, which is not one of the roles ({}); unmap it first",

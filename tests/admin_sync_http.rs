@@ -186,9 +186,42 @@ async fn role_edits_preview_without_saving_and_refuse_invalid_settings() {
     assert_eq!(r.status, 201);
     assert_eq!(roles_of_members(&s), ["viewer"]);
 
-    // The picker offers the directory's groups.
+    // The picker offers the directory's groups, and no role until one is chosen: a
+    // group mapped in haste does not make its members owners.
     let page = admin.get(&s, "/t/default/roles").await;
     assert!(page.text.contains("<option value=\"Eng\""), "{}", page.text);
+    assert!(
+        page.text
+            .contains("<option value=\"\">Choose a role…</option>"),
+        "{}",
+        page.text
+    );
+    assert!(!page.text.contains("<option value=\"owner\" selected"));
+    for (body, error) in [
+        (
+            "group=Eng&role=&action=save",
+            "Choose the role the group gives.",
+        ),
+        (
+            "group=Eng&role=boss&action=save",
+            "There is no role boss: choose one of owner, admin, member, viewer",
+        ),
+    ] {
+        let r = admin.post(&s, "/t/default/roles/map", body).await;
+        assert_eq!(r.status, 400, "{body}");
+        assert!(r.text.contains(error), "{body}: {}", r.text);
+    }
+    let long = "G".repeat(1025);
+    let r = admin
+        .post(
+            &s,
+            "/t/default/roles/map",
+            &format!("group_other={long}&role=member&action=save"),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text.contains("at most 1024 characters"), "{}", r.text);
+    assert!(settings(&s).mappings.is_empty());
 
     // A preview lists the consequence and saves nothing.
     let r = admin
@@ -289,6 +322,40 @@ async fn role_edits_preview_without_saving_and_refuse_invalid_settings() {
         .await;
     assert_eq!(r.status, 400);
     assert!(r.text.contains("has no mapping"));
+}
+
+/// The guard's defaults protect a small organisation, and the Settings page says when the
+/// guard, as set, would let every active member be deprovisioned without a hold.
+#[tokio::test]
+async fn the_settings_page_warns_when_the_guard_would_hold_nothing() {
+    let s = TestServer::start().await;
+    let admin = login(&s).await;
+    assert_eq!(settings(&s).guard.minimum, 5);
+    for i in 0..6 {
+        s.create_user(&format!("u{i}@example.com")).await;
+    }
+    let warned = |page: &str| page.contains("id=\"guard-lets-all-go\"");
+    let page = admin.get(&s, "/t/default/settings").await;
+    assert!(!warned(&page.text), "5 of 6 at most: {}", page.text);
+    let form = |minimum: u32| {
+        format!(
+            "name=Default&on_deactivate=suspend&on_delete=archive&absent=retain&match_by=email\
+             &event_retention_days=90&guard=on&guard_percent=10&guard_minimum={minimum}"
+        )
+    };
+    let r = admin.post(&s, "/t/default/settings", &form(50)).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let page = admin.get(&s, "/t/default/settings").await;
+    assert!(warned(&page.text), "{}", page.text);
+    assert!(
+        page.text
+            .contains("With 6 active members, the guard holds nothing until more than 50"),
+        "{}",
+        page.text
+    );
+    let r = admin.post(&s, "/t/default/settings", &form(5)).await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert!(!warned(&admin.get(&s, "/t/default/settings").await.text));
 }
 
 #[tokio::test]

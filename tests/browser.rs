@@ -51,6 +51,25 @@ async fn setup_token_generation_scim_call_and_revocation() {
     let secret = b.value("#new-token").await;
     assert!(secret.starts_with("scimd_"), "{secret}");
     assert!(b.body().await.contains("shown only this once"));
+    // Copy works without the Clipboard API too, as on plain HTTP at an address other than
+    // localhost, where browsers withhold it; it says so when it cannot copy.
+    b.client
+        .execute(
+            "Object.defineProperty(navigator, 'clipboard', {value: undefined, configurable: true})",
+            vec![],
+        )
+        .await
+        .unwrap();
+    b.find("button[data-copy='new-token']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let label = b.text("button[data-copy='new-token']").await;
+    assert!(
+        label == "Copied" || label.starts_with("Not copied"),
+        "{label}"
+    );
     b.screenshot("connection").await;
     b.goto(&s.url("/t/default/connection")).await;
     assert!(!b.body().await.contains(&secret), "never shown again");

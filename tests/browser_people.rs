@@ -166,8 +166,8 @@ async fn import_find_explain_the_role_unmanage_and_audit() {
     assert!(b.body().await.contains("admin (reserved name)"));
     b.screenshot("member").await;
 
-    // Keep Bob away from provisioning.
-    b.click("#toggle-managed").await;
+    // Keep Bob away from provisioning (after a confirmation).
+    b.click_and_confirm("#toggle-managed").await;
     assert!(b.body().await.contains("Marked as not managed"));
     assert!(b.text("#member-managed").await.starts_with("no"));
     b.goto(b.client.current_url().await.unwrap().as_ref()).await;

@@ -140,8 +140,8 @@ async fn test_mode_report_export_force_sync_roles_and_settings() {
     assert!(b.text("#run-result").await.contains("1 Create"));
     assert!(members(&s).is_empty());
 
-    // Turning test mode off applies nothing by itself.
-    b.click("//form[contains(@action,'/sync/test-mode')]//button")
+    // Turning test mode off (after a confirmation) applies nothing by itself.
+    b.click_and_confirm("//form[contains(@action,'/sync/test-mode')]//button")
         .await;
     let body = b.body().await;
     assert!(

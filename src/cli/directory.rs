@@ -189,7 +189,7 @@ pub struct TenantSetArgs {
     /// The guard trips past this share of active members within an hour (default 10)…
     #[arg(long)]
     guard_percent: Option<u32>,
-    /// …or past this many people, whichever is larger (default 50).
+    /// …or past this many people, whichever is larger (default 5).
     #[arg(long)]
     guard_minimum: Option<u32>,
 }

@@ -217,6 +217,9 @@ struct SettingsPage {
     guard_on: bool,
     guard_percent: String,
     guard_minimum: String,
+    /// A warning when the saved guard would let every active member be deprovisioned
+    /// within an hour without holding any of it.
+    guard_lets_all_go: Option<String>,
     test_mode: bool,
     policies: Vec<Setting>,
     error: Option<String>,
@@ -231,7 +234,15 @@ async fn render(
 ) -> PageResult {
     let s = req.session()?;
     let id = tenant.id;
-    let saved = state.db.read(move |c| settings::get(c, id)).await?;
+    let (saved, active) = state
+        .db
+        .read(move |c| {
+            Ok::<_, DbError>((
+                settings::get(c, id)?,
+                crate::db::members::count_active(c, id)?,
+            ))
+        })
+        .await?;
     let v = values.unwrap_or_else(|| Values::of(tenant, &saved));
     let policies = vec![
         setting::<DeactivatePolicy>(
@@ -286,10 +297,25 @@ async fn render(
             .guard_minimum
             .unwrap_or_else(|| saved.guard.minimum.to_string()),
         test_mode: saved.test_mode,
+        guard_lets_all_go: guard_lets_all_go(&saved.guard, active),
         policies,
         error,
     };
     html(status, &page)
+}
+
+/// Says so when `guard`, on, lets all `active` members be deprovisioned within an hour: in
+/// a small organisation, a number of people at or above its size holds nothing.
+fn guard_lets_all_go(guard: &crate::model::Guard, active: u64) -> Option<String> {
+    let threshold = guard.threshold(active);
+    (guard.enabled && active > 0 && threshold >= active).then(|| {
+        format!(
+            "With {active} active member{}, the guard holds nothing until more than {threshold} \
+             would be deprovisioned within an hour: the IdP could deprovision every member \
+             without an admin's approval. Lower the number of people below {active}.",
+            if active == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// The settings update a submitted settings form asks for (all but the name); `Err` names
