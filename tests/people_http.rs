@@ -41,7 +41,7 @@ fn member_count(s: &TestServer) -> usize {
 
 async fn seed_member(s: &TestServer, email: &str) -> String {
     let csv = format!("email\n{email}\n").into_bytes();
-    scimd::ops::members::import(&s.db, &scimd::model::Actor::cli(), 1, csv)
+    scimd::ops::members::import(&s.db, &scimd::model::Actor::cli(), 1, csv, None)
         .await
         .unwrap()
         .unwrap();
@@ -421,4 +421,85 @@ async fn an_admin_adds_a_person_by_hand_and_the_idp_adopts_them() {
     assert!(linked.user_id.is_some(), "linked to the IdP's user");
     assert_eq!(member_count(&s), 1);
     s.stop().await;
+}
+
+/// A preview confirmed after the members it changes were changed (by another admin in
+/// another tab, the IdP, the command line) imports nothing, and shows what the file would
+/// do now: the admin never overwrites a value they were not shown.
+#[tokio::test]
+async fn a_stale_preview_imports_nothing_and_is_shown_again() {
+    let s = TestServer::start().await;
+    let cookie = login(&s).await;
+    seed_member(&s, "ada@example.com").await;
+    let page = s
+        .raw(
+            Method::GET,
+            "/t/default/people/import",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
+    let preview = |family: &'static str| {
+        let (ct, body) = multipart(&[
+            ("csrf", None, &csrf),
+            (
+                "file",
+                Some("edit.csv"),
+                &format!("email,familyName\nada@example.com,{family}\n"),
+            ),
+            ("csv", None, ""),
+        ]);
+        let cookie = cookie.clone();
+        let s = &s;
+        async move {
+            let headers = [("cookie", cookie.as_str()), ("content-type", ct.as_str())];
+            s.raw(Method::POST, "/t/default/people/import", &headers, body)
+                .await
+        }
+    };
+    let family = || {
+        members::by_email(&s.db.conn().unwrap(), 1, "ada@example.com")
+            .unwrap()
+            .unwrap()
+            .profile
+            .family_name
+    };
+    let confirm = |pending: String| {
+        let cookie = cookie.clone();
+        let csrf = csrf.clone();
+        let s = &s;
+        async move {
+            let form = [
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ];
+            s.raw(
+                Method::POST,
+                "/t/default/people/import/confirm",
+                &form,
+                format!("csrf={csrf}&import={pending}"),
+            )
+            .await
+        }
+    };
+
+    // Tab 1 previews "Edited"; tab 2 imports "Tab2" meanwhile.
+    let first = preview("Edited").await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let stale = hidden_field(&first.text, "import").unwrap();
+    let second = preview("Tab2").await;
+    let pending = hidden_field(&second.text, "import").unwrap();
+    assert_eq!(confirm(pending).await.status, 303);
+    assert_eq!(family().as_deref(), Some("Tab2"));
+
+    // Tab 1's confirmation imports nothing and shows the change as it would be now.
+    let r = confirm(stale).await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    assert!(r.text.contains("Nothing was imported"), "{}", r.text);
+    assert!(r.text.contains("Tab2 → Edited"), "{}", r.text);
+    assert_eq!(family().as_deref(), Some("Tab2"));
+    let fresh = hidden_field(&r.text, "import").unwrap();
+    assert_eq!(confirm(fresh).await.status, 303);
+    assert_eq!(family().as_deref(), Some("Edited"));
 }

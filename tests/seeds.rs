@@ -10,7 +10,7 @@ use serde_json::json;
 
 async fn import(s: &TestServer, csv: &str) {
     let bytes = csv.as_bytes().to_vec();
-    scimd::ops::members::import(&s.db, &Actor::cli(), 1, bytes)
+    scimd::ops::members::import(&s.db, &Actor::cli(), 1, bytes, None)
         .await
         .unwrap()
         .unwrap_or_else(|e| panic!("{e:?}"));

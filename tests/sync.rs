@@ -295,7 +295,7 @@ async fn entra_deprovisioning_follows_the_tenant_policies() {
 async fn pre_existing_members_are_linked_by_email_unless_unmanaged() {
     let s = TestServer::start().await;
     let csv = b"email,givenName,role,Provisioning Managed\nAda@Example.com,Augusta,admin,true\nbob@example.com,Robert,owner,false\n";
-    ops::members::import(&s.db, &Actor::cli(), DEFAULT, csv.to_vec())
+    ops::members::import(&s.db, &Actor::cli(), DEFAULT, csv.to_vec(), None)
         .await
         .unwrap()
         .unwrap();

@@ -373,8 +373,8 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
             let tenant = tenant_id(db, &tenant)?;
             let bytes =
                 std::fs::read(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let (rows, summary) = match block_on(members::import(db, &Actor::cli(), tenant, bytes))?
-            {
+            let cli = Actor::cli();
+            let (rows, summary) = match block_on(members::import(db, &cli, tenant, bytes, None))? {
                 Ok(done) => done,
                 Err(ImportProblem::Rows(errors)) => {
                     for e in &errors {
@@ -389,6 +389,13 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
                 }
                 Err(ImportProblem::Conflict(m)) => {
                     return Err(format!("{}: {m}; nothing imported", file.display()).into());
+                }
+                Err(ImportProblem::Changed(_)) => {
+                    return Err(format!(
+                        "{}: the members changed meanwhile; nothing imported",
+                        file.display()
+                    )
+                    .into());
                 }
             };
             println!(

@@ -607,17 +607,12 @@ pub struct ImportPreview {
     pub error: Option<String>,
 }
 
-/// Previews an import without changing anything: each row's outcome, read from the
-/// members as they are, then [`import_rows`] itself run inside a savepoint that is rolled
-/// back, so a collision only the database sees (a userName another member holds) is
-/// reported exactly as the real import would meet it. Needs a write transaction.
-fn preview_rows(
+/// What each of `rows` would do to the members as they are.
+fn row_outcomes(
     conn: &Conn,
-    actor: &Actor,
     tenant_id: i64,
-    settings: &Settings,
     rows: &[ImportRow],
-) -> Result<ImportPreview, DbError> {
+) -> Result<Vec<(ImportRow, RowOutcome)>, DbError> {
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
         let outcome = match members::by_email(conn, tenant_id, &row.email)? {
@@ -633,6 +628,55 @@ fn preview_rows(
         };
         out.push((row.clone(), outcome));
     }
+    Ok(out)
+}
+
+/// A digest of what `outcomes` show each row doing: which member it creates or changes,
+/// and every value before and after.
+fn fingerprint(outcomes: &[(ImportRow, RowOutcome)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut digest = Sha256::new();
+    for (row, outcome) in outcomes {
+        digest.update(row.line.to_le_bytes());
+        match outcome {
+            RowOutcome::Create => digest.update(b"create"),
+            RowOutcome::Unchanged { member } => {
+                digest.update(b"unchanged");
+                digest.update(member.id.as_bytes());
+            }
+            RowOutcome::Update { member, changes } => {
+                digest.update(b"update");
+                digest.update(member.id.as_bytes());
+                for change in changes {
+                    digest.update(change.to_json().to_string().as_bytes());
+                }
+            }
+        }
+        digest.update([0]);
+    }
+    crate::auth::hex(&digest.finalize()[..16])
+}
+
+impl ImportPreview {
+    /// What confirming this preview checks the import would still do
+    /// ([`import`]'s `previewed`).
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.rows)
+    }
+}
+
+/// Previews an import without changing anything: each row's outcome, read from the
+/// members as they are, then [`import_rows`] itself run inside a savepoint that is rolled
+/// back, so a collision only the database sees (a userName another member holds) is
+/// reported exactly as the real import would meet it. Needs a write transaction.
+fn preview_rows(
+    conn: &Conn,
+    actor: &Actor,
+    tenant_id: i64,
+    settings: &Settings,
+    rows: &[ImportRow],
+) -> Result<ImportPreview, DbError> {
+    let out = row_outcomes(conn, tenant_id, rows)?;
     conn.execute_batch("SAVEPOINT import_preview")?;
     let dry = import_rows(conn, actor, tenant_id, settings, rows);
     conn.execute_batch("ROLLBACK TO import_preview; RELEASE import_preview")?;
@@ -884,6 +928,9 @@ pub enum ImportProblem {
     Rows(Vec<RowError>),
     /// A row the database refuses (a value another member holds), naming its line.
     Conflict(String),
+    /// The members changed since the preview the import was confirmed from (another
+    /// admin, the IdP): what the import would do now.
+    Changed(Box<ImportPreview>),
 }
 
 /// What `scimd members import` and the admin UI's preview show before importing `csv`:
@@ -912,12 +959,15 @@ pub async fn preview_import(
 
 /// Imports `csv`, parsed and validated against the tenant's settings as they are now, in
 /// one transaction with its audit entries and events: every row or none. Returns the
-/// number of rows and what they did.
+/// number of rows and what they did. With `previewed` (the [`ImportPreview::fingerprint`]
+/// of the preview an admin confirmed), nothing is imported unless it would still do what
+/// that preview showed: a value changed meanwhile is not overwritten unseen.
 pub async fn import(
     db: &Db,
     actor: &Actor,
     tenant_id: i64,
     csv: Vec<u8>,
+    previewed: Option<String>,
 ) -> Result<Result<(usize, ImportSummary), ImportProblem>, DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
@@ -926,6 +976,15 @@ pub async fn import(
             Ok(rows) => rows,
             Err(errors) => return Ok(Err(ImportProblem::Rows(errors))),
         };
+        if let Some(previewed) = previewed
+            && fingerprint(&row_outcomes(tx, tenant_id, &rows)?) != previewed
+        {
+            let now = preview_rows(tx, &actor, tenant_id, &settings, &rows)?;
+            return Ok(Err(match now.error {
+                Some(e) => ImportProblem::Conflict(e),
+                None => ImportProblem::Changed(Box::new(now)),
+            }));
+        }
         match import_rows(tx, &actor, tenant_id, &settings, &rows) {
             Ok(summary) => Ok(Ok((rows.len(), summary))),
             Err(DbError::Conflict(m)) => Ok(Err(ImportProblem::Conflict(m))),

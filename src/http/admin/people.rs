@@ -320,6 +320,8 @@ struct Pending {
     admin: String,
     file_name: String,
     csv: String,
+    /// What the preview showed ([`ops::members::ImportPreview::fingerprint`]).
+    fingerprint: String,
     at: Instant,
 }
 
@@ -339,13 +341,14 @@ impl PendingImports {
         id
     }
 
-    /// The file and its name, if `id` is this admin's upload for this tenant.
-    fn get(&self, id: &str, tenant_id: i64, admin: &str) -> Option<(String, String)> {
+    /// The file's name, the file, and the fingerprint of its preview, if `id` is this
+    /// admin's upload for this tenant.
+    fn get(&self, id: &str, tenant_id: i64, admin: &str) -> Option<(String, String, String)> {
         let all = self.0.lock().unwrap_or_else(|e| e.into_inner());
         all.get(id)
             .filter(|p| p.tenant_id == tenant_id && p.admin == admin)
             .filter(|p| p.at.elapsed() < PENDING_TTL)
-            .map(|p| (p.file_name.clone(), p.csv.clone()))
+            .map(|p| (p.file_name.clone(), p.csv.clone(), p.fingerprint.clone()))
     }
 
     fn remove(&self, id: &str) {
@@ -640,26 +643,46 @@ pub(super) async fn preview(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
             html(StatusCode::BAD_REQUEST, &page)
         }
         Ok(preview) => {
-            let (lines, more) = preview_lines(&preview);
-            let pending = state.pending_imports.put(Pending {
-                tenant_id: tenant.id,
-                admin,
-                file_name,
-                csv,
-                at: Instant::now(),
-            });
-            page.preview = Some(PreviewView {
-                pending,
-                total: preview.rows.len(),
-                created: preview.summary.created,
-                updated: preview.summary.updated,
-                unchanged: preview.summary.unchanged,
-                lines,
-                more,
-            });
+            show_preview(state, &mut page, tenant, admin, file_name, csv, &preview);
+            html(StatusCode::OK, &page)
+        }
+        // A preview has nothing to have changed since; `Changed` carries one all the same.
+        Err(ImportProblem::Changed(preview)) => {
+            show_preview(state, &mut page, tenant, admin, file_name, csv, &preview);
             html(StatusCode::OK, &page)
         }
     }
+}
+
+/// Puts `preview` of `csv` on `page`, kept for the admin's confirmation.
+fn show_preview(
+    state: &State,
+    page: &mut ImportPage,
+    tenant: &Tenant,
+    admin: String,
+    file_name: String,
+    csv: String,
+    preview: &ops::members::ImportPreview,
+) {
+    let (lines, more) = preview_lines(preview);
+    page.file_name = file_name.clone();
+    let pending = state.pending_imports.put(Pending {
+        tenant_id: tenant.id,
+        admin,
+        file_name,
+        csv,
+        fingerprint: preview.fingerprint(),
+        at: Instant::now(),
+    });
+    page.preview = Some(PreviewView {
+        pending,
+        total: preview.rows.len(),
+        created: preview.summary.created,
+        updated: preview.summary.updated,
+        unchanged: preview.summary.unchanged,
+        lines,
+        more,
+    });
 }
 
 /// Imports a previewed upload: parsed and validated again against the tenant as it is
@@ -669,13 +692,22 @@ pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
     let pending_id = form.get("import").to_string();
     let actor = req.actor()?;
     let admin = req.session()?.session.username.clone();
-    let Some((file_name, csv)) = state.pending_imports.get(&pending_id, tenant.id, &admin) else {
+    let Some((file_name, csv, previewed)) =
+        state.pending_imports.get(&pending_id, tenant.id, &admin)
+    else {
         let mut page = ImportPage::new(state, req, tenant).await?;
         page.error =
             Some("This preview has expired or was already imported. Upload the file again.".into());
         return html(StatusCode::BAD_REQUEST, &page);
     };
-    let outcome = ops::members::import(&state.db, &actor, tenant.id, csv.into_bytes()).await?;
+    let imported = ops::members::import(
+        &state.db,
+        &actor,
+        tenant.id,
+        csv.clone().into_bytes(),
+        Some(previewed),
+    );
+    let outcome = imported.await?;
     match outcome {
         Ok((rows, summary)) => {
             state.pending_imports.remove(&pending_id);
@@ -690,11 +722,22 @@ pub(super) async fn confirm(state: &State, req: &mut Req, tenant: &Tenant) -> Pa
         }
         Err(problems) => {
             let mut page = ImportPage::new(state, req, tenant).await?;
-            page.file_name = file_name;
+            page.file_name = file_name.clone();
             match problems {
                 ImportProblem::Rows(errors) => page.errors = errors,
                 ImportProblem::Conflict(m) => {
                     page.error = Some(format!("{m}; nothing was imported"));
+                }
+                ImportProblem::Changed(now) => {
+                    state.pending_imports.remove(&pending_id);
+                    page.error = Some(
+                        "Nothing was imported: the members changed since this preview (another \
+                         admin or the IdP). Here is what the file would do now; confirm again \
+                         if it is still right."
+                            .into(),
+                    );
+                    show_preview(state, &mut page, tenant, admin, file_name, csv, &now);
+                    return html(StatusCode::CONFLICT, &page);
                 }
             }
             html(StatusCode::BAD_REQUEST, &page)

@@ -36,9 +36,15 @@ fn exports_are_what_the_whole_list_serialises_to() {
         .map(|i| format!("p{i}@x.io,p{i},P,{i},{}\n", ["admin", "member", ""][i % 3]))
         .collect::<String>();
     let csv = format!("email,userName,givenName,familyName,role\n{csv}");
-    block_on(import(&f.db, &Actor::cli(), f.tenant, csv.into_bytes()))
-        .unwrap()
-        .unwrap();
+    block_on(import(
+        &f.db,
+        &Actor::cli(),
+        f.tenant,
+        csv.into_bytes(),
+        None,
+    ))
+    .unwrap()
+    .unwrap();
     let all = members::list(&f.db.conn().unwrap(), f.tenant).unwrap();
     assert_eq!(all.len(), 2500);
     let json = block_on(export(&f.db, f.tenant, ExportFormat::Json)).unwrap();
@@ -64,6 +70,7 @@ fn an_import_preview_changes_nothing() {
         &actor,
         f.tenant,
         b"email,userName,role\nada@x.io,ada,admin\n".to_vec(),
+        None,
     ))
     .unwrap()
     .unwrap();
@@ -115,7 +122,7 @@ fn an_import_is_recorded_with_its_request() {
     let f = fixture();
     let actor = Actor::admin("ada", "req-42");
     let csv = b"email,userName\nbob@x.io,bob\ncy@x.io,cy\n".to_vec();
-    block_on(import(&f.db, &actor, f.tenant, csv))
+    block_on(import(&f.db, &actor, f.tenant, csv, None))
         .unwrap()
         .unwrap();
     let conn = f.db.conn().unwrap();
@@ -137,7 +144,7 @@ fn an_import_is_recorded_with_its_request() {
     // One journal for the import: its events are numbered without a gap, its entries
     // chained, and a write after it continues both.
     let csv = b"email,userName\ndee@x.io,dee\n".to_vec();
-    block_on(import(&f.db, &actor, f.tenant, csv))
+    block_on(import(&f.db, &actor, f.tenant, csv, None))
         .unwrap()
         .unwrap();
     let seqs: Vec<i64> = events::after(&conn, f.tenant, 0, 10)
