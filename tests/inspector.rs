@@ -378,3 +378,54 @@ async fn a_long_answer_keeps_its_start() {
     let r = page(&s, &cookie, &format!("/t/default/requests/{short}")).await;
     assert!(!r.text.contains("Only the start is kept"));
 }
+
+/// The inspector's "Copy as curl" runs as pasted into a shell, filters with brackets
+/// included (curl would read them as ranges without `-g`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_as_curl_runs_as_pasted() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = s.login_cookie("alice", "correct horse battery").await;
+    s.create_user("work@example.com").await;
+    let filter = "/scim/v2/Users?filter=emails[type%20eq%20%22work%22].value%20pr&count=5";
+    let (r, id) = send(&s, OKTA, Method::GET, filter, None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    recorded(&s, 2).await;
+    let one = page(&s, &cookie, &format!("/t/default/requests/{id}")).await;
+    let pre = one.text.split("id=\"curl\">").nth(1).unwrap();
+    let command = pre.split("</pre>").next().unwrap();
+    let command = command
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&amp;", "&")
+        .replace("&#38;", "&");
+    assert!(command.contains("emails["), "{command}");
+    let token = s.token.clone();
+    let line = format!("{command} --silent --show-error --max-time 10");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(line)
+            .env("SCIMD_TOKEN", token)
+            .output()
+            .expect("curl runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        answer["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+    );
+}

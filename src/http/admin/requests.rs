@@ -276,7 +276,12 @@ fn curl(root: &str, r: &Record) -> String {
     } else {
         quote(&e.method)
     };
-    let mut out = format!("curl -X {method} {}", quote(&format!("{root}{}", e.path)));
+    // `-g`: a filter's brackets and braces (`emails[type eq "work"]`) are the URL's own,
+    // not ranges for curl to expand.
+    let mut out = format!(
+        "curl -g -X {method} {}",
+        quote(&format!("{root}{}", e.path))
+    );
     out.push_str(" \\\n  -H \"Authorization: Bearer $SCIMD_TOKEN\"");
     if !e.user_agent.is_empty() {
         out.push_str(&format!(
@@ -332,7 +337,7 @@ mod tests {
         let c = curl("https://scim.example.com", &r);
         assert_eq!(
             c,
-            "curl -X POST 'https://scim.example.com/scim/v2/Users?aadOptscim062020' \\\n  \
+            "curl -g -X POST 'https://scim.example.com/scim/v2/Users?aadOptscim062020' \\\n  \
              -H \"Authorization: Bearer $SCIMD_TOKEN\" \\\n  -H 'User-Agent: Okta SCIM Client 1.0.0' \\\n  \
              -H 'Content-Type: application/scim+json' \\\n  \
              --data-raw '{\"userName\":\"o'\\''brien@example.com\",\"password\":\"[redacted]\"}'"
@@ -342,7 +347,7 @@ mod tests {
         hostile.entry.request_body = None;
         assert!(
             curl("https://scim.example.com", &hostile)
-                .starts_with("curl -X 'GET`touch$IFS.pwned`|sh' 'https://"),
+                .starts_with("curl -g -X 'GET`touch$IFS.pwned`|sh' 'https://"),
             "a method that is not letters is one quoted word"
         );
     }
