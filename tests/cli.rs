@@ -1759,3 +1759,29 @@ fn a_low_open_files_limit_takes_fewer_connections_not_the_databases_files() {
         "{log}"
     );
 }
+
+/// A restart hands out request ids of its own, however soon it comes after the last
+/// start: the ids name requests in the inspector, the audit log and events, which outlive
+/// the process (two starts within one second used to count from the same id).
+#[test]
+fn request_ids_do_not_repeat_across_a_quick_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (mut child, addr, _lines) = serve(dir.path());
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let answer = exchange(&mut s, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        let id = answer
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-request-id: ")
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| panic!("no request id: {answer}"));
+        ids.push(u64::from_str_radix(id.trim(), 16).unwrap());
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(ids[1] > ids[0], "{ids:x?}");
+}

@@ -323,8 +323,10 @@ struct State {
     /// The last SCIM request and the last SCIM error per tenant, for the dashboard. Kept in
     /// memory: it is a live view, and writing it to disk would cost a commit per request.
     activity: std::sync::Mutex<std::collections::HashMap<i64, Activity>>,
-    /// Distinguishes requests in logs and error bodies; starts from the boot time so ids
-    /// do not repeat across restarts.
+    /// Distinguishes requests in logs, error bodies, the inspector, the audit log and
+    /// events; starts from the boot time in microseconds, so ids do not repeat across
+    /// restarts (the server would have to answer a million requests a second since its
+    /// start to reach the next boot's first id).
     next_request_id: AtomicU64,
     /// CSV files uploaded for import, kept between the preview and the admin's confirmation.
     pending_imports: admin::PendingImports,
@@ -449,7 +451,7 @@ impl App {
         plans.keep_current(db.clone());
         let boot = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() << 20)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2))
             .unwrap_or(0);
         App {
             state: Arc::new(State {
