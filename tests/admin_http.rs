@@ -577,3 +577,46 @@ async fn a_session_left_unused_for_half_an_hour_ends() {
         Some("/login?next=%2Ft%2Fdefault%2Fconnection")
     );
 }
+
+/// A form from a page older than what it acts on (a token revoked in another tab) says
+/// that nothing was changed and why, not that the address is mistyped.
+#[tokio::test]
+async fn a_stale_form_says_what_it_acted_on_is_gone() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", "correct horse battery");
+    let cookie = login(&s).await;
+    let page = s
+        .raw(
+            Method::GET,
+            "/t/default/connection",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .await;
+    let csrf = hidden_field(&page.text, "csrf").unwrap();
+    let id = scimd::db::tokens::list(&s.db.conn().unwrap(), Some(1)).unwrap()[0].id;
+    let headers = [
+        ("cookie", cookie.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let path = format!("/t/default/tokens/{id}/revoke");
+    let first = s
+        .raw(Method::POST, &path, &headers, format!("csrf={csrf}"))
+        .await;
+    assert_eq!(first.status, 303, "{}", first.text);
+    let again = s
+        .raw(Method::POST, &path, &headers, format!("csrf={csrf}"))
+        .await;
+    assert_eq!(again.status, 404, "{}", again.text);
+    assert!(again.text.contains("Nothing was changed"), "{}", again.text);
+    assert!(!again.text.contains("mistyped"), "{}", again.text);
+}
+
+/// Admin names are unique whatever their case; a clash names the admin that exists.
+#[tokio::test]
+async fn a_clashing_admin_name_names_the_one_that_exists() {
+    let s = TestServer::start().await;
+    s.create_admin("carol", "correct horse battery");
+    let e = scimd::db::admins::create(&s.db.conn().unwrap(), "Carol", "hash").unwrap_err();
+    assert_eq!(e.to_string(), "an admin called \"carol\" already exists");
+}

@@ -37,7 +37,16 @@ pub fn create(conn: &Connection, username: &str, password_hash: &str) -> Result<
     )
     .map_err(|e| {
         if super::is_unique_violation(&e) {
-            DbError::Conflict(format!("an admin called {username:?} already exists"))
+            // Names are unique whatever their case: name the one that exists.
+            let existing: Option<String> = conn
+                .query_row(
+                    "SELECT username FROM admins WHERE username = ?1 COLLATE NOCASE",
+                    [username],
+                    |r| r.get(0),
+                )
+                .ok();
+            let existing = existing.as_deref().unwrap_or(username);
+            DbError::Conflict(format!("an admin called {existing:?} already exists"))
         } else {
             e.into()
         }

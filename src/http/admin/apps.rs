@@ -440,11 +440,16 @@ pub(super) async fn webhook_action(
                 .map_err(webhook_error)?;
             let sent = crate::http::webhooks::send_once(db, &target, &m).await?;
             let answer = ops::webhooks::describe(&sent);
+            // Either way to the endpoint's page, where the attempt is listed: a reload
+            // must not send another test event.
             if !sent.status.is_some_and(|s| (200..300).contains(&s)) {
-                let error = format!(
-                    "The test event was not accepted: {answer}. The endpoint must answer 2xx; its attempts below show what it said."
-                );
-                return render(state, req, tenant, None, Some(Refused::page(error))).await;
+                return Ok(super::redirect_with_failure(
+                    req,
+                    &format!("/t/{}/webhooks/{id}", tenant.slug),
+                    &format!(
+                        "The test event was not accepted: {answer}. The endpoint must answer 2xx; its attempts below show what it said."
+                    ),
+                ));
             }
             format!("Test event delivered: {answer}.")
         }

@@ -244,6 +244,8 @@ pub(super) struct Layout {
     /// Whether an admin rejected what the open hold holds (it holds them still).
     pub held_rejected: bool,
     pub flash: Option<String>,
+    /// The flash reports a failure ([`redirect_with_failure`]): shown as an error.
+    pub flash_failed: bool,
     pub version: &'static str,
     /// This page's mark for the forms on it that make a secret ([`sent_once`]).
     pub once: String,
@@ -335,7 +337,14 @@ pub(super) async fn layout(
         test_mode,
         held: held.map(|(n, _)| n),
         held_rejected: held.is_some_and(|(_, rejected)| rejected),
-        flash: req.flash.clone(),
+        flash: req
+            .flash
+            .as_deref()
+            .map(|f| f.strip_prefix(FAILURE_FLASH).unwrap_or(f).to_string()),
+        flash_failed: req
+            .flash
+            .as_deref()
+            .is_some_and(|f| f.starts_with(FAILURE_FLASH)),
         version: env!("CARGO_PKG_VERSION"),
         once: crate::auth::random_hex(16),
     })
@@ -570,6 +579,15 @@ pub(super) fn redirect(to: &str) -> Response<Body> {
     r
 }
 
+/// What starts a flash message that reports a failure.
+const FAILURE_FLASH: &str = "!";
+
+/// A redirect that shows `message` once on the next page, as an error: for an action that
+/// ran and failed where only the next page shows why (a test event the endpoint refused).
+pub(super) fn redirect_with_failure(req: &Req, to: &str, message: &str) -> Response<Body> {
+    redirect_with_flash(req, to, &format!("{FAILURE_FLASH}{message}"))
+}
+
 /// A redirect that shows `message` once on the next page.
 pub(super) fn redirect_with_flash(req: &Req, to: &str, message: &str) -> Response<Body> {
     let mut r = redirect(to);
@@ -682,6 +700,16 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
             return redirect(&format!("/login?next={next}"));
         }
+        // A form of a page older than what it acts on: a token revoked, an endpoint
+        // removed, a member deleted meanwhile, in another tab or by another admin.
+        UiError::NotFound if req.method == Method::POST => (
+            StatusCode::NOT_FOUND,
+            "Already gone",
+            "Nothing was changed: what this form acts on is no longer there (revoked, removed \
+             or deleted meanwhile, perhaps in another tab or by another admin). Reload the page \
+             it came from to see how things are now."
+                .to_string(),
+        ),
         UiError::NotFound => (
             StatusCode::NOT_FOUND,
             "Page not found",
@@ -741,6 +769,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
             held: None,
             held_rejected: false,
             flash: None,
+            flash_failed: false,
             version: env!("CARGO_PKG_VERSION"),
             once: String::new(),
         });

@@ -296,13 +296,13 @@ pub(super) async fn force(state: &State, req: &mut Req, tenant: &Tenant) -> Page
         )
     } else if run.held > 0 && run.applied() == 0 {
         format!(
-            "Sync held by the guard: nothing applied; it holds {} deprovisioning{} ({summary}).",
+            "Sync held by the guard: nothing applied; it holds {} deprovisioning{} (the report: {summary}).",
             run.held,
             if run.held == 1 { "" } else { "s" }
         )
     } else if run.held > 0 {
         format!(
-            "Sync {}: {summary}; the guard held {} deprovisioning{}.",
+            "Sync {}: the report had {summary}, of which the guard held {} deprovisioning{}, not applied.",
             run.applied_in(),
             run.held,
             if run.held == 1 { "" } else { "s" }
