@@ -80,6 +80,13 @@ fn tenants_are_created_listed_and_required_for_tokens() {
     assert!(!ok && err.contains("already exists"), "{err}");
     let (ok, _, err) = run(dir.path(), &["--db", db, "tenant", "create", "Bad Slug"]);
     assert!(!ok && err.contains("invalid tenant slug"), "{err}");
+    // As long a name as a rename allows, and no longer.
+    let long = "n".repeat(101);
+    let (ok, _, err) = run(
+        dir.path(),
+        &["--db", db, "tenant", "create", "big", "--name", &long],
+    );
+    assert!(!ok && err.contains("1 to 100 characters"), "{err}");
     assert!(
         run(
             dir.path(),

@@ -119,11 +119,17 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
     }
 }
 
+/// The longest receiver URL, in bytes: what browsers and proxies take, and what pages
+/// that list endpoints can show.
+pub const MAX_URL: usize = 2000;
+
 /// Why a webhook URL is refused.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadUrl {
     #[error("a webhook URL is an absolute http:// or https:// URL")]
     NotHttp,
+    #[error("a webhook URL is at most {MAX_URL} characters")]
+    TooLong,
     #[error("webhooks may not reach link-local or cloud metadata addresses ({0})")]
     Forbidden(IpAddr),
 }
@@ -131,6 +137,9 @@ pub enum BadUrl {
 /// Checks a receiver URL: http(s), with a host, and not a forbidden literal address (a
 /// name is checked again after every DNS resolution, when the sender connects).
 pub fn check_url(raw: &str) -> Result<url::Url, BadUrl> {
+    if raw.trim().len() > MAX_URL {
+        return Err(BadUrl::TooLong);
+    }
     let url = url::Url::parse(raw.trim()).map_err(|_| BadUrl::NotHttp)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(BadUrl::NotHttp);
@@ -254,6 +263,9 @@ mod tests {
         for bad in ["ftp://x/", "not a url", "file:///etc/passwd"] {
             assert_eq!(check_url(bad), Err(BadUrl::NotHttp), "{bad}");
         }
+        let long = format!("https://hooks.example.com/{}", "a".repeat(MAX_URL));
+        assert_eq!(check_url(&long), Err(BadUrl::TooLong));
+        assert!(check_url(&long[..MAX_URL]).is_ok());
         for ok in [
             "http://127.0.0.1:9000/hook",
             "http://10.0.0.5/",

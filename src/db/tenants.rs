@@ -46,12 +46,24 @@ pub fn valid_slug(slug: &str) -> bool {
         && !slug.starts_with('-')
 }
 
+/// A tenant's name as stored: trimmed, 1 to 100 characters.
+fn checked_name(name: &str) -> Result<&str, DbError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(DbError::Conflict(
+            "the tenant name must be 1 to 100 characters".into(),
+        ));
+    }
+    Ok(name)
+}
+
 pub fn create(conn: &Connection, slug: &str, name: &str) -> Result<Tenant, DbError> {
     if !valid_slug(slug) {
         return Err(DbError::Conflict(format!(
             "invalid tenant slug {slug:?}: use 1-63 lowercase letters, digits and dashes"
         )));
     }
+    let name = checked_name(name)?;
     let now = datetime::now();
     match conn.execute(
         "INSERT INTO tenants (slug, name, created_at) VALUES (?1, ?2, ?3)",
@@ -95,12 +107,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Tenant>, DbError> {
 
 /// Renames a tenant (its slug, which URLs and tokens' owners use, never changes).
 pub fn rename(conn: &Connection, id: i64, name: &str) -> Result<(), DbError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(DbError::Conflict(
-            "the tenant name must be 1 to 100 characters".into(),
-        ));
-    }
+    let name = checked_name(name)?;
     let n = conn.execute(
         "UPDATE tenants SET name = ?1 WHERE id = ?2",
         params![name, id],
