@@ -51,13 +51,6 @@ struct Refused {
 }
 
 impl Refused {
-    fn page(message: String) -> Refused {
-        Refused {
-            message,
-            ..Refused::default()
-        }
-    }
-
     /// A refusal of form `form`, whose fields come back as `typed`.
     fn of_form(form: &'static str, message: String, typed: super::form::Form) -> Refused {
         Refused {
