@@ -251,6 +251,19 @@ async fn sign_ins_and_admin_accounts_have_an_audit_page_of_their_own() {
     ] {
         assert!(page.text.contains(shown), "{shown}: {}", page.text);
     }
+    // An actor is found by its whole label, its kind or its name.
+    for actor in ["admin:alice", "admin", "alice", "ALICE"] {
+        let by = get(&format!("/audit?actor={actor}&action=admin.login")).await;
+        assert!(
+            by.text.contains("<td>admin.login</td>"),
+            "{actor}: {}",
+            by.text
+        );
+    }
+    for actor in ["bob", "admin:ali", "lice"] {
+        let by = get(&format!("/audit?actor={actor}")).await;
+        assert!(by.text.contains("No entries match"), "{actor}: {}", by.text);
+    }
     let failed = get("/audit?action=admin.login_failed").await;
     assert!(failed.text.contains("<td>admin.login_failed</td>"));
     assert!(!failed.text.contains("<td>admin.login</td>"));

@@ -229,7 +229,8 @@ pub struct AuditArgs {
     /// Every matching entry, oldest first, instead of the newest `--limit` (an export).
     #[arg(long, conflicts_with = "limit")]
     all: bool,
-    /// Only this actor (`cli`, `token:<id>`, `admin:<name>`).
+    /// Only this actor (`cli`, `token:<id>`, `admin:<name>`), or every actor of a kind or
+    /// name (`admin`, `alice`).
     #[arg(long)]
     actor: Option<String>,
     /// Only this action (e.g. member.created, scim.patch, sync.run).

@@ -378,6 +378,7 @@ pub struct Filter {
     /// One chain's entries (`Some(Some(tenant))`, or `Some(None)` for those outside any
     /// tenant: admin accounts and sign-ins), or every entry (`None`).
     pub tenant_id: Option<Option<i64>>,
+    /// Exact (`admin:alice`), or without a colon, a kind or a name (`admin`, `alice`).
     pub actor: Option<String>,
     pub action: Option<Action>,
     /// Exact target, or a prefix ending in `/` (`Users/` for every user).
@@ -439,8 +440,24 @@ impl Filter {
             params.push(t.map_or(SqlValue::Null, SqlValue::Integer));
         }
         if let Some(a) = &self.actor {
-            cond.push("actor = ?");
-            params.push(SqlValue::Text(a.clone()));
+            if a.contains(':') {
+                cond.push("actor = ?");
+                params.push(SqlValue::Text(a.clone()));
+            } else {
+                // A kind alone (`admin`, `token`) or a name alone (`alice`, in any case
+                // as admin names are) finds every actor of that kind or name, as well as
+                // an actor spelled so (`cli`).
+                cond.push(
+                    "(actor = ? COLLATE NOCASE OR substr(actor, 1, ?) = ? COLLATE NOCASE \
+                     OR substr(actor, -?) = ? COLLATE NOCASE)",
+                );
+                let n = a.chars().count() as i64 + 1;
+                params.push(SqlValue::Text(a.clone()));
+                params.push(SqlValue::Integer(n));
+                params.push(SqlValue::Text(format!("{a}:")));
+                params.push(SqlValue::Integer(n));
+                params.push(SqlValue::Text(format!(":{a}")));
+            }
         }
         if let Some(a) = self.action {
             cond.push("action = ?");
