@@ -45,6 +45,17 @@ async fn setup_token_generation_scim_call_and_revocation() {
 
     // Generate a token; it is shown once.
     b.goto(&s.url("/t/default/connection")).await;
+    // The keyboard's first stop skips the navigation.
+    let first = b
+        .client
+        .execute(
+            "const f = document.querySelector('a[href], button, input, select, textarea'); \
+             return [f.textContent, document.querySelector(f.getAttribute('href')).tagName];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, serde_json::json!(["Skip to content", "MAIN"]));
     assert_eq!(b.value("#base-url").await, s.url("/scim/v2"));
     b.fill("input[name=name]", "Okta production").await;
     b.click("form[action$='/tokens'] button[type=submit]").await;
