@@ -502,4 +502,9 @@ async fn a_stale_preview_imports_nothing_and_is_shown_again() {
     let fresh = hidden_field(&r.text, "import").unwrap();
     assert_eq!(confirm(fresh).await.status, 303);
     assert_eq!(family().as_deref(), Some("Edited"));
+
+    // A file that changes nothing offers nothing to confirm.
+    let same = preview("Edited").await;
+    assert!(same.text.contains("id=\"import-nothing\""), "{}", same.text);
+    assert!(!same.text.contains("confirm-import"), "{}", same.text);
 }
