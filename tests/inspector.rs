@@ -406,6 +406,15 @@ async fn copy_as_curl_runs_as_pasted() {
         .replace("&amp;", "&")
         .replace("&#38;", "&");
     assert!(command.contains("emails["), "{command}");
+    let curl = std::process::Command::new("curl").arg("--version").output();
+    if !curl.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the inspector's curl test needs curl (apt-get install curl)"
+        );
+        eprintln!("SKIPPED: the copied curl command is not run: curl is not installed");
+        return;
+    }
     let token = s.token.clone();
     let line = format!("{command} --silent --show-error --max-time 10");
     let out = tokio::task::spawn_blocking(move || {
