@@ -821,6 +821,11 @@ fn check(args: &DbArgs) -> CliResult {
             Err(e) => problems.push(format!("the audit log cannot be read: {e}")),
         }
         format!("{} audit entries verified", chain.entries())
+    } else if version > db::SCHEMA_VERSION {
+        format!(
+            "the audit log is not verified: schema version {version}, newer than this scimd's {} (the scimd that wrote it verifies it)",
+            db::SCHEMA_VERSION
+        )
     } else {
         format!(
             "the audit log is not verified: schema version {version}, this scimd's is {} (the scimd that wrote it verifies it, or this one once `scimd serve` has upgraded it)",

@@ -13,7 +13,8 @@ use crate::ops::inspector::Retention;
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// SQLite database file. `serve` and most commands create it, with the default tenant,
-    /// when missing; `backup`, `restore`, `check`, `audit` and `events` refuse a missing one.
+    /// when missing; `backup`, `check`, `audit` and `events` refuse a missing one
+    /// (`restore` creates it).
     #[arg(
         long = "db",
         env = "SCIMD_DB",
