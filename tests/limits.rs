@@ -480,3 +480,48 @@ async fn every_answer_forbids_sniffing_its_type() {
     }
     s.stop().await;
 }
+
+/// Another process holding the database's write lock (a backup tool, `sqlite3` left in a
+/// transaction) past the busy timeout: a write is answered 503 "try again" after that one
+/// timeout, with nothing written, not after a second one spent auditing the refusal; once
+/// the lock is free, writes go through, and the refusal is in the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_behind_a_lock_held_elsewhere_is_refused_after_one_timeout() {
+    let s = TestServer::start().await;
+    let other = rusqlite::Connection::open(s.db_path()).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &serde_json::json!({"schemas": [USER_URN], "userName": "held@example.com"}),
+        )
+        .await;
+    let waited = started.elapsed();
+    r.assert_error(503, None);
+    assert!(r.header("retry-after").is_some());
+    assert!(
+        waited < Duration::from_secs(15),
+        "answered after {waited:?}: the busy timeout is 10 s"
+    );
+    other.execute_batch("ROLLBACK").unwrap();
+    let found = s
+        .get("/scim/v2/Users?filter=userName%20eq%20%22held@example.com%22")
+        .await;
+    assert_eq!(found.json["totalResults"], 0, "nothing was written");
+    assert!(!s.create_user("after@example.com").await.is_empty());
+    let refused = || {
+        let conn = s.db.conn().unwrap();
+        scimd::db::audit::list(&conn, &scimd::db::audit::Filter::default())
+            .unwrap()
+            .into_iter()
+            .any(|r| r.entry.status == Some(503))
+    };
+    for _ in 0..100 {
+        if refused() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the refused write was not audited");
+}

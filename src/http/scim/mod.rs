@@ -259,11 +259,22 @@ async fn dispatch(
     }
     if let (Some(write), Some(error), false) = (Write::of_method(&call.method), &detail, searching)
     {
-        let resource = scim_resource(&call.path);
-        let refused =
-            writes::audit_refused(&state.db, &actor, tenant_id, write, resource, status, error);
-        if let Err(e) = refused.await {
-            tracing::error!(error = %e, "could not audit a failed SCIM write");
+        let (db, actor, error) = (state.db.clone(), actor.clone(), error.clone());
+        let resource = scim_resource(&call.path).to_string();
+        let refused = async move {
+            let refused =
+                writes::audit_refused(&db, &actor, tenant_id, write, &resource, status, &error);
+            if let Err(e) = refused.await {
+                tracing::error!(error = %e, "could not audit a failed SCIM write");
+            }
+        };
+        if status == 503 {
+            // The storage could not take the write: its audit entry may wait as long (a
+            // lock held elsewhere, the whole busy timeout), and the client has waited
+            // enough. It is written when it can be, after the answer.
+            tokio::spawn(refused);
+        } else {
+            refused.await;
         }
     }
     state.record(
