@@ -610,6 +610,18 @@ async fn a_stale_form_says_what_it_acted_on_is_gone() {
     assert_eq!(again.status, 404, "{}", again.text);
     assert!(again.text.contains("Nothing was changed"), "{}", again.text);
     assert!(!again.text.contains("mistyped"), "{}", again.text);
+    // A form to an address that never existed is still a page not found.
+    for path in [
+        "/t/default/nonsense",
+        "/t/no-such-tenant/apikeys",
+        "/t/default/tokens/x/revoke",
+    ] {
+        let r = s
+            .raw(Method::POST, path, &headers, format!("csrf={csrf}"))
+            .await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.text.contains("Page not found"), "{path}: {}", r.text);
+    }
 }
 
 /// Admin names are unique whatever their case; a clash names the admin that exists.

@@ -204,7 +204,7 @@ async fn role_edits_preview_without_saving_and_refuse_invalid_settings() {
         ),
         (
             "group=Eng&role=boss&action=save",
-            "There is no role boss: choose one of owner, admin, member, viewer",
+            "there is no role boss: choose one of owner, admin, member, viewer",
         ),
     ] {
         let r = admin.post(&s, "/t/default/roles/map", body).await;

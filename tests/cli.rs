@@ -87,6 +87,21 @@ fn tenants_are_created_listed_and_required_for_tokens() {
         &["--db", db, "tenant", "create", "big", "--name", &long],
     );
     assert!(!ok && err.contains("1 to 100 characters"), "{err}");
+    let (ok, _, err) = run(
+        dir.path(),
+        &["--db", db, "tenant", "create", "tab", "--name", "A\tB"],
+    );
+    assert!(!ok && err.contains("control characters"), "{err}");
+    // A mapping to a role that does not exist says so, and how to mend it.
+    let (ok, _, err) = run(
+        dir.path(),
+        &["--db", db, "roles", "map", "Ops", "superuser"],
+    );
+    assert!(
+        !ok && err
+            .contains("there is no role superuser: choose one of owner, admin, member, viewer"),
+        "{err}"
+    );
     assert!(
         run(
             dir.path(),

@@ -119,8 +119,8 @@ fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
     }
 }
 
-/// The longest receiver URL, in bytes: what browsers and proxies take, and what pages
-/// that list endpoints can show.
+/// The longest receiver URL, in characters: what browsers and proxies take, and what
+/// pages that list endpoints can show.
 pub const MAX_URL: usize = 2000;
 
 /// Why a webhook URL is refused.
@@ -137,7 +137,7 @@ pub enum BadUrl {
 /// Checks a receiver URL: http(s), with a host, and not a forbidden literal address (a
 /// name is checked again after every DNS resolution, when the sender connects).
 pub fn check_url(raw: &str) -> Result<url::Url, BadUrl> {
-    if raw.trim().len() > MAX_URL {
+    if raw.trim().chars().count() > MAX_URL {
         return Err(BadUrl::TooLong);
     }
     let url = url::Url::parse(raw.trim()).map_err(|_| BadUrl::NotHttp)?;

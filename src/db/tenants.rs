@@ -46,12 +46,18 @@ pub fn valid_slug(slug: &str) -> bool {
         && !slug.starts_with('-')
 }
 
-/// A tenant's name as stored: trimmed, 1 to 100 characters.
+/// A tenant's name as stored: trimmed, 1 to 100 characters, none of them a control
+/// character (a tab or a line break would break `tenant list`'s columns and lines).
 fn checked_name(name: &str) -> Result<&str, DbError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(DbError::Conflict(
             "the tenant name must be 1 to 100 characters".into(),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DbError::Conflict(
+            "the tenant name may not hold control characters (tabs, line breaks)".into(),
         ));
     }
     Ok(name)

@@ -112,6 +112,13 @@ impl Edit {
             Edit::Map { group, .. } if group.trim().is_empty() => {
                 return Err("the group name must not be empty".into());
             }
+            Edit::Map { role, .. } if s.rank(role).is_none() => {
+                let roles: Vec<&str> = s.roles.iter().map(Role::as_str).collect();
+                return Err(format!(
+                    "there is no role {role}: choose one of {}, or add it to the roles first",
+                    roles.join(", ")
+                ));
+            }
             Edit::Map { group, role } => s.with_mapping(group, role),
             Edit::Unmap { group } => s
                 .without_mapping(group)

@@ -392,7 +392,7 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
 
 pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> PageResult {
     req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     match ops::admins::delete(&state.db, &req.actor()?, id).await {
         Ok(()) => Ok(redirect_with_flash(req, "/admins", "Admin deleted.")),
         Err(db::DbError::Conflict(m)) => admins_page(state, req, Some(m)).await,

@@ -158,7 +158,7 @@ pub(super) async fn revoke_key(
     id: &str,
 ) -> PageResult {
     req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     ops::apikeys::revoke(&state.db, &req.actor()?, Some(tenant.id), id).await?;
     Ok(redirect_with_flash(
         req,
@@ -388,7 +388,7 @@ pub(super) async fn webhook_action(
     action: &str,
 ) -> PageResult {
     let form = req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let actor = req.actor()?;
     let (db, t) = (&state.db, Some(tenant.id));
     let message = match action {
@@ -470,7 +470,7 @@ pub(super) async fn webhook_action(
                 ops::webhooks::describe(&sent)
             )
         }
-        _ => return Err(UiError::NotFound),
+        _ => return Err(UiError::NoSuchPage),
     };
     match action {
         "remove" | "enable" | "disable" => back(req, tenant, &message),
@@ -501,7 +501,7 @@ pub(super) async fn webhook_page(
     tenant: &Tenant,
     id: &str,
 ) -> PageResult {
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let e = ops::webhooks::get(&state.db, Some(tenant.id), id).await?;
     let attempts = ops::webhooks::attempts(&state.db, id, ATTEMPTS_SHOWN).await?;
     let latest = ops::events::latest(&state.db, tenant.id).await?;

@@ -115,7 +115,7 @@ pub(super) async fn revoke_token(
     id: &str,
 ) -> PageResult {
     req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     ops::tokens::revoke(&state.db, &req.actor()?, tenant.id, id).await?;
     Ok(redirect_with_flash(
         req,
@@ -133,7 +133,7 @@ pub(super) async fn regenerate_token(
     id: &str,
 ) -> PageResult {
     req.form_once(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let (name, new) = ops::tokens::regenerate(&state.db, &req.actor()?, tenant.id, id).await?;
     render(
         state,

@@ -45,7 +45,7 @@ pub(super) async fn decide(
     decision: &str,
 ) -> PageResult {
     let form = req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let actor = req.actor()?;
     let decided = match decision {
         "approve" => {
@@ -62,7 +62,7 @@ pub(super) async fn decide(
                  directory changes back (or you approve after all)."
                     .to_string()
             }),
-        _ => return Err(UiError::NotFound),
+        _ => return Err(UiError::NoSuchPage),
     };
     // Decided or changed meanwhile (by the IdP, another admin): back to the page as it is.
     let message = match decided {

@@ -200,7 +200,10 @@ pub(super) fn expiry(value: &str) -> Result<Option<String>, String> {
 /// How a page can fail; each becomes a friendly page or a redirect.
 #[derive(Debug)]
 pub(super) enum UiError {
+    /// What the request names (a member, a token, an endpoint) is not there.
     NotFound,
+    /// No page answers this address, or its tenant does not exist.
+    NoSuchPage,
     /// Not logged in: go to the login page and come back.
     Login,
     Forbidden(String),
@@ -459,7 +462,11 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
             let tenant = state
                 .db
                 .read(move |c| db::tenants::by_slug(c, &slug))
-                .await?;
+                .await
+                .map_err(|e| match UiError::from(e) {
+                    UiError::NotFound => UiError::NoSuchPage,
+                    other => other,
+                })?;
             crate::http::note_tenant(tenant.id);
             match (rest, get, post) {
                 ([], true, _) => dashboard::page(state, req, &tenant).await,
@@ -537,10 +544,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["roles", "unmap"], _, true) => roles::unmap(state, req, &tenant).await,
                 (["settings"], true, _) => settings::page(state, req, &tenant).await,
                 (["settings"], _, true) => settings::update(state, req, &tenant).await,
-                _ => Err(UiError::NotFound),
+                _ => Err(UiError::NoSuchPage),
             }
         }
-        _ => Err(UiError::NotFound),
+        _ => Err(UiError::NoSuchPage),
     }
 }
 
@@ -710,7 +717,7 @@ async fn error_page(state: &State, req: &Req, e: UiError) -> Response<Body> {
              it came from to see how things are now."
                 .to_string(),
         ),
-        UiError::NotFound => (
+        UiError::NotFound | UiError::NoSuchPage => (
             StatusCode::NOT_FOUND,
             "Page not found",
             "There is nothing at this address. It may have moved, or the link may be mistyped."

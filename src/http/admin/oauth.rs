@@ -165,7 +165,7 @@ pub(super) async fn create(state: &State, req: &mut Req, tenant: &Tenant) -> Pag
 /// Replaces a client's secret and shows the new one once.
 pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
     req.form_once(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let WithSecret { client, secret } =
         ops::oauth::rotate_secret(&state.db, &req.actor()?, Some(tenant.id), id).await?;
     let new = NewSecret {
@@ -180,7 +180,7 @@ pub(super) async fn rotate(state: &State, req: &mut Req, tenant: &Tenant, id: &s
 /// Revokes a client and everything it was issued.
 pub(super) async fn revoke(state: &State, req: &mut Req, tenant: &Tenant, id: &str) -> PageResult {
     req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let client = ops::oauth::revoke_client(&state.db, &req.actor()?, Some(tenant.id), id).await?;
     Ok(redirect_with_flash(
         req,
@@ -200,7 +200,7 @@ pub(super) async fn revoke_token(
     id: &str,
 ) -> PageResult {
     req.form(state).await?;
-    let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+    let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let kind = ops::oauth::revoke_token(&state.db, &req.actor()?, tenant.id, id).await?;
     let message = match kind {
         oauth::TokenKind::Access => "Access token revoked. It stopped working immediately.",

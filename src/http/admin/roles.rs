@@ -330,30 +330,15 @@ pub(super) async fn map(state: &State, req: &mut Req, tenant: &Tenant) -> PageRe
         typed => typed,
     }
     .to_string();
-    let id = tenant.id;
-    let settings = state.db.read(move |c| settings::get(c, id)).await?;
     let edit = match form.trimmed("role") {
         _ if group.is_empty() => Err("Choose a group, or type the name of one.".to_string()),
         "" => Err("Choose the role the group gives.".to_string()),
-        role => role
-            .parse::<Role>()
-            .and_then(|role| match settings.rank(&role) {
-                Some(_) => Ok(Edit::Map {
-                    group: group.clone(),
-                    role,
-                }),
-                None => Err(format!(
-                    "There is no role {role}: choose one of {}, or add it under Edit roles first.",
-                    settings
-                        .roles
-                        .iter()
-                        .map(Role::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }),
+        role => role.parse::<Role>().map(|role| Edit::Map {
+            group: group.clone(),
+            role,
+        }),
     };
-    let current = Inputs::of(&settings);
+    let current = current_inputs(state, tenant).await?;
     let fallback = Inputs {
         map_group: group,
         map_role: form.trimmed("role").to_string(),

@@ -312,7 +312,8 @@ fn guard_lets_all_go(guard: &crate::model::Guard, active: u64) -> Option<String>
         format!(
             "With {active} active member{}, the guard holds nothing until more than {threshold} \
              would be deprovisioned within an hour: the IdP could deprovision every member \
-             without an admin's approval. Lower the number of people below {active}.",
+             without an admin's approval. Set the number of people, and the share, to let \
+             fewer than {active} go.",
             if active == 1 { "" } else { "s" }
         )
     })
