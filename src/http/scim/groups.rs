@@ -46,9 +46,12 @@ fn member_out<'a>(base: &str, m: &'a GroupMember) -> MemberOut<'a> {
     }
 }
 
+/// A group as a `Value`, with `members` when they were read: an empty group shows
+/// `"members": []` rather than no key. RFC 7643 §2.5 holds the two equal, but Microsoft's
+/// reference SCIM tests read the key of a group just created without members.
 fn render(ctx: &Ctx, row: &GroupRow, members: Option<&[GroupMember]>) -> Value {
     let mut computed = Vec::new();
-    if let Some(members) = members.filter(|m| !m.is_empty()) {
+    if let Some(members) = members {
         let list = members
             .iter()
             .map(|m| json!(member_out(&ctx.base, m)))
