@@ -112,7 +112,8 @@ pub struct Grant {
 /// The grant of a presented bearer token: a SCIM token or an OAuth access token, both
 /// looked up by their SHA-256, from memory when it was seen lately ([`Db::credentials`]:
 /// a revocation empties that at once). Its last use is recorded once a minute at most, so
-/// reads stay reads: awaited on a token's first use since start, written behind after.
+/// reads stay reads: awaited on a token's first use since start (up to [`FIRST_USE_WAIT`]),
+/// written behind after.
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Grant>, DbError> {
     let hash = tokens::hash(secret);
     let now = time::OffsetDateTime::now_utc();
@@ -151,10 +152,19 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Grant>, DbErro
     db.credentials().put(hash, found.clone(), generation);
     let grant = grant(&found);
     if stale {
-        note_use(db, found, when).await;
+        // Awaited, so that the dashboard and `token list` show the use once the request is
+        // answered; but not past a moment: behind a write lock held elsewhere, the request
+        // itself would otherwise wait a busy timeout for it before its own.
+        let db = db.clone();
+        let noted = tokio::spawn(async move { note_use(&db, found, when).await });
+        let _ = tokio::time::timeout(FIRST_USE_WAIT, noted).await;
     }
     Ok(Some(grant))
 }
+
+/// How long a request waits for its token's first use since start to be noted before it
+/// goes on (the note goes on behind it).
+const FIRST_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn grant(found: &Found) -> Grant {
     match found {
