@@ -417,6 +417,126 @@ async fn guessing_the_current_password_in_a_session_is_throttled_and_audited() {
     );
 }
 
+/// A session alone cannot add or delete an admin: the admin at the keyboard types their own
+/// password again. A wrong one changes nothing and counts as a failed login (throttled and
+/// audited); deleting yourself signs you out.
+#[tokio::test]
+async fn adding_or_deleting_an_admin_takes_your_own_password_again() {
+    let s = TestServer::start().await;
+    let right = "correct horse battery";
+    s.create_admin("alice", right);
+    let admin = Admin::login(&s, "alice", right).await;
+    let names = || {
+        let conn = s.db.conn().unwrap();
+        scimd::db::admins::list(&conn)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.username, a.id))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let add = |current: &str| {
+        format!(
+            "username=bob&password=a+brand+new+passphrase&confirm=a+brand+new+passphrase&current={current}"
+        )
+    };
+    for current in ["", "guess"] {
+        let r = admin.post(&s, "/admins", &add(current)).await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("Your password is wrong."), "{}", r.text);
+        assert!(r.text.contains("value=\"bob\""), "the name typed is kept");
+    }
+    assert!(!names().contains_key("bob"), "no admin was added");
+    let r = admin
+        .post(&s, "/admins", &add("correct+horse+battery"))
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let bob = names()["bob"];
+
+    // Deleting: a page says what it does and asks for the password.
+    let page = admin.get(&s, &format!("/admins/{bob}/delete")).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(
+        page.text.contains("bob is signed out at once"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("name=\"current\""), "{}", page.text);
+    assert_eq!(admin.get(&s, "/admins/999/delete").await.status, 404);
+    let r = admin
+        .post(&s, &format!("/admins/{bob}/delete"), "current=guess")
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("Your password is wrong."), "{}", r.text);
+    assert!(names().contains_key("bob"), "bob is still there");
+    let conn = s.db.conn().unwrap();
+    let failed: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'admin.login_failed' AND actor = 'admin:alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(failed, 3, "each wrong password is a failed login");
+    let r = admin
+        .post(
+            &s,
+            &format!("/admins/{bob}/delete"),
+            "current=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), Some("/admins"));
+    assert!(!names().contains_key("bob"));
+
+    // Two more wrong passwords make five: the throttle pauses account changes, the right
+    // password included.
+    let carol = {
+        s.create_admin("carol", right);
+        names()["carol"]
+    };
+    for _ in 0..2 {
+        admin.post(&s, "/admins", &add("guess")).await;
+    }
+    let r = admin
+        .post(
+            &s,
+            &format!("/admins/{carol}/delete"),
+            "current=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert!(r.text.contains("paused until"), "{}", r.text);
+    assert!(names().contains_key("carol"));
+
+    // Deleting yourself signs you out.
+    let s2 = TestServer::start().await;
+    s2.create_admin("alice", right);
+    s2.create_admin("dave", right);
+    let alice = Admin::login(&s2, "alice", right).await;
+    let me = scimd::db::admins::list(&s2.db.conn().unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|a| a.username == "alice")
+        .unwrap()
+        .id;
+    let page = alice.get(&s2, &format!("/admins/{me}/delete")).await;
+    assert!(
+        page.text.contains("you cannot sign in again"),
+        "{}",
+        page.text
+    );
+    let r = alice
+        .post(
+            &s2,
+            &format!("/admins/{me}/delete"),
+            "current=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), Some("/login"));
+    assert_eq!(alice.get(&s2, "/admins").await.status, 303, "signed out");
+}
+
 /// The page that shows a new secret answers a POST: a reload sends the form again, and a
 /// double click sends it twice. Each makes one token, one key, one client, one endpoint.
 #[tokio::test]

@@ -308,7 +308,7 @@ async fn sign_ins_and_admin_accounts_have_an_audit_page_of_their_own() {
                 ("cookie", &cookie),
                 ("content-type", "application/x-www-form-urlencoded"),
             ],
-            format!("csrf={csrf}"),
+            format!("csrf={csrf}&current=correct+horse+battery"),
         )
         .await;
     assert_eq!(r.status, 303, "{}", r.text);

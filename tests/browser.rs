@@ -182,6 +182,9 @@ async fn tenants_and_admins_from_the_browser() {
         let css = format!("form[action='/admins'] input[name={field}]");
         b.fill(&css, "1234567890").await;
     }
+    // The form asks for the admin's own password too (a session alone cannot add one).
+    b.fill("form[action='/admins'] input[name=current]", PASSWORD)
+        .await;
     b.click("form[action='/admins'] button").await;
     assert!(b.body().await.contains("too easy to guess"));
     assert_eq!(
@@ -191,6 +194,8 @@ async fn tenants_and_admins_from_the_browser() {
     b.fill("form[action='/admins'] input[name=password]", PASSWORD)
         .await;
     b.fill("form[action='/admins'] input[name=confirm]", PASSWORD)
+        .await;
+    b.fill("form[action='/admins'] input[name=current]", PASSWORD)
         .await;
     b.click("form[action='/admins'] button").await;
     assert!(b.body().await.contains("Admin bob created."));

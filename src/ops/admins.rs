@@ -122,27 +122,80 @@ pub async fn set_password(
     .await
 }
 
-/// An admin changes their own password from `address`, proving the current one. A wrong
-/// one counts as a failed login (throttled and audited alike): a session, left open or
-/// stolen, must not be a way to guess the password without limit.
-pub async fn change_password(
-    db: &Db,
-    actor: &Actor,
-    username: String,
-    current: String,
-    password: String,
-    address: &str,
-) -> Result<Proof, DbError> {
-    let proof = prove(db, actor, &username, current, address).await?;
+/// The admin at the keyboard proving who they are again before an account changes: their
+/// username, the password they typed, and the address it came from. A session left open or
+/// stolen must not be enough to add an admin (a way back in for whoever holds it), remove
+/// one (a way to lock the others out) or change a password, nor a way to guess the
+/// password without limit: a wrong one counts as a failed login, throttled and audited alike.
+pub struct Reauth {
+    pub username: String,
+    pub password: String,
+    pub address: String,
+}
+
+/// Runs `change` once `reauth` proves right; the proof either way.
+async fn proven<F>(db: &Db, actor: &Actor, reauth: Reauth, change: F) -> Result<Proof, DbError>
+where
+    F: Future<Output = Result<(), DbError>>,
+{
+    let Reauth {
+        username,
+        password,
+        address,
+    } = reauth;
+    let proof = prove(db, actor, &username, password, &address).await?;
     if let Proof::Right { .. } = proof {
-        set_password(db, actor, username, password).await?;
+        change.await?;
     }
     Ok(proof)
 }
 
-/// Deletes admin `id` (`Conflict` for the last one). Audited by name, as every other admin
-/// entry is: ids are reused once an admin is gone, a name says who it was.
-pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
+/// An admin changes their own password, proving the current one. Every session of theirs
+/// ends.
+pub async fn change_password(
+    db: &Db,
+    actor: &Actor,
+    reauth: Reauth,
+    password: String,
+) -> Result<Proof, DbError> {
+    let username = reauth.username.clone();
+    proven(
+        db,
+        actor,
+        reauth,
+        set_password(db, actor, username, password),
+    )
+    .await
+}
+
+/// An admin adds `username` with `password` (already checked against the policy), proving
+/// their own password. `Conflict` when the name is taken.
+pub async fn create_proven(
+    db: &Db,
+    actor: &Actor,
+    reauth: Reauth,
+    username: String,
+    password: String,
+) -> Result<Proof, DbError> {
+    let create = async { create(db, actor, username, password).await.map(drop) };
+    proven(db, actor, reauth, create).await
+}
+
+/// An admin deletes admin `id` (themselves included), proving their own password.
+/// `Conflict` for the last one, `NotFound` for one already gone.
+pub async fn delete_proven(
+    db: &Db,
+    actor: &Actor,
+    reauth: Reauth,
+    id: i64,
+) -> Result<Proof, DbError> {
+    proven(db, actor, reauth, delete(db, actor, id)).await
+}
+
+/// Deletes admin `id` (`Conflict` for the last one, `NotFound` for none). Audited by name,
+/// as every other admin entry is: ids are reused once an admin is gone, a name says who it
+/// was.
+async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
         let username = admins::list(tx)?

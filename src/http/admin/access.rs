@@ -14,7 +14,7 @@ use crate::db::{self, admins};
 use crate::http::{Body, State};
 use crate::model::Who;
 use crate::ops;
-use crate::ops::admins::{Login, NewSession, Proof, SESSION_HOURS};
+use crate::ops::admins::{Login, NewSession, Proof, Reauth, SESSION_HOURS};
 use crate::scim::datetime;
 
 /// `/`: the default tenant's dashboard, or the login page.
@@ -335,6 +335,43 @@ async fn admins_page_with(
     html(status, &page)
 }
 
+/// The admin at the keyboard, proving who they are again with the password typed into the
+/// form's `current` field.
+fn reauth(req: &Req, form: &super::Form) -> Result<Reauth, UiError> {
+    Ok(Reauth {
+        username: req.session()?.session.username.clone(),
+        password: form.get("current").to_string(),
+        address: req.client.map(|a| a.to_string()).unwrap_or_default(),
+    })
+}
+
+/// The page again, by `page`, saying why an admin's password did not prove them (`wrong`
+/// for a wrong one); `None` when it did.
+async fn unproven<F, Fut>(
+    proof: Proof,
+    wrong: &str,
+    page: F,
+) -> Result<Option<Response<Body>>, UiError>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = PageResult>,
+{
+    match proof {
+        Proof::Right { .. } => Ok(None),
+        Proof::Wrong => page(wrong.into()).await.map(Some),
+        Proof::Locked { until } => {
+            let message = format!(
+                "Too many wrong passwords. Account changes and logins from your address are paused until {} UTC.",
+                until.get(11..16).unwrap_or(&until)
+            );
+            let mut r = page(message).await?;
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            retry_after(&mut r, &until);
+            Ok(Some(r))
+        }
+    }
+}
+
 pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
     let form = req.form(state).await?;
     let username = form.trimmed("username").to_string();
@@ -342,43 +379,37 @@ pub(super) async fn create_admin(state: &State, req: &mut Req) -> PageResult {
     if let Err(e) = validate_new_admin(&username, &password, form.get("confirm")) {
         return admins_page_with(state, req, Some(e), username).await;
     }
-    match ops::admins::create(&state.db, &req.actor()?, username.clone(), password).await {
-        Ok(_) => Ok(redirect_with_flash(
-            req,
-            "/admins",
-            &format!("Admin {username} created."),
-        )),
-        Err(db::DbError::Conflict(m)) => admins_page_with(state, req, Some(m), username).await,
-        Err(e) => Err(e.into()),
+    let (actor, reauth) = (req.actor()?, reauth(req, &form)?);
+    let created = ops::admins::create_proven(&state.db, &actor, reauth, username.clone(), password);
+    let proof = match created.await {
+        Ok(proof) => proof,
+        Err(db::DbError::Conflict(m)) => {
+            return admins_page_with(state, req, Some(m), username).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let again = |e| admins_page_with(state, req, Some(e), username.clone());
+    if let Some(r) = unproven(proof, "Your password is wrong.", again).await? {
+        return Ok(r);
     }
+    Ok(redirect_with_flash(
+        req,
+        "/admins",
+        &format!("Admin {username} created."),
+    ))
 }
 
 pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult {
     let form = req.form(state).await?;
-    let me = req.session()?.session.username.clone();
-    let current = form.get("current").to_string();
+    let reauth = reauth(req, &form)?;
     let password = form.get("password").to_string();
-    if let Err(e) = validate_new_admin(&me, &password, form.get("confirm")) {
+    if let Err(e) = validate_new_admin(&reauth.username, &password, form.get("confirm")) {
         return admins_page(state, req, Some(e)).await;
     }
-    let actor = req.actor()?;
-    let address = req.client.map(|a| a.to_string()).unwrap_or_default();
-    let changed = ops::admins::change_password(&state.db, &actor, me, current, password, &address);
-    match changed.await? {
-        Proof::Right { .. } => {}
-        Proof::Wrong => {
-            return admins_page(state, req, Some("The current password is wrong.".into())).await;
-        }
-        Proof::Locked { until } => {
-            let message = format!(
-                "Too many wrong passwords. Password changes and logins from your address are paused until {} UTC.",
-                until.get(11..16).unwrap_or(&until)
-            );
-            let mut r = admins_page(state, req, Some(message)).await?;
-            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            retry_after(&mut r, &until);
-            return Ok(r);
-        }
+    let proof = ops::admins::change_password(&state.db, &req.actor()?, reauth, password).await?;
+    let again = |e| admins_page(state, req, Some(e));
+    if let Some(r) = unproven(proof, "The current password is wrong.", again).await? {
+        return Ok(r);
     }
     // Every session ended with the password change, this one included.
     let mut r = redirect_with_flash(
@@ -390,12 +421,80 @@ pub(super) async fn change_password(state: &State, req: &mut Req) -> PageResult 
     Ok(r)
 }
 
-pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> PageResult {
-    req.form(state).await?;
+#[derive(Template)]
+#[template(path = "admin_delete.html")]
+struct DeleteAdminPage {
+    layout: Layout,
+    csrf: String,
+    admin: admins::Admin,
+    /// Whether the admin at the keyboard is the one to be deleted.
+    themselves: bool,
+    error: Option<String>,
+}
+
+/// `/admins/{id}/delete`: what deleting that admin does, and their own password to confirm.
+pub(super) async fn delete_admin_page(
+    state: &State,
+    req: &Req,
+    id: &str,
+    error: Option<String>,
+) -> PageResult {
+    let s = req.session()?;
     let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
-    match ops::admins::delete(&state.db, &req.actor()?, id).await {
-        Ok(()) => Ok(redirect_with_flash(req, "/admins", "Admin deleted.")),
-        Err(db::DbError::Conflict(m)) => admins_page(state, req, Some(m)).await,
-        Err(e) => Err(e.into()),
+    let list = state.db.read(admins::list).await?;
+    let admin = list
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or(UiError::NoSuchPage)?;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = DeleteAdminPage {
+        layout: layout(state, req, None, "").await?,
+        csrf: s.session.csrf.clone(),
+        themselves: admin.username == s.session.username,
+        admin,
+        error,
+    };
+    html(status, &page)
+}
+
+pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> PageResult {
+    let form = req.form(state).await?;
+    let reauth = reauth(req, &form)?;
+    let me = reauth.username.clone();
+    let id_number: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
+    let list = state.db.read(admins::list).await?;
+    let name = list
+        .into_iter()
+        .find(|a| a.id == id_number)
+        .map(|a| a.username);
+    let proof = match ops::admins::delete_proven(&state.db, &req.actor()?, reauth, id_number).await
+    {
+        Ok(proof) => proof,
+        Err(db::DbError::Conflict(m)) => return delete_admin_page(state, req, id, Some(m)).await,
+        Err(e) => return Err(e.into()),
+    };
+    let again = |e| delete_admin_page(state, req, id, Some(e));
+    if let Some(r) = unproven(proof, "Your password is wrong.", again).await? {
+        return Ok(r);
     }
+    let name = name.unwrap_or_default();
+    if name == me {
+        // Their sessions went with the account, this one included.
+        let mut r = redirect_with_flash(
+            req,
+            "/login",
+            &format!("Admin {name} deleted: that was you."),
+        );
+        set_cookie(&mut r, expired_cookie(SESSION_COOKIE, req.secure));
+        return Ok(r);
+    }
+    Ok(redirect_with_flash(
+        req,
+        "/admins",
+        &format!("Admin {name} deleted."),
+    ))
 }

@@ -443,6 +443,9 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
         (["admins"], true, _) => access::admins_page(state, req, None).await,
         (["admins"], _, true) => access::create_admin(state, req).await,
         (["admins", "password"], _, true) => access::change_password(state, req).await,
+        (["admins", id, "delete"], true, _) => {
+            access::delete_admin_page(state, req, id, None).await
+        }
         (["admins", id, "delete"], _, true) => access::delete_admin(state, req, id).await,
         (["tenants"], true, _) => tenants::list_page(state, req, None).await,
         (["tenants"], _, true) => tenants::create(state, req).await,
