@@ -16,6 +16,7 @@ function copyBySelection(text, source) {
   field.setAttribute("readonly", "");
   field.style.position = "fixed";
   field.style.opacity = "0";
+  const back = document.activeElement;
   document.body.appendChild(field);
   field.select();
   let done = false;
@@ -25,6 +26,8 @@ function copyBySelection(text, source) {
     done = false;
   }
   field.remove();
+  // Selecting the hidden field took the focus: give it back (to the Copy button).
+  if (back && typeof back.focus === "function") back.focus();
   if (!done && source) {
     // Leave what was to be copied selected, so the admin can copy it by hand.
     if (typeof source.select === "function") {
@@ -61,3 +64,55 @@ document.addEventListener("submit", (event) => {
   const message = (submitter && submitter.dataset.confirm) || event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
+
+// A wide table scrolls in its own box. Where it does, the box takes the focus, so that a
+// keyboard can scroll it (links and buttons inside do not), named after its heading.
+function headingBefore(element) {
+  let found = null;
+  for (const h of document.querySelectorAll("main h1, main h2, main h3")) {
+    if (h.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING) found = h;
+  }
+  return found ? found.textContent.trim() : "Table";
+}
+
+function markScrollingTables() {
+  for (const box of document.querySelectorAll(".table-wrap")) {
+    if (box.scrollWidth > box.clientWidth + 1) {
+      box.tabIndex = 0;
+      box.setAttribute("role", "region");
+      box.setAttribute("aria-label", headingBefore(box) + " (scrolls sideways)");
+    } else if (box.getAttribute("role") === "region") {
+      box.removeAttribute("tabindex");
+      box.removeAttribute("role");
+      box.removeAttribute("aria-label");
+    }
+  }
+}
+markScrollingTables();
+window.addEventListener("resize", markScrollingTables);
+
+// The tenant menu closes on Escape (focus back on its summary), and when the focus or a
+// click goes elsewhere: open, it covers the section tabs below it.
+const tenantMenu = document.querySelector(".tenant-switch details");
+if (tenantMenu) {
+  tenantMenu.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && tenantMenu.open) {
+      tenantMenu.open = false;
+      tenantMenu.querySelector("summary").focus();
+    }
+  });
+  tenantMenu.addEventListener("focusout", (event) => {
+    if (!tenantMenu.contains(event.relatedTarget)) tenantMenu.open = false;
+  });
+  document.addEventListener("click", (event) => {
+    if (!tenantMenu.contains(event.target)) tenantMenu.open = false;
+  });
+}
+
+// What the last action came to (a saved change, an error) takes the focus when the page
+// opens, so a screen reader reads it first; the next Tab goes on from there.
+const notice = document.querySelector("main > .error-box, main > .flash, main .error-box[role=alert]");
+if (notice) {
+  notice.tabIndex = -1;
+  notice.focus();
+}

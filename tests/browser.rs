@@ -81,6 +81,10 @@ async fn setup_token_generation_scim_call_and_revocation() {
         label == "Copied" || label.starts_with("Not copied"),
         "{label}"
     );
+    if label == "Copied" {
+        // The copy through a hidden field gave the focus back to the button.
+        assert_eq!(b.focused().await, "button[data-copy=new-token]");
+    }
     b.screenshot("connection").await;
     b.goto(&s.url("/t/default/connection")).await;
     assert!(!b.body().await.contains(&secret), "never shown again");
@@ -141,6 +145,8 @@ async fn login_is_throttled_after_repeated_failures() {
         b.fill("input[name=password]", "wrong password!").await;
         b.click("button[type=submit]").await;
         assert!(b.body().await.contains("Wrong username or password."));
+        // The error has the focus, so that a screen reader reads it first.
+        assert_eq!(b.focused().await, "div.error-box");
     }
     b.fill("input[name=username]", "alice").await;
     b.fill("input[name=password]", PASSWORD).await;
@@ -199,5 +205,82 @@ async fn tenants_and_admins_from_the_browser() {
         .await;
     b.click("form[action='/admins'] button").await;
     assert!(b.body().await.contains("Admin bob created."));
+    b.close().await;
+}
+
+/// A keyboard reaches what a wide table hides at phone width (its box takes the focus and
+/// scrolls with the arrow keys), and leaves the tenant menu with Escape.
+#[tokio::test]
+async fn a_keyboard_scrolls_wide_tables_and_closes_the_tenant_menu() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let Some(b) = Browser::start().await else {
+        return;
+    };
+    s.create_user("someone-with-a-long-address@example.com")
+        .await;
+    scimd::ops::admins::create_tenant(
+        &s.db,
+        &scimd::model::Actor::cli(),
+        "acme".into(),
+        "Acme".into(),
+    )
+    .await
+    .unwrap();
+    b.goto(&s.url("/login")).await;
+    b.fill("input[name=username]", "alice").await;
+    b.fill("input[name=password]", PASSWORD).await;
+    b.click("button[type=submit]").await;
+
+    // The tenant menu: open, Escape closes it and the focus is back on its summary.
+    b.goto(&s.url("/t/default/people")).await;
+    b.find(".tenant-switch summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    let open = "return document.querySelector('.tenant-switch details').open";
+    assert_eq!(b.client.execute(open, vec![]).await.unwrap(), true);
+    b.press(fantoccini::key::Key::Escape).await;
+    assert_eq!(b.client.execute(open, vec![]).await.unwrap(), false);
+    assert_eq!(b.focused().await, "summary");
+
+    // At phone width the people table scrolls in its box; the box takes the focus, is
+    // named after the page's heading, and the arrow keys scroll it.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.goto(&s.url("/t/default/people")).await;
+    let boxes = b
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('.table-wrap'))
+                .filter(w => w.scrollWidth > w.clientWidth + 1)
+                .map(w => [w.tabIndex, w.getAttribute('role'), w.getAttribute('aria-label')])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let boxes = boxes.as_array().unwrap();
+    assert!(!boxes.is_empty(), "the people table is wider than a phone");
+    for b in boxes {
+        assert_eq!(b[0], 0, "{b}");
+        assert_eq!(b[1], "region", "{b}");
+        assert!(b[2].as_str().unwrap().starts_with("People"), "{b}");
+    }
+    b.client
+        .execute("document.querySelector('.table-wrap').focus()", vec![])
+        .await
+        .unwrap();
+    for _ in 0..5 {
+        b.press(fantoccini::key::Key::Right).await;
+    }
+    let left = b
+        .client
+        .execute(
+            "return document.querySelector('.table-wrap').scrollLeft",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(left.as_f64().unwrap() > 0.0, "scrolled: {left}");
     b.close().await;
 }

@@ -193,6 +193,29 @@ impl Browser {
         self.client.current_url().await.unwrap().path().to_string()
     }
 
+    /// The focused element, as `tag`, `tag.class` (its first class) or `tag[data-copy=x]`.
+    pub async fn focused(&self) -> String {
+        let out = self
+            .client
+            .execute(
+                r#"const e = document.activeElement;
+                   const tag = e.tagName.toLowerCase();
+                   if (e.dataset && e.dataset.copy) return tag + '[data-copy=' + e.dataset.copy + ']';
+                   const cls = typeof e.className === 'string' && e.className.trim().split(/\s+/)[0];
+                   return cls ? tag + '.' + cls : tag;"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        out.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Presses `key` on the focused element.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(&key.to_string()).await.unwrap();
+    }
+
     pub async fn title(&self) -> String {
         self.client.title().await.unwrap()
     }
