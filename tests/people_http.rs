@@ -508,3 +508,105 @@ async fn a_stale_preview_imports_nothing_and_is_shown_again() {
     assert!(same.text.contains("id=\"import-nothing\""), "{}", same.text);
     assert!(!same.text.contains("confirm-import"), "{}", same.text);
 }
+
+/// An admin suspends, reactivates, archives and deletes a member the IdP does not decide
+/// for (added by hand, or marked not managed); apps hear of each change as an event. A
+/// member the IdP provisions is refused: the IdP decides its status.
+#[tokio::test]
+async fn an_admin_changes_the_status_of_a_member_the_idp_does_not_decide_for() {
+    let s = TestServer::start().await;
+    s.create_admin("alice", PASSWORD);
+    let admin = Admin::login(&s, "alice", PASSWORD).await;
+    let key = s.api_key(Some(1)).await;
+    let auth = format!("Bearer {key}");
+    let events = || async {
+        let r = s
+            .raw(
+                Method::GET,
+                "/api/v1/events?limit=100",
+                &[("authorization", &auth)],
+                "",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json["data"].as_array().unwrap().clone()
+    };
+    let status = |id: &str| {
+        members::get(&s.db.conn().unwrap(), 1, id)
+            .unwrap()
+            .map(|m| m.status.to_string())
+    };
+
+    // A person added by hand, never provisioned.
+    let id = seed_member(&s, "ada@example.com").await;
+    let page = admin.get(&s, &format!("/t/default/people/{id}")).await;
+    assert!(
+        page.text.contains(r#"id="status-actions""#),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(r#"value="suspend""#), "{}", page.text);
+    assert!(
+        !page.text.contains(r#"value="reactivate""#),
+        "already active"
+    );
+    let path = format!("/t/default/people/{id}/status");
+    for (change, now, event) in [
+        ("suspend", "suspended", "member.suspended"),
+        ("reactivate", "active", "member.reactivated"),
+        ("archive", "archived", "member.archived"),
+        ("reactivate", "active", "member.reactivated"),
+    ] {
+        let r = admin.post(&s, &path, &format!("change={change}")).await;
+        assert_eq!(r.status, 303, "{change}: {}", r.text);
+        assert_eq!(status(&id).as_deref(), Some(now), "{change}");
+        let last = events().await.last().unwrap().clone();
+        assert_eq!(last["type"], event, "{last}");
+        assert_eq!(last["context"]["via"], "admin", "{last}");
+        assert_eq!(last["context"]["cause"], "by an admin", "{last}");
+        assert_eq!(last["data"]["status"], now, "{last}");
+    }
+    // A change that does not apply, or no change at all, is refused and changes nothing.
+    let r = admin.post(&s, &path, "change=reactivate").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("already active"), "{}", r.text);
+    let r = admin.post(&s, &path, "change=promote").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let before = events().await.len();
+    let r = admin.post(&s, &path, "change=delete").await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(r.header("location"), Some("/t/default/people"));
+    assert_eq!(status(&id), None, "deleted");
+    let all = events().await;
+    assert_eq!(all.len(), before + 1);
+    assert_eq!(all.last().unwrap()["type"], "member.deleted");
+    let r = admin.post(&s, &path, "change=suspend").await;
+    assert_eq!(r.status, 404, "already gone: {}", r.text);
+
+    // A member the IdP provisioned: its status is the IdP's to decide…
+    s.create_user("grace@example.com").await;
+    let grace = members::by_email(&s.db.conn().unwrap(), 1, "grace@example.com")
+        .unwrap()
+        .unwrap()
+        .id;
+    let page = admin.get(&s, &format!("/t/default/people/{grace}")).await;
+    assert!(page.text.contains(r#"id="status-by-idp""#), "{}", page.text);
+    assert!(!page.text.contains(r#"id="status-actions""#));
+    let path = format!("/t/default/people/{grace}/status");
+    let r = admin.post(&s, &path, "change=suspend").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("the IdP decides"), "{}", r.text);
+    assert_eq!(status(&grace).as_deref(), Some("active"));
+    // …until it is marked not managed.
+    let r = admin
+        .post(
+            &s,
+            &format!("/t/default/people/{grace}/managed"),
+            "managed=false",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let r = admin.post(&s, &path, "change=suspend").await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    assert_eq!(status(&grace).as_deref(), Some("suspended"));
+}

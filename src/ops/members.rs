@@ -499,6 +499,112 @@ pub async fn restore(db: &Db, actor: &Actor, tenant_id: i64, id: String) -> Resu
     .await
 }
 
+// --- An admin's own status changes ---------------------------------------------------------
+
+/// What an admin may do to a member that provisioning does not decide for: one not managed,
+/// or one the IdP has never provisioned (added by hand or by CSV and not linked yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminStatus {
+    /// Active → suspended: apps revoke the person's access, reversibly.
+    Suspend,
+    /// Suspended or archived → active.
+    Reactivate,
+    /// Active or suspended → archived: gone, kept for history.
+    Archive,
+    /// Removed with everything hanging off it (`member.deleted`).
+    Delete,
+}
+
+impl AdminStatus {
+    pub fn parse(s: &str) -> Option<AdminStatus> {
+        Some(match s {
+            "suspend" => AdminStatus::Suspend,
+            "reactivate" => AdminStatus::Reactivate,
+            "archive" => AdminStatus::Archive,
+            "delete" => AdminStatus::Delete,
+            _ => return None,
+        })
+    }
+
+    /// Whether a member that is `status` now can be taken there.
+    pub fn applies_to(self, status: MemberStatus) -> bool {
+        match self {
+            AdminStatus::Suspend => status == MemberStatus::Active,
+            AdminStatus::Reactivate => status != MemberStatus::Active,
+            AdminStatus::Archive => status != MemberStatus::Archived,
+            AdminStatus::Delete => true,
+        }
+    }
+}
+
+/// Whether provisioning decides `m`'s status: a managed member the IdP has provisioned.
+/// An admin changes it in the IdP then, or marks the member not managed first.
+pub fn idp_decides(m: &MemberRow) -> bool {
+    m.managed && m.user_id.is_some()
+}
+
+/// An admin suspends, reactivates, archives or deletes member `id` (see [`AdminStatus`]),
+/// with its event and audit entry, as sync would. `Conflict` when provisioning decides the
+/// member's status or the member is not in a state the change applies to; `NotFound` for
+/// a member the tenant does not have.
+pub async fn set_status(
+    db: &Db,
+    actor: &Actor,
+    tenant_id: i64,
+    id: String,
+    change: AdminStatus,
+) -> Result<(), DbError> {
+    let actor = actor.clone();
+    db.write(move |tx| {
+        let m = members::get(tx, tenant_id, &id)?.ok_or(DbError::NotFound)?;
+        if idp_decides(&m) {
+            return Err(DbError::Conflict(
+                "the IdP decides this member's status: deactivate or delete the person in the IdP, or mark the member not managed first".into(),
+            ));
+        }
+        if !change.applies_to(m.status) {
+            return Err(DbError::Conflict(format!("the member is already {}", m.status)));
+        }
+        let before = api_object(tx, tenant_id, &m)?;
+        let (event, action) = match change {
+            AdminStatus::Suspend => (EventType::MemberSuspended, AuditAction::MemberSuspended),
+            AdminStatus::Reactivate => (EventType::MemberReactivated, AuditAction::MemberReactivated),
+            AdminStatus::Archive => (EventType::MemberArchived, AuditAction::MemberArchived),
+            AdminStatus::Delete => (EventType::MemberDeleted, AuditAction::MemberDeleted),
+        };
+        let stored;
+        let after = if change == AdminStatus::Delete {
+            members::delete(tx, m.pk)?;
+            &m
+        } else {
+            let status = match change {
+                AdminStatus::Suspend => MemberStatus::Suspended,
+                AdminStatus::Archive => MemberStatus::Archived,
+                _ => MemberStatus::Active,
+            };
+            members::set_status(tx, m.pk, status)?;
+            stored = members::get_by_pk(tx, m.pk)?.ok_or(DbError::NotFound)?;
+            &stored
+        };
+        if m.managed {
+            // A member the IdP has not provisioned yet stands as a seed for its lookups,
+            // active or not; archived or deleted, it no longer does.
+            seeds::refresh(tx, tenant_id)?;
+        }
+        let write = MemberWrite {
+            before: Some(before),
+            after,
+            event,
+            action,
+            via: "admin",
+            extra: json!({"cause": "by an admin"}),
+            detail: detail(&json!({"memberId": m.id, "from": m.status, "change": format!("{change:?}").to_lowercase()})),
+        };
+        record(tx, &actor, tenant_id, write)
+    })
+    .await
+}
+
 // --- CSV import ---------------------------------------------------------------------------
 
 /// What an import did.

@@ -508,6 +508,9 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["people", id, "managed"], _, true) => {
                     people::set_managed(state, req, &tenant, id).await
                 }
+                (["people", id, "status"], _, true) => {
+                    people::set_status(state, req, &tenant, id).await
+                }
                 (["people", id, "restore"], _, true) => {
                     people::restore(state, req, &tenant, id).await
                 }

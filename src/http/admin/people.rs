@@ -22,7 +22,7 @@ use crate::db::paging::Cursor;
 use crate::db::{self, DbError, tenants::Tenant};
 use crate::http::{RequestBody, State};
 use crate::ops;
-use crate::ops::members::{ExportFormat, ImportPreview, ImportProblem, RowOutcome};
+use crate::ops::members::{AdminStatus, ExportFormat, ImportPreview, ImportProblem, RowOutcome};
 use crate::sync::member_csv::{self, RowError};
 use crate::sync::roles::{self, RoleDecision};
 use crate::sync::{DirectoryGroup, MemberStatus, Role, Settings, TextEnum};
@@ -171,6 +171,56 @@ struct MemberPage {
     /// The deprovisioning the guard keeps back for this member: (action, held at).
     held: Option<(String, String)>,
     test_mode: bool,
+    /// Whether the IdP decides the member's status (else the admin may change it here).
+    idp_decides: bool,
+    /// The status changes the admin may make now.
+    changes: Vec<StatusButton>,
+}
+
+/// A button of the member page's Status section.
+struct StatusButton {
+    change: &'static str,
+    label: &'static str,
+    /// What the confirmation asks, for a change that takes access away.
+    confirm: Option<&'static str>,
+}
+
+/// The status changes an admin may make to `m`: none when the IdP decides.
+fn status_buttons(m: &MemberRow) -> Vec<StatusButton> {
+    if ops::members::idp_decides(m) {
+        return Vec::new();
+    }
+    let all = [
+        (AdminStatus::Reactivate, "reactivate", "Reactivate", None),
+        (
+            AdminStatus::Suspend,
+            "suspend",
+            "Suspend",
+            Some("Suspend this member? Apps are told to revoke the person's access."),
+        ),
+        (
+            AdminStatus::Archive,
+            "archive",
+            "Archive",
+            Some(
+                "Archive this member? Apps are told the person is gone; it stays here as history.",
+            ),
+        ),
+        (
+            AdminStatus::Delete,
+            "delete",
+            "Delete",
+            Some("Delete this member for good? Apps are told to delete the person's data."),
+        ),
+    ];
+    all.into_iter()
+        .filter(|(c, ..)| c.applies_to(m.status))
+        .map(|(_, change, label, confirm)| StatusButton {
+            change,
+            label,
+            confirm,
+        })
+        .collect()
 }
 
 pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &str) -> PageResult {
@@ -229,6 +279,8 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
         pending_role,
         held,
         test_mode: settings.test_mode,
+        idp_decides: ops::members::idp_decides(&m),
+        changes: status_buttons(&m),
         m,
     };
     html(StatusCode::OK, &page)
@@ -283,6 +335,43 @@ pub(super) async fn restore(state: &State, req: &mut Req, tenant: &Tenant, id: &
         &format!("/t/{}/people/{id}", tenant.slug),
         "Restored: the member is active again and will not be deleted.",
     ))
+}
+
+/// An admin suspends, reactivates, archives or deletes a member provisioning does not
+/// decide for.
+pub(super) async fn set_status(
+    state: &State,
+    req: &mut Req,
+    tenant: &Tenant,
+    id: &str,
+) -> PageResult {
+    let form = req.form(state).await?;
+    let Some(change) = AdminStatus::parse(form.get("change")) else {
+        return Err(UiError::BadRequest(
+            "choose suspend, reactivate, archive or delete".into(),
+        ));
+    };
+    let id = id.to_string();
+    ops::members::set_status(&state.db, &req.actor()?, tenant.id, id.clone(), change).await?;
+    let (to, message) = match change {
+        AdminStatus::Delete => (
+            format!("/t/{}/people", tenant.slug),
+            "Member deleted: apps were told (member.deleted).",
+        ),
+        AdminStatus::Suspend => (
+            format!("/t/{}/people/{id}", tenant.slug),
+            "Suspended: apps were told (member.suspended).",
+        ),
+        AdminStatus::Reactivate => (
+            format!("/t/{}/people/{id}", tenant.slug),
+            "Reactivated: apps were told (member.reactivated).",
+        ),
+        AdminStatus::Archive => (
+            format!("/t/{}/people/{id}", tenant.slug),
+            "Archived: apps were told (member.archived).",
+        ),
+    };
+    Ok(redirect_with_flash(req, &to, message))
 }
 
 // --- Export ----------------------------------------------------------------------------
