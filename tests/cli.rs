@@ -510,6 +510,45 @@ fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
     assert_eq!(added["data"]["role"], "admin");
     assert_eq!(added["data"]["source"], "manual");
     assert_eq!(added["context"]["via"], "admin");
+
+    // The member's status, by email or id, as the member's page changes it.
+    for (change, now) in [
+        ("suspend", "suspended"),
+        ("reactivate", "active"),
+        ("archive", "archived"),
+    ] {
+        let (ok, out, err) = run(dir.path(), &["members", change, "cy@x.io"]);
+        assert!(ok && out.starts_with("cy@x.io ("), "{change}: {out}{err}");
+        let (_, out, _) = run(dir.path(), &["members", "export", "--format", "json"]);
+        let all: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let cy = all
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["email"] == "cy@x.io");
+        assert_eq!(cy.unwrap()["status"], now, "{change}: {out}");
+    }
+    let (ok, _, err) = run(dir.path(), &["members", "archive", "cy@x.io"]);
+    assert!(!ok && err.contains("already archived"), "{err}");
+    let id = added["data"]["id"].as_str().unwrap();
+    let (ok, out, err) = run(dir.path(), &["members", "delete", id]);
+    assert!(ok && out.contains("deleted"), "{out}{err}");
+    let (ok, _, err) = run(dir.path(), &["members", "suspend", "cy@x.io"]);
+    assert!(!ok && err.contains("no member cy@x.io"), "{err}");
+    let (_, out, _) = run(dir.path(), &["events", "--after", "3"]);
+    let types: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["type"].to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "\"member.suspended\"",
+            "\"member.reactivated\"",
+            "\"member.archived\"",
+            "\"member.deleted\""
+        ]
+    );
 }
 
 /// `scimd audit` prints a tenant's newest 50 entries; `--all` every entry, oldest first;

@@ -14,7 +14,7 @@ use crate::auth::chain;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::{Db, settings, tenants};
 use crate::model::Actor;
-use crate::ops::members::{self, ExportFormat, ImportProblem};
+use crate::ops::members::{self, AdminStatus, ExportFormat, ImportProblem};
 use crate::ops::reconcile::{self, SyncRun};
 use crate::ops::settings::{Edit, Saved, Update};
 use crate::ops::{block_on, guard};
@@ -90,6 +90,16 @@ pub enum MembersCommand {
         #[arg(long, default_value = tenants::DEFAULT_SLUG)]
         tenant: String,
     },
+    /// Suspend a member the IdP does not decide for (added by hand or by CSV and not
+    /// provisioned yet, or not managed), as the member's page does: apps are told
+    /// (`member.suspended`).
+    Suspend(MemberArg),
+    /// Reactivate a suspended or archived member the IdP does not decide for.
+    Reactivate(MemberArg),
+    /// Archive a member the IdP does not decide for: gone for apps, kept as history.
+    Archive(MemberArg),
+    /// Delete a member the IdP does not decide for, with everything hanging off it.
+    Delete(MemberArg),
     /// Print every member of the tenant.
     Export {
         /// Tenant to export.
@@ -99,6 +109,16 @@ pub enum MembersCommand {
         #[arg(long, default_value = "csv", value_parser = PossibleValuesParser::new(["csv", "json"]))]
         format: String,
     },
+}
+
+/// The member a status change is for.
+#[derive(Debug, Args)]
+pub struct MemberArg {
+    /// The member's id or email.
+    member: String,
+    /// The member's tenant.
+    #[arg(long, default_value = tenants::DEFAULT_SLUG)]
+    tenant: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,6 +448,12 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
                 member.role
             );
         }
+        MembersCommand::Suspend(who) => set_status(db, who, AdminStatus::Suspend, "suspended")?,
+        MembersCommand::Reactivate(who) => {
+            set_status(db, who, AdminStatus::Reactivate, "reactivated")?
+        }
+        MembersCommand::Archive(who) => set_status(db, who, AdminStatus::Archive, "archived")?,
+        MembersCommand::Delete(who) => set_status(db, who, AdminStatus::Delete, "deleted")?,
         MembersCommand::Export { tenant, format } => {
             let format = if format == "json" {
                 ExportFormat::Json
@@ -440,6 +466,28 @@ pub fn members_cmd(db: &Db, cmd: MembersCommand) -> CliResult {
                 .write_all(for_stdout(&text).as_bytes())?;
         }
     }
+    Ok(())
+}
+
+/// An admin's status change of one member, found by id or email.
+fn set_status(db: &Db, who: MemberArg, change: AdminStatus, done: &str) -> CliResult {
+    let tenant = tenant_id(db, &who.tenant)?;
+    let key = who.member.clone();
+    let conn = db.conn()?;
+    let found = match crate::db::members::get(&conn, tenant, &key)? {
+        Some(m) => Some(m),
+        None => crate::db::members::by_email(&conn, tenant, &key)?,
+    };
+    drop(conn);
+    let m = found.ok_or_else(|| format!("no member {} in tenant {}", who.member, who.tenant))?;
+    block_on(members::set_status(
+        db,
+        &Actor::cli(),
+        tenant,
+        m.id.clone(),
+        change,
+    ))?;
+    println!("{} ({}) {done}", m.profile.email.unwrap_or_default(), m.id);
     Ok(())
 }
 
