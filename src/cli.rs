@@ -180,6 +180,16 @@ pub enum TenantCommand {
     },
     /// List tenants.
     List,
+    /// Delete a tenant: its tokens, OAuth apps, API keys and webhook endpoints at once,
+    /// then its directory, members, events and settings. Its audit entries stay. Without
+    /// --yes, prints what it holds and deletes nothing.
+    Delete {
+        /// The tenant's slug.
+        slug: String,
+        /// Delete it.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Change a tenant's sync settings (test mode, policies, matching, roles).
     Set(directory::TenantSetArgs),
     /// Show a tenant's sync settings.
@@ -472,6 +482,13 @@ fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
                 }
             }
         });
+        // A tenant deleted while the server was down, or whose deletion a stop interrupted.
+        let purge = db.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ops::admins::purge_deleted_tenants(&purge).await {
+                tracing::warn!(error = %e, "deleting a deleted tenant's data failed");
+            }
+        });
         // Retention (grace-period deletions, archived members, audit entries, events), at
         // start and then hourly so a grace period ends within the hour it is due, and the
         // request inspector's requests past theirs.
@@ -733,6 +750,30 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
             let name = name.unwrap_or_else(|| slug.clone());
             let t = block_on(ops::admins::create_tenant(db, &Actor::cli(), slug, name))?;
             println!("tenant {} created", t.slug);
+        }
+        TenantCommand::Delete { slug, yes } => {
+            let t = tenants::by_slug(&conn, &slug).map_err(|_| format!("no tenant {slug:?}"))?;
+            let held = tenants::contents(&conn, t.id)?;
+            drop(conn);
+            let what = format!(
+                "{} users, {} groups, {} members ({} active), {} events, {} SCIM tokens, {} OAuth apps, {} API keys, {} webhook endpoints",
+                held.users,
+                held.groups,
+                held.members,
+                held.active_members,
+                held.events,
+                held.scim_tokens,
+                held.oauth_clients,
+                held.api_keys,
+                held.webhook_endpoints
+            );
+            if !yes {
+                return Err(format!("tenant {slug} holds {what}; add --yes to delete it").into());
+            }
+            block_on(ops::admins::delete_tenant(db, &Actor::cli(), slug.clone()))?;
+            block_on(ops::admins::purge_deleted_tenants(db))?;
+            println!("tenant {slug} deleted: {what}");
+            return Ok(());
         }
         TenantCommand::Set(args) => return directory::tenant_set(db, args),
         TenantCommand::Show { tenant } => return directory::tenant_show(db, &tenant),

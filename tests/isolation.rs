@@ -692,3 +692,123 @@ async fn the_admin_ui_never_shows_or_changes_another_tenant_through_a_tenant_url
         .unwrap();
     assert_eq!(unmanaged, 0);
 }
+
+/// An admin deletes a tenant: at once its token and API key are refused and it is gone
+/// from every page, then its data is removed in the background, while the other tenant
+/// keeps every row. Its audit entries stay, a new tenant with the freed slug starts a
+/// chain of its own, and the last tenant cannot be deleted.
+#[tokio::test]
+async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
+    let s = TestServer::start().await;
+    let (a, b) = two_tenants(&s).await;
+    let b_before = snapshot(&s, &b.token).await;
+    let alpha = db::tenants::by_slug(&s.db.conn().unwrap(), "alpha")
+        .unwrap()
+        .id;
+    let key = s.api_key(Some(alpha)).await;
+    let password = "correct horse battery";
+    s.create_admin("alice", password);
+    let admin = Admin::login(&s, "alice", password).await;
+
+    let page = admin.get(&s, "/tenants/alpha/delete").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("3 users and 2 groups"), "{}", page.text);
+    assert!(page.text.contains("Apps are not told"), "{}", page.text);
+    // The slug typed wrong, or a wrong password: nothing happens.
+    for body in [
+        "confirm=alph&current=correct+horse+battery",
+        "confirm=alpha&current=guess",
+    ] {
+        let r = admin.post(&s, "/tenants/alpha/delete", body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        let r = s.call(Method::GET, "/scim/v2/Users", &a.token, None).await;
+        assert_eq!(r.status, 200, "{body}: still there");
+    }
+    let r = admin
+        .post(
+            &s,
+            "/tenants/alpha/delete",
+            "confirm=alpha&current=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+
+    // At once: its credentials are refused, its pages and its name are gone.
+    let r = s.call(Method::GET, "/scim/v2/Users", &a.token, None).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = s
+        .raw(
+            Method::GET,
+            "/api/v1/members",
+            &[("authorization", &format!("Bearer {key}"))],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert_eq!(admin.get(&s, "/t/alpha/").await.status, 404);
+    let tenants = admin.get(&s, "/tenants").await;
+    assert!(!tenants.text.contains("/t/alpha/"), "{}", tenants.text);
+
+    // Then its data goes, and nothing of the other tenant's.
+    let conn = s.db.conn().unwrap();
+    let left = |table: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT count(*) FROM {table} WHERE tenant_id = ?1"),
+            [alpha],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    for _ in 0..200 {
+        if db::tenants::deleting(&conn).unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for table in ["users", "groups", "members", "events", "scim_requests"] {
+        assert_eq!(left(table), 0, "{table}");
+    }
+    let in_tenants: i64 = conn
+        .query_row("SELECT count(*) FROM tenants WHERE id = ?1", [alpha], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(in_tenants, 0);
+    assert!(left("audit_log") > 0, "its audit entries stay");
+    assert_eq!(snapshot(&s, &b.token).await, b_before);
+    let audit = admin.get(&s, "/audit?action=tenant.deleted").await;
+    assert!(audit.text.contains("tenant/alpha"), "{}", audit.text);
+
+    // The slug is free; the new tenant's id is new, so its audit chain is its own.
+    let again = s.token_for("alpha");
+    let new_id = db::tenants::by_slug(&conn, "alpha").unwrap().id;
+    assert!(new_id > alpha, "{new_id} after {alpha}");
+    let r = s.call(Method::GET, "/scim/v2/Users", &again, None).await;
+    assert_eq!(r.json["totalResults"], 0, "{}", r.text);
+    drop(conn);
+
+    // The last tenant cannot be deleted.
+    for slug in ["alpha", "default"] {
+        let r = admin
+            .post(
+                &s,
+                &format!("/tenants/{slug}/delete"),
+                &format!("confirm={slug}&current=correct+horse+battery"),
+            )
+            .await;
+        assert_eq!(r.status, 303, "{slug}: {}", r.text);
+    }
+    let page = admin.get(&s, "/tenants/beta/delete").await;
+    assert!(page.text.contains("only tenant"), "{}", page.text);
+    let r = admin
+        .post(
+            &s,
+            "/tenants/beta/delete",
+            "confirm=beta&current=correct+horse+battery",
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("last tenant"), "{}", r.text);
+    let r = s.call(Method::GET, "/scim/v2/Users", &b.token, None).await;
+    assert_eq!(r.status, 200);
+}

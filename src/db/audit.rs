@@ -63,6 +63,8 @@ text_enum! {
         WebhookResent => "webhook.resent",
         WebhookTested => "webhook.tested",
         TenantCreated => "tenant.created",
+        /// Deleted by an admin: an entry outside any tenant, with what the tenant held.
+        TenantDeleted => "tenant.deleted",
         AdminCreated => "admin.created",
         AdminDeleted => "admin.deleted",
         AdminPasswordChanged => "admin.password_changed",

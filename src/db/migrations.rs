@@ -126,6 +126,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0032_events_purged_cursor",
         include_str!("migrations/0032_events_purged_cursor.sql"),
     ),
+    (
+        "0033_tenant_deletion",
+        include_str!("migrations/0033_tenant_deletion.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -87,13 +87,15 @@ pub struct Filter {
 const COLUMNS: &str = "id, tenant_id, request_id, at, method, path, resource, status, duration_us, \
      actor, user_agent, client, dialect, evidence, request_body, response_body, truncated, error, scim_type";
 
-/// Appends `entries` (one batch, in the caller's transaction).
+/// Appends `entries` (one batch, in the caller's transaction), but those of a tenant
+/// deleted meanwhile: one such would otherwise fail the whole batch.
 pub fn insert(conn: &Connection, entries: &[Entry]) -> Result<(), DbError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO scim_requests (tenant_id, request_id, at, method, path, resource, status, failed,
            duration_us, actor, user_agent, client, dialect, evidence, request_body, response_body,
            truncated, error, scim_type)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19
+          WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?1)",
     )?;
     for e in entries {
         let truncated = i64::from(e.request_truncated) | (i64::from(e.response_truncated) << 1);
@@ -276,6 +278,26 @@ mod tests {
             error: None,
             scim_type: None,
         }
+    }
+
+    /// A request of a tenant deleted before its batch was written is left out; the rest of
+    /// the batch is stored.
+    #[test]
+    fn a_batch_skips_the_requests_of_a_deleted_tenant() {
+        let conn = super::super::scratch_db();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let at = "2026-01-01T00:00:00.000000Z";
+        insert(
+            &conn,
+            &[
+                entry(1, 1, 200, at),
+                entry(99, 2, 200, at),
+                entry(1, 3, 400, at),
+            ],
+        )
+        .unwrap();
+        assert_eq!(counts(&conn, 1).unwrap(), (1, 1));
+        assert_eq!(counts(&conn, 99).unwrap(), (0, 0));
     }
 
     #[test]

@@ -405,3 +405,77 @@ pub async fn create_tenant(
     })
     .await
 }
+
+/// How many rows of a deleted tenant one transaction deletes: small enough that the writes
+/// of other tenants waiting behind it wait milliseconds, not seconds.
+const PURGE_ROWS: i64 = 500;
+
+/// Deletes tenant `slug` (an admin at the keyboard, or the command line): at once it is
+/// gone from every list, its slug is free, and its tokens, OAuth clients, API keys and
+/// webhook endpoints stop working; what it holds is then deleted in the background
+/// ([`purge_deleted_tenants`], which resumes at the next start if the server stops
+/// first). Audited outside any tenant, with what the tenant held; the tenant's own audit
+/// entries stay. `Conflict` for the last tenant, `NotFound` for none.
+pub async fn delete_tenant(
+    db: &Db,
+    actor: &Actor,
+    slug: String,
+) -> Result<tenants::Contents, DbError> {
+    let actor = actor.clone();
+    let contents = db
+        .write(move |tx| {
+            let t = tenants::by_slug(tx, &slug)?;
+            let contents = tenants::contents(tx, t.id)?;
+            tenants::mark_deleting(tx, t.id)?;
+            let detail = serde_json::json!({"tenantId": t.id, "name": t.name, "held": contents});
+            let entry = Entry::new(
+                &actor,
+                None,
+                Action::TenantDeleted,
+                Some(format!("tenant/{}", t.slug)),
+            )
+            .with_detail(detail);
+            audit::append(tx, &entry)?;
+            Ok::<_, DbError>(contents)
+        })
+        .await?;
+    let db = db.clone();
+    tokio::spawn(async move {
+        if let Err(e) = purge_deleted_tenants(&db).await {
+            tracing::warn!(error = %e, "deleting a tenant's data failed; it resumes at the next start");
+        }
+    });
+    Ok(contents)
+}
+
+/// [`delete_tenant`], by an admin proving their own password.
+pub async fn delete_tenant_proven(
+    db: &Db,
+    actor: &Actor,
+    reauth: Reauth,
+    slug: String,
+) -> Result<Proof, DbError> {
+    let delete = async { delete_tenant(db, actor, slug).await.map(drop) };
+    proven(db, actor, reauth, delete).await
+}
+
+/// Deletes what every tenant marked for deletion still holds, a few hundred rows a
+/// transaction, until none is left; returns how many tenants it finished. Safe to run
+/// twice at once: each step deletes what is there.
+pub async fn purge_deleted_tenants(db: &Db) -> Result<usize, DbError> {
+    let mut finished = 0;
+    loop {
+        let ids = db.read(tenants::deleting).await?;
+        if ids.is_empty() {
+            return Ok(finished);
+        }
+        for id in ids {
+            while !db
+                .write(move |tx| tenants::purge_step(tx, id, PURGE_ROWS))
+                .await?
+            {}
+            tracing::info!(tenant = id, "a deleted tenant's data is gone");
+            finished += 1;
+        }
+    }
+}

@@ -750,8 +750,13 @@ impl Plans {
                 let plans = Plans { by_tenant };
                 let tenants: Vec<i64> = plans.lock().keys().copied().collect();
                 for tenant_id in tenants {
-                    if let Err(e) = plans.report(&db, tenant_id).await {
-                        tracing::debug!(tenant_id, error = %e, "planning in the background failed");
+                    match plans.report(&db, tenant_id).await {
+                        Ok(_) => {}
+                        // Deleted: no page of it will be looked at again.
+                        Err(DbError::NotFound) => drop(plans.lock().remove(&tenant_id)),
+                        Err(e) => {
+                            tracing::debug!(tenant_id, error = %e, "planning in the background failed")
+                        }
                     }
                 }
             }

@@ -337,7 +337,7 @@ async fn admins_page_with(
 
 /// The admin at the keyboard, proving who they are again with the password typed into the
 /// form's `current` field.
-fn reauth(req: &Req, form: &super::Form) -> Result<Reauth, UiError> {
+pub(super) fn reauth(req: &Req, form: &super::Form) -> Result<Reauth, UiError> {
     Ok(Reauth {
         username: req.session()?.session.username.clone(),
         password: form.get("current").to_string(),
@@ -347,7 +347,7 @@ fn reauth(req: &Req, form: &super::Form) -> Result<Reauth, UiError> {
 
 /// The page again, by `page`, saying why an admin's password did not prove them (`wrong`
 /// for a wrong one); `None` when it did.
-async fn unproven<F, Fut>(
+pub(super) async fn unproven<F, Fut>(
     proof: Proof,
     wrong: &str,
     page: F,

@@ -449,6 +449,10 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
         (["admins", id, "delete"], _, true) => access::delete_admin(state, req, id).await,
         (["tenants"], true, _) => tenants::list_page(state, req, None).await,
         (["tenants"], _, true) => tenants::create(state, req).await,
+        (["tenants", slug, "delete"], true, _) => {
+            tenants::delete_page(state, req, slug, None).await
+        }
+        (["tenants", slug, "delete"], _, true) => tenants::delete(state, req, slug).await,
         (["audit"], true, _) => {
             req.session()?;
             audit::page(state, req, None).await

@@ -3,8 +3,9 @@
 use askama::Template;
 use hyper::StatusCode;
 
+use super::access::{reauth, unproven};
 use super::filters;
-use super::{Layout, PageResult, Req, html, layout, redirect_with_flash};
+use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
 use crate::db::{self, DbError};
 use crate::http::State;
 
@@ -89,4 +90,80 @@ pub(super) async fn create(state: &State, req: &mut Req) -> PageResult {
         Err(DbError::Conflict(m)) => list_page(state, req, Some((m, slug, name))).await,
         Err(e) => Err(e.into()),
     }
+}
+
+#[derive(Template)]
+#[template(path = "tenant_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    csrf: String,
+    tenant: db::tenants::Tenant,
+    held: db::tenants::Contents,
+    /// Whether it is the only tenant (which cannot be deleted).
+    last: bool,
+    error: Option<String>,
+}
+
+/// `/tenants/{slug}/delete`: what deleting the tenant removes, and the confirmation.
+pub(super) async fn delete_page(
+    state: &State,
+    req: &Req,
+    slug: &str,
+    error: Option<String>,
+) -> PageResult {
+    let s = req.session()?;
+    let slug = slug.to_string();
+    let (tenant, held, last) = state
+        .db
+        .read(move |c| {
+            let t = db::tenants::by_slug(c, &slug)?;
+            let held = db::tenants::contents(c, t.id)?;
+            let last = db::tenants::list(c)?.len() == 1;
+            Ok::<_, DbError>((t, held, last))
+        })
+        .await
+        .map_err(|e| match e {
+            DbError::NotFound => UiError::NoSuchPage,
+            e => e.into(),
+        })?;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = DeletePage {
+        layout: layout(state, req, None, "").await?,
+        csrf: s.session.csrf.clone(),
+        tenant,
+        held,
+        last,
+        error,
+    };
+    html(status, &page)
+}
+
+pub(super) async fn delete(state: &State, req: &mut Req, slug: &str) -> PageResult {
+    let form = req.form(state).await?;
+    if form.trimmed("confirm") != slug {
+        let typed = format!("Type the tenant's slug, {slug}, to confirm.");
+        return delete_page(state, req, slug, Some(typed)).await;
+    }
+    let (actor, reauth) = (req.actor()?, reauth(req, &form)?);
+    let deleted = crate::ops::admins::delete_tenant_proven(&state.db, &actor, reauth, slug.into());
+    let proof = match deleted.await {
+        Ok(proof) => proof,
+        Err(DbError::Conflict(m)) => return delete_page(state, req, slug, Some(m)).await,
+        Err(e) => return Err(e.into()),
+    };
+    let again = |e| delete_page(state, req, slug, Some(e));
+    if let Some(r) = unproven(proof, "Your password is wrong.", again).await? {
+        return Ok(r);
+    }
+    Ok(redirect_with_flash(
+        req,
+        "/tenants",
+        &format!(
+            "Tenant {slug} deleted. Its data is being removed in the background; its audit entries stay."
+        ),
+    ))
 }
