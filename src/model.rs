@@ -445,13 +445,20 @@ impl DirectoryUser {
             })
             .and_then(|e| text(e.get("value")));
         let name = data.get("name");
+        // A name of spaces is none: authentik sends `familyName: " "` for a person without
+        // one, and apps should not show a blank.
+        let person = |v: Option<&Value>| {
+            text(v)
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        };
         DirectoryUser {
             id: id.to_string(),
             user_name: text(data.get("userName")).unwrap_or_default(),
             email,
-            given_name: text(name.and_then(|n| n.get("givenName"))),
-            family_name: text(name.and_then(|n| n.get("familyName"))),
-            display_name: text(data.get("displayName")),
+            given_name: person(name.and_then(|n| n.get("givenName"))),
+            family_name: person(name.and_then(|n| n.get("familyName"))),
+            display_name: person(data.get("displayName")),
             active: data.get("active").and_then(Value::as_bool),
             groups,
             external_id: data.get("externalId").cloned(),

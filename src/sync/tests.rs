@@ -351,6 +351,17 @@ fn primary_email_is_the_matching_email() {
         "absent active is unassigned: no word on access"
     );
     assert_eq!(u.match_email(), Some("bob@x.io"));
+    // Names of spaces are none (authentik's `familyName: " "`); others lose their edges.
+    let data = json!({"userName":"cy@x.io","name":{"givenName":" Cy ","familyName":" "},"displayName":"\t"});
+    let u = DirectoryUser::from_data("u3", data.as_object().unwrap(), Vec::new());
+    assert_eq!(
+        (
+            u.given_name.as_deref(),
+            u.family_name.as_deref(),
+            u.display_name.as_deref()
+        ),
+        (Some("Cy"), None, None)
+    );
 }
 
 #[test]
