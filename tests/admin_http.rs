@@ -392,13 +392,7 @@ async fn guessing_the_current_password_in_a_session_is_throttled_and_audited() {
     assert_eq!(r.status, 429, "{}", r.text);
     assert!(r.text.contains("paused until"), "{}", r.text);
     let conn = s.db.conn().unwrap();
-    let failed: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE action = 'admin.login_failed' AND actor = 'admin:alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let failed = failed_logins_by(&s, "alice");
     assert_eq!(
         failed, 5,
         "each wrong guess is in the audit log, by whoever held the session"
@@ -415,6 +409,18 @@ async fn guessing_the_current_password_in_a_session_is_throttled_and_audited() {
         ),
         "the password did not change"
     );
+}
+
+/// How many failed logins the audit log holds by admin `name`'s session.
+fn failed_logins_by(s: &TestServer, name: &str) -> i64 {
+    s.db.conn()
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM audit_log WHERE action = 'admin.login_failed' AND actor = ?1",
+            [format!("admin:{name}")],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// A session alone cannot add or delete an admin: the admin at the keyboard types their own
@@ -468,15 +474,11 @@ async fn adding_or_deleting_an_admin_takes_your_own_password_again() {
     assert_eq!(r.status, 400, "{}", r.text);
     assert!(r.text.contains("Your password is wrong."), "{}", r.text);
     assert!(names().contains_key("bob"), "bob is still there");
-    let conn = s.db.conn().unwrap();
-    let failed: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE action = 'admin.login_failed' AND actor = 'admin:alice'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(failed, 3, "each wrong password is a failed login");
+    assert_eq!(
+        failed_logins_by(&s, "alice"),
+        3,
+        "each wrong password is a failed login"
+    );
     let r = admin
         .post(
             &s,

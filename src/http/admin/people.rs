@@ -353,23 +353,15 @@ pub(super) async fn set_status(
     };
     let id = id.to_string();
     ops::members::set_status(&state.db, &req.actor()?, tenant.id, id.clone(), change).await?;
-    let (to, message) = match change {
-        AdminStatus::Delete => (
-            format!("/t/{}/people", tenant.slug),
-            "Member deleted: apps were told (member.deleted).",
-        ),
-        AdminStatus::Suspend => (
-            format!("/t/{}/people/{id}", tenant.slug),
-            "Suspended: apps were told (member.suspended).",
-        ),
-        AdminStatus::Reactivate => (
-            format!("/t/{}/people/{id}", tenant.slug),
-            "Reactivated: apps were told (member.reactivated).",
-        ),
-        AdminStatus::Archive => (
-            format!("/t/{}/people/{id}", tenant.slug),
-            "Archived: apps were told (member.archived).",
-        ),
+    let message = match change {
+        AdminStatus::Delete => "Member deleted: apps were told (member.deleted).",
+        AdminStatus::Suspend => "Suspended: apps were told (member.suspended).",
+        AdminStatus::Reactivate => "Reactivated: apps were told (member.reactivated).",
+        AdminStatus::Archive => "Archived: apps were told (member.archived).",
+    };
+    let to = match change {
+        AdminStatus::Delete => format!("/t/{}/people", tenant.slug),
+        _ => format!("/t/{}/people/{id}", tenant.slug),
     };
     Ok(redirect_with_flash(req, &to, message))
 }
