@@ -7,7 +7,7 @@ use hyper::{Response, StatusCode};
 use super::filters;
 use super::{
     LOGIN_CSRF_COOKIE, Layout, PageResult, Req, SESSION_COOKIE, UiError, expired_cookie, html,
-    layout, redirect, redirect_with_flash, set_cookie,
+    layout, page_status, redirect, redirect_with_flash, set_cookie,
 };
 use crate::auth::{self, passwords};
 use crate::db::{self, admins};
@@ -319,11 +319,7 @@ async fn admins_page_with(
 ) -> PageResult {
     let s = req.session()?;
     let list = state.db.read(admins::list).await?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = AdminsPage {
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),
@@ -446,11 +442,7 @@ pub(super) async fn delete_admin_page(
         .into_iter()
         .find(|a| a.id == id)
         .ok_or(UiError::NoSuchPage)?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = DeleteAdminPage {
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),

@@ -4,12 +4,11 @@
 //! at `/audit`.
 
 use askama::Template;
-use hyper::StatusCode;
 use serde_json::Value;
 
 use super::filters;
 use super::people::link;
-use super::{Layout, PageResult, Req, UiError, download, html, layout};
+use super::{Layout, PageResult, Req, UiError, download, html, layout, page_status};
 use crate::auth::chain;
 use crate::db::audit::{self, Action, Record};
 use crate::db::paging::Cursor;
@@ -272,11 +271,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: Option<&Tenant>) -> P
             p.next.map(|k| keep("after", k)),
         ),
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let verification = match req.query("verify") {
         Some("1") => Some(Verification::run(state, tenant_id).await?),
         _ => None,

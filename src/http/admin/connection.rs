@@ -2,10 +2,9 @@
 //! regenerate) and a setup guide per IdP with this appliance's own URL.
 
 use askama::Template;
-use hyper::StatusCode;
 
 use super::filters;
-use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use super::{Layout, PageResult, Req, UiError, html, layout, page_status, redirect_with_flash};
 use crate::db::{self, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
@@ -45,11 +44,7 @@ async fn render(
         .db
         .read(move |c| db::tokens::list(c, Some(id)))
         .await?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = ConnectionPage {
         layout: layout(state, req, Some(tenant), "connection").await?,
         csrf: s.session.csrf.clone(),

@@ -563,6 +563,15 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
 
 // --- Responses --------------------------------------------------------------------------
 
+/// A page's status: 400 when it is shown again with what was wrong with a form, else 200.
+pub(super) fn page_status(refused: bool) -> StatusCode {
+    if refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
 pub(super) fn html(status: StatusCode, page: &impl Template) -> PageResult {
     let body = page.render()?;
     let mut r = Response::new(Body::from(Bytes::from(body)));

@@ -11,7 +11,9 @@ use hyper::StatusCode;
 use hyper::header::HeaderValue;
 
 use super::filters;
-use super::{Layout, PageResult, Req, UiError, html, layout, redirect, redirect_with_flash};
+use super::{
+    Layout, PageResult, Req, UiError, html, layout, page_status, redirect, redirect_with_flash,
+};
 use crate::auth::oauth::{self, ErrorCode, GrantType};
 use crate::db::oauth::Client;
 use crate::db::{self, tenants::Tenant};
@@ -89,11 +91,7 @@ async fn render(
         })
         .await?;
     let root = public_root(state, &req.headers, req.tls);
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = AppsPage {
         layout: layout(state, req, Some(tenant), "oauth").await?,
         csrf: s.session.csrf.clone(),

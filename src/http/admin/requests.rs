@@ -8,7 +8,7 @@ use hyper::StatusCode;
 
 use super::filters;
 use super::people::link;
-use super::{Layout, PageResult, Req, UiError, html, layout};
+use super::{Layout, PageResult, Req, UiError, html, layout, page_status};
 use crate::db::paging::Cursor;
 use crate::db::requests::{self, Filter, Record};
 use crate::db::tenants::Tenant;
@@ -159,11 +159,7 @@ pub(super) async fn list_page(state: &State, req: &Req, tenant: &Tenant) -> Page
             p.next.map(|k| keep("after", k)),
         ),
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = RequestsPage {
         layout: layout(state, req, Some(tenant), "requests").await?,
         clients: Idp::ALL.iter().map(|i| (i.as_str(), i.label())).collect(),

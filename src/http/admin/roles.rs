@@ -8,10 +8,11 @@
 //! plan of that moment, as any sync does.
 
 use askama::Template;
-use hyper::StatusCode;
 
 use super::sync::{Count, summary};
-use super::{Form, Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use super::{
+    Form, Layout, PageResult, Req, UiError, html, layout, page_status, redirect_with_flash,
+};
 use crate::db::{self, DbError, settings, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
@@ -266,11 +267,7 @@ async fn render(
         .into_iter()
         .filter(|g| settings.reserved_role(g).is_none())
         .collect();
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = RolesPage {
         layout: layout(state, req, Some(tenant), "roles").await?,
         csrf: s.session.csrf.clone(),

@@ -5,9 +5,8 @@
 //! theirs (roles).
 
 use askama::Template;
-use hyper::StatusCode;
 
-use super::{Form, Layout, PageResult, Req, html, layout, redirect_with_flash};
+use super::{Form, Layout, PageResult, Req, html, layout, page_status, redirect_with_flash};
 use crate::db::{DbError, settings, tenants::Tenant};
 use crate::http::State;
 use crate::ops;
@@ -270,11 +269,7 @@ async fn render(
             &v.match_by,
         ),
     ];
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = SettingsPage {
         layout: layout(state, req, Some(tenant), "settings").await?,
         csrf: s.session.csrf.clone(),

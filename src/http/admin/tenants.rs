@@ -1,11 +1,10 @@
 //! Tenants: one per IdP connection or organisation.
 
 use askama::Template;
-use hyper::StatusCode;
 
 use super::access::{reauth, unproven};
 use super::filters;
-use super::{Layout, PageResult, Req, UiError, html, layout, redirect_with_flash};
+use super::{Layout, PageResult, Req, UiError, html, layout, page_status, redirect_with_flash};
 use crate::db::{self, DbError};
 use crate::http::State;
 
@@ -53,11 +52,7 @@ pub(super) async fn list_page(
         Some((e, s, n)) => (Some(e), s, n),
         None => (None, String::new(), String::new()),
     };
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = TenantsPage {
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),
@@ -126,11 +121,7 @@ pub(super) async fn delete_page(
             DbError::NotFound => UiError::NoSuchPage,
             e => e.into(),
         })?;
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
+    let status = page_status(error.is_some());
     let page = DeletePage {
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),
