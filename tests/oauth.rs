@@ -1251,7 +1251,16 @@ async fn refused_oauth_requests_cannot_flood_the_audit_log() {
     assert_eq!(status_of(&token_from(&s, flood, &idp, grant).await), 200);
     // A wrong secret from there is answered 429 with Retry-After, in RFC 6749's shape.
     let wrong = (idp.0.clone(), "wrong".to_string());
-    let answer = token_from(&s, flood, &wrong, grant).await;
+    let mut answer = token_from(&s, flood, &wrong, grant).await;
+    // The address earns a failure back each second: on a slow, loaded machine the
+    // requests since the flood may have taken that long, and one more wrong secret is
+    // answered 401 before the throttle is back.
+    for _ in 0..3 {
+        if status_of(&answer) == 429 {
+            break;
+        }
+        answer = token_from(&s, flood, &wrong, grant).await;
+    }
     assert_eq!(status_of(&answer), 429, "{answer}");
     assert!(answer.to_lowercase().contains("retry-after: "), "{answer}");
     assert!(answer.contains("\"invalid_client\""), "{answer}");
