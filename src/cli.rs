@@ -97,6 +97,8 @@ pub enum AdminCommand {
     Create { username: String },
     /// Set a new password (read from standard input) and end the admin's sessions.
     ResetPassword { username: String },
+    /// Delete an admin account (not the last): their sessions end at once.
+    Delete { username: String },
     /// List admin accounts.
     List,
 }
@@ -926,6 +928,16 @@ fn admin(db: &Db, cmd: AdminCommand) -> CliResult {
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        AdminCommand::Delete { username } => {
+            let name = username.trim();
+            let id = db::admins::list(&conn)?
+                .into_iter()
+                .find(|a| a.username == name)
+                .ok_or_else(|| format!("no admin called {username:?}"))?
+                .id;
+            block_on(ops::admins::delete(db, &Actor::cli(), id))?;
+            println!("admin {name} deleted; their sessions ended");
         }
         AdminCommand::List => {
             let mut out = std::io::stdout().lock();

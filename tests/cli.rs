@@ -608,6 +608,28 @@ fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
     assert!(!ok && err.contains("cannot be used with"), "{err}");
     let (ok, _, err) = run(d, &["audit", "--outside-tenants", "--tenant", "default"]);
     assert!(!ok && err.contains("cannot be used with"), "{err}");
+
+    // `admin delete`, audited outside tenants too; never the last admin.
+    let (ok, _, err) = run(d, &["admin", "delete", "alice"]);
+    assert!(!ok && err.contains("last admin"), "{err}");
+    let mut bob = scimd(d)
+        .args(["admin", "create", "bob"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(bob.stdin.take().unwrap(), "correct horse battery staple 42").unwrap();
+    assert!(bob.wait().unwrap().success());
+    let (ok, out, err) = run(d, &["admin", "delete", "alice"]);
+    assert!(ok && out.contains("admin alice deleted"), "{out}{err}");
+    let (ok, _, err) = run(d, &["admin", "delete", "alice"]);
+    assert!(!ok && err.contains("no admin called"), "{err}");
+    let (_, outside, _) = run(d, &["audit", "--outside-tenants", "--all"]);
+    assert!(
+        outside.contains("\"action\":\"admin.deleted\""),
+        "{outside}"
+    );
+    let (_, list, _) = run(d, &["admin", "list"]);
+    assert!(list.contains("bob") && !list.contains("alice"), "{list}");
 }
 
 /// Opens the test database directly, as someone with a shell on the VM would.

@@ -192,10 +192,10 @@ pub async fn delete_proven(
     proven(db, actor, reauth, delete(db, actor, id)).await
 }
 
-/// Deletes admin `id` (`Conflict` for the last one, `NotFound` for none). Audited by name,
-/// as every other admin entry is: ids are reused once an admin is gone, a name says who it
-/// was.
-async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
+/// Deletes admin `id` (`Conflict` for the last one, `NotFound` for none): the command
+/// line's way, which needs no password (it has the database). Audited by name, as every
+/// other admin entry is: ids are reused once an admin is gone, a name says who it was.
+pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
         let username = admins::list(tx)?
