@@ -44,6 +44,20 @@ function copyBySelection(text, source) {
   return done;
 }
 
+// Says `message` to a screen reader, which may not read a focused button's new text.
+function announce(message) {
+  let region = document.getElementById("announcer");
+  if (!region) {
+    region = document.createElement("div");
+    region.id = "announcer";
+    region.className = "visually-hidden";
+    region.setAttribute("role", "status");
+    document.body.appendChild(region);
+  }
+  region.textContent = "";
+  setTimeout(() => { region.textContent = message; }, 50);
+}
+
 document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
@@ -54,6 +68,7 @@ document.addEventListener("click", (event) => {
   button.dataset.label = label;
   copy(text.trim(), source).then((done) => {
     button.textContent = done ? "Copied" : "Not copied: it is selected, press Ctrl+C";
+    announce(button.textContent);
     setTimeout(() => { button.textContent = label; }, done ? 1500 : 6000);
   });
 });

@@ -85,6 +85,9 @@ async fn setup_token_generation_scim_call_and_revocation() {
         // The copy through a hidden field gave the focus back to the button.
         assert_eq!(b.focused().await, "button[data-copy=new-token]");
     }
+    // A screen reader hears it too: a status region says what the button says.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(b.text("#announcer").await, label);
     b.screenshot("connection").await;
     b.goto(&s.url("/t/default/connection")).await;
     assert!(!b.body().await.contains(&secret), "never shown again");
