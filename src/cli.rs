@@ -421,9 +421,14 @@ fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
         let no_token = db::tokens::list(&conn, None)?.iter().all(|t| t.revoked_at.is_some());
         let no_client = db::oauth::list_clients(&conn, None)?.iter().all(|c| c.revoked_at.is_some());
         if no_token && no_client {
+            // The default tenant, or the first there is once an admin deleted it.
+            let tenant = match tenants::list(&conn)?.into_iter().next() {
+                Some(t) if t.slug != tenants::DEFAULT_SLUG => format!(" --tenant {}", t.slug),
+                _ => String::new(),
+            };
             let _ = writeln!(
                 out,
-                "no SCIM token yet: create one in the web UI (SCIM connection) or with `scimd token create --db {}`",
+                "no SCIM token yet: create one in the web UI (SCIM connection) or with `scimd token create --db {}{tenant}`",
                 db_args.path.display()
             );
         }

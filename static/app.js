@@ -126,7 +126,9 @@ if (tenantMenu) {
 
 // What the last action came to (a saved change, an error) takes the focus when the page
 // opens, so a screen reader reads it first; the next Tab goes on from there.
-const notice = document.querySelector("main > .error-box, main > .flash, main .error-box[role=alert]");
+// (`data-standing`: a box that is there whenever the page is, not the outcome of an action.)
+const notice = document.querySelector(
+  "main > .error-box:not([data-standing]), main > .flash, main .error-box[role=alert]:not([data-standing])");
 if (notice) {
   notice.tabIndex = -1;
   notice.focus();

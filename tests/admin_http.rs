@@ -510,6 +510,14 @@ async fn adding_or_deleting_an_admin_takes_your_own_password_again() {
     assert!(r.text.contains("paused until"), "{}", r.text);
     assert!(names().contains_key("carol"));
 
+    // The only admin's page says so, with no form that can only fail.
+    let s1 = TestServer::start().await;
+    s1.create_admin("solo", right);
+    let solo = Admin::login(&s1, "solo", right).await;
+    let page = solo.get(&s1, "/admins/1/delete").await;
+    assert!(page.text.contains("only admin account"), "{}", page.text);
+    assert!(!page.text.contains(r#"name="current""#), "{}", page.text);
+
     // Deleting yourself signs you out.
     let s2 = TestServer::start().await;
     s2.create_admin("alice", right);

@@ -706,9 +706,32 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
         .unwrap()
         .id;
     let key = s.api_key(Some(alpha)).await;
+    // An app reading every tenant, as a WorkOS environment key does.
+    let every = format!("Bearer {}", s.api_key(None).await);
     let password = "correct horse battery";
     s.create_admin("alice", password);
     let admin = Admin::login(&s, "alice", password).await;
+
+    // An app of the tenant long-polls its feed from the newest event.
+    let bearer = format!("Bearer {key}");
+    let feed = s
+        .raw(
+            Method::GET,
+            "/api/v1/events?limit=1",
+            &[("authorization", &bearer)],
+            "",
+        )
+        .await;
+    let newest = feed.json["list_metadata"]["events_cursor"]
+        .as_i64()
+        .unwrap();
+    let poll = {
+        let (url, bearer) = (
+            s.url(&format!("/api/v1/events?after={newest}&wait=20")),
+            bearer.clone(),
+        );
+        tokio::spawn(async move { long_poll(&url, &bearer).await })
+    };
 
     let page = admin.get(&s, "/tenants/alpha/delete").await;
     assert_eq!(page.status, 200, "{}", page.text);
@@ -748,6 +771,38 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     assert_eq!(admin.get(&s, "/t/alpha/").await.status, 404);
     let tenants = admin.get(&s, "/tenants").await;
     assert!(!tenants.text.contains("/t/alpha/"), "{}", tenants.text);
+    // An app reading every tenant sees the others as before, while the deleted tenant's
+    // rows are still there to purge.
+    assert!(
+        !db::tenants::deleting(&s.db.conn().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    for path in [
+        "/directory_users?limit=100",
+        "/directory_groups?limit=100",
+        "/events?range_start=2000-01-01T00:00:00Z&limit=100",
+    ] {
+        let r = s
+            .raw(Method::GET, path, &[("authorization", &every)], "")
+            .await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert!(!r.text.contains("alpha"), "{path}: {}", r.text);
+    }
+    let users = s
+        .raw(
+            Method::GET,
+            "/directory_users?limit=100",
+            &[("authorization", &every)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        users.json["data"].as_array().unwrap().len(),
+        3,
+        "beta's: {}",
+        users.text
+    );
 
     // Then its data goes, and nothing of the other tenant's.
     let conn = s.db.conn().unwrap();
@@ -768,6 +823,13 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     for table in ["users", "groups", "members", "events", "scim_requests"] {
         assert_eq!(left(table), 0, "{table}");
     }
+    // The poll that was waiting is told its key no longer works, not that its cursor,
+    // whose events went with the tenant, is past the newest.
+    let polled = poll.await.unwrap();
+    assert!(
+        polled.starts_with("HTTP/1.1 401"),
+        "the waiting poll: {polled}"
+    );
     let in_tenants: i64 = conn
         .query_row("SELECT count(*) FROM tenants WHERE id = ?1", [alpha], |r| {
             r.get(0)
@@ -811,4 +873,19 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     assert!(r.text.contains("last tenant"), "{}", r.text);
     let r = s.call(Method::GET, "/scim/v2/Users", &b.token, None).await;
     assert_eq!(r.status, 200);
+}
+
+/// A GET of `url` with `bearer`, over a connection of its own: the whole answer.
+async fn long_poll(url: &str, bearer: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {bearer}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
 }

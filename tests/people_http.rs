@@ -609,4 +609,13 @@ async fn an_admin_changes_the_status_of_a_member_the_idp_does_not_decide_for() {
     let r = admin.post(&s, &path, "change=suspend").await;
     assert_eq!(r.status, 303, "{}", r.text);
     assert_eq!(status(&grace).as_deref(), Some("suspended"));
+    // While the IdP still has her, deleting her would only have its next change create
+    // her again, managed: not offered, and refused.
+    let page = admin.get(&s, &format!("/t/default/people/{grace}")).await;
+    assert!(page.text.contains(r#"value="archive""#), "{}", page.text);
+    assert!(!page.text.contains(r#"value="delete""#), "{}", page.text);
+    let r = admin.post(&s, &path, "change=delete").await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("still provisions"), "{}", r.text);
+    assert_eq!(status(&grace).as_deref(), Some("suspended"));
 }

@@ -503,10 +503,12 @@ async fn events(
         return Ok(stream(state, reader, after, types));
     }
     // A shutdown answers a waiting poll with what there is, so it does not hold the drain.
-    let page = tokio::select! {
-        page = feed::wait(&state.db, tenant, after, limit, types.clone(), wait) => page?,
-        () = state.closing() => feed::wait(&state.db, tenant, after, limit, types, Duration::ZERO).await?,
+    let waited = tokio::select! {
+        page = feed::wait(&state.db, tenant, after, limit, types.clone(), wait) => page,
+        () = state.closing() => feed::wait(&state.db, tenant, after, limit, types, Duration::ZERO).await,
     };
+    // A key withdrawn while it waited (revoked, expired, its tenant deleted: whose events
+    // are then gone, and the cursor with them) is told so before anything else.
     if !wait.is_zero() && !apikeys::in_force(&state.db, reader.key_id).await? {
         return Err(ApiFailure::new(
             StatusCode::UNAUTHORIZED,
@@ -514,6 +516,7 @@ async fn events(
             KEY_WITHDRAWN,
         ));
     }
+    let page = waited?;
     let latest = feed::latest(&state.db, tenant).await?;
     page_response(json!({
         "object": "list",

@@ -406,6 +406,9 @@ pub async fn create_tenant(
     .await
 }
 
+/// How long after a tenant is marked deleted its rows start to go.
+const PURGE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// How many rows of a deleted tenant one transaction deletes: small enough that the writes
 /// of other tenants waiting behind it wait milliseconds, not seconds.
 const PURGE_ROWS: i64 = 500;
@@ -469,6 +472,10 @@ pub async fn purge_deleted_tenants(db: &Db) -> Result<usize, DbError> {
         if ids.is_empty() {
             return Ok(finished);
         }
+        // Requests that found a credential of the tenant before it went (a server whose
+        // token cache learns of a deletion by the command line within a second) finish on
+        // the tenant as it was, not on one half deleted.
+        tokio::time::sleep(PURGE_AFTER).await;
         for id in ids {
             while !db
                 .write(move |tx| tenants::purge_step(tx, id, PURGE_ROWS))

@@ -543,6 +543,15 @@ pub fn idp_decides(m: &MemberRow) -> bool {
     m.managed && m.user_id.is_some()
 }
 
+/// Whether the directory still holds the user `m` is linked to: deleting `m` would then
+/// only have sync create a member for it again (unmanaged, `m` kept it from that).
+pub fn idp_still_has(conn: &Conn, tenant_id: i64, m: &MemberRow) -> Result<bool, DbError> {
+    match m.user_id.as_deref() {
+        Some(uid) => Ok(users::get(conn, tenant_id, uid)?.is_some()),
+        None => Ok(false),
+    }
+}
+
 /// An admin suspends, reactivates, archives or deletes member `id` (see [`AdminStatus`]),
 /// with its event and audit entry, as sync would. `Conflict` when provisioning decides the
 /// member's status or the member is not in a state the change applies to; `NotFound` for
@@ -564,6 +573,11 @@ pub async fn set_status(
         }
         if !change.applies_to(m.status) {
             return Err(DbError::Conflict(format!("the member is already {}", m.status)));
+        }
+        if change == AdminStatus::Delete && idp_still_has(tx, tenant_id, &m)? {
+            return Err(DbError::Conflict(
+                "the IdP still provisions this person: a deleted member would be created again by its next change. Archive the member, or remove the person from the IdP's app".into(),
+            ));
         }
         let before = api_object(tx, tenant_id, &m)?;
         let (event, action) = match change {

@@ -126,7 +126,7 @@ fn page_of<T>(
     paging: &Paging,
     reversed: bool,
     id: impl Fn(&T) -> String,
-    object: impl Fn(&T) -> Result<Value, Error>,
+    object: impl Fn(&T) -> Result<Option<Value>, Error>,
 ) -> Result<Page, Error> {
     let more = rows.len() > paging.limit;
     rows.truncate(paging.limit);
@@ -147,7 +147,11 @@ fn page_of<T>(
         Order::Asc | Order::Desc => (up, down),
     };
     Ok(Page {
-        data: rows.iter().map(object).collect::<Result<_, _>>()?,
+        // A row `object` passes over (its tenant is being deleted) still moves the cursors.
+        data: rows
+            .iter()
+            .filter_map(|r| object(r).transpose())
+            .collect::<Result<_, _>>()?,
         before,
         after,
     })
@@ -496,7 +500,7 @@ pub async fn directories(
             &paging,
             reversed,
             |t| directory_id(t),
-            |t| Ok(directory_object(t)),
+            |t| Ok(Some(directory_object(t))),
         )
     })
     .await
@@ -580,7 +584,12 @@ pub async fn users(
         let id =
             |m: &MemberRow| format!("directory_user_{}", m.user_id.clone().unwrap_or_default());
         page_of(rows, &paging, reversed, id, |m| {
-            listed_user(c, &reach, m, shape)
+            let gone = !reach.tenants.contains_key(&m.tenant_id);
+            Ok(if gone {
+                None
+            } else {
+                Some(listed_user(c, &reach, m, shape)?)
+            })
         })
     })
     .await
@@ -647,7 +656,7 @@ pub async fn groups(
         let rows = groups::listed_page(c, scope, user_id.as_deref(), at, d, paging.limit + 1)?;
         let id = |g: &ListedGroup| format!("directory_group_{}", g.id);
         page_of(rows, &paging, reversed, id, |g| {
-            Ok(group_object(reach.tenant(g.tenant_id)?, g))
+            Ok(reach.tenants.get(&g.tenant_id).map(|t| group_object(t, g)))
         })
     })
     .await
@@ -1069,7 +1078,11 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
             let extra = rows.len() > want;
             for e in rows.iter().take(want) {
                 cursor = Some(e.cursor);
-                if let Some(o) = event_object(c, reach.tenant(e.tenant_id)?, e)? {
+                // A tenant being deleted is out of reach: its events are not read.
+                let Some(t) = reach.tenants.get(&e.tenant_id) else {
+                    continue;
+                };
+                if let Some(o) = event_object(c, t, e)? {
                     let asked = q.events.is_empty() || q.events.iter().any(|n| o["event"] == *n);
                     if asked {
                         data.push(o);

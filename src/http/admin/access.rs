@@ -425,6 +425,8 @@ struct DeleteAdminPage {
     admin: admins::Admin,
     /// Whether the admin at the keyboard is the one to be deleted.
     themselves: bool,
+    /// Whether it is the only admin (who cannot be deleted).
+    last: bool,
     error: Option<String>,
 }
 
@@ -438,6 +440,7 @@ pub(super) async fn delete_admin_page(
     let s = req.session()?;
     let id: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
     let list = state.db.read(admins::list).await?;
+    let last = list.len() == 1;
     let admin = list
         .into_iter()
         .find(|a| a.id == id)
@@ -447,6 +450,7 @@ pub(super) async fn delete_admin_page(
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),
         themselves: admin.username == s.session.username,
+        last,
         admin,
         error,
     };

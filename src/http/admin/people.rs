@@ -185,8 +185,9 @@ struct StatusButton {
     confirm: Option<&'static str>,
 }
 
-/// The status changes an admin may make to `m`: none when the IdP decides.
-fn status_buttons(m: &MemberRow) -> Vec<StatusButton> {
+/// The status changes an admin may make to `m`: none when the IdP decides; no deletion
+/// while the IdP still has the person (`linked`).
+fn status_buttons(m: &MemberRow, linked: bool) -> Vec<StatusButton> {
     if ops::members::idp_decides(m) {
         return Vec::new();
     }
@@ -214,7 +215,7 @@ fn status_buttons(m: &MemberRow) -> Vec<StatusButton> {
         ),
     ];
     all.into_iter()
-        .filter(|(c, ..)| c.applies_to(m.status))
+        .filter(|(c, ..)| c.applies_to(m.status) && !(linked && *c == AdminStatus::Delete))
         .map(|(_, change, label, confirm)| StatusButton {
             change,
             label,
@@ -269,6 +270,7 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
             name: g.display,
         })
         .collect();
+    let linked = user.is_some();
     let page = MemberPage {
         layout: layout(state, req, Some(tenant), "people").await?,
         csrf: s.session.csrf.clone(),
@@ -280,7 +282,7 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
         held,
         test_mode: settings.test_mode,
         idp_decides: ops::members::idp_decides(&m),
-        changes: status_buttons(&m),
+        changes: status_buttons(&m, linked),
         m,
     };
     html(StatusCode::OK, &page)
