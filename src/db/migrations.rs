@@ -285,6 +285,27 @@ mod tests {
         assert!(err.contains("newer scimd"), "{err}");
     }
 
+    /// The highest tenant id ever used starts above every id the audit log and the events
+    /// still name (a tenant removed by hand before deletion existed), so no new tenant
+    /// inherits their chain.
+    #[test]
+    fn tenant_ids_start_above_every_id_still_named() {
+        let (mut conn, _) = stopped_before("0033_tenant_deletion");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (3, 'c', 'C', 't');
+             INSERT INTO audit_log (tenant_id, at, actor, action, outcome) VALUES (7, 't', 'cli', 'x', 'success');
+             INSERT INTO events (tenant_id, type, subject, payload, created_at) VALUES (5, 'member.created', 's', '{}', 't');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        assert_eq!(
+            dump(&conn, "SELECT highest FROM tenant_ids"),
+            ["Integer(7)"]
+        );
+        let t = super::super::tenants::create(&conn, "new", "New").unwrap();
+        assert_eq!(t.id, 8);
+    }
+
     /// Groups stored under one name before names were unique survive the migration apart
     /// (never merged), are reported, stay writable under their name, and from then on no
     /// new group or rename can take a used name.

@@ -425,23 +425,27 @@ pub async fn delete_tenant(
     slug: String,
 ) -> Result<tenants::Contents, DbError> {
     let actor = actor.clone();
+    // Counted before, not on the writer: at 100 000 members the counts take a while, and
+    // they are a record of what went, not a condition of it.
+    let asked = slug.clone();
     let contents = db
-        .write(move |tx| {
-            let t = tenants::by_slug(tx, &slug)?;
-            let contents = tenants::contents(tx, t.id)?;
-            tenants::mark_deleting(tx, t.id)?;
-            let detail = serde_json::json!({"tenantId": t.id, "name": t.name, "held": contents});
-            let entry = Entry::new(
-                &actor,
-                None,
-                Action::TenantDeleted,
-                Some(format!("tenant/{}", t.slug)),
-            )
-            .with_detail(detail);
-            audit::append(tx, &entry)?;
-            Ok::<_, DbError>(contents)
-        })
+        .read(move |c| tenants::contents(c, tenants::by_slug(c, &asked)?.id))
         .await?;
+    let held = contents.clone();
+    db.write(move |tx| {
+        let t = tenants::by_slug(tx, &slug)?;
+        tenants::mark_deleting(tx, t.id)?;
+        let detail = serde_json::json!({"tenantId": t.id, "name": t.name, "held": held});
+        let entry = Entry::new(
+            &actor,
+            None,
+            Action::TenantDeleted,
+            Some(format!("tenant/{}", t.slug)),
+        )
+        .with_detail(detail);
+        audit::append(tx, &entry).map(drop)
+    })
+    .await?;
     let db = db.clone();
     tokio::spawn(async move {
         if let Err(e) = purge_deleted_tenants(&db).await {
