@@ -779,7 +779,7 @@ fn tenant(db: &Db, cmd: TenantCommand) -> CliResult {
             }
             block_on(ops::admins::delete_tenant(db, &Actor::cli(), slug.clone()))?;
             block_on(ops::admins::purge_deleted_tenants(db))?;
-            println!("tenant {slug} deleted: {what}");
+            println!("tenant {slug} (id {}) deleted: {what}", t.id);
             return Ok(());
         }
         TenantCommand::Set(args) => return directory::tenant_set(db, args),

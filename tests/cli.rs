@@ -630,6 +630,24 @@ fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
     );
     let (_, list, _) = run(d, &["admin", "list"]);
     assert!(list.contains("bob") && !list.contains("alice"), "{list}");
+
+    // A deleted tenant's entries stay, read by its id.
+    assert!(run(d, &["tenant", "create", "acme"]).0);
+    assert!(run(d, &["token", "create", "--tenant", "acme"]).0);
+    let (ok, out, err) = run(d, &["tenant", "delete", "acme", "--yes"]);
+    assert!(ok, "{err}");
+    let id = out.split("(id ").nth(1).unwrap().split(')').next().unwrap();
+    let (ok, kept, err) = run(d, &["audit", "--deleted-tenant", id]);
+    assert!(ok, "{err}");
+    assert!(kept.contains("\"action\":\"tenant.created\""), "{kept}");
+    assert!(kept.contains("\"action\":\"token.created\""), "{kept}");
+    let (_, outside, _) = run(
+        d,
+        &["audit", "--outside-tenants", "--action", "tenant.deleted"],
+    );
+    assert!(outside.contains(&format!("\"tenantId\":{id}")), "{outside}");
+    let (ok, _, err) = run(d, &["audit", "--deleted-tenant", "1"]);
+    assert!(!ok && err.contains("--tenant default"), "{err}");
 }
 
 /// Opens the test database directly, as someone with a shell on the VM would.

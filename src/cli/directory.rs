@@ -243,6 +243,10 @@ pub struct AuditArgs {
     /// new passwords, sign-ins, sign-outs and failed sign-ins.
     #[arg(long, conflicts_with = "tenant")]
     outside_tenants: bool,
+    /// The entries of a deleted tenant instead, by the id `tenant delete` printed (the
+    /// `tenantId` of its `tenant.deleted` entry, outside tenants).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["tenant", "outside_tenants"])]
+    deleted_tenant: Option<i64>,
     /// How many of the newest entries to print.
     #[arg(long, default_value_t = 50)]
     limit: u64,
@@ -639,9 +643,18 @@ pub fn audit_cmd(
     let db = &open()?;
     let conn = db.conn()?;
     let mut filter = audit::Filter {
-        tenant_id: Some(match args.outside_tenants {
-            true => None,
-            false => Some(tenant_id(db, &args.tenant)?),
+        tenant_id: Some(match (args.outside_tenants, args.deleted_tenant) {
+            (true, _) => None,
+            (false, Some(id)) => {
+                // Gone, or on its way (its slug then is `~deleting-<id>`).
+                if let Ok(t) = tenants::get(&conn, id).map(|t| t.slug)
+                    && !t.starts_with('~')
+                {
+                    return Err(format!("tenant {id} is not deleted: use --tenant {t}").into());
+                }
+                Some(id)
+            }
+            (false, None) => Some(tenant_id(db, &args.tenant)?),
         }),
         actor: args.actor,
         action: args.action,
