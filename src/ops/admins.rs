@@ -133,10 +133,16 @@ pub struct Reauth {
     pub address: String,
 }
 
-/// Runs `change` once `reauth` proves right; the proof either way.
-async fn proven<F>(db: &Db, actor: &Actor, reauth: Reauth, change: F) -> Result<Proof, DbError>
+/// Runs `change` once `reauth` proves right: the proof either way, and what `change` came
+/// to when it ran.
+async fn proven<T, F>(
+    db: &Db,
+    actor: &Actor,
+    reauth: Reauth,
+    change: F,
+) -> Result<(Proof, Option<T>), DbError>
 where
-    F: Future<Output = Result<(), DbError>>,
+    F: Future<Output = Result<T, DbError>>,
 {
     let Reauth {
         username,
@@ -144,10 +150,11 @@ where
         address,
     } = reauth;
     let proof = prove(db, actor, &username, password, &address).await?;
-    if let Proof::Right { .. } = proof {
-        change.await?;
-    }
-    Ok(proof)
+    let changed = match proof {
+        Proof::Right { .. } => Some(change.await?),
+        _ => None,
+    };
+    Ok((proof, changed))
 }
 
 /// An admin changes their own password, proving the current one. Every session of theirs
@@ -159,13 +166,8 @@ pub async fn change_password(
     password: String,
 ) -> Result<Proof, DbError> {
     let username = reauth.username.clone();
-    proven(
-        db,
-        actor,
-        reauth,
-        set_password(db, actor, username, password),
-    )
-    .await
+    let change = set_password(db, actor, username, password);
+    Ok(proven(db, actor, reauth, change).await?.0)
 }
 
 /// An admin adds `username` with `password` (already checked against the policy), proving
@@ -177,25 +179,27 @@ pub async fn create_proven(
     username: String,
     password: String,
 ) -> Result<Proof, DbError> {
-    let create = async { create(db, actor, username, password).await.map(drop) };
-    proven(db, actor, reauth, create).await
+    let create = create(db, actor, username, password);
+    Ok(proven(db, actor, reauth, create).await?.0)
 }
 
-/// An admin deletes admin `id` (themselves included), proving their own password.
-/// `Conflict` for the last one, `NotFound` for one already gone.
+/// An admin deletes admin `id` (themselves included), proving their own password: the
+/// proof, and the deleted admin's username when it was right. `Conflict` for the last one,
+/// `NotFound` for one already gone.
 pub async fn delete_proven(
     db: &Db,
     actor: &Actor,
     reauth: Reauth,
     id: i64,
-) -> Result<Proof, DbError> {
+) -> Result<(Proof, Option<String>), DbError> {
     proven(db, actor, reauth, delete(db, actor, id)).await
 }
 
-/// Deletes admin `id` (`Conflict` for the last one, `NotFound` for none): the command
-/// line's way, which needs no password (it has the database). Audited by name, as every
-/// other admin entry is: ids are reused once an admin is gone, a name says who it was.
-pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
+/// Deletes admin `id` (`Conflict` for the last one, `NotFound` for none) and says who it
+/// was: the command line's way, which needs no password (it has the database). Audited by
+/// name, as every other admin entry is: ids are reused once an admin is gone, a name says
+/// who it was.
+pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<String, DbError> {
     let actor = actor.clone();
     db.write(move |tx| {
         let username = admins::list(tx)?
@@ -205,7 +209,8 @@ pub async fn delete(db: &Db, actor: &Actor, id: i64) -> Result<(), DbError> {
             .username;
         admins::delete(tx, id)?;
         let entry = Entry::new(&actor, None, Action::AdminDeleted, admin_target(&username));
-        audit::append(tx, &entry).map(drop)
+        audit::append(tx, &entry)?;
+        Ok(username)
     })
     .await
 }
@@ -462,8 +467,8 @@ pub async fn delete_tenant_proven(
     reauth: Reauth,
     slug: String,
 ) -> Result<Proof, DbError> {
-    let delete = async { delete_tenant(db, actor, slug).await.map(drop) };
-    proven(db, actor, reauth, delete).await
+    let delete = delete_tenant(db, actor, slug);
+    Ok(proven(db, actor, reauth, delete).await?.0)
 }
 
 /// Deletes what every tenant marked for deletion still holds, a few hundred rows a

@@ -462,22 +462,19 @@ pub(super) async fn delete_admin(state: &State, req: &mut Req, id: &str) -> Page
     let reauth = reauth(req, &form)?;
     let me = reauth.username.clone();
     let id_number: i64 = id.parse().map_err(|_| UiError::NoSuchPage)?;
-    let list = state.db.read(admins::list).await?;
-    let name = list
-        .into_iter()
-        .find(|a| a.id == id_number)
-        .map(|a| a.username);
-    let proof = match ops::admins::delete_proven(&state.db, &req.actor()?, reauth, id_number).await
-    {
-        Ok(proof) => proof,
-        Err(db::DbError::Conflict(m)) => return delete_admin_page(state, req, id, Some(m)).await,
-        Err(e) => return Err(e.into()),
-    };
+    let (proof, deleted) =
+        match ops::admins::delete_proven(&state.db, &req.actor()?, reauth, id_number).await {
+            Ok(done) => done,
+            Err(db::DbError::Conflict(m)) => {
+                return delete_admin_page(state, req, id, Some(m)).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
     let again = |e| delete_admin_page(state, req, id, Some(e));
     if let Some(r) = unproven(proof, "Your password is wrong.", again).await? {
         return Ok(r);
     }
-    let name = name.unwrap_or_default();
+    let name = deleted.unwrap_or_default();
     if name == me {
         // Their sessions went with the account, this one included.
         let mut r = redirect_with_flash(
