@@ -432,11 +432,11 @@ impl Patcher<'_> {
     /// `remove` with a value takes those values out of a list.
     fn client(&mut self, op: Op, p: ClientPath, value: Option<Value>) -> Result<(), ScimError> {
         self.appended = None;
-        if p.attr
-            .as_deref()
-            .is_some_and(|a| a.eq_ignore_ascii_case("password"))
-        {
-            // Never stored, in an extension of the client's either.
+        if p.attr.as_deref().is_some_and(|a| {
+            a.eq_ignore_ascii_case("password") || a.eq_ignore_ascii_case("schemas")
+        }) {
+            // Never stored, in an extension of the client's either: a `password` is
+            // dropped, and `schemas` is server-owned (ignored as inside a PUT's object).
             return Ok(());
         }
         let shown = match (&p.attr, &p.sub) {

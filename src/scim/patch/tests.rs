@@ -691,6 +691,21 @@ fn password_is_validated_and_dropped() {
 }
 
 #[test]
+fn schemas_in_a_client_extension_is_ignored_as_a_put_ignores_it() {
+    // The fuzzer's find: a path `urn:x:schemas` kept a `schemas` a PUT of the same
+    // object drops, so the stored data was not what the resource's own PUT would store.
+    let data = patch_user(
+        alice(),
+        json!([{"op": "replace", "path": "urn:example:custom:schemas", "value": "1"},
+               {"op": "add", "path": "urn:example:custom:schemas", "value": ["urn:x"]},
+               {"op": "replace", "path": "urn:example:custom:colour", "value": "blue"}]),
+    );
+    let mut want = alice();
+    want["urn:example:custom"] = json!({"colour": "blue"});
+    assert_eq!(data, want);
+}
+
+#[test]
 fn values_of_the_wrong_type_are_invalid_value() {
     let cases = [
         json!({"op": "replace", "path": "active", "value": "yes"}),
