@@ -778,17 +778,22 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
             .unwrap()
             .is_empty()
     );
-    for path in [
-        "/directory_users?limit=100",
-        "/directory_groups?limit=100",
-        "/events?range_start=2000-01-01T00:00:00Z&limit=100",
-    ] {
+    for path in ["/directory_users?limit=100", "/directory_groups?limit=100"] {
         let r = s
             .raw(Method::GET, path, &[("authorization", &every)], "")
             .await;
         assert_eq!(r.status, 200, "{path}: {}", r.text);
         assert!(!r.text.contains("alpha"), "{path}: {}", r.text);
     }
+    // Of its events, that app reads one: the directory's `dsync.deleted`.
+    let deleted = dsync_deleted(&s, &every).await;
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    let directory = &deleted[0]["data"];
+    assert_eq!(directory["id"], "directory_alpha");
+    assert_eq!(directory["organization_id"], "org_alpha");
+    assert_eq!(directory["state"], "deleting");
+    assert_eq!(directory["object"], "directory");
+    assert!(directory.get("external_key").is_none(), "{directory}");
     let users = s
         .raw(
             Method::GET,
@@ -820,9 +825,26 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    for table in ["users", "groups", "members", "events", "scim_requests"] {
+    for table in ["users", "groups", "members", "scim_requests"] {
         assert_eq!(left(table), 0, "{table}");
     }
+    // All but the one event that outlives it, still read as before.
+    assert_eq!(left("events"), 1);
+    assert_eq!(dsync_deleted(&s, &every).await, deleted);
+    let only = s
+        .raw(
+            Method::GET,
+            "/events?events=dsync.deleted&limit=100",
+            &[("authorization", &every)],
+            "",
+        )
+        .await;
+    assert_eq!(
+        only.json["data"].as_array().unwrap(),
+        &deleted,
+        "{}",
+        only.text
+    );
     // The poll that was waiting is told its key no longer works, not that its cursor,
     // whose events went with the tenant, is past the newest.
     let polled = poll.await.unwrap();
@@ -873,6 +895,31 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     assert!(r.text.contains("last tenant"), "{}", r.text);
     let r = s.call(Method::GET, "/scim/v2/Users", &b.token, None).await;
     assert_eq!(r.status, 200);
+}
+
+/// The events a key of every tenant reads from `/events` that speak of alpha: the
+/// `dsync.deleted` of its directory, and nothing else.
+async fn dsync_deleted(s: &TestServer, every: &str) -> Vec<serde_json::Value> {
+    let r = s
+        .raw(
+            Method::GET,
+            "/events?range_start=2000-01-01T00:00:00Z&limit=100",
+            &[("authorization", every)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let of_alpha: Vec<_> = r.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e.to_string().contains("alpha"))
+        .cloned()
+        .collect();
+    for e in &of_alpha {
+        assert_eq!(e["event"], "dsync.deleted", "{e}");
+    }
+    of_alpha
 }
 
 /// A GET of `url` with `bearer`, over a connection of its own: the whole answer.

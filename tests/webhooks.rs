@@ -423,6 +423,25 @@ async fn a_workos_endpoint_filters_by_workos_names() {
         standard.is_err(),
         "a Standard Webhooks endpoint takes scimd's names"
     );
+    // A tenant's deletion is never sent to its own endpoints, which go with it.
+    for (name, format) in [
+        ("dsync.deleted", Format::Workos),
+        ("tenant.deleted", Format::Standard),
+    ] {
+        let never = ops::webhooks::add(
+            &server.db,
+            &Actor::cli(),
+            default_tenant(&server.db),
+            format!("http://{addr}/hook"),
+            vec![name.to_string()],
+            format,
+        )
+        .await;
+        assert!(
+            matches!(never, Err(ops::webhooks::Error::NotOfATenant(_))),
+            "{name}: {never:?}"
+        );
+    }
     let delivery = Delivery::spawn(server.db.clone(), schedule("1s"));
     let id = server.create_user("gone@example.com").await;
     server.create_user("stays@example.com").await;

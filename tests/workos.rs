@@ -191,6 +191,12 @@ async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
         204
     );
 
+    // A directory deleted since: the key of every tenant below reads its `dsync.deleted`.
+    s.token_for("gone");
+    scimd::ops::admins::delete_tenant(&s.db, &scimd::model::Actor::cli(), "gone".into())
+        .await
+        .unwrap();
+
     // An app's key for every tenant, as a WorkOS environment key reads every directory.
     let key = all_tenants_key(&s, "workos app").await;
     // The raw REST surface, the way the SDKs see it.
@@ -256,6 +262,7 @@ async fn apps_written_for_workos_directory_sync_run_unchanged_against_scimd() {
         "total_users": USERS - 1,
         "users": users,
         "deleted_emails": [deleted],
+        "deleted_directories": ["directory_gone"],
         "groups": [
             {"name": "scimd-role-admin", "members": admins},
             {"name": "Engineering", "members": team},

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::DbError;
 use super::paging::{Conditions, Direction};
-use crate::model::{Actor, text_enum};
+use crate::model::{Actor, TextEnum, text_enum};
 use crate::scim::datetime;
 
 text_enum! {
@@ -34,6 +34,20 @@ text_enum! {
         DeprovisioningHeld => "deprovisioning.held",
         /// An admin approved or rejected them, or nothing is left to hold.
         DeprovisioningResolved => "deprovisioning.resolved",
+        /// An admin deleted the tenant. Its one event that outlives it: apps reading every
+        /// tenant (WorkOS's `dsync.deleted`) learn of it after the tenant's data is gone.
+        TenantDeleted => "tenant.deleted",
+    }
+}
+
+impl EventType {
+    /// The types a tenant's own feed and webhooks may hold: not `tenant.deleted`, which only
+    /// readers of every tenant see once the tenant is gone.
+    pub fn of_a_tenant() -> impl Iterator<Item = EventType> {
+        EventType::ALL
+            .iter()
+            .copied()
+            .filter(|t| *t != EventType::TenantDeleted)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::DbError;
 use super::members::CountMoves;
@@ -11,7 +11,7 @@ use crate::scim::datetime;
 /// The tenant `scimd serve` creates on first start.
 pub const DEFAULT_SLUG: &str = "default";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: i64,
     pub slug: String,
@@ -226,14 +226,17 @@ const PURGE: &[&str] = &[
     "DELETE FROM users WHERE pk IN (SELECT pk FROM users WHERE tenant_id = ?1 LIMIT ?2)",
     "DELETE FROM groups WHERE pk IN (SELECT pk FROM groups WHERE tenant_id = ?1 LIMIT ?2)",
     "DELETE FROM members WHERE pk IN (SELECT pk FROM members WHERE tenant_id = ?1 LIMIT ?2)",
-    "DELETE FROM events WHERE cursor IN (SELECT cursor FROM events WHERE tenant_id = ?1 LIMIT ?2)",
+    // All but the tenant's `tenant.deleted`, kept for apps that read every tenant.
+    "DELETE FROM events WHERE cursor IN (SELECT cursor FROM events WHERE tenant_id = ?1
+       AND type <> 'tenant.deleted' LIMIT ?2)",
     "DELETE FROM scim_requests WHERE rowid IN (SELECT rowid FROM scim_requests WHERE tenant_id = ?1 LIMIT ?2)",
     "DELETE FROM sync_runs WHERE rowid IN (SELECT rowid FROM sync_runs WHERE tenant_id = ?1 LIMIT ?2)",
 ];
 
 /// Deletes at most `limit` rows of tenant `id`, which [`mark_deleting`] marked, from the
 /// first table that still has some; once none has, the tenant's row (with its settings,
-/// roles and counts). Returns whether the tenant is gone. Its audit entries stay.
+/// roles and counts). Returns whether the tenant is gone. Its audit entries stay, and its
+/// `tenant.deleted` event.
 pub fn purge_step(conn: &Connection, id: i64, limit: i64) -> Result<bool, DbError> {
     let marked: Option<Option<String>> = conn
         .query_row("SELECT deleting_at FROM tenants WHERE id = ?1", [id], |r| {

@@ -9,6 +9,7 @@ use super::throttle::{self, Key};
 use crate::auth::{self, passwords};
 use crate::db::admins::{self, Admin};
 use crate::db::audit::{self, Action, Entry};
+use crate::db::events::{self, EventType};
 use crate::db::tenants::{self, Tenant};
 use crate::db::{Db, DbError};
 use crate::model::{Actor, Who};
@@ -439,6 +440,17 @@ pub async fn delete_tenant(
     let held = contents.clone();
     db.write(move |tx| {
         let t = tenants::by_slug(tx, &slug)?;
+        // The tenant's one event that outlives it ([`tenants::purge_step`] keeps it): apps
+        // that read every tenant learn it went (WorkOS's `dsync.deleted`).
+        let gone = serde_json::json!({"tenant": t, "context": {"via": "admin"}});
+        events::append(
+            tx,
+            &actor,
+            t.id,
+            EventType::TenantDeleted,
+            &t.id.to_string(),
+            &gone,
+        )?;
         tenants::mark_deleting(tx, t.id)?;
         let detail = serde_json::json!({"tenantId": t.id, "name": t.name, "held": held});
         let entry = Entry::new(

@@ -67,6 +67,7 @@ pub fn object(e: &Event) -> Value {
         EventType::DeprovisioningHeld | EventType::DeprovisioningResolved => {
             payload.remove("hold").unwrap_or(Value::Null)
         }
+        EventType::TenantDeleted => payload.remove("tenant").unwrap_or(Value::Null),
         _ => payload.remove("member").unwrap_or(Value::Null),
     };
     context.entry("via").or_insert_with(|| json!("scim"));

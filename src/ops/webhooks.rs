@@ -40,6 +40,11 @@ pub enum Error {
     Url(#[from] BadUrl),
     #[error("unknown event type {0:?}")]
     UnknownType(String),
+    #[error(
+        "{0:?} is never sent to a tenant's webhooks: their endpoints go with the tenant \
+         (apps that read every tenant get it from /events)"
+    )]
+    NotOfATenant(String),
     #[error("event {0} is not kept (any more)")]
     NoSuchEvent(i64),
     #[error("there is no event {0} yet (the newest is {1})")]
@@ -89,6 +94,9 @@ pub async fn add(
         let workos = format == Format::Workos && super::workos::native_kinds(t).is_some();
         if t.parse::<EventType>().is_err() && !workos {
             return Err(Error::UnknownType(t.clone()));
+        }
+        if t == EventType::TenantDeleted.as_str() || t == "dsync.deleted" {
+            return Err(Error::NotOfATenant(t.clone()));
         }
     }
     let actor = actor.clone();

@@ -707,6 +707,7 @@ const EVENT_NAMES: &[(&str, &[EventType])] = &[
     ("dsync.group.deleted", &[EventType::GroupDeleted]),
     ("dsync.group.user_added", &[EventType::GroupMemberAdded]),
     ("dsync.group.user_removed", &[EventType::GroupMemberRemoved]),
+    ("dsync.deleted", &[EventType::TenantDeleted]),
 ];
 
 /// The WorkOS name of event `e`, its scimd event object `object`: a member linked to a new
@@ -824,6 +825,9 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
         // scimd's own guard; WorkOS has no such event.
         return Ok(None);
     }
+    if e.kind == EventType::TenantDeleted {
+        return Ok(Some(deleted_directory(e)));
+    }
     let object = super::events::object(e);
     let at = ts(&e.created_at);
     let data = match e.kind {
@@ -906,13 +910,35 @@ pub fn event_object(conn: &Conn, t: &Tenant, e: &Event) -> Result<Option<Value>,
             user
         }
     };
-    Ok(Some(json!({
+    Ok(Some(envelope(e, event_name(e, &object), data)))
+}
+
+fn envelope(e: &Event, name: &str, data: Value) -> Value {
+    json!({
         "object": "event",
         "id": format!("event_{}", e.cursor),
-        "event": event_name(e, &object),
+        "event": name,
         "data": data,
-        "created_at": at,
-    })))
+        "created_at": ts(&e.created_at),
+    })
+}
+
+/// `dsync.deleted` of a deleted tenant, from what its `tenant.deleted` event kept of it: the
+/// directory as it was, `deleting`, without the `domains` and `external_key` WorkOS leaves
+/// out of this event.
+fn deleted_directory(e: &Event) -> Value {
+    let t = &e.payload["tenant"];
+    let mut directory = match serde_json::from_value::<Tenant>(t.clone()) {
+        Ok(t) => directory_object(&t),
+        Err(_) => json!({"object": "directory"}),
+    };
+    if let Value::Object(d) = &mut directory {
+        d.remove("external_key");
+        d.remove("domain");
+        d.insert("state".into(), json!("deleting"));
+        d.insert("updated_at".into(), json!(ts(&e.created_at)));
+    }
+    envelope(e, "dsync.deleted", directory)
 }
 
 /// `GET /events`'s parameters.
@@ -970,9 +996,9 @@ fn resumable(c: &Conn, reach: &Reach, scope: Option<i64>, n: i64, upto: i64) -> 
     Ok(())
 }
 
-/// WorkOS's Directory Sync events that scimd does not emit: a tenant has no connection
-/// lifecycle of its own.
-const NEVER_EMITTED: &[&str] = &["dsync.activated", "dsync.deleted"];
+/// WorkOS's Directory Sync events that scimd does not emit: a tenant is linked from the
+/// moment it exists (`dsync.deleted` is emitted: [`deleted_directory`]).
+const NEVER_EMITTED: &[&str] = &["dsync.activated"];
 
 /// Whether `name` has the shape of a WorkOS event name: dotted lower-case words
 /// (`dsync.group.user_added`, `authentication.email_verification_succeeded`).
@@ -1078,11 +1104,17 @@ pub async fn list_events(db: &Db, only: Option<i64>, q: EventQuery) -> Result<Pa
             let extra = rows.len() > want;
             for e in rows.iter().take(want) {
                 cursor = Some(e.cursor);
-                // A tenant being deleted is out of reach: its events are not read.
-                let Some(t) = reach.tenants.get(&e.tenant_id) else {
-                    continue;
+                let object = match reach.tenants.get(&e.tenant_id) {
+                    Some(t) => event_object(c, t, e)?,
+                    // A deleted tenant's one event that outlives it, for a key of every
+                    // tenant, like a WorkOS environment's.
+                    None if e.kind == EventType::TenantDeleted && reach.only.is_none() => {
+                        Some(deleted_directory(e))
+                    }
+                    // A tenant being deleted is out of reach: its events are not read.
+                    None => None,
                 };
-                if let Some(o) = event_object(c, t, e)? {
+                if let Some(o) = object {
                     let asked = q.events.is_empty() || q.events.iter().any(|n| o["event"] == *n);
                     if asked {
                         data.push(o);

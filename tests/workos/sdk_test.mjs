@@ -215,6 +215,11 @@ async function main() {
       await expectReject(ds.getUser({ id: delEvents.get(x).data.id }), NotFoundException, `getUser(<deleted user ${x}>)`);
     }
   }
+  const gone = new Map(known.filter((e) => e.event === 'dsync.deleted').map((e) => [e.data.id, e.data]));
+  for (const d of expect.deleted_directories ?? []) {
+    if (!check(gone.has(d), `no dsync.deleted event for ${d}`)) continue;
+    check(gone.get(d).state === 'deleting', `dsync.deleted ${d} state ${gone.get(d).state}`);
+  }
   const added = new Set(known.filter((e) => e.event === 'dsync.group.user_added')
     .map((e) => `${e.data.group.name}\u0000${lc(e.data.user.email)}`));
   for (const e of known.filter((e) => e.event === 'dsync.group.user_added')) {

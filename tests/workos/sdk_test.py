@@ -16,6 +16,7 @@ Environment (required unless marked optional):
         "users": [ {"email": "a@x", "state": "active"|"inactive",
                     "role": "admin"  (optional: role.slug and roles[].slug must contain it)} ],
                                                 (each must be listed exactly once with that state)
+        "deleted_directories": ["directory_x"], (optional: a dsync.deleted event exists for each, state deleting)
         "deleted_emails": ["gone@x"],           (absent from list_users; a dsync.user.deleted event exists;
                                                  get_user(<its id>) -> NotFoundError unless "deleted_get_404": false)
         "groups": [ {"name": "Engineering", "members": ["a@x", "b@x"]} ],
@@ -273,6 +274,11 @@ def main():
     for eg in exp_groups:
         for m in eg["members"]:
             check((eg["name"], m.lower()) in added, "no dsync.group.user_added event for (%s, %s)" % (eg["name"], m))
+    gone = {e.data.id: e.data for e in known if e.event == "dsync.deleted"}
+    for d in expect.get("deleted_directories", []):
+        check(d in gone, "no dsync.deleted event for %s" % d)
+        if d in gone:
+            check(enum_str(gone[d].state) == "deleting", "dsync.deleted %s state %r" % (d, gone[d].state))
     # filter honoured: only the requested type comes back
     only = collect(client.events.list_events(events=["dsync.user.deleted"], limit=100), "client.events.list_events")
     check(all(getattr(e, "event", None) == "dsync.user.deleted" for e in only),

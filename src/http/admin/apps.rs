@@ -10,7 +10,6 @@ use crate::db::events::{self, EventType};
 use crate::db::webhooks as webhooks_db;
 use crate::db::{api_keys, tenants::Tenant};
 use crate::http::State;
-use crate::model::TextEnum;
 use crate::ops;
 
 /// A key shown once, right after it was made.
@@ -103,7 +102,7 @@ async fn render_with(
         new_key,
         endpoints: endpoint_rows(state, tenant).await?,
         new_secret,
-        types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
+        types: EventType::of_a_tenant().map(EventType::as_str).collect(),
         latest: ops::events::latest(&state.db, tenant.id).await?,
         error,
     };
@@ -247,7 +246,7 @@ pub(super) async fn events_page(state: &State, req: &Req, tenant: &Tenant) -> Pa
         .collect();
     let page = EventsPage {
         layout: layout(state, req, Some(tenant), "apps").await?,
-        types: EventType::ALL.iter().map(|t| t.as_str()).collect(),
+        types: EventType::of_a_tenant().map(EventType::as_str).collect(),
         kind: kind_text,
         subject,
         older: if more {
