@@ -516,6 +516,7 @@ fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
                 }
             }
         });
+        let exiting = db.clone();
         let delivery = crate::http::webhooks::Delivery::spawn_recording(db, args.webhook_retry_schedule.0.clone(), app.metrics());
         // `--metrics-listen`: /metrics on a listener of its own, plain HTTP, stopped with
         // the main one.
@@ -537,6 +538,11 @@ fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
         delivery.stop().await;
         if let Some(recording) = recording {
             recording.stop().await;
+        }
+        match exiting.empty_log_for_exit().await {
+            Ok(true) => tracing::info!("stopped: every write is in the database file"),
+            Ok(false) => tracing::info!("stopped: another process uses the database, so its log stays beside it"),
+            Err(e) => tracing::warn!(error = %e, "stopped: the log could not be copied into the database; it stays beside it"),
         }
         Ok::<_, Box<dyn std::error::Error>>(())
     })

@@ -1886,3 +1886,47 @@ fn request_ids_do_not_repeat_across_a_quick_restart() {
     }
     assert!(ids[1] > ids[0], "{ids:x?}");
 }
+
+/// A clean stop leaves the database whole in its one file: the log is copied into it and
+/// emptied, so `scimd.db` copied alone (to another machine, or as a backup of a stopped
+/// server) holds every write the server acknowledged.
+#[test]
+fn a_clean_stop_leaves_every_write_in_the_database_file_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = run(d, &["token", "create", "--name", "okta"])
+        .1
+        .trim()
+        .to_string();
+    let server = Serving::start(d, &[], Stdio::null());
+    let auth = format!("Authorization: Bearer {token}");
+    for i in 0..50 {
+        let body = format!(
+            r#"{{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"u{i}@example.com"}}"#
+        );
+        let answer = http(
+            &server.addr,
+            &request(
+                "POST",
+                "/scim/v2/Users",
+                &[&auth, "Content-Type: application/scim+json"],
+                &body,
+            ),
+        );
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    }
+    server.stop();
+
+    let log = std::fs::metadata(d.join("scimd.db-wal")).map_or(0, |m| m.len());
+    assert_eq!(
+        log, 0,
+        "the log is emptied into the database at a clean stop"
+    );
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::copy(d.join("scimd.db"), elsewhere.path().join("scimd.db")).unwrap();
+    let conn = rusqlite::Connection::open(elsewhere.path().join("scimd.db")).unwrap();
+    let users: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 50);
+}

@@ -343,6 +343,24 @@ impl Db {
         Ok(())
     }
 
+    /// At a clean stop, once requests and deliveries have ended: copies the whole log into
+    /// the database and empties it (`wal_checkpoint(TRUNCATE)`), so the database file alone
+    /// holds every write (copied to another machine, or kept as the backup of a stopped
+    /// server) and the next start has no log to read. Returns whether it did; it does not
+    /// while another process reads or writes the database (a command of the command line),
+    /// and then the log stays beside the file as it would after a crash, whole and safe.
+    pub async fn empty_log_for_exit(&self) -> Result<bool, DbError> {
+        let pool = self.pool.clone();
+        run_blocking(move || {
+            let conn = pool.get()?;
+            // A stop should not wait long on another process.
+            conn.busy_timeout(Duration::from_secs(2))?;
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            Ok(busy == 0)
+        })
+        .await
+    }
+
     /// Runs `f` on a pooled connection, on the blocking thread pool.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
