@@ -648,6 +648,8 @@ fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
     assert!(outside.contains(&format!("\"tenantId\":{id}")), "{outside}");
     let (ok, _, err) = run(d, &["audit", "--deleted-tenant", "1"]);
     assert!(!ok && err.contains("--tenant default"), "{err}");
+    let (ok, _, err) = run(d, &["audit", "--deleted-tenant", "99"]);
+    assert!(!ok && err.contains("no tenant 99 was deleted"), "{err}");
 }
 
 /// Opens the test database directly, as someone with a shell on the VM would.

@@ -862,6 +862,35 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     assert_eq!(snapshot(&s, &b.token).await, b_before);
     let audit = admin.get(&s, "/audit?action=tenant.deleted").await;
     assert!(audit.text.contains("tenant/alpha"), "{}", audit.text);
+    // The deletion links to the tenant's kept log, which reads, verifies and exports as a
+    // live tenant's does; no other id has such a page.
+    let kept = format!("/audit/deleted/{alpha}");
+    assert!(
+        audit.text.contains(&format!("href=\"{kept}\"")),
+        "{}",
+        audit.text
+    );
+    let page = admin.get(&s, &kept).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(page.text.contains("deleted tenant alpha"), "{}", page.text);
+    assert!(page.text.contains("scim.post"), "{}", page.text);
+    let verified = admin.get(&s, &format!("{kept}?verify=1")).await;
+    assert!(
+        verified.text.contains("The chain holds"),
+        "{}",
+        verified.text
+    );
+    let export = admin.get(&s, &format!("{kept}/export.jsonl")).await;
+    assert_eq!(export.status, 200);
+    assert!(
+        export.text.contains("\"action\":\"scim.post\""),
+        "{}",
+        export.text
+    );
+    let beta = db::tenants::by_slug(&conn, "beta").unwrap().id;
+    for other in [format!("/audit/deleted/{beta}"), "/audit/deleted/x".into()] {
+        assert_eq!(admin.get(&s, &other).await.status, 404, "{other}");
+    }
 
     // The slug is free; the new tenant's id is new, so its audit chain is its own.
     let again = s.token_for("alpha");

@@ -646,11 +646,15 @@ pub fn audit_cmd(
         tenant_id: Some(match (args.outside_tenants, args.deleted_tenant) {
             (true, _) => None,
             (false, Some(id)) => {
-                // Gone, or on its way (its slug then is `~deleting-<id>`).
-                if let Ok(t) = tenants::get(&conn, id).map(|t| t.slug)
-                    && !t.starts_with('~')
-                {
-                    return Err(format!("tenant {id} is not deleted: use --tenant {t}").into());
+                // Gone, or on its way: its deletion is on record either way.
+                if audit::tenant_deletion(&conn, id)?.is_none() {
+                    return Err(match tenants::get(&conn, id) {
+                        Ok(t) => format!("tenant {id} is not deleted: use --tenant {}", t.slug),
+                        Err(_) => format!(
+                            "no tenant {id} was deleted (`scimd audit --outside-tenants --action tenant.deleted` lists those that were)"
+                        ),
+                    }
+                    .into());
                 }
                 Some(id)
             }

@@ -493,6 +493,21 @@ impl Filter {
 const COLUMNS: &str = "id, tenant_id, at, actor, action, target, outcome, status, request_id, detail, \
      prev_hash, hash";
 
+/// The entry outside tenants that records tenant `id`'s deletion; `None` unless it was
+/// deleted (or is being purged). Its entries stay after it, under its id.
+pub fn tenant_deletion(conn: &Connection, id: i64) -> Result<Option<Record>, DbError> {
+    Ok(conn
+        .query_row(
+            &format!(
+                "SELECT {COLUMNS} FROM audit_log WHERE tenant_id IS NULL AND action = ?1
+                   AND json_extract(detail, '$.tenantId') = ?2 ORDER BY id DESC LIMIT 1"
+            ),
+            params![Action::TenantDeleted.as_str(), id],
+            from_row,
+        )
+        .optional()?)
+}
+
 /// The entries matching `filter`, oldest first.
 pub fn list(conn: &Connection, filter: &Filter) -> Result<Vec<Record>, DbError> {
     let (cond, params) = filter.conditions();

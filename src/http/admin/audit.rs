@@ -1,7 +1,7 @@
 //! The audit log: newest first, filtered by actor, action, target and time, a page at a
 //! time, and exported as JSON lines (the format of `scimd audit`). Each tenant has its
 //! log; the entries outside any tenant (admin accounts and sign-ins) have one of their own
-//! at `/audit`.
+//! at `/audit`, and a deleted tenant's kept entries theirs at `/audit/deleted/<id>`.
 
 use askama::Template;
 use serde_json::Value;
@@ -190,6 +190,8 @@ struct AuditPage {
     base: String,
     /// Whether this is the log outside tenants.
     outside: bool,
+    /// The deleted tenant whose kept entries these are.
+    gone: Option<Gone>,
     verification: Option<Verification>,
     f: Fields,
     actions: Vec<&'static str>,
@@ -208,20 +210,83 @@ struct Searched {
     newer: bool,
 }
 
-/// Where the log of `tenant` (`None`: outside tenants) lives.
-fn base(tenant: Option<&Tenant>) -> String {
-    match tenant {
-        Some(t) => format!("/t/{}/audit", t.slug),
-        None => "/audit".to_string(),
+/// Whose audit log a page shows.
+pub(super) enum Log<'a> {
+    /// Entries outside any tenant.
+    Outside,
+    Of(&'a Tenant),
+    /// A deleted tenant's entries, kept under its id; the entry recording its deletion.
+    Deleted(i64, Box<Record>),
+}
+
+impl Log<'_> {
+    /// The log of deleted tenant `id` (`/audit/deleted/<id>`); 404 for any other id.
+    pub(super) async fn deleted(state: &State, id: &str) -> Result<Log<'static>, UiError> {
+        let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+        let deletion = state
+            .db
+            .read(move |c| audit::tenant_deletion(c, id))
+            .await?
+            .ok_or(UiError::NotFound)?;
+        Ok(Log::Deleted(id, Box::new(deletion)))
+    }
+
+    fn tenant(&self) -> Option<&Tenant> {
+        match self {
+            Log::Of(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn tenant_id(&self) -> Option<i64> {
+        match self {
+            Log::Outside => None,
+            Log::Of(t) => Some(t.id),
+            Log::Deleted(id, _) => Some(*id),
+        }
+    }
+
+    /// Where the log lives.
+    fn base(&self) -> String {
+        match self {
+            Log::Outside => "/audit".to_string(),
+            Log::Of(t) => format!("/t/{}/audit", t.slug),
+            Log::Deleted(id, _) => format!("/audit/deleted/{id}"),
+        }
+    }
+
+    /// The name its export is saved under.
+    fn file_name(&self) -> String {
+        match self {
+            Log::Outside => "audit-outside-tenants.jsonl".to_string(),
+            Log::Of(t) => format!("audit-{}.jsonl", t.slug),
+            Log::Deleted(id, _) => format!("audit-deleted-tenant-{id}.jsonl"),
+        }
     }
 }
 
-/// The audit log of `tenant`, or with `None` the one outside tenants.
-pub(super) async fn page(state: &State, req: &Req, tenant: Option<&Tenant>) -> PageResult {
+/// The deleted tenant whose kept log a page shows, as its deletion recorded it.
+struct Gone {
+    id: i64,
+    name: String,
+    target: String,
+    at: String,
+    actor: String,
+}
+
+/// The UI page of the log a `tenant.deleted` entry (outside tenants) speaks of.
+fn deleted_href(r: &Record) -> Option<String> {
+    let id = r.entry.detail.as_ref()?.get("tenantId")?.as_i64()?;
+    (r.entry.action == Action::TenantDeleted).then(|| format!("/audit/deleted/{id}"))
+}
+
+/// The audit log `log` shows.
+pub(super) async fn page(state: &State, req: &Req, log: Log<'_>) -> PageResult {
+    let tenant = log.tenant();
     let f = Fields::of(req);
     let cursor = Cursor::from_query(req.query("after"), req.query("before"));
-    let base = base(tenant);
-    let tenant_id = tenant.map(|t| t.id);
+    let base = log.base();
+    let tenant_id = log.tenant_id();
     let (error, page) = match f.filter(tenant_id) {
         Err(e) => (Some(e), None),
         Ok(filter) => (
@@ -254,9 +319,12 @@ pub(super) async fn page(state: &State, req: &Req, tenant: Option<&Tenant>) -> P
             p.items
                 .into_iter()
                 .map(|r| Line {
-                    href: slug
-                        .as_deref()
-                        .and_then(|slug| target_href(slug, r.entry.target.as_deref())),
+                    href: match &log {
+                        Log::Of(_) => slug
+                            .as_deref()
+                            .and_then(|slug| target_href(slug, r.entry.target.as_deref())),
+                        _ => deleted_href(&r),
+                    },
                     detail: r
                         .entry
                         .detail
@@ -276,11 +344,28 @@ pub(super) async fn page(state: &State, req: &Req, tenant: Option<&Tenant>) -> P
         Some("1") => Some(Verification::run(state, tenant_id).await?),
         _ => None,
     };
+    let gone = match &log {
+        Log::Deleted(id, r) => Some(Gone {
+            id: *id,
+            name: r
+                .entry
+                .detail
+                .as_ref()
+                .and_then(|d| d["name"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+            target: r.entry.target.clone().unwrap_or_default(),
+            at: r.at.clone(),
+            actor: r.entry.actor.clone(),
+        }),
+        _ => None,
+    };
     let page = AuditPage {
         layout: layout(state, req, tenant, "audit").await?,
         verification,
         export: link(&format!("{base}/export.jsonl"), &f.pairs()),
-        outside: tenant.is_none(),
+        outside: matches!(log, Log::Outside),
+        gone,
         base,
         f,
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
@@ -303,10 +388,10 @@ fn target_href(slug: &str, target: Option<&str>) -> Option<String> {
     Some(format!("/t/{slug}/groups/{id}")).filter(|_| !id.is_empty() && !id.contains('/'))
 }
 
-/// Every entry matching the filters, oldest first, as JSON lines.
-pub(super) async fn export(state: &State, req: &Req, tenant: Option<&Tenant>) -> PageResult {
+/// Every entry of `log` matching the filters, oldest first, as JSON lines.
+pub(super) async fn export(state: &State, req: &Req, log: Log<'_>) -> PageResult {
     let filter = Fields::of(req)
-        .filter(tenant.map(|t| t.id))
+        .filter(log.tenant_id())
         .map_err(UiError::BadRequest)?;
     let body = state
         .db
@@ -314,10 +399,7 @@ pub(super) async fn export(state: &State, req: &Req, tenant: Option<&Tenant>) ->
         .await?;
     Ok(download(
         "application/x-ndjson; charset=utf-8",
-        &format!(
-            "audit-{}.jsonl",
-            tenant.map_or("outside-tenants", |t| &t.slug)
-        ),
+        &log.file_name(),
         body,
     ))
 }

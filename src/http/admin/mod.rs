@@ -455,11 +455,19 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
         (["tenants", slug, "delete"], _, true) => tenants::delete(state, req, slug).await,
         (["audit"], true, _) => {
             req.session()?;
-            audit::page(state, req, None).await
+            audit::page(state, req, audit::Log::Outside).await
         }
         (["audit", "export.jsonl"], true, _) => {
             req.session()?;
-            audit::export(state, req, None).await
+            audit::export(state, req, audit::Log::Outside).await
+        }
+        (["audit", "deleted", id], true, _) => {
+            req.session()?;
+            audit::page(state, req, audit::Log::deleted(state, id).await?).await
+        }
+        (["audit", "deleted", id, "export.jsonl"], true, _) => {
+            req.session()?;
+            audit::export(state, req, audit::Log::deleted(state, id).await?).await
         }
         (["oauth", "authorize"], true, _) => oauth::authorize_page(state, req).await,
         (["oauth", "authorize"], _, true) => oauth::authorize_decision(state, req).await,
@@ -539,9 +547,9 @@ async fn route(state: &State, req: &mut Req) -> PageResult {
                 (["requests", id], true, _) => {
                     requests::request_page(state, req, &tenant, id).await
                 }
-                (["audit"], true, _) => audit::page(state, req, Some(&tenant)).await,
+                (["audit"], true, _) => audit::page(state, req, audit::Log::Of(&tenant)).await,
                 (["audit", "export.jsonl"], true, _) => {
-                    audit::export(state, req, Some(&tenant)).await
+                    audit::export(state, req, audit::Log::Of(&tenant)).await
                 }
                 (["sync"], true, _) => sync::page(state, req, &tenant).await,
                 (["sync", "test-mode"], _, true) => sync::set_test_mode(state, req, &tenant).await,
