@@ -215,20 +215,27 @@ pub(super) enum Log<'a> {
     /// Entries outside any tenant.
     Outside,
     Of(&'a Tenant),
-    /// A deleted tenant's entries, kept under its id; the entry recording its deletion.
-    Deleted(i64, Box<Record>),
+    /// A deleted tenant's entries, kept under its id.
+    Deleted(Gone),
 }
 
 impl Log<'_> {
     /// The log of deleted tenant `id` (`/audit/deleted/<id>`); 404 for any other id.
     pub(super) async fn deleted(state: &State, id: &str) -> Result<Log<'static>, UiError> {
         let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-        let deletion = state
+        let r = state
             .db
             .read(move |c| audit::tenant_deletion(c, id))
             .await?
             .ok_or(UiError::NotFound)?;
-        Ok(Log::Deleted(id, Box::new(deletion)))
+        let name = r.entry.detail.as_ref().and_then(|d| d["name"].as_str());
+        Ok(Log::Deleted(Gone {
+            id,
+            name: name.unwrap_or_default().to_string(),
+            target: r.entry.target.unwrap_or_default(),
+            at: r.at,
+            actor: r.entry.actor,
+        }))
     }
 
     fn tenant(&self) -> Option<&Tenant> {
@@ -242,7 +249,7 @@ impl Log<'_> {
         match self {
             Log::Outside => None,
             Log::Of(t) => Some(t.id),
-            Log::Deleted(id, _) => Some(*id),
+            Log::Deleted(g) => Some(g.id),
         }
     }
 
@@ -251,7 +258,7 @@ impl Log<'_> {
         match self {
             Log::Outside => "/audit".to_string(),
             Log::Of(t) => format!("/t/{}/audit", t.slug),
-            Log::Deleted(id, _) => format!("/audit/deleted/{id}"),
+            Log::Deleted(g) => format!("/audit/deleted/{}", g.id),
         }
     }
 
@@ -260,13 +267,13 @@ impl Log<'_> {
         match self {
             Log::Outside => "audit-outside-tenants.jsonl".to_string(),
             Log::Of(t) => format!("audit-{}.jsonl", t.slug),
-            Log::Deleted(id, _) => format!("audit-deleted-tenant-{id}.jsonl"),
+            Log::Deleted(g) => format!("audit-deleted-tenant-{}.jsonl", g.id),
         }
     }
 }
 
 /// The deleted tenant whose kept log a page shows, as its deletion recorded it.
-struct Gone {
+pub(super) struct Gone {
     id: i64,
     name: String,
     target: String,
@@ -344,28 +351,15 @@ pub(super) async fn page(state: &State, req: &Req, log: Log<'_>) -> PageResult {
         Some("1") => Some(Verification::run(state, tenant_id).await?),
         _ => None,
     };
-    let gone = match &log {
-        Log::Deleted(id, r) => Some(Gone {
-            id: *id,
-            name: r
-                .entry
-                .detail
-                .as_ref()
-                .and_then(|d| d["name"].as_str())
-                .unwrap_or_default()
-                .to_string(),
-            target: r.entry.target.clone().unwrap_or_default(),
-            at: r.at.clone(),
-            actor: r.entry.actor.clone(),
-        }),
-        _ => None,
-    };
     let page = AuditPage {
         layout: layout(state, req, tenant, "audit").await?,
         verification,
         export: link(&format!("{base}/export.jsonl"), &f.pairs()),
         outside: matches!(log, Log::Outside),
-        gone,
+        gone: match log {
+            Log::Deleted(g) => Some(g),
+            _ => None,
+        },
         base,
         f,
         actions: Action::ALL.iter().map(|a| a.as_str()).collect(),
