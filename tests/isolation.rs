@@ -887,6 +887,13 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
         "{}",
         export.text
     );
+    let tenants = admin.get(&s, "/tenants").await;
+    assert!(tenants.text.contains("Deleted tenants"), "{}", tenants.text);
+    assert!(
+        tenants.text.contains(&format!("href=\"{kept}\"")),
+        "{}",
+        tenants.text
+    );
     let beta = db::tenants::by_slug(&conn, "beta").unwrap().id;
     for other in [format!("/audit/deleted/{beta}"), "/audit/deleted/x".into()] {
         assert_eq!(admin.get(&s, &other).await.status, 404, "{other}");

@@ -223,19 +223,13 @@ impl Log<'_> {
     /// The log of deleted tenant `id` (`/audit/deleted/<id>`); 404 for any other id.
     pub(super) async fn deleted(state: &State, id: &str) -> Result<Log<'static>, UiError> {
         let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
-        let r = state
+        state
             .db
             .read(move |c| audit::tenant_deletion(c, id))
             .await?
-            .ok_or(UiError::NotFound)?;
-        let name = r.entry.detail.as_ref().and_then(|d| d["name"].as_str());
-        Ok(Log::Deleted(Gone {
-            id,
-            name: name.unwrap_or_default().to_string(),
-            target: r.entry.target.unwrap_or_default(),
-            at: r.at,
-            actor: r.entry.actor,
-        }))
+            .and_then(Gone::of)
+            .map(Log::Deleted)
+            .ok_or(UiError::NotFound)
     }
 
     fn tenant(&self) -> Option<&Tenant> {
@@ -272,13 +266,33 @@ impl Log<'_> {
     }
 }
 
-/// The deleted tenant whose kept log a page shows, as its deletion recorded it.
+/// A deleted tenant, as the entry of its deletion (outside tenants) recorded it.
 pub(super) struct Gone {
-    id: i64,
-    name: String,
-    target: String,
-    at: String,
-    actor: String,
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) slug: String,
+    pub(super) at: String,
+    pub(super) actor: String,
+}
+
+impl Gone {
+    /// The tenant a `tenant.deleted` entry speaks of.
+    pub(super) fn of(r: Record) -> Option<Gone> {
+        let detail = r.entry.detail.as_ref()?;
+        Some(Gone {
+            id: detail.get("tenantId")?.as_i64()?,
+            name: detail["name"].as_str().unwrap_or_default().to_string(),
+            slug: r
+                .entry
+                .target
+                .as_deref()
+                .and_then(|t| t.strip_prefix("tenant/"))
+                .unwrap_or_default()
+                .to_string(),
+            at: r.at,
+            actor: r.entry.actor,
+        })
+    }
 }
 
 /// The UI page of the log a `tenant.deleted` entry (outside tenants) speaks of.

@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::access::{reauth, unproven};
+use super::audit::Gone;
 use super::filters;
 use super::{Layout, PageResult, Req, UiError, html, layout, page_status, redirect_with_flash};
 use crate::db::{self, DbError};
@@ -21,10 +22,16 @@ struct TenantsPage {
     layout: Layout,
     csrf: String,
     rows: Vec<TenantRow>,
+    /// The latest tenants deleted, newest first, whose audit entries are kept.
+    deleted: Vec<Gone>,
     error: Option<String>,
     slug: String,
     name: String,
 }
+
+/// The deleted tenants the Tenants page lists, the latest first (the audit log outside
+/// tenants has every one).
+const DELETED_SHOWN: u64 = 20;
 
 pub(super) async fn list_page(
     state: &State,
@@ -32,10 +39,10 @@ pub(super) async fn list_page(
     error: Option<(String, String, String)>,
 ) -> PageResult {
     let s = req.session()?;
-    let rows = state
+    let (rows, deleted) = state
         .db
         .read(|c| {
-            db::tenants::list(c)?
+            let rows = db::tenants::list(c)?
                 .into_iter()
                 .map(|tenant| {
                     let (users, groups) = db::users::counts(c, tenant.id)?;
@@ -45,7 +52,15 @@ pub(super) async fn list_page(
                         groups,
                     })
                 })
-                .collect::<Result<Vec<_>, DbError>>()
+                .collect::<Result<Vec<_>, DbError>>()?;
+            let deletions = db::audit::Filter {
+                tenant_id: Some(None),
+                action: Some(db::audit::Action::TenantDeleted),
+                last: Some(DELETED_SHOWN),
+                ..Default::default()
+            };
+            let deleted = db::audit::list(c, &deletions)?.into_iter().rev();
+            Ok::<_, DbError>((rows, deleted.filter_map(Gone::of).collect()))
         })
         .await?;
     let (error, slug, name) = match error {
@@ -57,6 +72,7 @@ pub(super) async fn list_page(
         layout: layout(state, req, None, "").await?,
         csrf: s.session.csrf.clone(),
         rows,
+        deleted,
         error,
         slug,
         name,
