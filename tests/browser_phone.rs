@@ -92,6 +92,14 @@ async fn every_page_fits_a_phone() {
     )
     .await
     .unwrap();
+    // A deleted tenant with a long name: the Tenants page lists it, linking its kept log.
+    s.token_for("gone");
+    let gone = scimd::db::tenants::by_slug(&s.db.conn().unwrap(), "gone")
+        .unwrap()
+        .id;
+    scimd::ops::admins::delete_tenant(&s.db, &actor, "gone".into())
+        .await
+        .unwrap();
     // The request inspector writes beside the requests: wait for the last one.
     let conn = s.db.conn().unwrap();
     for _ in 0..500 {
@@ -138,6 +146,7 @@ async fn every_page_fits_a_phone() {
         "/t/default/webhooks/1".into(),
         "/t/default/events".into(),
         "/t/default/settings".into(),
+        format!("/audit/deleted/{gone}"),
     ] {
         assert!(seen.contains(&must), "{must} was not reached: {seen:#?}");
     }
