@@ -895,7 +895,12 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
         tenants.text
     );
     let beta = db::tenants::by_slug(&conn, "beta").unwrap().id;
-    for other in [format!("/audit/deleted/{beta}"), "/audit/deleted/x".into()] {
+    for other in [
+        format!("/audit/deleted/{beta}"),
+        "/audit/deleted/x".into(),
+        format!("/audit/deleted/0{alpha}"),
+        format!("/audit/deleted/+{alpha}"),
+    ] {
         assert_eq!(admin.get(&s, &other).await.status, 404, "{other}");
     }
 
@@ -931,6 +936,52 @@ async fn a_deleted_tenant_is_gone_at_once_and_takes_nothing_of_another() {
     assert!(r.text.contains("last tenant"), "{}", r.text);
     let r = s.call(Method::GET, "/scim/v2/Users", &b.token, None).await;
     assert_eq!(r.status, 200);
+}
+
+/// A write whose token was checked before its tenant's deletion committed (the command
+/// line's, which a server's token cache learns of within a second) is refused in its
+/// transaction, not acknowledged and then purged.
+#[tokio::test]
+async fn a_write_that_raced_its_tenants_deletion_is_refused() {
+    let s = TestServer::start().await;
+    s.token_for("alpha");
+    let conn = s.db.conn().unwrap();
+    let alpha = db::tenants::by_slug(&conn, "alpha").unwrap().id;
+    db::tenants::mark_deleting(&conn, alpha).unwrap();
+    let actor = scimd::model::Actor::cli();
+    let user = scimd::ops::users::create(
+        &s.db,
+        &actor,
+        alpha,
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "late@example.com"}),
+    )
+    .await;
+    let group = scimd::ops::groups::create(
+        &s.db,
+        &actor,
+        alpha,
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Late"}),
+    )
+    .await;
+    for outcome in [user.map(drop), group.map(drop)] {
+        assert!(
+            matches!(
+                outcome,
+                Err(scimd::ops::Error::Db(db::DbError::TenantDeleted))
+            ),
+            "{outcome:?}"
+        );
+    }
+    for table in ["users", "groups"] {
+        let n: i64 = conn
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE tenant_id = ?1"),
+                [alpha],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
 }
 
 /// The events a key of every tenant reads from `/events` that speak of alpha: the

@@ -65,6 +65,10 @@ pub enum DbError {
     /// Someone else holds what is needed (a server, for a restore).
     #[error("{0}")]
     Busy(String),
+    /// The tenant a write was authenticated for was deleted before the write ran (by the
+    /// command line, whose deletion a server's token cache learns of within a second).
+    #[error("the tenant was deleted: its credentials no longer work")]
+    TenantDeleted,
     #[error("file error: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -261,6 +261,20 @@ pub fn purge_step(conn: &Connection, id: i64, limit: i64) -> Result<bool, DbErro
     Ok(true)
 }
 
+/// `Ok` while tenant `id` takes writes; [`DbError::TenantDeleted`] once it is marked for
+/// deletion or gone. A SCIM write checks it in its transaction: its token was found valid
+/// when the request came, and a deletion may have committed since.
+pub fn taking_writes(conn: &Connection, id: i64) -> Result<(), DbError> {
+    let live: Option<bool> = conn
+        .prepare_cached("SELECT deleting_at IS NULL FROM tenants WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
+    match live {
+        Some(true) => Ok(()),
+        _ => Err(DbError::TenantDeleted),
+    }
+}
+
 /// What identifies the state of everything tenant `id`'s sync plan reads: the tenant's
 /// creation time and its plan counter, which triggers bump in the transaction of every
 /// write to users, groups, memberships, members, settings, roles and role mappings

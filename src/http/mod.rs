@@ -912,6 +912,8 @@ impl From<DbError> for ApiError {
         match e {
             DbError::NotFound => ApiError::Scim(ScimError::not_found("resource not found")),
             DbError::Conflict(detail) => ApiError::Scim(ScimError::uniqueness(detail)),
+            // What the write's next request is told: its token went with the tenant.
+            DbError::TenantDeleted => ApiError::InvalidToken,
             other if other.unavailable() => ApiError::Unavailable(other.to_string()),
             other if other.too_costly() => ApiError::Scim(ScimError::bad_request(
                 crate::scim::ScimType::TooMany,

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Error;
 use crate::db::audit::{self, Action as AuditAction};
-use crate::db::{Conn, Db, DbError};
+use crate::db::{Conn, Db, DbError, tenants};
 use crate::model::Actor;
 use crate::scim::ScimError;
 use crate::scim::resource::Preconditions;
@@ -52,7 +52,8 @@ impl Write {
     }
 }
 
-/// Records a successful SCIM write of `resource` (`Users/<id>`), inside its transaction.
+/// Records a successful SCIM write of `resource` (`Users/<id>`), inside its transaction;
+/// fails it instead if its tenant was deleted since its token was checked.
 pub(super) fn audited(
     conn: &Conn,
     actor: &Actor,
@@ -60,6 +61,7 @@ pub(super) fn audited(
     write: Write,
     resource: &str,
 ) -> Result<(), DbError> {
+    tenants::taking_writes(conn, tenant_id)?;
     audit::append(
         conn,
         &audit::Entry::new(

@@ -222,7 +222,12 @@ pub(super) enum Log<'a> {
 impl Log<'_> {
     /// The log of deleted tenant `id` (`/audit/deleted/<id>`); 404 for any other id.
     pub(super) async fn deleted(state: &State, id: &str) -> Result<Log<'static>, UiError> {
-        let id: i64 = id.parse().map_err(|_| UiError::NotFound)?;
+        // Its one spelling: `02` or `+2` is no page of tenant 2.
+        let id = id
+            .parse::<i64>()
+            .ok()
+            .filter(|n| n.to_string() == id)
+            .ok_or(UiError::NotFound)?;
         state
             .db
             .read(move |c| audit::tenant_deletion(c, id))

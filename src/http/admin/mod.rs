@@ -218,7 +218,7 @@ pub(super) enum UiError {
 impl From<DbError> for UiError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::NotFound => UiError::NotFound,
+            DbError::NotFound | DbError::TenantDeleted => UiError::NotFound,
             DbError::Conflict(m) => UiError::BadRequest(m),
             other if other.unavailable() => UiError::Unavailable(other.to_string()),
             other => UiError::Internal(other.to_string()),
