@@ -130,12 +130,20 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0033_tenant_deletion",
         include_str!("migrations/0033_tenant_deletion.sql"),
     ),
+    (
+        "0034_credential_ids_never_reused",
+        include_str!("migrations/0034_credential_ids_never_reused.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
 /// foreign keys off, as SQLite's ALTER TABLE page prescribes, so that dropping the old table
 /// cascades into nothing; the keys are checked before the migration commits.
-const REBUILDS: &[&str] = &["0016_member_checks", "0022_webhook_ids_never_reused"];
+const REBUILDS: &[&str] = &[
+    "0016_member_checks",
+    "0022_webhook_ids_never_reused",
+    "0034_credential_ids_never_reused",
+];
 
 /// Migrations that edit table definitions in place, for a change that alters nothing
 /// stored (SQLite's ALTER TABLE page, "other kinds of table schema changes"): they run
@@ -487,6 +495,88 @@ mod tests {
         )
         .unwrap();
         assert_eq!(conn.last_insert_rowid(), 6, "5 is not handed out again");
+    }
+
+    /// Rebuilding the SCIM tokens, API keys and OAuth apps keeps their rows, ids, indexes
+    /// and triggers, and what hangs off an OAuth app; from then on an id freed by a tenant's
+    /// deletion is never handed out again.
+    #[test]
+    fn credential_ids_are_kept_and_never_reused() {
+        let (mut conn, before) = stopped_before("0034_credential_ids_never_reused");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at) VALUES (1, 'a', 'A', 't'), (2, 'b', 'B', 't');
+             INSERT INTO scim_tokens (id, tenant_id, name, prefix, hash, created_at)
+             VALUES (3, 1, 'okta', 'scimd_ab', x'01', 't'), (7, 2, 'entra', 'scimd_cd', x'02', 't');
+             INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at)
+             VALUES (2, 1, 'app', 'scimk_ab', x'03', 't'), (4, NULL, 'every', 'scimk_cd', x'04', 't');
+             INSERT INTO oauth_clients (id, tenant_id, client_id, name, secret_hash, grant_types, created_at)
+             VALUES (5, 2, 'c5', 'Okta', x'05', 'client_credentials', 't');
+             INSERT INTO oauth_redirect_uris (client_id, uri) VALUES (5, 'https://okta/cb');
+             INSERT INTO oauth_grants (id, client_id, grant_type, scope, created_at)
+             VALUES (1, 5, 'client_credentials', 'scim', 't');",
+        )
+        .unwrap();
+        let tables = [
+            "scim_tokens",
+            "api_keys",
+            "oauth_clients",
+            "oauth_redirect_uris",
+            "oauth_grants",
+        ];
+        let rows = |conn: &Connection| {
+            tables.map(|t| dump(conn, &format!("SELECT * FROM {t} ORDER BY rowid")))
+        };
+        let schema = "SELECT type, name FROM sqlite_schema
+                      WHERE tbl_name IN ('scim_tokens', 'api_keys', 'oauth_clients') ORDER BY name";
+        let (rows_before, schema_before) = (rows(&conn), dump(&conn, schema));
+        run_to(&mut conn, before + 1).unwrap();
+        assert_eq!(
+            rows(&conn),
+            rows_before,
+            "nothing lost, nothing cascaded away"
+        );
+        assert_eq!(
+            dump(&conn, schema),
+            schema_before,
+            "indexes and triggers kept"
+        );
+        let generation = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT n FROM credential_generation", [], |r| r.get(0))
+                .unwrap()
+        };
+        let n = generation(&conn);
+        // Tenant b goes, and its credentials with it.
+        conn.execute("DELETE FROM tenants WHERE id = 2", [])
+            .unwrap();
+        assert!(generation(&conn) > n, "the token cache still hears of it");
+        assert!(
+            dump(&conn, "SELECT * FROM oauth_grants").is_empty(),
+            "removal still cascades"
+        );
+        for (insert, freed) in [
+            (
+                "INSERT INTO scim_tokens (tenant_id, name, prefix, hash, created_at)
+                 VALUES (1, 'new', 'scimd_ef', x'06', 't')",
+                7,
+            ),
+            (
+                "INSERT INTO oauth_clients (tenant_id, client_id, name, secret_hash, grant_types, created_at)
+                 VALUES (1, 'c6', 'New', x'07', 'client_credentials', 't')",
+                5,
+            ),
+        ] {
+            conn.execute(insert, []).unwrap();
+            assert_eq!(conn.last_insert_rowid(), freed + 1, "{freed} is not handed out again");
+        }
+        conn.execute("DELETE FROM api_keys WHERE id = 4", [])
+            .unwrap();
+        conn.execute(
+            "INSERT INTO api_keys (tenant_id, name, prefix, hash, created_at)
+             VALUES (1, 'new', 'scimk_ef', x'08', 't')",
+            [],
+        )
+        .unwrap();
+        assert_eq!(conn.last_insert_rowid(), 5, "4 is not handed out again");
     }
 
     /// Groups that had members before the upgrade start from their real counts, and the
