@@ -493,9 +493,10 @@ pub async fn purge_deleted_tenants(db: &Db) -> Result<usize, DbError> {
         if ids.is_empty() {
             return Ok(finished);
         }
-        // Requests that found a credential of the tenant before it went (a server whose
-        // token cache learns of a deletion by the command line within a second) finish on
-        // the tenant as it was, not on one half deleted.
+        // Reads that found a credential of the tenant before it went (a server whose token
+        // cache learns of a deletion by the command line within a second) finish on the
+        // tenant as it was, not on one half deleted; writes are refused in their
+        // transaction (`tenants::taking_writes`).
         tokio::time::sleep(PURGE_AFTER).await;
         for id in ids {
             while !db

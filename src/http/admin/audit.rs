@@ -283,10 +283,11 @@ pub(super) struct Gone {
 impl Gone {
     /// The tenant a `tenant.deleted` entry speaks of.
     pub(super) fn of(r: Record) -> Option<Gone> {
-        let detail = r.entry.detail.as_ref()?;
+        let id = deleted_id(&r)?;
+        let name = r.entry.detail.as_ref().and_then(|d| d["name"].as_str());
         Some(Gone {
-            id: detail.get("tenantId")?.as_i64()?,
-            name: detail["name"].as_str().unwrap_or_default().to_string(),
+            id,
+            name: name.unwrap_or_default().to_string(),
             slug: r
                 .entry
                 .target
@@ -300,10 +301,10 @@ impl Gone {
     }
 }
 
-/// The UI page of the log a `tenant.deleted` entry (outside tenants) speaks of.
-fn deleted_href(r: &Record) -> Option<String> {
+/// The tenant a `tenant.deleted` entry (outside tenants) speaks of.
+fn deleted_id(r: &Record) -> Option<i64> {
     let id = r.entry.detail.as_ref()?.get("tenantId")?.as_i64()?;
-    (r.entry.action == Action::TenantDeleted).then(|| format!("/audit/deleted/{id}"))
+    (r.entry.action == Action::TenantDeleted).then_some(id)
 }
 
 /// The audit log `log` shows.
@@ -349,7 +350,7 @@ pub(super) async fn page(state: &State, req: &Req, log: Log<'_>) -> PageResult {
                         Log::Of(_) => slug
                             .as_deref()
                             .and_then(|slug| target_href(slug, r.entry.target.as_deref())),
-                        _ => deleted_href(&r),
+                        _ => deleted_id(&r).map(|id| format!("/audit/deleted/{id}")),
                     },
                     detail: r
                         .entry
