@@ -55,11 +55,22 @@ pub(super) const SETTLE: Duration = Duration::from_secs(60);
 /// never answers, and every write waits while reads go on.
 pub(super) const STALLED: Duration = Duration::from_secs(30);
 
-/// Who may be waiting on the storage: the writer in a commit, the flusher in a flush.
+/// Who may be waiting on the storage: the writer in a commit, a flusher (one of several,
+/// by number) in a flush.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Waiter {
-    Writer = 0,
-    Flusher = 1,
+    Writer,
+    Flusher(usize),
+}
+
+impl Waiter {
+    /// Where its start is kept in [`State::busy`].
+    fn slot(self) -> usize {
+        match self {
+            Waiter::Writer => 0,
+            Waiter::Flusher(n) => 1 + n,
+        }
+    }
 }
 
 /// How the durable commit attempts have been ending, shared by the writer, the flusher and
@@ -80,8 +91,9 @@ struct State {
     last_failure: Instant,
     /// [`SETTLE`], shorter in tests.
     settle: Duration,
-    /// Since when each [`Waiter`] has been in the commit or flush under way.
-    busy: [Option<Instant>; 2],
+    /// Since when each [`Waiter`] has been in the commit or flush under way, by its
+    /// [`Waiter::slot`].
+    busy: Vec<Option<Instant>>,
 }
 
 impl Default for WriteHealth {
@@ -91,7 +103,7 @@ impl Default for WriteHealth {
             failing: None,
             last_failure: Instant::now(),
             settle: SETTLE,
-            busy: [None; 2],
+            busy: Vec::new(),
         }))
     }
 }
@@ -134,7 +146,12 @@ impl WriteHealth {
 
     /// `who` starts (`true`) or ends a commit or a flush.
     pub(super) fn busy(&self, who: Waiter, busy: bool) {
-        self.lock().busy[who as usize] = busy.then(Instant::now);
+        let mut state = self.lock();
+        let slot = who.slot();
+        if state.busy.len() <= slot {
+            state.busy.resize(slot + 1, None);
+        }
+        state.busy[slot] = busy.then(Instant::now);
     }
 
     /// Ok unless a durable commit attempt failed for the storage and none has succeeded
@@ -212,14 +229,21 @@ mod tests {
     #[test]
     fn a_commit_or_flush_that_never_ends_is_a_stall() {
         let h = WriteHealth::default();
-        h.busy(Waiter::Flusher, true);
+        h.busy(Waiter::Flusher(0), true);
+        h.busy(Waiter::Writer, true);
         assert_eq!(h.check(), Ok(()), "a flush under way");
-        h.lock().busy[Waiter::Writer as usize] = Some(Instant::now() - STALLED);
+        h.lock().busy[Waiter::Writer.slot()] = Some(Instant::now() - STALLED);
         let stalled = h.check().unwrap_err();
         assert!(stalled.reason.contains("waited 30 s"), "{stalled:?}");
         h.busy(Waiter::Writer, false);
         assert_eq!(h.check(), Ok(()));
-        h.busy(Waiter::Flusher, false);
+        // Each flusher is its own waiter: one that ends does not hide another that hangs.
+        h.busy(Waiter::Flusher(1), true);
+        h.lock().busy[Waiter::Flusher(1).slot()] = Some(Instant::now() - STALLED);
+        h.busy(Waiter::Flusher(0), false);
+        assert!(h.check().is_err(), "the second flusher hangs");
+        h.busy(Waiter::Flusher(1), false);
+        assert_eq!(h.check(), Ok(()));
     }
 
     /// A failure is kept until a newer attempt succeeds; an outcome of an older attempt

@@ -21,8 +21,9 @@
 //! write is committed at once, and batches grow only when writes really arrive together.
 //!
 //! With `synchronous=FULL` the flush is not the writer's: it commits each batch without
-//! one and a second thread flushes the log and answers the batch, while the writer runs
-//! the next ([`flusher`]).
+//! one and another thread flushes the log and answers the batch, while the writer runs
+//! the next ([`flusher`]). There are two of them: a batch committed while one flushes
+//! gets its flush from the other at once, instead of waiting for the flush under way.
 //!
 //! Both note how each commit attempt ended for `/healthz` ([`super::health`]): a failure
 //! of the storage, or a durable commit. While writes fail and none come, the writer
@@ -81,6 +82,14 @@ const MIN_BATCH: usize = 8;
 fn batch_size(waiting: usize) -> usize {
     waiting.div_ceil(2).clamp(MIN_BATCH, MAX_BATCH).min(waiting)
 }
+
+/// How many threads flush the log ([`flusher`]). A flush of the log takes 0.2–0.4 ms on the
+/// benchmark's disk, and two flushes of one file overlap on the device (from two threads,
+/// 4 335 flushes/s against 2 851 from one, at the same median): with one flusher, a batch
+/// committed during a flush waited for it to end before its own began. Two made
+/// `POST /Users` 16–29 % faster; a third thread gained nothing in that measurement
+/// (BENCHMARKS.md, twenty-ninth).
+const FLUSHERS: usize = 2;
 
 /// How long the writer waits for a write before it looks at what other processes changed.
 const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -321,12 +330,14 @@ pub(super) fn start(
     let flusher = match durability {
         Durability::Full => {
             let (flushes, flushed) = mpsc::channel::<Flush>();
-            let commits = commits.clone();
-            let durable = durable.clone();
-            let health = health.clone();
-            std::thread::Builder::new()
-                .name("scimd-flusher".into())
-                .spawn(move || flusher(&log, &durable, &commits, &health, &flushed))?;
+            let flushed = std::sync::Arc::new(std::sync::Mutex::new(flushed));
+            for n in 0..FLUSHERS {
+                let (log, flushed) = (log.clone(), flushed.clone());
+                let (commits, durable, health) = (commits.clone(), durable.clone(), health.clone());
+                std::thread::Builder::new()
+                    .name("scimd-flusher".into())
+                    .spawn(move || flusher(n, &log, &durable, &commits, &health, &flushed))?;
+            }
             Some(flushes)
         }
         Durability::Normal => None,
@@ -459,24 +470,42 @@ struct Flush {
 /// A batch's newest event cursor is read after its commit and counts as durable only after
 /// a flush that began later: events another process (the command line) committed in
 /// between, and perhaps had not flushed yet, are in the log file by then and flushed too.
+///
+/// [`FLUSHERS`] threads run this, number `n` among them, taking turns at the queue: each
+/// takes every batch waiting, lets go of the queue and flushes, so a batch committed
+/// meanwhile is taken by another at once. Every batch is still answered only after a
+/// flush that began after its commit. A later batch may be answered before an earlier
+/// one whose flush began first: the later flush made the earlier batch durable too (an
+/// `fdatasync` returns once everything written before it is on the disk), and no
+/// caller waits on another's answer; `durable` only ever grows.
 fn flusher(
+    n: usize,
     log: &std::path::Path,
     durable: &AtomicI64,
     commits: &tokio::sync::watch::Sender<u64>,
     health: &WriteHealth,
-    flushed: &mpsc::Receiver<Flush>,
+    flushed: &std::sync::Mutex<mpsc::Receiver<Flush>>,
 ) {
     let mut held = HeldLog {
         path: log.to_path_buf(),
         open: None,
     };
-    while let Ok(first) = flushed.recv() {
-        let mut flushes = vec![first];
-        flushes.extend(flushed.try_iter());
+    loop {
+        let flushes = {
+            let queue = flushed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Ok(first) = queue.recv() else {
+                return; // the writer has ended
+            };
+            let mut flushes = vec![first];
+            flushes.extend(queue.try_iter());
+            flushes
+        };
         let attempt = flushes.iter().map(|f| f.attempt).max().unwrap_or(0);
-        health.busy(Waiter::Flusher, true);
+        health.busy(Waiter::Flusher(n), true);
         let synced = held.sync();
-        health.busy(Waiter::Flusher, false);
+        health.busy(Waiter::Flusher(n), false);
         let synced = synced.map_err(|e| {
             tracing::error!(error = %e, log = %log.display(), "could not flush the log to disk");
             health.failed(attempt, format!("could not flush the log to disk: {e}"));
