@@ -532,3 +532,99 @@ async fn archived_members_and_old_audit_entries_go_after_their_retention_and_the
             .unwrap_err();
     assert!(err.to_string().contains("append-only"));
 }
+
+/// Under the `delete` policy, a deletion the guard holds keeps the person, but not what
+/// the IdP took away meanwhile: removed from the group that made them an admin, they are
+/// a viewer at once (apps hear `member.role_changed`), with the email the IdP now gives,
+/// and stay so when the admin rejects the deletion.
+#[tokio::test]
+async fn a_held_deletion_still_takes_away_the_role_the_idp_removed() {
+    let (s, admin, ids) = guarded_tenant().await;
+    set(
+        &s,
+        Update {
+            on_deactivate: Some(DeactivatePolicy::Delete),
+            ..Update::default()
+        },
+    )
+    .await;
+    ops::settings::edit(
+        &s.db,
+        &Actor::cli(),
+        1,
+        Edit::Map {
+            group: "Admins".into(),
+            role: "admin".parse().unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let held = &ids[5];
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Admins", "members": [{"value": held}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let group = r.json["id"].as_str().unwrap().to_string();
+    assert_eq!(member_of(&s, held).unwrap().role.as_str(), "admin");
+
+    // Five deletions go through; the sixth is held.
+    for id in &ids[..6] {
+        set_active(&s, id, false).await;
+    }
+    assert!(member_of(&s, &ids[0]).is_none(), "deleted");
+    assert_eq!(status_of(&s, held), MemberStatus::Active, "held");
+
+    // The IdP takes the person out of Admins, then changes their email.
+    let r = s
+        .patch(
+            &format!("/scim/v2/Groups/{group}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "remove",
+                                    "path": format!("members[value eq \"{held}\"]")}]}),
+        )
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text);
+    let r = s
+        .patch(
+            &format!("/scim/v2/Users/{held}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "replace", "path": "emails[type eq \"work\"].value",
+                                    "value": "person5.new@example.com"}]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let member = member_of(&s, held).unwrap();
+    assert_eq!(
+        (member.role.as_str(), member.status),
+        ("viewer", MemberStatus::Active),
+        "the role goes, the deletion waits"
+    );
+    assert_eq!(
+        member.profile.email.as_deref(),
+        Some("person5.new@example.com")
+    );
+    let changed = events_of(&s, "member.role_changed");
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["member"]["id"] == member.id && e["member"]["role"] == "viewer"),
+        "{changed:#?}"
+    );
+
+    // Rejecting the deletion keeps the person, as the IdP now has them.
+    let page = admin.get(&s, "/t/default/guard").await;
+    let hold = hold_id(&page.text);
+    let r = admin
+        .post(&s, &format!("/t/default/guard/{hold}/reject"), "")
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let member = member_of(&s, held).unwrap();
+    assert_eq!(
+        (member.role.as_str(), member.profile.email.as_deref()),
+        ("viewer", Some("person5.new@example.com"))
+    );
+}

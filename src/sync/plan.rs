@@ -361,22 +361,20 @@ impl<'a> Planner<'a> {
             return self.profile_and_role(member, user);
         }
         if user.active == Some(false) {
-            return match self.settings.on_deactivate {
-                // A policy applies from when it is set: a member suspended before stays
-                // suspended, rather than be deleted by the IdP's next write.
-                DeactivatePolicy::Delete if member.status == MemberStatus::Active => {
-                    self.delete(member, Cause::Deactivated)
-                }
-                DeactivatePolicy::Delete => self.profile_and_role(member, user),
-                // Suspension follows the IdP; an archived member stays archived.
-                DeactivatePolicy::Suspend => {
-                    let mut actions = self.profile_and_role(member, user);
-                    if member.status == MemberStatus::Active {
-                        actions.push(Action::Suspend);
-                    }
-                    actions
-                }
-            };
+            // The IdP's values apply first, whatever the policy: a deletion the guard
+            // holds, or one that waits out a grace period, must not keep the role and the
+            // names the IdP has taken away meanwhile.
+            let mut actions = self.profile_and_role(member, user);
+            if member.status == MemberStatus::Active {
+                actions.extend(match self.settings.on_deactivate {
+                    DeactivatePolicy::Delete => self.delete(member, Cause::Deactivated),
+                    DeactivatePolicy::Suspend => vec![Action::Suspend],
+                });
+            }
+            // A policy applies from when it is set: a member suspended before stays
+            // suspended rather than be deleted by the IdP's next write, and an archived
+            // member stays archived.
+            return actions;
         }
         // The IdP's values first, then the reactivation: a member the IdP pushed again under
         // a new directory user (deleted, then created anew) is linked to it before it is

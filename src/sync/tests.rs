@@ -686,6 +686,57 @@ fn group_changes_change_roles_and_their_explanations() {
     assert_eq!(members[0].role, role("viewer"));
 }
 
+/// A deactivation under the `delete` policy carries the IdP's other changes with it, as
+/// under `suspend`: a deletion the guard holds (or one waiting out its grace period) must
+/// not leave the member with the role a group the IdP removed it from gave it.
+#[test]
+fn a_deactivation_to_delete_still_applies_the_role_and_names_the_idp_changed() {
+    let mut s = Settings {
+        mappings: vec![RoleMapping {
+            group: "Admins".into(),
+            role: role("admin"),
+        }],
+        on_deactivate: DeactivatePolicy::Delete,
+        ..Settings::default()
+    };
+    let admin = in_groups(user("u1", "ada@x.io"), &["Admins"]);
+    for grace in [None, Some(30)] {
+        s.delete_grace_days = grace;
+        let mut members = vec![synced(1, &admin, &s)];
+        assert_eq!(members[0].role, role("admin"));
+        // Out of the group, a new email, and deactivated, all at once.
+        let mut gone = inactive(user("u1", "ada@new.io"));
+        gone.given_name = Some("Augusta".into());
+        let changes = plan(&partial(vec![gone.clone()]), &members, &s);
+        assert_eq!(
+            kinds(&changes),
+            [
+                ChangeKind::Update,
+                ChangeKind::RoleChange,
+                ChangeKind::Delete
+            ],
+            "grace {grace:?}"
+        );
+        // What the guard leaves when it holds the deletion: the rest, applied.
+        let held: Vec<Change> = changes
+            .into_iter()
+            .filter(|c| c.kind() != ChangeKind::Delete)
+            .collect();
+        apply(&mut members, &held, &partial(vec![gone.clone()]));
+        assert_eq!(members[0].role, role("viewer"));
+        assert_eq!(members[0].profile.email.as_deref(), Some("ada@new.io"));
+        assert_eq!(members[0].profile.given_name.as_deref(), Some("Augusta"));
+        assert_eq!(
+            members[0].status,
+            MemberStatus::Active,
+            "the deletion is held"
+        );
+        // Once the deletion is let through, it is all that is left to do.
+        let changes = plan_applied(&partial(vec![gone]), &mut members, &s);
+        assert_eq!(kinds(&changes), [ChangeKind::Delete], "grace {grace:?}");
+    }
+}
+
 #[test]
 fn a_removed_role_falls_back_to_the_default_for_unlinked_members_on_full_sync() {
     let s = Settings {
