@@ -1384,3 +1384,50 @@ async fn unassigning_active_never_gives_access_back() {
     assert_eq!(r.json["active"], true, "{}", r.text);
     assert_eq!(status(&s), "active");
 }
+
+/// A user's `manager` shows its `$ref` while the manager exists; deleting the manager
+/// changes what the user shows, so its version and `lastModified` move too, and a client
+/// that cached it under the old ETag reads it again.
+#[tokio::test]
+async fn deleting_a_manager_moves_the_etag_of_the_users_it_manages() {
+    let s = TestServer::start().await;
+    let boss = s.create_user("boss@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Users",
+            &json!({"schemas": [USER_URN, ENTERPRISE_URN], "userName": "worker@example.com",
+                    ENTERPRISE_URN: {"manager": {"value": boss}}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let worker = r.json["id"].as_str().unwrap().to_string();
+    let path = format!("/scim/v2/Users/{worker}");
+    let before = s.get(&path).await;
+    assert!(before.json[ENTERPRISE_URN]["manager"]["$ref"].is_string());
+    let etag = before.header("etag").unwrap().to_string();
+
+    assert_eq!(
+        s.delete(&format!("/scim/v2/Users/{boss}")).await.status,
+        204
+    );
+    let after = s.get(&path).await;
+    assert_eq!(
+        after.json[ENTERPRISE_URN]["manager"],
+        json!({"value": boss}),
+        "no `$ref` to a user that is gone"
+    );
+    assert_ne!(after.header("etag"), Some(etag.as_str()));
+    assert!(
+        after.json["meta"]["lastModified"].as_str() > before.json["meta"]["lastModified"].as_str()
+    );
+    let auth = format!("Bearer {}", s.token);
+    let r = s
+        .raw(
+            Method::GET,
+            &path,
+            &[("authorization", &auth), ("if-none-match", &etag)],
+            "",
+        )
+        .await;
+    assert_eq!(r.status, 200, "the cached copy is stale");
+}

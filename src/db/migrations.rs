@@ -134,6 +134,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0034_credential_ids_never_reused",
         include_str!("migrations/0034_credential_ids_never_reused.sql"),
     ),
+    (
+        "0035_users_by_manager",
+        include_str!("migrations/0035_users_by_manager.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -523,9 +523,19 @@ pub fn delete(conn: &Connection, tenant_id: i64, id: &str) -> Result<(), DbError
          WHERE pk IN (SELECT group_pk FROM group_members WHERE member_user_pk = ?1)",
         params![pk, datetime::now()],
     )?;
+    // And so do the users it manages: their `manager` loses its `$ref`.
+    conn.prepare_cached(MANAGED_BY)?
+        .execute(params![tenant_id, id, datetime::now()])?;
     conn.execute("DELETE FROM users WHERE pk = ?1", [pk])?;
     Ok(())
 }
+
+/// Moves the version of the tenant's users whose manager is user `?2`, through the
+/// `users_manager` index (migration 0035), whose expression this repeats.
+const MANAGED_BY: &str = r#"UPDATE OR FAIL users SET version = version + 1, last_modified = ?3
+ WHERE tenant_id = ?1
+   AND json_extract(data, '$."urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".manager.value') = ?2
+   AND json_extract(data, '$."urn:ietf:params:scim:schemas:extension:enterprise:2.0:User".manager.value') IS NOT NULL"#;
 
 /// One page of the tenant's users matching `q`.
 pub fn list(conn: &Connection, tenant_id: i64, q: &ListQuery) -> Result<Page<UserRow>, DbError> {
@@ -916,6 +926,27 @@ mod tests {
 
     fn user(v: Value) -> Map<String, Value> {
         normalize(&USER_RESOURCE, v).unwrap()
+    }
+
+    /// Deleting a user moves the version of the users it manages, and theirs only, found
+    /// through the `users_manager` index rather than a walk of the tenant's users.
+    #[test]
+    fn deleting_a_manager_moves_the_versions_of_the_users_it_manages_alone() {
+        let conn = fresh_db();
+        let boss = create(&conn, 1, &user(json!({"userName": "boss"}))).unwrap();
+        let managed = |name: &str| {
+            user(json!({"userName": name, ENTERPRISE_URN: {"manager": {"value": boss.id}}}))
+        };
+        let worker = create(&conn, 1, &managed("worker")).unwrap();
+        let other = create(&conn, 1, &user(json!({"userName": "other"}))).unwrap();
+        let version = |id: &str| get(&conn, 1, id).unwrap().unwrap().version;
+        let (w, o) = (version(&worker.id), version(&other.id));
+        delete(&conn, 1, &boss.id).unwrap();
+        assert_eq!(version(&worker.id), w + 1);
+        assert_eq!(version(&other.id), o);
+        let args = [1i64.into(), SqlValue::Text(boss.id.clone()), SqlValue::Null];
+        let plan = crate::db::paging::plan_of(&conn, MANAGED_BY, &args);
+        assert!(plan.contains("INDEX users_manager"), "{plan}");
     }
 
     /// A deep `startIndex` page asked out of order steps from the nearest position a page
