@@ -4,7 +4,9 @@ use clap::Parser;
 
 /// jemalloc rather than glibc's malloc: a write's memory is allocated on an HTTP thread and
 /// freed on the writer's, which glibc pays for in arena locks and consolidation (BENCHMARKS.md,
-/// seventeenth section). SQLite keeps glibc's (the crate's symbols are prefixed).
+/// seventeenth section). SQLite keeps glibc's (the crate's symbols are prefixed). Built
+/// with its background thread on (`Cargo.toml`), which returns freed memory to the system
+/// within seconds even when nothing else allocates.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
