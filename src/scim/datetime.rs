@@ -72,35 +72,9 @@ pub fn canonical(s: &str) -> Option<String> {
     parse(s).map(format)
 }
 
-/// `s` as a filter compares it with stored times, which are all whole microseconds: the
-/// canonical form, followed by `~` when `s` falls between two microseconds. As text it then
-/// sorts after the microsecond it falls in and before the next one, and equals no stored
-/// time, as the instant it names would (`canonical` alone would cut it to the microsecond
-/// before: `lt` would miss that microsecond and `eq` would match it).
-pub fn comparable(s: &str) -> Option<String> {
-    let t = parse(s)?;
-    let mut out = format(t);
-    if t.nanosecond() % 1000 != 0 {
-        out.push('~');
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A literal finer than a microsecond compares with stored times as its instant does.
-    #[test]
-    fn a_literal_between_two_microseconds_sorts_between_them() {
-        let stored = canonical("2026-12-07T10:00:00.842731Z").unwrap();
-        let next = canonical("2026-12-07T10:00:00.842732Z").unwrap();
-        let between = comparable("2026-12-07T10:00:00.8427311Z").unwrap();
-        assert!(stored.as_str() < between.as_str() && between.as_str() < next.as_str());
-        assert_ne!(stored, between);
-        let exact = comparable("2026-12-07T12:00:00.842731+02:00").unwrap();
-        assert_eq!(exact, stored, "a whole microsecond is the canonical form");
-    }
 
     #[test]
     fn a_clock_stepped_back_stamps_no_earlier_than_before() {

@@ -38,7 +38,7 @@
 //! - **Literals** are normalised while parsing: a bare word (`externalId eq jyoung`) is a
 //!   string, numbers and `true`/`false` compared with a string attribute keep their text,
 //!   `"True"`/`"false"` strings compared with a boolean become booleans (IdPs send them), and
-//!   `dateTime` literals are stored in [`datetime::comparable`] form.
+//!   `dateTime` literals are stored in [`datetime::canonical`] form.
 //!
 //! Attribute names in resources are looked up with their canonical spelling: resources are
 //! normalised before they are stored, and SQLite's JSON paths are case-sensitive too.
@@ -721,7 +721,7 @@ fn check_literal(attr: &AttrRef, op: CompareOp, literal: Literal) -> Result<Valu
                     op.as_str()
                 ));
             }
-            match datetime::comparable(&text) {
+            match datetime::canonical(&text) {
                 Some(t) if !matches!(value, Value::Bool(_)) => Ok(Value::String(t)),
                 _ => Err(format!(
                     "'{path}' is a dateTime; '{text}' is not an RFC 3339 date-time"
