@@ -779,3 +779,34 @@ async fn certificates_are_filtered_case_exactly() {
     assert_eq!(certs["subAttributes"][0]["name"], "value");
     assert_eq!(certs["subAttributes"][0]["caseExact"], true);
 }
+
+/// A `dateTime` literal finer than a microsecond (stored times are whole microseconds)
+/// compares as the instant it names: no stored time equals it, and the microsecond it
+/// falls in is before it (RFC 7644 §3.4.2.2 compares dateTimes chronologically).
+#[tokio::test]
+async fn a_datetime_literal_between_two_microseconds_compares_as_its_instant() {
+    let s = TestServer::start().await;
+    let id = s.create_user("ann@example.com").await;
+    let created = s.get(&format!("/scim/v2/Users/{id}")).await.json["meta"]["created"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (micros, z) = created.split_at(created.len() - 1);
+    assert_eq!((micros.len(), z), ("2026-01-01T00:00:00.000000".len(), "Z"));
+    let later = format!("{micros}5Z"); // half a microsecond after `created`
+    for (op, matches) in [
+        ("eq", false),
+        ("ne", true),
+        ("gt", false),
+        ("ge", false),
+        ("lt", true),
+        ("le", true),
+    ] {
+        let filter = format!("meta.created {op} \"{later}\"");
+        let r = s
+            .get(&format!("/scim/v2/Users?filter={}", enc(&filter)))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json["totalResults"], u64::from(matches), "{filter}");
+    }
+}

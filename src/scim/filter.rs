@@ -507,10 +507,14 @@ impl Parser {
             }
         };
         let attr = implicit_value(attr, in_element)?;
+        let finer = finer_than_a_microsecond(&attr, &literal);
         let value = check_literal(&attr, op, literal).map_err(|e| {
             ScimError::invalid_filter(format!("{e} (at character {})", value_token.pos))
         })?;
-        Ok(Filter::Compare { attr, op, value })
+        Ok(match finer {
+            false => Filter::Compare { attr, op, value },
+            true => within_a_microsecond(attr, op, value),
+        })
     }
 
     /// `attr "[" valFilter "]"`, optionally followed by `.sub op value` (Entra's
@@ -634,6 +638,37 @@ fn implicit_value(attr: AttrRef, in_element: bool) -> Result<AttrRef, ScimError>
                 .first()
                 .map_or("value", |a| a.name)
         ))),
+    }
+}
+
+/// Whether `literal`, compared with a dateTime, names an instant between two microseconds.
+/// Stored times are whole microseconds, and a literal's canonical form is cut to the
+/// microsecond it falls in ([`within_a_microsecond`] compares as the instant would).
+fn finer_than_a_microsecond(attr: &AttrRef, literal: &Literal) -> bool {
+    let (Literal::Str(text) | Literal::Bare(text)) = literal;
+    attr.leaf().ty == AttrType::DateTime
+        && datetime::parse(text).is_some_and(|t| t.nanosecond() % 1000 != 0)
+}
+
+/// `attr op L`, for an instant `L` inside microsecond `t` (canonical), as comparisons with
+/// `t` that stored times (whole microseconds) answer as they would with `L`: after `L` is
+/// after `t`, before `L` is at or before `t`, and no stored time equals `L`. Its rendering
+/// holds only whole microseconds, so it reads back as the same filter.
+fn within_a_microsecond(attr: AttrRef, op: CompareOp, t: Value) -> Filter {
+    let cmp = |op| {
+        Box::new(Filter::Compare {
+            attr,
+            op,
+            value: t.clone(),
+        })
+    };
+    match op {
+        CompareOp::Gt | CompareOp::Ge => *cmp(CompareOp::Gt),
+        CompareOp::Lt | CompareOp::Le => *cmp(CompareOp::Le),
+        // Before and after `t` at once: no time.
+        CompareOp::Eq => Filter::And(cmp(CompareOp::Lt), cmp(CompareOp::Gt)),
+        // `ne`, the last an ordered type takes: any time there is.
+        _ => Filter::Or(cmp(CompareOp::Le), cmp(CompareOp::Gt)),
     }
 }
 
