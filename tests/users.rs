@@ -429,33 +429,11 @@ async fn etags_guard_writes_and_save_reads() {
     let path = format!("/scim/v2/Users/{id}");
     let auth = format!("Bearer {}", s.token);
 
-    let r = s
-        .raw(
-            Method::GET,
-            &path,
-            &[("authorization", &auth), ("if-none-match", &etag)],
-            "",
-        )
-        .await;
-    assert_eq!(r.status, 304);
-    let r = s
-        .raw(
-            Method::GET,
-            &path,
-            &[("authorization", &auth), ("if-none-match", "W/\"999\"")],
-            "",
-        )
-        .await;
+    assert_eq!(get_if(&s, &path, "if-none-match", &etag).await.status, 304);
+    let r = get_if(&s, &path, "if-none-match", "W/\"999\"").await;
     assert_eq!(r.status, 200);
     // A read whose If-Match names another version is refused, as a write is (RFC 9110 §13.1.1).
-    let r = s
-        .raw(
-            Method::GET,
-            &path,
-            &[("authorization", &auth), ("if-match", "W/\"999\"")],
-            "",
-        )
-        .await;
+    let r = get_if(&s, &path, "if-match", "W/\"999\"").await;
     r.assert_error(412, None);
 
     let mut changed = okta_user();
@@ -1420,14 +1398,18 @@ async fn deleting_a_manager_moves_the_etag_of_the_users_it_manages() {
     assert!(
         after.json["meta"]["lastModified"].as_str() > before.json["meta"]["lastModified"].as_str()
     );
-    let auth = format!("Bearer {}", s.token);
-    let r = s
-        .raw(
-            Method::GET,
-            &path,
-            &[("authorization", &auth), ("if-none-match", &etag)],
-            "",
-        )
-        .await;
+    let r = get_if(&s, &path, "if-none-match", &etag).await;
     assert_eq!(r.status, 200, "the cached copy is stale");
+}
+
+/// GET `path` with one precondition `header` naming `etag`.
+async fn get_if(s: &TestServer, path: &str, header: &str, etag: &str) -> Resp {
+    let auth = format!("Bearer {}", s.token);
+    s.raw(
+        Method::GET,
+        path,
+        &[("authorization", &auth), (header, etag)],
+        "",
+    )
+    .await
 }
