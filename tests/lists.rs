@@ -793,20 +793,23 @@ async fn a_datetime_literal_between_two_microseconds_compares_as_its_instant() {
         .to_string();
     let (micros, z) = created.split_at(created.len() - 1);
     assert_eq!((micros.len(), z), ("2026-01-01T00:00:00.000000".len(), "Z"));
-    let later = format!("{micros}5Z"); // half a microsecond after `created`
-    for (op, matches) in [
-        ("eq", false),
-        ("ne", true),
-        ("gt", false),
-        ("ge", false),
-        ("lt", true),
-        ("le", true),
-    ] {
-        let filter = format!("meta.created {op} \"{later}\"");
-        let r = s
-            .get(&format!("/scim/v2/Users?filter={}", enc(&filter)))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.json["totalResults"], u64::from(matches), "{filter}");
+    // Half a microsecond after `created`, and a tenth of a nanosecond after it (past the
+    // nine digits a parse keeps).
+    for later in [format!("{micros}5Z"), format!("{micros}0001Z")] {
+        for (op, matches) in [
+            ("eq", false),
+            ("ne", true),
+            ("gt", false),
+            ("ge", false),
+            ("lt", true),
+            ("le", true),
+        ] {
+            let filter = format!("meta.created {op} \"{later}\"");
+            let r = s
+                .get(&format!("/scim/v2/Users?filter={}", enc(&filter)))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.json["totalResults"], u64::from(matches), "{filter}");
+        }
     }
 }

@@ -72,9 +72,33 @@ pub fn canonical(s: &str) -> Option<String> {
     parse(s).map(format)
 }
 
+/// Whether date-time `s` names an instant between two microseconds: a digit other than 0
+/// past the sixth of its fraction of a second (read from the text, since a parse keeps
+/// nine digits at most).
+pub fn finer_than_a_microsecond(s: &str) -> bool {
+    s.split_once('.').is_some_and(|(_, fraction)| {
+        fraction
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .skip(6)
+            .any(|d| d != '0')
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fraction_finer_than_a_microsecond_is_told_by_its_digits() {
+        assert!(!finer_than_a_microsecond("2026-12-07T15:20:25Z"));
+        assert!(!finer_than_a_microsecond("2026-12-07T15:20:25.812696Z"));
+        assert!(!finer_than_a_microsecond(
+            "2026-12-07T15:20:25.812696000+01:00"
+        ));
+        assert!(finer_than_a_microsecond("2026-12-07T15:20:25.8126965Z"));
+        assert!(finer_than_a_microsecond("2026-12-07T15:20:25.8126960001Z"));
+    }
 
     #[test]
     fn a_clock_stepped_back_stamps_no_earlier_than_before() {

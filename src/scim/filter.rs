@@ -647,7 +647,8 @@ fn implicit_value(attr: AttrRef, in_element: bool) -> Result<AttrRef, ScimError>
 fn finer_than_a_microsecond(attr: &AttrRef, literal: &Literal) -> bool {
     let (Literal::Str(text) | Literal::Bare(text)) = literal;
     attr.leaf().ty == AttrType::DateTime
-        && datetime::parse(text).is_some_and(|t| t.nanosecond() % 1000 != 0)
+        && datetime::parse(text).is_some()
+        && datetime::finer_than_a_microsecond(text)
 }
 
 /// `attr op L`, for an instant `L` inside microsecond `t` (canonical), as comparisons with
