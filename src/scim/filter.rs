@@ -512,8 +512,8 @@ impl Parser {
             ScimError::invalid_filter(format!("{e} (at character {})", value_token.pos))
         })?;
         Ok(match finer {
-            false => Filter::Compare { attr, op, value },
-            true => within_a_microsecond(attr, op, value),
+            None => Filter::Compare { attr, op, value },
+            Some(text) => within_a_microsecond(attr, op, value, text),
         })
     }
 
@@ -641,36 +641,31 @@ fn implicit_value(attr: AttrRef, in_element: bool) -> Result<AttrRef, ScimError>
     }
 }
 
-/// Whether `literal`, compared with a dateTime, names an instant between two microseconds.
-/// Stored times are whole microseconds, and a literal's canonical form is cut to the
-/// microsecond it falls in ([`within_a_microsecond`] compares as the instant would).
-fn finer_than_a_microsecond(attr: &AttrRef, literal: &Literal) -> bool {
+/// The text of `literal` when, compared with a dateTime, it names an instant between two
+/// microseconds. Stored times are whole microseconds, and a literal's canonical form is
+/// cut to the microsecond it falls in ([`within_a_microsecond`] compares as the instant
+/// would).
+fn finer_than_a_microsecond(attr: &AttrRef, literal: &Literal) -> Option<String> {
     let (Literal::Str(text) | Literal::Bare(text)) = literal;
-    attr.leaf().ty == AttrType::DateTime
+    (attr.leaf().ty == AttrType::DateTime
         && datetime::parse(text).is_some()
-        && datetime::finer_than_a_microsecond(text)
+        && datetime::finer_than_a_microsecond(text))
+    .then(|| text.clone())
 }
 
-/// `attr op L`, for an instant `L` inside microsecond `t` (canonical), as comparisons with
-/// `t` that stored times (whole microseconds) answer as they would with `L`: after `L` is
-/// after `t`, before `L` is at or before `t`, and no stored time equals `L`. Its rendering
-/// holds only whole microseconds, so it reads back as the same filter.
-fn within_a_microsecond(attr: AttrRef, op: CompareOp, t: Value) -> Filter {
-    let cmp = |op| {
-        Box::new(Filter::Compare {
-            attr,
-            op,
-            value: t.clone(),
-        })
+/// `attr op L`, for an instant `L` sent as `text`, inside microsecond `t` (canonical), as a
+/// comparison stored times (whole microseconds) answer as they would with `L`: after `L` is
+/// after `t`, before `L` is at or before `t`, and `eq`/`ne` compare with `text` itself,
+/// which no stored time's canonical form equals. One comparison for one, so the filter's
+/// depth and size stay as parsed, and its rendering reads back as the same filter.
+fn within_a_microsecond(attr: AttrRef, op: CompareOp, t: Value, text: String) -> Filter {
+    let (op, value) = match op {
+        CompareOp::Gt | CompareOp::Ge => (CompareOp::Gt, t),
+        CompareOp::Lt | CompareOp::Le => (CompareOp::Le, t),
+        // `eq` and `ne`, the rest an ordered type takes.
+        op => (op, Value::String(text)),
     };
-    match op {
-        CompareOp::Gt | CompareOp::Ge => *cmp(CompareOp::Gt),
-        CompareOp::Lt | CompareOp::Le => *cmp(CompareOp::Le),
-        // Before and after `t` at once: no time.
-        CompareOp::Eq => Filter::And(cmp(CompareOp::Lt), cmp(CompareOp::Gt)),
-        // `ne`, the last an ordered type takes: any time there is.
-        _ => Filter::Or(cmp(CompareOp::Le), cmp(CompareOp::Gt)),
-    }
+    Filter::Compare { attr, op, value }
 }
 
 /// Checks that `op` applies to `attr`'s type and turns the literal into the value
