@@ -20,7 +20,7 @@ pub trait TextEnum: Copy + 'static {
 }
 
 /// Declares a fieldless enum stored as text, with `as_str`, `FromStr` (case-insensitive),
-/// `Display` and `Serialize` as that text. One definition per enum keeps the spelling in
+/// `Display`, `Serialize` and `Deserialize` as that text. One definition per enum keeps the spelling in
 /// one place; a hand-written match per direction would let the two drift apart.
 macro_rules! text_enum {
     (
@@ -75,6 +75,13 @@ macro_rules! text_enum {
         impl ::serde::Serialize for $name {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <::std::string::String as ::serde::Deserialize>::deserialize(d)?;
+                text.parse().map_err(::serde::de::Error::custom)
             }
         }
     };

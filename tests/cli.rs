@@ -1932,3 +1932,103 @@ fn a_clean_stop_leaves_every_write_in_the_database_file_alone() {
         .unwrap();
     assert_eq!(users, 50);
 }
+
+/// An admin session on a running `scimd serve`: the login page's CSRF cookie, then the
+/// login form, as a browser sends them. The session cookie.
+fn admin_session(addr: &str, username: &str, password: &str) -> String {
+    let page = http(addr, &request("GET", "/login", &[], ""));
+    let cookie = |text: &str, name: &str| {
+        text.lines()
+            .filter_map(|l| {
+                l.strip_prefix("set-cookie: ")
+                    .or(l.strip_prefix("Set-Cookie: "))
+            })
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name} cookie: {text}"))
+    };
+    let csrf_cookie = cookie(&page, "scimd_login_csrf");
+    let csrf = csrf_cookie.split_once('=').unwrap().1;
+    let form = format!(
+        "csrf={csrf}&next=/&username={username}&password={}",
+        password.replace(' ', "+")
+    );
+    let answer = http(
+        addr,
+        &request(
+            "POST",
+            "/login",
+            &[
+                "Content-Type: application/x-www-form-urlencoded",
+                &format!("Cookie: {csrf_cookie}"),
+            ],
+            &form,
+        ),
+    );
+    cookie(&answer, "scimd_session")
+}
+
+/// The test mode & sync page's plan outlives a restart: the server started again serves
+/// the plan the last one stored while nothing the plan reads changed, instead of planning
+/// the whole tenant on the first load, and plans again once something did.
+#[test]
+fn the_sync_page_serves_its_stored_plan_after_a_restart_until_the_directory_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let password = "correct horse battery staple";
+    let mut admin = scimd(d)
+        .args(["admin", "create", "alice"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(admin.wait().unwrap().success());
+    let sync_page = |server: &Serving| {
+        let session = admin_session(&server.addr, "alice", password);
+        let page = http(
+            &server.addr,
+            &request(
+                "GET",
+                "/t/default/sync",
+                &[&format!("Cookie: {session}")],
+                "",
+            ),
+        );
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        page
+    };
+
+    let server = Serving::start(d, &[], Stdio::null());
+    assert!(sync_page(&server).contains("Nothing: members match the directory."));
+    server.stop();
+    // What the stored plan says is what the next server shows: a stand-in proves it read
+    // the stored one rather than planning again.
+    let conn = rusqlite::Connection::open(d.join("scimd.db")).unwrap();
+    let stand_in = serde_json::json!([{"kind": "create", "memberId": null,
+        "subject": "stand-in@example.com", "userId": "u1", "fields": [], "reason": null}]);
+    let stored = conn
+        .execute(
+            "UPDATE stored_plans SET report = ?1",
+            [stand_in.to_string()],
+        )
+        .unwrap();
+    assert_eq!(stored, 1, "the plan was stored");
+
+    let server = Serving::start(d, &[], Stdio::null());
+    let page = sync_page(&server);
+    assert!(page.contains("stand-in@example.com"), "{page}");
+    server.stop();
+
+    // A change while no server ran (another process's write moves the plan version).
+    conn.execute("UPDATE tenants SET plan_version = plan_version + 1", [])
+        .unwrap();
+    let server = Serving::start(d, &[], Stdio::null());
+    let page = sync_page(&server);
+    assert!(!page.contains("stand-in@example.com"), "{page}");
+    assert!(
+        page.contains("Nothing: members match the directory."),
+        "{page}"
+    );
+    server.stop();
+}

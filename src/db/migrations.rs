@@ -138,6 +138,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0035_users_by_manager",
         include_str!("migrations/0035_users_by_manager.sql"),
     ),
+    (
+        "0036_stored_plans",
+        include_str!("migrations/0036_stored_plans.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

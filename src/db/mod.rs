@@ -22,6 +22,7 @@ pub mod members;
 mod migrations;
 pub mod oauth;
 pub mod paging;
+pub mod plans;
 pub mod requests;
 pub mod seeds;
 pub mod settings;

@@ -19,7 +19,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -31,6 +31,7 @@ use crate::db::Conn;
 use crate::db::audit::{self, Action as AuditAction};
 use crate::db::events::{self, EventType};
 use crate::db::members::{self, CountMoves, MemberRow, NewMember};
+use crate::db::plans::{self as stored_plans, StoredPlan};
 use crate::db::{Db, DbError, groups, seeds, settings, sync_runs, tenants, users};
 use crate::model::{
     Actor, Directory, DirectoryGroup, DirectoryUser, MemberSource, MemberStatus, Settings,
@@ -698,42 +699,90 @@ struct CachedPlan {
 
 impl Plans {
     /// [`report`], planned again only when something the plan reads changed since the
-    /// last call for this tenant.
+    /// last call for this tenant. A plan made here is also stored in the database, so that
+    /// after a restart the page is served the stored one instead of planning again while
+    /// nothing changed (and this build made it).
     pub async fn report(
         &self,
         db: &Db,
         tenant_id: i64,
     ) -> Result<(Arc<Report>, Settings), DbError> {
-        let plans = self.clone();
-        db.snapshot(move |c| {
-            let version = tenants::plan_version(c, tenant_id)?;
-            if let Some(hit) = plans.get(tenant_id, &version) {
-                return Ok((hit.report, hit.settings));
+        let cache = self.clone();
+        let (report, settings, made): (_, _, Option<StoredPlan>) = db
+            .snapshot(move |c| -> Result<_, DbError> {
+                let version = tenants::plan_version(c, tenant_id)?;
+                if let Some(hit) = cache.get(tenant_id, &version) {
+                    return Ok((hit.report, hit.settings, None));
+                }
+                let settings = settings::get(c, tenant_id)?;
+                let (report, made) = match stored(c, tenant_id, &version)? {
+                    Some(report) => (report, None),
+                    None => {
+                        let report = Report::new(&full_plan(c, tenant_id, &settings)?.changes);
+                        let entries: Vec<&ReportEntry> = report.entries().collect();
+                        let made = serde_json::to_string(&entries).ok().map(|text| StoredPlan {
+                            version: version.clone(),
+                            planner: planner().to_string(),
+                            report: text,
+                        });
+                        (report, made)
+                    }
+                };
+                let report = Arc::new(report);
+                let cached = CachedPlan {
+                    version,
+                    report: report.clone(),
+                    settings: settings.clone(),
+                };
+                cache.lock().insert(tenant_id, cached);
+                Ok((report, settings, made))
+            })
+            .await?;
+        if let Some(made) = made {
+            // A cache: lost to a power cut, it costs one plan, so no flush of its own.
+            let stored = db
+                .write_relaxed(move |tx| stored_plans::put(tx, tenant_id, &made))
+                .await;
+            if let Err(e) = stored {
+                tracing::debug!(tenant_id, error = %e, "storing the plan failed");
             }
-            let settings = settings::get(c, tenant_id)?;
-            let report = Arc::new(Report::new(&full_plan(c, tenant_id, &settings)?.changes));
-            let cached = CachedPlan {
-                version,
-                report: report.clone(),
-                settings: settings.clone(),
-            };
-            plans.lock().insert(tenant_id, cached);
-            Ok((report, settings))
-        })
-        .await
+        }
+        Ok((report, settings))
+    }
+
+    /// Plans again (or reads back) the plans of `tenants` whose plan version moved: what
+    /// [`Plans::keep_current`] does at start for every tenant with a stored plan, and after
+    /// writes for every tenant in the cache.
+    async fn refresh(&self, db: &Db, tenants: Vec<i64>) {
+        for tenant_id in tenants {
+            match self.report(db, tenant_id).await {
+                Ok(_) => {}
+                // Deleted: no page of it will be looked at again.
+                Err(DbError::NotFound) => drop(self.lock().remove(&tenant_id)),
+                Err(e) => {
+                    tracing::debug!(tenant_id, error = %e, "planning in the background failed")
+                }
+            }
+        }
     }
 
     /// Keeps the cached plans current in the background, so that the page an admin opens
-    /// after the IdP's writes has its plan ready instead of making it (about a second at
-    /// 100 000 members). Once this process's writes settle ([`SETTLE`] without a commit,
-    /// or every [`STALE_AT_MOST`] under a steady stream of them), each tenant whose page
-    /// was looked at is planned again if its plan version moved. Tenants nobody looks at
-    /// cost nothing; a version that did not move (the request inspector's own commits)
-    /// costs one read. Ends when the last other handle on these plans is dropped.
+    /// after the IdP's writes has its plan ready instead of making it (about half a second
+    /// at 100 000 members). At start, each tenant with a stored plan (its page was looked
+    /// at before) has it read back, or planned again if it is stale. Then, once this
+    /// process's writes settle ([`SETTLE`] without a commit, or every [`STALE_AT_MOST`]
+    /// under a steady stream of them), each tenant whose page was looked at is planned
+    /// again if its plan version moved. Tenants nobody looks at cost nothing; a version
+    /// that did not move (the request inspector's own commits) costs one read. Ends when
+    /// the last other handle on these plans is dropped.
     pub fn keep_current(&self, db: Db) {
         let plans = Arc::downgrade(&self.by_tenant);
         let mut commits = db.commits();
         tokio::spawn(async move {
+            let looked_at = db.read(stored_plans::tenants).await;
+            if let (Ok(tenants), Some(by_tenant)) = (looked_at, plans.upgrade()) {
+                Plans { by_tenant }.refresh(&db, tenants).await;
+            }
             while commits.changed().await.is_ok() {
                 let first = tokio::time::Instant::now();
                 loop {
@@ -749,16 +798,7 @@ impl Plans {
                 };
                 let plans = Plans { by_tenant };
                 let tenants: Vec<i64> = plans.lock().keys().copied().collect();
-                for tenant_id in tenants {
-                    match plans.report(&db, tenant_id).await {
-                        Ok(_) => {}
-                        // Deleted: no page of it will be looked at again.
-                        Err(DbError::NotFound) => drop(plans.lock().remove(&tenant_id)),
-                        Err(e) => {
-                            tracing::debug!(tenant_id, error = %e, "planning in the background failed")
-                        }
-                    }
-                }
+                plans.refresh(&db, tenants).await;
             }
         });
     }
@@ -774,6 +814,39 @@ impl Plans {
         // A panic while holding it cannot leave a half-written entry behind.
         self.by_tenant.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Tenant `tenant_id`'s stored report, if it was made at `version` by this build.
+fn stored(conn: &Conn, tenant_id: i64, version: &(String, i64)) -> Result<Option<Report>, DbError> {
+    let Some(plan) = stored_plans::get(conn, tenant_id)? else {
+        return Ok(None);
+    };
+    if plan.version != *version || plan.planner != planner() {
+        return Ok(None);
+    }
+    match serde_json::from_str::<Vec<ReportEntry>>(&plan.report) {
+        Ok(entries) => Ok(Some(Report::of_entries(entries))),
+        Err(e) => {
+            tracing::debug!(tenant_id, error = %e, "a stored plan did not read back");
+            Ok(None)
+        }
+    }
+}
+
+/// Which build of scimd made a plan: its version, and its executable's size and
+/// modification time, since two builds of one version may plan differently. A plan stored
+/// by another build is made again rather than shown. Where the executable cannot be
+/// looked at, this process's start: nothing stored before it is served.
+fn planner() -> &'static str {
+    static PLANNER: OnceLock<String> = OnceLock::new();
+    PLANNER.get_or_init(|| {
+        let exe = std::env::current_exe().and_then(std::fs::metadata);
+        let build = match exe.as_ref().map(|m| (m.len(), m.modified())) {
+            Ok((len, Ok(modified))) => format!("{len} bytes, modified {modified:?}"),
+            _ => format!("started {}", datetime::now()),
+        };
+        format!("scimd {}, {build}", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 /// Force sync and `scimd sync`: [`run`] for the whole tenant in a transaction of its own.

@@ -62,7 +62,7 @@ impl Cause {
 
 /// One attribute, before and after: owned in a plan, or borrowed from one
 /// (`FieldChange<&str>`, [`fields_in`]) to serialise it without copying its values.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FieldChange<S = String> {
     pub field: Field,
     pub before: Option<S>,

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::member_csv::guarded;
 use super::plan::{Change, ChangeKind, FieldChange, fields_in, reason_of};
@@ -14,7 +14,7 @@ use crate::model::TextEnum;
 
 /// One change as a person reads it: owned in a report, or borrowed from its change
 /// (`ReportEntry<&str>`, [`ReportEntry::borrowed`]) to serialise it without copies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportEntry<S = String> {
     pub kind: ChangeKind,
@@ -114,13 +114,15 @@ pub struct Report {
 
 impl Report {
     pub fn new(plan: &[Change]) -> Report {
+        Report::of_entries(plan.iter().map(ReportEntry::of))
+    }
+
+    /// The report of these entries, in their order within each kind: what
+    /// [`Report::entries`] gave, read back.
+    pub fn of_entries(entries: impl IntoIterator<Item = ReportEntry>) -> Report {
         let mut changes: BTreeMap<ChangeKind, Vec<ReportEntry>> = BTreeMap::new();
-        for change in plan {
-            let kind = change.kind();
-            changes
-                .entry(kind)
-                .or_default()
-                .push(ReportEntry::of(change));
+        for entry in entries {
+            changes.entry(entry.kind).or_default().push(entry);
         }
         Report {
             counts: Counts::listing(|k| changes.get(&k).map_or(0, Vec::len)),

@@ -1004,3 +1004,99 @@ fn a_watched_plan_is_made_again_in_the_background_after_writes() {
         assert!(Arc::ptr_eq(&cached, &loaded), "the page load planned again");
     });
 }
+
+/// A plan made for the page is stored, and a later process (a new cache) serves the stored
+/// one while nothing it reads changed and the same build made it; a stale one, or one made
+/// by another build, is made again and stored in its place.
+#[test]
+fn a_stored_plan_is_served_after_a_restart_only_while_it_is_current() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    f.create_user("ada@x.io", true);
+    let after_restart = || {
+        block_on(Plans::default().report(&f.db, f.tenant))
+            .unwrap()
+            .0
+    };
+    let version = || tenants::plan_version(&f.conn(), f.tenant).unwrap();
+    let stored = || stored_plans::get(&f.conn(), f.tenant).unwrap().unwrap();
+    let planned = after_restart();
+    assert_eq!(planned.counts.get(ChangeKind::Create), 1);
+    assert_eq!(
+        stored().version,
+        version(),
+        "stored at the version it was made at"
+    );
+    assert_eq!(*after_restart(), *planned, "read back whole");
+
+    // What a stored report says is what is served: no plan is made while it is current.
+    let stand_in = json!([{"kind": "create", "memberId": null, "subject": "stand-in@x.io",
+        "userId": "u1", "fields": [{"field": "email", "before": null, "after": "stand-in@x.io"}],
+        "reason": null}]);
+    f.conn()
+        .execute(
+            "UPDATE stored_plans SET report = ?1",
+            [stand_in.to_string()],
+        )
+        .unwrap();
+    let served = after_restart();
+    assert_eq!(served.entries().next().unwrap().subject, "stand-in@x.io");
+    assert_eq!(served.counts.get(ChangeKind::Create), 1);
+
+    // Made by another build: planned again, and stored in its place.
+    f.conn()
+        .execute("UPDATE stored_plans SET planner = 'scimd 0.0.1'", [])
+        .unwrap();
+    assert_eq!(*after_restart(), f.report());
+    assert_eq!(stored().planner, planner());
+
+    // Stale: planned again.
+    f.conn()
+        .execute(
+            "UPDATE stored_plans SET report = ?1",
+            [stand_in.to_string()],
+        )
+        .unwrap();
+    f.create_user("bob@x.io", true);
+    let replanned = after_restart();
+    assert_eq!(replanned.counts.get(ChangeKind::Create), 2);
+    assert_eq!(*replanned, f.report());
+    assert_eq!(stored().version, version());
+}
+
+/// At start, a tenant whose page was looked at before (it has a stored plan) has its plan
+/// made again in the background when it went stale while the server was down, so the
+/// first load after a restart does not wait for a plan.
+#[test]
+fn a_stale_stored_plan_is_made_again_at_start() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    block_on(Plans::default().report(&f.db, f.tenant)).unwrap();
+    // Written while no server ran.
+    f.create_user("ada@x.io", true);
+    let version = tenants::plan_version(&f.conn(), f.tenant).unwrap();
+    assert_ne!(
+        stored_plans::get(&f.conn(), f.tenant)
+            .unwrap()
+            .unwrap()
+            .version,
+        version
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let plans = Plans::default();
+        plans.keep_current(f.db.clone());
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while plans.get(f.tenant, &version).is_none() {
+            assert!(Instant::now() < deadline, "not planned at start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let stored = stored_plans::get(&f.conn(), f.tenant).unwrap().unwrap();
+        assert_eq!(stored.version, version, "stored again");
+        let report = plans.get(f.tenant, &version).unwrap().report;
+        assert_eq!(report.counts.get(ChangeKind::Create), 1);
+    });
+}
