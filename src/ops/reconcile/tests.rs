@@ -1100,3 +1100,25 @@ fn a_stale_stored_plan_is_made_again_at_start() {
         assert_eq!(report.counts.get(ChangeKind::Create), 1);
     });
 }
+
+/// Two loads of a page whose plan is not made yet (or a load and the background) make it
+/// once: the second waits for the first's instead of planning beside it.
+#[test]
+fn loads_that_miss_together_make_one_plan() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    // Enough people that the two plans would overlap.
+    for i in 0..1000 {
+        f.create_user(&format!("u{i}@x.io"), true);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let plans = Plans::default();
+        let (a, b) = tokio::join!(plans.report(&f.db, f.tenant), plans.report(&f.db, f.tenant));
+        assert!(Arc::ptr_eq(&a.unwrap().0, &b.unwrap().0), "planned twice");
+    });
+}
