@@ -116,6 +116,18 @@ fn tenants_are_created_listed_and_required_for_tokens() {
     assert!(!ok && err.contains("no tenant"), "{err}");
 }
 
+/// `scimd admin create`, the password typed on its standard input.
+fn create_admin(dir: &std::path::Path, username: &str, password: &str) {
+    use std::io::Write;
+    let mut admin = scimd(dir)
+        .args(["admin", "create", username])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(admin.wait().unwrap().success());
+}
+
 /// Starts `scimd serve` in `dir` on a free port: the process, its address, and the rest of
 /// what it prints.
 fn serve(
@@ -558,18 +570,7 @@ fn apikey_and_events_commands_issue_list_revoke_and_print_the_feed() {
 fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let mut admin = scimd(d)
-        .args(["admin", "create", "alice"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(
-        admin.stdin.take().unwrap(),
-        "correct horse battery staple 42"
-    )
-    .unwrap();
-    assert!(admin.wait().unwrap().success());
+    create_admin(d, "alice", "correct horse battery staple 42");
     for n in 0..53 {
         let (ok, _, err) = run(d, &["token", "create", "--name", &format!("t{n}")]);
         assert!(ok, "{err}");
@@ -612,13 +613,7 @@ fn audit_prints_every_entry_with_all_and_the_admins_log_outside_tenants() {
     // `admin delete`, audited outside tenants too; never the last admin.
     let (ok, _, err) = run(d, &["admin", "delete", "alice"]);
     assert!(!ok && err.contains("last admin"), "{err}");
-    let mut bob = scimd(d)
-        .args(["admin", "create", "bob"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(bob.stdin.take().unwrap(), "correct horse battery staple 42").unwrap();
-    assert!(bob.wait().unwrap().success());
+    create_admin(d, "bob", "correct horse battery staple 42");
     let (ok, out, err) = run(d, &["admin", "delete", "alice"]);
     assert!(ok && out.contains("admin alice deleted"), "{out}{err}");
     let (ok, _, err) = run(d, &["admin", "delete", "alice"]);
@@ -857,14 +852,7 @@ fn json_logs_have_one_line_per_request_and_never_a_secret() {
     let out = run(d, &["webhook", "add", "http://127.0.0.1:9/hook"]).1;
     let webhook_secret = field(&out, "secret=");
     let admin_password = "correct horse battery staple 42";
-    let mut admin = scimd(d)
-        .args(["admin", "create", "alice"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(admin.stdin.take().unwrap(), "{admin_password}").unwrap();
-    assert!(admin.wait().unwrap().success());
+    create_admin(d, "alice", admin_password);
 
     let log = std::fs::File::create(d.join("scimd.log")).unwrap();
     let mut child = scimd(d)
@@ -1976,14 +1964,7 @@ fn the_sync_page_serves_its_stored_plan_after_a_restart_until_the_directory_chan
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let password = "correct horse battery staple";
-    let mut admin = scimd(d)
-        .args(["admin", "create", "alice"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
-    assert!(admin.wait().unwrap().success());
+    create_admin(d, "alice", password);
     let sync_page = |server: &Serving| {
         let session = admin_session(&server.addr, "alice", password);
         let page = http(

@@ -969,11 +969,7 @@ fn a_members_event_shows_its_directory_user_as_the_read_api_does() {
 fn a_watched_plan_is_made_again_in_the_background_after_writes() {
     let f = Fixture::new();
     f.update_settings(|s| s.test_mode = true);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    current_thread().block_on(async {
         let plans = Plans::default();
         plans.keep_current(f.db.clone());
         let first = plans.report(&f.db, f.tenant).await.unwrap().0;
@@ -1082,11 +1078,7 @@ fn a_stale_stored_plan_is_made_again_at_start() {
             .version,
         version
     );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    current_thread().block_on(async {
         let plans = Plans::default();
         plans.keep_current(f.db.clone());
         let deadline = Instant::now() + std::time::Duration::from_secs(20);
@@ -1121,4 +1113,12 @@ fn loads_that_miss_together_make_one_plan() {
         let (a, b) = tokio::join!(plans.report(&f.db, f.tenant), plans.report(&f.db, f.tenant));
         assert!(Arc::ptr_eq(&a.unwrap().0, &b.unwrap().0), "planned twice");
     });
+}
+
+/// A runtime for a test whose background tasks must run while it waits.
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
