@@ -172,7 +172,13 @@ pub fn is_settled(changes: &[Change]) -> bool {
 /// or userName) and, for a complete directory, all of the tenant's members.
 pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
     let mut planner = Planner::new(members, settings, directory.users.len());
-    for user in &directory.users {
+    // The people already linked first: an email or userName one of them gives up is then
+    // free for a newcomer of the same pass, wherever the directory lists the two.
+    let (linked, others): (Vec<_>, Vec<_>) = directory
+        .users
+        .iter()
+        .partition(|u| planner.by_link.contains_key(u.id.as_str()));
+    for user in linked.into_iter().chain(others) {
         planner.present(user);
     }
     for user in &directory.deleted {
@@ -316,7 +322,35 @@ impl<'a> Planner<'a> {
         self.claimed.insert(i);
         let member = &self.members[i];
         let actions = self.reconcile(member, user);
+        if member.managed {
+            self.moved(i, &actions);
+        }
         self.emit(member, Some(&user.id), actions);
+    }
+
+    /// Keeps the email and userName indexes true to what member `i`'s `actions` change, so
+    /// that a key it gives up is free for a user planned after it, and one it takes is not.
+    fn moved(&mut self, i: usize, actions: &[Action]) {
+        for action in actions {
+            let Action::Update { fields } = action else {
+                continue;
+            };
+            for f in fields {
+                let index = match f.field {
+                    Field::Email => &mut self.by_email,
+                    Field::UserName => &mut self.by_user_name,
+                    _ => continue,
+                };
+                if let Some(before) = f.before.as_deref().map(fold)
+                    && index.get(&before) == Some(&i)
+                {
+                    index.remove(&before);
+                }
+                if let Some(after) = f.after.as_deref() {
+                    index.insert(fold(after), i);
+                }
+            }
+        }
     }
 
     /// A new member for an active user nobody matched. An inactive user gets none: there is

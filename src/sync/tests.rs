@@ -441,6 +441,39 @@ fn an_email_another_member_holds_is_not_copied() {
     assert_eq!(members[0].profile.given_name.as_deref(), Some("Augusta"));
 }
 
+/// One person's email (and userName) changed away and another person given it in the same
+/// sync, whichever the directory lists first: the change frees it, so the newcomer's member
+/// is created in the same pass instead of being skipped until the next sync.
+#[test]
+fn an_email_freed_and_taken_in_one_sync_settles_in_one_pass() {
+    let s = Settings::default();
+    let ada = user("u1", "ada@x.io");
+    let renamed = user("u1", "ada.lovelace@x.io");
+    let newcomer = user("u2", "ada@x.io");
+    for users in [
+        vec![renamed.clone(), newcomer.clone()],
+        vec![newcomer.clone(), renamed.clone()],
+    ] {
+        let mut members = vec![synced(1, &ada, &s)];
+        let changes = plan_applied(&full(users), &mut members, &s);
+        assert_eq!(kinds(&changes), [ChangeKind::Update, ChangeKind::Create]);
+        let email_of = |link: &str| {
+            members
+                .iter()
+                .find(|m| m.link == Link::Live(link.into()))
+                .and_then(|m| m.profile.email.clone())
+        };
+        assert_eq!(email_of("u1").as_deref(), Some("ada.lovelace@x.io"));
+        assert_eq!(email_of("u2").as_deref(), Some("ada@x.io"));
+    }
+
+    // A member not managed by provisioning keeps its email: nothing is freed.
+    let mut kept = synced(1, &ada, &s);
+    kept.managed = false;
+    let changes = plan(&full(vec![newcomer, renamed]), &[kept], &s);
+    assert_eq!(kinds(&changes), [ChangeKind::Skip, ChangeKind::Skip]);
+}
+
 // --- Not managed -----------------------------------------------------------------------
 
 #[test]
@@ -1096,9 +1129,10 @@ fn a_full_sync_of_a_mixed_tenant_settles_in_one_pass() {
     ];
     let changes = plan_applied(&full(users), &mut members, &s);
     use ChangeKind::*;
+    // The linked people first (u1, u4), then the others in directory order.
     assert_eq!(
         kinds(&changes),
-        [RoleChange, Create, Update, Suspend, Archive]
+        [RoleChange, Suspend, Create, Update, Archive]
     );
     let report = Report::new(&changes);
     assert_eq!(

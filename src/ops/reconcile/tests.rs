@@ -1122,3 +1122,52 @@ fn current_thread() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// One force sync moves an email from the person who gave it up to the one the IdP gave it
+/// to: the change that frees it is written before the member that takes it is created.
+#[test]
+fn a_force_sync_moves_an_email_from_one_person_to_another_in_one_pass() {
+    let f = Fixture::new();
+    let ada = f.create_user("ada@x.io", true);
+    f.update_settings(|s| s.test_mode = true);
+    let stored = users::get(&f.conn(), f.tenant, &ada.id).unwrap().unwrap();
+    let mut renamed = stored.data.clone();
+    renamed.insert("userName".into(), json!("ada.lovelace@x.io"));
+    renamed.insert(
+        "emails".into(),
+        json!([{"value": "ada.lovelace@x.io", "primary": true}]),
+    );
+    let mut conn = f.conn();
+    crate::db::write_sync(&mut conn, |tx| {
+        let row = users::replace(tx, f.tenant, &stored, renamed)?;
+        user_written(tx, &f.actor(), f.tenant, &row, Default::default())
+    })
+    .unwrap();
+    let newcomer = f.create_user("ada@x.io", true);
+    f.update_settings(|s| s.test_mode = false);
+
+    let run = f.full_sync(false);
+    assert_eq!(
+        run.report.counts.get(ChangeKind::Create),
+        1,
+        "{:?}",
+        run.report
+    );
+    assert_eq!(
+        run.report.counts.get(ChangeKind::Skip),
+        0,
+        "{:?}",
+        run.report
+    );
+    let email_of = |user_id: &str| {
+        members::by_user_id(&f.conn(), Some(f.tenant), user_id)
+            .unwrap()
+            .unwrap()
+            .profile
+            .email
+            .unwrap()
+    };
+    assert_eq!(email_of(&ada.id), "ada.lovelace@x.io");
+    assert_eq!(email_of(&newcomer.id), "ada@x.io");
+    assert_eq!(f.report().counts.changes(), 0, "settled in one pass");
+}
