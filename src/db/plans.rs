@@ -7,25 +7,29 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::DbError;
 
 /// A tenant's stored plan: the plan version ([`super::tenants::plan_version`]) it was
-/// made at, the build that made it, and its report.
+/// made at, the build that made it, its report, and when the tenant's page was last
+/// loaded (Unix seconds) as far as the server that stored it knew.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredPlan {
     pub version: (String, i64),
     pub planner: String,
     pub report: String,
+    pub looked_at: i64,
 }
 
 /// Tenant `tenant_id`'s stored plan, if it has one.
 pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT created_at, plan_version, planner, report FROM stored_plans WHERE tenant_id = ?1",
+            "SELECT created_at, plan_version, planner, report, looked_at FROM stored_plans
+              WHERE tenant_id = ?1",
         )?
         .query_row([tenant_id], |r| {
             Ok(StoredPlan {
                 version: (r.get(0)?, r.get(1)?),
                 planner: r.get(2)?,
                 report: r.get(3)?,
+                looked_at: r.get(4)?,
             })
         })
         .optional()?)
@@ -35,11 +39,11 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbEr
 /// version of the same tenant (two plans stored out of order keep the newer).
 pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), DbError> {
     conn.prepare_cached(
-        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report)
-         VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report, looked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (tenant_id) DO UPDATE SET created_at = excluded.created_at,
              plan_version = excluded.plan_version, planner = excluded.planner,
-             report = excluded.report
+             report = excluded.report, looked_at = max(looked_at, excluded.looked_at)
          WHERE excluded.created_at <> created_at OR excluded.plan_version >= plan_version",
     )?
     .execute(params![
@@ -47,19 +51,30 @@ pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), D
         plan.version.0,
         plan.version.1,
         plan.planner,
-        plan.report
+        plan.report,
+        plan.looked_at
     ])?;
     Ok(())
 }
 
-/// The tenants with a stored plan, live ones only: those whose page was looked at.
-pub fn tenants(conn: &Connection) -> Result<Vec<i64>, DbError> {
+/// Notes that tenant `tenant_id`'s page was loaded at `at` (Unix seconds), unless its stored
+/// plan knows of a later load.
+pub fn looked_at(conn: &Connection, tenant_id: i64, at: i64) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "UPDATE stored_plans SET looked_at = max(looked_at, ?2) WHERE tenant_id = ?1",
+    )?
+    .execute(params![tenant_id, at])?;
+    Ok(())
+}
+
+/// The live tenants with a stored plan whose page was loaded at `since` or later.
+pub fn tenants(conn: &Connection, since: i64) -> Result<Vec<i64>, DbError> {
     Ok(conn
         .prepare(
             "SELECT p.tenant_id FROM stored_plans p JOIN tenants t ON t.id = p.tenant_id
-              WHERE t.deleting_at IS NULL ORDER BY p.tenant_id",
+              WHERE t.deleting_at IS NULL AND p.looked_at >= ?1 ORDER BY p.tenant_id",
         )?
-        .query_map([], |r| r.get(0))?
+        .query_map([since], |r| r.get(0))?
         .collect::<Result<_, _>>()?)
 }
 
@@ -83,6 +98,7 @@ mod tests {
             version: ("t2".into(), version),
             planner: "p".into(),
             report: report.into(),
+            looked_at: 100 + version,
         }
     }
 
@@ -94,7 +110,15 @@ mod tests {
         put(&conn, 2, &plan(7, "seven")).unwrap();
         put(&conn, 2, &plan(6, "six")).unwrap();
         assert_eq!(get(&conn, 2).unwrap(), Some(plan(7, "seven")));
-        assert_eq!(tenants(&conn).unwrap(), vec![2]);
+        assert_eq!(tenants(&conn, 107).unwrap(), vec![2]);
+        assert_eq!(
+            tenants(&conn, 108).unwrap(),
+            Vec::<i64>::new(),
+            "not loaded since"
+        );
+        looked_at(&conn, 2, 200).unwrap();
+        looked_at(&conn, 2, 150).unwrap();
+        assert_eq!(get(&conn, 2).unwrap().unwrap().looked_at, 200);
         conn.execute("DELETE FROM tenants WHERE id = 2", [])
             .unwrap();
         assert_eq!(get(&conn, 2).unwrap(), None, "gone with its tenant");

@@ -704,6 +704,34 @@ struct CachedPlan {
     report: Arc<Report>,
     /// The settings it was planned under.
     settings: Settings,
+    /// When the tenant's page was last loaded (Unix seconds): its plan is kept current in
+    /// the background for [`WATCH_FOR`] after that.
+    looked_at: i64,
+}
+
+/// How long after the last load of a tenant's page its plan is kept current in the
+/// background (and read back or made again at start): past it, the tenant costs nothing
+/// until its page is loaded again, which then waits for a plan.
+const WATCH_FOR: i64 = 7 * 24 * 60 * 60;
+
+/// Now, in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What a plan leaves to store: a plan it made, or only a later load of the page.
+enum Store {
+    Plan(StoredPlan),
+    Look(i64),
+}
+
+/// Who asks for a plan: a load of the page, or the background keeping it current.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asker {
+    Page,
+    Background,
 }
 
 impl Plans {
@@ -716,6 +744,16 @@ impl Plans {
         db: &Db,
         tenant_id: i64,
     ) -> Result<(Arc<Report>, Settings), DbError> {
+        self.plan(db, tenant_id, Asker::Page).await
+    }
+
+    async fn plan(
+        &self,
+        db: &Db,
+        tenant_id: i64,
+        asker: Asker,
+    ) -> Result<(Arc<Report>, Settings), DbError> {
+        let now = unix_now();
         let cache = self.clone();
         let hit = db
             .snapshot(move |c| {
@@ -723,20 +761,41 @@ impl Plans {
             })
             .await?;
         if let Some(hit) = hit {
+            if asker == Asker::Page {
+                self.looked_at(tenant_id, now);
+            }
             return Ok((hit.report, hit.settings));
         }
         let planning = self.inner.planning.lock().await;
         let cache = self.clone();
-        let (report, settings, made): (_, _, Option<StoredPlan>) = db
+        let (report, settings, store): (_, _, Option<Store>) = db
             .snapshot(move |c| -> Result<_, DbError> {
                 let version = tenants::plan_version(c, tenant_id)?;
                 // Made while this load waited for another's.
                 if let Some(hit) = cache.get(tenant_id, &version) {
+                    if asker == Asker::Page {
+                        cache.looked_at(tenant_id, now);
+                    }
                     return Ok((hit.report, hit.settings, None));
                 }
                 let settings = settings::get(c, tenant_id)?;
-                let (report, made) = match stored(c, tenant_id, &version)? {
-                    Some(report) => (report, None),
+                let stored = stored_plans::get(c, tenant_id)?;
+                // The last load of the page this process or the stored plan knows of.
+                let looked_at = match asker {
+                    Asker::Page => now,
+                    Asker::Background => cache
+                        .lock()
+                        .get(&tenant_id)
+                        .map(|p| p.looked_at)
+                        .or(stored.as_ref().map(|p| p.looked_at))
+                        .unwrap_or(now),
+                };
+                let (report, store) = match current(tenant_id, stored, &version) {
+                    Some((report, stored)) => {
+                        let store =
+                            (stored.looked_at < looked_at).then_some(Store::Look(looked_at));
+                        (report, store)
+                    }
                     None => {
                         let report = Report::new(&full_plan(c, tenant_id, &settings)?.changes);
                         let entries: Vec<&ReportEntry> = report.entries().collect();
@@ -744,8 +803,9 @@ impl Plans {
                             version: version.clone(),
                             planner: planner().to_string(),
                             report: text,
+                            looked_at,
                         });
-                        (report, made)
+                        (report, made.map(Store::Plan))
                     }
                 };
                 let report = Arc::new(report);
@@ -753,16 +813,20 @@ impl Plans {
                     version,
                     report: report.clone(),
                     settings: settings.clone(),
+                    looked_at,
                 };
                 cache.lock().insert(tenant_id, cached);
-                Ok((report, settings, made))
+                Ok((report, settings, store))
             })
             .await?;
         drop(planning);
-        if let Some(made) = made {
+        if let Some(store) = store {
             // A cache: lost to a power cut, it costs one plan, so no flush of its own.
             let stored = db
-                .write_relaxed(move |tx| stored_plans::put(tx, tenant_id, &made))
+                .write_relaxed(move |tx| match store {
+                    Store::Plan(plan) => stored_plans::put(tx, tenant_id, &plan),
+                    Store::Look(at) => stored_plans::looked_at(tx, tenant_id, at),
+                })
                 .await;
             if let Err(e) = stored {
                 tracing::debug!(tenant_id, error = %e, "storing the plan failed");
@@ -772,11 +836,11 @@ impl Plans {
     }
 
     /// Plans again (or reads back) the plans of `tenants` whose plan version moved: what
-    /// [`Plans::keep_current`] does at start for every tenant with a stored plan, and after
-    /// writes for every tenant in the cache.
+    /// [`Plans::keep_current`] does at start for every tenant with a stored plan looked at
+    /// lately, and after writes for every such tenant in the cache.
     async fn refresh(&self, db: &Db, tenants: Vec<i64>) {
         for tenant_id in tenants {
-            match self.report(db, tenant_id).await {
+            match self.plan(db, tenant_id, Asker::Background).await {
                 Ok(_) => {}
                 // Deleted: no page of it will be looked at again.
                 Err(DbError::NotFound) => drop(self.lock().remove(&tenant_id)),
@@ -800,7 +864,8 @@ impl Plans {
         let plans = Arc::downgrade(&self.inner);
         let mut commits = db.commits();
         tokio::spawn(async move {
-            let looked_at = db.read(stored_plans::tenants).await;
+            let since = unix_now() - WATCH_FOR;
+            let looked_at = db.read(move |c| stored_plans::tenants(c, since)).await;
             if let (Ok(tenants), Some(inner)) = (looked_at, plans.upgrade()) {
                 Plans { inner }.refresh(&db, tenants).await;
             }
@@ -818,10 +883,24 @@ impl Plans {
                     return;
                 };
                 let plans = Plans { inner };
-                let tenants: Vec<i64> = plans.lock().keys().copied().collect();
+                let tenants = plans.watched(unix_now() - WATCH_FOR);
                 plans.refresh(&db, tenants).await;
             }
         });
+    }
+
+    /// The tenants whose page was loaded since `since`; the others leave the cache.
+    fn watched(&self, since: i64) -> Vec<i64> {
+        let mut plans = self.lock();
+        plans.retain(|_, p| p.looked_at >= since);
+        plans.keys().copied().collect()
+    }
+
+    /// Notes a load of tenant `tenant_id`'s page at `now`.
+    fn looked_at(&self, tenant_id: i64, now: i64) {
+        if let Some(p) = self.lock().get_mut(&tenant_id) {
+            p.looked_at = now;
+        }
     }
 
     fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {
@@ -840,19 +919,19 @@ impl Plans {
     }
 }
 
-/// Tenant `tenant_id`'s stored report, if it was made at `version` by this build.
-fn stored(conn: &Conn, tenant_id: i64, version: &(String, i64)) -> Result<Option<Report>, DbError> {
-    let Some(plan) = stored_plans::get(conn, tenant_id)? else {
-        return Ok(None);
-    };
-    if plan.version != *version || plan.planner != planner() {
-        return Ok(None);
-    }
+/// Tenant `tenant_id`'s `stored` plan and its report, if it was made at `version` by this
+/// build.
+fn current(
+    tenant_id: i64,
+    stored: Option<StoredPlan>,
+    version: &(String, i64),
+) -> Option<(Report, StoredPlan)> {
+    let plan = stored.filter(|p| p.version == *version && p.planner == planner())?;
     match serde_json::from_str::<Vec<ReportEntry>>(&plan.report) {
-        Ok(entries) => Ok(Some(Report::of_entries(entries))),
+        Ok(entries) => Some((Report::of_entries(entries), plan)),
         Err(e) => {
             tracing::debug!(tenant_id, error = %e, "a stored plan did not read back");
-            Ok(None)
+            None
         }
     }
 }

@@ -11,5 +11,8 @@ CREATE TABLE stored_plans (
     -- Which build of scimd planned it: another build may plan differently.
     planner      TEXT NOT NULL,
     -- The report's entries, as JSON.
-    report       TEXT NOT NULL
+    report       TEXT NOT NULL,
+    -- When the tenant's page was last loaded (Unix seconds), as far as the server that
+    -- stored the plan knew: a server keeps the plans of tenants looked at lately current.
+    looked_at    INTEGER NOT NULL
 );

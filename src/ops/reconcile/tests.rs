@@ -1068,8 +1068,24 @@ fn a_stale_stored_plan_is_made_again_at_start() {
     let f = Fixture::new();
     f.update_settings(|s| s.test_mode = true);
     block_on(Plans::default().report(&f.db, f.tenant)).unwrap();
+    // Another tenant, whose page was last loaded longer ago than plans are watched.
+    let other = tenants::create(&f.conn(), "other", "Other").unwrap().id;
+    block_on(Plans::default().report(&f.db, other)).unwrap();
+    f.conn()
+        .execute(
+            "UPDATE stored_plans SET looked_at = looked_at - ?1 WHERE tenant_id = ?2",
+            [WATCH_FOR + 60, other],
+        )
+        .unwrap();
+    let other_stored = stored_plans::get(&f.conn(), other).unwrap().unwrap();
     // Written while no server ran.
     f.create_user("ada@x.io", true);
+    f.conn()
+        .execute(
+            "UPDATE tenants SET plan_version = plan_version + 1 WHERE id = ?1",
+            [other],
+        )
+        .unwrap();
     let version = tenants::plan_version(&f.conn(), f.tenant).unwrap();
     assert_ne!(
         stored_plans::get(&f.conn(), f.tenant)
@@ -1090,7 +1106,38 @@ fn a_stale_stored_plan_is_made_again_at_start() {
         assert_eq!(stored.version, version, "stored again");
         let report = plans.get(f.tenant, &version).unwrap().report;
         assert_eq!(report.counts.get(ChangeKind::Create), 1);
+        // Not looked at lately: neither planned nor watched.
+        assert!(!plans.lock().contains_key(&other));
+        assert_eq!(
+            stored_plans::get(&f.conn(), other).unwrap().unwrap(),
+            other_stored
+        );
     });
+}
+
+/// A plan is kept current only while its page was loaded within the watch window: an older
+/// one leaves the cache, and the next load of its page plans again.
+#[test]
+fn plans_not_looked_at_lately_are_no_longer_watched() {
+    let f = Fixture::new();
+    let plans = Plans::default();
+    block_on(plans.report(&f.db, f.tenant)).unwrap();
+    let now = unix_now();
+    assert_eq!(plans.watched(now - WATCH_FOR), vec![f.tenant]);
+    assert_eq!(plans.watched(now + 1), Vec::<i64>::new());
+    assert!(plans.lock().is_empty(), "dropped from the cache");
+    // A page load watches it again, and says so to the stored plan.
+    block_on(plans.report(&f.db, f.tenant)).unwrap();
+    assert_eq!(plans.watched(now - WATCH_FOR), vec![f.tenant]);
+    f.conn()
+        .execute("UPDATE stored_plans SET looked_at = 0", [])
+        .unwrap();
+    block_on(Plans::default().report(&f.db, f.tenant)).unwrap();
+    let stored = stored_plans::get(&f.conn(), f.tenant).unwrap().unwrap();
+    assert!(
+        stored.looked_at >= now,
+        "the load after a restart is stored"
+    );
 }
 
 /// Two loads of a page whose plan is not made yet (or a load and the background) make it
