@@ -174,11 +174,14 @@ pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> V
     let mut planner = Planner::new(members, settings, directory.users.len());
     // The people already linked first: an email or userName one of them gives up is then
     // free for a newcomer of the same pass, wherever the directory lists the two.
-    let (linked, others): (Vec<_>, Vec<_>) = directory
-        .users
-        .iter()
-        .partition(|u| planner.by_link.contains_key(u.id.as_str()));
-    for user in linked.into_iter().chain(others) {
+    let mut others = Vec::new();
+    for user in &directory.users {
+        match planner.by_link.get(user.id.as_str()).copied() {
+            Some(i) => planner.matched(i, user),
+            None => others.push(user),
+        }
+    }
+    for user in others {
         planner.present(user);
     }
     for user in &directory.deleted {
@@ -302,8 +305,8 @@ impl<'a> Planner<'a> {
     /// A user the directory has: create, link, update, suspend or restore its member.
     fn present(&mut self, user: &DirectoryUser) {
         let subject = user.match_email().unwrap_or(&user.user_name).to_string();
-        let i = match self.find(user) {
-            Found::Member(i) => i,
+        match self.find(user) {
+            Found::Member(i) => self.matched(i, user),
             Found::Conflict(i) => {
                 self.claimed.insert(i);
                 let reason = format!(
@@ -312,13 +315,13 @@ impl<'a> Planner<'a> {
                     self.key_name()
                 );
                 self.push(None, subject, Some(&user.id), Action::Skip { reason });
-                return;
             }
-            Found::Nothing => {
-                self.create(user, subject);
-                return;
-            }
-        };
+            Found::Nothing => self.create(user, subject),
+        }
+    }
+
+    /// `user`, matched to member `i`: bring the member in line with it.
+    fn matched(&mut self, i: usize, user: &DirectoryUser) {
         self.claimed.insert(i);
         let member = &self.members[i];
         let actions = self.reconcile(member, user);
