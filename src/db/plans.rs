@@ -35,6 +35,27 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbEr
         .optional()?)
 }
 
+/// What tenant `tenant_id`'s stored plan holds for a server whose plan is `version` by
+/// `planner`: the last load of the page it knows of, and the report only when the stored
+/// plan is that one (a stale report, megabytes at 100 000 members, is not read).
+pub fn current(
+    conn: &Connection,
+    tenant_id: i64,
+    version: &(String, i64),
+    planner: &str,
+) -> Result<Option<(i64, Option<String>)>, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT looked_at, CASE WHEN created_at = ?2 AND plan_version = ?3 AND planner = ?4
+                                     THEN report END
+               FROM stored_plans WHERE tenant_id = ?1",
+        )?
+        .query_row(params![tenant_id, version.0, version.1, planner], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
 /// Stores `plan` as tenant `tenant_id`'s, unless the one stored was made at a later plan
 /// version of the same tenant (two plans stored out of order keep the newer).
 pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), DbError> {
@@ -110,6 +131,16 @@ mod tests {
         put(&conn, 2, &plan(7, "seven")).unwrap();
         put(&conn, 2, &plan(6, "six")).unwrap();
         assert_eq!(get(&conn, 2).unwrap(), Some(plan(7, "seven")));
+        let seven = ("t2".to_string(), 7);
+        assert_eq!(
+            current(&conn, 2, &seven, "p").unwrap(),
+            Some((107, Some("seven".into())))
+        );
+        assert_eq!(current(&conn, 2, &seven, "q").unwrap(), Some((107, None)));
+        assert_eq!(
+            current(&conn, 2, &("t2".into(), 6), "p").unwrap(),
+            Some((107, None))
+        );
         assert_eq!(tenants(&conn, 107).unwrap(), vec![2]);
         assert_eq!(
             tenants(&conn, 108).unwrap(),

@@ -673,7 +673,8 @@ const STALE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The last whole-tenant plan of each tenant, so the test mode & sync page (and its
 /// exports) plan once per directory change instead of on every load: at 100 000 members a
-/// plan takes about a second, a cached report nothing.
+/// plan takes about half a second, a cached report nothing. Each plan made is also stored
+/// (`db::plans`), so a restart does not plan again what nothing changed.
 ///
 /// A report is served only while the tenant's plan version
 /// ([`tenants::plan_version`]) is the one it was planned at. The version is bumped by
@@ -779,7 +780,8 @@ impl Plans {
                     return Ok((hit.report, hit.settings, None));
                 }
                 let settings = settings::get(c, tenant_id)?;
-                let stored = stored_plans::get(c, tenant_id)?;
+                let stored = stored_plans::current(c, tenant_id, &version, planner())?;
+                let stored_look = stored.as_ref().map(|(at, _)| *at);
                 // The last load of the page this process or the stored plan knows of.
                 let looked_at = match asker {
                     Asker::Page => now,
@@ -787,14 +789,14 @@ impl Plans {
                         .lock()
                         .get(&tenant_id)
                         .map(|p| p.looked_at)
-                        .or(stored.as_ref().map(|p| p.looked_at))
+                        .or(stored_look)
                         .unwrap_or(now),
                 };
-                let (report, store) = match current(tenant_id, stored, &version) {
-                    Some((report, stored)) => {
-                        let store =
-                            (stored.looked_at < looked_at).then_some(Store::Look(looked_at));
-                        (report, store)
+                let stored_report = stored.and_then(|(_, report)| report);
+                let (report, store) = match read_back(tenant_id, stored_report) {
+                    Some(report) => {
+                        let later = stored_look.is_some_and(|at| at < looked_at);
+                        (report, later.then_some(Store::Look(looked_at)))
                     }
                     None => {
                         let report = Report::new(&full_plan(c, tenant_id, &settings)?.changes);
@@ -853,13 +855,13 @@ impl Plans {
 
     /// Keeps the cached plans current in the background, so that the page an admin opens
     /// after the IdP's writes has its plan ready instead of making it (about half a second
-    /// at 100 000 members). At start, each tenant with a stored plan (its page was looked
-    /// at before) has it read back, or planned again if it is stale. Then, once this
-    /// process's writes settle ([`SETTLE`] without a commit, or every [`STALE_AT_MOST`]
-    /// under a steady stream of them), each tenant whose page was looked at is planned
-    /// again if its plan version moved. Tenants nobody looks at cost nothing; a version
-    /// that did not move (the request inspector's own commits) costs one read. Ends when
-    /// the last other handle on these plans is dropped.
+    /// at 100 000 members). At start, each tenant with a stored plan whose page was loaded
+    /// within [`WATCH_FOR`] has it read back, or planned again if it is stale. Then, once
+    /// this process's writes settle ([`SETTLE`] without a commit, or every
+    /// [`STALE_AT_MOST`] under a steady stream of them), each tenant whose page was loaded
+    /// within [`WATCH_FOR`] is planned again if its plan version moved. Tenants nobody
+    /// looks at cost nothing; a version that did not move (the request inspector's own
+    /// commits) costs one read. Ends when the last other handle on these plans is dropped.
     pub fn keep_current(&self, db: Db) {
         let plans = Arc::downgrade(&self.inner);
         let mut commits = db.commits();
@@ -919,16 +921,11 @@ impl Plans {
     }
 }
 
-/// Tenant `tenant_id`'s `stored` plan and its report, if it was made at `version` by this
-/// build.
-fn current(
-    tenant_id: i64,
-    stored: Option<StoredPlan>,
-    version: &(String, i64),
-) -> Option<(Report, StoredPlan)> {
-    let plan = stored.filter(|p| p.version == *version && p.planner == planner())?;
-    match serde_json::from_str::<Vec<ReportEntry>>(&plan.report) {
-        Ok(entries) => Some((Report::of_entries(entries), plan)),
+/// The report of tenant `tenant_id`'s stored plan, when it is current (its text), if it
+/// reads back.
+fn read_back(tenant_id: i64, text: Option<String>) -> Option<Report> {
+    match serde_json::from_str::<Vec<ReportEntry>>(&text?) {
+        Ok(entries) => Some(Report::of_entries(entries)),
         Err(e) => {
             tracing::debug!(tenant_id, error = %e, "a stored plan did not read back");
             None
