@@ -281,6 +281,76 @@ async fn a_clients_own_schema_extension_is_kept_and_patched_by_path() {
     }
 }
 
+/// A client's extension whose URN does not end with the resource type's name (an Okta
+/// namespace such as `urn:okta:custom:Space`, `…:custom:1.0`, or one under IETF's
+/// `…:schemas:` as Okta's support pages show) is addressed whole by its URN: a PATCH path
+/// or pathless key naming it replaces or removes that extension (not an attribute of a
+/// shorter URN), and `attributes` asks for it.
+#[tokio::test]
+async fn a_clients_extension_is_addressed_whole_by_its_urn_whatever_it_ends_with() {
+    let s = TestServer::start().await;
+    let patch = |ops: Value| json!({"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations": ops});
+    for (n, x) in [
+        "urn:okta:custom:Space",
+        "urn:okta:myapp_1:1.0:profile:custom",
+        "urn:scim:schemas:extension:custom:1.0",
+        "urn:ietf:params:scim:schemas:extension:Space",
+        "urn:ietf:params:scim:schemas:custom:Space",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &json!({"schemas":[USER_URN, x], "userName": format!("space{n}@example.com"),
+                        x: {"a":"1","b":"2"}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{x}: {}", r.text);
+        let user = format!("/scim/v2/Users/{}", r.json["id"].as_str().unwrap());
+        let shown = |r: &common::Resp| {
+            let keys: Vec<String> = r.json.as_object().unwrap().keys().cloned().collect();
+            (r.json[x].clone(), r.json["schemas"].clone(), keys.len())
+        };
+        let before = shown(&s.get(&user).await);
+
+        let r = s
+            .patch(
+                &user,
+                &patch(json!([{"op":"replace","value":{x: {"a":"9"}}}])),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{x}: {}", r.text);
+        assert_eq!(r.json[x], json!({"a":"9","b":"2"}), "{x}: {}", r.text);
+        assert_eq!(
+            r.json["schemas"],
+            json!([USER_URN, x]),
+            "{x}: no stray extension"
+        );
+        assert_eq!(shown(&r).2, before.2, "{x}: {}", r.text);
+
+        let r = s
+            .patch(
+                &user,
+                &patch(json!([{"op":"replace","path": x,"value":{"b":"3"}}])),
+            )
+            .await;
+        assert_eq!(r.json[x], json!({"a":"9","b":"3"}), "{x}: {}", r.text);
+        let got = s.get(&format!("{user}?attributes={x}")).await.json;
+        assert_eq!(got[x], json!({"a":"9","b":"3"}), "{x}: {got}");
+        let got = s.get(&format!("{user}?excludedAttributes={x}")).await.json;
+        assert!(got.get(x).is_none(), "{x}: {got}");
+
+        let r = s
+            .patch(&user, &patch(json!([{"op":"remove","path": x}])))
+            .await;
+        assert_eq!(r.status, 200, "{x}: {}", r.text);
+        assert!(r.json.get(x).is_none(), "{x}: {}", r.text);
+        assert_eq!(r.json["schemas"], json!([USER_URN]), "{x}: {}", r.text);
+    }
+}
+
 /// Every attribute of the core and enterprise schemas comes back exactly as sent.
 #[tokio::test]
 async fn every_attribute_round_trips() {

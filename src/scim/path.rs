@@ -40,29 +40,68 @@ pub struct ClientPath {
     pub sub: Option<String>,
 }
 
+impl ClientPath {
+    /// `urn:attr` as the whole extension of that URN when `holds` says the resource has
+    /// one (`urn:okta:custom:Space`, whose URN does not end with the resource type's name),
+    /// or, holding neither it nor `urn`, when `object` (a pathless value's key with an
+    /// object, which a POST reads as a whole extension); else as it was parsed, attribute
+    /// `attr` of extension `urn`.
+    pub fn whole(self, holds: impl Fn(&str) -> bool, object: bool) -> ClientPath {
+        let (Some(attr), None) = (&self.attr, &self.sub) else {
+            return self;
+        };
+        let joined = format!("{}:{attr}", self.urn);
+        if holds(&joined) || (object && !holds(&self.urn)) {
+            ClientPath {
+                urn: joined,
+                attr: None,
+                sub: None,
+            }
+        } else {
+            self
+        }
+    }
+}
+
 /// `path` as a [`ClientPath`] when it names a client's extension; `None` when it names no
 /// such thing (an ordinary path, or a URN this server defines). The URN of a whole
-/// extension ends with the resource type's name (`…:2.0:User`); in any other path the
-/// attribute follows the last `:`.
+/// extension ends with the resource type's name (`…:2.0:User`), or is a path whose last
+/// part is no attribute name (`…:custom:1.0`) or whose part before it is no extension
+/// (`urn:ietf:params:scim:schemas:extension:Space`); in any other path the attribute
+/// follows the last `:`, and a PATCH tells `urn:okta:custom:Space` whole from attribute
+/// `Space` by what the resource holds ([`ClientPath::whole`]).
 fn client_path(path: &str, rt: &ResourceType) -> Result<Option<ClientPath>, ScimError> {
-    if rt.is_whole_client_extension(path) {
-        return Ok(Some(ClientPath {
+    let whole = || {
+        Some(ClientPath {
             urn: path.to_string(),
             attr: None,
             sub: None,
-        }));
+        })
+    };
+    if rt.is_whole_client_extension(path) {
+        return Ok(whole());
     }
     let Some((urn, rest)) = path.rsplit_once(':') else {
         return Ok(None);
     };
     if !rt.is_client_extension(urn) {
-        return Ok(None);
+        return Ok(if rt.is_client_extension(path) {
+            whole()
+        } else {
+            None
+        });
     }
     let (attr, sub) = match rest.split_once('.') {
         Some((attr, sub)) => (attr, Some(sub)),
         None => (rest, None),
     };
-    if !is_attribute_name(attr) || sub.is_some_and(|s| !is_attribute_name(s)) {
+    let names = is_attribute_name(attr) && sub.is_none_or(is_attribute_name);
+    // `…:custom:1.0` is a URN, not attribute `1` of `…:custom`; under a URN that ends with
+    // the resource type's name, it is a bad path.
+    if !names && !rt.is_whole_client_extension(urn) && rt.is_client_extension(path) {
+        return Ok(whole());
+    }
+    if !names {
         return Err(ScimError::invalid_path(format!(
             "\"{path}\": in an extension this server does not define, a path is URN:attribute \
              or URN:attribute.subAttribute (no value filters)"

@@ -65,19 +65,26 @@ impl Projection {
                 })
                 .collect()
         };
+        // A name may be a whole extension or an attribute of one (`urn:okta:custom:Space`):
+        // both are listed, and the resource holds one or the other.
         let client = |list: &str| -> Vec<(String, Option<String>)> {
-            list.split(',')
-                .map(|s| s.trim())
-                .filter_map(|name| {
-                    if rt.is_whole_client_extension(name) {
-                        return Some((name.to_string(), None));
-                    }
-                    let (urn, attr) = name.rsplit_once(':')?;
+            let mut out = Vec::new();
+            for name in list.split(',').map(|s| s.trim()) {
+                if rt.is_whole_client_extension(name) {
+                    out.push((name.to_string(), None));
+                    continue;
+                }
+                if let Some((urn, attr)) = name.rsplit_once(':')
+                    && rt.is_client_extension(urn)
+                {
                     let attr = attr.split(['.', '[']).next().unwrap_or(attr);
-                    rt.is_client_extension(urn)
-                        .then(|| (urn.to_string(), Some(attr.to_string())))
-                })
-                .collect()
+                    out.push((urn.to_string(), Some(attr.to_string())));
+                }
+                if rt.is_client_extension(name) {
+                    out.push((name.to_string(), None));
+                }
+            }
+            out
         };
         let (mode, client) = match (attributes, excluded) {
             (Some(list), _) if !list.trim().is_empty() => {

@@ -19,8 +19,9 @@ pub const SERVICE_PROVIDER_CONFIG_URN: &str =
     "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig";
 pub const RESOURCE_TYPE_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
 pub const SCHEMA_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
-/// Where IETF's SCIM namespace leaves extensions to others (RFC 7643 §10.2.2).
-const SCIM_EXTENSIONS: &str = "urn:ietf:params:scim:schemas:extension:";
+/// IETF's SCIM schemas namespace, where `extension:` leaves extensions to others (RFC 7643
+/// §10.2.2).
+const SCIM_SCHEMAS: &str = "urn:ietf:params:scim:schemas:";
 
 /// An attribute's data type (RFC 7643 §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,12 +232,15 @@ impl ResourceType {
     /// Whether `key` names a schema extension of the client's own, which this server does
     /// not define: a URN (`urn:` then letters, digits and `:._-`) that is not one of
     /// SCIM's own nor a path under one (`…:enterprise:2.0:User:manager`). Under IETF's
-    /// SCIM namespace only `urn:ietf:params:scim:schemas:extension:<name>:…` qualifies,
-    /// and not for the name `enterprise`: anything else there misspells a schema this
-    /// server defines (Entra's old `…:enterprise:2.0User`, `…:core-2.0:User`), whose data
-    /// would otherwise miss where it was meant to go. An IdP admin maps custom attributes
-    /// into one (Entra's `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`,
-    /// an Okta namespace); its object is kept as sent, shown back and given to apps.
+    /// SCIM namespace, `urn:ietf:params:scim:schemas:extension:<name>:…` qualifies but for
+    /// the name `enterprise`, and so does another name under `…:schemas:` (Okta's support
+    /// pages map custom attributes into `urn:ietf:params:scim:schemas:custom:…`) unless
+    /// it reads as a misspelt schema this server defines: one starting `core` or
+    /// `extension`, or naming `enterprise` (Entra's old `…:enterprise:2.0User`,
+    /// `…:core-2.0:User`), whose data would otherwise miss where it was meant to go. An
+    /// IdP admin maps custom attributes into one (Entra's
+    /// `urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User`, an Okta
+    /// namespace); its object is kept as sent, shown back and given to apps.
     pub fn is_client_extension(&self, key: &str) -> bool {
         // The keys stored most (the enterprise extension's) first, byte for byte: every
         // user of a list page asks this of each of its keys.
@@ -251,13 +255,22 @@ impl ResourceType {
         let ours = std::iter::once(self.schema).chain(self.extensions.iter().copied());
         let under_ietf = || {
             let Some(rest) = key
-                .get(SCIM_EXTENSIONS.len()..)
-                .filter(|_| starts(SCIM_EXTENSIONS))
+                .get(SCIM_SCHEMAS.len()..)
+                .filter(|_| starts(SCIM_SCHEMAS))
             else {
                 return false;
             };
-            let name = rest.split(':').next().unwrap_or_default();
-            !name.is_empty() && !name.eq_ignore_ascii_case("enterprise")
+            let lower = rest.to_ascii_lowercase();
+            let mut names = lower.split(':');
+            let first = names.next().unwrap_or_default();
+            if first == "extension" {
+                let name = names.next().unwrap_or_default();
+                return !name.is_empty() && name != "enterprise";
+            }
+            !first.is_empty()
+                && !first.starts_with("core")
+                && !first.starts_with("extension")
+                && !lower.split(':').any(|n| n.starts_with("enterprise"))
         };
         key.len() > 4
             && starts("urn:")
