@@ -628,3 +628,69 @@ async fn a_held_deletion_still_takes_away_the_role_the_idp_removed() {
         ("viewer", Some("person5.new@example.com"))
     );
 }
+
+/// The IdP's DELETE takes the person out of their groups (apps hear
+/// `group.member_removed`): when the guard holds the archive, the person stays, but not with
+/// the role those groups gave (found by a black-box probe: they kept `admin` while held).
+#[tokio::test]
+async fn a_held_idp_deletion_still_takes_away_the_role_of_its_groups() {
+    let (s, admin, ids) = guarded_tenant().await;
+    ops::settings::edit(
+        &s.db,
+        &Actor::cli(),
+        1,
+        Edit::Map {
+            group: "Admins".into(),
+            role: "admin".parse().unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let held = &ids[5];
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Admins", "members": [{"value": held}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(member_of(&s, held).unwrap().role.as_str(), "admin");
+
+    // Five deletions go through; the sixth is held.
+    for id in &ids[..6] {
+        let r = s.delete(&format!("/scim/v2/Users/{id}")).await;
+        assert_eq!(r.status, 204, "{}", r.text);
+    }
+    assert_eq!(status_of(&s, &ids[0]), MemberStatus::Archived);
+    let member = member_of(&s, held).unwrap();
+    assert_eq!(
+        (member.role.as_str(), member.status),
+        ("viewer", MemberStatus::Active),
+        "the role goes, the archive waits"
+    );
+    let changed = events_of(&s, "member.role_changed");
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["member"]["id"] == member.id && e["member"]["role"] == "viewer"),
+        "{changed:#?}"
+    );
+
+    // Approving the hold archives them, a viewer still.
+    let page = admin.get(&s, "/t/default/guard").await;
+    let hold = hold_id(&page.text);
+    let r = admin
+        .post(
+            &s,
+            &format!("/t/default/guard/{hold}/approve"),
+            &approval(&page.text),
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.text);
+    let member = member_of(&s, held).unwrap();
+    assert_eq!(
+        (member.role.as_str(), member.status),
+        ("viewer", MemberStatus::Archived)
+    );
+}

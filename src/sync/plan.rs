@@ -532,7 +532,13 @@ impl<'a> Planner<'a> {
         };
         self.claimed.insert(i);
         let member = &self.members[i];
-        let actions = self.on_idp_delete(member);
+        // The DELETE took the person out of every group (`user` has none): a deletion the
+        // guard holds, or an archive, must not keep the role those groups gave.
+        let mut actions = match member.status {
+            MemberStatus::Archived => Vec::new(),
+            _ => self.profile_and_role(member, user),
+        };
+        actions.extend(self.on_idp_delete(member));
         self.emit(member, Some(&user.id), actions);
     }
 

@@ -921,6 +921,31 @@ fn deactivation_and_idp_deletion_follow_the_tenant_policies() {
     }
 }
 
+/// The IdP's DELETE takes the person out of every group: the role a group gave goes with
+/// it, before the archive or deletion (which the guard may hold), and an archived member
+/// is left as it is.
+#[test]
+fn an_idp_deletion_takes_away_the_role_of_the_groups_it_left() {
+    let s = Settings::default();
+    let owner = in_groups(user("u1", "ada@x.io"), &["scimd-role-owner"]);
+    let member = synced(1, &owner, &s);
+    assert_eq!(member.role, role("owner"));
+    // As the DELETE hook plans it: the memberships are gone with the user row.
+    let gone = user("u1", "ada@x.io");
+    let changes = plan(&deleting(gone.clone()), std::slice::from_ref(&member), &s);
+    assert_eq!(
+        kinds(&changes),
+        [ChangeKind::RoleChange, ChangeKind::Archive]
+    );
+    let Action::RoleChange { to, .. } = &changes[0].action else {
+        unreachable!()
+    };
+    assert_eq!(to.role, role("viewer"));
+    let mut archived = member;
+    archived.status = MemberStatus::Archived;
+    assert!(plan(&deleting(gone), &[archived], &s).is_empty());
+}
+
 #[test]
 fn deletion_causes_are_reported() {
     let s = Settings {
