@@ -694,3 +694,43 @@ async fn a_held_idp_deletion_still_takes_away_the_role_of_its_groups() {
         ("viewer", MemberStatus::Archived)
     );
 }
+
+/// While a hold is open, the guard holds every deprovisioning, whatever the threshold says:
+/// the test-mode report warns of that too, before Force sync holds them (found by a
+/// black-box probe: the report said "3 changes to apply", the sync applied none).
+#[tokio::test]
+async fn the_report_warns_that_an_open_hold_holds_every_deprovisioning() {
+    let (s, admin, ids) = guarded_tenant().await;
+    for id in &ids[..6] {
+        set_active(&s, id, false).await;
+    }
+    assert_eq!(status_of(&s, &ids[5]), MemberStatus::Active, "held");
+    // A higher threshold, and the IdP deactivates one more while test mode is on.
+    set(
+        &s,
+        Update {
+            guard_minimum: Some(50),
+            test_mode: Some(true),
+            ..Update::default()
+        },
+    )
+    .await;
+    set_active(&s, &ids[7], false).await;
+    let page = admin.get(&s, "/t/default/sync").await;
+    assert!(page.text.contains("2 changes to apply"), "{}", page.text);
+    assert!(page.text.contains("A hold is open"), "{}", page.text);
+
+    // Force sync holds both, as the report said.
+    set(
+        &s,
+        Update {
+            test_mode: Some(false),
+            ..Update::default()
+        },
+    )
+    .await;
+    let run = ops::reconcile::force(&s.db, &Actor::cli(), 1, false)
+        .await
+        .unwrap();
+    assert_eq!((run.held, run.applied()), (2, 0));
+}

@@ -335,24 +335,37 @@ pub async fn reject(db: &Db, actor: &Actor, tenant_id: i64, hold_id: i64) -> Res
     .await
 }
 
-/// Whether applying `deprovisionings` more now would trip the tenant's guard: `Some`
-/// (its threshold) when it would. What the test-mode report warns of before Force sync.
+/// Why the guard would hold the deprovisionings of a report, were it applied now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forecast {
+    /// With those applied in the last hour they pass the threshold (this many).
+    Threshold(u64),
+    /// A hold is open (waiting for an admin, or rejected): it holds every deprovisioning
+    /// until it closes.
+    OpenHold,
+}
+
+/// Whether applying `deprovisionings` more now would trip the tenant's guard, and why.
+/// What the test-mode report warns of before Force sync.
 pub async fn would_trip(
     db: &Db,
     tenant_id: i64,
     deprovisionings: u64,
-) -> Result<Option<u64>, DbError> {
+) -> Result<Option<Forecast>, DbError> {
     db.read(move |c| {
         let settings = crate::db::settings::get(c, tenant_id)?;
         if !settings.guard.enabled || deprovisionings == 0 {
             return Ok(None);
+        }
+        if guard::open_hold(c, tenant_id)?.is_some() {
+            return Ok(Some(Forecast::OpenHold));
         }
         let now = OffsetDateTime::now_utc();
         let threshold = settings
             .guard
             .threshold(members::count_active(c, tenant_id)?);
         let recent = guard::applied_since(c, tenant_id, &datetime::format(now - WINDOW))?;
-        Ok((recent + deprovisionings > threshold).then_some(threshold))
+        Ok((recent + deprovisionings > threshold).then_some(Forecast::Threshold(threshold)))
     })
     .await
 }

@@ -22,6 +22,7 @@ use crate::db::sync_runs::{self, RunRecord};
 use crate::db::{DbError, tenants::Tenant};
 use crate::http::{Body, State};
 use crate::model::SyncScope;
+use crate::ops::guard::Forecast;
 use crate::ops::settings::{Edit, Update};
 use crate::ops::{self, reconcile};
 use crate::scim::datetime;
@@ -206,8 +207,11 @@ struct SyncPage {
     runs: Vec<RunRow>,
     /// The run just made, shown at the top after Force sync.
     result: Option<RunRow>,
-    /// (deprovisionings, threshold) when applying the report would trip the guard.
+    /// (deprovisionings, threshold) when applying the report would pass the guard's
+    /// threshold.
     guard: Option<(u64, u64)>,
+    /// The deprovisionings of the report, when a hold is open and would hold them all.
+    held_open: Option<u64>,
 }
 
 pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResult {
@@ -233,11 +237,13 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
         .into_iter()
         .map(|k| report.counts.get(k) as u64)
         .sum();
-    let guard = ops::guard::would_trip(&state.db, id, deprovisionings)
-        .await?
-        .map(|threshold| (deprovisionings, threshold));
+    let forecast = ops::guard::would_trip(&state.db, id, deprovisionings).await?;
     let page = SyncPage {
-        guard,
+        guard: match forecast {
+            Some(Forecast::Threshold(threshold)) => Some((deprovisionings, threshold)),
+            _ => None,
+        },
+        held_open: (forecast == Some(Forecast::OpenHold)).then_some(deprovisionings),
         layout: layout(state, req, Some(tenant), "sync").await?,
         csrf: s.session.csrf.clone(),
         counts: counts_of(|k| report.counts.get(k)),
