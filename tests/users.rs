@@ -1483,3 +1483,48 @@ async fn get_if(s: &TestServer, path: &str, header: &str, etag: &str) -> Resp {
     )
     .await
 }
+
+/// A `manager` sent as `""` or `{"value": ""}` in a POST or PUT is no manager, as a PATCH
+/// replacing it with an empty value clears it (idp-behaviour §9.9; found by a black-box
+/// probe storing `{"value": ""}`).
+#[tokio::test]
+async fn an_empty_manager_in_a_post_or_put_is_no_manager() {
+    let s = TestServer::start().await;
+    let boss = s.create_user("boss@example.com").await;
+    for (n, empty) in [json!(""), json!({"value": ""}), json!([{"value": ""}])]
+        .into_iter()
+        .enumerate()
+    {
+        let r = s
+            .post(
+                "/scim/v2/Users",
+                &json!({"schemas":[USER_URN, ENTERPRISE_URN], "userName": format!("em{n}@example.com"),
+                        ENTERPRISE_URN: {"manager": empty.clone(), "department": "Ops"}}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{empty}: {}", r.text);
+        assert_eq!(
+            r.json[ENTERPRISE_URN],
+            json!({"department":"Ops"}),
+            "{empty}"
+        );
+        let user = format!("/scim/v2/Users/{}", r.json["id"].as_str().unwrap());
+        let mut body = r.json.clone();
+        body[ENTERPRISE_URN]["manager"] = json!({"value": boss});
+        let r = s.put(&user, &body).await;
+        assert_eq!(
+            r.json[ENTERPRISE_URN]["manager"]["value"],
+            json!(boss),
+            "{}",
+            r.text
+        );
+        body[ENTERPRISE_URN]["manager"] = empty.clone();
+        let r = s.put(&user, &body).await;
+        assert_eq!(r.status, 200, "{empty}: {}", r.text);
+        assert_eq!(
+            r.json[ENTERPRISE_URN],
+            json!({"department":"Ops"}),
+            "{empty}"
+        );
+    }
+}

@@ -126,7 +126,11 @@ fn coerce_single(
             value
         }
         AttrType::Complex => {
+            // A reference (`manager`) whose `value` is `""` is unassigned, as a PATCH's
+            // "replace with an empty value" clears it (Entra sends both).
+            let reference = !attr.multi_valued && attr.sub("$ref").is_some();
             let fields = match value {
+                Value::String(s) if reference && s.is_empty() => return Ok(None),
                 Value::Object(fields) => fields,
                 Value::String(_) if attr.sub("value").is_some() => {
                     let mut fields = Map::new();
@@ -145,7 +149,7 @@ fn coerce_single(
                     out.insert(sub.name.to_string(), v);
                 }
             }
-            if out.is_empty() {
+            if out.is_empty() || (reference && out.get("value") == Some(&json!(""))) {
                 return Ok(None);
             }
             Value::Object(out)
