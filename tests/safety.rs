@@ -93,6 +93,57 @@ async fn guarded_tenant() -> (TestServer, Admin, Vec<String>) {
     (s, admin, ids)
 }
 
+/// Maps group "Admins" to the admin role and puts the user with SCIM id `who` in it: the
+/// group's id.
+async fn admin_through_a_group(s: &TestServer, who: &str) -> String {
+    ops::settings::edit(
+        &s.db,
+        &Actor::cli(),
+        1,
+        Edit::Map {
+            group: "Admins".into(),
+            role: "admin".parse().unwrap(),
+        },
+    )
+    .await
+    .unwrap();
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Admins", "members": [{"value": who}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.json["id"].as_str().unwrap().to_string()
+}
+
+/// Test mode off, then a force sync as `scimd sync` runs it: the run.
+async fn test_mode_off_and_force_sync(s: &TestServer) -> ops::reconcile::SyncRun {
+    set(
+        s,
+        Update {
+            test_mode: Some(false),
+            ..Update::default()
+        },
+    )
+    .await;
+    ops::reconcile::force(&s.db, &Actor::cli(), 1, false)
+        .await
+        .unwrap()
+}
+
+/// Asserts apps were told member `id` is a viewer now (`member.role_changed`).
+fn assert_told_viewer(s: &TestServer, id: &str) {
+    let changed = events_of(s, "member.role_changed");
+    assert!(
+        changed
+            .iter()
+            .any(|e| e["member"]["id"] == id && e["member"]["role"] == "viewer"),
+        "{changed:#?}"
+    );
+}
+
 fn hold_id(page: &str) -> String {
     let marker = "/guard/";
     let start = page.find(marker).expect("a decision form") + marker.len();
@@ -343,17 +394,7 @@ async fn force_sync_after_test_mode_respects_the_guard_and_the_report_warns_firs
     }
     let page = admin.get(&s, "/t/default/sync").await;
     assert!(page.text.contains("guard-forecast"), "{}", page.text);
-    set(
-        &s,
-        Update {
-            test_mode: Some(false),
-            ..Update::default()
-        },
-    )
-    .await;
-    let run = ops::reconcile::force(&s.db, &Actor::cli(), 1, false)
-        .await
-        .unwrap();
+    let run = test_mode_off_and_force_sync(&s).await;
     assert_eq!(run.held, 8);
     for id in &ids[..8] {
         assert_eq!(status_of(&s, id), MemberStatus::Active);
@@ -548,27 +589,8 @@ async fn a_held_deletion_still_takes_away_the_role_the_idp_removed() {
         },
     )
     .await;
-    ops::settings::edit(
-        &s.db,
-        &Actor::cli(),
-        1,
-        Edit::Map {
-            group: "Admins".into(),
-            role: "admin".parse().unwrap(),
-        },
-    )
-    .await
-    .unwrap();
     let held = &ids[5];
-    let r = s
-        .post(
-            "/scim/v2/Groups",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": "Admins", "members": [{"value": held}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let group = r.json["id"].as_str().unwrap().to_string();
+    let group = admin_through_a_group(&s, held).await;
     assert_eq!(member_of(&s, held).unwrap().role.as_str(), "admin");
 
     // Five deletions go through; the sixth is held.
@@ -607,13 +629,7 @@ async fn a_held_deletion_still_takes_away_the_role_the_idp_removed() {
         member.profile.email.as_deref(),
         Some("person5.new@example.com")
     );
-    let changed = events_of(&s, "member.role_changed");
-    assert!(
-        changed
-            .iter()
-            .any(|e| e["member"]["id"] == member.id && e["member"]["role"] == "viewer"),
-        "{changed:#?}"
-    );
+    assert_told_viewer(&s, &member.id);
 
     // Rejecting the deletion keeps the person, as the IdP now has them.
     let page = admin.get(&s, "/t/default/guard").await;
@@ -635,26 +651,8 @@ async fn a_held_deletion_still_takes_away_the_role_the_idp_removed() {
 #[tokio::test]
 async fn a_held_idp_deletion_still_takes_away_the_role_of_its_groups() {
     let (s, admin, ids) = guarded_tenant().await;
-    ops::settings::edit(
-        &s.db,
-        &Actor::cli(),
-        1,
-        Edit::Map {
-            group: "Admins".into(),
-            role: "admin".parse().unwrap(),
-        },
-    )
-    .await
-    .unwrap();
     let held = &ids[5];
-    let r = s
-        .post(
-            "/scim/v2/Groups",
-            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": "Admins", "members": [{"value": held}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    admin_through_a_group(&s, held).await;
     assert_eq!(member_of(&s, held).unwrap().role.as_str(), "admin");
 
     // Five deletions go through; the sixth is held.
@@ -669,13 +667,7 @@ async fn a_held_idp_deletion_still_takes_away_the_role_of_its_groups() {
         ("viewer", MemberStatus::Active),
         "the role goes, the archive waits"
     );
-    let changed = events_of(&s, "member.role_changed");
-    assert!(
-        changed
-            .iter()
-            .any(|e| e["member"]["id"] == member.id && e["member"]["role"] == "viewer"),
-        "{changed:#?}"
-    );
+    assert_told_viewer(&s, &member.id);
 
     // Approving the hold archives them, a viewer still.
     let page = admin.get(&s, "/t/default/guard").await;
@@ -721,16 +713,6 @@ async fn the_report_warns_that_an_open_hold_holds_every_deprovisioning() {
     assert!(page.text.contains("A hold is open"), "{}", page.text);
 
     // Force sync holds both, as the report said.
-    set(
-        &s,
-        Update {
-            test_mode: Some(false),
-            ..Update::default()
-        },
-    )
-    .await;
-    let run = ops::reconcile::force(&s.db, &Actor::cli(), 1, false)
-        .await
-        .unwrap();
+    let run = test_mode_off_and_force_sync(&s).await;
     assert_eq!((run.held, run.applied()), (2, 0));
 }
