@@ -173,13 +173,27 @@ pub fn is_settled(changes: &[Change]) -> bool {
 pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
     let mut planner = Planner::new(members, settings, directory.users.len());
     // The people already linked first: an email or userName one of them gives up is then
-    // free for a newcomer of the same pass, wherever the directory lists the two.
+    // free for a newcomer of the same pass, wherever the directory lists the two. One who
+    // wants a key another member holds waits until the others gave theirs up, again while
+    // that frees more (a chain of renames), then goes as it is (a swap: skipped).
     let mut others = Vec::new();
+    let mut waiting = Vec::new();
     for user in &directory.users {
         match planner.by_link.get(user.id.as_str()).copied() {
+            Some(i) if planner.wants_anothers_key(i, user) => waiting.push((i, user)),
             Some(i) => planner.matched(i, user),
             None => others.push(user),
         }
+    }
+    while !waiting.is_empty() {
+        let (ready, still): (Vec<_>, Vec<_>) = waiting
+            .iter()
+            .partition(|(i, user)| !planner.wants_anothers_key(*i, user));
+        let stuck = ready.is_empty();
+        for &(i, user) in if stuck { &still } else { &ready } {
+            planner.matched(i, user);
+        }
+        waiting = if stuck { Vec::new() } else { still };
     }
     for user in others {
         planner.present(user);
@@ -318,6 +332,19 @@ impl<'a> Planner<'a> {
             }
             Found::Nothing => self.create(user, subject),
         }
+    }
+
+    /// Whether `user`, linked to member `i`, wants an email or userName that another member
+    /// holds now.
+    fn wants_anothers_key(&self, i: usize, user: &DirectoryUser) -> bool {
+        let have = &self.members[i].profile;
+        let held = |want: &str, index: &HashMap<String, usize>| {
+            index.get(&fold(want)).is_some_and(|&j| j != i)
+        };
+        user.match_email()
+            .is_some_and(|e| have.email.as_deref() != Some(e) && held(e, &self.by_email))
+            || (have.user_name.as_deref() != Some(user.user_name.as_str())
+                && held(&user.user_name, &self.by_user_name))
     }
 
     /// `user`, matched to member `i`: bring the member in line with it.

@@ -467,6 +467,41 @@ fn an_email_freed_and_taken_in_one_sync_settles_in_one_pass() {
         assert_eq!(email_of("u2").as_deref(), Some("ada@x.io"));
     }
 
+    // Between people already linked, whichever the directory lists first: B takes the
+    // email A gives up; C, B and A each take the next one's in a chain of renames.
+    let bea = user("u0", "bea@x.io");
+    for order in [[0, 1], [1, 0]] {
+        let mut members = vec![synced(1, &bea, &s), synced(2, &ada, &s)];
+        let wanted = [user("u0", "ada@x.io"), renamed.clone()];
+        let users = order.iter().map(|&k| wanted[k].clone()).collect();
+        let changes = plan_applied(&full(users), &mut members, &s);
+        assert_eq!(kinds(&changes), [ChangeKind::Update, ChangeKind::Update]);
+        assert_eq!(members[0].profile.email.as_deref(), Some("ada@x.io"));
+        assert_eq!(
+            members[1].profile.email.as_deref(),
+            Some("ada.lovelace@x.io")
+        );
+    }
+    let chain = ["a@x.io", "b@x.io", "c@x.io", "d@x.io"];
+    let mut members: Vec<Member> = (0..3)
+        .map(|k| synced(k as i64 + 1, &user(&format!("u{k}"), chain[k]), &s))
+        .collect();
+    let users = (0..3)
+        .map(|k| user(&format!("u{k}"), chain[k + 1]))
+        .collect();
+    let changes = plan_applied(&full(users), &mut members, &s);
+    assert_eq!(kinds(&changes), [ChangeKind::Update; 3]);
+    // A swap cannot be applied one update at a time: both are skipped, and say why.
+    let mut members = vec![synced(1, &bea, &s), synced(2, &ada, &s)];
+    let swapped = vec![user("u0", "ada@x.io"), user("u1", "bea@x.io")];
+    let changes = plan(&full(swapped), &members, &s);
+    assert!(
+        changes.iter().all(|c| c.kind() == ChangeKind::Skip),
+        "{changes:#?}"
+    );
+    apply(&mut members, &changes, &full(Vec::new()));
+    assert_eq!(members[0].profile.email.as_deref(), Some("bea@x.io"));
+
     // A member not managed by provisioning keeps its email: nothing is freed.
     let mut kept = synced(1, &ada, &s);
     kept.managed = false;
