@@ -348,6 +348,17 @@ async fn a_clients_extension_is_addressed_whole_by_its_urn_whatever_it_ends_with
         assert_eq!(r.status, 200, "{x}: {}", r.text);
         assert!(r.json.get(x).is_none(), "{x}: {}", r.text);
         assert_eq!(r.json["schemas"], json!([USER_URN]), "{x}: {}", r.text);
+
+        // Added again by a path naming it, to a user who holds none: whole, as a POST or
+        // a pathless key reads it.
+        let r = s
+            .patch(
+                &user,
+                &patch(json!([{"op":"add","path": x,"value":{"k":"v"}}])),
+            )
+            .await;
+        assert_eq!(r.json[x], json!({"k":"v"}), "{x}: {}", r.text);
+        assert_eq!(r.json["schemas"], json!([USER_URN, x]), "{x}: {}", r.text);
     }
 }
 

@@ -422,7 +422,7 @@ impl Patcher<'_> {
                 self.drop_empty_extensions();
                 Ok(())
             }
-            PatchPath::Client(p) => self.client(op, p, value, origin),
+            PatchPath::Client(p) => self.client(op, p, value),
         }
     }
 
@@ -430,17 +430,12 @@ impl Patcher<'_> {
     /// extension (`remove` drops it, `add` and `replace` set each key of an object), an
     /// attribute, or a sub-attribute. `add` appends to a list what it does not hold yet;
     /// `remove` with a value takes those values out of a list.
-    fn client(
-        &mut self,
-        op: Op,
-        p: ClientPath,
-        value: Option<Value>,
-        origin: Origin,
-    ) -> Result<(), ScimError> {
+    fn client(&mut self, op: Op, p: ClientPath, value: Option<Value>) -> Result<(), ScimError> {
         self.appended = None;
         let data = &*self.data;
-        // A key of a pathless value with an object is read as a POST reads it.
-        let object = origin == Origin::ValueKey && matches!(value, Some(Value::Object(_)));
+        // Naming neither reading the user holds, an object is a whole extension, as a POST
+        // reads such a key, whether a path or a pathless value's key names it.
+        let object = matches!(value, Some(Value::Object(_)));
         let p = p.whole(|urn| resource::same_key(data, urn).is_some(), object);
         if p.attr.as_deref().is_some_and(|a| {
             a.eq_ignore_ascii_case("password") || a.eq_ignore_ascii_case("schemas")

@@ -43,9 +43,8 @@ pub struct ClientPath {
 impl ClientPath {
     /// `urn:attr` as the whole extension of that URN when `holds` says the resource has
     /// one (`urn:okta:custom:Space`, whose URN does not end with the resource type's name),
-    /// or, holding neither it nor `urn`, when `object` (a pathless value's key with an
-    /// object, which a POST reads as a whole extension); else as it was parsed, attribute
-    /// `attr` of extension `urn`.
+    /// or, holding neither it nor `urn`, when the value is an `object` (which a POST reads
+    /// as a whole extension); else as it was parsed, attribute `attr` of extension `urn`.
     pub fn whole(self, holds: impl Fn(&str) -> bool, object: bool) -> ClientPath {
         let (Some(attr), None) = (&self.attr, &self.sub) else {
             return self;
