@@ -436,7 +436,11 @@ impl Patcher<'_> {
         // Naming neither reading the user holds, an object is a whole extension, as a POST
         // reads such a key, whether a path or a pathless value's key names it.
         let object = matches!(value, Some(Value::Object(_)));
-        let p = p.whole(|urn| resource::same_key(data, urn).is_some(), object);
+        let p = p.whole(
+            self.rt,
+            |urn| resource::same_key(data, urn).is_some(),
+            object,
+        );
         if p.attr.as_deref().is_some_and(|a| {
             a.eq_ignore_ascii_case("password") || a.eq_ignore_ascii_case("schemas")
         }) {

@@ -45,12 +45,18 @@ impl ClientPath {
     /// one (`urn:okta:custom:Space`, whose URN does not end with the resource type's name),
     /// or, holding neither it nor `urn`, when the value is an `object` (which a POST reads
     /// as a whole extension); else as it was parsed, attribute `attr` of extension `urn`.
-    pub fn whole(self, holds: impl Fn(&str) -> bool, object: bool) -> ClientPath {
+    /// Only a URN a POST would take as an extension of the client's is read whole.
+    pub fn whole(
+        self,
+        rt: &ResourceType,
+        holds: impl Fn(&str) -> bool,
+        object: bool,
+    ) -> ClientPath {
         let (Some(attr), None) = (&self.attr, &self.sub) else {
             return self;
         };
         let joined = format!("{}:{attr}", self.urn);
-        if holds(&joined) || (object && !holds(&self.urn)) {
+        if rt.is_client_extension(&joined) && (holds(&joined) || (object && !holds(&self.urn))) {
             ClientPath {
                 urn: joined,
                 attr: None,
