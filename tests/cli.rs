@@ -2013,3 +2013,72 @@ fn the_sync_page_serves_its_stored_plan_after_a_restart_until_the_directory_chan
     );
     server.stop();
 }
+
+/// `scimd sync --dry-run` (and `scimd sync` in test mode) says, as the sync page does, when
+/// the guard would hold the report's deprovisionings: here because a hold is open, which
+/// holds every one.
+#[test]
+fn a_dry_run_warns_that_the_guard_would_hold_its_deprovisionings() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = run(d, &["token", "create", "--name", "okta"])
+        .1
+        .trim()
+        .to_string();
+    let (ok, _, err) = run(
+        d,
+        &[
+            "tenant",
+            "set",
+            "--guard-minimum",
+            "1",
+            "--guard-percent",
+            "1",
+        ],
+    );
+    assert!(ok, "{err}");
+    let server = Serving::start(d, &[], Stdio::null());
+    let scim = |method: &str, path: &str, body: &serde_json::Value| {
+        let auth = format!("Authorization: Bearer {token}");
+        let answer = http(
+            &server.addr,
+            &request(
+                method,
+                path,
+                &[&auth, "Content-Type: application/scim+json"],
+                &body.to_string(),
+            ),
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 20"), "{answer}");
+        serde_json::from_str::<serde_json::Value>(body).unwrap_or_default()
+    };
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let user = scim(
+            "POST",
+            "/scim/v2/Users",
+            &serde_json::json!({"userName": format!("u{n}@example.com"), "active": true}),
+        );
+        ids.push(user["id"].as_str().unwrap().to_string());
+    }
+    let (_, out, _) = run(d, &["sync", "--dry-run"]);
+    assert!(!out.contains("would hold"), "{out}");
+    // One deactivation passes; the next is held, and the hold stays open.
+    for id in &ids[..2] {
+        scim(
+            "PATCH",
+            &format!("/scim/v2/Users/{id}"),
+            &serde_json::json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "active", "value": false}]}),
+        );
+    }
+    server.stop();
+    let (ok, out, err) = run(d, &["sync", "--dry-run"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("suspend 1"), "{out}");
+    assert!(
+        out.contains("would hold this: a hold is open (`scimd guard show`)"),
+        "{out}"
+    );
+}

@@ -304,6 +304,23 @@ pub fn sync(db: &Db, args: SyncArgs) -> CliResult {
         write!(out, "{}", for_stdout(&run.report.to_csv()))?;
     } else {
         writeln!(out, "{}", run_headline(&run))?;
+        if run.dry_run {
+            let n = run.report.deprovisionings();
+            match block_on(guard::would_trip(db, tenant, n))? {
+                Some(guard::Forecast::Threshold(threshold)) => writeln!(
+                    out,
+                    "the guard against mass deprovisioning would hold this: its {n} \
+                     deprovisionings, with those applied in the last hour, are more than it \
+                     allows ({threshold})"
+                )?,
+                Some(guard::Forecast::OpenHold) => writeln!(
+                    out,
+                    "the guard against mass deprovisioning would hold this: a hold is open \
+                     (`scimd guard show`), and it holds every deprovisioning, these {n} too"
+                )?,
+                None => {}
+            }
+        }
         write!(out, "{}", printable(&run.report.to_text()))?;
     }
     Ok(())

@@ -142,6 +142,15 @@ impl Report {
             .count()
     }
 
+    /// How many changes suspend, archive or delete a member: what the guard against mass
+    /// deprovisioning counts.
+    pub fn deprovisionings(&self) -> u64 {
+        [ChangeKind::Suspend, ChangeKind::Archive, ChangeKind::Delete]
+            .into_iter()
+            .map(|k| self.counts.get(k) as u64)
+            .sum()
+    }
+
     /// One line per kind with a count, e.g. `create 2, role_change 1`; "no changes" if none.
     pub fn summary(&self) -> String {
         let parts: Vec<String> = self

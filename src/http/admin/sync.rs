@@ -233,10 +233,7 @@ pub(super) async fn page(state: &State, req: &Req, tenant: &Tenant) -> PageResul
             Ok((sync_runs::recent(c, id, HISTORY)?, result))
         })
         .await?;
-    let deprovisionings: u64 = [ChangeKind::Suspend, ChangeKind::Archive, ChangeKind::Delete]
-        .into_iter()
-        .map(|k| report.counts.get(k) as u64)
-        .sum();
+    let deprovisionings = report.deprovisionings();
     let forecast = ops::guard::would_trip(&state.db, id, deprovisionings).await?;
     let page = SyncPage {
         guard: match forecast {
