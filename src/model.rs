@@ -445,13 +445,7 @@ impl DirectoryUser {
             })
             .and_then(|e| text(e.get("value")));
         let name = data.get("name");
-        // A name of spaces is none: authentik sends `familyName: " "` for a person without
-        // one, and apps should not show a blank.
-        let person = |v: Option<&Value>| {
-            text(v)
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        };
+        let person = |v: Option<&Value>| v.and_then(Value::as_str).and_then(person_name);
         DirectoryUser {
             id: id.to_string(),
             user_name: text(data.get("userName")).unwrap_or_default(),
@@ -492,6 +486,15 @@ impl DirectoryUser {
             display_name: self.display_name.clone(),
         }
     }
+}
+
+/// A name of a person as members carry it: without the spaces at its edges, and none if
+/// that leaves nothing (authentik sends `familyName: " "` for a person without one, and
+/// apps should not show a blank).
+pub fn person_name(name: &str) -> Option<String> {
+    Some(name.trim())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
 }
 
 /// Good enough to tell an email from a login name; the IdP, not scimd, validates addresses.

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::assign::Assignments;
 use super::paging::{self, Listed};
 use super::{DbError, ListQuery, Page};
-use crate::model::{DirectoryGroup, DirectoryUser};
+use crate::model::{DirectoryGroup, DirectoryUser, person_name};
 use crate::scim::filter::fold;
 use crate::scim::schema::ENTERPRISE_URN;
 use crate::scim::{datetime, resource};
@@ -832,20 +832,20 @@ struct SyncName<'a> {
 impl SyncFields<'_> {
     /// What `DirectoryUser::from_data` makes of the same JSON.
     fn into_user(self, id: String, groups: Vec<DirectoryGroup>) -> DirectoryUser {
-        let text = |v: Option<Cow<str>>| v.map(Cow::into_owned);
+        let person = |v: Option<Cow<str>>| v.as_deref().and_then(person_name);
         let emails = self.emails.unwrap_or_default();
         let email = DirectoryUser::chosen_email(&emails, |e| e.primary == Some(true));
         let (given_name, family_name) = match self.name {
-            Some(n) => (text(n.given_name), text(n.family_name)),
+            Some(n) => (person(n.given_name), person(n.family_name)),
             None => (None, None),
         };
         DirectoryUser {
             id,
-            user_name: text(self.user_name).unwrap_or_default(),
+            user_name: self.user_name.map(Cow::into_owned).unwrap_or_default(),
             email: email.and_then(|e| e.value.as_deref()).map(str::to_string),
             given_name,
             family_name,
-            display_name: text(self.display_name),
+            display_name: person(self.display_name),
             active: self.active,
             groups,
             external_id: self.external_id,
@@ -1081,6 +1081,7 @@ mod tests {
             r#"{"userName":null,"emails":null,"displayName":{"x":1}}"#,
             r#"{"userName":"g","title":"Lead","userType":null,"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D","costCenter":7,"manager":{"value":"m1"}}}"#,
             r#"{"userName":"h","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":"odd"}"#,
+            r#"{"userName":"i","name":{"givenName":" Ivy ","familyName":" "},"displayName":"\t"}"#,
         ];
         for (i, data) in stored.iter().enumerate() {
             let row = create(&conn, 1, &user(json!({"userName": format!("u{i}")}))).unwrap();
