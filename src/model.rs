@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
@@ -386,23 +387,53 @@ impl Settings {
 }
 
 /// The person-level attributes a member shares with its directory user. The IdP's values
-/// overwrite these once a member is linked.
+/// overwrite these once a member is linked. Owned, or borrowed (`Profile<&str>`) to compare
+/// one without copying it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Profile {
-    pub email: Option<String>,
-    pub user_name: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub display_name: Option<String>,
+pub struct Profile<S = String> {
+    pub email: Option<S>,
+    pub user_name: Option<S>,
+    pub given_name: Option<S>,
+    pub family_name: Option<S>,
+    pub display_name: Option<S>,
 }
 
-/// A directory group, as far as roles are concerned.
+impl Profile {
+    pub fn borrowed(&self) -> Profile<&str> {
+        Profile {
+            email: self.email.as_deref(),
+            user_name: self.user_name.as_deref(),
+            given_name: self.given_name.as_deref(),
+            family_name: self.family_name.as_deref(),
+            display_name: self.display_name.as_deref(),
+        }
+    }
+}
+
+impl<S: AsRef<str>> Profile<S> {
+    /// Each attribute with its field.
+    pub fn fields(&self) -> [(Field, Option<&str>); 5] {
+        fn v<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+            s.as_ref().map(AsRef::as_ref)
+        }
+        [
+            (Field::Email, v(&self.email)),
+            (Field::UserName, v(&self.user_name)),
+            (Field::GivenName, v(&self.given_name)),
+            (Field::FamilyName, v(&self.family_name)),
+            (Field::DisplayName, v(&self.display_name)),
+        ]
+    }
+}
+
+/// A directory group, as far as roles are concerned. Shared: a whole-tenant plan reads the
+/// same few groups for each of 100 000 people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryGroup {
     /// SCIM id.
-    pub id: String,
-    pub display_name: String,
+    pub id: Arc<str>,
+    pub display_name: Arc<str>,
 }
 
 /// A directory user as sync sees it: what the IdP pushed, reduced to what members carry.
@@ -478,12 +509,25 @@ impl DirectoryUser {
 
     /// What a linked member's profile must become.
     pub fn profile(&self) -> Profile {
+        let p = self.wanted();
+        let own = |s: Option<&str>| s.map(str::to_string);
         Profile {
-            email: self.match_email().map(str::to_string),
-            user_name: Some(self.user_name.clone()),
-            given_name: self.given_name.clone(),
-            family_name: self.family_name.clone(),
-            display_name: self.display_name.clone(),
+            email: own(p.email),
+            user_name: own(p.user_name),
+            given_name: own(p.given_name),
+            family_name: own(p.family_name),
+            display_name: own(p.display_name),
+        }
+    }
+
+    /// [`DirectoryUser::profile`], borrowed from the user.
+    pub fn wanted(&self) -> Profile<&str> {
+        Profile {
+            email: self.match_email(),
+            user_name: Some(&self.user_name),
+            given_name: self.given_name.as_deref(),
+            family_name: self.family_name.as_deref(),
+            display_name: self.display_name.as_deref(),
         }
     }
 }
@@ -543,6 +587,8 @@ pub enum Link {
     Live(String),
     /// Linked to a directory user the IdP has deleted; kept as history. A full sync applies
     /// the IdP-deletion policy to it, and the person may be matched again if re-created.
+    /// (A plan of the whole directory may be given every link as `Gone`: it sees for itself
+    /// which users exist, see `db::members::for_plan`.)
     Gone(String),
 }
 

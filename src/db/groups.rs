@@ -967,8 +967,8 @@ pub fn directory_group(conn: &Connection, group_pk: i64) -> Result<DirectoryGrou
     conn.prepare_cached("SELECT id, display_name FROM groups WHERE pk = ?1")?
         .query_row([group_pk], |r| {
             Ok(DirectoryGroup {
-                id: r.get(0)?,
-                display_name: r.get(1)?,
+                id: r.get::<_, String>(0)?.into(),
+                display_name: r.get::<_, String>(1)?.into(),
             })
         })
         .map_err(|e| match e {

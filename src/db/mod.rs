@@ -597,6 +597,17 @@ impl Db {
     pub fn conn(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>, DbError> {
         Ok(self.pool.get()?)
     }
+
+    /// [`Db::snapshot`] on the calling thread: for blocking work that reads a second
+    /// snapshot beside the one it holds, on a thread of its own.
+    pub fn snapshot_here<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        E: From<DbError>,
+        F: FnOnce(&Connection) -> Result<T, E>,
+    {
+        let conn = self.conn()?;
+        in_snapshot(&conn, f)
+    }
 }
 
 /// Creates the file `path`, readable and writable by its owner only, unless it exists. A

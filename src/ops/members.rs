@@ -99,8 +99,8 @@ impl LinkedUser {
                 .groups
                 .iter()
                 .map(|g| LinkedGroup {
-                    id: g.id.clone(),
-                    display_name: g.display_name.clone(),
+                    id: g.id.to_string(),
+                    display_name: g.display_name.to_string(),
                 })
                 .collect(),
         }

@@ -43,6 +43,8 @@
 //! Attribute names in resources are looked up with their canonical spelling: resources are
 //! normalised before they are stored, and SQLite's JSON paths are case-sensitive too.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
@@ -155,12 +157,21 @@ pub const MAX_TERMS: usize = 200;
 /// concatenation, `fold(a + b) == fold(a) + fold(b)`, which `co`, `sw` and `ew` on folded
 /// text rely on; composition keeps that but where `b` starts with a combining mark.
 pub fn fold(s: &str) -> String {
-    // The same for ASCII, without a char iterator: a full sync folds every email and
-    // userName of the tenant. ASCII is already composed.
+    fold_cow(s).into_owned()
+}
+
+/// [`fold`], borrowing `s` when it is folded already (ASCII without capitals: most emails
+/// and userNames), so that a lookup by a folded key allocates nothing.
+pub fn fold_cow(s: &str) -> Cow<'_, str> {
+    // ASCII without a char iterator: a full sync folds every email and userName of the
+    // tenant. ASCII is already composed.
     if s.is_ascii() {
-        return s.to_ascii_lowercase();
+        return match s.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => Cow::Owned(s.to_ascii_lowercase()),
+            false => Cow::Borrowed(s),
+        };
     }
-    folded_chars(s).collect()
+    Cow::Owned(folded_chars(s).collect())
 }
 
 /// The characters of `fold(s)` for non-ASCII `s`.

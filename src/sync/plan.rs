@@ -10,7 +10,10 @@
 //! A plan applied leaves nothing for the next plan to do: every change sets a member to
 //! exactly the value the next plan compares against.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
 
 use serde::Serialize;
 
@@ -20,7 +23,7 @@ use crate::model::{
     AbsentPolicy, DeactivatePolicy, DeletePolicy, Directory, DirectoryUser, Link, MatchBy, Member,
     MemberStatus, Profile, Role, Settings, text_enum,
 };
-use crate::scim::filter::fold;
+use crate::scim::filter::fold_cow;
 
 text_enum! {
     /// The kinds of change, in the order a report lists them.
@@ -171,6 +174,47 @@ pub fn is_settled(changes: &[Change]) -> bool {
 /// `members` must include every member the directory users could match (by link, email
 /// or userName) and, for a complete directory, all of the tenant's members.
 pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
+    plan_indexed(directory, Indexed::new(members), settings)
+}
+
+/// The members a plan matches directory users to, indexed by link and by folded email and
+/// userName: apart from [`plan`], so that a caller can index them while it still reads the
+/// directory.
+pub struct Indexed<'a> {
+    members: &'a [Member],
+    by_link: HashMap<&'a str, usize, RandomState>,
+    by_email: Index<'a>,
+    by_user_name: Index<'a>,
+}
+
+impl<'a> Indexed<'a> {
+    pub fn new(members: &'a [Member]) -> Self {
+        let n = members.len();
+        let mut by_link = HashMap::with_capacity_and_hasher(n, RandomState::default());
+        let mut by_email = Index::with_capacity_and_hasher(n, RandomState::default());
+        let mut by_user_name = Index::with_capacity_and_hasher(n, RandomState::default());
+        for (i, m) in members.iter().enumerate() {
+            if let Some(id) = m.link.user_id() {
+                by_link.insert(id, i);
+            }
+            if let Some(e) = &m.profile.email {
+                by_email.insert(fold_cow(e), i);
+            }
+            if let Some(u) = &m.profile.user_name {
+                by_user_name.insert(fold_cow(u), i);
+            }
+        }
+        Indexed {
+            members,
+            by_link,
+            by_email,
+            by_user_name,
+        }
+    }
+}
+
+/// [`plan`] of members indexed already.
+pub fn plan_indexed(directory: &Directory, members: Indexed, settings: &Settings) -> Vec<Change> {
     let mut planner = Planner::new(members, settings, directory.users.len());
     // The people already linked first: an email or userName one of them gives up is then
     // free for a newcomer of the same pass, wherever the directory lists the two. One who
@@ -179,7 +223,11 @@ pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> V
     let mut others = Vec::new();
     let mut waiting = Vec::new();
     for user in &directory.users {
-        match planner.by_link.get(user.id.as_str()).copied() {
+        let linked = planner.by_link.get(user.id.as_str()).copied();
+        if let Some(i) = linked {
+            planner.live[i] = true;
+        }
+        match linked {
             Some(i) if planner.wants_anothers_key(i, user) => waiting.push((i, user)),
             Some(i) => planner.matched(i, user),
             None => others.push(user),
@@ -215,46 +263,52 @@ enum Found {
     Conflict(usize),
 }
 
+/// Members by a folded key.
+type Index<'a> = HashMap<Cow<'a, str>, usize, RandomState>;
+
 struct Planner<'a> {
     members: &'a [Member],
     settings: &'a Settings,
-    by_link: HashMap<&'a str, usize>,
-    by_email: HashMap<String, usize>,
-    by_user_name: HashMap<String, usize>,
-    /// Members already matched by a directory user of this plan.
-    claimed: HashSet<usize>,
+    roles: roles::Decider<'a>,
+    by_link: HashMap<&'a str, usize, RandomState>,
+    /// Members by folded email and userName.
+    by_email: Index<'a>,
+    by_user_name: Index<'a>,
+    /// Members already matched by a directory user of this plan, by index.
+    claimed: Vec<bool>,
+    /// Members linked to a directory user that exists, by index: [`Link::Live`], and
+    /// those the directory's users name as theirs (a whole-directory plan may be given
+    /// links whose users it has not checked as `Link::Gone`, see `Member::link`).
+    live: Vec<bool>,
     /// Emails and userNames (folded) that members created by this plan will use.
-    new_emails: HashSet<String>,
-    new_user_names: HashSet<String>,
+    new_emails: HashSet<String, RandomState>,
+    new_user_names: HashSet<String, RandomState>,
     changes: Vec<Change>,
 }
 
 impl<'a> Planner<'a> {
     /// A planner for `members` and a directory of about `people` users.
-    fn new(members: &'a [Member], settings: &'a Settings, people: usize) -> Self {
-        let mut by_link = HashMap::with_capacity(members.len());
-        let mut by_email = HashMap::with_capacity(members.len());
-        let mut by_user_name = HashMap::with_capacity(members.len());
-        for (i, m) in members.iter().enumerate() {
-            if let Some(id) = m.link.user_id() {
-                by_link.insert(id, i);
-            }
-            if let Some(e) = &m.profile.email {
-                by_email.insert(fold(e), i);
-            }
-            if let Some(u) = &m.profile.user_name {
-                by_user_name.insert(fold(u), i);
-            }
-        }
-        Planner {
+    fn new(members: Indexed<'a>, settings: &'a Settings, people: usize) -> Self {
+        let Indexed {
             members,
-            settings,
             by_link,
             by_email,
             by_user_name,
-            claimed: HashSet::with_capacity(members.len().min(people)),
-            new_emails: HashSet::with_capacity(people),
-            new_user_names: HashSet::with_capacity(people),
+        } = members;
+        Planner {
+            members,
+            settings,
+            roles: roles::Decider::new(settings),
+            by_link,
+            by_email,
+            by_user_name,
+            claimed: vec![false; members.len()],
+            live: members
+                .iter()
+                .map(|m| matches!(m.link, Link::Live(_)))
+                .collect(),
+            new_emails: HashSet::with_capacity_and_hasher(people, RandomState::default()),
+            new_user_names: HashSet::with_capacity_and_hasher(people, RandomState::default()),
             changes: Vec::with_capacity(people),
         }
     }
@@ -264,7 +318,7 @@ impl<'a> Planner<'a> {
         if let Some(&i) = self.by_link.get(user.id.as_str()) {
             return Found::Member(i);
         }
-        let by_user_name = || self.by_user_name.get(&fold(&user.user_name)).copied();
+        let by_user_name = || self.by_user_name.get(&*fold_cow(&user.user_name)).copied();
         let candidate = match self.settings.match_by {
             MatchBy::Email => {
                 let mut keys = [user.email.as_deref(), Some(user.user_name.as_str())]
@@ -273,7 +327,7 @@ impl<'a> Planner<'a> {
                     .filter(|k| crate::model::looks_like_email(k))
                     .peekable();
                 let has_email = keys.peek().is_some();
-                keys.find_map(|k| self.by_email.get(&fold(k)).copied())
+                keys.find_map(|k| self.by_email.get(&*fold_cow(k)).copied())
                     .or_else(|| {
                         // No member has its email. Its userName still names the same
                         // person when it has no email to match by (Entra sends none for
@@ -282,7 +336,8 @@ impl<'a> Planner<'a> {
                         // assigned again, perhaps with a new email). Creating a member
                         // would fail on the userName anyway.
                         by_user_name().filter(|&i| {
-                            !has_email || matches!(self.members[i].link, Link::Gone(_))
+                            !has_email
+                                || (self.members[i].link.user_id().is_some() && !self.live[i])
                         })
                     })
             }
@@ -290,9 +345,9 @@ impl<'a> Planner<'a> {
         };
         match candidate {
             None => Found::Nothing,
-            Some(i) if self.claimed.contains(&i) => Found::Conflict(i),
-            Some(i) => match &self.members[i].link {
-                Link::Live(other) if *other != user.id => Found::Conflict(i),
+            Some(i) if self.claimed[i] => Found::Conflict(i),
+            Some(i) => match self.members[i].link.user_id() {
+                Some(other) if other != user.id && self.live[i] => Found::Conflict(i),
                 _ => Found::Member(i),
             },
         }
@@ -322,7 +377,7 @@ impl<'a> Planner<'a> {
         match self.find(user) {
             Found::Member(i) => self.matched(i, user),
             Found::Conflict(i) => {
-                self.claimed.insert(i);
+                self.claimed[i] = true;
                 let reason = format!(
                     "another member ({}) already has this person's {} and is linked to another directory user",
                     self.members[i].id,
@@ -338,9 +393,7 @@ impl<'a> Planner<'a> {
     /// holds now.
     fn wants_anothers_key(&self, i: usize, user: &DirectoryUser) -> bool {
         let have = &self.members[i].profile;
-        let held = |want: &str, index: &HashMap<String, usize>| {
-            index.get(&fold(want)).is_some_and(|&j| j != i)
-        };
+        let held = |want: &str, index: &Index| index.get(&*fold_cow(want)).is_some_and(|&j| j != i);
         user.match_email()
             .is_some_and(|e| have.email.as_deref() != Some(e) && held(e, &self.by_email))
             || (have.user_name.as_deref() != Some(user.user_name.as_str())
@@ -349,7 +402,7 @@ impl<'a> Planner<'a> {
 
     /// `user`, matched to member `i`: bring the member in line with it.
     fn matched(&mut self, i: usize, user: &DirectoryUser) {
-        self.claimed.insert(i);
+        self.claimed[i] = true;
         let member = &self.members[i];
         let actions = self.reconcile(member, user);
         if member.managed {
@@ -371,13 +424,13 @@ impl<'a> Planner<'a> {
                     Field::UserName => &mut self.by_user_name,
                     _ => continue,
                 };
-                if let Some(before) = f.before.as_deref().map(fold)
-                    && index.get(&before) == Some(&i)
+                if let Some(before) = f.before.as_deref().map(fold_cow)
+                    && index.get(&*before) == Some(&i)
                 {
-                    index.remove(&before);
+                    index.remove(&*before);
                 }
                 if let Some(after) = f.after.as_deref() {
-                    index.insert(fold(after), i);
+                    index.insert(Cow::Owned(fold_cow(after).into_owned()), i);
                 }
             }
         }
@@ -391,13 +444,13 @@ impl<'a> Planner<'a> {
             return;
         }
         let profile = user.profile();
-        let email = profile.email.as_deref().map(fold);
-        let user_name = profile.user_name.as_deref().map(fold);
-        let taken = email.as_ref().and_then(|e| {
+        let email = profile.email.as_deref().map(fold_cow);
+        let user_name = profile.user_name.as_deref().map(fold_cow);
+        let taken = email.as_deref().and_then(|e| {
             (self.by_email.contains_key(e) || self.new_emails.contains(e)).then_some("email")
         });
         let taken = taken.or_else(|| {
-            user_name.as_ref().and_then(|u| {
+            user_name.as_deref().and_then(|u| {
                 (self.by_user_name.contains_key(u) || self.new_user_names.contains(u))
                     .then_some("userName")
             })
@@ -407,9 +460,9 @@ impl<'a> Planner<'a> {
             self.push(None, subject, Some(&user.id), Action::Skip { reason });
             return;
         }
-        self.new_emails.extend(email);
-        self.new_user_names.extend(user_name);
-        let role = roles::decide(&user.groups, self.settings);
+        self.new_emails.extend(email.map(Cow::into_owned));
+        self.new_user_names.extend(user_name.map(Cow::into_owned));
+        let role = self.roles.decide(&user.groups);
         self.push(
             None,
             subject,
@@ -454,28 +507,25 @@ impl<'a> Planner<'a> {
 
     /// The update and role change that copy the IdP's values onto a member.
     fn profile_and_role(&mut self, member: &Member, user: &DirectoryUser) -> Vec<Action> {
-        let want = user.profile();
-        let have = &member.profile;
-        let mut fields = Vec::new();
-        let mut diff = |field: Field, before: &Option<String>, after: &Option<String>| {
-            if before != after {
-                fields.push(FieldChange {
+        let wanted = user.wanted();
+        let want = wanted.fields();
+        let have = member.profile.fields();
+        let link = [(Field::UserId, member.link.user_id(), Some(user.id.as_str()))];
+        let mut fields: Vec<FieldChange> = have
+            .into_iter()
+            .zip(want)
+            .map(|((field, before), (_, after))| (field, before, after))
+            .chain(link)
+            .filter(|(_, before, after)| before != after)
+            .map(|(field, before, after)| {
+                FieldChange {
                     field,
-                    before: before.clone(),
-                    after: after.clone(),
-                });
-            }
-        };
-        diff(Field::Email, &have.email, &want.email);
-        diff(Field::UserName, &have.user_name, &want.user_name);
-        diff(Field::GivenName, &have.given_name, &want.given_name);
-        diff(Field::FamilyName, &have.family_name, &want.family_name);
-        diff(Field::DisplayName, &have.display_name, &want.display_name);
-        diff(
-            Field::UserId,
-            &member.link.user_id().map(str::to_string),
-            &Some(user.id.clone()),
-        );
+                    before,
+                    after,
+                }
+                .owned()
+            })
+            .collect();
         let mut actions = Vec::new();
         // An email or userName another member holds cannot be copied: keep the member's own
         // and say why, rather than fail the IdP's write.
@@ -485,12 +535,12 @@ impl<'a> Planner<'a> {
                 Field::UserName => (&self.by_user_name, &self.new_user_names),
                 _ => return true,
             };
-            let Some(after) = f.after.as_deref().map(fold) else {
+            let Some(after) = f.after.as_deref().map(fold_cow) else {
                 return true;
             };
-            let taken = taken_by_new.contains(&after)
+            let taken = taken_by_new.contains(&*after)
                 || index
-                    .get(&after)
+                    .get(&*after)
                     .is_some_and(|&j| self.members[j].pk != member.pk);
             if taken {
                 actions.push(Action::Skip {
@@ -503,13 +553,12 @@ impl<'a> Planner<'a> {
             }
             !taken
         });
-        let role = roles::decide(&user.groups, self.settings);
-        let reason = role.to_string();
-        if member.role == role.role && member.role_reason != reason {
+        let role = self.roles.decide(&user.groups);
+        if member.role == role.role && !role.reads(&member.role_reason) {
             fields.push(FieldChange {
                 field: Field::RoleReason,
                 before: Some(member.role_reason.clone()),
-                after: Some(reason),
+                after: Some(role.to_string()),
             });
         }
         if !fields.is_empty() {
@@ -557,7 +606,7 @@ impl<'a> Planner<'a> {
         let Found::Member(i) = self.find(user) else {
             return;
         };
-        self.claimed.insert(i);
+        self.claimed[i] = true;
         let member = &self.members[i];
         // The DELETE took the person out of every group (`user` has none): a deletion the
         // guard holds, or an archive, must not keep the role those groups gave.
@@ -599,7 +648,7 @@ impl<'a> Planner<'a> {
     /// Members no directory user matched, on a complete directory.
     fn absent(&mut self) {
         for (i, member) in self.members.iter().enumerate() {
-            if self.claimed.contains(&i) {
+            if self.claimed[i] {
                 continue;
             }
             let actions = match &member.link {

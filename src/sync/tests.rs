@@ -32,8 +32,8 @@ fn in_groups(mut u: DirectoryUser, groups: &[&str]) -> DirectoryUser {
         .iter()
         .enumerate()
         .map(|(i, g)| DirectoryGroup {
-            id: format!("g{i}"),
-            display_name: g.to_string(),
+            id: format!("g{i}").into(),
+            display_name: (*g).into(),
         })
         .collect();
     u

@@ -249,8 +249,8 @@ pub(super) async fn member_page(state: &State, req: &Req, tenant: &Tenant, id: &
     let directory_groups: Vec<DirectoryGroup> = groups
         .iter()
         .map(|g| DirectoryGroup {
-            id: g.id.clone(),
-            display_name: g.display.clone(),
+            id: g.id.as_str().into(),
+            display_name: g.display.as_str().into(),
         })
         .collect();
     // The stored role is what sync last applied; the groups as they are now may say

@@ -1218,3 +1218,39 @@ fn a_force_sync_moves_an_email_from_one_person_to_another_in_one_pass() {
     assert_eq!(email_of(&newcomer.id), "ada@x.io");
     assert_eq!(f.report().counts.changes(), 0, "settled in one pass");
 }
+
+/// The page's plan reads members without looking up whether each one's directory user
+/// exists, and sees it from the directory: a member whose user the IdP deleted may be
+/// matched again by the person's new user, one whose user exists may not. Force sync,
+/// which looks each up, plans the same.
+#[test]
+fn the_pages_plan_tells_a_deleted_directory_user_from_a_live_one_as_force_sync_does() {
+    let f = Fixture::new();
+    let gone = f.create_user("ada@x.io", true);
+    f.create_user("bob@x.io", true);
+    f.update_settings(|s| s.test_mode = true);
+    // Test mode: the IdP's DELETE leaves the member linked to the deleted user.
+    f.delete_user(&gone);
+    let with = |user_name: &str, email: &str| {
+        json!({"userName": user_name, "emails": [{"value": email, "primary": true}],
+            "active": true})
+    };
+    // Ada's new user goes by her member's email as its userName; Bob's has his email.
+    f.create_user_from(with("ada@x.io", "ada.new@x.io"));
+    f.create_user_from(with("robert", "bob@x.io"));
+
+    let page = block_on(Plans::default().report(&f.db, f.tenant))
+        .unwrap()
+        .0;
+    assert_eq!(*page, f.report(), "the page plans as force sync does");
+    assert_eq!(page.summary(), "update 1, skip 1");
+    let text = serde_json::to_string(&page.entries().collect::<Vec<_>>()).unwrap();
+    assert!(
+        text.contains("ada.new@x.io"),
+        "ada's member takes her new user: {text}"
+    );
+    assert!(
+        text.contains("linked to another directory user"),
+        "bob's member stays with his user: {text}"
+    );
+}
