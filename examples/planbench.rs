@@ -13,6 +13,10 @@ use scimd::model::Directory;
 use scimd::ops::reconcile;
 use scimd::sync::Report;
 
+/// The server's allocator (`src/main.rs`), so that the times are the server's.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("usage: planbench DB [TENANT] [ROUNDS]");
