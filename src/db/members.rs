@@ -385,6 +385,11 @@ pub fn for_plan(conn: &Connection, tenant_id: i64) -> Result<Vec<Member>, DbErro
                 m.user_id, m.delete_after IS NOT NULL
          FROM members m WHERE m.tenant_id = ?1 ORDER BY m.pk",
     )?;
+    // Room for them all at once, as `users::all_directory_users` makes.
+    let count: i64 = conn
+        .prepare_cached("SELECT coalesce(sum(n), 0) FROM member_counts WHERE tenant_id = ?1")?
+        .query_row([tenant_id], |r| r.get(0))?;
+    let mut out = Vec::with_capacity(count as usize);
     let rows = stmt.query_map([tenant_id], |r| {
         Ok(Member {
             pk: r.get(0)?,
@@ -405,7 +410,10 @@ pub fn for_plan(conn: &Connection, tenant_id: i64) -> Result<Vec<Member>, DbErro
             deletion_scheduled: r.get(13)?,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    for member in rows {
+        out.push(member?);
+    }
+    Ok(out)
 }
 
 /// Which members a list shows; empty shows all.

@@ -701,11 +701,10 @@ pub fn directory_users(
         let params: Vec<SqlValue> = std::iter::once(tenant_id.into())
             .chain(chunk.iter().map(|&pk| pk.into()))
             .collect();
-        read_directory_users(
-            stmt.query(params_from_iter(&params))?,
-            &mut groups,
-            &mut out,
-        )?;
+        read_directory_users(stmt.query(params_from_iter(&params))?, &mut groups, |u| {
+            out.push(u);
+            true
+        })?;
     }
     Ok(out)
 }
@@ -737,6 +736,24 @@ pub fn all_directory_users(
     conn: &Connection,
     tenant_id: i64,
 ) -> Result<Vec<DirectoryUser>, DbError> {
+    // Room for them all at once: growing a vector of 100 000 people copies it over and
+    // over, and faults in fresh pages each time.
+    let (users, _) = paging::tenant_count(conn, tenant_id, Listed::Users)?;
+    let mut out = Vec::with_capacity(users as usize);
+    each_directory_user(conn, tenant_id, |user| {
+        out.push(user);
+        true
+    })?;
+    Ok(out)
+}
+
+/// [`all_directory_users`], handed to `take` one at a time in pk order as they are read,
+/// until it returns `false`.
+pub fn each_directory_user(
+    conn: &Connection,
+    tenant_id: i64,
+    take: impl FnMut(DirectoryUser) -> bool,
+) -> Result<(), DbError> {
     let mut stmt = conn.prepare(
         "SELECT gm.member_user_pk, g.id, g.display_name FROM group_members gm
          JOIN groups g ON g.pk = gm.group_pk
@@ -746,9 +763,7 @@ pub fn all_directory_users(
     let mut stmt = conn.prepare(
         "SELECT pk, id, data FROM users WHERE tenant_id = ?1 AND origin = 'idp' ORDER BY pk",
     )?;
-    let mut out = Vec::new();
-    read_directory_users(stmt.query([tenant_id])?, &mut groups, &mut out)?;
-    Ok(out)
+    read_directory_users(stmt.query([tenant_id])?, &mut groups, take)
 }
 
 /// Users' direct groups, in the order of the users' pks, to take as the users are read in
@@ -803,19 +818,22 @@ fn read_groups(mut rows: rusqlite::Rows) -> Result<Memberships, DbError> {
 fn read_directory_users(
     mut rows: rusqlite::Rows,
     groups: &mut Memberships,
-    out: &mut Vec<DirectoryUser>,
+    mut take: impl FnMut(DirectoryUser) -> bool,
 ) -> Result<(), DbError> {
     while let Some(r) = rows.next()? {
         let pk: i64 = r.get(0)?;
         let id: String = r.get(1)?;
         let text = r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?;
         let groups = groups.of(pk);
-        out.push(match serde_json::from_str::<SyncFields>(text) {
+        let user = match serde_json::from_str::<SyncFields>(text) {
             Ok(fields) => fields.into_user(id, groups),
             // Whatever the shortcut cannot read (a key twice, a value of another type
             // than SCIM's) takes the long way, which reads it as `from_data` always has.
             Err(_) => DirectoryUser::from_data(&id, &parse_data(pk, text)?, groups),
-        });
+        };
+        if !take(user) {
+            break;
+        }
     }
     Ok(())
 }

@@ -1029,12 +1029,14 @@ fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Planned
     })
 }
 
-/// The whole tenant's plan, as [`full_plan`] makes it, on two cores: the directory users
-/// are read on `conn` (in a snapshot at plan version `version`) while the members are read
-/// and indexed on a second connection of `db`, in a snapshot of its own. Equal plan
-/// versions say the two saw the same directory and members; when a write came between
-/// them, the members are read again on `conn`. Nothing here is needed to apply the plan (a
-/// page's report).
+/// The whole tenant's plan, as [`full_plan`] makes it, on two cores. The directory users
+/// are read on `conn` (in a snapshot at plan version `version`) and handed over in
+/// batches, while a second connection of `db`, in a snapshot of its own, reads the
+/// members; its thread indexes them and plans the users handed over so far, then each
+/// batch as it comes ([`sync::plan_streamed`]). Equal plan versions say the two snapshots
+/// saw the same directory and members; when a write came between them, all is read again
+/// on `conn` and planned there. Nothing here is needed to apply the plan (a page's
+/// report).
 pub fn plan_at_once(
     db: &Db,
     conn: &Conn,
@@ -1042,10 +1044,11 @@ pub fn plan_at_once(
     version: &(String, i64),
     settings: &Settings,
 ) -> Result<Vec<Change>, DbError> {
-    let mut read = Vec::new();
-    let (users, indexed) = std::thread::scope(|s| {
-        let read = &mut read;
-        let indexed = s.spawn(move || {
+    /// Users handed over at a time: few enough that the planner is seldom left waiting.
+    const BATCH: usize = 512;
+    let (hand_over, batches) = std::sync::mpsc::channel::<Vec<DirectoryUser>>();
+    let (read, planned) = std::thread::scope(|s| {
+        let planner = s.spawn(move || {
             let same = |c: &Conn| -> Result<bool, DbError> {
                 Ok(tenants::plan_version(c, tenant_id)? == *version)
             };
@@ -1053,36 +1056,52 @@ pub fn plan_at_once(
                 true => members::for_plan(c, tenant_id).map(Some),
                 false => Ok(None),
             })?;
-            Ok::<_, DbError>(members.map(|members| {
-                *read = members;
-                let read: &Vec<sync::Member> = read;
-                sync::Indexed::new(read)
-            }))
+            // Another state: dropping `batches` stops the reading.
+            let Some(members) = members else {
+                return Ok(None);
+            };
+            let users = batches.into_iter().flatten();
+            let changes = sync::plan_streamed(users, sync::Indexed::new(&members), settings);
+            free_aside(members);
+            Ok::<_, DbError>(Some(changes))
         });
-        let users = users::all_directory_users(conn, tenant_id);
-        let indexed = indexed
+        let mut batch = Vec::with_capacity(BATCH);
+        let read = users::each_directory_user(conn, tenant_id, |user| {
+            batch.push(user);
+            batch.len() < BATCH
+                || hand_over
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .is_ok()
+        });
+        // The last batch; an error leaves the plan short, and it is not used.
+        let _ = hand_over.send(batch);
+        drop(hand_over);
+        let planned = planner
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (users, indexed)
+        (read, planned)
     });
+    if let Some(changes) = planned? {
+        read?;
+        return Ok(changes);
+    }
     let directory = Directory {
-        users: users?,
+        users: users::all_directory_users(conn, tenant_id)?,
         deleted: Vec::new(),
         complete: true,
     };
-    let changes = match indexed? {
-        Some(indexed) => sync::plan_indexed(&directory, indexed, settings),
-        None => {
-            read = members::for_plan(conn, tenant_id)?;
-            sync::plan(&directory, &read, settings)
-        }
-    };
-    // Freeing 100 000 people is a tenth of the plan: the report need not wait for it.
-    let free = move || drop((directory, read));
-    if let Err(e) = std::thread::Builder::new().spawn(free) {
-        tracing::debug!(error = %e, "no thread to free a plan's directory on");
-    }
+    let members = members::for_plan(conn, tenant_id)?;
+    let changes = sync::plan(&directory, &members, settings);
+    free_aside((directory, members));
     Ok(changes)
+}
+
+/// Frees `what` on a thread of its own: freeing 100 000 people is a tenth of a plan, and
+/// its report need not wait for it.
+fn free_aside<T: Send + 'static>(what: T) {
+    if let Err(e) = std::thread::Builder::new().spawn(move || drop(what)) {
+        tracing::debug!(error = %e, "no thread to free a plan's inputs on");
+    }
 }
 
 /// The page cache a whole-tenant apply may use (`sync_runs::widen_cache`): enough for

@@ -24,8 +24,8 @@ pub use crate::model::{
     MatchBy, Member, MemberSource, MemberStatus, Profile, Role, RoleMapping, Settings, TextEnum,
 };
 pub use plan::{
-    Action, Cause, Change, ChangeKind, Field, FieldChange, Indexed, is_settled, plan, plan_indexed,
-    reason_of, roles_only,
+    Action, Cause, Change, ChangeKind, Field, FieldChange, Indexed, is_settled, plan,
+    plan_streamed, reason_of, roles_only,
 };
 pub use report::Report;
 pub use roles::{RoleDecision, RoleReason};

@@ -10,7 +10,7 @@
 //! A plan applied leaves nothing for the next plan to do: every change sets a member to
 //! exactly the value the next plan compares against.
 
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::{HashMap, HashSet};
 
 use foldhash::fast::RandomState;
@@ -174,12 +174,16 @@ pub fn is_settled(changes: &[Change]) -> bool {
 /// `members` must include every member the directory users could match (by link, email
 /// or userName) and, for a complete directory, all of the tenant's members.
 pub fn plan(directory: &Directory, members: &[Member], settings: &Settings) -> Vec<Change> {
-    plan_indexed(directory, Indexed::new(members), settings)
+    Planner::new(Indexed::new(members), settings, directory.users.len()).run(
+        &directory.users,
+        &directory.deleted,
+        directory.complete,
+    )
 }
 
 /// The members a plan matches directory users to, indexed by link and by folded email and
 /// userName: apart from [`plan`], so that a caller can index them while it still reads the
-/// directory.
+/// directory ([`plan_streamed`]).
 pub struct Indexed<'a> {
     members: &'a [Member],
     by_link: HashMap<&'a str, usize, RandomState>,
@@ -213,46 +217,16 @@ impl<'a> Indexed<'a> {
     }
 }
 
-/// [`plan`] of members indexed already.
-pub fn plan_indexed(directory: &Directory, members: Indexed, settings: &Settings) -> Vec<Change> {
-    let mut planner = Planner::new(members, settings, directory.users.len());
-    // The people already linked first: an email or userName one of them gives up is then
-    // free for a newcomer of the same pass, wherever the directory lists the two. One who
-    // wants a key another member holds waits until the others gave theirs up, again while
-    // that frees more (a chain of renames), then goes as it is (a swap: skipped).
-    let mut others = Vec::new();
-    let mut waiting = Vec::new();
-    for user in &directory.users {
-        let linked = planner.by_link.get(user.id.as_str()).copied();
-        if let Some(i) = linked {
-            planner.live[i] = true;
-        }
-        match linked {
-            Some(i) if planner.wants_anothers_key(i, user) => waiting.push((i, user)),
-            Some(i) => planner.matched(i, user),
-            None => others.push(user),
-        }
-    }
-    while !waiting.is_empty() {
-        let (ready, still): (Vec<_>, Vec<_>) = waiting
-            .iter()
-            .partition(|(i, user)| !planner.wants_anothers_key(*i, user));
-        let stuck = ready.is_empty();
-        for &(i, user) in if stuck { &still } else { &ready } {
-            planner.matched(i, user);
-        }
-        waiting = if stuck { Vec::new() } else { still };
-    }
-    for user in others {
-        planner.present(user);
-    }
-    for user in &directory.deleted {
-        planner.deleted(user);
-    }
-    if directory.complete {
-        planner.absent();
-    }
-    planner.changes
+/// [`plan`] of the whole directory (complete, nobody being deleted) whose users come one
+/// at a time, while they are still being read: a user linked to a member is planned as it
+/// comes and dropped, the others are kept until all have come.
+pub fn plan_streamed(
+    users: impl IntoIterator<Item = DirectoryUser>,
+    members: Indexed,
+    settings: &Settings,
+) -> Vec<Change> {
+    let people = members.members.len();
+    Planner::new(members, settings, people).run(users, &[], true)
 }
 
 /// What matching found for a directory user.
@@ -311,6 +285,60 @@ impl<'a> Planner<'a> {
             new_user_names: HashSet::with_capacity_and_hasher(people, RandomState::default()),
             changes: Vec::with_capacity(people),
         }
+    }
+
+    /// Plans `users` (the directory's, in its order), then the `deleted`, then, for a
+    /// `complete` directory, the members no user matched.
+    fn run<U: Borrow<DirectoryUser>>(
+        mut self,
+        users: impl IntoIterator<Item = U>,
+        deleted: &[DirectoryUser],
+        complete: bool,
+    ) -> Vec<Change> {
+        // The people already linked first: an email or userName one of them gives up is
+        // then free for a newcomer of the same pass, wherever the directory lists the two.
+        // One who wants a key another member holds waits until the others gave theirs up,
+        // again while that frees more (a chain of renames), then goes as it is (a swap:
+        // skipped).
+        let mut others = Vec::new();
+        let mut waiting = Vec::new();
+        for user in users {
+            let linked = self.by_link.get(user.borrow().id.as_str()).copied();
+            match linked {
+                Some(i) => {
+                    // Its directory user exists: whatever the member's link was read as.
+                    self.live[i] = true;
+                    match self.wants_anothers_key(i, user.borrow()) {
+                        true => waiting.push((i, user)),
+                        false => self.matched(i, user.borrow()),
+                    }
+                }
+                None => others.push(user),
+            }
+        }
+        while !waiting.is_empty() {
+            let (ready, still): (Vec<_>, Vec<_>) = waiting
+                .into_iter()
+                .partition(|(i, user)| !self.wants_anothers_key(*i, user.borrow()));
+            let (go, next) = match ready.is_empty() {
+                true => (still, Vec::new()),
+                false => (ready, still),
+            };
+            for (i, user) in &go {
+                self.matched(*i, user.borrow());
+            }
+            waiting = next;
+        }
+        for user in &others {
+            self.present(user.borrow());
+        }
+        for user in deleted {
+            self.deleted(user);
+        }
+        if complete {
+            self.absent();
+        }
+        self.changes
     }
 
     /// The member linked to `user`, else the one with its email (or userName), if free.
@@ -462,7 +490,7 @@ impl<'a> Planner<'a> {
         }
         self.new_emails.extend(email.map(Cow::into_owned));
         self.new_user_names.extend(user_name.map(Cow::into_owned));
-        let role = self.roles.decide(&user.groups);
+        let role = self.roles.decide(&user.groups).owned();
         self.push(
             None,
             subject,
@@ -554,7 +582,7 @@ impl<'a> Planner<'a> {
             !taken
         });
         let role = self.roles.decide(&user.groups);
-        if member.role == role.role && !role.reads(&member.role_reason) {
+        if member.role == *role.role && !role.reads(&member.role_reason) {
             fields.push(FieldChange {
                 field: Field::RoleReason,
                 before: Some(member.role_reason.clone()),
@@ -564,10 +592,10 @@ impl<'a> Planner<'a> {
         if !fields.is_empty() {
             actions.insert(0, Action::Update { fields });
         }
-        if member.role != role.role {
+        if member.role != *role.role {
             actions.push(Action::RoleChange {
                 from: member.role.clone(),
-                to: role,
+                to: role.owned(),
             });
         }
         actions

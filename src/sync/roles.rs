@@ -35,18 +35,44 @@ pub struct RoleDecision {
 impl fmt::Display for RoleDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let role = &self.role;
-        match &self.reason {
-            RoleReason::Default => write!(f, "{role}, the default role (no group maps to a role)"),
-            RoleReason::Reserved { group } => write!(f, "{role}, from reserved group {group}"),
-            RoleReason::Mapped { group } => write!(f, "{role}, from group {group}"),
+        let group = match &self.reason {
             RoleReason::Retired { old } => {
-                write!(f, "{role}, the default role (role {old} no longer exists)")
+                return write!(f, "{role}, the default role (role {old} no longer exists)");
             }
-        }
+            RoleReason::Default => None,
+            RoleReason::Reserved { group } => Some((group.as_str(), true)),
+            RoleReason::Mapped { group } => Some((group.as_str(), false)),
+        };
+        Decided { role, group }.fmt(f)
     }
 }
 
-impl RoleDecision {
+/// A decision of [`Decider::decide`], borrowed from the settings and the groups it was
+/// made from: a plan compares it with 100 000 members' without copying it.
+#[derive(Debug, Clone, Copy)]
+pub struct Decided<'a> {
+    pub role: &'a Role,
+    /// The group it comes from, and whether by its reserved name; none: the default role.
+    group: Option<(&'a str, bool)>,
+}
+
+impl Decided<'_> {
+    pub fn owned(&self) -> RoleDecision {
+        let reason = match self.group {
+            None => RoleReason::Default,
+            Some((group, true)) => RoleReason::Reserved {
+                group: group.to_string(),
+            },
+            Some((group, false)) => RoleReason::Mapped {
+                group: group.to_string(),
+            },
+        };
+        RoleDecision {
+            role: self.role.clone(),
+            reason,
+        }
+    }
+
     /// Whether `text` is this decision's explanation (`to_string()`), without writing it.
     pub fn reads(&self, text: &str) -> bool {
         /// Consumes what is written from `rest` while it matches.
@@ -61,6 +87,17 @@ impl RoleDecision {
         }
         let mut m = Match { rest: text };
         fmt::write(&mut m, format_args!("{self}")).is_ok() && m.rest.is_empty()
+    }
+}
+
+impl fmt::Display for Decided<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let role = self.role;
+        match self.group {
+            None => write!(f, "{role}, the default role (no group maps to a role)"),
+            Some((group, true)) => write!(f, "{role}, from reserved group {group}"),
+            Some((group, false)) => write!(f, "{role}, from group {group}"),
+        }
     }
 }
 
@@ -89,7 +126,7 @@ pub fn role_of_group<'s>(settings: &'s Settings, group: &str) -> Option<(&'s Rol
 /// Ties go to a reserved group, then to the group name that sorts first, so the explanation
 /// does not depend on the order the IdP sent memberships in.
 pub fn decide(groups: &[DirectoryGroup], settings: &Settings) -> RoleDecision {
-    Decider::new(settings).decide(groups)
+    Decider::new(settings).decide(groups).owned()
 }
 
 /// [`decide`] for many people under one tenant's settings, looking each group name up
@@ -109,7 +146,10 @@ impl<'s> Decider<'s> {
         }
     }
 
-    pub fn decide(&mut self, groups: &[DirectoryGroup]) -> RoleDecision {
+    pub fn decide<'g>(&mut self, groups: &'g [DirectoryGroup]) -> Decided<'g>
+    where
+        's: 'g,
+    {
         let mut best: Option<(usize, bool, &Role, &DirectoryGroup)> = None;
         for g in groups {
             let Some((rank, reserved, role)) = self.role_of(&g.display_name) else {
@@ -125,18 +165,14 @@ impl<'s> Decider<'s> {
                 best = Some((rank, reserved, role, g));
             }
         }
-        let Some((_, reserved, role, g)) = best else {
-            return RoleDecision {
-                role: self.settings.default_role.clone(),
-                reason: RoleReason::Default,
-            };
-        };
-        let group = g.display_name.to_string();
-        RoleDecision {
-            role: role.clone(),
-            reason: match reserved {
-                true => RoleReason::Reserved { group },
-                false => RoleReason::Mapped { group },
+        match best {
+            Some((_, reserved, role, g)) => Decided {
+                role,
+                group: Some((&g.display_name, reserved)),
+            },
+            None => Decided {
+                role: &self.settings.default_role,
+                group: None,
             },
         }
     }

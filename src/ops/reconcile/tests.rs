@@ -1254,3 +1254,34 @@ fn the_pages_plan_tells_a_deleted_directory_user_from_a_live_one_as_force_sync_d
         "bob's member stays with his user: {text}"
     );
 }
+
+/// The page's plan hands the directory's users over in batches to the thread that plans
+/// them: each batch is planned, the last part one too. When a write came between its two
+/// snapshots, it reads and plans everything on its one connection.
+#[test]
+fn the_pages_plan_plans_every_user_handed_over_and_falls_back_after_a_write_between() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    let mut conn = f.conn();
+    let people = 1_100;
+    crate::db::write_sync(&mut conn, |tx| {
+        for i in 0..people {
+            let email = format!("p{i}@x.io");
+            let data = json!({"userName": email, "emails": [{"value": email}], "active": true});
+            users::create(tx, f.tenant, data.as_object().unwrap())?;
+        }
+        Ok::<_, DbError>(())
+    })
+    .unwrap();
+    let settings = settings::get(&conn, f.tenant).unwrap();
+    let version = tenants::plan_version(&conn, f.tenant).unwrap();
+    let whole = f.report();
+    assert_eq!(whole.counts.get(ChangeKind::Create), people);
+
+    let page = plan_at_once(&f.db, &conn, f.tenant, &version, &settings).unwrap();
+    assert_eq!(Report::new(&page), whole);
+    // As if a write came after the first snapshot's read of the version.
+    let before = (version.0.clone(), version.1 - 1);
+    let fallen_back = plan_at_once(&f.db, &conn, f.tenant, &before, &settings).unwrap();
+    assert_eq!(Report::new(&fallen_back), whole);
+}
