@@ -444,37 +444,38 @@ fn serve(db_args: &DbArgs, mut args: ServeArgs) -> CliResult {
         }
         drop(conn);
         // A damaged page shows only when something reads it, perhaps weeks later: each
-        // page is checked once, in the background, so the operator hears of it at start.
+        // page is checked once, in the background, so the operator hears of it at start;
+        // at a low priority, so that the first answers and plans are not slowed by it.
         let app = crate::http::App::new(db.clone(), (&args).into());
         let checked = db.clone();
         let metrics = app.metrics();
         tokio::spawn(async move {
-            let found = tokio::task::spawn_blocking(move || {
+            let found = crate::server::in_background("scimd-check", move || {
                 let conn = checked.conn()?;
                 db::quick_check(&conn)
             })
             .await;
             // Also a metric: a log line alone is easily missed, for weeks.
             match found {
-                Ok(Ok(problems)) if problems.is_empty() => {
+                Some(Ok(problems)) if problems.is_empty() => {
                     metrics.checked_pages(false);
                     tracing::info!("database quick check: every page reads")
                 }
-                Ok(Ok(problems)) => {
+                Some(Ok(problems)) => {
                     metrics.checked_pages(true);
                     tracing::error!(
                         problems = %problems.join("; "),
                         "the database is damaged: run `scimd check`, and restore a backup (`scimd restore`) if it confirms"
                     )
                 }
-                Ok(Err(e)) => {
+                Some(Err(e)) => {
                     metrics.checked_pages(true);
                     tracing::error!(
                         error = %e,
                         "the database could not be checked; it may be damaged: run `scimd check`"
                     )
                 }
-                Err(_) => {}
+                None => {}
             }
         });
         let maintenance = db.clone();

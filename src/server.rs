@@ -164,6 +164,29 @@ pub fn raise_open_files() -> u64 {
     limit.current.unwrap_or(u64::MAX)
 }
 
+/// Runs `work` on a thread of its own that yields the cores to everything else (nice 10),
+/// and answers what it returns: for background work at start, such as checking every page
+/// of the file, which must not slow the first answers or the first plans. Linux sets the
+/// priority per thread; elsewhere the thread keeps the process's.
+pub async fn in_background<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (done, answer) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            #[cfg(target_os = "linux")]
+            let _ = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10);
+            let _ = done.send(work());
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread for background work");
+        return None;
+    }
+    answer.await.ok()
+}
+
 async fn serve(
     listener: TcpListener,
     app: App,
@@ -274,5 +297,28 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
         () = hangup => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Background work answers what it returns, from a thread that yields the cores.
+    #[test]
+    fn background_work_answers_from_a_thread_of_lower_priority() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let tid = || rustix::thread::gettid();
+        let here = rustix::process::getpriority_process(Some(tid())).unwrap();
+        let (there, name) = runtime
+            .block_on(super::in_background("scimd-test", move || {
+                let nice = rustix::process::getpriority_process(Some(tid())).unwrap();
+                (nice, std::thread::current().name().map(str::to_string))
+            }))
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("scimd-test"));
+        if cfg!(target_os = "linux") {
+            assert_eq!(there, here.max(10));
+        }
     }
 }
