@@ -838,6 +838,17 @@ async fn group_events_name_the_group_as_the_api_does_and_only_readable_users() {
     )
     .await;
     assert_eq!(r.status, 404, "{}", r.text);
+
+    // An app reading the feed after the group is gone still finds it by its IdP's id.
+    let r = s.delete(&format!("/scim/v2/Groups/{gid}")).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = read(&s, &auth, "/events?events=dsync.group.user_added&limit=100").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["data"][0]["data"]["group"]["idp_id"], "okta-team",
+        "{}",
+        r.text
+    );
     s.stop().await;
 }
 

@@ -984,6 +984,19 @@ pub fn external_id(conn: &Connection, group_pk: i64) -> Result<Option<String>, D
         .query_row([group_pk], |r| r.get(0))?)
 }
 
+/// [`external_id`] of the tenant's group with SCIM id `id`.
+pub fn external_id_of(
+    conn: &Connection,
+    tenant_id: i64,
+    id: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT external_id FROM groups WHERE tenant_id = ?1 AND id = ?2")?
+        .query_row(params![tenant_id, id], |r| r.get(0))
+        .optional()?
+        .flatten())
+}
+
 /// The users (not nested groups) that are direct members of the group.
 pub fn user_pks(conn: &Connection, group_pk: i64) -> Result<Vec<i64>, DbError> {
     let mut stmt = conn.prepare_cached(

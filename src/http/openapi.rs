@@ -184,7 +184,7 @@ pub(super) fn document() -> Value {
                     "seq": {"type": "integer", "description": "The tenant's gap-free, strictly increasing number."},
                     "type": {"type": "string", "enum": event_types},
                     "timestamp": {"type": "string"},
-                    "data": {"description": "The member or group after the change (as it was last, for a deletion): a Member, or for group.created|updated|deleted {object: group, id, display_name, external_id}; for group.member_added|member_removed {group: {object, id, display_name}, user: {id (the directory user), user_name, external_id, member_id (its member, null when it has none)}}; for deprovisioning.* events, the hold: id, state (held, rejected, approved, cleared), held (members), threshold, active_members, decided_by."},
+                    "data": {"description": "The member or group after the change (as it was last, for a deletion): a Member, or for group.created|updated|deleted {object: group, id, display_name, external_id}; for group.member_added|member_removed {group: {object, id, display_name, external_id (as it was then; absent from events stored before 2026-12)}, user: {id (the directory user), user_name, external_id, member_id (its member, null when it has none)}}; for deprovisioning.* events, the hold: id, state (held, rejected, approved, cleared), held (members), threshold, active_members, decided_by."},
                     "previous": {"type": "object", "description": "The values the change replaced."},
                     "context": {"type": "object", "properties": {
                         "actor": nullable("string"), "request_id": nullable("string"),

@@ -90,7 +90,8 @@ pub fn object(e: &Event) -> Value {
 fn group_data(stored: &Value) -> Value {
     let mut data =
         json!({"object": "group", "id": stored["id"], "display_name": stored["displayName"]});
-    // A group's own events store its externalId; membership events name the group only.
+    // Stored with the group's externalId since the first events; membership events only
+    // since 2026-12 (before, they named the group only).
     if let Some(external_id) = stored.get("externalId") {
         data["external_id"] = external_id.clone();
     }

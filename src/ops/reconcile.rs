@@ -119,7 +119,10 @@ pub fn user_deleting(
                 tenant_id,
                 EventType::GroupMemberRemoved,
                 &group.id,
-                &membership_json(group, &named),
+                &membership_json(
+                    &group_json(group, groups::external_id_of(conn, tenant_id, &group.id)?),
+                    &named,
+                ),
             )?;
         }
     }
@@ -159,9 +162,11 @@ pub fn group_written(
     let removed: BTreeSet<i64> = change.removed_user_pks.iter().copied().collect();
     let joined: Vec<i64> = added.difference(&removed).copied().collect();
     let left: Vec<i64> = removed.difference(&added).copied().collect();
+    // The group as its events store it, membership events too: with its externalId then,
+    // which apps go by (WorkOS's `idp_id`) after the group is gone.
+    let stored = group_with_external_id(conn, group_pk, &group)?;
 
     if change.created {
-        let stored = group_with_external_id(conn, group_pk, &group)?;
         events::append(
             conn,
             actor,
@@ -183,7 +188,6 @@ pub fn group_written(
         if let Some(old) = &change.external_id_from {
             previous["externalId"] = old.clone();
         }
-        let stored = group_with_external_id(conn, group_pk, &group)?;
         events::append(
             conn,
             actor,
@@ -198,7 +202,7 @@ pub fn group_written(
         (EventType::GroupMemberRemoved, &left),
     ] {
         for user in users::ids_and_names(conn, tenant_id, pks)? {
-            let payload = membership_json(&group, &user);
+            let payload = membership_json(&stored, &user);
             events::append(conn, actor, tenant_id, kind, &group.id, &payload)?;
         }
     }
@@ -1219,25 +1223,24 @@ fn record(
 /// What a membership event stores: the group, and the directory user with its member's id
 /// (none in test mode, or before a sync made one): enough to name the person after their
 /// member and user rows are gone.
-fn membership_json(group: &DirectoryGroup, user: &users::Named) -> Value {
-    json!({"group": group_json(group),
+fn membership_json(group: &Value, user: &users::Named) -> Value {
+    json!({"group": group,
            "user": {"id": user.id, "userName": user.user_name, "externalId": user.external_id,
                     "memberId": user.member_id}})
 }
 
-fn group_json(g: &DirectoryGroup) -> Value {
-    json!({"id": &*g.id, "displayName": &*g.display_name})
+/// What a group's events store of it: its id, displayName and externalId.
+fn group_json(g: &DirectoryGroup, external_id: Option<String>) -> Value {
+    json!({"id": &*g.id, "displayName": &*g.display_name, "externalId": external_id})
 }
 
-/// What a group's own events store of it: [`group_json`] and its `externalId`.
+/// [`group_json`] of group `group_pk`.
 fn group_with_external_id(
     conn: &Conn,
     group_pk: i64,
     g: &DirectoryGroup,
 ) -> Result<Value, DbError> {
-    let mut stored = group_json(g);
-    stored["externalId"] = json!(groups::external_id(conn, group_pk)?);
-    Ok(stored)
+    Ok(group_json(g, groups::external_id(conn, group_pk)?))
 }
 
 #[cfg(test)]

@@ -788,8 +788,9 @@ fn previous_custom_attributes(attributes: &Value) -> Value {
 
 /// A group as a `dsync.group.*` event names it, from the scimd event's `data`, created when
 /// the group was (the event's time, once the group is gone) and updated by the event. Its
-/// `idp_id` is the one `/directory_groups` gives: the externalId its own events stored
-/// (membership events name the group only), else the group's now, else its id.
+/// `idp_id` is the one `/directory_groups` gives: the externalId its events stored
+/// (membership events stored before 2026-12 name the group only), else the group's now,
+/// else its id.
 fn event_group(conn: &Conn, t: &Tenant, stored: &Value, at: &str) -> Result<Value, DbError> {
     let id = stored["id"].as_str().unwrap_or_default();
     let row = groups::get(conn, t.id, id)?;
