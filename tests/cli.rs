@@ -2064,6 +2064,9 @@ fn a_dry_run_warns_that_the_guard_would_hold_its_deprovisionings() {
     }
     let (_, out, _) = run(d, &["sync", "--dry-run"]);
     assert!(!out.contains("would hold"), "{out}");
+    let (_, out, _) = run(d, &["sync", "--dry-run", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["guard"], serde_json::Value::Null, "{out}");
     // One deactivation passes; the next is held, and the hold stays open.
     for id in &ids[..2] {
         scim(
@@ -2079,6 +2082,15 @@ fn a_dry_run_warns_that_the_guard_would_hold_its_deprovisionings() {
     assert!(out.contains("suspend 1"), "{out}");
     assert!(
         out.contains("would hold this: a hold is open (`scimd guard show`)"),
+        "{out}"
+    );
+    // The same for a script reading the JSON.
+    let (ok, out, err) = run(d, &["sync", "--dry-run", "--json"]);
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json["guard"],
+        serde_json::json!({"would_hold": 1, "reason": "open_hold"}),
         "{out}"
     );
 }

@@ -297,29 +297,44 @@ fn parse_time(s: &str) -> Result<String, String> {
 pub fn sync(db: &Db, args: SyncArgs) -> CliResult {
     let tenant = tenant_id(db, &args.tenant)?;
     let run = block_on(reconcile::force(db, &Actor::cli(), tenant, args.dry_run))?;
+    // What the guard would make of a report not applied, as the sync page warns of it.
+    let n = run.report.deprovisionings();
+    let forecast = match run.dry_run {
+        true => block_on(guard::would_trip(db, tenant, n))?,
+        false => None,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&run)?)?;
+        let mut json = serde_json::to_value(&run)?;
+        if run.dry_run {
+            json["guard"] = match forecast {
+                Some(guard::Forecast::Threshold(threshold)) => serde_json::json!(
+                    {"would_hold": n, "reason": "threshold", "threshold": threshold}
+                ),
+                Some(guard::Forecast::OpenHold) => {
+                    serde_json::json!({"would_hold": n, "reason": "open_hold"})
+                }
+                None => serde_json::Value::Null,
+            };
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&json)?)?;
     } else if args.csv {
         write!(out, "{}", for_stdout(&run.report.to_csv()))?;
     } else {
         writeln!(out, "{}", run_headline(&run))?;
-        if run.dry_run {
-            let n = run.report.deprovisionings();
-            match block_on(guard::would_trip(db, tenant, n))? {
-                Some(guard::Forecast::Threshold(threshold)) => writeln!(
-                    out,
-                    "the guard against mass deprovisioning would hold this: its {n} \
-                     deprovisionings, with those applied in the last hour, are more than it \
-                     allows ({threshold})"
-                )?,
-                Some(guard::Forecast::OpenHold) => writeln!(
-                    out,
-                    "the guard against mass deprovisioning would hold this: a hold is open \
-                     (`scimd guard show`), and it holds every deprovisioning, these {n} too"
-                )?,
-                None => {}
-            }
+        match forecast {
+            Some(guard::Forecast::Threshold(threshold)) => writeln!(
+                out,
+                "the guard against mass deprovisioning would hold this: its {n} \
+                 deprovisionings, with those applied in the last hour, are more than it \
+                 allows ({threshold})"
+            )?,
+            Some(guard::Forecast::OpenHold) => writeln!(
+                out,
+                "the guard against mass deprovisioning would hold this: a hold is open \
+                 (`scimd guard show`), and it holds every deprovisioning, these {n} too"
+            )?,
+            None => {}
         }
         write!(out, "{}", printable(&run.report.to_text()))?;
     }
