@@ -92,17 +92,22 @@ where
     })
 }
 
+/// Columns 2 to 6 of a member query: its profile.
+fn profile(r: &Row) -> rusqlite::Result<Profile> {
+    Ok(Profile {
+        email: r.get(2)?,
+        user_name: r.get(3)?,
+        given_name: r.get(4)?,
+        family_name: r.get(5)?,
+        display_name: r.get(6)?,
+    })
+}
+
 fn from_row(r: &Row) -> rusqlite::Result<MemberRow> {
     Ok(MemberRow {
         pk: r.get(0)?,
         id: r.get(1)?,
-        profile: Profile {
-            email: r.get(2)?,
-            user_name: r.get(3)?,
-            given_name: r.get(4)?,
-            family_name: r.get(5)?,
-            display_name: r.get(6)?,
-        },
+        profile: profile(r)?,
         role: parsed(r, 7)?,
         role_reason: r.get(8)?,
         status: parsed(r, 9)?,
@@ -394,13 +399,7 @@ pub fn for_plan(conn: &Connection, tenant_id: i64) -> Result<Vec<Member>, DbErro
         Ok(Member {
             pk: r.get(0)?,
             id: r.get(1)?,
-            profile: Profile {
-                email: r.get(2)?,
-                user_name: r.get(3)?,
-                given_name: r.get(4)?,
-                family_name: r.get(5)?,
-                display_name: r.get(6)?,
-            },
+            profile: profile(r)?,
             role: parsed(r, 7)?,
             role_reason: r.get(8)?,
             status: parsed(r, 9)?,
