@@ -1167,3 +1167,59 @@ async fn a_keys_last_use_is_written_behind_its_read() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A member's `groups` are part of what apps read of it: joining or leaving a group moves
+/// its `updated_at`, so that an app reading the members changed since its last look finds
+/// it.
+#[tokio::test]
+async fn joining_or_leaving_a_group_is_a_change_updated_since_finds() {
+    let s = TestServer::start().await;
+    let key = api_key(&s, 1).await;
+    let ada = s.create_user("ada@example.com").await;
+    let bob = s.create_user("bob@example.com").await;
+    let r = s
+        .post(
+            "/scim/v2/Groups",
+            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Team", "members": [{"value": bob}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let gid = r.json["id"].as_str().unwrap().to_string();
+    // The last change before the app's look: Carol's creation, after Bob joined.
+    s.create_user("carol@example.com").await;
+    let since = |r: &Resp| -> Vec<String> {
+        r.json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["email"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed = get(&s, &key, "/api/v1/members").await;
+    let last = listed.json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["updated_at"].as_str())
+        .max()
+        .unwrap()
+        .to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let r = s
+        .patch(
+            &format!("/scim/v2/Groups/{gid}"),
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": [{"value": ada}]},
+                                   {"op": "remove", "path": format!("members[value eq \"{bob}\"]")}]}),
+        )
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text);
+    let after = since(&get(&s, &key, &format!("/api/v1/members?updated_since={last}")).await);
+    assert_eq!(
+        after,
+        ["ada@example.com", "bob@example.com", "carol@example.com"],
+        "Ada joined, Bob left; Carol was changed at that time"
+    );
+    s.stop().await;
+}

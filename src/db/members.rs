@@ -926,6 +926,20 @@ pub fn touch(conn: &Connection, pk: i64) -> Result<(), DbError> {
     Ok(())
 }
 
+/// [`touch`] of the members linked to directory users `user_ids` (those that have one).
+pub fn touch_linked(conn: &Connection, tenant_id: i64, user_ids: &[String]) -> Result<(), DbError> {
+    let now = datetime::now();
+    for chunk in user_ids.chunks(in_list_size(user_ids.len())) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "UPDATE OR FAIL members SET updated_at = ?1 WHERE tenant_id = {tenant_id} AND user_id IN ({marks})"
+        ))?;
+        let args = std::iter::once(now.as_str()).chain(chunk.iter().map(String::as_str));
+        stmt.execute(params_from_iter(args))?;
+    }
+    Ok(())
+}
+
 /// Sets whether provisioning manages the member. Seeds follow `managed`: the caller refreshes
 /// them once after its batch (`seeds::refresh`), not once per member.
 pub fn set_managed(conn: &Connection, pk: i64, managed: bool) -> Result<(), DbError> {

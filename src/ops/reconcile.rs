@@ -201,10 +201,17 @@ pub fn group_written(
         (EventType::GroupMemberAdded, &joined),
         (EventType::GroupMemberRemoved, &left),
     ] {
+        let mut moved = Vec::new();
         for user in users::ids_and_names(conn, tenant_id, pks)? {
             let payload = membership_json(&stored, &user);
             events::append(conn, actor, tenant_id, kind, &group.id, &payload)?;
+            if user.member_id.is_some() {
+                moved.push(user.id);
+            }
         }
+        // Their members' `groups` changed: an app reading the members changed since a time
+        // must find them. In test mode too: apps read the groups live.
+        members::touch_linked(conn, tenant_id, &moved)?;
     }
 
     let mut affected: BTreeSet<i64> = joined.into_iter().chain(left).collect();
