@@ -269,7 +269,7 @@ impl Settings {
 
     /// The role a reserved group name `<prefix><role>` stands for, if `group` is one.
     pub fn reserved_role(&self, group: &str) -> Option<&Role> {
-        let rest = fold(group)
+        let rest = fold(group.trim())
             .strip_prefix(&fold(&self.role_prefix))?
             .to_string();
         self.roles.iter().find(|r| r.as_str() == rest)

@@ -107,16 +107,18 @@ impl Serialize for RoleDecision {
     }
 }
 
-/// The role a directory group gives, and whether by its reserved name.
+/// The role a directory group gives, and whether by its reserved name. Spaces at the edges
+/// of a name are not part of it: an IdP that sends `" Sales Team "` means the group a
+/// mapping of `Sales Team` names.
 pub fn role_of_group<'s>(settings: &'s Settings, group: &str) -> Option<(&'s Role, bool)> {
     if let Some(role) = settings.reserved_role(group) {
         return Some((role, true));
     }
-    let name = fold(group);
+    let name = fold(group.trim());
     settings
         .mappings
         .iter()
-        .find(|m| fold(&m.group) == name)
+        .find(|m| fold(m.group.trim()) == name)
         .map(|m| &m.role)
         .filter(|r| settings.rank(r).is_some())
         .map(|r| (r, false))

@@ -645,6 +645,12 @@ fn roles_come_from_the_highest_ranked_mapped_group_else_the_default() {
             &["Eng-Admins", "scimd-role-admin"],
             "admin, from reserved group scimd-role-admin",
         ),
+        // Spaces at a name's edges are not part of it (an IdP that pads its names).
+        (&[" Eng-Admins "], "admin, from group  Eng-Admins "),
+        (
+            &["\tscimd-role-owner "],
+            "owner, from reserved group \tscimd-role-owner ",
+        ),
     ];
     for (groups, want) in cases {
         let got = roles::decide(&in_groups(user("u", "a@x.io"), groups).groups, &s);
