@@ -466,7 +466,7 @@ pub struct DirectoryUser {
 impl DirectoryUser {
     /// Reads a stored user's canonical data (see `scim::resource`).
     pub fn from_data(id: &str, data: &Map<String, Value>, groups: Vec<DirectoryGroup>) -> Self {
-        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).and_then(member_text);
         let emails = data.get("emails").and_then(Value::as_array);
         let email = emails
             .and_then(|list| {
@@ -476,14 +476,13 @@ impl DirectoryUser {
             })
             .and_then(|e| text(e.get("value")));
         let name = data.get("name");
-        let person = |v: Option<&Value>| v.and_then(Value::as_str).and_then(person_name);
         DirectoryUser {
             id: id.to_string(),
             user_name: text(data.get("userName")).unwrap_or_default(),
             email,
-            given_name: person(name.and_then(|n| n.get("givenName"))),
-            family_name: person(name.and_then(|n| n.get("familyName"))),
-            display_name: person(data.get("displayName")),
+            given_name: text(name.and_then(|n| n.get("givenName"))),
+            family_name: text(name.and_then(|n| n.get("familyName"))),
+            display_name: text(data.get("displayName")),
             active: data.get("active").and_then(Value::as_bool),
             groups,
             external_id: data.get("externalId").cloned(),
@@ -532,12 +531,13 @@ impl DirectoryUser {
     }
 }
 
-/// A name of a person as members carry it: without the spaces at its edges, and none if
-/// that leaves nothing (authentik sends `familyName: " "` for a person without one, and
-/// apps should not show a blank).
-pub fn person_name(name: &str) -> Option<String> {
-    Some(name.trim())
-        .filter(|n| !n.is_empty())
+/// A name, email or userName of a person as members carry it: without the spaces at its
+/// edges, and none if that leaves nothing (authentik sends `familyName: " "` for a person
+/// without one, and apps should not show a blank; ` ada@x.org ` is Ada's address, and
+/// must match her member rather than make a second one).
+pub fn member_text(value: &str) -> Option<String> {
+    Some(value.trim())
+        .filter(|v| !v.is_empty())
         .map(str::to_string)
 }
 

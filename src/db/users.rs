@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use super::assign::Assignments;
 use super::paging::{self, Listed};
 use super::{DbError, ListQuery, Page};
-use crate::model::{DirectoryGroup, DirectoryUser, person_name};
+use crate::model::{DirectoryGroup, DirectoryUser, member_text};
 use crate::scim::filter::fold;
 use crate::scim::schema::ENTERPRISE_URN;
 use crate::scim::{datetime, resource};
@@ -881,20 +881,23 @@ struct SyncName<'a> {
 impl SyncFields<'_> {
     /// What `DirectoryUser::from_data` makes of the same JSON.
     fn into_user(self, id: String, groups: Vec<DirectoryGroup>) -> DirectoryUser {
-        let person = |v: Option<Cow<str>>| v.as_deref().and_then(person_name);
+        let text = |v: Option<&str>| v.and_then(member_text);
         let emails = self.emails.unwrap_or_default();
         let email = DirectoryUser::chosen_email(&emails, |e| e.primary == Some(true));
         let (given_name, family_name) = match self.name {
-            Some(n) => (person(n.given_name), person(n.family_name)),
+            Some(n) => (
+                text(n.given_name.as_deref()),
+                text(n.family_name.as_deref()),
+            ),
             None => (None, None),
         };
         DirectoryUser {
             id,
-            user_name: self.user_name.map(Cow::into_owned).unwrap_or_default(),
-            email: email.and_then(|e| e.value.as_deref()).map(str::to_string),
+            user_name: text(self.user_name.as_deref()).unwrap_or_default(),
+            email: text(email.and_then(|e| e.value.as_deref())),
             given_name,
             family_name,
-            display_name: person(self.display_name),
+            display_name: text(self.display_name.as_deref()),
             active: self.active,
             groups,
             external_id: self.external_id,
@@ -1131,6 +1134,8 @@ mod tests {
             r#"{"userName":"g","title":"Lead","userType":null,"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D","costCenter":7,"manager":{"value":"m1"}}}"#,
             r#"{"userName":"h","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":"odd"}"#,
             r#"{"userName":"i","name":{"givenName":" Ivy ","familyName":" "},"displayName":"\t"}"#,
+            r#"{"userName":" j@x.org ","emails":[{"value":" J@X.org\n","primary":true}]}"#,
+            r#"{"userName":"  ","emails":[{"value":" "}]}"#,
         ];
         for (i, data) in stored.iter().enumerate() {
             let row = create(&conn, 1, &user(json!({"userName": format!("u{i}")}))).unwrap();
@@ -1149,6 +1154,12 @@ mod tests {
         }
         assert_eq!(read[0].email.as_deref(), Some("ada@x.org"));
         assert_eq!(read[1].user_name, "caf\u{e9} \"q\"");
+        let person = |u: &DirectoryUser| (u.user_name.clone(), u.email.clone());
+        assert_eq!(
+            person(&read[11]),
+            ("j@x.org".into(), Some("J@X.org".into()))
+        );
+        assert_eq!(person(&read[12]), (String::new(), None));
         assert_eq!(
             Value::Object(read[8].attributes.clone()),
             json!({"title": "Lead", "department": "R&D", "costCenter": 7, "manager": "m1"})

@@ -1292,3 +1292,20 @@ fn the_pages_plan_plans_every_user_handed_over_and_falls_back_after_a_write_betw
     let fallen_back = plan_at_once(&f.db, &conn, f.tenant, &before, &settings).unwrap();
     assert_eq!(Report::new(&fallen_back), whole);
 }
+
+/// An IdP that pads a person's email and userName with spaces names the same person: the
+/// member carries them trimmed, and the same address unpadded finds that member instead
+/// of making a second one.
+#[test]
+fn a_padded_email_is_the_same_persons() {
+    let f = Fixture::new();
+    f.create_user_from(json!({"userName": " sp@x.io ",
+        "emails": [{"value": " SP@x.io ", "primary": true}], "active": true}));
+    let member = f.member();
+    assert_eq!(member.profile.email.as_deref(), Some("SP@x.io"));
+    assert_eq!(member.profile.user_name.as_deref(), Some("sp@x.io"));
+    f.create_user_from(json!({"userName": "sp@x.io",
+        "emails": [{"value": "sp@x.io", "primary": true}], "active": true}));
+    assert_eq!(f.members().len(), 1, "one person, one member");
+    assert_eq!(f.report().summary(), "skip 1");
+}
