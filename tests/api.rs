@@ -1177,15 +1177,7 @@ async fn joining_or_leaving_a_group_is_a_change_updated_since_finds() {
     let key = api_key(&s, 1).await;
     let ada = s.create_user("ada@example.com").await;
     let bob = s.create_user("bob@example.com").await;
-    let r = s
-        .post(
-            "/scim/v2/Groups",
-            &json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                    "displayName": "Team", "members": [{"value": bob}]}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let gid = r.json["id"].as_str().unwrap().to_string();
+    let gid = s.create_group("Team", &[&bob]).await;
     // The last change before the app's look: Carol's creation, after Bob joined.
     s.create_user("carol@example.com").await;
     let since = |r: &Resp| -> Vec<String> {

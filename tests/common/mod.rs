@@ -256,6 +256,23 @@ impl TestServer {
         r.json["id"].as_str().unwrap().to_string()
     }
 
+    /// Creates a group of the users `members` and returns its id.
+    pub async fn create_group(&self, name: &str, members: &[&str]) -> String {
+        let members: Vec<_> = members
+            .iter()
+            .map(|id| serde_json::json!({"value": id}))
+            .collect();
+        let r = self
+            .post(
+                "/scim/v2/Groups",
+                &serde_json::json!({"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": name, "members": members}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.json["id"].as_str().unwrap().to_string()
+    }
+
     /// A one-time setup link for the first admin, as `scimd serve` prints it.
     pub fn setup_link(&self) -> String {
         let secret = scimd::auth::random_hex(32);
