@@ -598,15 +598,16 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
-    /// [`Db::snapshot`] on the calling thread: for blocking work that reads a second
-    /// snapshot beside the one it holds, on a thread of its own.
-    pub fn snapshot_here<T, E, F>(&self, f: F) -> Result<T, E>
+    /// [`Db::snapshot`] on the calling thread, with a connection the pool has free at once
+    /// (`None` when it has none): for blocking work that reads a second snapshot beside the
+    /// one it holds, on a thread of its own, and would rather do without than wait.
+    pub fn snapshot_here<T, E, F>(&self, f: F) -> Option<Result<T, E>>
     where
         E: From<DbError>,
         F: FnOnce(&Connection) -> Result<T, E>,
     {
-        let conn = self.conn()?;
-        in_snapshot(&conn, f)
+        let conn = self.pool.try_get()?;
+        Some(in_snapshot(&conn, f))
     }
 }
 

@@ -1045,9 +1045,9 @@ fn full_plan(conn: &Conn, tenant_id: i64, settings: &Settings) -> Result<Planned
 /// batches, while a second connection of `db`, in a snapshot of its own, reads the
 /// members; its thread indexes them and plans the users handed over so far, then each
 /// batch as it comes ([`sync::plan_streamed`]). Equal plan versions say the two snapshots
-/// saw the same directory and members; when a write came between them, all is read again
-/// on `conn` and planned there. Nothing here is needed to apply the plan (a page's
-/// report).
+/// saw the same directory and members; when a write came between them, or the pool had no
+/// second connection free, all is read on `conn` and planned there. Nothing here is
+/// needed to apply the plan (a page's report).
 pub fn plan_at_once(
     db: &Db,
     conn: &Conn,
@@ -1066,8 +1066,9 @@ pub fn plan_at_once(
             let members = db.snapshot_here(|c| match same(c)? {
                 true => members::for_plan(c, tenant_id).map(Some),
                 false => Ok(None),
-            })?;
-            // Another state: dropping `batches` stops the reading.
+            });
+            // No connection, or another state: dropping `batches` stops the reading.
+            let members = members.transpose()?.flatten();
             let Some(members) = members else {
                 return Ok(None);
             };
