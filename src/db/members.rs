@@ -384,35 +384,70 @@ pub fn list(conn: &Connection, tenant_id: i64) -> Result<Vec<MemberRow>, DbError
 /// up (a third of the read), for such a plan sees which users the directory has. (Only
 /// directory users are linked: a seed never is.)
 pub fn for_plan(conn: &Connection, tenant_id: i64) -> Result<Vec<Member>, DbError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT m.pk, m.id, m.email, m.user_name, m.given_name, m.family_name,
-                m.display_name, m.role, m.role_reason, m.status, m.managed, m.source,
-                m.user_id, m.delete_after IS NOT NULL
-         FROM members m WHERE m.tenant_id = ?1 ORDER BY m.pk",
-    )?;
+    let mut stmt =
+        conn.prepare_cached(&format!("{FOR_PLAN} WHERE m.tenant_id = ?1 ORDER BY m.pk"))?;
     // Room for them all at once, as `users::all_directory_users` makes.
     let count: i64 = conn
         .prepare_cached("SELECT coalesce(sum(n), 0) FROM member_counts WHERE tenant_id = ?1")?
         .query_row([tenant_id], |r| r.get(0))?;
     let mut out = Vec::with_capacity(count as usize);
-    let rows = stmt.query_map([tenant_id], |r| {
-        Ok(Member {
-            pk: r.get(0)?,
-            id: r.get(1)?,
-            profile: profile(r)?,
-            role: parsed(r, 7)?,
-            role_reason: r.get(8)?,
-            status: parsed(r, 9)?,
-            managed: r.get(10)?,
-            source: parsed(r, 11)?,
-            link: link(r.get(12)?, false),
-            deletion_scheduled: r.get(13)?,
-        })
-    })?;
-    for member in rows {
+    for member in stmt.query_map([tenant_id], for_plan_row)? {
         out.push(member?);
     }
     Ok(out)
+}
+
+/// The columns [`for_plan`] reads.
+const FOR_PLAN: &str = "SELECT m.pk, m.id, m.email, m.user_name, m.given_name, m.family_name,
+        m.display_name, m.role, m.role_reason, m.status, m.managed, m.source,
+        m.user_id, m.delete_after IS NOT NULL
+ FROM members m";
+
+fn for_plan_row(r: &Row) -> rusqlite::Result<Member> {
+    Ok(Member {
+        pk: r.get(0)?,
+        id: r.get(1)?,
+        profile: profile(r)?,
+        role: parsed(r, 7)?,
+        role_reason: r.get(8)?,
+        status: parsed(r, 9)?,
+        managed: r.get(10)?,
+        source: parsed(r, 11)?,
+        link: link(r.get(12)?, false),
+        deletion_scheduled: r.get(13)?,
+    })
+}
+
+/// Member `id` of tenant `tenant_id` as [`for_plan`] reads it.
+pub fn for_plan_by_id(
+    conn: &Connection,
+    tenant_id: i64,
+    id: &str,
+) -> Result<Option<Member>, DbError> {
+    let mut stmt =
+        conn.prepare_cached(&format!("{FOR_PLAN} WHERE m.tenant_id = ?1 AND m.id = ?2"))?;
+    Ok(stmt
+        .query_row(params![tenant_id, id], for_plan_row)
+        .optional()?)
+}
+
+/// The ids of tenant `tenant_id`'s members that a directory user matches by `key` (a
+/// folded email or userName), and of the one linked to directory user `user_id`.
+pub fn holding_key(
+    conn: &Connection,
+    tenant_id: i64,
+    key: Option<&str>,
+    user_id: Option<&str>,
+) -> Result<Vec<String>, DbError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id FROM members WHERE tenant_id = ?1 AND email_fold = ?2
+         UNION SELECT id FROM members WHERE tenant_id = ?1 AND user_name_fold = ?2
+         UNION SELECT id FROM members WHERE tenant_id = ?1 AND user_id = ?3",
+    )?;
+    let ids = stmt
+        .query_map(params![tenant_id, key, user_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
 }
 
 /// Which members a list shows; empty shows all.

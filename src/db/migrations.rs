@@ -142,6 +142,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0036_stored_plans",
         include_str!("migrations/0036_stored_plans.sql"),
     ),
+    (
+        "0037_plan_touches",
+        include_str!("migrations/0037_plan_touches.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with

@@ -15,14 +15,17 @@ pub struct StoredPlan {
     pub planner: String,
     pub report: String,
     pub looked_at: i64,
+    /// The last [`touch_seq`] its snapshot saw: touches up to it are dropped when it is
+    /// stored.
+    pub touched_to: i64,
 }
 
 /// Tenant `tenant_id`'s stored plan, if it has one.
 pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT created_at, plan_version, planner, report, looked_at FROM stored_plans
-              WHERE tenant_id = ?1",
+            "SELECT created_at, plan_version, planner, report, looked_at, touched_to
+               FROM stored_plans WHERE tenant_id = ?1",
         )?
         .query_row([tenant_id], |r| {
             Ok(StoredPlan {
@@ -30,41 +33,73 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbEr
                 planner: r.get(2)?,
                 report: r.get(3)?,
                 looked_at: r.get(4)?,
+                touched_to: r.get(5)?,
             })
         })
         .optional()?)
 }
 
+/// A stored plan's report, as text, with the plan version it was made at and its
+/// `touched_to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReport {
+    pub text: String,
+    pub plan_version: i64,
+    pub touched_to: i64,
+}
+
 /// What tenant `tenant_id`'s stored plan holds for a server whose plan is `version` by
-/// `planner`: the last load of the page it knows of, and the report only when the stored
-/// plan is that one (a stale report, megabytes at 100 000 members, is not read).
+/// `planner`: the last load of the page it knows of, and the report when that build made
+/// it for this tenant, at `version` or, if its text is at most `stale_at_most` bytes, at an
+/// earlier one (to bring up to date). A longer stale report (megabytes at 100 000
+/// members) is not read.
 pub fn current(
     conn: &Connection,
     tenant_id: i64,
     version: &(String, i64),
     planner: &str,
-) -> Result<Option<(i64, Option<String>)>, DbError> {
+    stale_at_most: usize,
+) -> Result<Option<(i64, Option<StoredReport>)>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT looked_at, CASE WHEN created_at = ?2 AND plan_version = ?3 AND planner = ?4
-                                     THEN report END
+            "SELECT looked_at, CASE WHEN created_at = ?2 AND planner = ?4
+                                      AND (plan_version = ?3 OR length(report) <= ?5)
+                                     THEN report END, plan_version, touched_to
                FROM stored_plans WHERE tenant_id = ?1",
         )?
-        .query_row(params![tenant_id, version.0, version.1, planner], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            params![
+                tenant_id,
+                version.0,
+                version.1,
+                planner,
+                stale_at_most as i64
+            ],
+            |r| {
+                let text: Option<String> = r.get(1)?;
+                let (plan_version, touched_to) = (r.get(2)?, r.get(3)?);
+                let report = text.map(|text| StoredReport {
+                    text,
+                    plan_version,
+                    touched_to,
+                });
+                Ok((r.get(0)?, report))
+            },
+        )
         .optional()?)
 }
 
 /// Stores `plan` as tenant `tenant_id`'s, unless the one stored was made at a later plan
-/// version of the same tenant (two plans stored out of order keep the newer).
+/// version of the same tenant (two plans stored out of order keep the newer), and drops
+/// the tenant's touches up to the plan's.
 pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), DbError> {
     conn.prepare_cached(
-        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report, looked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report, looked_at, touched_to)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (tenant_id) DO UPDATE SET created_at = excluded.created_at,
              plan_version = excluded.plan_version, planner = excluded.planner,
-             report = excluded.report, looked_at = max(looked_at, excluded.looked_at)
+             report = excluded.report, looked_at = max(looked_at, excluded.looked_at),
+             touched_to = excluded.touched_to
          WHERE excluded.created_at <> created_at OR excluded.plan_version >= plan_version",
     )?
     .execute(params![
@@ -73,9 +108,85 @@ pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), D
         plan.version.1,
         plan.planner,
         plan.report,
-        plan.looked_at
+        plan.looked_at,
+        plan.touched_to
     ])?;
+    // Touched_to says how far they went, in the row just written or a later one's.
+    conn.prepare_cached("DELETE FROM plan_touches WHERE tenant_id = ?1 AND seq <= ?2")?
+        .execute(params![tenant_id, plan.touched_to])?;
     Ok(())
+}
+
+/// The last touch written to any tenant (`plan_touches`): a plan made in this snapshot
+/// misses exactly the touches after it.
+pub fn touch_seq(conn: &Connection) -> Result<i64, DbError> {
+    Ok(conn
+        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'plan_touches'")?
+        .query_row([], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Notes that anything in tenant `tenant_id`'s plan may have moved: for writes made with
+/// triggers off (`tenants::MemberBatch`).
+pub fn touch_everything(conn: &Connection, tenant_id: i64) -> Result<(), DbError> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO plan_touches (tenant_id, kind, key) VALUES (?1, 0, '')",
+    )?
+    .execute([tenant_id])?;
+    Ok(())
+}
+
+/// What was written to tenant `tenant_id` since touch `since` ([`touch_seq`]), as far as
+/// its plan is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Directory users, by SCIM id (deleted ones too).
+    pub users: Vec<String>,
+    /// Members, by id (deleted ones too).
+    pub members: Vec<String>,
+    /// Emails and userNames (folded, as stored) that a user or member held and may no
+    /// longer hold.
+    pub keys: Vec<String>,
+}
+
+/// The touches of tenant `tenant_id` after `since`, or `None` when they cannot say what
+/// moved: anything may have (settings, roles, a bulk write), there are more than
+/// `at_most`, or touches after `since` were dropped already.
+pub fn touched_since(
+    conn: &Connection,
+    tenant_id: i64,
+    since: i64,
+    at_most: usize,
+) -> Result<Option<Touched>, DbError> {
+    let dropped_to: i64 = conn
+        .prepare_cached("SELECT touched_to FROM stored_plans WHERE tenant_id = ?1")?
+        .query_row([tenant_id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(0);
+    if since < dropped_to {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, key FROM plan_touches WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = stmt.query(params![tenant_id, since, at_most as i64 + 1])?;
+    let mut touched = Touched::default();
+    let mut n = 0;
+    while let Some(r) = rows.next()? {
+        n += 1;
+        let key: String = r.get(1)?;
+        match r.get::<_, i64>(0)? {
+            1 => touched.users.push(key),
+            2 => touched.members.push(key),
+            3 => touched.keys.push(key),
+            _ => return Ok(None),
+        }
+        if n > at_most {
+            return Ok(None);
+        }
+    }
+    Ok(Some(touched))
 }
 
 /// Notes that tenant `tenant_id`'s page was loaded at `at` (Unix seconds), unless its stored
@@ -120,7 +231,75 @@ mod tests {
             planner: "p".into(),
             report: report.into(),
             looked_at: 100 + version,
+            touched_to: 0,
         }
+    }
+
+    /// Touches name each person and key written once, however often; say "anything"
+    /// for settings; go up to a plan's when it is stored, after which a plan made before
+    /// it cannot be brought up to date.
+    #[test]
+    fn touches_say_who_moved_since_a_plan_and_go_when_a_later_one_is_stored() {
+        let conn = db();
+        let user = |id: &str, name: &str| {
+            conn.execute(
+                "INSERT INTO users (tenant_id, id, user_name, user_name_fold, data, created, last_modified, version)
+                 VALUES (2, ?1, ?2, lower(?2), '{}', 't', 't', 1)",
+                [id, name],
+            )
+            .unwrap();
+        };
+        let start = touch_seq(&conn).unwrap();
+        user("u1", "Ada");
+        user("u2", "Bob");
+        conn.execute_batch(
+            "UPDATE users SET user_name = 'Al', user_name_fold = 'al' WHERE id = 'u1';
+             UPDATE users SET version = 2 WHERE id = 'u1';
+             DELETE FROM users WHERE id = 'u2';",
+        )
+        .unwrap();
+        let touched = touched_since(&conn, 2, start, 10).unwrap().unwrap();
+        assert_eq!(touched.users, ["u1", "u2"]);
+        assert_eq!(touched.keys, ["ada", "bob"]);
+        assert!(touched.members.is_empty());
+        assert_eq!(
+            touched_since(&conn, 1, start, 10).unwrap(),
+            Some(Touched::default())
+        );
+        assert_eq!(touched_since(&conn, 2, start, 3).unwrap(), None, "too many");
+        let seq = touch_seq(&conn).unwrap();
+        assert_eq!(
+            touched_since(&conn, 2, seq, 10).unwrap(),
+            Some(Touched::default())
+        );
+        put(
+            &conn,
+            2,
+            &StoredPlan {
+                touched_to: seq - 1,
+                ..plan(5, "five")
+            },
+        )
+        .unwrap();
+        let left: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM plan_touches WHERE tenant_id = 2",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 1, "the last touch is after the plan");
+        assert_eq!(touched_since(&conn, 2, start, 10).unwrap(), None, "dropped");
+        assert_eq!(
+            touched_since(&conn, 2, seq - 1, 10).unwrap().unwrap().keys,
+            ["bob"]
+        );
+        crate::db::settings::save(&conn, 2, &crate::model::Settings::default()).unwrap();
+        assert_eq!(
+            touched_since(&conn, 2, seq, 10).unwrap(),
+            None,
+            "anyone may move"
+        );
     }
 
     #[test]
@@ -132,14 +311,33 @@ mod tests {
         put(&conn, 2, &plan(6, "six")).unwrap();
         assert_eq!(get(&conn, 2).unwrap(), Some(plan(7, "seven")));
         let seven = ("t2".to_string(), 7);
+        let report = |text: &str| StoredReport {
+            text: text.into(),
+            plan_version: 7,
+            touched_to: 0,
+        };
         assert_eq!(
-            current(&conn, 2, &seven, "p").unwrap(),
-            Some((107, Some("seven".into())))
+            current(&conn, 2, &seven, "p", 0).unwrap(),
+            Some((107, Some(report("seven"))))
         );
-        assert_eq!(current(&conn, 2, &seven, "q").unwrap(), Some((107, None)));
         assert_eq!(
-            current(&conn, 2, &("t2".into(), 6), "p").unwrap(),
+            current(&conn, 2, &seven, "q", 9).unwrap(),
             Some((107, None))
+        );
+        let eight = ("t2".into(), 8);
+        assert_eq!(
+            current(&conn, 2, &eight, "p", 4).unwrap(),
+            Some((107, None)),
+            "stale, and longer"
+        );
+        assert_eq!(
+            current(&conn, 2, &eight, "p", 5).unwrap(),
+            Some((107, Some(report("seven"))))
+        );
+        assert_eq!(
+            current(&conn, 2, &("t3".into(), 7), "p", 9).unwrap(),
+            Some((107, None)),
+            "another tenant's"
         );
         assert_eq!(tenants(&conn, 107).unwrap(), vec![2]);
         assert_eq!(

@@ -231,6 +231,8 @@ const PURGE: &[&str] = &[
        AND type <> 'tenant.deleted' LIMIT ?2)",
     "DELETE FROM scim_requests WHERE rowid IN (SELECT rowid FROM scim_requests WHERE tenant_id = ?1 LIMIT ?2)",
     "DELETE FROM sync_runs WHERE rowid IN (SELECT rowid FROM sync_runs WHERE tenant_id = ?1 LIMIT ?2)",
+    // Last: deleting users and members above touches them.
+    "DELETE FROM plan_touches WHERE seq IN (SELECT seq FROM plan_touches WHERE tenant_id = ?1 LIMIT ?2)",
 ];
 
 /// Deletes at most `limit` rows of tenant `id`, which [`mark_deleting`] marked, from the
@@ -317,6 +319,7 @@ impl MemberBatch<'_> {
         self.conn
             .prepare_cached("UPDATE tenants SET plan_version = plan_version + 1 WHERE id = ?1")?
             .execute([self.tenant_id])?;
+        super::plans::touch_everything(self.conn, self.tenant_id)?;
         super::members::apply_count_moves(self.conn, self.tenant_id, moves)
     }
 }

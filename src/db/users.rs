@@ -723,6 +723,60 @@ pub(super) fn directory_groups_sql(n: usize) -> String {
     )
 }
 
+/// Trims the white space Rust's `str::trim` trims (`char::is_whitespace`) off folded
+/// column `col`, as migration 0037's indexes of users' plan keys do: written the same, so
+/// that SQLite uses them.
+macro_rules! plan_key {
+    ($col:literal) => {
+        concat!(
+            "trim(",
+            $col,
+            ", char(9, 10, 11, 12, 13, 32, 133, 160, 5760, 8192, 8193, 8194, 8195, 8196, 8197, 8198, 8199, 8200, 8201, 8202, 8232, 8233, 8239, 8287, 12288))"
+        )
+    };
+}
+
+/// The directory users of tenant `tenant_id` who may match by `key` (an email or userName,
+/// folded and trimmed, as `sync::plan` matches by): by SCIM id, those whose userName or any
+/// email is `key` once trimmed.
+pub fn holding_key(conn: &Connection, tenant_id: i64, key: &str) -> Result<Vec<String>, DbError> {
+    let ids = conn
+        .prepare_cached(HOLDING_KEY)?
+        .query_map(params![tenant_id, key], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+const HOLDING_KEY: &str = concat!(
+    "SELECT id FROM users WHERE tenant_id = ?1 AND origin = 'idp' AND ",
+    plan_key!("user_name_fold"),
+    " = ?2
+     UNION
+     SELECT u.id FROM user_emails e JOIN users u ON u.pk = e.user_pk
+      WHERE e.tenant_id = ?1 AND u.origin = 'idp' AND ",
+    plan_key!("e.value_fold"),
+    " = ?2"
+);
+
+/// The pks of tenant `tenant_id`'s directory users (not seeds) with these SCIM ids, in pk
+/// order: the directory's.
+pub fn directory_pks(conn: &Connection, tenant_id: i64, ids: &[&str]) -> Result<Vec<i64>, DbError> {
+    let mut pks = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(",");
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT pk FROM users WHERE tenant_id = ? AND origin = 'idp' AND id IN ({marks})"
+        ))?;
+        let params = std::iter::once(SqlValue::Integer(tenant_id))
+            .chain(chunk.iter().map(|id| SqlValue::Text(id.to_string())));
+        for pk in stmt.query_map(params_from_iter(params), |r| r.get(0))? {
+            pks.push(pk?);
+        }
+    }
+    pks.sort_unstable();
+    Ok(pks)
+}
+
 /// [`directory_users`] for a user the IdP has just written (`row`, as stored): its groups
 /// are read, the user itself is not read back and parsed again.
 pub fn written_directory_user(conn: &Connection, row: &UserRow) -> Result<DirectoryUser, DbError> {
@@ -978,6 +1032,34 @@ mod tests {
 
     fn user(v: Value) -> Map<String, Value> {
         normalize(&USER_RESOURCE, v).unwrap()
+    }
+
+    /// The people holding a key are found by key, with white space at the key's edges
+    /// (a padded userName or email) as the plan trims it, in an index, not a scan.
+    #[test]
+    fn the_holders_of_a_key_are_found_trimmed_by_index() {
+        let conn = fresh_db();
+        let padded = create(
+            &conn,
+            1,
+            &user(json!({"userName": " Ada\t", "emails": [{"value": "\u{a0}ADA@x.io "}]})),
+        )
+        .unwrap();
+        let other = create(&conn, 1, &user(json!({"userName": "ada@x.io"}))).unwrap();
+        assert_eq!(
+            holding_key(&conn, 1, "ada").unwrap(),
+            std::slice::from_ref(&padded.id)
+        );
+        let mut both = holding_key(&conn, 1, "ada@x.io").unwrap();
+        both.sort();
+        let mut want = vec![padded.id, other.id];
+        want.sort();
+        assert_eq!(both, want);
+        assert_eq!(holding_key(&conn, 2, "ada").unwrap(), Vec::<String>::new());
+        let plan = paging::plan_of(&conn, HOLDING_KEY, &[1.into(), "ada".to_string().into()]);
+        assert!(plan.contains("USING INDEX users_plan_key"), "{plan}");
+        assert!(plan.contains("USING INDEX user_emails_plan_key"), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
     }
 
     /// Deleting a user moves the version of the users it manages, and theirs only, found

@@ -19,6 +19,8 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
+#[cfg(test)]
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
@@ -707,6 +709,9 @@ struct PlansInner {
     /// (or two loads) never make the same plan twice at once: a plan of 100 000 members
     /// takes half a second and a few hundred MiB at its peak.
     planning: tokio::sync::Mutex<()>,
+    /// How many plans were made whole rather than brought up to date.
+    #[cfg(test)]
+    made_whole: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -719,7 +724,14 @@ struct CachedPlan {
     /// When the tenant's page was last loaded (Unix seconds): its plan is kept current in
     /// the background for [`WATCH_FOR`] after that.
     looked_at: i64,
+    /// The last touch (`db::plans::touch_seq`) its snapshot saw: from there it is
+    /// brought up to date ([`since::replan`]).
+    touched_to: i64,
 }
+
+/// The longest stored report read back to bring up to date after a restart (of about
+/// 10 000 changes): a longer one costs about as much to read as planning the tenant whole.
+const STALE_BASE_AT_MOST: usize = 4 << 20;
 
 /// How long after the last load of a tenant's page its plan is kept current in the
 /// background (and read back or made again at start): past it, the tenant costs nothing
@@ -792,7 +804,8 @@ impl Plans {
                     return Ok((hit.report, hit.settings, None));
                 }
                 let settings = settings::get(c, tenant_id)?;
-                let stored = stored_plans::current(c, tenant_id, &version, planner())?;
+                let stored =
+                    stored_plans::current(c, tenant_id, &version, planner(), STALE_BASE_AT_MOST)?;
                 let stored_look = stored.as_ref().map(|(at, _)| *at);
                 // The last load of the page this process or the stored plan knows of.
                 let looked_at = match asker {
@@ -804,23 +817,43 @@ impl Plans {
                         .or(stored_look)
                         .unwrap_or(now),
                 };
-                let stored_report = stored.and_then(|(_, report)| report);
-                let (report, store) = match read_back(tenant_id, stored_report) {
-                    Some(report) => {
+                let read = stored.and_then(|(_, report)| report).and_then(|s| {
+                    let report = read_back(tenant_id, s.text)?;
+                    Some((report, s.plan_version, s.touched_to))
+                });
+                let (report, touched_to, store) = match read {
+                    Some((report, at, touched_to)) if at == version.1 => {
                         let later = stored_look.is_some_and(|at| at < looked_at);
-                        (report, later.then_some(Store::Look(looked_at)))
+                        (report, touched_to, later.then_some(Store::Look(looked_at)))
                     }
-                    None => {
-                        let changes = plan_at_once(&beside, c, tenant_id, &version, &settings)?;
-                        let report = Report::new(&changes);
+                    stale => {
+                        let touched_to = stored_plans::touch_seq(c)?;
+                        let stale = stale.map(|(report, _, since)| (Arc::new(report), since));
+                        let report = match cache.base(tenant_id, &version, &settings).or(stale) {
+                            Some((base, since)) => {
+                                since::replan(c, tenant_id, &base, since, &settings)?
+                            }
+                            None => None,
+                        };
+                        let report = match report {
+                            Some(report) => report,
+                            None => {
+                                #[cfg(test)]
+                                cache.inner.made_whole.fetch_add(1, Ordering::Relaxed);
+                                let changes =
+                                    plan_at_once(&beside, c, tenant_id, &version, &settings)?;
+                                Report::new(&changes)
+                            }
+                        };
                         let entries: Vec<&ReportEntry> = report.entries().collect();
                         let made = serde_json::to_string(&entries).ok().map(|text| StoredPlan {
                             version: version.clone(),
                             planner: planner().to_string(),
                             report: text,
                             looked_at,
+                            touched_to,
                         });
-                        (report, made.map(Store::Plan))
+                        (report, touched_to, made.map(Store::Plan))
                     }
                 };
                 let report = Arc::new(report);
@@ -829,6 +862,7 @@ impl Plans {
                     report: report.clone(),
                     settings: settings.clone(),
                     looked_at,
+                    touched_to,
                 };
                 cache.lock().insert(tenant_id, cached);
                 Ok((report, settings, store))
@@ -918,6 +952,20 @@ impl Plans {
         }
     }
 
+    /// The last plan of tenant `tenant_id` (the same tenant, not one deleted and made again
+    /// under its id) under `settings`, to bring up to date, with its last touch.
+    fn base(
+        &self,
+        tenant_id: i64,
+        version: &(String, i64),
+        settings: &Settings,
+    ) -> Option<(Arc<Report>, i64)> {
+        self.lock()
+            .get(&tenant_id)
+            .filter(|p| p.version.0 == version.0 && p.settings == *settings)
+            .map(|p| (p.report.clone(), p.touched_to))
+    }
+
     fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {
         self.lock()
             .get(&tenant_id)
@@ -936,8 +984,8 @@ impl Plans {
 
 /// The report of tenant `tenant_id`'s stored plan, when it is current (its text), if it
 /// reads back.
-fn read_back(tenant_id: i64, text: Option<String>) -> Option<Report> {
-    match serde_json::from_str::<Vec<ReportEntry>>(&text?) {
+fn read_back(tenant_id: i64, text: String) -> Option<Report> {
+    match serde_json::from_str::<Vec<ReportEntry>>(&text) {
         Ok(entries) => Some(Report::of_entries(entries)),
         Err(e) => {
             tracing::debug!(tenant_id, error = %e, "a stored plan did not read back");
@@ -1251,5 +1299,6 @@ fn group_with_external_id(
     Ok(group_json(g, groups::external_id(conn, group_pk)?))
 }
 
+mod since;
 #[cfg(test)]
 mod tests;

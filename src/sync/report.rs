@@ -108,7 +108,9 @@ impl Serialize for Counts {
 pub struct Report {
     pub counts: Counts,
     /// The changes, grouped by kind in [`ChangeKind`] order (kinds without changes left
-    /// out); within a kind, in plan order.
+    /// out); within a kind, by subject, then member and directory user (one person's in
+    /// plan order): an order that does not hang on which people were planned together, so
+    /// a plan brought up to date reads as one made whole.
     pub changes: BTreeMap<ChangeKind, Vec<ReportEntry>>,
 }
 
@@ -117,17 +119,29 @@ impl Report {
         Report::of_entries(plan.iter().map(ReportEntry::of))
     }
 
-    /// The report of these entries, in their order within each kind: what
-    /// [`Report::entries`] gave, read back.
+    /// The report of these entries: what [`Report::entries`] gave, read back.
     pub fn of_entries(entries: impl IntoIterator<Item = ReportEntry>) -> Report {
         let mut changes: BTreeMap<ChangeKind, Vec<ReportEntry>> = BTreeMap::new();
         for entry in entries {
             changes.entry(entry.kind).or_default().push(entry);
         }
+        // A stable sort: one person's entries of a kind keep the plan's order.
+        for entries in changes.values_mut() {
+            entries.sort_by(|a, b| {
+                (&a.subject, &a.member_id, &a.user_id).cmp(&(&b.subject, &b.member_id, &b.user_id))
+            });
+        }
         Report {
             counts: Counts::listing(|k| changes.get(&k).map_or(0, Vec::len)),
             changes,
         }
+    }
+
+    /// This report with the entries `moved` says are about people planned again replaced
+    /// by the changes `plan` made for them.
+    pub fn replacing(&self, moved: impl Fn(&ReportEntry) -> bool, plan: &[Change]) -> Report {
+        let kept = self.entries().filter(|e| !moved(e)).cloned();
+        Report::of_entries(kept.chain(plan.iter().map(ReportEntry::of)))
     }
 
     /// Every entry, in kind order.
