@@ -2001,9 +2001,13 @@ fn the_sync_page_serves_its_stored_plan_after_a_restart_until_the_directory_chan
     assert!(page.contains("stand-in@example.com"), "{page}");
     server.stop();
 
-    // A change while no server ran (another process's write moves the plan version).
-    conn.execute("UPDATE tenants SET plan_version = plan_version + 1", [])
-        .unwrap();
+    // A change while no server ran, by another process, that may move anyone.
+    conn.execute(
+        "INSERT INTO tenant_settings (tenant_id, on_delete, updated_at) VALUES (1, 'delete', 't')
+         ON CONFLICT (tenant_id) DO UPDATE SET on_delete = 'delete'",
+        [],
+    )
+    .unwrap();
     let server = Serving::start(d, &[], Stdio::null());
     let page = sync_page(&server);
     assert!(!page.contains("stand-in@example.com"), "{page}");

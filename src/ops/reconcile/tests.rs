@@ -1554,6 +1554,9 @@ fn the_pages_plan_after_a_write_plans_again_only_whom_it_moved() {
     // After a restart, the stored plan is brought up to date.
     f.set_active(&users[4], false);
     let restarted = Plans::default();
-    assert_eq!(*block_on(restarted.report(&f.db, f.tenant)).unwrap().0, f.report());
+    assert_eq!(
+        *block_on(restarted.report(&f.db, f.tenant)).unwrap().0,
+        f.report()
+    );
     assert_eq!(restarted.inner.made_whole.load(Ordering::Relaxed), 0);
 }
