@@ -1,6 +1,7 @@
-//! Stored plan reports (`stored_plans`): the last whole-tenant plan of each tenant whose
-//! sync page was looked at, kept across restarts by `ops::reconcile::Plans`. The report is
-//! opaque text here; what it means, and when it may be served, is the use case's.
+//! Stored plan reports (`stored_plans`): the last whole-tenant plan of each tenant, kept
+//! across restarts by `ops::reconcile::Plans`, and what was written since it was made
+//! (`plan_touches`). The report is opaque text here; what it means, and when it may be
+//! served, is the use case's.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -87,6 +88,26 @@ pub fn current(
             },
         )
         .optional()?)
+}
+
+/// Whether tenant `tenant_id`'s stored plan is its plan at `version` by `planner`.
+pub fn is_current(
+    conn: &Connection,
+    tenant_id: i64,
+    version: &(String, i64),
+    planner: &str,
+) -> Result<bool, DbError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM stored_plans WHERE tenant_id = ?1 AND created_at = ?2
+                AND plan_version = ?3 AND planner = ?4",
+        )?
+        .query_row(
+            params![tenant_id, version.0, version.1, planner],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// Stores `plan` as tenant `tenant_id`'s, unless the one stored was made at a later plan
@@ -197,17 +218,6 @@ pub fn looked_at(conn: &Connection, tenant_id: i64, at: i64) -> Result<(), DbErr
     )?
     .execute(params![tenant_id, at])?;
     Ok(())
-}
-
-/// The live tenants with a stored plan whose page was loaded at `since` or later.
-pub fn tenants(conn: &Connection, since: i64) -> Result<Vec<i64>, DbError> {
-    Ok(conn
-        .prepare(
-            "SELECT p.tenant_id FROM stored_plans p JOIN tenants t ON t.id = p.tenant_id
-              WHERE t.deleting_at IS NULL AND p.looked_at >= ?1 ORDER BY p.tenant_id",
-        )?
-        .query_map([since], |r| r.get(0))?
-        .collect::<Result<_, _>>()?)
 }
 
 #[cfg(test)]
@@ -338,12 +348,6 @@ mod tests {
             current(&conn, 2, &("t3".into(), 7), "p", 9).unwrap(),
             Some((107, None)),
             "another tenant's"
-        );
-        assert_eq!(tenants(&conn, 107).unwrap(), vec![2]);
-        assert_eq!(
-            tenants(&conn, 108).unwrap(),
-            Vec::<i64>::new(),
-            "not loaded since"
         );
         looked_at(&conn, 2, 200).unwrap();
         looked_at(&conn, 2, 150).unwrap();

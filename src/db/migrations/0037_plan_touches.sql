@@ -5,6 +5,8 @@
 -- "anything may have moved" (settings, roles, role mappings, a bulk member write); 1 a
 -- directory user by SCIM id; 2 a member by id; 3 a key a user or member no longer holds
 -- (folded, as stored), which people still holding it may now match or be free of.
+-- Since this migration every tenant's plan is made and stored, whether its page was
+-- looked at or not (`stored_plans.looked_at` 0: never), so that the first look finds it.
 -- Triggers rather than calls in Rust, as for the plan version (0014): a write path that
 -- forgot the call would show admins a stale plan. A touch is written again as a delete
 -- and an insert, not `INSERT OR REPLACE`: the writing statement's own conflict clause

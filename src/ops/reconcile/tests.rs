@@ -1122,11 +1122,69 @@ fn a_stale_stored_plan_is_made_again_at_start() {
         assert_eq!(stored.version, version, "stored again");
         let report = plans.get(f.tenant, &version).unwrap().report;
         assert_eq!(report.counts.get(ChangeKind::Create), 1);
-        // Not looked at lately: neither planned nor watched.
-        assert!(!plans.lock().contains_key(&other));
+        // Not looked at lately: planned again, but kept in the database only.
+        let other_version = tenants::plan_version(&f.conn(), other).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while stored_plans::get(&f.conn(), other)
+            .unwrap()
+            .unwrap()
+            .version
+            != other_version
+        {
+            assert!(Instant::now() < deadline, "not planned at start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(!plans.lock().contains_key(&other), "not watched");
+        let stored = stored_plans::get(&f.conn(), other).unwrap().unwrap();
         assert_eq!(
-            stored_plans::get(&f.conn(), other).unwrap().unwrap(),
-            other_stored
+            stored.looked_at, other_stored.looked_at,
+            "not looked at since"
+        );
+    });
+}
+
+/// A tenant whose page nobody ever loaded has its plan made in the background, at start
+/// and after writes, and kept in the database only, so that the first load of its page
+/// finds it made.
+#[test]
+fn a_tenant_nobody_looked_at_has_its_plan_made_before_its_first_look() {
+    let f = Fixture::new();
+    f.update_settings(|s| s.test_mode = true);
+    f.create_user("ada@x.io", true);
+    let stored = || stored_plans::get(&f.conn(), f.tenant).unwrap();
+    assert_eq!(stored(), None);
+    current_thread().block_on(async {
+        let plans = Plans::default();
+        plans.keep_current(f.db.clone());
+        let planned = |f: &Fixture| {
+            let version = tenants::plan_version(&f.conn(), f.tenant).unwrap();
+            stored_plans::get(&f.conn(), f.tenant)
+                .unwrap()
+                .is_some_and(|s| s.version == version)
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while !planned(&f) {
+            assert!(Instant::now() < deadline, "not planned at start");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(stored().unwrap().looked_at, 0, "never looked at");
+        assert!(plans.lock().is_empty(), "not kept in memory");
+        f.create_user("bob@x.io", true);
+        let deadline = Instant::now() + SETTLE * 10;
+        while !planned(&f) {
+            assert!(Instant::now() < deadline, "not planned after the write");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let report = plans.report(&f.db, f.tenant).await.unwrap().0;
+        assert_eq!(report.counts.get(ChangeKind::Create), 2);
+        assert_eq!(
+            plans.inner.made_whole.load(Ordering::Relaxed),
+            1,
+            "only at start"
+        );
+        assert!(
+            plans.lock().contains_key(&f.tenant),
+            "watched from its first look"
         );
     });
 }
