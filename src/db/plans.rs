@@ -16,17 +16,14 @@ pub struct StoredPlan {
     pub planner: String,
     pub report: String,
     pub looked_at: i64,
-    /// The last [`touch_seq`] its snapshot saw: touches up to it are dropped when it is
-    /// stored.
-    pub touched_to: i64,
 }
 
 /// Tenant `tenant_id`'s stored plan, if it has one.
 pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT created_at, plan_version, planner, report, looked_at, touched_to
-               FROM stored_plans WHERE tenant_id = ?1",
+            "SELECT created_at, plan_version, planner, report, looked_at FROM stored_plans
+              WHERE tenant_id = ?1",
         )?
         .query_row([tenant_id], |r| {
             Ok(StoredPlan {
@@ -34,19 +31,16 @@ pub fn get(conn: &Connection, tenant_id: i64) -> Result<Option<StoredPlan>, DbEr
                 planner: r.get(2)?,
                 report: r.get(3)?,
                 looked_at: r.get(4)?,
-                touched_to: r.get(5)?,
             })
         })
         .optional()?)
 }
 
-/// A stored plan's report, as text, with the plan version it was made at and its
-/// `touched_to`.
+/// A stored plan's report, as text, with the plan version it was made at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredReport {
     pub text: String,
     pub plan_version: i64,
-    pub touched_to: i64,
 }
 
 /// What tenant `tenant_id`'s stored plan holds for a server whose plan is `version` by
@@ -65,7 +59,7 @@ pub fn current(
         .prepare_cached(
             "SELECT looked_at, CASE WHEN created_at = ?2 AND planner = ?4
                                       AND (plan_version = ?3 OR length(report) <= ?5)
-                                     THEN report END, plan_version, touched_to
+                                     THEN report END, plan_version
                FROM stored_plans WHERE tenant_id = ?1",
         )?
         .query_row(
@@ -78,12 +72,8 @@ pub fn current(
             ],
             |r| {
                 let text: Option<String> = r.get(1)?;
-                let (plan_version, touched_to) = (r.get(2)?, r.get(3)?);
-                let report = text.map(|text| StoredReport {
-                    text,
-                    plan_version,
-                    touched_to,
-                });
+                let plan_version = r.get(2)?;
+                let report = text.map(|text| StoredReport { text, plan_version });
                 Ok((r.get(0)?, report))
             },
         )
@@ -112,15 +102,14 @@ pub fn is_current(
 
 /// Stores `plan` as tenant `tenant_id`'s, unless the one stored was made at a later plan
 /// version of the same tenant (two plans stored out of order keep the newer), and drops
-/// the tenant's touches up to the plan's.
+/// the tenant's touches older than the plan.
 pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), DbError> {
     conn.prepare_cached(
-        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report, looked_at, touched_to)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO stored_plans (tenant_id, created_at, plan_version, planner, report, looked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (tenant_id) DO UPDATE SET created_at = excluded.created_at,
              plan_version = excluded.plan_version, planner = excluded.planner,
-             report = excluded.report, looked_at = max(looked_at, excluded.looked_at),
-             touched_to = excluded.touched_to
+             report = excluded.report, looked_at = max(looked_at, excluded.looked_at)
          WHERE excluded.created_at <> created_at OR excluded.plan_version >= plan_version",
     )?
     .execute(params![
@@ -129,37 +118,28 @@ pub fn put(conn: &Connection, tenant_id: i64, plan: &StoredPlan) -> Result<(), D
         plan.version.1,
         plan.planner,
         plan.report,
-        plan.looked_at,
-        plan.touched_to
+        plan.looked_at
     ])?;
-    // Touched_to says how far they went, in the row just written or a later one's.
-    conn.prepare_cached("DELETE FROM plan_touches WHERE tenant_id = ?1 AND seq <= ?2")?
-        .execute(params![tenant_id, plan.touched_to])?;
+    // The stored plan's version says how far they went: this one's, or a later one's.
+    conn.prepare_cached("DELETE FROM plan_touches WHERE tenant_id = ?1 AND version < ?2")?
+        .execute(params![tenant_id, plan.version.1])?;
     Ok(())
-}
-
-/// The last touch written to any tenant (`plan_touches`): a plan made in this snapshot
-/// misses exactly the touches after it.
-pub fn touch_seq(conn: &Connection) -> Result<i64, DbError> {
-    Ok(conn
-        .prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'plan_touches'")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0))
 }
 
 /// Notes that anything in tenant `tenant_id`'s plan may have moved: for writes made with
 /// triggers off (`tenants::MemberBatch`).
 pub fn touch_everything(conn: &Connection, tenant_id: i64) -> Result<(), DbError> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO plan_touches (tenant_id, kind, key) VALUES (?1, 0, '')",
+        "INSERT INTO plan_touches (tenant_id, kind, key, version)
+         SELECT id, 0, '', plan_version FROM tenants WHERE id = ?1
+         ON CONFLICT (tenant_id, kind, key) DO UPDATE SET version = excluded.version",
     )?
     .execute([tenant_id])?;
     Ok(())
 }
 
-/// What was written to tenant `tenant_id` since touch `since` ([`touch_seq`]), as far as
-/// its plan is concerned.
+/// What was written to tenant `tenant_id` since its plan version `since`, as far as its
+/// plan is concerned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {
     /// Directory users, by SCIM id (deleted ones too).
@@ -171,9 +151,10 @@ pub struct Touched {
     pub keys: Vec<String>,
 }
 
-/// The touches of tenant `tenant_id` after `since`, or `None` when they cannot say what
-/// moved: anything may have (settings, roles, a bulk write), there are more than
-/// `at_most`, or touches after `since` were dropped already.
+/// The touches of tenant `tenant_id` since its plan version `since` (which may include the
+/// last write a plan at `since` saw), or `None` when they cannot say what moved: anything
+/// may have (settings, roles, a bulk write), there are more than `at_most`, or touches
+/// since `since` were dropped already (a plan stored since is newer).
 pub fn touched_since(
     conn: &Connection,
     tenant_id: i64,
@@ -181,7 +162,7 @@ pub fn touched_since(
     at_most: usize,
 ) -> Result<Option<Touched>, DbError> {
     let dropped_to: i64 = conn
-        .prepare_cached("SELECT touched_to FROM stored_plans WHERE tenant_id = ?1")?
+        .prepare_cached("SELECT plan_version FROM stored_plans WHERE tenant_id = ?1")?
         .query_row([tenant_id], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
@@ -189,7 +170,7 @@ pub fn touched_since(
         return Ok(None);
     }
     let mut stmt = conn.prepare_cached(
-        "SELECT kind, key FROM plan_touches WHERE tenant_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        "SELECT kind, key FROM plan_touches WHERE tenant_id = ?1 AND version >= ?2 LIMIT ?3",
     )?;
     let mut rows = stmt.query(params![tenant_id, since, at_most as i64 + 1])?;
     let mut touched = Touched::default();
@@ -241,13 +222,12 @@ mod tests {
             planner: "p".into(),
             report: report.into(),
             looked_at: 100 + version,
-            touched_to: 0,
         }
     }
 
     /// Touches name each person and key written once, however often; say "anything"
-    /// for settings; go up to a plan's when it is stored, after which a plan made before
-    /// it cannot be brought up to date.
+    /// for settings; and those older than a plan go when it is stored, after which a plan
+    /// made before it cannot be brought up to date.
     #[test]
     fn touches_say_who_moved_since_a_plan_and_go_when_a_later_one_is_stored() {
         let conn = db();
@@ -259,7 +239,8 @@ mod tests {
             )
             .unwrap();
         };
-        let start = touch_seq(&conn).unwrap();
+        let version = || crate::db::tenants::plan_version(&conn, 2).unwrap().1;
+        let start = version();
         user("u1", "Ada");
         user("u2", "Bob");
         conn.execute_batch(
@@ -273,40 +254,28 @@ mod tests {
         assert_eq!(touched.keys, ["ada", "bob"]);
         assert!(touched.members.is_empty());
         assert_eq!(
-            touched_since(&conn, 1, start, 10).unwrap(),
+            touched_since(&conn, 1, 0, 10).unwrap(),
             Some(Touched::default())
         );
         assert_eq!(touched_since(&conn, 2, start, 3).unwrap(), None, "too many");
-        let seq = touch_seq(&conn).unwrap();
+        let now = version();
         assert_eq!(
-            touched_since(&conn, 2, seq, 10).unwrap(),
+            touched_since(&conn, 2, now + 1, 10).unwrap(),
             Some(Touched::default())
         );
-        put(
-            &conn,
-            2,
-            &StoredPlan {
-                touched_to: seq - 1,
-                ..plan(5, "five")
-            },
-        )
-        .unwrap();
-        let left: i64 = conn
+        put(&conn, 2, &plan(now, "now")).unwrap();
+        let older: i64 = conn
             .query_row(
-                "SELECT count(*) FROM plan_touches WHERE tenant_id = 2",
-                [],
+                "SELECT count(*) FROM plan_touches WHERE tenant_id = 2 AND version < ?1",
+                [now],
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(left, 1, "the last touch is after the plan");
+        assert_eq!(older, 0);
         assert_eq!(touched_since(&conn, 2, start, 10).unwrap(), None, "dropped");
-        assert_eq!(
-            touched_since(&conn, 2, seq - 1, 10).unwrap().unwrap().keys,
-            ["bob"]
-        );
         crate::db::settings::save(&conn, 2, &crate::model::Settings::default()).unwrap();
         assert_eq!(
-            touched_since(&conn, 2, seq, 10).unwrap(),
+            touched_since(&conn, 2, now, 10).unwrap(),
             None,
             "anyone may move"
         );
@@ -324,7 +293,6 @@ mod tests {
         let report = |text: &str| StoredReport {
             text: text.into(),
             plan_version: 7,
-            touched_to: 0,
         };
         assert_eq!(
             current(&conn, 2, &seven, "p", 0).unwrap(),

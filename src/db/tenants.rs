@@ -232,7 +232,8 @@ const PURGE: &[&str] = &[
     "DELETE FROM scim_requests WHERE rowid IN (SELECT rowid FROM scim_requests WHERE tenant_id = ?1 LIMIT ?2)",
     "DELETE FROM sync_runs WHERE rowid IN (SELECT rowid FROM sync_runs WHERE tenant_id = ?1 LIMIT ?2)",
     // Last: deleting users and members above touches them.
-    "DELETE FROM plan_touches WHERE seq IN (SELECT seq FROM plan_touches WHERE tenant_id = ?1 LIMIT ?2)",
+    "DELETE FROM plan_touches WHERE (tenant_id, kind, key) IN
+       (SELECT tenant_id, kind, key FROM plan_touches WHERE tenant_id = ?1 LIMIT ?2)",
 ];
 
 /// Deletes at most `limit` rows of tenant `id`, which [`mark_deleting`] marked, from the

@@ -723,10 +723,10 @@ pub(super) fn directory_groups_sql(n: usize) -> String {
     )
 }
 
-/// Trims the white space Rust's `str::trim` trims (`char::is_whitespace`) off folded
-/// column `col`, as migration 0037's indexes of users' plan keys do: written the same, so
+/// `trim(col, …)` of the white space Rust's `str::trim` trims (`char::is_whitespace`), as
+/// migration 0037's indexes of padded userNames and emails write it: written the same, so
 /// that SQLite uses them.
-macro_rules! plan_key {
+macro_rules! trimmed {
     ($col:literal) => {
         concat!(
             "trim(",
@@ -747,15 +747,26 @@ pub fn holding_key(conn: &Connection, tenant_id: i64, key: &str) -> Result<Vec<S
     Ok(ids)
 }
 
+/// By the indexes of the folds, and by those of the few padded ones (`users_padded`,
+/// `user_emails_padded`).
 const HOLDING_KEY: &str = concat!(
-    "SELECT id FROM users WHERE tenant_id = ?1 AND origin = 'idp' AND ",
-    plan_key!("user_name_fold"),
-    " = ?2
+    "SELECT id FROM users WHERE tenant_id = ?1 AND user_name_fold = ?2 AND origin = 'idp'
+     UNION
+     SELECT id FROM users WHERE tenant_id = ?1 AND user_name_fold <> ",
+    trimmed!("user_name_fold"),
+    " AND ",
+    trimmed!("user_name_fold"),
+    " = ?2 AND origin = 'idp'
      UNION
      SELECT u.id FROM user_emails e JOIN users u ON u.pk = e.user_pk
-      WHERE e.tenant_id = ?1 AND u.origin = 'idp' AND ",
-    plan_key!("e.value_fold"),
-    " = ?2"
+      WHERE e.value_fold = ?2 AND e.tenant_id = ?1 AND u.origin = 'idp'
+     UNION
+     SELECT u.id FROM user_emails e JOIN users u ON u.pk = e.user_pk
+      WHERE e.tenant_id = ?1 AND e.value_fold <> ",
+    trimmed!("e.value_fold"),
+    " AND ",
+    trimmed!("e.value_fold"),
+    " = ?2 AND u.origin = 'idp'"
 );
 
 /// The pks of tenant `tenant_id`'s directory users (not seeds) with these SCIM ids, in pk
@@ -1057,8 +1068,13 @@ mod tests {
         assert_eq!(both, want);
         assert_eq!(holding_key(&conn, 2, "ada").unwrap(), Vec::<String>::new());
         let plan = paging::plan_of(&conn, HOLDING_KEY, &[1.into(), "ada".to_string().into()]);
-        assert!(plan.contains("USING INDEX users_plan_key"), "{plan}");
-        assert!(plan.contains("USING INDEX user_emails_plan_key"), "{plan}");
+        for index in ["users_user_name", "users_padded", "user_emails_padded"] {
+            assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
+        }
+        assert!(
+            plan.contains("USING COVERING INDEX") || plan.contains("user_emails_value"),
+            "{plan}"
+        );
         assert!(!plan.contains("SCAN"), "{plan}");
     }
 

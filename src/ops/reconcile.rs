@@ -727,9 +727,6 @@ struct CachedPlan {
     /// When the tenant's page was last loaded (Unix seconds): its plan is kept current in
     /// the background for [`WATCH_FOR`] after that.
     looked_at: i64,
-    /// The last touch (`db::plans::touch_seq`) its snapshot saw: from there it is
-    /// brought up to date ([`since::replan`]).
-    touched_to: i64,
 }
 
 /// The longest stored report read back to bring up to date after a restart (of about
@@ -827,18 +824,16 @@ impl Plans {
                     Asker::Page => now,
                     Asker::Background => cached_look.or(stored_look).unwrap_or(0),
                 };
-                let read = stored.and_then(|(_, report)| report).and_then(|s| {
-                    let report = read_back(tenant_id, s.text)?;
-                    Some((report, s.plan_version, s.touched_to))
-                });
-                let (report, touched_to, store) = match read {
-                    Some((report, at, touched_to)) if at == version.1 => {
+                let read = stored
+                    .and_then(|(_, report)| report)
+                    .and_then(|s| Some((read_back(tenant_id, s.text)?, s.plan_version)));
+                let (report, store) = match read {
+                    Some((report, at)) if at == version.1 => {
                         let later = stored_look.is_some_and(|at| at < looked_at);
-                        (report, touched_to, later.then_some(Store::Look(looked_at)))
+                        (report, later.then_some(Store::Look(looked_at)))
                     }
                     stale => {
-                        let touched_to = stored_plans::touch_seq(c)?;
-                        let stale = stale.map(|(report, _, since)| (Arc::new(report), since));
+                        let stale = stale.map(|(report, at)| (Arc::new(report), at));
                         let report = match cache.base(tenant_id, &version, &settings).or(stale) {
                             Some((base, since)) => {
                                 since::replan(c, tenant_id, &base, since, &settings)?
@@ -861,9 +856,8 @@ impl Plans {
                             planner: planner().to_string(),
                             report: text,
                             looked_at,
-                            touched_to,
                         });
-                        (report, touched_to, made.map(Store::Plan))
+                        (report, made.map(Store::Plan))
                     }
                 };
                 let report = Arc::new(report);
@@ -873,7 +867,6 @@ impl Plans {
                         report: report.clone(),
                         settings: settings.clone(),
                         looked_at,
-                        touched_to,
                     };
                     cache.lock().insert(tenant_id, cached);
                 }
@@ -969,7 +962,7 @@ impl Plans {
     }
 
     /// The last plan of tenant `tenant_id` (the same tenant, not one deleted and made again
-    /// under its id) under `settings`, to bring up to date, with its last touch.
+    /// under its id) under `settings`, to bring up to date, with its plan version.
     fn base(
         &self,
         tenant_id: i64,
@@ -979,7 +972,7 @@ impl Plans {
         self.lock()
             .get(&tenant_id)
             .filter(|p| p.version.0 == version.0 && p.settings == *settings)
-            .map(|p| (p.report.clone(), p.touched_to))
+            .map(|p| (p.report.clone(), p.version.1))
     }
 
     fn get(&self, tenant_id: i64, version: &(String, i64)) -> Option<CachedPlan> {

@@ -24,7 +24,7 @@ use crate::sync::{self};
 /// (about 0.2 s at 100 000 members) is about as quick.
 const AT_MOST: usize = 2_000;
 
-/// Report `base`, made when the last touch was `since`, brought up to date with tenant
+/// Report `base`, made at plan version `since`, brought up to date with tenant
 /// `tenant_id`'s writes after it, in `conn`'s snapshot; `None` when the tenant must be
 /// planned whole: its touches say anything may have moved, or too many people did.
 pub fn replan(
