@@ -119,6 +119,12 @@ impl Fixture {
     }
 
     fn rename_group(&self, group_pk: i64, name: &str) {
+        self.try_rename_group(group_pk, name).unwrap();
+    }
+
+    /// A group's displayName replaced, then the hook; an error if another group has the
+    /// name.
+    fn try_rename_group(&self, group_pk: i64, name: &str) -> Result<(), DbError> {
         let mut conn = self.conn();
         crate::db::write_sync(&mut conn, |tx| {
             let old: String = tx.query_row(
@@ -136,7 +142,6 @@ impl Fixture {
             };
             group_written(tx, &self.actor(), self.tenant, group_pk, &change)
         })
-        .unwrap();
     }
 
     fn delete_group(&self, group_pk: i64) {
@@ -1505,22 +1510,8 @@ fn random_writes_replanned(seed: u64) -> usize {
                     0 => f.delete_group(group_pk),
                     _ => {
                         let name = names[rng.random_range(0..names.len())];
-                        write(&|tx| {
-                            let old: String = tx.query_row(
-                                "SELECT display_name FROM groups WHERE pk = ?1",
-                                [group_pk],
-                                |r| r.get(0),
-                            )?;
-                            tx.execute(
-                                "UPDATE groups SET display_name = ?2, display_name_fold = lower(?2) WHERE pk = ?1",
-                                rusqlite::params![group_pk, name],
-                            )?;
-                            let change = GroupChange {
-                                renamed_from: Some(old),
-                                ..GroupChange::default()
-                            };
-                            group_written(tx, &f.actor(), f.tenant, group_pk, &change)
-                        })
+                        // Refused when another group has the name.
+                        let _ = f.try_rename_group(group_pk, name);
                     }
                 }
             }
