@@ -80,24 +80,28 @@ pub fn current(
         .optional()?)
 }
 
-/// Whether tenant `tenant_id`'s stored plan is its plan at `version` by `planner`.
-pub fn is_current(
+/// Whether tenant `tenant_id`'s stored plan may be left as it is by a server whose plan is
+/// `version` by `planner`: it is current, or its report is longer than `long` bytes (too
+/// long to bring up to date, so planned again only when someone asks for it).
+pub fn may_stay(
     conn: &Connection,
     tenant_id: i64,
     version: &(String, i64),
     planner: &str,
+    long: usize,
 ) -> Result<bool, DbError> {
     Ok(conn
         .prepare_cached(
-            "SELECT 1 FROM stored_plans WHERE tenant_id = ?1 AND created_at = ?2
-                AND plan_version = ?3 AND planner = ?4",
+            "SELECT (created_at = ?2 AND plan_version = ?3 AND planner = ?4)
+                    OR length(report) > ?5
+               FROM stored_plans WHERE tenant_id = ?1",
         )?
         .query_row(
-            params![tenant_id, version.0, version.1, planner],
-            |_| Ok(()),
+            params![tenant_id, version.0, version.1, planner, long as i64],
+            |r| r.get(0),
         )
         .optional()?
-        .is_some())
+        .unwrap_or(false))
 }
 
 /// Stores `plan` as tenant `tenant_id`'s, unless the one stored was made at a later plan

@@ -1150,7 +1150,7 @@ fn a_stale_stored_plan_is_made_again_at_start() {
 
 /// A tenant whose page nobody ever loaded has its plan made in the background, at start
 /// and after writes, and kept in the database only, so that the first load of its page
-/// finds it made.
+/// finds it made; unless its report is too long to bring up to date.
 #[test]
 fn a_tenant_nobody_looked_at_has_its_plan_made_before_its_first_look() {
     let f = Fixture::new();
@@ -1192,6 +1192,19 @@ fn a_tenant_nobody_looked_at_has_its_plan_made_before_its_first_look() {
             "watched from its first look"
         );
     });
+    // A stored report too long to bring up to date is left stale in the background, for
+    // the next look at the page to plan whole.
+    let long = format!("[{}]", " ".repeat(STALE_BASE_AT_MOST));
+    f.conn()
+        .execute("UPDATE stored_plans SET report = ?1", [&long])
+        .unwrap();
+    f.create_user("cy@x.io", true);
+    let unwatched = Plans::default();
+    block_on(unwatched.refresh(&f.db, vec![f.tenant]));
+    assert_eq!(stored().unwrap().report, long, "left stale");
+    let report = block_on(unwatched.report(&f.db, f.tenant)).unwrap().0;
+    assert_eq!(*report, f.report());
+    assert_eq!(unwatched.inner.made_whole.load(Ordering::Relaxed), 1);
 }
 
 /// A plan is kept current only while its page was loaded within the watch window: an older
