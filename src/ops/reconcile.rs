@@ -823,8 +823,15 @@ impl Plans {
                     return Ok(None);
                 }
                 let settings = settings::get(c, tenant_id)?;
+                let cached_base = cache.base(tenant_id, &version, &settings);
+                // A stale stored report is read back only to bring it up to date, when no
+                // plan in memory can be.
+                let stale_at_most = match cached_base {
+                    Some(_) => 0,
+                    None => STALE_BASE_AT_MOST,
+                };
                 let stored =
-                    stored_plans::current(c, tenant_id, &version, planner(), STALE_BASE_AT_MOST)?;
+                    stored_plans::current(c, tenant_id, &version, planner(), stale_at_most)?;
                 let stored_look = stored.as_ref().map(|(at, _)| *at);
                 // The last load of the page this process or the stored plan knows of (0:
                 // never loaded).
@@ -842,7 +849,7 @@ impl Plans {
                     }
                     stale => {
                         let stale = stale.map(|(report, at)| (Arc::new(report), at));
-                        let report = match cache.base(tenant_id, &version, &settings).or(stale) {
+                        let report = match cached_base.or(stale) {
                             Some((base, since)) => {
                                 since::replan(c, tenant_id, &base, since, &settings)?
                             }
