@@ -1090,28 +1090,32 @@ pub async fn import(
     previewed: Option<String>,
 ) -> Result<Result<(usize, ImportSummary), ImportProblem>, DbError> {
     let actor = actor.clone();
-    db.write(move |tx| {
-        let settings = settings::get(tx, tenant_id)?;
-        let rows = match member_csv::parse(&csv, &settings) {
-            Ok(rows) => rows,
-            Err(errors) => return Ok(Err(ImportProblem::Rows(errors))),
-        };
-        if let Some(previewed) = previewed
-            && fingerprint(&row_outcomes(tx, tenant_id, &rows)?) != previewed
-        {
-            let now = preview_rows(tx, &actor, tenant_id, &settings, &rows)?;
-            return Ok(Err(match now.error {
-                Some(e) => ImportProblem::Conflict(e),
-                None => ImportProblem::Changed(Box::new(now)),
-            }));
-        }
-        match import_rows(tx, &actor, tenant_id, &settings, &rows) {
-            Ok(summary) => Ok(Ok((rows.len(), summary))),
-            Err(DbError::Conflict(m)) => Ok(Err(ImportProblem::Conflict(m))),
-            Err(e) => Err(e),
-        }
-    })
-    .await
+    let imported = db
+        .write(move |tx| {
+            let settings = settings::get(tx, tenant_id)?;
+            let rows = match member_csv::parse(&csv, &settings) {
+                Ok(rows) => rows,
+                Err(errors) => return Ok(Err(ImportProblem::Rows(errors))),
+            };
+            if let Some(previewed) = previewed
+                && fingerprint(&row_outcomes(tx, tenant_id, &rows)?) != previewed
+            {
+                let now = preview_rows(tx, &actor, tenant_id, &settings, &rows)?;
+                return Ok(Err(match now.error {
+                    Some(e) => ImportProblem::Conflict(e),
+                    None => ImportProblem::Changed(Box::new(now)),
+                }));
+            }
+            // A conflict is an error here, so that the transaction is rolled back with the
+            // rows imported before it (and their events, whose numbers would be taken again).
+            let summary = import_rows(tx, &actor, tenant_id, &settings, &rows)?;
+            Ok(Ok((rows.len(), summary)))
+        })
+        .await;
+    match imported {
+        Err(DbError::Conflict(m)) => Ok(Err(ImportProblem::Conflict(m))),
+        other => other,
+    }
 }
 
 // --- Export ------------------------------------------------------------------------------

@@ -116,6 +116,39 @@ fn an_import_preview_changes_nothing() {
     assert_eq!(traces(), before);
 }
 
+/// An import whose later row meets another member's userName imports nothing, the rows
+/// before it included: no member, audit entry or event stays, and the next write's event
+/// takes the next number (found by a black-box probe: the earlier rows' events stayed,
+/// the tenant's event counter did not move, and every later event failed).
+#[test]
+fn an_import_that_meets_a_conflict_leaves_nothing_of_its_earlier_rows() {
+    let f = fixture();
+    let actor = Actor::cli();
+    let imported = |csv: &[u8]| block_on(import(&f.db, &actor, f.tenant, csv.to_vec(), None));
+    imported(b"email,userName\nada@x.io,ua\n").unwrap().unwrap();
+    let traces = || -> (i64, i64, i64) {
+        f.db.conn()
+            .unwrap()
+            .query_row(
+                "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
+                    (SELECT count(*) FROM events)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+    };
+    let before = traces();
+    match imported(b"email,userName\nbob@x.io,\ncy@x.io,UA\n").unwrap() {
+        Err(ImportProblem::Conflict(m)) => {
+            assert_eq!(m, "line 3: another member already has this userName \"UA\"")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(traces(), before, "nothing imported");
+    imported(b"email\ndee@x.io\n").unwrap().unwrap();
+    assert_eq!(traces().2, before.2 + 1, "the next event is written");
+}
+
 /// Every entry and event an import writes carries its actor and request id.
 #[test]
 fn an_import_is_recorded_with_its_request() {
