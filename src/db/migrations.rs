@@ -146,6 +146,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0037_plan_touches",
         include_str!("migrations/0037_plan_touches.sql"),
     ),
+    (
+        "0038_event_seq_repair",
+        include_str!("migrations/0038_event_seq_repair.sql"),
+    ),
 ];
 
 /// Migrations that rebuild a table, SQLite's only way to change a constraint. They run with
@@ -324,6 +328,25 @@ mod tests {
         );
         let t = super::super::tenants::create(&conn, "new", "New").unwrap();
         assert_eq!(t.id, 8);
+    }
+
+    /// A tenant whose event counter fell behind its events (a failed CSV import left some)
+    /// numbers its next event past them; the others keep theirs.
+    #[test]
+    fn an_event_counter_behind_its_events_is_moved_past_them() {
+        let (mut conn, _) = stopped_before("0038_event_seq_repair");
+        conn.execute_batch(
+            "INSERT INTO tenants (id, slug, name, created_at, last_event_seq) VALUES (1, 'a', 'A', 't', 1), (2, 'b', 'B', 't', 9);
+             INSERT INTO events (tenant_id, seq, type, subject, payload, created_at) VALUES
+               (1, 1, 'member.created', 's', '{}', 't'), (1, 2, 'member.created', 's', '{}', 't'),
+               (2, 3, 'member.created', 's', '{}', 't');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        assert_eq!(
+            dump(&conn, "SELECT id, last_event_seq FROM tenants ORDER BY id"),
+            ["Integer(1)|Integer(2)", "Integer(2)|Integer(9)"]
+        );
     }
 
     /// Groups stored under one name before names were unique survive the migration apart
