@@ -21,6 +21,19 @@ fn fixture() -> Fixture {
     }
 }
 
+/// How many members, audit entries and events the database holds.
+fn traces(f: &Fixture) -> (i64, i64, i64) {
+    f.db.conn()
+        .unwrap()
+        .query_row(
+            "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
+                (SELECT count(*) FROM events)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+}
+
 #[test]
 fn exports_are_what_the_whole_list_serialises_to() {
     let f = fixture();
@@ -74,17 +87,7 @@ fn an_import_preview_changes_nothing() {
     ))
     .unwrap()
     .unwrap();
-    let traces = || -> (i64, i64, i64) {
-        f.db.conn()
-            .unwrap()
-            .query_row(
-                "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
-                    (SELECT count(*) FROM events)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap()
-    };
+    let traces = || traces(&f);
     let before = traces();
 
     let csv =
@@ -126,17 +129,7 @@ fn an_import_that_meets_a_conflict_leaves_nothing_of_its_earlier_rows() {
     let actor = Actor::cli();
     let imported = |csv: &[u8]| block_on(import(&f.db, &actor, f.tenant, csv.to_vec(), None));
     imported(b"email,userName\nada@x.io,ua\n").unwrap().unwrap();
-    let traces = || -> (i64, i64, i64) {
-        f.db.conn()
-            .unwrap()
-            .query_row(
-                "SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM audit_log),
-                    (SELECT count(*) FROM events)",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .unwrap()
-    };
+    let traces = || traces(&f);
     let before = traces();
     match imported(b"email,userName\nbob@x.io,\ncy@x.io,UA\n").unwrap() {
         Err(ImportProblem::Conflict(m)) => {
